@@ -1,0 +1,30 @@
+# Two commands on a fresh Debian machine with Python 3.11+:
+#   make run    set up .venv and start the app
+#   make test   set up .venv and run the tests (offscreen, no display needed)
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup bench clean
+
+$(STAMP): pyproject.toml scripts/check_system.py
+	$(PYTHON) scripts/check_system.py --python
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python scripts/check_system.py --qt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python main.py
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/registry_bench.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,31 @@
+"""Errors the core raises. Each carries the CLI exit code it maps to."""
+
+
+class KeelError(Exception):
+    """Something the user can fix: a bad file, argument, unknown project or version."""
+
+    exit_code = 2
+
+
+class NotFoundError(KeelError):
+    """An unknown project, version or file."""
+
+
+class ValidationError(KeelError):
+    """Input data that does not fit: says what, where (file, column, row)."""
+
+
+class IntegrityError(KeelError):
+    """A stored artifact failed its integrity or trust check. Not user-fixable."""
+
+    exit_code = 1
+
+
+class Cancelled(KeelError):
+    """Work stopped on request; nothing was written."""
+
+    exit_code = 130
+
+
+class BusyError(KeelError):
+    """Another process holds the lock this work needs."""

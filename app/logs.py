@@ -1,0 +1,27 @@
+"""Logging to the workspace's logs/keel.log: full tracebacks go there, never to the terminal."""
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+_configured: set[Path] = set()
+
+
+def setup_logging(log_path: Path) -> logging.Logger:
+    logger = logging.getLogger("keel")
+    log_path = Path(log_path)
+    if log_path in _configured:
+        return logger
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.handlers.RotatingFileHandler):
+            logger.removeHandler(handler)
+            handler.close()
+    _configured.clear()
+    handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    _configured.add(log_path)
+    return logger
