@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,20 +190,31 @@ def _read_csv_bytes(data: bytes, source: str) -> RawTable:
     frame.columns = header
     if len(frame) == 0:
         raise ValidationError(f"{source}: has a header but no rows")
-    short_rows = frame.isna().any(axis=1)
-    if short_rows.any():
-        first = int(np.flatnonzero(short_rows.to_numpy())[0]) + 1
-        warnings.append(
-            f"{source}: {int(short_rows.sum())} row(s) have fewer fields than the header "
-            f"(first: row {first}); the missing cells are treated as missing"
-        )
-        frame = frame.fillna("")
+    frame = frame.fillna("")
+    # the C parser pads a short row with "" (not NaN), so only a row whose last cell is
+    # empty can be one; recount the fields only when such a row exists
+    if (frame.iloc[:, -1] == "").any():
+        short_rows = _short_rows(text, delimiter, len(header))
+        if short_rows:
+            warnings.append(
+                f"{source}: {len(short_rows)} row(s) have fewer fields than the header "
+                f"(first: row {short_rows[0]}); the missing cells are treated as missing"
+            )
     return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
+
+
+def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
+    """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
+    records = (record for record in csv.reader(io.StringIO(text), delimiter=delimiter) if record)
+    next(records, None)
+    return [row for row, record in enumerate(records, start=1) if len(record) < width]
 
 
 def _describe_parser_error(exc: Exception) -> str:
     message = str(exc).strip().splitlines()[-1]
     message = message.replace("Error tokenizing data. C error: ", "")
+    # "EOF inside string starting at row N" counts file lines from 0
+    message = re.sub(r"starting at row (\d+)", lambda m: f"starting on line {int(m.group(1)) + 1}", message)
     # pandas counts lines from 1 including the header; say so plainly
     return message.replace("in line", "on line").rstrip(".") + " (a ragged row or an unclosed quote)"
 
@@ -223,10 +235,11 @@ def _check_header(names: list, source: str) -> None:
 # --------------------------------------------------------------------------- cell coercion
 def _as_text(series: pd.Series) -> pd.Series:
     """Strip whitespace; missing tokens become NA. Works for text and typed columns."""
-    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        return series.astype(object).where(series.notna(), None).map(lambda v: None if v is None else str(v))
-    text = series.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
-    return text.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.lower() in MISSING_TOKENS) else v)
+    text = series.astype("string")
+    if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        text = text.str.strip()
+    missing = text.isna() | text.str.lower().isin(MISSING_TOKENS)
+    return text.mask(missing)
 
 
 def _is_missing_raw(series: pd.Series) -> pd.Series:
@@ -252,8 +265,9 @@ def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
 def _to_boolean(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float), pd.Series(False, index=series.index)
-    text = _as_text(series).map(lambda v: v.lower() if isinstance(v, str) else v)
-    values = text.map(lambda v: 1.0 if v in TRUE_TOKENS or v in ("1", "1.0") else (0.0 if v in FALSE_TOKENS or v in ("0", "0.0") else np.nan))
+    text = _as_text(series).str.lower()
+    mapping = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
+    values = text.astype(object).map(mapping)
     return values.astype(float), text.notna() & values.isna()
 
 
