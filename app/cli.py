@@ -8,6 +8,7 @@ document, on failure too.
 import argparse
 import json
 import logging
+import math
 import sys
 import traceback
 
@@ -15,6 +16,9 @@ from .core.errors import Cancelled, KeelError
 from .core.settings import parse_param, parse_window
 
 log = logging.getLogger("keel.cli")
+# Until the workspace log is set up, records go nowhere rather than to logging's
+# last-resort handler, which would print a traceback on the terminal.
+logging.getLogger("keel").addHandler(logging.NullHandler())
 
 
 class UsageError(KeelError):
@@ -159,6 +163,15 @@ def extension(register_parser, handlers: dict):
     _HANDLERS.update(handlers)
 
 
+from . import serve_cli as _serve_cli  # noqa: E402  (light: imports the server only when `serve` runs)
+
+extension(_serve_cli.register_parser, _serve_cli.HANDLERS)
+
+from . import runner as _runner  # noqa: E402  (monitor, approve, run; the scheduler loads only when `run` runs)
+
+extension(_runner.register_parser, _runner.HANDLERS)
+
+
 def _handlers():
     return {
         ("project", "create"): lambda keel, a: keel.create_project(a.name, a.data, a.target, a.task, settings_from_args(a)),
@@ -253,7 +266,7 @@ def _format_status(result) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in argv
-    keel = None
+    keel = workspace = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None or (args.command == "project" and not args.project_command):
@@ -261,16 +274,21 @@ def main(argv: list[str] | None = None) -> int:
         key = (args.command, getattr(args, "project_command", None))
         handler = _handlers()[key]
         from .core.lifecycle import Keel
+        from .core.workspace import Workspace
         from .logs import setup_logging
 
-        keel = Keel.open(args.workspace)
-        setup_logging(keel.workspace.log_path)
+        workspace = Workspace.open(args.workspace)
+        setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
+        keel = Keel(workspace)
         log.info("command %s", " ".join(argv))
         result = handler(keel, args)
         if result is None:
             return 0
-        print(json.dumps(result, default=str) if want_json else _format_human(key, result), flush=True)
+        print(json.dumps(_finite_or_null(result), default=str, allow_nan=False) if want_json
+              else _format_human(key, result), flush=True)
         return 0
+    except SystemExit as exc:  # argparse after printing --help: main() returns its code, never exits
+        return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was written", 130, want_json)
     except (KeelError, Cancelled) as exc:
@@ -278,11 +296,22 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), exc.exit_code, want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
         log.error("failed: %s\n%s", exc, traceback.format_exc())
-        where = f" (details in {keel.workspace.log_path})" if keel else ""
+        where = f" (details in {workspace.log_path})" if workspace else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)
     finally:
         if keel is not None:
             keel.close()
+
+
+def _finite_or_null(value):
+    """NaN and infinity (an ROC AUC on a one-class hold-out, say) become null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
 
 
 def _fail(message: str, code: int, want_json: bool) -> int:

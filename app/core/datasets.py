@@ -4,6 +4,7 @@ Every refusal is a ValidationError whose one-line message names the file and, wh
 it applies, the column, a row (1-based data row, the header excluded) and what is wrong.
 """
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,8 +89,8 @@ def check_readable_file(path: Path, max_bytes: int | None = None) -> os.stat_res
 
 def read_table(path: str | os.PathLike, max_bytes: int | None = None) -> RawTable:
     path = Path(path)
+    check_readable_file(path, max_bytes)  # first: /dev/zero is "a device", not "an unknown format"
     kind = file_kind(path)
-    check_readable_file(path, max_bytes)
     limit = max_bytes if max_bytes is not None else max_file_bytes()
     if kind == "parquet":
         return _read_parquet(path)
@@ -103,7 +105,7 @@ def _read_gzip(path: Path, limit: int) -> bytes:
     try:
         with gzip.open(path, "rb") as handle:
             data = handle.read(limit + 1)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # a damaged stream raises zlib.error, not OSError
         raise ValidationError(f"{path.name}: not a valid gzip file ({exc})") from None
     if len(data) > limit:
         raise ValidationError(f"{path.name}: uncompressed data is over the {limit / 1e6:.1f} MB limit")
@@ -116,11 +118,14 @@ def _read_parquet(path: Path) -> RawTable:
     try:
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ValidationError(f"{path.name}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    names = table.column_names
-    _check_header(names, path.name)
+    _check_header(names, path.name)  # before read_table, whose error for duplicates names no column
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise ValidationError(f"{path.name}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     frame = table.to_pandas()
     if len(frame) == 0:
         raise ValidationError(f"{path.name}: has a header but no rows")
@@ -128,6 +133,11 @@ def _read_parquet(path: Path) -> RawTable:
 
 
 def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Excel's "Unicode text" export
+        try:
+            return data.decode("utf-16"), [f"{source}: decoded as UTF-16"]
+        except UnicodeDecodeError:
+            raise ValidationError(f"{source}: starts like UTF-16 text but does not decode as UTF-16") from None
     sample = data[:65536]
     if b"\x00" in sample:
         raise ValidationError(f"{source}: not a text file (binary content); give a CSV or Parquet file")
@@ -200,7 +210,34 @@ def _read_csv_bytes(data: bytes, source: str) -> RawTable:
                 f"{source}: {len(short_rows)} row(s) have fewer fields than the header "
                 f"(first: row {short_rows[0]}); the missing cells are treated as missing"
             )
+    if delimiter == ";":  # ';' is the separator exactly where the comma is the decimal mark
+        converted = _read_decimal_commas(frame)
+        if converted:
+            warnings.append(f"{source}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
     return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
+
+
+DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"  # 3,5  -0,25  1.234,5
+WHOLE_NUMBER = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)"  # 10  1.234 (a thousands dot)
+
+
+def _read_decimal_commas(frame: pd.DataFrame) -> list[str]:
+    """Rewrite, in place, the columns of a ';' file written the European way as plain numbers.
+
+    A column qualifies only if some cell has a decimal comma and every other non-missing
+    cell is a whole number, so text and ordinary decimals are never touched. Tab and '|'
+    files are left alone: there "12,500" may be a thousands separator."""
+    converted = []
+    for name in frame.columns:
+        text = frame[name].str.strip()
+        if not text.str.contains(",", regex=False).any():
+            continue
+        present = text[~text.str.lower().isin(MISSING_TOKENS)]
+        with_comma = present.str.fullmatch(DECIMAL_COMMA)
+        if with_comma.any() and (with_comma | present.str.fullmatch(WHOLE_NUMBER)).all():
+            frame[name] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            converted.append(str(name))
+    return converted
 
 
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
@@ -391,11 +428,14 @@ class CleanBatch:
         return self.frame[self.frame["__target_present__"]] if "__target_present__" in self.frame else self.frame
 
 
-def clean(raw: RawTable, schema: dict, purpose: str = "ingest") -> CleanBatch:
+def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False) -> CleanBatch:
     """Validate a table against the schema and clean it.
 
     purpose: "create" (the project's first file), "ingest" (a later batch) or
     "predict" (a file to score: the target is ignored if present).
+    strict: a feature cell that cannot be read as its column's kind is a ValidationError
+    naming the column, row and value, instead of a missing value with a warning (the
+    scoring server uses this: a caller who sends a wrong type must hear about it).
     """
     source, frame = raw.source, raw.frame
     target = schema["target"]
@@ -418,7 +458,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest") -> CleanBatch:
     rows_in = len(frame)
     for column in schema["columns"]:
         name, kind = column["name"], column["kind"]
-        values, problems = _clean_column(frame[name], kind, source, name)
+        values, problems = _clean_column(frame[name], kind, source, name, strict)
         cleaned[name] = values
         if values.isna().all() and rows_in:
             warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")
@@ -439,6 +479,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest") -> CleanBatch:
     if labelled_column_present and not _is_missing_raw(frame[target]).all():
         target_values, target_problems = _clean_target(frame[target], schema, source)
         warnings.extend(target_problems)
+        warnings.extend(_unseen_classes(target_values, schema, source))
         if target_values.isna().all():
             raise ValidationError(
                 f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
@@ -475,10 +516,13 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest") -> CleanBatch:
     return CleanBatch(result, source, labelled, len(result), labelled_rows, warnings, report)
 
 
-def _clean_column(series: pd.Series, kind: str, source: str, name: str) -> tuple[pd.Series, list[str]]:
+def _clean_column(series: pd.Series, kind: str, source: str, name: str,
+                  strict: bool = False) -> tuple[pd.Series, list[str]]:
     problems = []
     if kind == "numeric":
         values, unreadable, infinite = _to_numeric(series)
+        if strict and unreadable.any():
+            raise ValidationError(unreadable_cells_message(source, name, "numbers", series, unreadable))
         parts = []
         if unreadable.any():
             example = series[unreadable].iloc[0]
@@ -496,12 +540,32 @@ def _clean_column(series: pd.Series, kind: str, source: str, name: str) -> tuple
         values = _as_text(series)
         values = values.astype(object).where(values.notna(), None)
         return values, problems
+    if strict and unreadable.any():
+        raise ValidationError(unreadable_cells_message(source, name, kind, series, unreadable))
     if unreadable.any():
         problems.append(
             f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {kind} "
             f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r}); treated as missing"
         )
     return values, problems
+
+
+def unreadable_cells_message(source: str, name: str, what: str, series: pd.Series, unreadable: pd.Series) -> str:
+    return (f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {what} "
+            f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r})")
+
+
+def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
+    """A label the project has never seen is worth a word: a retrained model will learn a new class."""
+    known = schema.get("classes")
+    if schema["task"] != "classification" or not known:
+        return []
+    present = values.dropna()
+    unseen = present[~present.isin(known)].astype(object)
+    if unseen.empty:
+        return []
+    return [f"{source}: target {schema['target']!r}: {len(unseen)} row(s) have a class unseen in training "
+            f"(first: row {int(unseen.index[0]) + 1}, {unseen.iloc[0]!r}); a retrained model will learn it"]
 
 
 def _target_dtype(schema: dict) -> str:

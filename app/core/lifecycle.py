@@ -68,6 +68,8 @@ class Keel:
         task = schema["task"]
         merged = {"metric": default_metric(task), **(settings or {})}
         project_settings = ProjectSettings.from_dict(merged).validate(task)
+        if project_settings.params:  # refuse a bad --param now, as `project set` does
+            training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
         batch = datasets.clean(raw, schema, purpose="create")
         training.check_trainable(batch.frame, schema, raw.source)
         schema["classes"] = self._classes(batch.frame, schema)
@@ -148,6 +150,11 @@ class Keel:
                 self.registry.delete_project(project["id"])
         for folder in (self.workspace.artifact_dir(name), self.workspace.dataset_dir(name)):
             shutil.rmtree(folder, ignore_errors=True)
+        # the production manifests describe deleted versions: a new project of the same name
+        # must not inherit them (the inbox is the user's, left alone)
+        manifest = self.workspace.manifest_path(name)
+        for path in (manifest, manifest.with_name("production.previous.json")):
+            path.unlink(missing_ok=True)
 
     # ================================================================ data
     def _insert_dataset(self, project, batch, path, version, parent_id, source) -> int:
@@ -197,9 +204,14 @@ class Keel:
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
         """The project's training data: labelled rows of its dataset versions, oldest first,
-        limited by the training window (all rows, or the newest N rows)."""
+        limited by the training window (all rows, the newest N rows, or adaptive: since the
+        latest detected change)."""
         project = self.project(name)
         settings = ProjectSettings.from_dict(project["settings"])
+        if since_dataset_version is None and settings.window == "adaptive":
+            from .policy import adaptive_start
+
+            since_dataset_version = adaptive_start(self, project)
         target = project["target"]
         frames, used = [], []
         for row in self.registry.dataset_versions(project["id"]):
@@ -502,7 +514,12 @@ class Keel:
         raw = datasets.read_table(input_path)
         scores, warnings = self.score_frame(loaded, raw)
         output_path = Path(output_path)
-        result = pd.concat([raw.frame.reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
+        # a file scored before already has these columns: replace them rather than duplicate them
+        replaced = [c for c in scores.columns if c in raw.frame.columns]
+        if replaced:
+            warnings = warnings + [f"{raw.source}: column(s) {', '.join(replaced)} replaced by this scoring"]
+        inputs = raw.frame.drop(columns=replaced).reset_index(drop=True)
+        result = pd.concat([inputs, scores.reset_index(drop=True)], axis=1)
         with atomic_path(output_path) as tmp:
             if output_path.name.lower().endswith(datasets.PARQUET_SUFFIXES):
                 result.to_parquet(tmp, index=False)
@@ -563,11 +580,31 @@ class Keel:
             initial_training_data().to_csv(tmp, index=False)
         report(0.1, "creating the demo project")
         self.create_project(name, data_path, "default", "classification",
-                            {"preset": "hgb", "schedule": "every 10s", "threshold": 0.8}, by="user")
+                            {"preset": "hgb", "schedule": "every 10s", "threshold": 0.8,
+                             "policy": "auto", "window": "adaptive"}, by="user")
         report(0.3, "training the first model")
         trained = self.train(name, reason="demo", progress=lambda f, m: report(0.3 + 0.6 * f, m))
         report(0.95, "deploying")
         self.deploy(name, trained["version"], reason="demo: first model")
         report(1.0, "demo ready")
         return {"project": name, "version": trained["version"], "metrics": trained["metrics"]}
+
+    # ================================================================ monitoring (app/core/policy.py, monitoring.py, inbox.py)
+    def sweep_inbox(self, name: str, by: str = "scheduler") -> list[dict]:
+        """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason)."""
+        from . import inbox
+
+        return inbox.sweep(self, name, by=by)
+
+    def monitor(self, name: str, by: str = "user", progress=None) -> dict:
+        """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
+        from . import policy
+
+        return policy.monitor(self, name, by=by, progress=progress)
+
+    def approve(self, name: str, by: str = "user") -> dict:
+        """Deploy the challenger waiting for approval."""
+        from . import policy
+
+        return policy.approve(self, name, by=by)
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import sqlite_utils
 
 from .clock import utc_now
-from .errors import NotFoundError
+from .errors import IntegrityError, KeelError, NotFoundError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -168,13 +168,26 @@ CREATE INDEX IF NOT EXISTS events_project_at ON events (project_id, id);
 CREATE INDEX IF NOT EXISTS monitor_results_project ON monitor_results (project_id, id);
 """
 
+# v1's trigger left events open to DELETE and to rewriting project_name. The only change
+# allowed is the foreign key's own ON DELETE SET NULL when a project is deleted.
+SCHEMA_V3 = """
+CREATE TRIGGER IF NOT EXISTS events_append_only_owner BEFORE UPDATE OF project_id, project_name ON events
+WHEN NEW.project_id IS NOT NULL OR NEW.project_name IS NOT OLD.project_name
+BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
+"""
+
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
-MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2)]
+MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+    # Autocommit (isolation_level=None): a lone write commits at once. Python's default would
+    # open an implicit transaction that holds the write lock until someone commits, blocking
+    # every other writer; all-or-nothing work uses Registry.transaction() (BEGIN IMMEDIATE).
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -193,28 +206,40 @@ def current_schema_version(conn: sqlite3.Connection) -> int:
 
 def migrate(path: Path, target_version: int = LATEST_SCHEMA_VERSION) -> int:
     """Bring the database at path up to target_version, one step per transaction."""
-    conn = _connect(path)
+    try:
+        conn = _connect(path)
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            raise IntegrityError(f"{path} is not a SQLite database: damaged, or not a Keel registry") from None
+        raise
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         version = current_schema_version(conn)
+        if version > LATEST_SCHEMA_VERSION:
+            raise KeelError(f"{Path(path).name} has registry schema v{version}, written by a newer Keel "
+                            f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to open it")
         for step_version, script in MIGRATIONS:
             if version < step_version <= target_version:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _split_sql(script):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                        (step_version, utc_now()),
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                _apply_step(conn, step_version, script)
                 version = step_version
         return version
     finally:
         conn.close()
+
+
+def _apply_step(conn: sqlite3.Connection, step_version: int, script: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # re-read under the write lock: another process starting at the same moment may
+        # have applied this step already (a second ALTER TABLE would fail)
+        if current_schema_version(conn) < step_version:
+            for statement in _split_sql(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (step_version, utc_now()))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _split_sql(script: str) -> list[str]:
@@ -391,15 +416,12 @@ class Registry:
         )
 
     def log_metric(self, run_id: int, key: str, value: float, step: int = 0, timestamp: str | None = None) -> None:
-        """One point, committed at once (the hot path: raw execute, not Table.insert)."""
-        conn = self.conn
-        inside_caller_transaction = conn.in_transaction
-        conn.execute(
+        """One point, committed at once unless inside a caller's transaction (the hot path:
+        one raw execute on an autocommit connection, not Table.insert)."""
+        self.conn.execute(
             "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
             (run_id, key, value, step, timestamp or utc_now()),
         )
-        if not inside_caller_transaction:
-            conn.commit()
 
     def log_metrics(self, run_id: int, points: Iterable[tuple[str, float, int]], timestamp: str | None = None) -> None:
         """Many (key, value, step) points in one transaction."""
@@ -529,6 +551,23 @@ class Registry:
         for row in rows:
             row["drifted_features"] = _loads(row.pop("drifted_features_json"), [])
             row["details"] = _loads(row.pop("details_json"), {})
+        return rows
+
+    # ----------------------------------------------------------------- served samples (app/core/serving.py)
+    def insert_served_samples(self, rows: list[dict]) -> None:
+        """rows: {project_id, model_version_id, at, inputs_json, predictions_json}."""
+        self.db["served_samples"].insert_all(rows)
+
+    def served_samples(self, project_id: int, after_id: int = 0) -> list[dict]:
+        """inputs: {"columns": [...], "data": [[...]]} as the model saw them; predictions: a list."""
+        rows = self.query(
+            "SELECT s.id, s.at, s.inputs_json, s.predictions_json, m.version AS model_version FROM served_samples s "
+            "JOIN model_versions m ON m.id = s.model_version_id WHERE s.project_id = ? AND s.id > ? ORDER BY s.id",
+            (project_id, after_id),
+        )
+        for row in rows:
+            row["inputs"] = _loads(row.pop("inputs_json"), {})
+            row["predictions"] = _loads(row.pop("predictions_json"), [])
         return rows
 
     # ----------------------------------------------------------------- alerts

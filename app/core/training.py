@@ -51,6 +51,9 @@ def make_estimator(task: str, preset: str, params: dict, seed: int):
         )
     try:
         estimator.set_params(**params)
+        # set_params stores any value; sklearn checks types and ranges only in fit. Check now,
+        # so a bad --param is refused when it is set, not as a crash in a later train.
+        estimator._validate_params()
     except (ValueError, TypeError) as exc:
         raise ValidationError(f"bad --param for preset {preset!r}: {exc}") from None
     return estimator

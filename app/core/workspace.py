@@ -45,7 +45,12 @@ class Workspace:
     @classmethod
     def open(cls, explicit: str | os.PathLike | None = None) -> "Workspace":
         workspace = cls(resolve_workspace(explicit))
-        workspace.root.mkdir(parents=True, exist_ok=True)
+        if workspace.root.exists() and not workspace.root.is_dir():
+            raise KeelError(f"workspace {workspace.root} is a file, not a folder")
+        try:
+            workspace.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KeelError(f"cannot create the workspace folder {workspace.root}: {exc.strerror}") from None
         return workspace
 
     @property

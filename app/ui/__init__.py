@@ -1,0 +1,1 @@
+"""The desktop application (PySide6): views over the service layer in app.core."""

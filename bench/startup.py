@@ -1,0 +1,88 @@
+"""Start-up: process start to the first painted main window, on an existing workspace.
+
+    .venv/bin/python bench/startup.py [--runs 5] [--workspace DIR]
+
+Runs `main.py --workspace DIR` in fresh processes (OS file cache warm after a first,
+discarded run); the window prints FIRST_PAINT <epoch seconds> on its first paint and quits.
+Next to it, `python -c pass` in the same run. Target: median <= 1.0 s.
+Prints a table and writes bench/results/startup.json.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 1.0
+
+
+def ensure_workspace(folder: Path) -> None:
+    if (folder / "registry.db").exists():
+        return
+    subprocess.run([sys.executable, str(ROOT / "main.py"), "--workspace", str(folder), "demo"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def time_first_paint(workspace: Path, env: dict) -> float:
+    started = time.time()
+    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--workspace", str(workspace)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    painted = None
+    for line in process.stdout:
+        if line.startswith("FIRST_PAINT "):
+            painted = float(line.split()[1])
+    process.wait(timeout=120)
+    if painted is None:
+        raise RuntimeError(f"the window never reported a first paint (exit code {process.returncode})")
+    return painted - started
+
+
+def time_python_pass() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workspace", default=str(Path(tempfile.gettempdir()) / "keel-bench-startup"))
+    args = parser.parse_args()
+    workspace = Path(args.workspace)
+    ensure_workspace(workspace)
+    env = dict(os.environ, KEEL_REPORT_FIRST_PAINT="quit",
+               KEEL_SETTINGS=str(Path(tempfile.mkdtemp()) / "settings.ini"))
+    env.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
+    time_first_paint(workspace, env)  # warm the OS file cache; not counted
+    paints = [time_first_paint(workspace, env) for _ in range(args.runs)]
+    passes = [time_python_pass() for _ in range(args.runs)]
+    result = {
+        "benchmark": "startup",
+        "platform": env["QT_QPA_PLATFORM"],
+        "runs": args.runs,
+        "first_paint_seconds": [round(v, 4) for v in paints],
+        "first_paint_median_seconds": round(statistics.median(paints), 4),
+        "python_pass_seconds": [round(v, 4) for v in passes],
+        "python_pass_median_seconds": round(statistics.median(passes), 4),
+        "target_seconds": TARGET_SECONDS,
+    }
+    result["meets_target"] = result["first_paint_median_seconds"] <= TARGET_SECONDS
+    print(f"{'measure':<34}{'median':>10}{'min':>10}{'max':>10}")
+    print(f"{'first painted window (s)':<34}{statistics.median(paints):>10.3f}{min(paints):>10.3f}{max(paints):>10.3f}")
+    print(f"{'python -c pass (s)':<34}{statistics.median(passes):>10.3f}{min(passes):>10.3f}{max(passes):>10.3f}")
+    print(f"target <= {TARGET_SECONDS:.1f} s: {'met' if result['meets_target'] else 'NOT met'} "
+          f"(platform {env['QT_QPA_PLATFORM']})")
+    out = ROOT / "bench" / "results" / "startup.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Screenshots of each panel on a demo workspace, for docs/ and the README.
+
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshots.py [--workspace DIR]
+
+Builds a demo workspace under /tmp (demo project, a few monitored batches with drift,
+a retrain, a deploy and a rollback), opens the main window, visits each panel and saves
+docs/screenshot-<panel>.png with QWidget.grab().
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DOCS = ROOT / "docs"
+
+
+def build_workspace(folder: Path) -> None:
+    from app.core.lifecycle import Keel
+    from app.core.simulator import make_batch
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    keel = Keel.open(folder)
+    keel.create_demo()
+    name = "demo-credit"
+    has_monitor = hasattr(keel, "monitor")
+    for index in range(8):
+        drift = max(0.0, (index - 3) / 4)
+        batch = make_batch(400, seed=100 + index, concept=drift, shift=drift * 0.8)
+        if index in (2, 5):  # an unlabelled batch: drift and the label-free estimate only
+            batch["default"] = ""
+        path = folder / "demo" / f"batch-{index + 1}.csv"
+        batch.to_csv(path, index=False)
+        keel.ingest(name, path)
+        if has_monitor:
+            keel.monitor(name, by="policy")
+        if index == 4:
+            trained = keel.train(name, reason="retrained after drift")
+            keel.deploy(name, trained["version"], reason="retrained on recent data")
+    trained = keel.train(name, reason="challenger")
+    keel.deploy(name, trained["version"], reason="try the newest model")
+    keel.rollback(name, reason="the newest model was worse on the latest batch")
+    keel.close()
+
+
+def take(workspace: Path) -> list[Path]:
+    os.environ.setdefault("KEEL_SETTINGS", str(Path(tempfile.mkdtemp()) / "settings.ini"))
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from app.ui.application import Application
+
+    application = Application(app)
+    application.open(str(workspace))
+    window = application.window
+    window.resize(1360, 860)
+    saved = []
+
+    def wait(condition, timeout=30.0):
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
+        for _ in range(20):
+            app.processEvents()
+
+    def grab(name: str, widget=None):
+        for _ in range(10):
+            app.processEvents()
+        path = DOCS / f"screenshot-{name}.png"
+        (widget or window).grab().save(str(path))
+        saved.append(path)
+
+    wait(lambda: window.controller.keel is not None and window.controller.project)
+    window.banner.hide()
+    window.tabs.setCurrentIndex(0)
+    wait(lambda: False, 1.0)
+    grab("main")
+    grab("overview")
+    for index, name in enumerate(("overview", "data", "models", "monitoring", "deployments", "alerts", "activity")):
+        if name == "overview":
+            continue
+        window.tabs.setCurrentIndex(index)
+        panel = window.panels[name]
+        if name == "data":
+            panel.versions_view.selectRow(0)
+            panel.preview_selected()
+            wait(lambda: panel.preview_model.frame is not None, 10)
+        if name == "models":
+            panel.splitter.setSizes([190, 620])
+            panel.select_version(1, 2)
+            panel.compare_selected()
+            wait(lambda: panel.comparison is not None, 60)
+        wait(lambda: False, 0.5)
+        grab(name)
+    window.tabs.setCurrentIndex(0)
+    from app.ui.wizard import NewProjectWizard
+
+    wizard = NewProjectWizard(window.controller, window)
+    wizard.show()
+    wizard.file_page.path.setText(str(workspace / "demo" / "demo-credit-initial.csv"))
+    wizard.file_page.load()
+    wait(lambda: wizard.raw is not None, 20)
+    wizard.next()
+    wizard.target_page.name.setText("credit-risk")
+    wizard.next()
+    wait(lambda: False, 0.3)
+    grab("wizard", wizard)
+    wizard.reject()
+    QTimer.singleShot(0, window.close)
+    app.exec()
+    application.close()
+    return saved
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workspace", default="/tmp/keel-screenshots")
+    parser.add_argument("--reuse", action="store_true", help="do not rebuild the workspace")
+    args = parser.parse_args()
+    workspace = Path(args.workspace)
+    DOCS.mkdir(exist_ok=True)
+    if not args.reuse or not workspace.exists():
+        print(f"building the demo workspace in {workspace} …", flush=True)
+        build_workspace(workspace)
+    for path in take(workspace):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

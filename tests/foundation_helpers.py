@@ -1,0 +1,72 @@
+"""Helpers for the foundation tests (issue 2): in-process CLI calls and workspace snapshots."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from app.cli import main
+from app.core.registry import Registry
+from app.core.simulator import make_batch
+
+# Files that every command touches by design and that are not part of "the store":
+# the log (each command logs its argv) and the per-project lock files (flock targets).
+VOLATILE_PARTS = {"logs", "locks"}
+
+
+def cli(capsys, workspace: Path, *args: str, as_json: bool = True):
+    """Run the CLI in-process. -> (exit code, stdout, stderr); stdout parsed when as_json."""
+    argv = ["--workspace", str(workspace), *args] + (["--json"] if as_json else [])
+    code = main(argv)
+    captured = capsys.readouterr()
+    out = captured.out
+    if as_json:
+        lines = [line for line in out.splitlines() if line.strip()]
+        assert len(lines) == 1, f"--json must print exactly one document, got: {out!r}"
+        out = json.loads(lines[0], parse_constant=refuse_non_standard_json)
+    return code, out, captured.err
+
+
+def refuse_non_standard_json(constant: str):
+    raise AssertionError(f"--json printed {constant}, which is not JSON (use null)")
+
+
+def file_listing(workspace: Path) -> dict[str, tuple[int, str]]:
+    """Every file under the workspace (except logs and lock files): path -> (size, sha256)."""
+    listing = {}
+    for path in sorted(workspace.rglob("*")):
+        relative = path.relative_to(workspace)
+        if path.is_file() and not (set(relative.parts) & VOLATILE_PARTS):
+            listing[str(relative)] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+    return listing
+
+
+def snapshot(workspace: Path) -> tuple[dict, dict]:
+    """(registry table counts, file listing): compared before and after a refused command."""
+    registry = Registry(workspace / "registry.db")
+    try:
+        counts = registry.table_counts()
+    finally:
+        registry.close()
+    return counts, file_listing(workspace)
+
+
+def loans(rows: int = 120, seed: int = 1, **kwargs) -> pd.DataFrame:
+    """Synthetic loan data (target `default`), small enough for fast tests."""
+    return make_batch(rows, seed=seed, **kwargs)
+
+
+def write_csv(path: Path, frame: pd.DataFrame, **kwargs) -> Path:
+    frame.to_csv(path, index=False, **kwargs)
+    return path
+
+
+def create_project(capsys, workspace: Path, data_dir: Path, name: str = "loans", rows: int = 120,
+                   extra: tuple = ("--model", "logreg")) -> dict:
+    """A small classification project on loan data with the fast logreg preset."""
+    data = write_csv(data_dir / f"{name}-initial.csv", loans(rows, seed=11))
+    code, out, err = cli(capsys, workspace, "project", "create", name, "--data", str(data), "--target", "default",
+                         *extra)
+    assert code == 0, err
+    return out

@@ -1,0 +1,99 @@
+"""Fixtures for the GUI tests (tests/test_gui_*.py): a demo workspace, a main window, and
+a guard that fails a test which leaves a worker thread, a child process or a QTimer running."""
+
+import multiprocessing
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+GUARD_GRACE_MS = 5000
+
+
+def _running_timers():
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return []
+    owners = [app] + list(app.topLevelWidgets())
+    return [t for owner in owners for t in owner.findChildren(QTimer) if t.isActive()]
+
+
+def _extra_threads(before: set[int]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.ident not in before and t.is_alive() and not t.daemon]
+
+
+@pytest.fixture
+def leak_guard(qtbot):
+    """Fails the test if it leaves a thread, a child process or an active QTimer behind."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    try:
+        qtbot.waitUntil(lambda: not _extra_threads(before) and not multiprocessing.active_children(),
+                        timeout=GUARD_GRACE_MS)
+    except AssertionError:
+        names = [t.name for t in _extra_threads(before)] + [p.name for p in multiprocessing.active_children()]
+        pytest.fail(f"the test left threads or processes running: {names}")
+    timers = _running_timers()
+    if timers:
+        pytest.fail(f"the test left {len(timers)} QTimer(s) running: "
+                    f"{[(t.parent().objectName() or type(t.parent()).__name__) for t in timers]}")
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory) -> Path:
+    """A demo workspace built once per session (create_demo: one trained, deployed model)."""
+    from app.core.lifecycle import Keel
+
+    folder = tmp_path_factory.mktemp("demo-template") / "ws"
+    keel = Keel.open(folder)
+    keel.create_demo()
+    keel.close()
+    return folder
+
+
+@pytest.fixture
+def demo_workspace(demo_template, tmp_path) -> Path:
+    target = tmp_path / "ws"
+    shutil.copytree(demo_template, target, ignore=shutil.ignore_patterns("*.lock", "keel.log*"))
+    return target
+
+
+@pytest.fixture
+def gui_settings(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "settings.ini"
+    monkeypatch.setenv("KEEL_SETTINGS", str(path))
+    return path
+
+
+def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: bool = True):
+    from app.ui.application import settings_store
+    from app.ui.controller import Controller
+    from app.ui.main_window import MainWindow
+
+    controller = Controller(str(workspace), read_only=read_only, start_scheduler=False)
+    window = MainWindow(controller, settings_store())
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(controller.keel_ready, timeout=20000):
+        controller.open_keel()
+    if wait_project:
+        qtbot.waitUntil(lambda: bool(controller.project), timeout=20000)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, demo_workspace, gui_settings, leak_guard, monkeypatch):
+    """The main window on a copy of the demo workspace; closed (and its workers stopped) after the test."""
+    import app.ui.common as common
+
+    errors = []
+    monkeypatch.setattr(common, "show_error", lambda parent, message, details="": errors.append((message, details)))
+    win = open_window(qtbot, demo_workspace)
+    win.errors = errors
+    yield win
+    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    win.close()

@@ -1,0 +1,51 @@
+"""Helpers for the monitoring-loop tests (issue 4): a small trained project and inbox drops."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from app.cli import main
+from app.core.lifecycle import Keel
+from app.core.simulator import initial_training_data, make_batch
+
+
+def cli(capsys, workspace: Path, *args: str):
+    """Run the CLI in-process with --json. -> (exit code, parsed stdout)."""
+    code = main(["--workspace", str(workspace), *args, "--json"])
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, f"--json must print exactly one document, got: {out!r}"
+    return code, json.loads(lines[0])
+
+
+def make_project(workspace: Path, name: str = "loan", rows: int = 800, settings: dict | None = None,
+                 deploy: bool = True) -> Keel:
+    """A project created from simulated data (concept A), trained and deployed."""
+    keel = Keel.open(workspace)
+    data = workspace / f"{name}-initial.csv"
+    initial_training_data(rows=rows, seed=3).to_csv(data, index=False)
+    keel.create_project(name, data, "default", "classification", {"preset": "logreg", **(settings or {})})
+    if deploy:
+        trained = keel.train(name)
+        keel.deploy(name, trained["version"])
+    return keel
+
+
+def drop(keel: Keel, name: str, frame, filename: str, settled: bool = True) -> Path:
+    """Put a CSV in the project's inbox; settled: old enough for a sweep to take it."""
+    path = keel.workspace.inbox_dir(name) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    if settled:
+        past = time.time() - 60
+        os.utime(path, (past, past))
+    return path
+
+
+def batch(index: int, rows: int = 300, concept: float = 0.0, shift: float = 0.0, labelled: bool = True):
+    frame = make_batch(rows, seed=5000 + index, concept=concept, shift=shift)
+    return frame if labelled else frame.drop(columns=["default"])
+
+
+ROOT = Path(__file__).resolve().parents[1]

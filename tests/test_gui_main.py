@@ -1,0 +1,258 @@
+"""The main window over the real service layer (pytest-qt, offscreen)."""
+
+import threading
+import time
+
+import pytest
+from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, open_window, window  # noqa: F401
+
+from app.core.simulator import make_batch
+
+JOB_TIMEOUT_MS = 90_000
+
+
+def model_versions(window) -> list[int]:
+    return sorted(r["version"] for r in window.panels["models"].model.rows)
+
+
+def wait_job(qtbot, window, start, timeout=JOB_TIMEOUT_MS):
+    """Start a job and wait for it to end (finished, failed or cancelled); returns the Job."""
+    runner = window.controller.runner
+    ended = []
+    handlers = [lambda job, *_: ended.append(job)]
+    for signal in (runner.finished, runner.failed, runner.cancelled):
+        signal.connect(handlers[0])
+    try:
+        job = start()
+        assert job is not None, "the action did not start a job"
+        qtbot.waitUntil(lambda: job in ended, timeout=timeout)
+    finally:
+        for signal in (runner.finished, runner.failed, runner.cancelled):
+            signal.disconnect(handlers[0])
+    return job
+
+
+def test_window_opens_on_the_demo_project(window):
+    assert window.windowTitle().startswith("Keel")
+    assert window.controller.project == "demo-credit"
+    assert window.project_list.count() == 1
+    assert "v1" in window.project_list.item(0).text()
+    assert window.panels["overview"].version_label.text() == "v1"
+    for index in range(window.tabs.count()):  # every panel paints on real data without an error
+        window.tabs.setCurrentIndex(index)
+    assert window.errors == []
+
+
+def test_wizard_creates_a_project(qtbot, window, tmp_path):
+    from app.ui.wizard import NewProjectWizard
+
+    data = tmp_path / "loans.csv"
+    make_batch(300, seed=3).to_csv(data, index=False)
+    wizard = NewProjectWizard(window.controller, window)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.file_page.path.setText(str(data))
+    wizard.file_page.load()
+    qtbot.waitUntil(lambda: wizard.raw is not None, timeout=20000)
+    wizard.next()
+    page = wizard.target_page
+    assert page.name.text() == "loans"
+    page.target.setCurrentText("default")
+    assert page.task.currentText() == "classification"  # guessed from a 0/1 column
+    page.preset.setCurrentIndex(page.preset.findData("logreg"))
+    page.use_threshold.setChecked(True)
+    wizard.next()
+    schema_page = wizard.schema_page
+    assert schema_page.schema is not None
+    assert [r["name"] for r in schema_page.model.rows][:6] == ["income", "age", "debt_ratio", "tenure_months",
+                                                                "region", "has_mortgage"]
+    wizard.accept()
+    qtbot.waitUntil(lambda: window.controller.project == "loans", timeout=JOB_TIMEOUT_MS)
+    project = window.controller.keel.project("loans")
+    assert project["target"] == "default" and project["settings"]["preset"] == "logreg"
+    assert project["settings"]["threshold"] == pytest.approx(0.8)
+    assert window.project_list.count() == 2
+    assert window.errors == []
+
+
+def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
+    import app.ui.common as common
+
+    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    import app.ui.panels.deployments as deployments_module
+    import app.ui.panels.models as models_module
+
+    monkeypatch.setattr(models_module, "confirm", lambda *a, **k: True)
+    monkeypatch.setattr(deployments_module, "confirm", lambda *a, **k: True)
+
+    window.tabs.setCurrentWidget(window.panels["models"])
+    assert model_versions(window) == [1]
+    job = wait_job(qtbot, window, lambda: (window.actions["retrain"].trigger(), window.controller.runner.active_jobs()[-1])[1])
+    assert job.state == "done", job.error
+    qtbot.waitUntil(lambda: model_versions(window) == [1, 2], timeout=5000)
+
+    models = window.panels["models"]
+    models.select_version(2)
+    assert models.deploy_button.isEnabled()
+    wait_job(qtbot, window, lambda: (models.deploy_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    window.tabs.setCurrentWidget(window.panels["overview"])
+    assert window.panels["overview"].version_label.text() == "v2"
+    assert "v2" in window.project_list.item(0).text()
+
+    deployments = window.panels["deployments"]
+    window.tabs.setCurrentWidget(deployments)
+    assert len(deployments.model.rows) == 2
+    deployments.view.selectRow(1)  # sorted newest first: row 1 is the v1 deployment
+    assert deployments.rollback_button.isEnabled()
+    wait_job(qtbot, window, lambda: (deployments.rollback_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    assert window.controller.keel.production_version("demo-credit") == 1
+    window.tabs.setCurrentWidget(window.panels["overview"])
+    assert window.panels["overview"].version_label.text() == "v1"
+    assert "Rolled back" in window.panels["overview"].deployed_label.text()
+    assert window.errors == []
+
+
+def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path):
+    keel = window.controller.keel
+    extra = tmp_path / "more.csv"
+    make_batch(3000, seed=11).to_csv(extra, index=False)
+    keel.ingest("demo-credit", extra)
+    keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 3000}})
+    project_id = keel.project("demo-credit")["id"]
+    artifacts_before = sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*"))
+    versions_before = len(keel.registry.model_versions(project_id))
+
+    window.actions["retrain"].trigger()
+    job = window.controller.runner.active_jobs()[-1]
+    assert job.kind == "train" and job.cancellable
+    qtbot.waitUntil(lambda: job.message.startswith("training on"), timeout=60000)  # the child is fitting
+    assert not window.actions["retrain"].isEnabled()  # no second retrain while one runs
+    assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
+    with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
+        started = time.monotonic()
+        window.job_bar.cancel_button.click()
+    assert time.monotonic() - started < 2.0
+    assert blocker.args[0] is job and job.state == "cancelled"
+    assert len(keel.registry.model_versions(project_id)) == versions_before
+    assert sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*")) == artifacts_before
+    qtbot.waitUntil(lambda: window.actions["retrain"].isEnabled(), timeout=5000)
+    assert window.errors == []
+
+
+def test_a_bad_file_shows_the_error_dialog_and_changes_nothing(qtbot, window, tmp_path):
+    keel = window.controller.keel
+    bad = tmp_path / "bad.csv"
+    bad.write_text("colour,size\nred,3\nblue,4\n")
+    counts = keel.registry.table_counts()
+    files = sorted(str(p) for p in keel.workspace.root.rglob("*") if "logs" not in p.parts and "locks" not in p.parts)
+    job = wait_job(qtbot, window, lambda: window.controller.ingest(str(bad)))
+    assert job.state == "failed"
+    assert len(window.errors) == 1
+    message, details = window.errors[0]
+    assert "bad.csv" in message and "missing feature column" in message
+    assert "\n" not in message and "Traceback" in details
+    assert keel.registry.table_counts() == counts
+    assert sorted(str(p) for p in keel.workspace.root.rglob("*")
+                  if "logs" not in p.parts and "locks" not in p.parts) == files
+    assert "Traceback" in (keel.workspace.root / "logs" / "keel.log").read_text()
+
+
+def test_a_monitoring_result_from_a_worker_appears_on_the_plot(qtbot, window):
+    panel = window.panels["monitoring"]
+    window.tabs.setCurrentWidget(panel)
+    keel = window.controller.keel
+    project = keel.project("demo-credit")
+    model_version = keel.registry.model_versions(project["id"])[0]
+
+    def record():
+        with keel.registry.transaction():
+            keel.registry.insert_monitor_result(
+                project_id=project["id"], model_version_id=model_version["id"], rows=300, labelled_rows=300,
+                metric="accuracy", value=0.8123, estimated_value=0.83, drift_share=0.5,
+                drifted_features=["income", "age"], details={})
+
+    worker = threading.Thread(target=record)
+    worker.start()
+    worker.join()
+    def plotted():  # the poll notices the commit, the panel appends to its buffer, the flush timer calls setData
+        return panel.plots_built and list(panel.series["actual"].curve.getData()[1] if
+                                          panel.series["actual"].curve.getData()[1] is not None else []) == [0.8123]
+
+    qtbot.waitUntil(plotted, timeout=10000)
+    assert panel.series["estimated"].curve.getData()[1][-1] == pytest.approx(0.83)
+    assert panel.table_model.rows[0]["value"] == pytest.approx(0.8123)
+
+
+def test_changes_from_another_process_are_noticed(qtbot, window):
+    from app.core.lifecycle import Keel
+
+    other = Keel.open(window.controller.workspace_dir)  # its own connection, as another process would have
+    try:
+        project = other.project("demo-credit")
+        with other.registry.transaction():
+            other.registry.insert_alert(project_id=project["id"], rule="metric_below_threshold", severity="warning",
+                                        message="accuracy 0.71 below the threshold 0.8")
+            other.registry.add_event(project, "alert_opened", "accuracy 0.71 below the threshold 0.8", "policy")
+    finally:
+        other.close()
+    # the poll (about once a second) notices the other connection's commit and refreshes the list
+    qtbot.waitUntil(lambda: "1 alert" in window.project_list.item(0).text(), timeout=5000)
+    alerts = window.panels["alerts"]
+    window.tabs.setCurrentWidget(alerts)
+    assert len(alerts.model.rows) == 1
+    assert any("New alert" in m for _, m in window.banner.history)
+    alerts.view.selectRow(0)
+    assert alerts.ack_button.isEnabled()
+    wait_job(qtbot, window, lambda: (alerts.ack_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    qtbot.waitUntil(lambda: alerts.model.rows[0]["status"] == "acknowledged", timeout=5000)
+    activity = window.panels["activity"]
+    window.tabs.setCurrentWidget(activity)
+    activity.kind.setCurrentText("alert_acknowledged")
+    assert activity.visible_rows == 1
+
+
+def test_first_run_builds_the_demo_in_the_background(qtbot, tmp_path, gui_settings, leak_guard, monkeypatch):
+    import app.ui.common as common
+
+    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    empty = tmp_path / "empty-ws"
+    win = open_window(qtbot, empty, wait_project=False)
+    try:
+        assert win.isVisible()
+        qtbot.waitUntil(lambda: win.job_bar.isVisible() or win.controller.project == "demo-credit", timeout=10000)
+        qtbot.waitUntil(lambda: win.controller.project == "demo-credit", timeout=JOB_TIMEOUT_MS)
+        win.tabs.setCurrentWidget(win.panels["overview"])
+        qtbot.waitUntil(lambda: win.panels["overview"].version_label.text() == "v1", timeout=5000)
+    finally:
+        win.close()
+
+
+def test_geometry_and_last_project_are_remembered(qtbot, window, gui_settings):
+    window.tabs.setCurrentIndex(2)
+    window.close()
+    from PySide6.QtCore import QSettings
+
+    stored = QSettings(str(gui_settings), QSettings.Format.IniFormat)
+    assert stored.value("last_project") == "demo-credit"
+    assert stored.value("geometry") is not None
+    assert stored.value("splitters/main") is not None
+    assert int(stored.value("last_tab")) == 2
+
+
+def test_a_second_window_on_the_same_workspace_is_read_only(qtbot, demo_workspace, gui_settings, leak_guard):
+    from app.ui.application import acquire_workspace_lock
+
+    lock, read_only = acquire_workspace_lock(demo_workspace)
+    assert lock is not None and not read_only
+    try:
+        second, second_read_only = acquire_workspace_lock(demo_workspace, ask=False)
+        assert second is None and second_read_only
+        win = open_window(qtbot, demo_workspace, read_only=True)
+        try:
+            assert "read-only" in win.windowTitle()
+            assert not win.actions["retrain"].isEnabled()
+            assert not win.actions["add_data"].isEnabled()
+        finally:
+            win.close()
+    finally:
+        lock.release()

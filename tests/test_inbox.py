@@ -1,0 +1,116 @@
+"""The inbox: processed, rejected with a reason and an alert, half-written files left alone;
+and the demo stream that feeds the demo project's inbox."""
+
+import os
+import time
+
+import pytest
+
+from app.core import demo_stream, inbox
+from app.core.lifecycle import DEMO_PROJECT, Keel
+from loop_helpers import batch, drop, make_project
+
+
+@pytest.fixture
+def keel(workspace):
+    keel = make_project(workspace, rows=200, deploy=False)
+    yield keel
+    keel.close()
+
+
+def folder(keel):
+    return keel.workspace.inbox_dir("loan")
+
+
+def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel):
+    drop(keel, "loan", batch(1), "good.csv")
+    [result] = keel.sweep_inbox("loan")
+    assert result["status"] == "processed" and result["dataset_version"] == 2 and result["rows"] == 300
+    assert not (folder(keel) / "good.csv").exists()
+    assert (folder(keel) / "processed" / "good.csv").exists()
+    assert keel.registry.dataset_versions(keel.project("loan")["id"])[-1]["source"] == "good.csv"
+    assert keel.sweep_inbox("loan") == []
+
+
+def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
+    drop(keel, "loan", batch(2).drop(columns=["income"]), "no-income.csv")
+    (folder(keel) / "sheet.xlsx").write_bytes(b"PK\x03\x04 not really")
+    os.utime(folder(keel) / "sheet.xlsx", (time.time() - 60, time.time() - 60))
+    results = {r["file"]: r for r in keel.sweep_inbox("loan")}
+    assert results["no-income.csv"]["status"] == "rejected" and "income" in results["no-income.csv"]["reason"]
+    assert results["sheet.xlsx"]["status"] == "rejected" and "unsupported format" in results["sheet.xlsx"]["reason"]
+    rejected = folder(keel) / "rejected"
+    assert (rejected / "no-income.csv").exists()
+    reason = (rejected / "no-income.csv.reason.txt").read_text()
+    assert "missing feature column" in reason and "'income'" in reason
+    assert (rejected / "sheet.xlsx.reason.txt").exists()
+    alerts = keel.status("loan")["open_alerts"]
+    assert [a["rule"] for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
+    events = [e for e in keel.history("loan")["events"] if e["kind"] == "inbox_rejected"]
+    assert {e["details"]["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
+    assert len(keel.registry.dataset_versions(keel.project("loan")["id"])) == 1  # nothing ingested
+
+
+def test_a_file_still_being_written_is_not_read(keel):
+    path = drop(keel, "loan", batch(3), "arriving.csv", settled=False)
+    hidden = folder(keel) / ".arriving2.csv.tmp"
+    hidden.write_text("income,age\n1,2\n")
+    os.utime(hidden, (time.time() - 60, time.time() - 60))
+    partial = folder(keel) / "big.csv.part"
+    partial.write_text("income,age\n1,2\n")
+    os.utime(partial, (time.time() - 60, time.time() - 60))
+    assert keel.sweep_inbox("loan") == []
+    assert path.exists() and hidden.exists() and partial.exists()
+    past = time.time() - inbox.SETTLE_SECONDS - 1
+    os.utime(path, (past, past))  # quiet for longer than the settle time: complete
+    [result] = keel.sweep_inbox("loan")
+    assert result["file"] == "arriving.csv" and result["status"] == "processed"
+    assert hidden.exists() and partial.exists()
+
+
+def test_same_content_twice_is_a_duplicate_and_names_never_collide(keel):
+    frame = batch(4)
+    drop(keel, "loan", frame, "a.csv")
+    keel.sweep_inbox("loan")
+    drop(keel, "loan", frame, "a.csv")
+    [result] = keel.sweep_inbox("loan")
+    assert result["status"] == "duplicate" and result["duplicate_of"] == 2
+    processed = sorted(p.name for p in (folder(keel) / "processed").iterdir())
+    assert processed == ["a-2.csv", "a.csv"]
+
+
+def test_files_are_taken_in_arrival_order(keel):
+    for index, name in enumerate(["zz.csv", "aa.csv"]):
+        path = drop(keel, "loan", batch(10 + index), name)
+        os.utime(path, (time.time() - 100 + index, time.time() - 100 + index))
+    assert [r["file"] for r in keel.sweep_inbox("loan")] == ["zz.csv", "aa.csv"]
+
+
+def test_the_demo_stream_is_bounded_and_resettable(workspace):
+    keel = Keel.open(workspace)
+    assert demo_stream.drop_next_demo_batch(keel) is False  # no demo project yet
+    keel.create_demo()
+    settings = keel.settings(DEMO_PROJECT)
+    assert settings.policy == "auto" and settings.window == "adaptive" and settings.schedule == "every 10s"
+    assert demo_stream.drop_next_demo_batch(keel)
+    inbox_dir = keel.workspace.inbox_dir(DEMO_PROJECT)
+    assert [p.name for p in inbox_dir.glob("*.csv")] == ["demo-batch-001.csv"]
+    dropped = 1
+    while demo_stream.drop_next_demo_batch(keel):
+        dropped += 1
+    assert dropped == demo_stream.DEMO_STREAM.batches
+    unlabelled = demo_stream.demo_batch(demo_stream.UNLABELLED_EVERY - 1)
+    assert "default" not in unlabelled.columns
+    past = time.time() - 60
+    for path in sorted(inbox_dir.glob("*.csv"))[:3]:  # three have arrived completely
+        os.utime(path, (past, past))
+    swept = keel.sweep_inbox(DEMO_PROJECT)
+    assert [r["status"] for r in swept] == ["processed"] * 3
+
+    demo_stream.reset_demo(keel)
+    assert keel.production_version(DEMO_PROJECT) == 1
+    assert len(keel.registry.dataset_versions(keel.project(DEMO_PROJECT)["id"])) == 1
+    assert not any(inbox_dir.glob("*.csv")) and not any((inbox_dir / "processed").iterdir())
+    assert demo_stream.demo_state(keel)["next"] == 0
+    assert demo_stream.drop_next_demo_batch(keel)
+    keel.close()

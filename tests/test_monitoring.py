@@ -1,0 +1,166 @@
+"""One monitoring cycle: metrics, drift, the estimate, and alerts (de-duplication, recovery)."""
+
+import pytest
+
+from app.core import monitoring
+from app.core.errors import KeelError
+from app.core.settings import ProjectSettings
+from loop_helpers import batch, cli, drop, make_project
+
+
+@pytest.fixture
+def keel(workspace):
+    keel = make_project(workspace)
+    yield keel
+    keel.close()
+
+
+def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
+    drop(keel, "loan", batch(1), "b1.csv")
+    result = keel.monitor("loan")
+    assert [b["dataset_version"] for b in result["batches"]] == [2]
+    measured = result["batches"][0]
+    assert measured["labelled"] and measured["rows"] == 300 and measured["metric"] == "accuracy"
+    assert 0.85 < measured["value"] <= 1.0
+    assert measured["estimated_value"] == pytest.approx(measured["value"], abs=0.08)
+    assert measured["drifted_features"] == []
+    assert result["decision"] == "none" and result["alerts_opened"] == []
+    stored = keel.registry.monitor_results(keel.project("loan")["id"])
+    assert len(stored) == 1
+    details = stored[0]["details"]
+    assert set(details["per_class"]) == {"0", "1"}
+    assert set(details["features"]) == set(keel.project("loan")["schema"]["features"])
+    assert details["prediction_drift"]["psi"] >= 0
+    assert keel.monitor("loan")["batches"] == []  # evaluated once
+
+
+def test_an_unlabelled_batch_gets_drift_and_an_estimate_only(keel):
+    drop(keel, "loan", batch(2, labelled=False), "unlabelled.csv")
+    measured = keel.monitor("loan")["batches"][0]
+    assert not measured["labelled"] and measured["value"] is None
+    assert 0.5 < measured["estimated_value"] <= 1.0
+
+
+def test_covariate_shift_opens_one_drift_alert_naming_the_features(keel):
+    drop(keel, "loan", batch(3, shift=1.0), "shifted.csv")
+    result = keel.monitor("loan")
+    drifted = result["batches"][0]["drifted_features"]
+    assert {"income", "age"} <= set(drifted)
+    opened = {a["rule"]: a for a in result["alerts_opened"]}
+    assert "drift_share" in opened and "income" in opened["drift_share"]["message"]
+    drop(keel, "loan", batch(4, shift=1.0), "shifted-again.csv")
+    assert keel.monitor("loan")["alerts_opened"] == []  # still firing: no second alert
+    open_rules = [a["rule"] for a in keel.status("loan")["open_alerts"]]
+    assert sorted(open_rules) == sorted(opened)
+
+
+def test_threshold_alert_is_deduplicated_then_recovers(keel):
+    keel.set_project("loan", {"threshold": 0.999})
+    drop(keel, "loan", batch(5), "a.csv")
+    first = keel.monitor("loan")
+    assert [a["rule"] for a in first["alerts_opened"]] == ["metric_threshold"]
+    assert first["alerts_opened"][0]["severity"] == "critical"
+    assert first["decision"] == "alert"
+    drop(keel, "loan", batch(6), "b.csv")
+    second = keel.monitor("loan")
+    assert second["alerts_opened"] == [] and second["decision"] == "alert"
+    keel.set_project("loan", {"threshold": 0.5})
+    drop(keel, "loan", batch(7), "c.csv")
+    third = keel.monitor("loan")
+    assert [a["rule"] for a in third["alerts_recovered"]] == ["metric_threshold"]
+    assert third["decision"] == "none"
+    alerts = keel.registry.alerts(keel.project("loan")["id"])
+    assert [(a["rule"], a["status"]) for a in alerts] == [("metric_threshold", "recovered")]
+    kinds = [e["kind"] for e in keel.history("loan")["events"]]
+    assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
+
+
+def test_an_acknowledged_alert_reopens_if_the_rule_still_fires(keel):
+    keel.set_project("loan", {"threshold": 0.999})
+    drop(keel, "loan", batch(8), "a.csv")
+    alert_id = keel.monitor("loan")["alerts_opened"][0]["id"]
+    keel.acknowledge_alert("loan", alert_id)
+    drop(keel, "loan", batch(9), "b.csv")
+    reopened = keel.monitor("loan")["alerts_opened"]
+    assert [a["rule"] for a in reopened] == ["metric_threshold"] and reopened[0]["id"] != alert_id
+
+
+def test_an_unlabelled_batch_leaves_measured_alerts_alone_and_checks_the_estimate(keel):
+    keel.set_project("loan", {"threshold": 0.999})
+    drop(keel, "loan", batch(10), "labelled.csv")
+    keel.monitor("loan")
+    drop(keel, "loan", batch(11, labelled=False), "unlabelled.csv")
+    result = keel.monitor("loan")
+    assert result["alerts_recovered"] == []
+    assert [a["rule"] for a in result["alerts_opened"]] == ["estimated_threshold"]
+    assert {a["rule"] for a in keel.status("loan")["open_alerts"]} == {"metric_threshold", "estimated_threshold"}
+
+
+def test_policy_off_records_results_without_alerts(keel):
+    keel.set_project("loan", {"policy": "off", "threshold": 0.999})
+    drop(keel, "loan", batch(12, shift=1.0), "a.csv")
+    result = keel.monitor("loan")
+    assert len(result["batches"]) == 1 and result["alerts_opened"] == [] and result["decision"] == "none"
+    assert keel.status("loan")["open_alerts"] == []
+
+
+def _result(value, estimated=None, drifted=(), share=0.0, metric="accuracy"):
+    return monitoring.BatchResult(dataset_version=3, rows=100, labelled=value is not None, labelled_rows=100,
+                                  metric=metric, value=value, estimated_value=estimated,
+                                  drifted_features=list(drifted), drift_share=share, prediction_drift=None)
+
+
+def test_rules_respect_the_metric_direction():
+    higher = ProjectSettings(metric="accuracy", threshold=0.8, max_drop=0.05)
+    rules = monitoring.check_rules(_result(0.78), higher, training_value=0.9)
+    assert rules["metric_threshold"] and rules["metric_drop"] and rules["drift_share"] == ""
+    assert "estimated_threshold" not in rules  # labelled: the measured value decides
+    ok = monitoring.check_rules(_result(0.86), higher, training_value=0.9)
+    assert ok["metric_threshold"] == "" and ok["metric_drop"] == ""
+    lower = ProjectSettings(metric="log_loss", threshold=0.5, max_drop=0.05)
+    worse = monitoring.check_rules(_result(0.6, metric="log_loss"), lower, training_value=0.3)
+    assert "ceiling" in worse["metric_threshold"] and worse["metric_drop"]
+    better = monitoring.check_rules(_result(0.2, metric="log_loss"), lower, training_value=0.3)
+    assert better["metric_threshold"] == "" and better["metric_drop"] == ""
+
+
+def test_rules_without_data_are_absent():
+    settings = ProjectSettings(threshold=None, drift_share=0.3)
+    rules = monitoring.check_rules(_result(None, estimated=0.5, drifted=["a", "b"], share=0.5), settings, None)
+    assert set(rules) == {"drift_share"} and rules["drift_share"]
+    with_threshold = ProjectSettings(threshold=0.8)
+    rules = monitoring.check_rules(_result(None, estimated=0.7), with_threshold, 0.9)
+    assert rules["estimated_threshold"] and "metric_threshold" not in rules and "metric_drop" not in rules
+
+
+def test_monitor_json_shape_through_the_cli(keel, capsys):
+    drop(keel, "loan", batch(13), "a.csv")
+    code, out = cli(capsys, keel.workspace.root, "monitor", "loan", "--once")
+    assert code == 0
+    assert {"batches", "alerts_opened", "decision", "production_version"} <= set(out)
+    assert set(out["batches"][0]) >= {"dataset_version", "rows", "labelled", "metric", "value", "estimated_value",
+                                      "drifted_features"}
+    assert out["decision"] in ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected")
+    assert out["production_version"] == 1
+
+
+def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace, capsys):
+    keel = make_project(workspace, deploy=False)
+    drop(keel, "loan", batch(14), "a.csv")
+    with pytest.raises(KeelError, match="no production model"):
+        keel.monitor("loan")
+    assert len(keel.registry.dataset_versions(keel.project("loan")["id"])) == 2  # the inbox was swept
+    code, out = cli(capsys, workspace, "monitor", "loan", "--once")
+    assert code == 2 and "no production model" in out["error"]["message"]
+    keel.close()
+
+
+def test_the_reference_is_prepared_once_per_model(keel, monkeypatch):
+    calls = []
+    original = monitoring.prepare_reference
+    monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: calls.append(1) or original(k, loaded))
+    monitoring._cache.clear()
+    for index in range(2):
+        drop(keel, "loan", batch(20 + index), f"r{index}.csv")
+        keel.monitor("loan")
+    assert len(calls) == 1

@@ -1,0 +1,211 @@
+"""Every branch of the policy: alert only, retrain and deploy, wait for approval, reject;
+the triggers (alert with back-off, new rows), the adaptive window, and the gate's tests."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.core import policy
+from app.core.errors import KeelError
+from app.core.simulator import make_batch
+from loop_helpers import batch, cli, drop, make_project
+
+
+def versions(keel, name="loan"):
+    return [v["version"] for v in keel.status(name)["versions"]]
+
+
+def decisions(keel, name="loan"):
+    return [e for e in keel.history(name)["events"] if e["kind"] == "retrain_decision"]
+
+
+def test_alert_policy_alerts_and_never_retrains(workspace):
+    keel = make_project(workspace, settings={"policy": "alert"})
+    drop(keel, "loan", batch(1, concept=1.0), "drift.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "alert"
+    assert "metric_drop" in {a["rule"] for a in result["alerts_opened"]}
+    assert versions(keel) == [1] and result["production_version"] == 1
+    keel.close()
+
+
+def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
+    keel = make_project(workspace, settings={"policy": "auto", "window": "adaptive"})
+    drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "retrained_deployed"
+    assert result["production_version"] == 2 and result["challenger_version"] == 2
+    details = result["details"]
+    assert details["test"] == "mcnemar" and details["p_value"] < 0.05
+    assert details["challenger_value"] >= details["champion_value"] + 0.01
+    assert details["gate_rows"] == 100 and details["train_rows"] == 200  # adaptive: only the new concept
+    deployment = keel.registry.current_deployment(keel.project("loan")["id"])
+    assert deployment["by"] == "policy" and "promoted" in deployment["reason"]
+    [event] = decisions(keel)
+    assert event["by"] == "policy" and "p=" in event["message"] and event["details"]["decision"] == "retrained_deployed"
+    keel.close()
+
+
+def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
+    keel = make_project(workspace, settings={"policy": "approve", "window": "adaptive"})
+    drop(keel, "loan", batch(3, concept=1.0), "drift.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "retrained_waiting" and result["production_version"] == 1
+    assert result["challenger_waiting"] == 2
+    assert keel.status("loan")["versions"][1]["aliases"] == ["challenger"]
+    drop(keel, "loan", batch(4, concept=1.0), "more-drift.csv")
+    again = keel.monitor("loan")  # a challenger already waits: no second one
+    assert again["decision"] == "alert" and versions(keel) == [1, 2]
+    code, out = cli(capsys, workspace, "approve", "loan")
+    assert code == 0 and out == {"production_version": 2, "previous_version": 1}
+    assert keel.registry.current_deployment(keel.project("loan")["id"])["by"] == "user"
+    code, out = cli(capsys, workspace, "approve", "loan")
+    assert code == 2 and "no challenger is waiting" in out["error"]["message"]
+    keel.close()
+
+
+def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
+    # stationary data and an unreachable floor: the alert fires, but no challenger can beat the champion
+    keel = make_project(workspace, settings={"policy": "auto", "threshold": 0.999})
+    drop(keel, "loan", batch(5), "same-concept.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "retrained_rejected"
+    assert result["production_version"] == 1 and versions(keel) == [1, 2]
+    assert keel.status("loan")["versions"][1]["aliases"] == []
+    assert not result["details"]["accepted"]
+    with pytest.raises(KeelError, match="no challenger"):
+        keel.approve("loan")
+    # back-off: the same champion is challenged again only once its unseen rows have doubled
+    drop(keel, "loan", batch(6, rows=100), "small.csv")
+    assert keel.monitor("loan")["decision"] == "alert" and versions(keel) == [1, 2]
+    drop(keel, "loan", batch(7, rows=250), "enough.csv")
+    assert keel.monitor("loan")["decision"] == "retrained_rejected" and versions(keel) == [1, 2, 3]
+    keel.close()
+
+
+def test_new_rows_trigger_a_retrain_without_any_alert(workspace):
+    keel = make_project(workspace, settings={"policy": "auto", "retrain_after_rows": 500})
+    drop(keel, "loan", batch(8), "first.csv")
+    first = keel.monitor("loan")
+    assert first["decision"] == "none" and first["alerts_opened"] == []
+    drop(keel, "loan", batch(9), "second.csv")
+    second = keel.monitor("loan")
+    assert second["decision"] in ("retrained_rejected", "retrained_deployed")
+    assert "600 new labelled rows" in second["details"]["reasons"][0]
+    keel.close()
+
+
+def test_too_few_new_labelled_rows_skip_the_retrain_with_a_reason(workspace):
+    keel = make_project(workspace, settings={"policy": "auto", "threshold": 0.999})
+    drop(keel, "loan", batch(10, rows=25), "tiny.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "alert" and "skipped" in result["message"] and "at least 30" in result["message"]
+    assert versions(keel) == [1]
+    keel.close()
+
+
+def test_policy_off_does_nothing(workspace):
+    keel = make_project(workspace, settings={"policy": "off"})
+    drop(keel, "loan", batch(11, concept=1.0), "drift.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "none" and versions(keel) == [1]
+    keel.close()
+
+
+def test_adaptive_window_trains_only_on_data_since_the_change(workspace):
+    keel = make_project(workspace, settings={"policy": "alert", "window": "adaptive"})
+    drop(keel, "loan", batch(12), "before.csv")
+    keel.monitor("loan")
+    frame, used = keel.training_frame("loan")
+    assert used == [1, 2]  # no change detected yet: all data
+    drop(keel, "loan", batch(13, concept=1.0), "change.csv")
+    keel.monitor("loan")
+    frame, used = keel.training_frame("loan")
+    assert used == [3] and len(frame) == 300
+    keel.close()
+
+
+def test_split_gate_takes_the_newest_third_of_the_unseen_rows():
+    frame = pd.DataFrame({"x": range(1000)})
+    train, gate = policy.split_gate(frame, unseen_rows=300)
+    assert len(gate) == 100 and gate["x"].tolist() == list(range(900, 1000))
+    assert len(train) == 900
+    with pytest.raises(KeelError, match="at least 30"):
+        policy.split_gate(frame, unseen_rows=10)
+
+
+class FixedModel:
+    """A stand-in classifier with given predictions and probabilities."""
+
+    def __init__(self, predictions, proba=None):
+        self.predictions = np.asarray(predictions)
+        self.proba = proba
+        self.classes_ = np.array([0, 1])
+
+    def predict(self, X):
+        return self.predictions
+
+    def predict_proba(self, X):
+        return self.proba
+
+
+def _gate_project(metric):
+    return {"metric": metric, "task": "classification",
+            "schema": {"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
+                       "columns": [{"name": "x", "kind": "numeric"}]}}
+
+
+def test_gate_uses_mcnemar_for_accuracy():
+    y = np.array([0, 1] * 100)
+    frame = pd.DataFrame({"x": np.arange(200.0), "y": y})
+    champion = FixedModel(np.where(np.arange(200) < 60, 1 - y, y))  # 60 wrong
+    challenger = FixedModel(np.where(np.arange(200) < 10, 1 - y, y))  # 10 wrong, all also wrong for the champion
+    verdict = policy.gate(_gate_project("accuracy"), champion, challenger, frame, margin=0.01, alpha=0.05)
+    assert verdict["test"] == "mcnemar" and verdict["accepted"]
+    assert verdict["champion_value"] == pytest.approx(0.7) and verdict["challenger_value"] == pytest.approx(0.95)
+    assert verdict["test_details"]["only_challenger_right"] == 50 and verdict["test_details"]["only_champion_right"] == 0
+    same = policy.gate(_gate_project("accuracy"), champion, champion, frame, margin=0.01, alpha=0.05)
+    assert not same["accepted"] and same["p_value"] == 1.0
+
+
+def test_gate_uses_a_paired_bootstrap_for_other_metrics_and_respects_direction():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    frame = pd.DataFrame({"x": np.arange(300.0), "y": y})
+    sharp = np.where(y == 1, 0.9, 0.1)
+    vague = np.full(300, 0.5)
+    champion = FixedModel((vague > 0.5).astype(int), np.column_stack([1 - vague, vague]))
+    challenger = FixedModel((sharp > 0.5).astype(int), np.column_stack([1 - sharp, sharp]))
+    verdict = policy.gate(_gate_project("log_loss"), champion, challenger, frame, margin=0.01, alpha=0.05)
+    assert verdict["test"] == "paired_bootstrap"
+    assert verdict["challenger_value"] < verdict["champion_value"]  # lower is better for log loss
+    assert verdict["accepted"]
+    backwards = policy.gate(_gate_project("log_loss"), challenger, champion, frame, margin=0.01, alpha=0.05)
+    assert not backwards["accepted"]
+    balanced = policy.gate(_gate_project("balanced_accuracy"), champion, challenger, frame, margin=0.01, alpha=0.05)
+    assert balanced["test"] == "paired_bootstrap" and balanced["accepted"]
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"])
+def test_gate_metrics_equal_sklearn_for_classification(metric):
+    from app.core.evaluation import compute_metrics
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 400)
+    proba = rng.dirichlet([2, 2, 2], 400)
+    model = FixedModel(proba.argmax(axis=1), proba)
+    model.classes_ = np.array([0, 1, 2])
+    expected = compute_metrics("classification", y, proba.argmax(axis=1), proba, [0, 1, 2])[metric]
+    output = proba if metric in ("log_loss", "roc_auc") else proba.argmax(axis=1)
+    assert policy.metric_value("classification", metric, y, output, model) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("metric", ["r2", "rmse", "mae"])
+def test_gate_metrics_equal_sklearn_for_regression(metric):
+    from app.core.evaluation import compute_metrics
+
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=300)
+    predictions = y + rng.normal(0, 0.5, 300)
+    expected = compute_metrics("regression", y, predictions)[metric]
+    assert policy.metric_value("regression", metric, y, predictions, None) == pytest.approx(expected, rel=1e-9)

@@ -1,0 +1,182 @@
+"""The monitoring scheduler (jobs rebuilt from the registry, catch-up, shutdown), the
+per-project queues, and the headless runner's workspace lock."""
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app import runner
+from app.core.errors import BusyError
+from app.core.lifecycle import Keel
+from app.scheduling import JOB_PREFIX, MonitorScheduler, missed_run
+from loop_helpers import cli, make_project
+
+
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def keel(workspace):
+    keel = make_project(workspace, "alpha", rows=200)
+    make_project(workspace, "beta", rows=200).close()
+    yield keel
+    keel.close()
+
+
+def mark(keel, name, at: datetime):
+    keel.registry.mark_schedule_run(keel.project(name)["id"], at.isoformat(timespec="milliseconds"))
+
+
+@pytest.fixture
+def started(keel):
+    submitted = []
+    scheduler = MonitorScheduler(keel, submitted.append, watch_seconds=0.2)
+    yield scheduler, submitted
+    scheduler.shutdown(wait=True)
+
+
+def test_jobs_are_built_from_the_registry_and_rebuilt_on_change(keel, started):
+    scheduler, submitted = started
+    now = datetime.now(timezone.utc)
+    mark(keel, "alpha", now)
+    mark(keel, "beta", now)
+    scheduler.start()
+    times = scheduler.next_run_times()
+    assert set(times) == {"alpha", "beta"}
+    assert timedelta(minutes=9) < times["alpha"] - datetime.now(timezone.utc) <= timedelta(minutes=10)
+    job = scheduler.scheduler.get_job(JOB_PREFIX + "alpha")
+    assert job.coalesce and job.max_instances == 1 and job.misfire_grace_time >= 600
+
+    keel.set_project("alpha", {"schedule": "cron 0 3 * * *"})
+    keel.set_project("beta", {"schedule_enabled": False})
+    scheduler.rebuild()
+    times = scheduler.next_run_times()
+    assert times["beta"] is None and scheduler.scheduler.get_job(JOB_PREFIX + "beta") is None
+    assert times["alpha"].astimezone().hour == 3 and times["alpha"].minute == 0
+    assert submitted == []
+
+
+def test_a_change_from_another_process_is_picked_up_by_the_watch(keel, started):
+    scheduler, _ = started
+    scheduler.start(catch_up=False)
+    other = Keel.open(keel.workspace.root)  # as another process would: its own connection
+    other.set_project("beta", {"schedule": "every 2h"})
+    other.close()
+    assert wait_for(lambda: scheduler.next_run_times()["beta"] - datetime.now(timezone.utc) > timedelta(hours=1))
+
+
+def test_catch_up_runs_missed_and_never_run_projects_at_start(keel, started):
+    scheduler, submitted = started
+    mark(keel, "alpha", datetime.now(timezone.utc) - timedelta(hours=1))  # every 10m: missed
+    mark(keel, "beta", datetime.now(timezone.utc) - timedelta(minutes=1))  # not due yet
+    assert scheduler.start() == ["alpha"]
+    assert submitted == ["alpha"]
+    assert keel.registry.schedule(keel.project("alpha")["id"])["last_run_at"] > (
+        datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+
+
+def test_a_project_without_a_production_model_is_not_submitted(keel, started):
+    scheduler, submitted = started
+    make_project(keel.workspace.root, "gamma", rows=200, deploy=False).close()
+    scheduler.start()  # none has run yet: all are due
+    assert sorted(submitted) == ["alpha", "beta"]
+    assert keel.registry.schedule(keel.project("gamma")["id"])["last_run_at"] is not None
+
+
+def test_missed_run_rules():
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    assert missed_run({"kind": "interval", "expression": "600", "last_run_at": None}, now)
+    assert missed_run({"kind": "interval", "expression": "600", "last_run_at": "2026-11-26T11:49:00+00:00"}, now)
+    assert not missed_run({"kind": "interval", "expression": "600", "last_run_at": "2026-11-26T11:55:00+00:00"}, now)
+    two_days_ago = (now - timedelta(days=2)).isoformat()
+    assert missed_run({"kind": "cron", "expression": "0 3 * * *", "last_run_at": two_days_ago}, now)
+    assert not missed_run({"kind": "cron", "expression": "0 3 1 1 *", "last_run_at": (now - timedelta(days=2)).isoformat()}, now)
+
+
+def test_an_interval_job_submits_and_shutdown_stops_it(keel, started):
+    scheduler, submitted = started
+    keel.set_project("alpha", {"schedule": "every 1s"})
+    keel.set_project("beta", {"schedule_enabled": False})
+    mark(keel, "alpha", datetime.now(timezone.utc))
+    scheduler.start()
+    assert wait_for(lambda: len(submitted) >= 1)
+    assert set(submitted) == {"alpha"}
+    scheduler.shutdown(wait=True)
+    assert not scheduler.running
+    count = len(submitted)
+    time.sleep(1.3)  # a whole period: nothing may fire after shutdown
+    assert len(submitted) == count
+
+
+def test_project_queues_run_one_job_at_a_time_and_coalesce():
+    release = threading.Event()
+    running, finished = [], []
+
+    def work(project):
+        running.append(project)
+        release.wait(5)
+        finished.append(project)
+        return {"project": project}
+
+    queues = runner.ProjectQueues(work)
+    assert queues.submit("a")
+    assert wait_for(lambda: running == ["a"])
+    assert queues.submit("a")  # waits behind the running one
+    assert not queues.submit("a")  # one waiting job per project is enough
+    assert queues.submit("b")
+    assert wait_for(lambda: sorted(running) == ["a", "b"])  # another project runs beside it
+    release.set()
+    assert wait_for(lambda: finished.count("a") == 2 and finished.count("b") == 1)
+    queues.shutdown(timeout=5)
+    assert not queues.submit("a")
+
+
+def test_the_runner_holds_the_workspace_lock_and_stops_cleanly(keel, capsys):
+    stop, ready, lines = threading.Event(), threading.Event(), []
+    thread = threading.Thread(target=runner.run, args=(keel,), kwargs={"stop_event": stop, "ready": ready,
+                                                                       "echo": lines.append})
+    thread.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(BusyError, match="already in use"):
+            runner.acquire_workspace_lock(keel)
+        code, out = cli(capsys, keel.workspace.root, "run")
+        assert code == 2 and "already in use by another Keel" in out["error"]["message"]
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert lines[0].startswith("Keel runner on") and lines[-1] == "Keel runner stopped."
+    runner.acquire_workspace_lock(keel).release()  # free again
+
+
+def test_run_as_a_process_stops_cleanly_on_sigterm(keel):
+    import signal
+    import subprocess
+    import sys
+
+    from loop_helpers import ROOT
+
+    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--workspace", str(keel.workspace.root), "run"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()
+        assert first.startswith("Keel runner on"), first + process.stderr.read()
+        with pytest.raises(BusyError):
+            runner.acquire_workspace_lock(keel)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert out.rstrip().endswith("Keel runner stopped.")
+    runner.acquire_workspace_lock(keel).release()

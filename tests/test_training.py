@@ -1,0 +1,226 @@
+"""Training: every preset for both tasks, skops round-trips, --param, metrics, CV, run records, the window."""
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_diabetes, load_iris
+
+from app.core import artifacts, datasets, training
+from app.core.errors import Cancelled, ValidationError
+from app.core.lifecycle import Keel
+from foundation_helpers import cli, create_project, loans, write_csv
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """OpenMP in hgb spins badly on a shared, loaded machine (10 s instead of 0.2 s for one fit
+    seen here at load 5 on 2 cores): fit on one thread, as the GUI's child process does."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+def raw_table(frame: pd.DataFrame, name: str) -> datasets.RawTable:
+    return datasets.RawTable(frame=frame.astype(str), source=name)
+
+
+def prepared(frame: pd.DataFrame, target: str, name: str):
+    raw = raw_table(frame, name)
+    schema = datasets.infer_schema(raw, target)
+    return datasets.clean(raw, schema, purpose="create").frame, schema
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    """scikit-learn's bundled regression data, with one categorical column."""
+    frame = load_diabetes(as_frame=True, scaled=False).frame.head(200)
+    frame["sex"] = frame["sex"].map({1.0: "f", 2.0: "m"})
+    return prepared(frame, "target", "diabetes.csv")
+
+
+@pytest.fixture(scope="module")
+def iris():
+    """Three string classes: one-vs-rest ROC AUC."""
+    data = load_iris(as_frame=True)
+    frame = data.frame.assign(target=[data.target_names[t] for t in data.target])
+    return prepared(frame, "target", "iris.csv")
+
+
+@pytest.fixture(scope="module")
+def credit():
+    return prepared(loans(200, seed=9), "default", "loans.csv")
+
+
+def test_schemas_are_inferred_with_the_right_task_and_kinds(diabetes, iris, credit):
+    assert diabetes[1]["task"] == "regression" and diabetes[1]["target_kind"] == "float"
+    assert datasets.column_kinds(diabetes[1])["sex"] == "categorical"
+    assert iris[1]["task"] == "classification" and iris[1]["target_kind"] == "string"
+    kinds = datasets.column_kinds(credit[1])
+    assert (credit[1]["target_kind"], kinds["region"], kinds["has_mortgage"], kinds["income"]) == (
+        "integer", "categorical", "boolean", "numeric")
+
+
+@pytest.mark.parametrize("data, preset", [
+    ("credit", "logreg"), ("credit", "random_forest"), ("credit", "hgb"),
+    ("iris", "logreg"),
+    ("diabetes", "ridge"), ("diabetes", "random_forest"), ("diabetes", "hgb"),
+])
+def test_every_preset_trains_and_round_trips_through_skops(request, tmp_path, data, preset):
+    frame, schema = request.getfixturevalue(data)
+    result = training.fit_and_evaluate(frame, schema, preset, {}, seed=3)
+    expected = {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"} \
+        if schema["task"] == "classification" else {"r2", "rmse", "mae"}
+    assert set(result.metrics) == expected
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    assert result.train_rows + result.test_rows == len(frame)
+
+    path = tmp_path / f"{preset}.skops"
+    digest = artifacts.dump_model(result.pipeline, path)
+    loaded = artifacts.load_model(path, digest)  # Keel's allow-list only: no extra types
+    X = datasets.to_model_frame(frame, schema)
+    np.testing.assert_array_equal(loaded.predict(X), result.pipeline.predict(X))
+    if schema["task"] == "classification":
+        np.testing.assert_allclose(loaded.predict_proba(X), result.pipeline.predict_proba(X))
+
+
+def test_classification_metrics_are_sensible(credit, iris):
+    result = training.fit_and_evaluate(*credit, "logreg", {}, seed=1)
+    assert result.metrics["accuracy"] > 0.7 and result.metrics["roc_auc"] > 0.75
+    assert result.classes == [0, 1]
+    multi = training.fit_and_evaluate(*iris, "logreg", {}, seed=1)
+    assert multi.metrics["roc_auc"] > 0.9 and multi.classes == ["setosa", "versicolor", "virginica"]
+
+
+def test_regression_metrics_agree_with_each_other(diabetes):
+    frame, schema = diabetes
+    result = training.fit_and_evaluate(frame, schema, "ridge", {}, seed=0)
+    metrics = result.metrics
+    assert 0 < metrics["mae"] <= metrics["rmse"]
+    y = datasets.target_array(frame, schema)
+    assert 0.1 < metrics["r2"] < 1 and metrics["rmse"] < y.std() * 1.5
+
+
+def test_the_holdout_split_is_stratified(credit):
+    frame, schema = credit
+    X = datasets.to_model_frame(frame, schema)
+    y = datasets.target_array(frame, schema)
+    _, _, y_train, y_test = training.split_holdout(X, y, "classification", seed=0)
+    assert abs(y_train.mean() - y_test.mean()) < 0.02
+
+
+@pytest.mark.parametrize("data, key", [("credit", "cv_accuracy"), ("diabetes", "cv_r2")])
+def test_k_fold_cross_validation_when_asked(request, data, key):
+    frame, schema = request.getfixturevalue(data)
+    preset = "logreg" if schema["task"] == "classification" else "ridge"
+    without = training.fit_and_evaluate(frame, schema, preset, {}, seed=0, cv_folds=0)
+    assert not any(k.startswith("cv_") for k in without.metrics)
+    with_cv = training.fit_and_evaluate(frame, schema, preset, {}, seed=0, cv_folds=3)
+    assert {f"{key}_mean", f"{key}_std"} <= set(with_cv.metrics)
+    assert with_cv.metrics[f"{key}_std"] >= 0 and with_cv.params["cv_folds"] == 3
+    assert {k: v for k, v in with_cv.metrics.items() if not k.startswith("cv_")} == without.metrics
+
+
+def test_the_same_seed_gives_the_same_model(credit):
+    first = training.fit_and_evaluate(*credit, "random_forest", {"n_estimators": 20}, seed=5)
+    again = training.fit_and_evaluate(*credit, "random_forest", {"n_estimators": 20}, seed=5)
+    assert first.metrics == again.metrics
+
+
+def test_param_overrides_and_unknown_keys(credit):
+    result = training.fit_and_evaluate(*credit, "logreg", {"C": 0.25, "max_iter": 300}, seed=0)
+    model = result.pipeline.named_steps["model"]
+    assert (model.C, model.max_iter) == (0.25, 300)
+    assert result.params["overrides"] == {"C": 0.25, "max_iter": 300} and result.params["C"] == 0.25
+    with pytest.raises(ValidationError, match=r"unknown parameter\(s\) n_estimators for preset 'logreg'"):
+        training.make_estimator("classification", "logreg", {"n_estimators": 5}, 0)
+    with pytest.raises(ValidationError, match="bad --param for preset 'hgb'"):
+        training.make_estimator("classification", "hgb", {"max_iter": "many"}, 0)
+
+
+def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
+    create_project(capsys, workspace, tmp_path, extra=("--model", "logreg", "--param", "C=0.5", "--seed", "7"))
+    code, out, err = cli(capsys, workspace, "project", "create", "other", "--data", str(tmp_path / "loans-initial.csv"),
+                         "--target", "default", "--model", "logreg", "--param", "n_estimators=3")
+    assert code == 2 and "unknown parameter(s) n_estimators for preset 'logreg'" in out["error"]["message"]
+
+    code, trained, err = cli(capsys, workspace, "train", "loans")
+    assert code == 0, err
+    keel = Keel.open(workspace)
+    try:
+        run = keel.registry.run(trained["run_id"])
+        params = keel.registry.run_params(trained["run_id"])
+        assert (run["seed"], run["preset"], run["dataset_versions"], run["status"]) == (7, "logreg", [1], "finished")
+        assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run["library_versions"])
+        assert run["seconds"] > 0 and run["finished_at"] >= run["started_at"]
+        assert (params["C"], params["overrides"], params["seed"], params["preset"]) == (0.5, {"C": 0.5}, 7, "logreg")
+        assert params["train_rows"] + params["test_rows"] == 120
+        assert keel.registry.run_metrics(trained["run_id"]) == trained["metrics"]
+        model = keel.load_version("loans", 1).model
+        assert model.named_steps["model"].C == 0.5
+    finally:
+        keel.close()
+
+
+def test_cli_regression_project_on_a_bundled_dataset(capsys, workspace, tmp_path):
+    frame = load_diabetes(as_frame=True, scaled=False).frame.head(150)
+    data = write_csv(tmp_path / "diabetes.csv", frame)
+    code, created, err = cli(capsys, workspace, "project", "create", "sugar", "--data", str(data), "--target", "target",
+                             "--model", "ridge", "--cv", "3")
+    assert code == 0, err
+    assert created["task"] == "regression" and created["settings"]["metric"] == "r2"
+    code, trained, err = cli(capsys, workspace, "train", "sugar")
+    assert code == 0, err
+    assert {"r2", "rmse", "mae", "cv_r2_mean", "cv_r2_std"} <= set(trained["metrics"])
+    code, out, _ = cli(capsys, workspace, "project", "set", "sugar", "--metric", "rmse")
+    assert code == 0 and out["settings"]["metric"] == "rmse"
+    code, out, _ = cli(capsys, workspace, "project", "set", "sugar", "--model", "logreg")
+    assert code == 2 and "unknown preset 'logreg' for regression" in out["error"]["message"]
+
+
+def test_the_training_window_takes_the_newest_rows(capsys, workspace, tmp_path):
+    create_project(capsys, workspace, tmp_path, extra=("--model", "logreg", "--window", "60"))
+    newer = loans(50, seed=12)
+    assert cli(capsys, workspace, "ingest", "loans", str(write_csv(tmp_path / "newer.csv", newer)))[0] == 0
+    keel = Keel.open(workspace)
+    try:
+        frame, used = keel.training_frame("loans")
+        first = keel.dataset_frame("loans", 1)
+        assert used == [1, 2] and len(frame) == 60
+        np.testing.assert_allclose(frame["income"].astype(float), np.concatenate(
+            [first["income"].astype(float).to_numpy()[-10:], newer["income"].to_numpy(float)]))
+        keel.set_project("loans", {"window": None})
+        assert len(keel.training_frame("loans")[0]) == 170
+    finally:
+        keel.close()
+
+
+def test_unlabelled_rows_never_reach_training(capsys, workspace, tmp_path):
+    create_project(capsys, workspace, tmp_path)
+    unlabelled = loans(40, seed=13).drop(columns="default")
+    assert cli(capsys, workspace, "ingest", "loans", str(write_csv(tmp_path / "u.csv", unlabelled)))[0] == 0
+    keel = Keel.open(workspace)
+    try:
+        frame, used = keel.training_frame("loans")
+        assert used == [1] and len(frame) == 120 and frame["default"].notna().all()
+    finally:
+        keel.close()
+
+
+def test_a_fit_in_a_child_process_completes_or_cancels(credit, tmp_path):
+    frame, schema = credit
+    artifact = tmp_path / "child.skops"
+    messages = []
+    result = training.fit_cancellable(frame, schema, "logreg", {}, 0, 0, artifact,
+                                      progress=lambda fraction, message: messages.append(fraction))
+    assert result.pipeline is None and "accuracy" in result.metrics and artifact.is_file()
+    assert messages and messages[-1] == 1.0
+    artifacts.load_model(artifact, artifacts.sha256_file(artifact))
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        training.fit_cancellable(frame, schema, "hgb", {}, 0, 0, tmp_path / "never.skops", cancel_event=cancel)
+    assert not (tmp_path / "never.skops").exists()
