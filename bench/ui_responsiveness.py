@@ -56,7 +56,8 @@ def percentile(values, q):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fit-seconds", type=float, default=10.0)
-    parser.add_argument("--only", choices=["train", "monitor"], help="run one of the two jobs (diagnosis)")
+    parser.add_argument("--only", choices=["train", "monitor", "none"],
+                        help="run one of the two jobs, or none: the machine's own noise (diagnosis)")
     parser.add_argument("--verbose", action="store_true", help="print when jobs and refreshes happened")
     parser.add_argument("--no-tabs", action="store_true", help="do not switch panels during the work")
     parser.add_argument("--workspace", default=str(Path(tempfile.gettempdir()) / "keel-bench-ui"))
@@ -100,6 +101,9 @@ def main() -> int:
 
     def start_work():
         phases["start"] = clock.nsecsElapsed()
+        if args.only == "none":
+            QTimer.singleShot(15000, lambda: jobs.update(idle=None))
+            return
         if args.only != "monitor":
             jobs["train"] = controller.retrain()
         if args.only != "train":
@@ -112,6 +116,8 @@ def main() -> int:
     tab_timer.timeout.connect(lambda: window.tabs.setCurrentIndex((window.tabs.currentIndex() + 1) % window.tabs.count()))
 
     def finished():
+        if "idle" in jobs:
+            return True
         return jobs and all(j is not None and not j.active for j in jobs.values())
 
     clock.start()

@@ -96,10 +96,12 @@ def take(workspace: Path) -> list[Path]:
             panel.preview_selected()
             wait(lambda: panel.preview_model.frame is not None, 10)
         if name == "models":
-            panel.splitter.setSizes([190, 620])
+            panel.splitter.setSizes([150, 660])
             panel.select_version(1, 2)
             panel.compare_selected()
             wait(lambda: panel.comparison is not None, 60)
+            wait(lambda: False, 0.3)
+            panel.compare_area.verticalScrollBar().setValue(panel.compare_area.verticalScrollBar().maximum() // 2)
         wait(lambda: False, 0.5)
         grab(name)
     window.tabs.setCurrentIndex(0)

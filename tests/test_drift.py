@@ -43,6 +43,14 @@ def test_ks_pvalue_is_scipys_asymptotic_one():
     assert drift.ks_pvalue(ks, 2000, 1500) == pytest.approx(expected, rel=1e-9)
 
 
+def test_ks_pvalue_on_large_samples_uses_the_kolmogorov_limit():
+    rng = np.random.default_rng(11)
+    reference, current = np.sort(rng.normal(size=20_000)), np.sort(rng.normal(0.02, 1, 100_000))
+    _, ks = drift.cdf_distances(reference, current)
+    expected = stats.ks_2samp(reference, current, method="asymp").pvalue
+    assert drift.ks_pvalue(ks, 20_000, 100_000) == pytest.approx(expected, rel=0.05)
+
+
 def test_numeric_reference_bins_are_reference_deciles():
     values = np.arange(1000, dtype=float)
     reference = drift.NumericReference.build("x", values)

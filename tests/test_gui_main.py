@@ -256,3 +256,149 @@ def test_a_second_window_on_the_same_workspace_is_read_only(qtbot, demo_workspac
             win.close()
     finally:
         lock.release()
+
+
+def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch):
+    import app.ui.common as common
+
+    keel = window.controller.keel
+    wait_job(qtbot, window, window.controller.retrain)
+    models = window.panels["models"]
+    window.tabs.setCurrentWidget(models)
+    qtbot.waitUntil(lambda: model_versions(window) == [1, 2], timeout=5000)
+    models.select_version(1)
+    assert not models.archive_button.isEnabled()  # never the production model
+    models.select_version(2)
+    wait_job(qtbot, window, lambda: (models.archive_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    assert keel.registry.model_version(keel.project("demo-credit")["id"], 2)["archived"] == 1
+    exported = tmp_path / "v1.skops"
+    job = wait_job(qtbot, window, lambda: window.controller.export(1, str(exported)))
+    assert job.state == "done" and exported.exists()
+
+    asked = []
+    monkeypatch.setattr(common, "confirm", lambda parent, title, text, informative="", ok="OK":
+                        asked.append(informative) or True)
+    wait_job(qtbot, window, lambda: (window.actions["delete_project"].trigger(),
+                                     window.controller.runner.active_jobs()[-1])[1])
+    assert "v1 is its production model" in asked[0]
+    assert [p["name"] for p in keel.registry.projects()] == []
+    qtbot.waitUntil(lambda: window.project_list.count() == 0 and window.controller.project == "", timeout=5000)
+
+
+def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
+    import sys
+
+    import app.ui.common as common
+    from app.ui.application import install_excepthook
+
+    shown = []
+    monkeypatch.setattr(common, "show_error", lambda parent, message, details="": shown.append((message, details)))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    install_excepthook()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    assert shown and shown[0][0].startswith("Unexpected error (ValueError): boom")
+    assert "Traceback" in shown[0][1]
+
+
+def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
+    from app.ui.controller import feature_available
+
+    if not feature_available("serving"):
+        pytest.skip("serving is not in this build")
+    wait_job(qtbot, window, lambda: (window.actions["serve"].trigger(), window.controller.runner.active_jobs()[-1])[1])
+    server = window.controller.server
+    assert server is not None and server.url.startswith("http://127.0.0.1:")
+    assert window.actions["serve"].text() == "Stop scoring server"
+    window.actions["serve"].trigger()
+    assert window.controller.server is None
+
+
+def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeypatch):
+    from app.ui.settings_dialog import SettingsDialog
+
+    keel = window.controller.keel
+    dialog = SettingsDialog(keel.project("demo-credit"), window)
+    qtbot.addWidget(dialog)
+    dialog.threshold.setValue(0.85)
+    dialog.policy.setCurrentIndex(dialog.policy.findData("approve"))
+    dialog.window.setText("2000")
+    assert dialog.changes() == {"threshold": 0.85, "policy": "approve", "window": 2000}
+    wait_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
+    settings = keel.project("demo-credit")["settings"]
+    assert (settings["threshold"], settings["policy"], settings["window"]) == (0.85, "approve", 2000)
+
+    monitoring = window.panels["monitoring"]
+    window.tabs.setCurrentWidget(monitoring)
+    monitoring.schedule_kind.setCurrentIndex(0)
+    monitoring.interval_value.setValue(5)
+    monitoring.interval_unit.setCurrentIndex(1)  # minutes
+    monitoring.schedule_enabled.setChecked(False)
+    wait_job(qtbot, window, lambda: (monitoring.save_schedule_button.click(),
+                                     window.controller.runner.active_jobs()[-1])[1])
+    schedule = keel.registry.schedule(keel.project("demo-credit")["id"])
+    assert (schedule["kind"], int(schedule["expression"]), schedule["enabled"]) == ("interval", 300, 0)
+
+    monitoring.schedule_kind.setCurrentIndex(1)
+    monitoring.cron_text.setText("*/15 * * *")  # four fields: the core refuses it, the window says why
+    job = wait_job(qtbot, window, lambda: (monitoring.save_schedule_button.click(),
+                                           window.controller.runner.active_jobs()[-1])[1])
+    assert job.state == "failed" and "5 fields" in window.errors[-1][0]
+
+
+def test_a_dropped_file_is_ingested(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    batch = tmp_path / "dropped.csv"
+    make_batch(200, seed=5).to_csv(batch, index=False)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(batch))])
+
+    class Drop:  # the parts of a QDropEvent the window uses
+        accepted = False
+
+        def mimeData(self):
+            return mime
+
+        def acceptProposedAction(self):
+            self.accepted = True
+
+    enter, drop = Drop(), Drop()
+    window.dragEnterEvent(enter)
+    assert enter.accepted
+    job = wait_job(qtbot, window, lambda: (window.dropEvent(drop), window.controller.runner.active_jobs()[-1])[1])
+    assert job.state == "done" and job.result["dataset_version"] == 2
+    data = window.panels["data"]
+    window.tabs.setCurrentWidget(data)
+    assert data.versions.rows[0]["source"] == "dropped.csv"
+    data.versions_view.selectRow(0)
+    data.preview_selected()
+    qtbot.waitUntil(lambda: data.preview_model.rowCount() == 200, timeout=10000)
+
+
+def test_open_workspace_switches_the_window(qtbot, demo_workspace, tmp_path, gui_settings, leak_guard, monkeypatch):
+    import shutil
+
+    import app.ui.common as common
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.application import Application
+
+    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    other = tmp_path / "other-ws"
+    shutil.copytree(demo_workspace, other)
+    application = Application(QApplication.instance(), start_scheduler=False)
+    application.open(str(demo_workspace))
+    first = application.window
+    qtbot.waitUntil(lambda: first.controller.project == "demo-credit", timeout=20000)
+    assert application.lock is not None and application.lock.held
+    first.open_workspace_requested.emit(str(other))
+    second = application.window
+    assert second is not first and not first.isVisible()
+    qtbot.waitUntil(lambda: second.controller.keel is not None, timeout=20000)
+    assert str(other) in second.windowTitle()
+    assert application.lock.path == other / "keel.lock"
+    second.close()
+    application.close()

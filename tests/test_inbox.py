@@ -86,7 +86,13 @@ def test_files_are_taken_in_arrival_order(keel):
     assert [r["file"] for r in keel.sweep_inbox("loan")] == ["zz.csv", "aa.csv"]
 
 
-def test_the_demo_stream_is_bounded_and_resettable(workspace):
+def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
+    from functools import partial
+
+    from app.core import simulator
+
+    # a smaller first file keeps the demo's two trainings quick; everything else is the real demo
+    monkeypatch.setattr(simulator, "initial_training_data", partial(simulator.initial_training_data, rows=400))
     keel = Keel.open(workspace)
     assert demo_stream.drop_next_demo_batch(keel) is False  # no demo project yet
     keel.create_demo()

@@ -1,9 +1,9 @@
 """End to end through the CLI: a stationary stream, then an abrupt concept drift,
 monitored with `monitor --once`, ending in a promoted challenger."""
 
+from app.core.lifecycle import Keel
 from app.core.simulator import StreamSpec, initial_training_data, stream
 from loop_helpers import cli, drop
-from app.core.lifecycle import Keel
 
 
 def test_stationary_then_drifting_stream_ends_in_a_promoted_challenger(workspace, capsys):
@@ -16,7 +16,7 @@ def test_stationary_then_drifting_stream_ends_in_a_promoted_challenger(workspace
     assert cli(capsys, workspace, "deploy", "loan", "--version", "1")[0] == 0
 
     keel = Keel.open(workspace)
-    spec = StreamSpec(kind="abrupt", batches=7, batch_rows=300, drift_at=4, seed=21)
+    spec = StreamSpec(kind="abrupt", batches=6, batch_rows=300, drift_at=3, seed=21)
     outcomes = []
     for index, frame in stream(spec):
         drop(keel, "loan", frame, f"batch-{index:02d}.csv")
@@ -27,7 +27,7 @@ def test_stationary_then_drifting_stream_ends_in_a_promoted_challenger(workspace
         outcomes.append((measured["value"], out["decision"], out["production_version"],
                          [a["rule"] for a in out["alerts_opened"]]))
 
-    stationary, drifted = outcomes[:4], outcomes[4:]
+    stationary, drifted = outcomes[:3], outcomes[3:]
     assert all(decision == "none" and alerts == [] and version == 1 for _, decision, version, alerts in stationary)
     assert all(value > 0.85 for value, *_ in stationary)
     value, decision, version, alerts = drifted[0]

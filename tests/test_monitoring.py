@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.core import monitoring
+from app.core import monitoring, policy
 from app.core.errors import KeelError
 from app.core.settings import ProjectSettings
 from loop_helpers import batch, cli, drop, make_project
@@ -140,7 +140,7 @@ def test_monitor_json_shape_through_the_cli(keel, capsys):
     assert {"batches", "alerts_opened", "decision", "production_version"} <= set(out)
     assert set(out["batches"][0]) >= {"dataset_version", "rows", "labelled", "metric", "value", "estimated_value",
                                       "drifted_features"}
-    assert out["decision"] in ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected")
+    assert out["decision"] in policy.DECISIONS
     assert out["production_version"] == 1
 
 

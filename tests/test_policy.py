@@ -7,7 +7,6 @@ import pytest
 
 from app.core import policy
 from app.core.errors import KeelError
-from app.core.simulator import make_batch
 from loop_helpers import batch, cli, drop, make_project
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import BusyError, KeelError
 from .fileio import write_text_atomic
+from .workspace import FileLock
 
 log = logging.getLogger("keel.inbox")
 
@@ -68,9 +69,21 @@ def _split_name(name: str) -> tuple[str, str]:
     return (stem, dot + suffix) if stem else (name, "")
 
 
-def sweep(keel, name: str, by: str = "scheduler", settle_seconds: float = SETTLE_SECONDS) -> list[dict]:
-    """Ingest every ready file of the project's inbox; returns one entry per file handled."""
+def sweep(keel, name: str, by: str = "scheduler", settle_seconds: float = SETTLE_SECONDS,
+          lock_timeout: float = 600.0) -> list[dict]:
+    """Ingest every ready file of the project's inbox; returns one entry per file handled.
+    One sweep of a project at a time, across processes (a lock beside the project locks)."""
     keel.project(name)  # an unknown project is refused before touching any folder
+    lock = FileLock(keel.workspace.root / "locks" / f"{name}.inbox.lock")
+    if not lock.acquire(timeout=lock_timeout):
+        raise BusyError(f"the inbox of {name!r} is being swept by another process (lock {lock.path})")
+    try:
+        return _sweep(keel, name, by, settle_seconds)
+    finally:
+        lock.release()
+
+
+def _sweep(keel, name: str, by: str, settle_seconds: float) -> list[dict]:
     inbox, processed, rejected = folders(keel, name)
     results = []
     for path in ready_files(inbox, settle_seconds):
@@ -80,6 +93,8 @@ def sweep(keel, name: str, by: str = "scheduler", settle_seconds: float = SETTLE
             log.info("inbox %s: project busy; %s left for the next sweep", name, path.name)
             break
         except Exception as exc:  # noqa: BLE001 - every failure of a dropped file is reported the same way
+            if not path.exists():
+                continue  # taken away while we looked: nothing to ingest, nothing to move
             if not isinstance(exc, KeelError):
                 log.exception("inbox %s: unexpected failure on %s", name, path.name)
             results.append(reject(keel, name, path, rejected, exc, by))

@@ -21,7 +21,7 @@ no threshold set) leaves its alert as it is.
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -285,7 +285,3 @@ def summary(cycle: CycleResult) -> str:
         estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""
         parts.append(f"v{batch.dataset_version}: {measured}{estimated}, {len(batch.drifted_features)} drifted")
     return "; ".join(parts)
-
-
-def as_dict(batch: BatchResult) -> dict:
-    return asdict(batch)

@@ -45,6 +45,7 @@ IDLE_CONNECTION_SECONDS = 30.0
 LINGER_SECONDS = 1.0  # after refusing a body: discard what the client still sends, so it reads our answer
 SAMPLE_MAX_ROWS = 1000
 SAMPLE_QUEUE_SIZE = 256
+SAMPLE_FLUSH_SECONDS = 0.5
 MODEL_THREADS = 1
 
 
@@ -208,9 +209,7 @@ class ServedSampler:
         from .clock import utc_now
 
         while True:
-            items = [self._queue.get()]
-            while not self._queue.empty() and len(items) < 64:
-                items.append(self._queue.get_nowait())
+            items = self._next_batch()
             done = items[-1] is None
             rows = [self._row(item, utc_now()) for item in items if item is not None]
             if rows:
@@ -223,6 +222,17 @@ class ServedSampler:
                     log.exception("serving: storing %d served sample(s) failed", len(rows))
             if done:
                 return
+
+    def _next_batch(self) -> list:
+        """Samples arriving within SAMPLE_FLUSH_SECONDS of the first: one commit for them all."""
+        items = [self._queue.get()]
+        deadline = time.monotonic() + SAMPLE_FLUSH_SECONDS
+        while items[-1] is not None and len(items) < SAMPLE_QUEUE_SIZE:
+            try:
+                items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return items
 
     def _row(self, item, at: str) -> dict:
         served, X, predictions = item
@@ -354,10 +364,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                             404, "ENDPOINT_NOT_FOUND")
 
     def _no_model_error(self) -> RequestError:
-        name = self.server.watcher.project["name"]
-        problem = self.server.watcher.last_error
-        message = (f"project {name!r} has no production model loaded ({problem})" if problem
-                   else f"project {name!r} has no production model yet: deploy a version")
+        watcher = self.server.watcher
+        name, problem = watcher.project["name"], watcher.last_error
+        if not watcher.first_check_done.is_set():
+            message = f"project {name!r}: the production model is still loading; try again in a moment"
+        elif problem:
+            message = f"project {name!r} has no production model loaded ({problem})"
+        else:
+            message = f"project {name!r} has no production model yet: deploy a version"
         return RequestError(message, 503, "NO_PRODUCTION_MODEL")
 
     # ------------------------------------------------------------------ scoring
@@ -524,7 +538,7 @@ class ServerHandle:
         shown_host = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown_host}:{self.port}"
         self.project = watcher.project["name"]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"keel-serve-{self.project}", daemon=True)
         self._stopped = False
 

@@ -34,7 +34,7 @@ SOURCE = "request"
 FORMAT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 IGNORED_KEYS = ("params",)
 LEGACY_FORMATS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
-TRUE_WORDS = {"true", "1", "1.0"}
+NUMERIC_TRUE, NUMERIC_FALSE = {"1", "1.0"}, {"0", "0.0"}  # as datasets._to_boolean reads them
 
 
 class RequestError(Exception):
@@ -290,6 +290,14 @@ def _stripped(cell) -> str | None:
 
 
 def _numeric_cells(cells: list) -> np.ndarray | None:
+    if all(type(cell) is float or type(cell) is int for cell in cells):  # JSON numbers: convert in one go
+        try:
+            out = np.array(cells, dtype=float)
+        except OverflowError:  # an integer beyond float range: the cell-by-cell rules below
+            pass
+        else:
+            out[np.isinf(out)] = np.nan  # clean() treats infinities as missing
+            return out
     out = np.empty(len(cells), dtype=float)
     for index, cell in enumerate(cells):
         if type(cell) is float or type(cell) is int:  # the common case, and exact: repr() round-trips
@@ -324,9 +332,9 @@ def _boolean_cells(cells: list) -> np.ndarray | None:
             out[index] = math.nan
             continue
         word = text.lower()
-        if word in datasets.TRUE_TOKENS or word in TRUE_WORDS:
+        if word in datasets.TRUE_TOKENS or word in NUMERIC_TRUE:
             out[index] = 1.0
-        elif word in datasets.FALSE_TOKENS or word in ("0", "0.0"):
+        elif word in datasets.FALSE_TOKENS or word in NUMERIC_FALSE:
             out[index] = 0.0
         else:
             return None

@@ -92,10 +92,11 @@ class FirstPaint(QObject):
 class Application:
     """One window on one workspace; File > Open workspace… swaps it for another."""
 
-    def __init__(self, qt_app: QApplication):
+    def __init__(self, qt_app: QApplication, start_scheduler: bool = True):
         self.qt_app = qt_app
         self.window = None
         self.lock = None
+        self.start_scheduler = start_scheduler
 
     def open(self, workspace: str | None) -> bool:
         from ..core.workspace import Workspace
@@ -106,7 +107,7 @@ class Application:
         root = Workspace.open(workspace).root
         setup_logging(root / "logs" / "keel.log")
         lock, read_only = acquire_workspace_lock(root)
-        controller = Controller(str(root), read_only=read_only)
+        controller = Controller(str(root), read_only=read_only, start_scheduler=self.start_scheduler)
         window = MainWindow(controller, settings_store())
         window.open_workspace_requested.connect(self.switch)
         if os.environ.get("KEEL_REPORT_FIRST_PAINT"):

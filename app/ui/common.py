@@ -61,12 +61,23 @@ class RecordsModel(QAbstractTableModel):
         super().__init__(parent)
         self.columns = columns
         self.rows: list[dict] = []
+        self._raw: list[list] = []
+        self._text: list[list[str]] = []
+        self._colors: list = []
         self.row_colors: Callable[[dict], str | None] | None = None
 
     def set_rows(self, rows: list[dict]) -> None:
         self.beginResetModel()
         self.rows = list(rows)
+        # raw values and display text computed once here, not on every paint
+        self._raw = [[self._compute(record, spec) for _, spec in self.columns] for record in self.rows]
+        self._text = [[fmt_value(value) for value in row] for row in self._raw]
+        self._colors = [self.row_colors(record) if self.row_colors else None for record in self.rows]
         self.endResetModel()
+
+    @staticmethod
+    def _compute(record: dict, spec):
+        return spec(record) if callable(spec) else record.get(spec)
 
     def rowCount(self, parent=QModelIndex()):
         return 0 if parent.isValid() else len(self.rows)
@@ -75,20 +86,18 @@ class RecordsModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.columns)
 
     def raw(self, row: int, column: int):
-        spec = self.columns[column][1]
-        record = self.rows[row]
-        return spec(record) if callable(spec) else record.get(spec)
+        return self._raw[row][column]
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return fmt_value(self.raw(index.row(), index.column()))
+            return self._text[index.row()][index.column()]
         if role == SORT_ROLE:
             value = self.raw(index.row(), index.column())
             return "" if value is None else value if isinstance(value, (int, float)) else str(value)
-        if role == Qt.ItemDataRole.ForegroundRole and self.row_colors is not None:
-            color = self.row_colors(self.rows[index.row()])
+        if role == Qt.ItemDataRole.ForegroundRole:
+            color = self._colors[index.row()]
             return QColor(color) if color else None
         if role == Qt.ItemDataRole.TextAlignmentRole:
             value = self.raw(index.row(), index.column())
@@ -151,6 +160,8 @@ def make_table(model, sortable: bool = True, stretch_last: bool = True) -> tuple
     view.setModel(proxy)
     proxy.setParent(view)
     view.setSortingEnabled(sortable)
+    view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    proxy.sort(-1)  # the rows' own order (newest first) until the user clicks a header
     view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
     view.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
     view.setAlternatingRowColors(True)

@@ -20,6 +20,7 @@ log = logging.getLogger("keel.ui")
 WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "create", "settings", "archive",
                "import", "delete", "approve", "acknowledge")
 POLL_MS = 1000
+DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
 
 
 def feature_available(name: str) -> bool:
@@ -66,6 +67,7 @@ class Controller(QObject):
     jobs_changed = Signal()
     notify = Signal(str, str)  # level (info|warning|error), message
     error = Signal(str, str)  # one-line message, details
+    demo_stream_changed = Signal(bool)
     _scheduled = Signal(str)  # scheduler thread -> GUI thread (queued)
 
     def __init__(self, workspace_dir: str | None, read_only: bool = False, parent: QObject | None = None,
@@ -89,6 +91,9 @@ class Controller(QObject):
         self.scheduler = None
         self.server = None
         self._scheduled.connect(self._scheduled_monitor, Qt.ConnectionType.QueuedConnection)
+        self._demo_timer = QTimer(self)
+        self._demo_timer.setInterval(DEMO_BATCH_MS)
+        self._demo_timer.timeout.connect(self.drop_demo_batch)
 
     # ------------------------------------------------------------------ opening / closing
     def open_keel(self) -> None:
@@ -128,6 +133,7 @@ class Controller(QObject):
 
     def shutdown(self) -> None:
         self._poll.stop()
+        self._demo_timer.stop()
         self.stop_scheduler()
         self.stop_server()
         self.runner.shutdown()
@@ -207,8 +213,11 @@ class Controller(QObject):
             return self.keel.create_demo(progress=job.report)
 
         def done(result):
-            self.notify.emit("info", f"Demo project {result['project']} is ready: v{result['version']} in production.")
+            self.notify.emit("info", f"Demo project {result['project']} is ready: v{result['version']} in production. "
+                                     "New batches arrive every few seconds (Model > Play demo stream stops them).")
             self.set_project(result["project"])
+            if self.start_scheduler:
+                self.set_demo_stream(True)
 
         return self._write("demo", "Building the demo project", work, on_done=done, project="")
 
@@ -350,13 +359,48 @@ class Controller(QObject):
         return self._write("settings", f"Saving settings of {name}", lambda job: self.keel.set_project(name, changes),
                            on_done=done)
 
+    # ------------------------------------------------------------------ the demo stream
+    def set_demo_stream(self, playing: bool) -> None:
+        """Drop the demo project's next batch into its inbox every few seconds; the schedule monitors it."""
+        if playing and (demo_stream_module() is None or not self.can_write()):
+            self.notify.emit("warning", "The demo data stream is not available in this window.")
+            playing = False
+        if playing:
+            self._demo_timer.start()
+            self.drop_demo_batch()
+        else:
+            self._demo_timer.stop()
+        self.demo_stream_changed.emit(playing)
+
+    def demo_stream_playing(self) -> bool:
+        return self._demo_timer.isActive()
+
     def drop_demo_batch(self) -> Job | None:
         module = demo_stream_module()
-        if module is None:
-            self.notify.emit("warning", "The demo data stream is not available yet in this build.")
+        if module is None or not self.can_write():
             return None
-        return self._write("ingest", "Dropping a demo batch into the inbox",
-                           lambda job: module.drop_next_demo_batch(self.keel), project="demo-credit")
+        if self.runner.is_busy("demo-credit", ("demo_drop",)):
+            return None
+
+        def done(dropped):
+            if not dropped:
+                self.set_demo_stream(False)
+                self.notify.emit("info", "The demo stream has played all its batches. Model > Reset demo replays it.")
+
+        return self.run("demo-stream", "demo_drop", "Dropping a demo batch into the inbox",
+                        lambda job: module.drop_next_demo_batch(self.keel), project="demo-credit", on_done=done)
+
+    def reset_demo(self) -> Job | None:
+        module = demo_stream_module()
+        if module is None:
+            return None
+
+        def done(result):
+            self.notify.emit("info", f"Demo reset: v{result['version']} in production, the stream starts over.")
+            self.set_project(result["project"])
+
+        return self._write("demo", "Resetting the demo project", lambda job: module.reset_demo(self.keel, progress=job.report),
+                           on_done=done, project="demo-credit")
 
     # ------------------------------------------------------------------ scheduler and server
     def _start_scheduler(self) -> None:

@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         controller.runner.busy_changed.connect(self._show_current_job)
         controller.notify.connect(self.notify)
         controller.error.connect(self.show_error)
+        controller.demo_stream_changed.connect(lambda playing: self.update_actions())
         self.update_actions()
 
     # ------------------------------------------------------------------ building
@@ -107,12 +108,17 @@ class MainWindow(QMainWindow):
                                     "Deploy the retrained challenger waiting for approval"),
             "serve": self._action("Start scoring server", self.toggle_server, None,
                                   "A loopback REST server that speaks MLflow's scoring protocol"),
-            "demo_batch": self._action("Drop a demo batch", self.controller.drop_demo_batch, None,
-                                       "Put the next simulated batch into the demo project's inbox"),
+            "demo_batch": self._action("Play demo stream", self.controller.set_demo_stream, None,
+                                       "Drop a simulated batch into the demo project's inbox every few seconds"),
+            "settings": self._action("Project &settings…", self.edit_settings, "Ctrl+,",
+                                     "Preset, metric, threshold, policy, training window… (as `project set`)"),
+            "reset_demo": self._action("Reset demo…", self.reset_demo, None,
+                                       "Delete the demo project and build it afresh; the stream starts over"),
             "cancel": self._action("&Cancel job", self.cancel_current_job, "Esc"),
             "refresh": self._action("&Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh),
             "about": self._action("&About Keel", self.about),
         }
+        a["demo_batch"].setCheckable(True)
         return a
 
     def _make_menus(self) -> None:
@@ -121,7 +127,8 @@ class MainWindow(QMainWindow):
         for key in ("new_project", "open_workspace", None, "add_data", "import_model", None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
         model_menu = self.menuBar().addMenu("&Model")
-        for key in ("retrain", "deploy", "rollback", "approve", None, "monitor", "demo_batch", None, "serve", "cancel"):
+        for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
+                    "reset_demo", None, "serve", "cancel"):
             model_menu.addSeparator() if key is None else model_menu.addAction(a[key])
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(a["refresh"])
@@ -323,6 +330,7 @@ class MainWindow(QMainWindow):
         a["import_model"].setEnabled(writable)
         a["delete_project"].setEnabled(writable)
         a["retrain"].setEnabled(writable)
+        a["settings"].setEnabled(writable)
         production = None
         deployments = 0
         challenger = False
@@ -357,6 +365,9 @@ class MainWindow(QMainWindow):
         is_demo = c.project == "demo-credit"
         a["demo_batch"].setEnabled(c.can_write() and is_demo and stream_ready)
         a["demo_batch"].setVisible(is_demo)
+        a["demo_batch"].setChecked(c.demo_stream_playing())
+        a["reset_demo"].setEnabled(writable and is_demo and stream_ready)
+        a["reset_demo"].setVisible(is_demo)
         a["cancel"].setEnabled(bool(c.runner.active_jobs()))
 
     def _current_job(self):
@@ -438,6 +449,27 @@ class MainWindow(QMainWindow):
                           "dataset version(s) and their files are deleted. The audit log keeps a record. "
                           "This cannot be undone.", ok="Delete"):
             self.controller.delete_project(name)
+
+    def edit_settings(self) -> None:
+        from ..core.errors import KeelError
+        from .settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.controller.keel.project(self.controller.project), self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        try:
+            changes = dialog.changes()
+        except KeelError as exc:
+            self.show_error(str(exc))
+            return
+        if changes:
+            self.controller.save_settings(changes)
+
+    def reset_demo(self) -> None:
+        if common.confirm(self, "Reset demo", "Reset the demo project?",
+                          "The demo project, its models, data and history are deleted and built afresh; "
+                          "the demo stream starts over. Your other projects are not touched.", ok="Reset"):
+            self.controller.reset_demo()
 
     def toggle_server(self) -> None:
         if self.controller.server is not None:

@@ -44,7 +44,7 @@ class ActivityPanel(Panel):
     def refresh(self) -> None:
         project = self.keel.project(self.project)
         rows = self.keel.registry.events(project["id"])
-        self.model.set_rows(rows)
+        self.model.set_rows(list(reversed(rows)))  # newest first; a header click sorts
         kinds = sorted({r["kind"] for r in rows})
         current = self.kind.currentText()
         self.kind.blockSignals(True)
@@ -53,7 +53,6 @@ class ActivityPanel(Panel):
         self.kind.setCurrentText(current if current in kinds else ALL_KINDS)
         self.kind.blockSignals(False)
         self._apply_filter()
-        self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
         for column in range(3):  # the message column stretches; sizing it would scan long texts
             self.view.resizeColumnToContents(column)
 

@@ -48,9 +48,8 @@ class AlertsPanel(Panel):
         rows = self.keel.registry.alerts(project["id"])
         if self.open_only.isChecked():
             rows = [r for r in rows if r["status"] == "open"]
-        self.model.set_rows(rows)
+        self.model.set_rows(list(reversed(rows)))
         self.empty.setVisible(not rows)
-        self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
         self.view.resizeColumnsToContents()
 
     def update_buttons(self) -> None:

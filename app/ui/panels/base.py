@@ -82,8 +82,13 @@ def action_button(action: QAction, primary: bool = False) -> QPushButton:
     button.setObjectName("primaryAction" if primary else "")
     button.setToolTip(action.toolTip())
 
+    button.setCheckable(action.isCheckable())
+
     def sync():
         button.setEnabled(action.isEnabled())
+        button.setVisible(action.isVisible())
+        if action.isCheckable():
+            button.setChecked(action.isChecked())
         button.setToolTip(action.toolTip() + (f"  ({action.shortcut().toString()})" if not action.shortcut().isEmpty() else ""))
         button.setText(action.text().replace("&", ""))
 

@@ -104,8 +104,7 @@ class DataPanel(Panel):
         for row in rows:
             row["parent_version"] = by_id.get(row["parent_id"])
             row["created_local"] = self._local(row["created_at"])
-        self.versions.set_rows(rows)
-        self.versions_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.versions.set_rows(list(reversed(rows)))
         self.versions_view.resizeColumnsToContents()
         schema = project["schema"]
         self.schema.set_rows([{**c, "missing": f"{c['missing_rate']:.1%}" if "missing_rate" in c else ""}

@@ -53,8 +53,7 @@ class DeploymentsPanel(Panel):
             rows[-1]["current"] = True
         self.metric = metric
         self.model.columns[5] = (f"{metric} at training", "training_value")
-        self.model.set_rows(rows)
-        self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.model.set_rows(list(reversed(rows)))
         self.view.resizeColumnsToContents()
 
     def update_buttons(self) -> None:

@@ -84,7 +84,10 @@ class ModelsPanel(Panel):
         self.model.set_rows(status["versions"])
         if self.proxy.sortColumn() < 0:
             self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
-        self.view.resizeColumnsToContents()
+        shape = (tuple(names), len(status["versions"]))
+        if shape != getattr(self, "_sized_for", None):  # sizing scans cells: only when columns or rows changed
+            self._sized_for = shape
+            self.view.resizeColumnsToContents()
         self.update_buttons()
 
     def selected(self) -> list[dict]:
@@ -187,19 +190,19 @@ class ModelsPanel(Panel):
                                     (f"v{entries[1]['version']}", "b"), ("Change", "delta"), ("", "verdict")], self)
         table_model.set_rows(rows)
         table, _ = make_table(table_model, sortable=False)
-        table.setMinimumHeight(min(260, 30 + 26 * len(rows)))
+        table.setFixedHeight(min(200, 34 + 30 * len(rows)))
         table.resizeColumnsToContents()
         self.compare_layout.addWidget(table)
 
         grid = QGridLayout()
         for column, entry in enumerate(entries):
             if entry["confusion"] is not None:
-                plot = plot_widget(title=f"v{entry['version']} confusion matrix ({entry['rows']} hold-out rows)", height=260)
+                plot = plot_widget(title=f"v{entry['version']} confusion matrix ({entry['rows']} hold-out rows)", height=230)
                 heatmap(plot, entry["confusion"], entry["classes"])
                 grid.addWidget(plot, 0, column)
             if entry["importances"]:
                 kind = "permutation importance" if entry["importance_kind"] == "permutation" else "impurity importance"
-                plot = plot_widget(title=f"v{entry['version']} feature importance ({kind})", height=260)
+                plot = plot_widget(title=f"v{entry['version']} feature importance ({kind})", height=230)
                 labels = list(entry["importances"])
                 bar_chart(plot, labels, [entry["importances"][k] for k in labels])
                 grid.addWidget(plot, 1, column)

@@ -174,7 +174,7 @@ class MonitoringPanel(Panel):
     def prepare_plots(self) -> None:
         """Build the plot widgets at idle time, one per event-loop turn, so that neither the first
         visit to this tab nor the first result stalls the window."""
-        steps = [self._build_metric_plot, self._build_drift_plots, self._place_plots]
+        steps = [self._build_metric_plot, self._build_drift_plots, self._place_plots, self._warm_up]
 
         def next_step():
             if self.plots_built or not steps:
@@ -239,10 +239,17 @@ class MonitoringPanel(Panel):
             self._decorated = None
             self._replay()
 
-    def _show_plots(self, visible: bool) -> None:
-        self.empty.setVisible(not visible)
+    def _warm_up(self) -> None:
+        """Lay out and render the plots once, off screen, so the first visit paints from warm caches."""
+        if not self.isVisible():
+            self.grab()
+
+    def _show_plots(self, has_results: bool) -> None:
+        # the plots stay visible once built (empty axes until the first cycle): showing them
+        # later would lay out and render three plots in the middle of live updates
+        self.empty.setVisible(not has_results)
         for plot in (self.metric_plot, self.drift_plot, self.feature_plot):
-            plot.setVisible(visible)
+            plot.setVisible(True)
 
     def _replay(self) -> None:
         """Results read before the plots existed go into the buffers now."""
@@ -286,7 +293,6 @@ class MonitoringPanel(Panel):
             else:
                 self._append(new)
             self.table_model.set_rows(list(reversed(self.results)))
-            self.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
             self.table.resizeColumnsToContents()
         if self.plots_built:
             self._show_plots(bool(self.results))

@@ -68,7 +68,7 @@ class OverviewPanel(Panel):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         extras = QHBoxLayout()
-        for key in ("serve", "demo_batch"):
+        for key in ("settings", "serve", "demo_batch"):
             extras.addWidget(action_button(actions[key]))
         self.server_label = muted()
         self.server_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -1,0 +1,54 @@
+"""app/core/insights.py: the rules behind the project list's health and the model comparison (no Qt)."""
+
+import pytest
+from gui_fixtures import demo_template, demo_workspace  # noqa: F401
+
+from app.core import insights
+from app.core.lifecycle import Keel
+
+
+@pytest.fixture
+def keel(demo_workspace):
+    keel = Keel.open(demo_workspace)
+    yield keel
+    keel.close()
+
+
+def record(keel, value, estimated=None):
+    project = keel.project("demo-credit")
+    deployment = keel.registry.current_deployment(project["id"])
+    with keel.registry.transaction():
+        keel.registry.insert_monitor_result(project_id=project["id"], model_version_id=deployment["model_version_id"],
+                                            rows=100, labelled_rows=100 if value is not None else 0,
+                                            metric="accuracy", value=value, estimated_value=estimated)
+
+
+def test_health_follows_threshold_drop_and_alerts(keel):
+    health = insights.health(keel, "demo-credit")
+    assert health["state"] == "ok" and health["production_version"] == 1 and health["current_value"] is None
+    trained = health["training_value"]
+    record(keel, trained - 0.01)
+    assert insights.health(keel, "demo-credit")["state"] == "ok"
+    record(keel, None, estimated=trained - 0.08)  # an unlabelled batch: the estimate counts, and says so
+    health = insights.health(keel, "demo-credit")
+    assert health["state"] == "warning" and health["current_is_estimate"]
+    record(keel, 0.7)  # below the demo's threshold 0.8
+    health = insights.health(keel, "demo-credit")
+    assert health["state"] == "alert" and "threshold" in health["reasons"][0]
+    card = insights.production_card(keel, "demo-credit")
+    assert card["production"]["version"] == 1 and len(card["sparkline"]) == 3
+
+
+def test_compare_versions_gives_confusion_and_importances(keel):
+    keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 20}})
+    keel.train("demo-credit")
+    result = insights.compare_versions(keel, "demo-credit", [1, 2])
+    hgb, forest = result["versions"]
+    assert hgb["importance_kind"] == "permutation"  # HistGradientBoosting has no feature_importances_
+    assert forest["importance_kind"] == "impurity"  # summed back from one-hot columns onto input columns
+    features = keel.project("demo-credit")["schema"]["features"]
+    assert set(forest["importances"]) == set(features)
+    assert sum(forest["importances"].values()) == pytest.approx(1.0)
+    for entry in (hgb, forest):
+        assert entry["classes"] == ["0", "1"]
+        assert sum(map(sum, entry["confusion"])) == entry["rows"] > 0
