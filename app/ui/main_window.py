@@ -532,7 +532,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def _unfinished_jobs(self) -> list:
-        return [j for j in self.controller.runner.active_jobs() if j.kind in WRITE_KINDS + ("open",)]
+        return [j for j in self.controller.runner.active_jobs() if j.kind in WRITE_KINDS]
 
     def closeEvent(self, event):
         running = self._unfinished_jobs()
