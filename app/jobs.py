@@ -14,6 +14,7 @@ and reports with `job.report(fraction, message)`.
 import itertools
 import logging
 import threading
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Job:
     error: str = ""
     details: str = ""
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    started_at: float | None = None  # time.monotonic() when it started running
     _post: Callable | None = field(default=None, repr=False)
 
     def report(self, fraction: float, message: str = "") -> None:
@@ -146,6 +148,9 @@ class JobRunner(QObject):
     # ---------------------------------------------------------------- GUI side
     @Slot(object, str, object)
     def _dispatch(self, job: Job, what: str, payload: Any) -> None:
+        if self._closed:  # shut down: the window that asked for this result is gone
+            job.state = what if what != "progress" else job.state
+            return
         if what == "progress":
             if job.state == RUNNING:
                 job.fraction, job.message = payload
@@ -153,6 +158,7 @@ class JobRunner(QObject):
             return
         job.state = what
         if what == RUNNING:
+            job.started_at = time.monotonic()
             self.started.emit(job)
             return
         self._jobs.remove(job)

@@ -66,6 +66,7 @@ def main() -> int:
         "benchmark": "startup",
         "platform": env["QT_QPA_PLATFORM"],
         "runs": args.runs,
+        "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared: context for the figures
         "first_paint_seconds": [round(v, 4) for v in paints],
         "first_paint_median_seconds": round(statistics.median(paints), 4),
         "python_pass_seconds": [round(v, 4) for v in passes],

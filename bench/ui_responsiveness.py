@@ -37,8 +37,8 @@ def prepare_workspace(folder: Path, fit_seconds: float) -> Path:
     extra = folder / "demo" / "more.csv"
     make_batch(4000, seed=21).to_csv(extra, index=False)
     keel.ingest("demo-credit", extra)
-    # about 0.012 s per tree on 4.4k rows with one thread here; sized for the requested duration
-    trees = max(50, int(fit_seconds / 0.012))
+    # about 0.006 s per tree on 4.4k rows with one thread here (quiet machine); sized for the requested duration
+    trees = max(50, int(fit_seconds / 0.006))
     keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": trees},
                                      "schedule_enabled": False})
     batch = folder / "demo" / "fresh.csv"
@@ -151,8 +151,10 @@ def main() -> int:
         "benchmark": "ui_responsiveness",
         "platform": os.environ["QT_QPA_PLATFORM"],
         "heartbeat_ms": HEARTBEAT_MS,
+        "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared: context for the figures
         "work_seconds": round((phases["end"] - phases["start"]) / 1e9, 2),
         "jobs": {k: v[0] for k, v in states.items()},
+        "training_seconds": (jobs["train"].result or {}).get("seconds") if jobs.get("train") else None,
         "ticks": len(gaps_ms),
         "max_gap_ms": round(max(gaps_ms), 2),
         "p99_gap_ms": round(percentile(gaps_ms, 99), 2),
@@ -164,6 +166,7 @@ def main() -> int:
     result["meets_target"] = result["max_gap_ms"] <= TARGET_MAX_GAP_MS and result["p99_gap_ms"] <= TARGET_P99_MS
     print(f"{'measure':<30}{'value':>12}{'target':>12}")
     print(f"{'work duration (s)':<30}{result['work_seconds']:>12}{'':>12}")
+    print(f"{'of which training (s)':<30}{str(result['training_seconds']):>12}{'':>12}")
     print(f"{'heartbeat intervals':<30}{result['ticks']:>12}{'':>12}")
     print(f"{'median interval (ms)':<30}{result['p50_gap_ms']:>12}{'':>12}")
     print(f"{'p99 interval (ms)':<30}{result['p99_gap_ms']:>12}{TARGET_P99_MS:>12}")

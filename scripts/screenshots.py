@@ -57,7 +57,7 @@ def take(workspace: Path) -> list[Path]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.ui.application import Application
 
-    application = Application(app)
+    application = Application(app, start_scheduler=False)  # no scheduled run greys out the actions mid-shot
     application.open(str(workspace))
     window = application.window
     window.resize(1360, 860)

@@ -10,6 +10,10 @@ import pytest
 
 GUARD_GRACE_MS = 5000
 
+from app.ui.application import shield_none_refcount  # noqa: E402
+
+shield_none_refcount()  # PySide6 6.12 leaks references to None (see app/ui/application.py)
+
 
 def _running_timers():
     from PySide6.QtCore import QTimer

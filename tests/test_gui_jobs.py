@@ -100,3 +100,33 @@ def test_shutdown_stops_every_worker(qtbot, leak_guard):
     assert not [t for t in threading.enumerate() if t.name.startswith("keel-job-")]
     with pytest.raises(RuntimeError):
         runner.submit("p", "train", "late", lambda job: None)
+
+
+def test_none_is_shielded_from_the_pyside_reference_leak(qtbot):
+    """PySide6 6.12 loses a reference to None whenever C++ calls a Python override that returns None;
+    the application gives None a reference cushion at start-up so long sessions do not crash."""
+    import sys
+
+    from PySide6.QtCore import QAbstractTableModel, QModelIndex
+
+    from app.ui.application import NONE_REFERENCE_CUSHION, shield_none_refcount
+
+    class Empty(QAbstractTableModel):
+        def rowCount(self, parent=QModelIndex()):
+            return 1
+
+        def columnCount(self, parent=QModelIndex()):
+            return 1
+
+        def data(self, index, role=0):
+            return None
+
+    shield_none_refcount()
+    model = Empty()
+    before = sys.getrefcount(None)
+    for _ in range(20_000):  # more than None's natural reference count on 3.11: fatal without the shield
+        model.index(0, 0).data(0)
+    after = sys.getrefcount(None)
+    if sys.version_info < (3, 12):
+        assert after > NONE_REFERENCE_CUSHION // 2
+    assert after <= before  # the leak is still there (if PySide fixes it, this shows it can go)

@@ -28,6 +28,11 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def fmt_number(value: float) -> str:
+    """Readable summary numbers: 156,700 and 0.006, not 1.567e+05."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def show_error(parent: QWidget | None, message: str, details: str = "") -> None:
     """A one-line message and a Details section (tests patch this function)."""
     box = QMessageBox(parent)
@@ -221,7 +226,25 @@ class JobBar(QFrame):
         layout.addWidget(self.label, 1)
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
+        self._clock = QTimer(self)  # the elapsed time ticks while a job runs (a fit reports little progress)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(lambda: self.job is not None and self._label(self.job))
         self.hide()
+
+    def _label(self, job) -> None:
+        import time
+
+        message = f" — {job.message}" if job.message else ""
+        queued = "" if job.state == "running" else " (waiting)"
+        elapsed = f" · {time.monotonic() - job.started_at:.0f} s" if job.started_at and job.state == "running" else ""
+        self.label.setText(f"{job.title}{queued}{message}{elapsed}")
+
+    def hideEvent(self, event):
+        self._clock.stop()
+        super().hideEvent(event)
+
+    def stop(self) -> None:
+        self._clock.stop()
 
     def show_job(self, job) -> None:
         if job is None:
@@ -229,9 +252,9 @@ class JobBar(QFrame):
             self.hide()
             return
         self.job = job
-        message = f" — {job.message}" if job.message else ""
-        queued = "" if job.state == "running" else " (waiting)"
-        self.label.setText(f"{job.title}{queued}{message}")
+        self._label(job)
+        if not self._clock.isActive():
+            self._clock.start()
         if job.fraction <= 0 and job.state == "running":
             self.bar.setRange(0, 0)  # busy indicator until the first progress report
         else:

@@ -19,6 +19,7 @@ log = logging.getLogger("keel.ui")
 
 WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "create", "settings", "archive",
                "import", "delete", "approve", "acknowledge")
+DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
 

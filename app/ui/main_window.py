@@ -10,8 +10,8 @@ from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QListWidget, Q
                                QMessageBox, QPushButton, QSplitter, QSystemTrayIcon, QTabWidget, QVBoxLayout, QWidget)
 
 from . import common
-from .common import HEALTH_COLORS, Banner, JobBar, fmt_value, muted
-from .controller import WRITE_KINDS, Controller, feature_available
+from .common import HEALTH_COLORS, Banner, JobBar, fmt_value
+from .controller import DEPLOY_KINDS, WRITE_KINDS, Controller, feature_available
 from .panels.activity import ActivityPanel
 from .panels.alerts import AlertsPanel
 from .panels.data import DataPanel
@@ -323,14 +323,17 @@ class MainWindow(QMainWindow):
         c = self.controller
         has_keel = c.keel is not None
         project = bool(c.project)
-        writable = c.can_write() and project and not c.busy()
+        # Work queues behind the project's running job (one serial queue per project), so an action
+        # is disabled only while the same kind of change is under way, not during every monitoring cycle.
+        can = c.can_write() and project
+        writable = can and not c.busy(("delete", "demo"))
         a = self.actions
         a["new_project"].setEnabled(c.can_write())
         a["add_data"].setEnabled(writable)
         a["import_model"].setEnabled(writable)
-        a["delete_project"].setEnabled(writable)
-        a["retrain"].setEnabled(writable)
-        a["settings"].setEnabled(writable)
+        a["delete_project"].setEnabled(can and not c.busy())
+        a["retrain"].setEnabled(writable and not c.busy(("train",)))
+        a["settings"].setEnabled(writable and not c.busy(("settings",)))
         production = None
         deployments = 0
         challenger = False
@@ -343,8 +346,9 @@ class MainWindow(QMainWindow):
                 challenger = "challenger" in c.keel.registry.aliases(project_row["id"])
             except Exception:
                 pass
-        a["deploy"].setEnabled(writable)
-        a["rollback"].setEnabled(writable and deployments > 1)
+        deploying = c.busy(DEPLOY_KINDS)
+        a["deploy"].setEnabled(writable and not deploying)
+        a["rollback"].setEnabled(writable and not deploying and deployments > 1)
         a["rollback"].setToolTip("Go back to the previous production model" if deployments > 1 else
                                  "Nothing to roll back to: only one model has been in production")
         monitor_ready = feature_available("monitor") if has_keel else False
@@ -353,7 +357,7 @@ class MainWindow(QMainWindow):
         a["monitor"].setToolTip("Sweep the inbox, then score new batches with the production model" if monitor_ready
                                 else "Monitoring is not available yet in this build")
         approve_ready = has_keel and feature_available("approve")
-        a["approve"].setEnabled(writable and approve_ready and challenger)
+        a["approve"].setEnabled(writable and not deploying and approve_ready and challenger)
         a["approve"].setToolTip("Deploy the retrained challenger waiting for approval" if approve_ready
                                 else "Approval is not available yet in this build")
         serving_ready = has_keel and feature_available("serving")
@@ -564,6 +568,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         self.banner.stop()
+        self.job_bar.stop()
         self.statusBar().clearMessage()  # stops the status bar's message timer
         self.panels["monitoring"].stop()
         if self.tray is not None:

@@ -3,12 +3,11 @@ metric and threshold; the inferred schema is shown before anything is created.""
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QTableView, QVBoxLayout, QWizard, QWizardPage)
 
 from ..core.settings import PRESETS, default_metric, higher_is_better, metrics_for
-from .common import DataFrameModel, RecordsModel, make_table, muted
+from .common import DataFrameModel, RecordsModel, fmt_number, make_table, muted
 
 PREVIEW_ROWS = 200
 
@@ -208,7 +207,7 @@ class SchemaPage(QWizardPage):
         rows = []
         for column in self.schema["columns"]:
             if "mean" in column:
-                summary = f"{column['min']:.4g} … {column['max']:.4g}"
+                summary = f"{fmt_number(column['min'])} … {fmt_number(column['max'])}"
             elif "n_unique" in column:
                 summary = f"{column['n_unique']} distinct"
             else:

@@ -1,6 +1,6 @@
 """Activity: the project's audit log, filterable."""
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import QSortFilterProxyModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QVBoxLayout
 
 from ..common import SORT_ROLE, RecordsModel, heading, local_time, make_table

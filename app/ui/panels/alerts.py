@@ -1,6 +1,5 @@
 """Alerts: severity, when, message; acknowledge."""
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout
 
 from ..common import RecordsModel, heading, local_time, make_table, muted, selected_records

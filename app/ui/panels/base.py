@@ -72,8 +72,11 @@ class Panel(QWidget):
         pass
 
     def writable(self) -> bool:
-        """A write action makes sense: a workspace we may write, a project, and no write job running on it."""
-        return self.controller.can_write() and bool(self.project) and not self.controller.busy()
+        """A change of production makes sense: a workspace we may write, a project, and no deploy,
+        rollback, archive or delete under way on it (other work just queues behind the running job)."""
+        from ..controller import DEPLOY_KINDS
+
+        return self.controller.can_write() and bool(self.project) and not self.controller.busy(DEPLOY_KINDS)
 
 
 def action_button(action: QAction, primary: bool = False) -> QPushButton:

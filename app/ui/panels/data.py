@@ -1,10 +1,10 @@
 """Data: dataset versions, the schema, the last validation report, a preview, Add data…"""
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSplitter, QTableView, QTabWidget,
+from PySide6.QtWidgets import (QHBoxLayout, QPlainTextEdit, QPushButton, QSplitter, QTableView, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from ..common import DataFrameModel, RecordsModel, heading, make_table, muted, selected_records
+from ..common import DataFrameModel, fmt_number, RecordsModel, heading, make_table, muted, selected_records
 from .base import Panel, action_button
 
 PREVIEW_ROWS = 100_000  # the view reads cells on demand, so a large preview stays cheap
@@ -15,7 +15,7 @@ def _column_stats(column: dict) -> str:
         shown = ", ".join(column.get("categories", [])[:6])
         return f"{column.get('n_unique', '?')} categories: {shown}{'…' if column.get('n_unique', 0) > 6 else ''}"
     if "mean" in column:
-        return f"min {column['min']:.4g} · mean {column['mean']:.4g} · max {column['max']:.4g}"
+        return f"min {fmt_number(column['min'])} · mean {fmt_number(column['mean'])} · max {fmt_number(column['max'])}"
     if "min" in column:
         return f"{column['min']} … {column['max']}"
     return ""
@@ -55,8 +55,8 @@ class DataPanel(Panel):
 
         self.versions = RecordsModel([
             ("Version", "version"), ("Added", lambda r: r["created_local"]), ("Rows", "rows"),
-            ("Labelled", "labelled_rows"), ("Source", "source"), ("Hash", lambda r: r["content_sha256"][:12]),
-            ("Parent", "parent_version"),
+            ("Labelled", "labelled_rows"), ("Parent", lambda r: f"v{r['parent_version']}" if r["parent_version"] else ""),
+            ("Content hash", lambda r: r["content_sha256"][:12]), ("Source", "source"),
         ])
         self.versions_view, _ = make_table(self.versions)
         self.versions_view.setObjectName("datasetVersions")

@@ -1,6 +1,5 @@
 """Deployments: the history, and one-click rollback to any earlier version."""
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout
 
 from ..common import RecordsModel, confirm, fmt_value, heading, local_time, make_table, muted, selected_records

@@ -4,7 +4,7 @@ actual, drift; the schedule editor. Plots update live as results land in the reg
 from datetime import datetime
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLineEdit,
                                QPushButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from ..common import RecordsModel, fmt_value, heading, local_time, make_table, muted

@@ -1,7 +1,7 @@
 """Overview: the production model card and the big actions."""
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
 
 from ...core import insights
 from ...core.settings import higher_is_better
