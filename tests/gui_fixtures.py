@@ -73,12 +73,13 @@ def gui_settings(tmp_path, monkeypatch) -> Path:
     return path
 
 
-def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: bool = True):
+def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: bool = True,
+                start_scheduler: bool = False):
     from app.ui.application import settings_store
     from app.ui.controller import Controller
     from app.ui.main_window import MainWindow
 
-    controller = Controller(str(workspace), read_only=read_only, start_scheduler=False)
+    controller = Controller(str(workspace), read_only=read_only, start_scheduler=start_scheduler)
     window = MainWindow(controller, settings_store())
     qtbot.addWidget(window)
     window.show()

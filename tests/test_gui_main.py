@@ -402,3 +402,40 @@ def test_open_workspace_switches_the_window(qtbot, demo_workspace, tmp_path, gui
     assert application.lock.path == other / "keel.lock"
     second.close()
     application.close()
+
+
+def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspace, gui_settings, leak_guard,
+                                                              monkeypatch):
+    import app.ui.common as common
+
+    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    win = open_window(qtbot, demo_workspace, start_scheduler=True)
+    try:
+        assert win.controller.scheduler is not None
+        runner = win.controller.runner
+        done = []
+        runner.finished.connect(lambda job, result: job.kind == "monitor" and done.append(result))
+        # the demo project has never been monitored: the scheduler catches up at start, on the GUI's queue
+        qtbot.waitUntil(lambda: bool(done), timeout=JOB_TIMEOUT_MS)
+        assert done[0]["decision"] == "none"  # nothing new in the inbox yet: a cycle that found no batch
+        project = win.controller.keel.project("demo-credit")
+        assert win.controller.keel.registry.schedule(project["id"])["last_run_at"] is not None
+        assert win.controller.next_run_times()["demo-credit"] is not None
+    finally:
+        win.close()
+    qtbot.waitUntil(lambda: not win.isVisible(), timeout=JOB_TIMEOUT_MS)  # a running cycle is finished first
+
+
+def test_the_demo_stream_drops_batches_into_the_inbox(qtbot, window):
+    from app.ui.controller import feature_available
+
+    if not feature_available("demo_stream"):
+        pytest.skip("the demo stream is not in this build")
+    inbox = window.controller.keel.workspace.inbox_dir("demo-credit")
+    action = window.actions["demo_batch"]
+    assert action.isVisible() and action.isEnabled() and not action.isChecked()
+    action.trigger()
+    assert action.isChecked() and window.controller.demo_stream_playing()
+    qtbot.waitUntil(lambda: (inbox / "demo-batch-001.csv").exists(), timeout=10000)
+    action.trigger()
+    assert not action.isChecked() and not window.controller.demo_stream_playing()

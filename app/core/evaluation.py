@@ -51,7 +51,12 @@ def _probability_metrics(y_true, proba, classes) -> dict[str, float]:
 def confusion(y_true, y_pred, classes) -> list[list[int]]:
     from sklearn.metrics import confusion_matrix
 
-    return confusion_matrix(y_true, y_pred, labels=list(classes)).tolist()
+    classes = list(classes)
+    if len(y_true) and not np.isin(np.asarray(y_true), np.asarray(classes, dtype=object)).any():
+        # every label is a class the model never saw: sklearn raises ("At least one label
+        # specified must be in y_true"), which failed the monitoring cycle on that batch forever
+        return [[0] * len(classes) for _ in classes]
+    return confusion_matrix(y_true, y_pred, labels=classes).tolist()
 
 
 def per_class_metrics(y_true, y_pred, classes) -> dict[str, dict[str, float]]:
@@ -90,16 +95,19 @@ def mcnemar_test(champion_correct, challenger_correct) -> dict:
 
 
 def paired_bootstrap_test(metric_fn, y_true, champion_pred, challenger_pred, higher_better: bool,
-                          n_boot: int = 1000, seed: int = 0) -> dict:
-    """One-sided paired bootstrap: share of resamples where the challenger is not better."""
+                          n_boot: int = 1000, seed: int = 0, challenger_metric_fn=None) -> dict:
+    """One-sided paired bootstrap: share of resamples where the challenger is not better.
+    challenger_metric_fn: for the challenger's outputs when they need other reading than the
+    champion's (probability columns of a different class set); default metric_fn."""
+    challenger_fn = challenger_metric_fn or metric_fn
     rng = np.random.default_rng(seed)
     y_true = np.asarray(y_true)
     n = len(y_true)
-    observed = metric_fn(y_true, challenger_pred) - metric_fn(y_true, champion_pred)
+    observed = challenger_fn(y_true, challenger_pred) - metric_fn(y_true, champion_pred)
     not_better = 0
     for _ in range(n_boot):
         index = rng.integers(0, n, n)
-        diff = metric_fn(y_true[index], _take(challenger_pred, index)) - metric_fn(y_true[index], _take(champion_pred, index))
+        diff = challenger_fn(y_true[index], _take(challenger_pred, index)) - metric_fn(y_true[index], _take(champion_pred, index))
         if (diff <= 0) if higher_better else (diff >= 0):
             not_better += 1
     return {"test": "paired_bootstrap", "observed_difference": float(observed), "p_value": (not_better + 1) / (n_boot + 1)}

@@ -93,6 +93,9 @@ def _sweep(keel, name: str, by: str, settle_seconds: float) -> list[dict]:
             log.info("inbox %s: project busy; %s left for the next sweep", name, path.name)
             break
         except Exception as exc:  # noqa: BLE001 - every failure of a dropped file is reported the same way
+            if _workspace_trouble(exc):  # the registry or the disk failed, not the file: never reject it for that
+                log.warning("inbox %s: %s left for the next sweep: %s: %s", name, path.name, type(exc).__name__, exc)
+                break
             if not path.exists():
                 continue  # taken away while we looked: nothing to ingest, nothing to move
             if not isinstance(exc, KeelError):
@@ -107,6 +110,16 @@ def _sweep(keel, name: str, by: str, settle_seconds: float) -> list[dict]:
                         "labelled": ingested["labelled"], "warnings": ingested.get("warnings", []),
                         "duplicate_of": ingested.get("duplicate_of")})
     return results
+
+
+def _workspace_trouble(exc: Exception) -> bool:
+    """A locked or failing registry, a full or read-only disk: a passing problem of the workspace."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 def reject(keel, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> dict:

@@ -27,6 +27,20 @@ REFERENCE_TRAIN_ROWS = 20_000
 DEMO_PROJECT = "demo-credit"
 
 
+@contextmanager
+def _user_output(path: Path):
+    """atomic_path for a file the user named (--output): a path that cannot be written is the
+    user's to fix (exit 2, a message naming it), not an internal error."""
+    path = Path(path)
+    if path.is_dir():
+        raise KeelError(f"{path}: is a directory; give a file name for the output")
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise KeelError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 @dataclass
 class LoadedModel:
     project: dict
@@ -74,6 +88,10 @@ class Keel:
         training.check_trainable(batch.frame, schema, raw.source)
         schema["classes"] = self._classes(batch.frame, schema)
         with self._locked(name):
+            # again under the lock: another process may have created it since the check above, and
+            # writing v1.parquet now would replace that project's data (then delete it on failure)
+            if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
+                raise KeelError(f"project {name!r} already exists")
             dataset_path = self.workspace.dataset_dir(name) / "v1.parquet"
             datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), dataset_path)
             try:
@@ -223,6 +241,11 @@ class Keel:
             frames.append(frame[frame[target].notna()])
             used.append(row["version"])
         if not frames:
+            if since_dataset_version is not None:
+                raise ValidationError(
+                    f"project {name!r} has no labelled data from dataset v{since_dataset_version} on "
+                    + ("(the adaptive training window starts at the change detected there); ingest labelled data "
+                       "or set --window all" if settings.window == "adaptive" else "to train on"))
             raise ValidationError(f"project {name!r} has no labelled data to train on")
         combined = pd.concat(frames, ignore_index=True)
         if isinstance(settings.window, int) and len(combined) > settings.window:
@@ -245,7 +268,15 @@ class Keel:
             version = self.registry.next_number("model_versions", project["id"])
             final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
             if final_path.exists():
-                raise KeelError(f"{final_path} already exists; Keel never overwrites a model file (run verify)")
+                # no registry row names this version (it is MAX + 1): a file left by a train that was
+                # killed between writing it and committing (a GUI cancel terminates the process).
+                # Refusing here blocked every later train of the project; keep it aside, never delete.
+                orphan = final_path.with_name(f"{final_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+                os.replace(final_path, orphan)
+                import logging
+
+                logging.getLogger("keel.lifecycle").warning(
+                    "%s was not registered (an interrupted train); moved aside to %s", final_path, orphan.name)
             started_at = utc_now()
             started = time.perf_counter()
             created: list[Path] = []
@@ -403,7 +434,7 @@ class Keel:
         destination = Path(destination)
         if destination.is_dir():
             destination = destination / f"{name}-v{version}.skops"
-        with atomic_path(destination) as tmp:
+        with _user_output(destination) as tmp:
             shutil.copyfile(source, tmp)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
@@ -412,12 +443,13 @@ class Keel:
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        if archived and self.production_version(name) == version:
-            raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
-        with self.registry.transaction():
-            self.registry.set_archived(model_version["id"], archived)
-            self.registry.add_event(project, "model_archived" if archived else "model_unarchived",
-                                    f"v{version} {'archived' if archived else 'restored'}", by)
+        with self._locked(name):  # the production check and the write, with no deploy in between
+            if archived and self.production_version(name) == version:
+                raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
+            with self.registry.transaction():
+                self.registry.set_archived(model_version["id"], archived)
+                self.registry.add_event(project, "model_archived" if archived else "model_unarchived",
+                                        f"v{version} {'archived' if archived else 'restored'}", by)
 
     # ================================================================ deployment
     def deploy(self, name: str, version: int, by: str = "user", reason: str = "") -> dict:
@@ -442,10 +474,11 @@ class Keel:
         return {"production_version": version, "previous_version": previous_version}
 
     def _set_production_aliases(self, project, model_version_id) -> None:
-        aliases = self.registry.aliases(project["id"])
         self.registry.set_alias(project["id"], "champion", model_version_id)
-        if aliases.get("challenger") == model_version_id:
-            self.registry.set_alias(project["id"], "challenger", None)
+        # a waiting challenger was gated against the production model of its time: once another
+        # model is in production that verdict says nothing, and approving it would deploy a model
+        # never compared with the current one (a stale challenger also blocked every policy retrain)
+        self.registry.set_alias(project["id"], "challenger", None)
 
     def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
         """Go back to the previous production model (or to an earlier deployed version)."""
@@ -520,7 +553,7 @@ class Keel:
             warnings = warnings + [f"{raw.source}: column(s) {', '.join(replaced)} replaced by this scoring"]
         inputs = raw.frame.drop(columns=replaced).reset_index(drop=True)
         result = pd.concat([inputs, scores.reset_index(drop=True)], axis=1)
-        with atomic_path(output_path) as tmp:
+        with _user_output(output_path) as tmp:
             if output_path.name.lower().endswith(datasets.PARQUET_SUFFIXES):
                 result.to_parquet(tmp, index=False)
             else:
@@ -564,6 +597,11 @@ class Keel:
         if alert is None:
             raise NotFoundError(f"unknown alert {alert_id} for project {name!r}")
         with self.registry.transaction():
+            # re-read under the write lock: a monitoring cycle may have closed it (recovered) meanwhile,
+            # and the audit log must not say "acknowledged" for an alert that was not
+            status = self.registry.query_one("SELECT status FROM alerts WHERE id = ?", (alert_id,))["status"]
+            if status != "open":
+                raise KeelError(f"alert {alert_id} ({alert['rule']}) is already {status}; nothing to acknowledge")
             self.registry.close_alert(alert_id, "acknowledged")
             self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
 

@@ -80,8 +80,11 @@ _cache_guard = threading.Lock()
 
 
 def reference_for(keel, loaded) -> drift.DriftReference:
-    """The prepared reference of a model, built once per model file (keyed by its sha256)."""
-    key = loaded.model_version["sha256"]
+    """The prepared reference of a model, built once per model version. The file's sha256 alone
+    is not a key: one skops file imported into two projects (or workspaces) has one hash but two
+    references (an imported model's reference is its project's training data)."""
+    key = (str(keel.workspace.root), loaded.project["name"], loaded.model_version["id"],
+           loaded.model_version["sha256"])
     with _cache_guard:
         if key in _cache:
             _cache.move_to_end(key)

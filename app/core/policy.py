@@ -267,9 +267,12 @@ def gate(project: dict, champion, challenger, gate_frame, margin: float, alpha: 
     if metric == "accuracy":
         test = mcnemar_test(outputs[0] == y, outputs[1] == y)
     else:
+        # each side's probability columns are read with its own model's classes_: a challenger
+        # that learned a class the champion never saw has more columns
         test = paired_bootstrap_test(
-            lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, challenger),
-            y, outputs[0], outputs[1], higher_is_better(metric), n_boot=BOOTSTRAP_RESAMPLES, seed=0)
+            lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, champion),
+            y, outputs[0], outputs[1], higher_is_better(metric), n_boot=BOOTSTRAP_RESAMPLES, seed=0,
+            challenger_metric_fn=lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, challenger))
     better = is_better(metric, values[1], values[0], margin)
     return {"metric": metric, "champion_value": values[0], "challenger_value": values[1],
             "gate_rows": int(len(y)), "test": test["test"], "p_value": float(test["p_value"]),

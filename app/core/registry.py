@@ -312,7 +312,14 @@ class Registry:
             conn.rollback()
             raise
         else:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                # a failed COMMIT (deferred foreign key, disk full, I/O error) leaves the
+                # transaction open: every later write of this thread would nest in it, never
+                # commit, and hold the write lock against every other connection
+                conn.rollback()
+                raise
 
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
         cursor = self.conn.execute(sql, tuple(params))

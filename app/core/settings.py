@@ -1,5 +1,6 @@
 """Project settings: one set, edited by the CLI and the GUI alike (DESIGN.md, "Settings")."""
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import KeelError
@@ -62,6 +63,11 @@ class ProjectSettings:
             raise KeelError(f"unknown metric {self.metric!r} for {task}: choose one of {', '.join(metrics_for(task))}")
         if self.policy not in POLICIES:
             raise KeelError(f"unknown policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
+        for flag, value in (("--threshold", self.threshold), ("--max-drop", self.max_drop), ("--margin", self.margin)):
+            # NaN passes every range check below and then silently turns its rule off
+            # (no comparison with NaN is true): no alert would ever fire, no challenger ever win
+            if value is not None and not math.isfinite(value):
+                raise KeelError(f"{flag} must be a finite number, got {value}")
         if not 0 < self.drift_share <= 1:
             raise KeelError(f"--drift-share must be in (0, 1], got {self.drift_share}")
         if not 0 < self.alpha < 1:

@@ -428,7 +428,7 @@ class Controller(QObject):
         if self.runner.is_busy(project_name, ("monitor",)):
             return  # one monitoring cycle per project at a time; the next tick catches up
         if feature_available("monitor") and self.can_write():
-            self.monitor(project_name, by="policy")
+            self.monitor(project_name, by="scheduler")  # as the headless runner records it
 
     def _rebuild_scheduler(self) -> None:
         if self.scheduler is not None:

@@ -5,6 +5,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
 _configured = False
+ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
 
 
 def pg():
@@ -13,7 +14,7 @@ def pg():
 
     if not _configured:
         palette = QApplication.palette()
-        pyqtgraph.setConfigOptions(antialias=True, background=palette.color(QPalette.ColorRole.Base),
+        pyqtgraph.setConfigOptions(antialias=ANTIALIAS, background=palette.color(QPalette.ColorRole.Base),
                                    foreground=palette.color(QPalette.ColorRole.Text))
         _configured = True
     return pyqtgraph

@@ -162,9 +162,10 @@ class MonitoringPanel(Panel):
         next_time = self.controller.next_run_times().get(project["name"])
         if next_time is not None:
             parts.append(f"next run {next_time:%Y-%m-%d %H:%M:%S}" if hasattr(next_time, "strftime") else f"next run {next_time}")
+        elif self.controller.read_only:
+            parts.append("read-only: the window that holds the workspace runs the schedule")
         elif self.controller.scheduler is None:
-            parts.append("the scheduler is not running in this window" +
-                         (" (read-only)" if self.controller.read_only else ""))
+            parts.append("scheduler off in this window")
         self.next_run.setText("; ".join(parts))
 
     def update_buttons(self) -> None:
@@ -174,7 +175,7 @@ class MonitoringPanel(Panel):
     def prepare_plots(self) -> None:
         """Build the plot widgets at idle time, one per event-loop turn, so that neither the first
         visit to this tab nor the first result stalls the window."""
-        steps = [self._build_metric_plot, self._build_drift_plots, self._place_plots, self._warm_up]
+        steps = [self._build_metric_plot, self._build_drift_plots, self._place_plots]
 
         def next_step():
             if self.plots_built or not steps:
@@ -238,11 +239,6 @@ class MonitoringPanel(Panel):
         if self.results:
             self._decorated = None
             self._replay()
-
-    def _warm_up(self) -> None:
-        """Lay out and render the plots once, off screen, so the first visit paints from warm caches."""
-        if not self.isVisible():
-            self.grab()
 
     def _show_plots(self, has_results: bool) -> None:
         # the plots stay visible once built (empty axes until the first cycle): showing them
