@@ -11,7 +11,19 @@ QT_LIBRARIES = {  # library -> Debian package that ships it
     "fontconfig": "libfontconfig1",
     "dbus-1": "libdbus-1-3",
 }
-DISPLAY_LIBRARIES = {"xcb-cursor": "libxcb-cursor0"}
+DISPLAY_LIBRARIES = {  # Qt's xcb platform plugin, to open a window on X11
+    "xcb-cursor": "libxcb-cursor0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-image": "libxcb-image0",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-randr": "libxcb-randr0",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0",
+    "xcb-xinerama": "libxcb-xinerama0",
+    "xcb-xkb": "libxcb-xkb1",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+    "xcb-xinput": "libxcb-xinput0",
+}
 
 
 def check_python() -> int:

@@ -304,10 +304,6 @@ def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
 
 
 def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
-    from app.ui.controller import feature_available
-
-    if not feature_available("serving"):
-        pytest.skip("serving is not in this build")
     wait_job(qtbot, window, lambda: (window.actions["serve"].trigger(), window.controller.runner.active_jobs()[-1])[1])
     server = window.controller.server
     assert server is not None and server.url.startswith("http://127.0.0.1:")
@@ -427,10 +423,6 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
 
 
 def test_the_demo_stream_drops_batches_into_the_inbox(qtbot, window):
-    from app.ui.controller import feature_available
-
-    if not feature_available("demo_stream"):
-        pytest.skip("the demo stream is not in this build")
     inbox = window.controller.keel.workspace.inbox_dir("demo-credit")
     action = window.actions["demo_batch"]
     assert action.isVisible() and action.isEnabled() and not action.isChecked()

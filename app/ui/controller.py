@@ -24,42 +24,6 @@ POLL_MS = 1000
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
 
 
-def feature_available(name: str) -> bool:
-    """Parts built by other issues (monitoring, serving) may not exist yet in this checkout."""
-    from ..core.lifecycle import Keel
-
-    if name in ("monitor", "approve", "sweep_inbox"):
-        return hasattr(Keel, name)
-    if name == "serving":
-        try:
-            from ..core import serving  # noqa: F401
-        except ImportError:
-            return False
-        return hasattr(serving, "start_server")
-    if name == "scheduler":
-        try:
-            from .. import scheduling  # noqa: F401
-        except ImportError:
-            return False
-        return hasattr(scheduling, "MonitorScheduler")
-    if name == "demo_stream":
-        return demo_stream_module() is not None
-    return False
-
-
-def demo_stream_module():
-    import importlib
-
-    for module_name in ("app.core.demo_stream", "app.core.simulator"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        if hasattr(module, "drop_next_demo_batch"):
-            return module
-    return None
-
-
 class Controller(QObject):
     keel_ready = Signal()  # the workspace is open (Keel constructed off the first-paint path)
     plots_ready = Signal()  # pyqtgraph is imported: plots can be built without a stall
@@ -288,9 +252,6 @@ class Controller(QObject):
         return self._write("ingest", f"Adding {Path(path).name} to {name}", work, on_done=done)
 
     def monitor_now(self) -> Job | None:
-        if not feature_available("monitor"):
-            self.notify.emit("warning", "Monitoring is not available yet in this build (Keel.monitor is missing).")
-            return None
         return self.monitor(self.project, by="user")
 
     def monitor(self, name: str, by: str = "user") -> Job | None:
@@ -312,9 +273,6 @@ class Controller(QObject):
         return self._write("monitor", f"Monitoring {name}", work, on_done=done, project=name)
 
     def approve(self) -> Job | None:
-        if not feature_available("approve"):
-            self.notify.emit("warning", "Approving a challenger is not available yet in this build.")
-            return None
         name = self.project
         return self._write("approve", f"Approving the challenger of {name}", lambda job: self.keel.approve(name),
                            on_done=lambda r: self.notify.emit("info", f"{name}: v{r['production_version']} deployed."))
@@ -363,8 +321,8 @@ class Controller(QObject):
     # ------------------------------------------------------------------ the demo stream
     def set_demo_stream(self, playing: bool) -> None:
         """Drop the demo project's next batch into its inbox every few seconds; the schedule monitors it."""
-        if playing and (demo_stream_module() is None or not self.can_write()):
-            self.notify.emit("warning", "The demo data stream is not available in this window.")
+        if playing and not self.can_write():
+            self.notify.emit("warning", "The demo data stream needs a writable window (this one is read-only).")
             playing = False
         if playing:
             self._demo_timer.start()
@@ -377,8 +335,7 @@ class Controller(QObject):
         return self._demo_timer.isActive()
 
     def drop_demo_batch(self) -> Job | None:
-        module = demo_stream_module()
-        if module is None or not self.can_write():
+        if not self.can_write():
             return None
         if self.runner.is_busy("demo-credit", ("demo_drop",)):
             return None
@@ -388,24 +345,24 @@ class Controller(QObject):
                 self.set_demo_stream(False)
                 self.notify.emit("info", "The demo stream has played all its batches. Model > Reset demo replays it.")
 
+        from ..core import demo_stream  # numpy and pandas: kept off the start-up path
+
         return self.run("demo-stream", "demo_drop", "Dropping a demo batch into the inbox",
-                        lambda job: module.drop_next_demo_batch(self.keel), project="demo-credit", on_done=done)
+                        lambda job: demo_stream.drop_next_demo_batch(self.keel), project="demo-credit", on_done=done)
 
     def reset_demo(self) -> Job | None:
-        module = demo_stream_module()
-        if module is None:
-            return None
+        from ..core import demo_stream
 
         def done(result):
             self.notify.emit("info", f"Demo reset: v{result['version']} in production, the stream starts over.")
             self.set_project(result["project"])
 
-        return self._write("demo", "Resetting the demo project", lambda job: module.reset_demo(self.keel, progress=job.report),
+        return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.keel, progress=job.report),
                            on_done=done, project="demo-credit")
 
     # ------------------------------------------------------------------ scheduler and server
     def _start_scheduler(self) -> None:
-        if self.read_only or not self.start_scheduler or not feature_available("scheduler"):
+        if self.read_only or not self.start_scheduler:
             return
         from ..scheduling import MonitorScheduler
 
@@ -427,7 +384,7 @@ class Controller(QObject):
             return
         if self.runner.is_busy(project_name, ("monitor",)):
             return  # one monitoring cycle per project at a time; the next tick catches up
-        if feature_available("monitor") and self.can_write():
+        if self.can_write():
             self.monitor(project_name, by="scheduler")  # as the headless runner records it
 
     def _rebuild_scheduler(self) -> None:
@@ -447,9 +404,6 @@ class Controller(QObject):
             return {}
 
     def start_server(self) -> None:
-        if not feature_available("serving"):
-            self.notify.emit("warning", "The scoring server is not available yet in this build.")
-            return
         from ..core.serving import start_server
 
         name = self.project

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QListWidget, Q
 
 from . import common
 from .common import HEALTH_COLORS, Banner, JobBar, fmt_value
-from .controller import DEPLOY_KINDS, WRITE_KINDS, Controller, feature_available
+from .controller import DEPLOY_KINDS, WRITE_KINDS, Controller
 from .panels.activity import ActivityPanel
 from .panels.alerts import AlertsPanel
 from .panels.data import DataPanel
@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         self.refresh_projects()
         if not keel.registry.projects() and self.controller.can_write():
             self.notify("info", "An empty workspace: building a demo project so you can look around. "
-                                "Create your own with File > New project….")
+                                "Create your own with File > New project…")
             self.controller.create_demo()
 
     def choose_workspace(self) -> None:
@@ -351,21 +351,15 @@ class MainWindow(QMainWindow):
         a["rollback"].setEnabled(writable and not deploying and deployments > 1)
         a["rollback"].setToolTip("Go back to the previous production model" if deployments > 1 else
                                  "Nothing to roll back to: only one model has been in production")
-        monitor_ready = feature_available("monitor") if has_keel else False
-        a["monitor"].setEnabled(writable and production is not None and monitor_ready
-                                and not c.busy(("monitor",)))
-        a["monitor"].setToolTip("Sweep the inbox, then score new batches with the production model" if monitor_ready
-                                else "Monitoring is not available yet in this build")
-        approve_ready = has_keel and feature_available("approve")
-        a["approve"].setEnabled(writable and not deploying and approve_ready and challenger)
-        a["approve"].setToolTip("Deploy the retrained challenger waiting for approval" if approve_ready
-                                else "Approval is not available yet in this build")
-        serving_ready = has_keel and feature_available("serving")
-        a["serve"].setEnabled(project and production is not None and serving_ready)
+        a["monitor"].setEnabled(writable and production is not None and not c.busy(("monitor",)))
+        a["monitor"].setToolTip("Sweep the inbox, then score new batches with the production model")
+        a["approve"].setEnabled(writable and not deploying and challenger)
+        a["approve"].setToolTip("Deploy the retrained challenger waiting for approval" if challenger
+                                else "No challenger is waiting for approval")
+        a["serve"].setEnabled(project and production is not None and has_keel)
         a["serve"].setText("Stop scoring server" if c.server is not None else "Start scoring server")
-        a["serve"].setToolTip("A loopback REST server that speaks MLflow's scoring protocol" if serving_ready
-                              else "The scoring server is not available yet in this build")
-        stream_ready = has_keel and feature_available("demo_stream")
+        a["serve"].setToolTip("A loopback REST server that speaks MLflow's scoring protocol")
+        stream_ready = has_keel
         is_demo = c.project == "demo-credit"
         a["demo_batch"].setEnabled(c.can_write() and is_demo and stream_ready)
         a["demo_batch"].setVisible(is_demo)
