@@ -176,6 +176,8 @@ class JobRunner(QObject):
 # --------------------------------------------------------------------------- work in a child process
 def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict) -> None:
     """Runs in a spawned child: open the workspace, call one Keel method, send the result back."""
+    from .core.childproc import report_failure
+
     try:
         import os
 
@@ -188,61 +190,17 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
         result = getattr(keel, method)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
         queue.put(("done", result))
     except BaseException as exc:  # every failure goes back to the parent as a message
-        queue.put(("error", type(exc).__name__, str(exc), traceback.format_exc(), getattr(exc, "exit_code", 1)))
+        report_failure(queue, exc)
 
 
 def call_in_child(job: Job, workspace_dir: str, method: str, *args, **kwargs):
     """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process.
 
     Work that is mostly Python (a monitoring cycle with a policy retrain) holds the GIL for
-    long stretches; in a child process it cannot stall the GUI thread. The child uses a
-    capped number of BLAS/OpenMP threads so the GUI keeps a core.
+    long stretches; in a child process it cannot stall the GUI thread.
     """
-    import multiprocessing
-    import os
-    import queue as queue_module
+    from .core.childproc import run_in_child
 
-    from .core.errors import Cancelled, KeelError
-    from .core.training import child_environment_threads
-
-    context = multiprocessing.get_context("spawn")
-    channel = context.Queue()
-    saved = {k: os.environ.get(k) for k in child_environment_threads()}
-    os.environ.update(child_environment_threads())
-    try:
-        child = context.Process(target=_child_call, args=(channel, workspace_dir, method, args, kwargs), daemon=True,
-                                name=f"keel-{method}")
-        child.start()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    try:
-        while True:
-            if job.cancel_event.is_set() and job.cancellable:
-                raise Cancelled(f"{job.title}: cancelled")
-            try:
-                message = channel.get(timeout=0.1)
-            except queue_module.Empty:
-                if not child.is_alive() and channel.empty():
-                    raise RuntimeError(f"the {method} process ended unexpectedly (exit code {child.exitcode})")
-                continue
-            if message[0] == "progress":
-                job.report(message[1], message[2])
-            elif message[0] == "done":
-                child.join(5)
-                return message[1]
-            else:
-                _, name, text, trace, exit_code = message
-                log.error("%s in a child process failed:\n%s", method, trace)
-                if exit_code == 2:
-                    raise KeelError(text)
-                raise RuntimeError(f"{name}: {text}")
-    finally:
-        if child.is_alive():
-            child.terminate()
-            child.join(2)
-        channel.close()
-        channel.join_thread()
+    return run_in_child(_child_call, (workspace_dir, method, args, kwargs),
+                        cancel_event=job.cancel_event if job.cancellable else None, progress=job.report,
+                        name=f"keel-{method}", cancelled_message=f"{job.title}: cancelled")

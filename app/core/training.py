@@ -4,8 +4,6 @@ A fit can run in a child process (spawn) so that it can be cancelled for real:
 `fit_cancellable` terminates the child on request and leaves nothing behind.
 """
 
-import multiprocessing
-import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -14,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import datasets
-from .errors import Cancelled, ValidationError
+from .errors import ValidationError
 from .evaluation import compute_metrics
 
 HOLDOUT_SHARE = 0.2
@@ -199,6 +197,8 @@ def _cross_validate(schema, preset, params, seed, X, y, folds) -> dict[str, floa
 # --------------------------------------------------------------------------- cancellable fit
 def _child_fit(queue, frame, schema, preset, params, seed, cv_folds, artifact_tmp):
     """Runs in a spawned child: fit, save the model to artifact_tmp, send back the result."""
+    from .childproc import report_failure
+
     try:
         from .artifacts import dump_model
 
@@ -207,63 +207,15 @@ def _child_fit(queue, frame, schema, preset, params, seed, cv_folds, artifact_tm
         dump_model(result.pipeline, artifact_tmp)
         result.pipeline = None
         queue.put(("done", result))
-    except BaseException as exc:  # report every failure to the parent, then exit
-        import traceback
-
-        queue.put(("error", type(exc).__name__, str(exc), traceback.format_exc(),
-                   getattr(exc, "exit_code", 1)))
-
-
-def child_environment_threads(threads: int = 1) -> dict[str, str]:
-    return {name: str(threads) for name in (
-        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+    except BaseException as exc:  # every failure goes back to the parent as a message
+        report_failure(queue, exc)
 
 
 def fit_cancellable(frame, schema, preset, params, seed, cv_folds, artifact_tmp, cancel_event=None,
-                    progress=None, poll_seconds: float = 0.1) -> FitResult:
-    """Fit in a spawned child process. Setting cancel_event terminates it within ~poll_seconds."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    saved_env = {k: os.environ.get(k) for k in child_environment_threads()}
-    os.environ.update(child_environment_threads())  # the child inherits a capped thread count
-    try:
-        child = context.Process(target=_child_fit, args=(queue, frame, schema, preset, params, seed, cv_folds, str(artifact_tmp)),
-                                daemon=True)
-        child.start()
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    import queue as queue_module
+                    progress=None) -> FitResult:
+    """Fit in a spawned child process. Setting cancel_event terminates it within ~0.1 s."""
+    from .childproc import run_in_child
 
-    try:
-        while True:
-            if cancel_event is not None and cancel_event.is_set():
-                child.terminate()
-                child.join(2)
-                if child.is_alive():
-                    child.kill()
-                raise Cancelled("training cancelled; nothing was saved")
-            try:
-                message = queue.get(timeout=poll_seconds)
-            except queue_module.Empty:
-                if not child.is_alive() and queue.empty():
-                    raise RuntimeError(f"the training process died unexpectedly (exit code {child.exitcode})")
-                continue
-            if message[0] == "progress" and progress:
-                progress(message[1], message[2])
-            elif message[0] == "done":
-                child.join(5)
-                return message[1]
-            elif message[0] == "error":
-                _, name, text, trace, exit_code = message
-                if exit_code == 2:
-                    raise ValidationError(text)
-                raise RuntimeError(f"training failed: {name}: {text}\n{trace}")
-    finally:
-        if child.is_alive():
-            child.terminate()
-            child.join(2)
-        queue.close()
+    return run_in_child(_child_fit, (frame, schema, preset, params, seed, cv_folds, str(artifact_tmp)),
+                        cancel_event=cancel_event, progress=progress, name="training",
+                        cancelled_message="training cancelled; nothing was saved")
