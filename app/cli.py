@@ -9,6 +9,8 @@ import argparse
 import json
 import logging
 import math
+import os
+import sqlite3
 import sys
 import traceback
 
@@ -291,10 +293,17 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was written", 130, want_json)
+    except BrokenPipeError:  # `keel history | head`: the reader left; nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except (KeelError, Cancelled) as exc:
         log.info("refused: %s", exc)
         return _fail(str(exc), exc.exit_code, want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            log.info("registry busy: %s", exc)
+            return _fail("the registry is busy in another process (locked for over 30 s); nothing was written: "
+                         "try again", 2, want_json)
         log.error("failed: %s\n%s", exc, traceback.format_exc())
         where = f" (details in {workspace.log_path})" if workspace else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)

@@ -96,6 +96,13 @@ def run(keel, stop_event: threading.Event | None = None, echo=print, ready: thre
 
     stop_event = stop_event or threading.Event()
     lock = acquire_workspace_lock(keel)
+    try:
+        return _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler)
+    finally:
+        lock.release()
+
+
+def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
     restore = _install_signal_handlers(stop_event)
     queues = ProjectQueues(lambda project: keel.monitor(project, by="scheduler"),
                            on_result=lambda project, result, error: echo(_describe(project, result, error)))
@@ -116,7 +123,6 @@ def run(keel, stop_event: threading.Event | None = None, echo=print, ready: thre
         scheduler.shutdown(wait=True)
         queues.shutdown()
         restore()
-        lock.release()
     echo("Keel runner stopped.")
     return {"stopped": True, "projects": projects}
 

@@ -338,3 +338,49 @@ def test_nan_settings_are_refused(tmp_path, capsys, flag):
     capsys.readouterr()
     assert main(base + ["project", "set", "p", flag, "nan"]) == 2
     assert flag in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- lead's review
+def test_a_registry_locked_by_another_process_is_a_user_error_that_writes_nothing(tmp_path, capsys, monkeypatch):
+    """Past the busy timeout, SQLite says "database is locked": exit 2 with a plain message,
+    not exit 1 "internal error"."""
+    from foundation_helpers import cli, create_project
+
+    from app.core import registry as registry_module
+
+    workspace = tmp_path / "ws"
+    create_project(capsys, workspace, tmp_path)
+    blocker = sqlite3.connect(str(workspace / "registry.db"), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        monkeypatch.setattr(registry_module, "BUSY_TIMEOUT_MS", 200)
+        code, out, err = cli(capsys, workspace, "project", "set", "loans", "--threshold", "0.7")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert code == 2
+    assert "registry is busy" in out["error"]["message"] and "Traceback" not in err
+    code, out, _ = cli(capsys, workspace, "status", "loans")
+    assert code == 0 and out["settings"]["threshold"] is None
+
+
+def test_the_runner_frees_the_workspace_lock_when_it_fails_to_start(tmp_path, capsys, monkeypatch):
+    from foundation_helpers import create_project
+
+    from app import runner
+    from app.core.lifecycle import Keel
+
+    workspace = tmp_path / "ws"
+    create_project(capsys, workspace, tmp_path)
+    keel = Keel.open(workspace)
+    try:
+        def broken_handlers(stop_event):
+            raise RuntimeError("cannot install signal handlers")
+
+        monkeypatch.setattr(runner, "_install_signal_handlers", broken_handlers)
+        with pytest.raises(RuntimeError) as failure:  # keeps the failed frame (and any lock it holds) alive
+            runner.run(keel, stop_event=threading.Event(), echo=lambda line: None)
+        runner.acquire_workspace_lock(keel).release()  # before the fix: "already in use" until the process exits
+        assert "signal handlers" in str(failure.value)
+    finally:
+        keel.close()
