@@ -454,23 +454,32 @@ class Keel:
     # ================================================================ deployment
     def deploy(self, name: str, version: int, by: str = "user", reason: str = "") -> dict:
         with self._locked(name):
-            project = self.project(name)
-            model_version = self.registry.model_version(project["id"], version)
-            artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                 model_version["extra_trusted_types"])  # never deploy a file that will not load
-            current = self.registry.current_deployment(project["id"])
-            previous_version = current["version"] if current else None
-            reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
-            with self.registry.transaction():
-                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
-                                                replaced_deployment_id=current["id"] if current else None,
-                                                by=by, reason=reason, is_rollback=0)
-                self._set_production_aliases(project, model_version["id"])
-                self.registry.add_event(project, "deployed",
-                                        f"v{version} deployed to production"
-                                        + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
-                                        by, {"version": version, "previous_version": previous_version})
-            self._write_manifest(project)
+            return self._deploy_locked(name, version, by, reason)
+
+    def _deploy_locked(self, name: str, version: int, by: str = "user", reason: str = "",
+                       extra_transaction_work=None) -> dict:
+        """deploy() for a caller that already holds the project lock (project_lock is a flock: it
+        cannot be taken twice). extra_transaction_work(project), if given, runs inside the
+        deployment's transaction, so its writes commit or roll back with it."""
+        project = self.project(name)
+        model_version = self.registry.model_version(project["id"], version)
+        artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
+                             model_version["extra_trusted_types"])  # never deploy a file that will not load
+        current = self.registry.current_deployment(project["id"])
+        previous_version = current["version"] if current else None
+        reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
+        with self.registry.transaction():
+            self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
+                                            replaced_deployment_id=current["id"] if current else None,
+                                            by=by, reason=reason, is_rollback=0)
+            self._set_production_aliases(project, model_version["id"])
+            self.registry.add_event(project, "deployed",
+                                    f"v{version} deployed to production"
+                                    + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
+                                    by, {"version": version, "previous_version": previous_version})
+            if extra_transaction_work is not None:
+                extra_transaction_work(project)
+        self._write_manifest(project)
         return {"production_version": version, "previous_version": previous_version}
 
     def _set_production_aliases(self, project, model_version_id) -> None:

@@ -225,14 +225,36 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
     report(0.0, f"training a challenger on {len(train_part)} rows")
     trained = keel.train(name, by="policy", reason=reason, frame=train_part, dataset_versions_used=used,
                          progress=lambda f, m: report(0.8 * f, m))
-    challenger = keel.load_version(name, trained["version"])
-    report(0.85, f"champion v{champion.version} vs challenger v{challenger.version} on {len(gate_part)} rows")
-    verdict = gate(project, champion.model, challenger.model, gate_part, settings.margin, settings.alpha)
-    details = {"champion_version": champion.version, "challenger_version": challenger.version,
-               "unseen_rows": unseen_rows,
-               "train_rows": len(train_part), "reasons": reasons,
-               "dataset_versions": used, **verdict}
-    return decide(keel, name, project, settings, details)
+    base = {"champion_version": champion.version, "challenger_version": trained["version"],
+            "unseen_rows": unseen_rows, "train_rows": len(train_part), "reasons": reasons, "dataset_versions": used}
+    try:
+        challenger = keel.load_version(name, trained["version"])
+        report(0.85, f"champion v{champion.version} vs challenger v{challenger.version} on {len(gate_part)} rows")
+        verdict = gate(project, champion.model, challenger.model, gate_part, settings.margin, settings.alpha)
+        return decide(keel, name, project, settings, {**base, **verdict})
+    except BaseException as exc:
+        record_gate_failure(keel, project, base, exc)
+        raise
+
+
+def record_gate_failure(keel, project: dict, details: dict, exc: BaseException) -> None:
+    """The challenger is registered but its decision is not: record why, or the audit log has an
+    unexplained version and (no decision to back off from) the next firing batch retrains again."""
+    version = details["challenger_version"]
+    try:
+        last = keel.registry.query_one(
+            "SELECT details_json FROM events WHERE project_id = ? AND kind = 'retrain_decision' ORDER BY id DESC LIMIT 1",
+            (project["id"],))
+        if last is not None and json.loads(last["details_json"]).get("challenger_version") == version:
+            return  # the decision was committed; what failed came after it (the manifest file)
+        error = f"{type(exc).__name__}: {exc}"
+        with keel.registry.transaction():
+            keel.registry.add_event(project, "retrain_decision",
+                                    f"challenger v{version} kept but not deployed: the gate against champion "
+                                    f"v{details['champion_version']} failed ({error})", "policy",
+                                    {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
+    except Exception:
+        log.exception("could not record the failed gate of challenger v%s in %s", version, project["name"])
 
 
 def decide(keel, name: str, project: dict, settings: ProjectSettings, details: dict) -> Outcome:
@@ -247,13 +269,28 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
         decision, message = "retrained_deployed", f"{numbers}: promoted to production"
     else:
         decision, message = "retrained_waiting", f"{numbers}: waits for approval (keel approve {name})"
-    if decision == "retrained_deployed":
-        keel.deploy(name, version, by="policy", reason=message)
-    with keel.registry.transaction():
-        if decision == "retrained_waiting":
-            keel.registry.set_alias(project["id"], "challenger",
-                                    keel.registry.model_version(project["id"], version)["id"])
-        keel.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
+    # under the project lock (every deploy and rollback takes it): production cannot change between
+    # the check that it is still the champion the challenger was gated against and the decision's write
+    with keel._locked(name):
+        production_version = keel.production_version(name)
+        if production_version != champion_version:
+            details = {**details, "production_version": production_version}
+            if decision != "retrained_rejected":
+                decision = "retrained_rejected"
+                message = (f"{numbers}: not promoted, production changed from v{champion_version} to "
+                           f"v{production_version} while the challenger was gated; kept as v{version} but not deployed")
+
+        def record(project):
+            if decision == "retrained_waiting":
+                keel.registry.set_alias(project["id"], "challenger",
+                                        keel.registry.model_version(project["id"], version)["id"])
+            keel.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
+
+        if decision == "retrained_deployed":  # the deployment and the decision: one transaction
+            keel._deploy_locked(name, version, by="policy", reason=message, extra_transaction_work=record)
+        else:
+            with keel.registry.transaction():
+                record(project)
     return Outcome(decision, message, details, version)
 
 
