@@ -52,3 +52,27 @@ def test_compare_versions_gives_confusion_and_importances(keel):
     for entry in (hgb, forest):
         assert entry["classes"] == ["0", "1"]
         assert sum(map(sum, entry["confusion"])) == entry["rows"] > 0
+
+
+def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path):
+    from app.core import datasets, training
+    from app.core.simulator import make_batch
+
+    keel.set_project("demo-credit", {"preset": "logreg"})
+    keel.train("demo-credit")
+    assert insights.compare_versions(keel, "demo-credit", [1, 2])["common"] is None  # nothing new since v2
+
+    later = make_batch(250, seed=99, concept=1.0)
+    later.to_csv(tmp_path / "later.csv", index=False)
+    version = keel.ingest("demo-credit", tmp_path / "later.csv")["dataset_version"]
+    result = insights.compare_versions(keel, "demo-credit", [1, 2])
+    assert result["common"] == {"rows": 250, "dataset_versions": [version]}
+
+    project = keel.project("demo-credit")
+    frame = keel.dataset_frame("demo-credit", version)
+    X, y = datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"])
+    for entry in result["versions"]:
+        expected = training.evaluate_pipeline(keel.load_version("demo-credit", entry["version"]).model,
+                                              "classification", X, y)
+        assert entry["common_metrics"] == pytest.approx(expected)
+        assert entry["common_metrics"]["accuracy"] != pytest.approx(entry["metrics"]["accuracy"])

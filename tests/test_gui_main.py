@@ -92,6 +92,11 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     qtbot.waitUntil(lambda: model_versions(window) == [1, 2], timeout=5000)
 
     models = window.panels["models"]
+    models.select_version(1, 2)  # compare: each on its own hold-out, no common data yet
+    wait_job(qtbot, window, lambda: (models.compare_selected(), window.controller.runner.active_jobs()[-1])[1])
+    assert models.comparison is not None and models.comparison["common"] is None
+    assert [e["version"] for e in models.comparison["versions"]] == [1, 2]
+
     models.select_version(2)
     assert models.deploy_button.isEnabled()
     wait_job(qtbot, window, lambda: (models.deploy_button.click(), window.controller.runner.active_jobs()[-1])[1])

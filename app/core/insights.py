@@ -6,6 +6,7 @@ The rules (what counts as healthy, which importance to show) live here, not in w
 
 from .settings import ProjectSettings, higher_is_better
 
+MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
 
 
@@ -142,16 +143,37 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
+def unseen_by_all(keel, project: dict, model_versions: list[dict]):
+    """Labelled rows ingested after the newest of these models was trained: data none of them
+    saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
+    import pandas as pd
+
+    from . import datasets
+
+    newest = max(mv["created_at"] for mv in model_versions)
+    later = [d for d in keel.registry.dataset_versions(project["id"])
+             if d["labelled_rows"] and d["created_at"] > newest]
+    if not later:
+        return None
+    target = project["target"]
+    frames = [datasets.read_frame(keel.workspace.root / d["path"]) for d in later]
+    frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
+    return (datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]),
+            [d["version"] for d in later])
+
+
 def compare_versions(keel, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
-    """Side by side: recorded metrics, confusion matrices (classification) and feature
-    importances, each model scored on its own hold-out rows."""
+    """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
+    arrived after both were trained (when there is any), confusion matrices (classification)
+    and feature importances."""
     import numpy as np
 
     from .evaluation import confusion
 
     report = progress or (lambda fraction, message: None)
     project = keel.project(name)
-    out = {"project": name, "task": project["task"], "metric": project["metric"], "versions": []}
+    out = {"project": name, "task": project["task"], "metric": project["metric"], "versions": [], "common": None}
+    loaded_models = []
     for index, version in enumerate(versions):
         if cancel_event is not None and cancel_event.is_set():
             from .errors import Cancelled
@@ -159,6 +181,7 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
             raise Cancelled("comparison cancelled")
         report(index / len(versions), f"scoring v{version}")
         loaded = keel.load_version(name, version)
+        loaded_models.append(loaded)
         X, y = _holdout(keel, name, version, project)
         entry = {"version": version, "metrics": keel.model_metrics(loaded.model_version), "rows": len(X),
                  "confusion": None, "classes": [], "importance_kind": None, "importances": {}}
@@ -170,5 +193,18 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
                 entry["confusion"] = confusion(y, loaded.model.predict(X), classes)
             entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project["task"])
         out["versions"].append(entry)
+    _add_common_metrics(keel, project, loaded_models, out)
     report(1.0, "done")
     return out
+
+
+def _add_common_metrics(keel, project: dict, loaded_models: list, out: dict) -> None:
+    from .training import evaluate_pipeline
+
+    common = unseen_by_all(keel, project, [loaded.model_version for loaded in loaded_models])
+    if common is None:
+        return
+    X, y, dataset_versions = common
+    out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
+    for entry, loaded in zip(out["versions"], loaded_models):
+        entry["common_metrics"] = evaluate_pipeline(loaded.model, project["task"], X, y)

@@ -177,22 +177,17 @@ class ModelsPanel(Panel):
         entries = comparison["versions"]
         metric = comparison["metric"]
         self.compare_layout.addWidget(heading(" vs ".join(f"v{e['version']}" for e in entries)))
-        names = sorted({k for e in entries for k in e["metrics"]}, key=lambda k: (k != metric, k))
-        rows = []
-        for name in names:
-            a, b = (e["metrics"].get(name) for e in entries)
-            delta = b - a if isinstance(a, float) and isinstance(b, float) else None
-            better = None if delta is None or delta == 0 else ((delta > 0) == higher_is_better(name))
-            rows.append({"metric": name, "a": a, "b": b, "delta": delta,
-                         "verdict": "" if better is None else (f"v{entries[1]['version']} better" if better
-                                                               else f"v{entries[0]['version']} better")})
-        table_model = RecordsModel([("Metric", "metric"), (f"v{entries[0]['version']}", "a"),
-                                    (f"v{entries[1]['version']}", "b"), ("Change", "delta"), ("", "verdict")], self)
-        table_model.set_rows(rows)
-        table, _ = make_table(table_model, sortable=False)
-        table.setFixedHeight(min(200, 34 + 30 * len(rows)))
-        table.resizeColumnsToContents()
-        self.compare_layout.addWidget(table)
+        self.compare_layout.addWidget(muted("Metrics recorded at training, each on its own hold-out rows"))
+        self.compare_layout.addWidget(self._metrics_table(entries, "metrics", metric))
+        common = comparison.get("common")
+        if common:
+            shown = ", ".join(f"v{v}" for v in common["dataset_versions"])
+            self.compare_layout.addWidget(muted(f"On the same {common['rows']} labelled rows, which arrived after both "
+                                                f"were trained (dataset {shown})"))
+            self.compare_layout.addWidget(self._metrics_table(entries, "common_metrics", metric))
+        else:
+            self.compare_layout.addWidget(muted("No labelled data has arrived since both were trained: "
+                                                "nothing to score them on side by side yet"))
 
         grid = QGridLayout()
         for column, entry in enumerate(entries):
@@ -210,6 +205,25 @@ class ModelsPanel(Panel):
         holder.setLayout(grid)
         self.compare_layout.addWidget(holder)
         self.compare_layout.addStretch(1)
+
+
+    def _metrics_table(self, entries: list[dict], key: str, metric: str):
+        names = sorted({k for e in entries for k in e[key]}, key=lambda k: (k != metric, k))
+        rows = []
+        for name in names:
+            a, b = (e[key].get(name) for e in entries)
+            delta = b - a if isinstance(a, float) and isinstance(b, float) else None
+            better = None if delta is None or delta == 0 else ((delta > 0) == higher_is_better(name))
+            rows.append({"metric": name, "a": a, "b": b, "delta": delta,
+                         "verdict": "" if better is None else (f"v{entries[1]['version']} better" if better
+                                                               else f"v{entries[0]['version']} better")})
+        table_model = RecordsModel([("Metric", "metric"), (f"v{entries[0]['version']}", "a"),
+                                    (f"v{entries[1]['version']}", "b"), ("Change", "delta"), ("", "verdict")], self)
+        table_model.set_rows(rows)
+        table, _ = make_table(table_model, sortable=False)
+        table.setFixedHeight(min(200, 34 + 30 * len(rows)))
+        table.resizeColumnsToContents()
+        return table
 
 
 def _delete_layout(layout) -> None:
