@@ -436,3 +436,44 @@ def test_the_demo_stream_drops_batches_into_the_inbox(qtbot, window):
     qtbot.waitUntil(lambda: (inbox / "demo-batch-001.csv").exists(), timeout=10000)
     action.trigger()
     assert not action.isChecked() and not window.controller.demo_stream_playing()
+
+
+def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, window, tmp_path, monkeypatch):
+    import skops.io as sio
+    from PySide6.QtWidgets import QFileDialog
+    from sklearn.neighbors import KNeighborsClassifier
+
+    import app.ui.common as common
+    from app.core import datasets, training
+
+    keel = window.controller.keel
+    project = keel.project("demo-credit")
+    frame, _ = keel.training_frame("demo-credit")
+    pipeline = training.make_pipeline(project["schema"], "classification", "logreg", {}, 0)
+    pipeline.set_params(model=KNeighborsClassifier(n_neighbors=5))
+    pipeline.fit(datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]))
+    knn_file = tmp_path / "knn.skops"
+    sio.dump(pipeline, knn_file)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(knn_file), ""))
+
+    def import_with(answer: bool):
+        asked = []
+        monkeypatch.setattr(common, "confirm", lambda parent, title, text, informative="", ok="OK":
+                            asked.append(informative) or answer)
+        before = len(keel.registry.model_versions(project["id"]))
+        runner = window.controller.runner
+        kinds = []
+        runner.finished.connect(lambda job, _: kinds.append(job.kind))
+        window.actions["import_model"].trigger()
+        qtbot.waitUntil(lambda: "read" in kinds, timeout=JOB_TIMEOUT_MS)  # the types were read on a worker
+        if answer:
+            qtbot.waitUntil(lambda: "import" in kinds, timeout=JOB_TIMEOUT_MS)
+        return asked, len(keel.registry.model_versions(project["id"])) - before
+
+    asked, added = import_with(False)
+    assert "sklearn.neighbors._kd_tree.KDTree" in asked[0] and added == 0
+    asked, added = import_with(True)
+    assert added == 1
+    imported = keel.registry.model_version(project["id"], 2)
+    assert "sklearn.neighbors._kd_tree.KDTree" in imported["extra_trusted_types"]
+    assert window.errors == []

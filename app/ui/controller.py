@@ -293,6 +293,16 @@ class Controller(QObject):
                         lambda job: self.keel.export_model(name, version, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r['path']}."))
 
+    def check_model_file(self, path: str, on_done: Callable[[list[str]], Any]) -> Job:
+        """The types in a model file outside Keel's trusted list (read on a worker: skops is slow to import)."""
+        def work(job: Job) -> list[str]:
+            from ..core.artifacts import untrusted_types
+
+            return untrusted_types(Path(path))
+
+        return self.run(self.project or "workspace", "read", f"Checking {Path(path).name}", work,
+                        project=self.project, on_done=on_done)
+
     def import_model(self, path: str, accept_types: list[str] | None = None) -> Job | None:
         name = self.project
         return self._write("import", f"Importing {Path(path).name}",

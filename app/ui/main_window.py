@@ -403,7 +403,16 @@ class MainWindow(QMainWindow):
     def import_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "skops model (*.skops)")
         if path:
-            self.controller.import_model(path)
+            self.controller.check_model_file(path, on_done=lambda outside: self._import_after_review(path, outside))
+
+    def _import_after_review(self, path: str, outside: list[str]) -> None:
+        """The user sees every type outside Keel's trusted list and accepts them, or nothing is imported."""
+        if outside and not common.confirm(
+                self, "Trust these types?", f"{Path(path).name} holds types outside Keel's trusted list:",
+                "\n".join(outside) + "\n\nLoading a type runs its code: accept only if you trust where this file "
+                "comes from. The accepted types are recorded for this version only.", ok="Trust and import"):
+            return
+        self.controller.import_model(path, outside)
 
     def deploy(self) -> None:
         keel, name = self.controller.keel, self.controller.project
