@@ -235,6 +235,9 @@ def _format_human(key, result) -> str:
     elif command in ("deploy", "rollback", "approve"):
         previous = f" (was v{result['previous_version']})" if result.get("previous_version") else ""
         lines.append(f"Production model is now v{result['production_version']}{previous}")
+    elif command == "project set":
+        lines.append(f"Settings of {result['project']}:")
+        lines.extend(f"  {key:<20} {value}" for key, value in result["settings"].items())
     elif command == "predict":
         lines.append(f"Scored {result['rows']} rows with v{result['version']} -> {result['output']}")
     elif command == "status":
