@@ -37,6 +37,8 @@ class _Parser(argparse.ArgumentParser):
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", dest="preset", help="preset: logreg|ridge|random_forest|hgb")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="preset hyperparameter")
+    parser.add_argument("--clear-params", action="store_true", dest="clear_params",
+                        help="drop the preset parameters set before (then apply any --param)")
     parser.add_argument("--metric")
     parser.add_argument("--threshold", type=float, help="absolute floor (ceiling for error metrics)")
     parser.add_argument("--max-drop", type=float, dest="max_drop")
@@ -64,7 +66,7 @@ def settings_from_args(args) -> dict:
             changes[key] = value
     if getattr(args, "no_threshold", False):
         changes["threshold"] = None
-    if args.param:
+    if args.param or getattr(args, "clear_params", False):
         changes["params"] = dict(parse_param(p) for p in args.param)
     if args.retrain_after_rows is not None:
         text = args.retrain_after_rows.strip().lower()
@@ -177,7 +179,8 @@ extension(_runner.register_parser, _runner.HANDLERS)
 def _handlers():
     return {
         ("project", "create"): lambda keel, a: keel.create_project(a.name, a.data, a.target, a.task, settings_from_args(a)),
-        ("project", "set"): lambda keel, a: {"project": a.name, "settings": keel.set_project(a.name, settings_from_args(a))},
+        ("project", "set"): lambda keel, a: {"project": a.name, "settings": keel.set_project(
+            a.name, settings_from_args(a), replace_params=a.clear_params)},
         ("project", "list"): lambda keel, a: {"projects": keel.list_projects()},
         ("project", "delete"): _delete_project,
         ("ingest", None): lambda keel, a: keel.ingest(a.name, a.file),

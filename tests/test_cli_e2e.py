@@ -331,3 +331,16 @@ def test_library_warnings_go_to_the_log_not_the_terminal(capsys, tmp_path):
         logging.captureWarnings(False)
     assert capsys.readouterr().err == ""
     assert "UserWarning: A single label was found" in log_path.read_text()
+
+
+def test_preset_parameters_merge_and_clear_params_replaces_them(capsys, tmp_path):
+    from foundation_helpers import cli, create_project
+
+    workspace = tmp_path / "ws"
+    create_project(capsys, workspace, tmp_path, extra=("--model", "hgb", "--param", "max_depth=3"))
+    code, out, _ = cli(capsys, workspace, "project", "set", "loans", "--param", "learning_rate=0.05")
+    assert code == 0 and out["settings"]["params"] == {"max_depth": 3, "learning_rate": 0.05}
+    code, out, _ = cli(capsys, workspace, "project", "set", "loans", "--clear-params", "--param", "max_iter=50")
+    assert code == 0 and out["settings"]["params"] == {"max_iter": 50}
+    code, out, _ = cli(capsys, workspace, "project", "set", "loans", "--clear-params")
+    assert code == 0 and out["settings"]["params"] == {}

@@ -127,12 +127,14 @@ class Keel:
     def settings(self, name: str) -> ProjectSettings:
         return ProjectSettings.from_dict(self.project(name)["settings"])
 
-    def set_project(self, name: str, changes: dict, by: str = "user") -> dict:
+    def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
+        """Change settings. changes["params"] is merged into the preset's current parameters,
+        or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self._locked(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
             merged = {**current, **changes}
-            if "params" in changes:
+            if "params" in changes and not replace_params:
                 merged["params"] = {**current.get("params", {}), **changes["params"]}
             updated = ProjectSettings.from_dict(merged).validate(project["task"])
             if updated.preset != current["preset"] and "params" not in changes:

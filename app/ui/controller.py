@@ -325,7 +325,7 @@ class Controller(QObject):
             self.notify.emit("info", f"{name}: settings saved.")
             self._rebuild_scheduler()
 
-        return self._write("settings", f"Saving settings of {name}", lambda job: self.keel.set_project(name, changes),
+        return self._write("settings", f"Saving settings of {name}", lambda job: self.keel.set_project(name, changes, replace_params=True),
                            on_done=done)
 
     # ------------------------------------------------------------------ the demo stream

@@ -115,9 +115,6 @@ class SettingsDialog(QDialog):
         }
 
     def changes(self) -> dict:
-        """Only what the user changed (parameters are replaced as a whole when changed)."""
+        """Only what the user changed (parameters, when changed, replace the old ones as a whole)."""
         values = self.values()
-        changed = {k: v for k, v in values.items() if self.original.get(k) != v}
-        if "params" in changed and values["preset"] != self.original.get("preset"):
-            changed["params"] = values["params"]
-        return changed
+        return {k: v for k, v in values.items() if self.original.get(k) != v}
