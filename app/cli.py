@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import os
-import sqlite3
 import sys
 import traceback
 
@@ -306,10 +305,6 @@ def main(argv: list[str] | None = None) -> int:
         log.info("refused: %s", exc)
         return _fail(str(exc), exc.exit_code, want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            log.info("registry busy: %s", exc)
-            return _fail("the registry is busy in another process (locked for over 30 s); nothing was written: "
-                         "try again", 2, want_json)
         log.error("failed: %s\n%s", exc, traceback.format_exc())
         where = f" (details in {workspace.log_path})" if workspace else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)

@@ -58,10 +58,6 @@ class Job:
     def active(self) -> bool:
         return self.state in (QUEUED, RUNNING)
 
-    def raise_if_cancelled(self) -> None:
-        if self.cancel_event.is_set():
-            raise Cancelled(f"{self.title}: cancelled")
-
 
 def describe_error(exc: BaseException) -> str:
     """One line a user can act on."""

@@ -70,3 +70,19 @@ def create_project(capsys, workspace: Path, data_dir: Path, name: str = "loans",
                          *extra)
     assert code == 0, err
     return out
+
+
+def deployed_loans_workspace(root: Path, rows: int, seed: int) -> Path:
+    """root/workspace with project `loans` (logreg) trained, v1 in production."""
+    from app.core.lifecycle import Keel
+
+    folder = root / "workspace"
+    keel = Keel.open(folder)
+    try:
+        keel.create_project("loans", write_csv(root / "loans.csv", loans(rows, seed=seed)), "default",
+                            settings={"preset": "logreg"})
+        keel.train("loans")
+        keel.deploy("loans", 1)
+    finally:
+        keel.close()
+    return folder

@@ -16,7 +16,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from app.core import artifacts, datasets
 from app.core.errors import IntegrityError
 from app.core.lifecycle import Keel
-from foundation_helpers import cli, loans, snapshot, write_csv
+from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = ["income", "age", "debt_ratio", "tenure_months", "has_mortgage"]
@@ -26,17 +26,7 @@ KNN_TYPES = ["sklearn.metrics._dist_metrics.EuclideanDistance64", "sklearn.neigh
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A workspace with project `loans`: v1 trained (logreg) and in production."""
-    root = tmp_path_factory.mktemp("artifacts")
-    folder = root / "workspace"
-    keel = Keel.open(folder)
-    try:
-        keel.create_project("loans", write_csv(root / "loans.csv", loans(150, seed=5)), "default",
-                            settings={"preset": "logreg"})
-        keel.train("loans")
-        keel.deploy("loans", 1)
-    finally:
-        keel.close()
-    return folder
+    return deployed_loans_workspace(tmp_path_factory.mktemp("artifacts"), rows=150, seed=5)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.core.lifecycle import Keel
-from foundation_helpers import cli, loans, snapshot, write_csv
+from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
 
 READERS = ["project create", "ingest", "predict"]
 
@@ -23,13 +23,9 @@ READERS = ["project create", "ingest", "predict"]
 def template(tmp_path_factory) -> Path:
     """A workspace with `loans` (trained, v1 in production) and `fresh` (no model yet)."""
     root = tmp_path_factory.mktemp("template")
-    folder = root / "workspace"
+    folder = deployed_loans_workspace(root, rows=120, seed=11)
     keel = Keel.open(folder)
     try:
-        keel.create_project("loans", write_csv(root / "loans.csv", loans(120, seed=11)), "default",
-                            settings={"preset": "logreg"})
-        keel.train("loans")
-        keel.deploy("loans", 1)
         keel.create_project("fresh", write_csv(root / "fresh.csv", loans(60, seed=12)), "default",
                             settings={"preset": "logreg"})
     finally:

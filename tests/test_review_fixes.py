@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.core.errors import BusyError
 from app.core.registry import Registry
 
 
@@ -217,6 +218,7 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
 
 # --------------------------------------------------------------------------- inbox
 @pytest.mark.parametrize("failure", [sqlite3.OperationalError("database is locked"),
+                                     BusyError("the registry is busy in another process"),
                                      OSError(28, "No space left on device")])
 def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch, failure):
     """A locked registry or a full disk while ingesting moved a valid file to rejected/ as an

@@ -26,6 +26,8 @@ DEFAULT_MAX_FILE_MB = 512
 MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"}
 TRUE_TOKENS = {"true", "yes", "t", "y"}
 FALSE_TOKENS = {"false", "no", "f", "n"}
+# How a boolean column reads a (lower-cased, stripped) cell; anything else is unreadable.
+BOOLEAN_VALUES = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 MIN_TRAINING_ROWS = 20
@@ -98,7 +100,7 @@ def read_table(path: str | os.PathLike, max_bytes: int | None = None) -> RawTabl
         data = _read_gzip(path, limit)
     else:
         data = path.read_bytes()
-    return _read_csv_bytes(data, path.name)
+    return read_csv_bytes(data, path.name)
 
 
 def _read_gzip(path: Path, limit: int) -> bytes:
@@ -151,9 +153,6 @@ def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
     except UnicodeDecodeError:
         text = data.decode("latin-1")
         encoding = "Latin-1"
-    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
-    if control > 0.01 * min(len(text), 65536):
-        raise ValidationError(f"{source}: not a text file (binary content); give a CSV or Parquet file")
     return text, [f"{source}: not UTF-8; decoded as {encoding}"]
 
 
@@ -168,7 +167,8 @@ def _sniff_delimiter(text: str) -> str:
         return best if counts[best] > 0 else ","
 
 
-def _read_csv_bytes(data: bytes, source: str) -> RawTable:
+def read_csv_bytes(data: bytes, source: str) -> RawTable:
+    """A CSV file's bytes (a file, or a request body) -> RawTable, with the checks of read_table."""
     text, warnings = _decode(data, source)
     if not text.strip():
         raise ValidationError(f"{source}: the file holds no data (only blank lines)")
@@ -303,8 +303,7 @@ def _to_boolean(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float), pd.Series(False, index=series.index)
     text = _as_text(series).str.lower()
-    mapping = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
-    values = text.astype(object).map(mapping)
+    values = text.astype(object).map(BOOLEAN_VALUES)
     return values.astype(float), text.notna() & values.isna()
 
 
@@ -422,10 +421,6 @@ class CleanBatch:
     labelled_rows: int
     warnings: list[str]
     report: dict
-
-    @property
-    def labelled_frame(self) -> pd.DataFrame:
-        return self.frame[self.frame["__target_present__"]] if "__target_present__" in self.frame else self.frame
 
 
 def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False) -> CleanBatch:

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import sqlite_utils
 
 from .clock import utc_now
-from .errors import IntegrityError, KeelError, NotFoundError
+from .errors import BusyError, IntegrityError, KeelError, NotFoundError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -305,7 +305,13 @@ class Registry:
             with self.db.atomic():
                 yield self
             return
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another writer
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise BusyError(f"the registry is busy in another process (locked for over "
+                            f"{BUSY_TIMEOUT_MS / 1000:g} s); nothing was written: try again") from None
         try:
             yield self
         except BaseException:
@@ -329,10 +335,6 @@ class Registry:
     def query_one(self, sql: str, params: Iterable = ()) -> dict | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
-
-    def data_version(self) -> int:
-        """Changes when another connection commits (cheap change detection)."""
-        return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def change_stamp(self) -> tuple:
         """A value that changes whenever any process commits to the registry."""
@@ -642,8 +644,4 @@ class Registry:
     def mark_schedule_run(self, project_id: int, at: str | None = None) -> None:
         with self.transaction():
             self.conn.execute("UPDATE schedules SET last_run_at = ? WHERE project_id = ?", (at or utc_now(), project_id))
-
-
-def open_registry(path: Path) -> Registry:
-    return Registry(path)
 

@@ -185,8 +185,6 @@ class ServedSampler:
         self.keel = keel
         self.rate = rate
         self.max_rows = max_rows
-        self.stored = 0
-        self.dropped = 0
         self._queue: queue.Queue = queue.Queue(SAMPLE_QUEUE_SIZE)
         self._thread = threading.Thread(target=self._run, name="keel-serve-samples", daemon=True)
         if rate > 0:
@@ -198,7 +196,7 @@ class ServedSampler:
         try:
             self._queue.put_nowait((served, X, predictions))
         except queue.Full:
-            self.dropped += 1
+            pass  # a sample, not a record: never make a request wait for the registry
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread.is_alive():
@@ -216,9 +214,7 @@ class ServedSampler:
                 try:
                     with self.keel.registry.transaction():
                         self.keel.registry.insert_served_samples(rows)
-                    self.stored += len(rows)
                 except Exception:
-                    self.dropped += len(rows)
                     log.exception("serving: storing %d served sample(s) failed", len(rows))
             if done:
                 return
@@ -559,10 +555,6 @@ class ServerHandle:
     @property
     def last_exception(self) -> Exception | None:
         return self._watcher.last_exception
-
-    @property
-    def samples_stored(self) -> int:
-        return self._sampler.stored
 
     @property
     def running(self) -> bool:

@@ -34,7 +34,6 @@ SOURCE = "request"
 FORMAT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 IGNORED_KEYS = ("params",)
 LEGACY_FORMATS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
-NUMERIC_TRUE, NUMERIC_FALSE = {"1", "1.0"}, {"0", "0.0"}  # as datasets._to_boolean reads them
 
 
 class RequestError(Exception):
@@ -114,7 +113,7 @@ def _parse_csv(body: bytes) -> RequestTable:
     if not body.strip():
         raise RequestError("the request body is empty: send CSV with a header row", 400, "MALFORMED_REQUEST")
     try:
-        raw = datasets._read_csv_bytes(body, SOURCE)  # the same CSV rules as a file: sniffing, encodings, header checks
+        raw = datasets.read_csv_bytes(body, SOURCE)  # the same CSV rules as a file: sniffing, encodings, header checks
     except ValidationError as exc:
         raise RequestError(str(exc), 400, "MALFORMED_REQUEST") from None
     return RequestTable({str(c): raw.frame[c].tolist() for c in raw.frame.columns}, len(raw.frame))
@@ -331,13 +330,10 @@ def _boolean_cells(cells: list) -> np.ndarray | None:
         if text is None:
             out[index] = math.nan
             continue
-        word = text.lower()
-        if word in datasets.TRUE_TOKENS or word in NUMERIC_TRUE:
-            out[index] = 1.0
-        elif word in datasets.FALSE_TOKENS or word in NUMERIC_FALSE:
-            out[index] = 0.0
-        else:
+        value = datasets.BOOLEAN_VALUES.get(text.lower())
+        if value is None:
             return None
+        out[index] = value
     return out
 
 

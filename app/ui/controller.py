@@ -70,10 +70,6 @@ class Controller(QObject):
 
         self.run("workspace", "open", "Opening the workspace", load, on_done=self._keel_loaded)
 
-    def set_keel(self, keel) -> None:
-        """Tests hand in a ready Keel."""
-        self._keel_loaded(keel)
-
     def _keel_loaded(self, keel) -> None:
         from ..logs import setup_logging
 

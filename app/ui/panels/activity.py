@@ -1,9 +1,9 @@
 """Activity: the project's audit log, filterable."""
 
 from PySide6.QtCore import QSortFilterProxyModel
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QVBoxLayout
+from PySide6.QtWidgets import QComboBox, QLineEdit
 
-from ..common import SORT_ROLE, RecordsModel, heading, local_time, make_table
+from ..common import SORT_ROLE, RecordsModel, local_time, make_table
 from .base import Panel
 
 ALL_KINDS = "All kinds"
@@ -14,10 +14,7 @@ class ActivityPanel(Panel):
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
-        layout = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(heading("Activity"))
-        top.addStretch(1)
+        layout, top = self.page_layout("Activity")
         self.kind = QComboBox()
         self.kind.addItem(ALL_KINDS)
         self.kind.currentTextChanged.connect(self._apply_filter)
@@ -27,7 +24,6 @@ class ActivityPanel(Panel):
         self.search.textChanged.connect(self._apply_filter)
         top.addWidget(self.kind)
         top.addWidget(self.search)
-        layout.addLayout(top)
         self.model = RecordsModel([("When", lambda r: local_time(r["at"])), ("Kind", "kind"), ("By", "by"),
                                    ("Message", "message")])
         self.view, _ = make_table(self.model)

@@ -1,8 +1,8 @@
 """Alerts: severity, when, message; acknowledge."""
 
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QPushButton
 
-from ..common import RecordsModel, heading, local_time, make_table, muted, selected_records
+from ..common import RecordsModel, local_time, make_table, muted, selected_records
 from .base import Panel
 
 SEVERITY_COLORS = {"critical": "#d0342c", "error": "#d0342c", "warning": "#d08a00", "info": None}
@@ -13,10 +13,7 @@ class AlertsPanel(Panel):
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
-        layout = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(heading("Alerts"))
-        top.addStretch(1)
+        layout, top = self.page_layout("Alerts")
         self.open_only = QCheckBox("Open alerts only")
         self.open_only.setChecked(False)
         self.open_only.toggled.connect(lambda *_: self.mark_stale())
@@ -25,7 +22,6 @@ class AlertsPanel(Panel):
         self.ack_button.clicked.connect(self.acknowledge_selected)
         top.addWidget(self.open_only)
         top.addWidget(self.ack_button)
-        layout.addLayout(top)
         self.model = RecordsModel([
             ("Opened", lambda r: local_time(r["opened_at"])), ("Severity", "severity"), ("Status", "status"),
             ("Rule", "rule"), ("Message", "message"), ("Closed", lambda r: local_time(r.get("closed_at"))),

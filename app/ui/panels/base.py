@@ -2,7 +2,9 @@
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from ..common import heading
 
 
 class Panel(QWidget):
@@ -22,6 +24,15 @@ class Panel(QWidget):
         controller.registry_changed.connect(self.mark_stale)
         controller.keel_ready.connect(self.mark_stale)
         controller.jobs_changed.connect(self.update_buttons)
+
+    def page_layout(self, title: str) -> tuple[QVBoxLayout, QHBoxLayout]:
+        """The tab's layout and its title row; the caller adds its actions to the row, on the right."""
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addWidget(heading(title))
+        top.addStretch(1)
+        layout.addLayout(top)
+        return layout, top
 
     @property
     def keel(self):

@@ -1,10 +1,10 @@
 """Data: dataset versions, the schema, the last validation report, a preview, Add data…"""
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QHBoxLayout, QPlainTextEdit, QPushButton, QSplitter, QTableView, QTabWidget,
+from PySide6.QtWidgets import (QPlainTextEdit, QPushButton, QSplitter, QTableView, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from ..common import DataFrameModel, fmt_number, RecordsModel, heading, make_table, muted, selected_records
+from ..common import DataFrameModel, fmt_number, RecordsModel, make_table, muted, selected_records
 from .base import Panel, action_button
 
 PREVIEW_ROWS = 100_000  # the view reads cells on demand, so a large preview stays cheap
@@ -42,16 +42,12 @@ class DataPanel(Panel):
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
-        layout = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(heading("Dataset versions"))
-        top.addStretch(1)
+        layout, top = self.page_layout("Dataset versions")
         top.addWidget(muted("Drop a CSV or Parquet file anywhere on the window to add it."))
         self.preview_button = QPushButton("Preview selected")
         self.preview_button.clicked.connect(self.preview_selected)
         top.addWidget(self.preview_button)
         top.addWidget(action_button(actions["add_data"], primary=True))
-        layout.addLayout(top)
 
         self.versions = RecordsModel([
             ("Version", "version"), ("Added", lambda r: r["created_local"]), ("Rows", "rows"),

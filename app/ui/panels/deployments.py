@@ -1,8 +1,8 @@
 """Deployments: the history, and one-click rollback to any earlier version."""
 
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import QPushButton
 
-from ..common import RecordsModel, confirm, fmt_value, heading, local_time, make_table, muted, selected_records
+from ..common import RecordsModel, confirm, fmt_value, local_time, make_table, muted, selected_records
 from .base import Panel
 
 
@@ -11,15 +11,11 @@ class DeploymentsPanel(Panel):
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
-        layout = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(heading("Deployment history"))
-        top.addStretch(1)
+        layout, top = self.page_layout("Deployment history")
         self.rollback_button = QPushButton("Roll back to selected version…")
         self.rollback_button.setObjectName("rollbackTo")
         self.rollback_button.clicked.connect(self.rollback_selected)
         top.addWidget(self.rollback_button)
-        layout.addLayout(top)
         self.model = RecordsModel([
             ("When", lambda r: local_time(r["deployed_at"])), ("Version", lambda r: f"v{r['version']}"),
             ("Status", lambda r: "● in production" if r["current"] else ""),

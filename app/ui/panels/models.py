@@ -1,7 +1,7 @@
 """Models: the registry, sortable, and a side-by-side comparison of two versions."""
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QPushButton, QScrollArea, QSplitter,
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QPushButton, QScrollArea, QSplitter,
                                QVBoxLayout, QWidget)
 
 from ...core.settings import higher_is_better, metrics_for
@@ -15,10 +15,7 @@ class ModelsPanel(Panel):
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
         self.metric_names: list[str] = []
-        layout = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(heading("Model registry"))
-        top.addStretch(1)
+        layout, top = self.page_layout("Model registry")
         self.deploy_button = QPushButton("Deploy selected")
         self.deploy_button.setObjectName("deploySelected")
         self.deploy_button.clicked.connect(self.deploy_selected)
@@ -32,7 +29,6 @@ class ModelsPanel(Panel):
             top.addWidget(button)
         top.addWidget(action_button(actions["import_model"]))
         top.addWidget(action_button(actions["retrain"], primary=True))
-        layout.addLayout(top)
 
         self.model = RecordsModel([])
         self.view, self.proxy = make_table(self.model)
