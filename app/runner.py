@@ -7,9 +7,10 @@ or a deployment is never cut half-way), the scheduler shuts down, the lock is fr
 """
 
 import logging
-import queue
 import signal
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_jobs
 from datetime import datetime
 
 from .core.errors import BusyError, KeelError
@@ -19,7 +20,7 @@ log = logging.getLogger("keel.runner")
 
 
 class ProjectQueues:
-    """One worker thread per project, each running its project's monitoring jobs one at a time.
+    """One single-worker executor per project, running its monitoring jobs one at a time.
 
     A project with a job already waiting does not get a second one (the scheduler's
     coalesce, kept across the queue)."""
@@ -27,8 +28,8 @@ class ProjectQueues:
     def __init__(self, work, on_result=None):
         self.work = work  # work(project) -> result
         self.on_result = on_result or (lambda project, result, error: None)
-        self._queues: dict[str, queue.Queue] = {}
-        self._threads: dict[str, threading.Thread] = {}
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._jobs: set[Future] = set()
         self._waiting: set[str] = set()
         self._guard = threading.Lock()
         self._closed = False
@@ -38,47 +39,41 @@ class ProjectQueues:
             if self._closed or project in self._waiting:
                 return False
             self._waiting.add(project)
-            if project not in self._queues:
-                self._queues[project] = queue.Queue()
-                thread = threading.Thread(target=self._worker, args=(project,), name=f"keel-monitor-{project}",
-                                          daemon=True)
-                self._threads[project] = thread
-                thread.start()
-            self._queues[project].put(project)
+            executor = self._executors.get(project)
+            if executor is None:
+                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keel-monitor-{project}")
+                self._executors[project] = executor
+            job = executor.submit(self._run, project)
+            self._jobs.add(job)
+        job.add_done_callback(self._forget)
         return True
 
-    def _worker(self, project: str) -> None:
-        jobs = self._queues[project]
-        while True:
-            item = jobs.get()
-            if item is None:
-                return
-            with self._guard:
-                self._waiting.discard(project)
-            try:
-                result, error = self.work(project), None
-            except Exception as exc:  # noqa: BLE001 - report and keep the worker alive
-                result, error = None, exc
-                if not isinstance(exc, KeelError):
-                    log.exception("monitoring of %s failed", project)
-            try:
-                self.on_result(project, result, error)
-            except Exception:  # noqa: BLE001
-                log.exception("reporting the result of %s failed", project)
+    def _forget(self, job: Future) -> None:
+        with self._guard:
+            self._jobs.discard(job)
+
+    def _run(self, project: str) -> None:
+        with self._guard:
+            self._waiting.discard(project)
+        try:
+            result, error = self.work(project), None
+        except Exception as exc:  # noqa: BLE001 - report and keep the worker alive
+            result, error = None, exc
+            if not isinstance(exc, KeelError):
+                log.exception("monitoring of %s failed", project)
+        try:
+            self.on_result(project, result, error)
+        except Exception:  # noqa: BLE001
+            log.exception("reporting the result of %s failed", project)
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop taking jobs, drop the waiting ones, let the running ones finish."""
+        """Stop taking jobs, drop the waiting ones, let the running ones finish (up to timeout)."""
         with self._guard:
             self._closed = True
-            for jobs in self._queues.values():
-                while True:
-                    try:
-                        jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                jobs.put(None)
-        for thread in self._threads.values():
-            thread.join(timeout)
+            executors, jobs = list(self._executors.values()), list(self._jobs)
+        for executor in executors:
+            executor.shutdown(wait=False, cancel_futures=True)
+        wait_for_jobs(jobs, timeout=timeout)
 
 
 def acquire_workspace_lock(keel) -> FileLock:

@@ -99,7 +99,8 @@ class Keel:
                     project_id = self.registry.insert_project(
                         name, task, target, project_settings.metric, schema, project_settings.to_dict())
                     project = self.registry.project(name)
-                    self._insert_dataset(project, batch, dataset_path, 1, None, str(Path(data_path).name))
+                    self._insert_dataset(project, batch, datasets.content_hash(batch.frame), dataset_path, 1, None,
+                                        str(Path(data_path).name))
                     kind, expression = parse_schedule(project_settings.schedule)
                     self.registry.upsert_schedule(project_id, kind, str(expression), project_settings.schedule_enabled)
                     self.registry.add_event(project, "project_created",
@@ -177,10 +178,10 @@ class Keel:
             path.unlink(missing_ok=True)
 
     # ================================================================ data
-    def _insert_dataset(self, project, batch, path, version, parent_id, source) -> int:
+    def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
         return self.registry.insert_dataset_version(
             project_id=project["id"], version=version, path=str(path.relative_to(self.workspace.root)),
-            content_sha256=datasets.content_hash(batch.frame), rows=batch.rows, labelled_rows=batch.labelled_rows,
+            content_sha256=digest, rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
 
     def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
@@ -203,7 +204,8 @@ class Keel:
             datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), path)
             try:
                 with self.registry.transaction():
-                    self._insert_dataset(project, batch, path, version, parent["id"] if parent else None, raw.source)
+                    self._insert_dataset(project, batch, digest, path, version, parent["id"] if parent else None,
+                                        raw.source)
                     self.registry.add_event(project, "data_ingested",
                                             f"dataset v{version} from {raw.source}: {batch.rows} rows, "
                                             f"{batch.labelled_rows} labelled", by,
