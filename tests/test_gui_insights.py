@@ -76,3 +76,12 @@ def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path):
                                               "classification", X, y)
         assert entry["common_metrics"] == pytest.approx(expected)
         assert entry["common_metrics"]["accuracy"] != pytest.approx(entry["metrics"]["accuracy"])
+
+
+def test_metric_comparison_respects_each_metrics_direction():
+    entries = [{"version": 1, "metrics": {"accuracy": 0.80, "log_loss": 0.40}},
+               {"version": 2, "metrics": {"accuracy": 0.85, "log_loss": 0.50}}]
+    rows = insights.metric_comparison(entries, "metrics", "log_loss")
+    assert [r["metric"] for r in rows] == ["log_loss", "accuracy"]  # the primary metric first
+    assert rows[0]["verdict"] == "v1 better" and rows[0]["delta"] == pytest.approx(0.10)
+    assert rows[1]["verdict"] == "v2 better"

@@ -4,7 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
-from .settings import ProjectSettings, higher_is_better
+from .settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 
 MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
@@ -51,11 +51,10 @@ def health(keel, name: str) -> dict:
         reasons.append(f"{len(open_alerts)} open alert(s)")
     current, trained = result["current_value"], result["training_value"]
     if current is not None:
-        sign = 1 if higher_is_better(metric) else -1
-        if settings.threshold is not None and sign * (current - settings.threshold) < 0:
+        if settings.threshold is not None and past_threshold(metric, current, settings.threshold):
             state = "alert"
             reasons.append(f"{metric} {current:.3f} past the threshold {settings.threshold:g}")
-        elif trained is not None and sign * (trained - current) > settings.max_drop:
+        elif trained is not None and drop_from(metric, trained, current) > settings.max_drop:
             state = "alert" if state == "alert" else "warning"
             reasons.append(f"{metric} dropped from {trained:.3f} to {current:.3f}")
     result["state"], result["reasons"] = state, reasons
@@ -160,6 +159,21 @@ def unseen_by_all(keel, project: dict, model_versions: list[dict]):
     frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
     return (datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]),
             [d["version"] for d in later])
+
+
+def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> list[dict]:
+    """Rows {metric, a, b, delta, verdict} for two compared versions' metrics (entries[i][key]),
+    the primary metric first; the verdict respects whether the metric is better high or low."""
+    first, second = entries
+    names = sorted(set(first[key]) | set(second[key]), key=lambda k: (k != primary_metric, k))
+    rows = []
+    for name in names:
+        a, b = first[key].get(name), second[key].get(name)
+        delta = b - a if isinstance(a, float) and isinstance(b, float) else None
+        better = None if delta is None or delta == 0 else ((delta > 0) == higher_is_better(name))
+        verdict = "" if better is None else f"v{(second if better else first)['version']} better"
+        rows.append({"metric": name, "a": a, "b": b, "delta": delta, "verdict": verdict})
+    return rows
 
 
 def compare_versions(keel, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import datasets, drift
 from .evaluation import compute_metrics, confusion, per_class_metrics
-from .settings import ProjectSettings, higher_is_better
+from .settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 
 log = logging.getLogger("keel.monitoring")
 
@@ -214,15 +214,6 @@ def _finite(value) -> float | None:
 
 
 # --------------------------------------------------------------------------- rules and alerts
-def past_threshold(metric: str, value: float, threshold: float) -> bool:
-    return value < threshold if higher_is_better(metric) else value > threshold
-
-
-def drop_from(metric: str, training_value: float, value: float) -> float:
-    """How much worse value is than training_value, in the metric's units (positive: worse)."""
-    return training_value - value if higher_is_better(metric) else value - training_value
-
-
 def check_rules(result: BatchResult, settings: ProjectSettings, training_value: float | None) -> dict[str, str]:
     """rule -> a message when it fires, "" when it holds; rules without the data to decide are absent."""
     metric, value, rules = result.metric, result.value, {}

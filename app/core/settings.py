@@ -19,6 +19,16 @@ def higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
 
 
+def past_threshold(metric: str, value: float, threshold: float) -> bool:
+    """value is past the floor (or, for an error metric, the ceiling)."""
+    return value < threshold if higher_is_better(metric) else value > threshold
+
+
+def drop_from(metric: str, training_value: float, value: float) -> float:
+    """How much worse value is than training_value, in the metric's units (positive: worse)."""
+    return training_value - value if higher_is_better(metric) else value - training_value
+
+
 def metrics_for(task: str) -> tuple[str, ...]:
     return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
 

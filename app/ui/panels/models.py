@@ -4,7 +4,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QFileDialog, QGridLayout, QPushButton, QScrollArea, QSplitter,
                                QVBoxLayout, QWidget)
 
-from ...core.settings import higher_is_better, metrics_for
+from ...core.settings import metrics_for
 from ..common import RecordsModel, confirm, fmt_value, heading, local_time, make_table, muted, selected_records
 from .base import Panel, action_button
 
@@ -204,15 +204,9 @@ class ModelsPanel(Panel):
 
 
     def _metrics_table(self, entries: list[dict], key: str, metric: str):
-        names = sorted({k for e in entries for k in e[key]}, key=lambda k: (k != metric, k))
-        rows = []
-        for name in names:
-            a, b = (e[key].get(name) for e in entries)
-            delta = b - a if isinstance(a, float) and isinstance(b, float) else None
-            better = None if delta is None or delta == 0 else ((delta > 0) == higher_is_better(name))
-            rows.append({"metric": name, "a": a, "b": b, "delta": delta,
-                         "verdict": "" if better is None else (f"v{entries[1]['version']} better" if better
-                                                               else f"v{entries[0]['version']} better")})
+        from ...core.insights import metric_comparison
+
+        rows = metric_comparison(entries, key, metric)
         table_model = RecordsModel([("Metric", "metric"), (f"v{entries[0]['version']}", "a"),
                                     (f"v{entries[1]['version']}", "b"), ("Change", "delta"), ("", "verdict")], self)
         table_model.set_rows(rows)
