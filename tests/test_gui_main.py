@@ -87,7 +87,7 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
 
     window.tabs.setCurrentWidget(window.panels["models"])
     assert model_versions(window) == [1]
-    job = wait_job(qtbot, window, lambda: (window.actions["retrain"].trigger(), window.controller.runner.active_jobs()[-1])[1])
+    job = wait_job(qtbot, window, lambda: (window.named_actions["retrain"].trigger(), window.controller.runner.active_jobs()[-1])[1])
     assert job.state == "done", job.error
     qtbot.waitUntil(lambda: model_versions(window) == [1, 2], timeout=5000)
 
@@ -127,11 +127,11 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     artifacts_before = sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*"))
     versions_before = len(keel.registry.model_versions(project_id))
 
-    window.actions["retrain"].trigger()
+    window.named_actions["retrain"].trigger()
     job = window.controller.runner.active_jobs()[-1]
     assert job.kind == "train" and job.cancellable
     qtbot.waitUntil(lambda: job.message.startswith("training on"), timeout=60000)  # the child is fitting
-    assert not window.actions["retrain"].isEnabled()  # no second retrain while one runs
+    assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
     with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
         started = time.monotonic()
@@ -140,7 +140,7 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     assert blocker.args[0] is job and job.state == "cancelled"
     assert len(keel.registry.model_versions(project_id)) == versions_before
     assert sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*")) == artifacts_before
-    qtbot.waitUntil(lambda: window.actions["retrain"].isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: window.named_actions["retrain"].isEnabled(), timeout=5000)
     assert window.errors == []
 
 
@@ -255,8 +255,8 @@ def test_a_second_window_on_the_same_workspace_is_read_only(qtbot, demo_workspac
         win = open_window(qtbot, demo_workspace, read_only=True)
         try:
             assert "read-only" in win.windowTitle()
-            assert not win.actions["retrain"].isEnabled()
-            assert not win.actions["add_data"].isEnabled()
+            assert not win.named_actions["retrain"].isEnabled()
+            assert not win.named_actions["add_data"].isEnabled()
         finally:
             win.close()
     finally:
@@ -283,7 +283,7 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
     asked = []
     monkeypatch.setattr(common, "confirm", lambda parent, title, text, informative="", ok="OK":
                         asked.append(informative) or True)
-    wait_job(qtbot, window, lambda: (window.actions["delete_project"].trigger(),
+    wait_job(qtbot, window, lambda: (window.named_actions["delete_project"].trigger(),
                                      window.controller.runner.active_jobs()[-1])[1])
     assert "v1 is its production model" in asked[0]
     assert [p["name"] for p in keel.registry.projects()] == []
@@ -309,11 +309,11 @@ def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
 
 
 def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
-    wait_job(qtbot, window, lambda: (window.actions["serve"].trigger(), window.controller.runner.active_jobs()[-1])[1])
+    wait_job(qtbot, window, lambda: (window.named_actions["serve"].trigger(), window.controller.runner.active_jobs()[-1])[1])
     server = window.controller.server
     assert server is not None and server.url.startswith("http://127.0.0.1:")
-    assert window.actions["serve"].text() == "Stop scoring server"
-    window.actions["serve"].trigger()
+    assert window.named_actions["serve"].text() == "Stop scoring server"
+    window.named_actions["serve"].trigger()
     assert window.controller.server is None
 
 
@@ -325,7 +325,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     qtbot.addWidget(dialog)
     dialog.threshold.setValue(0.85)
     dialog.policy.setCurrentIndex(dialog.policy.findData("approve"))
-    dialog.window.setText("2000")
+    dialog.window_edit.setText("2000")
     assert dialog.changes() == {"threshold": 0.85, "policy": "approve", "window": 2000}
     wait_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
     settings = keel.project("demo-credit")["settings"]
@@ -429,7 +429,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
 
 def test_the_demo_stream_drops_batches_into_the_inbox(qtbot, window):
     inbox = window.controller.keel.workspace.inbox_dir("demo-credit")
-    action = window.actions["demo_batch"]
+    action = window.named_actions["demo_batch"]
     assert action.isVisible() and action.isEnabled() and not action.isChecked()
     action.trigger()
     assert action.isChecked() and window.controller.demo_stream_playing()
@@ -464,7 +464,7 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
         runner = window.controller.runner
         kinds = []
         runner.finished.connect(lambda job, _: kinds.append(job.kind))
-        window.actions["import_model"].trigger()
+        window.named_actions["import_model"].trigger()
         qtbot.waitUntil(lambda: "read" in kinds, timeout=JOB_TIMEOUT_MS)  # the types were read on a worker
         if answer:
             qtbot.waitUntil(lambda: "import" in kinds, timeout=JOB_TIMEOUT_MS)
@@ -477,3 +477,28 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
     imported = keel.registry.model_version(project["id"], 2)
     assert "sklearn.neighbors._kd_tree.KDTree" in imported["extra_trusted_types"]
     assert window.errors == []
+
+
+def test_project_settings_dialog_opens_shown_and_saves_from_the_menu(qtbot, window, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.settings_dialog import SettingsDialog
+
+    seen = {}
+
+    def edit_and_accept():
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, SettingsDialog)
+        seen["visible"] = dialog.isVisible()
+        seen["image"] = dialog.grab().toImage()  # paints it: a hidden Qt method made this black
+        dialog.max_drop.setValue(0.07)
+        dialog.accept()
+
+    QTimer.singleShot(200, edit_and_accept)
+    wait_job(qtbot, window, lambda: (window.named_actions["settings"].trigger(), window.controller.runner.active_jobs()[-1])[1])
+    assert seen["visible"]
+    image = seen["image"]
+    colours = {image.pixelColor(x, y).name() for x in range(0, image.width(), 17) for y in range(0, image.height(), 17)}
+    assert len(colours) > 3, "the dialog painted as a flat block"
+    assert window.controller.keel.project("demo-credit")["settings"]["max_drop"] == 0.07

@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._restoring_project = settings.value("last_project", "", type=str)
         self._update_title()
-        self.actions = self._make_actions()
+        self.named_actions = self._make_actions()
         self._make_menus()
         self._make_body()
         self.tray = self._make_tray()
@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         return a
 
     def _make_menus(self) -> None:
-        a = self.actions
+        a = self.named_actions
         file_menu = self.menuBar().addMenu("&File")
         for key in ("new_project", "open_workspace", None, "add_data", "import_model", None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         self.project_list.currentItemChanged.connect(self._project_clicked)
         left_layout.addWidget(self.project_list, 1)
         new_button = QPushButton("New project…")
-        new_button.clicked.connect(self.actions["new_project"].trigger)
+        new_button.clicked.connect(self.named_actions["new_project"].trigger)
         left_layout.addWidget(new_button)
         self.splitter.addWidget(left)
 
@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.panels = {}
         for cls in (OverviewPanel, DataPanel, ModelsPanel, MonitoringPanel, DeploymentsPanel, AlertsPanel, ActivityPanel):
-            panel = cls(self.controller, self.actions)
+            panel = cls(self.controller, self.named_actions)
             self.panels[cls.title.lower()] = panel
             self.tabs.addTab(panel, cls.title)
         right_layout.addWidget(self.tabs, 1)
@@ -327,7 +327,7 @@ class MainWindow(QMainWindow):
         # is disabled only while the same kind of change is under way, not during every monitoring cycle.
         can = c.can_write() and project
         writable = can and not c.busy(("delete", "demo"))
-        a = self.actions
+        a = self.named_actions
         a["new_project"].setEnabled(c.can_write())
         a["add_data"].setEnabled(writable)
         a["import_model"].setEnabled(writable)

@@ -43,10 +43,10 @@ class SettingsDialog(QDialog):
         self.params = QPlainTextEdit("\n".join(f"{k}={v}" for k, v in (settings.get("params") or {}).items()))
         self.params.setPlaceholderText("one KEY=VALUE per line, e.g. max_depth=6")
         self.params.setMaximumHeight(70)
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()
         for metric in metrics_for(self.task):
-            self.metric.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
-        self.metric.setCurrentIndex(self.metric.findData(settings.get("metric")))
+            self.metric_box.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
+        self.metric_box.setCurrentIndex(self.metric_box.findData(settings.get("metric")))
         self.threshold = QDoubleSpinBox(decimals=4, minimum=-1e9, maximum=1e9)
         self.use_threshold = QCheckBox("alert when crossed")
         self.use_threshold.setChecked(settings.get("threshold") is not None)
@@ -67,8 +67,8 @@ class SettingsDialog(QDialog):
         self.retrain_rows.setEnabled(self.use_retrain_rows.isChecked())
         self.retrain_rows.setSuffix(" new labelled rows")
         window = settings.get("window")
-        self.window = QLineEdit("all" if window is None else str(window))
-        self.window.setPlaceholderText("all | N (the newest N rows) | adaptive")
+        self.window_edit = QLineEdit("all" if window is None else str(window))
+        self.window_edit.setPlaceholderText("all | N (the newest N rows) | adaptive")
         self.margin = QDoubleSpinBox(decimals=4, minimum=0, maximum=1e9, singleStep=0.005)
         self.margin.setValue(settings.get("margin", 0.01))
         self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.01)
@@ -81,13 +81,13 @@ class SettingsDialog(QDialog):
 
         form.addRow("Model preset", self.preset)
         form.addRow("Preset parameters", self.params)
-        form.addRow("Primary metric", self.metric)
+        form.addRow("Primary metric", self.metric_box)
         form.addRow("Threshold", _optional_number(self.threshold, self.use_threshold))
         form.addRow("Largest allowed drop", self.max_drop)
         form.addRow("Drift alert share", self.drift_share)
         form.addRow("Policy", self.policy)
         form.addRow("Retrain on new rows", _optional_number(self.retrain_rows, self.use_retrain_rows))
-        form.addRow("Training window", self.window)
+        form.addRow("Training window", self.window_edit)
         form.addRow("Promotion margin", self.margin)
         form.addRow("Test level (alpha)", self.alpha)
         form.addRow("Cross-validation folds", self.cv_folds)
@@ -105,12 +105,12 @@ class SettingsDialog(QDialog):
 
         params = dict(parse_param(line.strip()) for line in self.params.toPlainText().splitlines() if line.strip())
         return {
-            "preset": self.preset.currentData(), "params": params, "metric": self.metric.currentData(),
+            "preset": self.preset.currentData(), "params": params, "metric": self.metric_box.currentData(),
             "threshold": self.threshold.value() if self.use_threshold.isChecked() else None,
             "max_drop": self.max_drop.value(), "drift_share": self.drift_share.value(),
             "policy": self.policy.currentData(),
             "retrain_after_rows": self.retrain_rows.value() if self.use_retrain_rows.isChecked() else None,
-            "window": parse_window(self.window.text()), "margin": self.margin.value(), "alpha": self.alpha.value(),
+            "window": parse_window(self.window_edit.text()), "margin": self.margin.value(), "alpha": self.alpha.value(),
             "cv_folds": self.cv_folds.value(), "seed": self.seed.value(),
         }
 

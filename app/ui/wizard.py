@@ -96,7 +96,7 @@ class TargetPage(QWizardPage):
         self.task = QComboBox()
         self.task.addItems(["classification", "regression"])
         self.preset = QComboBox()
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()
         self.use_threshold = QCheckBox("Alert when the metric crosses")
         self.threshold = QDoubleSpinBox()
         self.threshold.setDecimals(4)
@@ -113,7 +113,7 @@ class TargetPage(QWizardPage):
         form.addRow("", self.guess)
         form.addRow("Task", self.task)
         form.addRow("Model preset", self.preset)
-        form.addRow("Primary metric", self.metric)
+        form.addRow("Primary metric", self.metric_box)
         form.addRow("Threshold", threshold_row)
         self.name.textChanged.connect(self.completeChanged)
         self.target.currentTextChanged.connect(self.target_changed)
@@ -152,10 +152,10 @@ class TargetPage(QWizardPage):
         for preset in PRESETS[task]:
             self.preset.addItem(PRESET_LABELS.get(preset, preset), preset)
         self.preset.setCurrentIndex(self.preset.findData("hgb"))
-        self.metric.clear()
+        self.metric_box.clear()
         for metric in metrics_for(task):
-            self.metric.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
-        self.metric.setCurrentIndex(self.metric.findData(default_metric(task)))
+            self.metric_box.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
+        self.metric_box.setCurrentIndex(self.metric_box.findData(default_metric(task)))
         self.threshold.setValue(0.8 if task == "classification" else 0.5)
 
     def isComplete(self) -> bool:
@@ -164,7 +164,7 @@ class TargetPage(QWizardPage):
         return bool(PROJECT_NAME_PATTERN.match(self.name.text().strip())) and bool(self.target.currentText())
 
     def settings(self) -> dict:
-        settings = {"preset": self.preset.currentData(), "metric": self.metric.currentData()}
+        settings = {"preset": self.preset.currentData(), "metric": self.metric_box.currentData()}
         if self.use_threshold.isChecked():
             settings["threshold"] = self.threshold.value()
         return settings
@@ -221,7 +221,7 @@ class SchemaPage(QWizardPage):
         self.view.resizeColumnsToContents()
         self.summary.setText(f"<b>{page.name.text()}</b>: predict <b>{target}</b> ({task}) from "
                              f"{len(self.schema['features'])} feature column(s), {page.preset.currentText()}, "
-                             f"metric {page.metric.currentData()}.")
+                             f"metric {page.metric_box.currentData()}.")
 
     def isComplete(self) -> bool:
         return self.schema is not None

@@ -46,7 +46,7 @@ class DeploymentsPanel(Panel):
             row["current"] = False
         if rows:
             rows[-1]["current"] = True
-        self.metric = metric
+        self.metric_name = metric
         self.model.columns[5] = (f"{metric} at training", "training_value")
         self.model.set_rows(list(reversed(rows)))
         self.view.resizeColumnsToContents()
@@ -64,8 +64,8 @@ class DeploymentsPanel(Panel):
             return
         target = chosen[0]
         text = f"Roll {self.project} back from v{current['version']} to v{target['version']}?"
-        informative = (f"Production changes from v{current['version']} ({self.metric} at training "
-                       f"{fmt_value(current['training_value'])}) to v{target['version']} ({self.metric} at training "
+        informative = (f"Production changes from v{current['version']} ({self.metric_name} at training "
+                       f"{fmt_value(current['training_value'])}) to v{target['version']} ({self.metric_name} at training "
                        f"{fmt_value(target['training_value'])}), first deployed {local_time(target['deployed_at'])}. "
                        "The scoring server answers with it from its next request. "
                        f"v{current['version']} stays in the registry and can be deployed again.")

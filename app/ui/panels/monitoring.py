@@ -49,7 +49,7 @@ class MonitoringPanel(Panel):
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
-        self.actions = actions
+        self.named_actions = actions
         self._shown_project = None
         self._last_id = 0
         self.results: list[dict] = []
@@ -128,7 +128,7 @@ class MonitoringPanel(Panel):
         form.addWidget(self.next_run, 2, 0, 1, 2)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_schedule_button)
-        buttons.addWidget(action_button(self.actions["monitor"]))
+        buttons.addWidget(action_button(self.named_actions["monitor"]))
         form.addLayout(buttons, 3, 0, 1, 2)
         form.setRowStretch(4, 1)
         return box

@@ -16,7 +16,7 @@ class OverviewPanel(Panel):
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
-        self.actions = actions
+        self.named_actions = actions
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         self.title_label = heading("No project selected", 1.6)
