@@ -31,9 +31,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.core import datasets, drift, training  # noqa: E402
-from app.core.lifecycle import Keel  # noqa: E402
-from app.core.simulator import StreamSpec, initial_training_data, stream  # noqa: E402
+from app.core.ml import datasets, drift, training  # noqa: E402
+from app.core.services.lifecycle import Keel  # noqa: E402
+from app.demo.simulator import StreamSpec, initial_training_data, stream  # noqa: E402
 
 INITIAL_ROWS = 1500
 KEEL_SETTINGS = {"policy": "auto"}  # every other setting at its default (window: adaptive)

@@ -43,10 +43,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.core import serving, serving_protocol as protocol  # noqa: E402
-from app.core.fileio import write_text_atomic  # noqa: E402
-from app.core.lifecycle import Keel  # noqa: E402
-from app.core.simulator import make_batch  # noqa: E402
+from app.adapters import serving  # noqa: E402
+from app.adapters import serving_protocol as protocol
+from app.core.services.lifecycle import Keel  # noqa: E402
+from app.core.store.fileio import write_text_atomic  # noqa: E402
+from app.demo.simulator import make_batch  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "serve_bench.json"
 PROJECT = "bench"

@@ -27,8 +27,8 @@ TARGET_P99_MS = 16.0
 
 
 def prepare_workspace(folder: Path, fit_seconds: float) -> Path:
-    from app.core.lifecycle import Keel
-    from app.core.simulator import make_batch
+    from app.core.services.lifecycle import Keel
+    from app.demo.simulator import make_batch
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -71,11 +71,11 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from app.ui.application import configure_process, settings_store
+    from app.frontends.gui.application import configure_process, settings_store
 
     configure_process()
-    from app.ui.controller import Controller
-    from app.ui.main_window import MainWindow
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.main_window import MainWindow
 
     controller = Controller(str(workspace), start_scheduler=False)
     window = MainWindow(controller, settings_store())

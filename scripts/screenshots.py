@@ -21,8 +21,8 @@ DOCS = ROOT / "docs"
 
 
 def build_workspace(folder: Path) -> None:
-    from app.core.lifecycle import Keel
-    from app.core.simulator import make_batch
+    from app.core.services.lifecycle import Keel
+    from app.demo.simulator import make_batch
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -55,7 +55,7 @@ def take(workspace: Path) -> list[Path]:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from app.ui.application import Application
+    from app.frontends.gui.application import Application
 
     application = Application(app, start_scheduler=False)  # no scheduled run greys out the actions mid-shot
     application.open(str(workspace))
@@ -105,7 +105,7 @@ def take(workspace: Path) -> list[Path]:
         wait(lambda: False, 0.5)
         grab(name)
     window.tabs.setCurrentIndex(0)
-    from app.ui.wizard import NewProjectWizard
+    from app.frontends.gui.wizard import NewProjectWizard
 
     wizard = NewProjectWizard(window.controller, window)
     wizard.show()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from app.cli import main
-from app.core.registry import Registry
-from app.core.simulator import make_batch
+from app.core.store.registry import Registry
+from app.demo.simulator import make_batch
+from app.frontends.cli import main
 
 # Files that every command touches by design and that are not part of "the store":
 # the log (each command logs its argv) and the per-project lock files (flock targets).
@@ -74,7 +74,7 @@ def create_project(capsys, workspace: Path, data_dir: Path, name: str = "loans",
 
 def deployed_loans_workspace(root: Path, rows: int, seed: int) -> Path:
     """root/workspace with project `loans` (logreg) trained, v1 in production."""
-    from app.core.lifecycle import Keel
+    from app.core.services.lifecycle import Keel
 
     folder = root / "workspace"
     keel = Keel.open(folder)

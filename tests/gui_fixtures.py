@@ -10,9 +10,9 @@ import pytest
 
 GUARD_GRACE_MS = 5000
 
-from app.ui.application import shield_none_refcount  # noqa: E402
+from app.frontends.gui.application import shield_none_refcount  # noqa: E402
 
-shield_none_refcount()  # PySide6 6.12 leaks references to None (see app/ui/application.py)
+shield_none_refcount()  # PySide6 6.12 leaks references to None (see app/frontends/gui/application.py)
 
 
 def _running_timers():
@@ -50,7 +50,7 @@ def leak_guard(qtbot):
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory) -> Path:
     """A demo workspace built once per session (create_demo: one trained, deployed model)."""
-    from app.core.lifecycle import Keel
+    from app.core.services.lifecycle import Keel
 
     folder = tmp_path_factory.mktemp("demo-template") / "ws"
     keel = Keel.open(folder)
@@ -75,9 +75,9 @@ def gui_settings(tmp_path, monkeypatch) -> Path:
 
 def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: bool = True,
                 start_scheduler: bool = False):
-    from app.ui.application import settings_store
-    from app.ui.controller import Controller
-    from app.ui.main_window import MainWindow
+    from app.frontends.gui.application import settings_store
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.main_window import MainWindow
 
     controller = Controller(str(workspace), read_only=read_only, start_scheduler=start_scheduler)
     window = MainWindow(controller, settings_store())
@@ -93,7 +93,7 @@ def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: b
 @pytest.fixture
 def window(qtbot, demo_workspace, gui_settings, leak_guard, monkeypatch):
     """The main window on a copy of the demo workspace; closed (and its workers stopped) after the test."""
-    import app.ui.common as common
+    import app.frontends.gui.common as common
 
     errors = []
     monkeypatch.setattr(common, "show_error", lambda parent, message, details="": errors.append((message, details)))

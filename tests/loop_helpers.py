@@ -5,9 +5,9 @@ import os
 import time
 from pathlib import Path
 
-from app.cli import main
-from app.core.lifecycle import Keel
-from app.core.simulator import initial_training_data, make_batch
+from app.core.services.lifecycle import Keel
+from app.demo.simulator import initial_training_data, make_batch
+from app.frontends.cli import main
 
 
 def cli(capsys, workspace: Path, *args: str):

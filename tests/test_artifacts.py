@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
+from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from app.core import artifacts, datasets
-from app.core.errors import IntegrityError
-from app.core.lifecycle import Keel
-from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from app.core.domain.errors import IntegrityError
+from app.core.ml import artifacts, datasets
+from app.core.services.lifecycle import Keel
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = ["income", "age", "debt_ratio", "tenure_months", "has_mortgage"]

@@ -12,9 +12,9 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from app.core.lifecycle import Keel
 from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+
+from app.core.services.lifecycle import Keel
 
 READERS = ["project create", "ingest", "predict"]
 

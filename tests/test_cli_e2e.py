@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from app.cli import main
-from app.core.fileio import sha256_file
-from app.core.lifecycle import Keel
-from app.core.registry import Registry
 from foundation_helpers import cli, loans, snapshot, write_csv
+
+from app.core.services.lifecycle import Keel
+from app.core.store.fileio import sha256_file
+from app.core.store.registry import Registry
+from app.frontends.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,11 +9,11 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-
-from app.core import datasets
-from app.core.errors import ValidationError
-from app.core.lifecycle import Keel
 from foundation_helpers import cli, create_project, loans, write_csv
+
+from app.core.domain.errors import ValidationError
+from app.core.ml import datasets
+from app.core.services.lifecycle import Keel
 
 FEATURES = ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
 

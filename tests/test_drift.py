@@ -9,7 +9,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import roc_auc_score
 
-from app.core import drift
+from app.core.ml import drift
 
 
 def test_psi_matches_the_hand_computed_value():

@@ -1,10 +1,10 @@
-"""app/core/insights.py: the rules behind the project list's health and the model comparison (no Qt)."""
+"""app/core/services/insights.py: the rules behind the project list's health and the model comparison (no Qt)."""
 
 import pytest
 from gui_fixtures import demo_template, demo_workspace  # noqa: F401
 
-from app.core import insights
-from app.core.lifecycle import Keel
+from app.core.services import insights
+from app.core.services.lifecycle import Keel
 
 
 @pytest.fixture
@@ -55,8 +55,8 @@ def test_compare_versions_gives_confusion_and_importances(keel):
 
 
 def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path):
-    from app.core import datasets, training
-    from app.core.simulator import make_batch
+    from app.core.ml import datasets, training
+    from app.demo.simulator import make_batch
 
     keel.set_project("demo-credit", {"preset": "logreg"})
     keel.train("demo-credit")

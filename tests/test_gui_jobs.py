@@ -5,8 +5,8 @@ import threading
 import pytest
 from gui_fixtures import leak_guard  # noqa: F401
 
-from app.core.errors import Cancelled, ValidationError
-from app.jobs import JobRunner
+from app.core.domain.errors import Cancelled, ValidationError
+from app.frontends.gui.jobs import JobRunner
 
 
 @pytest.fixture
@@ -109,7 +109,10 @@ def test_none_is_shielded_from_the_pyside_reference_leak(qtbot):
 
     from PySide6.QtCore import QAbstractTableModel, QModelIndex
 
-    from app.ui.application import NONE_REFERENCE_CUSHION, shield_none_refcount
+    from app.frontends.gui.application import (
+        NONE_REFERENCE_CUSHION,
+        shield_none_refcount,
+    )
 
     class Empty(QAbstractTableModel):
         def rowCount(self, parent=QModelIndex()):

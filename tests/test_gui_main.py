@@ -4,9 +4,16 @@ import threading
 import time
 
 import pytest
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, open_window, window  # noqa: F401
+from gui_fixtures import (  # noqa: F401
+    demo_template,
+    demo_workspace,
+    gui_settings,
+    leak_guard,
+    open_window,
+    window,
+)
 
-from app.core.simulator import make_batch
+from app.demo.simulator import make_batch
 
 JOB_TIMEOUT_MS = 90_000
 
@@ -44,7 +51,7 @@ def test_window_opens_on_the_demo_project(window):
 
 
 def test_wizard_creates_a_project(qtbot, window, tmp_path):
-    from app.ui.wizard import NewProjectWizard
+    from app.frontends.gui.wizard import NewProjectWizard
 
     data = tmp_path / "loans.csv"
     make_batch(300, seed=3).to_csv(data, index=False)
@@ -76,11 +83,11 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
 
 
 def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
-    import app.ui.common as common
+    import app.frontends.gui.common as common
 
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
-    import app.ui.panels.deployments as deployments_module
-    import app.ui.panels.models as models_module
+    import app.frontends.gui.panels.deployments as deployments_module
+    import app.frontends.gui.panels.models as models_module
 
     monkeypatch.setattr(models_module, "confirm", lambda *a, **k: True)
     monkeypatch.setattr(deployments_module, "confirm", lambda *a, **k: True)
@@ -189,7 +196,7 @@ def test_a_monitoring_result_from_a_worker_appears_on_the_plot(qtbot, window):
 
 
 def test_changes_from_another_process_are_noticed(qtbot, window):
-    from app.core.lifecycle import Keel
+    from app.core.services.lifecycle import Keel
 
     other = Keel.open(window.controller.workspace_dir)  # its own connection, as another process would have
     try:
@@ -217,7 +224,7 @@ def test_changes_from_another_process_are_noticed(qtbot, window):
 
 
 def test_first_run_builds_the_demo_in_the_background(qtbot, tmp_path, gui_settings, leak_guard, monkeypatch):
-    import app.ui.common as common
+    import app.frontends.gui.common as common
 
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
     empty = tmp_path / "empty-ws"
@@ -245,7 +252,7 @@ def test_geometry_and_last_project_are_remembered(qtbot, window, gui_settings):
 
 
 def test_a_second_window_on_the_same_workspace_is_read_only(qtbot, demo_workspace, gui_settings, leak_guard):
-    from app.ui.application import acquire_workspace_lock
+    from app.frontends.gui.application import acquire_workspace_lock
 
     lock, read_only = acquire_workspace_lock(demo_workspace)
     assert lock is not None and not read_only
@@ -264,7 +271,7 @@ def test_a_second_window_on_the_same_workspace_is_read_only(qtbot, demo_workspac
 
 
 def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch):
-    import app.ui.common as common
+    import app.frontends.gui.common as common
 
     keel = window.controller.keel
     wait_job(qtbot, window, window.controller.retrain)
@@ -293,8 +300,8 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
 def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
     import sys
 
-    import app.ui.common as common
-    from app.ui.application import install_excepthook
+    import app.frontends.gui.common as common
+    from app.frontends.gui.application import install_excepthook
 
     shown = []
     monkeypatch.setattr(common, "show_error", lambda parent, message, details="": shown.append((message, details)))
@@ -318,7 +325,7 @@ def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
 
 
 def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeypatch):
-    from app.ui.settings_dialog import SettingsDialog
+    from app.frontends.gui.settings_dialog import SettingsDialog
 
     keel = window.controller.keel
     dialog = SettingsDialog(keel.project("demo-credit"), window)
@@ -382,10 +389,10 @@ def test_a_dropped_file_is_ingested(qtbot, window, tmp_path):
 def test_open_workspace_switches_the_window(qtbot, demo_workspace, tmp_path, gui_settings, leak_guard, monkeypatch):
     import shutil
 
-    import app.ui.common as common
     from PySide6.QtWidgets import QApplication
 
-    from app.ui.application import Application
+    import app.frontends.gui.common as common
+    from app.frontends.gui.application import Application
 
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
     other = tmp_path / "other-ws"
@@ -407,7 +414,7 @@ def test_open_workspace_switches_the_window(qtbot, demo_workspace, tmp_path, gui
 
 def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspace, gui_settings, leak_guard,
                                                               monkeypatch):
-    import app.ui.common as common
+    import app.frontends.gui.common as common
 
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
     win = open_window(qtbot, demo_workspace, start_scheduler=True)
@@ -443,8 +450,8 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
     from PySide6.QtWidgets import QFileDialog
     from sklearn.neighbors import KNeighborsClassifier
 
-    import app.ui.common as common
-    from app.core import datasets, training
+    import app.frontends.gui.common as common
+    from app.core.ml import datasets, training
 
     keel = window.controller.keel
     project = keel.project("demo-credit")
@@ -483,7 +490,7 @@ def test_project_settings_dialog_opens_shown_and_saves_from_the_menu(qtbot, wind
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.ui.settings_dialog import SettingsDialog
+    from app.frontends.gui.settings_dialog import SettingsDialog
 
     seen = {}
 

@@ -9,11 +9,11 @@ import pkgutil
 
 from PySide6.QtCore import QObject
 
-import app.ui
+import app.frontends.gui
 
 
 def _ui_modules():
-    for info in pkgutil.walk_packages(app.ui.__path__, "app.ui."):
+    for info in pkgutil.walk_packages(app.frontends.gui.__path__, "app.frontends.gui."):
         yield importlib.import_module(info.name)
 
 

@@ -5,10 +5,11 @@ import os
 import time
 
 import pytest
-
-from app.core import demo_stream, inbox
-from app.core.lifecycle import DEMO_PROJECT, Keel
 from loop_helpers import batch, drop, make_project
+
+from app.core.services import inbox
+from app.core.services.lifecycle import DEMO_PROJECT, Keel
+from app.demo import demo_stream
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def test_files_are_taken_in_arrival_order(keel):
 def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
     from functools import partial
 
-    from app.core import simulator
+    from app.demo import simulator
 
     # a smaller first file keeps the demo's two trainings quick; everything else is the real demo
     monkeypatch.setattr(simulator, "initial_training_data", partial(simulator.initial_training_data, rows=400))

@@ -1,9 +1,10 @@
 """End to end through the CLI: a stationary stream, then an abrupt concept drift,
 monitored with `monitor --once`, ending in a promoted challenger."""
 
-from app.core.lifecycle import Keel
-from app.core.simulator import StreamSpec, initial_training_data, stream
 from loop_helpers import cli, drop
+
+from app.core.services.lifecycle import Keel
+from app.demo.simulator import StreamSpec, initial_training_data, stream
 
 
 def test_stationary_then_drifting_stream_ends_in_a_promoted_challenger(workspace, capsys):

@@ -1,11 +1,11 @@
 """One monitoring cycle: metrics, drift, the estimate, and alerts (de-duplication, recovery)."""
 
 import pytest
-
-from app.core import monitoring, policy
-from app.core.errors import KeelError
-from app.core.settings import ProjectSettings
 from loop_helpers import batch, cli, drop, make_project
+
+from app.core.domain.errors import KeelError
+from app.core.domain.settings import ProjectSettings
+from app.core.services import monitoring, policy
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ the triggers (alert with back-off, new rows), the adaptive window, and the gate'
 import numpy as np
 import pandas as pd
 import pytest
-
-from app.core import policy
-from app.core.errors import KeelError
 from loop_helpers import batch, cli, drop, make_project
+
+from app.core.domain.errors import KeelError
+from app.core.services import policy
 
 
 def versions(keel, name="loan"):
@@ -187,7 +187,7 @@ def test_gate_uses_a_paired_bootstrap_for_other_metrics_and_respects_direction()
 
 @pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"])
 def test_gate_metrics_equal_sklearn_for_classification(metric):
-    from app.core.evaluation import compute_metrics
+    from app.core.ml.evaluation import compute_metrics
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 3, 400)
@@ -201,7 +201,7 @@ def test_gate_metrics_equal_sklearn_for_classification(metric):
 
 @pytest.mark.parametrize("metric", ["r2", "rmse", "mae"])
 def test_gate_metrics_equal_sklearn_for_regression(metric):
-    from app.core.evaluation import compute_metrics
+    from app.core.ml.evaluation import compute_metrics
 
     rng = np.random.default_rng(2)
     y = rng.normal(size=300)

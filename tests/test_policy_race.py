@@ -1,14 +1,14 @@
 """The policy's decision against a concurrent deploy, and a gate that fails after the challenger
-is registered (review of app/core/policy.py: decide must record under the project lock, in one
+is registered (review of app/core/services/policy.py: decide must record under the project lock, in one
 transaction, and only while production is still the champion the challenger was gated against)."""
 
 import threading
 
 import pytest
-
-from app.core import policy
-from app.core.lifecycle import Keel
 from loop_helpers import batch, drop, make_project
+
+from app.core.services import policy
+from app.core.services.lifecycle import Keel
 
 
 def decisions(keel, name="loan"):

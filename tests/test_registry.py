@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from app.core import registry as registry_module
-from app.core.errors import KeelError, NotFoundError
-from app.core.registry import LATEST_SCHEMA_VERSION, Registry, current_schema_version, migrate
+from app.core.domain.errors import KeelError, NotFoundError
+from app.core.store import registry as registry_module
+from app.core.store.registry import (
+    LATEST_SCHEMA_VERSION,
+    Registry,
+    current_schema_version,
+    migrate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.core.errors import BusyError
-from app.core.registry import Registry
+from app.core.domain.errors import BusyError
+from app.core.store.registry import Registry
 
 
 # --------------------------------------------------------------------------- registry
@@ -38,7 +38,7 @@ def test_failed_commit_does_not_leave_the_transaction_open(tmp_path):
 
 # --------------------------------------------------------------------------- lifecycle
 def _loans_csv(path, rows=120, seed=11):
-    from app.core.simulator import make_batch
+    from app.demo.simulator import make_batch
 
     make_batch(rows, seed=seed).to_csv(path, index=False)
     return path
@@ -48,8 +48,8 @@ def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, m
     """Two `project create NAME` at once: the loser used to pass the existence check, wait for
     the project lock, overwrite the winner's datasets/NAME/v1.parquet, fail on the UNIQUE
     constraint (an internal error, exit 1) and then delete the winner's v1.parquet."""
-    from app.core import lifecycle
-    from app.core.errors import KeelError
+    from app.core.domain.errors import KeelError
+    from app.core.services import lifecycle
 
     data = _loans_csv(tmp_path / "loans.csv")
     winner = lifecycle.Keel.open(tmp_path / "ws")
@@ -79,7 +79,7 @@ def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, m
 def test_predict_and_export_to_an_unwritable_output_are_user_errors(tmp_path, capsys):
     """--output naming a folder, or a path in a folder that cannot be created, is the user's to
     fix: exit 2 and a message naming the path. Before: exit 1, "internal error: IsADirectoryError"."""
-    from app.cli import main
+    from app.frontends.cli import main
 
     workspace, data = tmp_path / "ws", _loans_csv(tmp_path / "loans.csv")
     base = ["--workspace", str(workspace)]
@@ -109,7 +109,7 @@ def test_gate_when_the_challenger_learned_a_new_class(metric):
     cycle retrained again."""
     from sklearn.linear_model import LogisticRegression
 
-    from app.core import policy
+    from app.core.services import policy
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
@@ -132,7 +132,7 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     hash alone gave the second project the first project's drift reference."""
     from types import SimpleNamespace
 
-    from app.core import monitoring
+    from app.core.services import monitoring
 
     monkeypatch.setattr(monitoring, "_cache", monitoring.OrderedDict())
     monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
@@ -148,8 +148,8 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
 def test_archive_waits_for_the_project_lock(tmp_path):
     """archive checks "not the production model" then writes: without the project lock a deploy
     of that version in another process could land in between (an archived production model)."""
-    from app.core.lifecycle import Keel
-    from app.core.workspace import FileLock
+    from app.core.services.lifecycle import Keel
+    from app.core.store.workspace import FileLock
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -177,7 +177,7 @@ def test_train_after_an_interrupted_train_left_an_unregistered_model_file(tmp_pa
     """A train killed between writing vN.skops and committing its row (a GUI cancel terminates the
     child process) left a file no row names; every later train refused with "already exists ...
     (run verify)" (no verify command exists), so the project could never be trained again."""
-    from app.core.lifecycle import Keel
+    from app.core.services.lifecycle import Keel
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -197,8 +197,8 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
     """A small labelled batch whose every label is new (ingest accepts it with a warning): the
     confusion matrix call raised in sklearn, the cycle failed before recording a result, and so
     every later cycle failed on the same pending batch: monitoring of the project was stuck."""
-    from app.core.lifecycle import Keel
-    from app.core.simulator import make_batch
+    from app.core.services.lifecycle import Keel
+    from app.demo.simulator import make_batch
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -225,8 +225,8 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch,
     "internal error while reading it", with an alert: the file was not the problem."""
     import os
 
-    from app.core import inbox
-    from app.core.lifecycle import Keel
+    from app.core.services import inbox
+    from app.core.services.lifecycle import Keel
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -252,8 +252,8 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch,
 def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
     """An alert that recovered (or was acknowledged) already: the audit log got an
     "alert N acknowledged" event although nothing was acknowledged."""
-    from app.core.errors import KeelError
-    from app.core.lifecycle import Keel
+    from app.core.domain.errors import KeelError
+    from app.core.services.lifecycle import Keel
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -280,9 +280,9 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
     """Policy approve: challenger v2 waits (gated against v1). The user deploys v3 by hand.
     `approve` then deployed v2 over v3 although v2 was never compared with v3, and while v2
     "waited" the policy never retrained again."""
-    from app.core.errors import KeelError
-    from app.core.lifecycle import Keel
-    from app.core.policy import waiting_challenger
+    from app.core.domain.errors import KeelError
+    from app.core.services.lifecycle import Keel
+    from app.core.services.policy import waiting_challenger
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -308,9 +308,9 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
     """After a change detected on an unlabelled batch, the adaptive window holds no labelled rows
     yet: `train` said "project has no labelled data to train on" of a project full of labelled
     data, with no word of the window or of what to do."""
-    from app.core.errors import ValidationError
-    from app.core.lifecycle import Keel
-    from app.core.simulator import make_batch
+    from app.core.domain.errors import ValidationError
+    from app.core.services.lifecycle import Keel
+    from app.demo.simulator import make_batch
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -332,7 +332,7 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
 def test_nan_settings_are_refused(tmp_path, capsys, flag):
     """`project set p --max-drop nan` was accepted: NaN passes the range checks, then every
     comparison with it is false, so the rule never fires (or no challenger ever wins)."""
-    from app.cli import main
+    from app.frontends.cli import main
 
     workspace, data = tmp_path / "ws", _loans_csv(tmp_path / "loans.csv")
     base = ["--workspace", str(workspace)]
@@ -348,7 +348,7 @@ def test_a_registry_locked_by_another_process_is_a_user_error_that_writes_nothin
     not exit 1 "internal error"."""
     from foundation_helpers import cli, create_project
 
-    from app.core import registry as registry_module
+    from app.core.store import registry as registry_module
 
     workspace = tmp_path / "ws"
     create_project(capsys, workspace, tmp_path)
@@ -369,8 +369,8 @@ def test_a_registry_locked_by_another_process_is_a_user_error_that_writes_nothin
 def test_the_runner_frees_the_workspace_lock_when_it_fails_to_start(tmp_path, capsys, monkeypatch):
     from foundation_helpers import create_project
 
-    from app import runner
-    from app.core.lifecycle import Keel
+    from app.core.services.lifecycle import Keel
+    from app.frontends import runner
 
     workspace = tmp_path / "ws"
     create_project(capsys, workspace, tmp_path)

@@ -6,12 +6,12 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from app import runner
-from app.core.errors import BusyError
-from app.core.lifecycle import Keel
-from app.scheduling import JOB_PREFIX, MonitorScheduler, missed_run
 from loop_helpers import cli, make_project
+
+from app.adapters.scheduling import JOB_PREFIX, MonitorScheduler, missed_run
+from app.core.domain.errors import BusyError
+from app.core.services.lifecycle import Keel
+from app.frontends import runner
 
 
 def wait_for(condition, timeout=10.0):

@@ -1,4 +1,4 @@
-"""The scoring server: real HTTP on an ephemeral 127.0.0.1 port (app/core/serving.py)."""
+"""The scoring server: real HTTP on an ephemeral 127.0.0.1 port (app/adapters/serving.py)."""
 
 import dataclasses
 import http.client
@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.core import datasets, serving, serving_protocol
-from app.core.errors import KeelError, ValidationError
-from app.core.lifecycle import Keel
-from app.core.simulator import make_batch
+from app.adapters import serving, serving_protocol
+from app.core.domain.errors import KeelError, ValidationError
+from app.core.ml import datasets
+from app.core.services.lifecycle import Keel
+from app.demo.simulator import make_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
@@ -463,7 +464,7 @@ def test_a_version_that_fails_its_integrity_check_is_refused_and_the_old_one_kep
             assert artifact.exists()
     finally:
         keel.close()
-    from app.cli import main
+    from app.frontends.cli import main
 
     # a fresh `serve` has no model to keep: it refuses to start, with the integrity exit code
     assert main(["--workspace", str(ws), "serve", "nodeploy", "--port", "0"]) == 1
@@ -514,7 +515,7 @@ def test_cli_serve_without_a_production_model_says_so(ws):
 
 
 def test_cli_serve_refuses_an_unknown_project_and_a_taken_port(server, ws, capsys):
-    from app.cli import main
+    from app.frontends.cli import main
 
     assert main(["--workspace", str(ws), "serve", "nosuch", "--port", "0"]) == 2
     assert "nosuch" in capsys.readouterr().err

@@ -5,12 +5,12 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from foundation_helpers import cli, create_project, loans, write_csv
 from sklearn.datasets import load_diabetes, load_iris
 
-from app.core import artifacts, datasets, training
-from app.core.errors import Cancelled, ValidationError
-from app.core.lifecycle import Keel
-from foundation_helpers import cli, create_project, loans, write_csv
+from app.core.domain.errors import Cancelled, ValidationError
+from app.core.ml import artifacts, datasets, training
+from app.core.services.lifecycle import Keel
 
 
 @pytest.fixture(autouse=True)

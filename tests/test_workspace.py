@@ -8,10 +8,16 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from app.cli import main
-from app.core import workspace as workspace_module
-from app.core.errors import BusyError, KeelError
-from app.core.workspace import FileLock, Workspace, check_project_name, project_lock, resolve_workspace
+from app.core.domain.errors import BusyError, KeelError
+from app.core.store import workspace as workspace_module
+from app.core.store.workspace import (
+    FileLock,
+    Workspace,
+    check_project_name,
+    project_lock,
+    resolve_workspace,
+)
+from app.frontends.cli import main
 
 
 @pytest.fixture

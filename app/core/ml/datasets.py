@@ -1,0 +1,647 @@
+"""Reading, schema inference, validation, cleaning and content hashing of tabular data.
+
+Every refusal is a ValidationError whose one-line message names the file and, where
+it applies, the column, a row (1-based data row, the header excluded) and what is wrong.
+"""
+
+import codecs
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from app.core.domain.errors import ValidationError
+
+DEFAULT_MAX_FILE_MB = 512
+MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"}
+TRUE_TOKENS = {"true", "yes", "t", "y"}
+FALSE_TOKENS = {"false", "no", "f", "n"}
+# How a boolean column reads a (lower-cased, stripped) cell; anything else is unreadable.
+BOOLEAN_VALUES = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+MIN_TRAINING_ROWS = 20
+MAX_STORED_CATEGORIES = 500
+TYPE_AGREEMENT = 0.95  # share of non-missing cells that must parse for a column to get a kind
+
+
+def max_file_bytes() -> int:
+    """The size limit for any file Keel reads; $KEEL_MAX_FILE_MB overrides it."""
+    try:
+        return int(float(os.environ.get("KEEL_MAX_FILE_MB", DEFAULT_MAX_FILE_MB)) * 1024 * 1024)
+    except ValueError:
+        return DEFAULT_MAX_FILE_MB * 1024 * 1024
+
+
+# --------------------------------------------------------------------------- reading
+@dataclass
+class RawTable:
+    frame: pd.DataFrame  # text columns as str (empty cells as ""), Parquet columns as stored
+    source: str
+    warnings: list[str] = field(default_factory=list)
+    file_format: str = "csv"
+
+
+def file_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(tuple(s + ".gz" for s in CSV_SUFFIXES)):
+        return "csv.gz"
+    suffix = "".join(path.suffixes[-2:]) or "(none)"
+    raise ValidationError(
+        f"{path.name}: unsupported format '{suffix}': Keel reads .csv, .tsv, .txt (optionally .gz) and .parquet"
+        + ("; save the sheet as CSV first" if name.endswith((".xlsx", ".xls", ".ods")) else "")
+    )
+
+
+def check_readable_file(path: Path, max_bytes: int | None = None) -> os.stat_result:
+    """Refuse anything that is not a regular, non-empty file under the size limit, without opening it."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValidationError(f"{path}: is a directory, not a data file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValidationError(f"{path}: not a regular file (a pipe, socket or device); give a .csv or .parquet file")
+    if info.st_size == 0:
+        raise ValidationError(f"{path.name}: the file is empty (0 bytes)")
+    limit = max_bytes if max_bytes is not None else max_file_bytes()
+    if info.st_size > limit:
+        raise ValidationError(
+            f"{path.name}: file is {info.st_size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set KEEL_MAX_FILE_MB)"
+        )
+    return info
+
+
+def read_table(path: str | os.PathLike, max_bytes: int | None = None) -> RawTable:
+    path = Path(path)
+    check_readable_file(path, max_bytes)  # first: /dev/zero is "a device", not "an unknown format"
+    kind = file_kind(path)
+    limit = max_bytes if max_bytes is not None else max_file_bytes()
+    if kind == "parquet":
+        return _read_parquet(path)
+    if kind == "csv.gz":
+        data = _read_gzip(path, limit)
+    else:
+        data = path.read_bytes()
+    return read_csv_bytes(data, path.name)
+
+
+def _read_gzip(path: Path, limit: int) -> bytes:
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:  # a damaged stream raises zlib.error, not OSError
+        raise ValidationError(f"{path.name}: not a valid gzip file ({exc})") from None
+    if len(data) > limit:
+        raise ValidationError(f"{path.name}: uncompressed data is over the {limit / 1e6:.1f} MB limit")
+    if not data:
+        raise ValidationError(f"{path.name}: the file is empty once decompressed")
+    return data
+
+
+def _read_parquet(path: Path) -> RawTable:
+    try:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise ValidationError(f"{path.name}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    _check_header(names, path.name)  # before read_table, whose error for duplicates names no column
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise ValidationError(f"{path.name}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    frame = table.to_pandas()
+    if len(frame) == 0:
+        raise ValidationError(f"{path.name}: has a header but no rows")
+    return RawTable(frame=frame, source=path.name, file_format="parquet")
+
+
+def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Excel's "Unicode text" export
+        try:
+            return data.decode("utf-16"), [f"{source}: decoded as UTF-16"]
+        except UnicodeDecodeError:
+            raise ValidationError(f"{source}: starts like UTF-16 text but does not decode as UTF-16") from None
+    sample = data[:65536]
+    if b"\x00" in sample:
+        raise ValidationError(f"{source}: not a text file (binary content); give a CSV or Parquet file")
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+        encoding = "cp1252 (Windows-1252)"
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+        encoding = "Latin-1"
+    return text, [f"{source}: not UTF-8; decoded as {encoding}"]
+
+
+def _sniff_delimiter(text: str) -> str:
+    first_lines = "\n".join(text.splitlines()[:20])
+    try:
+        return csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
+    except csv.Error:
+        header = text.splitlines()[0] if text else ""
+        counts = {d: header.count(d) for d in ",;\t|"}
+        best = max(counts, key=counts.get)
+        return best if counts[best] > 0 else ","
+
+
+def read_csv_bytes(data: bytes, source: str) -> RawTable:
+    """A CSV file's bytes (a file, or a request body) -> RawTable, with the checks of read_table."""
+    text, warnings = _decode(data, source)
+    if not text.strip():
+        raise ValidationError(f"{source}: the file holds no data (only blank lines)")
+    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
+    if control > 0.01 * min(len(text), 65536):
+        raise ValidationError(f"{source}: not a text file (binary content); give a CSV or Parquet file")
+    delimiter = _sniff_delimiter(text)
+    if delimiter != ",":
+        names = {";": "';'", "\t": "tab", "|": "'|'"}
+        warnings.append(f"{source}: delimiter detected as {names.get(delimiter, repr(delimiter))}")
+    try:
+        grid = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=True,
+            engine="c",
+        )
+    except pd.errors.ParserError as exc:
+        raise ValidationError(f"{source}: malformed CSV: {_describe_parser_error(exc)}") from None
+    except pd.errors.EmptyDataError:
+        raise ValidationError(f"{source}: the file holds no data") from None
+    header = [str(h).strip() if isinstance(h, str) else "" for h in grid.iloc[0].tolist()]
+    _check_header(header, source)
+    frame = grid.iloc[1:].reset_index(drop=True)
+    frame.columns = header
+    if len(frame) == 0:
+        raise ValidationError(f"{source}: has a header but no rows")
+    frame = frame.fillna("")
+    # the C parser pads a short row with "" (not NaN), so only a row whose last cell is
+    # empty can be one; recount the fields only when such a row exists
+    if (frame.iloc[:, -1] == "").any():
+        short_rows = _short_rows(text, delimiter, len(header))
+        if short_rows:
+            warnings.append(
+                f"{source}: {len(short_rows)} row(s) have fewer fields than the header "
+                f"(first: row {short_rows[0]}); the missing cells are treated as missing"
+            )
+    if delimiter == ";":  # ';' is the separator exactly where the comma is the decimal mark
+        converted = _read_decimal_commas(frame)
+        if converted:
+            warnings.append(f"{source}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
+    return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
+
+
+DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"  # 3,5  -0,25  1.234,5
+WHOLE_NUMBER = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)"  # 10  1.234 (a thousands dot)
+
+
+def _read_decimal_commas(frame: pd.DataFrame) -> list[str]:
+    """Rewrite, in place, the columns of a ';' file written the European way as plain numbers.
+
+    A column qualifies only if some cell has a decimal comma and every other non-missing
+    cell is a whole number, so text and ordinary decimals are never touched. Tab and '|'
+    files are left alone: there "12,500" may be a thousands separator."""
+    converted = []
+    for name in frame.columns:
+        text = frame[name].str.strip()
+        if not text.str.contains(",", regex=False).any():
+            continue
+        present = text[~text.str.lower().isin(MISSING_TOKENS)]
+        with_comma = present.str.fullmatch(DECIMAL_COMMA)
+        if with_comma.any() and (with_comma | present.str.fullmatch(WHOLE_NUMBER)).all():
+            frame[name] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            converted.append(str(name))
+    return converted
+
+
+def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
+    """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
+    records = (record for record in csv.reader(io.StringIO(text), delimiter=delimiter) if record)
+    next(records, None)
+    return [row for row, record in enumerate(records, start=1) if len(record) < width]
+
+
+def _describe_parser_error(exc: Exception) -> str:
+    message = str(exc).strip().splitlines()[-1]
+    message = message.replace("Error tokenizing data. C error: ", "")
+    # "EOF inside string starting at row N" counts file lines from 0
+    message = re.sub(r"starting at row (\d+)", lambda m: f"starting on line {int(m.group(1)) + 1}", message)
+    # pandas counts lines from 1 including the header; say so plainly
+    return message.replace("in line", "on line").rstrip(".") + " (a ragged row or an unclosed quote)"
+
+
+def _check_header(names: list, source: str) -> None:
+    if any(not str(n).strip() for n in names):
+        position = next(i for i, n in enumerate(names) if not str(n).strip()) + 1
+        raise ValidationError(f"{source}: column {position} has an empty name in the header")
+    seen, duplicates = set(), []
+    for name in names:
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.add(name)
+    if duplicates:
+        raise ValidationError(f"{source}: duplicate column name(s) {', '.join(repr(d) for d in duplicates)}")
+
+
+# --------------------------------------------------------------------------- cell coercion
+def _as_text(series: pd.Series) -> pd.Series:
+    """Strip whitespace; missing tokens become NA. Works for text and typed columns."""
+    text = series.astype("string")
+    if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        text = text.str.strip()
+    missing = text.isna() | text.str.lower().isin(MISSING_TOKENS)
+    return text.mask(missing)
+
+
+def _is_missing_raw(series: pd.Series) -> pd.Series:
+    return _as_text(series).isna()
+
+
+def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """-> (float values with NaN, mask of unreadable cells, mask of inf cells)."""
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype(float)
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.astype(float)
+        unreadable = pd.Series(False, index=series.index)
+    else:
+        text = _as_text(series)
+        values = pd.to_numeric(text.str.replace(r"^\+", "", regex=True) if text.notna().any() else text, errors="coerce").astype(float)
+        unreadable = text.notna() & values.isna()
+    infinite = np.isinf(values)
+    values = values.where(~infinite, np.nan)
+    return values, unreadable, pd.Series(infinite, index=series.index)
+
+
+def _to_boolean(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(float), pd.Series(False, index=series.index)
+    text = _as_text(series).str.lower()
+    values = text.astype(object).map(BOOLEAN_VALUES)
+    return values.astype(float), text.notna() & values.isna()
+
+
+def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        values = pd.to_datetime(series, utc=True)
+        return values, pd.Series(False, index=series.index)
+    text = _as_text(series)
+    values = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    return values, text.notna() & values.isna()
+
+
+def _first_row(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0]) + 1
+
+
+# --------------------------------------------------------------------------- schema
+def _infer_kind(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    text = _as_text(series).dropna()
+    if text.empty:
+        return "numeric"
+    lowered = set(text.str.lower().unique())
+    if lowered <= (TRUE_TOKENS | FALSE_TOKENS) and lowered & {"true", "false", "yes", "no"}:
+        return "boolean"
+    numeric = pd.to_numeric(text, errors="coerce")
+    if numeric.notna().mean() >= TYPE_AGREEMENT:
+        return "numeric"
+    looks_like_date = text.str.match(r"^\d{4}-\d{2}-\d{2}").mean() >= TYPE_AGREEMENT
+    if looks_like_date and pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601").notna().mean() >= TYPE_AGREEMENT:
+        return "datetime"
+    return "categorical"
+
+
+def _describe_column(name: str, series: pd.Series, kind: str) -> dict:
+    missing = _is_missing_raw(series)
+    info = {"name": name, "kind": kind, "missing_rate": round(float(missing.mean()), 4)}
+    if kind == "numeric":
+        values, _, _ = _to_numeric(series)
+        if values.notna().any():
+            info.update(min=float(values.min()), max=float(values.max()), mean=float(values.mean()), std=float(values.std(ddof=0)))
+    elif kind == "categorical":
+        counts = _as_text(series).dropna().value_counts()
+        info["n_unique"] = int(len(counts))
+        info["categories"] = [str(c) for c in counts.index[:MAX_STORED_CATEGORIES]]
+    elif kind == "datetime":
+        values, _ = _to_datetime(series)
+        if values.notna().any():
+            info.update(min=values.min().isoformat(), max=values.max().isoformat())
+    return info
+
+
+def guess_task(series: pd.Series) -> str:
+    kind = _infer_kind(series)
+    if kind != "numeric":
+        return "classification"
+    values, _, _ = _to_numeric(series)
+    values = values.dropna()
+    integral = bool(np.all(np.isclose(values, np.round(values))))
+    return "classification" if integral and values.nunique() <= 20 else "regression"
+
+
+def infer_schema(raw: RawTable, target: str, task: str | None = None) -> dict:
+    """The project's schema, inferred from its first file."""
+    frame = raw.frame
+    if target not in frame.columns:
+        raise ValidationError(
+            f"{raw.source}: no target column {target!r} (columns: {', '.join(map(str, frame.columns))})"
+        )
+    features = [str(c) for c in frame.columns if c != target]
+    if not features:
+        raise ValidationError(f"{raw.source}: no feature columns besides the target {target!r}")
+    task = task or guess_task(frame[target])
+    if task not in ("classification", "regression"):
+        raise ValidationError(f"unknown task {task!r}: use classification or regression")
+    columns = [_describe_column(name, frame[name], _infer_kind(frame[name])) for name in features]
+    target_kind = _infer_target_kind(frame[target], task)
+    schema = {
+        "target": target,
+        "task": task,
+        "target_kind": target_kind,
+        "features": features,
+        "columns": columns,
+    }
+    return schema
+
+
+def _infer_target_kind(series: pd.Series, task: str) -> str:
+    if task == "regression":
+        return "float"
+    if _infer_kind(series) == "numeric":
+        values, _, _ = _to_numeric(series)
+        values = values.dropna()
+        if len(values) and np.all(np.isclose(values, np.round(values))):
+            return "integer"
+    return "string"
+
+
+def column_kinds(schema: dict) -> dict[str, str]:
+    return {c["name"]: c["kind"] for c in schema["columns"]}
+
+
+# --------------------------------------------------------------------------- cleaning
+@dataclass
+class CleanBatch:
+    frame: pd.DataFrame  # features (typed) + the target column (may be all missing)
+    source: str
+    labelled: bool
+    rows: int
+    labelled_rows: int
+    warnings: list[str]
+    report: dict
+
+
+def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False) -> CleanBatch:
+    """Validate a table against the schema and clean it.
+
+    purpose: "create" (the project's first file), "ingest" (a later batch) or
+    "predict" (a file to score: the target is ignored if present).
+    strict: a feature cell that cannot be read as its column's kind is a ValidationError
+    naming the column, row and value, instead of a missing value with a warning (the
+    scoring server uses this: a caller who sends a wrong type must hear about it).
+    """
+    source, frame = raw.source, raw.frame
+    target = schema["target"]
+    warnings = list(raw.warnings)
+    expected = schema["features"]
+    missing_columns = [c for c in expected if c not in frame.columns]
+    if missing_columns:
+        raise ValidationError(
+            f"{source}: missing feature column(s) {', '.join(repr(c) for c in missing_columns)} "
+            f"(expected: {', '.join(expected)})"
+        )
+    extra = [str(c) for c in frame.columns if c not in expected and c != target]
+    if extra:
+        warnings.append(f"{source}: extra column(s) ignored: {', '.join(extra)}")
+    if purpose == "predict" and target in frame.columns:
+        warnings.append(f"{source}: target column {target!r} present; ignored for scoring")
+
+    cleaned = {}
+    report_columns = {}
+    rows_in = len(frame)
+    for column in schema["columns"]:
+        name, kind = column["name"], column["kind"]
+        values, problems = _clean_column(frame[name], kind, source, name, strict)
+        cleaned[name] = values
+        if values.isna().all() and rows_in:
+            warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")
+        warnings.extend(problems)
+        if kind == "categorical" and purpose != "create":
+            known = set(column.get("categories", []))
+            if column.get("n_unique", 0) <= MAX_STORED_CATEGORIES and known:
+                unseen = values.dropna()[~values.dropna().isin(known)]
+                if len(unseen):
+                    warnings.append(
+                        f"{source}: column {name!r} has {len(unseen)} value(s) unseen in training "
+                        f"(e.g. {unseen.iloc[0]!r}); the model ignores them"
+                    )
+        report_columns[name] = {"missing": int(values.isna().sum())}
+    result = pd.DataFrame(cleaned, index=frame.index)
+
+    labelled_column_present = purpose != "predict" and target in frame.columns
+    if labelled_column_present and not _is_missing_raw(frame[target]).all():
+        target_values, target_problems = _clean_target(frame[target], schema, source)
+        warnings.extend(target_problems)
+        warnings.extend(_unseen_classes(target_values, schema, source))
+        if target_values.isna().all():
+            raise ValidationError(
+                f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
+                f"(row 1: {frame[target].iloc[0]!r})"
+            )
+        result[target] = target_values
+    else:
+        result[target] = pd.Series([pd.NA] * len(result), index=result.index, dtype=_target_dtype(schema))
+
+    before = len(result)
+    if purpose != "predict":  # scoring answers every input row, duplicates included
+        result = result.drop_duplicates().reset_index(drop=True)
+    duplicates = before - len(result)
+    if duplicates:
+        warnings.append(f"{source}: {duplicates} exact duplicate row(s) dropped")
+    labelled_rows = int(result[target].notna().sum())
+    unlabelled_rows = len(result) - labelled_rows
+    labelled = labelled_rows > 0
+    if purpose != "predict":
+        if not labelled:
+            warnings.append(f"{source}: no labels (target {target!r} absent or empty): an unlabelled batch, for monitoring only")
+        elif unlabelled_rows:
+            warnings.append(f"{source}: {unlabelled_rows} row(s) have no target value: kept as unlabelled rows")
+    report = {
+        "source": source,
+        "rows_read": rows_in,
+        "rows": len(result),
+        "duplicates_dropped": duplicates,
+        "labelled_rows": labelled_rows,
+        "unlabelled_rows": unlabelled_rows,
+        "columns": report_columns,
+        "warnings": warnings,
+    }
+    return CleanBatch(result, source, labelled, len(result), labelled_rows, warnings, report)
+
+
+def _clean_column(series: pd.Series, kind: str, source: str, name: str,
+                  strict: bool = False) -> tuple[pd.Series, list[str]]:
+    problems = []
+    if kind == "numeric":
+        values, unreadable, infinite = _to_numeric(series)
+        if strict and unreadable.any():
+            raise ValidationError(unreadable_cells_message(source, name, "numbers", series, unreadable))
+        parts = []
+        if unreadable.any():
+            example = series[unreadable].iloc[0]
+            parts.append(f"{int(unreadable.sum())} cell(s) not readable as numbers (first: row {_first_row(unreadable)}, {example!r})")
+        if infinite.any():
+            parts.append(f"{int(infinite.sum())} infinite value(s) (first: row {_first_row(infinite)})")
+        if parts:
+            problems.append(f"{source}: column {name!r}: " + " and ".join(parts) + "; treated as missing")
+        return values, problems
+    if kind == "boolean":
+        values, unreadable = _to_boolean(series)
+    elif kind == "datetime":
+        values, unreadable = _to_datetime(series)
+    else:
+        values = _as_text(series)
+        values = values.astype(object).where(values.notna(), None)
+        return values, problems
+    if strict and unreadable.any():
+        raise ValidationError(unreadable_cells_message(source, name, kind, series, unreadable))
+    if unreadable.any():
+        problems.append(
+            f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {kind} "
+            f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r}); treated as missing"
+        )
+    return values, problems
+
+
+def unreadable_cells_message(source: str, name: str, what: str, series: pd.Series, unreadable: pd.Series) -> str:
+    return (f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {what} "
+            f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r})")
+
+
+def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
+    """A label the project has never seen is worth a word: a retrained model will learn a new class."""
+    known = schema.get("classes")
+    if schema["task"] != "classification" or not known:
+        return []
+    present = values.dropna()
+    unseen = present[~present.isin(known)].astype(object)
+    if unseen.empty:
+        return []
+    return [f"{source}: target {schema['target']!r}: {len(unseen)} row(s) have a class unseen in training "
+            f"(first: row {int(unseen.index[0]) + 1}, {unseen.iloc[0]!r}); a retrained model will learn it"]
+
+
+def _target_dtype(schema: dict) -> str:
+    return {"integer": "Int64", "float": "Float64", "string": "object"}[schema["target_kind"]]
+
+
+def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
+    target, kind = schema["target"], schema["target_kind"]
+    problems = []
+    if kind == "string":
+        values = _as_text(series).astype(object)
+        return values, problems
+    numbers, unreadable, infinite = _to_numeric(series)
+    bad = unreadable | infinite
+    if kind == "integer":
+        fractional = numbers.notna() & ~np.isclose(numbers.fillna(0), np.round(numbers.fillna(0)))
+        bad = bad | fractional
+        numbers = numbers.where(~fractional, np.nan)
+    if bad.any():
+        problems.append(
+            f"{source}: target {target!r}: {int(bad.sum())} value(s) not readable as {kind} "
+            f"(first: row {_first_row(bad)}, {series[bad].iloc[0]!r}); those rows are unlabelled"
+        )
+    if kind == "integer":
+        return numbers.round().astype("Int64"), problems
+    return numbers.astype("Float64"), problems
+
+
+# --------------------------------------------------------------------------- hashing and storage
+def content_hash(frame: pd.DataFrame) -> str:
+    """sha256 of the normalised table: column order and row order do not matter."""
+    ordered = frame[sorted(frame.columns)]
+    row_hashes = np.sort(pd.util.hash_pandas_object(ordered, index=False).to_numpy())
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[c, str(ordered[c].dtype)] for c in ordered.columns]).encode())
+    digest.update(row_hashes.tobytes())
+    return digest.hexdigest()
+
+
+def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """Types that round-trip through Parquet unchanged."""
+    out = frame.copy()
+    for column in schema["columns"]:
+        if column["kind"] == "categorical":
+            out[column["name"]] = out[column["name"]].astype("string")
+    target = schema["target"]
+    out[target] = out[target].astype("string" if schema["target_kind"] == "string" else _target_dtype(schema))
+    return out
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    from app.core.store.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """Features as the model sees them: floats for numeric/boolean/datetime, objects with NaN for categories."""
+    columns = {}
+    for column in schema["columns"]:
+        name, kind = column["name"], column["kind"]
+        series = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+        if kind == "categorical":
+            columns[name] = series.astype(object).where(series.notna(), np.nan)
+        elif kind == "datetime":
+            stamps = pd.to_datetime(series, utc=True, errors="coerce")
+            columns[name] = (stamps - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds() / 86400.0
+        else:
+            columns[name] = pd.to_numeric(series, errors="coerce").astype(float)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def target_array(frame: pd.DataFrame, schema: dict) -> np.ndarray:
+    values = frame[schema["target"]]
+    if schema["target_kind"] == "integer":
+        return values.astype("int64").to_numpy()
+    if schema["target_kind"] == "float":
+        return values.astype(float).to_numpy()
+    return values.astype(str).to_numpy(dtype=object)

@@ -1,0 +1,221 @@
+"""Pipeline presets, fitting and hold-out / cross-validated evaluation.
+
+A fit can run in a child process (spawn) so that it can be cancelled for real:
+`fit_cancellable` terminates the child on request and leaves nothing behind.
+"""
+
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from app.core.domain.errors import ValidationError
+from app.core.ml import datasets
+from app.core.ml.evaluation import compute_metrics
+
+HOLDOUT_SHARE = 0.2
+
+PRESET_LABELS = {
+    "logreg": "Logistic regression",
+    "ridge": "Ridge regression",
+    "random_forest": "Random forest",
+    "hgb": "Histogram gradient boosting",
+}
+
+
+def make_estimator(task: str, preset: str, params: dict, seed: int):
+    from sklearn import ensemble, linear_model
+
+    if task == "classification":
+        factories = {
+            "logreg": lambda: linear_model.LogisticRegression(max_iter=1000),
+            "random_forest": lambda: ensemble.RandomForestClassifier(n_estimators=200, n_jobs=1, random_state=seed),
+            "hgb": lambda: ensemble.HistGradientBoostingClassifier(random_state=seed),
+        }
+    else:
+        factories = {
+            "ridge": lambda: linear_model.Ridge(),
+            "random_forest": lambda: ensemble.RandomForestRegressor(n_estimators=200, n_jobs=1, random_state=seed),
+            "hgb": lambda: ensemble.HistGradientBoostingRegressor(random_state=seed),
+        }
+    estimator = factories[preset]()
+    unknown = sorted(set(params) - set(estimator.get_params()))
+    if unknown:
+        raise ValidationError(
+            f"unknown parameter(s) {', '.join(unknown)} for preset {preset!r} "
+            f"(known: {', '.join(sorted(estimator.get_params()))})"
+        )
+    try:
+        estimator.set_params(**params)
+        # set_params stores any value; sklearn checks types and ranges only in fit. Check now,
+        # so a bad --param is refused when it is set, not as a crash in a later train.
+        estimator._validate_params()
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"bad --param for preset {preset!r}: {exc}") from None
+    return estimator
+
+
+def make_pipeline(schema: dict, task: str, preset: str, params: dict, seed: int):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    kinds = datasets.column_kinds(schema)
+    categorical = [name for name in schema["features"] if kinds[name] == "categorical"]
+    numeric = [name for name in schema["features"] if kinds[name] != "categorical"]
+    transformers = []
+    if numeric:
+        transformers.append((
+            "numeric",
+            Pipeline([
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]),
+            numeric,
+        ))
+    if categorical:
+        transformers.append((
+            "categorical",
+            Pipeline([
+                ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]),
+            categorical,
+        ))
+    preprocess = ColumnTransformer(transformers, remainder="drop")
+    return Pipeline([("preprocess", preprocess), ("model", make_estimator(task, preset, params, seed))])
+
+
+@dataclass
+class FitResult:
+    pipeline: object
+    metrics: dict[str, float]
+    params: dict
+    seconds: float
+    fit_seconds: float
+    train_rows: int
+    test_rows: int
+    classes: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+    import skops
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "skops": skops.__version__,
+    }
+
+
+def check_trainable(frame: pd.DataFrame, schema: dict, source: str = "training data") -> None:
+    target = schema["target"]
+    labelled = frame[frame[target].notna()]
+    if len(labelled) < datasets.MIN_TRAINING_ROWS:
+        raise ValidationError(
+            f"{source}: {len(labelled)} labelled row(s); training needs at least {datasets.MIN_TRAINING_ROWS}"
+        )
+    if schema["task"] == "classification":
+        classes = labelled[target].unique()
+        if len(classes) < 2:
+            raise ValidationError(
+                f"{source}: target {target!r} has a single class ({classes[0]!r}); classification needs at least two"
+            )
+
+
+def split_holdout(X: pd.DataFrame, y: np.ndarray, task: str, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    stratify = None
+    if task == "classification":
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and len(counts) * 2 <= len(y) * HOLDOUT_SHARE:
+            stratify = y
+    return train_test_split(X, y, test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify)
+
+
+def evaluate_pipeline(pipeline, task: str, X, y) -> dict[str, float]:
+    predictions = pipeline.predict(X)
+    if task == "classification" and hasattr(pipeline, "predict_proba"):
+        return compute_metrics(task, y, predictions, pipeline.predict_proba(X), pipeline.classes_)
+    return compute_metrics(task, y, predictions)
+
+
+def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
+                     cv_folds: int = 0, progress=None) -> FitResult:
+    """Hold-out split, fit, evaluate; optional k-fold CV on the training part. Runs anywhere."""
+    report = progress or (lambda fraction, message: None)
+    started = time.perf_counter()
+    task = schema["task"]
+    check_trainable(frame, schema)
+    labelled = frame[frame[schema["target"]].notna()]
+    X = datasets.to_model_frame(labelled, schema)
+    y = datasets.target_array(labelled, schema)
+    X_train, X_test, y_train, y_test = split_holdout(X, y, task, seed)
+    report(0.1, f"training on {len(X_train)} rows")
+    pipeline = make_pipeline(schema, task, preset, params, seed)
+    fit_started = time.perf_counter()
+    pipeline.fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - fit_started
+    report(0.8, "evaluating on the hold-out set")
+    metrics = evaluate_pipeline(pipeline, task, X_test, y_test)
+    if cv_folds and cv_folds >= 2:
+        metrics.update(_cross_validate(schema, preset, params, seed, X_train, y_train, cv_folds))
+    report(1.0, "done")
+    estimator_params = {k: v for k, v in pipeline.named_steps["model"].get_params().items()
+                        if isinstance(v, (int, float, str, bool, type(None)))}
+    return FitResult(
+        pipeline=pipeline,
+        metrics=metrics,
+        params={"preset": preset, **estimator_params, "overrides": params, "holdout_share": HOLDOUT_SHARE, "cv_folds": cv_folds},
+        seconds=time.perf_counter() - started,
+        fit_seconds=fit_seconds,
+        train_rows=len(X_train),
+        test_rows=len(X_test),
+        classes=[c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])],
+        extra={"test_positions": labelled.index.get_indexer(X_test.index).tolist()},
+    )
+
+
+def _cross_validate(schema, preset, params, seed, X, y, folds) -> dict[str, float]:
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
+    task = schema["task"]
+    scoring = "accuracy" if task == "classification" else "r2"
+    splitter = (StratifiedKFold if task == "classification" else KFold)(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(make_pipeline(schema, task, preset, params, seed), X, y, cv=splitter, scoring=scoring)
+    return {f"cv_{scoring}_mean": float(scores.mean()), f"cv_{scoring}_std": float(scores.std())}
+
+
+# --------------------------------------------------------------------------- cancellable fit
+def _child_fit(queue, frame, schema, preset, params, seed, cv_folds, artifact_tmp):
+    """Runs in a spawned child: fit, save the model to artifact_tmp, send back the result."""
+    from app.core.ml.childproc import report_failure
+
+    try:
+        from app.core.ml.artifacts import dump_model
+
+        result = fit_and_evaluate(frame, schema, preset, params, seed, cv_folds,
+                                  progress=lambda f, m: queue.put(("progress", f, m)))
+        dump_model(result.pipeline, artifact_tmp)
+        result.pipeline = None
+        queue.put(("done", result))
+    except BaseException as exc:  # every failure goes back to the parent as a message
+        report_failure(queue, exc)
+
+
+def fit_cancellable(frame, schema, preset, params, seed, cv_folds, artifact_tmp, cancel_event=None,
+                    progress=None) -> FitResult:
+    """Fit in a spawned child process. Setting cancel_event terminates it within ~0.1 s."""
+    from app.core.ml.childproc import run_in_child
+
+    return run_in_child(_child_fit, (frame, schema, preset, params, seed, cv_folds, str(artifact_tmp)),
+                        cancel_event=cancel_event, progress=progress, name="training",
+                        cancelled_message="training cancelled; nothing was saved")

@@ -1,0 +1,229 @@
+"""Read-only views over a project that the GUI shows: health at a glance, the
+production model card, and a side-by-side comparison of model versions.
+
+The rules (what counts as healthy, which importance to show) live here, not in widgets.
+"""
+
+from app.core.domain.settings import (
+    ProjectSettings,
+    drop_from,
+    higher_is_better,
+    past_threshold,
+)
+
+MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
+MAX_IMPORTANCE_ROWS = 2000
+
+
+def _production_model_version(keel, project: dict) -> tuple[dict | None, dict | None]:
+    deployment = keel.registry.current_deployment(project["id"])
+    if deployment is None:
+        return None, None
+    return deployment, keel.registry.model_version_by_id(deployment["model_version_id"])
+
+
+def last_monitor_value(keel, project: dict) -> dict | None:
+    return keel.registry.query_one(
+        "SELECT id, at, value, estimated_value, drift_share, model_version_id FROM monitor_results "
+        "WHERE project_id = ? ORDER BY id DESC LIMIT 1", (project["id"],))
+
+
+def health(keel, name: str) -> dict:
+    """One line of health for the project list: production version, metric now vs at
+    training, open alerts, and a state: none | ok | warning | alert."""
+    project = keel.project(name)
+    settings = ProjectSettings.from_dict(project["settings"])
+    metric = project["metric"]
+    deployment, model_version = _production_model_version(keel, project)
+    open_alerts = keel.registry.open_alerts(project["id"])
+    result = {"project": name, "metric": metric, "production_version": None, "training_value": None,
+              "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
+              "reasons": []}
+    if deployment is None:
+        result["reasons"].append("no production model yet")
+        return result
+    result["production_version"] = deployment["version"]
+    result["training_value"] = keel.model_metrics(model_version).get(metric)
+    last = last_monitor_value(keel, project)
+    if last is not None and last["model_version_id"] == model_version["id"]:
+        if last["value"] is not None:
+            result["current_value"] = last["value"]
+        elif last["estimated_value"] is not None:
+            result["current_value"], result["current_is_estimate"] = last["estimated_value"], True
+    state, reasons = "ok", []
+    if open_alerts:
+        state = "alert"
+        reasons.append(f"{len(open_alerts)} open alert(s)")
+    current, trained = result["current_value"], result["training_value"]
+    if current is not None:
+        if settings.threshold is not None and past_threshold(metric, current, settings.threshold):
+            state = "alert"
+            reasons.append(f"{metric} {current:.3f} past the threshold {settings.threshold:g}")
+        elif trained is not None and drop_from(metric, trained, current) > settings.max_drop:
+            state = "alert" if state == "alert" else "warning"
+            reasons.append(f"{metric} dropped from {trained:.3f} to {current:.3f}")
+    result["state"], result["reasons"] = state, reasons
+    return result
+
+
+def production_card(keel, name: str) -> dict:
+    """What the Overview shows: the production model, since when, by whom and why,
+    the metric now vs at training, and the recent monitored values (a sparkline)."""
+    project = keel.project(name)
+    deployment, model_version = _production_model_version(keel, project)
+    card = {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
+            "settings": project["settings"], "health": health(keel, name),
+            "versions": len(keel.registry.model_versions(project["id"])),
+            "dataset_versions": len(keel.registry.dataset_versions(project["id"])),
+            "deployments": len(keel.registry.deployments(project["id"])), "production": None, "sparkline": []}
+    if deployment is not None:
+        metrics = keel.model_metrics(model_version)
+        card["production"] = {"version": deployment["version"], "deployed_at": deployment["deployed_at"],
+                              "by": deployment["by"], "reason": deployment["reason"],
+                              "is_rollback": bool(deployment["is_rollback"]), "metrics": metrics,
+                              "sha256": model_version["sha256"], "notes": model_version["notes"]}
+    rows = keel.registry.query(
+        "SELECT value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT 50",
+        (project["id"],))
+    card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
+                         if r["value"] is not None or r["estimated_value"] is not None]
+    return card
+
+
+# --------------------------------------------------------------------------- comparing versions
+def _holdout(keel, name: str, version: int, project: dict):
+    from app.core.ml import datasets
+
+    reference = keel.reference_frame(name, version)
+    if reference is None or "__split__" not in reference:
+        frame, _ = keel.training_frame(name)
+    else:
+        frame = reference[reference["__split__"] == "holdout"]
+        if frame.empty:
+            frame = reference
+    frame = frame[frame[project["target"]].notna()]
+    if len(frame) > MAX_IMPORTANCE_ROWS:
+        frame = frame.sample(MAX_IMPORTANCE_ROWS, random_state=0)
+    return datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"])
+
+
+def native_importances(pipeline, features: list[str]) -> dict[str, float] | None:
+    """The estimator's own importances (trees), summed back onto the input columns; None if it has none."""
+    import numpy as np
+
+    steps = getattr(pipeline, "named_steps", {})
+    model, preprocess = steps.get("model"), steps.get("preprocess")
+    values = getattr(model, "feature_importances_", None)
+    if values is None or preprocess is None or not hasattr(preprocess, "output_indices_"):
+        return None
+    totals = {}
+    for transformer_name, transformer, columns in preprocess.transformers_:
+        block = preprocess.output_indices_.get(transformer_name)
+        if block is None or transformer == "drop" or not len(columns):
+            continue
+        widths = [1] * len(columns)
+        encoder = getattr(transformer, "named_steps", {}).get("onehot")
+        if encoder is not None:
+            widths = [len(c) for c in encoder.categories_]
+        start = block.start
+        for column, width in zip(columns, widths):
+            totals[str(column)] = float(np.sum(values[start:start + width]))
+            start += width
+        if start != block.stop:
+            return None
+    return {f: totals.get(f, 0.0) for f in features}
+
+
+def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, float]]:
+    """(kind, {feature: importance}): native when the estimator has them, else permutation importance."""
+    features = list(X.columns)
+    native = native_importances(loaded.model, features)
+    if native is not None:
+        return "impurity", native
+    from sklearn.inspection import permutation_importance
+
+    scoring = "accuracy" if task == "classification" else "r2"
+    result = permutation_importance(loaded.model, X, y, scoring=scoring, n_repeats=3, random_state=seed, n_jobs=1)
+    return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
+
+
+def unseen_by_all(keel, project: dict, model_versions: list[dict]):
+    """Labelled rows ingested after the newest of these models was trained: data none of them
+    saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
+    import pandas as pd
+
+    from app.core.ml import datasets
+
+    newest = max(mv["created_at"] for mv in model_versions)
+    later = [d for d in keel.registry.dataset_versions(project["id"])
+             if d["labelled_rows"] and d["created_at"] > newest]
+    if not later:
+        return None
+    target = project["target"]
+    frames = [datasets.read_frame(keel.workspace.root / d["path"]) for d in later]
+    frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
+    return (datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]),
+            [d["version"] for d in later])
+
+
+def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> list[dict]:
+    """Rows {metric, a, b, delta, verdict} for two compared versions' metrics (entries[i][key]),
+    the primary metric first; the verdict respects whether the metric is better high or low."""
+    first, second = entries
+    names = sorted(set(first[key]) | set(second[key]), key=lambda k: (k != primary_metric, k))
+    rows = []
+    for name in names:
+        a, b = first[key].get(name), second[key].get(name)
+        delta = b - a if isinstance(a, float) and isinstance(b, float) else None
+        better = None if delta is None or delta == 0 else ((delta > 0) == higher_is_better(name))
+        verdict = "" if better is None else f"v{(second if better else first)['version']} better"
+        rows.append({"metric": name, "a": a, "b": b, "delta": delta, "verdict": verdict})
+    return rows
+
+
+def compare_versions(keel, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
+    """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
+    arrived after both were trained (when there is any), confusion matrices (classification)
+    and feature importances."""
+    import numpy as np
+
+    from app.core.ml.evaluation import confusion
+
+    report = progress or (lambda fraction, message: None)
+    project = keel.project(name)
+    out = {"project": name, "task": project["task"], "metric": project["metric"], "versions": [], "common": None}
+    loaded_models = []
+    for index, version in enumerate(versions):
+        if cancel_event is not None and cancel_event.is_set():
+            from app.core.domain.errors import Cancelled
+
+            raise Cancelled("comparison cancelled")
+        report(index / len(versions), f"scoring v{version}")
+        loaded = keel.load_version(name, version)
+        loaded_models.append(loaded)
+        X, y = _holdout(keel, name, version, project)
+        entry = {"version": version, "metrics": keel.model_metrics(loaded.model_version), "rows": len(X),
+                 "confusion": None, "classes": [], "importance_kind": None, "importances": {}}
+        if len(X):
+            if project["task"] == "classification":
+                classes = [c.item() if hasattr(c, "item") else c for c in
+                           getattr(loaded.model, "classes_", np.unique(y))]
+                entry["classes"] = [str(c) for c in classes]
+                entry["confusion"] = confusion(y, loaded.model.predict(X), classes)
+            entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project["task"])
+        out["versions"].append(entry)
+    _add_common_metrics(keel, project, loaded_models, out)
+    report(1.0, "done")
+    return out
+
+
+def _add_common_metrics(keel, project: dict, loaded_models: list, out: dict) -> None:
+    from app.core.ml.training import evaluate_pipeline
+
+    common = unseen_by_all(keel, project, [loaded.model_version for loaded in loaded_models])
+    if common is None:
+        return
+    X, y, dataset_versions = common
+    out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
+    for entry, loaded in zip(out["versions"], loaded_models):
+        entry["common_metrics"] = evaluate_pipeline(loaded.model, project["task"], X, y)

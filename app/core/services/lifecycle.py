@@ -1,0 +1,661 @@
+"""The service layer: every lifecycle action the CLI, the GUI and the scheduler perform.
+
+Each mutating action takes the project's cross-process lock, writes its files first
+(temporary name, then rename), and records the registry rows and its audit event in
+one transaction. If anything fails before the commit, files it created are removed.
+"""
+
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from app.core.domain.clock import utc_now
+from app.core.domain.errors import KeelError, NotFoundError, ValidationError
+from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
+from app.core.ml import artifacts, datasets, training
+from app.core.store.fileio import atomic_path, write_text_atomic
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace, check_project_name, project_lock
+
+REFERENCE_TRAIN_ROWS = 20_000
+DEMO_PROJECT = "demo-credit"
+
+
+@contextmanager
+def _user_output(path: Path):
+    """atomic_path for a file the user named (--output): a path that cannot be written is the
+    user's to fix (exit 2, a message naming it), not an internal error."""
+    path = Path(path)
+    if path.is_dir():
+        raise KeelError(f"{path}: is a directory; give a file name for the output")
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise KeelError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@dataclass
+class LoadedModel:
+    project: dict
+    model_version: dict
+    model: object
+
+    @property
+    def version(self) -> int:
+        return self.model_version["version"]
+
+
+class Keel:
+    """One workspace: its registry and its files."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.registry = Registry(workspace.registry_path)
+
+    @classmethod
+    def open(cls, workspace_dir: str | os.PathLike | None = None) -> "Keel":
+        return cls(Workspace.open(workspace_dir))
+
+    def close(self) -> None:
+        self.registry.close()
+
+    @contextmanager
+    def _locked(self, project: str):
+        with project_lock(self.workspace, project):
+            yield
+
+    # ================================================================ projects
+    def create_project(self, name: str, data_path: str | os.PathLike, target: str, task: str | None = None,
+                       settings: dict | None = None, by: str = "user") -> dict:
+        check_project_name(name)
+        if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
+            raise KeelError(f"project {name!r} already exists")
+        raw = datasets.read_table(data_path)
+        schema = datasets.infer_schema(raw, target, task)
+        task = schema["task"]
+        merged = {"metric": default_metric(task), **(settings or {})}
+        project_settings = ProjectSettings.from_dict(merged).validate(task)
+        if project_settings.params:  # refuse a bad --param now, as `project set` does
+            training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
+        batch = datasets.clean(raw, schema, purpose="create")
+        training.check_trainable(batch.frame, schema, raw.source)
+        schema["classes"] = self._classes(batch.frame, schema)
+        with self._locked(name):
+            # again under the lock: another process may have created it since the check above, and
+            # writing v1.parquet now would replace that project's data (then delete it on failure)
+            if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
+                raise KeelError(f"project {name!r} already exists")
+            dataset_path = self.workspace.dataset_dir(name) / "v1.parquet"
+            datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), dataset_path)
+            try:
+                with self.registry.transaction():
+                    project_id = self.registry.insert_project(
+                        name, task, target, project_settings.metric, schema, project_settings.to_dict())
+                    project = self.registry.project(name)
+                    self._insert_dataset(project, batch, datasets.content_hash(batch.frame), dataset_path, 1, None,
+                                        str(Path(data_path).name))
+                    kind, expression = parse_schedule(project_settings.schedule)
+                    self.registry.upsert_schedule(project_id, kind, str(expression), project_settings.schedule_enabled)
+                    self.registry.add_event(project, "project_created",
+                                            f"project {name} created from {raw.source} ({batch.rows} rows, target {target}, {task})",
+                                            by, {"schema_features": schema["features"], "warnings": batch.warnings})
+            except BaseException:
+                dataset_path.unlink(missing_ok=True)
+                raise
+        for folder in ("inbox", "inbox/processed", "inbox/rejected"):
+            (self.workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
+        return {"project": name, "task": task, "target": target, "dataset_version": 1, "rows": batch.rows,
+                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema,
+                "settings": project_settings.to_dict()}
+
+    @staticmethod
+    def _classes(frame: pd.DataFrame, schema: dict) -> list:
+        if schema["task"] != "classification":
+            return []
+        values = frame[schema["target"]].dropna().unique().tolist()
+        return sorted((v.item() if hasattr(v, "item") else v) for v in values)
+
+    def project(self, name: str) -> dict:
+        return self.registry.project(name)
+
+    def settings(self, name: str) -> ProjectSettings:
+        return ProjectSettings.from_dict(self.project(name)["settings"])
+
+    def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
+        """Change settings. changes["params"] is merged into the preset's current parameters,
+        or replaces them as a whole with replace_params (how a parameter is removed)."""
+        with self._locked(name):
+            project = self.project(name)
+            current = ProjectSettings.from_dict(project["settings"]).to_dict()
+            merged = {**current, **changes}
+            if "params" in changes and not replace_params:
+                merged["params"] = {**current.get("params", {}), **changes["params"]}
+            updated = ProjectSettings.from_dict(merged).validate(project["task"])
+            if updated.preset != current["preset"] and "params" not in changes:
+                updated.params = {}
+            if updated.params:
+                training.make_estimator(project["task"], updated.preset, updated.params, updated.seed)
+            changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
+            with self.registry.transaction():
+                self.registry.update_project_settings(project["id"], updated.to_dict(), updated.metric)
+                kind, expression = parse_schedule(updated.schedule)
+                self.registry.upsert_schedule(project["id"], kind, str(expression), updated.schedule_enabled)
+                if changed:
+                    self.registry.add_event(project, "settings_changed",
+                                            "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
+                                            by, {"changed": changed})
+        return updated.to_dict()
+
+    def list_projects(self) -> list[dict]:
+        result = []
+        for project in self.registry.projects():
+            deployment = self.registry.current_deployment(project["id"])
+            result.append({"name": project["name"], "task": project["task"], "target": project["target"],
+                           "metric": project["metric"],
+                           "production_version": deployment["version"] if deployment else None,
+                           "open_alerts": len(self.registry.open_alerts(project["id"]))})
+        return result
+
+    def delete_project(self, name: str, by: str = "user") -> None:
+        with self._locked(name):
+            project = self.project(name)
+            with self.registry.transaction():
+                self.registry.add_event(project, "project_deleted", f"project {name} deleted", by)
+                self.registry.delete_project(project["id"])
+        for folder in (self.workspace.artifact_dir(name), self.workspace.dataset_dir(name)):
+            shutil.rmtree(folder, ignore_errors=True)
+        # the production manifests describe deleted versions: a new project of the same name
+        # must not inherit them (the inbox is the user's, left alone)
+        manifest = self.workspace.manifest_path(name)
+        for path in (manifest, manifest.with_name("production.previous.json")):
+            path.unlink(missing_ok=True)
+
+    # ================================================================ data
+    def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
+        return self.registry.insert_dataset_version(
+            project_id=project["id"], version=version, path=str(path.relative_to(self.workspace.root)),
+            content_sha256=digest, rows=batch.rows, labelled_rows=batch.labelled_rows,
+            source=source, parent_id=parent_id, report=batch.report)
+
+    def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+        project = self.project(name)
+        schema = project["schema"]
+        raw = datasets.read_table(file_path)
+        batch = datasets.clean(raw, schema, purpose="ingest")
+        digest = datasets.content_hash(batch.frame)
+        with self._locked(name):
+            existing = self.registry.dataset_version_by_hash(project["id"], digest)
+            if existing:
+                return {"dataset_version": existing["version"], "rows": existing["rows"],
+                        "labelled": existing["labelled_rows"] > 0, "labelled_rows": existing["labelled_rows"],
+                        "warnings": batch.warnings + [f"{raw.source}: same content as dataset version {existing['version']}; nothing stored"],
+                        "duplicate_of": existing["version"]}
+            version = self.registry.next_number("dataset_versions", project["id"])
+            parent = self.registry.query_one(
+                "SELECT id FROM dataset_versions WHERE project_id = ? ORDER BY version DESC LIMIT 1", (project["id"],))
+            path = self.workspace.dataset_dir(name) / f"v{version}.parquet"
+            datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), path)
+            try:
+                with self.registry.transaction():
+                    self._insert_dataset(project, batch, digest, path, version, parent["id"] if parent else None,
+                                        raw.source)
+                    self.registry.add_event(project, "data_ingested",
+                                            f"dataset v{version} from {raw.source}: {batch.rows} rows, "
+                                            f"{batch.labelled_rows} labelled", by,
+                                            {"dataset_version": version, "warnings": batch.warnings})
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        return {"dataset_version": version, "rows": batch.rows, "labelled": batch.labelled,
+                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "duplicate_of": None}
+
+    def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
+        project = self.project(name)
+        row = self.registry.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?",
+                                      (project["id"], version))
+        if row is None:
+            raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
+        return datasets.read_frame(self.workspace.root / row["path"])
+
+    def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
+        """The project's training data: labelled rows of its dataset versions, oldest first,
+        limited by the training window (all rows, the newest N rows, or adaptive: since the
+        latest detected change)."""
+        project = self.project(name)
+        settings = ProjectSettings.from_dict(project["settings"])
+        if since_dataset_version is None and settings.window == "adaptive":
+            from app.core.services.policy import adaptive_start
+
+            since_dataset_version = adaptive_start(self, project)
+        target = project["target"]
+        frames, used = [], []
+        for row in self.registry.dataset_versions(project["id"]):
+            if row["labelled_rows"] == 0:
+                continue
+            if since_dataset_version is not None and row["version"] < since_dataset_version:
+                continue
+            frame = datasets.read_frame(self.workspace.root / row["path"])
+            frames.append(frame[frame[target].notna()])
+            used.append(row["version"])
+        if not frames:
+            if since_dataset_version is not None:
+                raise ValidationError(
+                    f"project {name!r} has no labelled data from dataset v{since_dataset_version} on "
+                    + ("(the adaptive training window starts at the change detected there); ingest labelled data "
+                       "or set --window all" if settings.window == "adaptive" else "to train on"))
+            raise ValidationError(f"project {name!r} has no labelled data to train on")
+        combined = pd.concat(frames, ignore_index=True)
+        if isinstance(settings.window, int) and len(combined) > settings.window:
+            combined = combined.iloc[-settings.window:].reset_index(drop=True)
+        return combined, used
+
+    # ================================================================ training
+    def train(self, name: str, by: str = "user", reason: str = "", in_subprocess: bool = False,
+              cancel_event=None, progress=None, frame: pd.DataFrame | None = None,
+              dataset_versions_used: list[int] | None = None, alias: str | None = None,
+              seed: int | None = None) -> dict:
+        report = progress or (lambda fraction, message: None)
+        project = self.project(name)
+        settings = ProjectSettings.from_dict(project["settings"])
+        seed = settings.seed if seed is None else seed
+        if frame is None:
+            frame, dataset_versions_used = self.training_frame(name)
+        report(0.02, f"preparing {len(frame)} rows")
+        with self._locked(name):
+            version = self.registry.next_number("model_versions", project["id"])
+            final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
+            if final_path.exists():
+                # no registry row names this version (it is MAX + 1): a file left by a train that was
+                # killed between writing it and committing (a GUI cancel terminates the process).
+                # Refusing here blocked every later train of the project; keep it aside, never delete.
+                orphan = final_path.with_name(f"{final_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+                os.replace(final_path, orphan)
+                import logging
+
+                logging.getLogger("keel.lifecycle").warning(
+                    "%s was not registered (an interrupted train); moved aside to %s", final_path, orphan.name)
+            started_at = utc_now()
+            started = time.perf_counter()
+            created: list[Path] = []
+            try:
+                result = self._fit(frame, project, settings, seed, final_path, in_subprocess, cancel_event, report, created)
+                sha256 = artifacts.dump_model(result.pipeline, final_path) if result.pipeline is not None else None
+                created.append(final_path)
+                if sha256 is None:
+                    from app.core.store.fileio import sha256_file
+
+                    sha256 = sha256_file(final_path)
+                reference_path = final_path.with_suffix(".reference.parquet")
+                self._write_reference(frame, project, result, reference_path, seed)
+                created.append(reference_path)
+                if cancel_event is not None and cancel_event.is_set():
+                    from app.core.domain.errors import Cancelled
+
+                    raise Cancelled("training cancelled; nothing was saved")
+                seconds = time.perf_counter() - started
+                run_id = self._record_training(project, version, final_path, sha256, result, settings, seed,
+                                               started_at, seconds, dataset_versions_used or [], by, reason, alias)
+            except BaseException:
+                for path in created:
+                    path.unlink(missing_ok=True)
+                raise
+        report(1.0, f"v{version} registered")
+        return {"version": version, "metrics": result.metrics, "run_id": run_id, "seconds": round(seconds, 3)}
+
+    def _fit(self, frame, project, settings, seed, final_path, in_subprocess, cancel_event, report, created):
+        schema = project["schema"]
+        if not in_subprocess:
+            return training.fit_and_evaluate(frame, schema, settings.preset, settings.params, seed,
+                                             settings.cv_folds, progress=report)
+        tmp_path = final_path.with_name(f".{final_path.name}.{os.getpid()}.partial")
+        created.append(tmp_path)
+        result = training.fit_cancellable(frame, schema, settings.preset, settings.params, seed, settings.cv_folds,
+                                          tmp_path, cancel_event=cancel_event, progress=report)
+        if final_path.exists():
+            raise KeelError(f"{final_path} already exists; Keel never overwrites a model file")
+        os.replace(tmp_path, final_path)
+        return result
+
+    def _write_reference(self, frame, project, result, path, seed) -> None:
+        """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
+        schema = project["schema"]
+        labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
+        test_positions = result.extra.get("test_positions", [])
+        split = pd.Series("train", index=labelled.index)
+        split.iloc[test_positions] = "holdout"
+        reference = labelled.assign(__split__=split.to_numpy())
+        train_part = reference[reference["__split__"] == "train"]
+        if len(train_part) > REFERENCE_TRAIN_ROWS:
+            train_part = train_part.sample(REFERENCE_TRAIN_ROWS, random_state=seed)
+        reference = pd.concat([train_part, reference[reference["__split__"] == "holdout"]], ignore_index=True)
+        datasets.write_frame(datasets.to_storage_frame(reference, schema).assign(__split__=reference["__split__"].to_numpy()), path)
+
+    def _record_training(self, project, version, final_path, sha256, result, settings, seed, started_at, seconds,
+                         dataset_versions_used, by, reason, alias) -> int:
+        registry = self.registry
+        with registry.transaction():
+            run_id = registry.insert_run(
+                project["id"], "train", preset=settings.preset, seed=seed, started_at=started_at,
+                finished_at=utc_now(), seconds=seconds, dataset_versions=dataset_versions_used,
+                library_versions=training.library_versions())
+            registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
+                                         "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4)})
+            registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
+            model_version_id = registry.insert_model_version(
+                project_id=project["id"], version=version, run_id=run_id,
+                artifact_path=str(final_path.relative_to(self.workspace.root)), sha256=sha256)
+            if alias:
+                registry.set_alias(project["id"], alias, model_version_id)
+            metric = project["metric"]
+            registry.add_event(project, "model_trained",
+                               f"v{version} trained ({settings.preset}): {metric} {result.metrics.get(metric, float('nan')):.4f}"
+                               + (f" — {reason}" if reason else ""),
+                               by, {"version": version, "run_id": run_id, "metrics": result.metrics,
+                                    "dataset_versions": dataset_versions_used, "seed": seed})
+        return run_id
+
+    # ================================================================ models
+    def model_metrics(self, model_version: dict) -> dict[str, float]:
+        return self.registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
+
+    def load_version(self, name: str, version: int) -> LoadedModel:
+        project = self.project(name)
+        model_version = self.registry.model_version(project["id"], version)
+        model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
+                                     model_version["extra_trusted_types"])
+        return LoadedModel(project, model_version, model)
+
+    def production_version(self, name: str) -> int | None:
+        deployment = self.registry.current_deployment(self.project(name)["id"])
+        return deployment["version"] if deployment else None
+
+    def load_production(self, name: str) -> LoadedModel:
+        version = self.production_version(name)
+        if version is None:
+            raise KeelError(f"project {name!r} has no production model yet (deploy a version first)")
+        return self.load_version(name, version)
+
+    def reference_frame(self, name: str, version: int) -> pd.DataFrame | None:
+        project = self.project(name)
+        model_version = self.registry.model_version(project["id"], version)
+        path = (self.workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
+        return datasets.read_frame(path) if path.exists() else None
+
+    def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
+                     by: str = "user", notes: str = "") -> dict:
+        """Register a scikit-learn model trained elsewhere (a skops file) as a new version."""
+        project = self.project(name)
+        source = Path(file_path)
+        datasets.check_readable_file(source)
+        accepted = sorted(set(accept_types or []))
+        model = artifacts.load_untrusted_for_import(source, accepted)
+        if not hasattr(model, "predict"):
+            raise ValidationError(f"{source.name}: the object is a {type(model).__name__}, not a model with predict()")
+        frame, _ = self.training_frame(name)
+        labelled = frame[frame[project["target"]].notna()]
+        X = datasets.to_model_frame(labelled, project["schema"])
+        y = datasets.target_array(labelled, project["schema"])
+        try:
+            metrics = training.evaluate_pipeline(model, project["task"], X, y)
+        except Exception as exc:
+            raise ValidationError(f"{source.name}: the model cannot score this project's data ({exc})") from None
+        with self._locked(name):
+            version = self.registry.next_number("model_versions", project["id"])
+            final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
+            with atomic_path(final_path) as tmp:
+                shutil.copyfile(source, tmp)
+            try:
+                from app.core.store.fileio import sha256_file
+
+                sha256 = sha256_file(final_path)
+                with self.registry.transaction():
+                    run_id = self.registry.insert_run(project["id"], "import", preset="imported", seed=None,
+                                                      finished_at=utc_now(), seconds=0.0,
+                                                      library_versions=training.library_versions())
+                    self.registry.log_params(run_id, {"source": str(source), "accepted_types": accepted})
+                    self.registry.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
+                    self.registry.insert_model_version(
+                        project_id=project["id"], version=version, run_id=run_id,
+                        artifact_path=str(final_path.relative_to(self.workspace.root)), sha256=sha256,
+                        extra_trusted_types=accepted, notes=notes or f"imported from {source.name}")
+                    self.registry.add_event(project, "model_imported", f"v{version} imported from {source.name}", by,
+                                            {"version": version, "accepted_types": accepted, "metrics": metrics})
+            except BaseException:
+                final_path.unlink(missing_ok=True)
+                raise
+        return {"version": version, "metrics": metrics, "accepted_types": accepted}
+
+    def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
+        loaded = self.load_version(name, version)  # verifies hash and types before handing the file out
+        source = self.workspace.root / loaded.model_version["artifact_path"]
+        destination = Path(destination)
+        if destination.is_dir():
+            destination = destination / f"{name}-v{version}.skops"
+        with _user_output(destination) as tmp:
+            shutil.copyfile(source, tmp)
+        with self.registry.transaction():
+            self.registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
+        return {"version": version, "path": str(destination), "sha256": loaded.model_version["sha256"]}
+
+    def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
+        project = self.project(name)
+        model_version = self.registry.model_version(project["id"], version)
+        with self._locked(name):  # the production check and the write, with no deploy in between
+            if archived and self.production_version(name) == version:
+                raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
+            with self.registry.transaction():
+                self.registry.set_archived(model_version["id"], archived)
+                self.registry.add_event(project, "model_archived" if archived else "model_unarchived",
+                                        f"v{version} {'archived' if archived else 'restored'}", by)
+
+    # ================================================================ deployment
+    def deploy(self, name: str, version: int, by: str = "user", reason: str = "") -> dict:
+        with self._locked(name):
+            return self._deploy_locked(name, version, by, reason)
+
+    def _deploy_locked(self, name: str, version: int, by: str = "user", reason: str = "",
+                       extra_transaction_work=None) -> dict:
+        """deploy() for a caller that already holds the project lock (project_lock is a flock: it
+        cannot be taken twice). extra_transaction_work(project), if given, runs inside the
+        deployment's transaction, so its writes commit or roll back with it."""
+        project = self.project(name)
+        model_version = self.registry.model_version(project["id"], version)
+        artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
+                             model_version["extra_trusted_types"])  # never deploy a file that will not load
+        current = self.registry.current_deployment(project["id"])
+        previous_version = current["version"] if current else None
+        reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
+        with self.registry.transaction():
+            self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
+                                            replaced_deployment_id=current["id"] if current else None,
+                                            by=by, reason=reason, is_rollback=0)
+            self._set_production_aliases(project, model_version["id"])
+            self.registry.add_event(project, "deployed",
+                                    f"v{version} deployed to production"
+                                    + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
+                                    by, {"version": version, "previous_version": previous_version})
+            if extra_transaction_work is not None:
+                extra_transaction_work(project)
+        self._write_manifest(project)
+        return {"production_version": version, "previous_version": previous_version}
+
+    def _set_production_aliases(self, project, model_version_id) -> None:
+        self.registry.set_alias(project["id"], "champion", model_version_id)
+        # a waiting challenger was gated against the production model of its time: once another
+        # model is in production that verdict says nothing, and approving it would deploy a model
+        # never compared with the current one (a stale challenger also blocked every policy retrain)
+        self.registry.set_alias(project["id"], "challenger", None)
+
+    def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
+        """Go back to the previous production model (or to an earlier deployed version)."""
+        with self._locked(name):
+            project = self.project(name)
+            current = self.registry.current_deployment(project["id"])
+            if current is None:
+                raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
+            target = self._rollback_target(project, current, to_version)
+            model_version = self.registry.model_version_by_id(target["model_version_id"])
+            artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
+                                 model_version["extra_trusted_types"])
+            reason = reason or f"rolled back from v{current['version']}"
+            with self.registry.transaction():
+                self.registry.insert_deployment(project_id=project["id"], model_version_id=target["model_version_id"],
+                                                replaced_deployment_id=target["replaced_deployment_id"],
+                                                by=by, reason=reason, is_rollback=1)
+                self._set_production_aliases(project, target["model_version_id"])
+                self.registry.add_event(project, "rolled_back",
+                                        f"rolled back from v{current['version']} to v{target['version']}: {reason}", by,
+                                        {"version": target["version"], "previous_version": current["version"]})
+            self._write_manifest(project)
+        return {"production_version": target["version"], "previous_version": current["version"]}
+
+    def _rollback_target(self, project, current, to_version):
+        if to_version is None:
+            target = self.registry.deployment(current["replaced_deployment_id"]) if current["replaced_deployment_id"] else None
+            if target is None:
+                raise KeelError(f"v{current['version']} is the first production model of {project['name']!r}; "
+                                "there is nothing to roll back to")
+            return target
+        earlier = [d for d in self.registry.deployments(project["id"]) if d["version"] == to_version]
+        if not earlier:
+            raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
+        return earlier[-1]
+
+    def _write_manifest(self, project) -> None:
+        deployment = self.registry.current_deployment(project["id"])
+        if deployment is None:
+            return
+        model_version = self.registry.model_version_by_id(deployment["model_version_id"])
+        manifest = {"project": project["name"], "version": deployment["version"], "sha256": model_version["sha256"],
+                    "artifact_path": model_version["artifact_path"], "deployed_at": deployment["deployed_at"],
+                    "by": deployment["by"], "reason": deployment["reason"]}
+        path = self.workspace.manifest_path(project["name"])
+        if path.exists():
+            write_text_atomic(path.with_name("production.previous.json"), path.read_text())
+        write_text_atomic(path, json.dumps(manifest, indent=2))
+
+    # ================================================================ scoring
+    def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
+        """Predictions (and class probabilities) for a raw table, plus the cleaning warnings."""
+        schema = loaded.project["schema"]
+        batch = datasets.clean(raw, schema, purpose="predict")
+        X = datasets.to_model_frame(batch.frame, schema)
+        predictions = loaded.model.predict(X)
+        out = pd.DataFrame({"prediction": predictions}, index=X.index)
+        if hasattr(loaded.model, "predict_proba") and loaded.project["task"] == "classification":
+            probabilities = loaded.model.predict_proba(X)
+            for index, label in enumerate(loaded.model.classes_):
+                out[f"proba_{label}"] = probabilities[:, index]
+        return out, batch.warnings
+
+    def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> dict:
+        loaded = self.load_production(name)
+        raw = datasets.read_table(input_path)
+        scores, warnings = self.score_frame(loaded, raw)
+        output_path = Path(output_path)
+        # a file scored before already has these columns: replace them rather than duplicate them
+        replaced = [c for c in scores.columns if c in raw.frame.columns]
+        if replaced:
+            warnings = warnings + [f"{raw.source}: column(s) {', '.join(replaced)} replaced by this scoring"]
+        inputs = raw.frame.drop(columns=replaced).reset_index(drop=True)
+        result = pd.concat([inputs, scores.reset_index(drop=True)], axis=1)
+        with _user_output(output_path) as tmp:
+            if output_path.name.lower().endswith(datasets.PARQUET_SUFFIXES):
+                result.to_parquet(tmp, index=False)
+            else:
+                result.to_csv(tmp, index=False)
+        with self.registry.transaction():
+            self.registry.add_event(loaded.project, "batch_scored",
+                                    f"{len(result)} rows of {raw.source} scored with v{loaded.version}", "user",
+                                    {"output": str(output_path), "version": loaded.version})
+        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings}
+
+    # ================================================================ reports
+    def status(self, name: str) -> dict:
+        project = self.project(name)
+        production = self.production_version(name)
+        versions = []
+        for model_version in self.registry.model_versions(project["id"]):
+            versions.append({"version": model_version["version"], "created_at": model_version["created_at"],
+                             "metrics": self.model_metrics(model_version), "aliases": model_version["aliases"],
+                             "in_production": model_version["version"] == production,
+                             "archived": bool(model_version["archived"]), "notes": model_version["notes"]})
+        datasets_rows = self.registry.dataset_versions(project["id"])
+        last_result = self.registry.query_one(
+            "SELECT at, metric, value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT 1",
+            (project["id"],))
+        return {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
+                "production_version": production, "versions": versions,
+                "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
+                                      "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
+                "last_monitoring": last_result,
+                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"]}
+
+    def history(self, name: str) -> dict:
+        project = self.project(name)
+        events = [{"id": e["id"], "at": e["at"], "kind": e["kind"], "by": e["by"], "message": e["message"],
+                   "details": e["details"]} for e in self.registry.events(project["id"])]
+        return {"project": name, "events": events}
+
+    def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:
+        project = self.project(name)
+        alert = self.registry.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project["id"]))
+        if alert is None:
+            raise NotFoundError(f"unknown alert {alert_id} for project {name!r}")
+        with self.registry.transaction():
+            # re-read under the write lock: a monitoring cycle may have closed it (recovered) meanwhile,
+            # and the audit log must not say "acknowledged" for an alert that was not
+            status = self.registry.query_one("SELECT status FROM alerts WHERE id = ?", (alert_id,))["status"]
+            if status != "open":
+                raise KeelError(f"alert {alert_id} ({alert['rule']}) is already {status}; nothing to acknowledge")
+            self.registry.close_alert(alert_id, "acknowledged")
+            self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
+
+    # ================================================================ demo
+    def create_demo(self, progress=None, name: str = DEMO_PROJECT) -> dict:
+        """A demo project from generated data, trained and deployed. Never run unasked by the CLI."""
+        from app.demo.simulator import initial_training_data
+
+        report = progress or (lambda fraction, message: None)
+        demo_dir = self.workspace.root / "demo"
+        demo_dir.mkdir(parents=True, exist_ok=True)
+        data_path = demo_dir / "demo-credit-initial.csv"
+        with atomic_path(data_path) as tmp:
+            initial_training_data().to_csv(tmp, index=False)
+        report(0.1, "creating the demo project")
+        self.create_project(name, data_path, "default", "classification",
+                            {"preset": "hgb", "schedule": "every 10s", "threshold": 0.8,
+                             "policy": "auto", "window": "adaptive"}, by="user")
+        report(0.3, "training the first model")
+        trained = self.train(name, reason="demo", progress=lambda f, m: report(0.3 + 0.6 * f, m))
+        report(0.95, "deploying")
+        self.deploy(name, trained["version"], reason="demo: first model")
+        report(1.0, "demo ready")
+        return {"project": name, "version": trained["version"], "metrics": trained["metrics"]}
+
+    # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
+    def sweep_inbox(self, name: str, by: str = "scheduler") -> list[dict]:
+        """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason)."""
+        from app.core.services import inbox
+
+        return inbox.sweep(self, name, by=by)
+
+    def monitor(self, name: str, by: str = "user", progress=None) -> dict:
+        """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
+        from app.core.services import policy
+
+        return policy.monitor(self, name, by=by, progress=progress)
+
+    def approve(self, name: str, by: str = "user") -> dict:
+        """Deploy the challenger waiting for approval."""
+        from app.core.services import policy
+
+        return policy.approve(self, name, by=by)
+

@@ -1,0 +1,286 @@
+"""One monitoring cycle: score each new batch with the production model, record its
+metric, drift and label-free estimate, then open or close alerts.
+
+A batch is evaluated once: the cycle takes the dataset versions ingested since the
+current production model was deployed that have no monitoring result yet.
+
+Alert rules (DESIGN.md, "Settings"), each respecting whether the metric is better
+high or low, with one open alert per rule until it is acknowledged or recovers:
+
+    metric_threshold     measured metric past --threshold            critical
+    metric_drop          measured metric worse than at training by
+                         more than --max-drop                        warning
+    drift_share          share of drifted features above --drift-share  warning
+    estimated_threshold  label-free estimate past --threshold, on a
+                         batch without labels                        warning
+
+A rule without the data to decide (an unlabelled batch for the measured rules,
+no threshold set) leaves its alert as it is.
+"""
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from app.core.domain.settings import (
+    ProjectSettings,
+    drop_from,
+    higher_is_better,
+    past_threshold,
+)
+from app.core.ml import datasets, drift
+from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
+
+log = logging.getLogger("keel.monitoring")
+
+RULE_SEVERITY = {
+    "metric_threshold": "critical",
+    "metric_drop": "warning",
+    "drift_share": "warning",
+    "estimated_threshold": "warning",
+}
+CHANGE_RULES = ("metric_threshold", "metric_drop", "drift_share")  # an alert of these marks a change point
+CACHE_SIZE = 8
+
+
+@dataclass
+class BatchResult:
+    dataset_version: int
+    rows: int
+    labelled: bool
+    labelled_rows: int
+    metric: str
+    value: float | None
+    estimated_value: float | None
+    drifted_features: list[str]
+    drift_share: float
+    prediction_drift: float | None
+    rules: dict = field(default_factory=dict)  # rule -> message when firing, "" when fine; absent: no data
+
+    def public(self) -> dict:
+        """The shape of DESIGN.md's `monitor --json` batches."""
+        return {"dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
+                "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
+                "estimated_value": self.estimated_value, "drifted_features": self.drifted_features,
+                "drift_share": self.drift_share, "prediction_drift": self.prediction_drift}
+
+
+@dataclass
+class CycleResult:
+    project: str
+    production_version: int | None
+    batches: list[BatchResult] = field(default_factory=list)
+    alerts_opened: list[dict] = field(default_factory=list)
+    alerts_recovered: list[dict] = field(default_factory=list)
+    firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
+
+
+# --------------------------------------------------------------------------- reference cache
+_cache: "OrderedDict[str, drift.DriftReference]" = OrderedDict()
+_cache_guard = threading.Lock()
+
+
+def reference_for(keel, loaded) -> drift.DriftReference:
+    """The prepared reference of a model, built once per model version. The file's sha256 alone
+    is not a key: one skops file imported into two projects (or workspaces) has one hash but two
+    references (an imported model's reference is its project's training data)."""
+    key = (str(keel.workspace.root), loaded.project["name"], loaded.model_version["id"],
+           loaded.model_version["sha256"])
+    with _cache_guard:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    reference = prepare_reference(keel, loaded)
+    with _cache_guard:
+        _cache[key] = reference
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return reference
+
+
+def prepare_reference(keel, loaded) -> drift.DriftReference:
+    project = loaded.project
+    schema = project["schema"]
+    frame = keel.reference_frame(project["name"], loaded.version)
+    if frame is None:  # an imported model has no saved reference: use today's training data
+        frame = keel.training_frame(project["name"])[0].assign(__split__="train")
+    train_rows = frame[frame["__split__"] == "train"]
+    holdout_rows = frame[frame["__split__"] == "holdout"]
+    X_train = datasets.to_model_frame(train_rows, schema)
+    reference = drift.DriftReference(
+        features=drift.prepare_features(X_train, datasets.column_kinds(schema)), rows=len(train_rows))
+    if len(X_train):
+        reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project["task"])
+    if has_probabilities(loaded) and len(holdout_rows):
+        X_holdout = datasets.to_model_frame(holdout_rows, schema)
+        y_holdout = datasets.target_array(holdout_rows, schema)
+        reference.estimator = drift.ConfidenceEstimator.fit(
+            loaded.model.predict_proba(X_holdout), y_holdout, loaded.model.classes_)
+    elif has_probabilities(loaded):
+        reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
+    return reference
+
+
+def has_probabilities(loaded) -> bool:
+    return loaded.project["task"] == "classification" and hasattr(loaded.model, "predict_proba")
+
+
+# --------------------------------------------------------------------------- the cycle
+def pending_batches(registry, project_id: int, deployment: dict) -> list[dict]:
+    return registry.query(
+        "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
+        "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) ORDER BY d.version",
+        (project_id, deployment["deployed_at"]))
+
+
+def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:
+    """Evaluate every pending batch with the production model; alerts=False records results only."""
+    report = progress or (lambda fraction, message: None)
+    project = keel.project(name)
+    deployment = keel.registry.current_deployment(project["id"])
+    if deployment is None:
+        return CycleResult(name, None)
+    cycle = CycleResult(name, deployment["version"])
+    batches = pending_batches(keel.registry, project["id"], deployment)
+    if not batches:
+        return cycle
+    loaded = keel.load_version(name, deployment["version"])
+    settings = ProjectSettings.from_dict(project["settings"])
+    reference = reference_for(keel, loaded)
+    training_value = keel.model_metrics(loaded.model_version).get(project["metric"])
+    for index, row in enumerate(batches):
+        report(index / len(batches), f"monitoring dataset v{row['version']}")
+        frame = datasets.read_frame(keel.workspace.root / row["path"])
+        result, details = evaluate_batch(loaded, reference, frame, row, project["metric"])
+        result.rules = check_rules(result, settings, training_value)
+        with keel.registry.transaction():
+            keel.registry.insert_monitor_result(
+                project_id=project["id"], model_version_id=loaded.model_version["id"], dataset_version_id=row["id"],
+                rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
+                estimated_value=result.estimated_value, drift_share=result.drift_share,
+                prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
+                details={**details, "rules": result.rules, "training_value": training_value})
+            if alerts:
+                update_alerts(keel.registry, project, result, by, cycle)
+        cycle.batches.append(result)
+    report(1.0, f"{len(batches)} batch(es) monitored")
+    return cycle
+
+
+def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: dict,
+                   metric: str) -> tuple[BatchResult, dict]:
+    project = loaded.project
+    schema, task = project["schema"], project["task"]
+    X = datasets.to_model_frame(frame, schema)
+    predictions = loaded.model.predict(X)
+    proba = loaded.model.predict_proba(X) if has_probabilities(loaded) else None
+    labelled = frame[schema["target"]].notna().to_numpy()
+    details: dict = {}
+    value = None
+    if labelled.any():
+        y = datasets.target_array(frame[labelled], schema)
+        metrics = compute_metrics(task, y, predictions[labelled], None if proba is None else proba[labelled],
+                                  getattr(loaded.model, "classes_", None))
+        details["metrics"] = metrics
+        value = _finite(metrics.get(metric))
+        if task == "classification":
+            classes = list(loaded.model.classes_)
+            details["per_class"] = per_class_metrics(y, predictions[labelled], classes)
+            details["confusion"] = {"classes": [str(c) for c in classes],
+                                    "matrix": confusion(y, predictions[labelled], classes)}
+    estimated = None
+    if reference.estimator is not None and proba is not None:
+        estimated = _finite(reference.estimator.estimate(proba, metric))
+    per_feature = drift.compare_features(reference.features, X)
+    drifted = drift.drifted_names(per_feature)
+    prediction_drift = None
+    if reference.predictions is not None:
+        prediction_stats = drift.compare_predictions(reference.predictions, predictions, task)
+        details["prediction_drift"] = prediction_stats
+        prediction_drift = prediction_stats["psi"]
+    details["features"] = per_feature
+    result = BatchResult(
+        dataset_version=row["version"], rows=len(frame), labelled=bool(labelled.any()),
+        labelled_rows=int(labelled.sum()), metric=metric, value=value, estimated_value=estimated,
+        drifted_features=drifted, drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
+        prediction_drift=prediction_drift)
+    return result, details
+
+
+def _finite(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) or np.isinf(value) else value
+
+
+# --------------------------------------------------------------------------- rules and alerts
+def check_rules(result: BatchResult, settings: ProjectSettings, training_value: float | None) -> dict[str, str]:
+    """rule -> a message when it fires, "" when it holds; rules without the data to decide are absent."""
+    metric, value, rules = result.metric, result.value, {}
+    bound = "floor" if higher_is_better(metric) else "ceiling"
+    where = f"dataset v{result.dataset_version}"
+    if value is not None and settings.threshold is not None:
+        rules["metric_threshold"] = (f"{metric} {value:.4f} on {where} is past the {bound} {settings.threshold:g}"
+                                     if past_threshold(metric, value, settings.threshold) else "")
+    if value is not None and training_value is not None:
+        drop = drop_from(metric, training_value, value)
+        rules["metric_drop"] = (f"{metric} {value:.4f} on {where} is {drop:.4f} worse than at training "
+                                f"({training_value:.4f}; allowed {settings.max_drop:g})"
+                                if drop > settings.max_drop else "")
+    share = result.drift_share
+    rules["drift_share"] = (f"{len(result.drifted_features)} drifted feature(s) on {where} "
+                            f"({share:.0%} > {settings.drift_share:.0%}): {', '.join(result.drifted_features)}"
+                            if share > settings.drift_share else "")
+    if value is None and result.estimated_value is not None and settings.threshold is not None:
+        estimate = result.estimated_value
+        rules["estimated_threshold"] = (f"estimated {metric} {estimate:.4f} on unlabelled {where} is past the "
+                                        f"{bound} {settings.threshold:g} (a label-free estimate)"
+                                        if past_threshold(metric, estimate, settings.threshold) else "")
+    return rules
+
+
+def open_alert_by_rule(registry, project_id: int) -> dict[str, dict]:
+    return {alert["rule"]: alert for alert in registry.open_alerts(project_id)}
+
+
+def update_alerts(registry, project: dict, result: BatchResult, by: str, cycle: CycleResult) -> None:
+    """Open an alert for a rule that fires without one open; close one whose rule holds again."""
+    open_alerts = open_alert_by_rule(registry, project["id"])
+    for rule, message in result.rules.items():
+        cycle.firing[rule] = message
+        current = open_alerts.get(rule)
+        if message and current is None:
+            details = {"dataset_version": result.dataset_version, "value": result.value,
+                       "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
+            alert_id = registry.insert_alert(project_id=project["id"], rule=rule, severity=RULE_SEVERITY[rule],
+                                             message=message, details=details)
+            registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
+                               {"alert_id": alert_id, "rule": rule, **details})
+            if rule in CHANGE_RULES:
+                registry.add_event(project, "change_detected", f"change detected at dataset v{result.dataset_version}",
+                                   by, {"dataset_version": result.dataset_version, "rule": rule})
+            cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
+                                        "message": message, "dataset_version": result.dataset_version})
+        elif not message and current is not None:
+            registry.close_alert(current["id"], "recovered")
+            registry.add_event(project, "alert_recovered",
+                               f"alert {current['id']} ({rule}) recovered on dataset v{result.dataset_version}", by,
+                               {"alert_id": current["id"], "rule": rule, "dataset_version": result.dataset_version})
+            cycle.alerts_recovered.append({"id": current["id"], "rule": rule,
+                                           "dataset_version": result.dataset_version})
+
+
+def summary(cycle: CycleResult) -> str:
+    if not cycle.batches:
+        return "no new batches"
+    parts = []
+    for batch in cycle.batches:
+        measured = f"{batch.metric} {batch.value:.4f}" if batch.value is not None else "unlabelled"
+        estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""
+        parts.append(f"v{batch.dataset_version}: {measured}{estimated}, {len(batch.drifted_features)} drifted")
+    return "; ".join(parts)

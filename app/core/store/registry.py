@@ -1,0 +1,647 @@
+"""The SQLite registry: schema, migrations, and a small repository API.
+
+One connection per thread (sqlite3 objects must not cross threads), WAL journal,
+foreign keys on, busy_timeout set. Writes that must be all-or-nothing go through
+`Registry.transaction()` (BEGIN IMMEDIATE; sqlite-utils calls inside it nest as
+savepoints).
+"""
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlite_utils
+
+from app.core.domain.clock import utc_now
+from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
+
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL,
+    applied_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS projects (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    task TEXT NOT NULL CHECK (task IN ('classification', 'regression')),
+    target TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    schema_json TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dataset_versions (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    labelled_rows INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    parent_id INTEGER REFERENCES dataset_versions(id),
+    report_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (project_id, version),
+    UNIQUE (project_id, content_sha256)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    preset TEXT,
+    seed INTEGER,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    seconds REAL,
+    dataset_versions_json TEXT NOT NULL DEFAULT '[]',
+    library_versions_json TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'finished'
+);
+CREATE TABLE IF NOT EXISTS params (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value REAL,
+    step INTEGER NOT NULL DEFAULT 0,
+    timestamp TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run_key ON metrics (run_id, key, step);
+CREATE TABLE IF NOT EXISTS model_versions (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    run_id INTEGER REFERENCES runs(id),
+    artifact_path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    extra_trusted_types_json TEXT NOT NULL DEFAULT '[]',
+    notes TEXT NOT NULL DEFAULT '',
+    archived INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    UNIQUE (project_id, version)
+);
+CREATE TABLE IF NOT EXISTS model_aliases (
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    alias TEXT NOT NULL,
+    model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
+    PRIMARY KEY (project_id, alias)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
+    replaced_deployment_id INTEGER REFERENCES deployments(id),
+    deployed_at TEXT NOT NULL,
+    by TEXT NOT NULL CHECK (by IN ('user', 'policy')),
+    reason TEXT NOT NULL,
+    is_rollback INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS monitor_results (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
+    dataset_version_id INTEGER REFERENCES dataset_versions(id),
+    at TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    labelled_rows INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    estimated_value REAL,
+    drift_share REAL,
+    prediction_drift REAL,
+    drifted_features_json TEXT NOT NULL DEFAULT '[]',
+    details_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged', 'recovered')),
+    closed_at TEXT,
+    details_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER REFERENCES projects(id) ON DELETE SET NULL,
+    project_name TEXT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    by TEXT NOT NULL,
+    message TEXT NOT NULL,
+    details_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS schedules (
+    project_id INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('interval', 'cron')),
+    expression TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    last_run_at TEXT
+);
+CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE OF at, kind, by, message, details_json ON events
+BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
+"""
+
+SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS served_samples (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
+    at TEXT NOT NULL,
+    inputs_json TEXT NOT NULL,
+    predictions_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_project_at ON events (project_id, id);
+CREATE INDEX IF NOT EXISTS monitor_results_project ON monitor_results (project_id, id);
+"""
+
+# v1's trigger left events open to DELETE and to rewriting project_name. The only change
+# allowed is the foreign key's own ON DELETE SET NULL when a project is deleted.
+SCHEMA_V3 = """
+CREATE TRIGGER IF NOT EXISTS events_append_only_owner BEFORE UPDATE OF project_id, project_name ON events
+WHEN NEW.project_id IS NOT NULL OR NEW.project_name IS NOT OLD.project_name
+BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
+"""
+
+# Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
+MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)]
+LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # Autocommit (isolation_level=None): a lone write commits at once. Python's default would
+    # open an implicit transaction that holds the write lock until someone commits, blocking
+    # every other writer; all-or-nothing work uses Registry.transaction() (BEGIN IMMEDIATE).
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def current_schema_version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    ).fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return row[0] or 0
+
+
+def migrate(path: Path, target_version: int = LATEST_SCHEMA_VERSION) -> int:
+    """Bring the database at path up to target_version, one step per transaction."""
+    try:
+        conn = _connect(path)
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            raise IntegrityError(f"{path} is not a SQLite database: damaged, or not a Keel registry") from None
+        raise
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        version = current_schema_version(conn)
+        if version > LATEST_SCHEMA_VERSION:
+            raise KeelError(f"{Path(path).name} has registry schema v{version}, written by a newer Keel "
+                            f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to open it")
+        for step_version, script in MIGRATIONS:
+            if version < step_version <= target_version:
+                _apply_step(conn, step_version, script)
+                version = step_version
+        return version
+    finally:
+        conn.close()
+
+
+def _apply_step(conn: sqlite3.Connection, step_version: int, script: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # re-read under the write lock: another process starting at the same moment may
+        # have applied this step already (a second ALTER TABLE would fail)
+        if current_schema_version(conn) < step_version:
+            for statement in _split_sql(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (step_version, utc_now()))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a script into statements, keeping trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default
+
+
+class Registry:
+    """Repository over the registry database. Safe to share across threads."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        migrate(self.path)
+        self._local = threading.local()
+        self._all_connections: list[sqlite3.Connection] = []
+        self._connections_guard = threading.Lock()
+
+    # ----------------------------------------------------------------- plumbing
+    @property
+    def db(self) -> sqlite_utils.Database:
+        database = getattr(self._local, "db", None)
+        if database is None:
+            conn = _connect(self.path)
+            with self._connections_guard:
+                self._all_connections.append(conn)
+            database = sqlite_utils.Database(conn)
+            self._local.db = database
+        return database
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        with self._connections_guard:
+            for conn in self._all_connections:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass  # created in another thread that has gone; the GC closes it
+            self._all_connections.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self):
+        """One all-or-nothing write. Nested use becomes a savepoint."""
+        conn = self.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another writer
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise BusyError(f"the registry is busy in another process (locked for over "
+                            f"{BUSY_TIMEOUT_MS / 1000:g} s); nothing was written: try again") from None
+        try:
+            yield self
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                # a failed COMMIT (deferred foreign key, disk full, I/O error) leaves the
+                # transaction open: every later write of this thread would nest in it, never
+                # commit, and hold the write lock against every other connection
+                conn.rollback()
+                raise
+
+    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
+        cursor = self.conn.execute(sql, tuple(params))
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+    def query_one(self, sql: str, params: Iterable = ()) -> dict | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def change_stamp(self) -> tuple:
+        """A value that changes whenever any process commits to the registry."""
+        row = self.conn.execute(
+            "SELECT (SELECT MAX(id) FROM events), (SELECT COUNT(*) FROM events), "
+            "(SELECT MAX(id) FROM monitor_results), (SELECT MAX(id) FROM alerts), "
+            "(SELECT COUNT(*) FROM alerts WHERE status='open')"
+        ).fetchone()
+        return tuple(row)
+
+    def table_counts(self) -> dict[str, int]:
+        names = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {name: self.conn.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0] for name in sorted(names)}
+
+    # ----------------------------------------------------------------- projects
+    def insert_project(self, name: str, task: str, target: str, metric: str, schema: dict, settings: dict) -> int:
+        return self.db["projects"].insert(
+            dict(
+                name=name,
+                task=task,
+                target=target,
+                metric=metric,
+                schema_json=json.dumps(schema),
+                settings_json=json.dumps(settings),
+                created_at=utc_now(),
+            )
+        ).last_pk
+
+    def project(self, name: str) -> dict:
+        row = self.query_one("SELECT * FROM projects WHERE name = ?", (name,))
+        if row is None:
+            known = ", ".join(p["name"] for p in self.projects()) or "none yet"
+            raise NotFoundError(f"unknown project {name!r} (projects: {known})")
+        return self._decode_project(row)
+
+    def projects(self) -> list[dict]:
+        return [self._decode_project(r) for r in self.query("SELECT * FROM projects ORDER BY name")]
+
+    @staticmethod
+    def _decode_project(row: dict) -> dict:
+        row["schema"] = _loads(row.pop("schema_json"), {})
+        row["settings"] = _loads(row.pop("settings_json"), {})
+        return row
+
+    def update_project_settings(self, project_id: int, settings: dict, metric: str) -> None:
+        self.conn.execute(
+            "UPDATE projects SET settings_json = ?, metric = ? WHERE id = ?",
+            (json.dumps(settings), metric, project_id),
+        )
+
+    def delete_project(self, project_id: int) -> None:
+        self.conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+
+    # ----------------------------------------------------------------- datasets
+    def next_number(self, table: str, project_id: int) -> int:
+        row = self.conn.execute(f"SELECT COALESCE(MAX(version), 0) + 1 FROM {table} WHERE project_id = ?", (project_id,))
+        return row.fetchone()[0]
+
+    def insert_dataset_version(self, **fields) -> int:
+        fields.setdefault("created_at", utc_now())
+        fields["report_json"] = json.dumps(fields.pop("report", {}))
+        return self.db["dataset_versions"].insert(fields).last_pk
+
+    def dataset_versions(self, project_id: int) -> list[dict]:
+        rows = self.query("SELECT * FROM dataset_versions WHERE project_id = ? ORDER BY version", (project_id,))
+        for row in rows:
+            row["report"] = _loads(row.pop("report_json"), {})
+        return rows
+
+    def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> dict | None:
+        return self.query_one(
+            "SELECT * FROM dataset_versions WHERE project_id = ? AND content_sha256 = ?", (project_id, content_sha256)
+        )
+
+    # ----------------------------------------------------------------- runs
+    def insert_run(self, project_id: int, kind: str, **fields) -> int:
+        record = dict(project_id=project_id, kind=kind, started_at=fields.pop("started_at", utc_now()))
+        for key in ("dataset_versions", "library_versions"):
+            if key in fields:
+                record[f"{key}_json"] = json.dumps(fields.pop(key))
+        record.update(fields)
+        return self.db["runs"].insert(record).last_pk
+
+    def log_params(self, run_id: int, params: dict) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO params (run_id, key, value) VALUES (?, ?, ?)",
+            [(run_id, str(k), json.dumps(v, default=str)) for k, v in params.items()],
+        )
+
+    def log_metric(self, run_id: int, key: str, value: float, step: int = 0, timestamp: str | None = None) -> None:
+        """One point, committed at once unless inside a caller's transaction (the hot path:
+        one raw execute on an autocommit connection, not Table.insert)."""
+        self.conn.execute(
+            "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
+            (run_id, key, value, step, timestamp or utc_now()),
+        )
+
+    def log_metrics(self, run_id: int, points: Iterable[tuple[str, float, int]], timestamp: str | None = None) -> None:
+        """Many (key, value, step) points in one transaction."""
+        stamp = timestamp or utc_now()
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, key, value, step, stamp) for key, value, step in points],
+            )
+
+    def metric_history(self, run_id: int, key: str) -> list[tuple[int, float, str]]:
+        return self.conn.execute(
+            "SELECT step, value, timestamp FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, id", (run_id, key)
+        ).fetchall()
+
+    def run_metrics(self, run_id: int) -> dict[str, float]:
+        rows = self.conn.execute(
+            "SELECT key, value FROM metrics WHERE run_id = ? ORDER BY step, id", (run_id,)
+        ).fetchall()
+        return {key: value for key, value in rows}
+
+    def run_params(self, run_id: int) -> dict:
+        rows = self.conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,)).fetchall()
+        return {key: _loads(value, None) for key, value in rows}
+
+    def run(self, run_id: int) -> dict:
+        row = self.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise NotFoundError(f"unknown run {run_id}")
+        row["dataset_versions"] = _loads(row.pop("dataset_versions_json"), [])
+        row["library_versions"] = _loads(row.pop("library_versions_json"), {})
+        return row
+
+    # ----------------------------------------------------------------- models
+    def insert_model_version(self, **fields) -> int:
+        fields.setdefault("created_at", utc_now())
+        fields["extra_trusted_types_json"] = json.dumps(fields.pop("extra_trusted_types", []))
+        return self.db["model_versions"].insert(fields).last_pk
+
+    def model_versions(self, project_id: int, include_archived: bool = True) -> list[dict]:
+        sql = "SELECT * FROM model_versions WHERE project_id = ?"
+        if not include_archived:
+            sql += " AND archived = 0"
+        rows = self.query(sql + " ORDER BY version", (project_id,))
+        aliases = self.aliases(project_id)
+        for row in rows:
+            self._decode_model(row, aliases)
+        return rows
+
+    def model_version(self, project_id: int, version: int) -> dict:
+        row = self.query_one("SELECT * FROM model_versions WHERE project_id = ? AND version = ?", (project_id, version))
+        if row is None:
+            known = [m["version"] for m in self.query("SELECT version FROM model_versions WHERE project_id = ?", (project_id,))]
+            raise NotFoundError(f"unknown model version {version} (versions: {known or 'none yet'})")
+        return self._decode_model(row, self.aliases(project_id))
+
+    def model_version_by_id(self, model_version_id: int) -> dict:
+        row = self.query_one("SELECT * FROM model_versions WHERE id = ?", (model_version_id,))
+        if row is None:
+            raise NotFoundError(f"unknown model version id {model_version_id}")
+        return self._decode_model(row, self.aliases(row["project_id"]))
+
+    @staticmethod
+    def _decode_model(row: dict, aliases: dict[str, int]) -> dict:
+        row["extra_trusted_types"] = _loads(row.pop("extra_trusted_types_json"), [])
+        row["aliases"] = sorted(alias for alias, mv_id in aliases.items() if mv_id == row["id"])
+        return row
+
+    def aliases(self, project_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT alias, model_version_id FROM model_aliases WHERE project_id = ?", (project_id,)
+        ).fetchall()
+        return dict(rows)
+
+    def set_alias(self, project_id: int, alias: str, model_version_id: int | None) -> None:
+        self.conn.execute("DELETE FROM model_aliases WHERE project_id = ? AND alias = ?", (project_id, alias))
+        if model_version_id is not None:
+            self.conn.execute(
+                "INSERT INTO model_aliases (project_id, alias, model_version_id) VALUES (?, ?, ?)",
+                (project_id, alias, model_version_id),
+            )
+
+    def set_archived(self, model_version_id: int, archived: bool) -> None:
+        self.conn.execute("UPDATE model_versions SET archived = ? WHERE id = ?", (int(archived), model_version_id))
+
+    # ----------------------------------------------------------------- deployments
+    def current_deployment(self, project_id: int) -> dict | None:
+        return self.query_one(
+            "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
+            "WHERE d.project_id = ? ORDER BY d.id DESC LIMIT 1",
+            (project_id,),
+        )
+
+    def deployment(self, deployment_id: int) -> dict | None:
+        return self.query_one(
+            "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
+            "WHERE d.id = ?",
+            (deployment_id,),
+        )
+
+    def deployments(self, project_id: int) -> list[dict]:
+        return self.query(
+            "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
+            "WHERE d.project_id = ? ORDER BY d.id",
+            (project_id,),
+        )
+
+    def insert_deployment(self, **fields) -> int:
+        fields.setdefault("deployed_at", utc_now())
+        return self.db["deployments"].insert(fields).last_pk
+
+    # ----------------------------------------------------------------- monitoring
+    def insert_monitor_result(self, **fields) -> int:
+        fields.setdefault("at", utc_now())
+        fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
+        fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
+        return self.db["monitor_results"].insert(fields).last_pk
+
+    def monitor_results(self, project_id: int, after_id: int = 0) -> list[dict]:
+        rows = self.query(
+            "SELECT r.*, m.version AS model_version, d.version AS dataset_version FROM monitor_results r "
+            "JOIN model_versions m ON m.id = r.model_version_id "
+            "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
+            "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id",
+            (project_id, after_id),
+        )
+        for row in rows:
+            row["drifted_features"] = _loads(row.pop("drifted_features_json"), [])
+            row["details"] = _loads(row.pop("details_json"), {})
+        return rows
+
+    # ----------------------------------------------------------------- served samples (app/adapters/serving.py)
+    def insert_served_samples(self, rows: list[dict]) -> None:
+        """rows: {project_id, model_version_id, at, inputs_json, predictions_json}."""
+        self.db["served_samples"].insert_all(rows)
+
+    def served_samples(self, project_id: int, after_id: int = 0) -> list[dict]:
+        """inputs: {"columns": [...], "data": [[...]]} as the model saw them; predictions: a list."""
+        rows = self.query(
+            "SELECT s.id, s.at, s.inputs_json, s.predictions_json, m.version AS model_version FROM served_samples s "
+            "JOIN model_versions m ON m.id = s.model_version_id WHERE s.project_id = ? AND s.id > ? ORDER BY s.id",
+            (project_id, after_id),
+        )
+        for row in rows:
+            row["inputs"] = _loads(row.pop("inputs_json"), {})
+            row["predictions"] = _loads(row.pop("predictions_json"), [])
+        return rows
+
+    # ----------------------------------------------------------------- alerts
+    def open_alerts(self, project_id: int) -> list[dict]:
+        return self.query(
+            "SELECT id, rule, severity, opened_at, message FROM alerts WHERE project_id = ? AND status = 'open' ORDER BY id",
+            (project_id,),
+        )
+
+    def alerts(self, project_id: int) -> list[dict]:
+        return self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id", (project_id,))
+
+    def insert_alert(self, **fields) -> int:
+        fields.setdefault("opened_at", utc_now())
+        fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
+        return self.db["alerts"].insert(fields).last_pk
+
+    def close_alert(self, alert_id: int, status: str) -> None:
+        self.conn.execute(
+            "UPDATE alerts SET status = ?, closed_at = ? WHERE id = ? AND status = 'open'", (status, utc_now(), alert_id)
+        )
+
+    # ----------------------------------------------------------------- events
+    def add_event(
+        self, project: dict | None, kind: str, message: str, by: str = "user", details: dict | None = None
+    ) -> int:
+        return self.db["events"].insert(
+            dict(
+                project_id=project["id"] if project else None,
+                project_name=project["name"] if project else None,
+                at=utc_now(),
+                kind=kind,
+                by=by,
+                message=message,
+                details_json=json.dumps(details or {}, default=str),
+            )
+        ).last_pk
+
+    def events(self, project_id: int | None = None, after_id: int = 0) -> list[dict]:
+        if project_id is None:
+            rows = self.query("SELECT * FROM events WHERE id > ? ORDER BY id", (after_id,))
+        else:
+            rows = self.query("SELECT * FROM events WHERE project_id = ? AND id > ? ORDER BY id", (project_id, after_id))
+        for row in rows:
+            row["details"] = _loads(row.pop("details_json"), {})
+        return rows
+
+    # ----------------------------------------------------------------- schedules
+    def schedule(self, project_id: int) -> dict | None:
+        return self.query_one("SELECT * FROM schedules WHERE project_id = ?", (project_id,))
+
+    def schedules(self) -> list[dict]:
+        return self.query(
+            "SELECT s.*, p.name AS project FROM schedules s JOIN projects p ON p.id = s.project_id ORDER BY p.name"
+        )
+
+    def upsert_schedule(self, project_id: int, kind: str, expression: str, enabled: bool = True) -> None:
+        self.conn.execute(
+            "INSERT INTO schedules (project_id, kind, expression, enabled) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(project_id) DO UPDATE SET kind = excluded.kind, expression = excluded.expression, "
+            "enabled = excluded.enabled",
+            (project_id, kind, expression, int(enabled)),
+        )
+
+    def mark_schedule_run(self, project_id: int, at: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE schedules SET last_run_at = ? WHERE project_id = ?", (at or utc_now(), project_id))
+

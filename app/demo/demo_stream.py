@@ -1,0 +1,73 @@
+"""The demo project's live stream: a bounded series of batches dropped into its inbox.
+
+The GUI calls `drop_next_demo_batch(keel)` on a timer (every few seconds) and offers
+`reset_demo(keel)`. The stream is stationary at first, then the concept changes
+abruptly, so a new user watches monitoring -> alert -> retrain -> redeploy happen
+(the demo project monitors every 10 s with policy auto and an adaptive window).
+Every fifth batch comes without labels, to show the label-free estimate.
+"""
+
+import json
+import shutil
+
+from app.core.services.lifecycle import DEMO_PROJECT
+from app.core.store.fileio import atomic_path, write_text_atomic
+from app.demo.simulator import StreamSpec, concept_and_shift, make_batch
+
+DEMO_STREAM = StreamSpec(kind="abrupt", batches=24, batch_rows=300, drift_at=8, seed=11)
+UNLABELLED_EVERY = 5
+
+
+def _state_path(keel):
+    return keel.workspace.root / "demo" / "stream.json"
+
+
+def demo_state(keel, name: str = DEMO_PROJECT) -> dict:
+    """{"next": index of the next batch, "batches": the stream's length, "project_created_at"}."""
+    created_at = _project_created_at(keel, name)
+    try:
+        state = json.loads(_state_path(keel).read_text())
+    except (OSError, ValueError):
+        state = {}
+    if "next" not in state or state.get("project_created_at") != created_at:  # a new demo project: a new stream
+        state = {"next": 0, "project_created_at": created_at}
+    state["batches"] = DEMO_STREAM.batches
+    return state
+
+
+def _project_created_at(keel, name: str) -> str | None:
+    row = keel.registry.query_one("SELECT created_at FROM projects WHERE name = ?", (name,))
+    return row["created_at"] if row else None
+
+
+def demo_batch(index: int):
+    concept, shift = concept_and_shift(DEMO_STREAM, index)
+    batch = make_batch(DEMO_STREAM.batch_rows, seed=DEMO_STREAM.seed * 1000 + index + 1, concept=concept, shift=shift)
+    if index % UNLABELLED_EVERY == UNLABELLED_EVERY - 1:
+        batch = batch.drop(columns=["default"])
+    return batch
+
+
+def drop_next_demo_batch(keel, name: str = DEMO_PROJECT) -> bool:
+    """Write the next batch into the demo inbox (atomically); False when the stream is over
+    or there is no demo project."""
+    state = demo_state(keel, name)
+    if state["project_created_at"] is None or state["next"] >= DEMO_STREAM.batches:
+        return False
+    index = state["next"]
+    inbox = keel.workspace.inbox_dir(name)
+    inbox.mkdir(parents=True, exist_ok=True)
+    with atomic_path(inbox / f"demo-batch-{index + 1:03d}.csv") as tmp:
+        demo_batch(index).to_csv(tmp, index=False)
+    state["next"] = index + 1
+    write_text_atomic(_state_path(keel), json.dumps(state))
+    return True
+
+
+def reset_demo(keel, name: str = DEMO_PROJECT, progress=None) -> dict:
+    """Delete the demo project with its files and stream, and create it afresh."""
+    if _project_created_at(keel, name) is not None:
+        keel.delete_project(name, by="user")
+    shutil.rmtree(keel.workspace.project_dir(name), ignore_errors=True)
+    _state_path(keel).unlink(missing_ok=True)
+    return keel.create_demo(progress=progress, name=name)

@@ -1,0 +1,342 @@
+"""The headless CLI: `python main.py [--workspace DIR] <command> [arguments] [--json]`.
+
+A function, `main(argv) -> int`, so tests call it in-process. Exit codes: 0 done,
+2 the user can fix it, 1 anything else. With --json, stdout holds exactly one JSON
+document, on failure too.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import traceback
+
+from app.core.domain.errors import Cancelled, KeelError
+from app.core.domain.settings import parse_param, parse_window
+
+log = logging.getLogger("keel.cli")
+# Until the workspace log is set up, records go nowhere rather than to logging's
+# last-resort handler, which would print a traceback on the terminal.
+logging.getLogger("keel").addHandler(logging.NullHandler())
+
+
+class UsageError(KeelError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so --json can report usage errors too."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", dest="preset", help="preset: logreg|ridge|random_forest|hgb")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="preset hyperparameter")
+    parser.add_argument("--clear-params", action="store_true", dest="clear_params",
+                        help="drop the preset parameters set before (then apply any --param)")
+    parser.add_argument("--metric")
+    parser.add_argument("--threshold", type=float, help="absolute floor (ceiling for error metrics)")
+    parser.add_argument("--max-drop", type=float, dest="max_drop")
+    parser.add_argument("--drift-share", type=float, dest="drift_share")
+    parser.add_argument("--policy", choices=["off", "alert", "approve", "auto"])
+    parser.add_argument("--retrain-after-rows", dest="retrain_after_rows", help="N, or 'off'")
+    parser.add_argument("--window", help="all | N (newest rows) | adaptive")
+    parser.add_argument("--margin", type=float)
+    parser.add_argument("--alpha", type=float)
+    parser.add_argument("--schedule", help="'every 10m' (s, m, h, d)")
+    parser.add_argument("--cron", help="a 5-field cron expression")
+    parser.add_argument("--schedule-off", action="store_true", dest="schedule_off", help="disable the schedule")
+    parser.add_argument("--schedule-on", action="store_true", dest="schedule_on", help="enable the schedule")
+    parser.add_argument("--cv", type=int, dest="cv_folds", help="k-fold cross-validation folds (0: off)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-threshold", action="store_true", dest="no_threshold", help="remove the threshold")
+
+
+def settings_from_args(args) -> dict:
+    changes = {}
+    for key in ("preset", "metric", "threshold", "max_drop", "drift_share", "policy", "margin", "alpha",
+                "schedule", "cv_folds", "seed"):
+        value = getattr(args, key, None)
+        if value is not None:
+            changes[key] = value
+    if getattr(args, "no_threshold", False):
+        changes["threshold"] = None
+    if args.param or getattr(args, "clear_params", False):
+        changes["params"] = dict(parse_param(p) for p in args.param)
+    if args.retrain_after_rows is not None:
+        text = args.retrain_after_rows.strip().lower()
+        if text == "off":
+            changes["retrain_after_rows"] = None
+        else:
+            try:
+                changes["retrain_after_rows"] = int(text)
+            except ValueError:
+                raise UsageError(f"--retrain-after-rows must be a number of rows or 'off', got {text!r}") from None
+    if args.window is not None:
+        changes["window"] = parse_window(args.window)
+    if args.cron:
+        changes["schedule"] = f"cron {args.cron}"
+    if args.schedule_off:
+        changes["schedule_enabled"] = False
+    if args.schedule_on:
+        changes["schedule_enabled"] = True
+    return changes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="keel", description="Keel: offline MLOps for scikit-learn models.")
+    parser.add_argument("--workspace", help="workspace folder (default: $KEEL_WORKSPACE, models_store/, or the user data folder)")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    def command(name, help_text, parent=commands):
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--json", action="store_true", help="print one JSON document")
+        return sub
+
+    project = commands.add_parser("project", help="create, change or list projects")
+    project_commands = project.add_subparsers(dest="project_command", parser_class=_Parser)
+    create = command("create", "create a project from its first data file", project_commands)
+    create.add_argument("name")
+    create.add_argument("--data", required=True, help="CSV or Parquet file")
+    create.add_argument("--target", required=True, help="the column to predict")
+    create.add_argument("--task", choices=["classification", "regression"])
+    _add_settings_flags(create)
+    change = command("set", "change a project's settings", project_commands)
+    change.add_argument("name")
+    _add_settings_flags(change)
+    command("list", "list the projects", project_commands)
+    delete = command("delete", "delete a project and its files", project_commands)
+    delete.add_argument("name")
+    delete.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+    ingest = command("ingest", "add a batch of data (validated, cleaned, versioned)")
+    ingest.add_argument("name")
+    ingest.add_argument("file")
+    train = command("train", "train a new version on the project's training data")
+    train.add_argument("name")
+    deploy = command("deploy", "make a version the production model")
+    deploy.add_argument("name")
+    deploy.add_argument("--version", type=int, required=True)
+    deploy.add_argument("--reason", default="")
+    rollback = command("rollback", "go back to the previous production model")
+    rollback.add_argument("name")
+    rollback.add_argument("--to", type=int, dest="to_version", help="an earlier production version")
+    rollback.add_argument("--reason", default="")
+    predict = command("predict", "score a file with the production model")
+    predict.add_argument("name")
+    predict.add_argument("--input", required=True)
+    predict.add_argument("--output", required=True)
+    status = command("status", "versions, production model, last metrics, alerts")
+    status.add_argument("name")
+    history = command("history", "the audit log")
+    history.add_argument("name")
+    import_cmd = command("import", "register a skops model file trained elsewhere as a new version")
+    import_cmd.add_argument("name")
+    import_cmd.add_argument("file")
+    import_cmd.add_argument("--trust", action="append", default=[], metavar="TYPE",
+                            help="accept a type outside Keel's trusted list (after reviewing it)")
+    export = command("export", "copy a version's model file out of the workspace")
+    export.add_argument("name")
+    export.add_argument("--version", type=int, required=True)
+    export.add_argument("--output", required=True)
+    archive = command("archive", "archive (or restore) a model version")
+    archive.add_argument("name")
+    archive.add_argument("--version", type=int, required=True)
+    archive.add_argument("--restore", action="store_true")
+    ack = command("ack", "acknowledge an alert")
+    ack.add_argument("name")
+    ack.add_argument("alert_id", type=int)
+    command("demo", "create the demo project (trained and deployed)")
+    for extend in _EXTENSIONS:
+        extend(commands, command)
+    return parser
+
+
+# Other modules (monitoring, serving, runner) register their subcommands here.
+_EXTENSIONS = []
+_HANDLERS = {}
+
+
+def extension(register_parser, handlers: dict):
+    _EXTENSIONS.append(register_parser)
+    _HANDLERS.update(handlers)
+
+
+from app.frontends import serve_cli as _serve_cli  # noqa: E402  (light: imports the server only when `serve` runs)
+
+extension(_serve_cli.register_parser, _serve_cli.HANDLERS)
+
+from app.frontends import runner as _runner  # noqa: E402  (monitor, approve, run; the scheduler loads only when `run` runs)
+
+extension(_runner.register_parser, _runner.HANDLERS)
+
+
+def _handlers():
+    return {
+        ("project", "create"): lambda keel, a: keel.create_project(a.name, a.data, a.target, a.task, settings_from_args(a)),
+        ("project", "set"): lambda keel, a: {"project": a.name, "settings": keel.set_project(
+            a.name, settings_from_args(a), replace_params=a.clear_params)},
+        ("project", "list"): lambda keel, a: {"projects": keel.list_projects()},
+        ("project", "delete"): _delete_project,
+        ("ingest", None): lambda keel, a: keel.ingest(a.name, a.file),
+        ("train", None): lambda keel, a: keel.train(a.name),
+        ("deploy", None): lambda keel, a: keel.deploy(a.name, a.version, reason=a.reason),
+        ("rollback", None): lambda keel, a: keel.rollback(a.name, reason=a.reason, to_version=a.to_version),
+        ("predict", None): lambda keel, a: keel.predict(a.name, a.input, a.output),
+        ("status", None): lambda keel, a: keel.status(a.name),
+        ("history", None): lambda keel, a: keel.history(a.name),
+        ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
+        ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
+        ("archive", None): _archive,
+        ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
+        ("demo", None): lambda keel, a: keel.create_demo(),
+        **_HANDLERS,
+    }
+
+
+def _delete_project(keel, args):
+    if not args.yes:
+        raise UsageError(f"deleting {args.name!r} removes its versions, data and history: add --yes to confirm")
+    keel.delete_project(args.name)
+    return {"deleted": args.name}
+
+
+def _archive(keel, args):
+    keel.archive_version(args.name, args.version, archived=not args.restore)
+    return {"version": args.version, "archived": not args.restore}
+
+
+# --------------------------------------------------------------------------- human output
+def _format_human(key, result) -> str:
+    command = key[0] if key[1] is None else f"{key[0]} {key[1]}"
+    if not isinstance(result, dict):
+        return str(result)
+    lines = [f"warning: {w}" for w in result.get("warnings", [])]
+    if command == "project create":
+        lines.append(f"Created project {result['project']} ({result['task']}, target {result['target']}): "
+                     f"dataset v1, {result['rows']} rows")
+    elif command == "project list":
+        if not result["projects"]:
+            lines.append("No projects yet. Create one: keel project create NAME --data FILE --target COLUMN")
+        for p in result["projects"]:
+            production = f"v{p['production_version']}" if p["production_version"] else "none"
+            lines.append(f"{p['name']:<24} {p['task']:<15} target={p['target']:<16} production={production}")
+    elif command == "ingest":
+        if result["duplicate_of"]:
+            lines.append(f"Already stored as dataset v{result['duplicate_of']}; nothing added")
+        else:
+            lines.append(f"Dataset v{result['dataset_version']}: {result['rows']} rows "
+                         f"({'labelled' if result['labelled'] else 'unlabelled'})")
+    elif command == "train":
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
+        lines.append(f"Trained v{result['version']} in {result['seconds']:.1f} s: {metrics}")
+    elif command in ("deploy", "rollback", "approve"):
+        previous = f" (was v{result['previous_version']})" if result.get("previous_version") else ""
+        lines.append(f"Production model is now v{result['production_version']}{previous}")
+    elif command == "project set":
+        lines.append(f"Settings of {result['project']}:")
+        lines.extend(f"  {key:<20} {value}" for key, value in result["settings"].items())
+    elif command == "predict":
+        lines.append(f"Scored {result['rows']} rows with v{result['version']} -> {result['output']}")
+    elif command == "status":
+        lines.extend(_format_status(result))
+    elif command == "history":
+        from app.core.domain.clock import to_local_display
+
+        for e in result["events"]:
+            lines.append(f"{to_local_display(e['at'])}  {e['by']:<7} {e['kind']:<18} {e['message']}")
+    else:
+        lines.append(json.dumps(result, indent=2, default=str))
+    return "\n".join(lines)
+
+
+def _format_status(result) -> list[str]:
+    production = f"v{result['production_version']}" if result["production_version"] else "none"
+    lines = [f"{result['project']}: {result['task']}, target {result['target']}, metric {result['metric']}, "
+             f"production {production}"]
+    for v in result["versions"]:
+        marker = "*" if v["in_production"] else " "
+        value = v["metrics"].get(result["metric"])
+        shown = f"{value:.4f}" if isinstance(value, float) else "-"
+        aliases = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
+        lines.append(f" {marker} v{v['version']:<4} {result['metric']}={shown}{aliases}")
+    for alert in result["open_alerts"]:
+        lines.append(f" ! alert {alert['id']} ({alert['severity']}): {alert['message']}")
+    return lines
+
+
+# --------------------------------------------------------------------------- entry points
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in argv
+    keel = workspace = None
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None or (args.command == "project" and not args.project_command):
+            raise UsageError("no command given: try `keel --help`")
+        key = (args.command, getattr(args, "project_command", None))
+        handler = _handlers()[key]
+        from app.core.services.lifecycle import Keel
+        from app.core.store.workspace import Workspace
+        from app.logs import setup_logging
+
+        workspace = Workspace.open(args.workspace)
+        setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
+        keel = Keel(workspace)
+        log.info("command %s", " ".join(argv))
+        result = handler(keel, args)
+        if result is None:
+            return 0
+        print(json.dumps(_finite_or_null(result), default=str, allow_nan=False) if want_json
+              else _format_human(key, result), flush=True)
+        return 0
+    except SystemExit as exc:  # argparse after printing --help: main() returns its code, never exits
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        return _fail("interrupted; nothing was written", 130, want_json)
+    except BrokenPipeError:  # `keel history | head`: the reader left; nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (KeelError, Cancelled) as exc:
+        log.info("refused: %s", exc)
+        return _fail(str(exc), exc.exit_code, want_json)
+    except Exception as exc:  # anything unexpected: one line here, the traceback in the log
+        log.error("failed: %s\n%s", exc, traceback.format_exc())
+        where = f" (details in {workspace.log_path})" if workspace else ""
+        return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)
+    finally:
+        if keel is not None:
+            keel.close()
+
+
+def _finite_or_null(value):
+    """NaN and infinity (an ROC AUC on a one-class hold-out, say) become null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+def _fail(message: str, code: int, want_json: bool) -> int:
+    message = message.strip().splitlines()[0] if message.strip() else "failed"
+    if want_json:
+        print(json.dumps({"error": {"code": code, "message": message}}), flush=True)
+    print(f"keel: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def entry_point() -> None:
+    """The installed `keel` command: no arguments opens the GUI, a subcommand runs the CLI."""
+    argv = sys.argv[1:]
+    if not argv or argv in (["--workspace"],) or (len(argv) == 2 and argv[0] == "--workspace"):
+        from app.frontends.gui.launch import run_gui
+
+        sys.exit(run_gui(argv[1] if argv else None))
+    sys.exit(main(argv))

@@ -1,0 +1,191 @@
+"""Starts the desktop application: QApplication, the workspace lock, the main window.
+
+First paint comes before anything heavy: Keel (pandas, the registry) is constructed
+on a worker once the window is on screen, and pyqtgraph only when the first plot is built.
+"""
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app import RESOURCES
+
+PROCESS_START = time.time()
+log = logging.getLogger("keel.ui")
+
+
+def settings_store() -> QSettings:
+    """QSettings for geometry, splitters, last project. $KEEL_SETTINGS points it at a file (tests, benchmarks)."""
+    path = os.environ.get("KEEL_SETTINGS")
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings("Keel", "Keel")
+
+
+def install_excepthook() -> None:
+    """An unexpected exception in a slot: logged with its traceback, shown as a message; never a crash."""
+    showing = []
+
+    def hook(kind, value, trace):
+        if issubclass(kind, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        details = "".join(traceback.format_exception(kind, value, trace))
+        log.error("unhandled exception:\n%s", details)
+        if showing:  # an error while an error dialog is open: logged only, never a cascade of dialogs
+            return
+        from app.frontends.gui import common
+        from app.frontends.gui.jobs import describe_error
+
+        showing.append(True)
+        try:
+            common.show_error(QApplication.activeWindow(), describe_error(value), details)
+        except Exception:
+            log.exception("the error dialog failed")
+        finally:
+            showing.clear()
+
+    sys.excepthook = hook
+
+
+def acquire_workspace_lock(workspace_root: Path, ask=True):
+    """-> (lock or None, read_only). A second window on the same workspace is offered read-only or quit."""
+    from app.core.store.workspace import FileLock
+
+    lock = FileLock(workspace_root / "keel.lock")
+    if lock.try_acquire():
+        return lock, False
+    if not ask:
+        return None, True
+    holder = lock.holder_pid()
+    box = QMessageBox(QMessageBox.Icon.Warning, "Keel",
+                      f"This workspace is already open in another Keel window or runner"
+                      f"{f' (process {holder})' if holder else ''}.")
+    box.setInformativeText(f"{workspace_root}\n\nOnly one window may change a workspace at a time. "
+                           "You can open it read-only (you see changes live, but cannot train, deploy or add data), or quit.")
+    read_only = box.addButton("Open read-only", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    if box.clickedButton() is read_only:
+        return None, True
+    raise SystemExit(0)
+
+
+class FirstPaint(QObject):
+    """Reports process-start-to-first-paint when $KEEL_REPORT_FIRST_PAINT is set (bench/startup.py)."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.done = False
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched, event):
+        if not self.done and event.type() == QEvent.Type.Paint:
+            self.done = True
+            QTimer.singleShot(0, lambda: self._report(watched))
+        return False
+
+    def _report(self, window):
+        print(f"FIRST_PAINT {time.time():.6f}", flush=True)
+        if os.environ.get("KEEL_REPORT_FIRST_PAINT") == "quit":
+            window.close()
+
+
+class Application:
+    """One window on one workspace; File > Open workspace… swaps it for another."""
+
+    def __init__(self, qt_app: QApplication, start_scheduler: bool = True):
+        self.qt_app = qt_app
+        self.window = None
+        self.lock = None
+        self.start_scheduler = start_scheduler
+
+    def open(self, workspace: str | None) -> bool:
+        from app.core.store.workspace import Workspace
+        from app.frontends.gui.controller import Controller
+        from app.frontends.gui.main_window import MainWindow
+        from app.logs import setup_logging
+
+        root = Workspace.open(workspace).root
+        setup_logging(root / "logs" / "keel.log")
+        lock, read_only = acquire_workspace_lock(root)
+        controller = Controller(str(root), read_only=read_only, start_scheduler=self.start_scheduler)
+        window = MainWindow(controller, settings_store())
+        window.open_workspace_requested.connect(self.switch)
+        if os.environ.get("KEEL_REPORT_FIRST_PAINT"):
+            FirstPaint(window)
+        self.window, self.lock = window, lock
+        window.show()
+        QTimer.singleShot(0, controller.open_keel)  # after the first paint
+        log.info("GUI opened on %s%s", root, " (read-only)" if read_only else "")
+        return True
+
+    def switch(self, workspace: str) -> None:
+        old, old_lock = self.window, self.lock
+        if old is not None:
+            old.close()
+            if old.isVisible():  # the user kept it open
+                return
+            old.deleteLater()
+        if old_lock is not None:
+            old_lock.release()
+        self.open(workspace)
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+NONE_REFERENCE_CUSHION = 1 << 40
+
+
+def shield_none_refcount() -> None:
+    """Work around a PySide6 6.12 reference leak on None (checked on Python 3.11).
+
+    Each time C++ calls a Python override that returns None (QAbstractItemModel.data for a
+    role it does not handle, QGraphicsItem.itemChange in pyqtgraph, ...) one reference to
+    None is lost; a session that paints tables and plots for a while then dies with
+    "Fatal Python error: none_dealloc". Python 3.12+ makes None immortal. On older Pythons,
+    give None a huge reference count once, at start-up, before any other thread exists
+    (tests/test_gui_jobs.py::test_none_is_shielded... shows the leak and the cure).
+    """
+    if sys.version_info >= (3, 12) or getattr(shield_none_refcount, "done", False):
+        return
+    import ctypes
+
+    ctypes.c_ssize_t.from_address(id(None)).value += NONE_REFERENCE_CUSHION  # ob_refcnt is the first field
+    shield_none_refcount.done = True
+
+
+def configure_process() -> None:
+    shield_none_refcount()
+    # Workers hand the GIL back sooner, so the GUI thread waits at most ~1 ms for it
+    # when a worker runs Python code (the default is 5 ms: a third of a frame).
+    sys.setswitchinterval(0.001)
+
+
+def run(workspace: str | None = None) -> int:
+    configure_process()
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    qt_app.setApplicationName("Keel")
+    qt_app.setOrganizationName("Keel")
+    qt_app.setQuitOnLastWindowClosed(True)
+    style = RESOURCES / "keel.qss"
+    if style.exists():
+        qt_app.setStyleSheet(style.read_text())
+    install_excepthook()
+    application = Application(qt_app)
+    try:
+        application.open(workspace)
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    code = qt_app.exec()
+    application.close()
+    return code

@@ -1,0 +1,431 @@
+"""The controller: the one place where the GUI calls the service layer.
+
+It owns the Keel service object, the job runner and the current project. Every
+action runs as a job (off the GUI thread); results come back through signals on
+the GUI thread. Views connect to its signals and call its methods; they never
+call core themselves, except for quick registry reads through `keel`.
+"""
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+
+from app.frontends.gui.jobs import Job, JobRunner, call_in_child
+
+log = logging.getLogger("keel.ui")
+
+WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "create", "settings", "archive",
+               "import", "delete", "approve", "acknowledge")
+DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
+POLL_MS = 1000
+DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
+
+
+class Controller(QObject):
+    keel_ready = Signal()  # the workspace is open (Keel constructed off the first-paint path)
+    plots_ready = Signal()  # pyqtgraph is imported: plots can be built without a stall
+    project_changed = Signal(str)  # "" when none is selected
+    registry_changed = Signal()  # something in the registry changed (own job or another process)
+    jobs_changed = Signal()
+    notify = Signal(str, str)  # level (info|warning|error), message
+    error = Signal(str, str)  # one-line message, details
+    demo_stream_changed = Signal(bool)
+    _scheduled = Signal(str)  # scheduler thread -> GUI thread (queued)
+
+    def __init__(self, workspace_dir: str | None, read_only: bool = False, parent: QObject | None = None,
+                 start_scheduler: bool = True):
+        super().__init__(parent)
+        self.workspace_dir = workspace_dir
+        self.read_only = read_only
+        self.start_scheduler = start_scheduler
+        self.keel = None
+        self.project: str = ""
+        self.runner = JobRunner(self)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.busy_changed.connect(self.jobs_changed)
+        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
+        self._stamp = None
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self.poll_registry)
+        self.scheduler = None
+        self.server = None
+        self._scheduled.connect(self._scheduled_monitor, Qt.ConnectionType.QueuedConnection)
+        self._demo_timer = QTimer(self)
+        self._demo_timer.setInterval(DEMO_BATCH_MS)
+        self._demo_timer.timeout.connect(self.drop_demo_batch)
+
+    # ------------------------------------------------------------------ opening / closing
+    def open_keel(self) -> None:
+        """Construct Keel (imports pandas and the registry) on a worker; keel_ready fires on the GUI thread."""
+        def load(job: Job):
+            from app.core.services.lifecycle import Keel
+
+            return Keel.open(self.workspace_dir)
+
+        self.run("workspace", "open", "Opening the workspace", load, on_done=self._keel_loaded)
+
+    def _keel_loaded(self, keel) -> None:
+        from app.logs import setup_logging
+
+        setup_logging(keel.workspace.log_path)  # tracebacks of failed jobs go to this workspace's log
+        self.keel = keel
+        self.workspace_dir = str(keel.workspace.root)
+        self._stamp = keel.registry.change_stamp()
+        self._poll.start()
+        self._start_scheduler()
+        self.keel_ready.emit()
+        # pyqtgraph takes ~0.5 s to import: do it now on a worker, not when the first plot is opened
+        self.run("prewarm", "prewarm", "Preparing plots", lambda job: importlib.import_module("pyqtgraph"),
+                 on_done=lambda _: self.plots_ready.emit())
+
+    def stop_scheduler(self) -> None:
+        if self.scheduler is not None:
+            scheduler, self.scheduler = self.scheduler, None
+            try:
+                scheduler.shutdown()
+            except Exception:
+                log.exception("scheduler shutdown failed")
+
+    def shutdown(self) -> None:
+        self._poll.stop()
+        self._demo_timer.stop()
+        self.stop_scheduler()
+        self.stop_server()
+        self.runner.shutdown()
+        if self.keel is not None:
+            self.keel.close()
+
+    # ------------------------------------------------------------------ state
+    def set_project(self, name: str) -> None:
+        if name != self.project:
+            self.project = name or ""
+            self.project_changed.emit(self.project)
+
+    def busy(self, kinds: tuple[str, ...] = WRITE_KINDS, project: str | None = None) -> bool:
+        return self.runner.is_busy(project if project is not None else self.project, kinds)
+
+    def can_write(self) -> bool:
+        return self.keel is not None and not self.read_only
+
+    def poll_registry(self) -> None:
+        """Another process (CLI, server, runner) may have written: refresh when the stamp moves."""
+        if self.keel is None:
+            return
+        try:
+            stamp = self.keel.registry.change_stamp()
+        except Exception:
+            log.exception("registry poll failed")
+            return
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.registry_changed.emit()
+
+    def _changed(self) -> None:
+        if self.keel is not None:
+            self._stamp = self.keel.registry.change_stamp()
+        self.registry_changed.emit()
+
+    # ------------------------------------------------------------------ jobs
+    def run(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
+            cancellable: bool = False, on_done: Callable | None = None, on_error: Callable | None = None) -> Job:
+        job = self.runner.submit(queue, kind, title, fn, project=project, cancellable=cancellable)
+        self._callbacks[job.id] = (on_done, on_error)
+        return job
+
+    def _on_finished(self, job: Job, result) -> None:
+        on_done, _ = self._callbacks.pop(job.id, (None, None))
+        if on_done is not None:
+            on_done(result)
+        if job.kind in WRITE_KINDS:
+            self._changed()
+
+    def _on_failed(self, job: Job, message: str, details: str) -> None:
+        _, on_error = self._callbacks.pop(job.id, (None, None))
+        if on_error is not None:
+            on_error(message, details)
+        else:
+            self.error.emit(f"{job.title} failed: {message}", details)
+        if job.kind in WRITE_KINDS:
+            self._changed()
+
+    def _on_cancelled(self, job: Job) -> None:
+        self._callbacks.pop(job.id, None)
+        self.notify.emit("info", f"{job.title}: cancelled; nothing was saved")
+
+    def _write(self, kind: str, title: str, fn: Callable[[Job], Any], on_done=None, cancellable=False,
+               project: str | None = None, on_error=None) -> Job | None:
+        """A job that changes the workspace: refused in read-only mode, serial per project."""
+        if not self.can_write():
+            self.notify.emit("warning", "This window is read-only: another Keel window holds the workspace.")
+            return None
+        project = self.project if project is None else project
+        return self.run(project or "workspace", kind, title, fn, project=project or None,
+                        cancellable=cancellable, on_done=on_done, on_error=on_error)
+
+    # ------------------------------------------------------------------ actions
+    def create_demo(self) -> Job | None:
+        def work(job: Job):
+            return self.keel.create_demo(progress=job.report)
+
+        def done(result):
+            self.notify.emit("info", f"Demo project {result['project']} is ready: v{result['version']} in production. "
+                                     "New batches arrive every few seconds (Model > Play demo stream stops them).")
+            self.set_project(result["project"])
+            if self.start_scheduler:
+                self.set_demo_stream(True)
+
+        return self._write("demo", "Building the demo project", work, on_done=done, project="")
+
+    def create_project(self, name: str, path: str, target: str, task: str, settings: dict,
+                       on_done: Callable | None = None, on_error: Callable | None = None) -> Job | None:
+        def work(job: Job):
+            job.report(0.1, "reading and validating the file")
+            return self.keel.create_project(name, path, target, task, settings)
+
+        def done(result):
+            self.notify.emit("info", f"Project {name} created ({result['rows']} rows).")
+            self.set_project(name)
+            if on_done:
+                on_done(result)
+
+        return self._write("create", f"Creating project {name}", work, on_done=done, project=name, on_error=on_error)
+
+    def retrain(self) -> Job | None:
+        name = self.project
+
+        def work(job: Job):
+            return self.keel.train(name, in_subprocess=True, cancel_event=job.cancel_event, progress=job.report,
+                                   reason="retrained from the desktop app")
+
+        def done(result):
+            metric = self.keel.project(name)["metric"]
+            value = result["metrics"].get(metric)
+            shown = f"{value:.4f}" if isinstance(value, float) else "n/a"
+            self.notify.emit("info", f"{name}: v{result['version']} trained ({metric} {shown}). Deploy it from Models.")
+
+        return self._write("train", f"Training {name}", work, on_done=done, cancellable=True)
+
+    def deploy(self, version: int) -> Job | None:
+        name = self.project
+
+        def done(result):
+            self.notify.emit("info", f"{name}: v{result['production_version']} is now in production.")
+
+        return self._write("deploy", f"Deploying {name} v{version}",
+                           lambda job: self.keel.deploy(name, version, by="user", reason="deployed from the desktop app"),
+                           on_done=done)
+
+    def rollback(self, to_version: int | None = None) -> Job | None:
+        name = self.project
+
+        def done(result):
+            self.notify.emit("info", f"{name}: rolled back from v{result['previous_version']} "
+                                     f"to v{result['production_version']}.")
+
+        return self._write("rollback", f"Rolling back {name}",
+                           lambda job: self.keel.rollback(name, to_version=to_version), on_done=done)
+
+    def ingest(self, path: str) -> Job | None:
+        name = self.project
+
+        def work(job: Job):
+            job.report(0.1, f"reading {Path(path).name}")
+            return self.keel.ingest(name, path)
+
+        def done(result):
+            if result.get("duplicate_of"):
+                self.notify.emit("info", f"{Path(path).name}: same content as dataset v{result['duplicate_of']}; nothing stored.")
+            else:
+                warnings = f" ({len(result['warnings'])} warning(s), see Data)" if result["warnings"] else ""
+                self.notify.emit("info", f"{name}: dataset v{result['dataset_version']} added, {result['rows']} rows{warnings}.")
+
+        return self._write("ingest", f"Adding {Path(path).name} to {name}", work, on_done=done)
+
+    def monitor_now(self) -> Job | None:
+        return self.monitor(self.project, by="user")
+
+    def monitor(self, name: str, by: str = "user") -> Job | None:
+        """A monitoring cycle (inbox sweep first). Also what the scheduler submits."""
+        def work(job: Job):
+            job.report(0.02, "starting the monitoring process")
+            return call_in_child(job, self.workspace_dir, "monitor", name, by=by)
+
+        def done(result):
+            batches = result.get("batches", [])
+            opened = result.get("alerts_opened", [])
+            text = f"{name}: monitoring checked {len(batches)} new batch(es)"
+            if opened:
+                text += f"; {len(opened)} alert(s) opened"
+                self.notify.emit("warning", text + ".")
+            elif batches or by == "user":
+                self.notify.emit("info", text + f"; decision: {result.get('decision', 'none')}.")
+
+        return self._write("monitor", f"Monitoring {name}", work, on_done=done, project=name)
+
+    def approve(self) -> Job | None:
+        name = self.project
+        return self._write("approve", f"Approving the challenger of {name}", lambda job: self.keel.approve(name),
+                           on_done=lambda r: self.notify.emit("info", f"{name}: v{r['production_version']} deployed."))
+
+    def acknowledge(self, alert_id: int) -> Job | None:
+        name = self.project
+        return self._write("acknowledge", f"Acknowledging alert {alert_id}",
+                           lambda job: self.keel.acknowledge_alert(name, alert_id))
+
+    def archive(self, version: int, archived: bool = True) -> Job | None:
+        name = self.project
+        return self._write("archive", f"{'Archiving' if archived else 'Restoring'} v{version}",
+                           lambda job: self.keel.archive_version(name, version, archived))
+
+    def export(self, version: int, destination: str) -> Job | None:
+        name = self.project
+        return self.run(name, "export", f"Exporting v{version}",
+                        lambda job: self.keel.export_model(name, version, destination), project=name,
+                        on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r['path']}."))
+
+    def check_model_file(self, path: str, on_done: Callable[[list[str]], Any]) -> Job:
+        """The types in a model file outside Keel's trusted list (read on a worker: skops is slow to import)."""
+        def work(job: Job) -> list[str]:
+            from app.core.ml.artifacts import untrusted_types
+
+            return untrusted_types(Path(path))
+
+        return self.run(self.project or "workspace", "read", f"Checking {Path(path).name}", work,
+                        project=self.project, on_done=on_done)
+
+    def import_model(self, path: str, accept_types: list[str] | None = None) -> Job | None:
+        name = self.project
+        return self._write("import", f"Importing {Path(path).name}",
+                           lambda job: self.keel.import_model(name, path, accept_types),
+                           on_done=lambda r: self.notify.emit("info", f"{name}: imported as v{r['version']}."))
+
+    def delete_project(self, name: str) -> Job | None:
+        def done(_):
+            self.notify.emit("info", f"Project {name} deleted.")
+            if self.project == name:
+                self.set_project("")
+
+        return self._write("delete", f"Deleting {name}", lambda job: self.keel.delete_project(name), on_done=done,
+                           project=name)
+
+    def save_settings(self, changes: dict) -> Job | None:
+        name = self.project
+
+        def done(_):
+            self.notify.emit("info", f"{name}: settings saved.")
+            self._rebuild_scheduler()
+
+        return self._write("settings", f"Saving settings of {name}", lambda job: self.keel.set_project(name, changes, replace_params=True),
+                           on_done=done)
+
+    # ------------------------------------------------------------------ the demo stream
+    def set_demo_stream(self, playing: bool) -> None:
+        """Drop the demo project's next batch into its inbox every few seconds; the schedule monitors it."""
+        if playing and not self.can_write():
+            self.notify.emit("warning", "The demo data stream needs a writable window (this one is read-only).")
+            playing = False
+        if playing:
+            self._demo_timer.start()
+            self.drop_demo_batch()
+        else:
+            self._demo_timer.stop()
+        self.demo_stream_changed.emit(playing)
+
+    def demo_stream_playing(self) -> bool:
+        return self._demo_timer.isActive()
+
+    def drop_demo_batch(self) -> Job | None:
+        if not self.can_write():
+            return None
+        if self.runner.is_busy("demo-credit", ("demo_drop",)):
+            return None
+
+        def done(dropped):
+            if not dropped:
+                self.set_demo_stream(False)
+                self.notify.emit("info", "The demo stream has played all its batches. Model > Reset demo replays it.")
+
+        from app.demo import demo_stream  # numpy and pandas: kept off the start-up path
+
+        return self.run("demo-stream", "demo_drop", "Dropping a demo batch into the inbox",
+                        lambda job: demo_stream.drop_next_demo_batch(self.keel), project="demo-credit", on_done=done)
+
+    def reset_demo(self) -> Job | None:
+        from app.demo import demo_stream
+
+        def done(result):
+            self.notify.emit("info", f"Demo reset: v{result['version']} in production, the stream starts over.")
+            self.set_project(result["project"])
+
+        return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.keel, progress=job.report),
+                           on_done=done, project="demo-credit")
+
+    # ------------------------------------------------------------------ scheduler and server
+    def _start_scheduler(self) -> None:
+        if self.read_only or not self.start_scheduler:
+            return
+        from app.adapters.scheduling import MonitorScheduler
+
+        try:
+            self.scheduler = MonitorScheduler(self.keel, self._scheduled_submit)
+            self.scheduler.start()
+        except Exception:
+            log.exception("the monitoring scheduler did not start")
+            self.scheduler = None
+            self.notify.emit("warning", "The monitoring scheduler did not start (see logs/keel.log).")
+
+    def _scheduled_submit(self, project_name: str) -> None:
+        """Called on a scheduler thread: only hand the request to the GUI thread."""
+        self._scheduled.emit(project_name)
+
+    @Slot(str)
+    def _scheduled_monitor(self, project_name: str) -> None:
+        if self.scheduler is None:  # stopped (the window is closing) after this request was queued
+            return
+        if self.runner.is_busy(project_name, ("monitor",)):
+            return  # one monitoring cycle per project at a time; the next tick catches up
+        if self.can_write():
+            self.monitor(project_name, by="scheduler")  # as the headless runner records it
+
+    def _rebuild_scheduler(self) -> None:
+        if self.scheduler is not None:
+            try:
+                self.scheduler.rebuild()
+            except Exception:
+                log.exception("scheduler rebuild failed")
+
+    def next_run_times(self) -> dict:
+        if self.scheduler is None:
+            return {}
+        try:
+            return dict(self.scheduler.next_run_times())
+        except Exception:
+            log.exception("next_run_times failed")
+            return {}
+
+    def start_server(self) -> None:
+        from app.adapters.serving import start_server
+
+        name = self.project
+        self.stop_server()
+
+        def work(job: Job):
+            return start_server(self.workspace_dir, name)
+
+        def done(handle):
+            self.server = handle
+            self.notify.emit("info", f"Serving {name} at {handle.url}")
+            self.registry_changed.emit()
+
+        self.run("server", "serve", f"Starting the scoring server for {name}", work, project=name, on_done=done)
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            handle, self.server = self.server, None
+            handle.stop()

@@ -1,0 +1,202 @@
+"""The job runner: core calls on worker threads, results back on the GUI thread.
+
+One serial queue per key (a project name, usually), so two retrains of the same
+project never race; different projects run side by side. Workers never touch a
+widget: they post events through a queued signal to the runner, which lives on
+the GUI thread and re-emits them as started / progress / finished / failed /
+cancelled.
+
+A job function takes the Job and returns a result. Long work checks
+`job.cancel_event` (or hands it to the core, e.g. `Keel.train(cancel_event=...)`),
+and reports with `job.report(fraction, message)`.
+"""
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from app.core.domain.errors import Cancelled, KeelError
+
+log = logging.getLogger("keel.jobs")
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Job:
+    queue: str
+    kind: str
+    title: str
+    fn: Callable[["Job"], Any]
+    project: str | None = None
+    cancellable: bool = False
+    id: int = field(default_factory=lambda: next(_ids))
+    state: str = QUEUED
+    fraction: float = 0.0
+    message: str = ""
+    result: Any = None
+    error: str = ""
+    details: str = ""
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    started_at: float | None = None  # time.monotonic() when it started running
+    _post: Callable | None = field(default=None, repr=False)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        """Called from the worker thread: forwarded to the GUI thread."""
+        if self._post is not None:
+            self._post(self, "progress", (max(0.0, min(1.0, float(fraction))), message))
+
+    @property
+    def active(self) -> bool:
+        return self.state in (QUEUED, RUNNING)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line a user can act on."""
+    if isinstance(exc, KeelError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"Unexpected error ({type(exc).__name__}){': ' + text if text else ''}. Details are in the log."
+
+
+class JobRunner(QObject):
+    started = Signal(object)
+    progress = Signal(object)
+    finished = Signal(object, object)
+    failed = Signal(object, str, str)
+    cancelled = Signal(object)
+    busy_changed = Signal()  # the set of active jobs changed
+
+    _event = Signal(object, str, object)  # worker -> GUI thread (queued)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._jobs: list[Job] = []
+        self._closed = False
+        self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+
+    # ---------------------------------------------------------------- public API
+    def submit(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
+               cancellable: bool = False) -> Job:
+        if self._closed:
+            raise RuntimeError("the job runner is shut down")
+        job = Job(queue=queue, kind=kind, title=title, fn=fn, project=project, cancellable=cancellable)
+        job._post = self._event.emit
+        self._jobs.append(job)
+        executor = self._executors.get(queue)
+        if executor is None:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keel-job-{queue}")
+            self._executors[queue] = executor
+        executor.submit(self._run, job)
+        self.busy_changed.emit()
+        return job
+
+    def cancel(self, job: Job) -> None:
+        job.cancel_event.set()
+
+    def active_jobs(self, project: str | None = None) -> list[Job]:
+        return [j for j in self._jobs if j.active and (project is None or j.project == project)]
+
+    def is_busy(self, project: str | None = None, kinds: tuple[str, ...] | None = None) -> bool:
+        return any(kinds is None or j.kind in kinds for j in self.active_jobs(project))
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel everything, wait for the workers to end. True when every thread has stopped."""
+        self._closed = True
+        for job in self._jobs:
+            job.cancel_event.set()
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=False)
+        stopped = True
+        for thread in list(threading.enumerate()):
+            if thread.name.startswith("keel-job-"):
+                thread.join(timeout)
+                stopped = stopped and not thread.is_alive()
+        self._executors.clear()
+        return stopped
+
+    # ---------------------------------------------------------------- worker side
+    def _run(self, job: Job) -> None:
+        post = self._event.emit
+        if job.cancel_event.is_set():
+            post(job, CANCELLED, None)
+            return
+        post(job, RUNNING, None)
+        try:
+            result = job.fn(job)
+        except Cancelled:
+            post(job, CANCELLED, None)
+        except BaseException as exc:  # every failure reaches the GUI as a message, never a crash
+            log.error("job %s (%s) failed:\n%s", job.title, job.kind, traceback.format_exc())
+            post(job, FAILED, (describe_error(exc), traceback.format_exc()))
+        else:
+            post(job, DONE, result)
+
+    # ---------------------------------------------------------------- GUI side
+    @Slot(object, str, object)
+    def _dispatch(self, job: Job, what: str, payload: Any) -> None:
+        if self._closed:  # shut down: the window that asked for this result is gone
+            job.state = what if what != "progress" else job.state
+            return
+        if what == "progress":
+            if job.state == RUNNING:
+                job.fraction, job.message = payload
+                self.progress.emit(job)
+            return
+        job.state = what
+        if what == RUNNING:
+            job.started_at = time.monotonic()
+            self.started.emit(job)
+            return
+        self._jobs.remove(job)
+        if what == DONE:
+            job.result, job.fraction = payload, 1.0
+            self.finished.emit(job, payload)
+        elif what == FAILED:
+            job.error, job.details = payload
+            self.failed.emit(job, job.error, job.details)
+        elif what == CANCELLED:
+            self.cancelled.emit(job)
+        self.busy_changed.emit()
+
+
+# --------------------------------------------------------------------------- work in a child process
+def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict) -> None:
+    """Runs in a spawned child: open the workspace, call one Keel method, send the result back."""
+    from app.core.ml.childproc import report_failure
+
+    try:
+        import os
+
+        os.nice(5)  # background work: the GUI process keeps priority on a busy machine
+        from app.core.services.lifecycle import Keel
+        from app.logs import setup_logging
+
+        keel = Keel.open(workspace_dir)
+        setup_logging(keel.workspace.log_path)
+        result = getattr(keel, method)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
+        queue.put(("done", result))
+    except BaseException as exc:  # every failure goes back to the parent as a message
+        report_failure(queue, exc)
+
+
+def call_in_child(job: Job, workspace_dir: str, method: str, *args, **kwargs):
+    """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process.
+
+    Work that is mostly Python (a monitoring cycle with a policy retrain) holds the GIL for
+    long stretches; in a child process it cannot stall the GUI thread.
+    """
+    from app.core.ml.childproc import run_in_child
+
+    return run_in_child(_child_call, (workspace_dir, method, args, kwargs),
+                        cancel_event=job.cancel_event if job.cancellable else None, progress=job.report,
+                        name=f"keel-{method}", cancelled_message=f"{job.title}: cancelled")

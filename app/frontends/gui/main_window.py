@@ -1,0 +1,593 @@
+"""The main window: the project list with health at a glance, one tab per concern,
+menus and shortcuts, the job bar, in-window and tray notifications."""
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QSystemTrayIcon,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.frontends.gui import common
+from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
+from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
+from app.frontends.gui.panels.activity import ActivityPanel
+from app.frontends.gui.panels.alerts import AlertsPanel
+from app.frontends.gui.panels.data import DataPanel
+from app.frontends.gui.panels.deployments import DeploymentsPanel
+from app.frontends.gui.panels.models import ModelsPanel
+from app.frontends.gui.panels.monitoring import MonitoringPanel
+from app.frontends.gui.panels.overview import OverviewPanel
+
+log = logging.getLogger("keel.ui")
+from app import RESOURCES
+
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet", ".pq")
+
+
+def app_icon() -> QIcon:
+    path = RESOURCES / "keel.svg"
+    return QIcon(str(path)) if path.exists() else QIcon()
+
+
+def dot_icon(color: str) -> QIcon:
+    pixmap = QPixmap(14, 14)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor(color))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawEllipse(1, 1, 12, 12)
+    painter.end()
+    return QIcon(pixmap)
+
+
+class MainWindow(QMainWindow):
+    open_workspace_requested = Signal(str)
+
+    def __init__(self, controller: Controller, settings: QSettings, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self.settings = settings
+        self.setObjectName("keelMainWindow")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self._last_alert_id = None
+        self._closing = False
+        self._restoring_project = settings.value("last_project", "", type=str)
+        self._update_title()
+        self.named_actions = self._make_actions()
+        self._make_menus()
+        self._make_body()
+        self.tray = self._make_tray()
+        self.resize(1280, 820)
+        geometry = settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+        controller.keel_ready.connect(self._on_keel_ready)
+        controller.project_changed.connect(self._on_project_changed)
+        controller.registry_changed.connect(self.refresh_projects)
+        controller.jobs_changed.connect(self.update_actions)
+        controller.runner.started.connect(self._show_job)
+        controller.runner.progress.connect(self._show_job)
+        controller.runner.busy_changed.connect(self._show_current_job)
+        controller.notify.connect(self.notify)
+        controller.error.connect(self.show_error)
+        controller.demo_stream_changed.connect(lambda playing: self.update_actions())
+        self.update_actions()
+
+    # ------------------------------------------------------------------ building
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip or text.replace("&", "").rstrip("…"))
+        action.triggered.connect(slot)
+        return action
+
+    def _make_actions(self) -> dict[str, QAction]:
+        a = {
+            "new_project": self._action("&New project…", self.new_project, QKeySequence.StandardKey.New,
+                                        "Create a project from a data file"),
+            "open_workspace": self._action("&Open workspace…", self.choose_workspace, QKeySequence.StandardKey.Open),
+            "add_data": self._action("&Add data…", self.add_data, "Ctrl+I",
+                                     "Ingest a labelled or unlabelled batch (validated, cleaned, versioned)"),
+            "import_model": self._action("&Import model…", self.import_model, None,
+                                         "Register a scikit-learn model saved with skops as a new version"),
+            "delete_project": self._action("&Delete project…", self.delete_project, None, "Delete the project and its files"),
+            "quit": self._action("&Quit", self.close, QKeySequence.StandardKey.Quit),
+            "retrain": self._action("&Retrain", self.controller.retrain, "Ctrl+R",
+                                    "Train a new version on the project's training data (a child process; Cancel stops it)"),
+            "deploy": self._action("&Deploy…", self.deploy, "Ctrl+D", "Make a version the production model"),
+            "rollback": self._action("Roll &back", self.rollback, "Ctrl+Shift+B",
+                                     "Go back to the previous production model"),
+            "monitor": self._action("Run &monitoring now", self.controller.monitor_now, "Ctrl+M",
+                                    "Sweep the inbox, then score new batches with the production model"),
+            "approve": self._action("&Approve challenger", self.controller.approve, None,
+                                    "Deploy the retrained challenger waiting for approval"),
+            "serve": self._action("Start scoring server", self.toggle_server, None,
+                                  "A loopback REST server that speaks MLflow's scoring protocol"),
+            "demo_batch": self._action("Play demo stream", self.controller.set_demo_stream, None,
+                                       "Drop a simulated batch into the demo project's inbox every few seconds"),
+            "settings": self._action("Project &settings…", self.edit_settings, "Ctrl+,",
+                                     "Preset, metric, threshold, policy, training window… (as `project set`)"),
+            "reset_demo": self._action("Reset demo…", self.reset_demo, None,
+                                       "Delete the demo project and build it afresh; the stream starts over"),
+            "cancel": self._action("&Cancel job", self.cancel_current_job, "Esc"),
+            "refresh": self._action("&Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh),
+            "about": self._action("&About Keel", self.about),
+        }
+        a["demo_batch"].setCheckable(True)
+        return a
+
+    def _make_menus(self) -> None:
+        a = self.named_actions
+        file_menu = self.menuBar().addMenu("&File")
+        for key in ("new_project", "open_workspace", None, "add_data", "import_model", None, "delete_project", None, "quit"):
+            file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
+        model_menu = self.menuBar().addMenu("&Model")
+        for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
+                    "reset_demo", None, "serve", "cancel"):
+            model_menu.addSeparator() if key is None else model_menu.addAction(a[key])
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(a["refresh"])
+        self.tab_actions = []
+        for index, name in enumerate(("Overview", "Data", "Models", "Monitoring", "Deployments", "Alerts", "Activity")):
+            action = QAction(name, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
+            action.triggered.connect(lambda _=False, i=index: self.tabs.setCurrentIndex(i))
+            view_menu.addAction(action)
+            self.tab_actions.append(action)
+        self.menuBar().addMenu("&Help").addAction(a["about"])
+        for action in a.values():
+            self.addAction(action)
+
+    def _make_body(self) -> None:
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(6, 6, 0, 6)
+        left_layout.addWidget(common.heading("Projects", 1.1))
+        self.project_list = QListWidget()
+        self.project_list.setObjectName("projectList")
+        self.project_list.setIconSize(QSize(14, 14))
+        self.project_list.setSpacing(2)
+        self.project_list.setWordWrap(True)
+        self.project_list.currentItemChanged.connect(self._project_clicked)
+        left_layout.addWidget(self.project_list, 1)
+        new_button = QPushButton("New project…")
+        new_button.clicked.connect(self.named_actions["new_project"].trigger)
+        left_layout.addWidget(new_button)
+        self.splitter.addWidget(left)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 6, 6, 0)
+        self.banner = Banner()
+        right_layout.addWidget(self.banner)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("panels")
+        self.tabs.setDocumentMode(True)
+        self.panels = {}
+        for cls in (OverviewPanel, DataPanel, ModelsPanel, MonitoringPanel, DeploymentsPanel, AlertsPanel, ActivityPanel):
+            panel = cls(self.controller, self.named_actions)
+            self.panels[cls.title.lower()] = panel
+            self.tabs.addTab(panel, cls.title)
+        right_layout.addWidget(self.tabs, 1)
+        self.job_bar = JobBar()
+        self.job_bar.cancel_requested.connect(self.controller.runner.cancel)
+        self.job_bar.cancel_requested.connect(lambda job: self._show_job(job))
+        right_layout.addWidget(self.job_bar)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([320, 960])
+        self.setCentralWidget(self.splitter)
+        self._restore_splitters()
+
+        self.workspace_label = QLabel()
+        self.statusBar().addPermanentWidget(self.workspace_label)
+        self.statusBar().showMessage("Opening the workspace…")
+
+    def _make_tray(self) -> QSystemTrayIcon | None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return None
+        tray = QSystemTrayIcon(app_icon(), self)
+        tray.setToolTip("Keel")
+        tray.activated.connect(lambda *_: (self.showNormal(), self.raise_(), self.activateWindow()))
+        tray.show()
+        return tray
+
+    def _splitters(self) -> dict[str, QSplitter]:
+        found = {"main": self.splitter}
+        for splitter in self.findChildren(QSplitter):
+            if splitter.objectName() and splitter is not self.splitter:
+                found[splitter.objectName()] = splitter
+        return found
+
+    def _restore_splitters(self) -> None:
+        for name, splitter in self._splitters().items():
+            state = self.settings.value(f"splitters/{name}")
+            if state is not None:
+                splitter.restoreState(state)
+
+    def save_state(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        for name, splitter in self._splitters().items():
+            self.settings.setValue(f"splitters/{name}", splitter.saveState())
+        if self.controller.project:
+            self.settings.setValue("last_project", self.controller.project)
+        self.settings.setValue("last_tab", self.tabs.currentIndex())
+        self.settings.sync()
+
+    # ------------------------------------------------------------------ workspace
+    def _update_title(self) -> None:
+        where = self.controller.workspace_dir or ""
+        suffix = " [read-only]" if self.controller.read_only else ""
+        self.setWindowTitle(f"Keel — {where}{suffix}" if where else "Keel")
+
+    def _on_keel_ready(self) -> None:
+        self._update_title()
+        keel = self.controller.keel
+        self.workspace_label.setText(f"{keel.workspace.root}{'  · read-only' if self.controller.read_only else ''}")
+        self.statusBar().showMessage("Workspace open", 3000)
+        self.tabs.setCurrentIndex(self.settings.value("last_tab", 0, type=int))
+        self.refresh_projects()
+        if not keel.registry.projects() and self.controller.can_write():
+            self.notify("info", "An empty workspace: building a demo project so you can look around. "
+                                "Create your own with File > New project…")
+            self.controller.create_demo()
+
+    def choose_workspace(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open workspace", self.controller.workspace_dir or str(Path.home()))
+        if folder:
+            self.open_workspace_requested.emit(folder)
+
+    # ------------------------------------------------------------------ projects
+    def refresh_projects(self) -> None:
+        keel = self.controller.keel
+        if keel is None:
+            return
+        from app.core.services import insights
+
+        names = [p["name"] for p in keel.registry.projects()]
+        current = self.controller.project or self._restoring_project
+        self.project_list.blockSignals(True)
+        self.project_list.clear()
+        for name in names:
+            try:
+                health = insights.health(keel, name)
+            except Exception:
+                log.exception("health of %s", name)
+                continue
+            item = QListWidgetItem(dot_icon(HEALTH_COLORS[health["state"]]), self._project_line(health))
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setToolTip("; ".join(health["reasons"]) or "healthy")
+            self.project_list.addItem(item)
+            if name == current:
+                self.project_list.setCurrentItem(item)
+        self.project_list.blockSignals(False)
+        if current not in names:
+            current = names[0] if names else ""
+            if names:
+                self.project_list.setCurrentRow(0)
+        self._restoring_project = ""
+        self.controller.set_project(current)
+        self._check_new_alerts()
+        self.update_actions()
+
+    @staticmethod
+    def _project_line(health: dict) -> str:
+        if health["production_version"] is None:
+            detail = "no production model"
+        else:
+            now = health["current_value"]
+            detail = f"v{health['production_version']} · {health['metric']} "
+            detail += (f"{fmt_value(now, 3)}{'~' if health['current_is_estimate'] else ''} "
+                       f"(trained {fmt_value(health['training_value'], 3)})" if now is not None
+                       else f"{fmt_value(health['training_value'], 3)} at training")
+        if health["open_alerts"]:
+            detail += f" · {health['open_alerts']} alert{'s' if health['open_alerts'] > 1 else ''}"
+        return f"{health['project']}\n{detail}"
+
+    def _project_clicked(self, item, _previous=None) -> None:
+        if item is not None:
+            self.controller.set_project(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_project_changed(self, name: str) -> None:
+        self.update_actions()
+        self._show_current_job()
+        for row in range(self.project_list.count()):
+            item = self.project_list.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == name and self.project_list.currentItem() is not item:
+                self.project_list.blockSignals(True)
+                self.project_list.setCurrentItem(item)
+                self.project_list.blockSignals(False)
+
+    def _check_new_alerts(self) -> None:
+        keel = self.controller.keel
+        rows = keel.registry.query("SELECT a.id, a.severity, a.message, p.name FROM alerts a JOIN projects p "
+                                   "ON p.id = a.project_id WHERE a.status = 'open' AND a.id > ? ORDER BY a.id",
+                                   (self._last_alert_id or 0,))
+        if self._last_alert_id is None:  # the alerts already open at start are shown by the list, not announced
+            top = keel.registry.query_one("SELECT MAX(id) AS id FROM alerts")
+            self._last_alert_id = top["id"] or 0
+            return
+        for row in rows:
+            self._last_alert_id = max(self._last_alert_id, row["id"])
+            self.notify("warning", f"New alert on {row['name']}: {row['message']}")
+
+    # ------------------------------------------------------------------ actions
+    def update_actions(self) -> None:
+        c = self.controller
+        has_keel = c.keel is not None
+        project = bool(c.project)
+        # Work queues behind the project's running job (one serial queue per project), so an action
+        # is disabled only while the same kind of change is under way, not during every monitoring cycle.
+        can = c.can_write() and project
+        writable = can and not c.busy(("delete", "demo"))
+        a = self.named_actions
+        a["new_project"].setEnabled(c.can_write())
+        a["add_data"].setEnabled(writable)
+        a["import_model"].setEnabled(writable)
+        a["delete_project"].setEnabled(can and not c.busy())
+        a["retrain"].setEnabled(writable and not c.busy(("train",)))
+        a["settings"].setEnabled(writable and not c.busy(("settings",)))
+        production = None
+        deployments = 0
+        challenger = False
+        if has_keel and project:
+            try:
+                project_row = c.keel.project(c.project)
+                current = c.keel.registry.current_deployment(project_row["id"])
+                production = current["version"] if current else None
+                deployments = len(c.keel.registry.deployments(project_row["id"]))
+                challenger = "challenger" in c.keel.registry.aliases(project_row["id"])
+            except Exception:
+                pass
+        deploying = c.busy(DEPLOY_KINDS)
+        a["deploy"].setEnabled(writable and not deploying)
+        a["rollback"].setEnabled(writable and not deploying and deployments > 1)
+        a["rollback"].setToolTip("Go back to the previous production model" if deployments > 1 else
+                                 "Nothing to roll back to: only one model has been in production")
+        a["monitor"].setEnabled(writable and production is not None and not c.busy(("monitor",)))
+        a["monitor"].setToolTip("Sweep the inbox, then score new batches with the production model")
+        a["approve"].setEnabled(writable and not deploying and challenger)
+        a["approve"].setToolTip("Deploy the retrained challenger waiting for approval" if challenger
+                                else "No challenger is waiting for approval")
+        a["serve"].setEnabled(project and production is not None and has_keel)
+        a["serve"].setText("Stop scoring server" if c.server is not None else "Start scoring server")
+        a["serve"].setToolTip("A loopback REST server that speaks MLflow's scoring protocol")
+        stream_ready = has_keel
+        is_demo = c.project == "demo-credit"
+        a["demo_batch"].setEnabled(c.can_write() and is_demo and stream_ready)
+        a["demo_batch"].setVisible(is_demo)
+        a["demo_batch"].setChecked(c.demo_stream_playing())
+        a["reset_demo"].setEnabled(writable and is_demo and stream_ready)
+        a["reset_demo"].setVisible(is_demo)
+        a["cancel"].setEnabled(bool(c.runner.active_jobs()))
+
+    def _current_job(self):
+        jobs = [j for j in self.controller.runner.active_jobs() if j.kind not in ("read", "open", "prewarm")]
+        for job in jobs:
+            if job.state == "running" and job.project in (self.controller.project, None):
+                return job
+        return next((j for j in jobs if j.state == "running"), jobs[0] if jobs else None)
+
+    def _show_job(self, job) -> None:
+        self.job_bar.show_job(self._current_job())
+
+    def _show_current_job(self) -> None:
+        self.job_bar.show_job(self._current_job())
+        self.update_actions()
+
+    def cancel_current_job(self) -> None:
+        job = self._current_job()
+        if job is not None and job.cancellable:
+            self.controller.runner.cancel(job)
+            self.job_bar.show_job(job)
+
+    def new_project(self) -> None:
+        from app.frontends.gui.wizard import NewProjectWizard
+
+        self.wizard = NewProjectWizard(self.controller, self)
+        self.wizard.open()
+
+    def add_data(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, f"Add data to {self.controller.project}", str(Path.home()),
+                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+        if path:
+            self.controller.ingest(path)
+
+    def import_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "skops model (*.skops)")
+        if path:
+            self.controller.check_model_file(path, on_done=lambda outside: self._import_after_review(path, outside))
+
+    def _import_after_review(self, path: str, outside: list[str]) -> None:
+        """The user sees every type outside Keel's trusted list and accepts them, or nothing is imported."""
+        if outside and not common.confirm(
+                self, "Trust these types?", f"{Path(path).name} holds types outside Keel's trusted list:",
+                "\n".join(outside) + "\n\nLoading a type runs its code: accept only if you trust where this file "
+                "comes from. The accepted types are recorded for this version only.", ok="Trust and import"):
+            return
+        self.controller.import_model(path, outside)
+
+    def deploy(self) -> None:
+        keel, name = self.controller.keel, self.controller.project
+        status = keel.status(name)
+        metric = status["metric"]
+        choices = [v for v in reversed(status["versions"]) if not v["in_production"] and not v["archived"]]
+        if not choices:
+            self.notify("info", "Every version is either in production or archived: retrain to get a new one.")
+            return
+        labels = [f"v{v['version']} — {metric} {fmt_value(v['metrics'].get(metric))} — "
+                  f"{common.local_time(v['created_at'])}" for v in choices]
+        label, ok = QInputDialog.getItem(self, "Deploy", f"Version to put in production for {name} "
+                                         f"(now: {'v' + str(status['production_version']) if status['production_version'] else 'none'}):",
+                                         labels, 0, False)
+        if ok:
+            self.controller.deploy(choices[labels.index(label)]["version"])
+
+    def rollback(self) -> None:
+        keel, name = self.controller.keel, self.controller.project
+        deployments = keel.registry.deployments(keel.project(name)["id"])
+        current = deployments[-1]
+        previous = keel.registry.deployment(current["replaced_deployment_id"]) if current["replaced_deployment_id"] else None
+        if previous is None:
+            self.notify("info", f"v{current['version']} is the first production model of {name}: nothing to roll back to.")
+            return
+        if common.confirm(self, "Roll back", f"Roll {name} back from v{current['version']} to v{previous['version']}?",
+                          f"v{previous['version']} becomes the production model again; v{current['version']} stays in "
+                          "the registry. The scoring server answers with the restored model from its next request.",
+                          ok="Roll back"):
+            self.controller.rollback()
+
+    def delete_project(self) -> None:
+        name = self.controller.project
+        keel = self.controller.keel
+        status = keel.status(name)
+        production = status["production_version"]
+        warning = (f"v{production} is its production model: deleting the project takes it out of production and the "
+                   "scoring server stops answering for it. " if production else "")
+        if common.confirm(self, "Delete project", f"Delete project {name}?",
+                          warning + f"{len(status['versions'])} model version(s), {len(status['dataset_versions'])} "
+                          "dataset version(s) and their files are deleted. The audit log keeps a record. "
+                          "This cannot be undone.", ok="Delete"):
+            self.controller.delete_project(name)
+
+    def edit_settings(self) -> None:
+        from app.core.domain.errors import KeelError
+        from app.frontends.gui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.controller.keel.project(self.controller.project), self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        try:
+            changes = dialog.changes()
+        except KeelError as exc:
+            self.show_error(str(exc))
+            return
+        if changes:
+            self.controller.save_settings(changes)
+
+    def reset_demo(self) -> None:
+        if common.confirm(self, "Reset demo", "Reset the demo project?",
+                          "The demo project, its models, data and history are deleted and built afresh; "
+                          "the demo stream starts over. Your other projects are not touched.", ok="Reset"):
+            self.controller.reset_demo()
+
+    def toggle_server(self) -> None:
+        if self.controller.server is not None:
+            self.controller.stop_server()
+            self.notify("info", "Scoring server stopped.")
+            self.update_actions()
+        else:
+            self.controller.start_server()
+
+    def refresh_all(self) -> None:
+        self.controller.registry_changed.emit()
+
+    def about(self) -> None:
+        import platform
+        from importlib import metadata
+
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        def version(package):
+            try:
+                return metadata.version(package)
+            except metadata.PackageNotFoundError:
+                return "not installed"
+
+        QMessageBox.about(self, "About Keel", (
+            f"<h3>Keel {version('keel') if version('keel') != 'not installed' else '0.1.0'}</h3>"
+            "<p>Offline MLOps for scikit-learn models: data, training, registry, deployment, monitoring.</p>"
+            f"<p>Python {platform.python_version()} · Qt {qVersion()} · PySide6 {PySide6.__version__}<br>"
+            f"scikit-learn {version('scikit-learn')} · pandas {version('pandas')} · numpy {version('numpy')}<br>"
+            f"pyqtgraph {version('pyqtgraph')} · skops {version('skops')} · APScheduler {version('APScheduler')}</p>"
+            f"<p>Workspace: {self.controller.workspace_dir}</p>"))
+
+    # ------------------------------------------------------------------ notifications and errors
+    def notify(self, level: str, message: str, seconds: float = 10.0) -> None:
+        self.banner.show_message(level, message, seconds)
+        self.statusBar().showMessage(message, 8000)
+        if self.tray is not None and level in ("warning", "error"):
+            icon = QSystemTrayIcon.MessageIcon.Warning
+            self.tray.showMessage("Keel", message, icon, 8000)
+
+    def show_error(self, message: str, details: str = "") -> None:
+        log.error("%s\n%s", message, details)
+        self.banner.show_message("error", message)
+        common.show_error(self, message, details)
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event):
+        urls = event.mimeData().urls()
+        if urls and all(u.isLocalFile() and u.toLocalFile().lower().endswith(DATA_SUFFIXES) for u in urls):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        if not self.controller.project:
+            self.notify("warning", "Select a project first: a dropped file is added to the selected project.")
+            return
+        for url in event.mimeData().urls():
+            self.controller.ingest(url.toLocalFile())
+        event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ closing
+    def _unfinished_jobs(self) -> list:
+        return [j for j in self.controller.runner.active_jobs() if j.kind in WRITE_KINDS]
+
+    def closeEvent(self, event):
+        running = self._unfinished_jobs()
+        if running:
+            if not self._closing:
+                if not common.confirm(self, "Quit", f"{running[0].title} is still running.",
+                                      "Quit anyway? Training is cancelled (nothing half-done is saved); other work "
+                                      "is finished first, then Keel closes.", ok="Quit"):
+                    event.ignore()
+                    return
+                self._closing = True
+                self.controller.stop_scheduler()
+                for job in running:
+                    if job.cancellable:
+                        self.controller.runner.cancel(job)
+                self.controller.runner.busy_changed.connect(self._close_when_idle)
+                self.tabs.setEnabled(False)
+                self.notify("info", f"Keel closes as soon as “{running[0].title}” ends; nothing is left half-done.",
+                            seconds=600)
+            event.ignore()
+            return
+        self.save_state()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def _close_when_idle(self) -> None:
+        if self._closing and not self._unfinished_jobs():
+            self.close()
+
+    def shutdown(self) -> None:
+        self.banner.stop()
+        self.job_bar.stop()
+        self.statusBar().clearMessage()  # stops the status bar's message timer
+        self.panels["monitoring"].stop()
+        if self.tray is not None:
+            self.tray.hide()
+        self.controller.shutdown()

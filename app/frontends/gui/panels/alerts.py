@@ -1,0 +1,63 @@
+"""Alerts: severity, when, message; acknowledge."""
+
+from PySide6.QtWidgets import QCheckBox, QPushButton
+
+from app.frontends.gui.common import (
+    RecordsModel,
+    local_time,
+    make_table,
+    muted,
+    selected_records,
+)
+from app.frontends.gui.panels.base import Panel
+
+SEVERITY_COLORS = {"critical": "#d0342c", "error": "#d0342c", "warning": "#d08a00", "info": None}
+
+
+class AlertsPanel(Panel):
+    title = "Alerts"
+
+    def __init__(self, controller, actions: dict, parent=None):
+        super().__init__(controller, parent)
+        layout, top = self.page_layout("Alerts")
+        self.open_only = QCheckBox("Open alerts only")
+        self.open_only.setChecked(False)
+        self.open_only.toggled.connect(lambda *_: self.mark_stale())
+        self.ack_button = QPushButton("Acknowledge")
+        self.ack_button.setObjectName("acknowledge")
+        self.ack_button.clicked.connect(self.acknowledge_selected)
+        top.addWidget(self.open_only)
+        top.addWidget(self.ack_button)
+        self.model = RecordsModel([
+            ("Opened", lambda r: local_time(r["opened_at"])), ("Severity", "severity"), ("Status", "status"),
+            ("Rule", "rule"), ("Message", "message"), ("Closed", lambda r: local_time(r.get("closed_at"))),
+        ])
+        self.model.row_colors = lambda r: SEVERITY_COLORS.get(r["severity"]) if r["status"] == "open" else "#8a8a8a"
+        self.view, _ = make_table(self.model)
+        self.view.setObjectName("alertsTable")
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
+        layout.addWidget(self.view, 1)
+        self.empty = muted("No alerts. Monitoring opens one when the metric crosses the threshold, drops too far, "
+                           "or too many features drift.")
+        layout.addWidget(self.empty)
+
+    def clear(self) -> None:
+        self.model.set_rows([])
+
+    def refresh(self) -> None:
+        project = self.keel.project(self.project)
+        rows = self.keel.registry.alerts(project["id"])
+        if self.open_only.isChecked():
+            rows = [r for r in rows if r["status"] == "open"]
+        self.model.set_rows(list(reversed(rows)))
+        self.empty.setVisible(not rows)
+        self.view.resizeColumnsToContents()
+
+    def update_buttons(self) -> None:
+        chosen = selected_records(self.view, self.model)
+        self.ack_button.setEnabled(bool(chosen) and all(r["status"] == "open" for r in chosen)
+                                   and self.controller.can_write())
+
+    def acknowledge_selected(self) -> None:
+        for record in selected_records(self.view, self.model):
+            self.controller.acknowledge(record["id"])

@@ -1,0 +1,81 @@
+"""Deployments: the history, and one-click rollback to any earlier version."""
+
+from PySide6.QtWidgets import QPushButton
+
+from app.frontends.gui.common import (
+    RecordsModel,
+    confirm,
+    fmt_value,
+    local_time,
+    make_table,
+    muted,
+    selected_records,
+)
+from app.frontends.gui.panels.base import Panel
+
+
+class DeploymentsPanel(Panel):
+    title = "Deployments"
+
+    def __init__(self, controller, actions: dict, parent=None):
+        super().__init__(controller, parent)
+        layout, top = self.page_layout("Deployment history")
+        self.rollback_button = QPushButton("Roll back to selected version…")
+        self.rollback_button.setObjectName("rollbackTo")
+        self.rollback_button.clicked.connect(self.rollback_selected)
+        top.addWidget(self.rollback_button)
+        self.model = RecordsModel([
+            ("When", lambda r: local_time(r["deployed_at"])), ("Version", lambda r: f"v{r['version']}"),
+            ("Status", lambda r: "● in production" if r["current"] else ""),
+            ("Kind", lambda r: "rollback" if r["is_rollback"] else "deploy"), ("By", "by"),
+            ("Metric at training", "training_value"), ("Reason", "reason"),
+        ])
+        self.model.row_colors = lambda r: "#2e9d4f" if r["current"] else None
+        self.view, _ = make_table(self.model)
+        self.view.setObjectName("deploymentsTable")
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
+        layout.addWidget(self.view, 1)
+        layout.addWidget(muted("Rolling back makes an earlier version the production model again; nothing is deleted, "
+                               "and the rollback itself is recorded here and in Activity."))
+
+    def clear(self) -> None:
+        self.model.set_rows([])
+
+    def refresh(self) -> None:
+        project = self.keel.project(self.project)
+        rows = self.keel.registry.deployments(project["id"])
+        metric = project["metric"]
+        metrics = {}
+        for row in rows:
+            if row["model_version_id"] not in metrics:
+                version = self.keel.registry.model_version_by_id(row["model_version_id"])
+                metrics[row["model_version_id"]] = self.keel.model_metrics(version).get(metric)
+            row["training_value"] = metrics[row["model_version_id"]]
+            row["current"] = False
+        if rows:
+            rows[-1]["current"] = True
+        self.metric_name = metric
+        self.model.columns[5] = (f"{metric} at training", "training_value")
+        self.model.set_rows(list(reversed(rows)))
+        self.view.resizeColumnsToContents()
+
+    def update_buttons(self) -> None:
+        chosen = selected_records(self.view, self.model)
+        current = next((r for r in self.model.rows if r["current"]), None)
+        ok = len(chosen) == 1 and current is not None and chosen[0]["version"] != current["version"]
+        self.rollback_button.setEnabled(ok and self.writable())
+
+    def rollback_selected(self) -> None:
+        chosen = selected_records(self.view, self.model)
+        current = next((r for r in self.model.rows if r["current"]), None)
+        if len(chosen) != 1 or current is None:
+            return
+        target = chosen[0]
+        text = f"Roll {self.project} back from v{current['version']} to v{target['version']}?"
+        informative = (f"Production changes from v{current['version']} ({self.metric_name} at training "
+                       f"{fmt_value(current['training_value'])}) to v{target['version']} ({self.metric_name} at training "
+                       f"{fmt_value(target['training_value'])}), first deployed {local_time(target['deployed_at'])}. "
+                       "The scoring server answers with it from its next request. "
+                       f"v{current['version']} stays in the registry and can be deployed again.")
+        if confirm(self, "Roll back", text, informative, ok="Roll back"):
+            self.controller.rollback(to_version=target["version"])

@@ -1,0 +1,241 @@
+"""Models: the registry, sortable, and a side-by-side comparison of two versions."""
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.domain.settings import metrics_for
+from app.frontends.gui.common import (
+    RecordsModel,
+    confirm,
+    fmt_value,
+    heading,
+    local_time,
+    make_table,
+    muted,
+    selected_records,
+)
+from app.frontends.gui.panels.base import Panel, action_button
+
+
+class ModelsPanel(Panel):
+    title = "Models"
+
+    def __init__(self, controller, actions: dict, parent=None):
+        super().__init__(controller, parent)
+        self.metric_names: list[str] = []
+        layout, top = self.page_layout("Model registry")
+        self.deploy_button = QPushButton("Deploy selected")
+        self.deploy_button.setObjectName("deploySelected")
+        self.deploy_button.clicked.connect(self.deploy_selected)
+        self.compare_button = QPushButton("Compare selected")
+        self.compare_button.clicked.connect(self.compare_selected)
+        self.archive_button = QPushButton("Archive")
+        self.archive_button.clicked.connect(self.archive_selected)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self.export_selected)
+        for button in (self.deploy_button, self.compare_button, self.archive_button, self.export_button):
+            top.addWidget(button)
+        top.addWidget(action_button(actions["import_model"]))
+        top.addWidget(action_button(actions["retrain"], primary=True))
+
+        self.model = RecordsModel([])
+        self.view, self.proxy = make_table(self.model)
+        self.view.setObjectName("modelsTable")
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
+        self.hint = muted("Select one version to deploy, archive or export it; select two (Ctrl+click) to compare them.")
+
+        self.compare_area = QScrollArea()
+        self.compare_area.setWidgetResizable(True)
+        self.compare_widget = QWidget()
+        self.compare_layout = QVBoxLayout(self.compare_widget)
+        self.compare_status = muted("No comparison yet.")
+        self.compare_layout.addWidget(self.compare_status)
+        self.compare_layout.addStretch(1)
+        self.compare_area.setWidget(self.compare_widget)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("modelsSplitter")
+        upper = QWidget()
+        upper_layout = QVBoxLayout(upper)
+        upper_layout.setContentsMargins(0, 0, 0, 0)
+        upper_layout.addWidget(self.view)
+        upper_layout.addWidget(self.hint)
+        self.splitter.addWidget(upper)
+        self.splitter.addWidget(self.compare_area)
+        self.splitter.setSizes([260, 420])
+        layout.addWidget(self.splitter, 1)
+        self.comparison = None
+
+    # ------------------------------------------------------------------ table
+    def clear(self) -> None:
+        self.model.set_rows([])
+
+    def refresh(self) -> None:
+        status = self.keel.status(self.project)
+        primary = status["metric"]
+        names = [primary] + [m for m in metrics_for(status["task"]) if m != primary]
+        extra = sorted({k for v in status["versions"] for k in v["metrics"]} - set(names))
+        names += extra
+        if names != self.metric_names:
+            self.metric_names = names
+            columns = [("Version", "version"), ("Created", lambda r: local_time(r["created_at"])),
+                       ("In production", lambda r: "● production" if r["in_production"] else ""),
+                       ("Aliases", lambda r: ", ".join(r["aliases"]))]
+            columns += [(m, (lambda r, m=m: r["metrics"].get(m))) for m in names]
+            columns += [("Archived", lambda r: "archived" if r["archived"] else ""), ("Notes", "notes")]
+            self.model.columns = columns
+        self.model.row_colors = lambda r: "#2e9d4f" if r["in_production"] else ("#8a8a8a" if r["archived"] else None)
+        self.model.set_rows(status["versions"])
+        if self.proxy.sortColumn() < 0:
+            self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        shape = (tuple(names), len(status["versions"]))
+        if shape != getattr(self, "_sized_for", None):  # sizing scans cells: only when columns or rows changed
+            self._sized_for = shape
+            self.view.resizeColumnsToContents()
+        self.update_buttons()
+
+    def selected(self) -> list[dict]:
+        return selected_records(self.view, self.model)
+
+    def select_version(self, *versions: int) -> None:
+        """Select rows by version number (used by tests and by double-click flows)."""
+        from PySide6.QtCore import QItemSelectionModel
+
+        selection = self.view.selectionModel()
+        selection.clearSelection()
+        for row, record in enumerate(self.model.rows):
+            if record["version"] in versions:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                selection.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+
+    def update_buttons(self) -> None:
+        chosen = self.selected()
+        one = len(chosen) == 1
+        writable = self.writable()
+        self.deploy_button.setEnabled(one and writable and not chosen[0]["in_production"])
+        self.compare_button.setEnabled(len(chosen) == 2 and self.keel is not None)
+        self.archive_button.setEnabled(one and writable and not chosen[0]["in_production"])
+        self.archive_button.setText("Restore" if one and chosen[0]["archived"] else "Archive")
+        self.export_button.setEnabled(one and self.keel is not None)
+
+    # ------------------------------------------------------------------ actions
+    def deploy_selected(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 1:
+            return
+        version = chosen[0]["version"]
+        current = next((r for r in self.model.rows if r["in_production"]), None)
+        metric = self.metric_names[0] if self.metric_names else ""
+        change = (f"Production changes from v{current['version']} ({metric} {fmt_value(current['metrics'].get(metric))}) "
+                  f"to v{version} ({metric} {fmt_value(chosen[0]['metrics'].get(metric))})." if current else
+                  f"v{version} becomes the first production model of {self.project}.")
+        if confirm(self, "Deploy", f"Deploy v{version} of {self.project}?",
+                   change + " The scoring server answers with it from its next request; "
+                            "you can roll back from the Deployments tab.", ok="Deploy"):
+            self.controller.deploy(version)
+
+    def archive_selected(self) -> None:
+        chosen = self.selected()
+        if len(chosen) == 1:
+            self.controller.archive(chosen[0]["version"], not chosen[0]["archived"])
+
+    def export_selected(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 1:
+            return
+        version = chosen[0]["version"]
+        path, _ = QFileDialog.getSaveFileName(self, f"Export v{version}", f"{self.project}-v{version}.skops",
+                                              "skops model (*.skops)")
+        if path:
+            self.controller.export(version, path)
+
+    # ------------------------------------------------------------------ comparison
+    def compare_selected(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 2:
+            return
+        versions = sorted(r["version"] for r in chosen)
+        name = self.project
+        self.compare_status.setText(f"Comparing v{versions[0]} and v{versions[1]}…")
+
+        def work(job):
+            from app.core.services.insights import compare_versions
+
+            return compare_versions(self.keel, name, versions, progress=job.report, cancel_event=job.cancel_event)
+
+        self.controller.run(f"{name}/view", "compare", f"Comparing v{versions[0]} and v{versions[1]}", work,
+                            project=name, cancellable=True, on_done=self.show_comparison)
+
+    def show_comparison(self, comparison: dict) -> None:
+        from app.frontends.gui.plots import bar_chart, heatmap, plot_widget
+
+        self.comparison = comparison
+        while self.compare_layout.count():
+            item = self.compare_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+            elif item.layout():
+                _delete_layout(item.layout())
+        self.compare_status = muted("")
+        self.compare_layout.addWidget(self.compare_status)
+        entries = comparison["versions"]
+        metric = comparison["metric"]
+        self.compare_layout.addWidget(heading(" vs ".join(f"v{e['version']}" for e in entries)))
+        self.compare_layout.addWidget(muted("Metrics recorded at training, each on its own hold-out rows"))
+        self.compare_layout.addWidget(self._metrics_table(entries, "metrics", metric))
+        common = comparison.get("common")
+        if common:
+            shown = ", ".join(f"v{v}" for v in common["dataset_versions"])
+            self.compare_layout.addWidget(muted(f"On the same {common['rows']} labelled rows, which arrived after both "
+                                                f"were trained (dataset {shown})"))
+            self.compare_layout.addWidget(self._metrics_table(entries, "common_metrics", metric))
+        else:
+            self.compare_layout.addWidget(muted("No labelled data has arrived since both were trained: "
+                                                "nothing to score them on side by side yet"))
+
+        grid = QGridLayout()
+        for column, entry in enumerate(entries):
+            if entry["confusion"] is not None:
+                plot = plot_widget(title=f"v{entry['version']} confusion matrix ({entry['rows']} hold-out rows)", height=230)
+                heatmap(plot, entry["confusion"], entry["classes"])
+                grid.addWidget(plot, 0, column)
+            if entry["importances"]:
+                kind = "permutation importance" if entry["importance_kind"] == "permutation" else "impurity importance"
+                plot = plot_widget(title=f"v{entry['version']} feature importance ({kind})", height=230)
+                labels = list(entry["importances"])
+                bar_chart(plot, labels, [entry["importances"][k] for k in labels])
+                grid.addWidget(plot, 1, column)
+        holder = QWidget()
+        holder.setLayout(grid)
+        self.compare_layout.addWidget(holder)
+        self.compare_layout.addStretch(1)
+
+
+    def _metrics_table(self, entries: list[dict], key: str, metric: str):
+        from app.core.services.insights import metric_comparison
+
+        rows = metric_comparison(entries, key, metric)
+        table_model = RecordsModel([("Metric", "metric"), (f"v{entries[0]['version']}", "a"),
+                                    (f"v{entries[1]['version']}", "b"), ("Change", "delta"), ("", "verdict")], self)
+        table_model.set_rows(rows)
+        table, _ = make_table(table_model, sortable=False)
+        table.setFixedHeight(min(200, 34 + 30 * len(rows)))
+        table.resizeColumnsToContents()
+        return table
+
+
+def _delete_layout(layout) -> None:
+    while layout.count():
+        item = layout.takeAt(0)
+        if item.widget():
+            item.widget().deleteLater()
+        elif item.layout():
+            _delete_layout(item.layout())

@@ -1,0 +1,167 @@
+"""Overview: the production model card and the big actions."""
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
+
+from app.core.domain.settings import higher_is_better
+from app.core.services import insights
+from app.frontends.gui.common import (
+    HEALTH_COLORS,
+    Card,
+    RecordsModel,
+    Sparkline,
+    fmt_value,
+    heading,
+    local_time,
+    make_table,
+    muted,
+)
+from app.frontends.gui.panels.base import Panel, action_button
+
+STATE_TEXT = {"ok": "Healthy", "warning": "Degrading", "alert": "Needs attention", "none": "No production model"}
+
+
+class OverviewPanel(Panel):
+    title = "Overview"
+
+    def __init__(self, controller, actions: dict, parent=None):
+        super().__init__(controller, parent)
+        self.named_actions = actions
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        self.title_label = heading("No project selected", 1.6)
+        self.subtitle = muted("Create a project (File > New project…) or pick one on the left.")
+        layout.addWidget(self.title_label)
+        layout.addWidget(self.subtitle)
+
+        row = QHBoxLayout()
+        self.card = Card()
+        card = self.card.layout_
+        self.state_label = QLabel()
+        self.state_label.setObjectName("healthState")
+        self.version_label = heading("—", 2.2)
+        self.version_label.setObjectName("productionVersion")
+        self.deployed_label = QLabel()
+        self.deployed_label.setWordWrap(True)
+        self.metric_label = QLabel()
+        self.metric_label.setWordWrap(True)
+        self.reasons_label = muted()
+        card.addWidget(muted("PRODUCTION MODEL"))
+        card.addWidget(self.version_label)
+        card.addWidget(self.state_label)
+        card.addWidget(self.deployed_label)
+        card.addWidget(self.metric_label)
+        card.addWidget(self.reasons_label)
+        self.spark_empty = muted("No monitoring results yet: run monitoring to see the metric over time here.")
+        self.sparkline = Sparkline()
+        self.sparkline.setObjectName("sparkline")
+        self.sparkline.setToolTip("The primary metric in recent monitoring cycles (measured, or estimated when "
+                                  "a batch has no labels); the dashed line is the threshold")
+        self.sparkline.hide()
+        card.addWidget(self.spark_empty)
+        card.addWidget(self.sparkline)
+        card.addStretch(1)
+        row.addWidget(self.card, 3)
+
+        facts = Card()
+        self.facts = QGridLayout()
+        facts.layout_.addWidget(muted("PROJECT"))
+        facts.layout_.addLayout(self.facts)
+        facts.layout_.addStretch(1)
+        row.addWidget(facts, 2)
+        layout.addLayout(row)
+
+        buttons = QHBoxLayout()
+        for key in ("retrain", "deploy", "rollback", "monitor", "approve"):
+            button = action_button(actions[key], primary=key == "retrain")
+            button.setMinimumHeight(40)
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        extras = QHBoxLayout()
+        for key in ("settings", "serve", "demo_batch"):
+            extras.addWidget(action_button(actions[key]))
+        self.server_label = muted()
+        self.server_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        extras.addWidget(self.server_label, 1)
+        layout.addLayout(extras)
+        layout.addSpacing(8)
+        layout.addWidget(muted("RECENT ACTIVITY"))
+        self.recent = RecordsModel([("When", lambda r: local_time(r["at"])), ("What", "kind"), ("By", "by"),
+                                    ("", "message")])
+        self.recent_view, _ = make_table(self.recent, sortable=False)
+        self.recent_view.setObjectName("recentActivity")
+        layout.addWidget(self.recent_view, 1)
+
+    def clear(self) -> None:
+        self.title_label.setText("No project selected" if self.keel is not None else "Opening the workspace…")
+        self.subtitle.setText("Create a project (File > New project…) or pick one on the left.")
+        self.version_label.setText("—")
+        self.recent.set_rows([])
+        for label in (self.state_label, self.deployed_label, self.metric_label, self.reasons_label):
+            label.setText("")
+
+    def refresh(self) -> None:
+        card = insights.production_card(self.keel, self.project)
+        health = card["health"]
+        metric = card["metric"]
+        self.title_label.setText(self.project)
+        self.subtitle.setText(f"{card['task'].capitalize()} of “{card['target']}” · primary metric {metric} "
+                              f"({'higher' if higher_is_better(metric) else 'lower'} is better)")
+        color = HEALTH_COLORS[health["state"]]
+        self.state_label.setText(f"<span style='color:{color}; font-size:14pt'>●</span> <b>{STATE_TEXT[health['state']]}</b>")
+        production = card["production"]
+        if production is None:
+            self.version_label.setText("none yet")
+            self.deployed_label.setText("Train a version, then deploy it (Models tab or Deploy…).")
+            self.metric_label.setText("")
+        else:
+            kind = "rolled back" if production["is_rollback"] else "deployed"
+            self.version_label.setText(f"v{production['version']}")
+            self.deployed_label.setText(f"{kind.capitalize()} {local_time(production['deployed_at'])} by "
+                                        f"{production['by']}: {production['reason']}")
+            trained = health["training_value"]
+            current = health["current_value"]
+            now = "not measured yet" if current is None else \
+                f"{fmt_value(current)}{' (estimated, no labels yet)' if health['current_is_estimate'] else ''}"
+            self.metric_label.setText(f"<b>{metric}</b> now: {now}<br>at training: {fmt_value(trained)}")
+        self.reasons_label.setText("; ".join(health["reasons"]))
+        self._sparkline(card["sparkline"], card["settings"].get("threshold"))
+        self._facts(card)
+        events = self.keel.registry.query(
+            "SELECT at, kind, by, message FROM events WHERE project_id = ? ORDER BY id DESC LIMIT 8",
+            (self.keel.project(self.project)["id"],))
+        self.recent.set_rows(events)
+        self.recent_view.resizeColumnsToContents()
+        server = self.controller.server
+        self.server_label.setText(f"Scoring server: {server.url} ({server.request_count} requests)"
+                                  if server is not None else "")
+
+    def _facts(self, card: dict) -> None:
+        while self.facts.count():
+            item = self.facts.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        settings = card["settings"]
+        from app.core.ml.training import PRESET_LABELS
+
+        facts = [
+            ("Model preset", PRESET_LABELS.get(settings.get("preset"), settings.get("preset"))),
+            ("Model versions", card["versions"]),
+            ("Dataset versions", card["dataset_versions"]),
+            ("Deployments", card["deployments"]),
+            ("Threshold", fmt_value(settings.get("threshold")) or "none"),
+            ("Largest allowed drop", settings.get("max_drop")),
+            ("Policy", settings.get("policy")),
+            ("Schedule", f"{settings.get('schedule')}{'' if settings.get('schedule_enabled', True) else ' (off)'}"),
+            ("Open alerts", card["health"]["open_alerts"]),
+        ]
+        for row, (name, value) in enumerate(facts):
+            self.facts.addWidget(muted(name), row, 0)
+            label = QLabel(str(value))
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.facts.addWidget(label, row, 1)
+
+    def _sparkline(self, values: list[float], threshold) -> None:
+        self.spark_empty.setVisible(not values)
+        self.sparkline.setVisible(bool(values))
+        self.sparkline.set_values(values, threshold)

@@ -1,0 +1,132 @@
+"""Project settings (the same set the CLI's `project set` edits). The core validates them."""
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.domain.settings import POLICIES, PRESETS, higher_is_better, metrics_for
+from app.frontends.gui.common import muted
+
+POLICY_TEXT = {
+    "off": "off — monitor only",
+    "alert": "alert — open alerts, never retrain by itself",
+    "approve": "approve — retrain on alerts, wait for my approval to deploy",
+    "auto": "auto — retrain on alerts and deploy when the challenger is better",
+}
+
+
+def _optional_number(spin, checkbox: QCheckBox) -> QWidget:
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(checkbox)
+    row.addWidget(spin, 1)
+    checkbox.toggled.connect(spin.setEnabled)
+    return holder
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, project: dict, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Settings of {project['name']}")
+        self.setObjectName("settingsDialog")
+        self.setMinimumWidth(560)
+        self.task = project["task"]
+        settings = project["settings"]
+        self.original = dict(settings)
+        from app.core.ml.training import PRESET_LABELS
+
+        form = QFormLayout()
+        self.preset = QComboBox()
+        for preset in PRESETS[self.task]:
+            self.preset.addItem(PRESET_LABELS.get(preset, preset), preset)
+        self.preset.setCurrentIndex(self.preset.findData(settings.get("preset")))
+        self.params = QPlainTextEdit("\n".join(f"{k}={v}" for k, v in (settings.get("params") or {}).items()))
+        self.params.setPlaceholderText("one KEY=VALUE per line, e.g. max_depth=6")
+        self.params.setMaximumHeight(70)
+        self.metric_box = QComboBox()
+        for metric in metrics_for(self.task):
+            self.metric_box.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
+        self.metric_box.setCurrentIndex(self.metric_box.findData(settings.get("metric")))
+        self.threshold = QDoubleSpinBox(decimals=4, minimum=-1e9, maximum=1e9)
+        self.use_threshold = QCheckBox("alert when crossed")
+        self.use_threshold.setChecked(settings.get("threshold") is not None)
+        self.threshold.setValue(settings.get("threshold") or 0.0)
+        self.threshold.setEnabled(self.use_threshold.isChecked())
+        self.max_drop = QDoubleSpinBox(decimals=4, minimum=0, maximum=1e9, singleStep=0.01)
+        self.max_drop.setValue(settings.get("max_drop", 0.05))
+        self.drift_share = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1.0, singleStep=0.05)
+        self.drift_share.setValue(settings.get("drift_share", 0.3))
+        self.policy = QComboBox()
+        for policy in POLICIES:
+            self.policy.addItem(POLICY_TEXT.get(policy, policy), policy)
+        self.policy.setCurrentIndex(self.policy.findData(settings.get("policy", "alert")))
+        self.retrain_rows = QSpinBox(minimum=1, maximum=10**9)
+        self.use_retrain_rows = QCheckBox("retrain after")
+        self.use_retrain_rows.setChecked(settings.get("retrain_after_rows") is not None)
+        self.retrain_rows.setValue(settings.get("retrain_after_rows") or 1000)
+        self.retrain_rows.setEnabled(self.use_retrain_rows.isChecked())
+        self.retrain_rows.setSuffix(" new labelled rows")
+        window = settings.get("window")
+        self.window_edit = QLineEdit("all" if window is None else str(window))
+        self.window_edit.setPlaceholderText("all | N (the newest N rows) | adaptive")
+        self.margin = QDoubleSpinBox(decimals=4, minimum=0, maximum=1e9, singleStep=0.005)
+        self.margin.setValue(settings.get("margin", 0.01))
+        self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.01)
+        self.alpha.setValue(settings.get("alpha", 0.05))
+        self.cv_folds = QSpinBox(minimum=0, maximum=20)
+        self.cv_folds.setValue(settings.get("cv_folds", 0))
+        self.cv_folds.setSpecialValueText("off")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.seed.setValue(settings.get("seed", 42))
+
+        form.addRow("Model preset", self.preset)
+        form.addRow("Preset parameters", self.params)
+        form.addRow("Primary metric", self.metric_box)
+        form.addRow("Threshold", _optional_number(self.threshold, self.use_threshold))
+        form.addRow("Largest allowed drop", self.max_drop)
+        form.addRow("Drift alert share", self.drift_share)
+        form.addRow("Policy", self.policy)
+        form.addRow("Retrain on new rows", _optional_number(self.retrain_rows, self.use_retrain_rows))
+        form.addRow("Training window", self.window_edit)
+        form.addRow("Promotion margin", self.margin)
+        form.addRow("Test level (alpha)", self.alpha)
+        form.addRow("Cross-validation folds", self.cv_folds)
+        form.addRow("Random seed", self.seed)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(muted("The schedule is edited in the Monitoring tab. Keel checks these values when you save."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def values(self) -> dict:
+        from app.core.domain.settings import parse_param, parse_window
+
+        params = dict(parse_param(line.strip()) for line in self.params.toPlainText().splitlines() if line.strip())
+        return {
+            "preset": self.preset.currentData(), "params": params, "metric": self.metric_box.currentData(),
+            "threshold": self.threshold.value() if self.use_threshold.isChecked() else None,
+            "max_drop": self.max_drop.value(), "drift_share": self.drift_share.value(),
+            "policy": self.policy.currentData(),
+            "retrain_after_rows": self.retrain_rows.value() if self.use_retrain_rows.isChecked() else None,
+            "window": parse_window(self.window_edit.text()), "margin": self.margin.value(), "alpha": self.alpha.value(),
+            "cv_folds": self.cv_folds.value(), "seed": self.seed.value(),
+        }
+
+    def changes(self) -> dict:
+        """Only what the user changed (parameters, when changed, replace the old ones as a whole)."""
+        values = self.values()
+        return {k: v for k, v in values.items() if self.original.get(k) != v}

@@ -1,0 +1,280 @@
+"""New project wizard: pick a file, preview it, choose the target (task guessed), preset,
+metric and threshold; the inferred schema is shown before anything is created."""
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWizard,
+    QWizardPage,
+)
+
+from app.core.domain.settings import (
+    PRESETS,
+    default_metric,
+    higher_is_better,
+    metrics_for,
+)
+from app.frontends.gui.common import (
+    DataFrameModel,
+    RecordsModel,
+    fmt_number,
+    make_table,
+    muted,
+)
+
+PREVIEW_ROWS = 200
+
+
+class FilePage(QWizardPage):
+    def __init__(self, wizard: "NewProjectWizard"):
+        super().__init__()
+        self.wiz = wizard
+        self.setTitle("Pick a data file")
+        self.setSubTitle("A CSV (or TSV, gzip) or Parquet file with one row per example and the target as a column.")
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.path = QLineEdit()
+        self.path.setObjectName("wizardPath")
+        self.path.setPlaceholderText("/path/to/data.csv")
+        self.path.editingFinished.connect(self.load)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self.browse)
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        layout.addLayout(row)
+        self.status = muted("No file yet.")
+        layout.addWidget(self.status)
+        self.preview = DataFrameModel()
+        view = QTableView()
+        view.setModel(self.preview)
+        view.setAlternatingRowColors(True)
+        layout.addWidget(view, 1)
+        self.raw = None
+        self._loaded_path = None
+
+    def browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Data file", str(Path.home()),
+                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+        if path:
+            self.path.setText(path)
+            self.load()
+
+    def load(self) -> None:
+        path = self.path.text().strip()
+        if not path or path == self._loaded_path:
+            return
+        self._loaded_path = path
+        self.raw = None
+        self.completeChanged.emit()
+        self.status.setText(f"Reading {Path(path).name}…")
+
+        def read(job):
+            from app.core.ml import datasets
+
+            return datasets.read_table(path)
+
+        def done(raw):
+            if self.path.text().strip() != path:
+                return
+            self.raw = raw
+            self.preview.set_frame(raw.frame.head(PREVIEW_ROWS))
+            warnings = f" · {len(raw.warnings)} warning(s): {raw.warnings[0]}" if raw.warnings else ""
+            self.status.setText(f"{raw.source}: {len(raw.frame)} rows × {len(raw.frame.columns)} columns"
+                                f" (first {min(PREVIEW_ROWS, len(raw.frame))} shown){warnings}")
+            self.wiz.file_loaded(raw, path)
+            self.completeChanged.emit()
+
+        def failed(message, details):
+            if self.path.text().strip() == path:
+                self._loaded_path = None
+                self.status.setText(f"<span style='color:#d0342c'>Cannot use this file: {message}</span>")
+
+        self.wiz.controller.run("wizard", "read", f"Reading {Path(path).name}", read, on_done=done, on_error=failed)
+
+    def isComplete(self) -> bool:
+        return self.raw is not None
+
+
+class TargetPage(QWizardPage):
+    def __init__(self, wizard: "NewProjectWizard"):
+        super().__init__()
+        self.wiz = wizard
+        self.setTitle("Target and model")
+        self.setSubTitle("Choose the column to predict. The task is guessed from it; change it if the guess is wrong.")
+        form = QFormLayout(self)
+        self.name = QLineEdit()
+        self.name.setObjectName("wizardName")
+        self.target = QComboBox()
+        self.target.setObjectName("wizardTarget")
+        self.task = QComboBox()
+        self.task.addItems(["classification", "regression"])
+        self.preset = QComboBox()
+        self.metric_box = QComboBox()
+        self.use_threshold = QCheckBox("Alert when the metric crosses")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setDecimals(4)
+        self.threshold.setRange(-1e9, 1e9)
+        self.threshold.setValue(0.8)
+        self.threshold.setEnabled(False)
+        self.use_threshold.toggled.connect(self.threshold.setEnabled)
+        self.guess = muted()
+        threshold_row = QHBoxLayout()
+        threshold_row.addWidget(self.use_threshold)
+        threshold_row.addWidget(self.threshold, 1)
+        form.addRow("Project name", self.name)
+        form.addRow("Target column", self.target)
+        form.addRow("", self.guess)
+        form.addRow("Task", self.task)
+        form.addRow("Model preset", self.preset)
+        form.addRow("Primary metric", self.metric_box)
+        form.addRow("Threshold", threshold_row)
+        self.name.textChanged.connect(self.completeChanged)
+        self.target.currentTextChanged.connect(self.target_changed)
+        self.task.currentTextChanged.connect(self.task_changed)
+
+    def fill(self, raw, path: str) -> None:
+        from app.core.store.workspace import PROJECT_NAME_PATTERN
+
+        stem = Path(path).name.split(".")[0]
+        self.name.setText(stem if PROJECT_NAME_PATTERN.match(stem) else "project")
+        columns = [str(c) for c in raw.frame.columns]
+        self.target.blockSignals(True)
+        self.target.clear()
+        self.target.addItems(columns)
+        likely = next((c for c in reversed(columns) if c.lower() in ("target", "label", "y", "class", "default")),
+                      columns[-1] if columns else "")
+        self.target.setCurrentText(likely)
+        self.target.blockSignals(False)
+        self.target_changed(likely)
+
+    def target_changed(self, column: str) -> None:
+        raw = self.wiz.raw
+        if raw is None or column not in raw.frame.columns:
+            return
+        from app.core.ml.datasets import guess_task
+
+        task = guess_task(raw.frame[column])
+        self.guess.setText(f"“{column}” looks like a {task} target.")
+        self.task.setCurrentText(task)
+        self.task_changed(task)
+
+    def task_changed(self, task: str) -> None:
+        from app.core.ml.training import PRESET_LABELS
+
+        self.preset.clear()
+        for preset in PRESETS[task]:
+            self.preset.addItem(PRESET_LABELS.get(preset, preset), preset)
+        self.preset.setCurrentIndex(self.preset.findData("hgb"))
+        self.metric_box.clear()
+        for metric in metrics_for(task):
+            self.metric_box.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
+        self.metric_box.setCurrentIndex(self.metric_box.findData(default_metric(task)))
+        self.threshold.setValue(0.8 if task == "classification" else 0.5)
+
+    def isComplete(self) -> bool:
+        from app.core.store.workspace import PROJECT_NAME_PATTERN
+
+        return bool(PROJECT_NAME_PATTERN.match(self.name.text().strip())) and bool(self.target.currentText())
+
+    def settings(self) -> dict:
+        settings = {"preset": self.preset.currentData(), "metric": self.metric_box.currentData()}
+        if self.use_threshold.isChecked():
+            settings["threshold"] = self.threshold.value()
+        return settings
+
+
+class SchemaPage(QWizardPage):
+    def __init__(self, wizard: "NewProjectWizard"):
+        super().__init__()
+        self.wiz = wizard
+        self.setTitle("Schema")
+        self.setSubTitle("What Keel inferred from the file. Every later batch is checked against it.")
+        layout = QVBoxLayout(self)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        self.model = RecordsModel([("Column", "name"), ("Kind", "kind"), ("Missing", "missing"),
+                                   ("Distinct / range", "summary")])
+        self.view, _ = make_table(self.model, sortable=False)
+        layout.addWidget(self.view, 1)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #d0342c")
+        layout.addWidget(self.error)
+        self.schema = None
+
+    def initializePage(self) -> None:
+        from app.core.domain.errors import KeelError
+        from app.core.ml.datasets import infer_schema
+
+        page = self.wiz.target_page
+        target, task = page.target.currentText(), page.task.currentText()
+        self.schema, self.error_text = None, ""
+        try:
+            self.schema = infer_schema(self.wiz.raw, target, task)
+        except KeelError as exc:
+            self.error.setText(str(exc))
+            self.model.set_rows([])
+            return
+        self.error.setText("")
+        rows = []
+        for column in self.schema["columns"]:
+            if "mean" in column:
+                summary = f"{fmt_number(column['min'])} … {fmt_number(column['max'])}"
+            elif "n_unique" in column:
+                summary = f"{column['n_unique']} distinct"
+            else:
+                summary = ""
+            missing = f"{column['missing_rate']:.1%}" if "missing_rate" in column else ""
+            rows.append({"name": column["name"], "kind": column["kind"], "missing": missing,
+                         "summary": summary})
+        rows.append({"name": target, "kind": f"target ({task}, {self.schema['target_kind']})", "missing": "",
+                     "summary": ""})
+        self.model.set_rows(rows)
+        self.view.resizeColumnsToContents()
+        self.summary.setText(f"<b>{page.name.text()}</b>: predict <b>{target}</b> ({task}) from "
+                             f"{len(self.schema['features'])} feature column(s), {page.preset.currentText()}, "
+                             f"metric {page.metric_box.currentData()}.")
+
+    def isComplete(self) -> bool:
+        return self.schema is not None
+
+
+class NewProjectWizard(QWizard):
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle("New project")
+        self.setObjectName("newProjectWizard")
+        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setMinimumSize(760, 560)
+        self.raw = None
+        self.path = ""
+        self.file_page = FilePage(self)
+        self.target_page = TargetPage(self)
+        self.schema_page = SchemaPage(self)
+        for page in (self.file_page, self.target_page, self.schema_page):
+            self.addPage(page)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Create project")
+        self.job = None
+
+    def file_loaded(self, raw, path: str) -> None:
+        self.raw, self.path = raw, path
+        self.target_page.fill(raw, path)
+
+    def accept(self) -> None:
+        page = self.target_page
+        self.job = self.controller.create_project(page.name.text().strip(), self.path, page.target.currentText(),
+                                                  page.task.currentText(), page.settings())
+        super().accept()

@@ -1,0 +1,200 @@
+"""The headless runner (`keel run`) and the monitoring commands of the CLI.
+
+`run` holds the workspace lock (keel.lock, DESIGN.md "One writer at a time"), runs
+the monitoring schedules (app/adapters/scheduling.py) and one serial queue per project until
+Ctrl-C or SIGTERM, then stops cleanly: no new jobs, the running ones finish (a fit
+or a deployment is never cut half-way), the scheduler shuts down, the lock is freed.
+"""
+
+import logging
+import signal
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_jobs
+from datetime import datetime
+
+from app.core.domain.errors import BusyError, KeelError
+from app.core.store.workspace import FileLock
+
+log = logging.getLogger("keel.runner")
+
+
+class ProjectQueues:
+    """One single-worker executor per project, running its monitoring jobs one at a time.
+
+    A project with a job already waiting does not get a second one (the scheduler's
+    coalesce, kept across the queue)."""
+
+    def __init__(self, work, on_result=None):
+        self.work = work  # work(project) -> result
+        self.on_result = on_result or (lambda project, result, error: None)
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._jobs: set[Future] = set()
+        self._waiting: set[str] = set()
+        self._guard = threading.Lock()
+        self._closed = False
+
+    def submit(self, project: str) -> bool:
+        with self._guard:
+            if self._closed or project in self._waiting:
+                return False
+            self._waiting.add(project)
+            executor = self._executors.get(project)
+            if executor is None:
+                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keel-monitor-{project}")
+                self._executors[project] = executor
+            job = executor.submit(self._run, project)
+            self._jobs.add(job)
+        job.add_done_callback(self._forget)
+        return True
+
+    def _forget(self, job: Future) -> None:
+        with self._guard:
+            self._jobs.discard(job)
+
+    def _run(self, project: str) -> None:
+        with self._guard:
+            self._waiting.discard(project)
+        try:
+            result, error = self.work(project), None
+        except Exception as exc:  # noqa: BLE001 - report and keep the worker alive
+            result, error = None, exc
+            if not isinstance(exc, KeelError):
+                log.exception("monitoring of %s failed", project)
+        try:
+            self.on_result(project, result, error)
+        except Exception:  # noqa: BLE001
+            log.exception("reporting the result of %s failed", project)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop taking jobs, drop the waiting ones, let the running ones finish (up to timeout)."""
+        with self._guard:
+            self._closed = True
+            executors, jobs = list(self._executors.values()), list(self._jobs)
+        for executor in executors:
+            executor.shutdown(wait=False, cancel_futures=True)
+        wait_for_jobs(jobs, timeout=timeout)
+
+
+def acquire_workspace_lock(keel) -> FileLock:
+    lock = FileLock(keel.workspace.lock_path)
+    if not lock.try_acquire():
+        holder = lock.holder_pid()
+        raise BusyError(f"{keel.workspace.root} is already in use by another Keel (the GUI or `keel run`"
+                        + (f", pid {holder}" if holder else "") + f"; lock {lock.path}); stop it first")
+    return lock
+
+
+def run(keel, stop_event: threading.Event | None = None, echo=print, ready: threading.Event | None = None) -> dict:
+    """Run the schedules until stop_event is set (or Ctrl-C / SIGTERM in the main thread)."""
+    from app.adapters.scheduling import MonitorScheduler
+
+    stop_event = stop_event or threading.Event()
+    lock = acquire_workspace_lock(keel)
+    try:
+        return _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler)
+    finally:
+        lock.release()
+
+
+def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
+    restore = _install_signal_handlers(stop_event)
+    queues = ProjectQueues(lambda project: keel.monitor(project, by="scheduler"),
+                           on_result=lambda project, result, error: echo(_describe(project, result, error)))
+    scheduler = MonitorScheduler(keel, queues.submit)
+    try:
+        projects = sorted(s["project"] for s in scheduler.schedules() if s["enabled"])
+        echo(f"Keel runner on {keel.workspace.root}: monitoring {len(projects)} project(s) on their schedules. "
+             "Ctrl-C to stop.")
+        caught_up = scheduler.start()
+        if caught_up:
+            echo(f"catching up missed runs: {', '.join(caught_up)}")
+        if ready is not None:
+            ready.set()
+        while not stop_event.wait(0.5):
+            pass
+        echo("Stopping: finishing the running jobs...")
+    finally:
+        scheduler.shutdown(wait=True)
+        queues.shutdown()
+        restore()
+    echo("Keel runner stopped.")
+    return {"stopped": True, "projects": projects}
+
+
+def _install_signal_handlers(stop_event: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: stop_event.set())
+
+    def restore():
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _describe(project: str, result: dict | None, error: Exception | None) -> str:
+    stamp = datetime.now().strftime("%H:%M:%S")
+    if error is not None:
+        return f"{stamp} {project}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    return f"{stamp} {project}: " + format_monitor(result)
+
+
+# --------------------------------------------------------------------------- CLI commands
+def format_monitor(result: dict) -> str:
+    lines = []
+    for item in result.get("inbox", []):
+        if item["status"] == "rejected":
+            lines.append(f"inbox: {item['file']} rejected: {item['reason']}")
+        else:
+            lines.append(f"inbox: {item['file']} -> dataset v{item['dataset_version']}"
+                         + (f" (same content as v{item['duplicate_of']})" if item.get("duplicate_of") else ""))
+    for batch in result["batches"]:
+        measured = f"{batch['metric']} {batch['value']:.4f}" if batch["value"] is not None else "no labels"
+        estimated = f", estimated {batch['estimated_value']:.4f}" if batch["estimated_value"] is not None else ""
+        drifted = ", ".join(batch["drifted_features"]) or "none"
+        lines.append(f"dataset v{batch['dataset_version']} ({batch['rows']} rows): {measured}{estimated}; "
+                     f"drifted: {drifted}")
+    for alert in result["alerts_opened"]:
+        lines.append(f"alert {alert['id']} ({alert['severity']}): {alert['message']}")
+    for alert in result.get("alerts_recovered", []):
+        lines.append(f"alert {alert['id']} ({alert['rule']}) recovered")
+    if not result["batches"]:
+        lines.append("no new batches to monitor")
+    production = f"v{result['production_version']}" if result["production_version"] else "none"
+    lines.append(f"decision: {result['decision']}" + (f" - {result['message']}" if result.get("message") else "")
+                 + f"; production {production}")
+    return "\n".join(lines)
+
+
+def register_parser(commands, command) -> None:
+    monitor = command("monitor", "sweep the inbox, then one monitoring cycle with the policy applied")
+    monitor.add_argument("name")
+    monitor.add_argument("--once", action="store_true", required=True,
+                         help="one cycle now (the schedules run under `keel run` or the GUI)")
+    approve = command("approve", "deploy the challenger waiting for approval")
+    approve.add_argument("name")
+    command("run", "headless: run the monitoring schedules and inboxes until Ctrl-C")
+
+
+def _monitor(keel, args):
+    result = keel.monitor(args.name, by="user")
+    if args.json:
+        return result
+    print(format_monitor(result), flush=True)
+    return None
+
+
+def _run(keel, args):
+    outcome = run(keel, echo=(lambda line: None) if args.json else (lambda line: print(line, flush=True)))
+    return outcome if args.json else None
+
+
+HANDLERS = {
+    ("monitor", None): _monitor,
+    ("approve", None): lambda keel, args: keel.approve(args.name),
+    ("run", None): _run,
+}

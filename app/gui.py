@@ -1,7 +1,0 @@
-"""Starts the desktop application (the GUI issue builds the window)."""
-
-
-def run_gui(workspace: str | None = None) -> int:
-    from .ui.application import run
-
-    return run(workspace)
