@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup bench clean
+.PHONY: run test lint setup bench clean
 
 $(STAMP): pyproject.toml scripts/check_system.py
 	$(PYTHON) scripts/check_system.py --python
@@ -20,7 +20,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/python main.py
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check app tests bench scripts main.py
+	$(VENV)/bin/lint-imports
+
+test: $(STAMP) lint
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)

@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     print_table(rows)
     report = {
         "benchmark": "registry_bench",
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "machine": platform.machine(),
         "repeats": args.repeats, "pragmas": "WAL, synchronous=NORMAL, foreign_keys=ON (both sides)",
         "results": rows, "all_targets_met": all(r["met"] for r in rows),

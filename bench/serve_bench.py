@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.adapters import serving  # noqa: E402
-from app.adapters import serving_protocol as protocol
+from app.adapters import serving_protocol as protocol  # noqa: E402
 from app.core.services.lifecycle import Keel  # noqa: E402
 from app.core.store.fileio import write_text_atomic  # noqa: E402
 from app.demo.simulator import make_batch  # noqa: E402
@@ -348,7 +348,7 @@ def main() -> int:
     table, verdicts = summarise(results, ready)
     print(table)
     print(f"checks: {checks}")
-    payload = {"benchmark": "serve_bench", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    payload = {"benchmark": "serve_bench", "at": datetime.now(UTC).isoformat(timespec="seconds"),
                "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
                "load_average_1m": round(os.getloadavg()[0], 2), "preset": args.preset,
                "client": "http.client keep-alive, one connection per thread, in the benchmark process",

@@ -27,7 +27,7 @@ DISPLAY_LIBRARIES = {  # Qt's xcb platform plugin, to open a window on X11
 
 
 def check_python() -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this check runs on any python3
         print(f"Keel needs Python 3.11 or newer; this is {sys.version.split()[0]}.", file=sys.stderr)
         return 1
     try:

@@ -94,12 +94,12 @@ def take(workspace: Path) -> list[Path]:
         if name == "data":
             panel.versions_view.selectRow(0)
             panel.preview_selected()
-            wait(lambda: panel.preview_model.frame is not None, 10)
+            wait(lambda panel=panel: panel.preview_model.frame is not None, 10)
         if name == "models":
             panel.splitter.setSizes([250, 560])
             panel.select_version(1, 2)
             panel.compare_selected()
-            wait(lambda: panel.comparison is not None, 60)
+            wait(lambda panel=panel: panel.comparison is not None, 60)
             wait(lambda: False, 0.3)
             panel.compare_area.verticalScrollBar().setValue(0)
         wait(lambda: False, 0.5)

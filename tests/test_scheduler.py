@@ -3,7 +3,7 @@ per-project queues, and the headless runner's workspace lock."""
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from loop_helpers import cli, make_project
@@ -45,13 +45,13 @@ def started(keel):
 
 def test_jobs_are_built_from_the_registry_and_rebuilt_on_change(keel, started):
     scheduler, submitted = started
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     mark(keel, "alpha", now)
     mark(keel, "beta", now)
     scheduler.start()
     times = scheduler.next_run_times()
     assert set(times) == {"alpha", "beta"}
-    assert timedelta(minutes=9) < times["alpha"] - datetime.now(timezone.utc) <= timedelta(minutes=10)
+    assert timedelta(minutes=9) < times["alpha"] - datetime.now(UTC) <= timedelta(minutes=10)
     job = scheduler.scheduler.get_job(JOB_PREFIX + "alpha")
     assert job.coalesce and job.max_instances == 1 and job.misfire_grace_time >= 600
 
@@ -70,17 +70,17 @@ def test_a_change_from_another_process_is_picked_up_by_the_watch(keel, started):
     other = Keel.open(keel.workspace.root)  # as another process would: its own connection
     other.set_project("beta", {"schedule": "every 2h"})
     other.close()
-    assert wait_for(lambda: scheduler.next_run_times()["beta"] - datetime.now(timezone.utc) > timedelta(hours=1))
+    assert wait_for(lambda: scheduler.next_run_times()["beta"] - datetime.now(UTC) > timedelta(hours=1))
 
 
 def test_catch_up_runs_missed_and_never_run_projects_at_start(keel, started):
     scheduler, submitted = started
-    mark(keel, "alpha", datetime.now(timezone.utc) - timedelta(hours=1))  # every 10m: missed
-    mark(keel, "beta", datetime.now(timezone.utc) - timedelta(minutes=1))  # not due yet
+    mark(keel, "alpha", datetime.now(UTC) - timedelta(hours=1))  # every 10m: missed
+    mark(keel, "beta", datetime.now(UTC) - timedelta(minutes=1))  # not due yet
     assert scheduler.start() == ["alpha"]
     assert submitted == ["alpha"]
     assert keel.registry.schedule(keel.project("alpha")["id"])["last_run_at"] > (
-        datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+        datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
 def test_a_project_without_a_production_model_is_not_submitted(keel, started):
@@ -92,7 +92,7 @@ def test_a_project_without_a_production_model_is_not_submitted(keel, started):
 
 
 def test_missed_run_rules():
-    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     assert missed_run({"kind": "interval", "expression": "600", "last_run_at": None}, now)
     assert missed_run({"kind": "interval", "expression": "600", "last_run_at": "2026-11-26T11:49:00+00:00"}, now)
     assert not missed_run({"kind": "interval", "expression": "600", "last_run_at": "2026-11-26T11:55:00+00:00"}, now)
@@ -105,7 +105,7 @@ def test_an_interval_job_submits_and_shutdown_stops_it(keel, started):
     scheduler, submitted = started
     keel.set_project("alpha", {"schedule": "every 1s"})
     keel.set_project("beta", {"schedule_enabled": False})
-    mark(keel, "alpha", datetime.now(timezone.utc))
+    mark(keel, "alpha", datetime.now(UTC))
     scheduler.start()
     assert wait_for(lambda: len(submitted) >= 1)
     assert set(submitted) == {"alpha"}

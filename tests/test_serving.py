@@ -200,8 +200,8 @@ BAD_REQUESTS = [
     ("unsupported media type", b"income=1", "application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE",
      "text/csv"),
     ("CSV without a feature", b"income,age\n1,2\n", "text/csv", 400, "BAD_REQUEST", "'debt_ratio'"),
-    ("CSV with a bad cell", ("income,age,debt_ratio,tenure_months,region,has_mortgage\n"
-                             "1,abc,0.1,3,north,no\n").encode(), "text/csv", 400, "BAD_REQUEST", "column 'age'"),
+    ("CSV with a bad cell", (b"income,age,debt_ratio,tenure_months,region,has_mortgage\n"
+                             b"1,abc,0.1,3,north,no\n"), "text/csv", 400, "BAD_REQUEST", "column 'age'"),
     ("probabilities=maybe", {"inputs": [ROW]}, "application/json", 400, "BAD_REQUEST", "probabilities"),
 ]
 

@@ -16,8 +16,8 @@ pool threads, and on PySide6 its wake-up timer cannot be cancelled.
 """
 
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -43,7 +43,7 @@ def parse_utc(text: str | None) -> datetime | None:
     if not text:
         return None
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def missed_run(schedule: dict, now: datetime) -> bool:
@@ -121,7 +121,7 @@ class MonitorScheduler:
         return True
 
     def catch_up(self, now: datetime | None = None) -> list[str]:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         missed = [s["project"] for s in self.schedules() if s["enabled"] and missed_run(s, now)]
         for project in missed:
             self._fire(project)

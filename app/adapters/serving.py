@@ -502,7 +502,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 try:
                     if not self.connection.recv(65536):
                         break
-                except socket.timeout:
+                except TimeoutError:
                     continue
         except OSError:
             pass

@@ -192,7 +192,7 @@ def _records(records: list, key: str) -> RequestTable:
             if name not in columns:
                 columns[name] = [None] * index
             columns[name].append(cell)
-        for name, cells in columns.items():
+        for cells in columns.values():
             if len(cells) == index:  # this row does not have the column: a missing cell, as in pandas
                 cells.append(None)
     for name, cells in columns.items():

@@ -1,10 +1,10 @@
 """Timestamps: stored as ISO 8601 UTC, shown in local time."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def to_local_display(iso_utc: str | None) -> str:
@@ -12,5 +12,5 @@ def to_local_display(iso_utc: str | None) -> str:
         return ""
     moment = datetime.fromisoformat(iso_utc)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -60,7 +60,7 @@ def run_in_child(target, args: tuple, *, cancel_event=None, progress=None, cance
                 message = channel.get(timeout=poll_seconds)
             except queue_module.Empty:
                 if not child.is_alive() and channel.empty():
-                    raise RuntimeError(f"the {name or 'child'} process ended unexpectedly (exit code {child.exitcode})")
+                    raise RuntimeError(f"the {name or 'child'} process ended unexpectedly (exit code {child.exitcode})") from None
                 continue
             if message[0] == "progress":
                 if progress:

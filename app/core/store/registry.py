@@ -9,9 +9,10 @@ savepoints).
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlite_utils
 

@@ -1,7 +1,8 @@
 """Small shared pieces: item models, formatting, the error dialog, the job bar, the banner."""
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,

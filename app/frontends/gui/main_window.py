@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import RESOURCES
 from app.frontends.gui import common
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
@@ -34,7 +35,6 @@ from app.frontends.gui.panels.monitoring import MonitoringPanel
 from app.frontends.gui.panels.overview import OverviewPanel
 
 log = logging.getLogger("keel.ui")
-from app import RESOURCES
 
 DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet", ".pq")
 
