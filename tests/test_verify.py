@@ -7,7 +7,6 @@ import os
 import time
 
 import pytest
-
 from foundation_helpers import cli, deployed_loans_workspace
 
 
