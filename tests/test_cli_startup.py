@@ -41,7 +41,8 @@ def project_workspace(tmp_path_factory):
 
 @pytest.mark.parametrize("command", [["status", "loans", "--json"], ["status", "loans"], ["history", "loans"],
                                      ["history", "loans", "--json"], ["project", "list", "--json"],
-                                     ["project", "list"], ["--help"], ["status", "--help"]])
+                                     ["project", "list"], ["--help"], ["status", "--help"], ["verify", "--quick"],
+                                     ["verify", "--quick", "--json"]])
 def test_read_only_commands_load_no_data_science_library(project_workspace, command):
     outcome = _run_fresh(["--workspace", str(project_workspace), *command])
     assert outcome == {"code": 0, "loaded": []}

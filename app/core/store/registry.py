@@ -180,9 +180,21 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
 """
 
+# Recovery: each dataset file's sha256 (verify, backup), a model file removed by retention
+# (the row stays: the audit log and the monitoring results still name it), workspace-wide
+# settings (scheduled backups, retention).
+SCHEMA_V4 = """
+ALTER TABLE dataset_versions ADD COLUMN file_sha256 TEXT;
+ALTER TABLE model_versions ADD COLUMN pruned_at TEXT;
+CREATE TABLE IF NOT EXISTS workspace_settings (
+    key TEXT PRIMARY KEY,
+    value_json TEXT NOT NULL
+);
+"""
+
 # Indexes for the lookups that grow with history: without the first, finding the batches
 # still to monitor scanned monitor_results once per dataset version (quadratic growth).
-SCHEMA_V4_INDEXES = """
+SCHEMA_V5_INDEXES = """
 CREATE INDEX IF NOT EXISTS monitor_results_dataset ON monitor_results (dataset_version_id);
 CREATE INDEX IF NOT EXISTS alerts_project_status ON alerts (project_id, status, id);
 CREATE INDEX IF NOT EXISTS deployments_project ON deployments (project_id, id);
@@ -191,7 +203,8 @@ CREATE INDEX IF NOT EXISTS runs_project ON runs (project_id);
 """
 
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
-MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4_INDEXES)]
+MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4),
+                                   (5, SCHEMA_V5_INDEXES)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
