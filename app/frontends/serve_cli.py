@@ -24,8 +24,9 @@ def register_parser(commands, command) -> None:
                        help="address to listen on (default 127.0.0.1; anything else is reachable from other machines)")
     serve.add_argument("--max-body-mb", type=float, default=16.0, dest="max_body_mb",
                        help="largest request body in MiB (default 16)")
-    serve.add_argument("--sample-rate", type=float, default=0.0, dest="sample_rate",
-                       help="share of scoring requests logged to the registry for monitoring (default 0: off)")
+    serve.add_argument("--sample-rate", type=float, default=None, dest="sample_rate",
+                       help="share of scored rows recorded in the prediction log for this run, overriding the "
+                            "project's --prediction-log setting (0..1)")
 
 
 def serve_command(keel, args) -> None:
