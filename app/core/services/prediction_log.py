@@ -14,6 +14,8 @@ request did not ask for them, and flushes what is left when it is stopped (a cle
 shutdown loses nothing answered).
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import random
@@ -22,11 +24,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from app.core.domain.settings import ProjectSettings
+
+if TYPE_CHECKING:  # numpy and pandas load on first use: `status` reads the log's summary without them
+    import pandas as pd
 
 log = logging.getLogger("keel.prediction_log")
 
@@ -46,7 +49,7 @@ class LogPolicy:
     id_column: str | None
 
     @classmethod
-    def of(cls, settings: ProjectSettings) -> "LogPolicy":
+    def of(cls, settings: ProjectSettings) -> LogPolicy:
         return cls(settings.effective_prediction_log(), int(settings.prediction_log_rows),
                    float(settings.prediction_log_days), settings.id_column)
 
@@ -105,7 +108,7 @@ def encode(project_id: int, model_version_id: int, at: str, ids: list[str], X: p
 
 
 def _plain(value):
-    if isinstance(value, np.generic):
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):  # a numpy scalar
         value = value.item()
     if isinstance(value, float) and value != value:
         return None
@@ -123,7 +126,7 @@ def record(keel, project: dict, model_version_id: int, ids: list[str], X: pd.Dat
         ids = [ids[i] for i in chosen]
         X = X.iloc[chosen]
         predictions = [predictions[i] for i in chosen]
-        probabilities = None if probabilities is None else np.asarray(probabilities)[chosen]
+        probabilities = None if probabilities is None else [probabilities[i] for i in chosen]
     rows = encode(project["id"], model_version_id, iso(time.time()), ids, X, predictions, probabilities, source)
     with keel.registry.transaction():
         keel.registry.insert_predictions(rows)
@@ -229,6 +232,9 @@ class PredictionLogWriter:
     @staticmethod
     def _fill_probabilities(items: list[_Pending]) -> None:
         """One predict_proba per model for the requests that did not ask for probabilities."""
+        import numpy as np
+        import pandas as pd
+
         missing: dict[int, list[_Pending]] = {}
         for item in items:
             if item.wants_probabilities and item.probabilities is None:
