@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--output", required=True)
+    report = command("report", "write a self-contained HTML report: a version's model card and its monitoring")
+    report.add_argument("name")
+    report.add_argument("--version", type=int, help="the version to describe (default: the production model)")
+    report.add_argument("--since", help="monitoring from this date (YYYY-MM-DD[THH:MM], local time) until now "
+                                        "(default: since the version was deployed)")
+    report.add_argument("--output", required=True, help="the .html file to write (outside the workspace)")
     archive = command("archive", "archive (or restore) a model version")
     archive.add_argument("name")
     archive.add_argument("--version", type=int, required=True)
@@ -195,6 +201,7 @@ def _handlers():
         ("history", None): lambda keel, a: keel.history(a.name),
         ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
         ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
+        ("report", None): _report,
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
         ("demo", None): lambda keel, a: keel.create_demo(),
@@ -207,6 +214,12 @@ def _delete_project(keel, args):
         raise UsageError(f"deleting {args.name!r} removes its versions, data and history: add --yes to confirm")
     keel.delete_project(args.name)
     return {"deleted": args.name}
+
+
+def _report(keel, args):
+    from app.core.services import reports
+
+    return reports.write_report(keel, args.name, args.output, version=args.version, since=args.since)
 
 
 def _archive(keel, args):
@@ -246,6 +259,10 @@ def _format_human(key, result) -> str:
         lines.extend(f"  {key:<20} {value}" for key, value in result["settings"].items())
     elif command == "predict":
         lines.append(f"Scored {result['rows']} rows with v{result['version']} -> {result['output']}")
+    elif command == "report":
+        period = f"{result['batches']} monitored batch(es)" if result["period_start"] else "no monitoring period"
+        lines.append(f"Report of {result['project']} v{result['version']} ({period}, {result['bytes']:,} bytes) "
+                     f"-> {result['output']}")
     elif command == "status":
         lines.extend(_format_status(result))
     elif command == "history":
