@@ -74,7 +74,7 @@ def sweep(keel, name: str, by: str = "scheduler", settle_seconds: float = SETTLE
     """Ingest every ready file of the project's inbox; returns one entry per file handled.
     One sweep of a project at a time, across processes (a lock beside the project locks)."""
     keel.project(name)  # an unknown project is refused before touching any folder
-    lock = FileLock(keel.workspace.root / "locks" / f"{name}.inbox.lock")
+    lock = FileLock(keel.workspace.project_lock_path(name, "inbox"))
     if not lock.acquire(timeout=lock_timeout):
         raise BusyError(f"the inbox of {name!r} is being swept by another process (lock {lock.path})")
     try:
