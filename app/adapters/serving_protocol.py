@@ -34,6 +34,8 @@ SOURCE = "request"
 FORMAT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 IGNORED_KEYS = ("params",)
 LEGACY_FORMATS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
+FLOAT64_MAX = float(np.finfo(np.float64).max)
+FLOAT64_MAX_DIGITS = 309  # every integer with more digits is beyond FLOAT64_MAX
 
 
 class RequestError(Exception):
@@ -96,11 +98,30 @@ def _split_content_type(content_type: str) -> tuple[str, dict]:
     return parts[0].lower(), parameters
 
 
+class OversizedNumber:
+    """A JSON integer too long for Python to convert (over 4,300 digits): certainly outside
+    float64's range. Kept as text, so the check of its column can name the column."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _integer_or_oversized(text: str):
+    return OversizedNumber(text) if len(text.lstrip("-")) > FLOAT64_MAX_DIGITS else int(text)
+
+
 def _load_json(body: bytes):
     if not body.strip():
         raise RequestError("the request body is empty: send a JSON object", 400, "MALFORMED_REQUEST")
     try:
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+                raise
+            # Python refuses to convert an integer of over 4,300 digits: read it again, keeping such
+            # numbers as text, so the request is refused naming the column that holds one
+            return json.loads(body, parse_int=_integer_or_oversized)
     except UnicodeDecodeError:
         raise RequestError("the body is not UTF-8 encoded JSON", 400, "MALFORMED_REQUEST") from None
     except json.JSONDecodeError as exc:
@@ -216,10 +237,31 @@ def _rows_of_lists(data, columns: list[str], where: str) -> RequestTable:
 
 
 def _check_scalars(cells: list, name: str) -> None:
+    """Every cell a single value, and every JSON number a finite float64 (JSON has no infinity:
+    1e999, NaN, Infinity or a 400-digit integer is a client's mistake, not a missing value)."""
     for index, cell in enumerate(cells):
-        if isinstance(cell, (list, dict)):
+        kind = type(cell)
+        if kind is str or cell is None or kind is bool:
+            continue
+        if kind is float:
+            if math.isfinite(cell):
+                continue
+        elif kind is int:
+            if -FLOAT64_MAX <= cell <= FLOAT64_MAX:
+                continue
+        elif kind is OversizedNumber:
+            pass
+        else:
             raise RequestError(f"{SOURCE}: column {name!r}: row {index + 1} holds a {_json_type(cell)}, "
                                "not a single value", 400, "BAD_REQUEST")
+        raise RequestError(f"{SOURCE}: column {name!r}: row {index + 1} holds {_number_shown(cell)}, which is not "
+                           "a finite number within float64's range", 400, "BAD_REQUEST")
+
+
+def _number_shown(cell) -> str:
+    text = cell.text if isinstance(cell, OversizedNumber) else (repr(cell) if isinstance(cell, float) else
+                                                                f"an integer of {len(str(abs(cell)))} digits")
+    return text if len(text) <= 40 else f"a number of {len(text)} characters"
 
 
 def _json_type(value) -> str:
