@@ -24,6 +24,9 @@ logging.getLogger("keel").addHandler(logging.NullHandler())
 
 # A full disk is the user's to fix (free space, then run again): exit 2, like a bad argument.
 DISK_FULL_EXIT_CODE = 2
+# Opening a workspace rewrites stale production.json files, except for these commands, which
+# report the workspace as they find it.
+COMMANDS_THAT_REPORT_AS_IS = {"verify"}
 
 
 class UsageError(KeelError):
@@ -178,6 +181,10 @@ from app.frontends import runner as _runner  # noqa: E402  (monitor, approve, ru
 
 extension(_runner.register_parser, _runner.HANDLERS)
 
+from app.frontends import recovery_cli as _recovery_cli  # noqa: E402  (verify, backup, restore, retention, bundle)
+
+extension(_recovery_cli.register_parser, _recovery_cli.HANDLERS)
+
 
 def _handlers():
     return {
@@ -280,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     keel = workspace = None
     try:
         args = build_parser().parse_args(argv)
-        if args.command is None or (args.command == "project" and not args.project_command):
+        if args.command is None or (args.command in ("project", "bundle") and not args.project_command):
             raise UsageError("no command given: try `keel --help`")
         key = (args.command, getattr(args, "project_command", None))
         handler = _handlers()[key]
@@ -290,11 +297,13 @@ def main(argv: list[str] | None = None) -> int:
 
         workspace = Workspace.open(args.workspace)
         setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
-        keel = Keel(workspace)
+        keel = Keel(workspace, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
         log.info("command %s", " ".join(argv))
         result = handler(keel, args)
         if result is None:
             return 0
+        if isinstance(result, int):  # a handler that printed its own output and chose the exit code
+            return result
         print(json.dumps(_finite_or_null(result), default=str, allow_nan=False) if want_json
               else _format_human(key, result), flush=True)
         return 0

@@ -5,6 +5,8 @@ Each mutating action takes the project's cross-process lock, writes its files fi
 one transaction. If anything fails before the commit, files it created are removed.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
@@ -14,19 +16,29 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
-from app.core.ml import artifacts, datasets, training
 from app.core.services.paths import check_output_path, user_output
-from app.core.store.fileio import atomic_path, discard_staged, install_staged, stage_bytes, write_text_atomic
+from app.core.store.fileio import (
+    atomic_path,
+    discard_staged,
+    install_staged,
+    sha256_file,
+    stage_bytes,
+    write_text_atomic,
+)
 from app.core.store.registry import Registry
 from app.core.store.workspace import FileLock, Workspace, check_project_name, project_lock
 
 log = logging.getLogger("keel.lifecycle")
+
+if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only commands never need them
+    import pandas as pd
+
+    from app.core.ml import datasets
 
 REFERENCE_TRAIN_ROWS = 20_000
 DEMO_PROJECT = "demo-credit"
@@ -46,10 +58,13 @@ class LoadedModel:
 class Keel:
     """One workspace: its registry and its files."""
 
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: Workspace, refresh_manifests: bool = True):
+        """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
+        which reports them as they are)."""
         self.workspace = workspace
         self.registry = Registry(workspace.registry_path)
-        self._refresh_manifests_on_open()
+        if refresh_manifests:
+            self._refresh_manifests_on_open()
 
     def _refresh_manifests_on_open(self) -> None:
         """Readers of production.json never see a stale one. A damaged registry is left for the
@@ -63,7 +78,7 @@ class Keel:
             log.warning("rewrote the stale production.json of %s from the registry", ", ".join(fixed))
 
     @classmethod
-    def open(cls, workspace_dir: str | os.PathLike | None = None) -> "Keel":
+    def open(cls, workspace_dir: str | os.PathLike | None = None) -> Keel:
         return cls(Workspace.open(workspace_dir))
 
     def close(self) -> None:
@@ -77,6 +92,8 @@ class Keel:
     # ================================================================ projects
     def create_project(self, name: str, data_path: str | os.PathLike, target: str, task: str | None = None,
                        settings: dict | None = None, by: str = "user") -> dict:
+        from app.core.ml import datasets, training
+
         check_project_name(name)
         if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
             raise KeelError(f"project {name!r} already exists")
@@ -134,6 +151,8 @@ class Keel:
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
+        from app.core.ml import training
+
         with self._locked(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
@@ -184,10 +203,12 @@ class Keel:
     def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
         return self.registry.insert_dataset_version(
             project_id=project["id"], version=version, path=str(path.relative_to(self.workspace.root)),
-            content_sha256=digest, rows=batch.rows, labelled_rows=batch.labelled_rows,
+            content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
 
     def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+        from app.core.ml import datasets
+
         project = self.project(name)
         schema = project["schema"]
         raw = datasets.read_table(file_path)
@@ -220,6 +241,8 @@ class Keel:
                 "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "duplicate_of": None}
 
     def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
+        from app.core.ml import datasets
+
         project = self.project(name)
         row = self.registry.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?",
                                       (project["id"], version))
@@ -231,6 +254,10 @@ class Keel:
         """The project's training data: labelled rows of its dataset versions, oldest first,
         limited by the training window (all rows, the newest N rows, or adaptive: since the
         latest detected change)."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         project = self.project(name)
         settings = ProjectSettings.from_dict(project["settings"])
         if since_dataset_version is None and settings.window == "adaptive":
@@ -264,6 +291,8 @@ class Keel:
               cancel_event=None, progress=None, frame: pd.DataFrame | None = None,
               dataset_versions_used: list[int] | None = None, alias: str | None = None,
               seed: int | None = None) -> dict:
+        from app.core.ml import artifacts
+
         report = progress or (lambda fraction, message: None)
         project = self.project(name)
         settings = ProjectSettings.from_dict(project["settings"])
@@ -313,6 +342,8 @@ class Keel:
         return {"version": version, "metrics": result.metrics, "run_id": run_id, "seconds": round(seconds, 3)}
 
     def _fit(self, frame, project, settings, seed, final_path, in_subprocess, cancel_event, report, created):
+        from app.core.ml import training
+
         schema = project["schema"]
         if not in_subprocess:
             return training.fit_and_evaluate(frame, schema, settings.preset, settings.params, seed,
@@ -328,6 +359,10 @@ class Keel:
 
     def _write_reference(self, frame, project, result, path, seed) -> None:
         """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         schema = project["schema"]
         labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
@@ -342,6 +377,8 @@ class Keel:
 
     def _record_training(self, project, version, final_path, sha256, result, settings, seed, started_at, seconds,
                          dataset_versions_used, by, reason, alias) -> int:
+        from app.core.ml import training
+
         registry = self.registry
         with registry.transaction():
             run_id = registry.insert_run(
@@ -369,6 +406,8 @@ class Keel:
         return self.registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
 
     def load_version(self, name: str, version: int) -> LoadedModel:
+        from app.core.ml import artifacts
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
@@ -386,6 +425,8 @@ class Keel:
         return self.load_version(name, version)
 
     def reference_frame(self, name: str, version: int) -> pd.DataFrame | None:
+        from app.core.ml import datasets
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         path = (self.workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
@@ -394,6 +435,8 @@ class Keel:
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
                      by: str = "user", notes: str = "") -> dict:
         """Register a scikit-learn model trained elsewhere (a skops file) as a new version."""
+        from app.core.ml import artifacts, datasets, training
+
         project = self.project(name)
         source = Path(file_path)
         datasets.check_readable_file(source)
@@ -468,6 +511,8 @@ class Keel:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
         deployment's transaction, so its writes commit or roll back with it."""
+        from app.core.ml import artifacts
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
@@ -504,6 +549,8 @@ class Keel:
 
     def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
         """Go back to the previous production model (or to an earlier deployed version)."""
+        from app.core.ml import artifacts
+
         with self._locked(name):
             project = self.project(name)
             current = self.registry.current_deployment(project["id"])
@@ -542,6 +589,11 @@ class Keel:
         if not earlier:
             raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
         return earlier[-1]
+
+    def rewrite_production_manifest(self, name: str) -> None:
+        """Write production.json again from the registry (verify --repair, restore)."""
+        with self._locked(name):
+            self._replace_manifest(self.project(name))
 
     def _manifest(self, project) -> dict | None:
         """What production.json must say: the registry's current deployment (the source of truth)."""
@@ -598,6 +650,11 @@ class Keel:
         return fixed
 
     def _manifest_matches(self, project) -> bool:
+        """Whether production.json says what the registry does. With nothing deployed any
+        manifest is left alone: a stray one is verify's to quarantine."""
+        expected = self._manifest(project)
+        if expected is None:
+            return True
         path = self.workspace.manifest_path(project["name"])
         try:
             on_disk = json.loads(path.read_text())
@@ -605,19 +662,20 @@ class Keel:
             on_disk = None
         except (OSError, ValueError):
             return False
-        return on_disk == self._manifest(project)
+        return on_disk == expected
 
     def _replace_manifest(self, project) -> None:
         manifest = self._manifest(project)
-        path = self.workspace.manifest_path(project["name"])
-        if manifest is None:
-            path.unlink(missing_ok=True)
-        else:
-            write_text_atomic(path, json.dumps(manifest, indent=2))
+        if manifest is not None:
+            write_text_atomic(self.workspace.manifest_path(project["name"]), json.dumps(manifest, indent=2))
 
     # ================================================================ scoring
     def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
         """Predictions (and class probabilities) for a raw table, plus the cleaning warnings."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         schema = loaded.project["schema"]
         batch = datasets.clean(raw, schema, purpose="predict")
         X = datasets.to_model_frame(batch.frame, schema)
@@ -630,6 +688,10 @@ class Keel:
         return out, batch.warnings
 
     def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> dict:
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         output_path = check_output_path(self.workspace.root, output_path)
         loaded = self.load_production(name)
         raw = datasets.read_table(input_path)
