@@ -259,3 +259,15 @@ def test_requests_from_web_pages_are_refused_with_403(server, headers, allowed):
     head = "GET /version HTTP/1.1\r\nConnection: close\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in {"Host": f"127.0.0.1:{server.port}", **headers}.items()) + "\r\n"
     assert exchange(server.port, head.encode()).split()[1] == (b"200" if allowed else b"403")
+
+
+@pytest.mark.parametrize("body", [
+    '{"dataframe_records": [{"income": "\\ud800", "age": 3}]}',
+    '{"dataframe_records": [{"\\udc00": 1, "income": 5, "age": 3}]}',
+    '{"dataframe_split": {"columns": ["income", "\\ud800x"], "data": [[1, 2]]}}',
+    '{"inputs": {"\\ud800": [1], "income": [2]}}',
+])
+def test_unpaired_surrogate_escapes_are_a_400(loaded, body):
+    with pytest.raises(RequestError) as caught:
+        _score(loaded, body.encode(), "application/json")
+    assert caught.value.status == 400

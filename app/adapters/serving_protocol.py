@@ -61,6 +61,18 @@ class RequestTable:
 
 # --------------------------------------------------------------------------- parsing
 def parse_body(body: bytes, content_type: str, features: list[str]) -> RequestTable:
+    table = _parse_body(body, content_type, features)
+    for name in table.columns:
+        if not name.isascii():
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RequestError("a column name holds an unpaired surrogate escape (\\ud800-\\udfff), "
+                                   "which is not text", 400, "BAD_REQUEST") from None
+    return table
+
+
+def _parse_body(body: bytes, content_type: str, features: list[str]) -> RequestTable:
     media_type, parameters = _split_content_type(content_type)
     if media_type == "text/csv":
         return _parse_csv(body)
@@ -241,7 +253,11 @@ def _check_scalars(cells: list, name: str) -> None:
     1e999, NaN, Infinity or a 400-digit integer is a client's mistake, not a missing value)."""
     for index, cell in enumerate(cells):
         kind = type(cell)
-        if kind is str or cell is None or kind is bool:
+        if kind is str:
+            if not cell.isascii():
+                _check_encodable(cell, name, index)
+            continue
+        if cell is None or kind is bool:
             continue
         if kind is float:
             if math.isfinite(cell):
@@ -256,6 +272,15 @@ def _check_scalars(cells: list, name: str) -> None:
                                "not a single value", 400, "BAD_REQUEST")
         raise RequestError(f"{SOURCE}: column {name!r}: row {index + 1} holds {_number_shown(cell)}, which is not "
                            "a finite number within float64's range", 400, "BAD_REQUEST")
+
+
+def _check_encodable(text: str, name: str, index: int) -> None:
+    """JSON may escape half a surrogate pair (\\ud800): no text of any file can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(f"{SOURCE}: column {name!r}: row {index + 1} holds an unpaired surrogate escape "
+                           "(\\ud800-\\udfff), which is not text", 400, "BAD_REQUEST") from None
 
 
 def _number_shown(cell) -> str:
