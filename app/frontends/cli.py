@@ -13,13 +13,20 @@ import os
 import sys
 import traceback
 
-from app.core.domain.errors import Cancelled, KeelError
+from app.core.domain.errors import Cancelled, KeelError, is_disk_full
 from app.core.domain.settings import parse_param, parse_window
 
 log = logging.getLogger("keel.cli")
 # Until the workspace log is set up, records go nowhere rather than to logging's
 # last-resort handler, which would print a traceback on the terminal.
 logging.getLogger("keel").addHandler(logging.NullHandler())
+
+
+# A full disk is the user's to fix (free space, then run again): exit 2, like a bad argument.
+DISK_FULL_EXIT_CODE = 2
+# Opening a workspace rewrites stale production.json files, except for these commands, which
+# report the workspace as they find it.
+COMMANDS_THAT_REPORT_AS_IS = {"verify"}
 
 
 class UsageError(KeelError):
@@ -307,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
         workspace = Workspace.open(args.workspace)
         setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
-        keel = Keel(workspace)
+        keel = Keel(workspace, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
         log.info("command %s", " ".join(argv))
         result = handler(keel, args)
         if result is None:
@@ -328,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("refused: %s", exc)
         return _fail(str(exc), exc.exit_code, want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
+        if is_disk_full(exc):  # every write is atomic: what failed left the workspace as it was
+            log.error("disk full: %s\n%s", exc, traceback.format_exc())
+            where = workspace.root if workspace else "the workspace"
+            return _fail(f"disk full: {exc}; nothing was saved — free space on the disk holding {where} "
+                         "and run the command again", DISK_FULL_EXIT_CODE, want_json)
         log.error("failed: %s\n%s", exc, traceback.format_exc())
         where = f" (details in {workspace.log_path})" if workspace else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)
