@@ -45,6 +45,8 @@ POLL_SECONDS = 0.5
 IDLE_CONNECTION_SECONDS = 30.0
 LINGER_SECONDS = 1.0  # after refusing a body: discard what the client still sends, so it reads our answer
 MODEL_THREADS = 1
+DEFAULT_MAX_CONNECTIONS = 64
+BUSY_ANSWER_SECONDS = 1.0  # how long the accepting thread may spend answering 503 to one connection over the cap
 
 
 class OpenMPLimit:
@@ -180,22 +182,139 @@ class ProductionWatcher:
 
 
 # --------------------------------------------------------------------------- HTTP
+class OriginGuard:
+    """Who may talk to the server from a browser. A web page can send a "simple" POST (text/csv)
+    to 127.0.0.1 without a preflight, and a DNS-rebinding page reaches it under its own name: so
+    the Host header must name this server (a loopback name or address, or the address it is bound
+    to; any IP address when bound to all of them) with its bound port, and a request that carries
+    an Origin must come from the server's own origin."""
+
+    LOOPBACK_NAMES = ("localhost", "localhost.")
+
+    def __init__(self, bound_host: str, port: int):
+        self.port = port
+        self.bound_host = bound_host.strip("[]").lower()
+        self.all_addresses = self.bound_host in ("0.0.0.0", "::", "")
+
+    def host_allowed(self, host_header: str | None) -> bool:
+        if host_header is None:
+            return True  # HTTP/1.0 clients and scripts; browsers always send Host
+        parsed = _split_host(host_header)
+        if parsed is None:
+            return False
+        host, port = parsed
+        if port != self.port:
+            return False
+        if host in self.LOOPBACK_NAMES or host.endswith(".localhost"):
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False  # a name: a rebinding page's, or one we cannot vouch for
+        return address.is_loopback or self.all_addresses or host == self.bound_host
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return True
+        scheme, _, rest = origin.strip().partition("://")
+        return scheme.lower() == "http" and "/" not in rest and self.host_allowed(rest)
+
+
+def _split_host(value: str) -> tuple[str, int] | None:
+    """("host", port) of a Host header or an origin's authority; None when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port_text = rest[1:] if rest else ""
+    else:
+        host, _, port_text = value.partition(":")
+    if not host:
+        return None
+    if not port_text:
+        return host, 80
+    if not port_text.isdigit() or len(port_text) > 5:
+        return None
+    return host, int(port_text)
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128
 
     def __init__(self, address, watcher: ProductionWatcher, max_body_bytes: int,
-                 prediction_log: PredictionLogWriter, model_threads: int | None):
+                 prediction_log: PredictionLogWriter, model_threads: int | None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS):
         self.watcher = watcher
         self.max_body_bytes = max_body_bytes
         self.prediction_log = prediction_log
         self.openmp_limit = OpenMPLimit(model_threads)
+        self.max_connections = max_connections
         self._count = 0
         self._count_lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._connections_lock = threading.Lock()
+        self._active = 0  # connections with a thread, from accept to close
+        self._active_lock = threading.Lock()
+        self.refused_busy = 0
         super().__init__(address, _Handler)
+        self.guard = OriginGuard(address[0], self.server_address[1])
+
+    # -- at most max_connections threads: beyond, a 503 from the accepting thread, then close
+    def process_request(self, request, client_address):
+        with self._active_lock:
+            admitted = self._active < self.max_connections
+            if admitted:
+                self._active += 1
+            else:
+                self.refused_busy += 1
+        if not admitted:
+            self._answer_busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release_slot()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        with self._active_lock:
+            self._active -= 1
+
+    @property
+    def active_connections(self) -> int:
+        with self._active_lock:
+            return self._active
+
+    def _answer_busy(self, connection: socket.socket) -> None:
+        body = json.dumps({"error_code": "TOO_MANY_CONNECTIONS",
+                           "message": f"the server has {self.max_connections} connections open (its limit): "
+                                      "try again in a moment"}).encode()
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n"
+                f"X-Keel-Model-Version: none\r\n\r\n").encode()
+        try:
+            connection.settimeout(BUSY_ANSWER_SECONDS)
+            connection.sendall(head + body)
+            connection.shutdown(socket.SHUT_WR)
+            connection.setblocking(False)
+            try:  # what the client already sent: read, so that closing does not reset the connection
+                while connection.recv(65536):
+                    pass
+            except OSError:
+                pass
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(connection)
 
     def count_request(self) -> None:
         with self._count_lock:
@@ -254,7 +373,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.track(self.connection, False)
 
     # ------------------------------------------------------------------ routes
+    def _refused_as_foreign(self) -> bool:
+        """A request from a web page (foreign Origin) or under a foreign name (Host): 403, closed."""
+        guard = self.server.guard
+        if not guard.host_allowed(self.headers.get("Host")):
+            error = RequestError(f"Host {self.headers.get('Host')!r} is not this server: use "
+                                 f"http://127.0.0.1:{guard.port}", 403, "FORBIDDEN_HOST")
+        elif not guard.origin_allowed(self.headers.get("Origin")):
+            error = RequestError(f"requests from the web page at {self.headers.get('Origin')!r} are refused: "
+                                 "the scoring server answers local programs, not browsers", 403, "FORBIDDEN_ORIGIN")
+        else:
+            return False
+        self.close_connection = True  # a body, if any, is not read
+        self._send_error(error, self.server.watcher.current)
+        return True
+
     def do_GET(self):
+        if self._refused_as_foreign():
+            return
         path, _ = self._route()
         served = self.server.watcher.current
         if path in ("/ping", "/health"):
@@ -275,6 +411,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_error(self._not_found(path), served)
 
     def do_POST(self):
+        if self._refused_as_foreign():
+            return
         path, query = self._route()
         if path != "/invocations":
             self.close_connection = True  # the body is not read
@@ -285,6 +423,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._invocations(query)
 
     def _refuse_method(self):
+        if self._refused_as_foreign():
+            return
         self.close_connection = True
         self._send_error(RequestError(f"method {self.command} is not supported: use GET or POST",
                                       405, "METHOD_NOT_ALLOWED"), self.server.watcher.current, {"Allow": "GET, POST"})
@@ -459,6 +599,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """The base class's errors (bad request line, header too long...) as JSON too."""
         self.close_connection = True
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+            # a garbage request line leaves the version at HTTP/0.9, which would send the body with no
+            # status line and no headers; HTTP/9.9 and the like get a 1.1 answer too
+            self.request_version = "HTTP/1.1"
         status = HTTPStatus(code)
         error = RequestError(message or status.phrase, code, status.name)
         self._send_json(code, {"error_code": error.error_code, "message": error.message},
@@ -542,7 +686,8 @@ class ServerHandle:
 def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port: int = 0,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, sample_rate: float | None = None,
                  on_change=None, poll_seconds: float = POLL_SECONDS,
-                 model_threads: int | None = MODEL_THREADS) -> ServerHandle:
+                 model_threads: int | None = MODEL_THREADS,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> ServerHandle:
     """Start serving `project`'s production model in background threads; return at once.
 
     The model loads in the background: /ping answers 503 until it is ready (wait_ready()
@@ -551,6 +696,7 @@ def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port
     model_threads: OpenMP threads per request (None: the library's default, all cores).
     sample_rate: the share of scored rows recorded in the prediction log, overriding the
     project's prediction_log setting (None: the setting).
+    max_connections: open connections served at once; one more gets a 503 and is closed.
     """
     from app.core.services.lifecycle import Keel
 
@@ -558,6 +704,8 @@ def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port
         raise KeelError(f"the body size limit must be positive, got {max_body_bytes}")
     if sample_rate is not None and not 0.0 <= sample_rate <= 1.0:
         raise KeelError(f"sample rate {sample_rate} is outside 0..1")
+    if max_connections < 1:
+        raise KeelError(f"the connection limit must be at least 1, got {max_connections}")
     keel = Keel.open(keel_workspace_dir)
     try:
         project_row = keel.project(project)
@@ -565,7 +713,8 @@ def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port
         prediction_log = PredictionLogWriter(keel)
         server_class = _Server6 if ":" in host else _Server
         try:
-            server = server_class((host, port), watcher, max_body_bytes, prediction_log, model_threads)
+            server = server_class((host, port), watcher, max_body_bytes, prediction_log, model_threads,
+                                  max_connections)
         except (OSError, OverflowError) as exc:
             prediction_log.stop()
             reason = getattr(exc, "strerror", None) or str(exc)

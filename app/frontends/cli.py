@@ -13,13 +13,20 @@ import os
 import sys
 import traceback
 
-from app.core.domain.errors import Cancelled, KeelError
+from app.core.domain.errors import Cancelled, KeelError, is_disk_full
 from app.core.domain.settings import parse_param, parse_prediction_log, parse_window
 
 log = logging.getLogger("keel.cli")
 # Until the workspace log is set up, records go nowhere rather than to logging's
 # last-resort handler, which would print a traceback on the terminal.
 logging.getLogger("keel").addHandler(logging.NullHandler())
+
+
+# A full disk is the user's to fix (free space, then run again): exit 2, like a bad argument.
+DISK_FULL_EXIT_CODE = 2
+# Opening a workspace rewrites stale production.json files, except for these commands, which
+# report the workspace as they find it.
+COMMANDS_THAT_REPORT_AS_IS = {"verify"}
 
 
 class UsageError(KeelError):
@@ -158,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--output", required=True)
+    report = command("report", "write a self-contained HTML report: a version's model card and its monitoring")
+    report.add_argument("name")
+    report.add_argument("--version", type=int, help="the version to describe (default: the production model)")
+    report.add_argument("--since", help="monitoring from this date (YYYY-MM-DD[THH:MM], local time) until now "
+                                        "(default: since the version was deployed)")
+    report.add_argument("--output", required=True, help="the .html file to write (outside the workspace)")
     archive = command("archive", "archive (or restore) a model version")
     archive.add_argument("name")
     archive.add_argument("--version", type=int, required=True)
@@ -210,6 +223,7 @@ def _handlers():
         ("history", None): lambda keel, a: keel.history(a.name),
         ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
         ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
+        ("report", None): _report,
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
         ("demo", None): lambda keel, a: keel.create_demo(),
@@ -222,6 +236,12 @@ def _delete_project(keel, args):
         raise UsageError(f"deleting {args.name!r} removes its versions, data and history: add --yes to confirm")
     keel.delete_project(args.name)
     return {"deleted": args.name}
+
+
+def _report(keel, args):
+    from app.core.services import reports
+
+    return reports.write_report(keel, args.name, args.output, version=args.version, since=args.since)
 
 
 def _archive(keel, args):
@@ -264,6 +284,10 @@ def _format_human(key, result) -> str:
         if result.get("id_column"):
             lines.append(f"IDs in column {result['id_column']} ({result['assigned_ids']} assigned by Keel); "
                          f"{result['logged_rows']} row(s) recorded in the prediction log")
+    elif command == "report":
+        period = f"{result['batches']} monitored batch(es)" if result["period_start"] else "no monitoring period"
+        lines.append(f"Report of {result['project']} v{result['version']} ({period}, {result['bytes']:,} bytes) "
+                     f"-> {result['output']}")
     elif command == "status":
         lines.extend(_format_status(result))
     elif command == "history":
@@ -312,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
         workspace = Workspace.open(args.workspace)
         setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
-        keel = Keel(workspace)
+        keel = Keel(workspace, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
         log.info("command %s", " ".join(argv))
         result = handler(keel, args)
         if result is None:
@@ -333,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("refused: %s", exc)
         return _fail(str(exc), exc.exit_code, want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
+        if is_disk_full(exc):  # every write is atomic: what failed left the workspace as it was
+            log.error("disk full: %s\n%s", exc, traceback.format_exc())
+            where = workspace.root if workspace else "the workspace"
+            return _fail(f"disk full: {exc}; nothing was saved — free space on the disk holding {where} "
+                         "and run the command again", DISK_FULL_EXIT_CODE, want_json)
         log.error("failed: %s\n%s", exc, traceback.format_exc())
         where = f" (details in {workspace.log_path})" if workspace else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)
