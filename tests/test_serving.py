@@ -530,19 +530,27 @@ def test_only_loopback_addresses_count_as_local():
     assert not serving.is_loopback("0.0.0.0") and not serving.is_loopback("192.168.1.5")
 
 
-# --------------------------------------------------------------------------- sampling served traffic
-def test_sampling_logs_served_inputs_and_predictions(ws):
-    with serving.start_server(ws, "credit", sample_rate=1.0) as handle:
-        assert handle.wait_ready(30)
-        for rows in (1, 3):
-            assert request(handle.url, body={"inputs": [ROW] * rows})[0] == 200
+# --------------------------------------------------------------------------- the prediction log
+def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
     keel = Keel.open(ws)
     try:
-        samples = keel.registry.served_samples(keel.project("credit")["id"])
+        project_id = keel.project("credit")["id"]
+        before = keel.registry.prediction_log_summary(project_id)["last_id"]
     finally:
         keel.close()
-    assert [len(s["predictions"]) for s in samples[-2:]] == [1, 3]
-    assert samples[-1]["inputs"]["columns"] == FEATURES and samples[-1]["inputs"]["data"][0][4] == "north"
+    with serving.start_server(ws, "credit", sample_rate=1.0) as handle:
+        assert handle.wait_ready(30)
+        answers = [request(handle.url, body={"inputs": [ROW] * rows}) for rows in (1, 3)]
+    assert [status for status, _, _ in answers] == [200, 200]
+    assert [len(body["ids"]) for _, _, body in answers] == [1, 3]  # no ID column: Keel assigned them
+    keel = Keel.open(ws)
+    try:
+        records = keel.registry.predictions(project_id, after_id=before)
+    finally:
+        keel.close()
+    assert [r["record_id"] for r in records] == answers[0][2]["ids"] + answers[1][2]["ids"]
+    assert [r["prediction"] for r in records] == answers[0][2]["predictions"] + answers[1][2]["predictions"]
+    assert records[-1]["inputs"][4] == "north" and len(records[-1]["probabilities"]) == 2
     with pytest.raises(KeelError):
         serving.start_server(ws, "credit", sample_rate=2.0)
 

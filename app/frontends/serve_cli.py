@@ -26,8 +26,9 @@ def register_parser(commands, command) -> None:
                        help="largest request body in MiB (default 16)")
     serve.add_argument("--max-connections", type=int, default=64, dest="max_connections",
                        help="connections served at once; more get 503 (default 64)")
-    serve.add_argument("--sample-rate", type=float, default=0.0, dest="sample_rate",
-                       help="share of scoring requests logged to the registry for monitoring (default 0: off)")
+    serve.add_argument("--sample-rate", type=float, default=None, dest="sample_rate",
+                       help="share of scored rows recorded in the prediction log for this run, overriding the "
+                            "project's --prediction-log setting (0..1)")
 
 
 def serve_command(keel, args) -> None:

@@ -98,13 +98,17 @@ class Keel:
         if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
             raise KeelError(f"project {name!r} already exists")
         raw = datasets.read_table(data_path)
-        schema = datasets.infer_schema(raw, target, task)
+        id_column = (settings or {}).get("id_column")
+        if id_column is not None and id_column not in raw.frame.columns:
+            raise ValidationError(f"{raw.source}: no ID column {id_column!r} "
+                                  f"(columns: {', '.join(map(str, raw.frame.columns))})")
+        schema = datasets.infer_schema(raw, target, task, id_column=id_column)
         task = schema["task"]
         merged = {"metric": default_metric(task), **(settings or {})}
         project_settings = ProjectSettings.from_dict(merged).validate(task)
         if project_settings.params:  # refuse a bad --param now, as `project set` does
             training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
-        batch = datasets.clean(raw, schema, purpose="create")
+        batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
         training.check_trainable(batch.frame, schema, raw.source)
         schema["classes"] = self._classes(batch.frame, schema)
         with self._locked(name):
@@ -160,6 +164,7 @@ class Keel:
             if "params" in changes and not replace_params:
                 merged["params"] = {**current.get("params", {}), **changes["params"]}
             updated = ProjectSettings.from_dict(merged).validate(project["task"])
+            self._check_id_column(project, updated.id_column)
             if updated.preset != current["preset"] and "params" not in changes:
                 updated.params = {}
             if updated.params:
@@ -174,6 +179,17 @@ class Keel:
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
         return updated.to_dict()
+
+    @staticmethod
+    def _check_id_column(project: dict, id_column: str | None) -> None:
+        schema = project["schema"]
+        if id_column is None or id_column == ProjectSettings.from_dict(project["settings"]).id_column:
+            return
+        if id_column == schema["target"]:
+            raise KeelError(f"--id-column {id_column!r} is the target of project {project['name']!r}")
+        if id_column in schema["features"]:
+            raise KeelError(f"--id-column {id_column!r} is a feature of project {project['name']!r}'s models and an "
+                            "ID column is never a feature: create a new project with --id-column")
 
     def list_projects(self) -> list[dict]:
         result = []
@@ -212,7 +228,8 @@ class Keel:
         project = self.project(name)
         schema = project["schema"]
         raw = datasets.read_table(file_path)
-        batch = datasets.clean(raw, schema, purpose="ingest")
+        batch = datasets.clean(raw, schema, purpose="ingest",
+                               id_column=ProjectSettings.from_dict(project["settings"]).id_column)
         digest = datasets.content_hash(batch.frame)
         with self._locked(name):
             existing = self.registry.dataset_version_by_hash(project["id"], digest)
@@ -672,6 +689,11 @@ class Keel:
     # ================================================================ scoring
     def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
         """Predictions (and class probabilities) for a raw table, plus the cleaning warnings."""
+        out, warnings, _ = self._score(loaded, raw)
+        return out, warnings
+
+    def _score(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+        """(scores, warnings, the model's input)."""
         import pandas as pd
 
         from app.core.ml import datasets
@@ -685,36 +707,58 @@ class Keel:
             probabilities = loaded.model.predict_proba(X)
             for index, label in enumerate(loaded.model.classes_):
                 out[f"proba_{label}"] = probabilities[:, index]
-        return out, batch.warnings
+        return out, batch.warnings, X
 
     def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> dict:
+        """Score a file. With an ID column (or the prediction log on) every output row carries an ID:
+        the file's own, or one Keel assigns; the rows are recorded in the prediction log."""
         import pandas as pd
 
         from app.core.ml import datasets
+        from app.core.services import prediction_log
 
         output_path = check_output_path(self.workspace.root, output_path)
         loaded = self.load_production(name)
+        policy = prediction_log.LogPolicy.of(ProjectSettings.from_dict(loaded.project["settings"]))
         raw = datasets.read_table(input_path)
-        scores, warnings = self.score_frame(loaded, raw)
+        scores, warnings, X = self._score(loaded, raw)
+        output_path = Path(output_path)
         # a file scored before already has these columns: replace them rather than duplicate them
         replaced = [c for c in scores.columns if c in raw.frame.columns]
         if replaced:
             warnings = warnings + [f"{raw.source}: column(s) {', '.join(replaced)} replaced by this scoring"]
         inputs = raw.frame.drop(columns=replaced).reset_index(drop=True)
+        id_column, ids, assigned = None, None, 0
+        if policy.returns_ids:
+            id_column = policy.id_column or prediction_log.ASSIGNED_ID_COLUMN
+            given = datasets.id_text(inputs[id_column]).tolist() if id_column in inputs.columns else None
+            ids = prediction_log.complete_ids(given, len(inputs))
+            assigned = len(ids) if given is None else sum(1 for g in given if g is None)
+            inputs[id_column] = ids
         result = pd.concat([inputs, scores.reset_index(drop=True)], axis=1)
         with user_output(self.workspace.root, output_path) as tmp:
             if output_path.name.lower().endswith(datasets.PARQUET_SUFFIXES):
                 result.to_parquet(tmp, index=False)
             else:
                 result.to_csv(tmp, index=False)
+        logged = 0
+        if policy.enabled:
+            proba_columns = [c for c in scores.columns if c.startswith("proba_")]
+            logged = prediction_log.record(self, loaded.project, loaded.model_version["id"], ids,
+                                           X.reset_index(drop=True), scores["prediction"].tolist(),
+                                           scores[proba_columns].to_numpy() if proba_columns else None)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "batch_scored",
-                                    f"{len(result)} rows of {raw.source} scored with v{loaded.version}", "user",
-                                    {"output": str(output_path), "version": loaded.version})
-        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings}
+                                    f"{len(result)} rows of {raw.source} scored with v{loaded.version}"
+                                    + (f"; {logged} recorded in the prediction log" if logged else ""), "user",
+                                    {"output": str(output_path), "version": loaded.version, "logged_rows": logged})
+        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings,
+                "id_column": id_column, "assigned_ids": assigned, "logged_rows": logged}
 
     # ================================================================ reports
     def status(self, name: str) -> dict:
+        from app.core.services import prediction_log
+
         project = self.project(name)
         production = self.production_version(name)
         versions = []
@@ -732,7 +776,8 @@ class Keel:
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
                                       "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"]}
+                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"],
+                "prediction_log": prediction_log.summary(self, project)}
 
     def history(self, name: str) -> dict:
         project = self.project(name)
