@@ -18,6 +18,7 @@ import sqlite_utils
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
+from app.core.store.policy_state import POLICY_STATE_SCHEMA
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -180,7 +181,7 @@ BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
 """
 
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
-MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)]
+MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, POLICY_STATE_SCHEMA)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
