@@ -174,6 +174,10 @@ from app.frontends import runner as _runner  # noqa: E402  (monitor, approve, ru
 
 extension(_runner.register_parser, _runner.HANDLERS)
 
+from app.frontends import recovery_cli as _recovery_cli  # noqa: E402  (verify, backup, restore, retention, bundle)
+
+extension(_recovery_cli.register_parser, _recovery_cli.HANDLERS)
+
 
 def _handlers():
     return {
@@ -276,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     keel = workspace = None
     try:
         args = build_parser().parse_args(argv)
-        if args.command is None or (args.command == "project" and not args.project_command):
+        if args.command is None or (args.command in ("project", "bundle") and not args.project_command):
             raise UsageError("no command given: try `keel --help`")
         key = (args.command, getattr(args, "project_command", None))
         handler = _handlers()[key]
@@ -291,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         result = handler(keel, args)
         if result is None:
             return 0
+        if isinstance(result, int):  # a handler that printed its own output and chose the exit code
+            return result
         print(json.dumps(_finite_or_null(result), default=str, allow_nan=False) if want_json
               else _format_human(key, result), flush=True)
         return 0

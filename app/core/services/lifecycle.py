@@ -19,7 +19,7 @@ from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
 from app.core.ml import artifacts, datasets, training
-from app.core.store.fileio import atomic_path, write_text_atomic
+from app.core.store.fileio import atomic_path, sha256_file, write_text_atomic
 from app.core.store.registry import Registry
 from app.core.store.workspace import Workspace, check_project_name, project_lock
 
@@ -181,7 +181,7 @@ class Keel:
     def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
         return self.registry.insert_dataset_version(
             project_id=project["id"], version=version, path=str(path.relative_to(self.workspace.root)),
-            content_sha256=digest, rows=batch.rows, labelled_rows=batch.labelled_rows,
+            content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
 
     def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
@@ -527,6 +527,11 @@ class Keel:
         if not earlier:
             raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
         return earlier[-1]
+
+    def rewrite_production_manifest(self, name: str) -> None:
+        """Write production.json again from the registry (verify --repair, restore)."""
+        with self._locked(name):
+            self._write_manifest(self.project(name))
 
     def _write_manifest(self, project) -> None:
         deployment = self.registry.current_deployment(project["id"])

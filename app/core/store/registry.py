@@ -180,8 +180,20 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
 """
 
+# Recovery: each dataset file's sha256 (verify, backup), a model file removed by retention
+# (the row stays: the audit log and the monitoring results still name it), workspace-wide
+# settings (scheduled backups, retention).
+SCHEMA_V4 = """
+ALTER TABLE dataset_versions ADD COLUMN file_sha256 TEXT;
+ALTER TABLE model_versions ADD COLUMN pruned_at TEXT;
+CREATE TABLE IF NOT EXISTS workspace_settings (
+    key TEXT PRIMARY KEY,
+    value_json TEXT NOT NULL
+);
+"""
+
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
-MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, POLICY_STATE_SCHEMA)]
+MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4), (5, POLICY_STATE_SCHEMA)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
