@@ -5,40 +5,43 @@ Each mutating action takes the project's cross-process lock, writes its files fi
 one transaction. If anything fails before the commit, files it created are removed.
 """
 
+from __future__ import annotations
+
 import json
+import logging
 import os
 import shutil
+import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
-from app.core.ml import artifacts, datasets, training
-from app.core.store.fileio import atomic_path, sha256_file, write_text_atomic
+from app.core.services.paths import check_output_path, user_output
+from app.core.store.fileio import (
+    atomic_path,
+    discard_staged,
+    install_staged,
+    sha256_file,
+    stage_bytes,
+    write_text_atomic,
+)
 from app.core.store.registry import Registry
-from app.core.store.workspace import Workspace, check_project_name, project_lock
+from app.core.store.workspace import FileLock, Workspace, check_project_name, project_lock
+
+log = logging.getLogger("keel.lifecycle")
+
+if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only commands never need them
+    import pandas as pd
+
+    from app.core.ml import datasets
 
 REFERENCE_TRAIN_ROWS = 20_000
 DEMO_PROJECT = "demo-credit"
-
-
-@contextmanager
-def _user_output(path: Path):
-    """atomic_path for a file the user named (--output): a path that cannot be written is the
-    user's to fix (exit 2, a message naming it), not an internal error."""
-    path = Path(path)
-    if path.is_dir():
-        raise KeelError(f"{path}: is a directory; give a file name for the output")
-    try:
-        with atomic_path(path) as tmp:
-            yield tmp
-    except OSError as exc:
-        raise KeelError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -55,12 +58,27 @@ class LoadedModel:
 class Keel:
     """One workspace: its registry and its files."""
 
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: Workspace, refresh_manifests: bool = True):
+        """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
+        which reports them as they are)."""
         self.workspace = workspace
         self.registry = Registry(workspace.registry_path)
+        if refresh_manifests:
+            self._refresh_manifests_on_open()
+
+    def _refresh_manifests_on_open(self) -> None:
+        """Readers of production.json never see a stale one. A damaged registry is left for the
+        command (or `verify`) to report: opening the workspace must not fail on it."""
+        try:
+            fixed = self.refresh_manifests()
+        except (sqlite3.DatabaseError, OSError, KeelError) as exc:
+            log.warning("production manifests not checked: %s: %s", type(exc).__name__, exc)
+            return
+        if fixed:
+            log.warning("rewrote the stale production.json of %s from the registry", ", ".join(fixed))
 
     @classmethod
-    def open(cls, workspace_dir: str | os.PathLike | None = None) -> "Keel":
+    def open(cls, workspace_dir: str | os.PathLike | None = None) -> Keel:
         return cls(Workspace.open(workspace_dir))
 
     def close(self) -> None:
@@ -74,17 +92,23 @@ class Keel:
     # ================================================================ projects
     def create_project(self, name: str, data_path: str | os.PathLike, target: str, task: str | None = None,
                        settings: dict | None = None, by: str = "user") -> dict:
+        from app.core.ml import datasets, training
+
         check_project_name(name)
         if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
             raise KeelError(f"project {name!r} already exists")
         raw = datasets.read_table(data_path)
-        schema = datasets.infer_schema(raw, target, task)
+        id_column = (settings or {}).get("id_column")
+        if id_column is not None and id_column not in raw.frame.columns:
+            raise ValidationError(f"{raw.source}: no ID column {id_column!r} "
+                                  f"(columns: {', '.join(map(str, raw.frame.columns))})")
+        schema = datasets.infer_schema(raw, target, task, id_column=id_column)
         task = schema["task"]
         merged = {"metric": default_metric(task), **(settings or {})}
         project_settings = ProjectSettings.from_dict(merged).validate(task)
         if project_settings.params:  # refuse a bad --param now, as `project set` does
             training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
-        batch = datasets.clean(raw, schema, purpose="create")
+        batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
         training.check_trainable(batch.frame, schema, raw.source)
         schema["classes"] = self._classes(batch.frame, schema)
         with self._locked(name):
@@ -131,6 +155,8 @@ class Keel:
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
+        from app.core.ml import training
+
         with self._locked(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
@@ -138,6 +164,7 @@ class Keel:
             if "params" in changes and not replace_params:
                 merged["params"] = {**current.get("params", {}), **changes["params"]}
             updated = ProjectSettings.from_dict(merged).validate(project["task"])
+            self._check_id_column(project, updated.id_column)
             if updated.preset != current["preset"] and "params" not in changes:
                 updated.params = {}
             if updated.params:
@@ -152,6 +179,17 @@ class Keel:
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
         return updated.to_dict()
+
+    @staticmethod
+    def _check_id_column(project: dict, id_column: str | None) -> None:
+        schema = project["schema"]
+        if id_column is None or id_column == ProjectSettings.from_dict(project["settings"]).id_column:
+            return
+        if id_column == schema["target"]:
+            raise KeelError(f"--id-column {id_column!r} is the target of project {project['name']!r}")
+        if id_column in schema["features"]:
+            raise KeelError(f"--id-column {id_column!r} is a feature of project {project['name']!r}'s models and an "
+                            "ID column is never a feature: create a new project with --id-column")
 
     def list_projects(self) -> list[dict]:
         result = []
@@ -185,10 +223,13 @@ class Keel:
             source=source, parent_id=parent_id, report=batch.report)
 
     def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+        from app.core.ml import datasets
+
         project = self.project(name)
         schema = project["schema"]
         raw = datasets.read_table(file_path)
-        batch = datasets.clean(raw, schema, purpose="ingest")
+        batch = datasets.clean(raw, schema, purpose="ingest",
+                               id_column=ProjectSettings.from_dict(project["settings"]).id_column)
         digest = datasets.content_hash(batch.frame)
         with self._locked(name):
             existing = self.registry.dataset_version_by_hash(project["id"], digest)
@@ -217,6 +258,8 @@ class Keel:
                 "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "duplicate_of": None}
 
     def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
+        from app.core.ml import datasets
+
         project = self.project(name)
         row = self.registry.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?",
                                       (project["id"], version))
@@ -228,6 +271,10 @@ class Keel:
         """The project's training data: labelled rows of its dataset versions, oldest first,
         limited by the training window (all rows, the newest N rows, or adaptive: since the
         latest detected change)."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         project = self.project(name)
         settings = ProjectSettings.from_dict(project["settings"])
         if since_dataset_version is None and settings.window == "adaptive":
@@ -261,6 +308,8 @@ class Keel:
               cancel_event=None, progress=None, frame: pd.DataFrame | None = None,
               dataset_versions_used: list[int] | None = None, alias: str | None = None,
               seed: int | None = None) -> dict:
+        from app.core.ml import artifacts
+
         report = progress or (lambda fraction, message: None)
         project = self.project(name)
         settings = ProjectSettings.from_dict(project["settings"])
@@ -310,6 +359,8 @@ class Keel:
         return {"version": version, "metrics": result.metrics, "run_id": run_id, "seconds": round(seconds, 3)}
 
     def _fit(self, frame, project, settings, seed, final_path, in_subprocess, cancel_event, report, created):
+        from app.core.ml import training
+
         schema = project["schema"]
         if not in_subprocess:
             return training.fit_and_evaluate(frame, schema, settings.preset, settings.params, seed,
@@ -325,6 +376,10 @@ class Keel:
 
     def _write_reference(self, frame, project, result, path, seed) -> None:
         """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         schema = project["schema"]
         labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
@@ -339,6 +394,8 @@ class Keel:
 
     def _record_training(self, project, version, final_path, sha256, result, settings, seed, started_at, seconds,
                          dataset_versions_used, by, reason, alias) -> int:
+        from app.core.ml import training
+
         registry = self.registry
         with registry.transaction():
             run_id = registry.insert_run(
@@ -366,6 +423,8 @@ class Keel:
         return self.registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
 
     def load_version(self, name: str, version: int) -> LoadedModel:
+        from app.core.ml import artifacts
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
@@ -383,6 +442,8 @@ class Keel:
         return self.load_version(name, version)
 
     def reference_frame(self, name: str, version: int) -> pd.DataFrame | None:
+        from app.core.ml import datasets
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         path = (self.workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
@@ -391,6 +452,8 @@ class Keel:
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
                      by: str = "user", notes: str = "") -> dict:
         """Register a scikit-learn model trained elsewhere (a skops file) as a new version."""
+        from app.core.ml import artifacts, datasets, training
+
         project = self.project(name)
         source = Path(file_path)
         datasets.check_readable_file(source)
@@ -435,10 +498,10 @@ class Keel:
     def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
         loaded = self.load_version(name, version)  # verifies hash and types before handing the file out
         source = self.workspace.root / loaded.model_version["artifact_path"]
-        destination = Path(destination)
+        destination = check_output_path(self.workspace.root, destination)
         if destination.is_dir():
             destination = destination / f"{name}-v{version}.skops"
-        with _user_output(destination) as tmp:
+        with user_output(self.workspace.root, destination) as tmp:
             shutil.copyfile(source, tmp)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
@@ -465,6 +528,8 @@ class Keel:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
         deployment's transaction, so its writes commit or roll back with it."""
+        from app.core.ml import artifacts
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
@@ -472,18 +537,24 @@ class Keel:
         current = self.registry.current_deployment(project["id"])
         previous_version = current["version"] if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
-        with self.registry.transaction():
-            self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
-                                            replaced_deployment_id=current["id"] if current else None,
-                                            by=by, reason=reason, is_rollback=0)
-            self._set_production_aliases(project, model_version["id"])
-            self.registry.add_event(project, "deployed",
-                                    f"v{version} deployed to production"
-                                    + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
-                                    by, {"version": version, "previous_version": previous_version})
-            if extra_transaction_work is not None:
-                extra_transaction_work(project)
-        self._write_manifest(project)
+        staged = []
+        try:
+            with self.registry.transaction():
+                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
+                                                replaced_deployment_id=current["id"] if current else None,
+                                                by=by, reason=reason, is_rollback=0)
+                self._set_production_aliases(project, model_version["id"])
+                self.registry.add_event(project, "deployed",
+                                        f"v{version} deployed to production"
+                                        + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
+                                        by, {"version": version, "previous_version": previous_version})
+                if extra_transaction_work is not None:
+                    extra_transaction_work(project)
+                staged = self._stage_manifest(project)
+        except BaseException:
+            discard_staged(staged)
+            raise
+        self._install_manifest(staged)
         return {"production_version": version, "previous_version": previous_version}
 
     def _set_production_aliases(self, project, model_version_id) -> None:
@@ -495,6 +566,8 @@ class Keel:
 
     def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
         """Go back to the previous production model (or to an earlier deployed version)."""
+        from app.core.ml import artifacts
+
         with self._locked(name):
             project = self.project(name)
             current = self.registry.current_deployment(project["id"])
@@ -505,15 +578,21 @@ class Keel:
             artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
                                  model_version["extra_trusted_types"])
             reason = reason or f"rolled back from v{current['version']}"
-            with self.registry.transaction():
-                self.registry.insert_deployment(project_id=project["id"], model_version_id=target["model_version_id"],
-                                                replaced_deployment_id=target["replaced_deployment_id"],
-                                                by=by, reason=reason, is_rollback=1)
-                self._set_production_aliases(project, target["model_version_id"])
-                self.registry.add_event(project, "rolled_back",
-                                        f"rolled back from v{current['version']} to v{target['version']}: {reason}", by,
-                                        {"version": target["version"], "previous_version": current["version"]})
-            self._write_manifest(project)
+            staged = []
+            try:
+                with self.registry.transaction():
+                    self.registry.insert_deployment(
+                        project_id=project["id"], model_version_id=target["model_version_id"],
+                        replaced_deployment_id=target["replaced_deployment_id"], by=by, reason=reason, is_rollback=1)
+                    self._set_production_aliases(project, target["model_version_id"])
+                    self.registry.add_event(project, "rolled_back",
+                                            f"rolled back from v{current['version']} to v{target['version']}: {reason}",
+                                            by, {"version": target["version"], "previous_version": current["version"]})
+                    staged = self._stage_manifest(project)
+            except BaseException:
+                discard_staged(staged)
+                raise
+            self._install_manifest(staged)
         return {"production_version": target["version"], "previous_version": current["version"]}
 
     def _rollback_target(self, project, current, to_version):
@@ -531,24 +610,94 @@ class Keel:
     def rewrite_production_manifest(self, name: str) -> None:
         """Write production.json again from the registry (verify --repair, restore)."""
         with self._locked(name):
-            self._write_manifest(self.project(name))
+            self._replace_manifest(self.project(name))
 
-    def _write_manifest(self, project) -> None:
+    def _manifest(self, project) -> dict | None:
+        """What production.json must say: the registry's current deployment (the source of truth)."""
         deployment = self.registry.current_deployment(project["id"])
         if deployment is None:
-            return
+            return None
         model_version = self.registry.model_version_by_id(deployment["model_version_id"])
-        manifest = {"project": project["name"], "version": deployment["version"], "sha256": model_version["sha256"],
-                    "artifact_path": model_version["artifact_path"], "deployed_at": deployment["deployed_at"],
-                    "by": deployment["by"], "reason": deployment["reason"]}
+        return {"project": project["name"], "version": deployment["version"], "sha256": model_version["sha256"],
+                "artifact_path": model_version["artifact_path"], "deployed_at": deployment["deployed_at"],
+                "by": deployment["by"], "reason": deployment["reason"]}
+
+    def _stage_manifest(self, project) -> list[tuple[Path, Path]]:
+        """Inside a deployment's transaction, before its commit: the new production.json (and the
+        old one as production.previous.json) written to synced temporary files, so that a full disk
+        fails the deployment as a whole. _install_manifest renames them after the commit; a process
+        killed in between leaves a stale manifest, rewritten when the workspace next opens."""
+        manifest = self._manifest(project)
+        if manifest is None:
+            return []
         path = self.workspace.manifest_path(project["name"])
+        pairs = []
         if path.exists():
-            write_text_atomic(path.with_name("production.previous.json"), path.read_text())
-        write_text_atomic(path, json.dumps(manifest, indent=2))
+            pairs.append((path.with_name("production.previous.json"), path.read_bytes()))
+        pairs.append((path, json.dumps(manifest, indent=2).encode()))
+        staged = []
+        try:
+            for final, data in pairs:
+                staged.append((stage_bytes(final, data), final))
+        except BaseException:
+            discard_staged(staged)
+            raise
+        return staged
+
+    def _install_manifest(self, staged: list[tuple[Path, Path]]) -> None:
+        install_staged(staged)
+
+    def refresh_manifests(self) -> list[str]:
+        """Rewrite every production.json that disagrees with the registry (a process killed
+        between the commit and the manifest write leaves it stale). Returns the projects fixed.
+        A project busy in another process is skipped: its writer rewrites the manifest itself."""
+        fixed = []
+        for project in self.registry.projects():
+            if self._manifest_matches(project):
+                continue
+            lock = FileLock(self.workspace.project_lock_path(project["name"]))
+            if not lock.try_acquire():
+                continue
+            try:
+                if not self._manifest_matches(project):  # again, under the lock
+                    self._replace_manifest(project)
+                    fixed.append(project["name"])
+            finally:
+                lock.release()
+        return fixed
+
+    def _manifest_matches(self, project) -> bool:
+        """Whether production.json says what the registry does. With nothing deployed any
+        manifest is left alone: a stray one is verify's to quarantine."""
+        expected = self._manifest(project)
+        if expected is None:
+            return True
+        path = self.workspace.manifest_path(project["name"])
+        try:
+            on_disk = json.loads(path.read_text())
+        except FileNotFoundError:
+            on_disk = None
+        except (OSError, ValueError):
+            return False
+        return on_disk == expected
+
+    def _replace_manifest(self, project) -> None:
+        manifest = self._manifest(project)
+        if manifest is not None:
+            write_text_atomic(self.workspace.manifest_path(project["name"]), json.dumps(manifest, indent=2))
 
     # ================================================================ scoring
     def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
         """Predictions (and class probabilities) for a raw table, plus the cleaning warnings."""
+        out, warnings, _ = self._score(loaded, raw)
+        return out, warnings
+
+    def _score(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+        """(scores, warnings, the model's input)."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         schema = loaded.project["schema"]
         batch = datasets.clean(raw, schema, purpose="predict")
         X = datasets.to_model_frame(batch.frame, schema)
@@ -558,32 +707,58 @@ class Keel:
             probabilities = loaded.model.predict_proba(X)
             for index, label in enumerate(loaded.model.classes_):
                 out[f"proba_{label}"] = probabilities[:, index]
-        return out, batch.warnings
+        return out, batch.warnings, X
 
     def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> dict:
+        """Score a file. With an ID column (or the prediction log on) every output row carries an ID:
+        the file's own, or one Keel assigns; the rows are recorded in the prediction log."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+        from app.core.services import prediction_log
+
+        output_path = check_output_path(self.workspace.root, output_path)
         loaded = self.load_production(name)
+        policy = prediction_log.LogPolicy.of(ProjectSettings.from_dict(loaded.project["settings"]))
         raw = datasets.read_table(input_path)
-        scores, warnings = self.score_frame(loaded, raw)
+        scores, warnings, X = self._score(loaded, raw)
         output_path = Path(output_path)
         # a file scored before already has these columns: replace them rather than duplicate them
         replaced = [c for c in scores.columns if c in raw.frame.columns]
         if replaced:
             warnings = warnings + [f"{raw.source}: column(s) {', '.join(replaced)} replaced by this scoring"]
         inputs = raw.frame.drop(columns=replaced).reset_index(drop=True)
+        id_column, ids, assigned = None, None, 0
+        if policy.returns_ids:
+            id_column = policy.id_column or prediction_log.ASSIGNED_ID_COLUMN
+            given = datasets.id_text(inputs[id_column]).tolist() if id_column in inputs.columns else None
+            ids = prediction_log.complete_ids(given, len(inputs))
+            assigned = len(ids) if given is None else sum(1 for g in given if g is None)
+            inputs[id_column] = ids
         result = pd.concat([inputs, scores.reset_index(drop=True)], axis=1)
-        with _user_output(output_path) as tmp:
+        with user_output(self.workspace.root, output_path) as tmp:
             if output_path.name.lower().endswith(datasets.PARQUET_SUFFIXES):
                 result.to_parquet(tmp, index=False)
             else:
                 result.to_csv(tmp, index=False)
+        logged = 0
+        if policy.enabled:
+            proba_columns = [c for c in scores.columns if c.startswith("proba_")]
+            logged = prediction_log.record(self, loaded.project, loaded.model_version["id"], ids,
+                                           X.reset_index(drop=True), scores["prediction"].tolist(),
+                                           scores[proba_columns].to_numpy() if proba_columns else None)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "batch_scored",
-                                    f"{len(result)} rows of {raw.source} scored with v{loaded.version}", "user",
-                                    {"output": str(output_path), "version": loaded.version})
-        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings}
+                                    f"{len(result)} rows of {raw.source} scored with v{loaded.version}"
+                                    + (f"; {logged} recorded in the prediction log" if logged else ""), "user",
+                                    {"output": str(output_path), "version": loaded.version, "logged_rows": logged})
+        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings,
+                "id_column": id_column, "assigned_ids": assigned, "logged_rows": logged}
 
     # ================================================================ reports
     def status(self, name: str) -> dict:
+        from app.core.services import prediction_log
+
         project = self.project(name)
         production = self.production_version(name)
         versions = []
@@ -601,7 +776,8 @@ class Keel:
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
                                       "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"]}
+                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"],
+                "prediction_log": prediction_log.summary(self, project)}
 
     def history(self, name: str) -> dict:
         project = self.project(name)

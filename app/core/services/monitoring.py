@@ -131,10 +131,7 @@ def has_probabilities(loaded) -> bool:
 
 # --------------------------------------------------------------------------- the cycle
 def pending_batches(registry, project_id: int, deployment: dict) -> list[dict]:
-    return registry.query(
-        "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
-        "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) ORDER BY d.version",
-        (project_id, deployment["deployed_at"]))
+    return registry.unmonitored_dataset_versions(project_id, deployment["deployed_at"])
 
 
 def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from app.core.domain.clock import utc_now
 
-# Registry migration 5: the table, filled from what the audit log held until now.
+# Registry migration 7: the table, filled from what the audit log held until now.
 POLICY_STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS policy_state (
     project_id INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
