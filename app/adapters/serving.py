@@ -135,7 +135,7 @@ class ProductionWatcher:
             self._stop.wait(self.poll_seconds)
 
     def check(self) -> None:
-        deployment = self.keel.registry.current_deployment(self.project["id"])
+        deployment = self.keel.deployment_in_production(self.project["id"])
         current = self.current
         if deployment is None:
             if current is not None:
@@ -212,8 +212,7 @@ class ServedSampler:
             rows = [self._row(item, utc_now()) for item in items if item is not None]
             if rows:
                 try:
-                    with self.keel.registry.transaction():
-                        self.keel.registry.insert_served_samples(rows)
+                    self.keel.record_served_samples(rows)
                 except Exception:
                     log.exception("serving: storing %d served sample(s) failed", len(rows))
             if done:

@@ -175,6 +175,12 @@ from app.frontends import runner as _runner  # noqa: E402  (monitor, approve, ru
 extension(_runner.register_parser, _runner.HANDLERS)
 
 
+def _create_demo(keel, args) -> dict:
+    from app.demo.demo_project import create_demo
+
+    return create_demo(keel)
+
+
 def _handlers():
     return {
         ("project", "create"): lambda keel, a: keel.create_project(a.name, a.data, a.target, a.task, settings_from_args(a)),
@@ -193,7 +199,7 @@ def _handlers():
         ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
-        ("demo", None): lambda keel, a: keel.create_demo(),
+        ("demo", None): _create_demo,
         **_HANDLERS,
     }
 
@@ -273,7 +279,7 @@ def _format_status(result) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in argv
-    keel = workspace = None
+    keel = log_file = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None or (args.command == "project" and not args.project_command):
@@ -281,12 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         key = (args.command, getattr(args, "project_command", None))
         handler = _handlers()[key]
         from app.core.services.lifecycle import Keel
-        from app.core.store.workspace import Workspace
+        from app.core.services.session import log_path, open_workspace
         from app.logs import setup_logging
 
-        workspace = Workspace.open(args.workspace)
-        setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
-        keel = Keel(workspace)
+        root = open_workspace(args.workspace)
+        log_file = log_path(root)
+        setup_logging(log_file)  # before the registry opens, so its failures are logged too
+        keel = Keel.open(root)
         log.info("command %s", " ".join(argv))
         result = handler(keel, args)
         if result is None:
@@ -306,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), exc.exit_code, want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
         log.error("failed: %s\n%s", exc, traceback.format_exc())
-        where = f" (details in {workspace.log_path})" if workspace else ""
+        where = f" (details in {log_file})" if log_file else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)
     finally:
         if keel is not None:

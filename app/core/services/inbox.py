@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError
-from app.core.store.fileio import write_text_atomic
+from app.core.fileio import write_text_atomic
 from app.core.store.workspace import FileLock
 
 log = logging.getLogger("keel.inbox")

@@ -6,15 +6,12 @@ main.py in a source checkout, then the platform's user data folder.
 
 import fcntl
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from app import SOURCE_ROOT
 from app.core.domain.errors import BusyError, KeelError
-
-PROJECT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def resolve_workspace(explicit: str | os.PathLike | None = None) -> Path:
@@ -28,14 +25,6 @@ def resolve_workspace(explicit: str | os.PathLike | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("keel", appauthor=False))
-
-
-def check_project_name(name: str) -> str:
-    if not PROJECT_NAME_PATTERN.match(name or ""):
-        raise KeelError(
-            f"invalid project name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -79,6 +68,10 @@ class Workspace:
 
     def manifest_path(self, project: str) -> Path:
         return self.project_dir(project) / "production.json"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.root / "demo"
 
     def project_lock_path(self, project: str) -> Path:
         return self.root / "locks" / f"{project}.lock"
