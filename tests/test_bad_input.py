@@ -207,6 +207,29 @@ def test_a_gzip_that_inflates_over_the_size_limit_is_refused(capsys, ws, tmp_pat
     assert_refused(capsys, ws, tmp_path, ["ingest", "loans", str(path)], "bomb.csv.gz", "uncompressed data is over")
 
 
+@pytest.mark.parametrize("command", READERS)
+def test_a_parquet_that_decodes_over_the_size_limit_is_refused_before_reading(capsys, ws, tmp_path, monkeypatch,
+                                                                               command):
+    """300k repeated rows compress to a few kB; read, they would take ~20 MB (30 M rows took 4.8 GB)."""
+    import pandas as pd
+
+    path = tmp_path / "bomb.parquet"
+    pd.concat([loans(30, seed=5)] * 10_000, ignore_index=True).to_parquet(path, index=False)
+    assert path.stat().st_size < 200_000
+    monkeypatch.setenv("KEEL_MAX_FILE_MB", "1")
+    assert_refused(capsys, ws, tmp_path, argv_for(command, path, tmp_path),
+                   "bomb.parquet", "300,000 rows", "over the 1.0 MB limit", "KEEL_MAX_FILE_MB")
+
+
+def test_a_parquet_within_the_limit_is_still_read(capsys, ws, tmp_path, monkeypatch):
+    path = tmp_path / "batch.parquet"
+    loans(300, seed=6).to_parquet(path, index=False)
+    monkeypatch.setenv("KEEL_MAX_FILE_MB", "1")
+    code, out, err = cli(capsys, ws, "ingest", "loans", str(path))
+    assert code == 0, err
+    assert out["rows"] == 300
+
+
 @pytest.mark.parametrize("case", [zero_bytes, random_binary, does_not_exist, a_directory, a_fifo, a_device],
                          ids=lambda case: case.__name__)
 def test_import_refuses_unreadable_model_files(capsys, ws, tmp_path, case):

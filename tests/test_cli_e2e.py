@@ -1,6 +1,6 @@
 """The CLI end to end, in-process: create -> train -> deploy -> predict -> ingest -> train ->
 deploy -> rollback -> status/history, asserting the registry contents and the --json
-shapes of DESIGN.md. Plus the failure contract: one JSON error document, exit codes,
+shapes of docs/cli.md. Plus the failure contract: one JSON error document, exit codes,
 tracebacks only in logs/keel.log."""
 
 import json

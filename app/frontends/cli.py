@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--output", required=True)
+    report = command("report", "write a self-contained HTML report: a version's model card and its monitoring")
+    report.add_argument("name")
+    report.add_argument("--version", type=int, help="the version to describe (default: the production model)")
+    report.add_argument("--since", help="monitoring from this date (YYYY-MM-DD[THH:MM], local time) until now "
+                                        "(default: since the version was deployed)")
+    report.add_argument("--output", required=True, help="the .html file to write (outside the workspace)")
     archive = command("archive", "archive (or restore) a model version")
     archive.add_argument("name")
     archive.add_argument("--version", type=int, required=True)
@@ -174,6 +180,10 @@ from app.frontends import runner as _runner  # noqa: E402  (monitor, approve, ru
 
 extension(_runner.register_parser, _runner.HANDLERS)
 
+from app.frontends import recovery_cli as _recovery_cli  # noqa: E402  (verify, backup, restore, retention, bundle)
+
+extension(_recovery_cli.register_parser, _recovery_cli.HANDLERS)
+
 
 def _create_demo(keel, args) -> dict:
     from app.demo.demo_project import create_demo
@@ -197,6 +207,7 @@ def _handlers():
         ("history", None): lambda keel, a: keel.history(a.name),
         ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
         ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
+        ("report", None): _report,
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
         ("demo", None): _create_demo,
@@ -209,6 +220,12 @@ def _delete_project(keel, args):
         raise UsageError(f"deleting {args.name!r} removes its versions, data and history: add --yes to confirm")
     keel.delete_project(args.name)
     return {"deleted": args.name}
+
+
+def _report(keel, args):
+    from app.core.services import reports
+
+    return reports.write_report(keel, args.name, args.output, version=args.version, since=args.since)
 
 
 def _archive(keel, args):
@@ -248,6 +265,10 @@ def _format_human(key, result) -> str:
         lines.extend(f"  {key:<20} {value}" for key, value in result["settings"].items())
     elif command == "predict":
         lines.append(f"Scored {result['rows']} rows with v{result['version']} -> {result['output']}")
+    elif command == "report":
+        period = f"{result['batches']} monitored batch(es)" if result["period_start"] else "no monitoring period"
+        lines.append(f"Report of {result['project']} v{result['version']} ({period}, {result['bytes']:,} bytes) "
+                     f"-> {result['output']}")
     elif command == "status":
         lines.extend(_format_status(result))
     elif command == "history":
@@ -282,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     keel = log_file = None
     try:
         args = build_parser().parse_args(argv)
-        if args.command is None or (args.command == "project" and not args.project_command):
+        if args.command is None or (args.command in ("project", "bundle") and not args.project_command):
             raise UsageError("no command given: try `keel --help`")
         key = (args.command, getattr(args, "project_command", None))
         handler = _handlers()[key]
@@ -298,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         result = handler(keel, args)
         if result is None:
             return 0
+        if isinstance(result, int):  # a handler that printed its own output and chose the exit code
+            return result
         print(json.dumps(_finite_or_null(result), default=str, allow_nan=False) if want_json
               else _format_human(key, result), flush=True)
         return 0

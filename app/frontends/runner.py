@@ -1,6 +1,6 @@
 """The headless runner (`keel run`) and the monitoring commands of the CLI.
 
-`run` holds the workspace lock (keel.lock, DESIGN.md "One writer at a time"), runs
+`run` holds the workspace lock (keel.lock: one writer per workspace, docs/design.md), runs
 the monitoring schedules (app/adapters/scheduling.py) and one serial queue per project until
 Ctrl-C or SIGTERM, then stops cleanly: no new jobs, the running ones finish (a fit
 or a deployment is never cut half-way), the scheduler shuts down, the lock is freed.

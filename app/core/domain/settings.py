@@ -1,4 +1,4 @@
-"""Project settings: one set, edited by the CLI and the GUI alike (DESIGN.md, "Settings")."""
+"""Project settings: one set, edited by the CLI and the GUI alike (docs/cli.md, "Settings")."""
 
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -47,8 +47,8 @@ class ProjectSettings:
     drift_share: float = 0.3
     policy: str = "alert"
     retrain_after_rows: int | None = None
-    # "adaptive": all rows until a change is detected, then only the rows since it (DESIGN.md said
-    # "all"; bench/drift_loop.py shows "all" recovers to 0.77 accuracy after an abrupt drift, adaptive 0.92).
+    # "adaptive": all rows until a change is detected, then only the rows since it ("all" recovers to
+    # 0.77 accuracy after an abrupt drift in bench/drift_loop.py, adaptive to 0.92).
     # None: all rows; int: the newest N rows.
     window: int | str | None = "adaptive"
     margin: float = 0.01

@@ -95,7 +95,7 @@ def read_table(path: str | os.PathLike, max_bytes: int | None = None) -> RawTabl
     kind = file_kind(path)
     limit = max_bytes if max_bytes is not None else max_file_bytes()
     if kind == "parquet":
-        return _read_parquet(path)
+        return _read_parquet(path, limit)
     if kind == "csv.gz":
         data = _read_gzip(path, limit)
     else:
@@ -116,14 +116,16 @@ def _read_gzip(path: Path, limit: int) -> bytes:
     return data
 
 
-def _read_parquet(path: Path) -> RawTable:
+def _read_parquet(path: Path, limit: int) -> RawTable:
     try:
         import pyarrow.parquet as pq
 
-        names = pq.read_schema(path).names
+        metadata = pq.read_metadata(path)
+        names = metadata.schema.to_arrow_schema().names
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ValidationError(f"{path.name}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     _check_header(names, path.name)  # before read_table, whose error for duplicates names no column
+    _check_parquet_decoded_size(metadata, path.name, limit)
     try:
         table = pq.read_table(path)
     except Exception as exc:
@@ -132,6 +134,36 @@ def _read_parquet(path: Path) -> RawTable:
     if len(frame) == 0:
         raise ValidationError(f"{path.name}: has a header but no rows")
     return RawTable(frame=frame, source=path.name, file_format="parquet")
+
+
+STRING_CELL_BYTES = 16  # an offset and a pointer per text cell, before its characters
+
+
+def parquet_decoded_bytes(metadata) -> tuple[int, int]:
+    """(uncompressed bytes, estimated bytes once decoded) of a Parquet file, from its footer alone.
+
+    Dictionary and run-length encoding make the uncompressed size no bound on memory (30 M
+    equal rows fit in 1 MB), so the estimate also counts every row at its column's width."""
+    uncompressed = sum(metadata.row_group(g).column(c).total_uncompressed_size
+                       for g in range(metadata.num_row_groups) for c in range(metadata.num_columns))
+    schema = metadata.schema.to_arrow_schema()
+    per_row = 0
+    for arrow_field in schema:
+        try:
+            per_row += max(arrow_field.type.bit_width // 8, 1)
+        except ValueError:  # variable width: text, binary, nested
+            per_row += STRING_CELL_BYTES
+    return uncompressed, max(uncompressed, metadata.num_rows * per_row)
+
+
+def _check_parquet_decoded_size(metadata, source: str, limit: int) -> None:
+    uncompressed, decoded = parquet_decoded_bytes(metadata)
+    if uncompressed > limit:
+        raise ValidationError(f"{source}: uncompressed data is {uncompressed / 1e6:.1f} MB, over the "
+                              f"{limit / 1e6:.1f} MB limit (set KEEL_MAX_FILE_MB)")
+    if decoded > limit:
+        raise ValidationError(f"{source}: {metadata.num_rows:,} rows x {metadata.num_columns} columns decode to "
+                              f"about {decoded / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set KEEL_MAX_FILE_MB)")
 
 
 def _decode(data: bytes, source: str) -> tuple[str, list[str]]:

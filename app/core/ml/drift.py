@@ -4,7 +4,7 @@ The reference (a model's training rows) is summarised once per model: sorted num
 values, quantile bin edges and proportions, category counts. Comparing a batch then
 costs one sort per numeric column and one value count per categorical column.
 
-Decisions rest on effect sizes (DESIGN.md, "Settings"): a numeric feature drifts when
+Decisions rest on effect sizes (docs/cli.md, "Settings"): a numeric feature drifts when
 PSI > 0.2 or the Wasserstein distance normalised by the reference's standard
 deviation > 0.1; a categorical (or boolean) one when PSI > 0.2 or the Jensen-Shannon
 distance > 0.1. On large samples every p-value is tiny, so a p-value alone never

@@ -5,6 +5,8 @@ Each mutating action takes the project's cross-process lock, writes its files fi
 one transaction. If anything fails before the commit, files it created are removed.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -12,17 +14,20 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
-from app.core.fileio import atomic_path, write_text_atomic
-from app.core.ml import artifacts, datasets, training
+from app.core.fileio import atomic_path, sha256_file, write_text_atomic
 from app.core.store.registry import Registry
 from app.core.store.workspace import Workspace, project_lock
+
+if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only commands never need them
+    import pandas as pd
+
+    from app.core.ml import datasets
 
 REFERENCE_TRAIN_ROWS = 20_000
 RECENT_EVENTS = 8
@@ -61,7 +66,7 @@ class Keel:
         self.registry = Registry(workspace.registry_path)
 
     @classmethod
-    def open(cls, workspace_dir: str | os.PathLike | None = None) -> "Keel":
+    def open(cls, workspace_dir: str | os.PathLike | None = None) -> Keel:
         return cls(Workspace.open(workspace_dir))
 
     def close(self) -> None:
@@ -101,6 +106,8 @@ class Keel:
     # ================================================================ projects
     def create_project(self, name: str, data_path: str | os.PathLike, target: str, task: str | None = None,
                        settings: dict | None = None, by: str = "user") -> dict:
+        from app.core.ml import datasets, training
+
         check_project_name(name)
         if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
             raise KeelError(f"project {name!r} already exists")
@@ -164,6 +171,8 @@ class Keel:
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
+        from app.core.ml import training
+
         with self._locked(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
@@ -214,10 +223,12 @@ class Keel:
     def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
         return self.registry.insert_dataset_version(
             project_id=project["id"], version=version, path=str(path.relative_to(self.workspace.root)),
-            content_sha256=digest, rows=batch.rows, labelled_rows=batch.labelled_rows,
+            content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
 
     def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+        from app.core.ml import datasets
+
         project = self.project(name)
         schema = project["schema"]
         raw = datasets.read_table(file_path)
@@ -250,6 +261,8 @@ class Keel:
                 "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "duplicate_of": None}
 
     def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
+        from app.core.ml import datasets
+
         project = self.project(name)
         row = self.registry.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?",
                                       (project["id"], version))
@@ -261,6 +274,10 @@ class Keel:
         """The project's training data: labelled rows of its dataset versions, oldest first,
         limited by the training window (all rows, the newest N rows, or adaptive: since the
         latest detected change)."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         project = self.project(name)
         settings = ProjectSettings.from_dict(project["settings"])
         if since_dataset_version is None and settings.window == "adaptive":
@@ -294,6 +311,8 @@ class Keel:
               cancel_event=None, progress=None, frame: pd.DataFrame | None = None,
               dataset_versions_used: list[int] | None = None, alias: str | None = None,
               seed: int | None = None) -> dict:
+        from app.core.ml import artifacts
+
         report = progress or (lambda fraction, message: None)
         project = self.project(name)
         settings = ProjectSettings.from_dict(project["settings"])
@@ -343,6 +362,8 @@ class Keel:
         return {"version": version, "metrics": result.metrics, "run_id": run_id, "seconds": round(seconds, 3)}
 
     def _fit(self, frame, project, settings, seed, final_path, in_subprocess, cancel_event, report, created):
+        from app.core.ml import training
+
         schema = project["schema"]
         if not in_subprocess:
             return training.fit_and_evaluate(frame, schema, settings.preset, settings.params, seed,
@@ -358,6 +379,10 @@ class Keel:
 
     def _write_reference(self, frame, project, result, path, seed) -> None:
         """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         schema = project["schema"]
         labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
@@ -372,6 +397,8 @@ class Keel:
 
     def _record_training(self, project, version, final_path, sha256, result, settings, seed, started_at, seconds,
                          dataset_versions_used, by, reason, alias) -> int:
+        from app.core.ml import training
+
         registry = self.registry
         with registry.transaction():
             run_id = registry.insert_run(
@@ -399,6 +426,8 @@ class Keel:
         return self.registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
 
     def load_version(self, name: str, version: int) -> LoadedModel:
+        from app.core.ml import artifacts
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
@@ -416,6 +445,8 @@ class Keel:
         return self.load_version(name, version)
 
     def reference_frame(self, name: str, version: int) -> pd.DataFrame | None:
+        from app.core.ml import datasets
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         path = (self.workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
@@ -424,6 +455,8 @@ class Keel:
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
                      by: str = "user", notes: str = "") -> dict:
         """Register a scikit-learn model trained elsewhere (a skops file) as a new version."""
+        from app.core.ml import artifacts, datasets, training
+
         project = self.project(name)
         source = Path(file_path)
         datasets.check_readable_file(source)
@@ -498,6 +531,8 @@ class Keel:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
         deployment's transaction, so its writes commit or roll back with it."""
+        from app.core.ml import artifacts
+
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
         artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
@@ -528,6 +563,8 @@ class Keel:
 
     def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
         """Go back to the previous production model (or to an earlier deployed version)."""
+        from app.core.ml import artifacts
+
         with self._locked(name):
             project = self.project(name)
             current = self.registry.current_deployment(project["id"])
@@ -570,6 +607,11 @@ class Keel:
             raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
         return earlier[-1]
 
+    def rewrite_production_manifest(self, name: str) -> None:
+        """Write production.json again from the registry (verify --repair, restore)."""
+        with self._locked(name):
+            self._write_manifest(self.project(name))
+
     def _write_manifest(self, project) -> None:
         deployment = self.registry.current_deployment(project["id"])
         if deployment is None:
@@ -586,6 +628,10 @@ class Keel:
     # ================================================================ scoring
     def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
         """Predictions (and class probabilities) for a raw table, plus the cleaning warnings."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         schema = loaded.project["schema"]
         batch = datasets.clean(raw, schema, purpose="predict")
         X = datasets.to_model_frame(batch.frame, schema)
@@ -598,6 +644,10 @@ class Keel:
         return out, batch.warnings
 
     def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> dict:
+        import pandas as pd
+
+        from app.core.ml import datasets
+
         loaded = self.load_production(name)
         raw = datasets.read_table(input_path)
         scores, warnings = self.score_frame(loaded, raw)

@@ -4,7 +4,7 @@ metric, drift and label-free estimate, then open or close alerts.
 A batch is evaluated once: the cycle takes the dataset versions ingested since the
 current production model was deployed that have no monitoring result yet.
 
-Alert rules (DESIGN.md, "Settings"), each respecting whether the metric is better
+Alert rules (docs/cli.md, "Settings"), each respecting whether the metric is better
 high or low, with one open alert per rule until it is acknowledged or recovers:
 
     metric_threshold     measured metric past --threshold            critical
@@ -62,7 +62,7 @@ class BatchResult:
     rules: dict = field(default_factory=dict)  # rule -> message when firing, "" when fine; absent: no data
 
     def public(self) -> dict:
-        """The shape of DESIGN.md's `monitor --json` batches."""
+        """The shape of `monitor --json` batches (docs/cli.md, "JSON shapes")."""
         return {"dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
                 "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
                 "estimated_value": self.estimated_value, "drifted_features": self.drifted_features,
@@ -131,10 +131,7 @@ def has_probabilities(loaded) -> bool:
 
 # --------------------------------------------------------------------------- the cycle
 def pending_batches(registry, project_id: int, deployment: dict) -> list[dict]:
-    return registry.query(
-        "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
-        "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) ORDER BY d.version",
-        (project_id, deployment["deployed_at"]))
+    return registry.unmonitored_dataset_versions(project_id, deployment["deployed_at"])
 
 
 def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:

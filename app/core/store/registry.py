@@ -12,12 +12,13 @@ import threading
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -179,8 +180,31 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
 """
 
+# Recovery: each dataset file's sha256 (verify, backup), a model file removed by retention
+# (the row stays: the audit log and the monitoring results still name it), workspace-wide
+# settings (scheduled backups, retention).
+SCHEMA_V4 = """
+ALTER TABLE dataset_versions ADD COLUMN file_sha256 TEXT;
+ALTER TABLE model_versions ADD COLUMN pruned_at TEXT;
+CREATE TABLE IF NOT EXISTS workspace_settings (
+    key TEXT PRIMARY KEY,
+    value_json TEXT NOT NULL
+);
+"""
+
+# Indexes for the lookups that grow with history: without the first, finding the batches
+# still to monitor scanned monitor_results once per dataset version (quadratic growth).
+SCHEMA_V5_INDEXES = """
+CREATE INDEX IF NOT EXISTS monitor_results_dataset ON monitor_results (dataset_version_id);
+CREATE INDEX IF NOT EXISTS alerts_project_status ON alerts (project_id, status, id);
+CREATE INDEX IF NOT EXISTS deployments_project ON deployments (project_id, id);
+CREATE INDEX IF NOT EXISTS served_samples_project ON served_samples (project_id, id);
+CREATE INDEX IF NOT EXISTS runs_project ON runs (project_id);
+"""
+
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
-MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)]
+MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4),
+                                   (5, SCHEMA_V5_INDEXES)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -192,6 +216,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA recursive_triggers=ON")  # as sqlite-utils sets it
     return conn
 
 
@@ -274,19 +299,26 @@ class Registry:
 
     # ----------------------------------------------------------------- plumbing
     @property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> "sqlite_utils.Database":
+        """This thread's connection wrapped by sqlite-utils, made on the first write: importing
+        sqlite-utils imports pandas (0.5-1 s), which a read-only command never needs."""
         database = getattr(self._local, "db", None)
         if database is None:
-            conn = _connect(self.path)
-            with self._connections_guard:
-                self._all_connections.append(conn)
-            database = sqlite_utils.Database(conn)
+            import sqlite_utils
+
+            database = sqlite_utils.Database(self.conn, recursive_triggers=False)  # _connect set it
             self._local.db = database
         return database
 
     @property
     def conn(self) -> sqlite3.Connection:
-        return self.db.conn
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            with self._connections_guard:
+                self._all_connections.append(conn)
+            self._local.conn = conn
+        return conn
 
     def close(self) -> None:
         with self._connections_guard:
@@ -409,6 +441,13 @@ class Registry:
         for row in rows:
             row["report"] = _loads(row.pop("report_json"), {})
         return rows
+
+    def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[dict]:
+        """Dataset versions created at or after `since` that no monitoring result covers yet."""
+        return self.query(
+            "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
+            "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) ORDER BY d.version",
+            (project_id, since))
 
     def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> dict | None:
         return self.query_one(

@@ -319,6 +319,15 @@ class Controller(QObject):
                         lambda job: self.keel.export_model(name, version, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r['path']}."))
 
+    def export_report(self, destination: str) -> Job:
+        """The production model's report (model card, then its monitoring) written to destination."""
+        from app.core.services import reports
+
+        name = self.project
+        return self.run(name, "export", f"Writing the report of {name}",
+                        lambda job: reports.write_report(self.keel, name, destination), project=name,
+                        on_done=lambda r: self.notify.emit("info", f"Report of v{r['version']} written to {r['output']}."))
+
     def check_model_file(self, path: str, on_done: Callable[[list[str]], Any]) -> Job:
         """The types in a model file outside Keel's trusted list (read on a worker: skops is slow to import)."""
         def work(job: Job) -> list[str]:

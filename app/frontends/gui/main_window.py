@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
                                      "Ingest a labelled or unlabelled batch (validated, cleaned, versioned)"),
             "import_model": self._action("&Import model…", self.import_model, None,
                                          "Register a scikit-learn model saved with skops as a new version"),
+            "export_report": self._action("Export &report…", self.export_report, None,
+                                          "One HTML file: the production model's card and its monitoring"),
             "delete_project": self._action("&Delete project…", self.delete_project, None, "Delete the project and its files"),
             "quit": self._action("&Quit", self.close, QKeySequence.StandardKey.Quit),
             "retrain": self._action("&Retrain", self.controller.retrain, "Ctrl+R",
@@ -140,7 +142,7 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         a = self.named_actions
         file_menu = self.menuBar().addMenu("&File")
-        for key in ("new_project", "open_workspace", None, "add_data", "import_model", None, "delete_project", None, "quit"):
+        for key in ("new_project", "open_workspace", None, "add_data", "import_model", "export_report", None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
         model_menu = self.menuBar().addMenu("&Model")
         for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
@@ -343,6 +345,7 @@ class MainWindow(QMainWindow):
         a["new_project"].setEnabled(c.can_write())
         a["add_data"].setEnabled(writable)
         a["import_model"].setEnabled(writable)
+        a["export_report"].setEnabled(has_keel and project)
         a["delete_project"].setEnabled(can and not c.busy())
         a["retrain"].setEnabled(writable and not c.busy(("train",)))
         a["settings"].setEnabled(writable and not c.busy(("settings",)))
@@ -408,6 +411,13 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "skops model (*.skops)")
         if path:
             self.controller.check_model_file(path, on_done=lambda outside: self._import_after_review(path, outside))
+
+    def export_report(self) -> None:
+        name = self.controller.project
+        path, _ = QFileDialog.getSaveFileName(self, f"Export a report of {name}", str(Path.home() / f"{name}-report.html"),
+                                              "HTML report (*.html)")
+        if path:
+            self.controller.export_report(path)
 
     def _import_after_review(self, path: str, outside: list[str]) -> None:
         """The user sees every type outside Keel's trusted list and accepts them, or nothing is imported."""

@@ -1,0 +1,316 @@
+"""Reports a person can open anywhere: one self-contained HTML file holding a version's model
+card followed by the monitoring of a period.
+
+`build_report` gathers the facts (plain data, no markup); `render_report` turns them into
+HTML with a Jinja2 template and matplotlib SVG charts (app/core/services/report_charts.py);
+`write_report` does both and writes the file atomically, outside the workspace.
+
+The period: with neither --version nor --since, the production version's card and its
+monitoring since it was deployed. --version N: version N's card and the monitoring of its
+latest time in production (none if it never was). --since DATE: the monitoring of every
+version from DATE until now.
+"""
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.core.domain.clock import utc_now
+from app.core.domain.errors import KeelError
+from app.core.domain.settings import ProjectSettings, higher_is_better
+from app.core.ml.training import PRESET_LABELS
+
+MAX_DISTRIBUTION_FEATURES = 6  # drifted features whose distributions are drawn
+DECISION_EVENTS = ("deployed", "rolled_back", "retrain_decision", "alert_acknowledged", "change_detected",
+                   "settings_changed")
+BOOKKEEPING_PARAMS = {"preset", "overrides", "holdout_share", "cv_folds", "seed", "train_rows", "test_rows",
+                      "fit_seconds", "source", "accepted_types"}
+
+
+# --------------------------------------------------------------------------- arguments
+def parse_since(text: str | None) -> str | None:
+    """A date or date-time in local time (the GUI shows local times) -> ISO 8601 UTC, as stored."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise KeelError(f"--since {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # a naive time is local
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def check_outside_workspace(keel, path: str | os.PathLike, flag: str = "--output") -> Path:
+    """A user-given output path must not reach into the workspace's own files."""
+    resolved = Path(path).expanduser().resolve()
+    root = keel.workspace.root.resolve()
+    if resolved == root or root in resolved.parents:
+        raise KeelError(f"{flag} {path}: is inside the workspace {root}; write it somewhere else")
+    return resolved
+
+
+# --------------------------------------------------------------------------- gathering
+def build_report(keel, name: str, version: int | None = None, since: str | None = None) -> dict:
+    """Everything the report shows, as plain data (since: ISO 8601 UTC, see parse_since)."""
+    project = keel.project(name)
+    production = keel.production_version(name)
+    if version is None:
+        if production is None:
+            raise KeelError(f"project {name!r} has no production model yet: give --version N")
+        version = production
+    card = model_card(keel, project, version)
+    start, end, period_label = _period(card["deployments"], since, version)
+    monitoring = monitoring_report(keel, project, start, end) if start is not None else None
+    return {"project": name, "generated_at": utc_now(), "production_version": production, "card": card,
+            "period": {"start": start, "end": end, "label": period_label}, "monitoring": monitoring}
+
+
+def _period(deployments: list[dict], since: str | None, version: int) -> tuple[str | None, str | None, str]:
+    if since is not None:
+        return since, None, "since the given date"
+    if not deployments:
+        return None, None, f"v{version} was never in production: no monitoring to report"
+    latest = deployments[-1]
+    label = f"while v{version} was in production" if latest["until"] else f"since v{version} was deployed"
+    return latest["deployed_at"], latest["until"], label
+
+
+def model_card(keel, project: dict, version: int) -> dict:
+    from app.core.services import insights
+
+    registry = keel.registry
+    model_version = registry.model_version(project["id"], version)
+    run = registry.run(model_version["run_id"]) if model_version.get("run_id") else None
+    params = registry.run_params(run["id"]) if run else {}
+    metrics = keel.model_metrics(model_version)
+    compared = insights.compare_versions(keel, project["name"], [version])
+    scored = compared["versions"][0]
+    events = registry.events(project["id"])
+    return {
+        "version": version, "created_at": model_version["created_at"], "task": project["task"],
+        "target": project["target"], "metric": project["metric"], "notes": model_version["notes"],
+        "aliases": model_version["aliases"], "archived": bool(model_version["archived"]),
+        "preset": run["preset"] if run else None,
+        "preset_label": PRESET_LABELS.get(run["preset"], run["preset"]) if run else None,
+        "seed": run["seed"] if run else None, "overrides": params.get("overrides") or {},
+        "parameters": {k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
+        "kind": run["kind"] if run else "unknown", "import_source": params.get("source"),
+        "training": _training_data(keel, project, run, params),
+        "trained": _first(events, "model_trained", version) or _first(events, "model_imported", version),
+        "metrics": [{"name": k, "value": v, "primary": k == project["metric"]}
+                    for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project["metric"], item[0]))],
+        "holdout_rows": params.get("test_rows"), "train_rows": params.get("train_rows"),
+        "scored_rows": scored["rows"], "classes": scored["classes"], "confusion": scored["confusion"],
+        "importance_kind": scored["importance_kind"],
+        "importances": sorted(scored["importances"].items(), key=lambda item: -abs(item[1])),
+        "later_data": compared["common"] and {**compared["common"], "metrics": scored.get("common_metrics", {})},
+        "gate": [_decision(e) for e in events if e["kind"] == "retrain_decision"
+                 and e["details"].get("challenger_version") == version],
+        "deployments": _deployments_of(registry.deployments(project["id"]), version),
+        "library_versions": run["library_versions"] if run else {},
+        "sha256": model_version["sha256"], "artifact": Path(model_version["artifact_path"]).name,
+        "settings": ProjectSettings.from_dict(project["settings"]).to_dict(),
+    }
+
+
+def _first(events: list[dict], kind: str, version: int) -> dict | None:
+    for event in events:
+        if event["kind"] == kind and event["details"].get("version") == version:
+            return {"at": event["at"], "by": event["by"], "message": event["message"]}
+    return None
+
+
+def _decision(event: dict) -> dict:
+    details = event["details"]
+    return {"at": event["at"], "by": event["by"], "message": event["message"],
+            "decision": details.get("decision", ""), "champion_version": details.get("champion_version"),
+            "champion_value": details.get("champion_value"), "challenger_value": details.get("challenger_value"),
+            "gate_rows": details.get("gate_rows"), "test": details.get("test"), "p_value": details.get("p_value"),
+            "accepted": details.get("accepted")}
+
+
+def _deployments_of(deployments: list[dict], version: int) -> list[dict]:
+    """The times this version went into production, each with when it was replaced (None: still there)."""
+    stints = []
+    for index, deployment in enumerate(deployments):
+        if deployment["version"] != version:
+            continue
+        following = deployments[index + 1] if index + 1 < len(deployments) else None
+        stints.append({"deployed_at": deployment["deployed_at"], "by": deployment["by"],
+                       "reason": deployment["reason"], "is_rollback": bool(deployment["is_rollback"]),
+                       "until": following["deployed_at"] if following else None,
+                       "replaced_by": following["version"] if following else None})
+    return stints
+
+
+def _training_data(keel, project: dict, run: dict | None, params: dict) -> dict:
+    used = set(run["dataset_versions"]) if run else set()
+    rows = keel.registry.dataset_versions(project["id"])
+    by_id = {row["id"]: row["version"] for row in rows}
+    versions = [{"version": row["version"], "rows": row["rows"], "labelled_rows": row["labelled_rows"],
+                 "source": row["source"], "created_at": row["created_at"], "sha256": row["content_sha256"],
+                 "parent": by_id.get(row["parent_id"])} for row in rows if row["version"] in used]
+    window = ProjectSettings.from_dict(project["settings"]).window
+    return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
+            "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
+            "holdout_share": params.get("holdout_share"), "cv_folds": params.get("cv_folds"),
+            "window": "all" if window is None else window}
+
+
+def _in_period(at: str | None, start: str, end: str | None) -> bool:
+    return at is not None and at >= start and (end is None or at < end)
+
+
+def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
+    registry = keel.registry
+    settings = ProjectSettings.from_dict(project["settings"])
+    results = [r for r in registry.monitor_results(project["id"]) if _in_period(r["at"], start, end)]
+    deployments = registry.deployments(project["id"])
+    features = _feature_drift(results)
+    alerts = [a for a in registry.alerts(project["id"])
+              if a["opened_at"] < (end or "\uffff") and (a["closed_at"] is None or a["closed_at"] >= start)]
+    return {
+        "metric": project["metric"], "higher_is_better": higher_is_better(project["metric"]),
+        "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
+        "batches": [_batch(r) for r in results],
+        "deployments": [{"at": d["deployed_at"], "version": d["version"], "by": d["by"], "reason": d["reason"],
+                         "is_rollback": bool(d["is_rollback"])} for d in deployments
+                        if _in_period(d["deployed_at"], start, end)],
+        "training_values": _training_values(keel, project, results),
+        "features": features,
+        "distributions": _distributions(keel, project, results, features),
+        "alerts": [{k: a[k] for k in ("id", "rule", "severity", "opened_at", "message", "status", "closed_at")}
+                   for a in alerts],
+        "decisions": [{"at": e["at"], "kind": e["kind"], "by": e["by"], "message": e["message"]}
+                      for e in registry.events(project["id"])
+                      if e["kind"] in DECISION_EVENTS and _in_period(e["at"], start, end)],
+    }
+
+
+def _batch(result: dict) -> dict:
+    return {"at": result["at"], "dataset_version": result["dataset_version"], "model_version": result["model_version"],
+            "rows": result["rows"], "labelled_rows": result["labelled_rows"], "value": result["value"],
+            "estimated_value": result["estimated_value"], "drift_share": result["drift_share"],
+            "drifted": result["drifted_features"],
+            "fired": sorted(rule for rule, message in result["details"].get("rules", {}).items() if message)}
+
+
+def _training_values(keel, project: dict, results: list[dict]) -> dict[int, float | None]:
+    values = {}
+    for model_version in {r["model_version"] for r in results}:
+        row = keel.registry.model_version(project["id"], model_version)
+        values[model_version] = keel.model_metrics(row).get(project["metric"])
+    return values
+
+
+def _feature_drift(results: list[dict]) -> list[dict]:
+    """Per feature: its statistics on each batch of the period, and how often it drifted."""
+    names: list[str] = []
+    for result in results:
+        names.extend(n for n in result["details"].get("features", {}) if n not in names)
+    rows = []
+    for name in names:
+        cells = []
+        for result in results:
+            stats = result["details"].get("features", {}).get(name)
+            cells.append(None if stats is None else {
+                "dataset_version": result["dataset_version"], "psi": stats.get("psi"), "drifted": stats.get("drifted"),
+                "effect": stats.get("wasserstein_norm", stats.get("jensen_shannon")), "kind": stats.get("kind")})
+        drifted = [c["dataset_version"] for c in cells if c and c["drifted"]]
+        rows.append({"name": name, "cells": cells, "drifted_in": drifted,
+                     "kind": next((c["kind"] for c in cells if c), "numeric")})
+    return sorted(rows, key=lambda row: (-len(row["drifted_in"]), row["name"]))
+
+
+def _distributions(keel, project: dict, results: list[dict], features: list[dict]) -> list[dict]:
+    """Reference (the monitoring model's training rows) vs current (the latest batch where the
+    feature drifted) values of the drifted features."""
+    from app.core.ml import datasets
+
+    schema = project["schema"]
+    by_dataset = {r["dataset_version"]: r for r in results}
+    frames: dict[tuple, object] = {}
+
+    def values(kind: str, key):
+        if (kind, key) not in frames:
+            if kind == "reference":
+                reference = keel.reference_frame(project["name"], key)
+                if reference is not None and "__split__" in reference:
+                    reference = reference[reference["__split__"] == "train"]
+                frames[(kind, key)] = None if reference is None else datasets.to_model_frame(reference, schema)
+            else:
+                frames[(kind, key)] = datasets.to_model_frame(keel.dataset_frame(project["name"], key), schema)
+        return frames[(kind, key)]
+
+    drawn = []
+    for feature in [f for f in features if f["drifted_in"]][:MAX_DISTRIBUTION_FEATURES]:
+        dataset_version = feature["drifted_in"][-1]
+        model_version = by_dataset[dataset_version]["model_version"]
+        reference = values("reference", model_version)
+        if reference is None:
+            continue
+        current = values("batch", dataset_version)
+        drawn.append({"name": feature["name"], "kind": feature["kind"], "model_version": model_version,
+                      "dataset_version": dataset_version, "reference": reference[feature["name"]].to_numpy(),
+                      "current": current[feature["name"]].to_numpy()})
+    return drawn
+
+
+# --------------------------------------------------------------------------- rendering and writing
+def render_report(report: dict) -> str:
+    """The report as one self-contained HTML document: inline CSS and SVG, no script, nothing fetched."""
+    import jinja2
+
+    from app.core.services import report_charts
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("app.core.services", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True)
+    environment.filters.update(number=_number, when=_when, short_hash=lambda text: (text or "")[:12])
+    charts = report_charts.charts_for(report)
+    return environment.get_template("report.html.j2").render(report=report, card=report["card"],
+                                                             monitoring=report["monitoring"], charts=charts)
+
+
+def _number(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}" if value == value else "n/a"
+
+
+def _when(iso: str | None) -> str:
+    from app.core.domain.clock import to_local_display
+
+    return to_local_display(iso) if iso else "now"
+
+
+def write_report(keel, name: str, output: str | os.PathLike, version: int | None = None,
+                 since: str | None = None) -> dict:
+    """Write the report to output (an .html file outside the workspace); record it in the audit log."""
+    from app.core.fileio import atomic_path
+
+    destination = check_outside_workspace(keel, output)
+    if destination.is_dir():
+        raise KeelError(f"--output {output}: is a directory; give a file name such as report.html")
+    report = build_report(keel, name, version, parse_since(since))
+    html = render_report(report).encode("utf-8")
+    try:
+        with atomic_path(destination) as tmp:
+            tmp.write_bytes(html)
+    except OSError as exc:
+        raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
+    project = keel.project(name)
+    card, monitoring = report["card"], report["monitoring"]
+    with keel.registry.transaction():
+        keel.registry.add_event(project, "report_exported", f"report of v{card['version']} written to {destination}",
+                                "user", {"version": card["version"], "since": report["period"]["start"],
+                                         "output": str(destination)})
+    return {"project": name, "version": card["version"], "output": str(destination), "bytes": len(html),
+            "period_start": report["period"]["start"], "period_end": report["period"]["end"],
+            "batches": len(monitoring["batches"]) if monitoring else 0}

@@ -1,0 +1,217 @@
+"""`verify`: is the workspace whole? And `verify --repair`: make it so, deleting no user data.
+
+Checks: the registry file (PRAGMA integrity_check, foreign_key_check); every model
+version's file present with its recorded sha256; every dataset version's file present
+and hashed; each project's production pointer naming an intact version and matching
+production.json; temporary files (an interrupted write) and orphans (a file no registry
+row names: a write killed before its commit, or a file moved aside as `.orphan-*`).
+
+The quick form checks presence only (no hashing). Files younger than a minute are
+reported but are no error: a writer may be at work on them. Repair removes Keel's
+own temporaries, rewrites stale production manifests and moves orphans into
+quarantine/<time>/ (nothing is deleted); it cannot mend a damaged registry or a model
+file whose hash is wrong (restore a backup for those).
+"""
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from app.core.fileio import sha256_file
+from app.core.store import maintenance
+
+YOUNG_SECONDS = 60.0
+QUARANTINE_DIR = "quarantine"
+TEMPORARY_SUFFIXES = (".tmp", ".partial")
+ORPHAN_MARK = ".orphan-"
+
+
+@dataclass
+class Finding:
+    check: str  # database | foreign_keys | artifact | dataset | production | temporary | orphan
+    path: str | None
+    message: str
+    error: bool  # False: reported only (a young file a writer may still be working on)
+    repair: str | None  # what --repair does: remove | quarantine | rewrite | record | None (cannot)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def verify(keel, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
+    findings, checked = scan(keel, quick=quick, now=now)
+    repaired: list[dict] = []
+    if repair and any(f.repair and f.error for f in findings):
+        repaired = _repair(keel, findings)
+        findings, checked = scan(keel, quick=quick, now=now)
+    return {"healthy": not any(f.error for f in findings), "quick": quick, "workspace": str(keel.workspace.root),
+            "checked": checked, "problems": [f.to_dict() for f in findings], "repaired": repaired}
+
+
+# ------------------------------------------------------------------ scanning
+def scan(keel, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
+    now = time.time() if now is None else now
+    registry, root = keel.registry, keel.workspace.root
+    findings = [Finding("database", "registry.db", f"integrity_check: {line}", True, None)
+                for line in maintenance.integrity_problems(registry)]
+    findings += [Finding("foreign_keys", "registry.db", line, True, None)
+                 for line in maintenance.foreign_key_problems(registry)]
+    models = maintenance.model_files(registry)
+    data = maintenance.dataset_files(registry)
+    damaged_models: set[str] = set()
+    for row in models:
+        if row["pruned_at"]:
+            continue
+        problem = _check_file(root / row["artifact_path"], row["sha256"], quick)
+        if problem:
+            damaged_models.add(row["artifact_path"])
+            findings.append(Finding("artifact", row["artifact_path"],
+                                    f"{row['project']} v{row['version']}: model file {problem}", True, None))
+    for row in data:
+        findings += _check_dataset(root, row, quick)
+    findings += _check_production(keel, damaged_models)
+    tracked = {row["artifact_path"] for row in models if not row["pruned_at"]}
+    tracked |= {str(Path(p).with_suffix(".reference.parquet")) for p in tracked}
+    tracked |= {row["path"] for row in data}
+    findings += _stray_files(root, tracked, now)
+    checked = {"projects": len(maintenance.project_names(registry)),
+               "model_files": sum(1 for r in models if not r["pruned_at"]), "dataset_files": len(data),
+               "hashed": not quick}
+    return findings, checked
+
+
+def _check_file(path: Path, sha256: str | None, quick: bool) -> str | None:
+    if not path.is_file():
+        return "is missing"
+    if not quick and sha256 and sha256_file(path) != sha256:
+        return "does not match its recorded sha256 (damaged or replaced)"
+    return None
+
+
+def _check_dataset(root: Path, row: dict, quick: bool) -> list[Finding]:
+    label = f"{row['project']} dataset v{row['version']}"
+    path = root / row["path"]
+    problem = _check_file(path, row["file_sha256"], quick)
+    if problem:
+        return [Finding("dataset", row["path"], f"{label}: file {problem}", True, None)]
+    if quick or row["file_sha256"]:
+        return []
+    # written before hashes were recorded: the Parquet footer and row count must agree with the registry
+    try:
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001 - any failure to read it is the finding
+        return [Finding("dataset", row["path"], f"{label}: not a readable Parquet file ({exc})", True, None)]
+    if rows != row["rows"]:
+        return [Finding("dataset", row["path"], f"{label}: {rows} rows, the registry says {row['rows']}", True, None)]
+    return [Finding("dataset", row["path"], f"{label}: no recorded sha256 yet (file reads whole)", True, "record")]
+
+
+def _check_production(keel, damaged_models: set[str]) -> list[Finding]:
+    findings = []
+    for pointer in maintenance.production_pointers(keel.registry):
+        name = pointer["project"]
+        manifest_path = keel.workspace.manifest_path(name)
+        relative = manifest_path.relative_to(keel.workspace.root).as_posix()
+        if pointer["version"] is None:
+            if manifest_path.exists():
+                findings.append(Finding("production", relative, f"{name}: production.json names a model but the "
+                                        "registry has no deployment", True, "quarantine"))
+            continue
+        if pointer["artifact_path"] in damaged_models:
+            findings.append(Finding("production", pointer["artifact_path"],
+                                    f"{name}: the production model v{pointer['version']} is not intact", True, None))
+        manifest = _read_json(manifest_path)
+        if manifest is None:
+            findings.append(Finding("production", relative, f"{name}: production.json is missing or unreadable "
+                                    f"(production is v{pointer['version']})", True, "rewrite"))
+        elif manifest.get("version") != pointer["version"] or manifest.get("sha256") != pointer["sha256"]:
+            findings.append(Finding("production", relative, f"{name}: production.json names v{manifest.get('version')}, "
+                                    f"the registry v{pointer['version']} (stale)", True, "rewrite"))
+    return findings
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _stray_files(root: Path, tracked: set[str], now: float) -> list[Finding]:
+    findings = []
+    for path in _keel_owned_files(root):
+        relative = path.relative_to(root).as_posix()
+        try:
+            age = now - path.stat().st_mtime
+        except OSError:
+            continue  # gone meanwhile
+        young = age < YOUNG_SECONDS
+        note = f" (written {age:.0f} s ago: a writer may be at work)" if young else ""
+        if path.name.endswith(TEMPORARY_SUFFIXES):
+            findings.append(Finding("temporary", relative, "temporary file of an interrupted write" + note,
+                                    not young, None if young else "remove"))
+        elif ORPHAN_MARK in path.name or (relative.split("/")[0] in ("artifacts", "datasets")
+                                          and relative not in tracked):
+            findings.append(Finding("orphan", relative, "file no registry row names" + note,
+                                    not young, None if young else "quarantine"))
+    return findings
+
+
+def _keel_owned_files(root: Path):
+    """Files Keel writes: the root's own, artifacts/, datasets/, projects/<p>/ and the processed/
+    and rejected/ inbox folders — never the inbox drop folder itself (a writer's files)."""
+    for entry in os.scandir(root):
+        if entry.is_file(follow_symlinks=False) and entry.name.endswith(TEMPORARY_SUFFIXES):
+            yield Path(entry.path)
+    for top in ("artifacts", "datasets"):
+        folder = root / top
+        if folder.is_dir():
+            yield from (p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    projects = root / "projects"
+    if projects.is_dir():
+        for project in projects.iterdir():
+            if not project.is_dir():
+                continue
+            for folder in (project, project / "inbox" / "processed", project / "inbox" / "rejected"):
+                if folder.is_dir():
+                    yield from (p for p in folder.iterdir()
+                                if p.is_file() and not p.is_symlink() and p.name.endswith(TEMPORARY_SUFFIXES))
+
+
+# ------------------------------------------------------------------ repair
+def _repair(keel, findings: list[Finding]) -> list[dict]:
+    root = keel.workspace.root
+    quarantine = root / QUARANTINE_DIR / time.strftime("%Y%m%dT%H%M%S")
+    done = []
+    for finding in findings:
+        if not (finding.error and finding.repair):
+            continue
+        path = root / finding.path if finding.path else None
+        if finding.repair == "remove":
+            path.unlink(missing_ok=True)
+        elif finding.repair == "quarantine":
+            if not path.exists():
+                continue
+            target = quarantine / finding.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), str(target))
+        elif finding.repair == "rewrite":
+            name = Path(finding.path).parent.name
+            keel.rewrite_production_manifest(name)
+        elif finding.repair == "record":
+            _record_dataset_hash(keel, finding.path)
+        done.append({"path": finding.path, "action": finding.repair, "check": finding.check})
+    return done
+
+
+def _record_dataset_hash(keel, relative: str) -> None:
+    for row in maintenance.dataset_files(keel.registry):
+        if row["path"] == relative:
+            with keel.registry.transaction():
+                maintenance.record_dataset_file_hash(keel.registry, row["id"], sha256_file(keel.workspace.root / relative))

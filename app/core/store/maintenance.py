@@ -1,0 +1,126 @@
+"""The registry's side of verify, backup, restore and retention (the SQL lives here)."""
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from app.core.domain.clock import utc_now
+from app.core.store.registry import BUSY_TIMEOUT_MS, Registry
+
+
+# ------------------------------------------------------------------ checks
+def integrity_problems(registry: Registry) -> list[str]:
+    """PRAGMA integrity_check: [] when the database file is sound."""
+    try:
+        rows = [r[0] for r in registry.conn.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    return [] if rows == ["ok"] else rows
+
+
+def foreign_key_problems(registry: Registry) -> list[str]:
+    rows = registry.conn.execute("PRAGMA foreign_key_check").fetchall()
+    return [f"{table} row {rowid} names a missing {parent} row" for table, rowid, parent, _ in rows]
+
+
+def model_files(registry: Registry) -> list[dict]:
+    """Every model version with its project name: artifact_path, sha256, pruned_at."""
+    return registry.query(
+        "SELECT m.id, p.name AS project, m.version, m.artifact_path, m.sha256, m.pruned_at, m.archived "
+        "FROM model_versions m JOIN projects p ON p.id = m.project_id ORDER BY p.name, m.version")
+
+
+def dataset_files(registry: Registry) -> list[dict]:
+    return registry.query(
+        "SELECT d.id, p.name AS project, d.version, d.path, d.file_sha256, d.rows "
+        "FROM dataset_versions d JOIN projects p ON p.id = d.project_id ORDER BY p.name, d.version")
+
+
+def record_dataset_file_hash(registry: Registry, dataset_version_id: int, sha256: str) -> None:
+    registry.conn.execute("UPDATE dataset_versions SET file_sha256 = ? WHERE id = ? AND file_sha256 IS NULL",
+                          (sha256, dataset_version_id))
+
+
+def production_pointers(registry: Registry) -> list[dict]:
+    """One row per project: its current deployment's version, sha256 and artifact (None: none yet)."""
+    return registry.query(
+        "SELECT p.id AS project_id, p.name AS project, m.version, m.sha256, m.artifact_path, d.deployed_at, "
+        "d.by, d.reason FROM projects p "
+        "LEFT JOIN deployments d ON d.id = (SELECT MAX(id) FROM deployments WHERE project_id = p.id) "
+        "LEFT JOIN model_versions m ON m.id = d.model_version_id ORDER BY p.name")
+
+
+def project_names(registry: Registry) -> list[str]:
+    return [r["name"] for r in registry.query("SELECT name FROM projects ORDER BY name")]
+
+
+# ------------------------------------------------------------------ workspace settings
+def workspace_setting(registry: Registry, key: str, default: Any = None) -> Any:
+    row = registry.query_one("SELECT value_json FROM workspace_settings WHERE key = ?", (key,))
+    return json.loads(row["value_json"]) if row else default
+
+
+def set_workspace_setting(registry: Registry, key: str, value: Any) -> None:
+    registry.conn.execute(
+        "INSERT INTO workspace_settings (key, value_json) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json", (key, json.dumps(value)))
+
+
+# ------------------------------------------------------------------ backup and restore of the database
+def copy_database(source: Path, destination: Path) -> None:
+    """A consistent copy of a live database (SQLite's online backup API; writers keep working)."""
+    src = sqlite3.connect(str(source), timeout=BUSY_TIMEOUT_MS / 1000)
+    dst = sqlite3.connect(str(destination))
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+    finally:
+        dst.close()
+        src.close()
+
+
+def database_summary(path: Path) -> dict:
+    """Schema version and project names of a database file (a backup being restored)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        projects = [r[0] for r in conn.execute("SELECT name FROM projects ORDER BY name")]
+        check = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+        return {"schema_version": version, "projects": projects, "intact": check == ["ok"]}
+    except sqlite3.DatabaseError as exc:
+        return {"schema_version": 0, "projects": [], "intact": False, "error": str(exc)}
+    finally:
+        conn.close()
+
+
+def replace_database(registry: Registry, source: Path) -> None:
+    """Overwrite the live registry with the database at source, in one SQLite transaction."""
+    src = sqlite3.connect(str(source))
+    try:
+        src.backup(registry.conn)
+    finally:
+        src.close()
+
+
+# ------------------------------------------------------------------ retention
+def prunable_model_versions(registry: Registry, keep_archived: int) -> list[dict]:
+    """Archived versions beyond the newest keep_archived of each project, never one that a
+    deployment, an alias or the production pointer names, and not already pruned."""
+    rows = registry.query(
+        "SELECT m.id, p.name AS project, m.version, m.artifact_path FROM model_versions m "
+        "JOIN projects p ON p.id = m.project_id "
+        "WHERE m.archived = 1 AND m.pruned_at IS NULL "
+        "AND m.id NOT IN (SELECT model_version_id FROM deployments) "
+        "AND m.id NOT IN (SELECT model_version_id FROM model_aliases) "
+        "ORDER BY p.name, m.version DESC")
+    archived_by_project: dict[str, list[dict]] = {}
+    for row in registry.query("SELECT p.name AS project, m.id FROM model_versions m JOIN projects p "
+                              "ON p.id = m.project_id WHERE m.archived = 1 ORDER BY m.version DESC"):
+        archived_by_project.setdefault(row["project"], []).append(row["id"])
+    kept = {mv_id for ids in archived_by_project.values() for mv_id in ids[:keep_archived]}
+    return [r for r in rows if r["id"] not in kept]
+
+
+def mark_pruned(registry: Registry, model_version_id: int) -> None:
+    registry.conn.execute("UPDATE model_versions SET pruned_at = ? WHERE id = ?", (utc_now(), model_version_id))
