@@ -4,14 +4,17 @@ import re
 
 from app.core.domain.errors import KeelError
 
-PROJECT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Always used with fullmatch: `$` would let a trailing newline through.
+PROJECT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-def is_valid_project_name(name: str) -> bool:
-    return bool(PROJECT_NAME_PATTERN.match(name or ""))
+def is_valid_project_name(name: object) -> bool:
+    return isinstance(name, str) and PROJECT_NAME_PATTERN.fullmatch(name) is not None
 
 
 def check_project_name(name: str) -> str:
+    """The name, or a KeelError: every path built from a project name goes through this first,
+    so `../x`, `/abs` or `name\\n` never reach the file system."""
     if not is_valid_project_name(name):
         raise KeelError(
             f"invalid project name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app import SOURCE_ROOT
 from app.core.domain.errors import BusyError, KeelError
+from app.core.domain.project_name import check_project_name
 
 
 def resolve_workspace(explicit: str | os.PathLike | None = None) -> Path:
@@ -55,13 +56,13 @@ class Workspace:
         return self.root / "keel.lock"
 
     def artifact_dir(self, project: str) -> Path:
-        return self.root / "artifacts" / project
+        return self.root / "artifacts" / check_project_name(project)
 
     def dataset_dir(self, project: str) -> Path:
-        return self.root / "datasets" / project
+        return self.root / "datasets" / check_project_name(project)
 
     def project_dir(self, project: str) -> Path:
-        return self.root / "projects" / project
+        return self.root / "projects" / check_project_name(project)
 
     def inbox_dir(self, project: str) -> Path:
         return self.project_dir(project) / "inbox"
@@ -73,8 +74,10 @@ class Workspace:
     def demo_dir(self) -> Path:
         return self.root / "demo"
 
-    def project_lock_path(self, project: str) -> Path:
-        return self.root / "locks" / f"{project}.lock"
+    def project_lock_path(self, project: str, purpose: str = "") -> Path:
+        """The lock file of a project's lifecycle work (or of one purpose: "inbox", "monitor")."""
+        suffix = f".{purpose}.lock" if purpose else ".lock"
+        return self.root / "locks" / f"{check_project_name(project)}{suffix}"
 
 
 class FileLock:
