@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.core.domain.clock import utc_now  # noqa: E402
-from app.core.store.fileio import write_text_atomic  # noqa: E402
+from app.core.fileio import write_text_atomic  # noqa: E402
 from app.core.store.registry import Registry, migrate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "registry_bench.json"

@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.adapters import serving  # noqa: E402
 from app.adapters import serving_protocol as protocol  # noqa: E402
+from app.core.fileio import write_text_atomic  # noqa: E402
 from app.core.services.lifecycle import Keel  # noqa: E402
-from app.core.store.fileio import write_text_atomic  # noqa: E402
 from app.demo.simulator import make_batch  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "serve_bench.json"

@@ -28,12 +28,13 @@ TARGET_P99_MS = 16.0
 
 def prepare_workspace(folder: Path, fit_seconds: float) -> Path:
     from app.core.services.lifecycle import Keel
+    from app.demo.demo_project import create_demo
     from app.demo.simulator import make_batch
 
     if folder.exists():
         shutil.rmtree(folder)
     keel = Keel.open(folder)
-    keel.create_demo()
+    create_demo(keel)
     extra = folder / "demo" / "more.csv"
     make_batch(4000, seed=21).to_csv(extra, index=False)
     keel.ingest("demo-credit", extra)

@@ -27,7 +27,9 @@ SHIFTED_BATCHES = 5
 
 def play_demo(folder: Path) -> None:
     """The demo project with its whole stream monitored, batch by batch."""
-    from app.core.services.lifecycle import DEMO_PROJECT, Keel
+    from app.core.services.lifecycle import Keel
+    from app.demo import DEMO_PROJECT
+    from app.demo.demo_project import create_demo
     from app.demo.demo_stream import DEMO_STREAM, demo_batch
     from app.demo.simulator import make_batch
 
@@ -35,7 +37,7 @@ def play_demo(folder: Path) -> None:
         shutil.rmtree(folder)
     keel = Keel.open(folder)
     try:
-        keel.create_demo()
+        create_demo(keel)
         batches = [demo_batch(index) for index in range(DEMO_STREAM.batches)]
         # the demo stream changes the concept only; inputs that shift show the drift section too
         batches += [make_batch(DEMO_STREAM.batch_rows, seed=900 + step, concept=1.0, shift=step / SHIFTED_BATCHES)
@@ -51,7 +53,8 @@ def play_demo(folder: Path) -> None:
 
 def write_report(workspace: Path, output: Path) -> int:
     from app.core.services import reports
-    from app.core.services.lifecycle import DEMO_PROJECT, Keel
+    from app.core.services.lifecycle import Keel
+    from app.demo import DEMO_PROJECT
 
     keel = Keel.open(workspace)
     try:

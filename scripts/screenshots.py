@@ -22,13 +22,15 @@ DOCS = ROOT / "docs"
 
 def build_workspace(folder: Path) -> None:
     from app.core.services.lifecycle import Keel
+    from app.demo import DEMO_PROJECT
+    from app.demo.demo_project import create_demo
     from app.demo.simulator import make_batch
 
     if folder.exists():
         shutil.rmtree(folder)
     keel = Keel.open(folder)
-    keel.create_demo()
-    name = "demo-credit"
+    create_demo(keel)
+    name = DEMO_PROJECT
     has_monitor = hasattr(keel, "monitor")
     for index in range(8):
         drift = max(0.0, (index - 3) / 4)

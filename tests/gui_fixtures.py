@@ -51,10 +51,11 @@ def leak_guard(qtbot):
 def demo_template(tmp_path_factory) -> Path:
     """A demo workspace built once per session (create_demo: one trained, deployed model)."""
     from app.core.services.lifecycle import Keel
+    from app.demo.demo_project import create_demo
 
     folder = tmp_path_factory.mktemp("demo-template") / "ws"
     keel = Keel.open(folder)
-    keel.create_demo()
+    create_demo(keel)
     keel.close()
     return folder
 

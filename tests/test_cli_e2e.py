@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from foundation_helpers import cli, loans, snapshot, write_csv
 
+from app.core.fileio import sha256_file
 from app.core.services.lifecycle import Keel
-from app.core.store.fileio import sha256_file
 from app.core.store.registry import Registry
 from app.frontends.cli import main
 

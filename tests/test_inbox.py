@@ -7,8 +7,9 @@ import time
 import pytest
 from loop_helpers import batch, drop, make_project, settle
 
-from app.core.services.lifecycle import DEMO_PROJECT, Keel
-from app.demo import demo_stream
+from app.core.services.lifecycle import Keel
+from app.demo import DEMO_PROJECT, demo_stream
+from app.demo.demo_project import create_demo
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
     monkeypatch.setattr(simulator, "initial_training_data", partial(simulator.initial_training_data, rows=400))
     keel = Keel.open(workspace)
     assert demo_stream.drop_next_demo_batch(keel) is False  # no demo project yet
-    keel.create_demo()
+    create_demo(keel)
     settings = keel.settings(DEMO_PROJECT)
     assert settings.policy == "auto" and settings.window == "adaptive" and settings.schedule == "every 10s"
     assert demo_stream.drop_next_demo_batch(keel)

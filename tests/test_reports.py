@@ -8,7 +8,9 @@ import pytest
 from loop_helpers import batch, cli, make_project
 
 from app.core.services import reports
-from app.core.services.lifecycle import DEMO_PROJECT, Keel
+from app.core.services.lifecycle import Keel
+from app.demo import DEMO_PROJECT
+from app.demo.demo_project import create_demo
 
 DEMO_REPORT_LIMIT = 1_000_000
 
@@ -167,7 +169,7 @@ def test_demo_report_is_under_one_megabyte(workspace, tmp_path):
 
     keel = Keel.open(workspace)
     try:
-        keel.create_demo()
+        create_demo(keel)
         for index in range(DEMO_STREAM.batches):
             path = tmp_path / f"demo-{index}.csv"
             demo_batch(index).to_csv(path, index=False)

@@ -9,11 +9,11 @@ import platformdirs
 import pytest
 
 from app.core.domain.errors import BusyError, KeelError
+from app.core.domain.project_name import check_project_name
 from app.core.store import workspace as workspace_module
 from app.core.store.workspace import (
     FileLock,
     Workspace,
-    check_project_name,
     project_lock,
     resolve_workspace,
 )

@@ -92,7 +92,7 @@ class MonitorScheduler:
 
     # ----------------------------------------------------------------- jobs
     def schedules(self) -> list[dict]:
-        return self.keel.registry.schedules()
+        return self.keel.schedules()
 
     def rebuild(self) -> None:
         """Make the jobs match the registry: add, replace or remove one job per project."""
@@ -152,11 +152,7 @@ class MonitorScheduler:
     def _fire(self, project: str, signature: tuple | None = None) -> None:
         """The scheduled job: record the run and hand the work to the project's queue. Never blocks."""
         try:
-            row = self.keel.registry.query_one("SELECT id FROM projects WHERE name = ?", (project,))
-            if row is None:
-                return
-            self.keel.registry.mark_schedule_run(row["id"])
-            if self.keel.registry.current_deployment(row["id"]) is None:
+            if not self.keel.record_scheduled_run(project):
                 log.debug("%s has no production model yet: nothing to monitor", project)
                 return  # its inbox waits for the first cycle after a deployment
             self.submit(project)

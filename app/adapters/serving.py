@@ -138,7 +138,7 @@ class ProductionWatcher:
             self._stop.wait(self.poll_seconds)
 
     def check(self) -> None:
-        deployment = self.keel.registry.current_deployment(self.project["id"])
+        deployment = self.keel.deployment_in_production(self.project["id"])
         current = self.current
         if deployment is None:
             if current is not None:

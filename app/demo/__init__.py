@@ -1,0 +1,3 @@
+"""The demo project: generated credit data, a live stream of batches, and the project built from them."""
+
+DEMO_PROJECT = "demo-credit"

@@ -8,10 +8,10 @@ Every fifth batch comes without labels, to show the label-free estimate.
 """
 
 import json
-import shutil
 
-from app.core.services.lifecycle import DEMO_PROJECT
-from app.core.store.fileio import atomic_path, write_text_atomic
+from app.core.fileio import atomic_path, write_text_atomic
+from app.demo import DEMO_PROJECT
+from app.demo.demo_project import create_demo
 from app.demo.simulator import StreamSpec, concept_and_shift, make_batch
 
 DEMO_STREAM = StreamSpec(kind="abrupt", batches=24, batch_rows=300, drift_at=8, seed=11)
@@ -19,7 +19,7 @@ UNLABELLED_EVERY = 5
 
 
 def _state_path(keel):
-    return keel.workspace.root / "demo" / "stream.json"
+    return keel.demo_dir / "stream.json"
 
 
 def demo_state(keel, name: str = DEMO_PROJECT) -> dict:
@@ -36,8 +36,8 @@ def demo_state(keel, name: str = DEMO_PROJECT) -> dict:
 
 
 def _project_created_at(keel, name: str) -> str | None:
-    row = keel.registry.query_one("SELECT created_at FROM projects WHERE name = ?", (name,))
-    return row["created_at"] if row else None
+    project = keel.find_project(name)
+    return project["created_at"] if project else None
 
 
 def demo_batch(index: int):
@@ -55,7 +55,7 @@ def drop_next_demo_batch(keel, name: str = DEMO_PROJECT) -> bool:
     if state["project_created_at"] is None or state["next"] >= DEMO_STREAM.batches:
         return False
     index = state["next"]
-    inbox = keel.workspace.inbox_dir(name)
+    inbox = keel.inbox_dir(name)
     inbox.mkdir(parents=True, exist_ok=True)
     with atomic_path(inbox / f"demo-batch-{index + 1:03d}.csv") as tmp:
         demo_batch(index).to_csv(tmp, index=False)
@@ -68,6 +68,6 @@ def reset_demo(keel, name: str = DEMO_PROJECT, progress=None) -> dict:
     """Delete the demo project with its files and stream, and create it afresh."""
     if _project_created_at(keel, name) is not None:
         keel.delete_project(name, by="user")
-    shutil.rmtree(keel.workspace.project_dir(name), ignore_errors=True)
+    keel.discard_project_folder(name)
     _state_path(keel).unlink(missing_ok=True)
-    return keel.create_demo(progress=progress, name=name)
+    return create_demo(keel, progress=progress, name=name)

@@ -207,6 +207,12 @@ from app.frontends import recovery_cli as _recovery_cli  # noqa: E402  (verify, 
 extension(_recovery_cli.register_parser, _recovery_cli.HANDLERS)
 
 
+def _create_demo(keel, args) -> dict:
+    from app.demo.demo_project import create_demo
+
+    return create_demo(keel)
+
+
 def _handlers():
     return {
         ("project", "create"): lambda keel, a: keel.create_project(a.name, a.data, a.target, a.task, settings_from_args(a)),
@@ -226,7 +232,7 @@ def _handlers():
         ("report", None): _report,
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
-        ("demo", None): lambda keel, a: keel.create_demo(),
+        ("demo", None): _create_demo,
         **_HANDLERS,
     }
 
@@ -323,7 +329,7 @@ def _format_status(result) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in argv
-    keel = workspace = None
+    keel = root = log_file = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None or (args.command in ("project", "bundle") and not args.project_command):
@@ -331,12 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         key = (args.command, getattr(args, "project_command", None))
         handler = _handlers()[key]
         from app.core.services.lifecycle import Keel
-        from app.core.store.workspace import Workspace
+        from app.core.services.session import log_path, open_workspace
         from app.logs import setup_logging
 
-        workspace = Workspace.open(args.workspace)
-        setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
-        keel = Keel(workspace, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
+        root = open_workspace(args.workspace)
+        log_file = log_path(root)
+        setup_logging(log_file)  # before the registry opens, so its failures are logged too
+        keel = Keel.open(root, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
         log.info("command %s", " ".join(argv))
         result = handler(keel, args)
         if result is None:
@@ -359,11 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
         if is_disk_full(exc):  # every write is atomic: what failed left the workspace as it was
             log.error("disk full: %s\n%s", exc, traceback.format_exc())
-            where = workspace.root if workspace else "the workspace"
+            where = root or "the workspace"
             return _fail(f"disk full: {exc}; nothing was saved — free space on the disk holding {where} "
                          "and run the command again", DISK_FULL_EXIT_CODE, want_json)
         log.error("failed: %s\n%s", exc, traceback.format_exc())
-        where = f" (details in {workspace.log_path})" if workspace else ""
+        where = f" (details in {log_file})" if log_file else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)
     finally:
         if keel is not None:

@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_jobs
 from datetime import datetime
 
-from app.core.domain.errors import BusyError, KeelError
-from app.core.store.workspace import FileLock
+from app.core.domain.errors import KeelError
+from app.core.services.session import WorkspaceLock
 
 log = logging.getLogger("keel.runner")
 
@@ -76,13 +76,8 @@ class ProjectQueues:
         wait_for_jobs(jobs, timeout=timeout)
 
 
-def acquire_workspace_lock(keel) -> FileLock:
-    lock = FileLock(keel.workspace.lock_path)
-    if not lock.try_acquire():
-        holder = lock.holder_pid()
-        raise BusyError(f"{keel.workspace.root} is already in use by another Keel (the GUI or `keel run`"
-                        + (f", pid {holder}" if holder else "") + f"; lock {lock.path}); stop it first")
-    return lock
+def acquire_workspace_lock(keel) -> WorkspaceLock:
+    return WorkspaceLock(keel.root).acquire_or_refuse()
 
 
 def run(keel, stop_event: threading.Event | None = None, echo=print, ready: threading.Event | None = None) -> dict:
@@ -104,7 +99,7 @@ def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
     scheduler = MonitorScheduler(keel, queues.submit)
     try:
         projects = sorted(s["project"] for s in scheduler.schedules() if s["enabled"])
-        echo(f"Keel runner on {keel.workspace.root}: monitoring {len(projects)} project(s) on their schedules. "
+        echo(f"Keel runner on {keel.root}: monitoring {len(projects)} project(s) on their schedules. "
              "Ctrl-C to stop.")
         caught_up = scheduler.start()
         if caught_up:

@@ -46,7 +46,7 @@ def serve_command(keel, args) -> None:
     ready = threading.Event()
     stop = threading.Event()
     with _stop_on_sigterm(stop):
-        handle = serving.start_server(keel.workspace.root, args.name, host=args.host, port=args.port,
+        handle = serving.start_server(keel.root, args.name, host=args.host, port=args.port,
                                       max_body_bytes=int(args.max_body_mb * 1024 * 1024),
                                       sample_rate=args.sample_rate, on_change=announce,
                                       max_connections=args.max_connections)

@@ -9,7 +9,7 @@ version in the registry and added for that version only.
 from pathlib import Path
 
 from app.core.domain.errors import IntegrityError, ValidationError
-from app.core.store.fileio import atomic_path, sha256_file
+from app.core.fileio import atomic_path, sha256_file
 
 # Types beyond skops' defaults that Keel's own presets need. Review any addition.
 KEEL_TRUSTED_TYPES = (

@@ -659,7 +659,7 @@ def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
-    from app.core.store.fileio import atomic_path
+    from app.core.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

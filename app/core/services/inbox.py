@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
+from app.core.fileio import write_text_atomic
 from app.core.services.paths import is_inside
-from app.core.store.fileio import write_text_atomic
 from app.core.store.workspace import FileLock
 
 log = logging.getLogger("keel.inbox")

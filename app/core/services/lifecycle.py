@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
+from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
-from app.core.services.paths import check_output_path, user_output
-from app.core.store.fileio import (
+from app.core.fileio import (
     atomic_path,
     discard_staged,
     install_staged,
@@ -30,8 +30,9 @@ from app.core.store.fileio import (
     stage_bytes,
     write_text_atomic,
 )
+from app.core.services.paths import check_output_path, user_output
 from app.core.store.registry import Registry
-from app.core.store.workspace import FileLock, Workspace, check_project_name, project_lock
+from app.core.store.workspace import FileLock, Workspace, project_lock
 
 log = logging.getLogger("keel.lifecycle")
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
     from app.core.ml import datasets
 
 REFERENCE_TRAIN_ROWS = 20_000
-DEMO_PROJECT = "demo-credit"
+RECENT_EVENTS = 8
 
 
 @dataclass
@@ -78,11 +79,37 @@ class Keel:
             log.warning("rewrote the stale production.json of %s from the registry", ", ".join(fixed))
 
     @classmethod
-    def open(cls, workspace_dir: str | os.PathLike | None = None) -> Keel:
-        return cls(Workspace.open(workspace_dir))
+    def open(cls, workspace_dir: str | os.PathLike | None = None, refresh_manifests: bool = True) -> Keel:
+        return cls(Workspace.open(workspace_dir), refresh_manifests=refresh_manifests)
 
     def close(self) -> None:
         self.registry.close()
+
+    # ================================================================ the workspace's places
+    @property
+    def root(self) -> Path:
+        return self.workspace.root
+
+    @property
+    def log_path(self) -> Path:
+        return self.workspace.log_path
+
+    @property
+    def demo_dir(self) -> Path:
+        """Where the demo keeps its generated data and its stream's state."""
+        return self.workspace.demo_dir
+
+    def inbox_dir(self, name: str) -> Path:
+        """The folder a project's new files are dropped into (swept by monitoring)."""
+        return self.workspace.inbox_dir(name)
+
+    def discard_project_folder(self, name: str) -> None:
+        """Remove projects/<name>/ (its inbox and production manifests), which delete_project leaves to the user."""
+        shutil.rmtree(self.workspace.project_dir(name), ignore_errors=True)
+
+    def change_stamp(self) -> tuple:
+        """A value that changes whenever any process commits to the registry (cheap: polled every second)."""
+        return self.registry.change_stamp()
 
     @contextmanager
     def _locked(self, project: str):
@@ -148,6 +175,12 @@ class Keel:
 
     def project(self, name: str) -> dict:
         return self.registry.project(name)
+
+    def find_project(self, name: str) -> dict | None:
+        return self.registry.find_project(name)
+
+    def project_names(self) -> list[str]:
+        return [project["name"] for project in self.registry.projects()]
 
     def settings(self, name: str) -> ProjectSettings:
         return ProjectSettings.from_dict(self.project(name)["settings"])
@@ -338,7 +371,7 @@ class Keel:
                 sha256 = artifacts.dump_model(result.pipeline, final_path) if result.pipeline is not None else None
                 created.append(final_path)
                 if sha256 is None:
-                    from app.core.store.fileio import sha256_file
+                    from app.core.fileio import sha256_file
 
                     sha256 = sha256_file(final_path)
                 reference_path = final_path.with_suffix(".reference.parquet")
@@ -475,7 +508,7 @@ class Keel:
             with atomic_path(final_path) as tmp:
                 shutil.copyfile(source, tmp)
             try:
-                from app.core.store.fileio import sha256_file
+                from app.core.fileio import sha256_file
 
                 sha256 = sha256_file(final_path)
                 with self.registry.transaction():
@@ -595,9 +628,18 @@ class Keel:
             self._install_manifest(staged)
         return {"production_version": target["version"], "previous_version": current["version"]}
 
+    def rollback_target(self, name: str) -> dict | None:
+        """The deployment a plain rollback returns to (None: nothing in production, or only its first model)."""
+        project = self.project(name)
+        current = self.registry.current_deployment(project["id"])
+        return self._previous_deployment(current) if current else None
+
+    def _previous_deployment(self, current: dict) -> dict | None:
+        return self.registry.deployment(current["replaced_deployment_id"]) if current["replaced_deployment_id"] else None
+
     def _rollback_target(self, project, current, to_version):
         if to_version is None:
-            target = self.registry.deployment(current["replaced_deployment_id"]) if current["replaced_deployment_id"] else None
+            target = self._previous_deployment(current)
             if target is None:
                 raise KeelError(f"v{current['version']} is the first production model of {project['name']!r}; "
                                 "there is nothing to roll back to")
@@ -779,6 +821,76 @@ class Keel:
                 "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"],
                 "prediction_log": prediction_log.summary(self, project)}
 
+    def production_overview(self, name: str) -> dict:
+        """What the production actions depend on: the version in production (or None), how many
+        deployments there were, the version a rollback returns to, and whether a challenger waits."""
+        project = self.project(name)
+        current = self.registry.current_deployment(project["id"])
+        target = self._previous_deployment(current) if current else None
+        return {"project": name, "production_version": current["version"] if current else None,
+                "deployments": len(self.registry.deployments(project["id"])),
+                "rollback_version": target["version"] if target else None,
+                "challenger_waiting": "challenger" in self.registry.aliases(project["id"])}
+
+    def current_deployment(self, name: str) -> dict | None:
+        return self.registry.current_deployment(self.project(name)["id"])
+
+    def deployment_in_production(self, project_id: int) -> dict | None:
+        """By the project's id, not its name: a server follows the project it started on, and a project
+        deleted and created again under the same name is another one (its answer is None)."""
+        return self.registry.current_deployment(project_id)
+
+    def deployments(self, name: str) -> list[dict]:
+        """Every deployment (and rollback) of the project, oldest first, with its model version number."""
+        return self.registry.deployments(self.project(name)["id"])
+
+    def model_version_by_id(self, model_version_id: int) -> dict:
+        return self.registry.model_version_by_id(model_version_id)
+
+    def dataset_versions(self, name: str) -> list[dict]:
+        return self.registry.dataset_versions(self.project(name)["id"])
+
+    def monitor_results(self, name: str, after_id: int = 0) -> list[dict]:
+        return self.registry.monitor_results(self.project(name)["id"], after_id=after_id)
+
+    def schedule(self, name: str) -> dict | None:
+        return self.registry.schedule(self.project(name)["id"])
+
+    def schedules(self) -> list[dict]:
+        """Every project's monitoring schedule, with the project's name under "project"."""
+        return self.registry.schedules()
+
+    def record_scheduled_run(self, name: str) -> bool:
+        """Note that the schedule of `name` fired. -> whether there is a production model to monitor
+        (False also when the project is gone)."""
+        project = self.find_project(name)
+        if project is None:
+            return False
+        self.registry.mark_schedule_run(project["id"])
+        return self.registry.current_deployment(project["id"]) is not None
+
+    def record_served_samples(self, rows: list[dict]) -> None:
+        """rows: {project_id, model_version_id, at, inputs_json, predictions_json}, in one transaction."""
+        with self.registry.transaction():
+            self.registry.insert_served_samples(rows)
+
+    def alerts(self, name: str) -> list[dict]:
+        return self.registry.alerts(self.project(name)["id"])
+
+    def open_alerts_after(self, alert_id: int) -> list[dict]:
+        """Open alerts of every project newer than alert_id (id, severity, message, project), oldest first."""
+        return self.registry.open_alerts_after(alert_id)
+
+    def last_alert_id(self) -> int:
+        return self.registry.last_alert_id()
+
+    def events(self, name: str) -> list[dict]:
+        """The project's audit log, oldest first."""
+        return self.registry.events(self.project(name)["id"])
+
+    def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[dict]:
+        return self.registry.recent_events(self.project(name)["id"], limit)
+
     def history(self, name: str) -> dict:
         project = self.project(name)
         events = [{"id": e["id"], "at": e["at"], "kind": e["kind"], "by": e["by"], "message": e["message"],
@@ -798,28 +910,6 @@ class Keel:
                 raise KeelError(f"alert {alert_id} ({alert['rule']}) is already {status}; nothing to acknowledge")
             self.registry.close_alert(alert_id, "acknowledged")
             self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
-
-    # ================================================================ demo
-    def create_demo(self, progress=None, name: str = DEMO_PROJECT) -> dict:
-        """A demo project from generated data, trained and deployed. Never run unasked by the CLI."""
-        from app.demo.simulator import initial_training_data
-
-        report = progress or (lambda fraction, message: None)
-        demo_dir = self.workspace.root / "demo"
-        demo_dir.mkdir(parents=True, exist_ok=True)
-        data_path = demo_dir / "demo-credit-initial.csv"
-        with atomic_path(data_path) as tmp:
-            initial_training_data().to_csv(tmp, index=False)
-        report(0.1, "creating the demo project")
-        self.create_project(name, data_path, "default", "classification",
-                            {"preset": "hgb", "schedule": "every 10s", "threshold": 0.8,
-                             "policy": "auto", "window": "adaptive"}, by="user")
-        report(0.3, "training the first model")
-        trained = self.train(name, reason="demo", progress=lambda f, m: report(0.3 + 0.6 * f, m))
-        report(0.95, "deploying")
-        self.deploy(name, trained["version"], reason="demo: first model")
-        report(1.0, "demo ready")
-        return {"project": name, "version": trained["version"], "metrics": trained["metrics"]}
 
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
     def sweep_inbox(self, name: str, by: str = "scheduler") -> list[dict]:

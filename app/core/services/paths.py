@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.core.domain.errors import KeelError, is_disk_full
-from app.core.store.fileio import atomic_path
+from app.core.fileio import atomic_path
 
 
 class OutputInsideWorkspace(KeelError):

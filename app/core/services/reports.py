@@ -293,7 +293,7 @@ def _when(iso: str | None) -> str:
 def write_report(keel, name: str, output: str | os.PathLike, version: int | None = None,
                  since: str | None = None) -> dict:
     """Write the report to output (an .html file outside the workspace); record it in the audit log."""
-    from app.core.store.fileio import atomic_path
+    from app.core.fileio import atomic_path
 
     destination = check_outside_workspace(keel, output)
     if destination.is_dir():

@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.core.fileio import sha256_file
 from app.core.store import maintenance
-from app.core.store.fileio import sha256_file
 
 YOUNG_SECONDS = 60.0
 QUARANTINE_DIR = "quarantine"

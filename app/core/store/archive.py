@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError
-from app.core.store.fileio import atomic_path
+from app.core.fileio import atomic_path
 
 FORMAT = "keel-archive"
 FORMAT_VERSION = 1

@@ -463,12 +463,17 @@ class Registry:
             )
         ).last_pk
 
-    def project(self, name: str) -> dict:
+    def find_project(self, name: str) -> dict | None:
+        """The project called name, or None: the one place that asks whether a project exists."""
         row = self.query_one("SELECT * FROM projects WHERE name = ?", (name,))
-        if row is None:
+        return self._decode_project(row) if row else None
+
+    def project(self, name: str) -> dict:
+        project = self.find_project(name)
+        if project is None:
             known = ", ".join(p["name"] for p in self.projects()) or "none yet"
             raise NotFoundError(f"unknown project {name!r} (projects: {known})")
-        return self._decode_project(row)
+        return project
 
     def projects(self) -> list[dict]:
         return [self._decode_project(r) for r in self.query("SELECT * FROM projects ORDER BY name")]
@@ -847,6 +852,17 @@ class Registry:
     def alerts(self, project_id: int) -> list[dict]:
         return self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id", (project_id,))
 
+    def open_alerts_after(self, alert_id: int) -> list[dict]:
+        """Open alerts of every project with an id above alert_id, oldest first, with their project's name."""
+        return self.query(
+            "SELECT a.id, a.severity, a.message, p.name AS project FROM alerts a JOIN projects p "
+            "ON p.id = a.project_id WHERE a.status = 'open' AND a.id > ? ORDER BY a.id",
+            (alert_id,),
+        )
+
+    def last_alert_id(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
+
     def insert_alert(self, **fields) -> int:
         fields.setdefault("opened_at", utc_now())
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
@@ -872,6 +888,12 @@ class Registry:
                 details_json=json.dumps(details or {}, default=str),
             )
         ).last_pk
+
+    def recent_events(self, project_id: int, limit: int) -> list[dict]:
+        """The project's newest events, newest first: at, kind, by, message."""
+        return self.query(
+            "SELECT at, kind, by, message FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit)
+        )
 
     def events(self, project_id: int | None = None, after_id: int = 0) -> list[dict]:
         if project_id is None:

@@ -6,16 +6,13 @@ main.py in a source checkout, then the platform's user data folder.
 
 import fcntl
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from app import SOURCE_ROOT
 from app.core.domain.errors import BusyError, KeelError
-
-# Always used with fullmatch: `$` would let a trailing newline through.
-PROJECT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+from app.core.domain.project_name import check_project_name
 
 
 def resolve_workspace(explicit: str | os.PathLike | None = None) -> Path:
@@ -29,20 +26,6 @@ def resolve_workspace(explicit: str | os.PathLike | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("keel", appauthor=False))
-
-
-def is_valid_project_name(name: object) -> bool:
-    return isinstance(name, str) and PROJECT_NAME_PATTERN.fullmatch(name) is not None
-
-
-def check_project_name(name: str) -> str:
-    """The name, or a KeelError: every path built from a project name goes through this first,
-    so `../x`, `/abs` or `name\n` never reach the file system."""
-    if not is_valid_project_name(name):
-        raise KeelError(
-            f"invalid project name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -86,6 +69,10 @@ class Workspace:
 
     def manifest_path(self, project: str) -> Path:
         return self.project_dir(project) / "production.json"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.root / "demo"
 
     def project_lock_path(self, project: str, purpose: str = "") -> Path:
         """The lock file of a project's lifecycle work (or of one purpose: "inbox", "monitor")."""

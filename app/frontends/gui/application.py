@@ -56,9 +56,9 @@ def install_excepthook() -> None:
 
 def acquire_workspace_lock(workspace_root: Path, ask=True):
     """-> (lock or None, read_only). A second window on the same workspace is offered read-only or quit."""
-    from app.core.store.workspace import FileLock
+    from app.core.services.session import WorkspaceLock
 
-    lock = FileLock(workspace_root / "keel.lock")
+    lock = WorkspaceLock(workspace_root)
     if lock.try_acquire():
         return lock, False
     if not ask:
@@ -107,13 +107,13 @@ class Application:
         self.start_scheduler = start_scheduler
 
     def open(self, workspace: str | None) -> bool:
-        from app.core.store.workspace import Workspace
+        from app.core.services.session import log_path, open_workspace
         from app.frontends.gui.controller import Controller
         from app.frontends.gui.main_window import MainWindow
         from app.logs import setup_logging
 
-        root = Workspace.open(workspace).root
-        setup_logging(root / "logs" / "keel.log")
+        root = open_workspace(workspace)
+        setup_logging(log_path(root))
         lock, read_only = acquire_workspace_lock(root)
         controller = Controller(str(root), read_only=read_only, start_scheduler=self.start_scheduler)
         window = MainWindow(controller, settings_store())

@@ -3,7 +3,7 @@
 It owns the Keel service object, the job runner and the current project. Every
 action runs as a job (off the GUI thread); results come back through signals on
 the GUI thread. Views connect to its signals and call its methods; they never
-call core themselves, except for quick registry reads through `keel`.
+call core themselves, except for quick reads through the service object `keel`.
 """
 
 import importlib
@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
+from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
 log = logging.getLogger("keel.ui")
@@ -34,6 +35,7 @@ class Controller(QObject):
     notify = Signal(str, str)  # level (info|warning|error), message
     error = Signal(str, str)  # one-line message, details
     demo_stream_changed = Signal(bool)
+    overview_changed = Signal()  # self.overview was read again
     _scheduled = Signal(str)  # scheduler thread -> GUI thread (queued)
 
     def __init__(self, workspace_dir: str | None, read_only: bool = False, parent: QObject | None = None,
@@ -44,6 +46,7 @@ class Controller(QObject):
         self.start_scheduler = start_scheduler
         self.keel = None
         self.project: str = ""
+        self.overview: dict | None = None  # Keel.production_overview of the current project, read on a worker
         self.runner = JobRunner(self)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
@@ -60,6 +63,9 @@ class Controller(QObject):
         self._demo_timer = QTimer(self)
         self._demo_timer.setInterval(DEMO_BATCH_MS)
         self._demo_timer.timeout.connect(self.drop_demo_batch)
+        self.project_changed.connect(self.read_overview)
+        self.registry_changed.connect(self.read_overview)
+        self.keel_ready.connect(self.read_overview)
 
     # ------------------------------------------------------------------ opening / closing
     def open_keel(self) -> None:
@@ -74,10 +80,10 @@ class Controller(QObject):
     def _keel_loaded(self, keel) -> None:
         from app.logs import setup_logging
 
-        setup_logging(keel.workspace.log_path)  # tracebacks of failed jobs go to this workspace's log
+        setup_logging(keel.log_path)  # tracebacks of failed jobs go to this workspace's log
         self.keel = keel
-        self.workspace_dir = str(keel.workspace.root)
-        self._stamp = keel.registry.change_stamp()
+        self.workspace_dir = str(keel.root)
+        self._stamp = keel.change_stamp()
         self._poll.start()
         self._start_scheduler()
         self.keel_ready.emit()
@@ -108,6 +114,27 @@ class Controller(QObject):
             self.project = name or ""
             self.project_changed.emit(self.project)
 
+    def read_overview(self, *_) -> None:
+        """Read what the production actions depend on off the GUI thread; overview_changed when it is in."""
+        name = self.project
+        if name != (self.overview or {}).get("project"):
+            self.overview = None
+            self.overview_changed.emit()
+        if self.keel is None or not name:
+            return
+
+        def done(overview: dict) -> None:
+            if name == self.project:
+                self.overview = overview
+                self.overview_changed.emit()
+
+        def failed(message: str, details: str) -> None:  # e.g. deleted by another process meanwhile
+            log.warning("reading the production state of %s failed: %s", name, message)
+
+        keel = self.keel
+        self.run("overview", "read", f"Reading {name}", lambda job: keel.production_overview(name),
+                 on_done=done, on_error=failed)
+
     def busy(self, kinds: tuple[str, ...] = WRITE_KINDS, project: str | None = None) -> bool:
         return self.runner.is_busy(project if project is not None else self.project, kinds)
 
@@ -119,7 +146,7 @@ class Controller(QObject):
         if self.keel is None:
             return
         try:
-            stamp = self.keel.registry.change_stamp()
+            stamp = self.keel.change_stamp()
         except Exception:
             log.exception("registry poll failed")
             return
@@ -129,7 +156,7 @@ class Controller(QObject):
 
     def _changed(self) -> None:
         if self.keel is not None:
-            self._stamp = self.keel.registry.change_stamp()
+            self._stamp = self.keel.change_stamp()
         self.registry_changed.emit()
 
     # ------------------------------------------------------------------ jobs
@@ -172,7 +199,9 @@ class Controller(QObject):
     # ------------------------------------------------------------------ actions
     def create_demo(self) -> Job | None:
         def work(job: Job):
-            return self.keel.create_demo(progress=job.report)
+            from app.demo.demo_project import create_demo
+
+            return create_demo(self.keel, progress=job.report)
 
         def done(result):
             self.notify.emit("info", f"Demo project {result['project']} is ready: v{result['version']} in production. "
@@ -353,7 +382,7 @@ class Controller(QObject):
     def drop_demo_batch(self) -> Job | None:
         if not self.can_write():
             return None
-        if self.runner.is_busy("demo-credit", ("demo_drop",)):
+        if self.runner.is_busy(DEMO_PROJECT, ("demo_drop",)):
             return None
 
         def done(dropped):
@@ -364,7 +393,7 @@ class Controller(QObject):
         from app.demo import demo_stream  # numpy and pandas: kept off the start-up path
 
         return self.run("demo-stream", "demo_drop", "Dropping a demo batch into the inbox",
-                        lambda job: demo_stream.drop_next_demo_batch(self.keel), project="demo-credit", on_done=done)
+                        lambda job: demo_stream.drop_next_demo_batch(self.keel), project=DEMO_PROJECT, on_done=done)
 
     def reset_demo(self) -> Job | None:
         from app.demo import demo_stream
@@ -374,7 +403,7 @@ class Controller(QObject):
             self.set_project(result["project"])
 
         return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.keel, progress=job.report),
-                           on_done=done, project="demo-credit")
+                           on_done=done, project=DEMO_PROJECT)
 
     # ------------------------------------------------------------------ scheduler and server
     def _start_scheduler(self) -> None:

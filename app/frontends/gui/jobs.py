@@ -183,7 +183,7 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
         from app.logs import setup_logging
 
         keel = Keel.open(workspace_dir)
-        setup_logging(keel.workspace.log_path)
+        setup_logging(keel.log_path)
         result = getattr(keel, method)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
         queue.put(("done", result))
     except BaseException as exc:  # every failure goes back to the parent as a message

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import RESOURCES
+from app.demo import DEMO_PROJECT
 from app.frontends.gui import common
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         controller.notify.connect(self.notify)
         controller.error.connect(self.show_error)
         controller.demo_stream_changed.connect(lambda playing: self.update_actions())
+        controller.overview_changed.connect(self.update_actions)
         self.update_actions()
 
     # ------------------------------------------------------------------ building
@@ -246,11 +248,11 @@ class MainWindow(QMainWindow):
     def _on_keel_ready(self) -> None:
         self._update_title()
         keel = self.controller.keel
-        self.workspace_label.setText(f"{keel.workspace.root}{'  · read-only' if self.controller.read_only else ''}")
+        self.workspace_label.setText(f"{keel.root}{'  · read-only' if self.controller.read_only else ''}")
         self.statusBar().showMessage("Workspace open", 3000)
         self.tabs.setCurrentIndex(self.settings.value("last_tab", 0, type=int))
         self.refresh_projects()
-        if not keel.registry.projects() and self.controller.can_write():
+        if not keel.project_names() and self.controller.can_write():
             self.notify("info", "An empty workspace: building a demo project so you can look around. "
                                 "Create your own with File > New project…")
             self.controller.create_demo()
@@ -267,7 +269,7 @@ class MainWindow(QMainWindow):
             return
         from app.core.services import insights
 
-        names = [p["name"] for p in keel.registry.projects()]
+        names = keel.project_names()
         current = self.controller.project or self._restoring_project
         self.project_list.blockSignals(True)
         self.project_list.clear()
@@ -323,16 +325,12 @@ class MainWindow(QMainWindow):
 
     def _check_new_alerts(self) -> None:
         keel = self.controller.keel
-        rows = keel.registry.query("SELECT a.id, a.severity, a.message, p.name FROM alerts a JOIN projects p "
-                                   "ON p.id = a.project_id WHERE a.status = 'open' AND a.id > ? ORDER BY a.id",
-                                   (self._last_alert_id or 0,))
         if self._last_alert_id is None:  # the alerts already open at start are shown by the list, not announced
-            top = keel.registry.query_one("SELECT MAX(id) AS id FROM alerts")
-            self._last_alert_id = top["id"] or 0
+            self._last_alert_id = keel.last_alert_id()
             return
-        for row in rows:
+        for row in keel.open_alerts_after(self._last_alert_id):
             self._last_alert_id = max(self._last_alert_id, row["id"])
-            self.notify("warning", f"New alert on {row['name']}: {row['message']}")
+            self.notify("warning", f"New alert on {row['project']}: {row['message']}")
 
     # ------------------------------------------------------------------ actions
     def update_actions(self) -> None:
@@ -351,18 +349,10 @@ class MainWindow(QMainWindow):
         a["delete_project"].setEnabled(can and not c.busy())
         a["retrain"].setEnabled(writable and not c.busy(("train",)))
         a["settings"].setEnabled(writable and not c.busy(("settings",)))
-        production = None
-        deployments = 0
-        challenger = False
-        if has_keel and project:
-            try:
-                project_row = c.keel.project(c.project)
-                current = c.keel.registry.current_deployment(project_row["id"])
-                production = current["version"] if current else None
-                deployments = len(c.keel.registry.deployments(project_row["id"]))
-                challenger = "challenger" in c.keel.registry.aliases(project_row["id"])
-            except Exception:
-                pass
+        overview = c.overview or {}  # read on a worker whenever the project or the registry changes
+        production = overview.get("production_version")
+        deployments = overview.get("deployments", 0)
+        challenger = overview.get("challenger_waiting", False)
         deploying = c.busy(DEPLOY_KINDS)
         a["deploy"].setEnabled(writable and not deploying)
         a["rollback"].setEnabled(writable and not deploying and deployments > 1)
@@ -377,7 +367,7 @@ class MainWindow(QMainWindow):
         a["serve"].setText("Stop scoring server" if c.server is not None else "Start scoring server")
         a["serve"].setToolTip("A loopback REST server that speaks MLflow's scoring protocol")
         stream_ready = has_keel
-        is_demo = c.project == "demo-credit"
+        is_demo = c.project == DEMO_PROJECT
         a["demo_batch"].setEnabled(c.can_write() and is_demo and stream_ready)
         a["demo_batch"].setVisible(is_demo)
         a["demo_batch"].setChecked(c.demo_stream_playing())
@@ -455,15 +445,15 @@ class MainWindow(QMainWindow):
             self.controller.deploy(choices[labels.index(label)]["version"])
 
     def rollback(self) -> None:
-        keel, name = self.controller.keel, self.controller.project
-        deployments = keel.registry.deployments(keel.project(name)["id"])
-        current = deployments[-1]
-        previous = keel.registry.deployment(current["replaced_deployment_id"]) if current["replaced_deployment_id"] else None
-        if previous is None:
-            self.notify("info", f"v{current['version']} is the first production model of {name}: nothing to roll back to.")
+        name, overview = self.controller.project, self.controller.overview
+        if overview is None or overview["production_version"] is None:
             return
-        if common.confirm(self, "Roll back", f"Roll {name} back from v{current['version']} to v{previous['version']}?",
-                          f"v{previous['version']} becomes the production model again; v{current['version']} stays in "
+        current, previous = overview["production_version"], overview["rollback_version"]
+        if previous is None:
+            self.notify("info", f"v{current} is the first production model of {name}: nothing to roll back to.")
+            return
+        if common.confirm(self, "Roll back", f"Roll {name} back from v{current} to v{previous}?",
+                          f"v{previous} becomes the production model again; v{current} stays in "
                           "the registry. The scoring server answers with the restored model from its next request.",
                           ok="Roll back"):
             self.controller.rollback()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.core.domain.project_name import is_valid_project_name
 from app.core.domain.settings import (
     PRESETS,
     default_metric,
@@ -144,10 +145,8 @@ class TargetPage(QWizardPage):
         self.task.currentTextChanged.connect(self.task_changed)
 
     def fill(self, raw, path: str) -> None:
-        from app.core.store.workspace import PROJECT_NAME_PATTERN
-
         stem = Path(path).name.split(".")[0]
-        self.name.setText(stem if PROJECT_NAME_PATTERN.fullmatch(stem) else "project")
+        self.name.setText(stem if is_valid_project_name(stem) else "project")
         columns = [str(c) for c in raw.frame.columns]
         self.target.blockSignals(True)
         self.target.clear()
@@ -183,9 +182,7 @@ class TargetPage(QWizardPage):
         self.threshold.setValue(0.8 if task == "classification" else 0.5)
 
     def isComplete(self) -> bool:
-        from app.core.store.workspace import PROJECT_NAME_PATTERN
-
-        return bool(PROJECT_NAME_PATTERN.fullmatch(self.name.text().strip())) and bool(self.target.currentText())
+        return is_valid_project_name(self.name.text().strip()) and bool(self.target.currentText())
 
     def settings(self) -> dict:
         settings = {"preset": self.preset.currentData(), "metric": self.metric_box.currentData()}

@@ -38,8 +38,7 @@ class ActivityPanel(Panel):
         self.model.set_rows([])
 
     def refresh(self) -> None:
-        project = self.keel.project(self.project)
-        rows = self.keel.registry.events(project["id"])
+        rows = self.keel.events(self.project)
         self.model.set_rows(list(reversed(rows)))  # newest first; a header click sorts
         kinds = sorted({r["kind"] for r in rows})
         current = self.kind.currentText()

@@ -45,8 +45,7 @@ class AlertsPanel(Panel):
         self.model.set_rows([])
 
     def refresh(self) -> None:
-        project = self.keel.project(self.project)
-        rows = self.keel.registry.alerts(project["id"])
+        rows = self.keel.alerts(self.project)
         if self.open_only.isChecked():
             rows = [r for r in rows if r["status"] == "open"]
         self.model.set_rows(list(reversed(rows)))

@@ -109,7 +109,7 @@ class DataPanel(Panel):
 
     def refresh(self) -> None:
         project = self.keel.project(self.project)
-        rows = self.keel.registry.dataset_versions(project["id"])
+        rows = self.keel.dataset_versions(self.project)
         by_id = {r["id"]: r["version"] for r in rows}
         for row in rows:
             row["parent_version"] = by_id.get(row["parent_id"])

@@ -43,12 +43,12 @@ class DeploymentsPanel(Panel):
 
     def refresh(self) -> None:
         project = self.keel.project(self.project)
-        rows = self.keel.registry.deployments(project["id"])
+        rows = self.keel.deployments(self.project)
         metric = project["metric"]
         metrics = {}
         for row in rows:
             if row["model_version_id"] not in metrics:
-                version = self.keel.registry.model_version_by_id(row["model_version_id"])
+                version = self.keel.model_version_by_id(row["model_version_id"])
                 metrics[row["model_version_id"]] = self.keel.model_metrics(version).get(metric)
             row["training_value"] = metrics[row["model_version_id"]]
             row["current"] = False

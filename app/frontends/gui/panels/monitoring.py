@@ -162,7 +162,7 @@ class MonitoringPanel(Panel):
                                        "schedule_enabled": self.schedule_enabled.isChecked()})
 
     def _load_schedule(self, project: dict) -> None:
-        schedule = self.keel.registry.schedule(project["id"])
+        schedule = self.keel.schedule(project["name"])
         if schedule is None:
             return
         self.schedule_enabled.setChecked(bool(schedule["enabled"]))
@@ -299,7 +299,7 @@ class MonitoringPanel(Panel):
             self.clear()
             self._shown_project = self.project
         self._load_schedule(project)
-        new = self.keel.registry.monitor_results(project["id"], after_id=self._last_id)
+        new = self.keel.monitor_results(project["name"], after_id=self._last_id)
         if new:
             self.results.extend(new)
             self._last_id = new[-1]["id"]
@@ -320,7 +320,7 @@ class MonitoringPanel(Panel):
         """Threshold line, drift limit, deployment markers and per-feature drift."""
         from app.frontends.gui.plots import bar_chart, pg
 
-        deployments = self.keel.registry.deployments(project["id"])
+        deployments = self.keel.deployments(project["name"])
         settings = project["settings"]
         signature = (project["name"], len(self.results), len(deployments), settings.get("threshold"),
                      settings.get("drift_share"), project["metric"])

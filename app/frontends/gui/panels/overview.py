@@ -127,10 +127,7 @@ class OverviewPanel(Panel):
         self.reasons_label.setText("; ".join(health["reasons"]))
         self._sparkline(card["sparkline"], card["settings"].get("threshold"))
         self._facts(card)
-        events = self.keel.registry.query(
-            "SELECT at, kind, by, message FROM events WHERE project_id = ? ORDER BY id DESC LIMIT 8",
-            (self.keel.project(self.project)["id"],))
-        self.recent.set_rows(events)
+        self.recent.set_rows(self.keel.recent_events(self.project))
         self.recent_view.resizeColumnsToContents()
         server = self.controller.server
         self.server_label.setText(f"Scoring server: {server.url} ({server.request_count} requests)"

@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary name in the same folder, fsync, rename."""
+"""Atomic file writes (a temporary name in the same folder, fsync, rename) and file hashes: used by
+every layer that writes a file, so it belongs to none of them."""
 
 import hashlib
 import os
