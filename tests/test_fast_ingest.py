@@ -119,3 +119,10 @@ def test_any_mix_of_cells_cleans_like_the_reference_reader(tmp_path, schema, row
     pd.testing.assert_frame_equal(fast.frame, reference.frame)
     assert (fast.warnings, fast.report) == (reference.warnings, reference.report)
     assert datasets.content_hash(fast.frame, fast.row_hashes) == datasets.content_hash(reference.frame)
+
+
+def test_row_hashes_are_pandas_hashes_of_the_columns_in_name_order():
+    """Stored content hashes stay valid: the same batch ingested again is still found a duplicate."""
+    frame = pd.DataFrame({"b": [1.0, np.nan, 3.0], "a": ["x", None, "z"], "y": pd.array([1, None, 0], dtype="Int64")})
+    expected = pd.util.hash_pandas_object(frame[["a", "b", "y"]], index=False).to_numpy()
+    np.testing.assert_array_equal(datasets._row_hashes(frame), expected)

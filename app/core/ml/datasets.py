@@ -436,7 +436,8 @@ def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         values = pd.to_numeric(text.str.replace(r"^\+", "", regex=True) if text.notna().any() else text, errors="coerce").astype(float)
         unreadable = text.notna() & values.isna()
     infinite = np.isinf(values)
-    values = values.where(~infinite, np.nan)
+    if infinite.any():
+        values = values.where(~infinite, np.nan)
     return values, unreadable, pd.Series(infinite, index=series.index)
 
 
@@ -619,7 +620,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
                         f"(e.g. {unseen.iloc[0]!r}); the model ignores them"
                     )
         report_columns[name] = {"missing": int(missing.sum())}
-    result = pd.DataFrame(cleaned, index=frame.index)
+    result = pd.DataFrame(cleaned, index=frame.index, copy=False)  # the columns as they are: no 2-D block copy
 
     labelled_column_present = purpose != "predict" and target in frame.columns
     if labelled_column_present and not _is_missing_raw(frame[target]).all():
@@ -703,7 +704,7 @@ def _categories(series: pd.Series) -> pd.Series:
     codes, distinct = pd.factorize(series, use_na_sentinel=True)
     cleaned = _as_text(pd.Series(distinct, dtype=object if len(distinct) == 0 else None))
     lookup = np.append(cleaned.astype(object).where(cleaned.notna(), None).to_numpy(dtype=object), None)
-    return pd.Series(lookup[codes], index=series.index, dtype=object)  # code -1 (missing) takes the last: None
+    return pd.Series(lookup[codes], index=series.index, dtype=object, copy=False)  # code -1 takes the last: None
 
 
 def unreadable_cells_message(source: str, name: str, what: str, series: pd.Series, unreadable: pd.Series) -> str:
@@ -752,8 +753,15 @@ def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Seri
 
 # --------------------------------------------------------------------------- hashing and storage
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """One 64-bit hash per row of the columns in name order (the row's position plays no part)."""
-    return pd.util.hash_pandas_object(frame[sorted(frame.columns)], index=False).to_numpy()
+    """One 64-bit hash per row of the columns in name order (the row's position plays no part):
+    pandas' hash_pandas_object of frame[sorted(columns)], without copying the frame to reorder it."""
+    from pandas.core.util.hashing import combine_hash_arrays
+
+    columns = sorted(frame.columns)
+    if not columns:
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    per_column = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy() for c in columns)
+    return combine_hash_arrays(per_column, len(columns))
 
 
 def drop_duplicate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
