@@ -109,6 +109,7 @@ def main() -> int:
         if args.only != "train":
             inbox = workspace / "projects" / "demo-credit" / "inbox"  # new data arrives as a file in the inbox
             shutil.copy(batch, inbox / batch.name)
+            os.environ["KEEL_INBOX_QUIET_SECONDS"] = "0"  # complete already: the cycle's sweep takes it at first sight
             jobs["monitor"] = controller.monitor("demo-credit", by="user")
 
     tab_timer = QTimer()

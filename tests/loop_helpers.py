@@ -1,7 +1,6 @@
 """Helpers for the monitoring-loop tests (issue 4): a small trained project and inbox drops."""
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -33,14 +32,21 @@ def make_project(workspace: Path, name: str = "loan", rows: int = 800, settings:
 
 
 def drop(keel: Keel, name: str, frame, filename: str, settled: bool = True) -> Path:
-    """Put a CSV in the project's inbox; settled: old enough for a sweep to take it."""
+    """Put a CSV in the project's inbox; settled: seen unchanged by a sweep long enough ago for
+    the next sweep to take it."""
     path = keel.workspace.inbox_dir(name) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     if settled:
-        past = time.time() - 60
-        os.utime(path, (past, past))
+        settle(keel, name, filename)
     return path
+
+
+def settle(keel: Keel, name: str, *filenames: str) -> None:
+    """Record that a sweep saw these inbox files, as they are now, two minutes ago."""
+    from app.core.services import inbox
+
+    inbox.record_sightings(keel, name, now=time.time() - 120, only=set(filenames))
 
 
 def batch(index: int, rows: int = 300, concept: float = 0.0, shift: float = 0.0, labelled: bool = True):

@@ -5,9 +5,8 @@ import os
 import time
 
 import pytest
-from loop_helpers import batch, drop, make_project
+from loop_helpers import batch, drop, make_project, settle
 
-from app.core.services import inbox
 from app.core.services.lifecycle import DEMO_PROJECT, Keel
 from app.demo import demo_stream
 
@@ -36,7 +35,7 @@ def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel):
 def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
     drop(keel, "loan", batch(2).drop(columns=["income"]), "no-income.csv")
     (folder(keel) / "sheet.xlsx").write_bytes(b"PK\x03\x04 not really")
-    os.utime(folder(keel) / "sheet.xlsx", (time.time() - 60, time.time() - 60))
+    settle(keel, "loan", "sheet.xlsx")
     results = {r["file"]: r for r in keel.sweep_inbox("loan")}
     assert results["no-income.csv"]["status"] == "rejected" and "income" in results["no-income.csv"]["reason"]
     assert results["sheet.xlsx"]["status"] == "rejected" and "unsupported format" in results["sheet.xlsx"]["reason"]
@@ -56,14 +55,12 @@ def test_a_file_still_being_written_is_not_read(keel):
     path = drop(keel, "loan", batch(3), "arriving.csv", settled=False)
     hidden = folder(keel) / ".arriving2.csv.tmp"
     hidden.write_text("income,age\n1,2\n")
-    os.utime(hidden, (time.time() - 60, time.time() - 60))
     partial = folder(keel) / "big.csv.part"
     partial.write_text("income,age\n1,2\n")
-    os.utime(partial, (time.time() - 60, time.time() - 60))
-    assert keel.sweep_inbox("loan") == []
+    settle(keel, "loan", hidden.name, partial.name)
+    assert keel.sweep_inbox("loan") == []  # the first sweep to see arriving.csv only records it
     assert path.exists() and hidden.exists() and partial.exists()
-    past = time.time() - inbox.SETTLE_SECONDS - 1
-    os.utime(path, (past, past))  # quiet for longer than the settle time: complete
+    settle(keel, "loan", "arriving.csv")  # seen unchanged long enough ago: complete
     [result] = keel.sweep_inbox("loan")
     assert result["file"] == "arriving.csv" and result["status"] == "processed"
     assert hidden.exists() and partial.exists()
@@ -82,8 +79,9 @@ def test_same_content_twice_is_a_duplicate_and_names_never_collide(keel):
 
 def test_files_are_taken_in_arrival_order(keel):
     for index, name in enumerate(["zz.csv", "aa.csv"]):
-        path = drop(keel, "loan", batch(10 + index), name)
+        path = drop(keel, "loan", batch(10 + index), name, settled=False)
         os.utime(path, (time.time() - 100 + index, time.time() - 100 + index))
+    settle(keel, "loan", "zz.csv", "aa.csv")
     assert [r["file"] for r in keel.sweep_inbox("loan")] == ["zz.csv", "aa.csv"]
 
 
@@ -108,9 +106,7 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
     assert dropped == demo_stream.DEMO_STREAM.batches
     unlabelled = demo_stream.demo_batch(demo_stream.UNLABELLED_EVERY - 1)
     assert "default" not in unlabelled.columns
-    past = time.time() - 60
-    for path in sorted(inbox_dir.glob("*.csv"))[:3]:  # three have arrived completely
-        os.utime(path, (past, past))
+    settle(keel, DEMO_PROJECT, *[p.name for p in sorted(inbox_dir.glob("*.csv"))[:3]])  # three have arrived completely
     swept = keel.sweep_inbox(DEMO_PROJECT)
     assert [r["status"] for r in swept] == ["processed"] * 3
 

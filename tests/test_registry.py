@@ -128,7 +128,8 @@ def test_migration_from_v1_keeps_rows_and_adds_later_objects(tmp_path):
         assert reg.project("legacy")["task"] == "classification"
         assert [v for _, v, _ in reg.metric_history(1, "loss")] == [1.0 / (s + 1) for s in range(5)]
         assert [e["message"] for e in reg.events(1)] == ["made in v1"]
-        assert "served_samples" in objects(reg.conn, "table")  # v2
+        assert {"predictions", "traffic_windows", "late_labels"} <= objects(reg.conn, "table")  # v4
+        assert "served_samples" not in objects(reg.conn, "table")  # v2 made it, v4 replaced it
         assert {"events_project_at", "monitor_results_project"} <= objects(reg.conn, "index")  # v2
         assert {"events_append_only_owner", "events_append_only_delete"} <= objects(reg.conn, "trigger")  # v3
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -289,7 +290,7 @@ def test_table_counts_cover_every_table(reg):
     counts = reg.table_counts()
     assert {"projects", "dataset_versions", "runs", "params", "metrics", "model_versions", "model_aliases",
             "deployments", "monitor_results", "alerts", "events", "schedules", "schema_version",
-            "served_samples"} <= set(counts)
+            "predictions", "traffic_windows", "late_labels", "late_measurements"} <= set(counts)
     assert counts["schema_version"] == LATEST_SCHEMA_VERSION
 
 

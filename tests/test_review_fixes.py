@@ -223,7 +223,6 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
 def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch, failure):
     """A locked registry or a full disk while ingesting moved a valid file to rejected/ as an
     "internal error while reading it", with an alert: the file was not the problem."""
-    import os
 
     from app.core.services import inbox
     from app.core.services.lifecycle import Keel
@@ -233,7 +232,7 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch,
         keel.create_project("p", _loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         dropped = keel.workspace.inbox_dir("p") / "batch.csv"
         _loans_csv(dropped, rows=50, seed=5)
-        os.utime(dropped, (time.time() - 60, time.time() - 60))
+        inbox.record_sightings(keel, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
 
         def failing_ingest(*args, **kwargs):
             raise failure

@@ -243,7 +243,7 @@ def test_wrong_paths_and_methods(server):
     too_many_headers = b"".join(b"X-%d: y\r\n" % i for i in range(120))
     reply = raw_exchange(server.port, b"GET /ping HTTP/1.1\r\n" + too_many_headers + b"\r\n")
     assert reply.startswith("HTTP/1.1 431") and '"error_code"' in reply
-    assert '"error_code"' in raw_exchange(server.port, b"GARBAGE\r\n\r\n")  # HTTP/0.9-style: a body only
+    assert '"error_code"' in raw_exchange(server.port, b"GARBAGE\r\n\r\n")  # not HTTP: still a status line and a JSON body
     assert request(server.url, "/ping")[0] == 200
 
 
@@ -273,8 +273,9 @@ def small_server(ws):
 
 
 def raw_exchange(port, data: bytes, timeout=5.0) -> str:
+    """Send raw bytes (`Host: HOST` becomes this server's own Host header); read until closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
+        sock.sendall(data.replace(b"Host: HOST", f"Host: 127.0.0.1:{port}".encode()))
         chunks = []
         while True:
             chunk = sock.recv(65536)
@@ -286,20 +287,21 @@ def raw_exchange(port, data: bytes, timeout=5.0) -> str:
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(small_server):
     started = time.monotonic()
-    reply = raw_exchange(small_server.port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    reply = raw_exchange(small_server.port, b"POST /invocations HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\n"
                                             b"Content-Length: 1000000000\r\n\r\n")
     assert reply.startswith("HTTP/1.1 413") and "REQUEST_TOO_LARGE" in reply and "4096 byte limit" in reply
     assert time.monotonic() - started < 3  # answered at once, without waiting for a gigabyte
 
 
 def test_expect_100_continue_over_the_limit_gets_413_not_continue(small_server):
-    reply = raw_exchange(small_server.port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    reply = raw_exchange(small_server.port, b"POST /invocations HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\n"
                                             b"Expect: 100-continue\r\nContent-Length: 50000\r\n\r\n")
     assert reply.startswith("HTTP/1.1 413") and "100 Continue" not in reply
     body = json.dumps({"inputs": [ROW]}).encode()
     with socket.create_connection(("127.0.0.1", small_server.port), timeout=5) as sock:
-        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
-                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                     % (small_server.port, len(body)))
         assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")  # at once, not after the client gives up waiting
         sock.sendall(body)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
@@ -323,7 +325,7 @@ def chunked(body: bytes, size=1000) -> bytes:
 
 
 def test_chunked_bodies_are_read_under_the_limit_and_refused_over_it(small_server):
-    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    head = b"POST /invocations HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
     small = json.dumps({"inputs": [ROW]}).encode()
     reply = raw_exchange(small_server.port, head + b"Connection: close\r\n\r\n" + chunked(small, 40))
     assert reply.startswith("HTTP/1.1 200") and '"predictions"' in reply
@@ -335,7 +337,7 @@ def test_chunked_bodies_are_read_under_the_limit_and_refused_over_it(small_serve
 
 
 def test_a_post_without_a_length_gets_411(small_server):
-    reply = raw_exchange(small_server.port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n")
+    reply = raw_exchange(small_server.port, b"POST /invocations HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\n\r\n")
     assert reply.startswith("HTTP/1.1 411")
     assert request(small_server.url, "/ping")[0] == 200
 
@@ -528,19 +530,27 @@ def test_only_loopback_addresses_count_as_local():
     assert not serving.is_loopback("0.0.0.0") and not serving.is_loopback("192.168.1.5")
 
 
-# --------------------------------------------------------------------------- sampling served traffic
-def test_sampling_logs_served_inputs_and_predictions(ws):
-    with serving.start_server(ws, "credit", sample_rate=1.0) as handle:
-        assert handle.wait_ready(30)
-        for rows in (1, 3):
-            assert request(handle.url, body={"inputs": [ROW] * rows})[0] == 200
+# --------------------------------------------------------------------------- the prediction log
+def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
     keel = Keel.open(ws)
     try:
-        samples = keel.registry.served_samples(keel.project("credit")["id"])
+        project_id = keel.project("credit")["id"]
+        before = keel.registry.prediction_log_summary(project_id)["last_id"]
     finally:
         keel.close()
-    assert [len(s["predictions"]) for s in samples[-2:]] == [1, 3]
-    assert samples[-1]["inputs"]["columns"] == FEATURES and samples[-1]["inputs"]["data"][0][4] == "north"
+    with serving.start_server(ws, "credit", sample_rate=1.0) as handle:
+        assert handle.wait_ready(30)
+        answers = [request(handle.url, body={"inputs": [ROW] * rows}) for rows in (1, 3)]
+    assert [status for status, _, _ in answers] == [200, 200]
+    assert [len(body["ids"]) for _, _, body in answers] == [1, 3]  # no ID column: Keel assigned them
+    keel = Keel.open(ws)
+    try:
+        records = keel.registry.predictions(project_id, after_id=before)
+    finally:
+        keel.close()
+    assert [r["record_id"] for r in records] == answers[0][2]["ids"] + answers[1][2]["ids"]
+    assert [r["prediction"] for r in records] == answers[0][2]["predictions"] + answers[1][2]["predictions"]
+    assert records[-1]["inputs"][4] == "north" and len(records[-1]["probabilities"]) == 2
     with pytest.raises(KeelError):
         serving.start_server(ws, "credit", sample_rate=2.0)
 

@@ -5,12 +5,14 @@ tests/fixtures/workspace_from_keel_0_1_0.zip was written by that release's CLI: 
 `loans` (logreg, threshold 0.9), datasets v1-v3, models v1-v2 with v2 in production, one
 monitoring cycle on a drifted batch that opened alerts 1 and 2."""
 
-import os
 import time
 import zipfile
 from pathlib import Path
 
 from foundation_helpers import cli, loans, write_csv
+
+from app.core.services import inbox
+from app.core.services.lifecycle import Keel
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace_from_keel_0_1_0.zip"
 
@@ -56,9 +58,12 @@ def test_a_workspace_from_keel_0_1_0_trains_deploys_and_monitors(capsys, tmp_pat
     assert code == 0, err
     assert deployed == {"production_version": 3, "previous_version": 2}
 
-    dropped = write_csv(workspace / "projects" / "loans" / "inbox" / "fresh.csv", loans(50, seed=22))
-    settled = time.time() - 60
-    os.utime(dropped, (settled, settled))  # the inbox reads only files that have stopped changing
+    write_csv(workspace / "projects" / "loans" / "inbox" / "fresh.csv", loans(50, seed=22))
+    keel = Keel.open(workspace)
+    try:  # the inbox reads only files that sweeps have seen unchanged: record an earlier sighting
+        inbox.record_sightings(keel, "loans", now=time.time() - 120)
+    finally:
+        keel.close()
     code, monitored, err = cli(capsys, workspace, "monitor", "loans", "--once")
     assert code == 0, err
     assert [batch["dataset_version"] for batch in monitored["batches"]] == [5]

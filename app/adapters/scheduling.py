@@ -30,6 +30,8 @@ log = logging.getLogger("keel.scheduling")
 JOB_PREFIX = "monitor:"
 WATCH_JOB = "keel:watch-schedules"
 WATCH_SECONDS = 5
+UPKEEP_JOB = "keel:upkeep"
+UPKEEP_SECONDS = 60
 MISFIRE_GRACE_SECONDS = 3600
 
 
@@ -72,6 +74,9 @@ class MonitorScheduler:
         self.rebuild()
         self.scheduler.add_job(self.refresh_if_changed, IntervalTrigger(seconds=self.watch_seconds),
                                id=WATCH_JOB, replace_existing=True)
+        # scheduled backups and retention (workspace settings); the first check a minute after start
+        self.scheduler.add_job(self._upkeep, IntervalTrigger(seconds=UPKEEP_SECONDS), id=UPKEEP_JOB,
+                               replace_existing=True)
         self.scheduler.start()
         caught_up = self.catch_up() if catch_up else []
         log.info("scheduler started: %d monitoring job(s), catch-up for %s", len(self._project_jobs()), caught_up or "none")
@@ -135,6 +140,11 @@ class MonitorScheduler:
             job = jobs.get(JOB_PREFIX + schedule["project"])
             result[schedule["project"]] = getattr(job, "next_run_time", None) if job is not None else None
         return result
+
+    def _upkeep(self) -> dict:
+        from app.core.services import upkeep
+
+        return upkeep.run_due(self.keel)
 
     def _project_jobs(self) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)]

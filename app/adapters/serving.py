@@ -19,12 +19,11 @@ in flight finishes on the model it started with. A version that fails to load is
 refused and logged; the server keeps answering with the model it had.
 """
 
+import dataclasses
 import http.server
 import ipaddress
 import json
 import logging
-import queue
-import random
 import socket
 import threading
 import time
@@ -36,6 +35,8 @@ from app import __version__
 from app.adapters import serving_protocol as protocol
 from app.adapters.serving_protocol import RequestError
 from app.core.domain.errors import KeelError
+from app.core.domain.settings import ProjectSettings
+from app.core.services.prediction_log import LogPolicy, PredictionLogWriter, complete_ids
 
 log = logging.getLogger("keel.serving")
 
@@ -43,10 +44,9 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 POLL_SECONDS = 0.5
 IDLE_CONNECTION_SECONDS = 30.0
 LINGER_SECONDS = 1.0  # after refusing a body: discard what the client still sends, so it reads our answer
-SAMPLE_MAX_ROWS = 1000
-SAMPLE_QUEUE_SIZE = 256
-SAMPLE_FLUSH_SECONDS = 0.5
 MODEL_THREADS = 1
+DEFAULT_MAX_CONNECTIONS = 64
+BUSY_ANSWER_SECONDS = 1.0  # how long the accepting thread may spend answering 503 to one connection over the cap
 
 
 class OpenMPLimit:
@@ -87,6 +87,7 @@ class ServedModel:
     task: str
     schema: dict
     model: object
+    log_policy: LogPolicy = LogPolicy(0.0, 1, 1.0, None)  # the project's prediction log settings
 
 
 def is_loopback(host: str) -> bool:
@@ -102,8 +103,10 @@ def is_loopback(host: str) -> bool:
 class ProductionWatcher:
     """Keeps `current` equal to the project's production model, checking every POLL_SECONDS."""
 
-    def __init__(self, keel, project: dict, on_change=None, poll_seconds: float = POLL_SECONDS):
+    def __init__(self, keel, project: dict, on_change=None, poll_seconds: float = POLL_SECONDS,
+                 log_share: float | None = None):
         self.keel = keel
+        self.log_share = log_share  # overrides the project's prediction_log share (serve --sample-rate)
         self.project = project
         self.on_change = on_change or (lambda served, message: None)
         self.poll_seconds = poll_seconds
@@ -141,7 +144,10 @@ class ProductionWatcher:
             if current is not None:
                 self._publish(None, f"{self.project['name']} has no production model any more; /ping answers 503")
             return
+        policy = self._log_policy()
         if current is not None and deployment["model_version_id"] == current.model_version_id:
+            if policy != current.log_policy:  # `project set` changed the log: no reload, same model
+                self.current = dataclasses.replace(current, log_policy=policy)
             return
         if deployment["id"] == self._refused_deployment_id:
             return
@@ -159,10 +165,15 @@ class ProductionWatcher:
             project=self.project["name"], version=deployment["version"], sha256=loaded.model_version["sha256"],
             model_version_id=deployment["model_version_id"], project_id=self.project["id"],
             deployed_at=deployment["deployed_at"], task=loaded.project["task"], schema=loaded.project["schema"],
-            model=loaded.model)
+            model=loaded.model, log_policy=policy)
         self.last_error = self.last_exception = None
         was = f" (was v{current.version})" if current else ""
         self._publish(served, f"now serving {served.project} v{served.version}{was}")
+
+    def _log_policy(self) -> LogPolicy:
+        settings = ProjectSettings.from_dict(self.keel.project(self.project["name"])["settings"])
+        policy = LogPolicy.of(settings)
+        return policy if self.log_share is None else dataclasses.replace(policy, share=self.log_share)
 
     def _publish(self, served: ServedModel | None, message: str) -> None:
         self.current = served  # one reference assignment: requests see the old model or the new, never a mix
@@ -170,91 +181,140 @@ class ProductionWatcher:
         self.on_change(served, message)
 
 
-# --------------------------------------------------------------------------- sampling served traffic
-class ServedSampler:
-    """Logs a random share of scored requests into served_samples, off the request path.
-
-    A request thread only draws a random number and, for a sampled request, puts a
-    reference on a bounded queue (dropped when full: serving never waits on the disk).
-    A writer thread stores each sample as one row, in one transaction per batch.
-    """
-
-    def __init__(self, keel, rate: float, max_rows: int = SAMPLE_MAX_ROWS):
-        if not 0.0 <= rate <= 1.0:
-            raise KeelError(f"sample rate {rate} is outside 0..1")
-        self.keel = keel
-        self.rate = rate
-        self.max_rows = max_rows
-        self._queue: queue.Queue = queue.Queue(SAMPLE_QUEUE_SIZE)
-        self._thread = threading.Thread(target=self._run, name="keel-serve-samples", daemon=True)
-        if rate > 0:
-            self._thread.start()
-
-    def offer(self, served: ServedModel, X, predictions: list) -> None:
-        if self.rate <= 0 or random.random() >= self.rate:
-            return
-        try:
-            self._queue.put_nowait((served, X, predictions))
-        except queue.Full:
-            pass  # a sample, not a record: never make a request wait for the registry
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        from app.core.domain.clock import utc_now
-
-        while True:
-            items = self._next_batch()
-            done = items[-1] is None
-            rows = [self._row(item, utc_now()) for item in items if item is not None]
-            if rows:
-                try:
-                    with self.keel.registry.transaction():
-                        self.keel.registry.insert_served_samples(rows)
-                except Exception:
-                    log.exception("serving: storing %d served sample(s) failed", len(rows))
-            if done:
-                return
-
-    def _next_batch(self) -> list:
-        """Samples arriving within SAMPLE_FLUSH_SECONDS of the first: one commit for them all."""
-        items = [self._queue.get()]
-        deadline = time.monotonic() + SAMPLE_FLUSH_SECONDS
-        while items[-1] is not None and len(items) < SAMPLE_QUEUE_SIZE:
-            try:
-                items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return items
-
-    def _row(self, item, at: str) -> dict:
-        served, X, predictions = item
-        head = X.iloc[: self.max_rows]
-        return {"project_id": served.project_id, "model_version_id": served.model_version_id, "at": at,
-                "inputs_json": head.to_json(orient="split", index=False),
-                "predictions_json": json.dumps(predictions[: self.max_rows])}
-
-
 # --------------------------------------------------------------------------- HTTP
+class OriginGuard:
+    """Who may talk to the server from a browser. A web page can send a "simple" POST (text/csv)
+    to 127.0.0.1 without a preflight, and a DNS-rebinding page reaches it under its own name: so
+    the Host header must name this server (a loopback name or address, or the address it is bound
+    to; any IP address when bound to all of them) with its bound port, and a request that carries
+    an Origin must come from the server's own origin."""
+
+    LOOPBACK_NAMES = ("localhost", "localhost.")
+
+    def __init__(self, bound_host: str, port: int):
+        self.port = port
+        self.bound_host = bound_host.strip("[]").lower()
+        self.all_addresses = self.bound_host in ("0.0.0.0", "::", "")
+
+    def host_allowed(self, host_header: str | None) -> bool:
+        if host_header is None:
+            return True  # HTTP/1.0 clients and scripts; browsers always send Host
+        parsed = _split_host(host_header)
+        if parsed is None:
+            return False
+        host, port = parsed
+        if port != self.port:
+            return False
+        if host in self.LOOPBACK_NAMES or host.endswith(".localhost"):
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False  # a name: a rebinding page's, or one we cannot vouch for
+        return address.is_loopback or self.all_addresses or host == self.bound_host
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return True
+        scheme, _, rest = origin.strip().partition("://")
+        return scheme.lower() == "http" and "/" not in rest and self.host_allowed(rest)
+
+
+def _split_host(value: str) -> tuple[str, int] | None:
+    """("host", port) of a Host header or an origin's authority; None when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port_text = rest[1:] if rest else ""
+    else:
+        host, _, port_text = value.partition(":")
+    if not host:
+        return None
+    if not port_text:
+        return host, 80
+    if not port_text.isdigit() or len(port_text) > 5:
+        return None
+    return host, int(port_text)
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address, watcher: ProductionWatcher, max_body_bytes: int, sampler: ServedSampler,
-                 model_threads: int | None):
+    def __init__(self, address, watcher: ProductionWatcher, max_body_bytes: int,
+                 prediction_log: PredictionLogWriter, model_threads: int | None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS):
         self.watcher = watcher
         self.max_body_bytes = max_body_bytes
-        self.sampler = sampler
+        self.prediction_log = prediction_log
         self.openmp_limit = OpenMPLimit(model_threads)
+        self.max_connections = max_connections
         self._count = 0
         self._count_lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._connections_lock = threading.Lock()
+        self._active = 0  # connections with a thread, from accept to close
+        self._active_lock = threading.Lock()
+        self.refused_busy = 0
         super().__init__(address, _Handler)
+        self.guard = OriginGuard(address[0], self.server_address[1])
+
+    # -- at most max_connections threads: beyond, a 503 from the accepting thread, then close
+    def process_request(self, request, client_address):
+        with self._active_lock:
+            admitted = self._active < self.max_connections
+            if admitted:
+                self._active += 1
+            else:
+                self.refused_busy += 1
+        if not admitted:
+            self._answer_busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release_slot()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        with self._active_lock:
+            self._active -= 1
+
+    @property
+    def active_connections(self) -> int:
+        with self._active_lock:
+            return self._active
+
+    def _answer_busy(self, connection: socket.socket) -> None:
+        body = json.dumps({"error_code": "TOO_MANY_CONNECTIONS",
+                           "message": f"the server has {self.max_connections} connections open (its limit): "
+                                      "try again in a moment"}).encode()
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n"
+                f"X-Keel-Model-Version: none\r\n\r\n").encode()
+        try:
+            connection.settimeout(BUSY_ANSWER_SECONDS)
+            connection.sendall(head + body)
+            connection.shutdown(socket.SHUT_WR)
+            connection.setblocking(False)
+            try:  # what the client already sent: read, so that closing does not reset the connection
+                while connection.recv(65536):
+                    pass
+            except OSError:
+                pass
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(connection)
 
     def count_request(self) -> None:
         with self._count_lock:
@@ -313,7 +373,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.track(self.connection, False)
 
     # ------------------------------------------------------------------ routes
+    def _refused_as_foreign(self) -> bool:
+        """A request from a web page (foreign Origin) or under a foreign name (Host): 403, closed."""
+        guard = self.server.guard
+        if not guard.host_allowed(self.headers.get("Host")):
+            error = RequestError(f"Host {self.headers.get('Host')!r} is not this server: use "
+                                 f"http://127.0.0.1:{guard.port}", 403, "FORBIDDEN_HOST")
+        elif not guard.origin_allowed(self.headers.get("Origin")):
+            error = RequestError(f"requests from the web page at {self.headers.get('Origin')!r} are refused: "
+                                 "the scoring server answers local programs, not browsers", 403, "FORBIDDEN_ORIGIN")
+        else:
+            return False
+        self.close_connection = True  # a body, if any, is not read
+        self._send_error(error, self.server.watcher.current)
+        return True
+
     def do_GET(self):
+        if self._refused_as_foreign():
+            return
         path, _ = self._route()
         served = self.server.watcher.current
         if path in ("/ping", "/health"):
@@ -334,6 +411,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_error(self._not_found(path), served)
 
     def do_POST(self):
+        if self._refused_as_foreign():
+            return
         path, query = self._route()
         if path != "/invocations":
             self.close_connection = True  # the body is not read
@@ -344,6 +423,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._invocations(query)
 
     def _refuse_method(self):
+        if self._refused_as_foreign():
+            return
         self.close_connection = True
         self._send_error(RequestError(f"method {self.command} is not supported: use GET or POST",
                                       405, "METHOD_NOT_ALLOWED"), self.server.watcher.current, {"Allow": "GET, POST"})
@@ -383,8 +464,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             X = protocol.model_frame(table, served.schema)
             self.server.openmp_limit.apply()  # after the model is loaded: its OpenMP runtime is in the process
             payload = protocol.predictions_payload(served.model, served.task, X, probabilities)
+            policy = served.log_policy
+            if policy.returns_ids:
+                given = table.columns.get(policy.id_column) if policy.id_column else None
+                payload["ids"] = complete_ids(given, len(X))
+                if policy.enabled:  # recorded before the answer leaves: a shutdown after it cannot lose it
+                    self.server.prediction_log.add(
+                        served.project_id, served.model_version_id, served.model,
+                        served.task == "classification" and hasattr(served.model, "predict_proba"),
+                        payload["ids"], X, payload["predictions"], payload.get("probabilities"), policy)
             self._send_json(200, payload, served)
-            self.server.sampler.offer(served, X, payload["predictions"])
         except RequestError as exc:
             self._send_error(exc, served)
         except Exception as exc:  # the model itself failed: say so, keep serving, traceback to the log
@@ -510,6 +599,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """The base class's errors (bad request line, header too long...) as JSON too."""
         self.close_connection = True
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+            # a garbage request line leaves the version at HTTP/0.9, which would send the body with no
+            # status line and no headers; HTTP/9.9 and the like get a 1.1 answer too
+            self.request_version = "HTTP/1.1"
         status = HTTPStatus(code)
         error = RequestError(message or status.phrase, code, status.name)
         self._send_json(code, {"error_code": error.error_code, "message": error.message},
@@ -524,11 +617,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class ServerHandle:
     """A running server. Thread-safe to read; stop() once."""
 
-    def __init__(self, keel, server: _Server, watcher: ProductionWatcher, sampler: ServedSampler, host: str):
+    def __init__(self, keel, server: _Server, watcher: ProductionWatcher, prediction_log: PredictionLogWriter,
+                 host: str):
         self._keel = keel
         self._server = server
         self._watcher = watcher
-        self._sampler = sampler
+        self._prediction_log = prediction_log
         self.host = host
         self.port = server.server_address[1]
         shown_host = f"[{host}]" if ":" in host else host
@@ -557,6 +651,11 @@ class ServerHandle:
         return self._watcher.last_exception
 
     @property
+    def logged_rows(self) -> int:
+        """Rows committed to the prediction log so far."""
+        return self._prediction_log.written
+
+    @property
     def running(self) -> bool:
         return self._thread.is_alive()
 
@@ -573,7 +672,7 @@ class ServerHandle:
         self._server.server_close()
         self._thread.join(timeout)
         self._watcher.stop(timeout)
-        self._sampler.stop(timeout)
+        self._prediction_log.stop(timeout)  # after the connections: every answered request is in its buffer
         self._keel.close()
         log.info("serving %s: stopped after %d request(s)", self.project, self.request_count)
 
@@ -585,30 +684,39 @@ class ServerHandle:
 
 
 def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port: int = 0,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, sample_rate: float = 0.0,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, sample_rate: float | None = None,
                  on_change=None, poll_seconds: float = POLL_SECONDS,
-                 model_threads: int | None = MODEL_THREADS) -> ServerHandle:
+                 model_threads: int | None = MODEL_THREADS,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> ServerHandle:
     """Start serving `project`'s production model in background threads; return at once.
 
     The model loads in the background: /ping answers 503 until it is ready (wait_ready()
     waits for that). on_change(served_model_or_None, message) is called from the watcher
     thread whenever the served model changes or a new deployment is refused.
     model_threads: OpenMP threads per request (None: the library's default, all cores).
+    sample_rate: the share of scored rows recorded in the prediction log, overriding the
+    project's prediction_log setting (None: the setting).
+    max_connections: open connections served at once; one more gets a 503 and is closed.
     """
     from app.core.services.lifecycle import Keel
 
     if max_body_bytes <= 0:
         raise KeelError(f"the body size limit must be positive, got {max_body_bytes}")
+    if sample_rate is not None and not 0.0 <= sample_rate <= 1.0:
+        raise KeelError(f"sample rate {sample_rate} is outside 0..1")
+    if max_connections < 1:
+        raise KeelError(f"the connection limit must be at least 1, got {max_connections}")
     keel = Keel.open(keel_workspace_dir)
     try:
         project_row = keel.project(project)
-        watcher = ProductionWatcher(keel, project_row, on_change, poll_seconds)
-        sampler = ServedSampler(keel, sample_rate)
+        watcher = ProductionWatcher(keel, project_row, on_change, poll_seconds, log_share=sample_rate)
+        prediction_log = PredictionLogWriter(keel)
         server_class = _Server6 if ":" in host else _Server
         try:
-            server = server_class((host, port), watcher, max_body_bytes, sampler, model_threads)
+            server = server_class((host, port), watcher, max_body_bytes, prediction_log, model_threads,
+                                  max_connections)
         except (OSError, OverflowError) as exc:
-            sampler.stop()
+            prediction_log.stop()
             reason = getattr(exc, "strerror", None) or str(exc)
             raise KeelError(f"cannot listen on {host}:{port}: {reason}") from None
     except BaseException:
@@ -616,7 +724,7 @@ def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port
         raise
     if not is_loopback(host):
         log.warning("serving %s on %s: reachable from other machines, with no authentication", project, host)
-    handle = ServerHandle(keel, server, watcher, sampler, host)
+    handle = ServerHandle(keel, server, watcher, prediction_log, host)
     watcher.start()
     handle._thread.start()
     log.info("serving %s at %s", project, handle.url)

@@ -34,6 +34,8 @@ SOURCE = "request"
 FORMAT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 IGNORED_KEYS = ("params",)
 LEGACY_FORMATS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
+FLOAT64_MAX = float(np.finfo(np.float64).max)
+FLOAT64_MAX_DIGITS = 309  # every integer with more digits is beyond FLOAT64_MAX
 
 
 class RequestError(Exception):
@@ -59,6 +61,18 @@ class RequestTable:
 
 # --------------------------------------------------------------------------- parsing
 def parse_body(body: bytes, content_type: str, features: list[str]) -> RequestTable:
+    table = _parse_body(body, content_type, features)
+    for name in table.columns:
+        if not name.isascii():
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RequestError("a column name holds an unpaired surrogate escape (\\ud800-\\udfff), "
+                                   "which is not text", 400, "BAD_REQUEST") from None
+    return table
+
+
+def _parse_body(body: bytes, content_type: str, features: list[str]) -> RequestTable:
     media_type, parameters = _split_content_type(content_type)
     if media_type == "text/csv":
         return _parse_csv(body)
@@ -96,11 +110,30 @@ def _split_content_type(content_type: str) -> tuple[str, dict]:
     return parts[0].lower(), parameters
 
 
+class OversizedNumber:
+    """A JSON integer too long for Python to convert (over 4,300 digits): certainly outside
+    float64's range. Kept as text, so the check of its column can name the column."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _integer_or_oversized(text: str):
+    return OversizedNumber(text) if len(text.lstrip("-")) > FLOAT64_MAX_DIGITS else int(text)
+
+
 def _load_json(body: bytes):
     if not body.strip():
         raise RequestError("the request body is empty: send a JSON object", 400, "MALFORMED_REQUEST")
     try:
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+                raise
+            # Python refuses to convert an integer of over 4,300 digits: read it again, keeping such
+            # numbers as text, so the request is refused naming the column that holds one
+            return json.loads(body, parse_int=_integer_or_oversized)
     except UnicodeDecodeError:
         raise RequestError("the body is not UTF-8 encoded JSON", 400, "MALFORMED_REQUEST") from None
     except json.JSONDecodeError as exc:
@@ -216,10 +249,44 @@ def _rows_of_lists(data, columns: list[str], where: str) -> RequestTable:
 
 
 def _check_scalars(cells: list, name: str) -> None:
+    """Every cell a single value, and every JSON number a finite float64 (JSON has no infinity:
+    1e999, NaN, Infinity or a 400-digit integer is a client's mistake, not a missing value)."""
     for index, cell in enumerate(cells):
-        if isinstance(cell, (list, dict)):
+        kind = type(cell)
+        if kind is str:
+            if not cell.isascii():
+                _check_encodable(cell, name, index)
+            continue
+        if cell is None or kind is bool:
+            continue
+        if kind is float:
+            if math.isfinite(cell):
+                continue
+        elif kind is int:
+            if -FLOAT64_MAX <= cell <= FLOAT64_MAX:
+                continue
+        elif kind is OversizedNumber:
+            pass
+        else:
             raise RequestError(f"{SOURCE}: column {name!r}: row {index + 1} holds a {_json_type(cell)}, "
                                "not a single value", 400, "BAD_REQUEST")
+        raise RequestError(f"{SOURCE}: column {name!r}: row {index + 1} holds {_number_shown(cell)}, which is not "
+                           "a finite number within float64's range", 400, "BAD_REQUEST")
+
+
+def _check_encodable(text: str, name: str, index: int) -> None:
+    """JSON may escape half a surrogate pair (\\ud800): no text of any file can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(f"{SOURCE}: column {name!r}: row {index + 1} holds an unpaired surrogate escape "
+                           "(\\ud800-\\udfff), which is not text", 400, "BAD_REQUEST") from None
+
+
+def _number_shown(cell) -> str:
+    text = cell.text if isinstance(cell, OversizedNumber) else (repr(cell) if isinstance(cell, float) else
+                                                                f"an integer of {len(str(abs(cell)))} digits")
+    return text if len(text) <= 40 else f"a number of {len(text)} characters"
 
 
 def _json_type(value) -> str:

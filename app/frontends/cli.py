@@ -13,13 +13,20 @@ import os
 import sys
 import traceback
 
-from app.core.domain.errors import Cancelled, KeelError
-from app.core.domain.settings import parse_param, parse_window
+from app.core.domain.errors import Cancelled, KeelError, is_disk_full
+from app.core.domain.settings import parse_param, parse_prediction_log, parse_window
 
 log = logging.getLogger("keel.cli")
 # Until the workspace log is set up, records go nowhere rather than to logging's
 # last-resort handler, which would print a traceback on the terminal.
 logging.getLogger("keel").addHandler(logging.NullHandler())
+
+
+# A full disk is the user's to fix (free space, then run again): exit 2, like a bad argument.
+DISK_FULL_EXIT_CODE = 2
+# Opening a workspace rewrites stale production.json files, except for these commands, which
+# report the workspace as they find it.
+COMMANDS_THAT_REPORT_AS_IS = {"verify"}
 
 
 class UsageError(KeelError):
@@ -54,12 +61,25 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cv", type=int, dest="cv_folds", help="k-fold cross-validation folds (0: off)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-threshold", action="store_true", dest="no_threshold", help="remove the threshold")
+    parser.add_argument("--id-column", dest="id_column",
+                        help="the column that names each row (never a feature; joins late labels)")
+    parser.add_argument("--prediction-log", dest="prediction_log",
+                        help="off | full | FRACTION: share of scored rows recorded (default: full with an ID column)")
+    parser.add_argument("--prediction-log-rows", type=int, dest="prediction_log_rows",
+                        help="most records the prediction log keeps (default 1000000)")
+    parser.add_argument("--prediction-log-days", type=float, dest="prediction_log_days",
+                        help="days a prediction log record is kept (default 90)")
+    parser.add_argument("--label-coverage", type=float, dest="label_coverage",
+                        help="'labels are late' below this share of a window's rows labelled (default 0.5)")
+    parser.add_argument("--label-delay", dest="label_delay",
+                        help="...once this long has passed since the window (7d, 12h; default 7d)")
 
 
 def settings_from_args(args) -> dict:
     changes = {}
     for key in ("preset", "metric", "threshold", "max_drop", "drift_share", "policy", "margin", "alpha",
-                "schedule", "cv_folds", "seed"):
+                "schedule", "cv_folds", "seed", "id_column", "prediction_log_rows", "prediction_log_days",
+                "label_coverage", "label_delay"):
         value = getattr(args, key, None)
         if value is not None:
             changes[key] = value
@@ -78,6 +98,8 @@ def settings_from_args(args) -> dict:
                 raise UsageError(f"--retrain-after-rows must be a number of rows or 'off', got {text!r}") from None
     if args.window is not None:
         changes["window"] = parse_window(args.window)
+    if args.prediction_log is not None:
+        changes["prediction_log"] = parse_prediction_log(args.prediction_log)
     if args.cron:
         changes["schedule"] = f"cron {args.cron}"
     if args.schedule_off:
@@ -259,6 +281,9 @@ def _format_human(key, result) -> str:
         lines.extend(f"  {key:<20} {value}" for key, value in result["settings"].items())
     elif command == "predict":
         lines.append(f"Scored {result['rows']} rows with v{result['version']} -> {result['output']}")
+        if result.get("id_column"):
+            lines.append(f"IDs in column {result['id_column']} ({result['assigned_ids']} assigned by Keel); "
+                         f"{result['logged_rows']} row(s) recorded in the prediction log")
     elif command == "report":
         period = f"{result['batches']} monitored batch(es)" if result["period_start"] else "no monitoring period"
         lines.append(f"Report of {result['project']} v{result['version']} ({period}, {result['bytes']:,} bytes) "
@@ -285,6 +310,10 @@ def _format_status(result) -> list[str]:
         shown = f"{value:.4f}" if isinstance(value, float) else "-"
         aliases = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
         lines.append(f" {marker} v{v['version']:<4} {result['metric']}={shown}{aliases}")
+    log_ = result.get("prediction_log")
+    if log_:
+        lines.append(f"prediction log: {log_['rows']} record(s) (limits {log_['max_rows']} rows, "
+                     f"{log_['max_days']:g} days; recording {log_['share']:.0%} of scored rows)")
     for alert in result["open_alerts"]:
         lines.append(f" ! alert {alert['id']} ({alert['severity']}): {alert['message']}")
     return lines
@@ -307,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
         workspace = Workspace.open(args.workspace)
         setup_logging(workspace.log_path)  # before the registry opens, so its failures are logged too
-        keel = Keel(workspace)
+        keel = Keel(workspace, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
         log.info("command %s", " ".join(argv))
         result = handler(keel, args)
         if result is None:
@@ -328,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("refused: %s", exc)
         return _fail(str(exc), exc.exit_code, want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
+        if is_disk_full(exc):  # every write is atomic: what failed left the workspace as it was
+            log.error("disk full: %s\n%s", exc, traceback.format_exc())
+            where = workspace.root if workspace else "the workspace"
+            return _fail(f"disk full: {exc}; nothing was saved — free space on the disk holding {where} "
+                         "and run the command again", DISK_FULL_EXIT_CODE, want_json)
         log.error("failed: %s\n%s", exc, traceback.format_exc())
         where = f" (details in {workspace.log_path})" if workspace else ""
         return _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, want_json)

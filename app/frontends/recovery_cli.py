@@ -2,6 +2,9 @@
 
 import json
 
+from app.core.domain.errors import KeelError
+from app.core.services import backup as backup_service
+from app.core.services import upkeep
 from app.core.services import verify as verify_service
 
 
@@ -10,6 +13,23 @@ def register_parser(commands, command) -> None:
     verify.add_argument("--quick", action="store_true", help="presence only: skip hashing the files")
     verify.add_argument("--repair", action="store_true",
                         help="remove temporaries, rewrite stale manifests, move orphans to quarantine/")
+    backup = command("backup", "the whole workspace in one file, while it keeps working; or set the scheduled backup")
+    backup.add_argument("destination", nargs="?", help="the backup file to write (outside the workspace)")
+    backup.add_argument("--schedule", dest="backup_every", metavar="'every 1d'",
+                        help="scheduled backups by the window and `keel run`; 'off' stops them")
+    backup.add_argument("--keep", type=int, help="scheduled backups kept (the oldest beyond N are removed)")
+    backup.add_argument("--folder", help="where scheduled backups go (default: <workspace>-backups beside it)")
+    restore = command("restore", "replace the workspace with a backup (verified before anything is written)")
+    restore.add_argument("source")
+    restore.add_argument("--force", action="store_true", help="replace a workspace that has projects "
+                         "(its files are kept in quarantine/)")
+    retention = command("retention", "show or set what retention prunes; --apply prunes now")
+    retention.add_argument("--keep-archived", dest="keep_archived", metavar="N|off",
+                           help="keep the newest N archived versions of each project (files of older ones removed)")
+    retention.add_argument("--inbox-days", dest="inbox_days", metavar="D|off",
+                           help="remove processed/ and rejected/ inbox files older than D days")
+    retention.add_argument("--apply", action="store_true", help="prune now")
+    retention.add_argument("--dry-run", action="store_true", dest="dry_run", help="with --apply: list, remove nothing")
 
 
 def _verify(keel, args):
@@ -32,6 +52,86 @@ def format_verify(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _print_or_return(args, result: dict, describe) -> dict | None:
+    if args.json:
+        return result
+    print(describe(result), flush=True)
+    return None
+
+
+def _describe_backup(result: dict) -> str:
+    lines = [f"warning: {w}" for w in result.get("warnings", [])]
+    if "path" in result:
+        lines.append(f"Backed up {len(result['projects'])} project(s), {result['members']} files, "
+                     f"{result['size'] / 1e6:.1f} MB -> {result['path']}")
+    schedule = result.get("schedule")
+    if schedule:
+        lines.append(f"Scheduled backup: {schedule['every']}, keep {schedule['keep']}, in {schedule['folder']}"
+                     if schedule["enabled"] else "Scheduled backup: off")
+    return "\n".join(lines)
+
+
+def _describe_restore(result: dict) -> str:
+    aside = f"; the replaced files are in {result['set_aside']}" if result["set_aside"] else ""
+    return f"Restored {len(result['projects'])} project(s) from {result['restored_from']}{aside}"
+
+
+def _describe_retention(result: dict) -> str:
+    rules = result["retention"]
+    lines = [f"Retention: keep {rules['keep_archived'] if rules['keep_archived'] is not None else 'all'} archived "
+             f"version(s) per project; inbox files kept "
+             + (f"{rules['inbox_days']:g} day(s)" if rules["inbox_days"] is not None else "forever")]
+    if "pruned_versions" in result:
+        verb = "would remove" if result["dry_run"] else "removed"
+        lines += [f"{verb}: {v['project']} v{v['version']} ({v['artifact_path']})" for v in result["pruned_versions"]]
+        lines += [f"{verb}: {path}" for path in result["removed_inbox_files"]]
+    return "\n".join(lines)
+
+
+def _backup(keel, args):
+    result = {}
+    if args.backup_every is not None or args.keep is not None or args.folder is not None:
+        off = (args.backup_every or "").strip().lower() == "off"
+        result["schedule"] = upkeep.set_backup_schedule(keel, every=None if off else args.backup_every,
+                                                        keep=args.keep, folder=args.folder, off=off)
+    elif args.destination is None:
+        result["schedule"] = upkeep.backup_schedule(keel)
+    if args.destination is not None:
+        result.update(backup_service.backup(keel, args.destination))
+    return _print_or_return(args, result, _describe_backup)
+
+
+def _restore(keel, args):
+    return _print_or_return(args, backup_service.restore(keel, args.source, force=args.force), _describe_restore)
+
+
+def _count_or_off(text: str | None, flag: str, kind=int):
+    if text is None:
+        return "unchanged"
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise KeelError(f"{flag} takes a number or 'off', got {text!r}") from None
+
+
+def _retention(keel, args):
+    if args.dry_run and not args.apply:
+        raise KeelError("--dry-run goes with --apply")
+    keep = _count_or_off(args.keep_archived, "--keep-archived")
+    days = _count_or_off(args.inbox_days, "--inbox-days", float)
+    settings = (upkeep.set_retention(keel, keep, days) if (keep, days) != ("unchanged", "unchanged")
+                else upkeep.retention(keel))
+    result = {"retention": settings}
+    if args.apply:
+        result.update(upkeep.prune(keel, dry_run=args.dry_run))
+    return _print_or_return(args, result, _describe_retention)
+
+
 HANDLERS = {
     ("verify", None): _verify,
+    ("backup", None): _backup,
+    ("restore", None): _restore,
+    ("retention", None): _retention,
 }

@@ -24,8 +24,11 @@ def register_parser(commands, command) -> None:
                        help="address to listen on (default 127.0.0.1; anything else is reachable from other machines)")
     serve.add_argument("--max-body-mb", type=float, default=16.0, dest="max_body_mb",
                        help="largest request body in MiB (default 16)")
-    serve.add_argument("--sample-rate", type=float, default=0.0, dest="sample_rate",
-                       help="share of scoring requests logged to the registry for monitoring (default 0: off)")
+    serve.add_argument("--max-connections", type=int, default=64, dest="max_connections",
+                       help="connections served at once; more get 503 (default 64)")
+    serve.add_argument("--sample-rate", type=float, default=None, dest="sample_rate",
+                       help="share of scored rows recorded in the prediction log for this run, overriding the "
+                            "project's --prediction-log setting (0..1)")
 
 
 def serve_command(keel, args) -> None:
@@ -45,7 +48,8 @@ def serve_command(keel, args) -> None:
     with _stop_on_sigterm(stop):
         handle = serving.start_server(keel.workspace.root, args.name, host=args.host, port=args.port,
                                       max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-                                      sample_rate=args.sample_rate, on_change=announce)
+                                      sample_rate=args.sample_rate, on_change=announce,
+                                      max_connections=args.max_connections)
         try:
             while not handle.wait_ready(0.2):
                 if stop.is_set():

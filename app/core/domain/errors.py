@@ -1,5 +1,8 @@
 """Errors the core raises. Each carries the CLI exit code it maps to."""
 
+import errno
+import sqlite3
+
 
 class KeelError(Exception):
     """Something the user can fix: a bad file, argument, unknown project or version."""
@@ -29,3 +32,12 @@ class Cancelled(KeelError):
 
 class BusyError(KeelError):
     """Another process holds the lock this work needs."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError for a full disk or an exhausted quota, or SQLite's "database or disk is full"."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return False

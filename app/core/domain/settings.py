@@ -57,6 +57,24 @@ class ProjectSettings:
     schedule_enabled: bool = True
     cv_folds: int = 0
     seed: int = 42
+    # A column that names each row (a customer, a loan): never a feature; it joins late labels to
+    # what was scored. None: the project has none (the CLI never infers one).
+    id_column: str | None = None
+    # Share of scored rows recorded in the prediction log: 0 off, 1 full, or a sampled share.
+    # None: full with an ID column, off without (effective_prediction_log gives the number).
+    prediction_log: float | None = None
+    prediction_log_rows: int = 1_000_000
+    prediction_log_days: float = 90.0
+    label_coverage: float = 0.5  # "labels are late" below this share of a window's rows...
+    label_delay: str = "7d"  # ...once this long has passed since the window ended
+
+    def effective_prediction_log(self) -> float:
+        if self.prediction_log is None:
+            return 1.0 if self.id_column else 0.0
+        return float(self.prediction_log)
+
+    def label_delay_seconds(self) -> int:
+        return parse_duration(self.label_delay, "--label-delay")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,7 +109,21 @@ class ProjectSettings:
         if isinstance(self.window, str) and self.window != "adaptive":
             raise KeelError(f"--window must be a number of rows, 'all' or 'adaptive', got {self.window!r}")
         parse_schedule(self.schedule)
+        self._validate_traffic()
         return self
+
+    def _validate_traffic(self) -> None:
+        if self.id_column is not None and not str(self.id_column).strip():
+            raise KeelError("--id-column must name a column")
+        if self.prediction_log is not None and not 0.0 <= self.prediction_log <= 1.0:
+            raise KeelError(f"--prediction-log must be off, full or a fraction in [0, 1], got {self.prediction_log}")
+        if int(self.prediction_log_rows) < 1:
+            raise KeelError("--prediction-log-rows must be at least 1")
+        if not math.isfinite(self.prediction_log_days) or self.prediction_log_days <= 0:
+            raise KeelError("--prediction-log-days must be a positive number of days")
+        if not 0.0 <= self.label_coverage <= 1.0:
+            raise KeelError(f"--label-coverage must be in [0, 1], got {self.label_coverage}")
+        parse_duration(self.label_delay, "--label-delay")
 
 
 def parse_window(text: str) -> int | str | None:
@@ -124,6 +156,28 @@ def parse_schedule(text: str) -> tuple[str, str | int]:
             raise KeelError("schedule interval must be at least 1 second")
         return "interval", seconds
     raise KeelError(f"schedule must look like 'every 10m' (s, m, h, d) or a cron expression, got {text!r}")
+
+
+def parse_prediction_log(text: str) -> float:
+    """'off' -> 0.0, 'full' -> 1.0, '0.25' -> 0.25 (the share of scored rows recorded)."""
+    word = text.strip().lower()
+    if word in ("off", "full"):
+        return 0.0 if word == "off" else 1.0
+    try:
+        share = float(word)
+    except ValueError:
+        raise KeelError(f"--prediction-log must be off, full or a fraction in [0, 1], got {text!r}") from None
+    if not 0.0 <= share <= 1.0:
+        raise KeelError(f"--prediction-log must be off, full or a fraction in [0, 1], got {text!r}")
+    return share
+
+
+def parse_duration(text: str, flag: str) -> int:
+    """'7d', '12h', '30m', '45s' -> seconds."""
+    word = str(text).strip().lower()
+    if word[-1:] in INTERVAL_UNITS and word[:-1].isdigit():
+        return int(word[:-1]) * INTERVAL_UNITS[word[-1]]
+    raise KeelError(f"{flag} must look like 7d, 12h, 30m or 45s, got {text!r}")
 
 
 def parse_param(text: str) -> tuple[str, object]:

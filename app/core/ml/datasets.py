@@ -520,14 +520,16 @@ def guess_task(series: pd.Series) -> str:
     return "classification" if integral and values.nunique() <= 20 else "regression"
 
 
-def infer_schema(raw: RawTable, target: str, task: str | None = None) -> dict:
-    """The project's schema, inferred from its first file."""
+def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column: str | None = None) -> dict:
+    """The project's schema, inferred from its first file. The ID column is never a feature."""
     frame = raw.frame
     if target not in frame.columns:
         raise ValidationError(
             f"{raw.source}: no target column {target!r} (columns: {', '.join(map(str, frame.columns))})"
         )
-    features = [str(c) for c in frame.columns if c != target]
+    if id_column is not None and id_column == target:
+        raise ValidationError(f"the ID column {id_column!r} cannot be the target")
+    features = [str(c) for c in frame.columns if c != target and c != id_column]
     if not features:
         raise ValidationError(f"{raw.source}: no feature columns besides the target {target!r}")
     task = task or guess_task(frame[target])
@@ -573,7 +575,8 @@ class CleanBatch:
     row_hashes: np.ndarray | None = None  # each row's hash, as content_hash computes them (None: not yet)
 
 
-def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False) -> CleanBatch:
+def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False,
+          id_column: str | None = None) -> CleanBatch:
     """Validate a table against the schema and clean it.
 
     purpose: "create" (the project's first file), "ingest" (a later batch) or
@@ -581,6 +584,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
     strict: a feature cell that cannot be read as its column's kind is a ValidationError
     naming the column, row and value, instead of a missing value with a warning (the
     scoring server uses this: a caller who sends a wrong type must hear about it).
+    id_column: the project's ID column, kept as text when the file has it (never a feature).
     """
     source, frame = raw.source, raw.frame
     target = schema["target"]
@@ -592,7 +596,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
             f"{source}: missing feature column(s) {', '.join(repr(c) for c in missing_columns)} "
             f"(expected: {', '.join(expected)})"
         )
-    extra = [str(c) for c in frame.columns if c not in expected and c != target]
+    extra = [str(c) for c in frame.columns if c not in expected and c != target and c != id_column]
     if extra:
         warnings.append(f"{source}: extra column(s) ignored: {', '.join(extra)}")
     if purpose == "predict" and target in frame.columns:
@@ -621,6 +625,8 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
                     )
         report_columns[name] = {"missing": int(missing.sum())}
     result = pd.DataFrame(cleaned, index=frame.index, copy=False)  # the columns as they are: no 2-D block copy
+    if id_column is not None and id_column in frame.columns:
+        result[id_column] = id_text(frame[id_column])
 
     labelled_column_present = purpose != "predict" and target in frame.columns
     if labelled_column_present and not _is_missing_raw(frame[target]).all():
@@ -710,6 +716,12 @@ def _categories(series: pd.Series) -> pd.Series:
 def unreadable_cells_message(source: str, name: str, what: str, series: pd.Series, unreadable: pd.Series) -> str:
     return (f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {what} "
             f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r})")
+
+
+def id_text(series: pd.Series) -> pd.Series:
+    """IDs as text, stripped; a missing ID is None (Keel assigns one when it scores the row)."""
+    text = _as_text(series).astype(object)
+    return text.where(text.notna(), None)
 
 
 def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
@@ -804,6 +816,9 @@ def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
             out[column["name"]] = out[column["name"]].astype("string")
     target = schema["target"]
     out[target] = out[target].astype("string" if schema["target_kind"] == "string" else _target_dtype(schema))
+    for name in out.columns:  # the ID column (never a feature)
+        if name != target and name not in schema["features"]:
+            out[name] = out[name].astype("string")
     return out
 
 

@@ -8,8 +8,10 @@ one transaction. If anything fails before the commit, files it created are remov
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,9 +21,19 @@ from typing import TYPE_CHECKING
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
-from app.core.store.fileio import atomic_path, sha256_file, write_text_atomic
+from app.core.services.paths import check_output_path, user_output
+from app.core.store.fileio import (
+    atomic_path,
+    discard_staged,
+    install_staged,
+    sha256_file,
+    stage_bytes,
+    write_text_atomic,
+)
 from app.core.store.registry import Registry
-from app.core.store.workspace import Workspace, check_project_name, project_lock
+from app.core.store.workspace import FileLock, Workspace, check_project_name, project_lock
+
+log = logging.getLogger("keel.lifecycle")
 
 if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only commands never need them
     import pandas as pd
@@ -30,20 +42,6 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
 
 REFERENCE_TRAIN_ROWS = 20_000
 DEMO_PROJECT = "demo-credit"
-
-
-@contextmanager
-def _user_output(path: Path):
-    """atomic_path for a file the user named (--output): a path that cannot be written is the
-    user's to fix (exit 2, a message naming it), not an internal error."""
-    path = Path(path)
-    if path.is_dir():
-        raise KeelError(f"{path}: is a directory; give a file name for the output")
-    try:
-        with atomic_path(path) as tmp:
-            yield tmp
-    except OSError as exc:
-        raise KeelError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -60,9 +58,24 @@ class LoadedModel:
 class Keel:
     """One workspace: its registry and its files."""
 
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: Workspace, refresh_manifests: bool = True):
+        """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
+        which reports them as they are)."""
         self.workspace = workspace
         self.registry = Registry(workspace.registry_path)
+        if refresh_manifests:
+            self._refresh_manifests_on_open()
+
+    def _refresh_manifests_on_open(self) -> None:
+        """Readers of production.json never see a stale one. A damaged registry is left for the
+        command (or `verify`) to report: opening the workspace must not fail on it."""
+        try:
+            fixed = self.refresh_manifests()
+        except (sqlite3.DatabaseError, OSError, KeelError) as exc:
+            log.warning("production manifests not checked: %s: %s", type(exc).__name__, exc)
+            return
+        if fixed:
+            log.warning("rewrote the stale production.json of %s from the registry", ", ".join(fixed))
 
     @classmethod
     def open(cls, workspace_dir: str | os.PathLike | None = None) -> Keel:
@@ -85,13 +98,17 @@ class Keel:
         if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
             raise KeelError(f"project {name!r} already exists")
         raw = datasets.read_table(data_path)
-        schema = datasets.infer_schema(raw, target, task)
+        id_column = (settings or {}).get("id_column")
+        if id_column is not None and id_column not in raw.frame.columns:
+            raise ValidationError(f"{raw.source}: no ID column {id_column!r} "
+                                  f"(columns: {', '.join(map(str, raw.frame.columns))})")
+        schema = datasets.infer_schema(raw, target, task, id_column=id_column)
         task = schema["task"]
         merged = {"metric": default_metric(task), **(settings or {})}
         project_settings = ProjectSettings.from_dict(merged).validate(task)
         if project_settings.params:  # refuse a bad --param now, as `project set` does
             training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
-        batch = datasets.clean(raw, schema, purpose="create")
+        batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
         training.check_trainable(batch.frame, schema, raw.source)
         schema["classes"] = self._classes(batch.frame, schema)
         with self._locked(name):
@@ -147,6 +164,7 @@ class Keel:
             if "params" in changes and not replace_params:
                 merged["params"] = {**current.get("params", {}), **changes["params"]}
             updated = ProjectSettings.from_dict(merged).validate(project["task"])
+            self._check_id_column(project, updated.id_column)
             if updated.preset != current["preset"] and "params" not in changes:
                 updated.params = {}
             if updated.params:
@@ -161,6 +179,17 @@ class Keel:
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
         return updated.to_dict()
+
+    @staticmethod
+    def _check_id_column(project: dict, id_column: str | None) -> None:
+        schema = project["schema"]
+        if id_column is None or id_column == ProjectSettings.from_dict(project["settings"]).id_column:
+            return
+        if id_column == schema["target"]:
+            raise KeelError(f"--id-column {id_column!r} is the target of project {project['name']!r}")
+        if id_column in schema["features"]:
+            raise KeelError(f"--id-column {id_column!r} is a feature of project {project['name']!r}'s models and an "
+                            "ID column is never a feature: create a new project with --id-column")
 
     def list_projects(self) -> list[dict]:
         result = []
@@ -199,7 +228,8 @@ class Keel:
         project = self.project(name)
         schema = project["schema"]
         raw = datasets.read_table(file_path, numeric_columns=datasets.numeric_columns(schema))
-        batch = datasets.clean(raw, schema, purpose="ingest")
+        batch = datasets.clean(raw, schema, purpose="ingest",
+                               id_column=ProjectSettings.from_dict(project["settings"]).id_column)
         digest = datasets.content_hash(batch.frame, batch.row_hashes)
         with self._locked(name):
             existing = self.registry.dataset_version_by_hash(project["id"], digest)
@@ -468,10 +498,10 @@ class Keel:
     def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
         loaded = self.load_version(name, version)  # verifies hash and types before handing the file out
         source = self.workspace.root / loaded.model_version["artifact_path"]
-        destination = Path(destination)
+        destination = check_output_path(self.workspace.root, destination)
         if destination.is_dir():
             destination = destination / f"{name}-v{version}.skops"
-        with _user_output(destination) as tmp:
+        with user_output(self.workspace.root, destination) as tmp:
             shutil.copyfile(source, tmp)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
@@ -507,18 +537,24 @@ class Keel:
         current = self.registry.current_deployment(project["id"])
         previous_version = current["version"] if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
-        with self.registry.transaction():
-            self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
-                                            replaced_deployment_id=current["id"] if current else None,
-                                            by=by, reason=reason, is_rollback=0)
-            self._set_production_aliases(project, model_version["id"])
-            self.registry.add_event(project, "deployed",
-                                    f"v{version} deployed to production"
-                                    + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
-                                    by, {"version": version, "previous_version": previous_version})
-            if extra_transaction_work is not None:
-                extra_transaction_work(project)
-        self._write_manifest(project)
+        staged = []
+        try:
+            with self.registry.transaction():
+                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
+                                                replaced_deployment_id=current["id"] if current else None,
+                                                by=by, reason=reason, is_rollback=0)
+                self._set_production_aliases(project, model_version["id"])
+                self.registry.add_event(project, "deployed",
+                                        f"v{version} deployed to production"
+                                        + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
+                                        by, {"version": version, "previous_version": previous_version})
+                if extra_transaction_work is not None:
+                    extra_transaction_work(project)
+                staged = self._stage_manifest(project)
+        except BaseException:
+            discard_staged(staged)
+            raise
+        self._install_manifest(staged)
         return {"production_version": version, "previous_version": previous_version}
 
     def _set_production_aliases(self, project, model_version_id) -> None:
@@ -542,15 +578,21 @@ class Keel:
             artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
                                  model_version["extra_trusted_types"])
             reason = reason or f"rolled back from v{current['version']}"
-            with self.registry.transaction():
-                self.registry.insert_deployment(project_id=project["id"], model_version_id=target["model_version_id"],
-                                                replaced_deployment_id=target["replaced_deployment_id"],
-                                                by=by, reason=reason, is_rollback=1)
-                self._set_production_aliases(project, target["model_version_id"])
-                self.registry.add_event(project, "rolled_back",
-                                        f"rolled back from v{current['version']} to v{target['version']}: {reason}", by,
-                                        {"version": target["version"], "previous_version": current["version"]})
-            self._write_manifest(project)
+            staged = []
+            try:
+                with self.registry.transaction():
+                    self.registry.insert_deployment(
+                        project_id=project["id"], model_version_id=target["model_version_id"],
+                        replaced_deployment_id=target["replaced_deployment_id"], by=by, reason=reason, is_rollback=1)
+                    self._set_production_aliases(project, target["model_version_id"])
+                    self.registry.add_event(project, "rolled_back",
+                                            f"rolled back from v{current['version']} to v{target['version']}: {reason}",
+                                            by, {"version": target["version"], "previous_version": current["version"]})
+                    staged = self._stage_manifest(project)
+            except BaseException:
+                discard_staged(staged)
+                raise
+            self._install_manifest(staged)
         return {"production_version": target["version"], "previous_version": current["version"]}
 
     def _rollback_target(self, project, current, to_version):
@@ -568,24 +610,90 @@ class Keel:
     def rewrite_production_manifest(self, name: str) -> None:
         """Write production.json again from the registry (verify --repair, restore)."""
         with self._locked(name):
-            self._write_manifest(self.project(name))
+            self._replace_manifest(self.project(name))
 
-    def _write_manifest(self, project) -> None:
+    def _manifest(self, project) -> dict | None:
+        """What production.json must say: the registry's current deployment (the source of truth)."""
         deployment = self.registry.current_deployment(project["id"])
         if deployment is None:
-            return
+            return None
         model_version = self.registry.model_version_by_id(deployment["model_version_id"])
-        manifest = {"project": project["name"], "version": deployment["version"], "sha256": model_version["sha256"],
-                    "artifact_path": model_version["artifact_path"], "deployed_at": deployment["deployed_at"],
-                    "by": deployment["by"], "reason": deployment["reason"]}
+        return {"project": project["name"], "version": deployment["version"], "sha256": model_version["sha256"],
+                "artifact_path": model_version["artifact_path"], "deployed_at": deployment["deployed_at"],
+                "by": deployment["by"], "reason": deployment["reason"]}
+
+    def _stage_manifest(self, project) -> list[tuple[Path, Path]]:
+        """Inside a deployment's transaction, before its commit: the new production.json (and the
+        old one as production.previous.json) written to synced temporary files, so that a full disk
+        fails the deployment as a whole. _install_manifest renames them after the commit; a process
+        killed in between leaves a stale manifest, rewritten when the workspace next opens."""
+        manifest = self._manifest(project)
+        if manifest is None:
+            return []
         path = self.workspace.manifest_path(project["name"])
+        pairs = []
         if path.exists():
-            write_text_atomic(path.with_name("production.previous.json"), path.read_text())
-        write_text_atomic(path, json.dumps(manifest, indent=2))
+            pairs.append((path.with_name("production.previous.json"), path.read_bytes()))
+        pairs.append((path, json.dumps(manifest, indent=2).encode()))
+        staged = []
+        try:
+            for final, data in pairs:
+                staged.append((stage_bytes(final, data), final))
+        except BaseException:
+            discard_staged(staged)
+            raise
+        return staged
+
+    def _install_manifest(self, staged: list[tuple[Path, Path]]) -> None:
+        install_staged(staged)
+
+    def refresh_manifests(self) -> list[str]:
+        """Rewrite every production.json that disagrees with the registry (a process killed
+        between the commit and the manifest write leaves it stale). Returns the projects fixed.
+        A project busy in another process is skipped: its writer rewrites the manifest itself."""
+        fixed = []
+        for project in self.registry.projects():
+            if self._manifest_matches(project):
+                continue
+            lock = FileLock(self.workspace.project_lock_path(project["name"]))
+            if not lock.try_acquire():
+                continue
+            try:
+                if not self._manifest_matches(project):  # again, under the lock
+                    self._replace_manifest(project)
+                    fixed.append(project["name"])
+            finally:
+                lock.release()
+        return fixed
+
+    def _manifest_matches(self, project) -> bool:
+        """Whether production.json says what the registry does. With nothing deployed any
+        manifest is left alone: a stray one is verify's to quarantine."""
+        expected = self._manifest(project)
+        if expected is None:
+            return True
+        path = self.workspace.manifest_path(project["name"])
+        try:
+            on_disk = json.loads(path.read_text())
+        except FileNotFoundError:
+            on_disk = None
+        except (OSError, ValueError):
+            return False
+        return on_disk == expected
+
+    def _replace_manifest(self, project) -> None:
+        manifest = self._manifest(project)
+        if manifest is not None:
+            write_text_atomic(self.workspace.manifest_path(project["name"]), json.dumps(manifest, indent=2))
 
     # ================================================================ scoring
     def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
         """Predictions (and class probabilities) for a raw table, plus the cleaning warnings."""
+        out, warnings, _ = self._score(loaded, raw)
+        return out, warnings
+
+    def _score(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+        """(scores, warnings, the model's input)."""
         import pandas as pd
 
         from app.core.ml import datasets
@@ -599,36 +707,58 @@ class Keel:
             probabilities = loaded.model.predict_proba(X)
             for index, label in enumerate(loaded.model.classes_):
                 out[f"proba_{label}"] = probabilities[:, index]
-        return out, batch.warnings
+        return out, batch.warnings, X
 
     def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> dict:
+        """Score a file. With an ID column (or the prediction log on) every output row carries an ID:
+        the file's own, or one Keel assigns; the rows are recorded in the prediction log."""
         import pandas as pd
 
         from app.core.ml import datasets
+        from app.core.services import prediction_log
 
+        output_path = check_output_path(self.workspace.root, output_path)
         loaded = self.load_production(name)
+        policy = prediction_log.LogPolicy.of(ProjectSettings.from_dict(loaded.project["settings"]))
         raw = datasets.read_table(input_path)
-        scores, warnings = self.score_frame(loaded, raw)
+        scores, warnings, X = self._score(loaded, raw)
         output_path = Path(output_path)
         # a file scored before already has these columns: replace them rather than duplicate them
         replaced = [c for c in scores.columns if c in raw.frame.columns]
         if replaced:
             warnings = warnings + [f"{raw.source}: column(s) {', '.join(replaced)} replaced by this scoring"]
         inputs = raw.frame.drop(columns=replaced).reset_index(drop=True)
+        id_column, ids, assigned = None, None, 0
+        if policy.returns_ids:
+            id_column = policy.id_column or prediction_log.ASSIGNED_ID_COLUMN
+            given = datasets.id_text(inputs[id_column]).tolist() if id_column in inputs.columns else None
+            ids = prediction_log.complete_ids(given, len(inputs))
+            assigned = len(ids) if given is None else sum(1 for g in given if g is None)
+            inputs[id_column] = ids
         result = pd.concat([inputs, scores.reset_index(drop=True)], axis=1)
-        with _user_output(output_path) as tmp:
+        with user_output(self.workspace.root, output_path) as tmp:
             if output_path.name.lower().endswith(datasets.PARQUET_SUFFIXES):
                 result.to_parquet(tmp, index=False)
             else:
                 result.to_csv(tmp, index=False)
+        logged = 0
+        if policy.enabled:
+            proba_columns = [c for c in scores.columns if c.startswith("proba_")]
+            logged = prediction_log.record(self, loaded.project, loaded.model_version["id"], ids,
+                                           X.reset_index(drop=True), scores["prediction"].tolist(),
+                                           scores[proba_columns].to_numpy() if proba_columns else None)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "batch_scored",
-                                    f"{len(result)} rows of {raw.source} scored with v{loaded.version}", "user",
-                                    {"output": str(output_path), "version": loaded.version})
-        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings}
+                                    f"{len(result)} rows of {raw.source} scored with v{loaded.version}"
+                                    + (f"; {logged} recorded in the prediction log" if logged else ""), "user",
+                                    {"output": str(output_path), "version": loaded.version, "logged_rows": logged})
+        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings,
+                "id_column": id_column, "assigned_ids": assigned, "logged_rows": logged}
 
     # ================================================================ reports
     def status(self, name: str) -> dict:
+        from app.core.services import prediction_log
+
         project = self.project(name)
         production = self.production_version(name)
         versions = []
@@ -646,7 +776,8 @@ class Keel:
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
                                       "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"]}
+                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"],
+                "prediction_log": prediction_log.summary(self, project)}
 
     def history(self, name: str) -> dict:
         project = self.project(name)

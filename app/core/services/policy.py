@@ -61,7 +61,7 @@ def monitor(keel, name: str, by: str = "user", progress=None, lock_timeout: floa
     project = keel.project(name)
     report(0.0, "sweeping the inbox")
     swept = inbox.sweep(keel, name, by=by)
-    lock = FileLock(keel.workspace.root / "locks" / f"{name}.monitor.lock")
+    lock = FileLock(keel.workspace.project_lock_path(name, "monitor"))
     if not lock.acquire(timeout=lock_timeout):
         raise BusyError(f"project {name!r} is being monitored by another process (lock {lock.path})")
     try:

@@ -40,6 +40,35 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
+def stage_bytes(final_path: Path, data: bytes) -> Path:
+    """The first half of an atomic write: data in a synced temporary file beside final_path
+    (a full disk fails here). install_staged() renames it into place; discard_staged() drops it."""
+    final_path = Path(final_path)
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".tmp", dir=final_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return Path(tmp_name)
+
+
+def install_staged(staged: list[tuple[Path, Path]]) -> None:
+    """Rename each (temporary, final) pair into place."""
+    for tmp, final in staged:
+        os.replace(tmp, final)
+        _fsync_directory(final.parent)
+
+
+def discard_staged(staged: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in staged:
+        tmp.unlink(missing_ok=True)
+
+
 def write_bytes_atomic(final_path: Path, data: bytes) -> None:
     with atomic_path(final_path) as tmp:
         tmp.write_bytes(data)

@@ -113,7 +113,7 @@ def prunable_model_versions(registry: Registry, keep_archived: int) -> list[dict
         "WHERE m.archived = 1 AND m.pruned_at IS NULL "
         "AND m.id NOT IN (SELECT model_version_id FROM deployments) "
         "AND m.id NOT IN (SELECT model_version_id FROM model_aliases) "
-        "ORDER BY p.name, m.version DESC")
+        "ORDER BY p.name, m.version")
     archived_by_project: dict[str, list[dict]] = {}
     for row in registry.query("SELECT p.name AS project, m.id FROM model_versions m JOIN projects p "
                               "ON p.id = m.project_id WHERE m.archived = 1 ORDER BY m.version DESC"):

@@ -202,9 +202,74 @@ CREATE INDEX IF NOT EXISTS served_samples_project ON served_samples (project_id,
 CREATE INDEX IF NOT EXISTS runs_project ON runs (project_id);
 """
 
+# The prediction log (what the server and `predict` scored, with an ID per row; it replaces
+# served_samples, which nothing read), late labels joined to it by ID, and traffic windows:
+# the logged traffic between two monitoring cycles, monitored like an unlabelled batch.
+SCHEMA_V6_TRAFFIC = """
+DROP TABLE IF EXISTS served_samples;
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    inputs_json TEXT NOT NULL,
+    prediction_json TEXT NOT NULL,
+    probabilities_json TEXT
+);
+CREATE INDEX IF NOT EXISTS predictions_project ON predictions (project_id, id);
+CREATE INDEX IF NOT EXISTS predictions_record ON predictions (project_id, record_id);
+CREATE INDEX IF NOT EXISTS predictions_at ON predictions (project_id, at);
+CREATE TABLE IF NOT EXISTS traffic_windows (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
+    first_prediction_id INTEGER NOT NULL,
+    last_prediction_id INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT NOT NULL,
+    monitored_at TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    labelled_rows INTEGER NOT NULL DEFAULT 0,
+    labels_at TEXT,
+    estimated_value REAL,
+    drift_share REAL,
+    prediction_drift REAL,
+    drifted_features_json TEXT NOT NULL DEFAULT '[]',
+    details_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS traffic_windows_project ON traffic_windows (project_id, id);
+CREATE TABLE IF NOT EXISTS late_labels (
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    record_id TEXT NOT NULL,
+    label_json TEXT NOT NULL,
+    dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    PRIMARY KEY (project_id, record_id)
+);
+CREATE INDEX IF NOT EXISTS late_labels_version ON late_labels (dataset_version_id);
+CREATE TABLE IF NOT EXISTS late_measurements (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    traffic_window_id INTEGER REFERENCES traffic_windows(id) ON DELETE CASCADE,
+    monitor_result_id INTEGER REFERENCES monitor_results(id) ON DELETE CASCADE,
+    labels_dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    labelled_rows INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    evaluated INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS late_measurements_project ON late_measurements (project_id, id);
+"""
+
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
 MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4),
-                                   (5, SCHEMA_V5_INDEXES)]
+                                   (5, SCHEMA_V5_INDEXES), (6, SCHEMA_V6_TRAFFIC)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -602,22 +667,173 @@ class Registry:
             row["details"] = _loads(row.pop("details_json"), {})
         return rows
 
-    # ----------------------------------------------------------------- served samples (app/adapters/serving.py)
-    def insert_served_samples(self, rows: list[dict]) -> None:
-        """rows: {project_id, model_version_id, at, inputs_json, predictions_json}."""
-        self.db["served_samples"].insert_all(rows)
+    # ----------------------------------------------------------------- prediction log
+    def insert_predictions(self, rows: list[tuple]) -> None:
+        """rows: (project_id, model_version_id, at, record_id, source, inputs_json, prediction_json,
+        probabilities_json); one executemany (the caller's transaction makes it one commit)."""
+        self.conn.executemany(
+            "INSERT INTO predictions (project_id, model_version_id, at, record_id, source, inputs_json, "
+            "prediction_json, probabilities_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def served_samples(self, project_id: int, after_id: int = 0) -> list[dict]:
-        """inputs: {"columns": [...], "data": [[...]]} as the model saw them; predictions: a list."""
+    def prune_predictions(self, project_id: int, max_rows: int, older_than: str) -> int:
+        """Drop records beyond the newest max_rows and those logged before older_than; -> rows dropped."""
+        dropped = self.conn.execute("DELETE FROM predictions WHERE project_id = ? AND at < ?",
+                                    (project_id, older_than)).rowcount
+        boundary = self.conn.execute(
+            "SELECT id FROM predictions WHERE project_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+            (project_id, max_rows)).fetchone()
+        if boundary is not None:
+            dropped += self.conn.execute("DELETE FROM predictions WHERE project_id = ? AND id <= ?",
+                                         (project_id, boundary[0])).rowcount
+        return dropped
+
+    def prediction_log_summary(self, project_id: int) -> dict:
+        row = self.conn.execute(
+            "SELECT COUNT(*), MIN(at), MAX(at), MAX(id) FROM predictions WHERE project_id = ?", (project_id,)).fetchone()
+        return {"rows": row[0], "oldest_at": row[1], "newest_at": row[2], "last_id": row[3] or 0}
+
+    def predictions(self, project_id: int, after_id: int = 0, up_to_id: int | None = None) -> list[dict]:
+        """Logged records in id order; inputs, prediction and probabilities decoded."""
         rows = self.query(
-            "SELECT s.id, s.at, s.inputs_json, s.predictions_json, m.version AS model_version FROM served_samples s "
-            "JOIN model_versions m ON m.id = s.model_version_id WHERE s.project_id = ? AND s.id > ? ORDER BY s.id",
-            (project_id, after_id),
-        )
+            "SELECT id, model_version_id, at, record_id, source, inputs_json, prediction_json, probabilities_json "
+            "FROM predictions WHERE project_id = ? AND id > ? AND id <= ? ORDER BY id",
+            (project_id, after_id, up_to_id if up_to_id is not None else 2**62))
         for row in rows:
-            row["inputs"] = _loads(row.pop("inputs_json"), {})
-            row["predictions"] = _loads(row.pop("predictions_json"), [])
+            row["inputs"] = _loads(row.pop("inputs_json"), [])
+            row["prediction"] = _loads(row.pop("prediction_json"), None)
+            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
         return rows
+
+    def predictions_for_records(self, project_id: int, record_ids: list[str]) -> list[dict]:
+        """Every logged record of these IDs (an ID scored twice has two), decoded."""
+        found: list[dict] = []
+        for start in range(0, len(record_ids), 500):
+            chunk = record_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += self.query(
+                "SELECT id, model_version_id, at, record_id, inputs_json, prediction_json, probabilities_json "
+                f"FROM predictions WHERE project_id = ? AND record_id IN ({marks}) ORDER BY id",
+                (project_id, *chunk))
+        for row in found:
+            row["inputs"] = _loads(row.pop("inputs_json"), [])
+            row["prediction"] = _loads(row.pop("prediction_json"), None)
+            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
+        return found
+
+    def predictions_volume(self, project_id: int, bucket_chars: int = 16) -> list[tuple[str, int]]:
+        """Logged rows per time bucket: the first bucket_chars of the ISO time (16: per minute, 13: per hour)."""
+        return self.conn.execute(
+            "SELECT substr(at, 1, ?) AS bucket, COUNT(*) FROM predictions WHERE project_id = ? "
+            "GROUP BY bucket ORDER BY bucket", (bucket_chars, project_id)).fetchall()
+
+    # ----------------------------------------------------------------- traffic windows
+    def last_traffic_window(self, project_id: int) -> dict | None:
+        return self.query_one("SELECT * FROM traffic_windows WHERE project_id = ? ORDER BY id DESC LIMIT 1",
+                              (project_id,))
+
+    def insert_traffic_window(self, **fields) -> int:
+        fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
+        fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
+        return self.db["traffic_windows"].insert(fields).last_pk
+
+    def traffic_windows(self, project_id: int, after_id: int = 0) -> list[dict]:
+        rows = self.query(
+            "SELECT w.*, m.version AS model_version FROM traffic_windows w "
+            "JOIN model_versions m ON m.id = w.model_version_id WHERE w.project_id = ? AND w.id > ? ORDER BY w.id",
+            (project_id, after_id))
+        for row in rows:
+            row["drifted_features"] = _loads(row.pop("drifted_features_json"), [])
+            row["details"] = _loads(row.pop("details_json"), {})
+        return rows
+
+    def windows_of_predictions(self, project_id: int, prediction_ids: list[int]) -> dict[int, int]:
+        """prediction id -> the traffic window that holds it (records not monitored yet have none)."""
+        windows = self.conn.execute(
+            "SELECT id, first_prediction_id, last_prediction_id FROM traffic_windows WHERE project_id = ?",
+            (project_id,)).fetchall()
+        found = {}
+        for prediction_id in prediction_ids:
+            for window_id, first, last in windows:
+                if first <= prediction_id <= last:
+                    found[prediction_id] = window_id
+                    break
+        return found
+
+    def set_window_measurement(self, window_id: int, value: float | None, labelled_rows: int, at: str) -> None:
+        self.conn.execute("UPDATE traffic_windows SET value = ?, labelled_rows = ?, labels_at = ? WHERE id = ?",
+                          (value, labelled_rows, at, window_id))
+
+    # ----------------------------------------------------------------- late labels
+    def labelled_record_ids(self, project_id: int, record_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(record_ids), 500):
+            chunk = record_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.conn.execute(
+                f"SELECT record_id FROM late_labels WHERE project_id = ? AND record_id IN ({marks})",
+                (project_id, *chunk)))
+        return found
+
+    def insert_late_labels(self, rows: list[tuple]) -> None:
+        """rows: (project_id, record_id, label_json, dataset_version_id, at)."""
+        self.conn.executemany(
+            "INSERT INTO late_labels (project_id, record_id, label_json, dataset_version_id, at) VALUES (?, ?, ?, ?, ?)",
+            rows)
+
+    def late_labels_in_window(self, window: dict) -> list[dict]:
+        """(prediction, probabilities, label) of the window's labelled records."""
+        rows = self.query(
+            "SELECT p.record_id, p.prediction_json, p.probabilities_json, l.label_json FROM predictions p "
+            "JOIN late_labels l ON l.project_id = p.project_id AND l.record_id = p.record_id "
+            "WHERE p.project_id = ? AND p.id BETWEEN ? AND ? ORDER BY p.id",
+            (window["project_id"], window["first_prediction_id"], window["last_prediction_id"]))
+        for row in rows:
+            row["prediction"] = _loads(row.pop("prediction_json"), None)
+            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
+            row["label"] = _loads(row.pop("label_json"), None)
+        return rows
+
+    def late_labels_for(self, project_id: int, record_ids: list[str]) -> dict[str, object]:
+        found: dict[str, object] = {}
+        for start in range(0, len(record_ids), 500):
+            chunk = record_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for record_id, label_json in self.conn.execute(
+                    f"SELECT record_id, label_json FROM late_labels WHERE project_id = ? AND record_id IN ({marks})",
+                    (project_id, *chunk)):
+                found[record_id] = json.loads(label_json)
+        return found
+
+    def labels_dataset_version_ids(self, project_id: int) -> set[int]:
+        """Dataset versions made of late labels (monitored through the windows they label, not as batches)."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT DISTINCT dataset_version_id FROM late_labels WHERE project_id = ?", (project_id,))}
+
+    def insert_late_measurement(self, **fields) -> int:
+        fields.setdefault("at", utc_now())
+        return self.db["late_measurements"].insert(fields).last_pk
+
+    def pending_late_measurements(self, project_id: int) -> list[dict]:
+        return self.query(
+            "SELECT lm.*, d.version AS dataset_version, r.dataset_version_id AS batch_dataset_version_id "
+            "FROM late_measurements lm LEFT JOIN monitor_results r ON r.id = lm.monitor_result_id "
+            "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
+            "WHERE lm.project_id = ? AND lm.evaluated = 0 ORDER BY lm.id", (project_id,))
+
+    def mark_late_measurements_evaluated(self, ids: list[int]) -> None:
+        self.conn.executemany("UPDATE late_measurements SET evaluated = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def latest_late_measurements(self, project_id: int) -> list[dict]:
+        """The newest late measurement of each ingested batch (traffic windows hold theirs in place)."""
+        return self.query(
+            "SELECT lm.*, d.version AS dataset_version FROM late_measurements lm "
+            "JOIN monitor_results r ON r.id = lm.monitor_result_id JOIN dataset_versions d ON d.id = r.dataset_version_id "
+            "WHERE lm.id IN (SELECT MAX(id) FROM late_measurements WHERE project_id = ? AND monitor_result_id IS NOT NULL "
+            "GROUP BY monitor_result_id) ORDER BY d.version", (project_id,))
+
+    def monitor_result_of_dataset(self, dataset_version_id: int) -> dict | None:
+        return self.query_one("SELECT * FROM monitor_results WHERE dataset_version_id = ? ORDER BY id LIMIT 1",
+                              (dataset_version_id,))
 
     # ----------------------------------------------------------------- alerts
     def open_alerts(self, project_id: int) -> list[dict]:

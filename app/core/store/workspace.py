@@ -14,7 +14,8 @@ from pathlib import Path
 from app import SOURCE_ROOT
 from app.core.domain.errors import BusyError, KeelError
 
-PROJECT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Always used with fullmatch: `$` would let a trailing newline through.
+PROJECT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def resolve_workspace(explicit: str | os.PathLike | None = None) -> Path:
@@ -30,8 +31,14 @@ def resolve_workspace(explicit: str | os.PathLike | None = None) -> Path:
     return Path(platformdirs.user_data_dir("keel", appauthor=False))
 
 
+def is_valid_project_name(name: object) -> bool:
+    return isinstance(name, str) and PROJECT_NAME_PATTERN.fullmatch(name) is not None
+
+
 def check_project_name(name: str) -> str:
-    if not PROJECT_NAME_PATTERN.match(name or ""):
+    """The name, or a KeelError: every path built from a project name goes through this first,
+    so `../x`, `/abs` or `name\n` never reach the file system."""
+    if not is_valid_project_name(name):
         raise KeelError(
             f"invalid project name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
         )
@@ -66,13 +73,13 @@ class Workspace:
         return self.root / "keel.lock"
 
     def artifact_dir(self, project: str) -> Path:
-        return self.root / "artifacts" / project
+        return self.root / "artifacts" / check_project_name(project)
 
     def dataset_dir(self, project: str) -> Path:
-        return self.root / "datasets" / project
+        return self.root / "datasets" / check_project_name(project)
 
     def project_dir(self, project: str) -> Path:
-        return self.root / "projects" / project
+        return self.root / "projects" / check_project_name(project)
 
     def inbox_dir(self, project: str) -> Path:
         return self.project_dir(project) / "inbox"
@@ -80,8 +87,10 @@ class Workspace:
     def manifest_path(self, project: str) -> Path:
         return self.project_dir(project) / "production.json"
 
-    def project_lock_path(self, project: str) -> Path:
-        return self.root / "locks" / f"{project}.lock"
+    def project_lock_path(self, project: str, purpose: str = "") -> Path:
+        """The lock file of a project's lifecycle work (or of one purpose: "inbox", "monitor")."""
+        suffix = f".{purpose}.lock" if purpose else ".lock"
+        return self.root / "locks" / f"{check_project_name(project)}{suffix}"
 
 
 class FileLock:

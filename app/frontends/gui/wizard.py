@@ -147,7 +147,7 @@ class TargetPage(QWizardPage):
         from app.core.store.workspace import PROJECT_NAME_PATTERN
 
         stem = Path(path).name.split(".")[0]
-        self.name.setText(stem if PROJECT_NAME_PATTERN.match(stem) else "project")
+        self.name.setText(stem if PROJECT_NAME_PATTERN.fullmatch(stem) else "project")
         columns = [str(c) for c in raw.frame.columns]
         self.target.blockSignals(True)
         self.target.clear()
@@ -185,7 +185,7 @@ class TargetPage(QWizardPage):
     def isComplete(self) -> bool:
         from app.core.store.workspace import PROJECT_NAME_PATTERN
 
-        return bool(PROJECT_NAME_PATTERN.match(self.name.text().strip())) and bool(self.target.currentText())
+        return bool(PROJECT_NAME_PATTERN.fullmatch(self.name.text().strip())) and bool(self.target.currentText())
 
     def settings(self) -> dict:
         settings = {"preset": self.preset.currentData(), "metric": self.metric_box.currentData()}

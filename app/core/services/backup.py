@@ -1,0 +1,176 @@
+"""`backup DEST` and `restore SRC`: the whole workspace in one archive, and back.
+
+A backup is consistent while the GUI or `run` keeps working: the registry is copied
+with SQLite's online backup API first, then exactly the model and dataset files that
+copy names (they are never overwritten once registered, so a later write cannot
+change them), each hashed as it streams into the archive. Pending inbox files go in
+too. Restore verifies every member of the archive before it writes anything.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from app.core.domain.clock import utc_now
+from app.core.domain.errors import BusyError, KeelError
+from app.core.store import maintenance
+from app.core.store.archive import ArchiveReader, write_archive
+from app.core.store.registry import LATEST_SCHEMA_VERSION, Registry
+from app.core.store.workspace import FileLock
+
+log = logging.getLogger("keel.backup")
+
+KIND = "backup"
+REGISTRY_MEMBER = "registry.db"
+BACKUP_SUFFIX = ".keel-backup"
+
+
+def outside_workspace(keel, destination: str | os.PathLike, what: str = "the output") -> Path:
+    """A path the user named for Keel to write: never inside the workspace (resolved through
+    symlinks and `..`), never a folder."""
+    path = Path(destination).expanduser()
+    resolved = path.resolve()
+    root = keel.workspace.root.resolve()
+    if resolved == root or root in resolved.parents:
+        raise KeelError(f"{path}: {what} must be outside the workspace {root}")
+    if resolved.is_dir():
+        raise KeelError(f"{path}: is a directory; give a file name for {what}")
+    return path
+
+
+# ------------------------------------------------------------------ backup
+def backup(keel, destination: str | os.PathLike, by: str = "user", before_manifest=None) -> dict:
+    destination = outside_workspace(keel, destination, "the backup")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix=".keel-backup-", dir=destination.parent) as staging:
+        database = Path(staging) / REGISTRY_MEMBER
+        maintenance.copy_database(keel.workspace.registry_path, database)
+        snapshot = Registry(database)
+        try:
+            models, data = maintenance.model_files(snapshot), maintenance.dataset_files(snapshot)
+            projects = maintenance.project_names(snapshot)
+        finally:
+            snapshot.close()
+        meta = {"workspace": str(keel.workspace.root), "schema_version": LATEST_SCHEMA_VERSION,
+                "projects": projects, "created_at": utc_now()}
+        try:
+            with write_archive(destination, KIND, meta, before_manifest=before_manifest) as writer:
+                writer.add_file(REGISTRY_MEMBER, database)
+                for relative, expected in _tracked_files(models, data):
+                    entry = _add_workspace_file(writer, keel.workspace.root, relative, warnings)
+                    if entry and expected and entry["sha256"] != expected:
+                        warnings.append(f"{relative} does not match its recorded sha256: backed up as it is")
+                for relative in _inbox_files(keel.workspace.root, projects):
+                    _add_workspace_file(writer, keel.workspace.root, relative, warnings, vanished_ok=True)
+                members = len(writer.members)
+        except OSError as exc:
+            raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
+    size = destination.stat().st_size
+    with keel.registry.transaction():
+        keel.registry.add_event(None, "workspace_backed_up", f"workspace backed up to {destination}", by,
+                                {"path": str(destination), "projects": projects, "members": members, "size": size})
+    return {"path": str(destination), "projects": projects, "members": members, "size": size,
+            "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
+
+
+def _tracked_files(models: list[dict], data: list[dict]):
+    for row in models:
+        if row["pruned_at"]:
+            continue
+        yield row["artifact_path"], row["sha256"]
+        yield str(Path(row["artifact_path"]).with_suffix(".reference.parquet")), None
+    for row in data:
+        yield row["path"], row["file_sha256"]
+
+
+def _inbox_files(root: Path, projects: list[str]):
+    for name in projects:
+        inbox = root / "projects" / name / "inbox"
+        if not inbox.is_dir():
+            continue
+        for path in sorted(inbox.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                yield path.relative_to(root).as_posix()
+
+
+def _add_workspace_file(writer, root: Path, relative: str, warnings: list[str], vanished_ok: bool = False):
+    try:
+        return writer.add_file(relative, root / relative)
+    except FileNotFoundError:
+        if not vanished_ok and not relative.endswith(".reference.parquet"):
+            warnings.append(f"{relative} is missing from the workspace: not in the backup")
+        return None
+
+
+# ------------------------------------------------------------------ restore
+def restore(keel, source: str | os.PathLike, force: bool = False, by: str = "user") -> dict:
+    """Replace the workspace's registry and files with a backup's, verified member by member first."""
+    source = Path(source).expanduser()
+    with ArchiveReader(source, expected_kind=KIND) as reader:
+        reader.verify()  # before anything is written
+        root = keel.workspace.root
+        lock = FileLock(keel.workspace.lock_path)
+        if not lock.try_acquire():
+            raise BusyError(f"{root} is in use by the GUI or `keel run` (lock {lock.path}); close it before restoring")
+        try:
+            current = maintenance.project_names(keel.registry)
+            if current and not force:
+                raise KeelError(f"the workspace {root} has projects ({', '.join(current)}); "
+                                "restoring replaces them: add --force (they are kept in quarantine/)")
+            with tempfile.TemporaryDirectory(prefix=".restore-", dir=root) as staging:
+                staged = Path(staging)
+                for name in reader.names():
+                    reader.extract(name, staged / name)
+                summary = maintenance.database_summary(staged / REGISTRY_MEMBER)
+                _check_restorable(source, summary)
+                set_aside = _set_aside(root, current) if current else None
+                _move_files_in(staged, root)
+                Registry(staged / REGISTRY_MEMBER).close()  # brings an older backup up to this Keel's schema
+                maintenance.replace_database(keel.registry, staged / REGISTRY_MEMBER)
+        finally:
+            lock.release()
+    for name in summary["projects"]:
+        keel.rewrite_production_manifest(name)
+    with keel.registry.transaction():
+        keel.registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
+                                {"path": str(source), "projects": summary["projects"],
+                                 "replaced": current, "set_aside": str(set_aside) if set_aside else None})
+    return {"restored_from": str(source), "projects": summary["projects"], "replaced": current,
+            "set_aside": str(set_aside) if set_aside else None}
+
+
+def _check_restorable(source: Path, summary: dict) -> None:
+    if not summary["intact"]:
+        raise KeelError(f"{source.name}: member {REGISTRY_MEMBER} is not a sound SQLite database")
+    if summary["schema_version"] > LATEST_SCHEMA_VERSION:
+        raise KeelError(f"{source.name} holds registry schema v{summary['schema_version']}, written by a newer Keel "
+                        f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to restore it")
+
+
+def _set_aside(root: Path, projects: list[str]) -> Path:
+    """Move the replaced workspace's files into quarantine/ (restore --force deletes nothing)."""
+    target = root / "quarantine" / f"replaced-{time.strftime('%Y%m%dT%H%M%S')}"
+    target.mkdir(parents=True, exist_ok=True)
+    for top in ("artifacts", "datasets", "projects"):
+        if (root / top).exists():
+            shutil.move(str(root / top), str(target / top))
+    # the replaced registry, as a consistent single file
+    maintenance.copy_database(root / REGISTRY_MEMBER, target / REGISTRY_MEMBER)
+    return target
+
+
+def _move_files_in(staged: Path, root: Path) -> None:
+    for top in ("artifacts", "datasets", "projects"):
+        source = staged / top
+        if not source.exists():
+            continue
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                destination = root / path.relative_to(staged)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, destination)

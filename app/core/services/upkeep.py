@@ -1,0 +1,226 @@
+"""Workspace upkeep: scheduled backups (keep the last N) and retention (prune what grows
+without bound). Both are workspace settings; the window and `keel run` call run_due()
+about once a minute.
+
+Retention never touches the production version, a version any deployment or alias
+names, or a dataset version (training lineage points at those): it removes the files
+of archived model versions beyond the newest N of each project (the registry row stays,
+marked pruned, so the audit log and monitoring history still name it), and files in
+the inbox's processed/ and rejected/ folders older than D days.
+"""
+
+import logging
+import os
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from app.core.domain.clock import utc_now
+from app.core.domain.errors import KeelError
+from app.core.domain.settings import parse_schedule
+from app.core.store import maintenance
+from app.core.store.workspace import project_lock
+
+log = logging.getLogger("keel.upkeep")
+
+BACKUP_SETTING = "scheduled_backup"
+RETENTION_SETTING = "retention"
+LAST_BACKUP_SETTING = "last_scheduled_backup_at"
+LAST_RETENTION_SETTING = "last_retention_at"
+RETENTION_PERIOD = timedelta(days=1)
+SCHEDULED_NAME = re.compile(r"^keel-\d{8}T\d{6}Z(-\d+)?\.keel-backup$")
+
+
+# ------------------------------------------------------------------ settings
+def default_backup_folder(keel) -> Path:
+    root = keel.workspace.root
+    return root.parent / f"{root.name}-backups"
+
+
+def backup_schedule(keel) -> dict:
+    stored = maintenance.workspace_setting(keel.registry, BACKUP_SETTING, None) or {}
+    return {"enabled": bool(stored.get("every")), "every": stored.get("every"), "keep": stored.get("keep", 7),
+            "folder": stored.get("folder") or str(default_backup_folder(keel)),
+            "last_backup_at": maintenance.workspace_setting(keel.registry, LAST_BACKUP_SETTING)}
+
+
+def set_backup_schedule(keel, every: str | None = None, keep: int | None = None, folder: str | None = None,
+                        off: bool = False) -> dict:
+    from app.core.services.backup import outside_workspace
+
+    stored = dict(maintenance.workspace_setting(keel.registry, BACKUP_SETTING, None) or {})
+    if every is not None:
+        kind, _ = parse_schedule(every)
+        if kind != "interval":
+            raise KeelError(f"--schedule for backups takes an interval like 'every 1d', got {every!r}")
+        stored["every"] = every
+    if off:
+        stored["every"] = None
+    if keep is not None:
+        if keep < 1:
+            raise KeelError(f"--keep must be at least 1, got {keep}")
+        stored["keep"] = keep
+    if folder is not None:
+        resolved = Path(folder).expanduser().resolve()
+        outside_workspace(keel, resolved / "probe", "the backup folder")
+        stored["folder"] = str(resolved)
+    with keel.registry.transaction():
+        maintenance.set_workspace_setting(keel.registry, BACKUP_SETTING, stored)
+        keel.registry.add_event(None, "settings_changed", "scheduled backup: " + _describe_backup(stored), "user",
+                                {"scheduled_backup": stored})
+    return backup_schedule(keel)
+
+
+def _describe_backup(stored: dict) -> str:
+    if not stored.get("every"):
+        return "off"
+    return f"{stored['every']}, keep {stored.get('keep', 7)}" + (f", in {stored['folder']}" if stored.get("folder") else "")
+
+
+def retention(keel) -> dict:
+    stored = maintenance.workspace_setting(keel.registry, RETENTION_SETTING, None) or {}
+    return {"keep_archived": stored.get("keep_archived"), "inbox_days": stored.get("inbox_days"),
+            "last_applied_at": maintenance.workspace_setting(keel.registry, LAST_RETENTION_SETTING)}
+
+
+def set_retention(keel, keep_archived: int | None | str = "unchanged", inbox_days: float | None | str = "unchanged") -> dict:
+    """None turns a rule off; "unchanged" leaves it."""
+    stored = dict(maintenance.workspace_setting(keel.registry, RETENTION_SETTING, None) or {})
+    if keep_archived != "unchanged":
+        if keep_archived is not None and keep_archived < 0:
+            raise KeelError(f"--keep-archived must be 0 or more, got {keep_archived}")
+        stored["keep_archived"] = keep_archived
+    if inbox_days != "unchanged":
+        if inbox_days is not None and inbox_days <= 0:
+            raise KeelError(f"--inbox-days must be more than 0, got {inbox_days}")
+        stored["inbox_days"] = inbox_days
+    with keel.registry.transaction():
+        maintenance.set_workspace_setting(keel.registry, RETENTION_SETTING, stored)
+        keel.registry.add_event(None, "settings_changed",
+                                f"retention: keep {stored.get('keep_archived')} archived version(s), inbox files "
+                                f"{stored.get('inbox_days')} day(s)", "user", {"retention": stored})
+    return retention(keel)
+
+
+# ------------------------------------------------------------------ retention
+def prune(keel, keep_archived: int | None = None, inbox_days: float | None = None, dry_run: bool = False,
+          by: str = "user", now: float | None = None) -> dict:
+    """Apply the retention rules given (default: the workspace's settings)."""
+    settings = retention(keel)
+    keep_archived = settings["keep_archived"] if keep_archived is None else keep_archived
+    inbox_days = settings["inbox_days"] if inbox_days is None else inbox_days
+    pruned = [] if keep_archived is None else _prune_versions(keel, keep_archived, dry_run, by)
+    removed = [] if inbox_days is None else _prune_inbox(keel, inbox_days, dry_run, now)
+    if not dry_run:
+        with keel.registry.transaction():
+            maintenance.set_workspace_setting(keel.registry, LAST_RETENTION_SETTING, utc_now())
+    return {"dry_run": dry_run, "keep_archived": keep_archived, "inbox_days": inbox_days,
+            "pruned_versions": pruned, "removed_inbox_files": removed}
+
+
+def _prune_versions(keel, keep_archived: int, dry_run: bool, by: str) -> list[dict]:
+    pruned = []
+    for row in maintenance.prunable_model_versions(keel.registry, keep_archived):
+        entry = {"project": row["project"], "version": row["version"], "artifact_path": row["artifact_path"]}
+        if dry_run:
+            pruned.append(entry)
+            continue
+        with project_lock(keel.workspace, row["project"]):
+            # again under the lock: a deploy or an alias may have claimed it meanwhile
+            still = {r["id"] for r in maintenance.prunable_model_versions(keel.registry, keep_archived)}
+            if row["id"] not in still:
+                continue
+            project = keel.registry.project(row["project"])
+            with keel.registry.transaction():
+                maintenance.mark_pruned(keel.registry, row["id"])
+                keel.registry.add_event(project, "model_pruned",
+                                        f"v{row['version']} pruned by retention (archived; its file was removed)", by,
+                                        {"version": row["version"], "keep_archived": keep_archived})
+            artifact = keel.workspace.root / row["artifact_path"]
+            for path in (artifact, artifact.with_suffix(".reference.parquet")):
+                path.unlink(missing_ok=True)
+        pruned.append(entry)
+    return pruned
+
+
+def _prune_inbox(keel, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
+    cutoff = (time.time() if now is None else now) - inbox_days * 86400
+    removed = []
+    for name in maintenance.project_names(keel.registry):
+        inbox = keel.workspace.inbox_dir(name)
+        for folder in (inbox / "processed", inbox / "rejected"):
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                    removed.append(path.relative_to(keel.workspace.root).as_posix())
+                    if not dry_run:
+                        path.unlink(missing_ok=True)
+    return removed
+
+
+# ------------------------------------------------------------------ scheduled backups
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def scheduled_backup(keel, now: datetime | None = None) -> dict:
+    """One scheduled backup into the configured folder, then the oldest beyond `keep` removed."""
+    from app.core.services.backup import backup
+
+    schedule = backup_schedule(keel)
+    folder = Path(schedule["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    now = now or datetime.now(UTC)
+    destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}.keel-backup"
+    number = 2
+    while destination.exists():
+        destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}-{number}.keel-backup"
+        number += 1
+    result = backup(keel, destination, by="scheduler")
+    with keel.registry.transaction():
+        maintenance.set_workspace_setting(keel.registry, LAST_BACKUP_SETTING, now.isoformat())
+    result["removed_old_backups"] = _keep_newest(folder, schedule["keep"])
+    return result
+
+
+def _keep_newest(folder: Path, keep: int) -> list[str]:
+    """Only Keel's own scheduled backup files are ever removed, oldest first."""
+    ours = sorted((p for p in folder.iterdir() if p.is_file() and SCHEDULED_NAME.match(p.name)),
+                  key=lambda p: (p.stat().st_mtime, p.name))
+    removed = []
+    for path in ours[:-keep] if len(ours) > keep else []:
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
+
+
+def run_due(keel, now: datetime | None = None) -> dict:
+    """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
+    and the retention rules once a day when any is set. Failures are logged, never raised."""
+    now = now or datetime.now(UTC)
+    done = {}
+    try:
+        schedule = backup_schedule(keel)
+        if schedule["enabled"]:
+            _, seconds = parse_schedule(schedule["every"])
+            last = _parse_time(schedule["last_backup_at"])
+            if last is None or now - last >= timedelta(seconds=int(seconds)):
+                done["backup"] = scheduled_backup(keel, now)
+        rules = retention(keel)
+        if rules["keep_archived"] is not None or rules["inbox_days"] is not None:
+            last = _parse_time(rules["last_applied_at"])
+            if last is None or now - last >= RETENTION_PERIOD:
+                done["retention"] = prune(keel, by="scheduler")
+    except Exception:  # noqa: BLE001 - upkeep must never stop the scheduler
+        log.exception("workspace upkeep failed")
+        done["failed"] = True
+    return done
+
+
+def backup_files(folder: str | os.PathLike) -> list[str]:
+    return sorted(p.name for p in Path(folder).iterdir() if SCHEDULED_NAME.match(p.name))
