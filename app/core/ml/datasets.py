@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,18 +90,117 @@ def check_readable_file(path: Path, max_bytes: int | None = None) -> os.stat_res
     return info
 
 
-def read_table(path: str | os.PathLike, max_bytes: int | None = None) -> RawTable:
+def read_table(path: str | os.PathLike, max_bytes: int | None = None,
+               numeric_columns: Iterable[str] = ()) -> RawTable:
+    """A CSV or Parquet file -> RawTable. CSV cells are text, except in numeric_columns (the
+    schema's numeric ones, when the caller knows them): where every cell of such a column reads
+    as a number or a missing token, it arrives as float64, parsed by pyarrow's multi-threaded
+    reader, and cleaning has no text to handle."""
     path = Path(path)
     check_readable_file(path, max_bytes)  # first: /dev/zero is "a device", not "an unknown format"
     kind = file_kind(path)
     limit = max_bytes if max_bytes is not None else max_file_bytes()
     if kind == "parquet":
         return _read_parquet(path, limit)
-    if kind == "csv.gz":
-        data = _read_gzip(path, limit)
-    else:
-        data = path.read_bytes()
-    return read_csv_bytes(data, path.name)
+    data = _read_gzip(path, limit) if kind == "csv.gz" else None
+    fast = _read_csv_with_arrow(path if data is None else data, path.name, set(numeric_columns))
+    if fast is not None:
+        return fast
+    return read_csv_bytes(path.read_bytes() if data is None else data, path.name)
+
+
+# --------------------------------------------------------------------------- the fast CSV reader
+HEAD_SAMPLE_BYTES = 1 << 20  # enough for the header and the 20 lines the delimiter is sniffed from
+TYPED_READ_ATTEMPTS = 3  # each failed numeric column is re-read as text; past this, all columns are
+# How the missing tokens may be written in a numeric column (arrow's null values are case-sensitive;
+# any other spelling makes the column text, and cleaning then reads it as before).
+NUMERIC_MISSING_SPELLINGS = sorted({spelling for token in MISSING_TOKENS
+                                    for spelling in (token, token.upper(), token.title())})
+
+
+def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[str]) -> RawTable | None:
+    """The common case read at the speed of pyarrow: UTF-8 text whose rows all have the header's
+    width. None for anything else (other encodings, ragged rows, unclosed quotes, leading blank
+    lines…): read_csv_bytes then reads the file and words the warning or the error exactly."""
+    head = _head(source)
+    layout = _csv_layout(head)
+    if layout is None:
+        return None
+    header, delimiter = layout
+    _check_header(header, name)
+    if delimiter == ";":  # decimal commas: numbers are read from text there
+        numeric_columns = set()
+    table = _arrow_read(source, header, delimiter, {c for c in header if c in numeric_columns})
+    if table is None:
+        return None
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    if len(frame) == 0:
+        raise ValidationError(f"{name}: has a header but no rows")
+    warnings = []
+    if delimiter != ",":
+        names = {";": "';'", "\t": "tab", "|": "'|'"}
+        warnings.append(f"{name}: delimiter detected as {names.get(delimiter, repr(delimiter))}")
+    if delimiter == ";":
+        converted = _read_decimal_commas(frame)
+        if converted:
+            warnings.append(f"{name}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
+    return RawTable(frame=frame, source=name, warnings=warnings, file_format="csv")
+
+
+def _head(source: Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source[:HEAD_SAMPLE_BYTES]
+    with open(source, "rb") as handle:
+        return handle.read(HEAD_SAMPLE_BYTES)
+
+
+def _csv_layout(head: bytes) -> tuple[list[str], str] | None:
+    """(header, delimiter) of a plain UTF-8 file, or None where the reference reader must decide."""
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in head[:65536]:
+        return None
+    complete = head if len(head) < HEAD_SAMPLE_BYTES else head[: head.rfind(b"\n") + 1]
+    try:
+        text = complete.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip() or _looks_binary(text):
+        return None
+    delimiter = _sniff_delimiter(text)
+    header = next(csv.reader([lines[0]], delimiter=delimiter), [])
+    return [cell.strip() for cell in header], delimiter
+
+
+def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]):
+    import pyarrow as pa
+    import pyarrow.csv as arrow_csv
+
+    read_options = arrow_csv.ReadOptions(column_names=header, skip_rows=1, use_threads=True)
+    parse_options = arrow_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    for _attempt in range(TYPED_READ_ATTEMPTS + 1):
+        types = {c: pa.float64() if c in numeric else pa.string() for c in header}
+        convert_options = arrow_csv.ConvertOptions(
+            column_types=types, null_values=NUMERIC_MISSING_SPELLINGS, strings_can_be_null=False,
+            quoted_strings_can_be_null=False, true_values=[], false_values=[])
+        try:
+            return arrow_csv.read_csv(pa.BufferReader(source) if isinstance(source, bytes) else str(source),
+                                      read_options=read_options, parse_options=parse_options,
+                                      convert_options=convert_options)
+        except pa.ArrowInvalid as exc:
+            failed = _failed_column(str(exc), header)
+            if failed is None or failed not in numeric:
+                return None  # a ragged row, an unclosed quote, bytes that are not UTF-8
+            numeric = set() if _attempt + 1 >= TYPED_READ_ATTEMPTS else numeric - {failed}
+    return None
+
+
+def _failed_column(message: str, header: list[str]) -> str | None:
+    """The column a "CSV conversion error" names ("In CSV column #3: ..."), if it is one."""
+    match = re.match(r"In CSV column #(\d+): CSV conversion error", message)
+    if match is None or int(match.group(1)) >= len(header):
+        return None
+    return header[int(match.group(1))]
 
 
 def _read_gzip(path: Path, limit: int) -> bytes:
@@ -189,11 +289,12 @@ def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
 
 
 def _sniff_delimiter(text: str) -> str:
-    first_lines = "\n".join(text.splitlines()[:20])
+    lines = text[:HEAD_SAMPLE_BYTES].splitlines()[:20]  # the head only: never the whole file
+    first_lines = "\n".join(lines)
     try:
         return csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
     except csv.Error:
-        header = text.splitlines()[0] if text else ""
+        header = lines[0] if lines else ""
         counts = {d: header.count(d) for d in ",;\t|"}
         best = max(counts, key=counts.get)
         return best if counts[best] > 0 else ","
@@ -204,8 +305,7 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
     text, warnings = _decode(data, source)
     if not text.strip():
         raise ValidationError(f"{source}: the file holds no data (only blank lines)")
-    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
-    if control > 0.01 * min(len(text), 65536):
+    if _looks_binary(text):
         raise ValidationError(f"{source}: not a text file (binary content); give a CSV or Parquet file")
     delimiter = _sniff_delimiter(text)
     if delimiter != ",":
@@ -249,6 +349,11 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
     return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
 
 
+def _looks_binary(text: str) -> bool:
+    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
+    return control > 0.01 * min(len(text), 65536)
+
+
 DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"  # 3,5  -0,25  1.234,5
 WHOLE_NUMBER = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)"  # 10  1.234 (a thousands dot)
 
@@ -261,6 +366,8 @@ def _read_decimal_commas(frame: pd.DataFrame) -> list[str]:
     files are left alone: there "12,500" may be a thousands separator."""
     converted = []
     for name in frame.columns:
+        if not pd.api.types.is_string_dtype(frame[name]):
+            continue  # read as numbers already
         text = frame[name].str.strip()
         if not text.str.contains(",", regex=False).any():
             continue
@@ -312,6 +419,8 @@ def _as_text(series: pd.Series) -> pd.Series:
 
 
 def _is_missing_raw(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return series.isna()  # a number's text is never a missing token
     return _as_text(series).isna()
 
 
@@ -327,7 +436,8 @@ def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         values = pd.to_numeric(text.str.replace(r"^\+", "", regex=True) if text.notna().any() else text, errors="coerce").astype(float)
         unreadable = text.notna() & values.isna()
     infinite = np.isinf(values)
-    values = values.where(~infinite, np.nan)
+    if infinite.any():
+        values = values.where(~infinite, np.nan)
     return values, unreadable, pd.Series(infinite, index=series.index)
 
 
@@ -346,6 +456,13 @@ def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = _as_text(series)
     values = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     return values, text.notna() & values.isna()
+
+
+def cell_repr(value) -> str:
+    """A cell as an error message quotes it: its text, whether it was read as text or as a number."""
+    if isinstance(value, (float, int, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return repr(str(value.item() if isinstance(value, np.number) else value))
+    return repr(value)
 
 
 def _first_row(mask: pd.Series) -> int:
@@ -455,6 +572,7 @@ class CleanBatch:
     labelled_rows: int
     warnings: list[str]
     report: dict
+    row_hashes: np.ndarray | None = None  # each row's hash, as content_hash computes them (None: not yet)
 
 
 def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False,
@@ -491,20 +609,22 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
         name, kind = column["name"], column["kind"]
         values, problems = _clean_column(frame[name], kind, source, name, strict)
         cleaned[name] = values
-        if values.isna().all() and rows_in:
+        missing = values.isna()
+        if missing.all() and rows_in:
             warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")
         warnings.extend(problems)
         if kind == "categorical" and purpose != "create":
             known = set(column.get("categories", []))
             if column.get("n_unique", 0) <= MAX_STORED_CATEGORIES and known:
-                unseen = values.dropna()[~values.dropna().isin(known)]
+                present = values[~missing]
+                unseen = present[~present.isin(known)]
                 if len(unseen):
                     warnings.append(
                         f"{source}: column {name!r} has {len(unseen)} value(s) unseen in training "
                         f"(e.g. {unseen.iloc[0]!r}); the model ignores them"
                     )
-        report_columns[name] = {"missing": int(values.isna().sum())}
-    result = pd.DataFrame(cleaned, index=frame.index)
+        report_columns[name] = {"missing": int(missing.sum())}
+    result = pd.DataFrame(cleaned, index=frame.index, copy=False)  # the columns as they are: no 2-D block copy
     if id_column is not None and id_column in frame.columns:
         result[id_column] = id_text(frame[id_column])
 
@@ -516,15 +636,16 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
         if target_values.isna().all():
             raise ValidationError(
                 f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
-                f"(row 1: {frame[target].iloc[0]!r})"
+                f"(row 1: {cell_repr(frame[target].iloc[0])})"
             )
         result[target] = target_values
     else:
         result[target] = pd.Series([pd.NA] * len(result), index=result.index, dtype=_target_dtype(schema))
 
     before = len(result)
+    row_hashes = None
     if purpose != "predict":  # scoring answers every input row, duplicates included
-        result = result.drop_duplicates().reset_index(drop=True)
+        result, row_hashes = drop_duplicate_rows(result)
     duplicates = before - len(result)
     if duplicates:
         warnings.append(f"{source}: {duplicates} exact duplicate row(s) dropped")
@@ -546,7 +667,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
         "columns": report_columns,
         "warnings": warnings,
     }
-    return CleanBatch(result, source, labelled, len(result), labelled_rows, warnings, report)
+    return CleanBatch(result, source, labelled, len(result), labelled_rows, warnings, report, row_hashes)
 
 
 def _clean_column(series: pd.Series, kind: str, source: str, name: str,
@@ -570,9 +691,7 @@ def _clean_column(series: pd.Series, kind: str, source: str, name: str,
     elif kind == "datetime":
         values, unreadable = _to_datetime(series)
     else:
-        values = _as_text(series)
-        values = values.astype(object).where(values.notna(), None)
-        return values, problems
+        return _categories(series), problems
     if strict and unreadable.any():
         raise ValidationError(unreadable_cells_message(source, name, kind, series, unreadable))
     if unreadable.any():
@@ -581,6 +700,17 @@ def _clean_column(series: pd.Series, kind: str, source: str, name: str,
             f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r}); treated as missing"
         )
     return values, problems
+
+
+def _categories(series: pd.Series) -> pd.Series:
+    """A categorical column: stripped text, None where missing, as objects.
+
+    Each distinct cell is cleaned once and the rows take their cleaned value from it: a column
+    of a million rows and a few categories costs a factorisation, not a million strings."""
+    codes, distinct = pd.factorize(series, use_na_sentinel=True)
+    cleaned = _as_text(pd.Series(distinct, dtype=object if len(distinct) == 0 else None))
+    lookup = np.append(cleaned.astype(object).where(cleaned.notna(), None).to_numpy(dtype=object), None)
+    return pd.Series(lookup[codes], index=series.index, dtype=object, copy=False)  # code -1 takes the last: None
 
 
 def unreadable_cells_message(source: str, name: str, what: str, series: pd.Series, unreadable: pd.Series) -> str:
@@ -626,7 +756,7 @@ def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Seri
     if bad.any():
         problems.append(
             f"{source}: target {target!r}: {int(bad.sum())} value(s) not readable as {kind} "
-            f"(first: row {_first_row(bad)}, {series[bad].iloc[0]!r}); those rows are unlabelled"
+            f"(first: row {_first_row(bad)}, {cell_repr(series[bad].iloc[0])}); those rows are unlabelled"
         )
     if kind == "integer":
         return numbers.round().astype("Int64"), problems
@@ -634,19 +764,53 @@ def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Seri
 
 
 # --------------------------------------------------------------------------- hashing and storage
-def content_hash(frame: pd.DataFrame) -> str:
-    """sha256 of the normalised table: column order and row order do not matter."""
-    ordered = frame[sorted(frame.columns)]
-    row_hashes = np.sort(pd.util.hash_pandas_object(ordered, index=False).to_numpy())
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """One 64-bit hash per row of the columns in name order (the row's position plays no part):
+    pandas' hash_pandas_object of frame[sorted(columns)], without copying the frame to reorder it."""
+    from pandas.core.util.hashing import combine_hash_arrays
+
+    columns = sorted(frame.columns)
+    if not columns:
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    per_column = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy() for c in columns)
+    return combine_hash_arrays(per_column, len(columns))
+
+
+def drop_duplicate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """frame without exact duplicate rows (the first kept), and the kept rows' hashes.
+
+    Rows are compared by hash, then rows sharing a hash cell by cell: as exact as
+    drop_duplicates, without its full-table factorisation, and the hashes serve content_hash."""
+    hashes = _row_hashes(frame)
+    shared = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    if not shared.any():
+        return frame.reset_index(drop=True), hashes
+    duplicate = np.zeros(len(frame), dtype=bool)
+    duplicate[shared] = frame[shared].duplicated().to_numpy()
+    keep = ~duplicate
+    return frame[keep].reset_index(drop=True), hashes[keep]
+
+
+def content_hash(frame: pd.DataFrame, row_hashes: np.ndarray | None = None) -> str:
+    """sha256 of the normalised table: column order and row order do not matter.
+
+    row_hashes: the frame's rows hashed already (CleanBatch.row_hashes), so not hashed twice."""
+    hashes = _row_hashes(frame) if row_hashes is None else row_hashes
     digest = hashlib.sha256()
-    digest.update(json.dumps([[c, str(ordered[c].dtype)] for c in ordered.columns]).encode())
-    digest.update(row_hashes.tobytes())
+    digest.update(json.dumps([[c, str(frame[c].dtype)] for c in sorted(frame.columns)]).encode())
+    digest.update(np.sort(hashes).tobytes())
     return digest.hexdigest()
+
+
+def numeric_columns(schema: dict) -> list[str]:
+    """The columns a file may deliver as numbers (read_table's numeric_columns)."""
+    columns = [c["name"] for c in schema["columns"] if c["kind"] == "numeric"]
+    return columns + ([schema["target"]] if schema.get("target_kind") in ("integer", "float") else [])
 
 
 def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Types that round-trip through Parquet unchanged."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the columns replaced below are new, the rest shared
     for column in schema["columns"]:
         if column["kind"] == "categorical":
             out[column["name"]] = out[column["name"]].astype("string")
@@ -661,8 +825,11 @@ def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     from app.core.fileio import atomic_path
 
+    # dictionary encoding pays for text and repeated whole numbers, not for measured floats
+    # (a million distinct values: the writer builds the dictionary, then drops it)
+    encoded = [str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])]
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, use_dictionary=encoded)
 
 
 def read_frame(path: Path) -> pd.DataFrame:

@@ -150,7 +150,7 @@ class Keel:
                     project_id = self.registry.insert_project(
                         name, task, target, project_settings.metric, schema, project_settings.to_dict())
                     project = self.registry.project(name)
-                    self._insert_dataset(project, batch, datasets.content_hash(batch.frame), dataset_path, 1, None,
+                    self._insert_dataset(project, batch, datasets.content_hash(batch.frame, batch.row_hashes), dataset_path, 1, None,
                                         str(Path(data_path).name))
                     kind, expression = parse_schedule(project_settings.schedule)
                     self.registry.upsert_schedule(project_id, kind, str(expression), project_settings.schedule_enabled)
@@ -260,10 +260,10 @@ class Keel:
 
         project = self.project(name)
         schema = project["schema"]
-        raw = datasets.read_table(file_path)
+        raw = datasets.read_table(file_path, numeric_columns=datasets.numeric_columns(schema))
         batch = datasets.clean(raw, schema, purpose="ingest",
                                id_column=ProjectSettings.from_dict(project["settings"]).id_column)
-        digest = datasets.content_hash(batch.frame)
+        digest = datasets.content_hash(batch.frame, batch.row_hashes)
         with self._locked(name):
             existing = self.registry.dataset_version_by_hash(project["id"], digest)
             if existing:
