@@ -88,7 +88,8 @@ def monitor(keel, name: str, by: str = "user", progress=None, lock_timeout: floa
             "alerts_opened": cycle.alerts_opened, "alerts_recovered": cycle.alerts_recovered,
             "decision": outcome.decision, "message": outcome.message,
             "production_version": keel.production_version(name), "challenger_version": outcome.challenger_version,
-            "challenger_waiting": waiting_challenger(keel, name), "inbox": swept, "details": outcome.details}
+            "challenger_waiting": waiting_challenger(keel, name), "inbox": swept, "details": outcome.details,
+            "traffic": cycle.traffic, "late_labels": cycle.late_labels}
 
 
 def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
