@@ -76,7 +76,10 @@ def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
         keel.approve("loan")
     # back-off: the same champion is challenged again only once its unseen rows have doubled
     drop(keel, "loan", batch(6, rows=100), "small.csv")
-    assert keel.monitor("loan")["decision"] == "alert" and versions(keel) == [1, 2]
+    held = keel.monitor("loan")
+    assert held["decision"] == "held" and versions(keel) == [1, 2]
+    assert held["details"]["hold"] == "back-off" and held["details"]["needed_rows"] == 600
+    assert held["details"]["unseen_rows"] == 400 and "metric_threshold" in held["message"]
     drop(keel, "loan", batch(7, rows=250), "enough.csv")
     assert keel.monitor("loan")["decision"] == "retrained_rejected" and versions(keel) == [1, 2, 3]
     keel.close()
@@ -208,3 +211,91 @@ def test_gate_metrics_equal_sklearn_for_regression(metric):
     predictions = y + rng.normal(0, 0.5, 300)
     expected = compute_metrics("regression", y, predictions)[metric]
     assert policy.metric_value("regression", metric, y, predictions, None) == pytest.approx(expected, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- earlier versions, the window, the budget
+def recurring_project(workspace, policy_name):
+    """v1 on concept A, then concept B arrives and v2 (trained on B) is deployed."""
+    keel = make_project(workspace, settings={"policy": "auto"})
+    drop(keel, "loan", batch(20, rows=400, concept=1.0), "b.csv")
+    assert keel.monitor("loan")["decision"] == "retrained_deployed" and keel.production_version("loan") == 2
+    keel.set_project("loan", {"policy": policy_name})
+    return keel
+
+
+def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace):
+    keel = recurring_project(workspace, "auto")
+    drop(keel, "loan", batch(21, rows=400, concept=0.0), "a-again.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "restored" and result["production_version"] == 1
+    details = result["details"]
+    assert details["restored_version"] == 1 and details["champion_version"] == 2 and details["test"] == "mcnemar"
+    assert details["challenger_value"] > details["champion_value"] + 0.01 and details["gate_rows"] == 400
+    assert versions(keel) == [1, 2]  # nothing was trained
+    deployment = keel.registry.current_deployment(keel.project("loan")["id"])
+    assert deployment["is_rollback"] == 1 and deployment["by"] == "policy" and "p=" in deployment["reason"]
+    [event] = [e for e in keel.history("loan")["events"] if e["kind"] == "restore_decision"]
+    assert event["details"]["decision"] == "restored" and event["details"]["candidates"][0]["version"] == 1
+    keel.close()
+
+
+def test_approve_makes_the_earlier_version_the_waiting_candidate(workspace, capsys):
+    keel = recurring_project(workspace, "approve")
+    drop(keel, "loan", batch(22, rows=400, concept=0.0), "a-again.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "restore_waiting" and result["production_version"] == 2
+    assert result["challenger_waiting"] == 1
+    code, out = cli(capsys, workspace, "approve", "loan")
+    assert code == 0 and out["production_version"] == 1
+    keel.close()
+
+
+def test_alert_names_the_earlier_version_in_an_alert(workspace):
+    keel = recurring_project(workspace, "alert")
+    drop(keel, "loan", batch(23, rows=400, concept=0.0), "a-again.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "alert" and result["production_version"] == 2
+    [alert] = [a for a in keel.registry.open_alerts(keel.project("loan")["id"]) if a["rule"] == policy.RESTORE_RULE]
+    assert "earlier v1" in alert["message"] and "rollback loan --to 1" in alert["message"]
+    keel.close()
+
+
+def test_no_earlier_version_is_restored_while_the_new_concept_holds(workspace):
+    keel = recurring_project(workspace, "auto")
+    drop(keel, "loan", batch(24, rows=400, concept=1.0), "still-b.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "none" and result["production_version"] == 2
+    keel.close()
+
+
+def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(workspace):
+    keel = make_project(workspace, settings={"policy": "auto"})
+    drop(keel, "loan", batch(25, rows=600, concept=1.0), "b.csv")
+    result = keel.monitor("loan")
+    window = result["details"]["window"]
+    assert window["mode"] == "adaptive" and set(window["scores"]) == {"all", "since change"}
+    assert window["chosen"] == "since change" and window["scores"]["since change"] > window["scores"]["all"]
+    assert window["selection_rows"] == result["details"]["gate_rows"] == 200
+    run_id = keel.registry.model_version(keel.project("loan")["id"], 2)["run_id"]
+    assert keel.registry.run_params(run_id)["training_window"] == "since change"
+    keel.close()
+
+
+def test_a_forced_window_fits_one_challenger(workspace):
+    keel = make_project(workspace, settings={"policy": "auto", "window": None})
+    drop(keel, "loan", batch(26, rows=600, concept=1.0), "b.csv")
+    window = keel.monitor("loan")["details"]["window"]
+    assert window == {"chosen": "all", "description": "all 1200 rows (--window all)", "mode": "forced"}
+    keel.close()
+
+
+def test_the_budget_holds_a_third_challenger_within_eight_batches(workspace):
+    keel = make_project(workspace, settings={"policy": "auto", "retrain_after_rows": 100})
+    outcomes = []
+    for index in range(3):
+        drop(keel, "loan", batch(30 + index, rows=150), f"rows-{index}.csv")
+        outcomes.append(keel.monitor("loan"))
+    assert [o["decision"].startswith("retrained") for o in outcomes] == [True, True, False]
+    assert outcomes[2]["decision"] == "held" and outcomes[2]["details"]["hold"] == "budget"
+    assert [e["kind"] for e in keel.history("loan")["events"]].count("retrain_held") == 1
+    keel.close()

@@ -308,3 +308,35 @@ def test_the_benchmark_runs_and_writes_its_report(tmp_path, capsys):
     assert [r["points"] for r in report["results"]] == [50, 500, 500]
     assert {"keel_seconds", "raw_seconds", "keel_over_raw", "target", "met"} <= set(report["results"][0])
     assert "metric_history" in capsys.readouterr().out
+
+
+def test_migration_moves_the_policy_state_out_of_the_audit_log(tmp_path):
+    from app.core.store.policy_state import PolicyState, read_policy_state, write_policy_state
+
+    path = tmp_path / "old.db"
+    assert migrate(path, target_version=3) == 3
+    conn = sqlite3.connect(path)
+    with conn:
+        for project_id, name in ((1, "changed"), (2, "quiet")):
+            conn.execute("INSERT INTO projects (id, name, task, target, metric, schema_json, settings_json, created_at) "
+                         "VALUES (?, ?, 'classification', 'y', 'accuracy', '{}', '{}', 't')", (project_id, name))
+        events = [("change_detected", '{"dataset_version": 4, "rule": "metric_drop"}'),
+                  ("retrain_decision", '{"champion_version": 1, "challenger_version": 2, "unseen_rows": 300}'),
+                  ("change_detected", '{"dataset_version": 7, "rule": "drift_share"}'),
+                  ("retrain_decision", '{"champion_version": 2, "challenger_version": 3, "unseen_rows": 450}')]
+        conn.executemany("INSERT INTO events (project_id, project_name, at, kind, by, message, details_json) "
+                         "VALUES (1, 'changed', 't', ?, 'policy', 'm', ?)", events)
+    conn.close()
+
+    reg = Registry(path)
+    try:
+        assert read_policy_state(reg, 1) == PolicyState(change_point=7, backoff_champion_version=2,
+                                                        backoff_unseen_rows=450)
+        assert read_policy_state(reg, 2) == PolicyState()
+        with reg.transaction():
+            write_policy_state(reg, 2, PolicyState(change_point=3, detector={"champion_version": 1}))
+        assert read_policy_state(reg, 2).change_point == 3 and read_policy_state(reg, 2).detector == {"champion_version": 1}
+        reg.delete_project(2)
+        assert read_policy_state(reg, 2) == PolicyState()  # the row goes with its project
+    finally:
+        reg.close()

@@ -309,6 +309,7 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
     data, with no word of the window or of what to do."""
     from app.core.domain.errors import ValidationError
     from app.core.services.lifecycle import Keel
+    from app.core.store import policy_state
     from app.demo.simulator import make_batch
 
     keel = Keel.open(tmp_path / "ws")
@@ -317,9 +318,9 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
                             {"preset": "logreg", "window": "adaptive"})
         make_batch(50, seed=3).drop(columns=["default"]).to_csv(tmp_path / "unlabelled.csv", index=False)
         version = keel.ingest("p", tmp_path / "unlabelled.csv")["dataset_version"]
-        with keel.registry.transaction():  # what an alert on that batch records (monitoring.update_alerts)
-            keel.registry.add_event(keel.project("p"), "change_detected", "probe", "scheduler",
-                                    {"dataset_version": version, "rule": "drift_share"})
+        with keel.registry.transaction():  # what the policy records for an alert on that batch
+            policy_state.write_policy_state(keel.registry, keel.project("p")["id"],
+                                            policy_state.PolicyState(change_point=version))
         with pytest.raises(ValidationError, match=rf"dataset v{version}.*adaptive.*--window all"):
             keel.train("p")
     finally:

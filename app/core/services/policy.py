@@ -1,37 +1,58 @@
-"""What to do after a monitoring cycle: nothing, alert, retrain and wait for approval,
-or retrain and deploy automatically (the project's `policy` setting: off, alert,
+"""What to do after a monitoring cycle: nothing, alert, restore an earlier version, or
+retrain and wait for approval or deploy (the project's `policy` setting: off, alert,
 approve, auto).
+
+Each cycle, for every policy but off:
+  * change points: an alert of a measured or drift rule, or the change detector (a CUSUM
+    on the champion's per-batch loss, app/core/ml/change.py) dates a change; the latest
+    one is where "rows since the change" start;
+  * earlier versions are challengers too: up to 5 earlier production versions (distinct,
+    most recently deployed first) are scored with the champion on the cycle's labelled
+    rows (which none of them saw); one that passes the gate (below; alpha shared among
+    them) is restored under auto (decision `restored`, a policy rollback), becomes the
+    waiting candidate under approve (`restore_waiting`), or is named in an alert
+    (`earlier_version_better`) under alert. A restore fits nothing and is not a retrain.
 
 Triggers of a retrain (policies approve and auto):
   * a measured-metric rule fires in the cycle (metric_threshold, metric_drop); or
     the drift rule (drift_share) fires on a cycle whose batches had no labels to
-    measure. Drift with a measured metric that holds is alerted but not retrained
-    on (the decision rests on measured accuracy whenever labels exist), and the
-    label-free estimate never triggers one: under concept drift it stays
-    confidently wrong. While the same champion has already been challenged,
-    another attempt waits until the training window's rows that the champion never
-    saw have doubled (no retrain storm during a drift that retraining cannot fix);
+    measure (the label-free estimate never triggers one: under concept drift it stays
+    confidently wrong);
+  * the change detector fires (a steady slide, before any threshold is crossed);
   * optionally, `retrain_after_rows`: that many labelled rows arrived since the
     last training.
+A triggered retrain is held (decision `held`, with its numbers) by the back-off (after
+a challenger was rejected against the same champion, the next one waits until the rows
+the champion never saw have doubled) or by the budget (at most 2 challengers fitted in
+any 8 consecutive batches: at most a quarter of the batches retrain).
+
+The training window: `all`, the newest N rows, or `adaptive` (the default): candidate
+windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS rows) are
+fitted on the rows before a selection slice and scored on it (the newest rows before the
+gate: prequential); the best one is refitted up to the gate and challenges the champion.
 
 The gate: champion and challenger are scored on the same recent labelled rows that
-neither was trained on (the newest third of the rows the champion has never seen;
-the challenger trains on the rest of its window). The challenger is promoted only
-if it is better by at least `margin` (in the metric's direction) and a one-sided
-paired test at level `alpha` agrees: McNemar for accuracy, a paired bootstrap for
-other metrics. A challenger that fails is kept as a version, not deployed.
+neither was trained on (the newest third of the rows the champion has never seen).
+The challenger is promoted only if it is better by at least `margin` (in the metric's
+direction) and a one-sided paired test at level `alpha` agrees: McNemar for accuracy,
+a paired bootstrap for other metrics. A challenger that fails is kept, not deployed.
 """
 
-import json
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, higher_is_better
-from app.core.ml import datasets
+from app.core.ml import datasets, training
+from app.core.ml.change import LossCusum
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
+from app.core.services.monitoring import CHANGE_RULES
+from app.core.store import policy_state as store
 from app.core.store.workspace import FileLock
 
 log = logging.getLogger("keel.policy")
@@ -41,7 +62,14 @@ MIN_GATE_ROWS = 30
 MAX_GATE_ROWS = 5000
 GATE_SHARE = 1 / 3
 BOOTSTRAP_RESAMPLES = 500
-DECISIONS = ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected")
+MAX_RESTORE_CANDIDATES = 5
+RESTORE_RULE = "earlier_version_better"
+RECENT_WINDOW_ROWS = 2000
+BUDGET_BATCHES = 8  # at most BUDGET_RETRAINS challengers fitted in any BUDGET_BATCHES consecutive batches
+BUDGET_RETRAINS = 2
+MODEL_CACHE_SIZE = 8
+DECISIONS = ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected",
+             "restored", "restore_waiting", "held")
 
 
 @dataclass
@@ -50,6 +78,34 @@ class Outcome:
     message: str = ""
     details: dict = field(default_factory=dict)
     challenger_version: int | None = None
+
+
+# --------------------------------------------------------------------------- loaded models, cached
+class ModelCache:
+    """Loaded model versions (sha256-checked once), keyed by workspace, project, version id and hash."""
+
+    def __init__(self, size: int = MODEL_CACHE_SIZE):
+        self.size = size
+        self._models: OrderedDict = OrderedDict()
+        self._guard = threading.Lock()
+
+    def load(self, keel, name: str, version: int):
+        project = keel.project(name)
+        model_version = keel.registry.model_version(project["id"], version)
+        key = (str(keel.workspace.root), name, model_version["id"], model_version["sha256"])
+        with self._guard:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        loaded = keel.load_version(name, version)
+        with self._guard:
+            self._models[key] = loaded
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return loaded
+
+
+models = ModelCache()
 
 
 # --------------------------------------------------------------------------- the whole cycle
@@ -89,7 +145,15 @@ def monitor(keel, name: str, by: str = "user", progress=None, lock_timeout: floa
             "decision": outcome.decision, "message": outcome.message,
             "production_version": keel.production_version(name), "challenger_version": outcome.challenger_version,
             "challenger_waiting": waiting_challenger(keel, name), "inbox": swept, "details": outcome.details,
+            "change_detected": outcome.details.get("change_detected"),
             "traffic": cycle.traffic, "late_labels": cycle.late_labels}
+
+
+@dataclass
+class Observation:
+    """What the policy learned from one cycle's batches about its champion."""
+    change: dict | None = None  # the change detector fired: where and with which numbers
+    recent: pd.DataFrame | None = None  # the cycle's labelled rows, newest last (none of the models saw them)
 
 
 def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
@@ -98,25 +162,169 @@ def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     firing = {rule: message for rule, message in cycle.firing.items() if message}
     if settings.policy == "off":
         return Outcome("none", "policy off: results recorded, no alerts")
+    observation = observe(keel, project, cycle, by)
     fallback = Outcome("alert" if firing else "none", "; ".join(firing.values()))
+    if observation.change:
+        fallback.details["change_detected"] = observation.change
+    waiting = waiting_challenger(keel, name)
+    if settings.policy == "approve" and waiting is not None:
+        fallback.message = (fallback.message + "; " if fallback.message else "") + \
+            f"challenger v{waiting} waits for approval"
+        return fallback
+    restored = try_restore(keel, name, settings, observation, fallback)
+    if restored is not None:
+        return restored
     if settings.policy == "alert":
         return fallback
-    if settings.policy == "approve" and waiting_challenger(keel, name) is not None:
-        fallback.message = (fallback.message + "; " if fallback.message else "") + \
-            f"challenger v{waiting_challenger(keel, name)} waits for approval"
-        return fallback
-    reasons = retrain_reasons(keel, project, settings, cycle.firing)
+    reasons = retrain_reasons(keel, project, settings, cycle.firing, observation)
     if not reasons:
         return fallback
+    held = hold_reason(keel, project, reasons)
+    if held is not None:
+        return record_hold(keel, project, reasons, held, fallback)
     try:
-        return retrain_and_gate(keel, name, reasons, settings, progress)
+        outcome = retrain_and_gate(keel, name, reasons, settings, progress)
     except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
         log.info("retrain of %s skipped: %s", name, exc)
-        return Outcome("alert" if firing else "none", f"retrain needed ({', '.join(reasons)}) but skipped: {exc}")
+        return Outcome("alert" if firing else "none", f"retrain needed ({', '.join(reasons)}) but skipped: {exc}",
+                       dict(fallback.details))
+    if observation.change:
+        outcome.details["change_detected"] = observation.change
+    return outcome
 
 
-# --------------------------------------------------------------------------- triggers
-def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules: dict) -> list[str]:
+# --------------------------------------------------------------------------- change points and the detector
+def observe(keel, project: dict, cycle, by: str) -> Observation:
+    """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
+    name = project["name"]
+    state = store.read_policy_state(keel.registry, project["id"])
+    champion_version = cycle.production_version
+    detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
+    detector = LossCusum.from_dict(detector_state.get("cusum"))
+    change_point = state.change_point
+    for alert in cycle.alerts_opened:
+        if alert["rule"] in CHANGE_RULES:
+            change_point = alert["dataset_version"]
+    observation = Observation()
+    frames = []
+    labelled = [batch for batch in cycle.batches if batch.labelled_rows]
+    champion = models.load(keel, name, champion_version) if labelled and champion_version else None
+    for batch in labelled:
+        frame = keel.dataset_frame(name, batch.dataset_version)
+        frame = frame[frame[project["target"]].notna()].reset_index(drop=True)
+        frames.append(frame)
+        change = detector.update(row_losses(project, champion.model, frame), batch.dataset_version)
+        if change is not None:
+            observation.change = change
+            change_point = change["started_at"]
+    if frames:
+        observation.recent = pd.concat(frames, ignore_index=True).iloc[-MAX_GATE_ROWS:].reset_index(drop=True)
+    budget = dict(state.budget)
+    budget["batches"] = budget.get("batches", 0) + len(cycle.batches)
+    new_state = state.but(change_point=change_point, budget=budget,
+                          detector={"champion_version": champion_version, "cusum": detector.to_dict()})
+    with keel.registry.transaction():
+        store.write_policy_state(keel.registry, project["id"], new_state)
+        if observation.change:
+            change = observation.change
+            keel.registry.add_event(
+                project, "change_detected",
+                f"change detected from dataset v{change['started_at']} (on v{change['detected_at']}): the loss of "
+                f"v{champion_version} rose from {change['reference_loss']:.4f} to {change['batch_loss']:.4f} "
+                f"(CUSUM {change['statistic']:.2f} > {change['limit']:g})", by,
+                {"dataset_version": change["started_at"], "rule": "change_detector",
+                 "champion_version": champion_version, **change})
+    return observation
+
+
+def row_losses(project: dict, model, frame: pd.DataFrame) -> np.ndarray:
+    """Per-row loss of a model: 0/1 errors for a classifier, absolute errors for a regressor."""
+    schema = project["schema"]
+    predictions = np.asarray(model.predict(datasets.to_model_frame(frame, schema)))
+    y = datasets.target_array(frame, schema)
+    if project["task"] == "classification":
+        return (predictions != y).astype(float)
+    return np.abs(predictions.astype(float) - y.astype(float))
+
+
+def adaptive_start(keel, project: dict) -> int | None:
+    """The latest detected change (None: no change yet): where the rows since the change start."""
+    return store.read_policy_state(keel.registry, project["id"]).change_point
+
+
+# --------------------------------------------------------------------------- earlier versions as challengers
+def earlier_production_versions(keel, project: dict, production: int | None) -> list[int]:
+    """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
+    archived = {m["version"] for m in keel.registry.model_versions(project["id"]) if m["archived"]}
+    found: list[int] = []
+    for deployment in reversed(keel.registry.deployments(project["id"])):
+        version = deployment["version"]
+        if version != production and version not in found and version not in archived:
+            found.append(version)
+    return found[:MAX_RESTORE_CANDIDATES]
+
+
+def try_restore(keel, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
+    """Gate each earlier production version against the champion on the cycle's rows; act on the best."""
+    project = keel.project(name)
+    production = keel.production_version(name)
+    candidates = earlier_production_versions(keel, project, production)
+    recent = observation.recent
+    if not candidates or recent is None or len(recent) < MIN_GATE_ROWS:
+        return None
+    champion = models.load(keel, name, production)
+    alpha = settings.alpha / len(candidates)  # Bonferroni: one test per candidate
+    verdicts = []
+    for version in candidates:
+        candidate = models.load(keel, name, version)
+        verdict = gate(project, champion.model, candidate.model, recent, settings.margin, alpha)
+        verdicts.append({"version": version, **{k: v for k, v in verdict.items() if k != "test_details"}})
+    accepted = [v for v in verdicts if v["accepted"]]
+    if not accepted:
+        return None
+    sign = 1 if higher_is_better(project["metric"]) else -1
+    best = max(accepted, key=lambda v: sign * v["challenger_value"])
+    details = {"champion_version": production, "restored_version": best["version"], "candidates": verdicts,
+               "alpha_per_candidate": alpha, **{k: best[k] for k in ("metric", "champion_value", "challenger_value",
+                                                                     "gate_rows", "test", "p_value")},
+               **({"change_detected": observation.change} if observation.change else {})}
+    numbers = (f"earlier v{best['version']} {best['metric']} {best['challenger_value']:.4f} vs champion "
+               f"v{production} {best['champion_value']:.4f} on the {best['gate_rows']} newest rows neither saw "
+               f"({best['test']} p={best['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g} "
+               f"shared by {len(candidates)} earlier version(s))")
+    return act_on_restore(keel, name, project, settings, details, numbers, fallback)
+
+
+def act_on_restore(keel, name: str, project: dict, settings: ProjectSettings, details: dict, numbers: str,
+                   fallback: Outcome) -> Outcome:
+    version = details["restored_version"]
+    if settings.policy == "auto":
+        message = f"{numbers}: restored to production (a policy rollback; nothing was trained)"
+        keel.rollback(name, by="policy", reason=message, to_version=version)
+        decision = "restored"
+    elif settings.policy == "approve":
+        message = f"{numbers}: waits for approval (keel approve {name})"
+        decision = "restore_waiting"
+    else:
+        message = f"{numbers}: an earlier version is better (keel rollback {name} --to {version})"
+        decision = "alert"
+    with keel.registry.transaction():
+        if decision == "restore_waiting":
+            keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], version)["id"])
+        if decision == "alert" and not any(a["rule"] == RESTORE_RULE for a in keel.registry.open_alerts(project["id"])):
+            alert_id = keel.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
+                                                  message=message, details=details)
+            keel.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
+                                    {"alert_id": alert_id, "rule": RESTORE_RULE, **details})
+        keel.registry.add_event(project, "restore_decision", message, "policy", {**details, "decision": decision})
+    if decision == "alert":
+        message = "; ".join(filter(None, [fallback.message, message]))
+    return Outcome(decision, message, details, version)
+
+
+# --------------------------------------------------------------------------- triggers, back-off, budget
+def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules: dict,
+                    observation: Observation | None = None) -> list[str]:
     """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide."""
     reasons = []
     alert_rules = [rule for rule in MEASURED_RULES if cycle_rules.get(rule)]
@@ -124,15 +332,45 @@ def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules:
     if cycle_rules.get("drift_share") and not measured:
         alert_rules.append("drift_share")
     if alert_rules:
-        unseen = window_unseen_rows(keel, project, settings)
-        last = last_attempt(keel, project)
-        if unseen > 0 and (last is None or unseen >= 2 * last.get("unseen_rows", 0)):
-            reasons.append("alert: " + ", ".join(alert_rules))
+        reasons.append("alert: " + ", ".join(alert_rules))
+    if observation is not None and observation.change:
+        change = observation.change
+        reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
+                       f"since dataset v{change['started_at']}")
     if settings.retrain_after_rows:
-        new_rows = labelled_rows_since_last_training(keel, project)
+        new_rows = store.labelled_rows_since_last_training(keel.registry, project["id"])
         if new_rows >= settings.retrain_after_rows:
             reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
     return reasons
+
+
+def hold_reason(keel, project: dict, reasons: list[str]) -> dict | None:
+    """Why a triggered retrain waits (the back-off, the budget), with its numbers; None: go ahead."""
+    state = store.read_policy_state(keel.registry, project["id"])
+    production = keel.production_version(project["name"])
+    by_rows = all(reason.endswith(")") and "new labelled rows" in reason for reason in reasons)
+    unseen = unseen_rows(keel, project)
+    if (not by_rows and state.backoff_champion_version == production
+            and unseen < 2 * state.backoff_unseen_rows):
+        return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
+                "champion_version": production,
+                "message": f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
+                           f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})"}
+    batches = state.budget.get("batches", 0)
+    recent = [mark for mark in state.budget.get("retrains", []) if mark > batches - BUDGET_BATCHES]
+    if len(recent) >= BUDGET_RETRAINS:
+        return {"hold": "budget", "batches": batches, "recent_retrains": len(recent),
+                "message": f"{len(recent)} challengers fitted in the last {BUDGET_BATCHES} batches "
+                           f"(budget {BUDGET_RETRAINS})"}
+    return None
+
+
+def record_hold(keel, project: dict, reasons: list[str], held: dict, fallback: Outcome) -> Outcome:
+    message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
+    details = {**fallback.details, **held, "reasons": reasons, "decision": "held"}
+    with keel.registry.transaction():
+        keel.registry.add_event(project, "retrain_held", message, "policy", details)
+    return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
 
 
 def champion_seen_until(keel, project: dict) -> int:
@@ -142,51 +380,18 @@ def champion_seen_until(keel, project: dict) -> int:
     used = keel.registry.run(model_version["run_id"])["dataset_versions"] if model_version.get("run_id") else []
     if used:
         return max(used)
-    row = keel.registry.query_one(
-        "SELECT COALESCE(MAX(version), 0) AS version FROM dataset_versions WHERE project_id = ? AND created_at <= ?",
-        (project["id"], deployment["deployed_at"]))
-    return row["version"]
+    return store.dataset_version_at(keel.registry, project["id"], deployment["deployed_at"])
 
 
-def window_unseen_rows(keel, project: dict, settings: ProjectSettings) -> int:
-    """Labelled rows in the training window that the production model never saw."""
-    since = champion_seen_until(keel, project) + 1
-    if settings.window == "adaptive":
-        since = max(since, adaptive_start(keel, project) or 0)
-    row = keel.registry.query_one(
-        "SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions WHERE project_id = ? AND version >= ?",
-        (project["id"], since))
-    rows = int(row["n"])
-    return min(rows, settings.window) if isinstance(settings.window, int) else rows
+def gate_start(keel, project: dict, change_point: int | None) -> int:
+    """The first dataset version of the gate's rows: unseen by the champion and, after a change, since it."""
+    return max(champion_seen_until(keel, project) + 1, change_point or 0)
 
 
-def labelled_rows_since_last_training(keel, project: dict) -> int:
-    last = keel.registry.query_one(
-        "SELECT started_at FROM runs WHERE project_id = ? AND kind = 'train' ORDER BY id DESC LIMIT 1", (project["id"],))
-    row = keel.registry.query_one(
-        "SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions WHERE project_id = ? AND created_at > ?",
-        (project["id"], last["started_at"] if last else ""))
-    return int(row["n"])
-
-
-def last_attempt(keel, project: dict) -> dict | None:
-    """The details of the last retrain decision against the current champion, if any."""
-    production = keel.registry.current_deployment(project["id"])
-    row = keel.registry.query_one(
-        "SELECT details_json FROM events WHERE project_id = ? AND kind = 'retrain_decision' ORDER BY id DESC LIMIT 1",
-        (project["id"],))
-    if row is None:
-        return None
-    details = json.loads(row["details_json"])
-    return details if details.get("champion_version") == production["version"] else None
-
-
-def adaptive_start(keel, project: dict) -> int | None:
-    """The adaptive window starts at the latest detected change (None: no change yet, use all data)."""
-    row = keel.registry.query_one(
-        "SELECT details_json FROM events WHERE project_id = ? AND kind = 'change_detected' ORDER BY id DESC LIMIT 1",
-        (project["id"],))
-    return json.loads(row["details_json"]).get("dataset_version") if row else None
+def unseen_rows(keel, project: dict) -> int:
+    """Labelled rows that the production model never saw (since the latest change, if one came after it)."""
+    change_point = store.read_policy_state(keel.registry, project["id"]).change_point
+    return store.labelled_rows_from(keel.registry, project["id"], gate_start(keel, project, change_point))
 
 
 def waiting_challenger(keel, name: str) -> int | None:
@@ -198,7 +403,22 @@ def waiting_challenger(keel, name: str) -> int | None:
     return None if version == keel.production_version(name) else version
 
 
-# --------------------------------------------------------------------------- retrain and gate
+def spend_budget(keel, project: dict) -> None:
+    """Every challenger fitted counts, whatever its gate decides."""
+    state = store.read_policy_state(keel.registry, project["id"])
+    budget = dict(state.budget)
+    budget["retrains"] = (budget.get("retrains", []) + [budget.get("batches", 0)])[-BUDGET_RETRAINS * 4:]
+    with keel.registry.transaction():
+        store.write_policy_state(keel.registry, project["id"], state.but(budget=budget))
+
+
+def record_backoff(keel, project: dict, champion_version: int, unseen: int) -> None:
+    state = store.read_policy_state(keel.registry, project["id"])
+    store.write_policy_state(keel.registry, project["id"],
+                             state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen))
+
+
+# --------------------------------------------------------------------------- the training window
 def split_gate(frame, unseen_rows: int):
     """(training part, gate part): the gate is the newest share of the rows the champion never saw."""
     unseen_rows = min(unseen_rows, len(frame))
@@ -209,25 +429,101 @@ def split_gate(frame, unseen_rows: int):
     return frame.iloc[:-gate_rows].reset_index(drop=True), frame.iloc[-gate_rows:].reset_index(drop=True)
 
 
+def labelled_rows(keel, project: dict) -> pd.DataFrame:
+    """Every labelled row of the project, oldest first, with its dataset version in `__version__`."""
+    frames = []
+    for row in keel.registry.dataset_versions(project["id"]):
+        if row["labelled_rows"]:
+            frame = keel.dataset_frame(project["name"], row["version"])
+            frames.append(frame[frame[project["target"]].notna()].assign(__version__=row["version"]))
+    if not frames:
+        raise ValidationError(f"project {project['name']!r} has no labelled data to train on")
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class Window:
+    name: str  # "all", "since change", "recent"
+    description: str
+    rows: pd.DataFrame
+
+
+def candidate_windows(rows: pd.DataFrame, change_point: int | None, recent_rows: int) -> list[Window]:
+    """All rows, the rows since the latest change, the newest rows: distinct and not too small."""
+    windows = [Window("all", f"all {len(rows)} rows", rows)]
+    if change_point is not None:
+        since = rows[rows["__version__"] >= change_point]
+        if MIN_GATE_ROWS <= len(since) < len(rows):
+            windows.append(Window("since change", f"{len(since)} rows since the change at dataset v{change_point}",
+                                  since))
+    if len(rows) > recent_rows and all(len(w.rows) != recent_rows for w in windows):
+        windows.append(Window("recent", f"the newest {recent_rows} rows", rows.iloc[-recent_rows:]))
+    return windows
+
+
+def forced_window(rows: pd.DataFrame, setting) -> Window:
+    if isinstance(setting, int):
+        return Window("recent", f"the newest {min(setting, len(rows))} rows (--window {setting})", rows.iloc[-setting:])
+    return Window("all", f"all {len(rows)} rows (--window all)", rows)
+
+
+def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
+                  selection_rows: int) -> tuple[Window, dict]:
+    """Adaptive: fit each candidate on the rows before the newest `selection_rows`, score it on them,
+    keep the best (ties: the first, the larger window) and return it cut from all the rows before the gate."""
+    if settings.window != "adaptive":
+        return forced_window(before_gate, settings.window), {"mode": "forced"}
+    earlier, selection = before_gate.iloc[:-selection_rows], before_gate.iloc[-selection_rows:]
+    candidates = candidate_windows(earlier, change_point, RECENT_WINDOW_ROWS)
+    final = {w.name: w for w in candidate_windows(before_gate, change_point, RECENT_WINDOW_ROWS)}
+    if len(selection) < MIN_GATE_ROWS or len(candidates) == 1:
+        chosen = final.get("since change", final["all"])
+        return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+    schema, task, metric = project["schema"], project["task"], project["metric"]
+    X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
+    scores = {}
+    for window in candidates:
+        if len(window.rows) < MIN_GATE_ROWS or window.name not in final:
+            continue
+        model = training.make_pipeline(schema, task, settings.preset, settings.params, settings.seed)
+        model.fit(datasets.to_model_frame(window.rows, schema), datasets.target_array(window.rows, schema))
+        scores[window.name] = metric_value(task, metric, y_selection,
+                                           _model_outputs(model, X_selection, task, metric), model)
+    if not scores:
+        return final["all"], {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+    sign = 1 if higher_is_better(metric) else -1
+    best = max(scores, key=lambda name: sign * scores[name])
+    return final[best], {"mode": "adaptive", "scores": scores, "selection_rows": len(selection)}
+
+
+# --------------------------------------------------------------------------- retrain and gate
 def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSettings, progress=None) -> Outcome:
     report = progress or (lambda fraction, message: None)
     project = keel.project(name)
     champion = keel.load_production(name)
-    frame, used = keel.training_frame(name)
-    seen_until = champion_seen_until(keel, project)
-    unseen_rows = sum(row["labelled_rows"] for row in keel.registry.dataset_versions(project["id"])
-                      if row["version"] in used and row["version"] > seen_until)
-    unseen_rows = min(unseen_rows, len(frame))
-    train_part, gate_part = split_gate(frame, unseen_rows)
-    from app.core.ml.training import check_trainable
-
-    check_trainable(train_part, project["schema"], "the challenger's training window")
-    reason = "policy retrain: " + "; ".join(reasons)
-    report(0.0, f"training a challenger on {len(train_part)} rows")
+    rows = labelled_rows(keel, project)
+    change_point = store.read_policy_state(keel.registry, project["id"]).change_point
+    unseen = int((rows["__version__"] >= gate_start(keel, project, change_point)).sum())
+    before_gate, gate_part = split_gate(rows, unseen)
+    training.check_trainable(before_gate, project["schema"], "the challenger's training rows")
+    spend_budget(keel, project)
+    report(0.0, "choosing the training window")
+    window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
+    train_part = window.rows.drop(columns="__version__").reset_index(drop=True)
+    used = sorted(int(v) for v in window.rows["__version__"].unique())
+    training.check_trainable(train_part, project["schema"], f"the challenger's training window ({window.description})")
+    reason = f"policy retrain on {window.description}: " + "; ".join(reasons)
+    report(0.3, f"training a challenger on {len(train_part)} rows")
     trained = keel.train(name, by="policy", reason=reason, frame=train_part, dataset_versions_used=used,
-                         progress=lambda f, m: report(0.8 * f, m))
+                         progress=lambda f, m: report(0.3 + 0.5 * f, m))
+    with keel.registry.transaction():
+        keel.registry.log_params(trained["run_id"], {"training_window": window.name,
+                                                     "training_window_rows": len(train_part),
+                                                     "training_window_scores": choice.get("scores", {})})
     base = {"champion_version": champion.version, "challenger_version": trained["version"],
-            "unseen_rows": unseen_rows, "train_rows": len(train_part), "reasons": reasons, "dataset_versions": used}
+            "unseen_rows": unseen, "train_rows": len(train_part), "reasons": reasons, "dataset_versions": used,
+            "window": {"chosen": window.name, "description": window.description, **choice}}
+    gate_part = gate_part.drop(columns="__version__")
     try:
         challenger = keel.load_version(name, trained["version"])
         report(0.85, f"champion v{champion.version} vs challenger v{challenger.version} on {len(gate_part)} rows")
@@ -243,10 +539,7 @@ def record_gate_failure(keel, project: dict, details: dict, exc: BaseException) 
     unexplained version and (no decision to back off from) the next firing batch retrains again."""
     version = details["challenger_version"]
     try:
-        last = keel.registry.query_one(
-            "SELECT details_json FROM events WHERE project_id = ? AND kind = 'retrain_decision' ORDER BY id DESC LIMIT 1",
-            (project["id"],))
-        if last is not None and json.loads(last["details_json"]).get("challenger_version") == version:
+        if store.last_decided_challenger(keel.registry, project["id"]) == version:
             return  # the decision was committed; what failed came after it (the manifest file)
         error = f"{type(exc).__name__}: {exc}"
         with keel.registry.transaction():
@@ -254,6 +547,7 @@ def record_gate_failure(keel, project: dict, details: dict, exc: BaseException) 
                                     f"challenger v{version} kept but not deployed: the gate against champion "
                                     f"v{details['champion_version']} failed ({error})", "policy",
                                     {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
+            record_backoff(keel, project, details["champion_version"], details["unseen_rows"])
     except Exception:
         log.exception("could not record the failed gate of challenger v%s in %s", version, project["name"])
 
@@ -261,7 +555,8 @@ def record_gate_failure(keel, project: dict, details: dict, exc: BaseException) 
 def decide(keel, name: str, project: dict, settings: ProjectSettings, details: dict) -> Outcome:
     version, champion_version = details["challenger_version"], details["champion_version"]
     metric = project["metric"]
-    numbers = (f"challenger v{version} {metric} {details['challenger_value']:.4f} vs champion v{champion_version} "
+    numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
+               f"{details['challenger_value']:.4f} vs champion v{champion_version} "
                f"{details['champion_value']:.4f} on {details['gate_rows']} recent rows neither was trained on "
                f"({details['test']} p={details['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
     if not details["accepted"]:
@@ -285,6 +580,8 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
             if decision == "retrained_waiting":
                 keel.registry.set_alias(project["id"], "challenger",
                                         keel.registry.model_version(project["id"], version)["id"])
+            if decision == "retrained_rejected":
+                record_backoff(keel, project, champion_version, details["unseen_rows"])
             keel.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
 
         if decision == "retrained_deployed":  # the deployment and the decision: one transaction

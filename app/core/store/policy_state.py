@@ -1,0 +1,103 @@
+"""The retraining policy's own state, one row per project (never parsed back from the audit log).
+
+    change_point              dataset version where the latest change was detected (an alert
+                              rule or the change detector): where "rows since the change" start
+    backoff_champion_version  the champion a challenger was last rejected against ...
+    backoff_unseen_rows       ... and how many unseen rows it had then (the next attempt
+                              against that champion waits until they have doubled)
+    detector_json             the change detector's running statistics, for one champion
+    budget_json               labelled batches seen and the batch counts at which a challenger
+                              was fitted (the retrain budget)
+"""
+
+import json
+from dataclasses import dataclass, field, replace
+
+from app.core.domain.clock import utc_now
+
+# Registry migration 7: the table, filled from what the audit log held until now.
+POLICY_STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS policy_state (
+    project_id INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+    change_point INTEGER,
+    backoff_champion_version INTEGER,
+    backoff_unseen_rows INTEGER NOT NULL DEFAULT 0,
+    detector_json TEXT NOT NULL DEFAULT '{}',
+    budget_json TEXT NOT NULL DEFAULT '{}',
+    updated_at TEXT NOT NULL
+);
+INSERT OR IGNORE INTO policy_state (project_id, change_point, backoff_champion_version, backoff_unseen_rows, updated_at)
+SELECT p.id,
+    (SELECT json_extract(e.details_json, '$.dataset_version') FROM events e
+     WHERE e.project_id = p.id AND e.kind = 'change_detected' ORDER BY e.id DESC LIMIT 1),
+    (SELECT json_extract(e.details_json, '$.champion_version') FROM events e
+     WHERE e.project_id = p.id AND e.kind = 'retrain_decision' ORDER BY e.id DESC LIMIT 1),
+    COALESCE((SELECT json_extract(e.details_json, '$.unseen_rows') FROM events e
+     WHERE e.project_id = p.id AND e.kind = 'retrain_decision' ORDER BY e.id DESC LIMIT 1), 0),
+    strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+FROM projects p;
+"""
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    change_point: int | None = None
+    backoff_champion_version: int | None = None
+    backoff_unseen_rows: int = 0
+    detector: dict = field(default_factory=dict)
+    budget: dict = field(default_factory=dict)
+
+    def but(self, **changes) -> "PolicyState":
+        return replace(self, **changes)
+
+
+def read_policy_state(registry, project_id: int) -> PolicyState:
+    row = registry.query_one("SELECT * FROM policy_state WHERE project_id = ?", (project_id,))
+    if row is None:
+        return PolicyState()
+    return PolicyState(change_point=row["change_point"], backoff_champion_version=row["backoff_champion_version"],
+                       backoff_unseen_rows=row["backoff_unseen_rows"], detector=json.loads(row["detector_json"]),
+                       budget=json.loads(row["budget_json"]))
+
+
+def write_policy_state(registry, project_id: int, state: PolicyState) -> None:
+    """Insert or replace the project's row (call inside the transaction that records the decision)."""
+    registry.conn.execute(
+        "INSERT INTO policy_state (project_id, change_point, backoff_champion_version, backoff_unseen_rows, "
+        "detector_json, budget_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (project_id) DO UPDATE SET change_point = excluded.change_point, "
+        "backoff_champion_version = excluded.backoff_champion_version, "
+        "backoff_unseen_rows = excluded.backoff_unseen_rows, detector_json = excluded.detector_json, "
+        "budget_json = excluded.budget_json, updated_at = excluded.updated_at",
+        (project_id, state.change_point, state.backoff_champion_version, state.backoff_unseen_rows,
+         json.dumps(state.detector), json.dumps(state.budget), utc_now()))
+
+
+# --------------------------------------------------------------------------- the policy's reads
+def dataset_version_at(registry, project_id: int, at: str) -> int:
+    """The newest dataset version created at or before `at` (0: none)."""
+    row = registry.query_one("SELECT COALESCE(MAX(version), 0) AS version FROM dataset_versions "
+                             "WHERE project_id = ? AND created_at <= ?", (project_id, at))
+    return int(row["version"])
+
+
+def labelled_rows_from(registry, project_id: int, first_version: int) -> int:
+    row = registry.query_one("SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions "
+                             "WHERE project_id = ? AND version >= ?", (project_id, first_version))
+    return int(row["n"])
+
+
+def labelled_rows_since_last_training(registry, project_id: int) -> int:
+    last = registry.query_one("SELECT started_at FROM runs WHERE project_id = ? AND kind = 'train' "
+                              "ORDER BY id DESC LIMIT 1", (project_id,))
+    row = registry.query_one("SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions "
+                             "WHERE project_id = ? AND created_at > ?", (project_id, last["started_at"] if last else ""))
+    return int(row["n"])
+
+
+def last_decided_challenger(registry, project_id: int) -> int | None:
+    """The challenger version named by the project's latest retrain decision."""
+    row = registry.query_one("SELECT json_extract(details_json, '$.challenger_version') AS version FROM events "
+                             "WHERE project_id = ? AND kind = 'retrain_decision' ORDER BY id DESC LIMIT 1",
+                             (project_id,))
+    return None if row is None else row["version"]
