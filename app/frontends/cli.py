@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     ack = command("ack", "acknowledge an alert")
     ack.add_argument("name")
     ack.add_argument("alert_id", type=int)
+    labels = command("labels", "join late labels (a file of id,label rows) to earlier predictions and unlabelled rows")
+    labels.add_argument("name")
+    labels.add_argument("file", help="CSV or Parquet with the columns id,label (or the ID column and the target)")
+    traffic = command("traffic", "traffic windows, their label coverage and measured metric, request volume")
+    traffic.add_argument("name")
+    traffic.add_argument("--by", choices=["minute", "hour", "day"], default="hour", dest="bucket",
+                         help="request volume per minute, hour (default) or day")
     command("demo", "create the demo project (trained and deployed)")
     for extend in _EXTENSIONS:
         extend(commands, command)
@@ -230,6 +237,8 @@ def _handlers():
         ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
         ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
         ("report", None): _report,
+        ("labels", None): lambda keel, a: keel.add_labels(a.name, a.file),
+        ("traffic", None): lambda keel, a: keel.traffic(a.name, a.bucket),
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
         ("demo", None): _create_demo,
@@ -290,6 +299,10 @@ def _format_human(key, result) -> str:
         if result.get("id_column"):
             lines.append(f"IDs in column {result['id_column']} ({result['assigned_ids']} assigned by Keel); "
                          f"{result['logged_rows']} row(s) recorded in the prediction log")
+    elif command == "labels":
+        lines.extend(format_labels(result))
+    elif command == "traffic":
+        lines.extend(format_traffic(result))
     elif command == "report":
         period = f"{result['batches']} monitored batch(es)" if result["period_start"] else "no monitoring period"
         lines.append(f"Report of {result['project']} v{result['version']} ({period}, {result['bytes']:,} bytes) "
@@ -304,6 +317,40 @@ def _format_human(key, result) -> str:
     else:
         lines.append(json.dumps(result, indent=2, default=str))
     return "\n".join(lines)
+
+
+def format_labels(result: dict) -> list[str]:
+    stored = f" -> dataset v{result['dataset_version']}" if result["dataset_version"] else "; nothing stored"
+    lines = [f"joined: {result['joined']} label(s){stored}",
+             f"unknown: {result['unknown']} ID(s) found in no prediction and no unlabelled row",
+             f"duplicate: {result['duplicate']} row(s) repeat an ID given earlier in the file (the first counts)",
+             f"already labelled: {result['already_labelled']} ID(s) had a label before"]
+    if result.get("unreadable"):
+        lines.append(f"unreadable: {result['unreadable']} row(s) without a readable ID or label")
+    for window in result["traffic_windows"]:
+        lines.append(f"  traffic window {window['window']}: {_coverage(window)}")
+    for batch in result["batches"]:
+        lines.append(f"  dataset v{batch['dataset_version']}: {_coverage(batch)}")
+    return lines
+
+
+def _coverage(row: dict) -> str:
+    measured = f"{row['metric']} {row['value']:.4f}" if row.get("value") is not None else "not measured yet"
+    return (f"{row['labelled_rows']}/{row['rows']} rows labelled ({row['label_coverage']:.0%}), {measured}")
+
+
+def format_traffic(result: dict) -> list[str]:
+    lines = [f"{result['project']}: {len(result['windows'])} traffic window(s)"]
+    for window in result["windows"]:
+        drift = window["prediction_drift"]
+        lines.append(f"  window {window['window']} {window['started_at'][:19]}..{window['ended_at'][:19]}: "
+                     f"{_coverage(window)}; prediction PSI {drift:.3f}" if drift is not None else
+                     f"  window {window['window']}: {_coverage(window)}")
+    for batch in result["batches"]:
+        lines.append(f"  dataset v{batch['dataset_version']}: {_coverage(batch)}")
+    for point in result["volume"]:
+        lines.append(f"  {point['at']}  {point['rows']} row(s) scored")
+    return lines
 
 
 def _format_status(result) -> list[str]:

@@ -737,6 +737,17 @@ def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
             f"(first: row {int(unseen.index[0]) + 1}, {unseen.iloc[0]!r}); a retrained model will learn it"]
 
 
+def clean_labels(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
+    """Target values read as the project reads them (missing where unreadable), with the problems found."""
+    values, problems = _clean_target(series, schema, source)
+    return values, problems + _unseen_classes(values, schema, source)
+
+
+def target_dtype(schema: dict) -> str:
+    """The pandas dtype of the target column (nullable)."""
+    return _target_dtype(schema)
+
+
 def _target_dtype(schema: dict) -> str:
     return {"integer": "Int64", "float": "Float64", "string": "object"}[schema["target_kind"]]
 

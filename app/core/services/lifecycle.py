@@ -924,6 +924,18 @@ class Keel:
 
         return policy.monitor(self, name, by=by, progress=progress)
 
+    def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+        """Join a file of id,label rows to earlier predictions and unlabelled rows (`keel labels`)."""
+        from app.core.services import labels
+
+        return labels.add_labels(self, name, file_path, by=by)
+
+    def traffic(self, name: str, bucket: str = "hour") -> dict:
+        """Traffic windows with their label coverage, late-measured batches, request volume over time."""
+        from app.core.services import traffic
+
+        return traffic.overview(self, name, bucket)
+
     def approve(self, name: str, by: str = "user") -> dict:
         """Deploy the challenger waiting for approval."""
         from app.core.services import policy

@@ -42,6 +42,11 @@ RULE_SEVERITY = {
     "metric_drop": "warning",
     "drift_share": "warning",
     "estimated_threshold": "warning",
+    # served traffic (app/core/services/traffic.py): alerts only, never a retrain by themselves
+    "prediction_drift": "warning",
+    "traffic_drift_share": "warning",
+    "traffic_estimated_threshold": "warning",
+    "labels_late": "warning",
 }
 CHANGE_RULES = ("metric_threshold", "metric_drop", "drift_share")  # an alert of these marks a change point
 CACHE_SIZE = 8
@@ -77,6 +82,8 @@ class CycleResult:
     alerts_opened: list[dict] = field(default_factory=list)
     alerts_recovered: list[dict] = field(default_factory=list)
     firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
+    traffic: list[dict] = field(default_factory=list)  # the traffic window of this cycle, if any (`monitor --json`)
+    late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
 
 
 # --------------------------------------------------------------------------- reference cache
@@ -141,14 +148,18 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
     deployment = keel.registry.current_deployment(project["id"])
     if deployment is None:
         return CycleResult(name, None)
+    from app.core.services import traffic
+
     cycle = CycleResult(name, deployment["version"])
     batches = pending_batches(keel.registry, project["id"], deployment)
-    if not batches:
+    settings = ProjectSettings.from_dict(project["settings"])
+    if not batches and not traffic.has_work(keel, project, settings):
         return cycle
     loaded = keel.load_version(name, deployment["version"])
-    settings = ProjectSettings.from_dict(project["settings"])
     reference = reference_for(keel, loaded)
     training_value = keel.model_metrics(loaded.model_version).get(project["metric"])
+    # labels that arrived late describe older data than any new batch: evaluated first
+    traffic.evaluate_late_labels(keel, project, settings, training_value, by, cycle, alerts)
     for index, row in enumerate(batches):
         report(index / len(batches), f"monitoring dataset v{row['version']}")
         frame = datasets.read_frame(keel.workspace.root / row["path"])
@@ -160,12 +171,19 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
                 rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
                 estimated_value=result.estimated_value, drift_share=result.drift_share,
                 prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
-                details={**details, "rules": result.rules, "training_value": training_value})
+                details={**details, "rules": result.rules, "training_value": training_value,
+                         "has_ids": _has_ids(frame, settings.id_column)})
             if alerts:
                 update_alerts(keel.registry, project, result, by, cycle)
         cycle.batches.append(result)
-    report(1.0, f"{len(batches)} batch(es) monitored")
+    traffic.monitor_traffic(keel, project, loaded, reference, settings, training_value, by, cycle, alerts)
+    report(1.0, f"{len(batches)} batch(es) monitored" + (", 1 traffic window" if cycle.traffic else ""))
     return cycle
+
+
+def _has_ids(frame: pd.DataFrame, id_column: str | None) -> bool:
+    """The batch's rows carry IDs: late labels can find them."""
+    return bool(id_column) and id_column in frame.columns and bool(frame[id_column].notna().any())
 
 
 def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: dict,
@@ -247,35 +265,42 @@ def open_alert_by_rule(registry, project_id: int) -> dict[str, dict]:
 
 def update_alerts(registry, project: dict, result: BatchResult, by: str, cycle: CycleResult) -> None:
     """Open an alert for a rule that fires without one open; close one whose rule holds again."""
+    details = {"dataset_version": result.dataset_version, "value": result.value,
+               "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
+    apply_rules(registry, project, result.rules, f"dataset v{result.dataset_version}", result.dataset_version,
+                details, by, cycle)
+
+
+def apply_rules(registry, project: dict, rules: dict, where: str, dataset_version: int | None, details: dict,
+                by: str, cycle: CycleResult) -> None:
+    """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
+    adaptive training window starts there); None for traffic, which has no rows to train on."""
     open_alerts = open_alert_by_rule(registry, project["id"])
-    for rule, message in result.rules.items():
+    for rule, message in rules.items():
         cycle.firing[rule] = message
         current = open_alerts.get(rule)
         if message and current is None:
-            details = {"dataset_version": result.dataset_version, "value": result.value,
-                       "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
             alert_id = registry.insert_alert(project_id=project["id"], rule=rule, severity=RULE_SEVERITY[rule],
                                              message=message, details=details)
             registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
                                {"alert_id": alert_id, "rule": rule, **details})
-            if rule in CHANGE_RULES:
-                registry.add_event(project, "change_detected", f"change detected at dataset v{result.dataset_version}",
-                                   by, {"dataset_version": result.dataset_version, "rule": rule})
+            if rule in CHANGE_RULES and dataset_version is not None:
+                registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}",
+                                   by, {"dataset_version": dataset_version, "rule": rule})
             cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
-                                        "message": message, "dataset_version": result.dataset_version})
+                                        "message": message, "dataset_version": dataset_version})
         elif not message and current is not None:
             registry.close_alert(current["id"], "recovered")
-            registry.add_event(project, "alert_recovered",
-                               f"alert {current['id']} ({rule}) recovered on dataset v{result.dataset_version}", by,
-                               {"alert_id": current["id"], "rule": rule, "dataset_version": result.dataset_version})
-            cycle.alerts_recovered.append({"id": current["id"], "rule": rule,
-                                           "dataset_version": result.dataset_version})
+            registry.add_event(project, "alert_recovered", f"alert {current['id']} ({rule}) recovered on {where}", by,
+                               {"alert_id": current["id"], "rule": rule, "dataset_version": dataset_version})
+            cycle.alerts_recovered.append({"id": current["id"], "rule": rule, "dataset_version": dataset_version})
 
 
 def summary(cycle: CycleResult) -> str:
-    if not cycle.batches:
+    if not cycle.batches and not cycle.traffic:
         return "no new batches"
-    parts = []
+    parts = [f"traffic window {w['window']}: {w['rows']} rows, prediction drift {w['prediction_drift']:.3f}"
+             for w in cycle.traffic if w.get("prediction_drift") is not None]
     for batch in cycle.batches:
         measured = f"{batch.metric} {batch.value:.4f}" if batch.value is not None else "unlabelled"
         estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""

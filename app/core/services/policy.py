@@ -145,7 +145,8 @@ def monitor(keel, name: str, by: str = "user", progress=None, lock_timeout: floa
             "decision": outcome.decision, "message": outcome.message,
             "production_version": keel.production_version(name), "challenger_version": outcome.challenger_version,
             "challenger_waiting": waiting_challenger(keel, name), "inbox": swept, "details": outcome.details,
-            "change_detected": outcome.details.get("change_detected")}
+            "change_detected": outcome.details.get("change_detected"),
+            "traffic": cycle.traffic, "late_labels": cycle.late_labels}
 
 
 @dataclass

@@ -510,10 +510,12 @@ class Registry:
         return rows
 
     def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[dict]:
-        """Dataset versions created at or after `since` that no monitoring result covers yet."""
+        """Dataset versions created at or after `since` that no monitoring result covers yet. A version
+        made of late labels is not a batch: its rows are measured in the windows they label."""
         return self.query(
             "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
-            "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) ORDER BY d.version",
+            "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) "
+            "AND NOT EXISTS (SELECT 1 FROM late_labels l WHERE l.dataset_version_id = d.id) ORDER BY d.version",
             (project_id, since))
 
     def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> dict | None:
@@ -822,9 +824,10 @@ class Registry:
 
     def pending_late_measurements(self, project_id: int) -> list[dict]:
         return self.query(
-            "SELECT lm.*, d.version AS dataset_version, r.dataset_version_id AS batch_dataset_version_id "
+            "SELECT lm.*, d.version AS dataset_version, ld.version AS labels_dataset_version "
             "FROM late_measurements lm LEFT JOIN monitor_results r ON r.id = lm.monitor_result_id "
             "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
+            "JOIN dataset_versions ld ON ld.id = lm.labels_dataset_version_id "
             "WHERE lm.project_id = ? AND lm.evaluated = 0 ORDER BY lm.id", (project_id,))
 
     def mark_late_measurements_evaluated(self, ids: list[int]) -> None:

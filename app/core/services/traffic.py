@@ -1,0 +1,320 @@
+"""Served traffic as monitoring data: traffic windows, late measurements, "labels are late".
+
+A traffic window is what the prediction log recorded between two monitoring cycles. Each
+cycle takes the records logged since the last window as one unlabelled window and
+compares them with the production model's reference: the distribution of its predictions
+(and, for classifiers, of its probabilities), each feature's drift, and the label-free
+estimate of the metric. Its alert rules are its own (`prediction_drift`,
+`traffic_drift_share`, `traffic_estimated_threshold`): they alert, and never start a
+retrain by themselves (the policy needs labels for that).
+
+Labels that arrive later (`keel labels`, app/core/services/labels.py) are measured per
+original window there; each such late measurement is evaluated once by the next cycle with
+the measured-metric rules (`metric_threshold`, `metric_drop`), like a labelled batch, so
+the policy sees a drop found late as a drop. The dataset version the labels make is never
+monitored as a batch as well (Registry.unmonitored_dataset_versions leaves it out): its
+rows are counted once, in the windows they label.
+
+`labels_late`: a project with an ID column whose traffic windows (or unlabelled batches)
+are older than --label-delay and still below --label-coverage.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from app.core.domain.clock import utc_now
+from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
+from app.core.ml import datasets, drift
+from app.core.ml.evaluation import compute_metrics
+
+log = logging.getLogger("keel.traffic")
+
+
+# --------------------------------------------------------------------------- the log as a model frame
+def model_frame(records: list[dict], schema: dict) -> pd.DataFrame:
+    """The logged inputs (in the schema's feature order, as the model saw them) as a model frame."""
+    columns = {}
+    for position, column in enumerate(schema["columns"]):
+        cells = [r["inputs"][position] if position < len(r["inputs"]) else None for r in records]
+        if column["kind"] == "categorical":
+            columns[column["name"]] = pd.Series(cells, dtype=object).where(
+                pd.Series(cells, dtype=object).notna(), np.nan)
+        else:
+            columns[column["name"]] = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype(float)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(records)))
+
+
+def storage_frame(X: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """A model frame back in the stored dataset's types (datetimes were days since 1970)."""
+    out = X.copy()
+    for column in schema["columns"]:
+        if column["kind"] == "datetime":
+            out[column["name"]] = pd.to_datetime(out[column["name"]] * 86400.0, unit="s", utc=True)
+    return out
+
+
+# --------------------------------------------------------------------------- a cycle's work
+def has_work(keel, project: dict, settings: ProjectSettings) -> bool:
+    """New traffic since the last window, late measurements to evaluate, or windows to check for late labels."""
+    registry = keel.registry
+    last = registry.last_traffic_window(project["id"])
+    if registry.prediction_log_summary(project["id"])["last_id"] > (last["last_prediction_id"] if last else 0):
+        return True
+    if registry.pending_late_measurements(project["id"]):
+        return True
+    return bool(settings.id_column)  # label coverage is checked every cycle
+
+
+def monitor_traffic(keel, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
+                    training_value: float | None, by: str, cycle, alerts: bool) -> None:
+    """Take the traffic logged since the last window as a new window; then check label coverage."""
+    from app.core.services.monitoring import apply_rules
+
+    registry = keel.registry
+    last = registry.last_traffic_window(project["id"])
+    records = registry.predictions(project["id"], after_id=last["last_prediction_id"] if last else 0)
+    if records:
+        window, details, rules = evaluate_window(keel, project, loaded, reference, settings, records)
+        with registry.transaction():
+            window_id = registry.insert_traffic_window(**window, details={**details, "rules": rules})
+            value, labelled = measure_window(registry, project, {**window, "id": window_id})
+            if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
+                registry.set_window_measurement(window_id, value, labelled, utc_now())
+                window.update(value=value, labelled_rows=labelled)
+                rules.update(measured_rules(project["metric"], value, settings, training_value,
+                                            f"traffic window {window_id}"))
+            if alerts:
+                apply_rules(registry, project, rules, f"traffic window {window_id}", None,
+                            {"traffic_window": window_id, "prediction_drift": window["prediction_drift"],
+                             "estimated_value": window["estimated_value"]}, by, cycle)
+        cycle.traffic.append(public_window({**window, "id": window_id, "model_version": loaded.version,
+                                            "details": details}))
+    if alerts and settings.id_column:
+        rules = {"labels_late": late_labels_message(keel, project, settings)}
+        with registry.transaction():
+            apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
+
+
+def evaluate_window(keel, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
+                    records: list[dict]) -> tuple[dict, dict, dict]:
+    schema, task, metric = project["schema"], project["task"], project["metric"]
+    X = model_frame(records, schema)
+    predictions = [r["prediction"] for r in records]
+    details: dict = {"model_versions": sorted({r["model_version_id"] for r in records})}
+    prediction_stats = (drift.compare_predictions(reference.predictions, predictions, task)
+                        if reference.predictions is not None else None)
+    probability_stats, estimated = None, None
+    proba = _probabilities(records)
+    if proba is not None and reference.estimator is not None:
+        estimated = _finite(reference.estimator.estimate(proba, metric))
+        probability_reference = _probability_reference(keel, loaded, reference)
+        if probability_reference is not None:
+            probability_stats = probability_reference.compare(_probability_summary(proba))
+    per_feature = drift.compare_features(reference.features, X)
+    drifted = drift.drifted_names(per_feature)
+    details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
+                   prediction_shares=_shares(predictions) if task == "classification" else None)
+    window = dict(project_id=project["id"], model_version_id=loaded.model_version["id"],
+                  first_prediction_id=records[0]["id"], last_prediction_id=records[-1]["id"],
+                  started_at=records[0]["at"], ended_at=records[-1]["at"], monitored_at=utc_now(), rows=len(records),
+                  metric=metric, estimated_value=estimated,
+                  drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
+                  prediction_drift=prediction_stats["psi"] if prediction_stats else None, drifted_features=drifted)
+    return window, details, window_rules(window, prediction_stats, probability_stats, settings)
+
+
+def window_rules(window: dict, prediction_stats: dict | None, probability_stats: dict | None,
+                 settings: ProjectSettings) -> dict[str, str]:
+    where = f"traffic {window['started_at'][:19]} to {window['ended_at'][:19]} ({window['rows']} rows)"
+    rules = {}
+    moved = [name for name, stats in (("predictions", prediction_stats), ("probabilities", probability_stats))
+             if stats is not None and stats["drifted"]]
+    if prediction_stats is not None:
+        rules["prediction_drift"] = (f"the distribution of {' and '.join(moved)} moved on {where} "
+                                     f"(prediction PSI {prediction_stats['psi']:.3f})" if moved else "")
+    share = window["drift_share"]
+    rules["traffic_drift_share"] = (f"{len(window['drifted_features'])} drifted feature(s) on {where} "
+                                    f"({share:.0%} > {settings.drift_share:.0%}): "
+                                    f"{', '.join(window['drifted_features'])}" if share > settings.drift_share else "")
+    estimate, metric = window["estimated_value"], window["metric"]
+    if estimate is not None and settings.threshold is not None:
+        rules["traffic_estimated_threshold"] = (
+            f"estimated {metric} {estimate:.4f} on {where} is past {settings.threshold:g} (a label-free estimate)"
+            if past_threshold(metric, estimate, settings.threshold) else "")
+    return rules
+
+
+def _probabilities(records: list[dict]) -> np.ndarray | None:
+    rows = [r["probabilities"] for r in records]
+    if not rows or any(p is None for p in rows) or len({len(p) for p in rows}) != 1:
+        return None
+    return np.asarray(rows, dtype=float)
+
+
+def _probability_summary(proba: np.ndarray) -> np.ndarray:
+    """One number per row: the second class's probability (binary), else the top probability."""
+    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+
+
+def _probability_reference(keel, loaded, reference: drift.DriftReference):
+    """The model's probabilities on its training rows, summarised like a window's; built once per reference."""
+    if "probability" not in reference.extra:
+        frame = keel.reference_frame(loaded.project["name"], loaded.version)
+        built = None
+        if frame is not None and hasattr(loaded.model, "predict_proba"):
+            train = frame[frame["__split__"] == "train"]
+            if len(train):
+                X_train = datasets.to_model_frame(train, loaded.project["schema"])
+                built = drift.NumericReference.build(
+                    "probability", _probability_summary(np.asarray(loaded.model.predict_proba(X_train), dtype=float)))
+        reference.extra["probability"] = built
+    return reference.extra["probability"]
+
+
+def _shares(predictions: list) -> dict[str, float]:
+    values, counts = np.unique(np.asarray([str(p) for p in predictions]), return_counts=True)
+    return {str(v): float(c) / len(predictions) for v, c in zip(values, counts)}
+
+
+def _finite(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def public_window(window: dict) -> dict:
+    """A traffic window as `monitor --json` and `status` show it."""
+    rows = window["rows"]
+    details = window.get("details") or {}
+    probability = details.get("probability_drift")
+    return {"window": window["id"], "started_at": window["started_at"], "ended_at": window["ended_at"],
+            "rows": rows, "model_version": window.get("model_version"), "metric": window["metric"],
+            "value": window.get("value"), "labelled_rows": window.get("labelled_rows", 0),
+            "label_coverage": (window.get("labelled_rows", 0) / rows) if rows else 0.0,
+            "estimated_value": window["estimated_value"], "prediction_drift": window["prediction_drift"],
+            "probability_drift": probability["psi"] if probability else None,
+            "drifted_features": window["drifted_features"], "drift_share": window["drift_share"]}
+
+
+# --------------------------------------------------------------------------- measured metrics
+def window_metric(project: dict, rows: list[dict]) -> float | None:
+    """The project's metric over labelled logged records (prediction, probabilities, label)."""
+    if not rows:
+        return None
+    task, metric = project["task"], project["metric"]
+    y = np.asarray([r["label"] for r in rows])  # ints, floats or strings: numpy's own type, never object
+    predictions = np.asarray([r["prediction"] for r in rows])
+    if task == "regression":
+        y, predictions = y.astype(float), predictions.astype(float)
+    proba = _probabilities(rows) if task == "classification" else None
+    classes = project["schema"].get("classes") or None
+    if proba is not None and classes is not None and proba.shape[1] != len(classes):
+        proba = None
+    value = compute_metrics(task, y, predictions, proba, classes).get(metric)
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def measure_window(registry, project: dict, window: dict) -> tuple[float | None, int]:
+    rows = registry.late_labels_in_window(window)
+    return window_metric(project, rows), len(rows)
+
+
+
+# --------------------------------------------------------------------------- late measurements
+def evaluate_late_labels(keel, project: dict, settings: ProjectSettings, training_value: float | None, by: str,
+                         cycle, alerts: bool) -> None:
+    """The measured rules on each window measured late since the last cycle (its newest measurement)."""
+    from app.core.services.monitoring import apply_rules
+
+    registry = keel.registry
+    pending = registry.pending_late_measurements(project["id"])
+    if not pending:
+        return
+    newest = {}
+    for row in pending:
+        newest[(row["traffic_window_id"], row["monitor_result_id"])] = row
+    with registry.transaction():
+        for row in newest.values():
+            where = (f"traffic window {row['traffic_window_id']}" if row["traffic_window_id"] is not None
+                     else f"dataset v{row['dataset_version']}") + " (labelled late)"
+            rules = measured_rules(row["metric"], row["value"], settings, training_value, where)
+            labels_version = row["labels_dataset_version"]
+            if alerts and rules:
+                apply_rules(registry, project, rules, where, labels_version,
+                            {"late_measurement": row["id"], "value": row["value"],
+                             "labels_dataset_version": labels_version}, by, cycle)
+            cycle.late_labels.append({"where": where, "traffic_window": row["traffic_window_id"],
+                                      "dataset_version": row["dataset_version"], "rows": row["rows"],
+                                      "labelled_rows": row["labelled_rows"], "metric": row["metric"],
+                                      "value": row["value"], "labels_dataset_version": labels_version})
+        registry.mark_late_measurements_evaluated([row["id"] for row in pending])
+
+
+def measured_rules(metric: str, value: float | None, settings: ProjectSettings, training_value: float | None,
+                   where: str) -> dict[str, str]:
+    """The measured-metric rules of monitoring.check_rules, for a window measured late."""
+    if value is None:
+        return {}
+    rules = {}
+    bound = "floor" if higher_is_better(metric) else "ceiling"
+    if settings.threshold is not None:
+        rules["metric_threshold"] = (f"{metric} {value:.4f} on {where} is past the {bound} {settings.threshold:g}"
+                                     if past_threshold(metric, value, settings.threshold) else "")
+    if training_value is not None:
+        drop = drop_from(metric, training_value, value)
+        rules["metric_drop"] = (f"{metric} {value:.4f} on {where} is {drop:.4f} worse than at training "
+                                f"({training_value:.4f}; allowed {settings.max_drop:g})"
+                                if drop > settings.max_drop else "")
+    return rules
+
+
+# --------------------------------------------------------------------------- label coverage
+def coverage_rows(keel, project: dict) -> list[dict]:
+    """Every window that waits for labels: traffic windows, and unlabelled batches with IDs."""
+    registry = keel.registry
+    rows = [{"kind": "traffic", "window": w["id"], "ended_at": w["ended_at"], "rows": w["rows"],
+             "labelled_rows": w["labelled_rows"], "value": w["value"], "metric": w["metric"]}
+            for w in registry.traffic_windows(project["id"])]
+    late = {m["monitor_result_id"]: m for m in registry.latest_late_measurements(project["id"])}
+    for result in registry.monitor_results(project["id"]):
+        if result["labelled_rows"] == 0 and result["details"].get("has_ids"):
+            measured = late.get(result["id"])
+            rows.append({"kind": "batch", "dataset_version": result["dataset_version"], "ended_at": result["at"],
+                         "rows": result["rows"], "labelled_rows": measured["labelled_rows"] if measured else 0,
+                         "value": measured["value"] if measured else None, "metric": result["metric"]})
+    for row in rows:
+        row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0
+    return rows
+
+
+def late_labels_message(keel, project: dict, settings: ProjectSettings, now: datetime | None = None) -> str:
+    """"" when every window older than --label-delay has at least --label-coverage of its rows labelled."""
+    now = now or datetime.now(UTC)
+    due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
+    late = [row for row in coverage_rows(keel, project)
+            if row["ended_at"] < due_before and row["label_coverage"] < settings.label_coverage]
+    if not late:
+        return ""
+    rows = sum(row["rows"] for row in late)
+    labelled = sum(row["labelled_rows"] for row in late)
+    return (f"labels are late: {len(late)} window(s) older than {settings.label_delay} have "
+            f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
+            f"(below {settings.label_coverage:.0%}); send them with `keel labels {project['name']} FILE`")
+
+
+# --------------------------------------------------------------------------- for the window and `status`
+def overview(keel, name: str, bucket: str = "hour") -> dict:
+    """Traffic windows (with label coverage), late-measured batches, and request volume over time."""
+    project = keel.project(name)
+    registry = keel.registry
+    windows = [public_window(w) for w in registry.traffic_windows(project["id"])]
+    chars = {"minute": 16, "hour": 13, "day": 10}[bucket]
+    volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project["id"], chars)]
+    batches = [row for row in coverage_rows(keel, project) if row["kind"] == "batch"]
+    return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}
