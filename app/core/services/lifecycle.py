@@ -122,7 +122,7 @@ class Keel:
         from app.core.ml import datasets, training
 
         check_project_name(name)
-        if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
+        if self.registry.find_project(name) is not None:
             raise KeelError(f"project {name!r} already exists")
         raw = datasets.read_table(data_path)
         id_column = (settings or {}).get("id_column")
@@ -141,7 +141,7 @@ class Keel:
         with self._locked(name):
             # again under the lock: another process may have created it since the check above, and
             # writing v1.parquet now would replace that project's data (then delete it on failure)
-            if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
+            if self.registry.find_project(name) is not None:
                 raise KeelError(f"project {name!r} already exists")
             dataset_path = self.workspace.dataset_dir(name) / "v1.parquet"
             datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), dataset_path)
@@ -272,13 +272,12 @@ class Keel:
                         "warnings": batch.warnings + [f"{raw.source}: same content as dataset version {existing['version']}; nothing stored"],
                         "duplicate_of": existing["version"]}
             version = self.registry.next_number("dataset_versions", project["id"])
-            parent = self.registry.query_one(
-                "SELECT id FROM dataset_versions WHERE project_id = ? ORDER BY version DESC LIMIT 1", (project["id"],))
+            parent_id = self.registry.latest_dataset_version_id(project["id"])
             path = self.workspace.dataset_dir(name) / f"v{version}.parquet"
             datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), path)
             try:
                 with self.registry.transaction():
-                    self._insert_dataset(project, batch, digest, path, version, parent["id"] if parent else None,
+                    self._insert_dataset(project, batch, digest, path, version, parent_id,
                                         raw.source)
                     self.registry.add_event(project, "data_ingested",
                                             f"dataset v{version} from {raw.source}: {batch.rows} rows, "
@@ -294,8 +293,7 @@ class Keel:
         from app.core.ml import datasets
 
         project = self.project(name)
-        row = self.registry.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?",
-                                      (project["id"], version))
+        row = self.registry.dataset_version(project["id"], version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
         return datasets.read_frame(self.workspace.root / row["path"])
@@ -810,9 +808,9 @@ class Keel:
                              "in_production": model_version["version"] == production,
                              "archived": bool(model_version["archived"]), "notes": model_version["notes"]})
         datasets_rows = self.registry.dataset_versions(project["id"])
-        last_result = self.registry.query_one(
-            "SELECT at, metric, value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT 1",
-            (project["id"],))
+        last_result = self.registry.last_monitor_result(project["id"])
+        if last_result is not None:
+            last_result = {key: last_result[key] for key in ("at", "metric", "value", "estimated_value")}
         return {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
                 "production_version": production, "versions": versions,
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
@@ -899,13 +897,13 @@ class Keel:
 
     def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:
         project = self.project(name)
-        alert = self.registry.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project["id"]))
+        alert = self.registry.alert(project["id"], alert_id)
         if alert is None:
             raise NotFoundError(f"unknown alert {alert_id} for project {name!r}")
         with self.registry.transaction():
             # re-read under the write lock: a monitoring cycle may have closed it (recovered) meanwhile,
             # and the audit log must not say "acknowledged" for an alert that was not
-            status = self.registry.query_one("SELECT status FROM alerts WHERE id = ?", (alert_id,))["status"]
+            status = self.registry.alert_status(alert_id)
             if status != "open":
                 raise KeelError(f"alert {alert_id} ({alert['rule']}) is already {status}; nothing to acknowledge")
             self.registry.close_alert(alert_id, "acknowledged")

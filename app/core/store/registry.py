@@ -518,6 +518,18 @@ class Registry:
             "AND NOT EXISTS (SELECT 1 FROM late_labels l WHERE l.dataset_version_id = d.id) ORDER BY d.version",
             (project_id, since))
 
+    def dataset_version(self, project_id: int, version: int) -> dict | None:
+        row = self.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?", (project_id, version))
+        if row is not None:
+            row["report"] = _loads(row.pop("report_json"), {})
+        return row
+
+    def latest_dataset_version_id(self, project_id: int) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM dataset_versions WHERE project_id = ? ORDER BY version DESC LIMIT 1", (project_id,)
+        ).fetchone()
+        return row[0] if row else None
+
     def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> dict | None:
         return self.query_one(
             "SELECT * FROM dataset_versions WHERE project_id = ? AND content_sha256 = ?", (project_id, content_sha256)
@@ -662,6 +674,21 @@ class Registry:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self.db["monitor_results"].insert(fields).last_pk
+
+    def last_monitor_result(self, project_id: int) -> dict | None:
+        """The newest monitoring result: id, at, metric, value, estimated_value, drift_share, model_version_id."""
+        return self.query_one(
+            "SELECT id, at, metric, value, estimated_value, drift_share, model_version_id FROM monitor_results "
+            "WHERE project_id = ? ORDER BY id DESC LIMIT 1",
+            (project_id,),
+        )
+
+    def recent_monitor_values(self, project_id: int, limit: int) -> list[dict]:
+        """value and estimated_value of the newest `limit` results, newest first."""
+        return self.query(
+            "SELECT value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+            (project_id, limit),
+        )
 
     def monitor_results(self, project_id: int, after_id: int = 0) -> list[dict]:
         rows = self.query(
@@ -854,6 +881,13 @@ class Registry:
 
     def alerts(self, project_id: int) -> list[dict]:
         return self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id", (project_id,))
+
+    def alert(self, project_id: int, alert_id: int) -> dict | None:
+        return self.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
+
+    def alert_status(self, alert_id: int) -> str | None:
+        row = self.conn.execute("SELECT status FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return row[0] if row else None
 
     def open_alerts_after(self, alert_id: int) -> list[dict]:
         """Open alerts of every project with an id above alert_id, oldest first, with their project's name."""
