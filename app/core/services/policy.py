@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import TrainingData
 from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml import datasets, training
@@ -514,7 +515,7 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
     training.check_trainable(train_part, project["schema"], f"the challenger's training window ({window.description})")
     reason = f"policy retrain on {window.description}: " + "; ".join(reasons)
     report(0.3, f"training a challenger on {len(train_part)} rows")
-    trained = keel.train(name, by="policy", reason=reason, frame=train_part, dataset_versions_used=used,
+    trained = keel.train(name, by="policy", reason=reason, data=TrainingData(train_part, used),
                          progress=lambda f, m: report(0.3 + 0.5 * f, m))
     with keel.registry.transaction():
         keel.registry.log_params(trained["run_id"], {"training_window": window.name,

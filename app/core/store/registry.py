@@ -9,7 +9,7 @@ savepoints).
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -353,6 +353,23 @@ def _loads(text: str | None, default: Any) -> Any:
     return json.loads(text) if text else default
 
 
+class NewFiles:
+    """Files written for rows not committed yet: see Registry.files_then_rows."""
+
+    def __init__(self, registry: "Registry"):
+        self.paths: list[Path] = []
+        self._registry = registry
+
+    def add(self, path: Path) -> Path:
+        """List a file this block has written (never one that was there before it)."""
+        self.paths.append(Path(path))
+        return path
+
+    def commit(self):
+        """The transaction that records the rows naming the files."""
+        return self._registry.transaction()
+
+
 class Registry:
     """Repository over the registry database. Safe to share across threads."""
 
@@ -426,6 +443,20 @@ class Registry:
                 # commit, and hold the write lock against every other connection
                 conn.rollback()
                 raise
+
+    @contextmanager
+    def files_then_rows(self) -> Iterator[NewFiles]:
+        """Write files, then commit their rows in one transaction. The block writes each file (each
+        one atomically) and lists it with add(), then records the rows under commit(). If anything
+        in the block fails (a write, a check, a cancel, the commit itself), every listed file is
+        removed: no file is left behind that no row names."""
+        files = NewFiles(self)
+        try:
+            yield files
+        except BaseException:
+            for path in files.paths:
+                path.unlink(missing_ok=True)
+            raise
 
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
         cursor = self.conn.execute(sql, tuple(params))
