@@ -133,10 +133,10 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     from types import SimpleNamespace
 
     from app.core.services import monitoring
+    from app.core.services.cache import BoundedCache
 
-    monkeypatch.setattr(monitoring, "_cache", monitoring.OrderedDict())
     monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
-    keel = SimpleNamespace(workspace=SimpleNamespace(root=tmp_path))
+    keel = SimpleNamespace(drift_references=BoundedCache(8))
     same_file = {"sha256": "ab" * 32}
     first = SimpleNamespace(project={"name": "a"}, model_version={"id": 1, "version": 1, **same_file})
     second = SimpleNamespace(project={"name": "b"}, model_version={"id": 2, "version": 1, **same_file})

@@ -33,6 +33,7 @@ from app.core.fileio import (
     stage_bytes,
     write_text_atomic,
 )
+from app.core.services.cache import BoundedCache
 from app.core.services.paths import check_output_path, user_output
 from app.core.store.registry import NewFiles, Registry
 from app.core.store.workspace import FileLock, Workspace, project_lock
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
 
 REFERENCE_TRAIN_ROWS = 20_000
 RECENT_EVENTS = 8
+DRIFT_REFERENCES_KEPT = 8
 
 
 @dataclass
@@ -102,6 +104,7 @@ class Keel:
         which reports them as they are)."""
         self.workspace = workspace
         self.registry = Registry(workspace.registry_path)
+        self.drift_references: BoundedCache = BoundedCache(DRIFT_REFERENCES_KEPT)  # prepared by monitoring
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
