@@ -153,7 +153,10 @@ class Keel:
         return self.registry.change_stamp()
 
     @contextmanager
-    def _locked(self, project: str):
+    def holding_project_lock(self, project: str):
+        """The project's cross-process lock, held for the block: lifecycle work on one project runs one at a
+        time across processes. A flock: a block that holds it calls the *_holding_lock methods, never the
+        ones that take it again."""
         with project_lock(self.workspace, project):
             yield
 
@@ -179,7 +182,7 @@ class Keel:
         batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
         training.check_trainable(batch.frame, schema, raw.source)
         schema["classes"] = self._classes(batch.frame, schema)
-        with self._locked(name):
+        with self.holding_project_lock(name):
             # again under the lock: another process may have created it since the check above, and
             # writing v1.parquet now would replace that project's data (then delete it on failure)
             if self.registry.find_project(name) is not None:
@@ -228,7 +231,7 @@ class Keel:
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         from app.core.ml import training
 
-        with self._locked(name):
+        with self.holding_project_lock(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
             merged = {**current, **changes}
@@ -273,7 +276,7 @@ class Keel:
         return result
 
     def delete_project(self, name: str, by: str = "user") -> None:
-        with self._locked(name):
+        with self.holding_project_lock(name):
             project = self.project(name)
             with self.registry.transaction():
                 self.registry.add_event(project, "project_deleted", f"project {name} deleted", by)
@@ -302,7 +305,7 @@ class Keel:
         batch = datasets.clean(raw, schema, purpose="ingest",
                                id_column=ProjectSettings.from_dict(project["settings"]).id_column)
         digest = datasets.content_hash(batch.frame, batch.row_hashes)
-        with self._locked(name):
+        with self.holding_project_lock(name):
             existing = self.registry.dataset_version_by_hash(project["id"], digest)
             if existing:
                 return {"dataset_version": existing["version"], "rows": existing["rows"],
@@ -378,7 +381,7 @@ class Keel:
         if data is None:
             data = TrainingData(*self.training_frame(name))
         report(0.02, f"preparing {len(data.frame)} rows")
-        with self._locked(name):
+        with self.holding_project_lock(name):
             training = self._new_training(project, data, by, reason, cancel_event, report)
             with self.registry.files_then_rows() as files:
                 trained = self._fit(training, files)
@@ -526,7 +529,7 @@ class Keel:
             metrics = training.evaluate_pipeline(model, project["task"], X, y)
         except Exception as exc:
             raise ValidationError(f"{source.name}: the model cannot score this project's data ({exc})") from None
-        with self._locked(name):
+        with self.holding_project_lock(name):
             version = self.registry.next_number("model_versions", project["id"])
             final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
             with self.registry.files_then_rows() as files:
@@ -562,7 +565,7 @@ class Keel:
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        with self._locked(name):  # the production check and the write, with no deploy in between
+        with self.holding_project_lock(name):  # the production check and the write, with no deploy in between
             if archived and self.production_version(name) == version:
                 raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
             with self.registry.transaction():
@@ -572,10 +575,10 @@ class Keel:
 
     # ================================================================ deployment
     def deploy(self, name: str, version: int, by: str = "user", reason: str = "") -> dict:
-        with self._locked(name):
-            return self._deploy_locked(name, version, by, reason)
+        with self.holding_project_lock(name):
+            return self.deploy_holding_lock(name, version, by, reason)
 
-    def _deploy_locked(self, name: str, version: int, by: str = "user", reason: str = "",
+    def deploy_holding_lock(self, name: str, version: int, by: str = "user", reason: str = "",
                        extra_transaction_work=None) -> dict:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
@@ -620,7 +623,7 @@ class Keel:
         """Go back to the previous production model (or to an earlier deployed version)."""
         from app.core.ml import artifacts
 
-        with self._locked(name):
+        with self.holding_project_lock(name):
             project = self.project(name)
             current = self.registry.current_deployment(project["id"])
             if current is None:
@@ -670,7 +673,7 @@ class Keel:
 
     def rewrite_production_manifest(self, name: str) -> None:
         """Write production.json again from the registry (verify --repair, restore)."""
-        with self._locked(name):
+        with self.holding_project_lock(name):
             self._replace_manifest(self.project(name))
 
     def _manifest(self, project) -> dict | None:
@@ -931,6 +934,8 @@ class Keel:
             self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
 
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
+    # These services are imported on first use because they load pandas and scikit-learn, which
+    # read-only commands never need; they do not import this module (an import-linter contract).
     def sweep_inbox(self, name: str, by: str = "scheduler") -> list[dict]:
         """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason)."""
         from app.core.services import inbox

@@ -568,7 +568,7 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
         decision, message = "retrained_waiting", f"{numbers}: waits for approval (keel approve {name})"
     # under the project lock (every deploy and rollback takes it): production cannot change between
     # the check that it is still the champion the challenger was gated against and the decision's write
-    with keel._locked(name):
+    with keel.holding_project_lock(name):
         production_version = keel.production_version(name)
         if production_version != champion_version:
             details = {**details, "production_version": production_version}
@@ -586,7 +586,7 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
             keel.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
 
         if decision == "retrained_deployed":  # the deployment and the decision: one transaction
-            keel._deploy_locked(name, version, by="policy", reason=message, extra_transaction_work=record)
+            keel.deploy_holding_lock(name, version, by="policy", reason=message, extra_transaction_work=record)
         else:
             with keel.registry.transaction():
                 record(project)
