@@ -29,7 +29,7 @@ def test_failed_commit_does_not_leave_the_transaction_open(tmp_path):
             registry.add_event(None, "probe", "a later write commits")
         other = Registry(tmp_path / "registry.db")
         try:
-            assert [e["kind"] for e in other.events()] == ["probe"]
+            assert [e.kind for e in other.events()] == ["probe"]
         finally:
             other.close()
     finally:
@@ -269,8 +269,8 @@ def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
         for closed in (alert_id, recovered):
             with pytest.raises(KeelError, match="already"):
                 keel.acknowledge_alert("p", closed)
-        acknowledged = [e for e in keel.registry.events(project["id"]) if e["kind"] == "alert_acknowledged"]
-        assert [e["message"].split()[1] for e in acknowledged] == [str(alert_id)]
+        acknowledged = [e for e in keel.registry.events(project["id"]) if e.kind == "alert_acknowledged"]
+        assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
     finally:
         keel.close()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import TrainingData
+from app.core.domain.entities import Event, TrainingData
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -906,17 +906,17 @@ class Keel:
     def last_alert_id(self) -> int:
         return self.registry.last_alert_id()
 
-    def events(self, name: str) -> list[dict]:
+    def events(self, name: str) -> list[Event]:
         """The project's audit log, oldest first."""
         return self.registry.events(self.project(name)["id"])
 
-    def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[dict]:
+    def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[Event]:
         return self.registry.recent_events(self.project(name)["id"], limit)
 
     def history(self, name: str) -> dict:
         project = self.project(name)
-        events = [{"id": e["id"], "at": e["at"], "kind": e["kind"], "by": e["by"], "message": e["message"],
-                   "details": e["details"]} for e in self.registry.events(project["id"])]
+        events = [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message, "details": e.details}
+                  for e in self.registry.events(project["id"])]
         return {"project": name, "events": events}
 
     def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
+from app.core.domain.entities import Event
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_STATE_SCHEMA
 
@@ -957,20 +958,22 @@ class Registry:
             )
         ).last_pk
 
-    def recent_events(self, project_id: int, limit: int) -> list[dict]:
-        """The project's newest events, newest first: at, kind, by, message."""
-        return self.query(
-            "SELECT at, kind, by, message FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit)
-        )
+    def recent_events(self, project_id: int, limit: int) -> list[Event]:
+        """The project's newest events, newest first."""
+        rows = self.query("SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit))
+        return [self._event(row) for row in rows]
 
-    def events(self, project_id: int | None = None, after_id: int = 0) -> list[dict]:
+    def events(self, project_id: int | None = None, after_id: int = 0) -> list[Event]:
         if project_id is None:
             rows = self.query("SELECT * FROM events WHERE id > ? ORDER BY id", (after_id,))
         else:
             rows = self.query("SELECT * FROM events WHERE project_id = ? AND id > ? ORDER BY id", (project_id, after_id))
-        for row in rows:
-            row["details"] = _loads(row.pop("details_json"), {})
-        return rows
+        return [self._event(row) for row in rows]
+
+    @staticmethod
+    def _event(row: dict) -> Event:
+        return Event(id=row["id"], project_id=row["project_id"], project_name=row["project_name"], at=row["at"],
+                     kind=row["kind"], by=row["by"], message=row["message"], details=_loads(row["details_json"], {}))
 
     # ----------------------------------------------------------------- schedules
     def schedule(self, project_id: int) -> dict | None:
