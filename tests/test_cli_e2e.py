@@ -183,8 +183,8 @@ def test_every_other_lifecycle_action_writes_an_event(capsys, workspace, tmp_pat
     registry = Registry(workspace / "registry.db")
     try:
         kept = registry.events()
-        assert kept[-1]["kind"] == "project_deleted" and len(kept) == 8
-        assert {(e["project_id"], e["project_name"]) for e in kept} == {(None, "ev")}
+        assert kept[-1].kind == "project_deleted" and len(kept) == 8
+        assert {(e.project_id, e.project_name) for e in kept} == {(None, "ev")}
         assert {name: n for name, n in registry.table_counts().items() if n} == {
             "events": 8, "schema_version": registry.table_counts()["schema_version"]}
     finally:

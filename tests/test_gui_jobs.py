@@ -1,12 +1,13 @@
 """The job runner: serial per queue, signals on the GUI thread, failures and cancellation."""
 
+import sys
 import threading
 
 import pytest
 from gui_fixtures import leak_guard  # noqa: F401
 
 from app.core.domain.errors import Cancelled, ValidationError
-from app.frontends.gui.jobs import JobRunner
+from app.frontends.gui.jobs import WORKER_SWITCH_INTERVAL, JobRunner
 
 
 @pytest.fixture
@@ -133,3 +134,29 @@ def test_none_is_shielded_from_the_pyside_reference_leak(qtbot):
     if sys.version_info < (3, 12):
         assert after > NONE_REFERENCE_CUSHION // 2
     assert after <= before  # the leak is still there (if PySide fixes it, this shows it can go)
+
+
+def test_shutdown_joins_only_its_own_workers(qtbot, leak_guard):
+    """Another runner's worker (or any thread named like one) is not this runner's to wait for."""
+    release = threading.Event()
+    foreign = threading.Thread(target=release.wait, name="keel-job-another-runner")
+    foreign.start()
+    runner = JobRunner()
+    try:
+        job = runner.submit("p", "read", "quick", lambda job: 42)
+        qtbot.waitUntil(lambda: job.state == "done", timeout=5000)
+        assert runner.shutdown(timeout=0.5)  # joining the foreign thread would time out: False
+        assert foreign.is_alive()
+    finally:
+        release.set()
+        foreign.join(5)
+
+
+def test_the_switch_interval_is_short_while_a_runner_is_open(qtbot):
+    before = sys.getswitchinterval()
+    first, second = JobRunner(), JobRunner()
+    assert sys.getswitchinterval() == pytest.approx(min(before, WORKER_SWITCH_INTERVAL))
+    first.shutdown(timeout=1)
+    assert sys.getswitchinterval() == pytest.approx(min(before, WORKER_SWITCH_INTERVAL))  # second is open
+    second.shutdown(timeout=1)
+    assert sys.getswitchinterval() == pytest.approx(before)

@@ -1,5 +1,5 @@
 """The front ends (CLI, runner, GUI), the adapters (server, scheduler) and the demo reach the
-store only through the services: no store object taken off a service, no SQL of their own.
+store only through the services: no store object taken off a service. No SQL outside the store.
 (import-linter, run by `make test`, forbids importing app.core.store from them.)"""
 
 import ast
@@ -40,9 +40,10 @@ def test_no_front_end_adapter_or_demo_takes_the_store_off_a_service():
     assert uses == []
 
 
-def test_no_front_end_adapter_or_demo_writes_sql():
-    found = [f"{path.relative_to(APP.parent)}:{line}" for path in outer_modules()
-             for line in sql_strings(path.read_text())]
+def test_no_sql_outside_the_store():
+    store = APP / "core" / "store"
+    modules = [path for path in APP.rglob("*.py") if store not in path.parents]
+    found = [f"{path.relative_to(APP.parent)}:{line}" for path in modules for line in sql_strings(path.read_text())]
     assert found == []
 
 
@@ -54,3 +55,21 @@ def test_the_checks_catch_a_store_reach_and_sql():
     assert sql_strings(leaky) == [3]
     assert sql_strings("conn.execute('INSERT INTO events (kind) VALUES (?)')") == [1]
     assert sql_strings("label = 'Select a version to deploy from the list'") == []
+
+
+def private_keel_calls(source: str) -> list[int]:
+    """Lines that reach a private member of the lifecycle service (keel._x, self.keel._x)."""
+    def names_keel(node) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "keel") or (
+            isinstance(node, ast.Attribute) and node.attr == "keel")
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                  and names_keel(node.value))
+
+
+def test_no_service_or_front_end_reaches_into_the_lifecycle_service_privately():
+    lifecycle = APP / "core" / "services" / "lifecycle.py"
+    found = [f"{path.relative_to(APP.parent)}:{line}" for path in APP.rglob("*.py") if path != lifecycle
+             for line in private_keel_calls(path.read_text())]
+    assert found == []
+    assert private_keel_calls("with keel._locked(name):\n    self.keel._deploy_locked(name, 1)\nkeel.deploy(n, 1)\n") == [1, 2]

@@ -127,7 +127,7 @@ def test_migration_from_v1_keeps_rows_and_adds_later_objects(tmp_path):
         assert versions == list(range(1, LATEST_SCHEMA_VERSION + 1))
         assert reg.project("legacy")["task"] == "classification"
         assert [v for _, v, _ in reg.metric_history(1, "loss")] == [1.0 / (s + 1) for s in range(5)]
-        assert [e["message"] for e in reg.events(1)] == ["made in v1"]
+        assert [e.message for e in reg.events(1)] == ["made in v1"]
         assert {"predictions", "traffic_windows", "late_labels"} <= objects(reg.conn, "table")  # v4
         assert "served_samples" not in objects(reg.conn, "table")  # v2 made it, v4 replaced it
         assert {"events_project_at", "monitor_results_project"} <= objects(reg.conn, "index")  # v2
@@ -256,7 +256,7 @@ def test_events_are_append_only(reg, sql):
         with reg.transaction():
             reg.conn.execute(sql)
     [event] = reg.events(project["id"])
-    assert (event["kind"], event["message"], event["project_name"]) == ("deployed", "v1 deployed", "p")
+    assert (event.kind, event.message, event.project_name) == ("deployed", "v1 deployed", "p")
 
 
 def test_deleting_a_project_keeps_its_events(reg):
@@ -266,7 +266,7 @@ def test_deleting_a_project_keeps_its_events(reg):
         reg.add_event(project, "project_deleted", "gone")
         reg.delete_project(project["id"])
     rows = reg.events()
-    assert [(e["project_id"], e["project_name"], e["kind"]) for e in rows] == [
+    assert [(e.project_id, e.project_name, e.kind) for e in rows] == [
         (None, "p", "project_created"), (None, "p", "project_deleted")]
 
 

@@ -29,7 +29,7 @@ def test_failed_commit_does_not_leave_the_transaction_open(tmp_path):
             registry.add_event(None, "probe", "a later write commits")
         other = Registry(tmp_path / "registry.db")
         try:
-            assert [e["kind"] for e in other.events()] == ["probe"]
+            assert [e.kind for e in other.events()] == ["probe"]
         finally:
             other.close()
     finally:
@@ -133,10 +133,10 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     from types import SimpleNamespace
 
     from app.core.services import monitoring
+    from app.core.services.cache import BoundedCache
 
-    monkeypatch.setattr(monitoring, "_cache", monitoring.OrderedDict())
     monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
-    keel = SimpleNamespace(workspace=SimpleNamespace(root=tmp_path))
+    keel = SimpleNamespace(drift_references=BoundedCache(8))
     same_file = {"sha256": "ab" * 32}
     first = SimpleNamespace(project={"name": "a"}, model_version={"id": 1, "version": 1, **same_file})
     second = SimpleNamespace(project={"name": "b"}, model_version={"id": 2, "version": 1, **same_file})
@@ -269,8 +269,8 @@ def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
         for closed in (alert_id, recovered):
             with pytest.raises(KeelError, match="already"):
                 keel.acknowledge_alert("p", closed)
-        acknowledged = [e for e in keel.registry.events(project["id"]) if e["kind"] == "alert_acknowledged"]
-        assert [e["message"].split()[1] for e in acknowledged] == [str(alert_id)]
+        acknowledged = [e for e in keel.registry.events(project["id"]) if e.kind == "alert_acknowledged"]
+        assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
     finally:
         keel.close()
 

@@ -15,6 +15,7 @@ import traceback
 
 from app.core.domain.errors import Cancelled, KeelError, is_disk_full
 from app.core.domain.settings import parse_param, parse_prediction_log, parse_window
+from app.frontends.exit_codes import INTERRUPTED, USER_FIXABLE, exit_code_for
 
 log = logging.getLogger("keel.cli")
 # Until the workspace log is set up, records go nowhere rather than to logging's
@@ -23,7 +24,7 @@ logging.getLogger("keel").addHandler(logging.NullHandler())
 
 
 # A full disk is the user's to fix (free space, then run again): exit 2, like a bad argument.
-DISK_FULL_EXIT_CODE = 2
+DISK_FULL_EXIT_CODE = USER_FIXABLE
 # Opening a workspace rewrites stale production.json files, except for these commands, which
 # report the workspace as they find it.
 COMMANDS_THAT_REPORT_AS_IS = {"verify"}
@@ -403,13 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse after printing --help: main() returns its code, never exits
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
-        return _fail("interrupted; nothing was written", 130, want_json)
+        return _fail("interrupted; nothing was written", INTERRUPTED, want_json)
     except BrokenPipeError:  # `keel history | head`: the reader left; nothing to report
         sys.stdout = open(os.devnull, "w")
         return 0
     except (KeelError, Cancelled) as exc:
         log.info("refused: %s", exc)
-        return _fail(str(exc), exc.exit_code, want_json)
+        return _fail(str(exc), exit_code_for(exc), want_json)
     except Exception as exc:  # anything unexpected: one line here, the traceback in the log
         if is_disk_full(exc):  # every write is atomic: what failed left the workspace as it was
             log.error("disk full: %s\n%s", exc, traceback.format_exc())

@@ -13,7 +13,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from app.core.domain.errors import KeelError
+from app.frontends.exit_codes import CommandError, exit_code_for
 
 
 def register_parser(commands, command) -> None:
@@ -55,9 +55,8 @@ def serve_command(keel, args) -> None:
                 if stop.is_set():
                     return
             if handle.model_version is None and handle.last_error:
-                error = KeelError(f"cannot serve {args.name}: {handle.last_error}")
-                error.exit_code = getattr(handle.last_exception, "exit_code", 1)  # an integrity failure is 1
-                raise error
+                raise CommandError(f"cannot serve {args.name}: {handle.last_error}",
+                                   exit_code_for(handle.last_exception))  # an integrity failure is 1
             ready.set()
             print(_first_line(handle, want_json), flush=True)
             while not stop.wait(0.5):

@@ -1,4 +1,4 @@
-"""Errors the core raises. Each carries the CLI exit code it maps to."""
+"""Errors the core raises. Each front end decides what one means to its user (the CLI: app/frontends/exit_codes.py)."""
 
 import errno
 import sqlite3
@@ -6,8 +6,6 @@ import sqlite3
 
 class KeelError(Exception):
     """Something the user can fix: a bad file, argument, unknown project or version."""
-
-    exit_code = 2
 
 
 class NotFoundError(KeelError):
@@ -21,13 +19,9 @@ class ValidationError(KeelError):
 class IntegrityError(KeelError):
     """A stored artifact failed its integrity or trust check. Not user-fixable."""
 
-    exit_code = 1
-
 
 class Cancelled(KeelError):
     """Work stopped on request; nothing was written."""
-
-    exit_code = 130
 
 
 class BusyError(KeelError):

@@ -3,7 +3,9 @@
 A thread cannot be killed, and pure-Python parts of a fit hold the GIL; a child process
 can be terminated at once and cannot stall the caller's threads. The child is spawned
 (forking after Qt or OpenMP threads exist is unsafe) with capped BLAS/OpenMP threads, so
-the parent (the GUI) keeps a core.
+the parent (the GUI) keeps a core. The caps travel to the child with its arguments and the
+child applies them itself, before its work runs: the parent's os.environ is never changed, so
+two threads starting children at once cannot undo each other's caps.
 
 The child function receives a queue as its first argument and posts
 ("progress", fraction, message), then ("done", result) or ("error", ...) via `report_failure`.
@@ -14,33 +16,35 @@ import multiprocessing
 import os
 import queue as queue_module
 import traceback
-from contextlib import contextmanager
 
-from app.core.domain.errors import Cancelled, KeelError
+from app.core.domain.errors import Cancelled, IntegrityError, KeelError
 
 log = logging.getLogger("keel.childproc")
+CHILD_THREADS = 1
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
 
 
-@contextmanager
-def capped_threads_environment(threads: int = 1):
-    """os.environ with BLAS/OpenMP capped while a child is started (it inherits the environment)."""
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def capped_threads_environment(threads: int = 1) -> dict[str, str]:
+    """The environment variables that cap a child's BLAS/OpenMP threads."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def _child_main(channel, threads: int, target, args: tuple) -> None:
+    """The child's entry point: its thread caps, then the work. A library that loads from now on
+    reads the caps from the environment; one already loaded with the work's arguments (numpy,
+    for a data frame) is capped by threadpoolctl."""
+    os.environ.update(capped_threads_environment(threads))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    target(channel, *args)
 
 
 def report_failure(queue, exc: BaseException) -> None:
     """Called by a child function in its `except BaseException` block."""
-    queue.put(("error", type(exc).__name__, str(exc), traceback.format_exc(), getattr(exc, "exit_code", 1)))
+    user_fixable = isinstance(exc, KeelError) and not isinstance(exc, (IntegrityError, Cancelled))
+    queue.put(("error", type(exc).__name__, str(exc), traceback.format_exc(), user_fixable))
 
 
 def run_in_child(target, args: tuple, *, cancel_event=None, progress=None, cancelled_message: str = "cancelled",
@@ -49,9 +53,8 @@ def run_in_child(target, args: tuple, *, cancel_event=None, progress=None, cance
     terminates the child within ~poll_seconds and raises Cancelled."""
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
-    with capped_threads_environment():
-        child = context.Process(target=target, args=(channel, *args), daemon=True, name=name)
-        child.start()
+    child = context.Process(target=_child_main, args=(channel, CHILD_THREADS, target, args), daemon=True, name=name)
+    child.start()
     try:
         while True:
             if cancel_event is not None and cancel_event.is_set():
@@ -69,9 +72,9 @@ def run_in_child(target, args: tuple, *, cancel_event=None, progress=None, cance
                 child.join(5)
                 return message[1]
             else:
-                _, error_name, text, trace, exit_code = message
+                _, error_name, text, trace, user_fixable = message
                 log.error("%s in a child process failed:\n%s", name or "work", trace)
-                if exit_code == 2:
+                if user_fixable:
                     raise KeelError(text)
                 raise RuntimeError(f"{error_name}: {text}")
     finally:

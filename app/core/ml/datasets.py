@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.core.domain.data_files import CSV_SUFFIXES, GZIP_SUFFIX, PARQUET_SUFFIXES
 from app.core.domain.errors import ValidationError
 
 DEFAULT_MAX_FILE_MB = 512
@@ -29,8 +30,6 @@ TRUE_TOKENS = {"true", "yes", "t", "y"}
 FALSE_TOKENS = {"false", "no", "f", "n"}
 # How a boolean column reads a (lower-cased, stripped) cell; anything else is unreadable.
 BOOLEAN_VALUES = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
-CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 MIN_TRAINING_ROWS = 20
 MAX_STORED_CATEGORIES = 500
 TYPE_AGREEMENT = 0.95  # share of non-missing cells that must parse for a column to get a kind
@@ -59,7 +58,7 @@ def file_kind(path: Path) -> str:
         return "parquet"
     if name.endswith(CSV_SUFFIXES):
         return "csv"
-    if name.endswith(tuple(s + ".gz" for s in CSV_SUFFIXES)):
+    if name.endswith(tuple(s + GZIP_SUFFIX for s in CSV_SUFFIXES)):
         return "csv.gz"
     suffix = "".join(path.suffixes[-2:]) or "(none)"
     raise ValidationError(

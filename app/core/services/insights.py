@@ -13,6 +13,7 @@ from app.core.domain.settings import (
 
 MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
+SPARKLINE_POINTS = 50
 
 
 def _production_model_version(keel, project: dict) -> tuple[dict | None, dict | None]:
@@ -23,9 +24,7 @@ def _production_model_version(keel, project: dict) -> tuple[dict | None, dict | 
 
 
 def last_monitor_value(keel, project: dict) -> dict | None:
-    return keel.registry.query_one(
-        "SELECT id, at, value, estimated_value, drift_share, model_version_id FROM monitor_results "
-        "WHERE project_id = ? ORDER BY id DESC LIMIT 1", (project["id"],))
+    return keel.registry.last_monitor_result(project["id"])
 
 
 def health(keel, name: str) -> dict:
@@ -82,9 +81,7 @@ def production_card(keel, name: str) -> dict:
                               "by": deployment["by"], "reason": deployment["reason"],
                               "is_rollback": bool(deployment["is_rollback"]), "metrics": metrics,
                               "sha256": model_version["sha256"], "notes": model_version["notes"]}
-    rows = keel.registry.query(
-        "SELECT value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT 50",
-        (project["id"],))
+    rows = keel.registry.recent_monitor_values(project["id"], SPARKLINE_POINTS)
     card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
                          if r["value"] is not None or r["estimated_value"] is not None]
     return card

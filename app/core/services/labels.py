@@ -45,7 +45,7 @@ def add_labels(keel, name: str, file_path: str | os.PathLike, by: str = "user") 
     labels_by_id = pd.Series(labels[~duplicated].to_numpy(), index=ids[~duplicated].to_numpy())
     counts = {"rows": len(raw.frame), "joined": 0, "unknown": 0, "duplicate": int(duplicated.sum()),
               "already_labelled": 0, "unreadable": unreadable}
-    with keel._locked(name):
+    with keel.holding_project_lock(name):
         joined = _join(keel, project, settings.id_column, labels_by_id.index.tolist(), counts)
         frame = _labelled_frame(joined, labels_by_id, schema, settings.id_column)
         counts["joined"] = len(frame)

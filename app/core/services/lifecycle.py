@@ -12,14 +12,17 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
-from app.core.domain.errors import KeelError, NotFoundError, ValidationError
+from app.core.domain.entities import Event, TrainingData
+from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
 from app.core.fileio import (
@@ -30,8 +33,9 @@ from app.core.fileio import (
     stage_bytes,
     write_text_atomic,
 )
+from app.core.services.cache import BoundedCache
 from app.core.services.paths import check_output_path, user_output
-from app.core.store.registry import Registry
+from app.core.store.registry import NewFiles, Registry
 from app.core.store.workspace import FileLock, Workspace, project_lock
 
 log = logging.getLogger("keel.lifecycle")
@@ -40,9 +44,11 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
     import pandas as pd
 
     from app.core.ml import datasets
+    from app.core.ml.training import FitResult
 
 REFERENCE_TRAIN_ROWS = 20_000
 RECENT_EVENTS = 8
+DRIFT_REFERENCES_KEPT = 8
 
 
 @dataclass
@@ -56,6 +62,40 @@ class LoadedModel:
         return self.model_version["version"]
 
 
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class _Training:
+    """One training of a project, from taking its version number to committing it."""
+
+    project: dict
+    settings: ProjectSettings
+    version: int
+    data: TrainingData
+    model_path: Path
+    by: str
+    reason: str
+    cancel_event: threading.Event | None
+    report: Progress
+
+    @property
+    def reference_path(self) -> Path:
+        return self.model_path.with_suffix(".reference.parquet")
+
+
+@dataclass(frozen=True)
+class _TrainedModel:
+    result: FitResult
+    sha256: str
+    started_at: str
+    seconds: float
+
+
 class Keel:
     """One workspace: its registry and its files."""
 
@@ -64,6 +104,7 @@ class Keel:
         which reports them as they are)."""
         self.workspace = workspace
         self.registry = Registry(workspace.registry_path)
+        self.drift_references: BoundedCache = BoundedCache(DRIFT_REFERENCES_KEPT)  # prepared by monitoring
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
@@ -112,7 +153,10 @@ class Keel:
         return self.registry.change_stamp()
 
     @contextmanager
-    def _locked(self, project: str):
+    def holding_project_lock(self, project: str):
+        """The project's cross-process lock, held for the block: lifecycle work on one project runs one at a
+        time across processes. A flock: a block that holds it calls the *_holding_lock methods, never the
+        ones that take it again."""
         with project_lock(self.workspace, project):
             yield
 
@@ -122,7 +166,7 @@ class Keel:
         from app.core.ml import datasets, training
 
         check_project_name(name)
-        if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
+        if self.registry.find_project(name) is not None:
             raise KeelError(f"project {name!r} already exists")
         raw = datasets.read_table(data_path)
         id_column = (settings or {}).get("id_column")
@@ -138,15 +182,15 @@ class Keel:
         batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
         training.check_trainable(batch.frame, schema, raw.source)
         schema["classes"] = self._classes(batch.frame, schema)
-        with self._locked(name):
+        with self.holding_project_lock(name):
             # again under the lock: another process may have created it since the check above, and
             # writing v1.parquet now would replace that project's data (then delete it on failure)
-            if self.registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)):
+            if self.registry.find_project(name) is not None:
                 raise KeelError(f"project {name!r} already exists")
             dataset_path = self.workspace.dataset_dir(name) / "v1.parquet"
-            datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), dataset_path)
-            try:
-                with self.registry.transaction():
+            with self.registry.files_then_rows() as files:
+                datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), files.add(dataset_path))
+                with files.commit():
                     project_id = self.registry.insert_project(
                         name, task, target, project_settings.metric, schema, project_settings.to_dict())
                     project = self.registry.project(name)
@@ -157,9 +201,6 @@ class Keel:
                     self.registry.add_event(project, "project_created",
                                             f"project {name} created from {raw.source} ({batch.rows} rows, target {target}, {task})",
                                             by, {"schema_features": schema["features"], "warnings": batch.warnings})
-            except BaseException:
-                dataset_path.unlink(missing_ok=True)
-                raise
         for folder in ("inbox", "inbox/processed", "inbox/rejected"):
             (self.workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
         return {"project": name, "task": task, "target": target, "dataset_version": 1, "rows": batch.rows,
@@ -190,7 +231,7 @@ class Keel:
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         from app.core.ml import training
 
-        with self._locked(name):
+        with self.holding_project_lock(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
             merged = {**current, **changes}
@@ -235,7 +276,7 @@ class Keel:
         return result
 
     def delete_project(self, name: str, by: str = "user") -> None:
-        with self._locked(name):
+        with self.holding_project_lock(name):
             project = self.project(name)
             with self.registry.transaction():
                 self.registry.add_event(project, "project_deleted", f"project {name} deleted", by)
@@ -264,7 +305,7 @@ class Keel:
         batch = datasets.clean(raw, schema, purpose="ingest",
                                id_column=ProjectSettings.from_dict(project["settings"]).id_column)
         digest = datasets.content_hash(batch.frame, batch.row_hashes)
-        with self._locked(name):
+        with self.holding_project_lock(name):
             existing = self.registry.dataset_version_by_hash(project["id"], digest)
             if existing:
                 return {"dataset_version": existing["version"], "rows": existing["rows"],
@@ -272,21 +313,16 @@ class Keel:
                         "warnings": batch.warnings + [f"{raw.source}: same content as dataset version {existing['version']}; nothing stored"],
                         "duplicate_of": existing["version"]}
             version = self.registry.next_number("dataset_versions", project["id"])
-            parent = self.registry.query_one(
-                "SELECT id FROM dataset_versions WHERE project_id = ? ORDER BY version DESC LIMIT 1", (project["id"],))
+            parent_id = self.registry.latest_dataset_version_id(project["id"])
             path = self.workspace.dataset_dir(name) / f"v{version}.parquet"
-            datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), path)
-            try:
-                with self.registry.transaction():
-                    self._insert_dataset(project, batch, digest, path, version, parent["id"] if parent else None,
-                                        raw.source)
+            with self.registry.files_then_rows() as files:
+                datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), files.add(path))
+                with files.commit():
+                    self._insert_dataset(project, batch, digest, path, version, parent_id, raw.source)
                     self.registry.add_event(project, "data_ingested",
                                             f"dataset v{version} from {raw.source}: {batch.rows} rows, "
                                             f"{batch.labelled_rows} labelled", by,
                                             {"dataset_version": version, "warnings": batch.warnings})
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
         return {"dataset_version": version, "rows": batch.rows, "labelled": batch.labelled,
                 "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "duplicate_of": None}
 
@@ -294,8 +330,7 @@ class Keel:
         from app.core.ml import datasets
 
         project = self.project(name)
-        row = self.registry.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?",
-                                      (project["id"], version))
+        row = self.registry.dataset_version(project["id"], version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
         return datasets.read_frame(self.workspace.root / row["path"])
@@ -337,83 +372,77 @@ class Keel:
         return combined, used
 
     # ================================================================ training
-    def train(self, name: str, by: str = "user", reason: str = "", in_subprocess: bool = False,
-              cancel_event=None, progress=None, frame: pd.DataFrame | None = None,
-              dataset_versions_used: list[int] | None = None, alias: str | None = None,
-              seed: int | None = None) -> dict:
-        from app.core.ml import artifacts
-
-        report = progress or (lambda fraction, message: None)
+    def train(self, name: str, by: str = "user", reason: str = "", progress: Progress | None = None,
+              data: TrainingData | None = None, cancel_event: threading.Event | None = None) -> dict:
+        """Train a new version. data: rows to train on instead of the project's training window.
+        cancel_event: fit in a child process that setting the event stops at once (nothing is saved)."""
+        report = progress or _no_progress
         project = self.project(name)
-        settings = ProjectSettings.from_dict(project["settings"])
-        seed = settings.seed if seed is None else seed
-        if frame is None:
-            frame, dataset_versions_used = self.training_frame(name)
-        report(0.02, f"preparing {len(frame)} rows")
-        with self._locked(name):
-            version = self.registry.next_number("model_versions", project["id"])
-            final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
-            if final_path.exists():
-                # no registry row names this version (it is MAX + 1): a file left by a train that was
-                # killed between writing it and committing (a GUI cancel terminates the process).
-                # Refusing here blocked every later train of the project; keep it aside, never delete.
-                orphan = final_path.with_name(f"{final_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-                os.replace(final_path, orphan)
-                import logging
-
-                logging.getLogger("keel.lifecycle").warning(
-                    "%s was not registered (an interrupted train); moved aside to %s", final_path, orphan.name)
-            started_at = utc_now()
-            started = time.perf_counter()
-            created: list[Path] = []
-            try:
-                result = self._fit(frame, project, settings, seed, final_path, in_subprocess, cancel_event, report, created)
-                sha256 = artifacts.dump_model(result.pipeline, final_path) if result.pipeline is not None else None
-                created.append(final_path)
-                if sha256 is None:
-                    from app.core.fileio import sha256_file
-
-                    sha256 = sha256_file(final_path)
-                reference_path = final_path.with_suffix(".reference.parquet")
-                self._write_reference(frame, project, result, reference_path, seed)
-                created.append(reference_path)
+        if data is None:
+            data = TrainingData(*self.training_frame(name))
+        report(0.02, f"preparing {len(data.frame)} rows")
+        with self.holding_project_lock(name):
+            training = self._new_training(project, data, by, reason, cancel_event, report)
+            with self.registry.files_then_rows() as files:
+                trained = self._fit(training, files)
+                self._write_reference(training, trained.result, training.reference_path)
+                files.add(training.reference_path)
                 if cancel_event is not None and cancel_event.is_set():
-                    from app.core.domain.errors import Cancelled
-
                     raise Cancelled("training cancelled; nothing was saved")
-                seconds = time.perf_counter() - started
-                run_id = self._record_training(project, version, final_path, sha256, result, settings, seed,
-                                               started_at, seconds, dataset_versions_used or [], by, reason, alias)
-            except BaseException:
-                for path in created:
-                    path.unlink(missing_ok=True)
-                raise
-        report(1.0, f"v{version} registered")
-        return {"version": version, "metrics": result.metrics, "run_id": run_id, "seconds": round(seconds, 3)}
+                run_id = self._record_training(training, trained, files)
+        report(1.0, f"v{training.version} registered")
+        return {"version": training.version, "metrics": trained.result.metrics, "run_id": run_id,
+                "seconds": round(trained.seconds, 3)}
 
-    def _fit(self, frame, project, settings, seed, final_path, in_subprocess, cancel_event, report, created):
-        from app.core.ml import training
+    def _new_training(self, project: dict, data: TrainingData, by: str, reason: str,
+                      cancel_event: threading.Event | None, report: Progress) -> _Training:
+        """The next version's number and model path (under the project lock)."""
+        version = self.registry.next_number("model_versions", project["id"])
+        model_path = self.workspace.artifact_dir(project["name"]) / f"v{version}.skops"
+        if model_path.exists():
+            # no registry row names this version (it is MAX + 1): a file left by a train that was
+            # killed between writing it and committing (a GUI cancel terminates the process).
+            # Refusing here blocked every later train of the project; keep it aside, never delete.
+            orphan = model_path.with_name(f"{model_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+            os.replace(model_path, orphan)
+            log.warning("%s was not registered (an interrupted train); moved aside to %s", model_path, orphan.name)
+        return _Training(project=project, settings=ProjectSettings.from_dict(project["settings"]), version=version,
+                         data=data, model_path=model_path, by=by, reason=reason, cancel_event=cancel_event,
+                         report=report)
 
-        schema = project["schema"]
-        if not in_subprocess:
-            return training.fit_and_evaluate(frame, schema, settings.preset, settings.params, seed,
-                                             settings.cv_folds, progress=report)
-        tmp_path = final_path.with_name(f".{final_path.name}.{os.getpid()}.partial")
-        created.append(tmp_path)
-        result = training.fit_cancellable(frame, schema, settings.preset, settings.params, seed, settings.cv_folds,
-                                          tmp_path, cancel_event=cancel_event, progress=report)
-        if final_path.exists():
-            raise KeelError(f"{final_path} already exists; Keel never overwrites a model file")
-        os.replace(tmp_path, final_path)
-        return result
+    def _fit(self, training: _Training, files: NewFiles) -> _TrainedModel:
+        """Fit and evaluate, and write the model file (listed in files)."""
+        from app.core.ml import artifacts
+        from app.core.ml import training as ml
 
-    def _write_reference(self, frame, project, result, path, seed) -> None:
+        started_at, started = utc_now(), time.perf_counter()
+        settings, schema, frame = training.settings, training.project["schema"], training.data.frame
+        if training.cancel_event is None:
+            result = ml.fit_and_evaluate(frame, schema, settings.preset, settings.params, settings.seed,
+                                         settings.cv_folds, progress=training.report)
+            sha256 = artifacts.dump_model(result.pipeline, training.model_path)
+            files.add(training.model_path)
+        else:  # the child writes the model file: a cancel kills it, never a half-written file
+            partial = files.add(training.model_path.with_name(f".{training.model_path.name}.{os.getpid()}.partial"))
+            result = ml.fit_cancellable(frame, schema, settings.preset, settings.params, settings.seed,
+                                        settings.cv_folds, partial, cancel_event=training.cancel_event,
+                                        progress=training.report)
+            if training.model_path.exists():
+                raise KeelError(f"{training.model_path} already exists; Keel never overwrites a model file")
+            os.replace(partial, training.model_path)
+            files.add(training.model_path)
+            sha256 = (artifacts.dump_model(result.pipeline, training.model_path) if result.pipeline is not None
+                      else sha256_file(training.model_path))
+        return _TrainedModel(result=result, sha256=sha256, started_at=started_at,
+                             seconds=time.perf_counter() - started)
+
+    def _write_reference(self, training: _Training, result, path: Path) -> None:
         """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
         import pandas as pd
 
         from app.core.ml import datasets
 
-        schema = project["schema"]
+        schema, frame, seed = training.project["schema"], training.data.frame, training.settings.seed
         labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
         split = pd.Series("train", index=labelled.index)
@@ -425,30 +454,28 @@ class Keel:
         reference = pd.concat([train_part, reference[reference["__split__"] == "holdout"]], ignore_index=True)
         datasets.write_frame(datasets.to_storage_frame(reference, schema).assign(__split__=reference["__split__"].to_numpy()), path)
 
-    def _record_training(self, project, version, final_path, sha256, result, settings, seed, started_at, seconds,
-                         dataset_versions_used, by, reason, alias) -> int:
-        from app.core.ml import training
+    def _record_training(self, training: _Training, trained: _TrainedModel, files: NewFiles) -> int:
+        from app.core.ml import training as ml
 
-        registry = self.registry
-        with registry.transaction():
+        registry, project, settings, result = self.registry, training.project, training.settings, trained.result
+        seed, used, version = settings.seed, training.data.dataset_versions, training.version
+        with files.commit():
             run_id = registry.insert_run(
-                project["id"], "train", preset=settings.preset, seed=seed, started_at=started_at,
-                finished_at=utc_now(), seconds=seconds, dataset_versions=dataset_versions_used,
-                library_versions=training.library_versions())
+                project["id"], "train", preset=settings.preset, seed=seed, started_at=trained.started_at,
+                finished_at=utc_now(), seconds=trained.seconds, dataset_versions=used,
+                library_versions=ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
                                          "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4)})
             registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
-            model_version_id = registry.insert_model_version(
+            registry.insert_model_version(
                 project_id=project["id"], version=version, run_id=run_id,
-                artifact_path=str(final_path.relative_to(self.workspace.root)), sha256=sha256)
-            if alias:
-                registry.set_alias(project["id"], alias, model_version_id)
+                artifact_path=str(training.model_path.relative_to(self.workspace.root)), sha256=trained.sha256)
             metric = project["metric"]
             registry.add_event(project, "model_trained",
                                f"v{version} trained ({settings.preset}): {metric} {result.metrics.get(metric, float('nan')):.4f}"
-                               + (f" — {reason}" if reason else ""),
-                               by, {"version": version, "run_id": run_id, "metrics": result.metrics,
-                                    "dataset_versions": dataset_versions_used, "seed": seed})
+                               + (f" — {training.reason}" if training.reason else ""),
+                               training.by, {"version": version, "run_id": run_id, "metrics": result.metrics,
+                                             "dataset_versions": used, "seed": seed})
         return run_id
 
     # ================================================================ models
@@ -502,16 +529,14 @@ class Keel:
             metrics = training.evaluate_pipeline(model, project["task"], X, y)
         except Exception as exc:
             raise ValidationError(f"{source.name}: the model cannot score this project's data ({exc})") from None
-        with self._locked(name):
+        with self.holding_project_lock(name):
             version = self.registry.next_number("model_versions", project["id"])
             final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
-            with atomic_path(final_path) as tmp:
-                shutil.copyfile(source, tmp)
-            try:
-                from app.core.fileio import sha256_file
-
-                sha256 = sha256_file(final_path)
-                with self.registry.transaction():
+            with self.registry.files_then_rows() as files:
+                with atomic_path(final_path) as tmp:
+                    shutil.copyfile(source, tmp)
+                sha256 = sha256_file(files.add(final_path))
+                with files.commit():
                     run_id = self.registry.insert_run(project["id"], "import", preset="imported", seed=None,
                                                       finished_at=utc_now(), seconds=0.0,
                                                       library_versions=training.library_versions())
@@ -523,9 +548,6 @@ class Keel:
                         extra_trusted_types=accepted, notes=notes or f"imported from {source.name}")
                     self.registry.add_event(project, "model_imported", f"v{version} imported from {source.name}", by,
                                             {"version": version, "accepted_types": accepted, "metrics": metrics})
-            except BaseException:
-                final_path.unlink(missing_ok=True)
-                raise
         return {"version": version, "metrics": metrics, "accepted_types": accepted}
 
     def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
@@ -543,7 +565,7 @@ class Keel:
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        with self._locked(name):  # the production check and the write, with no deploy in between
+        with self.holding_project_lock(name):  # the production check and the write, with no deploy in between
             if archived and self.production_version(name) == version:
                 raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
             with self.registry.transaction():
@@ -553,10 +575,10 @@ class Keel:
 
     # ================================================================ deployment
     def deploy(self, name: str, version: int, by: str = "user", reason: str = "") -> dict:
-        with self._locked(name):
-            return self._deploy_locked(name, version, by, reason)
+        with self.holding_project_lock(name):
+            return self.deploy_holding_lock(name, version, by, reason)
 
-    def _deploy_locked(self, name: str, version: int, by: str = "user", reason: str = "",
+    def deploy_holding_lock(self, name: str, version: int, by: str = "user", reason: str = "",
                        extra_transaction_work=None) -> dict:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
@@ -601,7 +623,7 @@ class Keel:
         """Go back to the previous production model (or to an earlier deployed version)."""
         from app.core.ml import artifacts
 
-        with self._locked(name):
+        with self.holding_project_lock(name):
             project = self.project(name)
             current = self.registry.current_deployment(project["id"])
             if current is None:
@@ -651,7 +673,7 @@ class Keel:
 
     def rewrite_production_manifest(self, name: str) -> None:
         """Write production.json again from the registry (verify --repair, restore)."""
-        with self._locked(name):
+        with self.holding_project_lock(name):
             self._replace_manifest(self.project(name))
 
     def _manifest(self, project) -> dict | None:
@@ -810,9 +832,9 @@ class Keel:
                              "in_production": model_version["version"] == production,
                              "archived": bool(model_version["archived"]), "notes": model_version["notes"]})
         datasets_rows = self.registry.dataset_versions(project["id"])
-        last_result = self.registry.query_one(
-            "SELECT at, metric, value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT 1",
-            (project["id"],))
+        last_result = self.registry.last_monitor_result(project["id"])
+        if last_result is not None:
+            last_result = {key: last_result[key] for key in ("at", "metric", "value", "estimated_value")}
         return {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
                 "production_version": production, "versions": versions,
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
@@ -884,34 +906,36 @@ class Keel:
     def last_alert_id(self) -> int:
         return self.registry.last_alert_id()
 
-    def events(self, name: str) -> list[dict]:
+    def events(self, name: str) -> list[Event]:
         """The project's audit log, oldest first."""
         return self.registry.events(self.project(name)["id"])
 
-    def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[dict]:
+    def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[Event]:
         return self.registry.recent_events(self.project(name)["id"], limit)
 
     def history(self, name: str) -> dict:
         project = self.project(name)
-        events = [{"id": e["id"], "at": e["at"], "kind": e["kind"], "by": e["by"], "message": e["message"],
-                   "details": e["details"]} for e in self.registry.events(project["id"])]
+        events = [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message, "details": e.details}
+                  for e in self.registry.events(project["id"])]
         return {"project": name, "events": events}
 
     def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:
         project = self.project(name)
-        alert = self.registry.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project["id"]))
+        alert = self.registry.alert(project["id"], alert_id)
         if alert is None:
             raise NotFoundError(f"unknown alert {alert_id} for project {name!r}")
         with self.registry.transaction():
             # re-read under the write lock: a monitoring cycle may have closed it (recovered) meanwhile,
             # and the audit log must not say "acknowledged" for an alert that was not
-            status = self.registry.query_one("SELECT status FROM alerts WHERE id = ?", (alert_id,))["status"]
+            status = self.registry.alert_status(alert_id)
             if status != "open":
                 raise KeelError(f"alert {alert_id} ({alert['rule']}) is already {status}; nothing to acknowledge")
             self.registry.close_alert(alert_id, "acknowledged")
             self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
 
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
+    # These services are imported on first use because they load pandas and scikit-learn, which
+    # read-only commands never need; they do not import this module (an import-linter contract).
     def sweep_inbox(self, name: str, by: str = "scheduler") -> list[dict]:
         """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason)."""
         from app.core.services import inbox

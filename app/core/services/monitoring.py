@@ -19,8 +19,6 @@ no threshold set) leaves its alert as it is.
 """
 
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +47,6 @@ RULE_SEVERITY = {
     "labels_late": "warning",
 }
 CHANGE_RULES = ("metric_threshold", "metric_drop", "drift_share")  # an alert of these marks a change point
-CACHE_SIZE = 8
 
 
 @dataclass
@@ -87,26 +84,12 @@ class CycleResult:
 
 
 # --------------------------------------------------------------------------- reference cache
-_cache: "OrderedDict[str, drift.DriftReference]" = OrderedDict()
-_cache_guard = threading.Lock()
-
-
 def reference_for(keel, loaded) -> drift.DriftReference:
-    """The prepared reference of a model, built once per model version. The file's sha256 alone
-    is not a key: one skops file imported into two projects (or workspaces) has one hash but two
-    references (an imported model's reference is its project's training data)."""
-    key = (str(keel.workspace.root), loaded.project["name"], loaded.model_version["id"],
-           loaded.model_version["sha256"])
-    with _cache_guard:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    reference = prepare_reference(keel, loaded)
-    with _cache_guard:
-        _cache[key] = reference
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return reference
+    """The prepared reference of a model, built once per model version (the workspace's Keel keeps
+    them). The file's sha256 alone is not a key: one skops file imported into two projects has one
+    hash but two references (an imported model's reference is its project's training data)."""
+    key = (loaded.project["name"], loaded.model_version["id"], loaded.model_version["sha256"])
+    return keel.drift_references.get_or_build(key, lambda: prepare_reference(keel, loaded))
 
 
 def prepare_reference(keel, loaded) -> drift.DriftReference:

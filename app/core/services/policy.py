@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import TrainingData
 from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml import datasets, training
@@ -514,7 +515,7 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
     training.check_trainable(train_part, project["schema"], f"the challenger's training window ({window.description})")
     reason = f"policy retrain on {window.description}: " + "; ".join(reasons)
     report(0.3, f"training a challenger on {len(train_part)} rows")
-    trained = keel.train(name, by="policy", reason=reason, frame=train_part, dataset_versions_used=used,
+    trained = keel.train(name, by="policy", reason=reason, data=TrainingData(train_part, used),
                          progress=lambda f, m: report(0.3 + 0.5 * f, m))
     with keel.registry.transaction():
         keel.registry.log_params(trained["run_id"], {"training_window": window.name,
@@ -567,7 +568,7 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
         decision, message = "retrained_waiting", f"{numbers}: waits for approval (keel approve {name})"
     # under the project lock (every deploy and rollback takes it): production cannot change between
     # the check that it is still the champion the challenger was gated against and the decision's write
-    with keel._locked(name):
+    with keel.holding_project_lock(name):
         production_version = keel.production_version(name)
         if production_version != champion_version:
             details = {**details, "production_version": production_version}
@@ -585,7 +586,7 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
             keel.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
 
         if decision == "retrained_deployed":  # the deployment and the decision: one transaction
-            keel._deploy_locked(name, version, by="policy", reason=message, extra_transaction_work=record)
+            keel.deploy_holding_lock(name, version, by="policy", reason=message, extra_transaction_work=record)
         else:
             with keel.registry.transaction():
                 record(project)

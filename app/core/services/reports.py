@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.core.domain.clock import utc_now
+from app.core.domain.entities import Event
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml.training import PRESET_LABELS
@@ -105,8 +106,8 @@ def model_card(keel, project: dict, version: int) -> dict:
         "importance_kind": scored["importance_kind"],
         "importances": sorted(scored["importances"].items(), key=lambda item: -abs(item[1])),
         "later_data": compared["common"] and {**compared["common"], "metrics": scored.get("common_metrics", {})},
-        "gate": [_decision(e) for e in events if e["kind"] == "retrain_decision"
-                 and e["details"].get("challenger_version") == version],
+        "gate": [_decision(e) for e in events if e.kind == "retrain_decision"
+                 and e.details.get("challenger_version") == version],
         "deployments": _deployments_of(registry.deployments(project["id"]), version),
         "library_versions": run["library_versions"] if run else {},
         "sha256": model_version["sha256"], "artifact": Path(model_version["artifact_path"]).name,
@@ -114,16 +115,16 @@ def model_card(keel, project: dict, version: int) -> dict:
     }
 
 
-def _first(events: list[dict], kind: str, version: int) -> dict | None:
+def _first(events: list[Event], kind: str, version: int) -> dict | None:
     for event in events:
-        if event["kind"] == kind and event["details"].get("version") == version:
-            return {"at": event["at"], "by": event["by"], "message": event["message"]}
+        if event.kind == kind and event.details.get("version") == version:
+            return {"at": event.at, "by": event.by, "message": event.message}
     return None
 
 
-def _decision(event: dict) -> dict:
-    details = event["details"]
-    return {"at": event["at"], "by": event["by"], "message": event["message"],
+def _decision(event: Event) -> dict:
+    details = event.details
+    return {"at": event.at, "by": event.by, "message": event.message,
             "decision": details.get("decision", ""), "champion_version": details.get("champion_version"),
             "champion_value": details.get("champion_value"), "challenger_value": details.get("challenger_value"),
             "gate_rows": details.get("gate_rows"), "test": details.get("test"), "p_value": details.get("p_value"),
@@ -182,9 +183,9 @@ def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
         "distributions": _distributions(keel, project, results, features),
         "alerts": [{k: a[k] for k in ("id", "rule", "severity", "opened_at", "message", "status", "closed_at")}
                    for a in alerts],
-        "decisions": [{"at": e["at"], "kind": e["kind"], "by": e["by"], "message": e["message"]}
+        "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
                       for e in registry.events(project["id"])
-                      if e["kind"] in DECISION_EVENTS and _in_period(e["at"], start, end)],
+                      if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)],
     }
 
 

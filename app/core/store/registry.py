@@ -9,12 +9,13 @@ savepoints).
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
+from app.core.domain.entities import Event
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_STATE_SCHEMA
 
@@ -353,6 +354,23 @@ def _loads(text: str | None, default: Any) -> Any:
     return json.loads(text) if text else default
 
 
+class NewFiles:
+    """Files written for rows not committed yet: see Registry.files_then_rows."""
+
+    def __init__(self, registry: "Registry"):
+        self.paths: list[Path] = []
+        self._registry = registry
+
+    def add(self, path: Path) -> Path:
+        """List a file this block has written (never one that was there before it)."""
+        self.paths.append(Path(path))
+        return path
+
+    def commit(self):
+        """The transaction that records the rows naming the files."""
+        return self._registry.transaction()
+
+
 class Registry:
     """Repository over the registry database. Safe to share across threads."""
 
@@ -426,6 +444,20 @@ class Registry:
                 # commit, and hold the write lock against every other connection
                 conn.rollback()
                 raise
+
+    @contextmanager
+    def files_then_rows(self) -> Iterator[NewFiles]:
+        """Write files, then commit their rows in one transaction. The block writes each file (each
+        one atomically) and lists it with add(), then records the rows under commit(). If anything
+        in the block fails (a write, a check, a cancel, the commit itself), every listed file is
+        removed: no file is left behind that no row names."""
+        files = NewFiles(self)
+        try:
+            yield files
+        except BaseException:
+            for path in files.paths:
+                path.unlink(missing_ok=True)
+            raise
 
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
         cursor = self.conn.execute(sql, tuple(params))
@@ -517,6 +549,18 @@ class Registry:
             "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) "
             "AND NOT EXISTS (SELECT 1 FROM late_labels l WHERE l.dataset_version_id = d.id) ORDER BY d.version",
             (project_id, since))
+
+    def dataset_version(self, project_id: int, version: int) -> dict | None:
+        row = self.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?", (project_id, version))
+        if row is not None:
+            row["report"] = _loads(row.pop("report_json"), {})
+        return row
+
+    def latest_dataset_version_id(self, project_id: int) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM dataset_versions WHERE project_id = ? ORDER BY version DESC LIMIT 1", (project_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> dict | None:
         return self.query_one(
@@ -662,6 +706,21 @@ class Registry:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self.db["monitor_results"].insert(fields).last_pk
+
+    def last_monitor_result(self, project_id: int) -> dict | None:
+        """The newest monitoring result: id, at, metric, value, estimated_value, drift_share, model_version_id."""
+        return self.query_one(
+            "SELECT id, at, metric, value, estimated_value, drift_share, model_version_id FROM monitor_results "
+            "WHERE project_id = ? ORDER BY id DESC LIMIT 1",
+            (project_id,),
+        )
+
+    def recent_monitor_values(self, project_id: int, limit: int) -> list[dict]:
+        """value and estimated_value of the newest `limit` results, newest first."""
+        return self.query(
+            "SELECT value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+            (project_id, limit),
+        )
 
     def monitor_results(self, project_id: int, after_id: int = 0) -> list[dict]:
         rows = self.query(
@@ -855,6 +914,13 @@ class Registry:
     def alerts(self, project_id: int) -> list[dict]:
         return self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id", (project_id,))
 
+    def alert(self, project_id: int, alert_id: int) -> dict | None:
+        return self.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
+
+    def alert_status(self, alert_id: int) -> str | None:
+        row = self.conn.execute("SELECT status FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return row[0] if row else None
+
     def open_alerts_after(self, alert_id: int) -> list[dict]:
         """Open alerts of every project with an id above alert_id, oldest first, with their project's name."""
         return self.query(
@@ -892,20 +958,22 @@ class Registry:
             )
         ).last_pk
 
-    def recent_events(self, project_id: int, limit: int) -> list[dict]:
-        """The project's newest events, newest first: at, kind, by, message."""
-        return self.query(
-            "SELECT at, kind, by, message FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit)
-        )
+    def recent_events(self, project_id: int, limit: int) -> list[Event]:
+        """The project's newest events, newest first."""
+        rows = self.query("SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit))
+        return [self._event(row) for row in rows]
 
-    def events(self, project_id: int | None = None, after_id: int = 0) -> list[dict]:
+    def events(self, project_id: int | None = None, after_id: int = 0) -> list[Event]:
         if project_id is None:
             rows = self.query("SELECT * FROM events WHERE id > ? ORDER BY id", (after_id,))
         else:
             rows = self.query("SELECT * FROM events WHERE project_id = ? AND id > ? ORDER BY id", (project_id, after_id))
-        for row in rows:
-            row["details"] = _loads(row.pop("details_json"), {})
-        return rows
+        return [self._event(row) for row in rows]
+
+    @staticmethod
+    def _event(row: dict) -> Event:
+        return Event(id=row["id"], project_id=row["project_id"], project_name=row["project_name"], at=row["at"],
+                     kind=row["kind"], by=row["by"], message=row["message"], details=_loads(row["details_json"], {}))
 
     # ----------------------------------------------------------------- schedules
     def schedule(self, project_id: int) -> dict | None:

@@ -165,10 +165,7 @@ def shield_none_refcount() -> None:
 
 
 def configure_process() -> None:
-    shield_none_refcount()
-    # Workers hand the GIL back sooner, so the GUI thread waits at most ~1 ms for it
-    # when a worker runs Python code (the default is 5 ms: a third of a frame).
-    sys.setswitchinterval(0.001)
+    shield_none_refcount()  # the job runner sets the switch interval its workers need
 
 
 def run(workspace: str | None = None) -> int:

@@ -28,7 +28,14 @@ from PySide6.QtWidgets import (
 )
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-HEALTH_COLORS = {"ok": "#2e9d4f", "warning": "#d08a00", "alert": "#d0342c", "none": "#8a8a8a"}
+# The palette: every colour the window uses, by what it means.
+GOOD_COLOR = "#2e9d4f"
+WARNING_COLOR = "#d08a00"
+BAD_COLOR = "#d0342c"
+MUTED_COLOR = "#8a8a8a"
+ACCENT_COLOR = "#2d6cdf"
+DRIFT_COLOR = "#9b59b6"
+HEALTH_COLORS = {"ok": GOOD_COLOR, "warning": WARNING_COLOR, "alert": BAD_COLOR, "none": MUTED_COLOR}
 
 
 def local_time(iso: str | None) -> str:
@@ -313,7 +320,7 @@ class Banner(QFrame):
 
     def show_message(self, level: str, message: str, seconds: float = 10.0) -> None:
         self.history.append((level, message))
-        color = {"info": "#2d6cdf", "warning": "#d08a00", "error": "#d0342c"}.get(level, "#2d6cdf")
+        color = {"info": ACCENT_COLOR, "warning": WARNING_COLOR, "error": BAD_COLOR}.get(level, ACCENT_COLOR)
         self.setStyleSheet(f"QFrame#banner {{ border: 1px solid {color}; border-left: 5px solid {color}; border-radius: 3px; }}")
         self.label.setText(message)
         self.show()
@@ -378,7 +385,7 @@ class Sparkline(QWidget):
             pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
             painter.drawLine(QPointF(margin_left, y(self.threshold)), QPointF(margin_left + width, y(self.threshold)))
-        pen = QPen(QColor("#2d6cdf"))
+        pen = QPen(QColor(ACCENT_COLOR))
         pen.setWidthF(2.0)
         painter.setPen(pen)
         line = [QPointF(x(i), y(v)) for i, v in enumerate(self.values)]
@@ -386,6 +393,6 @@ class Sparkline(QWidget):
             painter.drawEllipse(line[0], 3, 3)
         else:
             painter.drawPolyline(line)
-            painter.setBrush(QColor("#2d6cdf"))
+            painter.setBrush(QColor(ACCENT_COLOR))
             painter.drawEllipse(line[-1], 3, 3)
         painter.end()

@@ -230,7 +230,7 @@ class Controller(QObject):
         name = self.project
 
         def work(job: Job):
-            return self.keel.train(name, in_subprocess=True, cancel_event=job.cancel_event, progress=job.report,
+            return self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
                                    reason="retrained from the desktop app")
 
         def done(result):

@@ -13,11 +13,13 @@ and reports with `job.report(fraction, message)`.
 
 import itertools
 import logging
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,9 @@ from app.core.domain.errors import Cancelled, KeelError
 log = logging.getLogger("keel.jobs")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+# While workers run Python code beside the GUI thread, they hand the GIL back after 1 ms, so
+# the GUI thread waits at most that long for it (Python's default, 5 ms, is a third of a frame).
+WORKER_SWITCH_INTERVAL = 0.001
 _ids = itertools.count(1)
 
 
@@ -60,6 +65,30 @@ class Job:
         return self.state in (QUEUED, RUNNING)
 
 
+class _SwitchInterval:
+    """The interpreter's switch interval is WORKER_SWITCH_INTERVAL while any job runner is open,
+    and what it was before once the last one is shut down."""
+
+    _open_runners = 0
+    _before: float | None = None
+    _guard = threading.Lock()
+
+    @classmethod
+    def runner_started(cls) -> None:
+        with cls._guard:
+            if cls._open_runners == 0:
+                cls._before = sys.getswitchinterval()
+                sys.setswitchinterval(min(cls._before, WORKER_SWITCH_INTERVAL))
+            cls._open_runners += 1
+
+    @classmethod
+    def runner_stopped(cls) -> None:
+        with cls._guard:
+            cls._open_runners -= 1
+            if cls._open_runners == 0 and cls._before is not None:
+                sys.setswitchinterval(cls._before)
+
+
 def describe_error(exc: BaseException) -> str:
     """One line a user can act on."""
     if isinstance(exc, KeelError):
@@ -81,9 +110,12 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._workers: list[threading.Thread] = []  # the threads of this runner's executors
+        self._futures: list[Future] = []
         self._jobs: list[Job] = []
         self._closed = False
         self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+        _SwitchInterval.runner_started()
 
     # ---------------------------------------------------------------- public API
     def submit(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
@@ -95,9 +127,11 @@ class JobRunner(QObject):
         self._jobs.append(job)
         executor = self._executors.get(queue)
         if executor is None:
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keel-job-{queue}")
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keel-job-{queue}",
+                                          initializer=self._register_worker)
             self._executors[queue] = executor
-        executor.submit(self._run, job)
+        self._futures = [future for future in self._futures if not future.done()]
+        self._futures.append(executor.submit(self._run, job))
         self.busy_changed.emit()
         return job
 
@@ -112,18 +146,25 @@ class JobRunner(QObject):
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel everything, wait for the workers to end. True when every thread has stopped."""
+        if not self._closed:
+            _SwitchInterval.runner_stopped()
         self._closed = True
         for job in self._jobs:
             job.cancel_event.set()
         for executor in self._executors.values():
             executor.shutdown(wait=False, cancel_futures=False)
-        stopped = True
-        for thread in list(threading.enumerate()):
-            if thread.name.startswith("keel-job-"):
-                thread.join(timeout)
-                stopped = stopped and not thread.is_alive()
+        # every job's future finishes on a worker that registered itself before running it
+        _, pending = wait_for_futures(self._futures, timeout)
+        stopped = not pending
+        for thread in list(self._workers):
+            thread.join(timeout)
+            stopped = stopped and not thread.is_alive()
         self._executors.clear()
         return stopped
+
+    def _register_worker(self) -> None:
+        """Runs first on each new worker thread of this runner."""
+        self._workers.append(threading.current_thread())
 
     # ---------------------------------------------------------------- worker side
     def _run(self, job: Job) -> None:

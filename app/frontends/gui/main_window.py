@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import RESOURCES
+from app import RESOURCES, __version__
+from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
 from app.demo import DEMO_PROJECT
 from app.frontends.gui import common
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
@@ -37,7 +38,6 @@ from app.frontends.gui.panels.overview import OverviewPanel
 
 log = logging.getLogger("keel.ui")
 
-DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet", ".pq")
 
 
 def app_icon() -> QIcon:
@@ -403,7 +403,7 @@ class MainWindow(QMainWindow):
 
     def add_data(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, f"Add data to {self.controller.project}", str(Path.home()),
-                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+                                              file_dialog_filter())
         if path:
             self.controller.ingest(path)
 
@@ -517,7 +517,7 @@ class MainWindow(QMainWindow):
                 return "not installed"
 
         QMessageBox.about(self, "About Keel", (
-            f"<h3>Keel {version('keel') if version('keel') != 'not installed' else '0.1.0'}</h3>"
+            f"<h3>Keel {__version__}</h3>"
             "<p>Offline MLOps for scikit-learn models: data, training, registry, deployment, monitoring.</p>"
             f"<p>Python {platform.python_version()} · Qt {qVersion()} · PySide6 {PySide6.__version__}<br>"
             f"scikit-learn {version('scikit-learn')} · pandas {version('pandas')} · numpy {version('numpy')}<br>"
@@ -540,7 +540,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event):
         urls = event.mimeData().urls()
-        if urls and all(u.isLocalFile() and u.toLocalFile().lower().endswith(DATA_SUFFIXES) for u in urls):
+        if urls and all(u.isLocalFile() and u.toLocalFile().lower().endswith(DATA_FILE_SUFFIXES) for u in urls):
             event.acceptProposedAction()
 
     def dropEvent(self, event):

@@ -4,6 +4,8 @@ import numpy as np
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
+from app.frontends.gui.common import ACCENT_COLOR
+
 _configured = False
 ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
 
@@ -80,7 +82,7 @@ class GrowingSeries:
         return self.y[:self.size].copy()
 
 
-def bar_chart(widget, labels: list[str], values: list[float], color: str = "#2d6cdf") -> None:
+def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCENT_COLOR) -> None:
     """Horizontal bars, largest on top."""
     lib = pg()
     widget.clear()

@@ -15,9 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.settings import POLICIES, PRESETS, higher_is_better, metrics_for
+from app.core.domain.settings import POLICIES, PRESETS, ProjectSettings, higher_is_better, metrics_for
 from app.frontends.gui.common import muted
 
+RETRAIN_ROWS_OFFERED = 1000  # the value shown when "retrain after N new labelled rows" is switched on
 POLICY_TEXT = {
     "off": "off — monitor only",
     "alert": "alert — open alerts, never retrain by itself",
@@ -43,53 +44,53 @@ class SettingsDialog(QDialog):
         self.setObjectName("settingsDialog")
         self.setMinimumWidth(560)
         self.task = project["task"]
-        settings = project["settings"]
-        self.original = dict(settings)
+        self.original = dict(project["settings"])
+        current = ProjectSettings.from_dict(project["settings"])  # its defaults fill any setting not stored
         from app.core.ml.training import PRESET_LABELS
 
         form = QFormLayout()
         self.preset = QComboBox()
         for preset in PRESETS[self.task]:
             self.preset.addItem(PRESET_LABELS.get(preset, preset), preset)
-        self.preset.setCurrentIndex(self.preset.findData(settings.get("preset")))
-        self.params = QPlainTextEdit("\n".join(f"{k}={v}" for k, v in (settings.get("params") or {}).items()))
+        self.preset.setCurrentIndex(self.preset.findData(current.preset))
+        self.params = QPlainTextEdit("\n".join(f"{k}={v}" for k, v in current.params.items()))
         self.params.setPlaceholderText("one KEY=VALUE per line, e.g. max_depth=6")
         self.params.setMaximumHeight(70)
         self.metric_box = QComboBox()
         for metric in metrics_for(self.task):
             self.metric_box.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
-        self.metric_box.setCurrentIndex(self.metric_box.findData(settings.get("metric")))
+        self.metric_box.setCurrentIndex(self.metric_box.findData(current.metric))
         self.threshold = QDoubleSpinBox(decimals=4, minimum=-1e9, maximum=1e9)
         self.use_threshold = QCheckBox("alert when crossed")
-        self.use_threshold.setChecked(settings.get("threshold") is not None)
-        self.threshold.setValue(settings.get("threshold") or 0.0)
+        self.use_threshold.setChecked(current.threshold is not None)
+        self.threshold.setValue(current.threshold or 0.0)
         self.threshold.setEnabled(self.use_threshold.isChecked())
         self.max_drop = QDoubleSpinBox(decimals=4, minimum=0, maximum=1e9, singleStep=0.01)
-        self.max_drop.setValue(settings.get("max_drop", 0.05))
+        self.max_drop.setValue(current.max_drop)
         self.drift_share = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1.0, singleStep=0.05)
-        self.drift_share.setValue(settings.get("drift_share", 0.3))
+        self.drift_share.setValue(current.drift_share)
         self.policy = QComboBox()
         for policy in POLICIES:
             self.policy.addItem(POLICY_TEXT.get(policy, policy), policy)
-        self.policy.setCurrentIndex(self.policy.findData(settings.get("policy", "alert")))
+        self.policy.setCurrentIndex(self.policy.findData(current.policy))
         self.retrain_rows = QSpinBox(minimum=1, maximum=10**9)
         self.use_retrain_rows = QCheckBox("retrain after")
-        self.use_retrain_rows.setChecked(settings.get("retrain_after_rows") is not None)
-        self.retrain_rows.setValue(settings.get("retrain_after_rows") or 1000)
+        self.use_retrain_rows.setChecked(current.retrain_after_rows is not None)
+        self.retrain_rows.setValue(current.retrain_after_rows or RETRAIN_ROWS_OFFERED)
         self.retrain_rows.setEnabled(self.use_retrain_rows.isChecked())
         self.retrain_rows.setSuffix(" new labelled rows")
-        window = settings.get("window")
+        window = current.window
         self.window_edit = QLineEdit("all" if window is None else str(window))
         self.window_edit.setPlaceholderText("all | N (the newest N rows) | adaptive")
         self.margin = QDoubleSpinBox(decimals=4, minimum=0, maximum=1e9, singleStep=0.005)
-        self.margin.setValue(settings.get("margin", 0.01))
+        self.margin.setValue(current.margin)
         self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.01)
-        self.alpha.setValue(settings.get("alpha", 0.05))
+        self.alpha.setValue(current.alpha)
         self.cv_folds = QSpinBox(minimum=0, maximum=20)
-        self.cv_folds.setValue(settings.get("cv_folds", 0))
+        self.cv_folds.setValue(current.cv_folds)
         self.cv_folds.setSpecialValueText("off")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
-        self.seed.setValue(settings.get("seed", 42))
+        self.seed.setValue(current.seed)
 
         form.addRow("Model preset", self.preset)
         form.addRow("Preset parameters", self.params)

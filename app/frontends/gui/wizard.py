@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.core.domain.data_files import file_dialog_filter
 from app.core.domain.project_name import is_valid_project_name
 from app.core.domain.settings import (
     PRESETS,
@@ -27,6 +28,7 @@ from app.core.domain.settings import (
     metrics_for,
 )
 from app.frontends.gui.common import (
+    BAD_COLOR,
     DataFrameModel,
     RecordsModel,
     fmt_number,
@@ -66,7 +68,7 @@ class FilePage(QWizardPage):
 
     def browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Data file", str(Path.home()),
-                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+                                              file_dialog_filter())
         if path:
             self.path.setText(path)
             self.load()
@@ -99,7 +101,7 @@ class FilePage(QWizardPage):
         def failed(message, details):
             if self.path.text().strip() == path:
                 self._loaded_path = None
-                self.status.setText(f"<span style='color:#d0342c'>Cannot use this file: {message}</span>")
+                self.status.setText(f"<span style='color:{BAD_COLOR}'>Cannot use this file: {message}</span>")
 
         self.wiz.controller.run("wizard", "read", f"Reading {Path(path).name}", read, on_done=done, on_error=failed)
 
@@ -207,7 +209,7 @@ class SchemaPage(QWizardPage):
         layout.addWidget(self.view, 1)
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #d0342c")
+        self.error.setStyleSheet(f"color: {BAD_COLOR}")
         layout.addWidget(self.error)
         self.schema = None
 

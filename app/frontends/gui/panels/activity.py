@@ -38,7 +38,7 @@ class ActivityPanel(Panel):
         self.model.set_rows([])
 
     def refresh(self) -> None:
-        rows = self.keel.events(self.project)
+        rows = [event.to_dict() for event in self.keel.events(self.project)]  # a table shows rows of named values
         self.model.set_rows(list(reversed(rows)))  # newest first; a header click sorts
         kinds = sorted({r["kind"] for r in rows})
         current = self.kind.currentText()

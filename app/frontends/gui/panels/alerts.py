@@ -3,6 +3,9 @@
 from PySide6.QtWidgets import QCheckBox, QPushButton
 
 from app.frontends.gui.common import (
+    BAD_COLOR,
+    MUTED_COLOR,
+    WARNING_COLOR,
     RecordsModel,
     local_time,
     make_table,
@@ -11,7 +14,7 @@ from app.frontends.gui.common import (
 )
 from app.frontends.gui.panels.base import Panel
 
-SEVERITY_COLORS = {"critical": "#d0342c", "error": "#d0342c", "warning": "#d08a00", "info": None}
+SEVERITY_COLORS = {"critical": BAD_COLOR, "error": BAD_COLOR, "warning": WARNING_COLOR, "info": None}
 
 
 class AlertsPanel(Panel):
@@ -32,7 +35,7 @@ class AlertsPanel(Panel):
             ("Opened", lambda r: local_time(r["opened_at"])), ("Severity", "severity"), ("Status", "status"),
             ("Rule", "rule"), ("Message", "message"), ("Closed", lambda r: local_time(r.get("closed_at"))),
         ])
-        self.model.row_colors = lambda r: SEVERITY_COLORS.get(r["severity"]) if r["status"] == "open" else "#8a8a8a"
+        self.model.row_colors = lambda r: SEVERITY_COLORS.get(r["severity"]) if r["status"] == "open" else MUTED_COLOR
         self.view, _ = make_table(self.model)
         self.view.setObjectName("alertsTable")
         self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())

@@ -3,6 +3,7 @@
 from PySide6.QtWidgets import QPushButton
 
 from app.frontends.gui.common import (
+    GOOD_COLOR,
     RecordsModel,
     confirm,
     fmt_value,
@@ -30,7 +31,7 @@ class DeploymentsPanel(Panel):
             ("Kind", lambda r: "rollback" if r["is_rollback"] else "deploy"), ("By", "by"),
             ("Metric at training", "training_value"), ("Reason", "reason"),
         ])
-        self.model.row_colors = lambda r: "#2e9d4f" if r["current"] else None
+        self.model.row_colors = lambda r: GOOD_COLOR if r["current"] else None
         self.view, _ = make_table(self.model)
         self.view.setObjectName("deploymentsTable")
         self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())

@@ -13,6 +13,8 @@ from PySide6.QtWidgets import (
 
 from app.core.domain.settings import metrics_for
 from app.frontends.gui.common import (
+    GOOD_COLOR,
+    MUTED_COLOR,
     RecordsModel,
     confirm,
     fmt_value,
@@ -92,7 +94,7 @@ class ModelsPanel(Panel):
             columns += [(m, (lambda r, m=m: r["metrics"].get(m))) for m in names]
             columns += [("Archived", lambda r: "archived" if r["archived"] else ""), ("Notes", "notes")]
             self.model.columns = columns
-        self.model.row_colors = lambda r: "#2e9d4f" if r["in_production"] else ("#8a8a8a" if r["archived"] else None)
+        self.model.row_colors = lambda r: GOOD_COLOR if r["in_production"] else (MUTED_COLOR if r["archived"] else None)
         self.model.set_rows(status["versions"])
         if self.proxy.sortColumn() < 0:
             self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)

@@ -20,6 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.frontends.gui.common import (
+    ACCENT_COLOR,
+    BAD_COLOR,
+    DRIFT_COLOR,
+    GOOD_COLOR,
+    WARNING_COLOR,
     RecordsModel,
     fmt_value,
     heading,
@@ -218,11 +223,11 @@ class MonitoringPanel(Panel):
             return
         self.metric_plot = plot_widget(title="Production metric over time", time_axis=True, height=220)
         self.metric_plot.addLegend(offset=(-10, 10))
-        actual = self.metric_plot.plot(name="measured (labelled batches)", pen={"color": "#2d6cdf", "width": 2},
-                                       symbol="o", symbolSize=6, symbolBrush="#2d6cdf")
-        estimated = self.metric_plot.plot(name="estimated (label-free)", pen={"color": "#d08a00", "width": 2,
+        actual = self.metric_plot.plot(name="measured (labelled batches)", pen={"color": ACCENT_COLOR, "width": 2},
+                                       symbol="o", symbolSize=6, symbolBrush=ACCENT_COLOR)
+        estimated = self.metric_plot.plot(name="estimated (label-free)", pen={"color": WARNING_COLOR, "width": 2,
                                                                               "style": Qt.PenStyle.DashLine},
-                                          symbol="t", symbolSize=6, symbolBrush="#d08a00")
+                                          symbol="t", symbolSize=6, symbolBrush=WARNING_COLOR)
         self.metric_plot.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.metric_plot.getPlotItem().setClipToView(True)
         self.metric_plot.hide()
@@ -235,8 +240,8 @@ class MonitoringPanel(Panel):
             return
         lib = pg()
         self.drift_plot = plot_widget(title="Share of drifted features", time_axis=True, height=160)
-        drift = self.drift_plot.plot(pen={"color": "#9b59b6", "width": 2}, symbol="o", symbolSize=5, symbolBrush="#9b59b6")
-        self.drift_limit = lib.InfiniteLine(angle=0, pen={"color": "#d0342c", "style": Qt.PenStyle.DashLine},
+        drift = self.drift_plot.plot(pen={"color": DRIFT_COLOR, "width": 2}, symbol="o", symbolSize=5, symbolBrush=DRIFT_COLOR)
+        self.drift_limit = lib.InfiniteLine(angle=0, pen={"color": BAD_COLOR, "style": Qt.PenStyle.DashLine},
                                             label="alert at {value:.2f}", labelOpts={"position": 0.9})
         self.drift_plot.addItem(self.drift_limit)
         self.drift_plot.setYRange(0, 1)
@@ -331,7 +336,7 @@ class MonitoringPanel(Panel):
         threshold = settings.get("threshold")
         if threshold is not None:
             if self._threshold_line is None:
-                self._threshold_line = lib.InfiniteLine(angle=0, pen={"color": "#d0342c", "style": Qt.PenStyle.DashLine},
+                self._threshold_line = lib.InfiniteLine(angle=0, pen={"color": BAD_COLOR, "style": Qt.PenStyle.DashLine},
                                                         label="threshold {value:.3f}", labelOpts={"position": 0.9})
                 self.metric_plot.addItem(self._threshold_line)
             self._threshold_line.setPos(threshold)
@@ -345,14 +350,14 @@ class MonitoringPanel(Panel):
         self._deployment_lines = []
         for deployment in deployments:
             line = lib.InfiniteLine(pos=epoch(deployment["deployed_at"]), angle=90,
-                                    pen={"color": "#2e9d4f", "style": Qt.PenStyle.DotLine},
+                                    pen={"color": GOOD_COLOR, "style": Qt.PenStyle.DotLine},
                                     label=f"v{deployment['version']}", labelOpts={"position": 0.92})
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
         kind, scores = feature_drift_scores(self.results[-20:])
         self.feature_plot.setTitle(f"Per-feature drift ({kind})")
         if scores:
-            bar_chart(self.feature_plot, list(scores), list(scores.values()), color="#9b59b6")
+            bar_chart(self.feature_plot, list(scores), list(scores.values()), color=DRIFT_COLOR)
         else:
             self.feature_plot.clear()
 

@@ -127,7 +127,7 @@ class OverviewPanel(Panel):
         self.reasons_label.setText("; ".join(health["reasons"]))
         self._sparkline(card["sparkline"], card["settings"].get("threshold"))
         self._facts(card)
-        self.recent.set_rows(self.keel.recent_events(self.project))
+        self.recent.set_rows([event.to_dict() for event in self.keel.recent_events(self.project)])
         self.recent_view.resizeColumnsToContents()
         server = self.controller.server
         self.server_label.setText(f"Scoring server: {server.url} ({server.request_count} requests)"

@@ -1,0 +1,82 @@
+"""Child processes start with capped BLAS/OpenMP threads, passed to them explicitly: the
+parent's environment is never changed, so threads starting children at once cannot race."""
+
+import os
+import threading
+
+import pytest
+
+from app.core.ml import childproc
+
+
+def report_thread_caps(queue, *work_arguments):
+    """Runs in the child: its thread variables, and the threads numpy's BLAS really uses."""
+    import numpy  # noqa: F401  (loads BLAS, which reads its caps now)
+    import threadpoolctl
+
+    blas_threads = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    queue.put(("done", ({name: os.environ.get(name) for name in childproc.THREAD_VARIABLES}, blas_threads)))
+
+
+@pytest.fixture
+def environment_writes(monkeypatch):
+    """Every thread variable set or removed in os.environ of this process during the test."""
+    written = []
+    environ_type = type(os.environ)
+    set_item, del_item = environ_type.__setitem__, environ_type.__delitem__
+
+    def recording_set(self, key, value):
+        if key in childproc.THREAD_VARIABLES:
+            written.append(key)
+        set_item(self, key, value)
+
+    def recording_del(self, key):
+        if key in childproc.THREAD_VARIABLES:
+            written.append(key)
+        del_item(self, key)
+
+    monkeypatch.setattr(environ_type, "__setitem__", recording_set)
+    monkeypatch.setattr(environ_type, "__delitem__", recording_del)
+    return written
+
+
+def test_a_child_starts_with_capped_threads_whatever_the_parent_has(monkeypatch, environment_writes):
+    for name in childproc.THREAD_VARIABLES:
+        monkeypatch.setenv(name, "3")
+    environment_writes.clear()
+    variables, blas_threads = childproc.run_in_child(report_thread_caps, (), name="caps")
+    assert variables == {name: "1" for name in childproc.THREAD_VARIABLES}
+    assert blas_threads and set(blas_threads) == {1}
+    assert environment_writes == []  # the parent's environment was not touched
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+
+
+def test_a_child_whose_arguments_load_numpy_first_is_capped_too(monkeypatch, environment_writes):
+    """Unpickling a numpy argument loads BLAS with the parent's setting before the child's code runs."""
+    import numpy
+
+    for name in childproc.THREAD_VARIABLES:
+        monkeypatch.setenv(name, "3")
+    environment_writes.clear()
+    variables, blas_threads = childproc.run_in_child(report_thread_caps, (numpy.zeros(3),), name="caps")
+    assert blas_threads and set(blas_threads) == {1}
+    assert environment_writes == []
+
+
+def test_two_threads_start_children_at_once_and_both_are_capped(environment_writes):
+    results, errors = [], []
+
+    def start_child():
+        try:
+            results.append(childproc.run_in_child(report_thread_caps, (), name="caps"))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start_child) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(results) == 2
+    assert all(variables["OMP_NUM_THREADS"] == "1" and set(blas) == {1} for variables, blas in results)
+    assert environment_writes == []
