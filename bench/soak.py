@@ -214,8 +214,9 @@ def rss_growth(samples: list[tuple[float, float]], warmup: float) -> dict:
     if len(after) < 4:
         return {"samples": len(after), "start_mb": None, "end_mb": None, "growth_mb": None}
     start, end = statistics.median(after[:5]), statistics.median(after[-5:])
+    every_five = [[round(moment), round(value, 1)] for moment, value in samples[::5]]
     return {"samples": len(after), "start_mb": round(start, 1), "end_mb": round(end, 1),
-            "growth_mb": round(end - start, 1), "max_mb": round(max(after), 1)}
+            "growth_mb": round(end - start, 1), "max_mb": round(max(after), 1), "series": every_five}
 
 
 # --------------------------------------------------------------------------- the run
