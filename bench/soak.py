@@ -1,6 +1,6 @@
 """Soak: everything at once for a while, on one workspace, in real processes.
 
-    .venv/bin/python bench/soak.py [--seconds 120] [--clients 2] [--warmup 20] [--json PATH]
+    .venv/bin/python bench/soak.py [--seconds 120] [--clients 2] [--warmup 30] [--json PATH]
 
 - `keel run` with the project's monitoring schedule at every 1 s and the inbox swept
   every second (KEEL_INBOX_SWEEP_SECONDS=1);
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--warmup", type=float, default=20.0, help="seconds before RSS growth is measured")
+    parser.add_argument("--warmup", type=float, default=30.0, help="seconds before RSS growth is measured")
     parser.add_argument("--drop-every", type=float, default=2.0, dest="drop_every")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")
     args = parser.parse_args(argv)
