@@ -86,7 +86,8 @@ def make_workspace(folder: Path) -> Path:
         keel.create_project(PROJECT, data, "default", "classification",
                             {"preset": "logreg", "schedule": "every 1s", "policy": "alert"})
         keel.train(PROJECT)
-        keel.train(PROJECT, seed=7)
+        keel.set_project(PROJECT, {"params": {"C": 0.05}})  # a second, different version to deploy back and forth
+        keel.train(PROJECT)
         keel.deploy(PROJECT, 1)
     finally:
         keel.close()
@@ -118,8 +119,16 @@ def start_runner(workspace: Path) -> subprocess.Popen:
     first = process.stdout.readline()
     if "Keel runner" not in first:
         raise RuntimeError(f"run did not start: {first}{process.stdout.read()}")
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # keep its pipe drained
+    process.last_lines = []
+    threading.Thread(target=_keep_last_lines, args=(process.stdout, process.last_lines), daemon=True).start()
     return process
+
+
+def _keep_last_lines(stream, lines: list) -> None:
+    """Drain a child's pipe (so it never blocks on a full one), keeping its last lines."""
+    for line in stream:
+        lines.append(line.rstrip())
+        del lines[:-20]
 
 
 # --------------------------------------------------------------------------- load
@@ -230,7 +239,8 @@ def wait_for_empty_inbox(workspace: Path, timeout: float) -> list[str]:
         time.sleep(0.5)
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 60) -> int:
+def stop_process(process: subprocess.Popen, timeout: float = 120) -> int:
+    """SIGTERM, as a service manager stops Keel; SIGKILL only if it has not ended after timeout."""
     process.send_signal(signal.SIGTERM)
     try:
         return process.wait(timeout)
@@ -263,7 +273,9 @@ def soak(seconds: float, clients: int, warmup: float, drop_every: float, folder:
         threads[0].join()
         server_exit, runner_exit = stop_process(server), stop_process(runner)
     elapsed = time.monotonic() - started
-    return report(workspace, counts, samples, warmup, elapsed, left, server_exit, runner_exit, seconds, clients)
+    result = report(workspace, counts, samples, warmup, elapsed, left, server_exit, runner_exit, seconds, clients)
+    result["stop_output"] = {"runner": runner.last_lines[-8:], "server": server.stderr.read()[-2000:].splitlines()}
+    return result
 
 
 def report(workspace, counts, samples, warmup, elapsed, left, server_exit, runner_exit, seconds, clients) -> dict:

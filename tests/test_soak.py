@@ -17,5 +17,5 @@ def test_fifteen_seconds_of_everything_at_once_lose_nothing(tmp_path):
     assert result["inbox_drops"] > 0 and result["inbox_rejected"] == [] and result["inbox_left"] == []
     assert result["rows_found"] == result["rows_expected"]
     assert result["monitoring_results"] > 0  # the runner's schedule ran alongside
-    assert result["server_exit"] == 0 and result["runner_exit"] == 0
+    assert result["server_exit"] == 0 and result["runner_exit"] == 0, result["stop_output"]
     assert all(growth["samples"] > 0 for growth in result["rss"].values())  # both processes were measured
