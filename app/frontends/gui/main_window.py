@@ -7,7 +7,6 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog,
     QInputDialog,
     QLabel,
     QListWidget,
@@ -22,10 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import RESOURCES, __version__
-from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
-from app.demo import DEMO_PROJECT
-from app.frontends.gui import common
+from app import RESOURCES
+from app.frontends.gui import common, file_dialogs
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
 from app.frontends.gui.panels.activity import ActivityPanel
@@ -258,7 +255,7 @@ class MainWindow(QMainWindow):
             self.controller.create_demo()
 
     def choose_workspace(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open workspace", self.controller.workspace_dir or str(Path.home()))
+        folder = file_dialogs.existing_folder(self, "Open workspace", self.controller.workspace_dir or str(Path.home()))
         if folder:
             self.open_workspace_requested.emit(folder)
 
@@ -402,13 +399,13 @@ class MainWindow(QMainWindow):
         self.wizard.open()
 
     def add_data(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, f"Add data to {self.controller.project}", str(Path.home()),
-                                              file_dialog_filter())
+        path = file_dialogs.open_file(self, f"Add data to {self.controller.project}", str(Path.home()),
+                                      "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
         if path:
             self.controller.ingest(path)
 
     def import_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "skops model (*.skops)")
+        path = file_dialogs.open_file(self, "Import a model", str(Path.home()), "skops model (*.skops)")
         if path:
             self.controller.check_model_file(path, on_done=lambda outside: self._import_after_review(path, outside))
 

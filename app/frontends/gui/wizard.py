@@ -7,7 +7,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -27,6 +26,7 @@ from app.core.domain.settings import (
     higher_is_better,
     metrics_for,
 )
+from app.frontends.gui import file_dialogs
 from app.frontends.gui.common import (
     BAD_COLOR,
     DataFrameModel,
@@ -67,8 +67,8 @@ class FilePage(QWizardPage):
         self._loaded_path = None
 
     def browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Data file", str(Path.home()),
-                                              file_dialog_filter())
+        path = file_dialogs.open_file(self, "Data file", str(Path.home()),
+                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
         if path:
             self.path.setText(path)
             self.load()

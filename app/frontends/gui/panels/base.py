@@ -94,6 +94,7 @@ def action_button(action: QAction, primary: bool = False) -> QPushButton:
     """A push button that mirrors a QAction (text, enabled, tooltip), so menus and buttons agree."""
     button = QPushButton(action.text().replace("&", ""))
     button.setObjectName("primaryAction" if primary else "")
+    button.setProperty("mirrorsAction", True)
     button.setToolTip(action.toolTip())
 
     button.setCheckable(action.isCheckable())

@@ -1,8 +1,9 @@
 """Models: the registry, sortable, and a side-by-side comparison of two versions."""
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QFileDialog,
     QGridLayout,
     QPushButton,
     QScrollArea,
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.domain.settings import metrics_for
+from app.frontends.gui import file_dialogs
 from app.frontends.gui.common import (
     GOOD_COLOR,
     MUTED_COLOR,
@@ -154,7 +156,7 @@ class ModelsPanel(Panel):
         if len(chosen) != 1:
             return
         version = chosen[0]["version"]
-        path, _ = QFileDialog.getSaveFileName(self, f"Export v{version}", f"{self.project}-v{version}.skops",
+        path = file_dialogs.save_file(self, f"Export v{version}", str(Path.home() / f"{self.project}-v{version}.skops"),
                                               "skops model (*.skops)")
         if path:
             self.controller.export(version, path)
