@@ -411,8 +411,8 @@ class MainWindow(QMainWindow):
 
     def export_report(self) -> None:
         name = self.controller.project
-        path, _ = QFileDialog.getSaveFileName(self, f"Export a report of {name}", str(Path.home() / f"{name}-report.html"),
-                                              "HTML report (*.html)")
+        path = file_dialogs.save_file(self, f"Export a report of {name}", str(Path.home() / f"{name}-report.html"),
+                                      "HTML report (*.html)")
         if path:
             self.controller.export_report(path)
 
