@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QTableView,
     QWizard,
 )
+from shiboken6 import isValid
 
 JOB_TIMEOUT_MS = 90_000
 DECLINED = ("Delete project", "Quit", "Reset demo")  # confirmations answered No during the walk
@@ -109,6 +110,8 @@ def click_every_button(qtbot, window) -> list[str]:
                 else:
                     table.selectAll()
             for button in panel.findChildren(QPushButton):
+                if not isValid(button):  # deleted by an earlier click (a view rebuilt)
+                    continue
                 if button.property("mirrorsAction") or not (button.isVisible() and button.isEnabled()):
                     continue
                 clicked.append(f"{panel.title}: {button.text()}")

@@ -105,7 +105,10 @@ class MainWindow(QMainWindow):
                                         "Create a project from a data file"),
             "open_workspace": self._action("&Open workspace…", self.choose_workspace, QKeySequence.StandardKey.Open),
             "add_data": self._action("&Add data…", self.add_data, "Ctrl+I",
-                                     "Ingest a labelled or unlabelled batch (validated, cleaned, versioned)"),
+                                     "Add one or more files (Ctrl+click), each a labelled or unlabelled batch "
+                                     "(validated, cleaned, versioned)"),
+            "add_folder": self._action("Add data &folder…", self.add_data_folder, "Ctrl+Shift+I",
+                                       "Add every CSV/Parquet file of a folder, in name order, each its own batch"),
             "import_model": self._action("&Import model…", self.import_model, None,
                                          "Register a scikit-learn model saved with skops as a new version"),
             "export_report": self._action("Export &report…", self.export_report, None,
@@ -139,7 +142,7 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         a = self.named_actions
         file_menu = self.menuBar().addMenu("&File")
-        for key in ("new_project", "open_workspace", None, "add_data", "import_model", "export_report", None, "delete_project", None, "quit"):
+        for key in ("new_project", "open_workspace", None, "add_data", "add_folder", "import_model", "export_report", None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
         model_menu = self.menuBar().addMenu("&Model")
         for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
@@ -180,8 +183,6 @@ class MainWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 6, 6, 0)
-        self.banner = Banner()
-        right_layout.addWidget(self.banner)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("panels")
         self.tabs.setDocumentMode(True)
@@ -195,6 +196,10 @@ class MainWindow(QMainWindow):
         self.job_bar.cancel_requested.connect(self.controller.runner.cancel)
         self.job_bar.cancel_requested.connect(lambda job: self._show_job(job))
         right_layout.addWidget(self.job_bar)
+        retained = self.job_bar.sizePolicy()
+        retained.setRetainSizeWhenHidden(True)  # its place is kept while no job runs: the tabs never move
+        self.job_bar.setSizePolicy(retained)
+        self.banner = Banner(self.tabs)  # floats over the top of the page: showing it moves nothing
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([320, 960])
@@ -341,6 +346,7 @@ class MainWindow(QMainWindow):
         a = self.named_actions
         a["new_project"].setEnabled(c.can_write())
         a["add_data"].setEnabled(writable)
+        a["add_folder"].setEnabled(writable)
         a["import_model"].setEnabled(writable)
         a["export_report"].setEnabled(has_keel and project)
         a["delete_project"].setEnabled(can and not c.busy())
@@ -350,6 +356,10 @@ class MainWindow(QMainWindow):
         production = overview.get("production_version")
         deployments = overview.get("deployments", 0)
         challenger = overview.get("challenger_waiting", False)
+        first_model = c.overview is not None and production is None and deployments == 0
+        a["retrain"].setText("&Train" if first_model else "&Retrain")
+        a["retrain"].setToolTip(("Train the project's first model" if first_model else "Train a new version") +
+                                " on its training data (a child process; Cancel stops it)")
         deploying = c.busy(DEPLOY_KINDS)
         a["deploy"].setEnabled(writable and not deploying)
         a["rollback"].setEnabled(writable and not deploying and deployments > 1)
@@ -398,11 +408,38 @@ class MainWindow(QMainWindow):
         self.wizard = NewProjectWizard(self.controller, self)
         self.wizard.open()
 
+    def _data_folder(self) -> str:
+        folder = self.settings.value("last_data_folder", "", type=str)
+        return folder if folder and Path(folder).is_dir() else str(Path.home())
+
     def add_data(self) -> None:
-        path = file_dialogs.open_file(self, f"Add data to {self.controller.project}", str(Path.home()),
-                                      "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
-        if path:
-            self.controller.ingest(path)
+        paths = file_dialogs.open_files(self, f"Add data to {self.controller.project} (Ctrl+click: several files)",
+                                        self._data_folder(),
+                                        "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+        if paths:
+            self.settings.setValue("last_data_folder", str(Path(paths[0]).parent))
+            from app.core.services.batches import name_order
+
+            self.controller.ingest_files(sorted(paths, key=lambda p: name_order(Path(p))))
+
+    def add_data_folder(self) -> None:
+        from app.core.domain.errors import KeelError
+        from app.core.services.batches import data_files
+
+        folder = file_dialogs.existing_folder(self, f"Add a folder of batches to {self.controller.project}",
+                                              self._data_folder())
+        if not folder:
+            return
+        self.settings.setValue("last_data_folder", folder)
+        try:
+            files = data_files(folder)
+        except KeelError as exc:
+            self.show_error(str(exc))
+            return
+        if not files:
+            self.notify("warning", f"{folder} holds no CSV, TSV or Parquet file: nothing added.")
+            return
+        self.controller.ingest_files([str(p) for p in files])
 
     def import_model(self) -> None:
         path = file_dialogs.open_file(self, "Import a model", str(Path.home()), "skops model (*.skops)")
@@ -537,15 +574,23 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event):
         urls = event.mimeData().urls()
-        if urls and all(u.isLocalFile() and u.toLocalFile().lower().endswith(DATA_FILE_SUFFIXES) for u in urls):
+        if urls and all(u.isLocalFile() and (u.toLocalFile().lower().endswith(DATA_SUFFIXES)
+                                             or Path(u.toLocalFile()).is_dir()) for u in urls):
             event.acceptProposedAction()
 
     def dropEvent(self, event):
+        """Dropped files and folders (their data files, in name order): each file its own batch."""
+        from app.core.services.batches import data_files
+
         if not self.controller.project:
             self.notify("warning", "Select a project first: a dropped file is added to the selected project.")
             return
+        paths = []
         for url in event.mimeData().urls():
-            self.controller.ingest(url.toLocalFile())
+            path = Path(url.toLocalFile())
+            paths += [str(p) for p in data_files(path)] if path.is_dir() else [str(path)]
+        if paths:
+            self.controller.ingest_files(paths)
         event.acceptProposedAction()
 
     # ------------------------------------------------------------------ closing

@@ -81,6 +81,19 @@ class ModelsPanel(Panel):
     # ------------------------------------------------------------------ table
     def clear(self) -> None:
         self.model.set_rows([])
+        self.comparison = None
+        self._empty_comparison_area()
+        self.compare_status = muted("No comparison yet.")
+        self.compare_layout.addWidget(self.compare_status)
+        self.compare_layout.addStretch(1)
+
+    def _empty_comparison_area(self) -> None:
+        while self.compare_layout.count():
+            item = self.compare_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+            elif item.layout():
+                _delete_layout(item.layout())
 
     def refresh(self) -> None:
         status = self.keel.status(self.project)
@@ -182,12 +195,7 @@ class ModelsPanel(Panel):
         from app.frontends.gui.plots import bar_chart, heatmap, plot_widget
 
         self.comparison = comparison
-        while self.compare_layout.count():
-            item = self.compare_layout.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
-            elif item.layout():
-                _delete_layout(item.layout())
+        self._empty_comparison_area()
         self.compare_status = muted("")
         self.compare_layout.addWidget(self.compare_status)
         entries = comparison["versions"]
@@ -208,14 +216,16 @@ class ModelsPanel(Panel):
         grid = QGridLayout()
         for column, entry in enumerate(entries):
             if entry["confusion"] is not None:
-                plot = plot_widget(title=f"v{entry['version']} confusion matrix ({entry['rows']} hold-out rows)", height=230)
+                plot = plot_widget(title=f"v{entry['version']} confusion matrix", height=230)
+                plot.setToolTip(f"Counts on v{entry['version']}'s {entry['rows']} hold-out rows")
                 heatmap(plot, entry["confusion"], entry["classes"])
                 grid.addWidget(plot, 0, column)
             if entry["importances"]:
-                kind = "permutation importance" if entry["importance_kind"] == "permutation" else "impurity importance"
-                plot = plot_widget(title=f"v{entry['version']} feature importance ({kind})", height=230)
+                unit = (f"permutation importance (drop in {metric})" if entry["importance_kind"] == "permutation"
+                        else "impurity importance (share of splits)")
+                plot = plot_widget(title=f"v{entry['version']} feature importance", height=230)
                 labels = list(entry["importances"])
-                bar_chart(plot, labels, [entry["importances"][k] for k in labels])
+                bar_chart(plot, labels, [entry["importances"][k] for k in labels], value_label=unit)
                 grid.addWidget(plot, 1, column)
         holder = QWidget()
         holder.setLayout(grid)

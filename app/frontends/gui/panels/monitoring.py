@@ -1,8 +1,6 @@
 """Monitoring: the production metric over time (threshold, deployments), estimated vs
 actual, drift; the schedule editor. Plots update live as results land in the registry."""
 
-from datetime import datetime
-
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -10,6 +8,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -38,34 +37,86 @@ FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points a
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
 
 
-def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
+MEASURED, ESTIMATED, DRIFT = "#2d6cdf", "#d08a00", "#9b59b6"
+LIMIT, DEPLOYED, TRAINED = "#d0342c", "#2e9d4f", "#8a8a8a"
 
 
-def feature_drift_scores(results: list[dict]) -> tuple[str, dict[str, float]]:
-    """Per-feature drift of the latest result when the cycle recorded scores, else how often
-    each feature was flagged as drifted over the results shown."""
-    if results:
-        details = results[-1].get("details") or {}
-        for key in ("features", "feature_drift", "drift"):
-            block = details.get(key)
-            if isinstance(block, dict) and block:
-                scores = {}
-                for name, value in block.items():
-                    if isinstance(value, (int, float)):
-                        scores[name] = float(value)
-                    elif isinstance(value, dict):
-                        for stat in ("score", "psi", "wasserstein", "jensen_shannon", "effect"):
-                            if isinstance(value.get(stat), (int, float)):
-                                scores[name] = float(value[stat])
-                                break
-                if scores:
-                    return "drift score of the latest batch", scores
-    counts: dict[str, float] = {}
-    for row in results:
-        for name in row.get("drifted_features") or []:
-            counts[name] = counts.get(name, 0) + 1
-    return f"times flagged as drifted in {len(results)} cycle(s)", counts
+def batch_position(result: dict) -> float:
+    """Where a monitoring result stands on the x axis: its batch (dataset version), in arrival order."""
+    return float(result.get("dataset_version") or 0)
+
+
+def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[dict]) -> list[tuple[float, str, bool]]:
+    """(x, label, is_deployment) for each training and deployment, placed just after the last batch
+    that had arrived when it happened; events at the same place share one line and one label."""
+    ordered = sorted(arrivals.items())
+
+    def after_batch(iso: str) -> float:
+        arrived = [version for version, at in ordered if at <= iso]
+        return (arrived[-1] if arrived else 0) + 0.5
+
+    places: dict[float, list[str]] = {}
+    deployed_at: set[float] = set()
+    for model in models:
+        places.setdefault(after_batch(model["created_at"]), []).append(f"v{model['version']} trained")
+    for deployment in deployments:
+        position = after_batch(deployment["deployed_at"])
+        kind = "rolled back to" if deployment.get("is_rollback") else "deployed"
+        places.setdefault(position, []).append(f"{kind} v{deployment['version']}" if deployment.get("is_rollback")
+                                               else f"v{deployment['version']} deployed")
+        deployed_at.add(position)
+    return [(position, " · ".join(texts), position in deployed_at) for position, texts in sorted(places.items())]
+
+
+def point_tip(result: dict, metric: str, arrivals: dict[int, str]) -> str:
+    batch = result.get("dataset_version")
+    lines = [f"batch v{batch}, arrived {local_time(arrivals.get(batch))}" if batch else "batch"]
+    if result["value"] is not None:
+        lines.append(f"{metric} {fmt_value(result['value'])} on {result['labelled_rows']} labelled rows")
+    if result["estimated_value"] is not None:
+        lines.append(f"estimated {metric} {fmt_value(result['estimated_value'])} (label-free)")
+    lines.append(f"scored by model v{result['model_version']} at {local_time(result['at'])}")
+    return "\n".join(lines)
+
+
+def feature_drift(result: dict | None) -> dict[str, dict]:
+    """Per-feature drift of one monitoring result: {feature: {"psi": float, "drifted": bool}}."""
+    block = ((result or {}).get("details") or {}).get("features") or {}
+    return {name: {"psi": float(stats["psi"]), "drifted": bool(stats.get("drifted"))}
+            for name, stats in block.items() if isinstance(stats, dict) and isinstance(stats.get("psi"), (int, float))}
+
+
+def legend(entries: list[tuple[str, str, str]]) -> str:
+    return "&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{color}'><b>{glyph}</b></span>&nbsp;{text}"
+                                     for color, glyph, text in entries)
+
+
+def metric_legend(threshold, has_markers: bool) -> str:
+    entries = [(MEASURED, "●", "measured (labelled batches)"), (ESTIMATED, "▲", "estimated (label-free)")]
+    if threshold is not None:
+        entries.append((LIMIT, "- -", f"threshold {threshold:.3f}"))
+    if has_markers:
+        entries += [(TRAINED, "┆", "trained"), (DEPLOYED, "┆", "deployed")]
+    return legend(entries)
+
+
+def legend_label() -> QLabel:
+    """A legend outside the plot, so it never covers a point."""
+    label = QLabel()
+    label.setObjectName("plotLegend")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    return label
+
+
+def with_legend(plot, legend_widget: QLabel) -> QWidget:
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(0)
+    layout.addWidget(plot, 1)
+    layout.addWidget(legend_widget)
+    return holder
 
 
 class MonitoringPanel(Panel):
@@ -74,7 +125,6 @@ class MonitoringPanel(Panel):
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
         self.named_actions = actions
-        self._shown_project = None
         self._last_id = 0
         self.results: list[dict] = []
         self.plots_built = False
@@ -217,19 +267,22 @@ class MonitoringPanel(Panel):
             step()
 
     def _build_metric_plot(self) -> None:
-        from app.frontends.gui.plots import GrowingSeries, plot_widget
+        from app.frontends.gui.plots import GrowingSeries, pg, plot_widget
 
         if hasattr(self, "metric_plot"):
             return
-        self.metric_plot = plot_widget(title="Production metric over time", time_axis=True, height=220)
-        self.metric_plot.addLegend(offset=(-10, 10))
-        actual = self.metric_plot.plot(name="measured (labelled batches)", pen={"color": ACCENT_COLOR, "width": 2},
-                                       symbol="o", symbolSize=6, symbolBrush=ACCENT_COLOR)
-        estimated = self.metric_plot.plot(name="estimated (label-free)", pen={"color": WARNING_COLOR, "width": 2,
-                                                                              "style": Qt.PenStyle.DashLine},
-                                          symbol="t", symbolSize=6, symbolBrush=WARNING_COLOR)
-        self.metric_plot.getPlotItem().setDownsampling(auto=True, mode="peak")
+        lib = pg()
+        self.metric_plot = plot_widget(title="Production metric, batch by batch", batch_axis=True, height=130)
+        self.metric_plot.setLabel("bottom", "batch (dataset version, in order of arrival)")
+        actual = self.metric_plot.plot(pen={"color": MEASURED, "width": 2}, symbol="o", symbolSize=6,
+                                       symbolBrush=MEASURED)
+        estimated = self.metric_plot.plot(pen={"color": ESTIMATED, "width": 2, "style": Qt.PenStyle.DashLine},
+                                          symbol="t", symbolSize=6, symbolBrush=ESTIMATED)
+        self.metric_tips = lib.ScatterPlotItem(size=12, pen=None, brush=(0, 0, 0, 0), hoverable=True,
+                                               tip=lambda x, y, data: data)
+        self.metric_plot.getPlotItem().getViewBox().addItem(self.metric_tips)  # not a curve: no downsampling
         self.metric_plot.getPlotItem().setClipToView(True)
+        self.metric_legend = legend_label()
         self.metric_plot.hide()
         self.series.update(actual=GrowingSeries(actual), estimated=GrowingSeries(estimated))
 
@@ -239,15 +292,19 @@ class MonitoringPanel(Panel):
         if hasattr(self, "drift_plot"):
             return
         lib = pg()
-        self.drift_plot = plot_widget(title="Share of drifted features", time_axis=True, height=160)
-        drift = self.drift_plot.plot(pen={"color": DRIFT_COLOR, "width": 2}, symbol="o", symbolSize=5, symbolBrush=DRIFT_COLOR)
-        self.drift_limit = lib.InfiniteLine(angle=0, pen={"color": BAD_COLOR, "style": Qt.PenStyle.DashLine},
-                                            label="alert at {value:.2f}", labelOpts={"position": 0.9})
+        self.drift_plot = plot_widget(title="Share of features drifted", batch_axis=True, height=110)
+        self.drift_plot.setLabel("bottom", "batch (dataset version)")
+        self.drift_plot.setLabel("left", "share of features")
+        drift = self.drift_plot.plot(pen={"color": DRIFT, "width": 2}, symbol="o", symbolSize=5, symbolBrush=DRIFT)
+        self.drift_limit = lib.InfiniteLine(angle=0, pen={"color": LIMIT, "style": Qt.PenStyle.DashLine})
         self.drift_plot.addItem(self.drift_limit)
         self.drift_plot.setYRange(0, 1)
-        self.drift_plot.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.drift_plot.getPlotItem().setClipToView(True)
-        self.feature_plot = plot_widget(title="Per-feature drift", height=200)
+        self.drift_legend = legend_label()
+        self.feature_plot = plot_widget(title="Per-feature drift, latest batch", height=110)
+        self.feature_plot.setToolTip("Population Stability Index (PSI) of each feature in the latest batch against "
+                                     "the training reference: below 0.1 stable, 0.1–0.2 moderate, above 0.2 drifted")
+        self.feature_legend = legend_label()
         self.drift_plot.hide()
         self.feature_plot.hide()
         self.series["drift"] = GrowingSeries(drift)
@@ -255,9 +312,11 @@ class MonitoringPanel(Panel):
     def _place_plots(self) -> None:
         self._build_metric_plot()
         self._build_drift_plots()
-        self.plot_grid.addWidget(self.metric_plot, 0, 0, 1, 2)
-        self.plot_grid.addWidget(self.drift_plot, 1, 0)
-        self.plot_grid.addWidget(self.feature_plot, 1, 1)
+        self.plot_grid.addWidget(with_legend(self.metric_plot, self.metric_legend), 0, 0, 1, 2)
+        self.plot_grid.addWidget(with_legend(self.drift_plot, self.drift_legend), 1, 0)
+        self.plot_grid.addWidget(with_legend(self.feature_plot, self.feature_legend), 1, 1)
+        self.plot_grid.setRowStretch(0, 5)
+        self.plot_grid.setRowStretch(1, 4)
         self.plots_built = True
         self._show_plots(bool(self.results))
         if self.results:
@@ -281,28 +340,32 @@ class MonitoringPanel(Panel):
 
     def _append(self, rows: list[dict]) -> None:
         for row in rows:
-            at = epoch(row["at"])
+            batch = batch_position(row)
             if row["value"] is not None:
-                self.series["actual"].append(at, row["value"])
+                self.series["actual"].append(batch, row["value"])
             if row["estimated_value"] is not None:
-                self.series["estimated"].append(at, row["estimated_value"])
+                self.series["estimated"].append(batch, row["estimated_value"])
             if row["drift_share"] is not None:
-                self.series["drift"].append(at, row["drift_share"])
+                self.series["drift"].append(batch, row["drift_share"])
+        self._tips_dirty = True
 
     def clear(self) -> None:
         self._decorated = None
-        self._shown_project = None
         self._last_id = 0
         self.results = []
         self.table_model.set_rows([])
         for series in self.series.values():
             series.clear()
+        if self.plots_built:
+            from app.frontends.gui.plots import clear_plot
+
+            clear_plot(self.feature_plot)
+            self.feature_legend.setText("")
+            self.metric_tips.clear()
+            self._remove_markers()
 
     def refresh(self) -> None:
         project = self.keel.project(self.project)
-        if self._shown_project != self.project:
-            self.clear()
-            self._shown_project = self.project
         self._load_schedule(project)
         new = self.keel.monitor_results(project["name"], after_id=self._last_id)
         if new:
@@ -322,44 +385,88 @@ class MonitoringPanel(Panel):
                              (f"; last {project['metric']} {fmt_value(measured[-1]['value'])}" if measured else ""))
 
     def _decorations(self, project: dict) -> None:
-        """Threshold line, drift limit, deployment markers and per-feature drift."""
-        from app.frontends.gui.plots import bar_chart, pg
-
+        """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift."""
         deployments = self.keel.deployments(project["name"])
+        models = self.keel.status(project["name"])["versions"]
         settings = project["settings"]
-        signature = (project["name"], len(self.results), len(deployments), settings.get("threshold"),
+        signature = (project["name"], len(self.results), len(deployments), len(models), settings.get("threshold"),
                      settings.get("drift_share"), project["metric"])
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
-        lib = pg()
-        threshold = settings.get("threshold")
-        if threshold is not None:
-            if self._threshold_line is None:
-                self._threshold_line = lib.InfiniteLine(angle=0, pen={"color": BAD_COLOR, "style": Qt.PenStyle.DashLine},
-                                                        label="threshold {value:.3f}", labelOpts={"position": 0.9})
-                self.metric_plot.addItem(self._threshold_line)
-            self._threshold_line.setPos(threshold)
-            self._threshold_line.show()
-        elif self._threshold_line is not None:
-            self._threshold_line.hide()
-        self.drift_limit.setPos(settings.get("drift_share", 0.3))
+        arrivals = {d["version"]: d["created_at"] for d in self.keel.dataset_versions(project["name"])}
+        self._threshold(settings.get("threshold"))
         self.metric_plot.setLabel("left", project["metric"])
+        self._markers(lifecycle_markers(arrivals, models, deployments))
+        self._tips(project["metric"], arrivals)
+        self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments)))
+        drift_share = settings.get("drift_share", 0.3)
+        self.drift_limit.setPos(drift_share)
+        self.drift_legend.setText(legend([(DRIFT, "●", "share of features flagged as drifted"),
+                                          (LIMIT, "- -", f"alert above {drift_share:.2f}")]))
+        self._feature_drift()
+
+    def _threshold(self, threshold) -> None:
+        from app.frontends.gui.plots import pg
+
+        if threshold is None:
+            if self._threshold_line is not None:
+                self._threshold_line.hide()
+            return
+        if self._threshold_line is None:
+            self._threshold_line = pg().InfiniteLine(angle=0, pen={"color": LIMIT, "style": Qt.PenStyle.DashLine})
+            self.metric_plot.addItem(self._threshold_line)
+        self._threshold_line.setPos(threshold)
+        self._threshold_line.show()
+
+    def _remove_markers(self) -> None:
         for line in self._deployment_lines:
             self.metric_plot.removeItem(line)
         self._deployment_lines = []
-        for deployment in deployments:
-            line = lib.InfiniteLine(pos=epoch(deployment["deployed_at"]), angle=90,
-                                    pen={"color": GOOD_COLOR, "style": Qt.PenStyle.DotLine},
-                                    label=f"v{deployment['version']}", labelOpts={"position": 0.92})
+
+    def _markers(self, markers: list[tuple[float, str, bool]]) -> None:
+        """A vertical line between the batch a model was trained or deployed after and the next one."""
+        from app.frontends.gui.plots import pg
+
+        self._remove_markers()
+        for position, text, deployed in markers:
+            pen = {"color": DEPLOYED if deployed else TRAINED, "style": Qt.PenStyle.DotLine if deployed
+                   else Qt.PenStyle.DashDotLine}
+            line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=text,
+                                     labelOpts={"position": 0.96, "anchors": [(0, 0), (0, 0)],
+                                                "color": DEPLOYED if deployed else TRAINED})
+            line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
-        kind, scores = feature_drift_scores(self.results[-20:])
-        self.feature_plot.setTitle(f"Per-feature drift ({kind})")
-        if scores:
-            bar_chart(self.feature_plot, list(scores), list(scores.values()), color=DRIFT_COLOR)
-        else:
-            self.feature_plot.clear()
+
+    def _tips(self, metric: str, arrivals: dict[int, str]) -> None:
+        points = [(batch_position(r), r["value"] if r["value"] is not None else r["estimated_value"], r)
+                  for r in self.results if r["value"] is not None or r["estimated_value"] is not None]
+        self.metric_tips.setData(x=[p[0] for p in points], y=[p[1] for p in points],
+                                 data=[point_tip(r, metric, arrivals) for _, _, r in points])
+
+    def _feature_drift(self) -> None:
+        from app.frontends.gui.plots import bar_chart, clear_plot
+
+        latest = self.results[-1] if self.results else None
+        per_feature = feature_drift(latest)
+        if not per_feature:
+            clear_plot(self.feature_plot)
+            self.feature_plot.setTitle("Per-feature drift, latest batch")
+            self.feature_legend.setText("")
+            return
+        names = list(per_feature)
+        bar_chart(self.feature_plot, names, [per_feature[n]["psi"] for n in names], color=DRIFT,
+                  value_label="PSI (population stability index)")
+        drifted = [n for n in names if per_feature[n]["drifted"]]
+        if drifted:
+            from app.frontends.gui.plots import bar_chart_highlight
+
+            bar_chart_highlight(self.feature_plot, names, [per_feature[n]["psi"] for n in names], drifted, LIMIT)
+        batch = latest.get("dataset_version")
+        self.feature_plot.setTitle(f"Per-feature drift, batch v{batch}" if batch else "Per-feature drift, latest batch")
+        self.feature_legend.setText(legend([(DRIFT, "▬", "PSI vs the training reference"),
+                                            (LIMIT, "▬", f"flagged as drifted ({len(drifted)})")]))
 
     def flush(self) -> None:
         for series in self.series.values():

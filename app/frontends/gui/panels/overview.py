@@ -28,7 +28,7 @@ class OverviewPanel(Panel):
         super().__init__(controller, parent)
         self.named_actions = actions
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 16, 16, 16)
+        layout.setContentsMargins(12, 10, 12, 10)
         self.title_label = heading("No project selected", 1.6)
         self.subtitle = muted("Create a project (File > New project…) or pick one on the left.")
         layout.addWidget(self.title_label)
@@ -74,7 +74,7 @@ class OverviewPanel(Panel):
         buttons = QHBoxLayout()
         for key in ("retrain", "deploy", "rollback", "monitor", "approve"):
             button = action_button(actions[key], primary=key == "retrain")
-            button.setMinimumHeight(40)
+            button.setMinimumHeight(34)
             buttons.addWidget(button)
         layout.addLayout(buttons)
         extras = QHBoxLayout()
