@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QTableView,
+    QWhatsThis,
     QWizard,
 )
 from shiboken6 import isValid
@@ -137,6 +138,8 @@ def test_every_action_and_button_of_the_window_runs_cleanly(qtbot, window, qtlog
             triggered.append(name)
             action.trigger()
             wait_idle(qtbot, window)
+            if QWhatsThis.inWhatsThisMode():  # What's this? waits for a click on a widget: Esc, as a user would
+                QWhatsThis.leaveWhatsThisMode()
             if action.isCheckable() and action.isChecked():  # a toggle: switch it back off
                 action.trigger()
                 wait_idle(qtbot, window)
@@ -147,7 +150,8 @@ def test_every_action_and_button_of_the_window_runs_cleanly(qtbot, window, qtlog
         assert {"retrain", "deploy", "rollback", "monitor", "settings", "serve", "about", "new_project",
                 "Models: Compare selected"} <= set(triggered), triggered
         titles = {title for _, title in answerer.seen}
-        assert {"Deploy", "Roll back", "About Keel", "Delete project"} <= titles, titles
+        assert {"Deploy", "Roll back", "About Keel", "Delete project", "Keyboard shortcuts",
+                "Keel user guide"} <= titles, titles
         assert any(kind == "SettingsDialog" for kind, _ in answerer.seen)
         assert any(kind == "NewProjectWizard" for kind, _ in answerer.seen)
         assert window.controller.keel.list_projects()  # "Delete project" was declined during the walk

@@ -27,9 +27,30 @@ def last_monitor_value(keel, project: dict) -> dict | None:
     return keel.registry.last_monitor_result(project["id"])
 
 
-def health(keel, name: str) -> dict:
+def alerts_since(keel, name: str, since: str) -> dict:
+    """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
+    a run can open and close ten alerts between two looks, leaving nothing open to see."""
+    rows = keel.alerts(name)
+    return {"opened": sum(1 for a in rows if a["opened_at"] >= since),
+            "recovered": sum(1 for a in rows if a["status"] == "recovered" and (a.get("closed_at") or "") >= since)}
+
+
+def health(keel, name: str, since: str | None = None) -> dict:
     """One line of health for the project list: production version, metric now vs at
-    training, open alerts, and a state: none | ok | warning | alert."""
+    training, open alerts, and a state: none | ok | warning | alert. With `since` (when the
+    user last looked), the alerts opened and recovered since then count too: a project that
+    had alerts is at least `warning` until the user has looked."""
+    result = _health(keel, name)
+    result["since"] = alerts_since(keel, name, since) if since else {"opened": 0, "recovered": 0}
+    opened, recovered = result["since"]["opened"], result["since"]["recovered"]
+    if opened or recovered:
+        result["reasons"].append(f"{opened} alert(s) opened and {recovered} recovered since you last looked")
+        if result["state"] in ("ok", "none") and result["production_version"] is not None:
+            result["state"] = "warning"
+    return result
+
+
+def _health(keel, name: str) -> dict:
     project = keel.project(name)
     settings = ProjectSettings.from_dict(project["settings"])
     metric = project["metric"]

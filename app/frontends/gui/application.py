@@ -168,6 +168,19 @@ def configure_process() -> None:
     shield_none_refcount()  # the job runner sets the switch interval its workers need
 
 
+def follow_system_colour_scheme(qt_app) -> None:
+    """Light or dark as the system says, switched live: the style's palette for the new scheme
+    (widgets and plots repaint from the palette, see plots.apply_palette)."""
+    hints = qt_app.styleHints()
+    if not hasattr(hints, "colorSchemeChanged"):  # Qt before 6.5
+        return
+
+    def switch(_scheme=None) -> None:
+        qt_app.setPalette(qt_app.style().standardPalette())
+
+    hints.colorSchemeChanged.connect(switch)
+
+
 def run(workspace: str | None = None) -> int:
     configure_process()
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -178,6 +191,7 @@ def run(workspace: str | None = None) -> int:
     if style.exists():
         qt_app.setStyleSheet(style.read_text())
     install_excepthook()
+    follow_system_colour_scheme(qt_app)
     application = Application(qt_app)
     try:
         application.open(workspace)

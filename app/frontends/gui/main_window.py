@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QSystemTrayIcon,
     QTabWidget,
     QVBoxLayout,
+    QWhatsThis,
     QWidget,
 )
 
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._last_alert_id = None
         self._closing = False
+        self._shown_project = ""
         self._restoring_project = settings.value("last_project", "", type=str)
         self._update_title()
         self.named_actions = self._make_actions()
@@ -135,6 +137,10 @@ class MainWindow(QMainWindow):
             "cancel": self._action("&Cancel job", self.cancel_current_job, "Esc"),
             "refresh": self._action("&Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh),
             "about": self._action("&About Keel", self.about),
+            "user_guide": self._action("&User guide", self.user_guide, QKeySequence.StandardKey.HelpContents,
+                                       "The README's sections, in the app"),
+            "shortcuts": self._action("&Keyboard shortcuts", self.keyboard_shortcuts, "Ctrl+/",
+                                      "Every keyboard shortcut of the window"),
         }
         a["demo_batch"].setCheckable(True)
         return a
@@ -157,7 +163,14 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, i=index: self.tabs.setCurrentIndex(i))
             view_menu.addAction(action)
             self.tab_actions.append(action)
-        self.menuBar().addMenu("&Help").addAction(a["about"])
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(a["user_guide"])
+        help_menu.addAction(a["shortcuts"])
+        whats_this = QWhatsThis.createAction(self)
+        whats_this.setToolTip("Click, then click a setting to read what it does")
+        help_menu.addAction(whats_this)
+        help_menu.addSeparator()
+        help_menu.addAction(a["about"])
         for action in a.values():
             self.addAction(action)
 
@@ -192,6 +205,7 @@ class MainWindow(QMainWindow):
             self.panels[cls.title.lower()] = panel
             self.tabs.addTab(panel, cls.title)
         right_layout.addWidget(self.tabs, 1)
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.job_bar = JobBar()
         self.job_bar.cancel_requested.connect(self.controller.runner.cancel)
         self.job_bar.cancel_requested.connect(lambda job: self._show_job(job))
@@ -277,7 +291,7 @@ class MainWindow(QMainWindow):
         self.project_list.clear()
         for name in names:
             try:
-                health = insights.health(keel, name)
+                health = insights.health(keel, name, since=self.looked_at(name))
             except Exception:
                 log.exception("health of %s", name)
                 continue
@@ -309,13 +323,42 @@ class MainWindow(QMainWindow):
                        else f"{fmt_value(health['training_value'], 3)} at training")
         if health["open_alerts"]:
             detail += f" · {health['open_alerts']} alert{'s' if health['open_alerts'] > 1 else ''}"
+        since = health.get("since") or {}
+        if since.get("opened") or since.get("recovered"):
+            detail += f"\nsince you looked: {since['opened']} opened, {since['recovered']} recovered"
         return f"{health['project']}\n{detail}"
+
+    def looked_at(self, name: str) -> str:
+        """When the user last looked at the project's alerts (its Alerts tab, or leaving the project)."""
+        from app.core.domain.clock import utc_now
+
+        stamp = self.settings.value(f"looked/{name}", "", type=str)
+        if not stamp:  # a project seen for the first time: its past is not news
+            stamp = utc_now()
+            self.settings.setValue(f"looked/{name}", stamp)
+        return stamp
+
+    def mark_looked(self, name: str) -> None:
+        from app.core.domain.clock import utc_now
+
+        if name:
+            self.settings.setValue(f"looked/{name}", utc_now())
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.panels["alerts"] and self.controller.project:
+            self.mark_looked(self.controller.project)
+            self.refresh_projects()
 
     def _project_clicked(self, item, _previous=None) -> None:
         if item is not None:
             self.controller.set_project(item.data(Qt.ItemDataRole.UserRole))
 
     def _on_project_changed(self, name: str) -> None:
+        if self._shown_project and self._shown_project != name:
+            self.mark_looked(self._shown_project)  # the user has seen it, and is leaving it
+        self._shown_project = name
+        if self.tabs.currentWidget() is self.panels["alerts"]:
+            self.mark_looked(name)
         self.update_actions()
         self._show_current_job()
         for row in range(self.project_list.count()):
@@ -529,6 +572,7 @@ class MainWindow(QMainWindow):
     def toggle_server(self) -> None:
         if self.controller.server is not None:
             self.controller.stop_server()
+            self.panels["overview"].show_server()
             self.notify("info", "Scoring server stopped.")
             self.update_actions()
         else:
@@ -536,6 +580,16 @@ class MainWindow(QMainWindow):
 
     def refresh_all(self) -> None:
         self.controller.registry_changed.emit()
+
+    def user_guide(self) -> None:
+        from app.frontends.gui.help import UserGuideDialog
+
+        UserGuideDialog(self).exec()
+
+    def keyboard_shortcuts(self) -> None:
+        from app.frontends.gui.help import ShortcutsDialog
+
+        ShortcutsDialog(self).exec()
 
     def about(self) -> None:
         import platform

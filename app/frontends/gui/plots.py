@@ -84,6 +84,14 @@ def _plot_widget_class():
                 self.zoom_armed = True
                 super().mousePressEvent(event)
 
+            def changeEvent(self, event):
+                from PySide6.QtCore import QEvent
+
+                super().changeEvent(event)
+                changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+                if changed and self.getPlotItem() is not None:  # not while the widget is being built
+                    apply_palette(self)  # light to dark (or back) at once, without a restart
+
             def leaveEvent(self, event):
                 self.zoom_armed = False
                 super().leaveEvent(event)
@@ -103,10 +111,28 @@ def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: b
     if bottom:
         widget.setLabel("bottom", bottom)
     widget.showGrid(x=True, y=True, alpha=0.2)
+    apply_palette(widget)
     cache_static_parts(widget)
     if height:
         widget.setMinimumHeight(height)
     return widget
+
+
+def apply_palette(widget) -> None:
+    """Background, axes, tick labels and title in the window's palette (light or dark)."""
+    palette = QApplication.palette()
+    base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+    pg().setConfigOptions(background=base, foreground=text)  # plots built later match too
+    widget.setBackground(base)
+    item = widget.getPlotItem()
+    for name in ("left", "bottom", "top", "right"):
+        axis = item.getAxis(name)
+        axis.setPen(text)
+        axis.setTextPen(text)
+        if axis.labelText:
+            axis.setLabel(axis.labelText, units=axis.labelUnits, color=text.name())
+    if item.titleLabel.text:
+        item.setTitle(item.titleLabel.text, color=text.name())
 
 
 def cache_static_parts(widget) -> None:
