@@ -58,8 +58,11 @@ def test_the_wheel_over_a_plot_in_a_scrolling_page_scrolls_the_page(qtbot, backl
     qtbot.waitUntil(lambda: models.comparison is not None, timeout=90_000)
     from pyqtgraph import PlotWidget
 
-    plots = [p for p in models.compare_widget.findChildren(PlotWidget) if p.isVisible()]
-    assert plots
+    def shown_plots():  # a widget added to a shown layout is shown on the next event-loop turn
+        return [p for p in models.compare_widget.findChildren(PlotWidget) if p.isVisible()]
+
+    qtbot.waitUntil(lambda: bool(shown_plots()), timeout=5000)
+    plots = shown_plots()
     models.splitter.setSizes([100, 200])  # a short page: it scrolls
     QApplication.processEvents()
     scrollbar = models.compare_area.verticalScrollBar()
@@ -103,7 +106,9 @@ def test_every_tab_is_usable_at_1024_by_640(qtbot, backlog_window):
     window.tabs.setCurrentWidget(monitoring)
     qtbot.waitUntil(lambda: monitoring.plots_built, timeout=10000)
     QApplication.processEvents()
-    for plot in (monitoring.metric_plot, monitoring.drift_plot, monitoring.feature_plot):
+    qtbot.waitUntil(lambda: monitoring.distribution is not None, timeout=20000)
+    QApplication.processEvents()
+    for plot in (monitoring.metric_plot, monitoring.drift_plot, monitoring.feature_plot, monitoring.distribution_plot):
         title = plot.getPlotItem().titleLabel
         assert title.item.boundingRect().width() <= plot.width(), f"title cut: {title.text}"
         assert plot.height() >= 120, f"{title.text}: {plot.height()} px high"

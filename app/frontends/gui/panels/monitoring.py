@@ -127,6 +127,7 @@ class MonitoringPanel(Panel):
         self.named_actions = actions
         self._last_id = 0
         self.results: list[dict] = []
+        self.distribution: dict | None = None  # the feature distribution on show
         self.plots_built = False
         self.series = {}
         self._deployment_lines = []
@@ -305,16 +306,28 @@ class MonitoringPanel(Panel):
         self.feature_plot.setToolTip("Population Stability Index (PSI) of each feature in the latest batch against "
                                      "the training reference: below 0.1 stable, 0.1–0.2 moderate, above 0.2 drifted")
         self.feature_legend = legend_label()
+        self.distribution_plot = plot_widget(title="Distribution", height=110)
+        self.distribution_plot.setLabel("left", "share of rows")
+        self.feature_choice = QComboBox()
+        self.feature_choice.setObjectName("distributionFeature")
+        self.feature_choice.setToolTip("The feature whose distribution is shown: the training reference of the "
+                                       "production model against the latest batch")
+        self.feature_choice.currentTextChanged.connect(self.show_distribution)
+        self.distribution_legend = legend_label()
         self.drift_plot.hide()
         self.feature_plot.hide()
+        self.distribution_plot.hide()
         self.series["drift"] = GrowingSeries(drift)
 
     def _place_plots(self) -> None:
         self._build_metric_plot()
         self._build_drift_plots()
-        self.plot_grid.addWidget(with_legend(self.metric_plot, self.metric_legend), 0, 0, 1, 2)
+        self.plot_grid.addWidget(with_legend(self.metric_plot, self.metric_legend), 0, 0, 1, 3)
         self.plot_grid.addWidget(with_legend(self.drift_plot, self.drift_legend), 1, 0)
         self.plot_grid.addWidget(with_legend(self.feature_plot, self.feature_legend), 1, 1)
+        distribution = with_legend(self.distribution_plot, self.distribution_legend)
+        distribution.layout().insertWidget(0, self.feature_choice)
+        self.plot_grid.addWidget(distribution, 1, 2)
         self.plot_grid.setRowStretch(0, 5)
         self.plot_grid.setRowStretch(1, 4)
         self.plots_built = True
@@ -327,7 +340,7 @@ class MonitoringPanel(Panel):
         # the plots stay visible once built (empty axes until the first cycle): showing them
         # later would lay out and render three plots in the middle of live updates
         self.empty.setVisible(not has_results)
-        for plot in (self.metric_plot, self.drift_plot, self.feature_plot):
+        for plot in (self.metric_plot, self.drift_plot, self.feature_plot, self.distribution_plot):
             plot.setVisible(True)
 
     def _replay(self) -> None:
@@ -361,6 +374,7 @@ class MonitoringPanel(Panel):
 
             clear_plot(self.feature_plot)
             self.feature_legend.setText("")
+            self._clear_distribution()
             self.metric_tips.clear()
             self._remove_markers()
 
@@ -465,8 +479,74 @@ class MonitoringPanel(Panel):
             bar_chart_highlight(self.feature_plot, names, [per_feature[n]["psi"] for n in names], drifted, LIMIT)
         batch = latest.get("dataset_version")
         self.feature_plot.setTitle(f"Per-feature drift, batch v{batch}" if batch else "Per-feature drift, latest batch")
+        by_drift = sorted(names, key=lambda n: -per_feature[n]["psi"])
+        if [self.feature_choice.itemText(i) for i in range(self.feature_choice.count())] != by_drift:
+            chosen = self.feature_choice.currentText()
+            self.feature_choice.blockSignals(True)
+            self.feature_choice.clear()
+            self.feature_choice.addItems(by_drift)  # the most drifted first, shown unless the user chose
+            self.feature_choice.setCurrentText(chosen if chosen in by_drift else by_drift[0])
+            self.feature_choice.blockSignals(False)
+        self.show_distribution(self.feature_choice.currentText())
         self.feature_legend.setText(legend([(DRIFT, "▬", "PSI vs the training reference"),
                                             (LIMIT, "▬", f"flagged as drifted ({len(drifted)})")]))
+
+    def _clear_distribution(self) -> None:
+        from app.frontends.gui.plots import clear_plot
+
+        clear_plot(self.distribution_plot)
+        self.distribution_plot.setTitle("Distribution")
+        self.distribution_legend.setText("")
+        self.distribution = None
+        self.feature_choice.blockSignals(True)
+        self.feature_choice.clear()
+        self.feature_choice.blockSignals(False)
+
+    def show_distribution(self, feature: str) -> None:
+        """Reference vs latest batch for one feature, read off the GUI thread."""
+        if not feature or self.keel is None or not self.project:
+            return
+        name, keel = self.project, self.keel
+
+        def read(job):
+            from app.core.services.insights import feature_distribution
+
+            return feature_distribution(keel, name, feature)
+
+        def show(distribution):
+            if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:
+                self.draw_distribution(distribution)
+
+        self.controller.run(f"{name}/distribution", "read", f"Reading the distribution of {feature}", read,
+                            project=name, on_done=show, on_error=lambda message, details: None)
+
+    def draw_distribution(self, distribution: dict) -> None:
+        from app.frontends.gui.plots import clear_plot, pg
+
+        self.distribution = distribution
+        lib = pg()
+        plot = self.distribution_plot
+        clear_plot(plot)
+        if distribution["kind"] == "numeric":
+            edges = distribution["edges"]
+            plot.addItem(lib.PlotCurveItem(edges, distribution["reference"], stepMode="center", fillLevel=0,
+                                           brush=(45, 108, 223, 70), pen={"color": MEASURED, "width": 1.5}))
+            plot.addItem(lib.PlotCurveItem(edges, distribution["batch"], stepMode="center",
+                                           pen={"color": ESTIMATED, "width": 2}))
+            plot.setLabel("bottom", distribution["feature"])
+        else:
+            categories = distribution["categories"]
+            positions = list(range(len(categories)))
+            plot.addItem(lib.BarGraphItem(x=[p - 0.2 for p in positions], height=distribution["reference"], width=0.4,
+                                          brush=MEASURED))
+            plot.addItem(lib.BarGraphItem(x=[p + 0.2 for p in positions], height=distribution["batch"], width=0.4,
+                                          brush=ESTIMATED))
+            plot.getAxis("bottom").setTicks([list(zip(positions, categories))])
+            plot.setLabel("bottom", f"{distribution['feature']} (category)")
+        plot.setTitle(f"{distribution['feature']}: reference vs v{distribution['dataset_version']}")
+        self.distribution_legend.setText(legend([
+            (MEASURED, "▬", f"training reference of v{distribution['model_version']} ({distribution['reference_rows']} rows)"),
+            (ESTIMATED, "▬", f"batch v{distribution['dataset_version']} ({distribution['batch_rows']} rows)")]))
 
     def flush(self) -> None:
         for series in self.series.values():
