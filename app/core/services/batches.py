@@ -8,11 +8,11 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from app.core.domain.data_files import DATA_FILE_SUFFIXES
 from app.core.domain.errors import BusyError, KeelError
 
 log = logging.getLogger("keel.batches")
 
-DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet", ".pq")
 REFUSED_EVENT = "data_refused"
 
 
@@ -27,7 +27,7 @@ def data_files(folder: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise KeelError(f"{root}: not a folder")
     files = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")
-             and p.name.lower().endswith(DATA_SUFFIXES)]
+             and p.name.lower().endswith(DATA_FILE_SUFFIXES)]
     return sorted(files, key=name_order)
 
 

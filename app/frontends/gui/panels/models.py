@@ -16,8 +16,12 @@ from PySide6.QtWidgets import (
 from app.core.domain.settings import metrics_for
 from app.frontends.gui import file_dialogs
 from app.frontends.gui.common import (
+    ACCENT_COLOR,
+    BAD_COLOR,
+    DRIFT_COLOR,
     GOOD_COLOR,
     MUTED_COLOR,
+    WARNING_COLOR,
     RecordsModel,
     confirm,
     fmt_value,
@@ -29,7 +33,7 @@ from app.frontends.gui.common import (
 )
 from app.frontends.gui.panels.base import Panel, action_button
 
-VERSION_COLOURS = ["#2d6cdf", "#d08a00", "#2e9d4f", "#9b59b6", "#d0342c", "#17a2b8", "#8a8a8a"]
+VERSION_COLOURS = [ACCENT_COLOR, WARNING_COLOR, GOOD_COLOR, DRIFT_COLOR, BAD_COLOR, MUTED_COLOR]
 
 
 class ModelsPanel(Panel):
