@@ -116,7 +116,7 @@ def test_a_feature_distribution_shows_how_it_drifted(qtbot, backlog_window):
     assert shown["kind"] == "numeric" and len(shown["edges"]) == len(shown["reference"]) + 1
     assert sum(shown["reference"]) == pytest.approx(1 - shown["missing"]["reference"], abs=1e-9)
     assert shown["feature"] in panel.distribution_plot.getPlotItem().titleLabel.text
-    assert "training reference of v2" in panel.distribution_legend.text()
+    assert "training reference rows of v2" in panel.distribution_legend.toolTip()
     panel.feature_choice.setCurrentText("region")  # a category: bars per category
     qtbot.waitUntil(lambda: panel.distribution["feature"] == "region", timeout=20000)
     assert panel.distribution["kind"] == "categorical"

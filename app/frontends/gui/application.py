@@ -160,7 +160,11 @@ def shield_none_refcount() -> None:
         return
     import ctypes
 
-    ctypes.c_ssize_t.from_address(id(None)).value += NONE_REFERENCE_CUSHION  # ob_refcnt is the first field
+    # ob_refcnt is the first field. True and False get the same cushion: a full GUI test session
+    # (tests/test_gui_*.py in one process) ended in "Fatal Python error: bool_dealloc" at exit;
+    # they are immortal from Python 3.12 on, like None.
+    for singleton in (None, True, False):
+        ctypes.c_ssize_t.from_address(id(singleton)).value += NONE_REFERENCE_CUSHION
     shield_none_refcount.done = True
 
 

@@ -326,7 +326,7 @@ class MonitoringPanel(Panel):
         self.plot_grid.addWidget(with_legend(self.drift_plot, self.drift_legend), 1, 0)
         self.plot_grid.addWidget(with_legend(self.feature_plot, self.feature_legend), 1, 1)
         distribution = with_legend(self.distribution_plot, self.distribution_legend)
-        distribution.layout().insertWidget(0, self.feature_choice)
+        distribution.layout().insertWidget(1, self.feature_choice)  # under the plot, above its legend
         self.plot_grid.addWidget(distribution, 1, 2)
         self.plot_grid.setRowStretch(0, 5)
         self.plot_grid.setRowStretch(1, 4)
@@ -544,9 +544,12 @@ class MonitoringPanel(Panel):
             plot.getAxis("bottom").setTicks([list(zip(positions, categories))])
             plot.setLabel("bottom", f"{distribution['feature']} (category)")
         plot.setTitle(f"{distribution['feature']}: reference vs v{distribution['dataset_version']}")
-        self.distribution_legend.setText(legend([
-            (MEASURED, "▬", f"training reference of v{distribution['model_version']} ({distribution['reference_rows']} rows)"),
-            (ESTIMATED, "▬", f"batch v{distribution['dataset_version']} ({distribution['batch_rows']} rows)")]))
+        self.distribution_legend.setText(legend([(MEASURED, "▬", "reference"),
+                                                 (ESTIMATED, "▬", f"batch v{distribution['dataset_version']}")]))
+        self.distribution_legend.setToolTip(
+            f"Reference: the training reference rows of v{distribution['model_version']} "
+            f"({distribution['reference_rows']} rows); batch v{distribution['dataset_version']}: "
+            f"{distribution['batch_rows']} rows. Shares of rows per bin (numbers) or per category.")
 
     def flush(self) -> None:
         for series in self.series.values():
