@@ -40,9 +40,11 @@ def test_each_batch_of_a_backlog_stands_at_its_own_place(qtbot, backlog_window):
 
 def test_training_and_deployment_are_marked_at_the_batch_where_they_happened(qtbot, backlog_window):
     panel = shown_monitoring(qtbot, backlog_window)
-    markers = {round(line.value(), 1): line.label.textItem.toPlainText() for line in panel._deployment_lines}
+    markers = {round(line.value(), 1): line.toolTip() for line in panel._deployment_lines}
     assert markers[1.5] == "v1 trained · v1 deployed"  # before the first batch of the stream
     assert markers[7.5] == "v2 trained · v2 deployed"  # after batch v7, the last of the first run
+    labels = {round(line.value(), 1): line.label.textItem.toPlainText() for line in panel._deployment_lines}
+    assert labels[7.5] == "v2"  # short on the plot: the version put in production
     assert all(x < 10.6 for x in markers)
 
 

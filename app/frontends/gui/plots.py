@@ -105,7 +105,8 @@ def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: b
     widget = _plot_widget_class()(axisItems=axis)
     if title:
         widget.setTitle(title)
-    widget.getAxis("left").enableAutoSIPrefix(False)  # 0.91, not 910 (x0.001)
+    for side in ("left", "bottom"):
+        widget.getAxis(side).enableAutoSIPrefix(False)  # 0.91, not 910 (x0.001)
     if left:
         widget.setLabel("left", left)
     if bottom:

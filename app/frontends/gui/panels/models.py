@@ -317,7 +317,10 @@ class ModelsPanel(Panel):
         from app.frontends.gui.plots import pg, plot_widget
 
         lib = pg()
-        names = sorted({m for e in entries for m in e["metrics"]})
+        def number(value):
+            return value if isinstance(value, (int, float)) and value == value else None  # NaN and None: no bar
+
+        names = sorted({m for e in entries for m, v in e["metrics"].items() if number(v) is not None})
         plot = plot_widget(title="Metrics by version", height=200)
         plot.setObjectName("metricsByVersion")
         width = 0.8 / len(entries)
@@ -325,7 +328,7 @@ class ModelsPanel(Panel):
         for index, entry in enumerate(entries):
             colour = VERSION_COLOURS[index % len(VERSION_COLOURS)]
             xs = [m + (index - (len(entries) - 1) / 2) * width for m in range(len(names))]
-            heights = [entry["metrics"].get(n) or 0.0 for n in names]
+            heights = [number(entry["metrics"].get(n)) or 0.0 for n in names]
             plot.addItem(lib.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colour))
             legend_parts.append(f"<span style='color:{colour}'><b>▬</b></span>&nbsp;v{entry['version']}")
         plot.getAxis("bottom").setTicks([list(enumerate(names))])

@@ -1,6 +1,8 @@
 """Monitoring: the production metric over time (threshold, deployments), estimated vs
 actual, drift; the schedule editor. Plots update live as results land in the registry."""
 
+import re
+
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -65,7 +67,26 @@ def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments:
         places.setdefault(position, []).append(f"{kind} v{deployment['version']}" if deployment.get("is_rollback")
                                                else f"v{deployment['version']} deployed")
         deployed_at.add(position)
-    return [(position, " · ".join(texts), position in deployed_at) for position, texts in sorted(places.items())]
+    return [(position, " · ".join(_compact(texts)), position in deployed_at) for position, texts in sorted(places.items())]
+
+
+def marker_label(text: str) -> str:
+    """The short label of a marker: the version it put in production ("v3", "↩v3" for a rollback),
+    else the version(s) trained there."""
+    deployed = re.findall(r"v(\d+) deployed", text)
+    rolled_back = re.findall(r"rolled back to v(\d+)", text)
+    if rolled_back:
+        return f"↩v{rolled_back[-1]}"
+    if deployed:
+        return f"v{deployed[-1]}"
+    return ",".join(re.findall(r"v\d+", text))
+
+
+def _compact(texts: list[str]) -> list[str]:
+    """["v2 trained", "v3 trained", "v3 deployed"] -> ["v2, v3 trained", "v3 deployed"]."""
+    trained = [t.split()[0] for t in texts if t.endswith(" trained")]
+    others = [t for t in texts if not t.endswith(" trained")]
+    return ([f"{', '.join(trained)} trained"] if trained else []) + others
 
 
 def point_tip(result: dict, metric: str, arrivals: dict[int, str]) -> str:
@@ -439,16 +460,16 @@ class MonitoringPanel(Panel):
         self._deployment_lines = []
 
     def _markers(self, markers: list[tuple[float, str, bool]]) -> None:
-        """A vertical line between the batch a model was trained or deployed after and the next one."""
+        """A vertical line between the batch a model was trained or deployed after and the next one,
+        labelled with the version it put in production (or trained); the full story in its tooltip."""
         from app.frontends.gui.plots import pg
 
         self._remove_markers()
         for position, text, deployed in markers:
-            pen = {"color": DEPLOYED if deployed else TRAINED, "style": Qt.PenStyle.DotLine if deployed
-                   else Qt.PenStyle.DashDotLine}
-            line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=text,
-                                     labelOpts={"position": 0.96, "anchors": [(0, 0), (0, 0)],
-                                                "color": DEPLOYED if deployed else TRAINED})
+            colour = DEPLOYED if deployed else TRAINED
+            pen = {"color": colour, "style": Qt.PenStyle.DotLine if deployed else Qt.PenStyle.DashDotLine}
+            line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=marker_label(text),
+                                     labelOpts={"position": 0.97, "anchors": [(0, 0), (0, 0)], "color": colour})
             line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
@@ -478,7 +499,7 @@ class MonitoringPanel(Panel):
 
             bar_chart_highlight(self.feature_plot, names, [per_feature[n]["psi"] for n in names], drifted, LIMIT)
         batch = latest.get("dataset_version")
-        self.feature_plot.setTitle(f"Per-feature drift, batch v{batch}" if batch else "Per-feature drift, latest batch")
+        self.feature_plot.setTitle(f"Drift per feature, v{batch}" if batch else "Drift per feature")
         by_drift = sorted(names, key=lambda n: -per_feature[n]["psi"])
         if [self.feature_choice.itemText(i) for i in range(self.feature_choice.count())] != by_drift:
             chosen = self.feature_choice.currentText()
