@@ -117,6 +117,7 @@ def backlog_template(demo_template, tmp_path_factory) -> Path:
     files = tmp_path_factory.mktemp("backlog-files")
     keel = Keel.open(folder)
     try:
+        keel.set_project("demo-credit", {"policy": "alert"})  # alerts only: the trainings are the test's own
         for index in range(6):
             path = files / f"batch-{index:02d}.csv"
             simulator.make_batch(150, seed=100 + index, shift=0.15 * index).to_csv(path, index=False)
