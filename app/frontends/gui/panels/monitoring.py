@@ -323,7 +323,7 @@ class MonitoringPanel(Panel):
         self.drift_plot.setYRange(0, 1)
         self.drift_plot.getPlotItem().setClipToView(True)
         self.drift_legend = legend_label()
-        self.feature_plot = plot_widget(title="Per-feature drift, latest batch", height=110)
+        self.feature_plot = plot_widget(title="PSI per feature", height=110)
         self.feature_plot.setToolTip("Population Stability Index (PSI) of each feature in the latest batch against "
                                      "the training reference: below 0.1 stable, 0.1–0.2 moderate, above 0.2 drifted")
         self.feature_legend = legend_label()
@@ -487,7 +487,7 @@ class MonitoringPanel(Panel):
         per_feature = feature_drift(latest)
         if not per_feature:
             clear_plot(self.feature_plot)
-            self.feature_plot.setTitle("Per-feature drift, latest batch")
+            self.feature_plot.setTitle("PSI per feature")
             self.feature_legend.setText("")
             return
         names = list(per_feature)
@@ -499,7 +499,7 @@ class MonitoringPanel(Panel):
 
             bar_chart_highlight(self.feature_plot, names, [per_feature[n]["psi"] for n in names], drifted, LIMIT)
         batch = latest.get("dataset_version")
-        self.feature_plot.setTitle(f"Drift per feature, v{batch}" if batch else "Drift per feature")
+        self.feature_plot.setTitle("PSI per feature")
         by_drift = sorted(names, key=lambda n: -per_feature[n]["psi"])
         if [self.feature_choice.itemText(i) for i in range(self.feature_choice.count())] != by_drift:
             chosen = self.feature_choice.currentText()
@@ -509,7 +509,8 @@ class MonitoringPanel(Panel):
             self.feature_choice.setCurrentText(chosen if chosen in by_drift else by_drift[0])
             self.feature_choice.blockSignals(False)
         self.show_distribution(self.feature_choice.currentText())
-        self.feature_legend.setText(legend([(DRIFT, "▬", "PSI vs the training reference"),
+        self.feature_legend.setText(legend([(DRIFT, "▬", f"batch v{batch} vs the training reference" if batch
+                                             else "latest batch vs the training reference"),
                                             (LIMIT, "▬", f"flagged as drifted ({len(drifted)})")]))
 
     def _clear_distribution(self) -> None:
