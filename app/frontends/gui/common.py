@@ -375,7 +375,7 @@ class Banner(QFrame):
 
     def show_message(self, level: str, message: str, seconds: float = 10.0) -> None:
         self.history.append((level, message))
-        color = {"info": "#2d6cdf", "warning": "#d08a00", "error": "#d0342c"}.get(level, "#2d6cdf")
+        color = {"info": ACCENT_COLOR, "warning": WARNING_COLOR, "error": BAD_COLOR}.get(level, ACCENT_COLOR)
         self.setStyleSheet(f"QFrame#banner {{ background: palette(window); border: 1px solid {color}; "
                            f"border-left: 5px solid {color}; border-radius: 3px; }}")
         self.label.setText(message)

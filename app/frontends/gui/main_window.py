@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import RESOURCES
+from app import RESOURCES, __version__
+from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
+from app.demo import DEMO_PROJECT
 from app.frontends.gui import common, file_dialogs
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
@@ -458,7 +460,7 @@ class MainWindow(QMainWindow):
     def add_data(self) -> None:
         paths = file_dialogs.open_files(self, f"Add data to {self.controller.project} (Ctrl+click: several files)",
                                         self._data_folder(),
-                                        "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+                                        file_dialog_filter())
         if paths:
             self.settings.setValue("last_data_folder", str(Path(paths[0]).parent))
             from app.core.services.batches import name_order
@@ -628,7 +630,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event):
         urls = event.mimeData().urls()
-        if urls and all(u.isLocalFile() and (u.toLocalFile().lower().endswith(DATA_SUFFIXES)
+        if urls and all(u.isLocalFile() and (u.toLocalFile().lower().endswith(DATA_FILE_SUFFIXES)
                                              or Path(u.toLocalFile()).is_dir()) for u in urls):
             event.acceptProposedAction()
 

@@ -185,7 +185,7 @@ def clear_plot(widget) -> None:
         widget.getAxis(name).setTicks(None)
 
 
-def bar_chart(widget, labels: list[str], values: list[float], color: str = "#2d6cdf", value_label: str = "") -> None:
+def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCENT_COLOR, value_label: str = "") -> None:
     """Horizontal bars, largest on top; the left axis is as wide as the longest label."""
     lib = pg()
     clear_plot(widget)

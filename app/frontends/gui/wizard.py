@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.core.domain.data_files import file_dialog_filter
 from app.core.domain.project_name import is_valid_project_name, suggest_project_name
 from app.core.domain.settings import (
     PRESETS,
@@ -67,7 +68,7 @@ class FilePage(QWizardPage):
 
     def browse(self) -> None:
         path = file_dialogs.open_file(self, "Data file", str(Path.home()),
-                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+                                      file_dialog_filter())
         if path:
             self.path.setText(path)
             self.load()

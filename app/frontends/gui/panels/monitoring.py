@@ -25,6 +25,7 @@ from app.frontends.gui.common import (
     BAD_COLOR,
     DRIFT_COLOR,
     GOOD_COLOR,
+    MUTED_COLOR,
     WARNING_COLOR,
     RecordsModel,
     fmt_value,
@@ -39,8 +40,8 @@ FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points a
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
 
 
-MEASURED, ESTIMATED, DRIFT = "#2d6cdf", "#d08a00", "#9b59b6"
-LIMIT, DEPLOYED, TRAINED = "#d0342c", "#2e9d4f", "#8a8a8a"
+MEASURED, ESTIMATED, DRIFT = ACCENT_COLOR, WARNING_COLOR, DRIFT_COLOR
+LIMIT, DEPLOYED, TRAINED = BAD_COLOR, GOOD_COLOR, MUTED_COLOR
 
 
 def batch_position(result: dict) -> float:
