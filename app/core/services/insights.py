@@ -324,8 +324,8 @@ def version_card(keel, name: str, version: int) -> dict:
     facts = keel.registry.run_params(model_version["run_id"]) if run else {}
     datasets = {d["version"]: d for d in keel.dataset_versions(name)}
     used = run["dataset_versions"] if run else []
-    trained = next((e for e in reversed(keel.events(name)) if e["kind"] in ("model_trained", "model_imported")
-                    and (e.get("details") or {}).get("version") == version), None)
+    trained = next((e for e in reversed(keel.events(name)) if e.kind in ("model_trained", "model_imported")
+                    and (e.details or {}).get("version") == version), None)
     return {
         "project": name, "version": version, "metric": project["metric"], "created_at": model_version["created_at"],
         "sha256": model_version["sha256"], "aliases": model_version.get("aliases", []),
@@ -338,7 +338,7 @@ def version_card(keel, name: str, version: int) -> dict:
                                            "labelled_rows": datasets[v]["labelled_rows"], "source": datasets[v]["source"]}
                                           for v in used if v in datasets]},
         "library_versions": run["library_versions"] if run else {},
-        "trained_by": trained["by"] if trained else None, "why": trained["message"] if trained else "",
+        "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
         "deployments": [{"at": d["deployed_at"], "by": d["by"], "reason": d["reason"],
                          "rollback": bool(d.get("is_rollback"))} for d in keel.deployments(name) if d["version"] == version],
     }

@@ -304,7 +304,7 @@ class Controller(QObject):
     def train_and_deploy_first(self, name: str) -> Job | None:
         """A new project's first model: train v1 and put it in production (the wizard's default)."""
         def work(job: Job):
-            result = self.keel.train(name, in_subprocess=True, cancel_event=job.cancel_event, progress=job.report,
+            result = self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
                                      reason="first model, from the new-project wizard")
             job.report(0.97, f"deploying v{result['version']}")
             self.keel.deploy(name, result["version"], by="user", reason="first model, from the new-project wizard")
