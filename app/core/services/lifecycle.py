@@ -875,6 +875,12 @@ class Keel:
     def monitor_results(self, name: str, after_id: int = 0) -> list[dict]:
         return self.registry.monitor_results(self.project(name)["id"], after_id=after_id)
 
+    def policy_decisions(self, name: str, after_id: int = 0) -> list[dict]:
+        """The retraining policy's decisions: {id, at, kind, message, decision}, oldest first."""
+        from app.core.store.policy_state import decision_events
+
+        return decision_events(self.registry, self.project(name)["id"], after_id)
+
     def schedule(self, name: str) -> dict | None:
         return self.registry.schedule(self.project(name)["id"])
 

@@ -42,6 +42,15 @@ UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days
 
 MEASURED, ESTIMATED, DRIFT = ACCENT_COLOR, WARNING_COLOR, DRIFT_COLOR
 LIMIT, DEPLOYED, TRAINED = BAD_COLOR, GOOD_COLOR, MUTED_COLOR
+# the retraining policy's decisions, marked on the metric curve: legend text, symbol (plot, legend), colour
+DECISION_MARKS = {
+    "retrain": ("challenger promoted or waiting", "t1", "▲", GOOD_COLOR),
+    "rejected": ("challenger rejected", "x", "✕", BAD_COLOR),
+    "restored": ("earlier version restored", "d", "◆", "#8e44ad"),
+    "held": ("retrain held (back-off, budget)", "s", "■", MUTED_COLOR),
+}
+DECISION_GROUPS = {"retrained_deployed": "retrain", "retrained_waiting": "retrain", "retrained_rejected": "rejected",
+                   "restored": "restored", "restore_waiting": "restored", "held": "held"}
 
 
 def batch_position(result: dict) -> float:
@@ -120,6 +129,11 @@ def metric_legend(threshold, has_markers: bool) -> str:
     if has_markers:
         entries += [(TRAINED, "┆", "trained"), (DEPLOYED, "┆", "deployed")]
     return legend(entries)
+
+
+def decision_legend(groups: set[str]) -> str:
+    entries = [(color, glyph, text) for group, (text, _, glyph, color) in DECISION_MARKS.items() if group in groups]
+    return ("&nbsp;&nbsp;&nbsp;" + legend(entries)) if entries else ""
 
 
 def legend_label() -> QLabel:
@@ -301,6 +315,9 @@ class MonitoringPanel(Panel):
                                        symbolBrush=MEASURED)
         estimated = self.metric_plot.plot(pen={"color": ESTIMATED, "width": 2, "style": Qt.PenStyle.DashLine},
                                           symbol="t", symbolSize=6, symbolBrush=ESTIMATED)
+        self.decision_marks = {group: self.metric_plot.plot(pen=None, symbol=symbol, symbolSize=11, symbolBrush=color,
+                                                            symbolPen=color)
+                               for group, (_, symbol, _, color) in DECISION_MARKS.items()}
         self.metric_tips = lib.ScatterPlotItem(size=12, pen=None, brush=(0, 0, 0, 0), hoverable=True,
                                                tip=lambda x, y, data: data)
         self.metric_plot.getPlotItem().getViewBox().addItem(self.metric_tips)  # not a curve: no downsampling
@@ -425,7 +442,9 @@ class MonitoringPanel(Panel):
         deployments = self.keel.deployments(project["name"])
         models = self.keel.status(project["name"])["versions"]
         settings = project["settings"]
-        signature = (project["name"], len(self.results), len(deployments), len(models), settings.get("threshold"),
+        decisions = self.keel.policy_decisions(project["name"])
+        signature = (project["name"], len(self.results), len(deployments), len(models), len(decisions),
+                     settings.get("threshold"),
                      settings.get("drift_share"), project["metric"])
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
@@ -435,7 +454,9 @@ class MonitoringPanel(Panel):
         self.metric_plot.setLabel("left", project["metric"])
         self._markers(lifecycle_markers(arrivals, models, deployments))
         self._tips(project["metric"], arrivals)
-        self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments)))
+        shown = self._decision_marks(decisions)
+        self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments))
+                                   + decision_legend(shown))
         drift_share = settings.get("drift_share", 0.3)
         self.drift_limit.setPos(drift_share)
         self.drift_legend.setText(legend([(DRIFT, "●", "share of features flagged as drifted"),
@@ -474,6 +495,20 @@ class MonitoringPanel(Panel):
             line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
+
+    def _decision_marks(self, decisions: list[dict]) -> set[str]:
+        """Each policy decision on the measured curve, at the batch it followed; -> the groups shown."""
+        measured = [(r["at"], batch_position(r), r["value"]) for r in self.results if r["value"] is not None]
+        points: dict[str, tuple[list, list]] = {group: ([], []) for group in DECISION_MARKS}
+        for event in decisions:
+            before = [(x, y) for at, x, y in measured if at <= event["at"]]
+            group = DECISION_GROUPS.get(event["decision"])
+            if group and before:
+                points[group][0].append(before[-1][0])
+                points[group][1].append(before[-1][1])
+        for group, (xs, ys) in points.items():
+            self.decision_marks[group].setData(xs, ys)
+        return {group for group, (xs, _) in points.items() if xs}
 
     def _tips(self, metric: str, arrivals: dict[int, str]) -> None:
         points = [(batch_position(r), r["value"] if r["value"] is not None else r["estimated_value"], r)
