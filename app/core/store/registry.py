@@ -614,6 +614,22 @@ class Registry:
         rows = self.conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,)).fetchall()
         return {key: _loads(value, None) for key, value in rows}
 
+    def runs(self, project_id: int) -> list[dict]:
+        """The project's runs, newest first, with their final metrics."""
+        rows = self.query("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC", (project_id,))
+        metrics: dict[int, dict] = {}
+        for point in self.conn.execute(
+                "SELECT m.run_id, m.key, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
+                "WHERE r.project_id = ? ORDER BY m.step, m.id", (project_id,)):
+            metrics.setdefault(point[0], {})[point[1]] = point[2]
+        return [{**row, "metrics": metrics.get(row["id"], {})} for row in rows]
+
+    def runs_with_metric(self, project_id: int, key: str, above: float) -> list[dict]:
+        """The project's runs whose latest `key` is above a value, newest first."""
+        return self.query(
+            "SELECT r.* FROM runs r WHERE r.project_id = ? AND (SELECT m.value FROM metrics m WHERE m.run_id = r.id "
+            "AND m.key = ? ORDER BY m.step DESC, m.id DESC LIMIT 1) > ? ORDER BY r.id DESC", (project_id, key, above))
+
     def run(self, run_id: int) -> dict:
         row = self.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
