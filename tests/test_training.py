@@ -248,6 +248,22 @@ def test_a_fit_caps_native_thread_pools_to_the_cores_left(monkeypatch, credit):
     assert seen and set(seen) == {1}
 
 
+def test_a_fit_never_raises_a_cap_set_before_it(monkeypatch, credit):
+    """A child process capped to one thread (this test's fixture, the GUI's training child) stays at one."""
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    seen = []
+    real_fit = training._fit_and_evaluate
+    monkeypatch.setattr(training, "_fit_and_evaluate", lambda *a, **k: (
+        seen.extend(p["num_threads"] for p in threadpool_info()), real_fit(*a, **k))[1])
+    frame, schema = credit
+    training.fit_and_evaluate(frame, schema, "logreg", {}, seed=1)
+    assert seen and set(seen) == {1}
+
+
 def test_an_idle_machine_leaves_every_core_to_a_fit(monkeypatch):
     import os
 

@@ -168,8 +168,20 @@ def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dic
     with native thread pools capped to the cores the machine has left."""
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
-    with threadpool_limits(limits=threads_left()):
+    with threadpool_limits(limits=_pool_limits()):
         return _fit_and_evaluate(frame, schema, preset, params, seed, cv_folds, progress)
+
+
+def _pool_limits() -> dict[str, int] | int:
+    """Each native pool at most threads_left(), and never above its current size (a child process
+    capped to one thread stays at one)."""
+    from threadpoolctl import threadpool_info
+
+    left = threads_left()
+    limits: dict[str, int] = {}
+    for pool in threadpool_info():
+        limits[pool["user_api"]] = min(limits.get(pool["user_api"], left), pool["num_threads"])
+    return limits or left
 
 
 def _fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
