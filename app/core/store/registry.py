@@ -605,9 +605,17 @@ class Registry:
         ).fetchall()
 
     def run_metrics(self, run_id: int) -> dict[str, float]:
+        """Each key's latest value (highest step, then the last logged). One index seek per key
+        (a loose index scan), so a run with a million points of history costs what one with
+        ten does: `status` reads this for every version."""
         rows = self.conn.execute(
-            "SELECT key, value FROM metrics WHERE run_id = ? ORDER BY step, id", (run_id,)
-        ).fetchall()
+            "WITH RECURSIVE keys(key) AS ("
+            " SELECT MIN(key) FROM metrics WHERE run_id = :run"
+            " UNION ALL SELECT (SELECT MIN(key) FROM metrics WHERE run_id = :run AND key > keys.key)"
+            " FROM keys WHERE keys.key IS NOT NULL) "
+            "SELECT key, (SELECT value FROM metrics m WHERE m.run_id = :run AND m.key = keys.key"
+            " ORDER BY m.step DESC, m.id DESC LIMIT 1) FROM keys WHERE key IS NOT NULL ORDER BY key",
+            {"run": run_id}).fetchall()
         return {key: value for key, value in rows}
 
     def run_params(self, run_id: int) -> dict:
