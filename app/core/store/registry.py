@@ -987,11 +987,15 @@ class Registry:
         rows = self.query("SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit))
         return [self._event(row) for row in rows]
 
-    def events(self, project_id: int | None = None, after_id: int = 0) -> list[Event]:
-        if project_id is None:
-            rows = self.query("SELECT * FROM events WHERE id > ? ORDER BY id", (after_id,))
+    def events(self, project_id: int | None = None, after_id: int = 0, newest: int | None = None) -> list[Event]:
+        """Events oldest first; newest=N: only the last N (read from the end of the index)."""
+        where, params = ("id > ?", [after_id]) if project_id is None else ("project_id = ? AND id > ?",
+                                                                            [project_id, after_id])
+        if newest is None:
+            rows = self.query(f"SELECT * FROM events WHERE {where} ORDER BY id", params)
         else:
-            rows = self.query("SELECT * FROM events WHERE project_id = ? AND id > ? ORDER BY id", (project_id, after_id))
+            rows = self.query(f"SELECT * FROM (SELECT * FROM events WHERE {where} ORDER BY id DESC LIMIT ?) "
+                              "ORDER BY id", [*params, max(newest, 0)])
         return [self._event(row) for row in rows]
 
     @staticmethod
