@@ -209,14 +209,14 @@ def run_record(keel, name: str, version: int) -> dict:
                 "labelled_rows": d["labelled_rows"], "sha256": d["content_sha256"]}
                for d in registry.dataset_versions(project["id"]) if d["version"] in used]
     trained = next((e for e in registry.events(project["id"])
-                    if e["kind"] in ("model_trained", "model_imported") and e["details"].get("version") == version), None)
+                    if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
     tags = {
         "keel.project": name, "keel.version": str(version), "keel.sha256": model_version["sha256"],
         "keel.task": project["task"], "keel.target": project["target"], "keel.metric": project["metric"],
         "keel.preset": (run or {}).get("preset") or "", "keel.run_kind": (run or {}).get("kind") or "",
         "keel.dataset_versions": ",".join(str(d["version"]) for d in lineage),
         "keel.training_data": json.dumps(lineage)[:MAX_PARAM_CHARS],
-        "keel.trained_by": trained["by"] if trained else "", "keel.trained": trained["message"] if trained else "",
+        "keel.trained_by": trained.by if trained else "", "keel.trained": trained.message if trained else "",
         "keel.archived": str(bool(model_version["archived"])).lower(),
         "keel.library_versions": json.dumps((run or {}).get("library_versions") or {}),
         "mlflow.source.name": "keel", "mlflow.source.type": "LOCAL",
