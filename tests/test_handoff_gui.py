@@ -30,12 +30,12 @@ def run_action(qtbot, window, key: str, title_start: str):
 
 
 def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkeypatch):
-    from PySide6.QtWidgets import QFileDialog
+    import app.frontends.gui.file_dialogs as file_dialogs
 
     output = tmp_path / "demo-report.html"
     asked = []
-    monkeypatch.setattr(QFileDialog, "getSaveFileName",
-                        lambda parent, title, start, filters: asked.append(start) or (str(output), filters))
+    monkeypatch.setattr(file_dialogs, "save_file",
+                        lambda parent, title, start, filters: asked.append(start) or str(output))
     job = run_action(qtbot, window, "export_report", "Writing the report")
     assert job.state == "done" and asked[0].endswith("demo-credit-report.html")
     html = output.read_text(encoding="utf-8")
@@ -44,10 +44,10 @@ def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkey
 
 
 def test_file_menu_exports_the_production_model_for_mlflow(qtbot, window, tmp_path, monkeypatch):
-    from PySide6.QtWidgets import QFileDialog
+    import app.frontends.gui.file_dialogs as file_dialogs
 
     folder = tmp_path / "demo-mlflow"
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(folder), ""))
+    monkeypatch.setattr(file_dialogs, "save_file", lambda *a, **k: str(folder))
     job = run_action(qtbot, window, "export_mlflow", "Exporting v1 as an MLflow model")
     assert job.state == "done"
     assert {"MLmodel", "model.skops", "requirements.txt"} <= {p.name for p in folder.iterdir()}
