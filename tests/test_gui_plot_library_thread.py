@@ -42,5 +42,5 @@ def test_the_plot_library_is_imported_on_the_gui_thread(demo_workspace, tmp_path
            "HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(demo_workspace)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
-    line = next((l for l in result.stdout.splitlines() if l.startswith("IMPORTERS")), None)
+    line = next((text for text in result.stdout.splitlines() if text.startswith("IMPORTERS")), None)
     assert line == "IMPORTERS [True]", result.stdout + result.stderr
