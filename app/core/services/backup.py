@@ -30,9 +30,9 @@ BACKUP_SUFFIX = ".keel-backup"
 
 
 def outside_workspace(keel, destination: str | os.PathLike, what: str = "the output") -> Path:
-    """A path the user named for Keel to write: never inside the workspace (the shared rule of
-    app/core/services/paths.py), never a folder."""
-    path = check_output_path(keel.workspace.root, destination)
+    """A path the user named for Keel to write: never inside the workspace (resolved through
+    symlinks and `..`), never a folder."""
+    path = check_output_path(keel.workspace.root, destination, what)
     if path.resolve().is_dir():
         raise KeelError(f"{path}: is a directory; give a file name for {what}")
     return path
