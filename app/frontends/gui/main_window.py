@@ -109,6 +109,8 @@ class MainWindow(QMainWindow):
             "open_workspace": self._action("&Open workspace…", self.choose_workspace, QKeySequence.StandardKey.Open),
             "add_data": self._action("&Add data…", self.add_data, "Ctrl+I",
                                      "Ingest a labelled or unlabelled batch (validated, cleaned, versioned)"),
+            "add_labels": self._action("Add &labels…", self.add_labels, None,
+                                       "Labels that arrived later: a file of id,label rows joined to what was scored"),
             "import_model": self._action("&Import model…", self.import_model, None,
                                          "Register a scikit-learn model saved with skops as a new version"),
             "export_report": self._action("Export &report…", self.export_report, None,
@@ -142,7 +144,8 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         a = self.named_actions
         file_menu = self.menuBar().addMenu("&File")
-        for key in ("new_project", "open_workspace", None, "add_data", "import_model", "export_report", None, "delete_project", None, "quit"):
+        for key in ("new_project", "open_workspace", None, "add_data", "add_labels", "import_model", "export_report",
+                    None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
         model_menu = self.menuBar().addMenu("&Model")
         for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
@@ -344,6 +347,7 @@ class MainWindow(QMainWindow):
         a = self.named_actions
         a["new_project"].setEnabled(c.can_write())
         a["add_data"].setEnabled(writable)
+        a["add_labels"].setEnabled(writable)
         a["import_model"].setEnabled(writable)
         a["export_report"].setEnabled(has_keel and project)
         a["delete_project"].setEnabled(can and not c.busy())
@@ -406,6 +410,13 @@ class MainWindow(QMainWindow):
                                               file_dialog_filter())
         if path:
             self.controller.ingest(path)
+
+    def add_labels(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, f"Add labels to {self.controller.project} (a file of id,label rows)",
+                                              str(Path.home()),
+                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+        if path:
+            self.controller.add_labels(path)
 
     def import_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "skops model (*.skops)")

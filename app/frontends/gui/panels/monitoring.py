@@ -33,6 +33,7 @@ from app.frontends.gui.common import (
     muted,
 )
 from app.frontends.gui.panels.base import Panel, action_button
+from app.frontends.gui.panels.traffic import TrafficSection
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
@@ -117,7 +118,9 @@ class MonitoringPanel(Panel):
         lower_layout.addWidget(self.table, 3)
         lower_layout.addWidget(self._schedule_box(), 2)
         self.splitter.addWidget(lower)
-        self.splitter.setSizes([460, 220])
+        self.traffic = TrafficSection(controller.plots_ready)
+        self.splitter.addWidget(self.traffic)
+        self.splitter.setSizes([400, 200, 200])
         layout.addWidget(self.splitter, 1)
 
     # ------------------------------------------------------------------ schedule editor
@@ -295,6 +298,7 @@ class MonitoringPanel(Panel):
         self._last_id = 0
         self.results = []
         self.table_model.set_rows([])
+        self.traffic.clear()
         for series in self.series.values():
             series.clear()
 
@@ -317,6 +321,7 @@ class MonitoringPanel(Panel):
         if self.plots_built:
             self._show_plots(bool(self.results))
             self._decorations(project)  # the points themselves reach the curves on the next flush tick
+        self.traffic.refresh(self.keel, self.project)
         measured = [r for r in self.results if r["value"] is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
                              (f"; last {project['metric']} {fmt_value(measured[-1]['value'])}" if measured else ""))
