@@ -29,9 +29,12 @@ log = logging.getLogger("keel.scheduling")
 
 JOB_PREFIX = "monitor:"
 WATCH_JOB = "keel:watch-schedules"
+INBOX_JOB = "keel:sweep-inboxes"
 WATCH_SECONDS = 5
 UPKEEP_JOB = "keel:upkeep"
 UPKEEP_SECONDS = 60
+INBOX_SWEEP_SECONDS = 3.0
+INBOX_SWEEP_ENV = "KEEL_INBOX_SWEEP_SECONDS"
 MISFIRE_GRACE_SECONDS = 3600
 
 
@@ -59,10 +62,30 @@ def missed_run(schedule: dict, now: datetime) -> bool:
     return due is not None and due <= now
 
 
+def inbox_sweep_seconds() -> float:
+    """How often the inboxes are looked at: $KEEL_INBOX_SWEEP_SECONDS, default 3."""
+    import os
+
+    text = os.environ.get(INBOX_SWEEP_ENV, "").strip()
+    try:
+        value = float(text) if text else INBOX_SWEEP_SECONDS
+    except ValueError:
+        log.warning("$%s=%r is not a number of seconds: using %g", INBOX_SWEEP_ENV, text, INBOX_SWEEP_SECONDS)
+        return INBOX_SWEEP_SECONDS
+    return value if value > 0 else INBOX_SWEEP_SECONDS
+
+
 class MonitorScheduler:
-    def __init__(self, keel: Keel, submit: Callable[[str], None], watch_seconds: float = WATCH_SECONDS):
+    """submit(project) queues a monitoring cycle. submit_sweep(project), if given, queues an inbox
+    sweep: every few seconds each monitored project whose inbox holds files gets one, so a finished
+    file waits seconds for its ingestion, not a schedule period."""
+
+    def __init__(self, keel: Keel, submit: Callable[[str], None], watch_seconds: float = WATCH_SECONDS,
+                 submit_sweep: Callable[[str], None] | None = None, sweep_seconds: float | None = None):
         self.keel = keel
         self.submit = submit
+        self.submit_sweep = submit_sweep
+        self.sweep_seconds = inbox_sweep_seconds() if sweep_seconds is None else sweep_seconds
         self.watch_seconds = watch_seconds
         self.scheduler = BackgroundScheduler(job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS})
@@ -77,6 +100,9 @@ class MonitorScheduler:
         # scheduled backups and retention (workspace settings); the first check a minute after start
         self.scheduler.add_job(self._upkeep, IntervalTrigger(seconds=UPKEEP_SECONDS), id=UPKEEP_JOB,
                                replace_existing=True)
+        if self.submit_sweep is not None:
+            self.scheduler.add_job(self.sweep_waiting_inboxes, IntervalTrigger(seconds=self.sweep_seconds),
+                                   id=INBOX_JOB, replace_existing=True)
         self.scheduler.start()
         caught_up = self.catch_up() if catch_up else []
         log.info("scheduler started: %d monitoring job(s), catch-up for %s", len(self._project_jobs()), caught_up or "none")
@@ -148,6 +174,25 @@ class MonitorScheduler:
 
     def _project_jobs(self) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)]
+
+    def sweep_waiting_inboxes(self) -> list[str]:
+        """Queue a sweep for each monitored project (schedule on, a production model) whose inbox
+        holds files; returns those projects. Never blocks on the sweep itself."""
+        from app.core.services import inbox
+
+        queued = []
+        try:
+            for schedule in self.schedules():
+                project = schedule["project"]
+                if not schedule["enabled"] or not inbox.has_waiting_files(self.keel, project):
+                    continue
+                if self.keel.production_version(project) is None:
+                    continue  # as for monitoring: its inbox waits for the first deployment
+                self.submit_sweep(project)
+                queued.append(project)
+        except Exception:  # noqa: BLE001 - a busy registry: the next tick tries again
+            log.exception("could not look at the inboxes")
+        return queued
 
     def _fire(self, project: str, signature: tuple | None = None) -> None:
         """The scheduled job: record the run and hand the work to the project's queue. Never blocks."""

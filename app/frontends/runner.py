@@ -20,30 +20,39 @@ log = logging.getLogger("keel.runner")
 
 
 class ProjectQueues:
-    """One single-worker executor per project, running its monitoring jobs one at a time.
+    """One single-worker executor per project, running its jobs (monitoring cycles, inbox
+    sweeps) one at a time.
 
-    A project with a job already waiting does not get a second one (the scheduler's
-    coalesce, kept across the queue)."""
+    A project with a job of the same kind already waiting does not get a second one (the
+    scheduler's coalesce, kept across the queue)."""
 
-    def __init__(self, work, on_result=None):
-        self.work = work  # work(project) -> result
+    def __init__(self, work, on_result=None, sweep=None, on_sweep=None):
+        self.work = work  # work(project) -> result: a monitoring cycle
         self.on_result = on_result or (lambda project, result, error: None)
+        self.sweep = sweep  # sweep(project) -> list of inbox results
+        self.on_sweep = on_sweep or (lambda project, result, error: None)
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._jobs: set[Future] = set()
-        self._waiting: set[str] = set()
+        self._waiting: set[tuple[str, str]] = set()
         self._guard = threading.Lock()
         self._closed = False
 
     def submit(self, project: str) -> bool:
+        return self._submit(project, "monitor")
+
+    def submit_sweep(self, project: str) -> bool:
+        return self._submit(project, "sweep") if self.sweep is not None else False
+
+    def _submit(self, project: str, kind: str) -> bool:
         with self._guard:
-            if self._closed or project in self._waiting:
+            if self._closed or (project, kind) in self._waiting:
                 return False
-            self._waiting.add(project)
+            self._waiting.add((project, kind))
             executor = self._executors.get(project)
             if executor is None:
                 executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keel-monitor-{project}")
                 self._executors[project] = executor
-            job = executor.submit(self._run, project)
+            job = executor.submit(self._run, project, kind)
             self._jobs.add(job)
         job.add_done_callback(self._forget)
         return True
@@ -52,17 +61,18 @@ class ProjectQueues:
         with self._guard:
             self._jobs.discard(job)
 
-    def _run(self, project: str) -> None:
+    def _run(self, project: str, kind: str = "monitor") -> None:
         with self._guard:
-            self._waiting.discard(project)
+            self._waiting.discard((project, kind))
+        work, report = (self.work, self.on_result) if kind == "monitor" else (self.sweep, self.on_sweep)
         try:
-            result, error = self.work(project), None
+            result, error = work(project), None
         except Exception as exc:  # noqa: BLE001 - report and keep the worker alive
             result, error = None, exc
             if not isinstance(exc, KeelError):
-                log.exception("monitoring of %s failed", project)
+                log.exception("%s of %s failed", "monitoring" if kind == "monitor" else "inbox sweep", project)
         try:
-            self.on_result(project, result, error)
+            report(project, result, error)
         except Exception:  # noqa: BLE001
             log.exception("reporting the result of %s failed", project)
 
@@ -95,8 +105,10 @@ def run(keel, stop_event: threading.Event | None = None, echo=print, ready: thre
 def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
     restore = _install_signal_handlers(stop_event)
     queues = ProjectQueues(lambda project: keel.monitor(project, by="scheduler"),
-                           on_result=lambda project, result, error: echo(_describe(project, result, error)))
-    scheduler = MonitorScheduler(keel, queues.submit)
+                           on_result=lambda project, result, error: echo(_describe(project, result, error)),
+                           sweep=lambda project: keel.sweep_inbox(project, by="scheduler"),
+                           on_sweep=lambda project, result, error: _echo_sweep(echo, project, result, error))
+    scheduler = MonitorScheduler(keel, queues.submit, submit_sweep=queues.submit_sweep)
     try:
         projects = sorted(s["project"] for s in scheduler.schedules() if s["enabled"])
         echo(f"Keel runner on {keel.root}: monitoring {len(projects)} project(s) on their schedules. "
@@ -131,6 +143,12 @@ def _install_signal_handlers(stop_event: threading.Event):
     return restore
 
 
+def _echo_sweep(echo, project: str, result: list | None, error: Exception | None) -> None:
+    """An inbox sweep between monitoring cycles: a line per file taken, nothing when none was."""
+    if error is not None or result:
+        echo(_describe(project, {"inbox": result or [], "sweep_only": True}, error))
+
+
 def _describe(project: str, result: dict | None, error: Exception | None) -> str:
     stamp = datetime.now().strftime("%H:%M:%S")
     if error is not None:
@@ -147,6 +165,8 @@ def format_monitor(result: dict) -> str:
         else:
             lines.append(f"inbox: {item['file']} -> dataset v{item['dataset_version']}"
                          + (f" (same content as v{item['duplicate_of']})" if item.get("duplicate_of") else ""))
+    if result.get("sweep_only"):
+        return "\n".join(lines)
     for batch in result["batches"]:
         measured = f"{batch['metric']} {batch['value']:.4f}" if batch["value"] is not None else "no labels"
         estimated = f", estimated {batch['estimated_value']:.4f}" if batch["estimated_value"] is not None else ""

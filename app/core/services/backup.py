@@ -31,12 +31,10 @@ BACKUP_SUFFIX = ".keel-backup"
 def outside_workspace(keel, destination: str | os.PathLike, what: str = "the output") -> Path:
     """A path the user named for Keel to write: never inside the workspace (resolved through
     symlinks and `..`), never a folder."""
-    path = Path(destination).expanduser()
-    resolved = path.resolve()
-    root = keel.workspace.root.resolve()
-    if resolved == root or root in resolved.parents:
-        raise KeelError(f"{path}: {what} must be outside the workspace {root}")
-    if resolved.is_dir():
+    from app.core.services.paths import check_output_path
+
+    path = check_output_path(keel.workspace.root, destination, what)
+    if path.resolve().is_dir():
         raise KeelError(f"{path}: is a directory; give a file name for {what}")
     return path
 

@@ -876,6 +876,12 @@ class Keel:
     def monitor_results(self, name: str, after_id: int = 0) -> list[dict]:
         return self.registry.monitor_results(self.project(name)["id"], after_id=after_id)
 
+    def policy_decisions(self, name: str, after_id: int = 0) -> list[dict]:
+        """The retraining policy's decisions: {id, at, kind, message, decision}, oldest first."""
+        from app.core.store.policy_state import decision_events
+
+        return decision_events(self.registry, self.project(name)["id"], after_id)
+
     def schedule(self, name: str) -> dict | None:
         return self.registry.schedule(self.project(name)["id"])
 
@@ -937,8 +943,9 @@ class Keel:
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
     # These services are imported on first use because they load pandas and scikit-learn, which
     # read-only commands never need; they do not import this module (an import-linter contract).
-    def sweep_inbox(self, name: str, by: str = "scheduler") -> list[dict]:
-        """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason)."""
+    def sweep_inbox(self, name: str, by: str = "scheduler", progress=None) -> list[dict]:
+        """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason).
+        progress is accepted for the window's child-process jobs; a sweep reports none."""
         from app.core.services import inbox
 
         return inbox.sweep(self, name, by=by)

@@ -25,13 +25,13 @@ def is_inside(path: Path, root: Path) -> bool:
     return resolved == root.resolve() or resolved.is_relative_to(root.resolve())
 
 
-def check_output_path(workspace_root: Path, path: str | os.PathLike) -> Path:
+def check_output_path(workspace_root: Path, path: str | os.PathLike, what: str = "the output") -> Path:
     """The path, or OutputInsideWorkspace (exit 2) if writing it would touch the workspace."""
     path = Path(path).expanduser()
     if is_inside(path, Path(workspace_root)):
         raise OutputInsideWorkspace(
-            f"{path}: is inside the workspace {workspace_root}; Keel never writes a given output into its "
-            "own files: choose a path outside it")
+            f"{path}: is inside the workspace {workspace_root}; {what} must be outside the workspace "
+            "(Keel never writes a given path into its own files)")
     return path
 
 

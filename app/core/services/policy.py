@@ -14,17 +14,22 @@ Each cycle, for every policy but off:
     (`earlier_version_better`) under alert. A restore fits nothing and is not a retrain.
 
 Triggers of a retrain (policies approve and auto):
-  * a measured-metric rule fires in the cycle (metric_threshold, metric_drop); or
-    the drift rule (drift_share) fires on a cycle whose batches had no labels to
-    measure (the label-free estimate never triggers one: under concept drift it stays
+  * a measured-metric rule fires in the cycle (metric_threshold, metric_drop); the drift
+    rule (drift_share) when its alert opens, or on every firing batch when nothing was
+    measured (the label-free estimate never triggers one: under concept drift it stays
     confidently wrong);
+  * a champion fitted soon after a change (it saw fewer than RECENT_WINDOW_ROWS rows since
+    the change) has as many newer rows since the change as it saw;
   * the change detector fires (a steady slide, before any threshold is crossed);
+  * the last challenger was promoted (a drift may still be going on) and the budget has a
+    whole challenger: one every 4 batches until a challenger is rejected;
   * optionally, `retrain_after_rows`: that many labelled rows arrived since the
     last training.
 A triggered retrain is held (decision `held`, with its numbers) by the back-off (after
 a challenger was rejected against the same champion, the next one waits until the rows
-the champion never saw have doubled) or by the budget (at most 2 challengers fitted in
-any 8 consecutive batches: at most a quarter of the batches retrain).
+the champion never saw have doubled, or until the champion scores worse than it did at
+that gate by more than `max_drop`: the drift went on) or by the budget (a token bucket: a quarter of a
+challenger per batch, at most 3 in a row).
 
 The training window: `all`, the newest N rows, or `adaptive` (the default): candidate
 windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS rows) are
@@ -48,7 +53,7 @@ import pandas as pd
 
 from app.core.domain.entities import TrainingData
 from app.core.domain.errors import BusyError, KeelError, ValidationError
-from app.core.domain.settings import ProjectSettings, higher_is_better
+from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
@@ -66,8 +71,13 @@ BOOTSTRAP_RESAMPLES = 500
 MAX_RESTORE_CANDIDATES = 5
 RESTORE_RULE = "earlier_version_better"
 RECENT_WINDOW_ROWS = 2000
-BUDGET_BATCHES = 8  # at most BUDGET_RETRAINS challengers fitted in any BUDGET_BATCHES consecutive batches
-BUDGET_RETRAINS = 2
+# The retrain budget, a token bucket: each batch adds BUDGET_PER_BATCH of a challenger, up to
+# BUDGET_BURST; fitting one spends 1. A new project starts with 1 (it may answer its first drift
+# at once), so over N batches at most 1 + N/4 challengers are fitted, and a drift after a quiet
+# spell may be answered by up to BUDGET_BURST challengers in a row.
+BUDGET_PER_BATCH = 0.25
+BUDGET_BURST = 3.0
+BUDGET_START = 1.0
 MODEL_CACHE_SIZE = 8
 DECISIONS = ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected",
              "restored", "restore_waiting", "held")
@@ -177,10 +187,11 @@ def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
         return restored
     if settings.policy == "alert":
         return fallback
-    reasons = retrain_reasons(keel, project, settings, cycle.firing, observation)
+    reasons = retrain_reasons(keel, project, settings, cycle.firing, observation,
+                              tuple(alert["rule"] for alert in cycle.alerts_opened))
     if not reasons:
         return fallback
-    held = hold_reason(keel, project, reasons)
+    held = hold_reason(keel, project, settings, reasons, latest_value(cycle))
     if held is not None:
         return record_hold(keel, project, reasons, held, fallback)
     try:
@@ -222,6 +233,7 @@ def observe(keel, project: dict, cycle, by: str) -> Observation:
         observation.recent = pd.concat(frames, ignore_index=True).iloc[-MAX_GATE_ROWS:].reset_index(drop=True)
     budget = dict(state.budget)
     budget["batches"] = budget.get("batches", 0) + len(cycle.batches)
+    budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * len(cycle.batches))
     new_state = state.but(change_point=change_point, budget=budget,
                           detector={"champion_version": champion_version, "cusum": detector.to_dict()})
     with keel.registry.transaction():
@@ -325,12 +337,14 @@ def act_on_restore(keel, name: str, project: dict, settings: ProjectSettings, de
 
 # --------------------------------------------------------------------------- triggers, back-off, budget
 def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules: dict,
-                    observation: Observation | None = None) -> list[str]:
-    """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide."""
+                    observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
+    """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
+    opened_rules: the rules whose alert the cycle opened."""
     reasons = []
     alert_rules = [rule for rule in MEASURED_RULES if cycle_rules.get(rule)]
     measured = any(rule in cycle_rules for rule in MEASURED_RULES)
-    if cycle_rules.get("drift_share") and not measured:
+    # drift: on every firing batch when nothing was measured; with labels, once, when its alert opens
+    if cycle_rules.get("drift_share") and (not measured or "drift_share" in opened_rules):
         alert_rules.append("drift_share")
     if alert_rules:
         reasons.append("alert: " + ", ".join(alert_rules))
@@ -338,6 +352,12 @@ def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules:
         change = observation.change
         reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
                        f"since dataset v{change['started_at']}")
+    grown = young_champion_outgrown(keel, project)
+    if grown:
+        reasons.append(grown)
+    state = store.read_policy_state(keel.registry, project["id"])
+    if state.budget.get("momentum") and state.budget.get("tokens", BUDGET_START) >= 1:
+        reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
     if settings.retrain_after_rows:
         new_rows = store.labelled_rows_since_last_training(keel.registry, project["id"])
         if new_rows >= settings.retrain_after_rows:
@@ -345,24 +365,52 @@ def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules:
     return reasons
 
 
-def hold_reason(keel, project: dict, reasons: list[str]) -> dict | None:
-    """Why a triggered retrain waits (the back-off, the budget), with its numbers; None: go ahead."""
+def young_champion_outgrown(keel, project: dict) -> str | None:
+    """Since the latest change, the champion has seen fewer than RECENT_WINDOW_ROWS rows (it was
+    fitted soon after it) and as many newer ones have arrived since: a challenger on the larger
+    window is likely better. After a change this retrains at about 200, 400, 800... rows."""
+    change_point = store.read_policy_state(keel.registry, project["id"]).change_point
+    if change_point is None:
+        return None
+    seen_until = champion_seen_until(keel, project)
+    seen_since = store.labelled_rows_between(keel.registry, project["id"], change_point, seen_until)
+    if not 0 < seen_since < RECENT_WINDOW_ROWS:
+        return None
+    newer = store.labelled_rows_from(keel.registry, project["id"], max(seen_until + 1, change_point))
+    if newer < seen_since:
+        return None
+    return (f"champion v{keel.production_version(project['name'])} saw {seen_since} rows since the change at "
+            f"dataset v{change_point}; {newer} newer rows since")
+
+
+def latest_value(cycle) -> float | None:
+    measured = [batch.value for batch in cycle.batches if batch.value is not None]
+    return measured[-1] if measured else None
+
+
+def hold_reason(keel, project: dict, settings: ProjectSettings, reasons: list[str],
+                latest: float | None = None) -> dict | None:
+    """Why a triggered retrain waits (the back-off, the budget), with its numbers; None: go ahead.
+    The back-off ends when the rows the champion never saw have doubled, or when the champion
+    scores worse than at the rejected attempt by more than --max-drop (the drift went on)."""
     state = store.read_policy_state(keel.registry, project["id"])
     production = keel.production_version(project["name"])
-    by_rows = all(reason.endswith(")") and "new labelled rows" in reason for reason in reasons)
+    by_rows = all("new labelled rows" in reason or "newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(keel, project)
-    if (not by_rows and state.backoff_champion_version == production
+    then = state.backoff_champion_value
+    worse = (latest is not None and then is not None
+             and drop_from(project["metric"], then, latest) > settings.max_drop)
+    if (not by_rows and not worse and state.backoff_champion_version == production
             and unseen < 2 * state.backoff_unseen_rows):
         return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
                 "champion_version": production,
                 "message": f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
                            f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})"}
-    batches = state.budget.get("batches", 0)
-    recent = [mark for mark in state.budget.get("retrains", []) if mark > batches - BUDGET_BATCHES]
-    if len(recent) >= BUDGET_RETRAINS:
-        return {"hold": "budget", "batches": batches, "recent_retrains": len(recent),
-                "message": f"{len(recent)} challengers fitted in the last {BUDGET_BATCHES} batches "
-                           f"(budget {BUDGET_RETRAINS})"}
+    tokens = state.budget.get("tokens", BUDGET_START)
+    if tokens < 1:
+        return {"hold": "budget", "budget": round(tokens, 3), "batches": state.budget.get("batches", 0),
+                "message": f"the retrain budget holds {tokens:.2f} of a challenger (one more every "
+                           f"{1 / BUDGET_PER_BATCH:g} batches)"}
     return None
 
 
@@ -408,15 +456,23 @@ def spend_budget(keel, project: dict) -> None:
     """Every challenger fitted counts, whatever its gate decides."""
     state = store.read_policy_state(keel.registry, project["id"])
     budget = dict(state.budget)
-    budget["retrains"] = (budget.get("retrains", []) + [budget.get("batches", 0)])[-BUDGET_RETRAINS * 4:]
+    budget["tokens"] = budget.get("tokens", BUDGET_START) - 1
+    budget["retrains"] = budget.get("retrains", 0) + 1
     with keel.registry.transaction():
         store.write_policy_state(keel.registry, project["id"], state.but(budget=budget))
 
 
-def record_backoff(keel, project: dict, champion_version: int, unseen: int) -> None:
+def record_momentum(keel, project: dict, promoted: bool) -> None:
+    """A promoted challenger asks for another once the budget allows; a rejected one stops that."""
+    state = store.read_policy_state(keel.registry, project["id"])
+    store.write_policy_state(keel.registry, project["id"], state.but(budget={**state.budget, "momentum": promoted}))
+
+
+def record_backoff(keel, project: dict, champion_version: int, unseen: int, champion_value: float | None) -> None:
     state = store.read_policy_state(keel.registry, project["id"])
     store.write_policy_state(keel.registry, project["id"],
-                             state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen))
+                             state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen,
+                                       backoff_champion_value=champion_value))
 
 
 # --------------------------------------------------------------------------- the training window
@@ -548,7 +604,7 @@ def record_gate_failure(keel, project: dict, details: dict, exc: BaseException) 
                                     f"challenger v{version} kept but not deployed: the gate against champion "
                                     f"v{details['champion_version']} failed ({error})", "policy",
                                     {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
-            record_backoff(keel, project, details["champion_version"], details["unseen_rows"])
+            record_backoff(keel, project, details["champion_version"], details["unseen_rows"], None)
     except Exception:
         log.exception("could not record the failed gate of challenger v%s in %s", version, project["name"])
 
@@ -582,7 +638,8 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
                 keel.registry.set_alias(project["id"], "challenger",
                                         keel.registry.model_version(project["id"], version)["id"])
             if decision == "retrained_rejected":
-                record_backoff(keel, project, champion_version, details["unseen_rows"])
+                record_backoff(keel, project, champion_version, details["unseen_rows"], details["champion_value"])
+            record_momentum(keel, project, decision == "retrained_deployed")
             keel.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
 
         if decision == "retrained_deployed":  # the deployment and the decision: one transaction

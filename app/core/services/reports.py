@@ -42,15 +42,6 @@ def parse_since(text: str | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def check_outside_workspace(keel, path: str | os.PathLike, flag: str = "--output") -> Path:
-    """A user-given output path must not reach into the workspace's own files."""
-    resolved = Path(path).expanduser().resolve()
-    root = keel.workspace.root.resolve()
-    if resolved == root or root in resolved.parents:
-        raise KeelError(f"{flag} {path}: is inside the workspace {root}; write it somewhere else")
-    return resolved
-
-
 # --------------------------------------------------------------------------- gathering
 def build_report(keel, name: str, version: int | None = None, since: str | None = None) -> dict:
     """Everything the report shows, as plain data (since: ISO 8601 UTC, see parse_since)."""
@@ -294,18 +285,15 @@ def _when(iso: str | None) -> str:
 def write_report(keel, name: str, output: str | os.PathLike, version: int | None = None,
                  since: str | None = None) -> dict:
     """Write the report to output (an .html file outside the workspace); record it in the audit log."""
-    from app.core.fileio import atomic_path
+    from app.core.services.paths import check_output_path, user_output
 
-    destination = check_outside_workspace(keel, output)
+    destination = check_output_path(keel.workspace.root, output).resolve()  # refused before the work
     if destination.is_dir():
         raise KeelError(f"--output {output}: is a directory; give a file name such as report.html")
     report = build_report(keel, name, version, parse_since(since))
     html = render_report(report).encode("utf-8")
-    try:
-        with atomic_path(destination) as tmp:
-            tmp.write_bytes(html)
-    except OSError as exc:
-        raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
+    with user_output(keel.workspace.root, destination) as tmp:
+        tmp.write_bytes(html)
     project = keel.project(name)
     card, monitoring = report["card"], report["monitoring"]
     with keel.registry.transaction():

@@ -4,7 +4,8 @@
                               rule or the change detector): where "rows since the change" start
     backoff_champion_version  the champion a challenger was last rejected against ...
     backoff_unseen_rows       ... and how many unseen rows it had then (the next attempt
-                              against that champion waits until they have doubled)
+                              against that champion waits until they have doubled) ...
+    backoff_champion_value    ... or until the champion is clearly worse than it scored then
     detector_json             the change detector's running statistics, for one champion
     budget_json               labelled batches seen and the batch counts at which a challenger
                               was fitted (the retrain budget)
@@ -38,12 +39,21 @@ SELECT p.id,
 FROM projects p;
 """
 
+# Registry migration 8: the champion's gate score at the rejection that started a back-off.
+POLICY_BACKOFF_VALUE_SCHEMA = """
+ALTER TABLE policy_state ADD COLUMN backoff_champion_value REAL;
+UPDATE policy_state SET backoff_champion_value = (
+    SELECT json_extract(e.details_json, '$.champion_value') FROM events e
+    WHERE e.project_id = policy_state.project_id AND e.kind = 'retrain_decision' ORDER BY e.id DESC LIMIT 1);
+"""
+
 
 @dataclass(frozen=True)
 class PolicyState:
     change_point: int | None = None
     backoff_champion_version: int | None = None
     backoff_unseen_rows: int = 0
+    backoff_champion_value: float | None = None
     detector: dict = field(default_factory=dict)
     budget: dict = field(default_factory=dict)
 
@@ -56,7 +66,8 @@ def read_policy_state(registry, project_id: int) -> PolicyState:
     if row is None:
         return PolicyState()
     return PolicyState(change_point=row["change_point"], backoff_champion_version=row["backoff_champion_version"],
-                       backoff_unseen_rows=row["backoff_unseen_rows"], detector=json.loads(row["detector_json"]),
+                       backoff_unseen_rows=row["backoff_unseen_rows"],
+                       backoff_champion_value=row["backoff_champion_value"], detector=json.loads(row["detector_json"]),
                        budget=json.loads(row["budget_json"]))
 
 
@@ -64,13 +75,14 @@ def write_policy_state(registry, project_id: int, state: PolicyState) -> None:
     """Insert or replace the project's row (call inside the transaction that records the decision)."""
     registry.conn.execute(
         "INSERT INTO policy_state (project_id, change_point, backoff_champion_version, backoff_unseen_rows, "
-        "detector_json, budget_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "backoff_champion_value, detector_json, budget_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (project_id) DO UPDATE SET change_point = excluded.change_point, "
         "backoff_champion_version = excluded.backoff_champion_version, "
-        "backoff_unseen_rows = excluded.backoff_unseen_rows, detector_json = excluded.detector_json, "
+        "backoff_unseen_rows = excluded.backoff_unseen_rows, "
+        "backoff_champion_value = excluded.backoff_champion_value, detector_json = excluded.detector_json, "
         "budget_json = excluded.budget_json, updated_at = excluded.updated_at",
         (project_id, state.change_point, state.backoff_champion_version, state.backoff_unseen_rows,
-         json.dumps(state.detector), json.dumps(state.budget), utc_now()))
+         state.backoff_champion_value, json.dumps(state.detector), json.dumps(state.budget), utc_now()))
 
 
 # --------------------------------------------------------------------------- the policy's reads
@@ -101,3 +113,20 @@ def last_decided_challenger(registry, project_id: int) -> int | None:
                              "WHERE project_id = ? AND kind = 'retrain_decision' ORDER BY id DESC LIMIT 1",
                              (project_id,))
     return None if row is None else row["version"]
+
+
+DECISION_EVENTS = ("retrain_decision", "restore_decision", "retrain_held")
+
+
+def decision_events(registry, project_id: int, after_id: int = 0) -> list[dict]:
+    """The policy's decisions (retrain, reject, restore, hold) from the audit log, oldest first."""
+    marks = ", ".join("?" for _ in DECISION_EVENTS)
+    return registry.query(
+        f"SELECT id, at, kind, message, json_extract(details_json, '$.decision') AS decision FROM events "
+        f"WHERE project_id = ? AND id > ? AND kind IN ({marks}) ORDER BY id", (project_id, after_id, *DECISION_EVENTS))
+
+
+def labelled_rows_between(registry, project_id: int, first_version: int, last_version: int) -> int:
+    row = registry.query_one("SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions "
+                             "WHERE project_id = ? AND version BETWEEN ? AND ?", (project_id, first_version, last_version))
+    return int(row["n"])

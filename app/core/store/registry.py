@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.domain.clock import utc_now
 from app.core.domain.entities import Event
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
-from app.core.store.policy_state import POLICY_STATE_SCHEMA
+from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -272,7 +272,7 @@ CREATE INDEX IF NOT EXISTS late_measurements_project ON late_measurements (proje
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
 MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4),
                                    (5, SCHEMA_V5_INDEXES), (6, SCHEMA_V6_TRAFFIC),
-                                   (7, POLICY_STATE_SCHEMA)]
+                                   (7, POLICY_STATE_SCHEMA), (8, POLICY_BACKOFF_VALUE_SCHEMA)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

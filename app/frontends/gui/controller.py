@@ -20,7 +20,7 @@ from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 log = logging.getLogger("keel.ui")
 
 WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "create", "settings", "archive",
-               "import", "delete", "approve", "acknowledge", "labels")
+               "import", "delete", "approve", "acknowledge", "inbox", "labels")
 DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
@@ -37,6 +37,7 @@ class Controller(QObject):
     demo_stream_changed = Signal(bool)
     overview_changed = Signal()  # self.overview was read again
     _scheduled = Signal(str)  # scheduler thread -> GUI thread (queued)
+    _inbox_waiting = Signal(str)  # scheduler thread -> GUI thread: a project's inbox holds files
 
     def __init__(self, workspace_dir: str | None, read_only: bool = False, parent: QObject | None = None,
                  start_scheduler: bool = True):
@@ -60,6 +61,7 @@ class Controller(QObject):
         self.scheduler = None
         self.server = None
         self._scheduled.connect(self._scheduled_monitor, Qt.ConnectionType.QueuedConnection)
+        self._inbox_waiting.connect(self._sweep_inbox, Qt.ConnectionType.QueuedConnection)
         self._demo_timer = QTimer(self)
         self._demo_timer.setInterval(DEMO_BATCH_MS)
         self._demo_timer.timeout.connect(self.drop_demo_batch)
@@ -428,7 +430,7 @@ class Controller(QObject):
         from app.adapters.scheduling import MonitorScheduler
 
         try:
-            self.scheduler = MonitorScheduler(self.keel, self._scheduled_submit)
+            self.scheduler = MonitorScheduler(self.keel, self._scheduled_submit, submit_sweep=self._inbox_waiting.emit)
             self.scheduler.start()
         except Exception:
             log.exception("the monitoring scheduler did not start")
@@ -447,6 +449,34 @@ class Controller(QObject):
             return  # one monitoring cycle per project at a time; the next tick catches up
         if self.can_write():
             self.monitor(project_name, by="scheduler")  # as the headless runner records it
+
+    @Slot(str)
+    def _sweep_inbox(self, project_name: str) -> Job | None:
+        """Every few seconds while a project's inbox holds files: a sweep in a child process (a big
+        file is read there, not on this thread's GIL). A monitoring cycle sweeps first anyway."""
+        if self.scheduler is None or not self.can_write():
+            return None
+        if self.runner.is_busy(project_name, ("monitor", "inbox")):
+            return None
+
+        def work(job: Job):
+            return call_in_child(job, self.workspace_dir, "sweep_inbox", project_name, by="scheduler")
+
+        def done(results):
+            taken = [r for r in results or [] if r["status"] != "rejected"]
+            rejected = [r for r in results or [] if r["status"] == "rejected"]
+            if rejected:
+                self.notify.emit("warning", f"{project_name}: inbox file(s) rejected: "
+                                            + ", ".join(f"{r['file']} ({r['reason']})" for r in rejected))
+            elif taken:
+                self.notify.emit("info", f"{project_name}: " + ", ".join(
+                    f"{r['file']} -> dataset v{r['dataset_version']}" for r in taken) + ".")
+
+        def failed(message, details):  # busy elsewhere, or a full disk: the next tick tries again
+            log.warning("inbox sweep of %s: %s", project_name, message)
+
+        return self._write("inbox", f"Inbox of {project_name}", work, on_done=done, project=project_name,
+                           on_error=failed)
 
     def _rebuild_scheduler(self) -> None:
         if self.scheduler is not None:

@@ -81,7 +81,9 @@ class SettingsDialog(QDialog):
         self.retrain_rows.setSuffix(" new labelled rows")
         window = current.window
         self.window_edit = QLineEdit("all" if window is None else str(window))
-        self.window_edit.setPlaceholderText("all | N (the newest N rows) | adaptive")
+        self.window_edit.setPlaceholderText("all | N (the newest N rows) | adaptive (chosen on held-out rows)")
+        self.window_edit.setToolTip("adaptive: the policy fits all rows, the rows since the latest change and the "
+                                    "newest 2,000 rows, and keeps the one that scores best on newer rows")
         self.margin = QDoubleSpinBox(decimals=4, minimum=0, maximum=1e9, singleStep=0.005)
         self.margin.setValue(current.margin)
         self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.01)

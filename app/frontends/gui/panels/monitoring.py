@@ -39,6 +39,17 @@ FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points a
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
 
 
+# the retraining policy's decisions, marked on the metric curve: legend text, symbol, colour
+DECISION_MARKS = {
+    "retrain": ("challenger promoted or waiting", "t1", GOOD_COLOR),
+    "rejected": ("challenger rejected", "x", BAD_COLOR),
+    "restored": ("earlier version restored", "d", "#8e44ad"),
+    "held": ("retrain held (back-off, budget)", "s", "#8a8a8a"),
+}
+DECISION_GROUPS = {"retrained_deployed": "retrain", "retrained_waiting": "retrain", "retrained_rejected": "rejected",
+                   "restored": "restored", "restore_waiting": "restored", "held": "held"}
+
+
 def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
@@ -231,6 +242,9 @@ class MonitoringPanel(Panel):
         estimated = self.metric_plot.plot(name="estimated (label-free)", pen={"color": WARNING_COLOR, "width": 2,
                                                                               "style": Qt.PenStyle.DashLine},
                                           symbol="t", symbolSize=6, symbolBrush=WARNING_COLOR)
+        self.decision_marks = {group: self.metric_plot.plot(name=label, pen=None, symbol=symbol, symbolSize=11,
+                                                            symbolBrush=color, symbolPen=color)
+                               for group, (label, symbol, color) in DECISION_MARKS.items()}
         self.metric_plot.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.metric_plot.getPlotItem().setClipToView(True)
         self.metric_plot.hide()
@@ -332,7 +346,8 @@ class MonitoringPanel(Panel):
 
         deployments = self.keel.deployments(project["name"])
         settings = project["settings"]
-        signature = (project["name"], len(self.results), len(deployments), settings.get("threshold"),
+        decisions = self.keel.policy_decisions(project["name"])
+        signature = (project["name"], len(self.results), len(deployments), len(decisions), settings.get("threshold"),
                      settings.get("drift_share"), project["metric"])
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
@@ -359,12 +374,26 @@ class MonitoringPanel(Panel):
                                     label=f"v{deployment['version']}", labelOpts={"position": 0.92})
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
+        self._decision_marks(decisions)
         kind, scores = feature_drift_scores(self.results[-20:])
         self.feature_plot.setTitle(f"Per-feature drift ({kind})")
         if scores:
             bar_chart(self.feature_plot, list(scores), list(scores.values()), color=DRIFT_COLOR)
         else:
             self.feature_plot.clear()
+
+    def _decision_marks(self, decisions: list[dict]) -> None:
+        """Each policy decision on the measured curve, at the batch it followed."""
+        measured = [(r["at"], r["value"]) for r in self.results if r["value"] is not None]
+        points: dict[str, tuple[list, list]] = {group: ([], []) for group in DECISION_MARKS}
+        for event in decisions:
+            before = [(at, value) for at, value in measured if at <= event["at"]]
+            group = DECISION_GROUPS.get(event["decision"])
+            if group and before:
+                points[group][0].append(epoch(before[-1][0]))
+                points[group][1].append(before[-1][1])
+        for group, (xs, ys) in points.items():
+            self.decision_marks[group].setData(xs, ys)
 
     def flush(self) -> None:
         for series in self.series.values():
