@@ -1,10 +1,11 @@
 """Screenshots of each panel on a demo workspace, for docs/ and the README.
 
-    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshots.py [--workspace DIR]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py [--workspace DIR]
 
 Builds a demo workspace under /tmp (demo project, a few monitored batches with drift,
-a retrain, a deploy and a rollback), opens the main window, visits each panel and saves
-docs/screenshot-<panel>.png with QWidget.grab().
+a retrain, a deploy and a rollback), opens the main window at 1024x640 and at 1600x1000,
+visits each panel and saves docs/screenshot-<panel>-<size>.png (and the settings dialog,
+one version's card, the wizard; docs/screenshot-main.png is the Overview at 1600x1000).
 """
 
 import argparse
@@ -51,6 +52,10 @@ def build_workspace(folder: Path) -> None:
     keel.close()
 
 
+SIZES = ((1024, 640), (1600, 1000))
+PANELS = ("overview", "data", "models", "monitoring", "deployments", "alerts", "activity")
+
+
 def take(workspace: Path) -> list[Path]:
     os.environ.setdefault("KEEL_SETTINGS", str(Path(tempfile.mkdtemp()) / "settings.ini"))
     from PySide6.QtCore import QTimer
@@ -62,7 +67,6 @@ def take(workspace: Path) -> list[Path]:
     application = Application(app, start_scheduler=False)  # no scheduled run greys out the actions mid-shot
     application.open(str(workspace))
     window = application.window
-    window.resize(1360, 860)
     saved = []
 
     def wait(condition, timeout=30.0):
@@ -84,28 +88,37 @@ def take(workspace: Path) -> list[Path]:
 
     wait(lambda: window.controller.keel is not None and window.controller.project)
     window.banner.hide()
-    window.tabs.setCurrentIndex(0)
-    wait(lambda: False, 1.0)
-    grab("main")
-    grab("overview")
-    for index, name in enumerate(("overview", "data", "models", "monitoring", "deployments", "alerts", "activity")):
-        if name == "overview":
-            continue
-        window.tabs.setCurrentIndex(index)
-        panel = window.panels[name]
-        if name == "data":
-            panel.versions_view.selectRow(0)
-            panel.preview_selected()
-            wait(lambda panel=panel: panel.preview_model.frame is not None, 10)
-        if name == "models":
-            panel.splitter.setSizes([250, 560])
-            panel.select_version(1, 2)
-            panel.compare_selected()
-            wait(lambda panel=panel: panel.comparison is not None, 60)
-            wait(lambda: False, 0.3)
-            panel.compare_area.verticalScrollBar().setValue(0)
+    for width, height in SIZES:
+        size = f"{width}x{height}"
+        window.resize(width, height)
         wait(lambda: False, 0.5)
-        grab(name)
+        for index, name in enumerate(PANELS):
+            window.tabs.setCurrentIndex(index)
+            panel = window.panels[name]
+            if name == "data":
+                panel.versions_view.selectRow(0)
+                panel.preview_selected()
+                wait(lambda panel=panel: panel.preview_model.frame is not None, 10)
+            if name == "models":
+                panel.splitter.setSizes([int(height * 0.3), int(height * 0.6)])
+                versions = sorted(r["version"] for r in panel.model.rows)[:3]
+                panel.select_version(versions[-1])
+                wait(lambda panel=panel: panel.card is not None, 20)
+                wait(lambda: False, 0.3)
+                grab(f"models-card-{size}")
+                panel.select_version(*versions)
+                panel.compare_selected()
+                wait(lambda panel=panel: panel.comparison is not None, 60)
+                wait(lambda: False, 0.5)
+                panel.compare_area.verticalScrollBar().setValue(0)
+            if name == "monitoring":
+                wait(lambda panel=panel: panel.plots_built and panel.distribution is not None, 20)
+            window.banner.hide()
+            wait(lambda: False, 0.5)
+            grab(f"{name}-{size}")
+            if name == "overview" and width == SIZES[-1][0]:
+                grab("main")
+        settings_shot(window, wait, grab, size)
     window.tabs.setCurrentIndex(0)
     from app.frontends.gui.wizard import NewProjectWizard
 
@@ -124,6 +137,17 @@ def take(workspace: Path) -> list[Path]:
     app.exec()
     application.close()
     return saved
+
+
+def settings_shot(window, wait, grab, size: str) -> None:
+    """The settings dialog, shown over the window at this size."""
+    from app.frontends.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(window.controller.keel.project(window.controller.project), window)
+    dialog.show()
+    wait(lambda: False, 0.3)
+    grab(f"settings-{size}", dialog)
+    dialog.reject()
 
 
 def main() -> int:

@@ -103,3 +103,48 @@ def window(qtbot, demo_workspace, gui_settings, leak_guard, monkeypatch):
     yield win
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
     win.close()
+
+
+@pytest.fixture(scope="session")
+def backlog_template(demo_template, tmp_path_factory) -> Path:
+    """The demo after 6 batches scored in ONE monitoring run, a retrain and deploy of v2,
+    then 3 more batches scored in one more run (dataset versions 2-7 and 8-10)."""
+    from app.core.services.lifecycle import Keel
+    from app.demo import simulator
+
+    folder = tmp_path_factory.mktemp("backlog") / "ws"
+    shutil.copytree(demo_template, folder, ignore=shutil.ignore_patterns("*.lock", "keel.log*"))
+    files = tmp_path_factory.mktemp("backlog-files")
+    keel = Keel.open(folder)
+    try:
+        keel.set_project("demo-credit", {"policy": "alert"})  # alerts only: the trainings are the test's own
+        for index in range(6):
+            path = files / f"batch-{index:02d}.csv"
+            simulator.make_batch(150, seed=100 + index, shift=0.15 * index).to_csv(path, index=False)
+            keel.ingest("demo-credit", path)
+        keel.monitor("demo-credit")
+        version = keel.train("demo-credit", reason="test")["version"]
+        keel.deploy("demo-credit", version)
+        for index in range(6, 9):
+            path = files / f"batch-{index:02d}.csv"
+            simulator.make_batch(150, seed=100 + index, shift=0.9).to_csv(path, index=False)
+            keel.ingest("demo-credit", path)
+        keel.monitor("demo-credit")
+    finally:
+        keel.close()
+    return folder
+
+
+@pytest.fixture
+def backlog_window(qtbot, backlog_template, tmp_path, gui_settings, leak_guard, monkeypatch):
+    import app.frontends.gui.common as common
+
+    errors = []
+    monkeypatch.setattr(common, "show_error", lambda parent, message, details="": errors.append(message))
+    workspace = tmp_path / "ws"
+    shutil.copytree(backlog_template, workspace, ignore=shutil.ignore_patterns("*.lock", "keel.log*"))
+    window = open_window(qtbot, workspace)
+    window.errors = errors
+    yield window
+    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    window.close()

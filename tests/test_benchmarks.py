@@ -30,3 +30,32 @@ def test_the_ingest_benchmark_ingests_and_reports(tmp_path, capsys):
     assert report["sizes"][0]["rows"] == 500
     assert keel["seconds"] > 0 and keel["peak_mb"] > 10
     assert "keel ingest" in capsys.readouterr().out
+
+
+def test_the_tracking_comparison_times_keel_with_both_durabilities(tmp_path, capsys):
+    output = tmp_path / "tracking.json"
+    assert load_bench("compare_tracking").main(["--keel-only", "--repeats", "1", "--scale", "0.01", "--case",
+                                                "read a metric history", "--case", "filter runs on a metric",
+                                                "--output", str(output)]) == 0
+    cases = json.loads(output.read_text())["cases"]
+    assert [(c["case"], c["n"]) for c in cases] == [("read a metric history", 1000), ("filter runs on a metric", 10)]
+    assert all(c["keel"] > 0 and c["keel synchronous=FULL"] > 0 for c in cases)
+
+
+def test_the_drift_comparison_flags_the_shifted_columns(tmp_path, capsys):
+    output = tmp_path / "drift.json"
+    assert load_bench("compare_drift").main(["--keel-only", "--rows", "3000", "--repeats", "1", "--data-dir",
+                                             str(tmp_path / "data"), "--output", str(output)]) == 0
+    keel = json.loads(output.read_text())["sizes"][0]["results"]["keel"]
+    assert keel["drifted"] == ["c0", "n0", "n1", "n2", "n3"]
+    assert keel["seconds"] > 0 and keel["peak_above_mb"] >= 0
+
+
+def test_the_growth_benchmark_times_commands_at_each_size(tmp_path, capsys):
+    output = tmp_path / "growth.json"
+    assert load_bench("growth").main(["--steps", "1", "--batches", "4", "--versions", "2", "--points", "100",
+                                      "--repeats", "1", "--skip-monitor", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert [s["batches"] for s in report["steps"]] == [0, 4]
+    assert set(report["slope_ms_per_1000_batches"]) == {"status --json", "history --json", "project list --json",
+                                                        "--help"}

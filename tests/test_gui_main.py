@@ -71,6 +71,7 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     wizard.next()
     schema_page = wizard.schema_page
     assert schema_page.schema is not None
+    schema_page.train_now.setChecked(False)  # trained by default; the journey test covers that
     assert [r["name"] for r in schema_page.model.rows][:6] == ["income", "age", "debt_ratio", "tenure_months",
                                                                 "region", "has_mortgage"]
     wizard.accept()
@@ -447,7 +448,6 @@ def test_the_demo_stream_drops_batches_into_the_inbox(qtbot, window):
 
 def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, window, tmp_path, monkeypatch):
     import skops.io as sio
-    from PySide6.QtWidgets import QFileDialog
     from sklearn.neighbors import KNeighborsClassifier
 
     import app.frontends.gui.common as common
@@ -461,7 +461,9 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
     pipeline.fit(datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]))
     knn_file = tmp_path / "knn.skops"
     sio.dump(pipeline, knn_file)
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(knn_file), ""))
+    import app.frontends.gui.file_dialogs as file_dialogs
+
+    monkeypatch.setattr(file_dialogs, "open_file", lambda *a, **k: str(knn_file))
 
     def import_with(answer: bool):
         asked = []

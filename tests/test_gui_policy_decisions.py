@@ -33,8 +33,9 @@ def test_decisions_are_marked_on_the_metric_plot_and_listed_in_activity(qtbot, w
 
     qtbot.waitUntil(marked, timeout=10000)
     assert list(panel.decision_marks["held"].getData()[1]) == [pytest.approx(0.7412)]
-    legend = [label.text for _, label in panel.metric_plot.getPlotItem().legend.items]
+    legend = panel.metric_legend.text()  # beside the plot, not over its points
     assert "earlier version restored" in legend and "retrain held (back-off, budget)" in legend
+    assert "challenger rejected" not in legend  # only the decisions that happened
 
     activity = window.panels["activity"]
     window.tabs.setCurrentWidget(activity)

@@ -36,13 +36,14 @@ def traffic_workspace(demo_workspace, tmp_path):
 
 def test_the_monitoring_tab_shows_traffic_and_label_coverage(qtbot, traffic_workspace, gui_settings, leak_guard,
                                                              tmp_path, monkeypatch):
-    import app.frontends.gui.main_window as main_window
+    import app.frontends.gui.file_dialogs as file_dialogs
 
     win = open_window(qtbot, traffic_workspace)
     try:
         panel = win.panels["monitoring"]
         win.tabs.setCurrentWidget(panel)
         section = panel.traffic
+        panel.lower_tabs.setCurrentWidget(section)
         qtbot.waitUntil(lambda: len(section.table_model.rows) == 1, timeout=10000)
         assert section.isVisible() and section.table.isVisible()
         row = section.table_model.rows[0]
@@ -54,8 +55,7 @@ def test_the_monitoring_tab_shows_traffic_and_label_coverage(qtbot, traffic_work
         action = win.named_actions["add_labels"]
         assert action.isEnabled() and action in win.menuBar().actions()[0].menu().actions()
         started = []
-        monkeypatch.setattr(main_window.QFileDialog, "getOpenFileName",
-                            lambda *args, **kwargs: (str(tmp_path / "labels.csv"), ""))
+        monkeypatch.setattr(file_dialogs, "open_file", lambda *args, **kwargs: str(tmp_path / "labels.csv"))
         add_labels = win.controller.add_labels
 
         def recording(path):

@@ -5,6 +5,7 @@ project's history (batches, results, events, metrics…) makes the work grow wit
 pending-batch lookup without an index went from 0.24 s at 1k batches to 5.2 s at 4k.
 """
 
+import json
 import sqlite3
 
 import pytest
@@ -64,6 +65,52 @@ def test_the_monitoring_cycle_finds_pending_batches_without_scanning_history(kee
 
 
 def test_status_history_and_project_list_read_history_through_indexes(keel):
-    selects = _selects_run_by(keel, lambda: (keel.status("loan"), keel.history("loan"), keel.list_projects()))
+    selects = _selects_run_by(keel, lambda: (keel.status("loan"), keel.history("loan"), keel.history("loan", limit=3),
+                                             keel.list_projects()))
     assert selects
     assert _history_scans(keel.registry.path, selects) == []
+
+
+def _steps_to_read_metrics(registry, run_id: int) -> int:
+    steps = 0
+
+    def count():
+        nonlocal steps
+        steps += 1
+
+    registry.conn.set_progress_handler(count, 100)  # one call per 100 SQLite VM instructions
+    try:
+        registry.run_metrics(run_id)
+    finally:
+        registry.conn.set_progress_handler(None, 0)
+    return steps
+
+
+def test_a_runs_latest_metrics_cost_the_same_with_a_long_history(tmp_path):
+    """`status` reads every version's final metrics: a run with 20,000 logged points of a loss
+    curve must not cost more to summarise than one with 20 (it read every point before)."""
+    from app.core.store.registry import Registry
+
+    registry = Registry(tmp_path / "registry.db")
+    project = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
+    short, long = registry.insert_run(project, "train"), registry.insert_run(project, "train")
+    for run, points in ((short, 20), (long, 20_000)):
+        registry.log_metrics(run, [("loss", 1.0 / (step + 1), step) for step in range(points)])
+        registry.log_metrics(run, [("accuracy", 0.5, 0), ("accuracy", 0.75, 1), ("accuracy", 0.9, 1)])
+    assert registry.run_metrics(long) == {"accuracy": 0.9, "loss": 1.0 / 20_000}
+    assert registry.run_metrics(short) == {"accuracy": 0.9, "loss": 1.0 / 20}
+    assert _steps_to_read_metrics(registry, long) <= 2 * _steps_to_read_metrics(registry, short) + 5
+    registry.close()
+
+
+def test_history_limit_gives_the_newest_events_oldest_first(keel, capsys):
+    from app.frontends.cli import main
+
+    everything = keel.history("loan")["events"]
+    assert len(everything) > 3
+    assert keel.history("loan", limit=3)["events"] == everything[-3:]
+    assert main(["--workspace", str(keel.workspace.root), "history", "loan", "--limit", "2", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["events"]
+    assert [e["id"] for e in shown] == [e["id"] for e in everything[-2:]]
+    assert main(["--workspace", str(keel.workspace.root), "history", "loan", "--limit", "-1"]) == 2
+    assert "whole number of events" in capsys.readouterr().err

@@ -13,12 +13,12 @@ JOB_TIMEOUT_MS = 90_000
 
 
 def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkeypatch):
-    from PySide6.QtWidgets import QFileDialog
+    import app.frontends.gui.file_dialogs as file_dialogs
 
     output = tmp_path / "demo-report.html"
     asked = []
-    monkeypatch.setattr(QFileDialog, "getSaveFileName",
-                        lambda parent, title, start, filters: asked.append(start) or (str(output), filters))
+    monkeypatch.setattr(file_dialogs, "save_file",
+                        lambda parent, title, start, filters: asked.append(start) or str(output))
     file_menu = next(action.menu() for action in window.menuBar().actions() if action.text() == "&File")
     export = window.named_actions["export_report"]
     assert export in file_menu.actions() and export.isEnabled()

@@ -224,3 +224,48 @@ def test_a_fit_in_a_child_process_completes_or_cancels(credit, tmp_path):
     with pytest.raises(Cancelled):
         training.fit_cancellable(frame, schema, "hgb", {}, 0, 0, tmp_path / "never.skops", cancel_event=cancel)
     assert not (tmp_path / "never.skops").exists()
+
+
+def test_a_fit_caps_native_thread_pools_to_the_cores_left(monkeypatch, credit):
+    """On a busy machine (load average at the core count) a fit's OpenMP/BLAS pools get one thread."""
+    import os
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    assert training.threads_left() == 1
+    seen = []
+    real_fit = training._fit_and_evaluate
+
+    def fit_watching_pools(*args, **kwargs):
+        seen.extend(pool["num_threads"] for pool in threadpool_info())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_fit_and_evaluate", fit_watching_pools)
+    frame, schema = credit
+    with threadpool_limits(limits=2):  # as a process outside this test's one-thread fixture starts
+        training.fit_and_evaluate(frame, schema, "hgb", {}, seed=1)
+    assert seen and set(seen) == {1}
+
+
+def test_a_fit_never_raises_a_cap_set_before_it(monkeypatch, credit):
+    """A child process capped to one thread (this test's fixture, the GUI's training child) stays at one."""
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    seen = []
+    real_fit = training._fit_and_evaluate
+    monkeypatch.setattr(training, "_fit_and_evaluate", lambda *a, **k: (
+        seen.extend(p["num_threads"] for p in threadpool_info()), real_fit(*a, **k))[1])
+    frame, schema = credit
+    training.fit_and_evaluate(frame, schema, "logreg", {}, seed=1)
+    assert seen and set(seen) == {1}
+
+
+def test_an_idle_machine_leaves_every_core_to_a_fit(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert training.threads_left() == (os.cpu_count() or 1)

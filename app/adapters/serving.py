@@ -253,6 +253,7 @@ class _Server(http.server.ThreadingHTTPServer):
         self.openmp_limit = OpenMPLimit(model_threads)
         self.max_connections = max_connections
         self._count = 0
+        self._answered = 0
         self._count_lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._connections_lock = threading.Lock()
@@ -325,6 +326,15 @@ class _Server(http.server.ThreadingHTTPServer):
         with self._count_lock:
             return self._count
 
+    def count_answer(self) -> None:
+        with self._count_lock:
+            self._answered += 1
+
+    @property
+    def answered_count(self) -> int:
+        with self._count_lock:
+            return self._answered
+
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:
             if open_:
@@ -365,6 +375,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.server.track(self.connection, True)
+
+    def send_response(self, code, message=None):
+        self.server.count_answer()  # every answer, whatever the route or status
+        super().send_response(code, message)
 
     def finish(self):
         try:
@@ -636,6 +650,11 @@ class ServerHandle:
     def request_count(self) -> int:
         """Scoring requests answered (POST /invocations, whatever the outcome)."""
         return self._server.request_count
+
+    @property
+    def answered_count(self) -> int:
+        """Every request answered: scoring, /ping, /health, /version, errors."""
+        return self._server.answered_count
 
     @property
     def model_version(self) -> int | None:

@@ -110,6 +110,16 @@ def settings_from_args(args) -> dict:
     return changes
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of events, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="keel", description="Keel: offline MLOps for scikit-learn models.")
     parser.add_argument("--workspace", help="workspace folder (default: $KEEL_WORKSPACE, models_store/, or the user data folder)")
@@ -157,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("name")
     history = command("history", "the audit log")
     history.add_argument("name")
+    history.add_argument("--limit", type=_count, help="only the newest N events (still oldest first)")
     import_cmd = command("import", "register a skops model file trained elsewhere as a new version")
     import_cmd.add_argument("name")
     import_cmd.add_argument("file")
@@ -234,7 +245,7 @@ def _handlers():
         ("rollback", None): lambda keel, a: keel.rollback(a.name, reason=a.reason, to_version=a.to_version),
         ("predict", None): lambda keel, a: keel.predict(a.name, a.input, a.output),
         ("status", None): lambda keel, a: keel.status(a.name),
-        ("history", None): lambda keel, a: keel.history(a.name),
+        ("history", None): lambda keel, a: keel.history(a.name, limit=a.limit),
         ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
         ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
         ("report", None): _report,

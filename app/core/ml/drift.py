@@ -46,10 +46,19 @@ def cdf_distances(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> t
     merged = np.concatenate([reference_sorted, current_sorted])
     # both halves are sorted runs, so a stable (tim)sort is a cheap merge
     order = np.argsort(merged, kind="stable")
-    gaps = np.diff(merged[order])
+    merged = merged[order]  # each temporary is dropped as soon as the next exists: ~3 column-sized
+    gaps = np.diff(merged)  # arrays alive at once instead of ~9 (1M x 25 columns on 2 threads)
+    del merged
     current_below = np.cumsum(order[:-1] >= n)
-    # |F_ref - F_cur| at each gap, scaled by n*m to stay in integers
-    gap_cdf = np.abs((np.arange(1, n + m) - current_below) * m - current_below * n)
+    del order
+    # |F_ref - F_cur| at each gap, scaled by n*m to stay in integers; computed in place
+    gap_cdf = np.arange(1, n + m, dtype=current_below.dtype)
+    gap_cdf -= current_below
+    gap_cdf *= m
+    current_below *= n
+    gap_cdf -= current_below
+    del current_below
+    np.abs(gap_cdf, out=gap_cdf)
     wasserstein = float(np.dot(gap_cdf, gaps)) / (n * m)
     # inside a run of tied values the running counts are partial; only the last of a run counts
     distinct = gaps > 0

@@ -4,6 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
+from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -27,9 +28,30 @@ def last_monitor_value(keel, project: dict) -> dict | None:
     return keel.registry.last_monitor_result(project["id"])
 
 
-def health(keel, name: str) -> dict:
+def alerts_since(keel, name: str, since: str) -> dict:
+    """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
+    a run can open and close ten alerts between two looks, leaving nothing open to see."""
+    rows = keel.alerts(name)
+    return {"opened": sum(1 for a in rows if a["opened_at"] >= since),
+            "recovered": sum(1 for a in rows if a["status"] == "recovered" and (a.get("closed_at") or "") >= since)}
+
+
+def health(keel, name: str, since: str | None = None) -> dict:
     """One line of health for the project list: production version, metric now vs at
-    training, open alerts, and a state: none | ok | warning | alert."""
+    training, open alerts, and a state: none | ok | warning | alert. With `since` (when the
+    user last looked), the alerts opened and recovered since then count too: a project that
+    had alerts is at least `warning` until the user has looked."""
+    result = _health(keel, name)
+    result["since"] = alerts_since(keel, name, since) if since else {"opened": 0, "recovered": 0}
+    opened, recovered = result["since"]["opened"], result["since"]["recovered"]
+    if opened or recovered:
+        result["reasons"].append(f"{opened} alert(s) opened and {recovered} recovered since you last looked")
+        if result["state"] in ("ok", "none") and result["production_version"] is not None:
+            result["state"] = "warning"
+    return result
+
+
+def _health(keel, name: str) -> dict:
     project = keel.project(name)
     settings = ProjectSettings.from_dict(project["settings"])
     metric = project["metric"]
@@ -200,7 +222,8 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
         loaded_models.append(loaded)
         X, y = _holdout(keel, name, version, project)
         entry = {"version": version, "metrics": keel.model_metrics(loaded.model_version), "rows": len(X),
-                 "confusion": None, "classes": [], "importance_kind": None, "importances": {}}
+                 "confusion": None, "classes": [], "importance_kind": None, "importances": {},
+                 "params": version_parameters(keel, loaded.model_version)}
         if len(X):
             if project["task"] == "classification":
                 classes = [c.item() if hasattr(c, "item") else c for c in
@@ -224,3 +247,98 @@ def _add_common_metrics(keel, project: dict, loaded_models: list, out: dict) -> 
     out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
     for entry, loaded in zip(out["versions"], loaded_models):
         entry["common_metrics"] = evaluate_pipeline(loaded.model, project["task"], X, y)
+
+
+DISTRIBUTION_BINS = 20
+TOP_CATEGORIES = 12
+
+
+def feature_distribution(keel, name: str, feature: str, dataset_version: int | None = None) -> dict:
+    """How one feature is distributed in the production model's reference rows and in a batch
+    (the latest by default): shares per bin (numbers, bins shared by both) or per category
+    (the most frequent ones; missing values counted apart). What the drift score summarises."""
+    import numpy as np
+    import pandas as pd
+
+    project = keel.project(name)
+    columns = {c["name"]: c for c in project["schema"].get("columns", [])}
+    if feature not in columns:
+        raise NotFoundError(f"{name} has no feature column {feature!r}")
+    production = keel.production_version(name)
+    reference = keel.reference_frame(name, production) if production is not None else None
+    versions = [d["version"] for d in keel.dataset_versions(name)]
+    batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
+    if reference is None or batch is None:
+        raise NotFoundError(f"{name}: no production model or no batch to compare")
+    ref, cur = reference[feature], keel.dataset_frame(name, batch)[feature]
+    out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
+           "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
+           "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}
+    if columns[feature].get("kind") == "categorical":
+        ref_counts = ref.dropna().astype(str).value_counts()
+        cur_counts = cur.dropna().astype(str).value_counts()
+        categories = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index[:TOP_CATEGORIES])
+        out.update(kind="categorical", categories=categories,
+                   reference=[_share(ref_counts.get(c, 0), len(ref)) for c in categories],
+                   batch=[_share(cur_counts.get(c, 0), len(cur)) for c in categories])
+        return out
+    ref_values = pd.to_numeric(ref, errors="coerce").dropna().to_numpy(dtype=float)
+    cur_values = pd.to_numeric(cur, errors="coerce").dropna().to_numpy(dtype=float)
+    both = np.concatenate([ref_values, cur_values])
+    low, high = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
+    edges = np.linspace(low, high if high > low else low + 1.0, DISTRIBUTION_BINS + 1)
+    out.update(kind="numeric", edges=edges.tolist(),
+               reference=(np.histogram(ref_values, edges)[0] / max(1, len(ref))).tolist(),
+               batch=(np.histogram(cur_values, edges)[0] / max(1, len(cur))).tolist())
+    return out
+
+
+def _share(count, total: int) -> float:
+    return float(count) / total if total else 0.0
+
+
+RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds")  # logged with the parameters, not parameters
+
+
+def version_parameters(keel, model_version: dict) -> dict:
+    """The preset and the estimator's parameters a version was trained with ({} for an import)."""
+    if not model_version.get("run_id"):
+        return {}
+    run = keel.registry.run(model_version["run_id"])
+    params = keel.registry.run_params(model_version["run_id"])
+    return {"preset": run.get("preset"), **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
+
+
+def differing_parameters(entries: list[dict]) -> list[str]:
+    """The parameter names whose value is not the same in every compared version."""
+    keys = sorted({key for entry in entries for key in entry.get("params", {})})
+    return [key for key in keys if len({repr(entry.get("params", {}).get(key)) for entry in entries}) > 1]
+
+
+def version_card(keel, name: str, version: int) -> dict:
+    """Everything about one model version: parameters, metrics, the data it was trained on,
+    library versions, sha256, who trained it and why, and its deployments."""
+    project = keel.project(name)
+    model_version = keel.registry.model_version(project["id"], version)
+    run = keel.registry.run(model_version["run_id"]) if model_version.get("run_id") else None
+    facts = keel.registry.run_params(model_version["run_id"]) if run else {}
+    datasets = {d["version"]: d for d in keel.dataset_versions(name)}
+    used = run["dataset_versions"] if run else []
+    trained = next((e for e in reversed(keel.events(name)) if e.kind in ("model_trained", "model_imported")
+                    and (e.details or {}).get("version") == version), None)
+    return {
+        "project": name, "version": version, "metric": project["metric"], "created_at": model_version["created_at"],
+        "sha256": model_version["sha256"], "aliases": model_version.get("aliases", []),
+        "archived": bool(model_version.get("archived")), "imported": run is None,
+        "parameters": version_parameters(keel, model_version),
+        "metrics": keel.model_metrics(model_version),
+        "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
+                     "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
+                     "dataset_versions": [{"version": v, "rows": datasets[v]["rows"],
+                                           "labelled_rows": datasets[v]["labelled_rows"], "source": datasets[v]["source"]}
+                                          for v in used if v in datasets]},
+        "library_versions": run["library_versions"] if run else {},
+        "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
+        "deployments": [{"at": d["deployed_at"], "by": d["by"], "reason": d["reason"],
+                         "rollback": bool(d.get("is_rollback"))} for d in keel.deployments(name) if d["version"] == version],
+    }

@@ -920,10 +920,11 @@ class Keel:
     def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[Event]:
         return self.registry.recent_events(self.project(name)["id"], limit)
 
-    def history(self, name: str) -> dict:
+    def history(self, name: str, limit: int | None = None) -> dict:
+        """The audit log, oldest first; limit=N: its newest N events only."""
         project = self.project(name)
         events = [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message, "details": e.details}
-                  for e in self.registry.events(project["id"])]
+                  for e in self.registry.events(project["id"], newest=limit)]
         return {"project": name, "events": events}
 
     def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:

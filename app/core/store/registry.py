@@ -605,14 +605,38 @@ class Registry:
         ).fetchall()
 
     def run_metrics(self, run_id: int) -> dict[str, float]:
+        """Each key's latest value (highest step, then the last logged). One index seek per key
+        (a loose index scan), so a run with a million points of history costs what one with
+        ten does: `status` reads this for every version."""
         rows = self.conn.execute(
-            "SELECT key, value FROM metrics WHERE run_id = ? ORDER BY step, id", (run_id,)
-        ).fetchall()
+            "WITH RECURSIVE keys(key) AS ("
+            " SELECT MIN(key) FROM metrics WHERE run_id = :run"
+            " UNION ALL SELECT (SELECT MIN(key) FROM metrics WHERE run_id = :run AND key > keys.key)"
+            " FROM keys WHERE keys.key IS NOT NULL) "
+            "SELECT key, (SELECT value FROM metrics m WHERE m.run_id = :run AND m.key = keys.key"
+            " ORDER BY m.step DESC, m.id DESC LIMIT 1) FROM keys WHERE key IS NOT NULL ORDER BY key",
+            {"run": run_id}).fetchall()
         return {key: value for key, value in rows}
 
     def run_params(self, run_id: int) -> dict:
         rows = self.conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,)).fetchall()
         return {key: _loads(value, None) for key, value in rows}
+
+    def runs(self, project_id: int) -> list[dict]:
+        """The project's runs, newest first, with their final metrics."""
+        rows = self.query("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC", (project_id,))
+        metrics: dict[int, dict] = {}
+        for point in self.conn.execute(
+                "SELECT m.run_id, m.key, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
+                "WHERE r.project_id = ? ORDER BY m.step, m.id", (project_id,)):
+            metrics.setdefault(point[0], {})[point[1]] = point[2]
+        return [{**row, "metrics": metrics.get(row["id"], {})} for row in rows]
+
+    def runs_with_metric(self, project_id: int, key: str, above: float) -> list[dict]:
+        """The project's runs whose latest `key` is above a value, newest first."""
+        return self.query(
+            "SELECT r.* FROM runs r WHERE r.project_id = ? AND (SELECT m.value FROM metrics m WHERE m.run_id = r.id "
+            "AND m.key = ? ORDER BY m.step DESC, m.id DESC LIMIT 1) > ? ORDER BY r.id DESC", (project_id, key, above))
 
     def run(self, run_id: int) -> dict:
         row = self.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
@@ -963,11 +987,15 @@ class Registry:
         rows = self.query("SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit))
         return [self._event(row) for row in rows]
 
-    def events(self, project_id: int | None = None, after_id: int = 0) -> list[Event]:
-        if project_id is None:
-            rows = self.query("SELECT * FROM events WHERE id > ? ORDER BY id", (after_id,))
+    def events(self, project_id: int | None = None, after_id: int = 0, newest: int | None = None) -> list[Event]:
+        """Events oldest first; newest=N: only the last N (read from the end of the index)."""
+        where, params = ("id > ?", [after_id]) if project_id is None else ("project_id = ? AND id > ?",
+                                                                            [project_id, after_id])
+        if newest is None:
+            rows = self.query(f"SELECT * FROM events WHERE {where} ORDER BY id", params)
         else:
-            rows = self.query("SELECT * FROM events WHERE project_id = ? AND id > ? ORDER BY id", (project_id, after_id))
+            rows = self.query(f"SELECT * FROM (SELECT * FROM events WHERE {where} ORDER BY id DESC LIMIT ?) "
+                              "ORDER BY id", [*params, max(newest, 0)])
         return [self._event(row) for row in rows]
 
     @staticmethod

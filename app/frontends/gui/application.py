@@ -160,12 +160,29 @@ def shield_none_refcount() -> None:
         return
     import ctypes
 
-    ctypes.c_ssize_t.from_address(id(None)).value += NONE_REFERENCE_CUSHION  # ob_refcnt is the first field
+    # ob_refcnt is the first field. True and False get the same cushion: a full GUI test session
+    # (tests/test_gui_*.py in one process) ended in "Fatal Python error: bool_dealloc" at exit;
+    # they are immortal from Python 3.12 on, like None.
+    for singleton in (None, True, False):
+        ctypes.c_ssize_t.from_address(id(singleton)).value += NONE_REFERENCE_CUSHION
     shield_none_refcount.done = True
 
 
 def configure_process() -> None:
     shield_none_refcount()  # the job runner sets the switch interval its workers need
+
+
+def follow_system_colour_scheme(qt_app) -> None:
+    """Light or dark as the system says, switched live: the style's palette for the new scheme
+    (widgets and plots repaint from the palette, see plots.apply_palette)."""
+    hints = qt_app.styleHints()
+    if not hasattr(hints, "colorSchemeChanged"):  # Qt before 6.5
+        return
+
+    def switch(_scheme=None) -> None:
+        qt_app.setPalette(qt_app.style().standardPalette())
+
+    hints.colorSchemeChanged.connect(switch)
 
 
 def run(workspace: str | None = None) -> int:
@@ -178,6 +195,7 @@ def run(workspace: str | None = None) -> int:
     if style.exists():
         qt_app.setStyleSheet(style.read_text())
     install_excepthook()
+    follow_system_colour_scheme(qt_app)
     application = Application(qt_app)
     try:
         application.open(workspace)

@@ -95,16 +95,68 @@ class RecordsModel(QAbstractTableModel):
         self._raw: list[list] = []
         self._text: list[list[str]] = []
         self._colors: list = []
+        self._shown_columns = None
         self.row_colors: Callable[[dict], str | None] | None = None
 
     def set_rows(self, rows: list[dict]) -> None:
+        """Show `rows`. When rows keep their identity (an "id" or "version" key) only what changed is
+        touched: new rows are inserted, changed rows repainted, so the views keep their selection,
+        sort order and scroll position through background refreshes."""
+        rows = list(rows)
+        if self.columns is self._shown_columns and (rows == self.rows or self._update_in_place(rows)):
+            return
         self.beginResetModel()
-        self.rows = list(rows)
+        self._shown_columns = self.columns
+        self.rows = rows
         # raw values and display text computed once here, not on every paint
-        self._raw = [[self._compute(record, spec) for _, spec in self.columns] for record in self.rows]
+        self._raw = [self._row_values(record) for record in self.rows]
         self._text = [[fmt_value(value) for value in row] for row in self._raw]
         self._colors = [self.row_colors(record) if self.row_colors else None for record in self.rows]
         self.endResetModel()
+
+    @staticmethod
+    def row_key(record: dict):
+        return record.get("id", record.get("version"))
+
+    def _row_values(self, record: dict) -> list:
+        return [self._compute(record, spec) for _, spec in self.columns]
+
+    def _update_in_place(self, rows: list[dict]) -> bool:
+        old = [self.row_key(r) for r in self.rows]
+        new = [self.row_key(r) for r in rows]
+        if not old or None in old or None in new or len(set(new)) != len(new):
+            return False
+        added = len(new) - len(old)
+        if new == old:
+            first = 0
+        elif added > 0 and new[added:] == old:  # newest first: new rows on top
+            first = added
+        elif added > 0 and new[:len(old)] == old:  # oldest first: new rows at the end
+            first = 0
+        else:
+            return False
+        kept = rows[first:first + len(old)]
+        for row, record in enumerate(kept):  # the rows already shown, in the same order
+            values = self._row_values(record)
+            color = self.row_colors(record) if self.row_colors else None
+            if values != self._raw[row] or color != self._colors[row]:
+                self.rows[row], self._raw[row] = record, values
+                self._text[row] = [fmt_value(v) for v in values]
+                self._colors[row] = color
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
+            else:
+                self.rows[row] = record
+        if added > 0:
+            at = 0 if first == added else len(old)
+            fresh = rows[:added] if first == added else rows[len(old):]
+            self.beginInsertRows(QModelIndex(), at, at + added - 1)
+            values = [self._row_values(record) for record in fresh]
+            self.rows[at:at] = fresh
+            self._raw[at:at] = values
+            self._text[at:at] = [[fmt_value(v) for v in row] for row in values]
+            self._colors[at:at] = [self.row_colors(r) if self.row_colors else None for r in fresh]
+            self.endInsertRows()
+        return True
 
     @staticmethod
     def _compute(record: dict, spec):
@@ -294,11 +346,14 @@ class JobBar(QFrame):
 
 
 class Banner(QFrame):
-    """An in-window notification (always shown, tray or not)."""
+    """An in-window notification (always shown, tray or not). Given a tab widget as parent, it
+    floats over the top of the page, below the tab bar, and takes no room in any layout."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("banner")
+        if parent is not None:
+            parent.installEventFilter(self)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAutoFillBackground(True)
         layout = QHBoxLayout(self)
@@ -321,10 +376,31 @@ class Banner(QFrame):
     def show_message(self, level: str, message: str, seconds: float = 10.0) -> None:
         self.history.append((level, message))
         color = {"info": ACCENT_COLOR, "warning": WARNING_COLOR, "error": BAD_COLOR}.get(level, ACCENT_COLOR)
-        self.setStyleSheet(f"QFrame#banner {{ border: 1px solid {color}; border-left: 5px solid {color}; border-radius: 3px; }}")
+        self.setStyleSheet(f"QFrame#banner {{ background: palette(window); border: 1px solid {color}; "
+                           f"border-left: 5px solid {color}; border-radius: 3px; }}")
         self.label.setText(message)
+        self.place()
         self.show()
+        self.raise_()
         self._timer.start(int(seconds * 1000))
+
+    def place(self) -> None:
+        """Across the page, just below the tab bar when the parent is a tab widget."""
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        bar = parent.tabBar() if hasattr(parent, "tabBar") else None
+        top = bar.geometry().bottom() + 4 if bar is not None else 4
+        width = max(100, parent.width() - 16)
+        self.setGeometry(8, top, width, self.heightForWidth(width) if self.hasHeightForWidth()
+                         else self.sizeHint().height())
+
+    def eventFilter(self, watched, event):
+        from PySide6.QtCore import QEvent
+
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize and self.isVisible():
+            self.place()
+        return False
 
     def stop(self) -> None:
         self._timer.stop()
@@ -346,7 +422,7 @@ class Sparkline(QWidget):
         super().__init__(parent)
         self.values: list[float] = []
         self.threshold = None
-        self.setMinimumHeight(90)
+        self.setMinimumHeight(64)
         self.setMaximumHeight(130)
 
     def set_values(self, values: list[float], threshold=None) -> None:

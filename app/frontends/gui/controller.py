@@ -47,6 +47,7 @@ class Controller(QObject):
         self.start_scheduler = start_scheduler
         self.keel = None
         self.project: str = ""
+        self.last_ingest_outcome: dict | None = None  # the summary of the last multi-file Add data
         self.overview: dict | None = None  # Keel.production_overview of the current project, read on a worker
         self.runner = JobRunner(self)
         self.runner.finished.connect(self._on_finished)
@@ -294,6 +295,44 @@ class Controller(QObject):
                                      f"{result['already_labelled']} already labelled.")
 
         return self._write("labels", f"Adding labels from {Path(path).name} to {name}", work, on_done=done)
+
+    def ingest_files(self, paths: list[str]) -> Job | None:
+        """Each file its own batch, in the order given, under one progress bar; a summary at the end."""
+        from app.core.services import batches
+
+        name = self.project
+        files = [str(p) for p in paths]
+        if len(files) == 1:
+            return self.ingest(files[0])
+
+        def done(outcome):
+            text = f"{name}: {batches.summary(outcome)}."
+            if outcome["refused"]:
+                refused = "; ".join(f"{r['file']}: {r['reason']}" for r in outcome["refused"][:3])
+                more = f" (and {len(outcome['refused']) - 3} more)" if len(outcome["refused"]) > 3 else ""
+                text += f" Refused — {refused}{more}. Each refusal is in Activity."
+            self.last_ingest_outcome = outcome
+            self.notify.emit("warning" if outcome["refused"] else "info", text)
+
+        return self._write("ingest", f"Adding {len(files)} files to {name}",
+                           lambda job: batches.ingest_files(self.keel, name, files, progress=job.report,
+                                                            cancel_event=job.cancel_event),
+                           on_done=done, cancellable=True)
+
+    def train_and_deploy_first(self, name: str) -> Job | None:
+        """A new project's first model: train v1 and put it in production (the wizard's default)."""
+        def work(job: Job):
+            result = self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
+                                     reason="first model, from the new-project wizard")
+            job.report(0.97, f"deploying v{result['version']}")
+            self.keel.deploy(name, result["version"], by="user", reason="first model, from the new-project wizard")
+            return result
+
+        def done(result):
+            self.notify.emit("info", f"{name}: v{result['version']} trained and in production.")
+
+        return self._write("train", f"Training and deploying the first model of {name}", work, on_done=done,
+                           cancellable=True, project=name)
 
     def monitor_now(self) -> Job | None:
         return self.monitor(self.project, by="user")

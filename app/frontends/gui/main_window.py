@@ -7,7 +7,6 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog,
     QInputDialog,
     QLabel,
     QListWidget,
@@ -19,13 +18,14 @@ from PySide6.QtWidgets import (
     QSystemTrayIcon,
     QTabWidget,
     QVBoxLayout,
+    QWhatsThis,
     QWidget,
 )
 
 from app import RESOURCES, __version__
 from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
 from app.demo import DEMO_PROJECT
-from app.frontends.gui import common
+from app.frontends.gui import common, file_dialogs
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
 from app.frontends.gui.panels.activity import ActivityPanel
@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._last_alert_id = None
         self._closing = False
+        self._shown_project = ""
         self._restoring_project = settings.value("last_project", "", type=str)
         self._update_title()
         self.named_actions = self._make_actions()
@@ -108,7 +109,10 @@ class MainWindow(QMainWindow):
                                         "Create a project from a data file"),
             "open_workspace": self._action("&Open workspace…", self.choose_workspace, QKeySequence.StandardKey.Open),
             "add_data": self._action("&Add data…", self.add_data, "Ctrl+I",
-                                     "Ingest a labelled or unlabelled batch (validated, cleaned, versioned)"),
+                                     "Add one or more files (Ctrl+click), each a labelled or unlabelled batch "
+                                     "(validated, cleaned, versioned)"),
+            "add_folder": self._action("Add data &folder…", self.add_data_folder, "Ctrl+Shift+I",
+                                       "Add every CSV/Parquet file of a folder, in name order, each its own batch"),
             "add_labels": self._action("Add &labels…", self.add_labels, None,
                                        "Labels that arrived later: a file of id,label rows joined to what was scored"),
             "import_model": self._action("&Import model…", self.import_model, None,
@@ -137,6 +141,10 @@ class MainWindow(QMainWindow):
             "cancel": self._action("&Cancel job", self.cancel_current_job, "Esc"),
             "refresh": self._action("&Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh),
             "about": self._action("&About Keel", self.about),
+            "user_guide": self._action("&User guide", self.user_guide, QKeySequence.StandardKey.HelpContents,
+                                       "The README's sections, in the app"),
+            "shortcuts": self._action("&Keyboard shortcuts", self.keyboard_shortcuts, "Ctrl+/",
+                                      "Every keyboard shortcut of the window"),
         }
         a["demo_batch"].setCheckable(True)
         return a
@@ -144,8 +152,8 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         a = self.named_actions
         file_menu = self.menuBar().addMenu("&File")
-        for key in ("new_project", "open_workspace", None, "add_data", "add_labels", "import_model", "export_report",
-                    None, "delete_project", None, "quit"):
+        for key in ("new_project", "open_workspace", None, "add_data", "add_folder", "add_labels", "import_model",
+                    "export_report", None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
         model_menu = self.menuBar().addMenu("&Model")
         for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
@@ -160,7 +168,14 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, i=index: self.tabs.setCurrentIndex(i))
             view_menu.addAction(action)
             self.tab_actions.append(action)
-        self.menuBar().addMenu("&Help").addAction(a["about"])
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(a["user_guide"])
+        help_menu.addAction(a["shortcuts"])
+        whats_this = QWhatsThis.createAction(self)
+        whats_this.setToolTip("Click, then click a setting to read what it does")
+        help_menu.addAction(whats_this)
+        help_menu.addSeparator()
+        help_menu.addAction(a["about"])
         for action in a.values():
             self.addAction(action)
 
@@ -186,8 +201,6 @@ class MainWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 6, 6, 0)
-        self.banner = Banner()
-        right_layout.addWidget(self.banner)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("panels")
         self.tabs.setDocumentMode(True)
@@ -197,10 +210,15 @@ class MainWindow(QMainWindow):
             self.panels[cls.title.lower()] = panel
             self.tabs.addTab(panel, cls.title)
         right_layout.addWidget(self.tabs, 1)
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.job_bar = JobBar()
         self.job_bar.cancel_requested.connect(self.controller.runner.cancel)
         self.job_bar.cancel_requested.connect(lambda job: self._show_job(job))
         right_layout.addWidget(self.job_bar)
+        retained = self.job_bar.sizePolicy()
+        retained.setRetainSizeWhenHidden(True)  # its place is kept while no job runs: the tabs never move
+        self.job_bar.setSizePolicy(retained)
+        self.banner = Banner(self.tabs)  # floats over the top of the page: showing it moves nothing
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([320, 960])
@@ -261,7 +279,7 @@ class MainWindow(QMainWindow):
             self.controller.create_demo()
 
     def choose_workspace(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open workspace", self.controller.workspace_dir or str(Path.home()))
+        folder = file_dialogs.existing_folder(self, "Open workspace", self.controller.workspace_dir or str(Path.home()))
         if folder:
             self.open_workspace_requested.emit(folder)
 
@@ -278,7 +296,7 @@ class MainWindow(QMainWindow):
         self.project_list.clear()
         for name in names:
             try:
-                health = insights.health(keel, name)
+                health = insights.health(keel, name, since=self.looked_at(name))
             except Exception:
                 log.exception("health of %s", name)
                 continue
@@ -310,13 +328,42 @@ class MainWindow(QMainWindow):
                        else f"{fmt_value(health['training_value'], 3)} at training")
         if health["open_alerts"]:
             detail += f" · {health['open_alerts']} alert{'s' if health['open_alerts'] > 1 else ''}"
+        since = health.get("since") or {}
+        if since.get("opened") or since.get("recovered"):
+            detail += f"\nsince you looked: {since['opened']} opened, {since['recovered']} recovered"
         return f"{health['project']}\n{detail}"
+
+    def looked_at(self, name: str) -> str:
+        """When the user last looked at the project's alerts (its Alerts tab, or leaving the project)."""
+        from app.core.domain.clock import utc_now
+
+        stamp = self.settings.value(f"looked/{name}", "", type=str)
+        if not stamp:  # a project seen for the first time: its past is not news
+            stamp = utc_now()
+            self.settings.setValue(f"looked/{name}", stamp)
+        return stamp
+
+    def mark_looked(self, name: str) -> None:
+        from app.core.domain.clock import utc_now
+
+        if name:
+            self.settings.setValue(f"looked/{name}", utc_now())
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.panels["alerts"] and self.controller.project:
+            self.mark_looked(self.controller.project)
+            self.refresh_projects()
 
     def _project_clicked(self, item, _previous=None) -> None:
         if item is not None:
             self.controller.set_project(item.data(Qt.ItemDataRole.UserRole))
 
     def _on_project_changed(self, name: str) -> None:
+        if self._shown_project and self._shown_project != name:
+            self.mark_looked(self._shown_project)  # the user has seen it, and is leaving it
+        self._shown_project = name
+        if self.tabs.currentWidget() is self.panels["alerts"]:
+            self.mark_looked(name)
         self.update_actions()
         self._show_current_job()
         for row in range(self.project_list.count()):
@@ -348,6 +395,7 @@ class MainWindow(QMainWindow):
         a["new_project"].setEnabled(c.can_write())
         a["add_data"].setEnabled(writable)
         a["add_labels"].setEnabled(writable)
+        a["add_folder"].setEnabled(writable)
         a["import_model"].setEnabled(writable)
         a["export_report"].setEnabled(has_keel and project)
         a["delete_project"].setEnabled(can and not c.busy())
@@ -357,6 +405,10 @@ class MainWindow(QMainWindow):
         production = overview.get("production_version")
         deployments = overview.get("deployments", 0)
         challenger = overview.get("challenger_waiting", False)
+        first_model = c.overview is not None and production is None and deployments == 0
+        a["retrain"].setText("&Train" if first_model else "&Retrain")
+        a["retrain"].setToolTip(("Train the project's first model" if first_model else "Train a new version") +
+                                " on its training data (a child process; Cancel stops it)")
         deploying = c.busy(DEPLOY_KINDS)
         a["deploy"].setEnabled(writable and not deploying)
         a["rollback"].setEnabled(writable and not deploying and deployments > 1)
@@ -405,28 +457,55 @@ class MainWindow(QMainWindow):
         self.wizard = NewProjectWizard(self.controller, self)
         self.wizard.open()
 
+    def _data_folder(self) -> str:
+        folder = self.settings.value("last_data_folder", "", type=str)
+        return folder if folder and Path(folder).is_dir() else str(Path.home())
+
     def add_data(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, f"Add data to {self.controller.project}", str(Path.home()),
-                                              file_dialog_filter())
-        if path:
-            self.controller.ingest(path)
+        paths = file_dialogs.open_files(self, f"Add data to {self.controller.project} (Ctrl+click: several files)",
+                                        self._data_folder(),
+                                        file_dialog_filter())
+        if paths:
+            self.settings.setValue("last_data_folder", str(Path(paths[0]).parent))
+            from app.core.services.batches import name_order
+
+            self.controller.ingest_files(sorted(paths, key=lambda p: name_order(Path(p))))
+
+    def add_data_folder(self) -> None:
+        from app.core.domain.errors import KeelError
+        from app.core.services.batches import data_files
+
+        folder = file_dialogs.existing_folder(self, f"Add a folder of batches to {self.controller.project}",
+                                              self._data_folder())
+        if not folder:
+            return
+        self.settings.setValue("last_data_folder", folder)
+        try:
+            files = data_files(folder)
+        except KeelError as exc:
+            self.show_error(str(exc))
+            return
+        if not files:
+            self.notify("warning", f"{folder} holds no CSV, TSV or Parquet file: nothing added.")
+            return
+        self.controller.ingest_files([str(p) for p in files])
 
     def add_labels(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, f"Add labels to {self.controller.project} (a file of id,label rows)",
-                                              str(Path.home()),
-                                              "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+        path = file_dialogs.open_file(self, f"Add labels to {self.controller.project} (a file of id,label rows)",
+                                      self._data_folder(),
+                                      "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
         if path:
             self.controller.add_labels(path)
 
     def import_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "skops model (*.skops)")
+        path = file_dialogs.open_file(self, "Import a model", str(Path.home()), "skops model (*.skops)")
         if path:
             self.controller.check_model_file(path, on_done=lambda outside: self._import_after_review(path, outside))
 
     def export_report(self) -> None:
         name = self.controller.project
-        path, _ = QFileDialog.getSaveFileName(self, f"Export a report of {name}", str(Path.home() / f"{name}-report.html"),
-                                              "HTML report (*.html)")
+        path = file_dialogs.save_file(self, f"Export a report of {name}", str(Path.home() / f"{name}-report.html"),
+                                      "HTML report (*.html)")
         if path:
             self.controller.export_report(path)
 
@@ -506,6 +585,7 @@ class MainWindow(QMainWindow):
     def toggle_server(self) -> None:
         if self.controller.server is not None:
             self.controller.stop_server()
+            self.panels["overview"].show_server()
             self.notify("info", "Scoring server stopped.")
             self.update_actions()
         else:
@@ -513,6 +593,16 @@ class MainWindow(QMainWindow):
 
     def refresh_all(self) -> None:
         self.controller.registry_changed.emit()
+
+    def user_guide(self) -> None:
+        from app.frontends.gui.help import UserGuideDialog
+
+        UserGuideDialog(self).exec()
+
+    def keyboard_shortcuts(self) -> None:
+        from app.frontends.gui.help import ShortcutsDialog
+
+        ShortcutsDialog(self).exec()
 
     def about(self) -> None:
         import platform
@@ -551,15 +641,23 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event):
         urls = event.mimeData().urls()
-        if urls and all(u.isLocalFile() and u.toLocalFile().lower().endswith(DATA_FILE_SUFFIXES) for u in urls):
+        if urls and all(u.isLocalFile() and (u.toLocalFile().lower().endswith(DATA_FILE_SUFFIXES)
+                                             or Path(u.toLocalFile()).is_dir()) for u in urls):
             event.acceptProposedAction()
 
     def dropEvent(self, event):
+        """Dropped files and folders (their data files, in name order): each file its own batch."""
+        from app.core.services.batches import data_files
+
         if not self.controller.project:
             self.notify("warning", "Select a project first: a dropped file is added to the selected project.")
             return
+        paths = []
         for url in event.mimeData().urls():
-            self.controller.ingest(url.toLocalFile())
+            path = Path(url.toLocalFile())
+            paths += [str(p) for p in data_files(path)] if path.is_dir() else [str(path)]
+        if paths:
+            self.controller.ingest_files(paths)
         event.acceptProposedAction()
 
     # ------------------------------------------------------------------ closing

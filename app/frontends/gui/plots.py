@@ -1,5 +1,7 @@
 """pyqtgraph, imported only when the first plot is built (it costs ~0.5 s at start-up)."""
 
+import math
+
 import numpy as np
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
@@ -22,22 +24,116 @@ def pg():
     return pyqtgraph
 
 
-def plot_widget(title: str = "", left: str = "", bottom: str = "", time_axis: bool = False, height: int = 0):
-    lib = pg()
-    axis = {"bottom": lib.DateAxisItem(orientation="bottom")} if time_axis else {}
-    widget = lib.PlotWidget(axisItems=axis)
+_classes: dict = {}
+
+
+def _batch_axis_class():
+    """An x axis of dataset versions: whole numbers only, written v1, v2, …"""
+    if "batch_axis" not in _classes:
+        lib = pg()
+
+        class BatchAxis(lib.AxisItem):
+            def tickValues(self, minVal, maxVal, size):
+                levels = []
+                for spacing, values in super().tickValues(minVal, maxVal, size):
+                    whole = [v for v in values if float(v).is_integer()]
+                    if spacing >= 1 and whole:
+                        levels.append((spacing, whole))
+                if not levels and math.floor(maxVal) >= math.ceil(minVal):
+                    levels = [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+                return levels
+
+            def tickStrings(self, values, scale, spacing):
+                return [f"v{int(round(v))}" for v in values]
+
+        _classes["batch_axis"] = BatchAxis
+    return _classes["batch_axis"]
+
+
+def _plot_widget_class():
+    """A PlotWidget whose mouse wheel scrolls the page it sits in (a scroll area) unless Ctrl is
+    held or the plot was clicked first: a wheel turned to scroll must not zoom what passes under it."""
+    if "plot_widget" not in _classes:
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QAbstractScrollArea, QApplication
+
+        lib = pg()
+
+        class PageFriendlyPlotWidget(lib.PlotWidget):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.zoom_armed = False  # set by a click on the plot, cleared when the pointer leaves
+
+            def scroll_area(self):
+                parent = self.parentWidget()
+                while parent is not None and not isinstance(parent, QAbstractScrollArea):
+                    parent = parent.parentWidget()
+                return parent
+
+            def wheelEvent(self, event):
+                ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+                area = None if ctrl or self.zoom_armed else self.scroll_area()
+                if area is None:
+                    super().wheelEvent(event)
+                    return
+                horizontal = abs(event.angleDelta().x()) > abs(event.angleDelta().y())
+                QApplication.sendEvent(area.horizontalScrollBar() if horizontal else area.verticalScrollBar(), event)
+                event.accept()  # the page scrolled; the plot keeps its range
+
+            def mousePressEvent(self, event):
+                self.zoom_armed = True
+                super().mousePressEvent(event)
+
+            def changeEvent(self, event):
+                from PySide6.QtCore import QEvent
+
+                super().changeEvent(event)
+                changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+                if changed and self.getPlotItem() is not None:  # not while the widget is being built
+                    apply_palette(self)  # light to dark (or back) at once, without a restart
+
+            def leaveEvent(self, event):
+                self.zoom_armed = False
+                super().leaveEvent(event)
+
+        _classes["plot_widget"] = PageFriendlyPlotWidget
+    return _classes["plot_widget"]
+
+
+def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: bool = False, height: int = 0):
+    axis = {"bottom": _batch_axis_class()(orientation="bottom")} if batch_axis else {}
+    widget = _plot_widget_class()(axisItems=axis)
     if title:
         widget.setTitle(title)
-    widget.getAxis("left").enableAutoSIPrefix(False)  # 0.91, not 910 (x0.001)
+    for side in ("left", "bottom"):
+        widget.getAxis(side).enableAutoSIPrefix(False)  # 0.91, not 910 (x0.001)
     if left:
         widget.setLabel("left", left)
     if bottom:
         widget.setLabel("bottom", bottom)
     widget.showGrid(x=True, y=True, alpha=0.2)
+    apply_palette(widget)
     cache_static_parts(widget)
     if height:
         widget.setMinimumHeight(height)
     return widget
+
+
+def apply_palette(widget) -> None:
+    """Background, axes, tick labels and title in the window's palette (light or dark)."""
+    palette = QApplication.palette()
+    base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+    pg().setConfigOptions(background=base, foreground=text)  # plots built later match too
+    widget.setBackground(base)
+    item = widget.getPlotItem()
+    for name in ("left", "bottom", "top", "right"):
+        axis = item.getAxis(name)
+        axis.setPen(text)
+        axis.setTextPen(text)
+        if axis.labelText:
+            axis.setLabel(axis.labelText, units=axis.labelUnits, color=text.name())
+    if item.titleLabel.text:
+        item.setTitle(item.titleLabel.text, color=text.name())
 
 
 def cache_static_parts(widget) -> None:
@@ -82,22 +178,41 @@ class GrowingSeries:
         return self.y[:self.size].copy()
 
 
-def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCENT_COLOR) -> None:
-    """Horizontal bars, largest on top."""
-    lib = pg()
+def clear_plot(widget) -> None:
+    """Items and the custom tick labels (feature names) both go: nothing of the last data stays."""
     widget.clear()
+    for name in ("left", "bottom"):
+        widget.getAxis(name).setTicks(None)
+
+
+def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCENT_COLOR, value_label: str = "") -> None:
+    """Horizontal bars, largest on top; the left axis is as wide as the longest label."""
+    lib = pg()
+    clear_plot(widget)
     order = np.argsort(values)
     ys = np.arange(len(values))
     widget.addItem(lib.BarGraphItem(x0=0, y=ys, height=0.7, width=np.asarray(values, dtype=float)[order], brush=color))
     axis = widget.getAxis("left")
     axis.setTicks([[(i, labels[j]) for i, j in enumerate(order)]])
+    metrics = widget.fontMetrics()
+    axis.setWidth(min(220, max([metrics.horizontalAdvance(str(label)) for label in labels] + [20]) + 16))
     widget.setYRange(-0.6, len(values) - 0.4, padding=0)
+    if value_label:
+        widget.setLabel("bottom", value_label)
+
+
+def bar_chart_highlight(widget, labels: list[str], values: list[float], highlighted: list[str], color: str) -> None:
+    """Draws the bars of `highlighted` labels again, in `color`, over a bar_chart of the same data."""
+    lib = pg()
+    order = list(np.argsort(values))
+    rows = [(position, values[index]) for position, index in enumerate(order) if labels[index] in highlighted]
+    widget.addItem(lib.BarGraphItem(x0=0, y=[r[0] for r in rows], height=0.7, width=[r[1] for r in rows], brush=color))
 
 
 def heatmap(widget, matrix: list[list[int]], labels: list[str]) -> None:
     """A confusion matrix: rows are the true class, columns the predicted class, counts written in."""
     lib = pg()
-    widget.clear()
+    clear_plot(widget)
     data = np.asarray(matrix, dtype=float)
     image = lib.ImageItem(data.T)  # ImageItem takes [x, y]
     image.setColorMap(lib.colormap.get("viridis"))

@@ -1,5 +1,6 @@
 """Project settings (the same set the CLI's `project set` edits). The core validates them."""
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,6 +26,49 @@ POLICY_TEXT = {
     "approve": "approve — retrain on alerts, wait for my approval to deploy",
     "auto": "auto — retrain on alerts and deploy when the challenger is better",
 }
+
+
+SETTING_HELP = {
+    "Model preset": "The scikit-learn model every training of this project uses (CLI: --model). Logistic "
+                    "regression and ridge are fast and simple; random forest and histogram gradient boosting "
+                    "fit non-linear effects.",
+    "Preset parameters": "Parameters passed to the preset's estimator, one KEY=VALUE per line, e.g. "
+                         "max_depth=6 (CLI: --param, repeatable). They replace the earlier ones as a whole.",
+    "Primary metric": "The metric monitoring tracks, alerts compare and the challenger gate decides on (CLI: --metric).",
+    "Threshold": "When checked, an alert opens as soon as the primary metric of a monitored batch is past this value "
+                 "(CLI: --threshold).",
+    "Largest allowed drop": "An alert opens when the metric is worse than at training by more than this "
+                            "(CLI: --max-drop), e.g. 0.05 = five points of accuracy.",
+    "Drift alert share": "An alert opens when more than this share of the features drifted in a batch "
+                         "(CLI: --drift-share).",
+    "Policy": "What Keel does on an alert (CLI: --policy): only record it, alert you, retrain and wait for your "
+              "approval, or retrain and deploy a better challenger by itself.",
+    "Retrain on new rows": "When checked, retrain once this many new labelled rows have arrived, alert or not "
+                           "(CLI: --retrain-after-rows).",
+    "Training window": "Which labelled rows a training uses (CLI: --window): all, the newest N, or adaptive "
+                       "(all rows until a change is detected, then only the rows since it).",
+    "Promotion margin": "How much better than the champion a challenger must score on unseen rows to be "
+                        "deployed (CLI: --margin).",
+    "Test level (alpha)": "The significance level of the paired test a challenger must pass (McNemar for accuracy, "
+                          "a paired bootstrap otherwise) (CLI: --alpha).",
+    "Cross-validation folds": "Folds of the cross-validation reported at training (CLI: --cv); off reports the "
+                              "hold-out only.",
+    "Random seed": "Seeds the split and the model so that a training can be repeated (CLI: --seed).",
+}
+
+
+def _explain(form: QFormLayout) -> None:
+    """What's this? (Shift+F1, or the dialog's ? button) and a tooltip on every setting and its label."""
+    for row in range(form.rowCount()):
+        label_item = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+        field_item = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+        if label_item is None or field_item is None or field_item.widget() is None:
+            continue
+        text = SETTING_HELP[label_item.widget().text()]
+        field = field_item.widget()
+        for widget in [label_item.widget(), field] + field.findChildren(QWidget):
+            widget.setWhatsThis(text)
+            widget.setToolTip(text)
 
 
 def _optional_number(spin, checkbox: QCheckBox) -> QWidget:
@@ -107,6 +151,8 @@ class SettingsDialog(QDialog):
         form.addRow("Test level (alpha)", self.alpha)
         form.addRow("Cross-validation folds", self.cv_folds)
         form.addRow("Random seed", self.seed)
+        _explain(form)
+        self.setWindowFlag(Qt.WindowType.WindowContextHelpButtonHint, True)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(muted("The schedule is edited in the Monitoring tab. Keel checks these values when you save."))

@@ -7,7 +7,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -20,13 +19,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.domain.data_files import file_dialog_filter
-from app.core.domain.project_name import is_valid_project_name
+from app.core.domain.project_name import is_valid_project_name, suggest_project_name
 from app.core.domain.settings import (
     PRESETS,
     default_metric,
     higher_is_better,
     metrics_for,
 )
+from app.frontends.gui import file_dialogs
 from app.frontends.gui.common import (
     BAD_COLOR,
     DataFrameModel,
@@ -67,8 +67,8 @@ class FilePage(QWizardPage):
         self._loaded_path = None
 
     def browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Data file", str(Path.home()),
-                                              file_dialog_filter())
+        path = file_dialogs.open_file(self, "Data file", str(Path.home()),
+                                      file_dialog_filter())
         if path:
             self.path.setText(path)
             self.load()
@@ -153,8 +153,8 @@ class TargetPage(QWizardPage):
         self.task.currentTextChanged.connect(self.task_changed)
 
     def fill(self, raw, path: str) -> None:
-        stem = Path(path).name.split(".")[0]
-        self.name.setText(stem if is_valid_project_name(stem) else "project")
+        keel = self.wiz.controller.keel
+        self.name.setText(suggest_project_name(path, set(keel.project_names()) if keel is not None else set()))
         columns = [str(c) for c in raw.frame.columns]
         self.target.blockSignals(True)
         self.target.clear()
@@ -235,6 +235,12 @@ class SchemaPage(QWizardPage):
         self.error.setWordWrap(True)
         self.error.setStyleSheet(f"color: {BAD_COLOR}")
         layout.addWidget(self.error)
+        self.train_now = QCheckBox("Train and deploy v1 now")
+        self.train_now.setObjectName("wizardTrainNow")
+        self.train_now.setChecked(True)
+        self.train_now.setToolTip("Right after the project is created, train its first model on this file and put "
+                                  "it in production, so monitoring and the scoring server work at once")
+        layout.addWidget(self.train_now)
         self.schema = None
 
     def initializePage(self) -> None:
@@ -301,6 +307,13 @@ class NewProjectWizard(QWizard):
 
     def accept(self) -> None:
         page = self.target_page
-        self.job = self.controller.create_project(page.name.text().strip(), self.path, page.target.currentText(),
-                                                  page.task.currentText(), page.settings())
+        name = page.name.text().strip()
+        train_now = self.schema_page.train_now.isChecked()
+
+        def created(_result):
+            if train_now:
+                self.controller.train_and_deploy_first(name)
+
+        self.job = self.controller.create_project(name, self.path, page.target.currentText(),
+                                                  page.task.currentText(), page.settings(), on_done=created)
         super().accept()

@@ -14,6 +14,7 @@ class Panel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._stale = True
+        self._shown_project = None  # the project whose data the widgets hold
         # refreshes run in their own event-loop turn, coalesced: a burst of changes costs one refresh,
         # and the project list and this panel do not redraw in the same turn
         self._refresh_timer = QTimer(self)
@@ -64,12 +65,16 @@ class Panel(QWidget):
         self._stale = False
         if self.keel is None or not self.project:
             self.clear()
+            self._shown_project = None
         else:
             try:
                 self.keel.project(self.project)
             except Exception:  # deleted by another process: the project list will drop it
                 self.clear()
                 return
+            if self._shown_project != self.project:
+                self.clear()  # nothing of the previous project survives into this one
+                self._shown_project = self.project
             self.refresh()
         self.update_buttons()
 
@@ -94,6 +99,7 @@ def action_button(action: QAction, primary: bool = False) -> QPushButton:
     """A push button that mirrors a QAction (text, enabled, tooltip), so menus and buttons agree."""
     button = QPushButton(action.text().replace("&", ""))
     button.setObjectName("primaryAction" if primary else "")
+    button.setProperty("mirrorsAction", True)
     button.setToolTip(action.toolTip())
 
     button.setCheckable(action.isCheckable())

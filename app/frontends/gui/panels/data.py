@@ -115,17 +115,21 @@ class DataPanel(Panel):
         for row in rows:
             row["parent_version"] = by_id.get(row["parent_id"])
             row["created_local"] = self._local(row["created_at"])
+        was_empty = not self.versions.rows
         self.versions.set_rows(list(reversed(rows)))
-        self.versions_view.resizeColumnsToContents()
+        if was_empty:  # later refreshes keep the widths the user may have set
+            self.versions_view.resizeColumnsToContents()
         schema = project["schema"]
         self.schema.set_rows([{**c, "missing": f"{c['missing_rate']:.1%}" if "missing_rate" in c else ""}
                               for c in schema.get("columns", [])]
                              + [{"name": f"{schema['target']} (target)", "kind": schema.get("target_kind", ""),
                                  "missing": "", "n_unique": len(schema.get("classes", [])),
                                  "categories": [str(c) for c in schema.get("classes", [])]}])
-        self.schema_view.resizeColumnsToContents()
-        if rows:
-            self.report.setPlainText(report_text(rows[-1]))
+        if was_empty:
+            self.schema_view.resizeColumnsToContents()
+        chosen = selected_records(self.versions_view, self.versions)
+        if chosen or rows:
+            self.report.setPlainText(report_text(chosen[0] if chosen else rows[-1]))
 
     @staticmethod
     def _local(iso):

@@ -1,9 +1,11 @@
 """Models: the registry, sortable, and a side-by-side comparison of two versions."""
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QFileDialog,
     QGridLayout,
+    QLabel,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -12,9 +14,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.domain.settings import metrics_for
+from app.frontends.gui import file_dialogs
 from app.frontends.gui.common import (
+    ACCENT_COLOR,
+    BAD_COLOR,
+    DRIFT_COLOR,
     GOOD_COLOR,
     MUTED_COLOR,
+    WARNING_COLOR,
     RecordsModel,
     confirm,
     fmt_value,
@@ -25,6 +32,8 @@ from app.frontends.gui.common import (
     selected_records,
 )
 from app.frontends.gui.panels.base import Panel, action_button
+
+VERSION_COLOURS = [ACCENT_COLOR, WARNING_COLOR, GOOD_COLOR, DRIFT_COLOR, BAD_COLOR, MUTED_COLOR]
 
 
 class ModelsPanel(Panel):
@@ -51,8 +60,9 @@ class ModelsPanel(Panel):
         self.model = RecordsModel([])
         self.view, self.proxy = make_table(self.model)
         self.view.setObjectName("modelsTable")
-        self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
-        self.hint = muted("Select one version to deploy, archive or export it; select two (Ctrl+click) to compare them.")
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.hint = muted("Select one version to see its card and deploy, archive or export it; select two or more "
+                          "(Ctrl+click) to compare them.")
 
         self.compare_area = QScrollArea()
         self.compare_area.setWidgetResizable(True)
@@ -75,10 +85,25 @@ class ModelsPanel(Panel):
         self.splitter.setSizes([260, 420])
         layout.addWidget(self.splitter, 1)
         self.comparison = None
+        self.card: dict | None = None  # the version card on show
 
     # ------------------------------------------------------------------ table
     def clear(self) -> None:
         self.model.set_rows([])
+        self.comparison = None
+        self.card = None
+        self._empty_comparison_area()
+        self.compare_status = muted("No comparison yet.")
+        self.compare_layout.addWidget(self.compare_status)
+        self.compare_layout.addStretch(1)
+
+    def _empty_comparison_area(self) -> None:
+        while self.compare_layout.count():
+            item = self.compare_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+            elif item.layout():
+                _delete_layout(item.layout())
 
     def refresh(self) -> None:
         status = self.keel.status(self.project)
@@ -123,7 +148,7 @@ class ModelsPanel(Panel):
         one = len(chosen) == 1
         writable = self.writable()
         self.deploy_button.setEnabled(one and writable and not chosen[0]["in_production"])
-        self.compare_button.setEnabled(len(chosen) == 2 and self.keel is not None)
+        self.compare_button.setEnabled(len(chosen) >= 2 and self.keel is not None)
         self.archive_button.setEnabled(one and writable and not chosen[0]["in_production"])
         self.archive_button.setText("Restore" if one and chosen[0]["archived"] else "Archive")
         self.export_button.setEnabled(one and self.keel is not None)
@@ -154,51 +179,115 @@ class ModelsPanel(Panel):
         if len(chosen) != 1:
             return
         version = chosen[0]["version"]
-        path, _ = QFileDialog.getSaveFileName(self, f"Export v{version}", f"{self.project}-v{version}.skops",
+        path = file_dialogs.save_file(self, f"Export v{version}", str(Path.home() / f"{self.project}-v{version}.skops"),
                                               "skops model (*.skops)")
         if path:
             self.controller.export(version, path)
 
+    # ------------------------------------------------------------------ one version's card
+    def _selection_changed(self, *_) -> None:
+        self.update_buttons()
+        chosen = self.selected()
+        if len(chosen) == 1 and self.keel is not None:
+            self.read_card(chosen[0]["version"])
+
+    def read_card(self, version: int) -> None:
+        name, keel = self.project, self.keel
+
+        def read(job):
+            from app.core.services.insights import version_card
+
+            return version_card(keel, name, version)
+
+        def show(card):
+            chosen = self.selected()
+            if name == self.project and len(chosen) == 1 and chosen[0]["version"] == version:
+                self.show_card(card)
+
+        self.controller.run(f"{name}/view", "read", f"Reading v{version}", read, project=name, on_done=show,
+                            on_error=lambda message, details: None)
+
+    def show_card(self, card: dict) -> None:
+        from app.core.ml.training import PRESET_LABELS
+
+        self.card = card
+        self.comparison = None
+        self._empty_comparison_area()
+        self.compare_status = muted("")
+        self.compare_layout.addWidget(self.compare_status)
+        title = f"v{card['version']}" + (" (imported)" if card["imported"] else "") + \
+            (" · archived" if card["archived"] else "")
+        self.compare_layout.addWidget(heading(title))
+        params = dict(card["parameters"])
+        preset = params.pop("preset", None)
+        training = card["training"]
+        data = ", ".join(f"v{d['version']} ({d['labelled_rows']} labelled rows, {d['source']})"
+                         for d in training["dataset_versions"]) or "—"
+        deployments = "<br>".join(f"{local_time(d['at'])} — {'rolled back to' if d['rollback'] else 'deployed'} "
+                                  f"by {d['by']}: {d['reason'] or ''}" for d in card["deployments"]) or "never deployed"
+
+        def rows(pairs):
+            return "".join(f"<tr><td style='padding-right:12px'><i>{k}</i></td><td>{v}</td></tr>" for k, v in pairs)
+
+        html = (f"<p>Trained {local_time(card['created_at'])} by {card['trained_by'] or '?'}: {card['why']}</p>"
+                f"<h4>Metrics (own hold-out rows)</h4><table>{rows((k, fmt_value(v)) for k, v in card['metrics'].items())}</table>"
+                f"<h4>Model: {PRESET_LABELS.get(preset, preset) or '—'}</h4><table>{rows(params.items())}</table>"
+                f"<h4>Training data</h4><table>{rows([('dataset versions', data), ('rows for training', training['train_rows']), ('hold-out rows', training['test_rows']), ('seed', training['seed']), ('seconds', fmt_value(training['seconds'], 2))])}</table>"
+                f"<h4>Libraries</h4><table>{rows(card['library_versions'].items())}</table>"
+                f"<h4>File</h4><table>{rows([('sha256', card['sha256']), ('aliases', ', '.join(card['aliases']) or '—')])}</table>"
+                f"<h4>Deployments</h4><p>{deployments}</p>")
+        body = QLabel(html)
+        body.setObjectName("versionCard")
+        body.setWordWrap(True)
+        body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.compare_layout.addWidget(body)
+        self.compare_layout.addStretch(1)
+
     # ------------------------------------------------------------------ comparison
     def compare_selected(self) -> None:
         chosen = self.selected()
-        if len(chosen) != 2:
+        if len(chosen) < 2:
             return
         versions = sorted(r["version"] for r in chosen)
         name = self.project
-        self.compare_status.setText(f"Comparing v{versions[0]} and v{versions[1]}…")
+        shown = ", ".join(f"v{v}" for v in versions)
+        self.compare_status.setText(f"Comparing {shown}…")
 
         def work(job):
             from app.core.services.insights import compare_versions
 
             return compare_versions(self.keel, name, versions, progress=job.report, cancel_event=job.cancel_event)
 
-        self.controller.run(f"{name}/view", "compare", f"Comparing v{versions[0]} and v{versions[1]}", work,
+        self.controller.run(f"{name}/view", "compare", f"Comparing {shown}", work,
                             project=name, cancellable=True, on_done=self.show_comparison)
 
     def show_comparison(self, comparison: dict) -> None:
         from app.frontends.gui.plots import bar_chart, heatmap, plot_widget
 
         self.comparison = comparison
-        while self.compare_layout.count():
-            item = self.compare_layout.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
-            elif item.layout():
-                _delete_layout(item.layout())
+        self._empty_comparison_area()
         self.compare_status = muted("")
         self.compare_layout.addWidget(self.compare_status)
         entries = comparison["versions"]
         metric = comparison["metric"]
         self.compare_layout.addWidget(heading(" vs ".join(f"v{e['version']}" for e in entries)))
         self.compare_layout.addWidget(muted("Metrics recorded at training, each on its own hold-out rows"))
-        self.compare_layout.addWidget(self._metrics_table(entries, "metrics", metric))
+        if len(entries) == 2:
+            self.compare_layout.addWidget(self._metrics_table(entries, "metrics", metric))
+        else:
+            self.compare_layout.addWidget(self._metrics_chart(entries))
+            self.compare_layout.addWidget(self._wide_metrics_table(entries))
+        self.compare_layout.addWidget(muted("Parameters (those that differ in colour)"))
+        self.compare_layout.addWidget(self._parameters_table(entries))
         common = comparison.get("common")
         if common:
             shown = ", ".join(f"v{v}" for v in common["dataset_versions"])
             self.compare_layout.addWidget(muted(f"On the same {common['rows']} labelled rows, which arrived after both "
                                                 f"were trained (dataset {shown})"))
-            self.compare_layout.addWidget(self._metrics_table(entries, "common_metrics", metric))
+            if len(entries) == 2:
+                self.compare_layout.addWidget(self._metrics_table(entries, "common_metrics", metric))
+            else:
+                self.compare_layout.addWidget(self._wide_metrics_table(entries, "common_metrics"))
         else:
             self.compare_layout.addWidget(muted("No labelled data has arrived since both were trained: "
                                                 "nothing to score them on side by side yet"))
@@ -206,20 +295,81 @@ class ModelsPanel(Panel):
         grid = QGridLayout()
         for column, entry in enumerate(entries):
             if entry["confusion"] is not None:
-                plot = plot_widget(title=f"v{entry['version']} confusion matrix ({entry['rows']} hold-out rows)", height=230)
+                plot = plot_widget(title=f"v{entry['version']} confusion matrix", height=230)
+                plot.setToolTip(f"Counts on v{entry['version']}'s {entry['rows']} hold-out rows")
                 heatmap(plot, entry["confusion"], entry["classes"])
                 grid.addWidget(plot, 0, column)
             if entry["importances"]:
-                kind = "permutation importance" if entry["importance_kind"] == "permutation" else "impurity importance"
-                plot = plot_widget(title=f"v{entry['version']} feature importance ({kind})", height=230)
+                unit = (f"permutation importance (drop in {metric})" if entry["importance_kind"] == "permutation"
+                        else "impurity importance (share of splits)")
+                plot = plot_widget(title=f"v{entry['version']} feature importance", height=230)
                 labels = list(entry["importances"])
-                bar_chart(plot, labels, [entry["importances"][k] for k in labels])
+                bar_chart(plot, labels, [entry["importances"][k] for k in labels], value_label=unit)
                 grid.addWidget(plot, 1, column)
         holder = QWidget()
         holder.setLayout(grid)
         self.compare_layout.addWidget(holder)
         self.compare_layout.addStretch(1)
 
+
+    def _metrics_chart(self, entries: list[dict]):
+        """Each metric across the versions: one group of bars per metric, one colour per version."""
+        from app.frontends.gui.plots import pg, plot_widget
+
+        lib = pg()
+        def number(value):
+            return value if isinstance(value, (int, float)) and value == value else None  # NaN and None: no bar
+
+        names = sorted({m for e in entries for m, v in e["metrics"].items() if number(v) is not None})
+        plot = plot_widget(title="Metrics by version", height=200)
+        plot.setObjectName("metricsByVersion")
+        width = 0.8 / len(entries)
+        legend_parts = []
+        for index, entry in enumerate(entries):
+            colour = VERSION_COLOURS[index % len(VERSION_COLOURS)]
+            xs = [m + (index - (len(entries) - 1) / 2) * width for m in range(len(names))]
+            heights = [number(entry["metrics"].get(n)) or 0.0 for n in names]
+            plot.addItem(lib.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colour))
+            legend_parts.append(f"<span style='color:{colour}'><b>▬</b></span>&nbsp;v{entry['version']}")
+        plot.getAxis("bottom").setTicks([list(enumerate(names))])
+        plot.setLabel("bottom", "metric (own hold-out rows)")
+        plot.setLabel("left", "value")
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(plot)
+        legend = QLabel("&nbsp;&nbsp;&nbsp;".join(legend_parts))
+        legend.setObjectName("plotLegend")
+        layout.addWidget(legend)
+        return holder
+
+    def _wide_metrics_table(self, entries: list[dict], key: str = "metrics"):
+        names = sorted({m for e in entries for m in (e.get(key) or {})})
+        table_model = RecordsModel([("Metric", "metric")] + [(f"v{e['version']}", f"v{e['version']}") for e in entries],
+                                   self)
+        table_model.set_rows([{"metric": n, **{f"v{e['version']}": (e.get(key) or {}).get(n) for e in entries}}
+                              for n in names])
+        table, _ = make_table(table_model, sortable=False)
+        table.setFixedHeight(min(200, 34 + 30 * len(names)))
+        table.resizeColumnsToContents()
+        return table
+
+    def _parameters_table(self, entries: list[dict]):
+        from app.core.services.insights import differing_parameters
+
+        differing = set(differing_parameters(entries))
+        keys = sorted({k for e in entries for k in e.get("params", {})}, key=lambda k: (k not in differing, k))
+        table_model = RecordsModel([("Parameter", "parameter"), ("", "differs")] +
+                                   [(f"v{e['version']}", f"v{e['version']}") for e in entries], self)
+        table_model.row_colors = lambda r: "#d0342c" if r["differs"] else None
+        table_model.set_rows([{"parameter": k, "differs": "≠" if k in differing else "",
+                               **{f"v{e['version']}": fmt_value(e.get("params", {}).get(k)) for e in entries}}
+                              for k in keys])
+        table, _ = make_table(table_model, sortable=False)
+        table.setObjectName("parametersTable")
+        table.setFixedHeight(min(260, 34 + 30 * len(keys)))
+        table.resizeColumnsToContents()
+        return table
 
     def _metrics_table(self, entries: list[dict], key: str, metric: str):
         from app.core.services.insights import metric_comparison

@@ -1,7 +1,7 @@
 """Monitoring: the production metric over time (threshold, deployments), estimated vs
 actual, drift; the schedule editor. Plots update live as results land in the registry."""
 
-from datetime import datetime
+import re
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -10,11 +10,13 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +26,7 @@ from app.frontends.gui.common import (
     BAD_COLOR,
     DRIFT_COLOR,
     GOOD_COLOR,
+    MUTED_COLOR,
     WARNING_COLOR,
     RecordsModel,
     fmt_value,
@@ -39,45 +42,119 @@ FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points a
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
 
 
-# the retraining policy's decisions, marked on the metric curve: legend text, symbol, colour
+MEASURED, ESTIMATED, DRIFT = ACCENT_COLOR, WARNING_COLOR, DRIFT_COLOR
+LIMIT, DEPLOYED, TRAINED = BAD_COLOR, GOOD_COLOR, MUTED_COLOR
+# the retraining policy's decisions, marked on the metric curve: legend text, symbol (plot, legend), colour
 DECISION_MARKS = {
-    "retrain": ("challenger promoted or waiting", "t1", GOOD_COLOR),
-    "rejected": ("challenger rejected", "x", BAD_COLOR),
-    "restored": ("earlier version restored", "d", "#8e44ad"),
-    "held": ("retrain held (back-off, budget)", "s", "#8a8a8a"),
+    "retrain": ("challenger promoted or waiting", "t1", "▲", GOOD_COLOR),
+    "rejected": ("challenger rejected", "x", "✕", BAD_COLOR),
+    "restored": ("earlier version restored", "d", "◆", "#8e44ad"),
+    "held": ("retrain held (back-off, budget)", "s", "■", MUTED_COLOR),
 }
 DECISION_GROUPS = {"retrained_deployed": "retrain", "retrained_waiting": "retrain", "retrained_rejected": "rejected",
                    "restored": "restored", "restore_waiting": "restored", "held": "held"}
 
 
-def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
+def batch_position(result: dict) -> float:
+    """Where a monitoring result stands on the x axis: its batch (dataset version), in arrival order."""
+    return float(result.get("dataset_version") or 0)
 
 
-def feature_drift_scores(results: list[dict]) -> tuple[str, dict[str, float]]:
-    """Per-feature drift of the latest result when the cycle recorded scores, else how often
-    each feature was flagged as drifted over the results shown."""
-    if results:
-        details = results[-1].get("details") or {}
-        for key in ("features", "feature_drift", "drift"):
-            block = details.get(key)
-            if isinstance(block, dict) and block:
-                scores = {}
-                for name, value in block.items():
-                    if isinstance(value, (int, float)):
-                        scores[name] = float(value)
-                    elif isinstance(value, dict):
-                        for stat in ("score", "psi", "wasserstein", "jensen_shannon", "effect"):
-                            if isinstance(value.get(stat), (int, float)):
-                                scores[name] = float(value[stat])
-                                break
-                if scores:
-                    return "drift score of the latest batch", scores
-    counts: dict[str, float] = {}
-    for row in results:
-        for name in row.get("drifted_features") or []:
-            counts[name] = counts.get(name, 0) + 1
-    return f"times flagged as drifted in {len(results)} cycle(s)", counts
+def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[dict]) -> list[tuple[float, str, bool]]:
+    """(x, label, is_deployment) for each training and deployment, placed just after the last batch
+    that had arrived when it happened; events at the same place share one line and one label."""
+    ordered = sorted(arrivals.items())
+
+    def after_batch(iso: str) -> float:
+        arrived = [version for version, at in ordered if at <= iso]
+        return (arrived[-1] if arrived else 0) + 0.5
+
+    places: dict[float, list[str]] = {}
+    deployed_at: set[float] = set()
+    for model in models:
+        places.setdefault(after_batch(model["created_at"]), []).append(f"v{model['version']} trained")
+    for deployment in deployments:
+        position = after_batch(deployment["deployed_at"])
+        kind = "rolled back to" if deployment.get("is_rollback") else "deployed"
+        places.setdefault(position, []).append(f"{kind} v{deployment['version']}" if deployment.get("is_rollback")
+                                               else f"v{deployment['version']} deployed")
+        deployed_at.add(position)
+    return [(position, " · ".join(_compact(texts)), position in deployed_at) for position, texts in sorted(places.items())]
+
+
+def marker_label(text: str) -> str:
+    """The short label of a marker: the version it put in production ("v3", "↩v3" for a rollback),
+    else the version(s) trained there."""
+    deployed = re.findall(r"v(\d+) deployed", text)
+    rolled_back = re.findall(r"rolled back to v(\d+)", text)
+    if rolled_back:
+        return f"↩v{rolled_back[-1]}"
+    if deployed:
+        return f"v{deployed[-1]}"
+    return ",".join(re.findall(r"v\d+", text))
+
+
+def _compact(texts: list[str]) -> list[str]:
+    """["v2 trained", "v3 trained", "v3 deployed"] -> ["v2, v3 trained", "v3 deployed"]."""
+    trained = [t.split()[0] for t in texts if t.endswith(" trained")]
+    others = [t for t in texts if not t.endswith(" trained")]
+    return ([f"{', '.join(trained)} trained"] if trained else []) + others
+
+
+def point_tip(result: dict, metric: str, arrivals: dict[int, str]) -> str:
+    batch = result.get("dataset_version")
+    lines = [f"batch v{batch}, arrived {local_time(arrivals.get(batch))}" if batch else "batch"]
+    if result["value"] is not None:
+        lines.append(f"{metric} {fmt_value(result['value'])} on {result['labelled_rows']} labelled rows")
+    if result["estimated_value"] is not None:
+        lines.append(f"estimated {metric} {fmt_value(result['estimated_value'])} (label-free)")
+    lines.append(f"scored by model v{result['model_version']} at {local_time(result['at'])}")
+    return "\n".join(lines)
+
+
+def feature_drift(result: dict | None) -> dict[str, dict]:
+    """Per-feature drift of one monitoring result: {feature: {"psi": float, "drifted": bool}}."""
+    block = ((result or {}).get("details") or {}).get("features") or {}
+    return {name: {"psi": float(stats["psi"]), "drifted": bool(stats.get("drifted"))}
+            for name, stats in block.items() if isinstance(stats, dict) and isinstance(stats.get("psi"), (int, float))}
+
+
+def legend(entries: list[tuple[str, str, str]]) -> str:
+    return "&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{color}'><b>{glyph}</b></span>&nbsp;{text}"
+                                     for color, glyph, text in entries)
+
+
+def metric_legend(threshold, has_markers: bool) -> str:
+    entries = [(MEASURED, "●", "measured (labelled batches)"), (ESTIMATED, "▲", "estimated (label-free)")]
+    if threshold is not None:
+        entries.append((LIMIT, "- -", f"threshold {threshold:.3f}"))
+    if has_markers:
+        entries += [(TRAINED, "┆", "trained"), (DEPLOYED, "┆", "deployed")]
+    return legend(entries)
+
+
+def decision_legend(groups: set[str]) -> str:
+    entries = [(color, glyph, text) for group, (text, _, glyph, color) in DECISION_MARKS.items() if group in groups]
+    return ("&nbsp;&nbsp;&nbsp;" + legend(entries)) if entries else ""
+
+
+def legend_label() -> QLabel:
+    """A legend outside the plot, so it never covers a point."""
+    label = QLabel()
+    label.setObjectName("plotLegend")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    return label
+
+
+def with_legend(plot, legend_widget: QLabel) -> QWidget:
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(0)
+    layout.addWidget(plot, 1)
+    layout.addWidget(legend_widget)
+    return holder
 
 
 class MonitoringPanel(Panel):
@@ -86,9 +163,9 @@ class MonitoringPanel(Panel):
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
         self.named_actions = actions
-        self._shown_project = None
         self._last_id = 0
         self.results: list[dict] = []
+        self.distribution: dict | None = None  # the feature distribution on show
         self.plots_built = False
         self.series = {}
         self._deployment_lines = []
@@ -126,12 +203,16 @@ class MonitoringPanel(Panel):
             ("Drift share", "drift_share"), ("Drifted features", lambda r: ", ".join(r.get("drifted_features") or [])),
         ])
         self.table, _ = make_table(self.table_model)
-        lower_layout.addWidget(self.table, 3)
+        # batches and served traffic share the lower area, one tab each: the page needs no more height
+        self.traffic = TrafficSection(controller.plots_ready)
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.setObjectName("monitoringLowerTabs")
+        self.lower_tabs.addTab(self.table, "Batches")
+        self.lower_tabs.addTab(self.traffic, "Served traffic")
+        lower_layout.addWidget(self.lower_tabs, 3)
         lower_layout.addWidget(self._schedule_box(), 2)
         self.splitter.addWidget(lower)
-        self.traffic = TrafficSection(controller.plots_ready)
-        self.splitter.addWidget(self.traffic)
-        self.splitter.setSizes([400, 200, 200])
+        self.splitter.setSizes([460, 220])
         layout.addWidget(self.splitter, 1)
 
     # ------------------------------------------------------------------ schedule editor
@@ -231,22 +312,25 @@ class MonitoringPanel(Panel):
             step()
 
     def _build_metric_plot(self) -> None:
-        from app.frontends.gui.plots import GrowingSeries, plot_widget
+        from app.frontends.gui.plots import GrowingSeries, pg, plot_widget
 
         if hasattr(self, "metric_plot"):
             return
-        self.metric_plot = plot_widget(title="Production metric over time", time_axis=True, height=220)
-        self.metric_plot.addLegend(offset=(-10, 10))
-        actual = self.metric_plot.plot(name="measured (labelled batches)", pen={"color": ACCENT_COLOR, "width": 2},
-                                       symbol="o", symbolSize=6, symbolBrush=ACCENT_COLOR)
-        estimated = self.metric_plot.plot(name="estimated (label-free)", pen={"color": WARNING_COLOR, "width": 2,
-                                                                              "style": Qt.PenStyle.DashLine},
-                                          symbol="t", symbolSize=6, symbolBrush=WARNING_COLOR)
-        self.decision_marks = {group: self.metric_plot.plot(name=label, pen=None, symbol=symbol, symbolSize=11,
-                                                            symbolBrush=color, symbolPen=color)
-                               for group, (label, symbol, color) in DECISION_MARKS.items()}
-        self.metric_plot.getPlotItem().setDownsampling(auto=True, mode="peak")
+        lib = pg()
+        self.metric_plot = plot_widget(title="Production metric, batch by batch", batch_axis=True, height=130)
+        self.metric_plot.setLabel("bottom", "batch (dataset version, in order of arrival)")
+        actual = self.metric_plot.plot(pen={"color": MEASURED, "width": 2}, symbol="o", symbolSize=6,
+                                       symbolBrush=MEASURED)
+        estimated = self.metric_plot.plot(pen={"color": ESTIMATED, "width": 2, "style": Qt.PenStyle.DashLine},
+                                          symbol="t", symbolSize=6, symbolBrush=ESTIMATED)
+        self.decision_marks = {group: self.metric_plot.plot(pen=None, symbol=symbol, symbolSize=11, symbolBrush=color,
+                                                            symbolPen=color)
+                               for group, (_, symbol, _, color) in DECISION_MARKS.items()}
+        self.metric_tips = lib.ScatterPlotItem(size=12, pen=None, brush=(0, 0, 0, 0), hoverable=True,
+                                               tip=lambda x, y, data: data)
+        self.metric_plot.getPlotItem().getViewBox().addItem(self.metric_tips)  # not a curve: no downsampling
         self.metric_plot.getPlotItem().setClipToView(True)
+        self.metric_legend = legend_label()
         self.metric_plot.hide()
         self.series.update(actual=GrowingSeries(actual), estimated=GrowingSeries(estimated))
 
@@ -256,25 +340,43 @@ class MonitoringPanel(Panel):
         if hasattr(self, "drift_plot"):
             return
         lib = pg()
-        self.drift_plot = plot_widget(title="Share of drifted features", time_axis=True, height=160)
-        drift = self.drift_plot.plot(pen={"color": DRIFT_COLOR, "width": 2}, symbol="o", symbolSize=5, symbolBrush=DRIFT_COLOR)
-        self.drift_limit = lib.InfiniteLine(angle=0, pen={"color": BAD_COLOR, "style": Qt.PenStyle.DashLine},
-                                            label="alert at {value:.2f}", labelOpts={"position": 0.9})
+        self.drift_plot = plot_widget(title="Share of features drifted", batch_axis=True, height=110)
+        self.drift_plot.setLabel("bottom", "batch (dataset version)")
+        self.drift_plot.setLabel("left", "share of features")
+        drift = self.drift_plot.plot(pen={"color": DRIFT, "width": 2}, symbol="o", symbolSize=5, symbolBrush=DRIFT)
+        self.drift_limit = lib.InfiniteLine(angle=0, pen={"color": LIMIT, "style": Qt.PenStyle.DashLine})
         self.drift_plot.addItem(self.drift_limit)
         self.drift_plot.setYRange(0, 1)
-        self.drift_plot.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.drift_plot.getPlotItem().setClipToView(True)
-        self.feature_plot = plot_widget(title="Per-feature drift", height=200)
+        self.drift_legend = legend_label()
+        self.feature_plot = plot_widget(title="PSI per feature", height=110)
+        self.feature_plot.setToolTip("Population Stability Index (PSI) of each feature in the latest batch against "
+                                     "the training reference: below 0.1 stable, 0.1–0.2 moderate, above 0.2 drifted")
+        self.feature_legend = legend_label()
+        self.distribution_plot = plot_widget(title="Distribution", height=110)
+        self.distribution_plot.setLabel("left", "share of rows")
+        self.feature_choice = QComboBox()
+        self.feature_choice.setObjectName("distributionFeature")
+        self.feature_choice.setToolTip("The feature whose distribution is shown: the training reference of the "
+                                       "production model against the latest batch")
+        self.feature_choice.currentTextChanged.connect(self.show_distribution)
+        self.distribution_legend = legend_label()
         self.drift_plot.hide()
         self.feature_plot.hide()
+        self.distribution_plot.hide()
         self.series["drift"] = GrowingSeries(drift)
 
     def _place_plots(self) -> None:
         self._build_metric_plot()
         self._build_drift_plots()
-        self.plot_grid.addWidget(self.metric_plot, 0, 0, 1, 2)
-        self.plot_grid.addWidget(self.drift_plot, 1, 0)
-        self.plot_grid.addWidget(self.feature_plot, 1, 1)
+        self.plot_grid.addWidget(with_legend(self.metric_plot, self.metric_legend), 0, 0, 1, 3)
+        self.plot_grid.addWidget(with_legend(self.drift_plot, self.drift_legend), 1, 0)
+        self.plot_grid.addWidget(with_legend(self.feature_plot, self.feature_legend), 1, 1)
+        distribution = with_legend(self.distribution_plot, self.distribution_legend)
+        distribution.layout().insertWidget(1, self.feature_choice)  # under the plot, above its legend
+        self.plot_grid.addWidget(distribution, 1, 2)
+        self.plot_grid.setRowStretch(0, 5)
+        self.plot_grid.setRowStretch(1, 4)
         self.plots_built = True
         self._show_plots(bool(self.results))
         if self.results:
@@ -285,7 +387,7 @@ class MonitoringPanel(Panel):
         # the plots stay visible once built (empty axes until the first cycle): showing them
         # later would lay out and render three plots in the middle of live updates
         self.empty.setVisible(not has_results)
-        for plot in (self.metric_plot, self.drift_plot, self.feature_plot):
+        for plot in (self.metric_plot, self.drift_plot, self.feature_plot, self.distribution_plot):
             plot.setVisible(True)
 
     def _replay(self) -> None:
@@ -298,29 +400,34 @@ class MonitoringPanel(Panel):
 
     def _append(self, rows: list[dict]) -> None:
         for row in rows:
-            at = epoch(row["at"])
+            batch = batch_position(row)
             if row["value"] is not None:
-                self.series["actual"].append(at, row["value"])
+                self.series["actual"].append(batch, row["value"])
             if row["estimated_value"] is not None:
-                self.series["estimated"].append(at, row["estimated_value"])
+                self.series["estimated"].append(batch, row["estimated_value"])
             if row["drift_share"] is not None:
-                self.series["drift"].append(at, row["drift_share"])
+                self.series["drift"].append(batch, row["drift_share"])
+        self._tips_dirty = True
 
     def clear(self) -> None:
         self._decorated = None
-        self._shown_project = None
         self._last_id = 0
         self.results = []
         self.table_model.set_rows([])
         self.traffic.clear()
         for series in self.series.values():
             series.clear()
+        if self.plots_built:
+            from app.frontends.gui.plots import clear_plot
+
+            clear_plot(self.feature_plot)
+            self.feature_legend.setText("")
+            self._clear_distribution()
+            self.metric_tips.clear()
+            self._remove_markers()
 
     def refresh(self) -> None:
         project = self.keel.project(self.project)
-        if self._shown_project != self.project:
-            self.clear()
-            self._shown_project = self.project
         self._load_schedule(project)
         new = self.keel.monitor_results(project["name"], after_id=self._last_id)
         if new:
@@ -341,59 +448,176 @@ class MonitoringPanel(Panel):
                              (f"; last {project['metric']} {fmt_value(measured[-1]['value'])}" if measured else ""))
 
     def _decorations(self, project: dict) -> None:
-        """Threshold line, drift limit, deployment markers and per-feature drift."""
-        from app.frontends.gui.plots import bar_chart, pg
-
+        """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift."""
         deployments = self.keel.deployments(project["name"])
+        models = self.keel.status(project["name"])["versions"]
         settings = project["settings"]
         decisions = self.keel.policy_decisions(project["name"])
-        signature = (project["name"], len(self.results), len(deployments), len(decisions), settings.get("threshold"),
+        signature = (project["name"], len(self.results), len(deployments), len(models), len(decisions),
+                     settings.get("threshold"),
                      settings.get("drift_share"), project["metric"])
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
-        lib = pg()
-        threshold = settings.get("threshold")
-        if threshold is not None:
-            if self._threshold_line is None:
-                self._threshold_line = lib.InfiniteLine(angle=0, pen={"color": BAD_COLOR, "style": Qt.PenStyle.DashLine},
-                                                        label="threshold {value:.3f}", labelOpts={"position": 0.9})
-                self.metric_plot.addItem(self._threshold_line)
-            self._threshold_line.setPos(threshold)
-            self._threshold_line.show()
-        elif self._threshold_line is not None:
-            self._threshold_line.hide()
-        self.drift_limit.setPos(settings.get("drift_share", 0.3))
+        arrivals = {d["version"]: d["created_at"] for d in self.keel.dataset_versions(project["name"])}
+        self._threshold(settings.get("threshold"))
         self.metric_plot.setLabel("left", project["metric"])
+        self._markers(lifecycle_markers(arrivals, models, deployments))
+        self._tips(project["metric"], arrivals)
+        shown = self._decision_marks(decisions)
+        self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments))
+                                   + decision_legend(shown))
+        drift_share = settings.get("drift_share", 0.3)
+        self.drift_limit.setPos(drift_share)
+        self.drift_legend.setText(legend([(DRIFT, "●", "share of features flagged as drifted"),
+                                          (LIMIT, "- -", f"alert above {drift_share:.2f}")]))
+        self._feature_drift()
+
+    def _threshold(self, threshold) -> None:
+        from app.frontends.gui.plots import pg
+
+        if threshold is None:
+            if self._threshold_line is not None:
+                self._threshold_line.hide()
+            return
+        if self._threshold_line is None:
+            self._threshold_line = pg().InfiniteLine(angle=0, pen={"color": LIMIT, "style": Qt.PenStyle.DashLine})
+            self.metric_plot.addItem(self._threshold_line)
+        self._threshold_line.setPos(threshold)
+        self._threshold_line.show()
+
+    def _remove_markers(self) -> None:
         for line in self._deployment_lines:
             self.metric_plot.removeItem(line)
         self._deployment_lines = []
-        for deployment in deployments:
-            line = lib.InfiniteLine(pos=epoch(deployment["deployed_at"]), angle=90,
-                                    pen={"color": GOOD_COLOR, "style": Qt.PenStyle.DotLine},
-                                    label=f"v{deployment['version']}", labelOpts={"position": 0.92})
+
+    def _markers(self, markers: list[tuple[float, str, bool]]) -> None:
+        """A vertical line between the batch a model was trained or deployed after and the next one,
+        labelled with the version it put in production (or trained); the full story in its tooltip."""
+        from app.frontends.gui.plots import pg
+
+        self._remove_markers()
+        for position, text, deployed in markers:
+            colour = DEPLOYED if deployed else TRAINED
+            pen = {"color": colour, "style": Qt.PenStyle.DotLine if deployed else Qt.PenStyle.DashDotLine}
+            line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=marker_label(text),
+                                     labelOpts={"position": 0.97, "anchors": [(0, 0), (0, 0)], "color": colour})
+            line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
-        self._decision_marks(decisions)
-        kind, scores = feature_drift_scores(self.results[-20:])
-        self.feature_plot.setTitle(f"Per-feature drift ({kind})")
-        if scores:
-            bar_chart(self.feature_plot, list(scores), list(scores.values()), color=DRIFT_COLOR)
-        else:
-            self.feature_plot.clear()
 
-    def _decision_marks(self, decisions: list[dict]) -> None:
-        """Each policy decision on the measured curve, at the batch it followed."""
-        measured = [(r["at"], r["value"]) for r in self.results if r["value"] is not None]
+    def _decision_marks(self, decisions: list[dict]) -> set[str]:
+        """Each policy decision on the measured curve, at the batch it followed; -> the groups shown."""
+        measured = [(r["at"], batch_position(r), r["value"]) for r in self.results if r["value"] is not None]
         points: dict[str, tuple[list, list]] = {group: ([], []) for group in DECISION_MARKS}
         for event in decisions:
-            before = [(at, value) for at, value in measured if at <= event["at"]]
+            before = [(x, y) for at, x, y in measured if at <= event["at"]]
             group = DECISION_GROUPS.get(event["decision"])
             if group and before:
-                points[group][0].append(epoch(before[-1][0]))
+                points[group][0].append(before[-1][0])
                 points[group][1].append(before[-1][1])
         for group, (xs, ys) in points.items():
             self.decision_marks[group].setData(xs, ys)
+        return {group for group, (xs, _) in points.items() if xs}
+
+    def _tips(self, metric: str, arrivals: dict[int, str]) -> None:
+        points = [(batch_position(r), r["value"] if r["value"] is not None else r["estimated_value"], r)
+                  for r in self.results if r["value"] is not None or r["estimated_value"] is not None]
+        self.metric_tips.setData(x=[p[0] for p in points], y=[p[1] for p in points],
+                                 data=[point_tip(r, metric, arrivals) for _, _, r in points])
+
+    def _feature_drift(self) -> None:
+        from app.frontends.gui.plots import bar_chart, clear_plot
+
+        latest = self.results[-1] if self.results else None
+        per_feature = feature_drift(latest)
+        if not per_feature:
+            clear_plot(self.feature_plot)
+            self.feature_plot.setTitle("PSI per feature")
+            self.feature_legend.setText("")
+            return
+        names = list(per_feature)
+        bar_chart(self.feature_plot, names, [per_feature[n]["psi"] for n in names], color=DRIFT,
+                  value_label="PSI (population stability index)")
+        drifted = [n for n in names if per_feature[n]["drifted"]]
+        if drifted:
+            from app.frontends.gui.plots import bar_chart_highlight
+
+            bar_chart_highlight(self.feature_plot, names, [per_feature[n]["psi"] for n in names], drifted, LIMIT)
+        batch = latest.get("dataset_version")
+        self.feature_plot.setTitle("PSI per feature")
+        by_drift = sorted(names, key=lambda n: -per_feature[n]["psi"])
+        if [self.feature_choice.itemText(i) for i in range(self.feature_choice.count())] != by_drift:
+            chosen = self.feature_choice.currentText()
+            self.feature_choice.blockSignals(True)
+            self.feature_choice.clear()
+            self.feature_choice.addItems(by_drift)  # the most drifted first, shown unless the user chose
+            self.feature_choice.setCurrentText(chosen if chosen in by_drift else by_drift[0])
+            self.feature_choice.blockSignals(False)
+        self.show_distribution(self.feature_choice.currentText())
+        self.feature_legend.setText(legend([(DRIFT, "▬", f"batch v{batch} vs the training reference" if batch
+                                             else "latest batch vs the training reference"),
+                                            (LIMIT, "▬", f"flagged as drifted ({len(drifted)})")]))
+
+    def _clear_distribution(self) -> None:
+        from app.frontends.gui.plots import clear_plot
+
+        clear_plot(self.distribution_plot)
+        self.distribution_plot.setTitle("Distribution")
+        self.distribution_legend.setText("")
+        self.distribution = None
+        self.feature_choice.blockSignals(True)
+        self.feature_choice.clear()
+        self.feature_choice.blockSignals(False)
+
+    def show_distribution(self, feature: str) -> None:
+        """Reference vs latest batch for one feature, read off the GUI thread."""
+        if not feature or self.keel is None or not self.project:
+            return
+        name, keel = self.project, self.keel
+
+        def read(job):
+            from app.core.services.insights import feature_distribution
+
+            return feature_distribution(keel, name, feature)
+
+        def show(distribution):
+            if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:
+                self.draw_distribution(distribution)
+
+        self.controller.run(f"{name}/distribution", "read", f"Reading the distribution of {feature}", read,
+                            project=name, on_done=show, on_error=lambda message, details: None)
+
+    def draw_distribution(self, distribution: dict) -> None:
+        from app.frontends.gui.plots import clear_plot, pg
+
+        self.distribution = distribution
+        lib = pg()
+        plot = self.distribution_plot
+        clear_plot(plot)
+        if distribution["kind"] == "numeric":
+            edges = distribution["edges"]
+            plot.addItem(lib.PlotCurveItem(edges, distribution["reference"], stepMode="center", fillLevel=0,
+                                           brush=(45, 108, 223, 70), pen={"color": MEASURED, "width": 1.5}))
+            plot.addItem(lib.PlotCurveItem(edges, distribution["batch"], stepMode="center",
+                                           pen={"color": ESTIMATED, "width": 2}))
+            plot.setLabel("bottom", distribution["feature"])
+        else:
+            categories = distribution["categories"]
+            positions = list(range(len(categories)))
+            plot.addItem(lib.BarGraphItem(x=[p - 0.2 for p in positions], height=distribution["reference"], width=0.4,
+                                          brush=MEASURED))
+            plot.addItem(lib.BarGraphItem(x=[p + 0.2 for p in positions], height=distribution["batch"], width=0.4,
+                                          brush=ESTIMATED))
+            plot.getAxis("bottom").setTicks([list(zip(positions, categories))])
+            plot.setLabel("bottom", f"{distribution['feature']} (category)")
+        plot.setTitle(f"{distribution['feature']}: reference vs v{distribution['dataset_version']}")
+        self.distribution_legend.setText(legend([(MEASURED, "▬", "reference"),
+                                                 (ESTIMATED, "▬", f"batch v{distribution['dataset_version']}")]))
+        self.distribution_legend.setToolTip(
+            f"Reference: the training reference rows of v{distribution['model_version']} "
+            f"({distribution['reference_rows']} rows); batch v{distribution['dataset_version']}: "
+            f"{distribution['batch_rows']} rows. Shares of rows per bin (numbers) or per category.")
 
     def flush(self) -> None:
         for series in self.series.values():

@@ -1,6 +1,6 @@
 """Overview: the production model card and the big actions."""
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
 
 from app.core.domain.settings import higher_is_better
@@ -28,7 +28,7 @@ class OverviewPanel(Panel):
         super().__init__(controller, parent)
         self.named_actions = actions
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 16, 16, 16)
+        layout.setContentsMargins(12, 10, 12, 10)
         self.title_label = heading("No project selected", 1.6)
         self.subtitle = muted("Create a project (File > New project…) or pick one on the left.")
         layout.addWidget(self.title_label)
@@ -74,13 +74,17 @@ class OverviewPanel(Panel):
         buttons = QHBoxLayout()
         for key in ("retrain", "deploy", "rollback", "monitor", "approve"):
             button = action_button(actions[key], primary=key == "retrain")
-            button.setMinimumHeight(40)
+            button.setMinimumHeight(34)
             buttons.addWidget(button)
         layout.addLayout(buttons)
         extras = QHBoxLayout()
         for key in ("settings", "serve", "demo_batch"):
             extras.addWidget(action_button(actions[key]))
         self.server_label = muted()
+        self.server_label.setObjectName("serverLine")
+        self._server_clock = QTimer(self)  # the request counter moves without any registry change
+        self._server_clock.setInterval(1000)
+        self._server_clock.timeout.connect(self.show_server)
         self.server_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         extras.addWidget(self.server_label, 1)
         layout.addLayout(extras)
@@ -129,9 +133,25 @@ class OverviewPanel(Panel):
         self._facts(card)
         self.recent.set_rows([event.to_dict() for event in self.keel.recent_events(self.project)])
         self.recent_view.resizeColumnsToContents()
+        self.show_server()
+
+    def show_server(self) -> None:
+        """Which project and version the scoring server answers for, and how many requests it answered."""
         server = self.controller.server
-        self.server_label.setText(f"Scoring server: {server.url} ({server.request_count} requests)"
-                                  if server is not None else "")
+        if server is None:
+            self.server_label.setText("")
+            self._server_clock.stop()
+            return
+        version = server.model_version
+        serving = f"v{version}" if version is not None else "no production model yet (/ping answers 503)"
+        self.server_label.setText(f"Serving {server.project} {serving} at {server.url} · "
+                                  f"{server.answered_count} request(s) answered, {server.request_count} scoring")
+        if self.isVisible() and not self._server_clock.isActive():
+            self._server_clock.start()
+
+    def hideEvent(self, event):
+        self._server_clock.stop()
+        super().hideEvent(event)
 
     def _facts(self, card: dict) -> None:
         while self.facts.count():

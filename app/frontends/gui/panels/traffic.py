@@ -34,8 +34,8 @@ class TrafficSection(QGroupBox):
         self.volume_plot = None
         self.plots_allowed = False
         plots_ready.connect(self.allow_plots)
-        # a splitter part of the Monitoring tab: it may shrink to its title, so the tab still fits
-        # a 1024x640 window (the user drags the splitter to see more)
+        # a tab of the Monitoring page's lower area: it may shrink, so the page still fits a
+        # 1024x640 window (the user drags the splitter to see more)
         self.setMinimumHeight(MINIMUM_HEIGHT)
         layout = QHBoxLayout(self)
         left = QVBoxLayout()

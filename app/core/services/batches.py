@@ -1,0 +1,76 @@
+"""Adding many files to a project at once (a folder, a multi-selection): each file becomes
+its own batch, in name order. A refused file changes no data, version or file; the audit log
+records the attempt and why."""
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from app.core.domain.data_files import DATA_FILE_SUFFIXES
+from app.core.domain.errors import BusyError, KeelError
+
+log = logging.getLogger("keel.batches")
+
+REFUSED_EVENT = "data_refused"
+
+
+def name_order(path: Path) -> list:
+    """batch-2 before batch-10: digits compare as numbers, the rest without case."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def data_files(folder: str | os.PathLike) -> list[Path]:
+    """The data files directly in `folder` (CSV, TSV, text, gzip, Parquet), in name order."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise KeelError(f"{root}: not a folder")
+    files = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")
+             and p.name.lower().endswith(DATA_FILE_SUFFIXES)]
+    return sorted(files, key=name_order)
+
+
+def ingest_files(keel, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
+                 progress: Callable[[float, str], None] | None = None, cancel_event=None) -> dict:
+    """Ingest each file as its own batch. -> {"added": [...], "already_present": [...], "refused": [...],
+    "not_reached": [...]}; a refusal is recorded in the audit log (event `data_refused`)."""
+    report = progress or (lambda fraction, message: None)
+    files = [Path(p) for p in paths]
+    outcome: dict[str, list] = {"added": [], "already_present": [], "refused": [], "not_reached": []}
+    for index, path in enumerate(files):
+        if cancel_event is not None and cancel_event.is_set():
+            outcome["not_reached"] = [p.name for p in files[index:]]
+            break
+        report(index / max(1, len(files)), f"{path.name} ({index + 1} of {len(files)})")
+        try:
+            result = keel.ingest(name, path, by=by)
+        except BusyError:
+            raise  # the workspace, not the file: nothing to record against it
+        except KeelError as exc:
+            outcome["refused"].append(record_refusal(keel, name, path, str(exc), by))
+            continue
+        if result["duplicate_of"]:
+            outcome["already_present"].append({"file": path.name, "dataset_version": result["duplicate_of"]})
+        else:
+            outcome["added"].append({"file": path.name, "dataset_version": result["dataset_version"],
+                                     "rows": result["rows"], "warnings": len(result["warnings"])})
+    report(1.0, "done")
+    return outcome
+
+
+def record_refusal(keel, name: str, path: Path, error: str, by: str) -> dict:
+    reason = error.strip().splitlines()[0] if error.strip() else "refused"
+    project = keel.project(name)
+    keel.registry.add_event(project, REFUSED_EVENT, f"{path.name} refused: {reason}", by,
+                            {"file": str(path), "reason": reason})
+    return {"file": path.name, "reason": reason}
+
+
+def summary(outcome: dict) -> str:
+    """'18 added, 1 already present, 1 refused' (and how many were not reached after a cancel)."""
+    parts = [f"{len(outcome['added'])} added", f"{len(outcome['already_present'])} already present",
+             f"{len(outcome['refused'])} refused"]
+    if outcome.get("not_reached"):
+        parts.append(f"{len(outcome['not_reached'])} not reached (cancelled)")
+    return ", ".join(parts)

@@ -1,0 +1,155 @@
+"""History growth: read-only commands and a monitoring cycle as one project's history grows.
+
+    .venv/bin/python bench/growth.py [--steps 4] [--batches 1000] [--versions 500] [--points 1000000] [--repeats 5]
+
+One project (logreg on the demo's loan data) is trained and deployed, then grown in --steps
+equal steps to --batches monitored dataset versions, --versions model versions (each with a
+run) holding --points metric points, and one audit event per batch and per version. The rows
+are written through the registry's own insert calls, pointing at the real first dataset and
+model files, so every command reads a registry of that size. At each step, as whole cold
+processes (median of --repeats): `status NAME --json`, `history NAME --json`,
+`project list --json` and `--help`; and one
+`monitor NAME --once` that evaluates one freshly ingested batch. The slope of each (ms per
+1,000 batches) says whether it grows; a flat command has a slope near zero.
+Prints a table; writes bench/results/growth.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import ROOT, print_table, run_process, write_report
+
+PROJECT = "growth"
+
+
+def build_project(workspace: Path, data_dir: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from app.core.services.lifecycle import Keel
+    from app.demo.simulator import initial_training_data
+
+    keel = Keel.open(workspace)
+    try:
+        data = data_dir / "initial.csv"
+        initial_training_data(rows=600, seed=3).to_csv(data, index=False)
+        keel.create_project(PROJECT, data, "default", "classification", {"preset": "logreg"})
+        keel.train(PROJECT)
+        keel.deploy(PROJECT, 1)
+    finally:
+        keel.close()
+
+
+def grow(workspace: Path, batches: int, versions: int, points: int) -> None:
+    """Add `batches` monitored dataset versions and `versions` model versions with `points` metric points."""
+    from app.core.domain.clock import utc_now
+    from app.core.store.registry import Registry
+
+    registry = Registry(workspace / "registry.db")
+    try:
+        project = registry.project(PROJECT)
+        first_dataset = registry.dataset_versions(project["id"])[0]
+        first_model = registry.model_versions(project["id"])[0]
+        with registry.transaction():
+            next_dataset = registry.next_number("dataset_versions", project["id"])
+            for index in range(batches):
+                version = next_dataset + index
+                dataset_id = registry.insert_dataset_version(
+                    project_id=project["id"], version=version, path=first_dataset["path"],
+                    content_sha256=f"growth-{version:08d}", file_sha256=first_dataset.get("file_sha256"),
+                    rows=300, labelled_rows=300, source=f"batch-{version}.csv", parent_id=None,
+                    report={"rows": 300})
+                registry.insert_monitor_result(
+                    project_id=project["id"], model_version_id=first_model["id"], dataset_version_id=dataset_id,
+                    rows=300, labelled_rows=300, metric="accuracy", value=0.9, estimated_value=0.9,
+                    drift_share=0.0, prediction_drift=0.0, drifted_features=[], details={"rules": []})
+                registry.add_event(project, "dataset_ingested", f"dataset v{version}: 300 rows", "user")
+            next_model = registry.next_number("model_versions", project["id"])
+            per_version = max(1, points // max(versions, 1))
+            for index in range(versions):
+                run = registry.insert_run(project["id"], "train", started_at=utc_now(), status="finished")
+                registry.log_metrics(run, (("loss", 1.0 / (s + 1), s) for s in range(per_version)))
+                registry.log_metrics(run, [("accuracy", 0.9, 0)])
+                registry.insert_model_version(project_id=project["id"], version=next_model + index, run_id=run,
+                                              artifact_path=first_model["artifact_path"], sha256=first_model["sha256"],
+                                              archived=1)
+                registry.add_event(project, "trained", f"v{next_model + index} trained", "user")
+    finally:
+        registry.close()
+
+
+def commands(workspace: Path) -> dict:
+    main = [sys.executable, str(ROOT / "main.py"), "--workspace", str(workspace)]
+    return {
+        "status --json": lambda: run_process([*main, "status", PROJECT, "--json"], cwd=ROOT),
+        "history --json": lambda: run_process([*main, "history", PROJECT, "--json"], cwd=ROOT),
+        "project list --json": lambda: run_process([*main, "project", "list", "--json"], cwd=ROOT),
+        "--help": lambda: run_process([*main, "--help"], cwd=ROOT),
+    }
+
+
+def monitoring_cycle(workspace: Path, batch: Path, index: int):
+    """Ingest one new batch (untimed), then time `monitor NAME --once` evaluating it."""
+    main = [sys.executable, str(ROOT / "main.py"), "--workspace", str(workspace)]
+    from app.demo.simulator import make_batch
+
+    path = batch.with_name(f"new-{index}.csv")
+    make_batch(300, seed=9000 + index).to_csv(path, index=False)
+    run_process([*main, "ingest", PROJECT, str(path)], cwd=ROOT)
+    return run_process([*main, "monitor", PROJECT, "--once"], cwd=ROOT)
+
+
+def slope_ms_per_thousand(xs: list[int], ys: list[float]) -> float:
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    denominator = sum((x - mean_x) ** 2 for x in xs)
+    if not denominator:
+        return 0.0
+    return 1000 * 1000 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / denominator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--versions", type=int, default=500)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-monitor", action="store_true", help="time the read-only commands only (the smoke test)")
+    parser.add_argument("--output")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="keel-bench-growth-") as tmp:
+        folder = Path(tmp)
+        workspace = folder / "workspace"
+        build_project(workspace, folder)
+        steps = []
+        for step in range(args.steps + 1):
+            if step:
+                grow(workspace, args.batches // args.steps, args.versions // args.steps, args.points // args.steps)
+            size = {"batches": step * (args.batches // args.steps), "versions": step * (args.versions // args.steps),
+                    "points": step * (args.points // args.steps)}
+            timings: dict[str, list[float]] = {}
+            for _ in range(args.repeats):
+                for name, run in commands(workspace).items():
+                    timings.setdefault(name, []).append(run().seconds)
+            if not args.skip_monitor:
+                timings["monitor --once (1 new batch)"] = [monitoring_cycle(workspace, folder / "batch.csv", step).seconds]
+            steps.append({**size, "seconds": {name: statistics.median(t) for name, t in timings.items()}})
+    names = list(steps[0]["seconds"])
+    xs = [s["batches"] for s in steps]
+    slopes = {name: slope_ms_per_thousand(xs, [s["seconds"][name] for s in steps]) for name in names}
+    print_table(["batches", "versions", "points", *names],
+                [[s["batches"], s["versions"], f"{s['points']:,}", *(s["seconds"][n] for n in names)] for s in steps])
+    print("slope, ms per 1,000 batches (with versions and points grown in proportion): "
+          + "; ".join(f"{name} {slope:+.0f}" for name, slope in slopes.items()))
+    path = write_report("growth", {"repeats": args.repeats, "steps": steps, "slope_ms_per_1000_batches": slopes},
+                        Path(args.output) if args.output else None)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""What the Monitoring tab draws, on a project whose backlog of batches was scored in one
+monitoring run: points at their batch (arrival order), trainings and deployments marked at
+the batch where they happened, every axis titled, the drift statistic named, legends
+outside the plots, and nothing of another project left on screen after a switch."""
+
+import pytest
+from gui_fixtures import backlog_template, backlog_window, demo_template, gui_settings, leak_guard  # noqa: F401
+
+DEMO_FEATURES = ("income", "debt_ratio", "tenure_months", "has_mortgage")
+
+
+def shown_monitoring(qtbot, window):
+    panel = window.panels["monitoring"]
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.plots_built and len(panel.results) > 0, timeout=20000)
+    panel.flush()
+    return panel
+
+
+def curve_points(series) -> list[tuple[float, float]]:
+    x, y = series.curve.getData()
+    return [] if x is None else list(zip(x.tolist(), y.tolist()))
+
+
+def test_each_batch_of_a_backlog_stands_at_its_own_place(qtbot, backlog_window):
+    panel = shown_monitoring(qtbot, backlog_window)
+    results = [r for r in panel.results if r["value"] is not None]
+    assert len(results) == 9
+    points = curve_points(panel.series["actual"])
+    assert [x for x, _ in points] == [float(r["dataset_version"]) for r in results] == [float(v) for v in range(2, 11)]
+    assert [y for _, y in points] == pytest.approx([r["value"] for r in results])
+    axis = panel.metric_plot.getAxis("bottom")
+    assert "dataset version" in axis.labelText
+    ticks = [value for _, values in axis.tickValues(1.5, 10.5, 600) for value in values]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert axis.tickStrings([2.0, 3.0], 1, 1) == ["v2", "v3"]
+    tips = panel.metric_tips.data["data"]
+    assert len(tips) == 9 and "batch v2, arrived" in tips[0] and "model v1" in tips[0]
+
+
+def test_training_and_deployment_are_marked_at_the_batch_where_they_happened(qtbot, backlog_window):
+    panel = shown_monitoring(qtbot, backlog_window)
+    markers = {round(line.value(), 1): line.toolTip() for line in panel._deployment_lines}
+    assert markers[1.5] == "v1 trained · v1 deployed"  # before the first batch of the stream
+    assert markers[7.5] == "v2 trained · v2 deployed"  # after batch v7, the last of the first run
+    labels = {round(line.value(), 1): line.label.textItem.toPlainText() for line in panel._deployment_lines}
+    assert labels[7.5] == "v2"  # short on the plot: the version put in production
+    assert all(x < 10.6 for x in markers)
+
+
+def test_every_axis_is_titled_and_the_drift_statistic_named(qtbot, backlog_window):
+    panel = shown_monitoring(qtbot, backlog_window)
+    for plot in (panel.metric_plot, panel.drift_plot, panel.feature_plot):
+        for side in ("left", "bottom"):
+            axis = plot.getAxis(side)
+            if side == "left" and plot is panel.feature_plot:
+                assert axis._tickLevels, "the feature names label the bars"
+            else:
+                assert axis.labelText, f"{plot.getPlotItem().titleLabel.text}: {side} axis has no title"
+    assert panel.metric_plot.getAxis("left").labelText == "accuracy"
+    assert "PSI" in panel.feature_plot.getAxis("bottom").labelText
+    assert "PSI" in panel.feature_plot.getPlotItem().titleLabel.text and "flagged as drifted" in panel.feature_legend.text()
+    assert "threshold" in panel.metric_legend.text() and "deployed" in panel.metric_legend.text()
+
+
+def test_legends_and_labels_stay_off_the_data(qtbot, backlog_window):
+    from pyqtgraph import LegendItem
+
+    panel = shown_monitoring(qtbot, backlog_window)
+    for plot in (panel.metric_plot, panel.drift_plot, panel.feature_plot):
+        assert not [item for item in plot.scene().items() if isinstance(item, LegendItem)]
+    for line in (panel._threshold_line, panel.drift_limit):  # named in the legend: no marker can cut a label
+        assert getattr(line, "label", None) is None
+
+
+def test_a_new_project_shows_nothing_of_the_previous_one(qtbot, backlog_window, tmp_path):
+    from PySide6.QtWidgets import QAbstractItemView, QLabel
+
+    window = backlog_window
+    panel = shown_monitoring(qtbot, window)
+    assert "income" in str(panel.feature_plot.getAxis("left")._tickLevels)
+    data = tmp_path / "sensors.csv"
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"temperature": rng.normal(20, 5, 300), "pressure": rng.normal(1000, 20, 300),
+                  "failure": rng.integers(0, 2, 300)}).to_csv(data, index=False)
+    window.controller.keel.create_project("sensors", data, "failure", "classification", {})
+    window.controller.registry_changed.emit()
+    window.controller.set_project("sensors")
+    for index in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(index)
+        tab = window.tabs.widget(index)
+        qtbot.waitUntil(lambda tab=tab: not tab._stale, timeout=5000)
+        shown = [label.text() for label in tab.findChildren(QLabel)]
+        for view in tab.findChildren(QAbstractItemView):
+            model = view.model()
+            shown += [str(model.index(r, c).data()) for r in range(model.rowCount()) for c in range(model.columnCount())]
+        leftovers = [text for text in shown if any(name in text for name in DEMO_FEATURES)]
+        assert not leftovers, f"{tab.title} still shows the demo project: {leftovers[:3]}"
+    panel.flush()
+    assert panel.results == [] and curve_points(panel.series["actual"]) == []
+    assert panel.feature_plot.getAxis("left")._tickLevels is None
+    assert not panel.feature_plot.getPlotItem().listDataItems()
+    assert panel._deployment_lines == []
+    assert window.errors == []
+
+
+def test_a_feature_distribution_shows_how_it_drifted(qtbot, backlog_window):
+    panel = shown_monitoring(qtbot, backlog_window)
+    qtbot.waitUntil(lambda: panel.distribution is not None, timeout=20000)
+    shown = panel.distribution
+    latest = panel.results[-1]
+    psi = {name: stats["psi"] for name, stats in latest["details"]["features"].items()}
+    assert shown["feature"] == max(psi, key=psi.get) == panel.feature_choice.currentText()  # the most drifted first
+    assert shown["dataset_version"] == latest["dataset_version"] == 10
+    assert shown["kind"] == "numeric" and len(shown["edges"]) == len(shown["reference"]) + 1
+    assert sum(shown["reference"]) == pytest.approx(1 - shown["missing"]["reference"], abs=1e-9)
+    assert shown["feature"] in panel.distribution_plot.getPlotItem().titleLabel.text
+    assert "training reference rows of v2" in panel.distribution_legend.toolTip()
+    panel.feature_choice.setCurrentText("region")  # a category: bars per category
+    qtbot.waitUntil(lambda: panel.distribution["feature"] == "region", timeout=20000)
+    assert panel.distribution["kind"] == "categorical"
+    ticks = [label for level in panel.distribution_plot.getAxis("bottom")._tickLevels for _, label in level]
+    assert set(ticks) == {"north", "south", "east", "west"}
+    assert panel.distribution_plot.getAxis("bottom").labelText == "region (category)"
