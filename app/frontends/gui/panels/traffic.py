@@ -50,11 +50,10 @@ class TrafficSection(QGroupBox):
         layout.addLayout(left, 2)
         self.table_model = RecordsModel([
             ("Window", window_label),
-            ("Until", lambda r: local_time(r.get("ended_at"))),
-            ("Rows", "rows"), ("Labelled", "labelled_rows"),
             ("Coverage", lambda r: f"{r['label_coverage']:.0%}"),
-            ("Measured", "value"), ("Estimated", "estimated_value"),
-            ("Prediction PSI", "prediction_drift"),
+            ("Measured", "value"), ("Rows", "rows"), ("Labelled", "labelled_rows"),
+            ("Estimated", "estimated_value"), ("Prediction PSI", "prediction_drift"),
+            ("Until", lambda r: local_time(r.get("ended_at"))),
             ("Drifted features", lambda r: ", ".join(r.get("drifted_features") or [])),
         ])
         self.table, _ = make_table(self.table_model)
@@ -101,7 +100,7 @@ class TrafficSection(QGroupBox):
         from app.frontends.gui.plots import pg, plot_widget
 
         if self.volume_plot is None:
-            self.volume_plot = plot_widget("Request volume (rows scored)", left="rows")
+            self.volume_plot = plot_widget("Rows scored", left="rows")
             self.volume_plot.setAxisItems({"bottom": pg().DateAxisItem(orientation="bottom")})
             self.volume_plot.setObjectName("trafficVolumePlot")
             self.plot_layout.addWidget(self.volume_plot)
