@@ -127,6 +127,19 @@ def test_report_of_a_version_never_deployed_says_so(monitored, tmp_path):
     assert_self_contained(html)
 
 
+def test_report_of_an_imported_version_says_where_it_came_from(monitored, tmp_path):
+    keel = Keel.open(monitored)
+    try:
+        keel.export_model("loan", 1, tmp_path / "outside.skops")
+        version = keel.import_model("loan", tmp_path / "outside.skops")["version"]
+    finally:
+        keel.close()
+    _, html = write(monitored, tmp_path / "imported.html", version=version)
+    assert "imported from <code>" in html and "outside.skops" in html
+    assert "Scored on the project's training data when it was imported" in html
+    assert "an imported model has no hold-out" in html
+
+
 def test_report_since_a_date_covers_every_version_monitored_since(monitored, tmp_path):
     result, html = write(monitored, tmp_path / "since.html", since="2000-01-01")
     assert result["batches"] == 4 and result["period_start"] == reports.parse_since("2000-01-01")
@@ -191,3 +204,19 @@ def test_demo_report_is_under_one_megabyte(workspace, tmp_path):
 def test_self_containment_check_catches_anything_loaded_from_outside(outside):
     with pytest.raises(AssertionError):
         assert_self_contained(f"<html><body><svg></svg>{outside}</body></html>")
+
+
+@pytest.mark.parametrize("command", ["report", "export-mlflow"])
+def test_no_output_reaches_into_the_workspace_directly_through_dots_or_a_symlink(monitored, tmp_path, capsys, command):
+    link = tmp_path / "link-to-workspace"
+    link.symlink_to(monitored, target_is_directory=True)
+    ways = [monitored / "report.html", monitored / "artifacts", tmp_path / ".." / tmp_path.name / "link-to-workspace" / "x",
+            link / "registry.db", link / "new-folder"]
+    for output in ways:
+        before = sorted(str(p) for p in monitored.rglob("*") if "logs" not in p.parts and "locks" not in p.parts)
+        args = (["report", "loan"] if command == "report"
+                else ["export", "loan", "--version", "1", "--format", "mlflow"])
+        code, out = cli(capsys, monitored, *args, "--output", str(output))
+        assert code == 2 and "inside the workspace" in out["error"]["message"], (output, out)
+        after = sorted(str(p) for p in monitored.rglob("*") if "logs" not in p.parts and "locks" not in p.parts)
+        assert after == before, output

@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--output", required=True)
+    export.add_argument("--format", choices=["skops", "mlflow"], default="skops", dest="export_format",
+                        help="skops: the model file (default); mlflow: an MLflow model directory (a new folder)")
+    push = command("push", "log versions as MLflow runs and register them on an MLflow tracking server")
+    push.add_argument("name")
+    push.add_argument("--tracking-uri", required=True, dest="tracking_uri", help="the server, e.g. http://127.0.0.1:5000")
+    push.add_argument("--version", type=int, help="this version (default: the production model)")
+    push.add_argument("--all", action="store_true", dest="all_versions", help="every version")
     report = command("report", "write a self-contained HTML report: a version's model card and its monitoring")
     report.add_argument("name")
     report.add_argument("--version", type=int, help="the version to describe (default: the production model)")
@@ -247,8 +254,9 @@ def _handlers():
         ("status", None): lambda keel, a: keel.status(a.name),
         ("history", None): lambda keel, a: keel.history(a.name, limit=a.limit),
         ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
-        ("export", None): lambda keel, a: keel.export_model(a.name, a.version, a.output),
+        ("export", None): _export,
         ("report", None): _report,
+        ("push", None): _push,
         ("labels", None): lambda keel, a: keel.add_labels(a.name, a.file),
         ("traffic", None): lambda keel, a: keel.traffic(a.name, a.bucket),
         ("archive", None): _archive,
@@ -263,6 +271,28 @@ def _delete_project(keel, args):
         raise UsageError(f"deleting {args.name!r} removes its versions, data and history: add --yes to confirm")
     keel.delete_project(args.name)
     return {"deleted": args.name}
+
+
+def _export(keel, args):
+    if args.export_format == "mlflow":
+        from app.core.services import mlflow_model
+
+        return mlflow_model.export_mlflow(keel, args.name, args.version, args.output)
+    return keel.export_model(args.name, args.version, args.output)
+
+
+def _push(keel, args):
+    from app.adapters import mlflow_push
+    from app.adapters.mlflow_rest import MlflowServerError
+    from app.frontends.exit_codes import FAILED, CommandError
+
+    try:
+        return mlflow_push.push(keel, args.name, args.tracking_uri, version=args.version,
+                                all_versions=args.all_versions)
+    except MlflowServerError as exc:
+        if exc.server_failed:  # the server's own failure is not the user's to fix
+            raise CommandError(str(exc), FAILED) from None
+        raise
 
 
 def _report(keel, args):
@@ -311,6 +341,18 @@ def _format_human(key, result) -> str:
         if result.get("id_column"):
             lines.append(f"IDs in column {result['id_column']} ({result['assigned_ids']} assigned by Keel); "
                          f"{result['logged_rows']} row(s) recorded in the prediction log")
+    elif command == "export" and result.get("format") == "mlflow":
+        lines.append(f"v{result['version']} exported as an MLflow model directory -> {result['path']}")
+    elif command == "push":
+        for item in result["versions"]:
+            state = "pushed" if item["run_created"] or item["model_version_created"] else "already there"
+            lines.append(f"v{item['version']}: run {item['run_id']}, {result['registered_model']} "
+                         f"version {item['model_version']} ({state})")
+        alias = result["alias"]
+        if alias["model_version"]:
+            lines.append(f"alias {alias['alias']} -> version {alias['model_version']} (Keel v{alias['keel_version']})"
+                         + ("" if alias["changed"] else ", unchanged"))
+        lines.append(f"{result['added']} change(s) on {result['tracking_uri']}")
     elif command == "labels":
         lines.extend(format_labels(result))
     elif command == "traffic":

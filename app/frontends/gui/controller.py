@@ -385,6 +385,27 @@ class Controller(QObject):
                         lambda job: reports.write_report(self.keel, name, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"Report of v{r['version']} written to {r['output']}."))
 
+    def export_mlflow(self, version: int, destination: str) -> Job:
+        from app.core.services import mlflow_model
+
+        name = self.project
+        return self.run(name, "export", f"Exporting v{version} as an MLflow model",
+                        lambda job: mlflow_model.export_mlflow(self.keel, name, version, destination), project=name,
+                        on_done=lambda r: self.notify.emit("info", f"v{version} exported as an MLflow model to {r['path']}."))
+
+    def push_mlflow(self, tracking_uri: str) -> Job:
+        from app.adapters import mlflow_push
+
+        name = self.project
+
+        def done(result):
+            self.notify.emit("info", f"{name}: {len(result['versions'])} version(s) on {result['tracking_uri']}, "
+                                     f"{result['added']} change(s).")
+
+        return self.run(name, "export", f"Pushing {name} to MLflow",
+                        lambda job: mlflow_push.push(self.keel, name, tracking_uri, all_versions=True), project=name,
+                        on_done=done)
+
     def check_model_file(self, path: str, on_done: Callable[[list[str]], Any]) -> Job:
         """The types in a model file outside Keel's trusted list (read on a worker: skops is slow to import)."""
         def work(job: Job) -> list[str]:

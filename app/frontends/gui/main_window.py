@@ -119,6 +119,11 @@ class MainWindow(QMainWindow):
                                          "Register a scikit-learn model saved with skops as a new version"),
             "export_report": self._action("Export &report…", self.export_report, None,
                                           "One HTML file: the production model's card and its monitoring"),
+            "export_mlflow": self._action("Export as MLflow &model…", self.export_mlflow, None,
+                                          "The production model as an MLflow model directory (skops, signature, "
+                                          "pinned requirements)"),
+            "push_mlflow": self._action("&Push to MLflow…", self.push_mlflow, None,
+                                        "Log every version as an MLflow run and register it on a tracking server"),
             "delete_project": self._action("&Delete project…", self.delete_project, None, "Delete the project and its files"),
             "quit": self._action("&Quit", self.close, QKeySequence.StandardKey.Quit),
             "retrain": self._action("&Retrain", self.controller.retrain, "Ctrl+R",
@@ -153,7 +158,7 @@ class MainWindow(QMainWindow):
         a = self.named_actions
         file_menu = self.menuBar().addMenu("&File")
         for key in ("new_project", "open_workspace", None, "add_data", "add_folder", "add_labels", "import_model",
-                    "export_report", None, "delete_project", None, "quit"):
+                    "export_report", "export_mlflow", "push_mlflow", None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
         model_menu = self.menuBar().addMenu("&Model")
         for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
@@ -397,7 +402,8 @@ class MainWindow(QMainWindow):
         a["add_labels"].setEnabled(writable)
         a["add_folder"].setEnabled(writable)
         a["import_model"].setEnabled(writable)
-        a["export_report"].setEnabled(has_keel and project)
+        for key in ("export_report", "export_mlflow", "push_mlflow"):
+            a[key].setEnabled(has_keel and project)
         a["delete_project"].setEnabled(can and not c.busy())
         a["retrain"].setEnabled(writable and not c.busy(("train",)))
         a["settings"].setEnabled(writable and not c.busy(("settings",)))
@@ -508,6 +514,24 @@ class MainWindow(QMainWindow):
                                       "HTML report (*.html)")
         if path:
             self.controller.export_report(path)
+
+    def export_mlflow(self) -> None:
+        name = self.controller.project
+        version = self.controller.keel.production_version(name)
+        if version is None:
+            self.notify("info", f"{name} has no production model yet: deploy a version first.")
+            return
+        path = file_dialogs.save_file(self, f"Export v{version} of {name} as an MLflow model (a new folder)",
+                                      str(Path.home() / f"{name}-v{version}-mlflow"), "")
+        if path:
+            self.controller.export_mlflow(version, path)
+
+    def push_mlflow(self) -> None:
+        name = self.controller.project
+        uri, ok = QInputDialog.getText(self, "Push to MLflow",
+                                       f"MLflow tracking server for every version of {name} (http://host:port):")
+        if ok and uri.strip():
+            self.controller.push_mlflow(uri.strip())
 
     def _import_after_review(self, path: str, outside: list[str]) -> None:
         """The user sees every type outside Keel's trusted list and accepts them, or nothing is imported."""

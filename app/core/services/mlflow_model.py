@@ -1,0 +1,240 @@
+"""A Keel version as an MLflow model directory, written without MLflow.
+
+The layout is the one `mlflow.sklearn.save_model(..., serialization_format="skops")`
+writes (MLflow's "MLmodel format" and sklearn flavor docs):
+
+    MLmodel                      flavors sklearn + python_function, signature, input example info
+    model.skops                  the version's own skops file, byte for byte (never a pickle)
+    requirements.txt             pinned: the libraries the version was trained with
+    conda.yaml, python_env.yaml  the same requirements for MLflow's conda / virtualenv managers
+    input_example.json           a few hold-out rows (pandas "split" orient)
+    serving_input_example.json   the same rows as a `dataframe_split` scoring request
+
+The model's inputs are the features as Keel's pipeline sees them after cleaning: numbers,
+booleans (1.0 / 0.0) and datetimes (days since 1970-01-01) as doubles, categories as
+strings. The signature says so, and MLflow enforces it when it scores.
+"""
+
+import json
+import math
+import os
+import platform
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.core.domain.errors import KeelError
+from app.core.ml import artifacts, datasets
+
+MODEL_FILE = "model.skops"
+INPUT_EXAMPLE_FILE = "input_example.json"
+SERVING_INPUT_FILE = "serving_input_example.json"
+EXAMPLE_ROWS = 5
+# skops in the sklearn flavor: since late 2025; the default from 3.14 (bench/mlflow_interop.py checks 3.17).
+MLFLOW_REQUIREMENT = "mlflow>=3.14"
+# A library the version's run did not record (older runs, imported models): today's version.
+PINNED_LIBRARIES = {"scikit-learn": "sklearn", "skops": "skops", "numpy": "numpy", "pandas": "pandas",
+                    "scipy": "scipy"}
+
+
+def signature_inputs(schema: dict) -> list[dict]:
+    """MLflow column specs for the model's input frame (datasets.to_model_frame)."""
+    kinds = datasets.column_kinds(schema)
+    return [{"type": "string" if kinds[name] == "categorical" else "double", "name": name, "required": True}
+            for name in schema["features"]]
+
+
+def signature_outputs(schema: dict) -> list[dict]:
+    if schema["task"] == "regression":
+        return [{"type": "double", "required": True}]
+    return [{"type": {"integer": "long", "float": "double"}.get(schema["target_kind"], "string"), "required": True}]
+
+
+def pinned_requirements(library_versions: dict) -> list[str]:
+    """`name==version` for each library the model needs, as the version was trained with."""
+    from importlib import metadata
+
+    pins = []
+    for distribution, module in PINNED_LIBRARIES.items():
+        version = library_versions.get(distribution)
+        if version is None:
+            try:
+                version = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                version = __import__(module).__version__
+        pins.append(f"{distribution}=={version}")
+    return [MLFLOW_REQUIREMENT, *pins]
+
+
+def _example_rows(keel, name: str, version: int, schema: dict) -> dict:
+    """A few hold-out rows in pandas' split orient; missing values as null (JSON has no NaN)."""
+    reference = keel.reference_frame(name, version)
+    if reference is None:
+        reference = keel.training_frame(name)[0]
+    elif "__split__" in reference:
+        holdout = reference[reference["__split__"] == "holdout"]
+        reference = holdout if len(holdout) else reference
+    frame = datasets.to_model_frame(reference.head(EXAMPLE_ROWS), schema)
+    rows = [[None if isinstance(v, float) and math.isnan(v) else v for v in row]
+            for row in frame.astype(object).itertuples(index=False, name=None)]
+    return {"columns": list(frame.columns), "data": rows}
+
+
+def mlmodel(version_facts: dict, schema: dict, model_bytes: int, python_version: str) -> dict:
+    """The MLmodel document (MLflow's documented fields, as mlflow.sklearn.save_model writes them)."""
+    trusted = version_facts["trusted_types"]
+    return {
+        "artifact_path": "model",
+        "flavors": {
+            "python_function": {
+                "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
+                "loader_module": "mlflow.sklearn",
+                "model_path": MODEL_FILE,
+                "predict_fn": "predict",
+                "python_version": python_version,
+            },
+            "sklearn": {
+                "code": None,
+                "pickled_model": MODEL_FILE,  # MLflow's name for the key, whatever the format
+                "serialization_format": "skops",
+                "sklearn_version": version_facts["library_versions"].get("scikit-learn"),
+                "skops_trusted_types": trusted,
+            },
+        },
+        "is_signature_from_type_hint": False,
+        "metadata": {"keel_project": version_facts["project"], "keel_version": version_facts["version"],
+                     "keel_sha256": version_facts["sha256"], "keel_model_inputs": "features after Keel's cleaning"},
+        "model_size_bytes": model_bytes,
+        "model_id": None,
+        "model_uuid": uuid.uuid5(uuid.NAMESPACE_URL, f"keel:{version_facts['sha256']}").hex,
+        "run_id": version_facts.get("mlflow_run_id"),
+        "saved_input_example_info": {"artifact_path": INPUT_EXAMPLE_FILE, "pandas_orient": "split",
+                                     "serving_input_path": SERVING_INPUT_FILE, "type": "dataframe"},
+        "signature": {"inputs": json.dumps(signature_inputs(schema)), "outputs": json.dumps(signature_outputs(schema)),
+                      "params": None},
+        "type_hint_from_example": False,
+        "utc_time_created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
+
+
+def environment_files(requirements: list[str], python_version: str) -> dict[str, str]:
+    import yaml
+
+    conda = {"channels": ["conda-forge"],
+             "dependencies": [f"python={python_version}", "pip", {"pip": requirements}], "name": "mlflow-env"}
+    python_env = {"python": python_version, "build_dependencies": ["pip", "setuptools", "wheel"],
+                  "dependencies": ["-r requirements.txt"]}
+    return {"requirements.txt": "\n".join(requirements) + "\n",
+            "conda.yaml": yaml.safe_dump(conda, default_flow_style=False, sort_keys=False),
+            "python_env.yaml": yaml.safe_dump(python_env, default_flow_style=False, sort_keys=False)}
+
+
+def version_facts(keel, name: str, version: int) -> dict:
+    """What an MLflow model (and an MLflow run) says about a version: identity, trust, lineage."""
+    loaded = keel.load_version(name, version)  # checks the hash and the trusted types first
+    model_version = loaded.model_version
+    run = keel.registry.run(model_version["run_id"]) if model_version.get("run_id") else None
+    return {"project": name, "version": version, "sha256": model_version["sha256"],
+            "artifact": keel.workspace.root / model_version["artifact_path"],
+            "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version["extra_trusted_types"])),
+            "library_versions": (run or {}).get("library_versions") or {},
+            "created_at": model_version["created_at"], "model": loaded.model, "schema": loaded.project["schema"]}
+
+
+def write_model_directory(keel, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
+    """Write the MLflow model directory of a version into destination (a new folder; it must not exist)."""
+    import yaml
+
+    facts = facts or version_facts(keel, name, version)
+    schema = facts["schema"]
+    python_version = facts["library_versions"].get("python") or platform.python_version()
+    requirements = pinned_requirements(facts["library_versions"])
+    example = _example_rows(keel, name, version, schema)
+    staging = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        shutil.copyfile(facts["artifact"], staging / MODEL_FILE)
+        files = environment_files(requirements, python_version)
+        files[INPUT_EXAMPLE_FILE] = json.dumps(example)
+        files[SERVING_INPUT_FILE] = json.dumps({"dataframe_split": example}, indent=2)
+        for file_name, text in files.items():
+            (staging / file_name).write_text(text, encoding="utf-8")
+        size = sum(p.stat().st_size for p in staging.iterdir())
+        document = mlmodel(facts, schema, size, python_version)
+        (staging / "MLmodel").write_text(yaml.safe_dump(document, default_flow_style=False), encoding="utf-8")
+        os.replace(staging, destination)  # the folder appears whole or not at all
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"files": sorted(p.name for p in destination.iterdir()), "requirements": requirements}
+
+
+def export_mlflow(keel, name: str, version: int, output: str | os.PathLike) -> dict:
+    """`export NAME --version N --format mlflow --output DIR`: DIR must not exist yet, outside the workspace."""
+    from app.core.services.paths import check_output_path
+
+    destination = check_output_path(keel.workspace.root, output).resolve()
+    if destination.exists():
+        raise KeelError(f"--output {output}: already exists; an MLflow model directory is written to a new folder")
+    if not destination.parent.is_dir():
+        raise KeelError(f"--output {output}: its folder {destination.parent} does not exist")
+    facts = version_facts(keel, name, version)
+    try:
+        written = write_model_directory(keel, name, version, destination, facts)
+    except OSError as exc:
+        raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
+    project = keel.project(name)
+    with keel.registry.transaction():
+        keel.registry.add_event(project, "model_exported", f"v{version} exported as an MLflow model to {destination}",
+                                "user", {"version": version, "format": "mlflow", "output": str(destination)})
+    return {"version": version, "path": str(destination), "format": "mlflow", "sha256": facts["sha256"], **written}
+
+
+# --------------------------------------------------------------------------- a version as an MLflow run
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+
+
+def run_record(keel, name: str, version: int) -> dict:
+    """A version as an MLflow run: params, metrics and tags with Keel's lineage (times in ms)."""
+    project = keel.project(name)
+    registry = keel.registry
+    model_version = registry.model_version(project["id"], version)
+    run = registry.run(model_version["run_id"]) if model_version.get("run_id") else None
+    params = registry.run_params(run["id"]) if run else {}
+    metrics = keel.model_metrics(model_version)
+    used = set(run["dataset_versions"]) if run else set()
+    lineage = [{"version": d["version"], "source": d["source"], "rows": d["rows"],
+                "labelled_rows": d["labelled_rows"], "sha256": d["content_sha256"]}
+               for d in registry.dataset_versions(project["id"]) if d["version"] in used]
+    trained = next((e for e in registry.events(project["id"])
+                    if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
+    tags = {
+        "keel.project": name, "keel.version": str(version), "keel.sha256": model_version["sha256"],
+        "keel.task": project["task"], "keel.target": project["target"], "keel.metric": project["metric"],
+        "keel.preset": (run or {}).get("preset") or "", "keel.run_kind": (run or {}).get("kind") or "",
+        "keel.dataset_versions": ",".join(str(d["version"]) for d in lineage),
+        "keel.training_data": json.dumps(lineage)[:MAX_PARAM_CHARS],
+        "keel.trained_by": trained.by if trained else "", "keel.trained": trained.message if trained else "",
+        "keel.archived": str(bool(model_version["archived"])).lower(),
+        "keel.library_versions": json.dumps((run or {}).get("library_versions") or {}),
+        "mlflow.source.name": "keel", "mlflow.source.type": "LOCAL",
+    }
+    return {
+        "params": {key: _param_text(value) for key, value in sorted(params.items())},
+        "metrics": {key: value for key, value in metrics.items() if value is not None and math.isfinite(value)},
+        "tags": tags,
+        "start_ms": _millis((run or {}).get("started_at") or model_version["created_at"]),
+        "end_ms": _millis((run or {}).get("finished_at") or model_version["created_at"]),
+        "description": f"Keel project {name}, model v{version} ({project['task']}, target {project['target']})",
+    }
+
+
+def _param_text(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:MAX_PARAM_CHARS]
+
+
+def _millis(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)

@@ -1,0 +1,70 @@
+"""Handing work over from the window: File > Export report…, Export as MLflow model…, Push to MLflow…
+(each off the GUI thread, through the services)."""
+
+import hashlib
+
+from gui_fixtures import (  # noqa: F401
+    demo_template,
+    demo_workspace,
+    gui_settings,
+    leak_guard,
+    open_window,
+    window,
+)
+
+JOB_TIMEOUT_MS = 90_000
+
+
+def run_action(qtbot, window, key: str, title_start: str):
+    """Trigger a File menu action; wait for its job to end. -> the Job."""
+    file_menu = next(action.menu() for action in window.menuBar().actions() if action.text() == "&File")
+    action = window.named_actions[key]
+    assert action in file_menu.actions() and action.isEnabled()
+    runner = window.controller.runner
+    ended = []
+    for signal in (runner.finished, runner.failed):
+        signal.connect(lambda job, *_: ended.append(job) if job.title.startswith(title_start) else None)
+    action.trigger()
+    qtbot.waitUntil(lambda: bool(ended), timeout=JOB_TIMEOUT_MS)
+    return ended[0]
+
+
+def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkeypatch):
+    import app.frontends.gui.file_dialogs as file_dialogs
+
+    output = tmp_path / "demo-report.html"
+    asked = []
+    monkeypatch.setattr(file_dialogs, "save_file",
+                        lambda parent, title, start, filters: asked.append(start) or str(output))
+    job = run_action(qtbot, window, "export_report", "Writing the report")
+    assert job.state == "done" and asked[0].endswith("demo-credit-report.html")
+    html = output.read_text(encoding="utf-8")
+    assert "Model card: v1" in html and "since v1 was deployed" in html
+    assert window.errors == []
+
+
+def test_file_menu_exports_the_production_model_for_mlflow(qtbot, window, tmp_path, monkeypatch):
+    import app.frontends.gui.file_dialogs as file_dialogs
+
+    folder = tmp_path / "demo-mlflow"
+    monkeypatch.setattr(file_dialogs, "save_file", lambda *a, **k: str(folder))
+    job = run_action(qtbot, window, "export_mlflow", "Exporting v1 as an MLflow model")
+    assert job.state == "done"
+    assert {"MLmodel", "model.skops", "requirements.txt"} <= {p.name for p in folder.iterdir()}
+    keel = window.controller.keel
+    sha256 = keel.registry.model_version(keel.project("demo-credit")["id"], 1)["sha256"]
+    assert hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest() == sha256
+    assert window.errors == []
+
+
+def test_file_menu_pushes_every_version_to_an_mlflow_server(qtbot, window, monkeypatch):
+    from fake_mlflow_server import FakeMlflowServer
+    from PySide6.QtWidgets import QInputDialog
+
+    with FakeMlflowServer() as server:
+        monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (server.uri, True))
+        job = run_action(qtbot, window, "push_mlflow", "Pushing demo-credit to MLflow")
+        assert job.state == "done"
+        assert [r["info"]["status"] for r in server.active_runs()] == ["FINISHED"]
+        assert server.registered["demo-credit"]["aliases"] == [{"alias": "production", "version": "1"}]
+    assert window.errors == []
