@@ -83,7 +83,8 @@ def main() -> int:
     window.show()
     controller.open_keel()
     deadline = time.monotonic() + 30
-    while (controller.keel is None or not controller.project) and time.monotonic() < deadline:
+    while ((controller.keel is None or not controller.project or "pyqtgraph" not in sys.modules)
+           and time.monotonic() < deadline):
         app.processEvents()
         time.sleep(0.01)
 

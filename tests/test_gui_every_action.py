@@ -78,7 +78,7 @@ class DialogAnswerer:
 
 def wait_idle(qtbot, window) -> None:
     runner = window.controller.runner
-    qtbot.waitUntil(lambda: not [j for j in runner.active_jobs() if j.kind != "prewarm"], timeout=JOB_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not [j for j in runner.active_jobs()], timeout=JOB_TIMEOUT_MS)
     window.grab()  # paint whatever the action left on screen
 
 

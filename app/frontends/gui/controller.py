@@ -90,9 +90,20 @@ class Controller(QObject):
         self._poll.start()
         self._start_scheduler()
         self.keel_ready.emit()
-        # pyqtgraph takes ~0.5 s to import: do it now on a worker, not when the first plot is opened
-        self.run("prewarm", "prewarm", "Preparing plots", lambda job: importlib.import_module("pyqtgraph"),
-                 on_done=lambda _: self.plots_ready.emit())
+        self._plot_import_deferrals = 0
+        QTimer.singleShot(0, self._import_plotting)
+
+    def _import_plotting(self) -> None:
+        """pyqtgraph takes ~0.5 s to import: once, when the workspace has been shown, not when a plot opens.
+        On the GUI thread: importing it on a worker while the window created Qt enums (PySide6 creates
+        them lazily, not thread-safely) crashed the process."""
+        reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
+        if reading and self._plot_import_deferrals < 40:  # the first reads fill the window first (up to 2 s)
+            self._plot_import_deferrals += 1
+            QTimer.singleShot(50, self._import_plotting)
+            return
+        importlib.import_module("pyqtgraph")
+        self.plots_ready.emit()
 
     def stop_scheduler(self) -> None:
         if self.scheduler is not None:

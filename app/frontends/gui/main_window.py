@@ -438,7 +438,7 @@ class MainWindow(QMainWindow):
         a["cancel"].setEnabled(bool(c.runner.active_jobs()))
 
     def _current_job(self):
-        jobs = [j for j in self.controller.runner.active_jobs() if j.kind not in ("read", "open", "prewarm")]
+        jobs = [j for j in self.controller.runner.active_jobs() if j.kind not in ("read", "open")]
         for job in jobs:
             if job.state == "running" and job.project in (self.controller.project, None):
                 return job
