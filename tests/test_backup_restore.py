@@ -116,7 +116,7 @@ def test_backup_output_inside_the_workspace_is_refused(ws, tmp_path, capsys):
                  tmp_path / "elsewhere" / ".." / "workspace" / "registry.db"):
         before = snapshot(ws)
         code, out, _ = cli(capsys, ws, "backup", str(path))
-        assert code == 2 and "must be outside the workspace" in out["error"]["message"], path
+        assert code == 2 and "is inside the workspace" in out["error"]["message"], path
         assert snapshot(ws) == before
 
 
@@ -125,3 +125,22 @@ def test_restore_of_something_that_is_not_a_backup_is_exit_2(ws, tmp_path, capsy
     junk.write_bytes(b"PK\x03\x04 not really")
     code, out, _ = cli(capsys, tmp_path / "other", "restore", str(junk))
     assert code == 2 and "not a Keel archive" in out["error"]["message"]
+
+
+def test_restore_replaces_a_registry_that_cannot_be_opened(ws, tmp_path, capsys):
+    archive = tmp_path / "b.keel-backup"
+    assert cli(capsys, ws, "backup", str(archive))[0] == 0
+    for suffix in ("-wal", "-shm"):
+        (ws / f"registry.db{suffix}").unlink(missing_ok=True)
+    (ws / "registry.db").write_bytes(b"this is not a database" * 100)
+    code, out, _ = cli(capsys, ws, "status", "loans")
+    assert code == 1 and "not a SQLite database" in out["error"]["message"]
+    code, out, _ = cli(capsys, ws, "restore", str(archive))
+    assert code == 2 and "--force" in out["error"]["message"]
+    assert (ws / "registry.db").read_bytes().startswith(b"this is not")
+    code, out, _ = cli(capsys, ws, "restore", str(archive), "--force")
+    assert code == 0 and out["projects"] == ["loans"]
+    assert list((ws / "quarantine").rglob("registry.db"))[0].read_bytes().startswith(b"this is not")
+    assert cli(capsys, ws, "verify")[0] == 0
+    _, status, _ = cli(capsys, ws, "status", "loans")
+    assert status["production_version"] == 1

@@ -444,9 +444,12 @@ def main(argv: list[str] | None = None) -> int:
         root = open_workspace(args.workspace)
         log_file = log_path(root)
         setup_logging(log_file)  # before the registry opens, so its failures are logged too
-        keel = Keel.open(root, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
         log.info("command %s", " ".join(argv))
-        result = handler(keel, args)
+        if args.command == "restore":  # must work when the registry cannot be opened (what a restore is for)
+            keel, result = _recovery_cli.restore_command(root, args)
+        else:
+            keel = Keel.open(root, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
+            result = handler(keel, args)
         if result is None:
             return 0
         if isinstance(result, int):  # a handler that printed its own output and chose the exit code

@@ -1,9 +1,11 @@
 """CLI commands that keep a workspace whole: verify, backup, restore, retention, bundle."""
 
 import json
+from pathlib import Path
 
 from app.core.domain.errors import KeelError
 from app.core.services import backup as backup_service
+from app.core.services import bundle as bundle_service
 from app.core.services import upkeep
 from app.core.services import verify as verify_service
 
@@ -29,6 +31,18 @@ def register_parser(commands, command) -> None:
     retention.add_argument("--inbox-days", dest="inbox_days", metavar="D|off",
                            help="remove processed/ and rejected/ inbox files older than D days")
     retention.add_argument("--apply", action="store_true", help="prune now")
+    bundle = commands.add_parser("bundle", help="a project in one file: export or import")
+    bundle_commands = bundle.add_subparsers(dest="project_command", parser_class=commands._parser_class)
+    bundle_export = command("export", "write a project (rows, data, models, history) into one .keel file",
+                            bundle_commands)
+    bundle_export.add_argument("name")
+    bundle_export.add_argument("--output", required=True, help="the .keel file to write (outside the workspace)")
+    bundle_import = command("import", "add the project of a .keel file to the workspace (verified first)",
+                            bundle_commands)
+    bundle_import.add_argument("file")
+    bundle_import.add_argument("--as", dest="new_name", help="import under this name")
+    bundle_import.add_argument("--trust", action="append", default=[], metavar="TYPE",
+                               help="accept a type outside Keel's trusted list that a model of the bundle needs")
     retention.add_argument("--dry-run", action="store_true", dest="dry_run", help="with --apply: list, remove nothing")
 
 
@@ -101,8 +115,21 @@ def _backup(keel, args):
     return _print_or_return(args, result, _describe_backup)
 
 
-def _restore(keel, args):
-    return _print_or_return(args, backup_service.restore(keel, args.source, force=args.force), _describe_restore)
+def restore_command(root, args):
+    """-> (the opened Keel, the handler's result). A registry that cannot be opened is replaced
+    (with --force) before Keel opens the workspace."""
+    from app.core.domain.errors import IntegrityError
+    from app.core.services.lifecycle import Keel
+
+    try:
+        keel = Keel.open(root, refresh_manifests=False)
+    except IntegrityError:
+        set_aside = backup_service.restore_over_damaged_registry(Path(root), args.source, force=args.force)
+        keel = Keel.open(root)
+        return keel, _print_or_return(args, backup_service.restore_finished(keel, args.source, set_aside),
+                                      _describe_restore)
+    return keel, _print_or_return(args, backup_service.restore(keel, args.source, force=args.force),
+                                  _describe_restore)
 
 
 def _count_or_off(text: str | None, flag: str, kind=int):
@@ -129,9 +156,21 @@ def _retention(keel, args):
     return _print_or_return(args, result, _describe_retention)
 
 
+def _describe_bundle(result: dict) -> str:
+    if "imported_from" in result:
+        return (f"Imported project {result['project']} from {result['imported_from']}: "
+                f"{result['model_versions']} model version(s), {result['dataset_versions']} dataset version(s)")
+    return (f"Exported project {result['project']} ({result['model_versions']} model version(s), "
+            f"{result['dataset_versions']} dataset version(s), {result['size'] / 1e6:.1f} MB) -> {result['path']}")
+
+
 HANDLERS = {
+    ("bundle", "export"): lambda keel, args: _print_or_return(
+        args, bundle_service.export_bundle(keel, args.name, args.output), _describe_bundle),
+    ("bundle", "import"): lambda keel, args: _print_or_return(
+        args, bundle_service.import_bundle(keel, args.file, args.new_name, args.trust), _describe_bundle),
     ("verify", None): _verify,
     ("backup", None): _backup,
-    ("restore", None): _restore,
+    ("restore", None): lambda keel, args: None,  # run by restore_command: it must open the workspace itself
     ("retention", None): _retention,
 }

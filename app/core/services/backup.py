@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import BusyError, KeelError
+from app.core.services.paths import check_output_path
 from app.core.store import maintenance
 from app.core.store.archive import ArchiveReader, write_archive
 from app.core.store.registry import LATEST_SCHEMA_VERSION, Registry
@@ -31,8 +32,6 @@ BACKUP_SUFFIX = ".keel-backup"
 def outside_workspace(keel, destination: str | os.PathLike, what: str = "the output") -> Path:
     """A path the user named for Keel to write: never inside the workspace (resolved through
     symlinks and `..`), never a folder."""
-    from app.core.services.paths import check_output_path
-
     path = check_output_path(keel.workspace.root, destination, what)
     if path.resolve().is_dir():
         raise KeelError(f"{path}: is a directory; give a file name for {what}")
@@ -106,14 +105,16 @@ def _add_workspace_file(writer, root: Path, relative: str, warnings: list[str], 
 
 
 # ------------------------------------------------------------------ restore
-def restore(keel, source: str | os.PathLike, force: bool = False, by: str = "user") -> dict:
-    """Replace the workspace's registry and files with a backup's, verified member by member first."""
+def restore(keel, source: str | os.PathLike, force: bool = False, by: str = "user",
+            holding_workspace_lock: bool = False) -> dict:
+    """Replace the workspace's registry and files with a backup's, verified member by member first.
+    holding_workspace_lock: the caller (the window) holds keel.lock and has stopped its scheduler."""
     source = Path(source).expanduser()
     with ArchiveReader(source, expected_kind=KIND) as reader:
         reader.verify()  # before anything is written
         root = keel.workspace.root
         lock = FileLock(keel.workspace.lock_path)
-        if not lock.try_acquire():
+        if not holding_workspace_lock and not lock.try_acquire():
             raise BusyError(f"{root} is in use by the GUI or `keel run` (lock {lock.path}); close it before restoring")
         try:
             current = maintenance.project_names(keel.registry)
@@ -140,6 +141,49 @@ def restore(keel, source: str | os.PathLike, force: bool = False, by: str = "use
                                  "replaced": current, "set_aside": str(set_aside) if set_aside else None})
     return {"restored_from": str(source), "projects": summary["projects"], "replaced": current,
             "set_aside": str(set_aside) if set_aside else None}
+
+
+def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: bool = False) -> Path:
+    """The workspace's registry cannot be opened (damaged): with --force, put the backup's registry
+    and files in place of the damaged ones (moved to quarantine/, never deleted). The caller then
+    opens the workspace and calls restore_finished()."""
+    source = Path(source).expanduser()
+    with ArchiveReader(source, expected_kind=KIND) as reader:
+        reader.verify()  # before anything is written
+        if not force:
+            raise KeelError(f"the registry of {root} cannot be opened (damaged); restoring replaces it: "
+                            "add --force (the damaged files are kept in quarantine/)")
+        lock = FileLock(root / "keel.lock")
+        if not lock.try_acquire():
+            raise BusyError(f"{root} is in use by the GUI or `keel run` (lock {lock.path}); close it before restoring")
+        try:
+            with tempfile.TemporaryDirectory(prefix=".restore-", dir=root) as staging:
+                staged = Path(staging)
+                for name in reader.names():
+                    reader.extract(name, staged / name)
+                _check_restorable(source, maintenance.database_summary(staged / REGISTRY_MEMBER))
+                target = root / "quarantine" / f"replaced-{time.strftime('%Y%m%dT%H%M%S')}"
+                target.mkdir(parents=True, exist_ok=True)
+                for name in ("artifacts", "datasets", "projects", REGISTRY_MEMBER, f"{REGISTRY_MEMBER}-wal",
+                             f"{REGISTRY_MEMBER}-shm"):
+                    if (root / name).exists():
+                        shutil.move(str(root / name), str(target / name))
+                _move_files_in(staged, root)
+                os.replace(staged / REGISTRY_MEMBER, root / REGISTRY_MEMBER)
+        finally:
+            lock.release()
+    return target
+
+
+def restore_finished(keel, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
+    """After restore_over_damaged_registry: manifests from the restored registry, the audit event."""
+    projects = maintenance.project_names(keel.registry)
+    for name in projects:
+        keel.rewrite_production_manifest(name)
+    with keel.registry.transaction():
+        keel.registry.add_event(None, "workspace_restored", f"workspace restored from {source} over a damaged "
+                                "registry", by, {"path": str(source), "projects": projects, "set_aside": str(set_aside)})
+    return {"restored_from": str(source), "projects": projects, "replaced": None, "set_aside": str(set_aside)}
 
 
 def _check_restorable(source: Path, summary: dict) -> None:

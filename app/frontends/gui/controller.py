@@ -113,6 +113,12 @@ class Controller(QObject):
             except Exception:
                 log.exception("scheduler shutdown failed")
 
+    def restart_after_restore(self) -> None:
+        """The registry and files were replaced under this window: schedules and views start over."""
+        self._stamp = self.keel.change_stamp()
+        self._start_scheduler()
+        self.registry_changed.emit()
+
     def shutdown(self) -> None:
         self._poll.stop()
         self._demo_timer.stop()

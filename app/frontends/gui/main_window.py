@@ -35,6 +35,7 @@ from app.frontends.gui.panels.deployments import DeploymentsPanel
 from app.frontends.gui.panels.models import ModelsPanel
 from app.frontends.gui.panels.monitoring import MonitoringPanel
 from app.frontends.gui.panels.overview import OverviewPanel
+from app.frontends.gui.recovery_actions import RecoveryActions
 
 log = logging.getLogger("keel.ui")
 
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.named_actions = self._make_actions()
         self._make_menus()
+        self.recovery_actions = RecoveryActions(self)  # File: verify, back up, restore, export/import project
         self._make_body()
         self.tray = self._make_tray()
         self.resize(1280, 820)

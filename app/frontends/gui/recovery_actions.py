@@ -1,0 +1,184 @@
+"""The window's side of verify, backup/restore and project bundles (File menu entries).
+
+After the workspace opens, the quick `verify` runs on a worker; when it finds a problem
+the window says what it found and offers the repair. Every action is a job of the
+controller (off the GUI thread); the services do the work.
+"""
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.frontends.gui import common
+
+
+def save_path(parent, title: str, suggested: str, name_filter: str) -> str:
+    """A file name to write ("" when cancelled); tests patch this function."""
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, name_filter)
+    return path
+
+
+def open_path(parent, title: str, folder: str, name_filter: str) -> str:
+    """A file to read ("" when cancelled); tests patch this function."""
+    path, _ = QFileDialog.getOpenFileName(parent, title, folder, name_filter)
+    return path
+
+
+class RecoveryActions(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.controller = window.controller
+        self.last_verify: dict | None = None
+        self.repair_box: QMessageBox | None = None
+        self.actions = {
+            "verify": self._action("&Verify workspace…", self.verify_full,
+                                   "Check the registry and every file's sha256; offer to repair what can be"),
+            "backup": self._action("&Back up…", self.backup, "The whole workspace in one file"),
+            "restore": self._action("Res&tore…", self.restore, "Replace this workspace with a backup"),
+            "export_project": self._action("E&xport project…", self.export_project,
+                                           "The selected project in one .keel file, for a colleague"),
+            "import_project": self._action("I&mport project…", self.import_project,
+                                           "Add the project of a .keel file to this workspace"),
+        }
+        self._add_to_file_menu()
+        # keel_ready comes after the first paint (the workspace opens on a worker): the check runs on one too
+        self.controller.keel_ready.connect(self.verify_quick)
+
+    def _action(self, text: str, slot, tip: str) -> QAction:
+        action = QAction(text, self.window)
+        action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _add_to_file_menu(self) -> None:
+        quit_action = self.window.named_actions["quit"]
+        file_menu = self.window.menuBar().actions()[0].menu()
+        for key in ("export_project", "import_project", None, "backup", "restore", "verify", None):
+            if key is None:
+                file_menu.insertSeparator(quit_action)
+            else:
+                file_menu.insertAction(quit_action, self.actions[key])
+        self.window.named_actions.update(self.actions)
+
+    # ------------------------------------------------------------------ verify
+    def verify_quick(self) -> None:
+        if self.controller.keel is not None:
+            self._run_verify(quick=True, repair=False)
+
+    def verify_full(self) -> None:
+        self._run_verify(quick=False, repair=False, always_report=True)
+
+    def _run_verify(self, quick: bool, repair: bool, always_report: bool = False) -> None:
+        from app.core.services import verify
+
+        keel = self.controller.keel
+        title = "Repairing the workspace" if repair else "Checking the workspace"
+        self.controller.run("verify", "verify", title, lambda job: verify.verify(keel, quick=quick, repair=repair),
+                            on_done=lambda result: self._verified(result, always_report or repair))
+
+    def _verified(self, result: dict, always_report: bool) -> None:
+        self.last_verify = result
+        errors = [p for p in result["problems"] if p["error"]]
+        if not errors:
+            if always_report or result["repaired"]:
+                fixed = f" ({len(result['repaired'])} repaired)" if result["repaired"] else ""
+                self.window.notify("info", f"The workspace is healthy{fixed}.")
+            return
+        self.window.notify("warning", f"verify found {len(errors)} problem(s) in the workspace: "
+                                      f"{errors[0]['path']}: {errors[0]['message']}")
+        self._offer_repair(result, errors)
+
+    def _offer_repair(self, result: dict, errors: list[dict]) -> None:
+        repairable = [p for p in errors if p["repair"]]
+        box = QMessageBox(QMessageBox.Icon.Warning, "Workspace check",
+                          f"Keel found {len(errors)} problem(s) in {result['workspace']}.", parent=self.window)
+        shown = [f"• {p['path']}: {p['message']}" + (f"  [repair: {p['repair']}]" if p["repair"] else "")
+                 for p in errors[:12]]
+        if len(errors) > len(shown):
+            shown.append(f"… and {len(errors) - len(shown)} more (`keel verify` lists them all)")
+        box.setInformativeText("\n".join(shown) + (
+            "\n\nRepair removes temporary files, rewrites stale manifests and moves orphans into "
+            "quarantine/ (nothing is deleted)." if repairable else
+            "\n\nNone of these can be repaired here: restore a backup (File > Restore…)."))
+        repair_button = box.addButton("Repair", QMessageBox.ButtonRole.AcceptRole) if repairable else None
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.setObjectName("verifyReport")
+
+        def clicked(button):
+            if repair_button is not None and button is repair_button:
+                self._run_verify(quick=result["quick"], repair=True)
+        box.buttonClicked.connect(clicked)
+        self.repair_box = box
+        box.open()
+
+    # ------------------------------------------------------------------ backup / restore
+    def backup(self) -> None:
+        from app.core.services import backup
+
+        keel = self.controller.keel
+        suggested = str(Path.home() / f"{keel.root.name}.keel-backup")
+        path = save_path(self.window, "Back up the workspace", suggested, "Keel backup (*.keel-backup)")
+        if path:
+            self.controller.run("backup", "backup", "Backing up the workspace", lambda job: backup.backup(keel, path),
+                                on_done=lambda r: self.window.notify(
+                                    "info", f"Backed up {len(r['projects'])} project(s) to {r['path']}."))
+
+    def restore(self) -> None:
+        from app.core.services import backup
+
+        if not self.controller.can_write():
+            self.window.notify("warning", "This window is read-only: another Keel window holds the workspace.")
+            return
+        if self.controller.busy():
+            self.window.notify("warning", "Wait for the running jobs to finish before restoring.")
+            return
+        keel = self.controller.keel
+        path = open_path(self.window, "Restore a backup", str(Path.home()), "Keel backup (*.keel-backup)")
+        if not path or not common.confirm(
+                self.window, "Restore this backup?", f"Replace the workspace {keel.root} with {Path(path).name}?",
+                "Every file of the backup is checked first. The current projects and files are moved into "
+                "quarantine/, not deleted.", ok="Restore"):
+            return
+        self.controller.stop_scheduler()
+
+        def done(result):
+            self.controller.restart_after_restore()
+            self.window.notify("info", f"Restored {len(result['projects'])} project(s) from {Path(path).name}.")
+
+        def failed(message, details):
+            self.controller.restart_after_restore()
+            self.window.show_error(f"Restore failed: {message}", details)
+
+        self.controller.run("workspace", "restore", "Restoring the workspace",
+                            lambda job: backup.restore(keel, path, force=True, holding_workspace_lock=True),
+                            on_done=done, on_error=failed)
+
+    # ------------------------------------------------------------------ bundles
+    def export_project(self) -> None:
+        from app.core.services import bundle
+
+        keel, name = self.controller.keel, self.controller.project
+        if not name:
+            self.window.notify("info", "Select a project to export.")
+            return
+        path = save_path(self.window, f"Export {name}", str(Path.home() / f"{name}.keel"),
+                                      "Keel project (*.keel)")
+        if path:
+            self.controller.run(name, "export", f"Exporting {name}", lambda job: bundle.export_bundle(keel, name, path),
+                                project=name, on_done=lambda r: self.window.notify(
+                                    "info", f"{name} exported to {r['path']}."))
+
+    def import_project(self) -> None:
+        from app.core.services import bundle
+
+        keel = self.controller.keel
+        path = open_path(self.window, "Import a project", str(Path.home()), "Keel project (*.keel)")
+        if not path:
+            return
+        self.controller.run("workspace", "import", f"Importing {Path(path).name}",
+                            lambda job: bundle.import_bundle(keel, path),
+                            on_done=lambda r: (self.controller.registry_changed.emit(), self.window.notify(
+                                "info", f"Project {r['project']} imported from {Path(path).name}.")))

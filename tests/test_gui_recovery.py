@@ -1,0 +1,102 @@
+"""The window's recovery entries: the quick verify after opening says what it found and offers
+the repair; File > Back up…, Restore…, Export project…, Import project… run as jobs."""
+
+import os
+import time
+
+from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, open_window, window  # noqa: F401
+from PySide6.QtWidgets import QMessageBox
+
+import app.frontends.gui.common as common
+import app.frontends.gui.recovery_actions as recovery_actions
+
+
+def test_the_file_menu_has_the_recovery_entries(window):
+    file_menu = window.menuBar().actions()[0].menu()
+    texts = [a.text().replace("&", "") for a in file_menu.actions() if not a.isSeparator()]
+    for entry in ("Export project…", "Import project…", "Back up…", "Restore…", "Verify workspace…"):
+        assert entry in texts
+    assert texts[-1] == "Quit"
+
+
+def test_a_healthy_workspace_opens_without_a_report(window, qtbot):
+    qtbot.waitUntil(lambda: window.recovery_actions.last_verify is not None, timeout=20000)
+    assert window.recovery_actions.last_verify["healthy"]
+    assert window.recovery_actions.last_verify["quick"]
+    assert window.recovery_actions.repair_box is None
+
+
+def test_the_quick_check_reports_an_orphan_and_repairs_it_when_asked(qtbot, demo_workspace, gui_settings,
+                                                                      leak_guard, monkeypatch):
+    orphan = demo_workspace / "datasets" / "demo-credit" / "v99.parquet"
+    orphan.write_bytes(b"left by a killed ingest")
+    past = time.time() - 3600
+    os.utime(orphan, (past, past))
+    win = open_window(qtbot, demo_workspace)
+    try:
+        actions = win.recovery_actions
+        qtbot.waitUntil(lambda: actions.repair_box is not None and actions.repair_box.isVisible(), timeout=20000)
+        assert not actions.last_verify["healthy"]
+        assert "datasets/demo-credit/v99.parquet" in actions.repair_box.informativeText()
+        repair = next(b for b in actions.repair_box.buttons() if b.text() == "Repair")
+        repair.click()
+        qtbot.waitUntil(lambda: bool(actions.last_verify["healthy"] and actions.last_verify["repaired"]), timeout=20000)
+        assert not orphan.exists()
+        assert list((demo_workspace / "quarantine").rglob("v99.parquet"))
+    finally:
+        monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+        win.close()
+
+
+def test_back_up_then_export_and_import_a_project(window, qtbot, tmp_path, monkeypatch):
+    backup_path = tmp_path / "ws.keel-backup"
+    bundle_path = tmp_path / "demo.keel"
+    saves = iter([str(backup_path), str(bundle_path)])
+    monkeypatch.setattr(recovery_actions, "save_path", lambda *a, **k: next(saves))
+    window.named_actions["backup"].trigger()
+    qtbot.waitUntil(backup_path.exists, timeout=30000)
+    window.named_actions["export_project"].trigger()
+    qtbot.waitUntil(bundle_path.exists, timeout=30000)
+    qtbot.waitUntil(lambda: not window.controller.busy(), timeout=30000)
+
+    from app.core.services import bundle
+
+    other = tmp_path / "other-ws"
+    from app.core.services.lifecycle import Keel
+
+    keel = Keel.open(other)
+    try:
+        assert bundle.import_bundle(keel, bundle_path)["project"] == "demo-credit"
+    finally:
+        keel.close()
+    assert not window.errors
+
+
+def test_a_failed_import_is_reported(window, qtbot, tmp_path, monkeypatch):
+    junk = tmp_path / "junk.keel"
+    junk.write_text("not a bundle")
+    monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: str(junk))
+    window.named_actions["import_project"].trigger()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=20000)
+    assert "not a Keel archive" in window.errors[0][0]
+    assert QMessageBox  # the report box class used by the check above
+
+
+def test_restore_from_the_window_replaces_the_workspace(window, qtbot, tmp_path, monkeypatch):
+    from app.core.services import backup
+
+    keel = window.controller.keel
+    archive = tmp_path / "before.keel-backup"
+    backup.backup(keel, archive)
+    keel.archive_version("demo-credit", 1, archived=False)  # an event after the backup
+    events_before = len(keel.history("demo-credit")["events"])
+    monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: str(archive))
+    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    qtbot.waitUntil(lambda: not window.controller.busy(), timeout=20000)
+    notes = []
+    monkeypatch.setattr(window, "notify", lambda level, message, seconds=10.0: notes.append(message))
+    window.named_actions["restore"].trigger()
+    qtbot.waitUntil(lambda: any(n.startswith("Restored 1 project") for n in notes), timeout=30000)
+    assert len(keel.history("demo-credit")["events"]) == events_before - 1
+    assert list((window.controller.keel.root / "quarantine").rglob("registry.db"))
+    assert not window.errors
