@@ -10,7 +10,9 @@ For 1-row and 1,000-row requests at concurrency 1 and 8, these ways of getting p
                  frame with the project's cleaning rules, predict (where the overhead goes);
 - keel http:     POST /invocations to `main.py serve` in its own process, one keep-alive
                  connection per client thread (Python's http.client, in this process);
-- keel+samples:  the same with `--sample-rate 1` (every request logged to the registry);
+- keel+log:      the same with `--sample-rate 1`: every scored row recorded in the prediction log
+                 (what a project with an ID column does by default); its added p50 over `keel http`
+                 is the logging cost (target: <= 10 % at 1-row requests);
 - mlflow http:   with --mlflow PYTHON (a virtualenv with mlflow and skops), the same model saved
                  with mlflow.sklearn and served by `mlflow models serve`; it gets the model frame
                  as input, since MLflow does not apply Keel's cleaning.
@@ -20,7 +22,9 @@ round runs a block of each way in turn; all ways see the same load. Also: second
 starting each server to the first 200 from /ping (median of --starts starts, interleaved).
 
 Targets (issue 5): 1-row p50 overhead above direct predict <= 1 ms; /ping answers 200 within
-1.5 s of start. Prints a table; writes bench/results/serve_bench.json.
+1.5 s of start; (issue 12) full prediction logging adds <= 10 % to the 1-row p50.
+--logging-only runs the 1-row cases of keel, keel+log and direct only (no readiness, no MLflow).
+Prints a table; writes bench/results/serve_bench.json (serve_bench_logging.json with --logging-only).
 """
 
 import argparse
@@ -46,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from app.adapters import serving  # noqa: E402
 from app.adapters import serving_protocol as protocol  # noqa: E402
 from app.core.fileio import write_text_atomic  # noqa: E402
+from app.core.services import prediction_log  # noqa: E402
 from app.core.services.lifecycle import Keel  # noqa: E402
 from app.demo.simulator import make_batch  # noqa: E402
 
@@ -263,7 +268,11 @@ def main() -> int:
     parser.add_argument("--big-requests", type=int, default=100, help="requests per way in each 1000-row case")
     parser.add_argument("--starts", type=int, default=3, help="server starts for the readiness time")
     parser.add_argument("--mlflow", help="python of a virtualenv with mlflow and skops: compare with `mlflow models serve`")
+    parser.add_argument("--logging-only", action="store_true", dest="logging_only",
+                        help="only the 1-row cases of direct, keel and keel+log: the prediction log's cost")
     args = parser.parse_args()
+    if args.logging_only:
+        args.mlflow = None
 
     with tempfile.TemporaryDirectory(prefix="keel-serve-bench-") as tmp:
         folder = Path(tmp)
@@ -301,6 +310,25 @@ def main() -> int:
                 json.dumps(protocol.predictions_payload(loaded.model, "classification", X, False))
             return call
 
+        log_keel = Keel.open(workspace)  # the in-process way with the prediction log: a real writer thread
+        writer = prediction_log.PredictionLogWriter(log_keel)
+        log_policy = prediction_log.LogPolicy(1.0, 1_000_000, 90.0, None)
+        model_version_id = loaded.model_version["id"]
+
+        def inproc_logged(rows):
+            body = bodies[rows]
+
+            def call(state):
+                openmp_limit.apply()
+                table = protocol.parse_body(body, "application/json", schema["features"])
+                X = protocol.model_frame(table, schema)
+                payload = protocol.predictions_payload(loaded.model, "classification", X, False)
+                payload["ids"] = prediction_log.complete_ids(None, len(X))
+                writer.add(loaded.project["id"], model_version_id, loaded.model, True, payload["ids"], X,
+                           payload["predictions"], None, log_policy)
+                json.dumps(payload)
+            return call
+
         mlflow_model_dir = mlflow_model(args.mlflow, artifact, folder) if args.mlflow else None
         def start_keel():  # a known port, so /ping can be polled before the first line
             port = free_port()
@@ -314,11 +342,13 @@ def main() -> int:
                 port = free_port()
                 return start_process(mlflow_argv(args.mlflow, mlflow_model_dir, port), False, port, env)
             starters["mlflow"] = start_mlflow
-        print("timing readiness...", flush=True)
-        ready = readiness(starters, args.starts)
+        ready = {}
+        if not args.logging_only:
+            print("timing readiness...", flush=True)
+            ready = readiness(starters, args.starts)
 
         servers = {"keel": start_process(keel_serve_argv(workspace), True),
-                   "keel+samples": start_process(keel_serve_argv(workspace) + ["--sample-rate", "1"], True)}
+                   "keel+log": start_process(keel_serve_argv(workspace) + ["--sample-rate", "1"], True)}
         if mlflow_model_dir:
             servers["mlflow"] = starters["mlflow"]()
         results, checks = [], {}
@@ -328,11 +358,12 @@ def main() -> int:
             if "mlflow" in servers:
                 checks["mlflow_same_as_keel"] = fetch_predictions(servers["mlflow"]["port"], mlflow_bodies[1000]) \
                     == keel_predictions
-            for rows in (1, 1000):
+            for rows in (1,) if args.logging_only else (1, 1000):
                 for concurrency in (1, 8):
                     calls = {("keel", "direct"): direct(rows), ("keel", "inproc"): inproc(rows),
                              ("keel", "http"): http_call(servers["keel"]["port"], bodies[rows]),
-                             ("keel+samples", "http"): http_call(servers["keel+samples"]["port"], bodies[rows])}
+                             ("keel+log", "inproc"): inproc_logged(rows),
+                             ("keel+log", "http"): http_call(servers["keel+log"]["port"], bodies[rows])}
                     if "mlflow" in servers:
                         calls[("mlflow", "http")] = http_call(servers["mlflow"]["port"], mlflow_bodies[rows])
                     measured = run_interleaved(calls, concurrency, counts[rows])
@@ -344,6 +375,11 @@ def main() -> int:
         finally:
             for server in servers.values():
                 stop_process(server["process"])
+            writer.stop()
+            log_keel.close()
+        checks["inproc_writer_rows"] = writer.written
+        checks["logged_rows"], checks["rows_sent_to_keel_log"] = logged_rows(workspace), sent_to_log(results)
+        checks["log_complete"] = checks["logged_rows"] >= checks["rows_sent_to_keel_log"]
 
     table, verdicts = summarise(results, ready)
     print(table)
@@ -353,10 +389,25 @@ def main() -> int:
                "load_average_1m": round(os.getloadavg()[0], 2), "preset": args.preset,
                "client": "http.client keep-alive, one connection per thread, in the benchmark process",
                "readiness": ready, "checks": checks, "results": results, "targets": verdicts}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(RESULTS, json.dumps(payload, indent=2))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    results_path = RESULTS.with_name("serve_bench_logging.json") if args.logging_only else RESULTS
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(results_path, json.dumps(payload, indent=2))
+    print(f"wrote {results_path.relative_to(ROOT)}")
     return 0
+
+
+def logged_rows(workspace: Path) -> int:
+    """Rows the keel+log server recorded (its stop flushed them all)."""
+    keel = Keel.open(workspace)
+    try:
+        return keel.status(PROJECT)["prediction_log"]["rows"]
+    finally:
+        keel.close()
+
+
+def sent_to_log(results: list[dict]) -> int:
+    """Rows the benchmark sent to keel+log: over HTTP and to the in-process writer, errors excluded."""
+    return sum((r["requests"] - r["errors"]) * r["rows"] for r in results if r["server"] == "keel+log")
 
 
 def summarise(results: list[dict], ready: dict) -> tuple[str, dict]:
@@ -370,6 +421,16 @@ def summarise(results: list[dict], ready: dict) -> tuple[str, dict]:
         over = r["p50_ms"] - find("keel", r["rows"], r["concurrency"], "direct")["p50_ms"]
         lines.append(f"{r['server']:<12} {r['way']:<7} {r['rows']:>5} {r['concurrency']:>4} {r['rps']:>9.1f} "
                      f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {over:>+16.3f} {r['errors']:>6}")
+    logging = {}
+    for concurrency in (1, 8):
+        plain, logged = find("keel", 1, concurrency, "http"), find("keel+log", 1, concurrency, "http")
+        plain_in, logged_in = find("keel", 1, concurrency, "inproc"), find("keel+log", 1, concurrency, "inproc")
+        logging[f"c{concurrency}"] = {"keel_p50_ms": plain["p50_ms"], "keel_log_p50_ms": logged["p50_ms"],
+                                      "added_ms": round(logged["p50_ms"] - plain["p50_ms"], 3),
+                                      "added_pct": round(100 * (logged["p50_ms"] / plain["p50_ms"] - 1), 1),
+                                      "inproc_added_ms": round(logged_in["p50_ms"] - plain_in["p50_ms"], 3),
+                                      "inproc_added_pct": round(100 * (logged_in["p50_ms"] / plain_in["p50_ms"] - 1),
+                                                                1)}
     for name, figures in ready.items():
         first = f"first line after {figures['first_line_s']:.2f} s, " if figures.get("first_line_s") else ""
         lines.append(f"{name} serve: {first}/ping first answered after {figures['first_answer_s']:.2f} s, "
@@ -377,8 +438,11 @@ def summarise(results: list[dict], ready: dict) -> tuple[str, dict]:
                      f"(median of runs {figures['all_ready_s']})")
     overhead = round(find("keel", 1, 1, "http")["p50_ms"] - find("keel", 1, 1, "direct")["p50_ms"], 3)
     verdicts = {"one_row_p50_overhead_ms": overhead, "one_row_overhead_target_ms": 1.0,
-                "one_row_overhead_met": overhead <= 1.0, "ready_s": ready["keel"]["ready_s"],
-                "ready_target_s": 1.5, "ready_met": ready["keel"]["ready_s"] <= 1.5}
+                "one_row_overhead_met": overhead <= 1.0,
+                "prediction_log_added_p50": logging, "prediction_log_target_pct": 10.0,
+                "prediction_log_met": logging["c1"]["added_pct"] <= 10.0}
+    if "keel" in ready:
+        verdicts.update(ready_s=ready["keel"]["ready_s"], ready_target_s=1.5, ready_met=ready["keel"]["ready_s"] <= 1.5)
     if "mlflow" in ready:
         for rows in (1, 1000):
             for concurrency in (1, 8):
@@ -386,8 +450,15 @@ def summarise(results: list[dict], ready: dict) -> tuple[str, dict]:
                 verdicts[f"mlflow_over_keel_p50_rows{rows}_c{concurrency}"] = round(theirs["p50_ms"] / ours["p50_ms"], 2)
         verdicts["mlflow_over_keel_ready"] = round(ready["mlflow"]["ready_s"] / ready["keel"]["ready_s"], 2)
     lines.append(f"1-row p50 overhead over direct predict: {overhead:+.3f} ms (target <= 1 ms: "
-                 f"{'met' if verdicts['one_row_overhead_met'] else 'NOT met'}); ready in {verdicts['ready_s']:.2f} s "
-                 f"(target <= 1.5 s: {'met' if verdicts['ready_met'] else 'NOT met'})")
+                 f"{'met' if verdicts['one_row_overhead_met'] else 'NOT met'})" +
+                 (f"; ready in {verdicts['ready_s']:.2f} s (target <= 1.5 s: "
+                  f"{'met' if verdicts['ready_met'] else 'NOT met'})" if "ready_s" in verdicts else ""))
+    for key, figures in logging.items():
+        lines.append(f"prediction log (every row recorded), 1-row p50 at {key}: {figures['keel_p50_ms']:.3f} -> "
+                     f"{figures['keel_log_p50_ms']:.3f} ms over HTTP ({figures['added_ms']:+.3f} ms, "
+                     f"{figures['added_pct']:+.1f} %), {figures['inproc_added_ms']:+.3f} ms "
+                     f"({figures['inproc_added_pct']:+.1f} %) in-process; target <= 10 % at c1: "
+                     f"{'met' if verdicts['prediction_log_met'] else 'NOT met'}")
     return "\n".join(lines), verdicts
 
 

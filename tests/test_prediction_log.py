@@ -198,3 +198,28 @@ def test_sigterm_on_serve_loses_no_answered_request(ws):
         process.communicate(timeout=20)
     assert process.returncode == 0
     assert [r["record_id"] for r in records(ws, after_id=before)] == answered
+
+
+def test_the_writer_commits_in_the_background_without_being_stopped(ws):
+    import time
+
+    keel = Keel.open(ws)
+    writer = prediction_log.PredictionLogWriter(keel, flush_seconds=0.2)
+    try:
+        project = keel.project("scored")
+        loaded = keel.load_production("scored")
+        before = keel.registry.prediction_log_summary(project["id"])["last_id"]
+        X = pd.DataFrame({name: [0.0] for name in project["schema"]["features"]})
+        X["region"], X["has_mortgage"] = "north", 1.0
+        policy = prediction_log.LogPolicy.of(keel.settings("scored"))
+        writer.add(project["id"], loaded.model_version["id"], loaded.model, True, ["background-1"], X, [0], None,
+                   policy)
+        deadline = time.monotonic() + 10  # a crash would lose only what is not committed yet: poll for it
+        while not keel.registry.predictions(project["id"], after_id=before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        committed = keel.registry.predictions(project["id"], after_id=before)
+        assert [r["record_id"] for r in committed] == ["background-1"]
+        assert len(committed[0]["probabilities"]) == 2  # computed by the writer, off the request path
+    finally:
+        writer.stop()
+        keel.close()

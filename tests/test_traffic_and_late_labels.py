@@ -125,6 +125,8 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     truth = dict(labelled)
     assert all(truth[i] == y for i, y in zip(stored["customer_id"], stored["default"]))
     assert lineage["traffic_windows"] == [w["cycle"]["traffic"][0]["window"] for w in windows]
+    code, verified, _ = cli(capsys, ws, "verify")
+    assert code == 0, verified  # the new version's file is hashed like any other; nothing stored was edited
 
     # the same file again: every ID is already labelled, nothing is stored
     code, again, _ = cli(capsys, ws, "labels", "shop", str(root / "labels.csv"))

@@ -546,6 +546,25 @@ def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column:
     return schema
 
 
+ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid|ref|reference|number|no)$", re.IGNORECASE)
+
+
+def id_column_candidates(frame: pd.DataFrame, target: str | None = None) -> list[str]:
+    """Columns that look like an ID: a value in every row, no value twice, and an ID-like name
+    (or text that is not a number). A suggestion for the user to accept, never applied by itself."""
+    found = []
+    for name in frame.columns:
+        if name == target or len(frame) < 2:
+            continue
+        values = _as_text(frame[name])
+        if values.isna().any() or values.nunique() != len(values):
+            continue
+        numeric = _infer_kind(frame[name]) == "numeric"
+        if ID_NAME.search(str(name)) or (not numeric and _infer_kind(frame[name]) == "categorical"):
+            found.append(str(name))
+    return sorted(found, key=lambda n: not ID_NAME.search(n))
+
+
 def _infer_target_kind(series: pd.Series, task: str) -> str:
     if task == "regression":
         return "float"

@@ -26,6 +26,7 @@ import pandas as pd
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings
+from app.core.fileio import sha256_file
 from app.core.ml import datasets
 from app.core.services import traffic
 
@@ -161,7 +162,7 @@ def _store(keel, project: dict, frame: pd.DataFrame, joined: dict, source: str, 
         with registry.transaction():
             dataset_id = registry.insert_dataset_version(
                 project_id=project["id"], version=version, path=str(path.relative_to(keel.workspace.root)),
-                content_sha256=digest, rows=len(storage), labelled_rows=len(storage), source=f"labels: {source}",
+                content_sha256=digest, file_sha256=sha256_file(path), rows=len(storage), labelled_rows=len(storage), source=f"labels: {source}",
                 parent_id=parent["id"],
                 report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
             registry.insert_late_labels([(project["id"], record_id, json.dumps(_plain(label)), dataset_id, now)

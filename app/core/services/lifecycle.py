@@ -763,7 +763,8 @@ class Keel:
         from app.core.ml import datasets
 
         schema = loaded.project["schema"]
-        batch = datasets.clean(raw, schema, purpose="predict")
+        id_column = ProjectSettings.from_dict(loaded.project["settings"]).id_column
+        batch = datasets.clean(raw, schema, purpose="predict", id_column=id_column)  # the ID: no "extra column"
         X = datasets.to_model_frame(batch.frame, schema)
         predictions = loaded.model.predict(X)
         out = pd.DataFrame({"prediction": predictions}, index=X.index)

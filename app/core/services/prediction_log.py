@@ -142,6 +142,17 @@ def summary(keel, project: dict) -> dict:
             "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}
 
 
+def _one_openmp_thread() -> None:
+    """The writer's predict_proba runs one OpenMP thread (a per-thread setting): a team on every
+    core would compete with the request threads it exists to stay out of the way of."""
+    try:
+        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
+
+        ThreadpoolController().select(user_api="openmp").limit(limits=1)
+    except Exception:  # no OpenMP runtime loaded: nothing to limit
+        log.debug("prediction log: OpenMP limit not applied", exc_info=True)
+
+
 @dataclass
 class _Pending:
     project_id: int
@@ -173,6 +184,7 @@ class PredictionLogWriter:
         self._last_prune: dict[int, float] = {}
         self._since_prune: dict[int, int] = {}
         self._policies: dict[int, LogPolicy] = {}
+        self._thread_state = threading.local()
         self._thread = threading.Thread(target=self._run, name="keel-prediction-log", daemon=True)
         self._thread.start()
 
@@ -229,12 +241,14 @@ class PredictionLogWriter:
                            item.probabilities, "serve")
         return rows
 
-    @staticmethod
-    def _fill_probabilities(items: list[_Pending]) -> None:
+    def _fill_probabilities(self, items: list[_Pending]) -> None:
         """One predict_proba per model for the requests that did not ask for probabilities."""
         import numpy as np
         import pandas as pd
 
+        if not getattr(self._thread_state, "openmp_limited", False):  # after the model loaded its runtime
+            _one_openmp_thread()
+            self._thread_state.openmp_limited = True
         missing: dict[int, list[_Pending]] = {}
         for item in items:
             if item.wants_probabilities and item.probabilities is None:

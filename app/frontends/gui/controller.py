@@ -20,7 +20,7 @@ from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 log = logging.getLogger("keel.ui")
 
 WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "create", "settings", "archive",
-               "import", "delete", "approve", "acknowledge", "inbox")
+               "import", "delete", "approve", "acknowledge", "inbox", "labels")
 DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
@@ -296,6 +296,22 @@ class Controller(QObject):
                 self.notify.emit("info", f"{name}: dataset v{result['dataset_version']} added, {result['rows']} rows{warnings}.")
 
         return self._write("ingest", f"Adding {Path(path).name} to {name}", work, on_done=done)
+
+    def add_labels(self, path: str) -> Job | None:
+        """Late labels (`keel labels`): joined by ID; the counts reported as one notice."""
+        name = self.project
+
+        def work(job: Job):
+            job.report(0.1, f"joining {Path(path).name} by ID")
+            return self.keel.add_labels(name, path)
+
+        def done(result):
+            stored = f"dataset v{result['dataset_version']}" if result["dataset_version"] else "nothing stored"
+            self.notify.emit("info", f"{name}: {result['joined']} label(s) joined ({stored}); "
+                                     f"{result['unknown']} unknown, {result['duplicate']} duplicate, "
+                                     f"{result['already_labelled']} already labelled.")
+
+        return self._write("labels", f"Adding labels from {Path(path).name} to {name}", work, on_done=done)
 
     def ingest_files(self, paths: list[str]) -> Job | None:
         """Each file its own batch, in the order given, under one progress bar; a summary at the end."""

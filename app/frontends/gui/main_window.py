@@ -115,6 +115,8 @@ class MainWindow(QMainWindow):
                                      "(validated, cleaned, versioned)"),
             "add_folder": self._action("Add data &folder…", self.add_data_folder, "Ctrl+Shift+I",
                                        "Add every CSV/Parquet file of a folder, in name order, each its own batch"),
+            "add_labels": self._action("Add &labels…", self.add_labels, None,
+                                       "Labels that arrived later: a file of id,label rows joined to what was scored"),
             "import_model": self._action("&Import model…", self.import_model, None,
                                          "Register a scikit-learn model saved with skops as a new version"),
             "export_report": self._action("Export &report…", self.export_report, None,
@@ -157,8 +159,8 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         a = self.named_actions
         file_menu = self.menuBar().addMenu("&File")
-        for key in ("new_project", "open_workspace", None, "add_data", "add_folder", "import_model", "export_report",
-                    "export_mlflow", "push_mlflow", None, "delete_project", None, "quit"):
+        for key in ("new_project", "open_workspace", None, "add_data", "add_folder", "add_labels", "import_model",
+                    "export_report", "export_mlflow", "push_mlflow", None, "delete_project", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(a[key])
         model_menu = self.menuBar().addMenu("&Model")
         for key in ("retrain", "deploy", "rollback", "approve", None, "settings", None, "monitor", "demo_batch",
@@ -399,6 +401,7 @@ class MainWindow(QMainWindow):
         a = self.named_actions
         a["new_project"].setEnabled(c.can_write())
         a["add_data"].setEnabled(writable)
+        a["add_labels"].setEnabled(writable)
         a["add_folder"].setEnabled(writable)
         a["import_model"].setEnabled(writable)
         for key in ("export_report", "export_mlflow", "push_mlflow"):
@@ -494,6 +497,13 @@ class MainWindow(QMainWindow):
             self.notify("warning", f"{folder} holds no CSV, TSV or Parquet file: nothing added.")
             return
         self.controller.ingest_files([str(p) for p in files])
+
+    def add_labels(self) -> None:
+        path = file_dialogs.open_file(self, f"Add labels to {self.controller.project} (a file of id,label rows)",
+                                      self._data_folder(),
+                                      "Data files (*.csv *.tsv *.txt *.gz *.parquet *.pq);;All files (*)")
+        if path:
+            self.controller.add_labels(path)
 
     def import_model(self) -> None:
         path = file_dialogs.open_file(self, "Import a model", str(Path.home()), "skops model (*.skops)")

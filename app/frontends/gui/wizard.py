@@ -132,12 +132,18 @@ class TargetPage(QWizardPage):
         self.threshold.setEnabled(False)
         self.use_threshold.toggled.connect(self.threshold.setEnabled)
         self.guess = muted()
+        self.id_column = QComboBox()
+        self.id_column.setObjectName("wizardIdColumn")
+        self.id_hint = muted()
+        self.id_hint.setWordWrap(True)
         threshold_row = QHBoxLayout()
         threshold_row.addWidget(self.use_threshold)
         threshold_row.addWidget(self.threshold, 1)
         form.addRow("Project name", self.name)
         form.addRow("Target column", self.target)
         form.addRow("", self.guess)
+        form.addRow("ID column", self.id_column)
+        form.addRow("", self.id_hint)
         form.addRow("Task", self.task)
         form.addRow("Model preset", self.preset)
         form.addRow("Primary metric", self.metric_box)
@@ -157,6 +163,10 @@ class TargetPage(QWizardPage):
                       columns[-1] if columns else "")
         self.target.setCurrentText(likely)
         self.target.blockSignals(False)
+        self.id_column.clear()
+        self.id_column.addItem("(none)", None)
+        for column in columns:
+            self.id_column.addItem(column, column)
         self.target_changed(likely)
 
     def target_changed(self, column: str) -> None:
@@ -167,8 +177,20 @@ class TargetPage(QWizardPage):
 
         task = guess_task(raw.frame[column])
         self.guess.setText(f"“{column}” looks like a {task} target.")
+        self.suggest_id_column(column)
         self.task.setCurrentText(task)
         self.task_changed(task)
+
+    def suggest_id_column(self, target: str) -> None:
+        """Name the ID-like columns; the choice stays the user's (none by default)."""
+        from app.core.ml.datasets import id_column_candidates
+
+        candidates = id_column_candidates(self.wiz.raw.frame, target)
+        if candidates:
+            self.id_hint.setText(f"“{candidates[0]}” looks like an ID (one value per row, never a feature): "
+                                 "choose it to join labels that arrive later to what was scored.")
+        else:
+            self.id_hint.setText("No column looks like an ID. Without one, Keel assigns an ID to each row it scores.")
 
     def task_changed(self, task: str) -> None:
         from app.core.ml.training import PRESET_LABELS
@@ -188,6 +210,8 @@ class TargetPage(QWizardPage):
 
     def settings(self) -> dict:
         settings = {"preset": self.preset.currentData(), "metric": self.metric_box.currentData()}
+        if self.id_column.currentData():
+            settings["id_column"] = self.id_column.currentData()
         if self.use_threshold.isChecked():
             settings["threshold"] = self.threshold.value()
         return settings
@@ -227,7 +251,7 @@ class SchemaPage(QWizardPage):
         target, task = page.target.currentText(), page.task.currentText()
         self.schema, self.error_text = None, ""
         try:
-            self.schema = infer_schema(self.wiz.raw, target, task)
+            self.schema = infer_schema(self.wiz.raw, target, task, id_column=page.id_column.currentData())
         except KeelError as exc:
             self.error.setText(str(exc))
             self.model.set_rows([])
@@ -246,6 +270,9 @@ class SchemaPage(QWizardPage):
                          "summary": summary})
         rows.append({"name": target, "kind": f"target ({task}, {self.schema['target_kind']})", "missing": "",
                      "summary": ""})
+        if page.id_column.currentData():
+            rows.append({"name": page.id_column.currentData(), "kind": "ID (never a feature)", "missing": "",
+                         "summary": ""})
         self.model.set_rows(rows)
         self.view.resizeColumnsToContents()
         self.summary.setText(f"<b>{page.name.text()}</b>: predict <b>{target}</b> ({task}) from "

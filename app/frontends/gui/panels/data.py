@@ -62,6 +62,7 @@ class DataPanel(Panel):
         self.preview_button.clicked.connect(self.preview_selected)
         top.addWidget(self.preview_button)
         top.addWidget(action_button(actions["add_data"], primary=True))
+        top.addWidget(action_button(actions["add_labels"]))
 
         self.versions = RecordsModel([
             ("Version", "version"), ("Added", lambda r: r["created_local"]), ("Rows", "rows"),

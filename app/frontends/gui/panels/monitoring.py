@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -35,6 +36,7 @@ from app.frontends.gui.common import (
     muted,
 )
 from app.frontends.gui.panels.base import Panel, action_button
+from app.frontends.gui.panels.traffic import TrafficSection
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
@@ -201,7 +203,13 @@ class MonitoringPanel(Panel):
             ("Drift share", "drift_share"), ("Drifted features", lambda r: ", ".join(r.get("drifted_features") or [])),
         ])
         self.table, _ = make_table(self.table_model)
-        lower_layout.addWidget(self.table, 3)
+        # batches and served traffic share the lower area, one tab each: the page needs no more height
+        self.traffic = TrafficSection(controller.plots_ready)
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.setObjectName("monitoringLowerTabs")
+        self.lower_tabs.addTab(self.table, "Batches")
+        self.lower_tabs.addTab(self.traffic, "Served traffic")
+        lower_layout.addWidget(self.lower_tabs, 3)
         lower_layout.addWidget(self._schedule_box(), 2)
         self.splitter.addWidget(lower)
         self.splitter.setSizes([460, 220])
@@ -406,6 +414,7 @@ class MonitoringPanel(Panel):
         self._last_id = 0
         self.results = []
         self.table_model.set_rows([])
+        self.traffic.clear()
         for series in self.series.values():
             series.clear()
         if self.plots_built:
@@ -433,6 +442,7 @@ class MonitoringPanel(Panel):
         if self.plots_built:
             self._show_plots(bool(self.results))
             self._decorations(project)  # the points themselves reach the curves on the next flush tick
+        self.traffic.refresh(self.keel, self.project)
         measured = [r for r in self.results if r["value"] is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
                              (f"; last {project['metric']} {fmt_value(measured[-1]['value'])}" if measured else ""))

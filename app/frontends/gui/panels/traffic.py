@@ -1,0 +1,118 @@
+"""The Monitoring tab's served-traffic section: request volume over time, and the traffic
+windows (and unlabelled batches with IDs) with their label coverage and measured metric,
+which fills in when labels arrive (Keel.traffic; labels are added from File > Add labels…)."""
+
+from datetime import UTC, datetime
+
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QVBoxLayout, QWidget
+
+from app.frontends.gui.common import RecordsModel, fmt_value, local_time, make_table, muted
+
+MINUTE_BARS_FOR_SECONDS = 3 * 3600  # traffic spanning longer than this is shown per hour
+HOUR_BARS_FOR_SECONDS = 10 * 86400  # ...and longer than this, per day
+MINIMUM_HEIGHT = 60
+BUCKET_SUFFIX = {"minute": ":00", "hour": ":00:00", "day": "T00:00:00"}
+
+
+def bucket_start(at: str, bucket: str) -> float:
+    """'2026-11-30T07:12' (a minute bucket of ISO UTC times) -> seconds since 1970."""
+    return datetime.fromisoformat(at + BUCKET_SUFFIX[bucket]).replace(tzinfo=UTC).timestamp()
+
+
+def window_label(row: dict) -> str:
+    return f"traffic {row['window']}" if row.get("kind", "traffic") == "traffic" else f"data v{row['dataset_version']}"
+
+
+class TrafficSection(QGroupBox):
+    """plots_ready: the controller's signal that pyqtgraph is imported (on a worker); the volume
+    plot is drawn only after it, never by importing pyqtgraph here while the worker does."""
+
+    def __init__(self, plots_ready, parent=None):
+        super().__init__("Served traffic and late labels", parent)
+        self.setObjectName("trafficSection")
+        self.overview: dict | None = None
+        self.volume_plot = None
+        self.plots_allowed = False
+        plots_ready.connect(self.allow_plots)
+        # a tab of the Monitoring page's lower area: it may shrink, so the page still fits a
+        # 1024x640 window (the user drags the splitter to see more)
+        self.setMinimumHeight(MINIMUM_HEIGHT)
+        layout = QHBoxLayout(self)
+        left = QVBoxLayout()
+        self.summary = muted("No traffic recorded yet: the scoring server and `keel predict` record what they "
+                             "score when the project's prediction log is on (the default with an ID column).")
+        self.summary.setObjectName("trafficSummary")
+        left.addWidget(self.summary)
+        self.plot_holder = QWidget()
+        self.plot_layout = QVBoxLayout(self.plot_holder)
+        self.plot_layout.setContentsMargins(0, 0, 0, 0)
+        left.addWidget(self.plot_holder, 1)
+        layout.addLayout(left, 2)
+        self.table_model = RecordsModel([
+            ("Window", window_label),
+            ("Coverage", lambda r: f"{r['label_coverage']:.0%}"),
+            ("Measured", "value"), ("Rows", "rows"), ("Labelled", "labelled_rows"),
+            ("Estimated", "estimated_value"), ("Prediction PSI", "prediction_drift"),
+            ("Until", lambda r: local_time(r.get("ended_at"))),
+            ("Drifted features", lambda r: ", ".join(r.get("drifted_features") or [])),
+        ])
+        self.table, _ = make_table(self.table_model)
+        self.table.setObjectName("trafficTable")
+        layout.addWidget(self.table, 3)
+
+    def refresh(self, keel, project: str) -> None:
+        overview = keel.traffic(project, "minute")
+        if overview["volume"]:
+            span = bucket_start(overview["volume"][-1]["at"], "minute") - bucket_start(overview["volume"][0]["at"],
+                                                                                     "minute")
+            if span > MINUTE_BARS_FOR_SECONDS:
+                overview = keel.traffic(project, "hour" if span <= HOUR_BARS_FOR_SECONDS else "day")
+        self.overview = overview
+        rows = list(reversed(overview["windows"])) + list(reversed(overview["batches"]))
+        self.table_model.set_rows(rows)
+        self.table.resizeColumnsToContents()
+        scored = sum(point["rows"] for point in overview["volume"])
+        labelled = sum(w["labelled_rows"] for w in overview["windows"])
+        windowed = sum(w["rows"] for w in overview["windows"])
+        if overview["windows"] or scored:
+            self.summary.setText(
+                f"{scored:,} row(s) in the prediction log; {len(overview['windows'])} traffic window(s), "
+                f"{labelled:,} of their {windowed:,} rows labelled ({labelled / windowed if windowed else 0:.0%}). "
+                f"Last measured: {self._last_measured(overview)}")
+        self._draw_volume(overview)
+
+    @staticmethod
+    def _last_measured(overview: dict) -> str:
+        measured = [w for w in overview["windows"] if w["value"] is not None]
+        if not measured:
+            return "none yet (waiting for labels)"
+        last = measured[-1]
+        return f"{last['metric']} {fmt_value(last['value'])} on traffic window {last['window']}"
+
+    def allow_plots(self) -> None:
+        self.plots_allowed = True
+        if self.overview is not None:
+            self._draw_volume(self.overview)
+
+    def _draw_volume(self, overview: dict) -> None:
+        if not overview["volume"] or not self.plots_allowed:
+            return
+        from app.frontends.gui.plots import pg, plot_widget
+
+        if self.volume_plot is None:
+            self.volume_plot = plot_widget("Rows scored", left="rows")
+            self.volume_plot.setAxisItems({"bottom": pg().DateAxisItem(orientation="bottom")})
+            self.volume_plot.setObjectName("trafficVolumePlot")
+            self.plot_layout.addWidget(self.volume_plot)
+        bucket = overview["volume_bucket"]
+        xs = [bucket_start(point["at"], bucket) for point in overview["volume"]]
+        width = {"minute": 60, "hour": 3600, "day": 86400}[bucket] * 0.8
+        self.volume_plot.clear()
+        self.volume_plot.addItem(pg().BarGraphItem(x=xs, height=[p["rows"] for p in overview["volume"]],
+                                                   width=width, brush="#2d6cdf"))
+
+    def clear(self) -> None:
+        self.overview = None
+        self.table_model.set_rows([])
+        if self.volume_plot is not None:
+            self.volume_plot.clear()
