@@ -23,6 +23,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app tests bench scripts main.py
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: $(STAMP) lint
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q

@@ -162,11 +162,11 @@ class ArchiveReader:
             if name not in stored:
                 raise ArchiveError(f"{self.path.name}: member {name} is missing")
             with self.open(name) as handle:
-                for _ in iter(lambda handle=handle: handle.read(BLOCK), b""):
+                while handle.read(BLOCK):
                     pass
 
     @contextmanager
-    def open(self, name: str) -> Iterator[IO[bytes]]:
+    def open(self, name: str) -> Iterator["_CheckedStream"]:
         """A stream of the member that raises ArchiveError at its end if the bytes do not match."""
         entry = self.entries.get(name)
         if entry is None:

@@ -102,7 +102,7 @@ def import_rows(registry: Registry, rows: dict[str, list[dict]], rewrite) -> int
             cursor = conn.execute(
                 f'INSERT INTO "{table}" ({", ".join(f"{chr(34)}{n}{chr(34)}" for n in names)}) '
                 f'VALUES ({", ".join("?" * len(names))})', [values[n] for n in names])
-            if old_id is not None:
+            if old_id is not None and cursor.lastrowid is not None:
                 id_map[old_id] = cursor.lastrowid
     return next(iter(id_maps[ROOT_TABLE].values()))
 

@@ -481,19 +481,23 @@ class Registry:
         names = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         return {name: self.conn.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0] for name in sorted(names)}
 
+    def _insert_row(self, table: str, fields: dict) -> int:
+        """Inserts one row; its id."""
+        row_id = self.db.table(table).insert(fields).last_pk
+        assert row_id is not None  # every table has an integer primary key
+        return int(row_id)
+
     # ----------------------------------------------------------------- projects
     def insert_project(self, name: str, task: str, target: str, metric: str, schema: dict, settings: dict) -> int:
-        return self.db["projects"].insert(
-            dict(
-                name=name,
-                task=task,
-                target=target,
-                metric=metric,
-                schema_json=json.dumps(schema),
-                settings_json=json.dumps(settings),
-                created_at=utc_now(),
-            )
-        ).last_pk
+        return self._insert_row("projects", dict(
+            name=name,
+            task=task,
+            target=target,
+            metric=metric,
+            schema_json=json.dumps(schema),
+            settings_json=json.dumps(settings),
+            created_at=utc_now(),
+        ))
 
     def find_project(self, name: str) -> dict | None:
         """The project called name, or None: the one place that asks whether a project exists."""
@@ -533,7 +537,7 @@ class Registry:
     def insert_dataset_version(self, **fields) -> int:
         fields.setdefault("created_at", utc_now())
         fields["report_json"] = json.dumps(fields.pop("report", {}))
-        return self.db["dataset_versions"].insert(fields).last_pk
+        return self._insert_row("dataset_versions", fields)
 
     def dataset_versions(self, project_id: int) -> list[dict]:
         rows = self.query("SELECT * FROM dataset_versions WHERE project_id = ? ORDER BY version", (project_id,))
@@ -574,7 +578,7 @@ class Registry:
             if key in fields:
                 record[f"{key}_json"] = json.dumps(fields.pop(key))
         record.update(fields)
-        return self.db["runs"].insert(record).last_pk
+        return self._insert_row("runs", record)
 
     def log_params(self, run_id: int, params: dict) -> None:
         self.conn.executemany(
@@ -650,7 +654,7 @@ class Registry:
     def insert_model_version(self, **fields) -> int:
         fields.setdefault("created_at", utc_now())
         fields["extra_trusted_types_json"] = json.dumps(fields.pop("extra_trusted_types", []))
-        return self.db["model_versions"].insert(fields).last_pk
+        return self._insert_row("model_versions", fields)
 
     def model_versions(self, project_id: int, include_archived: bool = True) -> list[dict]:
         sql = "SELECT * FROM model_versions WHERE project_id = ?"
@@ -722,14 +726,14 @@ class Registry:
 
     def insert_deployment(self, **fields) -> int:
         fields.setdefault("deployed_at", utc_now())
-        return self.db["deployments"].insert(fields).last_pk
+        return self._insert_row("deployments", fields)
 
     # ----------------------------------------------------------------- monitoring
     def insert_monitor_result(self, **fields) -> int:
         fields.setdefault("at", utc_now())
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
-        return self.db["monitor_results"].insert(fields).last_pk
+        return self._insert_row("monitor_results", fields)
 
     def last_monitor_result(self, project_id: int) -> dict | None:
         """The newest monitoring result: id, at, metric, value, estimated_value, drift_share, model_version_id."""
@@ -826,7 +830,7 @@ class Registry:
     def insert_traffic_window(self, **fields) -> int:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
-        return self.db["traffic_windows"].insert(fields).last_pk
+        return self._insert_row("traffic_windows", fields)
 
     def traffic_windows(self, project_id: int, after_id: int = 0) -> list[dict]:
         rows = self.query(
@@ -903,7 +907,7 @@ class Registry:
 
     def insert_late_measurement(self, **fields) -> int:
         fields.setdefault("at", utc_now())
-        return self.db["late_measurements"].insert(fields).last_pk
+        return self._insert_row("late_measurements", fields)
 
     def pending_late_measurements(self, project_id: int) -> list[dict]:
         return self.query(
@@ -959,7 +963,7 @@ class Registry:
     def insert_alert(self, **fields) -> int:
         fields.setdefault("opened_at", utc_now())
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
-        return self.db["alerts"].insert(fields).last_pk
+        return self._insert_row("alerts", fields)
 
     def close_alert(self, alert_id: int, status: str) -> None:
         self.conn.execute(
@@ -970,17 +974,15 @@ class Registry:
     def add_event(
         self, project: dict | None, kind: str, message: str, by: str = "user", details: dict | None = None
     ) -> int:
-        return self.db["events"].insert(
-            dict(
-                project_id=project["id"] if project else None,
-                project_name=project["name"] if project else None,
-                at=utc_now(),
-                kind=kind,
-                by=by,
-                message=message,
-                details_json=json.dumps(details or {}, default=str),
-            )
-        ).last_pk
+        return self._insert_row("events", dict(
+            project_id=project["id"] if project else None,
+            project_name=project["name"] if project else None,
+            at=utc_now(),
+            kind=kind,
+            by=by,
+            message=message,
+            details_json=json.dumps(details or {}, default=str),
+        ))
 
     def recent_events(self, project_id: int, limit: int) -> list[Event]:
         """The project's newest events, newest first."""

@@ -9,6 +9,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from app import SOURCE_ROOT
 from app.core.domain.errors import BusyError, KeelError
@@ -85,7 +86,7 @@ class FileLock:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._handle = None
+        self._handle: IO[str] | None = None
 
     def try_acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
