@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
-from app.core.fileio import write_text_atomic
+from app.core.fileio import sha256_file, write_text_atomic
 from app.core.services.paths import is_inside
 from app.core.store.workspace import FileLock
 
@@ -352,7 +352,7 @@ def _retire_original(keel, name: str, entry: Entry, digest: str, ingested_copy: 
         entry.path.unlink(missing_ok=True)
         return
     try:
-        unchanged = _sha256(entry.path) == digest
+        unchanged = sha256_file(entry.path) == digest
     except FileNotFoundError:
         return
     if unchanged:
@@ -362,14 +362,6 @@ def _retire_original(keel, name: str, entry: Entry, digest: str, ingested_copy: 
     reject(keel, name, entry.path, rejected, KeelError(
         f"changed while it was being ingested: its first {entry.size} bytes became dataset v{version} "
         f"({ingested_copy.name} in processed/); this is the whole file as it is now, not ingested"), by)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _workspace_trouble(exc: Exception) -> bool:
