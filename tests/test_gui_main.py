@@ -72,7 +72,7 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     schema_page = wizard.schema_page
     assert schema_page.schema is not None
     schema_page.train_now.setChecked(False)  # trained by default; the journey test covers that
-    assert [r["name"] for r in schema_page.model.rows][:6] == ["income", "age", "debt_ratio", "tenure_months",
+    assert [r["name"] for r in schema_page.schema_rows.rows][:6] == ["income", "age", "debt_ratio", "tenure_months",
                                                                 "region", "has_mortgage"]
     wizard.accept()
     qtbot.waitUntil(lambda: window.controller.project == "loans", timeout=JOB_TIMEOUT_MS)

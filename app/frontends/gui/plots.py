@@ -152,30 +152,30 @@ class GrowingSeries:
 
     def __init__(self, curve):
         self.curve = curve
-        self.x = np.empty(64)
-        self.y = np.empty(64)
-        self.size = 0
+        self.xs = np.empty(64)
+        self.ys = np.empty(64)
+        self.count = 0
         self.dirty = False
 
     def clear(self) -> None:
-        self.size = 0
+        self.count = 0
         self.dirty = True
 
     def append(self, x: float, y: float) -> None:
-        if self.size == len(self.x):
-            self.x = np.resize(self.x, 2 * len(self.x))
-            self.y = np.resize(self.y, 2 * len(self.y))
-        self.x[self.size], self.y[self.size] = x, y
-        self.size += 1
+        if self.count == len(self.xs):
+            self.xs = np.resize(self.xs, 2 * len(self.xs))
+            self.ys = np.resize(self.ys, 2 * len(self.ys))
+        self.xs[self.count], self.ys[self.count] = x, y
+        self.count += 1
         self.dirty = True
 
     def flush(self) -> None:
         if self.dirty:
-            self.curve.setData(self.x[:self.size], self.y[:self.size])
+            self.curve.setData(self.xs[:self.count], self.ys[:self.count])
             self.dirty = False
 
     def values(self) -> np.ndarray:
-        return self.y[:self.size].copy()
+        return self.ys[:self.count].copy()
 
 
 def clear_plot(widget) -> None:

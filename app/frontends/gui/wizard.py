@@ -227,9 +227,9 @@ class SchemaPage(QWizardPage):
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
-        self.model = RecordsModel([("Column", "name"), ("Kind", "kind"), ("Missing", "missing"),
+        self.schema_rows = RecordsModel([("Column", "name"), ("Kind", "kind"), ("Missing", "missing"),
                                    ("Distinct / range", "summary")])
-        self.view, _ = make_table(self.model, sortable=False)
+        self.view, _ = make_table(self.schema_rows, sortable=False)
         layout.addWidget(self.view, 1)
         self.error = QLabel()
         self.error.setWordWrap(True)
@@ -254,7 +254,7 @@ class SchemaPage(QWizardPage):
             self.schema = infer_schema(self.wiz.raw, target, task, id_column=page.id_column.currentData())
         except KeelError as exc:
             self.error.setText(str(exc))
-            self.model.set_rows([])
+            self.schema_rows.set_rows([])
             return
         self.error.setText("")
         rows = []
@@ -273,7 +273,7 @@ class SchemaPage(QWizardPage):
         if page.id_column.currentData():
             rows.append({"name": page.id_column.currentData(), "kind": "ID (never a feature)", "missing": "",
                          "summary": ""})
-        self.model.set_rows(rows)
+        self.schema_rows.set_rows(rows)
         self.view.resizeColumnsToContents()
         self.summary.setText(f"<b>{page.name.text()}</b>: predict <b>{target}</b> ({task}) from "
                              f"{len(self.schema['features'])} feature column(s), {page.preset.currentText()}, "
