@@ -60,7 +60,7 @@ def _health(keel, name: str) -> dict:
     result = {"project": name, "metric": metric, "production_version": None, "training_value": None,
               "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
               "reasons": []}
-    if deployment is None:
+    if deployment is None or model_version is None:
         result["reasons"].append("no production model yet")
         return result
     result["production_version"] = deployment["version"]
@@ -97,7 +97,7 @@ def production_card(keel, name: str) -> dict:
             "versions": len(keel.registry.model_versions(project["id"])),
             "dataset_versions": len(keel.registry.dataset_versions(project["id"])),
             "deployments": len(keel.registry.deployments(project["id"])), "production": None, "sparkline": []}
-    if deployment is not None:
+    if deployment is not None and model_version is not None:
         metrics = keel.model_metrics(model_version)
         card["production"] = {"version": deployment["version"], "deployed_at": deployment["deployed_at"],
                               "by": deployment["by"], "reason": deployment["reason"],

@@ -99,7 +99,8 @@ def _batch_rows(keel, project: dict, id_column: str, ids: set[str]) -> tuple[dic
     import pyarrow.parquet as pq
 
     target = project["schema"]["target"]
-    found, labelled = {}, set()
+    found: dict[str, tuple] = {}
+    labelled: set[str] = set()
     if not ids:
         return found, labelled
     for version in keel.registry.dataset_versions(project["id"]):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
 from app.core.domain.entities import Event, TrainingData
@@ -55,7 +55,7 @@ DRIFT_REFERENCES_KEPT = 8
 class LoadedModel:
     project: dict
     model_version: dict
-    model: object
+    model: Any  # a fitted scikit-learn estimator (Keel's own: a Pipeline)
 
     @property
     def version(self) -> int:
@@ -808,6 +808,7 @@ class Keel:
                 result.to_csv(tmp, index=False)
         logged = 0
         if policy.enabled:
+            assert ids is not None  # a project that logs its traffic returns IDs
             proba_columns = [c for c in scores.columns if c.startswith("proba_")]
             logged = prediction_log.record(self, loaded.project, loaded.model_version["id"], ids,
                                            X.reset_index(drop=True), scores["prediction"].tolist(),
@@ -897,11 +898,6 @@ class Keel:
             return False
         self.registry.mark_schedule_run(project["id"])
         return self.registry.current_deployment(project["id"]) is not None
-
-    def record_served_samples(self, rows: list[dict]) -> None:
-        """rows: {project_id, model_version_id, at, inputs_json, predictions_json}, in one transaction."""
-        with self.registry.transaction():
-            self.registry.insert_served_samples(rows)
 
     def alerts(self, name: str) -> list[dict]:
         return self.registry.alerts(self.project(name)["id"])

@@ -225,6 +225,8 @@ def observe(keel, project: dict, cycle, by: str) -> Observation:
         frame = keel.dataset_frame(name, batch.dataset_version)
         frame = frame[frame[project["target"]].notna()].reset_index(drop=True)
         frames.append(frame)
+        if champion is None:
+            continue  # no production model: no loss to watch
         change = detector.update(row_losses(project, champion.model, frame), batch.dataset_version)
         if change is not None:
             observation.change = change
