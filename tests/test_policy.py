@@ -280,7 +280,7 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
     assert window["mode"] == "adaptive" and set(window["scores"]) == {"all", "since change"}
     assert window["chosen"] == "since change" and window["scores"]["since change"] > window["scores"]["all"]
     assert window["selection_rows"] == result["details"]["gate_rows"] == 200
-    run_id = keel.registry.model_version(keel.project("loan")["id"], 2)["run_id"]
+    run_id = keel.registry.model_version(keel.project("loan")["id"], 2).run_id
     assert keel.registry.run_params(run_id)["training_window"] == "since change"
     keel.close()
 

@@ -162,7 +162,7 @@ class ProductionWatcher:
             self.on_change(current, f"refused v{deployment['version']}: {exc}{kept}")
             return
         served = ServedModel(
-            project=self.project["name"], version=deployment["version"], sha256=loaded.model_version["sha256"],
+            project=self.project["name"], version=deployment["version"], sha256=loaded.model_version.sha256,
             model_version_id=deployment["model_version_id"], project_id=self.project["id"],
             deployed_at=deployment["deployed_at"], task=loaded.project["task"], schema=loaded.project["schema"],
             model=loaded.model, log_policy=policy)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,3 +37,37 @@ class Event:
         """The event at an edge (--json, a table row): every field under its own name."""
         return {"id": self.id, "project_id": self.project_id, "project_name": self.project_name, "at": self.at,
                 "kind": self.kind, "by": self.by, "message": self.message, "details": self.details}
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model: its file (sha256-checked), the run that trained it, its aliases."""
+
+    id: int
+    project_id: int
+    version: int
+    run_id: int | None  # None: imported, not trained here
+    artifact_path: str  # relative to the workspace root
+    sha256: str
+    extra_trusted_types: tuple[str, ...]  # types accepted beyond Keel's own list, for this version only
+    notes: str
+    archived: bool
+    created_at: str  # UTC, ISO 8601
+    pruned_at: str | None  # its file removed by retention (the row stays)
+    aliases: tuple[str, ...]  # sorted: "champion", "challenger"
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], aliases: Iterable[str] = ()) -> ModelVersion:
+        """From a model_versions row (extra_trusted_types_json still encoded) and its aliases."""
+        return cls(id=row["id"], project_id=row["project_id"], version=row["version"], run_id=row["run_id"],
+                   artifact_path=row["artifact_path"], sha256=row["sha256"],
+                   extra_trusted_types=tuple(json.loads(row["extra_trusted_types_json"] or "[]")),
+                   notes=row["notes"], archived=bool(row["archived"]), created_at=row["created_at"],
+                   pruned_at=row.get("pruned_at"), aliases=tuple(sorted(aliases)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The version at an edge, under the keys its dict always had."""
+        return {"id": self.id, "project_id": self.project_id, "version": self.version, "run_id": self.run_id,
+                "artifact_path": self.artifact_path, "sha256": self.sha256, "notes": self.notes,
+                "archived": self.archived, "created_at": self.created_at, "pruned_at": self.pruned_at,
+                "extra_trusted_types": list(self.extra_trusted_types), "aliases": list(self.aliases)}

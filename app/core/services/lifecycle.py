@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Event, TrainingData
+from app.core.domain.entities import Event, ModelVersion, TrainingData
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -54,12 +54,12 @@ DRIFT_REFERENCES_KEPT = 8
 @dataclass
 class LoadedModel:
     project: dict
-    model_version: dict
+    model_version: ModelVersion
     model: Any  # a fitted scikit-learn estimator (Keel's own: a Pipeline)
 
     @property
     def version(self) -> int:
-        return self.model_version["version"]
+        return self.model_version.version
 
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
@@ -479,16 +479,16 @@ class Keel:
         return run_id
 
     # ================================================================ models
-    def model_metrics(self, model_version: dict) -> dict[str, float]:
-        return self.registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
+    def model_metrics(self, model_version: ModelVersion) -> dict[str, float]:
+        return self.registry.run_metrics(model_version.run_id) if model_version.run_id else {}
 
     def load_version(self, name: str, version: int) -> LoadedModel:
         from app.core.ml import artifacts
 
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                     model_version["extra_trusted_types"])
+        model = artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                                     model_version.extra_trusted_types)
         return LoadedModel(project, model_version, model)
 
     def production_version(self, name: str) -> int | None:
@@ -506,7 +506,7 @@ class Keel:
 
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        path = (self.workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
+        path = (self.workspace.root / model_version.artifact_path).with_suffix(".reference.parquet")
         return datasets.read_frame(path) if path.exists() else None
 
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
@@ -552,7 +552,7 @@ class Keel:
 
     def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
         loaded = self.load_version(name, version)  # verifies hash and types before handing the file out
-        source = self.workspace.root / loaded.model_version["artifact_path"]
+        source = self.workspace.root / loaded.model_version.artifact_path
         destination = check_output_path(self.workspace.root, destination)
         if destination.is_dir():
             destination = destination / f"{name}-v{version}.skops"
@@ -560,7 +560,7 @@ class Keel:
             shutil.copyfile(source, tmp)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
-        return {"version": version, "path": str(destination), "sha256": loaded.model_version["sha256"]}
+        return {"version": version, "path": str(destination), "sha256": loaded.model_version.sha256}
 
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
@@ -569,7 +569,7 @@ class Keel:
             if archived and self.production_version(name) == version:
                 raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
             with self.registry.transaction():
-                self.registry.set_archived(model_version["id"], archived)
+                self.registry.set_archived(model_version.id, archived)
                 self.registry.add_event(project, "model_archived" if archived else "model_unarchived",
                                         f"v{version} {'archived' if archived else 'restored'}", by)
 
@@ -587,18 +587,18 @@ class Keel:
 
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                             model_version["extra_trusted_types"])  # never deploy a file that will not load
+        artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                             model_version.extra_trusted_types)  # never deploy a file that will not load
         current = self.registry.current_deployment(project["id"])
         previous_version = current["version"] if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
         staged = []
         try:
             with self.registry.transaction():
-                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
+                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version.id,
                                                 replaced_deployment_id=current["id"] if current else None,
                                                 by=by, reason=reason, is_rollback=0)
-                self._set_production_aliases(project, model_version["id"])
+                self._set_production_aliases(project, model_version.id)
                 self.registry.add_event(project, "deployed",
                                         f"v{version} deployed to production"
                                         + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
@@ -630,8 +630,8 @@ class Keel:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
             model_version = self.registry.model_version_by_id(target["model_version_id"])
-            artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                 model_version["extra_trusted_types"])
+            artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                                 model_version.extra_trusted_types)
             reason = reason or f"rolled back from v{current['version']}"
             staged = []
             try:
@@ -682,8 +682,8 @@ class Keel:
         if deployment is None:
             return None
         model_version = self.registry.model_version_by_id(deployment["model_version_id"])
-        return {"project": project["name"], "version": deployment["version"], "sha256": model_version["sha256"],
-                "artifact_path": model_version["artifact_path"], "deployed_at": deployment["deployed_at"],
+        return {"project": project["name"], "version": deployment["version"], "sha256": model_version.sha256,
+                "artifact_path": model_version.artifact_path, "deployed_at": deployment["deployed_at"],
                 "by": deployment["by"], "reason": deployment["reason"]}
 
     def _stage_manifest(self, project) -> list[tuple[Path, Path]]:
@@ -810,7 +810,7 @@ class Keel:
         if policy.enabled:
             assert ids is not None  # a project that logs its traffic returns IDs
             proba_columns = [c for c in scores.columns if c.startswith("proba_")]
-            logged = prediction_log.record(self, loaded.project, loaded.model_version["id"], ids,
+            logged = prediction_log.record(self, loaded.project, loaded.model_version.id, ids,
                                            X.reset_index(drop=True), scores["prediction"].tolist(),
                                            scores[proba_columns].to_numpy() if proba_columns else None)
         with self.registry.transaction():
@@ -829,10 +829,10 @@ class Keel:
         production = self.production_version(name)
         versions = []
         for model_version in self.registry.model_versions(project["id"]):
-            versions.append({"version": model_version["version"], "created_at": model_version["created_at"],
-                             "metrics": self.model_metrics(model_version), "aliases": model_version["aliases"],
-                             "in_production": model_version["version"] == production,
-                             "archived": bool(model_version["archived"]), "notes": model_version["notes"]})
+            versions.append({"version": model_version.version, "created_at": model_version.created_at,
+                             "metrics": self.model_metrics(model_version), "aliases": list(model_version.aliases),
+                             "in_production": model_version.version == production,
+                             "archived": model_version.archived, "notes": model_version.notes})
         datasets_rows = self.registry.dataset_versions(project["id"])
         last_result = self.registry.last_monitor_result(project["id"])
         if last_result is not None:
@@ -868,7 +868,7 @@ class Keel:
         """Every deployment (and rollback) of the project, oldest first, with its model version number."""
         return self.registry.deployments(self.project(name)["id"])
 
-    def model_version_by_id(self, model_version_id: int) -> dict:
+    def model_version_by_id(self, model_version_id: int) -> ModelVersion:
         return self.registry.model_version_by_id(model_version_id)
 
     def dataset_versions(self, name: str) -> list[dict]:

@@ -88,7 +88,7 @@ def reference_for(keel, loaded) -> drift.DriftReference:
     """The prepared reference of a model, built once per model version (the workspace's Keel keeps
     them). The file's sha256 alone is not a key: one skops file imported into two projects has one
     hash but two references (an imported model's reference is its project's training data)."""
-    key = (loaded.project["name"], loaded.model_version["id"], loaded.model_version["sha256"])
+    key = (loaded.project["name"], loaded.model_version.id, loaded.model_version.sha256)
     return keel.drift_references.get_or_build(key, lambda: prepare_reference(keel, loaded))
 
 
@@ -150,7 +150,7 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
         result.rules = check_rules(result, settings, training_value)
         with keel.registry.transaction():
             keel.registry.insert_monitor_result(
-                project_id=project["id"], model_version_id=loaded.model_version["id"], dataset_version_id=row["id"],
+                project_id=project["id"], model_version_id=loaded.model_version.id, dataset_version_id=row["id"],
                 rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
                 estimated_value=result.estimated_value, drift_share=result.drift_share,
                 prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,

@@ -73,16 +73,16 @@ def model_card(keel, project: dict, version: int) -> dict:
 
     registry = keel.registry
     model_version = registry.model_version(project["id"], version)
-    run = registry.run(model_version["run_id"]) if model_version.get("run_id") else None
+    run = registry.run(model_version.run_id) if model_version.run_id else None
     params = registry.run_params(run["id"]) if run else {}
     metrics = keel.model_metrics(model_version)
     compared = insights.compare_versions(keel, project["name"], [version])
     scored = compared["versions"][0]
     events = registry.events(project["id"])
     return {
-        "version": version, "created_at": model_version["created_at"], "task": project["task"],
-        "target": project["target"], "metric": project["metric"], "notes": model_version["notes"],
-        "aliases": model_version["aliases"], "archived": bool(model_version["archived"]),
+        "version": version, "created_at": model_version.created_at, "task": project["task"],
+        "target": project["target"], "metric": project["metric"], "notes": model_version.notes,
+        "aliases": list(model_version.aliases), "archived": model_version.archived,
         "preset": run["preset"] if run else None,
         "preset_label": PRESET_LABELS.get(run["preset"], run["preset"]) if run else None,
         "seed": run["seed"] if run else None, "overrides": params.get("overrides") or {},
@@ -101,7 +101,7 @@ def model_card(keel, project: dict, version: int) -> dict:
                  and e.details.get("challenger_version") == version],
         "deployments": _deployments_of(registry.deployments(project["id"]), version),
         "library_versions": run["library_versions"] if run else {},
-        "sha256": model_version["sha256"], "artifact": Path(model_version["artifact_path"]).name,
+        "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
         "settings": ProjectSettings.from_dict(project["settings"]).to_dict(),
     }
 
