@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from foundation_helpers import cli, create_project
 
-from app.core.domain.entities import Event, ModelVersion
+from app.core.domain.entities import Alert, Event, ModelVersion
 from app.core.services.lifecycle import Keel
 from app.core.store.registry import Registry
 
@@ -73,3 +73,20 @@ def test_model_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_re
     assert v2.aliases == ("champion",) and v2.archived is False and v2.run_id is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         v2.notes = "edited"
+
+
+def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry):
+    project_id = earlier_registry.find_project("loans")["id"]
+    before = rows(earlier_registry, "SELECT * FROM alerts WHERE project_id = ? ORDER BY id", project_id)
+    alerts = earlier_registry.alerts(project_id)
+    assert all(isinstance(a, Alert) for a in alerts) and [a.id for a in alerts] == [1, 2]
+    for alert, row in zip(alerts, before):
+        row["details"] = json.loads(row.pop("details_json"))
+        assert alert.to_dict() == row  # every column, details decoded
+        # `status --json` lists open alerts with exactly these keys (docs/cli.md)
+        assert list(alert.headline()) == ["id", "rule", "severity", "opened_at", "message"]
+    assert earlier_registry.open_alerts(project_id) == [a for a in alerts if a.is_open] == alerts
+    assert earlier_registry.alert(project_id, 2) == alerts[1] and earlier_registry.alert(project_id, 99) is None
+    assert alerts[0].details["dataset_version"] == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        alerts[0].status = "acknowledged"

@@ -258,8 +258,8 @@ def test_alert_names_the_earlier_version_in_an_alert(workspace):
     drop(keel, "loan", batch(23, rows=400, concept=0.0), "a-again.csv")
     result = keel.monitor("loan")
     assert result["decision"] == "alert" and result["production_version"] == 2
-    [alert] = [a for a in keel.registry.open_alerts(keel.project("loan")["id"]) if a["rule"] == policy.RESTORE_RULE]
-    assert "earlier v1" in alert["message"] and "rollback loan --to 1" in alert["message"]
+    [alert] = [a for a in keel.registry.open_alerts(keel.project("loan")["id"]) if a.rule == policy.RESTORE_RULE]
+    assert "earlier v1" in alert.message and "rollback loan --to 1" in alert.message
     keel.close()
 
 

@@ -71,3 +71,39 @@ class ModelVersion:
                 "artifact_path": self.artifact_path, "sha256": self.sha256, "notes": self.notes,
                 "archived": self.archived, "created_at": self.created_at, "pruned_at": self.pruned_at,
                 "extra_trusted_types": list(self.extra_trusted_types), "aliases": list(self.aliases)}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: opened when a rule fires, closed once (recovered, or acknowledged by a user)."""
+
+    id: int
+    project_id: int
+    rule: str
+    severity: str  # critical | error | warning | info
+    opened_at: str  # UTC, ISO 8601
+    message: str
+    status: str  # open | acknowledged | recovered
+    closed_at: str | None
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Alert:
+        """From an alerts row (details_json still encoded)."""
+        return cls(id=row["id"], project_id=row["project_id"], rule=row["rule"], severity=row["severity"],
+                   opened_at=row["opened_at"], message=row["message"], status=row["status"],
+                   closed_at=row["closed_at"], details=json.loads(row["details_json"] or "{}"))
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    def headline(self) -> dict[str, Any]:
+        """What `status --json` lists of an open alert: id, rule, severity, opened_at, message."""
+        return {"id": self.id, "rule": self.rule, "severity": self.severity, "opened_at": self.opened_at,
+                "message": self.message}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every column under its own name (details decoded): a table row, a report."""
+        return {**self.headline(), "project_id": self.project_id, "status": self.status,
+                "closed_at": self.closed_at, "details": self.details}

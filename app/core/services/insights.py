@@ -33,8 +33,8 @@ def alerts_since(keel, name: str, since: str) -> dict:
     """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
     a run can open and close ten alerts between two looks, leaving nothing open to see."""
     rows = keel.alerts(name)
-    return {"opened": sum(1 for a in rows if a["opened_at"] >= since),
-            "recovered": sum(1 for a in rows if a["status"] == "recovered" and (a.get("closed_at") or "") >= since)}
+    return {"opened": sum(1 for a in rows if a.opened_at >= since),
+            "recovered": sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since)}
 
 
 def health(keel, name: str, since: str | None = None) -> dict:

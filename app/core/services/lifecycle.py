@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Event, ModelVersion, TrainingData
+from app.core.domain.entities import Alert, Event, ModelVersion, TrainingData
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -842,7 +842,7 @@ class Keel:
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
                                       "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"],
+                "open_alerts": [a.headline() for a in self.registry.open_alerts(project["id"])], "settings": project["settings"],
                 "prediction_log": prediction_log.summary(self, project)}
 
     def production_overview(self, name: str) -> dict:
@@ -899,7 +899,7 @@ class Keel:
         self.registry.mark_schedule_run(project["id"])
         return self.registry.current_deployment(project["id"]) is not None
 
-    def alerts(self, name: str) -> list[dict]:
+    def alerts(self, name: str) -> list[Alert]:
         return self.registry.alerts(self.project(name)["id"])
 
     def open_alerts_after(self, alert_id: int) -> list[dict]:
@@ -933,9 +933,9 @@ class Keel:
             # and the audit log must not say "acknowledged" for an alert that was not
             status = self.registry.alert_status(alert_id)
             if status != "open":
-                raise KeelError(f"alert {alert_id} ({alert['rule']}) is already {status}; nothing to acknowledge")
+                raise KeelError(f"alert {alert_id} ({alert.rule}) is already {status}; nothing to acknowledge")
             self.registry.close_alert(alert_id, "acknowledged")
-            self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
+            self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert.rule}) acknowledged", by)
 
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
     # These services are imported on first use because they load pandas and scikit-learn, which

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import Alert
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -242,8 +243,8 @@ def check_rules(result: BatchResult, settings: ProjectSettings, training_value: 
     return rules
 
 
-def open_alert_by_rule(registry, project_id: int) -> dict[str, dict]:
-    return {alert["rule"]: alert for alert in registry.open_alerts(project_id)}
+def open_alert_by_rule(registry, project_id: int) -> dict[str, Alert]:
+    return {alert.rule: alert for alert in registry.open_alerts(project_id)}
 
 
 def update_alerts(registry, project: dict, result: BatchResult, by: str, cycle: CycleResult) -> None:
@@ -273,10 +274,10 @@ def apply_rules(registry, project: dict, rules: dict, where: str, dataset_versio
             cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
                                         "message": message, "dataset_version": dataset_version})
         elif not message and current is not None:
-            registry.close_alert(current["id"], "recovered")
-            registry.add_event(project, "alert_recovered", f"alert {current['id']} ({rule}) recovered on {where}", by,
-                               {"alert_id": current["id"], "rule": rule, "dataset_version": dataset_version})
-            cycle.alerts_recovered.append({"id": current["id"], "rule": rule, "dataset_version": dataset_version})
+            registry.close_alert(current.id, "recovered")
+            registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
+                               {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
+            cycle.alerts_recovered.append({"id": current.id, "rule": rule, "dataset_version": dataset_version})
 
 
 def summary(cycle: CycleResult) -> str:

@@ -326,7 +326,7 @@ def act_on_restore(keel, name: str, project: dict, settings: ProjectSettings, de
     with keel.registry.transaction():
         if decision == "restore_waiting":
             keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], version).id)
-        if decision == "alert" and not any(a["rule"] == RESTORE_RULE for a in keel.registry.open_alerts(project["id"])):
+        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in keel.registry.open_alerts(project["id"])):
             alert_id = keel.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
                                                   message=message, details=details)
             keel.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",

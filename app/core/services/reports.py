@@ -161,7 +161,7 @@ def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
     deployments = registry.deployments(project["id"])
     features = _feature_drift(results)
     alerts = [a for a in registry.alerts(project["id"])
-              if a["opened_at"] < (end or "\uffff") and (a["closed_at"] is None or a["closed_at"] >= start)]
+              if a.opened_at < (end or "\uffff") and (a.closed_at is None or a.closed_at >= start)]
     return {
         "metric": project["metric"], "higher_is_better": higher_is_better(project["metric"]),
         "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
@@ -172,8 +172,7 @@ def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
         "training_values": _training_values(keel, project, results),
         "features": features,
         "distributions": _distributions(keel, project, results, features),
-        "alerts": [{k: a[k] for k in ("id", "rule", "severity", "opened_at", "message", "status", "closed_at")}
-                   for a in alerts],
+        "alerts": [{**a.headline(), "status": a.status, "closed_at": a.closed_at} for a in alerts],
         "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
                       for e in registry.events(project["id"])
                       if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)],

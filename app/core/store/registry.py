@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Event, ModelVersion
+from app.core.domain.entities import Alert, Event, ModelVersion
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
 
@@ -928,17 +928,17 @@ class Registry:
                               (dataset_version_id,))
 
     # ----------------------------------------------------------------- alerts
-    def open_alerts(self, project_id: int) -> list[dict]:
-        return self.query(
-            "SELECT id, rule, severity, opened_at, message FROM alerts WHERE project_id = ? AND status = 'open' ORDER BY id",
-            (project_id,),
-        )
+    def open_alerts(self, project_id: int) -> list[Alert]:
+        rows = self.query("SELECT * FROM alerts WHERE project_id = ? AND status = 'open' ORDER BY id", (project_id,))
+        return [Alert.from_row(row) for row in rows]
 
-    def alerts(self, project_id: int) -> list[dict]:
-        return self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id", (project_id,))
+    def alerts(self, project_id: int) -> list[Alert]:
+        return [Alert.from_row(row) for row in self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id",
+                                                          (project_id,))]
 
-    def alert(self, project_id: int, alert_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
+    def alert(self, project_id: int, alert_id: int) -> Alert | None:
+        row = self.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
+        return Alert.from_row(row) if row else None
 
     def alert_status(self, alert_id: int) -> str | None:
         row = self.conn.execute("SELECT status FROM alerts WHERE id = ?", (alert_id,)).fetchone()
