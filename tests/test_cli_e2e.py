@@ -122,11 +122,11 @@ def check_registry_contents(workspace: Path, trained1: dict, trained2: dict):
         assert registry.run_params(trained2["run_id"])["train_rows"] == 320  # window: newest 400 of 450, 80%
 
         deployments = registry.deployments(project["id"])
-        assert [(d["version"], d["by"], d["is_rollback"]) for d in deployments] == [
+        assert [(d.version, d.by, d.is_rollback) for d in deployments] == [
             (1, "user", 0), (2, "user", 0), (1, "user", 1)]
-        assert [d["reason"] for d in deployments] == ["deployed by the user", "fresher data", "rolled back from v2"]
-        assert deployments[1]["replaced_deployment_id"] == deployments[0]["id"]
-        assert registry.current_deployment(project["id"])["id"] == deployments[2]["id"]
+        assert [d.reason for d in deployments] == ["deployed by the user", "fresher data", "rolled back from v2"]
+        assert deployments[1].replaced_deployment_id == deployments[0].id
+        assert registry.current_deployment(project["id"]).id == deployments[2].id
         assert registry.aliases(project["id"]) == {"champion": models[0].id}
     finally:
         registry.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from foundation_helpers import cli, create_project
 
-from app.core.domain.entities import Alert, Event, ModelVersion
+from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
 from app.core.services.lifecycle import Keel
 from app.core.store.registry import Registry
 
@@ -90,3 +90,18 @@ def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry
     assert alerts[0].details["dataset_version"] == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         alerts[0].status = "acknowledged"
+
+
+def test_deployments_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
+    project_id = earlier_registry.find_project("loans")["id"]
+    before = rows(earlier_registry, "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m "
+                                    "ON m.id = d.model_version_id WHERE d.project_id = ? ORDER BY d.id", project_id)
+    deployments = earlier_registry.deployments(project_id)
+    assert all(isinstance(d, Deployment) for d in deployments) and [d.version for d in deployments] == [1, 2]
+    assert [d.to_dict() for d in deployments] == before
+    assert [list(d.to_dict()) for d in deployments] == [list(row) for row in before]
+    current = earlier_registry.current_deployment(project_id)
+    assert current == deployments[-1] and current.replaced_deployment_id == deployments[0].id
+    assert earlier_registry.deployment(deployments[0].id) == deployments[0] and current.is_rollback is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        current.reason = "edited"

@@ -39,7 +39,7 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
     assert details["challenger_value"] >= details["champion_value"] + 0.01
     assert details["gate_rows"] == 100 and details["train_rows"] == 200  # adaptive: only the new concept
     deployment = keel.registry.current_deployment(keel.project("loan")["id"])
-    assert deployment["by"] == "policy" and "promoted" in deployment["reason"]
+    assert deployment.by == "policy" and "promoted" in deployment.reason
     [event] = decisions(keel)
     assert event["by"] == "policy" and "p=" in event["message"] and event["details"]["decision"] == "retrained_deployed"
     keel.close()
@@ -57,7 +57,7 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
     assert again["decision"] == "alert" and versions(keel) == [1, 2]
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 0 and out == {"production_version": 2, "previous_version": 1}
-    assert keel.registry.current_deployment(keel.project("loan")["id"])["by"] == "user"
+    assert keel.registry.current_deployment(keel.project("loan")["id"]).by == "user"
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 2 and "no challenger is waiting" in out["error"]["message"]
     keel.close()
@@ -236,7 +236,7 @@ def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace):
     assert details["challenger_value"] > details["champion_value"] + 0.01 and details["gate_rows"] == 400
     assert versions(keel) == [1, 2]  # nothing was trained
     deployment = keel.registry.current_deployment(keel.project("loan")["id"])
-    assert deployment["is_rollback"] == 1 and deployment["by"] == "policy" and "p=" in deployment["reason"]
+    assert deployment.is_rollback and deployment.by == "policy" and "p=" in deployment.reason
     [event] = [e for e in keel.history("loan")["events"] if e["kind"] == "restore_decision"]
     assert event["details"]["decision"] == "restored" and event["details"]["candidates"][0]["version"] == 1
     keel.close()

@@ -107,3 +107,31 @@ class Alert:
         """Every column under its own name (details decoded): a table row, a report."""
         return {**self.headline(), "project_id": self.project_id, "status": self.status,
                 "closed_at": self.closed_at, "details": self.details}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One move of the production pointer: a deploy, or a rollback to an earlier deployment's model."""
+
+    id: int
+    project_id: int
+    model_version_id: int
+    replaced_deployment_id: int | None  # the deployment it replaced (a rollback: the one it restores)
+    deployed_at: str  # UTC, ISO 8601
+    by: str  # user | policy
+    reason: str
+    is_rollback: bool
+    version: int  # the model version's number
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Deployment:
+        """From a deployments row joined with its model version's number (as `version`)."""
+        return cls(id=row["id"], project_id=row["project_id"], model_version_id=row["model_version_id"],
+                   replaced_deployment_id=row["replaced_deployment_id"], deployed_at=row["deployed_at"],
+                   by=row["by"], reason=row["reason"], is_rollback=bool(row["is_rollback"]), version=row["version"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The deployment at an edge (a table row), under the keys its dict always had."""
+        return {"id": self.id, "project_id": self.project_id, "model_version_id": self.model_version_id,
+                "replaced_deployment_id": self.replaced_deployment_id, "deployed_at": self.deployed_at,
+                "by": self.by, "reason": self.reason, "is_rollback": self.is_rollback, "version": self.version}

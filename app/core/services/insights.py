@@ -4,7 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
-from app.core.domain.entities import ModelVersion
+from app.core.domain.entities import Deployment, ModelVersion
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
     ProjectSettings,
@@ -18,11 +18,11 @@ MAX_IMPORTANCE_ROWS = 2000
 SPARKLINE_POINTS = 50
 
 
-def _production_model_version(keel, project: dict) -> tuple[dict | None, ModelVersion | None]:
+def _production_model_version(keel, project: dict) -> tuple[Deployment | None, ModelVersion | None]:
     deployment = keel.registry.current_deployment(project["id"])
     if deployment is None:
         return None, None
-    return deployment, keel.registry.model_version_by_id(deployment["model_version_id"])
+    return deployment, keel.registry.model_version_by_id(deployment.model_version_id)
 
 
 def last_monitor_value(keel, project: dict) -> dict | None:
@@ -64,7 +64,7 @@ def _health(keel, name: str) -> dict:
     if deployment is None or model_version is None:
         result["reasons"].append("no production model yet")
         return result
-    result["production_version"] = deployment["version"]
+    result["production_version"] = deployment.version
     result["training_value"] = keel.model_metrics(model_version).get(metric)
     last = last_monitor_value(keel, project)
     if last is not None and last["model_version_id"] == model_version.id:
@@ -100,9 +100,9 @@ def production_card(keel, name: str) -> dict:
             "deployments": len(keel.registry.deployments(project["id"])), "production": None, "sparkline": []}
     if deployment is not None and model_version is not None:
         metrics = keel.model_metrics(model_version)
-        card["production"] = {"version": deployment["version"], "deployed_at": deployment["deployed_at"],
-                              "by": deployment["by"], "reason": deployment["reason"],
-                              "is_rollback": bool(deployment["is_rollback"]), "metrics": metrics,
+        card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
+                              "by": deployment.by, "reason": deployment.reason,
+                              "is_rollback": deployment.is_rollback, "metrics": metrics,
                               "sha256": model_version.sha256, "notes": model_version.notes}
     rows = keel.registry.recent_monitor_values(project["id"], SPARKLINE_POINTS)
     card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
@@ -340,6 +340,6 @@ def version_card(keel, name: str, version: int) -> dict:
                                           for v in used if v in datasets]},
         "library_versions": run["library_versions"] if run else {},
         "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
-        "deployments": [{"at": d["deployed_at"], "by": d["by"], "reason": d["reason"],
-                         "rollback": bool(d.get("is_rollback"))} for d in keel.deployments(name) if d["version"] == version],
+        "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
+                         "rollback": d.is_rollback} for d in keel.deployments(name) if d.version == version],
     }

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Alert, Event, ModelVersion, TrainingData
+from app.core.domain.entities import Alert, Deployment, Event, ModelVersion, TrainingData
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -271,7 +271,7 @@ class Keel:
             deployment = self.registry.current_deployment(project["id"])
             result.append({"name": project["name"], "task": project["task"], "target": project["target"],
                            "metric": project["metric"],
-                           "production_version": deployment["version"] if deployment else None,
+                           "production_version": deployment.version if deployment else None,
                            "open_alerts": len(self.registry.open_alerts(project["id"]))})
         return result
 
@@ -493,7 +493,7 @@ class Keel:
 
     def production_version(self, name: str) -> int | None:
         deployment = self.registry.current_deployment(self.project(name)["id"])
-        return deployment["version"] if deployment else None
+        return deployment.version if deployment else None
 
     def load_production(self, name: str) -> LoadedModel:
         version = self.production_version(name)
@@ -590,13 +590,13 @@ class Keel:
         artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
                              model_version.extra_trusted_types)  # never deploy a file that will not load
         current = self.registry.current_deployment(project["id"])
-        previous_version = current["version"] if current else None
+        previous_version = current.version if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
         staged = []
         try:
             with self.registry.transaction():
                 self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version.id,
-                                                replaced_deployment_id=current["id"] if current else None,
+                                                replaced_deployment_id=current.id if current else None,
                                                 by=by, reason=reason, is_rollback=0)
                 self._set_production_aliases(project, model_version.id)
                 self.registry.add_event(project, "deployed",
@@ -629,44 +629,44 @@ class Keel:
             if current is None:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
-            model_version = self.registry.model_version_by_id(target["model_version_id"])
+            model_version = self.registry.model_version_by_id(target.model_version_id)
             artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
                                  model_version.extra_trusted_types)
-            reason = reason or f"rolled back from v{current['version']}"
+            reason = reason or f"rolled back from v{current.version}"
             staged = []
             try:
                 with self.registry.transaction():
                     self.registry.insert_deployment(
-                        project_id=project["id"], model_version_id=target["model_version_id"],
-                        replaced_deployment_id=target["replaced_deployment_id"], by=by, reason=reason, is_rollback=1)
-                    self._set_production_aliases(project, target["model_version_id"])
+                        project_id=project["id"], model_version_id=target.model_version_id,
+                        replaced_deployment_id=target.replaced_deployment_id, by=by, reason=reason, is_rollback=1)
+                    self._set_production_aliases(project, target.model_version_id)
                     self.registry.add_event(project, "rolled_back",
-                                            f"rolled back from v{current['version']} to v{target['version']}: {reason}",
-                                            by, {"version": target["version"], "previous_version": current["version"]})
+                                            f"rolled back from v{current.version} to v{target.version}: {reason}",
+                                            by, {"version": target.version, "previous_version": current.version})
                     staged = self._stage_manifest(project)
             except BaseException:
                 discard_staged(staged)
                 raise
             self._install_manifest(staged)
-        return {"production_version": target["version"], "previous_version": current["version"]}
+        return {"production_version": target.version, "previous_version": current.version}
 
-    def rollback_target(self, name: str) -> dict | None:
+    def rollback_target(self, name: str) -> Deployment | None:
         """The deployment a plain rollback returns to (None: nothing in production, or only its first model)."""
         project = self.project(name)
         current = self.registry.current_deployment(project["id"])
         return self._previous_deployment(current) if current else None
 
-    def _previous_deployment(self, current: dict) -> dict | None:
-        return self.registry.deployment(current["replaced_deployment_id"]) if current["replaced_deployment_id"] else None
+    def _previous_deployment(self, current: Deployment) -> Deployment | None:
+        return self.registry.deployment(current.replaced_deployment_id) if current.replaced_deployment_id else None
 
     def _rollback_target(self, project, current, to_version):
         if to_version is None:
             target = self._previous_deployment(current)
             if target is None:
-                raise KeelError(f"v{current['version']} is the first production model of {project['name']!r}; "
+                raise KeelError(f"v{current.version} is the first production model of {project['name']!r}; "
                                 "there is nothing to roll back to")
             return target
-        earlier = [d for d in self.registry.deployments(project["id"]) if d["version"] == to_version]
+        earlier = [d for d in self.registry.deployments(project["id"]) if d.version == to_version]
         if not earlier:
             raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
         return earlier[-1]
@@ -681,10 +681,10 @@ class Keel:
         deployment = self.registry.current_deployment(project["id"])
         if deployment is None:
             return None
-        model_version = self.registry.model_version_by_id(deployment["model_version_id"])
-        return {"project": project["name"], "version": deployment["version"], "sha256": model_version.sha256,
-                "artifact_path": model_version.artifact_path, "deployed_at": deployment["deployed_at"],
-                "by": deployment["by"], "reason": deployment["reason"]}
+        model_version = self.registry.model_version_by_id(deployment.model_version_id)
+        return {"project": project["name"], "version": deployment.version, "sha256": model_version.sha256,
+                "artifact_path": model_version.artifact_path, "deployed_at": deployment.deployed_at,
+                "by": deployment.by, "reason": deployment.reason}
 
     def _stage_manifest(self, project) -> list[tuple[Path, Path]]:
         """Inside a deployment's transaction, before its commit: the new production.json (and the
@@ -851,20 +851,20 @@ class Keel:
         project = self.project(name)
         current = self.registry.current_deployment(project["id"])
         target = self._previous_deployment(current) if current else None
-        return {"project": name, "production_version": current["version"] if current else None,
+        return {"project": name, "production_version": current.version if current else None,
                 "deployments": len(self.registry.deployments(project["id"])),
-                "rollback_version": target["version"] if target else None,
+                "rollback_version": target.version if target else None,
                 "challenger_waiting": "challenger" in self.registry.aliases(project["id"])}
 
-    def current_deployment(self, name: str) -> dict | None:
+    def current_deployment(self, name: str) -> Deployment | None:
         return self.registry.current_deployment(self.project(name)["id"])
 
-    def deployment_in_production(self, project_id: int) -> dict | None:
+    def deployment_in_production(self, project_id: int) -> Deployment | None:
         """By the project's id, not its name: a server follows the project it started on, and a project
         deleted and created again under the same name is another one (its answer is None)."""
         return self.registry.current_deployment(project_id)
 
-    def deployments(self, name: str) -> list[dict]:
+    def deployments(self, name: str) -> list[Deployment]:
         """Every deployment (and rollback) of the project, oldest first, with its model version number."""
         return self.registry.deployments(self.project(name)["id"])
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import Alert
+from app.core.domain.entities import Alert, Deployment
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -121,8 +121,8 @@ def has_probabilities(loaded) -> bool:
 
 
 # --------------------------------------------------------------------------- the cycle
-def pending_batches(registry, project_id: int, deployment: dict) -> list[dict]:
-    return registry.unmonitored_dataset_versions(project_id, deployment["deployed_at"])
+def pending_batches(registry, project_id: int, deployment: Deployment) -> list[dict]:
+    return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
 
 
 def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:
@@ -134,12 +134,12 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
         return CycleResult(name, None)
     from app.core.services import traffic
 
-    cycle = CycleResult(name, deployment["version"])
+    cycle = CycleResult(name, deployment.version)
     batches = pending_batches(keel.registry, project["id"], deployment)
     settings = ProjectSettings.from_dict(project["settings"])
     if not batches and not traffic.has_work(keel, project, settings):
         return cycle
-    loaded = keel.load_version(name, deployment["version"])
+    loaded = keel.load_version(name, deployment.version)
     reference = reference_for(keel, loaded)
     training_value = keel.model_metrics(loaded.model_version).get(project["metric"])
     # labels that arrived late describe older data than any new batch: evaluated first

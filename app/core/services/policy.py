@@ -273,7 +273,7 @@ def earlier_production_versions(keel, project: dict, production: int | None) -> 
     archived = {m.version for m in keel.registry.model_versions(project["id"]) if m.archived}
     found: list[int] = []
     for deployment in reversed(keel.registry.deployments(project["id"])):
-        version = deployment["version"]
+        version = deployment.version
         if version != production and version not in found and version not in archived:
             found.append(version)
     return found[:MAX_RESTORE_CANDIDATES]
@@ -427,11 +427,11 @@ def record_hold(keel, project: dict, reasons: list[str], held: dict, fallback: O
 def champion_seen_until(keel, project: dict) -> int:
     """The newest dataset version the production model was trained on (or existed when it was deployed)."""
     deployment = keel.registry.current_deployment(project["id"])
-    model_version = keel.registry.model_version_by_id(deployment["model_version_id"])
+    model_version = keel.registry.model_version_by_id(deployment.model_version_id)
     used = keel.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
     if used:
         return max(used)
-    return store.dataset_version_at(keel.registry, project["id"], deployment["deployed_at"])
+    return store.dataset_version_at(keel.registry, project["id"], deployment.deployed_at)
 
 
 def gate_start(keel, project: dict, change_point: int | None) -> int:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Event
+from app.core.domain.entities import Deployment, Event
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml.training import PRESET_LABELS
@@ -122,17 +122,17 @@ def _decision(event: Event) -> dict:
             "accepted": details.get("accepted")}
 
 
-def _deployments_of(deployments: list[dict], version: int) -> list[dict]:
+def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
     """The times this version went into production, each with when it was replaced (None: still there)."""
     stints = []
     for index, deployment in enumerate(deployments):
-        if deployment["version"] != version:
+        if deployment.version != version:
             continue
         following = deployments[index + 1] if index + 1 < len(deployments) else None
-        stints.append({"deployed_at": deployment["deployed_at"], "by": deployment["by"],
-                       "reason": deployment["reason"], "is_rollback": bool(deployment["is_rollback"]),
-                       "until": following["deployed_at"] if following else None,
-                       "replaced_by": following["version"] if following else None})
+        stints.append({"deployed_at": deployment.deployed_at, "by": deployment.by,
+                       "reason": deployment.reason, "is_rollback": deployment.is_rollback,
+                       "until": following.deployed_at if following else None,
+                       "replaced_by": following.version if following else None})
     return stints
 
 
@@ -166,9 +166,9 @@ def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
         "metric": project["metric"], "higher_is_better": higher_is_better(project["metric"]),
         "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
         "batches": [_batch(r) for r in results],
-        "deployments": [{"at": d["deployed_at"], "version": d["version"], "by": d["by"], "reason": d["reason"],
-                         "is_rollback": bool(d["is_rollback"])} for d in deployments
-                        if _in_period(d["deployed_at"], start, end)],
+        "deployments": [{"at": d.deployed_at, "version": d.version, "by": d.by, "reason": d.reason,
+                         "is_rollback": d.is_rollback} for d in deployments
+                        if _in_period(d.deployed_at, start, end)],
         "training_values": _training_values(keel, project, results),
         "features": features,
         "distributions": _distributions(keel, project, results, features),

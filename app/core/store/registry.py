@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Alert, Event, ModelVersion
+from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
 
@@ -698,26 +698,29 @@ class Registry:
         self.conn.execute("UPDATE model_versions SET archived = ? WHERE id = ?", (int(archived), model_version_id))
 
     # ----------------------------------------------------------------- deployments
-    def current_deployment(self, project_id: int) -> dict | None:
-        return self.query_one(
+    def current_deployment(self, project_id: int) -> Deployment | None:
+        row = self.query_one(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.project_id = ? ORDER BY d.id DESC LIMIT 1",
             (project_id,),
         )
+        return Deployment.from_row(row) if row else None
 
-    def deployment(self, deployment_id: int) -> dict | None:
-        return self.query_one(
+    def deployment(self, deployment_id: int) -> Deployment | None:
+        row = self.query_one(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.id = ?",
             (deployment_id,),
         )
+        return Deployment.from_row(row) if row else None
 
-    def deployments(self, project_id: int) -> list[dict]:
-        return self.query(
+    def deployments(self, project_id: int) -> list[Deployment]:
+        rows = self.query(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.project_id = ? ORDER BY d.id",
             (project_id,),
         )
+        return [Deployment.from_row(row) for row in rows]
 
     def insert_deployment(self, **fields) -> int:
         fields.setdefault("deployed_at", utc_now())
