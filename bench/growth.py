@@ -58,8 +58,8 @@ def grow(workspace: Path, batches: int, versions: int, points: int) -> None:
             for index in range(batches):
                 version = next_dataset + index
                 dataset_id = registry.insert_dataset_version(
-                    project_id=project["id"], version=version, path=first_dataset["path"],
-                    content_sha256=f"growth-{version:08d}", file_sha256=first_dataset.get("file_sha256"),
+                    project_id=project["id"], version=version, path=first_dataset.path,
+                    content_sha256=f"growth-{version:08d}", file_sha256=first_dataset.file_sha256,
                     rows=300, labelled_rows=300, source=f"batch-{version}.csv", parent_id=None,
                     report={"rows": 300})
                 registry.insert_monitor_result(

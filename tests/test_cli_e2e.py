@@ -102,10 +102,10 @@ def check_registry_contents(workspace: Path, trained1: dict, trained2: dict):
     try:
         project = registry.project("loans")
         datasets_rows = registry.dataset_versions(project["id"])
-        assert [(d["version"], d["rows"], d["labelled_rows"], d["source"]) for d in datasets_rows] == [
+        assert [(d.version, d.rows, d.labelled_rows, d.source) for d in datasets_rows] == [
             (1, 300, 300, "initial.csv"), (2, 150, 150, "batch.csv")]
         for row in datasets_rows:
-            assert (workspace / row["path"]).is_file()
+            assert (workspace / row.path).is_file()
 
         models = registry.model_versions(project["id"])
         assert [m.version for m in models] == [1, 2]

@@ -287,9 +287,9 @@ def test_lineage_each_version_extends_the_previous(capsys, project, tmp_path):
         rows = keel.registry.dataset_versions(keel.project("loans")["id"])
     finally:
         keel.close()
-    assert [r["version"] for r in rows] == [1, 2, 3]
-    assert rows[0]["parent_id"] is None
-    assert rows[1]["parent_id"] == rows[0]["id"] and rows[2]["parent_id"] == rows[1]["id"]
+    assert [r.version for r in rows] == [1, 2, 3]
+    assert rows[0].parent_id is None
+    assert rows[1].parent_id == rows[0].id and rows[2].parent_id == rows[1].id
 
 
 def test_exact_duplicate_rows_are_dropped_and_whitespace_trimmed(capsys, project, tmp_path):

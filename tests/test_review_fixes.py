@@ -70,7 +70,7 @@ def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, m
         with pytest.raises(KeelError, match="already exists"):
             loser.create_project("p", data, "default", "classification", {"preset": "logreg"})
         assert stored.is_file(), "the winner's dataset file was deleted"
-        assert len(pd.read_parquet(stored)) == winner.registry.dataset_versions(winner.project("p")["id"])[0]["rows"]
+        assert len(pd.read_parquet(stored)) == winner.registry.dataset_versions(winner.project("p")["id"])[0].rows
     finally:
         winner.close()
         loser.close()

@@ -4,7 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
-from app.core.domain.entities import Deployment, ModelVersion
+from app.core.domain.entities import Deployment, ModelVersion, MonitorResult
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
     ProjectSettings,
@@ -25,7 +25,7 @@ def _production_model_version(keel, project: dict) -> tuple[Deployment | None, M
     return deployment, keel.registry.model_version_by_id(deployment.model_version_id)
 
 
-def last_monitor_value(keel, project: dict) -> dict | None:
+def last_monitor_value(keel, project: dict) -> MonitorResult | None:
     return keel.registry.last_monitor_result(project["id"])
 
 
@@ -67,11 +67,11 @@ def _health(keel, name: str) -> dict:
     result["production_version"] = deployment.version
     result["training_value"] = keel.model_metrics(model_version).get(metric)
     last = last_monitor_value(keel, project)
-    if last is not None and last["model_version_id"] == model_version.id:
-        if last["value"] is not None:
-            result["current_value"] = last["value"]
-        elif last["estimated_value"] is not None:
-            result["current_value"], result["current_is_estimate"] = last["estimated_value"], True
+    if last is not None and last.model_version_id == model_version.id:
+        if last.value is not None:
+            result["current_value"] = last.value
+        elif last.estimated_value is not None:
+            result["current_value"], result["current_is_estimate"] = last.estimated_value, True
     state, reasons = "ok", []
     if open_alerts:
         state = "alert"
@@ -176,14 +176,14 @@ def unseen_by_all(keel, project: dict, model_versions: list[ModelVersion]):
 
     newest = max(mv.created_at for mv in model_versions)
     later = [d for d in keel.registry.dataset_versions(project["id"])
-             if d["labelled_rows"] and d["created_at"] > newest]
+             if d.labelled_rows and d.created_at > newest]
     if not later:
         return None
     target = project["target"]
-    frames = [datasets.read_frame(keel.workspace.root / d["path"]) for d in later]
+    frames = [datasets.read_frame(keel.workspace.root / d.path) for d in later]
     frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
     return (datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]),
-            [d["version"] for d in later])
+            [d.version for d in later])
 
 
 def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> list[dict]:
@@ -267,7 +267,7 @@ def feature_distribution(keel, name: str, feature: str, dataset_version: int | N
         raise NotFoundError(f"{name} has no feature column {feature!r}")
     production = keel.production_version(name)
     reference = keel.reference_frame(name, production) if production is not None else None
-    versions = [d["version"] for d in keel.dataset_versions(name)]
+    versions = [d.version for d in keel.dataset_versions(name)]
     batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
     if reference is None or batch is None:
         raise NotFoundError(f"{name}: no production model or no batch to compare")
@@ -323,7 +323,7 @@ def version_card(keel, name: str, version: int) -> dict:
     model_version = keel.registry.model_version(project["id"], version)
     run = keel.registry.run(model_version.run_id) if model_version.run_id else None
     facts = keel.registry.run_params(model_version.run_id) if run else {}
-    datasets = {d["version"]: d for d in keel.dataset_versions(name)}
+    datasets = {d.version: d for d in keel.dataset_versions(name)}
     used = run["dataset_versions"] if run else []
     trained = next((e for e in reversed(keel.events(name)) if e.kind in ("model_trained", "model_imported")
                     and (e.details or {}).get("version") == version), None)
@@ -335,8 +335,8 @@ def version_card(keel, name: str, version: int) -> dict:
         "metrics": keel.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
                      "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
-                     "dataset_versions": [{"version": v, "rows": datasets[v]["rows"],
-                                           "labelled_rows": datasets[v]["labelled_rows"], "source": datasets[v]["source"]}
+                     "dataset_versions": [{"version": v, "rows": datasets[v].rows,
+                                           "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
                                           for v in used if v in datasets]},
         "library_versions": run["library_versions"] if run else {},
         "trained_by": trained.by if trained else None, "why": trained.message if trained else "",

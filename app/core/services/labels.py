@@ -24,6 +24,7 @@ import os
 import pandas as pd
 
 from app.core.domain.clock import utc_now
+from app.core.domain.entities import DatasetVersion
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
@@ -99,12 +100,12 @@ def _batch_rows(keel, project: dict, id_column: str, ids: set[str]) -> tuple[dic
     import pyarrow.parquet as pq
 
     target = project["schema"]["target"]
-    found: dict[str, tuple] = {}
+    found: dict[str, tuple[DatasetVersion, pd.Series]] = {}
     labelled: set[str] = set()
     if not ids:
         return found, labelled
     for version in keel.registry.dataset_versions(project["id"]):
-        path = keel.workspace.root / version["path"]
+        path = keel.workspace.root / version.path
         if id_column not in pq.read_schema(path).names:
             continue
         frame = datasets.read_frame(path)
@@ -153,7 +154,7 @@ def _store(keel, project: dict, frame: pd.DataFrame, joined: dict, source: str, 
     path = keel.workspace.dataset_dir(project["name"]) / f"v{version}.parquet"
     prediction_ids = [r["id"] for r in joined["records"]]
     window_ids = sorted(set(registry.windows_of_predictions(project["id"], prediction_ids).values()))
-    batch_versions = sorted({joined["batch_rows"][i][0]["version"] for i in joined["ids"] if i in joined["batch_rows"]})
+    batch_versions = sorted({joined["batch_rows"][i][0].version for i in joined["ids"] if i in joined["batch_rows"]})
     lineage = {"labels_file": source, "traffic_windows": window_ids, "dataset_versions": batch_versions,
                "logged_records": len(prediction_ids), **{k: counts[k] for k in ("joined", "unknown", "duplicate",
                                                                                  "already_labelled", "unreadable")}}
@@ -164,7 +165,7 @@ def _store(keel, project: dict, frame: pd.DataFrame, joined: dict, source: str, 
             dataset_id = registry.insert_dataset_version(
                 project_id=project["id"], version=version, path=str(path.relative_to(keel.workspace.root)),
                 content_sha256=digest, file_sha256=sha256_file(path), rows=len(storage), labelled_rows=len(storage), source=f"labels: {source}",
-                parent_id=parent["id"],
+                parent_id=parent.id,
                 report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
             registry.insert_late_labels([(project["id"], record_id, json.dumps(_plain(label)), dataset_id, now)
                                          for record_id, label in zip(frame[id_column], frame[schema["target"]])])
@@ -201,15 +202,15 @@ def _measure_window(registry, project: dict, window_id: int, dataset_id: int, no
 def _measure_batch(keel, project: dict, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
     """The batch's metric over its rows labelled so far, with the model that monitored it."""
     registry, schema = keel.registry, project["schema"]
-    row = next(v for v in registry.dataset_versions(project["id"]) if v["version"] == batch_version)
-    result = registry.monitor_result_of_dataset(row["id"])
+    row = next(v for v in registry.dataset_versions(project["id"]) if v.version == batch_version)
+    result = registry.monitor_result_of_dataset(row.id)
     if result is None:
         return None  # not monitored yet: the cycle that monitors it has no predictions to compare with
-    frame = datasets.read_frame(keel.workspace.root / row["path"])
+    frame = datasets.read_frame(keel.workspace.root / row.path)
     frame = frame[frame[id_column].notna()].reset_index(drop=True)
     known = registry.late_labels_for(project["id"], frame[id_column].astype(str).tolist())
     labelled = frame[frame[id_column].astype(str).isin(known)].reset_index(drop=True)
-    model_version = registry.model_version_by_id(result["model_version_id"]).version
+    model_version = result.model_version
     loaded = keel.load_version(project["name"], model_version)
     X = datasets.to_model_frame(labelled, schema)
     rows = [{"prediction": _plain(p), "label": known[str(i)], "probabilities": None}
@@ -218,10 +219,10 @@ def _measure_batch(keel, project: dict, id_column: str, batch_version: int, data
         for record, proba in zip(rows, loaded.model.predict_proba(X)):
             record["probabilities"] = [float(p) for p in proba]
     value = traffic.window_metric(project, rows)
-    registry.insert_late_measurement(project_id=project["id"], monitor_result_id=result["id"],
-                                     labels_dataset_version_id=dataset_id, rows=row["rows"],
+    registry.insert_late_measurement(project_id=project["id"], monitor_result_id=result.id,
+                                     labels_dataset_version_id=dataset_id, rows=row.rows,
                                      labelled_rows=len(rows), metric=project["metric"], value=value)
-    return {"dataset_version": batch_version, "rows": row["rows"], "labelled_rows": len(rows),
-            "label_coverage": len(rows) / row["rows"] if row["rows"] else 0.0, "metric": project["metric"],
+    return {"dataset_version": batch_version, "rows": row.rows, "labelled_rows": len(rows),
+            "label_coverage": len(rows) / row.rows if row.rows else 0.0, "metric": project["metric"],
             "value": value}
 

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Alert, Deployment, Event, ModelVersion, TrainingData
+from app.core.domain.entities import (
+    Alert,
+    DatasetVersion,
+    Deployment,
+    Event,
+    ModelVersion,
+    MonitorResult,
+    TrainingData,
+)
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -308,10 +316,10 @@ class Keel:
         with self.holding_project_lock(name):
             existing = self.registry.dataset_version_by_hash(project["id"], digest)
             if existing:
-                return {"dataset_version": existing["version"], "rows": existing["rows"],
-                        "labelled": existing["labelled_rows"] > 0, "labelled_rows": existing["labelled_rows"],
-                        "warnings": batch.warnings + [f"{raw.source}: same content as dataset version {existing['version']}; nothing stored"],
-                        "duplicate_of": existing["version"]}
+                return {"dataset_version": existing.version, "rows": existing.rows,
+                        "labelled": existing.labelled_rows > 0, "labelled_rows": existing.labelled_rows,
+                        "warnings": batch.warnings + [f"{raw.source}: same content as dataset version {existing.version}; nothing stored"],
+                        "duplicate_of": existing.version}
             version = self.registry.next_number("dataset_versions", project["id"])
             parent_id = self.registry.latest_dataset_version_id(project["id"])
             path = self.workspace.dataset_dir(name) / f"v{version}.parquet"
@@ -333,7 +341,7 @@ class Keel:
         row = self.registry.dataset_version(project["id"], version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        return datasets.read_frame(self.workspace.root / row["path"])
+        return datasets.read_frame(self.workspace.root / row.path)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
         """The project's training data: labelled rows of its dataset versions, oldest first,
@@ -352,13 +360,13 @@ class Keel:
         target = project["target"]
         frames, used = [], []
         for row in self.registry.dataset_versions(project["id"]):
-            if row["labelled_rows"] == 0:
+            if row.labelled_rows == 0:
                 continue
-            if since_dataset_version is not None and row["version"] < since_dataset_version:
+            if since_dataset_version is not None and row.version < since_dataset_version:
                 continue
-            frame = datasets.read_frame(self.workspace.root / row["path"])
+            frame = datasets.read_frame(self.workspace.root / row.path)
             frames.append(frame[frame[target].notna()])
-            used.append(row["version"])
+            used.append(row.version)
         if not frames:
             if since_dataset_version is not None:
                 raise ValidationError(
@@ -834,13 +842,13 @@ class Keel:
                              "in_production": model_version.version == production,
                              "archived": model_version.archived, "notes": model_version.notes})
         datasets_rows = self.registry.dataset_versions(project["id"])
-        last_result = self.registry.last_monitor_result(project["id"])
-        if last_result is not None:
-            last_result = {key: last_result[key] for key in ("at", "metric", "value", "estimated_value")}
+        last = self.registry.last_monitor_result(project["id"])
+        last_result = None if last is None else {"at": last.at, "metric": last.metric, "value": last.value,
+                                                 "estimated_value": last.estimated_value}
         return {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
                 "production_version": production, "versions": versions,
-                "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
-                                      "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
+                "dataset_versions": [{"version": d.version, "rows": d.rows, "labelled_rows": d.labelled_rows,
+                                      "source": d.source, "created_at": d.created_at} for d in datasets_rows],
                 "last_monitoring": last_result,
                 "open_alerts": [a.headline() for a in self.registry.open_alerts(project["id"])], "settings": project["settings"],
                 "prediction_log": prediction_log.summary(self, project)}
@@ -871,10 +879,10 @@ class Keel:
     def model_version_by_id(self, model_version_id: int) -> ModelVersion:
         return self.registry.model_version_by_id(model_version_id)
 
-    def dataset_versions(self, name: str) -> list[dict]:
+    def dataset_versions(self, name: str) -> list[DatasetVersion]:
         return self.registry.dataset_versions(self.project(name)["id"])
 
-    def monitor_results(self, name: str, after_id: int = 0) -> list[dict]:
+    def monitor_results(self, name: str, after_id: int = 0) -> list[MonitorResult]:
         return self.registry.monitor_results(self.project(name)["id"], after_id=after_id)
 
     def policy_decisions(self, name: str, after_id: int = 0) -> list[dict]:

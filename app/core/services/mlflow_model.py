@@ -205,9 +205,9 @@ def run_record(keel, name: str, version: int) -> dict:
     params = registry.run_params(run["id"]) if run else {}
     metrics = keel.model_metrics(model_version)
     used = set(run["dataset_versions"]) if run else set()
-    lineage = [{"version": d["version"], "source": d["source"], "rows": d["rows"],
-                "labelled_rows": d["labelled_rows"], "sha256": d["content_sha256"]}
-               for d in registry.dataset_versions(project["id"]) if d["version"] in used]
+    lineage = [{"version": d.version, "source": d.source, "rows": d.rows,
+                "labelled_rows": d.labelled_rows, "sha256": d.content_sha256}
+               for d in registry.dataset_versions(project["id"]) if d.version in used]
     trained = next((e for e in registry.events(project["id"])
                     if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
     tags = {

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import Alert, Deployment
+from app.core.domain.entities import Alert, DatasetVersion, Deployment
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -121,7 +121,7 @@ def has_probabilities(loaded) -> bool:
 
 
 # --------------------------------------------------------------------------- the cycle
-def pending_batches(registry, project_id: int, deployment: Deployment) -> list[dict]:
+def pending_batches(registry, project_id: int, deployment: Deployment) -> list[DatasetVersion]:
     return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
 
 
@@ -145,13 +145,13 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
     # labels that arrived late describe older data than any new batch: evaluated first
     traffic.evaluate_late_labels(keel, project, settings, training_value, by, cycle, alerts)
     for index, row in enumerate(batches):
-        report(index / len(batches), f"monitoring dataset v{row['version']}")
-        frame = datasets.read_frame(keel.workspace.root / row["path"])
+        report(index / len(batches), f"monitoring dataset v{row.version}")
+        frame = datasets.read_frame(keel.workspace.root / row.path)
         result, details = evaluate_batch(loaded, reference, frame, row, project["metric"])
         result.rules = check_rules(result, settings, training_value)
         with keel.registry.transaction():
             keel.registry.insert_monitor_result(
-                project_id=project["id"], model_version_id=loaded.model_version.id, dataset_version_id=row["id"],
+                project_id=project["id"], model_version_id=loaded.model_version.id, dataset_version_id=row.id,
                 rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
                 estimated_value=result.estimated_value, drift_share=result.drift_share,
                 prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
@@ -170,7 +170,7 @@ def _has_ids(frame: pd.DataFrame, id_column: str | None) -> bool:
     return bool(id_column) and id_column in frame.columns and bool(frame[id_column].notna().any())
 
 
-def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: dict,
+def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: DatasetVersion,
                    metric: str) -> tuple[BatchResult, dict]:
     project = loaded.project
     schema, task = project["schema"], project["task"]
@@ -203,7 +203,7 @@ def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame,
         prediction_drift = prediction_stats["psi"]
     details["features"] = per_feature
     result = BatchResult(
-        dataset_version=row["version"], rows=len(frame), labelled=bool(labelled.any()),
+        dataset_version=row.version, rows=len(frame), labelled=bool(labelled.any()),
         labelled_rows=int(labelled.sum()), metric=metric, value=value, estimated_value=estimated,
         drifted_features=drifted, drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
         prediction_drift=prediction_drift)

@@ -492,9 +492,9 @@ def labelled_rows(keel, project: dict) -> pd.DataFrame:
     """Every labelled row of the project, oldest first, with its dataset version in `__version__`."""
     frames = []
     for row in keel.registry.dataset_versions(project["id"]):
-        if row["labelled_rows"]:
-            frame = keel.dataset_frame(project["name"], row["version"])
-            frames.append(frame[frame[project["target"]].notna()].assign(__version__=row["version"]))
+        if row.labelled_rows:
+            frame = keel.dataset_frame(project["name"], row.version)
+            frames.append(frame[frame[project["target"]].notna()].assign(__version__=row.version))
     if not frames:
         raise ValidationError(f"project {project['name']!r} has no labelled data to train on")
     return pd.concat(frames, ignore_index=True)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Deployment, Event
+from app.core.domain.entities import Deployment, Event, MonitorResult
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml.training import PRESET_LABELS
@@ -139,10 +139,10 @@ def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
 def _training_data(keel, project: dict, run: dict | None, params: dict) -> dict:
     used = set(run["dataset_versions"]) if run else set()
     rows = keel.registry.dataset_versions(project["id"])
-    by_id = {row["id"]: row["version"] for row in rows}
-    versions = [{"version": row["version"], "rows": row["rows"], "labelled_rows": row["labelled_rows"],
-                 "source": row["source"], "created_at": row["created_at"], "sha256": row["content_sha256"],
-                 "parent": by_id.get(row["parent_id"])} for row in rows if row["version"] in used]
+    by_id = {row.id: row.version for row in rows}
+    versions = [{"version": row.version, "rows": row.rows, "labelled_rows": row.labelled_rows,
+                 "source": row.source, "created_at": row.created_at, "sha256": row.content_sha256,
+                 "parent": by_id.get(row.parent_id)} for row in rows if row.version in used]
     window = ProjectSettings.from_dict(project["settings"]).window
     return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
             "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
@@ -157,7 +157,7 @@ def _in_period(at: str | None, start: str, end: str | None) -> bool:
 def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
     registry = keel.registry
     settings = ProjectSettings.from_dict(project["settings"])
-    results = [r for r in registry.monitor_results(project["id"]) if _in_period(r["at"], start, end)]
+    results = [r for r in registry.monitor_results(project["id"]) if _in_period(r.at, start, end)]
     deployments = registry.deployments(project["id"])
     features = _feature_drift(results)
     alerts = [a for a in registry.alerts(project["id"])
@@ -179,34 +179,34 @@ def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
     }
 
 
-def _batch(result: dict) -> dict:
-    return {"at": result["at"], "dataset_version": result["dataset_version"], "model_version": result["model_version"],
-            "rows": result["rows"], "labelled_rows": result["labelled_rows"], "value": result["value"],
-            "estimated_value": result["estimated_value"], "drift_share": result["drift_share"],
-            "drifted": result["drifted_features"],
-            "fired": sorted(rule for rule, message in result["details"].get("rules", {}).items() if message)}
+def _batch(result: MonitorResult) -> dict:
+    return {"at": result.at, "dataset_version": result.dataset_version, "model_version": result.model_version,
+            "rows": result.rows, "labelled_rows": result.labelled_rows, "value": result.value,
+            "estimated_value": result.estimated_value, "drift_share": result.drift_share,
+            "drifted": result.drifted_features,
+            "fired": sorted(rule for rule, message in result.details.get("rules", {}).items() if message)}
 
 
-def _training_values(keel, project: dict, results: list[dict]) -> dict[int, float | None]:
+def _training_values(keel, project: dict, results: list[MonitorResult]) -> dict[int, float | None]:
     values = {}
-    for model_version in {r["model_version"] for r in results}:
+    for model_version in {r.model_version for r in results}:
         row = keel.registry.model_version(project["id"], model_version)
         values[model_version] = keel.model_metrics(row).get(project["metric"])
     return values
 
 
-def _feature_drift(results: list[dict]) -> list[dict]:
+def _feature_drift(results: list[MonitorResult]) -> list[dict]:
     """Per feature: its statistics on each batch of the period, and how often it drifted."""
     names: list[str] = []
     for result in results:
-        names.extend(n for n in result["details"].get("features", {}) if n not in names)
+        names.extend(n for n in result.details.get("features", {}) if n not in names)
     rows = []
     for name in names:
         cells = []
         for result in results:
-            stats = result["details"].get("features", {}).get(name)
+            stats = result.details.get("features", {}).get(name)
             cells.append(None if stats is None else {
-                "dataset_version": result["dataset_version"], "psi": stats.get("psi"), "drifted": stats.get("drifted"),
+                "dataset_version": result.dataset_version, "psi": stats.get("psi"), "drifted": stats.get("drifted"),
                 "effect": stats.get("wasserstein_norm", stats.get("jensen_shannon")), "kind": stats.get("kind")})
         drifted = [c["dataset_version"] for c in cells if c and c["drifted"]]
         rows.append({"name": name, "cells": cells, "drifted_in": drifted,
@@ -214,13 +214,13 @@ def _feature_drift(results: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda row: (-len(row["drifted_in"]), row["name"]))
 
 
-def _distributions(keel, project: dict, results: list[dict], features: list[dict]) -> list[dict]:
+def _distributions(keel, project: dict, results: list[MonitorResult], features: list[dict]) -> list[dict]:
     """Reference (the monitoring model's training rows) vs current (the latest batch where the
     feature drifted) values of the drifted features."""
     from app.core.ml import datasets
 
     schema = project["schema"]
-    by_dataset = {r["dataset_version"]: r for r in results}
+    by_dataset = {r.dataset_version: r for r in results}
     frames: dict[tuple, object] = {}
 
     def values(kind: str, key):
@@ -237,7 +237,7 @@ def _distributions(keel, project: dict, results: list[dict], features: list[dict
     drawn = []
     for feature in [f for f in features if f["drifted_in"]][:MAX_DISTRIBUTION_FEATURES]:
         dataset_version = feature["drifted_in"][-1]
-        model_version = by_dataset[dataset_version]["model_version"]
+        model_version = by_dataset[dataset_version].model_version
         reference = values("reference", model_version)
         if reference is None:
             continue

@@ -283,11 +283,11 @@ def coverage_rows(keel, project: dict) -> list[dict]:
             for w in registry.traffic_windows(project["id"])]
     late = {m["monitor_result_id"]: m for m in registry.latest_late_measurements(project["id"])}
     for result in registry.monitor_results(project["id"]):
-        if result["labelled_rows"] == 0 and result["details"].get("has_ids"):
-            measured = late.get(result["id"])
-            rows.append({"kind": "batch", "dataset_version": result["dataset_version"], "ended_at": result["at"],
-                         "rows": result["rows"], "labelled_rows": measured["labelled_rows"] if measured else 0,
-                         "value": measured["value"] if measured else None, "metric": result["metric"]})
+        if result.labelled_rows == 0 and result.details.get("has_ids"):
+            measured = late.get(result.id)
+            rows.append({"kind": "batch", "dataset_version": result.dataset_version, "ended_at": result.at,
+                         "rows": result.rows, "labelled_rows": measured["labelled_rows"] if measured else 0,
+                         "value": measured["value"] if measured else None, "metric": result.metric})
     for row in rows:
         row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0
     return rows

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
+from app.core.domain.entities import Alert, DatasetVersion, Deployment, Event, ModelVersion, MonitorResult
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
 
@@ -539,26 +539,23 @@ class Registry:
         fields["report_json"] = json.dumps(fields.pop("report", {}))
         return self._insert_row("dataset_versions", fields)
 
-    def dataset_versions(self, project_id: int) -> list[dict]:
+    def dataset_versions(self, project_id: int) -> list[DatasetVersion]:
         rows = self.query("SELECT * FROM dataset_versions WHERE project_id = ? ORDER BY version", (project_id,))
-        for row in rows:
-            row["report"] = _loads(row.pop("report_json"), {})
-        return rows
+        return [DatasetVersion.from_row(row) for row in rows]
 
-    def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[dict]:
+    def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[DatasetVersion]:
         """Dataset versions created at or after `since` that no monitoring result covers yet. A version
         made of late labels is not a batch: its rows are measured in the windows they label."""
-        return self.query(
+        rows = self.query(
             "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
             "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) "
             "AND NOT EXISTS (SELECT 1 FROM late_labels l WHERE l.dataset_version_id = d.id) ORDER BY d.version",
             (project_id, since))
+        return [DatasetVersion.from_row(row) for row in rows]
 
-    def dataset_version(self, project_id: int, version: int) -> dict | None:
+    def dataset_version(self, project_id: int, version: int) -> DatasetVersion | None:
         row = self.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?", (project_id, version))
-        if row is not None:
-            row["report"] = _loads(row.pop("report_json"), {})
-        return row
+        return DatasetVersion.from_row(row) if row else None
 
     def latest_dataset_version_id(self, project_id: int) -> int | None:
         row = self.conn.execute(
@@ -566,10 +563,11 @@ class Registry:
         ).fetchone()
         return row[0] if row else None
 
-    def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> dict | None:
-        return self.query_one(
+    def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> DatasetVersion | None:
+        row = self.query_one(
             "SELECT * FROM dataset_versions WHERE project_id = ? AND content_sha256 = ?", (project_id, content_sha256)
         )
+        return DatasetVersion.from_row(row) if row else None
 
     # ----------------------------------------------------------------- runs
     def insert_run(self, project_id: int, kind: str, **fields) -> int:
@@ -733,13 +731,14 @@ class Registry:
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("monitor_results", fields)
 
-    def last_monitor_result(self, project_id: int) -> dict | None:
-        """The newest monitoring result: id, at, metric, value, estimated_value, drift_share, model_version_id."""
-        return self.query_one(
-            "SELECT id, at, metric, value, estimated_value, drift_share, model_version_id FROM monitor_results "
-            "WHERE project_id = ? ORDER BY id DESC LIMIT 1",
-            (project_id,),
-        )
+    _MONITOR_RESULTS = ("SELECT r.*, m.version AS model_version, d.version AS dataset_version FROM monitor_results r "
+                        "JOIN model_versions m ON m.id = r.model_version_id "
+                        "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id ")
+
+    def last_monitor_result(self, project_id: int) -> MonitorResult | None:
+        """The project's newest monitoring result."""
+        row = self.query_one(self._MONITOR_RESULTS + "WHERE r.project_id = ? ORDER BY r.id DESC LIMIT 1", (project_id,))
+        return MonitorResult.from_row(row) if row else None
 
     def recent_monitor_values(self, project_id: int, limit: int) -> list[dict]:
         """value and estimated_value of the newest `limit` results, newest first."""
@@ -748,18 +747,9 @@ class Registry:
             (project_id, limit),
         )
 
-    def monitor_results(self, project_id: int, after_id: int = 0) -> list[dict]:
-        rows = self.query(
-            "SELECT r.*, m.version AS model_version, d.version AS dataset_version FROM monitor_results r "
-            "JOIN model_versions m ON m.id = r.model_version_id "
-            "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
-            "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id",
-            (project_id, after_id),
-        )
-        for row in rows:
-            row["drifted_features"] = _loads(row.pop("drifted_features_json"), [])
-            row["details"] = _loads(row.pop("details_json"), {})
-        return rows
+    def monitor_results(self, project_id: int, after_id: int = 0) -> list[MonitorResult]:
+        rows = self.query(self._MONITOR_RESULTS + "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id", (project_id, after_id))
+        return [MonitorResult.from_row(row) for row in rows]
 
     # ----------------------------------------------------------------- prediction log
     def insert_predictions(self, rows: list[tuple]) -> None:
@@ -926,9 +916,10 @@ class Registry:
             "WHERE lm.id IN (SELECT MAX(id) FROM late_measurements WHERE project_id = ? AND monitor_result_id IS NOT NULL "
             "GROUP BY monitor_result_id) ORDER BY d.version", (project_id,))
 
-    def monitor_result_of_dataset(self, dataset_version_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM monitor_results WHERE dataset_version_id = ? ORDER BY id LIMIT 1",
-                              (dataset_version_id,))
+    def monitor_result_of_dataset(self, dataset_version_id: int) -> MonitorResult | None:
+        row = self.query_one(self._MONITOR_RESULTS + "WHERE r.dataset_version_id = ? ORDER BY r.id LIMIT 1",
+                             (dataset_version_id,))
+        return MonitorResult.from_row(row) if row else None
 
     # ----------------------------------------------------------------- alerts
     def open_alerts(self, project_id: int) -> list[Alert]:

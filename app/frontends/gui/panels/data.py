@@ -110,7 +110,7 @@ class DataPanel(Panel):
 
     def refresh(self) -> None:
         project = self.keel.project(self.project)
-        rows = self.keel.dataset_versions(self.project)
+        rows = [version.to_dict() for version in self.keel.dataset_versions(self.project)]
         by_id = {r["id"]: r["version"] for r in rows}
         for row in rows:
             row["parent_version"] = by_id.get(row["parent_id"])

@@ -430,7 +430,7 @@ class MonitoringPanel(Panel):
     def refresh(self) -> None:
         project = self.keel.project(self.project)
         self._load_schedule(project)
-        new = self.keel.monitor_results(project["name"], after_id=self._last_id)
+        new = [result.to_dict() for result in self.keel.monitor_results(project["name"], after_id=self._last_id)]
         if new:
             self.results.extend(new)
             self._last_id = new[-1]["id"]
@@ -460,7 +460,7 @@ class MonitoringPanel(Panel):
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
-        arrivals = {d["version"]: d["created_at"] for d in self.keel.dataset_versions(project["name"])}
+        arrivals = {d.version: d.created_at for d in self.keel.dataset_versions(project["name"])}
         self._threshold(settings.get("threshold"))
         self.metric_plot.setLabel("left", project["metric"])
         self._markers(lifecycle_markers(arrivals, models, deployments))
