@@ -237,20 +237,10 @@ class Keel:
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
-        from app.core.ml import training
-
         with self.holding_project_lock(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
-            merged = {**current, **changes}
-            if "params" in changes and not replace_params:
-                merged["params"] = {**current.get("params", {}), **changes["params"]}
-            updated = ProjectSettings.from_dict(merged).validate(project["task"])
-            self._check_id_column(project, updated.id_column)
-            if updated.preset != current["preset"] and "params" not in changes:
-                updated.params = {}
-            if updated.params:
-                training.make_estimator(project["task"], updated.preset, updated.params, updated.seed)
+            updated = self._updated_settings(project, changes, replace_params)
             changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
             with self.registry.transaction():
                 self.registry.update_project_settings(project["id"], updated.to_dict(), updated.metric)
@@ -261,6 +251,26 @@ class Keel:
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
         return updated.to_dict()
+
+    def check_settings(self, name: str, changes: dict, replace_params: bool = False) -> ProjectSettings:
+        """The settings set_project would store, checked the same way, without writing anything
+        (a settings dialog says what is wrong before it closes). Raises KeelError."""
+        return self._updated_settings(self.project(name), changes, replace_params)
+
+    def _updated_settings(self, project: dict, changes: dict, replace_params: bool) -> ProjectSettings:
+        from app.core.ml import training
+
+        current = ProjectSettings.from_dict(project["settings"]).to_dict()
+        merged = {**current, **changes}
+        if "params" in changes and not replace_params:
+            merged["params"] = {**current.get("params", {}), **changes["params"]}
+        updated = ProjectSettings.from_dict(merged).validate(project["task"])
+        self._check_id_column(project, updated.id_column)
+        if updated.preset != current["preset"] and "params" not in changes:
+            updated.params = {}
+        if updated.params:
+            training.make_estimator(project["task"], updated.preset, updated.params, updated.seed)
+        return updated
 
     @staticmethod
     def _check_id_column(project: dict, id_column: str | None) -> None:
