@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -366,7 +366,7 @@ class NewFiles:
         self.paths.append(Path(path))
         return path
 
-    def commit(self):
+    def commit(self) -> AbstractContextManager["Registry"]:
         """The transaction that records the rows naming the files."""
         return self._registry.transaction()
 
@@ -416,7 +416,7 @@ class Registry:
         self._local = threading.local()
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator["Registry"]:
         """One all-or-nothing write. Nested use becomes a savepoint."""
         conn = self.conn
         if conn.in_transaction:
@@ -534,7 +534,7 @@ class Registry:
         row = self.conn.execute(f"SELECT COALESCE(MAX(version), 0) + 1 FROM {table} WHERE project_id = ?", (project_id,))
         return row.fetchone()[0]
 
-    def insert_dataset_version(self, **fields) -> int:
+    def insert_dataset_version(self, **fields: Any) -> int:
         fields.setdefault("created_at", utc_now())
         fields["report_json"] = json.dumps(fields.pop("report", {}))
         return self._insert_row("dataset_versions", fields)
@@ -570,7 +570,7 @@ class Registry:
         return DatasetVersion.from_row(row) if row else None
 
     # ----------------------------------------------------------------- runs
-    def insert_run(self, project_id: int, kind: str, **fields) -> int:
+    def insert_run(self, project_id: int, kind: str, **fields: Any) -> int:
         record = dict(project_id=project_id, kind=kind, started_at=fields.pop("started_at", utc_now()))
         for key in ("dataset_versions", "library_versions"):
             if key in fields:
@@ -649,7 +649,7 @@ class Registry:
         return row
 
     # ----------------------------------------------------------------- models
-    def insert_model_version(self, **fields) -> int:
+    def insert_model_version(self, **fields: Any) -> int:
         fields.setdefault("created_at", utc_now())
         fields["extra_trusted_types_json"] = json.dumps(fields.pop("extra_trusted_types", []))
         return self._insert_row("model_versions", fields)
@@ -720,12 +720,12 @@ class Registry:
         )
         return [Deployment.from_row(row) for row in rows]
 
-    def insert_deployment(self, **fields) -> int:
+    def insert_deployment(self, **fields: Any) -> int:
         fields.setdefault("deployed_at", utc_now())
         return self._insert_row("deployments", fields)
 
     # ----------------------------------------------------------------- monitoring
-    def insert_monitor_result(self, **fields) -> int:
+    def insert_monitor_result(self, **fields: Any) -> int:
         fields.setdefault("at", utc_now())
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
@@ -815,7 +815,7 @@ class Registry:
         return self.query_one("SELECT * FROM traffic_windows WHERE project_id = ? ORDER BY id DESC LIMIT 1",
                               (project_id,))
 
-    def insert_traffic_window(self, **fields) -> int:
+    def insert_traffic_window(self, **fields: Any) -> int:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("traffic_windows", fields)
@@ -893,7 +893,7 @@ class Registry:
         return {r[0] for r in self.conn.execute(
             "SELECT DISTINCT dataset_version_id FROM late_labels WHERE project_id = ?", (project_id,))}
 
-    def insert_late_measurement(self, **fields) -> int:
+    def insert_late_measurement(self, **fields: Any) -> int:
         fields.setdefault("at", utc_now())
         return self._insert_row("late_measurements", fields)
 
@@ -949,7 +949,7 @@ class Registry:
     def last_alert_id(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
 
-    def insert_alert(self, **fields) -> int:
+    def insert_alert(self, **fields: Any) -> int:
         fields.setdefault("opened_at", utc_now())
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("alerts", fields)
