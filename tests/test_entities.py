@@ -55,7 +55,7 @@ def test_history_json_keeps_its_keys(capsys, workspace, tmp_path):
 
 
 def test_model_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     aliases = dict(earlier_registry.conn.execute("SELECT alias, model_version_id FROM model_aliases").fetchall())
     before = []  # the dicts the registry handed out before the entity, decoded from the same rows
     for row in rows(earlier_registry, "SELECT * FROM model_versions WHERE project_id = ? ORDER BY version",
@@ -76,7 +76,7 @@ def test_model_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_re
 
 
 def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     before = rows(earlier_registry, "SELECT * FROM alerts WHERE project_id = ? ORDER BY id", project_id)
     alerts = earlier_registry.alerts(project_id)
     assert all(isinstance(a, Alert) for a in alerts) and [a.id for a in alerts] == [1, 2]
@@ -93,7 +93,7 @@ def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry
 
 
 def test_deployments_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     before = rows(earlier_registry, "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m "
                                     "ON m.id = d.model_version_id WHERE d.project_id = ? ORDER BY d.id", project_id)
     deployments = earlier_registry.deployments(project_id)
@@ -108,7 +108,7 @@ def test_deployments_come_back_typed_with_the_keys_their_dicts_had(earlier_regis
 
 
 def test_dataset_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     before = rows(earlier_registry, "SELECT * FROM dataset_versions WHERE project_id = ? ORDER BY version", project_id)
     for row in before:
         row["report"] = json.loads(row.pop("report_json"))
@@ -124,7 +124,7 @@ def test_dataset_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_
 
 
 def test_monitor_results_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     before = rows(earlier_registry, "SELECT r.*, m.version AS model_version, d.version AS dataset_version "
                                     "FROM monitor_results r JOIN model_versions m ON m.id = r.model_version_id "
                                     "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "

@@ -29,7 +29,7 @@ def folder(keel):
 
 
 def dataset_rows(keel) -> list[int]:
-    return [d.rows for d in keel.registry.dataset_versions(keel.project("loan")["id"])]
+    return [d.rows for d in keel.registry.dataset_versions(keel.project("loan").id)]
 
 
 def sha256(path) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.core.domain.entities import Project
 from app.core.domain.errors import BusyError
 from app.core.store.registry import Registry
 
@@ -70,7 +71,7 @@ def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, m
         with pytest.raises(KeelError, match="already exists"):
             loser.create_project("p", data, "default", "classification", {"preset": "logreg"})
         assert stored.is_file(), "the winner's dataset file was deleted"
-        assert len(pd.read_parquet(stored)) == winner.registry.dataset_versions(winner.project("p")["id"])[0].rows
+        assert len(pd.read_parquet(stored)) == winner.registry.dataset_versions(winner.project("p").id)[0].rows
     finally:
         winner.close()
         loser.close()
@@ -119,7 +120,8 @@ def test_gate_when_the_challenger_learned_a_new_class(metric):
     challenger = LogisticRegression().fit(features, three_classes)
     schema = {"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
               "columns": [{"name": "x", "kind": "numeric"}]}
-    project = {"schema": schema, "task": "classification", "metric": metric}
+    project = Project(id=1, name="p", task="classification", target="y", metric=metric, schema=schema, settings={},
+                      created_at="2026-01-01T00:00:00.000+00:00")
     gate_frame = pd.DataFrame({"x": x[:120], "y": pd.array(three_classes[:120], dtype="Int64")})
     verdict = policy.gate(project, champion, challenger, gate_frame, 0.01, 0.05)
     assert verdict["test"] == "paired_bootstrap"
@@ -135,11 +137,11 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     from app.core.services import monitoring
     from app.core.services.cache import BoundedCache
 
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
+    monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project.name))
     keel = SimpleNamespace(drift_references=BoundedCache(8))
     same_file = "ab" * 32
-    first = SimpleNamespace(project={"name": "a"}, model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
-    second = SimpleNamespace(project={"name": "b"}, model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
+    first = SimpleNamespace(project=SimpleNamespace(name="a"), model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
+    second = SimpleNamespace(project=SimpleNamespace(name="b"), model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
     assert monitoring.reference_for(keel, first) == ("reference of", "a")
     assert monitoring.reference_for(keel, second) == ("reference of", "b")
     assert monitoring.reference_for(keel, first) == ("reference of", "a")
@@ -168,7 +170,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
             other_process.release()
         worker.join(10)
         assert done.is_set()
-        assert keel.registry.model_version(keel.project("p")["id"], 2).archived is True
+        assert keel.registry.model_version(keel.project("p").id, 2).archived is True
     finally:
         keel.close()
 
@@ -240,7 +242,7 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch,
         monkeypatch.setattr(keel, "ingest", failing_ingest)
         assert inbox.sweep(keel, "p") == []
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
-        assert keel.registry.open_alerts(keel.project("p")["id"]) == []
+        assert keel.registry.open_alerts(keel.project("p").id) == []
         monkeypatch.undo()
         [entry] = inbox.sweep(keel, "p")  # the next sweep takes it
         assert entry["status"] == "processed"
@@ -259,17 +261,17 @@ def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
         keel.create_project("p", _loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         project = keel.project("p")
         with keel.registry.transaction():
-            alert_id = keel.registry.insert_alert(project_id=project["id"], rule="drift_share", severity="warning",
+            alert_id = keel.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
                                                   message="probe")
         keel.acknowledge_alert("p", alert_id)
         with keel.registry.transaction():
-            recovered = keel.registry.insert_alert(project_id=project["id"], rule="metric_drop", severity="warning",
+            recovered = keel.registry.insert_alert(project_id=project.id, rule="metric_drop", severity="warning",
                                                    message="probe")
             keel.registry.close_alert(recovered, "recovered")
         for closed in (alert_id, recovered):
             with pytest.raises(KeelError, match="already"):
                 keel.acknowledge_alert("p", closed)
-        acknowledged = [e for e in keel.registry.events(project["id"]) if e.kind == "alert_acknowledged"]
+        acknowledged = [e for e in keel.registry.events(project.id) if e.kind == "alert_acknowledged"]
         assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
     finally:
         keel.close()
@@ -292,7 +294,7 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
         keel.deploy("p", 1)
         project = keel.project("p")
         with keel.registry.transaction():  # what policy.decide records for "retrained_waiting"
-            keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], 2).id)
+            keel.registry.set_alias(project.id, "challenger", keel.registry.model_version(project.id, 2).id)
         assert waiting_challenger(keel, "p") == 2
         keel.deploy("p", 3)
         assert waiting_challenger(keel, "p") is None
@@ -319,7 +321,7 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
         make_batch(50, seed=3).drop(columns=["default"]).to_csv(tmp_path / "unlabelled.csv", index=False)
         version = keel.ingest("p", tmp_path / "unlabelled.csv")["dataset_version"]
         with keel.registry.transaction():  # what the policy records for an alert on that batch
-            policy_state.write_policy_state(keel.registry, keel.project("p")["id"],
+            policy_state.write_policy_state(keel.registry, keel.project("p").id,
                                             policy_state.PolicyState(change_point=version))
         with pytest.raises(ValidationError, match=rf"dataset v{version}.*adaptive.*--window all"):
             keel.train("p")

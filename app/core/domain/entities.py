@@ -40,6 +40,32 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Project:
+    """One project: a target to predict from the columns of its first file, and its settings."""
+
+    id: int
+    name: str
+    task: str  # classification | regression
+    target: str
+    metric: str  # the primary metric
+    schema: dict  # inferred from the first file: features, their kinds, the target's kind and classes
+    settings: dict  # as stored: ProjectSettings.from_dict(settings) fills the defaults of the rest
+    created_at: str  # UTC, ISO 8601
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Project:
+        """From a projects row (schema_json and settings_json still encoded)."""
+        return cls(id=row["id"], name=row["name"], task=row["task"], target=row["target"], metric=row["metric"],
+                   schema=json.loads(row["schema_json"] or "{}"), settings=json.loads(row["settings_json"] or "{}"),
+                   created_at=row["created_at"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The project at an edge, under the keys its dict always had."""
+        return {"id": self.id, "name": self.name, "task": self.task, "target": self.target, "metric": self.metric,
+                "created_at": self.created_at, "schema": self.schema, "settings": self.settings}
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     """One registered model: its file (sha256-checked), the run that trained it, its aliases."""
 

@@ -35,7 +35,7 @@ def export_bundle(keel, name: str, output: str | os.PathLike, by: str = "user") 
         raise KeelError(f"{output}: is a directory; give a file name for the bundle")
     project = keel.project(name)
     with project_lock(keel.workspace, name):  # no train or deploy half-way while the rows are read
-        rows = project_rows.export_rows(keel.registry, project["id"])
+        rows = project_rows.export_rows(keel.registry, project.id)
         files = _project_files(keel.workspace.root, rows)
         meta = {"project": name, "schema_version": LATEST_SCHEMA_VERSION,
                 "tables": {table: len(table_rows) for table, table_rows in rows.items()}}

@@ -4,7 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
-from app.core.domain.entities import Deployment, ModelVersion, MonitorResult
+from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
     ProjectSettings,
@@ -18,15 +18,15 @@ MAX_IMPORTANCE_ROWS = 2000
 SPARKLINE_POINTS = 50
 
 
-def _production_model_version(keel, project: dict) -> tuple[Deployment | None, ModelVersion | None]:
-    deployment = keel.registry.current_deployment(project["id"])
+def _production_model_version(keel, project: Project) -> tuple[Deployment | None, ModelVersion | None]:
+    deployment = keel.registry.current_deployment(project.id)
     if deployment is None:
         return None, None
     return deployment, keel.registry.model_version_by_id(deployment.model_version_id)
 
 
-def last_monitor_value(keel, project: dict) -> MonitorResult | None:
-    return keel.registry.last_monitor_result(project["id"])
+def last_monitor_value(keel, project: Project) -> MonitorResult | None:
+    return keel.registry.last_monitor_result(project.id)
 
 
 def alerts_since(keel, name: str, since: str) -> dict:
@@ -54,10 +54,10 @@ def health(keel, name: str, since: str | None = None) -> dict:
 
 def _health(keel, name: str) -> dict:
     project = keel.project(name)
-    settings = ProjectSettings.from_dict(project["settings"])
-    metric = project["metric"]
+    settings = ProjectSettings.from_dict(project.settings)
+    metric = project.metric
     deployment, model_version = _production_model_version(keel, project)
-    open_alerts = keel.registry.open_alerts(project["id"])
+    open_alerts = keel.registry.open_alerts(project.id)
     result = {"project": name, "metric": metric, "production_version": None, "training_value": None,
               "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
               "reasons": []}
@@ -93,25 +93,25 @@ def production_card(keel, name: str) -> dict:
     the metric now vs at training, and the recent monitored values (a sparkline)."""
     project = keel.project(name)
     deployment, model_version = _production_model_version(keel, project)
-    card = {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
-            "settings": project["settings"], "health": health(keel, name),
-            "versions": len(keel.registry.model_versions(project["id"])),
-            "dataset_versions": len(keel.registry.dataset_versions(project["id"])),
-            "deployments": len(keel.registry.deployments(project["id"])), "production": None, "sparkline": []}
+    card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
+            "settings": project.settings, "health": health(keel, name),
+            "versions": len(keel.registry.model_versions(project.id)),
+            "dataset_versions": len(keel.registry.dataset_versions(project.id)),
+            "deployments": len(keel.registry.deployments(project.id)), "production": None, "sparkline": []}
     if deployment is not None and model_version is not None:
         metrics = keel.model_metrics(model_version)
         card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
                               "by": deployment.by, "reason": deployment.reason,
                               "is_rollback": deployment.is_rollback, "metrics": metrics,
                               "sha256": model_version.sha256, "notes": model_version.notes}
-    rows = keel.registry.recent_monitor_values(project["id"], SPARKLINE_POINTS)
+    rows = keel.registry.recent_monitor_values(project.id, SPARKLINE_POINTS)
     card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
                          if r["value"] is not None or r["estimated_value"] is not None]
     return card
 
 
 # --------------------------------------------------------------------------- comparing versions
-def _holdout(keel, name: str, version: int, project: dict):
+def _holdout(keel, name: str, version: int, project: Project):
     from app.core.ml import datasets
 
     reference = keel.reference_frame(name, version)
@@ -121,10 +121,10 @@ def _holdout(keel, name: str, version: int, project: dict):
         frame = reference[reference["__split__"] == "holdout"]
         if frame.empty:
             frame = reference
-    frame = frame[frame[project["target"]].notna()]
+    frame = frame[frame[project.target].notna()]
     if len(frame) > MAX_IMPORTANCE_ROWS:
         frame = frame.sample(MAX_IMPORTANCE_ROWS, random_state=0)
-    return datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"])
+    return datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema)
 
 
 def native_importances(pipeline, features: list[str]) -> dict[str, float] | None:
@@ -167,7 +167,7 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def unseen_by_all(keel, project: dict, model_versions: list[ModelVersion]):
+def unseen_by_all(keel, project: Project, model_versions: list[ModelVersion]):
     """Labelled rows ingested after the newest of these models was trained: data none of them
     saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
     import pandas as pd
@@ -175,14 +175,14 @@ def unseen_by_all(keel, project: dict, model_versions: list[ModelVersion]):
     from app.core.ml import datasets
 
     newest = max(mv.created_at for mv in model_versions)
-    later = [d for d in keel.registry.dataset_versions(project["id"])
+    later = [d for d in keel.registry.dataset_versions(project.id)
              if d.labelled_rows and d.created_at > newest]
     if not later:
         return None
-    target = project["target"]
+    target = project.target
     frames = [datasets.read_frame(keel.workspace.root / d.path) for d in later]
     frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
-    return (datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]),
+    return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
             [d.version for d in later])
 
 
@@ -211,7 +211,7 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
 
     report = progress or (lambda fraction, message: None)
     project = keel.project(name)
-    out = {"project": name, "task": project["task"], "metric": project["metric"], "versions": [], "common": None}
+    out = {"project": name, "task": project.task, "metric": project.metric, "versions": [], "common": None}
     loaded_models = []
     for index, version in enumerate(versions):
         if cancel_event is not None and cancel_event.is_set():
@@ -226,19 +226,19 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
                  "confusion": None, "classes": [], "importance_kind": None, "importances": {},
                  "params": version_parameters(keel, loaded.model_version)}
         if len(X):
-            if project["task"] == "classification":
+            if project.task == "classification":
                 classes = [c.item() if hasattr(c, "item") else c for c in
                            getattr(loaded.model, "classes_", np.unique(y))]
                 entry["classes"] = [str(c) for c in classes]
                 entry["confusion"] = confusion(y, loaded.model.predict(X), classes)
-            entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project["task"])
+            entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project.task)
         out["versions"].append(entry)
     _add_common_metrics(keel, project, loaded_models, out)
     report(1.0, "done")
     return out
 
 
-def _add_common_metrics(keel, project: dict, loaded_models: list, out: dict) -> None:
+def _add_common_metrics(keel, project: Project, loaded_models: list, out: dict) -> None:
     from app.core.ml.training import evaluate_pipeline
 
     common = unseen_by_all(keel, project, [loaded.model_version for loaded in loaded_models])
@@ -247,7 +247,7 @@ def _add_common_metrics(keel, project: dict, loaded_models: list, out: dict) -> 
     X, y, dataset_versions = common
     out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
     for entry, loaded in zip(out["versions"], loaded_models):
-        entry["common_metrics"] = evaluate_pipeline(loaded.model, project["task"], X, y)
+        entry["common_metrics"] = evaluate_pipeline(loaded.model, project.task, X, y)
 
 
 DISTRIBUTION_BINS = 20
@@ -262,7 +262,7 @@ def feature_distribution(keel, name: str, feature: str, dataset_version: int | N
     import pandas as pd
 
     project = keel.project(name)
-    columns = {c["name"]: c for c in project["schema"].get("columns", [])}
+    columns = {c["name"]: c for c in project.schema.get("columns", [])}
     if feature not in columns:
         raise NotFoundError(f"{name} has no feature column {feature!r}")
     production = keel.production_version(name)
@@ -320,7 +320,7 @@ def version_card(keel, name: str, version: int) -> dict:
     """Everything about one model version: parameters, metrics, the data it was trained on,
     library versions, sha256, who trained it and why, and its deployments."""
     project = keel.project(name)
-    model_version = keel.registry.model_version(project["id"], version)
+    model_version = keel.registry.model_version(project.id, version)
     run = keel.registry.run(model_version.run_id) if model_version.run_id else None
     facts = keel.registry.run_params(model_version.run_id) if run else {}
     datasets = {d.version: d for d in keel.dataset_versions(name)}
@@ -328,7 +328,7 @@ def version_card(keel, name: str, version: int) -> dict:
     trained = next((e for e in reversed(keel.events(name)) if e.kind in ("model_trained", "model_imported")
                     and (e.details or {}).get("version") == version), None)
     return {
-        "project": name, "version": version, "metric": project["metric"], "created_at": model_version.created_at,
+        "project": name, "version": version, "metric": project.metric, "created_at": model_version.created_at,
         "sha256": model_version.sha256, "aliases": list(model_version.aliases),
         "archived": model_version.archived, "imported": run is None,
         "parameters": version_parameters(keel, model_version),

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.entities import Project
 from app.core.domain.settings import ProjectSettings
 
 if TYPE_CHECKING:  # numpy and pandas load on first use: `status` reads the log's summary without them
@@ -115,10 +116,10 @@ def _plain(value):
     return value
 
 
-def record(keel, project: dict, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
+def record(keel, project: Project, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
            probabilities, source: str = "predict") -> int:
     """Record scored rows now (sampled by the project's setting), pruning in the same transaction."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project["settings"]))
+    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
     chosen = sampled_rows(len(ids), policy.share)
     if chosen == []:
         return 0
@@ -127,17 +128,17 @@ def record(keel, project: dict, model_version_id: int, ids: list[str], X: pd.Dat
         X = X.iloc[chosen]
         predictions = [predictions[i] for i in chosen]
         probabilities = None if probabilities is None else [probabilities[i] for i in chosen]
-    rows = encode(project["id"], model_version_id, iso(time.time()), ids, X, predictions, probabilities, source)
+    rows = encode(project.id, model_version_id, iso(time.time()), ids, X, predictions, probabilities, source)
     with keel.registry.transaction():
         keel.registry.insert_predictions(rows)
-        keel.registry.prune_predictions(project["id"], policy.max_rows, cutoff(policy.max_days))
+        keel.registry.prune_predictions(project.id, policy.max_rows, cutoff(policy.max_days))
     return len(rows)
 
 
-def summary(keel, project: dict) -> dict:
+def summary(keel, project: Project) -> dict:
     """For `status`: how many records the log holds, and its limits."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project["settings"]))
-    found = keel.registry.prediction_log_summary(project["id"])
+    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
+    found = keel.registry.prediction_log_summary(project.id)
     return {"rows": found["rows"], "oldest_at": found["oldest_at"], "newest_at": found["newest_at"],
             "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}
 

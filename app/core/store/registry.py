@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Alert, DatasetVersion, Deployment, Event, ModelVersion, MonitorResult
+from app.core.domain.entities import (
+    Alert,
+    DatasetVersion,
+    Deployment,
+    Event,
+    ModelVersion,
+    MonitorResult,
+    Project,
+)
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
 
@@ -499,26 +507,20 @@ class Registry:
             created_at=utc_now(),
         ))
 
-    def find_project(self, name: str) -> dict | None:
+    def find_project(self, name: str) -> Project | None:
         """The project called name, or None: the one place that asks whether a project exists."""
         row = self.query_one("SELECT * FROM projects WHERE name = ?", (name,))
-        return self._decode_project(row) if row else None
+        return Project.from_row(row) if row else None
 
-    def project(self, name: str) -> dict:
+    def project(self, name: str) -> Project:
         project = self.find_project(name)
         if project is None:
-            known = ", ".join(p["name"] for p in self.projects()) or "none yet"
+            known = ", ".join(p.name for p in self.projects()) or "none yet"
             raise NotFoundError(f"unknown project {name!r} (projects: {known})")
         return project
 
-    def projects(self) -> list[dict]:
-        return [self._decode_project(r) for r in self.query("SELECT * FROM projects ORDER BY name")]
-
-    @staticmethod
-    def _decode_project(row: dict) -> dict:
-        row["schema"] = _loads(row.pop("schema_json"), {})
-        row["settings"] = _loads(row.pop("settings_json"), {})
-        return row
+    def projects(self) -> list[Project]:
+        return [Project.from_row(r) for r in self.query("SELECT * FROM projects ORDER BY name")]
 
     def update_project_settings(self, project_id: int, settings: dict, metric: str) -> None:
         self.conn.execute(
@@ -961,11 +963,11 @@ class Registry:
 
     # ----------------------------------------------------------------- events
     def add_event(
-        self, project: dict | None, kind: str, message: str, by: str = "user", details: dict | None = None
+        self, project: Project | None, kind: str, message: str, by: str = "user", details: dict | None = None
     ) -> int:
         return self._insert_row("events", dict(
-            project_id=project["id"] if project else None,
-            project_name=project["name"] if project else None,
+            project_id=project.id if project else None,
+            project_name=project.name if project else None,
             at=utc_now(),
             kind=kind,
             by=by,
