@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from foundation_helpers import cli, create_project
 
-from app.core.domain.entities import Alert, DatasetVersion, Deployment, Event, ModelVersion, MonitorResult
+from app.core.domain.entities import (
+    Alert,
+    DatasetVersion,
+    Deployment,
+    Event,
+    ModelVersion,
+    MonitorResult,
+    Project,
+)
 from app.core.services.lifecycle import Keel
 from app.core.store.registry import Registry
 
@@ -142,3 +150,17 @@ def test_monitor_results_come_back_typed_with_the_keys_their_dicts_had(earlier_r
     assert earlier_registry.monitor_result_of_dataset(last.dataset_version_id) == last
     with pytest.raises(dataclasses.FrozenInstanceError):
         last.value = 1.0
+
+
+def test_projects_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
+    [before] = rows(earlier_registry, "SELECT * FROM projects")
+    before["schema"] = json.loads(before.pop("schema_json"))
+    before["settings"] = json.loads(before.pop("settings_json"))
+    project = earlier_registry.project("loans")
+    assert isinstance(project, Project) and earlier_registry.projects() == [project]
+    assert project.to_dict() == before and list(project.to_dict()) == list(before)
+    assert (project.task, project.target, project.metric) == ("classification", "default", "accuracy")
+    assert project.settings["threshold"] == 0.9 and "features" in project.schema
+    assert earlier_registry.find_project("nope") is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        project.metric = "f1"
