@@ -201,6 +201,13 @@ def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCEN
         widget.setLabel("bottom", value_label)
 
 
+def bar_chart_height(widget, bars: int) -> int:
+    """The height a horizontal bar chart needs for each bar's label to stand on its own line:
+    a line of text per bar, plus the title and the value axis."""
+    line = widget.fontMetrics().height() + 4
+    return bars * line + 4 * line
+
+
 def bar_chart_highlight(widget, labels: list[str], values: list[float], highlighted: list[str], color: str) -> None:
     """Draws the bars of `highlighted` labels again, in `color`, over a bar_chart of the same data."""
     lib = pg()

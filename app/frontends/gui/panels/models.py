@@ -300,9 +300,11 @@ class ModelsPanel(Panel):
                 heatmap(plot, entry["confusion"], entry["classes"])
                 grid.addWidget(plot, 0, column)
             if entry["importances"]:
-                unit = (f"permutation importance (drop in {metric})" if entry["importance_kind"] == "permutation"
-                        else "impurity importance (share of splits)")
+                permutation = entry["importance_kind"] == "permutation"
                 plot = plot_widget(title=f"v{entry['version']} feature importance", height=230)
+                plot.setToolTip(f"Permutation importance: how much {metric} drops when a feature's values are shuffled"
+                                if permutation else "Impurity importance: each feature's share of the trees' splits")
+                unit = f"drop in {metric}" if permutation else "share of splits"
                 labels = list(entry["importances"])
                 bar_chart(plot, labels, [entry["importances"][k] for k in labels], value_label=unit)
                 grid.addWidget(plot, 1, column)

@@ -7,12 +7,14 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -39,6 +41,7 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
+PLOT_HEIGHT = 175  # room for a rotated axis title ("share of features") beside the plot's own title and x axis
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
 
 
@@ -120,8 +123,9 @@ def feature_drift(result: dict | None) -> dict[str, dict]:
 
 
 def legend(entries: list[tuple[str, str, str]]) -> str:
-    return "&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{color}'><b>{glyph}</b></span>&nbsp;{text}"
-                                     for color, glyph, text in entries)
+    """Entries wrap between each other, never inside one (a glyph stays with its text)."""
+    return "&nbsp;&nbsp; ".join(f"<span style='white-space:nowrap'><span style='color:{color}'><b>{glyph}</b></span>"
+                                f"&nbsp;{text}</span>" for color, glyph, text in entries)
 
 
 def metric_legend(threshold, has_markers: bool) -> str:
@@ -135,7 +139,7 @@ def metric_legend(threshold, has_markers: bool) -> str:
 
 def decision_legend(groups: set[str]) -> str:
     entries = [(color, glyph, text) for group, (text, _, glyph, color) in DECISION_MARKS.items() if group in groups]
-    return ("&nbsp;&nbsp;&nbsp;" + legend(entries)) if entries else ""
+    return ("&nbsp;&nbsp; " + legend(entries)) if entries else ""
 
 
 def legend_label() -> QLabel:
@@ -191,7 +195,14 @@ class MonitoringPanel(Panel):
         self.plot_grid.setContentsMargins(0, 0, 0, 0)
         self.empty = muted("No monitoring results yet. Results appear here live as monitoring cycles run.")
         self.plot_grid.addWidget(self.empty, 0, 0)
-        self.splitter.addWidget(self.plot_area)
+        # the plots keep the height their axis titles and bar labels need; a short window scrolls them
+        self.plot_scroll = QScrollArea()
+        self.plot_scroll.setObjectName("monitoringPlots")
+        self.plot_scroll.setWidgetResizable(True)
+        self.plot_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.plot_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.plot_scroll.setWidget(self.plot_area)
+        self.splitter.addWidget(self.plot_scroll)
 
         lower = QWidget()
         lower_layout = QHBoxLayout(lower)
@@ -317,7 +328,7 @@ class MonitoringPanel(Panel):
         if hasattr(self, "metric_plot"):
             return
         lib = pg()
-        self.metric_plot = plot_widget(title="Production metric, batch by batch", batch_axis=True, height=130)
+        self.metric_plot = plot_widget(title="Production metric, batch by batch", batch_axis=True, height=PLOT_HEIGHT)
         self.metric_plot.setLabel("bottom", "batch (dataset version, in order of arrival)")
         actual = self.metric_plot.plot(pen={"color": MEASURED, "width": 2}, symbol="o", symbolSize=6,
                                        symbolBrush=MEASURED)
@@ -340,7 +351,7 @@ class MonitoringPanel(Panel):
         if hasattr(self, "drift_plot"):
             return
         lib = pg()
-        self.drift_plot = plot_widget(title="Share of features drifted", batch_axis=True, height=110)
+        self.drift_plot = plot_widget(title="Share of features drifted", batch_axis=True, height=PLOT_HEIGHT)
         self.drift_plot.setLabel("bottom", "batch (dataset version)")
         self.drift_plot.setLabel("left", "share of features")
         drift = self.drift_plot.plot(pen={"color": DRIFT, "width": 2}, symbol="o", symbolSize=5, symbolBrush=DRIFT)
@@ -349,11 +360,11 @@ class MonitoringPanel(Panel):
         self.drift_plot.setYRange(0, 1)
         self.drift_plot.getPlotItem().setClipToView(True)
         self.drift_legend = legend_label()
-        self.feature_plot = plot_widget(title="PSI per feature", height=110)
+        self.feature_plot = plot_widget(title="PSI per feature", height=PLOT_HEIGHT)
         self.feature_plot.setToolTip("Population Stability Index (PSI) of each feature in the latest batch against "
                                      "the training reference: below 0.1 stable, 0.1–0.2 moderate, above 0.2 drifted")
         self.feature_legend = legend_label()
-        self.distribution_plot = plot_widget(title="Distribution", height=110)
+        self.distribution_plot = plot_widget(title="Distribution", height=PLOT_HEIGHT)
         self.distribution_plot.setLabel("left", "share of rows")
         self.feature_choice = QComboBox()
         self.feature_choice.setObjectName("distributionFeature")
@@ -527,7 +538,7 @@ class MonitoringPanel(Panel):
                                  data=[point_tip(r, metric, arrivals) for _, _, r in points])
 
     def _feature_drift(self) -> None:
-        from app.frontends.gui.plots import bar_chart, clear_plot
+        from app.frontends.gui.plots import bar_chart, bar_chart_height, clear_plot
 
         latest = self.results[-1] if self.results else None
         per_feature = feature_drift(latest)
@@ -537,8 +548,8 @@ class MonitoringPanel(Panel):
             self.feature_legend.setText("")
             return
         names = list(per_feature)
-        bar_chart(self.feature_plot, names, [per_feature[n]["psi"] for n in names], color=DRIFT,
-                  value_label="PSI (population stability index)")
+        bar_chart(self.feature_plot, names, [per_feature[n]["psi"] for n in names], color=DRIFT, value_label="PSI")
+        self.feature_plot.setMinimumHeight(max(PLOT_HEIGHT, bar_chart_height(self.feature_plot, len(names))))
         drifted = [n for n in names if per_feature[n]["drifted"]]
         if drifted:
             from app.frontends.gui.plots import bar_chart_highlight
