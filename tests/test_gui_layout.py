@@ -135,10 +135,24 @@ def test_every_tab_is_usable_at_1024_by_640(qtbot, backlog_window):
     assert axis.width() >= widest, "feature names are cut"
 
 
+def cut_at_the_side(widget) -> int:
+    """How many pixels of the widget stand right of the scroll area viewport it is shown in (a page
+    scrolls vertically; nothing should need a horizontal scroll)."""
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QAbstractScrollArea):
+        parent = parent.parentWidget()
+    if parent is None or parent.horizontalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
+        return 0
+    right = widget.mapTo(parent.viewport(), QPoint(widget.width(), 0)).x()
+    return max(0, right - parent.viewport().width())
+
+
 def cut_plot_text(page) -> list[str]:
-    """Text of the visible plots that does not fit: an axis title longer than its axis, a plot
-    title wider than its plot, tick labels of named bars closer than a line of text, a legend
-    shorter than its wrapped text or outside its plot's view box."""
+    """Text of the visible plots that does not fit: a plot cut at the side by its page, an axis
+    title longer than its axis, a plot title wider than its plot, tick labels of named bars closer
+    than a line of text, a legend shorter than its wrapped text or outside its plot's view box."""
     from pyqtgraph import AxisItem, LegendItem, PlotWidget
     from PySide6.QtGui import QFontMetricsF
 
@@ -148,6 +162,9 @@ def cut_plot_text(page) -> list[str]:
             continue
         item = plot.getPlotItem()
         title = item.titleLabel
+        right = cut_at_the_side(plot)
+        if right:
+            cut.append(f"{title.text!r}: {right} px of its right side outside its page")
         if title.isVisible() and title.text and title.item.boundingRect().width() > item.size().width():
             cut.append(f"title {title.text!r}: {title.item.boundingRect().width():.0f} > {item.size().width():.0f}")
         for name in ("left", "bottom"):

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QApplication
 from app.frontends.gui.common import ACCENT_COLOR
 
 _configured = False
+MIN_HINT_HEIGHT = 100  # a plot's preferred height when it was given no minimum
 ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
 
 
@@ -50,11 +51,20 @@ def _batch_axis_class():
     return _classes["batch_axis"]
 
 
+def metric_batch_axis():
+    return _batch_axis_class()(orientation="bottom")
+
+
+def date_axis():
+    """A bottom axis of dates and times (local time), ticks chosen for the zoom level."""
+    return pg().DateAxisItem(orientation="bottom")
+
+
 def _plot_widget_class():
     """A PlotWidget whose mouse wheel scrolls the page it sits in (a scroll area) unless Ctrl is
     held or the plot was clicked first: a wheel turned to scroll must not zoom what passes under it."""
     if "plot_widget" not in _classes:
-        from PySide6.QtCore import Qt
+        from PySide6.QtCore import QSize, Qt
         from PySide6.QtWidgets import QAbstractScrollArea, QApplication
 
         lib = pg()
@@ -79,6 +89,12 @@ def _plot_widget_class():
                 horizontal = abs(event.angleDelta().x()) > abs(event.angleDelta().y())
                 QApplication.sendEvent(area.horizontalScrollBar() if horizontal else area.verticalScrollBar(), event)
                 event.accept()  # the page scrolled; the plot keeps its range
+
+            def sizeHint(self):
+                # as tall as its minimum: in a scrolling page the layout's preferred height is the
+                # sum of the hints, and QGraphicsView's own hint would make every plot a screen high
+                hint = super().sizeHint()
+                return QSize(hint.width(), max(self.minimumHeight(), MIN_HINT_HEIGHT))
 
             def mousePressEvent(self, event):
                 self.zoom_armed = True
