@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.domain.entities import Deployment
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -77,7 +78,7 @@ def ingest_time_position(result: dict, arrivals: dict[int, str]) -> float:
     return epoch_seconds(arrivals.get(result.get("dataset_version")) or result["at"])
 
 
-def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[dict],
+def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[Deployment],
                       by_time: bool = False) -> list[tuple[float, str, bool]]:
     """(x, label, is_deployment) for each training and deployment, placed just after the last batch
     that had arrived when it happened, or (by_time) at the time it happened on a date axis, where a
@@ -99,9 +100,9 @@ def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments:
     for model in models:
         places.setdefault(place(model["created_at"]), []).append(f"v{model['version']} trained")
     for deployment in deployments:
-        position = place(deployment["deployed_at"], deployment["version"])
-        places.setdefault(position, []).append(f"rolled back to v{deployment['version']}" if deployment.get("is_rollback")
-                                               else f"v{deployment['version']} deployed")
+        position = place(deployment.deployed_at, deployment.version)
+        places.setdefault(position, []).append(f"rolled back to v{deployment.version}" if deployment.is_rollback
+                                               else f"v{deployment.version} deployed")
         deployed_at.add(position)
     return [(position, " · ".join(_compact(texts)), position in deployed_at) for position, texts in sorted(places.items())]
 
