@@ -65,8 +65,8 @@ def test_health_is_not_green_after_alerts_that_all_recovered(qtbot, window):
         alert = keel.registry.insert_alert(project_id=project["id"], rule="metric_below_threshold",
                                            severity="warning", message="accuracy below the threshold")
         keel.registry.close_alert(alert, "recovered")
-    assert insights.health(keel, "demo-credit")["state"] == "ok"  # nothing open: green without `since`
-    health = insights.health(keel, "demo-credit", since=since)
+    assert insights.health(keel.services.insights, "demo-credit")["state"] == "ok"  # nothing open: green without `since`
+    health = insights.health(keel.services.insights, "demo-credit", since=since)
     assert health["since"] == {"opened": 10, "recovered": 10} and health["state"] == "warning"
 
 

@@ -159,7 +159,7 @@ def test_the_reference_is_prepared_once_per_model(keel, monkeypatch):
     calls = []
     original = monitoring.prepare_reference
     monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: calls.append(1) or original(k, loaded))
-    keel.drift_references.clear()
+    keel.services.drift_references.clear()
     for index in range(2):
         drop(keel, "loan", batch(20 + index), f"r{index}.csv")
         keel.monitor("loan")

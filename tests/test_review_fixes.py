@@ -135,14 +135,14 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     from app.core.services import monitoring
     from app.core.services.cache import BoundedCache
 
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
-    keel = SimpleNamespace(drift_references=BoundedCache(8))
+    monkeypatch.setattr(monitoring, "prepare_reference", lambda deps, loaded: ("reference of", loaded.project["name"]))
+    deps = SimpleNamespace(drift_references=BoundedCache(8))
     same_file = {"sha256": "ab" * 32}
     first = SimpleNamespace(project={"name": "a"}, model_version={"id": 1, "version": 1, **same_file})
     second = SimpleNamespace(project={"name": "b"}, model_version={"id": 2, "version": 1, **same_file})
-    assert monitoring.reference_for(keel, first) == ("reference of", "a")
-    assert monitoring.reference_for(keel, second) == ("reference of", "b")
-    assert monitoring.reference_for(keel, first) == ("reference of", "a")
+    assert monitoring.reference_for(deps, first) == ("reference of", "a")
+    assert monitoring.reference_for(deps, second) == ("reference of", "b")
+    assert monitoring.reference_for(deps, first) == ("reference of", "a")
 
 
 def test_archive_waits_for_the_project_lock(tmp_path):
@@ -220,9 +220,11 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
 @pytest.mark.parametrize("failure", [sqlite3.OperationalError("database is locked"),
                                      BusyError("the registry is busy in another process"),
                                      OSError(28, "No space left on device")])
-def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch, failure):
+def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
     """A locked registry or a full disk while ingesting moved a valid file to rejected/ as an
     "internal error while reading it", with an alert: the file was not the problem."""
+
+    import dataclasses
 
     from app.core.services import inbox
     from app.core.services.lifecycle import Keel
@@ -232,17 +234,16 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, monkeypatch,
         keel.create_project("p", _loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         dropped = keel.workspace.inbox_dir("p") / "batch.csv"
         _loans_csv(dropped, rows=50, seed=5)
-        inbox.record_sightings(keel, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
+        inbox.record_sightings(keel.services.inbox, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
 
         def failing_ingest(*args, **kwargs):
             raise failure
 
-        monkeypatch.setattr(keel, "ingest", failing_ingest)
-        assert inbox.sweep(keel, "p") == []
+        failing = dataclasses.replace(keel.services.inbox, ingest=failing_ingest)
+        assert inbox.sweep(failing, "p") == []
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
         assert keel.registry.open_alerts(keel.project("p")["id"]) == []
-        monkeypatch.undo()
-        [entry] = inbox.sweep(keel, "p")  # the next sweep takes it
+        [entry] = inbox.sweep(keel.services.inbox, "p")  # the next sweep takes it
         assert entry["status"] == "processed"
     finally:
         keel.close()
@@ -293,9 +294,9 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
         project = keel.project("p")
         with keel.registry.transaction():  # what policy.decide records for "retrained_waiting"
             keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], 2)["id"])
-        assert waiting_challenger(keel, "p") == 2
+        assert waiting_challenger(keel.services.policy, "p") == 2
         keel.deploy("p", 3)
-        assert waiting_challenger(keel, "p") is None
+        assert waiting_challenger(keel.services.policy, "p") is None
         with pytest.raises(KeelError, match="no challenger"):
             keel.approve("p")
         assert keel.production_version("p") == 3

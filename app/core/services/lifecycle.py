@@ -33,8 +33,9 @@ from app.core.fileio import (
     stage_bytes,
     write_text_atomic,
 )
-from app.core.services.cache import BoundedCache
+from app.core.services.dependencies import LifecycleActions, ServiceDependencies
 from app.core.services.paths import check_output_path, user_output
+from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import NewFiles, Registry
 from app.core.store.workspace import FileLock, Workspace, project_lock
 
@@ -48,18 +49,6 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
 
 REFERENCE_TRAIN_ROWS = 20_000
 RECENT_EVENTS = 8
-DRIFT_REFERENCES_KEPT = 8
-
-
-@dataclass
-class LoadedModel:
-    project: dict
-    model_version: dict
-    model: object
-
-    @property
-    def version(self) -> int:
-        return self.model_version["version"]
 
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
@@ -104,7 +93,10 @@ class Keel:
         which reports them as they are)."""
         self.workspace = workspace
         self.registry = Registry(workspace.registry_path)
-        self.drift_references: BoundedCache = BoundedCache(DRIFT_REFERENCES_KEPT)  # prepared by monitoring
+        self._data = ProjectData(self.registry, workspace)
+        self.services = ServiceDependencies(self.registry, workspace, self._data, LifecycleActions(
+            ingest=self.ingest, train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
+            rollback=self.rollback))
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
@@ -327,49 +319,11 @@ class Keel:
                 "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "duplicate_of": None}
 
     def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
-        from app.core.ml import datasets
-
-        project = self.project(name)
-        row = self.registry.dataset_version(project["id"], version)
-        if row is None:
-            raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        return datasets.read_frame(self.workspace.root / row["path"])
+        return self._data.dataset_frame(name, version)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
-        """The project's training data: labelled rows of its dataset versions, oldest first,
-        limited by the training window (all rows, the newest N rows, or adaptive: since the
-        latest detected change)."""
-        import pandas as pd
-
-        from app.core.ml import datasets
-
-        project = self.project(name)
-        settings = ProjectSettings.from_dict(project["settings"])
-        if since_dataset_version is None and settings.window == "adaptive":
-            from app.core.services.policy import adaptive_start
-
-            since_dataset_version = adaptive_start(self, project)
-        target = project["target"]
-        frames, used = [], []
-        for row in self.registry.dataset_versions(project["id"]):
-            if row["labelled_rows"] == 0:
-                continue
-            if since_dataset_version is not None and row["version"] < since_dataset_version:
-                continue
-            frame = datasets.read_frame(self.workspace.root / row["path"])
-            frames.append(frame[frame[target].notna()])
-            used.append(row["version"])
-        if not frames:
-            if since_dataset_version is not None:
-                raise ValidationError(
-                    f"project {name!r} has no labelled data from dataset v{since_dataset_version} on "
-                    + ("(the adaptive training window starts at the change detected there); ingest labelled data "
-                       "or set --window all" if settings.window == "adaptive" else "to train on"))
-            raise ValidationError(f"project {name!r} has no labelled data to train on")
-        combined = pd.concat(frames, ignore_index=True)
-        if isinstance(settings.window, int) and len(combined) > settings.window:
-            combined = combined.iloc[-settings.window:].reset_index(drop=True)
-        return combined, used
+        """The project's training data (ProjectData.training_frame: the training window applied)."""
+        return self._data.training_frame(name, since_dataset_version)
 
     # ================================================================ training
     def train(self, name: str, by: str = "user", reason: str = "", progress: Progress | None = None,
@@ -480,34 +434,19 @@ class Keel:
 
     # ================================================================ models
     def model_metrics(self, model_version: dict) -> dict[str, float]:
-        return self.registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
+        return self._data.model_metrics(model_version)
 
     def load_version(self, name: str, version: int) -> LoadedModel:
-        from app.core.ml import artifacts
-
-        project = self.project(name)
-        model_version = self.registry.model_version(project["id"], version)
-        model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                     model_version["extra_trusted_types"])
-        return LoadedModel(project, model_version, model)
+        return self._data.load_version(name, version)
 
     def production_version(self, name: str) -> int | None:
-        deployment = self.registry.current_deployment(self.project(name)["id"])
-        return deployment["version"] if deployment else None
+        return self._data.production_version(name)
 
     def load_production(self, name: str) -> LoadedModel:
-        version = self.production_version(name)
-        if version is None:
-            raise KeelError(f"project {name!r} has no production model yet (deploy a version first)")
-        return self.load_version(name, version)
+        return self._data.load_production(name)
 
     def reference_frame(self, name: str, version: int) -> pd.DataFrame | None:
-        from app.core.ml import datasets
-
-        project = self.project(name)
-        model_version = self.registry.model_version(project["id"], version)
-        path = (self.workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
-        return datasets.read_frame(path) if path.exists() else None
+        return self._data.reference_frame(name, version)
 
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
                      by: str = "user", notes: str = "") -> dict:
@@ -941,37 +880,75 @@ class Keel:
             self.registry.close_alert(alert_id, "acknowledged")
             self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
 
+    # ================================================================ what the window shows (services/insights.py)
+    def health(self, name: str, since: str | None = None) -> dict:
+        """The project's health at a glance; since: also the alerts opened and recovered after that time."""
+        from app.core.services import insights
+
+        return insights.health(self.services.insights, name, since=since)
+
+    def production_card(self, name: str) -> dict:
+        """The Overview's production model card."""
+        from app.core.services import insights
+
+        return insights.production_card(self.services.insights, name)
+
+    def version_card(self, name: str, version: int) -> dict:
+        """Everything about one model version (the Models tab's card)."""
+        from app.core.services import insights
+
+        return insights.version_card(self.services.insights, name, version)
+
+    def compare_versions(self, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
+        """Model versions side by side: metrics, parameters, metrics on data none was trained on."""
+        from app.core.services import insights
+
+        return insights.compare_versions(self.services.insights, name, versions, progress=progress,
+                                         cancel_event=cancel_event)
+
+    def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> dict:
+        """One feature in the production model's reference vs a batch (the newest by default)."""
+        from app.core.services import insights
+
+        return insights.feature_distribution(self.services.insights, name, feature, dataset_version)
+
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
     # These services are imported on first use because they load pandas and scikit-learn, which
     # read-only commands never need; they do not import this module (an import-linter contract).
+    def inbox_has_waiting_files(self, name: str) -> bool:
+        """Whether the project's inbox holds a file a sweep would look at (cheap: one folder listing)."""
+        from app.core.services import inbox
+
+        return inbox.has_waiting_files(self.services.inbox, name)
+
     def sweep_inbox(self, name: str, by: str = "scheduler", progress=None) -> list[dict]:
         """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason).
         progress is accepted for the window's child-process jobs; a sweep reports none."""
         from app.core.services import inbox
 
-        return inbox.sweep(self, name, by=by)
+        return inbox.sweep(self.services.inbox, name, by=by)
 
     def monitor(self, name: str, by: str = "user", progress=None) -> dict:
         """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
         from app.core.services import policy
 
-        return policy.monitor(self, name, by=by, progress=progress)
+        return policy.monitor(self.services.policy, name, by=by, progress=progress)
 
     def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
         """Join a file of id,label rows to earlier predictions and unlabelled rows (`keel labels`)."""
         from app.core.services import labels
 
-        return labels.add_labels(self, name, file_path, by=by)
+        return labels.add_labels(self.services.labels, name, file_path, by=by)
 
     def traffic(self, name: str, bucket: str = "hour") -> dict:
         """Traffic windows with their label coverage, late-measured batches, request volume over time."""
         from app.core.services import traffic
 
-        return traffic.overview(self, name, bucket)
+        return traffic.overview(self.services.traffic, name, bucket)
 
     def approve(self, name: str, by: str = "user") -> dict:
         """Deploy the challenger waiting for approval."""
         from app.core.services import policy
 
-        return policy.approve(self, name, by=by)
+        return policy.approve(self.services.policy, name, by=by)
 

@@ -76,7 +76,7 @@ def model_card(keel, project: dict, version: int) -> dict:
     run = registry.run(model_version["run_id"]) if model_version.get("run_id") else None
     params = registry.run_params(run["id"]) if run else {}
     metrics = keel.model_metrics(model_version)
-    compared = insights.compare_versions(keel, project["name"], [version])
+    compared = insights.compare_versions(keel.services.insights, project["name"], [version])
     scored = compared["versions"][0]
     events = registry.events(project["id"])
     return {
