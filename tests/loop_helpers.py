@@ -1,4 +1,4 @@
-"""Helpers for the monitoring-loop tests (issue 4): a small trained project and inbox drops."""
+"""Helpers for the monitoring-loop tests: a small trained project and inbox drops."""
 
 import json
 import time

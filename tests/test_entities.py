@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from foundation_helpers import cli, create_project
+from cli_helpers import cli, create_project
 
 from app.core.domain.entities import Event
 from app.core.services.lifecycle import Keel

@@ -30,7 +30,7 @@ def folder(keel):
 
 
 def dataset_rows(keel) -> list[int]:
-    return [d["rows"] for d in keel.registry.dataset_versions(keel.project("loan")["id"])]
+    return [d["rows"] for d in keel.services.registry.dataset_versions(keel.project("loan")["id"])]
 
 
 def sha256(path) -> str:
@@ -197,7 +197,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("catching up" in line for line in lines):
             time.sleep(0.05)
-        cycles_before = len(keel.registry.query("SELECT id FROM monitor_results"))
+        cycles_before = len(keel.services.registry.query("SELECT id FROM monitor_results"))
         drop(keel, "loan", batch(8, rows=80), "arrived.csv", settled=False)
         started = time.monotonic()
         while time.monotonic() < deadline and len(dataset_rows(keel)) < 2:
@@ -209,7 +209,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
     assert dataset_rows(keel)[-1] == 80
     assert waited < 10  # seconds, not the hour of the schedule
     assert any("arrived.csv -> dataset v" in line for line in lines)
-    assert len(keel.registry.query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
+    assert len(keel.services.registry.query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
 
 
 def test_the_inbox_thresholds_come_from_the_environment(monkeypatch):

@@ -9,7 +9,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from foundation_helpers import cli, loans, write_csv
+from cli_helpers import cli, loans, write_csv
 
 from app.core.services import inbox
 from app.core.services.lifecycle import Keel

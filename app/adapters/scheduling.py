@@ -170,7 +170,7 @@ class MonitorScheduler:
     def _upkeep(self) -> dict:
         from app.core.services import upkeep
 
-        return upkeep.run_due(self.keel)
+        return upkeep.run_due(self.keel.services.workspace_upkeep)
 
     def _project_jobs(self) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)]

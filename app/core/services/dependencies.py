@@ -44,8 +44,15 @@ class Dependencies:
 
 
 @dataclass(frozen=True, kw_only=True)
-class InboxDependencies(Dependencies):
+class IngestDependencies(Dependencies):
     ingest: Ingest
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkspaceDependencies(Dependencies):
+    """For the services that work on the whole workspace: backup, bundle, verify, upkeep."""
+
+    rewrite_production_manifest: Callable[[str], None]  # lifecycle's: production.json again from the registry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +62,7 @@ class MonitoringDependencies(Dependencies):
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyDependencies(Dependencies):
-    inbox: InboxDependencies  # a monitoring cycle sweeps the inbox first
+    inbox: IngestDependencies  # a monitoring cycle sweeps the inbox first
     monitoring: MonitoringDependencies
     loaded_models: BoundedCache  # champion and earlier versions, loaded (sha256-checked) once
     train: Train
@@ -70,6 +77,7 @@ class LifecycleActions:
 
     ingest: Ingest
     train: Train
+    rewrite_production_manifest: Callable[[str], None]
     deploy: Deploy
     deploy_holding_lock: DeployHoldingLock
     rollback: Rollback
@@ -77,7 +85,11 @@ class LifecycleActions:
 
 @dataclass
 class ServiceDependencies:
-    """Each service's dependencies for one workspace, made on first use and kept."""
+    """Each service's dependencies for one workspace, made on first use and kept (Keel.services).
+
+    Front ends hand these to a service's functions (`backup.backup(keel.services.workspace_upkeep,
+    path)`) and never read their `registry` or `workspace`; tests may use `keel.services.registry`
+    to arrange or check rows directly."""
 
     registry: Registry
     workspace: Workspace
@@ -102,10 +114,29 @@ class ServiceDependencies:
     def labels(self) -> Dependencies:
         return self._reads_and_records
 
+    @property
+    def reports(self) -> Dependencies:
+        return self._reads_and_records
+
+    @property
+    def mlflow(self) -> Dependencies:
+        return self._reads_and_records
+
     @cached_property
-    def inbox(self) -> InboxDependencies:
-        return InboxDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
-                                 ingest=self.actions.ingest)
+    def inbox(self) -> IngestDependencies:
+        """For the inbox and for batches of files added by hand."""
+        return IngestDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+                                  ingest=self.actions.ingest)
+
+    @property
+    def batches(self) -> IngestDependencies:
+        return self.inbox
+
+    @cached_property
+    def workspace_upkeep(self) -> WorkspaceDependencies:
+        """For backup, bundle, verify and upkeep."""
+        return WorkspaceDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+                                     rewrite_production_manifest=self.actions.rewrite_production_manifest)
 
     @cached_property
     def monitoring(self) -> MonitoringDependencies:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
 from app.core.fileio import sha256_file, write_text_atomic
-from app.core.services.dependencies import InboxDependencies
+from app.core.services.dependencies import IngestDependencies
 from app.core.services.paths import is_inside
 from app.core.store.workspace import FileLock
 
@@ -101,7 +101,7 @@ class Entry:
         return [self.size, self.mtime_ns]
 
 
-def folders(deps: InboxDependencies, name: str) -> tuple[Path, Path, Path]:
+def folders(deps: IngestDependencies, name: str) -> tuple[Path, Path, Path]:
     inbox = deps.workspace.inbox_dir(name)
     processed, rejected = inbox / "processed", inbox / "rejected"
     for folder in (inbox, processed, rejected):
@@ -113,7 +113,7 @@ def is_candidate_name(name: str) -> bool:
     return not name.startswith(".") and not name.lower().endswith(TEMPORARY_SUFFIXES)
 
 
-def has_waiting_files(deps: InboxDependencies, name: str) -> bool:
+def has_waiting_files(deps: IngestDependencies, name: str) -> bool:
     """Whether the project's inbox holds anything a sweep would look at (cheap: one scandir)."""
     try:
         with os.scandir(deps.workspace.inbox_dir(name)) as entries:
@@ -165,7 +165,7 @@ def _kind(mode: int) -> str:
 
 
 # --------------------------------------------------------------------------- sightings
-def sightings_path(deps: InboxDependencies, name: str) -> Path:
+def sightings_path(deps: IngestDependencies, name: str) -> Path:
     return deps.workspace.project_dir(name) / SIGHTINGS_FILE
 
 
@@ -177,7 +177,7 @@ def _read_sightings(path: Path) -> dict:
         return {}
 
 
-def record_sightings(deps: InboxDependencies, name: str, entries: list[Entry] | None = None, now: float | None = None,
+def record_sightings(deps: IngestDependencies, name: str, entries: list[Entry] | None = None, now: float | None = None,
                      only: set[str] | None = None) -> dict:
     """Record what a sweep sees at `now`: per file name its size and mtime, and since when they
     have been so (only: record these names, keep the others' records as they are). Returns
@@ -256,7 +256,7 @@ def _split_name(name: str) -> tuple[str, str]:
     return (stem, dot + suffix) if stem else (name, "")
 
 
-def sweep(deps: InboxDependencies, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
+def sweep(deps: IngestDependencies, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
           now: float | None = None) -> list[dict]:
     """Ingest every complete file of the project's inbox; returns one entry per file handled.
     One sweep of a project at a time, across processes (a lock beside the project locks)."""
@@ -271,7 +271,7 @@ def sweep(deps: InboxDependencies, name: str, by: str = "scheduler", rules: Rule
         lock.release()
 
 
-def _sweep(deps: InboxDependencies, name: str, by: str, rules: Rules, now: float) -> list[dict]:
+def _sweep(deps: IngestDependencies, name: str, by: str, rules: Rules, now: float) -> list[dict]:
     inbox, processed, rejected = folders(deps, name)
     taking = inbox / TAKING_DIR
     shutil.rmtree(taking, ignore_errors=True)  # copies left by a sweep that was killed: their originals are still here
@@ -300,7 +300,7 @@ class _LeaveForLater(Exception):
     """The project or the workspace cannot take a file now (busy, disk full): stop this sweep."""
 
 
-def _take(deps: InboxDependencies, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> dict | None:
+def _take(deps: IngestDependencies, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> dict | None:
     taking.mkdir(exist_ok=True)
     copy = taking / entry.name
     try:
@@ -346,7 +346,7 @@ def _copy_and_hash(source: Path, copy: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _retire_original(deps: InboxDependencies, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
+def _retire_original(deps: IngestDependencies, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
                      ingested: dict, by: str) -> None:
     """Remove the dropped file (a link: the link only) if it still holds exactly what was ingested."""
     if entry.path != entry.source:
@@ -375,7 +375,7 @@ def _workspace_trouble(exc: Exception) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EIO)
 
 
-def reject(deps: InboxDependencies, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> dict:
+def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> dict:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if not isinstance(exc, KeelError):
         reason = f"internal error while reading it: {type(exc).__name__}: {reason}"
