@@ -49,7 +49,7 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
         keel.deploy("p", 1)
         project = keel.project("p")
         with keel.services.registry.transaction():  # what policy.decide records for "retrained_waiting"
-            keel.services.registry.set_alias(project["id"], "challenger", keel.services.registry.model_version(project["id"], 2)["id"])
+            keel.services.registry.set_alias(project["id"], "challenger", keel.services.registry.model_version(project["id"], 2).id)
         assert waiting_challenger(keel.services.policy, "p") == 2
         keel.deploy("p", 3)
         assert waiting_challenger(keel.services.policy, "p") is None

@@ -15,9 +15,9 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
 
     monkeypatch.setattr(monitoring, "prepare_reference", lambda deps, loaded: ("reference of", loaded.project["name"]))
     deps = SimpleNamespace(drift_references=BoundedCache(8))
-    same_file = {"sha256": "ab" * 32}
-    first = SimpleNamespace(project={"name": "a"}, model_version={"id": 1, "version": 1, **same_file})
-    second = SimpleNamespace(project={"name": "b"}, model_version={"id": 2, "version": 1, **same_file})
+    same_file = "ab" * 32
+    first = SimpleNamespace(project={"name": "a"}, model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
+    second = SimpleNamespace(project={"name": "b"}, model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
     assert monitoring.reference_for(deps, first) == ("reference of", "a")
     assert monitoring.reference_for(deps, second) == ("reference of", "b")
     assert monitoring.reference_for(deps, first) == ("reference of", "a")

@@ -1,6 +1,6 @@
 """The policy's decision against a concurrent deploy, and a gate that fails after the challenger
-is registered: the decision is recorded under the project lock, in one transaction, and only while
-production is still the champion the challenger was gated against."""
+is registered (review of app/core/services/policy.py: decide must record under the project lock, in one
+transaction, and only while production is still the champion the challenger was gated against)."""
 
 import threading
 
@@ -56,7 +56,7 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     assert result["production_version"] == 2 and result["challenger_waiting"] is None
     project = keel.project("loan")
     deployment = keel.services.registry.current_deployment(project["id"])
-    assert deployment["by"] == "user" and deployment["version"] == 2
+    assert deployment.by == "user" and deployment.version == 2
     assert "challenger" not in keel.services.registry.aliases(project["id"])
     [event] = decisions(keel)
     assert event["details"]["decision"] == "retrained_rejected"

@@ -93,7 +93,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
             other_process.release()
         worker.join(10)
         assert done.is_set()
-        assert keel.services.registry.model_version(keel.project("p")["id"], 2)["archived"] == 1
+        assert keel.services.registry.model_version(keel.project("p")["id"], 2).archived is True
     finally:
         keel.close()
 

@@ -180,8 +180,8 @@ def _write_project(deps: WorkspaceDependencies, source: Path, rows: dict, origin
             for path in moved:
                 path.unlink(missing_ok=True)
             raise
-    for folder in ("inbox", "inbox/processed", "inbox/rejected"):
-        (workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
+    for inbox_folder in ("inbox", "inbox/processed", "inbox/rejected"):
+        (workspace.project_dir(name) / inbox_folder).mkdir(parents=True, exist_ok=True)
     deps.rewrite_production_manifest(name)
     return {"project": name, "imported_from": str(source), "original_name": original,
             "model_versions": len(rows.get("model_versions", [])),

@@ -57,6 +57,7 @@ from app.core.ml.change import LossCusum
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
 from app.core.services.dependencies import PolicyDependencies
 from app.core.services.monitoring import CHANGE_RULES
+from app.core.services.project_data import LoadedModel
 from app.core.store import policy_state as store
 from app.core.store.workspace import FileLock, project_lock
 
@@ -90,11 +91,11 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------- loaded models, cached
-def loaded_model(deps: PolicyDependencies, name: str, version: int):
+def loaded_model(deps: PolicyDependencies, name: str, version: int) -> LoadedModel:
     """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache, keyed by
     project, version id and hash: a project deleted and created again never gets the old model."""
     model_version = deps.registry.model_version(deps.data.project(name)["id"], version)
-    key = (name, model_version["id"], model_version["sha256"])
+    key = (name, model_version.id, model_version.sha256)
     return deps.loaded_models.get_or_build(key, lambda: deps.data.load_version(name, version))
 
 
@@ -204,6 +205,8 @@ def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observat
         frame = deps.data.dataset_frame(name, batch.dataset_version)
         frame = frame[frame[project["target"]].notna()].reset_index(drop=True)
         frames.append(frame)
+        if champion is None:
+            continue  # no production model: no loss to watch
         change = detector.update(row_losses(project, champion.model, frame), batch.dataset_version)
         if change is not None:
             observation.change = change
@@ -247,10 +250,10 @@ def adaptive_start(deps: PolicyDependencies, project: dict) -> int | None:
 # --------------------------------------------------------------------------- earlier versions as challengers
 def earlier_production_versions(deps: PolicyDependencies, project: dict, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m["version"] for m in deps.registry.model_versions(project["id"]) if m["archived"]}
+    archived = {m.version for m in deps.registry.model_versions(project["id"]) if m.archived}
     found: list[int] = []
     for deployment in reversed(deps.registry.deployments(project["id"])):
-        version = deployment["version"]
+        version = deployment.version
         if version != production and version not in found and version not in archived:
             found.append(version)
     return found[:MAX_RESTORE_CANDIDATES]
@@ -262,7 +265,7 @@ def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, 
     production = deps.data.production_version(name)
     candidates = earlier_production_versions(deps, project, production)
     recent = observation.recent
-    if not candidates or recent is None or len(recent) < MIN_GATE_ROWS:
+    if production is None or not candidates or recent is None or len(recent) < MIN_GATE_ROWS:
         return None
     champion = loaded_model(deps, name, production)
     alpha = settings.alpha / len(candidates)  # Bonferroni: one test per candidate
@@ -302,8 +305,8 @@ def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings:
         decision = "alert"
     with deps.registry.transaction():
         if decision == "restore_waiting":
-            deps.registry.set_alias(project["id"], "challenger", deps.registry.model_version(project["id"], version)["id"])
-        if decision == "alert" and not any(a["rule"] == RESTORE_RULE for a in deps.registry.open_alerts(project["id"])):
+            deps.registry.set_alias(project["id"], "challenger", deps.registry.model_version(project["id"], version).id)
+        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in deps.registry.open_alerts(project["id"])):
             alert_id = deps.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
                                                   message=message, details=details)
             deps.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
@@ -404,11 +407,13 @@ def record_hold(deps: PolicyDependencies, project: dict, reasons: list[str], hel
 def champion_seen_until(deps: PolicyDependencies, project: dict) -> int:
     """The newest dataset version the production model was trained on (or existed when it was deployed)."""
     deployment = deps.registry.current_deployment(project["id"])
-    model_version = deps.registry.model_version_by_id(deployment["model_version_id"])
-    used = deps.registry.run(model_version["run_id"])["dataset_versions"] if model_version.get("run_id") else []
+    if deployment is None:
+        raise KeelError(f"project {project['name']!r} has no production model yet (deploy a version first)")
+    model_version = deps.registry.model_version_by_id(deployment.model_version_id)
+    used = deps.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
     if used:
         return max(used)
-    return store.dataset_version_at(deps.registry, project["id"], deployment["deployed_at"])
+    return store.dataset_version_at(deps.registry, project["id"], deployment.deployed_at)
 
 
 def gate_start(deps: PolicyDependencies, project: dict, change_point: int | None) -> int:
@@ -427,7 +432,7 @@ def waiting_challenger(deps: PolicyDependencies, name: str) -> int | None:
     model_version_id = deps.registry.aliases(project["id"]).get("challenger")
     if model_version_id is None:
         return None
-    version = deps.registry.model_version_by_id(model_version_id)["version"]
+    version = deps.registry.model_version_by_id(model_version_id).version
     return None if version == deps.data.production_version(name) else version
 
 
@@ -615,7 +620,7 @@ def decide(deps: PolicyDependencies, name: str, project: dict, settings: Project
         def record(project):
             if decision == "retrained_waiting":
                 deps.registry.set_alias(project["id"], "challenger",
-                                        deps.registry.model_version(project["id"], version)["id"])
+                                        deps.registry.model_version(project["id"], version).id)
             if decision == "retrained_rejected":
                 record_backoff(deps, project, champion_version, details["unseen_rows"], details["champion_value"])
             record_momentum(deps, project, decision == "retrained_deployed")

@@ -7,8 +7,9 @@ traffic services can be given it instead of the lifecycle service (which keeps t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from app.core.domain.entities import ModelVersion
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.store.policy_state import read_policy_state
@@ -22,12 +23,12 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
 @dataclass
 class LoadedModel:
     project: dict
-    model_version: dict
-    model: object
+    model_version: ModelVersion
+    model: Any  # a fitted scikit-learn estimator (Keel's own: a Pipeline)
 
     @property
     def version(self) -> int:
-        return self.model_version["version"]
+        return self.model_version.version
 
 
 class ProjectData:
@@ -43,7 +44,7 @@ class ProjectData:
 
     def production_version(self, name: str) -> int | None:
         deployment = self._registry.current_deployment(self.project(name)["id"])
-        return deployment["version"] if deployment else None
+        return deployment.version if deployment else None
 
     # ---------------------------------------------------------------- data
     def dataset_versions(self, name: str) -> list[dict]:
@@ -93,16 +94,16 @@ class ProjectData:
         return combined, used
 
     # ---------------------------------------------------------------- models
-    def model_metrics(self, model_version: dict) -> dict[str, float]:
-        return self._registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
+    def model_metrics(self, model_version: ModelVersion) -> dict[str, float]:
+        return self._registry.run_metrics(model_version.run_id) if model_version.run_id else {}
 
     def load_version(self, name: str, version: int) -> LoadedModel:
         from app.core.ml import artifacts
 
         project = self.project(name)
         model_version = self._registry.model_version(project["id"], version)
-        model = artifacts.load_model(self._workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                     model_version["extra_trusted_types"])
+        model = artifacts.load_model(self._workspace.root / model_version.artifact_path, model_version.sha256,
+                                     model_version.extra_trusted_types)
         return LoadedModel(project, model_version, model)
 
     def load_production(self, name: str) -> LoadedModel:
@@ -116,5 +117,5 @@ class ProjectData:
 
         project = self.project(name)
         model_version = self._registry.model_version(project["id"], version)
-        path = (self._workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
+        path = (self._workspace.root / model_version.artifact_path).with_suffix(".reference.parquet")
         return datasets.read_frame(path) if path.exists() else None
