@@ -294,7 +294,7 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
     wait_job(qtbot, window, lambda: (window.named_actions["delete_project"].trigger(),
                                      window.controller.runner.active_jobs()[-1])[1])
     assert "v1 is its production model" in asked[0]
-    assert [p["name"] for p in keel.services.registry.projects()] == []
+    assert [p.name for p in keel.services.registry.projects()] == []
     qtbot.waitUntil(lambda: window.project_list.count() == 0 and window.controller.project == "", timeout=5000)
 
 

@@ -29,7 +29,7 @@ def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel):
     assert result["status"] == "processed" and result["dataset_version"] == 2 and result["rows"] == 300
     assert not (folder(keel) / "good.csv").exists()
     assert (folder(keel) / "processed" / "good.csv").exists()
-    assert keel.services.registry.dataset_versions(keel.project("loan").id)[-1]["source"] == "good.csv"
+    assert keel.services.registry.dataset_versions(keel.project("loan").id)[-1].source == "good.csv"
     assert keel.sweep_inbox("loan") == []
 
 
