@@ -45,7 +45,7 @@ def test_the_policy_loads_a_model_version_once_and_keeps_a_bounded_number():
 
     versions = {1: "aa", 2: "bb", 3: "cc"}
     deps = SimpleNamespace(
-        data=SimpleNamespace(project=lambda name: {"id": 7, "name": name}, load_version=load_version),
+        data=SimpleNamespace(project=lambda name: SimpleNamespace(id=7, name=name), load_version=load_version),
         registry=SimpleNamespace(model_version=lambda project_id, version: SimpleNamespace(
             id=version, sha256=versions[version])),
         loaded_models=BoundedCache(2))
