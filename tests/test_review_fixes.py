@@ -135,7 +135,7 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     from app.core.services import monitoring
     from app.core.services.cache import BoundedCache
 
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
+    monkeypatch.setattr(monitoring, "stored_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
     keel = SimpleNamespace(drift_references=BoundedCache(8))
     same_file = {"sha256": "ab" * 32}
     first = SimpleNamespace(project={"name": "a"}, model_version={"id": 1, "version": 1, **same_file})

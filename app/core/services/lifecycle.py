@@ -587,8 +587,8 @@ class Keel:
 
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                             model_version["extra_trusted_types"])  # never deploy a file that will not load
+        model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
+                                     model_version["extra_trusted_types"])  # never deploy a file that will not load
         current = self.registry.current_deployment(project["id"])
         previous_version = current["version"] if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
@@ -610,7 +610,20 @@ class Keel:
             discard_staged(staged)
             raise
         self._install_manifest(staged)
+        self._prepare_drift_reference(LoadedModel(project, model_version, model))
         return {"production_version": version, "previous_version": previous_version}
+
+    def _prepare_drift_reference(self, loaded: LoadedModel) -> None:
+        """The production model's drift reference, prepared now and stored beside its model file, so
+        that no monitoring cycle predicts the reference rows again. Derived data: a failure here leaves
+        the committed deployment alone and monitoring prepares it on its first cycle instead."""
+        from app.core.services import monitoring
+
+        try:
+            monitoring.reference_for(self, loaded)
+        except Exception:  # noqa: BLE001 - the deployment is committed; monitoring retries
+            log.warning("drift reference of %s v%s not prepared at deployment", loaded.project["name"],
+                        loaded.version, exc_info=True)
 
     def _set_production_aliases(self, project, model_version_id) -> None:
         self.registry.set_alias(project["id"], "champion", model_version_id)
@@ -630,8 +643,8 @@ class Keel:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
             model_version = self.registry.model_version_by_id(target["model_version_id"])
-            artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                 model_version["extra_trusted_types"])
+            model = artifacts.load_model(self.workspace.root / model_version["artifact_path"],
+                                         model_version["sha256"], model_version["extra_trusted_types"])
             reason = reason or f"rolled back from v{current['version']}"
             staged = []
             try:
@@ -648,6 +661,7 @@ class Keel:
                 discard_staged(staged)
                 raise
             self._install_manifest(staged)
+        self._prepare_drift_reference(LoadedModel(project, model_version, model))
         return {"production_version": target["version"], "previous_version": current["version"]}
 
     def rollback_target(self, name: str) -> dict | None:
@@ -761,15 +775,18 @@ class Keel:
         import pandas as pd
 
         from app.core.ml import datasets
+        from app.core.ml.childproc import capped_native_threads
 
         schema = loaded.project["schema"]
         id_column = ProjectSettings.from_dict(loaded.project["settings"]).id_column
         batch = datasets.clean(raw, schema, purpose="predict", id_column=id_column)  # the ID: no "extra column"
         X = datasets.to_model_frame(batch.frame, schema)
-        predictions = loaded.model.predict(X)
+        with capped_native_threads():
+            predictions = loaded.model.predict(X)
+            probabilities = (loaded.model.predict_proba(X) if hasattr(loaded.model, "predict_proba")
+                             and loaded.project["task"] == "classification" else None)
         out = pd.DataFrame({"prediction": predictions}, index=X.index)
-        if hasattr(loaded.model, "predict_proba") and loaded.project["task"] == "classification":
-            probabilities = loaded.model.predict_proba(X)
+        if probabilities is not None:
             for index, label in enumerate(loaded.model.classes_):
                 out[f"proba_{label}"] = probabilities[:, index]
         return out, batch.warnings, X
