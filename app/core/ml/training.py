@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from app.core.domain import settings as domain_settings
 from app.core.domain.errors import ValidationError
 from app.core.ml import datasets
 from app.core.ml.childproc import capped_native_threads, threads_left  # noqa: F401 - threads_left: part of this API
@@ -18,12 +19,7 @@ from app.core.ml.evaluation import compute_metrics
 
 HOLDOUT_SHARE = 0.2
 
-PRESET_LABELS = {
-    "logreg": "Logistic regression",
-    "ridge": "Ridge regression",
-    "random_forest": "Random forest",
-    "hgb": "Histogram gradient boosting",
-}
+PRESET_LABELS = domain_settings.PRESET_LABELS  # in the domain: the window names presets without importing this module
 
 
 def make_estimator(task: str, preset: str, params: dict, seed: int):

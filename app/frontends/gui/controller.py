@@ -88,20 +88,25 @@ class Controller(QObject):
         self.workspace_dir = str(keel.root)
         self._stamp = keel.change_stamp()
         self._poll.start()
-        self._start_scheduler()
         self.keel_ready.emit()
-        self._plot_import_deferrals = 0
-        QTimer.singleShot(0, self._import_plotting)
+        self._start_deferrals = 0
+        QTimer.singleShot(0, self._after_first_reads)
+
+    def _after_first_reads(self) -> None:
+        """What the GUI thread does once the first reads have filled the window (up to 2 s), not before:
+        start the monitoring scheduler (importing and starting APScheduler, ~0.25 s), then import
+        pyqtgraph (~0.5 s) once, when the workspace has been shown, not when a plot opens."""
+        reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
+        if reading and self._start_deferrals < 40:
+            self._start_deferrals += 1
+            QTimer.singleShot(50, self._after_first_reads)
+            return
+        self._start_scheduler()
+        QTimer.singleShot(0, self._import_plotting)  # a turn of the event loop between the two
 
     def _import_plotting(self) -> None:
-        """pyqtgraph takes ~0.5 s to import: once, when the workspace has been shown, not when a plot opens.
-        On the GUI thread: importing it on a worker while the window created Qt enums (PySide6 creates
-        them lazily, not thread-safely) crashed the process."""
-        reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
-        if reading and self._plot_import_deferrals < 40:  # the first reads fill the window first (up to 2 s)
-            self._plot_import_deferrals += 1
-            QTimer.singleShot(50, self._import_plotting)
-            return
+        """On the GUI thread: importing pyqtgraph on a worker while the window created Qt enums (PySide6
+        creates them lazily, not thread-safely) crashed the process."""
         importlib.import_module("pyqtgraph")
         self.plots_ready.emit()
 
