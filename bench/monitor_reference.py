@@ -47,7 +47,7 @@ def build(workspace: Path, rows: int, preset: str) -> dict:
         started = time.perf_counter()
         keel.deploy(PROJECT, 1)
         deployed = time.perf_counter() - started
-        model_path = workspace / keel.load_version(PROJECT, 1).model_version["artifact_path"]
+        model_path = workspace / keel.load_version(PROJECT, 1).model_version.artifact_path
         stored = model_path.with_suffix(".drift.npz")
         return {"train_seconds": round(trained, 2), "deploy_seconds_with_reference": round(deployed, 2),
                 "reference_rows_mb": round(model_path.with_suffix(".reference.parquet").stat().st_size / 2**20, 2),

@@ -72,7 +72,7 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
     assert [a["rule"] for a in third["alerts_recovered"]] == ["metric_threshold"]
     assert third["decision"] == "none"
     alerts = keel.registry.alerts(keel.project("loan")["id"])
-    assert [(a["rule"], a["status"]) for a in alerts] == [("metric_threshold", "recovered")]
+    assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
     kinds = [e["kind"] for e in keel.history("loan")["events"]]
     assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
 
@@ -158,7 +158,7 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
 
 
 def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_reference_rows(keel, monkeypatch):
-    stored = reference_file.path_for(keel.workspace.root / _production(keel).model_version["artifact_path"])
+    stored = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
     assert stored.is_file()
     monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: pytest.fail("reference rows predicted"))
     keel.drift_references.clear()  # as a new `monitor` process starts
@@ -169,8 +169,8 @@ def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_referen
 
 def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_reference_rows(keel):
     loaded = _production(keel)
-    path = reference_file.path_for(keel.workspace.root / loaded.model_version["artifact_path"])
-    stored = reference_file.load(path, loaded.model_version["sha256"], loaded.model.classes_)
+    path = reference_file.path_for(keel.workspace.root / loaded.model_version.artifact_path)
+    stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
     prepared = monitoring.prepare_reference(keel, loaded)
     for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
         row = {"version": 9}
@@ -184,18 +184,18 @@ def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_referenc
 
 def test_a_missing_or_damaged_stored_reference_is_prepared_again_and_stored(keel):
     """A workspace of an earlier release has none for its deployed version; a damaged one is not trusted."""
-    path = reference_file.path_for(keel.workspace.root / _production(keel).model_version["artifact_path"])
+    path = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
     path.unlink()
     keel.drift_references.clear()
     drop(keel, "loan", batch(40), "a.csv")
     keel.monitor("loan")
     assert path.is_file()
     path.write_bytes(path.read_bytes()[:-200])
-    assert reference_file.load(path, _production(keel).model_version["sha256"], [0, 1]) is None
+    assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is None
     keel.drift_references.clear()
     drop(keel, "loan", batch(41), "b.csv")
     assert len(keel.monitor("loan")["batches"]) == 1
-    assert reference_file.load(path, _production(keel).model_version["sha256"], [0, 1]) is not None
+    assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is not None
 
 
 def _production(keel):
