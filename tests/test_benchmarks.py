@@ -54,7 +54,7 @@ def test_the_drift_comparison_flags_the_shifted_columns(tmp_path, capsys):
 def test_the_growth_benchmark_times_commands_at_each_size(tmp_path, capsys):
     output = tmp_path / "growth.json"
     assert load_bench("growth").main(["--steps", "1", "--batches", "4", "--versions", "2", "--points", "100",
-                                      "--repeats", "1", "--skip-monitor", "--output", str(output)]) == 0
+                                      "--repeats", "1", "--skip-monitor", "--skip-gui", "--output", str(output)]) == 0
     report = json.loads(output.read_text())
     assert [s["batches"] for s in report["steps"]] == [0, 4]
     assert set(report["slope_ms_per_1000_batches"]) == {"status --json", "history --json", "project list --json",

@@ -849,18 +849,21 @@ class Keel:
                 "id_column": id_column, "assigned_ids": assigned, "logged_rows": logged}
 
     # ================================================================ reports
-    def status(self, name: str) -> dict:
+    def status(self, name: str, limit: int | None = None) -> dict:
+        """limit=N: only the newest N model versions and dataset versions (still oldest first);
+        versions_total and dataset_versions_total count them all."""
         from app.core.services import prediction_log
 
         project = self.project(name)
         production = self.production_version(name)
         versions = []
-        for model_version in self.registry.model_versions(project["id"]):
+        for model_version in self.registry.model_versions(project["id"], newest=limit):
             versions.append({"version": model_version.version, "created_at": model_version.created_at,
                              "metrics": self.model_metrics(model_version), "aliases": list(model_version.aliases),
                              "in_production": model_version.version == production,
                              "archived": model_version.archived, "notes": model_version.notes})
-        datasets_rows = self.registry.dataset_versions(project["id"])
+        datasets_rows = self.registry.dataset_versions(project["id"], newest=limit)
+        counts = self.registry.version_counts(project["id"])
         last_result = self.registry.last_monitor_result(project["id"])
         if last_result is not None:
             last_result = {key: last_result[key] for key in ("at", "metric", "value", "estimated_value")}
@@ -870,7 +873,8 @@ class Keel:
                                       "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
                 "last_monitoring": last_result,
                 "open_alerts": [a.headline() for a in self.registry.open_alerts(project["id"])], "settings": project["settings"],
-                "prediction_log": prediction_log.summary(self, project)}
+                "prediction_log": prediction_log.summary(self, project),
+                "versions_total": counts["model_versions"], "dataset_versions_total": counts["dataset_versions"]}
 
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many

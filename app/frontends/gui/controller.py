@@ -24,6 +24,7 @@ WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "crea
 DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
+STARTUP_CHECK_MS, STARTUP_DEFERRALS = 50, 40  # start-up work waits for the filled window, up to 2 s
 
 
 class Controller(QObject):
@@ -49,6 +50,7 @@ class Controller(QObject):
         self.project: str = ""
         self.last_ingest_outcome: dict | None = None  # the summary of the last multi-file Add data
         self.overview: dict | None = None  # Keel.production_overview of the current project, read on a worker
+        self.window_filled: Callable[[], bool] = lambda: True  # the window says when its first view is filled
         self.runner = JobRunner(self)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
@@ -89,17 +91,19 @@ class Controller(QObject):
         self._stamp = keel.change_stamp()
         self._poll.start()
         self.keel_ready.emit()
-        self._start_deferrals = 0
+        self._start_deferrals, self._filled_before = 0, False
         QTimer.singleShot(0, self._after_first_reads)
 
     def _after_first_reads(self) -> None:
-        """What the GUI thread does once the first reads have filled the window (up to 2 s), not before:
-        start the monitoring scheduler (importing and starting APScheduler, ~0.25 s), then import
+        """What the GUI thread does once the first reads have filled the window (waiting up to 2 s), not
+        before: start the monitoring scheduler (importing and starting APScheduler, ~0.25 s), then import
         pyqtgraph (~0.5 s) once, when the workspace has been shown, not when a plot opens."""
         reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
-        if reading and self._start_deferrals < 40:
+        filled = not reading and self.window_filled()
+        if not (filled and self._filled_before) and self._start_deferrals < STARTUP_DEFERRALS:
+            self._filled_before = filled  # filled at two checks in a row: the filled window has painted between
             self._start_deferrals += 1
-            QTimer.singleShot(50, self._after_first_reads)
+            QTimer.singleShot(STARTUP_CHECK_MS, self._after_first_reads)
             return
         self._start_scheduler()
         QTimer.singleShot(0, self._import_plotting)  # a turn of the event loop between the two

@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
 
         controller.keel_ready.connect(self._on_keel_ready)
+        controller.window_filled = self.workspace_shown  # start-up work waits for the filled window
         controller.project_changed.connect(self._on_project_changed)
         controller.registry_changed.connect(self.refresh_projects)
         controller.jobs_changed.connect(self.update_actions)
