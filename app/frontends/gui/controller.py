@@ -51,6 +51,7 @@ class Controller(QObject):
         self.last_ingest_outcome: dict | None = None  # the summary of the last multi-file Add data
         self.overview: dict | None = None  # Keel.production_overview of the current project, read on a worker
         self.window_filled: Callable[[], bool] = lambda: True  # the window says when its first view is filled
+        self._shut_down = False
         self.runner = JobRunner(self)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
@@ -98,6 +99,8 @@ class Controller(QObject):
         """What the GUI thread does once the first reads have filled the window (waiting up to 2 s), not
         before: start the monitoring scheduler (importing and starting APScheduler, ~0.25 s), then import
         pyqtgraph (~0.5 s) once, when the workspace has been shown, not when a plot opens."""
+        if self._shut_down:
+            return
         reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
         filled = not reading and self.window_filled()
         if not (filled and self._filled_before) and self._start_deferrals < STARTUP_DEFERRALS:
@@ -129,6 +132,7 @@ class Controller(QObject):
         self.registry_changed.emit()
 
     def shutdown(self) -> None:
+        self._shut_down = True  # the start-up work still waiting for the window is dropped
         self._poll.stop()
         self._demo_timer.stop()
         self.stop_scheduler()
