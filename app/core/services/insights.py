@@ -299,6 +299,7 @@ def _share(count, total: int) -> float:
 
 
 RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds")  # logged with the parameters, not parameters
+OVERRIDES_PARAM = "overrides"  # logged by a training: the project's own parameters, over the preset's defaults
 
 
 def version_parameters(keel, model_version: ModelVersion) -> dict:
@@ -331,7 +332,10 @@ def version_card(keel, name: str, version: int) -> dict:
         "project": name, "version": version, "metric": project["metric"], "created_at": model_version.created_at,
         "sha256": model_version.sha256, "aliases": list(model_version.aliases),
         "archived": model_version.archived, "imported": run is None,
-        "parameters": version_parameters(keel, model_version),
+        "parameters": {k: v for k, v in version_parameters(keel, model_version).items() if k != OVERRIDES_PARAM},
+        # the parameters set for the project on top of the preset's defaults; None: not recorded
+        # (an imported model, or a run that did not log them)
+        "parameter_overrides": facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
         "metrics": keel.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
                      "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
