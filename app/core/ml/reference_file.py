@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def save(reference: drift.DriftReference, path: Path, model_sha256: str) -> None
     }
     arrays["description"] = np.frombuffer(json.dumps(description).encode("utf-8"), dtype=np.uint8)
     with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **cast(dict[str, Any], arrays))  # (numpy's stubs would take a member for allow_pickle)
 
 
 def load(path: Path, model_sha256: str, classes) -> drift.DriftReference | None:

@@ -679,8 +679,11 @@ class Registry:
 
     def version_counts(self, project_id: int) -> dict[str, int]:
         """How many model versions and dataset versions the project has."""
-        return {table: self.query_one(f"SELECT COUNT(*) AS n FROM {table} WHERE project_id = ?", (project_id,))["n"]
-                for table in ("model_versions", "dataset_versions")}
+        counts = {}
+        for table in ("model_versions", "dataset_versions"):
+            row = self.query_one(f"SELECT COUNT(*) AS n FROM {table} WHERE project_id = ?", (project_id,))
+            counts[table] = row["n"] if row else 0
+        return counts
 
     def model_version(self, project_id: int, version: int) -> ModelVersion:
         row = self.query_one("SELECT * FROM model_versions WHERE project_id = ? AND version = ?", (project_id, version))
