@@ -27,7 +27,7 @@ def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     assert measured["estimated_value"] == pytest.approx(measured["value"], abs=0.08)
     assert measured["drifted_features"] == []
     assert result["decision"] == "none" and result["alerts_opened"] == []
-    stored = keel.registry.monitor_results(keel.project("loan")["id"])
+    stored = keel.services.registry.monitor_results(keel.project("loan")["id"])
     assert len(stored) == 1
     details = stored[0]["details"]
     assert set(details["per_class"]) == {"0", "1"}
@@ -71,7 +71,7 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
     third = keel.monitor("loan")
     assert [a["rule"] for a in third["alerts_recovered"]] == ["metric_threshold"]
     assert third["decision"] == "none"
-    alerts = keel.registry.alerts(keel.project("loan")["id"])
+    alerts = keel.services.registry.alerts(keel.project("loan")["id"])
     assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
     kinds = [e["kind"] for e in keel.history("loan")["events"]]
     assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
@@ -151,7 +151,7 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
     drop(keel, "loan", batch(14), "a.csv")
     with pytest.raises(KeelError, match="no production model"):
         keel.monitor("loan")
-    assert len(keel.registry.dataset_versions(keel.project("loan")["id"])) == 2  # the inbox was swept
+    assert len(keel.services.registry.dataset_versions(keel.project("loan")["id"])) == 2  # the inbox was swept
     code, out = cli(capsys, workspace, "monitor", "loan", "--once")
     assert code == 2 and "no production model" in out["error"]["message"]
     keel.close()
@@ -161,7 +161,7 @@ def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_referen
     stored = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
     assert stored.is_file()
     monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: pytest.fail("reference rows predicted"))
-    keel.drift_references.clear()  # as a new `monitor` process starts
+    keel.services.drift_references.clear()  # as a new `monitor` process starts
     for index in range(2):
         drop(keel, "loan", batch(20 + index), f"r{index}.csv")
         assert len(keel.monitor("loan")["batches"]) == 1
@@ -171,7 +171,7 @@ def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_referenc
     loaded = _production(keel)
     path = reference_file.path_for(keel.workspace.root / loaded.model_version.artifact_path)
     stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
-    prepared = monitoring.prepare_reference(keel, loaded)
+    prepared = monitoring.prepare_reference(keel.services.monitoring, loaded)
     for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
         row = {"version": 9}
         assert (monitoring.evaluate_batch(loaded, stored, frame, row, "accuracy")
@@ -186,13 +186,13 @@ def test_a_missing_or_damaged_stored_reference_is_prepared_again_and_stored(keel
     """A workspace of an earlier release has none for its deployed version; a damaged one is not trusted."""
     path = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
     path.unlink()
-    keel.drift_references.clear()
+    keel.services.drift_references.clear()
     drop(keel, "loan", batch(40), "a.csv")
     keel.monitor("loan")
     assert path.is_file()
     path.write_bytes(path.read_bytes()[:-200])
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is None
-    keel.drift_references.clear()
+    keel.services.drift_references.clear()
     drop(keel, "loan", batch(41), "b.csv")
     assert len(keel.monitor("loan")["batches"]) == 1
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is not None
@@ -216,7 +216,7 @@ def test_monitoring_predicts_with_native_thread_pools_capped_to_the_cores_left(k
     predict = loaded.model.predict
     monkeypatch.setattr(loaded.model, "predict",
                         lambda X: (seen.extend(pool["num_threads"] for pool in threadpool_info()), predict(X))[1])
-    reference = monitoring.reference_for(keel, loaded)
+    reference = monitoring.reference_for(keel.services.monitoring, loaded)
     with threadpool_limits(limits=2):  # as a process outside this test's one-thread fixture starts
         monitoring.evaluate_batch(loaded, reference, batch(50), {"version": 9}, "accuracy")
     assert seen and set(seen) == {1}

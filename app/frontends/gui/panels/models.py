@@ -195,9 +195,7 @@ class ModelsPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            from app.core.services.insights import version_card
-
-            return version_card(keel, name, version)
+            return keel.version_card(name, version)
 
         def show(card):
             chosen = self.selected()
@@ -255,9 +253,7 @@ class ModelsPanel(Panel):
         self.compare_status.setText(f"Comparing {shown}…")
 
         def work(job):
-            from app.core.services.insights import compare_versions
-
-            return compare_versions(self.keel, name, versions, progress=job.report, cancel_event=job.cancel_event)
+            return self.keel.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
 
         self.controller.run(f"{name}/view", "compare", f"Comparing {shown}", work,
                             project=name, cancellable=True, on_done=self.show_comparison)

@@ -673,9 +673,7 @@ class MonitoringPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            from app.core.services.insights import feature_distribution
-
-            return feature_distribution(keel, name, feature)
+            return keel.feature_distribution(name, feature)
 
         def show(distribution):
             if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:
