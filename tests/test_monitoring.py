@@ -1,5 +1,7 @@
 """One monitoring cycle: metrics, drift, the estimate, and alerts (de-duplication, recovery)."""
 
+from types import SimpleNamespace
+
 import pytest
 from loop_helpers import batch, cli, drop, make_project
 
@@ -27,11 +29,11 @@ def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     assert measured["estimated_value"] == pytest.approx(measured["value"], abs=0.08)
     assert measured["drifted_features"] == []
     assert result["decision"] == "none" and result["alerts_opened"] == []
-    stored = keel.services.registry.monitor_results(keel.project("loan")["id"])
+    stored = keel.services.registry.monitor_results(keel.project("loan").id)
     assert len(stored) == 1
-    details = stored[0]["details"]
+    details = stored[0].details
     assert set(details["per_class"]) == {"0", "1"}
-    assert set(details["features"]) == set(keel.project("loan")["schema"]["features"])
+    assert set(details["features"]) == set(keel.project("loan").schema["features"])
     assert details["prediction_drift"]["psi"] >= 0
     assert keel.monitor("loan")["batches"] == []  # evaluated once
 
@@ -71,7 +73,7 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
     third = keel.monitor("loan")
     assert [a["rule"] for a in third["alerts_recovered"]] == ["metric_threshold"]
     assert third["decision"] == "none"
-    alerts = keel.services.registry.alerts(keel.project("loan")["id"])
+    alerts = keel.services.registry.alerts(keel.project("loan").id)
     assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
     kinds = [e["kind"] for e in keel.history("loan")["events"]]
     assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
@@ -151,7 +153,7 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
     drop(keel, "loan", batch(14), "a.csv")
     with pytest.raises(KeelError, match="no production model"):
         keel.monitor("loan")
-    assert len(keel.services.registry.dataset_versions(keel.project("loan")["id"])) == 2  # the inbox was swept
+    assert len(keel.services.registry.dataset_versions(keel.project("loan").id)) == 2  # the inbox was swept
     code, out = cli(capsys, workspace, "monitor", "loan", "--once")
     assert code == 2 and "no production model" in out["error"]["message"]
     keel.close()
@@ -173,10 +175,10 @@ def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_referenc
     stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
     prepared = monitoring.prepare_reference(keel.services.monitoring, loaded)
     for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
-        row = {"version": 9}
+        row = SimpleNamespace(version=9)  # the dataset version the batch would be
         assert (monitoring.evaluate_batch(loaded, stored, frame, row, "accuracy")
                 == monitoring.evaluate_batch(loaded, prepared, frame, row, "accuracy"))
-    proba = loaded.model.predict_proba(to_model_frame(batch(33), loaded.project["schema"]))
+    proba = loaded.model.predict_proba(to_model_frame(batch(33), loaded.project.schema))
     assert stored.estimator.calibrated(proba).tolist() == prepared.estimator.calibrated(proba).tolist()
     summary = monitoring.probability_summary(proba)
     assert stored.extra["probability"].compare(summary) == prepared.extra["probability"].compare(summary)
@@ -218,5 +220,5 @@ def test_monitoring_predicts_with_native_thread_pools_capped_to_the_cores_left(k
                         lambda X: (seen.extend(pool["num_threads"] for pool in threadpool_info()), predict(X))[1])
     reference = monitoring.reference_for(keel.services.monitoring, loaded)
     with threadpool_limits(limits=2):  # as a process outside this test's one-thread fixture starts
-        monitoring.evaluate_batch(loaded, reference, batch(50), {"version": 9}, "accuracy")
+        monitoring.evaluate_batch(loaded, reference, batch(50), SimpleNamespace(version=9), "accuracy")
     assert seen and set(seen) == {1}

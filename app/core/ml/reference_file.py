@@ -22,6 +22,7 @@ from app.core.fileio import atomic_path
 from app.core.ml import drift
 
 FORMAT = 1
+Summary = drift.NumericReference | drift.CategoricalReference
 SUFFIX = ".drift.npz"
 
 
@@ -44,7 +45,7 @@ def save(reference: drift.DriftReference, path: Path, model_sha256: str) -> None
         np.savez(handle, **cast(dict[str, Any], arrays))  # (numpy's stubs would take a member for allow_pickle)
 
 
-def load(path: Path, model_sha256: str, classes) -> drift.DriftReference | None:
+def load(path: Path, model_sha256: str, classes: list | None) -> drift.DriftReference | None:
     """The stored reference, or None when there is no usable one for this model file.
     classes: the model's classes_ (the estimator is calibrated for them), None for a regressor."""
     try:
@@ -58,8 +59,8 @@ def load(path: Path, model_sha256: str, classes) -> drift.DriftReference | None:
         return None
 
 
-def _reference(arrays: dict, description: dict, classes) -> drift.DriftReference:
-    features = [_get(arrays, entry) for entry in description["features"]]
+def _reference(arrays: dict, description: dict, classes: list | None) -> drift.DriftReference:
+    features = [summary for entry in description["features"] if (summary := _get(arrays, entry)) is not None]
     reference = drift.DriftReference(features={summary.name: summary for summary in features},
                                      rows=description["rows"])
     reference.predictions = _get(arrays, description["predictions"])
@@ -68,7 +69,7 @@ def _reference(arrays: dict, description: dict, classes) -> drift.DriftReference
     return reference
 
 
-def _put(arrays: dict, key: str, summary) -> dict | None:
+def _put(arrays: dict, key: str, summary: Summary | None) -> dict | None:
     if summary is None:
         return None
     if isinstance(summary, drift.NumericReference):
@@ -78,7 +79,7 @@ def _put(arrays: dict, key: str, summary) -> dict | None:
     return {"key": key, "kind": "categorical", "name": summary.name, "counts": list(summary.counts.items())}
 
 
-def _get(arrays: dict, entry: dict | None):
+def _get(arrays: dict, entry: dict | None) -> Summary | None:
     if entry is None:
         return None
     if entry["kind"] == "numeric":
@@ -97,7 +98,7 @@ def _put_estimator(arrays: dict, estimator: drift.ConfidenceEstimator | None) ->
     return {"classes": len(estimator.classes), "calibrated": calibration is not None}
 
 
-def _get_estimator(arrays: dict, entry: dict | None, classes) -> drift.ConfidenceEstimator | None:
+def _get_estimator(arrays: dict, entry: dict | None, classes: list | None) -> drift.ConfidenceEstimator | None:
     if entry is None or classes is None:
         return None
     classes = list(classes)
