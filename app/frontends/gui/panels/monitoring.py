@@ -183,6 +183,17 @@ def with_legend(plot, legend_widget: QLabel) -> QWidget:
     return holder
 
 
+def scrolling_page(content: QWidget, name: str) -> QScrollArea:
+    """content at its full width, scrolled vertically when the window is too short for its plots."""
+    page = QScrollArea()
+    page.setObjectName(name)
+    page.setWidgetResizable(True)
+    page.setFrameShape(QFrame.Shape.NoFrame)
+    page.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    page.setWidget(content)
+    return page
+
+
 class MonitoringPanel(Panel):
     title = "Monitoring"
 
@@ -220,12 +231,7 @@ class MonitoringPanel(Panel):
         self.empty = muted("No monitoring results yet. Results appear here live as monitoring cycles run.")
         self.plot_grid.addWidget(self.empty, 0, 0)
         # the plots keep the height their axis titles and bar labels need; a short window scrolls them
-        self.plot_scroll = QScrollArea()
-        self.plot_scroll.setObjectName("monitoringPlots")
-        self.plot_scroll.setWidgetResizable(True)
-        self.plot_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.plot_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.plot_scroll.setWidget(self.plot_area)
+        self.plot_scroll = scrolling_page(self.plot_area, "monitoringPlots")
         self.splitter.addWidget(self.plot_scroll)
 
         lower = QWidget()
@@ -243,7 +249,7 @@ class MonitoringPanel(Panel):
         self.lower_tabs = QTabWidget()
         self.lower_tabs.setObjectName("monitoringLowerTabs")
         self.lower_tabs.addTab(self.table, "Batches")
-        self.lower_tabs.addTab(self.traffic, "Served traffic")
+        self.lower_tabs.addTab(scrolling_page(self.traffic, "trafficPage"), "Served traffic")
         lower_layout.addWidget(self.lower_tabs, 3)
         lower_layout.addWidget(self._schedule_box(), 2)
         self.splitter.addWidget(lower)
