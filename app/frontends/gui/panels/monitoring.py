@@ -43,6 +43,8 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
+MARKER_LABEL_GAP = 0.04  # labels of markers closer than this share of the x span are staggered
+LABEL_HIGH, LABEL_LOW = 0.97, 0.82  # a marker label's place on its line (1 = the top of the plot)
 MARKER_SECONDS = 5.0  # on a date axis, a training and the deployment that followed within seconds share a line
 X_AXES = {"batch": "batches in order of arrival", "time": "ingest time (date axis)"}
 METRIC_TITLES = {"batch": "Production metric, batch by batch", "time": "Production metric by ingest time"}
@@ -117,6 +119,19 @@ def marker_label(text: str) -> str:
     if deployed:
         return f"v{deployed[-1]}"
     return ",".join(re.findall(r"v\d+", text))
+
+
+def label_heights(places: list[float], markers: int | None = None) -> list[float]:
+    """Where each marker's label stands on its line (1 = the top): the first `markers` of places
+    are the markers (sorted), the rest the data's x positions, which give the span. A label close
+    to the one before it (within MARKER_LABEL_GAP of the span) goes lower, so they never overlap."""
+    count = len(places) if markers is None else markers
+    span = (max(places) - min(places)) if places else 0.0
+    heights: list[float] = []
+    for index in range(count):
+        close = index > 0 and span > 0 and places[index] - places[index - 1] < MARKER_LABEL_GAP * span
+        heights.append(LABEL_LOW if close and heights[-1] == LABEL_HIGH else LABEL_HIGH)
+    return heights
 
 
 def _compact(texts: list[str]) -> list[str]:
@@ -598,11 +613,13 @@ class MonitoringPanel(Panel):
         from app.frontends.gui.plots import pg
 
         self._remove_markers()
-        for position, text, deployed in markers:
+        heights = label_heights([position for position, _, _ in markers] + [self.metric_x(r) for r in self.results],
+                                len(markers))
+        for (position, text, deployed), height in zip(markers, heights):
             colour = DEPLOYED if deployed else TRAINED
             pen = {"color": colour, "style": Qt.PenStyle.DotLine if deployed else Qt.PenStyle.DashDotLine}
             line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=marker_label(text),
-                                     labelOpts={"position": 0.97, "anchors": [(0, 0), (0, 0)], "color": colour})
+                                     labelOpts={"position": height, "anchors": [(0, 0), (0, 0)], "color": colour})
             line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
