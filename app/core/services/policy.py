@@ -140,7 +140,7 @@ def monitor(keel, name: str, by: str = "user", progress=None, lock_timeout: floa
         cycle = monitoring.run_cycle(keel, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
         outcome = apply(keel, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
-        if cycle.batches or outcome.decision != "none":
+        if cycle.batches or cycle.late_labels or outcome.decision != "none":
             with keel.registry.transaction():
                 keel.registry.add_event(project, "monitored",
                                         f"{monitoring.summary(cycle)} -> {outcome.decision}"
@@ -219,21 +219,21 @@ def observe(keel, project: dict, cycle, by: str) -> Observation:
             change_point = alert["dataset_version"]
     observation = Observation()
     frames = []
-    labelled = [batch for batch in cycle.batches if batch.labelled_rows]
+    labelled = labelled_windows(keel, project, cycle)
     champion = models.load(keel, name, champion_version) if labelled and champion_version else None
-    for batch in labelled:
-        frame = keel.dataset_frame(name, batch.dataset_version)
-        frame = frame[frame[project["target"]].notna()].reset_index(drop=True)
+    for label, frame in labelled:
         frames.append(frame)
-        change = detector.update(row_losses(project, champion.model, frame), batch.dataset_version)
+        change = detector.update(row_losses(project, champion.model, frame), label)
         if change is not None:
             observation.change = change
             change_point = change["started_at"]
     if frames:
         observation.recent = pd.concat(frames, ignore_index=True).iloc[-MAX_GATE_ROWS:].reset_index(drop=True)
+    # a traffic window labelled late counts as a batch; a batch labelled late was counted when it was monitored
+    batches = len(cycle.batches) + sum(1 for late in cycle.late_windows if late.traffic_window is not None)
     budget = dict(state.budget)
-    budget["batches"] = budget.get("batches", 0) + len(cycle.batches)
-    budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * len(cycle.batches))
+    budget["batches"] = budget.get("batches", 0) + batches
+    budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * batches)
     new_state = state.but(change_point=change_point, budget=budget,
                           detector={"champion_version": champion_version, "cusum": detector.to_dict()})
     with keel.registry.transaction():
@@ -248,6 +248,22 @@ def observe(keel, project: dict, cycle, by: str) -> Observation:
                 {"dataset_version": change["started_at"], "rule": "change_detector",
                  "champion_version": champion_version, **change})
     return observation
+
+
+def labelled_windows(keel, project: dict, cycle) -> list[tuple[int, pd.DataFrame]]:
+    """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
+    labelled late (rows the champion never trained on), then the new labelled batches."""
+    name, target = project["name"], project["target"]
+    found = []
+    if cycle.late_windows and cycle.production_version:
+        seen_until = champion_seen_until(keel, project)
+        found += [(late.labels_dataset_version, late.rows) for late in cycle.late_windows
+                  if late.labels_dataset_version > seen_until]
+    for batch in cycle.batches:
+        if batch.labelled_rows:
+            frame = keel.dataset_frame(name, batch.dataset_version)
+            found.append((batch.dataset_version, frame[frame[target].notna()].reset_index(drop=True)))
+    return found
 
 
 def row_losses(project: dict, model, frame: pd.DataFrame) -> np.ndarray:
@@ -384,7 +400,9 @@ def young_champion_outgrown(keel, project: dict) -> str | None:
 
 
 def latest_value(cycle) -> float | None:
-    measured = [batch.value for batch in cycle.batches if batch.value is not None]
+    """The newest measured value of the cycle: its last labelled batch, else its last window labelled late."""
+    measured = ([late.value for late in cycle.late_windows if late.value is not None]
+                + [batch.value for batch in cycle.batches if batch.value is not None])
     return measured[-1] if measured else None
 
 
