@@ -276,7 +276,8 @@ def late_windows(keel, project: dict, id_column: str, newest: dict, labels_versi
     found = []
     for key, row in newest.items():
         ids = window_record_ids(keel, project, id_column, row)
-        parts = [labelled(v)[lambda f: f["__id__"].isin(ids)] for v in sorted(set(labels_versions[key]))]
+        parts = [labelled(v) for v in sorted(set(labels_versions[key]))]
+        parts = [part[part["__id__"].isin(ids)] for part in parts]
         rows = pd.concat(parts, ignore_index=True).drop(columns="__id__")
         rows = rows[rows[project["target"]].notna()].reset_index(drop=True)
         if len(rows):
