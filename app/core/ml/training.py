@@ -172,6 +172,16 @@ def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dic
         return _fit_and_evaluate(frame, schema, preset, params, seed, cv_folds, progress)
 
 
+def fit_window(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int):
+    """A pipeline fitted on all the frame's rows (no hold-out), in this process, with native
+    thread pools capped like fit_and_evaluate's: the policy's candidate windows."""
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    pipeline = make_pipeline(schema, schema["task"], preset, params, seed)
+    with threadpool_limits(limits=_pool_limits()):
+        return pipeline.fit(datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema))
+
+
 def _pool_limits() -> dict[str, int] | int:
     """Each native pool at most threads_left(), and never above its current size (a child process
     capped to one thread stays at one)."""

@@ -71,6 +71,9 @@ BOOTSTRAP_RESAMPLES = 500
 MAX_RESTORE_CANDIDATES = 5
 RESTORE_RULE = "earlier_version_better"
 RECENT_WINDOW_ROWS = 2000
+# A champion fitted after the latest change is challenged once the gate would hold this many rows:
+# the gain over a recent model is small, and on fewer rows the paired test cannot see it
+FOLLOW_UP_GATE_ROWS = 250
 # The retrain budget, a token bucket: each batch adds BUDGET_PER_BATCH of a challenger, up to
 # BUDGET_BURST; fitting one spends 1. A new project starts with 1 (it may answer its first drift
 # at once), so over N batches at most 1 + N/4 challengers are fitted, and a drift after a quiet
@@ -168,6 +171,13 @@ class Observation:
 
 
 def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
+    outcome = decide_cycle(keel, name, cycle, by, progress)
+    if outcome.decision != "held" and (cycle.batches or cycle.late_windows):
+        end_hold_streak(keel, keel.project(name), outcome.decision)
+    return outcome
+
+
+def decide_cycle(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     project = keel.project(name)
     settings = ProjectSettings.from_dict(project["settings"])
     firing = {rule: message for rule, message in cycle.firing.items() if message}
@@ -193,7 +203,7 @@ def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
         return fallback
     held = hold_reason(keel, project, settings, reasons, latest_value(cycle))
     if held is not None:
-        return record_hold(keel, project, reasons, held, fallback)
+        return record_hold(keel, project, reasons, held, fallback, cycle_position(cycle))
     try:
         outcome = retrain_and_gate(keel, name, reasons, settings, progress)
     except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
@@ -415,6 +425,12 @@ def hold_reason(keel, project: dict, settings: ProjectSettings, reasons: list[st
     production = keel.production_version(project["name"])
     by_rows = all("new labelled rows" in reason or "newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(keel, project)
+    needed = round(FOLLOW_UP_GATE_ROWS / GATE_SHARE)
+    follow_up = state.change_point is not None and champion_seen_until(keel, project) >= state.change_point
+    if follow_up and unseen < needed and not any("new labelled rows" in reason for reason in reasons):
+        return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
+                "message": f"champion v{production} was trained after the latest change; a challenger waits until "
+                           f"{needed} rows it never saw give the gate {FOLLOW_UP_GATE_ROWS} (now {unseen})"}
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
              and drop_from(project["metric"], then, latest) > settings.max_drop)
@@ -432,12 +448,51 @@ def hold_reason(keel, project: dict, settings: ProjectSettings, reasons: list[st
     return None
 
 
-def record_hold(keel, project: dict, reasons: list[str], held: dict, fallback: Outcome) -> Outcome:
+def cycle_position(cycle) -> int | None:
+    """The dataset version a cycle's decision follows: its last batch, else its newest labels version."""
+    if cycle.batches:
+        return cycle.batches[-1].dataset_version
+    return max((late.labels_dataset_version for late in cycle.late_windows), default=None)
+
+
+def record_hold(keel, project: dict, reasons: list[str], held: dict, fallback: Outcome,
+                position: int | None) -> Outcome:
+    """A hold streak (consecutive held cycles for the same cause) is one `retrain_held` event at its
+    start and one `retrain_hold_ended` at its end; the cycles between only count in the policy state."""
     message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
-    details = {**fallback.details, **held, "reasons": reasons, "decision": "held"}
+    state = store.read_policy_state(keel.registry, project["id"])
+    streak = state.budget.get("hold_streak")
     with keel.registry.transaction():
-        keel.registry.add_event(project, "retrain_held", message, "policy", details)
+        if streak and streak["hold"] == held["hold"]:
+            streak = {**streak, "batches": streak["batches"] + 1, "until": position}
+        else:
+            if streak:
+                record_hold_end(keel, project, streak, f"held ({held['hold']})")
+            streak = {"hold": held["hold"], "since": position, "until": position, "batches": 1}
+            keel.registry.add_event(project, "retrain_held", message, "policy",
+                                    {**fallback.details, **held, "reasons": reasons, "decision": "held"})
+        store.write_policy_state(keel.registry, project["id"],
+                                 state.but(budget={**state.budget, "hold_streak": streak}))
+    details = {**fallback.details, **held, "reasons": reasons, "decision": "held", "hold_streak": streak}
     return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
+
+
+def end_hold_streak(keel, project: dict, decision: str) -> None:
+    state = store.read_policy_state(keel.registry, project["id"])
+    streak = state.budget.get("hold_streak")
+    if not streak:
+        return
+    budget = {k: v for k, v in state.budget.items() if k != "hold_streak"}
+    with keel.registry.transaction():
+        record_hold_end(keel, project, streak, decision)
+        store.write_policy_state(keel.registry, project["id"], state.but(budget=budget))
+
+
+def record_hold_end(keel, project: dict, streak: dict, decision: str) -> None:
+    keel.registry.add_event(
+        project, "retrain_hold_ended",
+        f"retrain hold ({streak['hold']}) ended after {streak['batches']} cycle(s) (dataset v{streak['since']} to "
+        f"v{streak['until']}); next decision: {decision}", "policy", {**streak, "next_decision": decision})
 
 
 def champion_seen_until(keel, project: dict) -> int:
@@ -531,8 +586,9 @@ def candidate_windows(rows: pd.DataFrame, change_point: int | None, recent_rows:
         if MIN_GATE_ROWS <= len(since) < len(rows):
             windows.append(Window("since change", f"{len(since)} rows since the change at dataset v{change_point}",
                                   since))
-    if len(rows) > recent_rows and all(len(w.rows) != recent_rows for w in windows):
-        windows.append(Window("recent", f"the newest {recent_rows} rows", rows.iloc[-recent_rows:]))
+    for name, size in (("recent", recent_rows), ("latest", recent_rows // 2)):
+        if len(rows) > size and all(len(w.rows) != size for w in windows):
+            windows.append(Window(name, f"the newest {size} rows", rows.iloc[-size:]))
     return windows
 
 
@@ -560,8 +616,7 @@ def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.Data
     for window in candidates:
         if len(window.rows) < MIN_GATE_ROWS or window.name not in final:
             continue
-        model = training.make_pipeline(schema, task, settings.preset, settings.params, settings.seed)
-        model.fit(datasets.to_model_frame(window.rows, schema), datasets.target_array(window.rows, schema))
+        model = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
         scores[window.name] = metric_value(task, metric, y_selection,
                                            _model_outputs(model, X_selection, task, metric), model)
     if not scores:
@@ -573,40 +628,54 @@ def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.Data
 
 # --------------------------------------------------------------------------- retrain and gate
 def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSettings, progress=None) -> Outcome:
+    """Choose the window on rows before the gate, test it on the gate rows (a fit of the window
+    without them against the champion), and register the challenger: the same window with the gate
+    rows, the newest, in it."""
     report = progress or (lambda fraction, message: None)
     project = keel.project(name)
+    schema = project["schema"]
     champion = keel.load_production(name)
     rows = labelled_rows(keel, project)
     change_point = store.read_policy_state(keel.registry, project["id"]).change_point
     unseen = int((rows["__version__"] >= gate_start(keel, project, change_point)).sum())
     before_gate, gate_part = split_gate(rows, unseen)
-    training.check_trainable(before_gate, project["schema"], "the challenger's training rows")
+    training.check_trainable(before_gate, schema, "the challenger's training rows")
     spend_budget(keel, project)
     report(0.0, "choosing the training window")
     window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
-    train_part = window.rows.drop(columns="__version__").reset_index(drop=True)
-    used = sorted(int(v) for v in window.rows["__version__"].unique())
-    training.check_trainable(train_part, project["schema"], f"the challenger's training window ({window.description})")
-    reason = f"policy retrain on {window.description}: " + "; ".join(reasons)
-    report(0.3, f"training a challenger on {len(train_part)} rows")
+    training.check_trainable(window.rows, schema, f"the challenger's training window ({window.description})")
+    report(0.3, f"testing the window on {len(gate_part)} rows it did not see")
+    tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
+    verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
+                   settings.margin, settings.alpha)
+    final = same_window(window, rows, change_point, settings)
+    train_part = final.rows.drop(columns="__version__").reset_index(drop=True)
+    used = sorted(int(v) for v in final.rows["__version__"].unique())
+    reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
+    report(0.5, f"training the challenger on {len(train_part)} rows")
     trained = keel.train(name, by="policy", reason=reason, data=TrainingData(train_part, used),
-                         progress=lambda f, m: report(0.3 + 0.5 * f, m))
+                         progress=lambda f, m: report(0.5 + 0.4 * f, m))
     with keel.registry.transaction():
         keel.registry.log_params(trained["run_id"], {"training_window": window.name,
                                                      "training_window_rows": len(train_part),
                                                      "training_window_scores": choice.get("scores", {})})
     base = {"champion_version": champion.version, "challenger_version": trained["version"],
-            "unseen_rows": unseen, "train_rows": len(train_part), "reasons": reasons, "dataset_versions": used,
-            "window": {"chosen": window.name, "description": window.description, **choice}}
-    gate_part = gate_part.drop(columns="__version__")
+            "unseen_rows": unseen, "train_rows": len(train_part), "tested_rows": len(window.rows),
+            "reasons": reasons, "dataset_versions": used,
+            "window": {"chosen": window.name, "description": final.description, **choice}}
     try:
-        challenger = keel.load_version(name, trained["version"])
-        report(0.85, f"champion v{champion.version} vs challenger v{challenger.version} on {len(gate_part)} rows")
-        verdict = gate(project, champion.model, challenger.model, gate_part, settings.margin, settings.alpha)
         return decide(keel, name, project, settings, {**base, **verdict})
     except BaseException as exc:
         record_gate_failure(keel, project, base, exc)
         raise
+
+
+def same_window(window: Window, rows: pd.DataFrame, change_point: int | None, settings: ProjectSettings) -> Window:
+    """The chosen window, cut again from all the rows (the gate's included)."""
+    if settings.window != "adaptive":
+        return forced_window(rows, settings.window)
+    candidates = {w.name: w for w in candidate_windows(rows, change_point, RECENT_WINDOW_ROWS)}
+    return candidates.get(window.name, candidates["all"])
 
 
 def record_gate_failure(keel, project: dict, details: dict, exc: BaseException) -> None:
@@ -632,7 +701,8 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
     metric = project["metric"]
     numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
                f"{details['challenger_value']:.4f} vs champion v{champion_version} "
-               f"{details['champion_value']:.4f} on {details['gate_rows']} recent rows neither was trained on "
+               f"{details['champion_value']:.4f} on the {details['gate_rows']} newest rows, which neither the "
+               f"champion nor the challenger's window without them was trained on "
                f"({details['test']} p={details['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
     if not details["accepted"]:
         decision, message = "retrained_rejected", f"{numbers}: not better, kept as v{version} but not deployed"
