@@ -87,5 +87,11 @@ class LossCusum:
                   "batch_loss": round(float(losses.mean()), 6), "reference_rows": self.reference_rows,
                   "excursion_started_at": self.excursion_start}
         # the reference described the loss before the change: start again from the next batch
-        self.__init__(self.reference_batches, self.allowance, self.limit, history=self.history)
+        self._restart()
         return change
+
+    def _restart(self) -> None:
+        """Forget the reference and the running statistic; the settings and the history stay."""
+        self.batches = self.reference_rows = 0
+        self.reference_sum = self.reference_square_sum = self.statistic = 0.0
+        self.excursion_start, self.excursion = None, []
