@@ -39,7 +39,7 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
     assert details["challenger_value"] >= details["champion_value"] + 0.01
     # adaptive: only the new concept; tested without the 100 gate rows, registered with them
     assert details["gate_rows"] == 100 and details["tested_rows"] == 200 and details["train_rows"] == 300
-    run_id = keel.registry.model_version(keel.project("loan")["id"], 2)["run_id"]
+    run_id = keel.registry.model_version(keel.project("loan")["id"], 2).run_id
     assert keel.registry.run_params(run_id)["training_window_rows"] == 300
     deployment = keel.registry.current_deployment(keel.project("loan")["id"])
     assert deployment.by == "policy" and "promoted" in deployment.reason

@@ -646,17 +646,13 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
     report(0.0, "choosing the training window")
     window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
     training.check_trainable(window.rows, schema, f"the challenger's training window ({window.description})")
-    report(0.3, f"testing the window on {len(gate_part)} rows it did not see")
-    tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
-    verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
-                   settings.margin, settings.alpha)
     final = same_window(window, rows, change_point, settings)
     train_part = final.rows.drop(columns="__version__").reset_index(drop=True)
     used = sorted(int(v) for v in final.rows["__version__"].unique())
     reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
-    report(0.5, f"training the challenger on {len(train_part)} rows")
+    report(0.3, f"training the challenger on {len(train_part)} rows")
     trained = keel.train(name, by="policy", reason=reason, data=TrainingData(train_part, used),
-                         progress=lambda f, m: report(0.5 + 0.4 * f, m))
+                         progress=lambda f, m: report(0.3 + 0.4 * f, m))
     with keel.registry.transaction():
         keel.registry.log_params(trained["run_id"], {"training_window": window.name,
                                                      "training_window_rows": len(train_part),
@@ -666,6 +662,10 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
             "reasons": reasons, "dataset_versions": used,
             "window": {"chosen": window.name, "description": final.description, **choice}}
     try:
+        report(0.75, f"testing the window without the {len(gate_part)} newest rows on them")
+        tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
+        verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
+                       settings.margin, settings.alpha)
         return decide(keel, name, project, settings, {**base, **verdict})
     except BaseException as exc:
         record_gate_failure(keel, project, base, exc)

@@ -236,7 +236,8 @@ def evaluate_late_labels(keel, project: dict, settings: ProjectSettings, trainin
     pending = registry.pending_late_measurements(project["id"])
     if not pending:
         return
-    newest, labels_versions = {}, {}
+    newest: dict[tuple, dict] = {}
+    labels_versions: dict[tuple, list[int]] = {}
     for row in pending:
         key = (row["traffic_window_id"], row["monitor_result_id"])
         newest[key] = row
