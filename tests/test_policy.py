@@ -315,3 +315,17 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches_after_the_first
     assert ended["details"]["batches"] >= 1 and ended["details"]["next_decision"] in ("retrained_deployed",
                                                                                       "retrained_rejected", "held")
     keel.close()
+
+
+def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace):
+    keel = make_project(workspace, settings={"policy": "alert"})
+    drop(keel, "loan", batch(27, rows=600, concept=1.0), "b.csv")
+    assert keel.monitor("loan")["decision"] == "alert"  # the drop marks a change at the new batch
+    trained = keel.train("loan")
+    params = keel.registry.run_params(trained["run_id"])
+    assert params["training_window"] == "since change" and params["training_window_rows"] == 600
+    scores = params["training_window_scores"]
+    assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
+    assert scores["since change"] > scores["all"]
+    assert keel.registry.run(trained["run_id"])["dataset_versions"] == [2]
+    keel.close()

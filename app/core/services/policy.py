@@ -15,9 +15,9 @@ Each cycle, for every policy but off:
 
 Triggers of a retrain (policies approve and auto):
   * a measured-metric rule fires in the cycle (metric_threshold, metric_drop); the drift
-    rule (drift_share) when its alert opens, or on every firing batch when nothing was
-    measured (the label-free estimate never triggers one: under concept drift it stays
-    confidently wrong);
+    rule (drift_share) when its alert opens, while it fires once a rejected challenger's
+    back-off has run out, or on every firing batch when nothing was measured (the
+    label-free estimate never triggers one: under concept drift it stays confidently wrong);
   * a champion fitted soon after a change (it saw fewer than RECENT_WINDOW_ROWS rows since
     the change) has as many newer rows since the change as it saw;
   * the change detector fires (a steady slide, before any threshold is crossed);
@@ -25,20 +25,25 @@ Triggers of a retrain (policies approve and auto):
     whole challenger: one every 4 batches until a challenger is rejected;
   * optionally, `retrain_after_rows`: that many labelled rows arrived since the
     last training.
-A triggered retrain is held (decision `held`, with its numbers) by the back-off (after
-a challenger was rejected against the same champion, the next one waits until the rows
-the champion never saw have doubled, or until the champion scores worse than it did at
-that gate by more than `max_drop`: the drift went on) or by the budget (a token bucket: a quarter of a
-challenger per batch, at most 3 in a row).
+A triggered retrain is held (decision `held`, with its numbers; a streak of holds is one
+`retrain_held` event and one `retrain_hold_ended`) when the champion was fitted after the
+latest change and the gate would hold fewer than FOLLOW_UP_GATE_ROWS of the rows it never
+saw, by the back-off (after a challenger was rejected against the same champion, the next
+one waits until the rows the champion never saw have doubled, until the champion scores
+worse than it did at that gate by more than `max_drop`: the drift went on, or until a new
+change is detected) or by the budget (a token bucket: a quarter of a challenger per
+batch, at most 3 in a row).
 
 The training window: `all`, the newest N rows, or `adaptive` (the default): candidate
-windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS rows) are
-fitted on the rows before a selection slice and scored on it (the newest rows before the
-gate: prequential); the best one is refitted up to the gate and challenges the champion.
+windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS and half as
+many rows) are fitted on the rows before a selection slice and scored on it (the newest
+rows before the gate: prequential); the best one is tested by the gate. `train` makes the
+same choice (training_window).
 
-The gate: champion and challenger are scored on the same recent labelled rows that
-neither was trained on (the newest third of the rows the champion has never seen).
-The challenger is promoted only if it is better by at least `margin` (in the metric's
+The gate: the champion and the chosen window fitted without the gate's rows are scored on
+the same recent labelled rows that neither was trained on (the newest third of the rows
+the champion has never seen); the challenger registered is the window with those rows.
+It is promoted only if the tested fit is better by at least `margin` (in the metric's
 direction) and a one-sided paired test at level `alpha` agrees: McNemar for accuracy,
 a paired bootstrap for other metrics. A challenger that fails is kept, not deployed.
 """
@@ -201,7 +206,8 @@ def decide_cycle(keel, name: str, cycle, by: str = "user", progress=None) -> Out
                               tuple(alert["rule"] for alert in cycle.alerts_opened))
     if not reasons:
         return fallback
-    held = hold_reason(keel, project, settings, reasons, latest_value(cycle))
+    new_change = observation.change is not None or any(alert["rule"] in CHANGE_RULES for alert in cycle.alerts_opened)
+    held = hold_reason(keel, project, settings, reasons, latest_value(cycle), new_change)
     if held is not None:
         return record_hold(keel, project, reasons, held, fallback, cycle_position(cycle))
     try:
@@ -371,8 +377,10 @@ def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules:
     reasons = []
     alert_rules = [rule for rule in MEASURED_RULES if cycle_rules.get(rule)]
     measured = any(rule in cycle_rules for rule in MEASURED_RULES)
-    # drift: on every firing batch when nothing was measured; with labels, once, when its alert opens
-    if cycle_rules.get("drift_share") and (not measured or "drift_share" in opened_rules):
+    # drift: on every firing batch when nothing was measured; with labels, when its alert opens, and
+    # again while it fires once a rejected challenger's back-off has run out (more rows may show the gain)
+    if cycle_rules.get("drift_share") and (not measured or "drift_share" in opened_rules
+                                           or backoff_run_out(keel, project)):
         alert_rules.append("drift_share")
     if alert_rules:
         reasons.append("alert: " + ", ".join(alert_rules))
@@ -391,6 +399,13 @@ def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules:
         if new_rows >= settings.retrain_after_rows:
             reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
     return reasons
+
+
+def backoff_run_out(keel, project: dict) -> bool:
+    """A challenger of the production model was rejected and the rows it never saw have doubled since."""
+    state = store.read_policy_state(keel.registry, project["id"])
+    return (state.backoff_champion_version == keel.production_version(project["name"])
+            and unseen_rows(keel, project) >= 2 * state.backoff_unseen_rows)
 
 
 def young_champion_outgrown(keel, project: dict) -> str | None:
@@ -419,10 +434,11 @@ def latest_value(cycle) -> float | None:
 
 
 def hold_reason(keel, project: dict, settings: ProjectSettings, reasons: list[str],
-                latest: float | None = None) -> dict | None:
-    """Why a triggered retrain waits (the back-off, the budget), with its numbers; None: go ahead.
-    The back-off ends when the rows the champion never saw have doubled, or when the champion
-    scores worse than at the rejected attempt by more than --max-drop (the drift went on)."""
+                latest: float | None = None, new_change: bool = False) -> dict | None:
+    """Why a triggered retrain waits (too few new rows for a champion fitted after the latest change,
+    the back-off, the budget), with its numbers; None: go ahead. The back-off ends when the rows the
+    champion never saw have doubled, when the champion scores worse than at the rejected attempt by
+    more than --max-drop (the drift went on), or when the cycle detects a new change."""
     state = store.read_policy_state(keel.registry, project["id"])
     production = keel.production_version(project["name"])
     by_rows = all("new labelled rows" in reason or "newer rows since" in reason for reason in reasons)
@@ -436,7 +452,7 @@ def hold_reason(keel, project: dict, settings: ProjectSettings, reasons: list[st
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
              and drop_from(project["metric"], then, latest) > settings.max_drop)
-    if (not by_rows and not worse and state.backoff_champion_version == production
+    if (not by_rows and not worse and not new_change and state.backoff_champion_version == production
             and unseen < 2 * state.backoff_unseen_rows):
         return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
                 "champion_version": production,
@@ -557,8 +573,27 @@ def split_gate(frame, unseen_rows: int):
     if unseen_rows < MIN_GATE_ROWS:
         raise ValidationError(f"{unseen_rows} new labelled row(s) since the production model was trained; "
                               f"the champion-challenger gate needs at least {MIN_GATE_ROWS}")
-    gate_rows = int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
+    gate_rows = gate_size(unseen_rows)
     return frame.iloc[:-gate_rows].reset_index(drop=True), frame.iloc[-gate_rows:].reset_index(drop=True)
+
+
+def gate_size(unseen_rows: int) -> int:
+    return int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
+
+
+def training_window(keel, project: dict, settings: ProjectSettings) -> tuple[TrainingData, dict]:
+    """`train` under --window adaptive with a production model: the window the policy would choose
+    now (the same candidates, scored the same way on the newest rows: as many as its gate would
+    hold), cut from every labelled row. -> (the rows, the run parameters that name the window)."""
+    rows = labelled_rows(keel, project)
+    change_point = adaptive_start(keel, project)
+    unseen = unseen_rows(keel, project)
+    basis = unseen if unseen >= MIN_GATE_ROWS else int((rows["__version__"] >= (change_point or 0)).sum())
+    window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2))
+    frame = window.rows.drop(columns="__version__").reset_index(drop=True)
+    used = sorted(int(v) for v in window.rows["__version__"].unique())
+    return TrainingData(frame, used), {"training_window": window.name, "training_window_rows": len(frame),
+                                       "training_window_scores": choice.get("scores", {})}
 
 
 def labelled_rows(keel, project: dict) -> pd.DataFrame:
