@@ -329,3 +329,15 @@ def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace):
     assert scores["since change"] > scores["all"]
     assert keel.services.registry.run(trained["run_id"])["dataset_versions"] == [2]
     keel.close()
+
+
+def test_a_restored_version_from_before_the_change_is_challenged_with_the_rows_since(workspace):
+    keel = recurring_project(workspace, "auto")
+    drop(keel, "loan", batch(28, rows=400, concept=0.0), "a-again.csv")
+    assert keel.monitor("loan")["decision"] == "restored" and keel.production_version("loan") == 1
+    assert keel.monitor("loan")["decision"] == "none"  # nothing new measured: nothing to challenge with
+    drop(keel, "loan", batch(29, rows=400, concept=0.0), "a-more.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "held" and result["details"]["hold"] == "budget"  # one challenger so far, 3 batches
+    assert any("was trained before the change" in reason for reason in result["details"]["reasons"])
+    keel.close()

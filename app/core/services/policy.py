@@ -20,6 +20,8 @@ Triggers of a retrain (policies approve and auto):
     label-free estimate never triggers one: under concept drift it stays confidently wrong);
   * a champion fitted soon after a change (it saw fewer than RECENT_WINDOW_ROWS rows since
     the change) has as many newer rows since the change as it saw;
+  * a champion trained before the latest change (restored, or its challengers rejected), on a
+    cycle that measured labelled rows;
   * the change detector fires (a steady slide, before any threshold is crossed);
   * the last challenger was promoted (a drift may still be going on) and the budget has a
     whole challenger: one every 4 batches until a challenger is rejected;
@@ -368,7 +370,8 @@ def retrain_reasons(deps: PolicyDependencies, project: dict, settings: ProjectSe
         change = observation.change
         reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
                        f"since dataset v{change['started_at']}")
-    grown = young_champion_outgrown(deps, project)
+    measured_now = observation is not None and observation.recent is not None  # the cycle brought labelled rows
+    grown = young_champion_outgrown(deps, project) or (champion_predates_change(deps, project) if measured_now else None)
     if grown:
         reasons.append(grown)
     state = store.read_policy_state(deps.registry, project["id"])
@@ -386,6 +389,20 @@ def backoff_run_out(deps: PolicyDependencies, project: dict) -> bool:
     state = store.read_policy_state(deps.registry, project["id"])
     return (state.backoff_champion_version == deps.data.production_version(project["name"])
             and unseen_rows(deps, project) >= 2 * state.backoff_unseen_rows)
+
+
+def champion_predates_change(deps: PolicyDependencies, project: dict) -> str | None:
+    """The champion was trained before the latest change (an earlier version restored, or every
+    challenger since the change rejected) and rows since the change have arrived: challenge it with
+    them (the back-off spaces the attempts)."""
+    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    if change_point is None or champion_seen_until(deps, project) >= change_point:
+        return None
+    since = store.labelled_rows_from(deps.registry, project["id"], change_point)
+    if since < MIN_GATE_ROWS / GATE_SHARE:
+        return None
+    return (f"champion v{deps.data.production_version(project['name'])} was trained before the change at "
+            f"dataset v{change_point}; {since} rows since")
 
 
 def young_champion_outgrown(deps: PolicyDependencies, project: dict) -> str | None:
@@ -421,11 +438,12 @@ def hold_reason(deps: PolicyDependencies, project: dict, settings: ProjectSettin
     more than --max-drop (the drift went on), or when the cycle detects a new change."""
     state = store.read_policy_state(deps.registry, project["id"])
     production = deps.data.production_version(project["name"])
-    by_rows = all("new labelled rows" in reason or "newer rows since" in reason for reason in reasons)
+    user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
+    by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(deps, project)
     needed = round(FOLLOW_UP_GATE_ROWS / GATE_SHARE)
     follow_up = state.change_point is not None and champion_seen_until(deps, project) >= state.change_point
-    if follow_up and unseen < needed and not any("new labelled rows" in reason for reason in reasons):
+    if follow_up and unseen < needed and not user_rows:
         return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
                 "message": f"champion v{production} was trained after the latest change; a challenger waits until "
                            f"{needed} rows it never saw give the gate {FOLLOW_UP_GATE_ROWS} (now {unseen})"}
