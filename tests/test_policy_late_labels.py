@@ -17,7 +17,7 @@ def add_labels(keel, frame, path):
 
 
 def detector_and_budget(keel):
-    state = policy_state.read_policy_state(keel.services.registry, keel.project("loan")["id"])
+    state = policy_state.read_policy_state(keel.services.registry, keel.project("loan").id)
     return state.detector["cusum"], state.budget
 
 

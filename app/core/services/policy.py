@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import TrainingData
+from app.core.domain.entities import Project, TrainingData
 from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
@@ -104,7 +104,7 @@ class Outcome:
 def loaded_model(deps: PolicyDependencies, name: str, version: int) -> LoadedModel:
     """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache, keyed by
     project, version id and hash: a project deleted and created again never gets the old model."""
-    model_version = deps.registry.model_version(deps.data.project(name)["id"], version)
+    model_version = deps.registry.model_version(deps.data.project(name).id, version)
     key = (name, model_version.id, model_version.sha256)
     return deps.loaded_models.get_or_build(key, lambda: deps.data.load_version(name, version))
 
@@ -122,11 +122,11 @@ def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None
     if not lock.acquire(timeout=lock_timeout):
         raise BusyError(f"project {name!r} is being monitored by another process (lock {lock.path})")
     try:
-        if deps.registry.current_deployment(project["id"]) is None:
+        if deps.registry.current_deployment(project.id) is None:
             ingested = sum(1 for item in swept if item["status"] == "processed")
             raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
                             f"{ingested} inbox file(s) ingested")
-        settings = ProjectSettings.from_dict(project["settings"])
+        settings = ProjectSettings.from_dict(project.settings)
         cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
         outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
@@ -166,7 +166,7 @@ def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress
 
 def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project["settings"])
+    settings = ProjectSettings.from_dict(project.settings)
     firing = {rule: message for rule, message in cycle.firing.items() if message}
     if settings.policy == "off":
         return Outcome("none", "policy off: results recorded, no alerts")
@@ -204,10 +204,10 @@ def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", p
 
 
 # --------------------------------------------------------------------------- change points and the detector
-def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observation:
+def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Observation:
     """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
-    name = project["name"]
-    state = store.read_policy_state(deps.registry, project["id"])
+    name = project.name
+    state = store.read_policy_state(deps.registry, project.id)
     champion_version = cycle.production_version
     detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
     detector = LossCusum.from_dict(detector_state.get("cusum"))
@@ -237,7 +237,7 @@ def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observat
     new_state = state.but(change_point=change_point, budget=budget,
                           detector={"champion_version": champion_version, "cusum": detector.to_dict()})
     with deps.registry.transaction():
-        store.write_policy_state(deps.registry, project["id"], new_state)
+        store.write_policy_state(deps.registry, project.id, new_state)
         if observation.change:
             change = observation.change
             deps.registry.add_event(
@@ -250,10 +250,10 @@ def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observat
     return observation
 
 
-def labelled_windows(deps: PolicyDependencies, project: dict, cycle) -> list[tuple[int, pd.DataFrame]]:
+def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[tuple[int, pd.DataFrame]]:
     """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
     labelled late (rows the champion never trained on), then the new labelled batches."""
-    name, target = project["name"], project["target"]
+    name, target = project.name, project.target
     found = []
     if cycle.late_windows and cycle.production_version:
         seen_until = champion_seen_until(deps, project)
@@ -266,27 +266,27 @@ def labelled_windows(deps: PolicyDependencies, project: dict, cycle) -> list[tup
     return found
 
 
-def row_losses(project: dict, model, frame: pd.DataFrame) -> np.ndarray:
+def row_losses(project: Project, model, frame: pd.DataFrame) -> np.ndarray:
     """Per-row loss of a model: 0/1 errors for a classifier, absolute errors for a regressor."""
-    schema = project["schema"]
+    schema = project.schema
     predictions = np.asarray(model.predict(datasets.to_model_frame(frame, schema)))
     y = datasets.target_array(frame, schema)
-    if project["task"] == "classification":
+    if project.task == "classification":
         return (predictions != y).astype(float)
     return np.abs(predictions.astype(float) - y.astype(float))
 
 
-def adaptive_start(deps: PolicyDependencies, project: dict) -> int | None:
+def adaptive_start(deps: PolicyDependencies, project: Project) -> int | None:
     """The latest detected change (None: no change yet): where the rows since the change start."""
-    return store.read_policy_state(deps.registry, project["id"]).change_point
+    return store.read_policy_state(deps.registry, project.id).change_point
 
 
 # --------------------------------------------------------------------------- earlier versions as challengers
-def earlier_production_versions(deps: PolicyDependencies, project: dict, production: int | None) -> list[int]:
+def earlier_production_versions(deps: PolicyDependencies, project: Project, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m.version for m in deps.registry.model_versions(project["id"]) if m.archived}
+    archived = {m.version for m in deps.registry.model_versions(project.id) if m.archived}
     found: list[int] = []
-    for deployment in reversed(deps.registry.deployments(project["id"])):
+    for deployment in reversed(deps.registry.deployments(project.id)):
         version = deployment.version
         if version != production and version not in found and version not in archived:
             found.append(version)
@@ -311,7 +311,7 @@ def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, 
     accepted = [v for v in verdicts if v["accepted"]]
     if not accepted:
         return None
-    sign = 1 if higher_is_better(project["metric"]) else -1
+    sign = 1 if higher_is_better(project.metric) else -1
     best = max(accepted, key=lambda v: sign * v["challenger_value"])
     details = {"champion_version": production, "restored_version": best["version"], "candidates": verdicts,
                "alpha_per_candidate": alpha, **{k: best[k] for k in ("metric", "champion_value", "challenger_value",
@@ -324,7 +324,7 @@ def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, 
     return act_on_restore(deps, name, project, settings, details, numbers, fallback)
 
 
-def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings: ProjectSettings, details: dict, numbers: str,
+def act_on_restore(deps: PolicyDependencies, name: str, project: Project, settings: ProjectSettings, details: dict, numbers: str,
                    fallback: Outcome) -> Outcome:
     version = details["restored_version"]
     if settings.policy == "auto":
@@ -339,9 +339,9 @@ def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings:
         decision = "alert"
     with deps.registry.transaction():
         if decision == "restore_waiting":
-            deps.registry.set_alias(project["id"], "challenger", deps.registry.model_version(project["id"], version).id)
-        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in deps.registry.open_alerts(project["id"])):
-            alert_id = deps.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
+            deps.registry.set_alias(project.id, "challenger", deps.registry.model_version(project.id, version).id)
+        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in deps.registry.open_alerts(project.id)):
+            alert_id = deps.registry.insert_alert(project_id=project.id, rule=RESTORE_RULE, severity="warning",
                                                   message=message, details=details)
             deps.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
                                     {"alert_id": alert_id, "rule": RESTORE_RULE, **details})
@@ -352,7 +352,7 @@ def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings:
 
 
 # --------------------------------------------------------------------------- triggers, back-off, budget
-def retrain_reasons(deps: PolicyDependencies, project: dict, settings: ProjectSettings, cycle_rules: dict,
+def retrain_reasons(deps: PolicyDependencies, project: Project, settings: ProjectSettings, cycle_rules: dict,
                     observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
     """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
     opened_rules: the rules whose alert the cycle opened."""
@@ -374,52 +374,52 @@ def retrain_reasons(deps: PolicyDependencies, project: dict, settings: ProjectSe
     grown = young_champion_outgrown(deps, project) or (champion_predates_change(deps, project) if measured_now else None)
     if grown:
         reasons.append(grown)
-    state = store.read_policy_state(deps.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project.id)
     if state.budget.get("momentum") and state.budget.get("tokens", BUDGET_START) >= 1:
         reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
     if settings.retrain_after_rows:
-        new_rows = store.labelled_rows_since_last_training(deps.registry, project["id"])
+        new_rows = store.labelled_rows_since_last_training(deps.registry, project.id)
         if new_rows >= settings.retrain_after_rows:
             reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
     return reasons
 
 
-def backoff_run_out(deps: PolicyDependencies, project: dict) -> bool:
+def backoff_run_out(deps: PolicyDependencies, project: Project) -> bool:
     """A challenger of the production model was rejected and the rows it never saw have doubled since."""
-    state = store.read_policy_state(deps.registry, project["id"])
-    return (state.backoff_champion_version == deps.data.production_version(project["name"])
+    state = store.read_policy_state(deps.registry, project.id)
+    return (state.backoff_champion_version == deps.data.production_version(project.name)
             and unseen_rows(deps, project) >= 2 * state.backoff_unseen_rows)
 
 
-def champion_predates_change(deps: PolicyDependencies, project: dict) -> str | None:
+def champion_predates_change(deps: PolicyDependencies, project: Project) -> str | None:
     """The champion was trained before the latest change (an earlier version restored, or every
     challenger since the change rejected) and rows since the change have arrived: challenge it with
     them (the back-off spaces the attempts)."""
-    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
     if change_point is None or champion_seen_until(deps, project) >= change_point:
         return None
-    since = store.labelled_rows_from(deps.registry, project["id"], change_point)
+    since = store.labelled_rows_from(deps.registry, project.id, change_point)
     if since < MIN_GATE_ROWS / GATE_SHARE:
         return None
-    return (f"champion v{deps.data.production_version(project['name'])} was trained before the change at "
+    return (f"champion v{deps.data.production_version(project.name)} was trained before the change at "
             f"dataset v{change_point}; {since} rows since")
 
 
-def young_champion_outgrown(deps: PolicyDependencies, project: dict) -> str | None:
+def young_champion_outgrown(deps: PolicyDependencies, project: Project) -> str | None:
     """Since the latest change, the champion has seen fewer than RECENT_WINDOW_ROWS rows (it was
     fitted soon after it) and as many newer ones have arrived since: a challenger on the larger
     window is likely better. After a change this retrains at about 200, 400, 800... rows."""
-    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
     if change_point is None:
         return None
     seen_until = champion_seen_until(deps, project)
-    seen_since = store.labelled_rows_between(deps.registry, project["id"], change_point, seen_until)
+    seen_since = store.labelled_rows_between(deps.registry, project.id, change_point, seen_until)
     if not 0 < seen_since < RECENT_WINDOW_ROWS:
         return None
-    newer = store.labelled_rows_from(deps.registry, project["id"], max(seen_until + 1, change_point))
+    newer = store.labelled_rows_from(deps.registry, project.id, max(seen_until + 1, change_point))
     if newer < seen_since:
         return None
-    return (f"champion v{deps.data.production_version(project['name'])} saw {seen_since} rows since the change at "
+    return (f"champion v{deps.data.production_version(project.name)} saw {seen_since} rows since the change at "
             f"dataset v{change_point}; {newer} newer rows since")
 
 
@@ -430,14 +430,14 @@ def latest_value(cycle) -> float | None:
     return measured[-1] if measured else None
 
 
-def hold_reason(deps: PolicyDependencies, project: dict, settings: ProjectSettings, reasons: list[str],
+def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSettings, reasons: list[str],
                 latest: float | None = None, new_change: bool = False) -> dict | None:
     """Why a triggered retrain waits (too few new rows for a champion fitted after the latest change,
     the back-off, the budget), with its numbers; None: go ahead. The back-off ends when the rows the
     champion never saw have doubled, when the champion scores worse than at the rejected attempt by
     more than --max-drop (the drift went on), or when the cycle detects a new change."""
-    state = store.read_policy_state(deps.registry, project["id"])
-    production = deps.data.production_version(project["name"])
+    state = store.read_policy_state(deps.registry, project.id)
+    production = deps.data.production_version(project.name)
     user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
     by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(deps, project)
@@ -449,7 +449,7 @@ def hold_reason(deps: PolicyDependencies, project: dict, settings: ProjectSettin
                            f"{needed} rows it never saw give the gate {FOLLOW_UP_GATE_ROWS} (now {unseen})"}
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
-             and drop_from(project["metric"], then, latest) > settings.max_drop)
+             and drop_from(project.metric, then, latest) > settings.max_drop)
     if (not by_rows and not worse and not new_change and state.backoff_champion_version == production
             and unseen < 2 * state.backoff_unseen_rows):
         return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
@@ -471,12 +471,12 @@ def cycle_position(cycle) -> int | None:
     return max((late.labels_dataset_version for late in cycle.late_windows), default=None)
 
 
-def record_hold(deps: PolicyDependencies, project: dict, reasons: list[str], held: dict, fallback: Outcome,
+def record_hold(deps: PolicyDependencies, project: Project, reasons: list[str], held: dict, fallback: Outcome,
                 position: int | None) -> Outcome:
     """A hold streak (consecutive held cycles for the same cause) is one `retrain_held` event at its
     start and one `retrain_hold_ended` at its end; the cycles between only count in the policy state."""
     message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
-    state = store.read_policy_state(deps.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project.id)
     streak = state.budget.get("hold_streak")
     with deps.registry.transaction():
         if streak and streak["hold"] == held["hold"]:
@@ -487,81 +487,81 @@ def record_hold(deps: PolicyDependencies, project: dict, reasons: list[str], hel
             streak = {"hold": held["hold"], "since": position, "until": position, "batches": 1}
             deps.registry.add_event(project, "retrain_held", message, "policy",
                                     {**fallback.details, **held, "reasons": reasons, "decision": "held"})
-        store.write_policy_state(deps.registry, project["id"],
+        store.write_policy_state(deps.registry, project.id,
                                  state.but(budget={**state.budget, "hold_streak": streak}))
     details = {**fallback.details, **held, "reasons": reasons, "decision": "held", "hold_streak": streak}
     return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
 
 
-def end_hold_streak(deps: PolicyDependencies, project: dict, decision: str) -> None:
-    state = store.read_policy_state(deps.registry, project["id"])
+def end_hold_streak(deps: PolicyDependencies, project: Project, decision: str) -> None:
+    state = store.read_policy_state(deps.registry, project.id)
     streak = state.budget.get("hold_streak")
     if not streak:
         return
     budget = {k: v for k, v in state.budget.items() if k != "hold_streak"}
     with deps.registry.transaction():
         record_hold_end(deps, project, streak, decision)
-        store.write_policy_state(deps.registry, project["id"], state.but(budget=budget))
+        store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
 
 
-def record_hold_end(deps: PolicyDependencies, project: dict, streak: dict, decision: str) -> None:
+def record_hold_end(deps: PolicyDependencies, project: Project, streak: dict, decision: str) -> None:
     deps.registry.add_event(
         project, "retrain_hold_ended",
         f"retrain hold ({streak['hold']}) ended after {streak['batches']} cycle(s) (dataset v{streak['since']} to "
         f"v{streak['until']}); next decision: {decision}", "policy", {**streak, "next_decision": decision})
 
 
-def champion_seen_until(deps: PolicyDependencies, project: dict) -> int:
+def champion_seen_until(deps: PolicyDependencies, project: Project) -> int:
     """The newest dataset version the production model was trained on (or existed when it was deployed)."""
-    deployment = deps.registry.current_deployment(project["id"])
+    deployment = deps.registry.current_deployment(project.id)
     if deployment is None:
-        raise KeelError(f"project {project['name']!r} has no production model yet (deploy a version first)")
+        raise KeelError(f"project {project.name!r} has no production model yet (deploy a version first)")
     model_version = deps.registry.model_version_by_id(deployment.model_version_id)
     used = deps.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
     if used:
         return max(used)
-    return store.dataset_version_at(deps.registry, project["id"], deployment.deployed_at)
+    return store.dataset_version_at(deps.registry, project.id, deployment.deployed_at)
 
 
-def gate_start(deps: PolicyDependencies, project: dict, change_point: int | None) -> int:
+def gate_start(deps: PolicyDependencies, project: Project, change_point: int | None) -> int:
     """The first dataset version of the gate's rows: unseen by the champion and, after a change, since it."""
     return max(champion_seen_until(deps, project) + 1, change_point or 0)
 
 
-def unseen_rows(deps: PolicyDependencies, project: dict) -> int:
+def unseen_rows(deps: PolicyDependencies, project: Project) -> int:
     """Labelled rows that the production model never saw (since the latest change, if one came after it)."""
-    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
-    return store.labelled_rows_from(deps.registry, project["id"], gate_start(deps, project, change_point))
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
+    return store.labelled_rows_from(deps.registry, project.id, gate_start(deps, project, change_point))
 
 
 def waiting_challenger(deps: PolicyDependencies, name: str) -> int | None:
     project = deps.data.project(name)
-    model_version_id = deps.registry.aliases(project["id"]).get("challenger")
+    model_version_id = deps.registry.aliases(project.id).get("challenger")
     if model_version_id is None:
         return None
     version = deps.registry.model_version_by_id(model_version_id).version
     return None if version == deps.data.production_version(name) else version
 
 
-def spend_budget(deps: PolicyDependencies, project: dict) -> None:
+def spend_budget(deps: PolicyDependencies, project: Project) -> None:
     """Every challenger fitted counts, whatever its gate decides."""
-    state = store.read_policy_state(deps.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project.id)
     budget = dict(state.budget)
     budget["tokens"] = budget.get("tokens", BUDGET_START) - 1
     budget["retrains"] = budget.get("retrains", 0) + 1
     with deps.registry.transaction():
-        store.write_policy_state(deps.registry, project["id"], state.but(budget=budget))
+        store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
 
 
-def record_momentum(deps: PolicyDependencies, project: dict, promoted: bool) -> None:
+def record_momentum(deps: PolicyDependencies, project: Project, promoted: bool) -> None:
     """A promoted challenger asks for another once the budget allows; a rejected one stops that."""
-    state = store.read_policy_state(deps.registry, project["id"])
-    store.write_policy_state(deps.registry, project["id"], state.but(budget={**state.budget, "momentum": promoted}))
+    state = store.read_policy_state(deps.registry, project.id)
+    store.write_policy_state(deps.registry, project.id, state.but(budget={**state.budget, "momentum": promoted}))
 
 
-def record_backoff(deps: PolicyDependencies, project: dict, champion_version: int, unseen: int, champion_value: float | None) -> None:
-    state = store.read_policy_state(deps.registry, project["id"])
-    store.write_policy_state(deps.registry, project["id"],
+def record_backoff(deps: PolicyDependencies, project: Project, champion_version: int, unseen: int, champion_value: float | None) -> None:
+    state = store.read_policy_state(deps.registry, project.id)
+    store.write_policy_state(deps.registry, project.id,
                              state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen,
                                        backoff_champion_value=champion_value))
 
@@ -581,7 +581,7 @@ def gate_size(unseen_rows: int) -> int:
     return int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
 
 
-def training_window(deps: PolicyDependencies, project: dict, settings: ProjectSettings) -> tuple[TrainingData, dict]:
+def training_window(deps: PolicyDependencies, project: Project, settings: ProjectSettings) -> tuple[TrainingData, dict]:
     """`train` under --window adaptive with a production model: the window the policy would choose
     now (the same candidates, scored the same way on the newest rows: as many as its gate would
     hold), cut from every labelled row. -> (the rows, the run parameters that name the window)."""
@@ -596,15 +596,15 @@ def training_window(deps: PolicyDependencies, project: dict, settings: ProjectSe
                                        "training_window_scores": choice.get("scores", {})}
 
 
-def labelled_rows(deps: PolicyDependencies, project: dict) -> pd.DataFrame:
+def labelled_rows(deps: PolicyDependencies, project: Project) -> pd.DataFrame:
     """Every labelled row of the project, oldest first, with its dataset version in `__version__`."""
     frames = []
-    for row in deps.registry.dataset_versions(project["id"]):
-        if row["labelled_rows"]:
-            frame = deps.data.dataset_frame(project["name"], row["version"])
-            frames.append(frame[frame[project["target"]].notna()].assign(__version__=row["version"]))
+    for row in deps.registry.dataset_versions(project.id):
+        if row.labelled_rows:
+            frame = deps.data.dataset_frame(project.name, row.version)
+            frames.append(frame[frame[project.target].notna()].assign(__version__=row.version))
     if not frames:
-        raise ValidationError(f"project {project['name']!r} has no labelled data to train on")
+        raise ValidationError(f"project {project.name!r} has no labelled data to train on")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -635,7 +635,7 @@ def forced_window(rows: pd.DataFrame, setting) -> Window:
     return Window("all", f"all {len(rows)} rows (--window all)", rows)
 
 
-def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
+def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
                   selection_rows: int) -> tuple[Window, dict]:
     """Adaptive: fit each candidate on the rows before the newest `selection_rows`, score it on them,
     keep the best (ties: the first, the larger window) and return it cut from all the rows before the gate."""
@@ -647,7 +647,7 @@ def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.Data
     if len(selection) < MIN_GATE_ROWS or len(candidates) == 1:
         chosen = final.get("since change", final["all"])
         return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
-    schema, task, metric = project["schema"], project["task"], project["metric"]
+    schema, task, metric = project.schema, project.task, project.metric
     X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
     scores = {}
     for window in candidates:
@@ -670,10 +670,10 @@ def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], se
     rows, the newest, in it."""
     report = progress or (lambda fraction, message: None)
     project = deps.data.project(name)
-    schema = project["schema"]
+    schema = project.schema
     champion = deps.data.load_production(name)
     rows = labelled_rows(deps, project)
-    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
     unseen = int((rows["__version__"] >= gate_start(deps, project, change_point)).sum())
     before_gate, gate_part = split_gate(rows, unseen)
     training.check_trainable(before_gate, schema, "the challenger's training rows")
@@ -715,12 +715,12 @@ def same_window(window: Window, rows: pd.DataFrame, change_point: int | None, se
     return candidates.get(window.name, candidates["all"])
 
 
-def record_gate_failure(deps: PolicyDependencies, project: dict, details: dict, exc: BaseException) -> None:
+def record_gate_failure(deps: PolicyDependencies, project: Project, details: dict, exc: BaseException) -> None:
     """The challenger is registered but its decision is not: record why, or the audit log has an
     unexplained version and (no decision to back off from) the next firing batch retrains again."""
     version = details["challenger_version"]
     try:
-        if store.last_decided_challenger(deps.registry, project["id"]) == version:
+        if store.last_decided_challenger(deps.registry, project.id) == version:
             return  # the decision was committed; what failed came after it (the manifest file)
         error = f"{type(exc).__name__}: {exc}"
         with deps.registry.transaction():
@@ -730,12 +730,12 @@ def record_gate_failure(deps: PolicyDependencies, project: dict, details: dict, 
                                     {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
             record_backoff(deps, project, details["champion_version"], details["unseen_rows"], None)
     except Exception:
-        log.exception("could not record the failed gate of challenger v%s in %s", version, project["name"])
+        log.exception("could not record the failed gate of challenger v%s in %s", version, project.name)
 
 
-def decide(deps: PolicyDependencies, name: str, project: dict, settings: ProjectSettings, details: dict) -> Outcome:
+def decide(deps: PolicyDependencies, name: str, project: Project, settings: ProjectSettings, details: dict) -> Outcome:
     version, champion_version = details["challenger_version"], details["champion_version"]
-    metric = project["metric"]
+    metric = project.metric
     numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
                f"{details['challenger_value']:.4f} vs champion v{champion_version} "
                f"{details['champion_value']:.4f} on the {details['gate_rows']} newest rows, which neither the "
@@ -760,8 +760,8 @@ def decide(deps: PolicyDependencies, name: str, project: dict, settings: Project
 
         def record(project):
             if decision == "retrained_waiting":
-                deps.registry.set_alias(project["id"], "challenger",
-                                        deps.registry.model_version(project["id"], version).id)
+                deps.registry.set_alias(project.id, "challenger",
+                                        deps.registry.model_version(project.id, version).id)
             if decision == "retrained_rejected":
                 record_backoff(deps, project, champion_version, details["unseen_rows"], details["champion_value"])
             record_momentum(deps, project, decision == "retrained_deployed")
@@ -775,9 +775,9 @@ def decide(deps: PolicyDependencies, name: str, project: dict, settings: Project
     return Outcome(decision, message, details, version)
 
 
-def gate(project: dict, champion, challenger, gate_frame, margin: float, alpha: float) -> dict:
+def gate(project: Project, champion, challenger, gate_frame, margin: float, alpha: float) -> dict:
     """Score both models on the same rows and test whether the challenger is really better."""
-    schema, task, metric = project["schema"], project["task"], project["metric"]
+    schema, task, metric = project.schema, project.task, project.metric
     X = datasets.to_model_frame(gate_frame, schema)
     y = datasets.target_array(gate_frame, schema)
     outputs = [_model_outputs(model, X, task, metric) for model in (champion, challenger)]
