@@ -172,7 +172,7 @@ def test_fuzzed_json_bodies_get_predictions_or_a_4xx(loaded, document, huge):
                       st.text(alphabet=string.printable + "é\x00;|\t", max_size=200).map(str.encode)),
        content_type=st.sampled_from(["application/json", "text/csv", "application/json; format=pandas-split",
                                      "application/json; format=pandas-records", "text/plain", ""]))
-@example(body=b"!\t#\r!", content_type="text/csv")  # a lone carriage return inside a row (found by hypothesis)
+@example(body=b"!\t#\r!", content_type="text/csv")  # a bare carriage return inside a short row
 def test_fuzzed_raw_bodies_get_predictions_or_a_4xx(loaded, body, content_type):
     try:
         _score(loaded, body, content_type)

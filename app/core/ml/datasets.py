@@ -385,7 +385,7 @@ def _read_decimal_commas(frame: pd.DataFrame) -> list[str]:
 
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
-    # newline="": the csv module reads line ends itself (a lone "\r" inside a row is not an error)
+    # newline="" lets the csv module see \r, \n and \r\n as the line ends they are (as pandas does)
     records = (record for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if record)
     next(records, None)
     return [row for row, record in enumerate(records, start=1) if len(record) < width]
