@@ -844,6 +844,12 @@ class Keel:
                 "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"],
                 "prediction_log": prediction_log.summary(self, project)}
 
+    def model_timeline(self, name: str) -> list[dict]:
+        """When each model version was made, oldest first: [{version, created_at}], for a timeline's
+        markers; a light read (status() also gathers metrics, datasets, alerts and the prediction log)."""
+        return [{"version": row["version"], "created_at": row["created_at"]}
+                for row in self.registry.model_versions(self.project(name)["id"])]
+
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many
         deployments there were, the version a rollback returns to, and whether a challenger waits."""

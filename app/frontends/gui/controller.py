@@ -23,6 +23,7 @@ WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "crea
                "import", "delete", "approve", "acknowledge", "inbox", "labels")
 DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
+PLOT_WARM_SLICE_SECONDS = 0.004  # the GUI thread's share of each event-loop turn while pyqtgraph loads
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
 
 
@@ -91,19 +92,31 @@ class Controller(QObject):
         self._start_scheduler()
         self.keel_ready.emit()
         self._plot_import_deferrals = 0
-        QTimer.singleShot(0, self._import_plotting)
+        QTimer.singleShot(0, self, self._import_plotting)
 
     def _import_plotting(self) -> None:
-        """pyqtgraph takes ~0.5 s to import: once, when the workspace has been shown, not when a plot opens.
+        """pyqtgraph takes ~0.2-0.5 s to import: once, when the workspace has been shown, not when a plot
+        opens, and in slices: first the Qt classes it asks for (a few ms per event-loop turn), then the
+        import itself (~60 ms on an idle machine: the part that cannot be split).
         On the GUI thread: importing it on a worker while the window created Qt enums (PySide6 creates
         them lazily, not thread-safely) crashed the process."""
+        from app.frontends.gui import plots
+
         reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
         if reading and self._plot_import_deferrals < 40:  # the first reads fill the window first (up to 2 s)
             self._plot_import_deferrals += 1
-            QTimer.singleShot(50, self._import_plotting)
+            QTimer.singleShot(50, self, self._import_plotting)
             return
-        importlib.import_module("pyqtgraph")
-        self.plots_ready.emit()
+        pending = plots.qt_binding_names()
+
+        def next_slice() -> None:
+            if not plots.warm_qt_bindings(pending, PLOT_WARM_SLICE_SECONDS):
+                QTimer.singleShot(0, self, next_slice)
+                return
+            importlib.import_module("pyqtgraph")
+            self.plots_ready.emit()
+
+        QTimer.singleShot(0, self, next_slice)
 
     def stop_scheduler(self) -> None:
         if self.scheduler is not None:

@@ -47,8 +47,10 @@ class AlertsPanel(Panel):
     def clear(self) -> None:
         self.model.set_rows([])
 
-    def refresh(self) -> None:
-        rows = self.keel.alerts(self.project)
+    def read(self, keel, project: str) -> list[dict]:
+        return keel.alerts(project)
+
+    def show_data(self, rows: list[dict]) -> None:
         if self.open_only.isChecked():
             rows = [r for r in rows if r["status"] == "open"]
         self.model.set_rows(list(reversed(rows)))
