@@ -80,7 +80,7 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     project = window.controller.keel.project("loans")
     assert project["target"] == "default" and project["settings"]["preset"] == "logreg"
     assert project["settings"]["threshold"] == pytest.approx(0.8)
-    assert window.project_list.count() == 2
+    qtbot.waitUntil(lambda: window.project_list.count() == 2, timeout=5000)
     assert window.errors == []
 
 
