@@ -53,6 +53,40 @@ def prepare_workspace(folder: Path, fit_seconds: float) -> Path:
     return batch
 
 
+SLOW_EVENT_MS = 8.0
+
+
+def timed_application(argv):
+    """A QApplication that times each event it delivers from the event loop (nested deliveries count
+    in their outer event): `slow_events` holds (start ns, ms, event type, receiver) of those over
+    SLOW_EVENT_MS, for telling what the GUI thread did in a gap."""
+    from PySide6.QtCore import QElapsedTimer, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    class TimedApplication(QApplication):
+        def __init__(self, args):
+            super().__init__(args)
+            self.slow_events: list[tuple[int, float, str, str]] = []
+            self.clock = QElapsedTimer()
+            self.clock.start()
+            self._depth = 0
+
+        def notify(self, receiver, event):
+            self._depth += 1
+            start = self.clock.nsecsElapsed()
+            try:
+                return super().notify(receiver, event)
+            finally:
+                self._depth -= 1
+                took = (self.clock.nsecsElapsed() - start) / 1e6
+                if self._depth == 0 and took > SLOW_EVENT_MS:
+                    kind = QEvent.Type(event.type()).name if event is not None else "?"
+                    who = f"{type(receiver).__name__}({receiver.objectName()})" if receiver is not None else "?"
+                    self.slow_events.append((start, took, kind, who))
+
+    return TimedApplication(argv)
+
+
 def percentile(values, q):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
@@ -65,6 +99,8 @@ def main() -> int:
     parser.add_argument("--only", choices=["train", "monitor", "none"],
                         help="run one of the two jobs, or none: the machine's own noise (diagnosis)")
     parser.add_argument("--verbose", action="store_true", help="print when jobs and refreshes happened")
+    parser.add_argument("--events", action="store_true",
+                        help="time every event the GUI thread handles; print the slow ones in the largest gaps")
     parser.add_argument("--no-tabs", action="store_true", help="do not switch panels during the work")
     parser.add_argument("--workspace", default=str(Path(tempfile.gettempdir()) / "keel-bench-ui"))
     args = parser.parse_args()
@@ -76,7 +112,7 @@ def main() -> int:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance() or (timed_application(sys.argv[:1]) if args.events else QApplication(sys.argv[:1]))
     from app.frontends.gui.application import configure_process, settings_store
 
     configure_process()
@@ -198,6 +234,12 @@ def main() -> int:
         for gap, at, busy in reversed(worst):
             before = [what for moment, what in moments if (moment - phases["start"]) / 1e9 <= at + 0.001]
             print(f"  gap {gap:.0f} ms at {at:.2f} s (GUI thread CPU {busy:.0f} ms), after: {before[-1] if before else '-'}")
+            if hasattr(app, "slow_events"):
+                offset = app.clock.nsecsElapsed() - clock.nsecsElapsed()  # the two clocks started apart
+                begin = phases["start"] + at * 1e9 + offset
+                for start, took, kind, who in app.slow_events:
+                    if begin - 1e6 <= start <= begin + gap * 1e6:
+                        print(f"      {took:6.1f} ms  {kind} -> {who}")
         for gap, busy, at in reversed(opening_worst):
             print(f"  opening gap {gap:.0f} ms at {at:.2f} s after show (GUI thread CPU {busy:.0f} ms)")
     if args.verbose:

@@ -295,7 +295,7 @@ def _sniff_delimiter(text: str) -> str:
     except csv.Error:
         header = lines[0] if lines else ""
         counts = {d: header.count(d) for d in ",;\t|"}
-        best = max(counts, key=counts.get)
+        best = max(counts, key=lambda d: counts[d])
         return best if counts[best] > 0 else ","
 
 
@@ -727,7 +727,8 @@ def _categories(series: pd.Series) -> pd.Series:
     of a million rows and a few categories costs a factorisation, not a million strings."""
     codes, distinct = pd.factorize(series, use_na_sentinel=True)
     cleaned = _as_text(pd.Series(distinct, dtype=object if len(distinct) == 0 else None))
-    lookup = np.append(cleaned.astype(object).where(cleaned.notna(), None).to_numpy(dtype=object), None)
+    lookup = np.concatenate([cleaned.astype(object).where(cleaned.notna(), None).to_numpy(dtype=object),
+                             np.array([None], dtype=object)])
     return pd.Series(lookup[codes], index=series.index, dtype=object, copy=False)  # code -1 takes the last: None
 
 
@@ -772,7 +773,7 @@ def _target_dtype(schema: dict) -> str:
 
 def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
     target, kind = schema["target"], schema["target_kind"]
-    problems = []
+    problems: list[str] = []
     if kind == "string":
         values = _as_text(series).astype(object)
         return values, problems
