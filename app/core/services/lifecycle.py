@@ -858,8 +858,8 @@ class Keel:
     def model_timeline(self, name: str) -> list[dict]:
         """When each model version was made, oldest first: [{version, created_at}], for a timeline's
         markers; a light read (status() also gathers metrics, datasets, alerts and the prediction log)."""
-        return [{"version": row["version"], "created_at": row["created_at"]}
-                for row in self.registry.model_versions(self.project(name)["id"])]
+        return [{"version": model.version, "created_at": model.created_at}
+                for model in self.registry.model_versions(self.project(name)["id"])]
 
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many
