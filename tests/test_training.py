@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from foundation_helpers import cli, create_project, loans, write_csv
+from cli_helpers import cli, create_project, loans, write_csv
 from sklearn.datasets import load_diabetes, load_iris
 
 from app.core.domain.errors import Cancelled, ValidationError
@@ -150,14 +150,14 @@ def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
     assert code == 0, err
     keel = Keel.open(workspace)
     try:
-        run = keel.registry.run(trained["run_id"])
-        params = keel.registry.run_params(trained["run_id"])
+        run = keel.services.registry.run(trained["run_id"])
+        params = keel.services.registry.run_params(trained["run_id"])
         assert (run["seed"], run["preset"], run["dataset_versions"], run["status"]) == (7, "logreg", [1], "finished")
         assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run["library_versions"])
         assert run["seconds"] > 0 and run["finished_at"] >= run["started_at"]
         assert (params["C"], params["overrides"], params["seed"], params["preset"]) == (0.5, {"C": 0.5}, 7, "logreg")
         assert params["train_rows"] + params["test_rows"] == 120
-        assert keel.registry.run_metrics(trained["run_id"]) == trained["metrics"]
+        assert keel.services.registry.run_metrics(trained["run_id"]) == trained["metrics"]
         model = keel.load_version("loans", 1).model
         assert model.named_steps["model"].C == 0.5
     finally:

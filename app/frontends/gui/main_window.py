@@ -63,14 +63,13 @@ def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -
     """On a worker: every project's health (alerts counted since the user last looked at it), and
     the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
     from app.core.domain.clock import utc_now
-    from app.core.services import insights
 
     now = utc_now()
     names = keel.project_names()
     healths = []
     for name in names:
         try:
-            healths.append(insights.health(keel, name, since=looked.get(name) or now))
+            healths.append(keel.health(name, since=looked.get(name) or now))
         except Exception:  # e.g. deleted by another process meanwhile: left out of the list
             log.exception("health of %s", name)
     if last_alert_id is None:

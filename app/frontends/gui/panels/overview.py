@@ -4,7 +4,6 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
 
 from app.core.domain.settings import higher_is_better
-from app.core.services import insights
 from app.frontends.gui.common import (
     HEALTH_COLORS,
     Card,
@@ -105,7 +104,7 @@ class OverviewPanel(Panel):
             label.setText("")
 
     def read(self, keel, project: str) -> dict:
-        return {"card": insights.production_card(keel, project),
+        return {"card": keel.production_card(project),
                 "recent": [event.to_dict() for event in keel.recent_events(project)]}
 
     def show_data(self, data: dict) -> None:
