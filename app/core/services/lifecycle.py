@@ -799,7 +799,7 @@ class Keel:
         """When each model version was made, oldest first: [{version, created_at}], for a timeline's
         markers; a light read (status() also gathers metrics, datasets, alerts and the prediction log)."""
         return [{"version": model.version, "created_at": model.created_at}
-                for model in self.registry.model_versions(self.project(name)["id"])]
+                for model in self._registry.model_versions(self.project(name)["id"])]
 
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many
