@@ -17,12 +17,17 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from app.core.domain.data_files import CSV_SUFFIXES, GZIP_SUFFIX, PARQUET_SUFFIXES
 from app.core.domain.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pyarrow
+    import pyarrow.parquet
 
 DEFAULT_MAX_FILE_MB = 512
 MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"}
@@ -171,7 +176,7 @@ def _csv_layout(head: bytes) -> tuple[list[str], str] | None:
     return [cell.strip() for cell in header], delimiter
 
 
-def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]):
+def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]) -> "pyarrow.Table":
     import pyarrow as pa
     import pyarrow.csv as arrow_csv
 
@@ -238,7 +243,7 @@ def _read_parquet(path: Path, limit: int) -> RawTable:
 STRING_CELL_BYTES = 16  # an offset and a pointer per text cell, before its characters
 
 
-def parquet_decoded_bytes(metadata) -> tuple[int, int]:
+def parquet_decoded_bytes(metadata: "pyarrow.parquet.FileMetaData") -> tuple[int, int]:
     """(uncompressed bytes, estimated bytes once decoded) of a Parquet file, from its footer alone.
 
     Dictionary and run-length encoding make the uncompressed size no bound on memory (30 M
@@ -255,7 +260,7 @@ def parquet_decoded_bytes(metadata) -> tuple[int, int]:
     return uncompressed, max(uncompressed, metadata.num_rows * per_row)
 
 
-def _check_parquet_decoded_size(metadata, source: str, limit: int) -> None:
+def _check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source: str, limit: int) -> None:
     uncompressed, decoded = parquet_decoded_bytes(metadata)
     if uncompressed > limit:
         raise ValidationError(f"{source}: uncompressed data is {uncompressed / 1e6:.1f} MB, over the "
@@ -380,7 +385,8 @@ def _read_decimal_commas(frame: pd.DataFrame) -> list[str]:
 
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
-    records = (record for record in csv.reader(io.StringIO(text), delimiter=delimiter) if record)
+    # newline="" lets the csv module see \r, \n and \r\n as the line ends they are (as pandas does)
+    records = (record for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if record)
     next(records, None)
     return [row for row, record in enumerate(records, start=1) if len(record) < width]
 
@@ -457,7 +463,7 @@ def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, text.notna() & values.isna()
 
 
-def cell_repr(value) -> str:
+def cell_repr(value: object) -> str:
     """A cell as an error message quotes it: its text, whether it was read as text or as a number."""
     if isinstance(value, (float, int, np.number)) and not isinstance(value, (bool, np.bool_)):
         return repr(str(value.item() if isinstance(value, np.number) else value))

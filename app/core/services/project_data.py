@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.core.domain.entities import ModelVersion
+from app.core.domain.entities import DatasetVersion, ModelVersion, Project
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.store.policy_state import read_policy_state
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
 
 @dataclass
 class LoadedModel:
-    project: dict
+    project: Project
     model_version: ModelVersion
     model: Any  # a fitted scikit-learn estimator (Keel's own: a Pipeline)
 
@@ -39,25 +39,25 @@ class ProjectData:
         self._workspace = workspace
 
     # ---------------------------------------------------------------- projects
-    def project(self, name: str) -> dict:
+    def project(self, name: str) -> Project:
         return self._registry.project(name)
 
     def production_version(self, name: str) -> int | None:
-        deployment = self._registry.current_deployment(self.project(name)["id"])
+        deployment = self._registry.current_deployment(self.project(name).id)
         return deployment.version if deployment else None
 
     # ---------------------------------------------------------------- data
-    def dataset_versions(self, name: str) -> list[dict]:
-        return self._registry.dataset_versions(self.project(name)["id"])
+    def dataset_versions(self, name: str) -> list[DatasetVersion]:
+        return self._registry.dataset_versions(self.project(name).id)
 
     def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
         from app.core.ml import datasets
 
         project = self.project(name)
-        row = self._registry.dataset_version(project["id"], version)
+        row = self._registry.dataset_version(project.id, version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        return datasets.read_frame(self._workspace.root / row["path"])
+        return datasets.read_frame(self._workspace.root / row.path)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
         """The project's training data: labelled rows of its dataset versions, oldest first,
@@ -68,19 +68,19 @@ class ProjectData:
         from app.core.ml import datasets
 
         project = self.project(name)
-        settings = ProjectSettings.from_dict(project["settings"])
+        settings = ProjectSettings.from_dict(project.settings)
         if since_dataset_version is None and settings.window == "adaptive":
-            since_dataset_version = read_policy_state(self._registry, project["id"]).change_point
-        target = project["target"]
+            since_dataset_version = read_policy_state(self._registry, project.id).change_point
+        target = project.target
         frames, used = [], []
-        for row in self._registry.dataset_versions(project["id"]):
-            if row["labelled_rows"] == 0:
+        for row in self._registry.dataset_versions(project.id):
+            if row.labelled_rows == 0:
                 continue
-            if since_dataset_version is not None and row["version"] < since_dataset_version:
+            if since_dataset_version is not None and row.version < since_dataset_version:
                 continue
-            frame = datasets.read_frame(self._workspace.root / row["path"])
+            frame = datasets.read_frame(self._workspace.root / row.path)
             frames.append(frame[frame[target].notna()])
-            used.append(row["version"])
+            used.append(row.version)
         if not frames:
             if since_dataset_version is not None:
                 raise ValidationError(
@@ -101,7 +101,7 @@ class ProjectData:
         from app.core.ml import artifacts
 
         project = self.project(name)
-        model_version = self._registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project.id, version)
         model = artifacts.load_model(self._workspace.root / model_version.artifact_path, model_version.sha256,
                                      model_version.extra_trusted_types)
         return LoadedModel(project, model_version, model)
@@ -116,6 +116,6 @@ class ProjectData:
         from app.core.ml import datasets
 
         project = self.project(name)
-        model_version = self._registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project.id, version)
         path = (self._workspace.root / model_version.artifact_path).with_suffix(".reference.parquet")
         return datasets.read_frame(path) if path.exists() else None

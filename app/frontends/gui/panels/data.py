@@ -109,7 +109,7 @@ class DataPanel(Panel):
         self.preview_model.set_frame(None)
 
     def read(self, keel, name: str) -> tuple[dict, list[dict]]:
-        return keel.project(name)["schema"], keel.dataset_versions(name)
+        return keel.project(name).schema, [version.to_dict() for version in keel.dataset_versions(name)]
 
     def show_data(self, data: tuple[dict, list[dict]]) -> None:
         schema, rows = data

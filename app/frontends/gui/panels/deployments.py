@@ -44,7 +44,7 @@ class DeploymentsPanel(Panel):
 
     def read(self, keel, name: str) -> tuple[str, list[dict]]:
         """The project's primary metric, and its deployments (oldest first) with that metric at training."""
-        metric = keel.project(name)["metric"]
+        metric = keel.project(name).metric
         rows = [deployment.to_dict() for deployment in keel.deployments(name)]
         metrics = {}
         for row in rows:

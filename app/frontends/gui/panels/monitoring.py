@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.entities import Deployment
+from app.core.domain.entities import Deployment, Project
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -297,7 +297,7 @@ class MonitoringPanel(Panel):
         self.controller.save_settings({"schedule": self.schedule_text(),
                                        "schedule_enabled": self.schedule_enabled.isChecked()})
 
-    def _load_schedule(self, project: dict, schedule: dict | None) -> None:
+    def _load_schedule(self, project: Project, schedule: dict | None) -> None:
         if schedule is None:
             return
         self.schedule_enabled.setChecked(bool(schedule["enabled"]))
@@ -313,7 +313,7 @@ class MonitoringPanel(Panel):
         parts = []
         if schedule.get("last_run_at"):
             parts.append(f"last run {local_time(schedule['last_run_at'])}")
-        next_time = self.controller.next_run_times().get(project["name"])
+        next_time = self.controller.next_run_times().get(project.name)
         if next_time is not None:
             parts.append(f"next run {next_time:%Y-%m-%d %H:%M:%S}" if hasattr(next_time, "strftime") else f"next run {next_time}")
         elif self.controller.read_only:
@@ -481,10 +481,10 @@ class MonitoringPanel(Panel):
         yet), and what the plots mark: trainings, deployments, policy decisions, batch arrivals."""
         after_id = self._last_id if self._shown_project == name else 0
         return {"project": keel.project(name), "schedule": keel.schedule(name), "after_id": after_id,
-                "results": keel.monitor_results(name, after_id=after_id),
+                "results": [result.to_dict() for result in keel.monitor_results(name, after_id=after_id)],
                 "deployments": keel.deployments(name), "models": keel.model_timeline(name),
                 "decisions": keel.policy_decisions(name),
-                "arrivals": {d["version"]: d["created_at"] for d in keel.dataset_versions(name)},
+                "arrivals": {d.version: d.created_at for d in keel.dataset_versions(name)},
                 "traffic": read_traffic(keel, name)}
 
     def show_data(self, data: dict) -> None:
@@ -507,16 +507,16 @@ class MonitoringPanel(Panel):
         self.traffic.show_traffic(data["traffic"])
         measured = [r for r in self.results if r["value"] is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
-                             (f"; last {project['metric']} {fmt_value(measured[-1]['value'])}" if measured else ""))
+                             (f"; last {project.metric} {fmt_value(measured[-1]['value'])}" if measured else ""))
 
     def _decorations(self, data: dict) -> None:
         """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift."""
         project, deployments, models = data["project"], data["deployments"], data["models"]
-        settings = project["settings"]
+        settings = project.settings
         decisions = data["decisions"]
-        signature = (project["name"], len(self.results), len(deployments), len(models), len(decisions),
+        signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
                      settings.get("threshold"),
-                     settings.get("drift_share"), project["metric"])
+                     settings.get("drift_share"), project.metric)
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
@@ -526,9 +526,9 @@ class MonitoringPanel(Panel):
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
         self.arrivals = arrivals
         self._threshold(settings.get("threshold"))
-        self.metric_plot.setLabel("left", project["metric"])
+        self.metric_plot.setLabel("left", project.metric)
         self._markers(lifecycle_markers(arrivals, models, deployments, by_time=self.x_axis == "time"))
-        self._tips(project["metric"], arrivals)
+        self._tips(project.metric, arrivals)
         shown = self._decision_marks(decisions)
         self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments))
                                    + decision_legend(shown))
