@@ -331,3 +331,10 @@ def test_scoring_an_already_scored_file_replaces_the_old_scores(capsys, project,
     rescored = read(second)
     assert list(rescored.columns) == list(read(first).columns)
     pd.testing.assert_frame_equal(rescored, read(first), check_dtype=False)
+
+
+def test_a_lone_carriage_return_ends_a_row_as_pandas_reads_it_and_the_short_row_is_counted():
+    raw = datasets.read_csv_bytes(b"income,age,y\n10,3\r4,5,1\n6,7,0\n", "body.csv")  # was: csv.Error, a 500
+    assert raw.frame.shape == (3, 3)
+    assert raw.warnings == ["body.csv: 1 row(s) have fewer fields than the header (first: row 1); "
+                            "the missing cells are treated as missing"]
