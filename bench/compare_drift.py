@@ -13,7 +13,8 @@ Each side runs in a fresh process that loads both tables (untimed), then times t
 computation, and samples its resident memory every few milliseconds to report the peak
 above what it held with the data loaded. Keel prepares the reference once per deployment
 (timed separately) and compares each batch with it. Which columns each side flags is
-reported too. Rounds are interleaved; medians. Prints a table; writes bench/results/compare_drift.json.
+reported too. Rounds are interleaved; medians. Prints a table; writes bench/results/compare_drift.json
+(compare_drift_keel_only.json when Evidently does not run).
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         keel = entry["results"]["keel"]
         print(f"{entry['rows']:,} rows: Keel prepares the reference once per deployment in "
               f"{keel['prepare_seconds']:.2f} s (+{keel['prepare_peak_above_mb']:.0f} MB)")
-    path = write_report("compare_drift", {
+    # a Keel-only run must not replace the side-by-side figures docs/benchmarks.md quotes
+    path = write_report("compare_drift_keel_only" if evidently is None else "compare_drift", {
         "repeats": args.repeats, "keel_libraries": library_versions(),
         "evidently": library_version(evidently, "evidently") if evidently else None,
         "evidently_pandas": library_version(evidently, "pandas") if evidently else None,

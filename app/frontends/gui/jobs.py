@@ -11,6 +11,7 @@ A job function takes the Job and returns a result. Long work checks
 and reports with `job.report(fraction, message)`.
 """
 
+import gc
 import itertools
 import logging
 import sys
@@ -23,7 +24,7 @@ from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from app.core.domain.errors import Cancelled, KeelError
 
@@ -33,6 +34,7 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 # While workers run Python code beside the GUI thread, they hand the GIL back after 1 ms, so
 # the GUI thread waits at most that long for it (Python's default, 5 ms, is a third of a frame).
 WORKER_SWITCH_INTERVAL = 0.001
+GARBAGE_COLLECTION_MS = 250  # how often the GUI thread collects what automatic collection would have
 _ids = itertools.count(1)
 
 
@@ -89,6 +91,44 @@ class _SwitchInterval:
                 sys.setswitchinterval(cls._before)
 
 
+class _GarbageCollectionOnGuiThread:
+    """Python's automatic garbage collection is off while any job runner is open; each runner
+    collects on the GUI thread from a timer instead (as pyqtgraph's GarbageCollector does).
+
+    An automatic collection runs on whichever thread happens to allocate. On a worker it can
+    free a Qt wrapper, whose QObject::disconnect takes Qt's connection lock and then waits for
+    the GIL, while the GUI thread holds the GIL and waits for that same lock (connecting a new
+    label's signals): both threads stop for good."""
+
+    _open_runners = 0
+    _was_enabled = True
+    _guard = threading.Lock()
+
+    @classmethod
+    def runner_started(cls) -> None:
+        with cls._guard:
+            if cls._open_runners == 0:
+                cls._was_enabled = gc.isenabled()
+                gc.disable()
+            cls._open_runners += 1
+
+    @classmethod
+    def runner_stopped(cls) -> None:
+        with cls._guard:
+            cls._open_runners -= 1
+            if cls._open_runners == 0 and cls._was_enabled:
+                gc.enable()
+
+    @staticmethod
+    def collect() -> None:
+        """The collections the interpreter would have made by now (same thresholds), here."""
+        threshold, count = gc.get_threshold(), gc.get_count()
+        for generation in (2, 1, 0):
+            if count[generation] > threshold[generation]:
+                gc.collect(generation)
+                return
+
+
 def describe_error(exc: BaseException) -> str:
     """One line a user can act on."""
     if isinstance(exc, KeelError):
@@ -116,6 +156,11 @@ class JobRunner(QObject):
         self._closed = False
         self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         _SwitchInterval.runner_started()
+        _GarbageCollectionOnGuiThread.runner_started()
+        self._garbage_clock = QTimer(self)
+        self._garbage_clock.setInterval(GARBAGE_COLLECTION_MS)
+        self._garbage_clock.timeout.connect(_GarbageCollectionOnGuiThread.collect)
+        self._garbage_clock.start()
 
     # ---------------------------------------------------------------- public API
     def submit(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
@@ -148,6 +193,8 @@ class JobRunner(QObject):
         """Cancel everything, wait for the workers to end. True when every thread has stopped."""
         if not self._closed:
             _SwitchInterval.runner_stopped()
+            self._garbage_clock.stop()
+            _GarbageCollectionOnGuiThread.runner_stopped()
         self._closed = True
         for job in self._jobs:
             job.cancel_event.set()

@@ -140,7 +140,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(buttons)
 
     def _model_form(self, current: ProjectSettings) -> QFormLayout:
-        from app.core.ml.training import PRESET_LABELS
+        from app.core.domain.settings import PRESET_LABELS
 
         self.preset = QComboBox()
         for preset in PRESETS[self.task]:

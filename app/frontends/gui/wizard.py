@@ -193,7 +193,7 @@ class TargetPage(QWizardPage):
             self.id_hint.setText("No column looks like an ID. Without one, Keel assigns an ID to each row it scores.")
 
     def task_changed(self, task: str) -> None:
-        from app.core.ml.training import PRESET_LABELS
+        from app.core.domain.settings import PRESET_LABELS
 
         self.preset.clear()
         for preset in PRESETS[task]:

@@ -208,7 +208,7 @@ class ModelsPanel(Panel):
                             on_error=lambda message, details: None)
 
     def show_card(self, card: dict) -> None:
-        from app.core.ml.training import PRESET_LABELS
+        from app.core.domain.settings import PRESET_LABELS
 
         self.card = card
         self.comparison = None
