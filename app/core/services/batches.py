@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from app.core.domain.data_files import DATA_FILE_SUFFIXES
-from app.core.domain.errors import BusyError, KeelError
+from app.core.domain.errors import BusyError, Cancelled, KeelError
 
 log = logging.getLogger("keel.batches")
 
@@ -42,9 +42,17 @@ def ingest_files(keel, name: str, paths: Iterable[str | os.PathLike], by: str = 
         if cancel_event is not None and cancel_event.is_set():
             outcome["not_reached"] = [p.name for p in files[index:]]
             break
-        report(index / max(1, len(files)), f"{path.name} ({index + 1} of {len(files)})")
+        share = 1 / max(1, len(files))
+        report(index * share, f"{path.name} ({index + 1} of {len(files)})")
+
+        def file_progress(fraction: float, message: str, done: float = index * share) -> None:
+            report(done + fraction * share, f"{message} ({index + 1} of {len(files)})")
+
         try:
-            result = keel.ingest(name, path, by=by)
+            result = keel.ingest(name, path, by=by, progress=file_progress, cancel_event=cancel_event)
+        except Cancelled:
+            outcome["not_reached"] = [p.name for p in files[index:]]
+            break
         except BusyError:
             raise  # the workspace, not the file: nothing to record against it
         except KeelError as exc:
