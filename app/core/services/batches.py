@@ -42,14 +42,10 @@ def ingest_files(keel, name: str, paths: Iterable[str | os.PathLike], by: str = 
         if cancel_event is not None and cancel_event.is_set():
             outcome["not_reached"] = [p.name for p in files[index:]]
             break
-        share = 1 / max(1, len(files))
-        report(index * share, f"{path.name} ({index + 1} of {len(files)})")
-
-        def file_progress(fraction: float, message: str, done: float = index * share) -> None:
-            report(done + fraction * share, f"{message} ({index + 1} of {len(files)})")
-
+        report(index / max(1, len(files)), f"{path.name} ({index + 1} of {len(files)})")
         try:
-            result = keel.ingest(name, path, by=by, progress=file_progress, cancel_event=cancel_event)
+            result = keel.ingest(name, path, by=by, progress=_within(report, index, len(files)),
+                                 cancel_event=cancel_event)
         except Cancelled:
             outcome["not_reached"] = [p.name for p in files[index:]]
             break
@@ -65,6 +61,13 @@ def ingest_files(keel, name: str, paths: Iterable[str | os.PathLike], by: str = 
                                      "rows": result["rows"], "warnings": len(result["warnings"])})
     report(1.0, "done")
     return outcome
+
+
+def _within(report: Callable[[float, str], None], index: int, count: int) -> Callable[[float, str], None]:
+    """The progress of file index (of count) as a share of the whole."""
+    def file_progress(fraction: float, message: str) -> None:
+        report((index + fraction) / max(1, count), f"{message} ({index + 1} of {count})")
+    return file_progress
 
 
 def record_refusal(keel, name: str, path: Path, error: str, by: str) -> dict:
