@@ -47,6 +47,22 @@ def max_in_memory_bytes() -> int:
     return min(max_file_bytes(), _megabytes_setting("KEEL_MAX_IN_MEMORY_MB", DEFAULT_MAX_IN_MEMORY_MB))
 
 
+DEFAULT_TRAIN_MEMORY_MB = 2048
+# A training holds its rows about this many times over (as stored, as the model reads them, the fit's
+# own arrays, a margin), at 8 bytes a cell.
+TRAINING_COPIES = 4
+
+
+def train_memory_bytes() -> int:
+    """The memory a training's rows may take; over it, a training samples its rows. $KEEL_TRAIN_MEMORY_MB."""
+    return _megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
+
+
+def training_bytes_per_row(schema: dict) -> int:
+    """The estimated memory one training row takes (the features and the target, every copy)."""
+    return 8 * (len(schema["columns"]) + 1) * TRAINING_COPIES
+
+
 def limit_setting(limit: int) -> str:
     """The setting that raises limit: KEEL_MAX_FILE_MB, or KEEL_MAX_IN_MEMORY_MB where that one is lower."""
     return "KEEL_MAX_FILE_MB" if limit >= max_file_bytes() else "KEEL_MAX_IN_MEMORY_MB"
@@ -980,6 +996,26 @@ def dictionary_columns(table) -> list[str]:
 
 def read_frame(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
+
+
+SAMPLE_BATCH_ROWS = 1 << 18
+
+
+def read_labelled_rows(path: Path, target: str, share: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """The labelled rows of a stored version: all of them, or where share < 1 a seeded random share of
+    them, read batch by batch so that memory holds only the rows kept."""
+    if share >= 1:
+        frame = read_frame(path)
+        return frame[frame[target].notna()].reset_index(drop=True)
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    kept = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_BATCH_ROWS):
+        frame = batch.to_pandas()
+        keep = frame[target].notna().to_numpy() & (rng.random(len(frame)) < share)
+        kept.append(frame[keep])
+    return pd.concat(kept, ignore_index=True)
 
 
 def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:

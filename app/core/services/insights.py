@@ -297,7 +297,7 @@ def _share(count, total: int) -> float:
     return float(count) / total if total else 0.0
 
 
-RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds")  # logged with the parameters, not parameters
+RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds", "training_sample")  # logged with the parameters, not parameters
 
 
 def version_parameters(keel, model_version: dict) -> dict:
@@ -334,6 +334,7 @@ def version_card(keel, name: str, version: int) -> dict:
         "metrics": keel.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
                      "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
+                     "sample": facts.get("training_sample"),
                      "dataset_versions": [{"version": v, "rows": datasets[v]["rows"],
                                            "labelled_rows": datasets[v]["labelled_rows"], "source": datasets[v]["source"]}
                                           for v in used if v in datasets]},

@@ -349,9 +349,15 @@ class Keel:
         return datasets.read_frame(self.workspace.root / row["path"])
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
+        """The project's training rows and the dataset versions they come from (see training_data)."""
+        data = self.training_data(name, since_dataset_version)
+        return data.frame, data.dataset_versions
+
+    def training_data(self, name: str, since_dataset_version: int | None = None) -> TrainingData:
         """The project's training data: labelled rows of its dataset versions, oldest first,
         limited by the training window (all rows, the newest N rows, or adaptive: since the
-        latest detected change)."""
+        latest detected change). Rows that would take more than the training memory budget
+        ($KEEL_TRAIN_MEMORY_MB) are sampled, each version read batch by batch: data.sampling says so."""
         import pandas as pd
 
         from app.core.ml import datasets
@@ -362,27 +368,69 @@ class Keel:
             from app.core.services.policy import adaptive_start
 
             since_dataset_version = adaptive_start(self, project)
-        target = project["target"]
-        frames, used = [], []
-        for row in self.registry.dataset_versions(project["id"]):
-            if row["labelled_rows"] == 0:
-                continue
-            if since_dataset_version is not None and row["version"] < since_dataset_version:
-                continue
-            frame = datasets.read_frame(self.workspace.root / row["path"])
-            frames.append(frame[frame[target].notna()])
-            used.append(row["version"])
-        if not frames:
+        chosen = self._training_versions(project, settings, since_dataset_version)
+        wanted = sum(row["labelled_rows"] for row in chosen)
+        if isinstance(settings.window, int):
+            wanted = min(wanted, settings.window)
+        budget = datasets.train_memory_bytes()
+        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project["schema"])))
+        frames = [datasets.read_labelled_rows(self.workspace.root / row["path"], project["target"], share,
+                                              settings.seed + row["version"]) for row in chosen]
+        combined = pd.concat(frames, ignore_index=True)
+        if isinstance(settings.window, int):
+            newest = settings.window if share >= 1 else int(settings.window * share)
+            if len(combined) > newest:
+                combined = combined.iloc[-newest:].reset_index(drop=True)
+        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
+                                            "memory_budget_mb": round(budget / 2**20)}
+        return TrainingData(combined, [row["version"] for row in chosen], sampling)
+
+    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
+        """Every labelled row of the project, oldest first, with its dataset version in `__version__`,
+        and how they were sampled to fit the training memory budget (None: all of them)."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
+        project = self.project(name)
+        seed = ProjectSettings.from_dict(project["settings"]).seed
+        chosen = [row for row in self.registry.dataset_versions(project["id"]) if row["labelled_rows"]]
+        if not chosen:
+            raise ValidationError(f"project {name!r} has no labelled data to train on")
+        wanted = sum(row["labelled_rows"] for row in chosen)
+        budget = datasets.train_memory_bytes()
+        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project["schema"])))
+        frames = [datasets.read_labelled_rows(self.workspace.root / row["path"], project["target"], share,
+                                              seed + row["version"]).assign(__version__=row["version"])
+                  for row in chosen]
+        combined = pd.concat(frames, ignore_index=True)
+        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
+                                            "memory_budget_mb": round(budget / 2**20)}
+        return combined, sampling
+
+    def _training_versions(self, project: dict, settings: ProjectSettings,
+                           since_dataset_version: int | None) -> list[dict]:
+        """The dataset versions a training reads: labelled, in the window (with a row window of N: the
+        newest versions that hold N rows)."""
+        chosen = [row for row in self.registry.dataset_versions(project["id"]) if row["labelled_rows"]
+                  and (since_dataset_version is None or row["version"] >= since_dataset_version)]
+        if isinstance(settings.window, int):
+            needed, newest = settings.window, []
+            for row in reversed(chosen):
+                if needed <= 0:
+                    break
+                newest.insert(0, row)
+                needed -= row["labelled_rows"]
+            chosen = newest
+        if not chosen:
+            name = project["name"]
             if since_dataset_version is not None:
                 raise ValidationError(
                     f"project {name!r} has no labelled data from dataset v{since_dataset_version} on "
                     + ("(the adaptive training window starts at the change detected there); ingest labelled data "
                        "or set --window all" if settings.window == "adaptive" else "to train on"))
             raise ValidationError(f"project {name!r} has no labelled data to train on")
-        combined = pd.concat(frames, ignore_index=True)
-        if isinstance(settings.window, int) and len(combined) > settings.window:
-            combined = combined.iloc[-settings.window:].reset_index(drop=True)
-        return combined, used
+        return chosen
 
     # ================================================================ training
     def train(self, name: str, by: str = "user", reason: str = "", progress: Progress | None = None,
@@ -392,8 +440,10 @@ class Keel:
         report = progress or _no_progress
         project = self.project(name)
         if data is None:
-            data = TrainingData(*self.training_frame(name))
-        report(0.02, f"preparing {len(data.frame)} rows")
+            data = self.training_data(name)
+        sample = (f" (a sample of {data.sampling['of_rows']:,}: the training memory budget is "
+                  f"{data.sampling['memory_budget_mb']:,} MB)" if data.sampling else "")
+        report(0.02, f"preparing {len(data.frame)} rows{sample}")
         with self.holding_project_lock(name):
             training = self._new_training(project, data, by, reason, cancel_event, report)
             with self.registry.files_then_rows() as files:
@@ -478,7 +528,8 @@ class Keel:
                 finished_at=utc_now(), seconds=trained.seconds, dataset_versions=used,
                 library_versions=ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
-                                         "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4)})
+                                         "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4),
+                                         **({"training_sample": training.data.sampling} if training.data.sampling else {})})
             registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
             registry.insert_model_version(
                 project_id=project["id"], version=version, run_id=run_id,

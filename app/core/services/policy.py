@@ -486,18 +486,6 @@ def split_gate(frame, unseen_rows: int):
     return frame.iloc[:-gate_rows].reset_index(drop=True), frame.iloc[-gate_rows:].reset_index(drop=True)
 
 
-def labelled_rows(keel, project: dict) -> pd.DataFrame:
-    """Every labelled row of the project, oldest first, with its dataset version in `__version__`."""
-    frames = []
-    for row in keel.registry.dataset_versions(project["id"]):
-        if row["labelled_rows"]:
-            frame = keel.dataset_frame(project["name"], row["version"])
-            frames.append(frame[frame[project["target"]].notna()].assign(__version__=row["version"]))
-    if not frames:
-        raise ValidationError(f"project {project['name']!r} has no labelled data to train on")
-    return pd.concat(frames, ignore_index=True)
-
-
 @dataclass
 class Window:
     name: str  # "all", "since change", "recent"
@@ -558,7 +546,7 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
     report = progress or (lambda fraction, message: None)
     project = keel.project(name)
     champion = keel.load_production(name)
-    rows = labelled_rows(keel, project)
+    rows, sampling = keel.labelled_rows(name)
     change_point = store.read_policy_state(keel.registry, project["id"]).change_point
     unseen = int((rows["__version__"] >= gate_start(keel, project, change_point)).sum())
     before_gate, gate_part = split_gate(rows, unseen)
@@ -571,7 +559,9 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
     training.check_trainable(train_part, project["schema"], f"the challenger's training window ({window.description})")
     reason = f"policy retrain on {window.description}: " + "; ".join(reasons)
     report(0.3, f"training a challenger on {len(train_part)} rows")
-    trained = keel.train(name, by="policy", reason=reason, data=TrainingData(train_part, used),
+    if sampling is not None:
+        sampling = {**sampling, "sampled_rows": len(train_part)}
+    trained = keel.train(name, by="policy", reason=reason, data=TrainingData(train_part, used, sampling),
                          progress=lambda f, m: report(0.3 + 0.5 * f, m))
     with keel.registry.transaction():
         keel.registry.log_params(trained["run_id"], {"training_window": window.name,
