@@ -169,3 +169,9 @@ def test_ingest_reports_progress_through_the_file_and_stores_it_like_the_whole_f
     assert again["duplicate_of"] == whole["dataset_version"]  # the same content hash
     assert heard == sorted(heard) and len(heard) > 5 and heard[-1] == 1.0
     assert stored_files(keel) == ["v1.parquet", "v2.parquet"]
+
+
+def test_a_preview_reads_the_first_rows_of_a_version_only(keel):
+    whole = keel.dataset_frame("p", 1)
+    pd.testing.assert_frame_equal(keel.dataset_frame("p", 1, rows=10), whole.head(10))
+    pd.testing.assert_frame_equal(keel.dataset_frame("p", 1, rows=10_000), whole)

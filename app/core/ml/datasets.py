@@ -994,8 +994,14 @@ def dictionary_columns(table) -> list[str]:
     return [f.name for f in table.schema if not arrow_types.is_floating(f.type)]
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def read_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
+    """A stored version; rows: its first rows only (read from the first batch, not the whole file)."""
+    if rows is None:
+        return pd.read_parquet(path)
+    import pyarrow.parquet as pq
+
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=max(1, rows)), None)
+    return first.to_pandas() if first is not None else pd.read_parquet(path)
 
 
 SAMPLE_BATCH_ROWS = 1 << 18

@@ -339,14 +339,15 @@ class Keel:
         return {"dataset_version": version, "rows": stored.rows, "labelled": stored.labelled,
                 "labelled_rows": stored.labelled_rows, "warnings": stored.warnings, "duplicate_of": None}
 
-    def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
+    def dataset_frame(self, name: str, version: int, rows: int | None = None) -> pd.DataFrame:
+        """A dataset version's rows as stored; rows: its first rows only (a preview of a large version)."""
         from app.core.ml import datasets
 
         project = self.project(name)
         row = self.registry.dataset_version(project["id"], version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        return datasets.read_frame(self.workspace.root / row["path"])
+        return datasets.read_frame(self.workspace.root / row["path"], rows)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
         """The project's training rows and the dataset versions they come from (see training_data)."""
