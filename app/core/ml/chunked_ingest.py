@@ -113,8 +113,10 @@ class _SeenRows:
 
     def keep_new(self, frame: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         if len(self.hashes) and len(hashes):
-            positions = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-            seen = self.hashes[positions] == hashes
+            order = np.argsort(hashes)  # looked up in order: a sweep through the kept hashes, not random seeks
+            positions = np.minimum(np.searchsorted(self.hashes, hashes[order]), len(self.hashes) - 1)
+            seen = np.empty(len(hashes), dtype=bool)
+            seen[order] = self.hashes[positions] == hashes[order]
             if seen.any():
                 frame, hashes = frame[~seen].reset_index(drop=True), hashes[~seen]
         merged = np.concatenate([self.hashes, np.sort(hashes)])
