@@ -261,7 +261,7 @@ class _ArrowCsvChunks(_Chunks):
         with _CountingReader(self.path, self.gzipped, self.limit) as stream:
             try:
                 reader = arrow_csv.open_csv(
-                    pa.PythonFile(stream, mode="r"),
+                    pa.PythonFile(stream, mode="r") if self.gzipped else str(self.path),  # native reads: no GIL
                     read_options=arrow_csv.ReadOptions(column_names=self.header, skip_rows=1, use_threads=True,
                                                        block_size=self.chunk_bytes),
                     parse_options=arrow_csv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
@@ -282,12 +282,9 @@ class _ArrowCsvChunks(_Chunks):
 
 
     def _fraction_read(self, rows: int, position: int, size: int) -> float:
-        """The reader reads ahead of the rows it has given: where the rows' length is known (no gzip),
-        the rows given so far at the head's bytes per row."""
-        fraction = position / size
-        if not self.gzipped:
-            fraction = min(fraction, rows * self.row_bytes / size)
-        return min(fraction, 0.99)
+        """How far the reading is: a gzip file's position on disk (the reader reads ahead a little), a
+        plain file's rows given so far at the head's bytes per row (arrow reads it natively)."""
+        return min(position / size if self.gzipped else rows * self.row_bytes / size, 0.99)
 
 
 def _batches(reader, header: list[str]):
