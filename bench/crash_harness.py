@@ -138,7 +138,7 @@ def child(args) -> int:
             keel.train(PROJECT)
         elif args.child == "deploy":
             versions = keel.registry.model_versions(keel.project(PROJECT)["id"])
-            keel.deploy(PROJECT, versions[-1]["version"])
+            keel.deploy(PROJECT, versions[-1].version)
         elif args.child == "rollback":
             keel.rollback(PROJECT)
         elif args.child == "monitor":

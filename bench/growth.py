@@ -63,7 +63,7 @@ def grow(workspace: Path, batches: int, versions: int, points: int) -> None:
                     rows=300, labelled_rows=300, source=f"batch-{version}.csv", parent_id=None,
                     report={"rows": 300})
                 registry.insert_monitor_result(
-                    project_id=project["id"], model_version_id=first_model["id"], dataset_version_id=dataset_id,
+                    project_id=project["id"], model_version_id=first_model.id, dataset_version_id=dataset_id,
                     rows=300, labelled_rows=300, metric="accuracy", value=0.9, estimated_value=0.9,
                     drift_share=0.0, prediction_drift=0.0, drifted_features=[], details={"rules": []})
                 registry.add_event(project, "dataset_ingested", f"dataset v{version}: 300 rows", "user")
@@ -74,7 +74,7 @@ def grow(workspace: Path, batches: int, versions: int, points: int) -> None:
                 registry.log_metrics(run, (("loss", 1.0 / (s + 1), s) for s in range(per_version)))
                 registry.log_metrics(run, [("accuracy", 0.9, 0)])
                 registry.insert_model_version(project_id=project["id"], version=next_model + index, run_id=run,
-                                              artifact_path=first_model["artifact_path"], sha256=first_model["sha256"],
+                                              artifact_path=first_model.artifact_path, sha256=first_model.sha256,
                                               archived=1)
                 registry.add_event(project, "trained", f"v{next_model + index} trained", "user")
     finally:

@@ -281,7 +281,7 @@ def main() -> int:
         keel = Keel.open(workspace)
         loaded = keel.load_production(PROJECT)
         schema = loaded.project["schema"]
-        artifact = workspace / loaded.model_version["artifact_path"]
+        artifact = workspace / loaded.model_version.artifact_path
         keel.close()
 
         bodies = {rows: request_body(rows) for rows in (1, 1000)}
@@ -313,7 +313,7 @@ def main() -> int:
         log_keel = Keel.open(workspace)  # the in-process way with the prediction log: a real writer thread
         writer = prediction_log.PredictionLogWriter(log_keel)
         log_policy = prediction_log.LogPolicy(1.0, 1_000_000, 90.0, None)
-        model_version_id = loaded.model_version["id"]
+        model_version_id = loaded.model_version.id
 
         def inproc_logged(rows):
             body = bodies[rows]

@@ -137,9 +137,9 @@ def test_import_refuses_untrusted_types_unless_accepted(capsys, ws, tmp_path):
     keel = Keel.open(ws)
     try:
         record = keel.registry.model_version(keel.project("loans")["id"], 2)
-        assert record["extra_trusted_types"] == KNN_TYPES
+        assert list(record.extra_trusted_types) == KNN_TYPES
         with pytest.raises(IntegrityError, match="untrusted type"):
-            artifacts.load_model(ws / record["artifact_path"], record["sha256"])
+            artifacts.load_model(ws / record.artifact_path, record.sha256)
     finally:
         keel.close()
     assert cli(capsys, ws, "deploy", "loans", "--version", "2")[0] == 0
@@ -189,8 +189,8 @@ def test_export_then_import_round_trips(capsys, ws, tmp_path):
         v1, v2 = keel.load_version("loans", 1), keel.load_version("loans", 2)
         X, _ = training_data(ws)
         np.testing.assert_array_equal(v1.model.predict_proba(X), v2.model.predict_proba(X))
-        assert v2.model_version["sha256"] == v1.model_version["sha256"]
-        assert v2.model_version["notes"] == "imported from loans-v1.skops"
+        assert v2.model_version.sha256 == v1.model_version.sha256
+        assert v2.model_version.notes == "imported from loans-v1.skops"
         kinds = [e["kind"] for e in keel.history("loans")["events"]]
         assert kinds[-2:] == ["model_exported", "model_imported"]
     finally:

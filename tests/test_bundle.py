@@ -34,7 +34,7 @@ def source(tmp_path_factory):
         keel.rollback("loans")
         keel.monitor("loans")
         for alert in keel.registry.open_alerts(keel.project("loans")["id"])[:1]:
-            keel.acknowledge_alert("loans", alert["id"])
+            keel.acknowledge_alert("loans", alert.id)
     finally:
         keel.close()
     return ws

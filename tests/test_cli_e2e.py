@@ -108,13 +108,13 @@ def check_registry_contents(workspace: Path, trained1: dict, trained2: dict):
             assert (workspace / row["path"]).is_file()
 
         models = registry.model_versions(project["id"])
-        assert [m["version"] for m in models] == [1, 2]
+        assert [m.version for m in models] == [1, 2]
         for model in models:
-            path = workspace / model["artifact_path"]
-            assert path == workspace / "artifacts" / "loans" / f"v{model['version']}.skops"
-            assert sha256_file(path) == model["sha256"]
+            path = workspace / model.artifact_path
+            assert path == workspace / "artifacts" / "loans" / f"v{model.version}.skops"
+            assert sha256_file(path) == model.sha256
 
-        runs = [registry.run(m["run_id"]) for m in models]
+        runs = [registry.run(m.run_id) for m in models]
         assert [r["id"] for r in runs] == [trained1["run_id"], trained2["run_id"]]
         assert [r["dataset_versions"] for r in runs] == [[1], [1, 2]]
         assert all(r["kind"] == "train" and r["preset"] == "logreg" and r["seed"] == 42 for r in runs)
@@ -122,16 +122,16 @@ def check_registry_contents(workspace: Path, trained1: dict, trained2: dict):
         assert registry.run_params(trained2["run_id"])["train_rows"] == 320  # window: newest 400 of 450, 80%
 
         deployments = registry.deployments(project["id"])
-        assert [(d["version"], d["by"], d["is_rollback"]) for d in deployments] == [
+        assert [(d.version, d.by, d.is_rollback) for d in deployments] == [
             (1, "user", 0), (2, "user", 0), (1, "user", 1)]
-        assert [d["reason"] for d in deployments] == ["deployed by the user", "fresher data", "rolled back from v2"]
-        assert deployments[1]["replaced_deployment_id"] == deployments[0]["id"]
-        assert registry.current_deployment(project["id"])["id"] == deployments[2]["id"]
-        assert registry.aliases(project["id"]) == {"champion": models[0]["id"]}
+        assert [d.reason for d in deployments] == ["deployed by the user", "fresher data", "rolled back from v2"]
+        assert deployments[1].replaced_deployment_id == deployments[0].id
+        assert registry.current_deployment(project["id"]).id == deployments[2].id
+        assert registry.aliases(project["id"]) == {"champion": models[0].id}
     finally:
         registry.close()
     manifest = json.loads((workspace / "projects" / "loans" / "production.json").read_text())
-    assert (manifest["version"], manifest["sha256"]) == (1, models[0]["sha256"])
+    assert (manifest["version"], manifest["sha256"]) == (1, models[0].sha256)
     previous = json.loads((workspace / "projects" / "loans" / "production.previous.json").read_text())
     assert previous["version"] == 2
     assert not list(workspace.rglob("*.tmp")) and not list(workspace.rglob("*.partial"))

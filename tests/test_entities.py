@@ -1,12 +1,34 @@
 """The store and the services hand out typed, immutable entities; dicts only at the edges."""
 
 import dataclasses
+import json
+import zipfile
+from pathlib import Path
 
 import pytest
 from foundation_helpers import cli, create_project
 
-from app.core.domain.entities import Event
+from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
 from app.core.services.lifecycle import Keel
+from app.core.store.registry import Registry
+
+EARLIER_WORKSPACE = Path(__file__).parent / "fixtures" / "workspace_from_keel_0_1_0.zip"
+
+
+@pytest.fixture(scope="module")
+def earlier_registry(tmp_path_factory):
+    """The registry of a real workspace (written by Keel 0.1.0: models v1-v2, v2 in production,
+    deployments, alerts, monitoring results), migrated; read-only in these tests."""
+    folder = tmp_path_factory.mktemp("earlier")
+    with zipfile.ZipFile(EARLIER_WORKSPACE) as archive:
+        archive.extractall(folder)
+    registry = Registry(folder / "registry.db")
+    yield registry
+    registry.close()
+
+
+def rows(registry: Registry, sql: str, *params) -> list[dict]:
+    return registry.query(sql, params)
 
 
 def test_the_audit_log_comes_back_as_immutable_events(capsys, workspace, tmp_path):
@@ -30,3 +52,56 @@ def test_history_json_keeps_its_keys(capsys, workspace, tmp_path):
     assert code == 0
     assert set(history) == {"project", "events"}
     assert set(history["events"][0]) == {"id", "at", "kind", "by", "message", "details"}
+
+
+def test_model_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
+    project_id = earlier_registry.find_project("loans")["id"]
+    aliases = dict(earlier_registry.conn.execute("SELECT alias, model_version_id FROM model_aliases").fetchall())
+    before = []  # the dicts the registry handed out before the entity, decoded from the same rows
+    for row in rows(earlier_registry, "SELECT * FROM model_versions WHERE project_id = ? ORDER BY version",
+                    project_id):
+        row["extra_trusted_types"] = json.loads(row.pop("extra_trusted_types_json"))
+        row["aliases"] = sorted(alias for alias, mv_id in aliases.items() if mv_id == row["id"])
+        before.append(row)
+
+    versions = earlier_registry.model_versions(project_id)
+    assert all(isinstance(v, ModelVersion) for v in versions)
+    assert [v.to_dict() for v in versions] == before and [list(v.to_dict()) for v in versions] == [
+        list(row) for row in before]
+    v2 = earlier_registry.model_version(project_id, 2)
+    assert v2 == versions[1] == earlier_registry.model_version_by_id(v2.id)
+    assert v2.aliases == ("champion",) and v2.archived is False and v2.run_id is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        v2.notes = "edited"
+
+
+def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry):
+    project_id = earlier_registry.find_project("loans")["id"]
+    before = rows(earlier_registry, "SELECT * FROM alerts WHERE project_id = ? ORDER BY id", project_id)
+    alerts = earlier_registry.alerts(project_id)
+    assert all(isinstance(a, Alert) for a in alerts) and [a.id for a in alerts] == [1, 2]
+    for alert, row in zip(alerts, before):
+        row["details"] = json.loads(row.pop("details_json"))
+        assert alert.to_dict() == row  # every column, details decoded
+        # `status --json` lists open alerts with exactly these keys (docs/cli.md)
+        assert list(alert.headline()) == ["id", "rule", "severity", "opened_at", "message"]
+    assert earlier_registry.open_alerts(project_id) == [a for a in alerts if a.is_open] == alerts
+    assert earlier_registry.alert(project_id, 2) == alerts[1] and earlier_registry.alert(project_id, 99) is None
+    assert alerts[0].details["dataset_version"] == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        alerts[0].status = "acknowledged"
+
+
+def test_deployments_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
+    project_id = earlier_registry.find_project("loans")["id"]
+    before = rows(earlier_registry, "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m "
+                                    "ON m.id = d.model_version_id WHERE d.project_id = ? ORDER BY d.id", project_id)
+    deployments = earlier_registry.deployments(project_id)
+    assert all(isinstance(d, Deployment) for d in deployments) and [d.version for d in deployments] == [1, 2]
+    assert [d.to_dict() for d in deployments] == before
+    assert [list(d.to_dict()) for d in deployments] == [list(row) for row in before]
+    current = earlier_registry.current_deployment(project_id)
+    assert current == deployments[-1] and current.replaced_deployment_id == deployments[0].id
+    assert earlier_registry.deployment(deployments[0].id) == deployments[0] and current.is_rollback is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        current.reason = "edited"

@@ -98,10 +98,13 @@ def test_every_setting_explains_itself(qtbot, window):
     dialog = SettingsDialog(window.controller.keel.project("demo-credit"), window)
     qtbot.addWidget(dialog)
     dialog.show()
-    inputs = [w for w in dialog.findChildren(QWidget) if w.isVisible()
-              and isinstance(w, (QComboBox, QAbstractSpinBox, QPlainTextEdit, QCheckBox, QLineEdit))
-              and not isinstance(w.parentWidget(), QAbstractSpinBox)]  # a spin box's own line edit
-    assert len(inputs) >= 13
+    inputs = []
+    for tab in range(dialog.tabs.count()):  # each tab of settings shown in turn
+        dialog.tabs.setCurrentIndex(tab)
+        inputs += [w for w in dialog.findChildren(QWidget) if w.isVisible()
+                   and isinstance(w, (QComboBox, QAbstractSpinBox, QPlainTextEdit, QCheckBox, QLineEdit))
+                   and not isinstance(w.parentWidget(), (QAbstractSpinBox, QComboBox))]  # their own line edits
+    assert len(inputs) >= 20
     silent = [type(w).__name__ for w in inputs if not w.whatsThis() or not w.toolTip()]
     assert not silent, silent
     assert "--threshold" in dialog.threshold.whatsThis() and "--policy" in dialog.policy.whatsThis()

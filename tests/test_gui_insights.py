@@ -18,7 +18,7 @@ def record(keel, value, estimated=None):
     project = keel.project("demo-credit")
     deployment = keel.registry.current_deployment(project["id"])
     with keel.registry.transaction():
-        keel.registry.insert_monitor_result(project_id=project["id"], model_version_id=deployment["model_version_id"],
+        keel.registry.insert_monitor_result(project_id=project["id"], model_version_id=deployment.model_version_id,
                                             rows=100, labelled_rows=100 if value is not None else 0,
                                             metric="accuracy", value=value, estimated_value=estimated)
 

@@ -180,7 +180,7 @@ def test_a_monitoring_result_from_a_worker_appears_on_the_plot(qtbot, window):
     def record():
         with keel.registry.transaction():
             keel.registry.insert_monitor_result(
-                project_id=project["id"], model_version_id=model_version["id"], rows=300, labelled_rows=300,
+                project_id=project["id"], model_version_id=model_version.id, rows=300, labelled_rows=300,
                 metric="accuracy", value=0.8123, estimated_value=0.83, drift_share=0.5,
                 drifted_features=["income", "age"], details={})
 
@@ -283,7 +283,7 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
     assert not models.archive_button.isEnabled()  # never the production model
     models.select_version(2)
     wait_job(qtbot, window, lambda: (models.archive_button.click(), window.controller.runner.active_jobs()[-1])[1])
-    assert keel.registry.model_version(keel.project("demo-credit")["id"], 2)["archived"] == 1
+    assert keel.registry.model_version(keel.project("demo-credit")["id"], 2).archived is True
     exported = tmp_path / "v1.skops"
     job = wait_job(qtbot, window, lambda: window.controller.export(1, str(exported)))
     assert job.state == "done" and exported.exists()
@@ -484,7 +484,7 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
     asked, added = import_with(True)
     assert added == 1
     imported = keel.registry.model_version(project["id"], 2)
-    assert "sklearn.neighbors._kd_tree.KDTree" in imported["extra_trusted_types"]
+    assert "sklearn.neighbors._kd_tree.KDTree" in imported.extra_trusted_types
     assert window.errors == []
 
 

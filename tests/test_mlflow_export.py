@@ -50,7 +50,7 @@ def keel_version(workspace: Path):
     keel = Keel.open(workspace)
     try:
         loaded = keel.load_version("loan", 1)
-        run = keel.registry.run(loaded.model_version["run_id"])
+        run = keel.registry.run(loaded.model_version.run_id)
         return loaded, run, keel.reference_frame("loan", 1)
     finally:
         keel.close()
@@ -87,7 +87,7 @@ def test_the_model_file_is_the_versions_own_skops_file(exported):
     workspace, directory, result = exported
     loaded, _, _ = keel_version(workspace)
     data = (directory / "model.skops").read_bytes()
-    assert hashlib.sha256(data).hexdigest() == loaded.model_version["sha256"] == result["sha256"]
+    assert hashlib.sha256(data).hexdigest() == loaded.model_version.sha256 == result["sha256"]
     assert zipfile.is_zipfile(directory / "model.skops")  # skops' zip format, not a pickle stream
 
 

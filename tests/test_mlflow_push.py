@@ -44,7 +44,7 @@ def versions_of(workspace):
     keel = Keel.open(workspace)
     try:
         project = keel.project("loan")
-        return {mv["version"]: mv for mv in keel.registry.model_versions(project["id"])}, keel.status("loan")
+        return {mv.version: mv for mv in keel.registry.model_versions(project["id"])}, keel.status("loan")
     finally:
         keel.close()
 
@@ -63,7 +63,7 @@ def test_push_all_logs_runs_registers_versions_and_uploads_the_models(capsys, wo
     for version, run in runs.items():
         run_tags = tags(run)
         assert run["info"]["status"] == "FINISHED"
-        assert run_tags["keel.project"] == "loan" and run_tags["keel.sha256"] == stored[int(version)]["sha256"]
+        assert run_tags["keel.project"] == "loan" and run_tags["keel.sha256"] == stored[int(version)].sha256
         assert run_tags["keel.dataset_versions"] == "1"
         lineage = json.loads(run_tags["keel.training_data"])
         assert lineage[0]["source"] == "loan-initial.csv" and len(lineage[0]["sha256"]) == 64
@@ -75,7 +75,7 @@ def test_push_all_logs_runs_registers_versions_and_uploads_the_models(capsys, wo
         uploaded = {path.rsplit("/", 1)[1]: data for path, data in server.artifacts.items()
                     if path.startswith(root + "/model/")}
         assert set(uploaded) >= {"MLmodel", "model.skops", "requirements.txt", "conda.yaml", "python_env.yaml"}
-        assert hashlib.sha256(uploaded["model.skops"]).hexdigest() == stored[int(version)]["sha256"]
+        assert hashlib.sha256(uploaded["model.skops"]).hexdigest() == stored[int(version)].sha256
         assert yaml.safe_load(uploaded["MLmodel"])["run_id"] == run["info"]["run_id"]
     model_versions = {tags(mv)["keel.version"]: mv for mv in server.versions["loan"]}
     for version, mv in model_versions.items():

@@ -56,7 +56,7 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     assert result["production_version"] == 2 and result["challenger_waiting"] is None
     project = keel.project("loan")
     deployment = keel.registry.current_deployment(project["id"])
-    assert deployment["by"] == "user" and deployment["version"] == 2
+    assert deployment.by == "user" and deployment.version == 2
     assert "challenger" not in keel.registry.aliases(project["id"])
     [event] = decisions(keel)
     assert event["details"]["decision"] == "retrained_rejected"

@@ -175,7 +175,7 @@ def test_pruning_drops_records_older_than_the_age_limit(ws):
         with keel.registry.transaction():
             for at, record_id in ((old, "ancient"), (new, "recent")):
                 keel.registry.insert_predictions(prediction_log.encode(
-                    project["id"], keel.registry.model_version(project["id"], 1)["id"], at, [record_id], X, [1], None,
+                    project["id"], keel.registry.model_version(project["id"], 1).id, at, [record_id], X, [1], None,
                     "predict"))
             dropped = keel.registry.prune_predictions(project["id"], 10**6, prediction_log.cutoff(90))
         assert dropped >= 1
@@ -212,7 +212,7 @@ def test_the_writer_commits_in_the_background_without_being_stopped(ws):
         X = pd.DataFrame({name: [0.0] for name in project["schema"]["features"]})
         X["region"], X["has_mortgage"] = "north", 1.0
         policy = prediction_log.LogPolicy.of(keel.settings("scored"))
-        writer.add(project["id"], loaded.model_version["id"], loaded.model, True, ["background-1"], X, [0], None,
+        writer.add(project["id"], loaded.model_version.id, loaded.model, True, ["background-1"], X, [0], None,
                    policy)
         deadline = time.monotonic() + 10  # a crash would lose only what is not committed yet: poll for it
         while not keel.registry.predictions(project["id"], after_id=before) and time.monotonic() < deadline:

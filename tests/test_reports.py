@@ -89,8 +89,8 @@ def test_default_report_is_the_production_card_then_its_monitoring(monitored, tm
     keel = Keel.open(monitored)
     try:
         model_version = keel.registry.model_version(keel.project("loan")["id"], 1)
-        params = keel.registry.run_params(model_version["run_id"])
-        deployed_at = keel.registry.current_deployment(keel.project("loan")["id"])["deployed_at"]
+        params = keel.registry.run_params(model_version.run_id)
+        deployed_at = keel.registry.current_deployment(keel.project("loan")["id"]).deployed_at
     finally:
         keel.close()
     assert result["period_start"] == deployed_at
@@ -98,7 +98,7 @@ def test_default_report_is_the_production_card_then_its_monitoring(monitored, tm
     assert "Model card: v1" in card and "Logistic regression" in card and "<code>default</code>" in card
     assert f"{params['test_rows']:,} labelled rows kept out of training" in card
     assert "Confusion matrix" in card and "true \\ predicted" in card
-    assert model_version["sha256"] in card and "scikit-learn" in card and "skops" in card
+    assert model_version.sha256 in card and "scikit-learn" in card and "skops" in card
     assert "loan-initial.csv" in card  # the training data's source file
     assert "still in production" in card
     assert 'id="importances"' in card and "<svg" in card.split('id="importances"')[1]

@@ -137,9 +137,9 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
 
     monkeypatch.setattr(monitoring, "prepare_reference", lambda keel, loaded: ("reference of", loaded.project["name"]))
     keel = SimpleNamespace(drift_references=BoundedCache(8))
-    same_file = {"sha256": "ab" * 32}
-    first = SimpleNamespace(project={"name": "a"}, model_version={"id": 1, "version": 1, **same_file})
-    second = SimpleNamespace(project={"name": "b"}, model_version={"id": 2, "version": 1, **same_file})
+    same_file = "ab" * 32
+    first = SimpleNamespace(project={"name": "a"}, model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
+    second = SimpleNamespace(project={"name": "b"}, model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
     assert monitoring.reference_for(keel, first) == ("reference of", "a")
     assert monitoring.reference_for(keel, second) == ("reference of", "b")
     assert monitoring.reference_for(keel, first) == ("reference of", "a")
@@ -168,7 +168,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
             other_process.release()
         worker.join(10)
         assert done.is_set()
-        assert keel.registry.model_version(keel.project("p")["id"], 2)["archived"] == 1
+        assert keel.registry.model_version(keel.project("p")["id"], 2).archived is True
     finally:
         keel.close()
 
@@ -292,7 +292,7 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
         keel.deploy("p", 1)
         project = keel.project("p")
         with keel.registry.transaction():  # what policy.decide records for "retrained_waiting"
-            keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], 2)["id"])
+            keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], 2).id)
         assert waiting_challenger(keel, "p") == 2
         keel.deploy("p", 3)
         assert waiting_challenger(keel, "p") is None

@@ -456,9 +456,9 @@ def test_a_version_that_fails_its_integrity_check_is_refused_and_the_old_one_kep
             v2 = keel.registry.model_version(project["id"], 2)
             # v2 is deployed, but its file no longer matches the registry by the time the server loads it
             with keel.registry.transaction():
-                keel.registry.insert_deployment(project_id=project["id"], model_version_id=v2["id"],
+                keel.registry.insert_deployment(project_id=project["id"], model_version_id=v2.id,
                                                 replaced_deployment_id=None, by="user", reason="test", is_rollback=0)
-                keel.registry.conn.execute("UPDATE model_versions SET sha256 = ? WHERE id = ?", ("0" * 64, v2["id"]))
+                keel.registry.conn.execute("UPDATE model_versions SET sha256 = ? WHERE id = ?", ("0" * 64, v2.id))
             artifact = ws / "artifacts" / "nodeploy" / "v2.skops"
             assert wait_for(lambda: handle.last_error is not None, 3)
             assert "integrity" in handle.last_error and handle.model_version == 1

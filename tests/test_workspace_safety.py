@@ -164,7 +164,7 @@ def test_a_manifest_left_stale_by_a_killed_deploy_is_rewritten_when_the_workspac
         model_version = reopened.registry.model_version(reopened.project("loans")["id"], 2)
     finally:
         reopened.close()
-    assert manifest["version"] == 2 and manifest["sha256"] == model_version["sha256"]
+    assert manifest["version"] == 2 and manifest["sha256"] == model_version.sha256
 
 
 def test_a_damaged_manifest_is_rewritten_and_a_removed_one_restored(deployed):

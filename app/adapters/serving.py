@@ -145,26 +145,26 @@ class ProductionWatcher:
                 self._publish(None, f"{self.project['name']} has no production model any more; /ping answers 503")
             return
         policy = self._log_policy()
-        if current is not None and deployment["model_version_id"] == current.model_version_id:
+        if current is not None and deployment.model_version_id == current.model_version_id:
             if policy != current.log_policy:  # `project set` changed the log: no reload, same model
                 self.current = dataclasses.replace(current, log_policy=policy)
             return
-        if deployment["id"] == self._refused_deployment_id:
+        if deployment.id == self._refused_deployment_id:
             return
         try:
-            loaded = self.keel.load_version(self.project["name"], deployment["version"])
+            loaded = self.keel.load_version(self.project["name"], deployment.version)
         except KeelError as exc:
-            self._refused_deployment_id = deployment["id"]
-            self.last_error = f"v{deployment['version']} was not loaded: {exc}"
+            self._refused_deployment_id = deployment.id
+            self.last_error = f"v{deployment.version} was not loaded: {exc}"
             self.last_exception = exc
             log.error("serving %s: %s", self.project["name"], self.last_error)
             kept = f"; still serving v{current.version}" if current else ""
-            self.on_change(current, f"refused v{deployment['version']}: {exc}{kept}")
+            self.on_change(current, f"refused v{deployment.version}: {exc}{kept}")
             return
         served = ServedModel(
-            project=self.project["name"], version=deployment["version"], sha256=loaded.model_version["sha256"],
-            model_version_id=deployment["model_version_id"], project_id=self.project["id"],
-            deployed_at=deployment["deployed_at"], task=loaded.project["task"], schema=loaded.project["schema"],
+            project=self.project["name"], version=deployment.version, sha256=loaded.model_version.sha256,
+            model_version_id=deployment.model_version_id, project_id=self.project["id"],
+            deployed_at=deployment.deployed_at, task=loaded.project["task"], schema=loaded.project["schema"],
             model=loaded.model, log_policy=policy)
         self.last_error = self.last_exception = None
         was = f" (was v{current.version})" if current else ""

@@ -79,5 +79,11 @@ class LossCusum:
                   "limit": self.limit, "allowance": self.allowance, "reference_loss": round(mean, 6),
                   "batch_loss": round(float(losses.mean()), 6), "reference_rows": self.reference_rows}
         # the reference described the loss before the change: start again from the next batch
-        self.__init__(self.reference_batches, self.allowance, self.limit, history=self.history)
+        self._restart()
         return change
+
+    def _restart(self) -> None:
+        """Forget the reference and the running statistic; the settings and the history stay."""
+        self.batches = self.reference_rows = 0
+        self.reference_sum = self.reference_square_sum = self.statistic = 0.0
+        self.excursion_start = None

@@ -72,7 +72,7 @@ def ingest_file(path: str | os.PathLike, schema: dict, destination: Path, id_col
     report = progress or (lambda fraction, message: None)
     _check_cancel(cancel_event)
     if kind == "parquet":
-        chunks: _Chunks = _ParquetChunks(path, chunk_bytes, limit)
+        chunks = _ParquetChunks(path, chunk_bytes, limit)
         if chunks.decoded_bytes <= chunk_bytes:
             return _ingest_whole(path, schema, destination, id_column, report, cancel_event)
         return _write_chunks(chunks, schema, destination, id_column, report, cancel_event)
@@ -436,6 +436,7 @@ def _ingest_with_reference_reader(path: Path, gzipped: bool, head: bytes, schema
                                   id_column: str | None, report: Progress, cancel_event: threading.Event | None,
                                   chunk_bytes: int, limit: int) -> IngestedFile:
     source = path.name
+    encodings: list[tuple[str, str | None]]
     if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         encodings = [("utf-16", f"{source}: decoded as UTF-16")]
     elif b"\x00" in head[:65536]:

@@ -327,7 +327,7 @@ def sniff_delimiter(text: str) -> str:
     except csv.Error:
         header = lines[0] if lines else ""
         counts = {d: header.count(d) for d in ",;\t|"}
-        best = max(counts, key=counts.get)
+        best = max(counts, key=lambda d: counts[d])
         return best if counts[best] > 0 else ","
 
 
@@ -844,7 +844,8 @@ def _categories(series: pd.Series) -> pd.Series:
     of a million rows and a few categories costs a factorisation, not a million strings."""
     codes, distinct = pd.factorize(series, use_na_sentinel=True)
     cleaned = _as_text(pd.Series(distinct, dtype=object if len(distinct) == 0 else None))
-    lookup = np.append(cleaned.astype(object).where(cleaned.notna(), None).to_numpy(dtype=object), None)
+    lookup = np.concatenate([cleaned.astype(object).where(cleaned.notna(), None).to_numpy(dtype=object),
+                             np.array([None], dtype=object)])
     return pd.Series(lookup[codes], index=series.index, dtype=object, copy=False)  # code -1 takes the last: None
 
 

@@ -16,6 +16,7 @@ KS or binned chi-square p < 0.001 (numeric), chi-square p < 0.001 (categorical).
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ def cdf_distances(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> t
     merged = merged[order]  # each temporary is dropped as soon as the next exists: ~3 column-sized
     gaps = np.diff(merged)  # arrays alive at once instead of ~9 (1M x 25 columns on 2 threads)
     del merged
-    current_below = np.cumsum(order[:-1] >= n)
+    current_below = np.cumsum(order[:-1] >= n, dtype=np.intp)
     del order
     # |F_ref - F_cur| at each gap, scaled by n*m to stay in integers; computed in place
     gap_cdf = np.arange(1, n + m, dtype=current_below.dtype)
@@ -107,7 +108,7 @@ class NumericReference:
         missing = int(np.isnan(values).sum()) if len(values) and np.isnan(values[-1]) else 0
         present = values[:len(values) - missing]
         counts = _bin_counts(present, self.edges, missing)
-        result = {"kind": "numeric", "psi": psi(_shares(self.counts), _shares(counts)),
+        result: dict[str, Any] = {"kind": "numeric", "psi": psi(_shares(self.counts), _shares(counts)),
                   "missing_share": missing / len(values) if len(values) else 0.0}
         result.update(chi_square(self.counts, counts))
         if len(present) and len(self.sorted_values):
@@ -159,7 +160,7 @@ class CategoricalReference:
         ref_shares = ref / ref.sum() if ref.sum() else ref
         cur_shares = cur / cur.sum() if cur.sum() else cur
         js = float(jensenshannon(ref_shares, cur_shares, base=2)) if ref.sum() and cur.sum() else 0.0
-        result = {"kind": "categorical", "psi": psi(ref_shares, cur_shares), "jensen_shannon": js,
+        result: dict[str, Any] = {"kind": "categorical", "psi": psi(ref_shares, cur_shares), "jensen_shannon": js,
                   "missing_share": current.get(MISSING, 0) / cur.sum() if cur.sum() else 0.0,
                   "unseen_categories": [c for c in current if c not in self.counts][:20]}
         result.update(chi_square(ref, cur))
@@ -171,7 +172,7 @@ class CategoricalReference:
 def category_counts(values) -> dict:
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     counts = np.bincount(codes + 1, minlength=len(uniques) + 1)  # slot 0: the missing values
-    result = {}
+    result: dict[str, int] = {}
     for category, count in zip(uniques, counts[1:]):
         result[str(category)] = result.get(str(category), 0) + int(count)
     if counts[0]:
@@ -195,7 +196,7 @@ class DriftReference:
 
     features: dict  # name -> NumericReference | CategoricalReference
     predictions: object = None  # a reference over the model's predictions on the training rows
-    estimator: object = None  # ConfidenceEstimator, or None (regression, no probabilities)
+    estimator: "ConfidenceEstimator | None" = None  # None: regression, or no probabilities
     rows: int = 0
     extra: dict = field(default_factory=dict)
 

@@ -386,7 +386,7 @@ def reject(keel, name: str, path: Path, rejected: Path, exc: Exception, by: str)
     with keel.registry.transaction():
         keel.registry.add_event(project, "inbox_rejected", message, by,
                                 {"file": path.name, "moved_to": str(destination), "reason": reason})
-        already_open = any(a["rule"] == REJECTED_RULE for a in keel.registry.open_alerts(project["id"]))
+        already_open = any(a.rule == REJECTED_RULE for a in keel.registry.open_alerts(project["id"]))
         if not already_open:  # one open alert for rejected files; each file is in the audit log
             keel.registry.insert_alert(project_id=project["id"], rule=REJECTED_RULE, severity="warning",
                                        message=message, details={"file": path.name, "reason": reason})

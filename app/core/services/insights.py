@@ -4,6 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
+from app.core.domain.entities import Deployment, ModelVersion
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
     ProjectSettings,
@@ -17,11 +18,11 @@ MAX_IMPORTANCE_ROWS = 2000
 SPARKLINE_POINTS = 50
 
 
-def _production_model_version(keel, project: dict) -> tuple[dict | None, dict | None]:
+def _production_model_version(keel, project: dict) -> tuple[Deployment | None, ModelVersion | None]:
     deployment = keel.registry.current_deployment(project["id"])
     if deployment is None:
         return None, None
-    return deployment, keel.registry.model_version_by_id(deployment["model_version_id"])
+    return deployment, keel.registry.model_version_by_id(deployment.model_version_id)
 
 
 def last_monitor_value(keel, project: dict) -> dict | None:
@@ -32,8 +33,8 @@ def alerts_since(keel, name: str, since: str) -> dict:
     """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
     a run can open and close ten alerts between two looks, leaving nothing open to see."""
     rows = keel.alerts(name)
-    return {"opened": sum(1 for a in rows if a["opened_at"] >= since),
-            "recovered": sum(1 for a in rows if a["status"] == "recovered" and (a.get("closed_at") or "") >= since)}
+    return {"opened": sum(1 for a in rows if a.opened_at >= since),
+            "recovered": sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since)}
 
 
 def health(keel, name: str, since: str | None = None) -> dict:
@@ -60,13 +61,13 @@ def _health(keel, name: str) -> dict:
     result = {"project": name, "metric": metric, "production_version": None, "training_value": None,
               "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
               "reasons": []}
-    if deployment is None:
+    if deployment is None or model_version is None:
         result["reasons"].append("no production model yet")
         return result
-    result["production_version"] = deployment["version"]
+    result["production_version"] = deployment.version
     result["training_value"] = keel.model_metrics(model_version).get(metric)
     last = last_monitor_value(keel, project)
-    if last is not None and last["model_version_id"] == model_version["id"]:
+    if last is not None and last["model_version_id"] == model_version.id:
         if last["value"] is not None:
             result["current_value"] = last["value"]
         elif last["estimated_value"] is not None:
@@ -97,12 +98,12 @@ def production_card(keel, name: str) -> dict:
             "versions": len(keel.registry.model_versions(project["id"])),
             "dataset_versions": len(keel.registry.dataset_versions(project["id"])),
             "deployments": len(keel.registry.deployments(project["id"])), "production": None, "sparkline": []}
-    if deployment is not None:
+    if deployment is not None and model_version is not None:
         metrics = keel.model_metrics(model_version)
-        card["production"] = {"version": deployment["version"], "deployed_at": deployment["deployed_at"],
-                              "by": deployment["by"], "reason": deployment["reason"],
-                              "is_rollback": bool(deployment["is_rollback"]), "metrics": metrics,
-                              "sha256": model_version["sha256"], "notes": model_version["notes"]}
+        card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
+                              "by": deployment.by, "reason": deployment.reason,
+                              "is_rollback": deployment.is_rollback, "metrics": metrics,
+                              "sha256": model_version.sha256, "notes": model_version.notes}
     rows = keel.registry.recent_monitor_values(project["id"], SPARKLINE_POINTS)
     card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
                          if r["value"] is not None or r["estimated_value"] is not None]
@@ -166,14 +167,14 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def unseen_by_all(keel, project: dict, model_versions: list[dict]):
+def unseen_by_all(keel, project: dict, model_versions: list[ModelVersion]):
     """Labelled rows ingested after the newest of these models was trained: data none of them
     saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
     import pandas as pd
 
     from app.core.ml import datasets
 
-    newest = max(mv["created_at"] for mv in model_versions)
+    newest = max(mv.created_at for mv in model_versions)
     later = [d for d in keel.registry.dataset_versions(project["id"])
              if d["labelled_rows"] and d["created_at"] > newest]
     if not later:
@@ -300,12 +301,12 @@ def _share(count, total: int) -> float:
 RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds", "training_sample")  # logged with the parameters, not parameters
 
 
-def version_parameters(keel, model_version: dict) -> dict:
+def version_parameters(keel, model_version: ModelVersion) -> dict:
     """The preset and the estimator's parameters a version was trained with ({} for an import)."""
-    if not model_version.get("run_id"):
+    if not model_version.run_id:
         return {}
-    run = keel.registry.run(model_version["run_id"])
-    params = keel.registry.run_params(model_version["run_id"])
+    run = keel.registry.run(model_version.run_id)
+    params = keel.registry.run_params(model_version.run_id)
     return {"preset": run.get("preset"), **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
 
 
@@ -320,16 +321,16 @@ def version_card(keel, name: str, version: int) -> dict:
     library versions, sha256, who trained it and why, and its deployments."""
     project = keel.project(name)
     model_version = keel.registry.model_version(project["id"], version)
-    run = keel.registry.run(model_version["run_id"]) if model_version.get("run_id") else None
-    facts = keel.registry.run_params(model_version["run_id"]) if run else {}
+    run = keel.registry.run(model_version.run_id) if model_version.run_id else None
+    facts = keel.registry.run_params(model_version.run_id) if run else {}
     datasets = {d["version"]: d for d in keel.dataset_versions(name)}
     used = run["dataset_versions"] if run else []
     trained = next((e for e in reversed(keel.events(name)) if e.kind in ("model_trained", "model_imported")
                     and (e.details or {}).get("version") == version), None)
     return {
-        "project": name, "version": version, "metric": project["metric"], "created_at": model_version["created_at"],
-        "sha256": model_version["sha256"], "aliases": model_version.get("aliases", []),
-        "archived": bool(model_version.get("archived")), "imported": run is None,
+        "project": name, "version": version, "metric": project["metric"], "created_at": model_version.created_at,
+        "sha256": model_version.sha256, "aliases": list(model_version.aliases),
+        "archived": model_version.archived, "imported": run is None,
         "parameters": version_parameters(keel, model_version),
         "metrics": keel.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
@@ -340,6 +341,6 @@ def version_card(keel, name: str, version: int) -> dict:
                                           for v in used if v in datasets]},
         "library_versions": run["library_versions"] if run else {},
         "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
-        "deployments": [{"at": d["deployed_at"], "by": d["by"], "reason": d["reason"],
-                         "rollback": bool(d.get("is_rollback"))} for d in keel.deployments(name) if d["version"] == version],
+        "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
+                         "rollback": d.is_rollback} for d in keel.deployments(name) if d.version == version],
     }

@@ -99,7 +99,8 @@ def _batch_rows(keel, project: dict, id_column: str, ids: set[str]) -> tuple[dic
     import pyarrow.parquet as pq
 
     target = project["schema"]["target"]
-    found, labelled = {}, set()
+    found: dict[str, tuple] = {}
+    labelled: set[str] = set()
     if not ids:
         return found, labelled
     for version in keel.registry.dataset_versions(project["id"]):
@@ -208,7 +209,7 @@ def _measure_batch(keel, project: dict, id_column: str, batch_version: int, data
     frame = frame[frame[id_column].notna()].reset_index(drop=True)
     known = registry.late_labels_for(project["id"], frame[id_column].astype(str).tolist())
     labelled = frame[frame[id_column].astype(str).isin(known)].reset_index(drop=True)
-    model_version = registry.model_version_by_id(result["model_version_id"])["version"]
+    model_version = registry.model_version_by_id(result["model_version_id"]).version
     loaded = keel.load_version(project["name"], model_version)
     X = datasets.to_model_frame(labelled, schema)
     rows = [{"prediction": _plain(p), "label": known[str(i)], "probabilities": None}

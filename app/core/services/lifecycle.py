@@ -18,10 +18,10 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Event, TrainingData
+from app.core.domain.entities import Alert, Deployment, Event, ModelVersion, TrainingData
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -54,12 +54,12 @@ DRIFT_REFERENCES_KEPT = 8
 @dataclass
 class LoadedModel:
     project: dict
-    model_version: dict
-    model: object
+    model_version: ModelVersion
+    model: Any  # a fitted scikit-learn estimator (Keel's own: a Pipeline)
 
     @property
     def version(self) -> int:
-        return self.model_version["version"]
+        return self.model_version.version
 
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
@@ -229,20 +229,10 @@ class Keel:
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
-        from app.core.ml import training
-
         with self.holding_project_lock(name):
             project = self.project(name)
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
-            merged = {**current, **changes}
-            if "params" in changes and not replace_params:
-                merged["params"] = {**current.get("params", {}), **changes["params"]}
-            updated = ProjectSettings.from_dict(merged).validate(project["task"])
-            self._check_id_column(project, updated.id_column)
-            if updated.preset != current["preset"] and "params" not in changes:
-                updated.params = {}
-            if updated.params:
-                training.make_estimator(project["task"], updated.preset, updated.params, updated.seed)
+            updated = self._updated_settings(project, changes, replace_params)
             changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
             with self.registry.transaction():
                 self.registry.update_project_settings(project["id"], updated.to_dict(), updated.metric)
@@ -253,6 +243,26 @@ class Keel:
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
         return updated.to_dict()
+
+    def check_settings(self, name: str, changes: dict, replace_params: bool = False) -> ProjectSettings:
+        """The settings set_project would store, checked the same way, without writing anything
+        (a settings dialog says what is wrong before it closes). Raises KeelError."""
+        return self._updated_settings(self.project(name), changes, replace_params)
+
+    def _updated_settings(self, project: dict, changes: dict, replace_params: bool) -> ProjectSettings:
+        from app.core.ml import training
+
+        current = ProjectSettings.from_dict(project["settings"]).to_dict()
+        merged = {**current, **changes}
+        if "params" in changes and not replace_params:
+            merged["params"] = {**current.get("params", {}), **changes["params"]}
+        updated = ProjectSettings.from_dict(merged).validate(project["task"])
+        self._check_id_column(project, updated.id_column)
+        if updated.preset != current["preset"] and "params" not in changes:
+            updated.params = {}
+        if updated.params:
+            training.make_estimator(project["task"], updated.preset, updated.params, updated.seed)
+        return updated
 
     @staticmethod
     def _check_id_column(project: dict, id_column: str | None) -> None:
@@ -271,7 +281,7 @@ class Keel:
             deployment = self.registry.current_deployment(project["id"])
             result.append({"name": project["name"], "task": project["task"], "target": project["target"],
                            "metric": project["metric"],
-                           "production_version": deployment["version"] if deployment else None,
+                           "production_version": deployment.version if deployment else None,
                            "open_alerts": len(self.registry.open_alerts(project["id"]))})
         return result
 
@@ -416,7 +426,7 @@ class Keel:
         chosen = [row for row in self.registry.dataset_versions(project["id"]) if row["labelled_rows"]
                   and (since_dataset_version is None or row["version"] >= since_dataset_version)]
         if isinstance(settings.window, int):
-            needed, newest = settings.window, []
+            needed, newest = settings.window, list[dict]()
             for row in reversed(chosen):
                 if needed <= 0:
                     break
@@ -544,21 +554,21 @@ class Keel:
         return run_id
 
     # ================================================================ models
-    def model_metrics(self, model_version: dict) -> dict[str, float]:
-        return self.registry.run_metrics(model_version["run_id"]) if model_version.get("run_id") else {}
+    def model_metrics(self, model_version: ModelVersion) -> dict[str, float]:
+        return self.registry.run_metrics(model_version.run_id) if model_version.run_id else {}
 
     def load_version(self, name: str, version: int) -> LoadedModel:
         from app.core.ml import artifacts
 
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        model = artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                     model_version["extra_trusted_types"])
+        model = artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                                     model_version.extra_trusted_types)
         return LoadedModel(project, model_version, model)
 
     def production_version(self, name: str) -> int | None:
         deployment = self.registry.current_deployment(self.project(name)["id"])
-        return deployment["version"] if deployment else None
+        return deployment.version if deployment else None
 
     def load_production(self, name: str) -> LoadedModel:
         version = self.production_version(name)
@@ -571,7 +581,7 @@ class Keel:
 
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        path = (self.workspace.root / model_version["artifact_path"]).with_suffix(".reference.parquet")
+        path = (self.workspace.root / model_version.artifact_path).with_suffix(".reference.parquet")
         return datasets.read_frame(path) if path.exists() else None
 
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
@@ -617,7 +627,7 @@ class Keel:
 
     def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
         loaded = self.load_version(name, version)  # verifies hash and types before handing the file out
-        source = self.workspace.root / loaded.model_version["artifact_path"]
+        source = self.workspace.root / loaded.model_version.artifact_path
         destination = check_output_path(self.workspace.root, destination)
         if destination.is_dir():
             destination = destination / f"{name}-v{version}.skops"
@@ -625,7 +635,7 @@ class Keel:
             shutil.copyfile(source, tmp)
         with self.registry.transaction():
             self.registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
-        return {"version": version, "path": str(destination), "sha256": loaded.model_version["sha256"]}
+        return {"version": version, "path": str(destination), "sha256": loaded.model_version.sha256}
 
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
@@ -634,7 +644,7 @@ class Keel:
             if archived and self.production_version(name) == version:
                 raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
             with self.registry.transaction():
-                self.registry.set_archived(model_version["id"], archived)
+                self.registry.set_archived(model_version.id, archived)
                 self.registry.add_event(project, "model_archived" if archived else "model_unarchived",
                                         f"v{version} {'archived' if archived else 'restored'}", by)
 
@@ -652,18 +662,18 @@ class Keel:
 
         project = self.project(name)
         model_version = self.registry.model_version(project["id"], version)
-        artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                             model_version["extra_trusted_types"])  # never deploy a file that will not load
+        artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                             model_version.extra_trusted_types)  # never deploy a file that will not load
         current = self.registry.current_deployment(project["id"])
-        previous_version = current["version"] if current else None
+        previous_version = current.version if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
         staged = []
         try:
             with self.registry.transaction():
-                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version["id"],
-                                                replaced_deployment_id=current["id"] if current else None,
+                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version.id,
+                                                replaced_deployment_id=current.id if current else None,
                                                 by=by, reason=reason, is_rollback=0)
-                self._set_production_aliases(project, model_version["id"])
+                self._set_production_aliases(project, model_version.id)
                 self.registry.add_event(project, "deployed",
                                         f"v{version} deployed to production"
                                         + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
@@ -694,44 +704,44 @@ class Keel:
             if current is None:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
-            model_version = self.registry.model_version_by_id(target["model_version_id"])
-            artifacts.load_model(self.workspace.root / model_version["artifact_path"], model_version["sha256"],
-                                 model_version["extra_trusted_types"])
-            reason = reason or f"rolled back from v{current['version']}"
+            model_version = self.registry.model_version_by_id(target.model_version_id)
+            artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                                 model_version.extra_trusted_types)
+            reason = reason or f"rolled back from v{current.version}"
             staged = []
             try:
                 with self.registry.transaction():
                     self.registry.insert_deployment(
-                        project_id=project["id"], model_version_id=target["model_version_id"],
-                        replaced_deployment_id=target["replaced_deployment_id"], by=by, reason=reason, is_rollback=1)
-                    self._set_production_aliases(project, target["model_version_id"])
+                        project_id=project["id"], model_version_id=target.model_version_id,
+                        replaced_deployment_id=target.replaced_deployment_id, by=by, reason=reason, is_rollback=1)
+                    self._set_production_aliases(project, target.model_version_id)
                     self.registry.add_event(project, "rolled_back",
-                                            f"rolled back from v{current['version']} to v{target['version']}: {reason}",
-                                            by, {"version": target["version"], "previous_version": current["version"]})
+                                            f"rolled back from v{current.version} to v{target.version}: {reason}",
+                                            by, {"version": target.version, "previous_version": current.version})
                     staged = self._stage_manifest(project)
             except BaseException:
                 discard_staged(staged)
                 raise
             self._install_manifest(staged)
-        return {"production_version": target["version"], "previous_version": current["version"]}
+        return {"production_version": target.version, "previous_version": current.version}
 
-    def rollback_target(self, name: str) -> dict | None:
+    def rollback_target(self, name: str) -> Deployment | None:
         """The deployment a plain rollback returns to (None: nothing in production, or only its first model)."""
         project = self.project(name)
         current = self.registry.current_deployment(project["id"])
         return self._previous_deployment(current) if current else None
 
-    def _previous_deployment(self, current: dict) -> dict | None:
-        return self.registry.deployment(current["replaced_deployment_id"]) if current["replaced_deployment_id"] else None
+    def _previous_deployment(self, current: Deployment) -> Deployment | None:
+        return self.registry.deployment(current.replaced_deployment_id) if current.replaced_deployment_id else None
 
     def _rollback_target(self, project, current, to_version):
         if to_version is None:
             target = self._previous_deployment(current)
             if target is None:
-                raise KeelError(f"v{current['version']} is the first production model of {project['name']!r}; "
+                raise KeelError(f"v{current.version} is the first production model of {project['name']!r}; "
                                 "there is nothing to roll back to")
             return target
-        earlier = [d for d in self.registry.deployments(project["id"]) if d["version"] == to_version]
+        earlier = [d for d in self.registry.deployments(project["id"]) if d.version == to_version]
         if not earlier:
             raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
         return earlier[-1]
@@ -746,10 +756,10 @@ class Keel:
         deployment = self.registry.current_deployment(project["id"])
         if deployment is None:
             return None
-        model_version = self.registry.model_version_by_id(deployment["model_version_id"])
-        return {"project": project["name"], "version": deployment["version"], "sha256": model_version["sha256"],
-                "artifact_path": model_version["artifact_path"], "deployed_at": deployment["deployed_at"],
-                "by": deployment["by"], "reason": deployment["reason"]}
+        model_version = self.registry.model_version_by_id(deployment.model_version_id)
+        return {"project": project["name"], "version": deployment.version, "sha256": model_version.sha256,
+                "artifact_path": model_version.artifact_path, "deployed_at": deployment.deployed_at,
+                "by": deployment.by, "reason": deployment.reason}
 
     def _stage_manifest(self, project) -> list[tuple[Path, Path]]:
         """Inside a deployment's transaction, before its commit: the new production.json (and the
@@ -873,8 +883,9 @@ class Keel:
                 result.to_csv(tmp, index=False)
         logged = 0
         if policy.enabled:
+            assert ids is not None  # a project that logs its traffic returns IDs
             proba_columns = [c for c in scores.columns if c.startswith("proba_")]
-            logged = prediction_log.record(self, loaded.project, loaded.model_version["id"], ids,
+            logged = prediction_log.record(self, loaded.project, loaded.model_version.id, ids,
                                            X.reset_index(drop=True), scores["prediction"].tolist(),
                                            scores[proba_columns].to_numpy() if proba_columns else None)
         with self.registry.transaction():
@@ -893,10 +904,10 @@ class Keel:
         production = self.production_version(name)
         versions = []
         for model_version in self.registry.model_versions(project["id"]):
-            versions.append({"version": model_version["version"], "created_at": model_version["created_at"],
-                             "metrics": self.model_metrics(model_version), "aliases": model_version["aliases"],
-                             "in_production": model_version["version"] == production,
-                             "archived": bool(model_version["archived"]), "notes": model_version["notes"]})
+            versions.append({"version": model_version.version, "created_at": model_version.created_at,
+                             "metrics": self.model_metrics(model_version), "aliases": list(model_version.aliases),
+                             "in_production": model_version.version == production,
+                             "archived": model_version.archived, "notes": model_version.notes})
         datasets_rows = self.registry.dataset_versions(project["id"])
         last_result = self.registry.last_monitor_result(project["id"])
         if last_result is not None:
@@ -906,7 +917,7 @@ class Keel:
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
                                       "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": self.registry.open_alerts(project["id"]), "settings": project["settings"],
+                "open_alerts": [a.headline() for a in self.registry.open_alerts(project["id"])], "settings": project["settings"],
                 "prediction_log": prediction_log.summary(self, project)}
 
     def production_overview(self, name: str) -> dict:
@@ -915,24 +926,24 @@ class Keel:
         project = self.project(name)
         current = self.registry.current_deployment(project["id"])
         target = self._previous_deployment(current) if current else None
-        return {"project": name, "production_version": current["version"] if current else None,
+        return {"project": name, "production_version": current.version if current else None,
                 "deployments": len(self.registry.deployments(project["id"])),
-                "rollback_version": target["version"] if target else None,
+                "rollback_version": target.version if target else None,
                 "challenger_waiting": "challenger" in self.registry.aliases(project["id"])}
 
-    def current_deployment(self, name: str) -> dict | None:
+    def current_deployment(self, name: str) -> Deployment | None:
         return self.registry.current_deployment(self.project(name)["id"])
 
-    def deployment_in_production(self, project_id: int) -> dict | None:
+    def deployment_in_production(self, project_id: int) -> Deployment | None:
         """By the project's id, not its name: a server follows the project it started on, and a project
         deleted and created again under the same name is another one (its answer is None)."""
         return self.registry.current_deployment(project_id)
 
-    def deployments(self, name: str) -> list[dict]:
+    def deployments(self, name: str) -> list[Deployment]:
         """Every deployment (and rollback) of the project, oldest first, with its model version number."""
         return self.registry.deployments(self.project(name)["id"])
 
-    def model_version_by_id(self, model_version_id: int) -> dict:
+    def model_version_by_id(self, model_version_id: int) -> ModelVersion:
         return self.registry.model_version_by_id(model_version_id)
 
     def dataset_versions(self, name: str) -> list[dict]:
@@ -963,12 +974,7 @@ class Keel:
         self.registry.mark_schedule_run(project["id"])
         return self.registry.current_deployment(project["id"]) is not None
 
-    def record_served_samples(self, rows: list[dict]) -> None:
-        """rows: {project_id, model_version_id, at, inputs_json, predictions_json}, in one transaction."""
-        with self.registry.transaction():
-            self.registry.insert_served_samples(rows)
-
-    def alerts(self, name: str) -> list[dict]:
+    def alerts(self, name: str) -> list[Alert]:
         return self.registry.alerts(self.project(name)["id"])
 
     def open_alerts_after(self, alert_id: int) -> list[dict]:
@@ -1002,9 +1008,9 @@ class Keel:
             # and the audit log must not say "acknowledged" for an alert that was not
             status = self.registry.alert_status(alert_id)
             if status != "open":
-                raise KeelError(f"alert {alert_id} ({alert['rule']}) is already {status}; nothing to acknowledge")
+                raise KeelError(f"alert {alert_id} ({alert.rule}) is already {status}; nothing to acknowledge")
             self.registry.close_alert(alert_id, "acknowledged")
-            self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert['rule']}) acknowledged", by)
+            self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert.rule}) acknowledged", by)
 
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
     # These services are imported on first use because they load pandas and scikit-learn, which

@@ -134,12 +134,12 @@ def version_facts(keel, name: str, version: int) -> dict:
     """What an MLflow model (and an MLflow run) says about a version: identity, trust, lineage."""
     loaded = keel.load_version(name, version)  # checks the hash and the trusted types first
     model_version = loaded.model_version
-    run = keel.registry.run(model_version["run_id"]) if model_version.get("run_id") else None
-    return {"project": name, "version": version, "sha256": model_version["sha256"],
-            "artifact": keel.workspace.root / model_version["artifact_path"],
-            "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version["extra_trusted_types"])),
+    run = keel.registry.run(model_version.run_id) if model_version.run_id else None
+    return {"project": name, "version": version, "sha256": model_version.sha256,
+            "artifact": keel.workspace.root / model_version.artifact_path,
+            "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types)),
             "library_versions": (run or {}).get("library_versions") or {},
-            "created_at": model_version["created_at"], "model": loaded.model, "schema": loaded.project["schema"]}
+            "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project["schema"]}
 
 
 def write_model_directory(keel, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
@@ -201,7 +201,7 @@ def run_record(keel, name: str, version: int) -> dict:
     project = keel.project(name)
     registry = keel.registry
     model_version = registry.model_version(project["id"], version)
-    run = registry.run(model_version["run_id"]) if model_version.get("run_id") else None
+    run = registry.run(model_version.run_id) if model_version.run_id else None
     params = registry.run_params(run["id"]) if run else {}
     metrics = keel.model_metrics(model_version)
     used = set(run["dataset_versions"]) if run else set()
@@ -211,13 +211,13 @@ def run_record(keel, name: str, version: int) -> dict:
     trained = next((e for e in registry.events(project["id"])
                     if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
     tags = {
-        "keel.project": name, "keel.version": str(version), "keel.sha256": model_version["sha256"],
+        "keel.project": name, "keel.version": str(version), "keel.sha256": model_version.sha256,
         "keel.task": project["task"], "keel.target": project["target"], "keel.metric": project["metric"],
         "keel.preset": (run or {}).get("preset") or "", "keel.run_kind": (run or {}).get("kind") or "",
         "keel.dataset_versions": ",".join(str(d["version"]) for d in lineage),
         "keel.training_data": json.dumps(lineage)[:MAX_PARAM_CHARS],
         "keel.trained_by": trained.by if trained else "", "keel.trained": trained.message if trained else "",
-        "keel.archived": str(bool(model_version["archived"])).lower(),
+        "keel.archived": str(model_version.archived).lower(),
         "keel.library_versions": json.dumps((run or {}).get("library_versions") or {}),
         "mlflow.source.name": "keel", "mlflow.source.type": "LOCAL",
     }
@@ -225,8 +225,8 @@ def run_record(keel, name: str, version: int) -> dict:
         "params": {key: _param_text(value) for key, value in sorted(params.items())},
         "metrics": {key: value for key, value in metrics.items() if value is not None and math.isfinite(value)},
         "tags": tags,
-        "start_ms": _millis((run or {}).get("started_at") or model_version["created_at"]),
-        "end_ms": _millis((run or {}).get("finished_at") or model_version["created_at"]),
+        "start_ms": _millis((run or {}).get("started_at") or model_version.created_at),
+        "end_ms": _millis((run or {}).get("finished_at") or model_version.created_at),
         "description": f"Keel project {name}, model v{version} ({project['task']}, target {project['target']})",
     }
 

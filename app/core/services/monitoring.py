@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import Alert, Deployment
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -88,7 +89,7 @@ def reference_for(keel, loaded) -> drift.DriftReference:
     """The prepared reference of a model, built once per model version (the workspace's Keel keeps
     them). The file's sha256 alone is not a key: one skops file imported into two projects has one
     hash but two references (an imported model's reference is its project's training data)."""
-    key = (loaded.project["name"], loaded.model_version["id"], loaded.model_version["sha256"])
+    key = (loaded.project["name"], loaded.model_version.id, loaded.model_version.sha256)
     return keel.drift_references.get_or_build(key, lambda: prepare_reference(keel, loaded))
 
 
@@ -120,8 +121,8 @@ def has_probabilities(loaded) -> bool:
 
 
 # --------------------------------------------------------------------------- the cycle
-def pending_batches(registry, project_id: int, deployment: dict) -> list[dict]:
-    return registry.unmonitored_dataset_versions(project_id, deployment["deployed_at"])
+def pending_batches(registry, project_id: int, deployment: Deployment) -> list[dict]:
+    return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
 
 
 def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:
@@ -133,12 +134,12 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
         return CycleResult(name, None)
     from app.core.services import traffic
 
-    cycle = CycleResult(name, deployment["version"])
+    cycle = CycleResult(name, deployment.version)
     batches = pending_batches(keel.registry, project["id"], deployment)
     settings = ProjectSettings.from_dict(project["settings"])
     if not batches and not traffic.has_work(keel, project, settings):
         return cycle
-    loaded = keel.load_version(name, deployment["version"])
+    loaded = keel.load_version(name, deployment.version)
     reference = reference_for(keel, loaded)
     training_value = keel.model_metrics(loaded.model_version).get(project["metric"])
     # labels that arrived late describe older data than any new batch: evaluated first
@@ -150,7 +151,7 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
         result.rules = check_rules(result, settings, training_value)
         with keel.registry.transaction():
             keel.registry.insert_monitor_result(
-                project_id=project["id"], model_version_id=loaded.model_version["id"], dataset_version_id=row["id"],
+                project_id=project["id"], model_version_id=loaded.model_version.id, dataset_version_id=row["id"],
                 rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
                 estimated_value=result.estimated_value, drift_share=result.drift_share,
                 prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
@@ -242,8 +243,8 @@ def check_rules(result: BatchResult, settings: ProjectSettings, training_value: 
     return rules
 
 
-def open_alert_by_rule(registry, project_id: int) -> dict[str, dict]:
-    return {alert["rule"]: alert for alert in registry.open_alerts(project_id)}
+def open_alert_by_rule(registry, project_id: int) -> dict[str, Alert]:
+    return {alert.rule: alert for alert in registry.open_alerts(project_id)}
 
 
 def update_alerts(registry, project: dict, result: BatchResult, by: str, cycle: CycleResult) -> None:
@@ -273,10 +274,10 @@ def apply_rules(registry, project: dict, rules: dict, where: str, dataset_versio
             cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
                                         "message": message, "dataset_version": dataset_version})
         elif not message and current is not None:
-            registry.close_alert(current["id"], "recovered")
-            registry.add_event(project, "alert_recovered", f"alert {current['id']} ({rule}) recovered on {where}", by,
-                               {"alert_id": current["id"], "rule": rule, "dataset_version": dataset_version})
-            cycle.alerts_recovered.append({"id": current["id"], "rule": rule, "dataset_version": dataset_version})
+            registry.close_alert(current.id, "recovered")
+            registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
+                               {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
+            cycle.alerts_recovered.append({"id": current.id, "rule": rule, "dataset_version": dataset_version})
 
 
 def summary(cycle: CycleResult) -> str:

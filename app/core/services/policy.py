@@ -103,7 +103,7 @@ class ModelCache:
     def load(self, keel, name: str, version: int):
         project = keel.project(name)
         model_version = keel.registry.model_version(project["id"], version)
-        key = (str(keel.workspace.root), name, model_version["id"], model_version["sha256"])
+        key = (str(keel.workspace.root), name, model_version.id, model_version.sha256)
         with self._guard:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -225,6 +225,8 @@ def observe(keel, project: dict, cycle, by: str) -> Observation:
         frame = keel.dataset_frame(name, batch.dataset_version)
         frame = frame[frame[project["target"]].notna()].reset_index(drop=True)
         frames.append(frame)
+        if champion is None:
+            continue  # no production model: no loss to watch
         change = detector.update(row_losses(project, champion.model, frame), batch.dataset_version)
         if change is not None:
             observation.change = change
@@ -268,10 +270,10 @@ def adaptive_start(keel, project: dict) -> int | None:
 # --------------------------------------------------------------------------- earlier versions as challengers
 def earlier_production_versions(keel, project: dict, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m["version"] for m in keel.registry.model_versions(project["id"]) if m["archived"]}
+    archived = {m.version for m in keel.registry.model_versions(project["id"]) if m.archived}
     found: list[int] = []
     for deployment in reversed(keel.registry.deployments(project["id"])):
-        version = deployment["version"]
+        version = deployment.version
         if version != production and version not in found and version not in archived:
             found.append(version)
     return found[:MAX_RESTORE_CANDIDATES]
@@ -323,8 +325,8 @@ def act_on_restore(keel, name: str, project: dict, settings: ProjectSettings, de
         decision = "alert"
     with keel.registry.transaction():
         if decision == "restore_waiting":
-            keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], version)["id"])
-        if decision == "alert" and not any(a["rule"] == RESTORE_RULE for a in keel.registry.open_alerts(project["id"])):
+            keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], version).id)
+        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in keel.registry.open_alerts(project["id"])):
             alert_id = keel.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
                                                   message=message, details=details)
             keel.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
@@ -425,11 +427,11 @@ def record_hold(keel, project: dict, reasons: list[str], held: dict, fallback: O
 def champion_seen_until(keel, project: dict) -> int:
     """The newest dataset version the production model was trained on (or existed when it was deployed)."""
     deployment = keel.registry.current_deployment(project["id"])
-    model_version = keel.registry.model_version_by_id(deployment["model_version_id"])
-    used = keel.registry.run(model_version["run_id"])["dataset_versions"] if model_version.get("run_id") else []
+    model_version = keel.registry.model_version_by_id(deployment.model_version_id)
+    used = keel.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
     if used:
         return max(used)
-    return store.dataset_version_at(keel.registry, project["id"], deployment["deployed_at"])
+    return store.dataset_version_at(keel.registry, project["id"], deployment.deployed_at)
 
 
 def gate_start(keel, project: dict, change_point: int | None) -> int:
@@ -448,7 +450,7 @@ def waiting_challenger(keel, name: str) -> int | None:
     model_version_id = keel.registry.aliases(project["id"]).get("challenger")
     if model_version_id is None:
         return None
-    version = keel.registry.model_version_by_id(model_version_id)["version"]
+    version = keel.registry.model_version_by_id(model_version_id).version
     return None if version == keel.production_version(name) else version
 
 
@@ -626,7 +628,7 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
         def record(project):
             if decision == "retrained_waiting":
                 keel.registry.set_alias(project["id"], "challenger",
-                                        keel.registry.model_version(project["id"], version)["id"])
+                                        keel.registry.model_version(project["id"], version).id)
             if decision == "retrained_rejected":
                 record_backoff(keel, project, champion_version, details["unseen_rows"], details["champion_value"])
             record_momentum(keel, project, decision == "retrained_deployed")

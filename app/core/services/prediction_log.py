@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.domain.settings import ProjectSettings
 
@@ -157,7 +157,7 @@ def _one_openmp_thread() -> None:
 class _Pending:
     project_id: int
     model_version_id: int
-    model: object
+    model: Any  # a fitted scikit-learn estimator
     wants_probabilities: bool
     at: float
     ids: list[str]

@@ -6,8 +6,12 @@ Text stays text (svg.fonttype "none"): smaller files that print sharply.
 
 import io
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 MAX_IMPORTANCES = 15
 MAX_CATEGORIES = 12
@@ -16,7 +20,7 @@ REFERENCE_COLOUR = "#8a9bb0"
 CURRENT_COLOUR = "#d9822b"
 LINE_COLOUR = "#1f5f99"
 ALERT_COLOUR = "#c23030"
-STYLE = {
+STYLE: "dict[RcKeyType, Any]" = {  # mypy checks each key is a real rcParam
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.size": 9,
@@ -33,13 +37,14 @@ STYLE = {
 def charts_for(report: dict) -> dict:
     """{"importances": svg | None, "metric": svg | None, "distributions": {feature: svg}}."""
     card, monitoring = report["card"], report["monitoring"]
-    charts = {"importances": None, "metric": None, "distributions": {}}
+    distributions: dict[str, str] = {}
+    charts: dict[str, Any] = {"importances": None, "metric": None, "distributions": distributions}
     if card["importances"]:
         charts["importances"] = importance_chart(card["importances"], card["importance_kind"])
     if monitoring and monitoring["batches"]:
         charts["metric"] = metric_chart(monitoring)
     for item in (monitoring or {}).get("distributions", []):
-        charts["distributions"][item["name"]] = distribution_chart(item)
+        distributions[item["name"]] = distribution_chart(item)
     return charts
 
 

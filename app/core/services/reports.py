@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Event
+from app.core.domain.entities import Deployment, Event
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml.training import PRESET_LABELS
@@ -73,16 +73,16 @@ def model_card(keel, project: dict, version: int) -> dict:
 
     registry = keel.registry
     model_version = registry.model_version(project["id"], version)
-    run = registry.run(model_version["run_id"]) if model_version.get("run_id") else None
+    run = registry.run(model_version.run_id) if model_version.run_id else None
     params = registry.run_params(run["id"]) if run else {}
     metrics = keel.model_metrics(model_version)
     compared = insights.compare_versions(keel, project["name"], [version])
     scored = compared["versions"][0]
     events = registry.events(project["id"])
     return {
-        "version": version, "created_at": model_version["created_at"], "task": project["task"],
-        "target": project["target"], "metric": project["metric"], "notes": model_version["notes"],
-        "aliases": model_version["aliases"], "archived": bool(model_version["archived"]),
+        "version": version, "created_at": model_version.created_at, "task": project["task"],
+        "target": project["target"], "metric": project["metric"], "notes": model_version.notes,
+        "aliases": list(model_version.aliases), "archived": model_version.archived,
         "preset": run["preset"] if run else None,
         "preset_label": PRESET_LABELS.get(run["preset"], run["preset"]) if run else None,
         "seed": run["seed"] if run else None, "overrides": params.get("overrides") or {},
@@ -101,7 +101,7 @@ def model_card(keel, project: dict, version: int) -> dict:
                  and e.details.get("challenger_version") == version],
         "deployments": _deployments_of(registry.deployments(project["id"]), version),
         "library_versions": run["library_versions"] if run else {},
-        "sha256": model_version["sha256"], "artifact": Path(model_version["artifact_path"]).name,
+        "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
         "settings": ProjectSettings.from_dict(project["settings"]).to_dict(),
     }
 
@@ -122,17 +122,17 @@ def _decision(event: Event) -> dict:
             "accepted": details.get("accepted")}
 
 
-def _deployments_of(deployments: list[dict], version: int) -> list[dict]:
+def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
     """The times this version went into production, each with when it was replaced (None: still there)."""
     stints = []
     for index, deployment in enumerate(deployments):
-        if deployment["version"] != version:
+        if deployment.version != version:
             continue
         following = deployments[index + 1] if index + 1 < len(deployments) else None
-        stints.append({"deployed_at": deployment["deployed_at"], "by": deployment["by"],
-                       "reason": deployment["reason"], "is_rollback": bool(deployment["is_rollback"]),
-                       "until": following["deployed_at"] if following else None,
-                       "replaced_by": following["version"] if following else None})
+        stints.append({"deployed_at": deployment.deployed_at, "by": deployment.by,
+                       "reason": deployment.reason, "is_rollback": deployment.is_rollback,
+                       "until": following.deployed_at if following else None,
+                       "replaced_by": following.version if following else None})
     return stints
 
 
@@ -161,19 +161,18 @@ def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
     deployments = registry.deployments(project["id"])
     features = _feature_drift(results)
     alerts = [a for a in registry.alerts(project["id"])
-              if a["opened_at"] < (end or "\uffff") and (a["closed_at"] is None or a["closed_at"] >= start)]
+              if a.opened_at < (end or "\uffff") and (a.closed_at is None or a.closed_at >= start)]
     return {
         "metric": project["metric"], "higher_is_better": higher_is_better(project["metric"]),
         "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
         "batches": [_batch(r) for r in results],
-        "deployments": [{"at": d["deployed_at"], "version": d["version"], "by": d["by"], "reason": d["reason"],
-                         "is_rollback": bool(d["is_rollback"])} for d in deployments
-                        if _in_period(d["deployed_at"], start, end)],
+        "deployments": [{"at": d.deployed_at, "version": d.version, "by": d.by, "reason": d.reason,
+                         "is_rollback": d.is_rollback} for d in deployments
+                        if _in_period(d.deployed_at, start, end)],
         "training_values": _training_values(keel, project, results),
         "features": features,
         "distributions": _distributions(keel, project, results, features),
-        "alerts": [{k: a[k] for k in ("id", "rule", "severity", "opened_at", "message", "status", "closed_at")}
-                   for a in alerts],
+        "alerts": [{**a.headline(), "status": a.status, "closed_at": a.closed_at} for a in alerts],
         "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
                       for e in registry.events(project["id"])
                       if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)],

@@ -119,7 +119,7 @@ def evaluate_window(keel, project: dict, loaded, reference: drift.DriftReference
     drifted = drift.drifted_names(per_feature)
     details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
                    prediction_shares=_shares(predictions) if task == "classification" else None)
-    window = dict(project_id=project["id"], model_version_id=loaded.model_version["id"],
+    window = dict(project_id=project["id"], model_version_id=loaded.model_version.id,
                   first_prediction_id=records[0]["id"], last_prediction_id=records[-1]["id"],
                   started_at=records[0]["at"], ended_at=records[-1]["at"], monitored_at=utc_now(), rows=len(records),
                   metric=metric, estimated_value=estimated,

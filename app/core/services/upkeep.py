@@ -15,6 +15,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError
@@ -88,11 +89,11 @@ def set_retention(keel, keep_archived: int | None | str = "unchanged", inbox_day
     """None turns a rule off; "unchanged" leaves it."""
     stored = dict(maintenance.workspace_setting(keel.registry, RETENTION_SETTING, None) or {})
     if keep_archived != "unchanged":
-        if keep_archived is not None and keep_archived < 0:
+        if isinstance(keep_archived, int) and keep_archived < 0:
             raise KeelError(f"--keep-archived must be 0 or more, got {keep_archived}")
         stored["keep_archived"] = keep_archived
     if inbox_days != "unchanged":
-        if inbox_days is not None and inbox_days <= 0:
+        if isinstance(inbox_days, (int, float)) and inbox_days <= 0:
             raise KeelError(f"--inbox-days must be more than 0, got {inbox_days}")
         stored["inbox_days"] = inbox_days
     with keel.registry.transaction():
@@ -203,7 +204,7 @@ def run_due(keel, now: datetime | None = None) -> dict:
     """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
     and the retention rules once a day when any is set. Failures are logged, never raised."""
     now = now or datetime.now(UTC)
-    done = {}
+    done: dict[str, Any] = {}
     try:
         schedule = backup_schedule(keel)
         if schedule["enabled"]:

@@ -190,9 +190,9 @@ def _repair(keel, findings: list[Finding]) -> list[dict]:
     quarantine = root / QUARANTINE_DIR / time.strftime("%Y%m%dT%H%M%S")
     done = []
     for finding in findings:
-        if not (finding.error and finding.repair):
-            continue
-        path = root / finding.path if finding.path else None
+        if not (finding.error and finding.repair and finding.path):
+            continue  # every repair acts on a file
+        path = root / finding.path
         if finding.repair == "remove":
             path.unlink(missing_ok=True)
         elif finding.repair == "quarantine":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Event
+from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
 
@@ -656,34 +656,29 @@ class Registry:
         fields["extra_trusted_types_json"] = json.dumps(fields.pop("extra_trusted_types", []))
         return self._insert_row("model_versions", fields)
 
-    def model_versions(self, project_id: int, include_archived: bool = True) -> list[dict]:
+    def model_versions(self, project_id: int, include_archived: bool = True) -> list[ModelVersion]:
         sql = "SELECT * FROM model_versions WHERE project_id = ?"
         if not include_archived:
             sql += " AND archived = 0"
-        rows = self.query(sql + " ORDER BY version", (project_id,))
         aliases = self.aliases(project_id)
-        for row in rows:
-            self._decode_model(row, aliases)
-        return rows
+        return [self._model(row, aliases) for row in self.query(sql + " ORDER BY version", (project_id,))]
 
-    def model_version(self, project_id: int, version: int) -> dict:
+    def model_version(self, project_id: int, version: int) -> ModelVersion:
         row = self.query_one("SELECT * FROM model_versions WHERE project_id = ? AND version = ?", (project_id, version))
         if row is None:
             known = [m["version"] for m in self.query("SELECT version FROM model_versions WHERE project_id = ?", (project_id,))]
             raise NotFoundError(f"unknown model version {version} (versions: {known or 'none yet'})")
-        return self._decode_model(row, self.aliases(project_id))
+        return self._model(row, self.aliases(project_id))
 
-    def model_version_by_id(self, model_version_id: int) -> dict:
+    def model_version_by_id(self, model_version_id: int) -> ModelVersion:
         row = self.query_one("SELECT * FROM model_versions WHERE id = ?", (model_version_id,))
         if row is None:
             raise NotFoundError(f"unknown model version id {model_version_id}")
-        return self._decode_model(row, self.aliases(row["project_id"]))
+        return self._model(row, self.aliases(row["project_id"]))
 
     @staticmethod
-    def _decode_model(row: dict, aliases: dict[str, int]) -> dict:
-        row["extra_trusted_types"] = _loads(row.pop("extra_trusted_types_json"), [])
-        row["aliases"] = sorted(alias for alias, mv_id in aliases.items() if mv_id == row["id"])
-        return row
+    def _model(row: dict, aliases: dict[str, int]) -> ModelVersion:
+        return ModelVersion.from_row(row, (alias for alias, mv_id in aliases.items() if mv_id == row["id"]))
 
     def aliases(self, project_id: int) -> dict[str, int]:
         rows = self.conn.execute(
@@ -703,26 +698,29 @@ class Registry:
         self.conn.execute("UPDATE model_versions SET archived = ? WHERE id = ?", (int(archived), model_version_id))
 
     # ----------------------------------------------------------------- deployments
-    def current_deployment(self, project_id: int) -> dict | None:
-        return self.query_one(
+    def current_deployment(self, project_id: int) -> Deployment | None:
+        row = self.query_one(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.project_id = ? ORDER BY d.id DESC LIMIT 1",
             (project_id,),
         )
+        return Deployment.from_row(row) if row else None
 
-    def deployment(self, deployment_id: int) -> dict | None:
-        return self.query_one(
+    def deployment(self, deployment_id: int) -> Deployment | None:
+        row = self.query_one(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.id = ?",
             (deployment_id,),
         )
+        return Deployment.from_row(row) if row else None
 
-    def deployments(self, project_id: int) -> list[dict]:
-        return self.query(
+    def deployments(self, project_id: int) -> list[Deployment]:
+        rows = self.query(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.project_id = ? ORDER BY d.id",
             (project_id,),
         )
+        return [Deployment.from_row(row) for row in rows]
 
     def insert_deployment(self, **fields) -> int:
         fields.setdefault("deployed_at", utc_now())
@@ -933,17 +931,17 @@ class Registry:
                               (dataset_version_id,))
 
     # ----------------------------------------------------------------- alerts
-    def open_alerts(self, project_id: int) -> list[dict]:
-        return self.query(
-            "SELECT id, rule, severity, opened_at, message FROM alerts WHERE project_id = ? AND status = 'open' ORDER BY id",
-            (project_id,),
-        )
+    def open_alerts(self, project_id: int) -> list[Alert]:
+        rows = self.query("SELECT * FROM alerts WHERE project_id = ? AND status = 'open' ORDER BY id", (project_id,))
+        return [Alert.from_row(row) for row in rows]
 
-    def alerts(self, project_id: int) -> list[dict]:
-        return self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id", (project_id,))
+    def alerts(self, project_id: int) -> list[Alert]:
+        return [Alert.from_row(row) for row in self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id",
+                                                          (project_id,))]
 
-    def alert(self, project_id: int, alert_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
+    def alert(self, project_id: int, alert_id: int) -> Alert | None:
+        row = self.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
+        return Alert.from_row(row) if row else None
 
     def alert_status(self, alert_id: int) -> str | None:
         row = self.conn.execute("SELECT status FROM alerts WHERE id = ?", (alert_id,)).fetchone()

@@ -591,7 +591,9 @@ class MainWindow(QMainWindow):
         from app.core.domain.errors import KeelError
         from app.frontends.gui.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.controller.keel.project(self.controller.project), self)
+        keel, name = self.controller.keel, self.controller.project
+        dialog = SettingsDialog(keel.project(name), self,
+                                check=lambda changes: keel.check_settings(name, changes, replace_params=True))
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         try:

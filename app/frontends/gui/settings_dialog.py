@@ -9,15 +9,17 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.domain.settings import POLICIES, PRESETS, ProjectSettings, higher_is_better, metrics_for
-from app.frontends.gui.common import muted
+from app.frontends.gui.common import BAD_COLOR, muted
 
 RETRAIN_ROWS_OFFERED = 1000  # the value shown when "retrain after N new labelled rows" is switched on
 POLICY_TEXT = {
@@ -54,7 +56,24 @@ SETTING_HELP = {
     "Cross-validation folds": "Folds of the cross-validation reported at training (CLI: --cv); off reports the "
                               "hold-out only.",
     "Random seed": "Seeds the split and the model so that a training can be repeated (CLI: --seed).",
+    "ID column": "The column that names each row (a customer, a loan) (CLI: --id-column). It is never a feature: "
+                 "it cannot be the target or a column the models were trained on. Labels that arrive later are "
+                 "joined by it to what was scored; rows scored without one get an ID from Keel.",
+    "Prediction log": "Which scored rows the server and predict record, with their prediction and model version "
+                      "(CLI: --prediction-log off|full|FRACTION). Automatic: full with an ID column, off without. "
+                      "A share records that fraction of the rows.",
+    "Prediction log rows": "The most records the prediction log keeps; the oldest go first "
+                           "(CLI: --prediction-log-rows).",
+    "Prediction log days": "How long a prediction log record is kept, in days (CLI: --prediction-log-days).",
+    "Label coverage": "\"Labels are late\" opens when less than this share of a window's rows has its label "
+                      "once the label delay has passed (CLI: --label-coverage).",
+    "Label delay": "How long after a window labels may take before the coverage is checked, e.g. 7d, 12h, 30m "
+                   "(CLI: --label-delay).",
 }
+PREDICTION_LOG_CHOICES = (("automatic (full with an ID column, off without)", None), ("off", 0.0), ("full", 1.0),
+                          ("a share of the rows", "share"))
+NO_ID_COLUMN = "(none)"
+SHARE_OFFERED = 0.1  # the share shown when "a share of the rows" is chosen
 
 
 def _explain(form: QFormLayout) -> None:
@@ -82,17 +101,45 @@ def _optional_number(spin, checkbox: QCheckBox) -> QWidget:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, project: dict, parent=None):
+    """check(changes) is the core's check of a set of changes (it raises KeelError); Save keeps
+    the dialog open and shows the message under the fields while it fails."""
+
+    def __init__(self, project: dict, parent=None, check=None):
         super().__init__(parent)
         self.setWindowTitle(f"Settings of {project['name']}")
         self.setObjectName("settingsDialog")
         self.setMinimumWidth(560)
         self.task = project["task"]
-        self.original = dict(project["settings"])
+        self.check = check
         current = ProjectSettings.from_dict(project["settings"])  # its defaults fill any setting not stored
+        self.original = current.to_dict()
+        tabs = QTabWidget()
+        tabs.setObjectName("settingsTabs")
+        for title, form in (("Model", self._model_form(current)), ("Alerts and retraining", self._alerts_form(current)),
+                            ("Traffic and labels", self._traffic_form(current, project["schema"]))):
+            _explain(form)
+            page = QWidget()
+            page.setLayout(form)
+            tabs.addTab(page, title)
+        self.tabs = tabs
+        self.setWindowFlag(Qt.WindowType.WindowContextHelpButtonHint, True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(muted("The schedule is edited in the Monitoring tab. Keel checks these values when you save."))
+        self.error = QLabel()
+        self.error.setObjectName("settingsError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet(f"color: {BAD_COLOR}")
+        self.error.hide()
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _model_form(self, current: ProjectSettings) -> QFormLayout:
         from app.core.ml.training import PRESET_LABELS
 
-        form = QFormLayout()
         self.preset = QComboBox()
         for preset in PRESETS[self.task]:
             self.preset.addItem(PRESET_LABELS.get(preset, preset), preset)
@@ -104,6 +151,20 @@ class SettingsDialog(QDialog):
         for metric in metrics_for(self.task):
             self.metric_box.addItem(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", metric)
         self.metric_box.setCurrentIndex(self.metric_box.findData(current.metric))
+        self.cv_folds = QSpinBox(minimum=0, maximum=20)
+        self.cv_folds.setValue(current.cv_folds)
+        self.cv_folds.setSpecialValueText("off")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.seed.setValue(current.seed)
+        form = QFormLayout()
+        form.addRow("Model preset", self.preset)
+        form.addRow("Preset parameters", self.params)
+        form.addRow("Primary metric", self.metric_box)
+        form.addRow("Cross-validation folds", self.cv_folds)
+        form.addRow("Random seed", self.seed)
+        return form
+
+    def _alerts_form(self, current: ProjectSettings) -> QFormLayout:
         self.threshold = QDoubleSpinBox(decimals=4, minimum=-1e9, maximum=1e9)
         self.use_threshold = QCheckBox("alert when crossed")
         self.use_threshold.setChecked(current.threshold is not None)
@@ -126,21 +187,11 @@ class SettingsDialog(QDialog):
         window = current.window
         self.window_edit = QLineEdit("all" if window is None else str(window))
         self.window_edit.setPlaceholderText("all | N (the newest N rows) | adaptive (chosen on held-out rows)")
-        self.window_edit.setToolTip("adaptive: the policy fits all rows, the rows since the latest change and the "
-                                    "newest 2,000 rows, and keeps the one that scores best on newer rows")
         self.margin = QDoubleSpinBox(decimals=4, minimum=0, maximum=1e9, singleStep=0.005)
         self.margin.setValue(current.margin)
         self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.01)
         self.alpha.setValue(current.alpha)
-        self.cv_folds = QSpinBox(minimum=0, maximum=20)
-        self.cv_folds.setValue(current.cv_folds)
-        self.cv_folds.setSpecialValueText("off")
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
-        self.seed.setValue(current.seed)
-
-        form.addRow("Model preset", self.preset)
-        form.addRow("Preset parameters", self.params)
-        form.addRow("Primary metric", self.metric_box)
+        form = QFormLayout()
         form.addRow("Threshold", _optional_number(self.threshold, self.use_threshold))
         form.addRow("Largest allowed drop", self.max_drop)
         form.addRow("Drift alert share", self.drift_share)
@@ -149,17 +200,61 @@ class SettingsDialog(QDialog):
         form.addRow("Training window", self.window_edit)
         form.addRow("Promotion margin", self.margin)
         form.addRow("Test level (alpha)", self.alpha)
-        form.addRow("Cross-validation folds", self.cv_folds)
-        form.addRow("Random seed", self.seed)
-        _explain(form)
-        self.setWindowFlag(Qt.WindowType.WindowContextHelpButtonHint, True)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(muted("The schedule is edited in the Monitoring tab. Keel checks these values when you save."))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        return form
+
+    def _traffic_form(self, current: ProjectSettings, schema: dict) -> QFormLayout:
+        self.id_column = QComboBox()
+        self.id_column.setObjectName("settingsIdColumn")
+        self.id_column.setEditable(True)  # any column of the data that is neither the target nor a feature
+        self.id_column.addItem(NO_ID_COLUMN)
+        if current.id_column:
+            self.id_column.addItem(current.id_column)
+        self.id_column.setCurrentText(current.id_column or NO_ID_COLUMN)
+        self.id_column.lineEdit().setPlaceholderText("a column that is neither the target nor a feature")
+        self.prediction_log = QComboBox()
+        self.prediction_log.setObjectName("settingsPredictionLog")
+        for text, value in PREDICTION_LOG_CHOICES:
+            self.prediction_log.addItem(text, value)
+        self.log_share = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.05)
+        stored = current.prediction_log
+        shared = stored is not None and stored not in (0.0, 1.0)
+        self.prediction_log.setCurrentIndex(self.prediction_log.findData("share" if shared else stored))
+        self.log_share.setValue(stored if shared else SHARE_OFFERED)
+        self.log_share.setEnabled(shared)
+        self.prediction_log.currentIndexChanged.connect(
+            lambda _: self.log_share.setEnabled(self.prediction_log.currentData() == "share"))
+        log_row = QWidget()
+        log_layout = QHBoxLayout(log_row)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addWidget(self.prediction_log, 2)
+        log_layout.addWidget(self.log_share, 1)
+        self.log_rows = QSpinBox(minimum=1, maximum=2**31 - 1)
+        self.log_rows.setGroupSeparatorShown(True)
+        self.log_rows.setValue(int(current.prediction_log_rows))
+        self.log_rows.setSuffix(" records")
+        self.log_days = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=36500, singleStep=1)
+        self.log_days.setValue(float(current.prediction_log_days))
+        self.log_days.setSuffix(" days")
+        self.label_coverage = QDoubleSpinBox(decimals=2, minimum=0, maximum=1, singleStep=0.05)
+        self.label_coverage.setValue(current.label_coverage)
+        self.label_delay = QLineEdit(str(current.label_delay))
+        self.label_delay.setPlaceholderText("7d, 12h, 30m or 45s")
+        form = QFormLayout()
+        form.addRow("ID column", self.id_column)
+        form.addRow("Prediction log", log_row)
+        form.addRow("Prediction log rows", self.log_rows)
+        form.addRow("Prediction log days", self.log_days)
+        form.addRow("Label coverage", self.label_coverage)
+        form.addRow("Label delay", self.label_delay)
+        return form
+
+    def _id_column_value(self) -> str | None:
+        text = self.id_column.currentText().strip()
+        return None if text in ("", NO_ID_COLUMN) else text
+
+    def _prediction_log_value(self) -> float | None:
+        choice = self.prediction_log.currentData()
+        return self.log_share.value() if choice == "share" else choice
 
     def values(self) -> dict:
         from app.core.domain.settings import parse_param, parse_window
@@ -173,9 +268,27 @@ class SettingsDialog(QDialog):
             "retrain_after_rows": self.retrain_rows.value() if self.use_retrain_rows.isChecked() else None,
             "window": parse_window(self.window_edit.text()), "margin": self.margin.value(), "alpha": self.alpha.value(),
             "cv_folds": self.cv_folds.value(), "seed": self.seed.value(),
+            "id_column": self._id_column_value(), "prediction_log": self._prediction_log_value(),
+            "prediction_log_rows": self.log_rows.value(), "prediction_log_days": self.log_days.value(),
+            "label_coverage": self.label_coverage.value(), "label_delay": self.label_delay.text().strip(),
         }
 
     def changes(self) -> dict:
         """Only what the user changed (parameters, when changed, replace the old ones as a whole)."""
         values = self.values()
         return {k: v for k, v in values.items() if self.original.get(k) != v}
+
+    def accept(self) -> None:
+        """Save only what the core accepts: on a bad value the dialog stays open and says what and where."""
+        from app.core.domain.errors import KeelError
+
+        try:
+            changes = self.changes()
+            if changes and self.check is not None:
+                self.check(changes)
+        except KeelError as exc:
+            self.error.setText(str(exc))
+            self.error.show()
+            return
+        self.error.hide()
+        super().accept()

@@ -48,9 +48,8 @@ class AlertsPanel(Panel):
         self.model.set_rows([])
 
     def refresh(self) -> None:
-        rows = self.keel.alerts(self.project)
-        if self.open_only.isChecked():
-            rows = [r for r in rows if r["status"] == "open"]
+        alerts = self.keel.alerts(self.project)
+        rows = [a.to_dict() for a in alerts if a.is_open or not self.open_only.isChecked()]
         self.model.set_rows(list(reversed(rows)))
         self.empty.setVisible(not rows)
         self.view.resizeColumnsToContents()

@@ -44,7 +44,7 @@ class DeploymentsPanel(Panel):
 
     def refresh(self) -> None:
         project = self.keel.project(self.project)
-        rows = self.keel.deployments(self.project)
+        rows = [deployment.to_dict() for deployment in self.keel.deployments(self.project)]
         metric = project["metric"]
         metrics = {}
         for row in rows:

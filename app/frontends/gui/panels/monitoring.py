@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.domain.entities import Deployment
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -60,7 +61,7 @@ def batch_position(result: dict) -> float:
     return float(result.get("dataset_version") or 0)
 
 
-def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[dict]) -> list[tuple[float, str, bool]]:
+def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[Deployment]) -> list[tuple[float, str, bool]]:
     """(x, label, is_deployment) for each training and deployment, placed just after the last batch
     that had arrived when it happened; events at the same place share one line and one label."""
     ordered = sorted(arrivals.items())
@@ -74,10 +75,10 @@ def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments:
     for model in models:
         places.setdefault(after_batch(model["created_at"]), []).append(f"v{model['version']} trained")
     for deployment in deployments:
-        position = after_batch(deployment["deployed_at"])
-        kind = "rolled back to" if deployment.get("is_rollback") else "deployed"
-        places.setdefault(position, []).append(f"{kind} v{deployment['version']}" if deployment.get("is_rollback")
-                                               else f"v{deployment['version']} deployed")
+        position = after_batch(deployment.deployed_at)
+        kind = "rolled back to" if deployment.is_rollback else "deployed"
+        places.setdefault(position, []).append(f"{kind} v{deployment.version}" if deployment.is_rollback
+                                               else f"v{deployment.version} deployed")
         deployed_at.add(position)
     return [(position, " · ".join(_compact(texts)), position in deployed_at) for position, texts in sorted(places.items())]
 
