@@ -25,8 +25,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
+# Two pytest workers (pytest-xdist); --dist loadfile keeps each file in one worker so its
+# module-scoped fixtures are built once.
 test: $(STAMP) lint
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/registry_bench.py

@@ -89,6 +89,7 @@ def test_the_sha256_is_checked_before_anything_is_read(tmp_path, monkeypatch):
     path = tmp_path / "model.skops"
     digest = artifacts.dump_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), path)
     monkeypatch.setattr(sio, "get_untrusted_types", lambda **kw: pytest.fail("read a file that failed its hash"))
+    monkeypatch.setattr(sio, "load", lambda *a, **kw: pytest.fail("loaded a file that failed its hash"))
     with pytest.raises(IntegrityError, match="integrity check"):
         artifacts.load_model(path, "f" * 64)
     monkeypatch.undo()

@@ -43,6 +43,7 @@ def untrusted_types(path: Path, extra_trusted: tuple | list = ()) -> list[str]:
 def load_model(path: Path, expected_sha256: str, extra_trusted: tuple | list = ()):
     """Load a registered model after checking its hash and its types."""
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     path = Path(path)
     if not path.is_file():
@@ -53,10 +54,14 @@ def load_model(path: Path, expected_sha256: str, extra_trusted: tuple | list = (
             f"model file {path.name} failed its integrity check: sha256 {actual[:12]}… does not match "
             f"the registry's {expected_sha256[:12]}…; refusing to load it"
         )
-    refused = untrusted_types(path, extra_trusted)
-    if refused:
-        raise IntegrityError(f"model file {path.name} holds untrusted type(s) {', '.join(refused)}; refusing to load it")
-    return sio.load(str(path), trusted=list(KEEL_TRUSTED_TYPES) + list(extra_trusted))
+    # skops audits every type against `trusted` while it loads and refuses the file before building
+    # anything from an untrusted one, so a separate get_untrusted_types pass would read it twice.
+    try:
+        return sio.load(str(path), trusted=list(KEEL_TRUSTED_TYPES) + list(extra_trusted))
+    except UntrustedTypesFoundException as exc:
+        refused = untrusted_types(path, extra_trusted)
+        raise IntegrityError(f"model file {path.name} holds untrusted type(s) {', '.join(refused)}; refusing to load it"
+                             ) from exc
 
 
 def load_untrusted_for_import(path: Path, accepted_types: list[str]):
