@@ -282,6 +282,8 @@ def test_a_training_over_the_memory_budget_samples_its_rows_and_records_it(capsy
         assert 60 < len(data.frame) < 140 and data.frame["default"].notna().all()
         assert data.sampling == {"sampled_rows": len(data.frame), "of_rows": 400, "memory_budget_mb": 0}
         assert keel.training_data("loans").frame.equals(data.frame)  # seeded: the same sample each time
+        policy_rows, policy_sampling = keel.labelled_rows("loans")  # what a policy challenger chooses from
+        assert policy_sampling == data.sampling and list(policy_rows["__version__"].unique()) == [1]
         result = keel.train("loans")
         card = version_card(keel, "loans", result["version"])
         assert card["training"]["sample"] == data.sampling
