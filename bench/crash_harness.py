@@ -137,14 +137,14 @@ def child(args) -> int:
         elif args.child == "train":
             keel.train(PROJECT)
         elif args.child == "deploy":
-            versions = keel.registry.model_versions(keel.project(PROJECT)["id"])
+            versions = keel.services.registry.model_versions(keel.project(PROJECT)["id"])
             keel.deploy(PROJECT, versions[-1].version)
         elif args.child == "rollback":
             keel.rollback(PROJECT)
         elif args.child == "monitor":
             keel.monitor(PROJECT)
         elif args.child == "backup":
-            backup.backup(keel, args.dest)
+            backup.backup(keel.services.workspace_upkeep, args.dest)
     except Exception as exc:  # noqa: BLE001 - a refusal (nothing to roll back to) is a normal outcome
         print(f"refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -188,10 +188,10 @@ def check_health(workspace: Path) -> tuple[bool, bool, list]:
     later = time.time() + 3600
     keel = Keel.open(workspace, refresh_manifests=False)  # as `keel verify` opens it: what is on disk
     try:
-        first = verify.verify(keel, now=later)
+        first = verify.verify(keel.services.workspace_upkeep, now=later)
         if first["healthy"]:
             return True, True, []
-        repaired = verify.verify(keel, repair=True, now=later)
+        repaired = verify.verify(keel.services.workspace_upkeep, repair=True, now=later)
         return False, repaired["healthy"], [p for p in repaired["problems"] if p["error"]]
     finally:
         keel.close()

@@ -334,8 +334,8 @@ def reference_timing(python: Path, keel, folder: Path, frame_path: Path, status:
         wait_for(uri + "/health", 180, process)
         models = []
         for entry in status["versions"]:
-            facts = mlflow_model.version_facts(keel, PROJECT, entry["version"])
-            record = mlflow_model.run_record(keel, PROJECT, entry["version"])
+            facts = mlflow_model.version_facts(keel.services.mlflow, PROJECT, entry["version"])
+            record = mlflow_model.run_record(keel.services.mlflow, PROJECT, entry["version"])
             models.append({"version": entry["version"], "path": str(facts["artifact"]), "trusted": facts["trusted_types"],
                            "params": record["params"], "metrics": record["metrics"],
                            "requirements": mlflow_model.pinned_requirements(facts["library_versions"])})

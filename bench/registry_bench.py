@@ -9,7 +9,7 @@ schema with the same pragmas (WAL, synchronous=NORMAL, foreign keys on):
 - batched: Registry.log_metrics (one transaction) vs executemany in one transaction;
 - read a 100,000-point history: Registry.metric_history vs the same SELECT.
 
-Targets (issue 2): batched within 2x of raw; one-per-call at least 20,000 points/s;
+Targets: batched within 2x of raw; one-per-call at least 20,000 points/s;
 the history read within 2x of raw. Prints a table; writes bench/results/registry_bench.json.
 """
 

@@ -21,8 +21,8 @@ The machine is shared, so the ways are interleaved: each case runs in rounds, an
 round runs a block of each way in turn; all ways see the same load. Also: seconds from
 starting each server to the first 200 from /ping (median of --starts starts, interleaved).
 
-Targets (issue 5): 1-row p50 overhead above direct predict <= 1 ms; /ping answers 200 within
-1.5 s of start; (issue 12) full prediction logging adds <= 10 % to the 1-row p50.
+Targets: 1-row p50 overhead above direct predict <= 1 ms; /ping answers 200 within
+1.5 s of start; full prediction logging adds <= 10 % to the 1-row p50.
 --logging-only runs the 1-row cases of keel, keel+log and direct only (no readiness, no MLflow).
 Prints a table; writes bench/results/serve_bench.json (serve_bench_logging.json with --logging-only).
 """
@@ -311,7 +311,7 @@ def main() -> int:
             return call
 
         log_keel = Keel.open(workspace)  # the in-process way with the prediction log: a real writer thread
-        writer = prediction_log.PredictionLogWriter(log_keel)
+        writer = log_keel.prediction_log_writer()
         log_policy = prediction_log.LogPolicy(1.0, 1_000_000, 90.0, None)
         model_version_id = loaded.model_version.id
 

@@ -58,7 +58,7 @@ def write_report(workspace: Path, output: Path) -> int:
 
     keel = Keel.open(workspace)
     try:
-        return reports.write_report(keel, DEMO_PROJECT, output)["bytes"]
+        return reports.write_report(keel.services.reports, DEMO_PROJECT, output)["bytes"]
     finally:
         keel.close()
 

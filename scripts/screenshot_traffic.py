@@ -49,8 +49,8 @@ def build_workspace(folder: Path) -> None:
         rows = prediction_log.encode(project["id"], loaded.model_version.id,
                                      prediction_log.iso(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
                                      loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
-        with keel.registry.transaction():
-            keel.registry.insert_predictions(rows)
+        with keel.services.registry.transaction():
+            keel.services.registry.insert_predictions(rows)
         if hour in (2, 5, 7):
             keel.monitor(NAME, by="scheduler")
     labels = pd.concat([truth[h].sample(frac=share, random_state=h) for h, share in

@@ -4,8 +4,9 @@
 
 Builds a demo workspace under /tmp (demo project, a few monitored batches with drift,
 a retrain, a deploy and a rollback), opens the main window at 1024x640 and at 1600x1000,
-visits each panel and saves docs/screenshot-<panel>-<size>.png (and the settings dialog,
-one version's card, the wizard; docs/screenshot-main.png is the Overview at 1600x1000).
+visits each panel and saves docs/screenshot-<panel>-<size>.png (and the metric against ingest
+time, the settings dialog's first and traffic tabs, one version's card, the wizard;
+docs/screenshot-main.png is the Overview at 1600x1000).
 """
 
 import argparse
@@ -43,7 +44,8 @@ def build_workspace(folder: Path) -> None:
         keel.ingest(name, path)
         if has_monitor:
             keel.monitor(name, by="policy")
-        if index == 4:
+        if index == 4:  # parameters set for the project: the version card marks them over the preset's defaults
+            keel.set_project(name, {"params": {"max_depth": 6, "learning_rate": 0.05}})
             trained = keel.train(name, reason="retrained after drift")
             keel.deploy(name, trained["version"], reason="retrained on recent data")
     trained = keel.train(name, reason="challenger")
@@ -118,6 +120,11 @@ def take(workspace: Path) -> list[Path]:
             grab(f"{name}-{size}")
             if name == "overview" and width == SIZES[-1][0]:
                 grab("main")
+            if name == "monitoring":  # the metric against ingest time, on a date axis
+                panel.set_x_axis("time")
+                wait(lambda: False, 0.5)
+                grab(f"monitoring-time-{size}")
+                panel.set_x_axis("batch")
         settings_shot(window, wait, grab, size)
     window.tabs.setCurrentIndex(0)
     from app.frontends.gui.wizard import NewProjectWizard
@@ -147,6 +154,9 @@ def settings_shot(window, wait, grab, size: str) -> None:
     dialog.show()
     wait(lambda: False, 0.3)
     grab(f"settings-{size}", dialog)
+    dialog.tabs.setCurrentIndex(dialog.tabs.count() - 1)  # served traffic and late labels
+    wait(lambda: False, 0.3)
+    grab(f"settings-traffic-{size}", dialog)
     dialog.reject()
 
 

@@ -1,4 +1,4 @@
-"""Helpers for the monitoring-loop tests (issue 4): a small trained project and inbox drops."""
+"""Helpers for the monitoring-loop tests: a small trained project and inbox drops."""
 
 import json
 import time
@@ -46,7 +46,7 @@ def settle(keel: Keel, name: str, *filenames: str) -> None:
     """Record that a sweep saw these inbox files, as they are now, two minutes ago."""
     from app.core.services import inbox
 
-    inbox.record_sightings(keel, name, now=time.time() - 120, only=set(filenames))
+    inbox.record_sightings(keel.services.inbox, name, now=time.time() - 120, only=set(filenames))
 
 
 def batch(index: int, rows: int = 300, concept: float = 0.0, shift: float = 0.0, labelled: bool = True):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
-from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from cli_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -137,7 +137,7 @@ def test_import_refuses_untrusted_types_unless_accepted(capsys, ws, tmp_path):
     assert not set(KNN_TYPES) & set(artifacts.KEEL_TRUSTED_TYPES)
     keel = Keel.open(ws)
     try:
-        record = keel.registry.model_version(keel.project("loans")["id"], 2)
+        record = keel.services.registry.model_version(keel.project("loans")["id"], 2)
         assert list(record.extra_trusted_types) == KNN_TYPES
         with pytest.raises(IntegrityError, match="untrusted type"):
             artifacts.load_model(ws / record.artifact_path, record.sha256)

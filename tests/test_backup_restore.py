@@ -5,7 +5,7 @@ import threading
 import zipfile
 
 import pytest
-from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from cli_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
 
 from app.core.services.lifecycle import Keel
 

@@ -1,6 +1,6 @@
 """Bad input is refused: exit code 2, one line naming the problem, nothing written.
 
-Issue 2, "Bad input (each a test)", the refused list. Every test compares the registry's
+The refused list of the README's "Data files". Every test compares the registry's
 row counts and every file under the workspace (path, size, sha256) before and after.
 The log and the lock files are left out of the comparison: every command logs its argv,
 and a lock file is only an flock target.
@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from cli_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
 
 from app.core.services.lifecycle import Keel
 

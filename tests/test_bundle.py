@@ -7,7 +7,7 @@ import zipfile
 import pandas as pd
 import pytest
 import skops.io as sio
-from foundation_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from cli_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
 from sklearn.compose import ColumnTransformer
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
@@ -33,7 +33,7 @@ def source(tmp_path_factory):
         keel.deploy("loans", 2)
         keel.rollback("loans")
         keel.monitor("loans")
-        for alert in keel.registry.open_alerts(keel.project("loans")["id"])[:1]:
+        for alert in keel.services.registry.open_alerts(keel.project("loans")["id"])[:1]:
             keel.acknowledge_alert("loans", alert.id)
     finally:
         keel.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from foundation_helpers import cli, loans, snapshot, write_csv
+from cli_helpers import cli, loans, snapshot, write_csv
 
 from app.core.fileio import sha256_file
 from app.core.services.lifecycle import Keel
@@ -334,7 +334,7 @@ def test_library_warnings_go_to_the_log_not_the_terminal(capsys, tmp_path):
 
 
 def test_preset_parameters_merge_and_clear_params_replaces_them(capsys, tmp_path):
-    from foundation_helpers import cli, create_project
+    from cli_helpers import cli, create_project
 
     workspace = tmp_path / "ws"
     create_project(capsys, workspace, tmp_path, extra=("--model", "hgb", "--param", "max_depth=3"))

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from foundation_helpers import deployed_loans_workspace
+from cli_helpers import deployed_loans_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 

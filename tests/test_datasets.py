@@ -1,6 +1,6 @@
 """Datasets: files accepted with a warning (each result checked), ragged rows, content hashing.
 
-Issue 2, "Bad input", the accepted list. Ingest goes through the CLI in-process so the
+The accepted list of the README's "Data files". Ingest goes through the CLI in-process so the
 warnings are checked where the user sees them (the `ingest --json` document).
 """
 
@@ -9,7 +9,7 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-from foundation_helpers import cli, create_project, loans, write_csv
+from cli_helpers import cli, create_project, loans, write_csv
 
 from app.core.domain.errors import ValidationError
 from app.core.ml import datasets
@@ -226,7 +226,7 @@ def test_unseen_category_and_target_present_when_scoring(capsys, project, tmp_pa
 
 # --------------------------------------------------------------------------- ragged rows
 def test_ragged_rows_and_unclosed_quotes(tmp_path):
-    """Decision (issue 2, "your call"): a row with MORE fields than the header, or an
+    """A row with MORE fields than the header, or an
     unclosed quote, is refused with a message naming the file line (counting the header
     as line 1): Keel cannot know which cell went where, so guessing would corrupt
     columns. A row with FEWER fields than the header is accepted: its trailing cells
@@ -284,7 +284,7 @@ def test_lineage_each_version_extends_the_previous(capsys, project, tmp_path):
     ingest(capsys, project, write_csv(tmp_path / "b.csv", loans(30, seed=34)))
     keel = Keel.open(project)
     try:
-        rows = keel.registry.dataset_versions(keel.project("loans")["id"])
+        rows = keel.services.registry.dataset_versions(keel.project("loans")["id"])
     finally:
         keel.close()
     assert [r["version"] for r in rows] == [1, 2, 3]

@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from foundation_helpers import cli, create_project
+from cli_helpers import cli, create_project
 
 from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
 from app.core.services.lifecycle import Keel

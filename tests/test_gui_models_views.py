@@ -50,3 +50,37 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
     assert rows["preset"][1] == "≠" and rows["preset"][4] == "logreg"
     assert all(row[1] == "" for key, row in rows.items() if row[2] == row[3] == row[4])
     assert window.errors == []
+
+
+def shown_card(qtbot, models, version: int) -> str:
+    models.select_version(version)
+    qtbot.waitUntil(lambda: models.card is not None and models.card["version"] == version, timeout=20000)
+    cards = lambda: models.compare_widget.findChildren(type(models.hint), "versionCard")  # noqa: E731
+    qtbot.waitUntil(lambda: len(cards()) == 1, timeout=5000)  # the card shown before is deleted
+    return cards()[0].text()
+
+
+def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot, backlog_window):
+    window = backlog_window
+    keel = window.controller.keel
+    keel.set_project("demo-credit", {"preset": "logreg", "params": {"C": 0.3}}, replace_params=True)
+    keel.train("demo-credit", reason="a version with an override")
+    window.controller.registry_changed.emit()
+    models = window.panels["models"]
+    window.tabs.setCurrentWidget(models)
+    qtbot.waitUntil(lambda: len(models.model.rows) == 3, timeout=10000)
+
+    text = shown_card(qtbot, models, 3)
+    assert models.card["parameter_overrides"] == {"C": 0.3}
+    assert "Model: preset " in text and " + 1 override<" in text
+    assert "<b><i>C</i></b>" in text and "<b>0.3000</b> (override)" in text
+    assert text.count("(override)") == 1  # max_iter and the rest: the preset's defaults, not highlighted
+    assert "max_iter" in text
+
+    text = shown_card(qtbot, models, 2)
+    assert models.card["parameter_overrides"] == {} and "no overrides" in text and "(override)" not in text
+
+    run_id = keel.services.registry.model_version(keel.project("demo-credit")["id"], 1).run_id
+    keel.services.registry.conn.execute("DELETE FROM params WHERE run_id = ? AND key = 'overrides'", (run_id,))  # as if never logged
+    text = shown_card(qtbot, models, 1)
+    assert models.card["parameter_overrides"] is None and "was not recorded for this version" in text

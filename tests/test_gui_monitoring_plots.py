@@ -59,7 +59,7 @@ def test_every_axis_is_titled_and_the_drift_statistic_named(qtbot, backlog_windo
                 assert axis.labelText, f"{plot.getPlotItem().titleLabel.text}: {side} axis has no title"
     assert panel.metric_plot.getAxis("left").labelText == "accuracy"
     assert "PSI" in panel.feature_plot.getAxis("bottom").labelText
-    assert "PSI" in panel.feature_plot.getPlotItem().titleLabel.text and "flagged as drifted" in panel.feature_legend.text()
+    assert "PSI" in panel.feature_plot.getPlotItem().titleLabel.text and "drifted (" in panel.feature_legend.text()
     assert "threshold" in panel.metric_legend.text() and "deployed" in panel.metric_legend.text()
 
 
@@ -125,3 +125,42 @@ def test_a_feature_distribution_shows_how_it_drifted(qtbot, backlog_window):
     ticks = [label for level in panel.distribution_plot.getAxis("bottom")._tickLevels for _, label in level]
     assert set(ticks) == {"north", "south", "east", "west"}
     assert panel.distribution_plot.getAxis("bottom").labelText == "region (category)"
+
+
+def test_the_metric_plot_switches_to_ingest_time_on_a_date_axis_and_back(qtbot, backlog_window):
+    from datetime import datetime
+
+    from pyqtgraph import DateAxisItem
+
+    panel = shown_monitoring(qtbot, backlog_window)
+    qtbot.waitUntil(lambda: panel.metric_plot.isVisible() and panel.x_axis_choice.isVisible(), timeout=5000)
+    keel = backlog_window.controller.keel
+    ingested = {d["version"]: datetime.fromisoformat(d["created_at"]).timestamp()
+                for d in keel.dataset_versions("demo-credit")}
+    results = [r for r in panel.results if r["value"] is not None]
+
+    panel.x_axis_choice.setCurrentIndex(panel.x_axis_choice.findData("time"))
+    panel.flush()
+    axis = panel.metric_plot.getAxis("bottom")
+    assert isinstance(axis, DateAxisItem) and "ingest time" in axis.labelText
+    assert [x for x, _ in curve_points(panel.series["actual"])] == pytest.approx(
+        [ingested[r["dataset_version"]] for r in results])
+    panel.metric_plot.grab()  # paints the date axis (it measures its labels while painting)
+    spacing, values = axis.tickValues(min(ingested.values()) - 60, max(ingested.values()) + 60, 600)[-1]
+    assert all(":" in text for text in axis.tickStrings(values, 1, spacing))  # times of day, not batches
+    markers = {line.toolTip(): line.value() for line in panel._deployment_lines}
+
+    def at(event: str) -> float:
+        return next(x for text, x in markers.items() if event in text.split(" · "))
+
+    assert ingested[7] < at("v2 trained") <= at("v2 deployed") < ingested[8]  # between the two runs, on the clock
+    assert at("v1 deployed") < ingested[2]
+    tips = panel.metric_tips.data
+    assert list(tips["x"]) == pytest.approx([ingested[r["dataset_version"]] for r in results])
+
+    panel.x_axis_choice.setCurrentIndex(panel.x_axis_choice.findData("batch"))
+    panel.flush()
+    axis = panel.metric_plot.getAxis("bottom")
+    assert not isinstance(axis, DateAxisItem) and axis.tickStrings([2.0], 1, 1) == ["v2"]
+    assert [x for x, _ in curve_points(panel.series["actual"])] == [float(r["dataset_version"]) for r in results]
+    assert {round(line.value(), 1) for line in panel._deployment_lines} >= {1.5, 7.5}

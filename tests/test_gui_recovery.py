@@ -66,7 +66,7 @@ def test_back_up_then_export_and_import_a_project(window, qtbot, tmp_path, monke
 
     keel = Keel.open(other)
     try:
-        assert bundle.import_bundle(keel, bundle_path)["project"] == "demo-credit"
+        assert bundle.import_bundle(keel.services.workspace_upkeep, bundle_path)["project"] == "demo-credit"
     finally:
         keel.close()
     assert not window.errors
@@ -87,7 +87,7 @@ def test_restore_from_the_window_replaces_the_workspace(window, qtbot, tmp_path,
 
     keel = window.controller.keel
     archive = tmp_path / "before.keel-backup"
-    backup.backup(keel, archive)
+    backup.backup(keel.services.workspace_upkeep, archive)
     keel.archive_version("demo-credit", 1, archived=False)  # an event after the backup
     events_before = len(keel.history("demo-credit")["events"])
     monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: str(archive))

@@ -27,11 +27,11 @@ def keel(workspace):
 
 def _selects_run_by(keel, work) -> list[str]:
     statements: list[str] = []
-    keel.registry.conn.set_trace_callback(statements.append)
+    keel.services.registry.conn.set_trace_callback(statements.append)
     try:
         work()
     finally:
-        keel.registry.conn.set_trace_callback(None)
+        keel.services.registry.conn.set_trace_callback(None)
     return [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 
 
@@ -61,14 +61,14 @@ def test_the_monitoring_cycle_finds_pending_batches_without_scanning_history(kee
     drop(keel, "loan", batch(9), "b9.csv")
     selects = _selects_run_by(keel, lambda: keel.monitor("loan"))
     assert any("monitor_results" in s and "NOT EXISTS" in s for s in selects), "the pending-batch lookup ran"
-    assert _history_scans(keel.registry.path, selects) == []
+    assert _history_scans(keel.services.registry.path, selects) == []
 
 
 def test_status_history_and_project_list_read_history_through_indexes(keel):
     selects = _selects_run_by(keel, lambda: (keel.status("loan"), keel.history("loan"), keel.history("loan", limit=3),
                                              keel.list_projects()))
     assert selects
-    assert _history_scans(keel.registry.path, selects) == []
+    assert _history_scans(keel.services.registry.path, selects) == []
 
 
 def _steps_to_read_metrics(registry, run_id: int) -> int:

@@ -2,6 +2,7 @@
 is exactly what was ingested, symlinks and special files are followed or rejected with a
 reason (never ignored), and `run` sweeps the inbox every few seconds."""
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -29,7 +30,7 @@ def folder(keel):
 
 
 def dataset_rows(keel) -> list[int]:
-    return [d["rows"] for d in keel.registry.dataset_versions(keel.project("loan")["id"])]
+    return [d["rows"] for d in keel.services.registry.dataset_versions(keel.project("loan")["id"])]
 
 
 def sha256(path) -> str:
@@ -65,7 +66,7 @@ def test_a_file_written_in_pieces_with_pauses_is_ingested_whole_once(keel):
     taken = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not taken:  # sweeps every 0.1 s, far more often than the pauses
-        taken = [r for r in inbox.sweep(keel, "loan", rules=FAST) if r["status"] != "rejected"]
+        taken = [r for r in inbox.sweep(keel.services.inbox, "loan", rules=FAST) if r["status"] != "rejected"]
         time.sleep(0.1)
     writer.join()
     assert done.is_set()
@@ -100,10 +101,10 @@ def test_a_file_without_a_final_line_break_waits_much_longer(keel):
     text = batch(3, rows=50).to_csv(index=False)
     path.write_text(text[:-1])  # the last line has no line break: a writer may be pausing mid-line
     now = time.time()
-    assert inbox.sweep(keel, "loan", rules=FAST, now=now) == []
-    assert inbox.sweep(keel, "loan", rules=FAST, now=now + 1.0) == []  # quiet, but cut short
+    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now) == []
+    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.0) == []  # quiet, but cut short
     assert path.read_text() == text[:-1]  # untouched
-    [result] = inbox.sweep(keel, "loan", rules=FAST, now=now + 3.5)  # unchanged for longer: taken as it is
+    [result] = inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 3.5)  # unchanged for longer: taken as it is
     assert result["status"] == "processed" and result["rows"] == 50
 
 
@@ -112,15 +113,15 @@ def test_a_file_that_changes_between_sweeps_starts_its_quiet_time_again(keel):
     frame = batch(4, rows=60)
     path.write_text(frame.iloc[:30].to_csv(index=False))
     now = time.time()
-    assert inbox.sweep(keel, "loan", rules=FAST, now=now) == []
+    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now) == []
     with open(path, "a") as handle:
         handle.write(frame.iloc[30:].to_csv(index=False, header=False))
-    assert inbox.sweep(keel, "loan", rules=FAST, now=now + 1.0) == []  # changed since: not quiet yet
-    [result] = inbox.sweep(keel, "loan", rules=FAST, now=now + 1.5)
+    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.0) == []  # changed since: not quiet yet
+    [result] = inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.5)
     assert result["rows"] == 60
 
 
-def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_processed(keel, monkeypatch):
+def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_processed(keel):
     path = drop(keel, "loan", batch(5, rows=40), "racing.csv")
     original = path.read_bytes()
     real_ingest = keel.ingest
@@ -130,8 +131,8 @@ def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_pr
             handle.write(batch(6, rows=5).to_csv(index=False, header=False))
         return real_ingest(*args, **kwargs)
 
-    monkeypatch.setattr(keel, "ingest", ingest_while_the_writer_appends)
-    [result] = keel.sweep_inbox("loan")
+    racing = dataclasses.replace(keel.services.inbox, ingest=ingest_while_the_writer_appends)
+    [result] = inbox.sweep(racing, "loan")
     assert result["status"] == "processed" and result["rows"] == 40
     assert (folder(keel) / "processed" / "racing.csv").read_bytes() == original
     rejected = folder(keel) / "rejected" / "racing.csv"
@@ -196,7 +197,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("catching up" in line for line in lines):
             time.sleep(0.05)
-        cycles_before = len(keel.registry.query("SELECT id FROM monitor_results"))
+        cycles_before = len(keel.services.registry.query("SELECT id FROM monitor_results"))
         drop(keel, "loan", batch(8, rows=80), "arrived.csv", settled=False)
         started = time.monotonic()
         while time.monotonic() < deadline and len(dataset_rows(keel)) < 2:
@@ -208,7 +209,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
     assert dataset_rows(keel)[-1] == 80
     assert waited < 10  # seconds, not the hour of the schedule
     assert any("arrived.csv -> dataset v" in line for line in lines)
-    assert len(keel.registry.query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
+    assert len(keel.services.registry.query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
 
 
 def test_the_inbox_thresholds_come_from_the_environment(monkeypatch):

@@ -17,7 +17,7 @@ def outer_modules() -> list[Path]:
 
 
 def store_attribute_uses(source: str) -> list[int]:
-    """Lines that read a store attribute (keel.registry, keel.workspace) off an object; the parsed
+    """Lines that read a store attribute (keel.services.registry, keel.workspace) off an object; the parsed
     command line's --workspace option (args.workspace) is a folder name, not a store object."""
     return sorted(node.lineno for node in ast.walk(ast.parse(source))
                   if isinstance(node, ast.Attribute) and node.attr in STORE_ATTRIBUTES
@@ -57,19 +57,108 @@ def test_the_checks_catch_a_store_reach_and_sql():
     assert sql_strings("label = 'Select a version to deploy from the list'") == []
 
 
-def private_keel_calls(source: str) -> list[int]:
-    """Lines that reach a private member of the lifecycle service (keel._x, self.keel._x)."""
-    def names_keel(node) -> bool:
-        return (isinstance(node, ast.Name) and node.id == "keel") or (
-            isinstance(node, ast.Attribute) and node.attr == "keel")
-    return sorted(node.lineno for node in ast.walk(ast.parse(source))
-                  if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
-                  and names_keel(node.value))
+SERVICES = APP / "core" / "services"
+LIFECYCLE = SERVICES / "lifecycle.py"
 
 
-def test_no_service_or_front_end_reaches_into_the_lifecycle_service_privately():
-    lifecycle = APP / "core" / "services" / "lifecycle.py"
-    found = [f"{path.relative_to(APP.parent)}:{line}" for path in APP.rglob("*.py") if path != lifecycle
-             for line in private_keel_calls(path.read_text())]
+def private_reaches(source: str) -> list[int]:
+    """Lines that reach a private member of another module or service: `inbox._sweep(...)`,
+    `from app.core.services.policy import _gate`, `keel._registry`, `deps.inbox._x`,
+    `keel.services._reads`. A module's own privates (self._x, _helper()) are its business."""
+    tree = ast.parse(source)
+    app_names = {"keel", "deps", "services"}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app."):
+            app_names |= {alias.asname or alias.name for alias in node.names}
+            if any(_private(alias.name) for alias in node.names):
+                found.append(node.lineno)
+        elif isinstance(node, ast.Import):
+            app_names |= {alias.asname or alias.name for alias in node.names if alias.name.startswith("app.")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr) and app_names & set(_chain(node.value)):
+            found.append(node.lineno)
+    return sorted(found)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _chain(node) -> list[str]:
+    """The names of an attribute chain: self.keel.services -> [services, keel, self]."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        names.append(node.id)
+    return names
+
+
+def test_no_module_reaches_into_another_service_privately():
+    found = [f"{path.relative_to(APP.parent)}:{line}" for path in APP.rglob("*.py")
+             for line in private_reaches(path.read_text())]
     assert found == []
-    assert private_keel_calls("with keel._locked(name):\n    self.keel._deploy_locked(name, 1)\nkeel.deploy(n, 1)\n") == [1, 2]
+
+
+def test_the_private_reach_check_catches_each_form():
+    leaky = ("from app.core.services import inbox\n"
+             "from app.core.services.policy import _gate, gate\n"
+             "inbox._sweep(deps, name)\n"
+             "rows = self.keel._registry.projects()\n"
+             "deps.inbox._cache.clear()\n"
+             "keel.services._reads_and_records\n"
+             "self._lock.acquire()\n"
+             "_helper(deps)\n"
+             "frame._values\n")
+    assert private_reaches(leaky) == [2, 3, 4, 5, 6]
+
+
+def handed_the_lifecycle_service(source: str) -> list[int]:
+    """Lines of a service that name Keel: a parameter or variable `keel`, or an import of lifecycle."""
+    tree = ast.parse(source)
+    return sorted({node.lineno for node in ast.walk(tree)
+                   if (isinstance(node, ast.Name) and node.id == "keel")
+                   or (isinstance(node, ast.arg) and node.arg == "keel")
+                   or (isinstance(node, ast.Attribute) and node.attr == "keel")
+                   or (isinstance(node, ast.ImportFrom) and (node.module or "").endswith("services.lifecycle"))})
+
+
+def test_no_service_is_handed_the_lifecycle_service():
+    """Each service gets its dependencies (app/core/services/dependencies.py), never Keel itself."""
+    found = [f"{path.relative_to(APP.parent)}:{line}" for path in sorted(SERVICES.glob("*.py")) if path != LIFECYCLE
+             for line in handed_the_lifecycle_service(path.read_text())]
+    assert found == []
+    assert handed_the_lifecycle_service("def sweep(keel, name):\n    return keel.ingest(name)\n") == [1, 2]
+    assert handed_the_lifecycle_service("log = logging.getLogger('keel.inbox')\n") == []
+
+
+MODULE_LEVEL_BUILDS_ALLOWED = {"getLogger", "compile", "TypeVar", "timedelta"}
+
+
+def module_level_state(source: str) -> list[int]:
+    """Lines that keep state in a module: a `global` statement, or a lower-case module-level name bound to
+    a built object or a container (an UPPER_CASE name is a constant; loggers and compiled patterns are fine)."""
+    found = [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Global)]
+    for node in ast.parse(source).body:
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        value = node.value
+        built = isinstance(value, (ast.Call, ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp))
+        if isinstance(value, ast.Call) and _chain(value.func)[:1] and _chain(value.func)[0] in MODULE_LEVEL_BUILDS_ALLOWED:
+            built = False
+        if built and any(not name.isupper() for name in names):
+            found.append(node.lineno)
+    return sorted(found)
+
+
+def test_the_core_keeps_no_module_level_state():
+    """Caches and other state belong to the object that owns them (Keel, per workspace), with a bound."""
+    found = [f"{path.relative_to(APP.parent)}:{line}" for path in sorted((APP / "core").rglob("*.py"))
+             for line in module_level_state(path.read_text())]
+    assert found == []
+    assert module_level_state("models = ModelCache()\nlog = logging.getLogger('x')\nSIZES = {'a': 1}\n") == [1]
+    assert module_level_state("def f():\n    global _cache\n") == [2]

@@ -38,7 +38,7 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
     assert details["test"] == "mcnemar" and details["p_value"] < 0.05
     assert details["challenger_value"] >= details["champion_value"] + 0.01
     assert details["gate_rows"] == 100 and details["train_rows"] == 200  # adaptive: only the new concept
-    deployment = keel.registry.current_deployment(keel.project("loan")["id"])
+    deployment = keel.services.registry.current_deployment(keel.project("loan")["id"])
     assert deployment.by == "policy" and "promoted" in deployment.reason
     [event] = decisions(keel)
     assert event["by"] == "policy" and "p=" in event["message"] and event["details"]["decision"] == "retrained_deployed"
@@ -57,7 +57,7 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
     assert again["decision"] == "alert" and versions(keel) == [1, 2]
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 0 and out == {"production_version": 2, "previous_version": 1}
-    assert keel.registry.current_deployment(keel.project("loan")["id"]).by == "user"
+    assert keel.services.registry.current_deployment(keel.project("loan")["id"]).by == "user"
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 2 and "no challenger is waiting" in out["error"]["message"]
     keel.close()
@@ -235,7 +235,7 @@ def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace):
     assert details["restored_version"] == 1 and details["champion_version"] == 2 and details["test"] == "mcnemar"
     assert details["challenger_value"] > details["champion_value"] + 0.01 and details["gate_rows"] == 400
     assert versions(keel) == [1, 2]  # nothing was trained
-    deployment = keel.registry.current_deployment(keel.project("loan")["id"])
+    deployment = keel.services.registry.current_deployment(keel.project("loan")["id"])
     assert deployment.is_rollback and deployment.by == "policy" and "p=" in deployment.reason
     [event] = [e for e in keel.history("loan")["events"] if e["kind"] == "restore_decision"]
     assert event["details"]["decision"] == "restored" and event["details"]["candidates"][0]["version"] == 1
@@ -258,7 +258,7 @@ def test_alert_names_the_earlier_version_in_an_alert(workspace):
     drop(keel, "loan", batch(23, rows=400, concept=0.0), "a-again.csv")
     result = keel.monitor("loan")
     assert result["decision"] == "alert" and result["production_version"] == 2
-    [alert] = [a for a in keel.registry.open_alerts(keel.project("loan")["id"]) if a.rule == policy.RESTORE_RULE]
+    [alert] = [a for a in keel.services.registry.open_alerts(keel.project("loan")["id"]) if a.rule == policy.RESTORE_RULE]
     assert "earlier v1" in alert.message and "rollback loan --to 1" in alert.message
     keel.close()
 
@@ -280,8 +280,8 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
     assert window["mode"] == "adaptive" and set(window["scores"]) == {"all", "since change"}
     assert window["chosen"] == "since change" and window["scores"]["since change"] > window["scores"]["all"]
     assert window["selection_rows"] == result["details"]["gate_rows"] == 200
-    run_id = keel.registry.model_version(keel.project("loan")["id"], 2).run_id
-    assert keel.registry.run_params(run_id)["training_window"] == "since change"
+    run_id = keel.services.registry.model_version(keel.project("loan")["id"], 2).run_id
+    assert keel.services.registry.run_params(run_id)["training_window"] == "since change"
     keel.close()
 
 

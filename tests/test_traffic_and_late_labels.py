@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import pytest
-from foundation_helpers import cli, loans, write_csv
+from cli_helpers import cli, loans, write_csv
 
 from app.adapters import serving
 from app.core.ml import datasets
@@ -118,7 +118,7 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     keel = Keel.open(ws)
     try:
         stored = keel.dataset_frame("shop", newest["version"])
-        lineage = keel.registry.dataset_versions(keel.project("shop")["id"])[-1]["report"]["lineage"]
+        lineage = keel.services.registry.dataset_versions(keel.project("shop")["id"])[-1]["report"]["lineage"]
     finally:
         keel.close()
     assert sorted(stored["customer_id"]) == sorted(i for i, _ in labelled)

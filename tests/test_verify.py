@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from foundation_helpers import cli, deployed_loans_workspace
+from cli_helpers import cli, deployed_loans_workspace
 
 
 @pytest.fixture

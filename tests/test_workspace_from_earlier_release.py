@@ -9,7 +9,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from foundation_helpers import cli, loans, write_csv
+from cli_helpers import cli, loans, write_csv
 
 from app.core.services import inbox
 from app.core.services.lifecycle import Keel
@@ -61,7 +61,7 @@ def test_a_workspace_from_keel_0_1_0_trains_deploys_and_monitors(capsys, tmp_pat
     write_csv(workspace / "projects" / "loans" / "inbox" / "fresh.csv", loans(50, seed=22))
     keel = Keel.open(workspace)
     try:  # the inbox reads only files that sweeps have seen unchanged: record an earlier sighting
-        inbox.record_sightings(keel, "loans", now=time.time() - 120)
+        inbox.record_sightings(keel.services.inbox, "loans", now=time.time() - 120)
     finally:
         keel.close()
     code, monitored, err = cli(capsys, workspace, "monitor", "loans", "--once")

@@ -92,7 +92,7 @@ def _registered_model(client: MlflowRestClient, name: str) -> dict:
 
 def _push_version(keel, client: MlflowRestClient, name: str, experiment: dict, version: int,
                   registered: dict) -> dict:
-    record = mlflow_model.run_record(keel, name, version)  # registry reads only: a push with nothing to do is quick
+    record = mlflow_model.run_record(keel.services.mlflow, name, version)  # registry reads only: a push with nothing to do is quick
     sha256 = record["tags"]["keel.sha256"]
     run, created = _finished_run(keel, client, name, experiment, version, record)
     model_version = registered.get(str(version))
@@ -122,7 +122,7 @@ def _finished_run(keel, client, name, experiment, version, record) -> tuple[dict
         if run["info"].get("status") == "FINISHED":
             return run, False
         client.delete_run(run["info"]["run_id"])  # left by an interrupted push: made again below
-    facts = mlflow_model.version_facts(keel, name, version)  # verifies the model file before it leaves
+    facts = mlflow_model.version_facts(keel.services.mlflow, name, version)  # verifies the model file before it leaves
     run = client.create_run(experiment["experiment_id"], f"{name}-v{version}", record["start_ms"],
                             {**record["tags"], "mlflow.note.content": record["description"]})
     run_id = run["info"]["run_id"]
@@ -136,7 +136,7 @@ def _upload_model(keel, client, name, version, facts, run, run_id) -> None:
     root = _artifact_proxy_path(client, run["info"]["artifact_uri"])
     with tempfile.TemporaryDirectory(prefix="keel-mlflow-") as folder:
         directory = Path(folder) / MODEL_ARTIFACT_DIR
-        mlflow_model.write_model_directory(keel, name, version, directory, {**facts, "mlflow_run_id": run_id})
+        mlflow_model.write_model_directory(keel.services.mlflow, name, version, directory, {**facts, "mlflow_run_id": run_id})
         for path in sorted(directory.iterdir()):
             client.upload(f"{root}/{MODEL_ARTIFACT_DIR}/{path.name}", path.read_bytes())
 

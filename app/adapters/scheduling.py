@@ -170,7 +170,7 @@ class MonitorScheduler:
     def _upkeep(self) -> dict:
         from app.core.services import upkeep
 
-        return upkeep.run_due(self.keel)
+        return upkeep.run_due(self.keel.services.workspace_upkeep)
 
     def _project_jobs(self) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)]
@@ -178,13 +178,11 @@ class MonitorScheduler:
     def sweep_waiting_inboxes(self) -> list[str]:
         """Queue a sweep for each monitored project (schedule on, a production model) whose inbox
         holds files; returns those projects. Never blocks on the sweep itself."""
-        from app.core.services import inbox
-
         queued = []
         try:
             for schedule in self.schedules():
                 project = schedule["project"]
-                if not schedule["enabled"] or not inbox.has_waiting_files(self.keel, project):
+                if not schedule["enabled"] or not self.keel.inbox_has_waiting_files(project):
                     continue
                 if self.keel.production_version(project) is None:
                     continue  # as for monitoring: its inbox waits for the first deployment

@@ -729,7 +729,7 @@ def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port
     try:
         project_row = keel.project(project)
         watcher = ProductionWatcher(keel, project_row, on_change, poll_seconds, log_share=sample_rate)
-        prediction_log = PredictionLogWriter(keel)
+        prediction_log = keel.prediction_log_writer()
         server_class = _Server6 if ":" in host else _Server
         try:
             server = server_class((host, port), watcher, max_body_bytes, prediction_log, model_threads,

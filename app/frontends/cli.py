@@ -277,7 +277,7 @@ def _export(keel, args):
     if args.export_format == "mlflow":
         from app.core.services import mlflow_model
 
-        return mlflow_model.export_mlflow(keel, args.name, args.version, args.output)
+        return mlflow_model.export_mlflow(keel.services.mlflow, args.name, args.version, args.output)
     return keel.export_model(args.name, args.version, args.output)
 
 
@@ -298,7 +298,7 @@ def _push(keel, args):
 def _report(keel, args):
     from app.core.services import reports
 
-    return reports.write_report(keel, args.name, args.output, version=args.version, since=args.since)
+    return reports.write_report(keel.services.reports, args.name, args.output, version=args.version, since=args.since)
 
 
 def _archive(keel, args):

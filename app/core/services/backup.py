@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.core.domain.clock import utc_now
 from app.core.domain.errors import BusyError, KeelError
+from app.core.services.dependencies import WorkspaceDependencies
 from app.core.services.paths import check_output_path
 from app.core.store import maintenance
 from app.core.store.archive import ArchiveReader, write_archive
@@ -29,47 +29,47 @@ REGISTRY_MEMBER = "registry.db"
 BACKUP_SUFFIX = ".keel-backup"
 
 
-def outside_workspace(keel, destination: str | os.PathLike, what: str = "the output") -> Path:
+def outside_workspace(deps: WorkspaceDependencies, destination: str | os.PathLike, what: str = "the output") -> Path:
     """A path the user named for Keel to write: never inside the workspace (resolved through
     symlinks and `..`), never a folder."""
-    path = check_output_path(keel.workspace.root, destination, what)
+    path = check_output_path(deps.workspace.root, destination, what)
     if path.resolve().is_dir():
         raise KeelError(f"{path}: is a directory; give a file name for {what}")
     return path
 
 
 # ------------------------------------------------------------------ backup
-def backup(keel, destination: str | os.PathLike, by: str = "user", before_manifest=None) -> dict:
-    destination = outside_workspace(keel, destination, "the backup")
+def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str = "user", before_manifest=None) -> dict:
+    destination = outside_workspace(deps, destination, "the backup")
     destination.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".keel-backup-", dir=destination.parent) as staging:
         database = Path(staging) / REGISTRY_MEMBER
-        maintenance.copy_database(keel.workspace.registry_path, database)
+        maintenance.copy_database(deps.workspace.registry_path, database)
         snapshot = Registry(database)
         try:
             models, data = maintenance.model_files(snapshot), maintenance.dataset_files(snapshot)
             projects = maintenance.project_names(snapshot)
         finally:
             snapshot.close()
-        meta = {"workspace": str(keel.workspace.root), "schema_version": LATEST_SCHEMA_VERSION,
-                "projects": projects, "created_at": utc_now()}
+        meta = {"workspace": str(deps.workspace.root), "schema_version": LATEST_SCHEMA_VERSION,
+                "projects": projects, "created_at": deps.clock()}
         try:
             with write_archive(destination, KIND, meta, before_manifest=before_manifest) as writer:
                 writer.add_file(REGISTRY_MEMBER, database)
                 for relative, expected in _tracked_files(models, data):
-                    entry = _add_workspace_file(writer, keel.workspace.root, relative, warnings)
+                    entry = _add_workspace_file(writer, deps.workspace.root, relative, warnings)
                     if entry and expected and entry["sha256"] != expected:
                         warnings.append(f"{relative} does not match its recorded sha256: backed up as it is")
-                for relative in _inbox_files(keel.workspace.root, projects):
-                    _add_workspace_file(writer, keel.workspace.root, relative, warnings, vanished_ok=True)
+                for relative in _inbox_files(deps.workspace.root, projects):
+                    _add_workspace_file(writer, deps.workspace.root, relative, warnings, vanished_ok=True)
                 members = len(writer.members)
         except OSError as exc:
             raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
     size = destination.stat().st_size
-    with keel.registry.transaction():
-        keel.registry.add_event(None, "workspace_backed_up", f"workspace backed up to {destination}", by,
+    with deps.registry.transaction():
+        deps.registry.add_event(None, "workspace_backed_up", f"workspace backed up to {destination}", by,
                                 {"path": str(destination), "projects": projects, "members": members, "size": size})
     return {"path": str(destination), "projects": projects, "members": members, "size": size,
             "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
@@ -105,19 +105,19 @@ def _add_workspace_file(writer, root: Path, relative: str, warnings: list[str], 
 
 
 # ------------------------------------------------------------------ restore
-def restore(keel, source: str | os.PathLike, force: bool = False, by: str = "user",
+def restore(deps: WorkspaceDependencies, source: str | os.PathLike, force: bool = False, by: str = "user",
             holding_workspace_lock: bool = False) -> dict:
     """Replace the workspace's registry and files with a backup's, verified member by member first.
     holding_workspace_lock: the caller (the window) holds keel.lock and has stopped its scheduler."""
     source = Path(source).expanduser()
     with ArchiveReader(source, expected_kind=KIND) as reader:
         reader.verify()  # before anything is written
-        root = keel.workspace.root
-        lock = FileLock(keel.workspace.lock_path)
+        root = deps.workspace.root
+        lock = FileLock(deps.workspace.lock_path)
         if not holding_workspace_lock and not lock.try_acquire():
             raise BusyError(f"{root} is in use by the GUI or `keel run` (lock {lock.path}); close it before restoring")
         try:
-            current = maintenance.project_names(keel.registry)
+            current = maintenance.project_names(deps.registry)
             if current and not force:
                 raise KeelError(f"the workspace {root} has projects ({', '.join(current)}); "
                                 "restoring replaces them: add --force (they are kept in quarantine/)")
@@ -130,13 +130,13 @@ def restore(keel, source: str | os.PathLike, force: bool = False, by: str = "use
                 set_aside = _set_aside(root, current) if current else None
                 _move_files_in(staged, root)
                 Registry(staged / REGISTRY_MEMBER).close()  # brings an older backup up to this Keel's schema
-                maintenance.replace_database(keel.registry, staged / REGISTRY_MEMBER)
+                maintenance.replace_database(deps.registry, staged / REGISTRY_MEMBER)
         finally:
             lock.release()
     for name in summary["projects"]:
-        keel.rewrite_production_manifest(name)
-    with keel.registry.transaction():
-        keel.registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
+        deps.rewrite_production_manifest(name)
+    with deps.registry.transaction():
+        deps.registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
                                 {"path": str(source), "projects": summary["projects"],
                                  "replaced": current, "set_aside": str(set_aside) if set_aside else None})
     return {"restored_from": str(source), "projects": summary["projects"], "replaced": current,
@@ -175,13 +175,13 @@ def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: 
     return target
 
 
-def restore_finished(keel, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
+def restore_finished(deps: WorkspaceDependencies, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
     """After restore_over_damaged_registry: manifests from the restored registry, the audit event."""
-    projects = maintenance.project_names(keel.registry)
+    projects = maintenance.project_names(deps.registry)
     for name in projects:
-        keel.rewrite_production_manifest(name)
-    with keel.registry.transaction():
-        keel.registry.add_event(None, "workspace_restored", f"workspace restored from {source} over a damaged "
+        deps.rewrite_production_manifest(name)
+    with deps.registry.transaction():
+        deps.registry.add_event(None, "workspace_restored", f"workspace restored from {source} over a damaged "
                                 "registry", by, {"path": str(source), "projects": projects, "set_aside": str(set_aside)})
     return {"restored_from": str(source), "projects": projects, "replaced": None, "set_aside": str(set_aside)}
 

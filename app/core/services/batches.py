@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.core.domain.data_files import DATA_FILE_SUFFIXES
 from app.core.domain.errors import BusyError, Cancelled, KeelError
+from app.core.services.dependencies import IngestDependencies
 
 log = logging.getLogger("keel.batches")
 
@@ -31,7 +32,7 @@ def data_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=name_order)
 
 
-def ingest_files(keel, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
+def ingest_files(deps: IngestDependencies, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
                  progress: Callable[[float, str], None] | None = None, cancel_event=None) -> dict:
     """Ingest each file as its own batch. -> {"added": [...], "already_present": [...], "refused": [...],
     "not_reached": [...]}; a refusal is recorded in the audit log (event `data_refused`)."""
@@ -44,7 +45,7 @@ def ingest_files(keel, name: str, paths: Iterable[str | os.PathLike], by: str = 
             break
         report(index / max(1, len(files)), f"{path.name} ({index + 1} of {len(files)})")
         try:
-            result = keel.ingest(name, path, by=by, progress=_within(report, index, len(files)),
+            result = deps.ingest(name, path, by=by, progress=_within(report, index, len(files)),
                                  cancel_event=cancel_event)
         except Cancelled:
             outcome["not_reached"] = [p.name for p in files[index:]]
@@ -52,7 +53,7 @@ def ingest_files(keel, name: str, paths: Iterable[str | os.PathLike], by: str = 
         except BusyError:
             raise  # the workspace, not the file: nothing to record against it
         except KeelError as exc:
-            outcome["refused"].append(record_refusal(keel, name, path, str(exc), by))
+            outcome["refused"].append(record_refusal(deps, name, path, str(exc), by))
             continue
         if result["duplicate_of"]:
             outcome["already_present"].append({"file": path.name, "dataset_version": result["duplicate_of"]})
@@ -70,10 +71,10 @@ def _within(report: Callable[[float, str], None], index: int, count: int) -> Cal
     return file_progress
 
 
-def record_refusal(keel, name: str, path: Path, error: str, by: str) -> dict:
+def record_refusal(deps: IngestDependencies, name: str, path: Path, error: str, by: str) -> dict:
     reason = error.strip().splitlines()[0] if error.strip() else "refused"
-    project = keel.project(name)
-    keel.registry.add_event(project, REFUSED_EVENT, f"{path.name} refused: {reason}", by,
+    project = deps.data.project(name)
+    deps.registry.add_event(project, REFUSED_EVENT, f"{path.name} refused: {reason}", by,
                             {"file": str(path), "reason": reason})
     return {"file": path.name, "reason": reason}
 

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from app.core.domain.errors import KeelError
 from app.core.fileio import sha256_file
 from app.core.ml import artifacts
+from app.core.services.dependencies import WorkspaceDependencies
 from app.core.services.paths import check_output_path
 from app.core.store import project_rows
 from app.core.store.archive import ArchiveError, ArchiveReader, write_archive
@@ -29,14 +30,14 @@ KIND = "bundle"
 ROWS_PREFIX = "rows/"
 
 
-def export_bundle(keel, name: str, output: str | os.PathLike, by: str = "user") -> dict:
-    output = check_output_path(keel.workspace.root, output)
+def export_bundle(deps: WorkspaceDependencies, name: str, output: str | os.PathLike, by: str = "user") -> dict:
+    output = check_output_path(deps.workspace.root, output)
     if output.is_dir():
         raise KeelError(f"{output}: is a directory; give a file name for the bundle")
-    project = keel.project(name)
-    with project_lock(keel.workspace, name):  # no train or deploy half-way while the rows are read
-        rows = project_rows.export_rows(keel.registry, project["id"])
-        files = _project_files(keel.workspace.root, rows)
+    project = deps.data.project(name)
+    with project_lock(deps.workspace, name):  # no train or deploy half-way while the rows are read
+        rows = project_rows.export_rows(deps.registry, project["id"])
+        files = _project_files(deps.workspace.root, rows)
         meta = {"project": name, "schema_version": LATEST_SCHEMA_VERSION,
                 "tables": {table: len(table_rows) for table, table_rows in rows.items()}}
         try:
@@ -49,8 +50,8 @@ def export_bundle(keel, name: str, output: str | os.PathLike, by: str = "user") 
                 members = len(writer.members)
         except OSError as exc:
             raise KeelError(f"cannot write {output}: {exc.strerror or exc}") from None
-    with keel.registry.transaction():
-        keel.registry.add_event(project, "project_exported", f"project {name} exported to {output}", by,
+    with deps.registry.transaction():
+        deps.registry.add_event(project, "project_exported", f"project {name} exported to {output}", by,
                                 {"path": str(output), "members": members})
     return {"project": name, "path": str(output), "members": members, "size": output.stat().st_size,
             "model_versions": len(rows.get("model_versions", [])),
@@ -74,7 +75,7 @@ def _project_files(root: Path, rows: dict) -> list[tuple[str, Path]]:
     return files
 
 
-def import_bundle(keel, source: str | os.PathLike, new_name: str | None = None, trust: list[str] | None = None,
+def import_bundle(deps: WorkspaceDependencies, source: str | os.PathLike, new_name: str | None = None, trust: list[str] | None = None,
                   by: str = "user") -> dict:
     source = Path(source).expanduser()
     with ArchiveReader(source, expected_kind=KIND) as reader:
@@ -83,8 +84,8 @@ def import_bundle(keel, source: str | os.PathLike, new_name: str | None = None, 
                 for name in reader.names() if name.startswith(ROWS_PREFIX) and name.endswith(".json")}
         original = _check_rows(source, reader.meta, rows)
         name = check_project_name(new_name or original)
-        if project_rows.project_exists(keel.registry, name):
-            raise KeelError(f"project {name!r} already exists in {keel.workspace.root}; import it under another "
+        if project_rows.project_exists(deps.registry, name):
+            raise KeelError(f"project {name!r} already exists in {deps.workspace.root}; import it under another "
                             f"name with --as NEW_NAME (nothing was written)")
         with tempfile.TemporaryDirectory(prefix="keel-bundle-") as staging:
             staged = Path(staging)
@@ -92,7 +93,7 @@ def import_bundle(keel, source: str | os.PathLike, new_name: str | None = None, 
                 if not member.startswith(ROWS_PREFIX):
                     reader.extract(member, staged / member)
             _check_files(source, rows, staged, set(trust or []))
-            return _write_project(keel, source, rows, original, name, staged, by)
+            return _write_project(deps, source, rows, original, name, staged, by)
 
 
 def _check_rows(source: Path, meta: dict, rows: dict) -> str:
@@ -148,10 +149,10 @@ def _json_list(text) -> list:
     return value if isinstance(value, list) else []
 
 
-def _write_project(keel, source: Path, rows: dict, original: str, name: str, staged: Path, by: str) -> dict:
-    workspace = keel.workspace
+def _write_project(deps: WorkspaceDependencies, source: Path, rows: dict, original: str, name: str, staged: Path, by: str) -> dict:
+    workspace = deps.workspace
     with project_lock(workspace, name):
-        if project_rows.project_exists(keel.registry, name):
+        if project_rows.project_exists(deps.registry, name):
             raise KeelError(f"project {name!r} already exists; import it under another name with --as NEW_NAME")
         targets = {"artifacts": workspace.artifact_dir(name), "datasets": workspace.dataset_dir(name)}
         for folder in targets.values():
@@ -165,13 +166,13 @@ def _write_project(keel, source: Path, rows: dict, original: str, name: str, sta
                         folder.mkdir(parents=True, exist_ok=True)
                         shutil.move(str(path), str(folder / path.name))
                         moved.append(folder / path.name)
-            with keel.registry.transaction():
+            with deps.registry.transaction():
                 try:
-                    project_rows.import_rows(keel.registry, rows, _renamer(original, name))
+                    project_rows.import_rows(deps.registry, rows, _renamer(original, name))
                 except (KeyError, TypeError, ValueError) as exc:
                     raise ArchiveError(f"{source.name}: the project's rows are inconsistent ({exc})") from None
-                project = keel.registry.project(name)
-                keel.registry.add_event(project, "project_imported",
+                project = deps.registry.project(name)
+                deps.registry.add_event(project, "project_imported",
                                         f"project {name} imported from {source.name}"
                                         + (f" (exported as {original})" if name != original else ""), by,
                                         {"path": str(source), "original_name": original})
@@ -179,9 +180,9 @@ def _write_project(keel, source: Path, rows: dict, original: str, name: str, sta
             for path in moved:
                 path.unlink(missing_ok=True)
             raise
-    for folder in ("inbox", "inbox/processed", "inbox/rejected"):
-        (workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
-    keel.rewrite_production_manifest(name)
+    for inbox_folder in ("inbox", "inbox/processed", "inbox/rejected"):
+        (workspace.project_dir(name) / inbox_folder).mkdir(parents=True, exist_ok=True)
+    deps.rewrite_production_manifest(name)
     return {"project": name, "imported_from": str(source), "original_name": original,
             "model_versions": len(rows.get("model_versions", [])),
             "dataset_versions": len(rows.get("dataset_versions", []))}

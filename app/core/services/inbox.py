@@ -40,6 +40,7 @@ from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
 from app.core.fileio import sha256_file, write_text_atomic
+from app.core.services.dependencies import IngestDependencies
 from app.core.services.paths import is_inside
 from app.core.store.workspace import FileLock
 
@@ -100,8 +101,8 @@ class Entry:
         return [self.size, self.mtime_ns]
 
 
-def folders(keel, name: str) -> tuple[Path, Path, Path]:
-    inbox = keel.workspace.inbox_dir(name)
+def folders(deps: IngestDependencies, name: str) -> tuple[Path, Path, Path]:
+    inbox = deps.workspace.inbox_dir(name)
     processed, rejected = inbox / "processed", inbox / "rejected"
     for folder in (inbox, processed, rejected):
         folder.mkdir(parents=True, exist_ok=True)
@@ -112,10 +113,10 @@ def is_candidate_name(name: str) -> bool:
     return not name.startswith(".") and not name.lower().endswith(TEMPORARY_SUFFIXES)
 
 
-def has_waiting_files(keel, name: str) -> bool:
+def has_waiting_files(deps: IngestDependencies, name: str) -> bool:
     """Whether the project's inbox holds anything a sweep would look at (cheap: one scandir)."""
     try:
-        with os.scandir(keel.workspace.inbox_dir(name)) as entries:
+        with os.scandir(deps.workspace.inbox_dir(name)) as entries:
             return any(is_candidate_name(e.name) and not e.is_dir(follow_symlinks=False) for e in entries)
     except OSError:
         return False
@@ -164,8 +165,8 @@ def _kind(mode: int) -> str:
 
 
 # --------------------------------------------------------------------------- sightings
-def sightings_path(keel, name: str) -> Path:
-    return keel.workspace.project_dir(name) / SIGHTINGS_FILE
+def sightings_path(deps: IngestDependencies, name: str) -> Path:
+    return deps.workspace.project_dir(name) / SIGHTINGS_FILE
 
 
 def _read_sightings(path: Path) -> dict:
@@ -176,15 +177,15 @@ def _read_sightings(path: Path) -> dict:
         return {}
 
 
-def record_sightings(keel, name: str, entries: list[Entry] | None = None, now: float | None = None,
+def record_sightings(deps: IngestDependencies, name: str, entries: list[Entry] | None = None, now: float | None = None,
                      only: set[str] | None = None) -> dict:
     """Record what a sweep sees at `now`: per file name its size and mtime, and since when they
     have been so (only: record these names, keep the others' records as they are). Returns
     name -> seconds unchanged as seen by the sweeps."""
     now = time.time() if now is None else now
     if entries is None:
-        entries = scan(folders(keel, name)[0], keel.workspace.root)
-    path = sightings_path(keel, name)
+        entries = scan(folders(deps, name)[0], deps.workspace.root)
+    path = sightings_path(deps, name)
     before = _read_sightings(path)
     after, quiet = {}, {}
     for entry in entries:
@@ -255,38 +256,38 @@ def _split_name(name: str) -> tuple[str, str]:
     return (stem, dot + suffix) if stem else (name, "")
 
 
-def sweep(keel, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
+def sweep(deps: IngestDependencies, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
           now: float | None = None) -> list[dict]:
     """Ingest every complete file of the project's inbox; returns one entry per file handled.
     One sweep of a project at a time, across processes (a lock beside the project locks)."""
-    keel.project(name)  # an unknown project is refused before touching any folder
+    deps.registry.project(name)  # an unknown project is refused before touching any folder
     rules = rules or Rules.from_environment()
-    lock = FileLock(keel.workspace.project_lock_path(name, "inbox"))
+    lock = FileLock(deps.workspace.project_lock_path(name, "inbox"))
     if not lock.acquire(timeout=lock_timeout):
         raise BusyError(f"the inbox of {name!r} is being swept by another process (lock {lock.path})")
     try:
-        return _sweep(keel, name, by, rules, time.time() if now is None else now)
+        return _sweep(deps, name, by, rules, time.time() if now is None else now)
     finally:
         lock.release()
 
 
-def _sweep(keel, name: str, by: str, rules: Rules, now: float) -> list[dict]:
-    inbox, processed, rejected = folders(keel, name)
+def _sweep(deps: IngestDependencies, name: str, by: str, rules: Rules, now: float) -> list[dict]:
+    inbox, processed, rejected = folders(deps, name)
     taking = inbox / TAKING_DIR
     shutil.rmtree(taking, ignore_errors=True)  # copies left by a sweep that was killed: their originals are still here
-    entries = scan(inbox, keel.workspace.root)
-    quiet = record_sightings(keel, name, entries, now)
+    entries = scan(inbox, deps.workspace.root)
+    quiet = record_sightings(deps, name, entries, now)
     results = []
     for entry in entries:
         if entry.problem:
-            results.append(reject(keel, name, entry.path, rejected, KeelError(entry.problem), by))
+            results.append(reject(deps, name, entry.path, rejected, KeelError(entry.problem), by))
             continue
         if quiet[entry.name] < rules.quiet_seconds:
             continue  # not seen unchanged for long enough: perhaps still being written
         if quiet[entry.name] < rules.unterminated_seconds and not looks_complete(entry.source):
             continue  # unchanged, but cut short (no final line break): a writer may be pausing
         try:
-            outcome = _take(keel, name, entry, taking, processed, rejected, by)
+            outcome = _take(deps, name, entry, taking, processed, rejected, by)
         except _LeaveForLater:
             break
         if outcome is not None:
@@ -299,7 +300,7 @@ class _LeaveForLater(Exception):
     """The project or the workspace cannot take a file now (busy, disk full): stop this sweep."""
 
 
-def _take(keel, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> dict | None:
+def _take(deps: IngestDependencies, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> dict | None:
     taking.mkdir(exist_ok=True)
     copy = taking / entry.name
     try:
@@ -309,12 +310,12 @@ def _take(keel, name: str, entry: Entry, taking: Path, processed: Path, rejected
     except OSError as exc:
         if is_disk_full(exc):
             raise _LeaveForLater from None
-        return reject(keel, name, entry.path, rejected, KeelError(f"cannot be read: {exc.strerror or exc}"), by)
+        return reject(deps, name, entry.path, rejected, KeelError(f"cannot be read: {exc.strerror or exc}"), by)
     if size != entry.size:
         copy.unlink(missing_ok=True)
         return None  # it changed since the sightings: a later sweep sees it again
     try:
-        ingested = keel.ingest(name, copy, by=by)
+        ingested = deps.ingest(name, copy, by=by)
     except BusyError:
         log.info("inbox %s: project busy; %s left for the next sweep", name, entry.name)
         raise _LeaveForLater from None
@@ -324,10 +325,10 @@ def _take(keel, name: str, entry: Entry, taking: Path, processed: Path, rejected
             raise _LeaveForLater from None
         if not isinstance(exc, KeelError):
             log.exception("inbox %s: unexpected failure on %s", name, entry.name)
-        return reject(keel, name, entry.path, rejected, exc, by)
+        return reject(deps, name, entry.path, rejected, exc, by)
     destination = free_name(processed, entry.name)
     os.replace(copy, destination)  # processed/ holds exactly the bytes that were ingested
-    _retire_original(keel, name, entry, digest, destination, rejected, ingested, by)
+    _retire_original(deps, name, entry, digest, destination, rejected, ingested, by)
     status = "duplicate" if ingested.get("duplicate_of") else "processed"
     return {"file": entry.name, "status": status, "moved_to": str(destination),
             "dataset_version": ingested["dataset_version"], "rows": ingested["rows"],
@@ -345,7 +346,7 @@ def _copy_and_hash(source: Path, copy: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _retire_original(keel, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
+def _retire_original(deps: IngestDependencies, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
                      ingested: dict, by: str) -> None:
     """Remove the dropped file (a link: the link only) if it still holds exactly what was ingested."""
     if entry.path != entry.source:
@@ -359,7 +360,7 @@ def _retire_original(keel, name: str, entry: Entry, digest: str, ingested_copy: 
         entry.path.unlink(missing_ok=True)
         return
     version = ingested.get("duplicate_of") or ingested["dataset_version"]
-    reject(keel, name, entry.path, rejected, KeelError(
+    reject(deps, name, entry.path, rejected, KeelError(
         f"changed while it was being ingested: its first {entry.size} bytes became dataset v{version} "
         f"({ingested_copy.name} in processed/); this is the whole file as it is now, not ingested"), by)
 
@@ -374,21 +375,21 @@ def _workspace_trouble(exc: Exception) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EIO)
 
 
-def reject(keel, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> dict:
+def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> dict:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if not isinstance(exc, KeelError):
         reason = f"internal error while reading it: {type(exc).__name__}: {reason}"
     destination = free_name(rejected, path.name)
     os.replace(path, destination)
     write_text_atomic(destination.with_name(destination.name + ".reason.txt"), reason + "\n")
-    project = keel.project(name)
+    project = deps.registry.project(name)
     message = f"inbox file {path.name} rejected: {reason}"
-    with keel.registry.transaction():
-        keel.registry.add_event(project, "inbox_rejected", message, by,
+    with deps.registry.transaction():
+        deps.registry.add_event(project, "inbox_rejected", message, by,
                                 {"file": path.name, "moved_to": str(destination), "reason": reason})
-        already_open = any(a.rule == REJECTED_RULE for a in keel.registry.open_alerts(project["id"]))
+        already_open = any(a.rule == REJECTED_RULE for a in deps.registry.open_alerts(project["id"]))
         if not already_open:  # one open alert for rejected files; each file is in the audit log
-            keel.registry.insert_alert(project_id=project["id"], rule=REJECTED_RULE, severity="warning",
+            deps.registry.insert_alert(project_id=project["id"], rule=REJECTED_RULE, severity="warning",
                                        message=message, details={"file": path.name, "reason": reason})
     return {"file": path.name, "status": "rejected", "moved_to": str(destination), "reason": reason,
             "dataset_version": None, "rows": 0, "labelled": False, "warnings": [], "duplicate_of": None}

@@ -12,38 +12,39 @@ from app.core.domain.settings import (
     higher_is_better,
     past_threshold,
 )
+from app.core.services.dependencies import Dependencies
 
 MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
 SPARKLINE_POINTS = 50
 
 
-def _production_model_version(keel, project: dict) -> tuple[Deployment | None, ModelVersion | None]:
-    deployment = keel.registry.current_deployment(project["id"])
+def _production_model_version(deps: Dependencies, project: dict) -> tuple[Deployment | None, ModelVersion | None]:
+    deployment = deps.registry.current_deployment(project["id"])
     if deployment is None:
         return None, None
-    return deployment, keel.registry.model_version_by_id(deployment.model_version_id)
+    return deployment, deps.registry.model_version_by_id(deployment.model_version_id)
 
 
-def last_monitor_value(keel, project: dict) -> dict | None:
-    return keel.registry.last_monitor_result(project["id"])
+def last_monitor_value(deps: Dependencies, project: dict) -> dict | None:
+    return deps.registry.last_monitor_result(project["id"])
 
 
-def alerts_since(keel, name: str, since: str) -> dict:
+def alerts_since(deps: Dependencies, name: str, since: str) -> dict:
     """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
     a run can open and close ten alerts between two looks, leaving nothing open to see."""
-    rows = keel.alerts(name)
+    rows = deps.registry.alerts(deps.data.project(name)["id"])
     return {"opened": sum(1 for a in rows if a.opened_at >= since),
             "recovered": sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since)}
 
 
-def health(keel, name: str, since: str | None = None) -> dict:
+def health(deps: Dependencies, name: str, since: str | None = None) -> dict:
     """One line of health for the project list: production version, metric now vs at
     training, open alerts, and a state: none | ok | warning | alert. With `since` (when the
     user last looked), the alerts opened and recovered since then count too: a project that
     had alerts is at least `warning` until the user has looked."""
-    result = _health(keel, name)
-    result["since"] = alerts_since(keel, name, since) if since else {"opened": 0, "recovered": 0}
+    result = _health(deps, name)
+    result["since"] = alerts_since(deps, name, since) if since else {"opened": 0, "recovered": 0}
     opened, recovered = result["since"]["opened"], result["since"]["recovered"]
     if opened or recovered:
         result["reasons"].append(f"{opened} alert(s) opened and {recovered} recovered since you last looked")
@@ -52,12 +53,12 @@ def health(keel, name: str, since: str | None = None) -> dict:
     return result
 
 
-def _health(keel, name: str) -> dict:
-    project = keel.project(name)
+def _health(deps: Dependencies, name: str) -> dict:
+    project = deps.data.project(name)
     settings = ProjectSettings.from_dict(project["settings"])
     metric = project["metric"]
-    deployment, model_version = _production_model_version(keel, project)
-    open_alerts = keel.registry.open_alerts(project["id"])
+    deployment, model_version = _production_model_version(deps, project)
+    open_alerts = deps.registry.open_alerts(project["id"])
     result = {"project": name, "metric": metric, "production_version": None, "training_value": None,
               "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
               "reasons": []}
@@ -65,8 +66,8 @@ def _health(keel, name: str) -> dict:
         result["reasons"].append("no production model yet")
         return result
     result["production_version"] = deployment.version
-    result["training_value"] = keel.model_metrics(model_version).get(metric)
-    last = last_monitor_value(keel, project)
+    result["training_value"] = deps.data.model_metrics(model_version).get(metric)
+    last = last_monitor_value(deps, project)
     if last is not None and last["model_version_id"] == model_version.id:
         if last["value"] is not None:
             result["current_value"] = last["value"]
@@ -88,35 +89,35 @@ def _health(keel, name: str) -> dict:
     return result
 
 
-def production_card(keel, name: str) -> dict:
+def production_card(deps: Dependencies, name: str) -> dict:
     """What the Overview shows: the production model, since when, by whom and why,
     the metric now vs at training, and the recent monitored values (a sparkline)."""
-    project = keel.project(name)
-    deployment, model_version = _production_model_version(keel, project)
+    project = deps.data.project(name)
+    deployment, model_version = _production_model_version(deps, project)
     card = {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
-            "settings": project["settings"], "health": health(keel, name),
-            "versions": len(keel.registry.model_versions(project["id"])),
-            "dataset_versions": len(keel.registry.dataset_versions(project["id"])),
-            "deployments": len(keel.registry.deployments(project["id"])), "production": None, "sparkline": []}
+            "settings": project["settings"], "health": health(deps, name),
+            "versions": len(deps.registry.model_versions(project["id"])),
+            "dataset_versions": len(deps.registry.dataset_versions(project["id"])),
+            "deployments": len(deps.registry.deployments(project["id"])), "production": None, "sparkline": []}
     if deployment is not None and model_version is not None:
-        metrics = keel.model_metrics(model_version)
+        metrics = deps.data.model_metrics(model_version)
         card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
                               "by": deployment.by, "reason": deployment.reason,
                               "is_rollback": deployment.is_rollback, "metrics": metrics,
                               "sha256": model_version.sha256, "notes": model_version.notes}
-    rows = keel.registry.recent_monitor_values(project["id"], SPARKLINE_POINTS)
+    rows = deps.registry.recent_monitor_values(project["id"], SPARKLINE_POINTS)
     card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
                          if r["value"] is not None or r["estimated_value"] is not None]
     return card
 
 
 # --------------------------------------------------------------------------- comparing versions
-def _holdout(keel, name: str, version: int, project: dict):
+def _holdout(deps: Dependencies, name: str, version: int, project: dict):
     from app.core.ml import datasets
 
-    reference = keel.reference_frame(name, version)
+    reference = deps.data.reference_frame(name, version)
     if reference is None or "__split__" not in reference:
-        frame, _ = keel.training_frame(name)
+        frame, _ = deps.data.training_frame(name)
     else:
         frame = reference[reference["__split__"] == "holdout"]
         if frame.empty:
@@ -167,7 +168,7 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def unseen_by_all(keel, project: dict, model_versions: list[ModelVersion]):
+def unseen_by_all(deps: Dependencies, project: dict, model_versions: list[ModelVersion]):
     """Labelled rows ingested after the newest of these models was trained: data none of them
     saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
     import pandas as pd
@@ -175,12 +176,12 @@ def unseen_by_all(keel, project: dict, model_versions: list[ModelVersion]):
     from app.core.ml import datasets
 
     newest = max(mv.created_at for mv in model_versions)
-    later = [d for d in keel.registry.dataset_versions(project["id"])
+    later = [d for d in deps.registry.dataset_versions(project["id"])
              if d["labelled_rows"] and d["created_at"] > newest]
     if not later:
         return None
     target = project["target"]
-    frames = [datasets.read_frame(keel.workspace.root / d["path"]) for d in later]
+    frames = [datasets.read_frame(deps.workspace.root / d["path"]) for d in later]
     frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
     return (datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]),
             [d["version"] for d in later])
@@ -201,7 +202,7 @@ def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> lis
     return rows
 
 
-def compare_versions(keel, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
+def compare_versions(deps: Dependencies, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
     """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
     arrived after both were trained (when there is any), confusion matrices (classification)
     and feature importances."""
@@ -210,7 +211,7 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
     from app.core.ml.evaluation import confusion
 
     report = progress or (lambda fraction, message: None)
-    project = keel.project(name)
+    project = deps.data.project(name)
     out = {"project": name, "task": project["task"], "metric": project["metric"], "versions": [], "common": None}
     loaded_models = []
     for index, version in enumerate(versions):
@@ -219,12 +220,12 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
 
             raise Cancelled("comparison cancelled")
         report(index / len(versions), f"scoring v{version}")
-        loaded = keel.load_version(name, version)
+        loaded = deps.data.load_version(name, version)
         loaded_models.append(loaded)
-        X, y = _holdout(keel, name, version, project)
-        entry = {"version": version, "metrics": keel.model_metrics(loaded.model_version), "rows": len(X),
+        X, y = _holdout(deps, name, version, project)
+        entry = {"version": version, "metrics": deps.data.model_metrics(loaded.model_version), "rows": len(X),
                  "confusion": None, "classes": [], "importance_kind": None, "importances": {},
-                 "params": version_parameters(keel, loaded.model_version)}
+                 "params": version_parameters(deps, loaded.model_version)}
         if len(X):
             if project["task"] == "classification":
                 classes = [c.item() if hasattr(c, "item") else c for c in
@@ -233,15 +234,15 @@ def compare_versions(keel, name: str, versions: list[int], progress=None, cancel
                 entry["confusion"] = confusion(y, loaded.model.predict(X), classes)
             entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project["task"])
         out["versions"].append(entry)
-    _add_common_metrics(keel, project, loaded_models, out)
+    _add_common_metrics(deps, project, loaded_models, out)
     report(1.0, "done")
     return out
 
 
-def _add_common_metrics(keel, project: dict, loaded_models: list, out: dict) -> None:
+def _add_common_metrics(deps: Dependencies, project: dict, loaded_models: list, out: dict) -> None:
     from app.core.ml.training import evaluate_pipeline
 
-    common = unseen_by_all(keel, project, [loaded.model_version for loaded in loaded_models])
+    common = unseen_by_all(deps, project, [loaded.model_version for loaded in loaded_models])
     if common is None:
         return
     X, y, dataset_versions = common
@@ -254,24 +255,24 @@ DISTRIBUTION_BINS = 20
 TOP_CATEGORIES = 12
 
 
-def feature_distribution(keel, name: str, feature: str, dataset_version: int | None = None) -> dict:
+def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_version: int | None = None) -> dict:
     """How one feature is distributed in the production model's reference rows and in a batch
     (the latest by default): shares per bin (numbers, bins shared by both) or per category
     (the most frequent ones; missing values counted apart). What the drift score summarises."""
     import numpy as np
     import pandas as pd
 
-    project = keel.project(name)
+    project = deps.data.project(name)
     columns = {c["name"]: c for c in project["schema"].get("columns", [])}
     if feature not in columns:
         raise NotFoundError(f"{name} has no feature column {feature!r}")
-    production = keel.production_version(name)
-    reference = keel.reference_frame(name, production) if production is not None else None
-    versions = [d["version"] for d in keel.dataset_versions(name)]
+    production = deps.data.production_version(name)
+    reference = deps.data.reference_frame(name, production) if production is not None else None
+    versions = [d["version"] for d in deps.data.dataset_versions(name)]
     batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
     if reference is None or batch is None:
         raise NotFoundError(f"{name}: no production model or no batch to compare")
-    ref, cur = reference[feature], keel.dataset_frame(name, batch)[feature]
+    ref, cur = reference[feature], deps.data.dataset_frame(name, batch)[feature]
     out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
            "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
            "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}
@@ -299,14 +300,15 @@ def _share(count, total: int) -> float:
 
 
 RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds", "training_sample")  # logged with the parameters, not parameters
+OVERRIDES_PARAM = "overrides"  # logged by a training: the project's own parameters, over the preset's defaults
 
 
-def version_parameters(keel, model_version: ModelVersion) -> dict:
+def version_parameters(deps: Dependencies, model_version: ModelVersion) -> dict:
     """The preset and the estimator's parameters a version was trained with ({} for an import)."""
     if not model_version.run_id:
         return {}
-    run = keel.registry.run(model_version.run_id)
-    params = keel.registry.run_params(model_version.run_id)
+    run = deps.registry.run(model_version.run_id)
+    params = deps.registry.run_params(model_version.run_id)
     return {"preset": run.get("preset"), **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
 
 
@@ -316,23 +318,26 @@ def differing_parameters(entries: list[dict]) -> list[str]:
     return [key for key in keys if len({repr(entry.get("params", {}).get(key)) for entry in entries}) > 1]
 
 
-def version_card(keel, name: str, version: int) -> dict:
+def version_card(deps: Dependencies, name: str, version: int) -> dict:
     """Everything about one model version: parameters, metrics, the data it was trained on,
     library versions, sha256, who trained it and why, and its deployments."""
-    project = keel.project(name)
-    model_version = keel.registry.model_version(project["id"], version)
-    run = keel.registry.run(model_version.run_id) if model_version.run_id else None
-    facts = keel.registry.run_params(model_version.run_id) if run else {}
-    datasets = {d["version"]: d for d in keel.dataset_versions(name)}
+    project = deps.data.project(name)
+    model_version = deps.registry.model_version(project["id"], version)
+    run = deps.registry.run(model_version.run_id) if model_version.run_id else None
+    facts = deps.registry.run_params(model_version.run_id) if run and model_version.run_id else {}
+    datasets = {d["version"]: d for d in deps.data.dataset_versions(name)}
     used = run["dataset_versions"] if run else []
-    trained = next((e for e in reversed(keel.events(name)) if e.kind in ("model_trained", "model_imported")
+    trained = next((e for e in reversed(deps.registry.events(project["id"])) if e.kind in ("model_trained", "model_imported")
                     and (e.details or {}).get("version") == version), None)
     return {
         "project": name, "version": version, "metric": project["metric"], "created_at": model_version.created_at,
         "sha256": model_version.sha256, "aliases": list(model_version.aliases),
         "archived": model_version.archived, "imported": run is None,
-        "parameters": version_parameters(keel, model_version),
-        "metrics": keel.model_metrics(model_version),
+        "parameters": {k: v for k, v in version_parameters(deps, model_version).items() if k != OVERRIDES_PARAM},
+        # the parameters set for the project on top of the preset's defaults; None: not recorded
+        # (an imported model, or a run that did not log them)
+        "parameter_overrides": facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
+        "metrics": deps.data.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
                      "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
                      "sample": facts.get("training_sample"),
@@ -342,5 +347,5 @@ def version_card(keel, name: str, version: int) -> dict:
         "library_versions": run["library_versions"] if run else {},
         "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
         "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
-                         "rollback": d.is_rollback} for d in keel.deployments(name) if d.version == version],
+                         "rollback": d.is_rollback} for d in deps.registry.deployments(project["id"]) if d.version == version],
     }

@@ -23,18 +23,19 @@ import os
 
 import pandas as pd
 
-from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
 from app.core.ml import datasets
 from app.core.services import traffic
+from app.core.services.dependencies import Dependencies
+from app.core.store.workspace import project_lock
 
 log = logging.getLogger("keel.labels")
 
 
-def add_labels(keel, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
-    project = keel.project(name)
+def add_labels(deps: Dependencies, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+    project = deps.data.project(name)
     settings = ProjectSettings.from_dict(project["settings"])
     if not settings.id_column:
         raise KeelError(f"project {name!r} has no ID column to join labels on: set one with "
@@ -46,14 +47,14 @@ def add_labels(keel, name: str, file_path: str | os.PathLike, by: str = "user") 
     labels_by_id = pd.Series(labels[~duplicated].to_numpy(), index=ids[~duplicated].to_numpy())
     counts = {"rows": len(raw.frame), "joined": 0, "unknown": 0, "duplicate": int(duplicated.sum()),
               "already_labelled": 0, "unreadable": unreadable}
-    with keel.holding_project_lock(name):
-        joined = _join(keel, project, settings.id_column, labels_by_id.index.tolist(), counts)
+    with project_lock(deps.workspace, name):
+        joined = _join(deps, project, settings.id_column, labels_by_id.index.tolist(), counts)
         frame = _labelled_frame(joined, labels_by_id, schema, settings.id_column)
         counts["joined"] = len(frame)
         if frame.empty:
             return {"project": name, **counts, "dataset_version": None, "traffic_windows": [], "batches": [],
                     "warnings": warnings}
-        version, windows, batches = _store(keel, project, frame, joined, raw.source, counts, by, settings.id_column)
+        version, windows, batches = _store(deps, project, frame, joined, raw.source, counts, by, settings.id_column)
     return {"project": name, **counts, "dataset_version": version, "traffic_windows": windows, "batches": batches,
             "warnings": warnings}
 
@@ -77,12 +78,12 @@ def _read_labels(raw: datasets.RawTable, schema: dict, id_column: str) -> tuple[
 
 
 # --------------------------------------------------------------------------- joining
-def _join(keel, project: dict, id_column: str, ids: list[str], counts: dict) -> dict:
+def _join(deps: Dependencies, project: dict, id_column: str, ids: list[str], counts: dict) -> dict:
     """-> {"ids": the IDs joined, "records": their logged records, "batch_rows": id -> (dataset version,
     stored row) for IDs found unlabelled in ingested batches}."""
-    registry = keel.registry
+    registry = deps.registry
     already = registry.labelled_record_ids(project["id"], ids)
-    batch_rows, labelled_in_batches = _batch_rows(keel, project, id_column, set(ids) - already)
+    batch_rows, labelled_in_batches = _batch_rows(deps, project, id_column, set(ids) - already)
     already |= labelled_in_batches
     wanted = [i for i in ids if i not in already]
     records = registry.predictions_for_records(project["id"], wanted)
@@ -93,7 +94,7 @@ def _join(keel, project: dict, id_column: str, ids: list[str], counts: dict) -> 
     return {"ids": found, "records": records, "batch_rows": batch_rows}
 
 
-def _batch_rows(keel, project: dict, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
+def _batch_rows(deps: Dependencies, project: dict, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
     """Rows of ingested batches with these IDs: (id -> (dataset version row, its frame row) for the
     unlabelled ones, the IDs already labelled there)."""
     import pyarrow.parquet as pq
@@ -103,8 +104,8 @@ def _batch_rows(keel, project: dict, id_column: str, ids: set[str]) -> tuple[dic
     labelled: set[str] = set()
     if not ids:
         return found, labelled
-    for version in keel.registry.dataset_versions(project["id"]):
-        path = keel.workspace.root / version["path"]
+    for version in deps.registry.dataset_versions(project["id"]):
+        path = deps.workspace.root / version["path"]
         if id_column not in pq.read_schema(path).names:
             continue
         frame = datasets.read_frame(path)
@@ -143,14 +144,14 @@ def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: dict, id_colu
 
 
 # --------------------------------------------------------------------------- storing and measuring
-def _store(keel, project: dict, frame: pd.DataFrame, joined: dict, source: str, counts: dict,
+def _store(deps: Dependencies, project: dict, frame: pd.DataFrame, joined: dict, source: str, counts: dict,
            by: str, id_column: str) -> tuple[int, list[dict], list[dict]]:
-    registry, schema = keel.registry, project["schema"]
+    registry, schema = deps.registry, project["schema"]
     storage = datasets.to_storage_frame(frame, schema)
     digest = datasets.content_hash(storage)
     version = registry.next_number("dataset_versions", project["id"])
     parent = registry.dataset_versions(project["id"])[-1]
-    path = keel.workspace.dataset_dir(project["name"]) / f"v{version}.parquet"
+    path = deps.workspace.dataset_dir(project["name"]) / f"v{version}.parquet"
     prediction_ids = [r["id"] for r in joined["records"]]
     window_ids = sorted(set(registry.windows_of_predictions(project["id"], prediction_ids).values()))
     batch_versions = sorted({joined["batch_rows"][i][0]["version"] for i in joined["ids"] if i in joined["batch_rows"]})
@@ -158,18 +159,18 @@ def _store(keel, project: dict, frame: pd.DataFrame, joined: dict, source: str, 
                "logged_records": len(prediction_ids), **{k: counts[k] for k in ("joined", "unknown", "duplicate",
                                                                                  "already_labelled", "unreadable")}}
     datasets.write_frame(storage, path)
-    now = utc_now()
+    now = deps.clock()
     try:
         with registry.transaction():
             dataset_id = registry.insert_dataset_version(
-                project_id=project["id"], version=version, path=str(path.relative_to(keel.workspace.root)),
+                project_id=project["id"], version=version, path=str(path.relative_to(deps.workspace.root)),
                 content_sha256=digest, file_sha256=sha256_file(path), rows=len(storage), labelled_rows=len(storage), source=f"labels: {source}",
                 parent_id=parent["id"],
                 report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
             registry.insert_late_labels([(project["id"], record_id, json.dumps(_plain(label)), dataset_id, now)
                                          for record_id, label in zip(frame[id_column], frame[schema["target"]])])
             windows = [_measure_window(registry, project, window_id, dataset_id, now) for window_id in window_ids]
-            batches = [_measure_batch(keel, project, id_column, batch_version, dataset_id)
+            batches = [_measure_batch(deps, project, id_column, batch_version, dataset_id)
                        for batch_version in batch_versions]
             registry.add_event(project, "labels_added",
                                f"dataset v{version}: {counts['joined']} late label(s) from {source} joined by ID "
@@ -198,19 +199,19 @@ def _measure_window(registry, project: dict, window_id: int, dataset_id: int, no
             "value": value}
 
 
-def _measure_batch(keel, project: dict, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
+def _measure_batch(deps: Dependencies, project: dict, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
     """The batch's metric over its rows labelled so far, with the model that monitored it."""
-    registry, schema = keel.registry, project["schema"]
+    registry, schema = deps.registry, project["schema"]
     row = next(v for v in registry.dataset_versions(project["id"]) if v["version"] == batch_version)
     result = registry.monitor_result_of_dataset(row["id"])
     if result is None:
         return None  # not monitored yet: the cycle that monitors it has no predictions to compare with
-    frame = datasets.read_frame(keel.workspace.root / row["path"])
+    frame = datasets.read_frame(deps.workspace.root / row["path"])
     frame = frame[frame[id_column].notna()].reset_index(drop=True)
     known = registry.late_labels_for(project["id"], frame[id_column].astype(str).tolist())
     labelled = frame[frame[id_column].astype(str).isin(known)].reset_index(drop=True)
     model_version = registry.model_version_by_id(result["model_version_id"]).version
-    loaded = keel.load_version(project["name"], model_version)
+    loaded = deps.data.load_version(project["name"], model_version)
     X = datasets.to_model_frame(labelled, schema)
     rows = [{"prediction": _plain(p), "label": known[str(i)], "probabilities": None}
             for p, i in zip(loaded.model.predict(X), labelled[id_column])]

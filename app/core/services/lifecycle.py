@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
 from app.core.domain.entities import Alert, Deployment, Event, ModelVersion, TrainingData
@@ -33,8 +33,9 @@ from app.core.fileio import (
     stage_bytes,
     write_text_atomic,
 )
-from app.core.services.cache import BoundedCache
+from app.core.services.dependencies import LifecycleActions, ServiceDependencies
 from app.core.services.paths import check_output_path, user_output
+from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import NewFiles, Registry
 from app.core.store.workspace import FileLock, Workspace, project_lock
 
@@ -45,21 +46,10 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
 
     from app.core.ml import datasets
     from app.core.ml.training import FitResult
+    from app.core.services.prediction_log import PredictionLogWriter
 
 REFERENCE_TRAIN_ROWS = 20_000
 RECENT_EVENTS = 8
-DRIFT_REFERENCES_KEPT = 8
-
-
-@dataclass
-class LoadedModel:
-    project: dict
-    model_version: ModelVersion
-    model: Any  # a fitted scikit-learn estimator (Keel's own: a Pipeline)
-
-    @property
-    def version(self) -> int:
-        return self.model_version.version
 
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
@@ -103,8 +93,11 @@ class Keel:
         """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
         which reports them as they are)."""
         self.workspace = workspace
-        self.registry = Registry(workspace.registry_path)
-        self.drift_references: BoundedCache = BoundedCache(DRIFT_REFERENCES_KEPT)  # prepared by monitoring
+        self._registry = Registry(workspace.registry_path)
+        self._data = ProjectData(self._registry, workspace)
+        self.services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
+            ingest=self.ingest, train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
+            rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest))
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
@@ -124,7 +117,7 @@ class Keel:
         return cls(Workspace.open(workspace_dir), refresh_manifests=refresh_manifests)
 
     def close(self) -> None:
-        self.registry.close()
+        self._registry.close()
 
     # ================================================================ the workspace's places
     @property
@@ -150,7 +143,7 @@ class Keel:
 
     def change_stamp(self) -> tuple:
         """A value that changes whenever any process commits to the registry (cheap: polled every second)."""
-        return self.registry.change_stamp()
+        return self._registry.change_stamp()
 
     @contextmanager
     def holding_project_lock(self, project: str):
@@ -166,7 +159,7 @@ class Keel:
         from app.core.ml import datasets, training
 
         check_project_name(name)
-        if self.registry.find_project(name) is not None:
+        if self._registry.find_project(name) is not None:
             raise KeelError(f"project {name!r} already exists")
         raw = datasets.read_table(data_path)
         id_column = (settings or {}).get("id_column")
@@ -185,20 +178,20 @@ class Keel:
         with self.holding_project_lock(name):
             # again under the lock: another process may have created it since the check above, and
             # writing v1.parquet now would replace that project's data (then delete it on failure)
-            if self.registry.find_project(name) is not None:
+            if self._registry.find_project(name) is not None:
                 raise KeelError(f"project {name!r} already exists")
             dataset_path = self.workspace.dataset_dir(name) / "v1.parquet"
-            with self.registry.files_then_rows() as files:
+            with self._registry.files_then_rows() as files:
                 datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), files.add(dataset_path))
                 with files.commit():
-                    project_id = self.registry.insert_project(
+                    project_id = self._registry.insert_project(
                         name, task, target, project_settings.metric, schema, project_settings.to_dict())
-                    project = self.registry.project(name)
+                    project = self._registry.project(name)
                     self._insert_dataset(project, batch, datasets.content_hash(batch.frame, batch.row_hashes), dataset_path, 1, None,
                                         str(Path(data_path).name))
                     kind, expression = parse_schedule(project_settings.schedule)
-                    self.registry.upsert_schedule(project_id, kind, str(expression), project_settings.schedule_enabled)
-                    self.registry.add_event(project, "project_created",
+                    self._registry.upsert_schedule(project_id, kind, str(expression), project_settings.schedule_enabled)
+                    self._registry.add_event(project, "project_created",
                                             f"project {name} created from {raw.source} ({batch.rows} rows, target {target}, {task})",
                                             by, {"schema_features": schema["features"], "warnings": batch.warnings})
         for folder in ("inbox", "inbox/processed", "inbox/rejected"):
@@ -215,13 +208,13 @@ class Keel:
         return sorted((v.item() if hasattr(v, "item") else v) for v in values)
 
     def project(self, name: str) -> dict:
-        return self.registry.project(name)
+        return self._registry.project(name)
 
     def find_project(self, name: str) -> dict | None:
-        return self.registry.find_project(name)
+        return self._registry.find_project(name)
 
     def project_names(self) -> list[str]:
-        return [project["name"] for project in self.registry.projects()]
+        return [project["name"] for project in self._registry.projects()]
 
     def settings(self, name: str) -> ProjectSettings:
         return ProjectSettings.from_dict(self.project(name)["settings"])
@@ -234,12 +227,12 @@ class Keel:
             current = ProjectSettings.from_dict(project["settings"]).to_dict()
             updated = self._updated_settings(project, changes, replace_params)
             changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
-            with self.registry.transaction():
-                self.registry.update_project_settings(project["id"], updated.to_dict(), updated.metric)
+            with self._registry.transaction():
+                self._registry.update_project_settings(project["id"], updated.to_dict(), updated.metric)
                 kind, expression = parse_schedule(updated.schedule)
-                self.registry.upsert_schedule(project["id"], kind, str(expression), updated.schedule_enabled)
+                self._registry.upsert_schedule(project["id"], kind, str(expression), updated.schedule_enabled)
                 if changed:
-                    self.registry.add_event(project, "settings_changed",
+                    self._registry.add_event(project, "settings_changed",
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
         return updated.to_dict()
@@ -277,20 +270,20 @@ class Keel:
 
     def list_projects(self) -> list[dict]:
         result = []
-        for project in self.registry.projects():
-            deployment = self.registry.current_deployment(project["id"])
+        for project in self._registry.projects():
+            deployment = self._registry.current_deployment(project["id"])
             result.append({"name": project["name"], "task": project["task"], "target": project["target"],
                            "metric": project["metric"],
                            "production_version": deployment.version if deployment else None,
-                           "open_alerts": len(self.registry.open_alerts(project["id"]))})
+                           "open_alerts": len(self._registry.open_alerts(project["id"]))})
         return result
 
     def delete_project(self, name: str, by: str = "user") -> None:
         with self.holding_project_lock(name):
             project = self.project(name)
-            with self.registry.transaction():
-                self.registry.add_event(project, "project_deleted", f"project {name} deleted", by)
-                self.registry.delete_project(project["id"])
+            with self._registry.transaction():
+                self._registry.add_event(project, "project_deleted", f"project {name} deleted", by)
+                self._registry.delete_project(project["id"])
         for folder in (self.workspace.artifact_dir(name), self.workspace.dataset_dir(name)):
             shutil.rmtree(folder, ignore_errors=True)
         # the production manifests describe deleted versions: a new project of the same name
@@ -301,7 +294,7 @@ class Keel:
 
     # ================================================================ data
     def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
-        return self.registry.insert_dataset_version(
+        return self._registry.insert_dataset_version(
             project_id=project["id"], version=version, path=str(path.relative_to(self.workspace.root)),
             content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
@@ -327,22 +320,22 @@ class Keel:
                         cancel_event: threading.Event | None) -> dict:
         """The staged Parquet file renamed to the next version, and its rows, under the project lock."""
         with self.holding_project_lock(project["name"]):
-            existing = self.registry.dataset_version_by_hash(project["id"], stored.content_sha256)
+            existing = self._registry.dataset_version_by_hash(project["id"], stored.content_sha256)
             if existing:
                 return {"dataset_version": existing["version"], "rows": existing["rows"],
                         "labelled": existing["labelled_rows"] > 0, "labelled_rows": existing["labelled_rows"],
                         "warnings": stored.warnings + [f"{stored.source}: same content as dataset version {existing['version']}; nothing stored"],
                         "duplicate_of": existing["version"]}
-            version = self.registry.next_number("dataset_versions", project["id"])
-            parent_id = self.registry.latest_dataset_version_id(project["id"])
+            version = self._registry.next_number("dataset_versions", project["id"])
+            parent_id = self._registry.latest_dataset_version_id(project["id"])
             path = self.workspace.dataset_dir(project["name"]) / f"v{version}.parquet"
-            with self.registry.files_then_rows() as files:
+            with self._registry.files_then_rows() as files:
                 if cancel_event is not None and cancel_event.is_set():
                     raise Cancelled("ingest cancelled; nothing was stored")
                 os.replace(staged, files.add(path))
                 with files.commit():
                     self._insert_dataset(project, stored, stored.content_sha256, path, version, parent_id, stored.source)
-                    self.registry.add_event(project, "data_ingested",
+                    self._registry.add_event(project, "data_ingested",
                                             f"dataset v{version} from {stored.source}: {stored.rows} rows, "
                                             f"{stored.labelled_rows} labelled", by,
                                             {"dataset_version": version, "warnings": stored.warnings})
@@ -350,98 +343,19 @@ class Keel:
                 "labelled_rows": stored.labelled_rows, "warnings": stored.warnings, "duplicate_of": None}
 
     def dataset_frame(self, name: str, version: int, rows: int | None = None) -> pd.DataFrame:
-        """A dataset version's rows as stored; rows: its first rows only (a preview of a large version)."""
-        from app.core.ml import datasets
-
-        project = self.project(name)
-        row = self.registry.dataset_version(project["id"], version)
-        if row is None:
-            raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        return datasets.read_frame(self.workspace.root / row["path"], rows)
+        return self._data.dataset_frame(name, version, rows)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
-        """The project's training rows and the dataset versions they come from (see training_data)."""
-        data = self.training_data(name, since_dataset_version)
-        return data.frame, data.dataset_versions
+        """The project's training data (ProjectData.training_frame: the training window applied)."""
+        return self._data.training_frame(name, since_dataset_version)
 
     def training_data(self, name: str, since_dataset_version: int | None = None) -> TrainingData:
-        """The project's training data: labelled rows of its dataset versions, oldest first,
-        limited by the training window (all rows, the newest N rows, or adaptive: since the
-        latest detected change). Rows that would take more than the training memory budget
-        ($KEEL_TRAIN_MEMORY_MB) are sampled, each version read batch by batch: data.sampling says so."""
-        import pandas as pd
-
-        from app.core.ml import datasets
-
-        project = self.project(name)
-        settings = ProjectSettings.from_dict(project["settings"])
-        if since_dataset_version is None and settings.window == "adaptive":
-            from app.core.services.policy import adaptive_start
-
-            since_dataset_version = adaptive_start(self, project)
-        chosen = self._training_versions(project, settings, since_dataset_version)
-        wanted = sum(row["labelled_rows"] for row in chosen)
-        if isinstance(settings.window, int):
-            wanted = min(wanted, settings.window)
-        budget = datasets.train_memory_bytes()
-        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project["schema"])))
-        frames = [datasets.read_labelled_rows(self.workspace.root / row["path"], project["target"], share,
-                                              settings.seed + row["version"]) for row in chosen]
-        combined = pd.concat(frames, ignore_index=True)
-        if isinstance(settings.window, int):
-            newest = settings.window if share >= 1 else int(settings.window * share)
-            if len(combined) > newest:
-                combined = combined.iloc[-newest:].reset_index(drop=True)
-        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
-                                            "memory_budget_mb": round(budget / 2**20)}
-        return TrainingData(combined, [row["version"] for row in chosen], sampling)
+        """ProjectData.training_data: the training window, sampled within the training memory budget."""
+        return self._data.training_data(name, since_dataset_version)
 
     def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
-        """Every labelled row of the project, oldest first, with its dataset version in `__version__`,
-        and how they were sampled to fit the training memory budget (None: all of them)."""
-        import pandas as pd
-
-        from app.core.ml import datasets
-
-        project = self.project(name)
-        seed = ProjectSettings.from_dict(project["settings"]).seed
-        chosen = [row for row in self.registry.dataset_versions(project["id"]) if row["labelled_rows"]]
-        if not chosen:
-            raise ValidationError(f"project {name!r} has no labelled data to train on")
-        wanted = sum(row["labelled_rows"] for row in chosen)
-        budget = datasets.train_memory_bytes()
-        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project["schema"])))
-        frames = [datasets.read_labelled_rows(self.workspace.root / row["path"], project["target"], share,
-                                              seed + row["version"]).assign(__version__=row["version"])
-                  for row in chosen]
-        combined = pd.concat(frames, ignore_index=True)
-        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
-                                            "memory_budget_mb": round(budget / 2**20)}
-        return combined, sampling
-
-    def _training_versions(self, project: dict, settings: ProjectSettings,
-                           since_dataset_version: int | None) -> list[dict]:
-        """The dataset versions a training reads: labelled, in the window (with a row window of N: the
-        newest versions that hold N rows)."""
-        chosen = [row for row in self.registry.dataset_versions(project["id"]) if row["labelled_rows"]
-                  and (since_dataset_version is None or row["version"] >= since_dataset_version)]
-        if isinstance(settings.window, int):
-            needed, newest = settings.window, list[dict]()
-            for row in reversed(chosen):
-                if needed <= 0:
-                    break
-                newest.insert(0, row)
-                needed -= row["labelled_rows"]
-            chosen = newest
-        if not chosen:
-            name = project["name"]
-            if since_dataset_version is not None:
-                raise ValidationError(
-                    f"project {name!r} has no labelled data from dataset v{since_dataset_version} on "
-                    + ("(the adaptive training window starts at the change detected there); ingest labelled data "
-                       "or set --window all" if settings.window == "adaptive" else "to train on"))
-            raise ValidationError(f"project {name!r} has no labelled data to train on")
-        return chosen
+        """ProjectData.labelled_rows: every labelled row, sampled within the training memory budget."""
+        return self._data.labelled_rows(name)
 
     # ================================================================ training
     def train(self, name: str, by: str = "user", reason: str = "", progress: Progress | None = None,
@@ -457,7 +371,7 @@ class Keel:
         report(0.02, f"preparing {len(data.frame)} rows{sample}")
         with self.holding_project_lock(name):
             training = self._new_training(project, data, by, reason, cancel_event, report)
-            with self.registry.files_then_rows() as files:
+            with self._registry.files_then_rows() as files:
                 trained = self._fit(training, files)
                 self._write_reference(training, trained.result, training.reference_path)
                 files.add(training.reference_path)
@@ -471,7 +385,7 @@ class Keel:
     def _new_training(self, project: dict, data: TrainingData, by: str, reason: str,
                       cancel_event: threading.Event | None, report: Progress) -> _Training:
         """The next version's number and model path (under the project lock)."""
-        version = self.registry.next_number("model_versions", project["id"])
+        version = self._registry.next_number("model_versions", project["id"])
         model_path = self.workspace.artifact_dir(project["name"]) / f"v{version}.skops"
         if model_path.exists():
             # no registry row names this version (it is MAX + 1): a file left by a train that was
@@ -531,7 +445,7 @@ class Keel:
     def _record_training(self, training: _Training, trained: _TrainedModel, files: NewFiles) -> int:
         from app.core.ml import training as ml
 
-        registry, project, settings, result = self.registry, training.project, training.settings, trained.result
+        registry, project, settings, result = self._registry, training.project, training.settings, trained.result
         seed, used, version = settings.seed, training.data.dataset_versions, training.version
         with files.commit():
             run_id = registry.insert_run(
@@ -555,34 +469,19 @@ class Keel:
 
     # ================================================================ models
     def model_metrics(self, model_version: ModelVersion) -> dict[str, float]:
-        return self.registry.run_metrics(model_version.run_id) if model_version.run_id else {}
+        return self._data.model_metrics(model_version)
 
     def load_version(self, name: str, version: int) -> LoadedModel:
-        from app.core.ml import artifacts
-
-        project = self.project(name)
-        model_version = self.registry.model_version(project["id"], version)
-        model = artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
-                                     model_version.extra_trusted_types)
-        return LoadedModel(project, model_version, model)
+        return self._data.load_version(name, version)
 
     def production_version(self, name: str) -> int | None:
-        deployment = self.registry.current_deployment(self.project(name)["id"])
-        return deployment.version if deployment else None
+        return self._data.production_version(name)
 
     def load_production(self, name: str) -> LoadedModel:
-        version = self.production_version(name)
-        if version is None:
-            raise KeelError(f"project {name!r} has no production model yet (deploy a version first)")
-        return self.load_version(name, version)
+        return self._data.load_production(name)
 
     def reference_frame(self, name: str, version: int) -> pd.DataFrame | None:
-        from app.core.ml import datasets
-
-        project = self.project(name)
-        model_version = self.registry.model_version(project["id"], version)
-        path = (self.workspace.root / model_version.artifact_path).with_suffix(".reference.parquet")
-        return datasets.read_frame(path) if path.exists() else None
+        return self._data.reference_frame(name, version)
 
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
                      by: str = "user", notes: str = "") -> dict:
@@ -605,23 +504,23 @@ class Keel:
         except Exception as exc:
             raise ValidationError(f"{source.name}: the model cannot score this project's data ({exc})") from None
         with self.holding_project_lock(name):
-            version = self.registry.next_number("model_versions", project["id"])
+            version = self._registry.next_number("model_versions", project["id"])
             final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
-            with self.registry.files_then_rows() as files:
+            with self._registry.files_then_rows() as files:
                 with atomic_path(final_path) as tmp:
                     shutil.copyfile(source, tmp)
                 sha256 = sha256_file(files.add(final_path))
                 with files.commit():
-                    run_id = self.registry.insert_run(project["id"], "import", preset="imported", seed=None,
+                    run_id = self._registry.insert_run(project["id"], "import", preset="imported", seed=None,
                                                       finished_at=utc_now(), seconds=0.0,
                                                       library_versions=training.library_versions())
-                    self.registry.log_params(run_id, {"source": str(source), "accepted_types": accepted})
-                    self.registry.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
-                    self.registry.insert_model_version(
+                    self._registry.log_params(run_id, {"source": str(source), "accepted_types": accepted})
+                    self._registry.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
+                    self._registry.insert_model_version(
                         project_id=project["id"], version=version, run_id=run_id,
                         artifact_path=str(final_path.relative_to(self.workspace.root)), sha256=sha256,
                         extra_trusted_types=accepted, notes=notes or f"imported from {source.name}")
-                    self.registry.add_event(project, "model_imported", f"v{version} imported from {source.name}", by,
+                    self._registry.add_event(project, "model_imported", f"v{version} imported from {source.name}", by,
                                             {"version": version, "accepted_types": accepted, "metrics": metrics})
         return {"version": version, "metrics": metrics, "accepted_types": accepted}
 
@@ -633,19 +532,19 @@ class Keel:
             destination = destination / f"{name}-v{version}.skops"
         with user_output(self.workspace.root, destination) as tmp:
             shutil.copyfile(source, tmp)
-        with self.registry.transaction():
-            self.registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
+        with self._registry.transaction():
+            self._registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
         return {"version": version, "path": str(destination), "sha256": loaded.model_version.sha256}
 
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
-        model_version = self.registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project["id"], version)
         with self.holding_project_lock(name):  # the production check and the write, with no deploy in between
             if archived and self.production_version(name) == version:
                 raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
-            with self.registry.transaction():
-                self.registry.set_archived(model_version.id, archived)
-                self.registry.add_event(project, "model_archived" if archived else "model_unarchived",
+            with self._registry.transaction():
+                self._registry.set_archived(model_version.id, archived)
+                self._registry.add_event(project, "model_archived" if archived else "model_unarchived",
                                         f"v{version} {'archived' if archived else 'restored'}", by)
 
     # ================================================================ deployment
@@ -661,20 +560,20 @@ class Keel:
         from app.core.ml import artifacts
 
         project = self.project(name)
-        model_version = self.registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project["id"], version)
         artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
                              model_version.extra_trusted_types)  # never deploy a file that will not load
-        current = self.registry.current_deployment(project["id"])
+        current = self._registry.current_deployment(project["id"])
         previous_version = current.version if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
         staged = []
         try:
-            with self.registry.transaction():
-                self.registry.insert_deployment(project_id=project["id"], model_version_id=model_version.id,
+            with self._registry.transaction():
+                self._registry.insert_deployment(project_id=project["id"], model_version_id=model_version.id,
                                                 replaced_deployment_id=current.id if current else None,
                                                 by=by, reason=reason, is_rollback=0)
                 self._set_production_aliases(project, model_version.id)
-                self.registry.add_event(project, "deployed",
+                self._registry.add_event(project, "deployed",
                                         f"v{version} deployed to production"
                                         + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
                                         by, {"version": version, "previous_version": previous_version})
@@ -688,11 +587,11 @@ class Keel:
         return {"production_version": version, "previous_version": previous_version}
 
     def _set_production_aliases(self, project, model_version_id) -> None:
-        self.registry.set_alias(project["id"], "champion", model_version_id)
+        self._registry.set_alias(project["id"], "champion", model_version_id)
         # a waiting challenger was gated against the production model of its time: once another
         # model is in production that verdict says nothing, and approving it would deploy a model
         # never compared with the current one (a stale challenger also blocked every policy retrain)
-        self.registry.set_alias(project["id"], "challenger", None)
+        self._registry.set_alias(project["id"], "challenger", None)
 
     def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
         """Go back to the previous production model (or to an earlier deployed version)."""
@@ -700,22 +599,22 @@ class Keel:
 
         with self.holding_project_lock(name):
             project = self.project(name)
-            current = self.registry.current_deployment(project["id"])
+            current = self._registry.current_deployment(project["id"])
             if current is None:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
-            model_version = self.registry.model_version_by_id(target.model_version_id)
+            model_version = self._registry.model_version_by_id(target.model_version_id)
             artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
                                  model_version.extra_trusted_types)
             reason = reason or f"rolled back from v{current.version}"
             staged = []
             try:
-                with self.registry.transaction():
-                    self.registry.insert_deployment(
+                with self._registry.transaction():
+                    self._registry.insert_deployment(
                         project_id=project["id"], model_version_id=target.model_version_id,
                         replaced_deployment_id=target.replaced_deployment_id, by=by, reason=reason, is_rollback=1)
                     self._set_production_aliases(project, target.model_version_id)
-                    self.registry.add_event(project, "rolled_back",
+                    self._registry.add_event(project, "rolled_back",
                                             f"rolled back from v{current.version} to v{target.version}: {reason}",
                                             by, {"version": target.version, "previous_version": current.version})
                     staged = self._stage_manifest(project)
@@ -728,11 +627,11 @@ class Keel:
     def rollback_target(self, name: str) -> Deployment | None:
         """The deployment a plain rollback returns to (None: nothing in production, or only its first model)."""
         project = self.project(name)
-        current = self.registry.current_deployment(project["id"])
+        current = self._registry.current_deployment(project["id"])
         return self._previous_deployment(current) if current else None
 
     def _previous_deployment(self, current: Deployment) -> Deployment | None:
-        return self.registry.deployment(current.replaced_deployment_id) if current.replaced_deployment_id else None
+        return self._registry.deployment(current.replaced_deployment_id) if current.replaced_deployment_id else None
 
     def _rollback_target(self, project, current, to_version):
         if to_version is None:
@@ -741,7 +640,7 @@ class Keel:
                 raise KeelError(f"v{current.version} is the first production model of {project['name']!r}; "
                                 "there is nothing to roll back to")
             return target
-        earlier = [d for d in self.registry.deployments(project["id"]) if d.version == to_version]
+        earlier = [d for d in self._registry.deployments(project["id"]) if d.version == to_version]
         if not earlier:
             raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
         return earlier[-1]
@@ -753,10 +652,10 @@ class Keel:
 
     def _manifest(self, project) -> dict | None:
         """What production.json must say: the registry's current deployment (the source of truth)."""
-        deployment = self.registry.current_deployment(project["id"])
+        deployment = self._registry.current_deployment(project["id"])
         if deployment is None:
             return None
-        model_version = self.registry.model_version_by_id(deployment.model_version_id)
+        model_version = self._registry.model_version_by_id(deployment.model_version_id)
         return {"project": project["name"], "version": deployment.version, "sha256": model_version.sha256,
                 "artifact_path": model_version.artifact_path, "deployed_at": deployment.deployed_at,
                 "by": deployment.by, "reason": deployment.reason}
@@ -791,7 +690,7 @@ class Keel:
         between the commit and the manifest write leaves it stale). Returns the projects fixed.
         A project busy in another process is skipped: its writer rewrites the manifest itself."""
         fixed = []
-        for project in self.registry.projects():
+        for project in self._registry.projects():
             if self._manifest_matches(project):
                 continue
             lock = FileLock(self.workspace.project_lock_path(project["name"]))
@@ -885,11 +784,11 @@ class Keel:
         if policy.enabled:
             assert ids is not None  # a project that logs its traffic returns IDs
             proba_columns = [c for c in scores.columns if c.startswith("proba_")]
-            logged = prediction_log.record(self, loaded.project, loaded.model_version.id, ids,
+            logged = prediction_log.record(self._registry, loaded.project, loaded.model_version.id, ids,
                                            X.reset_index(drop=True), scores["prediction"].tolist(),
                                            scores[proba_columns].to_numpy() if proba_columns else None)
-        with self.registry.transaction():
-            self.registry.add_event(loaded.project, "batch_scored",
+        with self._registry.transaction():
+            self._registry.add_event(loaded.project, "batch_scored",
                                     f"{len(result)} rows of {raw.source} scored with v{loaded.version}"
                                     + (f"; {logged} recorded in the prediction log" if logged else ""), "user",
                                     {"output": str(output_path), "version": loaded.version, "logged_rows": logged})
@@ -903,13 +802,13 @@ class Keel:
         project = self.project(name)
         production = self.production_version(name)
         versions = []
-        for model_version in self.registry.model_versions(project["id"]):
+        for model_version in self._registry.model_versions(project["id"]):
             versions.append({"version": model_version.version, "created_at": model_version.created_at,
                              "metrics": self.model_metrics(model_version), "aliases": list(model_version.aliases),
                              "in_production": model_version.version == production,
                              "archived": model_version.archived, "notes": model_version.notes})
-        datasets_rows = self.registry.dataset_versions(project["id"])
-        last_result = self.registry.last_monitor_result(project["id"])
+        datasets_rows = self._registry.dataset_versions(project["id"])
+        last_result = self._registry.last_monitor_result(project["id"])
         if last_result is not None:
             last_result = {key: last_result[key] for key in ("at", "metric", "value", "estimated_value")}
         return {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
@@ -917,53 +816,53 @@ class Keel:
                 "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
                                       "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": [a.headline() for a in self.registry.open_alerts(project["id"])], "settings": project["settings"],
-                "prediction_log": prediction_log.summary(self, project)}
+                "open_alerts": [a.headline() for a in self._registry.open_alerts(project["id"])], "settings": project["settings"],
+                "prediction_log": prediction_log.summary(self._registry, project)}
 
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many
         deployments there were, the version a rollback returns to, and whether a challenger waits."""
         project = self.project(name)
-        current = self.registry.current_deployment(project["id"])
+        current = self._registry.current_deployment(project["id"])
         target = self._previous_deployment(current) if current else None
         return {"project": name, "production_version": current.version if current else None,
-                "deployments": len(self.registry.deployments(project["id"])),
+                "deployments": len(self._registry.deployments(project["id"])),
                 "rollback_version": target.version if target else None,
-                "challenger_waiting": "challenger" in self.registry.aliases(project["id"])}
+                "challenger_waiting": "challenger" in self._registry.aliases(project["id"])}
 
     def current_deployment(self, name: str) -> Deployment | None:
-        return self.registry.current_deployment(self.project(name)["id"])
+        return self._registry.current_deployment(self.project(name)["id"])
 
     def deployment_in_production(self, project_id: int) -> Deployment | None:
         """By the project's id, not its name: a server follows the project it started on, and a project
         deleted and created again under the same name is another one (its answer is None)."""
-        return self.registry.current_deployment(project_id)
+        return self._registry.current_deployment(project_id)
 
     def deployments(self, name: str) -> list[Deployment]:
         """Every deployment (and rollback) of the project, oldest first, with its model version number."""
-        return self.registry.deployments(self.project(name)["id"])
+        return self._registry.deployments(self.project(name)["id"])
 
     def model_version_by_id(self, model_version_id: int) -> ModelVersion:
-        return self.registry.model_version_by_id(model_version_id)
+        return self._registry.model_version_by_id(model_version_id)
 
     def dataset_versions(self, name: str) -> list[dict]:
-        return self.registry.dataset_versions(self.project(name)["id"])
+        return self._registry.dataset_versions(self.project(name)["id"])
 
     def monitor_results(self, name: str, after_id: int = 0) -> list[dict]:
-        return self.registry.monitor_results(self.project(name)["id"], after_id=after_id)
+        return self._registry.monitor_results(self.project(name)["id"], after_id=after_id)
 
     def policy_decisions(self, name: str, after_id: int = 0) -> list[dict]:
         """The retraining policy's decisions: {id, at, kind, message, decision}, oldest first."""
         from app.core.store.policy_state import decision_events
 
-        return decision_events(self.registry, self.project(name)["id"], after_id)
+        return decision_events(self._registry, self.project(name)["id"], after_id)
 
     def schedule(self, name: str) -> dict | None:
-        return self.registry.schedule(self.project(name)["id"])
+        return self._registry.schedule(self.project(name)["id"])
 
     def schedules(self) -> list[dict]:
         """Every project's monitoring schedule, with the project's name under "project"."""
-        return self.registry.schedules()
+        return self._registry.schedules()
 
     def record_scheduled_run(self, name: str) -> bool:
         """Note that the schedule of `name` fired. -> whether there is a production model to monitor
@@ -971,78 +870,122 @@ class Keel:
         project = self.find_project(name)
         if project is None:
             return False
-        self.registry.mark_schedule_run(project["id"])
-        return self.registry.current_deployment(project["id"]) is not None
+        self._registry.mark_schedule_run(project["id"])
+        return self._registry.current_deployment(project["id"]) is not None
+
+    def prediction_log_writer(self) -> PredictionLogWriter:
+        """The server's prediction log: request threads add, a background thread commits (stop() flushes)."""
+        from app.core.services import prediction_log
+
+        return prediction_log.PredictionLogWriter(self._registry)
 
     def alerts(self, name: str) -> list[Alert]:
-        return self.registry.alerts(self.project(name)["id"])
+        return self._registry.alerts(self.project(name)["id"])
 
     def open_alerts_after(self, alert_id: int) -> list[dict]:
         """Open alerts of every project newer than alert_id (id, severity, message, project), oldest first."""
-        return self.registry.open_alerts_after(alert_id)
+        return self._registry.open_alerts_after(alert_id)
 
     def last_alert_id(self) -> int:
-        return self.registry.last_alert_id()
+        return self._registry.last_alert_id()
 
     def events(self, name: str) -> list[Event]:
         """The project's audit log, oldest first."""
-        return self.registry.events(self.project(name)["id"])
+        return self._registry.events(self.project(name)["id"])
 
     def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[Event]:
-        return self.registry.recent_events(self.project(name)["id"], limit)
+        return self._registry.recent_events(self.project(name)["id"], limit)
 
     def history(self, name: str, limit: int | None = None) -> dict:
         """The audit log, oldest first; limit=N: its newest N events only."""
         project = self.project(name)
         events = [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message, "details": e.details}
-                  for e in self.registry.events(project["id"], newest=limit)]
+                  for e in self._registry.events(project["id"], newest=limit)]
         return {"project": name, "events": events}
 
     def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:
         project = self.project(name)
-        alert = self.registry.alert(project["id"], alert_id)
+        alert = self._registry.alert(project["id"], alert_id)
         if alert is None:
             raise NotFoundError(f"unknown alert {alert_id} for project {name!r}")
-        with self.registry.transaction():
+        with self._registry.transaction():
             # re-read under the write lock: a monitoring cycle may have closed it (recovered) meanwhile,
             # and the audit log must not say "acknowledged" for an alert that was not
-            status = self.registry.alert_status(alert_id)
+            status = self._registry.alert_status(alert_id)
             if status != "open":
                 raise KeelError(f"alert {alert_id} ({alert.rule}) is already {status}; nothing to acknowledge")
-            self.registry.close_alert(alert_id, "acknowledged")
-            self.registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert.rule}) acknowledged", by)
+            self._registry.close_alert(alert_id, "acknowledged")
+            self._registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert.rule}) acknowledged", by)
+
+    # ================================================================ what the window shows (services/insights.py)
+    def health(self, name: str, since: str | None = None) -> dict:
+        """The project's health at a glance; since: also the alerts opened and recovered after that time."""
+        from app.core.services import insights
+
+        return insights.health(self.services.insights, name, since=since)
+
+    def production_card(self, name: str) -> dict:
+        """The Overview's production model card."""
+        from app.core.services import insights
+
+        return insights.production_card(self.services.insights, name)
+
+    def version_card(self, name: str, version: int) -> dict:
+        """Everything about one model version (the Models tab's card)."""
+        from app.core.services import insights
+
+        return insights.version_card(self.services.insights, name, version)
+
+    def compare_versions(self, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
+        """Model versions side by side: metrics, parameters, metrics on data none was trained on."""
+        from app.core.services import insights
+
+        return insights.compare_versions(self.services.insights, name, versions, progress=progress,
+                                         cancel_event=cancel_event)
+
+    def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> dict:
+        """One feature in the production model's reference vs a batch (the newest by default)."""
+        from app.core.services import insights
+
+        return insights.feature_distribution(self.services.insights, name, feature, dataset_version)
 
     # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
     # These services are imported on first use because they load pandas and scikit-learn, which
     # read-only commands never need; they do not import this module (an import-linter contract).
+    def inbox_has_waiting_files(self, name: str) -> bool:
+        """Whether the project's inbox holds a file a sweep would look at (cheap: one folder listing)."""
+        from app.core.services import inbox
+
+        return inbox.has_waiting_files(self.services.inbox, name)
+
     def sweep_inbox(self, name: str, by: str = "scheduler", progress=None) -> list[dict]:
         """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason).
         progress is accepted for the window's child-process jobs; a sweep reports none."""
         from app.core.services import inbox
 
-        return inbox.sweep(self, name, by=by)
+        return inbox.sweep(self.services.inbox, name, by=by)
 
     def monitor(self, name: str, by: str = "user", progress=None) -> dict:
         """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
         from app.core.services import policy
 
-        return policy.monitor(self, name, by=by, progress=progress)
+        return policy.monitor(self.services.policy, name, by=by, progress=progress)
 
     def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
         """Join a file of id,label rows to earlier predictions and unlabelled rows (`keel labels`)."""
         from app.core.services import labels
 
-        return labels.add_labels(self, name, file_path, by=by)
+        return labels.add_labels(self.services.labels, name, file_path, by=by)
 
     def traffic(self, name: str, bucket: str = "hour") -> dict:
         """Traffic windows with their label coverage, late-measured batches, request volume over time."""
         from app.core.services import traffic
 
-        return traffic.overview(self, name, bucket)
+        return traffic.overview(self.services.traffic, name, bucket)
 
     def approve(self, name: str, by: str = "user") -> dict:
         """Deploy the challenger waiting for approval."""
         from app.core.services import policy
 
-        return policy.approve(self, name, by=by)
+        return policy.approve(self.services.policy, name, by=by)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from app.core.domain.errors import KeelError
 from app.core.ml import artifacts, datasets
+from app.core.services.dependencies import Dependencies
 
 MODEL_FILE = "model.skops"
 INPUT_EXAMPLE_FILE = "input_example.json"
@@ -67,11 +68,11 @@ def pinned_requirements(library_versions: dict) -> list[str]:
     return [MLFLOW_REQUIREMENT, *pins]
 
 
-def _example_rows(keel, name: str, version: int, schema: dict) -> dict:
+def _example_rows(deps: Dependencies, name: str, version: int, schema: dict) -> dict:
     """A few hold-out rows in pandas' split orient; missing values as null (JSON has no NaN)."""
-    reference = keel.reference_frame(name, version)
+    reference = deps.data.reference_frame(name, version)
     if reference is None:
-        reference = keel.training_frame(name)[0]
+        reference = deps.data.training_frame(name)[0]
     elif "__split__" in reference:
         holdout = reference[reference["__split__"] == "holdout"]
         reference = holdout if len(holdout) else reference
@@ -130,27 +131,27 @@ def environment_files(requirements: list[str], python_version: str) -> dict[str,
             "python_env.yaml": yaml.safe_dump(python_env, default_flow_style=False, sort_keys=False)}
 
 
-def version_facts(keel, name: str, version: int) -> dict:
+def version_facts(deps: Dependencies, name: str, version: int) -> dict:
     """What an MLflow model (and an MLflow run) says about a version: identity, trust, lineage."""
-    loaded = keel.load_version(name, version)  # checks the hash and the trusted types first
+    loaded = deps.data.load_version(name, version)  # checks the hash and the trusted types first
     model_version = loaded.model_version
-    run = keel.registry.run(model_version.run_id) if model_version.run_id else None
+    run = deps.registry.run(model_version.run_id) if model_version.run_id else None
     return {"project": name, "version": version, "sha256": model_version.sha256,
-            "artifact": keel.workspace.root / model_version.artifact_path,
+            "artifact": deps.workspace.root / model_version.artifact_path,
             "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types)),
             "library_versions": (run or {}).get("library_versions") or {},
             "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project["schema"]}
 
 
-def write_model_directory(keel, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
+def write_model_directory(deps: Dependencies, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
     """Write the MLflow model directory of a version into destination (a new folder; it must not exist)."""
     import yaml
 
-    facts = facts or version_facts(keel, name, version)
+    facts = facts or version_facts(deps, name, version)
     schema = facts["schema"]
     python_version = facts["library_versions"].get("python") or platform.python_version()
     requirements = pinned_requirements(facts["library_versions"])
-    example = _example_rows(keel, name, version, schema)
+    example = _example_rows(deps, name, version, schema)
     staging = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -171,23 +172,23 @@ def write_model_directory(keel, name: str, version: int, destination: Path, fact
     return {"files": sorted(p.name for p in destination.iterdir()), "requirements": requirements}
 
 
-def export_mlflow(keel, name: str, version: int, output: str | os.PathLike) -> dict:
+def export_mlflow(deps: Dependencies, name: str, version: int, output: str | os.PathLike) -> dict:
     """`export NAME --version N --format mlflow --output DIR`: DIR must not exist yet, outside the workspace."""
     from app.core.services.paths import check_output_path
 
-    destination = check_output_path(keel.workspace.root, output).resolve()
+    destination = check_output_path(deps.workspace.root, output).resolve()
     if destination.exists():
         raise KeelError(f"--output {output}: already exists; an MLflow model directory is written to a new folder")
     if not destination.parent.is_dir():
         raise KeelError(f"--output {output}: its folder {destination.parent} does not exist")
-    facts = version_facts(keel, name, version)
+    facts = version_facts(deps, name, version)
     try:
-        written = write_model_directory(keel, name, version, destination, facts)
+        written = write_model_directory(deps, name, version, destination, facts)
     except OSError as exc:
         raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
-    project = keel.project(name)
-    with keel.registry.transaction():
-        keel.registry.add_event(project, "model_exported", f"v{version} exported as an MLflow model to {destination}",
+    project = deps.data.project(name)
+    with deps.registry.transaction():
+        deps.registry.add_event(project, "model_exported", f"v{version} exported as an MLflow model to {destination}",
                                 "user", {"version": version, "format": "mlflow", "output": str(destination)})
     return {"version": version, "path": str(destination), "format": "mlflow", "sha256": facts["sha256"], **written}
 
@@ -196,14 +197,14 @@ def export_mlflow(keel, name: str, version: int, output: str | os.PathLike) -> d
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 
 
-def run_record(keel, name: str, version: int) -> dict:
+def run_record(deps: Dependencies, name: str, version: int) -> dict:
     """A version as an MLflow run: params, metrics and tags with Keel's lineage (times in ms)."""
-    project = keel.project(name)
-    registry = keel.registry
+    project = deps.data.project(name)
+    registry = deps.registry
     model_version = registry.model_version(project["id"], version)
     run = registry.run(model_version.run_id) if model_version.run_id else None
     params = registry.run_params(run["id"]) if run else {}
-    metrics = keel.model_metrics(model_version)
+    metrics = deps.data.model_metrics(model_version)
     used = set(run["dataset_versions"]) if run else set()
     lineage = [{"version": d["version"], "source": d["source"], "rows": d["rows"],
                 "labelled_rows": d["labelled_rows"], "sha256": d["content_sha256"]}

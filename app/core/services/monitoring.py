@@ -33,6 +33,7 @@ from app.core.domain.settings import (
 )
 from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
+from app.core.services.dependencies import MonitoringDependencies
 
 log = logging.getLogger("keel.monitoring")
 
@@ -85,20 +86,20 @@ class CycleResult:
 
 
 # --------------------------------------------------------------------------- reference cache
-def reference_for(keel, loaded) -> drift.DriftReference:
+def reference_for(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
     """The prepared reference of a model, built once per model version (the workspace's Keel keeps
     them). The file's sha256 alone is not a key: one skops file imported into two projects has one
     hash but two references (an imported model's reference is its project's training data)."""
     key = (loaded.project["name"], loaded.model_version.id, loaded.model_version.sha256)
-    return keel.drift_references.get_or_build(key, lambda: prepare_reference(keel, loaded))
+    return deps.drift_references.get_or_build(key, lambda: prepare_reference(deps, loaded))
 
 
-def prepare_reference(keel, loaded) -> drift.DriftReference:
+def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
     project = loaded.project
     schema = project["schema"]
-    frame = keel.reference_frame(project["name"], loaded.version)
+    frame = deps.data.reference_frame(project["name"], loaded.version)
     if frame is None:  # an imported model has no saved reference: use today's training data
-        frame = keel.training_frame(project["name"])[0].assign(__split__="train")
+        frame = deps.data.training_frame(project["name"])[0].assign(__split__="train")
     train_rows = frame[frame["__split__"] == "train"]
     holdout_rows = frame[frame["__split__"] == "holdout"]
     X_train = datasets.to_model_frame(train_rows, schema)
@@ -125,32 +126,32 @@ def pending_batches(registry, project_id: int, deployment: Deployment) -> list[d
     return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
 
 
-def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:
+def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:
     """Evaluate every pending batch with the production model; alerts=False records results only."""
     report = progress or (lambda fraction, message: None)
-    project = keel.project(name)
-    deployment = keel.registry.current_deployment(project["id"])
+    project = deps.data.project(name)
+    deployment = deps.registry.current_deployment(project["id"])
     if deployment is None:
         return CycleResult(name, None)
     from app.core.services import traffic
 
     cycle = CycleResult(name, deployment.version)
-    batches = pending_batches(keel.registry, project["id"], deployment)
+    batches = pending_batches(deps.registry, project["id"], deployment)
     settings = ProjectSettings.from_dict(project["settings"])
-    if not batches and not traffic.has_work(keel, project, settings):
+    if not batches and not traffic.has_work(deps, project, settings):
         return cycle
-    loaded = keel.load_version(name, deployment.version)
-    reference = reference_for(keel, loaded)
-    training_value = keel.model_metrics(loaded.model_version).get(project["metric"])
+    loaded = deps.data.load_version(name, deployment.version)
+    reference = reference_for(deps, loaded)
+    training_value = deps.data.model_metrics(loaded.model_version).get(project["metric"])
     # labels that arrived late describe older data than any new batch: evaluated first
-    traffic.evaluate_late_labels(keel, project, settings, training_value, by, cycle, alerts)
+    traffic.evaluate_late_labels(deps, project, settings, training_value, by, cycle, alerts)
     for index, row in enumerate(batches):
         report(index / len(batches), f"monitoring dataset v{row['version']}")
-        frame = datasets.read_frame(keel.workspace.root / row["path"])
+        frame = datasets.read_frame(deps.workspace.root / row["path"])
         result, details = evaluate_batch(loaded, reference, frame, row, project["metric"])
         result.rules = check_rules(result, settings, training_value)
-        with keel.registry.transaction():
-            keel.registry.insert_monitor_result(
+        with deps.registry.transaction():
+            deps.registry.insert_monitor_result(
                 project_id=project["id"], model_version_id=loaded.model_version.id, dataset_version_id=row["id"],
                 rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
                 estimated_value=result.estimated_value, drift_share=result.drift_share,
@@ -158,9 +159,9 @@ def run_cycle(keel, name: str, by: str = "user", progress=None, alerts: bool = T
                 details={**details, "rules": result.rules, "training_value": training_value,
                          "has_ids": _has_ids(frame, settings.id_column)})
             if alerts:
-                update_alerts(keel.registry, project, result, by, cycle)
+                update_alerts(deps.registry, project, result, by, cycle)
         cycle.batches.append(result)
-    traffic.monitor_traffic(keel, project, loaded, reference, settings, training_value, by, cycle, alerts)
+    traffic.monitor_traffic(deps, project, loaded, reference, settings, training_value, by, cycle, alerts)
     report(1.0, f"{len(batches)} batch(es) monitored" + (", 1 traffic window" if cycle.traffic else ""))
     return cycle
 

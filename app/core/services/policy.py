@@ -44,8 +44,6 @@ a paired bootstrap for other metrics. A challenger that fails is kept, not deplo
 """
 
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,9 +55,11 @@ from app.core.domain.settings import ProjectSettings, drop_from, higher_is_bette
 from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
+from app.core.services.dependencies import PolicyDependencies
 from app.core.services.monitoring import CHANGE_RULES
+from app.core.services.project_data import LoadedModel
 from app.core.store import policy_state as store
-from app.core.store.workspace import FileLock
+from app.core.store.workspace import FileLock, project_lock
 
 log = logging.getLogger("keel.policy")
 
@@ -78,7 +78,6 @@ RECENT_WINDOW_ROWS = 2000
 BUDGET_PER_BATCH = 0.25
 BUDGET_BURST = 3.0
 BUDGET_START = 1.0
-MODEL_CACHE_SIZE = 8
 DECISIONS = ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected",
              "restored", "restore_waiting", "held")
 
@@ -92,57 +91,38 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------- loaded models, cached
-class ModelCache:
-    """Loaded model versions (sha256-checked once), keyed by workspace, project, version id and hash."""
-
-    def __init__(self, size: int = MODEL_CACHE_SIZE):
-        self.size = size
-        self._models: OrderedDict = OrderedDict()
-        self._guard = threading.Lock()
-
-    def load(self, keel, name: str, version: int):
-        project = keel.project(name)
-        model_version = keel.registry.model_version(project["id"], version)
-        key = (str(keel.workspace.root), name, model_version.id, model_version.sha256)
-        with self._guard:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
-        loaded = keel.load_version(name, version)
-        with self._guard:
-            self._models[key] = loaded
-            while len(self._models) > self.size:
-                self._models.popitem(last=False)
-        return loaded
-
-
-models = ModelCache()
+def loaded_model(deps: PolicyDependencies, name: str, version: int) -> LoadedModel:
+    """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache, keyed by
+    project, version id and hash: a project deleted and created again never gets the old model."""
+    model_version = deps.registry.model_version(deps.data.project(name)["id"], version)
+    key = (name, model_version.id, model_version.sha256)
+    return deps.loaded_models.get_or_build(key, lambda: deps.data.load_version(name, version))
 
 
 # --------------------------------------------------------------------------- the whole cycle
-def monitor(keel, name: str, by: str = "user", progress=None, lock_timeout: float = 600.0) -> dict:
+def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None, lock_timeout: float = 600.0) -> dict:
     """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`."""
     from app.core.services import inbox, monitoring
 
     report = progress or (lambda fraction, message: None)
-    project = keel.project(name)
+    project = deps.data.project(name)
     report(0.0, "sweeping the inbox")
-    swept = inbox.sweep(keel, name, by=by)
-    lock = FileLock(keel.workspace.project_lock_path(name, "monitor"))
+    swept = inbox.sweep(deps.inbox, name, by=by)
+    lock = FileLock(deps.workspace.project_lock_path(name, "monitor"))
     if not lock.acquire(timeout=lock_timeout):
         raise BusyError(f"project {name!r} is being monitored by another process (lock {lock.path})")
     try:
-        if keel.registry.current_deployment(project["id"]) is None:
+        if deps.registry.current_deployment(project["id"]) is None:
             ingested = sum(1 for item in swept if item["status"] == "processed")
             raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
                             f"{ingested} inbox file(s) ingested")
         settings = ProjectSettings.from_dict(project["settings"])
-        cycle = monitoring.run_cycle(keel, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
+        cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
-        outcome = apply(keel, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
+        outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
         if cycle.batches or outcome.decision != "none":
-            with keel.registry.transaction():
-                keel.registry.add_event(project, "monitored",
+            with deps.registry.transaction():
+                deps.registry.add_event(project, "monitored",
                                         f"{monitoring.summary(cycle)} -> {outcome.decision}"
                                         + (f": {outcome.message}" if outcome.message else ""),
                                         by, {"batches": [b.public() for b in cycle.batches],
@@ -154,8 +134,8 @@ def monitor(keel, name: str, by: str = "user", progress=None, lock_timeout: floa
     return {"project": name, "batches": [b.public() for b in cycle.batches],
             "alerts_opened": cycle.alerts_opened, "alerts_recovered": cycle.alerts_recovered,
             "decision": outcome.decision, "message": outcome.message,
-            "production_version": keel.production_version(name), "challenger_version": outcome.challenger_version,
-            "challenger_waiting": waiting_challenger(keel, name), "inbox": swept, "details": outcome.details,
+            "production_version": deps.data.production_version(name), "challenger_version": outcome.challenger_version,
+            "challenger_waiting": waiting_challenger(deps, name), "inbox": swept, "details": outcome.details,
             "change_detected": outcome.details.get("change_detected"),
             "traffic": cycle.traffic, "late_labels": cycle.late_labels}
 
@@ -167,35 +147,35 @@ class Observation:
     recent: pd.DataFrame | None = None  # the cycle's labelled rows, newest last (none of the models saw them)
 
 
-def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
-    project = keel.project(name)
+def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
+    project = deps.data.project(name)
     settings = ProjectSettings.from_dict(project["settings"])
     firing = {rule: message for rule, message in cycle.firing.items() if message}
     if settings.policy == "off":
         return Outcome("none", "policy off: results recorded, no alerts")
-    observation = observe(keel, project, cycle, by)
+    observation = observe(deps, project, cycle, by)
     fallback = Outcome("alert" if firing else "none", "; ".join(firing.values()))
     if observation.change:
         fallback.details["change_detected"] = observation.change
-    waiting = waiting_challenger(keel, name)
+    waiting = waiting_challenger(deps, name)
     if settings.policy == "approve" and waiting is not None:
         fallback.message = (fallback.message + "; " if fallback.message else "") + \
             f"challenger v{waiting} waits for approval"
         return fallback
-    restored = try_restore(keel, name, settings, observation, fallback)
+    restored = try_restore(deps, name, settings, observation, fallback)
     if restored is not None:
         return restored
     if settings.policy == "alert":
         return fallback
-    reasons = retrain_reasons(keel, project, settings, cycle.firing, observation,
+    reasons = retrain_reasons(deps, project, settings, cycle.firing, observation,
                               tuple(alert["rule"] for alert in cycle.alerts_opened))
     if not reasons:
         return fallback
-    held = hold_reason(keel, project, settings, reasons, latest_value(cycle))
+    held = hold_reason(deps, project, settings, reasons, latest_value(cycle))
     if held is not None:
-        return record_hold(keel, project, reasons, held, fallback)
+        return record_hold(deps, project, reasons, held, fallback)
     try:
-        outcome = retrain_and_gate(keel, name, reasons, settings, progress)
+        outcome = retrain_and_gate(deps, name, reasons, settings, progress)
     except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
         log.info("retrain of %s skipped: %s", name, exc)
         return Outcome("alert" if firing else "none", f"retrain needed ({', '.join(reasons)}) but skipped: {exc}",
@@ -206,10 +186,10 @@ def apply(keel, name: str, cycle, by: str = "user", progress=None) -> Outcome:
 
 
 # --------------------------------------------------------------------------- change points and the detector
-def observe(keel, project: dict, cycle, by: str) -> Observation:
+def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observation:
     """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
     name = project["name"]
-    state = store.read_policy_state(keel.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project["id"])
     champion_version = cycle.production_version
     detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
     detector = LossCusum.from_dict(detector_state.get("cusum"))
@@ -220,9 +200,9 @@ def observe(keel, project: dict, cycle, by: str) -> Observation:
     observation = Observation()
     frames = []
     labelled = [batch for batch in cycle.batches if batch.labelled_rows]
-    champion = models.load(keel, name, champion_version) if labelled and champion_version else None
+    champion = loaded_model(deps, name, champion_version) if labelled and champion_version else None
     for batch in labelled:
-        frame = keel.dataset_frame(name, batch.dataset_version)
+        frame = deps.data.dataset_frame(name, batch.dataset_version)
         frame = frame[frame[project["target"]].notna()].reset_index(drop=True)
         frames.append(frame)
         if champion is None:
@@ -238,11 +218,11 @@ def observe(keel, project: dict, cycle, by: str) -> Observation:
     budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * len(cycle.batches))
     new_state = state.but(change_point=change_point, budget=budget,
                           detector={"champion_version": champion_version, "cusum": detector.to_dict()})
-    with keel.registry.transaction():
-        store.write_policy_state(keel.registry, project["id"], new_state)
+    with deps.registry.transaction():
+        store.write_policy_state(deps.registry, project["id"], new_state)
         if observation.change:
             change = observation.change
-            keel.registry.add_event(
+            deps.registry.add_event(
                 project, "change_detected",
                 f"change detected from dataset v{change['started_at']} (on v{change['detected_at']}): the loss of "
                 f"v{champion_version} rose from {change['reference_loss']:.4f} to {change['batch_loss']:.4f} "
@@ -262,36 +242,36 @@ def row_losses(project: dict, model, frame: pd.DataFrame) -> np.ndarray:
     return np.abs(predictions.astype(float) - y.astype(float))
 
 
-def adaptive_start(keel, project: dict) -> int | None:
+def adaptive_start(deps: PolicyDependencies, project: dict) -> int | None:
     """The latest detected change (None: no change yet): where the rows since the change start."""
-    return store.read_policy_state(keel.registry, project["id"]).change_point
+    return store.read_policy_state(deps.registry, project["id"]).change_point
 
 
 # --------------------------------------------------------------------------- earlier versions as challengers
-def earlier_production_versions(keel, project: dict, production: int | None) -> list[int]:
+def earlier_production_versions(deps: PolicyDependencies, project: dict, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m.version for m in keel.registry.model_versions(project["id"]) if m.archived}
+    archived = {m.version for m in deps.registry.model_versions(project["id"]) if m.archived}
     found: list[int] = []
-    for deployment in reversed(keel.registry.deployments(project["id"])):
+    for deployment in reversed(deps.registry.deployments(project["id"])):
         version = deployment.version
         if version != production and version not in found and version not in archived:
             found.append(version)
     return found[:MAX_RESTORE_CANDIDATES]
 
 
-def try_restore(keel, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
+def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
     """Gate each earlier production version against the champion on the cycle's rows; act on the best."""
-    project = keel.project(name)
-    production = keel.production_version(name)
-    candidates = earlier_production_versions(keel, project, production)
+    project = deps.data.project(name)
+    production = deps.data.production_version(name)
+    candidates = earlier_production_versions(deps, project, production)
     recent = observation.recent
-    if not candidates or recent is None or len(recent) < MIN_GATE_ROWS:
+    if production is None or not candidates or recent is None or len(recent) < MIN_GATE_ROWS:
         return None
-    champion = models.load(keel, name, production)
+    champion = loaded_model(deps, name, production)
     alpha = settings.alpha / len(candidates)  # Bonferroni: one test per candidate
     verdicts = []
     for version in candidates:
-        candidate = models.load(keel, name, version)
+        candidate = loaded_model(deps, name, version)
         verdict = gate(project, champion.model, candidate.model, recent, settings.margin, alpha)
         verdicts.append({"version": version, **{k: v for k, v in verdict.items() if k != "test_details"}})
     accepted = [v for v in verdicts if v["accepted"]]
@@ -307,15 +287,15 @@ def try_restore(keel, name: str, settings: ProjectSettings, observation: Observa
                f"v{production} {best['champion_value']:.4f} on the {best['gate_rows']} newest rows neither saw "
                f"({best['test']} p={best['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g} "
                f"shared by {len(candidates)} earlier version(s))")
-    return act_on_restore(keel, name, project, settings, details, numbers, fallback)
+    return act_on_restore(deps, name, project, settings, details, numbers, fallback)
 
 
-def act_on_restore(keel, name: str, project: dict, settings: ProjectSettings, details: dict, numbers: str,
+def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings: ProjectSettings, details: dict, numbers: str,
                    fallback: Outcome) -> Outcome:
     version = details["restored_version"]
     if settings.policy == "auto":
         message = f"{numbers}: restored to production (a policy rollback; nothing was trained)"
-        keel.rollback(name, by="policy", reason=message, to_version=version)
+        deps.rollback(name, by="policy", reason=message, to_version=version)
         decision = "restored"
     elif settings.policy == "approve":
         message = f"{numbers}: waits for approval (keel approve {name})"
@@ -323,22 +303,22 @@ def act_on_restore(keel, name: str, project: dict, settings: ProjectSettings, de
     else:
         message = f"{numbers}: an earlier version is better (keel rollback {name} --to {version})"
         decision = "alert"
-    with keel.registry.transaction():
+    with deps.registry.transaction():
         if decision == "restore_waiting":
-            keel.registry.set_alias(project["id"], "challenger", keel.registry.model_version(project["id"], version).id)
-        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in keel.registry.open_alerts(project["id"])):
-            alert_id = keel.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
+            deps.registry.set_alias(project["id"], "challenger", deps.registry.model_version(project["id"], version).id)
+        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in deps.registry.open_alerts(project["id"])):
+            alert_id = deps.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
                                                   message=message, details=details)
-            keel.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
+            deps.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
                                     {"alert_id": alert_id, "rule": RESTORE_RULE, **details})
-        keel.registry.add_event(project, "restore_decision", message, "policy", {**details, "decision": decision})
+        deps.registry.add_event(project, "restore_decision", message, "policy", {**details, "decision": decision})
     if decision == "alert":
         message = "; ".join(filter(None, [fallback.message, message]))
     return Outcome(decision, message, details, version)
 
 
 # --------------------------------------------------------------------------- triggers, back-off, budget
-def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules: dict,
+def retrain_reasons(deps: PolicyDependencies, project: dict, settings: ProjectSettings, cycle_rules: dict,
                     observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
     """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
     opened_rules: the rules whose alert the cycle opened."""
@@ -354,34 +334,34 @@ def retrain_reasons(keel, project: dict, settings: ProjectSettings, cycle_rules:
         change = observation.change
         reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
                        f"since dataset v{change['started_at']}")
-    grown = young_champion_outgrown(keel, project)
+    grown = young_champion_outgrown(deps, project)
     if grown:
         reasons.append(grown)
-    state = store.read_policy_state(keel.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project["id"])
     if state.budget.get("momentum") and state.budget.get("tokens", BUDGET_START) >= 1:
         reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
     if settings.retrain_after_rows:
-        new_rows = store.labelled_rows_since_last_training(keel.registry, project["id"])
+        new_rows = store.labelled_rows_since_last_training(deps.registry, project["id"])
         if new_rows >= settings.retrain_after_rows:
             reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
     return reasons
 
 
-def young_champion_outgrown(keel, project: dict) -> str | None:
+def young_champion_outgrown(deps: PolicyDependencies, project: dict) -> str | None:
     """Since the latest change, the champion has seen fewer than RECENT_WINDOW_ROWS rows (it was
     fitted soon after it) and as many newer ones have arrived since: a challenger on the larger
     window is likely better. After a change this retrains at about 200, 400, 800... rows."""
-    change_point = store.read_policy_state(keel.registry, project["id"]).change_point
+    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
     if change_point is None:
         return None
-    seen_until = champion_seen_until(keel, project)
-    seen_since = store.labelled_rows_between(keel.registry, project["id"], change_point, seen_until)
+    seen_until = champion_seen_until(deps, project)
+    seen_since = store.labelled_rows_between(deps.registry, project["id"], change_point, seen_until)
     if not 0 < seen_since < RECENT_WINDOW_ROWS:
         return None
-    newer = store.labelled_rows_from(keel.registry, project["id"], max(seen_until + 1, change_point))
+    newer = store.labelled_rows_from(deps.registry, project["id"], max(seen_until + 1, change_point))
     if newer < seen_since:
         return None
-    return (f"champion v{keel.production_version(project['name'])} saw {seen_since} rows since the change at "
+    return (f"champion v{deps.data.production_version(project['name'])} saw {seen_since} rows since the change at "
             f"dataset v{change_point}; {newer} newer rows since")
 
 
@@ -390,15 +370,15 @@ def latest_value(cycle) -> float | None:
     return measured[-1] if measured else None
 
 
-def hold_reason(keel, project: dict, settings: ProjectSettings, reasons: list[str],
+def hold_reason(deps: PolicyDependencies, project: dict, settings: ProjectSettings, reasons: list[str],
                 latest: float | None = None) -> dict | None:
     """Why a triggered retrain waits (the back-off, the budget), with its numbers; None: go ahead.
     The back-off ends when the rows the champion never saw have doubled, or when the champion
     scores worse than at the rejected attempt by more than --max-drop (the drift went on)."""
-    state = store.read_policy_state(keel.registry, project["id"])
-    production = keel.production_version(project["name"])
+    state = store.read_policy_state(deps.registry, project["id"])
+    production = deps.data.production_version(project["name"])
     by_rows = all("new labelled rows" in reason or "newer rows since" in reason for reason in reasons)
-    unseen = unseen_rows(keel, project)
+    unseen = unseen_rows(deps, project)
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
              and drop_from(project["metric"], then, latest) > settings.max_drop)
@@ -416,63 +396,65 @@ def hold_reason(keel, project: dict, settings: ProjectSettings, reasons: list[st
     return None
 
 
-def record_hold(keel, project: dict, reasons: list[str], held: dict, fallback: Outcome) -> Outcome:
+def record_hold(deps: PolicyDependencies, project: dict, reasons: list[str], held: dict, fallback: Outcome) -> Outcome:
     message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
     details = {**fallback.details, **held, "reasons": reasons, "decision": "held"}
-    with keel.registry.transaction():
-        keel.registry.add_event(project, "retrain_held", message, "policy", details)
+    with deps.registry.transaction():
+        deps.registry.add_event(project, "retrain_held", message, "policy", details)
     return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
 
 
-def champion_seen_until(keel, project: dict) -> int:
+def champion_seen_until(deps: PolicyDependencies, project: dict) -> int:
     """The newest dataset version the production model was trained on (or existed when it was deployed)."""
-    deployment = keel.registry.current_deployment(project["id"])
-    model_version = keel.registry.model_version_by_id(deployment.model_version_id)
-    used = keel.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
+    deployment = deps.registry.current_deployment(project["id"])
+    if deployment is None:
+        raise KeelError(f"project {project['name']!r} has no production model yet (deploy a version first)")
+    model_version = deps.registry.model_version_by_id(deployment.model_version_id)
+    used = deps.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
     if used:
         return max(used)
-    return store.dataset_version_at(keel.registry, project["id"], deployment.deployed_at)
+    return store.dataset_version_at(deps.registry, project["id"], deployment.deployed_at)
 
 
-def gate_start(keel, project: dict, change_point: int | None) -> int:
+def gate_start(deps: PolicyDependencies, project: dict, change_point: int | None) -> int:
     """The first dataset version of the gate's rows: unseen by the champion and, after a change, since it."""
-    return max(champion_seen_until(keel, project) + 1, change_point or 0)
+    return max(champion_seen_until(deps, project) + 1, change_point or 0)
 
 
-def unseen_rows(keel, project: dict) -> int:
+def unseen_rows(deps: PolicyDependencies, project: dict) -> int:
     """Labelled rows that the production model never saw (since the latest change, if one came after it)."""
-    change_point = store.read_policy_state(keel.registry, project["id"]).change_point
-    return store.labelled_rows_from(keel.registry, project["id"], gate_start(keel, project, change_point))
+    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    return store.labelled_rows_from(deps.registry, project["id"], gate_start(deps, project, change_point))
 
 
-def waiting_challenger(keel, name: str) -> int | None:
-    project = keel.project(name)
-    model_version_id = keel.registry.aliases(project["id"]).get("challenger")
+def waiting_challenger(deps: PolicyDependencies, name: str) -> int | None:
+    project = deps.data.project(name)
+    model_version_id = deps.registry.aliases(project["id"]).get("challenger")
     if model_version_id is None:
         return None
-    version = keel.registry.model_version_by_id(model_version_id).version
-    return None if version == keel.production_version(name) else version
+    version = deps.registry.model_version_by_id(model_version_id).version
+    return None if version == deps.data.production_version(name) else version
 
 
-def spend_budget(keel, project: dict) -> None:
+def spend_budget(deps: PolicyDependencies, project: dict) -> None:
     """Every challenger fitted counts, whatever its gate decides."""
-    state = store.read_policy_state(keel.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project["id"])
     budget = dict(state.budget)
     budget["tokens"] = budget.get("tokens", BUDGET_START) - 1
     budget["retrains"] = budget.get("retrains", 0) + 1
-    with keel.registry.transaction():
-        store.write_policy_state(keel.registry, project["id"], state.but(budget=budget))
+    with deps.registry.transaction():
+        store.write_policy_state(deps.registry, project["id"], state.but(budget=budget))
 
 
-def record_momentum(keel, project: dict, promoted: bool) -> None:
+def record_momentum(deps: PolicyDependencies, project: dict, promoted: bool) -> None:
     """A promoted challenger asks for another once the budget allows; a rejected one stops that."""
-    state = store.read_policy_state(keel.registry, project["id"])
-    store.write_policy_state(keel.registry, project["id"], state.but(budget={**state.budget, "momentum": promoted}))
+    state = store.read_policy_state(deps.registry, project["id"])
+    store.write_policy_state(deps.registry, project["id"], state.but(budget={**state.budget, "momentum": promoted}))
 
 
-def record_backoff(keel, project: dict, champion_version: int, unseen: int, champion_value: float | None) -> None:
-    state = store.read_policy_state(keel.registry, project["id"])
-    store.write_policy_state(keel.registry, project["id"],
+def record_backoff(deps: PolicyDependencies, project: dict, champion_version: int, unseen: int, champion_value: float | None) -> None:
+    state = store.read_policy_state(deps.registry, project["id"])
+    store.write_policy_state(deps.registry, project["id"],
                              state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen,
                                        backoff_champion_value=champion_value))
 
@@ -544,16 +526,16 @@ def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.Data
 
 
 # --------------------------------------------------------------------------- retrain and gate
-def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSettings, progress=None) -> Outcome:
+def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], settings: ProjectSettings, progress=None) -> Outcome:
     report = progress or (lambda fraction, message: None)
-    project = keel.project(name)
-    champion = keel.load_production(name)
-    rows, sampling = keel.labelled_rows(name)
-    change_point = store.read_policy_state(keel.registry, project["id"]).change_point
-    unseen = int((rows["__version__"] >= gate_start(keel, project, change_point)).sum())
+    project = deps.data.project(name)
+    champion = deps.data.load_production(name)
+    rows, sampling = deps.data.labelled_rows(name)
+    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    unseen = int((rows["__version__"] >= gate_start(deps, project, change_point)).sum())
     before_gate, gate_part = split_gate(rows, unseen)
     training.check_trainable(before_gate, project["schema"], "the challenger's training rows")
-    spend_budget(keel, project)
+    spend_budget(deps, project)
     report(0.0, "choosing the training window")
     window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
     train_part = window.rows.drop(columns="__version__").reset_index(drop=True)
@@ -563,10 +545,10 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
     report(0.3, f"training a challenger on {len(train_part)} rows")
     if sampling is not None:
         sampling = {**sampling, "sampled_rows": len(train_part)}
-    trained = keel.train(name, by="policy", reason=reason, data=TrainingData(train_part, used, sampling),
+    trained = deps.train(name, by="policy", reason=reason, data=TrainingData(train_part, used, sampling),
                          progress=lambda f, m: report(0.3 + 0.5 * f, m))
-    with keel.registry.transaction():
-        keel.registry.log_params(trained["run_id"], {"training_window": window.name,
+    with deps.registry.transaction():
+        deps.registry.log_params(trained["run_id"], {"training_window": window.name,
                                                      "training_window_rows": len(train_part),
                                                      "training_window_scores": choice.get("scores", {})})
     base = {"champion_version": champion.version, "challenger_version": trained["version"],
@@ -574,34 +556,34 @@ def retrain_and_gate(keel, name: str, reasons: list[str], settings: ProjectSetti
             "window": {"chosen": window.name, "description": window.description, **choice}}
     gate_part = gate_part.drop(columns="__version__")
     try:
-        challenger = keel.load_version(name, trained["version"])
+        challenger = deps.data.load_version(name, trained["version"])
         report(0.85, f"champion v{champion.version} vs challenger v{challenger.version} on {len(gate_part)} rows")
         verdict = gate(project, champion.model, challenger.model, gate_part, settings.margin, settings.alpha)
-        return decide(keel, name, project, settings, {**base, **verdict})
+        return decide(deps, name, project, settings, {**base, **verdict})
     except BaseException as exc:
-        record_gate_failure(keel, project, base, exc)
+        record_gate_failure(deps, project, base, exc)
         raise
 
 
-def record_gate_failure(keel, project: dict, details: dict, exc: BaseException) -> None:
+def record_gate_failure(deps: PolicyDependencies, project: dict, details: dict, exc: BaseException) -> None:
     """The challenger is registered but its decision is not: record why, or the audit log has an
     unexplained version and (no decision to back off from) the next firing batch retrains again."""
     version = details["challenger_version"]
     try:
-        if store.last_decided_challenger(keel.registry, project["id"]) == version:
+        if store.last_decided_challenger(deps.registry, project["id"]) == version:
             return  # the decision was committed; what failed came after it (the manifest file)
         error = f"{type(exc).__name__}: {exc}"
-        with keel.registry.transaction():
-            keel.registry.add_event(project, "retrain_decision",
+        with deps.registry.transaction():
+            deps.registry.add_event(project, "retrain_decision",
                                     f"challenger v{version} kept but not deployed: the gate against champion "
                                     f"v{details['champion_version']} failed ({error})", "policy",
                                     {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
-            record_backoff(keel, project, details["champion_version"], details["unseen_rows"], None)
+            record_backoff(deps, project, details["champion_version"], details["unseen_rows"], None)
     except Exception:
         log.exception("could not record the failed gate of challenger v%s in %s", version, project["name"])
 
 
-def decide(keel, name: str, project: dict, settings: ProjectSettings, details: dict) -> Outcome:
+def decide(deps: PolicyDependencies, name: str, project: dict, settings: ProjectSettings, details: dict) -> Outcome:
     version, champion_version = details["challenger_version"], details["champion_version"]
     metric = project["metric"]
     numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
@@ -616,8 +598,8 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
         decision, message = "retrained_waiting", f"{numbers}: waits for approval (keel approve {name})"
     # under the project lock (every deploy and rollback takes it): production cannot change between
     # the check that it is still the champion the challenger was gated against and the decision's write
-    with keel.holding_project_lock(name):
-        production_version = keel.production_version(name)
+    with project_lock(deps.workspace, name):
+        production_version = deps.data.production_version(name)
         if production_version != champion_version:
             details = {**details, "production_version": production_version}
             if decision != "retrained_rejected":
@@ -627,17 +609,17 @@ def decide(keel, name: str, project: dict, settings: ProjectSettings, details: d
 
         def record(project):
             if decision == "retrained_waiting":
-                keel.registry.set_alias(project["id"], "challenger",
-                                        keel.registry.model_version(project["id"], version).id)
+                deps.registry.set_alias(project["id"], "challenger",
+                                        deps.registry.model_version(project["id"], version).id)
             if decision == "retrained_rejected":
-                record_backoff(keel, project, champion_version, details["unseen_rows"], details["champion_value"])
-            record_momentum(keel, project, decision == "retrained_deployed")
-            keel.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
+                record_backoff(deps, project, champion_version, details["unseen_rows"], details["champion_value"])
+            record_momentum(deps, project, decision == "retrained_deployed")
+            deps.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
 
         if decision == "retrained_deployed":  # the deployment and the decision: one transaction
-            keel.deploy_holding_lock(name, version, by="policy", reason=message, extra_transaction_work=record)
+            deps.deploy_holding_lock(name, version, by="policy", reason=message, extra_transaction_work=record)
         else:
-            with keel.registry.transaction():
+            with deps.registry.transaction():
                 record(project)
     return Outcome(decision, message, details, version)
 
@@ -726,8 +708,8 @@ def _bootstrap_metric(task, metric, y_true, output, model) -> float:
 
 
 # --------------------------------------------------------------------------- approval
-def approve(keel, name: str, by: str = "user") -> dict:
-    version = waiting_challenger(keel, name)
+def approve(deps: PolicyDependencies, name: str, by: str = "user") -> dict:
+    version = waiting_challenger(deps, name)
     if version is None:
         raise KeelError(f"no challenger is waiting for approval in project {name!r}")
-    return keel.deploy(name, version, by=by, reason=f"challenger v{version} approved")
+    return deps.deploy(name, version, by=by, reason=f"challenger v{version} approved")

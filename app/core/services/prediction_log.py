@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.settings import ProjectSettings
+from app.core.store.registry import Registry
 
 if TYPE_CHECKING:  # numpy and pandas load on first use: `status` reads the log's summary without them
     import pandas as pd
@@ -115,7 +116,7 @@ def _plain(value):
     return value
 
 
-def record(keel, project: dict, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
+def record(registry: Registry, project: dict, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
            probabilities, source: str = "predict") -> int:
     """Record scored rows now (sampled by the project's setting), pruning in the same transaction."""
     policy = LogPolicy.of(ProjectSettings.from_dict(project["settings"]))
@@ -128,16 +129,16 @@ def record(keel, project: dict, model_version_id: int, ids: list[str], X: pd.Dat
         predictions = [predictions[i] for i in chosen]
         probabilities = None if probabilities is None else [probabilities[i] for i in chosen]
     rows = encode(project["id"], model_version_id, iso(time.time()), ids, X, predictions, probabilities, source)
-    with keel.registry.transaction():
-        keel.registry.insert_predictions(rows)
-        keel.registry.prune_predictions(project["id"], policy.max_rows, cutoff(policy.max_days))
+    with registry.transaction():
+        registry.insert_predictions(rows)
+        registry.prune_predictions(project["id"], policy.max_rows, cutoff(policy.max_days))
     return len(rows)
 
 
-def summary(keel, project: dict) -> dict:
+def summary(registry: Registry, project: dict) -> dict:
     """For `status`: how many records the log holds, and its limits."""
     policy = LogPolicy.of(ProjectSettings.from_dict(project["settings"]))
-    found = keel.registry.prediction_log_summary(project["id"])
+    found = registry.prediction_log_summary(project["id"])
     return {"rows": found["rows"], "oldest_at": found["oldest_at"], "newest_at": found["newest_at"],
             "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}
 
@@ -171,8 +172,8 @@ class PredictionLogWriter:
     """The server's log: add() from request threads (a list append under a lock), commits in a
     background thread every FLUSH_SECONDS, flushes everything on stop()."""
 
-    def __init__(self, keel, flush_seconds: float = FLUSH_SECONDS):
-        self.keel = keel
+    def __init__(self, registry: Registry, flush_seconds: float = FLUSH_SECONDS):
+        self._registry = registry
         self.flush_seconds = flush_seconds
         self.written = 0
         self.lost = 0
@@ -221,8 +222,8 @@ class PredictionLogWriter:
                 return 0
             try:
                 rows = self._encode(items)
-                with self.keel.registry.transaction():
-                    self.keel.registry.insert_predictions(rows)
+                with self._registry.transaction():
+                    self._registry.insert_predictions(rows)
                     self._prune_if_due(items)
             except Exception:  # a locked or full disk: keep the records for the next flush
                 log.exception("prediction log: writing %d record(s) failed; retrying", sum(len(i.ids) for i in items))
@@ -271,7 +272,7 @@ class PredictionLogWriter:
             # checked often enough that the log never holds more than 1 % over its row limit
             if (always or last is None or now - last >= PRUNE_SECONDS
                     or self._since_prune.get(project_id, 0) >= max(1, policy.max_rows // 100)):
-                self.keel.registry.prune_predictions(project_id, policy.max_rows, cutoff(policy.max_days))
+                self._registry.prune_predictions(project_id, policy.max_rows, cutoff(policy.max_days))
                 self._last_prune[project_id] = now
                 self._since_prune[project_id] = 0
 
@@ -282,7 +283,7 @@ class PredictionLogWriter:
         self.flush()
         if self._policies:
             try:
-                with self.keel.registry.transaction():
+                with self._registry.transaction():
                     self._prune_if_due([], always=True)
             except Exception:
                 log.exception("prediction log: pruning at shutdown failed")

@@ -15,11 +15,11 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core.domain.clock import utc_now
 from app.core.domain.entities import Deployment, Event
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml.training import PRESET_LABELS
+from app.core.services.dependencies import Dependencies
 
 MAX_DISTRIBUTION_FEATURES = 6  # drifted features whose distributions are drawn
 DECISION_EVENTS = ("deployed", "rolled_back", "retrain_decision", "alert_acknowledged", "change_detected",
@@ -43,18 +43,18 @@ def parse_since(text: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- gathering
-def build_report(keel, name: str, version: int | None = None, since: str | None = None) -> dict:
+def build_report(deps: Dependencies, name: str, version: int | None = None, since: str | None = None) -> dict:
     """Everything the report shows, as plain data (since: ISO 8601 UTC, see parse_since)."""
-    project = keel.project(name)
-    production = keel.production_version(name)
+    project = deps.data.project(name)
+    production = deps.data.production_version(name)
     if version is None:
         if production is None:
             raise KeelError(f"project {name!r} has no production model yet: give --version N")
         version = production
-    card = model_card(keel, project, version)
+    card = model_card(deps, project, version)
     start, end, period_label = _period(card["deployments"], since, version)
-    monitoring = monitoring_report(keel, project, start, end) if start is not None else None
-    return {"project": name, "generated_at": utc_now(), "production_version": production, "card": card,
+    monitoring = monitoring_report(deps, project, start, end) if start is not None else None
+    return {"project": name, "generated_at": deps.clock(), "production_version": production, "card": card,
             "period": {"start": start, "end": end, "label": period_label}, "monitoring": monitoring}
 
 
@@ -68,15 +68,15 @@ def _period(deployments: list[dict], since: str | None, version: int) -> tuple[s
     return latest["deployed_at"], latest["until"], label
 
 
-def model_card(keel, project: dict, version: int) -> dict:
+def model_card(deps: Dependencies, project: dict, version: int) -> dict:
     from app.core.services import insights
 
-    registry = keel.registry
+    registry = deps.registry
     model_version = registry.model_version(project["id"], version)
     run = registry.run(model_version.run_id) if model_version.run_id else None
     params = registry.run_params(run["id"]) if run else {}
-    metrics = keel.model_metrics(model_version)
-    compared = insights.compare_versions(keel, project["name"], [version])
+    metrics = deps.data.model_metrics(model_version)
+    compared = insights.compare_versions(deps, project["name"], [version])
     scored = compared["versions"][0]
     events = registry.events(project["id"])
     return {
@@ -88,7 +88,7 @@ def model_card(keel, project: dict, version: int) -> dict:
         "seed": run["seed"] if run else None, "overrides": params.get("overrides") or {},
         "parameters": {k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
         "kind": run["kind"] if run else "unknown", "import_source": params.get("source"),
-        "training": _training_data(keel, project, run, params),
+        "training": _training_data(deps, project, run, params),
         "trained": _first(events, "model_trained", version) or _first(events, "model_imported", version),
         "metrics": [{"name": k, "value": v, "primary": k == project["metric"]}
                     for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project["metric"], item[0]))],
@@ -136,9 +136,9 @@ def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
     return stints
 
 
-def _training_data(keel, project: dict, run: dict | None, params: dict) -> dict:
+def _training_data(deps: Dependencies, project: dict, run: dict | None, params: dict) -> dict:
     used = set(run["dataset_versions"]) if run else set()
-    rows = keel.registry.dataset_versions(project["id"])
+    rows = deps.registry.dataset_versions(project["id"])
     by_id = {row["id"]: row["version"] for row in rows}
     versions = [{"version": row["version"], "rows": row["rows"], "labelled_rows": row["labelled_rows"],
                  "source": row["source"], "created_at": row["created_at"], "sha256": row["content_sha256"],
@@ -154,8 +154,8 @@ def _in_period(at: str | None, start: str, end: str | None) -> bool:
     return at is not None and at >= start and (end is None or at < end)
 
 
-def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
-    registry = keel.registry
+def monitoring_report(deps: Dependencies, project: dict, start: str, end: str | None) -> dict:
+    registry = deps.registry
     settings = ProjectSettings.from_dict(project["settings"])
     results = [r for r in registry.monitor_results(project["id"]) if _in_period(r["at"], start, end)]
     deployments = registry.deployments(project["id"])
@@ -169,9 +169,9 @@ def monitoring_report(keel, project: dict, start: str, end: str | None) -> dict:
         "deployments": [{"at": d.deployed_at, "version": d.version, "by": d.by, "reason": d.reason,
                          "is_rollback": d.is_rollback} for d in deployments
                         if _in_period(d.deployed_at, start, end)],
-        "training_values": _training_values(keel, project, results),
+        "training_values": _training_values(deps, project, results),
         "features": features,
-        "distributions": _distributions(keel, project, results, features),
+        "distributions": _distributions(deps, project, results, features),
         "alerts": [{**a.headline(), "status": a.status, "closed_at": a.closed_at} for a in alerts],
         "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
                       for e in registry.events(project["id"])
@@ -187,11 +187,11 @@ def _batch(result: dict) -> dict:
             "fired": sorted(rule for rule, message in result["details"].get("rules", {}).items() if message)}
 
 
-def _training_values(keel, project: dict, results: list[dict]) -> dict[int, float | None]:
+def _training_values(deps: Dependencies, project: dict, results: list[dict]) -> dict[int, float | None]:
     values = {}
     for model_version in {r["model_version"] for r in results}:
-        row = keel.registry.model_version(project["id"], model_version)
-        values[model_version] = keel.model_metrics(row).get(project["metric"])
+        row = deps.registry.model_version(project["id"], model_version)
+        values[model_version] = deps.data.model_metrics(row).get(project["metric"])
     return values
 
 
@@ -214,7 +214,7 @@ def _feature_drift(results: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda row: (-len(row["drifted_in"]), row["name"]))
 
 
-def _distributions(keel, project: dict, results: list[dict], features: list[dict]) -> list[dict]:
+def _distributions(deps: Dependencies, project: dict, results: list[dict], features: list[dict]) -> list[dict]:
     """Reference (the monitoring model's training rows) vs current (the latest batch where the
     feature drifted) values of the drifted features."""
     from app.core.ml import datasets
@@ -226,12 +226,12 @@ def _distributions(keel, project: dict, results: list[dict], features: list[dict
     def values(kind: str, key):
         if (kind, key) not in frames:
             if kind == "reference":
-                reference = keel.reference_frame(project["name"], key)
+                reference = deps.data.reference_frame(project["name"], key)
                 if reference is not None and "__split__" in reference:
                     reference = reference[reference["__split__"] == "train"]
                 frames[(kind, key)] = None if reference is None else datasets.to_model_frame(reference, schema)
             else:
-                frames[(kind, key)] = datasets.to_model_frame(keel.dataset_frame(project["name"], key), schema)
+                frames[(kind, key)] = datasets.to_model_frame(deps.data.dataset_frame(project["name"], key), schema)
         return frames[(kind, key)]
 
     drawn = []
@@ -281,22 +281,22 @@ def _when(iso: str | None) -> str:
     return to_local_display(iso) if iso else "now"
 
 
-def write_report(keel, name: str, output: str | os.PathLike, version: int | None = None,
+def write_report(deps: Dependencies, name: str, output: str | os.PathLike, version: int | None = None,
                  since: str | None = None) -> dict:
     """Write the report to output (an .html file outside the workspace); record it in the audit log."""
     from app.core.services.paths import check_output_path, user_output
 
-    destination = check_output_path(keel.workspace.root, output).resolve()  # refused before the work
+    destination = check_output_path(deps.workspace.root, output).resolve()  # refused before the work
     if destination.is_dir():
         raise KeelError(f"--output {output}: is a directory; give a file name such as report.html")
-    report = build_report(keel, name, version, parse_since(since))
+    report = build_report(deps, name, version, parse_since(since))
     html = render_report(report).encode("utf-8")
-    with user_output(keel.workspace.root, destination) as tmp:
+    with user_output(deps.workspace.root, destination) as tmp:
         tmp.write_bytes(html)
-    project = keel.project(name)
+    project = deps.data.project(name)
     card, monitoring = report["card"], report["monitoring"]
-    with keel.registry.transaction():
-        keel.registry.add_event(project, "report_exported", f"report of v{card['version']} written to {destination}",
+    with deps.registry.transaction():
+        deps.registry.add_event(project, "report_exported", f"report of v{card['version']} written to {destination}",
                                 "user", {"version": card["version"], "since": report["period"]["start"],
                                          "output": str(destination)})
     return {"project": name, "version": card["version"], "output": str(destination), "bytes": len(html),

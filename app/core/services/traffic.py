@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from app.core.domain.clock import utc_now
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics
+from app.core.services.dependencies import Dependencies
 
 log = logging.getLogger("keel.traffic")
 
@@ -59,9 +59,9 @@ def storage_frame(X: pd.DataFrame, schema: dict) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- a cycle's work
-def has_work(keel, project: dict, settings: ProjectSettings) -> bool:
+def has_work(deps: Dependencies, project: dict, settings: ProjectSettings) -> bool:
     """New traffic since the last window, late measurements to evaluate, or windows to check for late labels."""
-    registry = keel.registry
+    registry = deps.registry
     last = registry.last_traffic_window(project["id"])
     if registry.prediction_log_summary(project["id"])["last_id"] > (last["last_prediction_id"] if last else 0):
         return True
@@ -70,21 +70,21 @@ def has_work(keel, project: dict, settings: ProjectSettings) -> bool:
     return bool(settings.id_column)  # label coverage is checked every cycle
 
 
-def monitor_traffic(keel, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
+def monitor_traffic(deps: Dependencies, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
                     training_value: float | None, by: str, cycle, alerts: bool) -> None:
     """Take the traffic logged since the last window as a new window; then check label coverage."""
     from app.core.services.monitoring import apply_rules
 
-    registry = keel.registry
+    registry = deps.registry
     last = registry.last_traffic_window(project["id"])
     records = registry.predictions(project["id"], after_id=last["last_prediction_id"] if last else 0)
     if records:
-        window, details, rules = evaluate_window(keel, project, loaded, reference, settings, records)
+        window, details, rules = evaluate_window(deps, project, loaded, reference, settings, records)
         with registry.transaction():
             window_id = registry.insert_traffic_window(**window, details={**details, "rules": rules})
             value, labelled = measure_window(registry, project, {**window, "id": window_id})
             if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
-                registry.set_window_measurement(window_id, value, labelled, utc_now())
+                registry.set_window_measurement(window_id, value, labelled, deps.clock())
                 window.update(value=value, labelled_rows=labelled)
                 rules.update(measured_rules(project["metric"], value, settings, training_value,
                                             f"traffic window {window_id}"))
@@ -95,12 +95,12 @@ def monitor_traffic(keel, project: dict, loaded, reference: drift.DriftReference
         cycle.traffic.append(public_window({**window, "id": window_id, "model_version": loaded.version,
                                             "details": details}))
     if alerts and settings.id_column:
-        rules = {"labels_late": late_labels_message(keel, project, settings)}
+        rules = {"labels_late": late_labels_message(deps, project, settings)}
         with registry.transaction():
             apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
 
 
-def evaluate_window(keel, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
+def evaluate_window(deps: Dependencies, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
                     records: list[dict]) -> tuple[dict, dict, dict]:
     schema, task, metric = project["schema"], project["task"], project["metric"]
     X = model_frame(records, schema)
@@ -112,7 +112,7 @@ def evaluate_window(keel, project: dict, loaded, reference: drift.DriftReference
     proba = _probabilities(records)
     if proba is not None and reference.estimator is not None:
         estimated = _finite(reference.estimator.estimate(proba, metric))
-        probability_reference = _probability_reference(keel, loaded, reference)
+        probability_reference = _probability_reference(deps, loaded, reference)
         if probability_reference is not None:
             probability_stats = probability_reference.compare(_probability_summary(proba))
     per_feature = drift.compare_features(reference.features, X)
@@ -121,7 +121,7 @@ def evaluate_window(keel, project: dict, loaded, reference: drift.DriftReference
                    prediction_shares=_shares(predictions) if task == "classification" else None)
     window = dict(project_id=project["id"], model_version_id=loaded.model_version.id,
                   first_prediction_id=records[0]["id"], last_prediction_id=records[-1]["id"],
-                  started_at=records[0]["at"], ended_at=records[-1]["at"], monitored_at=utc_now(), rows=len(records),
+                  started_at=records[0]["at"], ended_at=records[-1]["at"], monitored_at=deps.clock(), rows=len(records),
                   metric=metric, estimated_value=estimated,
                   drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
                   prediction_drift=prediction_stats["psi"] if prediction_stats else None, drifted_features=drifted)
@@ -161,10 +161,10 @@ def _probability_summary(proba: np.ndarray) -> np.ndarray:
     return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
 
 
-def _probability_reference(keel, loaded, reference: drift.DriftReference):
+def _probability_reference(deps: Dependencies, loaded, reference: drift.DriftReference):
     """The model's probabilities on its training rows, summarised like a window's; built once per reference."""
     if "probability" not in reference.extra:
-        frame = keel.reference_frame(loaded.project["name"], loaded.version)
+        frame = deps.data.reference_frame(loaded.project["name"], loaded.version)
         built = None
         if frame is not None and hasattr(loaded.model, "predict_proba"):
             train = frame[frame["__split__"] == "train"]
@@ -227,12 +227,12 @@ def measure_window(registry, project: dict, window: dict) -> tuple[float | None,
 
 
 # --------------------------------------------------------------------------- late measurements
-def evaluate_late_labels(keel, project: dict, settings: ProjectSettings, training_value: float | None, by: str,
+def evaluate_late_labels(deps: Dependencies, project: dict, settings: ProjectSettings, training_value: float | None, by: str,
                          cycle, alerts: bool) -> None:
     """The measured rules on each window measured late since the last cycle (its newest measurement)."""
     from app.core.services.monitoring import apply_rules
 
-    registry = keel.registry
+    registry = deps.registry
     pending = registry.pending_late_measurements(project["id"])
     if not pending:
         return
@@ -275,9 +275,9 @@ def measured_rules(metric: str, value: float | None, settings: ProjectSettings, 
 
 
 # --------------------------------------------------------------------------- label coverage
-def coverage_rows(keel, project: dict) -> list[dict]:
+def coverage_rows(deps: Dependencies, project: dict) -> list[dict]:
     """Every window that waits for labels: traffic windows, and unlabelled batches with IDs."""
-    registry = keel.registry
+    registry = deps.registry
     rows = [{"kind": "traffic", "window": w["id"], "ended_at": w["ended_at"], "rows": w["rows"],
              "labelled_rows": w["labelled_rows"], "value": w["value"], "metric": w["metric"]}
             for w in registry.traffic_windows(project["id"])]
@@ -293,11 +293,11 @@ def coverage_rows(keel, project: dict) -> list[dict]:
     return rows
 
 
-def late_labels_message(keel, project: dict, settings: ProjectSettings, now: datetime | None = None) -> str:
+def late_labels_message(deps: Dependencies, project: dict, settings: ProjectSettings, now: datetime | None = None) -> str:
     """"" when every window older than --label-delay has at least --label-coverage of its rows labelled."""
     now = now or datetime.now(UTC)
     due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
-    late = [row for row in coverage_rows(keel, project)
+    late = [row for row in coverage_rows(deps, project)
             if row["ended_at"] < due_before and row["label_coverage"] < settings.label_coverage]
     if not late:
         return ""
@@ -309,12 +309,12 @@ def late_labels_message(keel, project: dict, settings: ProjectSettings, now: dat
 
 
 # --------------------------------------------------------------------------- for the window and `status`
-def overview(keel, name: str, bucket: str = "hour") -> dict:
+def overview(deps: Dependencies, name: str, bucket: str = "hour") -> dict:
     """Traffic windows (with label coverage), late-measured batches, and request volume over time."""
-    project = keel.project(name)
-    registry = keel.registry
+    project = deps.data.project(name)
+    registry = deps.registry
     windows = [public_window(w) for w in registry.traffic_windows(project["id"])]
     chars = {"minute": 16, "hour": 13, "day": 10}[bucket]
     volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project["id"], chars)]
-    batches = [row for row in coverage_rows(keel, project) if row["kind"] == "batch"]
+    batches = [row for row in coverage_rows(deps, project) if row["kind"] == "batch"]
     return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}

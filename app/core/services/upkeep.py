@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.core.domain.clock import utc_now
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import parse_schedule
+from app.core.services.dependencies import WorkspaceDependencies
 from app.core.store import maintenance
 from app.core.store.workspace import project_lock
 
@@ -34,23 +34,23 @@ SCHEDULED_NAME = re.compile(r"^keel-\d{8}T\d{6}Z(-\d+)?\.keel-backup$")
 
 
 # ------------------------------------------------------------------ settings
-def default_backup_folder(keel) -> Path:
-    root = keel.workspace.root
+def default_backup_folder(deps: WorkspaceDependencies) -> Path:
+    root = deps.workspace.root
     return root.parent / f"{root.name}-backups"
 
 
-def backup_schedule(keel) -> dict:
-    stored = maintenance.workspace_setting(keel.registry, BACKUP_SETTING, None) or {}
+def backup_schedule(deps: WorkspaceDependencies) -> dict:
+    stored = maintenance.workspace_setting(deps.registry, BACKUP_SETTING, None) or {}
     return {"enabled": bool(stored.get("every")), "every": stored.get("every"), "keep": stored.get("keep", 7),
-            "folder": stored.get("folder") or str(default_backup_folder(keel)),
-            "last_backup_at": maintenance.workspace_setting(keel.registry, LAST_BACKUP_SETTING)}
+            "folder": stored.get("folder") or str(default_backup_folder(deps)),
+            "last_backup_at": maintenance.workspace_setting(deps.registry, LAST_BACKUP_SETTING)}
 
 
-def set_backup_schedule(keel, every: str | None = None, keep: int | None = None, folder: str | None = None,
+def set_backup_schedule(deps: WorkspaceDependencies, every: str | None = None, keep: int | None = None, folder: str | None = None,
                         off: bool = False) -> dict:
     from app.core.services.backup import outside_workspace
 
-    stored = dict(maintenance.workspace_setting(keel.registry, BACKUP_SETTING, None) or {})
+    stored = dict(maintenance.workspace_setting(deps.registry, BACKUP_SETTING, None) or {})
     if every is not None:
         kind, _ = parse_schedule(every)
         if kind != "interval":
@@ -64,13 +64,13 @@ def set_backup_schedule(keel, every: str | None = None, keep: int | None = None,
         stored["keep"] = keep
     if folder is not None:
         resolved = Path(folder).expanduser().resolve()
-        outside_workspace(keel, resolved / "probe", "the backup folder")
+        outside_workspace(deps, resolved / "probe", "the backup folder")
         stored["folder"] = str(resolved)
-    with keel.registry.transaction():
-        maintenance.set_workspace_setting(keel.registry, BACKUP_SETTING, stored)
-        keel.registry.add_event(None, "settings_changed", "scheduled backup: " + _describe_backup(stored), "user",
+    with deps.registry.transaction():
+        maintenance.set_workspace_setting(deps.registry, BACKUP_SETTING, stored)
+        deps.registry.add_event(None, "settings_changed", "scheduled backup: " + _describe_backup(stored), "user",
                                 {"scheduled_backup": stored})
-    return backup_schedule(keel)
+    return backup_schedule(deps)
 
 
 def _describe_backup(stored: dict) -> str:
@@ -79,15 +79,15 @@ def _describe_backup(stored: dict) -> str:
     return f"{stored['every']}, keep {stored.get('keep', 7)}" + (f", in {stored['folder']}" if stored.get("folder") else "")
 
 
-def retention(keel) -> dict:
-    stored = maintenance.workspace_setting(keel.registry, RETENTION_SETTING, None) or {}
+def retention(deps: WorkspaceDependencies) -> dict:
+    stored = maintenance.workspace_setting(deps.registry, RETENTION_SETTING, None) or {}
     return {"keep_archived": stored.get("keep_archived"), "inbox_days": stored.get("inbox_days"),
-            "last_applied_at": maintenance.workspace_setting(keel.registry, LAST_RETENTION_SETTING)}
+            "last_applied_at": maintenance.workspace_setting(deps.registry, LAST_RETENTION_SETTING)}
 
 
-def set_retention(keel, keep_archived: int | None | str = "unchanged", inbox_days: float | None | str = "unchanged") -> dict:
+def set_retention(deps: WorkspaceDependencies, keep_archived: int | None | str = "unchanged", inbox_days: float | None | str = "unchanged") -> dict:
     """None turns a rule off; "unchanged" leaves it."""
-    stored = dict(maintenance.workspace_setting(keel.registry, RETENTION_SETTING, None) or {})
+    stored = dict(maintenance.workspace_setting(deps.registry, RETENTION_SETTING, None) or {})
     if keep_archived != "unchanged":
         if isinstance(keep_archived, int) and keep_archived < 0:
             raise KeelError(f"--keep-archived must be 0 or more, got {keep_archived}")
@@ -96,66 +96,66 @@ def set_retention(keel, keep_archived: int | None | str = "unchanged", inbox_day
         if isinstance(inbox_days, (int, float)) and inbox_days <= 0:
             raise KeelError(f"--inbox-days must be more than 0, got {inbox_days}")
         stored["inbox_days"] = inbox_days
-    with keel.registry.transaction():
-        maintenance.set_workspace_setting(keel.registry, RETENTION_SETTING, stored)
-        keel.registry.add_event(None, "settings_changed",
+    with deps.registry.transaction():
+        maintenance.set_workspace_setting(deps.registry, RETENTION_SETTING, stored)
+        deps.registry.add_event(None, "settings_changed",
                                 f"retention: keep {stored.get('keep_archived')} archived version(s), inbox files "
                                 f"{stored.get('inbox_days')} day(s)", "user", {"retention": stored})
-    return retention(keel)
+    return retention(deps)
 
 
 # ------------------------------------------------------------------ retention
-def prune(keel, keep_archived: int | None = None, inbox_days: float | None = None, dry_run: bool = False,
+def prune(deps: WorkspaceDependencies, keep_archived: int | None = None, inbox_days: float | None = None, dry_run: bool = False,
           by: str = "user", now: float | None = None) -> dict:
     """Apply the retention rules given (default: the workspace's settings)."""
-    settings = retention(keel)
+    settings = retention(deps)
     keep_archived = settings["keep_archived"] if keep_archived is None else keep_archived
     inbox_days = settings["inbox_days"] if inbox_days is None else inbox_days
-    pruned = [] if keep_archived is None else _prune_versions(keel, keep_archived, dry_run, by)
-    removed = [] if inbox_days is None else _prune_inbox(keel, inbox_days, dry_run, now)
+    pruned = [] if keep_archived is None else _prune_versions(deps, keep_archived, dry_run, by)
+    removed = [] if inbox_days is None else _prune_inbox(deps, inbox_days, dry_run, now)
     if not dry_run:
-        with keel.registry.transaction():
-            maintenance.set_workspace_setting(keel.registry, LAST_RETENTION_SETTING, utc_now())
+        with deps.registry.transaction():
+            maintenance.set_workspace_setting(deps.registry, LAST_RETENTION_SETTING, deps.clock())
     return {"dry_run": dry_run, "keep_archived": keep_archived, "inbox_days": inbox_days,
             "pruned_versions": pruned, "removed_inbox_files": removed}
 
 
-def _prune_versions(keel, keep_archived: int, dry_run: bool, by: str) -> list[dict]:
+def _prune_versions(deps: WorkspaceDependencies, keep_archived: int, dry_run: bool, by: str) -> list[dict]:
     pruned = []
-    for row in maintenance.prunable_model_versions(keel.registry, keep_archived):
+    for row in maintenance.prunable_model_versions(deps.registry, keep_archived):
         entry = {"project": row["project"], "version": row["version"], "artifact_path": row["artifact_path"]}
         if dry_run:
             pruned.append(entry)
             continue
-        with project_lock(keel.workspace, row["project"]):
+        with project_lock(deps.workspace, row["project"]):
             # again under the lock: a deploy or an alias may have claimed it meanwhile
-            still = {r["id"] for r in maintenance.prunable_model_versions(keel.registry, keep_archived)}
+            still = {r["id"] for r in maintenance.prunable_model_versions(deps.registry, keep_archived)}
             if row["id"] not in still:
                 continue
-            project = keel.registry.project(row["project"])
-            with keel.registry.transaction():
-                maintenance.mark_pruned(keel.registry, row["id"])
-                keel.registry.add_event(project, "model_pruned",
+            project = deps.registry.project(row["project"])
+            with deps.registry.transaction():
+                maintenance.mark_pruned(deps.registry, row["id"])
+                deps.registry.add_event(project, "model_pruned",
                                         f"v{row['version']} pruned by retention (archived; its file was removed)", by,
                                         {"version": row["version"], "keep_archived": keep_archived})
-            artifact = keel.workspace.root / row["artifact_path"]
+            artifact = deps.workspace.root / row["artifact_path"]
             for path in (artifact, artifact.with_suffix(".reference.parquet")):
                 path.unlink(missing_ok=True)
         pruned.append(entry)
     return pruned
 
 
-def _prune_inbox(keel, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
+def _prune_inbox(deps: WorkspaceDependencies, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
     cutoff = (time.time() if now is None else now) - inbox_days * 86400
     removed = []
-    for name in maintenance.project_names(keel.registry):
-        inbox = keel.workspace.inbox_dir(name)
+    for name in maintenance.project_names(deps.registry):
+        inbox = deps.workspace.inbox_dir(name)
         for folder in (inbox / "processed", inbox / "rejected"):
             if not folder.is_dir():
                 continue
             for path in sorted(folder.iterdir()):
                 if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
-                    removed.append(path.relative_to(keel.workspace.root).as_posix())
+                    removed.append(path.relative_to(deps.workspace.root).as_posix())
                     if not dry_run:
                         path.unlink(missing_ok=True)
     return removed
@@ -169,11 +169,11 @@ def _parse_time(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def scheduled_backup(keel, now: datetime | None = None) -> dict:
+def scheduled_backup(deps: WorkspaceDependencies, now: datetime | None = None) -> dict:
     """One scheduled backup into the configured folder, then the oldest beyond `keep` removed."""
     from app.core.services.backup import backup
 
-    schedule = backup_schedule(keel)
+    schedule = backup_schedule(deps)
     folder = Path(schedule["folder"])
     folder.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now(UTC)
@@ -182,9 +182,9 @@ def scheduled_backup(keel, now: datetime | None = None) -> dict:
     while destination.exists():
         destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}-{number}.keel-backup"
         number += 1
-    result = backup(keel, destination, by="scheduler")
-    with keel.registry.transaction():
-        maintenance.set_workspace_setting(keel.registry, LAST_BACKUP_SETTING, now.isoformat())
+    result = backup(deps, destination, by="scheduler")
+    with deps.registry.transaction():
+        maintenance.set_workspace_setting(deps.registry, LAST_BACKUP_SETTING, now.isoformat())
     result["removed_old_backups"] = _keep_newest(folder, schedule["keep"])
     return result
 
@@ -200,23 +200,23 @@ def _keep_newest(folder: Path, keep: int) -> list[str]:
     return removed
 
 
-def run_due(keel, now: datetime | None = None) -> dict:
+def run_due(deps: WorkspaceDependencies, now: datetime | None = None) -> dict:
     """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
     and the retention rules once a day when any is set. Failures are logged, never raised."""
     now = now or datetime.now(UTC)
     done: dict[str, Any] = {}
     try:
-        schedule = backup_schedule(keel)
+        schedule = backup_schedule(deps)
         if schedule["enabled"]:
             _, seconds = parse_schedule(schedule["every"])
             last = _parse_time(schedule["last_backup_at"])
             if last is None or now - last >= timedelta(seconds=int(seconds)):
-                done["backup"] = scheduled_backup(keel, now)
-        rules = retention(keel)
+                done["backup"] = scheduled_backup(deps, now)
+        rules = retention(deps)
         if rules["keep_archived"] is not None or rules["inbox_days"] is not None:
             last = _parse_time(rules["last_applied_at"])
             if last is None or now - last >= RETENTION_PERIOD:
-                done["retention"] = prune(keel, by="scheduler")
+                done["retention"] = prune(deps, by="scheduler")
     except Exception:  # noqa: BLE001 - upkeep must never stop the scheduler
         log.exception("workspace upkeep failed")
         done["failed"] = True

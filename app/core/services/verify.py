@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from app.core.fileio import sha256_file
+from app.core.services.dependencies import WorkspaceDependencies
 from app.core.store import maintenance
 
 YOUNG_SECONDS = 60.0
@@ -41,20 +42,20 @@ class Finding:
         return asdict(self)
 
 
-def verify(keel, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
-    findings, checked = scan(keel, quick=quick, now=now)
+def verify(deps: WorkspaceDependencies, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
+    findings, checked = scan(deps, quick=quick, now=now)
     repaired: list[dict] = []
     if repair and any(f.repair and f.error for f in findings):
-        repaired = _repair(keel, findings)
-        findings, checked = scan(keel, quick=quick, now=now)
-    return {"healthy": not any(f.error for f in findings), "quick": quick, "workspace": str(keel.workspace.root),
+        repaired = _repair(deps, findings)
+        findings, checked = scan(deps, quick=quick, now=now)
+    return {"healthy": not any(f.error for f in findings), "quick": quick, "workspace": str(deps.workspace.root),
             "checked": checked, "problems": [f.to_dict() for f in findings], "repaired": repaired}
 
 
 # ------------------------------------------------------------------ scanning
-def scan(keel, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
+def scan(deps: WorkspaceDependencies, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
     now = time.time() if now is None else now
-    registry, root = keel.registry, keel.workspace.root
+    registry, root = deps.registry, deps.workspace.root
     findings = [Finding("database", "registry.db", f"integrity_check: {line}", True, None)
                 for line in maintenance.integrity_problems(registry)]
     findings += [Finding("foreign_keys", "registry.db", line, True, None)
@@ -72,7 +73,7 @@ def scan(keel, quick: bool = False, now: float | None = None) -> tuple[list[Find
                                     f"{row['project']} v{row['version']}: model file {problem}", True, None))
     for row in data:
         findings += _check_dataset(root, row, quick)
-    findings += _check_production(keel, damaged_models)
+    findings += _check_production(deps, damaged_models)
     tracked = {row["artifact_path"] for row in models if not row["pruned_at"]}
     tracked |= {str(Path(p).with_suffix(".reference.parquet")) for p in tracked}
     tracked |= {row["path"] for row in data}
@@ -111,12 +112,12 @@ def _check_dataset(root: Path, row: dict, quick: bool) -> list[Finding]:
     return [Finding("dataset", row["path"], f"{label}: no recorded sha256 yet (file reads whole)", True, "record")]
 
 
-def _check_production(keel, damaged_models: set[str]) -> list[Finding]:
+def _check_production(deps: WorkspaceDependencies, damaged_models: set[str]) -> list[Finding]:
     findings = []
-    for pointer in maintenance.production_pointers(keel.registry):
+    for pointer in maintenance.production_pointers(deps.registry):
         name = pointer["project"]
-        manifest_path = keel.workspace.manifest_path(name)
-        relative = manifest_path.relative_to(keel.workspace.root).as_posix()
+        manifest_path = deps.workspace.manifest_path(name)
+        relative = manifest_path.relative_to(deps.workspace.root).as_posix()
         if pointer["version"] is None:
             if manifest_path.exists():
                 findings.append(Finding("production", relative, f"{name}: production.json names a model but the "
@@ -185,8 +186,8 @@ def _keel_owned_files(root: Path):
 
 
 # ------------------------------------------------------------------ repair
-def _repair(keel, findings: list[Finding]) -> list[dict]:
-    root = keel.workspace.root
+def _repair(deps: WorkspaceDependencies, findings: list[Finding]) -> list[dict]:
+    root = deps.workspace.root
     quarantine = root / QUARANTINE_DIR / time.strftime("%Y%m%dT%H%M%S")
     done = []
     for finding in findings:
@@ -203,15 +204,15 @@ def _repair(keel, findings: list[Finding]) -> list[dict]:
             shutil.move(str(path), str(target))
         elif finding.repair == "rewrite":
             name = Path(finding.path).parent.name
-            keel.rewrite_production_manifest(name)
+            deps.rewrite_production_manifest(name)
         elif finding.repair == "record":
-            _record_dataset_hash(keel, finding.path)
+            _record_dataset_hash(deps, finding.path)
         done.append({"path": finding.path, "action": finding.repair, "check": finding.check})
     return done
 
 
-def _record_dataset_hash(keel, relative: str) -> None:
-    for row in maintenance.dataset_files(keel.registry):
+def _record_dataset_hash(deps: WorkspaceDependencies, relative: str) -> None:
+    for row in maintenance.dataset_files(deps.registry):
         if row["path"] == relative:
-            with keel.registry.transaction():
-                maintenance.record_dataset_file_hash(keel.registry, row["id"], sha256_file(keel.workspace.root / relative))
+            with deps.registry.transaction():
+                maintenance.record_dataset_file_hash(deps.registry, row["id"], sha256_file(deps.workspace.root / relative))

@@ -332,7 +332,7 @@ class Controller(QObject):
             self.notify.emit("warning" if outcome["refused"] else "info", text)
 
         return self._write("ingest", f"Adding {len(files)} files to {name}",
-                           lambda job: batches.ingest_files(self.keel, name, files, progress=job.report,
+                           lambda job: batches.ingest_files(self.keel.services.batches, name, files, progress=job.report,
                                                             cancel_event=job.cancel_event),
                            on_done=done, cancellable=True)
 
@@ -399,7 +399,7 @@ class Controller(QObject):
 
         name = self.project
         return self.run(name, "export", f"Writing the report of {name}",
-                        lambda job: reports.write_report(self.keel, name, destination), project=name,
+                        lambda job: reports.write_report(self.keel.services.reports, name, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"Report of v{r['version']} written to {r['output']}."))
 
     def export_mlflow(self, version: int, destination: str) -> Job:
@@ -407,7 +407,7 @@ class Controller(QObject):
 
         name = self.project
         return self.run(name, "export", f"Exporting v{version} as an MLflow model",
-                        lambda job: mlflow_model.export_mlflow(self.keel, name, version, destination), project=name,
+                        lambda job: mlflow_model.export_mlflow(self.keel.services.mlflow, name, version, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"v{version} exported as an MLflow model to {r['path']}."))
 
     def push_mlflow(self, tracking_uri: str) -> Job:

@@ -1,4 +1,4 @@
-"""Starts the desktop application (the GUI issue builds the window)."""
+"""Starts the desktop application: the Qt application, then the main window."""
 
 
 def run_gui(workspace: str | None = None) -> int:

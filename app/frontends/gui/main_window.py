@@ -295,15 +295,13 @@ class MainWindow(QMainWindow):
         keel = self.controller.keel
         if keel is None:
             return
-        from app.core.services import insights
-
         names = keel.project_names()
         current = self.controller.project or self._restoring_project
         self.project_list.blockSignals(True)
         self.project_list.clear()
         for name in names:
             try:
-                health = insights.health(keel, name, since=self.looked_at(name))
+                health = keel.health(name, since=self.looked_at(name))
             except Exception:
                 log.exception("health of %s", name)
                 continue

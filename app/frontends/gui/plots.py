@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QApplication
 from app.frontends.gui.common import ACCENT_COLOR
 
 _configured = False
+MIN_HINT_HEIGHT = 100  # a plot's preferred height when it was given no minimum
 ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
 
 
@@ -50,11 +51,20 @@ def _batch_axis_class():
     return _classes["batch_axis"]
 
 
+def metric_batch_axis():
+    return _batch_axis_class()(orientation="bottom")
+
+
+def date_axis():
+    """A bottom axis of dates and times (local time), ticks chosen for the zoom level."""
+    return pg().DateAxisItem(orientation="bottom")
+
+
 def _plot_widget_class():
     """A PlotWidget whose mouse wheel scrolls the page it sits in (a scroll area) unless Ctrl is
     held or the plot was clicked first: a wheel turned to scroll must not zoom what passes under it."""
     if "plot_widget" not in _classes:
-        from PySide6.QtCore import Qt
+        from PySide6.QtCore import QSize, Qt
         from PySide6.QtWidgets import QAbstractScrollArea, QApplication
 
         lib = pg()
@@ -79,6 +89,12 @@ def _plot_widget_class():
                 horizontal = abs(event.angleDelta().x()) > abs(event.angleDelta().y())
                 QApplication.sendEvent(area.horizontalScrollBar() if horizontal else area.verticalScrollBar(), event)
                 event.accept()  # the page scrolled; the plot keeps its range
+
+            def sizeHint(self):
+                # as tall as its minimum: in a scrolling page the layout's preferred height is the
+                # sum of the hints, and QGraphicsView's own hint would make every plot a screen high
+                hint = super().sizeHint()
+                return QSize(hint.width(), max(self.minimumHeight(), MIN_HINT_HEIGHT))
 
             def mousePressEvent(self, event):
                 self.zoom_armed = True
@@ -199,6 +215,13 @@ def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCEN
     widget.setYRange(-0.6, len(values) - 0.4, padding=0)
     if value_label:
         widget.setLabel("bottom", value_label)
+
+
+def bar_chart_height(widget, bars: int) -> int:
+    """The height a horizontal bar chart needs for each bar's label to stand on its own line:
+    a line of text per bar, plus the title and the value axis."""
+    line = widget.fontMetrics().height() + 4
+    return bars * line + 4 * line
 
 
 def bar_chart_highlight(widget, labels: list[str], values: list[float], highlighted: list[str], color: str) -> None:

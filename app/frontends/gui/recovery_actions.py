@@ -76,7 +76,7 @@ class RecoveryActions(QObject):
 
         keel = self.controller.keel
         title = "Repairing the workspace" if repair else "Checking the workspace"
-        self.controller.run("verify", "verify", title, lambda job: verify.verify(keel, quick=quick, repair=repair),
+        self.controller.run("verify", "verify", title, lambda job: verify.verify(keel.services.workspace_upkeep, quick=quick, repair=repair),
                             on_done=lambda result: self._verified(result, always_report or repair))
 
     def _verified(self, result: dict, always_report: bool) -> None:
@@ -122,7 +122,7 @@ class RecoveryActions(QObject):
         suggested = str(Path.home() / f"{keel.root.name}.keel-backup")
         path = save_path(self.window, "Back up the workspace", suggested, "Keel backup (*.keel-backup)")
         if path:
-            self.controller.run("backup", "backup", "Backing up the workspace", lambda job: backup.backup(keel, path),
+            self.controller.run("backup", "backup", "Backing up the workspace", lambda job: backup.backup(keel.services.workspace_upkeep, path),
                                 on_done=lambda r: self.window.notify(
                                     "info", f"Backed up {len(r['projects'])} project(s) to {r['path']}."))
 
@@ -153,7 +153,7 @@ class RecoveryActions(QObject):
             self.window.show_error(f"Restore failed: {message}", details)
 
         self.controller.run("workspace", "restore", "Restoring the workspace",
-                            lambda job: backup.restore(keel, path, force=True, holding_workspace_lock=True),
+                            lambda job: backup.restore(keel.services.workspace_upkeep, path, force=True, holding_workspace_lock=True),
                             on_done=done, on_error=failed)
 
     # ------------------------------------------------------------------ bundles
@@ -167,7 +167,7 @@ class RecoveryActions(QObject):
         path = save_path(self.window, f"Export {name}", str(Path.home() / f"{name}.keel"),
                                       "Keel project (*.keel)")
         if path:
-            self.controller.run(name, "export", f"Exporting {name}", lambda job: bundle.export_bundle(keel, name, path),
+            self.controller.run(name, "export", f"Exporting {name}", lambda job: bundle.export_bundle(keel.services.workspace_upkeep, name, path),
                                 project=name, on_done=lambda r: self.window.notify(
                                     "info", f"{name} exported to {r['path']}."))
 
@@ -179,6 +179,6 @@ class RecoveryActions(QObject):
         if not path:
             return
         self.controller.run("workspace", "import", f"Importing {Path(path).name}",
-                            lambda job: bundle.import_bundle(keel, path),
+                            lambda job: bundle.import_bundle(keel.services.workspace_upkeep, path),
                             on_done=lambda r: (self.controller.registry_changed.emit(), self.window.notify(
                                 "info", f"Project {r['project']} imported from {Path(path).name}.")))

@@ -195,9 +195,7 @@ class ModelsPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            from app.core.services.insights import version_card
-
-            return version_card(keel, name, version)
+            return keel.version_card(name, version)
 
         def show(card):
             chosen = self.selected()
@@ -233,9 +231,10 @@ class ModelsPanel(Panel):
         def rows(pairs):
             return "".join(f"<tr><td style='padding-right:12px'><i>{k}</i></td><td>{v}</td></tr>" for k, v in pairs)
 
+        model_title, model_note, model_rows = model_section(card, PRESET_LABELS.get(preset, preset) or "—", params)
         html = (f"<p>Trained {local_time(card['created_at'])} by {card['trained_by'] or '?'}: {card['why']}</p>"
                 f"<h4>Metrics (own hold-out rows)</h4><table>{rows((k, fmt_value(v)) for k, v in card['metrics'].items())}</table>"
-                f"<h4>Model: {PRESET_LABELS.get(preset, preset) or '—'}</h4><table>{rows(params.items())}</table>"
+                f"<h4>{model_title}</h4><p><i>{model_note}</i></p><table>{model_rows}{rows(params.items())}</table>"
                 f"<h4>Training data</h4><table>{rows([('dataset versions', data), *sampled, ('rows for training', training['train_rows']), ('hold-out rows', training['test_rows']), ('seed', training['seed']), ('seconds', fmt_value(training['seconds'], 2))])}</table>"
                 f"<h4>Libraries</h4><table>{rows(card['library_versions'].items())}</table>"
                 f"<h4>File</h4><table>{rows([('sha256', card['sha256']), ('aliases', ', '.join(card['aliases']) or '—')])}</table>"
@@ -258,9 +257,7 @@ class ModelsPanel(Panel):
         self.compare_status.setText(f"Comparing {shown}…")
 
         def work(job):
-            from app.core.services.insights import compare_versions
-
-            return compare_versions(self.keel, name, versions, progress=job.report, cancel_event=job.cancel_event)
+            return self.keel.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
 
         self.controller.run(f"{name}/view", "compare", f"Comparing {shown}", work,
                             project=name, cancellable=True, on_done=self.show_comparison)
@@ -304,9 +301,11 @@ class ModelsPanel(Panel):
                 heatmap(plot, entry["confusion"], entry["classes"])
                 grid.addWidget(plot, 0, column)
             if entry["importances"]:
-                unit = (f"permutation importance (drop in {metric})" if entry["importance_kind"] == "permutation"
-                        else "impurity importance (share of splits)")
+                permutation = entry["importance_kind"] == "permutation"
                 plot = plot_widget(title=f"v{entry['version']} feature importance", height=230)
+                plot.setToolTip(f"Permutation importance: how much {metric} drops when a feature's values are shuffled"
+                                if permutation else "Impurity importance: each feature's share of the trees' splits")
+                unit = f"drop in {metric}" if permutation else "share of splits"
                 labels = list(entry["importances"])
                 bar_chart(plot, labels, [entry["importances"][k] for k in labels], value_label=unit)
                 grid.addWidget(plot, 1, column)
@@ -386,6 +385,29 @@ class ModelsPanel(Panel):
         table.setFixedHeight(min(200, 34 + 30 * len(rows)))
         table.resizeColumnsToContents()
         return table
+
+
+def model_section(card: dict, preset_label: str, params: dict) -> tuple[str, str, str]:
+    """The card's model heading, a note on where its parameters came from, and the rows of the
+    parameters set for the project (highlighted); those rows are taken out of params."""
+    overrides = card.get("parameter_overrides")
+    if card["imported"]:
+        return "Model: imported", "Trained outside Keel: the parameters are as read from the model file.", ""
+    if overrides is None:
+        return (f"Model: preset {preset_label}", "Which parameters were set for the project and which are the "
+                "preset's defaults was not recorded for this version.", "")
+    if not overrides:
+        return f"Model: preset {preset_label}, no overrides", "Every parameter is the preset's default.", ""
+    highlighted = "".join(
+        f"<tr><td style='padding-right:12px; color:{ACCENT_COLOR}'><b><i>{key}</i></b></td>"
+        f"<td style='color:{ACCENT_COLOR}'><b>{fmt_value(value)}</b> (override)</td></tr>"
+        for key, value in sorted(overrides.items()))
+    for key in overrides:
+        params.pop(key, None)
+    count = len(overrides)
+    return (f"Model: preset {preset_label} + {count} override{'s' if count > 1 else ''}",
+            "In colour: set for the project (Project settings > Preset parameters); the rest are the preset's "
+            "defaults.", highlighted)
 
 
 def _delete_layout(layout) -> None:

@@ -2,17 +2,20 @@
 actual, drift; the schedule editor. Plots update live as results land in the registry."""
 
 import re
+from datetime import datetime
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -40,6 +43,10 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
+MARKER_SECONDS = 5.0  # on a date axis, a training and the deployment that followed within seconds share a line
+X_AXES = {"batch": "batches in order of arrival", "time": "ingest time (date axis)"}
+METRIC_TITLES = {"batch": "Production metric, batch by batch", "time": "Production metric by ingest time"}
+PLOT_HEIGHT = 175  # room for a rotated axis title ("share of features") beside the plot's own title and x axis
 UNITS = [("seconds", "s", 1), ("minutes", "m", 60), ("hours", "h", 3600), ("days", "d", 86400)]
 
 
@@ -61,23 +68,40 @@ def batch_position(result: dict) -> float:
     return float(result.get("dataset_version") or 0)
 
 
-def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[Deployment]) -> list[tuple[float, str, bool]]:
-    """(x, label, is_deployment) for each training and deployment, placed just after the last batch
-    that had arrived when it happened; events at the same place share one line and one label."""
-    ordered = sorted(arrivals.items())
+def epoch_seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
-    def after_batch(iso: str) -> float:
-        arrived = [version for version, at in ordered if at <= iso]
+
+def ingest_time_position(result: dict, arrivals: dict[int, str]) -> float:
+    """Where a monitoring result stands on a date axis: when its batch was ingested (the
+    monitoring time for a result whose batch is unknown)."""
+    return epoch_seconds(arrivals.get(result.get("dataset_version")) or result["at"])
+
+
+def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[Deployment],
+                      by_time: bool = False) -> list[tuple[float, str, bool]]:
+    """(x, label, is_deployment) for each training and deployment, placed just after the last batch
+    that had arrived when it happened, or (by_time) at the time it happened on a date axis, where a
+    version deployed within seconds of its training shares the training's place; events at the
+    same place share one line and one label."""
+    ordered = sorted(arrivals.items())
+    trained_at = {model["version"]: epoch_seconds(model["created_at"]) for model in models}
+
+    def place(iso: str, version: int | None = None) -> float:
+        if by_time:
+            moment = epoch_seconds(iso)
+            training = trained_at.get(version)
+            return training if training is not None and 0 <= moment - training <= MARKER_SECONDS else moment
+        arrived = [number for number, at in ordered if at <= iso]
         return (arrived[-1] if arrived else 0) + 0.5
 
     places: dict[float, list[str]] = {}
     deployed_at: set[float] = set()
     for model in models:
-        places.setdefault(after_batch(model["created_at"]), []).append(f"v{model['version']} trained")
+        places.setdefault(place(model["created_at"]), []).append(f"v{model['version']} trained")
     for deployment in deployments:
-        position = after_batch(deployment.deployed_at)
-        kind = "rolled back to" if deployment.is_rollback else "deployed"
-        places.setdefault(position, []).append(f"{kind} v{deployment.version}" if deployment.is_rollback
+        position = place(deployment.deployed_at, deployment.version)
+        places.setdefault(position, []).append(f"rolled back to v{deployment.version}" if deployment.is_rollback
                                                else f"v{deployment.version} deployed")
         deployed_at.add(position)
     return [(position, " · ".join(_compact(texts)), position in deployed_at) for position, texts in sorted(places.items())]
@@ -121,8 +145,9 @@ def feature_drift(result: dict | None) -> dict[str, dict]:
 
 
 def legend(entries: list[tuple[str, str, str]]) -> str:
-    return "&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{color}'><b>{glyph}</b></span>&nbsp;{text}"
-                                     for color, glyph, text in entries)
+    """Entries wrap between each other, never inside one (a glyph stays with its text)."""
+    return "&nbsp;&nbsp; ".join(f"<span style='white-space:nowrap'><span style='color:{color}'><b>{glyph}</b></span>"
+                                f"&nbsp;{text}</span>" for color, glyph, text in entries)
 
 
 def metric_legend(threshold, has_markers: bool) -> str:
@@ -136,7 +161,7 @@ def metric_legend(threshold, has_markers: bool) -> str:
 
 def decision_legend(groups: set[str]) -> str:
     entries = [(color, glyph, text) for group, (text, _, glyph, color) in DECISION_MARKS.items() if group in groups]
-    return ("&nbsp;&nbsp;&nbsp;" + legend(entries)) if entries else ""
+    return ("&nbsp;&nbsp; " + legend(entries)) if entries else ""
 
 
 def legend_label() -> QLabel:
@@ -171,6 +196,8 @@ class MonitoringPanel(Panel):
         self.series = {}
         self._deployment_lines = []
         self._threshold_line = None
+        self.x_axis = "batch"  # the metric plot's x axis: "batch" (arrival order) or "time" (ingest time)
+        self.arrivals: dict[int, str] = {}  # dataset version -> ingest time, as of the last redraw
         self.flush_timer = QTimer(self)
         self.flush_timer.setInterval(FLUSH_MS)
         self.flush_timer.timeout.connect(self.flush)
@@ -192,7 +219,14 @@ class MonitoringPanel(Panel):
         self.plot_grid.setContentsMargins(0, 0, 0, 0)
         self.empty = muted("No monitoring results yet. Results appear here live as monitoring cycles run.")
         self.plot_grid.addWidget(self.empty, 0, 0)
-        self.splitter.addWidget(self.plot_area)
+        # the plots keep the height their axis titles and bar labels need; a short window scrolls them
+        self.plot_scroll = QScrollArea()
+        self.plot_scroll.setObjectName("monitoringPlots")
+        self.plot_scroll.setWidgetResizable(True)
+        self.plot_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.plot_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.plot_scroll.setWidget(self.plot_area)
+        self.splitter.addWidget(self.plot_scroll)
 
         lower = QWidget()
         lower_layout = QHBoxLayout(lower)
@@ -318,7 +352,7 @@ class MonitoringPanel(Panel):
         if hasattr(self, "metric_plot"):
             return
         lib = pg()
-        self.metric_plot = plot_widget(title="Production metric, batch by batch", batch_axis=True, height=130)
+        self.metric_plot = plot_widget(title=METRIC_TITLES["batch"], batch_axis=True, height=PLOT_HEIGHT)
         self.metric_plot.setLabel("bottom", "batch (dataset version, in order of arrival)")
         actual = self.metric_plot.plot(pen={"color": MEASURED, "width": 2}, symbol="o", symbolSize=6,
                                        symbolBrush=MEASURED)
@@ -332,6 +366,14 @@ class MonitoringPanel(Panel):
         self.metric_plot.getPlotItem().getViewBox().addItem(self.metric_tips)  # not a curve: no downsampling
         self.metric_plot.getPlotItem().setClipToView(True)
         self.metric_legend = legend_label()
+        self.x_axis_choice = QComboBox()
+        self.x_axis_choice.setObjectName("metricXAxis")
+        for key, text in X_AXES.items():
+            self.x_axis_choice.addItem(text, key)
+        self.x_axis_choice.setToolTip("The production metric against the batches in the order they arrived (each "
+                                      "batch its own place, even when many were scored at once), or against the time "
+                                      "each batch was ingested, on a date axis")
+        self.x_axis_choice.currentIndexChanged.connect(lambda _: self.set_x_axis(self.x_axis_choice.currentData()))
         self.metric_plot.hide()
         self.series.update(actual=GrowingSeries(actual), estimated=GrowingSeries(estimated))
 
@@ -341,7 +383,7 @@ class MonitoringPanel(Panel):
         if hasattr(self, "drift_plot"):
             return
         lib = pg()
-        self.drift_plot = plot_widget(title="Share of features drifted", batch_axis=True, height=110)
+        self.drift_plot = plot_widget(title="Share of features drifted", batch_axis=True, height=PLOT_HEIGHT)
         self.drift_plot.setLabel("bottom", "batch (dataset version)")
         self.drift_plot.setLabel("left", "share of features")
         drift = self.drift_plot.plot(pen={"color": DRIFT, "width": 2}, symbol="o", symbolSize=5, symbolBrush=DRIFT)
@@ -350,11 +392,11 @@ class MonitoringPanel(Panel):
         self.drift_plot.setYRange(0, 1)
         self.drift_plot.getPlotItem().setClipToView(True)
         self.drift_legend = legend_label()
-        self.feature_plot = plot_widget(title="PSI per feature", height=110)
+        self.feature_plot = plot_widget(title="PSI per feature", height=PLOT_HEIGHT)
         self.feature_plot.setToolTip("Population Stability Index (PSI) of each feature in the latest batch against "
                                      "the training reference: below 0.1 stable, 0.1–0.2 moderate, above 0.2 drifted")
         self.feature_legend = legend_label()
-        self.distribution_plot = plot_widget(title="Distribution", height=110)
+        self.distribution_plot = plot_widget(title="Distribution", height=PLOT_HEIGHT)
         self.distribution_plot.setLabel("left", "share of rows")
         self.feature_choice = QComboBox()
         self.feature_choice.setObjectName("distributionFeature")
@@ -370,12 +412,21 @@ class MonitoringPanel(Panel):
     def _place_plots(self) -> None:
         self._build_metric_plot()
         self._build_drift_plots()
-        self.plot_grid.addWidget(with_legend(self.metric_plot, self.metric_legend), 0, 0, 1, 3)
+        metric = with_legend(self.metric_plot, self.metric_legend)
+        legend_row = QHBoxLayout()
+        metric.layout().removeWidget(self.metric_legend)
+        legend_row.addWidget(self.metric_legend, 1)
+        legend_row.addWidget(QLabel("x axis:"))
+        legend_row.addWidget(self.x_axis_choice, 0, Qt.AlignmentFlag.AlignTop)
+        metric.layout().addLayout(legend_row)
+        self.plot_grid.addWidget(metric, 0, 0, 1, 3)
         self.plot_grid.addWidget(with_legend(self.drift_plot, self.drift_legend), 1, 0)
         self.plot_grid.addWidget(with_legend(self.feature_plot, self.feature_legend), 1, 1)
         distribution = with_legend(self.distribution_plot, self.distribution_legend)
         distribution.layout().insertWidget(1, self.feature_choice)  # under the plot, above its legend
         self.plot_grid.addWidget(distribution, 1, 2)
+        for column in range(3):
+            self.plot_grid.setColumnStretch(column, 1)
         self.plot_grid.setRowStretch(0, 5)
         self.plot_grid.setRowStretch(1, 4)
         self.plots_built = True
@@ -401,17 +452,18 @@ class MonitoringPanel(Panel):
 
     def _append(self, rows: list[dict]) -> None:
         for row in rows:
-            batch = batch_position(row)
+            x = self.metric_x(row)
             if row["value"] is not None:
-                self.series["actual"].append(batch, row["value"])
+                self.series["actual"].append(x, row["value"])
             if row["estimated_value"] is not None:
-                self.series["estimated"].append(batch, row["estimated_value"])
+                self.series["estimated"].append(x, row["estimated_value"])
             if row["drift_share"] is not None:
-                self.series["drift"].append(batch, row["drift_share"])
+                self.series["drift"].append(batch_position(row), row["drift_share"])
         self._tips_dirty = True
 
     def clear(self) -> None:
         self._decorated = None
+        self.arrivals = {}
         self._last_id = 0
         self.results = []
         self.table_model.set_rows([])
@@ -461,18 +513,60 @@ class MonitoringPanel(Panel):
             return  # nothing new to draw
         self._decorated = signature
         arrivals = {d["version"]: d["created_at"] for d in self.keel.dataset_versions(project["name"])}
+        if self.x_axis == "time" and arrivals != self.arrivals:
+            self.arrivals = arrivals
+            self._replay_metric()  # points appended before their batch's ingest time was known move to it
+        self.arrivals = arrivals
         self._threshold(settings.get("threshold"))
         self.metric_plot.setLabel("left", project["metric"])
-        self._markers(lifecycle_markers(arrivals, models, deployments))
+        self._markers(lifecycle_markers(arrivals, models, deployments, by_time=self.x_axis == "time"))
         self._tips(project["metric"], arrivals)
         shown = self._decision_marks(decisions)
         self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments))
                                    + decision_legend(shown))
         drift_share = settings.get("drift_share", 0.3)
         self.drift_limit.setPos(drift_share)
-        self.drift_legend.setText(legend([(DRIFT, "●", "share of features flagged as drifted"),
+        self.drift_legend.setText(legend([(DRIFT, "●", "share drifted"),
                                           (LIMIT, "- -", f"alert above {drift_share:.2f}")]))
         self._feature_drift()
+
+    def metric_x(self, result: dict) -> float:
+        return ingest_time_position(result, self.arrivals) if self.x_axis == "time" else batch_position(result)
+
+    def set_x_axis(self, kind: str) -> None:
+        """The metric plot against batches in arrival order ("batch") or ingest time on a date axis ("time")."""
+        if kind == self.x_axis:
+            return
+        self.x_axis = kind
+        if self.x_axis_choice.currentData() != kind:
+            self.x_axis_choice.setCurrentIndex(self.x_axis_choice.findData(kind))
+        from app.frontends.gui.plots import apply_palette, cache_static_parts, date_axis, metric_batch_axis
+
+        plot = self.metric_plot
+        axis = date_axis() if kind == "time" else metric_batch_axis()
+        axis.enableAutoSIPrefix(False)
+        plot.getPlotItem().setAxisItems({"bottom": axis})
+        plot.setLabel("bottom", "ingest time of the batch" if kind == "time"
+                      else "batch (dataset version, in order of arrival)")
+        plot.setTitle(METRIC_TITLES[kind])
+        apply_palette(plot)
+        cache_static_parts(plot)
+        self._replay_metric()
+        self._decorated = None
+        if self.keel is not None and self.project:
+            self._decorations(self.keel.project(self.project))
+        plot.getPlotItem().getViewBox().enableAutoRange()
+
+    def _replay_metric(self) -> None:
+        for key in ("actual", "estimated"):
+            self.series[key].clear()
+        for row in self.results:
+            x = self.metric_x(row)
+            if row["value"] is not None:
+                self.series["actual"].append(x, row["value"])
+            if row["estimated_value"] is not None:
+                self.series["estimated"].append(x, row["estimated_value"])
+        self.flush()
 
     def _threshold(self, threshold) -> None:
         from app.frontends.gui.plots import pg
@@ -509,7 +603,7 @@ class MonitoringPanel(Panel):
 
     def _decision_marks(self, decisions: list[dict]) -> set[str]:
         """Each policy decision on the measured curve, at the batch it followed; -> the groups shown."""
-        measured = [(r["at"], batch_position(r), r["value"]) for r in self.results if r["value"] is not None]
+        measured = [(r["at"], self.metric_x(r), r["value"]) for r in self.results if r["value"] is not None]
         points: dict[str, tuple[list, list]] = {group: ([], []) for group in DECISION_MARKS}
         for event in decisions:
             before = [(x, y) for at, x, y in measured if at <= event["at"]]
@@ -522,13 +616,13 @@ class MonitoringPanel(Panel):
         return {group for group, (xs, _) in points.items() if xs}
 
     def _tips(self, metric: str, arrivals: dict[int, str]) -> None:
-        points = [(batch_position(r), r["value"] if r["value"] is not None else r["estimated_value"], r)
+        points = [(self.metric_x(r), r["value"] if r["value"] is not None else r["estimated_value"], r)
                   for r in self.results if r["value"] is not None or r["estimated_value"] is not None]
         self.metric_tips.setData(x=[p[0] for p in points], y=[p[1] for p in points],
                                  data=[point_tip(r, metric, arrivals) for _, _, r in points])
 
     def _feature_drift(self) -> None:
-        from app.frontends.gui.plots import bar_chart, clear_plot
+        from app.frontends.gui.plots import bar_chart, bar_chart_height, clear_plot
 
         latest = self.results[-1] if self.results else None
         per_feature = feature_drift(latest)
@@ -538,8 +632,8 @@ class MonitoringPanel(Panel):
             self.feature_legend.setText("")
             return
         names = list(per_feature)
-        bar_chart(self.feature_plot, names, [per_feature[n]["psi"] for n in names], color=DRIFT,
-                  value_label="PSI (population stability index)")
+        bar_chart(self.feature_plot, names, [per_feature[n]["psi"] for n in names], color=DRIFT, value_label="PSI")
+        self.feature_plot.setMinimumHeight(max(PLOT_HEIGHT, bar_chart_height(self.feature_plot, len(names))))
         drifted = [n for n in names if per_feature[n]["drifted"]]
         if drifted:
             from app.frontends.gui.plots import bar_chart_highlight
@@ -556,9 +650,10 @@ class MonitoringPanel(Panel):
             self.feature_choice.setCurrentText(chosen if chosen in by_drift else by_drift[0])
             self.feature_choice.blockSignals(False)
         self.show_distribution(self.feature_choice.currentText())
-        self.feature_legend.setText(legend([(DRIFT, "▬", f"batch v{batch} vs the training reference" if batch
-                                             else "latest batch vs the training reference"),
-                                            (LIMIT, "▬", f"flagged as drifted ({len(drifted)})")]))
+        self.feature_legend.setText(legend([(DRIFT, "▬", f"v{batch} vs reference" if batch else "latest vs reference"),
+                                            (LIMIT, "▬", f"drifted ({len(drifted)})")]))
+        self.feature_legend.setToolTip(f"PSI of each feature in {f'batch v{batch}' if batch else 'the latest batch'} "
+                                       "against the training reference; in red the features flagged as drifted")
 
     def _clear_distribution(self) -> None:
         from app.frontends.gui.plots import clear_plot
@@ -578,9 +673,7 @@ class MonitoringPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            from app.core.services.insights import feature_distribution
-
-            return feature_distribution(keel, name, feature)
+            return keel.feature_distribution(name, feature)
 
         def show(distribution):
             if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:
@@ -612,7 +705,7 @@ class MonitoringPanel(Panel):
                                           brush=ESTIMATED))
             plot.getAxis("bottom").setTicks([list(zip(positions, categories))])
             plot.setLabel("bottom", f"{distribution['feature']} (category)")
-        plot.setTitle(f"{distribution['feature']}: reference vs v{distribution['dataset_version']}")
+        plot.setTitle(distribution["feature"])  # reference vs the batch: in the legend
         self.distribution_legend.setText(legend([(MEASURED, "▬", "reference"),
                                                  (ESTIMATED, "▬", f"batch v{distribution['dataset_version']}")]))
         self.distribution_legend.setToolTip(

@@ -4,7 +4,6 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
 
 from app.core.domain.settings import higher_is_better
-from app.core.services import insights
 from app.frontends.gui.common import (
     HEALTH_COLORS,
     Card,
@@ -105,7 +104,7 @@ class OverviewPanel(Panel):
             label.setText("")
 
     def refresh(self) -> None:
-        card = insights.production_card(self.keel, self.project)
+        card = self.keel.production_card(self.project)
         health = card["health"]
         metric = card["metric"]
         self.title_label.setText(self.project)

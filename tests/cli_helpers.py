@@ -1,4 +1,4 @@
-"""Helpers for the foundation tests (issue 2): in-process CLI calls and workspace snapshots."""
+"""Test helpers: in-process CLI calls, workspace snapshots, small synthetic loan data."""
 
 import hashlib
 import json
@@ -60,6 +60,11 @@ def loans(rows: int = 120, seed: int = 1, **kwargs) -> pd.DataFrame:
 def write_csv(path: Path, frame: pd.DataFrame, **kwargs) -> Path:
     frame.to_csv(path, index=False, **kwargs)
     return path
+
+
+def loans_csv(path: Path, rows: int = 120, seed: int = 11) -> Path:
+    """A CSV of synthetic loan data (target `default`) at path."""
+    return write_csv(path, loans(rows, seed=seed))
 
 
 def create_project(capsys, workspace: Path, data_dir: Path, name: str = "loans", rows: int = 120,

@@ -1,0 +1,152 @@
+"""What each service is given at construction, and where that is wired up.
+
+A service is a module of functions whose first argument is its dependencies: the registry
+(every read and write of the store), the workspace (its files and its locks), the shared
+reads (ProjectData), the clock, and the few lifecycle actions it needs, as callables (the
+policy deploys; the inbox ingests). No service is handed the lifecycle service (Keel) or
+reaches into another service's private functions; tests/test_layer_boundaries.py checks it.
+
+ServiceDependencies, built by Keel for its workspace, makes each service's dependencies on
+first use (the policy's and monitoring's modules load pandas and scikit-learn, which
+read-only commands never import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from app.core.domain.clock import utc_now
+from app.core.services.cache import BoundedCache
+from app.core.services.project_data import ProjectData
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace
+
+DRIFT_REFERENCES_KEPT = 8
+LOADED_MODELS_KEPT = 8
+
+Ingest = Callable[..., dict]  # lifecycle's ingest(name, path, by=...) -> its result
+Train = Callable[..., dict]  # lifecycle's train(name, by=, reason=, data=, progress=) -> {version, run_id, ...}
+Deploy = Callable[..., dict]  # lifecycle's deploy(name, version, by=, reason=)
+DeployHoldingLock = Callable[..., dict]  # the same, for a caller holding the project lock (extra_transaction_work=)
+Rollback = Callable[..., dict]  # lifecycle's rollback(name, by=, reason=, to_version=)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dependencies:
+    """What every service reads and writes through: the store, the workspace, the shared reads, the clock."""
+
+    registry: Registry
+    workspace: Workspace  # the files and the locks (project_lock(workspace, name), workspace.project_lock_path)
+    data: ProjectData
+    clock: Callable[[], str] = utc_now  # now, as the ISO 8601 UTC text the registry stores
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestDependencies(Dependencies):
+    ingest: Ingest
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkspaceDependencies(Dependencies):
+    """For the services that work on the whole workspace: backup, bundle, verify, upkeep."""
+
+    rewrite_production_manifest: Callable[[str], None]  # lifecycle's: production.json again from the registry
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringDependencies(Dependencies):
+    drift_references: BoundedCache  # prepared drift references, one per model version
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyDependencies(Dependencies):
+    inbox: IngestDependencies  # a monitoring cycle sweeps the inbox first
+    monitoring: MonitoringDependencies
+    loaded_models: BoundedCache  # champion and earlier versions, loaded (sha256-checked) once
+    train: Train
+    deploy: Deploy
+    deploy_holding_lock: DeployHoldingLock
+    rollback: Rollback
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifecycleActions:
+    """The lifecycle actions the other services may call (Keel's bound methods)."""
+
+    ingest: Ingest
+    train: Train
+    rewrite_production_manifest: Callable[[str], None]
+    deploy: Deploy
+    deploy_holding_lock: DeployHoldingLock
+    rollback: Rollback
+
+
+@dataclass
+class ServiceDependencies:
+    """Each service's dependencies for one workspace, made on first use and kept (Keel.services).
+
+    Front ends hand these to a service's functions (`backup.backup(keel.services.workspace_upkeep,
+    path)`) and never read their `registry` or `workspace`; tests may use `keel.services.registry`
+    to arrange or check rows directly."""
+
+    registry: Registry
+    workspace: Workspace
+    data: ProjectData
+    actions: LifecycleActions
+    drift_references: BoundedCache = field(default_factory=lambda: BoundedCache(DRIFT_REFERENCES_KEPT))
+    loaded_models: BoundedCache = field(default_factory=lambda: BoundedCache(LOADED_MODELS_KEPT))
+
+    @cached_property
+    def _reads_and_records(self) -> Dependencies:
+        return Dependencies(registry=self.registry, workspace=self.workspace, data=self.data)
+
+    @property
+    def insights(self) -> Dependencies:
+        return self._reads_and_records
+
+    @property
+    def traffic(self) -> Dependencies:
+        return self._reads_and_records
+
+    @property
+    def labels(self) -> Dependencies:
+        return self._reads_and_records
+
+    @property
+    def reports(self) -> Dependencies:
+        return self._reads_and_records
+
+    @property
+    def mlflow(self) -> Dependencies:
+        return self._reads_and_records
+
+    @cached_property
+    def inbox(self) -> IngestDependencies:
+        """For the inbox and for batches of files added by hand."""
+        return IngestDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+                                  ingest=self.actions.ingest)
+
+    @property
+    def batches(self) -> IngestDependencies:
+        return self.inbox
+
+    @cached_property
+    def workspace_upkeep(self) -> WorkspaceDependencies:
+        """For backup, bundle, verify and upkeep."""
+        return WorkspaceDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+                                     rewrite_production_manifest=self.actions.rewrite_production_manifest)
+
+    @cached_property
+    def monitoring(self) -> MonitoringDependencies:
+        return MonitoringDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+                                      drift_references=self.drift_references)
+
+    @cached_property
+    def policy(self) -> PolicyDependencies:
+        actions = self.actions
+        return PolicyDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+                                  inbox=self.inbox, monitoring=self.monitoring, loaded_models=self.loaded_models,
+                                  train=actions.train, deploy=actions.deploy,
+                                  deploy_holding_lock=actions.deploy_holding_lock, rollback=actions.rollback)

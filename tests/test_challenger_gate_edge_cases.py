@@ -1,0 +1,60 @@
+"""The champion-challenger gate at its edges: a challenger that learned a new class, a waiting
+challenger whose champion is no longer in production."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_helpers import loans_csv
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "log_loss"])
+def test_gate_when_the_challenger_learned_a_new_class(metric):
+    """A labelled batch brings a class the champion never saw; the challenger learns it. The
+    bootstrap read the champion's probability columns with the challenger's classes_: an
+    IndexError that failed the monitoring cycle after the challenger was registered, so every
+    cycle retrained again."""
+    from sklearn.linear_model import LogisticRegression
+
+    from app.core.services import policy
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    features = pd.DataFrame({"x": x})
+    champion = LogisticRegression().fit(features, (x > 0).astype(int))
+    three_classes = np.digitize(x, [-0.5, 0.5])
+    challenger = LogisticRegression().fit(features, three_classes)
+    schema = {"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
+              "columns": [{"name": "x", "kind": "numeric"}]}
+    project = {"schema": schema, "task": "classification", "metric": metric}
+    gate_frame = pd.DataFrame({"x": x[:120], "y": pd.array(three_classes[:120], dtype="Int64")})
+    verdict = policy.gate(project, champion, challenger, gate_frame, 0.01, 0.05)
+    assert verdict["test"] == "paired_bootstrap"
+    assert verdict["accepted"] and verdict["better_by_margin"]
+
+
+def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_path):
+    """Policy approve: challenger v2 waits (gated against v1). The user deploys v3 by hand.
+    The wait ends: `approve` must not deploy v2, never compared with v3, over it (and while v2
+    "waited" the policy would never retrain again)."""
+    from app.core.domain.errors import KeelError
+    from app.core.services.lifecycle import Keel
+    from app.core.services.policy import waiting_challenger
+
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification",
+                            {"preset": "logreg", "policy": "approve"})
+        for _ in range(3):
+            keel.train("p")
+        keel.deploy("p", 1)
+        project = keel.project("p")
+        with keel.services.registry.transaction():  # what policy.decide records for "retrained_waiting"
+            keel.services.registry.set_alias(project["id"], "challenger", keel.services.registry.model_version(project["id"], 2).id)
+        assert waiting_challenger(keel.services.policy, "p") == 2
+        keel.deploy("p", 3)
+        assert waiting_challenger(keel.services.policy, "p") is None
+        with pytest.raises(KeelError, match="no challenger"):
+            keel.approve("p")
+        assert keel.production_version("p") == 3
+    finally:
+        keel.close()

@@ -1,0 +1,73 @@
+"""Monitoring at its edges: drift references kept per project, a batch of a class the model never
+saw, acknowledging an alert that is already closed."""
+
+import pytest
+from cli_helpers import loans_csv
+
+
+def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp_path):
+    """The same skops file imported into two projects has one sha256; a cache keyed by the hash
+    alone would give the second project the first project's drift reference."""
+    from types import SimpleNamespace
+
+    from app.core.services import monitoring
+    from app.core.services.cache import BoundedCache
+
+    monkeypatch.setattr(monitoring, "prepare_reference", lambda deps, loaded: ("reference of", loaded.project["name"]))
+    deps = SimpleNamespace(drift_references=BoundedCache(8))
+    same_file = "ab" * 32
+    first = SimpleNamespace(project={"name": "a"}, model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
+    second = SimpleNamespace(project={"name": "b"}, model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
+    assert monitoring.reference_for(deps, first) == ("reference of", "a")
+    assert monitoring.reference_for(deps, second) == ("reference of", "b")
+    assert monitoring.reference_for(deps, first) == ("reference of", "a")
+
+
+def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tmp_path):
+    """A small labelled batch whose every label is new (ingest accepts it with a warning): the
+    cycle records its result (accuracy 0) and the batch is evaluated once; a failure before the
+    record would fail every later cycle on the same pending batch."""
+    from app.core.services.lifecycle import Keel
+    from app.demo.simulator import make_batch
+
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
+        keel.deploy("p", keel.train("p")["version"])
+        new_class = make_batch(40, seed=99).assign(default=2)
+        new_class.to_csv(tmp_path / "new.csv", index=False)
+        ingested = keel.ingest("p", tmp_path / "new.csv")
+        assert any("unseen in training" in w for w in ingested["warnings"])
+        result = keel.monitor("p")
+        [batch] = result["batches"]
+        assert batch["dataset_version"] == ingested["dataset_version"] and batch["value"] == 0.0
+        assert keel.monitor("p")["batches"] == []  # evaluated once, not stuck
+    finally:
+        keel.close()
+
+
+def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
+    """An alert that recovered (or was acknowledged) already is refused, and the audit log gets no
+    "alert N acknowledged" event for it."""
+    from app.core.domain.errors import KeelError
+    from app.core.services.lifecycle import Keel
+
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
+        project = keel.project("p")
+        with keel.services.registry.transaction():
+            alert_id = keel.services.registry.insert_alert(project_id=project["id"], rule="drift_share", severity="warning",
+                                                  message="probe")
+        keel.acknowledge_alert("p", alert_id)
+        with keel.services.registry.transaction():
+            recovered = keel.services.registry.insert_alert(project_id=project["id"], rule="metric_drop", severity="warning",
+                                                   message="probe")
+            keel.services.registry.close_alert(recovered, "recovered")
+        for closed in (alert_id, recovered):
+            with pytest.raises(KeelError, match="already"):
+                keel.acknowledge_alert("p", closed)
+        acknowledged = [e for e in keel.services.registry.events(project["id"]) if e.kind == "alert_acknowledged"]
+        assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
+    finally:
+        keel.close()
