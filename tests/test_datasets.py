@@ -331,3 +331,9 @@ def test_scoring_an_already_scored_file_replaces_the_old_scores(capsys, project,
     rescored = read(second)
     assert list(rescored.columns) == list(read(first).columns)
     pd.testing.assert_frame_equal(rescored, read(first), check_dtype=False)
+
+
+def test_a_bare_carriage_return_in_a_row_reads_as_a_line_break_not_an_error():
+    raw = datasets.read_csv_bytes(b"a,b\n1\r2,3\n", "body.csv")
+    assert raw.frame.to_dict("list") == {"a": ["1", "2"], "b": ["", "3"]}
+    assert "1 row(s) have fewer fields than the header (first: row 1)" in raw.warnings[0]

@@ -412,7 +412,8 @@ def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
 
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
-    records = (record for record in csv.reader(io.StringIO(text), delimiter=delimiter) if record)
+    # newline="": the reader sees a bare '\r' as the line break pandas sees (not as an error)
+    records = (record for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if record)
     next(records, None)
     return [row for row, record in enumerate(records, start=1) if len(record) < width]
 

@@ -332,7 +332,7 @@ class Keel:
             with self._registry.files_then_rows() as files:
                 if cancel_event is not None and cancel_event.is_set():
                     raise Cancelled("ingest cancelled; nothing was stored")
-                os.replace(staged, files.add(path))
+                install_staged([(staged, files.add(path))])  # renamed, and the rename synced
                 with files.commit():
                     self._insert_dataset(project, stored, stored.content_sha256, path, version, parent_id, stored.source)
                     self._registry.add_event(project, "data_ingested",
