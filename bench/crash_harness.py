@@ -137,7 +137,7 @@ def child(args) -> int:
         elif args.child == "train":
             keel.train(PROJECT)
         elif args.child == "deploy":
-            versions = keel.services.registry.model_versions(keel.project(PROJECT)["id"])
+            versions = keel.services.registry.model_versions(keel.project(PROJECT).id)
             keel.deploy(PROJECT, versions[-1].version)
         elif args.child == "rollback":
             keel.rollback(PROJECT)

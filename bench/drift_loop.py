@@ -126,9 +126,9 @@ def run_stream(shape: Shape, seeds: list[int], scratch: Path) -> dict:
         probe = Keel.open(scratch / f"{shape.name}-{seed}" / "workspace")
         project = probe.project("bench")
         probe.close()
-        runs = {"keel": keel, **run_baselines(shape, seed, project["schema"], project["metric"])}
+        runs = {"keel": keel, **run_baselines(shape, seed, project.schema, project.metric)}
         start = scored_from(shape)
-        per_seed.append({"seed": seed, "metric": project["metric"], "strategies": {
+        per_seed.append({"seed": seed, "metric": project.metric, "strategies": {
             name: {**run, "values": [round(float(v), 4) for v in run["values"]],
                    "mean_from_drift_plus_3": float(np.mean(np.asarray(run["values"], dtype=float)[start:]))}
             for name, run in runs.items()}})

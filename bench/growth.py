@@ -51,29 +51,29 @@ def grow(workspace: Path, batches: int, versions: int, points: int) -> None:
     registry = Registry(workspace / "registry.db")
     try:
         project = registry.project(PROJECT)
-        first_dataset = registry.dataset_versions(project["id"])[0]
-        first_model = registry.model_versions(project["id"])[0]
+        first_dataset = registry.dataset_versions(project.id)[0]
+        first_model = registry.model_versions(project.id)[0]
         with registry.transaction():
-            next_dataset = registry.next_number("dataset_versions", project["id"])
+            next_dataset = registry.next_number("dataset_versions", project.id)
             for index in range(batches):
                 version = next_dataset + index
                 dataset_id = registry.insert_dataset_version(
-                    project_id=project["id"], version=version, path=first_dataset["path"],
-                    content_sha256=f"growth-{version:08d}", file_sha256=first_dataset.get("file_sha256"),
+                    project_id=project.id, version=version, path=first_dataset.path,
+                    content_sha256=f"growth-{version:08d}", file_sha256=first_dataset.file_sha256,
                     rows=300, labelled_rows=300, source=f"batch-{version}.csv", parent_id=None,
                     report={"rows": 300})
                 registry.insert_monitor_result(
-                    project_id=project["id"], model_version_id=first_model.id, dataset_version_id=dataset_id,
+                    project_id=project.id, model_version_id=first_model.id, dataset_version_id=dataset_id,
                     rows=300, labelled_rows=300, metric="accuracy", value=0.9, estimated_value=0.9,
                     drift_share=0.0, prediction_drift=0.0, drifted_features=[], details={"rules": []})
                 registry.add_event(project, "dataset_ingested", f"dataset v{version}: 300 rows", "user")
-            next_model = registry.next_number("model_versions", project["id"])
+            next_model = registry.next_number("model_versions", project.id)
             per_version = max(1, points // max(versions, 1))
             for index in range(versions):
-                run = registry.insert_run(project["id"], "train", started_at=utc_now(), status="finished")
+                run = registry.insert_run(project.id, "train", started_at=utc_now(), status="finished")
                 registry.log_metrics(run, (("loss", 1.0 / (s + 1), s) for s in range(per_version)))
                 registry.log_metrics(run, [("accuracy", 0.9, 0)])
-                registry.insert_model_version(project_id=project["id"], version=next_model + index, run_id=run,
+                registry.insert_model_version(project_id=project.id, version=next_model + index, run_id=run,
                                               artifact_path=first_model.artifact_path, sha256=first_model.sha256,
                                               archived=1)
                 registry.add_event(project, "trained", f"v{next_model + index} trained", "user")

@@ -234,7 +234,7 @@ def main() -> int:
         from app.core.ml import datasets
 
         loaded = keel.load_version(PROJECT, status["production_version"])
-        frame = datasets.to_model_frame(keel.dataset_frame(PROJECT, batches + 1), loaded.project["schema"])
+        frame = datasets.to_model_frame(keel.dataset_frame(PROJECT, batches + 1), loaded.project.schema)
         frame_path = folder / "frame.parquet"
         frame.to_parquet(frame_path)
         expected = [x.item() if hasattr(x, "item") else x for x in loaded.model.predict(frame)]

@@ -280,7 +280,7 @@ def main() -> int:
         workspace = make_workspace(folder, args.preset)
         keel = Keel.open(workspace)
         loaded = keel.load_production(PROJECT)
-        schema = loaded.project["schema"]
+        schema = loaded.project.schema
         artifact = workspace / loaded.model_version.artifact_path
         keel.close()
 
@@ -324,7 +324,7 @@ def main() -> int:
                 X = protocol.model_frame(table, schema)
                 payload = protocol.predictions_payload(loaded.model, "classification", X, False)
                 payload["ids"] = prediction_log.complete_ids(None, len(X))
-                writer.add(loaded.project["id"], model_version_id, loaded.model, True, payload["ids"], X,
+                writer.add(loaded.project.id, model_version_id, loaded.model, True, payload["ids"], X,
                            payload["predictions"], None, log_policy)
                 json.dumps(payload)
             return call

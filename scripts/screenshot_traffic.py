@@ -37,7 +37,7 @@ def build_workspace(folder: Path) -> None:
     create_demo(keel)
     keel.set_project(NAME, {"id_column": "applicant_id"})
     loaded = keel.load_production(NAME)
-    project, schema = keel.project(NAME), loaded.project["schema"]
+    project, schema = keel.project(NAME), loaded.project.schema
     now, truth = time.time(), []
     for hour in range(8):
         concept = 0.0 if hour < 5 else 0.8
@@ -46,7 +46,7 @@ def build_workspace(folder: Path) -> None:
         truth.append(frame[["applicant_id", "default"]])
         X = datasets.to_model_frame(datasets.clean(datasets.RawTable(frame.drop(columns="default"), "demo"), schema,
                                                    purpose="predict").frame, schema)
-        rows = prediction_log.encode(project["id"], loaded.model_version.id,
+        rows = prediction_log.encode(project.id, loaded.model_version.id,
                                      prediction_log.iso(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
                                      loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
         with keel.services.registry.transaction():

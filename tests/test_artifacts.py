@@ -41,7 +41,7 @@ def training_data(ws: Path):
     keel = Keel.open(ws)
     try:
         frame, _ = keel.training_frame("loans")
-        schema = keel.project("loans")["schema"]
+        schema = keel.project("loans").schema
     finally:
         keel.close()
     return datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema)
@@ -137,7 +137,7 @@ def test_import_refuses_untrusted_types_unless_accepted(capsys, ws, tmp_path):
     assert not set(KNN_TYPES) & set(artifacts.KEEL_TRUSTED_TYPES)
     keel = Keel.open(ws)
     try:
-        record = keel.services.registry.model_version(keel.project("loans")["id"], 2)
+        record = keel.services.registry.model_version(keel.project("loans").id, 2)
         assert list(record.extra_trusted_types) == KNN_TYPES
         with pytest.raises(IntegrityError, match="untrusted type"):
             artifacts.load_model(ws / record.artifact_path, record.sha256)

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from cli_helpers import loans_csv
 
+from app.core.domain.entities import Project
+
 
 @pytest.mark.parametrize("metric", ["roc_auc", "log_loss"])
 def test_gate_when_the_challenger_learned_a_new_class(metric):
@@ -25,7 +27,8 @@ def test_gate_when_the_challenger_learned_a_new_class(metric):
     challenger = LogisticRegression().fit(features, three_classes)
     schema = {"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
               "columns": [{"name": "x", "kind": "numeric"}]}
-    project = {"schema": schema, "task": "classification", "metric": metric}
+    project = Project(id=1, name="p", task="classification", target="y", metric=metric, schema=schema, settings={},
+                      created_at="2026-01-01T00:00:00.000+00:00")
     gate_frame = pd.DataFrame({"x": x[:120], "y": pd.array(three_classes[:120], dtype="Int64")})
     verdict = policy.gate(project, champion, challenger, gate_frame, 0.01, 0.05)
     assert verdict["test"] == "paired_bootstrap"
@@ -49,7 +52,7 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
         keel.deploy("p", 1)
         project = keel.project("p")
         with keel.services.registry.transaction():  # what policy.decide records for "retrained_waiting"
-            keel.services.registry.set_alias(project["id"], "challenger", keel.services.registry.model_version(project["id"], 2).id)
+            keel.services.registry.set_alias(project.id, "challenger", keel.services.registry.model_version(project.id, 2).id)
         assert waiting_challenger(keel.services.policy, "p") == 2
         keel.deploy("p", 3)
         assert waiting_challenger(keel.services.policy, "p") is None

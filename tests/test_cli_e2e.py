@@ -101,13 +101,13 @@ def check_registry_contents(workspace: Path, trained1: dict, trained2: dict):
     registry = Registry(workspace / "registry.db")
     try:
         project = registry.project("loans")
-        datasets_rows = registry.dataset_versions(project["id"])
-        assert [(d["version"], d["rows"], d["labelled_rows"], d["source"]) for d in datasets_rows] == [
+        datasets_rows = registry.dataset_versions(project.id)
+        assert [(d.version, d.rows, d.labelled_rows, d.source) for d in datasets_rows] == [
             (1, 300, 300, "initial.csv"), (2, 150, 150, "batch.csv")]
         for row in datasets_rows:
-            assert (workspace / row["path"]).is_file()
+            assert (workspace / row.path).is_file()
 
-        models = registry.model_versions(project["id"])
+        models = registry.model_versions(project.id)
         assert [m.version for m in models] == [1, 2]
         for model in models:
             path = workspace / model.artifact_path
@@ -121,13 +121,13 @@ def check_registry_contents(workspace: Path, trained1: dict, trained2: dict):
         assert registry.run_metrics(trained2["run_id"]) == trained2["metrics"]
         assert registry.run_params(trained2["run_id"])["train_rows"] == 320  # window: newest 400 of 450, 80%
 
-        deployments = registry.deployments(project["id"])
+        deployments = registry.deployments(project.id)
         assert [(d.version, d.by, d.is_rollback) for d in deployments] == [
             (1, "user", 0), (2, "user", 0), (1, "user", 1)]
         assert [d.reason for d in deployments] == ["deployed by the user", "fresher data", "rolled back from v2"]
         assert deployments[1].replaced_deployment_id == deployments[0].id
-        assert registry.current_deployment(project["id"]).id == deployments[2].id
-        assert registry.aliases(project["id"]) == {"champion": models[0].id}
+        assert registry.current_deployment(project.id).id == deployments[2].id
+        assert registry.aliases(project.id) == {"champion": models[0].id}
     finally:
         registry.close()
     manifest = json.loads((workspace / "projects" / "loans" / "production.json").read_text())

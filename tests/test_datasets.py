@@ -284,12 +284,12 @@ def test_lineage_each_version_extends_the_previous(capsys, project, tmp_path):
     ingest(capsys, project, write_csv(tmp_path / "b.csv", loans(30, seed=34)))
     keel = Keel.open(project)
     try:
-        rows = keel.services.registry.dataset_versions(keel.project("loans")["id"])
+        rows = keel.services.registry.dataset_versions(keel.project("loans").id)
     finally:
         keel.close()
-    assert [r["version"] for r in rows] == [1, 2, 3]
-    assert rows[0]["parent_id"] is None
-    assert rows[1]["parent_id"] == rows[0]["id"] and rows[2]["parent_id"] == rows[1]["id"]
+    assert [r.version for r in rows] == [1, 2, 3]
+    assert rows[0].parent_id is None
+    assert rows[1].parent_id == rows[0].id and rows[2].parent_id == rows[1].id
 
 
 def test_exact_duplicate_rows_are_dropped_and_whitespace_trimmed(capsys, project, tmp_path):

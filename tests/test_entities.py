@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from cli_helpers import cli, create_project
 
-from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
+from app.core.domain.entities import (
+    Alert,
+    DatasetVersion,
+    Deployment,
+    Event,
+    ModelVersion,
+    MonitorResult,
+    Project,
+)
 from app.core.services.lifecycle import Keel
 from app.core.store.registry import Registry
 
@@ -55,7 +63,7 @@ def test_history_json_keeps_its_keys(capsys, workspace, tmp_path):
 
 
 def test_model_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     aliases = dict(earlier_registry.conn.execute("SELECT alias, model_version_id FROM model_aliases").fetchall())
     before = []  # the dicts the registry handed out before the entity, decoded from the same rows
     for row in rows(earlier_registry, "SELECT * FROM model_versions WHERE project_id = ? ORDER BY version",
@@ -76,7 +84,7 @@ def test_model_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_re
 
 
 def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     before = rows(earlier_registry, "SELECT * FROM alerts WHERE project_id = ? ORDER BY id", project_id)
     alerts = earlier_registry.alerts(project_id)
     assert all(isinstance(a, Alert) for a in alerts) and [a.id for a in alerts] == [1, 2]
@@ -93,7 +101,7 @@ def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry
 
 
 def test_deployments_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
-    project_id = earlier_registry.find_project("loans")["id"]
+    project_id = earlier_registry.find_project("loans").id
     before = rows(earlier_registry, "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m "
                                     "ON m.id = d.model_version_id WHERE d.project_id = ? ORDER BY d.id", project_id)
     deployments = earlier_registry.deployments(project_id)
@@ -105,3 +113,54 @@ def test_deployments_come_back_typed_with_the_keys_their_dicts_had(earlier_regis
     assert earlier_registry.deployment(deployments[0].id) == deployments[0] and current.is_rollback is False
     with pytest.raises(dataclasses.FrozenInstanceError):
         current.reason = "edited"
+
+
+def test_dataset_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
+    project_id = earlier_registry.find_project("loans").id
+    before = rows(earlier_registry, "SELECT * FROM dataset_versions WHERE project_id = ? ORDER BY version", project_id)
+    for row in before:
+        row["report"] = json.loads(row.pop("report_json"))
+    versions = earlier_registry.dataset_versions(project_id)
+    assert all(isinstance(v, DatasetVersion) for v in versions) and [v.rows for v in versions] == [80, 60, 60]
+    assert [v.to_dict() for v in versions] == before
+    assert [list(v.to_dict()) for v in versions] == [list(row) for row in before]
+    assert earlier_registry.dataset_version(project_id, 2) == versions[1] and versions[1].parent_id == versions[0].id
+    assert earlier_registry.dataset_version_by_hash(project_id, versions[2].content_sha256) == versions[2]
+    assert all(v.labelled for v in versions) and versions[0].report["rows"] == 80
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        versions[0].rows = 0
+
+
+def test_monitor_results_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
+    project_id = earlier_registry.find_project("loans").id
+    before = rows(earlier_registry, "SELECT r.*, m.version AS model_version, d.version AS dataset_version "
+                                    "FROM monitor_results r JOIN model_versions m ON m.id = r.model_version_id "
+                                    "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
+                                    "WHERE r.project_id = ? ORDER BY r.id", project_id)
+    for row in before:
+        row["drifted_features"] = json.loads(row.pop("drifted_features_json"))
+        row["details"] = json.loads(row.pop("details_json"))
+    results = earlier_registry.monitor_results(project_id)
+    assert all(isinstance(r, MonitorResult) for r in results) and len(results) == len(before) >= 1
+    assert [r.to_dict() for r in results] == before
+    assert [list(r.to_dict()) for r in results] == [list(row) for row in before]
+    [last] = results[-1:]
+    assert earlier_registry.last_monitor_result(project_id) == last
+    assert (last.model_version, last.dataset_version) == (2, 3) and last.details["rules"]
+    assert earlier_registry.monitor_result_of_dataset(last.dataset_version_id) == last
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        last.value = 1.0
+
+
+def test_projects_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
+    [before] = rows(earlier_registry, "SELECT * FROM projects")
+    before["schema"] = json.loads(before.pop("schema_json"))
+    before["settings"] = json.loads(before.pop("settings_json"))
+    project = earlier_registry.project("loans")
+    assert isinstance(project, Project) and earlier_registry.projects() == [project]
+    assert project.to_dict() == before and list(project.to_dict()) == list(before)
+    assert (project.task, project.target, project.metric) == ("classification", "default", "accuracy")
+    assert project.settings["threshold"] == 0.9 and "features" in project.schema
+    assert earlier_registry.find_project("nope") is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        project.metric = "f1"

@@ -23,7 +23,7 @@ def test_files_stay_when_their_rows_commit(registry, tmp_path):
         with files.commit():
             project_id = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
     assert model.exists()
-    assert registry.project("p")["id"] == project_id
+    assert registry.project("p").id == project_id
 
 
 def test_a_failed_commit_removes_the_files_and_writes_no_row(registry, tmp_path):

@@ -39,9 +39,9 @@ def test_alerts_opened_and_recovered_since_the_user_looked_are_counted(qtbot, wi
     window.looked_at("demo-credit")  # the user has looked before
     project = keel.project("demo-credit")
     with keel.services.registry.transaction():
-        first = keel.services.registry.insert_alert(project_id=project["id"], rule="metric_below_threshold", severity="warning",
+        first = keel.services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
                                            message="accuracy 0.71 below the threshold 0.8")
-        keel.services.registry.insert_alert(project_id=project["id"], rule="drift_share", severity="warning",
+        keel.services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
                                    message="60% of the features drifted")
     keel.services.registry.close_alert(first, "recovered")
     item = window.project_list.item(0)
@@ -62,7 +62,7 @@ def test_health_is_not_green_after_alerts_that_all_recovered(qtbot, window):
     since = utc_now()
     project = keel.project("demo-credit")
     for _ in range(10):
-        alert = keel.services.registry.insert_alert(project_id=project["id"], rule="metric_below_threshold",
+        alert = keel.services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold",
                                            severity="warning", message="accuracy below the threshold")
         keel.services.registry.close_alert(alert, "recovered")
     assert insights.health(keel.services.insights, "demo-credit")["state"] == "ok"  # nothing open: green without `since`

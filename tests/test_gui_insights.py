@@ -16,9 +16,9 @@ def keel(demo_workspace):
 
 def record(keel, value, estimated=None):
     project = keel.project("demo-credit")
-    deployment = keel.services.registry.current_deployment(project["id"])
+    deployment = keel.services.registry.current_deployment(project.id)
     with keel.services.registry.transaction():
-        keel.services.registry.insert_monitor_result(project_id=project["id"], model_version_id=deployment.model_version_id,
+        keel.services.registry.insert_monitor_result(project_id=project.id, model_version_id=deployment.model_version_id,
                                             rows=100, labelled_rows=100 if value is not None else 0,
                                             metric="accuracy", value=value, estimated_value=estimated)
 
@@ -46,7 +46,7 @@ def test_compare_versions_gives_confusion_and_importances(keel):
     hgb, forest = result["versions"]
     assert hgb["importance_kind"] == "permutation"  # HistGradientBoosting has no feature_importances_
     assert forest["importance_kind"] == "impurity"  # summed back from one-hot columns onto input columns
-    features = keel.project("demo-credit")["schema"]["features"]
+    features = keel.project("demo-credit").schema["features"]
     assert set(forest["importances"]) == set(features)
     assert sum(forest["importances"].values()) == pytest.approx(1.0)
     for entry in (hgb, forest):
@@ -70,7 +70,7 @@ def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path):
 
     project = keel.project("demo-credit")
     frame = keel.dataset_frame("demo-credit", version)
-    X, y = datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"])
+    X, y = datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema)
     for entry in result["versions"]:
         expected = training.evaluate_pipeline(keel.load_version("demo-credit", entry["version"]).model,
                                               "classification", X, y)

@@ -77,8 +77,8 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     wizard.accept()
     qtbot.waitUntil(lambda: window.controller.project == "loans", timeout=JOB_TIMEOUT_MS)
     project = window.controller.keel.project("loans")
-    assert project["target"] == "default" and project["settings"]["preset"] == "logreg"
-    assert project["settings"]["threshold"] == pytest.approx(0.8)
+    assert project.target == "default" and project.settings["preset"] == "logreg"
+    assert project.settings["threshold"] == pytest.approx(0.8)
     assert window.project_list.count() == 2
     assert window.errors == []
 
@@ -131,7 +131,7 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     make_batch(3000, seed=11).to_csv(extra, index=False)
     keel.ingest("demo-credit", extra)
     keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 3000}})
-    project_id = keel.project("demo-credit")["id"]
+    project_id = keel.project("demo-credit").id
     artifacts_before = sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*"))
     versions_before = len(keel.services.registry.model_versions(project_id))
 
@@ -175,12 +175,12 @@ def test_a_monitoring_result_from_a_worker_appears_on_the_plot(qtbot, window):
     window.tabs.setCurrentWidget(panel)
     keel = window.controller.keel
     project = keel.project("demo-credit")
-    model_version = keel.services.registry.model_versions(project["id"])[0]
+    model_version = keel.services.registry.model_versions(project.id)[0]
 
     def record():
         with keel.services.registry.transaction():
             keel.services.registry.insert_monitor_result(
-                project_id=project["id"], model_version_id=model_version.id, rows=300, labelled_rows=300,
+                project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
                 metric="accuracy", value=0.8123, estimated_value=0.83, drift_share=0.5,
                 drifted_features=["income", "age"], details={})
 
@@ -203,7 +203,7 @@ def test_changes_from_another_process_are_noticed(qtbot, window):
     try:
         project = other.project("demo-credit")
         with other.services.registry.transaction():
-            other.services.registry.insert_alert(project_id=project["id"], rule="metric_below_threshold", severity="warning",
+            other.services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
                                         message="accuracy 0.71 below the threshold 0.8")
             other.services.registry.add_event(project, "alert_opened", "accuracy 0.71 below the threshold 0.8", "policy")
     finally:
@@ -283,7 +283,7 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
     assert not models.archive_button.isEnabled()  # never the production model
     models.select_version(2)
     wait_job(qtbot, window, lambda: (models.archive_button.click(), window.controller.runner.active_jobs()[-1])[1])
-    assert keel.services.registry.model_version(keel.project("demo-credit")["id"], 2).archived is True
+    assert keel.services.registry.model_version(keel.project("demo-credit").id, 2).archived is True
     exported = tmp_path / "v1.skops"
     job = wait_job(qtbot, window, lambda: window.controller.export(1, str(exported)))
     assert job.state == "done" and exported.exists()
@@ -294,7 +294,7 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
     wait_job(qtbot, window, lambda: (window.named_actions["delete_project"].trigger(),
                                      window.controller.runner.active_jobs()[-1])[1])
     assert "v1 is its production model" in asked[0]
-    assert [p["name"] for p in keel.services.registry.projects()] == []
+    assert [p.name for p in keel.services.registry.projects()] == []
     qtbot.waitUntil(lambda: window.project_list.count() == 0 and window.controller.project == "", timeout=5000)
 
 
@@ -336,7 +336,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     dialog.window_edit.setText("2000")
     assert dialog.changes() == {"threshold": 0.85, "policy": "approve", "window": 2000}
     wait_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
-    settings = keel.project("demo-credit")["settings"]
+    settings = keel.project("demo-credit").settings
     assert (settings["threshold"], settings["policy"], settings["window"]) == (0.85, "approve", 2000)
 
     monitoring = window.panels["monitoring"]
@@ -347,7 +347,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     monitoring.schedule_enabled.setChecked(False)
     wait_job(qtbot, window, lambda: (monitoring.save_schedule_button.click(),
                                      window.controller.runner.active_jobs()[-1])[1])
-    schedule = keel.services.registry.schedule(keel.project("demo-credit")["id"])
+    schedule = keel.services.registry.schedule(keel.project("demo-credit").id)
     assert (schedule["kind"], int(schedule["expression"]), schedule["enabled"]) == ("interval", 300, 0)
 
     monitoring.schedule_kind.setCurrentIndex(1)
@@ -428,7 +428,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
         qtbot.waitUntil(lambda: bool(done), timeout=JOB_TIMEOUT_MS)
         assert done[0]["decision"] == "none"  # nothing new in the inbox yet: a cycle that found no batch
         project = win.controller.keel.project("demo-credit")
-        assert win.controller.keel.services.registry.schedule(project["id"])["last_run_at"] is not None
+        assert win.controller.keel.services.registry.schedule(project.id)["last_run_at"] is not None
         assert win.controller.next_run_times()["demo-credit"] is not None
     finally:
         win.close()
@@ -456,9 +456,9 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
     keel = window.controller.keel
     project = keel.project("demo-credit")
     frame, _ = keel.training_frame("demo-credit")
-    pipeline = training.make_pipeline(project["schema"], "classification", "logreg", {}, 0)
+    pipeline = training.make_pipeline(project.schema, "classification", "logreg", {}, 0)
     pipeline.set_params(model=KNeighborsClassifier(n_neighbors=5))
-    pipeline.fit(datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]))
+    pipeline.fit(datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema))
     knn_file = tmp_path / "knn.skops"
     sio.dump(pipeline, knn_file)
     import app.frontends.gui.file_dialogs as file_dialogs
@@ -469,7 +469,7 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
         asked = []
         monkeypatch.setattr(common, "confirm", lambda parent, title, text, informative="", ok="OK":
                             asked.append(informative) or answer)
-        before = len(keel.services.registry.model_versions(project["id"]))
+        before = len(keel.services.registry.model_versions(project.id))
         runner = window.controller.runner
         kinds = []
         runner.finished.connect(lambda job, _: kinds.append(job.kind))
@@ -477,13 +477,13 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
         qtbot.waitUntil(lambda: "read" in kinds, timeout=JOB_TIMEOUT_MS)  # the types were read on a worker
         if answer:
             qtbot.waitUntil(lambda: "import" in kinds, timeout=JOB_TIMEOUT_MS)
-        return asked, len(keel.services.registry.model_versions(project["id"])) - before
+        return asked, len(keel.services.registry.model_versions(project.id)) - before
 
     asked, added = import_with(False)
     assert "sklearn.neighbors._kd_tree.KDTree" in asked[0] and added == 0
     asked, added = import_with(True)
     assert added == 1
-    imported = keel.services.registry.model_version(project["id"], 2)
+    imported = keel.services.registry.model_version(project.id, 2)
     assert "sklearn.neighbors._kd_tree.KDTree" in imported.extra_trusted_types
     assert window.errors == []
 
@@ -510,4 +510,4 @@ def test_project_settings_dialog_opens_shown_and_saves_from_the_menu(qtbot, wind
     image = seen["image"]
     colours = {image.pixelColor(x, y).name() for x in range(0, image.width(), 17) for y in range(0, image.height(), 17)}
     assert len(colours) > 3, "the dialog painted as a flat block"
-    assert window.controller.keel.project("demo-credit")["settings"]["max_drop"] == 0.07
+    assert window.controller.keel.project("demo-credit").settings["max_drop"] == 0.07

@@ -135,7 +135,7 @@ def test_the_metric_plot_switches_to_ingest_time_on_a_date_axis_and_back(qtbot, 
     panel = shown_monitoring(qtbot, backlog_window)
     qtbot.waitUntil(lambda: panel.metric_plot.isVisible() and panel.x_axis_choice.isVisible(), timeout=5000)
     keel = backlog_window.controller.keel
-    ingested = {d["version"]: datetime.fromisoformat(d["created_at"]).timestamp()
+    ingested = {d.version: datetime.fromisoformat(d.created_at).timestamp()
                 for d in keel.dataset_versions("demo-credit")}
     results = [r for r in panel.results if r["value"] is not None]
 

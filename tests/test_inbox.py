@@ -29,7 +29,7 @@ def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel):
     assert result["status"] == "processed" and result["dataset_version"] == 2 and result["rows"] == 300
     assert not (folder(keel) / "good.csv").exists()
     assert (folder(keel) / "processed" / "good.csv").exists()
-    assert keel.services.registry.dataset_versions(keel.project("loan")["id"])[-1]["source"] == "good.csv"
+    assert keel.services.registry.dataset_versions(keel.project("loan").id)[-1].source == "good.csv"
     assert keel.sweep_inbox("loan") == []
 
 
@@ -49,7 +49,7 @@ def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
     assert [a["rule"] for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
     events = [e for e in keel.history("loan")["events"] if e["kind"] == "inbox_rejected"]
     assert {e["details"]["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
-    assert len(keel.services.registry.dataset_versions(keel.project("loan")["id"])) == 1  # nothing ingested
+    assert len(keel.services.registry.dataset_versions(keel.project("loan").id)) == 1  # nothing ingested
 
 
 def test_a_file_still_being_written_is_not_read(keel):
@@ -113,7 +113,7 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
 
     demo_stream.reset_demo(keel)
     assert keel.production_version(DEMO_PROJECT) == 1
-    assert len(keel.services.registry.dataset_versions(keel.project(DEMO_PROJECT)["id"])) == 1
+    assert len(keel.services.registry.dataset_versions(keel.project(DEMO_PROJECT).id)) == 1
     assert not any(inbox_dir.glob("*.csv")) and not any((inbox_dir / "processed").iterdir())
     assert demo_stream.demo_state(keel)["next"] == 0
     assert demo_stream.drop_next_demo_batch(keel)

@@ -30,7 +30,7 @@ def folder(keel):
 
 
 def dataset_rows(keel) -> list[int]:
-    return [d["rows"] for d in keel.services.registry.dataset_versions(keel.project("loan")["id"])]
+    return [d.rows for d in keel.services.registry.dataset_versions(keel.project("loan").id)]
 
 
 def sha256(path) -> str:

@@ -55,7 +55,7 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
         failing = dataclasses.replace(keel.services.inbox, ingest=failing_ingest)
         assert inbox.sweep(failing, "p") == []
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
-        assert keel.services.registry.open_alerts(keel.project("p")["id"]) == []
+        assert keel.services.registry.open_alerts(keel.project("p").id) == []
         [entry] = inbox.sweep(keel.services.inbox, "p")  # the next sweep takes it
         assert entry["status"] == "processed"
     finally:

@@ -100,7 +100,7 @@ def test_loading_as_mlflow_does_predicts_what_keel_predicts(exported):
     flavor = read_yaml(directory / "MLmodel")["flavors"]["sklearn"]
     model = skops.io.load(directory / flavor["pickled_model"], trusted=flavor["skops_trusted_types"])
     loaded, _, reference = keel_version(workspace)
-    frame = datasets.to_model_frame(reference, loaded.project["schema"])
+    frame = datasets.to_model_frame(reference, loaded.project.schema)
     assert (model.predict(frame) == loaded.model.predict(frame)).all()
     example = json.loads((directory / "input_example.json").read_text())
     example_frame = pd.DataFrame(example["data"], columns=example["columns"])
@@ -110,7 +110,7 @@ def test_loading_as_mlflow_does_predicts_what_keel_predicts(exported):
 def test_signature_and_input_example_come_from_the_schema(exported):
     workspace, directory, _ = exported
     loaded, _, _ = keel_version(workspace)
-    schema = loaded.project["schema"]
+    schema = loaded.project.schema
     signature = read_yaml(directory / "MLmodel")["signature"]
     inputs, outputs = json.loads(signature["inputs"]), json.loads(signature["outputs"])
     assert [c["name"] for c in inputs] == schema["features"]

@@ -25,11 +25,11 @@ def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     assert measured["estimated_value"] == pytest.approx(measured["value"], abs=0.08)
     assert measured["drifted_features"] == []
     assert result["decision"] == "none" and result["alerts_opened"] == []
-    stored = keel.services.registry.monitor_results(keel.project("loan")["id"])
+    stored = keel.services.registry.monitor_results(keel.project("loan").id)
     assert len(stored) == 1
-    details = stored[0]["details"]
+    details = stored[0].details
     assert set(details["per_class"]) == {"0", "1"}
-    assert set(details["features"]) == set(keel.project("loan")["schema"]["features"])
+    assert set(details["features"]) == set(keel.project("loan").schema["features"])
     assert details["prediction_drift"]["psi"] >= 0
     assert keel.monitor("loan")["batches"] == []  # evaluated once
 
@@ -69,7 +69,7 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
     third = keel.monitor("loan")
     assert [a["rule"] for a in third["alerts_recovered"]] == ["metric_threshold"]
     assert third["decision"] == "none"
-    alerts = keel.services.registry.alerts(keel.project("loan")["id"])
+    alerts = keel.services.registry.alerts(keel.project("loan").id)
     assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
     kinds = [e["kind"] for e in keel.history("loan")["events"]]
     assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
@@ -149,7 +149,7 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
     drop(keel, "loan", batch(14), "a.csv")
     with pytest.raises(KeelError, match="no production model"):
         keel.monitor("loan")
-    assert len(keel.services.registry.dataset_versions(keel.project("loan")["id"])) == 2  # the inbox was swept
+    assert len(keel.services.registry.dataset_versions(keel.project("loan").id)) == 2  # the inbox was swept
     code, out = cli(capsys, workspace, "monitor", "loan", "--once")
     assert code == 2 and "no production model" in out["error"]["message"]
     keel.close()

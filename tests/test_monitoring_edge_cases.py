@@ -13,11 +13,11 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     from app.core.services import monitoring
     from app.core.services.cache import BoundedCache
 
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda deps, loaded: ("reference of", loaded.project["name"]))
+    monkeypatch.setattr(monitoring, "prepare_reference", lambda deps, loaded: ("reference of", loaded.project.name))
     deps = SimpleNamespace(drift_references=BoundedCache(8))
     same_file = "ab" * 32
-    first = SimpleNamespace(project={"name": "a"}, model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
-    second = SimpleNamespace(project={"name": "b"}, model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
+    first = SimpleNamespace(project=SimpleNamespace(name="a"), model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
+    second = SimpleNamespace(project=SimpleNamespace(name="b"), model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
     assert monitoring.reference_for(deps, first) == ("reference of", "a")
     assert monitoring.reference_for(deps, second) == ("reference of", "b")
     assert monitoring.reference_for(deps, first) == ("reference of", "a")
@@ -57,17 +57,17 @@ def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         project = keel.project("p")
         with keel.services.registry.transaction():
-            alert_id = keel.services.registry.insert_alert(project_id=project["id"], rule="drift_share", severity="warning",
+            alert_id = keel.services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
                                                   message="probe")
         keel.acknowledge_alert("p", alert_id)
         with keel.services.registry.transaction():
-            recovered = keel.services.registry.insert_alert(project_id=project["id"], rule="metric_drop", severity="warning",
+            recovered = keel.services.registry.insert_alert(project_id=project.id, rule="metric_drop", severity="warning",
                                                    message="probe")
             keel.services.registry.close_alert(recovered, "recovered")
         for closed in (alert_id, recovered):
             with pytest.raises(KeelError, match="already"):
                 keel.acknowledge_alert("p", closed)
-        acknowledged = [e for e in keel.services.registry.events(project["id"]) if e.kind == "alert_acknowledged"]
+        acknowledged = [e for e in keel.services.registry.events(project.id) if e.kind == "alert_acknowledged"]
         assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
     finally:
         keel.close()

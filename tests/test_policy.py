@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from loop_helpers import batch, cli, drop, make_project
 
+from app.core.domain.entities import Project
 from app.core.domain.errors import KeelError
 from app.core.services import policy
 
@@ -38,7 +39,7 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
     assert details["test"] == "mcnemar" and details["p_value"] < 0.05
     assert details["challenger_value"] >= details["champion_value"] + 0.01
     assert details["gate_rows"] == 100 and details["train_rows"] == 200  # adaptive: only the new concept
-    deployment = keel.services.registry.current_deployment(keel.project("loan")["id"])
+    deployment = keel.services.registry.current_deployment(keel.project("loan").id)
     assert deployment.by == "policy" and "promoted" in deployment.reason
     [event] = decisions(keel)
     assert event["by"] == "policy" and "p=" in event["message"] and event["details"]["decision"] == "retrained_deployed"
@@ -57,7 +58,7 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
     assert again["decision"] == "alert" and versions(keel) == [1, 2]
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 0 and out == {"production_version": 2, "previous_version": 1}
-    assert keel.services.registry.current_deployment(keel.project("loan")["id"]).by == "user"
+    assert keel.services.registry.current_deployment(keel.project("loan").id).by == "user"
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 2 and "no challenger is waiting" in out["error"]["message"]
     keel.close()
@@ -155,9 +156,10 @@ class FixedModel:
 
 
 def _gate_project(metric):
-    return {"metric": metric, "task": "classification",
-            "schema": {"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
-                       "columns": [{"name": "x", "kind": "numeric"}]}}
+    return Project(id=1, name="gate", task="classification", target="y", metric=metric, settings={},
+                   created_at="2026-01-01T00:00:00.000+00:00",
+                   schema={"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
+                           "columns": [{"name": "x", "kind": "numeric"}]})
 
 
 def test_gate_uses_mcnemar_for_accuracy():
@@ -235,7 +237,7 @@ def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace):
     assert details["restored_version"] == 1 and details["champion_version"] == 2 and details["test"] == "mcnemar"
     assert details["challenger_value"] > details["champion_value"] + 0.01 and details["gate_rows"] == 400
     assert versions(keel) == [1, 2]  # nothing was trained
-    deployment = keel.services.registry.current_deployment(keel.project("loan")["id"])
+    deployment = keel.services.registry.current_deployment(keel.project("loan").id)
     assert deployment.is_rollback and deployment.by == "policy" and "p=" in deployment.reason
     [event] = [e for e in keel.history("loan")["events"] if e["kind"] == "restore_decision"]
     assert event["details"]["decision"] == "restored" and event["details"]["candidates"][0]["version"] == 1
@@ -258,7 +260,7 @@ def test_alert_names_the_earlier_version_in_an_alert(workspace):
     drop(keel, "loan", batch(23, rows=400, concept=0.0), "a-again.csv")
     result = keel.monitor("loan")
     assert result["decision"] == "alert" and result["production_version"] == 2
-    [alert] = [a for a in keel.services.registry.open_alerts(keel.project("loan")["id"]) if a.rule == policy.RESTORE_RULE]
+    [alert] = [a for a in keel.services.registry.open_alerts(keel.project("loan").id) if a.rule == policy.RESTORE_RULE]
     assert "earlier v1" in alert.message and "rollback loan --to 1" in alert.message
     keel.close()
 
@@ -280,7 +282,7 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
     assert window["mode"] == "adaptive" and set(window["scores"]) == {"all", "since change"}
     assert window["chosen"] == "since change" and window["scores"]["since change"] > window["scores"]["all"]
     assert window["selection_rows"] == result["details"]["gate_rows"] == 200
-    run_id = keel.services.registry.model_version(keel.project("loan")["id"], 2).run_id
+    run_id = keel.services.registry.model_version(keel.project("loan").id, 2).run_id
     assert keel.services.registry.run_params(run_id)["training_window"] == "since change"
     keel.close()
 

@@ -38,7 +38,7 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
     keel.create_project("s", tmp_path / "initial.csv", shape.target, shape.task, {"policy": "auto"})
     keel.deploy("s", keel.train("s")["version"])
     project = keel.project("s")
-    schema = project["schema"]
+    schema = project.schema
     clean = datasets.clean(datasets.RawTable(initial, "initial"), schema).frame
     never = training.make_pipeline(schema, shape.task, "hgb", {}, seed=42)
     never.fit(datasets.to_model_frame(clean, schema), datasets.target_array(clean, schema))
@@ -51,7 +51,7 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
         decisions.append(result["decision"])
         batch = datasets.clean(datasets.RawTable(frame, "batch"), schema).frame
         X, y = datasets.to_model_frame(batch, schema), datasets.target_array(batch, schema)
-        never_values.append(policy.metric_value(shape.task, project["metric"], y, never.predict(X), never))
+        never_values.append(policy.metric_value(shape.task, project.metric, y, never.predict(X), never))
     versions = [v["version"] for v in keel.status("s")["versions"]]
     keel.close()
     return np.array(keel_values), np.array(never_values), decisions, versions

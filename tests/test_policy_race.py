@@ -55,9 +55,9 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     assert result["details"]["accepted"]  # the gate said yes, against v1; production moved to v2 meanwhile
     assert result["production_version"] == 2 and result["challenger_waiting"] is None
     project = keel.project("loan")
-    deployment = keel.services.registry.current_deployment(project["id"])
+    deployment = keel.services.registry.current_deployment(project.id)
     assert deployment.by == "user" and deployment.version == 2
-    assert "challenger" not in keel.services.registry.aliases(project["id"])
+    assert "challenger" not in keel.services.registry.aliases(project.id)
     [event] = decisions(keel)
     assert event["details"]["decision"] == "retrained_rejected"
     assert event["details"]["champion_version"] == 1 and event["details"]["production_version"] == 2
@@ -83,7 +83,7 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch):
     assert details["challenger_version"] == 2 and details["champion_version"] == 1
     assert details["decision"] == "retrained_rejected" and "gate exploded" in details["error"]
     assert keel.production_version("loan") == 1
-    assert "challenger" not in keel.services.registry.aliases(keel.project("loan")["id"])
+    assert "challenger" not in keel.services.registry.aliases(keel.project("loan").id)
 
     # the recorded attempt backs the next firing batch off: no second retrain for a few more rows
     monkeypatch.undo()

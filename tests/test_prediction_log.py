@@ -49,7 +49,7 @@ def post(url: str, body: dict) -> tuple[dict, dict]:
 def records(ws, name="scored", after_id=0) -> list[dict]:
     keel = Keel.open(ws)
     try:
-        return keel.services.registry.predictions(keel.project(name)["id"], after_id=after_id)
+        return keel.services.registry.predictions(keel.project(name).id, after_id=after_id)
     finally:
         keel.close()
 
@@ -57,7 +57,7 @@ def records(ws, name="scored", after_id=0) -> list[dict]:
 def last_record_id(ws, name="scored") -> int:
     keel = Keel.open(ws)
     try:
-        return keel.services.registry.prediction_log_summary(keel.project(name)["id"])["last_id"]
+        return keel.services.registry.prediction_log_summary(keel.project(name).id)["last_id"]
     finally:
         keel.close()
 
@@ -67,8 +67,8 @@ def test_the_id_column_is_never_a_feature_and_logging_defaults_to_full(ws):
     keel = Keel.open(ws)
     try:
         project = keel.project("scored")
-        assert "customer_id" not in project["schema"]["features"]
-        assert project["settings"]["id_column"] == "customer_id"
+        assert "customer_id" not in project.schema["features"]
+        assert project.settings["id_column"] == "customer_id"
         assert keel.settings("scored").effective_prediction_log() == 1.0
         stored = keel.dataset_frame("scored", 1)
         assert stored["customer_id"].tolist()[:2] == ["c0", "c1"]  # kept in the stored version, for labels
@@ -175,11 +175,11 @@ def test_pruning_drops_records_older_than_the_age_limit(ws):
         with keel.services.registry.transaction():
             for at, record_id in ((old, "ancient"), (new, "recent")):
                 keel.services.registry.insert_predictions(prediction_log.encode(
-                    project["id"], keel.services.registry.model_version(project["id"], 1).id, at, [record_id], X, [1], None,
+                    project.id, keel.services.registry.model_version(project.id, 1).id, at, [record_id], X, [1], None,
                     "predict"))
-            dropped = keel.services.registry.prune_predictions(project["id"], 10**6, prediction_log.cutoff(90))
+            dropped = keel.services.registry.prune_predictions(project.id, 10**6, prediction_log.cutoff(90))
         assert dropped >= 1
-        remaining = {r["record_id"] for r in keel.services.registry.predictions(project["id"])}
+        remaining = {r["record_id"] for r in keel.services.registry.predictions(project.id)}
         assert "recent" in remaining and "ancient" not in remaining
     finally:
         keel.close()
@@ -208,16 +208,16 @@ def test_the_writer_commits_in_the_background_without_being_stopped(ws):
     try:
         project = keel.project("scored")
         loaded = keel.load_production("scored")
-        before = keel.services.registry.prediction_log_summary(project["id"])["last_id"]
-        X = pd.DataFrame({name: [0.0] for name in project["schema"]["features"]})
+        before = keel.services.registry.prediction_log_summary(project.id)["last_id"]
+        X = pd.DataFrame({name: [0.0] for name in project.schema["features"]})
         X["region"], X["has_mortgage"] = "north", 1.0
         policy = prediction_log.LogPolicy.of(keel.settings("scored"))
-        writer.add(project["id"], loaded.model_version.id, loaded.model, True, ["background-1"], X, [0], None,
+        writer.add(project.id, loaded.model_version.id, loaded.model, True, ["background-1"], X, [0], None,
                    policy)
         deadline = time.monotonic() + 10  # a crash would lose only what is not committed yet: poll for it
-        while not keel.services.registry.predictions(project["id"], after_id=before) and time.monotonic() < deadline:
+        while not keel.services.registry.predictions(project.id, after_id=before) and time.monotonic() < deadline:
             time.sleep(0.05)
-        committed = keel.services.registry.predictions(project["id"], after_id=before)
+        committed = keel.services.registry.predictions(project.id, after_id=before)
         assert [r["record_id"] for r in committed] == ["background-1"]
         assert len(committed[0]["probabilities"]) == 2  # computed by the writer, off the request path
     finally:

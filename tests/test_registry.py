@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.domain.entities import Project
 from app.core.domain.errors import KeelError, NotFoundError
 from app.core.store import registry as registry_module
 from app.core.store.registry import (
@@ -25,7 +26,7 @@ def reg(tmp_path):
     registry.close()
 
 
-def add_project(registry: Registry, name: str = "p") -> dict:
+def add_project(registry: Registry, name: str = "p") -> Project:
     with registry.transaction():
         registry.insert_project(name, "classification", "y", "accuracy", {"features": ["x"]}, {"preset": "logreg"})
     return registry.project(name)
@@ -60,7 +61,7 @@ def test_foreign_keys_are_enforced(reg):
 def test_one_connection_per_thread_and_two_threads_writing(reg):
     project = add_project(reg)
     with reg.transaction():
-        run_id = reg.insert_run(project["id"], "train")
+        run_id = reg.insert_run(project.id, "train")
     connections, errors = {}, []
 
     def write(name):
@@ -83,7 +84,7 @@ def test_one_connection_per_thread_and_two_threads_writing(reg):
     assert connections["a"] is not connections["b"] and reg.conn not in connections.values()
     assert [value for _, value, _ in reg.metric_history(run_id, "a")] == [float(s) for s in range(150)]
     assert len(reg.metric_history(run_id, "b")) == 150
-    assert len(reg.events(project["id"])) == 300
+    assert len(reg.events(project.id)) == 300
 
 
 def test_a_connection_is_refused_in_another_thread(reg):
@@ -125,7 +126,7 @@ def test_migration_from_v1_keeps_rows_and_adds_later_objects(tmp_path):
         assert current_schema_version(reg.conn) == LATEST_SCHEMA_VERSION >= 3
         versions = [row["version"] for row in reg.query("SELECT version FROM schema_version ORDER BY version")]
         assert versions == list(range(1, LATEST_SCHEMA_VERSION + 1))
-        assert reg.project("legacy")["task"] == "classification"
+        assert reg.project("legacy").task == "classification"
         assert [v for _, v, _ in reg.metric_history(1, "loss")] == [1.0 / (s + 1) for s in range(5)]
         assert [e.message for e in reg.events(1)] == ["made in v1"]
         assert {"predictions", "traffic_windows", "late_labels"} <= objects(reg.conn, "table")  # v4
@@ -211,31 +212,31 @@ def test_a_nested_failure_rolls_back_only_the_inner_block(reg):
             with reg.transaction():
                 add_project(reg, "inner")
                 raise ValueError("inner fails")
-    assert [p["name"] for p in reg.projects()] == ["outer"]
+    assert [p.name for p in reg.projects()] == ["outer"]
 
 
 def test_a_write_outside_a_transaction_commits_at_once_and_holds_no_lock(reg, tmp_path):
     """A lone write must not leave an implicit transaction open: it would hold the write
     lock and block every other writer (other threads, the GUI, the runner) until it timed out."""
     project = add_project(reg)
-    reg.upsert_schedule(project["id"], "interval", "600")
+    reg.upsert_schedule(project.id, "interval", "600")
     assert not reg.conn.in_transaction
     other = Registry(tmp_path / "registry.db")
     try:
         other.conn.execute("PRAGMA busy_timeout = 100")
-        assert other.schedule(project["id"])["expression"] == "600"
+        assert other.schedule(project.id)["expression"] == "600"
         with other.transaction():  # would raise "database is locked" if reg still held the lock
-            other.upsert_schedule(project["id"], "interval", "60")
+            other.upsert_schedule(project.id, "interval", "60")
     finally:
         other.close()
-    assert reg.schedule(project["id"])["expression"] == "60"
+    assert reg.schedule(project.id)["expression"] == "60"
 
 
 def test_a_committed_write_is_seen_by_another_connection(reg, tmp_path):
     add_project(reg, "seen")
     other = Registry(tmp_path / "registry.db")
     try:
-        assert other.project("seen")["name"] == "seen"
+        assert other.project("seen").name == "seen"
     finally:
         other.close()
 
@@ -255,7 +256,7 @@ def test_events_are_append_only(reg, sql):
     with pytest.raises(sqlite3.IntegrityError, match="append-only audit log"):
         with reg.transaction():
             reg.conn.execute(sql)
-    [event] = reg.events(project["id"])
+    [event] = reg.events(project.id)
     assert (event.kind, event.message, event.project_name) == ("deployed", "v1 deployed", "p")
 
 
@@ -264,7 +265,7 @@ def test_deleting_a_project_keeps_its_events(reg):
     with reg.transaction():
         reg.add_event(project, "project_created", "made")
         reg.add_event(project, "project_deleted", "gone")
-        reg.delete_project(project["id"])
+        reg.delete_project(project.id)
     rows = reg.events()
     assert [(e.project_id, e.project_name, e.kind) for e in rows] == [
         (None, "p", "project_created"), (None, "p", "project_deleted")]
@@ -274,7 +275,7 @@ def test_deleting_a_project_keeps_its_events(reg):
 def test_metrics_params_and_run_round_trip(reg):
     project = add_project(reg)
     with reg.transaction():
-        run_id = reg.insert_run(project["id"], "train", preset="logreg", seed=7, dataset_versions=[1, 2],
+        run_id = reg.insert_run(project.id, "train", preset="logreg", seed=7, dataset_versions=[1, 2],
                                 library_versions={"scikit-learn": "1.9"})
         reg.log_params(run_id, {"C": 0.5, "penalty": "l2", "class_weight": None})
     reg.log_metrics(run_id, [("loss", 0.5, 0), ("loss", 0.25, 1), ("accuracy", 0.9, 0)])

@@ -88,9 +88,9 @@ def test_default_report_is_the_production_card_then_its_monitoring(monitored, tm
     assert result["version"] == 1 and result["batches"] == 4 and result["period_end"] is None
     keel = Keel.open(monitored)
     try:
-        model_version = keel.services.registry.model_version(keel.project("loan")["id"], 1)
+        model_version = keel.services.registry.model_version(keel.project("loan").id, 1)
         params = keel.services.registry.run_params(model_version.run_id)
-        deployed_at = keel.services.registry.current_deployment(keel.project("loan")["id"]).deployed_at
+        deployed_at = keel.services.registry.current_deployment(keel.project("loan").id).deployed_at
     finally:
         keel.close()
     assert result["period_start"] == deployed_at

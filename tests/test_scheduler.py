@@ -32,7 +32,7 @@ def keel(workspace):
 
 
 def mark(keel, name, at: datetime):
-    keel.services.registry.mark_schedule_run(keel.project(name)["id"], at.isoformat(timespec="milliseconds"))
+    keel.services.registry.mark_schedule_run(keel.project(name).id, at.isoformat(timespec="milliseconds"))
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_catch_up_runs_missed_and_never_run_projects_at_start(keel, started):
     mark(keel, "beta", datetime.now(UTC) - timedelta(minutes=1))  # not due yet
     assert scheduler.start() == ["alpha"]
     assert submitted == ["alpha"]
-    assert keel.services.registry.schedule(keel.project("alpha")["id"])["last_run_at"] > (
+    assert keel.services.registry.schedule(keel.project("alpha").id)["last_run_at"] > (
         datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
@@ -88,7 +88,7 @@ def test_a_project_without_a_production_model_is_not_submitted(keel, started):
     make_project(keel.workspace.root, "gamma", rows=200, deploy=False).close()
     scheduler.start()  # none has run yet: all are due
     assert sorted(submitted) == ["alpha", "beta"]
-    assert keel.services.registry.schedule(keel.project("gamma")["id"])["last_run_at"] is not None
+    assert keel.services.registry.schedule(keel.project("gamma").id)["last_run_at"] is not None
 
 
 def test_missed_run_rules():

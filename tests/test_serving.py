@@ -453,10 +453,10 @@ def test_a_version_that_fails_its_integrity_check_is_refused_and_the_old_one_kep
         with serving.start_server(ws, "nodeploy", poll_seconds=0.1) as handle:
             assert handle.wait_ready(30) and handle.model_version == 1
             project = keel.project("nodeploy")
-            v2 = keel.services.registry.model_version(project["id"], 2)
+            v2 = keel.services.registry.model_version(project.id, 2)
             # v2 is deployed, but its file no longer matches the registry by the time the server loads it
             with keel.services.registry.transaction():
-                keel.services.registry.insert_deployment(project_id=project["id"], model_version_id=v2.id,
+                keel.services.registry.insert_deployment(project_id=project.id, model_version_id=v2.id,
                                                 replaced_deployment_id=None, by="user", reason="test", is_rollback=0)
                 keel.services.registry.conn.execute("UPDATE model_versions SET sha256 = ? WHERE id = ?", ("0" * 64, v2.id))
             artifact = ws / "artifacts" / "nodeploy" / "v2.skops"
@@ -534,7 +534,7 @@ def test_only_loopback_addresses_count_as_local():
 def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
     keel = Keel.open(ws)
     try:
-        project_id = keel.project("credit")["id"]
+        project_id = keel.project("credit").id
         before = keel.services.registry.prediction_log_summary(project_id)["last_id"]
     finally:
         keel.close()
@@ -569,7 +569,7 @@ CATEGORICAL_CELLS = ["north", " south ", "unseen", "", None, "NA", "None", 1, 1.
 def schema(ws):
     keel = Keel.open(ws)
     try:
-        return keel.project("credit")["schema"]
+        return keel.project("credit").schema
     finally:
         keel.close()
 

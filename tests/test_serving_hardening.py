@@ -8,7 +8,7 @@ import string
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.adapters import serving, serving_protocol
@@ -103,7 +103,7 @@ def test_a_number_outside_float64_is_a_400_naming_its_column(loaded, number, lay
         body = f'{{"inputs": {{{columns}}}}}'
     with pytest.raises(RequestError) as caught:
         table = serving_protocol.parse_body(body.encode(), "application/json", FEATURES)
-        serving_protocol.model_frame(table, loaded.project["schema"])
+        serving_protocol.model_frame(table, loaded.project.schema)
     assert caught.value.status == 400
     assert "'age'" in caught.value.message and "float64" in caught.value.message
     assert len(caught.value.message) < 300
@@ -118,7 +118,7 @@ def test_a_5000_digit_integer_over_http_is_a_400_not_a_500(server):
 def test_csv_requests_keep_the_file_rule_for_infinities(loaded):
     table = serving_protocol.parse_body(b"income,age,debt_ratio,tenure_months,region,has_mortgage\n"
                                         b"1e999,30,0.2,12,north,yes\n", "text/csv", FEATURES)
-    frame = serving_protocol.model_frame(table, loaded.project["schema"])
+    frame = serving_protocol.model_frame(table, loaded.project.schema)
     assert frame["income"].isna().all()
 
 
@@ -152,8 +152,8 @@ def _encoded(document, huge: bool) -> bytes:
 
 def _score(loaded, body: bytes, content_type: str):
     table = serving_protocol.parse_body(body, content_type, FEATURES)
-    X = serving_protocol.model_frame(table, loaded.project["schema"])
-    return serving_protocol.predictions_payload(loaded.model, loaded.project["task"], X, probabilities=True)
+    X = serving_protocol.model_frame(table, loaded.project.schema)
+    return serving_protocol.predictions_payload(loaded.model, loaded.project.task, X, probabilities=True)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -172,6 +172,7 @@ def test_fuzzed_json_bodies_get_predictions_or_a_4xx(loaded, document, huge):
                       st.text(alphabet=string.printable + "é\x00;|\t", max_size=200).map(str.encode)),
        content_type=st.sampled_from(["application/json", "text/csv", "application/json; format=pandas-split",
                                      "application/json; format=pandas-records", "text/plain", ""]))
+@example(body=b"!\t#\r!", content_type="text/csv")  # a bare carriage return inside a short row
 def test_fuzzed_raw_bodies_get_predictions_or_a_4xx(loaded, body, content_type):
     try:
         _score(loaded, body, content_type)

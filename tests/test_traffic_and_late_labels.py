@@ -118,7 +118,7 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     keel = Keel.open(ws)
     try:
         stored = keel.dataset_frame("shop", newest["version"])
-        lineage = keel.services.registry.dataset_versions(keel.project("shop")["id"])[-1]["report"]["lineage"]
+        lineage = keel.services.registry.dataset_versions(keel.project("shop").id)[-1].report["lineage"]
     finally:
         keel.close()
     assert sorted(stored["customer_id"]) == sorted(i for i, _ in labelled)
@@ -186,7 +186,7 @@ def test_labels_join_unlabelled_ingested_rows_and_late_coverage_alerts(tmp_path,
     keel = Keel.open(ws)
     try:
         model = keel.load_version("batches", 1).model
-        schema = keel.project("batches")["schema"]
+        schema = keel.project("batches").schema
         stored = keel.dataset_frame("batches", 2)  # the batch as ingested (cleaned), without labels
         truth = dict(zip(labels["id"], labels["label"]))
         rows = stored[stored["customer_id"].isin(truth)]

@@ -276,7 +276,7 @@ def test_a_training_over_the_memory_budget_samples_its_rows_and_records_it(capsy
     create_project(capsys, workspace, tmp_path, rows=400, extra=("--model", "logreg"))
     keel = Keel.open(workspace)
     try:
-        per_row = datasets.training_bytes_per_row(keel.project("loans")["schema"])
+        per_row = datasets.training_bytes_per_row(keel.project("loans").schema)
         monkeypatch.setenv("KEEL_TRAIN_MEMORY_MB", str(100 * per_row / 2**20))  # room for 100 of the 400 rows
         data = keel.training_data("loans")
         assert 60 < len(data.frame) < 140 and data.frame["default"].notna().all()

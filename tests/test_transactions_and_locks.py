@@ -64,7 +64,7 @@ def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, m
         with pytest.raises(KeelError, match="already exists"):
             loser.create_project("p", data, "default", "classification", {"preset": "logreg"})
         assert stored.is_file(), "the winner's dataset file was deleted"
-        assert len(pd.read_parquet(stored)) == winner.services.registry.dataset_versions(winner.project("p")["id"])[0]["rows"]
+        assert len(pd.read_parquet(stored)) == winner.services.registry.dataset_versions(winner.project("p").id)[0].rows
     finally:
         winner.close()
         loser.close()
@@ -93,7 +93,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
             other_process.release()
         worker.join(10)
         assert done.is_set()
-        assert keel.services.registry.model_version(keel.project("p")["id"], 2).archived is True
+        assert keel.services.registry.model_version(keel.project("p").id, 2).archived is True
     finally:
         keel.close()
 

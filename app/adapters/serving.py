@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from app import __version__
 from app.adapters import serving_protocol as protocol
 from app.adapters.serving_protocol import RequestError
+from app.core.domain.entities import Project
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings
 from app.core.services.prediction_log import LogPolicy, PredictionLogWriter, complete_ids
@@ -103,7 +104,7 @@ def is_loopback(host: str) -> bool:
 class ProductionWatcher:
     """Keeps `current` equal to the project's production model, checking every POLL_SECONDS."""
 
-    def __init__(self, keel, project: dict, on_change=None, poll_seconds: float = POLL_SECONDS,
+    def __init__(self, keel, project: Project, on_change=None, poll_seconds: float = POLL_SECONDS,
                  log_share: float | None = None):
         self.keel = keel
         self.log_share = log_share  # overrides the project's prediction_log share (serve --sample-rate)
@@ -116,7 +117,7 @@ class ProductionWatcher:
         self.first_check_done = threading.Event()
         self._refused_deployment_id = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"keel-serve-watch-{project['name']}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"keel-serve-watch-{project.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -132,17 +133,17 @@ class ProductionWatcher:
             except Exception as exc:  # a locked or damaged registry must not end the watch
                 self.last_error = f"cannot read the registry: {exc}"
                 self.last_exception = exc
-                log.exception("serving %s: checking the production model failed", self.project["name"])
+                log.exception("serving %s: checking the production model failed", self.project.name)
             finally:
                 self.first_check_done.set()
             self._stop.wait(self.poll_seconds)
 
     def check(self) -> None:
-        deployment = self.keel.deployment_in_production(self.project["id"])
+        deployment = self.keel.deployment_in_production(self.project.id)
         current = self.current
         if deployment is None:
             if current is not None:
-                self._publish(None, f"{self.project['name']} has no production model any more; /ping answers 503")
+                self._publish(None, f"{self.project.name} has no production model any more; /ping answers 503")
             return
         policy = self._log_policy()
         if current is not None and deployment.model_version_id == current.model_version_id:
@@ -152,32 +153,32 @@ class ProductionWatcher:
         if deployment.id == self._refused_deployment_id:
             return
         try:
-            loaded = self.keel.load_version(self.project["name"], deployment.version)
+            loaded = self.keel.load_version(self.project.name, deployment.version)
         except KeelError as exc:
             self._refused_deployment_id = deployment.id
             self.last_error = f"v{deployment.version} was not loaded: {exc}"
             self.last_exception = exc
-            log.error("serving %s: %s", self.project["name"], self.last_error)
+            log.error("serving %s: %s", self.project.name, self.last_error)
             kept = f"; still serving v{current.version}" if current else ""
             self.on_change(current, f"refused v{deployment.version}: {exc}{kept}")
             return
         served = ServedModel(
-            project=self.project["name"], version=deployment.version, sha256=loaded.model_version.sha256,
-            model_version_id=deployment.model_version_id, project_id=self.project["id"],
-            deployed_at=deployment.deployed_at, task=loaded.project["task"], schema=loaded.project["schema"],
+            project=self.project.name, version=deployment.version, sha256=loaded.model_version.sha256,
+            model_version_id=deployment.model_version_id, project_id=self.project.id,
+            deployed_at=deployment.deployed_at, task=loaded.project.task, schema=loaded.project.schema,
             model=loaded.model, log_policy=policy)
         self.last_error = self.last_exception = None
         was = f" (was v{current.version})" if current else ""
         self._publish(served, f"now serving {served.project} v{served.version}{was}")
 
     def _log_policy(self) -> LogPolicy:
-        settings = ProjectSettings.from_dict(self.keel.project(self.project["name"])["settings"])
+        settings = ProjectSettings.from_dict(self.keel.project(self.project.name).settings)
         policy = LogPolicy.of(settings)
         return policy if self.log_share is None else dataclasses.replace(policy, share=self.log_share)
 
     def _publish(self, served: ServedModel | None, message: str) -> None:
         self.current = served  # one reference assignment: requests see the old model or the new, never a mix
-        log.info("serving %s: %s", self.project["name"], message)
+        log.info("serving %s: %s", self.project.name, message)
         self.on_change(served, message)
 
 
@@ -413,7 +414,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self._send_json(200, {"status": "ready", "project": served.project, "version": served.version}, served)
         elif path == "/version":
-            self._send_json(200, {"project": self.server.watcher.project["name"],
+            self._send_json(200, {"project": self.server.watcher.project.name,
                                   "version": served.version if served else None,
                                   "sha256": served.sha256 if served else None,
                                   "deployed_at": served.deployed_at if served else None,
@@ -456,7 +457,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _no_model_error(self) -> RequestError:
         watcher = self.server.watcher
-        name, problem = watcher.project["name"], watcher.last_error
+        name, problem = watcher.project.name, watcher.last_error
         if not watcher.first_check_done.is_set():
             message = f"project {name!r}: the production model is still loading; try again in a moment"
         elif problem:
@@ -641,7 +642,7 @@ class ServerHandle:
         self.port = server.server_address[1]
         shown_host = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown_host}:{self.port}"
-        self.project = watcher.project["name"]
+        self.project = watcher.project.name
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"keel-serve-{self.project}", daemon=True)
         self._stopped = False

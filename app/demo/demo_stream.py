@@ -37,7 +37,7 @@ def demo_state(keel, name: str = DEMO_PROJECT) -> dict:
 
 def _project_created_at(keel, name: str) -> str | None:
     project = keel.find_project(name)
-    return project["created_at"] if project else None
+    return project.created_at if project else None
 
 
 def demo_batch(index: int):

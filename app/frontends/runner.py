@@ -15,6 +15,7 @@ from datetime import datetime
 
 from app.core.domain.errors import KeelError
 from app.core.services.session import WorkspaceLock
+from app.frontends.signals import stop_on_signal
 
 log = logging.getLogger("keel.runner")
 
@@ -134,7 +135,7 @@ def _install_signal_handlers(stop_event: threading.Event):
         return lambda: None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
-        signal.signal(sig, lambda signum, frame: stop_event.set())
+        signal.signal(sig, stop_on_signal(stop_event))
 
     def restore():
         for sig, handler in previous.items():

@@ -14,6 +14,7 @@ import threading
 from contextlib import contextmanager
 
 from app.frontends.exit_codes import CommandError, exit_code_for
+from app.frontends.signals import stop_on_signal
 
 
 def register_parser(commands, command) -> None:
@@ -83,7 +84,7 @@ def _stop_on_sigterm(stop: threading.Event):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = signal.signal(signal.SIGTERM, stop_on_signal(stop))
     try:
         yield
     finally:

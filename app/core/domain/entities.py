@@ -41,6 +41,32 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Project:
+    """One project: a target to predict from the columns of its first file, and its settings."""
+
+    id: int
+    name: str
+    task: str  # classification | regression
+    target: str
+    metric: str  # the primary metric
+    schema: dict  # inferred from the first file: features, their kinds, the target's kind and classes
+    settings: dict  # as stored: ProjectSettings.from_dict(settings) fills the defaults of the rest
+    created_at: str  # UTC, ISO 8601
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Project:
+        """From a projects row (schema_json and settings_json still encoded)."""
+        return cls(id=row["id"], name=row["name"], task=row["task"], target=row["target"], metric=row["metric"],
+                   schema=json.loads(row["schema_json"] or "{}"), settings=json.loads(row["settings_json"] or "{}"),
+                   created_at=row["created_at"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The project at an edge, under the keys its dict always had."""
+        return {"id": self.id, "name": self.name, "task": self.task, "target": self.target, "metric": self.metric,
+                "created_at": self.created_at, "schema": self.schema, "settings": self.settings}
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     """One registered model: its file (sha256-checked), the run that trained it, its aliases."""
 
@@ -136,3 +162,84 @@ class Deployment:
         return {"id": self.id, "project_id": self.project_id, "model_version_id": self.model_version_id,
                 "replaced_deployment_id": self.replaced_deployment_id, "deployed_at": self.deployed_at,
                 "by": self.by, "reason": self.reason, "is_rollback": self.is_rollback, "version": self.version}
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One ingested file after cleaning, stored as Parquet and never edited."""
+
+    id: int
+    project_id: int
+    version: int
+    path: str  # the Parquet file, relative to the workspace root
+    content_sha256: str  # of the cleaned rows: the same content is never stored twice
+    rows: int
+    labelled_rows: int  # 0: an unlabelled batch (monitored, never trained on)
+    source: str  # the file's name as given
+    parent_id: int | None  # the version before it
+    created_at: str  # UTC, ISO 8601
+    file_sha256: str | None  # of the Parquet file (verify, backup); None in workspaces from before it was kept
+    report: dict = field(default_factory=dict)  # the validation report
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DatasetVersion:
+        """From a dataset_versions row (report_json still encoded)."""
+        return cls(id=row["id"], project_id=row["project_id"], version=row["version"], path=row["path"],
+                   content_sha256=row["content_sha256"], rows=row["rows"], labelled_rows=row["labelled_rows"],
+                   source=row["source"], parent_id=row["parent_id"], created_at=row["created_at"],
+                   file_sha256=row.get("file_sha256"), report=json.loads(row["report_json"] or "{}"))
+
+    @property
+    def labelled(self) -> bool:
+        return self.labelled_rows > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The version at an edge (a table row), under the keys its dict always had."""
+        return {"id": self.id, "project_id": self.project_id, "version": self.version, "path": self.path,
+                "content_sha256": self.content_sha256, "rows": self.rows, "labelled_rows": self.labelled_rows,
+                "source": self.source, "parent_id": self.parent_id, "created_at": self.created_at,
+                "file_sha256": self.file_sha256, "report": self.report}
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What one monitoring cycle measured on one batch with the production model of its time."""
+
+    id: int
+    project_id: int
+    model_version_id: int
+    dataset_version_id: int | None
+    at: str  # UTC, ISO 8601
+    rows: int
+    labelled_rows: int
+    metric: str
+    value: float | None  # measured on the labelled rows (None: unlabelled)
+    estimated_value: float | None  # the label-free estimate (classifiers with probabilities)
+    drift_share: float | None
+    prediction_drift: float | None
+    model_version: int  # the model version's number
+    dataset_version: int | None  # the dataset version's number
+    drifted_features: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)  # per-feature drift, per-class metrics, the rules' messages...
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MonitorResult:
+        """From a monitor_results row (JSON columns still encoded) joined with its versions' numbers."""
+        return cls(id=row["id"], project_id=row["project_id"], model_version_id=row["model_version_id"],
+                   dataset_version_id=row["dataset_version_id"], at=row["at"], rows=row["rows"],
+                   labelled_rows=row["labelled_rows"], metric=row["metric"], value=row["value"],
+                   estimated_value=row["estimated_value"], drift_share=row["drift_share"],
+                   prediction_drift=row["prediction_drift"], model_version=row["model_version"],
+                   dataset_version=row["dataset_version"],
+                   drifted_features=json.loads(row["drifted_features_json"] or "[]"),
+                   details=json.loads(row["details_json"] or "{}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result at an edge (the Monitoring page), under the keys its dict always had."""
+        return {"id": self.id, "project_id": self.project_id, "model_version_id": self.model_version_id,
+                "dataset_version_id": self.dataset_version_id, "at": self.at, "rows": self.rows,
+                "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
+                "estimated_value": self.estimated_value, "drift_share": self.drift_share,
+                "prediction_drift": self.prediction_drift, "model_version": self.model_version,
+                "dataset_version": self.dataset_version, "drifted_features": self.drifted_features,
+                "details": self.details}

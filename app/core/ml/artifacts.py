@@ -7,9 +7,12 @@ version in the registry and added for that version only.
 """
 
 from pathlib import Path
+from typing import Any
 
 from app.core.domain.errors import IntegrityError, ValidationError
 from app.core.fileio import atomic_path, sha256_file
+
+Estimator = Any  # a fitted scikit-learn estimator (scikit-learn ships no type hints)
 
 # Types beyond skops' defaults that Keel's own presets need. Review any addition.
 KEEL_TRUSTED_TYPES = (
@@ -19,7 +22,7 @@ KEEL_TRUSTED_TYPES = (
 )
 
 
-def dump_model(model, path: Path) -> str:
+def dump_model(model: Estimator, path: Path) -> str:
     """Write the model atomically to path; return its sha256."""
     import skops.io as sio
 
@@ -40,7 +43,7 @@ def untrusted_types(path: Path, extra_trusted: tuple | list = ()) -> list[str]:
     return sorted(t for t in found if t not in allowed)
 
 
-def load_model(path: Path, expected_sha256: str, extra_trusted: tuple | list = ()):
+def load_model(path: Path, expected_sha256: str, extra_trusted: tuple | list = ()) -> Estimator:
     """Load a registered model after checking its hash and its types."""
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
@@ -64,7 +67,7 @@ def load_model(path: Path, expected_sha256: str, extra_trusted: tuple | list = (
                              ) from exc
 
 
-def load_untrusted_for_import(path: Path, accepted_types: list[str]):
+def load_untrusted_for_import(path: Path, accepted_types: list[str]) -> Estimator:
     """Load an outside skops file, trusting only Keel's list plus the types the user accepted."""
     import skops.io as sio
 

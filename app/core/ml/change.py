@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from app.core.ml.evaluation import Values
+
 REFERENCE_BATCHES = 3
 ALLOWANCE = 1.0
 LIMIT = 5.0
@@ -49,7 +51,7 @@ class LossCusum:
         data = data or {}
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
-    def update(self, losses, label: Any) -> dict | None:
+    def update(self, losses: Values, label: Any) -> dict | None:
         """Add one batch of per-row losses; -> the change (where it started, its numbers) or None."""
         losses = np.asarray(losses, dtype=float)
         losses = losses[np.isfinite(losses)]

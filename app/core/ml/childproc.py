@@ -15,11 +15,15 @@ import logging
 import multiprocessing
 import os
 import queue as queue_module
+import threading
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from app.core.domain.errors import Cancelled, IntegrityError, KeelError
 
 log = logging.getLogger("keel.childproc")
+ChildQueue = Any  # a spawn context's multiprocessing.Queue (its class is not importable for hints)
 CHILD_THREADS = 1
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
@@ -30,7 +34,7 @@ def capped_threads_environment(threads: int = 1) -> dict[str, str]:
     return {name: str(threads) for name in THREAD_VARIABLES}
 
 
-def _child_main(channel, threads: int, target, args: tuple) -> None:
+def _child_main(channel: ChildQueue, threads: int, target: Callable[..., Any], args: tuple) -> None:
     """The child's entry point: its thread caps, then the work. A library that loads from now on
     reads the caps from the environment; one already loaded with the work's arguments (numpy,
     for a data frame) is capped by threadpoolctl."""
@@ -41,14 +45,15 @@ def _child_main(channel, threads: int, target, args: tuple) -> None:
     target(channel, *args)
 
 
-def report_failure(queue, exc: BaseException) -> None:
+def report_failure(queue: ChildQueue, exc: BaseException) -> None:
     """Called by a child function in its `except BaseException` block."""
     user_fixable = isinstance(exc, KeelError) and not isinstance(exc, (IntegrityError, Cancelled))
     queue.put(("error", type(exc).__name__, str(exc), traceback.format_exc(), user_fixable))
 
 
-def run_in_child(target, args: tuple, *, cancel_event=None, progress=None, cancelled_message: str = "cancelled",
-                 name: str | None = None, poll_seconds: float = 0.1):
+def run_in_child(target: Callable[..., Any], args: tuple, *, cancel_event: threading.Event | None = None,
+                 progress: Callable[[float, str], None] | None = None, cancelled_message: str = "cancelled",
+                 name: str | None = None, poll_seconds: float = 0.1) -> Any:
     """target(queue, *args) in a spawned child; returns its result. Setting cancel_event
     terminates the child within ~poll_seconds and raises Cancelled."""
     context = multiprocessing.get_context("spawn")

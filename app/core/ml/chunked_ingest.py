@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -207,7 +208,7 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
@@ -252,7 +253,7 @@ class _ArrowCsvChunks(_Chunks):
         self.numeric, self.chunk_bytes, self.limit = numeric, chunk_bytes, limit
         self.source, self.warnings = path.name, []
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[pd.DataFrame, int, float]]:
         import pyarrow as pa
         import pyarrow.csv as arrow_csv
 
@@ -287,7 +288,7 @@ class _ArrowCsvChunks(_Chunks):
         return min(position / size if self.gzipped else rows * self.row_bytes / size, 0.99)
 
 
-def _batches(reader, header: list[str]):
+def _batches(reader: Any, header: list[str]) -> Iterator[Any]:
     import pyarrow as pa
 
     while True:
@@ -320,7 +321,7 @@ class _PandasCsvChunks(_Chunks):
         self.limit, self.source, self.decoding_warnings = limit, path.name, warnings
         self.warnings = []
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[pd.DataFrame, int, float]]:
         size, converted, maybe_short = max(1, self.path.stat().st_size), [], False
         with _CountingReader(self.path, self.gzipped, self.limit) as stream:
             reader = pd.read_csv(io.BufferedReader(stream), sep=self.delimiter, header=0, dtype=str,
@@ -352,7 +353,7 @@ class _PandasCsvChunks(_Chunks):
             return [row for row, record in enumerate(records, start=1) if len(record) < len(self.header)]
 
 
-def _pandas_chunks(reader, source: str):
+def _pandas_chunks(reader: Any, source: str) -> Iterator[pd.DataFrame]:
     while True:
         try:
             frame = next(reader)
@@ -395,7 +396,7 @@ class _ParquetChunks(_Chunks):
         self.rows = metadata.num_rows
         self.batch_rows = max(1, int(chunk_bytes / max(1.0, self.decoded_bytes / max(1, self.rows))))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[pd.DataFrame, int, float]]:
         offset = 0
         try:
             for batch in self.file.iter_batches(batch_size=self.batch_rows):

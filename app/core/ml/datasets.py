@@ -14,15 +14,20 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from app.core.domain.data_files import CSV_SUFFIXES, GZIP_SUFFIX, PARQUET_SUFFIXES
 from app.core.domain.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pyarrow
+    import pyarrow.parquet
 
 DEFAULT_MAX_FILE_MB = 16384  # ingest streams a file in chunks: its size is bounded by the disk, not memory
 DEFAULT_MAX_IN_MEMORY_MB = 512  # files read whole (project create, predict, labels, the wizard's preview)
@@ -203,7 +208,7 @@ def csv_layout(head: bytes) -> tuple[list[str], str] | None:
     return [cell.strip() for cell in header], delimiter
 
 
-def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]):
+def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]) -> "pyarrow.Table":
     import pyarrow as pa
     import pyarrow.csv as arrow_csv
 
@@ -270,7 +275,7 @@ def _read_parquet(path: Path, limit: int) -> RawTable:
 STRING_CELL_BYTES = 16  # an offset and a pointer per text cell, before its characters
 
 
-def parquet_decoded_bytes(metadata) -> tuple[int, int]:
+def parquet_decoded_bytes(metadata: "pyarrow.parquet.FileMetaData") -> tuple[int, int]:
     """(uncompressed bytes, estimated bytes once decoded) of a Parquet file, from its footer alone.
 
     Dictionary and run-length encoding make the uncompressed size no bound on memory (30 M
@@ -287,7 +292,7 @@ def parquet_decoded_bytes(metadata) -> tuple[int, int]:
     return uncompressed, max(uncompressed, metadata.num_rows * per_row)
 
 
-def check_parquet_decoded_size(metadata, source: str, limit: int) -> None:
+def check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source: str, limit: int) -> None:
     uncompressed, decoded = parquet_decoded_bytes(metadata)
     if uncompressed > limit:
         raise ValidationError(f"{source}: uncompressed data is {uncompressed / 1e6:.1f} MB, over the "
@@ -412,7 +417,7 @@ def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
 
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
-    # newline="": the reader sees a bare '\r' as the line break pandas sees (not as an error)
+    # newline="" lets the csv module see \r, \n and \r\n as the line ends they are (as pandas does)
     records = (record for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if record)
     next(records, None)
     return [row for row, record in enumerate(records, start=1) if len(record) < width]
@@ -490,7 +495,7 @@ def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, text.notna() & values.isna()
 
 
-def cell_repr(value) -> str:
+def cell_repr(value: object) -> str:
     """A cell as an error message quotes it: its text, whether it was read as text or as a number."""
     if isinstance(value, (float, int, np.number)) and not isinstance(value, (bool, np.bool_)):
         return repr(str(value.item() if isinstance(value, np.number) else value))
@@ -658,7 +663,8 @@ class Occurrences:
     first_row: int = 0
     first_cell: str = ""
 
-    def add(self, mask, cells: pd.Series | None = None, row_offset: int = 0, quote=repr) -> None:
+    def add(self, mask: "np.ndarray | pd.Series", cells: pd.Series | None = None, row_offset: int = 0,
+            quote: Callable[[Any], str] = repr) -> None:
         flags = np.asarray(mask, dtype=bool)
         found = int(flags.sum())
         if not found:
@@ -697,7 +703,7 @@ class Cleaner:
         self.rows_read = 0
         self.duplicates = 0
 
-    def check_columns(self, columns) -> None:
+    def check_columns(self, columns: Iterable) -> None:
         """The header against the schema: a missing feature is an error, extra columns a warning."""
         source, target, expected = self.source, self.schema["target"], self.schema["features"]
         present = set(columns)
@@ -989,7 +995,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False, use_dictionary=encoded)
 
 
-def dictionary_columns(table) -> list[str]:
+def dictionary_columns(table: "pyarrow.Table") -> list[str]:
     """The columns of an arrow table that write_parquet would dictionary-encode: all but the floats."""
     import pyarrow.types as arrow_types
 

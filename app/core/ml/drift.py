@@ -23,6 +23,8 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from app.core.ml.evaluation import Values
+
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # an empty bin counts as this share, so PSI stays finite
 PSI_LIMIT = 0.2
@@ -33,7 +35,7 @@ MISSING = "(missing)"
 
 
 # --------------------------------------------------------------------------- statistics
-def psi(reference_shares, current_shares, floor: float = PSI_FLOOR) -> float:
+def psi(reference_shares: np.ndarray, current_shares: np.ndarray, floor: float = PSI_FLOOR) -> float:
     """Population stability index: sum((cur - ref) * ln(cur / ref)) over matching bins."""
     ref = np.maximum(np.asarray(reference_shares, dtype=float), floor)
     cur = np.maximum(np.asarray(current_shares, dtype=float), floor)
@@ -92,7 +94,7 @@ class NumericReference:
     kind: str = "numeric"
 
     @classmethod
-    def build(cls, name: str, values) -> "NumericReference":
+    def build(cls, name: str, values: Values) -> "NumericReference":
         values = np.asarray(values, dtype=float)
         present = np.sort(values[~np.isnan(values)])
         if len(present):
@@ -103,7 +105,7 @@ class NumericReference:
         spread = float(np.std(present)) if len(present) else 0.0
         return cls(name, present, edges, counts, spread)
 
-    def compare(self, values) -> dict:
+    def compare(self, values: Values) -> dict:
         values = np.sort(np.asarray(values, dtype=float))  # NaN sorts last
         missing = int(np.isnan(values).sum()) if len(values) and np.isnan(values[-1]) else 0
         present = values[:len(values) - missing]
@@ -149,10 +151,10 @@ class CategoricalReference:
     kind: str = "categorical"
 
     @classmethod
-    def build(cls, name: str, values) -> "CategoricalReference":
+    def build(cls, name: str, values: Values) -> "CategoricalReference":
         return cls(name, category_counts(values))
 
-    def compare(self, values) -> dict:
+    def compare(self, values: Values) -> dict:
         current = category_counts(values)
         categories = list(self.counts) + [c for c in current if c not in self.counts]
         ref = np.array([self.counts.get(c, 0) for c in categories], dtype=float)
@@ -169,7 +171,7 @@ class CategoricalReference:
         return result
 
 
-def category_counts(values) -> dict:
+def category_counts(values: Values) -> dict:
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     counts = np.bincount(codes + 1, minlength=len(uniques) + 1)  # slot 0: the missing values
     result: dict[str, int] = {}
@@ -195,7 +197,7 @@ class DriftReference:
     """Everything a batch is compared with, prepared once per model."""
 
     features: dict  # name -> NumericReference | CategoricalReference
-    predictions: object = None  # a reference over the model's predictions on the training rows
+    predictions: "NumericReference | CategoricalReference | None" = None  # the model's predictions on the training rows
     estimator: "ConfidenceEstimator | None" = None  # None: regression, or no probabilities
     rows: int = 0
     extra: dict = field(default_factory=dict)
@@ -227,13 +229,14 @@ def drifted_names(per_feature: dict[str, dict]) -> list[str]:
     return [name for name, result in per_feature.items() if result["drifted"]]
 
 
-def prediction_reference(predictions, task: str):
+def prediction_reference(predictions: Values, task: str) -> "NumericReference | CategoricalReference":
     if task == "classification":
         return CategoricalReference.build("prediction", np.asarray(predictions).astype(str))
     return NumericReference.build("prediction", predictions)
 
 
-def compare_predictions(reference, predictions, task: str) -> dict:
+def compare_predictions(reference: "NumericReference | CategoricalReference", predictions: Values,
+                        task: str) -> dict:
     if task == "classification":
         return reference.compare(np.asarray(predictions).astype(str))
     return reference.compare(predictions)
@@ -258,7 +261,7 @@ class ConfidenceEstimator:
         self.calibrators = calibrators  # one per class (binary: one, for the second class); None: raw
 
     @classmethod
-    def fit(cls, proba: np.ndarray, y_true, classes) -> "ConfidenceEstimator":
+    def fit(cls, proba: np.ndarray, y_true: Values, classes: list) -> "ConfidenceEstimator":
         from sklearn.isotonic import IsotonicRegression
 
         classes = list(classes)

@@ -1,12 +1,21 @@
 """Metrics, confusion matrices and the champion-vs-challenger statistical tests."""
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from scipy import stats
 
 from app.core.domain.settings import higher_is_better
 
+# An array-like column (a numpy array, a pandas Series, a list): numpy's ArrayLike also admits
+# scalars, which these functions index and measure.
+Values = Any
+MetricFunction = Callable[..., float]  # (true values, predictions) -> the metric
 
-def compute_metrics(task: str, y_true, y_pred, proba=None, classes=None) -> dict[str, float]:
+
+def compute_metrics(task: str, y_true: Values, y_pred: Values, proba: Values | None = None,
+                    classes: Values | None = None) -> dict[str, float]:
     from sklearn import metrics as skm
 
     y_true = np.asarray(y_true)
@@ -27,7 +36,7 @@ def compute_metrics(task: str, y_true, y_pred, proba=None, classes=None) -> dict
     return result
 
 
-def _probability_metrics(y_true, proba, classes) -> dict[str, float]:
+def _probability_metrics(y_true: Values, proba: np.ndarray, classes: list) -> dict[str, float]:
     from sklearn import metrics as skm
 
     out = {}
@@ -48,7 +57,7 @@ def _probability_metrics(y_true, proba, classes) -> dict[str, float]:
     return out
 
 
-def confusion(y_true, y_pred, classes) -> list[list[int]]:
+def confusion(y_true: Values, y_pred: Values, classes: Values) -> list[list[int]]:
     from sklearn.metrics import confusion_matrix
 
     classes = list(classes)
@@ -59,7 +68,7 @@ def confusion(y_true, y_pred, classes) -> list[list[int]]:
     return confusion_matrix(y_true, y_pred, labels=classes).tolist()
 
 
-def per_class_metrics(y_true, y_pred, classes) -> dict[str, dict[str, float]]:
+def per_class_metrics(y_true: Values, y_pred: Values, classes: Values) -> dict[str, dict[str, float]]:
     from sklearn.metrics import precision_recall_fscore_support
 
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -80,7 +89,7 @@ def is_better(metric: str, candidate: float, reference: float, margin: float = 0
     return candidate <= reference - margin
 
 
-def mcnemar_test(champion_correct, challenger_correct) -> dict:
+def mcnemar_test(champion_correct: Values, challenger_correct: Values) -> dict:
     """Exact McNemar test on paired correctness (one-sided: challenger better)."""
     champion_correct = np.asarray(champion_correct, dtype=bool)
     challenger_correct = np.asarray(challenger_correct, dtype=bool)
@@ -94,8 +103,9 @@ def mcnemar_test(champion_correct, challenger_correct) -> dict:
     return {"test": "mcnemar", "only_challenger_right": only_challenger, "only_champion_right": only_champion, "p_value": p_value}
 
 
-def paired_bootstrap_test(metric_fn, y_true, champion_pred, challenger_pred, higher_better: bool,
-                          n_boot: int = 1000, seed: int = 0, challenger_metric_fn=None) -> dict:
+def paired_bootstrap_test(metric_fn: MetricFunction, y_true: Values, champion_pred: Values,
+                          challenger_pred: Values, higher_better: bool, n_boot: int = 1000, seed: int = 0,
+                          challenger_metric_fn: MetricFunction | None = None) -> dict:
     """One-sided paired bootstrap: share of resamples where the challenger is not better.
     challenger_metric_fn: for the challenger's outputs when they need other reading than the
     champion's (probability columns of a different class set); default metric_fn."""
@@ -113,5 +123,5 @@ def paired_bootstrap_test(metric_fn, y_true, champion_pred, challenger_pred, hig
     return {"test": "paired_bootstrap", "observed_difference": float(observed), "p_value": (not_better + 1) / (n_boot + 1)}
 
 
-def _take(values, index):
+def _take(values: Values, index: np.ndarray) -> np.ndarray:
     return np.asarray(values)[index]

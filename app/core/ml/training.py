@@ -6,17 +6,24 @@ A fit can run in a child process (spawn) so that it can be cancelled for real:
 
 import os
 import platform
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from app.core.domain.errors import ValidationError
 from app.core.ml import datasets
-from app.core.ml.evaluation import compute_metrics
+from app.core.ml.artifacts import Estimator
+from app.core.ml.childproc import ChildQueue
+from app.core.ml.evaluation import Values, compute_metrics
 
 HOLDOUT_SHARE = 0.2
+
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
 PRESET_LABELS = {
     "logreg": "Logistic regression",
@@ -26,7 +33,7 @@ PRESET_LABELS = {
 }
 
 
-def make_estimator(task: str, preset: str, params: dict, seed: int):
+def make_estimator(task: str, preset: str, params: dict, seed: int) -> Estimator:
     from sklearn import ensemble, linear_model
 
     if task == "classification":
@@ -58,7 +65,7 @@ def make_estimator(task: str, preset: str, params: dict, seed: int):
     return estimator
 
 
-def make_pipeline(schema: dict, task: str, preset: str, params: dict, seed: int):
+def make_pipeline(schema: dict, task: str, preset: str, params: dict, seed: int) -> Estimator:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -131,7 +138,8 @@ def check_trainable(frame: pd.DataFrame, schema: dict, source: str = "training d
             )
 
 
-def split_holdout(X: pd.DataFrame, y: np.ndarray, task: str, seed: int):
+def split_holdout(X: pd.DataFrame, y: np.ndarray, task: str,
+                  seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     stratify = None
@@ -142,7 +150,7 @@ def split_holdout(X: pd.DataFrame, y: np.ndarray, task: str, seed: int):
     return train_test_split(X, y, test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify)
 
 
-def evaluate_pipeline(pipeline, task: str, X, y) -> dict[str, float]:
+def evaluate_pipeline(pipeline: Estimator, task: str, X: pd.DataFrame, y: Values) -> dict[str, float]:
     predictions = pipeline.predict(X)
     if task == "classification" and hasattr(pipeline, "predict_proba"):
         return compute_metrics(task, y, predictions, pipeline.predict_proba(X), pipeline.classes_)
@@ -163,7 +171,7 @@ def threads_left() -> int:
 
 
 def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
-                     cv_folds: int = 0, progress=None) -> FitResult:
+                     cv_folds: int = 0, progress: Progress | None = None) -> FitResult:
     """Hold-out split, fit, evaluate; optional k-fold CV on the training part. Runs anywhere,
     with native thread pools capped to the cores the machine has left."""
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
@@ -185,7 +193,7 @@ def _pool_limits() -> dict[str, int] | int:
 
 
 def _fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
-                      cv_folds: int, progress) -> FitResult:
+                      cv_folds: int, progress: Progress | None) -> FitResult:
     report = progress or (lambda fraction, message: None)
     started = time.perf_counter()
     task = schema["task"]
@@ -219,7 +227,8 @@ def _fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: di
     )
 
 
-def _cross_validate(schema, preset, params, seed, X, y, folds) -> dict[str, float]:
+def _cross_validate(schema: dict, preset: str, params: dict, seed: int, X: pd.DataFrame, y: np.ndarray,
+                    folds: int) -> dict[str, float]:
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
     task = schema["task"]
@@ -230,7 +239,8 @@ def _cross_validate(schema, preset, params, seed, X, y, folds) -> dict[str, floa
 
 
 # --------------------------------------------------------------------------- cancellable fit
-def _child_fit(queue, frame, schema, preset, params, seed, cv_folds, artifact_tmp):
+def _child_fit(queue: ChildQueue, frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
+               cv_folds: int, artifact_tmp: str) -> None:
     """Runs in a spawned child: fit, save the model to artifact_tmp, send back the result."""
     from app.core.ml.childproc import report_failure
 
@@ -239,15 +249,16 @@ def _child_fit(queue, frame, schema, preset, params, seed, cv_folds, artifact_tm
 
         result = fit_and_evaluate(frame, schema, preset, params, seed, cv_folds,
                                   progress=lambda f, m: queue.put(("progress", f, m)))
-        dump_model(result.pipeline, artifact_tmp)
+        dump_model(result.pipeline, Path(artifact_tmp))
         result.pipeline = None
         queue.put(("done", result))
     except BaseException as exc:  # every failure goes back to the parent as a message
         report_failure(queue, exc)
 
 
-def fit_cancellable(frame, schema, preset, params, seed, cv_folds, artifact_tmp, cancel_event=None,
-                    progress=None) -> FitResult:
+def fit_cancellable(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int, cv_folds: int,
+                    artifact_tmp: str | Path, cancel_event: threading.Event | None = None,
+                    progress: Progress | None = None) -> FitResult:
     """Fit in a spawned child process. Setting cancel_event terminates it within ~0.1 s."""
     from app.core.ml.childproc import run_in_child
 

@@ -36,7 +36,7 @@ def export_bundle(deps: WorkspaceDependencies, name: str, output: str | os.PathL
         raise KeelError(f"{output}: is a directory; give a file name for the bundle")
     project = deps.data.project(name)
     with project_lock(deps.workspace, name):  # no train or deploy half-way while the rows are read
-        rows = project_rows.export_rows(deps.registry, project["id"])
+        rows = project_rows.export_rows(deps.registry, project.id)
         files = _project_files(deps.workspace.root, rows)
         meta = {"project": name, "schema_version": LATEST_SCHEMA_VERSION,
                 "tables": {table: len(table_rows) for table, table_rows in rows.items()}}

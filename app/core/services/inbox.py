@@ -387,9 +387,9 @@ def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc:
     with deps.registry.transaction():
         deps.registry.add_event(project, "inbox_rejected", message, by,
                                 {"file": path.name, "moved_to": str(destination), "reason": reason})
-        already_open = any(a.rule == REJECTED_RULE for a in deps.registry.open_alerts(project["id"]))
+        already_open = any(a.rule == REJECTED_RULE for a in deps.registry.open_alerts(project.id))
         if not already_open:  # one open alert for rejected files; each file is in the audit log
-            deps.registry.insert_alert(project_id=project["id"], rule=REJECTED_RULE, severity="warning",
+            deps.registry.insert_alert(project_id=project.id, rule=REJECTED_RULE, severity="warning",
                                        message=message, details={"file": path.name, "reason": reason})
     return {"file": path.name, "status": "rejected", "moved_to": str(destination), "reason": reason,
             "dataset_version": None, "rows": 0, "labelled": False, "warnings": [], "duplicate_of": None}

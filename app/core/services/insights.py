@@ -4,7 +4,9 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
-from app.core.domain.entities import Deployment, ModelVersion
+from typing import Any
+
+from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
     ProjectSettings,
@@ -19,21 +21,21 @@ MAX_IMPORTANCE_ROWS = 2000
 SPARKLINE_POINTS = 50
 
 
-def _production_model_version(deps: Dependencies, project: dict) -> tuple[Deployment | None, ModelVersion | None]:
-    deployment = deps.registry.current_deployment(project["id"])
+def _production_model_version(deps: Dependencies, project: Project) -> tuple[Deployment | None, ModelVersion | None]:
+    deployment = deps.registry.current_deployment(project.id)
     if deployment is None:
         return None, None
     return deployment, deps.registry.model_version_by_id(deployment.model_version_id)
 
 
-def last_monitor_value(deps: Dependencies, project: dict) -> dict | None:
-    return deps.registry.last_monitor_result(project["id"])
+def last_monitor_value(deps: Dependencies, project: Project) -> MonitorResult | None:
+    return deps.registry.last_monitor_result(project.id)
 
 
 def alerts_since(deps: Dependencies, name: str, since: str) -> dict:
     """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
     a run can open and close ten alerts between two looks, leaving nothing open to see."""
-    rows = deps.registry.alerts(deps.data.project(name)["id"])
+    rows = deps.registry.alerts(deps.data.project(name).id)
     return {"opened": sum(1 for a in rows if a.opened_at >= since),
             "recovered": sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since)}
 
@@ -55,11 +57,11 @@ def health(deps: Dependencies, name: str, since: str | None = None) -> dict:
 
 def _health(deps: Dependencies, name: str) -> dict:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project["settings"])
-    metric = project["metric"]
+    settings = ProjectSettings.from_dict(project.settings)
+    metric = project.metric
     deployment, model_version = _production_model_version(deps, project)
-    open_alerts = deps.registry.open_alerts(project["id"])
-    result = {"project": name, "metric": metric, "production_version": None, "training_value": None,
+    open_alerts = deps.registry.open_alerts(project.id)
+    result: dict[str, Any] = {"project": name, "metric": metric, "production_version": None, "training_value": None,
               "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
               "reasons": []}
     if deployment is None or model_version is None:
@@ -68,11 +70,11 @@ def _health(deps: Dependencies, name: str) -> dict:
     result["production_version"] = deployment.version
     result["training_value"] = deps.data.model_metrics(model_version).get(metric)
     last = last_monitor_value(deps, project)
-    if last is not None and last["model_version_id"] == model_version.id:
-        if last["value"] is not None:
-            result["current_value"] = last["value"]
-        elif last["estimated_value"] is not None:
-            result["current_value"], result["current_is_estimate"] = last["estimated_value"], True
+    if last is not None and last.model_version_id == model_version.id:
+        if last.value is not None:
+            result["current_value"] = last.value
+        elif last.estimated_value is not None:
+            result["current_value"], result["current_is_estimate"] = last.estimated_value, True
     state, reasons = "ok", []
     if open_alerts:
         state = "alert"
@@ -94,25 +96,25 @@ def production_card(deps: Dependencies, name: str) -> dict:
     the metric now vs at training, and the recent monitored values (a sparkline)."""
     project = deps.data.project(name)
     deployment, model_version = _production_model_version(deps, project)
-    card = {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
-            "settings": project["settings"], "health": health(deps, name),
-            "versions": len(deps.registry.model_versions(project["id"])),
-            "dataset_versions": len(deps.registry.dataset_versions(project["id"])),
-            "deployments": len(deps.registry.deployments(project["id"])), "production": None, "sparkline": []}
+    card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
+            "settings": project.settings, "health": health(deps, name),
+            "versions": len(deps.registry.model_versions(project.id)),
+            "dataset_versions": len(deps.registry.dataset_versions(project.id)),
+            "deployments": len(deps.registry.deployments(project.id)), "production": None, "sparkline": []}
     if deployment is not None and model_version is not None:
         metrics = deps.data.model_metrics(model_version)
         card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
                               "by": deployment.by, "reason": deployment.reason,
                               "is_rollback": deployment.is_rollback, "metrics": metrics,
                               "sha256": model_version.sha256, "notes": model_version.notes}
-    rows = deps.registry.recent_monitor_values(project["id"], SPARKLINE_POINTS)
+    rows = deps.registry.recent_monitor_values(project.id, SPARKLINE_POINTS)
     card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
                          if r["value"] is not None or r["estimated_value"] is not None]
     return card
 
 
 # --------------------------------------------------------------------------- comparing versions
-def _holdout(deps: Dependencies, name: str, version: int, project: dict):
+def _holdout(deps: Dependencies, name: str, version: int, project: Project):
     from app.core.ml import datasets
 
     reference = deps.data.reference_frame(name, version)
@@ -122,10 +124,10 @@ def _holdout(deps: Dependencies, name: str, version: int, project: dict):
         frame = reference[reference["__split__"] == "holdout"]
         if frame.empty:
             frame = reference
-    frame = frame[frame[project["target"]].notna()]
+    frame = frame[frame[project.target].notna()]
     if len(frame) > MAX_IMPORTANCE_ROWS:
         frame = frame.sample(MAX_IMPORTANCE_ROWS, random_state=0)
-    return datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"])
+    return datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema)
 
 
 def native_importances(pipeline, features: list[str]) -> dict[str, float] | None:
@@ -168,7 +170,7 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def unseen_by_all(deps: Dependencies, project: dict, model_versions: list[ModelVersion]):
+def unseen_by_all(deps: Dependencies, project: Project, model_versions: list[ModelVersion]):
     """Labelled rows ingested after the newest of these models was trained: data none of them
     saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
     import pandas as pd
@@ -176,15 +178,15 @@ def unseen_by_all(deps: Dependencies, project: dict, model_versions: list[ModelV
     from app.core.ml import datasets
 
     newest = max(mv.created_at for mv in model_versions)
-    later = [d for d in deps.registry.dataset_versions(project["id"])
-             if d["labelled_rows"] and d["created_at"] > newest]
+    later = [d for d in deps.registry.dataset_versions(project.id)
+             if d.labelled_rows and d.created_at > newest]
     if not later:
         return None
-    target = project["target"]
-    frames = [datasets.read_frame(deps.workspace.root / d["path"]) for d in later]
+    target = project.target
+    frames = [datasets.read_frame(deps.workspace.root / d.path) for d in later]
     frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
-    return (datasets.to_model_frame(frame, project["schema"]), datasets.target_array(frame, project["schema"]),
-            [d["version"] for d in later])
+    return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
+            [d.version for d in later])
 
 
 def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> list[dict]:
@@ -212,7 +214,8 @@ def compare_versions(deps: Dependencies, name: str, versions: list[int], progres
 
     report = progress or (lambda fraction, message: None)
     project = deps.data.project(name)
-    out = {"project": name, "task": project["task"], "metric": project["metric"], "versions": [], "common": None}
+    out: dict[str, Any] = {"project": name, "task": project.task, "metric": project.metric, "versions": [],
+                           "common": None}
     loaded_models = []
     for index, version in enumerate(versions):
         if cancel_event is not None and cancel_event.is_set():
@@ -227,19 +230,19 @@ def compare_versions(deps: Dependencies, name: str, versions: list[int], progres
                  "confusion": None, "classes": [], "importance_kind": None, "importances": {},
                  "params": version_parameters(deps, loaded.model_version)}
         if len(X):
-            if project["task"] == "classification":
+            if project.task == "classification":
                 classes = [c.item() if hasattr(c, "item") else c for c in
                            getattr(loaded.model, "classes_", np.unique(y))]
                 entry["classes"] = [str(c) for c in classes]
                 entry["confusion"] = confusion(y, loaded.model.predict(X), classes)
-            entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project["task"])
+            entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project.task)
         out["versions"].append(entry)
     _add_common_metrics(deps, project, loaded_models, out)
     report(1.0, "done")
     return out
 
 
-def _add_common_metrics(deps: Dependencies, project: dict, loaded_models: list, out: dict) -> None:
+def _add_common_metrics(deps: Dependencies, project: Project, loaded_models: list, out: dict) -> None:
     from app.core.ml.training import evaluate_pipeline
 
     common = unseen_by_all(deps, project, [loaded.model_version for loaded in loaded_models])
@@ -248,7 +251,7 @@ def _add_common_metrics(deps: Dependencies, project: dict, loaded_models: list, 
     X, y, dataset_versions = common
     out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
     for entry, loaded in zip(out["versions"], loaded_models):
-        entry["common_metrics"] = evaluate_pipeline(loaded.model, project["task"], X, y)
+        entry["common_metrics"] = evaluate_pipeline(loaded.model, project.task, X, y)
 
 
 DISTRIBUTION_BINS = 20
@@ -263,12 +266,12 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     import pandas as pd
 
     project = deps.data.project(name)
-    columns = {c["name"]: c for c in project["schema"].get("columns", [])}
+    columns = {c["name"]: c for c in project.schema.get("columns", [])}
     if feature not in columns:
         raise NotFoundError(f"{name} has no feature column {feature!r}")
     production = deps.data.production_version(name)
     reference = deps.data.reference_frame(name, production) if production is not None else None
-    versions = [d["version"] for d in deps.data.dataset_versions(name)]
+    versions = [d.version for d in deps.data.dataset_versions(name)]
     batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
     if reference is None or batch is None:
         raise NotFoundError(f"{name}: no production model or no batch to compare")
@@ -322,15 +325,15 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
     """Everything about one model version: parameters, metrics, the data it was trained on,
     library versions, sha256, who trained it and why, and its deployments."""
     project = deps.data.project(name)
-    model_version = deps.registry.model_version(project["id"], version)
+    model_version = deps.registry.model_version(project.id, version)
     run = deps.registry.run(model_version.run_id) if model_version.run_id else None
     facts = deps.registry.run_params(model_version.run_id) if run and model_version.run_id else {}
-    datasets = {d["version"]: d for d in deps.data.dataset_versions(name)}
+    datasets = {d.version: d for d in deps.data.dataset_versions(name)}
     used = run["dataset_versions"] if run else []
-    trained = next((e for e in reversed(deps.registry.events(project["id"])) if e.kind in ("model_trained", "model_imported")
+    trained = next((e for e in reversed(deps.registry.events(project.id)) if e.kind in ("model_trained", "model_imported")
                     and (e.details or {}).get("version") == version), None)
     return {
-        "project": name, "version": version, "metric": project["metric"], "created_at": model_version.created_at,
+        "project": name, "version": version, "metric": project.metric, "created_at": model_version.created_at,
         "sha256": model_version.sha256, "aliases": list(model_version.aliases),
         "archived": model_version.archived, "imported": run is None,
         "parameters": {k: v for k, v in version_parameters(deps, model_version).items() if k != OVERRIDES_PARAM},
@@ -341,11 +344,11 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
                      "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
                      "sample": facts.get("training_sample"),
-                     "dataset_versions": [{"version": v, "rows": datasets[v]["rows"],
-                                           "labelled_rows": datasets[v]["labelled_rows"], "source": datasets[v]["source"]}
+                     "dataset_versions": [{"version": v, "rows": datasets[v].rows,
+                                           "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
                                           for v in used if v in datasets]},
         "library_versions": run["library_versions"] if run else {},
         "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
         "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
-                         "rollback": d.is_rollback} for d in deps.registry.deployments(project["id"]) if d.version == version],
+                         "rollback": d.is_rollback} for d in deps.registry.deployments(project.id) if d.version == version],
     }

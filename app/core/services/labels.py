@@ -23,6 +23,7 @@ import os
 
 import pandas as pd
 
+from app.core.domain.entities import DatasetVersion, Project
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
@@ -36,11 +37,11 @@ log = logging.getLogger("keel.labels")
 
 def add_labels(deps: Dependencies, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project["settings"])
+    settings = ProjectSettings.from_dict(project.settings)
     if not settings.id_column:
         raise KeelError(f"project {name!r} has no ID column to join labels on: set one with "
                         f"`keel project set {name} --id-column NAME`")
-    schema = project["schema"]
+    schema = project.schema
     raw = datasets.read_table(file_path)
     ids, labels, unreadable, warnings = _read_labels(raw, schema, settings.id_column)
     duplicated = ids.duplicated(keep="first")
@@ -78,15 +79,15 @@ def _read_labels(raw: datasets.RawTable, schema: dict, id_column: str) -> tuple[
 
 
 # --------------------------------------------------------------------------- joining
-def _join(deps: Dependencies, project: dict, id_column: str, ids: list[str], counts: dict) -> dict:
+def _join(deps: Dependencies, project: Project, id_column: str, ids: list[str], counts: dict) -> dict:
     """-> {"ids": the IDs joined, "records": their logged records, "batch_rows": id -> (dataset version,
     stored row) for IDs found unlabelled in ingested batches}."""
     registry = deps.registry
-    already = registry.labelled_record_ids(project["id"], ids)
+    already = registry.labelled_record_ids(project.id, ids)
     batch_rows, labelled_in_batches = _batch_rows(deps, project, id_column, set(ids) - already)
     already |= labelled_in_batches
     wanted = [i for i in ids if i not in already]
-    records = registry.predictions_for_records(project["id"], wanted)
+    records = registry.predictions_for_records(project.id, wanted)
     logged = {r["record_id"] for r in records}
     found = [i for i in wanted if i in logged or i in batch_rows]
     counts["already_labelled"] = sum(1 for i in ids if i in already)
@@ -94,18 +95,18 @@ def _join(deps: Dependencies, project: dict, id_column: str, ids: list[str], cou
     return {"ids": found, "records": records, "batch_rows": batch_rows}
 
 
-def _batch_rows(deps: Dependencies, project: dict, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
+def _batch_rows(deps: Dependencies, project: Project, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
     """Rows of ingested batches with these IDs: (id -> (dataset version row, its frame row) for the
     unlabelled ones, the IDs already labelled there)."""
     import pyarrow.parquet as pq
 
-    target = project["schema"]["target"]
-    found: dict[str, tuple] = {}
+    target = project.schema["target"]
+    found: dict[str, tuple[DatasetVersion, pd.Series]] = {}
     labelled: set[str] = set()
     if not ids:
         return found, labelled
-    for version in deps.registry.dataset_versions(project["id"]):
-        path = deps.workspace.root / version["path"]
+    for version in deps.registry.dataset_versions(project.id):
+        path = deps.workspace.root / version.path
         if id_column not in pq.read_schema(path).names:
             continue
         frame = datasets.read_frame(path)
@@ -144,17 +145,17 @@ def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: dict, id_colu
 
 
 # --------------------------------------------------------------------------- storing and measuring
-def _store(deps: Dependencies, project: dict, frame: pd.DataFrame, joined: dict, source: str, counts: dict,
+def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: dict, source: str, counts: dict,
            by: str, id_column: str) -> tuple[int, list[dict], list[dict]]:
-    registry, schema = deps.registry, project["schema"]
+    registry, schema = deps.registry, project.schema
     storage = datasets.to_storage_frame(frame, schema)
     digest = datasets.content_hash(storage)
-    version = registry.next_number("dataset_versions", project["id"])
-    parent = registry.dataset_versions(project["id"])[-1]
-    path = deps.workspace.dataset_dir(project["name"]) / f"v{version}.parquet"
+    version = registry.next_number("dataset_versions", project.id)
+    parent = registry.dataset_versions(project.id)[-1]
+    path = deps.workspace.dataset_dir(project.name) / f"v{version}.parquet"
     prediction_ids = [r["id"] for r in joined["records"]]
-    window_ids = sorted(set(registry.windows_of_predictions(project["id"], prediction_ids).values()))
-    batch_versions = sorted({joined["batch_rows"][i][0]["version"] for i in joined["ids"] if i in joined["batch_rows"]})
+    window_ids = sorted(set(registry.windows_of_predictions(project.id, prediction_ids).values()))
+    batch_versions = sorted({joined["batch_rows"][i][0].version for i in joined["ids"] if i in joined["batch_rows"]})
     lineage = {"labels_file": source, "traffic_windows": window_ids, "dataset_versions": batch_versions,
                "logged_records": len(prediction_ids), **{k: counts[k] for k in ("joined", "unknown", "duplicate",
                                                                                  "already_labelled", "unreadable")}}
@@ -163,11 +164,11 @@ def _store(deps: Dependencies, project: dict, frame: pd.DataFrame, joined: dict,
     try:
         with registry.transaction():
             dataset_id = registry.insert_dataset_version(
-                project_id=project["id"], version=version, path=str(path.relative_to(deps.workspace.root)),
+                project_id=project.id, version=version, path=str(path.relative_to(deps.workspace.root)),
                 content_sha256=digest, file_sha256=sha256_file(path), rows=len(storage), labelled_rows=len(storage), source=f"labels: {source}",
-                parent_id=parent["id"],
+                parent_id=parent.id,
                 report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
-            registry.insert_late_labels([(project["id"], record_id, json.dumps(_plain(label)), dataset_id, now)
+            registry.insert_late_labels([(project.id, record_id, json.dumps(_plain(label)), dataset_id, now)
                                          for record_id, label in zip(frame[id_column], frame[schema["target"]])])
             windows = [_measure_window(registry, project, window_id, dataset_id, now) for window_id in window_ids]
             batches = [_measure_batch(deps, project, id_column, batch_version, dataset_id)
@@ -187,42 +188,42 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _measure_window(registry, project: dict, window_id: int, dataset_id: int, now: str) -> dict:
-    window = next(w for w in registry.traffic_windows(project["id"], after_id=window_id - 1) if w["id"] == window_id)
+def _measure_window(registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
+    window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
     value, labelled = traffic.measure_window(registry, project, window)
     registry.set_window_measurement(window_id, value, labelled, now)
-    registry.insert_late_measurement(project_id=project["id"], traffic_window_id=window_id,
+    registry.insert_late_measurement(project_id=project.id, traffic_window_id=window_id,
                                      labels_dataset_version_id=dataset_id, at=now, rows=window["rows"],
-                                     labelled_rows=labelled, metric=project["metric"], value=value)
+                                     labelled_rows=labelled, metric=project.metric, value=value)
     return {"window": window_id, "rows": window["rows"], "labelled_rows": labelled,
-            "label_coverage": labelled / window["rows"] if window["rows"] else 0.0, "metric": project["metric"],
+            "label_coverage": labelled / window["rows"] if window["rows"] else 0.0, "metric": project.metric,
             "value": value}
 
 
-def _measure_batch(deps: Dependencies, project: dict, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
+def _measure_batch(deps: Dependencies, project: Project, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
     """The batch's metric over its rows labelled so far, with the model that monitored it."""
-    registry, schema = deps.registry, project["schema"]
-    row = next(v for v in registry.dataset_versions(project["id"]) if v["version"] == batch_version)
-    result = registry.monitor_result_of_dataset(row["id"])
+    registry, schema = deps.registry, project.schema
+    row = next(v for v in registry.dataset_versions(project.id) if v.version == batch_version)
+    result = registry.monitor_result_of_dataset(row.id)
     if result is None:
         return None  # not monitored yet: the cycle that monitors it has no predictions to compare with
-    frame = datasets.read_frame(deps.workspace.root / row["path"])
+    frame = datasets.read_frame(deps.workspace.root / row.path)
     frame = frame[frame[id_column].notna()].reset_index(drop=True)
-    known = registry.late_labels_for(project["id"], frame[id_column].astype(str).tolist())
+    known = registry.late_labels_for(project.id, frame[id_column].astype(str).tolist())
     labelled = frame[frame[id_column].astype(str).isin(known)].reset_index(drop=True)
-    model_version = registry.model_version_by_id(result["model_version_id"]).version
-    loaded = deps.data.load_version(project["name"], model_version)
+    model_version = registry.model_version_by_id(result.model_version_id).version
+    loaded = deps.data.load_version(project.name, model_version)
     X = datasets.to_model_frame(labelled, schema)
     rows = [{"prediction": _plain(p), "label": known[str(i)], "probabilities": None}
             for p, i in zip(loaded.model.predict(X), labelled[id_column])]
-    if project["task"] == "classification" and hasattr(loaded.model, "predict_proba"):
+    if project.task == "classification" and hasattr(loaded.model, "predict_proba"):
         for record, proba in zip(rows, loaded.model.predict_proba(X)):
             record["probabilities"] = [float(p) for p in proba]
     value = traffic.window_metric(project, rows)
-    registry.insert_late_measurement(project_id=project["id"], monitor_result_id=result["id"],
-                                     labels_dataset_version_id=dataset_id, rows=row["rows"],
-                                     labelled_rows=len(rows), metric=project["metric"], value=value)
-    return {"dataset_version": batch_version, "rows": row["rows"], "labelled_rows": len(rows),
-            "label_coverage": len(rows) / row["rows"] if row["rows"] else 0.0, "metric": project["metric"],
+    registry.insert_late_measurement(project_id=project.id, monitor_result_id=result.id,
+                                     labels_dataset_version_id=dataset_id, rows=row.rows,
+                                     labelled_rows=len(rows), metric=project.metric, value=value)
+    return {"dataset_version": batch_version, "rows": row.rows, "labelled_rows": len(rows),
+            "label_coverage": len(rows) / row.rows if row.rows else 0.0, "metric": project.metric,
             "value": value}
 

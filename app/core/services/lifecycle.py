@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Alert, Deployment, Event, ModelVersion, TrainingData
+from app.core.domain.entities import (
+    Alert,
+    DatasetVersion,
+    Deployment,
+    Event,
+    ModelVersion,
+    MonitorResult,
+    Project,
+    TrainingData,
+)
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -63,7 +72,7 @@ def _no_progress(fraction: float, message: str) -> None:
 class _Training:
     """One training of a project, from taking its version number to committing it."""
 
-    project: dict
+    project: Project
     settings: ProjectSettings
     version: int
     data: TrainingData
@@ -207,30 +216,30 @@ class Keel:
         values = frame[schema["target"]].dropna().unique().tolist()
         return sorted((v.item() if hasattr(v, "item") else v) for v in values)
 
-    def project(self, name: str) -> dict:
+    def project(self, name: str) -> Project:
         return self._registry.project(name)
 
-    def find_project(self, name: str) -> dict | None:
+    def find_project(self, name: str) -> Project | None:
         return self._registry.find_project(name)
 
     def project_names(self) -> list[str]:
-        return [project["name"] for project in self._registry.projects()]
+        return [project.name for project in self._registry.projects()]
 
     def settings(self, name: str) -> ProjectSettings:
-        return ProjectSettings.from_dict(self.project(name)["settings"])
+        return ProjectSettings.from_dict(self.project(name).settings)
 
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self.holding_project_lock(name):
             project = self.project(name)
-            current = ProjectSettings.from_dict(project["settings"]).to_dict()
+            current = ProjectSettings.from_dict(project.settings).to_dict()
             updated = self._updated_settings(project, changes, replace_params)
             changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
             with self._registry.transaction():
-                self._registry.update_project_settings(project["id"], updated.to_dict(), updated.metric)
+                self._registry.update_project_settings(project.id, updated.to_dict(), updated.metric)
                 kind, expression = parse_schedule(updated.schedule)
-                self._registry.upsert_schedule(project["id"], kind, str(expression), updated.schedule_enabled)
+                self._registry.upsert_schedule(project.id, kind, str(expression), updated.schedule_enabled)
                 if changed:
                     self._registry.add_event(project, "settings_changed",
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
@@ -242,40 +251,40 @@ class Keel:
         (a settings dialog says what is wrong before it closes). Raises KeelError."""
         return self._updated_settings(self.project(name), changes, replace_params)
 
-    def _updated_settings(self, project: dict, changes: dict, replace_params: bool) -> ProjectSettings:
+    def _updated_settings(self, project: Project, changes: dict, replace_params: bool) -> ProjectSettings:
         from app.core.ml import training
 
-        current = ProjectSettings.from_dict(project["settings"]).to_dict()
+        current = ProjectSettings.from_dict(project.settings).to_dict()
         merged = {**current, **changes}
         if "params" in changes and not replace_params:
             merged["params"] = {**current.get("params", {}), **changes["params"]}
-        updated = ProjectSettings.from_dict(merged).validate(project["task"])
+        updated = ProjectSettings.from_dict(merged).validate(project.task)
         self._check_id_column(project, updated.id_column)
         if updated.preset != current["preset"] and "params" not in changes:
             updated.params = {}
         if updated.params:
-            training.make_estimator(project["task"], updated.preset, updated.params, updated.seed)
+            training.make_estimator(project.task, updated.preset, updated.params, updated.seed)
         return updated
 
     @staticmethod
-    def _check_id_column(project: dict, id_column: str | None) -> None:
-        schema = project["schema"]
-        if id_column is None or id_column == ProjectSettings.from_dict(project["settings"]).id_column:
+    def _check_id_column(project: Project, id_column: str | None) -> None:
+        schema = project.schema
+        if id_column is None or id_column == ProjectSettings.from_dict(project.settings).id_column:
             return
         if id_column == schema["target"]:
-            raise KeelError(f"--id-column {id_column!r} is the target of project {project['name']!r}")
+            raise KeelError(f"--id-column {id_column!r} is the target of project {project.name!r}")
         if id_column in schema["features"]:
-            raise KeelError(f"--id-column {id_column!r} is a feature of project {project['name']!r}'s models and an "
+            raise KeelError(f"--id-column {id_column!r} is a feature of project {project.name!r}'s models and an "
                             "ID column is never a feature: create a new project with --id-column")
 
     def list_projects(self) -> list[dict]:
         result = []
         for project in self._registry.projects():
-            deployment = self._registry.current_deployment(project["id"])
-            result.append({"name": project["name"], "task": project["task"], "target": project["target"],
-                           "metric": project["metric"],
+            deployment = self._registry.current_deployment(project.id)
+            result.append({"name": project.name, "task": project.task, "target": project.target,
+                           "metric": project.metric,
                            "production_version": deployment.version if deployment else None,
-                           "open_alerts": len(self._registry.open_alerts(project["id"]))})
+                           "open_alerts": len(self._registry.open_alerts(project.id))})
         return result
 
     def delete_project(self, name: str, by: str = "user") -> None:
@@ -283,7 +292,7 @@ class Keel:
             project = self.project(name)
             with self._registry.transaction():
                 self._registry.add_event(project, "project_deleted", f"project {name} deleted", by)
-                self._registry.delete_project(project["id"])
+                self._registry.delete_project(project.id)
         for folder in (self.workspace.artifact_dir(name), self.workspace.dataset_dir(name)):
             shutil.rmtree(folder, ignore_errors=True)
         # the production manifests describe deleted versions: a new project of the same name
@@ -295,7 +304,7 @@ class Keel:
     # ================================================================ data
     def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
         return self._registry.insert_dataset_version(
-            project_id=project["id"], version=version, path=str(path.relative_to(self.workspace.root)),
+            project_id=project.id, version=version, path=str(path.relative_to(self.workspace.root)),
             content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
 
@@ -309,26 +318,26 @@ class Keel:
         staged = self.workspace.dataset_dir(name) / f".incoming-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
         staged.parent.mkdir(parents=True, exist_ok=True)
         try:
-            stored = chunked_ingest.ingest_file(file_path, project["schema"], staged,
-                                                id_column=ProjectSettings.from_dict(project["settings"]).id_column,
+            stored = chunked_ingest.ingest_file(file_path, project.schema, staged,
+                                                id_column=ProjectSettings.from_dict(project.settings).id_column,
                                                 progress=progress, cancel_event=cancel_event)
             return self._store_ingested(project, stored, staged, by, cancel_event)
         finally:
             staged.unlink(missing_ok=True)
 
-    def _store_ingested(self, project: dict, stored, staged: Path, by: str,
+    def _store_ingested(self, project: Project, stored, staged: Path, by: str,
                         cancel_event: threading.Event | None) -> dict:
         """The staged Parquet file renamed to the next version, and its rows, under the project lock."""
-        with self.holding_project_lock(project["name"]):
-            existing = self._registry.dataset_version_by_hash(project["id"], stored.content_sha256)
+        with self.holding_project_lock(project.name):
+            existing = self._registry.dataset_version_by_hash(project.id, stored.content_sha256)
             if existing:
-                return {"dataset_version": existing["version"], "rows": existing["rows"],
-                        "labelled": existing["labelled_rows"] > 0, "labelled_rows": existing["labelled_rows"],
-                        "warnings": stored.warnings + [f"{stored.source}: same content as dataset version {existing['version']}; nothing stored"],
-                        "duplicate_of": existing["version"]}
-            version = self._registry.next_number("dataset_versions", project["id"])
-            parent_id = self._registry.latest_dataset_version_id(project["id"])
-            path = self.workspace.dataset_dir(project["name"]) / f"v{version}.parquet"
+                return {"dataset_version": existing.version, "rows": existing.rows,
+                        "labelled": existing.labelled_rows > 0, "labelled_rows": existing.labelled_rows,
+                        "warnings": stored.warnings + [f"{stored.source}: same content as dataset version {existing.version}; nothing stored"],
+                        "duplicate_of": existing.version}
+            version = self._registry.next_number("dataset_versions", project.id)
+            parent_id = self._registry.latest_dataset_version_id(project.id)
+            path = self.workspace.dataset_dir(project.name) / f"v{version}.parquet"
             with self._registry.files_then_rows() as files:
                 if cancel_event is not None and cancel_event.is_set():
                     raise Cancelled("ingest cancelled; nothing was stored")
@@ -382,11 +391,11 @@ class Keel:
         return {"version": training.version, "metrics": trained.result.metrics, "run_id": run_id,
                 "seconds": round(trained.seconds, 3)}
 
-    def _new_training(self, project: dict, data: TrainingData, by: str, reason: str,
+    def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
                       cancel_event: threading.Event | None, report: Progress) -> _Training:
         """The next version's number and model path (under the project lock)."""
-        version = self._registry.next_number("model_versions", project["id"])
-        model_path = self.workspace.artifact_dir(project["name"]) / f"v{version}.skops"
+        version = self._registry.next_number("model_versions", project.id)
+        model_path = self.workspace.artifact_dir(project.name) / f"v{version}.skops"
         if model_path.exists():
             # no registry row names this version (it is MAX + 1): a file left by a train that was
             # killed between writing it and committing (a GUI cancel terminates the process).
@@ -394,7 +403,7 @@ class Keel:
             orphan = model_path.with_name(f"{model_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
             os.replace(model_path, orphan)
             log.warning("%s was not registered (an interrupted train); moved aside to %s", model_path, orphan.name)
-        return _Training(project=project, settings=ProjectSettings.from_dict(project["settings"]), version=version,
+        return _Training(project=project, settings=ProjectSettings.from_dict(project.settings), version=version,
                          data=data, model_path=model_path, by=by, reason=reason, cancel_event=cancel_event,
                          report=report)
 
@@ -404,7 +413,7 @@ class Keel:
         from app.core.ml import training as ml
 
         started_at, started = utc_now(), time.perf_counter()
-        settings, schema, frame = training.settings, training.project["schema"], training.data.frame
+        settings, schema, frame = training.settings, training.project.schema, training.data.frame
         if training.cancel_event is None:
             result = ml.fit_and_evaluate(frame, schema, settings.preset, settings.params, settings.seed,
                                          settings.cv_folds, progress=training.report)
@@ -430,7 +439,7 @@ class Keel:
 
         from app.core.ml import datasets
 
-        schema, frame, seed = training.project["schema"], training.data.frame, training.settings.seed
+        schema, frame, seed = training.project.schema, training.data.frame, training.settings.seed
         labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
         split = pd.Series("train", index=labelled.index)
@@ -449,7 +458,7 @@ class Keel:
         seed, used, version = settings.seed, training.data.dataset_versions, training.version
         with files.commit():
             run_id = registry.insert_run(
-                project["id"], "train", preset=settings.preset, seed=seed, started_at=trained.started_at,
+                project.id, "train", preset=settings.preset, seed=seed, started_at=trained.started_at,
                 finished_at=utc_now(), seconds=trained.seconds, dataset_versions=used,
                 library_versions=ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
@@ -457,9 +466,9 @@ class Keel:
                                          **({"training_sample": training.data.sampling} if training.data.sampling else {})})
             registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
             registry.insert_model_version(
-                project_id=project["id"], version=version, run_id=run_id,
+                project_id=project.id, version=version, run_id=run_id,
                 artifact_path=str(training.model_path.relative_to(self.workspace.root)), sha256=trained.sha256)
-            metric = project["metric"]
+            metric = project.metric
             registry.add_event(project, "model_trained",
                                f"v{version} trained ({settings.preset}): {metric} {result.metrics.get(metric, float('nan')):.4f}"
                                + (f" — {training.reason}" if training.reason else ""),
@@ -496,28 +505,28 @@ class Keel:
         if not hasattr(model, "predict"):
             raise ValidationError(f"{source.name}: the object is a {type(model).__name__}, not a model with predict()")
         frame, _ = self.training_frame(name)
-        labelled = frame[frame[project["target"]].notna()]
-        X = datasets.to_model_frame(labelled, project["schema"])
-        y = datasets.target_array(labelled, project["schema"])
+        labelled = frame[frame[project.target].notna()]
+        X = datasets.to_model_frame(labelled, project.schema)
+        y = datasets.target_array(labelled, project.schema)
         try:
-            metrics = training.evaluate_pipeline(model, project["task"], X, y)
+            metrics = training.evaluate_pipeline(model, project.task, X, y)
         except Exception as exc:
             raise ValidationError(f"{source.name}: the model cannot score this project's data ({exc})") from None
         with self.holding_project_lock(name):
-            version = self._registry.next_number("model_versions", project["id"])
+            version = self._registry.next_number("model_versions", project.id)
             final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
             with self._registry.files_then_rows() as files:
                 with atomic_path(final_path) as tmp:
                     shutil.copyfile(source, tmp)
                 sha256 = sha256_file(files.add(final_path))
                 with files.commit():
-                    run_id = self._registry.insert_run(project["id"], "import", preset="imported", seed=None,
+                    run_id = self._registry.insert_run(project.id, "import", preset="imported", seed=None,
                                                       finished_at=utc_now(), seconds=0.0,
                                                       library_versions=training.library_versions())
                     self._registry.log_params(run_id, {"source": str(source), "accepted_types": accepted})
                     self._registry.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
                     self._registry.insert_model_version(
-                        project_id=project["id"], version=version, run_id=run_id,
+                        project_id=project.id, version=version, run_id=run_id,
                         artifact_path=str(final_path.relative_to(self.workspace.root)), sha256=sha256,
                         extra_trusted_types=accepted, notes=notes or f"imported from {source.name}")
                     self._registry.add_event(project, "model_imported", f"v{version} imported from {source.name}", by,
@@ -538,7 +547,7 @@ class Keel:
 
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
-        model_version = self._registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project.id, version)
         with self.holding_project_lock(name):  # the production check and the write, with no deploy in between
             if archived and self.production_version(name) == version:
                 raise KeelError(f"v{version} is the production model of {name!r}; deploy another version before archiving it")
@@ -560,16 +569,16 @@ class Keel:
         from app.core.ml import artifacts
 
         project = self.project(name)
-        model_version = self._registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project.id, version)
         artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
                              model_version.extra_trusted_types)  # never deploy a file that will not load
-        current = self._registry.current_deployment(project["id"])
+        current = self._registry.current_deployment(project.id)
         previous_version = current.version if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
         staged = []
         try:
             with self._registry.transaction():
-                self._registry.insert_deployment(project_id=project["id"], model_version_id=model_version.id,
+                self._registry.insert_deployment(project_id=project.id, model_version_id=model_version.id,
                                                 replaced_deployment_id=current.id if current else None,
                                                 by=by, reason=reason, is_rollback=0)
                 self._set_production_aliases(project, model_version.id)
@@ -587,11 +596,11 @@ class Keel:
         return {"production_version": version, "previous_version": previous_version}
 
     def _set_production_aliases(self, project, model_version_id) -> None:
-        self._registry.set_alias(project["id"], "champion", model_version_id)
+        self._registry.set_alias(project.id, "champion", model_version_id)
         # a waiting challenger was gated against the production model of its time: once another
         # model is in production that verdict says nothing, and approving it would deploy a model
         # never compared with the current one (a stale challenger also blocked every policy retrain)
-        self._registry.set_alias(project["id"], "challenger", None)
+        self._registry.set_alias(project.id, "challenger", None)
 
     def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
         """Go back to the previous production model (or to an earlier deployed version)."""
@@ -599,7 +608,7 @@ class Keel:
 
         with self.holding_project_lock(name):
             project = self.project(name)
-            current = self._registry.current_deployment(project["id"])
+            current = self._registry.current_deployment(project.id)
             if current is None:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
@@ -611,7 +620,7 @@ class Keel:
             try:
                 with self._registry.transaction():
                     self._registry.insert_deployment(
-                        project_id=project["id"], model_version_id=target.model_version_id,
+                        project_id=project.id, model_version_id=target.model_version_id,
                         replaced_deployment_id=target.replaced_deployment_id, by=by, reason=reason, is_rollback=1)
                     self._set_production_aliases(project, target.model_version_id)
                     self._registry.add_event(project, "rolled_back",
@@ -627,7 +636,7 @@ class Keel:
     def rollback_target(self, name: str) -> Deployment | None:
         """The deployment a plain rollback returns to (None: nothing in production, or only its first model)."""
         project = self.project(name)
-        current = self._registry.current_deployment(project["id"])
+        current = self._registry.current_deployment(project.id)
         return self._previous_deployment(current) if current else None
 
     def _previous_deployment(self, current: Deployment) -> Deployment | None:
@@ -637,12 +646,12 @@ class Keel:
         if to_version is None:
             target = self._previous_deployment(current)
             if target is None:
-                raise KeelError(f"v{current.version} is the first production model of {project['name']!r}; "
+                raise KeelError(f"v{current.version} is the first production model of {project.name!r}; "
                                 "there is nothing to roll back to")
             return target
-        earlier = [d for d in self._registry.deployments(project["id"]) if d.version == to_version]
+        earlier = [d for d in self._registry.deployments(project.id) if d.version == to_version]
         if not earlier:
-            raise KeelError(f"v{to_version} was never in production for {project['name']!r}; use deploy instead")
+            raise KeelError(f"v{to_version} was never in production for {project.name!r}; use deploy instead")
         return earlier[-1]
 
     def rewrite_production_manifest(self, name: str) -> None:
@@ -652,11 +661,11 @@ class Keel:
 
     def _manifest(self, project) -> dict | None:
         """What production.json must say: the registry's current deployment (the source of truth)."""
-        deployment = self._registry.current_deployment(project["id"])
+        deployment = self._registry.current_deployment(project.id)
         if deployment is None:
             return None
         model_version = self._registry.model_version_by_id(deployment.model_version_id)
-        return {"project": project["name"], "version": deployment.version, "sha256": model_version.sha256,
+        return {"project": project.name, "version": deployment.version, "sha256": model_version.sha256,
                 "artifact_path": model_version.artifact_path, "deployed_at": deployment.deployed_at,
                 "by": deployment.by, "reason": deployment.reason}
 
@@ -668,7 +677,7 @@ class Keel:
         manifest = self._manifest(project)
         if manifest is None:
             return []
-        path = self.workspace.manifest_path(project["name"])
+        path = self.workspace.manifest_path(project.name)
         pairs = []
         if path.exists():
             pairs.append((path.with_name("production.previous.json"), path.read_bytes()))
@@ -693,13 +702,13 @@ class Keel:
         for project in self._registry.projects():
             if self._manifest_matches(project):
                 continue
-            lock = FileLock(self.workspace.project_lock_path(project["name"]))
+            lock = FileLock(self.workspace.project_lock_path(project.name))
             if not lock.try_acquire():
                 continue
             try:
                 if not self._manifest_matches(project):  # again, under the lock
                     self._replace_manifest(project)
-                    fixed.append(project["name"])
+                    fixed.append(project.name)
             finally:
                 lock.release()
         return fixed
@@ -710,7 +719,7 @@ class Keel:
         expected = self._manifest(project)
         if expected is None:
             return True
-        path = self.workspace.manifest_path(project["name"])
+        path = self.workspace.manifest_path(project.name)
         try:
             on_disk = json.loads(path.read_text())
         except FileNotFoundError:
@@ -722,7 +731,7 @@ class Keel:
     def _replace_manifest(self, project) -> None:
         manifest = self._manifest(project)
         if manifest is not None:
-            write_text_atomic(self.workspace.manifest_path(project["name"]), json.dumps(manifest, indent=2))
+            write_text_atomic(self.workspace.manifest_path(project.name), json.dumps(manifest, indent=2))
 
     # ================================================================ scoring
     def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
@@ -736,13 +745,13 @@ class Keel:
 
         from app.core.ml import datasets
 
-        schema = loaded.project["schema"]
-        id_column = ProjectSettings.from_dict(loaded.project["settings"]).id_column
+        schema = loaded.project.schema
+        id_column = ProjectSettings.from_dict(loaded.project.settings).id_column
         batch = datasets.clean(raw, schema, purpose="predict", id_column=id_column)  # the ID: no "extra column"
         X = datasets.to_model_frame(batch.frame, schema)
         predictions = loaded.model.predict(X)
         out = pd.DataFrame({"prediction": predictions}, index=X.index)
-        if hasattr(loaded.model, "predict_proba") and loaded.project["task"] == "classification":
+        if hasattr(loaded.model, "predict_proba") and loaded.project.task == "classification":
             probabilities = loaded.model.predict_proba(X)
             for index, label in enumerate(loaded.model.classes_):
                 out[f"proba_{label}"] = probabilities[:, index]
@@ -758,7 +767,7 @@ class Keel:
 
         output_path = check_output_path(self.workspace.root, output_path)
         loaded = self.load_production(name)
-        policy = prediction_log.LogPolicy.of(ProjectSettings.from_dict(loaded.project["settings"]))
+        policy = prediction_log.LogPolicy.of(ProjectSettings.from_dict(loaded.project.settings))
         raw = datasets.read_table(input_path)
         scores, warnings, X = self._score(loaded, raw)
         output_path = Path(output_path)
@@ -802,36 +811,36 @@ class Keel:
         project = self.project(name)
         production = self.production_version(name)
         versions = []
-        for model_version in self._registry.model_versions(project["id"]):
+        for model_version in self._registry.model_versions(project.id):
             versions.append({"version": model_version.version, "created_at": model_version.created_at,
                              "metrics": self.model_metrics(model_version), "aliases": list(model_version.aliases),
                              "in_production": model_version.version == production,
                              "archived": model_version.archived, "notes": model_version.notes})
-        datasets_rows = self._registry.dataset_versions(project["id"])
-        last_result = self._registry.last_monitor_result(project["id"])
-        if last_result is not None:
-            last_result = {key: last_result[key] for key in ("at", "metric", "value", "estimated_value")}
-        return {"project": name, "task": project["task"], "target": project["target"], "metric": project["metric"],
+        datasets_rows = self._registry.dataset_versions(project.id)
+        last = self._registry.last_monitor_result(project.id)
+        last_result = None if last is None else {"at": last.at, "metric": last.metric, "value": last.value,
+                                                 "estimated_value": last.estimated_value}
+        return {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
                 "production_version": production, "versions": versions,
-                "dataset_versions": [{"version": d["version"], "rows": d["rows"], "labelled_rows": d["labelled_rows"],
-                                      "source": d["source"], "created_at": d["created_at"]} for d in datasets_rows],
+                "dataset_versions": [{"version": d.version, "rows": d.rows, "labelled_rows": d.labelled_rows,
+                                      "source": d.source, "created_at": d.created_at} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": [a.headline() for a in self._registry.open_alerts(project["id"])], "settings": project["settings"],
+                "open_alerts": [a.headline() for a in self._registry.open_alerts(project.id)], "settings": project.settings,
                 "prediction_log": prediction_log.summary(self._registry, project)}
 
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many
         deployments there were, the version a rollback returns to, and whether a challenger waits."""
         project = self.project(name)
-        current = self._registry.current_deployment(project["id"])
+        current = self._registry.current_deployment(project.id)
         target = self._previous_deployment(current) if current else None
         return {"project": name, "production_version": current.version if current else None,
-                "deployments": len(self._registry.deployments(project["id"])),
+                "deployments": len(self._registry.deployments(project.id)),
                 "rollback_version": target.version if target else None,
-                "challenger_waiting": "challenger" in self._registry.aliases(project["id"])}
+                "challenger_waiting": "challenger" in self._registry.aliases(project.id)}
 
     def current_deployment(self, name: str) -> Deployment | None:
-        return self._registry.current_deployment(self.project(name)["id"])
+        return self._registry.current_deployment(self.project(name).id)
 
     def deployment_in_production(self, project_id: int) -> Deployment | None:
         """By the project's id, not its name: a server follows the project it started on, and a project
@@ -840,25 +849,25 @@ class Keel:
 
     def deployments(self, name: str) -> list[Deployment]:
         """Every deployment (and rollback) of the project, oldest first, with its model version number."""
-        return self._registry.deployments(self.project(name)["id"])
+        return self._registry.deployments(self.project(name).id)
 
     def model_version_by_id(self, model_version_id: int) -> ModelVersion:
         return self._registry.model_version_by_id(model_version_id)
 
-    def dataset_versions(self, name: str) -> list[dict]:
-        return self._registry.dataset_versions(self.project(name)["id"])
+    def dataset_versions(self, name: str) -> list[DatasetVersion]:
+        return self._registry.dataset_versions(self.project(name).id)
 
-    def monitor_results(self, name: str, after_id: int = 0) -> list[dict]:
-        return self._registry.monitor_results(self.project(name)["id"], after_id=after_id)
+    def monitor_results(self, name: str, after_id: int = 0) -> list[MonitorResult]:
+        return self._registry.monitor_results(self.project(name).id, after_id=after_id)
 
     def policy_decisions(self, name: str, after_id: int = 0) -> list[dict]:
         """The retraining policy's decisions: {id, at, kind, message, decision}, oldest first."""
         from app.core.store.policy_state import decision_events
 
-        return decision_events(self._registry, self.project(name)["id"], after_id)
+        return decision_events(self._registry, self.project(name).id, after_id)
 
     def schedule(self, name: str) -> dict | None:
-        return self._registry.schedule(self.project(name)["id"])
+        return self._registry.schedule(self.project(name).id)
 
     def schedules(self) -> list[dict]:
         """Every project's monitoring schedule, with the project's name under "project"."""
@@ -870,8 +879,8 @@ class Keel:
         project = self.find_project(name)
         if project is None:
             return False
-        self._registry.mark_schedule_run(project["id"])
-        return self._registry.current_deployment(project["id"]) is not None
+        self._registry.mark_schedule_run(project.id)
+        return self._registry.current_deployment(project.id) is not None
 
     def prediction_log_writer(self) -> PredictionLogWriter:
         """The server's prediction log: request threads add, a background thread commits (stop() flushes)."""
@@ -880,7 +889,7 @@ class Keel:
         return prediction_log.PredictionLogWriter(self._registry)
 
     def alerts(self, name: str) -> list[Alert]:
-        return self._registry.alerts(self.project(name)["id"])
+        return self._registry.alerts(self.project(name).id)
 
     def open_alerts_after(self, alert_id: int) -> list[dict]:
         """Open alerts of every project newer than alert_id (id, severity, message, project), oldest first."""
@@ -891,21 +900,21 @@ class Keel:
 
     def events(self, name: str) -> list[Event]:
         """The project's audit log, oldest first."""
-        return self._registry.events(self.project(name)["id"])
+        return self._registry.events(self.project(name).id)
 
     def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[Event]:
-        return self._registry.recent_events(self.project(name)["id"], limit)
+        return self._registry.recent_events(self.project(name).id, limit)
 
     def history(self, name: str, limit: int | None = None) -> dict:
         """The audit log, oldest first; limit=N: its newest N events only."""
         project = self.project(name)
         events = [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message, "details": e.details}
-                  for e in self._registry.events(project["id"], newest=limit)]
+                  for e in self._registry.events(project.id, newest=limit)]
         return {"project": name, "events": events}
 
     def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:
         project = self.project(name)
-        alert = self._registry.alert(project["id"], alert_id)
+        alert = self._registry.alert(project.id, alert_id)
         if alert is None:
             raise NotFoundError(f"unknown alert {alert_id} for project {name!r}")
         with self._registry.transaction():

@@ -140,7 +140,7 @@ def version_facts(deps: Dependencies, name: str, version: int) -> dict:
             "artifact": deps.workspace.root / model_version.artifact_path,
             "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types)),
             "library_versions": (run or {}).get("library_versions") or {},
-            "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project["schema"]}
+            "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project.schema}
 
 
 def write_model_directory(deps: Dependencies, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
@@ -201,19 +201,19 @@ def run_record(deps: Dependencies, name: str, version: int) -> dict:
     """A version as an MLflow run: params, metrics and tags with Keel's lineage (times in ms)."""
     project = deps.data.project(name)
     registry = deps.registry
-    model_version = registry.model_version(project["id"], version)
+    model_version = registry.model_version(project.id, version)
     run = registry.run(model_version.run_id) if model_version.run_id else None
     params = registry.run_params(run["id"]) if run else {}
     metrics = deps.data.model_metrics(model_version)
     used = set(run["dataset_versions"]) if run else set()
-    lineage = [{"version": d["version"], "source": d["source"], "rows": d["rows"],
-                "labelled_rows": d["labelled_rows"], "sha256": d["content_sha256"]}
-               for d in registry.dataset_versions(project["id"]) if d["version"] in used]
-    trained = next((e for e in registry.events(project["id"])
+    lineage = [{"version": d.version, "source": d.source, "rows": d.rows,
+                "labelled_rows": d.labelled_rows, "sha256": d.content_sha256}
+               for d in registry.dataset_versions(project.id) if d.version in used]
+    trained = next((e for e in registry.events(project.id)
                     if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
     tags = {
         "keel.project": name, "keel.version": str(version), "keel.sha256": model_version.sha256,
-        "keel.task": project["task"], "keel.target": project["target"], "keel.metric": project["metric"],
+        "keel.task": project.task, "keel.target": project.target, "keel.metric": project.metric,
         "keel.preset": (run or {}).get("preset") or "", "keel.run_kind": (run or {}).get("kind") or "",
         "keel.dataset_versions": ",".join(str(d["version"]) for d in lineage),
         "keel.training_data": json.dumps(lineage)[:MAX_PARAM_CHARS],
@@ -228,7 +228,7 @@ def run_record(deps: Dependencies, name: str, version: int) -> dict:
         "tags": tags,
         "start_ms": _millis((run or {}).get("started_at") or model_version.created_at),
         "end_ms": _millis((run or {}).get("finished_at") or model_version.created_at),
-        "description": f"Keel project {name}, model v{version} ({project['task']}, target {project['target']})",
+        "description": f"Keel project {name}, model v{version} ({project.task}, target {project.target})",
     }
 
 

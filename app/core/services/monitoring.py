@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import Alert, Deployment
+from app.core.domain.entities import Alert, DatasetVersion, Deployment, Project
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -90,23 +90,23 @@ def reference_for(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
     """The prepared reference of a model, built once per model version (the workspace's Keel keeps
     them). The file's sha256 alone is not a key: one skops file imported into two projects has one
     hash but two references (an imported model's reference is its project's training data)."""
-    key = (loaded.project["name"], loaded.model_version.id, loaded.model_version.sha256)
+    key = (loaded.project.name, loaded.model_version.id, loaded.model_version.sha256)
     return deps.drift_references.get_or_build(key, lambda: prepare_reference(deps, loaded))
 
 
 def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
     project = loaded.project
-    schema = project["schema"]
-    frame = deps.data.reference_frame(project["name"], loaded.version)
+    schema = project.schema
+    frame = deps.data.reference_frame(project.name, loaded.version)
     if frame is None:  # an imported model has no saved reference: use today's training data
-        frame = deps.data.training_frame(project["name"])[0].assign(__split__="train")
+        frame = deps.data.training_frame(project.name)[0].assign(__split__="train")
     train_rows = frame[frame["__split__"] == "train"]
     holdout_rows = frame[frame["__split__"] == "holdout"]
     X_train = datasets.to_model_frame(train_rows, schema)
     reference = drift.DriftReference(
         features=drift.prepare_features(X_train, datasets.column_kinds(schema)), rows=len(train_rows))
     if len(X_train):
-        reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project["task"])
+        reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project.task)
     if has_probabilities(loaded) and len(holdout_rows):
         X_holdout = datasets.to_model_frame(holdout_rows, schema)
         y_holdout = datasets.target_array(holdout_rows, schema)
@@ -118,11 +118,11 @@ def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftRefere
 
 
 def has_probabilities(loaded) -> bool:
-    return loaded.project["task"] == "classification" and hasattr(loaded.model, "predict_proba")
+    return loaded.project.task == "classification" and hasattr(loaded.model, "predict_proba")
 
 
 # --------------------------------------------------------------------------- the cycle
-def pending_batches(registry, project_id: int, deployment: Deployment) -> list[dict]:
+def pending_batches(registry, project_id: int, deployment: Deployment) -> list[DatasetVersion]:
     return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
 
 
@@ -130,29 +130,29 @@ def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progres
     """Evaluate every pending batch with the production model; alerts=False records results only."""
     report = progress or (lambda fraction, message: None)
     project = deps.data.project(name)
-    deployment = deps.registry.current_deployment(project["id"])
+    deployment = deps.registry.current_deployment(project.id)
     if deployment is None:
         return CycleResult(name, None)
     from app.core.services import traffic
 
     cycle = CycleResult(name, deployment.version)
-    batches = pending_batches(deps.registry, project["id"], deployment)
-    settings = ProjectSettings.from_dict(project["settings"])
+    batches = pending_batches(deps.registry, project.id, deployment)
+    settings = ProjectSettings.from_dict(project.settings)
     if not batches and not traffic.has_work(deps, project, settings):
         return cycle
     loaded = deps.data.load_version(name, deployment.version)
     reference = reference_for(deps, loaded)
-    training_value = deps.data.model_metrics(loaded.model_version).get(project["metric"])
+    training_value = deps.data.model_metrics(loaded.model_version).get(project.metric)
     # labels that arrived late describe older data than any new batch: evaluated first
     traffic.evaluate_late_labels(deps, project, settings, training_value, by, cycle, alerts)
     for index, row in enumerate(batches):
-        report(index / len(batches), f"monitoring dataset v{row['version']}")
-        frame = datasets.read_frame(deps.workspace.root / row["path"])
-        result, details = evaluate_batch(loaded, reference, frame, row, project["metric"])
+        report(index / len(batches), f"monitoring dataset v{row.version}")
+        frame = datasets.read_frame(deps.workspace.root / row.path)
+        result, details = evaluate_batch(loaded, reference, frame, row, project.metric)
         result.rules = check_rules(result, settings, training_value)
         with deps.registry.transaction():
             deps.registry.insert_monitor_result(
-                project_id=project["id"], model_version_id=loaded.model_version.id, dataset_version_id=row["id"],
+                project_id=project.id, model_version_id=loaded.model_version.id, dataset_version_id=row.id,
                 rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
                 estimated_value=result.estimated_value, drift_share=result.drift_share,
                 prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
@@ -171,10 +171,10 @@ def _has_ids(frame: pd.DataFrame, id_column: str | None) -> bool:
     return bool(id_column) and id_column in frame.columns and bool(frame[id_column].notna().any())
 
 
-def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: dict,
+def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: DatasetVersion,
                    metric: str) -> tuple[BatchResult, dict]:
     project = loaded.project
-    schema, task = project["schema"], project["task"]
+    schema, task = project.schema, project.task
     X = datasets.to_model_frame(frame, schema)
     predictions = loaded.model.predict(X)
     proba = loaded.model.predict_proba(X) if has_probabilities(loaded) else None
@@ -204,7 +204,7 @@ def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame,
         prediction_drift = prediction_stats["psi"]
     details["features"] = per_feature
     result = BatchResult(
-        dataset_version=row["version"], rows=len(frame), labelled=bool(labelled.any()),
+        dataset_version=row.version, rows=len(frame), labelled=bool(labelled.any()),
         labelled_rows=int(labelled.sum()), metric=metric, value=value, estimated_value=estimated,
         drifted_features=drifted, drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
         prediction_drift=prediction_drift)
@@ -248,7 +248,7 @@ def open_alert_by_rule(registry, project_id: int) -> dict[str, Alert]:
     return {alert.rule: alert for alert in registry.open_alerts(project_id)}
 
 
-def update_alerts(registry, project: dict, result: BatchResult, by: str, cycle: CycleResult) -> None:
+def update_alerts(registry, project: Project, result: BatchResult, by: str, cycle: CycleResult) -> None:
     """Open an alert for a rule that fires without one open; close one whose rule holds again."""
     details = {"dataset_version": result.dataset_version, "value": result.value,
                "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
@@ -256,16 +256,16 @@ def update_alerts(registry, project: dict, result: BatchResult, by: str, cycle: 
                 details, by, cycle)
 
 
-def apply_rules(registry, project: dict, rules: dict, where: str, dataset_version: int | None, details: dict,
+def apply_rules(registry, project: Project, rules: dict, where: str, dataset_version: int | None, details: dict,
                 by: str, cycle: CycleResult) -> None:
     """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
     adaptive training window starts there); None for traffic, which has no rows to train on."""
-    open_alerts = open_alert_by_rule(registry, project["id"])
+    open_alerts = open_alert_by_rule(registry, project.id)
     for rule, message in rules.items():
         cycle.firing[rule] = message
         current = open_alerts.get(rule)
         if message and current is None:
-            alert_id = registry.insert_alert(project_id=project["id"], rule=rule, severity=RULE_SEVERITY[rule],
+            alert_id = registry.insert_alert(project_id=project.id, rule=rule, severity=RULE_SEVERITY[rule],
                                              message=message, details=details)
             registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
                                {"alert_id": alert_id, "rule": rule, **details})

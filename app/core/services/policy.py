@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import TrainingData
+from app.core.domain.entities import Project, TrainingData
 from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
@@ -94,7 +94,7 @@ class Outcome:
 def loaded_model(deps: PolicyDependencies, name: str, version: int) -> LoadedModel:
     """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache, keyed by
     project, version id and hash: a project deleted and created again never gets the old model."""
-    model_version = deps.registry.model_version(deps.data.project(name)["id"], version)
+    model_version = deps.registry.model_version(deps.data.project(name).id, version)
     key = (name, model_version.id, model_version.sha256)
     return deps.loaded_models.get_or_build(key, lambda: deps.data.load_version(name, version))
 
@@ -112,11 +112,11 @@ def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None
     if not lock.acquire(timeout=lock_timeout):
         raise BusyError(f"project {name!r} is being monitored by another process (lock {lock.path})")
     try:
-        if deps.registry.current_deployment(project["id"]) is None:
+        if deps.registry.current_deployment(project.id) is None:
             ingested = sum(1 for item in swept if item["status"] == "processed")
             raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
                             f"{ingested} inbox file(s) ingested")
-        settings = ProjectSettings.from_dict(project["settings"])
+        settings = ProjectSettings.from_dict(project.settings)
         cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
         outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
@@ -149,7 +149,7 @@ class Observation:
 
 def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project["settings"])
+    settings = ProjectSettings.from_dict(project.settings)
     firing = {rule: message for rule, message in cycle.firing.items() if message}
     if settings.policy == "off":
         return Outcome("none", "policy off: results recorded, no alerts")
@@ -186,10 +186,10 @@ def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress
 
 
 # --------------------------------------------------------------------------- change points and the detector
-def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observation:
+def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Observation:
     """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
-    name = project["name"]
-    state = store.read_policy_state(deps.registry, project["id"])
+    name = project.name
+    state = store.read_policy_state(deps.registry, project.id)
     champion_version = cycle.production_version
     detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
     detector = LossCusum.from_dict(detector_state.get("cusum"))
@@ -203,7 +203,7 @@ def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observat
     champion = loaded_model(deps, name, champion_version) if labelled and champion_version else None
     for batch in labelled:
         frame = deps.data.dataset_frame(name, batch.dataset_version)
-        frame = frame[frame[project["target"]].notna()].reset_index(drop=True)
+        frame = frame[frame[project.target].notna()].reset_index(drop=True)
         frames.append(frame)
         if champion is None:
             continue  # no production model: no loss to watch
@@ -219,7 +219,7 @@ def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observat
     new_state = state.but(change_point=change_point, budget=budget,
                           detector={"champion_version": champion_version, "cusum": detector.to_dict()})
     with deps.registry.transaction():
-        store.write_policy_state(deps.registry, project["id"], new_state)
+        store.write_policy_state(deps.registry, project.id, new_state)
         if observation.change:
             change = observation.change
             deps.registry.add_event(
@@ -232,27 +232,27 @@ def observe(deps: PolicyDependencies, project: dict, cycle, by: str) -> Observat
     return observation
 
 
-def row_losses(project: dict, model, frame: pd.DataFrame) -> np.ndarray:
+def row_losses(project: Project, model, frame: pd.DataFrame) -> np.ndarray:
     """Per-row loss of a model: 0/1 errors for a classifier, absolute errors for a regressor."""
-    schema = project["schema"]
+    schema = project.schema
     predictions = np.asarray(model.predict(datasets.to_model_frame(frame, schema)))
     y = datasets.target_array(frame, schema)
-    if project["task"] == "classification":
+    if project.task == "classification":
         return (predictions != y).astype(float)
     return np.abs(predictions.astype(float) - y.astype(float))
 
 
-def adaptive_start(deps: PolicyDependencies, project: dict) -> int | None:
+def adaptive_start(deps: PolicyDependencies, project: Project) -> int | None:
     """The latest detected change (None: no change yet): where the rows since the change start."""
-    return store.read_policy_state(deps.registry, project["id"]).change_point
+    return store.read_policy_state(deps.registry, project.id).change_point
 
 
 # --------------------------------------------------------------------------- earlier versions as challengers
-def earlier_production_versions(deps: PolicyDependencies, project: dict, production: int | None) -> list[int]:
+def earlier_production_versions(deps: PolicyDependencies, project: Project, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m.version for m in deps.registry.model_versions(project["id"]) if m.archived}
+    archived = {m.version for m in deps.registry.model_versions(project.id) if m.archived}
     found: list[int] = []
-    for deployment in reversed(deps.registry.deployments(project["id"])):
+    for deployment in reversed(deps.registry.deployments(project.id)):
         version = deployment.version
         if version != production and version not in found and version not in archived:
             found.append(version)
@@ -277,7 +277,7 @@ def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, 
     accepted = [v for v in verdicts if v["accepted"]]
     if not accepted:
         return None
-    sign = 1 if higher_is_better(project["metric"]) else -1
+    sign = 1 if higher_is_better(project.metric) else -1
     best = max(accepted, key=lambda v: sign * v["challenger_value"])
     details = {"champion_version": production, "restored_version": best["version"], "candidates": verdicts,
                "alpha_per_candidate": alpha, **{k: best[k] for k in ("metric", "champion_value", "challenger_value",
@@ -290,7 +290,7 @@ def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, 
     return act_on_restore(deps, name, project, settings, details, numbers, fallback)
 
 
-def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings: ProjectSettings, details: dict, numbers: str,
+def act_on_restore(deps: PolicyDependencies, name: str, project: Project, settings: ProjectSettings, details: dict, numbers: str,
                    fallback: Outcome) -> Outcome:
     version = details["restored_version"]
     if settings.policy == "auto":
@@ -305,9 +305,9 @@ def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings:
         decision = "alert"
     with deps.registry.transaction():
         if decision == "restore_waiting":
-            deps.registry.set_alias(project["id"], "challenger", deps.registry.model_version(project["id"], version).id)
-        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in deps.registry.open_alerts(project["id"])):
-            alert_id = deps.registry.insert_alert(project_id=project["id"], rule=RESTORE_RULE, severity="warning",
+            deps.registry.set_alias(project.id, "challenger", deps.registry.model_version(project.id, version).id)
+        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in deps.registry.open_alerts(project.id)):
+            alert_id = deps.registry.insert_alert(project_id=project.id, rule=RESTORE_RULE, severity="warning",
                                                   message=message, details=details)
             deps.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
                                     {"alert_id": alert_id, "rule": RESTORE_RULE, **details})
@@ -318,7 +318,7 @@ def act_on_restore(deps: PolicyDependencies, name: str, project: dict, settings:
 
 
 # --------------------------------------------------------------------------- triggers, back-off, budget
-def retrain_reasons(deps: PolicyDependencies, project: dict, settings: ProjectSettings, cycle_rules: dict,
+def retrain_reasons(deps: PolicyDependencies, project: Project, settings: ProjectSettings, cycle_rules: dict,
                     observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
     """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
     opened_rules: the rules whose alert the cycle opened."""
@@ -337,31 +337,31 @@ def retrain_reasons(deps: PolicyDependencies, project: dict, settings: ProjectSe
     grown = young_champion_outgrown(deps, project)
     if grown:
         reasons.append(grown)
-    state = store.read_policy_state(deps.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project.id)
     if state.budget.get("momentum") and state.budget.get("tokens", BUDGET_START) >= 1:
         reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
     if settings.retrain_after_rows:
-        new_rows = store.labelled_rows_since_last_training(deps.registry, project["id"])
+        new_rows = store.labelled_rows_since_last_training(deps.registry, project.id)
         if new_rows >= settings.retrain_after_rows:
             reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
     return reasons
 
 
-def young_champion_outgrown(deps: PolicyDependencies, project: dict) -> str | None:
+def young_champion_outgrown(deps: PolicyDependencies, project: Project) -> str | None:
     """Since the latest change, the champion has seen fewer than RECENT_WINDOW_ROWS rows (it was
     fitted soon after it) and as many newer ones have arrived since: a challenger on the larger
     window is likely better. After a change this retrains at about 200, 400, 800... rows."""
-    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
     if change_point is None:
         return None
     seen_until = champion_seen_until(deps, project)
-    seen_since = store.labelled_rows_between(deps.registry, project["id"], change_point, seen_until)
+    seen_since = store.labelled_rows_between(deps.registry, project.id, change_point, seen_until)
     if not 0 < seen_since < RECENT_WINDOW_ROWS:
         return None
-    newer = store.labelled_rows_from(deps.registry, project["id"], max(seen_until + 1, change_point))
+    newer = store.labelled_rows_from(deps.registry, project.id, max(seen_until + 1, change_point))
     if newer < seen_since:
         return None
-    return (f"champion v{deps.data.production_version(project['name'])} saw {seen_since} rows since the change at "
+    return (f"champion v{deps.data.production_version(project.name)} saw {seen_since} rows since the change at "
             f"dataset v{change_point}; {newer} newer rows since")
 
 
@@ -370,18 +370,18 @@ def latest_value(cycle) -> float | None:
     return measured[-1] if measured else None
 
 
-def hold_reason(deps: PolicyDependencies, project: dict, settings: ProjectSettings, reasons: list[str],
+def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSettings, reasons: list[str],
                 latest: float | None = None) -> dict | None:
     """Why a triggered retrain waits (the back-off, the budget), with its numbers; None: go ahead.
     The back-off ends when the rows the champion never saw have doubled, or when the champion
     scores worse than at the rejected attempt by more than --max-drop (the drift went on)."""
-    state = store.read_policy_state(deps.registry, project["id"])
-    production = deps.data.production_version(project["name"])
+    state = store.read_policy_state(deps.registry, project.id)
+    production = deps.data.production_version(project.name)
     by_rows = all("new labelled rows" in reason or "newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(deps, project)
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
-             and drop_from(project["metric"], then, latest) > settings.max_drop)
+             and drop_from(project.metric, then, latest) > settings.max_drop)
     if (not by_rows and not worse and state.backoff_champion_version == production
             and unseen < 2 * state.backoff_unseen_rows):
         return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
@@ -396,7 +396,7 @@ def hold_reason(deps: PolicyDependencies, project: dict, settings: ProjectSettin
     return None
 
 
-def record_hold(deps: PolicyDependencies, project: dict, reasons: list[str], held: dict, fallback: Outcome) -> Outcome:
+def record_hold(deps: PolicyDependencies, project: Project, reasons: list[str], held: dict, fallback: Outcome) -> Outcome:
     message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
     details = {**fallback.details, **held, "reasons": reasons, "decision": "held"}
     with deps.registry.transaction():
@@ -404,57 +404,57 @@ def record_hold(deps: PolicyDependencies, project: dict, reasons: list[str], hel
     return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
 
 
-def champion_seen_until(deps: PolicyDependencies, project: dict) -> int:
+def champion_seen_until(deps: PolicyDependencies, project: Project) -> int:
     """The newest dataset version the production model was trained on (or existed when it was deployed)."""
-    deployment = deps.registry.current_deployment(project["id"])
+    deployment = deps.registry.current_deployment(project.id)
     if deployment is None:
-        raise KeelError(f"project {project['name']!r} has no production model yet (deploy a version first)")
+        raise KeelError(f"project {project.name!r} has no production model yet (deploy a version first)")
     model_version = deps.registry.model_version_by_id(deployment.model_version_id)
     used = deps.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
     if used:
         return max(used)
-    return store.dataset_version_at(deps.registry, project["id"], deployment.deployed_at)
+    return store.dataset_version_at(deps.registry, project.id, deployment.deployed_at)
 
 
-def gate_start(deps: PolicyDependencies, project: dict, change_point: int | None) -> int:
+def gate_start(deps: PolicyDependencies, project: Project, change_point: int | None) -> int:
     """The first dataset version of the gate's rows: unseen by the champion and, after a change, since it."""
     return max(champion_seen_until(deps, project) + 1, change_point or 0)
 
 
-def unseen_rows(deps: PolicyDependencies, project: dict) -> int:
+def unseen_rows(deps: PolicyDependencies, project: Project) -> int:
     """Labelled rows that the production model never saw (since the latest change, if one came after it)."""
-    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
-    return store.labelled_rows_from(deps.registry, project["id"], gate_start(deps, project, change_point))
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
+    return store.labelled_rows_from(deps.registry, project.id, gate_start(deps, project, change_point))
 
 
 def waiting_challenger(deps: PolicyDependencies, name: str) -> int | None:
     project = deps.data.project(name)
-    model_version_id = deps.registry.aliases(project["id"]).get("challenger")
+    model_version_id = deps.registry.aliases(project.id).get("challenger")
     if model_version_id is None:
         return None
     version = deps.registry.model_version_by_id(model_version_id).version
     return None if version == deps.data.production_version(name) else version
 
 
-def spend_budget(deps: PolicyDependencies, project: dict) -> None:
+def spend_budget(deps: PolicyDependencies, project: Project) -> None:
     """Every challenger fitted counts, whatever its gate decides."""
-    state = store.read_policy_state(deps.registry, project["id"])
+    state = store.read_policy_state(deps.registry, project.id)
     budget = dict(state.budget)
     budget["tokens"] = budget.get("tokens", BUDGET_START) - 1
     budget["retrains"] = budget.get("retrains", 0) + 1
     with deps.registry.transaction():
-        store.write_policy_state(deps.registry, project["id"], state.but(budget=budget))
+        store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
 
 
-def record_momentum(deps: PolicyDependencies, project: dict, promoted: bool) -> None:
+def record_momentum(deps: PolicyDependencies, project: Project, promoted: bool) -> None:
     """A promoted challenger asks for another once the budget allows; a rejected one stops that."""
-    state = store.read_policy_state(deps.registry, project["id"])
-    store.write_policy_state(deps.registry, project["id"], state.but(budget={**state.budget, "momentum": promoted}))
+    state = store.read_policy_state(deps.registry, project.id)
+    store.write_policy_state(deps.registry, project.id, state.but(budget={**state.budget, "momentum": promoted}))
 
 
-def record_backoff(deps: PolicyDependencies, project: dict, champion_version: int, unseen: int, champion_value: float | None) -> None:
-    state = store.read_policy_state(deps.registry, project["id"])
-    store.write_policy_state(deps.registry, project["id"],
+def record_backoff(deps: PolicyDependencies, project: Project, champion_version: int, unseen: int, champion_value: float | None) -> None:
+    state = store.read_policy_state(deps.registry, project.id)
+    store.write_policy_state(deps.registry, project.id,
                              state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen,
                                        backoff_champion_value=champion_value))
 
@@ -496,7 +496,7 @@ def forced_window(rows: pd.DataFrame, setting) -> Window:
     return Window("all", f"all {len(rows)} rows (--window all)", rows)
 
 
-def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
+def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
                   selection_rows: int) -> tuple[Window, dict]:
     """Adaptive: fit each candidate on the rows before the newest `selection_rows`, score it on them,
     keep the best (ties: the first, the larger window) and return it cut from all the rows before the gate."""
@@ -508,7 +508,7 @@ def choose_window(project: dict, settings: ProjectSettings, before_gate: pd.Data
     if len(selection) < MIN_GATE_ROWS or len(candidates) == 1:
         chosen = final.get("since change", final["all"])
         return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
-    schema, task, metric = project["schema"], project["task"], project["metric"]
+    schema, task, metric = project.schema, project.task, project.metric
     X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
     scores = {}
     for window in candidates:
@@ -531,16 +531,16 @@ def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], se
     project = deps.data.project(name)
     champion = deps.data.load_production(name)
     rows, sampling = deps.data.labelled_rows(name)
-    change_point = store.read_policy_state(deps.registry, project["id"]).change_point
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
     unseen = int((rows["__version__"] >= gate_start(deps, project, change_point)).sum())
     before_gate, gate_part = split_gate(rows, unseen)
-    training.check_trainable(before_gate, project["schema"], "the challenger's training rows")
+    training.check_trainable(before_gate, project.schema, "the challenger's training rows")
     spend_budget(deps, project)
     report(0.0, "choosing the training window")
     window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
     train_part = window.rows.drop(columns="__version__").reset_index(drop=True)
     used = sorted(int(v) for v in window.rows["__version__"].unique())
-    training.check_trainable(train_part, project["schema"], f"the challenger's training window ({window.description})")
+    training.check_trainable(train_part, project.schema, f"the challenger's training window ({window.description})")
     reason = f"policy retrain on {window.description}: " + "; ".join(reasons)
     report(0.3, f"training a challenger on {len(train_part)} rows")
     if sampling is not None:
@@ -565,12 +565,12 @@ def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], se
         raise
 
 
-def record_gate_failure(deps: PolicyDependencies, project: dict, details: dict, exc: BaseException) -> None:
+def record_gate_failure(deps: PolicyDependencies, project: Project, details: dict, exc: BaseException) -> None:
     """The challenger is registered but its decision is not: record why, or the audit log has an
     unexplained version and (no decision to back off from) the next firing batch retrains again."""
     version = details["challenger_version"]
     try:
-        if store.last_decided_challenger(deps.registry, project["id"]) == version:
+        if store.last_decided_challenger(deps.registry, project.id) == version:
             return  # the decision was committed; what failed came after it (the manifest file)
         error = f"{type(exc).__name__}: {exc}"
         with deps.registry.transaction():
@@ -580,12 +580,12 @@ def record_gate_failure(deps: PolicyDependencies, project: dict, details: dict, 
                                     {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
             record_backoff(deps, project, details["champion_version"], details["unseen_rows"], None)
     except Exception:
-        log.exception("could not record the failed gate of challenger v%s in %s", version, project["name"])
+        log.exception("could not record the failed gate of challenger v%s in %s", version, project.name)
 
 
-def decide(deps: PolicyDependencies, name: str, project: dict, settings: ProjectSettings, details: dict) -> Outcome:
+def decide(deps: PolicyDependencies, name: str, project: Project, settings: ProjectSettings, details: dict) -> Outcome:
     version, champion_version = details["challenger_version"], details["champion_version"]
-    metric = project["metric"]
+    metric = project.metric
     numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
                f"{details['challenger_value']:.4f} vs champion v{champion_version} "
                f"{details['champion_value']:.4f} on {details['gate_rows']} recent rows neither was trained on "
@@ -609,8 +609,8 @@ def decide(deps: PolicyDependencies, name: str, project: dict, settings: Project
 
         def record(project):
             if decision == "retrained_waiting":
-                deps.registry.set_alias(project["id"], "challenger",
-                                        deps.registry.model_version(project["id"], version).id)
+                deps.registry.set_alias(project.id, "challenger",
+                                        deps.registry.model_version(project.id, version).id)
             if decision == "retrained_rejected":
                 record_backoff(deps, project, champion_version, details["unseen_rows"], details["champion_value"])
             record_momentum(deps, project, decision == "retrained_deployed")
@@ -624,9 +624,9 @@ def decide(deps: PolicyDependencies, name: str, project: dict, settings: Project
     return Outcome(decision, message, details, version)
 
 
-def gate(project: dict, champion, challenger, gate_frame, margin: float, alpha: float) -> dict:
+def gate(project: Project, champion, challenger, gate_frame, margin: float, alpha: float) -> dict:
     """Score both models on the same rows and test whether the challenger is really better."""
-    schema, task, metric = project["schema"], project["task"], project["metric"]
+    schema, task, metric = project.schema, project.task, project.metric
     X = datasets.to_model_frame(gate_frame, schema)
     y = datasets.target_array(gate_frame, schema)
     outputs = [_model_outputs(model, X, task, metric) for model in (champion, challenger)]

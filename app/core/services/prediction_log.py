@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.entities import Project
 from app.core.domain.settings import ProjectSettings
 from app.core.store.registry import Registry
 
@@ -116,10 +117,10 @@ def _plain(value):
     return value
 
 
-def record(registry: Registry, project: dict, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
+def record(registry: Registry, project: Project, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
            probabilities, source: str = "predict") -> int:
     """Record scored rows now (sampled by the project's setting), pruning in the same transaction."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project["settings"]))
+    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
     chosen = sampled_rows(len(ids), policy.share)
     if chosen == []:
         return 0
@@ -128,17 +129,17 @@ def record(registry: Registry, project: dict, model_version_id: int, ids: list[s
         X = X.iloc[chosen]
         predictions = [predictions[i] for i in chosen]
         probabilities = None if probabilities is None else [probabilities[i] for i in chosen]
-    rows = encode(project["id"], model_version_id, iso(time.time()), ids, X, predictions, probabilities, source)
+    rows = encode(project.id, model_version_id, iso(time.time()), ids, X, predictions, probabilities, source)
     with registry.transaction():
         registry.insert_predictions(rows)
-        registry.prune_predictions(project["id"], policy.max_rows, cutoff(policy.max_days))
+        registry.prune_predictions(project.id, policy.max_rows, cutoff(policy.max_days))
     return len(rows)
 
 
-def summary(registry: Registry, project: dict) -> dict:
+def summary(registry: Registry, project: Project) -> dict:
     """For `status`: how many records the log holds, and its limits."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project["settings"]))
-    found = registry.prediction_log_summary(project["id"])
+    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
+    found = registry.prediction_log_summary(project.id)
     return {"rows": found["rows"], "oldest_at": found["oldest_at"], "newest_at": found["newest_at"],
             "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.core.domain.entities import ModelVersion, TrainingData
+from app.core.domain.entities import DatasetVersion, ModelVersion, Project, TrainingData
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.store.policy_state import read_policy_state
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
 
 @dataclass
 class LoadedModel:
-    project: dict
+    project: Project
     model_version: ModelVersion
     model: Any  # a fitted scikit-learn estimator (Keel's own: a Pipeline)
 
@@ -39,26 +39,26 @@ class ProjectData:
         self._workspace = workspace
 
     # ---------------------------------------------------------------- projects
-    def project(self, name: str) -> dict:
+    def project(self, name: str) -> Project:
         return self._registry.project(name)
 
     def production_version(self, name: str) -> int | None:
-        deployment = self._registry.current_deployment(self.project(name)["id"])
+        deployment = self._registry.current_deployment(self.project(name).id)
         return deployment.version if deployment else None
 
     # ---------------------------------------------------------------- data
-    def dataset_versions(self, name: str) -> list[dict]:
-        return self._registry.dataset_versions(self.project(name)["id"])
+    def dataset_versions(self, name: str) -> list[DatasetVersion]:
+        return self._registry.dataset_versions(self.project(name).id)
 
     def dataset_frame(self, name: str, version: int, rows: int | None = None) -> pd.DataFrame:
         """A dataset version's rows as stored; rows: its first rows only (a preview of a large version)."""
         from app.core.ml import datasets
 
         project = self.project(name)
-        row = self._registry.dataset_version(project["id"], version)
+        row = self._registry.dataset_version(project.id, version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        return datasets.read_frame(self._workspace.root / row["path"], rows)
+        return datasets.read_frame(self._workspace.root / row.path, rows)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
         """The project's training rows and the dataset versions they come from (see training_data)."""
@@ -75,17 +75,17 @@ class ProjectData:
         from app.core.ml import datasets
 
         project = self.project(name)
-        settings = ProjectSettings.from_dict(project["settings"])
+        settings = ProjectSettings.from_dict(project.settings)
         if since_dataset_version is None and settings.window == "adaptive":
-            since_dataset_version = read_policy_state(self._registry, project["id"]).change_point
+            since_dataset_version = read_policy_state(self._registry, project.id).change_point
         chosen = self._training_versions(project, settings, since_dataset_version)
-        wanted = sum(row["labelled_rows"] for row in chosen)
+        wanted = sum(row.labelled_rows for row in chosen)
         if isinstance(settings.window, int):
             wanted = min(wanted, settings.window)
         budget = datasets.train_memory_bytes()
-        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project["schema"])))
-        frames = [datasets.read_labelled_rows(self._workspace.root / row["path"], project["target"], share,
-                                              settings.seed + row["version"]) for row in chosen]
+        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project.schema)))
+        frames = [datasets.read_labelled_rows(self._workspace.root / row.path, project.target, share,
+                                              settings.seed + row.version) for row in chosen]
         combined = pd.concat(frames, ignore_index=True)
         if isinstance(settings.window, int):
             newest = settings.window if share >= 1 else int(settings.window * share)
@@ -93,7 +93,7 @@ class ProjectData:
                 combined = combined.iloc[-newest:].reset_index(drop=True)
         sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
                                             "memory_budget_mb": round(budget / 2**20)}
-        return TrainingData(combined, [row["version"] for row in chosen], sampling)
+        return TrainingData(combined, [row.version for row in chosen], sampling)
 
     def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
         """Every labelled row of the project, oldest first, with its dataset version in `__version__`,
@@ -103,37 +103,37 @@ class ProjectData:
         from app.core.ml import datasets
 
         project = self.project(name)
-        seed = ProjectSettings.from_dict(project["settings"]).seed
-        chosen = [row for row in self._registry.dataset_versions(project["id"]) if row["labelled_rows"]]
+        seed = ProjectSettings.from_dict(project.settings).seed
+        chosen = [row for row in self._registry.dataset_versions(project.id) if row.labelled_rows]
         if not chosen:
             raise ValidationError(f"project {name!r} has no labelled data to train on")
-        wanted = sum(row["labelled_rows"] for row in chosen)
+        wanted = sum(row.labelled_rows for row in chosen)
         budget = datasets.train_memory_bytes()
-        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project["schema"])))
-        frames = [datasets.read_labelled_rows(self._workspace.root / row["path"], project["target"], share,
-                                              seed + row["version"]).assign(__version__=row["version"])
+        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project.schema)))
+        frames = [datasets.read_labelled_rows(self._workspace.root / row.path, project.target, share,
+                                              seed + row.version).assign(__version__=row.version)
                   for row in chosen]
         combined = pd.concat(frames, ignore_index=True)
         sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
                                             "memory_budget_mb": round(budget / 2**20)}
         return combined, sampling
 
-    def _training_versions(self, project: dict, settings: ProjectSettings,
-                           since_dataset_version: int | None) -> list[dict]:
+    def _training_versions(self, project: Project, settings: ProjectSettings,
+                           since_dataset_version: int | None) -> list[DatasetVersion]:
         """The dataset versions a training reads: labelled, in the window (with a row window of N: the
         newest versions that hold N rows)."""
-        chosen = [row for row in self._registry.dataset_versions(project["id"]) if row["labelled_rows"]
-                  and (since_dataset_version is None or row["version"] >= since_dataset_version)]
+        chosen = [row for row in self._registry.dataset_versions(project.id) if row.labelled_rows
+                  and (since_dataset_version is None or row.version >= since_dataset_version)]
         if isinstance(settings.window, int):
-            needed, newest = settings.window, list[dict]()
+            needed, newest = settings.window, list[DatasetVersion]()
             for row in reversed(chosen):
                 if needed <= 0:
                     break
                 newest.insert(0, row)
-                needed -= row["labelled_rows"]
+                needed -= row.labelled_rows
             chosen = newest
         if not chosen:
-            name = project["name"]
+            name = project.name
             if since_dataset_version is not None:
                 raise ValidationError(
                     f"project {name!r} has no labelled data from dataset v{since_dataset_version} on "
@@ -150,7 +150,7 @@ class ProjectData:
         from app.core.ml import artifacts
 
         project = self.project(name)
-        model_version = self._registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project.id, version)
         model = artifacts.load_model(self._workspace.root / model_version.artifact_path, model_version.sha256,
                                      model_version.extra_trusted_types)
         return LoadedModel(project, model_version, model)
@@ -165,6 +165,6 @@ class ProjectData:
         from app.core.ml import datasets
 
         project = self.project(name)
-        model_version = self._registry.model_version(project["id"], version)
+        model_version = self._registry.model_version(project.id, version)
         path = (self._workspace.root / model_version.artifact_path).with_suffix(".reference.parquet")
         return datasets.read_frame(path) if path.exists() else None

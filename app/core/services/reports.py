@@ -15,7 +15,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core.domain.entities import Deployment, Event
+from app.core.domain.entities import Deployment, Event, MonitorResult, Project
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings, higher_is_better
 from app.core.ml.training import PRESET_LABELS
@@ -68,20 +68,20 @@ def _period(deployments: list[dict], since: str | None, version: int) -> tuple[s
     return latest["deployed_at"], latest["until"], label
 
 
-def model_card(deps: Dependencies, project: dict, version: int) -> dict:
+def model_card(deps: Dependencies, project: Project, version: int) -> dict:
     from app.core.services import insights
 
     registry = deps.registry
-    model_version = registry.model_version(project["id"], version)
+    model_version = registry.model_version(project.id, version)
     run = registry.run(model_version.run_id) if model_version.run_id else None
     params = registry.run_params(run["id"]) if run else {}
     metrics = deps.data.model_metrics(model_version)
-    compared = insights.compare_versions(deps, project["name"], [version])
+    compared = insights.compare_versions(deps, project.name, [version])
     scored = compared["versions"][0]
-    events = registry.events(project["id"])
+    events = registry.events(project.id)
     return {
-        "version": version, "created_at": model_version.created_at, "task": project["task"],
-        "target": project["target"], "metric": project["metric"], "notes": model_version.notes,
+        "version": version, "created_at": model_version.created_at, "task": project.task,
+        "target": project.target, "metric": project.metric, "notes": model_version.notes,
         "aliases": list(model_version.aliases), "archived": model_version.archived,
         "preset": run["preset"] if run else None,
         "preset_label": PRESET_LABELS.get(run["preset"], run["preset"]) if run else None,
@@ -90,8 +90,8 @@ def model_card(deps: Dependencies, project: dict, version: int) -> dict:
         "kind": run["kind"] if run else "unknown", "import_source": params.get("source"),
         "training": _training_data(deps, project, run, params),
         "trained": _first(events, "model_trained", version) or _first(events, "model_imported", version),
-        "metrics": [{"name": k, "value": v, "primary": k == project["metric"]}
-                    for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project["metric"], item[0]))],
+        "metrics": [{"name": k, "value": v, "primary": k == project.metric}
+                    for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))],
         "holdout_rows": params.get("test_rows"), "train_rows": params.get("train_rows"),
         "scored_rows": scored["rows"], "classes": scored["classes"], "confusion": scored["confusion"],
         "importance_kind": scored["importance_kind"],
@@ -99,10 +99,10 @@ def model_card(deps: Dependencies, project: dict, version: int) -> dict:
         "later_data": compared["common"] and {**compared["common"], "metrics": scored.get("common_metrics", {})},
         "gate": [_decision(e) for e in events if e.kind == "retrain_decision"
                  and e.details.get("challenger_version") == version],
-        "deployments": _deployments_of(registry.deployments(project["id"]), version),
+        "deployments": _deployments_of(registry.deployments(project.id), version),
         "library_versions": run["library_versions"] if run else {},
         "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
-        "settings": ProjectSettings.from_dict(project["settings"]).to_dict(),
+        "settings": ProjectSettings.from_dict(project.settings).to_dict(),
     }
 
 
@@ -136,14 +136,14 @@ def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
     return stints
 
 
-def _training_data(deps: Dependencies, project: dict, run: dict | None, params: dict) -> dict:
+def _training_data(deps: Dependencies, project: Project, run: dict | None, params: dict) -> dict:
     used = set(run["dataset_versions"]) if run else set()
-    rows = deps.registry.dataset_versions(project["id"])
-    by_id = {row["id"]: row["version"] for row in rows}
-    versions = [{"version": row["version"], "rows": row["rows"], "labelled_rows": row["labelled_rows"],
-                 "source": row["source"], "created_at": row["created_at"], "sha256": row["content_sha256"],
-                 "parent": by_id.get(row["parent_id"])} for row in rows if row["version"] in used]
-    window = ProjectSettings.from_dict(project["settings"]).window
+    rows = deps.registry.dataset_versions(project.id)
+    by_id: dict[int | None, int] = {row.id: row.version for row in rows}
+    versions = [{"version": row.version, "rows": row.rows, "labelled_rows": row.labelled_rows,
+                 "source": row.source, "created_at": row.created_at, "sha256": row.content_sha256,
+                 "parent": by_id.get(row.parent_id)} for row in rows if row.version in used]
+    window = ProjectSettings.from_dict(project.settings).window
     return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
             "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
             "holdout_share": params.get("holdout_share"), "cv_folds": params.get("cv_folds"),
@@ -154,16 +154,16 @@ def _in_period(at: str | None, start: str, end: str | None) -> bool:
     return at is not None and at >= start and (end is None or at < end)
 
 
-def monitoring_report(deps: Dependencies, project: dict, start: str, end: str | None) -> dict:
+def monitoring_report(deps: Dependencies, project: Project, start: str, end: str | None) -> dict:
     registry = deps.registry
-    settings = ProjectSettings.from_dict(project["settings"])
-    results = [r for r in registry.monitor_results(project["id"]) if _in_period(r["at"], start, end)]
-    deployments = registry.deployments(project["id"])
+    settings = ProjectSettings.from_dict(project.settings)
+    results = [r for r in registry.monitor_results(project.id) if _in_period(r.at, start, end)]
+    deployments = registry.deployments(project.id)
     features = _feature_drift(results)
-    alerts = [a for a in registry.alerts(project["id"])
+    alerts = [a for a in registry.alerts(project.id)
               if a.opened_at < (end or "\uffff") and (a.closed_at is None or a.closed_at >= start)]
     return {
-        "metric": project["metric"], "higher_is_better": higher_is_better(project["metric"]),
+        "metric": project.metric, "higher_is_better": higher_is_better(project.metric),
         "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
         "batches": [_batch(r) for r in results],
         "deployments": [{"at": d.deployed_at, "version": d.version, "by": d.by, "reason": d.reason,
@@ -174,39 +174,39 @@ def monitoring_report(deps: Dependencies, project: dict, start: str, end: str | 
         "distributions": _distributions(deps, project, results, features),
         "alerts": [{**a.headline(), "status": a.status, "closed_at": a.closed_at} for a in alerts],
         "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
-                      for e in registry.events(project["id"])
+                      for e in registry.events(project.id)
                       if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)],
     }
 
 
-def _batch(result: dict) -> dict:
-    return {"at": result["at"], "dataset_version": result["dataset_version"], "model_version": result["model_version"],
-            "rows": result["rows"], "labelled_rows": result["labelled_rows"], "value": result["value"],
-            "estimated_value": result["estimated_value"], "drift_share": result["drift_share"],
-            "drifted": result["drifted_features"],
-            "fired": sorted(rule for rule, message in result["details"].get("rules", {}).items() if message)}
+def _batch(result: MonitorResult) -> dict:
+    return {"at": result.at, "dataset_version": result.dataset_version, "model_version": result.model_version,
+            "rows": result.rows, "labelled_rows": result.labelled_rows, "value": result.value,
+            "estimated_value": result.estimated_value, "drift_share": result.drift_share,
+            "drifted": result.drifted_features,
+            "fired": sorted(rule for rule, message in result.details.get("rules", {}).items() if message)}
 
 
-def _training_values(deps: Dependencies, project: dict, results: list[dict]) -> dict[int, float | None]:
+def _training_values(deps: Dependencies, project: Project, results: list[MonitorResult]) -> dict[int, float | None]:
     values = {}
-    for model_version in {r["model_version"] for r in results}:
-        row = deps.registry.model_version(project["id"], model_version)
-        values[model_version] = deps.data.model_metrics(row).get(project["metric"])
+    for model_version in {r.model_version for r in results}:
+        row = deps.registry.model_version(project.id, model_version)
+        values[model_version] = deps.data.model_metrics(row).get(project.metric)
     return values
 
 
-def _feature_drift(results: list[dict]) -> list[dict]:
+def _feature_drift(results: list[MonitorResult]) -> list[dict]:
     """Per feature: its statistics on each batch of the period, and how often it drifted."""
     names: list[str] = []
     for result in results:
-        names.extend(n for n in result["details"].get("features", {}) if n not in names)
+        names.extend(n for n in result.details.get("features", {}) if n not in names)
     rows = []
     for name in names:
         cells = []
         for result in results:
-            stats = result["details"].get("features", {}).get(name)
+            stats = result.details.get("features", {}).get(name)
             cells.append(None if stats is None else {
-                "dataset_version": result["dataset_version"], "psi": stats.get("psi"), "drifted": stats.get("drifted"),
+                "dataset_version": result.dataset_version, "psi": stats.get("psi"), "drifted": stats.get("drifted"),
                 "effect": stats.get("wasserstein_norm", stats.get("jensen_shannon")), "kind": stats.get("kind")})
         drifted = [c["dataset_version"] for c in cells if c and c["drifted"]]
         rows.append({"name": name, "cells": cells, "drifted_in": drifted,
@@ -214,30 +214,31 @@ def _feature_drift(results: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda row: (-len(row["drifted_in"]), row["name"]))
 
 
-def _distributions(deps: Dependencies, project: dict, results: list[dict], features: list[dict]) -> list[dict]:
+def _distributions(deps: Dependencies, project: Project, results: list[MonitorResult],
+                   features: list[dict]) -> list[dict]:
     """Reference (the monitoring model's training rows) vs current (the latest batch where the
     feature drifted) values of the drifted features."""
     from app.core.ml import datasets
 
-    schema = project["schema"]
-    by_dataset = {r["dataset_version"]: r for r in results}
+    schema = project.schema
+    by_dataset = {r.dataset_version: r for r in results}
     frames: dict[tuple, object] = {}
 
     def values(kind: str, key):
         if (kind, key) not in frames:
             if kind == "reference":
-                reference = deps.data.reference_frame(project["name"], key)
+                reference = deps.data.reference_frame(project.name, key)
                 if reference is not None and "__split__" in reference:
                     reference = reference[reference["__split__"] == "train"]
                 frames[(kind, key)] = None if reference is None else datasets.to_model_frame(reference, schema)
             else:
-                frames[(kind, key)] = datasets.to_model_frame(deps.data.dataset_frame(project["name"], key), schema)
+                frames[(kind, key)] = datasets.to_model_frame(deps.data.dataset_frame(project.name, key), schema)
         return frames[(kind, key)]
 
     drawn = []
     for feature in [f for f in features if f["drifted_in"]][:MAX_DISTRIBUTION_FEATURES]:
         dataset_version = feature["drifted_in"][-1]
-        model_version = by_dataset[dataset_version]["model_version"]
+        model_version = by_dataset[dataset_version].model_version
         reference = values("reference", model_version)
         if reference is None:
             continue

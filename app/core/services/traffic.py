@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import Project
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics
@@ -59,25 +60,25 @@ def storage_frame(X: pd.DataFrame, schema: dict) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- a cycle's work
-def has_work(deps: Dependencies, project: dict, settings: ProjectSettings) -> bool:
+def has_work(deps: Dependencies, project: Project, settings: ProjectSettings) -> bool:
     """New traffic since the last window, late measurements to evaluate, or windows to check for late labels."""
     registry = deps.registry
-    last = registry.last_traffic_window(project["id"])
-    if registry.prediction_log_summary(project["id"])["last_id"] > (last["last_prediction_id"] if last else 0):
+    last = registry.last_traffic_window(project.id)
+    if registry.prediction_log_summary(project.id)["last_id"] > (last["last_prediction_id"] if last else 0):
         return True
-    if registry.pending_late_measurements(project["id"]):
+    if registry.pending_late_measurements(project.id):
         return True
     return bool(settings.id_column)  # label coverage is checked every cycle
 
 
-def monitor_traffic(deps: Dependencies, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
+def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
                     training_value: float | None, by: str, cycle, alerts: bool) -> None:
     """Take the traffic logged since the last window as a new window; then check label coverage."""
     from app.core.services.monitoring import apply_rules
 
     registry = deps.registry
-    last = registry.last_traffic_window(project["id"])
-    records = registry.predictions(project["id"], after_id=last["last_prediction_id"] if last else 0)
+    last = registry.last_traffic_window(project.id)
+    records = registry.predictions(project.id, after_id=last["last_prediction_id"] if last else 0)
     if records:
         window, details, rules = evaluate_window(deps, project, loaded, reference, settings, records)
         with registry.transaction():
@@ -86,7 +87,7 @@ def monitor_traffic(deps: Dependencies, project: dict, loaded, reference: drift.
             if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
                 registry.set_window_measurement(window_id, value, labelled, deps.clock())
                 window.update(value=value, labelled_rows=labelled)
-                rules.update(measured_rules(project["metric"], value, settings, training_value,
+                rules.update(measured_rules(project.metric, value, settings, training_value,
                                             f"traffic window {window_id}"))
             if alerts:
                 apply_rules(registry, project, rules, f"traffic window {window_id}", None,
@@ -100,9 +101,9 @@ def monitor_traffic(deps: Dependencies, project: dict, loaded, reference: drift.
             apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
 
 
-def evaluate_window(deps: Dependencies, project: dict, loaded, reference: drift.DriftReference, settings: ProjectSettings,
+def evaluate_window(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
                     records: list[dict]) -> tuple[dict, dict, dict]:
-    schema, task, metric = project["schema"], project["task"], project["metric"]
+    schema, task, metric = project.schema, project.task, project.metric
     X = model_frame(records, schema)
     predictions = [r["prediction"] for r in records]
     details: dict = {"model_versions": sorted({r["model_version_id"] for r in records})}
@@ -119,7 +120,7 @@ def evaluate_window(deps: Dependencies, project: dict, loaded, reference: drift.
     drifted = drift.drifted_names(per_feature)
     details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
                    prediction_shares=_shares(predictions) if task == "classification" else None)
-    window = dict(project_id=project["id"], model_version_id=loaded.model_version.id,
+    window = dict(project_id=project.id, model_version_id=loaded.model_version.id,
                   first_prediction_id=records[0]["id"], last_prediction_id=records[-1]["id"],
                   started_at=records[0]["at"], ended_at=records[-1]["at"], monitored_at=deps.clock(), rows=len(records),
                   metric=metric, estimated_value=estimated,
@@ -164,12 +165,12 @@ def _probability_summary(proba: np.ndarray) -> np.ndarray:
 def _probability_reference(deps: Dependencies, loaded, reference: drift.DriftReference):
     """The model's probabilities on its training rows, summarised like a window's; built once per reference."""
     if "probability" not in reference.extra:
-        frame = deps.data.reference_frame(loaded.project["name"], loaded.version)
+        frame = deps.data.reference_frame(loaded.project.name, loaded.version)
         built = None
         if frame is not None and hasattr(loaded.model, "predict_proba"):
             train = frame[frame["__split__"] == "train"]
             if len(train):
-                X_train = datasets.to_model_frame(train, loaded.project["schema"])
+                X_train = datasets.to_model_frame(train, loaded.project.schema)
                 built = drift.NumericReference.build(
                     "probability", _probability_summary(np.asarray(loaded.model.predict_proba(X_train), dtype=float)))
         reference.extra["probability"] = built
@@ -203,37 +204,37 @@ def public_window(window: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- measured metrics
-def window_metric(project: dict, rows: list[dict]) -> float | None:
+def window_metric(project: Project, rows: list[dict]) -> float | None:
     """The project's metric over labelled logged records (prediction, probabilities, label)."""
     if not rows:
         return None
-    task, metric = project["task"], project["metric"]
+    task, metric = project.task, project.metric
     y = np.asarray([r["label"] for r in rows])  # ints, floats or strings: numpy's own type, never object
     predictions = np.asarray([r["prediction"] for r in rows])
     if task == "regression":
         y, predictions = y.astype(float), predictions.astype(float)
     proba = _probabilities(rows) if task == "classification" else None
-    classes = project["schema"].get("classes") or None
+    classes = project.schema.get("classes") or None
     if proba is not None and classes is not None and proba.shape[1] != len(classes):
         proba = None
     value = compute_metrics(task, y, predictions, proba, classes).get(metric)
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def measure_window(registry, project: dict, window: dict) -> tuple[float | None, int]:
+def measure_window(registry, project: Project, window: dict) -> tuple[float | None, int]:
     rows = registry.late_labels_in_window(window)
     return window_metric(project, rows), len(rows)
 
 
 
 # --------------------------------------------------------------------------- late measurements
-def evaluate_late_labels(deps: Dependencies, project: dict, settings: ProjectSettings, training_value: float | None, by: str,
+def evaluate_late_labels(deps: Dependencies, project: Project, settings: ProjectSettings, training_value: float | None, by: str,
                          cycle, alerts: bool) -> None:
     """The measured rules on each window measured late since the last cycle (its newest measurement)."""
     from app.core.services.monitoring import apply_rules
 
     registry = deps.registry
-    pending = registry.pending_late_measurements(project["id"])
+    pending = registry.pending_late_measurements(project.id)
     if not pending:
         return
     newest = {}
@@ -275,25 +276,25 @@ def measured_rules(metric: str, value: float | None, settings: ProjectSettings, 
 
 
 # --------------------------------------------------------------------------- label coverage
-def coverage_rows(deps: Dependencies, project: dict) -> list[dict]:
+def coverage_rows(deps: Dependencies, project: Project) -> list[dict]:
     """Every window that waits for labels: traffic windows, and unlabelled batches with IDs."""
     registry = deps.registry
     rows = [{"kind": "traffic", "window": w["id"], "ended_at": w["ended_at"], "rows": w["rows"],
              "labelled_rows": w["labelled_rows"], "value": w["value"], "metric": w["metric"]}
-            for w in registry.traffic_windows(project["id"])]
-    late = {m["monitor_result_id"]: m for m in registry.latest_late_measurements(project["id"])}
-    for result in registry.monitor_results(project["id"]):
-        if result["labelled_rows"] == 0 and result["details"].get("has_ids"):
-            measured = late.get(result["id"])
-            rows.append({"kind": "batch", "dataset_version": result["dataset_version"], "ended_at": result["at"],
-                         "rows": result["rows"], "labelled_rows": measured["labelled_rows"] if measured else 0,
-                         "value": measured["value"] if measured else None, "metric": result["metric"]})
+            for w in registry.traffic_windows(project.id)]
+    late = {m["monitor_result_id"]: m for m in registry.latest_late_measurements(project.id)}
+    for result in registry.monitor_results(project.id):
+        if result.labelled_rows == 0 and result.details.get("has_ids"):
+            measured = late.get(result.id)
+            rows.append({"kind": "batch", "dataset_version": result.dataset_version, "ended_at": result.at,
+                         "rows": result.rows, "labelled_rows": measured["labelled_rows"] if measured else 0,
+                         "value": measured["value"] if measured else None, "metric": result.metric})
     for row in rows:
         row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0
     return rows
 
 
-def late_labels_message(deps: Dependencies, project: dict, settings: ProjectSettings, now: datetime | None = None) -> str:
+def late_labels_message(deps: Dependencies, project: Project, settings: ProjectSettings, now: datetime | None = None) -> str:
     """"" when every window older than --label-delay has at least --label-coverage of its rows labelled."""
     now = now or datetime.now(UTC)
     due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
@@ -305,7 +306,7 @@ def late_labels_message(deps: Dependencies, project: dict, settings: ProjectSett
     labelled = sum(row["labelled_rows"] for row in late)
     return (f"labels are late: {len(late)} window(s) older than {settings.label_delay} have "
             f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
-            f"(below {settings.label_coverage:.0%}); send them with `keel labels {project['name']} FILE`")
+            f"(below {settings.label_coverage:.0%}); send them with `keel labels {project.name} FILE`")
 
 
 # --------------------------------------------------------------------------- for the window and `status`
@@ -313,8 +314,8 @@ def overview(deps: Dependencies, name: str, bucket: str = "hour") -> dict:
     """Traffic windows (with label coverage), late-measured batches, and request volume over time."""
     project = deps.data.project(name)
     registry = deps.registry
-    windows = [public_window(w) for w in registry.traffic_windows(project["id"])]
+    windows = [public_window(w) for w in registry.traffic_windows(project.id)]
     chars = {"minute": 16, "hour": 13, "day": 10}[bucket]
-    volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project["id"], chars)]
+    volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project.id, chars)]
     batches = [row for row in coverage_rows(deps, project) if row["kind"] == "batch"]
     return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}

@@ -12,7 +12,7 @@ import json
 import shutil
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -80,7 +80,7 @@ class ArchiveWriter:
 
 @contextmanager
 def write_archive(destination: Path, kind: str, meta: dict | None = None,
-                  before_manifest=None) -> Iterator[ArchiveWriter]:
+                  before_manifest: Callable[[ArchiveWriter], None] | None = None) -> Iterator[ArchiveWriter]:
     """Yield a writer; on a clean exit the manifest is added and the file renamed into place.
     before_manifest(writer), if given, runs just before the manifest is written."""
     destination = Path(destination)
@@ -150,7 +150,7 @@ class ArchiveReader:
     def __enter__(self) -> "ArchiveReader":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def verify(self) -> None:

@@ -13,8 +13,12 @@
 
 import json
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
+
+if TYPE_CHECKING:
+    from app.core.store.registry import Registry  # the registry imports this module's schema
 
 # Registry migration 7: the table, filled from what the audit log held until now.
 POLICY_STATE_SCHEMA = """
@@ -57,11 +61,11 @@ class PolicyState:
     detector: dict = field(default_factory=dict)
     budget: dict = field(default_factory=dict)
 
-    def but(self, **changes) -> "PolicyState":
+    def but(self, **changes: Any) -> "PolicyState":
         return replace(self, **changes)
 
 
-def read_policy_state(registry, project_id: int) -> PolicyState:
+def read_policy_state(registry: "Registry", project_id: int) -> PolicyState:
     row = registry.query_one("SELECT * FROM policy_state WHERE project_id = ?", (project_id,))
     if row is None:
         return PolicyState()
@@ -71,7 +75,7 @@ def read_policy_state(registry, project_id: int) -> PolicyState:
                        budget=json.loads(row["budget_json"]))
 
 
-def write_policy_state(registry, project_id: int, state: PolicyState) -> None:
+def write_policy_state(registry: "Registry", project_id: int, state: PolicyState) -> None:
     """Insert or replace the project's row (call inside the transaction that records the decision)."""
     registry.conn.execute(
         "INSERT INTO policy_state (project_id, change_point, backoff_champion_version, backoff_unseen_rows, "
@@ -86,28 +90,31 @@ def write_policy_state(registry, project_id: int, state: PolicyState) -> None:
 
 
 # --------------------------------------------------------------------------- the policy's reads
-def dataset_version_at(registry, project_id: int, at: str) -> int:
+def _one_value(registry: "Registry", sql: str, *params: object) -> Any:
+    """The single value of an aggregate query (which always returns one row)."""
+    return registry.conn.execute(sql, params).fetchone()[0]
+
+
+def dataset_version_at(registry: "Registry", project_id: int, at: str) -> int:
     """The newest dataset version created at or before `at` (0: none)."""
-    row = registry.query_one("SELECT COALESCE(MAX(version), 0) AS version FROM dataset_versions "
-                             "WHERE project_id = ? AND created_at <= ?", (project_id, at))
-    return int(row["version"])
+    return int(_one_value(registry, "SELECT COALESCE(MAX(version), 0) FROM dataset_versions "
+                                    "WHERE project_id = ? AND created_at <= ?", project_id, at))
 
 
-def labelled_rows_from(registry, project_id: int, first_version: int) -> int:
-    row = registry.query_one("SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions "
-                             "WHERE project_id = ? AND version >= ?", (project_id, first_version))
-    return int(row["n"])
+def labelled_rows_from(registry: "Registry", project_id: int, first_version: int) -> int:
+    return int(_one_value(registry, "SELECT COALESCE(SUM(labelled_rows), 0) FROM dataset_versions "
+                                    "WHERE project_id = ? AND version >= ?", project_id, first_version))
 
 
-def labelled_rows_since_last_training(registry, project_id: int) -> int:
+def labelled_rows_since_last_training(registry: "Registry", project_id: int) -> int:
     last = registry.query_one("SELECT started_at FROM runs WHERE project_id = ? AND kind = 'train' "
                               "ORDER BY id DESC LIMIT 1", (project_id,))
-    row = registry.query_one("SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions "
-                             "WHERE project_id = ? AND created_at > ?", (project_id, last["started_at"] if last else ""))
-    return int(row["n"])
+    return int(_one_value(registry, "SELECT COALESCE(SUM(labelled_rows), 0) FROM dataset_versions "
+                                    "WHERE project_id = ? AND created_at > ?", project_id,
+                          last["started_at"] if last else ""))
 
 
-def last_decided_challenger(registry, project_id: int) -> int | None:
+def last_decided_challenger(registry: "Registry", project_id: int) -> int | None:
     """The challenger version named by the project's latest retrain decision."""
     row = registry.query_one("SELECT json_extract(details_json, '$.challenger_version') AS version FROM events "
                              "WHERE project_id = ? AND kind = 'retrain_decision' ORDER BY id DESC LIMIT 1",
@@ -118,7 +125,7 @@ def last_decided_challenger(registry, project_id: int) -> int | None:
 DECISION_EVENTS = ("retrain_decision", "restore_decision", "retrain_held")
 
 
-def decision_events(registry, project_id: int, after_id: int = 0) -> list[dict]:
+def decision_events(registry: "Registry", project_id: int, after_id: int = 0) -> list[dict]:
     """The policy's decisions (retrain, reject, restore, hold) from the audit log, oldest first."""
     marks = ", ".join("?" for _ in DECISION_EVENTS)
     return registry.query(
@@ -126,7 +133,7 @@ def decision_events(registry, project_id: int, after_id: int = 0) -> list[dict]:
         f"WHERE project_id = ? AND id > ? AND kind IN ({marks}) ORDER BY id", (project_id, after_id, *DECISION_EVENTS))
 
 
-def labelled_rows_between(registry, project_id: int, first_version: int, last_version: int) -> int:
-    row = registry.query_one("SELECT COALESCE(SUM(labelled_rows), 0) AS n FROM dataset_versions "
-                             "WHERE project_id = ? AND version BETWEEN ? AND ?", (project_id, first_version, last_version))
-    return int(row["n"])
+def labelled_rows_between(registry: "Registry", project_id: int, first_version: int, last_version: int) -> int:
+    return int(_one_value(registry, "SELECT COALESCE(SUM(labelled_rows), 0) FROM dataset_versions "
+                                    "WHERE project_id = ? AND version BETWEEN ? AND ?", project_id, first_version,
+                          last_version))

@@ -9,6 +9,7 @@ deployment a rollback replaced) is always inserted before it.
 """
 
 import sqlite3
+from collections.abc import Callable
 from graphlib import TopologicalSorter
 
 from app.core.store.registry import Registry
@@ -80,7 +81,8 @@ def _select_project_rows(registry: Registry, table: str, project_id: int, select
     return []
 
 
-def import_rows(registry: Registry, rows: dict[str, list[dict]], rewrite) -> int:
+def import_rows(registry: Registry, rows: dict[str, list[dict]],
+                rewrite: Callable[[str, dict], dict]) -> int:
     """Insert a project's rows with new ids (inside the caller's transaction); returns the new
     project id. rewrite(table, row) may change a row before it is inserted (names, paths)."""
     conn = registry.conn

@@ -10,12 +10,20 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import Alert, Deployment, Event, ModelVersion
+from app.core.domain.entities import (
+    Alert,
+    DatasetVersion,
+    Deployment,
+    Event,
+    ModelVersion,
+    MonitorResult,
+    Project,
+)
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
 
@@ -366,7 +374,7 @@ class NewFiles:
         self.paths.append(Path(path))
         return path
 
-    def commit(self):
+    def commit(self) -> AbstractContextManager["Registry"]:
         """The transaction that records the rows naming the files."""
         return self._registry.transaction()
 
@@ -416,7 +424,7 @@ class Registry:
         self._local = threading.local()
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator["Registry"]:
         """One all-or-nothing write. Nested use becomes a savepoint."""
         conn = self.conn
         if conn.in_transaction:
@@ -499,26 +507,20 @@ class Registry:
             created_at=utc_now(),
         ))
 
-    def find_project(self, name: str) -> dict | None:
+    def find_project(self, name: str) -> Project | None:
         """The project called name, or None: the one place that asks whether a project exists."""
         row = self.query_one("SELECT * FROM projects WHERE name = ?", (name,))
-        return self._decode_project(row) if row else None
+        return Project.from_row(row) if row else None
 
-    def project(self, name: str) -> dict:
+    def project(self, name: str) -> Project:
         project = self.find_project(name)
         if project is None:
-            known = ", ".join(p["name"] for p in self.projects()) or "none yet"
+            known = ", ".join(p.name for p in self.projects()) or "none yet"
             raise NotFoundError(f"unknown project {name!r} (projects: {known})")
         return project
 
-    def projects(self) -> list[dict]:
-        return [self._decode_project(r) for r in self.query("SELECT * FROM projects ORDER BY name")]
-
-    @staticmethod
-    def _decode_project(row: dict) -> dict:
-        row["schema"] = _loads(row.pop("schema_json"), {})
-        row["settings"] = _loads(row.pop("settings_json"), {})
-        return row
+    def projects(self) -> list[Project]:
+        return [Project.from_row(r) for r in self.query("SELECT * FROM projects ORDER BY name")]
 
     def update_project_settings(self, project_id: int, settings: dict, metric: str) -> None:
         self.conn.execute(
@@ -534,31 +536,28 @@ class Registry:
         row = self.conn.execute(f"SELECT COALESCE(MAX(version), 0) + 1 FROM {table} WHERE project_id = ?", (project_id,))
         return row.fetchone()[0]
 
-    def insert_dataset_version(self, **fields) -> int:
+    def insert_dataset_version(self, **fields: Any) -> int:
         fields.setdefault("created_at", utc_now())
         fields["report_json"] = json.dumps(fields.pop("report", {}))
         return self._insert_row("dataset_versions", fields)
 
-    def dataset_versions(self, project_id: int) -> list[dict]:
+    def dataset_versions(self, project_id: int) -> list[DatasetVersion]:
         rows = self.query("SELECT * FROM dataset_versions WHERE project_id = ? ORDER BY version", (project_id,))
-        for row in rows:
-            row["report"] = _loads(row.pop("report_json"), {})
-        return rows
+        return [DatasetVersion.from_row(row) for row in rows]
 
-    def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[dict]:
+    def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[DatasetVersion]:
         """Dataset versions created at or after `since` that no monitoring result covers yet. A version
         made of late labels is not a batch: its rows are measured in the windows they label."""
-        return self.query(
+        rows = self.query(
             "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
             "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) "
             "AND NOT EXISTS (SELECT 1 FROM late_labels l WHERE l.dataset_version_id = d.id) ORDER BY d.version",
             (project_id, since))
+        return [DatasetVersion.from_row(row) for row in rows]
 
-    def dataset_version(self, project_id: int, version: int) -> dict | None:
+    def dataset_version(self, project_id: int, version: int) -> DatasetVersion | None:
         row = self.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?", (project_id, version))
-        if row is not None:
-            row["report"] = _loads(row.pop("report_json"), {})
-        return row
+        return DatasetVersion.from_row(row) if row else None
 
     def latest_dataset_version_id(self, project_id: int) -> int | None:
         row = self.conn.execute(
@@ -566,13 +565,14 @@ class Registry:
         ).fetchone()
         return row[0] if row else None
 
-    def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> dict | None:
-        return self.query_one(
+    def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> DatasetVersion | None:
+        row = self.query_one(
             "SELECT * FROM dataset_versions WHERE project_id = ? AND content_sha256 = ?", (project_id, content_sha256)
         )
+        return DatasetVersion.from_row(row) if row else None
 
     # ----------------------------------------------------------------- runs
-    def insert_run(self, project_id: int, kind: str, **fields) -> int:
+    def insert_run(self, project_id: int, kind: str, **fields: Any) -> int:
         record = dict(project_id=project_id, kind=kind, started_at=fields.pop("started_at", utc_now()))
         for key in ("dataset_versions", "library_versions"):
             if key in fields:
@@ -651,7 +651,7 @@ class Registry:
         return row
 
     # ----------------------------------------------------------------- models
-    def insert_model_version(self, **fields) -> int:
+    def insert_model_version(self, **fields: Any) -> int:
         fields.setdefault("created_at", utc_now())
         fields["extra_trusted_types_json"] = json.dumps(fields.pop("extra_trusted_types", []))
         return self._insert_row("model_versions", fields)
@@ -722,24 +722,25 @@ class Registry:
         )
         return [Deployment.from_row(row) for row in rows]
 
-    def insert_deployment(self, **fields) -> int:
+    def insert_deployment(self, **fields: Any) -> int:
         fields.setdefault("deployed_at", utc_now())
         return self._insert_row("deployments", fields)
 
     # ----------------------------------------------------------------- monitoring
-    def insert_monitor_result(self, **fields) -> int:
+    def insert_monitor_result(self, **fields: Any) -> int:
         fields.setdefault("at", utc_now())
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("monitor_results", fields)
 
-    def last_monitor_result(self, project_id: int) -> dict | None:
-        """The newest monitoring result: id, at, metric, value, estimated_value, drift_share, model_version_id."""
-        return self.query_one(
-            "SELECT id, at, metric, value, estimated_value, drift_share, model_version_id FROM monitor_results "
-            "WHERE project_id = ? ORDER BY id DESC LIMIT 1",
-            (project_id,),
-        )
+    _MONITOR_RESULTS = ("SELECT r.*, m.version AS model_version, d.version AS dataset_version FROM monitor_results r "
+                        "JOIN model_versions m ON m.id = r.model_version_id "
+                        "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id ")
+
+    def last_monitor_result(self, project_id: int) -> MonitorResult | None:
+        """The project's newest monitoring result."""
+        row = self.query_one(self._MONITOR_RESULTS + "WHERE r.project_id = ? ORDER BY r.id DESC LIMIT 1", (project_id,))
+        return MonitorResult.from_row(row) if row else None
 
     def recent_monitor_values(self, project_id: int, limit: int) -> list[dict]:
         """value and estimated_value of the newest `limit` results, newest first."""
@@ -748,18 +749,9 @@ class Registry:
             (project_id, limit),
         )
 
-    def monitor_results(self, project_id: int, after_id: int = 0) -> list[dict]:
-        rows = self.query(
-            "SELECT r.*, m.version AS model_version, d.version AS dataset_version FROM monitor_results r "
-            "JOIN model_versions m ON m.id = r.model_version_id "
-            "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
-            "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id",
-            (project_id, after_id),
-        )
-        for row in rows:
-            row["drifted_features"] = _loads(row.pop("drifted_features_json"), [])
-            row["details"] = _loads(row.pop("details_json"), {})
-        return rows
+    def monitor_results(self, project_id: int, after_id: int = 0) -> list[MonitorResult]:
+        rows = self.query(self._MONITOR_RESULTS + "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id", (project_id, after_id))
+        return [MonitorResult.from_row(row) for row in rows]
 
     # ----------------------------------------------------------------- prediction log
     def insert_predictions(self, rows: list[tuple]) -> None:
@@ -825,7 +817,7 @@ class Registry:
         return self.query_one("SELECT * FROM traffic_windows WHERE project_id = ? ORDER BY id DESC LIMIT 1",
                               (project_id,))
 
-    def insert_traffic_window(self, **fields) -> int:
+    def insert_traffic_window(self, **fields: Any) -> int:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("traffic_windows", fields)
@@ -903,7 +895,7 @@ class Registry:
         return {r[0] for r in self.conn.execute(
             "SELECT DISTINCT dataset_version_id FROM late_labels WHERE project_id = ?", (project_id,))}
 
-    def insert_late_measurement(self, **fields) -> int:
+    def insert_late_measurement(self, **fields: Any) -> int:
         fields.setdefault("at", utc_now())
         return self._insert_row("late_measurements", fields)
 
@@ -926,9 +918,10 @@ class Registry:
             "WHERE lm.id IN (SELECT MAX(id) FROM late_measurements WHERE project_id = ? AND monitor_result_id IS NOT NULL "
             "GROUP BY monitor_result_id) ORDER BY d.version", (project_id,))
 
-    def monitor_result_of_dataset(self, dataset_version_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM monitor_results WHERE dataset_version_id = ? ORDER BY id LIMIT 1",
-                              (dataset_version_id,))
+    def monitor_result_of_dataset(self, dataset_version_id: int) -> MonitorResult | None:
+        row = self.query_one(self._MONITOR_RESULTS + "WHERE r.dataset_version_id = ? ORDER BY r.id LIMIT 1",
+                             (dataset_version_id,))
+        return MonitorResult.from_row(row) if row else None
 
     # ----------------------------------------------------------------- alerts
     def open_alerts(self, project_id: int) -> list[Alert]:
@@ -958,7 +951,7 @@ class Registry:
     def last_alert_id(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
 
-    def insert_alert(self, **fields) -> int:
+    def insert_alert(self, **fields: Any) -> int:
         fields.setdefault("opened_at", utc_now())
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("alerts", fields)
@@ -970,11 +963,11 @@ class Registry:
 
     # ----------------------------------------------------------------- events
     def add_event(
-        self, project: dict | None, kind: str, message: str, by: str = "user", details: dict | None = None
+        self, project: Project | None, kind: str, message: str, by: str = "user", details: dict | None = None
     ) -> int:
         return self._insert_row("events", dict(
-            project_id=project["id"] if project else None,
-            project_name=project["name"] if project else None,
+            project_id=project.id if project else None,
+            project_name=project.name if project else None,
             at=utc_now(),
             kind=kind,
             by=by,

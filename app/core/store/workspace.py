@@ -6,6 +6,7 @@ main.py in a source checkout, then the platform's user data folder.
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,7 @@ class FileLock:
 
 
 @contextmanager
-def project_lock(workspace: Workspace, project: str, timeout: float = 600.0):
+def project_lock(workspace: Workspace, project: str, timeout: float = 600.0) -> Iterator[None]:
     """Serialise lifecycle work on one project across processes."""
     lock = FileLock(workspace.project_lock_path(project))
     if not lock.acquire(timeout=timeout):

@@ -254,7 +254,7 @@ class Controller(QObject):
                                    reason="retrained from the desktop app")
 
         def done(result):
-            metric = self.keel.project(name)["metric"]
+            metric = self.keel.project(name).metric
             value = result["metrics"].get(metric)
             shown = f"{value:.4f}" if isinstance(value, float) else "n/a"
             self.notify.emit("info", f"{name}: v{result['version']} trained ({metric} {shown}). Deploy it from Models.")

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.domain.entities import Project
 from app.core.domain.settings import POLICIES, PRESETS, ProjectSettings, higher_is_better, metrics_for
 from app.frontends.gui.common import BAD_COLOR, muted
 
@@ -104,19 +105,19 @@ class SettingsDialog(QDialog):
     """check(changes) is the core's check of a set of changes (it raises KeelError); Save keeps
     the dialog open and shows the message under the fields while it fails."""
 
-    def __init__(self, project: dict, parent=None, check=None):
+    def __init__(self, project: Project, parent=None, check=None):
         super().__init__(parent)
-        self.setWindowTitle(f"Settings of {project['name']}")
+        self.setWindowTitle(f"Settings of {project.name}")
         self.setObjectName("settingsDialog")
         self.setMinimumWidth(560)
-        self.task = project["task"]
+        self.task = project.task
         self.check = check
-        current = ProjectSettings.from_dict(project["settings"])  # its defaults fill any setting not stored
+        current = ProjectSettings.from_dict(project.settings)  # its defaults fill any setting not stored
         self.original = current.to_dict()
         tabs = QTabWidget()
         tabs.setObjectName("settingsTabs")
         for title, form in (("Model", self._model_form(current)), ("Alerts and retraining", self._alerts_form(current)),
-                            ("Traffic and labels", self._traffic_form(current, project["schema"]))):
+                            ("Traffic and labels", self._traffic_form(current, project.schema))):
             _explain(form)
             page = QWidget()
             page.setLayout(form)

@@ -45,7 +45,7 @@ class DeploymentsPanel(Panel):
     def refresh(self) -> None:
         project = self.keel.project(self.project)
         rows = [deployment.to_dict() for deployment in self.keel.deployments(self.project)]
-        metric = project["metric"]
+        metric = project.metric
         metrics = {}
         for row in rows:
             if row["model_version_id"] not in metrics:

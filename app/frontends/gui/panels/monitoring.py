@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.entities import Deployment
+from app.core.domain.entities import Deployment, Project
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -296,8 +296,8 @@ class MonitoringPanel(Panel):
         self.controller.save_settings({"schedule": self.schedule_text(),
                                        "schedule_enabled": self.schedule_enabled.isChecked()})
 
-    def _load_schedule(self, project: dict) -> None:
-        schedule = self.keel.schedule(project["name"])
+    def _load_schedule(self, project: Project) -> None:
+        schedule = self.keel.schedule(project.name)
         if schedule is None:
             return
         self.schedule_enabled.setChecked(bool(schedule["enabled"]))
@@ -313,7 +313,7 @@ class MonitoringPanel(Panel):
         parts = []
         if schedule.get("last_run_at"):
             parts.append(f"last run {local_time(schedule['last_run_at'])}")
-        next_time = self.controller.next_run_times().get(project["name"])
+        next_time = self.controller.next_run_times().get(project.name)
         if next_time is not None:
             parts.append(f"next run {next_time:%Y-%m-%d %H:%M:%S}" if hasattr(next_time, "strftime") else f"next run {next_time}")
         elif self.controller.read_only:
@@ -482,7 +482,7 @@ class MonitoringPanel(Panel):
     def refresh(self) -> None:
         project = self.keel.project(self.project)
         self._load_schedule(project)
-        new = self.keel.monitor_results(project["name"], after_id=self._last_id)
+        new = [result.to_dict() for result in self.keel.monitor_results(project.name, after_id=self._last_id)]
         if new:
             self.results.extend(new)
             self._last_id = new[-1]["id"]
@@ -498,29 +498,29 @@ class MonitoringPanel(Panel):
         self.traffic.refresh(self.keel, self.project)
         measured = [r for r in self.results if r["value"] is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
-                             (f"; last {project['metric']} {fmt_value(measured[-1]['value'])}" if measured else ""))
+                             (f"; last {project.metric} {fmt_value(measured[-1]['value'])}" if measured else ""))
 
-    def _decorations(self, project: dict) -> None:
+    def _decorations(self, project: Project) -> None:
         """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift."""
-        deployments = self.keel.deployments(project["name"])
-        models = self.keel.status(project["name"])["versions"]
-        settings = project["settings"]
-        decisions = self.keel.policy_decisions(project["name"])
-        signature = (project["name"], len(self.results), len(deployments), len(models), len(decisions),
+        deployments = self.keel.deployments(project.name)
+        models = self.keel.status(project.name)["versions"]
+        settings = project.settings
+        decisions = self.keel.policy_decisions(project.name)
+        signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
                      settings.get("threshold"),
-                     settings.get("drift_share"), project["metric"])
+                     settings.get("drift_share"), project.metric)
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
-        arrivals = {d["version"]: d["created_at"] for d in self.keel.dataset_versions(project["name"])}
+        arrivals = {d.version: d.created_at for d in self.keel.dataset_versions(project.name)}
         if self.x_axis == "time" and arrivals != self.arrivals:
             self.arrivals = arrivals
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
         self.arrivals = arrivals
         self._threshold(settings.get("threshold"))
-        self.metric_plot.setLabel("left", project["metric"])
+        self.metric_plot.setLabel("left", project.metric)
         self._markers(lifecycle_markers(arrivals, models, deployments, by_time=self.x_axis == "time"))
-        self._tips(project["metric"], arrivals)
+        self._tips(project.metric, arrivals)
         shown = self._decision_marks(decisions)
         self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments))
                                    + decision_legend(shown))
