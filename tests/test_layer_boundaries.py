@@ -155,10 +155,10 @@ def module_level_state(source: str) -> list[int]:
     return sorted(found)
 
 
-def test_the_core_keeps_no_module_level_state():
+def test_the_core_adapters_and_demo_keep_no_module_level_state():
     """Caches and other state belong to the object that owns them (Keel, per workspace), with a bound."""
-    found = [f"{path.relative_to(APP.parent)}:{line}" for path in sorted((APP / "core").rglob("*.py"))
-             for line in module_level_state(path.read_text())]
+    modules = sorted(path for package in ("core", "adapters", "demo") for path in (APP / package).rglob("*.py"))
+    found = [f"{path.relative_to(APP.parent)}:{line}" for path in modules for line in module_level_state(path.read_text())]
     assert found == []
     assert module_level_state("models = ModelCache()\nlog = logging.getLogger('x')\nSIZES = {'a': 1}\n") == [1]
     assert module_level_state("def f():\n    global _cache\n") == [2]

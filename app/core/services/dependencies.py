@@ -1,4 +1,4 @@
-"""What each service is given at construction, and where that is wired up.
+"""What each service is given (its dependencies, built once per workspace), and where that is wired up.
 
 A service is a module of functions whose first argument is its dependencies: the registry
 (every read and write of the store), the workspace (its files and its locks), the shared
@@ -6,9 +6,10 @@ reads (ProjectData), the clock, and the few lifecycle actions it needs, as calla
 policy deploys; the inbox ingests). No service is handed the lifecycle service (Keel) or
 reaches into another service's private functions; tests/test_layer_boundaries.py checks it.
 
-ServiceDependencies, built by Keel for its workspace, makes each service's dependencies on
-first use (the policy's and monitoring's modules load pandas and scikit-learn, which
-read-only commands never import).
+ServiceDependencies, built by Keel for its workspace (Keel.services), makes each service's
+dependencies on first use and keeps them, with the caches they share (bounded). The service
+modules themselves are imported on first use: the policy's and monitoring's load pandas and
+scikit-learn, which read-only commands never need.
 """
 
 from __future__ import annotations
