@@ -9,22 +9,31 @@ are written through the registry's own insert calls, pointing at the real first 
 model files, so every command reads a registry of that size. At each step, as whole cold
 processes (median of --repeats): `status NAME --json`, `history NAME --json`,
 `project list --json` and `--help`; and one
-`monitor NAME --once` that evaluates one freshly ingested batch. The slope of each (ms per
-1,000 batches) says whether it grows; a flat command has a slope near zero.
+`monitor NAME --once` that evaluates one freshly ingested batch (median of --monitor-repeats
+cycles, each on a new batch). The window (Qt offscreen, one process per step, opened on the
+workspace and showing a second, small project first): the switch to the grown project, from
+selecting it in the project list to the first paint with the Overview filled (median of
+--repeats switches there and back). The slope of each (ms per 1,000 batches) says whether
+it grows; a flat command has a slope near zero.
 Prints a table; writes bench/results/growth.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from harness import ROOT, print_table, run_process, write_report
 
 PROJECT = "growth"
+SMALL_PROJECT = "small"  # the window shows it first, then switches to the grown one
 
 
 def build_project(workspace: Path, data_dir: Path) -> None:
@@ -36,9 +45,10 @@ def build_project(workspace: Path, data_dir: Path) -> None:
     try:
         data = data_dir / "initial.csv"
         initial_training_data(rows=600, seed=3).to_csv(data, index=False)
-        keel.create_project(PROJECT, data, "default", "classification", {"preset": "logreg"})
-        keel.train(PROJECT)
-        keel.deploy(PROJECT, 1)
+        for name in (PROJECT, SMALL_PROJECT):
+            keel.create_project(name, data, "default", "classification", {"preset": "logreg"})
+            keel.train(name)
+            keel.deploy(name, 1)
     finally:
         keel.close()
 
@@ -102,6 +112,65 @@ def monitoring_cycle(workspace: Path, batch: Path, index: int):
     return run_process([*main, "monitor", PROJECT, "--once"], cwd=ROOT)
 
 
+def gui_switch(workspace: Path, repeats: int) -> list[float]:
+    """Seconds from selecting the grown project in the window's list to the Overview painted filled."""
+    env = dict(os.environ, KEEL_SETTINGS=str(workspace.parent / "gui-settings.ini"))
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    output = subprocess.run([sys.executable, __file__, "--gui-switch-worker", str(workspace), "--repeats", str(repeats)],
+                            check=True, capture_output=True, text=True, cwd=ROOT, env=env).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def gui_switch_worker(workspace: Path, repeats: int) -> list[float]:
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.frontends.gui.application import configure_process, settings_store
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.main_window import MainWindow
+
+    configure_process()
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    controller = Controller(str(workspace), start_scheduler=False)
+    window = MainWindow(controller, settings_store())
+    window.show()
+
+    def show(project: str, select) -> float:
+        """Select, then run the event loop until the window shows the project (polled every 2 ms) and
+        has painted it."""
+        loop = QEventLoop()
+        poll = QTimer()
+        poll.setInterval(2)
+        poll.timeout.connect(lambda: controller.project == project and window.workspace_shown() and loop.quit())
+        QTimer.singleShot(120_000, loop.quit)
+        started = time.perf_counter()
+        select()
+        poll.start()
+        loop.exec()
+        poll.stop()
+        if not (controller.project == project and window.workspace_shown()):
+            raise RuntimeError(f"the window never showed {project}")
+        window.repaint()
+        return time.perf_counter() - started
+
+    def pick(project: str):
+        def select():
+            row = next(i for i in range(window.project_list.count())
+                       if window.project_list.item(i).data(Qt.ItemDataRole.UserRole) == project)
+            window.project_list.setCurrentRow(row)  # as a click on it does
+        return select
+
+    controller.set_project(SMALL_PROJECT)
+    show(SMALL_PROJECT, controller.open_keel)
+    switches = []
+    for _ in range(repeats):
+        switches.append(show(PROJECT, pick(PROJECT)))
+        show(SMALL_PROJECT, pick(SMALL_PROJECT))
+    window.close()
+    qt_app.processEvents()
+    return switches
+
+
 def slope_ms_per_thousand(xs: list[int], ys: list[float]) -> float:
     mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
     denominator = sum((x - mean_x) ** 2 for x in xs)
@@ -117,9 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", type=int, default=500)
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--monitor-repeats", type=int, default=3)
     parser.add_argument("--skip-monitor", action="store_true", help="time the read-only commands only (the smoke test)")
+    parser.add_argument("--skip-gui", action="store_true", help="do not time the window's switch to the project")
     parser.add_argument("--output")
+    parser.add_argument("--gui-switch-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.gui_switch_worker:
+        print(json.dumps(gui_switch_worker(Path(args.gui_switch_worker), args.repeats)))
+        return 0
     with tempfile.TemporaryDirectory(prefix="keel-bench-growth-") as tmp:
         folder = Path(tmp)
         workspace = folder / "workspace"
@@ -135,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
                 for name, run in commands(workspace).items():
                     timings.setdefault(name, []).append(run().seconds)
             if not args.skip_monitor:
-                timings["monitor --once (1 new batch)"] = [monitoring_cycle(workspace, folder / "batch.csv", step).seconds]
+                timings["monitor --once (1 new batch)"] = [
+                    monitoring_cycle(workspace, folder / "batch.csv", step * args.monitor_repeats + index).seconds
+                    for index in range(args.monitor_repeats)]
+            if not args.skip_gui:
+                timings["window: switch to the project"] = gui_switch(workspace, args.repeats)
             steps.append({**size, "seconds": {name: statistics.median(t) for name, t in timings.items()}})
     names = list(steps[0]["seconds"])
     xs = [s["batches"] for s in steps]
@@ -144,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 [[s["batches"], s["versions"], f"{s['points']:,}", *(s["seconds"][n] for n in names)] for s in steps])
     print("slope, ms per 1,000 batches (with versions and points grown in proportion): "
           + "; ".join(f"{name} {slope:+.0f}" for name, slope in slopes.items()))
-    path = write_report("growth", {"repeats": args.repeats, "steps": steps, "slope_ms_per_1000_batches": slopes},
+    path = write_report("growth", {"repeats": args.repeats, "monitor_repeats": args.monitor_repeats, "steps": steps,
+                                   "slope_ms_per_1000_batches": slopes, "load_average_at_end": list(os.getloadavg())},
                         Path(args.output) if args.output else None)
     print(f"wrote {path}")
     return 0

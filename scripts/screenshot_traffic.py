@@ -88,7 +88,7 @@ def take(workspace: Path) -> None:
     panel = window.panels["monitoring"]
     window.tabs.setCurrentWidget(panel)
     wait(lambda: panel.traffic.volume_plot is not None and len(panel.traffic.table_model.rows) >= 3)
-    panel.lower_tabs.setCurrentWidget(panel.traffic)
+    panel.lower_tabs.setCurrentIndex(1)  # Served traffic
     panel.splitter.setSizes([330, 470])
     wait(lambda: False, 1.0)
     window.grab().save(str(OUT))

@@ -54,8 +54,18 @@ def test_the_drift_comparison_flags_the_shifted_columns(tmp_path, capsys):
 def test_the_growth_benchmark_times_commands_at_each_size(tmp_path, capsys):
     output = tmp_path / "growth.json"
     assert load_bench("growth").main(["--steps", "1", "--batches", "4", "--versions", "2", "--points", "100",
-                                      "--repeats", "1", "--skip-monitor", "--output", str(output)]) == 0
+                                      "--repeats", "1", "--skip-monitor", "--skip-gui", "--output", str(output)]) == 0
     report = json.loads(output.read_text())
     assert [s["batches"] for s in report["steps"]] == [0, 4]
     assert set(report["slope_ms_per_1000_batches"]) == {"status --json", "history --json", "project list --json",
                                                         "--help"}
+
+
+def test_the_reference_benchmark_reads_what_the_deployment_stored(workspace):
+    from loop_helpers import make_project
+
+    bench = load_bench("monitor_reference")
+    make_project(workspace, name=bench.PROJECT, rows=300).close()  # what bench.build makes, small
+    prepared, read = (bench.worker(workspace, mode) for mode in ("prepare", "read"))
+    assert prepared["features"] == read["features"] > 0 and prepared["estimator"] and read["estimator"]
+    assert read["seconds"] > 0 and read["peak_above_mb"] >= 0

@@ -232,7 +232,7 @@ def test_a_json_failure_is_one_document_with_the_code(capsys, workspace):
 
 
 def test_an_unexpected_error_exits_1_with_the_traceback_only_in_the_log(capsys, workspace, monkeypatch):
-    def broken_status(self, name):
+    def broken_status(self, name, limit=None):
         raise ZeroDivisionError("synthetic failure deep in the core")
 
     monkeypatch.setattr(Keel, "status", broken_status)

@@ -420,7 +420,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
     win = open_window(qtbot, demo_workspace, start_scheduler=True)
     try:
-        assert win.controller.scheduler is not None
+        qtbot.waitUntil(lambda: win.controller.scheduler is not None, timeout=JOB_TIMEOUT_MS)  # once the window is filled
         runner = win.controller.runner
         done = []
         runner.finished.connect(lambda job, result: job.kind == "monitor" and done.append(result))

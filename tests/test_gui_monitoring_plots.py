@@ -164,3 +164,11 @@ def test_the_metric_plot_switches_to_ingest_time_on_a_date_axis_and_back(qtbot, 
     assert not isinstance(axis, DateAxisItem) and axis.tickStrings([2.0], 1, 1) == ["v2"]
     assert [x for x, _ in curve_points(panel.series["actual"])] == [float(r["dataset_version"]) for r in results]
     assert {round(line.value(), 1) for line in panel._deployment_lines} >= {1.5, 7.5}
+
+
+def test_labels_of_markers_close_together_are_staggered_so_they_never_overlap():
+    from app.frontends.gui.panels.monitoring import LABEL_HIGH, LABEL_LOW, label_heights
+
+    data = [float(x) for x in range(2, 101)]  # a span of ~100 batches
+    assert label_heights([1.5, 1.6, 2.5, 50.5] + data, 4) == [LABEL_HIGH, LABEL_LOW, LABEL_HIGH, LABEL_HIGH]
+    assert label_heights([1.5, 50.5] + data, 2) == [LABEL_HIGH, LABEL_HIGH]  # far apart: both at the top

@@ -14,8 +14,8 @@ def open_from_menu(qtbot, window, edit) -> dict:
     seen: dict = {}
     runner = window.controller.runner
     ended = []
-    runner.finished.connect(lambda job, *_: ended.append(job))
-    runner.failed.connect(lambda job, *_: ended.append(job))
+    for signal in (runner.finished, runner.failed):  # the save, not a read running beside it
+        signal.connect(lambda job, *_: ended.append(job) if job.kind == "settings" else None)
 
     def on_shown():
         dialog = QApplication.activeModalWidget()

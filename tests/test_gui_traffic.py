@@ -11,6 +11,8 @@ from gui_fixtures import (  # noqa: F401
     open_window,
     window,
 )
+from layout_checks import cut_plot_text
+from PySide6.QtWidgets import QApplication
 from test_gui_main import wait_job
 
 from app.core.services.lifecycle import Keel
@@ -43,13 +45,17 @@ def test_the_monitoring_tab_shows_traffic_and_label_coverage(qtbot, traffic_work
         panel = win.panels["monitoring"]
         win.tabs.setCurrentWidget(panel)
         section = panel.traffic
-        panel.lower_tabs.setCurrentWidget(section)
+        panel.lower_tabs.setCurrentIndex(1)  # Served traffic
         qtbot.waitUntil(lambda: len(section.table_model.rows) == 1, timeout=10000)
         assert section.isVisible() and section.table.isVisible()
         row = section.table_model.rows[0]
         assert row["rows"] == 200 and row["label_coverage"] == 0.0 and row["value"] is None
         qtbot.waitUntil(lambda: section.volume_plot is not None and section.volume_plot.isVisible(), timeout=5000)
         assert "200 row(s) in the prediction log" in section.summary.text()
+        win.resize(1024, 640)
+        qtbot.waitUntil(lambda: win.size().toTuple() == (1024, 640), timeout=2000)
+        QApplication.processEvents()
+        assert not cut_plot_text(section), cut_plot_text(section)
 
         # File > Add labels…: the dialog answers with the labels file, the job joins them by ID
         action = win.named_actions["add_labels"]

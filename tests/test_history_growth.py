@@ -65,8 +65,8 @@ def test_the_monitoring_cycle_finds_pending_batches_without_scanning_history(kee
 
 
 def test_status_history_and_project_list_read_history_through_indexes(keel):
-    selects = _selects_run_by(keel, lambda: (keel.status("loan"), keel.history("loan"), keel.history("loan", limit=3),
-                                             keel.list_projects()))
+    selects = _selects_run_by(keel, lambda: (keel.status("loan"), keel.status("loan", limit=2), keel.history("loan"),
+                                             keel.history("loan", limit=3), keel.list_projects()))
     assert selects
     assert _history_scans(keel.services.registry.path, selects) == []
 
@@ -113,4 +113,20 @@ def test_history_limit_gives_the_newest_events_oldest_first(keel, capsys):
     shown = json.loads(capsys.readouterr().out)["events"]
     assert [e["id"] for e in shown] == [e["id"] for e in everything[-2:]]
     assert main(["--workspace", str(keel.workspace.root), "history", "loan", "--limit", "-1"]) == 2
-    assert "whole number of events" in capsys.readouterr().err
+    assert "whole number" in capsys.readouterr().err
+
+
+def test_status_limit_lists_the_newest_versions_oldest_first_and_counts_them_all(keel, capsys):
+    from app.frontends.cli import main
+
+    keel.train("loan")
+    everything = keel.status("loan")
+    assert everything["versions_total"] == len(everything["versions"]) == 2
+    assert everything["dataset_versions_total"] == len(everything["dataset_versions"]) == 4
+    limited = keel.status("loan", limit=1)
+    assert limited["versions"] == everything["versions"][-1:]
+    assert limited["dataset_versions"] == everything["dataset_versions"][-1:]
+    assert (limited["versions_total"], limited["dataset_versions_total"]) == (2, 4)
+    assert main(["--workspace", str(keel.workspace.root), "status", "loan", "--limit", "2", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [d["version"] for d in shown["dataset_versions"]] == [3, 4] and set(shown) >= set(everything)

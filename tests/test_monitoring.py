@@ -1,10 +1,14 @@
 """One monitoring cycle: metrics, drift, the estimate, and alerts (de-duplication, recovery)."""
 
+from types import SimpleNamespace
+
 import pytest
 from loop_helpers import batch, cli, drop, make_project
 
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings
+from app.core.ml import reference_file
+from app.core.ml.datasets import to_model_frame
 from app.core.services import monitoring, policy
 
 
@@ -155,12 +159,66 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
     keel.close()
 
 
-def test_the_reference_is_prepared_once_per_model(keel, monkeypatch):
-    calls = []
-    original = monitoring.prepare_reference
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: calls.append(1) or original(k, loaded))
-    keel.services.drift_references.clear()
+def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_reference_rows(keel, monkeypatch):
+    stored = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
+    assert stored.is_file()
+    monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: pytest.fail("reference rows predicted"))
+    keel.services.drift_references.clear()  # as a new `monitor` process starts
     for index in range(2):
         drop(keel, "loan", batch(20 + index), f"r{index}.csv")
-        keel.monitor("loan")
-    assert len(calls) == 1
+        assert len(keel.monitor("loan")["batches"]) == 1
+
+
+def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_reference_rows(keel):
+    loaded = _production(keel)
+    path = reference_file.path_for(keel.workspace.root / loaded.model_version.artifact_path)
+    stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
+    prepared = monitoring.prepare_reference(keel.services.monitoring, loaded)
+    for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
+        row = SimpleNamespace(version=9)  # the dataset version the batch would be
+        assert (monitoring.evaluate_batch(loaded, stored, frame, row, "accuracy")
+                == monitoring.evaluate_batch(loaded, prepared, frame, row, "accuracy"))
+    proba = loaded.model.predict_proba(to_model_frame(batch(33), loaded.project.schema))
+    assert stored.estimator.calibrated(proba).tolist() == prepared.estimator.calibrated(proba).tolist()
+    summary = monitoring.probability_summary(proba)
+    assert stored.extra["probability"].compare(summary) == prepared.extra["probability"].compare(summary)
+
+
+def test_a_missing_or_damaged_stored_reference_is_prepared_again_and_stored(keel):
+    """A workspace of an earlier release has none for its deployed version; a damaged one is not trusted."""
+    path = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
+    path.unlink()
+    keel.services.drift_references.clear()
+    drop(keel, "loan", batch(40), "a.csv")
+    keel.monitor("loan")
+    assert path.is_file()
+    path.write_bytes(path.read_bytes()[:-200])
+    assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is None
+    keel.services.drift_references.clear()
+    drop(keel, "loan", batch(41), "b.csv")
+    assert len(keel.monitor("loan")["batches"]) == 1
+    assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is not None
+
+
+def _production(keel):
+    return keel.load_production("loan")
+
+
+
+
+def test_monitoring_predicts_with_native_thread_pools_capped_to_the_cores_left(keel, monkeypatch):
+    """On a busy machine (load average at the core count) a cycle's predictions get one thread per pool."""
+    import os
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    loaded = _production(keel)
+    seen = []
+    predict = loaded.model.predict
+    monkeypatch.setattr(loaded.model, "predict",
+                        lambda X: (seen.extend(pool["num_threads"] for pool in threadpool_info()), predict(X))[1])
+    reference = monitoring.reference_for(keel.services.monitoring, loaded)
+    with threadpool_limits(limits=2):  # as a process outside this test's one-thread fixture starts
+        monitoring.evaluate_batch(loaded, reference, batch(50), SimpleNamespace(version=9), "accuracy")
+    assert seen and set(seen) == {1}

@@ -13,7 +13,7 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     from app.core.services import monitoring
     from app.core.services.cache import BoundedCache
 
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda deps, loaded: ("reference of", loaded.project.name))
+    monkeypatch.setattr(monitoring, "stored_reference", lambda deps, loaded: ("reference of", loaded.project.name))
     deps = SimpleNamespace(drift_references=BoundedCache(8))
     same_file = "ab" * 32
     first = SimpleNamespace(project=SimpleNamespace(name="a"), model_version=SimpleNamespace(id=1, version=1, sha256=same_file))

@@ -51,12 +51,13 @@ BUSY_ANSWER_SECONDS = 1.0  # how long the accepting thread may spend answering 5
 
 
 class OpenMPLimit:
-    """Caps OpenMP threads for the model calls of each request thread.
+    """Caps the native threads (OpenMP, and BLAS) of the model calls of each request thread.
 
     Requests run in parallel already; a model that also starts an OpenMP team per call
-    (histogram gradient boosting does) oversubscribes the cores, and its spinning threads
-    make a 1-row predict several times slower on a busy machine (bench/serve_bench.py).
-    OpenMP's setting is per calling thread, so each request thread sets it once (~0.1 ms).
+    (histogram gradient boosting does) or a multi-threaded BLAS call (a linear model on a large
+    request) oversubscribes the cores, and its spinning threads make a 1-row predict several
+    times slower on a busy machine (bench/serve_bench.py). OpenMP's setting is per calling
+    thread, so each request thread sets it once (~0.1 ms); BLAS's is the process's.
     """
 
     def __init__(self, threads: int | None):
@@ -70,7 +71,7 @@ class OpenMPLimit:
         if self._controller is None:
             from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
 
-            self._controller = ThreadpoolController().select(user_api="openmp")
+            self._controller = ThreadpoolController()
         self._controller.limit(limits=self.threads)
         self._local.done = True
 

@@ -116,7 +116,7 @@ def _count(text: str) -> int:
     except ValueError:
         value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of events, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number (0 or more), got {text!r}")
     return value
 
 
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True)
     status = command("status", "versions, production model, last metrics, alerts")
     status.add_argument("name")
+    status.add_argument("--limit", type=_count, help="only the newest N model versions and dataset versions")
     history = command("history", "the audit log")
     history.add_argument("name")
     history.add_argument("--limit", type=_count, help="only the newest N events (still oldest first)")
@@ -251,7 +252,7 @@ def _handlers():
         ("deploy", None): lambda keel, a: keel.deploy(a.name, a.version, reason=a.reason),
         ("rollback", None): lambda keel, a: keel.rollback(a.name, reason=a.reason, to_version=a.to_version),
         ("predict", None): lambda keel, a: keel.predict(a.name, a.input, a.output),
-        ("status", None): lambda keel, a: keel.status(a.name),
+        ("status", None): lambda keel, a: keel.status(a.name, a.limit),
         ("history", None): lambda keel, a: keel.history(a.name, limit=a.limit),
         ("import", None): lambda keel, a: keel.import_model(a.name, a.file, a.trust),
         ("export", None): _export,

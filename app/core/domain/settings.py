@@ -12,6 +12,12 @@ PRESETS = {
     "classification": ("logreg", "random_forest", "hgb"),
     "regression": ("ridge", "random_forest", "hgb"),
 }
+PRESET_LABELS = {
+    "logreg": "Logistic regression",
+    "ridge": "Ridge regression",
+    "random_forest": "Random forest",
+    "hgb": "Histogram gradient boosting",
+}
 POLICIES = ("off", "alert", "approve", "auto")
 
 

@@ -17,7 +17,8 @@ import os
 import queue as queue_module
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.core.domain.errors import Cancelled, IntegrityError, KeelError
@@ -32,6 +33,42 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 def capped_threads_environment(threads: int = 1) -> dict[str, str]:
     """The environment variables that cap a child's BLAS/OpenMP threads."""
     return {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def threads_left() -> int:
+    """The cores other work leaves free (the 1-minute load average), at least one.
+
+    Native OpenMP/BLAS pools default to every core; next to a server, a monitoring cycle or a
+    training they oversubscribe, and spinning threads made a 0.1 s fit take 10-56 s."""
+    cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        busy = 0.0
+    return max(1, min(cpus, round(cpus - busy)))
+
+
+def native_pool_limits() -> dict[str, int] | int:
+    """Each native pool at most threads_left(), and never above its current size (a child process
+    capped to one thread stays at one)."""
+    from threadpoolctl import threadpool_info  # a scikit-learn dependency
+
+    left = threads_left()
+    limits: dict[str, int] = {}
+    for pool in threadpool_info():
+        limits[pool["user_api"]] = min(limits.get(pool["user_api"], left), pool["num_threads"])
+    return limits or left
+
+
+@contextmanager
+def capped_native_threads() -> Iterator[None]:
+    """For the block, the native thread pools (OpenMP, BLAS) of a fit or a prediction are capped to
+    the cores the machine has left (a library loaded during the block gets its cap when it is next
+    asked: load the model before entering)."""
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    with threadpool_limits(limits=native_pool_limits()):
+        yield
 
 
 def _child_main(channel: ChildQueue, threads: int, target: Callable[..., Any], args: tuple) -> None:

@@ -259,22 +259,35 @@ class ConfidenceEstimator:
     def __init__(self, classes: list, calibrators: list | None):
         self.classes = list(classes)
         self.calibrators = calibrators  # one per class (binary: one, for the second class); None: raw
+        self.calibration: tuple[np.ndarray, np.ndarray] | None = None  # (hold-out proba, label index) fitted on
 
     @classmethod
     def fit(cls, proba: np.ndarray, y_true: Values, classes: list) -> "ConfidenceEstimator":
+        classes = list(classes)
+        y_true = np.asarray(y_true)
+        label_index = np.full(len(y_true), -1, dtype=np.int64)  # -1: a label the model has no class for
+        for index, label in enumerate(classes):
+            label_index[y_true == label] = index
+        return cls.fit_indexed(proba, label_index, classes)
+
+    @classmethod
+    def fit_indexed(cls, proba: np.ndarray, label_index: np.ndarray, classes: list) -> "ConfidenceEstimator":
+        """fit() with each row's label given as its index in classes (-1: none of them)."""
         from sklearn.isotonic import IsotonicRegression
 
         classes = list(classes)
-        y_true = np.asarray(y_true)
-        if len(y_true) < MIN_CALIBRATION_ROWS:
+        if len(label_index) < MIN_CALIBRATION_ROWS:
             return cls(classes, None)  # too few hold-out rows to calibrate: trust the raw probabilities
+        proba = np.asarray(proba, dtype=float)
         columns = [1] if len(classes) == 2 else range(len(classes))
         calibrators = []
         for column in columns:
             isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-            isotonic.fit(proba[:, column], (y_true == classes[column]).astype(float))
+            isotonic.fit(proba[:, column], (label_index == column).astype(float))
             calibrators.append(isotonic)
-        return cls(classes, calibrators)
+        estimator = cls(classes, calibrators)
+        estimator.calibration = (proba, np.asarray(label_index, dtype=np.int64))
+        return estimator
 
     def calibrated(self, proba: np.ndarray) -> np.ndarray:
         proba = np.asarray(proba, dtype=float)

@@ -4,7 +4,6 @@ A fit can run in a child process (spawn) so that it can be cancelled for real:
 `fit_cancellable` terminates the child on request and leaves nothing behind.
 """
 
-import os
 import platform
 import threading
 import time
@@ -15,22 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.core.domain import settings as domain_settings
 from app.core.domain.errors import ValidationError
 from app.core.ml import datasets
 from app.core.ml.artifacts import Estimator
-from app.core.ml.childproc import ChildQueue
+from app.core.ml.childproc import ChildQueue, capped_native_threads, threads_left  # noqa: F401 - threads_left: part of this API
 from app.core.ml.evaluation import Values, compute_metrics
 
 HOLDOUT_SHARE = 0.2
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
-PRESET_LABELS = {
-    "logreg": "Logistic regression",
-    "ridge": "Ridge regression",
-    "random_forest": "Random forest",
-    "hgb": "Histogram gradient boosting",
-}
+PRESET_LABELS = domain_settings.PRESET_LABELS  # in the domain: the window names presets without importing this module
 
 
 def make_estimator(task: str, preset: str, params: dict, seed: int) -> Estimator:
@@ -157,39 +152,12 @@ def evaluate_pipeline(pipeline: Estimator, task: str, X: pd.DataFrame, y: Values
     return compute_metrics(task, y, predictions)
 
 
-def threads_left() -> int:
-    """The cores other work leaves free (the 1-minute load average), at least one.
-
-    A fit's OpenMP/BLAS pools default to every core; next to a server or a monitoring cycle
-    they oversubscribe, and spinning threads made a 0.1 s fit take 10-56 s."""
-    cpus = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # no load average on this platform
-        busy = 0.0
-    return max(1, min(cpus, round(cpus - busy)))
-
-
 def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
                      cv_folds: int = 0, progress: Progress | None = None) -> FitResult:
     """Hold-out split, fit, evaluate; optional k-fold CV on the training part. Runs anywhere,
     with native thread pools capped to the cores the machine has left."""
-    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
-
-    with threadpool_limits(limits=_pool_limits()):
+    with capped_native_threads():
         return _fit_and_evaluate(frame, schema, preset, params, seed, cv_folds, progress)
-
-
-def _pool_limits() -> dict[str, int] | int:
-    """Each native pool at most threads_left(), and never above its current size (a child process
-    capped to one thread stays at one)."""
-    from threadpoolctl import threadpool_info
-
-    left = threads_left()
-    limits: dict[str, int] = {}
-    for pool in threadpool_info():
-        limits[pool["user_api"]] = min(limits.get(pool["user_api"], left), pool["num_threads"])
-    return limits or left
 
 
 def _fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,

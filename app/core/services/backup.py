@@ -81,6 +81,7 @@ def _tracked_files(models: list[dict], data: list[dict]):
             continue
         yield row["artifact_path"], row["sha256"]
         yield str(Path(row["artifact_path"]).with_suffix(".reference.parquet")), None
+        yield str(Path(row["artifact_path"]).with_suffix(".drift.npz")), None
     for row in data:
         yield row["path"], row["file_sha256"]
 
@@ -99,7 +100,7 @@ def _add_workspace_file(writer, root: Path, relative: str, warnings: list[str], 
     try:
         return writer.add_file(relative, root / relative)
     except FileNotFoundError:
-        if not vanished_ok and not relative.endswith(".reference.parquet"):
+        if not vanished_ok and not relative.endswith((".reference.parquet", ".drift.npz")):
             warnings.append(f"{relative} is missing from the workspace: not in the backup")
         return None
 

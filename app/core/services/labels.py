@@ -28,6 +28,7 @@ from app.core.domain.errors import KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
 from app.core.ml import datasets
+from app.core.ml.childproc import capped_native_threads
 from app.core.services import traffic
 from app.core.services.dependencies import Dependencies
 from app.core.store.workspace import project_lock
@@ -214,10 +215,14 @@ def _measure_batch(deps: Dependencies, project: Project, id_column: str, batch_v
     model_version = registry.model_version_by_id(result.model_version_id).version
     loaded = deps.data.load_version(project.name, model_version)
     X = datasets.to_model_frame(labelled, schema)
+    with capped_native_threads():
+        predictions = loaded.model.predict(X)
+        probabilities = (loaded.model.predict_proba(X) if project.task == "classification"
+                         and hasattr(loaded.model, "predict_proba") else None)
     rows = [{"prediction": _plain(p), "label": known[str(i)], "probabilities": None}
-            for p, i in zip(loaded.model.predict(X), labelled[id_column])]
-    if project.task == "classification" and hasattr(loaded.model, "predict_proba"):
-        for record, proba in zip(rows, loaded.model.predict_proba(X)):
+            for p, i in zip(predictions, labelled[id_column])]
+    if probabilities is not None:
+        for record, proba in zip(rows, probabilities):
             record["probabilities"] = [float(p) for p in proba]
     value = traffic.window_metric(project, rows)
     registry.insert_late_measurement(project_id=project.id, monitor_result_id=result.id,

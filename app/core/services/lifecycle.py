@@ -570,8 +570,8 @@ class Keel:
 
         project = self.project(name)
         model_version = self._registry.model_version(project.id, version)
-        artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
-                             model_version.extra_trusted_types)  # never deploy a file that will not load
+        model = artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                                     model_version.extra_trusted_types)  # never deploy a file that will not load
         current = self._registry.current_deployment(project.id)
         previous_version = current.version if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
@@ -593,7 +593,20 @@ class Keel:
             discard_staged(staged)
             raise
         self._install_manifest(staged)
+        self._prepare_drift_reference(LoadedModel(project, model_version, model))
         return {"production_version": version, "previous_version": previous_version}
+
+    def _prepare_drift_reference(self, loaded: LoadedModel) -> None:
+        """The production model's drift reference, prepared now and stored beside its model file, so
+        that no monitoring cycle predicts the reference rows again. Derived data: a failure here leaves
+        the committed deployment alone and monitoring prepares it on its first cycle instead."""
+        from app.core.services import monitoring
+
+        try:
+            monitoring.reference_for(self.services.monitoring, loaded)
+        except Exception:  # noqa: BLE001 - the deployment is committed; monitoring retries
+            log.warning("drift reference of %s v%s not prepared at deployment", loaded.project.name,
+                        loaded.version, exc_info=True)
 
     def _set_production_aliases(self, project, model_version_id) -> None:
         self._registry.set_alias(project.id, "champion", model_version_id)
@@ -613,8 +626,8 @@ class Keel:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
             model_version = self._registry.model_version_by_id(target.model_version_id)
-            artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
-                                 model_version.extra_trusted_types)
+            model = artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+                                         model_version.extra_trusted_types)
             reason = reason or f"rolled back from v{current.version}"
             staged = []
             try:
@@ -631,6 +644,7 @@ class Keel:
                 discard_staged(staged)
                 raise
             self._install_manifest(staged)
+        self._prepare_drift_reference(LoadedModel(project, model_version, model))
         return {"production_version": target.version, "previous_version": current.version}
 
     def rollback_target(self, name: str) -> Deployment | None:
@@ -744,15 +758,18 @@ class Keel:
         import pandas as pd
 
         from app.core.ml import datasets
+        from app.core.ml.childproc import capped_native_threads
 
         schema = loaded.project.schema
         id_column = ProjectSettings.from_dict(loaded.project.settings).id_column
         batch = datasets.clean(raw, schema, purpose="predict", id_column=id_column)  # the ID: no "extra column"
         X = datasets.to_model_frame(batch.frame, schema)
-        predictions = loaded.model.predict(X)
+        with capped_native_threads():
+            predictions = loaded.model.predict(X)
+            probabilities = (loaded.model.predict_proba(X) if hasattr(loaded.model, "predict_proba")
+                             and loaded.project.task == "classification" else None)
         out = pd.DataFrame({"prediction": predictions}, index=X.index)
-        if hasattr(loaded.model, "predict_proba") and loaded.project.task == "classification":
-            probabilities = loaded.model.predict_proba(X)
+        if probabilities is not None:
             for index, label in enumerate(loaded.model.classes_):
                 out[f"proba_{label}"] = probabilities[:, index]
         return out, batch.warnings, X
@@ -805,18 +822,21 @@ class Keel:
                 "id_column": id_column, "assigned_ids": assigned, "logged_rows": logged}
 
     # ================================================================ reports
-    def status(self, name: str) -> dict:
+    def status(self, name: str, limit: int | None = None) -> dict:
+        """limit=N: only the newest N model versions and dataset versions (still oldest first);
+        versions_total and dataset_versions_total count them all."""
         from app.core.services import prediction_log
 
         project = self.project(name)
         production = self.production_version(name)
         versions = []
-        for model_version in self._registry.model_versions(project.id):
+        for model_version in self._registry.model_versions(project.id, newest=limit):
             versions.append({"version": model_version.version, "created_at": model_version.created_at,
                              "metrics": self.model_metrics(model_version), "aliases": list(model_version.aliases),
                              "in_production": model_version.version == production,
                              "archived": model_version.archived, "notes": model_version.notes})
-        datasets_rows = self._registry.dataset_versions(project.id)
+        datasets_rows = self._registry.dataset_versions(project.id, newest=limit)
+        counts = self._registry.version_counts(project.id)
         last = self._registry.last_monitor_result(project.id)
         last_result = None if last is None else {"at": last.at, "metric": last.metric, "value": last.value,
                                                  "estimated_value": last.estimated_value}
@@ -826,7 +846,8 @@ class Keel:
                                       "source": d.source, "created_at": d.created_at} for d in datasets_rows],
                 "last_monitoring": last_result,
                 "open_alerts": [a.headline() for a in self._registry.open_alerts(project.id)], "settings": project.settings,
-                "prediction_log": prediction_log.summary(self._registry, project)}
+                "prediction_log": prediction_log.summary(self._registry, project),
+                "versions_total": counts["model_versions"], "dataset_versions_total": counts["dataset_versions"]}
 
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many

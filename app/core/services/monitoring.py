@@ -32,6 +32,7 @@ from app.core.domain.settings import (
     past_threshold,
 )
 from app.core.ml import datasets, drift
+from app.core.ml.childproc import capped_native_threads
 from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
 from app.core.services.dependencies import MonitoringDependencies
 
@@ -85,19 +86,55 @@ class CycleResult:
     late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
 
 
-# --------------------------------------------------------------------------- reference cache
+# --------------------------------------------------------------------------- the drift reference
 def reference_for(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
-    """The prepared reference of a model, built once per model version (the workspace's Keel keeps
-    them). The file's sha256 alone is not a key: one skops file imported into two projects has one
-    hash but two references (an imported model's reference is its project's training data)."""
+    """The prepared reference of a model, kept in deps.drift_references once read or built. The file's
+    sha256 alone is not a key: one skops file imported into two projects has one hash but two
+    references (an imported model's reference is its project's training data)."""
     key = (loaded.project.name, loaded.model_version.id, loaded.model_version.sha256)
-    return deps.drift_references.get_or_build(key, lambda: prepare_reference(deps, loaded))
+    return deps.drift_references.get_or_build(key, lambda: stored_reference(deps, loaded))
+
+
+def stored_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+    """The reference stored beside the model file at deployment; one is prepared and stored now when
+    it is missing (a version deployed before Keel stored them) or unusable."""
+    from app.core.ml import reference_file
+
+    path = reference_file.path_for(deps.workspace.root / loaded.model_version.artifact_path)
+    found = reference_file.load(path, loaded.model_version.sha256, _classes(loaded))
+    if found is not None:
+        return found
+    return store_reference(deps, loaded)
+
+
+def store_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+    """Prepare the model's reference and keep it beside the model file (written to a temporary name,
+    then renamed). Only a model with saved reference rows gets a file: an imported model's reference
+    is its project's training data of the day, prepared again by each process as before."""
+    from app.core.ml import reference_file
+
+    reference = prepare_reference(deps, loaded)
+    model_path = deps.workspace.root / loaded.model_version.artifact_path
+    if model_path.with_suffix(".reference.parquet").exists():
+        path = reference_file.path_for(model_path)
+        try:
+            reference_file.save(reference, path, loaded.model_version.sha256)
+        except OSError as exc:  # a read-only or full disk: monitoring goes on with the reference in memory
+            log.warning("drift reference of %s v%s not stored: %s", loaded.project.name, loaded.version, exc)
+    return reference
+
+
+def _classes(loaded) -> list | None:
+    return list(loaded.model.classes_) if has_probabilities(loaded) else None
 
 
 def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+    """Summaries of the model's reference rows and of its predictions on them (the costly part:
+    predicting every reference row), and the label-free estimate calibrated on its hold-out rows."""
     project = loaded.project
     schema = project.schema
     frame = deps.data.reference_frame(project.name, loaded.version)
+    saved_rows = frame is not None
     if frame is None:  # an imported model has no saved reference: use today's training data
         frame = deps.data.training_frame(project.name)[0].assign(__split__="train")
     train_rows = frame[frame["__split__"] == "train"]
@@ -105,16 +142,27 @@ def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftRefere
     X_train = datasets.to_model_frame(train_rows, schema)
     reference = drift.DriftReference(
         features=drift.prepare_features(X_train, datasets.column_kinds(schema)), rows=len(train_rows))
-    if len(X_train):
-        reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project.task)
-    if has_probabilities(loaded) and len(holdout_rows):
-        X_holdout = datasets.to_model_frame(holdout_rows, schema)
-        y_holdout = datasets.target_array(holdout_rows, schema)
-        reference.estimator = drift.ConfidenceEstimator.fit(
-            loaded.model.predict_proba(X_holdout), y_holdout, loaded.model.classes_)
-    elif has_probabilities(loaded):
-        reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
+    with capped_native_threads():
+        if len(X_train):
+            reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project.task)
+        # the served probabilities' reference (traffic windows): only from saved reference rows
+        reference.extra["probability"] = (
+            drift.NumericReference.build("probability", probability_summary(loaded.model.predict_proba(X_train)))
+            if saved_rows and len(X_train) and hasattr(loaded.model, "predict_proba") else None)
+        if has_probabilities(loaded) and len(holdout_rows):
+            X_holdout = datasets.to_model_frame(holdout_rows, schema)
+            y_holdout = datasets.target_array(holdout_rows, schema)
+            reference.estimator = drift.ConfidenceEstimator.fit(
+                loaded.model.predict_proba(X_holdout), y_holdout, loaded.model.classes_)
+        elif has_probabilities(loaded):
+            reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
     return reference
+
+
+def probability_summary(proba) -> np.ndarray:
+    """One number per row: the second class's probability (binary), else the top probability."""
+    proba = np.asarray(proba, dtype=float)
+    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
 
 
 def has_probabilities(loaded) -> bool:
@@ -176,8 +224,9 @@ def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame,
     project = loaded.project
     schema, task = project.schema, project.task
     X = datasets.to_model_frame(frame, schema)
-    predictions = loaded.model.predict(X)
-    proba = loaded.model.predict_proba(X) if has_probabilities(loaded) else None
+    with capped_native_threads():
+        predictions = loaded.model.predict(X)
+        proba = loaded.model.predict_proba(X) if has_probabilities(loaded) else None
     labelled = frame[schema["target"]].notna().to_numpy()
     details: dict = {}
     value = None

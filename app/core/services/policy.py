@@ -54,6 +54,7 @@ from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
+from app.core.ml.childproc import capped_native_threads
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
 from app.core.services.dependencies import PolicyDependencies
 from app.core.services.monitoring import CHANGE_RULES
@@ -235,7 +236,8 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
 def row_losses(project: Project, model, frame: pd.DataFrame) -> np.ndarray:
     """Per-row loss of a model: 0/1 errors for a classifier, absolute errors for a regressor."""
     schema = project.schema
-    predictions = np.asarray(model.predict(datasets.to_model_frame(frame, schema)))
+    with capped_native_threads():
+        predictions = np.asarray(model.predict(datasets.to_model_frame(frame, schema)))
     y = datasets.target_array(frame, schema)
     if project.task == "classification":
         return (predictions != y).astype(float)
@@ -648,9 +650,10 @@ def gate(project: Project, champion, challenger, gate_frame, margin: float, alph
 
 
 def _model_outputs(model, X, task: str, metric: str):
-    if metric in ("roc_auc", "log_loss") and task == "classification":
-        return model.predict_proba(X)
-    return np.asarray(model.predict(X))
+    with capped_native_threads():
+        if metric in ("roc_auc", "log_loss") and task == "classification":
+            return model.predict_proba(X)
+        return np.asarray(model.predict(X))
 
 
 def metric_value(task: str, metric: str, y, output, model) -> float:

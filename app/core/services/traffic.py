@@ -29,7 +29,7 @@ import pandas as pd
 
 from app.core.domain.entities import Project
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
-from app.core.ml import datasets, drift
+from app.core.ml import drift
 from app.core.ml.evaluation import compute_metrics
 from app.core.services.dependencies import Dependencies
 
@@ -103,6 +103,8 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: dri
 
 def evaluate_window(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
                     records: list[dict]) -> tuple[dict, dict, dict]:
+    from app.core.services.monitoring import probability_summary
+
     schema, task, metric = project.schema, project.task, project.metric
     X = model_frame(records, schema)
     predictions = [r["prediction"] for r in records]
@@ -113,9 +115,9 @@ def evaluate_window(deps: Dependencies, project: Project, loaded, reference: dri
     proba = _probabilities(records)
     if proba is not None and reference.estimator is not None:
         estimated = _finite(reference.estimator.estimate(proba, metric))
-        probability_reference = _probability_reference(deps, loaded, reference)
+        probability_reference = reference.extra.get("probability")  # prepared with the reference
         if probability_reference is not None:
-            probability_stats = probability_reference.compare(_probability_summary(proba))
+            probability_stats = probability_reference.compare(probability_summary(proba))
     per_feature = drift.compare_features(reference.features, X)
     drifted = drift.drifted_names(per_feature)
     details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
@@ -155,26 +157,6 @@ def _probabilities(records: list[dict]) -> np.ndarray | None:
     if not rows or any(p is None for p in rows) or len({len(p) for p in rows}) != 1:
         return None
     return np.asarray(rows, dtype=float)
-
-
-def _probability_summary(proba: np.ndarray) -> np.ndarray:
-    """One number per row: the second class's probability (binary), else the top probability."""
-    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
-
-
-def _probability_reference(deps: Dependencies, loaded, reference: drift.DriftReference):
-    """The model's probabilities on its training rows, summarised like a window's; built once per reference."""
-    if "probability" not in reference.extra:
-        frame = deps.data.reference_frame(loaded.project.name, loaded.version)
-        built = None
-        if frame is not None and hasattr(loaded.model, "predict_proba"):
-            train = frame[frame["__split__"] == "train"]
-            if len(train):
-                X_train = datasets.to_model_frame(train, loaded.project.schema)
-                built = drift.NumericReference.build(
-                    "probability", _probability_summary(np.asarray(loaded.model.predict_proba(X_train), dtype=float)))
-        reference.extra["probability"] = built
-    return reference.extra["probability"]
 
 
 def _shares(predictions: list) -> dict[str, float]:

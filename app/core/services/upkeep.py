@@ -139,7 +139,7 @@ def _prune_versions(deps: WorkspaceDependencies, keep_archived: int, dry_run: bo
                                         f"v{row['version']} pruned by retention (archived; its file was removed)", by,
                                         {"version": row["version"], "keep_archived": keep_archived})
             artifact = deps.workspace.root / row["artifact_path"]
-            for path in (artifact, artifact.with_suffix(".reference.parquet")):
+            for path in (artifact, artifact.with_suffix(".reference.parquet"), artifact.with_suffix(".drift.npz")):
                 path.unlink(missing_ok=True)
         pruned.append(entry)
     return pruned

@@ -28,6 +28,9 @@ YOUNG_SECONDS = 60.0
 QUARANTINE_DIR = "quarantine"
 TEMPORARY_SUFFIXES = (".tmp", ".partial")
 ORPHAN_MARK = ".orphan-"
+# beside each model file: its reference rows (written with it) and its prepared drift reference
+# (written at deployment, rebuilt by monitoring when missing); neither has a registry row of its own
+DERIVED_MODEL_FILES = (".reference.parquet", ".drift.npz")
 
 
 @dataclass
@@ -75,7 +78,7 @@ def scan(deps: WorkspaceDependencies, quick: bool = False, now: float | None = N
         findings += _check_dataset(root, row, quick)
     findings += _check_production(deps, damaged_models)
     tracked = {row["artifact_path"] for row in models if not row["pruned_at"]}
-    tracked |= {str(Path(p).with_suffix(".reference.parquet")) for p in tracked}
+    tracked |= {str(Path(p).with_suffix(suffix)) for p in tracked for suffix in DERIVED_MODEL_FILES}
     tracked |= {row["path"] for row in data}
     findings += _stray_files(root, tracked, now)
     checked = {"projects": len(maintenance.project_names(registry)),

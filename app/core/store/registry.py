@@ -358,6 +358,18 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
+def _oldest_first(table: str, where: str, newest: int | None) -> str:
+    """Rows of a versioned table oldest first; with newest=N only the last N, read from the end of the
+    (project_id, version) index, so a long history costs nothing when few are asked for."""
+    if newest is None:
+        return f"SELECT * FROM {table} WHERE {where} ORDER BY version"
+    return f"SELECT * FROM (SELECT * FROM {table} WHERE {where} ORDER BY version DESC LIMIT ?) ORDER BY version"
+
+
+def _limited(params: list, newest: int | None) -> list:
+    return params if newest is None else [*params, max(newest, 0)]
+
+
 def _loads(text: str | None, default: Any) -> Any:
     return json.loads(text) if text else default
 
@@ -541,8 +553,9 @@ class Registry:
         fields["report_json"] = json.dumps(fields.pop("report", {}))
         return self._insert_row("dataset_versions", fields)
 
-    def dataset_versions(self, project_id: int) -> list[DatasetVersion]:
-        rows = self.query("SELECT * FROM dataset_versions WHERE project_id = ? ORDER BY version", (project_id,))
+    def dataset_versions(self, project_id: int, newest: int | None = None) -> list[DatasetVersion]:
+        """Oldest first; newest=N: only the last N (read from the end of the index)."""
+        rows = self.query(_oldest_first("dataset_versions", "project_id = ?", newest), _limited([project_id], newest))
         return [DatasetVersion.from_row(row) for row in rows]
 
     def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[DatasetVersion]:
@@ -656,12 +669,21 @@ class Registry:
         fields["extra_trusted_types_json"] = json.dumps(fields.pop("extra_trusted_types", []))
         return self._insert_row("model_versions", fields)
 
-    def model_versions(self, project_id: int, include_archived: bool = True) -> list[ModelVersion]:
-        sql = "SELECT * FROM model_versions WHERE project_id = ?"
-        if not include_archived:
-            sql += " AND archived = 0"
+    def model_versions(self, project_id: int, include_archived: bool = True,
+                       newest: int | None = None) -> list[ModelVersion]:
+        """Oldest first; newest=N: only the last N (read from the end of the index)."""
+        where = "project_id = ?" + ("" if include_archived else " AND archived = 0")
         aliases = self.aliases(project_id)
-        return [self._model(row, aliases) for row in self.query(sql + " ORDER BY version", (project_id,))]
+        rows = self.query(_oldest_first("model_versions", where, newest), _limited([project_id], newest))
+        return [self._model(row, aliases) for row in rows]
+
+    def version_counts(self, project_id: int) -> dict[str, int]:
+        """How many model versions and dataset versions the project has."""
+        counts = {}
+        for table in ("model_versions", "dataset_versions"):
+            row = self.query_one(f"SELECT COUNT(*) AS n FROM {table} WHERE project_id = ?", (project_id,))
+            counts[table] = row["n"] if row else 0
+        return counts
 
     def model_version(self, project_id: int, version: int) -> ModelVersion:
         row = self.query_one("SELECT * FROM model_versions WHERE project_id = ? AND version = ?", (project_id, version))

@@ -24,6 +24,7 @@ WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "crea
 DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
+STARTUP_CHECK_MS, STARTUP_DEFERRALS = 50, 40  # start-up work waits for the filled window, up to 2 s
 
 
 class Controller(QObject):
@@ -49,6 +50,8 @@ class Controller(QObject):
         self.project: str = ""
         self.last_ingest_outcome: dict | None = None  # the summary of the last multi-file Add data
         self.overview: dict | None = None  # Keel.production_overview of the current project, read on a worker
+        self.window_filled: Callable[[], bool] = lambda: True  # the window says when its first view is filled
+        self._shut_down = False
         self.runner = JobRunner(self)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
@@ -88,20 +91,29 @@ class Controller(QObject):
         self.workspace_dir = str(keel.root)
         self._stamp = keel.change_stamp()
         self._poll.start()
-        self._start_scheduler()
         self.keel_ready.emit()
-        self._plot_import_deferrals = 0
-        QTimer.singleShot(0, self._import_plotting)
+        self._start_deferrals, self._filled_before = 0, False
+        QTimer.singleShot(0, self._after_first_reads)
+
+    def _after_first_reads(self) -> None:
+        """What the GUI thread does once the first reads have filled the window (waiting up to 2 s), not
+        before: start the monitoring scheduler (importing and starting APScheduler, ~0.25 s), then import
+        pyqtgraph (~0.5 s) once, when the workspace has been shown, not when a plot opens."""
+        if self._shut_down:
+            return
+        reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
+        filled = not reading and self.window_filled()
+        if not (filled and self._filled_before) and self._start_deferrals < STARTUP_DEFERRALS:
+            self._filled_before = filled  # filled at two checks in a row: the filled window has painted between
+            self._start_deferrals += 1
+            QTimer.singleShot(STARTUP_CHECK_MS, self._after_first_reads)
+            return
+        self._start_scheduler()
+        QTimer.singleShot(0, self._import_plotting)  # a turn of the event loop between the two
 
     def _import_plotting(self) -> None:
-        """pyqtgraph takes ~0.5 s to import: once, when the workspace has been shown, not when a plot opens.
-        On the GUI thread: importing it on a worker while the window created Qt enums (PySide6 creates
-        them lazily, not thread-safely) crashed the process."""
-        reading = any(job.kind in ("open", "read") for job in self.runner.active_jobs())
-        if reading and self._plot_import_deferrals < 40:  # the first reads fill the window first (up to 2 s)
-            self._plot_import_deferrals += 1
-            QTimer.singleShot(50, self._import_plotting)
-            return
+        """On the GUI thread: importing pyqtgraph on a worker while the window created Qt enums (PySide6
+        creates them lazily, not thread-safely) crashed the process."""
         importlib.import_module("pyqtgraph")
         self.plots_ready.emit()
 
@@ -120,6 +132,7 @@ class Controller(QObject):
         self.registry_changed.emit()
 
     def shutdown(self) -> None:
+        self._shut_down = True  # the start-up work still waiting for the window is dropped
         self._poll.stop()
         self._demo_timer.stop()
         self.stop_scheduler()

@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
 
         controller.keel_ready.connect(self._on_keel_ready)
+        controller.window_filled = self.workspace_shown  # start-up work waits for the filled window
         controller.project_changed.connect(self._on_project_changed)
         controller.registry_changed.connect(self.refresh_projects)
         controller.jobs_changed.connect(self.update_actions)
@@ -284,6 +285,14 @@ class MainWindow(QMainWindow):
             self.notify("info", "An empty workspace: building a demo project so you can look around. "
                                 "Create your own with File > New project…")
             self.controller.create_demo()
+
+    def workspace_shown(self) -> bool:
+        """The project list is filled and the Overview shows the selected project with its production
+        state read: what bench/startup.py and bench/growth.py time the window to."""
+        controller = self.controller
+        return (controller.keel is not None and self.project_list.count() > 0 and bool(controller.project)
+                and self.panels["overview"].shows(controller.project)
+                and (controller.overview or {}).get("project") == controller.project)
 
     def choose_workspace(self) -> None:
         folder = file_dialogs.existing_folder(self, "Open workspace", self.controller.workspace_dir or str(Path.home()))

@@ -43,6 +43,10 @@ class Panel(QWidget):
     def project(self) -> str:
         return self.controller.project
 
+    def shows(self, project: str) -> bool:
+        """The widgets hold the project's current data (refreshed since the last change)."""
+        return not self._stale and self._shown_project == project
+
     def mark_stale(self, *_) -> None:
         self._stale = True
         if self.isVisible():

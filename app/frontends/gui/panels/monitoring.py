@@ -43,6 +43,8 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
+MARKER_LABEL_GAP = 0.04  # labels of markers closer than this share of the x span are staggered
+LABEL_HIGH, LABEL_LOW = 0.97, 0.82  # a marker label's place on its line (1 = the top of the plot)
 MARKER_SECONDS = 5.0  # on a date axis, a training and the deployment that followed within seconds share a line
 X_AXES = {"batch": "batches in order of arrival", "time": "ingest time (date axis)"}
 METRIC_TITLES = {"batch": "Production metric, batch by batch", "time": "Production metric by ingest time"}
@@ -119,6 +121,19 @@ def marker_label(text: str) -> str:
     return ",".join(re.findall(r"v\d+", text))
 
 
+def label_heights(places: list[float], markers: int | None = None) -> list[float]:
+    """Where each marker's label stands on its line (1 = the top): the first `markers` of places
+    are the markers (sorted), the rest the data's x positions, which give the span. A label close
+    to the one before it (within MARKER_LABEL_GAP of the span) goes lower, so they never overlap."""
+    count = len(places) if markers is None else markers
+    span = (max(places) - min(places)) if places else 0.0
+    heights: list[float] = []
+    for index in range(count):
+        close = index > 0 and span > 0 and places[index] - places[index - 1] < MARKER_LABEL_GAP * span
+        heights.append(LABEL_LOW if close and heights[-1] == LABEL_HIGH else LABEL_HIGH)
+    return heights
+
+
 def _compact(texts: list[str]) -> list[str]:
     """["v2 trained", "v3 trained", "v3 deployed"] -> ["v2, v3 trained", "v3 deployed"]."""
     trained = [t.split()[0] for t in texts if t.endswith(" trained")]
@@ -183,6 +198,17 @@ def with_legend(plot, legend_widget: QLabel) -> QWidget:
     return holder
 
 
+def scrolling_page(content: QWidget, name: str) -> QScrollArea:
+    """content at its full width, scrolled vertically when the window is too short for its plots."""
+    page = QScrollArea()
+    page.setObjectName(name)
+    page.setWidgetResizable(True)
+    page.setFrameShape(QFrame.Shape.NoFrame)
+    page.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    page.setWidget(content)
+    return page
+
+
 class MonitoringPanel(Panel):
     title = "Monitoring"
 
@@ -220,12 +246,7 @@ class MonitoringPanel(Panel):
         self.empty = muted("No monitoring results yet. Results appear here live as monitoring cycles run.")
         self.plot_grid.addWidget(self.empty, 0, 0)
         # the plots keep the height their axis titles and bar labels need; a short window scrolls them
-        self.plot_scroll = QScrollArea()
-        self.plot_scroll.setObjectName("monitoringPlots")
-        self.plot_scroll.setWidgetResizable(True)
-        self.plot_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.plot_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.plot_scroll.setWidget(self.plot_area)
+        self.plot_scroll = scrolling_page(self.plot_area, "monitoringPlots")
         self.splitter.addWidget(self.plot_scroll)
 
         lower = QWidget()
@@ -243,7 +264,7 @@ class MonitoringPanel(Panel):
         self.lower_tabs = QTabWidget()
         self.lower_tabs.setObjectName("monitoringLowerTabs")
         self.lower_tabs.addTab(self.table, "Batches")
-        self.lower_tabs.addTab(self.traffic, "Served traffic")
+        self.lower_tabs.addTab(scrolling_page(self.traffic, "trafficPage"), "Served traffic")
         lower_layout.addWidget(self.lower_tabs, 3)
         lower_layout.addWidget(self._schedule_box(), 2)
         self.splitter.addWidget(lower)
@@ -592,11 +613,13 @@ class MonitoringPanel(Panel):
         from app.frontends.gui.plots import pg
 
         self._remove_markers()
-        for position, text, deployed in markers:
+        heights = label_heights([position for position, _, _ in markers] + [self.metric_x(r) for r in self.results],
+                                len(markers))
+        for (position, text, deployed), height in zip(markers, heights):
             colour = DEPLOYED if deployed else TRAINED
             pen = {"color": colour, "style": Qt.PenStyle.DotLine if deployed else Qt.PenStyle.DashDotLine}
             line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=marker_label(text),
-                                     labelOpts={"position": 0.97, "anchors": [(0, 0), (0, 0)], "color": colour})
+                                     labelOpts={"position": height, "anchors": [(0, 0), (0, 0)], "color": colour})
             line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)

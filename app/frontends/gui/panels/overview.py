@@ -3,7 +3,7 @@
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
 
-from app.core.domain.settings import higher_is_better
+from app.core.domain.settings import PRESET_LABELS, higher_is_better
 from app.frontends.gui.common import (
     HEALTH_COLORS,
     Card,
@@ -158,8 +158,6 @@ class OverviewPanel(Panel):
             if item.widget():
                 item.widget().deleteLater()
         settings = card["settings"]
-        from app.core.ml.training import PRESET_LABELS
-
         facts = [
             ("Model preset", PRESET_LABELS.get(settings.get("preset"), settings.get("preset"))),
             ("Model versions", card["versions"]),

@@ -11,6 +11,7 @@ from app.frontends.gui.common import RecordsModel, fmt_value, local_time, make_t
 MINUTE_BARS_FOR_SECONDS = 3 * 3600  # traffic spanning longer than this is shown per hour
 HOUR_BARS_FOR_SECONDS = 10 * 86400  # ...and longer than this, per day
 MINIMUM_HEIGHT = 60
+VOLUME_PLOT_HEIGHT = 130  # its title, a date axis and a readable "rows": the tab scrolls when shorter
 BUCKET_SUFFIX = {"minute": ":00", "hour": ":00:00", "day": "T00:00:00"}
 
 
@@ -34,8 +35,7 @@ class TrafficSection(QGroupBox):
         self.volume_plot = None
         self.plots_allowed = False
         plots_ready.connect(self.allow_plots)
-        # a tab of the Monitoring page's lower area: it may shrink, so the page still fits a
-        # 1024x640 window (the user drags the splitter to see more)
+        # a tab of the Monitoring page's lower area, which scrolls it when the window is short
         self.setMinimumHeight(MINIMUM_HEIGHT)
         layout = QHBoxLayout(self)
         left = QVBoxLayout()
@@ -100,7 +100,7 @@ class TrafficSection(QGroupBox):
         from app.frontends.gui.plots import pg, plot_widget
 
         if self.volume_plot is None:
-            self.volume_plot = plot_widget("Rows scored", left="rows")
+            self.volume_plot = plot_widget("Rows scored", left="rows", height=VOLUME_PLOT_HEIGHT)
             self.volume_plot.setAxisItems({"bottom": pg().DateAxisItem(orientation="bottom")})
             self.volume_plot.setObjectName("trafficVolumePlot")
             self.plot_layout.addWidget(self.volume_plot)
