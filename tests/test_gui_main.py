@@ -474,7 +474,8 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
         kinds = []
         runner.finished.connect(lambda job, _: kinds.append(job.kind))
         window.named_actions["import_model"].trigger()
-        qtbot.waitUntil(lambda: "read" in kinds, timeout=JOB_TIMEOUT_MS)  # the types were read on a worker
+        # the types were read on a worker; the question follows once its result reaches the window
+        qtbot.waitUntil(lambda: "read" in kinds and bool(asked), timeout=JOB_TIMEOUT_MS)
         if answer:
             qtbot.waitUntil(lambda: "import" in kinds, timeout=JOB_TIMEOUT_MS)
         return asked, len(keel.services.registry.model_versions(project.id)) - before

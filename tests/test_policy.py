@@ -38,7 +38,10 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
     details = result["details"]
     assert details["test"] == "mcnemar" and details["p_value"] < 0.05
     assert details["challenger_value"] >= details["champion_value"] + 0.01
-    assert details["gate_rows"] == 100 and details["train_rows"] == 200  # adaptive: only the new concept
+    # adaptive: only the new concept; tested without the 100 gate rows, registered with them
+    assert details["gate_rows"] == 100 and details["tested_rows"] == 200 and details["train_rows"] == 300
+    run_id = keel.services.registry.model_version(keel.project("loan").id, 2).run_id
+    assert keel.services.registry.run_params(run_id)["training_window_rows"] == 300
     deployment = keel.services.registry.current_deployment(keel.project("loan").id)
     assert deployment.by == "policy" and "promoted" in deployment.reason
     [event] = decisions(keel)
@@ -291,19 +294,52 @@ def test_a_forced_window_fits_one_challenger(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "window": None})
     drop(keel, "loan", batch(26, rows=600, concept=1.0), "b.csv")
     window = keel.monitor("loan")["details"]["window"]
-    assert window == {"chosen": "all", "description": "all 1200 rows (--window all)", "mode": "forced"}
+    assert window == {"chosen": "all", "description": "all 1400 rows (--window all)", "mode": "forced"}
     keel.close()
 
 
 def test_the_budget_fits_at_most_one_challenger_per_four_batches_after_the_first(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "retrain_after_rows": 100})
-    retrained = []
+    retrained, holds = [], []
     for index in range(8):
         drop(keel, "loan", batch(30 + index, rows=150), f"rows-{index}.csv")
         outcome = keel.monitor("loan")
         retrained.append(outcome["decision"].startswith("retrained"))
+        holds.append(outcome["details"].get("hold"))
         if not retrained[-1]:
             assert outcome["decision"] == "held" and outcome["details"]["hold"] in ("budget", "back-off")
     assert retrained == [True, False, False, True, False, False, False, True]
-    assert [e["kind"] for e in keel.history("loan")["events"]].count("retrain_held") == 5
+    # a streak of holds for one cause is recorded once when it starts, and once when it ends
+    streaks = sum(1 for i, hold in enumerate(holds) if hold and (i == 0 or holds[i - 1] != hold))
+    kinds = [e["kind"] for e in keel.history("loan")["events"]]
+    assert 2 <= streaks < 5 and kinds.count("retrain_held") == streaks and kinds.count("retrain_hold_ended") == streaks
+    [ended, *_] = [e for e in keel.history("loan")["events"] if e["kind"] == "retrain_hold_ended"]
+    assert ended["details"]["batches"] >= 1 and ended["details"]["next_decision"] in ("retrained_deployed",
+                                                                                      "retrained_rejected", "held")
+    keel.close()
+
+
+def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace):
+    keel = make_project(workspace, settings={"policy": "alert"})
+    drop(keel, "loan", batch(27, rows=600, concept=1.0), "b.csv")
+    assert keel.monitor("loan")["decision"] == "alert"  # the drop marks a change at the new batch
+    trained = keel.train("loan")
+    params = keel.services.registry.run_params(trained["run_id"])
+    assert params["training_window"] == "since change" and params["training_window_rows"] == 600
+    scores = params["training_window_scores"]
+    assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
+    assert scores["since change"] > scores["all"]
+    assert keel.services.registry.run(trained["run_id"])["dataset_versions"] == [2]
+    keel.close()
+
+
+def test_a_restored_version_from_before_the_change_is_challenged_with_the_rows_since(workspace):
+    keel = recurring_project(workspace, "auto")
+    drop(keel, "loan", batch(28, rows=400, concept=0.0), "a-again.csv")
+    assert keel.monitor("loan")["decision"] == "restored" and keel.production_version("loan") == 1
+    assert keel.monitor("loan")["decision"] == "none"  # nothing new measured: nothing to challenge with
+    drop(keel, "loan", batch(29, rows=400, concept=0.0), "a-more.csv")
+    result = keel.monitor("loan")
+    assert result["decision"] == "held" and result["details"]["hold"] == "budget"  # one challenger so far, 3 batches
+    assert any("was trained before the change" in reason for reason in result["details"]["reasons"])
     keel.close()

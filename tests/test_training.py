@@ -292,3 +292,22 @@ def test_a_training_over_the_memory_budget_samples_its_rows_and_records_it(capsy
         assert keel.training_data("loans").sampling is None and len(keel.training_data("loans").frame) == 400
     finally:
         keel.close()
+
+
+def test_a_window_fitted_in_this_process_caps_native_thread_pools(monkeypatch, credit):
+    """The policy's candidate windows are fitted in the app's own process: capped like any fit."""
+    import os
+
+    from sklearn.pipeline import Pipeline
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    seen = []
+    real_fit = Pipeline.fit
+    monkeypatch.setattr(Pipeline, "fit", lambda self, *a, **k: (
+        seen.extend(p["num_threads"] for p in threadpool_info()), real_fit(self, *a, **k))[1])
+    frame, schema = credit
+    with threadpool_limits(limits=2):  # as a process outside this test's one-thread fixture starts
+        model = training.fit_window(frame, schema, "hgb", {}, seed=1)
+    assert seen and set(seen) == {1}
+    assert len(model.predict(datasets.to_model_frame(frame.head(5), schema))) == 5

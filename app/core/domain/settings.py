@@ -53,8 +53,8 @@ class ProjectSettings:
     drift_share: float = 0.3
     policy: str = "alert"
     retrain_after_rows: int | None = None
-    # "adaptive": all rows until a change is detected, then only the rows since it ("all" recovers to
-    # 0.77 accuracy after an abrupt drift in bench/drift_loop.py, adaptive to 0.92).
+    # "adaptive": of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows, the
+    # window that scores best on newer rows none of them saw (app/core/services/policy.py).
     # None: all rows; int: the newest N rows.
     window: int | str | None = "adaptive"
     margin: float = 0.01

@@ -13,8 +13,11 @@ limit 5, a simulated stationary stream of 50 batches (300 or 1,000 rows, 6 % err
 raises a false change about twice in a thousand streams, while an error rate that
 climbs by half a point per batch is caught after about 9 batches of 300 rows (6 of
 1,000 rows), long before it would cross a typical threshold.
-The change is dated to the first batch of the excursion that crossed the limit (the
-batch after S_t was last 0); after a change the detector starts again from the next batch.
+The change is dated within the excursion that crossed the limit (the batches since S_t was
+last 0) to its first batch whose z is at least half the excursion's largest: an abrupt change
+that follows a few noisy batches a little above the allowance is dated to the jump itself, not
+to the noise before it (the rows since the change then hold the new concept only); a steady
+slide is dated where it became clear. After a change the detector starts again from the next batch.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -41,6 +44,7 @@ class LossCusum:
     reference_square_sum: float = 0.0
     statistic: float = 0.0
     excursion_start: Any = None
+    excursion: list = field(default_factory=list)  # (label, z) of the batches since the statistic was 0
     history: list = field(default_factory=list)  # (label, z, statistic) of the batches tested
 
     def to_dict(self) -> dict:
@@ -72,14 +76,18 @@ class LossCusum:
         variance = max(self.reference_square_sum / self.reference_rows - mean * mean, MIN_VARIANCE)
         z = (float(losses.mean()) - mean) / np.sqrt(variance / len(losses) + variance / self.reference_rows)
         if self.statistic == 0.0:
-            self.excursion_start = label
+            self.excursion_start, self.excursion = label, []
         self.statistic = max(0.0, self.statistic + z - self.allowance)
+        self.excursion = self.excursion + [[label, round(float(z), 3)]] if self.statistic > 0 else []
         self.history = (self.history + [[label, round(float(z), 3), round(self.statistic, 3)]])[-20:]
         if self.statistic <= self.limit:
             return None
-        change = {"started_at": self.excursion_start, "detected_at": label, "statistic": round(self.statistic, 3),
+        largest = max(z for _, z in self.excursion)
+        started_at = next(at for at, z in self.excursion if z >= largest / 2)
+        change = {"started_at": started_at, "detected_at": label, "statistic": round(self.statistic, 3),
                   "limit": self.limit, "allowance": self.allowance, "reference_loss": round(mean, 6),
-                  "batch_loss": round(float(losses.mean()), 6), "reference_rows": self.reference_rows}
+                  "batch_loss": round(float(losses.mean()), 6), "reference_rows": self.reference_rows,
+                  "excursion_started_at": self.excursion_start}
         # the reference described the loss before the change: start again from the next batch
         self._restart()
         return change
@@ -88,4 +96,4 @@ class LossCusum:
         """Forget the reference and the running statistic; the settings and the history stay."""
         self.batches = self.reference_rows = 0
         self.reference_sum = self.reference_square_sum = self.statistic = 0.0
-        self.excursion_start = None
+        self.excursion_start, self.excursion = None, []

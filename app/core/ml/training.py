@@ -160,6 +160,14 @@ def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dic
         return _fit_and_evaluate(frame, schema, preset, params, seed, cv_folds, progress)
 
 
+def fit_window(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int) -> Estimator:
+    """A pipeline fitted on all the frame's rows (no hold-out), in this process, with native
+    thread pools capped like fit_and_evaluate's: the policy's candidate windows."""
+    pipeline = make_pipeline(schema, schema["task"], preset, params, seed)
+    with capped_native_threads():
+        return pipeline.fit(datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema))
+
+
 def _fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
                       cv_folds: int, progress: Progress | None) -> FitResult:
     report = progress or (lambda fraction, message: None)

@@ -373,8 +373,9 @@ class Keel:
         cancel_event: fit in a child process that setting the event stops at once (nothing is saved)."""
         report = progress or _no_progress
         project = self.project(name)
+        window_params: dict = {}
         if data is None:
-            data = self.training_data(name)
+            data, window_params = self._training_data(project)
         sample = (f" (a sample of {data.sampling['of_rows']:,}: the training memory budget is "
                   f"{data.sampling['memory_budget_mb']:,} MB)" if data.sampling else "")
         report(0.02, f"preparing {len(data.frame)} rows{sample}")
@@ -387,9 +388,23 @@ class Keel:
                 if cancel_event is not None and cancel_event.is_set():
                     raise Cancelled("training cancelled; nothing was saved")
                 run_id = self._record_training(training, trained, files)
+                if window_params:
+                    with self._registry.transaction():
+                        self._registry.log_params(run_id, window_params)
         report(1.0, f"v{training.version} registered")
         return {"version": training.version, "metrics": trained.result.metrics, "run_id": run_id,
                 "seconds": round(trained.seconds, 3)}
+
+    def _training_data(self, project: Project) -> tuple[TrainingData, dict]:
+        """The project's training window. Under --window adaptive with a production model, the
+        window the retraining policy would choose now (policy.training_window); the first model,
+        with no change detected yet, trains on all rows."""
+        settings = ProjectSettings.from_dict(project.settings)
+        if settings.window == "adaptive" and self._registry.current_deployment(project.id) is not None:
+            from app.core.services import policy
+
+            return policy.training_window(self.services.policy, project, settings)
+        return self.training_data(project.name), {}
 
     def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
                       cancel_event: threading.Event | None, report: Progress) -> _Training:

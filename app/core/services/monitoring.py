@@ -84,6 +84,17 @@ class CycleResult:
     firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
     traffic: list[dict] = field(default_factory=list)  # the traffic window of this cycle, if any (`monitor --json`)
     late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
+    late_windows: list["LateWindow"] = field(default_factory=list)  # their newly labelled rows, for the policy
+
+
+@dataclass
+class LateWindow:
+    """The rows of one window (a traffic window or an ingested batch) labelled since the last cycle:
+    the policy counts them like a labelled batch, once."""
+    labels_dataset_version: int  # the newest labels version among them: where a change is dated
+    rows: pd.DataFrame  # the joined rows of this window in those labels versions, and no other
+    traffic_window: int | None  # None: an ingested batch (already counted as a batch when it was monitored)
+    value: float | None
 
 
 # --------------------------------------------------------------------------- the drift reference

@@ -15,30 +15,37 @@ Each cycle, for every policy but off:
 
 Triggers of a retrain (policies approve and auto):
   * a measured-metric rule fires in the cycle (metric_threshold, metric_drop); the drift
-    rule (drift_share) when its alert opens, or on every firing batch when nothing was
-    measured (the label-free estimate never triggers one: under concept drift it stays
-    confidently wrong);
+    rule (drift_share) when its alert opens, while it fires once a rejected challenger's
+    back-off has run out, or on every firing batch when nothing was measured (the
+    label-free estimate never triggers one: under concept drift it stays confidently wrong);
   * a champion fitted soon after a change (it saw fewer than RECENT_WINDOW_ROWS rows since
     the change) has as many newer rows since the change as it saw;
+  * a champion trained before the latest change (restored, or its challengers rejected), on a
+    cycle that measured labelled rows;
   * the change detector fires (a steady slide, before any threshold is crossed);
   * the last challenger was promoted (a drift may still be going on) and the budget has a
     whole challenger: one every 4 batches until a challenger is rejected;
   * optionally, `retrain_after_rows`: that many labelled rows arrived since the
     last training.
-A triggered retrain is held (decision `held`, with its numbers) by the back-off (after
-a challenger was rejected against the same champion, the next one waits until the rows
-the champion never saw have doubled, or until the champion scores worse than it did at
-that gate by more than `max_drop`: the drift went on) or by the budget (a token bucket: a quarter of a
-challenger per batch, at most 3 in a row).
+A triggered retrain is held (decision `held`, with its numbers; a streak of holds is one
+`retrain_held` event and one `retrain_hold_ended`) when the champion was fitted after the
+latest change and the gate would hold fewer than FOLLOW_UP_GATE_ROWS of the rows it never
+saw, by the back-off (after a challenger was rejected against the same champion, the next
+one waits until the rows the champion never saw have doubled, until the champion scores
+worse than it did at that gate by more than `max_drop`: the drift went on, or until a new
+change is detected) or by the budget (a token bucket: a quarter of a challenger per
+batch, at most 3 in a row).
 
 The training window: `all`, the newest N rows, or `adaptive` (the default): candidate
-windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS rows) are
-fitted on the rows before a selection slice and scored on it (the newest rows before the
-gate: prequential); the best one is refitted up to the gate and challenges the champion.
+windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS and half as
+many rows) are fitted on the rows before a selection slice and scored on it (the newest
+rows before the gate: prequential); the best one is tested by the gate. `train` makes the
+same choice (training_window).
 
-The gate: champion and challenger are scored on the same recent labelled rows that
-neither was trained on (the newest third of the rows the champion has never seen).
-The challenger is promoted only if it is better by at least `margin` (in the metric's
+The gate: the champion and the chosen window fitted without the gate's rows are scored on
+the same recent labelled rows that neither was trained on (the newest third of the rows
+the champion has never seen); the challenger registered is the window with those rows.
+It is promoted only if the tested fit is better by at least `margin` (in the metric's
 direction) and a one-sided paired test at level `alpha` agrees: McNemar for accuracy,
 a paired bootstrap for other metrics. A challenger that fails is kept, not deployed.
 """
@@ -72,6 +79,9 @@ BOOTSTRAP_RESAMPLES = 500
 MAX_RESTORE_CANDIDATES = 5
 RESTORE_RULE = "earlier_version_better"
 RECENT_WINDOW_ROWS = 2000
+# A champion fitted after the latest change is challenged once the gate would hold this many rows:
+# the gain over a recent model is small, and on fewer rows the paired test cannot see it
+FOLLOW_UP_GATE_ROWS = 250
 # The retrain budget, a token bucket: each batch adds BUDGET_PER_BATCH of a challenger, up to
 # BUDGET_BURST; fitting one spends 1. A new project starts with 1 (it may answer its first drift
 # at once), so over N batches at most 1 + N/4 challengers are fitted, and a drift after a quiet
@@ -121,7 +131,7 @@ def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None
         cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
         outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
-        if cycle.batches or outcome.decision != "none":
+        if cycle.batches or cycle.late_labels or outcome.decision != "none":
             with deps.registry.transaction():
                 deps.registry.add_event(project, "monitored",
                                         f"{monitoring.summary(cycle)} -> {outcome.decision}"
@@ -149,6 +159,13 @@ class Observation:
 
 
 def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
+    outcome = decide_cycle(deps, name, cycle, by, progress)
+    if outcome.decision != "held" and (cycle.batches or cycle.late_windows):
+        end_hold_streak(deps, deps.data.project(name), outcome.decision)
+    return outcome
+
+
+def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     project = deps.data.project(name)
     settings = ProjectSettings.from_dict(project.settings)
     firing = {rule: message for rule, message in cycle.firing.items() if message}
@@ -172,9 +189,10 @@ def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress
                               tuple(alert["rule"] for alert in cycle.alerts_opened))
     if not reasons:
         return fallback
-    held = hold_reason(deps, project, settings, reasons, latest_value(cycle))
+    new_change = observation.change is not None or any(alert["rule"] in CHANGE_RULES for alert in cycle.alerts_opened)
+    held = hold_reason(deps, project, settings, reasons, latest_value(cycle), new_change)
     if held is not None:
-        return record_hold(deps, project, reasons, held, fallback)
+        return record_hold(deps, project, reasons, held, fallback, cycle_position(cycle))
     try:
         outcome = retrain_and_gate(deps, name, reasons, settings, progress)
     except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
@@ -200,23 +218,23 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
             change_point = alert["dataset_version"]
     observation = Observation()
     frames = []
-    labelled = [batch for batch in cycle.batches if batch.labelled_rows]
+    labelled = labelled_windows(deps, project, cycle)
     champion = loaded_model(deps, name, champion_version) if labelled and champion_version else None
-    for batch in labelled:
-        frame = deps.data.dataset_frame(name, batch.dataset_version)
-        frame = frame[frame[project.target].notna()].reset_index(drop=True)
+    for label, frame in labelled:
         frames.append(frame)
         if champion is None:
             continue  # no production model: no loss to watch
-        change = detector.update(row_losses(project, champion.model, frame), batch.dataset_version)
+        change = detector.update(row_losses(project, champion.model, frame), label)
         if change is not None:
             observation.change = change
             change_point = change["started_at"]
     if frames:
         observation.recent = pd.concat(frames, ignore_index=True).iloc[-MAX_GATE_ROWS:].reset_index(drop=True)
+    # a traffic window labelled late counts as a batch; a batch labelled late was counted when it was monitored
+    batches = len(cycle.batches) + sum(1 for late in cycle.late_windows if late.traffic_window is not None)
     budget = dict(state.budget)
-    budget["batches"] = budget.get("batches", 0) + len(cycle.batches)
-    budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * len(cycle.batches))
+    budget["batches"] = budget.get("batches", 0) + batches
+    budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * batches)
     new_state = state.but(change_point=change_point, budget=budget,
                           detector={"champion_version": champion_version, "cusum": detector.to_dict()})
     with deps.registry.transaction():
@@ -231,6 +249,22 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
                 {"dataset_version": change["started_at"], "rule": "change_detector",
                  "champion_version": champion_version, **change})
     return observation
+
+
+def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[tuple[int, pd.DataFrame]]:
+    """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
+    labelled late (rows the champion never trained on), then the new labelled batches."""
+    name, target = project.name, project.target
+    found = []
+    if cycle.late_windows and cycle.production_version:
+        seen_until = champion_seen_until(deps, project)
+        found += [(late.labels_dataset_version, late.rows) for late in cycle.late_windows
+                  if late.labels_dataset_version > seen_until]
+    for batch in cycle.batches:
+        if batch.labelled_rows:
+            frame = deps.data.dataset_frame(name, batch.dataset_version)
+            found.append((batch.dataset_version, frame[frame[target].notna()].reset_index(drop=True)))
+    return found
 
 
 def row_losses(project: Project, model, frame: pd.DataFrame) -> np.ndarray:
@@ -327,8 +361,10 @@ def retrain_reasons(deps: PolicyDependencies, project: Project, settings: Projec
     reasons = []
     alert_rules = [rule for rule in MEASURED_RULES if cycle_rules.get(rule)]
     measured = any(rule in cycle_rules for rule in MEASURED_RULES)
-    # drift: on every firing batch when nothing was measured; with labels, once, when its alert opens
-    if cycle_rules.get("drift_share") and (not measured or "drift_share" in opened_rules):
+    # drift: on every firing batch when nothing was measured; with labels, when its alert opens, and
+    # again while it fires once a rejected challenger's back-off has run out (more rows may show the gain)
+    if cycle_rules.get("drift_share") and (not measured or "drift_share" in opened_rules
+                                           or backoff_run_out(deps, project)):
         alert_rules.append("drift_share")
     if alert_rules:
         reasons.append("alert: " + ", ".join(alert_rules))
@@ -336,7 +372,8 @@ def retrain_reasons(deps: PolicyDependencies, project: Project, settings: Projec
         change = observation.change
         reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
                        f"since dataset v{change['started_at']}")
-    grown = young_champion_outgrown(deps, project)
+    measured_now = observation is not None and observation.recent is not None  # the cycle brought labelled rows
+    grown = young_champion_outgrown(deps, project) or (champion_predates_change(deps, project) if measured_now else None)
     if grown:
         reasons.append(grown)
     state = store.read_policy_state(deps.registry, project.id)
@@ -347,6 +384,27 @@ def retrain_reasons(deps: PolicyDependencies, project: Project, settings: Projec
         if new_rows >= settings.retrain_after_rows:
             reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
     return reasons
+
+
+def backoff_run_out(deps: PolicyDependencies, project: Project) -> bool:
+    """A challenger of the production model was rejected and the rows it never saw have doubled since."""
+    state = store.read_policy_state(deps.registry, project.id)
+    return (state.backoff_champion_version == deps.data.production_version(project.name)
+            and unseen_rows(deps, project) >= 2 * state.backoff_unseen_rows)
+
+
+def champion_predates_change(deps: PolicyDependencies, project: Project) -> str | None:
+    """The champion was trained before the latest change (an earlier version restored, or every
+    challenger since the change rejected) and rows since the change have arrived: challenge it with
+    them (the back-off spaces the attempts)."""
+    change_point = store.read_policy_state(deps.registry, project.id).change_point
+    if change_point is None or champion_seen_until(deps, project) >= change_point:
+        return None
+    since = store.labelled_rows_from(deps.registry, project.id, change_point)
+    if since < MIN_GATE_ROWS / GATE_SHARE:
+        return None
+    return (f"champion v{deps.data.production_version(project.name)} was trained before the change at "
+            f"dataset v{change_point}; {since} rows since")
 
 
 def young_champion_outgrown(deps: PolicyDependencies, project: Project) -> str | None:
@@ -368,23 +426,33 @@ def young_champion_outgrown(deps: PolicyDependencies, project: Project) -> str |
 
 
 def latest_value(cycle) -> float | None:
-    measured = [batch.value for batch in cycle.batches if batch.value is not None]
+    """The newest measured value of the cycle: its last labelled batch, else its last window labelled late."""
+    measured = ([late.value for late in cycle.late_windows if late.value is not None]
+                + [batch.value for batch in cycle.batches if batch.value is not None])
     return measured[-1] if measured else None
 
 
 def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSettings, reasons: list[str],
-                latest: float | None = None) -> dict | None:
-    """Why a triggered retrain waits (the back-off, the budget), with its numbers; None: go ahead.
-    The back-off ends when the rows the champion never saw have doubled, or when the champion
-    scores worse than at the rejected attempt by more than --max-drop (the drift went on)."""
+                latest: float | None = None, new_change: bool = False) -> dict | None:
+    """Why a triggered retrain waits (too few new rows for a champion fitted after the latest change,
+    the back-off, the budget), with its numbers; None: go ahead. The back-off ends when the rows the
+    champion never saw have doubled, when the champion scores worse than at the rejected attempt by
+    more than --max-drop (the drift went on), or when the cycle detects a new change."""
     state = store.read_policy_state(deps.registry, project.id)
     production = deps.data.production_version(project.name)
-    by_rows = all("new labelled rows" in reason or "newer rows since" in reason for reason in reasons)
+    user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
+    by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(deps, project)
+    needed = round(FOLLOW_UP_GATE_ROWS / GATE_SHARE)
+    follow_up = state.change_point is not None and champion_seen_until(deps, project) >= state.change_point
+    if follow_up and unseen < needed and not user_rows:
+        return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
+                "message": f"champion v{production} was trained after the latest change; a challenger waits until "
+                           f"{needed} rows it never saw give the gate {FOLLOW_UP_GATE_ROWS} (now {unseen})"}
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
              and drop_from(project.metric, then, latest) > settings.max_drop)
-    if (not by_rows and not worse and state.backoff_champion_version == production
+    if (not by_rows and not worse and not new_change and state.backoff_champion_version == production
             and unseen < 2 * state.backoff_unseen_rows):
         return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
                 "champion_version": production,
@@ -398,12 +466,51 @@ def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSet
     return None
 
 
-def record_hold(deps: PolicyDependencies, project: Project, reasons: list[str], held: dict, fallback: Outcome) -> Outcome:
+def cycle_position(cycle) -> int | None:
+    """The dataset version a cycle's decision follows: its last batch, else its newest labels version."""
+    if cycle.batches:
+        return cycle.batches[-1].dataset_version
+    return max((late.labels_dataset_version for late in cycle.late_windows), default=None)
+
+
+def record_hold(deps: PolicyDependencies, project: Project, reasons: list[str], held: dict, fallback: Outcome,
+                position: int | None) -> Outcome:
+    """A hold streak (consecutive held cycles for the same cause) is one `retrain_held` event at its
+    start and one `retrain_hold_ended` at its end; the cycles between only count in the policy state."""
     message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
-    details = {**fallback.details, **held, "reasons": reasons, "decision": "held"}
+    state = store.read_policy_state(deps.registry, project.id)
+    streak = state.budget.get("hold_streak")
     with deps.registry.transaction():
-        deps.registry.add_event(project, "retrain_held", message, "policy", details)
+        if streak and streak["hold"] == held["hold"]:
+            streak = {**streak, "batches": streak["batches"] + 1, "until": position}
+        else:
+            if streak:
+                record_hold_end(deps, project, streak, f"held ({held['hold']})")
+            streak = {"hold": held["hold"], "since": position, "until": position, "batches": 1}
+            deps.registry.add_event(project, "retrain_held", message, "policy",
+                                    {**fallback.details, **held, "reasons": reasons, "decision": "held"})
+        store.write_policy_state(deps.registry, project.id,
+                                 state.but(budget={**state.budget, "hold_streak": streak}))
+    details = {**fallback.details, **held, "reasons": reasons, "decision": "held", "hold_streak": streak}
     return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
+
+
+def end_hold_streak(deps: PolicyDependencies, project: Project, decision: str) -> None:
+    state = store.read_policy_state(deps.registry, project.id)
+    streak = state.budget.get("hold_streak")
+    if not streak:
+        return
+    budget = {k: v for k, v in state.budget.items() if k != "hold_streak"}
+    with deps.registry.transaction():
+        record_hold_end(deps, project, streak, decision)
+        store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
+
+
+def record_hold_end(deps: PolicyDependencies, project: Project, streak: dict, decision: str) -> None:
+    deps.registry.add_event(
+        project, "retrain_hold_ended",
+        f"retrain hold ({streak['hold']}) ended after {streak['batches']} cycle(s) (dataset v{streak['since']} to "
+        f"v{streak['until']}); next decision: {decision}", "policy", {**streak, "next_decision": decision})
 
 
 def champion_seen_until(deps: PolicyDependencies, project: Project) -> int:
@@ -468,8 +575,32 @@ def split_gate(frame, unseen_rows: int):
     if unseen_rows < MIN_GATE_ROWS:
         raise ValidationError(f"{unseen_rows} new labelled row(s) since the production model was trained; "
                               f"the champion-challenger gate needs at least {MIN_GATE_ROWS}")
-    gate_rows = int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
+    gate_rows = gate_size(unseen_rows)
     return frame.iloc[:-gate_rows].reset_index(drop=True), frame.iloc[-gate_rows:].reset_index(drop=True)
+
+
+def gate_size(unseen_rows: int) -> int:
+    return int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
+
+
+def training_window(deps: PolicyDependencies, project: Project, settings: ProjectSettings) -> tuple[TrainingData, dict]:
+    """`train` under --window adaptive with a production model: the window the policy would choose
+    now (the same candidates, scored the same way on the newest rows: as many as its gate would
+    hold), cut from every labelled row. -> (the rows, the run parameters that name the window)."""
+    rows, sampling = deps.data.labelled_rows(project.name)
+    change_point = adaptive_start(deps, project)
+    unseen = unseen_rows(deps, project)
+    basis = unseen if unseen >= MIN_GATE_ROWS else int((rows["__version__"] >= (change_point or 0)).sum())
+    window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2))
+    frame = window.rows.drop(columns="__version__").reset_index(drop=True)
+    used = sorted(int(v) for v in window.rows["__version__"].unique())
+    return TrainingData(frame, used, sampled(sampling, len(frame))), {"training_window": window.name, "training_window_rows": len(frame),
+                                       "training_window_scores": choice.get("scores", {})}
+
+
+def sampled(sampling: dict | None, rows: int) -> dict | None:
+    """A sample of the labelled rows (ProjectData.labelled_rows), of which a training takes rows."""
+    return None if sampling is None else {**sampling, "sampled_rows": rows}
 
 
 @dataclass
@@ -487,8 +618,9 @@ def candidate_windows(rows: pd.DataFrame, change_point: int | None, recent_rows:
         if MIN_GATE_ROWS <= len(since) < len(rows):
             windows.append(Window("since change", f"{len(since)} rows since the change at dataset v{change_point}",
                                   since))
-    if len(rows) > recent_rows and all(len(w.rows) != recent_rows for w in windows):
-        windows.append(Window("recent", f"the newest {recent_rows} rows", rows.iloc[-recent_rows:]))
+    for name, size in (("recent", recent_rows), ("latest", recent_rows // 2)):
+        if len(rows) > size and all(len(w.rows) != size for w in windows):
+            windows.append(Window(name, f"the newest {size} rows", rows.iloc[-size:]))
     return windows
 
 
@@ -516,8 +648,7 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
     for window in candidates:
         if len(window.rows) < MIN_GATE_ROWS or window.name not in final:
             continue
-        model = training.make_pipeline(schema, task, settings.preset, settings.params, settings.seed)
-        model.fit(datasets.to_model_frame(window.rows, schema), datasets.target_array(window.rows, schema))
+        model = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
         scores[window.name] = metric_value(task, metric, y_selection,
                                            _model_outputs(model, X_selection, task, metric), model)
     if not scores:
@@ -529,42 +660,54 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
 
 # --------------------------------------------------------------------------- retrain and gate
 def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], settings: ProjectSettings, progress=None) -> Outcome:
+    """Choose the window on rows before the gate, test it on the gate rows (a fit of the window
+    without them against the champion), and register the challenger: the same window with the gate
+    rows, the newest, in it."""
     report = progress or (lambda fraction, message: None)
     project = deps.data.project(name)
+    schema = project.schema
     champion = deps.data.load_production(name)
     rows, sampling = deps.data.labelled_rows(name)
     change_point = store.read_policy_state(deps.registry, project.id).change_point
     unseen = int((rows["__version__"] >= gate_start(deps, project, change_point)).sum())
     before_gate, gate_part = split_gate(rows, unseen)
-    training.check_trainable(before_gate, project.schema, "the challenger's training rows")
+    training.check_trainable(before_gate, schema, "the challenger's training rows")
     spend_budget(deps, project)
     report(0.0, "choosing the training window")
     window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
-    train_part = window.rows.drop(columns="__version__").reset_index(drop=True)
-    used = sorted(int(v) for v in window.rows["__version__"].unique())
-    training.check_trainable(train_part, project.schema, f"the challenger's training window ({window.description})")
-    reason = f"policy retrain on {window.description}: " + "; ".join(reasons)
-    report(0.3, f"training a challenger on {len(train_part)} rows")
-    if sampling is not None:
-        sampling = {**sampling, "sampled_rows": len(train_part)}
-    trained = deps.train(name, by="policy", reason=reason, data=TrainingData(train_part, used, sampling),
-                         progress=lambda f, m: report(0.3 + 0.5 * f, m))
+    training.check_trainable(window.rows, schema, f"the challenger's training window ({window.description})")
+    final = same_window(window, rows, change_point, settings)
+    train_part = final.rows.drop(columns="__version__").reset_index(drop=True)
+    used = sorted(int(v) for v in final.rows["__version__"].unique())
+    reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
+    report(0.3, f"training the challenger on {len(train_part)} rows")
+    trained = deps.train(name, by="policy", reason=reason, data=TrainingData(train_part, used, sampled(sampling, len(train_part))),
+                         progress=lambda f, m: report(0.3 + 0.4 * f, m))
     with deps.registry.transaction():
         deps.registry.log_params(trained["run_id"], {"training_window": window.name,
                                                      "training_window_rows": len(train_part),
                                                      "training_window_scores": choice.get("scores", {})})
     base = {"champion_version": champion.version, "challenger_version": trained["version"],
-            "unseen_rows": unseen, "train_rows": len(train_part), "reasons": reasons, "dataset_versions": used,
-            "window": {"chosen": window.name, "description": window.description, **choice}}
-    gate_part = gate_part.drop(columns="__version__")
+            "unseen_rows": unseen, "train_rows": len(train_part), "tested_rows": len(window.rows),
+            "reasons": reasons, "dataset_versions": used,
+            "window": {"chosen": window.name, "description": final.description, **choice}}
     try:
-        challenger = deps.data.load_version(name, trained["version"])
-        report(0.85, f"champion v{champion.version} vs challenger v{challenger.version} on {len(gate_part)} rows")
-        verdict = gate(project, champion.model, challenger.model, gate_part, settings.margin, settings.alpha)
+        report(0.75, f"testing the window without the {len(gate_part)} newest rows on them")
+        tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
+        verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
+                       settings.margin, settings.alpha)
         return decide(deps, name, project, settings, {**base, **verdict})
     except BaseException as exc:
         record_gate_failure(deps, project, base, exc)
         raise
+
+
+def same_window(window: Window, rows: pd.DataFrame, change_point: int | None, settings: ProjectSettings) -> Window:
+    """The chosen window, cut again from all the rows (the gate's included)."""
+    if settings.window != "adaptive":
+        return forced_window(rows, settings.window)
+    candidates = {w.name: w for w in candidate_windows(rows, change_point, RECENT_WINDOW_ROWS)}
+    return candidates.get(window.name, candidates["all"])
 
 
 def record_gate_failure(deps: PolicyDependencies, project: Project, details: dict, exc: BaseException) -> None:
@@ -590,7 +733,8 @@ def decide(deps: PolicyDependencies, name: str, project: Project, settings: Proj
     metric = project.metric
     numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
                f"{details['challenger_value']:.4f} vs champion v{champion_version} "
-               f"{details['champion_value']:.4f} on {details['gate_rows']} recent rows neither was trained on "
+               f"{details['champion_value']:.4f} on the {details['gate_rows']} newest rows, which neither the "
+               f"champion nor the challenger's window without them was trained on "
                f"({details['test']} p={details['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
     if not details["accepted"]:
         decision, message = "retrained_rejected", f"{numbers}: not better, kept as v{version} but not deployed"

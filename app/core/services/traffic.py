@@ -29,7 +29,7 @@ import pandas as pd
 
 from app.core.domain.entities import Project
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
-from app.core.ml import drift
+from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics
 from app.core.services.dependencies import Dependencies
 
@@ -219,9 +219,14 @@ def evaluate_late_labels(deps: Dependencies, project: Project, settings: Project
     pending = registry.pending_late_measurements(project.id)
     if not pending:
         return
-    newest = {}
+    newest: dict[tuple, dict] = {}
+    labels_versions: dict[tuple, list[int]] = {}
     for row in pending:
-        newest[(row["traffic_window_id"], row["monitor_result_id"])] = row
+        key = (row["traffic_window_id"], row["monitor_result_id"])
+        newest[key] = row
+        labels_versions.setdefault(key, []).append(row["labels_dataset_version"])
+    if settings.id_column:
+        cycle.late_windows += late_windows(deps, project, settings.id_column, newest, labels_versions)
     with registry.transaction():
         for row in newest.values():
             where = (f"traffic window {row['traffic_window_id']}" if row["traffic_window_id"] is not None
@@ -237,6 +242,42 @@ def evaluate_late_labels(deps: Dependencies, project: Project, settings: Project
                                       "labelled_rows": row["labelled_rows"], "metric": row["metric"],
                                       "value": row["value"], "labels_dataset_version": labels_version})
         registry.mark_late_measurements_evaluated([row["id"] for row in pending])
+
+
+def late_windows(deps: Dependencies, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
+    """Per window measured late: the rows its pending labels versions joined to it (each labels version
+    holds only rows labelled for the first time, so no row is counted twice)."""
+    from app.core.services.monitoring import LateWindow
+
+    frames: dict[int, pd.DataFrame] = {}
+
+    def labelled(version: int) -> pd.DataFrame:
+        if version not in frames:
+            frame = deps.data.dataset_frame(project.name, version)
+            frames[version] = frame.assign(__id__=datasets.id_text(frame[id_column]).astype(str))
+        return frames[version]
+
+    found = []
+    for key, row in newest.items():
+        ids = window_record_ids(deps, project, id_column, row)
+        parts = [labelled(v) for v in sorted(set(labels_versions[key]))]
+        parts = [part[part["__id__"].isin(ids)] for part in parts]
+        rows = pd.concat(parts, ignore_index=True).drop(columns="__id__")
+        rows = rows[rows[project.target].notna()].reset_index(drop=True)
+        if len(rows):
+            found.append(LateWindow(max(labels_versions[key]), rows, row["traffic_window_id"], row["value"]))
+    return found
+
+
+def window_record_ids(deps: Dependencies, project: Project, id_column: str, measurement: dict) -> set[str]:
+    """The IDs of the rows a late measurement's window scored."""
+    registry = deps.registry
+    if measurement["traffic_window_id"] is not None:
+        window_id = measurement["traffic_window_id"]
+        window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
+        return {str(r["record_id"]) for r in registry.late_labels_in_window(window)}
+    frame = deps.data.dataset_frame(project.name, measurement["dataset_version"])
+    return set(datasets.id_text(frame[id_column]).dropna().astype(str))
 
 
 def measured_rules(metric: str, value: float | None, settings: ProjectSettings, training_value: float | None,

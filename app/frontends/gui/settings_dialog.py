@@ -49,7 +49,8 @@ SETTING_HELP = {
     "Retrain on new rows": "When checked, retrain once this many new labelled rows have arrived, alert or not "
                            "(CLI: --retrain-after-rows).",
     "Training window": "Which labelled rows a training uses (CLI: --window): all, the newest N, or adaptive "
-                       "(all rows until a change is detected, then only the rows since it).",
+                       "(of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows, the one "
+                       "that scores best on newer rows none of them saw; the first model trains on all rows).",
     "Promotion margin": "How much better than the champion a challenger must score on unseen rows to be "
                         "deployed (CLI: --margin).",
     "Test level (alpha)": "The significance level of the paired test a challenger must pass (McNemar for accuracy, "
