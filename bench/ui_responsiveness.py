@@ -8,6 +8,11 @@ process) and a monitoring cycle on a fresh batch, both through the real job runn
 While they run, the panels are switched now and then as a user would. The heartbeat's
 intervals give the event loop's largest gap and 99th percentile.
 Targets: largest gap <= 50 ms, p99 <= 16 ms. Writes bench/results/ui_responsiveness.json.
+
+The opening of the window (first show until the workspace is read and pyqtgraph imported) is
+measured with the same heartbeat and reported on its own (`opening_*`, no target). For each of
+the largest gaps, --verbose also gives the GUI thread's own CPU time in it: a gap with little CPU
+is the thread waiting (for the GIL, or for a core on a loaded machine), not working.
 """
 
 import argparse
@@ -48,6 +53,40 @@ def prepare_workspace(folder: Path, fit_seconds: float) -> Path:
     return batch
 
 
+SLOW_EVENT_MS = 8.0
+
+
+def timed_application(argv):
+    """A QApplication that times each event it delivers from the event loop (nested deliveries count
+    in their outer event): `slow_events` holds (start ns, ms, event type, receiver) of those over
+    SLOW_EVENT_MS, for telling what the GUI thread did in a gap."""
+    from PySide6.QtCore import QElapsedTimer, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    class TimedApplication(QApplication):
+        def __init__(self, args):
+            super().__init__(args)
+            self.slow_events: list[tuple[int, float, str, str]] = []
+            self.clock = QElapsedTimer()
+            self.clock.start()
+            self._depth = 0
+
+        def notify(self, receiver, event):
+            self._depth += 1
+            start = self.clock.nsecsElapsed()
+            try:
+                return super().notify(receiver, event)
+            finally:
+                self._depth -= 1
+                took = (self.clock.nsecsElapsed() - start) / 1e6
+                if self._depth == 0 and took > SLOW_EVENT_MS:
+                    kind = QEvent.Type(event.type()).name if event is not None else "?"
+                    who = f"{type(receiver).__name__}({receiver.objectName()})" if receiver is not None else "?"
+                    self.slow_events.append((start, took, kind, who))
+
+    return TimedApplication(argv)
+
+
 def percentile(values, q):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
@@ -60,6 +99,8 @@ def main() -> int:
     parser.add_argument("--only", choices=["train", "monitor", "none"],
                         help="run one of the two jobs, or none: the machine's own noise (diagnosis)")
     parser.add_argument("--verbose", action="store_true", help="print when jobs and refreshes happened")
+    parser.add_argument("--events", action="store_true",
+                        help="time every event the GUI thread handles; print the slow ones in the largest gaps")
     parser.add_argument("--no-tabs", action="store_true", help="do not switch panels during the work")
     parser.add_argument("--workspace", default=str(Path(tempfile.gettempdir()) / "keel-bench-ui"))
     args = parser.parse_args()
@@ -71,28 +112,38 @@ def main() -> int:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance() or (timed_application(sys.argv[:1]) if args.events else QApplication(sys.argv[:1]))
     from app.frontends.gui.application import configure_process, settings_store
 
     configure_process()
     from app.frontends.gui.controller import Controller
     from app.frontends.gui.main_window import MainWindow
 
+    clock = QElapsedTimer()
+    ticks: list[int] = []
+    cpu: dict[int, int] = {}  # tick -> the GUI thread's CPU time then (ns)
+    heartbeat = QTimer()
+    heartbeat.setInterval(HEARTBEAT_MS)
+
+    def beat():
+        ticks.append(clock.nsecsElapsed())
+        cpu[ticks[-1]] = time.thread_time_ns()
+
+    heartbeat.timeout.connect(beat)
+    clock.start()
+    heartbeat.start()
     controller = Controller(str(workspace), start_scheduler=False)
     window = MainWindow(controller, settings_store())
     window.show()
     controller.open_keel()
     deadline = time.monotonic() + 30
-    while ((controller.keel is None or not controller.project or "pyqtgraph" not in sys.modules)
-           and time.monotonic() < deadline):
+    while ((controller.keel is None or not controller.project or "pyqtgraph" not in sys.modules
+            or controller.runner.active_jobs()) and time.monotonic() < deadline):
         app.processEvents()
-        time.sleep(0.01)
-
-    clock = QElapsedTimer()
-    ticks: list[int] = []
-    heartbeat = QTimer()
-    heartbeat.setInterval(HEARTBEAT_MS)
-    heartbeat.timeout.connect(lambda: ticks.append(clock.nsecsElapsed()))
+        time.sleep(0.0005)
+    opening = [(b - a) / 1e6 for a, b in zip(ticks, ticks[1:])]
+    opening_worst = sorted(((b - a) / 1e6, (cpu[b] - cpu[a]) / 1e6, a / 1e9) for a, b in zip(ticks, ticks[1:]))[-5:]
+    ticks.clear()
     phases = {}
     jobs = {}
     moments = []
@@ -123,8 +174,6 @@ def main() -> int:
             return True
         return jobs and all(j is not None and not j.active for j in jobs.values())
 
-    clock.start()
-    heartbeat.start()
     QTimer.singleShot(500, start_work)
     if not args.no_tabs:
         QTimer.singleShot(600, tab_timer.start)
@@ -163,6 +212,8 @@ def main() -> int:
         "p99_gap_ms": round(percentile(gaps_ms, 99), 2),
         "p50_gap_ms": round(percentile(gaps_ms, 50), 2),
         "gaps_over_16ms": sum(g > 16 for g in gaps_ms),
+        "opening_seconds": round(sum(opening) / 1e3, 2),
+        "opening_max_gap_ms": round(max(opening), 2) if opening else None,
         "target_max_gap_ms": TARGET_MAX_GAP_MS,
         "target_p99_ms": TARGET_P99_MS,
     }
@@ -175,12 +226,22 @@ def main() -> int:
     print(f"{'p99 interval (ms)':<30}{result['p99_gap_ms']:>12}{TARGET_P99_MS:>12}")
     print(f"{'largest gap (ms)':<30}{result['max_gap_ms']:>12}{TARGET_MAX_GAP_MS:>12}")
     print(f"jobs: {states}")
-    worst = sorted(((b - a) / 1e6, (a - phases["start"]) / 1e9) for a, b in zip(during, during[1:]))[-8:]
-    print("largest gaps (ms @ s after start):", ", ".join(f"{g:.0f}@{t:.1f}" for g, t in reversed(worst)))
+    print(f"{'opening: largest gap (ms)':<30}{str(result['opening_max_gap_ms']):>12}{'':>12}")
+    worst = sorted(((b - a) / 1e6, (a - phases["start"]) / 1e9, (cpu[b] - cpu[a]) / 1e6)
+                   for a, b in zip(during, during[1:]))[-8:]
+    print("largest gaps (ms @ s after start):", ", ".join(f"{g:.0f}@{t:.1f}" for g, t, _ in reversed(worst)))
     if args.verbose:
-        for gap, at in reversed(worst):
+        for gap, at, busy in reversed(worst):
             before = [what for moment, what in moments if (moment - phases["start"]) / 1e9 <= at + 0.001]
-            print(f"  gap {gap:.0f} ms at {at:.2f} s, after: {before[-1] if before else '-'}")
+            print(f"  gap {gap:.0f} ms at {at:.2f} s (GUI thread CPU {busy:.0f} ms), after: {before[-1] if before else '-'}")
+            if hasattr(app, "slow_events"):
+                offset = app.clock.nsecsElapsed() - clock.nsecsElapsed()  # the two clocks started apart
+                begin = phases["start"] + at * 1e9 + offset
+                for start, took, kind, who in app.slow_events:
+                    if begin - 1e6 <= start <= begin + gap * 1e6:
+                        print(f"      {took:6.1f} ms  {kind} -> {who}")
+        for gap, busy, at in reversed(opening_worst):
+            print(f"  opening gap {gap:.0f} ms at {at:.2f} s after show (GUI thread CPU {busy:.0f} ms)")
     if args.verbose:
         for at, what in moments:
             print(f"  {(at - phases['start']) / 1e9:7.2f} s  {what}")

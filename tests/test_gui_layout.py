@@ -117,7 +117,7 @@ def test_every_tab_is_usable_at_1024_by_640(qtbot, backlog_window):
     for index in range(window.tabs.count()):
         window.tabs.setCurrentIndex(index)
         page = window.tabs.currentWidget()
-        qtbot.waitUntil(lambda page=page: not page._stale, timeout=10000)
+        qtbot.waitUntil(lambda page=page: page.up_to_date, timeout=10000)
         QApplication.processEvents()
         assert window.size().toTuple() == (1024, 640), f"{page.title} grew the window"
         assert not cut_widgets(page), f"{page.title}: {cut_widgets(page)}"

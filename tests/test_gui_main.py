@@ -39,14 +39,15 @@ def wait_job(qtbot, window, start, timeout=JOB_TIMEOUT_MS):
     return job
 
 
-def test_window_opens_on_the_demo_project(window):
+def test_window_opens_on_the_demo_project(qtbot, window):
     assert window.windowTitle().startswith("Keel")
     assert window.controller.project == "demo-credit"
     assert window.project_list.count() == 1
     assert "v1" in window.project_list.item(0).text()
-    assert window.panels["overview"].version_label.text() == "v1"
     for index in range(window.tabs.count()):  # every panel paints on real data without an error
         window.tabs.setCurrentIndex(index)
+        qtbot.waitUntil(lambda tab=window.tabs.widget(index): tab.up_to_date, timeout=5000)
+    assert window.panels["overview"].version_label.text() == "v1"
     assert window.errors == []
 
 
@@ -79,7 +80,7 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     project = window.controller.keel.project("loans")
     assert project.target == "default" and project.settings["preset"] == "logreg"
     assert project.settings["threshold"] == pytest.approx(0.8)
-    assert window.project_list.count() == 2
+    qtbot.waitUntil(lambda: window.project_list.count() == 2, timeout=5000)
     assert window.errors == []
 
 
@@ -94,7 +95,7 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     monkeypatch.setattr(deployments_module, "confirm", lambda *a, **k: True)
 
     window.tabs.setCurrentWidget(window.panels["models"])
-    assert model_versions(window) == [1]
+    qtbot.waitUntil(lambda: model_versions(window) == [1], timeout=5000)
     job = wait_job(qtbot, window, lambda: (window.named_actions["retrain"].trigger(), window.controller.runner.active_jobs()[-1])[1])
     assert job.state == "done", job.error
     qtbot.waitUntil(lambda: model_versions(window) == [1, 2], timeout=5000)
@@ -109,18 +110,18 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     assert models.deploy_button.isEnabled()
     wait_job(qtbot, window, lambda: (models.deploy_button.click(), window.controller.runner.active_jobs()[-1])[1])
     window.tabs.setCurrentWidget(window.panels["overview"])
-    assert window.panels["overview"].version_label.text() == "v2"
-    assert "v2" in window.project_list.item(0).text()
+    qtbot.waitUntil(lambda: window.panels["overview"].version_label.text() == "v2", timeout=5000)
+    qtbot.waitUntil(lambda: "v2" in window.project_list.item(0).text(), timeout=5000)
 
     deployments = window.panels["deployments"]
     window.tabs.setCurrentWidget(deployments)
-    assert len(deployments.model.rows) == 2
+    qtbot.waitUntil(lambda: len(deployments.model.rows) == 2, timeout=5000)
     deployments.view.selectRow(1)  # sorted newest first: row 1 is the v1 deployment
     assert deployments.rollback_button.isEnabled()
     wait_job(qtbot, window, lambda: (deployments.rollback_button.click(), window.controller.runner.active_jobs()[-1])[1])
     assert window.controller.keel.production_version("demo-credit") == 1
     window.tabs.setCurrentWidget(window.panels["overview"])
-    assert window.panels["overview"].version_label.text() == "v1"
+    qtbot.waitUntil(lambda: window.panels["overview"].version_label.text() == "v1", timeout=5000)
     assert "Rolled back" in window.panels["overview"].deployed_label.text()
     assert window.errors == []
 
@@ -212,7 +213,7 @@ def test_changes_from_another_process_are_noticed(qtbot, window):
     qtbot.waitUntil(lambda: "1 alert" in window.project_list.item(0).text(), timeout=5000)
     alerts = window.panels["alerts"]
     window.tabs.setCurrentWidget(alerts)
-    assert len(alerts.model.rows) == 1
+    qtbot.waitUntil(lambda: len(alerts.model.rows) == 1, timeout=5000)
     assert any("New alert" in m for _, m in window.banner.history)
     alerts.view.selectRow(0)
     assert alerts.ack_button.isEnabled()
@@ -220,6 +221,7 @@ def test_changes_from_another_process_are_noticed(qtbot, window):
     qtbot.waitUntil(lambda: alerts.model.rows[0]["status"] == "acknowledged", timeout=5000)
     activity = window.panels["activity"]
     window.tabs.setCurrentWidget(activity)
+    qtbot.waitUntil(lambda: activity.up_to_date, timeout=5000)
     activity.kind.setCurrentText("alert_acknowledged")
     assert activity.visible_rows == 1
 
@@ -381,6 +383,7 @@ def test_a_dropped_file_is_ingested(qtbot, window, tmp_path):
     assert job.state == "done" and job.result["dataset_version"] == 2
     data = window.panels["data"]
     window.tabs.setCurrentWidget(data)
+    qtbot.waitUntil(lambda: data.up_to_date and bool(data.versions.rows), timeout=5000)
     assert data.versions.rows[0]["source"] == "dropped.csv"
     data.versions_view.selectRow(0)
     data.preview_selected()
@@ -472,10 +475,10 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
         before = len(keel.services.registry.model_versions(project.id))
         runner = window.controller.runner
         kinds = []
-        runner.finished.connect(lambda job, _: kinds.append(job.kind))
+        runner.finished.connect(lambda job, _: kinds.append(job.title if job.kind == "read" else job.kind))
         window.named_actions["import_model"].trigger()
         # the types were read on a worker; the question follows once its result reaches the window
-        qtbot.waitUntil(lambda: "read" in kinds and bool(asked), timeout=JOB_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: "Checking knn.skops" in kinds and bool(asked), timeout=JOB_TIMEOUT_MS)
         if answer:
             qtbot.waitUntil(lambda: "import" in kinds, timeout=JOB_TIMEOUT_MS)
         return asked, len(keel.services.registry.model_versions(project.id)) - before

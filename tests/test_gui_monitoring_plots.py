@@ -92,7 +92,7 @@ def test_a_new_project_shows_nothing_of_the_previous_one(qtbot, backlog_window, 
     for index in range(window.tabs.count()):
         window.tabs.setCurrentIndex(index)
         tab = window.tabs.widget(index)
-        qtbot.waitUntil(lambda tab=tab: not tab._stale, timeout=5000)
+        qtbot.waitUntil(lambda tab=tab: tab.up_to_date, timeout=5000)
         shown = [label.text() for label in tab.findChildren(QLabel)]
         for view in tab.findChildren(QAbstractItemView):
             model = view.model()

@@ -29,7 +29,7 @@ def test_data_selection_sort_and_scroll_survive_refreshes(qtbot, backlog_window,
     model.modelReset.connect(lambda: resets.append(True))
 
     window.controller.registry_changed.emit()  # e.g. another project's monitoring cycle
-    qtbot.waitUntil(lambda: not data._stale, timeout=5000)
+    qtbot.waitUntil(lambda: data.up_to_date, timeout=5000)
     batch = tmp_path / "late.csv"
     make_batch(120, seed=77).to_csv(batch, index=False)
     window.controller.keel.ingest("demo-credit", batch)  # a new batch arrives in the background

@@ -51,5 +51,8 @@ def test_a_new_alert_is_announced_once(qtbot, window, monkeypatch, tmp_path):
     assert opened and all(alert["project"] == DEMO_PROJECT for alert in opened)
     expected = [f"New alert on {DEMO_PROJECT}: {alert['message']}" for alert in opened]
     qtbot.waitUntil(lambda: [m for m in announced if m.startswith("New alert")] == expected, timeout=10000)
-    window._check_new_alerts()  # nothing new since: nothing announced twice
+    reads = []
+    window.controller.runner.finished.connect(lambda job, result: reads.append(job.title))
+    window.refresh_projects()  # nothing new since: nothing announced twice
+    qtbot.waitUntil(lambda: "Reading the projects" in reads, timeout=10000)
     assert [m for m in announced if m.startswith("New alert")] == expected

@@ -27,7 +27,7 @@ def open_from_menu(qtbot, window, edit) -> dict:
     window.named_actions["settings"].trigger()
     qtbot.waitUntil(lambda: "done" in seen, timeout=5000)
     if seen.get("saved"):
-        qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+        qtbot.waitUntil(lambda: any(job.kind == "settings" for job in ended), timeout=20_000)
     return seen
 
 

@@ -864,6 +864,12 @@ class Keel:
                 "prediction_log": prediction_log.summary(self._registry, project),
                 "versions_total": counts["model_versions"], "dataset_versions_total": counts["dataset_versions"]}
 
+    def model_timeline(self, name: str) -> list[dict]:
+        """When each model version was made, oldest first: [{version, created_at}], for a timeline's
+        markers; a light read (status() also gathers metrics, datasets, alerts and the prediction log)."""
+        return [{"version": model.version, "created_at": model.created_at}
+                for model in self._registry.model_versions(self.project(name).id)]
+
     def production_overview(self, name: str) -> dict:
         """What the production actions depend on: the version in production (or None), how many
         deployments there were, the version a rollback returns to, and whether a challenger waits."""

@@ -23,6 +23,7 @@ WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "crea
                "import", "delete", "approve", "acknowledge", "inbox", "labels")
 DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
+PLOT_WARM_SLICE_SECONDS = 0.004  # the GUI thread's share of each event-loop turn while pyqtgraph loads
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
 STARTUP_CHECK_MS, STARTUP_DEFERRALS = 50, 40  # start-up work waits for the filled window, up to 2 s
 
@@ -112,10 +113,24 @@ class Controller(QObject):
         QTimer.singleShot(0, self._import_plotting)  # a turn of the event loop between the two
 
     def _import_plotting(self) -> None:
-        """On the GUI thread: importing pyqtgraph on a worker while the window created Qt enums (PySide6
-        creates them lazily, not thread-safely) crashed the process."""
-        importlib.import_module("pyqtgraph")
-        self.plots_ready.emit()
+        """pyqtgraph in slices: first the Qt classes its import asks for (PySide6 creates each on first
+        access; a few ms per event-loop turn), then the import itself (~70-80 ms: the part that cannot
+        be split; ~150-200 ms unsliced). On the GUI thread: importing pyqtgraph on a worker while the
+        window created Qt enums (PySide6 creates them lazily, not thread-safely) crashed the process."""
+        from app.frontends.gui import plots
+
+        pending = plots.qt_binding_names()
+
+        def next_slice() -> None:
+            if self._shut_down:
+                return
+            if not plots.warm_qt_bindings(pending, PLOT_WARM_SLICE_SECONDS):
+                QTimer.singleShot(0, self, next_slice)
+                return
+            importlib.import_module("pyqtgraph")
+            self.plots_ready.emit()
+
+        QTimer.singleShot(0, self, next_slice)
 
     def stop_scheduler(self) -> None:
         if self.scheduler is not None:

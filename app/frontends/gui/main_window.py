@@ -30,6 +30,7 @@ from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
 from app.frontends.gui.panels.activity import ActivityPanel
 from app.frontends.gui.panels.alerts import AlertsPanel
+from app.frontends.gui.panels.base import READS_QUEUE
 from app.frontends.gui.panels.data import DataPanel
 from app.frontends.gui.panels.deployments import DeploymentsPanel
 from app.frontends.gui.panels.models import ModelsPanel
@@ -58,6 +59,27 @@ def dot_icon(color: str) -> QIcon:
     return QIcon(pixmap)
 
 
+def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -> dict:
+    """On a worker: every project's health (alerts counted since the user last looked at it), and
+    the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
+    from app.core.domain.clock import utc_now
+
+    now = utc_now()
+    names = keel.project_names()
+    healths = []
+    for name in names:
+        try:
+            healths.append(keel.health(name, since=looked.get(name) or now))
+        except Exception:  # e.g. deleted by another process meanwhile: left out of the list
+            log.exception("health of %s", name)
+    if last_alert_id is None:
+        last_alert_id, opened = keel.last_alert_id(), []
+    else:
+        opened = keel.open_alerts_after(last_alert_id)
+    return {"names": names, "health": healths, "first_seen": [n for n in names if not looked.get(n)],
+            "seen_at": now, "last_alert_id": last_alert_id, "new_alerts": opened}
+
+
 class MainWindow(QMainWindow):
     open_workspace_requested = Signal(str)
 
@@ -69,6 +91,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self._last_alert_id = None
+        self._reading_projects = False  # the project list is being read on a worker
+        self._read_projects_again = False
+        self._offer_demo = False
         self._closing = False
         self._shown_project = ""
         self._restoring_project = settings.value("last_project", "", type=str)
@@ -280,11 +305,8 @@ class MainWindow(QMainWindow):
         self.workspace_label.setText(f"{keel.root}{'  · read-only' if self.controller.read_only else ''}")
         self.statusBar().showMessage("Workspace open", 3000)
         self.tabs.setCurrentIndex(self.settings.value("last_tab", 0, type=int))
+        self._offer_demo = True  # the first read of the project list says whether the workspace is empty
         self.refresh_projects()
-        if not keel.project_names() and self.controller.can_write():
-            self.notify("info", "An empty workspace: building a demo project so you can look around. "
-                                "Create your own with File > New project…")
-            self.controller.create_demo()
 
     def workspace_shown(self) -> bool:
         """The project list is filled and the Overview shows the selected project with its production
@@ -301,19 +323,42 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ projects
     def refresh_projects(self) -> None:
+        """The project list with each project's health, and the alerts opened since the last look:
+        read on a worker, shown when it lands; asked again during a read, it reads once more after."""
         keel = self.controller.keel
         if keel is None:
             return
-        names = keel.project_names()
+        if self._reading_projects:
+            self._read_projects_again = True
+            return
+        self._reading_projects, self._read_projects_again = True, False
+        looked = self._looked_stamps()
+        last_alert_id = self._last_alert_id
+        self.controller.run(READS_QUEUE, "read", "Reading the projects",
+                            lambda job: read_project_list(keel, looked, last_alert_id),
+                            on_done=lambda data: self._projects_read(keel, data),
+                            on_error=lambda message, details: self._projects_read(keel, None, message))
+
+    def _projects_read(self, keel, data: dict | None, error: str = "") -> None:
+        self._reading_projects = False
+        if keel is self.controller.keel and not self._closing:
+            if data is None:
+                log.warning("reading the project list failed: %s", error)
+            else:
+                self._show_projects(data)
+        if self._read_projects_again:
+            self.refresh_projects()
+
+    def _show_projects(self, data: dict) -> None:
+        for name in data["first_seen"]:  # a project seen for the first time: its past is not news
+            if not self.settings.value(f"looked/{name}", "", type=str):
+                self.settings.setValue(f"looked/{name}", data["seen_at"])
+        names = data["names"]
         current = self.controller.project or self._restoring_project
         self.project_list.blockSignals(True)
         self.project_list.clear()
-        for name in names:
-            try:
-                health = keel.health(name, since=self.looked_at(name))
-            except Exception:
-                log.exception("health of %s", name)
-                continue
+        for health in data["health"]:
+            name = health["project"]
             item = QListWidgetItem(dot_icon(HEALTH_COLORS[health["state"]]), self._project_line(health))
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setToolTip("; ".join(health["reasons"]) or "healthy")
@@ -327,8 +372,14 @@ class MainWindow(QMainWindow):
                 self.project_list.setCurrentRow(0)
         self._restoring_project = ""
         self.controller.set_project(current)
-        self._check_new_alerts()
+        self._announce_alerts(data["last_alert_id"], data["new_alerts"])
         self.update_actions()
+        if self._offer_demo:
+            self._offer_demo = False
+            if not names and self.controller.can_write():
+                self.notify("info", "An empty workspace: building a demo project so you can look around. "
+                                    "Create your own with File > New project…")
+                self.controller.create_demo()
 
     @staticmethod
     def _project_line(health: dict) -> str:
@@ -347,12 +398,20 @@ class MainWindow(QMainWindow):
             detail += f"\nsince you looked: {since['opened']} opened, {since['recovered']} recovered"
         return f"{health['project']}\n{detail}"
 
+    def _looked_stamps(self) -> dict[str, str]:
+        """When the user last looked at each project's alerts (its Alerts tab, or leaving the project)."""
+        self.settings.beginGroup("looked")
+        try:
+            return {name: self.settings.value(name, "", type=str) for name in self.settings.childKeys()}
+        finally:
+            self.settings.endGroup()
+
     def looked_at(self, name: str) -> str:
-        """When the user last looked at the project's alerts (its Alerts tab, or leaving the project)."""
+        """When the user last looked at the project's alerts; now, for a project seen the first time."""
         from app.core.domain.clock import utc_now
 
         stamp = self.settings.value(f"looked/{name}", "", type=str)
-        if not stamp:  # a project seen for the first time: its past is not news
+        if not stamp:
             stamp = utc_now()
             self.settings.setValue(f"looked/{name}", stamp)
         return stamp
@@ -387,14 +446,16 @@ class MainWindow(QMainWindow):
                 self.project_list.setCurrentItem(item)
                 self.project_list.blockSignals(False)
 
-    def _check_new_alerts(self) -> None:
-        keel = self.controller.keel
-        if self._last_alert_id is None:  # the alerts already open at start are shown by the list, not announced
-            self._last_alert_id = keel.last_alert_id()
+    def _announce_alerts(self, last_alert_id: int, opened: list[dict]) -> None:
+        """The alerts opened since the last read, once each; those already open at start are shown by
+        the list, not announced."""
+        if self._last_alert_id is None:
+            self._last_alert_id = last_alert_id
             return
-        for row in keel.open_alerts_after(self._last_alert_id):
-            self._last_alert_id = max(self._last_alert_id, row["id"])
-            self.notify("warning", f"New alert on {row['project']}: {row['message']}")
+        for row in opened:
+            if row["id"] > self._last_alert_id:
+                self._last_alert_id = row["id"]
+                self.notify("warning", f"New alert on {row['project']}: {row['message']}")
 
     # ------------------------------------------------------------------ actions
     def update_actions(self) -> None:

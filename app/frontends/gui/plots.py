@@ -1,6 +1,7 @@
-"""pyqtgraph, imported only when the first plot is built (it costs ~0.5 s at start-up)."""
+"""pyqtgraph, imported once the workspace is shown (Controller._import_plotting), in slices."""
 
 import math
+import time
 
 import numpy as np
 from PySide6.QtGui import QPalette
@@ -9,8 +10,31 @@ from PySide6.QtWidgets import QApplication
 from app.frontends.gui.common import ACCENT_COLOR
 
 _configured = False
+QT_MODULES = ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets")
 MIN_HINT_HEIGHT = 100  # a plot's preferred height when it was given no minimum
 ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
+
+
+def qt_binding_names() -> list[tuple[object, str]]:
+    """Every name of the Qt modules pyqtgraph mirrors at import (pyqtgraph.Qt copies them all)."""
+    import importlib
+
+    modules = [importlib.import_module(name) for name in QT_MODULES]
+    return [(module, name) for module in modules for name in dir(module)]
+
+
+def warm_qt_bindings(pending: list[tuple[object, str]], budget_seconds: float) -> bool:
+    """Touch names of `pending` (taking them off it) for about budget_seconds; True once none remain.
+
+    PySide6 creates a class the first time it is asked for; pyqtgraph's import asks for all of them
+    at once (~0.1-0.3 s, most of its import time). Asked for beforehand, a few milliseconds per
+    event-loop turn, they cost the import nothing. On the GUI thread only: that creation is not
+    thread-safe."""
+    end = time.perf_counter() + budget_seconds
+    while pending and time.perf_counter() < end:
+        module, name = pending.pop()
+        getattr(module, name)
+    return not pending
 
 
 def pg():

@@ -37,8 +37,10 @@ class ActivityPanel(Panel):
     def clear(self) -> None:
         self.model.set_rows([])
 
-    def refresh(self) -> None:
-        rows = [event.to_dict() for event in self.keel.events(self.project)]  # a table shows rows of named values
+    def read(self, keel, project: str) -> list[dict]:
+        return [event.to_dict() for event in keel.events(project)]  # a table shows rows of named values
+
+    def show_data(self, rows: list[dict]) -> None:
         self.model.set_rows(list(reversed(rows)))  # newest first; a header click sorts
         kinds = sorted({r["kind"] for r in rows})
         current = self.kind.currentText()

@@ -47,9 +47,12 @@ class AlertsPanel(Panel):
     def clear(self) -> None:
         self.model.set_rows([])
 
-    def refresh(self) -> None:
-        alerts = self.keel.alerts(self.project)
-        rows = [a.to_dict() for a in alerts if a.is_open or not self.open_only.isChecked()]
+    def read(self, keel, project: str) -> list[dict]:
+        return [alert.to_dict() for alert in keel.alerts(project)]
+
+    def show_data(self, rows: list[dict]) -> None:
+        if self.open_only.isChecked():
+            rows = [r for r in rows if r["status"] == "open"]
         self.model.set_rows(list(reversed(rows)))
         self.empty.setVisible(not rows)
         self.view.resizeColumnsToContents()

@@ -1,10 +1,16 @@
-"""What every tab shares: a controller, and a refresh that runs only when the tab is visible."""
+"""What every tab shares: a controller, and a refresh that runs only when the tab is visible:
+its service reads on a worker (Panel.read), the widgets filled on the GUI thread (Panel.show_data)."""
+
+import logging
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from app.frontends.gui.common import heading
+
+log = logging.getLogger("keel.ui")
+READS_QUEUE = "tab-reads"  # one worker reads for every tab (and the project list), in turn
 
 
 class Panel(QWidget):
@@ -15,6 +21,8 @@ class Panel(QWidget):
         self.controller = controller
         self._stale = True
         self._shown_project = None  # the project whose data the widgets hold
+        self._reading = False  # a read of this tab's data is on a worker
+        self._read_again = False  # a refresh was asked for while it ran
         # refreshes run in their own event-loop turn, coalesced: a burst of changes costs one refresh,
         # and the project list and this panel do not redraw in the same turn
         self._refresh_timer = QTimer(self)
@@ -66,23 +74,64 @@ class Panel(QWidget):
             self.refresh_now()
 
     def refresh_now(self) -> None:
+        """Read what the tab shows on a worker (read), then fill the widgets on the GUI thread (show).
+        A refresh asked for while a read is in flight reads again once it lands."""
         self._stale = False
         if self.keel is None or not self.project:
             self.clear()
             self._shown_project = None
-        else:
-            try:
-                self.keel.project(self.project)
-            except Exception:  # deleted by another process: the project list will drop it
-                self.clear()
-                return
-            if self._shown_project != self.project:
-                self.clear()  # nothing of the previous project survives into this one
-                self._shown_project = self.project
-            self.refresh()
-        self.update_buttons()
+            self.update_buttons()
+            return
+        keel, name = self.keel, self.project
+        if self._shown_project not in (None, name):
+            self.clear()  # nothing of the previous project stays on show while this one is read
+            self._shown_project = None
+        if self._reading:
+            self._read_again = True
+            return
+        self._reading, self._read_again = True, False
+        self.controller.run(READS_QUEUE, "read", f"Reading {name} for {self.title or 'a tab'}",
+                            lambda job: self.read(keel, name), project=name,
+                            on_done=lambda data: self._read_done(keel, name, data),
+                            on_error=lambda message, details: self._read_failed(keel, name, message))
 
-    def refresh(self) -> None:  # read the registry and fill the view
+    @property
+    def up_to_date(self) -> bool:
+        """The widgets show the latest read: no refresh pending, no read on a worker."""
+        return not self._stale and not self._reading
+
+    def _read_done(self, keel, name: str, data) -> None:
+        self._reading = False
+        if keel is self.keel and name == self.project:
+            if self._shown_project != name:
+                self.clear()  # nothing of the previous project survives into this one
+                self._shown_project = name
+            self.show_data(data)
+            self.update_buttons()
+        else:
+            self._stale = True  # read for a project (or workspace) no longer on show
+        self._read_again_if_asked()
+
+    def _read_failed(self, keel, name: str, message: str) -> None:
+        """E.g. the project was deleted by another process: the project list drops it."""
+        self._reading = False
+        log.warning("reading %s for the %s tab failed: %s", name, self.title, message)
+        if keel is self.keel and name == self.project:
+            self.clear()
+            self._shown_project = None
+        self._read_again_if_asked()
+
+    def _read_again_if_asked(self) -> None:
+        if self._read_again or self._stale:
+            self._read_again = False
+            self.mark_stale()
+
+    def read(self, keel, project: str):
+        """On a worker thread: ask the services for what the tab shows. Touches no widget."""
+        raise NotImplementedError
+
+    def show_data(self, data) -> None:
+        """On the GUI thread: fill the widgets with what read returned."""
         raise NotImplementedError
 
     def clear(self) -> None:

@@ -108,9 +108,11 @@ class DataPanel(Panel):
         self.report.setPlainText("")
         self.preview_model.set_frame(None)
 
-    def refresh(self) -> None:
-        project = self.keel.project(self.project)
-        rows = [version.to_dict() for version in self.keel.dataset_versions(self.project)]
+    def read(self, keel, name: str) -> tuple[dict, list[dict]]:
+        return keel.project(name).schema, [version.to_dict() for version in keel.dataset_versions(name)]
+
+    def show_data(self, data: tuple[dict, list[dict]]) -> None:
+        schema, rows = data
         by_id = {r["id"]: r["version"] for r in rows}
         for row in rows:
             row["parent_version"] = by_id.get(row["parent_id"])
@@ -119,7 +121,6 @@ class DataPanel(Panel):
         self.versions.set_rows(list(reversed(rows)))
         if was_empty:  # later refreshes keep the widths the user may have set
             self.versions_view.resizeColumnsToContents()
-        schema = project.schema
         self.schema.set_rows([{**c, "missing": f"{c['missing_rate']:.1%}" if "missing_rate" in c else ""}
                               for c in schema.get("columns", [])]
                              + [{"name": f"{schema['target']} (target)", "kind": schema.get("target_kind", ""),

@@ -42,19 +42,23 @@ class DeploymentsPanel(Panel):
     def clear(self) -> None:
         self.model.set_rows([])
 
-    def refresh(self) -> None:
-        project = self.keel.project(self.project)
-        rows = [deployment.to_dict() for deployment in self.keel.deployments(self.project)]
-        metric = project.metric
+    def read(self, keel, name: str) -> tuple[str, list[dict]]:
+        """The project's primary metric, and its deployments (oldest first) with that metric at training."""
+        metric = keel.project(name).metric
+        rows = [deployment.to_dict() for deployment in keel.deployments(name)]
         metrics = {}
         for row in rows:
             if row["model_version_id"] not in metrics:
-                version = self.keel.model_version_by_id(row["model_version_id"])
-                metrics[row["model_version_id"]] = self.keel.model_metrics(version).get(metric)
+                version = keel.model_version_by_id(row["model_version_id"])
+                metrics[row["model_version_id"]] = keel.model_metrics(version).get(metric)
             row["training_value"] = metrics[row["model_version_id"]]
             row["current"] = False
         if rows:
             rows[-1]["current"] = True
+        return metric, rows
+
+    def show_data(self, data: tuple[str, list[dict]]) -> None:
+        metric, rows = data
         self.metric_name = metric
         self.model.columns[5] = (f"{metric} at training", "training_value")
         self.model.set_rows(list(reversed(rows)))

@@ -105,8 +105,10 @@ class ModelsPanel(Panel):
             elif item.layout():
                 _delete_layout(item.layout())
 
-    def refresh(self) -> None:
-        status = self.keel.status(self.project)
+    def read(self, keel, project: str) -> dict:
+        return keel.status(project)
+
+    def show_data(self, status: dict) -> None:
         primary = status["metric"]
         names = [primary] + [m for m in metrics_for(status["task"]) if m != primary]
         extra = sorted({k for v in status["versions"] for k in v["metrics"]} - set(names))

@@ -40,7 +40,7 @@ from app.frontends.gui.common import (
     muted,
 )
 from app.frontends.gui.panels.base import Panel, action_button
-from app.frontends.gui.panels.traffic import TrafficSection
+from app.frontends.gui.panels.traffic import TrafficSection, read_traffic
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
 MARKER_LABEL_GAP = 0.04  # labels of markers closer than this share of the x span are staggered
@@ -217,6 +217,7 @@ class MonitoringPanel(Panel):
         self.named_actions = actions
         self._last_id = 0
         self.results: list[dict] = []
+        self._read: dict | None = None  # what the last read returned (Panel.read on a worker)
         self.distribution: dict | None = None  # the feature distribution on show
         self.plots_built = False
         self.series = {}
@@ -317,8 +318,7 @@ class MonitoringPanel(Panel):
         self.controller.save_settings({"schedule": self.schedule_text(),
                                        "schedule_enabled": self.schedule_enabled.isChecked()})
 
-    def _load_schedule(self, project: Project) -> None:
-        schedule = self.keel.schedule(project.name)
+    def _load_schedule(self, project: Project, schedule: dict | None) -> None:
         if schedule is None:
             return
         self.schedule_enabled.setChecked(bool(schedule["enabled"]))
@@ -362,10 +362,6 @@ class MonitoringPanel(Panel):
         if not self.plots_built and not getattr(self, "_preparing", False):
             self._preparing = True
             QTimer.singleShot(0, self, next_step)
-
-    def _build_plots(self) -> None:
-        for step in (self._build_metric_plot, self._build_drift_plots, self._place_plots):
-            step()
 
     def _build_metric_plot(self) -> None:
         from app.frontends.gui.plots import GrowingSeries, pg, plot_widget
@@ -468,8 +464,8 @@ class MonitoringPanel(Panel):
         for series in self.series.values():
             series.clear()
         self._append(self.results)
-        if self.keel is not None and self.project:
-            self._decorations(self.keel.project(self.project))
+        if self._read is not None:
+            self._decorations(self._read)
 
     def _append(self, rows: list[dict]) -> None:
         for row in rows:
@@ -484,6 +480,7 @@ class MonitoringPanel(Panel):
 
     def clear(self) -> None:
         self._decorated = None
+        self._read = None
         self.arrivals = {}
         self._last_id = 0
         self.results = []
@@ -500,40 +497,51 @@ class MonitoringPanel(Panel):
             self.metric_tips.clear()
             self._remove_markers()
 
-    def refresh(self) -> None:
-        project = self.keel.project(self.project)
-        self._load_schedule(project)
-        new = [result.to_dict() for result in self.keel.monitor_results(project.name, after_id=self._last_id)]
-        if new:
+    def read(self, keel, name: str) -> dict:
+        """On a worker: the results after the last one on show (all of them for a project not on show
+        yet), and what the plots mark: trainings, deployments, policy decisions, batch arrivals."""
+        after_id = self._last_id if self._shown_project == name else 0
+        return {"project": keel.project(name), "schedule": keel.schedule(name), "after_id": after_id,
+                "results": [result.to_dict() for result in keel.monitor_results(name, after_id=after_id)],
+                "deployments": keel.deployments(name), "models": keel.model_timeline(name),
+                "decisions": keel.policy_decisions(name),
+                "arrivals": {d.version: d.created_at for d in keel.dataset_versions(name)},
+                "traffic": read_traffic(keel, name)}
+
+    def show_data(self, data: dict) -> None:
+        project = data["project"]
+        self._read = data
+        self._load_schedule(project, data["schedule"])
+        if data["after_id"] > self._last_id:  # cleared since the read began: the earlier results are missing
+            self._stale = True
+        new = [r for r in data["results"] if r["id"] > self._last_id]
+        if new and not self._stale:
             self.results.extend(new)
             self._last_id = new[-1]["id"]
-            if not self.plots_built:
-                self._build_plots()  # only if the idle-time build has not happened yet
-            else:
+            if self.plots_built:  # otherwise the idle-time build puts them in (_replay)
                 self._append(new)
             self.table_model.set_rows(list(reversed(self.results)))
             self.table.resizeColumnsToContents()
         if self.plots_built:
             self._show_plots(bool(self.results))
-            self._decorations(project)  # the points themselves reach the curves on the next flush tick
-        self.traffic.refresh(self.keel, self.project)
+            self._decorations(data)  # the points themselves reach the curves on the next flush tick
+        self.traffic.show_traffic(data["traffic"])
         measured = [r for r in self.results if r["value"] is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
                              (f"; last {project.metric} {fmt_value(measured[-1]['value'])}" if measured else ""))
 
-    def _decorations(self, project: Project) -> None:
+    def _decorations(self, data: dict) -> None:
         """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift."""
-        deployments = self.keel.deployments(project.name)
-        models = self.keel.status(project.name)["versions"]
+        project, deployments, models = data["project"], data["deployments"], data["models"]
         settings = project.settings
-        decisions = self.keel.policy_decisions(project.name)
+        decisions = data["decisions"]
         signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
                      settings.get("threshold"),
                      settings.get("drift_share"), project.metric)
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
-        arrivals = {d.version: d.created_at for d in self.keel.dataset_versions(project.name)}
+        arrivals = data["arrivals"]
         if self.x_axis == "time" and arrivals != self.arrivals:
             self.arrivals = arrivals
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
@@ -574,8 +582,8 @@ class MonitoringPanel(Panel):
         cache_static_parts(plot)
         self._replay_metric()
         self._decorated = None
-        if self.keel is not None and self.project:
-            self._decorations(self.keel.project(self.project))
+        if self._read is not None:
+            self._decorations(self._read)
         plot.getPlotItem().getViewBox().enableAutoRange()
 
     def _replay_metric(self) -> None:

@@ -103,8 +103,12 @@ class OverviewPanel(Panel):
         for label in (self.state_label, self.deployed_label, self.metric_label, self.reasons_label):
             label.setText("")
 
-    def refresh(self) -> None:
-        card = self.keel.production_card(self.project)
+    def read(self, keel, project: str) -> dict:
+        return {"card": keel.production_card(project),
+                "recent": [event.to_dict() for event in keel.recent_events(project)]}
+
+    def show_data(self, data: dict) -> None:
+        card = data["card"]
         health = card["health"]
         metric = card["metric"]
         self.title_label.setText(self.project)
@@ -130,7 +134,7 @@ class OverviewPanel(Panel):
         self.reasons_label.setText("; ".join(health["reasons"]))
         self._sparkline(card["sparkline"], card["settings"].get("threshold"))
         self._facts(card)
-        self.recent.set_rows([event.to_dict() for event in self.keel.recent_events(self.project)])
+        self.recent.set_rows(data["recent"])
         self.recent_view.resizeColumnsToContents()
         self.show_server()
 

@@ -24,6 +24,18 @@ def window_label(row: dict) -> str:
     return f"traffic {row['window']}" if row.get("kind", "traffic") == "traffic" else f"data v{row['dataset_version']}"
 
 
+def read_traffic(keel, project: str) -> dict:
+    """Keel.traffic with request volume in bars of a minute, or of an hour or a day when the traffic
+    spans longer. Runs on a worker (the Monitoring tab's read)."""
+    overview = keel.traffic(project, "minute")
+    if overview["volume"]:
+        span = bucket_start(overview["volume"][-1]["at"], "minute") - bucket_start(overview["volume"][0]["at"],
+                                                                                 "minute")
+        if span > MINUTE_BARS_FOR_SECONDS:
+            overview = keel.traffic(project, "hour" if span <= HOUR_BARS_FOR_SECONDS else "day")
+    return overview
+
+
 class TrafficSection(QGroupBox):
     """plots_ready: the controller's signal that pyqtgraph is imported (on a worker); the volume
     plot is drawn only after it, never by importing pyqtgraph here while the worker does."""
@@ -60,13 +72,8 @@ class TrafficSection(QGroupBox):
         self.table.setObjectName("trafficTable")
         layout.addWidget(self.table, 3)
 
-    def refresh(self, keel, project: str) -> None:
-        overview = keel.traffic(project, "minute")
-        if overview["volume"]:
-            span = bucket_start(overview["volume"][-1]["at"], "minute") - bucket_start(overview["volume"][0]["at"],
-                                                                                     "minute")
-            if span > MINUTE_BARS_FOR_SECONDS:
-                overview = keel.traffic(project, "hour" if span <= HOUR_BARS_FOR_SECONDS else "day")
+    def show_traffic(self, overview: dict) -> None:
+        """What read_traffic returned (on a worker), shown."""
         self.overview = overview
         rows = list(reversed(overview["windows"])) + list(reversed(overview["batches"]))
         self.table_model.set_rows(rows)
