@@ -10,6 +10,7 @@ from sklearn.datasets import load_diabetes, load_iris
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import artifacts, datasets, training
+from app.core.services.insights import version_card
 from app.core.services.lifecycle import Keel
 
 
@@ -269,6 +270,28 @@ def test_an_idle_machine_leaves_every_core_to_a_fit(monkeypatch):
 
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert training.threads_left() == (os.cpu_count() or 1)
+
+
+def test_a_training_over_the_memory_budget_samples_its_rows_and_records_it(capsys, workspace, tmp_path, monkeypatch):
+    create_project(capsys, workspace, tmp_path, rows=400, extra=("--model", "logreg"))
+    keel = Keel.open(workspace)
+    try:
+        per_row = datasets.training_bytes_per_row(keel.project("loans").schema)
+        monkeypatch.setenv("KEEL_TRAIN_MEMORY_MB", str(100 * per_row / 2**20))  # room for 100 of the 400 rows
+        data = keel.training_data("loans")
+        assert 60 < len(data.frame) < 140 and data.frame["default"].notna().all()
+        assert data.sampling == {"sampled_rows": len(data.frame), "of_rows": 400, "memory_budget_mb": 0}
+        assert keel.training_data("loans").frame.equals(data.frame)  # seeded: the same sample each time
+        policy_rows, policy_sampling = keel.labelled_rows("loans")  # what a policy challenger chooses from
+        assert policy_sampling == data.sampling and list(policy_rows["__version__"].unique()) == [1]
+        result = keel.train("loans")
+        card = version_card(keel.services.insights, "loans", result["version"])
+        assert card["training"]["sample"] == data.sampling
+        assert "training_sample" not in card["parameters"]
+        monkeypatch.delenv("KEEL_TRAIN_MEMORY_MB")
+        assert keel.training_data("loans").sampling is None and len(keel.training_data("loans").frame) == 400
+    finally:
+        keel.close()
 
 
 def test_a_window_fitted_in_this_process_caps_native_thread_pools(monkeypatch, credit):

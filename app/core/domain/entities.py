@@ -17,6 +17,7 @@ class TrainingData:
 
     frame: pd.DataFrame
     dataset_versions: list[int]
+    sampling: dict | None = None  # how the rows were sampled to fit the training memory budget (None: all rows)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     import pyarrow
     import pyarrow.parquet
 
-DEFAULT_MAX_FILE_MB = 512
+DEFAULT_MAX_FILE_MB = 16384  # ingest streams a file in chunks: its size is bounded by the disk, not memory
+DEFAULT_MAX_IN_MEMORY_MB = 512  # files read whole (project create, predict, labels, the wizard's preview)
 MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"}
 TRUE_TOKENS = {"true", "yes", "t", "y"}
 FALSE_TOKENS = {"false", "no", "f", "n"}
@@ -42,10 +43,41 @@ TYPE_AGREEMENT = 0.95  # share of non-missing cells that must parse for a column
 
 def max_file_bytes() -> int:
     """The size limit for any file Keel reads; $KEEL_MAX_FILE_MB overrides it."""
+    return _megabytes_setting("KEEL_MAX_FILE_MB", DEFAULT_MAX_FILE_MB)
+
+
+def max_in_memory_bytes() -> int:
+    """The size limit for a file read whole into memory: the lower of $KEEL_MAX_IN_MEMORY_MB and
+    $KEEL_MAX_FILE_MB."""
+    return min(max_file_bytes(), _megabytes_setting("KEEL_MAX_IN_MEMORY_MB", DEFAULT_MAX_IN_MEMORY_MB))
+
+
+DEFAULT_TRAIN_MEMORY_MB = 2048
+# A training holds its rows about this many times over (as stored, as the model reads them, the fit's
+# own arrays, a margin), at 8 bytes a cell.
+TRAINING_COPIES = 4
+
+
+def train_memory_bytes() -> int:
+    """The memory a training's rows may take; over it, a training samples its rows. $KEEL_TRAIN_MEMORY_MB."""
+    return _megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
+
+
+def training_bytes_per_row(schema: dict) -> int:
+    """The estimated memory one training row takes (the features and the target, every copy)."""
+    return 8 * (len(schema["columns"]) + 1) * TRAINING_COPIES
+
+
+def limit_setting(limit: int) -> str:
+    """The setting that raises limit: KEEL_MAX_FILE_MB, or KEEL_MAX_IN_MEMORY_MB where that one is lower."""
+    return "KEEL_MAX_FILE_MB" if limit >= max_file_bytes() else "KEEL_MAX_IN_MEMORY_MB"
+
+
+def _megabytes_setting(name: str, default: int) -> int:
     try:
-        return int(float(os.environ.get("KEEL_MAX_FILE_MB", DEFAULT_MAX_FILE_MB)) * 1024 * 1024)
+        return int(float(os.environ.get(name, default)) * 1024 * 1024)
     except ValueError:
-        return DEFAULT_MAX_FILE_MB * 1024 * 1024
+        return default * 1024 * 1024
 
 
 # --------------------------------------------------------------------------- reading
@@ -86,10 +118,10 @@ def check_readable_file(path: Path, max_bytes: int | None = None) -> os.stat_res
         raise ValidationError(f"{path}: not a regular file (a pipe, socket or device); give a .csv or .parquet file")
     if info.st_size == 0:
         raise ValidationError(f"{path.name}: the file is empty (0 bytes)")
-    limit = max_bytes if max_bytes is not None else max_file_bytes()
+    limit = max_bytes if max_bytes is not None else max_in_memory_bytes()
     if info.st_size > limit:
         raise ValidationError(
-            f"{path.name}: file is {info.st_size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set KEEL_MAX_FILE_MB)"
+            f"{path.name}: file is {info.st_size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set {limit_setting(limit)})"
         )
     return info
 
@@ -101,9 +133,9 @@ def read_table(path: str | os.PathLike, max_bytes: int | None = None,
     as a number or a missing token, it arrives as float64, parsed by pyarrow's multi-threaded
     reader, and cleaning has no text to handle."""
     path = Path(path)
-    check_readable_file(path, max_bytes)  # first: /dev/zero is "a device", not "an unknown format"
+    limit = max_bytes if max_bytes is not None else max_in_memory_bytes()
+    check_readable_file(path, limit)  # first: /dev/zero is "a device", not "an unknown format"
     kind = file_kind(path)
-    limit = max_bytes if max_bytes is not None else max_file_bytes()
     if kind == "parquet":
         return _read_parquet(path, limit)
     data = _read_gzip(path, limit) if kind == "csv.gz" else None
@@ -127,11 +159,11 @@ def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[s
     width. None for anything else (other encodings, ragged rows, unclosed quotes, leading blank
     lines…): read_csv_bytes then reads the file and words the warning or the error exactly."""
     head = _head(source)
-    layout = _csv_layout(head)
+    layout = csv_layout(head)
     if layout is None:
         return None
     header, delimiter = layout
-    _check_header(header, name)
+    check_header(header, name)
     if delimiter == ";":  # decimal commas: numbers are read from text there
         numeric_columns = set()
     table = _arrow_read(source, header, delimiter, {c for c in header if c in numeric_columns})
@@ -146,7 +178,7 @@ def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[s
         names = {";": "';'", "\t": "tab", "|": "'|'"}
         warnings.append(f"{name}: delimiter detected as {names.get(delimiter, repr(delimiter))}")
     if delimiter == ";":
-        converted = _read_decimal_commas(frame)
+        converted = read_decimal_commas(frame)
         if converted:
             warnings.append(f"{name}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
     return RawTable(frame=frame, source=name, warnings=warnings, file_format="csv")
@@ -159,7 +191,7 @@ def _head(source: Path | bytes) -> bytes:
         return handle.read(HEAD_SAMPLE_BYTES)
 
 
-def _csv_layout(head: bytes) -> tuple[list[str], str] | None:
+def csv_layout(head: bytes) -> tuple[list[str], str] | None:
     """(header, delimiter) of a plain UTF-8 file, or None where the reference reader must decide."""
     if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in head[:65536]:
         return None
@@ -169,9 +201,9 @@ def _csv_layout(head: bytes) -> tuple[list[str], str] | None:
     except UnicodeDecodeError:
         return None
     lines = text.splitlines()
-    if not lines or not lines[0].strip() or _looks_binary(text):
+    if not lines or not lines[0].strip() or looks_binary(text):
         return None
-    delimiter = _sniff_delimiter(text)
+    delimiter = sniff_delimiter(text)
     header = next(csv.reader([lines[0]], delimiter=delimiter), [])
     return [cell.strip() for cell in header], delimiter
 
@@ -192,14 +224,14 @@ def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric
                                       read_options=read_options, parse_options=parse_options,
                                       convert_options=convert_options)
         except pa.ArrowInvalid as exc:
-            failed = _failed_column(str(exc), header)
+            failed = failed_column(str(exc), header)
             if failed is None or failed not in numeric:
                 return None  # a ragged row, an unclosed quote, bytes that are not UTF-8
             numeric = set() if _attempt + 1 >= TYPED_READ_ATTEMPTS else numeric - {failed}
     return None
 
 
-def _failed_column(message: str, header: list[str]) -> str | None:
+def failed_column(message: str, header: list[str]) -> str | None:
     """The column a "CSV conversion error" names ("In CSV column #3: ..."), if it is one."""
     match = re.match(r"In CSV column #(\d+): CSV conversion error", message)
     if match is None or int(match.group(1)) >= len(header):
@@ -228,8 +260,8 @@ def _read_parquet(path: Path, limit: int) -> RawTable:
         names = metadata.schema.to_arrow_schema().names
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ValidationError(f"{path.name}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    _check_header(names, path.name)  # before read_table, whose error for duplicates names no column
-    _check_parquet_decoded_size(metadata, path.name, limit)
+    check_header(names, path.name)  # before read_table, whose error for duplicates names no column
+    check_parquet_decoded_size(metadata, path.name, limit)
     try:
         table = pq.read_table(path)
     except Exception as exc:
@@ -260,14 +292,14 @@ def parquet_decoded_bytes(metadata: "pyarrow.parquet.FileMetaData") -> tuple[int
     return uncompressed, max(uncompressed, metadata.num_rows * per_row)
 
 
-def _check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source: str, limit: int) -> None:
+def check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source: str, limit: int) -> None:
     uncompressed, decoded = parquet_decoded_bytes(metadata)
     if uncompressed > limit:
         raise ValidationError(f"{source}: uncompressed data is {uncompressed / 1e6:.1f} MB, over the "
-                              f"{limit / 1e6:.1f} MB limit (set KEEL_MAX_FILE_MB)")
+                              f"{limit / 1e6:.1f} MB limit (set {limit_setting(limit)})")
     if decoded > limit:
         raise ValidationError(f"{source}: {metadata.num_rows:,} rows x {metadata.num_columns} columns decode to "
-                              f"about {decoded / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set KEEL_MAX_FILE_MB)")
+                              f"about {decoded / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set {limit_setting(limit)})")
 
 
 def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
@@ -292,7 +324,7 @@ def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
     return text, [f"{source}: not UTF-8; decoded as {encoding}"]
 
 
-def _sniff_delimiter(text: str) -> str:
+def sniff_delimiter(text: str) -> str:
     lines = text[:HEAD_SAMPLE_BYTES].splitlines()[:20]  # the head only: never the whole file
     first_lines = "\n".join(lines)
     try:
@@ -309,9 +341,9 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
     text, warnings = _decode(data, source)
     if not text.strip():
         raise ValidationError(f"{source}: the file holds no data (only blank lines)")
-    if _looks_binary(text):
+    if looks_binary(text):
         raise ValidationError(f"{source}: not a text file (binary content); give a CSV or Parquet file")
-    delimiter = _sniff_delimiter(text)
+    delimiter = sniff_delimiter(text)
     if delimiter != ",":
         names = {";": "';'", "\t": "tab", "|": "'|'"}
         warnings.append(f"{source}: delimiter detected as {names.get(delimiter, repr(delimiter))}")
@@ -327,11 +359,11 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
             engine="c",
         )
     except pd.errors.ParserError as exc:
-        raise ValidationError(f"{source}: malformed CSV: {_describe_parser_error(exc)}") from None
+        raise ValidationError(f"{source}: malformed CSV: {describe_parser_error(exc)}") from None
     except pd.errors.EmptyDataError:
         raise ValidationError(f"{source}: the file holds no data") from None
     header = [str(h).strip() if isinstance(h, str) else "" for h in grid.iloc[0].tolist()]
-    _check_header(header, source)
+    check_header(header, source)
     frame = grid.iloc[1:].reset_index(drop=True)
     frame.columns = header
     if len(frame) == 0:
@@ -347,13 +379,13 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
                 f"(first: row {short_rows[0]}); the missing cells are treated as missing"
             )
     if delimiter == ";":  # ';' is the separator exactly where the comma is the decimal mark
-        converted = _read_decimal_commas(frame)
+        converted = read_decimal_commas(frame)
         if converted:
             warnings.append(f"{source}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
     return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
 
 
-def _looks_binary(text: str) -> bool:
+def looks_binary(text: str) -> bool:
     control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
     return control > 0.01 * min(len(text), 65536)
 
@@ -362,7 +394,7 @@ DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"  # 3,5  -0,25  1.234,5
 WHOLE_NUMBER = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)"  # 10  1.234 (a thousands dot)
 
 
-def _read_decimal_commas(frame: pd.DataFrame) -> list[str]:
+def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
     """Rewrite, in place, the columns of a ';' file written the European way as plain numbers.
 
     A column qualifies only if some cell has a decimal comma and every other non-missing
@@ -391,7 +423,7 @@ def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     return [row for row, record in enumerate(records, start=1) if len(record) < width]
 
 
-def _describe_parser_error(exc: Exception) -> str:
+def describe_parser_error(exc: Exception) -> str:
     message = str(exc).strip().splitlines()[-1]
     message = message.replace("Error tokenizing data. C error: ", "")
     # "EOF inside string starting at row N" counts file lines from 0
@@ -400,7 +432,7 @@ def _describe_parser_error(exc: Exception) -> str:
     return message.replace("in line", "on line").rstrip(".") + " (a ragged row or an unclosed quote)"
 
 
-def _check_header(names: list, source: str) -> None:
+def check_header(names: list, source: str) -> None:
     if any(not str(n).strip() for n in names):
         position = next(i for i, n in enumerate(names) if not str(n).strip()) + 1
         raise ValidationError(f"{source}: column {position} has an empty name in the header")
@@ -610,120 +642,206 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
     scoring server uses this: a caller who sends a wrong type must hear about it).
     id_column: the project's ID column, kept as text when the file has it (never a feature).
     """
-    source, frame = raw.source, raw.frame
-    target = schema["target"]
-    warnings = list(raw.warnings)
-    expected = schema["features"]
-    missing_columns = [c for c in expected if c not in frame.columns]
-    if missing_columns:
-        raise ValidationError(
-            f"{source}: missing feature column(s) {', '.join(repr(c) for c in missing_columns)} "
-            f"(expected: {', '.join(expected)})"
-        )
-    extra = [str(c) for c in frame.columns if c not in expected and c != target and c != id_column]
-    if extra:
-        warnings.append(f"{source}: extra column(s) ignored: {', '.join(extra)}")
-    if purpose == "predict" and target in frame.columns:
-        warnings.append(f"{source}: target column {target!r} present; ignored for scoring")
-
-    cleaned = {}
-    report_columns = {}
-    rows_in = len(frame)
-    for column in schema["columns"]:
-        name, kind = column["name"], column["kind"]
-        values, problems = _clean_column(frame[name], kind, source, name, strict)
-        cleaned[name] = values
-        missing = values.isna()
-        if missing.all() and rows_in:
-            warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")
-        warnings.extend(problems)
-        if kind == "categorical" and purpose != "create":
-            known = set(column.get("categories", []))
-            if column.get("n_unique", 0) <= MAX_STORED_CATEGORIES and known:
-                present = values[~missing]
-                unseen = present[~present.isin(known)]
-                if len(unseen):
-                    warnings.append(
-                        f"{source}: column {name!r} has {len(unseen)} value(s) unseen in training "
-                        f"(e.g. {unseen.iloc[0]!r}); the model ignores them"
-                    )
-        report_columns[name] = {"missing": int(missing.sum())}
-    result = pd.DataFrame(cleaned, index=frame.index, copy=False)  # the columns as they are: no 2-D block copy
-    if id_column is not None and id_column in frame.columns:
-        result[id_column] = id_text(frame[id_column])
-
-    labelled_column_present = purpose != "predict" and target in frame.columns
-    if labelled_column_present and not _is_missing_raw(frame[target]).all():
-        target_values, target_problems = _clean_target(frame[target], schema, source)
-        warnings.extend(target_problems)
-        warnings.extend(_unseen_classes(target_values, schema, source))
-        if target_values.isna().all():
-            raise ValidationError(
-                f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
-                f"(row 1: {cell_repr(frame[target].iloc[0])})"
-            )
-        result[target] = target_values
-    else:
-        result[target] = pd.Series([pd.NA] * len(result), index=result.index, dtype=_target_dtype(schema))
-
-    before = len(result)
+    cleaner = Cleaner(raw.source, schema, purpose, strict, id_column)
+    cleaner.check_columns(raw.frame.columns)
+    result = cleaner.clean_chunk(raw.frame)
     row_hashes = None
     if purpose != "predict":  # scoring answers every input row, duplicates included
+        before = len(result)
         result, row_hashes = drop_duplicate_rows(result)
-    duplicates = before - len(result)
-    if duplicates:
-        warnings.append(f"{source}: {duplicates} exact duplicate row(s) dropped")
-    labelled_rows = int(result[target].notna().sum())
-    unlabelled_rows = len(result) - labelled_rows
-    labelled = labelled_rows > 0
-    if purpose != "predict":
-        if not labelled:
-            warnings.append(f"{source}: no labels (target {target!r} absent or empty): an unlabelled batch, for monitoring only")
-        elif unlabelled_rows:
-            warnings.append(f"{source}: {unlabelled_rows} row(s) have no target value: kept as unlabelled rows")
-    report = {
-        "source": source,
-        "rows_read": rows_in,
-        "rows": len(result),
-        "duplicates_dropped": duplicates,
-        "labelled_rows": labelled_rows,
-        "unlabelled_rows": unlabelled_rows,
-        "columns": report_columns,
-        "warnings": warnings,
-    }
-    return CleanBatch(result, source, labelled, len(result), labelled_rows, warnings, report, row_hashes)
+        cleaner.duplicates += before - len(result)
+    labelled_rows = int(result[schema["target"]].notna().sum())
+    warnings, report = cleaner.finish(raw.warnings, len(result), labelled_rows)
+    return CleanBatch(result, raw.source, labelled_rows > 0, len(result), labelled_rows, warnings, report, row_hashes)
 
 
-def _clean_column(series: pd.Series, kind: str, source: str, name: str,
-                  strict: bool = False) -> tuple[pd.Series, list[str]]:
-    problems = []
+@dataclass
+class Occurrences:
+    """How many cells have one problem, and the first of them (its 1-based row in the file, the cell quoted)."""
+
+    count: int = 0
+    first_row: int = 0
+    first_cell: str = ""
+
+    def add(self, mask: "np.ndarray | pd.Series", cells: pd.Series | None = None, row_offset: int = 0,
+            quote: Callable[[Any], str] = repr) -> None:
+        flags = np.asarray(mask, dtype=bool)
+        found = int(flags.sum())
+        if not found:
+            return
+        if not self.count:
+            position = int(np.flatnonzero(flags)[0])
+            self.first_row = row_offset + position + 1
+            self.first_cell = quote(cells.iloc[position]) if cells is not None else ""
+        self.count += found
+
+
+@dataclass
+class _ColumnTally:
+    missing: int = 0
+    unreadable: Occurrences = field(default_factory=Occurrences)
+    infinite: Occurrences = field(default_factory=Occurrences)
+    unseen: Occurrences = field(default_factory=Occurrences)
+
+
+class Cleaner:
+    """clean() for a file read whole or in chunks: each chunk is cleaned as it comes (rows numbered
+    from row_offset), and finish() words the warnings and the report for the whole file, as clean()
+    of the whole file would. Duplicates are the caller's (it counts them in .duplicates)."""
+
+    def __init__(self, source: str, schema: dict, purpose: str = "ingest", strict: bool = False,
+                 id_column: str | None = None):
+        self.source, self.schema, self.purpose, self.strict, self.id_column = source, schema, purpose, strict, id_column
+        self.header_warnings: list[str] = []
+        self.columns = {c["name"]: _ColumnTally() for c in schema["columns"]}
+        self.target_unreadable = Occurrences()
+        self.unseen_classes = Occurrences()
+        self.target_present = False
+        self.target_raw_values = False  # some target cell is not missing
+        self.target_read_values = False  # some target cell was read
+        self.first_target_cell = ""
+        self.rows_read = 0
+        self.duplicates = 0
+
+    def check_columns(self, columns: Iterable) -> None:
+        """The header against the schema: a missing feature is an error, extra columns a warning."""
+        source, target, expected = self.source, self.schema["target"], self.schema["features"]
+        present = set(columns)
+        missing_columns = [c for c in expected if c not in present]
+        if missing_columns:
+            raise ValidationError(
+                f"{source}: missing feature column(s) {', '.join(repr(c) for c in missing_columns)} "
+                f"(expected: {', '.join(expected)})"
+            )
+        extra = [str(c) for c in columns if c not in expected and c != target and c != self.id_column]
+        if extra:
+            self.header_warnings.append(f"{source}: extra column(s) ignored: {', '.join(extra)}")
+        if self.purpose == "predict" and target in present:
+            self.header_warnings.append(f"{source}: target column {target!r} present; ignored for scoring")
+        self.target_present = self.purpose != "predict" and target in present
+
+    def clean_chunk(self, frame: pd.DataFrame, row_offset: int = 0) -> pd.DataFrame:
+        """The chunk's rows cleaned (duplicates kept), features, ID and target."""
+        cleaned = {}
+        for column in self.schema["columns"]:
+            name = column["name"]
+            cleaned[name] = self._clean_feature(frame[name], column, row_offset)
+        result = pd.DataFrame(cleaned, index=frame.index, copy=False)  # the columns as they are: no 2-D block copy
+        if self.id_column is not None and self.id_column in frame.columns:
+            result[self.id_column] = id_text(frame[self.id_column])
+        result[self.schema["target"]] = self._clean_target_chunk(frame, result.index, row_offset)
+        self.rows_read += len(frame)
+        return result
+
+    def _clean_feature(self, series: pd.Series, column: dict, row_offset: int) -> pd.Series:
+        name, kind, tally = column["name"], column["kind"], self.columns[column["name"]]
+        values = _clean_column(series, kind, self.source, name, tally, row_offset, self.strict)
+        missing = values.isna()
+        tally.missing += int(missing.sum())
+        if kind == "categorical" and self.purpose != "create":
+            known = set(column.get("categories", []))
+            if column.get("n_unique", 0) <= MAX_STORED_CATEGORIES and known:
+                tally.unseen.add((~missing & ~values.isin(known)).to_numpy(), values, row_offset)
+        return values
+
+    def _clean_target_chunk(self, frame: pd.DataFrame, index: pd.Index, row_offset: int) -> pd.Series:
+        schema, target = self.schema, self.schema["target"]
+        if self.target_present and not self.rows_read and len(frame):
+            self.first_target_cell = cell_repr(frame[target].iloc[0])
+        if not self.target_present or _is_missing_raw(frame[target]).all():
+            return pd.Series([pd.NA] * len(index), index=index, dtype=_target_dtype(schema))
+        self.target_raw_values = True
+        values, bad = _read_target(frame[target], schema)
+        self.target_unreadable.add(bad.to_numpy(), frame[target], row_offset, quote=cell_repr)
+        self.target_read_values |= bool(values.notna().any())
+        known = schema.get("classes")
+        if schema["task"] == "classification" and known:
+            unseen = (values.notna() & ~values.isin(known)).to_numpy()
+            if unseen.any():
+                self.unseen_classes.add(unseen, values.astype(object), row_offset)
+        return values
+
+    def finish(self, reader_warnings: list[str], rows: int, labelled_rows: int) -> tuple[list[str], dict]:
+        """(warnings, report) for the whole file, once every chunk is cleaned and its duplicates dropped."""
+        source, schema, target = self.source, self.schema, self.schema["target"]
+        if self.target_raw_values and not self.target_read_values:
+            raise ValidationError(
+                f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
+                f"(row 1: {self.first_target_cell})"
+            )
+        warnings = list(reader_warnings) + self.header_warnings
+        for column in schema["columns"]:
+            warnings.extend(self._column_warnings(column))
+        if self.target_unreadable.count:
+            bad = self.target_unreadable
+            warnings.append(f"{source}: target {target!r}: {bad.count} value(s) not readable as {schema['target_kind']} "
+                            f"(first: row {bad.first_row}, {bad.first_cell}); those rows are unlabelled")
+        if self.unseen_classes.count:
+            unseen = self.unseen_classes
+            warnings.append(f"{source}: target {target!r}: {unseen.count} row(s) have a class unseen in training "
+                            f"(first: row {unseen.first_row}, {unseen.first_cell}); a retrained model will learn it")
+        if self.duplicates:
+            warnings.append(f"{source}: {self.duplicates} exact duplicate row(s) dropped")
+        unlabelled_rows = rows - labelled_rows
+        if self.purpose != "predict":
+            if not labelled_rows:
+                warnings.append(f"{source}: no labels (target {target!r} absent or empty): an unlabelled batch, for monitoring only")
+            elif unlabelled_rows:
+                warnings.append(f"{source}: {unlabelled_rows} row(s) have no target value: kept as unlabelled rows")
+        report = {
+            "source": source,
+            "rows_read": self.rows_read,
+            "rows": rows,
+            "duplicates_dropped": self.duplicates,
+            "labelled_rows": labelled_rows,
+            "unlabelled_rows": unlabelled_rows,
+            "columns": {name: {"missing": tally.missing} for name, tally in self.columns.items()},
+            "warnings": warnings,
+        }
+        return warnings, report
+
+    def _column_warnings(self, column: dict) -> list[str]:
+        source, name, kind, tally = self.source, column["name"], column["kind"], self.columns[column["name"]]
+        warnings = []
+        if tally.missing == self.rows_read and self.rows_read:
+            warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")
+        if kind == "numeric":
+            parts = []
+            if tally.unreadable.count:
+                parts.append(f"{tally.unreadable.count} cell(s) not readable as numbers "
+                             f"(first: row {tally.unreadable.first_row}, {tally.unreadable.first_cell})")
+            if tally.infinite.count:
+                parts.append(f"{tally.infinite.count} infinite value(s) (first: row {tally.infinite.first_row})")
+            if parts:
+                warnings.append(f"{source}: column {name!r}: " + " and ".join(parts) + "; treated as missing")
+        elif tally.unreadable.count:
+            warnings.append(f"{source}: column {name!r}: {tally.unreadable.count} cell(s) not readable as {kind} "
+                            f"(first: row {tally.unreadable.first_row}, {tally.unreadable.first_cell}); treated as missing")
+        if tally.unseen.count:
+            warnings.append(f"{source}: column {name!r} has {tally.unseen.count} value(s) unseen in training "
+                            f"(e.g. {tally.unseen.first_cell}); the model ignores them")
+        return warnings
+
+
+def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: _ColumnTally,
+                  row_offset: int = 0, strict: bool = False) -> pd.Series:
     if kind == "numeric":
         values, unreadable, infinite = _to_numeric(series)
         if strict and unreadable.any():
             raise ValidationError(unreadable_cells_message(source, name, "numbers", series, unreadable))
-        parts = []
-        if unreadable.any():
-            example = series[unreadable].iloc[0]
-            parts.append(f"{int(unreadable.sum())} cell(s) not readable as numbers (first: row {_first_row(unreadable)}, {example!r})")
-        if infinite.any():
-            parts.append(f"{int(infinite.sum())} infinite value(s) (first: row {_first_row(infinite)})")
-        if parts:
-            problems.append(f"{source}: column {name!r}: " + " and ".join(parts) + "; treated as missing")
-        return values, problems
+        tally.unreadable.add(unreadable.to_numpy(), series, row_offset)
+        tally.infinite.add(infinite.to_numpy(), None, row_offset)
+        return values
     if kind == "boolean":
         values, unreadable = _to_boolean(series)
     elif kind == "datetime":
         values, unreadable = _to_datetime(series)
     else:
-        return _categories(series), problems
+        return _categories(series)
     if strict and unreadable.any():
         raise ValidationError(unreadable_cells_message(source, name, kind, series, unreadable))
-    if unreadable.any():
-        problems.append(
-            f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {kind} "
-            f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r}); treated as missing"
-        )
-    return values, problems
+    tally.unreadable.add(unreadable.to_numpy(), series, row_offset)
+    return values
 
 
 def _categories(series: pd.Series) -> pd.Series:
@@ -778,25 +896,29 @@ def _target_dtype(schema: dict) -> str:
 
 
 def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
-    target, kind = schema["target"], schema["target_kind"]
-    problems: list[str] = []
+    values, bad = _read_target(series, schema)
+    problems = []
+    if bad.any():
+        problems.append(
+            f"{source}: target {schema['target']!r}: {int(bad.sum())} value(s) not readable as {schema['target_kind']} "
+            f"(first: row {_first_row(bad)}, {cell_repr(series[bad].iloc[0])}); those rows are unlabelled"
+        )
+    return values, problems
+
+
+def _read_target(series: pd.Series, schema: dict) -> tuple[pd.Series, pd.Series]:
+    """-> (the target values, nullable, as the project reads them; mask of cells not readable)."""
+    kind = schema["target_kind"]
     if kind == "string":
-        values = _as_text(series).astype(object)
-        return values, problems
+        return _as_text(series).astype(object), pd.Series(False, index=series.index)
     numbers, unreadable, infinite = _to_numeric(series)
     bad = unreadable | infinite
     if kind == "integer":
         fractional = numbers.notna() & ~np.isclose(numbers.fillna(0), np.round(numbers.fillna(0)))
         bad = bad | fractional
         numbers = numbers.where(~fractional, np.nan)
-    if bad.any():
-        problems.append(
-            f"{source}: target {target!r}: {int(bad.sum())} value(s) not readable as {kind} "
-            f"(first: row {_first_row(bad)}, {cell_repr(series[bad].iloc[0])}); those rows are unlabelled"
-        )
-    if kind == "integer":
-        return numbers.round().astype("Int64"), problems
-    return numbers.astype("Float64"), problems
+        return numbers.round().astype("Int64"), bad
+    return numbers.astype("Float64"), bad
 
 
 # --------------------------------------------------------------------------- hashing and storage
@@ -861,15 +983,53 @@ def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     from app.core.fileio import atomic_path
 
+    with atomic_path(path) as tmp:
+        write_parquet(frame, tmp)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """frame as Parquet at path (written in place: write_frame is the atomic write)."""
     # dictionary encoding pays for text and repeated whole numbers, not for measured floats
     # (a million distinct values: the writer builds the dictionary, then drops it)
     encoded = [str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])]
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False, use_dictionary=encoded)
+    frame.to_parquet(path, index=False, use_dictionary=encoded)
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def dictionary_columns(table: "pyarrow.Table") -> list[str]:
+    """The columns of an arrow table that write_parquet would dictionary-encode: all but the floats."""
+    import pyarrow.types as arrow_types
+
+    return [f.name for f in table.schema if not arrow_types.is_floating(f.type)]
+
+
+def read_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
+    """A stored version; rows: its first rows only (read from the first batch, not the whole file)."""
+    if rows is None:
+        return pd.read_parquet(path)
+    import pyarrow.parquet as pq
+
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=max(1, rows)), None)
+    return first.to_pandas() if first is not None else pd.read_parquet(path)
+
+
+SAMPLE_BATCH_ROWS = 1 << 18
+
+
+def read_labelled_rows(path: Path, target: str, share: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """The labelled rows of a stored version: all of them, or where share < 1 a seeded random share of
+    them, read batch by batch so that memory holds only the rows kept."""
+    if share >= 1:
+        frame = read_frame(path)
+        return frame[frame[target].notna()].reset_index(drop=True)
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    kept = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_BATCH_ROWS):
+        frame = batch.to_pandas()
+        keep = frame[target].notna().to_numpy() & (rng.random(len(frame)) < share)
+        kept.append(frame[keep])
+    return pd.concat(kept, ignore_index=True)
 
 
 def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:

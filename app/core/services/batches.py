@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from app.core.domain.data_files import DATA_FILE_SUFFIXES
-from app.core.domain.errors import BusyError, KeelError
+from app.core.domain.errors import BusyError, Cancelled, KeelError
 from app.core.services.dependencies import IngestDependencies
 
 log = logging.getLogger("keel.batches")
@@ -45,7 +45,11 @@ def ingest_files(deps: IngestDependencies, name: str, paths: Iterable[str | os.P
             break
         report(index / max(1, len(files)), f"{path.name} ({index + 1} of {len(files)})")
         try:
-            result = deps.ingest(name, path, by=by)
+            result = deps.ingest(name, path, by=by, progress=_within(report, index, len(files)),
+                                 cancel_event=cancel_event)
+        except Cancelled:
+            outcome["not_reached"] = [p.name for p in files[index:]]
+            break
         except BusyError:
             raise  # the workspace, not the file: nothing to record against it
         except KeelError as exc:
@@ -58,6 +62,13 @@ def ingest_files(deps: IngestDependencies, name: str, paths: Iterable[str | os.P
                                      "rows": result["rows"], "warnings": len(result["warnings"])})
     report(1.0, "done")
     return outcome
+
+
+def _within(report: Callable[[float, str], None], index: int, count: int) -> Callable[[float, str], None]:
+    """The progress of file index (of count) as a share of the whole."""
+    def file_progress(fraction: float, message: str) -> None:
+        report((index + fraction) / max(1, count), f"{message} ({index + 1} of {count})")
+    return file_progress
 
 
 def record_refusal(deps: IngestDependencies, name: str, path: Path, error: str, by: str) -> dict:

@@ -302,7 +302,7 @@ def _share(count, total: int) -> float:
     return float(count) / total if total else 0.0
 
 
-RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds")  # logged with the parameters, not parameters
+RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds", "training_sample")  # logged with the parameters, not parameters
 OVERRIDES_PARAM = "overrides"  # logged by a training: the project's own parameters, over the preset's defaults
 
 
@@ -343,6 +343,7 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
         "metrics": deps.data.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
                      "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
+                     "sample": facts.get("training_sample"),
                      "dataset_versions": [{"version": v, "rows": datasets[v].rows,
                                            "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
                                           for v in used if v in datasets]},

@@ -308,42 +308,63 @@ class Keel:
             content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
 
-    def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
-        from app.core.ml import datasets
+    def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user", progress: Progress | None = None,
+               cancel_event: threading.Event | None = None) -> dict:
+        """A file becomes the project's next dataset version (read in chunks: any size). progress hears
+        how much of the file is read; setting cancel_event stops it with nothing stored (Cancelled)."""
+        from app.core.ml import chunked_ingest
 
         project = self.project(name)
-        schema = project.schema
-        raw = datasets.read_table(file_path, numeric_columns=datasets.numeric_columns(schema))
-        batch = datasets.clean(raw, schema, purpose="ingest",
-                               id_column=ProjectSettings.from_dict(project.settings).id_column)
-        digest = datasets.content_hash(batch.frame, batch.row_hashes)
-        with self.holding_project_lock(name):
-            existing = self._registry.dataset_version_by_hash(project.id, digest)
+        staged = self.workspace.dataset_dir(name) / f".incoming-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stored = chunked_ingest.ingest_file(file_path, project.schema, staged,
+                                                id_column=ProjectSettings.from_dict(project.settings).id_column,
+                                                progress=progress, cancel_event=cancel_event)
+            return self._store_ingested(project, stored, staged, by, cancel_event)
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def _store_ingested(self, project: Project, stored, staged: Path, by: str,
+                        cancel_event: threading.Event | None) -> dict:
+        """The staged Parquet file renamed to the next version, and its rows, under the project lock."""
+        with self.holding_project_lock(project.name):
+            existing = self._registry.dataset_version_by_hash(project.id, stored.content_sha256)
             if existing:
                 return {"dataset_version": existing.version, "rows": existing.rows,
                         "labelled": existing.labelled_rows > 0, "labelled_rows": existing.labelled_rows,
-                        "warnings": batch.warnings + [f"{raw.source}: same content as dataset version {existing.version}; nothing stored"],
+                        "warnings": stored.warnings + [f"{stored.source}: same content as dataset version {existing.version}; nothing stored"],
                         "duplicate_of": existing.version}
             version = self._registry.next_number("dataset_versions", project.id)
             parent_id = self._registry.latest_dataset_version_id(project.id)
-            path = self.workspace.dataset_dir(name) / f"v{version}.parquet"
+            path = self.workspace.dataset_dir(project.name) / f"v{version}.parquet"
             with self._registry.files_then_rows() as files:
-                datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), files.add(path))
+                if cancel_event is not None and cancel_event.is_set():
+                    raise Cancelled("ingest cancelled; nothing was stored")
+                install_staged([(staged, files.add(path))])  # renamed, and the rename synced
                 with files.commit():
-                    self._insert_dataset(project, batch, digest, path, version, parent_id, raw.source)
+                    self._insert_dataset(project, stored, stored.content_sha256, path, version, parent_id, stored.source)
                     self._registry.add_event(project, "data_ingested",
-                                            f"dataset v{version} from {raw.source}: {batch.rows} rows, "
-                                            f"{batch.labelled_rows} labelled", by,
-                                            {"dataset_version": version, "warnings": batch.warnings})
-        return {"dataset_version": version, "rows": batch.rows, "labelled": batch.labelled,
-                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "duplicate_of": None}
+                                            f"dataset v{version} from {stored.source}: {stored.rows} rows, "
+                                            f"{stored.labelled_rows} labelled", by,
+                                            {"dataset_version": version, "warnings": stored.warnings})
+        return {"dataset_version": version, "rows": stored.rows, "labelled": stored.labelled,
+                "labelled_rows": stored.labelled_rows, "warnings": stored.warnings, "duplicate_of": None}
 
-    def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
-        return self._data.dataset_frame(name, version)
+    def dataset_frame(self, name: str, version: int, rows: int | None = None) -> pd.DataFrame:
+        return self._data.dataset_frame(name, version, rows)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
         """The project's training data (ProjectData.training_frame: the training window applied)."""
         return self._data.training_frame(name, since_dataset_version)
+
+    def training_data(self, name: str, since_dataset_version: int | None = None) -> TrainingData:
+        """ProjectData.training_data: the training window, sampled within the training memory budget."""
+        return self._data.training_data(name, since_dataset_version)
+
+    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
+        """ProjectData.labelled_rows: every labelled row, sampled within the training memory budget."""
+        return self._data.labelled_rows(name)
 
     # ================================================================ training
     def train(self, name: str, by: str = "user", reason: str = "", progress: Progress | None = None,
@@ -355,7 +376,9 @@ class Keel:
         window_params: dict = {}
         if data is None:
             data, window_params = self._training_data(project)
-        report(0.02, f"preparing {len(data.frame)} rows")
+        sample = (f" (a sample of {data.sampling['of_rows']:,}: the training memory budget is "
+                  f"{data.sampling['memory_budget_mb']:,} MB)" if data.sampling else "")
+        report(0.02, f"preparing {len(data.frame)} rows{sample}")
         with self.holding_project_lock(name):
             training = self._new_training(project, data, by, reason, cancel_event, report)
             with self._registry.files_then_rows() as files:
@@ -381,7 +404,7 @@ class Keel:
             from app.core.services import policy
 
             return policy.training_window(self.services.policy, project, settings)
-        return TrainingData(*self.training_frame(project.name)), {}
+        return self.training_data(project.name), {}
 
     def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
                       cancel_event: threading.Event | None, report: Progress) -> _Training:
@@ -454,7 +477,8 @@ class Keel:
                 finished_at=utc_now(), seconds=trained.seconds, dataset_versions=used,
                 library_versions=ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
-                                         "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4)})
+                                         "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4),
+                                         **({"training_sample": training.data.sampling} if training.data.sampling else {})})
             registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
             registry.insert_model_version(
                 project_id=project.id, version=version, run_id=run_id,

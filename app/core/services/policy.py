@@ -587,27 +587,20 @@ def training_window(deps: PolicyDependencies, project: Project, settings: Projec
     """`train` under --window adaptive with a production model: the window the policy would choose
     now (the same candidates, scored the same way on the newest rows: as many as its gate would
     hold), cut from every labelled row. -> (the rows, the run parameters that name the window)."""
-    rows = labelled_rows(deps, project)
+    rows, sampling = deps.data.labelled_rows(project.name)
     change_point = adaptive_start(deps, project)
     unseen = unseen_rows(deps, project)
     basis = unseen if unseen >= MIN_GATE_ROWS else int((rows["__version__"] >= (change_point or 0)).sum())
     window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2))
     frame = window.rows.drop(columns="__version__").reset_index(drop=True)
     used = sorted(int(v) for v in window.rows["__version__"].unique())
-    return TrainingData(frame, used), {"training_window": window.name, "training_window_rows": len(frame),
+    return TrainingData(frame, used, sampled(sampling, len(frame))), {"training_window": window.name, "training_window_rows": len(frame),
                                        "training_window_scores": choice.get("scores", {})}
 
 
-def labelled_rows(deps: PolicyDependencies, project: Project) -> pd.DataFrame:
-    """Every labelled row of the project, oldest first, with its dataset version in `__version__`."""
-    frames = []
-    for row in deps.registry.dataset_versions(project.id):
-        if row.labelled_rows:
-            frame = deps.data.dataset_frame(project.name, row.version)
-            frames.append(frame[frame[project.target].notna()].assign(__version__=row.version))
-    if not frames:
-        raise ValidationError(f"project {project.name!r} has no labelled data to train on")
-    return pd.concat(frames, ignore_index=True)
+def sampled(sampling: dict | None, rows: int) -> dict | None:
+    """A sample of the labelled rows (ProjectData.labelled_rows), of which a training takes rows."""
+    return None if sampling is None else {**sampling, "sampled_rows": rows}
 
 
 @dataclass
@@ -674,7 +667,7 @@ def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], se
     project = deps.data.project(name)
     schema = project.schema
     champion = deps.data.load_production(name)
-    rows = labelled_rows(deps, project)
+    rows, sampling = deps.data.labelled_rows(name)
     change_point = store.read_policy_state(deps.registry, project.id).change_point
     unseen = int((rows["__version__"] >= gate_start(deps, project, change_point)).sum())
     before_gate, gate_part = split_gate(rows, unseen)
@@ -688,7 +681,7 @@ def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], se
     used = sorted(int(v) for v in final.rows["__version__"].unique())
     reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
     report(0.3, f"training the challenger on {len(train_part)} rows")
-    trained = deps.train(name, by="policy", reason=reason, data=TrainingData(train_part, used),
+    trained = deps.train(name, by="policy", reason=reason, data=TrainingData(train_part, used, sampled(sampling, len(train_part))),
                          progress=lambda f, m: report(0.3 + 0.4 * f, m))
     with deps.registry.transaction():
         deps.registry.log_params(trained["run_id"], {"training_window": window.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.core.domain.entities import DatasetVersion, ModelVersion, Project
+from app.core.domain.entities import DatasetVersion, ModelVersion, Project, TrainingData
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.store.policy_state import read_policy_state
@@ -50,19 +50,26 @@ class ProjectData:
     def dataset_versions(self, name: str) -> list[DatasetVersion]:
         return self._registry.dataset_versions(self.project(name).id)
 
-    def dataset_frame(self, name: str, version: int) -> pd.DataFrame:
+    def dataset_frame(self, name: str, version: int, rows: int | None = None) -> pd.DataFrame:
+        """A dataset version's rows as stored; rows: its first rows only (a preview of a large version)."""
         from app.core.ml import datasets
 
         project = self.project(name)
         row = self._registry.dataset_version(project.id, version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        return datasets.read_frame(self._workspace.root / row.path)
+        return datasets.read_frame(self._workspace.root / row.path, rows)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
+        """The project's training rows and the dataset versions they come from (see training_data)."""
+        data = self.training_data(name, since_dataset_version)
+        return data.frame, data.dataset_versions
+
+    def training_data(self, name: str, since_dataset_version: int | None = None) -> TrainingData:
         """The project's training data: labelled rows of its dataset versions, oldest first,
         limited by the training window (all rows, the newest N rows, or adaptive: since the
-        latest detected change)."""
+        latest detected change). Rows that would take more than the training memory budget
+        ($KEEL_TRAIN_MEMORY_MB) are sampled, each version read batch by batch: data.sampling says so."""
         import pandas as pd
 
         from app.core.ml import datasets
@@ -71,27 +78,69 @@ class ProjectData:
         settings = ProjectSettings.from_dict(project.settings)
         if since_dataset_version is None and settings.window == "adaptive":
             since_dataset_version = read_policy_state(self._registry, project.id).change_point
-        target = project.target
-        frames, used = [], []
-        for row in self._registry.dataset_versions(project.id):
-            if row.labelled_rows == 0:
-                continue
-            if since_dataset_version is not None and row.version < since_dataset_version:
-                continue
-            frame = datasets.read_frame(self._workspace.root / row.path)
-            frames.append(frame[frame[target].notna()])
-            used.append(row.version)
-        if not frames:
+        chosen = self._training_versions(project, settings, since_dataset_version)
+        wanted = sum(row.labelled_rows for row in chosen)
+        if isinstance(settings.window, int):
+            wanted = min(wanted, settings.window)
+        budget = datasets.train_memory_bytes()
+        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project.schema)))
+        frames = [datasets.read_labelled_rows(self._workspace.root / row.path, project.target, share,
+                                              settings.seed + row.version) for row in chosen]
+        combined = pd.concat(frames, ignore_index=True)
+        if isinstance(settings.window, int):
+            newest = settings.window if share >= 1 else int(settings.window * share)
+            if len(combined) > newest:
+                combined = combined.iloc[-newest:].reset_index(drop=True)
+        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
+                                            "memory_budget_mb": round(budget / 2**20)}
+        return TrainingData(combined, [row.version for row in chosen], sampling)
+
+    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
+        """Every labelled row of the project, oldest first, with its dataset version in `__version__`,
+        and how they were sampled to fit the training memory budget (None: all of them)."""
+        import pandas as pd
+
+        from app.core.ml import datasets
+
+        project = self.project(name)
+        seed = ProjectSettings.from_dict(project.settings).seed
+        chosen = [row for row in self._registry.dataset_versions(project.id) if row.labelled_rows]
+        if not chosen:
+            raise ValidationError(f"project {name!r} has no labelled data to train on")
+        wanted = sum(row.labelled_rows for row in chosen)
+        budget = datasets.train_memory_bytes()
+        share = min(1.0, budget / max(1, wanted * datasets.training_bytes_per_row(project.schema)))
+        frames = [datasets.read_labelled_rows(self._workspace.root / row.path, project.target, share,
+                                              seed + row.version).assign(__version__=row.version)
+                  for row in chosen]
+        combined = pd.concat(frames, ignore_index=True)
+        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
+                                            "memory_budget_mb": round(budget / 2**20)}
+        return combined, sampling
+
+    def _training_versions(self, project: Project, settings: ProjectSettings,
+                           since_dataset_version: int | None) -> list[DatasetVersion]:
+        """The dataset versions a training reads: labelled, in the window (with a row window of N: the
+        newest versions that hold N rows)."""
+        chosen = [row for row in self._registry.dataset_versions(project.id) if row.labelled_rows
+                  and (since_dataset_version is None or row.version >= since_dataset_version)]
+        if isinstance(settings.window, int):
+            needed, newest = settings.window, list[DatasetVersion]()
+            for row in reversed(chosen):
+                if needed <= 0:
+                    break
+                newest.insert(0, row)
+                needed -= row.labelled_rows
+            chosen = newest
+        if not chosen:
+            name = project.name
             if since_dataset_version is not None:
                 raise ValidationError(
                     f"project {name!r} has no labelled data from dataset v{since_dataset_version} on "
                     + ("(the adaptive training window starts at the change detected there); ingest labelled data "
                        "or set --window all" if settings.window == "adaptive" else "to train on"))
             raise ValidationError(f"project {name!r} has no labelled data to train on")
-        combined = pd.concat(frames, ignore_index=True)
-        if isinstance(settings.window, int) and len(combined) > settings.window:
-            combined = combined.iloc[-settings.window:].reset_index(drop=True)
-        return combined, used
+        return chosen
 
     # ---------------------------------------------------------------- models
     def model_metrics(self, model_version: ModelVersion) -> dict[str, float]:

@@ -25,7 +25,7 @@ MAX_DISTRIBUTION_FEATURES = 6  # drifted features whose distributions are drawn
 DECISION_EVENTS = ("deployed", "rolled_back", "retrain_decision", "alert_acknowledged", "change_detected",
                    "settings_changed")
 BOOKKEEPING_PARAMS = {"preset", "overrides", "holdout_share", "cv_folds", "seed", "train_rows", "test_rows",
-                      "fit_seconds", "source", "accepted_types"}
+                      "fit_seconds", "source", "accepted_types", "training_sample"}
 
 
 # --------------------------------------------------------------------------- arguments

@@ -313,8 +313,8 @@ class Controller(QObject):
         name = self.project
 
         def work(job: Job):
-            job.report(0.1, f"reading {Path(path).name}")
-            return self.keel.ingest(name, path)
+            job.report(0.0, f"reading {Path(path).name}")
+            return self.keel.ingest(name, path, progress=job.report, cancel_event=job.cancel_event)
 
         def done(result):
             if result.get("duplicate_of"):
@@ -323,7 +323,7 @@ class Controller(QObject):
                 warnings = f" ({len(result['warnings'])} warning(s), see Data)" if result["warnings"] else ""
                 self.notify.emit("info", f"{name}: dataset v{result['dataset_version']} added, {result['rows']} rows{warnings}.")
 
-        return self._write("ingest", f"Adding {Path(path).name} to {name}", work, on_done=done)
+        return self._write("ingest", f"Adding {Path(path).name} to {name}", work, on_done=done, cancellable=True)
 
     def add_labels(self, path: str) -> Job | None:
         """Late labels (`keel labels`): joined by ID; the counts reported as one notice."""

@@ -156,8 +156,7 @@ class DataPanel(Panel):
         self.lower_tabs.setCurrentIndex(2)
 
         def load(job):
-            frame = self.keel.dataset_frame(name, version)
-            return frame.head(PREVIEW_ROWS) if len(frame) > PREVIEW_ROWS else frame
+            return self.keel.dataset_frame(name, version, rows=PREVIEW_ROWS)
 
         def show(frame):
             self.preview_model.set_frame(frame)

@@ -226,6 +226,10 @@ class ModelsPanel(Panel):
         deployments = "<br>".join(f"{local_time(d['at'])} — {'rolled back to' if d['rollback'] else 'deployed'} "
                                   f"by {d['by']}: {d['reason'] or ''}" for d in card["deployments"]) or "never deployed"
 
+        sample = training.get("sample")
+        sampled = ([("sampled", f"{sample['sampled_rows']:,} of {sample['of_rows']:,} rows (training memory budget "
+                                f"{sample['memory_budget_mb']:,} MB)")] if sample else [])
+
         def rows(pairs):
             return "".join(f"<tr><td style='padding-right:12px'><i>{k}</i></td><td>{v}</td></tr>" for k, v in pairs)
 
@@ -233,7 +237,7 @@ class ModelsPanel(Panel):
         html = (f"<p>Trained {local_time(card['created_at'])} by {card['trained_by'] or '?'}: {card['why']}</p>"
                 f"<h4>Metrics (own hold-out rows)</h4><table>{rows((k, fmt_value(v)) for k, v in card['metrics'].items())}</table>"
                 f"<h4>{model_title}</h4><p><i>{model_note}</i></p><table>{model_rows}{rows(params.items())}</table>"
-                f"<h4>Training data</h4><table>{rows([('dataset versions', data), ('rows for training', training['train_rows']), ('hold-out rows', training['test_rows']), ('seed', training['seed']), ('seconds', fmt_value(training['seconds'], 2))])}</table>"
+                f"<h4>Training data</h4><table>{rows([('dataset versions', data), *sampled, ('rows for training', training['train_rows']), ('hold-out rows', training['test_rows']), ('seed', training['seed']), ('seconds', fmt_value(training['seconds'], 2))])}</table>"
                 f"<h4>Libraries</h4><table>{rows(card['library_versions'].items())}</table>"
                 f"<h4>File</h4><table>{rows([('sha256', card['sha256']), ('aliases', ', '.join(card['aliases']) or '—')])}</table>"
                 f"<h4>Deployments</h4><p>{deployments}</p>")
