@@ -1,5 +1,7 @@
 """pyqtgraph is imported on the GUI thread: a worker importing it while the window created Qt's
-enums (PySide6 makes them lazily, not thread-safely) crashed the process with a segfault."""
+enums (PySide6 makes them lazily, not thread-safely) crashed the process with a segfault. What
+start-up loaded is then frozen out of garbage collection: a full collection of it stalled the
+event loop for ~130 ms on an idle machine (bench/ui_responsiveness.py)."""
 
 import subprocess
 import sys
@@ -34,6 +36,8 @@ controller.open_keel()
 app.exec()
 controller.shutdown()
 print("IMPORTERS", importers)
+import gc
+print("FROZEN", gc.get_freeze_count())
 """
 
 
@@ -44,3 +48,5 @@ def test_the_plot_library_is_imported_on_the_gui_thread(demo_workspace, tmp_path
                             capture_output=True, text=True, timeout=120)
     line = next((text for text in result.stdout.splitlines() if text.startswith("IMPORTERS")), None)
     assert line == "IMPORTERS [True]", result.stdout + result.stderr
+    frozen = next(int(text.split()[1]) for text in result.stdout.splitlines() if text.startswith("FROZEN"))
+    assert frozen > 10_000, "start-up's objects were not frozen out of garbage collection"

@@ -6,6 +6,7 @@ the GUI thread. Views connect to its signals and call its methods; they never
 call core themselves, except for quick reads through the service object `keel`.
 """
 
+import gc
 import importlib
 import logging
 from collections.abc import Callable
@@ -128,6 +129,7 @@ class Controller(QObject):
                 QTimer.singleShot(0, self, next_slice)
                 return
             importlib.import_module("pyqtgraph")
+            gc.freeze()  # what start-up loaded stays: full collections need not scan it again
             self.plots_ready.emit()
 
         QTimer.singleShot(0, self, next_slice)
