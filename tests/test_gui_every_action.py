@@ -167,7 +167,7 @@ def test_every_action_and_button_of_the_window_runs_cleanly(qtbot, window, qtlog
         for index in range(window.tabs.count()):
             window.tabs.setCurrentIndex(index)
             window.grab()
-        assert window.panels["models"].model.rowCount() == 0
+        assert window.panels["models"].table_model.rowCount() == 0
         assert window.panels["monitoring"].table_model.rowCount() == 0
         window.named_actions["quit"].trigger()
         qtbot.waitUntil(lambda: not window.isVisible(), timeout=JOB_TIMEOUT_MS)

@@ -110,8 +110,8 @@ def test_a_folder_with_a_bad_file_adds_the_rest_and_records_the_refusal(qtbot, w
     assert any("2 added, 1 already present, 1 refused" in message for _, message in window.banner.history)
     activity = window.panels["activity"]
     window.tabs.setCurrentWidget(activity)
-    qtbot.waitUntil(lambda: any(r["kind"] == "data_refused" for r in activity.model.rows), timeout=5000)
-    refused = next(r for r in activity.model.rows if r["kind"] == "data_refused")
+    qtbot.waitUntil(lambda: any(r["kind"] == "data_refused" for r in activity.table_model.rows), timeout=5000)
+    refused = next(r for r in activity.table_model.rows if r["kind"] == "data_refused")
     assert "a-3.csv" in refused["message"] and "missing feature column" in refused["message"]
     assert window.settings.value("last_data_folder") == str(folder)  # the dialog opens there next time
     assert window.errors == []

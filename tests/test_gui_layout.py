@@ -55,7 +55,7 @@ def test_plot_pages_scroll_under_the_wheel_and_cut_no_axis_title_legend_or_bar_l
     window = backlog_window
     models = window.panels["models"]
     window.tabs.setCurrentWidget(models)
-    qtbot.waitUntil(lambda: len(models.model.rows) == 2, timeout=10000)
+    qtbot.waitUntil(lambda: len(models.table_model.rows) == 2, timeout=10000)
     models.select_version(1, 2)
     models.compare_selected()
     qtbot.waitUntil(lambda: models.comparison is not None, timeout=90_000)

@@ -19,7 +19,7 @@ JOB_TIMEOUT_MS = 90_000
 
 
 def model_versions(window) -> list[int]:
-    return sorted(r["version"] for r in window.panels["models"].model.rows)
+    return sorted(r["version"] for r in window.panels["models"].table_model.rows)
 
 
 def wait_job(qtbot, window, start, timeout=JOB_TIMEOUT_MS):
@@ -115,7 +115,7 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
 
     deployments = window.panels["deployments"]
     window.tabs.setCurrentWidget(deployments)
-    qtbot.waitUntil(lambda: len(deployments.model.rows) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: len(deployments.table_model.rows) == 2, timeout=5000)
     deployments.view.selectRow(1)  # sorted newest first: row 1 is the v1 deployment
     assert deployments.rollback_button.isEnabled()
     wait_job(qtbot, window, lambda: (deployments.rollback_button.click(), window.controller.runner.active_jobs()[-1])[1])
@@ -213,12 +213,12 @@ def test_changes_from_another_process_are_noticed(qtbot, window):
     qtbot.waitUntil(lambda: "1 alert" in window.project_list.item(0).text(), timeout=5000)
     alerts = window.panels["alerts"]
     window.tabs.setCurrentWidget(alerts)
-    qtbot.waitUntil(lambda: len(alerts.model.rows) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(alerts.table_model.rows) == 1, timeout=5000)
     assert any("New alert" in m for _, m in window.banner.history)
     alerts.view.selectRow(0)
     assert alerts.ack_button.isEnabled()
     wait_job(qtbot, window, lambda: (alerts.ack_button.click(), window.controller.runner.active_jobs()[-1])[1])
-    qtbot.waitUntil(lambda: alerts.model.rows[0]["status"] == "acknowledged", timeout=5000)
+    qtbot.waitUntil(lambda: alerts.table_model.rows[0]["status"] == "acknowledged", timeout=5000)
     activity = window.panels["activity"]
     window.tabs.setCurrentWidget(activity)
     qtbot.waitUntil(lambda: activity.up_to_date, timeout=5000)
@@ -403,11 +403,11 @@ def test_open_workspace_switches_the_window(qtbot, demo_workspace, tmp_path, gui
     shutil.copytree(demo_workspace, other)
     application = Application(QApplication.instance(), start_scheduler=False)
     application.open(str(demo_workspace))
-    first = application.window
+    first = application.main_window
     qtbot.waitUntil(lambda: first.controller.project == "demo-credit", timeout=20000)
     assert application.lock is not None and application.lock.held
     first.open_workspace_requested.emit(str(other))
-    second = application.window
+    second = application.main_window
     assert second is not first and not first.isVisible()
     qtbot.waitUntil(lambda: second.controller.keel is not None, timeout=20000)
     assert str(other) in second.windowTitle()

@@ -8,7 +8,7 @@ def test_one_version_shows_its_full_card(qtbot, backlog_window):
     window = backlog_window
     models = window.panels["models"]
     window.tabs.setCurrentWidget(models)
-    qtbot.waitUntil(lambda: len(models.model.rows) == 2, timeout=10000)
+    qtbot.waitUntil(lambda: len(models.table_model.rows) == 2, timeout=10000)
     models.select_version(2)
     qtbot.waitUntil(lambda: models.card is not None and models.card["version"] == 2, timeout=20000)
     card = models.card
@@ -34,7 +34,7 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
     window.controller.registry_changed.emit()
     models = window.panels["models"]
     window.tabs.setCurrentWidget(models)
-    qtbot.waitUntil(lambda: len(models.model.rows) == 3, timeout=10000)
+    qtbot.waitUntil(lambda: len(models.table_model.rows) == 3, timeout=10000)
     models.select_version(1, 2, 3)
     assert models.compare_button.isEnabled()
     models.compare_button.click()
@@ -68,7 +68,7 @@ def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot
     window.controller.registry_changed.emit()
     models = window.panels["models"]
     window.tabs.setCurrentWidget(models)
-    qtbot.waitUntil(lambda: len(models.model.rows) == 3, timeout=10000)
+    qtbot.waitUntil(lambda: len(models.table_model.rows) == 3, timeout=10000)
 
     text = shown_card(qtbot, models, 3)
     assert models.card["parameter_overrides"] == {"C": 0.3}

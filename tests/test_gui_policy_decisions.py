@@ -39,6 +39,6 @@ def test_decisions_are_marked_on_the_metric_plot_and_listed_in_activity(qtbot, w
 
     activity = window.panels["activity"]
     window.tabs.setCurrentWidget(activity)
-    qtbot.waitUntil(lambda: any(r["kind"] == "restore_decision" for r in activity.model.rows), timeout=10000)
-    assert any(r["kind"] == "retrain_held" for r in activity.model.rows)
+    qtbot.waitUntil(lambda: any(r["kind"] == "restore_decision" for r in activity.table_model.rows), timeout=10000)
+    assert any(r["kind"] == "retrain_held" for r in activity.table_model.rows)
     assert window.errors == []

@@ -47,4 +47,4 @@ def test_every_tab_and_the_project_list_read_the_services_off_the_gui_thread(qtb
     assert {"monitor_results", "model_timeline", "deployments", "alerts", "events", "dataset_versions",
             "status", "project_names", "traffic"} <= asked  # the reads did happen, on workers
     assert len(window.panels["monitoring"].results) == 9  # one per batch of the backlog workspace (6 + 3)
-    assert window.panels["models"].model.rows and window.project_list.count() == 1
+    assert window.panels["models"].table_model.rows and window.project_list.count() == 1

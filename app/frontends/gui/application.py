@@ -86,7 +86,7 @@ class StartupReport(QObject):
 
     def __init__(self, window):
         super().__init__(window)
-        self.window = window
+        self.main_window = window
         self.painted = False
         self._poll = QTimer(self)
         self._poll.setInterval(self.POLL_MS)
@@ -104,10 +104,10 @@ class StartupReport(QObject):
         self._poll.start()
 
     def _check_shown(self):
-        if not self.window.workspace_shown():
+        if not self.main_window.workspace_shown():
             return
         self._poll.stop()
-        self.window.repaint()  # painted filled (the last change may have painted nothing)
+        self.main_window.repaint()  # painted filled (the last change may have painted nothing)
         print(f"WORKSPACE_SHOWN {time.time():.6f}", flush=True)
         if os.environ.get("KEEL_REPORT_FIRST_PAINT") == "quit":
             # at once, on a throwaway workspace: closing would wait for (and ask about) a catch-up
@@ -120,7 +120,7 @@ class Application:
 
     def __init__(self, qt_app: QApplication, start_scheduler: bool = True):
         self.qt_app = qt_app
-        self.window = None
+        self.main_window = None
         self.lock = None
         self.start_scheduler = start_scheduler
 
@@ -138,14 +138,14 @@ class Application:
         window.open_workspace_requested.connect(self.switch)
         if os.environ.get("KEEL_REPORT_FIRST_PAINT"):
             StartupReport(window)
-        self.window, self.lock = window, lock
+        self.main_window, self.lock = window, lock
         window.show()
         QTimer.singleShot(0, controller.open_keel)  # after the first paint
         log.info("GUI opened on %s%s", root, " (read-only)" if read_only else "")
         return True
 
     def switch(self, workspace: str) -> None:
-        old, old_lock = self.window, self.lock
+        old, old_lock = self.main_window, self.lock
         if old is not None:
             old.close()
             if old.isVisible():  # the user kept it open

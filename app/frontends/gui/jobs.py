@@ -67,48 +67,30 @@ class Job:
         return self.state in (QUEUED, RUNNING)
 
 
-class _SwitchInterval:
-    """The interpreter's switch interval is WORKER_SWITCH_INTERVAL while any job runner is open,
-    and what it was before once the last one is shut down."""
+class _WhileRunnersAreOpen:
+    """Two process-wide interpreter settings that hold while any job runner is open, and are put back
+    once the last one is shut down:
+
+    - the switch interval is WORKER_SWITCH_INTERVAL, so the GUI thread waits at most that long for
+      the GIL while workers run Python code;
+    - automatic garbage collection is off, and each runner collects on the GUI thread from a timer
+      (as pyqtgraph's GarbageCollector does). An automatic collection runs on whichever thread
+      allocates; on a worker it can free a Qt wrapper whose QObject::disconnect takes Qt's connection
+      lock and then waits for the GIL, while the GUI thread holds the GIL and waits for that same lock
+      (connecting a new label's signals): both threads stop for good."""
 
     _open_runners = 0
-    _before: float | None = None
+    _switch_interval_before: float | None = None
+    _gc_was_enabled = True
     _guard = threading.Lock()
 
     @classmethod
     def runner_started(cls) -> None:
         with cls._guard:
             if cls._open_runners == 0:
-                cls._before = sys.getswitchinterval()
-                sys.setswitchinterval(min(cls._before, WORKER_SWITCH_INTERVAL))
-            cls._open_runners += 1
-
-    @classmethod
-    def runner_stopped(cls) -> None:
-        with cls._guard:
-            cls._open_runners -= 1
-            if cls._open_runners == 0 and cls._before is not None:
-                sys.setswitchinterval(cls._before)
-
-
-class _GarbageCollectionOnGuiThread:
-    """Python's automatic garbage collection is off while any job runner is open; each runner
-    collects on the GUI thread from a timer instead (as pyqtgraph's GarbageCollector does).
-
-    An automatic collection runs on whichever thread happens to allocate. On a worker it can
-    free a Qt wrapper, whose QObject::disconnect takes Qt's connection lock and then waits for
-    the GIL, while the GUI thread holds the GIL and waits for that same lock (connecting a new
-    label's signals): both threads stop for good."""
-
-    _open_runners = 0
-    _was_enabled = True
-    _guard = threading.Lock()
-
-    @classmethod
-    def runner_started(cls) -> None:
-        with cls._guard:
-            if cls._open_runners == 0:
-                cls._was_enabled = gc.isenabled()
+                cls._switch_interval_before = sys.getswitchinterval()
+                sys.setswitchinterval(min(cls._switch_interval_before, WORKER_SWITCH_INTERVAL))
+                cls._gc_was_enabled = gc.isenabled()
                 gc.disable()
             cls._open_runners += 1
 
@@ -116,11 +98,14 @@ class _GarbageCollectionOnGuiThread:
     def runner_stopped(cls) -> None:
         with cls._guard:
             cls._open_runners -= 1
-            if cls._open_runners == 0 and cls._was_enabled:
-                gc.enable()
+            if cls._open_runners == 0:
+                if cls._switch_interval_before is not None:
+                    sys.setswitchinterval(cls._switch_interval_before)
+                if cls._gc_was_enabled:
+                    gc.enable()
 
     @staticmethod
-    def collect() -> None:
+    def collect_garbage() -> None:
         """The collections the interpreter would have made by now (same thresholds), here."""
         threshold, count = gc.get_threshold(), gc.get_count()
         for generation in (2, 1, 0):
@@ -155,11 +140,10 @@ class JobRunner(QObject):
         self._jobs: list[Job] = []
         self._closed = False
         self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
-        _SwitchInterval.runner_started()
-        _GarbageCollectionOnGuiThread.runner_started()
+        _WhileRunnersAreOpen.runner_started()
         self._garbage_clock = QTimer(self)
         self._garbage_clock.setInterval(GARBAGE_COLLECTION_MS)
-        self._garbage_clock.timeout.connect(_GarbageCollectionOnGuiThread.collect)
+        self._garbage_clock.timeout.connect(_WhileRunnersAreOpen.collect_garbage)
         self._garbage_clock.start()
 
     # ---------------------------------------------------------------- public API
@@ -192,9 +176,8 @@ class JobRunner(QObject):
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel everything, wait for the workers to end. True when every thread has stopped."""
         if not self._closed:
-            _SwitchInterval.runner_stopped()
             self._garbage_clock.stop()
-            _GarbageCollectionOnGuiThread.runner_stopped()
+            _WhileRunnersAreOpen.runner_stopped()
         self._closed = True
         for job in self._jobs:
             job.cancel_event.set()

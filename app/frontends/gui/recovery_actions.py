@@ -29,11 +29,11 @@ def open_path(parent, title: str, folder: str, name_filter: str) -> str:
 class RecoveryActions(QObject):
     def __init__(self, window):
         super().__init__(window)
-        self.window = window
+        self.main_window = window
         self.controller = window.controller
         self.last_verify: dict | None = None
         self.repair_box: QMessageBox | None = None
-        self.actions = {
+        self.named_actions = {
             "verify": self._action("&Verify workspace…", self.verify_full,
                                    "Check the registry and every file's sha256; offer to repair what can be"),
             "backup": self._action("&Back up…", self.backup, "The whole workspace in one file"),
@@ -48,20 +48,20 @@ class RecoveryActions(QObject):
         self.controller.keel_ready.connect(self.verify_quick)
 
     def _action(self, text: str, slot, tip: str) -> QAction:
-        action = QAction(text, self.window)
+        action = QAction(text, self.main_window)
         action.setToolTip(tip)
         action.triggered.connect(slot)
         return action
 
     def _add_to_file_menu(self) -> None:
-        quit_action = self.window.named_actions["quit"]
-        file_menu = self.window.menuBar().actions()[0].menu()
+        quit_action = self.main_window.named_actions["quit"]
+        file_menu = self.main_window.menuBar().actions()[0].menu()
         for key in ("export_project", "import_project", None, "backup", "restore", "verify", None):
             if key is None:
                 file_menu.insertSeparator(quit_action)
             else:
-                file_menu.insertAction(quit_action, self.actions[key])
-        self.window.named_actions.update(self.actions)
+                file_menu.insertAction(quit_action, self.named_actions[key])
+        self.main_window.named_actions.update(self.named_actions)
 
     # ------------------------------------------------------------------ verify
     def verify_quick(self) -> None:
@@ -85,16 +85,16 @@ class RecoveryActions(QObject):
         if not errors:
             if always_report or result["repaired"]:
                 fixed = f" ({len(result['repaired'])} repaired)" if result["repaired"] else ""
-                self.window.notify("info", f"The workspace is healthy{fixed}.")
+                self.main_window.notify("info", f"The workspace is healthy{fixed}.")
             return
-        self.window.notify("warning", f"verify found {len(errors)} problem(s) in the workspace: "
+        self.main_window.notify("warning", f"verify found {len(errors)} problem(s) in the workspace: "
                                       f"{errors[0]['path']}: {errors[0]['message']}")
         self._offer_repair(result, errors)
 
     def _offer_repair(self, result: dict, errors: list[dict]) -> None:
         repairable = [p for p in errors if p["repair"]]
         box = QMessageBox(QMessageBox.Icon.Warning, "Workspace check",
-                          f"Keel found {len(errors)} problem(s) in {result['workspace']}.", parent=self.window)
+                          f"Keel found {len(errors)} problem(s) in {result['workspace']}.", parent=self.main_window)
         shown = [f"• {p['path']}: {p['message']}" + (f"  [repair: {p['repair']}]" if p["repair"] else "")
                  for p in errors[:12]]
         if len(errors) > len(shown):
@@ -120,25 +120,25 @@ class RecoveryActions(QObject):
 
         keel = self.controller.keel
         suggested = str(Path.home() / f"{keel.root.name}.keel-backup")
-        path = save_path(self.window, "Back up the workspace", suggested, "Keel backup (*.keel-backup)")
+        path = save_path(self.main_window, "Back up the workspace", suggested, "Keel backup (*.keel-backup)")
         if path:
             self.controller.run("backup", "backup", "Backing up the workspace", lambda job: backup.backup(keel.services.workspace_upkeep, path),
-                                on_done=lambda r: self.window.notify(
+                                on_done=lambda r: self.main_window.notify(
                                     "info", f"Backed up {len(r['projects'])} project(s) to {r['path']}."))
 
     def restore(self) -> None:
         from app.core.services import backup
 
         if not self.controller.can_write():
-            self.window.notify("warning", "This window is read-only: another Keel window holds the workspace.")
+            self.main_window.notify("warning", "This window is read-only: another Keel window holds the workspace.")
             return
         if self.controller.busy():
-            self.window.notify("warning", "Wait for the running jobs to finish before restoring.")
+            self.main_window.notify("warning", "Wait for the running jobs to finish before restoring.")
             return
         keel = self.controller.keel
-        path = open_path(self.window, "Restore a backup", str(Path.home()), "Keel backup (*.keel-backup)")
+        path = open_path(self.main_window, "Restore a backup", str(Path.home()), "Keel backup (*.keel-backup)")
         if not path or not common.confirm(
-                self.window, "Restore this backup?", f"Replace the workspace {keel.root} with {Path(path).name}?",
+                self.main_window, "Restore this backup?", f"Replace the workspace {keel.root} with {Path(path).name}?",
                 "Every file of the backup is checked first. The current projects and files are moved into "
                 "quarantine/, not deleted.", ok="Restore"):
             return
@@ -146,11 +146,11 @@ class RecoveryActions(QObject):
 
         def done(result):
             self.controller.restart_after_restore()
-            self.window.notify("info", f"Restored {len(result['projects'])} project(s) from {Path(path).name}.")
+            self.main_window.notify("info", f"Restored {len(result['projects'])} project(s) from {Path(path).name}.")
 
         def failed(message, details):
             self.controller.restart_after_restore()
-            self.window.show_error(f"Restore failed: {message}", details)
+            self.main_window.show_error(f"Restore failed: {message}", details)
 
         self.controller.run("workspace", "restore", "Restoring the workspace",
                             lambda job: backup.restore(keel.services.workspace_upkeep, path, force=True, holding_workspace_lock=True),
@@ -162,23 +162,23 @@ class RecoveryActions(QObject):
 
         keel, name = self.controller.keel, self.controller.project
         if not name:
-            self.window.notify("info", "Select a project to export.")
+            self.main_window.notify("info", "Select a project to export.")
             return
-        path = save_path(self.window, f"Export {name}", str(Path.home() / f"{name}.keel"),
+        path = save_path(self.main_window, f"Export {name}", str(Path.home() / f"{name}.keel"),
                                       "Keel project (*.keel)")
         if path:
             self.controller.run(name, "export", f"Exporting {name}", lambda job: bundle.export_bundle(keel.services.workspace_upkeep, name, path),
-                                project=name, on_done=lambda r: self.window.notify(
+                                project=name, on_done=lambda r: self.main_window.notify(
                                     "info", f"{name} exported to {r['path']}."))
 
     def import_project(self) -> None:
         from app.core.services import bundle
 
         keel = self.controller.keel
-        path = open_path(self.window, "Import a project", str(Path.home()), "Keel project (*.keel)")
+        path = open_path(self.main_window, "Import a project", str(Path.home()), "Keel project (*.keel)")
         if not path:
             return
         self.controller.run("workspace", "import", f"Importing {Path(path).name}",
                             lambda job: bundle.import_bundle(keel.services.workspace_upkeep, path),
-                            on_done=lambda r: (self.controller.registry_changed.emit(), self.window.notify(
+                            on_done=lambda r: (self.controller.registry_changed.emit(), self.main_window.notify(
                                 "info", f"Project {r['project']} imported from {Path(path).name}.")))

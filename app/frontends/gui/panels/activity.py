@@ -24,24 +24,24 @@ class ActivityPanel(Panel):
         self.search.textChanged.connect(self._apply_filter)
         top.addWidget(self.kind)
         top.addWidget(self.search)
-        self.model = RecordsModel([("When", lambda r: local_time(r["at"])), ("Kind", "kind"), ("By", "by"),
+        self.table_model = RecordsModel([("When", lambda r: local_time(r["at"])), ("Kind", "kind"), ("By", "by"),
                                    ("Message", "message")])
-        self.view, _ = make_table(self.model)
+        self.view, _ = make_table(self.table_model)
         self.proxy = EventFilter(self.view)
-        self.proxy.setSourceModel(self.model)
+        self.proxy.setSourceModel(self.table_model)
         self.proxy.setSortRole(SORT_ROLE)
         self.view.setModel(self.proxy)
         self.view.setObjectName("activityTable")
         layout.addWidget(self.view, 1)
 
     def clear(self) -> None:
-        self.model.set_rows([])
+        self.table_model.set_rows([])
 
     def read(self, keel, project: str) -> list[dict]:
         return [event.to_dict() for event in keel.events(project)]  # a table shows rows of named values
 
     def show_data(self, rows: list[dict]) -> None:
-        self.model.set_rows(list(reversed(rows)))  # newest first; a header click sorts
+        self.table_model.set_rows(list(reversed(rows)))  # newest first; a header click sorts
         kinds = sorted({r["kind"] for r in rows})
         current = self.kind.currentText()
         self.kind.blockSignals(True)

@@ -31,12 +31,12 @@ class AlertsPanel(Panel):
         self.ack_button.clicked.connect(self.acknowledge_selected)
         top.addWidget(self.open_only)
         top.addWidget(self.ack_button)
-        self.model = RecordsModel([
+        self.table_model = RecordsModel([
             ("Opened", lambda r: local_time(r["opened_at"])), ("Severity", "severity"), ("Status", "status"),
             ("Rule", "rule"), ("Message", "message"), ("Closed", lambda r: local_time(r.get("closed_at"))),
         ])
-        self.model.row_colors = lambda r: SEVERITY_COLORS.get(r["severity"]) if r["status"] == "open" else MUTED_COLOR
-        self.view, _ = make_table(self.model)
+        self.table_model.row_colors = lambda r: SEVERITY_COLORS.get(r["severity"]) if r["status"] == "open" else MUTED_COLOR
+        self.view, _ = make_table(self.table_model)
         self.view.setObjectName("alertsTable")
         self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         layout.addWidget(self.view, 1)
@@ -45,7 +45,7 @@ class AlertsPanel(Panel):
         layout.addWidget(self.empty)
 
     def clear(self) -> None:
-        self.model.set_rows([])
+        self.table_model.set_rows([])
 
     def read(self, keel, project: str) -> list[dict]:
         return [alert.to_dict() for alert in keel.alerts(project)]
@@ -53,15 +53,15 @@ class AlertsPanel(Panel):
     def show_data(self, rows: list[dict]) -> None:
         if self.open_only.isChecked():
             rows = [r for r in rows if r["status"] == "open"]
-        self.model.set_rows(list(reversed(rows)))
+        self.table_model.set_rows(list(reversed(rows)))
         self.empty.setVisible(not rows)
         self.view.resizeColumnsToContents()
 
     def update_buttons(self) -> None:
-        chosen = selected_records(self.view, self.model)
+        chosen = selected_records(self.view, self.table_model)
         self.ack_button.setEnabled(bool(chosen) and all(r["status"] == "open" for r in chosen)
                                    and self.controller.can_write())
 
     def acknowledge_selected(self) -> None:
-        for record in selected_records(self.view, self.model):
+        for record in selected_records(self.view, self.table_model):
             self.controller.acknowledge(record["id"])

@@ -25,14 +25,14 @@ class DeploymentsPanel(Panel):
         self.rollback_button.setObjectName("rollbackTo")
         self.rollback_button.clicked.connect(self.rollback_selected)
         top.addWidget(self.rollback_button)
-        self.model = RecordsModel([
+        self.table_model = RecordsModel([
             ("When", lambda r: local_time(r["deployed_at"])), ("Version", lambda r: f"v{r['version']}"),
             ("Status", lambda r: "● in production" if r["current"] else ""),
             ("Kind", lambda r: "rollback" if r["is_rollback"] else "deploy"), ("By", "by"),
             ("Metric at training", "training_value"), ("Reason", "reason"),
         ])
-        self.model.row_colors = lambda r: GOOD_COLOR if r["current"] else None
-        self.view, _ = make_table(self.model)
+        self.table_model.row_colors = lambda r: GOOD_COLOR if r["current"] else None
+        self.view, _ = make_table(self.table_model)
         self.view.setObjectName("deploymentsTable")
         self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         layout.addWidget(self.view, 1)
@@ -40,7 +40,7 @@ class DeploymentsPanel(Panel):
                                "and the rollback itself is recorded here and in Activity."))
 
     def clear(self) -> None:
-        self.model.set_rows([])
+        self.table_model.set_rows([])
 
     def read(self, keel, name: str) -> tuple[str, list[dict]]:
         """The project's primary metric, and its deployments (oldest first) with that metric at training."""
@@ -60,19 +60,19 @@ class DeploymentsPanel(Panel):
     def show_data(self, data: tuple[str, list[dict]]) -> None:
         metric, rows = data
         self.metric_name = metric
-        self.model.columns[5] = (f"{metric} at training", "training_value")
-        self.model.set_rows(list(reversed(rows)))
+        self.table_model.columns[5] = (f"{metric} at training", "training_value")
+        self.table_model.set_rows(list(reversed(rows)))
         self.view.resizeColumnsToContents()
 
     def update_buttons(self) -> None:
-        chosen = selected_records(self.view, self.model)
-        current = next((r for r in self.model.rows if r["current"]), None)
+        chosen = selected_records(self.view, self.table_model)
+        current = next((r for r in self.table_model.rows if r["current"]), None)
         ok = len(chosen) == 1 and current is not None and chosen[0]["version"] != current["version"]
         self.rollback_button.setEnabled(ok and self.writable())
 
     def rollback_selected(self) -> None:
-        chosen = selected_records(self.view, self.model)
-        current = next((r for r in self.model.rows if r["current"]), None)
+        chosen = selected_records(self.view, self.table_model)
+        current = next((r for r in self.table_model.rows if r["current"]), None)
         if len(chosen) != 1 or current is None:
             return
         target = chosen[0]

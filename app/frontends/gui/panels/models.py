@@ -57,8 +57,8 @@ class ModelsPanel(Panel):
         top.addWidget(action_button(actions["import_model"]))
         top.addWidget(action_button(actions["retrain"], primary=True))
 
-        self.model = RecordsModel([])
-        self.view, self.proxy = make_table(self.model)
+        self.table_model = RecordsModel([])
+        self.view, self.proxy = make_table(self.table_model)
         self.view.setObjectName("modelsTable")
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.hint = muted("Select one version to see its card and deploy, archive or export it; select two or more "
@@ -89,7 +89,7 @@ class ModelsPanel(Panel):
 
     # ------------------------------------------------------------------ table
     def clear(self) -> None:
-        self.model.set_rows([])
+        self.table_model.set_rows([])
         self.comparison = None
         self.card = None
         self._empty_comparison_area()
@@ -120,9 +120,9 @@ class ModelsPanel(Panel):
                        ("Aliases", lambda r: ", ".join(r["aliases"]))]
             columns += [(m, (lambda r, m=m: r["metrics"].get(m))) for m in names]
             columns += [("Archived", lambda r: "archived" if r["archived"] else ""), ("Notes", "notes")]
-            self.model.columns = columns
-        self.model.row_colors = lambda r: GOOD_COLOR if r["in_production"] else (MUTED_COLOR if r["archived"] else None)
-        self.model.set_rows(status["versions"])
+            self.table_model.columns = columns
+        self.table_model.row_colors = lambda r: GOOD_COLOR if r["in_production"] else (MUTED_COLOR if r["archived"] else None)
+        self.table_model.set_rows(status["versions"])
         if self.proxy.sortColumn() < 0:
             self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
         shape = (tuple(names), len(status["versions"]))
@@ -132,7 +132,7 @@ class ModelsPanel(Panel):
         self.update_buttons()
 
     def selected(self) -> list[dict]:
-        return selected_records(self.view, self.model)
+        return selected_records(self.view, self.table_model)
 
     def select_version(self, *versions: int) -> None:
         """Select rows by version number (used by tests and by double-click flows)."""
@@ -140,9 +140,9 @@ class ModelsPanel(Panel):
 
         selection = self.view.selectionModel()
         selection.clearSelection()
-        for row, record in enumerate(self.model.rows):
+        for row, record in enumerate(self.table_model.rows):
             if record["version"] in versions:
-                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                index = self.proxy.mapFromSource(self.table_model.index(row, 0))
                 selection.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
 
     def update_buttons(self) -> None:
@@ -161,7 +161,7 @@ class ModelsPanel(Panel):
         if len(chosen) != 1:
             return
         version = chosen[0]["version"]
-        current = next((r for r in self.model.rows if r["in_production"]), None)
+        current = next((r for r in self.table_model.rows if r["in_production"]), None)
         metric = self.metric_names[0] if self.metric_names else ""
         change = (f"Production changes from v{current['version']} ({metric} {fmt_value(current['metrics'].get(metric))}) "
                   f"to v{version} ({metric} {fmt_value(chosen[0]['metrics'].get(metric))})." if current else
