@@ -49,16 +49,16 @@ def build_workspace(folder: Path) -> None:
         rows = prediction_log.encode(project.id, loaded.model_version.id,
                                      prediction_log.iso(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
                                      loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
-        with keel.services.registry.transaction():
-            keel.services.registry.insert_predictions(rows)
+        with keel._services.registry.transaction():
+            keel._services.registry.insert_predictions(rows)
         if hour in (2, 5, 7):
-            keel.monitor(NAME, by="scheduler")
+            keel.policy.monitor(NAME, by="scheduler")
     labels = pd.concat([truth[h].sample(frac=share, random_state=h) for h, share in
                         ((0, 0.9), (1, 0.9), (2, 0.85), (3, 0.6), (4, 0.5), (5, 0.4))])
     path = folder / "demo" / "late-labels.csv"
     labels.set_axis(["id", "label"], axis=1).to_csv(path, index=False)
-    keel.add_labels(NAME, path)
-    keel.monitor(NAME, by="scheduler")
+    keel.labels.add_labels(NAME, path)
+    keel.policy.monitor(NAME, by="scheduler")
     keel.close()
 
 

@@ -43,7 +43,7 @@ def build_workspace(folder: Path) -> None:
         batch.to_csv(path, index=False)
         keel.ingest(name, path)
         if has_monitor:
-            keel.monitor(name, by="policy")
+            keel.policy.monitor(name, by="policy")
         if index == 4:  # parameters set for the project: the version card marks them over the preset's defaults
             keel.set_project(name, {"params": {"max_depth": 6, "learning_rate": 0.05}})
             trained = keel.train(name, reason="retrained after drift")

@@ -11,17 +11,17 @@ def test_decisions_are_marked_on_the_metric_plot_and_listed_in_activity(qtbot, w
     window.tabs.setCurrentWidget(panel)
     keel = window.controller.keel
     project = keel.project("demo-credit")
-    model_version = keel.services.registry.model_versions(project.id)[0]
+    model_version = keel._services.registry.model_versions(project.id)[0]
 
     def record():
-        with keel.services.registry.transaction():
-            keel.services.registry.insert_monitor_result(
+        with keel._services.registry.transaction():
+            keel._services.registry.insert_monitor_result(
                 project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
                 metric="accuracy", value=0.7412, estimated_value=None, drift_share=0.0, drifted_features=[],
                 details={})
-            keel.services.registry.add_event(project, "restore_decision", "earlier v1 accuracy 0.93 vs champion v2 0.74",
+            keel._services.registry.add_event(project, "restore_decision", "earlier v1 accuracy 0.93 vs champion v2 0.74",
                                     "policy", {"decision": "restored"})
-            keel.services.registry.add_event(project, "retrain_held", "retrain held (budget)", "policy", {"decision": "held"})
+            keel._services.registry.add_event(project, "retrain_held", "retrain held (budget)", "policy", {"decision": "held"})
 
     worker = threading.Thread(target=record)
     worker.start()

@@ -1,6 +1,7 @@
 """The front ends (CLI, runner, GUI), the adapters (server, scheduler) and the demo reach the
-store only through the services: no store object taken off a service. No SQL outside the store.
-(import-linter, run by `make test`, forbids importing app.core.store from them.)"""
+store only through the service objects (keel.policy, keel.inbox, ...): no store object and no
+dependency bundle taken off Keel or a service. No SQL outside the store. (import-linter, run by
+`make test`, forbids importing app.core.store and the dependency bundles from them.)"""
 
 import ast
 import re
@@ -9,6 +10,9 @@ from pathlib import Path
 APP = Path(__file__).resolve().parents[1] / "app"
 OUTER_PACKAGES = ("frontends", "adapters", "demo")
 STORE_ATTRIBUTES = {"registry", "_registry", "workspace", "_workspace"}
+# Keel's wiring of the services (its dependency bundles, the shared reads) and a service's own dependencies
+DEPENDENCY_ATTRIBUTES = {"services", "_services", "_data", "_deps", "deps"}
+DEPENDENCY_MODULES = ("app.core.services.dependencies", "app.core.services.project_data")
 SQL = re.compile(r"\b(SELECT\b.+\bFROM|INSERT\s+INTO|UPDATE\b.+\bSET|DELETE\s+FROM)\b", re.DOTALL)
 
 
@@ -22,6 +26,23 @@ def store_attribute_uses(source: str) -> list[int]:
     return sorted(node.lineno for node in ast.walk(ast.parse(source))
                   if isinstance(node, ast.Attribute) and node.attr in STORE_ATTRIBUTES
                   and not (isinstance(node.value, ast.Name) and node.value.id == "args"))
+
+
+def dependency_uses(source: str) -> list[int]:
+    """Lines that take a dependency bundle: Keel's wiring (keel._services, keel.services), a service's
+    dependencies (keel.policy._deps), or an import of the bundles' modules."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in DEPENDENCY_ATTRIBUTES:
+            found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(DEPENDENCY_MODULES):
+            found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "app.core.services" and any(
+                f"app.core.services.{alias.name}".startswith(DEPENDENCY_MODULES) for alias in node.names):
+            found.append(node.lineno)
+        elif isinstance(node, ast.Import) and any(alias.name.startswith(DEPENDENCY_MODULES) for alias in node.names):
+            found.append(node.lineno)
+    return sorted(found)
 
 
 def sql_strings(source: str) -> list[int]:
@@ -38,6 +59,24 @@ def test_no_front_end_adapter_or_demo_takes_the_store_off_a_service():
     uses = [f"{path.relative_to(APP.parent)}:{line}" for path in outer_modules()
             for line in store_attribute_uses(path.read_text())]
     assert uses == []
+
+
+def test_no_front_end_adapter_or_demo_holds_a_dependency_bundle():
+    uses = [f"{path.relative_to(APP.parent)}:{line}" for path in outer_modules()
+            for line in dependency_uses(path.read_text())]
+    assert uses == []
+
+
+def test_the_dependency_check_catches_each_form():
+    leaky = ("from app.core.services import batches\n"
+             "batches.ingest_files(keel.services.batches, name, files)\n"
+             "deps = self.keel._services.policy\n"
+             "keel.policy._deps.registry\n"
+             "from app.core.services.dependencies import Dependencies\n"
+             "from app.core.services import project_data\n"
+             "import app.core.services.dependencies\n"
+             "keel.batches.ingest_files(name, files)\n")
+    assert dependency_uses(leaky) == [2, 3, 4, 5, 6, 7]
 
 
 def test_no_sql_outside_the_store():

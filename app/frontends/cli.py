@@ -258,8 +258,8 @@ def _handlers():
         ("export", None): _export,
         ("report", None): _report,
         ("push", None): _push,
-        ("labels", None): lambda keel, a: keel.add_labels(a.name, a.file),
-        ("traffic", None): lambda keel, a: keel.traffic(a.name, a.bucket),
+        ("labels", None): lambda keel, a: keel.labels.add_labels(a.name, a.file),
+        ("traffic", None): lambda keel, a: keel.traffic.overview(a.name, a.bucket),
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
         ("demo", None): _create_demo,
@@ -276,9 +276,8 @@ def _delete_project(keel, args):
 
 def _export(keel, args):
     if args.export_format == "mlflow":
-        from app.core.services import mlflow_model
 
-        return mlflow_model.export_mlflow(keel.services.mlflow, args.name, args.version, args.output)
+        return keel.mlflow.export_mlflow(args.name, args.version, args.output)
     return keel.export_model(args.name, args.version, args.output)
 
 
@@ -297,9 +296,8 @@ def _push(keel, args):
 
 
 def _report(keel, args):
-    from app.core.services import reports
 
-    return reports.write_report(keel.services.reports, args.name, args.output, version=args.version, since=args.since)
+    return keel.reports.write_report(args.name, args.output, version=args.version, since=args.since)
 
 
 def _archive(keel, args):

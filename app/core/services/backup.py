@@ -217,3 +217,23 @@ def _move_files_in(staged: Path, root: Path) -> None:
                 destination = root / path.relative_to(staged)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, destination)
+
+
+class BackupService:
+    """The whole workspace in one file, and back (Keel.backup)."""
+
+    def __init__(self, deps: WorkspaceDependencies) -> None:
+        self._deps = deps
+
+    def backup(self, destination: str | os.PathLike, by: str = "user") -> dict:
+        """Write the whole workspace into one file outside it, while the workspace keeps working."""
+        return backup(self._deps, destination, by=by)
+
+    def restore(self, source: str | os.PathLike, force: bool = False, by: str = "user",
+                holding_workspace_lock: bool = False) -> dict:
+        """Replace the workspace's registry and files with a backup's, verified member by member first."""
+        return restore(self._deps, source, force=force, by=by, holding_workspace_lock=holding_workspace_lock)
+
+    def restore_finished(self, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
+        """After restore_over_damaged_registry: manifests from the restored registry, the audit event."""
+        return restore_finished(self._deps, source, set_aside, by=by)

@@ -199,3 +199,19 @@ def _renamer(original: str, name: str):
                 row[column] = f"{top}/{name}/{PurePosixPath(row[column]).name}"
         return row
     return rewrite
+
+
+class BundleService:
+    """A project in one file, exported and imported (Keel.bundle)."""
+
+    def __init__(self, deps: WorkspaceDependencies) -> None:
+        self._deps = deps
+
+    def export_bundle(self, name: str, output: str | os.PathLike, by: str = "user") -> dict:
+        """The project's settings, rows and files in one file with a manifest of sha256 hashes."""
+        return export_bundle(self._deps, name, output, by=by)
+
+    def import_bundle(self, source: str | os.PathLike, new_name: str | None = None, trust: list[str] | None = None,
+                      by: str = "user") -> dict:
+        """A bundle as a new project, every hash and model type checked first; all or nothing."""
+        return import_bundle(self._deps, source, new_name=new_name, trust=trust, by=by)

@@ -27,6 +27,7 @@ from app.core.store.workspace import Workspace
 DRIFT_REFERENCES_KEPT = 8
 LOADED_MODELS_KEPT = 8
 
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 Ingest = Callable[..., dict]  # lifecycle's ingest(name, path, by=...) -> its result
 Train = Callable[..., dict]  # lifecycle's train(name, by=, reason=, data=, progress=) -> {version, run_id, ...}
 Deploy = Callable[..., dict]  # lifecycle's deploy(name, version, by=, reason=)

@@ -4,6 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
+import threading
 from typing import Any
 
 from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
@@ -14,7 +15,7 @@ from app.core.domain.settings import (
     higher_is_better,
     past_threshold,
 )
-from app.core.services.dependencies import Dependencies
+from app.core.services.dependencies import Dependencies, Progress
 
 MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
@@ -204,7 +205,8 @@ def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> lis
     return rows
 
 
-def compare_versions(deps: Dependencies, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
+def compare_versions(deps: Dependencies, name: str, versions: list[int], progress: Progress | None = None,
+                     cancel_event: threading.Event | None = None) -> dict:
     """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
     arrived after both were trained (when there is any), confusion matrices (classification)
     and feature importances."""
@@ -352,3 +354,35 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
         "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
                          "rollback": d.is_rollback} for d in deps.registry.deployments(project.id) if d.version == version],
     }
+
+
+class InsightsService:
+    """The read-only views the window shows (Keel.insights); no store object leaves it."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def health(self, name: str, since: str | None = None) -> dict:
+        """The project's health at a glance; since: also the alerts opened and recovered after that time."""
+        return health(self._deps, name, since=since)
+
+    def alerts_since(self, name: str, since: str) -> dict:
+        """How many alerts opened, and how many recovered by themselves, after `since`."""
+        return alerts_since(self._deps, name, since)
+
+    def production_card(self, name: str) -> dict:
+        """The Overview's production model card."""
+        return production_card(self._deps, name)
+
+    def version_card(self, name: str, version: int) -> dict:
+        """Everything about one model version (the Models tab's card)."""
+        return version_card(self._deps, name, version)
+
+    def compare_versions(self, name: str, versions: list[int], progress: Progress | None = None,
+                         cancel_event: threading.Event | None = None) -> dict:
+        """Model versions side by side: metrics, parameters, metrics on data none was trained on."""
+        return compare_versions(self._deps, name, versions, progress=progress, cancel_event=cancel_event)
+
+    def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> dict:
+        """One feature in the production model's reference vs a batch (the newest by default)."""
+        return feature_distribution(self._deps, name, feature, dataset_version)

@@ -34,7 +34,8 @@ from app.core.domain.settings import (
 from app.core.ml import datasets, drift
 from app.core.ml.childproc import capped_native_threads
 from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
-from app.core.services.dependencies import MonitoringDependencies
+from app.core.services.dependencies import MonitoringDependencies, Progress
+from app.core.services.project_data import LoadedModel
 
 log = logging.getLogger("keel.monitoring")
 
@@ -351,3 +352,19 @@ def summary(cycle: CycleResult) -> str:
         estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""
         parts.append(f"v{batch.dataset_version}: {measured}{estimated}, {len(batch.drifted_features)} drifted")
     return "; ".join(parts)
+
+
+class MonitoringService:
+    """Monitoring cycles and the drift references they compare with (Keel.monitoring)."""
+
+    def __init__(self, deps: MonitoringDependencies) -> None:
+        self._deps = deps
+
+    def reference_for(self, loaded: LoadedModel) -> drift.DriftReference:
+        """The model's prepared drift reference: read from beside its model file, or prepared and kept."""
+        return reference_for(self._deps, loaded)
+
+    def run_cycle(self, name: str, by: str = "user", progress: Progress | None = None,
+                  alerts: bool = True) -> CycleResult:
+        """Evaluate every pending batch with the production model; alerts=False records results only."""
+        return run_cycle(self._deps, name, by=by, progress=progress, alerts=alerts)

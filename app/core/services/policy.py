@@ -63,7 +63,7 @@ from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
 from app.core.ml.childproc import capped_native_threads
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
-from app.core.services.dependencies import PolicyDependencies
+from app.core.services.dependencies import PolicyDependencies, Progress
 from app.core.services.monitoring import CHANGE_RULES
 from app.core.services.project_data import LoadedModel
 from app.core.store import policy_state as store
@@ -860,3 +860,27 @@ def approve(deps: PolicyDependencies, name: str, by: str = "user") -> dict:
     if version is None:
         raise KeelError(f"no challenger is waiting for approval in project {name!r}")
     return deps.deploy(name, version, by=by, reason=f"challenger v{version} approved")
+
+
+class PolicyService:
+    """The retraining policy: monitoring cycles acted on, challengers gated and approved (Keel.policy)."""
+
+    def __init__(self, deps: PolicyDependencies) -> None:
+        self._deps = deps
+
+    def monitor(self, name: str, by: str = "user", progress: Progress | None = None,
+                lock_timeout: float = 600.0) -> dict:
+        """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
+        return monitor(self._deps, name, by=by, progress=progress, lock_timeout=lock_timeout)
+
+    def approve(self, name: str, by: str = "user") -> dict:
+        """Deploy the challenger waiting for approval."""
+        return approve(self._deps, name, by=by)
+
+    def training_window(self, project: Project, settings: ProjectSettings) -> tuple[TrainingData, dict]:
+        """The rows `train` uses under --window adaptive: the window the policy would choose now."""
+        return training_window(self._deps, project, settings)
+
+    def loaded_model(self, name: str, version: int) -> LoadedModel:
+        """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache."""
+        return loaded_model(self._deps, name, version)

@@ -303,3 +303,19 @@ def write_report(deps: Dependencies, name: str, output: str | os.PathLike, versi
     return {"project": name, "version": card["version"], "output": str(destination), "bytes": len(html),
             "period_start": report["period"]["start"], "period_end": report["period"]["end"],
             "batches": len(monitoring["batches"]) if monitoring else 0}
+
+
+class ReportService:
+    """The one-file HTML report of a model version and its monitoring (Keel.reports)."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def build_report(self, name: str, version: int | None = None, since: str | None = None) -> dict:
+        """Everything the report shows, as plain data."""
+        return build_report(self._deps, name, version=version, since=since)
+
+    def write_report(self, name: str, output: str | os.PathLike, version: int | None = None,
+                     since: str | None = None) -> dict:
+        """Write the report to output (an .html file outside the workspace); record it in the audit log."""
+        return write_report(self._deps, name, output, version=version, since=since)

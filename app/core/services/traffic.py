@@ -342,3 +342,14 @@ def overview(deps: Dependencies, name: str, bucket: str = "hour") -> dict:
     volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project.id, chars)]
     batches = [row for row in coverage_rows(deps, project) if row["kind"] == "batch"]
     return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}
+
+
+class TrafficService:
+    """What the served traffic looked like (Keel.traffic)."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def overview(self, name: str, bucket: str = "hour") -> dict:
+        """Traffic windows with their label coverage, late-measured batches, request volume over time."""
+        return overview(self._deps, name, bucket)

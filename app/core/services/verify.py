@@ -219,3 +219,14 @@ def _record_dataset_hash(deps: WorkspaceDependencies, relative: str) -> None:
         if row["path"] == relative:
             with deps.registry.transaction():
                 maintenance.record_dataset_file_hash(deps.registry, row["id"], sha256_file(deps.workspace.root / relative))
+
+
+class VerifyService:
+    """The workspace checked against its registry, and repaired (Keel.verifier)."""
+
+    def __init__(self, deps: WorkspaceDependencies) -> None:
+        self._deps = deps
+
+    def verify(self, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
+        """Integrity, hashes, manifests, leftovers; repair: fix what can be fixed (see the module doc)."""
+        return verify(self._deps, quick=quick, repair=repair, now=now)

@@ -243,7 +243,8 @@ class JobRunner(QObject):
 
 # --------------------------------------------------------------------------- work in a child process
 def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict) -> None:
-    """Runs in a spawned child: open the workspace, call one Keel method, send the result back."""
+    """Runs in a spawned child: open the workspace, call one Keel method (or a service's: "policy.monitor"),
+    send the result back."""
     from app.core.ml.childproc import report_failure
 
     try:
@@ -255,14 +256,17 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
 
         keel = Keel.open(workspace_dir)
         setup_logging(keel.log_path)
-        result = getattr(keel, method)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
+        service, _, action = method.rpartition(".")
+        target = getattr(keel, service) if service else keel
+        result = getattr(target, action)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
         queue.put(("done", result))
     except BaseException as exc:  # every failure goes back to the parent as a message
         report_failure(queue, exc)
 
 
 def call_in_child(job: Job, workspace_dir: str, method: str, *args, **kwargs):
-    """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process.
+    """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process; method may name
+    one of Keel's services' methods ("inbox.sweep").
 
     Work that is mostly Python (a monitoring cycle with a policy retrain) holds the GIL for
     long stretches; in a child process it cannot stall the GUI thread.

@@ -197,7 +197,7 @@ class ModelsPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            return keel.version_card(name, version)
+            return keel.insights.version_card(name, version)
 
         def show(card):
             chosen = self.selected()
@@ -259,7 +259,7 @@ class ModelsPanel(Panel):
         self.compare_status.setText(f"Comparing {shown}…")
 
         def work(job):
-            return self.keel.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
+            return self.keel.insights.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
 
         self.controller.run(f"{name}/view", "compare", f"Comparing {shown}", work,
                             project=name, cancellable=True, on_done=self.show_comparison)

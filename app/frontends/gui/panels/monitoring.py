@@ -704,7 +704,7 @@ class MonitoringPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            return keel.feature_distribution(name, feature)
+            return keel.insights.feature_distribution(name, feature)
 
         def show(distribution):
             if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:

@@ -25,14 +25,14 @@ def window_label(row: dict) -> str:
 
 
 def read_traffic(keel, project: str) -> dict:
-    """Keel.traffic with request volume in bars of a minute, or of an hour or a day when the traffic
+    """Keel.traffic.overview with request volume in bars of a minute, or of an hour or a day when the traffic
     spans longer. Runs on a worker (the Monitoring tab's read)."""
-    overview = keel.traffic(project, "minute")
+    overview = keel.traffic.overview(project, "minute")
     if overview["volume"]:
         span = bucket_start(overview["volume"][-1]["at"], "minute") - bucket_start(overview["volume"][0]["at"],
                                                                                  "minute")
         if span > MINUTE_BARS_FOR_SECONDS:
-            overview = keel.traffic(project, "hour" if span <= HOUR_BARS_FOR_SECONDS else "day")
+            overview = keel.traffic.overview(project, "hour" if span <= HOUR_BARS_FOR_SECONDS else "day")
     return overview
 
 
