@@ -12,13 +12,14 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError
 from app.core.services.dependencies import WorkspaceDependencies
 from app.core.services.paths import check_output_path
 from app.core.store import maintenance
-from app.core.store.archive import ArchiveReader, write_archive
+from app.core.store.archive import ArchiveReader, ArchiveWriter, write_archive
 from app.core.store.registry import LATEST_SCHEMA_VERSION, Registry
 from app.core.store.workspace import FileLock
 
@@ -39,7 +40,8 @@ def outside_workspace(deps: WorkspaceDependencies, destination: str | os.PathLik
 
 
 # ------------------------------------------------------------------ backup
-def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str = "user", before_manifest=None) -> dict:
+def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str = "user",
+           before_manifest: Callable[[ArchiveWriter], None] | None = None) -> dict:
     destination = outside_workspace(deps, destination, "the backup")
     destination.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -75,7 +77,7 @@ def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str 
             "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
 
 
-def _tracked_files(models: list[dict], data: list[dict]):
+def _tracked_files(models: list[dict], data: list[dict]) -> Iterator[tuple[str, str | None]]:
     for row in models:
         if row["pruned_at"]:
             continue
@@ -86,7 +88,7 @@ def _tracked_files(models: list[dict], data: list[dict]):
         yield row["path"], row["file_sha256"]
 
 
-def _inbox_files(root: Path, projects: list[str]):
+def _inbox_files(root: Path, projects: list[str]) -> Iterator[str]:
     for name in projects:
         inbox = root / "projects" / name / "inbox"
         if not inbox.is_dir():
@@ -96,7 +98,8 @@ def _inbox_files(root: Path, projects: list[str]):
                 yield path.relative_to(root).as_posix()
 
 
-def _add_workspace_file(writer, root: Path, relative: str, warnings: list[str], vanished_ok: bool = False):
+def _add_workspace_file(writer: ArchiveWriter, root: Path, relative: str, warnings: list[str],
+                        vanished_ok: bool = False) -> dict | None:
     try:
         return writer.add_file(relative, root / relative)
     except FileNotFoundError:

@@ -16,6 +16,7 @@ from app.core.domain.settings import (
     past_threshold,
 )
 from app.core.services.dependencies import Dependencies, Progress
+from app.core.services.project_data import LoadedModel
 
 MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
@@ -115,7 +116,7 @@ def production_card(deps: Dependencies, name: str) -> dict:
 
 
 # --------------------------------------------------------------------------- comparing versions
-def _holdout(deps: Dependencies, name: str, version: int, project: Project):
+def _holdout(deps: Dependencies, name: str, version: int, project: Project) -> tuple[Any, Any]:
     from app.core.ml import datasets
 
     reference = deps.data.reference_frame(name, version)
@@ -131,7 +132,7 @@ def _holdout(deps: Dependencies, name: str, version: int, project: Project):
     return datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema)
 
 
-def native_importances(pipeline, features: list[str]) -> dict[str, float] | None:
+def native_importances(pipeline: Any, features: list[str]) -> dict[str, float] | None:
     """The estimator's own importances (trees), summed back onto the input columns; None if it has none."""
     import numpy as np
 
@@ -158,7 +159,7 @@ def native_importances(pipeline, features: list[str]) -> dict[str, float] | None
     return {f: totals.get(f, 0.0) for f in features}
 
 
-def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, float]]:
+def importances(loaded: LoadedModel, X: Any, y: Any, task: str, seed: int = 0) -> tuple[str, dict[str, float]]:
     """(kind, {feature: importance}): native when the estimator has them, else permutation importance."""
     features = list(X.columns)
     native = native_importances(loaded.model, features)
@@ -171,7 +172,8 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def unseen_by_all(deps: Dependencies, project: Project, model_versions: list[ModelVersion]):
+def unseen_by_all(deps: Dependencies, project: Project,
+                  model_versions: list[ModelVersion]) -> tuple[Any, Any, list[int]] | None:
     """Labelled rows ingested after the newest of these models was trained: data none of them
     saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
     import pandas as pd
@@ -300,7 +302,7 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     return out
 
 
-def _share(count, total: int) -> float:
+def _share(count: float, total: int) -> float:
     return float(count) / total if total else 0.0
 
 

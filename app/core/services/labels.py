@@ -31,6 +31,7 @@ from app.core.ml import datasets
 from app.core.ml.childproc import capped_native_threads
 from app.core.services import traffic
 from app.core.services.dependencies import Dependencies
+from app.core.store.registry import Registry
 from app.core.store.workspace import project_lock
 
 log = logging.getLogger("keel.labels")
@@ -185,11 +186,11 @@ def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: di
     return version, windows, [b for b in batches if b is not None]
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def _measure_window(registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
+def _measure_window(registry: Registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
     window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
     value, labelled = traffic.measure_window(registry, project, window)
     registry.set_window_measurement(window_id, value, labelled, now)

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
     import pandas as pd
 
     from app.core.ml import datasets
+    from app.core.ml.chunked_ingest import IngestedFile
     from app.core.ml.training import FitResult
     from app.core.services.backup import BackupService
     from app.core.services.batches import BatchService
@@ -248,7 +250,7 @@ class Keel:
         return self._registry.change_stamp()
 
     @contextmanager
-    def holding_project_lock(self, project: str):
+    def holding_project_lock(self, project: str) -> Iterator[None]:
         """The project's cross-process lock, held for the block: lifecycle work on one project runs one at a
         time across processes. A flock: a block that holds it calls the *_holding_lock methods, never the
         ones that take it again."""
@@ -395,7 +397,8 @@ class Keel:
             path.unlink(missing_ok=True)
 
     # ================================================================ data
-    def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
+    def _insert_dataset(self, project: Project, batch: datasets.CleanBatch | IngestedFile, digest: str, path: Path,
+                        version: int, parent_id: int | None, source: str) -> int:
         return self._registry.insert_dataset_version(
             project_id=project.id, version=version, path=str(path.relative_to(self._workspace.root)),
             content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
@@ -418,7 +421,7 @@ class Keel:
         finally:
             staged.unlink(missing_ok=True)
 
-    def _store_ingested(self, project: Project, stored, staged: Path, by: str,
+    def _store_ingested(self, project: Project, stored: IngestedFile, staged: Path, by: str,
                         cancel_event: threading.Event | None) -> dict:
         """The staged Parquet file renamed to the next version, and its rows, under the project lock."""
         with self.holding_project_lock(project.name):
@@ -539,7 +542,7 @@ class Keel:
         return _TrainedModel(result=result, sha256=sha256, started_at=started_at,
                              seconds=time.perf_counter() - started)
 
-    def _write_reference(self, training: _Training, result, path: Path) -> None:
+    def _write_reference(self, training: _Training, result: FitResult, path: Path) -> None:
         """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
         import pandas as pd
 
@@ -668,7 +671,7 @@ class Keel:
             return self.deploy_holding_lock(name, version, by, reason)
 
     def deploy_holding_lock(self, name: str, version: int, by: str = "user", reason: str = "",
-                       extra_transaction_work=None) -> dict:
+                            extra_transaction_work: Callable[[Project], None] | None = None) -> dict:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
         deployment's transaction, so its writes commit or roll back with it."""
@@ -712,7 +715,7 @@ class Keel:
             log.warning("drift reference of %s v%s not prepared at deployment", loaded.project.name,
                         loaded.version, exc_info=True)
 
-    def _set_production_aliases(self, project, model_version_id) -> None:
+    def _set_production_aliases(self, project: Project, model_version_id: int) -> None:
         self._registry.set_alias(project.id, "champion", model_version_id)
         # a waiting challenger was gated against the production model of its time: once another
         # model is in production that verdict says nothing, and approving it would deploy a model
@@ -760,7 +763,7 @@ class Keel:
     def _previous_deployment(self, current: Deployment) -> Deployment | None:
         return self._registry.deployment(current.replaced_deployment_id) if current.replaced_deployment_id else None
 
-    def _rollback_target(self, project, current, to_version):
+    def _rollback_target(self, project: Project, current: Deployment, to_version: int | None) -> Deployment:
         if to_version is None:
             target = self._previous_deployment(current)
             if target is None:
@@ -777,7 +780,7 @@ class Keel:
         with self.holding_project_lock(name):
             self._replace_manifest(self.project(name))
 
-    def _manifest(self, project) -> dict | None:
+    def _manifest(self, project: Project) -> dict | None:
         """What production.json must say: the registry's current deployment (the source of truth)."""
         deployment = self._registry.current_deployment(project.id)
         if deployment is None:
@@ -787,7 +790,7 @@ class Keel:
                 "artifact_path": model_version.artifact_path, "deployed_at": deployment.deployed_at,
                 "by": deployment.by, "reason": deployment.reason}
 
-    def _stage_manifest(self, project) -> list[tuple[Path, Path]]:
+    def _stage_manifest(self, project: Project) -> list[tuple[Path, Path]]:
         """Inside a deployment's transaction, before its commit: the new production.json (and the
         old one as production.previous.json) written to synced temporary files, so that a full disk
         fails the deployment as a whole. _install_manifest renames them after the commit; a process
@@ -831,7 +834,7 @@ class Keel:
                 lock.release()
         return fixed
 
-    def _manifest_matches(self, project) -> bool:
+    def _manifest_matches(self, project: Project) -> bool:
         """Whether production.json says what the registry does. With nothing deployed any
         manifest is left alone: a stray one is verify's to quarantine."""
         expected = self._manifest(project)
@@ -846,7 +849,7 @@ class Keel:
             return False
         return on_disk == expected
 
-    def _replace_manifest(self, project) -> None:
+    def _replace_manifest(self, project: Project) -> None:
         manifest = self._manifest(project)
         if manifest is not None:
             write_text_atomic(self._workspace.manifest_path(project.name), json.dumps(manifest, indent=2))

@@ -232,7 +232,7 @@ def run_record(deps: Dependencies, name: str, version: int) -> dict:
     }
 
 
-def _param_text(value) -> str:
+def _param_text(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:MAX_PARAM_CHARS]
 

@@ -20,6 +20,7 @@ no threshold set) leaves its alert as it is.
 
 import logging
 from dataclasses import dataclass, field
+from typing import SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from app.core.ml.childproc import capped_native_threads
 from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
 from app.core.services.dependencies import MonitoringDependencies, Progress
 from app.core.services.project_data import LoadedModel
+from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.monitoring")
 
@@ -99,7 +101,7 @@ class LateWindow:
 
 
 # --------------------------------------------------------------------------- the drift reference
-def reference_for(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def reference_for(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """The prepared reference of a model, kept in deps.drift_references once read or built. The file's
     sha256 alone is not a key: one skops file imported into two projects has one hash but two
     references (an imported model's reference is its project's training data)."""
@@ -107,7 +109,7 @@ def reference_for(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
     return deps.drift_references.get_or_build(key, lambda: stored_reference(deps, loaded))
 
 
-def stored_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def stored_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """The reference stored beside the model file at deployment; one is prepared and stored now when
     it is missing (a version deployed before Keel stored them) or unusable."""
     from app.core.ml import reference_file
@@ -119,7 +121,7 @@ def stored_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReferen
     return store_reference(deps, loaded)
 
 
-def store_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def store_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """Prepare the model's reference and keep it beside the model file (written to a temporary name,
     then renamed). Only a model with saved reference rows gets a file: an imported model's reference
     is its project's training data of the day, prepared again by each process as before."""
@@ -136,11 +138,11 @@ def store_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReferenc
     return reference
 
 
-def _classes(loaded) -> list | None:
+def _classes(loaded: LoadedModel) -> list | None:
     return list(loaded.model.classes_) if has_probabilities(loaded) else None
 
 
-def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def prepare_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """Summaries of the model's reference rows and of its predictions on them (the costly part:
     predicting every reference row), and the label-free estimate calibrated on its hold-out rows."""
     project = loaded.project
@@ -171,22 +173,23 @@ def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftRefere
     return reference
 
 
-def probability_summary(proba) -> np.ndarray:
+def probability_summary(proba: np.ndarray | list) -> np.ndarray:
     """One number per row: the second class's probability (binary), else the top probability."""
     proba = np.asarray(proba, dtype=float)
     return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
 
 
-def has_probabilities(loaded) -> bool:
+def has_probabilities(loaded: LoadedModel) -> bool:
     return loaded.project.task == "classification" and hasattr(loaded.model, "predict_proba")
 
 
 # --------------------------------------------------------------------------- the cycle
-def pending_batches(registry, project_id: int, deployment: Deployment) -> list[DatasetVersion]:
+def pending_batches(registry: Registry, project_id: int, deployment: Deployment) -> list[DatasetVersion]:
     return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
 
 
-def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:
+def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progress: Progress | None = None,
+              alerts: bool = True) -> CycleResult:
     """Evaluate every pending batch with the production model; alerts=False records results only."""
     report = progress or (lambda fraction, message: None)
     project = deps.data.project(name)
@@ -231,7 +234,7 @@ def _has_ids(frame: pd.DataFrame, id_column: str | None) -> bool:
     return bool(id_column) and id_column in frame.columns and bool(frame[id_column].notna().any())
 
 
-def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: DatasetVersion,
+def evaluate_batch(loaded: LoadedModel, reference: drift.DriftReference, frame: pd.DataFrame, row: DatasetVersion,
                    metric: str) -> tuple[BatchResult, dict]:
     project = loaded.project
     schema, task = project.schema, project.task
@@ -272,7 +275,7 @@ def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame,
     return result, details
 
 
-def _finite(value) -> float | None:
+def _finite(value: SupportsFloat | None) -> float | None:
     if value is None:
         return None
     value = float(value)
@@ -305,11 +308,11 @@ def check_rules(result: BatchResult, settings: ProjectSettings, training_value: 
     return rules
 
 
-def open_alert_by_rule(registry, project_id: int) -> dict[str, Alert]:
+def open_alert_by_rule(registry: Registry, project_id: int) -> dict[str, Alert]:
     return {alert.rule: alert for alert in registry.open_alerts(project_id)}
 
 
-def update_alerts(registry, project: Project, result: BatchResult, by: str, cycle: CycleResult) -> None:
+def update_alerts(registry: Registry, project: Project, result: BatchResult, by: str, cycle: CycleResult) -> None:
     """Open an alert for a rule that fires without one open; close one whose rule holds again."""
     details = {"dataset_version": result.dataset_version, "value": result.value,
                "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
@@ -317,7 +320,7 @@ def update_alerts(registry, project: Project, result: BatchResult, by: str, cycl
                 details, by, cycle)
 
 
-def apply_rules(registry, project: Project, rules: dict, where: str, dataset_version: int | None, details: dict,
+def apply_rules(registry: Registry, project: Project, rules: dict, where: str, dataset_version: int | None, details: dict,
                 by: str, cycle: CycleResult) -> None:
     """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
     adaptive training window starts there); None for traffic, which has no rows to train on."""

@@ -52,6 +52,7 @@ a paired bootstrap for other metrics. A challenger that fails is kept, not deplo
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ from app.core.ml.change import LossCusum
 from app.core.ml.childproc import capped_native_threads
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
 from app.core.services.dependencies import PolicyDependencies, Progress
-from app.core.services.monitoring import CHANGE_RULES
+from app.core.services.monitoring import CHANGE_RULES, CycleResult
 from app.core.services.project_data import LoadedModel
 from app.core.store import policy_state as store
 from app.core.store.workspace import FileLock, project_lock
@@ -111,7 +112,8 @@ def loaded_model(deps: PolicyDependencies, name: str, version: int) -> LoadedMod
 
 
 # --------------------------------------------------------------------------- the whole cycle
-def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None, lock_timeout: float = 600.0) -> dict:
+def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress: Progress | None = None,
+            lock_timeout: float = 600.0) -> dict:
     """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`."""
     from app.core.services import inbox, monitoring
 
@@ -158,14 +160,16 @@ class Observation:
     recent: pd.DataFrame | None = None  # the cycle's labelled rows, newest last (none of the models saw them)
 
 
-def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
+def apply(deps: PolicyDependencies, name: str, cycle: CycleResult, by: str = "user",
+          progress: Progress | None = None) -> Outcome:
     outcome = decide_cycle(deps, name, cycle, by, progress)
     if outcome.decision != "held" and (cycle.batches or cycle.late_windows):
         end_hold_streak(deps, deps.data.project(name), outcome.decision)
     return outcome
 
 
-def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
+def decide_cycle(deps: PolicyDependencies, name: str, cycle: CycleResult, by: str = "user",
+                 progress: Progress | None = None) -> Outcome:
     project = deps.data.project(name)
     settings = ProjectSettings.from_dict(project.settings)
     firing = {rule: message for rule, message in cycle.firing.items() if message}
@@ -205,7 +209,7 @@ def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", p
 
 
 # --------------------------------------------------------------------------- change points and the detector
-def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Observation:
+def observe(deps: PolicyDependencies, project: Project, cycle: CycleResult, by: str) -> Observation:
     """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
     name = project.name
     state = store.read_policy_state(deps.registry, project.id)
@@ -251,7 +255,7 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
     return observation
 
 
-def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[tuple[int, pd.DataFrame]]:
+def labelled_windows(deps: PolicyDependencies, project: Project, cycle: CycleResult) -> list[tuple[int, pd.DataFrame]]:
     """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
     labelled late (rows the champion never trained on), then the new labelled batches."""
     name, target = project.name, project.target
@@ -267,7 +271,7 @@ def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[
     return found
 
 
-def row_losses(project: Project, model, frame: pd.DataFrame) -> np.ndarray:
+def row_losses(project: Project, model: Any, frame: pd.DataFrame) -> np.ndarray:
     """Per-row loss of a model: 0/1 errors for a classifier, absolute errors for a regressor."""
     schema = project.schema
     with capped_native_threads():
@@ -295,7 +299,8 @@ def earlier_production_versions(deps: PolicyDependencies, project: Project, prod
     return found[:MAX_RESTORE_CANDIDATES]
 
 
-def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
+def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation,
+                fallback: Outcome) -> Outcome | None:
     """Gate each earlier production version against the champion on the cycle's rows; act on the best."""
     project = deps.data.project(name)
     production = deps.data.production_version(name)
@@ -425,7 +430,7 @@ def young_champion_outgrown(deps: PolicyDependencies, project: Project) -> str |
             f"dataset v{change_point}; {newer} newer rows since")
 
 
-def latest_value(cycle) -> float | None:
+def latest_value(cycle: CycleResult) -> float | None:
     """The newest measured value of the cycle: its last labelled batch, else its last window labelled late."""
     measured = ([late.value for late in cycle.late_windows if late.value is not None]
                 + [batch.value for batch in cycle.batches if batch.value is not None])
@@ -466,7 +471,7 @@ def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSet
     return None
 
 
-def cycle_position(cycle) -> int | None:
+def cycle_position(cycle: CycleResult) -> int | None:
     """The dataset version a cycle's decision follows: its last batch, else its newest labels version."""
     if cycle.batches:
         return cycle.batches[-1].dataset_version
@@ -569,7 +574,7 @@ def record_backoff(deps: PolicyDependencies, project: Project, champion_version:
 
 
 # --------------------------------------------------------------------------- the training window
-def split_gate(frame, unseen_rows: int):
+def split_gate(frame: pd.DataFrame, unseen_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training part, gate part): the gate is the newest share of the rows the champion never saw."""
     unseen_rows = min(unseen_rows, len(frame))
     if unseen_rows < MIN_GATE_ROWS:
@@ -624,7 +629,7 @@ def candidate_windows(rows: pd.DataFrame, change_point: int | None, recent_rows:
     return windows
 
 
-def forced_window(rows: pd.DataFrame, setting) -> Window:
+def forced_window(rows: pd.DataFrame, setting: int | str | None) -> Window:
     if isinstance(setting, int):
         return Window("recent", f"the newest {min(setting, len(rows))} rows (--window {setting})", rows.iloc[-setting:])
     return Window("all", f"all {len(rows)} rows (--window all)", rows)
@@ -659,7 +664,8 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
 
 
 # --------------------------------------------------------------------------- retrain and gate
-def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], settings: ProjectSettings, progress=None) -> Outcome:
+def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], settings: ProjectSettings,
+                     progress: Progress | None = None) -> Outcome:
     """Choose the window on rows before the gate, test it on the gate rows (a fit of the window
     without them against the champion), and register the challenger: the same window with the gate
     rows, the newest, in it."""
@@ -753,7 +759,7 @@ def decide(deps: PolicyDependencies, name: str, project: Project, settings: Proj
                 message = (f"{numbers}: not promoted, production changed from v{champion_version} to "
                            f"v{production_version} while the challenger was gated; kept as v{version} but not deployed")
 
-        def record(project):
+        def record(project: Project) -> None:
             if decision == "retrained_waiting":
                 deps.registry.set_alias(project.id, "challenger",
                                         deps.registry.model_version(project.id, version).id)
@@ -770,7 +776,7 @@ def decide(deps: PolicyDependencies, name: str, project: Project, settings: Proj
     return Outcome(decision, message, details, version)
 
 
-def gate(project: Project, champion, challenger, gate_frame, margin: float, alpha: float) -> dict:
+def gate(project: Project, champion: Any, challenger: Any, gate_frame: pd.DataFrame, margin: float, alpha: float) -> dict:
     """Score both models on the same rows and test whether the challenger is really better."""
     schema, task, metric = project.schema, project.task, project.metric
     X = datasets.to_model_frame(gate_frame, schema)
@@ -793,14 +799,14 @@ def gate(project: Project, champion, challenger, gate_frame, margin: float, alph
             "accepted": bool(better and test["p_value"] < alpha)}
 
 
-def _model_outputs(model, X, task: str, metric: str):
+def _model_outputs(model: Any, X: pd.DataFrame, task: str, metric: str) -> np.ndarray:
     with capped_native_threads():
         if metric in ("roc_auc", "log_loss") and task == "classification":
             return model.predict_proba(X)
         return np.asarray(model.predict(X))
 
 
-def metric_value(task: str, metric: str, y, output, model) -> float:
+def metric_value(task: str, metric: str, y: Any, output: np.ndarray, model: Any) -> float:
     """One metric in plain numpy (the bootstrap calls this hundreds of times; sklearn's
     input checks would cost ~1 ms a call). Same values as sklearn.metrics (tested)."""
     y = np.asarray(y)
@@ -847,7 +853,7 @@ def _rank_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[is_positive].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def _bootstrap_metric(task, metric, y_true, output, model) -> float:
+def _bootstrap_metric(task: str, metric: str, y_true: Any, output: np.ndarray, model: Any) -> float:
     try:
         return metric_value(task, metric, y_true, output, model)
     except ValueError:

@@ -14,6 +14,7 @@ version from DATE until now.
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from app.core.domain.entities import Deployment, Event, MonitorResult, Project
 from app.core.domain.errors import KeelError
@@ -224,7 +225,7 @@ def _distributions(deps: Dependencies, project: Project, results: list[MonitorRe
     by_dataset = {r.dataset_version: r for r in results}
     frames: dict[tuple, object] = {}
 
-    def values(kind: str, key):
+    def values(kind: str, key: int) -> Any:
         if (kind, key) not in frames:
             if kind == "reference":
                 reference = deps.data.reference_frame(project.name, key)
@@ -266,7 +267,7 @@ def render_report(report: dict) -> str:
                                                              monitoring=report["monitoring"], charts=charts)
 
 
-def _number(value, digits: int = 4) -> str:
+def _number(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "–"
     if isinstance(value, bool) or not isinstance(value, (int, float)):

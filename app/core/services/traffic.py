@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,11 @@ from app.core.domain.settings import ProjectSettings, drop_from, higher_is_bette
 from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics
 from app.core.services.dependencies import Dependencies
+from app.core.store.registry import Registry
+
+if TYPE_CHECKING:  # monitoring calls this module: its types are for the checker only
+    from app.core.services.monitoring import CycleResult
+    from app.core.services.project_data import LoadedModel
 
 log = logging.getLogger("keel.traffic")
 
@@ -71,8 +77,9 @@ def has_work(deps: Dependencies, project: Project, settings: ProjectSettings) ->
     return bool(settings.id_column)  # label coverage is checked every cycle
 
 
-def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
-                    training_value: float | None, by: str, cycle, alerts: bool) -> None:
+def monitor_traffic(deps: Dependencies, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
+                    settings: ProjectSettings, training_value: float | None, by: str, cycle: CycleResult,
+                    alerts: bool) -> None:
     """Take the traffic logged since the last window as a new window; then check label coverage."""
     from app.core.services.monitoring import apply_rules
 
@@ -101,8 +108,8 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: dri
             apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
 
 
-def evaluate_window(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
-                    records: list[dict]) -> tuple[dict, dict, dict]:
+def evaluate_window(deps: Dependencies, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
+                    settings: ProjectSettings, records: list[dict]) -> tuple[dict, dict, dict]:
     from app.core.services.monitoring import probability_summary
 
     schema, task, metric = project.schema, project.task, project.metric
@@ -164,7 +171,7 @@ def _shares(predictions: list) -> dict[str, float]:
     return {str(v): float(c) / len(predictions) for v, c in zip(values, counts)}
 
 
-def _finite(value) -> float | None:
+def _finite(value: Any) -> float | None:
     if value is None:
         return None
     value = float(value)
@@ -203,7 +210,7 @@ def window_metric(project: Project, rows: list[dict]) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def measure_window(registry, project: Project, window: dict) -> tuple[float | None, int]:
+def measure_window(registry: Registry, project: Project, window: dict) -> tuple[float | None, int]:
     rows = registry.late_labels_in_window(window)
     return window_metric(project, rows), len(rows)
 
@@ -211,7 +218,7 @@ def measure_window(registry, project: Project, window: dict) -> tuple[float | No
 
 # --------------------------------------------------------------------------- late measurements
 def evaluate_late_labels(deps: Dependencies, project: Project, settings: ProjectSettings, training_value: float | None, by: str,
-                         cycle, alerts: bool) -> None:
+                         cycle: CycleResult, alerts: bool) -> None:
     """The measured rules on each window measured late since the last cycle (its newest measurement)."""
     from app.core.services.monitoring import apply_rules
 

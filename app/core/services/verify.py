@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -167,7 +168,7 @@ def _stray_files(root: Path, tracked: set[str], now: float) -> list[Finding]:
     return findings
 
 
-def _keel_owned_files(root: Path):
+def _keel_owned_files(root: Path) -> Iterator[Path]:
     """Files Keel writes: the root's own, artifacts/, datasets/, projects/<p>/ and the processed/
     and rejected/ inbox folders — never the inbox drop folder itself (a writer's files)."""
     for entry in os.scandir(root):
