@@ -174,13 +174,18 @@ def test_no_service_is_handed_the_lifecycle_service():
 
 
 MODULE_LEVEL_BUILDS_ALLOWED = {"getLogger", "compile", "TypeVar", "timedelta"}
+MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "pop", "popitem", "remove", "discard", "clear"}
 
 
 def module_level_state(source: str) -> list[int]:
-    """Lines that keep state in a module: a `global` statement, or a lower-case module-level name bound to
-    a built object or a container (an UPPER_CASE name is a constant; loggers and compiled patterns are fine)."""
-    found = [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Global)]
-    for node in ast.parse(source).body:
+    """Lines that keep state in a module: a `global` statement; a lower-case module-level name bound to
+    a built object or a container (an UPPER_CASE name is a constant; loggers and compiled patterns are
+    fine); or a module-level container, whatever its name, that the module's code changes (a registry
+    filled at import is state, not a constant)."""
+    tree = ast.parse(source)
+    found = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Global)]
+    containers = set()
+    for node in tree.body:
         if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
             continue
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -189,15 +194,43 @@ def module_level_state(source: str) -> list[int]:
         built = isinstance(value, (ast.Call, ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp))
         if isinstance(value, ast.Call) and _chain(value.func)[:1] and _chain(value.func)[0] in MODULE_LEVEL_BUILDS_ALLOWED:
             built = False
+        if built:
+            containers.update(names)
         if built and any(not name.isupper() for name in names):
             found.append(node.lineno)
-    return sorted(found)
+    found += _changes_to(tree, containers)
+    return sorted(set(found))
 
 
-def test_the_core_adapters_and_demo_keep_no_module_level_state():
-    """Caches and other state belong to the object that owns them (Keel, per workspace), with a bound."""
-    modules = sorted(path for package in ("core", "adapters", "demo") for path in (APP / package).rglob("*.py"))
+def _changes_to(tree: ast.Module, names: set[str]) -> list[int]:
+    """Lines that change one of the module-level `names`: NAME.append(...), NAME[key] = ..., del NAME[key]."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in names):
+            found.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            if any(isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id in names
+                   for t in targets):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_module_keeps_state_at_module_level():
+    """Caches, counters and registries belong to the object that owns them: Keel (per workspace), the
+    main window, the application or the job runner; constants are UPPER_CASE and never changed."""
+    modules = sorted(APP.rglob("*.py"))
+    assert {"main_window.py", "jobs.py", "plots.py", "file_dialogs.py", "logs.py", "cli.py"} <= {p.name for p in modules}
     found = [f"{path.relative_to(APP.parent)}:{line}" for path in modules for line in module_level_state(path.read_text())]
     assert found == []
+
+
+def test_the_module_level_state_check_catches_each_form():
     assert module_level_state("models = ModelCache()\nlog = logging.getLogger('x')\nSIZES = {'a': 1}\n") == [1]
     assert module_level_state("def f():\n    global _cache\n") == [2]
+    assert module_level_state("_ids = itertools.count(1)\n_classes: dict = {}\n") == [1, 2]
+    registry = ("HANDLERS = {}\nEXTENSIONS = []\nLIMITS = {'rows': 5}\n"
+                "def extension(register, handlers):\n    EXTENSIONS.append(register)\n    HANDLERS.update(handlers)\n"
+                "def cap(rows):\n    HANDLERS['x'] = rows\n    return min(rows, LIMITS['rows'])\n")
+    assert module_level_state(registry) == [5, 6, 8]

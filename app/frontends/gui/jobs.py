@@ -35,7 +35,6 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 # the GUI thread waits at most that long for it (Python's default, 5 ms, is a third of a frame).
 WORKER_SWITCH_INTERVAL = 0.001
 GARBAGE_COLLECTION_MS = 250  # how often the GUI thread collects what automatic collection would have
-_ids = itertools.count(1)
 
 
 @dataclass(eq=False)
@@ -46,7 +45,7 @@ class Job:
     fn: Callable[["Job"], Any]
     project: str | None = None
     cancellable: bool = False
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # numbered by its runner: 1, 2, ...
     state: str = QUEUED
     fraction: float = 0.0
     message: str = ""
@@ -138,6 +137,7 @@ class JobRunner(QObject):
         self._workers: list[threading.Thread] = []  # the threads of this runner's executors
         self._futures: list[Future] = []
         self._jobs: list[Job] = []
+        self._job_numbers = itertools.count(1)
         self._closed = False
         self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         _WhileRunnersAreOpen.runner_started()
@@ -151,7 +151,8 @@ class JobRunner(QObject):
                cancellable: bool = False) -> Job:
         if self._closed:
             raise RuntimeError("the job runner is shut down")
-        job = Job(queue=queue, kind=kind, title=title, fn=fn, project=project, cancellable=cancellable)
+        job = Job(queue=queue, kind=kind, title=title, fn=fn, project=project, cancellable=cancellable,
+                  id=next(self._job_numbers))
         job._post = self._event.emit
         self._jobs.append(job)
         executor = self._executors.get(queue)
