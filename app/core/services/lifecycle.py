@@ -108,7 +108,8 @@ class _TrainedModel:
 
 
 class Keel:
-    """One workspace: its registry and its files."""
+    """One workspace: its registry and its files (both private), the lifecycle actions, and the other
+    services, built once and handed only their dependencies (keel.policy, keel.inbox, ...)."""
 
     def __init__(self, workspace: Workspace, refresh_manifests: bool = True):
         """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
