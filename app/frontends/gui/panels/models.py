@@ -366,7 +366,7 @@ class ModelsPanel(Panel):
         keys = sorted({k for e in entries for k in e.get("params", {})}, key=lambda k: (k not in differing, k))
         table_model = RecordsModel([("Parameter", "parameter"), ("", "differs")] +
                                    [(f"v{e['version']}", f"v{e['version']}") for e in entries], self)
-        table_model.row_colors = lambda r: "#d0342c" if r["differs"] else None
+        table_model.row_colors = lambda r: BAD_COLOR if r["differs"] else None
         table_model.set_rows([{"parameter": k, "differs": "≠" if k in differing else "",
                                **{f"v{e['version']}": fmt_value(e.get("params", {}).get(k)) for e in entries}}
                               for k in keys])
