@@ -2,7 +2,7 @@
 
 Imported through plots (plots.pg(), plots.plot_widget()) once pyqtgraph is wanted, never at start-up:
 importing this module imports pyqtgraph, and Python imports a module once, so the options are set
-once per process (the colours follow the palette again in plots.apply_palette).
+once per process (the colours follow the palette again in apply_palette).
 """
 
 import math
@@ -12,7 +12,8 @@ from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication
 
-from app.frontends.gui.plots import ANTIALIAS, MIN_HINT_HEIGHT, apply_palette
+MIN_HINT_HEIGHT = 100  # a plot's preferred height when it was given no minimum
+ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
 
 
 def _set_options() -> None:
@@ -22,6 +23,23 @@ def _set_options() -> None:
 
 
 _set_options()
+
+
+def apply_palette(widget) -> None:
+    """Background, axes, tick labels and title in the window's palette (light or dark)."""
+    palette = QApplication.palette()
+    base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+    pyqtgraph.setConfigOptions(background=base, foreground=text)  # plots built later match too
+    widget.setBackground(base)
+    item = widget.getPlotItem()
+    for name in ("left", "bottom", "top", "right"):
+        axis = item.getAxis(name)
+        axis.setPen(text)
+        axis.setTextPen(text)
+        if axis.labelText:
+            axis.setLabel(axis.labelText, units=axis.labelUnits, color=text.name())
+    if item.titleLabel.text:
+        item.setTitle(item.titleLabel.text, color=text.name())
 
 
 class BatchAxis(pyqtgraph.AxisItem):

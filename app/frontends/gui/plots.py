@@ -4,14 +4,10 @@ classes Keel derives from its own are in plot_items, imported with it."""
 import time
 
 import numpy as np
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication
 
 from app.frontends.gui.common import ACCENT_COLOR
 
 QT_MODULES = ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets")
-MIN_HINT_HEIGHT = 100  # a plot's preferred height when it was given no minimum
-ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
 
 
 def qt_binding_names() -> list[tuple[object, str]]:
@@ -55,7 +51,7 @@ def date_axis():
 
 
 def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: bool = False, height: int = 0):
-    from app.frontends.gui.plot_items import PageFriendlyPlotWidget
+    from app.frontends.gui.plot_items import PageFriendlyPlotWidget, apply_palette
 
     axis = {"bottom": metric_batch_axis()} if batch_axis else {}
     widget = PageFriendlyPlotWidget(axisItems=axis)
@@ -73,23 +69,6 @@ def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: b
     if height:
         widget.setMinimumHeight(height)
     return widget
-
-
-def apply_palette(widget) -> None:
-    """Background, axes, tick labels and title in the window's palette (light or dark)."""
-    palette = QApplication.palette()
-    base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
-    pg().setConfigOptions(background=base, foreground=text)  # plots built later match too
-    widget.setBackground(base)
-    item = widget.getPlotItem()
-    for name in ("left", "bottom", "top", "right"):
-        axis = item.getAxis(name)
-        axis.setPen(text)
-        axis.setTextPen(text)
-        if axis.labelText:
-            axis.setLabel(axis.labelText, units=axis.labelUnits, color=text.name())
-    if item.titleLabel.text:
-        item.setTitle(item.titleLabel.text, color=text.name())
 
 
 def cache_static_parts(widget) -> None:

@@ -569,7 +569,8 @@ class MonitoringPanel(Panel):
         self.x_axis = kind
         if self.x_axis_choice.currentData() != kind:
             self.x_axis_choice.setCurrentIndex(self.x_axis_choice.findData(kind))
-        from app.frontends.gui.plots import apply_palette, cache_static_parts, date_axis, metric_batch_axis
+        from app.frontends.gui.plot_items import apply_palette
+        from app.frontends.gui.plots import cache_static_parts, date_axis, metric_batch_axis
 
         plot = self.metric_plot
         axis = date_axis() if kind == "time" else metric_batch_axis()
