@@ -33,7 +33,6 @@ def build_workspace(folder: Path) -> None:
     keel = Keel.open(folder)
     create_demo(keel)
     name = DEMO_PROJECT
-    has_monitor = hasattr(keel, "monitor")
     for index in range(8):
         drift = max(0.0, (index - 3) / 4)
         batch = make_batch(400, seed=100 + index, concept=drift, shift=drift * 0.8)
@@ -42,8 +41,7 @@ def build_workspace(folder: Path) -> None:
         path = folder / "demo" / f"batch-{index + 1}.csv"
         batch.to_csv(path, index=False)
         keel.ingest(name, path)
-        if has_monitor:
-            keel.policy.monitor(name, by="policy")
+        keel.policy.monitor(name, by="policy")
         if index == 4:  # parameters set for the project: the version card marks them over the preset's defaults
             keel.set_project(name, {"params": {"max_depth": 6, "learning_rate": 0.05}})
             trained = keel.train(name, reason="retrained after drift")
