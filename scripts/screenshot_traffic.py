@@ -72,7 +72,7 @@ def take(workspace: Path) -> None:
 
     application = Application(app, start_scheduler=False)
     application.open(str(workspace))
-    window = application.window
+    window = application.main_window
     window.resize(1360, 900)
 
     def wait(condition, timeout=30.0):

@@ -66,7 +66,7 @@ def take(workspace: Path) -> list[Path]:
 
     application = Application(app, start_scheduler=False)  # no scheduled run greys out the actions mid-shot
     application.open(str(workspace))
-    window = application.window
+    window = application.main_window
     saved = []
 
     def wait(condition, timeout=30.0):
@@ -101,7 +101,8 @@ def take(workspace: Path) -> list[Path]:
                 wait(lambda panel=panel: panel.preview_model.frame is not None, 10)
             if name == "models":
                 panel.splitter.setSizes([int(height * 0.3), int(height * 0.6)])
-                versions = sorted(r["version"] for r in panel.model.rows)[:3]
+                wait(lambda panel=panel: panel.table_model.rows, 20)  # read off the GUI thread
+                versions = sorted(r["version"] for r in panel.table_model.rows)[:3]
                 panel.select_version(versions[-1])
                 wait(lambda panel=panel: panel.card is not None, 20)
                 wait(lambda: False, 0.3)
