@@ -139,6 +139,27 @@ def test_project_queues_run_one_job_at_a_time_and_coalesce():
     assert not queues.submit("a")
 
 
+def test_a_shutdown_drops_the_waiting_job_and_waits_only_for_the_running_one():
+    release = threading.Event()
+    running, finished = [], []
+
+    def work(project):
+        running.append(project)
+        release.wait(5)
+        finished.append(project)
+
+    queues = runner.ProjectQueues(work)
+    assert queues.submit("a")
+    assert wait_for(lambda: running == ["a"])
+    assert queues.submit("a")  # waits behind the running one: the shutdown cancels it
+    stopping = threading.Thread(target=queues.shutdown, daemon=True)  # no timeout: it must end by itself
+    stopping.start()
+    release.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+    assert finished == ["a"]
+
+
 def test_the_runner_holds_the_workspace_lock_and_stops_cleanly(keel, capsys):
     stop, ready, lines = threading.Event(), threading.Event(), []
     thread = threading.Thread(target=runner.run, args=(keel,), kwargs={"stop_event": stop, "ready": ready,

@@ -84,7 +84,9 @@ class ProjectQueues:
             executors, jobs = list(self._executors.values()), list(self._jobs)
         for executor in executors:
             executor.shutdown(wait=False, cancel_futures=True)
-        wait_for_jobs(jobs, timeout=timeout)
+        # a job cancelled there never tells wait() it is done (no worker takes it to notify its
+        # waiters): waiting for it would block the shutdown for good
+        wait_for_jobs([job for job in jobs if not job.cancelled()], timeout=timeout)
 
 
 def acquire_workspace_lock(keel) -> WorkspaceLock:
