@@ -75,14 +75,14 @@ def gui_settings(tmp_path, monkeypatch) -> Path:
 
 
 def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: bool = True,
-                start_scheduler: bool = False):
+                start_scheduler: bool = False, before_close=None):
     from app.frontends.gui.application import settings_store
     from app.frontends.gui.controller import Controller
     from app.frontends.gui.main_window import MainWindow
 
     controller = Controller(str(workspace), read_only=read_only, start_scheduler=start_scheduler)
     window = MainWindow(controller, settings_store())
-    qtbot.addWidget(window)
+    qtbot.addWidget(window, before_close_func=before_close)  # pytest-qt closes it before fixtures end
     window.show()
     with qtbot.waitSignal(controller.keel_ready, timeout=20000):
         controller.open_keel()
@@ -98,10 +98,15 @@ def window(qtbot, demo_workspace, gui_settings, leak_guard, monkeypatch):
 
     errors = []
     monkeypatch.setattr(common, "show_error", lambda parent, message, details="": errors.append((message, details)))
-    win = open_window(qtbot, demo_workspace)
+
+    def quit_without_asking(_window) -> None:
+        # a test that failed with a job running must not leave "Quit anyway?" open: nothing answers it
+        monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+
+    win = open_window(qtbot, demo_workspace, before_close=quit_without_asking)
     win.errors = errors
     yield win
-    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    quit_without_asking(win)
     win.close()
 
 
