@@ -19,13 +19,12 @@ no threshold set) leaves its alert as it is.
 """
 
 import logging
-from dataclasses import dataclass, field
 from typing import SupportsFloat
 
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import Alert, DatasetVersion, Deployment, Project
+from app.core.domain.entities import DatasetVersion, Deployment, Project
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -34,71 +33,14 @@ from app.core.domain.settings import (
 )
 from app.core.ml import datasets, drift
 from app.core.ml.childproc import capped_native_threads
+from app.core.ml.drift import probability_summary
 from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
+from app.core.services.cycle import BatchResult, CycleResult, apply_rules
 from app.core.services.dependencies import MonitoringDependencies, Progress
 from app.core.services.project_data import LoadedModel
 from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.monitoring")
-
-RULE_SEVERITY = {
-    "metric_threshold": "critical",
-    "metric_drop": "warning",
-    "drift_share": "warning",
-    "estimated_threshold": "warning",
-    # served traffic (app/core/services/traffic.py): alerts only, never a retrain by themselves
-    "prediction_drift": "warning",
-    "traffic_drift_share": "warning",
-    "traffic_estimated_threshold": "warning",
-    "labels_late": "warning",
-}
-CHANGE_RULES = ("metric_threshold", "metric_drop", "drift_share")  # an alert of these marks a change point
-
-
-@dataclass
-class BatchResult:
-    dataset_version: int
-    rows: int
-    labelled: bool
-    labelled_rows: int
-    metric: str
-    value: float | None
-    estimated_value: float | None
-    drifted_features: list[str]
-    drift_share: float
-    prediction_drift: float | None
-    rules: dict = field(default_factory=dict)  # rule -> message when firing, "" when fine; absent: no data
-
-    def public(self) -> dict:
-        """The shape of `monitor --json` batches (docs/cli.md, "JSON shapes")."""
-        return {"dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
-                "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
-                "estimated_value": self.estimated_value, "drifted_features": self.drifted_features,
-                "drift_share": self.drift_share, "prediction_drift": self.prediction_drift}
-
-
-@dataclass
-class CycleResult:
-    project: str
-    production_version: int | None
-    batches: list[BatchResult] = field(default_factory=list)
-    alerts_opened: list[dict] = field(default_factory=list)
-    alerts_recovered: list[dict] = field(default_factory=list)
-    firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
-    traffic: list[dict] = field(default_factory=list)  # the traffic window of this cycle, if any (`monitor --json`)
-    late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
-    late_windows: list["LateWindow"] = field(default_factory=list)  # their newly labelled rows, for the policy
-
-
-@dataclass
-class LateWindow:
-    """The rows of one window (a traffic window or an ingested batch) labelled since the last cycle:
-    the policy counts them like a labelled batch, once."""
-    labels_dataset_version: int  # the newest labels version among them: where a change is dated
-    rows: pd.DataFrame  # the joined rows of this window in those labels versions, and no other
-    traffic_window: int | None  # None: an ingested batch (already counted as a batch when it was monitored)
-    value: float | None
-
 
 # --------------------------------------------------------------------------- the drift reference
 def reference_for(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
@@ -171,12 +113,6 @@ def prepare_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drif
         elif has_probabilities(loaded):
             reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
     return reference
-
-
-def probability_summary(proba: np.ndarray | list) -> np.ndarray:
-    """One number per row: the second class's probability (binary), else the top probability."""
-    proba = np.asarray(proba, dtype=float)
-    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
 
 
 def has_probabilities(loaded: LoadedModel) -> bool:
@@ -308,41 +244,12 @@ def check_rules(result: BatchResult, settings: ProjectSettings, training_value: 
     return rules
 
 
-def open_alert_by_rule(registry: Registry, project_id: int) -> dict[str, Alert]:
-    return {alert.rule: alert for alert in registry.open_alerts(project_id)}
-
-
 def update_alerts(registry: Registry, project: Project, result: BatchResult, by: str, cycle: CycleResult) -> None:
     """Open an alert for a rule that fires without one open; close one whose rule holds again."""
     details = {"dataset_version": result.dataset_version, "value": result.value,
                "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
     apply_rules(registry, project, result.rules, f"dataset v{result.dataset_version}", result.dataset_version,
                 details, by, cycle)
-
-
-def apply_rules(registry: Registry, project: Project, rules: dict, where: str, dataset_version: int | None, details: dict,
-                by: str, cycle: CycleResult) -> None:
-    """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
-    adaptive training window starts there); None for traffic, which has no rows to train on."""
-    open_alerts = open_alert_by_rule(registry, project.id)
-    for rule, message in rules.items():
-        cycle.firing[rule] = message
-        current = open_alerts.get(rule)
-        if message and current is None:
-            alert_id = registry.insert_alert(project_id=project.id, rule=rule, severity=RULE_SEVERITY[rule],
-                                             message=message, details=details)
-            registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
-                               {"alert_id": alert_id, "rule": rule, **details})
-            if rule in CHANGE_RULES and dataset_version is not None:
-                registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}",
-                                   by, {"dataset_version": dataset_version, "rule": rule})
-            cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
-                                        "message": message, "dataset_version": dataset_version})
-        elif not message and current is not None:
-            registry.close_alert(current.id, "recovered")
-            registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
-                               {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
-            cycle.alerts_recovered.append({"id": current.id, "rule": rule, "dataset_version": dataset_version})
 
 
 def summary(cycle: CycleResult) -> str:

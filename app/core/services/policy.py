@@ -64,8 +64,8 @@ from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
 from app.core.ml.childproc import capped_native_threads
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
+from app.core.services.cycle import CHANGE_RULES, CycleResult
 from app.core.services.dependencies import PolicyDependencies, Progress
-from app.core.services.monitoring import CHANGE_RULES, CycleResult
 from app.core.services.project_data import LoadedModel
 from app.core.store import policy_state as store
 from app.core.store.workspace import FileLock, project_lock

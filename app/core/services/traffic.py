@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,13 +31,12 @@ import pandas as pd
 from app.core.domain.entities import Project
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.ml import datasets, drift
+from app.core.ml.drift import probability_summary
 from app.core.ml.evaluation import compute_metrics
+from app.core.services.cycle import CycleResult, LateWindow, apply_rules
 from app.core.services.dependencies import Dependencies
+from app.core.services.project_data import LoadedModel
 from app.core.store.registry import Registry
-
-if TYPE_CHECKING:  # monitoring calls this module: its types are for the checker only
-    from app.core.services.monitoring import CycleResult
-    from app.core.services.project_data import LoadedModel
 
 log = logging.getLogger("keel.traffic")
 
@@ -81,8 +80,6 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded: LoadedModel, r
                     settings: ProjectSettings, training_value: float | None, by: str, cycle: CycleResult,
                     alerts: bool) -> None:
     """Take the traffic logged since the last window as a new window; then check label coverage."""
-    from app.core.services.monitoring import apply_rules
-
     registry = deps.registry
     last = registry.last_traffic_window(project.id)
     records = registry.predictions(project.id, after_id=last["last_prediction_id"] if last else 0)
@@ -110,8 +107,6 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded: LoadedModel, r
 
 def evaluate_window(deps: Dependencies, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
                     settings: ProjectSettings, records: list[dict]) -> tuple[dict, dict, dict]:
-    from app.core.services.monitoring import probability_summary
-
     schema, task, metric = project.schema, project.task, project.metric
     X = model_frame(records, schema)
     predictions = [r["prediction"] for r in records]
@@ -220,8 +215,6 @@ def measure_window(registry: Registry, project: Project, window: dict) -> tuple[
 def evaluate_late_labels(deps: Dependencies, project: Project, settings: ProjectSettings, training_value: float | None, by: str,
                          cycle: CycleResult, alerts: bool) -> None:
     """The measured rules on each window measured late since the last cycle (its newest measurement)."""
-    from app.core.services.monitoring import apply_rules
-
     registry = deps.registry
     pending = registry.pending_late_measurements(project.id)
     if not pending:
@@ -254,8 +247,6 @@ def evaluate_late_labels(deps: Dependencies, project: Project, settings: Project
 def late_windows(deps: Dependencies, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
     """Per window measured late: the rows its pending labels versions joined to it (each labels version
     holds only rows labelled for the first time, so no row is counted twice)."""
-    from app.core.services.monitoring import LateWindow
-
     frames: dict[int, pd.DataFrame] = {}
 
     def labelled(version: int) -> pd.DataFrame:
