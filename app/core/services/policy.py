@@ -286,13 +286,7 @@ def adaptive_start(deps: PolicyDependencies, project: Project) -> int | None:
 # --------------------------------------------------------------------------- earlier versions as challengers
 def earlier_production_versions(deps: PolicyDependencies, project: Project, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m.version for m in deps.registry.model_versions(project.id) if m.archived}
-    found: list[int] = []
-    for deployment in reversed(deps.registry.deployments(project.id)):
-        version = deployment.version
-        if version != production and version not in found and version not in archived:
-            found.append(version)
-    return found[:MAX_RESTORE_CANDIDATES]
+    return deps.registry.recently_deployed_versions(project.id, production, MAX_RESTORE_CANDIDATES)
 
 
 def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
