@@ -27,6 +27,27 @@ from harness import ROOT, library_versions, print_table, run_process, write_repo
 from ingest import keel_template, write_csv
 
 UNLIMITED_MB = 1 << 20
+CHUNK_ROWS = 200_000
+
+
+def write_numeric_csv(path: Path, rows: int, seed: int = 7) -> Path:
+    """bench/ingest.py's file with its two category columns as numbers: what the numbers alone cost."""
+    import numpy as np
+    import pandas as pd
+
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    tmp = path.with_suffix(".partial")
+    with open(tmp, "w") as handle:
+        for start in range(0, rows, CHUNK_ROWS):
+            n = min(CHUNK_ROWS, rows - start)
+            chunk = pd.DataFrame({f"x{i}": rng.normal(size=n).round(6) for i in range(8)})
+            chunk["count"] = rng.integers(0, 1000, n)
+            chunk["y"] = (chunk["x0"] + rng.normal(size=n) > 0).astype(int)
+            chunk.to_csv(handle, index=False, header=start == 0)
+    tmp.rename(path)
+    return path
 
 
 def main_argv(workspace: Path) -> list[str]:
@@ -87,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate-rows", type=int, default=0, help="also train N rows with no budget")
     parser.add_argument("--csv", help="the --rows file, already written by bench/ingest.py")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "keel-bench-train-memory"))
+    parser.add_argument("--numeric-only", action="store_true", help="a file with no category columns")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
@@ -97,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="keel-bench-train-memory-") as scratch:
         floor = None
         for rows, budget in sizes:
-            data = Path(args.csv) if args.csv and rows == args.rows else write_csv(data_dir / f"rows-{rows}.csv", rows)
+            writer = write_numeric_csv if args.numeric_only else write_csv
+            data = (Path(args.csv) if args.csv and rows == args.rows
+                    else writer(data_dir / f"{'numeric-' if args.numeric_only else ''}rows-{rows}.csv", rows))
             template = keel_template(data, data_dir / f"template-{rows}")
             if floor is None:  # the 2,000-row project the templates were created from
                 workspace = Path(scratch) / "floor"
@@ -110,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(["rows", "budget MB", "trained rows", "estimate MB", "peak MB", "above floor MB", "measured/estimate",
                  "est. B/row", "measured B/row", "wall s"], table)
     print(f"floor (train on 2,000 rows): {floor:.0f} MB")
-    path = write_report("train_memory", {"floor_mb": round(floor or 0, 1), "libraries": library_versions(),
+    path = write_report("train_memory", {"numeric_only": args.numeric_only, "floor_mb": round(floor or 0, 1), "libraries": library_versions(),
                                          "sizes": results, "load_average_at_end": list(os.getloadavg())},
                         Path(args.output) if args.output else None)
     print(f"wrote {path}")

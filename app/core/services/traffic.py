@@ -276,8 +276,9 @@ def window_record_ids(deps: Dependencies, project: Project, id_column: str, meas
         window_id = measurement["traffic_window_id"]
         window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
         return {str(r["record_id"]) for r in registry.late_labels_in_window(window)}
-    frame = deps.data.dataset_frame(project.name, measurement["dataset_version"])
-    return set(datasets.id_text(frame[id_column]).dropna().astype(str))
+    from app.core.ml import batch_reading
+
+    return batch_reading.id_values(deps.data.dataset_path(project.name, measurement["dataset_version"]), id_column)
 
 
 def measured_rules(metric: str, value: float | None, settings: ProjectSettings, training_value: float | None,
