@@ -94,3 +94,11 @@ def test_the_reference_benchmark_reads_what_the_deployment_stored(workspace):
     prepared, read = (bench.worker(workspace, mode) for mode in ("prepare", "read"))
     assert prepared["features"] == read["features"] > 0 and prepared["estimator"] and read["estimator"]
     assert read["seconds"] > 0 and read["peak_above_mb"] >= 0
+
+
+def test_the_late_label_count_benchmark_times_both_reads(tmp_path):
+    output = tmp_path / "late.json"
+    assert load_bench("late_label_count").main(["--sizes", "5", "20", "--output", str(output)]) == 0
+    sizes = json.loads(output.read_text())["sizes"]
+    assert [s["batches"] for s in sizes] == [5, 20]
+    assert all(s["indexed_count_s"] > 0 and s["decode_every_result_s"] > 0 for s in sizes)

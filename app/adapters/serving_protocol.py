@@ -25,17 +25,16 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from app.core.domain.errors import ValidationError
 
 
 class _ImportedOnFirstUse:
     """A module imported when one of its names is first read (each name is then kept here). The
-    server binds and answers /ping with 503 before pandas (0.4-0.6 s of imports) is in."""
+    server binds and answers /ping with 503 before numpy and pandas (0.4-0.6 s of imports) are in."""
 
     def __init__(self, module: str):
         self._module = module
@@ -47,10 +46,12 @@ class _ImportedOnFirstUse:
 
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from app.core.ml import datasets
 else:
+    np = _ImportedOnFirstUse("numpy")
     pd = _ImportedOnFirstUse("pandas")
     datasets = _ImportedOnFirstUse("app.core.ml.datasets")
 
@@ -58,7 +59,7 @@ SOURCE = "request"
 FORMAT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 IGNORED_KEYS = ("params",)
 LEGACY_FORMATS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
-FLOAT64_MAX = float(np.finfo(np.float64).max)
+FLOAT64_MAX = sys.float_info.max  # a float64's largest value
 FLOAT64_MAX_DIGITS = 309  # every integer with more digits is beyond FLOAT64_MAX
 
 
