@@ -53,9 +53,11 @@ def max_in_memory_bytes() -> int:
 
 
 DEFAULT_TRAIN_MEMORY_MB = 2048
-# A training holds its rows about this many times over (as stored, as the model reads them, the fit's
-# own arrays, a margin), at 8 bytes a cell.
-TRAINING_COPIES = 4
+# A training holds its rows about this many times over at 8 bytes a cell (as read, the train/hold-out
+# split, the model's view of them, the pipeline's and the fit's arrays, the reference rows):
+# bench/train_memory.py measured 670-740 bytes a row for 10 cells (numbers alone or with categories,
+# 1M-10M rows, hgb; 830 at a 2.7M-row sample), 2.1-2.3x the four copies estimated before.
+TRAINING_COPIES = 11
 
 
 def train_memory_bytes() -> int:
