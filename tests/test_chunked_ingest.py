@@ -10,6 +10,7 @@ import pytest
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import chunked_ingest, datasets
+from app.core.ml import ingest as ml_ingest
 from app.core.services.lifecycle import Keel
 
 HEADER = "a,b,c,d,cat,flag,when,y"
@@ -130,6 +131,7 @@ def stored_files(keel):
 def test_a_bad_row_in_the_third_chunk_is_refused_naming_its_line_and_nothing_is_written(keel, tmp_path,
                                                                                           monkeypatch):
     monkeypatch.setattr(chunked_ingest, "CHUNK_BYTES", CHUNK)
+    monkeypatch.setattr(ml_ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     lines = text().splitlines()
     lines.insert(150, "1,2,3,4,x,yes,2024-02-01,1,surplus")  # about 5 kB in: the third chunk
     path = tmp_path / "ragged.csv"
@@ -143,6 +145,7 @@ def test_a_bad_row_in_the_third_chunk_is_refused_naming_its_line_and_nothing_is_
 
 def test_a_cancel_while_reading_stores_nothing(keel, tmp_path, monkeypatch):
     monkeypatch.setattr(chunked_ingest, "CHUNK_BYTES", CHUNK)
+    monkeypatch.setattr(ml_ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     path = tmp_path / "batch.csv"
     path.write_text(CASES["plain, with duplicates across chunks"])
     cancel, heard = threading.Event(), []
@@ -164,6 +167,7 @@ def test_ingest_reports_progress_through_the_file_and_stores_it_like_the_whole_f
     path.write_text(CASES["bad cells late in the file"])
     whole = keel.ingest("p", path)
     monkeypatch.setattr(chunked_ingest, "CHUNK_BYTES", CHUNK)
+    monkeypatch.setattr(ml_ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     heard = []
     again = keel.ingest("p", path, progress=lambda fraction, message: heard.append(fraction))
     assert again["duplicate_of"] == whole["dataset_version"]  # the same content hash

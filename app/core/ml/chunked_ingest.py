@@ -23,8 +23,7 @@ import io
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +32,12 @@ import pandas as pd
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import datasets
+from app.core.ml.ingest import IngestedFile, Progress
 
 # Of CSV text per chunk (Parquet: of decoded rows). pyarrow's reader reads a few chunks ahead, so peak
 # memory follows the chunk: at 10M rows, 16 MB chunks peak at ~0.86 GB, 64 MB ones at ~1.2 GB, same CPU.
 CHUNK_BYTES = 16 << 20
 GZIP_STREAM_BYTES = 2 << 20  # a compressed file over this is streamed: it may inflate past a chunk many times
-Progress = Callable[[float, str], None]
-
-
-@dataclass
-class IngestedFile:
-    """What a file became: its rows written to Parquet at the destination given, and its summary."""
-
-    source: str
-    rows: int
-    labelled_rows: int
-    warnings: list[str]
-    report: dict
-    content_sha256: str
-    chunks: int = 1
-
-    @property
-    def labelled(self) -> bool:
-        return self.labelled_rows > 0
 
 
 def ingest_file(path: str | os.PathLike, schema: dict, destination: Path, id_column: str | None = None,

@@ -12,73 +12,63 @@ import io
 import json
 import os
 import re
-import stat
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from app.core.domain.data_files import CSV_SUFFIXES, GZIP_SUFFIX, PARQUET_SUFFIXES
+from app.core.domain.data_files import PARQUET_SUFFIXES as PARQUET_SUFFIXES
 from app.core.domain.errors import ValidationError
+from app.core.ml.cleaning_report import MAX_STORED_CATEGORIES as MAX_STORED_CATEGORIES
+from app.core.ml.cleaning_report import CleaningReport, ColumnTally
+from app.core.ml.cleaning_report import Occurrences as Occurrences
+from app.core.ml.file_checks import DEFAULT_MAX_FILE_MB as DEFAULT_MAX_FILE_MB
+from app.core.ml.file_checks import DEFAULT_MAX_IN_MEMORY_MB as DEFAULT_MAX_IN_MEMORY_MB
+from app.core.ml.file_checks import HEAD_SAMPLE_BYTES as HEAD_SAMPLE_BYTES
+from app.core.ml.file_checks import MISSING_TOKENS as MISSING_TOKENS
+from app.core.ml.file_checks import NUMERIC_MISSING_SPELLINGS as NUMERIC_MISSING_SPELLINGS
+from app.core.ml.file_checks import TYPED_READ_ATTEMPTS as TYPED_READ_ATTEMPTS
+from app.core.ml.file_checks import cell_repr as cell_repr
+from app.core.ml.file_checks import check_header as check_header
+from app.core.ml.file_checks import check_readable_file as check_readable_file
+from app.core.ml.file_checks import csv_layout as csv_layout
+from app.core.ml.file_checks import failed_column as failed_column
+from app.core.ml.file_checks import file_kind as file_kind
+from app.core.ml.file_checks import limit_setting as limit_setting
+from app.core.ml.file_checks import looks_binary as looks_binary
+from app.core.ml.file_checks import max_file_bytes as max_file_bytes
+from app.core.ml.file_checks import max_in_memory_bytes as max_in_memory_bytes
+from app.core.ml.file_checks import megabytes_setting
+from app.core.ml.file_checks import sniff_delimiter as sniff_delimiter
 
 if TYPE_CHECKING:
     import pyarrow
     import pyarrow.parquet
 
-DEFAULT_MAX_FILE_MB = 16384  # ingest streams a file in chunks: its size is bounded by the disk, not memory
-DEFAULT_MAX_IN_MEMORY_MB = 512  # files read whole (project create, predict, labels, the wizard's preview)
-MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"}
 TRUE_TOKENS = {"true", "yes", "t", "y"}
 FALSE_TOKENS = {"false", "no", "f", "n"}
 # How a boolean column reads a (lower-cased, stripped) cell; anything else is unreadable.
 BOOLEAN_VALUES = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
 MIN_TRAINING_ROWS = 20
-MAX_STORED_CATEGORIES = 500
+
 TYPE_AGREEMENT = 0.95  # share of non-missing cells that must parse for a column to get a kind
-
-
-def max_file_bytes() -> int:
-    """The size limit for any file Keel reads; $KEEL_MAX_FILE_MB overrides it."""
-    return _megabytes_setting("KEEL_MAX_FILE_MB", DEFAULT_MAX_FILE_MB)
-
-
-def max_in_memory_bytes() -> int:
-    """The size limit for a file read whole into memory: the lower of $KEEL_MAX_IN_MEMORY_MB and
-    $KEEL_MAX_FILE_MB."""
-    return min(max_file_bytes(), _megabytes_setting("KEEL_MAX_IN_MEMORY_MB", DEFAULT_MAX_IN_MEMORY_MB))
-
 
 DEFAULT_TRAIN_MEMORY_MB = 2048
 # A training holds its rows about this many times over (as stored, as the model reads them, the fit's
 # own arrays, a margin), at 8 bytes a cell.
 TRAINING_COPIES = 4
 
-
 def train_memory_bytes() -> int:
     """The memory a training's rows may take; over it, a training samples its rows. $KEEL_TRAIN_MEMORY_MB."""
-    return _megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
-
+    return megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
 
 def training_bytes_per_row(schema: dict) -> int:
     """The estimated memory one training row takes (the features and the target, every copy)."""
     return 8 * (len(schema["columns"]) + 1) * TRAINING_COPIES
-
-
-def limit_setting(limit: int) -> str:
-    """The setting that raises limit: KEEL_MAX_FILE_MB, or KEEL_MAX_IN_MEMORY_MB where that one is lower."""
-    return "KEEL_MAX_FILE_MB" if limit >= max_file_bytes() else "KEEL_MAX_IN_MEMORY_MB"
-
-
-def _megabytes_setting(name: str, default: int) -> int:
-    try:
-        return int(float(os.environ.get(name, default)) * 1024 * 1024)
-    except ValueError:
-        return default * 1024 * 1024
-
 
 # --------------------------------------------------------------------------- reading
 @dataclass
@@ -87,44 +77,6 @@ class RawTable:
     source: str
     warnings: list[str] = field(default_factory=list)
     file_format: str = "csv"
-
-
-def file_kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(CSV_SUFFIXES):
-        return "csv"
-    if name.endswith(tuple(s + GZIP_SUFFIX for s in CSV_SUFFIXES)):
-        return "csv.gz"
-    suffix = "".join(path.suffixes[-2:]) or "(none)"
-    raise ValidationError(
-        f"{path.name}: unsupported format '{suffix}': Keel reads .csv, .tsv, .txt (optionally .gz) and .parquet"
-        + ("; save the sheet as CSV first" if name.endswith((".xlsx", ".xls", ".ods")) else "")
-    )
-
-
-def check_readable_file(path: Path, max_bytes: int | None = None) -> os.stat_result:
-    """Refuse anything that is not a regular, non-empty file under the size limit, without opening it."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ValidationError(f"{path}: cannot read ({exc.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ValidationError(f"{path}: is a directory, not a data file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ValidationError(f"{path}: not a regular file (a pipe, socket or device); give a .csv or .parquet file")
-    if info.st_size == 0:
-        raise ValidationError(f"{path.name}: the file is empty (0 bytes)")
-    limit = max_bytes if max_bytes is not None else max_in_memory_bytes()
-    if info.st_size > limit:
-        raise ValidationError(
-            f"{path.name}: file is {info.st_size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set {limit_setting(limit)})"
-        )
-    return info
-
 
 def read_table(path: str | os.PathLike, max_bytes: int | None = None,
                numeric_columns: Iterable[str] = ()) -> RawTable:
@@ -144,16 +96,7 @@ def read_table(path: str | os.PathLike, max_bytes: int | None = None,
         return fast
     return read_csv_bytes(path.read_bytes() if data is None else data, path.name)
 
-
 # --------------------------------------------------------------------------- the fast CSV reader
-HEAD_SAMPLE_BYTES = 1 << 20  # enough for the header and the 20 lines the delimiter is sniffed from
-TYPED_READ_ATTEMPTS = 3  # each failed numeric column is re-read as text; past this, all columns are
-# How the missing tokens may be written in a numeric column (arrow's null values are case-sensitive;
-# any other spelling makes the column text, and cleaning then reads it as before).
-NUMERIC_MISSING_SPELLINGS = sorted({spelling for token in MISSING_TOKENS
-                                    for spelling in (token, token.upper(), token.title())})
-
-
 def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[str]) -> RawTable | None:
     """The common case read at the speed of pyarrow: UTF-8 text whose rows all have the header's
     width. None for anything else (other encodings, ragged rows, unclosed quotes, leading blank
@@ -183,30 +126,11 @@ def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[s
             warnings.append(f"{name}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
     return RawTable(frame=frame, source=name, warnings=warnings, file_format="csv")
 
-
 def _head(source: Path | bytes) -> bytes:
     if isinstance(source, bytes):
         return source[:HEAD_SAMPLE_BYTES]
     with open(source, "rb") as handle:
         return handle.read(HEAD_SAMPLE_BYTES)
-
-
-def csv_layout(head: bytes) -> tuple[list[str], str] | None:
-    """(header, delimiter) of a plain UTF-8 file, or None where the reference reader must decide."""
-    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in head[:65536]:
-        return None
-    complete = head if len(head) < HEAD_SAMPLE_BYTES else head[: head.rfind(b"\n") + 1]
-    try:
-        text = complete.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
-    lines = text.splitlines()
-    if not lines or not lines[0].strip() or looks_binary(text):
-        return None
-    delimiter = sniff_delimiter(text)
-    header = next(csv.reader([lines[0]], delimiter=delimiter), [])
-    return [cell.strip() for cell in header], delimiter
-
 
 def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]) -> "pyarrow.Table":
     import pyarrow as pa
@@ -230,15 +154,6 @@ def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric
             numeric = set() if _attempt + 1 >= TYPED_READ_ATTEMPTS else numeric - {failed}
     return None
 
-
-def failed_column(message: str, header: list[str]) -> str | None:
-    """The column a "CSV conversion error" names ("In CSV column #3: ..."), if it is one."""
-    match = re.match(r"In CSV column #(\d+): CSV conversion error", message)
-    if match is None or int(match.group(1)) >= len(header):
-        return None
-    return header[int(match.group(1))]
-
-
 def _read_gzip(path: Path, limit: int) -> bytes:
     try:
         with gzip.open(path, "rb") as handle:
@@ -250,7 +165,6 @@ def _read_gzip(path: Path, limit: int) -> bytes:
     if not data:
         raise ValidationError(f"{path.name}: the file is empty once decompressed")
     return data
-
 
 def _read_parquet(path: Path, limit: int) -> RawTable:
     try:
@@ -271,9 +185,7 @@ def _read_parquet(path: Path, limit: int) -> RawTable:
         raise ValidationError(f"{path.name}: has a header but no rows")
     return RawTable(frame=frame, source=path.name, file_format="parquet")
 
-
 STRING_CELL_BYTES = 16  # an offset and a pointer per text cell, before its characters
-
 
 def parquet_decoded_bytes(metadata: "pyarrow.parquet.FileMetaData") -> tuple[int, int]:
     """(uncompressed bytes, estimated bytes once decoded) of a Parquet file, from its footer alone.
@@ -291,7 +203,6 @@ def parquet_decoded_bytes(metadata: "pyarrow.parquet.FileMetaData") -> tuple[int
             per_row += STRING_CELL_BYTES
     return uncompressed, max(uncompressed, metadata.num_rows * per_row)
 
-
 def check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source: str, limit: int) -> None:
     uncompressed, decoded = parquet_decoded_bytes(metadata)
     if uncompressed > limit:
@@ -300,7 +211,6 @@ def check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source:
     if decoded > limit:
         raise ValidationError(f"{source}: {metadata.num_rows:,} rows x {metadata.num_columns} columns decode to "
                               f"about {decoded / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set {limit_setting(limit)})")
-
 
 def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Excel's "Unicode text" export
@@ -322,19 +232,6 @@ def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
         text = data.decode("latin-1")
         encoding = "Latin-1"
     return text, [f"{source}: not UTF-8; decoded as {encoding}"]
-
-
-def sniff_delimiter(text: str) -> str:
-    lines = text[:HEAD_SAMPLE_BYTES].splitlines()[:20]  # the head only: never the whole file
-    first_lines = "\n".join(lines)
-    try:
-        return csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
-    except csv.Error:
-        header = lines[0] if lines else ""
-        counts = {d: header.count(d) for d in ",;\t|"}
-        best = max(counts, key=lambda d: counts[d])
-        return best if counts[best] > 0 else ","
-
 
 def read_csv_bytes(data: bytes, source: str) -> RawTable:
     """A CSV file's bytes (a file, or a request body) -> RawTable, with the checks of read_table."""
@@ -384,15 +281,8 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
             warnings.append(f"{source}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
     return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
 
-
-def looks_binary(text: str) -> bool:
-    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
-    return control > 0.01 * min(len(text), 65536)
-
-
 DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"  # 3,5  -0,25  1.234,5
 WHOLE_NUMBER = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)"  # 10  1.234 (a thousands dot)
-
 
 def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
     """Rewrite, in place, the columns of a ';' file written the European way as plain numbers.
@@ -414,14 +304,12 @@ def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
             converted.append(str(name))
     return converted
 
-
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
     # newline="" lets the csv module see \r, \n and \r\n as the line ends they are (as pandas does)
     records = (record for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if record)
     next(records, None)
     return [row for row, record in enumerate(records, start=1) if len(record) < width]
-
 
 def describe_parser_error(exc: Exception) -> str:
     message = str(exc).strip().splitlines()[-1]
@@ -430,20 +318,6 @@ def describe_parser_error(exc: Exception) -> str:
     message = re.sub(r"starting at row (\d+)", lambda m: f"starting on line {int(m.group(1)) + 1}", message)
     # pandas counts lines from 1 including the header; say so plainly
     return message.replace("in line", "on line").rstrip(".") + " (a ragged row or an unclosed quote)"
-
-
-def check_header(names: list, source: str) -> None:
-    if any(not str(n).strip() for n in names):
-        position = next(i for i, n in enumerate(names) if not str(n).strip()) + 1
-        raise ValidationError(f"{source}: column {position} has an empty name in the header")
-    seen, duplicates = set(), []
-    for name in names:
-        if name in seen and name not in duplicates:
-            duplicates.append(name)
-        seen.add(name)
-    if duplicates:
-        raise ValidationError(f"{source}: duplicate column name(s) {', '.join(repr(d) for d in duplicates)}")
-
 
 # --------------------------------------------------------------------------- cell coercion
 def _as_text(series: pd.Series) -> pd.Series:
@@ -454,12 +328,10 @@ def _as_text(series: pd.Series) -> pd.Series:
     missing = text.isna() | text.str.lower().isin(MISSING_TOKENS)
     return text.mask(missing)
 
-
 def _is_missing_raw(series: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return series.isna()  # a number's text is never a missing token
     return _as_text(series).isna()
-
 
 def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """-> (float values with NaN, mask of unreadable cells, mask of inf cells)."""
@@ -477,14 +349,12 @@ def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         values = values.where(~infinite, np.nan)
     return values, unreadable, pd.Series(infinite, index=series.index)
 
-
 def _to_boolean(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float), pd.Series(False, index=series.index)
     text = _as_text(series).str.lower()
     values = text.astype(object).map(BOOLEAN_VALUES)
     return values.astype(float), text.notna() & values.isna()
-
 
 def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_datetime64_any_dtype(series):
@@ -494,17 +364,8 @@ def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     values = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     return values, text.notna() & values.isna()
 
-
-def cell_repr(value: object) -> str:
-    """A cell as an error message quotes it: its text, whether it was read as text or as a number."""
-    if isinstance(value, (float, int, np.number)) and not isinstance(value, (bool, np.bool_)):
-        return repr(str(value.item() if isinstance(value, np.number) else value))
-    return repr(value)
-
-
 def _first_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0]) + 1
-
 
 # --------------------------------------------------------------------------- schema
 def _infer_kind(series: pd.Series) -> str:
@@ -528,7 +389,6 @@ def _infer_kind(series: pd.Series) -> str:
         return "datetime"
     return "categorical"
 
-
 def _describe_column(name: str, series: pd.Series, kind: str) -> dict:
     missing = _is_missing_raw(series)
     info = {"name": name, "kind": kind, "missing_rate": round(float(missing.mean()), 4)}
@@ -546,7 +406,6 @@ def _describe_column(name: str, series: pd.Series, kind: str) -> dict:
             info.update(min=values.min().isoformat(), max=values.max().isoformat())
     return info
 
-
 def guess_task(series: pd.Series) -> str:
     kind = _infer_kind(series)
     if kind != "numeric":
@@ -555,7 +414,6 @@ def guess_task(series: pd.Series) -> str:
     values = values.dropna()
     integral = bool(np.all(np.isclose(values, np.round(values))))
     return "classification" if integral and values.nunique() <= 20 else "regression"
-
 
 def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column: str | None = None) -> dict:
     """The project's schema, inferred from its first file. The ID column is never a feature."""
@@ -583,9 +441,7 @@ def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column:
     }
     return schema
 
-
 ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid|ref|reference|number|no)$", re.IGNORECASE)
-
 
 def id_column_candidates(frame: pd.DataFrame, target: str | None = None) -> list[str]:
     """Columns that look like an ID: a value in every row, no value twice, and an ID-like name
@@ -602,7 +458,6 @@ def id_column_candidates(frame: pd.DataFrame, target: str | None = None) -> list
             found.append(str(name))
     return sorted(found, key=lambda n: not ID_NAME.search(n))
 
-
 def _infer_target_kind(series: pd.Series, task: str) -> str:
     if task == "regression":
         return "float"
@@ -613,10 +468,8 @@ def _infer_target_kind(series: pd.Series, task: str) -> str:
             return "integer"
     return "string"
 
-
 def column_kinds(schema: dict) -> dict[str, str]:
     return {c["name"]: c["kind"] for c in schema["columns"]}
-
 
 # --------------------------------------------------------------------------- cleaning
 @dataclass
@@ -629,7 +482,6 @@ class CleanBatch:
     warnings: list[str]
     report: dict
     row_hashes: np.ndarray | None = None  # each row's hash, as content_hash computes them (None: not yet)
-
 
 def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False,
           id_column: str | None = None) -> CleanBatch:
@@ -654,71 +506,10 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
     warnings, report = cleaner.finish(raw.warnings, len(result), labelled_rows)
     return CleanBatch(result, raw.source, labelled_rows > 0, len(result), labelled_rows, warnings, report, row_hashes)
 
-
-@dataclass
-class Occurrences:
-    """How many cells have one problem, and the first of them (its 1-based row in the file, the cell quoted)."""
-
-    count: int = 0
-    first_row: int = 0
-    first_cell: str = ""
-
-    def add(self, mask: "np.ndarray | pd.Series", cells: pd.Series | None = None, row_offset: int = 0,
-            quote: Callable[[Any], str] = repr) -> None:
-        flags = np.asarray(mask, dtype=bool)
-        found = int(flags.sum())
-        if not found:
-            return
-        if not self.count:
-            position = int(np.flatnonzero(flags)[0])
-            self.first_row = row_offset + position + 1
-            self.first_cell = quote(cells.iloc[position]) if cells is not None else ""
-        self.count += found
-
-
-@dataclass
-class _ColumnTally:
-    missing: int = 0
-    unreadable: Occurrences = field(default_factory=Occurrences)
-    infinite: Occurrences = field(default_factory=Occurrences)
-    unseen: Occurrences = field(default_factory=Occurrences)
-
-
-class Cleaner:
+class Cleaner(CleaningReport):
     """clean() for a file read whole or in chunks: each chunk is cleaned as it comes (rows numbered
     from row_offset), and finish() words the warnings and the report for the whole file, as clean()
     of the whole file would. Duplicates are the caller's (it counts them in .duplicates)."""
-
-    def __init__(self, source: str, schema: dict, purpose: str = "ingest", strict: bool = False,
-                 id_column: str | None = None):
-        self.source, self.schema, self.purpose, self.strict, self.id_column = source, schema, purpose, strict, id_column
-        self.header_warnings: list[str] = []
-        self.columns = {c["name"]: _ColumnTally() for c in schema["columns"]}
-        self.target_unreadable = Occurrences()
-        self.unseen_classes = Occurrences()
-        self.target_present = False
-        self.target_raw_values = False  # some target cell is not missing
-        self.target_read_values = False  # some target cell was read
-        self.first_target_cell = ""
-        self.rows_read = 0
-        self.duplicates = 0
-
-    def check_columns(self, columns: Iterable) -> None:
-        """The header against the schema: a missing feature is an error, extra columns a warning."""
-        source, target, expected = self.source, self.schema["target"], self.schema["features"]
-        present = set(columns)
-        missing_columns = [c for c in expected if c not in present]
-        if missing_columns:
-            raise ValidationError(
-                f"{source}: missing feature column(s) {', '.join(repr(c) for c in missing_columns)} "
-                f"(expected: {', '.join(expected)})"
-            )
-        extra = [str(c) for c in columns if c not in expected and c != target and c != self.id_column]
-        if extra:
-            self.header_warnings.append(f"{source}: extra column(s) ignored: {', '.join(extra)}")
-        if self.purpose == "predict" and target in present:
-            self.header_warnings.append(f"{source}: target column {target!r} present; ignored for scoring")
-        self.target_present = self.purpose != "predict" and target in present
 
     def clean_chunk(self, frame: pd.DataFrame, row_offset: int = 0) -> pd.DataFrame:
         """The chunk's rows cleaned (duplicates kept), features, ID and target."""
@@ -761,69 +552,7 @@ class Cleaner:
                 self.unseen_classes.add(unseen, values.astype(object), row_offset)
         return values
 
-    def finish(self, reader_warnings: list[str], rows: int, labelled_rows: int) -> tuple[list[str], dict]:
-        """(warnings, report) for the whole file, once every chunk is cleaned and its duplicates dropped."""
-        source, schema, target = self.source, self.schema, self.schema["target"]
-        if self.target_raw_values and not self.target_read_values:
-            raise ValidationError(
-                f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
-                f"(row 1: {self.first_target_cell})"
-            )
-        warnings = list(reader_warnings) + self.header_warnings
-        for column in schema["columns"]:
-            warnings.extend(self._column_warnings(column))
-        if self.target_unreadable.count:
-            bad = self.target_unreadable
-            warnings.append(f"{source}: target {target!r}: {bad.count} value(s) not readable as {schema['target_kind']} "
-                            f"(first: row {bad.first_row}, {bad.first_cell}); those rows are unlabelled")
-        if self.unseen_classes.count:
-            unseen = self.unseen_classes
-            warnings.append(f"{source}: target {target!r}: {unseen.count} row(s) have a class unseen in training "
-                            f"(first: row {unseen.first_row}, {unseen.first_cell}); a retrained model will learn it")
-        if self.duplicates:
-            warnings.append(f"{source}: {self.duplicates} exact duplicate row(s) dropped")
-        unlabelled_rows = rows - labelled_rows
-        if self.purpose != "predict":
-            if not labelled_rows:
-                warnings.append(f"{source}: no labels (target {target!r} absent or empty): an unlabelled batch, for monitoring only")
-            elif unlabelled_rows:
-                warnings.append(f"{source}: {unlabelled_rows} row(s) have no target value: kept as unlabelled rows")
-        report = {
-            "source": source,
-            "rows_read": self.rows_read,
-            "rows": rows,
-            "duplicates_dropped": self.duplicates,
-            "labelled_rows": labelled_rows,
-            "unlabelled_rows": unlabelled_rows,
-            "columns": {name: {"missing": tally.missing} for name, tally in self.columns.items()},
-            "warnings": warnings,
-        }
-        return warnings, report
-
-    def _column_warnings(self, column: dict) -> list[str]:
-        source, name, kind, tally = self.source, column["name"], column["kind"], self.columns[column["name"]]
-        warnings = []
-        if tally.missing == self.rows_read and self.rows_read:
-            warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")
-        if kind == "numeric":
-            parts = []
-            if tally.unreadable.count:
-                parts.append(f"{tally.unreadable.count} cell(s) not readable as numbers "
-                             f"(first: row {tally.unreadable.first_row}, {tally.unreadable.first_cell})")
-            if tally.infinite.count:
-                parts.append(f"{tally.infinite.count} infinite value(s) (first: row {tally.infinite.first_row})")
-            if parts:
-                warnings.append(f"{source}: column {name!r}: " + " and ".join(parts) + "; treated as missing")
-        elif tally.unreadable.count:
-            warnings.append(f"{source}: column {name!r}: {tally.unreadable.count} cell(s) not readable as {kind} "
-                            f"(first: row {tally.unreadable.first_row}, {tally.unreadable.first_cell}); treated as missing")
-        if tally.unseen.count:
-            warnings.append(f"{source}: column {name!r} has {tally.unseen.count} value(s) unseen in training "
-                            f"(e.g. {tally.unseen.first_cell}); the model ignores them")
-        return warnings
-
-
-def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: _ColumnTally,
+def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: ColumnTally,
                   row_offset: int = 0, strict: bool = False) -> pd.Series:
     if kind == "numeric":
         values, unreadable, infinite = _to_numeric(series)
@@ -843,7 +572,6 @@ def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: _
     tally.unreadable.add(unreadable.to_numpy(), series, row_offset)
     return values
 
-
 def _categories(series: pd.Series) -> pd.Series:
     """A categorical column: stripped text, None where missing, as objects.
 
@@ -855,17 +583,14 @@ def _categories(series: pd.Series) -> pd.Series:
                              np.array([None], dtype=object)])
     return pd.Series(lookup[codes], index=series.index, dtype=object, copy=False)  # code -1 takes the last: None
 
-
 def unreadable_cells_message(source: str, name: str, what: str, series: pd.Series, unreadable: pd.Series) -> str:
     return (f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {what} "
             f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r})")
-
 
 def id_text(series: pd.Series) -> pd.Series:
     """IDs as text, stripped; a missing ID is None (Keel assigns one when it scores the row)."""
     text = _as_text(series).astype(object)
     return text.where(text.notna(), None)
-
 
 def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
     """A label the project has never seen is worth a word: a retrained model will learn a new class."""
@@ -879,21 +604,17 @@ def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
     return [f"{source}: target {schema['target']!r}: {len(unseen)} row(s) have a class unseen in training "
             f"(first: row {int(unseen.index[0]) + 1}, {unseen.iloc[0]!r}); a retrained model will learn it"]
 
-
 def clean_labels(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
     """Target values read as the project reads them (missing where unreadable), with the problems found."""
     values, problems = _clean_target(series, schema, source)
     return values, problems + _unseen_classes(values, schema, source)
 
-
 def target_dtype(schema: dict) -> str:
     """The pandas dtype of the target column (nullable)."""
     return _target_dtype(schema)
 
-
 def _target_dtype(schema: dict) -> str:
     return {"integer": "Int64", "float": "Float64", "string": "object"}[schema["target_kind"]]
-
 
 def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
     values, bad = _read_target(series, schema)
@@ -904,7 +625,6 @@ def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Seri
             f"(first: row {_first_row(bad)}, {cell_repr(series[bad].iloc[0])}); those rows are unlabelled"
         )
     return values, problems
-
 
 def _read_target(series: pd.Series, schema: dict) -> tuple[pd.Series, pd.Series]:
     """-> (the target values, nullable, as the project reads them; mask of cells not readable)."""
@@ -920,7 +640,6 @@ def _read_target(series: pd.Series, schema: dict) -> tuple[pd.Series, pd.Series]
         return numbers.round().astype("Int64"), bad
     return numbers.astype("Float64"), bad
 
-
 # --------------------------------------------------------------------------- hashing and storage
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     """One 64-bit hash per row of the columns in name order (the row's position plays no part):
@@ -932,7 +651,6 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
         return pd.util.hash_pandas_object(frame, index=False).to_numpy()
     per_column = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy() for c in columns)
     return combine_hash_arrays(per_column, len(columns))
-
 
 def drop_duplicate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """frame without exact duplicate rows (the first kept), and the kept rows' hashes.
@@ -948,7 +666,6 @@ def drop_duplicate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     keep = ~duplicate
     return frame[keep].reset_index(drop=True), hashes[keep]
 
-
 def content_hash(frame: pd.DataFrame, row_hashes: np.ndarray | None = None) -> str:
     """sha256 of the normalised table: column order and row order do not matter.
 
@@ -959,12 +676,10 @@ def content_hash(frame: pd.DataFrame, row_hashes: np.ndarray | None = None) -> s
     digest.update(np.sort(hashes).tobytes())
     return digest.hexdigest()
 
-
 def numeric_columns(schema: dict) -> list[str]:
     """The columns a file may deliver as numbers (read_table's numeric_columns)."""
     columns = [c["name"] for c in schema["columns"] if c["kind"] == "numeric"]
     return columns + ([schema["target"]] if schema.get("target_kind") in ("integer", "float") else [])
-
 
 def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Types that round-trip through Parquet unchanged."""
@@ -979,13 +694,11 @@ def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
             out[name] = out[name].astype("string")
     return out
 
-
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     from app.core.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         write_parquet(frame, tmp)
-
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """frame as Parquet at path (written in place: write_frame is the atomic write)."""
@@ -994,13 +707,11 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     encoded = [str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])]
     frame.to_parquet(path, index=False, use_dictionary=encoded)
 
-
 def dictionary_columns(table: "pyarrow.Table") -> list[str]:
     """The columns of an arrow table that write_parquet would dictionary-encode: all but the floats."""
     import pyarrow.types as arrow_types
 
     return [f.name for f in table.schema if not arrow_types.is_floating(f.type)]
-
 
 def read_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
     """A stored version; rows: its first rows only (read from the first batch, not the whole file)."""
@@ -1011,9 +722,7 @@ def read_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
     first = next(pq.ParquetFile(path).iter_batches(batch_size=max(1, rows)), None)
     return first.to_pandas() if first is not None else pd.read_parquet(path)
 
-
 SAMPLE_BATCH_ROWS = 1 << 18
-
 
 def read_labelled_rows(path: Path, target: str, share: float = 1.0, seed: int = 0) -> pd.DataFrame:
     """The labelled rows of a stored version: all of them, or where share < 1 a seeded random share of
@@ -1031,7 +740,6 @@ def read_labelled_rows(path: Path, target: str, share: float = 1.0, seed: int = 
         kept.append(frame[keep])
     return pd.concat(kept, ignore_index=True)
 
-
 def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Features as the model sees them: floats for numeric/boolean/datetime, objects with NaN for categories."""
     columns = {}
@@ -1046,7 +754,6 @@ def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
         else:
             columns[name] = pd.to_numeric(series, errors="coerce").astype(float)
     return pd.DataFrame(columns, index=frame.index)
-
 
 def target_array(frame: pd.DataFrame, schema: dict) -> np.ndarray:
     values = frame[schema["target"]]
