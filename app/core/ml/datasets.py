@@ -290,19 +290,49 @@ def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
     A column qualifies only if some cell has a decimal comma and every other non-missing
     cell is a whole number, so text and ordinary decimals are never touched. Tab and '|'
     files are left alone: there "12,500" may be a thousands separator."""
-    converted = []
-    for name in frame.columns:
-        if not pd.api.types.is_string_dtype(frame[name]):
-            continue  # read as numbers already
-        text = frame[name].str.strip()
-        if not text.str.contains(",", regex=False).any():
-            continue
-        present = text[~text.str.lower().isin(MISSING_TOKENS)]
-        with_comma = present.str.fullmatch(DECIMAL_COMMA)
-        if with_comma.any() and (with_comma | present.str.fullmatch(WHOLE_NUMBER)).all():
-            frame[name] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-            converted.append(str(name))
+    survey = DecimalCommaSurvey()
+    survey.add(frame, only_with_commas=True)
+    converted = survey.columns(list(frame.columns))
+    apply_decimal_commas(frame, converted)
     return converted
+
+
+def apply_decimal_commas(frame: pd.DataFrame, columns: list[str]) -> None:
+    """The columns named (decided by read_decimal_commas or a DecimalCommaSurvey) read as plain numbers."""
+    for name in columns:
+        if name in frame.columns:
+            text = frame[name].str.strip()
+            frame[name] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+
+
+@dataclass
+class DecimalCommaSurvey:
+    """Which columns of a ';' file read in parts qualify for read_decimal_commas, decided on all the
+    parts together: some cell of the column, in any part, has a decimal comma, and every non-missing
+    cell of every part is a decimal-comma or whole number."""
+
+    with_comma: set = field(default_factory=set)
+    not_numbers: set = field(default_factory=set)
+
+    def add(self, frame: pd.DataFrame, only_with_commas: bool = False) -> None:
+        """One part; only_with_commas: look only at columns with a comma in this part (the part is the
+        whole file)."""
+        for name in frame.columns:
+            if name in self.not_numbers or not pd.api.types.is_string_dtype(frame[name]):
+                continue  # read as numbers already
+            text = frame[name].str.strip()
+            if only_with_commas and not text.str.contains(",", regex=False).any():
+                continue
+            present = text[~text.str.lower().isin(MISSING_TOKENS)]
+            with_comma = present.str.fullmatch(DECIMAL_COMMA)
+            if not (with_comma | present.str.fullmatch(WHOLE_NUMBER)).all():
+                self.not_numbers.add(name)
+            elif with_comma.any():
+                self.with_comma.add(name)
+
+    def columns(self, header: list) -> list[str]:
+        return [str(name) for name in header if name in self.with_comma and name not in self.not_numbers]
+
 
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     """1-based data rows with fewer fields than the header (blank lines skipped, as pandas does)."""
@@ -355,6 +385,11 @@ def _to_boolean(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = _as_text(series).str.lower()
     values = text.astype(object).map(BOOLEAN_VALUES)
     return values.astype(float), text.notna() & values.isna()
+
+def parse_datetimes(series: pd.Series) -> pd.Series:
+    """A datetime column's cells read as cleaning reads them (missing where unreadable)."""
+    return _to_datetime(series)[0]
+
 
 def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_datetime64_any_dtype(series):
