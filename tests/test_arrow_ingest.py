@@ -164,7 +164,7 @@ TEXT_CELLS = ["x", "y", " z ", "", "NA", "none", "None", "caf\u00e9", '"q, r"', 
 TARGET_CELLS = ["0", "1", "", "2.5", "2", "NA", "inf", "1e0", "-0"]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.sampled_from(NUMBER_CELLS), st.sampled_from(NUMBER_CELLS),
                                st.sampled_from(TEXT_CELLS), st.sampled_from(TARGET_CELLS)),
                      min_size=1, max_size=30))
@@ -176,7 +176,7 @@ def test_any_mix_of_cells_is_stored_as_the_general_reader_stores_it(tmp_path, sc
     _assert_same(fast, general, fast_file, general_file)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(values=st.lists(st.one_of(st.none(), st.text(max_size=12)), min_size=1, max_size=20))
 def test_text_hashes_are_pandas_hashes(values):
     distinct = list(dict.fromkeys(values))
@@ -227,3 +227,19 @@ def test_the_ingest_command_imports_neither_pandas_nor_sqlite_utils(workspace, t
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
     assert "Dataset v2" in out.stdout
+
+
+def test_text_is_stripped_and_lowered_as_pandas_arrow_strings_are_for_every_character():
+    """arrow_ingest cleans text with str.strip() and str.lower(); pandas' strings (arrow-backed) with
+    utf8_trim_whitespace and utf8_lower: the same characters are trimmed, and the same text becomes
+    a missing token."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    characters = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]  # every space and case pair is here
+    trimmed = pc.utf8_trim_whitespace(pa.array(characters)).to_pylist()
+    assert [c for c, t in zip(characters, trimmed, strict=True) if t == ""] == [c for c in characters if c.isspace()]
+    token_letters = set("".join(datasets.MISSING_TOKENS))
+    lowered = pc.utf8_lower(pa.array(characters)).to_pylist()
+    assert not [c for c, low in zip(characters, lowered, strict=True) if not c.isascii() and set(low) & token_letters]
+    assert not [c for c in characters if not c.isascii() and set(c.lower()) & token_letters]

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ class _Column:
     """A cleaned column: what is stored, how pandas would type it, its rows' hashes."""
 
     name: str
-    array: pa.Array  # as stored in Parquet
+    build: Callable[[np.ndarray | None], pa.Array]  # the column as stored in Parquet, of the rows kept (None: all)
     missing: np.ndarray
     dtype: str  # the cleaned frame's dtype (the content hash includes it)
     pandas_type: str  # the Parquet file's pandas metadata, as pandas writes it for the stored frame
@@ -172,12 +172,6 @@ def _numbers_array(arrow_type: pa.DataType, values: np.ndarray, missing: np.ndar
                                                            pa.py_buffer(np.ascontiguousarray(values))], null_count=nulls)
 
 
-def _flags_array(flags: np.ndarray) -> pa.Array:
-    import pyarrow as pa
-
-    return pa.Array.from_buffers(pa.bool_(), len(flags), [None, _bitmap(flags)])
-
-
 # --------------------------------------------------------------------------- cleaning
 def _clean(table: pa.Table, schema: dict, id_column: str | None, found: CleaningReport) -> list[_Column]:
     """The cleaned columns in the order clean() gives them: features, the ID column, the target."""
@@ -214,22 +208,21 @@ def _float_column(name: str, values: np.ndarray, missing: np.ndarray, dtype: str
 
     hashes = (row_hashing.float_hashes(values) if dtype == "float64"
               else row_hashing.nullable_hashes(values, missing))
-    return _Column(name, _numbers_array(pa.float64(), values, missing), missing, dtype, "float64", numpy_type, hashes,
+    return _Column(name, lambda keep: _numbers_array(pa.float64(), _kept(values, keep), _kept(missing, keep)),
+                   missing, dtype, "float64", numpy_type, hashes,
                    lambda rows: [None if m else v for v, m in zip(values[rows].tolist(), missing[rows].tolist(), strict=True)])
 
 
 def _text_column(name: str, cells: pa.ChunkedArray, tally: ColumnTally | None = None, known: set | None = None,
                  unseen: Occurrences | None = None) -> _Column:
-    """A text column cleaned as datasets._as_text does (stripped with arrow's utf8_trim_whitespace, as
-    pandas' arrow-backed strings are; a missing token in any case is missing), once per distinct value.
-    tally counts a feature's missing cells; unseen, the values not in known (where known is given)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+    """A text column cleaned as datasets._as_text does, once per distinct value: stripped (pandas'
+    arrow-backed strings trim what str.strip() does: tests/test_arrow_ingest.py checks every
+    character), a missing token in any case is missing. tally counts a feature's missing cells;
+    unseen, the values not in known (where known is given)."""
     distinct, codes = _dictionary(cells)
-    stripped = pc.utf8_trim_whitespace(distinct)
-    missing_value = np.array([v in MISSING_TOKENS for v in pc.utf8_lower(stripped).to_pylist()], dtype=bool)
-    cleaned: list[str | None] = [None if m else v for v, m in zip(stripped.to_pylist(), missing_value.tolist(), strict=True)]
+    stripped = [value.strip() for value in distinct]
+    cleaned: list[str | None] = [None if value.lower() in MISSING_TOKENS else value for value in stripped]
+    missing_value = np.array([value is None for value in cleaned], dtype=bool)
     missing = missing_value[codes]
     if tally is not None:
         tally.missing += int(missing.sum())
@@ -238,20 +231,34 @@ def _text_column(name: str, cells: pa.ChunkedArray, tally: ColumnTally | None = 
         if unseen_rows.any():
             first = int(np.flatnonzero(unseen_rows)[0])
             unseen.add_found(int(unseen_rows.sum()), first, repr(cleaned[codes[first]]))
-    nulls = int(missing_value.sum())
-    dictionary = pa.Array.from_buffers(pa.string(), len(stripped),
-                                       [_bitmap(~missing_value) if nulls else None, *stripped.buffers()[1:]],
-                                       null_count=nulls, offset=stripped.offset)
-    indices = pa.Array.from_buffers(pa.int64(), len(codes), [None, pa.py_buffer(codes)])
-    stored = pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.large_string())
-    return _Column(name, stored, missing, "object", "object", "string", row_hashing.text_hashes(cleaned, codes),
-                   lambda rows: [cleaned[code] for code in codes[rows].tolist()])
+    return _Column(name, lambda keep: _text_array(cleaned, _kept(codes, keep)), missing, "object", "object", "string",
+                   row_hashing.text_hashes(cleaned, codes), lambda rows: [cleaned[code] for code in codes[rows].tolist()])
 
 
-def _dictionary(cells: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+def _text_array(values: list[str | None], codes: np.ndarray) -> pa.Array:
+    """A large_string array of values[code] for each code (None: missing), built from its buffers."""
+    import pyarrow as pa
+
+    encoded = [b"" if value is None else value.encode("utf-8") for value in values]
+    lengths = np.array([len(value) for value in encoded], dtype=np.int64)
+    offsets = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum(lengths[codes], out=offsets[1:])
+    data = b"".join([encoded[code] for code in codes.tolist()])
+    missing = np.array([value is None for value in values], dtype=bool)[codes]
+    nulls = int(missing.sum())
+    return pa.Array.from_buffers(pa.large_string(), len(codes),
+                                 [_bitmap(~missing) if nulls else None, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                 null_count=nulls)
+
+
+def _kept(values: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    return values if keep is None else values[keep]
+
+
+def _dictionary(cells: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     """A dictionary-encoded column as (its distinct values, each row's index into them)."""
     cells = cells.unify_dictionaries()
-    distinct = cells.chunk(0).dictionary
+    distinct = cells.chunk(0).dictionary.to_pylist()
     codes = np.concatenate([_fixed_width(chunk.indices, np.int32) for chunk in cells.chunks])
     return distinct, codes.astype(np.int64)
 
@@ -293,7 +300,8 @@ def _integer_target(name: str, numbers: np.ndarray, missing: np.ndarray, schema:
     import pyarrow as pa
 
     integers = np.round(np.nan_to_num(numbers)).astype(np.int64)
-    column = _Column(name, _numbers_array(pa.int64(), integers, missing), missing, "Int64", "int64", "Int64",
+    column = _Column(name, lambda keep: _numbers_array(pa.int64(), _kept(integers, keep), _kept(missing, keep)),
+                     missing, "Int64", "int64", "Int64",
                      row_hashing.nullable_hashes(integers, missing),
                      lambda rows: [None if m else v for v, m in zip(integers[rows].tolist(), missing[rows].tolist(), strict=True)])
     known = _known_classes(schema, lambda k: type(k) is int)
@@ -310,8 +318,8 @@ def _text_target(table: pa.Table, schema: dict, found: CleaningReport, rows: int
     if not found.target_present:
         return _missing_text_target(name, rows)
     cells = table.column(name)
-    first = cells.slice(0, 1).combine_chunks()
-    found.first_target_cell = cell_repr(first.dictionary.take(first.indices).to_pylist()[0])
+    distinct, codes = _dictionary(cells)
+    found.first_target_cell = cell_repr(distinct[codes[0]])
     known = _known_classes(schema, lambda k: isinstance(k, str))
     column = _text_column(name, cells, known=set(known) if known is not None else None, unseen=found.unseen_classes)
     if column.missing.all():
@@ -338,14 +346,16 @@ def _missing_number_target(name: str, kind: str, rows: int) -> _Column:
     if kind == "float":
         return _float_column(name, values, missing, "Float64", "Float64")
     integers = values.astype(np.int64)
-    return _Column(name, pa.nulls(rows, pa.int64()), missing, "Int64", "int64", "Int64",
+    return _Column(name, lambda keep: pa.nulls(rows if keep is None else int(keep.sum()), pa.int64()),
+                   missing, "Int64", "int64", "Int64",
                    row_hashing.nullable_hashes(integers, missing), lambda positions: [None] * len(positions))
 
 
 def _missing_text_target(name: str, rows: int) -> _Column:
     import pyarrow as pa
 
-    return _Column(name, pa.nulls(rows, pa.large_string()), np.ones(rows, dtype=bool), "object", "object", "string",
+    return _Column(name, lambda keep: pa.nulls(rows if keep is None else int(keep.sum()), pa.large_string()),
+                   np.ones(rows, dtype=bool), "object", "object", "string",
                    row_hashing.text_hashes([None], np.zeros(rows, dtype=np.int64)),
                    lambda positions: [None] * len(positions))
 
@@ -383,10 +393,10 @@ def _write(columns: list[_Column], keep: np.ndarray, destination: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrays = [c.array if keep.all() else c.array.filter(_flags_array(keep)) for c in columns]
+    arrays = [c.build(None if keep.all() else keep) for c in columns]
     table = pa.Table.from_arrays(arrays, names=[c.name for c in columns],
                                  metadata={b"pandas": json.dumps(_pandas_metadata(columns)).encode()})
-    dictionary = [c.name for c in columns if not pa.types.is_floating(c.array.type)]
+    dictionary = [c.name for c, array in zip(columns, arrays, strict=True) if not pa.types.is_floating(array.type)]
     pq.write_table(table, destination, use_dictionary=dictionary)
     with open(destination, "rb+") as handle:
         os.fsync(handle.fileno())
@@ -401,4 +411,19 @@ def _pandas_metadata(columns: list[_Column]) -> dict:
             "columns": [{"name": c.name, "field_name": c.name, "pandas_type": c.pandas_type,
                          "numpy_type": c.numpy_type, "metadata": None} for c in columns],
             "attributes": {}, "creator": {"library": "pyarrow", "version": pa.__version__},
-            "pandas_version": metadata.version("pandas")}
+            "pandas_version": _pandas_version()}
+
+
+def _pandas_version() -> str:
+    """The installed pandas' version, without importing pandas (its distribution's folder name)."""
+    if "pandas" in sys.modules:
+        return str(sys.modules["pandas"].__version__)
+    from importlib.util import find_spec
+
+    spec = find_spec("pandas")
+    if spec is not None and spec.origin is not None:
+        for info in Path(spec.origin).parents[1].glob("pandas-*.dist-info"):
+            return info.name[len("pandas-"):-len(".dist-info")]
+    from importlib import metadata
+
+    return metadata.version("pandas")
