@@ -236,19 +236,19 @@ def _text_column(name: str, cells: pa.ChunkedArray, tally: ColumnTally | None = 
 
 
 def _text_array(values: list[str | None], codes: np.ndarray) -> pa.Array:
-    """A large_string array of values[code] for each code (None: missing), built from its buffers."""
+    """A large_string array of values[code] for each code (None: missing): the distinct values built
+    from their buffers, then taken row by row (arrow's take: 10 ms a million rows)."""
     import pyarrow as pa
 
     encoded = [b"" if value is None else value.encode("utf-8") for value in values]
-    lengths = np.array([len(value) for value in encoded], dtype=np.int64)
-    offsets = np.zeros(len(codes) + 1, dtype=np.int64)
-    np.cumsum(lengths[codes], out=offsets[1:])
-    data = b"".join([encoded[code] for code in codes.tolist()])
-    missing = np.array([value is None for value in values], dtype=bool)[codes]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(value) for value in encoded], out=offsets[1:])
+    missing = np.array([value is None for value in values], dtype=bool)
     nulls = int(missing.sum())
-    return pa.Array.from_buffers(pa.large_string(), len(codes),
-                                 [_bitmap(~missing) if nulls else None, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                 null_count=nulls)
+    distinct = pa.Array.from_buffers(pa.large_string(), len(values),
+                                     [_bitmap(~missing) if nulls else None, pa.py_buffer(offsets),
+                                      pa.py_buffer(b"".join(encoded))], null_count=nulls)
+    return distinct.take(pa.Array.from_buffers(pa.int64(), len(codes), [None, pa.py_buffer(np.ascontiguousarray(codes))]))
 
 
 def _kept(values: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
