@@ -54,21 +54,24 @@ FALSE_TOKENS = {"false", "no", "f", "n"}
 # How a boolean column reads a (lower-cased, stripped) cell; anything else is unreadable.
 BOOLEAN_VALUES = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
 MIN_TRAINING_ROWS = 20
-
 TYPE_AGREEMENT = 0.95  # share of non-missing cells that must parse for a column to get a kind
+
 
 DEFAULT_TRAIN_MEMORY_MB = 2048
 # A training holds its rows about this many times over (as stored, as the model reads them, the fit's
 # own arrays, a margin), at 8 bytes a cell.
 TRAINING_COPIES = 4
 
+
 def train_memory_bytes() -> int:
     """The memory a training's rows may take; over it, a training samples its rows. $KEEL_TRAIN_MEMORY_MB."""
     return megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
 
+
 def training_bytes_per_row(schema: dict) -> int:
     """The estimated memory one training row takes (the features and the target, every copy)."""
     return 8 * (len(schema["columns"]) + 1) * TRAINING_COPIES
+
 
 # --------------------------------------------------------------------------- reading
 @dataclass
@@ -77,6 +80,7 @@ class RawTable:
     source: str
     warnings: list[str] = field(default_factory=list)
     file_format: str = "csv"
+
 
 def read_table(path: str | os.PathLike, max_bytes: int | None = None,
                numeric_columns: Iterable[str] = ()) -> RawTable:
@@ -95,6 +99,7 @@ def read_table(path: str | os.PathLike, max_bytes: int | None = None,
     if fast is not None:
         return fast
     return read_csv_bytes(path.read_bytes() if data is None else data, path.name)
+
 
 # --------------------------------------------------------------------------- the fast CSV reader
 def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[str]) -> RawTable | None:
@@ -126,11 +131,13 @@ def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[s
             warnings.append(f"{name}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
     return RawTable(frame=frame, source=name, warnings=warnings, file_format="csv")
 
+
 def _head(source: Path | bytes) -> bytes:
     if isinstance(source, bytes):
         return source[:HEAD_SAMPLE_BYTES]
     with open(source, "rb") as handle:
         return handle.read(HEAD_SAMPLE_BYTES)
+
 
 def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]) -> "pyarrow.Table":
     import pyarrow as pa
@@ -154,6 +161,7 @@ def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric
             numeric = set() if _attempt + 1 >= TYPED_READ_ATTEMPTS else numeric - {failed}
     return None
 
+
 def _read_gzip(path: Path, limit: int) -> bytes:
     try:
         with gzip.open(path, "rb") as handle:
@@ -165,6 +173,7 @@ def _read_gzip(path: Path, limit: int) -> bytes:
     if not data:
         raise ValidationError(f"{path.name}: the file is empty once decompressed")
     return data
+
 
 def _read_parquet(path: Path, limit: int) -> RawTable:
     try:
@@ -185,7 +194,9 @@ def _read_parquet(path: Path, limit: int) -> RawTable:
         raise ValidationError(f"{path.name}: has a header but no rows")
     return RawTable(frame=frame, source=path.name, file_format="parquet")
 
+
 STRING_CELL_BYTES = 16  # an offset and a pointer per text cell, before its characters
+
 
 def parquet_decoded_bytes(metadata: "pyarrow.parquet.FileMetaData") -> tuple[int, int]:
     """(uncompressed bytes, estimated bytes once decoded) of a Parquet file, from its footer alone.
@@ -203,6 +214,7 @@ def parquet_decoded_bytes(metadata: "pyarrow.parquet.FileMetaData") -> tuple[int
             per_row += STRING_CELL_BYTES
     return uncompressed, max(uncompressed, metadata.num_rows * per_row)
 
+
 def check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source: str, limit: int) -> None:
     uncompressed, decoded = parquet_decoded_bytes(metadata)
     if uncompressed > limit:
@@ -211,6 +223,7 @@ def check_parquet_decoded_size(metadata: "pyarrow.parquet.FileMetaData", source:
     if decoded > limit:
         raise ValidationError(f"{source}: {metadata.num_rows:,} rows x {metadata.num_columns} columns decode to "
                               f"about {decoded / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set {limit_setting(limit)})")
+
 
 def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Excel's "Unicode text" export
@@ -232,6 +245,7 @@ def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
         text = data.decode("latin-1")
         encoding = "Latin-1"
     return text, [f"{source}: not UTF-8; decoded as {encoding}"]
+
 
 def read_csv_bytes(data: bytes, source: str) -> RawTable:
     """A CSV file's bytes (a file, or a request body) -> RawTable, with the checks of read_table."""
@@ -281,8 +295,10 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
             warnings.append(f"{source}: decimal commas read as decimal points in column(s) {', '.join(converted)}")
     return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
 
+
 DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"  # 3,5  -0,25  1.234,5
 WHOLE_NUMBER = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)"  # 10  1.234 (a thousands dot)
+
 
 def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
     """Rewrite, in place, the columns of a ';' file written the European way as plain numbers.
@@ -341,6 +357,7 @@ def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
     next(records, None)
     return [row for row, record in enumerate(records, start=1) if len(record) < width]
 
+
 def describe_parser_error(exc: Exception) -> str:
     message = str(exc).strip().splitlines()[-1]
     message = message.replace("Error tokenizing data. C error: ", "")
@@ -348,6 +365,7 @@ def describe_parser_error(exc: Exception) -> str:
     message = re.sub(r"starting at row (\d+)", lambda m: f"starting on line {int(m.group(1)) + 1}", message)
     # pandas counts lines from 1 including the header; say so plainly
     return message.replace("in line", "on line").rstrip(".") + " (a ragged row or an unclosed quote)"
+
 
 # --------------------------------------------------------------------------- cell coercion
 def _as_text(series: pd.Series) -> pd.Series:
@@ -358,10 +376,12 @@ def _as_text(series: pd.Series) -> pd.Series:
     missing = text.isna() | text.str.lower().isin(MISSING_TOKENS)
     return text.mask(missing)
 
+
 def _is_missing_raw(series: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return series.isna()  # a number's text is never a missing token
     return _as_text(series).isna()
+
 
 def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """-> (float values with NaN, mask of unreadable cells, mask of inf cells)."""
@@ -379,12 +399,14 @@ def _to_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         values = values.where(~infinite, np.nan)
     return values, unreadable, pd.Series(infinite, index=series.index)
 
+
 def _to_boolean(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float), pd.Series(False, index=series.index)
     text = _as_text(series).str.lower()
     values = text.astype(object).map(BOOLEAN_VALUES)
     return values.astype(float), text.notna() & values.isna()
+
 
 def parse_datetimes(series: pd.Series) -> pd.Series:
     """A datetime column's cells read as cleaning reads them (missing where unreadable)."""
@@ -399,8 +421,10 @@ def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     values = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     return values, text.notna() & values.isna()
 
+
 def _first_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0]) + 1
+
 
 # --------------------------------------------------------------------------- schema
 def _infer_kind(series: pd.Series) -> str:
@@ -424,6 +448,7 @@ def _infer_kind(series: pd.Series) -> str:
         return "datetime"
     return "categorical"
 
+
 def _describe_column(name: str, series: pd.Series, kind: str) -> dict:
     missing = _is_missing_raw(series)
     info = {"name": name, "kind": kind, "missing_rate": round(float(missing.mean()), 4)}
@@ -441,6 +466,7 @@ def _describe_column(name: str, series: pd.Series, kind: str) -> dict:
             info.update(min=values.min().isoformat(), max=values.max().isoformat())
     return info
 
+
 def guess_task(series: pd.Series) -> str:
     kind = _infer_kind(series)
     if kind != "numeric":
@@ -449,6 +475,7 @@ def guess_task(series: pd.Series) -> str:
     values = values.dropna()
     integral = bool(np.all(np.isclose(values, np.round(values))))
     return "classification" if integral and values.nunique() <= 20 else "regression"
+
 
 def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column: str | None = None) -> dict:
     """The project's schema, inferred from its first file. The ID column is never a feature."""
@@ -476,7 +503,9 @@ def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column:
     }
     return schema
 
+
 ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid|ref|reference|number|no)$", re.IGNORECASE)
+
 
 def id_column_candidates(frame: pd.DataFrame, target: str | None = None) -> list[str]:
     """Columns that look like an ID: a value in every row, no value twice, and an ID-like name
@@ -493,6 +522,7 @@ def id_column_candidates(frame: pd.DataFrame, target: str | None = None) -> list
             found.append(str(name))
     return sorted(found, key=lambda n: not ID_NAME.search(n))
 
+
 def _infer_target_kind(series: pd.Series, task: str) -> str:
     if task == "regression":
         return "float"
@@ -503,8 +533,10 @@ def _infer_target_kind(series: pd.Series, task: str) -> str:
             return "integer"
     return "string"
 
+
 def column_kinds(schema: dict) -> dict[str, str]:
     return {c["name"]: c["kind"] for c in schema["columns"]}
+
 
 # --------------------------------------------------------------------------- cleaning
 @dataclass
@@ -517,6 +549,7 @@ class CleanBatch:
     warnings: list[str]
     report: dict
     row_hashes: np.ndarray | None = None  # each row's hash, as content_hash computes them (None: not yet)
+
 
 def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False,
           id_column: str | None = None) -> CleanBatch:
@@ -540,6 +573,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
     labelled_rows = int(result[schema["target"]].notna().sum())
     warnings, report = cleaner.finish(raw.warnings, len(result), labelled_rows)
     return CleanBatch(result, raw.source, labelled_rows > 0, len(result), labelled_rows, warnings, report, row_hashes)
+
 
 class Cleaner(CleaningReport):
     """clean() for a file read whole or in chunks: each chunk is cleaned as it comes (rows numbered
@@ -587,6 +621,7 @@ class Cleaner(CleaningReport):
                 self.unseen_classes.add(unseen, values.astype(object), row_offset)
         return values
 
+
 def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: ColumnTally,
                   row_offset: int = 0, strict: bool = False) -> pd.Series:
     if kind == "numeric":
@@ -607,6 +642,7 @@ def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: C
     tally.unreadable.add(unreadable.to_numpy(), series, row_offset)
     return values
 
+
 def _categories(series: pd.Series) -> pd.Series:
     """A categorical column: stripped text, None where missing, as objects.
 
@@ -618,14 +654,17 @@ def _categories(series: pd.Series) -> pd.Series:
                              np.array([None], dtype=object)])
     return pd.Series(lookup[codes], index=series.index, dtype=object, copy=False)  # code -1 takes the last: None
 
+
 def unreadable_cells_message(source: str, name: str, what: str, series: pd.Series, unreadable: pd.Series) -> str:
     return (f"{source}: column {name!r}: {int(unreadable.sum())} cell(s) not readable as {what} "
             f"(first: row {_first_row(unreadable)}, {series[unreadable].iloc[0]!r})")
+
 
 def id_text(series: pd.Series) -> pd.Series:
     """IDs as text, stripped; a missing ID is None (Keel assigns one when it scores the row)."""
     text = _as_text(series).astype(object)
     return text.where(text.notna(), None)
+
 
 def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
     """A label the project has never seen is worth a word: a retrained model will learn a new class."""
@@ -639,17 +678,21 @@ def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
     return [f"{source}: target {schema['target']!r}: {len(unseen)} row(s) have a class unseen in training "
             f"(first: row {int(unseen.index[0]) + 1}, {unseen.iloc[0]!r}); a retrained model will learn it"]
 
+
 def clean_labels(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
     """Target values read as the project reads them (missing where unreadable), with the problems found."""
     values, problems = _clean_target(series, schema, source)
     return values, problems + _unseen_classes(values, schema, source)
 
+
 def target_dtype(schema: dict) -> str:
     """The pandas dtype of the target column (nullable)."""
     return _target_dtype(schema)
 
+
 def _target_dtype(schema: dict) -> str:
     return {"integer": "Int64", "float": "Float64", "string": "object"}[schema["target_kind"]]
+
 
 def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
     values, bad = _read_target(series, schema)
@@ -660,6 +703,7 @@ def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Seri
             f"(first: row {_first_row(bad)}, {cell_repr(series[bad].iloc[0])}); those rows are unlabelled"
         )
     return values, problems
+
 
 def _read_target(series: pd.Series, schema: dict) -> tuple[pd.Series, pd.Series]:
     """-> (the target values, nullable, as the project reads them; mask of cells not readable)."""
@@ -675,6 +719,7 @@ def _read_target(series: pd.Series, schema: dict) -> tuple[pd.Series, pd.Series]
         return numbers.round().astype("Int64"), bad
     return numbers.astype("Float64"), bad
 
+
 # --------------------------------------------------------------------------- hashing and storage
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     """One 64-bit hash per row of the columns in name order (the row's position plays no part):
@@ -686,6 +731,7 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
         return pd.util.hash_pandas_object(frame, index=False).to_numpy()
     per_column = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy() for c in columns)
     return combine_hash_arrays(per_column, len(columns))
+
 
 def drop_duplicate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """frame without exact duplicate rows (the first kept), and the kept rows' hashes.
@@ -701,6 +747,7 @@ def drop_duplicate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     keep = ~duplicate
     return frame[keep].reset_index(drop=True), hashes[keep]
 
+
 def content_hash(frame: pd.DataFrame, row_hashes: np.ndarray | None = None) -> str:
     """sha256 of the normalised table: column order and row order do not matter.
 
@@ -711,10 +758,12 @@ def content_hash(frame: pd.DataFrame, row_hashes: np.ndarray | None = None) -> s
     digest.update(np.sort(hashes).tobytes())
     return digest.hexdigest()
 
+
 def numeric_columns(schema: dict) -> list[str]:
     """The columns a file may deliver as numbers (read_table's numeric_columns)."""
     columns = [c["name"] for c in schema["columns"] if c["kind"] == "numeric"]
     return columns + ([schema["target"]] if schema.get("target_kind") in ("integer", "float") else [])
+
 
 def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Types that round-trip through Parquet unchanged."""
@@ -729,11 +778,13 @@ def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
             out[name] = out[name].astype("string")
     return out
 
+
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     from app.core.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         write_parquet(frame, tmp)
+
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """frame as Parquet at path (written in place: write_frame is the atomic write)."""
@@ -742,11 +793,13 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     encoded = [str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])]
     frame.to_parquet(path, index=False, use_dictionary=encoded)
 
+
 def dictionary_columns(table: "pyarrow.Table") -> list[str]:
     """The columns of an arrow table that write_parquet would dictionary-encode: all but the floats."""
     import pyarrow.types as arrow_types
 
     return [f.name for f in table.schema if not arrow_types.is_floating(f.type)]
+
 
 def read_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
     """A stored version; rows: its first rows only (read from the first batch, not the whole file)."""
@@ -757,7 +810,9 @@ def read_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
     first = next(pq.ParquetFile(path).iter_batches(batch_size=max(1, rows)), None)
     return first.to_pandas() if first is not None else pd.read_parquet(path)
 
+
 SAMPLE_BATCH_ROWS = 1 << 18
+
 
 def read_labelled_rows(path: Path, target: str, share: float = 1.0, seed: int = 0) -> pd.DataFrame:
     """The labelled rows of a stored version: all of them, or where share < 1 a seeded random share of
@@ -775,6 +830,7 @@ def read_labelled_rows(path: Path, target: str, share: float = 1.0, seed: int = 
         kept.append(frame[keep])
     return pd.concat(kept, ignore_index=True)
 
+
 def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Features as the model sees them: floats for numeric/boolean/datetime, objects with NaN for categories."""
     columns = {}
@@ -789,6 +845,7 @@ def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
         else:
             columns[name] = pd.to_numeric(series, errors="coerce").astype(float)
     return pd.DataFrame(columns, index=frame.index)
+
 
 def target_array(frame: pd.DataFrame, schema: dict) -> np.ndarray:
     values = frame[schema["target"]]
