@@ -51,6 +51,7 @@ CASES = {
     "a byte-order mark and CRLF": "\ufeff" + _rows().replace("\n", "\r\n"),
     "tabs": _rows().replace(",", "\t"),
     "pipes": _rows().replace(",", "|"),
+    "blank lines before a bad cell": _rows("", "inf,2,x,1", "", "1,2,x,7"),
     "an empty category column": "\n".join([HEADER, *[f"{i},1,,{i % 2}" for i in range(20)]]) + "\n",
     "every category missing but one": "\n".join([HEADER, *[f"{i},1,NA,{i % 2}" for i in range(20)], "1,1,x,1"]) + "\n",
 }
