@@ -19,10 +19,10 @@ HEADER = "a,b,cat,y"
 BASE_ROWS = [f"{i * 0.5},{i % 7},{'xyz'[i % 3]},{i % 2}" for i in range(60)]
 
 
-def _schema(tmp_path_factory, text: str, target: str, task: str, **extra) -> dict:
+def _schema(tmp_path_factory, text: str, target: str, task: str, id_column: str | None = None, **extra) -> dict:
     path = tmp_path_factory.mktemp("schema") / "first.csv"
     path.write_text(text)
-    schema = datasets.infer_schema(datasets.read_table(path), target, task)
+    schema = datasets.infer_schema(datasets.read_table(path), target, task, id_column=id_column)
     schema.update(extra)
     return schema
 
