@@ -79,6 +79,9 @@ BOOTSTRAP_RESAMPLES = 500
 MAX_RESTORE_CANDIDATES = 5
 RESTORE_RULE = "earlier_version_better"
 RECENT_WINDOW_ROWS = 2000
+# a window other than the newest RECENT_WINDOW_ROWS is chosen when it scores better with this one-sided p
+# (about one standard error of the paired difference)
+WINDOW_SWITCH_P = 0.16
 # A champion fitted after the latest change is challenged once the gate would hold this many rows:
 # the gain over a recent model is small, and on fewer rows the paired test cannot see it
 FOLLOW_UP_GATE_ROWS = 250
@@ -97,6 +100,9 @@ BUDGET_FLOOR = 3
 # and a follow-up challenger waits only for this many gate rows: under a drift that goes on, a model a
 # batch or two fresher is a point or two better, which no paired test confirms on a few hundred rows.
 DRIFT_FOLLOW_UP_GATE_ROWS = 150
+# ... and for this many labelled batches the champion never saw: a challenger one batch fresher than its
+# champion is hardly better on a slow drift, and two such ties in a row would end the drift
+DRIFT_FOLLOW_UP_BATCHES = 2
 DRIFT_END_REJECTIONS = 2
 # a drift is confirmed by the change detector or by the metric_drop alert (the champion's metric fell from its
 # training value); not by a threshold the user set, nor by a covariate shift (the concept may be unchanged)
@@ -462,13 +468,20 @@ def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSet
     user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
     by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(deps, project)
-    gate_rows = DRIFT_FOLLOW_UP_GATE_ROWS if state.budget.get("drift") else FOLLOW_UP_GATE_ROWS
+    drift = bool(state.budget.get("drift"))
+    gate_rows = DRIFT_FOLLOW_UP_GATE_ROWS if drift else FOLLOW_UP_GATE_ROWS
     needed = round(gate_rows / GATE_SHARE)
     follow_up = state.change_point is not None and champion_seen_until(deps, project) >= state.change_point
-    if follow_up and unseen < needed and not user_rows:
-        return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
-                "message": f"champion v{production} was trained after the latest change; a challenger waits until "
-                           f"{needed} rows it never saw give the gate {gate_rows} (now {unseen})"}
+    if follow_up and not user_rows:
+        batches = store.labelled_versions_from(deps.registry, project.id,
+                                               gate_start(deps, project, state.change_point))
+        if unseen < needed or (drift and batches < DRIFT_FOLLOW_UP_BATCHES):
+            return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
+                    "unseen_batches": batches, **({"needed_batches": DRIFT_FOLLOW_UP_BATCHES} if drift else {}),
+                    "message": f"champion v{production} was trained after the latest change; a challenger waits "
+                               f"until {needed} rows it never saw give the gate {gate_rows}"
+                               + (f", in {DRIFT_FOLLOW_UP_BATCHES} batches" if drift else "")
+                               + f" (now {unseen} rows in {batches} batch(es))"}
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
              and drop_from(project.metric, then, latest) > settings.max_drop)
@@ -687,8 +700,12 @@ def forced_window(rows: pd.DataFrame, setting) -> Window:
 
 def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
                   selection_rows: int) -> tuple[Window, dict]:
-    """Adaptive: fit each candidate on the rows before the newest `selection_rows`, score it on them,
-    keep the best (ties: the first, the larger window) and return it cut from all the rows before the gate."""
+    """Adaptive: fit each candidate on the rows before the newest `selection_rows` and score it on them.
+    The newest RECENT_WINDOW_ROWS rows are kept unless another window scores better by about a standard
+    error or more (a one-sided paired test at WINDOW_SWITCH_P; the best of those, ties: the first, the
+    larger window); the window is returned cut from all the rows before the gate. On a selection slice of
+    a hundred or two rows the scores of similar windows differ by noise: picking the best point estimate
+    picked a 500-row or a 4,500-row window on a rotating hyperplane about as often as the right one."""
     if settings.window != "adaptive":
         return forced_window(before_gate, settings.window), {"mode": "forced"}
     earlier, selection = before_gate.iloc[:-selection_rows], before_gate.iloc[-selection_rows:]
@@ -703,18 +720,29 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
         return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
     schema, task, metric = project.schema, project.task, project.metric
     X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
-    scores = {}
+    scores, fitted = {}, {}
     for window in candidates:
         if len(window.rows) < MIN_GATE_ROWS:
             continue
         model = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
-        scores[window.name] = metric_value(task, metric, y_selection,
-                                           _model_outputs(model, X_selection, task, metric), model)
+        fitted[window.name] = (model, _model_outputs(model, X_selection, task, metric))
+        scores[window.name] = metric_value(task, metric, y_selection, fitted[window.name][1], model)
     if not scores:
         return final("all"), {"mode": "adaptive", "scores": {}, "selection_rows": 0}
     sign = 1 if higher_is_better(metric) else -1
-    best = max(scores, key=lambda name: sign * scores[name])
-    return final(best), {"mode": "adaptive", "scores": scores, "selection_rows": len(selection)}
+    default = next((w.name for w in candidates if w.name in scores and len(w.rows) == RECENT_WINDOW_ROWS), None)
+    p_values = {}
+    if default is not None:
+        for name in scores:
+            if name != default and sign * scores[name] > sign * scores[default]:
+                (model, outputs), (default_model, default_outputs) = fitted[name], fitted[default]
+                p_values[name] = float(paired_test(task, metric, y_selection, [default_outputs, outputs],
+                                                   (default_model, model))["p_value"])
+    eligible = [name for name in scores if default is None or name == default
+                or p_values.get(name, 1.0) < WINDOW_SWITCH_P]
+    best = max(eligible, key=lambda name: sign * scores[name])
+    return final(best), {"mode": "adaptive", "scores": scores, "selection_rows": len(selection),
+                         "default": default, "p_values": p_values}
 
 
 # --------------------------------------------------------------------------- retrain and gate

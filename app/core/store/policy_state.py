@@ -106,6 +106,13 @@ def labelled_rows_from(registry: "Registry", project_id: int, first_version: int
                                     "WHERE project_id = ? AND version >= ?", project_id, first_version))
 
 
+def labelled_versions_from(registry: "Registry", project_id: int, first_version: int) -> int:
+    """How many dataset versions from `first_version` on hold labelled rows."""
+    return int(_one_value(registry, "SELECT COUNT(*) FROM dataset_versions "
+                                    "WHERE project_id = ? AND version >= ? AND labelled_rows > 0",
+                          project_id, first_version))
+
+
 def labelled_rows_since_last_training(registry: "Registry", project_id: int) -> int:
     last = registry.query_one("SELECT started_at FROM runs WHERE project_id = ? AND kind = 'train' "
                               "ORDER BY id DESC LIMIT 1", (project_id,))
