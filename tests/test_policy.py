@@ -76,6 +76,7 @@ def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
     assert result["production_version"] == 1 and versions(keel) == [1, 2]
     assert keel.status("loan")["versions"][1]["aliases"] == []
     assert not result["details"]["accepted"]
+    assert result["details"]["rule"] == "better"  # a threshold the user set does not start a drift
     with pytest.raises(KeelError, match="no challenger"):
         keel.approve("loan")
     # back-off: the same champion is challenged again only once its unseen rows have doubled
@@ -89,6 +90,30 @@ def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
     assert budget["decision"] == "held" and budget["details"]["hold"] == "budget" and versions(keel) == [1, 2]
     drop(keel, "loan", batch(17, rows=100), "more.csv")
     assert keel.monitor("loan")["decision"] == "retrained_rejected" and versions(keel) == [1, 2, 3]
+    keel.close()
+
+
+def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace):
+    from app.core.store.policy_state import read_policy_state
+
+    keel = make_project(workspace, settings={"policy": "auto"})
+    project_id = keel.project("loan").id
+    drop(keel, "loan", batch(40, rows=600, concept=1.0), "drift.csv")
+    first = keel.monitor("loan")
+    assert "metric_drop" in {a["rule"] for a in first["alerts_opened"]}
+    assert first["decision"] == "retrained_deployed" and first["details"]["rule"] == "no worse"
+    assert "not significantly worse" in first["message"]
+    assert read_policy_state(keel.services.registry, project_id).budget["drift"]["rejected"] == 0
+    drop(keel, "loan", batch(41, rows=600, concept=1.0), "more.csv")
+    follow_up = keel.monitor("loan")  # enough rows for the gate, but a follow-up waits for 2 unseen batches
+    assert follow_up["decision"] == "held" and follow_up["details"]["hold"] == "new rows"
+    assert follow_up["details"]["unseen_batches"] == 1 and follow_up["details"]["needed_batches"] == 2
+    deps = keel.services.policy
+    policy.record_momentum(deps, keel.project("loan"), promoted=False, passed_drift_gate=False)
+    assert read_policy_state(keel.services.registry, project_id).budget["drift"]["rejected"] == 1
+    policy.record_momentum(deps, keel.project("loan"), promoted=False, passed_drift_gate=False)
+    assert "drift" not in read_policy_state(keel.services.registry, project_id).budget
+    assert policy.gate_rule(deps, keel.project("loan")) == "better"
     keel.close()
 
 
