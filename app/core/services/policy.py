@@ -51,6 +51,7 @@ a paired bootstrap for other metrics. A challenger that fails is kept, not deplo
 """
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,8 +62,9 @@ from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
-from app.core.ml.childproc import capped_native_threads
+from app.core.ml.childproc import ChildQueue, capped_native_threads, report_failure, run_in_child
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
+from app.core.ml.training import Progress
 from app.core.services.dependencies import PolicyDependencies
 from app.core.services.monitoring import CHANGE_RULES
 from app.core.services.project_data import LoadedModel
@@ -583,15 +585,19 @@ def gate_size(unseen_rows: int) -> int:
     return int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
 
 
-def training_window(deps: PolicyDependencies, project: Project, settings: ProjectSettings) -> tuple[TrainingData, dict]:
+def training_window(deps: PolicyDependencies, project: Project, settings: ProjectSettings,
+                    cancel_event: threading.Event | None = None,
+                    progress: Progress | None = None) -> tuple[TrainingData, dict]:
     """`train` under --window adaptive with a production model: the window the policy would choose
     now (the same candidates, scored the same way on the newest rows: as many as its gate would
-    hold), cut from every labelled row. -> (the rows, the run parameters that name the window)."""
+    hold), cut from every labelled row. -> (the rows, the run parameters that name the window).
+    cancel_event: fit the candidates in a child process that setting the event stops at once."""
     rows, sampling = deps.data.labelled_rows(project.name)
     change_point = adaptive_start(deps, project)
     unseen = unseen_rows(deps, project)
     basis = unseen if unseen >= MIN_GATE_ROWS else int((rows["__version__"] >= (change_point or 0)).sum())
-    window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2))
+    window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2),
+                                   cancel_event=cancel_event, progress=progress)
     frame = window.rows.drop(columns="__version__").reset_index(drop=True)
     used = sorted(int(v) for v in window.rows["__version__"].unique())
     return TrainingData(frame, used, sampled(sampling, len(frame))), {"training_window": window.name, "training_window_rows": len(frame),
@@ -631,9 +637,12 @@ def forced_window(rows: pd.DataFrame, setting) -> Window:
 
 
 def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
-                  selection_rows: int) -> tuple[Window, dict]:
+                  selection_rows: int, cancel_event: threading.Event | None = None,
+                  progress: Progress | None = None) -> tuple[Window, dict]:
     """Adaptive: fit each candidate on the rows before the newest `selection_rows`, score it on them,
-    keep the best (ties: the first, the larger window) and return it cut from all the rows before the gate."""
+    keep the best (ties: the first, the larger window) and return it cut from all the rows before the gate.
+    cancel_event: the candidates are fitted in a child process that setting the event stops at once
+    (a user's train: the fits may take minutes and must not hold this process's interpreter)."""
     if settings.window != "adaptive":
         return forced_window(before_gate, settings.window), {"mode": "forced"}
     earlier, selection = before_gate.iloc[:-selection_rows], before_gate.iloc[-selection_rows:]
@@ -642,20 +651,43 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
     if len(selection) < MIN_GATE_ROWS or len(candidates) == 1:
         chosen = final.get("since change", final["all"])
         return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+    scored = [w for w in candidates if len(w.rows) >= MIN_GATE_ROWS and w.name in final]
+    if cancel_event is None or not scored:
+        scores = score_windows(scored, selection, project, settings, progress)
+    else:
+        scores = run_in_child(_child_score_windows, (scored, selection, project, settings), cancel_event=cancel_event,
+                              progress=progress, name="window choice",
+                              cancelled_message="training cancelled; nothing was saved")
+    if not scores:
+        return final["all"], {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+    sign = 1 if higher_is_better(project.metric) else -1
+    best = max(scores, key=lambda name: sign * scores[name])
+    return final[best], {"mode": "adaptive", "scores": scores, "selection_rows": len(selection)}
+
+
+def score_windows(windows: list[Window], selection: pd.DataFrame, project: Project, settings: ProjectSettings,
+                  progress: Progress | None = None) -> dict[str, float]:
+    """Each window's model, fitted on the window's rows, scored on the selection rows."""
+    report = progress or (lambda fraction, message: None)
     schema, task, metric = project.schema, project.task, project.metric
     X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
     scores = {}
-    for window in candidates:
-        if len(window.rows) < MIN_GATE_ROWS or window.name not in final:
-            continue
+    for done, window in enumerate(windows):
+        report(done / len(windows), f"choosing the training window: fitting {window.description}")
         model = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
         scores[window.name] = metric_value(task, metric, y_selection,
                                            _model_outputs(model, X_selection, task, metric), model)
-    if not scores:
-        return final["all"], {"mode": "adaptive", "scores": {}, "selection_rows": 0}
-    sign = 1 if higher_is_better(metric) else -1
-    best = max(scores, key=lambda name: sign * scores[name])
-    return final[best], {"mode": "adaptive", "scores": scores, "selection_rows": len(selection)}
+    return scores
+
+
+def _child_score_windows(queue: ChildQueue, windows: list[Window], selection: pd.DataFrame, project: Project,
+                         settings: ProjectSettings) -> None:
+    """score_windows in a spawned child (run_in_child): only the scores come back."""
+    try:
+        queue.put(("done", score_windows(windows, selection, project, settings,
+                                         progress=lambda f, m: queue.put(("progress", f, m)))))
+    except BaseException as exc:  # every failure goes back to the parent as a message
+        report_failure(queue, exc)
 
 
 # --------------------------------------------------------------------------- retrain and gate
