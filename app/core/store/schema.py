@@ -278,8 +278,20 @@ UPDATE policy_state SET backoff_champion_value = (
 """
 
 
+# What a monitoring cycle reads that grows with history, read through indexes: the batches still
+# waiting for late labels (unlabelled when monitored, with an ID column) and each monitoring
+# result's late measurements, newest last.
+SCHEMA_V9_LABEL_COVERAGE = """
+CREATE INDEX IF NOT EXISTS monitor_results_awaiting_labels ON monitor_results (project_id, at)
+    WHERE labelled_rows = 0 AND json_extract(details_json, '$.has_ids') = 1;
+CREATE INDEX IF NOT EXISTS late_measurements_result ON late_measurements (monitor_result_id, id);
+CREATE INDEX IF NOT EXISTS traffic_windows_ended ON traffic_windows (project_id, ended_at);
+"""
+
+
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
 MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4),
                                    (5, SCHEMA_V5_INDEXES), (6, SCHEMA_V6_TRAFFIC),
-                                   (7, POLICY_STATE_SCHEMA), (8, POLICY_BACKOFF_VALUE_SCHEMA)]
+                                   (7, POLICY_STATE_SCHEMA), (8, POLICY_BACKOFF_VALUE_SCHEMA),
+                                   (9, SCHEMA_V9_LABEL_COVERAGE)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
