@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+PLAIN_SQL_VALUES = (str, int, float, bytes, type(None))
 
 SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -295,6 +296,10 @@ MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+def _quoted_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     # Autocommit (isolation_level=None): a lone write commits at once. Python's default would
     # open an implicit transaction that holds the write lock until someone commits, blocking
@@ -513,7 +518,16 @@ class Registry:
         return {name: self.conn.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0] for name in sorted(names)}
 
     def _insert_row(self, table: str, fields: dict) -> int:
-        """Inserts one row; its id."""
+        """Inserts one row; its id. A row of plain values (text, numbers, bytes, None: every row Keel
+        writes today) is inserted here, without sqlite-utils, whose import imports pandas (0.3 s) that
+        a command like ingest does not otherwise need; any other value goes through sqlite-utils'
+        conversions."""
+        if all(isinstance(value, PLAIN_SQL_VALUES) for value in fields.values()):
+            names = ", ".join(_quoted_name(name) for name in fields)
+            cursor = self.conn.execute(f"INSERT INTO {_quoted_name(table)} ({names}) VALUES "
+                                       f"({', '.join('?' * len(fields))})", tuple(fields.values()))
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
         row_id = self.db.table(table).insert(fields).last_pk
         assert row_id is not None  # every table has an integer primary key
         return int(row_id)
