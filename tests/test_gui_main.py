@@ -324,6 +324,8 @@ def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
 
 
 def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
+    # enabled once the window has read the production model (a read job): a trigger before does nothing
+    qtbot.waitUntil(lambda: window.named_actions["serve"].isEnabled(), timeout=20000)
     wait_job(qtbot, window, lambda: (window.named_actions["serve"].trigger(), window.controller.runner.active_jobs()[-1])[1])
     server = window.controller.server
     assert server is not None and server.url.startswith("http://127.0.0.1:")
