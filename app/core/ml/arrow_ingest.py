@@ -219,7 +219,8 @@ def _text_column(name: str, cells: pa.ChunkedArray, tally: ColumnTally | None = 
     arrow-backed strings trim what str.strip() does: tests/test_arrow_ingest.py checks every
     character), a missing token in any case is missing. tally counts a feature's missing cells;
     unseen, the values not in known (where known is given)."""
-    distinct, codes = _dictionary(cells)
+    as_read, codes = _dictionary_array(cells)
+    distinct = as_read.to_pylist()
     stripped = [value.strip() for value in distinct]
     cleaned: list[str | None] = [None if value.lower() in MISSING_TOKENS else value for value in stripped]
     missing_value = np.array([value is None for value in cleaned], dtype=bool)
@@ -231,13 +232,27 @@ def _text_column(name: str, cells: pa.ChunkedArray, tally: ColumnTally | None = 
         if unseen_rows.any():
             first = int(np.flatnonzero(unseen_rows)[0])
             unseen.add_found(int(unseen_rows.sum()), first, repr(cleaned[codes[first]]))
-    return _Column(name, lambda keep: _text_array(cleaned, _kept(codes, keep)), missing, "object", "object", "string",
+    unchanged = all(value is read for value, read in zip(cleaned, distinct, strict=True))  # strip() gives itself
+    stored = _large_strings(as_read) if unchanged else _distinct_array(cleaned)
+    return _Column(name, lambda keep: _taken(stored, _kept(codes, keep)), missing, "object", "object", "string",
                    row_hashing.text_hashes(cleaned, codes), lambda rows: [cleaned[code] for code in codes[rows].tolist()])
 
 
-def _text_array(values: list[str | None], codes: np.ndarray) -> pa.Array:
-    """A large_string array of values[code] for each code (None: missing): the distinct values built
-    from their buffers, then taken row by row (arrow's take: 10 ms a million rows)."""
+def _large_strings(values: pa.Array) -> pa.Array:
+    import pyarrow as pa
+
+    return values.cast(pa.large_string())
+
+
+def _taken(values: pa.Array, codes: np.ndarray) -> pa.Array:
+    """values[code] for each code (arrow's take: 10 ms a million rows)."""
+    import pyarrow as pa
+
+    return values.take(pa.Array.from_buffers(pa.int64(), len(codes), [None, pa.py_buffer(np.ascontiguousarray(codes))]))
+
+
+def _distinct_array(values: list[str | None]) -> pa.Array:
+    """A large_string array of values (None: missing), built from its buffers."""
     import pyarrow as pa
 
     encoded = [b"" if value is None else value.encode("utf-8") for value in values]
@@ -248,7 +263,7 @@ def _text_array(values: list[str | None], codes: np.ndarray) -> pa.Array:
     distinct = pa.Array.from_buffers(pa.large_string(), len(values),
                                      [_bitmap(~missing) if nulls else None, pa.py_buffer(offsets),
                                       pa.py_buffer(b"".join(encoded))], null_count=nulls)
-    return distinct.take(pa.Array.from_buffers(pa.int64(), len(codes), [None, pa.py_buffer(np.ascontiguousarray(codes))]))
+    return distinct
 
 
 def _kept(values: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -257,10 +272,15 @@ def _kept(values: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
 
 def _dictionary(cells: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     """A dictionary-encoded column as (its distinct values, each row's index into them)."""
+    distinct, codes = _dictionary_array(cells)
+    return distinct.to_pylist(), codes
+
+
+def _dictionary_array(cells: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """A dictionary-encoded column as (its distinct values as read, each row's index into them)."""
     cells = cells.unify_dictionaries()
-    distinct = cells.chunk(0).dictionary.to_pylist()
     codes = np.concatenate([_fixed_width(chunk.indices, np.int32) for chunk in cells.chunks])
-    return distinct, codes.astype(np.int64)
+    return cells.chunk(0).dictionary, codes.astype(np.int64)
 
 
 def _target(table: pa.Table, schema: dict, found: CleaningReport, rows: int) -> _Column:
