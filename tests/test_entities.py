@@ -10,12 +10,14 @@ from cli_helpers import cli, create_project
 
 from app.core.domain.entities import (
     Alert,
+    Column,
     DatasetVersion,
     Deployment,
     Event,
     ModelVersion,
     MonitorResult,
     Project,
+    Schema,
 )
 from app.core.services.lifecycle import Keel
 from app.core.store.registry import Registry
@@ -160,7 +162,42 @@ def test_projects_come_back_typed_with_the_keys_their_dicts_had(earlier_registry
     assert isinstance(project, Project) and earlier_registry.projects() == [project]
     assert project.to_dict() == before and list(project.to_dict()) == list(before)
     assert (project.task, project.target, project.metric) == ("classification", "default", "accuracy")
-    assert project.settings["threshold"] == 0.9 and "features" in project.schema
+    assert project.settings["threshold"] == 0.9
     assert earlier_registry.find_project("nope") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         project.metric = "f1"
+
+
+def test_the_schema_comes_back_typed_and_is_stored_as_before(earlier_registry):
+    [stored] = rows(earlier_registry, "SELECT schema_json FROM projects")
+    schema = earlier_registry.project("loans").schema
+    assert isinstance(schema, Schema) and all(isinstance(column, Column) for column in schema.columns)
+    assert json.dumps(schema.to_dict()) == stored["schema_json"]  # byte for byte: keys, their order, the values
+    assert Schema.from_dict(json.loads(stored["schema_json"])) == schema
+    assert (schema.target, schema.task, schema.target_kind, schema.classes) == ("default", "classification",
+                                                                               "integer", (0, 1))
+    assert schema.features == ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
+    assert schema.column_kinds()["region"] == "categorical"
+    region = schema.columns[4]
+    assert (region.n_unique, region.categories, region.minimum) == (4, ("west", "south", "north", "east"), None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        schema.target = "income"
+
+
+def test_a_new_project_stores_its_schema_as_project_create_shows_it(capsys, workspace, tmp_path):
+    created = create_project(capsys, workspace, tmp_path)
+    registry = Registry(workspace / "registry.db")
+    try:
+        [stored] = rows(registry, "SELECT schema_json FROM projects")
+    finally:
+        registry.close()
+    assert json.loads(stored["schema_json"]) == created["schema"]
+    assert list(created["schema"]) == ["target", "task", "target_kind", "features", "columns", "classes"]
+    assert created["schema"]["features"] == [column["name"] for column in created["schema"]["columns"]]
+
+
+def test_a_schema_whose_features_disagree_with_its_columns_is_refused():
+    stored = {"target": "y", "task": "regression", "target_kind": "float", "features": ["a", "b"],
+              "columns": [{"name": "b", "kind": "numeric"}, {"name": "a", "kind": "numeric"}]}
+    with pytest.raises(ValueError, match="do not match its columns"):
+        Schema.from_dict(stored)

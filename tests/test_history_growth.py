@@ -89,10 +89,12 @@ def _steps_to_read_metrics(registry, run_id: int) -> int:
 def test_a_runs_latest_metrics_cost_the_same_with_a_long_history(tmp_path):
     """`status` reads every version's final metrics: a run with 20,000 logged points of a loss
     curve must not cost more to summarise than one with 20 (it read every point before)."""
+    from app.core.domain.entities import Column, Schema
     from app.core.store.registry import Registry
 
     registry = Registry(tmp_path / "registry.db")
-    project = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
+    one_feature = Schema("y", "classification", "integer", (Column("x", "numeric"),))
+    project = registry.insert_project("p", "classification", "y", "accuracy", one_feature, {})
     short, long = registry.insert_run(project, "train"), registry.insert_run(project, "train")
     for run, points in ((short, 20), (long, 20_000)):
         registry.log_metrics(run, [("loss", 1.0 / (step + 1), step) for step in range(points)])

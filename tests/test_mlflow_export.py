@@ -113,14 +113,14 @@ def test_signature_and_input_example_come_from_the_schema(exported):
     schema = loaded.project.schema
     signature = read_yaml(directory / "MLmodel")["signature"]
     inputs, outputs = json.loads(signature["inputs"]), json.loads(signature["outputs"])
-    assert [c["name"] for c in inputs] == schema["features"]
+    assert [c["name"] for c in inputs] == schema.features
     assert all(c["type"] in MLFLOW_DATA_TYPES and c["required"] is True for c in inputs + outputs)
     kinds = datasets.column_kinds(schema)
     assert {c["name"]: c["type"] for c in inputs} == {
-        name: "string" if kinds[name] == "categorical" else "double" for name in schema["features"]}
+        name: "string" if kinds[name] == "categorical" else "double" for name in schema.features}
     assert outputs == [{"type": "long", "required": True}]  # the demo target is 0/1
     example = json.loads((directory / "input_example.json").read_text())
-    assert example["columns"] == schema["features"] and 1 <= len(example["data"]) <= 5
+    assert example["columns"] == schema.features and 1 <= len(example["data"]) <= 5
     serving = json.loads((directory / "serving_input_example.json").read_text())
     assert serving == {"dataframe_split": example}
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from loop_helpers import batch, cli, drop, make_project
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Column, Project, Schema
 from app.core.domain.errors import KeelError
 from app.core.services import policy
 
@@ -161,8 +161,7 @@ class FixedModel:
 def _gate_project(metric):
     return Project(id=1, name="gate", task="classification", target="y", metric=metric, settings={},
                    created_at="2026-01-01T00:00:00.000+00:00",
-                   schema={"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
-                           "columns": [{"name": "x", "kind": "numeric"}]})
+                   schema=Schema("y", "classification", "integer", (Column("x", "numeric"),)))
 
 
 def test_gate_uses_mcnemar_for_accuracy():

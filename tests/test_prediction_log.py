@@ -67,7 +67,7 @@ def test_the_id_column_is_never_a_feature_and_logging_defaults_to_full(ws):
     keel = Keel.open(ws)
     try:
         project = keel.project("scored")
-        assert "customer_id" not in project.schema["features"]
+        assert "customer_id" not in project.schema.features
         assert project.settings["id_column"] == "customer_id"
         assert keel.settings("scored").effective_prediction_log() == 1.0
         stored = keel.dataset_frame("scored", 1)
@@ -209,7 +209,7 @@ def test_the_writer_commits_in_the_background_without_being_stopped(ws):
         project = keel.project("scored")
         loaded = keel.load_production("scored")
         before = keel.services.registry.prediction_log_summary(project.id)["last_id"]
-        X = pd.DataFrame({name: [0.0] for name in project.schema["features"]})
+        X = pd.DataFrame({name: [0.0] for name in project.schema.features})
         X["region"], X["has_mortgage"] = "north", 1.0
         policy = prediction_log.LogPolicy.of(keel.settings("scored"))
         writer.add(project.id, loaded.model_version.id, loaded.model, True, ["background-1"], X, [0], None,

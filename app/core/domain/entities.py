@@ -20,6 +20,83 @@ class TrainingData:
     sampling: dict | None = None  # how the rows were sampled to fit the training memory budget (None: all rows)
 
 
+COLUMN_KINDS = ("numeric", "categorical", "boolean", "datetime")
+TARGET_KINDS = ("integer", "float", "string")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One feature column of a schema: its kind and what its first file looked like."""
+
+    name: str
+    kind: str  # numeric | categorical | boolean | datetime
+    missing_rate: float | None = None  # share of missing cells in the first file
+    minimum: float | str | None = None  # numeric: a number; datetime: ISO 8601
+    maximum: float | str | None = None
+    mean: float | None = None  # numeric only
+    std: float | None = None
+    n_unique: int | None = None  # categorical only
+    categories: tuple[str, ...] | None = None  # categorical: the most frequent values
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Column:
+        categories = data.get("categories")
+        return cls(name=data["name"], kind=data["kind"], missing_rate=data.get("missing_rate"),
+                   minimum=data.get("min"), maximum=data.get("max"), mean=data.get("mean"), std=data.get("std"),
+                   n_unique=data.get("n_unique"), categories=None if categories is None else tuple(categories))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The column as stored: only the keys it has, in the order Keel has always written them."""
+        stored: dict[str, Any] = {"name": self.name, "kind": self.kind, "missing_rate": self.missing_rate,
+                                  "min": self.minimum, "max": self.maximum, "mean": self.mean, "std": self.std,
+                                  "n_unique": self.n_unique,
+                                  "categories": None if self.categories is None else list(self.categories)}
+        return {key: value for key, value in stored.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a project's data looks like, inferred from its first file: the feature columns (the ID
+    column is never one), the target's name and kind, and the classes seen at creation."""
+
+    target: str
+    task: str  # classification | regression
+    target_kind: str  # integer | float | string
+    columns: tuple[Column, ...]
+    classes: tuple[int | str, ...] | None = None  # None: not recorded yet (a schema just inferred)
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns' names, in the order the model takes them."""
+        return [column.name for column in self.columns]
+
+    def column_kinds(self) -> dict[str, str]:
+        return {column.name: column.kind for column in self.columns}
+
+    @property
+    def numeric_target(self) -> bool:
+        return self.target_kind in ("integer", "float")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        """From the stored JSON (schema_json, a bundle): the features are the columns' names."""
+        columns = tuple(Column.from_dict(column) for column in data["columns"])
+        listed = list(data.get("features", [column.name for column in columns]))
+        if listed != [column.name for column in columns]:
+            raise ValueError(f"the schema's features {listed} do not match its columns")
+        classes = data.get("classes")
+        return cls(target=data["target"], task=data["task"], target_kind=data["target_kind"], columns=columns,
+                   classes=None if classes is None else tuple(classes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schema as stored (schema_json) and shown (`project create --json`), keys in their old order."""
+        stored: dict[str, Any] = {"target": self.target, "task": self.task, "target_kind": self.target_kind,
+                                  "features": self.features, "columns": [column.to_dict() for column in self.columns]}
+        if self.classes is not None:
+            stored["classes"] = list(self.classes)
+        return stored
+
+
 @dataclass(frozen=True)
 class Event:
     """One line of the audit log: append-only (a project deleted later keeps its events, with
@@ -49,7 +126,7 @@ class Project:
     task: str  # classification | regression
     target: str
     metric: str  # the primary metric
-    schema: dict  # inferred from the first file: features, their kinds, the target's kind and classes
+    schema: Schema
     settings: dict  # as stored: ProjectSettings.from_dict(settings) fills the defaults of the rest
     created_at: str  # UTC, ISO 8601
 
@@ -57,13 +134,13 @@ class Project:
     def from_row(cls, row: Mapping[str, Any]) -> Project:
         """From a projects row (schema_json and settings_json still encoded)."""
         return cls(id=row["id"], name=row["name"], task=row["task"], target=row["target"], metric=row["metric"],
-                   schema=json.loads(row["schema_json"] or "{}"), settings=json.loads(row["settings_json"] or "{}"),
+                   schema=Schema.from_dict(json.loads(row["schema_json"])), settings=json.loads(row["settings_json"] or "{}"),
                    created_at=row["created_at"])
 
     def to_dict(self) -> dict[str, Any]:
         """The project at an edge, under the keys its dict always had."""
         return {"id": self.id, "name": self.name, "task": self.task, "target": self.target, "metric": self.metric,
-                "created_at": self.created_at, "schema": self.schema, "settings": self.settings}
+                "created_at": self.created_at, "schema": self.schema.to_dict(), "settings": self.settings}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import Schema
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import datasets
 
@@ -58,7 +59,7 @@ class IngestedFile:
         return self.labelled_rows > 0
 
 
-def ingest_file(path: str | os.PathLike, schema: dict, destination: Path, id_column: str | None = None,
+def ingest_file(path: str | os.PathLike, schema: Schema, destination: Path, id_column: str | None = None,
                 progress: Progress | None = None, cancel_event: threading.Event | None = None,
                 chunk_bytes: int | None = None) -> IngestedFile:
     """Read, validate and clean path against schema, drop duplicate rows, hash the content and write
@@ -88,7 +89,7 @@ def _check_cancel(cancel_event: threading.Event | None) -> None:
         raise Cancelled("ingest cancelled; nothing was stored")
 
 
-def _ingest_whole(path: Path, schema: dict, destination: Path, id_column: str | None, report: Progress,
+def _ingest_whole(path: Path, schema: Schema, destination: Path, id_column: str | None, report: Progress,
                   cancel_event: threading.Event | None) -> IngestedFile:
     report(0.05, f"reading {path.name}")
     raw = datasets.read_table(path, numeric_columns=datasets.numeric_columns(schema))
@@ -132,7 +133,7 @@ class _SeenRows:
         return digest.hexdigest()
 
 
-def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: str | None, report: Progress,
+def _write_chunks(chunks: _Chunks, schema: Schema, destination: Path, id_column: str | None, report: Progress,
                   cancel_event: threading.Event | None) -> IngestedFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -140,7 +141,7 @@ def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: s
     cleaner = datasets.Cleaner(chunks.source, schema, "ingest", id_column=id_column)
     seen, writer, dtypes = _SeenRows(), None, None
     rows = labelled_rows = count = 0
-    target = schema["target"]
+    target = schema.target
     try:
         for frame, row_offset, fraction in chunks:
             _check_cancel(cancel_event)
@@ -409,7 +410,7 @@ class _ParquetChunks(_Chunks):
 
 
 # --------------------------------------------------------------------------- a CSV in chunks
-def _ingest_csv_in_chunks(path: Path, gzipped: bool, schema: dict, destination: Path, id_column: str | None,
+def _ingest_csv_in_chunks(path: Path, gzipped: bool, schema: Schema, destination: Path, id_column: str | None,
                           report: Progress, cancel_event: threading.Event | None, chunk_bytes: int,
                           limit: int) -> IngestedFile:
     head = _head(path, gzipped, limit)
@@ -433,7 +434,7 @@ def _ingest_csv_in_chunks(path: Path, gzipped: bool, schema: dict, destination: 
                                          cancel_event, chunk_bytes, limit)
 
 
-def _ingest_with_reference_reader(path: Path, gzipped: bool, head: bytes, schema: dict, destination: Path,
+def _ingest_with_reference_reader(path: Path, gzipped: bool, head: bytes, schema: Schema, destination: Path,
                                   id_column: str | None, report: Progress, cancel_event: threading.Event | None,
                                   chunk_bytes: int, limit: int) -> IngestedFile:
     source = path.name

@@ -266,8 +266,8 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     import pandas as pd
 
     project = deps.data.project(name)
-    columns = {c["name"]: c for c in project.schema.get("columns", [])}
-    if feature not in columns:
+    kinds = project.schema.column_kinds()
+    if feature not in kinds:
         raise NotFoundError(f"{name} has no feature column {feature!r}")
     production = deps.data.production_version(name)
     reference = deps.data.reference_frame(name, production) if production is not None else None
@@ -279,7 +279,7 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
            "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
            "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}
-    if columns[feature].get("kind") == "categorical":
+    if kinds[feature] == "categorical":
         ref_counts = ref.dropna().astype(str).value_counts()
         cur_counts = cur.dropna().astype(str).value_counts()
         categories = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index[:TOP_CATEGORIES])

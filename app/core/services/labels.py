@@ -23,7 +23,7 @@ import os
 
 import pandas as pd
 
-from app.core.domain.entities import DatasetVersion, Project
+from app.core.domain.entities import DatasetVersion, Project, Schema
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
@@ -62,13 +62,13 @@ def add_labels(deps: Dependencies, name: str, file_path: str | os.PathLike, by: 
 
 
 # --------------------------------------------------------------------------- reading the file
-def _read_labels(raw: datasets.RawTable, schema: dict, id_column: str) -> tuple[pd.Series, pd.Series, int, list]:
+def _read_labels(raw: datasets.RawTable, schema: Schema, id_column: str) -> tuple[pd.Series, pd.Series, int, list]:
     frame = raw.frame
     id_name = next((c for c in (id_column, "id") if c in frame.columns), None)
-    label_name = next((c for c in (schema["target"], "label") if c in frame.columns), None)
+    label_name = next((c for c in (schema.target, "label") if c in frame.columns), None)
     if id_name is None or label_name is None:
         raise ValidationError(f"{raw.source}: a labels file needs the columns id,label (or {id_column},"
-                              f"{schema['target']}); got {', '.join(map(str, frame.columns))}")
+                              f"{schema.target}); got {', '.join(map(str, frame.columns))}")
     ids = datasets.id_text(frame[id_name])
     labels, problems = datasets.clean_labels(frame[label_name], schema, raw.source)
     readable = ids.notna() & labels.notna()
@@ -101,7 +101,7 @@ def _batch_rows(deps: Dependencies, project: Project, id_column: str, ids: set[s
     unlabelled ones, the IDs already labelled there)."""
     import pyarrow.parquet as pq
 
-    target = project.schema["target"]
+    target = project.schema.target
     found: dict[str, tuple[DatasetVersion, pd.Series]] = {}
     labelled: set[str] = set()
     if not ids:
@@ -121,7 +121,7 @@ def _batch_rows(deps: Dependencies, project: Project, id_column: str, ids: set[s
     return {i: v for i, v in found.items() if i not in labelled}, labelled
 
 
-def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: dict, id_column: str) -> pd.DataFrame:
+def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: Schema, id_column: str) -> pd.DataFrame:
     """The joined rows, features as the model saw them (a batch's own row when there is one, else the
     newest logged input), the ID and the label."""
     if not joined["ids"]:
@@ -140,7 +140,7 @@ def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: dict, id_colu
         parts.append(logged.assign(**{id_column: from_log}))
     frame = pd.concat(parts, ignore_index=True)
     frame = traffic.storage_frame(frame, schema)
-    frame[schema["target"]] = pd.Series(labels_by_id.loc[frame[id_column]].to_numpy(),
+    frame[schema.target] = pd.Series(labels_by_id.loc[frame[id_column]].to_numpy(),
                                         dtype=datasets.target_dtype(schema))
     return frame
 
@@ -170,7 +170,7 @@ def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: di
                 parent_id=parent.id,
                 report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
             registry.insert_late_labels([(project.id, record_id, json.dumps(_plain(label)), dataset_id, now)
-                                         for record_id, label in zip(frame[id_column], frame[schema["target"]])])
+                                         for record_id, label in zip(frame[id_column], frame[schema.target])])
             windows = [_measure_window(registry, project, window_id, dataset_id, now) for window_id in window_ids]
             batches = [_measure_batch(deps, project, id_column, batch_version, dataset_id)
                        for batch_version in batch_versions]

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from app.core.domain.entities import (
     ModelVersion,
     MonitorResult,
     Project,
+    Schema,
     TrainingData,
 )
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
@@ -176,14 +177,14 @@ class Keel:
             raise ValidationError(f"{raw.source}: no ID column {id_column!r} "
                                   f"(columns: {', '.join(map(str, raw.frame.columns))})")
         schema = datasets.infer_schema(raw, target, task, id_column=id_column)
-        task = schema["task"]
+        task = schema.task
         merged = {"metric": default_metric(task), **(settings or {})}
         project_settings = ProjectSettings.from_dict(merged).validate(task)
         if project_settings.params:  # refuse a bad --param now, as `project set` does
             training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
         batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
         training.check_trainable(batch.frame, schema, raw.source)
-        schema["classes"] = self._classes(batch.frame, schema)
+        schema = replace(schema, classes=self._classes(batch.frame, schema))
         with self.holding_project_lock(name):
             # again under the lock: another process may have created it since the check above, and
             # writing v1.parquet now would replace that project's data (then delete it on failure)
@@ -202,19 +203,19 @@ class Keel:
                     self._registry.upsert_schedule(project_id, kind, str(expression), project_settings.schedule_enabled)
                     self._registry.add_event(project, "project_created",
                                             f"project {name} created from {raw.source} ({batch.rows} rows, target {target}, {task})",
-                                            by, {"schema_features": schema["features"], "warnings": batch.warnings})
+                                            by, {"schema_features": schema.features, "warnings": batch.warnings})
         for folder in ("inbox", "inbox/processed", "inbox/rejected"):
             (self.workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
         return {"project": name, "task": task, "target": target, "dataset_version": 1, "rows": batch.rows,
-                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema,
+                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema.to_dict(),
                 "settings": project_settings.to_dict()}
 
     @staticmethod
-    def _classes(frame: pd.DataFrame, schema: dict) -> list:
-        if schema["task"] != "classification":
-            return []
-        values = frame[schema["target"]].dropna().unique().tolist()
-        return sorted((v.item() if hasattr(v, "item") else v) for v in values)
+    def _classes(frame: pd.DataFrame, schema: Schema) -> tuple[int | str, ...]:
+        if schema.task != "classification":
+            return ()
+        values = frame[schema.target].dropna().unique().tolist()
+        return tuple(sorted((v.item() if hasattr(v, "item") else v) for v in values))
 
     def project(self, name: str) -> Project:
         return self._registry.project(name)
@@ -271,9 +272,9 @@ class Keel:
         schema = project.schema
         if id_column is None or id_column == ProjectSettings.from_dict(project.settings).id_column:
             return
-        if id_column == schema["target"]:
+        if id_column == schema.target:
             raise KeelError(f"--id-column {id_column!r} is the target of project {project.name!r}")
-        if id_column in schema["features"]:
+        if id_column in schema.features:
             raise KeelError(f"--id-column {id_column!r} is a feature of project {project.name!r}'s models and an "
                             "ID column is never a feature: create a new project with --id-column")
 
@@ -455,7 +456,7 @@ class Keel:
         from app.core.ml import datasets
 
         schema, frame, seed = training.project.schema, training.data.frame, training.settings.seed
-        labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
+        labelled = frame[frame[schema.target].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
         split = pd.Series("train", index=labelled.index)
         split.iloc[test_positions] = "holdout"

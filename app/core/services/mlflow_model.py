@@ -24,6 +24,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.domain.entities import Schema
 from app.core.domain.errors import KeelError
 from app.core.ml import artifacts, datasets
 from app.core.services.dependencies import Dependencies
@@ -39,17 +40,17 @@ PINNED_LIBRARIES = {"scikit-learn": "sklearn", "skops": "skops", "numpy": "numpy
                     "scipy": "scipy"}
 
 
-def signature_inputs(schema: dict) -> list[dict]:
+def signature_inputs(schema: Schema) -> list[dict]:
     """MLflow column specs for the model's input frame (datasets.to_model_frame)."""
     kinds = datasets.column_kinds(schema)
     return [{"type": "string" if kinds[name] == "categorical" else "double", "name": name, "required": True}
-            for name in schema["features"]]
+            for name in schema.features]
 
 
-def signature_outputs(schema: dict) -> list[dict]:
-    if schema["task"] == "regression":
+def signature_outputs(schema: Schema) -> list[dict]:
+    if schema.task == "regression":
         return [{"type": "double", "required": True}]
-    return [{"type": {"integer": "long", "float": "double"}.get(schema["target_kind"], "string"), "required": True}]
+    return [{"type": {"integer": "long", "float": "double"}.get(schema.target_kind, "string"), "required": True}]
 
 
 def pinned_requirements(library_versions: dict) -> list[str]:
@@ -68,7 +69,7 @@ def pinned_requirements(library_versions: dict) -> list[str]:
     return [MLFLOW_REQUIREMENT, *pins]
 
 
-def _example_rows(deps: Dependencies, name: str, version: int, schema: dict) -> dict:
+def _example_rows(deps: Dependencies, name: str, version: int, schema: Schema) -> dict:
     """A few hold-out rows in pandas' split orient; missing values as null (JSON has no NaN)."""
     reference = deps.data.reference_frame(name, version)
     if reference is None:
@@ -82,7 +83,7 @@ def _example_rows(deps: Dependencies, name: str, version: int, schema: dict) -> 
     return {"columns": list(frame.columns), "data": rows}
 
 
-def mlmodel(version_facts: dict, schema: dict, model_bytes: int, python_version: str) -> dict:
+def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str) -> dict:
     """The MLmodel document (MLflow's documented fields, as mlflow.sklearn.save_model writes them)."""
     trusted = version_facts["trusted_types"]
     return {

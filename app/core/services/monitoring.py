@@ -238,7 +238,7 @@ def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame,
     with capped_native_threads():
         predictions = loaded.model.predict(X)
         proba = loaded.model.predict_proba(X) if has_probabilities(loaded) else None
-    labelled = frame[schema["target"]].notna().to_numpy()
+    labelled = frame[schema.target].notna().to_numpy()
     details: dict = {}
     value = None
     if labelled.any():

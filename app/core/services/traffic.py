@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Project, Schema
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics
@@ -37,25 +37,25 @@ log = logging.getLogger("keel.traffic")
 
 
 # --------------------------------------------------------------------------- the log as a model frame
-def model_frame(records: list[dict], schema: dict) -> pd.DataFrame:
+def model_frame(records: list[dict], schema: Schema) -> pd.DataFrame:
     """The logged inputs (in the schema's feature order, as the model saw them) as a model frame."""
     columns = {}
-    for position, column in enumerate(schema["columns"]):
+    for position, column in enumerate(schema.columns):
         cells = [r["inputs"][position] if position < len(r["inputs"]) else None for r in records]
-        if column["kind"] == "categorical":
-            columns[column["name"]] = pd.Series(cells, dtype=object).where(
+        if column.kind == "categorical":
+            columns[column.name] = pd.Series(cells, dtype=object).where(
                 pd.Series(cells, dtype=object).notna(), np.nan)
         else:
-            columns[column["name"]] = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype(float)
+            columns[column.name] = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype(float)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(records)))
 
 
-def storage_frame(X: pd.DataFrame, schema: dict) -> pd.DataFrame:
+def storage_frame(X: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """A model frame back in the stored dataset's types (datetimes were days since 1970)."""
     out = X.copy()
-    for column in schema["columns"]:
-        if column["kind"] == "datetime":
-            out[column["name"]] = pd.to_datetime(out[column["name"]] * 86400.0, unit="s", utc=True)
+    for column in schema.columns:
+        if column.kind == "datetime":
+            out[column.name] = pd.to_datetime(out[column.name] * 86400.0, unit="s", utc=True)
     return out
 
 
@@ -196,7 +196,7 @@ def window_metric(project: Project, rows: list[dict]) -> float | None:
     if task == "regression":
         y, predictions = y.astype(float), predictions.astype(float)
     proba = _probabilities(rows) if task == "classification" else None
-    classes = project.schema.get("classes") or None
+    classes = project.schema.classes or None
     if proba is not None and classes is not None and proba.shape[1] != len(classes):
         proba = None
     value = compute_metrics(task, y, predictions, proba, classes).get(metric)

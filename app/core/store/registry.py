@@ -23,6 +23,7 @@ from app.core.domain.entities import (
     ModelVersion,
     MonitorResult,
     Project,
+    Schema,
 )
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
@@ -508,13 +509,13 @@ class Registry:
         return int(row_id)
 
     # ----------------------------------------------------------------- projects
-    def insert_project(self, name: str, task: str, target: str, metric: str, schema: dict, settings: dict) -> int:
+    def insert_project(self, name: str, task: str, target: str, metric: str, schema: Schema, settings: dict) -> int:
         return self._insert_row("projects", dict(
             name=name,
             task=task,
             target=target,
             metric=metric,
-            schema_json=json.dumps(schema),
+            schema_json=json.dumps(schema.to_dict()),
             settings_json=json.dumps(settings),
             created_at=utc_now(),
         ))

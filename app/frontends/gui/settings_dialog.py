@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Project, Schema
 from app.core.domain.settings import POLICIES, PRESETS, ProjectSettings, higher_is_better, metrics_for
 from app.frontends.gui.common import BAD_COLOR, muted
 
@@ -204,7 +204,7 @@ class SettingsDialog(QDialog):
         form.addRow("Test level (alpha)", self.alpha)
         return form
 
-    def _traffic_form(self, current: ProjectSettings, schema: dict) -> QFormLayout:
+    def _traffic_form(self, current: ProjectSettings, schema: Schema) -> QFormLayout:
         self.id_column = QComboBox()
         self.id_column.setObjectName("settingsIdColumn")
         self.id_column.setEditable(True)  # any column of the data that is neither the target nor a feature
