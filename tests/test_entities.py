@@ -19,6 +19,7 @@ from app.core.domain.entities import (
     Project,
     Schema,
 )
+from app.core.domain.settings import ProjectSettings
 from app.core.services.lifecycle import Keel
 from app.core.store.registry import Registry
 
@@ -157,15 +158,19 @@ def test_monitor_results_come_back_typed_with_the_keys_their_dicts_had(earlier_r
 def test_projects_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
     [before] = rows(earlier_registry, "SELECT * FROM projects")
     before["schema"] = json.loads(before.pop("schema_json"))
-    before["settings"] = json.loads(before.pop("settings_json"))
+    stored_settings = json.loads(before.pop("settings_json"))
+    before["settings"] = {**ProjectSettings().to_dict(), **stored_settings}  # the defaults fill what 0.1.0 did not store
     project = earlier_registry.project("loans")
     assert isinstance(project, Project) and earlier_registry.projects() == [project]
     assert project.to_dict() == before and list(project.to_dict()) == list(before)
     assert (project.task, project.target, project.metric) == ("classification", "default", "accuracy")
-    assert project.settings["threshold"] == 0.9
+    assert isinstance(project.settings, ProjectSettings) and project.settings == ProjectSettings.from_dict(stored_settings)
+    assert (project.settings.threshold, project.settings.preset, project.settings.id_column) == (0.9, "logreg", None)
     assert earlier_registry.find_project("nope") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         project.metric = "f1"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        project.settings.threshold = 0.5
 
 
 def test_the_schema_comes_back_typed_and_is_stored_as_before(earlier_registry):

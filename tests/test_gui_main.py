@@ -78,8 +78,8 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     wizard.accept()
     qtbot.waitUntil(lambda: window.controller.project == "loans", timeout=JOB_TIMEOUT_MS)
     project = window.controller.keel.project("loans")
-    assert project.target == "default" and project.settings["preset"] == "logreg"
-    assert project.settings["threshold"] == pytest.approx(0.8)
+    assert project.target == "default" and project.settings.preset == "logreg"
+    assert project.settings.threshold == pytest.approx(0.8)
     qtbot.waitUntil(lambda: window.project_list.count() == 2, timeout=5000)
     assert window.errors == []
 
@@ -514,4 +514,4 @@ def test_project_settings_dialog_opens_shown_and_saves_from_the_menu(qtbot, wind
     image = seen["image"]
     colours = {image.pixelColor(x, y).name() for x in range(0, image.width(), 17) for y in range(0, image.height(), 17)}
     assert len(colours) > 3, "the dialog painted as a flat block"
-    assert window.controller.keel.project("demo-credit").settings["max_drop"] == 0.07
+    assert window.controller.keel.project("demo-credit").settings.max_drop == 0.07

@@ -68,7 +68,7 @@ def test_the_id_column_is_never_a_feature_and_logging_defaults_to_full(ws):
     try:
         project = keel.project("scored")
         assert "customer_id" not in project.schema.features
-        assert project.settings["id_column"] == "customer_id"
+        assert project.settings.id_column == "customer_id"
         assert keel.settings("scored").effective_prediction_log() == 1.0
         stored = keel.dataset_frame("scored", 1)
         assert stored["customer_id"].tolist()[:2] == ["c0", "c1"]  # kept in the stored version, for labels

@@ -36,7 +36,6 @@ from app.adapters import serving_protocol as protocol
 from app.adapters.serving_protocol import RequestError
 from app.core.domain.entities import Project, Schema
 from app.core.domain.errors import KeelError
-from app.core.domain.settings import ProjectSettings
 from app.core.services.prediction_log import LogPolicy, PredictionLogWriter, complete_ids
 
 log = logging.getLogger("keel.serving")
@@ -173,7 +172,7 @@ class ProductionWatcher:
         self._publish(served, f"now serving {served.project} v{served.version}{was}")
 
     def _log_policy(self) -> LogPolicy:
-        settings = ProjectSettings.from_dict(self.keel.project(self.project.name).settings)
+        settings = self.keel.project(self.project.name).settings
         policy = LogPolicy.of(settings)
         return policy if self.log_share is None else dataclasses.replace(policy, share=self.log_share)
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.settings import ProjectSettings
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -127,20 +129,21 @@ class Project:
     target: str
     metric: str  # the primary metric
     schema: Schema
-    settings: dict  # as stored: ProjectSettings.from_dict(settings) fills the defaults of the rest
+    settings: ProjectSettings  # the stored settings, the defaults filling any not stored
     created_at: str  # UTC, ISO 8601
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Project:
         """From a projects row (schema_json and settings_json still encoded)."""
         return cls(id=row["id"], name=row["name"], task=row["task"], target=row["target"], metric=row["metric"],
-                   schema=Schema.from_dict(json.loads(row["schema_json"])), settings=json.loads(row["settings_json"] or "{}"),
+                   schema=Schema.from_dict(json.loads(row["schema_json"])), settings=ProjectSettings.from_dict(json.loads(row["settings_json"] or "{}")),
                    created_at=row["created_at"])
 
     def to_dict(self) -> dict[str, Any]:
         """The project at an edge, under the keys its dict always had."""
         return {"id": self.id, "name": self.name, "task": self.task, "target": self.target, "metric": self.metric,
-                "created_at": self.created_at, "schema": self.schema.to_dict(), "settings": self.settings}
+                "created_at": self.created_at, "schema": self.schema.to_dict(),
+                "settings": self.settings.to_dict()}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from typing import Any
 from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
-    ProjectSettings,
     drop_from,
     higher_is_better,
     past_threshold,
@@ -57,7 +56,7 @@ def health(deps: Dependencies, name: str, since: str | None = None) -> dict:
 
 def _health(deps: Dependencies, name: str) -> dict:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     metric = project.metric
     deployment, model_version = _production_model_version(deps, project)
     open_alerts = deps.registry.open_alerts(project.id)
@@ -97,7 +96,7 @@ def production_card(deps: Dependencies, name: str) -> dict:
     project = deps.data.project(name)
     deployment, model_version = _production_model_version(deps, project)
     card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
-            "settings": project.settings, "health": health(deps, name),
+            "settings": project.settings.to_dict(), "health": health(deps, name),
             "versions": len(deps.registry.model_versions(project.id)),
             "dataset_versions": len(deps.registry.dataset_versions(project.id)),
             "deployments": len(deps.registry.deployments(project.id)), "production": None, "sparkline": []}

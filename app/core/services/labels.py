@@ -25,7 +25,6 @@ import pandas as pd
 
 from app.core.domain.entities import DatasetVersion, Project, Schema
 from app.core.domain.errors import KeelError, ValidationError
-from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
 from app.core.ml import datasets
 from app.core.ml.childproc import capped_native_threads
@@ -38,7 +37,7 @@ log = logging.getLogger("keel.labels")
 
 def add_labels(deps: Dependencies, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     if not settings.id_column:
         raise KeelError(f"project {name!r} has no ID column to join labels on: set one with "
                         f"`keel project set {name} --id-column NAME`")

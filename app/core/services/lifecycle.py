@@ -227,14 +227,14 @@ class Keel:
         return [project.name for project in self._registry.projects()]
 
     def settings(self, name: str) -> ProjectSettings:
-        return ProjectSettings.from_dict(self.project(name).settings)
+        return self.project(name).settings
 
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self.holding_project_lock(name):
             project = self.project(name)
-            current = ProjectSettings.from_dict(project.settings).to_dict()
+            current = project.settings.to_dict()
             updated = self._updated_settings(project, changes, replace_params)
             changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
             with self._registry.transaction():
@@ -255,14 +255,14 @@ class Keel:
     def _updated_settings(self, project: Project, changes: dict, replace_params: bool) -> ProjectSettings:
         from app.core.ml import training
 
-        current = ProjectSettings.from_dict(project.settings).to_dict()
+        current = project.settings.to_dict()
         merged = {**current, **changes}
         if "params" in changes and not replace_params:
             merged["params"] = {**current.get("params", {}), **changes["params"]}
         updated = ProjectSettings.from_dict(merged).validate(project.task)
         self._check_id_column(project, updated.id_column)
         if updated.preset != current["preset"] and "params" not in changes:
-            updated.params = {}
+            updated = replace(updated, params={})
         if updated.params:
             training.make_estimator(project.task, updated.preset, updated.params, updated.seed)
         return updated
@@ -270,7 +270,7 @@ class Keel:
     @staticmethod
     def _check_id_column(project: Project, id_column: str | None) -> None:
         schema = project.schema
-        if id_column is None or id_column == ProjectSettings.from_dict(project.settings).id_column:
+        if id_column is None or id_column == project.settings.id_column:
             return
         if id_column == schema.target:
             raise KeelError(f"--id-column {id_column!r} is the target of project {project.name!r}")
@@ -320,7 +320,7 @@ class Keel:
         staged.parent.mkdir(parents=True, exist_ok=True)
         try:
             stored = chunked_ingest.ingest_file(file_path, project.schema, staged,
-                                                id_column=ProjectSettings.from_dict(project.settings).id_column,
+                                                id_column=project.settings.id_column,
                                                 progress=progress, cancel_event=cancel_event)
             return self._store_ingested(project, stored, staged, by, cancel_event)
         finally:
@@ -400,7 +400,7 @@ class Keel:
         """The project's training window. Under --window adaptive with a production model, the
         window the retraining policy would choose now (policy.training_window); the first model,
         with no change detected yet, trains on all rows."""
-        settings = ProjectSettings.from_dict(project.settings)
+        settings = project.settings
         if settings.window == "adaptive" and self._registry.current_deployment(project.id) is not None:
             from app.core.services import policy
 
@@ -419,7 +419,7 @@ class Keel:
             orphan = model_path.with_name(f"{model_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
             os.replace(model_path, orphan)
             log.warning("%s was not registered (an interrupted train); moved aside to %s", model_path, orphan.name)
-        return _Training(project=project, settings=ProjectSettings.from_dict(project.settings), version=version,
+        return _Training(project=project, settings=project.settings, version=version,
                          data=data, model_path=model_path, by=by, reason=reason, cancel_event=cancel_event,
                          report=report)
 
@@ -777,7 +777,7 @@ class Keel:
         from app.core.ml.childproc import capped_native_threads
 
         schema = loaded.project.schema
-        id_column = ProjectSettings.from_dict(loaded.project.settings).id_column
+        id_column = loaded.project.settings.id_column
         batch = datasets.clean(raw, schema, purpose="predict", id_column=id_column)  # the ID: no "extra column"
         X = datasets.to_model_frame(batch.frame, schema)
         with capped_native_threads():
@@ -800,7 +800,7 @@ class Keel:
 
         output_path = check_output_path(self.workspace.root, output_path)
         loaded = self.load_production(name)
-        policy = prediction_log.LogPolicy.of(ProjectSettings.from_dict(loaded.project.settings))
+        policy = prediction_log.LogPolicy.of(loaded.project.settings)
         raw = datasets.read_table(input_path)
         scores, warnings, X = self._score(loaded, raw)
         output_path = Path(output_path)
@@ -861,7 +861,8 @@ class Keel:
                 "dataset_versions": [{"version": d.version, "rows": d.rows, "labelled_rows": d.labelled_rows,
                                       "source": d.source, "created_at": d.created_at} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": [a.headline() for a in self._registry.open_alerts(project.id)], "settings": project.settings,
+                "open_alerts": [a.headline() for a in self._registry.open_alerts(project.id)],
+                "settings": project.settings.to_dict(),
                 "prediction_log": prediction_log.summary(self._registry, project),
                 "versions_total": counts["model_versions"], "dataset_versions_total": counts["dataset_versions"]}
 

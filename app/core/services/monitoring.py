@@ -196,7 +196,7 @@ def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progres
 
     cycle = CycleResult(name, deployment.version)
     batches = pending_batches(deps.registry, project.id, deployment)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     if not batches and not traffic.has_work(deps, project, settings):
         return cycle
     loaded = deps.data.load_version(name, deployment.version)

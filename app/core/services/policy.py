@@ -127,7 +127,7 @@ def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None
             ingested = sum(1 for item in swept if item["status"] == "processed")
             raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
                             f"{ingested} inbox file(s) ingested")
-        settings = ProjectSettings.from_dict(project.settings)
+        settings = project.settings
         cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
         outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
@@ -167,7 +167,7 @@ def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress
 
 def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     firing = {rule: message for rule, message in cycle.firing.items() if message}
     if settings.policy == "off":
         return Outcome("none", "policy off: results recorded, no alerts")

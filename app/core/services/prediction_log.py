@@ -120,7 +120,7 @@ def _plain(value):
 def record(registry: Registry, project: Project, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
            probabilities, source: str = "predict") -> int:
     """Record scored rows now (sampled by the project's setting), pruning in the same transaction."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
+    policy = LogPolicy.of(project.settings)
     chosen = sampled_rows(len(ids), policy.share)
     if chosen == []:
         return 0
@@ -138,7 +138,7 @@ def record(registry: Registry, project: Project, model_version_id: int, ids: lis
 
 def summary(registry: Registry, project: Project) -> dict:
     """For `status`: how many records the log holds, and its limits."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
+    policy = LogPolicy.of(project.settings)
     found = registry.prediction_log_summary(project.id)
     return {"rows": found["rows"], "oldest_at": found["oldest_at"], "newest_at": found["newest_at"],
             "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}

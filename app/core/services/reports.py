@@ -17,7 +17,7 @@ from pathlib import Path
 
 from app.core.domain.entities import Deployment, Event, MonitorResult, Project
 from app.core.domain.errors import KeelError
-from app.core.domain.settings import ProjectSettings, higher_is_better
+from app.core.domain.settings import higher_is_better
 from app.core.ml.training import PRESET_LABELS
 from app.core.services.dependencies import Dependencies
 
@@ -102,7 +102,7 @@ def model_card(deps: Dependencies, project: Project, version: int) -> dict:
         "deployments": _deployments_of(registry.deployments(project.id), version),
         "library_versions": run["library_versions"] if run else {},
         "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
-        "settings": ProjectSettings.from_dict(project.settings).to_dict(),
+        "settings": project.settings.to_dict(),
     }
 
 
@@ -143,7 +143,7 @@ def _training_data(deps: Dependencies, project: Project, run: dict | None, param
     versions = [{"version": row.version, "rows": row.rows, "labelled_rows": row.labelled_rows,
                  "source": row.source, "created_at": row.created_at, "sha256": row.content_sha256,
                  "parent": by_id.get(row.parent_id)} for row in rows if row.version in used]
-    window = ProjectSettings.from_dict(project.settings).window
+    window = project.settings.window
     return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
             "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
             "holdout_share": params.get("holdout_share"), "cv_folds": params.get("cv_folds"),
@@ -156,7 +156,7 @@ def _in_period(at: str | None, start: str, end: str | None) -> bool:
 
 def monitoring_report(deps: Dependencies, project: Project, start: str, end: str | None) -> dict:
     registry = deps.registry
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     results = [r for r in registry.monitor_results(project.id) if _in_period(r.at, start, end)]
     deployments = registry.deployments(project.id)
     features = _feature_drift(results)

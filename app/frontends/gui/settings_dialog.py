@@ -113,7 +113,7 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(560)
         self.task = project.task
         self.check = check
-        current = ProjectSettings.from_dict(project.settings)  # its defaults fill any setting not stored
+        current = project.settings  # its defaults fill any setting not stored
         self.original = current.to_dict()
         tabs = QTabWidget()
         tabs.setObjectName("settingsTabs")

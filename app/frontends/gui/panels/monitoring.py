@@ -536,8 +536,7 @@ class MonitoringPanel(Panel):
         settings = project.settings
         decisions = data["decisions"]
         signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
-                     settings.get("threshold"),
-                     settings.get("drift_share"), project.metric)
+                     settings.threshold, settings.drift_share, project.metric)
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
@@ -546,14 +545,14 @@ class MonitoringPanel(Panel):
             self.arrivals = arrivals
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
         self.arrivals = arrivals
-        self._threshold(settings.get("threshold"))
+        self._threshold(settings.threshold)
         self.metric_plot.setLabel("left", project.metric)
         self._markers(lifecycle_markers(arrivals, models, deployments, by_time=self.x_axis == "time"))
         self._tips(project.metric, arrivals)
         shown = self._decision_marks(decisions)
-        self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments))
+        self.metric_legend.setText(metric_legend(settings.threshold, bool(models or deployments))
                                    + decision_legend(shown))
-        drift_share = settings.get("drift_share", 0.3)
+        drift_share = settings.drift_share
         self.drift_limit.setPos(drift_share)
         self.drift_legend.setText(legend([(DRIFT, "●", "share drifted"),
                                           (LIMIT, "- -", f"alert above {drift_share:.2f}")]))
