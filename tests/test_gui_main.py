@@ -339,7 +339,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     assert dialog.changes() == {"threshold": 0.85, "policy": "approve", "window": 2000}
     wait_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
     settings = keel.project("demo-credit").settings
-    assert (settings["threshold"], settings["policy"], settings["window"]) == (0.85, "approve", 2000)
+    assert (settings.threshold, settings.policy, settings.window) == (0.85, "approve", 2000)
 
     monitoring = window.panels["monitoring"]
     window.tabs.setCurrentWidget(monitoring)
