@@ -10,13 +10,17 @@ from cli_helpers import cli, create_project
 
 from app.core.domain.entities import (
     Alert,
+    AlertNotice,
     Column,
     DatasetVersion,
     Deployment,
     Event,
     ModelVersion,
+    MonitoredValue,
     MonitorResult,
     Project,
+    Run,
+    Schedule,
     Schema,
 )
 from app.core.domain.settings import ProjectSettings
@@ -206,3 +210,20 @@ def test_a_schema_whose_features_disagree_with_its_columns_is_refused():
               "columns": [{"name": "b", "kind": "numeric"}, {"name": "a", "kind": "numeric"}]}
     with pytest.raises(ValueError, match="do not match its columns"):
         Schema.from_dict(stored)
+
+
+def test_runs_schedules_and_alert_notices_come_back_typed(earlier_registry):
+    project = earlier_registry.find_project("loans")
+    [schedule] = earlier_registry.schedules()
+    assert schedule == earlier_registry.schedule(project.id) == Schedule(
+        project_id=project.id, project="loans", kind="interval", expression="600", enabled=True, last_run_at=None)
+    runs = earlier_registry.runs(project.id)  # newest first, with their final metrics
+    assert all(isinstance(run, Run) for run in runs) and [run.dataset_versions for run in runs] == [(1, 2), (1,)]
+    assert runs[0] == dataclasses.replace(earlier_registry.run(runs[0].id), metrics=runs[0].metrics)
+    assert runs[0].metrics == earlier_registry.run_metrics(runs[0].id) and runs[0].preset == "logreg"
+    assert earlier_registry.open_alerts_after(1) == [AlertNotice(2, "loans", *[
+        (alert.severity, alert.message) for alert in earlier_registry.alerts(project.id) if alert.id == 2][0])]
+    [last] = earlier_registry.monitor_results(project.id)
+    assert earlier_registry.recent_monitor_values(project.id, 5) == [MonitoredValue(last.value, last.estimated_value)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        schedule.enabled = False

@@ -350,7 +350,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     wait_job(qtbot, window, lambda: (monitoring.save_schedule_button.click(),
                                      window.controller.runner.active_jobs()[-1])[1])
     schedule = keel.services.registry.schedule(keel.project("demo-credit").id)
-    assert (schedule["kind"], int(schedule["expression"]), schedule["enabled"]) == ("interval", 300, 0)
+    assert (schedule.kind, int(schedule.expression), schedule.enabled) == ("interval", 300, False)
 
     monitoring.schedule_kind.setCurrentIndex(1)
     monitoring.cron_text.setText("*/15 * * *")  # four fields: the core refuses it, the window says why
@@ -431,7 +431,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
         qtbot.waitUntil(lambda: bool(done), timeout=JOB_TIMEOUT_MS)
         assert done[0]["decision"] == "none"  # nothing new in the inbox yet: a cycle that found no batch
         project = win.controller.keel.project("demo-credit")
-        assert win.controller.keel.services.registry.schedule(project.id)["last_run_at"] is not None
+        assert win.controller.keel.services.registry.schedule(project.id).last_run_at is not None
         assert win.controller.next_run_times()["demo-credit"] is not None
     finally:
         win.close()

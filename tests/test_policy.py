@@ -328,7 +328,7 @@ def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace):
     scores = params["training_window_scores"]
     assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
     assert scores["since change"] > scores["all"]
-    assert keel.services.registry.run(trained["run_id"])["dataset_versions"] == [2]
+    assert keel.services.registry.run(trained["run_id"]).dataset_versions == (2,)
     keel.close()
 
 

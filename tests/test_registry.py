@@ -229,12 +229,12 @@ def test_a_write_outside_a_transaction_commits_at_once_and_holds_no_lock(reg, tm
     other = Registry(tmp_path / "registry.db")
     try:
         other.conn.execute("PRAGMA busy_timeout = 100")
-        assert other.schedule(project.id)["expression"] == "600"
+        assert other.schedule(project.id).expression == "600"
         with other.transaction():  # would raise "database is locked" if reg still held the lock
             other.upsert_schedule(project.id, "interval", "60")
     finally:
         other.close()
-    assert reg.schedule(project.id)["expression"] == "60"
+    assert reg.schedule(project.id).expression == "60"
 
 
 def test_a_committed_write_is_seen_by_another_connection(reg, tmp_path):
@@ -289,7 +289,7 @@ def test_metrics_params_and_run_round_trip(reg):
     assert reg.run_metrics(run_id) == {"loss": 0.125, "accuracy": 0.9}
     assert reg.run_params(run_id) == {"C": 0.5, "penalty": "l2", "class_weight": None}
     run = reg.run(run_id)
-    assert (run["seed"], run["dataset_versions"], run["library_versions"]) == (7, [1, 2], {"scikit-learn": "1.9"})
+    assert (run.seed, run.dataset_versions, run.library_versions) == (7, (1, 2), {"scikit-learn": "1.9"})
 
 
 def test_table_counts_cover_every_table(reg):

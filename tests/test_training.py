@@ -153,9 +153,9 @@ def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
     try:
         run = keel.services.registry.run(trained["run_id"])
         params = keel.services.registry.run_params(trained["run_id"])
-        assert (run["seed"], run["preset"], run["dataset_versions"], run["status"]) == (7, "logreg", [1], "finished")
-        assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run["library_versions"])
-        assert run["seconds"] > 0 and run["finished_at"] >= run["started_at"]
+        assert (run.seed, run.preset, run.dataset_versions, run.status) == (7, "logreg", (1,), "finished")
+        assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run.library_versions)
+        assert run.seconds > 0 and run.finished_at >= run.started_at
         assert (params["C"], params["overrides"], params["seed"], params["preset"]) == (0.5, {"C": 0.5}, 7, "logreg")
         assert params["train_rows"] + params["test_rows"] == 120
         assert keel.services.registry.run_metrics(trained["run_id"]) == trained["metrics"]

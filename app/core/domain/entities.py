@@ -323,3 +323,175 @@ class MonitorResult:
                 "prediction_drift": self.prediction_drift, "model_version": self.model_version,
                 "dataset_version": self.dataset_version, "drifted_features": self.drifted_features,
                 "details": self.details}
+
+
+@dataclass(frozen=True)
+class MonitoredValue:
+    """One monitoring result's measured and estimated metric (a sparkline's point)."""
+
+    value: float | None
+    estimated_value: float | None
+
+
+@dataclass(frozen=True)
+class AlertNotice:
+    """An open alert as a notification names it: which project, how bad, what happened."""
+
+    id: int
+    project: str  # the project's name
+    severity: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "severity": self.severity, "message": self.message, "project": self.project}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training (or import) run: what it was given and, from `runs`, its final metrics."""
+
+    id: int
+    project_id: int
+    kind: str  # train | import
+    preset: str | None
+    seed: int | None
+    started_at: str  # UTC, ISO 8601
+    finished_at: str | None
+    seconds: float | None
+    status: str
+    dataset_versions: tuple[int, ...]  # the dataset versions' numbers it trained on
+    library_versions: dict = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # the final value of each logged metric
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], metrics: Mapping[str, float] | None = None) -> Run:
+        """From a runs row (its JSON columns still encoded)."""
+        return cls(id=row["id"], project_id=row["project_id"], kind=row["kind"], preset=row["preset"],
+                   seed=row["seed"], started_at=row["started_at"], finished_at=row["finished_at"],
+                   seconds=row["seconds"], status=row["status"],
+                   dataset_versions=tuple(json.loads(row["dataset_versions_json"] or "[]")),
+                   library_versions=json.loads(row["library_versions_json"] or "{}"), metrics=dict(metrics or {}))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a project's monitoring runs: every N seconds, or on a cron expression."""
+
+    project_id: int
+    project: str  # the project's name
+    kind: str  # interval | cron
+    expression: str  # seconds (interval) or a 5-field cron expression
+    enabled: bool
+    last_run_at: str | None  # UTC, ISO 8601; None: never ran
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Schedule:
+        """From a schedules row joined with its project's name (as `project`)."""
+        return cls(project_id=row["project_id"], project=row["project"], kind=row["kind"],
+                   expression=str(row["expression"]), enabled=bool(row["enabled"]), last_run_at=row["last_run_at"])
+
+
+@dataclass(frozen=True)
+class TrafficWindow:
+    """A stretch of served traffic monitored as one batch: the prediction log's records
+    first_prediction_id..last_prediction_id, scored by one model version."""
+
+    id: int
+    project_id: int
+    model_version_id: int
+    model_version: int  # the model version's number
+    first_prediction_id: int
+    last_prediction_id: int
+    started_at: str  # the first record's time (UTC, ISO 8601)
+    ended_at: str  # the last record's
+    monitored_at: str
+    rows: int
+    metric: str
+    value: float | None  # measured once late labels arrived (None: not yet)
+    labelled_rows: int
+    labels_at: str | None  # when it was last measured
+    estimated_value: float | None
+    drift_share: float | None
+    prediction_drift: float | None
+    drifted_features: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TrafficWindow:
+        """From a traffic_windows row (JSON columns still encoded) joined with its model's number."""
+        return cls(id=row["id"], project_id=row["project_id"], model_version_id=row["model_version_id"],
+                   model_version=row["model_version"], first_prediction_id=row["first_prediction_id"],
+                   last_prediction_id=row["last_prediction_id"], started_at=row["started_at"],
+                   ended_at=row["ended_at"], monitored_at=row["monitored_at"], rows=row["rows"], metric=row["metric"],
+                   value=row["value"], labelled_rows=row["labelled_rows"], labels_at=row["labels_at"],
+                   estimated_value=row["estimated_value"], drift_share=row["drift_share"],
+                   prediction_drift=row["prediction_drift"],
+                   drifted_features=json.loads(row["drifted_features_json"] or "[]"),
+                   details=json.loads(row["details_json"] or "{}"))
+
+
+@dataclass(frozen=True)
+class LateMeasurement:
+    """A metric measured when late labels arrived for a traffic window or an ingested batch."""
+
+    id: int
+    project_id: int
+    traffic_window_id: int | None  # what was measured: a traffic window...
+    monitor_result_id: int | None  # ...or a batch's monitoring result
+    labels_dataset_version_id: int
+    at: str  # UTC, ISO 8601
+    rows: int
+    labelled_rows: int
+    metric: str
+    value: float | None
+    evaluated: bool  # the alert rules have seen it
+    dataset_version: int | None  # the measured batch's version number (None: a traffic window)
+    labels_dataset_version: int | None = None  # the number of the dataset version the labels came in
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> LateMeasurement:
+        """From a late_measurements row joined with the versions' numbers."""
+        return cls(id=row["id"], project_id=row["project_id"], traffic_window_id=row["traffic_window_id"],
+                   monitor_result_id=row["monitor_result_id"], labels_dataset_version_id=row["labels_dataset_version_id"],
+                   at=row["at"], rows=row["rows"], labelled_rows=row["labelled_rows"], metric=row["metric"],
+                   value=row["value"], evaluated=bool(row["evaluated"]), dataset_version=row["dataset_version"],
+                   labels_dataset_version=row.get("labels_dataset_version"))
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model version's file as verify, backup and retention see it."""
+
+    id: int  # the model version's
+    project: str  # the project's name
+    version: int
+    artifact_path: str  # relative to the workspace root
+    sha256: str
+    pruned_at: str | None  # removed by retention (the row stays)
+    archived: bool
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """A dataset version's Parquet file as verify and backup see it."""
+
+    id: int  # the dataset version's
+    project: str  # the project's name
+    version: int
+    path: str  # relative to the workspace root
+    file_sha256: str | None  # None: written before Keel recorded it
+    rows: int
+
+
+@dataclass(frozen=True)
+class ProductionPointer:
+    """A project's current deployment as verify checks production.json against it (version None: none yet)."""
+
+    project_id: int
+    project: str  # the project's name
+    version: int | None
+    sha256: str | None
+    artifact_path: str | None
+    deployed_at: str | None
+    by: str | None
+    reason: str | None

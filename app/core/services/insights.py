@@ -107,8 +107,8 @@ def production_card(deps: Dependencies, name: str) -> dict:
                               "is_rollback": deployment.is_rollback, "metrics": metrics,
                               "sha256": model_version.sha256, "notes": model_version.notes}
     rows = deps.registry.recent_monitor_values(project.id, SPARKLINE_POINTS)
-    card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
-                         if r["value"] is not None or r["estimated_value"] is not None]
+    card["sparkline"] = [r.value if r.value is not None else r.estimated_value for r in reversed(rows)
+                         if r.value is not None or r.estimated_value is not None]
     return card
 
 
@@ -311,7 +311,7 @@ def version_parameters(deps: Dependencies, model_version: ModelVersion) -> dict:
         return {}
     run = deps.registry.run(model_version.run_id)
     params = deps.registry.run_params(model_version.run_id)
-    return {"preset": run.get("preset"), **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
+    return {"preset": run.preset, **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
 
 
 def differing_parameters(entries: list[dict]) -> list[str]:
@@ -328,7 +328,7 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
     run = deps.registry.run(model_version.run_id) if model_version.run_id else None
     facts = deps.registry.run_params(model_version.run_id) if run and model_version.run_id else {}
     datasets = {d.version: d for d in deps.data.dataset_versions(name)}
-    used = run["dataset_versions"] if run else []
+    used = run.dataset_versions if run else ()
     trained = next((e for e in reversed(deps.registry.events(project.id)) if e.kind in ("model_trained", "model_imported")
                     and (e.details or {}).get("version") == version), None)
     return {
@@ -341,12 +341,12 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
         "parameter_overrides": facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
         "metrics": deps.data.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
-                     "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
+                     "test_rows": facts.get("test_rows"), "seconds": run.seconds if run else None,
                      "sample": facts.get("training_sample"),
                      "dataset_versions": [{"version": v, "rows": datasets[v].rows,
                                            "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
                                           for v in used if v in datasets]},
-        "library_versions": run["library_versions"] if run else {},
+        "library_versions": run.library_versions if run else {},
         "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
         "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
                          "rollback": d.is_rollback} for d in deps.registry.deployments(project.id) if d.version == version],

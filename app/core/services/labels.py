@@ -30,6 +30,7 @@ from app.core.ml import datasets
 from app.core.ml.childproc import capped_native_threads
 from app.core.services import traffic
 from app.core.services.dependencies import Dependencies
+from app.core.store.registry import Registry
 from app.core.store.workspace import project_lock
 
 log = logging.getLogger("keel.labels")
@@ -188,15 +189,15 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _measure_window(registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
-    window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
+def _measure_window(registry: Registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
+    window = registry.traffic_window(window_id)
     value, labelled = traffic.measure_window(registry, project, window)
     registry.set_window_measurement(window_id, value, labelled, now)
     registry.insert_late_measurement(project_id=project.id, traffic_window_id=window_id,
-                                     labels_dataset_version_id=dataset_id, at=now, rows=window["rows"],
+                                     labels_dataset_version_id=dataset_id, at=now, rows=window.rows,
                                      labelled_rows=labelled, metric=project.metric, value=value)
-    return {"window": window_id, "rows": window["rows"], "labelled_rows": labelled,
-            "label_coverage": labelled / window["rows"] if window["rows"] else 0.0, "metric": project.metric,
+    return {"window": window_id, "rows": window.rows, "labelled_rows": labelled,
+            "label_coverage": labelled / window.rows if window.rows else 0.0, "metric": project.metric,
             "value": value}
 
 

@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING
 from app.core.domain.clock import utc_now
 from app.core.domain.entities import (
     Alert,
+    AlertNotice,
     DatasetVersion,
     Deployment,
     Event,
     ModelVersion,
     MonitorResult,
     Project,
+    Schedule,
     Schema,
     TrainingData,
 )
@@ -910,11 +912,11 @@ class Keel:
 
         return decision_events(self._registry, self.project(name).id, after_id)
 
-    def schedule(self, name: str) -> dict | None:
+    def schedule(self, name: str) -> Schedule | None:
         return self._registry.schedule(self.project(name).id)
 
-    def schedules(self) -> list[dict]:
-        """Every project's monitoring schedule, with the project's name under "project"."""
+    def schedules(self) -> list[Schedule]:
+        """Every project's monitoring schedule, by project name."""
         return self._registry.schedules()
 
     def record_scheduled_run(self, name: str) -> bool:
@@ -935,8 +937,8 @@ class Keel:
     def alerts(self, name: str) -> list[Alert]:
         return self._registry.alerts(self.project(name).id)
 
-    def open_alerts_after(self, alert_id: int) -> list[dict]:
-        """Open alerts of every project newer than alert_id (id, severity, message, project), oldest first."""
+    def open_alerts_after(self, alert_id: int) -> list[AlertNotice]:
+        """Open alerts of every project newer than alert_id, oldest first."""
         return self._registry.open_alerts_after(alert_id)
 
     def last_alert_id(self) -> int:

@@ -519,7 +519,7 @@ def champion_seen_until(deps: PolicyDependencies, project: Project) -> int:
     if deployment is None:
         raise KeelError(f"project {project.name!r} has no production model yet (deploy a version first)")
     model_version = deps.registry.model_version_by_id(deployment.model_version_id)
-    used = deps.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
+    used = deps.registry.run(model_version.run_id).dataset_versions if model_version.run_id else ()
     if used:
         return max(used)
     return store.dataset_version_at(deps.registry, project.id, deployment.deployed_at)

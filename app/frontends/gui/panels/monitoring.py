@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.entities import Deployment, Project
+from app.core.domain.entities import Deployment, Project, Schedule
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -318,22 +318,22 @@ class MonitoringPanel(Panel):
         self.controller.save_settings({"schedule": self.schedule_text(),
                                        "schedule_enabled": self.schedule_enabled.isChecked()})
 
-    def _load_schedule(self, project: Project, schedule: dict | None) -> None:
+    def _load_schedule(self, project: Project, schedule: Schedule | None) -> None:
         if schedule is None:
             return
-        self.schedule_enabled.setChecked(bool(schedule["enabled"]))
-        if schedule["kind"] == "cron":
+        self.schedule_enabled.setChecked(bool(schedule.enabled))
+        if schedule.kind == "cron":
             self.schedule_kind.setCurrentIndex(1)
-            self.cron_text.setText(schedule["expression"])
+            self.cron_text.setText(schedule.expression)
         else:
             self.schedule_kind.setCurrentIndex(0)
-            seconds = int(float(schedule["expression"]))
+            seconds = int(float(schedule.expression))
             unit = max(i for i, u in enumerate(UNITS) if seconds % u[2] == 0)
             self.interval_unit.setCurrentIndex(unit)
             self.interval_value.setValue(seconds // UNITS[unit][2])
         parts = []
-        if schedule.get("last_run_at"):
-            parts.append(f"last run {local_time(schedule['last_run_at'])}")
+        if schedule.last_run_at:
+            parts.append(f"last run {local_time(schedule.last_run_at)}")
         next_time = self.controller.next_run_times().get(project.name)
         if next_time is not None:
             parts.append(f"next run {next_time:%Y-%m-%d %H:%M:%S}" if hasattr(next_time, "strftime") else f"next run {next_time}")
