@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from cli_helpers import cli, loans, snapshot, write_csv
 
 from app.adapters import serving
+from app.core.domain.clock import fixed_clock, iso_utc
 from app.core.services import prediction_log
 from app.core.services.lifecycle import Keel
 
@@ -170,14 +172,14 @@ def test_pruning_drops_records_older_than_the_age_limit(ws):
     keel = Keel.open(ws)
     try:
         project = keel.project("scored")
-        old, new = prediction_log.iso(0.0), prediction_log.iso(4e9)
+        old, new = iso_utc(0.0), iso_utc(4e9)
         X = pd.DataFrame({"a": [1.0]})
         with keel.services.registry.transaction():
             for at, record_id in ((old, "ancient"), (new, "recent")):
                 keel.services.registry.insert_predictions(prediction_log.encode(
                     project.id, keel.services.registry.model_version(project.id, 1).id, at, [record_id], X, [1], None,
                     "predict"))
-            dropped = keel.services.registry.prune_predictions(project.id, 10**6, prediction_log.cutoff(90))
+            dropped = keel.services.registry.prune_predictions(project.id, 10**6, prediction_log.cutoff(90, time.time()))
         assert dropped >= 1
         remaining = {r["record_id"] for r in keel.services.registry.predictions(project.id)}
         assert "recent" in remaining and "ancient" not in remaining
@@ -223,3 +225,31 @@ def test_the_writer_commits_in_the_background_without_being_stopped(ws):
     finally:
         writer.stop()
         keel.close()
+
+
+def test_the_log_takes_its_time_from_the_workspace_clock(ws, tmp_path):
+    """Records are stamped, and aged out, by the clock Keel is given: predict and the server's writer alike."""
+    later = time.time() + 200 * 86400  # 200 days on: what the other tests logged is past the 90-day limit
+    age_limit = iso_utc(later - 90 * 86400)
+    keel = Keel.open(ws, clock=fixed_clock(later))
+    try:
+        project = keel.project("scored")
+        before = keel.services.registry.predictions(project.id)
+        keel.predict("scored", write_csv(tmp_path / "score.csv", with_ids(loans(3, seed=8), "clock-").drop(
+            columns="default")), tmp_path / "scored.csv")
+        writer = keel.prediction_log_writer()
+        loaded = keel.load_production("scored")
+        X = pd.DataFrame({name: [0.0] for name in project.schema.features})
+        X["region"], X["has_mortgage"] = "north", 1.0
+        writer.add(project.id, loaded.model_version.id, loaded.model, False, ["served-later"], X, [0], None,
+                   prediction_log.LogPolicy.of(keel.settings("scored")))
+        writer.stop()
+        after = keel.services.registry.predictions(project.id)
+    finally:
+        keel.close()
+    newest = before[-1]["id"] if before else 0
+    assert [(r["record_id"], r["at"]) for r in after if r["id"] > newest] == [
+        ("clock-0", iso_utc(later)), ("clock-1", iso_utc(later)), ("clock-2", iso_utc(later)),
+        ("served-later", iso_utc(later))]
+    assert any(r["at"] < age_limit for r in before)  # logged on the system's clock by the other tests...
+    assert all(r["at"] >= age_limit for r in after)  # ...and aged out on the workspace's

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.domain.clock import utc_now
+from app.core.domain.clock import SYSTEM_CLOCK, Clock, utc_now
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -101,15 +101,16 @@ class _TrainedModel:
 class Keel:
     """One workspace: its registry and its files."""
 
-    def __init__(self, workspace: Workspace, refresh_manifests: bool = True):
+    def __init__(self, workspace: Workspace, refresh_manifests: bool = True, clock: Clock = SYSTEM_CLOCK):
         """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
-        which reports them as they are)."""
+        which reports them as they are). clock: what the services read as now (a test's fixed one)."""
         self.workspace = workspace
         self._registry = Registry(workspace.registry_path)
         self._data = ProjectData(self._registry, workspace)
+        self._clock = clock
         self.services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
             ingest=self.ingest, train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
-            rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest))
+            rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest), clock=clock)
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
@@ -125,8 +126,9 @@ class Keel:
             log.warning("rewrote the stale production.json of %s from the registry", ", ".join(fixed))
 
     @classmethod
-    def open(cls, workspace_dir: str | os.PathLike | None = None, refresh_manifests: bool = True) -> Keel:
-        return cls(Workspace.open(workspace_dir), refresh_manifests=refresh_manifests)
+    def open(cls, workspace_dir: str | os.PathLike | None = None, refresh_manifests: bool = True,
+             clock: Clock = SYSTEM_CLOCK) -> Keel:
+        return cls(Workspace.open(workspace_dir), refresh_manifests=refresh_manifests, clock=clock)
 
     def close(self) -> None:
         self._registry.close()
@@ -830,7 +832,8 @@ class Keel:
             proba_columns = [c for c in scores.columns if c.startswith("proba_")]
             logged = prediction_log.record(self._registry, loaded.project, loaded.model_version.id, ids,
                                            X.reset_index(drop=True), scores["prediction"].tolist(),
-                                           scores[proba_columns].to_numpy() if proba_columns else None)
+                                           scores[proba_columns].to_numpy() if proba_columns else None,
+                                           clock=self._clock)
         with self._registry.transaction():
             self._registry.add_event(loaded.project, "batch_scored",
                                     f"{len(result)} rows of {raw.source} scored with v{loaded.version}"
@@ -932,7 +935,7 @@ class Keel:
         """The server's prediction log: request threads add, a background thread commits (stop() flushes)."""
         from app.core.services import prediction_log
 
-        return prediction_log.PredictionLogWriter(self._registry)
+        return prediction_log.PredictionLogWriter(self._registry, clock=self._clock)
 
     def alerts(self, name: str) -> list[Alert]:
         return self._registry.alerts(self.project(name).id)
