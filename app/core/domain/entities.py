@@ -495,3 +495,37 @@ class ProductionPointer:
     deployed_at: str | None
     by: str | None
     reason: str | None
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """One scored row as the prediction log keeps it."""
+
+    id: int
+    model_version_id: int
+    at: str  # UTC, ISO 8601
+    record_id: str  # the row's ID (the caller's, or one Keel assigned)
+    inputs: list  # the features as the model saw them, in the schema's order
+    prediction: Any
+    probabilities: list[float] | None  # classifiers: one per class
+    source: str | None = None  # predict | serve (None: not read)
+
+
+@dataclass(frozen=True)
+class LabelledPrediction:
+    """A prediction and the label that arrived for its row later."""
+
+    prediction: Any
+    label: Any
+    probabilities: list[float] | None = None
+    record_id: str | None = None  # a logged record's ID (None: a batch's row scored again)
+
+
+@dataclass(frozen=True)
+class PredictionLogSummary:
+    """How many records the project's prediction log holds, from when to when."""
+
+    rows: int
+    oldest_at: str | None
+    newest_at: str | None
+    last_id: int  # 0: none logged yet

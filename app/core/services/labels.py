@@ -23,7 +23,7 @@ import os
 
 import pandas as pd
 
-from app.core.domain.entities import DatasetVersion, Project, Schema
+from app.core.domain.entities import DatasetVersion, LabelledPrediction, LoggedPrediction, Project, Schema
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.fileio import sha256_file
 from app.core.ml import datasets
@@ -89,7 +89,7 @@ def _join(deps: Dependencies, project: Project, id_column: str, ids: list[str], 
     already |= labelled_in_batches
     wanted = [i for i in ids if i not in already]
     records = registry.predictions_for_records(project.id, wanted)
-    logged = {r["record_id"] for r in records}
+    logged = {r.record_id for r in records}
     found = [i for i in wanted if i in logged or i in batch_rows]
     counts["already_labelled"] = sum(1 for i in ids if i in already)
     counts["unknown"] = len(wanted) - len(found)
@@ -126,9 +126,9 @@ def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: Schema, id_co
     newest logged input), the ID and the label."""
     if not joined["ids"]:
         return pd.DataFrame()
-    newest_record = {}
+    newest_record: dict[str, LoggedPrediction] = {}
     for record in joined["records"]:
-        newest_record[record["record_id"]] = record
+        newest_record[record.record_id] = record
     from_batches = [i for i in joined["ids"] if i in joined["batch_rows"]]
     from_log = [i for i in joined["ids"] if i not in joined["batch_rows"]]
     parts = []
@@ -154,7 +154,7 @@ def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: di
     version = registry.next_number("dataset_versions", project.id)
     parent = registry.dataset_versions(project.id)[-1]
     path = deps.workspace.dataset_dir(project.name) / f"v{version}.parquet"
-    prediction_ids = [r["id"] for r in joined["records"]]
+    prediction_ids = [r.id for r in joined["records"]]
     window_ids = sorted(set(registry.windows_of_predictions(project.id, prediction_ids).values()))
     batch_versions = sorted({joined["batch_rows"][i][0].version for i in joined["ids"] if i in joined["batch_rows"]})
     lineage = {"labels_file": source, "traffic_windows": window_ids, "dataset_versions": batch_versions,
@@ -219,11 +219,9 @@ def _measure_batch(deps: Dependencies, project: Project, id_column: str, batch_v
         predictions = loaded.model.predict(X)
         probabilities = (loaded.model.predict_proba(X) if project.task == "classification"
                          and hasattr(loaded.model, "predict_proba") else None)
-    rows = [{"prediction": _plain(p), "label": known[str(i)], "probabilities": None}
-            for p, i in zip(predictions, labelled[id_column])]
-    if probabilities is not None:
-        for record, proba in zip(rows, probabilities):
-            record["probabilities"] = [float(p) for p in proba]
+    rows = [LabelledPrediction(prediction=_plain(p), label=known[str(i)],
+                               probabilities=None if probabilities is None else [float(x) for x in probabilities[n]])
+            for n, (p, i) in enumerate(zip(predictions, labelled[id_column]))]
     value = traffic.window_metric(project, rows)
     registry.insert_late_measurement(project_id=project.id, monitor_result_id=result.id,
                                      labels_dataset_version_id=dataset_id, rows=row.rows,

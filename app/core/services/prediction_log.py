@@ -139,7 +139,7 @@ def summary(registry: Registry, project: Project) -> dict:
     """For `status`: how many records the log holds, and its limits."""
     policy = LogPolicy.of(project.settings)
     found = registry.prediction_log_summary(project.id)
-    return {"rows": found["rows"], "oldest_at": found["oldest_at"], "newest_at": found["newest_at"],
+    return {"rows": found.rows, "oldest_at": found.oldest_at, "newest_at": found.newest_at,
             "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}
 
 

@@ -22,13 +22,21 @@ are older than --label-delay and still below --label-coverage.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import LateMeasurement, Project, Schema, TrafficWindow
+from app.core.domain.entities import (
+    LabelledPrediction,
+    LateMeasurement,
+    LoggedPrediction,
+    Project,
+    Schema,
+    TrafficWindow,
+)
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics
@@ -39,11 +47,11 @@ log = logging.getLogger("keel.traffic")
 
 
 # --------------------------------------------------------------------------- the log as a model frame
-def model_frame(records: list[dict], schema: Schema) -> pd.DataFrame:
+def model_frame(records: list[LoggedPrediction], schema: Schema) -> pd.DataFrame:
     """The logged inputs (in the schema's feature order, as the model saw them) as a model frame."""
     columns = {}
     for position, column in enumerate(schema.columns):
-        cells = [r["inputs"][position] if position < len(r["inputs"]) else None for r in records]
+        cells = [r.inputs[position] if position < len(r.inputs) else None for r in records]
         if column.kind == "categorical":
             columns[column.name] = pd.Series(cells, dtype=object).where(
                 pd.Series(cells, dtype=object).notna(), np.nan)
@@ -66,7 +74,7 @@ def has_work(deps: Dependencies, project: Project, settings: ProjectSettings) ->
     """New traffic since the last window, late measurements to evaluate, or windows to check for late labels."""
     registry = deps.registry
     last = registry.last_traffic_window(project.id)
-    if registry.prediction_log_summary(project.id)["last_id"] > (last.last_prediction_id if last else 0):
+    if registry.prediction_log_summary(project.id).last_id > (last.last_prediction_id if last else 0):
         return True
     if registry.pending_late_measurements(project.id):
         return True
@@ -103,13 +111,13 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: dri
 
 
 def evaluate_window(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
-                    records: list[dict]) -> tuple[dict, dict, dict]:
+                    records: list[LoggedPrediction]) -> tuple[dict, dict, dict]:
     from app.core.services.monitoring import probability_summary
 
     schema, task, metric = project.schema, project.task, project.metric
     X = model_frame(records, schema)
-    predictions = [r["prediction"] for r in records]
-    details: dict = {"model_versions": sorted({r["model_version_id"] for r in records})}
+    predictions = [r.prediction for r in records]
+    details: dict = {"model_versions": sorted({r.model_version_id for r in records})}
     prediction_stats = (drift.compare_predictions(reference.predictions, predictions, task)
                         if reference.predictions is not None else None)
     probability_stats, estimated = None, None
@@ -124,8 +132,8 @@ def evaluate_window(deps: Dependencies, project: Project, loaded, reference: dri
     details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
                    prediction_shares=_shares(predictions) if task == "classification" else None)
     window = dict(project_id=project.id, model_version_id=loaded.model_version.id,
-                  first_prediction_id=records[0]["id"], last_prediction_id=records[-1]["id"],
-                  started_at=records[0]["at"], ended_at=records[-1]["at"], monitored_at=deps.clock(), rows=len(records),
+                  first_prediction_id=records[0].id, last_prediction_id=records[-1].id,
+                  started_at=records[0].at, ended_at=records[-1].at, monitored_at=deps.clock(), rows=len(records),
                   metric=metric, estimated_value=estimated,
                   drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
                   prediction_drift=prediction_stats["psi"] if prediction_stats else None, drifted_features=drifted)
@@ -153,9 +161,9 @@ def window_rules(window: dict, prediction_stats: dict | None, probability_stats:
     return rules
 
 
-def _probabilities(records: list[dict]) -> np.ndarray | None:
-    rows = [r["probabilities"] for r in records]
-    if not rows or any(p is None for p in rows) or len({len(p) for p in rows}) != 1:
+def _probabilities(records: Sequence[LoggedPrediction | LabelledPrediction]) -> np.ndarray | None:
+    rows = [r.probabilities for r in records if r.probabilities is not None]
+    if not rows or len(rows) != len(records) or len({len(p) for p in rows}) != 1:
         return None
     return np.asarray(rows, dtype=float)
 
@@ -186,13 +194,13 @@ def public_window(window: TrafficWindow) -> dict:
 
 
 # --------------------------------------------------------------------------- measured metrics
-def window_metric(project: Project, rows: list[dict]) -> float | None:
+def window_metric(project: Project, rows: list[LabelledPrediction]) -> float | None:
     """The project's metric over labelled logged records (prediction, probabilities, label)."""
     if not rows:
         return None
     task, metric = project.task, project.metric
-    y = np.asarray([r["label"] for r in rows])  # ints, floats or strings: numpy's own type, never object
-    predictions = np.asarray([r["prediction"] for r in rows])
+    y = np.asarray([r.label for r in rows])  # ints, floats or strings: numpy's own type, never object
+    predictions = np.asarray([r.prediction for r in rows])
     if task == "regression":
         y, predictions = y.astype(float), predictions.astype(float)
     proba = _probabilities(rows) if task == "classification" else None
@@ -275,7 +283,7 @@ def window_record_ids(deps: Dependencies, project: Project, id_column: str, meas
     registry = deps.registry
     if measurement.traffic_window_id is not None:
         window = registry.traffic_window(measurement.traffic_window_id)
-        return {str(r["record_id"]) for r in registry.late_labels_in_window(window)}
+        return {str(r.record_id) for r in registry.late_labels_in_window(window)}
     assert measurement.dataset_version is not None  # a batch's measurement names its batch
     frame = deps.data.dataset_frame(project.name, measurement.dataset_version)
     return set(datasets.id_text(frame[id_column]).dropna().astype(str))

@@ -21,10 +21,13 @@ from app.core.domain.entities import (
     DatasetVersion,
     Deployment,
     Event,
+    LabelledPrediction,
     LateMeasurement,
+    LoggedPrediction,
     ModelVersion,
     MonitoredValue,
     MonitorResult,
+    PredictionLogSummary,
     Project,
     Run,
     Schedule,
@@ -375,6 +378,15 @@ def _oldest_first(table: str, where: str, newest: int | None) -> str:
 
 def _limited(params: list, newest: int | None) -> list:
     return params if newest is None else [*params, max(newest, 0)]
+
+
+def _logged_prediction(row: tuple) -> LoggedPrediction:
+    """A predictions row (id, model_version_id, at, record_id, inputs_json, prediction_json,
+    probabilities_json[, source]), decoded."""
+    prediction_id, model_version_id, at, record_id, inputs, prediction, probabilities, *source = row
+    return LoggedPrediction(id=prediction_id, model_version_id=model_version_id, at=at, record_id=record_id,
+                            inputs=_loads(inputs, []), prediction=_loads(prediction, None),
+                            probabilities=_loads(probabilities, None), source=source[0] if source else None)
 
 
 def _loads(text: str | None, default: Any) -> Any:
@@ -801,37 +813,28 @@ class Registry:
                                          (project_id, boundary[0])).rowcount
         return dropped
 
-    def prediction_log_summary(self, project_id: int) -> dict:
-        row = self.conn.execute(
+    def prediction_log_summary(self, project_id: int) -> PredictionLogSummary:
+        rows, oldest_at, newest_at, last_id = self.conn.execute(
             "SELECT COUNT(*), MIN(at), MAX(at), MAX(id) FROM predictions WHERE project_id = ?", (project_id,)).fetchone()
-        return {"rows": row[0], "oldest_at": row[1], "newest_at": row[2], "last_id": row[3] or 0}
+        return PredictionLogSummary(rows, oldest_at, newest_at, last_id or 0)
 
-    def predictions(self, project_id: int, after_id: int = 0, up_to_id: int | None = None) -> list[dict]:
-        """Logged records in id order; inputs, prediction and probabilities decoded."""
-        rows = self.query(
-            "SELECT id, model_version_id, at, record_id, source, inputs_json, prediction_json, probabilities_json "
+    def predictions(self, project_id: int, after_id: int = 0, up_to_id: int | None = None) -> list[LoggedPrediction]:
+        """Logged records in id order."""
+        rows = self.conn.execute(
+            "SELECT id, model_version_id, at, record_id, inputs_json, prediction_json, probabilities_json, source "
             "FROM predictions WHERE project_id = ? AND id > ? AND id <= ? ORDER BY id",
             (project_id, after_id, up_to_id if up_to_id is not None else 2**62))
-        for row in rows:
-            row["inputs"] = _loads(row.pop("inputs_json"), [])
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
-        return rows
+        return [_logged_prediction(row) for row in rows]
 
-    def predictions_for_records(self, project_id: int, record_ids: list[str]) -> list[dict]:
-        """Every logged record of these IDs (an ID scored twice has two), decoded."""
-        found: list[dict] = []
+    def predictions_for_records(self, project_id: int, record_ids: list[str]) -> list[LoggedPrediction]:
+        """Every logged record of these IDs (an ID scored twice has two), in id order per chunk of IDs."""
+        found: list[LoggedPrediction] = []
         for start in range(0, len(record_ids), 500):
             chunk = record_ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            found += self.query(
+            found += [_logged_prediction(row) for row in self.conn.execute(
                 "SELECT id, model_version_id, at, record_id, inputs_json, prediction_json, probabilities_json "
-                f"FROM predictions WHERE project_id = ? AND record_id IN ({marks}) ORDER BY id",
-                (project_id, *chunk))
-        for row in found:
-            row["inputs"] = _loads(row.pop("inputs_json"), [])
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
+                f"FROM predictions WHERE project_id = ? AND record_id IN ({marks}) ORDER BY id", (project_id, *chunk))]
         return found
 
     def predictions_volume(self, project_id: int, bucket_chars: int = 16) -> list[tuple[str, int]]:
@@ -898,18 +901,16 @@ class Registry:
             "INSERT INTO late_labels (project_id, record_id, label_json, dataset_version_id, at) VALUES (?, ?, ?, ?, ?)",
             rows)
 
-    def late_labels_in_window(self, window: TrafficWindow) -> list[dict]:
-        """(record_id, prediction, probabilities, label) of the window's labelled records."""
-        rows = self.query(
+    def late_labels_in_window(self, window: TrafficWindow) -> list[LabelledPrediction]:
+        """The window's logged records that a late label has reached, with their labels."""
+        rows = self.conn.execute(
             "SELECT p.record_id, p.prediction_json, p.probabilities_json, l.label_json FROM predictions p "
             "JOIN late_labels l ON l.project_id = p.project_id AND l.record_id = p.record_id "
             "WHERE p.project_id = ? AND p.id BETWEEN ? AND ? ORDER BY p.id",
             (window.project_id, window.first_prediction_id, window.last_prediction_id))
-        for row in rows:
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
-            row["label"] = _loads(row.pop("label_json"), None)
-        return rows
+        return [LabelledPrediction(prediction=_loads(prediction, None), label=_loads(label, None),
+                                   probabilities=_loads(probabilities, None), record_id=record_id)
+                for record_id, prediction, probabilities, label in rows]
 
     def late_labels_for(self, project_id: int, record_ids: list[str]) -> dict[str, object]:
         found: dict[str, object] = {}
