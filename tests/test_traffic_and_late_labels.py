@@ -230,10 +230,12 @@ def test_late_label_totals_count_only_windows_past_the_delay_below_the_coverage(
     """The late-label rule's query: old unlabelled batches with IDs (newest late measurement)
     and traffic windows under the coverage; batches labelled when monitored, without IDs or
     newer than the delay do not count."""
+    from app.core.domain.entities import Column, Schema
     from app.core.store.registry import Registry
 
     registry = Registry(tmp_path / "registry.db")
-    project = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
+    one_feature = Schema("y", "classification", "integer", (Column("x", "numeric"),))
+    project = registry.insert_project("p", "classification", "y", "accuracy", one_feature, {})
     model = registry.insert_model_version(project_id=project, version=1, artifact_path="m", sha256="0")
     results = {}
     for version, (at, labelled, has_ids) in enumerate([("2026-01-01", 0, True), ("2026-01-02", 0, True),
