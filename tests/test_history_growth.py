@@ -5,6 +5,7 @@ project's history (batches, results, events, metrics…) makes the work grow wit
 pending-batch lookup without an index went from 0.24 s at 1k batches to 5.2 s at 4k.
 """
 
+import dataclasses
 import json
 import sqlite3
 
@@ -167,7 +168,6 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     """Both ran once per cycle over the whole history (every model version decoded; every
     monitoring result's details decoded): now each is one indexed read whose cost does not
     grow with archived versions or with labelled results."""
-    from app.core.domain.settings import ProjectSettings
     from app.core.services import policy, traffic
 
     services = keel.services
@@ -175,7 +175,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     dataset = registry.dataset_versions(project.id)[0]
-    settings = ProjectSettings.from_dict({**project.settings, "id_column": "customer_id", "label_delay": "0s"})
+    settings = dataclasses.replace(project.settings, id_column="customer_id", label_delay="0s")
 
     def work():
         policy.earlier_production_versions(services, project, 1)
