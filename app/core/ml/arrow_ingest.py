@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app.core.domain.entities import Schema
 from app.core.ml import row_hashing
 from app.core.ml.cleaning_report import MAX_STORED_CATEGORIES, CleaningReport, ColumnTally, Occurrences
 from app.core.ml.file_checks import (
@@ -62,7 +63,7 @@ class _Column:
     values_at: Callable[[np.ndarray], list]  # the cells at some rows, for an exact comparison
 
 
-def ingest_csv(path: Path, schema: dict, destination: Path, id_column: str | None, report: Progress,
+def ingest_csv(path: Path, schema: Schema, destination: Path, id_column: str | None, report: Progress,
                check_cancel: Callable[[], None]) -> IngestedFile | None:
     """path read whole, validated, cleaned, de-duplicated, hashed and written as Parquet to destination;
     None where the general reader must read it."""
@@ -90,7 +91,7 @@ def ingest_csv(path: Path, schema: dict, destination: Path, id_column: str | Non
     hashes = row_hashing.combine([c.hashes for c in sorted(columns, key=lambda c: c.name)], found.rows_read)
     keep, kept_hashes = _first_of_each_row(hashes, columns)
     found.duplicates = int((~keep).sum())
-    target = next(c for c in columns if c.name == schema["target"])
+    target = next(c for c in columns if c.name == schema.target)
     labelled_rows = int(np.count_nonzero(~target.missing & keep))
     rows = int(keep.sum())
     warnings, summary = found.finish(delimiter_warning(path.name, delimiter), rows, labelled_rows)
@@ -102,21 +103,21 @@ def ingest_csv(path: Path, schema: dict, destination: Path, id_column: str | Non
     return IngestedFile(path.name, rows, labelled_rows, warnings, summary, digest)
 
 
-def _schema_supported(schema: dict) -> bool:
-    return (all(c["kind"] in FEATURE_KINDS for c in schema["columns"]) and schema.get("target_kind") in TARGET_KINDS
-            and not (schema["task"] == "classification" and schema["target_kind"] == "float"))
+def _schema_supported(schema: Schema) -> bool:
+    return (all(c.kind in FEATURE_KINDS for c in schema.columns) and schema.target_kind in TARGET_KINDS
+            and not (schema.task == "classification" and schema.target_kind == "float"))
 
 
 # --------------------------------------------------------------------------- reading
-def _read(path: Path, header: list[str], delimiter: str, schema: dict, id_column: str | None) -> pa.Table | None:
+def _read(path: Path, header: list[str], delimiter: str, schema: Schema, id_column: str | None) -> pa.Table | None:
     import pyarrow as pa
     import pyarrow.csv as arrow_csv
 
     text = pa.dictionary(pa.int32(), pa.string())
-    kinds = {c["name"]: c["kind"] for c in schema["columns"]}
+    kinds = {c.name: c.kind for c in schema.columns}
     types = {name: pa.float64() if kind == "numeric" else text for name, kind in kinds.items()}
-    if schema["target"] in header:
-        types[schema["target"]] = text if schema["target_kind"] == "string" else pa.float64()
+    if schema.target in header:
+        types[schema.target] = text if schema.target_kind == "string" else pa.float64()
     if id_column is not None and id_column in header and id_column not in types:
         types[id_column] = text
     try:
@@ -173,19 +174,19 @@ def _numbers_array(arrow_type: pa.DataType, values: np.ndarray, missing: np.ndar
 
 
 # --------------------------------------------------------------------------- cleaning
-def _clean(table: pa.Table, schema: dict, id_column: str | None, found: CleaningReport) -> list[_Column]:
+def _clean(table: pa.Table, schema: Schema, id_column: str | None, found: CleaningReport) -> list[_Column]:
     """The cleaned columns in the order clean() gives them: features, the ID column, the target."""
     rows = table.num_rows
     columns = []
-    for column in schema["columns"]:
-        name, tally = column["name"], found.columns[column["name"]]
-        if column["kind"] == "numeric":
+    for column in schema.columns:
+        name, tally = column.name, found.columns[column.name]
+        if column.kind == "numeric":
             columns.append(_numeric_feature(name, table.column(name), tally))
         else:
-            known = set(column.get("categories", []))
-            check_unseen = bool(known) and column.get("n_unique", 0) <= MAX_STORED_CATEGORIES
+            known = set(column.categories or ())
+            check_unseen = bool(known) and (column.n_unique or 0) <= MAX_STORED_CATEGORIES
             columns.append(_text_column(name, table.column(name), tally, known if check_unseen else None, tally.unseen))
-    if id_column is not None and id_column in table.column_names and id_column not in schema["features"]:
+    if id_column is not None and id_column in table.column_names and id_column not in schema.features:
         columns.append(_text_column(id_column, table.column(id_column)))
     columns.append(_target(table, schema, found, rows))
     found.rows_read = rows
@@ -283,8 +284,8 @@ def _dictionary_array(cells: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     return cells.chunk(0).dictionary, codes.astype(np.int64)
 
 
-def _target(table: pa.Table, schema: dict, found: CleaningReport, rows: int) -> _Column:
-    name, kind = schema["target"], schema["target_kind"]
+def _target(table: pa.Table, schema: Schema, found: CleaningReport, rows: int) -> _Column:
+    name, kind = schema.target, schema.target_kind
     found.target_present = name in table.column_names
     if kind == "string":
         return _text_target(table, schema, found, rows)
@@ -315,7 +316,7 @@ def _target(table: pa.Table, schema: dict, found: CleaningReport, rows: int) -> 
     return _integer_target(name, numbers, missing, schema, found)
 
 
-def _integer_target(name: str, numbers: np.ndarray, missing: np.ndarray, schema: dict,
+def _integer_target(name: str, numbers: np.ndarray, missing: np.ndarray, schema: Schema,
                     found: CleaningReport) -> _Column:
     import pyarrow as pa
 
@@ -333,8 +334,8 @@ def _integer_target(name: str, numbers: np.ndarray, missing: np.ndarray, schema:
     return column
 
 
-def _text_target(table: pa.Table, schema: dict, found: CleaningReport, rows: int) -> _Column:
-    name = schema["target"]
+def _text_target(table: pa.Table, schema: Schema, found: CleaningReport, rows: int) -> _Column:
+    name = schema.target
     if not found.target_present:
         return _missing_text_target(name, rows)
     cells = table.column(name)
@@ -348,11 +349,11 @@ def _text_target(table: pa.Table, schema: dict, found: CleaningReport, rows: int
     return column
 
 
-def _known_classes(schema: dict, comparable: Callable[[Any], bool]) -> list | None:
+def _known_classes(schema: Schema, comparable: Callable[[Any], bool]) -> list | None:
     """A classifier's known classes (None: nothing to check); values of another type than the target's
     are left to the general reader, which compares them as pandas does."""
-    known = schema.get("classes")
-    if schema["task"] != "classification" or not known:
+    known = schema.classes
+    if schema.task != "classification" or not known:
         return None
     if not all(comparable(k) for k in known):
         raise _NotHere()
