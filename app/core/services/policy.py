@@ -280,7 +280,7 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
 def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[tuple[int, pd.DataFrame]]:
     """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
     labelled late (rows the champion never trained on), then the new labelled batches."""
-    name, target = project.name, project.target
+    name = project.name
     found = []
     if cycle.late_windows and cycle.production_version:
         seen_until = champion_seen_until(deps, project)
@@ -288,8 +288,8 @@ def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[
                   if late.labels_dataset_version > seen_until]
     for batch in cycle.batches:
         if batch.labelled_rows:
-            frame = deps.data.dataset_frame(name, batch.dataset_version)
-            found.append((batch.dataset_version, frame[frame[target].notna()].reset_index(drop=True)))
+            frame, _sample = deps.data.batch_within_budget(name, batch.dataset_version, labelled_only=True)
+            found.append((batch.dataset_version, frame))  # the monitoring result records a sample
     return found
 
 
@@ -312,13 +312,7 @@ def adaptive_start(deps: PolicyDependencies, project: Project) -> int | None:
 # --------------------------------------------------------------------------- earlier versions as challengers
 def earlier_production_versions(deps: PolicyDependencies, project: Project, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m.version for m in deps.registry.model_versions(project.id) if m.archived}
-    found: list[int] = []
-    for deployment in reversed(deps.registry.deployments(project.id)):
-        version = deployment.version
-        if version != production and version not in found and version not in archived:
-            found.append(version)
-    return found[:MAX_RESTORE_CANDIDATES]
+    return deps.registry.recently_deployed_versions(project.id, production, MAX_RESTORE_CANDIDATES)
 
 
 def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
