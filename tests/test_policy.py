@@ -345,12 +345,11 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
 
 
 def test_the_newest_rows_are_kept_unless_another_window_is_clearly_better(workspace, monkeypatch):
-    from app.core.domain.settings import ProjectSettings
     from app.core.ml import datasets
 
     keel = make_project(workspace, settings={"policy": "auto"}, deploy=False)
     project = keel.project("loan")
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     batches = {(v, c): datasets.clean(datasets.RawTable(batch(60 + v, concept=c), "b"), project.schema).frame
                .assign(__version__=v) for v, c in [(v, 0.0) for v in range(1, 11)] + [(9, 1.0), (10, 1.0)]}
 
