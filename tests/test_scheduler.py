@@ -145,6 +145,24 @@ def test_project_queues_run_one_job_at_a_time_and_coalesce():
     assert not queues.submit("a")
 
 
+def test_stopping_returns_when_a_job_was_still_waiting_in_a_queue():
+    release, started = threading.Event(), threading.Event()
+
+    def work(project):
+        started.set()
+        release.wait(10)
+
+    queues = runner.ProjectQueues(work, sweep=lambda project: [])
+    assert queues.submit("a")
+    assert started.wait(5)
+    assert queues.submit_sweep("a")  # waits behind the running cycle: cancelled by the stop
+    stopping = threading.Thread(target=queues.shutdown, daemon=True)  # no timeout, as `keel run` stops
+    stopping.start()
+    release.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+
+
 def test_the_runner_holds_the_workspace_lock_and_stops_cleanly(keel, capsys):
     stop, ready, lines = threading.Event(), threading.Event(), []
     thread = threading.Thread(target=runner.run, args=(keel,), kwargs={"stop_event": stop, "ready": ready,

@@ -84,7 +84,10 @@ class ProjectQueues:
             executors, jobs = list(self._executors.values()), list(self._jobs)
         for executor in executors:
             executor.shutdown(wait=False, cancel_futures=True)
-        wait_for_jobs(jobs, timeout=timeout)
+        # A future cancelled by shutdown(cancel_futures=True) never counts as done for
+        # concurrent.futures.wait (it is CANCELLED, not CANCELLED_AND_NOTIFIED): waiting on it
+        # would never return. Only the jobs that are still to finish are waited for.
+        wait_for_jobs([job for job in jobs if not job.cancelled()], timeout=timeout)
 
 
 def acquire_workspace_lock(keel) -> WorkspaceLock:
