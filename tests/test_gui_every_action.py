@@ -8,13 +8,6 @@ Actions are found by walking the window's QActions, so a new one is covered with
 touching this file."""
 
 import pytest
-from gui_fixtures import (  # noqa: F401
-    demo_template,
-    demo_workspace,
-    gui_settings,
-    leak_guard,
-    window,
-)
 from PySide6.QtCore import QTimer, QtMsgType
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (

@@ -4,8 +4,6 @@ the window on a registry query, however big the registry grows."""
 
 import threading
 
-from gui_fixtures import backlog_template, backlog_window, demo_template, gui_settings, leak_guard  # noqa: F401
-
 # What the GUI thread may still ask the service object for: where the workspace is (no query), and the
 # one-line change stamp the window polls each second to learn that another process wrote.
 ALLOWED_ON_THE_GUI_THREAD = {"root", "log_path", "change_stamp"}
