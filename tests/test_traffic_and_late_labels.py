@@ -9,12 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import cli, loans, write_csv
+from serving_helpers import FEATURES, ready_server
 
-from app.adapters import serving
 from app.core.ml import datasets
 from app.core.services.lifecycle import Keel
-
-FEATURES = ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
 
 
 def make_project(root, name: str, **settings) -> None:
@@ -33,8 +31,7 @@ def serve_rows(ws, name: str, frame: pd.DataFrame, ids: list, rows_per_request: 
     """POST the frame's rows (IDs given where ids[i] is not None) over one keep-alive connection;
     -> one {id, prediction} per row, in order. The server is stopped cleanly afterwards."""
     answers = []
-    with serving.start_server(ws, name) as handle:
-        assert handle.wait_ready(30)
+    with ready_server(ws, name) as handle:
         address = urlsplit(handle.url)
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
         records = frame[FEATURES].to_dict("records")
