@@ -111,7 +111,7 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
 
     job = start_job(window, window.named_actions["retrain"].trigger, kind="train")
     assert job.cancellable
-    qtbot.waitUntil(lambda: job.message.startswith("training on"), timeout=60000)  # the child is fitting
+    qtbot.waitUntil(lambda: job.message.startswith("training on"), timeout=JOB_TIMEOUT_MS)  # the child is fitting
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
     with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
