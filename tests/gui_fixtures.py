@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -79,15 +78,6 @@ def gui_settings(tmp_path, monkeypatch) -> Path:
     return path
 
 
-def close_answering_quit(window) -> None:
-    """Close the window, answering Quit if it asks. pytest-qt closes a test's windows before the
-    fixtures' teardown: a test that failed while a job ran would wait forever on the question."""
-    import app.frontends.gui.common as common
-
-    with mock.patch.object(common, "confirm", lambda *args, **kwargs: True):
-        window.close()
-
-
 def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: bool = True,
                 start_scheduler: bool = False):
     from app.frontends.gui.application import settings_store
@@ -96,7 +86,7 @@ def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: b
 
     controller = Controller(str(workspace), read_only=read_only, start_scheduler=start_scheduler)
     window = MainWindow(controller, settings_store())
-    qtbot.addWidget(window, before_close_func=close_answering_quit)
+    qtbot.addWidget(window)
     window.show()
     with qtbot.waitSignal(controller.keel_ready, timeout=20000):
         controller.open_keel()
