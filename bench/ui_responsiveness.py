@@ -191,7 +191,10 @@ def main() -> int:
     heartbeat.stop()
     tab_timer.stop()
     states = {name: (job.state if job else "not started", job.error if job else "") for name, job in jobs.items()}
-    window.close()
+    for job in controller.runner.active_jobs():  # past the time limit: stop, never ask "Quit anyway?"
+        controller.runner.cancel(job)
+    window.shutdown()
+    window.hide()
     window.deleteLater()
     app.processEvents()
 

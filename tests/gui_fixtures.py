@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QInputDialog, QMessageBox, QWizard
 
 GUARD_GRACE_MS = 5000
 JOB_TIMEOUT_MS = 90_000
@@ -236,3 +238,42 @@ def record_a_monitoring_result(keel, value: float, events: tuple = (), **fields)
             registry.add_event(project, *event)
 
     commit_from_a_worker(keel, write)
+
+
+class DialogAnswerer:
+    """Watches for modal dialogs: paints each one (grab), then answers it the way a user
+    would: confirmations accepted unless their title is in `decline`, input dialogs
+    accepted with their default choice, file dialogs and wizards cancelled, others OK'd."""
+
+    def __init__(self, decline: tuple[str, ...] = ()):
+        self.decline = decline
+        self.seen: list[tuple[str, str]] = []
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self.answer)
+        self.timer.start()
+
+    def answer(self) -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None or not dialog.isVisible():
+            return
+        image = dialog.grab().toImage()
+        assert not image.isNull(), f"{dialog.windowTitle()} did not paint"
+        self.seen.append((type(dialog).__name__, dialog.windowTitle()))
+        if isinstance(dialog, QMessageBox):
+            accept = next((b for b in dialog.buttons()
+                           if dialog.buttonRole(b) in (QMessageBox.ButtonRole.AcceptRole, QMessageBox.ButtonRole.YesRole)),
+                          None)
+            if accept is not None and dialog.windowTitle() not in self.decline:
+                accept.click()
+            else:
+                dialog.reject()
+        elif isinstance(dialog, (QFileDialog, QWizard)):
+            dialog.reject()
+        elif isinstance(dialog, (QInputDialog, QDialog)):
+            dialog.accept()
+        else:
+            dialog.close()
+
+    def stop(self) -> None:
+        self.timer.stop()

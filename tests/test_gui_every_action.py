@@ -8,19 +8,14 @@ Actions are found by walking the window's QActions, so a new one is covered with
 touching this file."""
 
 import pytest
-from PySide6.QtCore import QTimer, QtMsgType
+from gui_fixtures import DialogAnswerer
+from PySide6.QtCore import QtMsgType
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
-    QDialog,
-    QFileDialog,
-    QInputDialog,
-    QMessageBox,
     QPushButton,
     QTableView,
     QWhatsThis,
-    QWizard,
 )
 from shiboken6 import isValid
 
@@ -28,45 +23,6 @@ JOB_TIMEOUT_MS = 90_000
 DECLINED = ("Delete project", "Quit", "Reset demo")  # confirmations answered No during the walk
 LAST = ("delete_project", "quit")
 OFFSCREEN_NOTE = "This plugin does not support propagateSizeHints"  # the offscreen platform's own, not ours  # triggered after everything else, accepted
-
-
-class DialogAnswerer:
-    """Watches for modal dialogs: paints each one (grab), then answers it the way a user
-    would: confirmations accepted unless their title is in `decline`, input dialogs
-    accepted with their default choice, file dialogs and wizards cancelled, others OK'd."""
-
-    def __init__(self, decline: tuple[str, ...] = ()):
-        self.decline = decline
-        self.seen: list[tuple[str, str]] = []
-        self.timer = QTimer()
-        self.timer.setInterval(20)
-        self.timer.timeout.connect(self.answer)
-        self.timer.start()
-
-    def answer(self) -> None:
-        dialog = QApplication.activeModalWidget()
-        if dialog is None or not dialog.isVisible():
-            return
-        image = dialog.grab().toImage()
-        assert not image.isNull(), f"{dialog.windowTitle()} did not paint"
-        self.seen.append((type(dialog).__name__, dialog.windowTitle()))
-        if isinstance(dialog, QMessageBox):
-            accept = next((b for b in dialog.buttons()
-                           if dialog.buttonRole(b) in (QMessageBox.ButtonRole.AcceptRole, QMessageBox.ButtonRole.YesRole)),
-                          None)
-            if accept is not None and dialog.windowTitle() not in self.decline:
-                accept.click()
-            else:
-                dialog.reject()
-        elif isinstance(dialog, (QFileDialog, QWizard)):
-            dialog.reject()
-        elif isinstance(dialog, (QInputDialog, QDialog)):
-            dialog.accept()
-        else:
-            dialog.close()
-
-    def stop(self) -> None:
-        self.timer.stop()
 
 
 def wait_idle(qtbot, window) -> None:

@@ -451,25 +451,22 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
 
 
 def test_project_settings_dialog_opens_shown_and_saves_from_the_menu(qtbot, window, monkeypatch):
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
+    from shiboken6 import isValid
 
     from app.frontends.gui.settings_dialog import SettingsDialog
 
-    seen = {}
-
-    def edit_and_accept():
-        dialog = QApplication.activeModalWidget()
-        assert isinstance(dialog, SettingsDialog)
-        seen["visible"] = dialog.isVisible()
-        seen["image"] = dialog.grab().toImage()  # paints it: a hidden Qt method made this black
-        dialog.max_drop.setValue(0.07)
-        dialog.accept()
-
-    QTimer.singleShot(200, edit_and_accept)
-    run_job(qtbot, window, window.named_actions["settings"].trigger, kind="settings")
-    assert seen["visible"]
-    image = seen["image"]
+    window.named_actions["settings"].trigger()  # opens once the project's settings are read on a worker
+    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), SettingsDialog), timeout=10000)
+    dialog = QApplication.activeModalWidget()
+    assert dialog.isVisible()
+    image = dialog.grab().toImage()  # paints it: a hidden Qt method made this black
     colours = {image.pixelColor(x, y).name() for x in range(0, image.width(), 17) for y in range(0, image.height(), 17)}
     assert len(colours) > 3, "the dialog painted as a flat block"
+    dialog.max_drop.setValue(0.07)
+    saved = []
+    window.controller.runner.finished.connect(lambda job, _: saved.append(job) if job.kind == "settings" else None)
+    dialog.accept()  # checked by the core on a worker, then saved
+    qtbot.waitUntil(lambda: bool(saved), timeout=20000)
+    assert not isValid(dialog)  # closed, and deleted
     assert window.controller.keel.project("demo-credit").settings["max_drop"] == 0.07

@@ -1,12 +1,15 @@
-"""Every tab and the project list ask the services for what they show on a worker, never on the
-GUI thread: a refresh (a monitoring cycle landing, a batch arriving, a tab opened) cannot stall
-the window on a registry query, however big the registry grows."""
+"""Every tab, the project list, the clicks that need data before they can show a dialog, and the
+once-a-second check for other processes' writes ask the services on a worker, never on the GUI
+thread: a refresh (a monitoring cycle landing, a batch arriving, a tab opened) or a click cannot
+stall the window on a registry query, however big the registry grows."""
 
 import threading
 
-# What the GUI thread may still ask the service object for: where the workspace is (no query), and the
-# one-line change stamp the window polls each second to learn that another process wrote.
-ALLOWED_ON_THE_GUI_THREAD = {"root", "log_path", "change_stamp"}
+from gui_fixtures import DialogAnswerer
+from PySide6.QtWidgets import QApplication
+
+# What the GUI thread may still ask the service object for: where the workspace is (no query).
+ALLOWED_ON_THE_GUI_THREAD = {"root", "log_path"}
 
 
 class RecordingKeel:
@@ -46,3 +49,52 @@ def test_every_tab_and_the_project_list_read_the_services_off_the_gui_thread(qtb
             "status", "project_names", "traffic"} <= asked  # the reads did happen, on workers
     assert len(window.panels["monitoring"].results) == 9  # one per batch of the backlog workspace (6 + 3)
     assert window.panels["models"].table_model.rows and window.project_list.count() == 1
+
+
+def wait_idle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not window.controller.runner.active_jobs(), timeout=30000)
+
+
+def test_clicks_and_the_registry_poll_read_the_services_off_the_gui_thread(qtbot, backlog_window, monkeypatch):
+    from app.frontends.gui.settings_dialog import SettingsDialog
+
+    window, controller = backlog_window, backlog_window.controller
+    keel = controller.keel
+    fit_in_process = keel.train  # the notice's reads are checked here, not the training's child process
+    monkeypatch.setattr(keel, "train", lambda name, cancel_event=None, **kwargs: fit_in_process(name, **kwargs))
+    wait_idle(qtbot, window)
+    notices = []
+    controller.notify.connect(lambda level, message: notices.append(message))
+    recorder = RecordingKeel(keel)
+    controller.keel = recorder
+    answerer = None
+    try:
+        window.named_actions["settings"].trigger()  # opens once the project's settings are read
+        qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), SettingsDialog), timeout=10000)
+        dialog = QApplication.activeModalWidget()
+        assert dialog.isVisible()
+        dialog.max_drop.setValue(0.07)
+        with qtbot.waitSignal(dialog.saved, timeout=10000):
+            dialog.accept()  # the core checks the change on a worker, then the dialog closes
+        wait_idle(qtbot, window)
+        answerer = DialogAnswerer(decline=("Delete project",))
+        for key in ("retrain", "deploy", "delete_project", "export_mlflow"):
+            window.named_actions[key].trigger()
+            wait_idle(qtbot, window)
+        controller._stamp = None  # as if another process had written since the last poll
+        with qtbot.waitSignal(controller.registry_changed, timeout=10000):
+            controller.poll_registry()
+        wait_idle(qtbot, window)
+    finally:
+        if answerer is not None:
+            answerer.stop()
+        controller.keel = keel
+    assert recorder.on_gui_thread == []
+    assert {"project", "check_settings", "set_project", "status", "production_version", "train",
+            "change_stamp"} <= set(recorder.on_workers)
+    titles = {title for _, title in answerer.seen}
+    assert {"Deploy", "Delete project"} <= titles and any("MLflow" in title for title in titles), titles
+    assert keel.project("demo-credit").settings["max_drop"] == 0.07
+    assert any(message.startswith("demo-credit: v3 trained (accuracy ") for message in notices), notices
+    assert keel.production_version("demo-credit") == 3  # the Deploy dialog's first choice: the version just trained
+    assert window.errors == []

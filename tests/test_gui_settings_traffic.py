@@ -2,32 +2,37 @@
 prediction log, its limits, label coverage and delay) like every other setting: opened shown
 from its menu action, checked by the core before it closes, saved through the same call."""
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
+from shiboken6 import isValid
 
 from app.frontends.gui.settings_dialog import SettingsDialog
 
 
 def open_from_menu(qtbot, window, edit) -> dict:
-    """Trigger Project settings…, run edit(dialog) on the shown dialog; wait for the save it starts."""
+    """Trigger Project settings…, run edit(dialog, seen) on the shown dialog; wait for the save it starts."""
     seen: dict = {}
     runner = window.controller.runner
     ended = []
     for signal in (runner.finished, runner.failed):  # the save, not a read running beside it
         signal.connect(lambda job, *_: ended.append(job) if job.kind == "settings" else None)
-
-    def on_shown():
-        dialog = QApplication.activeModalWidget()
-        assert isinstance(dialog, SettingsDialog)
-        seen["visible"] = dialog.isVisible()
-        edit(dialog, seen)
-
-    QTimer.singleShot(200, on_shown)
-    window.named_actions["settings"].trigger()
-    qtbot.waitUntil(lambda: "done" in seen, timeout=5000)
+    window.named_actions["settings"].trigger()  # the dialog opens once the project's settings are read
+    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), SettingsDialog), timeout=10000)
+    dialog = QApplication.activeModalWidget()
+    seen["visible"] = dialog.isVisible()
+    edit(dialog, seen)
     if seen.get("saved"):
         qtbot.waitUntil(lambda: any(job.kind == "settings" for job in ended), timeout=20_000)
     return seen
+
+
+def closed(dialog) -> bool:
+    return not isValid(dialog) or not dialog.isVisible()  # a closed settings dialog is deleted
+
+
+def save(qtbot, dialog) -> None:
+    """Press Save and wait for the core's answer: the dialog closed, or open with the reason."""
+    dialog.accept()
+    qtbot.waitUntil(lambda: closed(dialog) or dialog.buttons.isEnabled(), timeout=10000)
 
 
 def test_traffic_and_label_settings_are_edited_and_saved_from_the_menu(qtbot, window):
@@ -45,8 +50,7 @@ def test_traffic_and_label_settings_are_edited_and_saved_from_the_menu(qtbot, wi
         dialog.label_coverage.setValue(0.8)
         dialog.label_delay.setText("3d")
         seen["saved"] = True
-        dialog.accept()
-        seen["done"] = True
+        save(qtbot, dialog)
 
     seen = open_from_menu(qtbot, window, edit)
     assert seen["visible"]
@@ -59,7 +63,6 @@ def test_traffic_and_label_settings_are_edited_and_saved_from_the_menu(qtbot, wi
         seen["shown"] = (dialog.id_column.currentText(), dialog.prediction_log.currentData(), dialog.log_share.value(),
                          dialog.log_rows.value(), dialog.label_delay.text(), dialog.changes())
         dialog.reject()
-        seen["done"] = True
 
     assert open_from_menu(qtbot, window, read_back)["shown"] == ("applicant_id", "share", 0.25, 5000, "3d", {})
     assert window.errors == []
@@ -69,18 +72,17 @@ def test_a_bad_id_column_or_label_delay_keeps_the_dialog_open_with_the_reason(qt
     def edit(dialog, seen):
         dialog.tabs.setCurrentIndex(2)
         dialog.id_column.setCurrentText("income")  # a feature of the demo's models: the CLI's rule refuses it
-        dialog.accept()
+        save(qtbot, dialog)
         seen["feature"] = (dialog.isVisible(), dialog.error.isVisible(), dialog.error.text())
         dialog.id_column.setCurrentText("(none)")
         dialog.label_delay.setText("a week")
-        dialog.accept()
+        save(qtbot, dialog)
         seen["delay"] = (dialog.isVisible(), dialog.error.text())
         dialog.label_delay.setText("7d")
         dialog.label_coverage.setValue(0.6)
         seen["saved"] = True
-        dialog.accept()
-        seen["closed"] = not dialog.isVisible()
-        seen["done"] = True
+        save(qtbot, dialog)
+        seen["closed"] = closed(dialog)
 
     seen = open_from_menu(qtbot, window, edit)
     visible, error_shown, message = seen["feature"]

@@ -24,6 +24,8 @@ WRITE_KINDS = ("train", "deploy", "rollback", "ingest", "monitor", "demo", "crea
                "import", "delete", "approve", "acknowledge", "inbox", "labels")
 DEPLOY_KINDS = ("deploy", "rollback", "approve", "archive", "delete", "demo")  # change what is in production
 POLL_MS = 1000
+POLL_QUEUE = "registry-poll"  # the change stamp, read once a second
+CLICK_READS_QUEUE = "click-reads"  # what a click needs before it can show a dialog or a confirmation
 PLOT_WARM_SLICE_SECONDS = 0.004  # the GUI thread's share of each event-loop turn while pyqtgraph loads
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
 STARTUP_CHECK_MS, STARTUP_DEFERRALS = 50, 40  # start-up work waits for the filled window, up to 2 s
@@ -61,6 +63,7 @@ class Controller(QObject):
         self.runner.busy_changed.connect(self.jobs_changed)
         self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
         self._stamp = None
+        self._polling = False  # a read of the change stamp is on a worker
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self.poll_registry)
@@ -81,17 +84,18 @@ class Controller(QObject):
         def load(job: Job):
             from app.core.services.lifecycle import Keel
 
-            return Keel.open(self.workspace_dir)
+            keel = Keel.open(self.workspace_dir)
+            return keel, keel.change_stamp()
 
         self.run("workspace", "open", "Opening the workspace", load, on_done=self._keel_loaded)
 
-    def _keel_loaded(self, keel) -> None:
+    def _keel_loaded(self, opened) -> None:
         from app.logs import setup_logging
 
+        keel, self._stamp = opened
         setup_logging(keel.log_path)  # tracebacks of failed jobs go to this workspace's log
         self.keel = keel
         self.workspace_dir = str(keel.root)
-        self._stamp = keel.change_stamp()
         self._poll.start()
         self.keel_ready.emit()
         self._start_deferrals, self._filled_before = 0, False
@@ -144,9 +148,8 @@ class Controller(QObject):
 
     def restart_after_restore(self) -> None:
         """The registry and files were replaced under this window: schedules and views start over."""
-        self._stamp = self.keel.change_stamp()
         self._start_scheduler()
-        self.registry_changed.emit()
+        self._changed()
 
     def shutdown(self) -> None:
         self._shut_down = True  # the start-up work still waiting for the window is dropped
@@ -192,27 +195,57 @@ class Controller(QObject):
         return self.keel is not None and not self.read_only
 
     def poll_registry(self) -> None:
-        """Another process (CLI, server, runner) may have written: refresh when the stamp moves."""
-        if self.keel is None:
-            return
-        try:
-            stamp = self.keel.change_stamp()
-        except Exception:
-            log.exception("registry poll failed")
-            return
-        if stamp != self._stamp:
-            self._stamp = stamp
-            self.registry_changed.emit()
+        """Another process (CLI, server, runner) may have written: refresh when the stamp moves.
+        The stamp is read on a worker (it counts rows); one read at a time."""
+        self._read_stamp(announce_change=True)
 
     def _changed(self) -> None:
-        if self.keel is not None:
-            self._stamp = self.keel.change_stamp()
+        """This window wrote: every view refreshes now, and the stamp is brought up to date quietly,
+        so that the next poll does not take this window's own write for another process's."""
         self.registry_changed.emit()
+        self._read_stamp(announce_change=False)
+
+    def _read_stamp(self, announce_change: bool) -> None:
+        if self.keel is None or (self._polling and announce_change):
+            return
+        keel = self.keel
+        self._polling = True
+
+        def done(stamp) -> None:
+            self._polling = False
+            if keel is not self.keel or stamp == self._stamp:
+                return
+            self._stamp = stamp
+            if announce_change:
+                self.registry_changed.emit()
+
+        def failed(message: str, details: str) -> None:
+            self._polling = False
+            log.warning("registry poll failed: %s", message)
+
+        self.run(POLL_QUEUE, "read", "Checking the registry for changes", lambda job: keel.change_stamp(),
+                 on_done=done, on_error=failed, announce=False)
+
+    def read_for_click(self, title: str, read: Callable[[Any], Any], then: Callable[[Any], Any]) -> Job | None:
+        """What a click needs before it can show anything (a dialog's choices, a confirmation's counts),
+        read on a worker: read(keel) there, then(result) on the GUI thread, unless the workspace or the
+        project changed meanwhile (the answer would be about something no longer on show)."""
+        keel, name = self.keel, self.project
+        if keel is None:
+            return None
+
+        def done(result) -> None:
+            if keel is self.keel and name == self.project:
+                then(result)
+
+        return self.run(CLICK_READS_QUEUE, "read", title, lambda job: read(keel), project=name or None, on_done=done)
 
     # ------------------------------------------------------------------ jobs
     def run(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
-            cancellable: bool = False, on_done: Callable | None = None, on_error: Callable | None = None) -> Job:
-        job = self.runner.submit(queue, kind, title, fn, project=project, cancellable=cancellable)
+            cancellable: bool = False, on_done: Callable | None = None, on_error: Callable | None = None,
+            announce: bool = True) -> Job:
+        """A job; announce=False: one the window need not redraw for (jobs_changed is not emitted)."""
+        job = self.runner.submit(queue, kind, title, fn, project=project, cancellable=cancellable, announce=announce)
         self._callbacks[job.id] = (on_done, on_error)
         return job
 
@@ -280,11 +313,12 @@ class Controller(QObject):
         name = self.project
 
         def work(job: Job):
-            return self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
-                                   reason="retrained from the desktop app")
+            result = self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
+                                     reason="retrained from the desktop app")
+            return {**result, "metric": self.keel.project(name).metric}  # for the notice, read here
 
         def done(result):
-            metric = self.keel.project(name).metric
+            metric = result["metric"]
             value = result["metrics"].get(metric)
             shown = f"{value:.4f}" if isinstance(value, float) else "n/a"
             self.notify.emit("info", f"{name}: v{result['version']} trained ({metric} {shown}). Deploy it from Models.")
@@ -477,6 +511,25 @@ class Controller(QObject):
 
         return self._write("delete", f"Deleting {name}", lambda job: self.keel.delete_project(name), on_done=done,
                            project=name)
+
+    def check_settings(self, name: str, changes: dict, answer: Callable[[str], Any]) -> Job | None:
+        """The core's check of a settings change, on a worker: answer("") when it passes, else
+        answer(what is wrong), on the GUI thread."""
+        from app.core.domain.errors import KeelError
+
+        keel = self.keel
+        if keel is None:
+            return None
+
+        def check(job: Job) -> str:
+            try:
+                keel.check_settings(name, changes, replace_params=True)
+            except KeelError as exc:  # a value to fix, not a failed job
+                return str(exc)
+            return ""
+
+        return self.run(CLICK_READS_QUEUE, "read", f"Checking the settings of {name}", check, project=name,
+                        on_done=answer, on_error=lambda message, details: answer(message))
 
     def save_settings(self, changes: dict) -> Job | None:
         name = self.project

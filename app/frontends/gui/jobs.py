@@ -55,6 +55,7 @@ class Job:
     details: str = ""
     cancel_event: threading.Event = field(default_factory=threading.Event)
     started_at: float | None = None  # time.monotonic() when it started running
+    announce: bool = True  # busy_changed is emitted when it starts and ends (False: a routine background read)
     _post: Callable | None = field(default=None, repr=False)
 
     def report(self, fraction: float, message: str = "") -> None:
@@ -148,10 +149,11 @@ class JobRunner(QObject):
 
     # ---------------------------------------------------------------- public API
     def submit(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
-               cancellable: bool = False) -> Job:
+               cancellable: bool = False, announce: bool = True) -> Job:
         if self._closed:
             raise RuntimeError("the job runner is shut down")
-        job = Job(queue=queue, kind=kind, title=title, fn=fn, project=project, cancellable=cancellable)
+        job = Job(queue=queue, kind=kind, title=title, fn=fn, project=project, cancellable=cancellable,
+                  announce=announce)
         job._post = self._event.emit
         self._jobs.append(job)
         executor = self._executors.get(queue)
@@ -161,7 +163,8 @@ class JobRunner(QObject):
             self._executors[queue] = executor
         self._futures = [future for future in self._futures if not future.done()]
         self._futures.append(executor.submit(self._run, job))
-        self.busy_changed.emit()
+        if announce:
+            self.busy_changed.emit()
         return job
 
     def cancel(self, job: Job) -> None:
@@ -238,7 +241,8 @@ class JobRunner(QObject):
             self.failed.emit(job, job.error, job.details)
         elif what == CANCELLED:
             self.cancelled.emit(job)
-        self.busy_changed.emit()
+        if job.announce:
+            self.busy_changed.emit()
 
 
 # --------------------------------------------------------------------------- work in a child process

@@ -587,7 +587,11 @@ class MainWindow(QMainWindow):
 
     def export_mlflow(self) -> None:
         name = self.controller.project
-        version = self.controller.keel.production_version(name)
+        self.controller.read_for_click(f"Reading the production version of {name}",
+                                       lambda keel: keel.production_version(name),
+                                       lambda version: self._export_mlflow_version(name, version))
+
+    def _export_mlflow_version(self, name: str, version: int | None) -> None:
         if version is None:
             self.notify("info", f"{name} has no production model yet: deploy a version first.")
             return
@@ -613,8 +617,11 @@ class MainWindow(QMainWindow):
         self.controller.import_model(path, outside)
 
     def deploy(self) -> None:
-        keel, name = self.controller.keel, self.controller.project
-        status = keel.status(name)
+        name = self.controller.project
+        self.controller.read_for_click(f"Reading the versions of {name}", lambda keel: keel.status(name),
+                                       lambda status: self._choose_version_to_deploy(name, status))
+
+    def _choose_version_to_deploy(self, name: str, status: dict) -> None:
         metric = status["metric"]
         choices = [v for v in reversed(status["versions"]) if not v["in_production"] and not v["archived"]]
         if not choices:
@@ -644,8 +651,10 @@ class MainWindow(QMainWindow):
 
     def delete_project(self) -> None:
         name = self.controller.project
-        keel = self.controller.keel
-        status = keel.status(name)
+        self.controller.read_for_click(f"Reading what {name} holds", lambda keel: keel.status(name),
+                                       lambda status: self._confirm_delete(name, status))
+
+    def _confirm_delete(self, name: str, status: dict) -> None:
         production = status["production_version"]
         warning = (f"v{production} is its production model: deleting the project takes it out of production and the "
                    "scoring server stops answering for it. " if production else "")
@@ -656,21 +665,19 @@ class MainWindow(QMainWindow):
             self.controller.delete_project(name)
 
     def edit_settings(self) -> None:
-        from app.core.domain.errors import KeelError
+        name = self.controller.project
+        self.controller.read_for_click(f"Reading the settings of {name}", lambda keel: keel.project(name),
+                                       lambda project: self._open_settings(name, project))
+
+    def _open_settings(self, name: str, project) -> None:
+        """The dialog, window-modal; Save asks the core to check the changes on a worker first."""
         from app.frontends.gui.settings_dialog import SettingsDialog
 
-        keel, name = self.controller.keel, self.controller.project
-        dialog = SettingsDialog(keel.project(name), self,
-                                check=lambda changes: keel.check_settings(name, changes, replace_params=True))
-        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
-            return
-        try:
-            changes = dialog.changes()
-        except KeelError as exc:
-            self.show_error(str(exc))
-            return
-        if changes:
-            self.controller.save_settings(changes)
+        dialog = SettingsDialog(project, self, check=lambda changes, answer: self.controller.check_settings(
+            name, changes, answer))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.saved.connect(lambda changes: self.controller.save_settings(changes) if changes else None)
+        dialog.open()
 
     def reset_demo(self) -> None:
         if common.confirm(self, "Reset demo", "Reset the demo project?",

@@ -1,6 +1,8 @@
 """Project settings (the same set the CLI's `project set` edits). The core validates them."""
 
-from PySide6.QtCore import Qt
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from app.core.domain.entities import Project
 from app.core.domain.settings import POLICIES, PRESETS, ProjectSettings, higher_is_better, metrics_for
@@ -49,12 +52,16 @@ SETTING_HELP = {
     "Retrain on new rows": "When checked, retrain once this many new labelled rows have arrived, alert or not "
                            "(CLI: --retrain-after-rows).",
     "Training window": "Which labelled rows a training uses (CLI: --window): all, the newest N, or adaptive "
-                       "(of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows, the one "
-                       "that scores best on newer rows none of them saw; the first model trains on all rows).",
+                       "(of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows: the "
+                       "newest 2,000 unless another scores better by about a standard error on newer rows none of "
+                       "them saw; the first model trains on all rows).",
     "Promotion margin": "How much better than the champion a challenger must score on unseen rows to be "
-                        "deployed (CLI: --margin).",
+                        "deployed (CLI: --margin). During a drift (a detected change or a metric drop, until two "
+                        "challengers in a row fail) a better score is enough, if the challenger is not "
+                        "significantly worse.",
     "Test level (alpha)": "The significance level of the paired test a challenger must pass (McNemar for accuracy, "
-                          "a paired bootstrap otherwise) (CLI: --alpha).",
+                          "a paired bootstrap otherwise) (CLI: --alpha). During a drift the same test must not "
+                          "show the challenger worse.",
     "Cross-validation folds": "Folds of the cross-validation reported at training (CLI: --cv); off reports the "
                               "hold-out only.",
     "Random seed": "Seeds the split and the model so that a training can be repeated (CLI: --seed).",
@@ -102,11 +109,17 @@ def _optional_number(spin, checkbox: QCheckBox) -> QWidget:
     return holder
 
 
-class SettingsDialog(QDialog):
-    """check(changes) is the core's check of a set of changes (it raises KeelError); Save keeps
-    the dialog open and shows the message under the fields while it fails."""
+Check = Callable[[dict, Callable[[str], None]], object]  # check(changes, answer): answer("") or answer(why not)
 
-    def __init__(self, project: Project, parent=None, check=None):
+
+class SettingsDialog(QDialog):
+    """check(changes, answer) starts the core's check of a set of changes (on a worker) and later calls
+    answer("") when they pass or answer(what is wrong); meanwhile Save waits, and while the check
+    fails the dialog stays open with the message under the fields. `saved` carries the checked changes."""
+
+    saved = Signal(dict)
+
+    def __init__(self, project: Project, parent=None, check: Check | None = None):
         super().__init__(parent)
         self.setWindowTitle(f"Settings of {project.name}")
         self.setObjectName("settingsDialog")
@@ -135,6 +148,8 @@ class SettingsDialog(QDialog):
         self.error.hide()
         layout.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = buttons
+        self._checking: dict | None = None  # the changes the core is checking
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -284,13 +299,32 @@ class SettingsDialog(QDialog):
         """Save only what the core accepts: on a bad value the dialog stays open and says what and where."""
         from app.core.domain.errors import KeelError
 
+        if self._checking is not None:
+            return  # Save pressed again while the core checks
         try:
             changes = self.changes()
-            if changes and self.check is not None:
-                self.check(changes)
         except KeelError as exc:
-            self.error.setText(str(exc))
-            self.error.show()
+            self._answered(str(exc))
             return
+        if not changes or self.check is None:
+            self._close_saved(changes)
+            return
+        self._checking = changes
+        self.buttons.setEnabled(False)
+        self.check(changes, self._answered)
+
+    def _answered(self, problem: str) -> None:
+        if not isValid(self) or not self.isVisible():
+            return  # cancelled while the core checked
+        changes, self._checking = self._checking, None
+        self.buttons.setEnabled(True)
+        if problem:
+            self.error.setText(problem)
+            self.error.show()
+        elif changes is not None:
+            self._close_saved(changes)
+
+    def _close_saved(self, changes: dict) -> None:
         self.error.hide()
         super().accept()
+        self.saved.emit(changes)
