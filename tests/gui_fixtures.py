@@ -175,9 +175,10 @@ def jobs_ending(runner) -> Iterator[list]:
             signal.disconnect(record)
 
 
-def _the_job_started(runner, start: Callable, kind: str | None, ended: list):
-    """Calls start(); -> the job it started: the Job start() returns, or else the one job of
-    `kind` submitted while start() ran (a tab read submitted meanwhile has another kind)."""
+def _the_job_started(qtbot, runner, start: Callable, kind: str | None, ended: list, timeout: int):
+    """Calls start(); -> the job it started: the Job start() returns, or else the one job of `kind`
+    submitted since start() was called (an action may read on a worker first and start it then;
+    a tab read submitted meanwhile has another kind)."""
     from app.frontends.gui.jobs import Job
 
     before = runner.active_jobs()
@@ -186,23 +187,28 @@ def _the_job_started(runner, start: Callable, kind: str | None, ended: list):
         job = returned
     else:
         assert kind is not None, "start() returned no Job: name the kind of job it starts"
-        new = [j for j in runner.active_jobs() + ended if j.kind == kind and not any(j is b for b in before)]
+
+        def started() -> list:
+            return [j for j in runner.active_jobs() + ended if j.kind == kind and not any(j is b for b in before)]
+
+        qtbot.waitUntil(lambda: bool(started()), timeout=timeout)
+        new = started()
         assert len(new) == 1, f"expected the action to start one {kind!r} job, it started {[j.title for j in new]}"
         job = new[0]
     assert kind is None or job.kind == kind, f"the action started a {job.kind!r} job, not {kind!r}"
     return job
 
 
-def start_job(window, start: Callable, kind: str | None = None):
+def start_job(qtbot, window, start: Callable, kind: str | None = None, timeout: int = JOB_TIMEOUT_MS):
     """Calls start() (a controller call, or a click on a button or a menu action) -> the job it started."""
-    return _the_job_started(window.controller.runner, start, kind, [])
+    return _the_job_started(qtbot, window.controller.runner, start, kind, [], timeout)
 
 
 def run_job(qtbot, window, start: Callable, kind: str | None = None, timeout: int = JOB_TIMEOUT_MS):
     """Calls start() and waits until the job it started ends (finished, failed or cancelled) -> that Job."""
     runner = window.controller.runner
     with jobs_ending(runner) as ended:
-        job = _the_job_started(runner, start, kind, ended)
+        job = _the_job_started(qtbot, runner, start, kind, ended, timeout)
         assert job is not None, "the action did not start a job"
         qtbot.waitUntil(lambda: any(j is job for j in ended), timeout=timeout)
     return job

@@ -109,7 +109,7 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     artifacts_before = sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*"))
     versions_before = len(keel.services.registry.model_versions(project_id))
 
-    job = start_job(window, window.named_actions["retrain"].trigger, kind="train")
+    job = start_job(qtbot, window, window.named_actions["retrain"].trigger, kind="train")
     assert job.cancellable
     qtbot.waitUntil(lambda: job.message.startswith("training on"), timeout=JOB_TIMEOUT_MS)  # the child is fitting
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
