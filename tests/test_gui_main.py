@@ -99,19 +99,24 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     assert window.errors == []
 
 
-def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path):
+@pytest.mark.parametrize("window_setting, busy_with", [
+    ("adaptive", "choosing the training window"),  # fitting the candidate windows (a child process)
+    (None, "training on"),  # all rows: straight to the fit itself (a child process)
+], ids=["choosing the window", "fitting"])
+def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path, window_setting, busy_with):
     keel = window.controller.keel
     extra = tmp_path / "more.csv"
     make_batch(3000, seed=11).to_csv(extra, index=False)
     keel.ingest("demo-credit", extra)
-    keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 3000}})
+    keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 3000},
+                                     "window": window_setting})
     project_id = keel.project("demo-credit").id
     artifacts_before = sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*"))
     versions_before = len(keel.services.registry.model_versions(project_id))
 
     job = start_job(qtbot, window, window.named_actions["retrain"].trigger, kind="train")
     assert job.cancellable
-    qtbot.waitUntil(lambda: job.message.startswith("training on"), timeout=JOB_TIMEOUT_MS)  # the child is fitting
+    qtbot.waitUntil(lambda: job.message.startswith(busy_with), timeout=JOB_TIMEOUT_MS)
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
     with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:

@@ -1,6 +1,8 @@
 """Every branch of the policy: alert only, retrain and deploy, wait for approval, reject;
 the triggers (alert with back-off, new rows), the adaptive window, and the gate's tests."""
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -384,11 +386,15 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches(workspace):
     keel.close()
 
 
-def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace):
+@pytest.mark.parametrize("cancellable", [False, True], ids=["in this process", "in a child process"])
+def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, cancellable):
     keel = make_project(workspace, settings={"policy": "alert"})
     drop(keel, "loan", batch(27, rows=600, concept=1.0), "b.csv")
     assert keel.monitor("loan")["decision"] == "alert"  # the drop marks a change at the new batch
-    trained = keel.train("loan")
+    messages = []
+    trained = keel.train("loan", cancel_event=threading.Event() if cancellable else None,
+                         progress=lambda fraction, message: messages.append(message))
+    assert any(message.startswith("choosing the training window") for message in messages)
     params = keel.services.registry.run_params(trained["run_id"])
     assert params["training_window"] == "since change" and params["training_window_rows"] == 600
     scores = params["training_window_scores"]

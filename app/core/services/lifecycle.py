@@ -375,7 +375,7 @@ class Keel:
         project = self.project(name)
         window_params: dict = {}
         if data is None:
-            data, window_params = self._training_data(project)
+            data, window_params = self._training_data(project, cancel_event, lambda f, m: report(0.02 * f, m))
         sample = (f" (a sample of {data.sampling['of_rows']:,}: the training memory budget is "
                   f"{data.sampling['memory_budget_mb']:,} MB)" if data.sampling else "")
         report(0.02, f"preparing {len(data.frame)} rows{sample}")
@@ -395,7 +395,8 @@ class Keel:
         return {"version": training.version, "metrics": trained.result.metrics, "run_id": run_id,
                 "seconds": round(trained.seconds, 3)}
 
-    def _training_data(self, project: Project) -> tuple[TrainingData, dict]:
+    def _training_data(self, project: Project, cancel_event: threading.Event | None = None,
+                       progress: Progress | None = None) -> tuple[TrainingData, dict]:
         """The project's training window. Under --window adaptive with a production model, the
         window the retraining policy would choose now (policy.training_window); the first model,
         with no change detected yet, trains on all rows."""
@@ -403,7 +404,7 @@ class Keel:
         if settings.window == "adaptive" and self._registry.current_deployment(project.id) is not None:
             from app.core.services import policy
 
-            return policy.training_window(self.services.policy, project, settings)
+            return policy.training_window(self.services.policy, project, settings, cancel_event, progress)
         return self.training_data(project.name), {}
 
     def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
