@@ -77,6 +77,7 @@ def build_panels_workspace(folder: Path) -> None:
 def build_traffic_workspace(folder: Path) -> None:
     import pandas as pd
 
+    from app.core.domain.clock import iso_utc
     from app.core.ml import datasets
     from app.core.services import prediction_log
     from app.demo import DEMO_PROJECT
@@ -96,7 +97,7 @@ def build_traffic_workspace(folder: Path) -> None:
         X = datasets.to_model_frame(datasets.clean(datasets.RawTable(frame.drop(columns="default"), "demo"), schema,
                                                    purpose="predict").frame, schema)
         rows = prediction_log.encode(project.id, loaded.model_version.id,
-                                     prediction_log.iso(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
+                                     iso_utc(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
                                      loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
         with keel.services.registry.transaction():
             keel.services.registry.insert_predictions(rows)

@@ -51,8 +51,8 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     wizard.accept()
     qtbot.waitUntil(lambda: window.controller.project == "loans", timeout=JOB_TIMEOUT_MS)
     project = window.controller.keel.project("loans")
-    assert project.target == "default" and project.settings["preset"] == "logreg"
-    assert project.settings["threshold"] == pytest.approx(0.8)
+    assert project.target == "default" and project.settings.preset == "logreg"
+    assert project.settings.threshold == pytest.approx(0.8)
     qtbot.waitUntil(lambda: window.project_list.count() == 2, timeout=5000)
     assert window.errors == []
 
@@ -284,6 +284,8 @@ def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
 
 
 def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
+    # enabled once the window has read the production model (a read job): a trigger before does nothing
+    qtbot.waitUntil(lambda: window.named_actions["serve"].isEnabled(), timeout=20000)
     run_job(qtbot, window, window.named_actions["serve"].trigger, kind="serve")
     server = window.controller.server
     assert server is not None and server.url.startswith("http://127.0.0.1:")
@@ -304,7 +306,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     assert dialog.changes() == {"threshold": 0.85, "policy": "approve", "window": 2000}
     run_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
     settings = keel.project("demo-credit").settings
-    assert (settings["threshold"], settings["policy"], settings["window"]) == (0.85, "approve", 2000)
+    assert (settings.threshold, settings.policy, settings.window) == (0.85, "approve", 2000)
 
     monitoring = window.panels["monitoring"]
     window.tabs.setCurrentWidget(monitoring)
@@ -314,7 +316,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     monitoring.schedule_enabled.setChecked(False)
     run_job(qtbot, window, monitoring.save_schedule_button.click, kind="settings")
     schedule = keel.services.registry.schedule(keel.project("demo-credit").id)
-    assert (schedule["kind"], int(schedule["expression"]), schedule["enabled"]) == ("interval", 300, 0)
+    assert (schedule.kind, int(schedule.expression), schedule.enabled) == ("interval", 300, False)
 
     monitoring.schedule_kind.setCurrentIndex(1)
     monitoring.cron_text.setText("*/15 * * *")  # four fields: the core refuses it, the window says why
@@ -394,7 +396,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
         qtbot.waitUntil(lambda: bool(done), timeout=JOB_TIMEOUT_MS)
         assert done[0]["decision"] == "none"  # nothing new in the inbox yet: a cycle that found no batch
         project = win.controller.keel.project("demo-credit")
-        assert win.controller.keel.services.registry.schedule(project.id)["last_run_at"] is not None
+        assert win.controller.keel.services.registry.schedule(project.id).last_run_at is not None
         assert win.controller.next_run_times()["demo-credit"] is not None
     finally:
         win.close()
@@ -474,4 +476,4 @@ def test_project_settings_dialog_opens_shown_and_saves_from_the_menu(qtbot, wind
     dialog.accept()  # checked by the core on a worker, then saved
     qtbot.waitUntil(lambda: bool(saved), timeout=20000)
     assert not isValid(dialog)  # closed, and deleted
-    assert window.controller.keel.project("demo-credit").settings["max_drop"] == 0.07
+    assert window.controller.keel.project("demo-credit").settings.max_drop == 0.07

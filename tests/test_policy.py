@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from loop_helpers import batch, cli, drop, make_project
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Column, Project, Schema
 from app.core.domain.errors import KeelError
 from app.core.services import policy
 
@@ -200,8 +200,7 @@ class FixedModel:
 def _gate_project(metric):
     return Project(id=1, name="gate", task="classification", target="y", metric=metric, settings={},
                    created_at="2026-01-01T00:00:00.000+00:00",
-                   schema={"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
-                           "columns": [{"name": "x", "kind": "numeric"}]})
+                   schema=Schema("y", "classification", "integer", (Column("x", "numeric"),)))
 
 
 def test_gate_uses_mcnemar_for_accuracy():
@@ -400,7 +399,7 @@ def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, can
     scores = params["training_window_scores"]
     assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
     assert scores["since change"] > scores["all"]
-    assert keel.services.registry.run(trained["run_id"])["dataset_versions"] == [2]
+    assert keel.services.registry.run(trained["run_id"]).dataset_versions == (2,)
     keel.close()
 
 

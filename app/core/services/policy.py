@@ -148,7 +148,7 @@ def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None
             ingested = sum(1 for item in swept if item["status"] == "processed")
             raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
                             f"{ingested} inbox file(s) ingested")
-        settings = ProjectSettings.from_dict(project.settings)
+        settings = project.settings
         cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
         outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
@@ -188,7 +188,7 @@ def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress
 
 def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     firing = {rule: message for rule, message in cycle.firing.items() if message}
     if settings.policy == "off":
         return Outcome("none", "policy off: results recorded, no alerts")
@@ -561,7 +561,7 @@ def champion_seen_until(deps: PolicyDependencies, project: Project) -> int:
     if deployment is None:
         raise KeelError(f"project {project.name!r} has no production model yet (deploy a version first)")
     model_version = deps.registry.model_version_by_id(deployment.model_version_id)
-    used = deps.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
+    used = deps.registry.run(model_version.run_id).dataset_versions if model_version.run_id else ()
     if used:
         return max(used)
     return store.dataset_version_at(deps.registry, project.id, deployment.deployed_at)

@@ -17,12 +17,22 @@ from typing import TYPE_CHECKING, Any
 from app.core.domain.clock import utc_now
 from app.core.domain.entities import (
     Alert,
+    AlertNotice,
     DatasetVersion,
     Deployment,
     Event,
+    LabelledPrediction,
+    LateMeasurement,
+    LoggedPrediction,
     ModelVersion,
+    MonitoredValue,
     MonitorResult,
+    PredictionLogSummary,
     Project,
+    Run,
+    Schedule,
+    Schema,
+    TrafficWindow,
 )
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.store.schema import LATEST_SCHEMA_VERSION, MIGRATIONS
@@ -122,6 +132,15 @@ def _oldest_first(table: str, where: str, newest: int | None) -> str:
 
 def _limited(params: list, newest: int | None) -> list:
     return params if newest is None else [*params, max(newest, 0)]
+
+
+def _logged_prediction(row: tuple) -> LoggedPrediction:
+    """A predictions row (id, model_version_id, at, record_id, inputs_json, prediction_json,
+    probabilities_json[, source]), decoded."""
+    prediction_id, model_version_id, at, record_id, inputs, prediction, probabilities, *source = row
+    return LoggedPrediction(id=prediction_id, model_version_id=model_version_id, at=at, record_id=record_id,
+                            inputs=_loads(inputs, []), prediction=_loads(prediction, None),
+                            probabilities=_loads(probabilities, None), source=source[0] if source else None)
 
 
 def _loads(text: str | None, default: Any) -> Any:
@@ -271,13 +290,13 @@ class Registry:
         return int(row_id)
 
     # ----------------------------------------------------------------- projects
-    def insert_project(self, name: str, task: str, target: str, metric: str, schema: dict, settings: dict) -> int:
+    def insert_project(self, name: str, task: str, target: str, metric: str, schema: Schema, settings: dict) -> int:
         return self._insert_row("projects", dict(
             name=name,
             task=task,
             target=target,
             metric=metric,
-            schema_json=json.dumps(schema),
+            schema_json=json.dumps(schema.to_dict()),
             settings_json=json.dumps(settings),
             created_at=utc_now(),
         ))
@@ -402,7 +421,7 @@ class Registry:
         rows = self.conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,)).fetchall()
         return {key: _loads(value, None) for key, value in rows}
 
-    def runs(self, project_id: int) -> list[dict]:
+    def runs(self, project_id: int) -> list[Run]:
         """The project's runs, newest first, with their final metrics."""
         rows = self.query("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC", (project_id,))
         metrics: dict[int, dict] = {}
@@ -410,21 +429,20 @@ class Registry:
                 "SELECT m.run_id, m.key, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
                 "WHERE r.project_id = ? ORDER BY m.step, m.id", (project_id,)):
             metrics.setdefault(point[0], {})[point[1]] = point[2]
-        return [{**row, "metrics": metrics.get(row["id"], {})} for row in rows]
+        return [Run.from_row(row, metrics.get(row["id"], {})) for row in rows]
 
-    def runs_with_metric(self, project_id: int, key: str, above: float) -> list[dict]:
+    def runs_with_metric(self, project_id: int, key: str, above: float) -> list[Run]:
         """The project's runs whose latest `key` is above a value, newest first."""
-        return self.query(
+        rows = self.query(
             "SELECT r.* FROM runs r WHERE r.project_id = ? AND (SELECT m.value FROM metrics m WHERE m.run_id = r.id "
             "AND m.key = ? ORDER BY m.step DESC, m.id DESC LIMIT 1) > ? ORDER BY r.id DESC", (project_id, key, above))
+        return [Run.from_row(row) for row in rows]
 
-    def run(self, run_id: int) -> dict:
+    def run(self, run_id: int) -> Run:
         row = self.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"unknown run {run_id}")
-        row["dataset_versions"] = _loads(row.pop("dataset_versions_json"), [])
-        row["library_versions"] = _loads(row.pop("library_versions_json"), {})
-        return row
+        return Run.from_row(row)
 
     # ----------------------------------------------------------------- models
     def insert_model_version(self, **fields: Any) -> int:
@@ -544,12 +562,12 @@ class Registry:
         row = self.query_one(self._MONITOR_RESULTS + "WHERE r.project_id = ? ORDER BY r.id DESC LIMIT 1", (project_id,))
         return MonitorResult.from_row(row) if row else None
 
-    def recent_monitor_values(self, project_id: int, limit: int) -> list[dict]:
+    def recent_monitor_values(self, project_id: int, limit: int) -> list[MonitoredValue]:
         """value and estimated_value of the newest `limit` results, newest first."""
-        return self.query(
+        rows = self.conn.execute(
             "SELECT value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT ?",
-            (project_id, limit),
-        )
+            (project_id, limit))
+        return [MonitoredValue(value, estimated) for value, estimated in rows]
 
     def monitor_results(self, project_id: int, after_id: int = 0) -> list[MonitorResult]:
         rows = self.query(self._MONITOR_RESULTS + "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id", (project_id, after_id))
@@ -575,37 +593,28 @@ class Registry:
                                          (project_id, boundary[0])).rowcount
         return dropped
 
-    def prediction_log_summary(self, project_id: int) -> dict:
-        row = self.conn.execute(
+    def prediction_log_summary(self, project_id: int) -> PredictionLogSummary:
+        rows, oldest_at, newest_at, last_id = self.conn.execute(
             "SELECT COUNT(*), MIN(at), MAX(at), MAX(id) FROM predictions WHERE project_id = ?", (project_id,)).fetchone()
-        return {"rows": row[0], "oldest_at": row[1], "newest_at": row[2], "last_id": row[3] or 0}
+        return PredictionLogSummary(rows, oldest_at, newest_at, last_id or 0)
 
-    def predictions(self, project_id: int, after_id: int = 0, up_to_id: int | None = None) -> list[dict]:
-        """Logged records in id order; inputs, prediction and probabilities decoded."""
-        rows = self.query(
-            "SELECT id, model_version_id, at, record_id, source, inputs_json, prediction_json, probabilities_json "
+    def predictions(self, project_id: int, after_id: int = 0, up_to_id: int | None = None) -> list[LoggedPrediction]:
+        """Logged records in id order."""
+        rows = self.conn.execute(
+            "SELECT id, model_version_id, at, record_id, inputs_json, prediction_json, probabilities_json, source "
             "FROM predictions WHERE project_id = ? AND id > ? AND id <= ? ORDER BY id",
             (project_id, after_id, up_to_id if up_to_id is not None else 2**62))
-        for row in rows:
-            row["inputs"] = _loads(row.pop("inputs_json"), [])
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
-        return rows
+        return [_logged_prediction(row) for row in rows]
 
-    def predictions_for_records(self, project_id: int, record_ids: list[str]) -> list[dict]:
-        """Every logged record of these IDs (an ID scored twice has two), decoded."""
-        found: list[dict] = []
+    def predictions_for_records(self, project_id: int, record_ids: list[str]) -> list[LoggedPrediction]:
+        """Every logged record of these IDs (an ID scored twice has two), in id order per chunk of IDs."""
+        found: list[LoggedPrediction] = []
         for start in range(0, len(record_ids), 500):
             chunk = record_ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            found += self.query(
+            found += [_logged_prediction(row) for row in self.conn.execute(
                 "SELECT id, model_version_id, at, record_id, inputs_json, prediction_json, probabilities_json "
-                f"FROM predictions WHERE project_id = ? AND record_id IN ({marks}) ORDER BY id",
-                (project_id, *chunk))
-        for row in found:
-            row["inputs"] = _loads(row.pop("inputs_json"), [])
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
+                f"FROM predictions WHERE project_id = ? AND record_id IN ({marks}) ORDER BY id", (project_id, *chunk))]
         return found
 
     def predictions_volume(self, project_id: int, bucket_chars: int = 16) -> list[tuple[str, int]]:
@@ -615,24 +624,28 @@ class Registry:
             "GROUP BY bucket ORDER BY bucket", (bucket_chars, project_id)).fetchall()
 
     # ----------------------------------------------------------------- traffic windows
-    def last_traffic_window(self, project_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM traffic_windows WHERE project_id = ? ORDER BY id DESC LIMIT 1",
-                              (project_id,))
+    _TRAFFIC_WINDOWS = ("SELECT w.*, m.version AS model_version FROM traffic_windows w "
+                        "JOIN model_versions m ON m.id = w.model_version_id ")
+
+    def last_traffic_window(self, project_id: int) -> TrafficWindow | None:
+        row = self.query_one(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? ORDER BY w.id DESC LIMIT 1", (project_id,))
+        return TrafficWindow.from_row(row) if row else None
+
+    def traffic_window(self, window_id: int) -> TrafficWindow:
+        row = self.query_one(self._TRAFFIC_WINDOWS + "WHERE w.id = ?", (window_id,))
+        if row is None:
+            raise NotFoundError(f"unknown traffic window {window_id}")
+        return TrafficWindow.from_row(row)
 
     def insert_traffic_window(self, **fields: Any) -> int:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("traffic_windows", fields)
 
-    def traffic_windows(self, project_id: int, after_id: int = 0) -> list[dict]:
-        rows = self.query(
-            "SELECT w.*, m.version AS model_version FROM traffic_windows w "
-            "JOIN model_versions m ON m.id = w.model_version_id WHERE w.project_id = ? AND w.id > ? ORDER BY w.id",
-            (project_id, after_id))
-        for row in rows:
-            row["drifted_features"] = _loads(row.pop("drifted_features_json"), [])
-            row["details"] = _loads(row.pop("details_json"), {})
-        return rows
+    def traffic_windows(self, project_id: int, after_id: int = 0) -> list[TrafficWindow]:
+        rows = self.query(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? AND w.id > ? ORDER BY w.id",
+                          (project_id, after_id))
+        return [TrafficWindow.from_row(row) for row in rows]
 
     def windows_of_predictions(self, project_id: int, prediction_ids: list[int]) -> dict[int, int]:
         """prediction id -> the traffic window that holds it (records not monitored yet have none)."""
@@ -668,18 +681,16 @@ class Registry:
             "INSERT INTO late_labels (project_id, record_id, label_json, dataset_version_id, at) VALUES (?, ?, ?, ?, ?)",
             rows)
 
-    def late_labels_in_window(self, window: dict) -> list[dict]:
-        """(prediction, probabilities, label) of the window's labelled records."""
-        rows = self.query(
+    def late_labels_in_window(self, window: TrafficWindow) -> list[LabelledPrediction]:
+        """The window's logged records that a late label has reached, with their labels."""
+        rows = self.conn.execute(
             "SELECT p.record_id, p.prediction_json, p.probabilities_json, l.label_json FROM predictions p "
             "JOIN late_labels l ON l.project_id = p.project_id AND l.record_id = p.record_id "
             "WHERE p.project_id = ? AND p.id BETWEEN ? AND ? ORDER BY p.id",
-            (window["project_id"], window["first_prediction_id"], window["last_prediction_id"]))
-        for row in rows:
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
-            row["label"] = _loads(row.pop("label_json"), None)
-        return rows
+            (window.project_id, window.first_prediction_id, window.last_prediction_id))
+        return [LabelledPrediction(prediction=_loads(prediction, None), label=_loads(label, None),
+                                   probabilities=_loads(probabilities, None), record_id=record_id)
+                for record_id, prediction, probabilities, label in rows]
 
     def late_labels_for(self, project_id: int, record_ids: list[str]) -> dict[str, object]:
         found: dict[str, object] = {}
@@ -701,13 +712,14 @@ class Registry:
         fields.setdefault("at", utc_now())
         return self._insert_row("late_measurements", fields)
 
-    def pending_late_measurements(self, project_id: int) -> list[dict]:
-        return self.query(
+    def pending_late_measurements(self, project_id: int) -> list[LateMeasurement]:
+        rows = self.query(
             "SELECT lm.*, d.version AS dataset_version, ld.version AS labels_dataset_version "
             "FROM late_measurements lm LEFT JOIN monitor_results r ON r.id = lm.monitor_result_id "
             "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
             "JOIN dataset_versions ld ON ld.id = lm.labels_dataset_version_id "
             "WHERE lm.project_id = ? AND lm.evaluated = 0 ORDER BY lm.id", (project_id,))
+        return [LateMeasurement.from_row(row) for row in rows]
 
     def mark_late_measurements_evaluated(self, ids: list[int]) -> None:
         self.conn.executemany("UPDATE late_measurements SET evaluated = 1 WHERE id = ?", [(i,) for i in ids])
@@ -762,13 +774,12 @@ class Registry:
         row = self.conn.execute("SELECT status FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return row[0] if row else None
 
-    def open_alerts_after(self, alert_id: int) -> list[dict]:
+    def open_alerts_after(self, alert_id: int) -> list[AlertNotice]:
         """Open alerts of every project with an id above alert_id, oldest first, with their project's name."""
-        return self.query(
-            "SELECT a.id, a.severity, a.message, p.name AS project FROM alerts a JOIN projects p "
-            "ON p.id = a.project_id WHERE a.status = 'open' AND a.id > ? ORDER BY a.id",
-            (alert_id,),
-        )
+        rows = self.conn.execute(
+            "SELECT a.id, p.name, a.severity, a.message FROM alerts a JOIN projects p "
+            "ON p.id = a.project_id WHERE a.status = 'open' AND a.id > ? ORDER BY a.id", (alert_id,))
+        return [AlertNotice(*row) for row in rows]
 
     def last_alert_id(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
@@ -819,13 +830,14 @@ class Registry:
                      kind=row["kind"], by=row["by"], message=row["message"], details=_loads(row["details_json"], {}))
 
     # ----------------------------------------------------------------- schedules
-    def schedule(self, project_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM schedules WHERE project_id = ?", (project_id,))
+    _SCHEDULES = "SELECT s.*, p.name AS project FROM schedules s JOIN projects p ON p.id = s.project_id "
 
-    def schedules(self) -> list[dict]:
-        return self.query(
-            "SELECT s.*, p.name AS project FROM schedules s JOIN projects p ON p.id = s.project_id ORDER BY p.name"
-        )
+    def schedule(self, project_id: int) -> Schedule | None:
+        row = self.query_one(self._SCHEDULES + "WHERE s.project_id = ?", (project_id,))
+        return Schedule.from_row(row) if row else None
+
+    def schedules(self) -> list[Schedule]:
+        return [Schedule.from_row(row) for row in self.query(self._SCHEDULES + "ORDER BY p.name")]
 
     def upsert_schedule(self, project_id: int, kind: str, expression: str, enabled: bool = True) -> None:
         self.conn.execute(
