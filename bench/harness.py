@@ -85,11 +85,17 @@ def machine() -> dict:
 
 
 def write_report(name: str, payload: dict, output: Path | None = None) -> Path:
+    """bench/results/<name>.json (or output): the payload after the benchmark's name, date, command
+    and machine, written to a temporary name and renamed (a stopped run leaves the last report whole)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from app.core.fileio import write_text_atomic
+
     path = Path(output) if output else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     report = {"benchmark": name, "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), **payload}
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(report, indent=2) + "\n")
     return path
 
 

@@ -300,22 +300,14 @@ def main() -> int:
                 loaded.model.predict(X)
             return call
 
-        def inproc(rows):
-            body = bodies[rows]
-
-            def call(state):
-                openmp_limit.apply()
-                table = protocol.parse_body(body, "application/json", schema.features)
-                X = protocol.model_frame(table, schema)
-                json.dumps(protocol.predictions_payload(loaded.model, "classification", X, False))
-            return call
-
         log_keel = Keel.open(workspace)  # the in-process way with the prediction log: a real writer thread
         writer = log_keel.prediction_log_writer()
         log_policy = prediction_log.LogPolicy(1.0, 1_000_000, 90.0, None)
         model_version_id = loaded.model_version.id
 
-        def inproc_logged(rows):
+        def inproc(rows, logged: bool = False):
+            """A request handled as the server does, without HTTP; logged: every row also goes to
+            the prediction log's writer, as `serve --sample-rate 1` does."""
             body = bodies[rows]
 
             def call(state):
@@ -323,9 +315,10 @@ def main() -> int:
                 table = protocol.parse_body(body, "application/json", schema.features)
                 X = protocol.model_frame(table, schema)
                 payload = protocol.predictions_payload(loaded.model, "classification", X, False)
-                payload["ids"] = prediction_log.complete_ids(None, len(X))
-                writer.add(loaded.project.id, model_version_id, loaded.model, True, payload["ids"], X,
-                           payload["predictions"], None, log_policy)
+                if logged:
+                    payload["ids"] = prediction_log.complete_ids(None, len(X))
+                    writer.add(loaded.project.id, model_version_id, loaded.model, True, payload["ids"], X,
+                               payload["predictions"], None, log_policy)
                 json.dumps(payload)
             return call
 
@@ -362,7 +355,7 @@ def main() -> int:
                 for concurrency in (1, 8):
                     calls = {("keel", "direct"): direct(rows), ("keel", "inproc"): inproc(rows),
                              ("keel", "http"): http_call(servers["keel"]["port"], bodies[rows]),
-                             ("keel+log", "inproc"): inproc_logged(rows),
+                             ("keel+log", "inproc"): inproc(rows, logged=True),
                              ("keel+log", "http"): http_call(servers["keel+log"]["port"], bodies[rows])}
                     if "mlflow" in servers:
                         calls[("mlflow", "http")] = http_call(servers["mlflow"]["port"], mlflow_bodies[rows])

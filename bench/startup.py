@@ -11,7 +11,6 @@ Prints a table and writes bench/results/startup.json.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 1.0
@@ -89,9 +90,7 @@ def main() -> int:
     print(f"target <= {TARGET_SECONDS:.1f} s: first paint {'met' if result['meets_target'] else 'NOT met'}, "
           f"workspace shown {'met' if result['workspace_shown_meets_target'] else 'NOT met'} "
           f"(platform {env['QT_QPA_PLATFORM']}, load {result['load_average_1m']})")
-    out = ROOT / "bench" / "results" / "startup.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_report("startup", result)
     return 0
 
 

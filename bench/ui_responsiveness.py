@@ -16,13 +16,14 @@ is the thread waiting (for the GIL, or for a core on a loaded machine), not work
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -249,9 +250,7 @@ def main() -> int:
         for at, what in moments:
             print(f"  {(at - phases['start']) / 1e9:7.2f} s  {what}")
     print(f"targets: {'met' if result['meets_target'] else 'NOT met'} (platform {result['platform']})")
-    out = ROOT / "bench" / "results" / "ui_responsiveness.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_report("ui_responsiveness", result)
     return 0
 
 

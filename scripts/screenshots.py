@@ -1,12 +1,21 @@
-"""Screenshots of each panel on a demo workspace, for docs/ and the README.
+"""Screenshots of the window on demo workspaces, for docs/ and the README.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py [--workspace DIR]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
+        [--only panels|traffic] [--out DIR] [--workspace DIR] [--reuse]
 
-Builds a demo workspace under /tmp (demo project, a few monitored batches with drift,
-a retrain, a deploy and a rollback), opens the main window at 1024x640 and at 1600x1000,
-visits each panel and saves docs/screenshot-<panel>-<size>.png (and the metric against ingest
-time, the settings dialog's first and traffic tabs, one version's card, the wizard;
-docs/screenshot-main.png is the Overview at 1600x1000).
+panels: builds a demo workspace (demo project, a few monitored batches with drift, a retrain,
+a deploy and a rollback), opens the main window at 1024x640 and at 1600x1000, visits each
+panel and saves screenshot-<panel>-<size>.png (and the metric against ingest time, the
+settings dialog's first and traffic tabs, one version's card, the wizard;
+screenshot-main.png is the Overview at 1600x1000).
+
+traffic: builds a second workspace (the demo project with an ID column, eight hours of scored
+traffic, the last hours from a drifted concept, recorded in the prediction log and monitored as
+three traffic windows, then late labels for most of the first window and part of the second)
+and saves screenshot-traffic.png: the Monitoring tab's served-traffic section.
+
+The PNGs go to docs/ unless --out names another folder; the workspaces are built under
+--workspace (panels) and the same path with "-traffic" appended.
 """
 
 import argparse
@@ -14,24 +23,37 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DOCS = ROOT / "docs"
+SIZES = ((1024, 640), (1600, 1000))
+PANELS = ("overview", "data", "models", "monitoring", "deployments", "alerts", "activity")
+SHOTS = ("panels", "traffic")
 
 
-def build_workspace(folder: Path) -> None:
+# --------------------------------------------------------------------------- the workspaces
+def fresh_demo(folder: Path):
+    """A new workspace at folder holding the demo project (one trained, deployed model) -> its Keel."""
     from app.core.services.lifecycle import Keel
-    from app.demo import DEMO_PROJECT
     from app.demo.demo_project import create_demo
-    from app.demo.simulator import make_batch
 
     if folder.exists():
         shutil.rmtree(folder)
     keel = Keel.open(folder)
     create_demo(keel)
+    return keel
+
+
+def build_panels_workspace(folder: Path) -> None:
+    from app.demo import DEMO_PROJECT
+    from app.demo.simulator import make_batch
+
+    keel = fresh_demo(folder)
     name = DEMO_PROJECT
     for index in range(8):
         drift = max(0.0, (index - 3) / 4)
@@ -52,125 +74,206 @@ def build_workspace(folder: Path) -> None:
     keel.close()
 
 
-SIZES = ((1024, 640), (1600, 1000))
-PANELS = ("overview", "data", "models", "monitoring", "deployments", "alerts", "activity")
+def build_traffic_workspace(folder: Path) -> None:
+    import pandas as pd
+
+    from app.core.domain.clock import iso_utc
+    from app.core.ml import datasets
+    from app.core.services import prediction_log
+    from app.demo import DEMO_PROJECT
+    from app.demo.simulator import make_batch
+
+    keel = fresh_demo(folder)
+    name = DEMO_PROJECT
+    keel.set_project(name, {"id_column": "applicant_id"})
+    loaded = keel.load_production(name)
+    project, schema = keel.project(name), loaded.project.schema
+    now, truth = time.time(), []
+    for hour in range(8):
+        concept = 0.0 if hour < 5 else 0.8
+        frame = make_batch(150 + 60 * (hour % 3), seed=500 + hour, concept=concept)
+        frame["applicant_id"] = [f"h{hour}-{i}" for i in range(len(frame))]
+        truth.append(frame[["applicant_id", "default"]])
+        X = datasets.to_model_frame(datasets.clean(datasets.RawTable(frame.drop(columns="default"), "demo"), schema,
+                                                   purpose="predict").frame, schema)
+        rows = prediction_log.encode(project.id, loaded.model_version.id,
+                                     iso_utc(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
+                                     loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
+        with keel._services.registry.transaction():
+            keel._services.registry.insert_predictions(rows)
+        if hour in (2, 5, 7):
+            keel.policy.monitor(name, by="scheduler")
+    labels = pd.concat([truth[h].sample(frac=share, random_state=h) for h, share in
+                        ((0, 0.9), (1, 0.9), (2, 0.85), (3, 0.6), (4, 0.5), (5, 0.4))])
+    path = folder / "demo" / "late-labels.csv"
+    labels.set_axis(["id", "label"], axis=1).to_csv(path, index=False)
+    keel.labels.add_labels(name, path)
+    keel.policy.monitor(name, by="scheduler")
+    keel.close()
 
 
-def take(workspace: Path) -> list[Path]:
-    os.environ.setdefault("KEEL_SETTINGS", str(Path(tempfile.mkdtemp()) / "settings.ini"))
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+# --------------------------------------------------------------------------- the window
+class Camera:
+    """The main window opened on a workspace (no scheduler: no scheduled run greys out the
+    actions mid-shot), waiting on Qt's event loop and saving grabs as out/screenshot-<name>.png."""
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    from app.frontends.gui.application import Application
+    def __init__(self, workspace: Path, out: Path):
+        from PySide6.QtWidgets import QApplication
 
-    application = Application(app, start_scheduler=False)  # no scheduled run greys out the actions mid-shot
-    application.open(str(workspace))
-    window = application.main_window
-    saved = []
+        from app.frontends.gui.application import Application
 
-    def wait(condition, timeout=30.0):
-        import time
+        self.app = QApplication.instance() or QApplication(sys.argv[:1])
+        self.out = out
+        self.saved: list[Path] = []
+        self.application = Application(self.app, start_scheduler=False)
+        self.application.open(str(workspace))
+        self.window = self.application.main_window
+        self.wait(lambda: self.window.controller.keel is not None and self.window.controller.project)
+        self.window.banner.hide()
 
+    def wait(self, condition: Callable[[], object], timeout: float = 30.0) -> None:
+        """Runs the event loop until condition() holds (or timeout seconds), then a little more."""
         deadline = time.monotonic() + timeout
         while not condition() and time.monotonic() < deadline:
-            app.processEvents()
+            self.app.processEvents()
             time.sleep(0.02)
         for _ in range(20):
-            app.processEvents()
+            self.app.processEvents()
 
-    def grab(name: str, widget=None):
+    def pause(self, seconds: float) -> None:
+        self.wait(lambda: False, seconds)
+
+    def grab(self, name: str, widget=None) -> None:
         for _ in range(10):
-            app.processEvents()
-        path = DOCS / f"screenshot-{name}.png"
-        (widget or window).grab().save(str(path))
-        saved.append(path)
+            self.app.processEvents()
+        path = self.out / f"screenshot-{name}.png"
+        (widget or self.window).grab().save(str(path))
+        self.saved.append(path)
 
-    wait(lambda: window.controller.keel is not None and window.controller.project)
-    window.banner.hide()
+    def close(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, self.window.close)
+        self.app.exec()
+        self.application.close()
+
+
+def take_panels(camera: Camera, workspace: Path) -> None:
+    window = camera.window
     for width, height in SIZES:
         size = f"{width}x{height}"
         window.resize(width, height)
-        wait(lambda: False, 0.5)
+        camera.pause(0.5)
         for index, name in enumerate(PANELS):
             window.tabs.setCurrentIndex(index)
             panel = window.panels[name]
+            camera.wait(lambda panel=panel: panel.up_to_date, 20)  # its read runs on a worker
             if name == "data":
                 panel.versions_view.selectRow(0)
                 panel.preview_selected()
-                wait(lambda panel=panel: panel.preview_model.frame is not None, 10)
+                camera.wait(lambda panel=panel: panel.preview_model.frame is not None, 10)
             if name == "models":
-                panel.splitter.setSizes([int(height * 0.3), int(height * 0.6)])
-                wait(lambda panel=panel: panel.table_model.rows, 20)  # read off the GUI thread
-                versions = sorted(r["version"] for r in panel.table_model.rows)[:3]
-                panel.select_version(versions[-1])
-                wait(lambda panel=panel: panel.card is not None, 20)
-                wait(lambda: False, 0.3)
-                grab(f"models-card-{size}")
-                panel.select_version(*versions)
-                panel.compare_selected()
-                wait(lambda panel=panel: panel.comparison is not None, 60)
-                wait(lambda: False, 0.5)
-                panel.compare_area.verticalScrollBar().setValue(0)
+                models_shots(camera, panel, height, size)
             if name == "monitoring":
-                wait(lambda panel=panel: panel.plots_built and panel.distribution is not None, 20)
+                camera.wait(lambda panel=panel: panel.plots_built and panel.distribution is not None, 20)
             window.banner.hide()
-            wait(lambda: False, 0.5)
-            grab(f"{name}-{size}")
+            camera.pause(0.5)
+            camera.grab(f"{name}-{size}")
             if name == "overview" and width == SIZES[-1][0]:
-                grab("main")
+                camera.grab("main")
             if name == "monitoring":  # the metric against ingest time, on a date axis
                 panel.set_x_axis("time")
-                wait(lambda: False, 0.5)
-                grab(f"monitoring-time-{size}")
+                camera.pause(0.5)
+                camera.grab(f"monitoring-time-{size}")
                 panel.set_x_axis("batch")
-        settings_shot(window, wait, grab, size)
+        settings_shots(camera, size)
     window.tabs.setCurrentIndex(0)
-    from app.frontends.gui.wizard import NewProjectWizard
-
-    wizard = NewProjectWizard(window.controller, window)
-    wizard.show()
-    wizard.file_page.path.setText(str(workspace / "demo" / "demo-credit-initial.csv"))
-    wizard.file_page.load()
-    wait(lambda: wizard.raw is not None, 20)
-    wizard.next()
-    wizard.target_page.name.setText("credit-risk")
-    wizard.next()
-    wait(lambda: False, 0.3)
-    grab("wizard", wizard)
-    wizard.reject()
-    QTimer.singleShot(0, window.close)
-    app.exec()
-    application.close()
-    return saved
+    wizard_shot(camera, workspace)
 
 
-def settings_shot(window, wait, grab, size: str) -> None:
-    """The settings dialog, shown over the window at this size."""
+def models_shots(camera: Camera, panel, height: int, size: str) -> None:
+    """One version's card; then the first three versions compared (the panel's shot follows)."""
+    panel.splitter.setSizes([int(height * 0.3), int(height * 0.6)])
+    versions = sorted(r["version"] for r in panel.table_model.rows)[:3]
+    panel.select_version(versions[-1])
+    camera.wait(lambda: panel.card is not None, 20)
+    camera.pause(0.3)
+    camera.grab(f"models-card-{size}")
+    panel.select_version(*versions)
+    panel.compare_selected()
+    camera.wait(lambda: panel.comparison is not None, 60)
+    camera.pause(0.5)
+    panel.compare_area.verticalScrollBar().setValue(0)
+
+
+def settings_shots(camera: Camera, size: str) -> None:
+    """The settings dialog, shown over the window at this size: its first tab and its last."""
     from app.frontends.gui.settings_dialog import SettingsDialog
 
+    window = camera.window
     dialog = SettingsDialog(window.controller.keel.project(window.controller.project), window)
     dialog.show()
-    wait(lambda: False, 0.3)
-    grab(f"settings-{size}", dialog)
+    camera.pause(0.3)
+    camera.grab(f"settings-{size}", dialog)
     dialog.tabs.setCurrentIndex(dialog.tabs.count() - 1)  # served traffic and late labels
-    wait(lambda: False, 0.3)
-    grab(f"settings-traffic-{size}", dialog)
+    camera.pause(0.3)
+    camera.grab(f"settings-traffic-{size}", dialog)
     dialog.reject()
 
 
+def wizard_shot(camera: Camera, workspace: Path) -> None:
+    from app.frontends.gui.wizard import NewProjectWizard
+
+    wizard = NewProjectWizard(camera.window.controller, camera.window)
+    wizard.show()
+    wizard.file_page.path.setText(str(workspace / "demo" / "demo-credit-initial.csv"))
+    wizard.file_page.load()
+    camera.wait(lambda: wizard.raw is not None, 20)
+    wizard.next()
+    wizard.target_page.name.setText("credit-risk")
+    wizard.next()
+    camera.pause(0.3)
+    camera.grab("wizard", wizard)
+    wizard.reject()
+
+
+def take_traffic(camera: Camera, workspace: Path) -> None:
+    window = camera.window
+    window.resize(1360, 900)
+    panel = window.panels["monitoring"]
+    window.tabs.setCurrentWidget(panel)
+    camera.wait(lambda: panel.traffic.volume_plot is not None and len(panel.traffic.table_model.rows) >= 3)
+    panel.lower_tabs.setCurrentIndex(1)  # Served traffic
+    panel.splitter.setSizes([330, 470])
+    camera.pause(1.0)
+    camera.grab("traffic")
+
+
+BUILD = {"panels": build_panels_workspace, "traffic": build_traffic_workspace}
+TAKE = {"panels": take_panels, "traffic": take_traffic}
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--workspace", default="/tmp/keel-screenshots")
-    parser.add_argument("--reuse", action="store_true", help="do not rebuild the workspace")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=SHOTS, help="take one set of screenshots (default: both)")
+    parser.add_argument("--out", default=str(DOCS), help="folder the PNGs are saved in (default: docs/)")
+    parser.add_argument("--workspace", default=str(Path(tempfile.gettempdir()) / "keel-screenshots"),
+                        help="where the panels' demo workspace is built (the traffic one: the same path + '-traffic')")
+    parser.add_argument("--reuse", action="store_true", help="do not rebuild a workspace that exists")
     args = parser.parse_args()
-    workspace = Path(args.workspace)
-    DOCS.mkdir(exist_ok=True)
-    if not args.reuse or not workspace.exists():
-        print(f"building the demo workspace in {workspace} …", flush=True)
-        build_workspace(workspace)
-    for path in take(workspace):
-        print(path)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("KEEL_SETTINGS", str(Path(tempfile.mkdtemp()) / "settings.ini"))
+    for shots in [args.only] if args.only else SHOTS:
+        workspace = Path(args.workspace + ("" if shots == "panels" else f"-{shots}"))
+        if not args.reuse or not workspace.exists():
+            print(f"building the {shots} workspace in {workspace} …", flush=True)
+            BUILD[shots](workspace)
+        camera = Camera(workspace, out)
+        TAKE[shots](camera, workspace)
+        camera.close()
+        for path in camera.saved:
+            print(path)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,20 @@ def cli(capsys, workspace: Path, *args: str, as_json: bool = True):
         assert len(lines) == 1, f"--json must print exactly one document, got: {out!r}"
         out = json.loads(lines[0], parse_constant=refuse_non_standard_json)
     return code, out, captured.err
+
+
+def refused(capsys, workspace: Path, *args: str) -> str:
+    """Run the CLI expecting a refusal: exit 2, one JSON error on stdout, the same message as one
+    line on stderr, no traceback, and nothing in the workspace written. -> the message."""
+    before = snapshot(workspace)
+    code, out, err = cli(capsys, workspace, *args)
+    assert code == 2, (out, err)
+    message = out["error"]["message"]
+    assert out == {"error": {"code": 2, "message": message}}
+    assert err == f"keel: error: {message}\n"
+    assert "\n" not in message and "Traceback" not in message
+    assert snapshot(workspace) == before
+    return message
 
 
 def refuse_non_standard_json(constant: str):
@@ -75,6 +90,13 @@ def create_project(capsys, workspace: Path, data_dir: Path, name: str = "loans",
                          *extra)
     assert code == 0, err
     return out
+
+
+def workspace_copy(template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a template workspace (built once per module) for one test to change."""
+    folder = tmp_path / "workspace"
+    shutil.copytree(template, folder)
+    return folder
 
 
 def deployed_loans_workspace(root: Path, rows: int, seed: int) -> Path:

@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The GUI fixtures as a plugin, so a session-scoped one (the demo workspace, built once) is built
+# once per worker: a test module that imports a fixture gets its own copy, built again.
+pytest_plugins = ["gui_fixtures"]
+
 
 UNANSWERED_CONFIRMATION_SECONDS = 20
 

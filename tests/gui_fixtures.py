@@ -1,9 +1,12 @@
-"""Fixtures for the GUI tests (tests/test_gui_*.py): a demo workspace, a main window, and
-a guard that fails a test which leaves a worker thread, a child process or a QTimer running."""
+"""Fixtures and helpers for the GUI tests (tests/test_gui_*.py): a demo workspace, a main window,
+a guard that fails a test which leaves a worker thread, a child process or a QTimer running, and
+ways to start a job from the window and wait for that job (never for a tab read running beside it)."""
 
 import multiprocessing
 import shutil
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QInputDialog, QMessageBox, QWizard
 
 GUARD_GRACE_MS = 5000
+JOB_TIMEOUT_MS = 90_000
 
 from app.frontends.gui.application import shield_none_refcount  # noqa: E402
 
@@ -155,6 +159,96 @@ def backlog_window(qtbot, backlog_template, tmp_path, gui_settings, leak_guard, 
     yield window
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
     window.close()
+
+
+# --------------------------------------------------------------------------- jobs started from the window
+@contextmanager
+def jobs_ending(runner) -> Iterator[list]:
+    """Collects every job of runner that ends (finished, failed or cancelled) inside the block."""
+    ended: list = []
+
+    def record(job, *_):
+        ended.append(job)
+
+    signals = (runner.finished, runner.failed, runner.cancelled)
+    for signal in signals:
+        signal.connect(record)
+    try:
+        yield ended
+    finally:
+        for signal in signals:
+            signal.disconnect(record)
+
+
+def _the_job_started(qtbot, runner, start: Callable, kind: str | None, ended: list, timeout: int):
+    """Calls start(); -> the job it started: the Job start() returns, or else the one job of `kind`
+    submitted since start() was called (an action may read on a worker first and start it then;
+    a tab read submitted meanwhile has another kind)."""
+    from app.frontends.gui.jobs import Job
+
+    before = runner.active_jobs()
+    returned = start()
+    if isinstance(returned, Job):
+        job = returned
+    else:
+        assert kind is not None, "start() returned no Job: name the kind of job it starts"
+
+        def started() -> list:
+            return [j for j in runner.active_jobs() + ended if j.kind == kind and not any(j is b for b in before)]
+
+        qtbot.waitUntil(lambda: bool(started()), timeout=timeout)
+        new = started()
+        assert len(new) == 1, f"expected the action to start one {kind!r} job, it started {[j.title for j in new]}"
+        job = new[0]
+    assert kind is None or job.kind == kind, f"the action started a {job.kind!r} job, not {kind!r}"
+    return job
+
+
+def start_job(qtbot, window, start: Callable, kind: str | None = None, timeout: int = JOB_TIMEOUT_MS):
+    """Calls start() (a controller call, or a click on a button or a menu action) -> the job it started."""
+    return _the_job_started(qtbot, window.controller.runner, start, kind, [], timeout)
+
+
+def run_job(qtbot, window, start: Callable, kind: str | None = None, timeout: int = JOB_TIMEOUT_MS):
+    """Calls start() and waits until the job it started ends (finished, failed or cancelled) -> that Job."""
+    runner = window.controller.runner
+    with jobs_ending(runner) as ended:
+        job = _the_job_started(qtbot, runner, start, kind, ended, timeout)
+        assert job is not None, "the action did not start a job"
+        qtbot.waitUntil(lambda: any(j is job for j in ended), timeout=timeout)
+    return job
+
+
+def commit_from_a_worker(keel, write: Callable) -> None:
+    """Runs write(registry) in one transaction on another thread and waits for it: a commit the
+    window did not make, as a scheduled monitoring run makes it."""
+    registry = keel._services.registry
+
+    def work():
+        with registry.transaction():
+            write(registry)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+
+
+def record_a_monitoring_result(keel, value: float, events: tuple = (), **fields) -> None:
+    """A monitoring result of demo-credit's v1 (300 labelled rows, accuracy `value`) and the
+    events (add_event's arguments after the project) committed together from another thread;
+    fields override the result's other columns."""
+    project = keel.project("demo-credit")
+    model_version = keel._services.registry.model_versions(project.id)[0]
+    row = dict(project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
+               metric="accuracy", value=value, estimated_value=None, drift_share=0.0, drifted_features=[],
+               details={}) | fields
+
+    def write(registry):
+        registry.insert_monitor_result(**row)
+        for event in events:
+            registry.add_event(project, *event)
+
+    commit_from_a_worker(keel, write)
 
 
 class DialogAnswerer:

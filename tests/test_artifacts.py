@@ -1,13 +1,12 @@
 """Safe artifacts: sha256-checked loads, Keel's own allow-list, import/export, no pickle anywhere."""
 
 import ast
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skops.io as sio
-from cli_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from cli_helpers import cli, deployed_loans_workspace, loans, snapshot, workspace_copy, write_csv
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -31,8 +30,7 @@ def template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ws(template, tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "workspace"
-    shutil.copytree(template, folder)
+    folder = workspace_copy(template, tmp_path)
     monkeypatch.setenv("KEEL_WORKSPACE", str(folder))
     return folder
 

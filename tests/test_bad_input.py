@@ -7,12 +7,11 @@ and a lock file is only an flock target.
 """
 
 import os
-import shutil
 import signal
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from cli_helpers import cli, deployed_loans_workspace, loans, refused, workspace_copy, write_csv
 
 from app.core.services.lifecycle import Keel
 
@@ -35,8 +34,7 @@ def template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ws(template, tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "workspace"
-    shutil.copytree(template, folder)
+    folder = workspace_copy(template, tmp_path)
     monkeypatch.setenv("KEEL_WORKSPACE", str(folder))
     return folder
 
@@ -67,16 +65,9 @@ def argv_for(command: str, path: Path, tmp_path: Path) -> list[str]:
 
 def assert_refused(capsys, ws, tmp_path, argv, *fragments) -> str:
     """Exit 2, one line on stderr and one JSON error on stdout naming fragments, nothing written."""
-    before = snapshot(ws)
-    code, out, err = cli(capsys, ws, *argv)
-    assert code == 2, (out, err)
-    message = out["error"]["message"]
-    assert out == {"error": {"code": 2, "message": message}}
-    assert err == f"keel: error: {message}\n"
-    assert "\n" not in message and "Traceback" not in message
+    message = refused(capsys, ws, *argv)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
-    assert snapshot(ws) == before
     assert not (tmp_path / "scored.csv").exists()
     return message
 

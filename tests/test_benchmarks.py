@@ -8,8 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-from gui_fixtures import gui_settings, leak_guard  # noqa: F401
-
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 

@@ -3,7 +3,6 @@ nothing stored."""
 
 import threading
 
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, window  # noqa: F401
 from PySide6.QtCore import Qt
 
 from app.core.ml import chunked_ingest, datasets, ingest

@@ -8,14 +8,7 @@ Actions are found by walking the window's QActions, so a new one is covered with
 touching this file."""
 
 import pytest
-from gui_fixtures import (  # noqa: F401
-    DialogAnswerer,
-    demo_template,
-    demo_workspace,
-    gui_settings,
-    leak_guard,
-    window,
-)
+from gui_fixtures import DialogAnswerer
 from PySide6.QtCore import QtMsgType
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (

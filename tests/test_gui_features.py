@@ -4,17 +4,12 @@ the user last looked, Help, What's this? on every setting, dark mode."""
 import json
 import urllib.request
 
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, window  # noqa: F401
-
-JOB_TIMEOUT_MS = 90_000
+from gui_fixtures import run_job
 
 
 def test_the_server_line_names_project_and_version_and_counts_every_answer(qtbot, window):
-    runner = window.controller.runner
-    started = []
-    runner.finished.connect(lambda job, _: job.kind == "serve" and started.append(job))
-    window.named_actions["serve"].trigger()
-    qtbot.waitUntil(lambda: bool(started), timeout=JOB_TIMEOUT_MS)
+    job = run_job(qtbot, window, window.named_actions["serve"].trigger, kind="serve")
+    assert job.state == "done", job.error
     server = window.controller.server
     line = window.panels["overview"].server_label
     qtbot.waitUntil(lambda: "demo-credit v1" in line.text(), timeout=5000)

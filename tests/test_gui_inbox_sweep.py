@@ -1,7 +1,7 @@
 """The window sweeps the inbox every few seconds, between monitoring cycles (a child process
 per sweep, results in the job runner), so a finished file waits seconds, not a schedule period."""
 
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, open_window  # noqa: F401
+from gui_fixtures import open_window
 
 from app.core.services import inbox
 from app.core.services.lifecycle import Keel

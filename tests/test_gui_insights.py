@@ -1,7 +1,6 @@
 """app/core/services/insights.py: the rules behind the project list's health and the model comparison (no Qt)."""
 
 import pytest
-from gui_fixtures import demo_template, demo_workspace  # noqa: F401
 
 from app.core.services import insights
 from app.core.services.lifecycle import Keel

@@ -4,7 +4,6 @@ import sys
 import threading
 
 import pytest
-from gui_fixtures import leak_guard  # noqa: F401
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.frontends.gui.jobs import WORKER_SWITCH_INTERVAL, JobRunner

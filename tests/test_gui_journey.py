@@ -3,7 +3,6 @@ defaults (Train and deploy v1 now), a folder of 20 labelled batches added at onc
 monitoring run, and what the Monitoring tab then shows."""
 
 import pytest
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, window  # noqa: F401
 
 from app.demo.simulator import make_batch
 

@@ -3,15 +3,6 @@ appears, the mouse wheel over a plot in a scrolling page scrolls the page, and e
 is usable at 1024×640."""
 
 import pytest
-from gui_fixtures import (  # noqa: F401
-    backlog_template,
-    backlog_window,
-    demo_template,
-    demo_workspace,
-    gui_settings,
-    leak_guard,
-    window,
-)
 from layout_checks import cut_plot_text
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent

@@ -1,42 +1,15 @@
 """The main window over the real service layer (pytest-qt, offscreen)."""
 
-import threading
 import time
 
 import pytest
-from gui_fixtures import (  # noqa: F401
-    demo_template,
-    demo_workspace,
-    gui_settings,
-    leak_guard,
-    open_window,
-    window,
-)
+from gui_fixtures import JOB_TIMEOUT_MS, open_window, record_a_monitoring_result, run_job, start_job
 
 from app.demo.simulator import make_batch
-
-JOB_TIMEOUT_MS = 90_000
 
 
 def model_versions(window) -> list[int]:
     return sorted(r["version"] for r in window.panels["models"].table_model.rows)
-
-
-def wait_job(qtbot, window, start, timeout=JOB_TIMEOUT_MS):
-    """Start a job and wait for it to end (finished, failed or cancelled); returns the Job."""
-    runner = window.controller.runner
-    ended = []
-    handlers = [lambda job, *_: ended.append(job)]
-    for signal in (runner.finished, runner.failed, runner.cancelled):
-        signal.connect(handlers[0])
-    try:
-        job = start()
-        assert job is not None, "the action did not start a job"
-        qtbot.waitUntil(lambda: job in ended, timeout=timeout)
-    finally:
-        for signal in (runner.finished, runner.failed, runner.cancelled):
-            signal.disconnect(handlers[0])
-    return job
 
 
 def test_window_opens_on_the_demo_project(qtbot, window):
@@ -96,19 +69,19 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
 
     window.tabs.setCurrentWidget(window.panels["models"])
     qtbot.waitUntil(lambda: model_versions(window) == [1], timeout=5000)
-    job = wait_job(qtbot, window, lambda: (window.named_actions["retrain"].trigger(), window.controller.runner.active_jobs()[-1])[1])
+    job = run_job(qtbot, window, window.named_actions["retrain"].trigger, kind="train")
     assert job.state == "done", job.error
     qtbot.waitUntil(lambda: model_versions(window) == [1, 2], timeout=5000)
 
     models = window.panels["models"]
     models.select_version(1, 2)  # compare: each on its own hold-out, no common data yet
-    wait_job(qtbot, window, lambda: (models.compare_selected(), window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, models.compare_selected, kind="compare")
     assert models.comparison is not None and models.comparison["common"] is None
     assert [e["version"] for e in models.comparison["versions"]] == [1, 2]
 
     models.select_version(2)
     assert models.deploy_button.isEnabled()
-    wait_job(qtbot, window, lambda: (models.deploy_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, models.deploy_button.click, kind="deploy")
     window.tabs.setCurrentWidget(window.panels["overview"])
     qtbot.waitUntil(lambda: window.panels["overview"].version_label.text() == "v2", timeout=5000)
     qtbot.waitUntil(lambda: "v2" in window.project_list.item(0).text(), timeout=5000)
@@ -118,7 +91,7 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     qtbot.waitUntil(lambda: len(deployments.table_model.rows) == 2, timeout=5000)
     deployments.view.selectRow(1)  # sorted newest first: row 1 is the v1 deployment
     assert deployments.rollback_button.isEnabled()
-    wait_job(qtbot, window, lambda: (deployments.rollback_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, deployments.rollback_button.click, kind="rollback")
     assert window.controller.keel.production_version("demo-credit") == 1
     window.tabs.setCurrentWidget(window.panels["overview"])
     qtbot.waitUntil(lambda: window.panels["overview"].version_label.text() == "v1", timeout=5000)
@@ -141,10 +114,9 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     artifacts_before = sorted(p.name for p in (keel.root / "artifacts").rglob("*"))
     versions_before = len(keel._services.registry.model_versions(project_id))
 
-    window.named_actions["retrain"].trigger()
-    job = window.controller.runner.active_jobs()[-1]
-    assert job.kind == "train" and job.cancellable
-    qtbot.waitUntil(lambda: job.message.startswith(busy_with), timeout=60000)
+    job = start_job(qtbot, window, window.named_actions["retrain"].trigger, kind="train")
+    assert job.cancellable
+    qtbot.waitUntil(lambda: job.message.startswith(busy_with), timeout=JOB_TIMEOUT_MS)
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
     with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
@@ -164,7 +136,7 @@ def test_a_bad_file_shows_the_error_dialog_and_changes_nothing(qtbot, window, tm
     bad.write_text("colour,size\nred,3\nblue,4\n")
     counts = keel._services.registry.table_counts()
     files = sorted(str(p) for p in keel.root.rglob("*") if "logs" not in p.parts and "locks" not in p.parts)
-    job = wait_job(qtbot, window, lambda: window.controller.ingest(str(bad)))
+    job = run_job(qtbot, window, lambda: window.controller.ingest(str(bad)))
     assert job.state == "failed"
     assert len(window.errors) == 1
     message, details = window.errors[0]
@@ -179,20 +151,9 @@ def test_a_bad_file_shows_the_error_dialog_and_changes_nothing(qtbot, window, tm
 def test_a_monitoring_result_from_a_worker_appears_on_the_plot(qtbot, window):
     panel = window.panels["monitoring"]
     window.tabs.setCurrentWidget(panel)
-    keel = window.controller.keel
-    project = keel.project("demo-credit")
-    model_version = keel._services.registry.model_versions(project.id)[0]
+    record_a_monitoring_result(window.controller.keel, 0.8123, estimated_value=0.83, drift_share=0.5,
+                               drifted_features=["income", "age"])
 
-    def record():
-        with keel._services.registry.transaction():
-            keel._services.registry.insert_monitor_result(
-                project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
-                metric="accuracy", value=0.8123, estimated_value=0.83, drift_share=0.5,
-                drifted_features=["income", "age"], details={})
-
-    worker = threading.Thread(target=record)
-    worker.start()
-    worker.join()
     def plotted():  # the poll notices the commit, the panel appends to its buffer, the flush timer calls setData
         return panel.plots_built and list(panel.series["actual"].curve.getData()[1] if
                                           panel.series["actual"].curve.getData()[1] is not None else []) == [0.8123]
@@ -222,7 +183,7 @@ def test_changes_from_another_process_are_noticed(qtbot, window):
     assert any("New alert" in m for _, m in window.banner.history)
     alerts.view.selectRow(0)
     assert alerts.ack_button.isEnabled()
-    wait_job(qtbot, window, lambda: (alerts.ack_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, alerts.ack_button.click, kind="acknowledge")
     qtbot.waitUntil(lambda: alerts.table_model.rows[0]["status"] == "acknowledged", timeout=5000)
     activity = window.panels["activity"]
     window.tabs.setCurrentWidget(activity)
@@ -282,24 +243,23 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
     import app.frontends.gui.common as common
 
     keel = window.controller.keel
-    wait_job(qtbot, window, window.controller.retrain)
+    run_job(qtbot, window, window.controller.retrain)
     models = window.panels["models"]
     window.tabs.setCurrentWidget(models)
     qtbot.waitUntil(lambda: model_versions(window) == [1, 2], timeout=5000)
     models.select_version(1)
     assert not models.archive_button.isEnabled()  # never the production model
     models.select_version(2)
-    wait_job(qtbot, window, lambda: (models.archive_button.click(), window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, models.archive_button.click, kind="archive")
     assert keel._services.registry.model_version(keel.project("demo-credit").id, 2).archived is True
     exported = tmp_path / "v1.skops"
-    job = wait_job(qtbot, window, lambda: window.controller.export(1, str(exported)))
+    job = run_job(qtbot, window, lambda: window.controller.export(1, str(exported)))
     assert job.state == "done" and exported.exists()
 
     asked = []
     monkeypatch.setattr(common, "confirm", lambda parent, title, text, informative="", ok="OK":
                         asked.append(informative) or True)
-    wait_job(qtbot, window, lambda: (window.named_actions["delete_project"].trigger(),
-                                     window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, window.named_actions["delete_project"].trigger, kind="delete")
     assert "v1 is its production model" in asked[0]
     assert [p.name for p in keel._services.registry.projects()] == []
     qtbot.waitUntil(lambda: window.project_list.count() == 0 and window.controller.project == "", timeout=5000)
@@ -326,7 +286,7 @@ def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
 def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
     # enabled once the window has read the production model (a read job): a trigger before does nothing
     qtbot.waitUntil(lambda: window.named_actions["serve"].isEnabled(), timeout=20000)
-    wait_job(qtbot, window, lambda: (window.named_actions["serve"].trigger(), window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, window.named_actions["serve"].trigger, kind="serve")
     server = window.controller.server
     assert server is not None and server.url.startswith("http://127.0.0.1:")
     assert window.named_actions["serve"].text() == "Stop scoring server"
@@ -344,7 +304,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     dialog.policy.setCurrentIndex(dialog.policy.findData("approve"))
     dialog.window_edit.setText("2000")
     assert dialog.changes() == {"threshold": 0.85, "policy": "approve", "window": 2000}
-    wait_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
+    run_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
     settings = keel.project("demo-credit").settings
     assert (settings.threshold, settings.policy, settings.window) == (0.85, "approve", 2000)
 
@@ -354,15 +314,13 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     monitoring.interval_value.setValue(5)
     monitoring.interval_unit.setCurrentIndex(1)  # minutes
     monitoring.schedule_enabled.setChecked(False)
-    wait_job(qtbot, window, lambda: (monitoring.save_schedule_button.click(),
-                                     window.controller.runner.active_jobs()[-1])[1])
+    run_job(qtbot, window, monitoring.save_schedule_button.click, kind="settings")
     schedule = keel._services.registry.schedule(keel.project("demo-credit").id)
     assert (schedule.kind, int(schedule.expression), schedule.enabled) == ("interval", 300, False)
 
     monitoring.schedule_kind.setCurrentIndex(1)
     monitoring.cron_text.setText("*/15 * * *")  # four fields: the core refuses it, the window says why
-    job = wait_job(qtbot, window, lambda: (monitoring.save_schedule_button.click(),
-                                           window.controller.runner.active_jobs()[-1])[1])
+    job = run_job(qtbot, window, monitoring.save_schedule_button.click, kind="settings")
     assert job.state == "failed" and "5 fields" in window.errors[-1][0]
 
 
@@ -386,7 +344,7 @@ def test_a_dropped_file_is_ingested(qtbot, window, tmp_path):
     enter, drop = Drop(), Drop()
     window.dragEnterEvent(enter)
     assert enter.accepted
-    job = wait_job(qtbot, window, lambda: (window.dropEvent(drop), window.controller.runner.active_jobs()[-1])[1])
+    job = run_job(qtbot, window, lambda: window.dropEvent(drop), kind="ingest")
     assert job.state == "done" and job.result["dataset_version"] == 2
     data = window.panels["data"]
     window.tabs.setCurrentWidget(data)

@@ -1,7 +1,19 @@
 """Models: one selected version shows its full card; two or more are compared, each metric
 across versions as a chart and the parameters side by side with the differences marked."""
 
-from gui_fixtures import backlog_template, backlog_window, demo_template, gui_settings, leak_guard  # noqa: F401
+
+
+def models_with_a_logreg_v3(qtbot, window, reason: str):
+    """Trains v3 of the backlog's project on the logreg preset with C=0.3 set for the project
+    -> the Models panel, shown, listing all three."""
+    keel = window.controller.keel
+    keel.set_project("demo-credit", {"preset": "logreg", "params": {"C": 0.3}}, replace_params=True)
+    keel.train("demo-credit", reason=reason)
+    window.controller.registry_changed.emit()
+    models = window.panels["models"]
+    window.tabs.setCurrentWidget(models)
+    qtbot.waitUntil(lambda: len(models.table_model.rows) == 3, timeout=10000)
+    return models
 
 
 def test_one_version_shows_its_full_card(qtbot, backlog_window):
@@ -28,13 +40,7 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
     from PySide6.QtWidgets import QTableView
 
     window = backlog_window
-    keel = window.controller.keel
-    keel.set_project("demo-credit", {"preset": "logreg", "params": {"C": 0.3}}, replace_params=True)
-    keel.train("demo-credit", reason="a third version")
-    window.controller.registry_changed.emit()
-    models = window.panels["models"]
-    window.tabs.setCurrentWidget(models)
-    qtbot.waitUntil(lambda: len(models.table_model.rows) == 3, timeout=10000)
+    models = models_with_a_logreg_v3(qtbot, window, "a third version")
     models.select_version(1, 2, 3)
     assert models.compare_button.isEnabled()
     models.compare_button.click()
@@ -63,12 +69,7 @@ def shown_card(qtbot, models, version: int) -> str:
 def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot, backlog_window):
     window = backlog_window
     keel = window.controller.keel
-    keel.set_project("demo-credit", {"preset": "logreg", "params": {"C": 0.3}}, replace_params=True)
-    keel.train("demo-credit", reason="a version with an override")
-    window.controller.registry_changed.emit()
-    models = window.panels["models"]
-    window.tabs.setCurrentWidget(models)
-    qtbot.waitUntil(lambda: len(models.table_model.rows) == 3, timeout=10000)
+    models = models_with_a_logreg_v3(qtbot, window, "a version with an override")
 
     text = shown_card(qtbot, models, 3)
     assert models.card["parameter_overrides"] == {"C": 0.3}

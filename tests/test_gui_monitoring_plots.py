@@ -4,7 +4,6 @@ the batch where they happened, every axis titled, the drift statistic named, leg
 outside the plots, and nothing of another project left on screen after a switch."""
 
 import pytest
-from gui_fixtures import backlog_template, backlog_window, demo_template, gui_settings, leak_guard  # noqa: F401
 
 DEMO_FEATURES = ("income", "debt_ratio", "tenure_months", "has_mortgage")
 

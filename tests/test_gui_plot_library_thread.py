@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gui_fixtures import demo_template, demo_workspace  # noqa: F401
-
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""

@@ -1,33 +1,17 @@
 """The policy's decisions are marked on the Monitoring plot (with a legend) and listed in Activity."""
 
-import threading
-
 import pytest
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, window  # noqa: F401
+from gui_fixtures import record_a_monitoring_result
 
 
-def test_decisions_are_marked_on_the_metric_plot_and_listed_in_activity(qtbot, window):  # noqa: F811
+def test_decisions_are_marked_on_the_metric_plot_and_listed_in_activity(qtbot, window):
     panel = window.panels["monitoring"]
     window.tabs.setCurrentWidget(panel)
-    keel = window.controller.keel
-    project = keel.project("demo-credit")
-    model_version = keel._services.registry.model_versions(project.id)[0]
-
-    def record():
-        with keel._services.registry.transaction():
-            keel._services.registry.insert_monitor_result(
-                project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
-                metric="accuracy", value=0.7412, estimated_value=None, drift_share=0.0, drifted_features=[],
-                details={})
-            keel._services.registry.add_event(project, "restore_decision", "earlier v1 accuracy 0.93 vs champion v2 0.74",
-                                    "policy", {"decision": "restored"})
-            keel._services.registry.add_event(project, "retrain_held", "retrain held (budget)", "policy", {"decision": "held"})
-            keel._services.registry.add_event(project, "retrain_hold_ended", "retrain hold (budget) ended", "policy",
-                                             {"hold": "budget", "next_decision": "retrained_deployed"})
-
-    worker = threading.Thread(target=record)
-    worker.start()
-    worker.join()
+    record_a_monitoring_result(window.controller.keel, 0.7412, events=(
+        ("restore_decision", "earlier v1 accuracy 0.93 vs champion v2 0.74", "policy", {"decision": "restored"}),
+        ("retrain_held", "retrain held (budget)", "policy", {"decision": "held"}),
+        ("retrain_hold_ended", "retrain hold (budget) ended", "policy",
+         {"hold": "budget", "next_decision": "retrained_deployed"})))
 
     def marked():
         ys = panel.decision_marks["restored"].getData()[1] if panel.plots_built else None

@@ -5,14 +5,7 @@ stall the window on a registry query, however big the registry grows."""
 
 import threading
 
-from gui_fixtures import (  # noqa: F401
-    DialogAnswerer,
-    backlog_template,
-    backlog_window,
-    demo_template,
-    gui_settings,
-    leak_guard,
-)
+from gui_fixtures import DialogAnswerer
 from PySide6.QtWidgets import QApplication
 
 # What the GUI thread may still ask the service object for: where the workspace is (no query).

@@ -4,7 +4,7 @@ the repair; File > Back up…, Restore…, Export project…, Import project… 
 import os
 import time
 
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, open_window, window  # noqa: F401
+from gui_fixtures import open_window
 from PySide6.QtWidgets import QMessageBox
 
 import app.frontends.gui.common as common

@@ -2,7 +2,6 @@
 user set up in a table: the selection, the sort order, the scroll position and the column
 widths, and touches only the rows that changed."""
 
-from gui_fixtures import backlog_template, backlog_window, demo_template, gui_settings, leak_guard  # noqa: F401
 from PySide6.QtCore import Qt
 
 from app.demo.simulator import make_batch

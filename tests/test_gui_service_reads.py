@@ -3,8 +3,6 @@ the production actions (deploy, roll back, approve, monitor) follow what the reg
 
 import threading
 
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, window  # noqa: F401
-
 from app.demo import DEMO_PROJECT
 from app.demo.demo_stream import demo_batch
 

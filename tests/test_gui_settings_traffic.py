@@ -2,7 +2,6 @@
 prediction log, its limits, label coverage and delay) like every other setting: opened shown
 from its menu action, checked by the core before it closes, saved through the same call."""
 
-from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, window  # noqa: F401
 from PySide6.QtWidgets import QApplication
 from shiboken6 import isValid
 

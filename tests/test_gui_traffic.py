@@ -3,17 +3,9 @@
 
 import pandas as pd
 import pytest
-from gui_fixtures import (  # noqa: F401
-    demo_template,
-    demo_workspace,
-    gui_settings,
-    leak_guard,
-    open_window,
-    window,
-)
+from gui_fixtures import open_window, run_job
 from layout_checks import cut_plot_text
 from PySide6.QtWidgets import QApplication
-from test_gui_main import wait_job
 
 from app.core.services.lifecycle import Keel
 from app.demo.simulator import make_batch
@@ -60,21 +52,9 @@ def test_the_monitoring_tab_shows_traffic_and_label_coverage(qtbot, traffic_work
         # File > Add labels…: the dialog answers with the labels file, the job joins them by ID
         action = win.named_actions["add_labels"]
         assert action.isEnabled() and action in win.menuBar().actions()[0].menu().actions()
-        started = []
         monkeypatch.setattr(file_dialogs, "open_file", lambda *args, **kwargs: str(tmp_path / "labels.csv"))
-        add_labels = win.controller.add_labels
-
-        def recording(path):
-            started.append(add_labels(path))
-            return started[-1]
-
-        monkeypatch.setattr(win.controller, "add_labels", recording)
-
-        def trigger():
-            action.trigger()
-            return started[-1]
-
-        wait_job(qtbot, win, trigger)
+        job = run_job(qtbot, win, action.trigger, kind="labels")
+        assert job.state == "done", job.error
         qtbot.waitUntil(lambda: section.table_model.rows and section.table_model.rows[0]["labelled_rows"] == 100,
                         timeout=10000)
         measured = section.table_model.rows[0]

@@ -3,30 +3,15 @@
 
 import hashlib
 
-from gui_fixtures import (  # noqa: F401
-    demo_template,
-    demo_workspace,
-    gui_settings,
-    leak_guard,
-    open_window,
-    window,
-)
-
-JOB_TIMEOUT_MS = 90_000
+from gui_fixtures import run_job
 
 
-def run_action(qtbot, window, key: str, title_start: str):
-    """Trigger a File menu action; wait for its job to end. -> the Job."""
+def run_file_action(qtbot, window, key: str):
+    """Trigger a File menu action; wait for the export job it starts to end. -> the Job."""
     file_menu = next(action.menu() for action in window.menuBar().actions() if action.text() == "&File")
     action = window.named_actions[key]
     assert action in file_menu.actions() and action.isEnabled()
-    runner = window.controller.runner
-    ended = []
-    for signal in (runner.finished, runner.failed):
-        signal.connect(lambda job, *_: ended.append(job) if job.title.startswith(title_start) else None)
-    action.trigger()
-    qtbot.waitUntil(lambda: bool(ended), timeout=JOB_TIMEOUT_MS)
-    return ended[0]
+    return run_job(qtbot, window, action.trigger, kind="export")
 
 
 def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkeypatch):
@@ -36,7 +21,8 @@ def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkey
     asked = []
     monkeypatch.setattr(file_dialogs, "save_file",
                         lambda parent, title, start, filters: asked.append(start) or str(output))
-    job = run_action(qtbot, window, "export_report", "Writing the report")
+    job = run_file_action(qtbot, window, "export_report")
+    assert job.title.startswith("Writing the report")
     assert job.state == "done" and asked[0].endswith("demo-credit-report.html")
     html = output.read_text(encoding="utf-8")
     assert "Model card: v1" in html and "since v1 was deployed" in html
@@ -48,7 +34,8 @@ def test_file_menu_exports_the_production_model_for_mlflow(qtbot, window, tmp_pa
 
     folder = tmp_path / "demo-mlflow"
     monkeypatch.setattr(file_dialogs, "save_file", lambda *a, **k: str(folder))
-    job = run_action(qtbot, window, "export_mlflow", "Exporting v1 as an MLflow model")
+    job = run_file_action(qtbot, window, "export_mlflow")
+    assert job.title.startswith("Exporting v1 as an MLflow model")
     assert job.state == "done"
     assert {"MLmodel", "model.skops", "requirements.txt"} <= {p.name for p in folder.iterdir()}
     keel = window.controller.keel
@@ -63,7 +50,8 @@ def test_file_menu_pushes_every_version_to_an_mlflow_server(qtbot, window, monke
 
     with FakeMlflowServer() as server:
         monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (server.uri, True))
-        job = run_action(qtbot, window, "push_mlflow", "Pushing demo-credit to MLflow")
+        job = run_file_action(qtbot, window, "push_mlflow")
+        assert job.title.startswith("Pushing demo-credit to MLflow")
         assert job.state == "done"
         assert [r["info"]["status"] for r in server.active_runs()] == ["FINISHED"]
         assert server.registered["demo-credit"]["aliases"] == [{"alias": "production", "version": "1"}]

@@ -3,10 +3,10 @@ against a small fake MLflow server over real HTTP (tests/fake_mlflow_server.py).
 
 import hashlib
 import json
-import shutil
 
 import pytest
 import yaml
+from cli_helpers import workspace_copy
 from fake_mlflow_server import FakeMlflowServer
 from loop_helpers import cli, make_project
 
@@ -25,9 +25,7 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def workspace(template, tmp_path):
-    target = tmp_path / "workspace"
-    shutil.copytree(template, target)
-    return target
+    return workspace_copy(template, tmp_path)
 
 
 @pytest.fixture

@@ -344,6 +344,28 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
     keel.close()
 
 
+def test_the_newest_rows_are_kept_unless_another_window_is_clearly_better(workspace, monkeypatch):
+    from app.core.ml import datasets
+
+    keel = make_project(workspace, settings={"policy": "auto"}, deploy=False)
+    project = keel.project("loan")
+    settings = project.settings
+    batches = {(v, c): datasets.clean(datasets.RawTable(batch(60 + v, concept=c), "b"), project.schema).frame
+               .assign(__version__=v) for v, c in [(v, 0.0) for v in range(1, 11)] + [(9, 1.0), (10, 1.0)]}
+
+    def rows(concepts):
+        return pd.concat([batches[v, c] for v, c in enumerate(concepts, start=1)], ignore_index=True)
+
+    monkeypatch.setattr(policy, "WINDOW_SWITCH_P", 0.05)  # this seed: all rows 1.5 points better, p 0.125
+    steady, choice = policy.choose_window(project, settings, rows([0.0] * 10), None, 200)
+    assert choice["default"] == "recent" and choice["scores"]["all"] > choice["scores"]["recent"]
+    assert steady.name == "recent" and len(steady.rows) == 2000 and choice["p_values"]["all"] > 0.05
+    monkeypatch.undo()
+    changed, choice = policy.choose_window(project, settings, rows([0.0] * 8 + [1.0] * 2), 9, 200)
+    assert changed.name == "since change" and choice["p_values"]["since change"] < policy.WINDOW_SWITCH_P
+    keel.close()
+
+
 def test_the_chosen_window_is_cut_again_by_its_definition_when_another_window_is_as_large():
     from app.core.domain.settings import ProjectSettings
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from cli_helpers import cli, loans, snapshot, write_csv
+from serving_helpers import ready_server
 
-from app.adapters import serving
 from app.core.domain.clock import fixed_clock, iso_utc
 from app.core.services import prediction_log
 from app.core.services.lifecycle import Keel
@@ -138,8 +138,7 @@ def test_predict_without_id_column_or_log_adds_no_column(tmp_path, capsys):
 def test_server_returns_given_and_assigned_ids_and_logs_every_answered_row(ws):
     rows = loans(4, seed=9).drop(columns="default").to_dict("records")
     before = last_record_id(ws)
-    with serving.start_server(ws, "scored") as handle:
-        assert handle.wait_ready(30)
+    with ready_server(ws, "scored") as handle:
         _, with_id = post(handle.url, {"dataframe_records": [{**rows[0], "customer_id": "known-1"}]})
         headers, without = post(handle.url, {"dataframe_records": rows[1:]})
         _, mlflow_style = post(handle.url, {"inputs": [list(rows[0].values())]})  # lists in feature order: no ID
@@ -156,8 +155,7 @@ def test_the_log_keeps_its_row_limit(ws, capsys):
     assert cli(capsys, ws, "project", "set", "scored", "--prediction-log-rows", "40")[0] == 0
     try:
         rows = loans(5, seed=2).drop(columns="default").to_dict("records")
-        with serving.start_server(ws, "scored") as handle:
-            assert handle.wait_ready(30)
+        with ready_server(ws, "scored") as handle:
             for _ in range(30):
                 post(handle.url, {"dataframe_records": rows})
         kept = records(ws)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from serving_helpers import FEATURES, ROW, ready_server
 
 from app.adapters import serving, serving_protocol
 from app.core.domain.errors import KeelError, ValidationError
@@ -25,8 +26,6 @@ from app.core.services.lifecycle import Keel
 from app.demo.simulator import make_batch
 
 ROOT = Path(__file__).resolve().parents[1]
-FEATURES = ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
-ROW = {"income": 42000, "age": 35, "debt_ratio": 0.31, "tenure_months": 30, "region": "north", "has_mortgage": "yes"}
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -53,10 +52,8 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(ws):
-    handle = serving.start_server(ws, "credit")
-    assert handle.wait_ready(30)
-    yield handle
-    handle.stop()
+    with ready_server(ws, "credit") as handle:
+        yield handle
 
 
 def request(url, path="/invocations", body=None, content_type="application/json", method=None, timeout=10):
@@ -266,10 +263,8 @@ def test_a_failing_model_is_a_500_with_a_message_and_the_server_carries_on(serve
 # --------------------------------------------------------------------------- size limit
 @pytest.fixture(scope="module")
 def small_server(ws):
-    handle = serving.start_server(ws, "credit", max_body_bytes=4096)
-    assert handle.wait_ready(30)
-    yield handle
-    handle.stop()
+    with ready_server(ws, "credit", max_body_bytes=4096) as handle:
+        yield handle
 
 
 def raw_exchange(port, data: bytes, timeout=5.0) -> str:
@@ -344,8 +339,7 @@ def test_a_post_without_a_length_gets_411(small_server):
 
 # --------------------------------------------------------------------------- deployments
 def test_without_a_deployment_ping_is_503_until_a_deploy(ws):
-    with serving.start_server(ws, "fresh") as handle:
-        assert handle.wait_ready(30)
+    with ready_server(ws, "fresh") as handle:
         status, headers, answer = request(handle.url, "/ping")
         assert status == 503 and answer["error_code"] == "NO_PRODUCTION_MODEL" and "deploy" in answer["message"]
         assert headers["X-Keel-Model-Version"] == "none"
@@ -450,8 +444,8 @@ def test_a_version_that_fails_its_integrity_check_is_refused_and_the_old_one_kep
         keel.train("nodeploy")
         keel.train("nodeploy")
         keel.deploy("nodeploy", 1)
-        with serving.start_server(ws, "nodeploy", poll_seconds=0.1) as handle:
-            assert handle.wait_ready(30) and handle.model_version == 1
+        with ready_server(ws, "nodeploy", poll_seconds=0.1) as handle:
+            assert handle.model_version == 1
             project = keel.project("nodeploy")
             v2 = keel._services.registry.model_version(project.id, 2)
             # v2 is deployed, but its file no longer matches the registry by the time the server loads it
@@ -538,8 +532,7 @@ def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
         before = keel._services.registry.prediction_log_summary(project_id).last_id
     finally:
         keel.close()
-    with serving.start_server(ws, "credit", sample_rate=1.0) as handle:
-        assert handle.wait_ready(30)
+    with ready_server(ws, "credit", sample_rate=1.0) as handle:
         answers = [request(handle.url, body={"inputs": [ROW] * rows}) for rows in (1, 3)]
     assert [status for status, _, _ in answers] == [200, 200]
     assert [len(body["ids"]) for _, _, body in answers] == [1, 3]  # no ID column: Keel assigned them

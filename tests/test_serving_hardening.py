@@ -10,14 +10,13 @@ import time
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from serving_helpers import FEATURES, ROW, ready_server
 
 from app.adapters import serving, serving_protocol
 from app.adapters.serving_protocol import RequestError
 from app.core.services.lifecycle import Keel
 from app.demo.simulator import make_batch
 
-FEATURES = ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
-ROW = {"income": 42000, "age": 35, "debt_ratio": 0.31, "tenure_months": 30, "region": "north", "has_mortgage": "yes"}
 HUGE_INTEGER = "9" * 5000  # past Python's 4,300-digit int-string limit
 
 
@@ -47,10 +46,8 @@ def loaded(ws):
 
 @pytest.fixture(scope="module")
 def server(ws):
-    handle = serving.start_server(ws, "credit", max_connections=4)
-    assert handle.wait_ready(30)
-    yield handle
-    handle.stop()
+    with ready_server(ws, "credit", max_connections=4) as handle:
+        yield handle
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:

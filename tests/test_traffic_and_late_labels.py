@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import cli, loans, write_csv
+from serving_helpers import FEATURES, ready_server
 
-from app.adapters import serving
 from app.core.ml import datasets
 from app.core.services.lifecycle import Keel
 
-FEATURES = ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
+WINDOW_ROWS = 400  # one-row requests per monitoring window of the `served` fixture
+LABELLED_ROWS = 300  # of each window's rows, labelled late (75 %)
 # the keys `monitor --json`, `traffic --json` and `labels --json` show, in their order (a contract: docs/cli.md)
 WINDOW_KEYS = ["window", "started_at", "ended_at", "rows", "model_version", "metric", "value", "labelled_rows",
                "label_coverage", "estimated_value", "prediction_drift", "probability_drift", "drifted_features",
@@ -39,8 +40,7 @@ def serve_rows(ws, name: str, frame: pd.DataFrame, ids: list, rows_per_request: 
     """POST the frame's rows (IDs given where ids[i] is not None) over one keep-alive connection;
     -> one {id, prediction} per row, in order. The server is stopped cleanly afterwards."""
     answers = []
-    with serving.start_server(ws, name) as handle:
-        assert handle.wait_ready(30)
+    with ready_server(ws, name) as handle:
         address = urlsplit(handle.url)
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
         records = frame[FEATURES].to_dict("records")
@@ -67,17 +67,17 @@ def monitor(ws, name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """2,000 one-row requests in two monitoring windows (the second from a drifted concept); half
-    of the rows carry an ID, the other half get one from Keel."""
+    """One-row requests in two monitoring windows of WINDOW_ROWS (the second from a drifted
+    concept); half of the rows carry an ID, the other half get one from Keel."""
     root = tmp_path_factory.mktemp("traffic")
     make_project(root, "shop")
     ws = root / "workspace"
     windows = []
     for index, concept in enumerate((0.0, 1.0)):
-        frame = loans(1000, seed=100 + index, concept=concept)
+        frame = loans(WINDOW_ROWS, seed=100 + index, concept=concept)
         ids = [f"w{index}-{i}" if i % 2 == 0 else None for i in range(len(frame))]
         answers = serve_rows(ws, "shop", frame, ids)
-        assert sum(1 for i in ids if i is None) == 500 and len({a["id"] for a in answers}) == 1000
+        assert sum(1 for i in ids if i is None) == WINDOW_ROWS // 2 and len({a["id"] for a in answers}) == WINDOW_ROWS
         windows.append({"answers": answers, "truth": frame["default"].tolist(), "cycle": monitor(ws, "shop")})
     return root, ws, windows
 
@@ -86,7 +86,7 @@ def test_each_cycle_takes_the_traffic_since_the_last_as_one_window(served):
     _, _, windows = served
     for window in windows:
         traffic = window["cycle"]["traffic"]
-        assert len(traffic) == 1 and traffic[0]["rows"] == 1000 and window["cycle"]["batches"] == []
+        assert len(traffic) == 1 and traffic[0]["rows"] == WINDOW_ROWS and window["cycle"]["batches"] == []
         assert traffic[0]["prediction_drift"] is not None and traffic[0]["estimated_value"] is not None
         assert list(traffic[0]) == WINDOW_KEYS and traffic[0]["model_version"] == 1
         assert (traffic[0]["value"], traffic[0]["labelled_rows"], traffic[0]["label_coverage"]) == (None, 0, 0.0)
@@ -98,7 +98,7 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     rng = np.random.default_rng(7)
     labelled, expected = [], []
     for window in windows:
-        chosen = sorted(rng.choice(1000, size=750, replace=False))
+        chosen = sorted(rng.choice(WINDOW_ROWS, size=LABELLED_ROWS, replace=False))
         labelled += [(window["answers"][i]["id"], window["truth"][i]) for i in chosen]
         expected.append(np.mean([window["answers"][i]["prediction"] == window["truth"][i] for i in chosen]))
     unknown = [(f"nobody-{i}", 1) for i in range(10)]
@@ -107,26 +107,26 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     code, out, _ = cli(capsys, ws, "labels", "shop", str(write_csv(root / "labels.csv", labels)))
     assert code == 0
     assert {k: out[k] for k in ("joined", "unknown", "duplicate", "already_labelled")} == {
-        "joined": 1500, "unknown": 10, "duplicate": 5, "already_labelled": 0}
+        "joined": 2 * LABELLED_ROWS, "unknown": 10, "duplicate": 5, "already_labelled": 0}
     measured = {w["window"]: w for w in out["traffic_windows"]}
     assert all(list(w) == ["window", "rows", "labelled_rows", "label_coverage", "metric", "value"]
                for w in out["traffic_windows"])
     for window, accuracy in zip(windows, expected):
         number = window["cycle"]["traffic"][0]["window"]
         assert measured[number]["value"] == pytest.approx(accuracy, abs=1e-12)
-        assert measured[number]["labelled_rows"] == 750 and measured[number]["label_coverage"] == 0.75
+        assert measured[number]["labelled_rows"] == LABELLED_ROWS and measured[number]["label_coverage"] == 0.75
     assert expected[1] < expected[0] - 0.1  # the drifted concept really is worse
 
     code, shown, _ = cli(capsys, ws, "traffic", "shop")
     assert [w["value"] for w in shown["windows"]] == pytest.approx(expected, abs=1e-12)
     assert list(shown) == ["project", "windows", "batches", "volume", "volume_bucket"]
     assert all(list(w) == WINDOW_KEYS for w in shown["windows"])
-    assert sum(point["rows"] for point in shown["volume"]) == 2000
+    assert sum(point["rows"] for point in shown["volume"]) == 2 * WINDOW_ROWS
 
     # the joined rows are a new labelled dataset version, with lineage; nothing stored before changes
     status = cli(capsys, ws, "status", "shop")[1]
     newest = status["dataset_versions"][-1]
-    assert newest["labelled_rows"] == 1500 and newest["source"] == "labels: labels.csv"
+    assert newest["labelled_rows"] == 2 * LABELLED_ROWS and newest["source"] == "labels: labels.csv"
     keel = Keel.open(ws)
     try:
         stored = keel.dataset_frame("shop", newest["version"])
@@ -142,12 +142,13 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
 
     # the same file again: every ID is already labelled, nothing is stored
     code, again, _ = cli(capsys, ws, "labels", "shop", str(root / "labels.csv"))
-    assert code == 0 and again["joined"] == 0 and again["already_labelled"] == 1500
+    assert code == 0 and again["joined"] == 0 and again["already_labelled"] == 2 * LABELLED_ROWS
     assert again["dataset_version"] is None
 
     # human output: one line per kind
     code, text, _ = cli(capsys, ws, "labels", "shop", str(root / "labels.csv"), as_json=False)
-    assert "unknown: 10 ID(s)" in text and "duplicate: 5 row(s)" in text and "already labelled: 1500" in text
+    assert "unknown: 10 ID(s)" in text and "duplicate: 5 row(s)" in text
+    assert f"already labelled: {2 * LABELLED_ROWS}" in text
 
 
 def test_the_next_cycle_evaluates_late_measurements_once_and_never_as_a_batch(served):

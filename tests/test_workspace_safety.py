@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from app.core.services.lifecycle import Keel
-from tests.cli_helpers import cli, deployed_loans_workspace, loans, snapshot, write_csv
+from tests.cli_helpers import cli, deployed_loans_workspace, loans, snapshot, workspace_copy, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +28,7 @@ def deployed_template(tmp_path_factory):
 @pytest.fixture
 def deployed(deployed_template, tmp_path):
     """A fresh copy of a workspace with project `loans`, v1 trained and in production, and v2 trained."""
-    folder = tmp_path / "workspace"
-    shutil.copytree(deployed_template, folder)
+    folder = workspace_copy(deployed_template, tmp_path)
     keel = Keel.open(folder)
     try:
         keel.train("loans")

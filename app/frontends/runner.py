@@ -84,8 +84,9 @@ class ProjectQueues:
             executors, jobs = list(self._executors.values()), list(self._jobs)
         for executor in executors:
             executor.shutdown(wait=False, cancel_futures=True)
-        # a job cancelled there never tells wait() it is done (no worker takes it to notify its
-        # waiters): waiting for it would block the shutdown for good
+        # A future cancelled by shutdown(cancel_futures=True) never counts as done for
+        # concurrent.futures.wait (it is CANCELLED, not CANCELLED_AND_NOTIFIED): waiting on it
+        # would never return. Only the jobs that are still to finish are waited for.
         wait_for_jobs([job for job in jobs if not job.cancelled()], timeout=timeout)
 
 

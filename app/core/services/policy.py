@@ -23,8 +23,11 @@ Triggers of a retrain (policies approve and auto):
   * a champion trained before the latest change (restored, or its challengers rejected), on a
     cycle that measured labelled rows;
   * the change detector fires (a steady slide, before any threshold is crossed);
-  * the last challenger was promoted (a drift may still be going on) and the budget has a
-    whole challenger: one every 4 batches until a challenger is rejected;
+  * during a drift (from a detected change or a metric_drop alert until DRIFT_END_REJECTIONS
+    challengers in a row fail), every cycle with labelled rows while the budget has a whole
+    challenger (a follow-up waits for DRIFT_FOLLOW_UP_BATCHES batches its champion never saw);
+  * outside a drift, the last challenger was promoted (a drift may still be going on) and the
+    budget has a whole challenger: one every 4 batches until a challenger is rejected;
   * optionally, `retrain_after_rows`: that many labelled rows arrived since the
     last training.
 A triggered retrain is held (decision `held`, with its numbers; a streak of holds is one
@@ -34,12 +37,13 @@ saw, by the back-off (after a challenger was rejected against the same champion,
 one waits until the rows the champion never saw have doubled, until the champion scores
 worse than it did at that gate by more than `max_drop`: the drift went on, or until a new
 change is detected) or by the budget (a token bucket: a quarter of a challenger per
-batch, at most 3 in a row).
+batch, at most 3 in a row; and at most a quarter of the batches seen, or 3).
 
 The training window: `all`, the newest N rows, or `adaptive` (the default): candidate
 windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS and half as
 many rows) are fitted on the rows before a selection slice and scored on it (the newest
-rows before the gate: prequential); the best one is tested by the gate. `train` makes the
+rows before the gate: prequential); the newest RECENT_WINDOW_ROWS are kept unless another is
+better by about a standard error, and the window chosen is tested by the gate. `train` makes the
 same choice (training_window).
 
 The gate: the champion and the chosen window fitted without the gate's rows are scored on
@@ -47,7 +51,8 @@ the same recent labelled rows that neither was trained on (the newest third of t
 the champion has never seen); the challenger registered is the window with those rows.
 It is promoted only if the tested fit is better by at least `margin` (in the metric's
 direction) and a one-sided paired test at level `alpha` agrees: McNemar for accuracy,
-a paired bootstrap for other metrics. A challenger that fails is kept, not deployed.
+a paired bootstrap for other metrics; during a drift, if it is better in the point estimate
+and the paired test does not show it worse at `alpha`. A challenger that fails is kept, not deployed.
 """
 
 import logging
@@ -710,8 +715,8 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
     The newest RECENT_WINDOW_ROWS rows are kept unless another window scores better by about a standard
     error or more (a one-sided paired test at WINDOW_SWITCH_P; the best of those, ties: the first, the
     larger window); the window is returned cut from all the rows before the gate. On a selection slice of
-    a hundred or two rows the scores of similar windows differ by noise: picking the best point estimate
-    picked a 500-row or a 4,500-row window on a rotating hyperplane about as often as the right one.
+    a hundred or two rows the scores of similar windows differ by noise: the best point estimate gave four
+    of six challengers on a rotating hyperplane 500 to 4,500 rows "since the change" instead of the newest.
     cancel_event: the candidates are fitted in a child process that setting the event stops at once
     (a user's train: the fits may take minutes and must not hold this process's interpreter)."""
     if settings.window != "adaptive":

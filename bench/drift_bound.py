@@ -1,0 +1,114 @@
+"""How well can any policy within the retrain budget do on the rotating hyperplane? (an analysis, not a test)
+
+bench/drift_loop.py measures Keel against retraining after every batch. On a drift that never stops
+the gap is the model's age, and within a budget of a quarter of the batches part of that gap cannot
+be closed. This script replays the hyperplane stream (same seeds, same first model, same preset and
+sliding window as drift_loop's baselines) under clairvoyant schedules that no policy can beat with
+as many fits: no gate, no window choice (the baselines' newest 2,000 rows), the fits spread evenly
+spread evenly from a given batch to the end, as many as the budget allows (a quarter of the
+stream's batches), scored prequentially from drift + 3 like drift_loop:
+
+  * from the batch where Keel's change detector or alert first fired in drift_loop's run (read
+    from bench/results/drift_loop.json): the best any policy can do with Keel's detection;
+  * from the drift itself (a detector with no delay, which would need a faster detector than one
+    that stays quiet on the stationary stream).
+
+    .venv/bin/python bench/drift_bound.py    (after bench/drift_loop.py; prints a table)
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from app.core.ml import datasets, training  # noqa: E402
+from app.core.services import policy  # noqa: E402
+from app.demo.streams import shapes  # noqa: E402
+
+STREAM = "hyperplane"
+BUDGET_SHARE = 0.25
+INITIAL_ROWS = WINDOW_ROWS = 2000  # as bench/drift_loop.py
+
+
+def replay(seed: int, fit_after: set[int], schema: dict) -> float:
+    shape = shapes()[STREAM]
+
+    def clean(frame):
+        return datasets.clean(datasets.RawTable(frame, "bench"), schema, purpose="ingest").frame
+
+    def fit(frame):
+        model = training.make_pipeline(schema, shape.task, "hgb", {}, seed=42)
+        return model.fit(datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema))
+
+    window = clean(shape.initial(INITIAL_ROWS, seed))
+    model, values = fit(window), []
+    for index, raw in shape.stream(seed):
+        frame = clean(raw)
+        predictions = np.asarray(model.predict(datasets.to_model_frame(frame, schema)))
+        values.append(policy.metric_value(shape.task, "accuracy", datasets.target_array(frame, schema),
+                                          predictions, model))
+        window = pd.concat([window, frame], ignore_index=True).iloc[-WINDOW_ROWS:]
+        if index in fit_after:
+            model = fit(window)
+    return float(np.mean(values[shape.drift_at + 3:]))
+
+
+def project_schema(shape) -> dict:
+    """The schema Keel infers for the stream (as drift_loop's baselines use it)."""
+    import tempfile
+
+    from app.core.services.lifecycle import Keel
+
+    with tempfile.TemporaryDirectory() as scratch:
+        initial = Path(scratch) / "initial.csv"
+        shape.initial(INITIAL_ROWS, 0).to_csv(initial, index=False)
+        keel = Keel.open(Path(scratch) / "workspace")
+        keel.create_project("bound", initial, shape.target, shape.task, {})
+        schema = keel.project("bound").schema
+        keel.close()
+    return schema
+
+
+def schedule(first: int, batches: int) -> set[int]:
+    """The budget's fits spread evenly from `first` over the rest of the stream (a fit after the last
+    batch would score nothing)."""
+    fits = int(BUDGET_SHARE * batches)
+    step = max(1.0, (batches - 1 - first) / fits)
+    return {int(round(first + step * k)) for k in range(fits) if first + step * k < batches - 1}
+
+
+def main() -> int:
+    results = json.loads((ROOT / "bench" / "results" / "drift_loop.json").read_text())
+    stream = results["streams"][STREAM]
+    shape = shapes()[STREAM]
+    schema = project_schema(shape)
+    rows = []
+    for run in stream["seeds"]:
+        seed, keel = run["seed"], run["strategies"]["keel"]
+        detected = min(i for i in keel["signals"] if i >= shape.drift_at)
+        rows.append({"seed": seed, "detected": detected, "keel": keel["mean_from_drift_plus_3"],
+                     "every batch": run["strategies"]["every batch"]["mean_from_drift_plus_3"],
+                     "from detection": replay(seed, schedule(detected, shape.batches), schema),
+                     "from the drift": replay(seed, schedule(shape.drift_at, shape.batches), schema)})
+        print(rows[-1])
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in ("keel", "every batch", "from detection",
+                                                                      "from the drift")}
+    fits = int(BUDGET_SHARE * shape.batches)
+    print(f"\n{STREAM}, {len(rows)} seeds, {fits} fits spread evenly, newest {WINDOW_ROWS} rows, no gate:")
+    print("| every batch | target (best − 0.01) | clairvoyant from Keel's detection | clairvoyant from the drift | Keel |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {mean['every batch']:.3f} | {mean['every batch'] - 0.01:.3f} | {mean['from detection']:.3f} "
+          f"(detected at {', '.join(str(r['detected']) for r in rows)}) | {mean['from the drift']:.3f} "
+          f"| {mean['keel']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
