@@ -4,7 +4,7 @@ actual, drift; the schedule editor. Plots update live as results land in the reg
 import re
 from datetime import datetime
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -211,6 +211,7 @@ def scrolling_page(content: QWidget, name: str) -> QScrollArea:
 
 class MonitoringPanel(Panel):
     title = "Monitoring"
+    x_axis_changed = Signal(str)  # the user chose the metric plot's x axis (the window remembers it)
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
@@ -369,8 +370,8 @@ class MonitoringPanel(Panel):
         if hasattr(self, "metric_plot"):
             return
         lib = pg()
-        self.metric_plot = plot_widget(title=METRIC_TITLES["batch"], batch_axis=True, height=PLOT_HEIGHT)
-        self.metric_plot.setLabel("bottom", "batch (dataset version, in order of arrival)")
+        self.metric_plot = plot_widget(height=PLOT_HEIGHT)
+        self._use_x_axis(self.x_axis)
         actual = self.metric_plot.plot(pen={"color": MEASURED, "width": 2}, symbol="o", symbolSize=6,
                                        symbolBrush=MEASURED)
         estimated = self.metric_plot.plot(pen={"color": ESTIMATED, "width": 2, "style": Qt.PenStyle.DashLine},
@@ -387,6 +388,7 @@ class MonitoringPanel(Panel):
         self.x_axis_choice.setObjectName("metricXAxis")
         for key, text in X_AXES.items():
             self.x_axis_choice.addItem(text, key)
+        self.x_axis_choice.setCurrentIndex(self.x_axis_choice.findData(self.x_axis))
         self.x_axis_choice.setToolTip("The production metric against the batches in the order they arrived (each "
                                       "batch its own place, even when many were scored at once), or against the time "
                                       "each batch was ingested, on a date axis")
@@ -562,13 +564,30 @@ class MonitoringPanel(Panel):
     def metric_x(self, result: dict) -> float:
         return ingest_time_position(result, self.arrivals) if self.x_axis == "time" else batch_position(result)
 
+    def prefer_x_axis(self, kind: str) -> None:
+        """The x axis the user chose last time (an unknown value keeps batch order)."""
+        if kind in X_AXES:
+            if self.plots_built:
+                self.set_x_axis(kind)
+            else:
+                self.x_axis = kind  # the plot is built with it
+
     def set_x_axis(self, kind: str) -> None:
         """The metric plot against batches in arrival order ("batch") or ingest time on a date axis ("time")."""
-        if kind == self.x_axis:
+        if kind == self.x_axis or kind not in X_AXES:
             return
         self.x_axis = kind
         if self.x_axis_choice.currentData() != kind:
             self.x_axis_choice.setCurrentIndex(self.x_axis_choice.findData(kind))
+        self._use_x_axis(kind)
+        self.x_axis_changed.emit(kind)
+        self._replay_metric()
+        self._decorated = None
+        if self._read is not None:
+            self._decorations(self._read)
+        self.metric_plot.getPlotItem().getViewBox().enableAutoRange()
+
+    def _use_x_axis(self, kind: str) -> None:
         from app.frontends.gui.plots import apply_palette, cache_static_parts, date_axis, metric_batch_axis
 
         plot = self.metric_plot
@@ -580,11 +599,6 @@ class MonitoringPanel(Panel):
         plot.setTitle(METRIC_TITLES[kind])
         apply_palette(plot)
         cache_static_parts(plot)
-        self._replay_metric()
-        self._decorated = None
-        if self._read is not None:
-            self._decorations(self._read)
-        plot.getPlotItem().getViewBox().enableAutoRange()
 
     def _replay_metric(self) -> None:
         for key in ("actual", "estimated"):
@@ -626,8 +640,10 @@ class MonitoringPanel(Panel):
         for (position, text, deployed), height in zip(markers, heights):
             colour = DEPLOYED if deployed else TRAINED
             pen = {"color": colour, "style": Qt.PenStyle.DotLine if deployed else Qt.PenStyle.DashDotLine}
+            # the label stands right of its line, or left of it when the line is right of the view's middle:
+            # a marker near the right edge keeps its label inside the plot, at any zoom
             line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=marker_label(text),
-                                     labelOpts={"position": height, "anchors": [(0, 0), (0, 0)], "color": colour})
+                                     labelOpts={"position": height, "anchors": [(0, 0), (1, 0)], "color": colour})
             line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
