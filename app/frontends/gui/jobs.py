@@ -257,10 +257,17 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
 
         os.nice(5)  # background work: the GUI process keeps priority on a busy machine
         if takes_cancel_event:
+            import multiprocessing
             import signal
 
             cancel_event = threading.Event()
-            signal.signal(signal.SIGTERM, lambda signum, frame: cancel_event.set())
+
+            def cancel(signum, frame) -> None:
+                cancel_event.set()
+                for process in multiprocessing.active_children():  # the fit: ended now, whatever this process does
+                    process.terminate()
+
+            signal.signal(signal.SIGTERM, cancel)
             kwargs = {**kwargs, "cancel_event": cancel_event}
         from app.core.services.lifecycle import Keel
         from app.logs import setup_logging
