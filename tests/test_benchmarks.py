@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from gui_fixtures import gui_settings, leak_guard  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 
@@ -54,11 +56,34 @@ def test_the_drift_comparison_flags_the_shifted_columns(tmp_path, capsys):
 def test_the_growth_benchmark_times_commands_at_each_size(tmp_path, capsys):
     output = tmp_path / "growth.json"
     assert load_bench("growth").main(["--steps", "1", "--batches", "4", "--versions", "2", "--points", "100",
-                                      "--repeats", "1", "--skip-monitor", "--skip-gui", "--output", str(output)]) == 0
+                                      "--repeats", "1", "--skip-monitor", "--skip-gui", "--id-column",
+                                      "--output", str(output)]) == 0
     report = json.loads(output.read_text())
     assert [s["batches"] for s in report["steps"]] == [0, 4]
     assert set(report["slope_ms_per_1000_batches"]) == {"status --json", "history --json", "project list --json",
-                                                        "--help"}
+                                                        "--help", "cycle reads (in-process)",
+                                                        "same, read whole (before)"}
+
+
+def test_the_growth_benchmark_times_the_windows_switch_to_the_grown_project(tmp_path, qtbot, gui_settings, leak_guard):
+    """The benchmark's window step (its own offscreen process there; here in the test's), on a
+    project grown a little: the switch to it and back is timed and the Overview shown."""
+    from app.frontends.gui.application import settings_store
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.main_window import MainWindow
+
+    bench = load_bench("growth")
+    workspace = tmp_path / "workspace"
+    bench.build_project(workspace, tmp_path)
+    bench.grow(workspace, batches=6, versions=3, points=30)
+    controller = Controller(str(workspace), start_scheduler=False)
+    window = MainWindow(controller, settings_store())
+    qtbot.addWidget(window)
+    window.show()
+    switches = bench.switch_times(window, controller, repeats=1)
+    assert len(switches) == 1 and 0 < switches[0] < 60
+    assert controller.project == bench.SMALL_PROJECT and window.workspace_shown()  # and back again
+    window.close()
 
 
 def test_the_reference_benchmark_reads_what_the_deployment_stored(workspace):
@@ -69,3 +94,11 @@ def test_the_reference_benchmark_reads_what_the_deployment_stored(workspace):
     prepared, read = (bench.worker(workspace, mode) for mode in ("prepare", "read"))
     assert prepared["features"] == read["features"] > 0 and prepared["estimator"] and read["estimator"]
     assert read["seconds"] > 0 and read["peak_above_mb"] >= 0
+
+
+def test_the_late_label_count_benchmark_times_both_reads(tmp_path):
+    output = tmp_path / "late.json"
+    assert load_bench("late_label_count").main(["--sizes", "5", "20", "--output", str(output)]) == 0
+    sizes = json.loads(output.read_text())["sizes"]
+    assert [s["batches"] for s in sizes] == [5, 20]
+    assert all(s["indexed_count_s"] > 0 and s["decode_every_result_s"] > 0 for s in sizes)

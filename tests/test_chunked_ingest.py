@@ -10,6 +10,7 @@ import pytest
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import chunked_ingest, datasets
+from app.core.ml import ingest as ml_ingest
 from app.core.services.lifecycle import Keel
 
 HEADER = "a,b,c,d,cat,flag,when,y"
@@ -75,6 +76,42 @@ def test_a_file_read_in_chunks_is_ingested_as_the_whole_file(tmp_path, schema, c
     assert_same_as_whole(tmp_path, schema, path)
 
 
+def european(early_b: str, late_b: str) -> str:
+    """A ';' file whose column b holds early_b in the first chunk and late_b in the last ones."""
+    lines = text().replace(",", ";").splitlines()
+    cells = lines[11].split(";")
+    lines[11] = ";".join([cells[0], early_b, *cells[2:]])
+    cells = lines[-5].split(";")
+    lines[-5] = ";".join([cells[0], late_b, *cells[2:]])
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("early_b, late_b, b", [("1.234", "3,5", 1234.0), ("1.234", "3,5x", None)],
+                         ids=["decimal commas only in the last chunks", "text in the last chunks"])
+def test_decimal_commas_are_decided_for_the_whole_file_not_chunk_by_chunk(tmp_path, schema, early_b, late_b, b):
+    """A thousands dot in the first chunk reads as the whole file says: 1234 where the column holds
+    decimal commas further on, the text as read where it does not."""
+    path = tmp_path / "european.csv"
+    path.write_text(european(early_b, late_b))
+    chunked = assert_same_as_whole(tmp_path, schema, path)
+    assert chunked[-2]["b"].iloc[10] == (b if b is not None else 1.234)
+    assert any("decimal commas read as decimal points in column(s) b" in w for w in chunked[2]) == (b is not None)
+
+
+@pytest.mark.parametrize("late_when", ["2024-02-01T10:00:00.5", "2024-02-01T10:00:00.123456789"],
+                         ids=["microseconds", "nanoseconds"])
+def test_the_time_unit_of_a_datetime_column_is_decided_for_the_whole_file(tmp_path, schema, late_when):
+    """A datetime column empty in the first chunks, and one whose last chunks need nanoseconds, are
+    stored with the unit the whole file needs (the content hash includes it)."""
+    lines = text().splitlines()
+    lines[1:150] = [",".join(line.split(",")[:6] + ["", line.split(",")[7]]) for line in lines[1:150]]
+    lines[-3] = ",".join(lines[-3].split(",")[:6] + [late_when, "1"])
+    path = tmp_path / "times.csv"
+    path.write_text("\n".join(lines) + "\n")
+    chunked = assert_same_as_whole(tmp_path, schema, path)
+    assert str(chunked[-2]["when"].dtype) == ("datetime64[ns, UTC]" if late_when.endswith("789") else "datetime64[us, UTC]")
+
+
 def test_text_that_is_not_utf8_is_read_in_chunks_as_the_whole_file(tmp_path, schema):
     path = tmp_path / "latin.csv"
     path.write_bytes(text().replace(",x,", ",café,").encode("cp1252"))
@@ -130,6 +167,7 @@ def stored_files(keel):
 def test_a_bad_row_in_the_third_chunk_is_refused_naming_its_line_and_nothing_is_written(keel, tmp_path,
                                                                                           monkeypatch):
     monkeypatch.setattr(chunked_ingest, "CHUNK_BYTES", CHUNK)
+    monkeypatch.setattr(ml_ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     lines = text().splitlines()
     lines.insert(150, "1,2,3,4,x,yes,2024-02-01,1,surplus")  # about 5 kB in: the third chunk
     path = tmp_path / "ragged.csv"
@@ -143,6 +181,7 @@ def test_a_bad_row_in_the_third_chunk_is_refused_naming_its_line_and_nothing_is_
 
 def test_a_cancel_while_reading_stores_nothing(keel, tmp_path, monkeypatch):
     monkeypatch.setattr(chunked_ingest, "CHUNK_BYTES", CHUNK)
+    monkeypatch.setattr(ml_ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     path = tmp_path / "batch.csv"
     path.write_text(CASES["plain, with duplicates across chunks"])
     cancel, heard = threading.Event(), []
@@ -164,6 +203,7 @@ def test_ingest_reports_progress_through_the_file_and_stores_it_like_the_whole_f
     path.write_text(CASES["bad cells late in the file"])
     whole = keel.ingest("p", path)
     monkeypatch.setattr(chunked_ingest, "CHUNK_BYTES", CHUNK)
+    monkeypatch.setattr(ml_ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     heard = []
     again = keel.ingest("p", path, progress=lambda fraction, message: heard.append(fraction))
     assert again["duplicate_of"] == whole["dataset_version"]  # the same content hash

@@ -53,3 +53,22 @@ def test_the_probe_sees_a_command_that_does_load_pandas(project_workspace):
     outcome = _run_fresh(["--workspace", str(project_workspace), "ingest", "loans",
                           str(project_workspace.parent / "loans.csv")])
     assert "pandas" in outcome["loaded"]
+
+
+def test_the_server_binds_before_loading_the_data_science_stack(project_workspace):
+    """`serve` answers /ping with 503 while its model loads: binding must not wait for numpy or pandas
+    (the model's own load imports them, and scikit-learn and skops, in the background)."""
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT)!r})
+from app.adapters import serving
+serving.ProductionWatcher._run = lambda self: None  # no model load: what binding alone imports
+handle = serving.start_server({str(project_workspace)!r}, "loans")
+loaded = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)
+handle.stop()
+print(json.dumps({{"port": handle.port, "loaded": loaded}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["port"] > 0 and outcome["loaded"] == []

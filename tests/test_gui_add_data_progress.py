@@ -6,7 +6,7 @@ import threading
 from gui_fixtures import demo_template, demo_workspace, gui_settings, leak_guard, window  # noqa: F401
 from PySide6.QtCore import Qt
 
-from app.core.ml import chunked_ingest, datasets
+from app.core.ml import chunked_ingest, datasets, ingest
 from app.demo.simulator import make_batch
 
 JOB_TIMEOUT_MS = 60_000
@@ -19,6 +19,7 @@ def test_add_data_shows_the_reading_in_the_progress_bar_and_cancel_stores_nothin
     path = tmp_path / "large.csv"
     make_batch(1500, seed=21).to_csv(path, index=False)
     monkeypatch.setattr(chunked_ingest, "CHUNK_BYTES", 8192)  # the file spans a dozen chunks
+    monkeypatch.setattr(ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     third_chunk, release = threading.Event(), threading.Event()
     clean_chunk = datasets.Cleaner.clean_chunk
 

@@ -22,6 +22,8 @@ def test_decisions_are_marked_on_the_metric_plot_and_listed_in_activity(qtbot, w
             keel.services.registry.add_event(project, "restore_decision", "earlier v1 accuracy 0.93 vs champion v2 0.74",
                                     "policy", {"decision": "restored"})
             keel.services.registry.add_event(project, "retrain_held", "retrain held (budget)", "policy", {"decision": "held"})
+            keel.services.registry.add_event(project, "retrain_hold_ended", "retrain hold (budget) ended", "policy",
+                                             {"hold": "budget", "next_decision": "retrained_deployed"})
 
     worker = threading.Thread(target=record)
     worker.start()
@@ -33,8 +35,10 @@ def test_decisions_are_marked_on_the_metric_plot_and_listed_in_activity(qtbot, w
 
     qtbot.waitUntil(marked, timeout=10000)
     assert list(panel.decision_marks["held"].getData()[1]) == [pytest.approx(0.7412)]
+    assert list(panel.decision_marks["hold_ended"].getData()[1]) == [pytest.approx(0.7412)]
     legend = panel.metric_legend.text()  # beside the plot, not over its points
     assert "earlier version restored" in legend and "retrain held (back-off, budget)" in legend
+    assert "hold ended" in legend
     assert "challenger rejected" not in legend  # only the decisions that happened
 
     activity = window.panels["activity"]

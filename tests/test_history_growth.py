@@ -130,3 +130,76 @@ def test_status_limit_lists_the_newest_versions_oldest_first_and_counts_them_all
     assert main(["--workspace", str(keel.workspace.root), "status", "loan", "--limit", "2", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [d["version"] for d in shown["dataset_versions"]] == [3, 4] and set(shown) >= set(everything)
+
+
+def _steps(registry, work) -> int:
+    """SQLite VM instructions (in hundreds) that `work` runs on the registry."""
+    steps = 0
+
+    def count():
+        nonlocal steps
+        steps += 1
+
+    registry.conn.set_progress_handler(count, 100)
+    try:
+        work()
+    finally:
+        registry.conn.set_progress_handler(None, 0)
+    return steps
+
+
+def _grow_versions_and_results(registry, project_id: int, model_version_id: int, dataset_version_id: int,
+                               count: int, first_version: int) -> None:
+    """`count` archived model versions and labelled monitoring results without IDs: history the
+    policy's earlier-version lookup and the late-label check must not read."""
+    with registry.transaction():
+        for index in range(count):
+            registry.insert_model_version(project_id=project_id, version=first_version + index, artifact_path="m",
+                                          sha256="0", archived=1)
+            registry.insert_monitor_result(project_id=project_id, model_version_id=model_version_id,
+                                           dataset_version_id=dataset_version_id, rows=300, labelled_rows=300,
+                                           metric="accuracy", value=0.9, details={"rules": []})
+
+
+def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_with_a_long_history(keel):
+    """Both ran once per cycle over the whole history (every model version decoded; every
+    monitoring result's details decoded): now each is one indexed read whose cost does not
+    grow with archived versions or with labelled results."""
+    from app.core.domain.settings import ProjectSettings
+    from app.core.services import policy, traffic
+
+    services = keel.services
+    registry = services.registry
+    project = registry.project("loan")
+    first = registry.model_versions(project.id)[0]
+    dataset = registry.dataset_versions(project.id)[0]
+    settings = ProjectSettings.from_dict({**project.settings, "id_column": "customer_id", "label_delay": "0s"})
+
+    def work():
+        policy.earlier_production_versions(services, project, 1)
+        traffic.late_labels_message(services, project, settings)
+
+    _grow_versions_and_results(registry, project.id, first.id, dataset.id, 20, 100)
+    short = _steps(registry, work)
+    _grow_versions_and_results(registry, project.id, first.id, dataset.id, 2_000, 200)
+    long = _steps(registry, work)
+    assert long <= short + 5, (short, long)
+    assert _history_scans(registry.path, _selects_run_by(keel, work)) == []
+
+
+def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived_ones(keel):
+    from app.core.services import policy
+
+    services = keel.services
+    registry = services.registry
+    project = registry.project("loan")
+    first = registry.model_versions(project.id)[0]
+    ids = {1: first.id}
+    with registry.transaction():
+        for version in range(2, 10):
+            ids[version] = registry.insert_model_version(project_id=project.id, version=version, artifact_path="m",
+                                                         sha256="0", archived=int(version == 4))
+        for version in (2, 3, 2, 4, 5, 6, 7, 8, 5, 9):
+            registry.insert_deployment(project_id=project.id, model_version_id=ids[version], by="user", reason="t")
+    assert policy.earlier_production_versions(services, project, 9) == [5, 8, 7, 6, 2]  # 4 archived; at most 5
+    assert registry.recently_deployed_versions(project.id, None, 3) == [9, 5, 8]

@@ -34,11 +34,11 @@ def test_stationary_then_drifting_stream_ends_in_a_promoted_challenger(workspace
     value, decision, version, alerts = drifted[0]
     assert value < 0.8 and "metric_drop" in alerts  # the alert comes with the first drifted batch
     assert decision == "retrained_deployed" and version == 2
-    assert all(later_version == 2 for _, _, later_version, _ in drifted[1:])
+    assert all(later_version >= 2 for _, _, later_version, _ in drifted[1:])  # follow-ups may refresh it
     assert all(later_value > 0.8 for later_value, *_ in drifted[1:])  # the new model fits the new concept
 
     code, status = cli(capsys, workspace, "status", "loan")
-    assert status["production_version"] == 2 and status["open_alerts"] == []  # recovered under v2
+    assert status["production_version"] >= 2 and status["open_alerts"] == []  # recovered after the change
     code, history = cli(capsys, workspace, "history", "loan")
     kinds = [event["kind"] for event in history["events"]]
     for kind in ("alert_opened", "change_detected", "retrain_decision", "deployed", "alert_recovered"):

@@ -211,3 +211,37 @@ def test_labels_need_an_id_column_and_the_right_columns(tmp_path, capsys):
     assert cli(capsys, ws, "project", "create", "plain", "--data", str(data), "--target", "default")[0] == 0
     code, out, _ = cli(capsys, ws, "labels", "plain", str(bad))
     assert code == 2 and "no ID column" in out["error"]["message"]
+
+
+def test_late_label_totals_count_only_windows_past_the_delay_below_the_coverage(tmp_path):
+    """The late-label rule's query: old unlabelled batches with IDs (newest late measurement)
+    and traffic windows under the coverage; batches labelled when monitored, without IDs or
+    newer than the delay do not count."""
+    from app.core.store.registry import Registry
+
+    registry = Registry(tmp_path / "registry.db")
+    project = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
+    model = registry.insert_model_version(project_id=project, version=1, artifact_path="m", sha256="0")
+    results = {}
+    for version, (at, labelled, has_ids) in enumerate([("2026-01-01", 0, True), ("2026-01-02", 0, True),
+                                                       ("2026-01-03", 100, True), ("2026-01-04", 0, False),
+                                                       ("2026-03-01", 0, True)], start=1):
+        dataset = registry.insert_dataset_version(project_id=project, version=version, path="d", content_sha256=str(version),
+                                                  rows=100, labelled_rows=labelled, source="s", report={})
+        results[version] = (dataset, registry.insert_monitor_result(
+            project_id=project, model_version_id=model, dataset_version_id=dataset, at=at, rows=100,
+            labelled_rows=labelled, metric="accuracy", details={"has_ids": has_ids}))
+    labels = registry.insert_dataset_version(project_id=project, version=9, path="l", content_sha256="l", rows=0,
+                                             labelled_rows=0, source="labels", report={})
+    for labelled in (10, 80):  # the newest measurement counts: batch 2 is 80 % labelled
+        registry.insert_late_measurement(project_id=project, monitor_result_id=results[2][1],
+                                         labels_dataset_version_id=labels, rows=100, labelled_rows=labelled,
+                                         metric="accuracy", value=0.9)
+    registry.insert_traffic_window(project_id=project, model_version_id=model, first_prediction_id=1,
+                                   last_prediction_id=50, started_at="2026-01-01", ended_at="2026-01-05",
+                                   monitored_at="2026-01-05", rows=50, metric="accuracy", labelled_rows=5)
+    assert registry.late_label_totals(project, "2026-02-01", 0.5) == {"windows": 2, "rows": 150, "labelled": 5}
+    assert registry.late_label_totals(project, "2026-02-01", 0.9) == {"windows": 3, "rows": 250, "labelled": 85}
+    assert [b["dataset_version"] for b in registry.batches_awaiting_labels(project)] == [1, 2, 5]
+    assert [b["labelled_rows"] for b in registry.batches_awaiting_labels(project)] == [0, 80, 0]
+    registry.close()

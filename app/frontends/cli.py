@@ -247,7 +247,7 @@ def _handlers():
             a.name, settings_from_args(a), replace_params=a.clear_params)},
         ("project", "list"): lambda keel, a: {"projects": keel.list_projects()},
         ("project", "delete"): _delete_project,
-        ("ingest", None): lambda keel, a: keel.ingest(a.name, a.file),
+        ("ingest", None): _ingest,
         ("train", None): lambda keel, a: keel.train(a.name),
         ("deploy", None): lambda keel, a: keel.deploy(a.name, a.version, reason=a.reason),
         ("rollback", None): lambda keel, a: keel.rollback(a.name, reason=a.reason, to_version=a.to_version),
@@ -272,6 +272,32 @@ def _delete_project(keel, args):
         raise UsageError(f"deleting {args.name!r} removes its versions, data and history: add --yes to confirm")
     keel.delete_project(args.name)
     return {"deleted": args.name}
+
+
+def _ingest(keel, args) -> dict:
+    show = _terminal_progress(args)
+    try:
+        return keel.ingest(args.name, args.file, progress=show)
+    finally:
+        if show is not None:
+            sys.stderr.write("\r\033[K")  # the progress line goes; the result or the error takes its place
+            sys.stderr.flush()
+
+
+PROGRESS_WIDTH = 78
+
+
+def _terminal_progress(args):
+    """A progress line on stderr for a command reading a file, when stderr is a terminal and the
+    output is not --json (scripts and pipes hear nothing)."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float, message: str) -> None:
+        sys.stderr.write(f"\r\033[K{fraction:4.0%}  {message}"[:PROGRESS_WIDTH + 4])
+        sys.stderr.flush()
+
+    return show
 
 
 def _export(keel, args):

@@ -23,8 +23,7 @@ import io
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +32,15 @@ import pandas as pd
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import datasets
+from app.core.ml.file_checks import delimiter_warning
+from app.core.ml.ingest import IngestedFile, Progress
 
 # Of CSV text per chunk (Parquet: of decoded rows). pyarrow's reader reads a few chunks ahead, so peak
 # memory follows the chunk: at 10M rows, 16 MB chunks peak at ~0.86 GB, 64 MB ones at ~1.2 GB, same CPU.
 CHUNK_BYTES = 16 << 20
+SURVEY_SHARE = 0.3  # of the progress of a file read twice (decisions for the whole file first)
+TIME_UNITS = ["s", "ms", "us", "ns"]  # coarsest first
 GZIP_STREAM_BYTES = 2 << 20  # a compressed file over this is streamed: it may inflate past a chunk many times
-Progress = Callable[[float, str], None]
-
-
-@dataclass
-class IngestedFile:
-    """What a file became: its rows written to Parquet at the destination given, and its summary."""
-
-    source: str
-    rows: int
-    labelled_rows: int
-    warnings: list[str]
-    report: dict
-    content_sha256: str
-    chunks: int = 1
-
-    @property
-    def labelled(self) -> bool:
-        return self.labelled_rows > 0
 
 
 def ingest_file(path: str | os.PathLike, schema: dict, destination: Path, id_column: str | None = None,
@@ -137,6 +122,8 @@ def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: s
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    units = _decide_for_the_whole_file(chunks, schema, report, cancel_event)
+    done = SURVEY_SHARE if units is not None else 0.0  # of the progress, the survey's
     cleaner = datasets.Cleaner(chunks.source, schema, "ingest", id_column=id_column)
     seen, writer, dtypes = _SeenRows(), None, None
     rows = labelled_rows = count = 0
@@ -148,6 +135,8 @@ def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: s
                 cleaner.check_columns(frame.columns)
             cleaned = cleaner.clean_chunk(frame, row_offset)
             del frame
+            for name, unit in (units or {}).items():
+                cleaned[name] = cleaned[name].astype(f"datetime64[{unit}, UTC]")  # the finest: no loss
             before = len(cleaned)
             cleaned, hashes = datasets.drop_duplicate_rows(cleaned)
             cleaned, hashes = seen.keep_new(cleaned, hashes)
@@ -165,7 +154,7 @@ def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: s
                 table = table.cast(writer.schema)
             writer.write_table(table)
             count += 1
-            report(fraction, f"{chunks.source}: {fraction:.0%} read, {rows:,} rows kept")
+            report(done + (1 - done) * fraction, f"{chunks.source}: {fraction:.0%} read, {rows:,} rows kept")
         if not cleaner.rows_read:
             raise ValidationError(f"{chunks.source}: has a header but no rows")
         warnings, summary = cleaner.finish(chunks.warnings, rows, labelled_rows)
@@ -178,6 +167,31 @@ def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: s
     return IngestedFile(chunks.source, rows, labelled_rows, warnings, summary, seen.content_hash(dtypes or []), count)
 
 
+def _decide_for_the_whole_file(chunks: _Chunks, schema: dict, report: Progress,
+                               cancel_event: threading.Event | None) -> dict[str, str] | None:
+    """What cleaning must decide on the whole file, not chunk by chunk, found in a first pass over it:
+    the columns of a ';' file that hold decimal commas (set on chunks), and the time unit of each
+    datetime column (the finest its cells need, as pandas gives the whole column; seconds if it is
+    empty). None where there is nothing to decide (no ';', no datetime column): no first pass."""
+    datetime_columns = [c["name"] for c in schema["columns"] if c["kind"] == "datetime"]
+    if chunks.delimiter != ";" and not datetime_columns:
+        return None
+    survey, units = datasets.DecimalCommaSurvey(), {name: "s" for name in datetime_columns}
+    for frame, _offset, fraction in chunks:
+        _check_cancel(cancel_event)
+        if chunks.delimiter == ";":
+            survey.add(frame)
+        for name in datetime_columns:
+            if name in frame.columns:
+                values = datasets.parse_datetimes(frame[name])
+                typed = pd.api.types.is_datetime64_any_dtype(frame[name])  # Parquet: the stored unit holds
+                if typed or values.notna().any():
+                    units[name] = max(units[name], values.dt.unit, key=TIME_UNITS.index)
+        report(SURVEY_SHARE * fraction, f"{chunks.source}: checking the whole file, {fraction:.0%}")
+    chunks.decimal_columns = survey.columns(getattr(chunks, "header", []))
+    return units
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
@@ -186,10 +200,14 @@ def _fsync(path: Path) -> None:
 # --------------------------------------------------------------------------- chunk readers
 class _Chunks:
     """An iterable of (raw frame, row offset of its first row, fraction of the file read); warnings
-    (the reader's: encoding, delimiter, short rows, decimal commas) complete once it is exhausted."""
+    (the reader's: encoding, delimiter, short rows, decimal commas) complete once it is exhausted.
+    decimal_columns: the columns of a ';' file read as decimal-comma numbers in every chunk, decided
+    for the whole file before (None: the cells as read)."""
 
     source: str
     warnings: list[str]
+    delimiter = ","
+    decimal_columns: list[str] | None = None
 
     def __iter__(self) -> Iterator[tuple[pd.DataFrame, int, float]]:
         raise NotImplementedError
@@ -258,7 +276,7 @@ class _ArrowCsvChunks(_Chunks):
         import pyarrow.csv as arrow_csv
 
         types = {c: pa.float64() if c in self.numeric else pa.string() for c in self.header}
-        size, converted = max(1, self.path.stat().st_size), []
+        size = max(1, self.path.stat().st_size)
         with _CountingReader(self.path, self.gzipped, self.limit) as stream:
             try:
                 reader = arrow_csv.open_csv(
@@ -273,13 +291,13 @@ class _ArrowCsvChunks(_Chunks):
                 for batch in _batches(reader, self.header):
                     frame = batch.to_pandas(split_blocks=True, self_destruct=True)
                     del batch
-                    if self.delimiter == ";":
-                        converted += [c for c in datasets.read_decimal_commas(frame) if c not in converted]
+                    datasets.apply_decimal_commas(frame, self.decimal_columns or [])
                     yield frame, offset, self._fraction_read(offset + len(frame), stream.position(), size)
                     offset += len(frame)
             except pa.ArrowInvalid as exc:
                 raise _classify(str(exc), self.header) from None
-        self.warnings = _delimiter_warning(self.source, self.delimiter) + _decimal_comma_warning(self.source, converted)
+        self.warnings = (delimiter_warning(self.source, self.delimiter)
+                         + _decimal_comma_warning(self.source, self.decimal_columns or []))
 
 
     def _fraction_read(self, rows: int, position: int, size: int) -> float:
@@ -322,7 +340,7 @@ class _PandasCsvChunks(_Chunks):
         self.warnings = []
 
     def __iter__(self) -> Iterator[tuple[pd.DataFrame, int, float]]:
-        size, converted, maybe_short = max(1, self.path.stat().st_size), [], False
+        size, maybe_short = max(1, self.path.stat().st_size), False
         with _CountingReader(self.path, self.gzipped, self.limit) as stream:
             reader = pd.read_csv(io.BufferedReader(stream), sep=self.delimiter, header=0, dtype=str,
                                  keep_default_na=False, na_filter=False, skip_blank_lines=True, engine="c",
@@ -333,16 +351,15 @@ class _PandasCsvChunks(_Chunks):
                     frame.columns = self.header
                     frame = frame.fillna("")
                     maybe_short = maybe_short or bool((frame.iloc[:, -1] == "").any())
-                    if self.delimiter == ";":
-                        converted += [c for c in datasets.read_decimal_commas(frame) if c not in converted]
+                    datasets.apply_decimal_commas(frame, self.decimal_columns or [])
                     yield frame, offset, min(0.99, stream.position() / size)
                     offset += len(frame)
         short_rows = self._short_rows() if maybe_short else []
-        self.warnings = list(self.decoding_warnings) + _delimiter_warning(self.source, self.delimiter)
+        self.warnings = list(self.decoding_warnings) + delimiter_warning(self.source, self.delimiter)
         if short_rows:
             self.warnings.append(f"{self.source}: {len(short_rows)} row(s) have fewer fields than the header "
                                  f"(first: row {short_rows[0]}); the missing cells are treated as missing")
-        self.warnings += _decimal_comma_warning(self.source, converted)
+        self.warnings += _decimal_comma_warning(self.source, self.decimal_columns or [])
 
     def _short_rows(self) -> list[int]:
         """As datasets._short_rows, reading the file once more (only when a row's last cell is empty)."""
@@ -364,13 +381,6 @@ def _pandas_chunks(reader: Any, source: str) -> Iterator[pd.DataFrame]:
         except UnicodeDecodeError:
             raise _WrongEncoding() from None
         yield frame
-
-
-def _delimiter_warning(source: str, delimiter: str) -> list[str]:
-    if delimiter == ",":
-        return []
-    names = {";": "';'", "\t": "tab", "|": "'|'"}
-    return [f"{source}: delimiter detected as {names.get(delimiter, repr(delimiter))}"]
 
 
 def _decimal_comma_warning(source: str, converted: list[str]) -> list[str]:

@@ -12,72 +12,67 @@ import io
 import json
 import os
 import re
-import stat
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from app.core.domain.data_files import CSV_SUFFIXES, GZIP_SUFFIX, PARQUET_SUFFIXES
+from app.core.domain.data_files import PARQUET_SUFFIXES as PARQUET_SUFFIXES
 from app.core.domain.errors import ValidationError
+from app.core.ml.cleaning_report import MAX_STORED_CATEGORIES as MAX_STORED_CATEGORIES
+from app.core.ml.cleaning_report import CleaningReport, ColumnTally
+from app.core.ml.cleaning_report import Occurrences as Occurrences
+from app.core.ml.file_checks import DEFAULT_MAX_FILE_MB as DEFAULT_MAX_FILE_MB
+from app.core.ml.file_checks import DEFAULT_MAX_IN_MEMORY_MB as DEFAULT_MAX_IN_MEMORY_MB
+from app.core.ml.file_checks import HEAD_SAMPLE_BYTES as HEAD_SAMPLE_BYTES
+from app.core.ml.file_checks import MISSING_TOKENS as MISSING_TOKENS
+from app.core.ml.file_checks import NUMERIC_MISSING_SPELLINGS as NUMERIC_MISSING_SPELLINGS
+from app.core.ml.file_checks import TYPED_READ_ATTEMPTS as TYPED_READ_ATTEMPTS
+from app.core.ml.file_checks import cell_repr as cell_repr
+from app.core.ml.file_checks import check_header as check_header
+from app.core.ml.file_checks import check_readable_file as check_readable_file
+from app.core.ml.file_checks import csv_layout as csv_layout
+from app.core.ml.file_checks import failed_column as failed_column
+from app.core.ml.file_checks import file_kind as file_kind
+from app.core.ml.file_checks import limit_setting as limit_setting
+from app.core.ml.file_checks import looks_binary as looks_binary
+from app.core.ml.file_checks import max_file_bytes as max_file_bytes
+from app.core.ml.file_checks import max_in_memory_bytes as max_in_memory_bytes
+from app.core.ml.file_checks import megabytes_setting
+from app.core.ml.file_checks import sniff_delimiter as sniff_delimiter
 
 if TYPE_CHECKING:
     import pyarrow
     import pyarrow.parquet
 
-DEFAULT_MAX_FILE_MB = 16384  # ingest streams a file in chunks: its size is bounded by the disk, not memory
-DEFAULT_MAX_IN_MEMORY_MB = 512  # files read whole (project create, predict, labels, the wizard's preview)
-MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"}
 TRUE_TOKENS = {"true", "yes", "t", "y"}
 FALSE_TOKENS = {"false", "no", "f", "n"}
 # How a boolean column reads a (lower-cased, stripped) cell; anything else is unreadable.
 BOOLEAN_VALUES = {**{t: 1.0 for t in TRUE_TOKENS | {"1", "1.0"}}, **{t: 0.0 for t in FALSE_TOKENS | {"0", "0.0"}}}
 MIN_TRAINING_ROWS = 20
-MAX_STORED_CATEGORIES = 500
 TYPE_AGREEMENT = 0.95  # share of non-missing cells that must parse for a column to get a kind
 
 
-def max_file_bytes() -> int:
-    """The size limit for any file Keel reads; $KEEL_MAX_FILE_MB overrides it."""
-    return _megabytes_setting("KEEL_MAX_FILE_MB", DEFAULT_MAX_FILE_MB)
-
-
-def max_in_memory_bytes() -> int:
-    """The size limit for a file read whole into memory: the lower of $KEEL_MAX_IN_MEMORY_MB and
-    $KEEL_MAX_FILE_MB."""
-    return min(max_file_bytes(), _megabytes_setting("KEEL_MAX_IN_MEMORY_MB", DEFAULT_MAX_IN_MEMORY_MB))
-
-
 DEFAULT_TRAIN_MEMORY_MB = 2048
-# A training holds its rows about this many times over (as stored, as the model reads them, the fit's
-# own arrays, a margin), at 8 bytes a cell.
-TRAINING_COPIES = 4
+# A training holds its rows about this many times over at 8 bytes a cell (as read, the train/hold-out
+# split, the model's view of them, the pipeline's and the fit's arrays, the reference rows):
+# bench/train_memory.py measured 670-740 bytes a row for 10 cells (numbers alone or with categories,
+# 1M-10M rows, hgb; 830 at a 2.7M-row sample), 2.1-2.3x the four copies estimated before.
+TRAINING_COPIES = 11
 
 
 def train_memory_bytes() -> int:
     """The memory a training's rows may take; over it, a training samples its rows. $KEEL_TRAIN_MEMORY_MB."""
-    return _megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
+    return megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
 
 
 def training_bytes_per_row(schema: dict) -> int:
     """The estimated memory one training row takes (the features and the target, every copy)."""
     return 8 * (len(schema["columns"]) + 1) * TRAINING_COPIES
-
-
-def limit_setting(limit: int) -> str:
-    """The setting that raises limit: KEEL_MAX_FILE_MB, or KEEL_MAX_IN_MEMORY_MB where that one is lower."""
-    return "KEEL_MAX_FILE_MB" if limit >= max_file_bytes() else "KEEL_MAX_IN_MEMORY_MB"
-
-
-def _megabytes_setting(name: str, default: int) -> int:
-    try:
-        return int(float(os.environ.get(name, default)) * 1024 * 1024)
-    except ValueError:
-        return default * 1024 * 1024
 
 
 # --------------------------------------------------------------------------- reading
@@ -87,43 +82,6 @@ class RawTable:
     source: str
     warnings: list[str] = field(default_factory=list)
     file_format: str = "csv"
-
-
-def file_kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(CSV_SUFFIXES):
-        return "csv"
-    if name.endswith(tuple(s + GZIP_SUFFIX for s in CSV_SUFFIXES)):
-        return "csv.gz"
-    suffix = "".join(path.suffixes[-2:]) or "(none)"
-    raise ValidationError(
-        f"{path.name}: unsupported format '{suffix}': Keel reads .csv, .tsv, .txt (optionally .gz) and .parquet"
-        + ("; save the sheet as CSV first" if name.endswith((".xlsx", ".xls", ".ods")) else "")
-    )
-
-
-def check_readable_file(path: Path, max_bytes: int | None = None) -> os.stat_result:
-    """Refuse anything that is not a regular, non-empty file under the size limit, without opening it."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ValidationError(f"{path}: cannot read ({exc.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ValidationError(f"{path}: is a directory, not a data file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ValidationError(f"{path}: not a regular file (a pipe, socket or device); give a .csv or .parquet file")
-    if info.st_size == 0:
-        raise ValidationError(f"{path.name}: the file is empty (0 bytes)")
-    limit = max_bytes if max_bytes is not None else max_in_memory_bytes()
-    if info.st_size > limit:
-        raise ValidationError(
-            f"{path.name}: file is {info.st_size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit (set {limit_setting(limit)})"
-        )
-    return info
 
 
 def read_table(path: str | os.PathLike, max_bytes: int | None = None,
@@ -146,14 +104,6 @@ def read_table(path: str | os.PathLike, max_bytes: int | None = None,
 
 
 # --------------------------------------------------------------------------- the fast CSV reader
-HEAD_SAMPLE_BYTES = 1 << 20  # enough for the header and the 20 lines the delimiter is sniffed from
-TYPED_READ_ATTEMPTS = 3  # each failed numeric column is re-read as text; past this, all columns are
-# How the missing tokens may be written in a numeric column (arrow's null values are case-sensitive;
-# any other spelling makes the column text, and cleaning then reads it as before).
-NUMERIC_MISSING_SPELLINGS = sorted({spelling for token in MISSING_TOKENS
-                                    for spelling in (token, token.upper(), token.title())})
-
-
 def _read_csv_with_arrow(source: Path | bytes, name: str, numeric_columns: set[str]) -> RawTable | None:
     """The common case read at the speed of pyarrow: UTF-8 text whose rows all have the header's
     width. None for anything else (other encodings, ragged rows, unclosed quotes, leading blank
@@ -191,23 +141,6 @@ def _head(source: Path | bytes) -> bytes:
         return handle.read(HEAD_SAMPLE_BYTES)
 
 
-def csv_layout(head: bytes) -> tuple[list[str], str] | None:
-    """(header, delimiter) of a plain UTF-8 file, or None where the reference reader must decide."""
-    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in head[:65536]:
-        return None
-    complete = head if len(head) < HEAD_SAMPLE_BYTES else head[: head.rfind(b"\n") + 1]
-    try:
-        text = complete.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
-    lines = text.splitlines()
-    if not lines or not lines[0].strip() or looks_binary(text):
-        return None
-    delimiter = sniff_delimiter(text)
-    header = next(csv.reader([lines[0]], delimiter=delimiter), [])
-    return [cell.strip() for cell in header], delimiter
-
-
 def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric: set[str]) -> "pyarrow.Table":
     import pyarrow as pa
     import pyarrow.csv as arrow_csv
@@ -229,14 +162,6 @@ def _arrow_read(source: Path | bytes, header: list[str], delimiter: str, numeric
                 return None  # a ragged row, an unclosed quote, bytes that are not UTF-8
             numeric = set() if _attempt + 1 >= TYPED_READ_ATTEMPTS else numeric - {failed}
     return None
-
-
-def failed_column(message: str, header: list[str]) -> str | None:
-    """The column a "CSV conversion error" names ("In CSV column #3: ..."), if it is one."""
-    match = re.match(r"In CSV column #(\d+): CSV conversion error", message)
-    if match is None or int(match.group(1)) >= len(header):
-        return None
-    return header[int(match.group(1))]
 
 
 def _read_gzip(path: Path, limit: int) -> bytes:
@@ -324,18 +249,6 @@ def _decode(data: bytes, source: str) -> tuple[str, list[str]]:
     return text, [f"{source}: not UTF-8; decoded as {encoding}"]
 
 
-def sniff_delimiter(text: str) -> str:
-    lines = text[:HEAD_SAMPLE_BYTES].splitlines()[:20]  # the head only: never the whole file
-    first_lines = "\n".join(lines)
-    try:
-        return csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
-    except csv.Error:
-        header = lines[0] if lines else ""
-        counts = {d: header.count(d) for d in ",;\t|"}
-        best = max(counts, key=lambda d: counts[d])
-        return best if counts[best] > 0 else ","
-
-
 def read_csv_bytes(data: bytes, source: str) -> RawTable:
     """A CSV file's bytes (a file, or a request body) -> RawTable, with the checks of read_table."""
     text, warnings = _decode(data, source)
@@ -385,11 +298,6 @@ def read_csv_bytes(data: bytes, source: str) -> RawTable:
     return RawTable(frame=frame, source=source, warnings=warnings, file_format="csv")
 
 
-def looks_binary(text: str) -> bool:
-    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
-    return control > 0.01 * min(len(text), 65536)
-
-
 DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"  # 3,5  -0,25  1.234,5
 WHOLE_NUMBER = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)"  # 10  1.234 (a thousands dot)
 
@@ -400,19 +308,48 @@ def read_decimal_commas(frame: pd.DataFrame) -> list[str]:
     A column qualifies only if some cell has a decimal comma and every other non-missing
     cell is a whole number, so text and ordinary decimals are never touched. Tab and '|'
     files are left alone: there "12,500" may be a thousands separator."""
-    converted = []
-    for name in frame.columns:
-        if not pd.api.types.is_string_dtype(frame[name]):
-            continue  # read as numbers already
-        text = frame[name].str.strip()
-        if not text.str.contains(",", regex=False).any():
-            continue
-        present = text[~text.str.lower().isin(MISSING_TOKENS)]
-        with_comma = present.str.fullmatch(DECIMAL_COMMA)
-        if with_comma.any() and (with_comma | present.str.fullmatch(WHOLE_NUMBER)).all():
-            frame[name] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-            converted.append(str(name))
+    survey = DecimalCommaSurvey()
+    survey.add(frame, only_with_commas=True)
+    converted = survey.columns(list(frame.columns))
+    apply_decimal_commas(frame, converted)
     return converted
+
+
+def apply_decimal_commas(frame: pd.DataFrame, columns: list[str]) -> None:
+    """The columns named (decided by read_decimal_commas or a DecimalCommaSurvey) read as plain numbers."""
+    for name in columns:
+        if name in frame.columns:
+            text = frame[name].str.strip()
+            frame[name] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+
+
+@dataclass
+class DecimalCommaSurvey:
+    """Which columns of a ';' file read in parts qualify for read_decimal_commas, decided on all the
+    parts together: some cell of the column, in any part, has a decimal comma, and every non-missing
+    cell of every part is a decimal-comma or whole number."""
+
+    with_comma: set = field(default_factory=set)
+    not_numbers: set = field(default_factory=set)
+
+    def add(self, frame: pd.DataFrame, only_with_commas: bool = False) -> None:
+        """One part; only_with_commas: look only at columns with a comma in this part (the part is the
+        whole file)."""
+        for name in frame.columns:
+            if name in self.not_numbers or not pd.api.types.is_string_dtype(frame[name]):
+                continue  # read as numbers already
+            text = frame[name].str.strip()
+            if only_with_commas and not text.str.contains(",", regex=False).any():
+                continue
+            present = text[~text.str.lower().isin(MISSING_TOKENS)]
+            with_comma = present.str.fullmatch(DECIMAL_COMMA)
+            if not (with_comma | present.str.fullmatch(WHOLE_NUMBER)).all():
+                self.not_numbers.add(name)
+            elif with_comma.any():
+                self.with_comma.add(name)
+
+    def columns(self, header: list) -> list[str]:
+        return [str(name) for name in header if name in self.with_comma and name not in self.not_numbers]
 
 
 def _short_rows(text: str, delimiter: str, width: int) -> list[int]:
@@ -430,19 +367,6 @@ def describe_parser_error(exc: Exception) -> str:
     message = re.sub(r"starting at row (\d+)", lambda m: f"starting on line {int(m.group(1)) + 1}", message)
     # pandas counts lines from 1 including the header; say so plainly
     return message.replace("in line", "on line").rstrip(".") + " (a ragged row or an unclosed quote)"
-
-
-def check_header(names: list, source: str) -> None:
-    if any(not str(n).strip() for n in names):
-        position = next(i for i, n in enumerate(names) if not str(n).strip()) + 1
-        raise ValidationError(f"{source}: column {position} has an empty name in the header")
-    seen, duplicates = set(), []
-    for name in names:
-        if name in seen and name not in duplicates:
-            duplicates.append(name)
-        seen.add(name)
-    if duplicates:
-        raise ValidationError(f"{source}: duplicate column name(s) {', '.join(repr(d) for d in duplicates)}")
 
 
 # --------------------------------------------------------------------------- cell coercion
@@ -486,6 +410,11 @@ def _to_boolean(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values.astype(float), text.notna() & values.isna()
 
 
+def parse_datetimes(series: pd.Series) -> pd.Series:
+    """A datetime column's cells read as cleaning reads them (missing where unreadable)."""
+    return _to_datetime(series)[0]
+
+
 def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_datetime64_any_dtype(series):
         values = pd.to_datetime(series, utc=True)
@@ -493,13 +422,6 @@ def _to_datetime(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = _as_text(series)
     values = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     return values, text.notna() & values.isna()
-
-
-def cell_repr(value: object) -> str:
-    """A cell as an error message quotes it: its text, whether it was read as text or as a number."""
-    if isinstance(value, (float, int, np.number)) and not isinstance(value, (bool, np.bool_)):
-        return repr(str(value.item() if isinstance(value, np.number) else value))
-    return repr(value)
 
 
 def _first_row(mask: pd.Series) -> int:
@@ -655,70 +577,10 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
     return CleanBatch(result, raw.source, labelled_rows > 0, len(result), labelled_rows, warnings, report, row_hashes)
 
 
-@dataclass
-class Occurrences:
-    """How many cells have one problem, and the first of them (its 1-based row in the file, the cell quoted)."""
-
-    count: int = 0
-    first_row: int = 0
-    first_cell: str = ""
-
-    def add(self, mask: "np.ndarray | pd.Series", cells: pd.Series | None = None, row_offset: int = 0,
-            quote: Callable[[Any], str] = repr) -> None:
-        flags = np.asarray(mask, dtype=bool)
-        found = int(flags.sum())
-        if not found:
-            return
-        if not self.count:
-            position = int(np.flatnonzero(flags)[0])
-            self.first_row = row_offset + position + 1
-            self.first_cell = quote(cells.iloc[position]) if cells is not None else ""
-        self.count += found
-
-
-@dataclass
-class _ColumnTally:
-    missing: int = 0
-    unreadable: Occurrences = field(default_factory=Occurrences)
-    infinite: Occurrences = field(default_factory=Occurrences)
-    unseen: Occurrences = field(default_factory=Occurrences)
-
-
-class Cleaner:
+class Cleaner(CleaningReport):
     """clean() for a file read whole or in chunks: each chunk is cleaned as it comes (rows numbered
     from row_offset), and finish() words the warnings and the report for the whole file, as clean()
     of the whole file would. Duplicates are the caller's (it counts them in .duplicates)."""
-
-    def __init__(self, source: str, schema: dict, purpose: str = "ingest", strict: bool = False,
-                 id_column: str | None = None):
-        self.source, self.schema, self.purpose, self.strict, self.id_column = source, schema, purpose, strict, id_column
-        self.header_warnings: list[str] = []
-        self.columns = {c["name"]: _ColumnTally() for c in schema["columns"]}
-        self.target_unreadable = Occurrences()
-        self.unseen_classes = Occurrences()
-        self.target_present = False
-        self.target_raw_values = False  # some target cell is not missing
-        self.target_read_values = False  # some target cell was read
-        self.first_target_cell = ""
-        self.rows_read = 0
-        self.duplicates = 0
-
-    def check_columns(self, columns: Iterable) -> None:
-        """The header against the schema: a missing feature is an error, extra columns a warning."""
-        source, target, expected = self.source, self.schema["target"], self.schema["features"]
-        present = set(columns)
-        missing_columns = [c for c in expected if c not in present]
-        if missing_columns:
-            raise ValidationError(
-                f"{source}: missing feature column(s) {', '.join(repr(c) for c in missing_columns)} "
-                f"(expected: {', '.join(expected)})"
-            )
-        extra = [str(c) for c in columns if c not in expected and c != target and c != self.id_column]
-        if extra:
-            self.header_warnings.append(f"{source}: extra column(s) ignored: {', '.join(extra)}")
-        if self.purpose == "predict" and target in present:
-            self.header_warnings.append(f"{source}: target column {target!r} present; ignored for scoring")
-        self.target_present = self.purpose != "predict" and target in present
 
     def clean_chunk(self, frame: pd.DataFrame, row_offset: int = 0) -> pd.DataFrame:
         """The chunk's rows cleaned (duplicates kept), features, ID and target."""
@@ -761,69 +623,8 @@ class Cleaner:
                 self.unseen_classes.add(unseen, values.astype(object), row_offset)
         return values
 
-    def finish(self, reader_warnings: list[str], rows: int, labelled_rows: int) -> tuple[list[str], dict]:
-        """(warnings, report) for the whole file, once every chunk is cleaned and its duplicates dropped."""
-        source, schema, target = self.source, self.schema, self.schema["target"]
-        if self.target_raw_values and not self.target_read_values:
-            raise ValidationError(
-                f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
-                f"(row 1: {self.first_target_cell})"
-            )
-        warnings = list(reader_warnings) + self.header_warnings
-        for column in schema["columns"]:
-            warnings.extend(self._column_warnings(column))
-        if self.target_unreadable.count:
-            bad = self.target_unreadable
-            warnings.append(f"{source}: target {target!r}: {bad.count} value(s) not readable as {schema['target_kind']} "
-                            f"(first: row {bad.first_row}, {bad.first_cell}); those rows are unlabelled")
-        if self.unseen_classes.count:
-            unseen = self.unseen_classes
-            warnings.append(f"{source}: target {target!r}: {unseen.count} row(s) have a class unseen in training "
-                            f"(first: row {unseen.first_row}, {unseen.first_cell}); a retrained model will learn it")
-        if self.duplicates:
-            warnings.append(f"{source}: {self.duplicates} exact duplicate row(s) dropped")
-        unlabelled_rows = rows - labelled_rows
-        if self.purpose != "predict":
-            if not labelled_rows:
-                warnings.append(f"{source}: no labels (target {target!r} absent or empty): an unlabelled batch, for monitoring only")
-            elif unlabelled_rows:
-                warnings.append(f"{source}: {unlabelled_rows} row(s) have no target value: kept as unlabelled rows")
-        report = {
-            "source": source,
-            "rows_read": self.rows_read,
-            "rows": rows,
-            "duplicates_dropped": self.duplicates,
-            "labelled_rows": labelled_rows,
-            "unlabelled_rows": unlabelled_rows,
-            "columns": {name: {"missing": tally.missing} for name, tally in self.columns.items()},
-            "warnings": warnings,
-        }
-        return warnings, report
 
-    def _column_warnings(self, column: dict) -> list[str]:
-        source, name, kind, tally = self.source, column["name"], column["kind"], self.columns[column["name"]]
-        warnings = []
-        if tally.missing == self.rows_read and self.rows_read:
-            warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")
-        if kind == "numeric":
-            parts = []
-            if tally.unreadable.count:
-                parts.append(f"{tally.unreadable.count} cell(s) not readable as numbers "
-                             f"(first: row {tally.unreadable.first_row}, {tally.unreadable.first_cell})")
-            if tally.infinite.count:
-                parts.append(f"{tally.infinite.count} infinite value(s) (first: row {tally.infinite.first_row})")
-            if parts:
-                warnings.append(f"{source}: column {name!r}: " + " and ".join(parts) + "; treated as missing")
-        elif tally.unreadable.count:
-            warnings.append(f"{source}: column {name!r}: {tally.unreadable.count} cell(s) not readable as {kind} "
-                            f"(first: row {tally.unreadable.first_row}, {tally.unreadable.first_cell}); treated as missing")
-        if tally.unseen.count:
-            warnings.append(f"{source}: column {name!r} has {tally.unseen.count} value(s) unseen in training "
-                            f"(e.g. {tally.unseen.first_cell}); the model ignores them")
-        return warnings
-
-
-def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: _ColumnTally,
+def _clean_column(series: pd.Series, kind: str, source: str, name: str, tally: ColumnTally,
                   row_offset: int = 0, strict: bool = False) -> pd.Series:
     if kind == "numeric":
         values, unreadable, infinite = _to_numeric(series)

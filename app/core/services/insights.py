@@ -173,9 +173,7 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
 def unseen_by_all(deps: Dependencies, project: Project, model_versions: list[ModelVersion]):
     """Labelled rows ingested after the newest of these models was trained: data none of them
     saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
-    import pandas as pd
-
-    from app.core.ml import datasets
+    from app.core.ml import batch_reading, datasets
 
     newest = max(mv.created_at for mv in model_versions)
     later = [d for d in deps.registry.dataset_versions(project.id)
@@ -183,8 +181,7 @@ def unseen_by_all(deps: Dependencies, project: Project, model_versions: list[Mod
     if not later:
         return None
     target = project.target
-    frames = [datasets.read_frame(deps.workspace.root / d.path) for d in later]
-    frame = pd.concat([f[f[target].notna()] for f in frames], ignore_index=True).tail(MAX_COMMON_ROWS)
+    frame = batch_reading.newest_labelled_rows([deps.workspace.root / d.path for d in later], target, MAX_COMMON_ROWS)
     return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
             [d.version for d in later])
 
@@ -265,6 +262,8 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     import numpy as np
     import pandas as pd
 
+    from app.core.ml import batch_reading
+
     project = deps.data.project(name)
     columns = {c["name"]: c for c in project.schema.get("columns", [])}
     if feature not in columns:
@@ -275,7 +274,7 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
     if reference is None or batch is None:
         raise NotFoundError(f"{name}: no production model or no batch to compare")
-    ref, cur = reference[feature], deps.data.dataset_frame(name, batch)[feature]
+    ref, cur = reference[feature], batch_reading.column(deps.data.dataset_path(name, batch), feature)
     out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
            "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
            "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}

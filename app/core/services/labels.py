@@ -27,7 +27,7 @@ from app.core.domain.entities import DatasetVersion, Project
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
-from app.core.ml import datasets
+from app.core.ml import batch_reading, datasets
 from app.core.ml.childproc import capped_native_threads
 from app.core.services import traffic
 from app.core.services.dependencies import Dependencies
@@ -110,8 +110,7 @@ def _batch_rows(deps: Dependencies, project: Project, id_column: str, ids: set[s
         path = deps.workspace.root / version.path
         if id_column not in pq.read_schema(path).names:
             continue
-        frame = datasets.read_frame(path)
-        match = frame[frame[id_column].astype(object).isin(ids)]
+        match = batch_reading.rows_with_ids(path, id_column, ids)  # piece by piece: only the matches stay
         for _, row in match.iterrows():
             record_id = str(row[id_column])
             if pd.notna(row[target]):
@@ -208,10 +207,11 @@ def _measure_batch(deps: Dependencies, project: Project, id_column: str, batch_v
     result = registry.monitor_result_of_dataset(row.id)
     if result is None:
         return None  # not monitored yet: the cycle that monitors it has no predictions to compare with
-    frame = datasets.read_frame(deps.workspace.root / row.path)
-    frame = frame[frame[id_column].notna()].reset_index(drop=True)
-    known = registry.late_labels_for(project.id, frame[id_column].astype(str).tolist())
-    labelled = frame[frame[id_column].astype(str).isin(known)].reset_index(drop=True)
+    path = deps.workspace.root / row.path
+    known: dict[str, object] = {}
+    for piece in batch_reading.pieces(path, columns=[id_column]):  # the IDs first, one column
+        known.update(registry.late_labels_for(project.id, piece[id_column].dropna().astype(str).tolist()))
+    labelled = batch_reading.rows_with_ids(path, id_column, set(known))  # then only the labelled rows
     model_version = registry.model_version_by_id(result.model_version_id).version
     loaded = deps.data.load_version(project.name, model_version)
     X = datasets.to_model_frame(labelled, schema)

@@ -310,17 +310,17 @@ class Keel:
 
     def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user", progress: Progress | None = None,
                cancel_event: threading.Event | None = None) -> dict:
-        """A file becomes the project's next dataset version (read in chunks: any size). progress hears
+        """A file becomes the project's next dataset version (any size: ml.ingest). progress hears
         how much of the file is read; setting cancel_event stops it with nothing stored (Cancelled)."""
-        from app.core.ml import chunked_ingest
+        from app.core.ml.ingest import ingest_file
 
         project = self.project(name)
         staged = self.workspace.dataset_dir(name) / f".incoming-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
         staged.parent.mkdir(parents=True, exist_ok=True)
         try:
-            stored = chunked_ingest.ingest_file(file_path, project.schema, staged,
-                                                id_column=ProjectSettings.from_dict(project.settings).id_column,
-                                                progress=progress, cancel_event=cancel_event)
+            stored = ingest_file(file_path, project.schema, staged,
+                                 id_column=ProjectSettings.from_dict(project.settings).id_column,
+                                 progress=progress, cancel_event=cancel_event)
             return self._store_ingested(project, stored, staged, by, cancel_event)
         finally:
             staged.unlink(missing_ok=True)

@@ -206,8 +206,11 @@ def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progres
     traffic.evaluate_late_labels(deps, project, settings, training_value, by, cycle, alerts)
     for index, row in enumerate(batches):
         report(index / len(batches), f"monitoring dataset v{row.version}")
-        frame = datasets.read_frame(deps.workspace.root / row.path)
+        frame, sample = deps.data.batch_within_budget(name, row.version)
         result, details = evaluate_batch(loaded, reference, frame, row, project.metric)
+        if sample:  # evaluated on a sample that fits the memory budget; the counts are the batch's
+            details["sample"] = sample
+            result.rows, result.labelled_rows = row.rows, row.labelled_rows
         result.rules = check_rules(result, settings, training_value)
         with deps.registry.transaction():
             deps.registry.insert_monitor_result(

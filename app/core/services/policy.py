@@ -79,6 +79,9 @@ BOOTSTRAP_RESAMPLES = 500
 MAX_RESTORE_CANDIDATES = 5
 RESTORE_RULE = "earlier_version_better"
 RECENT_WINDOW_ROWS = 2000
+# a window other than the newest RECENT_WINDOW_ROWS is chosen when it scores better with this one-sided p
+# (about one standard error of the paired difference)
+WINDOW_SWITCH_P = 0.16
 # A champion fitted after the latest change is challenged once the gate would hold this many rows:
 # the gain over a recent model is small, and on fewer rows the paired test cannot see it
 FOLLOW_UP_GATE_ROWS = 250
@@ -89,6 +92,22 @@ FOLLOW_UP_GATE_ROWS = 250
 BUDGET_PER_BATCH = 0.25
 BUDGET_BURST = 3.0
 BUDGET_START = 1.0
+# ... and, whatever the bucket holds, the challengers fitted stay within a quarter of the batches seen
+# (any project may fit BUDGET_FLOOR, the burst: a drift after a quiet spell is answered at once)
+BUDGET_FLOOR = 3
+# During a drift (from a detected change until two challengers in a row are not better in the point
+# estimate) the gate asks a challenger to be better in the point estimate and not significantly worse,
+# and a follow-up challenger waits only for this many gate rows: under a drift that goes on, a model a
+# batch or two fresher is a point or two better, which no paired test confirms on a few hundred rows.
+DRIFT_FOLLOW_UP_GATE_ROWS = 150
+# ... and for this many labelled batches the champion never saw: a challenger one batch fresher than its
+# champion is hardly better on a slow drift, and two such ties in a row would end the drift
+DRIFT_FOLLOW_UP_BATCHES = 2
+DRIFT_END_REJECTIONS = 2
+# a drift is confirmed by the change detector or by the metric_drop alert (the champion's metric fell from its
+# training value); not by a threshold the user set, nor by a covariate shift (the concept may be unchanged)
+DRIFT_RULES = ("metric_drop",)
+GATE_RULES = {"better": "significantly better", "no worse": "better in the point estimate and not significantly worse"}
 DECISIONS = ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected",
              "restored", "restore_waiting", "held")
 
@@ -235,6 +254,8 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
     budget = dict(state.budget)
     budget["batches"] = budget.get("batches", 0) + batches
     budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * batches)
+    if observation.change or any(alert["rule"] in DRIFT_RULES for alert in cycle.alerts_opened):
+        budget["drift"] = {"since": change_point, "rejected": 0}  # a drift starts (or starts again)
     new_state = state.but(change_point=change_point, budget=budget,
                           detector={"champion_version": champion_version, "cusum": detector.to_dict()})
     with deps.registry.transaction():
@@ -254,7 +275,7 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
 def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[tuple[int, pd.DataFrame]]:
     """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
     labelled late (rows the champion never trained on), then the new labelled batches."""
-    name, target = project.name, project.target
+    name = project.name
     found = []
     if cycle.late_windows and cycle.production_version:
         seen_until = champion_seen_until(deps, project)
@@ -262,8 +283,8 @@ def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[
                   if late.labels_dataset_version > seen_until]
     for batch in cycle.batches:
         if batch.labelled_rows:
-            frame = deps.data.dataset_frame(name, batch.dataset_version)
-            found.append((batch.dataset_version, frame[frame[target].notna()].reset_index(drop=True)))
+            frame, _sample = deps.data.batch_within_budget(name, batch.dataset_version, labelled_only=True)
+            found.append((batch.dataset_version, frame))  # the monitoring result records a sample
     return found
 
 
@@ -286,13 +307,7 @@ def adaptive_start(deps: PolicyDependencies, project: Project) -> int | None:
 # --------------------------------------------------------------------------- earlier versions as challengers
 def earlier_production_versions(deps: PolicyDependencies, project: Project, production: int | None) -> list[int]:
     """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    archived = {m.version for m in deps.registry.model_versions(project.id) if m.archived}
-    found: list[int] = []
-    for deployment in reversed(deps.registry.deployments(project.id)):
-        version = deployment.version
-        if version != production and version not in found and version not in archived:
-            found.append(version)
-    return found[:MAX_RESTORE_CANDIDATES]
+    return deps.registry.recently_deployed_versions(project.id, production, MAX_RESTORE_CANDIDATES)
 
 
 def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
@@ -377,7 +392,11 @@ def retrain_reasons(deps: PolicyDependencies, project: Project, settings: Projec
     if grown:
         reasons.append(grown)
     state = store.read_policy_state(deps.registry, project.id)
-    if state.budget.get("momentum") and state.budget.get("tokens", BUDGET_START) >= 1:
+    drift = state.budget.get("drift")
+    if drift and measured_now and not reasons and budget_allows(state):
+        reasons.append(f"a drift since dataset v{drift['since']} may go on: a follow-up challenger (until "
+                       f"{DRIFT_END_REJECTIONS} in a row are not better)")
+    elif state.budget.get("momentum") and budget_allows(state):
         reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
     if settings.retrain_after_rows:
         new_rows = store.labelled_rows_since_last_training(deps.registry, project.id)
@@ -443,12 +462,20 @@ def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSet
     user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
     by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
     unseen = unseen_rows(deps, project)
-    needed = round(FOLLOW_UP_GATE_ROWS / GATE_SHARE)
+    drift = bool(state.budget.get("drift"))
+    gate_rows = DRIFT_FOLLOW_UP_GATE_ROWS if drift else FOLLOW_UP_GATE_ROWS
+    needed = round(gate_rows / GATE_SHARE)
     follow_up = state.change_point is not None and champion_seen_until(deps, project) >= state.change_point
-    if follow_up and unseen < needed and not user_rows:
-        return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
-                "message": f"champion v{production} was trained after the latest change; a challenger waits until "
-                           f"{needed} rows it never saw give the gate {FOLLOW_UP_GATE_ROWS} (now {unseen})"}
+    if follow_up and not user_rows:
+        batches = store.labelled_versions_from(deps.registry, project.id,
+                                               gate_start(deps, project, state.change_point))
+        if unseen < needed or (drift and batches < DRIFT_FOLLOW_UP_BATCHES):
+            return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
+                    "unseen_batches": batches, **({"needed_batches": DRIFT_FOLLOW_UP_BATCHES} if drift else {}),
+                    "message": f"champion v{production} was trained after the latest change; a challenger waits "
+                               f"until {needed} rows it never saw give the gate {gate_rows}"
+                               + (f", in {DRIFT_FOLLOW_UP_BATCHES} batches" if drift else "")
+                               + f" (now {unseen} rows in {batches} batch(es))"}
     then = state.backoff_champion_value
     worse = (latest is not None and then is not None
              and drop_from(project.metric, then, latest) > settings.max_drop)
@@ -458,12 +485,25 @@ def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSet
                 "champion_version": production,
                 "message": f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
                            f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})"}
-    tokens = state.budget.get("tokens", BUDGET_START)
-    if tokens < 1:
-        return {"hold": "budget", "budget": round(tokens, 3), "batches": state.budget.get("batches", 0),
+    if not budget_allows(state):
+        tokens, batches = state.budget.get("tokens", BUDGET_START), state.budget.get("batches", 0)
+        return {"hold": "budget", "budget": round(tokens, 3), "batches": batches,
+                "retrains": state.budget.get("retrains", 0), "allowed": budget_share(state),
                 "message": f"the retrain budget holds {tokens:.2f} of a challenger (one more every "
-                           f"{1 / BUDGET_PER_BATCH:g} batches)"}
+                           f"{1 / BUDGET_PER_BATCH:g} batches; {state.budget.get('retrains', 0)} fitted in "
+                           f"{batches} batches, at most {budget_share(state):g})"}
     return None
+
+
+def budget_share(state) -> float:
+    """Challengers allowed so far: a quarter of the batches seen (at least BUDGET_FLOOR)."""
+    return max(BUDGET_FLOOR, BUDGET_PER_BATCH * state.budget.get("batches", 0))
+
+
+def budget_allows(state) -> bool:
+    """A whole challenger in the token bucket, and one more keeps the challengers within a quarter of the batches."""
+    budget = state.budget
+    return budget.get("tokens", BUDGET_START) >= 1 and budget.get("retrains", 0) + 1 <= budget_share(state)
 
 
 def cycle_position(cycle) -> int | None:
@@ -555,10 +595,19 @@ def spend_budget(deps: PolicyDependencies, project: Project) -> None:
         store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
 
 
-def record_momentum(deps: PolicyDependencies, project: Project, promoted: bool) -> None:
-    """A promoted challenger asks for another once the budget allows; a rejected one stops that."""
+def record_momentum(deps: PolicyDependencies, project: Project, promoted: bool,
+                    passed_drift_gate: bool | None = None) -> None:
+    """A promoted challenger asks for another once the budget allows; a rejected one stops that. During a
+    drift (passed_drift_gate not None), DRIFT_END_REJECTIONS challengers in a row that fail end the drift."""
     state = store.read_policy_state(deps.registry, project.id)
-    store.write_policy_state(deps.registry, project.id, state.but(budget={**state.budget, "momentum": promoted}))
+    budget = {**state.budget, "momentum": promoted}
+    drift = budget.get("drift")
+    if drift and passed_drift_gate is not None:
+        rejected = 0 if passed_drift_gate else drift.get("rejected", 0) + 1
+        budget["drift"] = {**drift, "rejected": rejected}
+        if rejected >= DRIFT_END_REJECTIONS:
+            budget.pop("drift")
+    store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
 
 
 def record_backoff(deps: PolicyDependencies, project: Project, champion_version: int, unseen: int, champion_value: float | None) -> None:
@@ -624,6 +673,19 @@ def candidate_windows(rows: pd.DataFrame, change_point: int | None, recent_rows:
     return windows
 
 
+def window_named(rows: pd.DataFrame, name: str, change_point: int | None, recent_rows: int) -> Window:
+    """The candidate window `name` cut from `rows` by its definition. (candidate_windows leaves out a window
+    as large as an earlier one, so a window chosen on some rows may be missing from the candidates of more
+    rows: "the newest 2,000" is not "all rows" because the 2,000 rows since the change happen to be as many.)"""
+    if name == "since change" and change_point is not None:
+        since = rows[rows["__version__"] >= change_point]
+        return Window(name, f"{len(since)} rows since the change at dataset v{change_point}", since)
+    size = {"recent": recent_rows, "latest": recent_rows // 2}.get(name)
+    if size is not None and len(rows) > size:
+        return Window(name, f"the newest {size} rows", rows.iloc[-size:])
+    return Window("all", f"all {len(rows)} rows", rows)
+
+
 def forced_window(rows: pd.DataFrame, setting) -> Window:
     if isinstance(setting, int):
         return Window("recent", f"the newest {min(setting, len(rows))} rows (--window {setting})", rows.iloc[-setting:])
@@ -632,30 +694,49 @@ def forced_window(rows: pd.DataFrame, setting) -> Window:
 
 def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
                   selection_rows: int) -> tuple[Window, dict]:
-    """Adaptive: fit each candidate on the rows before the newest `selection_rows`, score it on them,
-    keep the best (ties: the first, the larger window) and return it cut from all the rows before the gate."""
+    """Adaptive: fit each candidate on the rows before the newest `selection_rows` and score it on them.
+    The newest RECENT_WINDOW_ROWS rows are kept unless another window scores better by about a standard
+    error or more (a one-sided paired test at WINDOW_SWITCH_P; the best of those, ties: the first, the
+    larger window); the window is returned cut from all the rows before the gate. On a selection slice of
+    a hundred or two rows the scores of similar windows differ by noise: picking the best point estimate
+    picked a 500-row or a 4,500-row window on a rotating hyperplane about as often as the right one."""
     if settings.window != "adaptive":
         return forced_window(before_gate, settings.window), {"mode": "forced"}
     earlier, selection = before_gate.iloc[:-selection_rows], before_gate.iloc[-selection_rows:]
     candidates = candidate_windows(earlier, change_point, RECENT_WINDOW_ROWS)
-    final = {w.name: w for w in candidate_windows(before_gate, change_point, RECENT_WINDOW_ROWS)}
+
+    def final(name: str) -> Window:
+        return window_named(before_gate, name, change_point, RECENT_WINDOW_ROWS)
+
     if len(selection) < MIN_GATE_ROWS or len(candidates) == 1:
-        chosen = final.get("since change", final["all"])
+        since = final("since change")
+        chosen = since if MIN_GATE_ROWS <= len(since.rows) else final("all")
         return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
     schema, task, metric = project.schema, project.task, project.metric
     X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
-    scores = {}
+    scores, fitted = {}, {}
     for window in candidates:
-        if len(window.rows) < MIN_GATE_ROWS or window.name not in final:
+        if len(window.rows) < MIN_GATE_ROWS:
             continue
         model = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
-        scores[window.name] = metric_value(task, metric, y_selection,
-                                           _model_outputs(model, X_selection, task, metric), model)
+        fitted[window.name] = (model, _model_outputs(model, X_selection, task, metric))
+        scores[window.name] = metric_value(task, metric, y_selection, fitted[window.name][1], model)
     if not scores:
-        return final["all"], {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+        return final("all"), {"mode": "adaptive", "scores": {}, "selection_rows": 0}
     sign = 1 if higher_is_better(metric) else -1
-    best = max(scores, key=lambda name: sign * scores[name])
-    return final[best], {"mode": "adaptive", "scores": scores, "selection_rows": len(selection)}
+    default = next((w.name for w in candidates if w.name in scores and len(w.rows) == RECENT_WINDOW_ROWS), None)
+    p_values = {}
+    if default is not None:
+        for name in scores:
+            if name != default and sign * scores[name] > sign * scores[default]:
+                (model, outputs), (default_model, default_outputs) = fitted[name], fitted[default]
+                p_values[name] = float(paired_test(task, metric, y_selection, [default_outputs, outputs],
+                                                   (default_model, model))["p_value"])
+    eligible = [name for name in scores if default is None or name == default
+                or p_values.get(name, 1.0) < WINDOW_SWITCH_P]
+    best = max(eligible, key=lambda name: sign * scores[name])
+    return final(best), {"mode": "adaptive", "scores": scores, "selection_rows": len(selection),
+                         "default": default, "p_values": p_values}
 
 
 # --------------------------------------------------------------------------- retrain and gate
@@ -695,7 +776,7 @@ def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], se
         report(0.75, f"testing the window without the {len(gate_part)} newest rows on them")
         tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
         verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
-                       settings.margin, settings.alpha)
+                       settings.margin, settings.alpha, gate_rule(deps, project))
         return decide(deps, name, project, settings, {**base, **verdict})
     except BaseException as exc:
         record_gate_failure(deps, project, base, exc)
@@ -706,8 +787,7 @@ def same_window(window: Window, rows: pd.DataFrame, change_point: int | None, se
     """The chosen window, cut again from all the rows (the gate's included)."""
     if settings.window != "adaptive":
         return forced_window(rows, settings.window)
-    candidates = {w.name: w for w in candidate_windows(rows, change_point, RECENT_WINDOW_ROWS)}
-    return candidates.get(window.name, candidates["all"])
+    return window_named(rows, window.name, change_point, RECENT_WINDOW_ROWS)
 
 
 def record_gate_failure(deps: PolicyDependencies, project: Project, details: dict, exc: BaseException) -> None:
@@ -736,6 +816,9 @@ def decide(deps: PolicyDependencies, name: str, project: Project, settings: Proj
                f"{details['champion_value']:.4f} on the {details['gate_rows']} newest rows, which neither the "
                f"champion nor the challenger's window without them was trained on "
                f"({details['test']} p={details['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
+    if details.get("rule") == "no worse":
+        numbers += (f"; during a drift the gate asks for {GATE_RULES['no worse']} "
+                    f"(p worse={details['p_value_worse']:.4g})")
     if not details["accepted"]:
         decision, message = "retrained_rejected", f"{numbers}: not better, kept as v{version} but not deployed"
     elif settings.policy == "auto":
@@ -759,7 +842,8 @@ def decide(deps: PolicyDependencies, name: str, project: Project, settings: Proj
                                         deps.registry.model_version(project.id, version).id)
             if decision == "retrained_rejected":
                 record_backoff(deps, project, champion_version, details["unseen_rows"], details["champion_value"])
-            record_momentum(deps, project, decision == "retrained_deployed")
+            record_momentum(deps, project, decision == "retrained_deployed",
+                            decision != "retrained_rejected" if details.get("rule") == "no worse" else None)
             deps.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
 
         if decision == "retrained_deployed":  # the deployment and the decision: one transaction
@@ -770,27 +854,47 @@ def decide(deps: PolicyDependencies, name: str, project: Project, settings: Proj
     return Outcome(decision, message, details, version)
 
 
-def gate(project: Project, champion, challenger, gate_frame, margin: float, alpha: float) -> dict:
-    """Score both models on the same rows and test whether the challenger is really better."""
+def gate_rule(deps: PolicyDependencies, project: Project) -> str:
+    """"no worse" during a drift (from a detected change until DRIFT_END_REJECTIONS challengers in a
+    row fail), else "better"."""
+    return "no worse" if store.read_policy_state(deps.registry, project.id).budget.get("drift") else "better"
+
+
+def gate(project: Project, champion, challenger, gate_frame, margin: float, alpha: float, rule: str = "better") -> dict:
+    """Score both models on the same rows and test the challenger. rule "better": better by `margin` and
+    a one-sided paired test at `alpha` agrees; "no worse": better in the point estimate and the paired
+    test in the other direction does not show it worse at `alpha`."""
     schema, task, metric = project.schema, project.task, project.metric
     X = datasets.to_model_frame(gate_frame, schema)
     y = datasets.target_array(gate_frame, schema)
-    outputs = [_model_outputs(model, X, task, metric) for model in (champion, challenger)]
-    values = [metric_value(task, metric, y, out, model) for out, model in zip(outputs, (champion, challenger))]
-    if metric == "accuracy":
-        test = mcnemar_test(outputs[0] == y, outputs[1] == y)
-    else:
-        # each side's probability columns are read with its own model's classes_: a challenger
-        # that learned a class the champion never saw has more columns
-        test = paired_bootstrap_test(
-            lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, champion),
-            y, outputs[0], outputs[1], higher_is_better(metric), n_boot=BOOTSTRAP_RESAMPLES, seed=0,
-            challenger_metric_fn=lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, challenger))
+    models = (champion, challenger)
+    outputs = [_model_outputs(model, X, task, metric) for model in models]
+    values = [metric_value(task, metric, y, out, model) for out, model in zip(outputs, models)]
+    test = paired_test(task, metric, y, outputs, models)
     better = is_better(metric, values[1], values[0], margin)
-    return {"metric": metric, "champion_value": values[0], "challenger_value": values[1],
-            "gate_rows": int(len(y)), "test": test["test"], "p_value": float(test["p_value"]),
-            "test_details": test, "better_by_margin": bool(better),
-            "accepted": bool(better and test["p_value"] < alpha)}
+    verdict = {"metric": metric, "champion_value": values[0], "challenger_value": values[1],
+               "gate_rows": int(len(y)), "test": test["test"], "p_value": float(test["p_value"]),
+               "test_details": test, "better_by_margin": bool(better), "rule": rule,
+               "accepted": bool(better and test["p_value"] < alpha)}
+    if rule == "no worse":
+        worse = paired_test(task, metric, y, outputs[::-1], models[::-1])  # H1: the champion is better
+        point_better = is_better(metric, values[1], values[0]) and values[1] != values[0]
+        verdict.update({"p_value_worse": float(worse["p_value"]), "better_in_point_estimate": bool(point_better),
+                        "accepted": bool(point_better and worse["p_value"] >= alpha)})
+    return verdict
+
+
+def paired_test(task: str, metric: str, y, outputs: list, models: tuple) -> dict:
+    """One-sided paired test that the second model (outputs[1]) is better than the first."""
+    if metric == "accuracy":
+        return mcnemar_test(outputs[0] == y, outputs[1] == y)
+    # each side's probability columns are read with its own model's classes_: a challenger
+    # that learned a class the champion never saw has more columns
+    first, second = models
+    return paired_bootstrap_test(
+        lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, first),
+        y, outputs[0], outputs[1], higher_is_better(metric), n_boot=BOOTSTRAP_RESAMPLES, seed=0,
+        challenger_metric_fn=lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, second))
 
 
 def _model_outputs(model, X, task: str, metric: str):

@@ -7,6 +7,7 @@ traffic services can be given it instead of the lifecycle service (which keeps t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.entities import DatasetVersion, ModelVersion, Project, TrainingData
@@ -59,6 +60,28 @@ class ProjectData:
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
         return datasets.read_frame(self._workspace.root / row.path, rows)
+
+    def dataset_path(self, name: str, version: int) -> Path:
+        """Where a dataset version's rows are stored (read them with app.core.ml.batch_reading)."""
+        project = self.project(name)
+        row = self._registry.dataset_version(project.id, version)
+        if row is None:
+            raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
+        return self._workspace.root / row.path
+
+    def batch_within_budget(self, name: str, version: int, labelled_only: bool = False) -> tuple[pd.DataFrame, dict | None]:
+        """A dataset version's rows (labelled_only: its labelled rows), or a seeded sample of them read piece
+        by piece where they would take more than the memory budget; with the sample's record (None: all).
+        Monitoring and the policy's scoring of one batch keep the same rows."""
+        from app.core.ml import batch_reading
+
+        project = self.project(name)
+        row = self._registry.dataset_version(project.id, version)
+        if row is None:
+            raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
+        seed = ProjectSettings.from_dict(project.settings).seed + version
+        return batch_reading.read_within_budget(self._workspace.root / row.path, project.schema, row.rows, seed,
+                                                labelled_only)
 
     def training_frame(self, name: str, since_dataset_version: int | None = None) -> tuple[pd.DataFrame, list[int]]:
         """The project's training rows and the dataset versions they come from (see training_data)."""

@@ -276,8 +276,9 @@ def window_record_ids(deps: Dependencies, project: Project, id_column: str, meas
         window_id = measurement["traffic_window_id"]
         window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
         return {str(r["record_id"]) for r in registry.late_labels_in_window(window)}
-    frame = deps.data.dataset_frame(project.name, measurement["dataset_version"])
-    return set(datasets.id_text(frame[id_column]).dropna().astype(str))
+    from app.core.ml import batch_reading
+
+    return batch_reading.id_values(deps.data.dataset_path(project.name, measurement["dataset_version"]), id_column)
 
 
 def measured_rules(metric: str, value: float | None, settings: ProjectSettings, training_value: float | None,
@@ -305,29 +306,24 @@ def coverage_rows(deps: Dependencies, project: Project) -> list[dict]:
     rows = [{"kind": "traffic", "window": w["id"], "ended_at": w["ended_at"], "rows": w["rows"],
              "labelled_rows": w["labelled_rows"], "value": w["value"], "metric": w["metric"]}
             for w in registry.traffic_windows(project.id)]
-    late = {m["monitor_result_id"]: m for m in registry.latest_late_measurements(project.id)}
-    for result in registry.monitor_results(project.id):
-        if result.labelled_rows == 0 and result.details.get("has_ids"):
-            measured = late.get(result.id)
-            rows.append({"kind": "batch", "dataset_version": result.dataset_version, "ended_at": result.at,
-                         "rows": result.rows, "labelled_rows": measured["labelled_rows"] if measured else 0,
-                         "value": measured["value"] if measured else None, "metric": result.metric})
+    rows += [{"kind": "batch", "dataset_version": b["dataset_version"], "ended_at": b["at"], "rows": b["rows"],
+              "labelled_rows": b["labelled_rows"], "value": b["value"], "metric": b["metric"]}
+             for b in registry.batches_awaiting_labels(project.id)]
     for row in rows:
         row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0
     return rows
 
 
 def late_labels_message(deps: Dependencies, project: Project, settings: ProjectSettings, now: datetime | None = None) -> str:
-    """"" when every window older than --label-delay has at least --label-coverage of its rows labelled."""
+    """"" when every window older than --label-delay has at least --label-coverage of its rows labelled.
+    Counted by the registry (one indexed query), so a cycle does not read every window it ever made."""
     now = now or datetime.now(UTC)
     due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
-    late = [row for row in coverage_rows(deps, project)
-            if row["ended_at"] < due_before and row["label_coverage"] < settings.label_coverage]
-    if not late:
+    late = deps.registry.late_label_totals(project.id, due_before, settings.label_coverage)
+    if not late["windows"]:
         return ""
-    rows = sum(row["rows"] for row in late)
-    labelled = sum(row["labelled_rows"] for row in late)
-    return (f"labels are late: {len(late)} window(s) older than {settings.label_delay} have "
+    rows, labelled = late["rows"], late["labelled"]
+    return (f"labels are late: {late['windows']} window(s) older than {settings.label_delay} have "
             f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
             f"(below {settings.label_coverage:.0%}); send them with `keel labels {project.name} FILE`")
 

@@ -106,6 +106,13 @@ def labelled_rows_from(registry: "Registry", project_id: int, first_version: int
                                     "WHERE project_id = ? AND version >= ?", project_id, first_version))
 
 
+def labelled_versions_from(registry: "Registry", project_id: int, first_version: int) -> int:
+    """How many dataset versions from `first_version` on hold labelled rows."""
+    return int(_one_value(registry, "SELECT COUNT(*) FROM dataset_versions "
+                                    "WHERE project_id = ? AND version >= ? AND labelled_rows > 0",
+                          project_id, first_version))
+
+
 def labelled_rows_since_last_training(registry: "Registry", project_id: int) -> int:
     last = registry.query_one("SELECT started_at FROM runs WHERE project_id = ? AND kind = 'train' "
                               "ORDER BY id DESC LIMIT 1", (project_id,))
@@ -122,14 +129,16 @@ def last_decided_challenger(registry: "Registry", project_id: int) -> int | None
     return None if row is None else row["version"]
 
 
-DECISION_EVENTS = ("retrain_decision", "restore_decision", "retrain_held")
+DECISION_EVENTS = ("retrain_decision", "restore_decision", "retrain_held", "retrain_hold_ended")
+HOLD_ENDED = "hold_ended"  # the decision of a retrain_hold_ended event (its details name the next decision)
 
 
 def decision_events(registry: "Registry", project_id: int, after_id: int = 0) -> list[dict]:
-    """The policy's decisions (retrain, reject, restore, hold) from the audit log, oldest first."""
+    """The policy's decisions (retrain, reject, restore, hold, the end of a hold) from the audit log, oldest first."""
     marks = ", ".join("?" for _ in DECISION_EVENTS)
     return registry.query(
-        f"SELECT id, at, kind, message, json_extract(details_json, '$.decision') AS decision FROM events "
+        f"SELECT id, at, kind, message, CASE kind WHEN 'retrain_hold_ended' THEN '{HOLD_ENDED}' "
+        f"ELSE json_extract(details_json, '$.decision') END AS decision FROM events "
         f"WHERE project_id = ? AND id > ? AND kind IN ({marks}) ORDER BY id", (project_id, after_id, *DECISION_EVENTS))
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+PLAIN_SQL_VALUES = (str, int, float, bytes, type(None))
 
 SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -277,11 +278,26 @@ CREATE TABLE IF NOT EXISTS late_measurements (
 CREATE INDEX IF NOT EXISTS late_measurements_project ON late_measurements (project_id, id);
 """
 
+# What a monitoring cycle reads that grows with history, read through indexes: the batches still
+# waiting for late labels (unlabelled when monitored, with an ID column) and each monitoring
+# result's late measurements, newest last.
+SCHEMA_V9_LABEL_COVERAGE = """
+CREATE INDEX IF NOT EXISTS monitor_results_awaiting_labels ON monitor_results (project_id, at)
+    WHERE labelled_rows = 0 AND json_extract(details_json, '$.has_ids') = 1;
+CREATE INDEX IF NOT EXISTS late_measurements_result ON late_measurements (monitor_result_id, id);
+CREATE INDEX IF NOT EXISTS traffic_windows_ended ON traffic_windows (project_id, ended_at);
+"""
+
 # Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
 MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4),
                                    (5, SCHEMA_V5_INDEXES), (6, SCHEMA_V6_TRAFFIC),
-                                   (7, POLICY_STATE_SCHEMA), (8, POLICY_BACKOFF_VALUE_SCHEMA)]
+                                   (7, POLICY_STATE_SCHEMA), (8, POLICY_BACKOFF_VALUE_SCHEMA),
+                                   (9, SCHEMA_V9_LABEL_COVERAGE)]
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _quoted_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -502,7 +518,16 @@ class Registry:
         return {name: self.conn.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0] for name in sorted(names)}
 
     def _insert_row(self, table: str, fields: dict) -> int:
-        """Inserts one row; its id."""
+        """Inserts one row; its id. A row of plain values (text, numbers, bytes, None: every row Keel
+        writes today) is inserted here, without sqlite-utils, whose import imports pandas (0.3 s) that
+        a command like ingest does not otherwise need; any other value goes through sqlite-utils'
+        conversions."""
+        if all(isinstance(value, PLAIN_SQL_VALUES) for value in fields.values()):
+            names = ", ".join(_quoted_name(name) for name in fields)
+            cursor = self.conn.execute(f"INSERT INTO {_quoted_name(table)} ({names}) VALUES "
+                                       f"({', '.join('?' * len(fields))})", tuple(fields.values()))
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
         row_id = self.db.table(table).insert(fields).last_pk
         assert row_id is not None  # every table has an integer primary key
         return int(row_id)
@@ -744,6 +769,23 @@ class Registry:
         )
         return [Deployment.from_row(row) for row in rows]
 
+    def recently_deployed_versions(self, project_id: int, leave_out: int | None, limit: int) -> list[int]:
+        """Distinct deployed versions that are not archived, most recently deployed first, at most
+        `limit`: read from the newest deployment back, stopping once `limit` are found."""
+        cursor = self.conn.execute(
+            "SELECT m.version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
+            "WHERE d.project_id = ? AND m.archived = 0 ORDER BY d.id DESC", (project_id,))
+        found: list[int] = []
+        try:
+            for (version,) in cursor:
+                if version != leave_out and version not in found:
+                    found.append(version)
+                    if len(found) >= limit:
+                        break
+        finally:
+            cursor.close()
+        return found
+
     def insert_deployment(self, **fields: Any) -> int:
         fields.setdefault("deployed_at", utc_now())
         return self._insert_row("deployments", fields)
@@ -932,13 +974,33 @@ class Registry:
     def mark_late_measurements_evaluated(self, ids: list[int]) -> None:
         self.conn.executemany("UPDATE late_measurements SET evaluated = 1 WHERE id = ?", [(i,) for i in ids])
 
-    def latest_late_measurements(self, project_id: int) -> list[dict]:
-        """The newest late measurement of each ingested batch (traffic windows hold theirs in place)."""
-        return self.query(
-            "SELECT lm.*, d.version AS dataset_version FROM late_measurements lm "
-            "JOIN monitor_results r ON r.id = lm.monitor_result_id JOIN dataset_versions d ON d.id = r.dataset_version_id "
-            "WHERE lm.id IN (SELECT MAX(id) FROM late_measurements WHERE project_id = ? AND monitor_result_id IS NOT NULL "
-            "GROUP BY monitor_result_id) ORDER BY d.version", (project_id,))
+    # Unlabelled batches with IDs (monitor_results_awaiting_labels) and the labelled rows of each one's
+    # newest late measurement (late_measurements_result).
+    _AWAITING_LABELS = (
+        "SELECT r.id, r.at, r.rows, r.metric, d.version AS dataset_version, lm.labelled_rows, lm.value "
+        "FROM monitor_results r LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
+        "LEFT JOIN late_measurements lm ON lm.id = (SELECT MAX(id) FROM late_measurements "
+        "WHERE monitor_result_id = r.id) "
+        "WHERE r.project_id = ? AND r.labelled_rows = 0 AND json_extract(r.details_json, '$.has_ids') = 1 ")
+
+    def batches_awaiting_labels(self, project_id: int) -> list[dict]:
+        """Batches unlabelled when monitored that have IDs, oldest first, with their newest late
+        measurement's labelled_rows (0 without one) and value."""
+        rows = self.query(self._AWAITING_LABELS + "ORDER BY r.id", (project_id,))
+        for row in rows:
+            row["labelled_rows"] = row["labelled_rows"] or 0
+        return rows
+
+    def late_label_totals(self, project_id: int, ended_before: str, coverage: float) -> dict[str, int]:
+        """Traffic windows and batches awaiting labels that ended before `ended_before` with less than
+        `coverage` of their rows labelled: how many, their rows and their labelled rows."""
+        below = "(CASE WHEN rows > 0 THEN labelled * 1.0 / rows ELSE 0.0 END) < ?"
+        row = self.query_one(
+            "SELECT COUNT(*) AS windows, COALESCE(SUM(rows), 0) AS rows, COALESCE(SUM(labelled), 0) AS labelled "
+            "FROM (SELECT rows, labelled_rows AS labelled FROM traffic_windows WHERE project_id = ? AND ended_at < ? "
+            f"UNION ALL SELECT rows, COALESCE(labelled_rows, 0) FROM ({self._AWAITING_LABELS} AND r.at < ?)) "
+            f"WHERE {below}", (project_id, ended_before, project_id, ended_before, coverage))
+        return row or {"windows": 0, "rows": 0, "labelled": 0}
 
     def monitor_result_of_dataset(self, dataset_version_id: int) -> MonitorResult | None:
         row = self.query_one(self._MONITOR_RESULTS + "WHERE r.dataset_version_id = ? ORDER BY r.id LIMIT 1",

@@ -52,12 +52,16 @@ SETTING_HELP = {
     "Retrain on new rows": "When checked, retrain once this many new labelled rows have arrived, alert or not "
                            "(CLI: --retrain-after-rows).",
     "Training window": "Which labelled rows a training uses (CLI: --window): all, the newest N, or adaptive "
-                       "(of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows, the one "
-                       "that scores best on newer rows none of them saw; the first model trains on all rows).",
+                       "(of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows: the "
+                       "newest 2,000 unless another scores better by about a standard error on newer rows none of "
+                       "them saw; the first model trains on all rows).",
     "Promotion margin": "How much better than the champion a challenger must score on unseen rows to be "
-                        "deployed (CLI: --margin).",
+                        "deployed (CLI: --margin). During a drift (a detected change or a metric drop, until two "
+                        "challengers in a row fail) a better score is enough, if the challenger is not "
+                        "significantly worse.",
     "Test level (alpha)": "The significance level of the paired test a challenger must pass (McNemar for accuracy, "
-                          "a paired bootstrap otherwise) (CLI: --alpha).",
+                          "a paired bootstrap otherwise) (CLI: --alpha). During a drift the same test must not "
+                          "show the challenger worse.",
     "Cross-validation folds": "Folds of the cross-validation reported at training (CLI: --cv); off reports the "
                               "hold-out only.",
     "Random seed": "Seeds the split and the model so that a training can be repeated (CLI: --seed).",

@@ -60,9 +60,10 @@ DECISION_MARKS = {
     "rejected": ("challenger rejected", "x", "✕", BAD_COLOR),
     "restored": ("earlier version restored", "d", "◆", "#8e44ad"),
     "held": ("retrain held (back-off, budget)", "s", "■", MUTED_COLOR),
+    "hold_ended": ("hold ended", "+", "+", MUTED_COLOR),
 }
 DECISION_GROUPS = {"retrained_deployed": "retrain", "retrained_waiting": "retrain", "retrained_rejected": "rejected",
-                   "restored": "restored", "restore_waiting": "restored", "held": "held"}
+                   "restored": "restored", "restore_waiting": "restored", "held": "held", "hold_ended": "hold_ended"}
 
 
 def batch_position(result: dict) -> float:
