@@ -43,6 +43,7 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection, read_traffic
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
+REVEAL_MS = 1  # on a visit, the plots paint one per event-loop turn, this far apart (a real timer: timers run between)
 MARKER_LABEL_GAP = 0.04  # labels of markers closer than this share of the x span are staggered
 LABEL_HIGH, LABEL_LOW = 0.97, 0.82  # a marker label's place on its line (1 = the top of the plot)
 MARKER_SECONDS = 5.0  # on a date axis, a training and the deployment that followed within seconds share a line
@@ -230,6 +231,10 @@ class MonitoringPanel(Panel):
         self.flush_timer = QTimer(self)
         self.flush_timer.setInterval(FLUSH_MS)
         self.flush_timer.timeout.connect(self.flush)
+        self._unrevealed: list = []  # plots whose painting waits for their turn (see _hold_plot_paints)
+        self.reveal_timer = QTimer(self)
+        self.reveal_timer.setInterval(REVEAL_MS)
+        self.reveal_timer.timeout.connect(self._reveal_next_plot)
         controller.plots_ready.connect(self.prepare_plots)
 
         layout = QVBoxLayout(self)
@@ -432,6 +437,7 @@ class MonitoringPanel(Panel):
     def _place_plots(self) -> None:
         self._build_metric_plot()
         self._build_drift_plots()
+        self._hold_plot_paints()
         metric = with_legend(self.metric_plot, self.metric_legend)
         legend_row = QHBoxLayout()
         metric.layout().removeWidget(self.metric_legend)
@@ -450,6 +456,8 @@ class MonitoringPanel(Panel):
         self.plot_grid.setRowStretch(0, 5)
         self.plot_grid.setRowStretch(1, 4)
         self.plots_built = True
+        if self.isVisible():
+            self.reveal_timer.start()
         self._show_plots(bool(self.results))
         if self.results:
             self._decorated = None
@@ -765,13 +773,34 @@ class MonitoringPanel(Panel):
         for series in self.series.values():
             series.flush()
 
+    def _hold_plot_paints(self) -> None:
+        """Painting a plot (its axes' ticks, its items' bounds) costs 10-25 ms of this thread; the four at
+        once made one event-loop turn of 50-100 ms on a visit. Each plot keeps its place in the layout
+        but paints in its own turn (_reveal_next_plot)."""
+        plots = [self.metric_plot, self.drift_plot, self.feature_plot, self.distribution_plot]
+        for plot in plots:
+            plot.setUpdatesEnabled(False)
+        self._unrevealed = plots
+
+    def _reveal_next_plot(self) -> None:
+        if self._unrevealed:
+            self._unrevealed.pop(0).setUpdatesEnabled(True)  # paints it in the next turn
+        if not self._unrevealed:
+            self.reveal_timer.stop()
+
     def showEvent(self, event):
+        if self.plots_built:
+            self._hold_plot_paints()
         super().showEvent(event)
         self.flush_timer.start()
+        if self._unrevealed:
+            self.reveal_timer.start()
 
     def hideEvent(self, event):
         self.flush_timer.stop()
+        self.reveal_timer.stop()  # the plots still held wait for the next visit
         super().hideEvent(event)
 
     def stop(self) -> None:
         self.flush_timer.stop()
+        self.reveal_timer.stop()
