@@ -40,11 +40,13 @@ SIZES = {"single": 1_000, "batched": 100_000, "read": 100_000, "register": 100, 
 def keel_worker(case: str, n: int, folder: Path, synchronous: str) -> tuple[float, int]:
     sys.path.insert(0, str(ROOT))
     from app.core.domain.clock import utc_now
+    from app.core.domain.entities import Column, Schema
     from app.core.store.registry import Registry
 
     registry = Registry(folder / "registry.db")
     registry.conn.execute(f"PRAGMA synchronous={synchronous}")
-    project = registry.insert_project("bench", "classification", "y", "accuracy", {}, {})
+    project = registry.insert_project("bench", "classification", "y", "accuracy",
+                                      Schema("y", "classification", "integer", (Column("x", "numeric"),)), {})
     run = registry.insert_run(project, "train", started_at=utc_now())
     if case == "read":
         registry.log_metrics(run, (("loss", 1.0 / (s + 1), s) for s in range(n)))

@@ -40,6 +40,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from app.core.domain.entities import Schema  # noqa: E402
 from app.core.ml import datasets, drift, training  # noqa: E402
 from app.core.services import policy  # noqa: E402
 from app.core.services.lifecycle import Keel  # noqa: E402
@@ -82,7 +83,7 @@ def run_keel(shape: Shape, seed: int, folder: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- baselines
-def run_baselines(shape: Shape, seed: int, schema: dict, metric: str) -> dict[str, dict]:
+def run_baselines(shape: Shape, seed: int, schema: Schema, metric: str) -> dict[str, dict]:
     task = shape.task
 
     def clean(frame):

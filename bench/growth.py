@@ -129,7 +129,6 @@ def commands(workspace: Path) -> dict:
 def cycle_reads(workspace: Path) -> dict[str, list[float]]:
     """Seconds of the policy's earlier-version lookup plus the late-label rule, in this process; and
     of the reads they made before (every model version, deployment and monitoring result decoded)."""
-    from app.core.domain.settings import ProjectSettings
     from app.core.services import policy, traffic
     from app.core.services.lifecycle import Keel
 
@@ -138,7 +137,7 @@ def cycle_reads(workspace: Path) -> dict[str, list[float]]:
         services = keel.services
         registry = services.registry
         project = registry.project(PROJECT)
-        settings = ProjectSettings.from_dict(project.settings)
+        settings = project.settings
 
         def now():
             policy.earlier_production_versions(services, project, 1)

@@ -33,6 +33,7 @@ def median_seconds(work, repeats: int = 11) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.core.domain.entities import Column, Schema
     from app.core.store.registry import Registry
 
     parser = argparse.ArgumentParser()
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="keel-bench-late-labels-") as tmp:
         registry = Registry(Path(tmp) / "registry.db")
-        project = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
+        project = registry.insert_project("p", "classification", "y", "accuracy",
+                                          Schema("y", "classification", "integer", (Column("x", "numeric"),)), {})
         model = registry.insert_model_version(project_id=project, version=1, artifact_path="m", sha256="0")
         details = {"has_ids": True, "rules": [], "features": {f"f{i}": {"psi": 0.1, "p": 0.5} for i in range(10)}}
         held = 0

@@ -285,7 +285,7 @@ def main() -> int:
         keel.close()
 
         bodies = {rows: request_body(rows) for rows in (1, 1000)}
-        frames = {rows: protocol.model_frame(protocol.parse_body(body, "application/json", schema["features"]), schema)
+        frames = {rows: protocol.model_frame(protocol.parse_body(body, "application/json", schema.features), schema)
                   for rows, body in bodies.items()}
         mlflow_bodies = {rows: json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}).encode()
                          for rows, frame in frames.items()}
@@ -305,7 +305,7 @@ def main() -> int:
 
             def call(state):
                 openmp_limit.apply()
-                table = protocol.parse_body(body, "application/json", schema["features"])
+                table = protocol.parse_body(body, "application/json", schema.features)
                 X = protocol.model_frame(table, schema)
                 json.dumps(protocol.predictions_payload(loaded.model, "classification", X, False))
             return call
@@ -320,7 +320,7 @@ def main() -> int:
 
             def call(state):
                 openmp_limit.apply()
-                table = protocol.parse_body(body, "application/json", schema["features"])
+                table = protocol.parse_body(body, "application/json", schema.features)
                 X = protocol.model_frame(table, schema)
                 payload = protocol.predictions_payload(loaded.model, "classification", X, False)
                 payload["ids"] = prediction_log.complete_ids(None, len(X))

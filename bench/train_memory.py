@@ -4,7 +4,7 @@
 
 A CSV of --rows rows (bench/ingest.py's file: 6 floats, an integer, 2 categories, a 0/1 target;
 --csv reuses one already written) is ingested into a project created from its first 2,000 rows
-(preset hgb, Keel's default); then `train` runs as a whole process with the default budget
+(--preset, hgb by default); then `train` runs as a whole process with the default budget
 ($KEEL_TRAIN_MEMORY_MB, 2048) and its peak resident memory is measured. The floor is the peak of
 the same `train` on the 2,000-row project (interpreter, libraries, the registry): what the rows
 took is the peak above that floor, which the budget bounds. With --calibrate-rows N, a project of
@@ -54,10 +54,11 @@ def main_argv(workspace: Path) -> list[str]:
     return [sys.executable, str(ROOT / "main.py"), "--workspace", str(workspace)]
 
 
-def ingested_workspace(template: Path, data: Path, folder: Path) -> Path:
+def ingested_workspace(template: Path, data: Path, folder: Path, preset: str) -> Path:
     workspace = folder / "workspace"
     shutil.rmtree(workspace, ignore_errors=True)
     shutil.copytree(template, workspace)
+    run_process([*main_argv(workspace), "project", "set", "bench", "--model", preset], cwd=ROOT)
     run_process([*main_argv(workspace), "ingest", "bench", str(data)], cwd=ROOT)
     return workspace
 
@@ -84,22 +85,30 @@ def training_record(workspace: Path) -> dict:
         sample = params.get("training_sample")
         sample = json.loads(sample) if isinstance(sample, str) else sample
         per_row = datasets.training_bytes_per_row(project.schema)
+        model_version = registry.model_versions(project.id)[-1].version
     finally:
         registry.close()
     rows = sample["sampled_rows"] if sample else wanted
-    return {"labelled_rows": wanted, "trained_rows": rows, "sample": sample, "estimated_bytes_per_row": per_row,
+    return {"model_version": model_version, "labelled_rows": wanted, "trained_rows": rows, "sample": sample, "estimated_bytes_per_row": per_row,
             "estimated_mb": round(rows * per_row / 2**20, 1)}
 
 
-def measure(template: Path, data: Path, folder: Path, budget_mb: int | None, floor_mb: float) -> dict:
-    workspace = ingested_workspace(template, data, folder)
+def measure(template: Path, data: Path, folder: Path, budget_mb: int | None, floor_mb: float, preset: str,
+            retrain: bool = False) -> dict:
+    workspace = ingested_workspace(template, data, folder, preset)
     run = train(workspace, budget_mb)
     record = training_record(workspace)
     above = run.peak_mb - floor_mb
-    return {**record, "budget_mb": budget_mb, "seconds": round(run.seconds, 2), "cpu_seconds": round(run.cpu_seconds, 2),
-            "peak_mb": round(run.peak_mb, 1), "above_floor_mb": round(above, 1),
-            "measured_bytes_per_row": round(above * 2**20 / record["trained_rows"]),
-            "measured_over_estimate": round(above / record["estimated_mb"], 2)}
+    result = {**record, "budget_mb": budget_mb, "seconds": round(run.seconds, 2),
+              "cpu_seconds": round(run.cpu_seconds, 2), "peak_mb": round(run.peak_mb, 1),
+              "above_floor_mb": round(above, 1), "measured_bytes_per_row": round(above * 2**20 / record["trained_rows"]),
+              "measured_over_estimate": round(above / record["estimated_mb"], 2)}
+    if retrain:  # with that version in production, `train` chooses among the adaptive window's candidates
+        run_process([*main_argv(workspace), "deploy", "bench", "--version", str(record["model_version"])], cwd=ROOT)
+        again = train(workspace, budget_mb)
+        result["retrain"] = {**training_record(workspace), "seconds": round(again.seconds, 2),
+                             "peak_mb": round(again.peak_mb, 1), "above_floor_mb": round(again.peak_mb - floor_mb, 1)}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", help="the --rows file, already written by bench/ingest.py")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "keel-bench-train-memory"))
     parser.add_argument("--numeric-only", action="store_true", help="a file with no category columns")
+    parser.add_argument("--preset", default="hgb", help="the model preset trained (default hgb, Keel's default)")
+    parser.add_argument("--retrain", action="store_true",
+                        help="then deploy that version and train again (the adaptive window's candidates)")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
@@ -126,15 +138,22 @@ def main(argv: list[str] | None = None) -> int:
             if floor is None:  # the 2,000-row project the templates were created from
                 workspace = Path(scratch) / "floor"
                 shutil.copytree(template, workspace)
+                run_process([*main_argv(workspace), "project", "set", "bench", "--model", args.preset], cwd=ROOT)
                 floor = train(workspace, budget).peak_mb
-            results.append({"rows": rows, **measure(template, data, Path(scratch), budget, floor)})
+            results.append({"rows": rows, **measure(template, data, Path(scratch), budget, floor, args.preset,
+                                                    args.retrain and rows == args.rows)})
     table = [[f"{r['rows']:,}", r["budget_mb"] or "default", f"{r['trained_rows']:,}", r["estimated_mb"],
               r["peak_mb"], r["above_floor_mb"], r["measured_over_estimate"], r["estimated_bytes_per_row"],
               r["measured_bytes_per_row"], r["seconds"]] for r in results]
     print_table(["rows", "budget MB", "trained rows", "estimate MB", "peak MB", "above floor MB", "measured/estimate",
                  "est. B/row", "measured B/row", "wall s"], table)
     print(f"floor (train on 2,000 rows): {floor:.0f} MB")
-    path = write_report("train_memory", {"numeric_only": args.numeric_only, "floor_mb": round(floor or 0, 1), "libraries": library_versions(),
+    for r in results:
+        if "retrain" in r:
+            again = r["retrain"]
+            print(f"retrain with v{r['model_version']} in production ({r['rows']:,} rows): trained {again['trained_rows']:,} rows, "
+                  f"peak {again['peak_mb']:.0f} MB, {again['above_floor_mb']:.0f} MB above the floor")
+    path = write_report("train_memory", {"preset": args.preset, "numeric_only": args.numeric_only, "floor_mb": round(floor or 0, 1), "libraries": library_versions(),
                                          "sizes": results, "load_average_at_end": list(os.getloadavg())},
                         Path(args.output) if args.output else None)
     print(f"wrote {path}")

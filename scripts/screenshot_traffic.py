@@ -25,6 +25,7 @@ NAME = "demo-credit"
 def build_workspace(folder: Path) -> None:
     import pandas as pd
 
+    from app.core.domain.clock import iso_utc
     from app.core.ml import datasets
     from app.core.services import prediction_log
     from app.core.services.lifecycle import Keel
@@ -47,7 +48,7 @@ def build_workspace(folder: Path) -> None:
         X = datasets.to_model_frame(datasets.clean(datasets.RawTable(frame.drop(columns="default"), "demo"), schema,
                                                    purpose="predict").frame, schema)
         rows = prediction_log.encode(project.id, loaded.model_version.id,
-                                     prediction_log.iso(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
+                                     iso_utc(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
                                      loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
         with keel.services.registry.transaction():
             keel.services.registry.insert_predictions(rows)

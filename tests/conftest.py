@@ -15,6 +15,40 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+UNANSWERED_CONFIRMATION_SECONDS = 20
+
+
+@pytest.fixture(autouse=True)
+def unanswered_confirmation_fails(monkeypatch):
+    """A confirmation box that no test answers would wait offscreen for ever (e.g. "Quit anyway?"
+    when a failed test leaves a job running at tear-down): after a while it is closed and the
+    test fails with its text instead of hanging the run. Tests that answer boxes are unaffected."""
+    common = sys.modules.get("app.frontends.gui.common")  # loaded only by the GUI tests
+    if common is None:
+        return
+    shown = common.confirm
+
+    def confirm_or_fail(parent, title, text, informative="", ok="OK"):
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication, QMessageBox
+
+        unanswered = []
+
+        def close_if_still_open():
+            box = QApplication.activeModalWidget()
+            if isinstance(box, QMessageBox) and box.windowTitle() == title:
+                unanswered.append(title)
+                box.reject()
+
+        QTimer.singleShot(UNANSWERED_CONFIRMATION_SECONDS * 1000, close_if_still_open)
+        answer = shown(parent, title, text, informative, ok)
+        if unanswered:
+            raise AssertionError(f"a confirmation box nobody answered: {title}: {text} {informative}")
+        return answer
+
+    monkeypatch.setattr(common, "confirm", confirm_or_fail)
+
+
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """An empty workspace folder, also set as $KEEL_WORKSPACE."""

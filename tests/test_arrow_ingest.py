@@ -3,6 +3,7 @@ reader ingests it (chunked_ingest, read whole): same rows, warnings, report, con
 frame and Parquet schema when the stored version is read back. Files it does not take on go to the
 general reader."""
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.core.domain.entities import Schema
 from app.core.domain.errors import ValidationError
 from app.core.ml import arrow_ingest, chunked_ingest, datasets, ingest, row_hashing
 
@@ -19,17 +21,16 @@ HEADER = "a,b,cat,y"
 BASE_ROWS = [f"{i * 0.5},{i % 7},{'xyz'[i % 3]},{i % 2}" for i in range(60)]
 
 
-def _schema(tmp_path_factory, text: str, target: str, task: str, id_column: str | None = None, **extra) -> dict:
+def _schema(tmp_path_factory, text: str, target: str, task: str, id_column: str | None = None, **extra) -> Schema:
     path = tmp_path_factory.mktemp("schema") / "first.csv"
     path.write_text(text)
     schema = datasets.infer_schema(datasets.read_table(path), target, task, id_column=id_column)
-    schema.update(extra)
-    return schema
+    return dataclasses.replace(schema, **extra)
 
 
 @pytest.fixture(scope="module")
 def schema(tmp_path_factory):
-    return _schema(tmp_path_factory, "\n".join([HEADER, *BASE_ROWS]) + "\n", "y", "classification", classes=[0, 1])
+    return _schema(tmp_path_factory, "\n".join([HEADER, *BASE_ROWS]) + "\n", "y", "classification", classes=(0, 1))
 
 
 def _rows(*extra: str, header: str = HEADER) -> str:
@@ -130,10 +131,8 @@ def test_a_missing_feature_is_refused_as_the_general_reader_refuses_it(tmp_path,
 @pytest.fixture(scope="module")
 def text_target_schema(tmp_path_factory):
     rows = [f"{i},{i % 3},{'xyz'[i % 3]},{'yes' if i % 2 else 'no'},id-{i}" for i in range(60)]
-    schema = _schema(tmp_path_factory, "\n".join(["a,b,cat,label,key", *rows]) + "\n", "label", "classification",
-                     id_column="key")
-    schema["classes"] = ["no", "yes"]
-    return schema
+    return _schema(tmp_path_factory, "\n".join(["a,b,cat,label,key", *rows]) + "\n", "label", "classification",
+                   id_column="key", classes=("no", "yes"))
 
 
 def test_a_text_target_and_an_id_column_are_stored_as_the_general_reader_stores_them(tmp_path, text_target_schema):

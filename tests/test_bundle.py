@@ -13,6 +13,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from app.core.domain.entities import Schema
 from app.core.fileio import sha256_file
 from app.core.services.lifecycle import Keel
 from app.core.store.archive import ArchiveReader, write_archive
@@ -146,8 +147,8 @@ def test_a_consistently_rehashed_model_swap_is_refused(source, tmp_path, capsys)
         keel.close()
     from app.core.ml import datasets
 
-    schema = json.loads(ArchiveReader(bundle).read_bytes("rows/projects.json"))[0]["schema_json"]
-    schema = json.loads(schema)
+    stored = json.loads(ArchiveReader(bundle).read_bytes("rows/projects.json"))[0]["schema_json"]
+    schema = Schema.from_dict(json.loads(stored))
     X, y = datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema)
     hostile = tmp_path / "knn.skops"
     preprocess = ColumnTransformer([("n", StandardScaler(), NUMERIC), ("c", OneHotEncoder(handle_unknown="ignore"), ["region"])])

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from cli_helpers import loans_csv
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Column, Project, Schema
 
 
 @pytest.mark.parametrize("metric", ["roc_auc", "log_loss"])
@@ -25,8 +25,7 @@ def test_gate_when_the_challenger_learned_a_new_class(metric):
     champion = LogisticRegression().fit(features, (x > 0).astype(int))
     three_classes = np.digitize(x, [-0.5, 0.5])
     challenger = LogisticRegression().fit(features, three_classes)
-    schema = {"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
-              "columns": [{"name": "x", "kind": "numeric"}]}
+    schema = Schema("y", "classification", "integer", (Column("x", "numeric"),))
     project = Project(id=1, name="p", task="classification", target="y", metric=metric, schema=schema, settings={},
                       created_at="2026-01-01T00:00:00.000+00:00")
     gate_frame = pd.DataFrame({"x": x[:120], "y": pd.array(three_classes[:120], dtype="Int64")})

@@ -2,6 +2,7 @@
 the same file read whole: same rows, warnings, report and content hash; a bad row in a later chunk
 is refused naming its line, and a cancel stores nothing."""
 
+import dataclasses
 import gzip
 import threading
 
@@ -29,8 +30,7 @@ def schema(tmp_path_factory):
     path = tmp_path_factory.mktemp("schema") / "first.csv"
     path.write_text("\n".join([HEADER, *BASE_ROWS[:60]]) + "\n")
     schema = datasets.infer_schema(datasets.read_table(path), "y", "classification")
-    schema["classes"] = [0, 1]
-    return schema
+    return dataclasses.replace(schema, classes=(0, 1))
 
 
 def text(*late_rows: str) -> str:

@@ -115,9 +115,9 @@ def check_registry_contents(workspace: Path, trained1: dict, trained2: dict):
             assert sha256_file(path) == model.sha256
 
         runs = [registry.run(m.run_id) for m in models]
-        assert [r["id"] for r in runs] == [trained1["run_id"], trained2["run_id"]]
-        assert [r["dataset_versions"] for r in runs] == [[1], [1, 2]]
-        assert all(r["kind"] == "train" and r["preset"] == "logreg" and r["seed"] == 42 for r in runs)
+        assert [r.id for r in runs] == [trained1["run_id"], trained2["run_id"]]
+        assert [r.dataset_versions for r in runs] == [(1,), (1, 2)]
+        assert all(r.kind == "train" and r.preset == "logreg" and r.seed == 42 for r in runs)
         assert registry.run_metrics(trained2["run_id"]) == trained2["metrics"]
         assert registry.run_params(trained2["run_id"])["train_rows"] == 320  # window: newest 400 of 450, 80%
 

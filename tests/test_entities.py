@@ -10,13 +10,20 @@ from cli_helpers import cli, create_project
 
 from app.core.domain.entities import (
     Alert,
+    AlertNotice,
+    Column,
     DatasetVersion,
     Deployment,
     Event,
     ModelVersion,
+    MonitoredValue,
     MonitorResult,
     Project,
+    Run,
+    Schedule,
+    Schema,
 )
+from app.core.domain.settings import ProjectSettings
 from app.core.services.lifecycle import Keel
 from app.core.store.registry import Registry
 
@@ -155,12 +162,68 @@ def test_monitor_results_come_back_typed_with_the_keys_their_dicts_had(earlier_r
 def test_projects_come_back_typed_with_the_keys_their_dicts_had(earlier_registry):
     [before] = rows(earlier_registry, "SELECT * FROM projects")
     before["schema"] = json.loads(before.pop("schema_json"))
-    before["settings"] = json.loads(before.pop("settings_json"))
+    stored_settings = json.loads(before.pop("settings_json"))
+    before["settings"] = {**ProjectSettings().to_dict(), **stored_settings}  # the defaults fill what 0.1.0 did not store
     project = earlier_registry.project("loans")
     assert isinstance(project, Project) and earlier_registry.projects() == [project]
     assert project.to_dict() == before and list(project.to_dict()) == list(before)
     assert (project.task, project.target, project.metric) == ("classification", "default", "accuracy")
-    assert project.settings["threshold"] == 0.9 and "features" in project.schema
+    assert isinstance(project.settings, ProjectSettings) and project.settings == ProjectSettings.from_dict(stored_settings)
+    assert (project.settings.threshold, project.settings.preset, project.settings.id_column) == (0.9, "logreg", None)
     assert earlier_registry.find_project("nope") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         project.metric = "f1"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        project.settings.threshold = 0.5
+
+
+def test_the_schema_comes_back_typed_and_is_stored_as_before(earlier_registry):
+    [stored] = rows(earlier_registry, "SELECT schema_json FROM projects")
+    schema = earlier_registry.project("loans").schema
+    assert isinstance(schema, Schema) and all(isinstance(column, Column) for column in schema.columns)
+    assert json.dumps(schema.to_dict()) == stored["schema_json"]  # byte for byte: keys, their order, the values
+    assert Schema.from_dict(json.loads(stored["schema_json"])) == schema
+    assert (schema.target, schema.task, schema.target_kind, schema.classes) == ("default", "classification",
+                                                                               "integer", (0, 1))
+    assert schema.features == ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
+    assert schema.column_kinds()["region"] == "categorical"
+    region = schema.columns[4]
+    assert (region.n_unique, region.categories, region.minimum) == (4, ("west", "south", "north", "east"), None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        schema.target = "income"
+
+
+def test_a_new_project_stores_its_schema_as_project_create_shows_it(capsys, workspace, tmp_path):
+    created = create_project(capsys, workspace, tmp_path)
+    registry = Registry(workspace / "registry.db")
+    try:
+        [stored] = rows(registry, "SELECT schema_json FROM projects")
+    finally:
+        registry.close()
+    assert json.loads(stored["schema_json"]) == created["schema"]
+    assert list(created["schema"]) == ["target", "task", "target_kind", "features", "columns", "classes"]
+    assert created["schema"]["features"] == [column["name"] for column in created["schema"]["columns"]]
+
+
+def test_a_schema_whose_features_disagree_with_its_columns_is_refused():
+    stored = {"target": "y", "task": "regression", "target_kind": "float", "features": ["a", "b"],
+              "columns": [{"name": "b", "kind": "numeric"}, {"name": "a", "kind": "numeric"}]}
+    with pytest.raises(ValueError, match="do not match its columns"):
+        Schema.from_dict(stored)
+
+
+def test_runs_schedules_and_alert_notices_come_back_typed(earlier_registry):
+    project = earlier_registry.find_project("loans")
+    [schedule] = earlier_registry.schedules()
+    assert schedule == earlier_registry.schedule(project.id) == Schedule(
+        project_id=project.id, project="loans", kind="interval", expression="600", enabled=True, last_run_at=None)
+    runs = earlier_registry.runs(project.id)  # newest first, with their final metrics
+    assert all(isinstance(run, Run) for run in runs) and [run.dataset_versions for run in runs] == [(1, 2), (1,)]
+    assert runs[0] == dataclasses.replace(earlier_registry.run(runs[0].id), metrics=runs[0].metrics)
+    assert runs[0].metrics == earlier_registry.run_metrics(runs[0].id) and runs[0].preset == "logreg"
+    assert earlier_registry.open_alerts_after(1) == [AlertNotice(2, "loans", *[
+        (alert.severity, alert.message) for alert in earlier_registry.alerts(project.id) if alert.id == 2][0])]
+    [last] = earlier_registry.monitor_results(project.id)
+    assert earlier_registry.recent_monitor_values(project.id, 5) == [MonitoredValue(last.value, last.estimated_value)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        schedule.enabled = False

@@ -46,7 +46,7 @@ def test_compare_versions_gives_confusion_and_importances(keel):
     hgb, forest = result["versions"]
     assert hgb["importance_kind"] == "permutation"  # HistGradientBoosting has no feature_importances_
     assert forest["importance_kind"] == "impurity"  # summed back from one-hot columns onto input columns
-    features = keel.project("demo-credit").schema["features"]
+    features = keel.project("demo-credit").schema.features
     assert set(forest["importances"]) == set(features)
     assert sum(forest["importances"].values()) == pytest.approx(1.0)
     for entry in (hgb, forest):

@@ -78,8 +78,8 @@ def test_wizard_creates_a_project(qtbot, window, tmp_path):
     wizard.accept()
     qtbot.waitUntil(lambda: window.controller.project == "loans", timeout=JOB_TIMEOUT_MS)
     project = window.controller.keel.project("loans")
-    assert project.target == "default" and project.settings["preset"] == "logreg"
-    assert project.settings["threshold"] == pytest.approx(0.8)
+    assert project.target == "default" and project.settings.preset == "logreg"
+    assert project.settings.threshold == pytest.approx(0.8)
     qtbot.waitUntil(lambda: window.project_list.count() == 2, timeout=5000)
     assert window.errors == []
 
@@ -126,13 +126,17 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     assert window.errors == []
 
 
-def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path):
+@pytest.mark.parametrize("window_setting, busy_with", [
+    ("adaptive", "choosing the training window"),  # fitting the candidate windows (a child process)
+    (None, "training on"),  # all rows: straight to the fit itself (a child process)
+], ids=["choosing the window", "fitting"])
+def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path, window_setting, busy_with):
     keel = window.controller.keel
     extra = tmp_path / "more.csv"
     make_batch(3000, seed=11).to_csv(extra, index=False)
     keel.ingest("demo-credit", extra)
-    # every row (no adaptive window, whose candidate fits would come first): the long part is the one fit
-    keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 3000}, "window": None})
+    keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 3000},
+                                     "window": window_setting})
     project_id = keel.project("demo-credit").id
     artifacts_before = sorted(p.name for p in (keel.workspace.root / "artifacts").rglob("*"))
     versions_before = len(keel.services.registry.model_versions(project_id))
@@ -140,7 +144,7 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     window.named_actions["retrain"].trigger()
     job = window.controller.runner.active_jobs()[-1]
     assert job.kind == "train" and job.cancellable
-    qtbot.waitUntil(lambda: job.message.startswith("training on"), timeout=60000)  # the child is fitting
+    qtbot.waitUntil(lambda: job.message.startswith(busy_with), timeout=60000)
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
     with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
@@ -320,6 +324,8 @@ def test_an_exception_in_a_slot_is_shown_not_fatal(qtbot, window, monkeypatch):
 
 
 def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
+    # enabled once the window has read the production model (a read job): a trigger before does nothing
+    qtbot.waitUntil(lambda: window.named_actions["serve"].isEnabled(), timeout=20000)
     wait_job(qtbot, window, lambda: (window.named_actions["serve"].trigger(), window.controller.runner.active_jobs()[-1])[1])
     server = window.controller.server
     assert server is not None and server.url.startswith("http://127.0.0.1:")
@@ -340,7 +346,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     assert dialog.changes() == {"threshold": 0.85, "policy": "approve", "window": 2000}
     wait_job(qtbot, window, lambda: window.controller.save_settings(dialog.changes()))
     settings = keel.project("demo-credit").settings
-    assert (settings["threshold"], settings["policy"], settings["window"]) == (0.85, "approve", 2000)
+    assert (settings.threshold, settings.policy, settings.window) == (0.85, "approve", 2000)
 
     monitoring = window.panels["monitoring"]
     window.tabs.setCurrentWidget(monitoring)
@@ -351,7 +357,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     wait_job(qtbot, window, lambda: (monitoring.save_schedule_button.click(),
                                      window.controller.runner.active_jobs()[-1])[1])
     schedule = keel.services.registry.schedule(keel.project("demo-credit").id)
-    assert (schedule["kind"], int(schedule["expression"]), schedule["enabled"]) == ("interval", 300, 0)
+    assert (schedule.kind, int(schedule.expression), schedule.enabled) == ("interval", 300, False)
 
     monitoring.schedule_kind.setCurrentIndex(1)
     monitoring.cron_text.setText("*/15 * * *")  # four fields: the core refuses it, the window says why
@@ -432,7 +438,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
         qtbot.waitUntil(lambda: bool(done), timeout=JOB_TIMEOUT_MS)
         assert done[0]["decision"] == "none"  # nothing new in the inbox yet: a cycle that found no batch
         project = win.controller.keel.project("demo-credit")
-        assert win.controller.keel.services.registry.schedule(project.id)["last_run_at"] is not None
+        assert win.controller.keel.services.registry.schedule(project.id).last_run_at is not None
         assert win.controller.next_run_times()["demo-credit"] is not None
     finally:
         win.close()
@@ -512,4 +518,4 @@ def test_project_settings_dialog_opens_shown_and_saves_from_the_menu(qtbot, wind
     dialog.accept()  # checked by the core on a worker, then saved
     qtbot.waitUntil(lambda: bool(saved), timeout=20000)
     assert not isValid(dialog)  # closed, and deleted
-    assert window.controller.keel.project("demo-credit").settings["max_drop"] == 0.07
+    assert window.controller.keel.project("demo-credit").settings.max_drop == 0.07

@@ -103,7 +103,7 @@ def test_clicks_and_the_registry_poll_read_the_services_off_the_gui_thread(qtbot
             "change_stamp"} <= set(recorder.on_workers)
     titles = {title for _, title in answerer.seen}
     assert {"Deploy", "Delete project"} <= titles and any("MLflow" in title for title in titles), titles
-    assert keel.project("demo-credit").settings["max_drop"] == 0.07
+    assert keel.project("demo-credit").settings.max_drop == 0.07
     assert any(message.startswith("demo-credit: v3 trained (accuracy ") for message in notices), notices
     assert keel.production_version("demo-credit") == 3  # the Deploy dialog's first choice: the version just trained
     assert window.errors == []

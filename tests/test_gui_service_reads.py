@@ -48,8 +48,8 @@ def test_a_new_alert_is_announced_once(qtbot, window, monkeypatch, tmp_path):
     keel.ingest(DEMO_PROJECT, tmp_path / "batch.csv")
     keel.monitor(DEMO_PROJECT)
     opened = keel.open_alerts_after(alerts_before)
-    assert opened and all(alert["project"] == DEMO_PROJECT for alert in opened)
-    expected = [f"New alert on {DEMO_PROJECT}: {alert['message']}" for alert in opened]
+    assert opened and all(alert.project == DEMO_PROJECT for alert in opened)
+    expected = [f"New alert on {DEMO_PROJECT}: {alert.message}" for alert in opened]
     qtbot.waitUntil(lambda: [m for m in announced if m.startswith("New alert")] == expected, timeout=10000)
     reads = []
     window.controller.runner.finished.connect(lambda job, result: reads.append(job.title))

@@ -108,6 +108,6 @@ def test_the_wizard_suggests_an_id_column_but_never_picks_one(qtbot, window, tmp
         page.id_column.setCurrentIndex(page.id_column.findData("customer_id"))
         assert page.settings()["id_column"] == "customer_id"
         wizard.next()
-        assert "customer_id" not in wizard.schema_page.schema["features"]
+        assert "customer_id" not in wizard.schema_page.schema.features
     finally:
         wizard.reject()

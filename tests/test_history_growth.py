@@ -5,6 +5,7 @@ project's history (batches, results, events, metrics…) makes the work grow wit
 pending-batch lookup without an index went from 0.24 s at 1k batches to 5.2 s at 4k.
 """
 
+import dataclasses
 import json
 import sqlite3
 
@@ -89,10 +90,12 @@ def _steps_to_read_metrics(registry, run_id: int) -> int:
 def test_a_runs_latest_metrics_cost_the_same_with_a_long_history(tmp_path):
     """`status` reads every version's final metrics: a run with 20,000 logged points of a loss
     curve must not cost more to summarise than one with 20 (it read every point before)."""
+    from app.core.domain.entities import Column, Schema
     from app.core.store.registry import Registry
 
     registry = Registry(tmp_path / "registry.db")
-    project = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
+    one_feature = Schema("y", "classification", "integer", (Column("x", "numeric"),))
+    project = registry.insert_project("p", "classification", "y", "accuracy", one_feature, {})
     short, long = registry.insert_run(project, "train"), registry.insert_run(project, "train")
     for run, points in ((short, 20), (long, 20_000)):
         registry.log_metrics(run, [("loss", 1.0 / (step + 1), step) for step in range(points)])
@@ -165,7 +168,6 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     """Both ran once per cycle over the whole history (every model version decoded; every
     monitoring result's details decoded): now each is one indexed read whose cost does not
     grow with archived versions or with labelled results."""
-    from app.core.domain.settings import ProjectSettings
     from app.core.services import policy, traffic
 
     services = keel.services
@@ -173,7 +175,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     dataset = registry.dataset_versions(project.id)[0]
-    settings = ProjectSettings.from_dict({**project.settings, "id_column": "customer_id", "label_delay": "0s"})
+    settings = dataclasses.replace(project.settings, id_column="customer_id", label_delay="0s")
 
     def work():
         policy.earlier_production_versions(services, project, 1)

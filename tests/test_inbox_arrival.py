@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from loop_helpers import batch, drop, make_project, settle
 
+from app.core.domain.clock import Clock
 from app.core.services import inbox
 from app.core.services.inbox import Rules
 
@@ -119,6 +120,20 @@ def test_a_file_that_changes_between_sweeps_starts_its_quiet_time_again(keel):
     assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.0) == []  # changed since: not quiet yet
     [result] = inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.5)
     assert result["rows"] == 60
+
+
+def test_a_sweep_reads_the_time_from_its_clock(keel):
+    """Without now=, how long a file has been seen unchanged is measured on the inbox's clock, not the system's."""
+    path = folder(keel) / "timed.csv"
+    path.write_text(batch(6, rows=30).to_csv(index=False))
+    reading = [1_000_000.0]  # a moment far from the system's clock
+    deps = dataclasses.replace(keel.services.inbox, clock=Clock(lambda: reading[0]))
+    assert inbox.sweep(deps, "loan", rules=FAST) == []  # first seen
+    time.sleep(FAST.quiet_seconds + 0.1)  # the system's clock moves on, the inbox's does not: still not quiet
+    assert inbox.sweep(deps, "loan", rules=FAST) == []
+    reading[0] += FAST.quiet_seconds + 0.1
+    [result] = inbox.sweep(deps, "loan", rules=FAST)
+    assert result["status"] == "processed" and result["rows"] == 30
 
 
 def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_processed(keel):

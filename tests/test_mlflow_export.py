@@ -113,14 +113,14 @@ def test_signature_and_input_example_come_from_the_schema(exported):
     schema = loaded.project.schema
     signature = read_yaml(directory / "MLmodel")["signature"]
     inputs, outputs = json.loads(signature["inputs"]), json.loads(signature["outputs"])
-    assert [c["name"] for c in inputs] == schema["features"]
+    assert [c["name"] for c in inputs] == schema.features
     assert all(c["type"] in MLFLOW_DATA_TYPES and c["required"] is True for c in inputs + outputs)
     kinds = datasets.column_kinds(schema)
     assert {c["name"]: c["type"] for c in inputs} == {
-        name: "string" if kinds[name] == "categorical" else "double" for name in schema["features"]}
+        name: "string" if kinds[name] == "categorical" else "double" for name in schema.features}
     assert outputs == [{"type": "long", "required": True}]  # the demo target is 0/1
     example = json.loads((directory / "input_example.json").read_text())
-    assert example["columns"] == schema["features"] and 1 <= len(example["data"]) <= 5
+    assert example["columns"] == schema.features and 1 <= len(example["data"]) <= 5
     serving = json.loads((directory / "serving_input_example.json").read_text())
     assert serving == {"dataframe_split": example}
 
@@ -132,15 +132,15 @@ def test_requirements_are_pinned_to_the_training_libraries(exported):
     pins = dict(line.split("==") for line in lines if "==" in line)
     assert [line for line in lines if "==" not in line] == ["mlflow>=3.14"]
     for library in ("scikit-learn", "skops", "numpy", "pandas"):
-        assert pins[library] == run["library_versions"][library]
+        assert pins[library] == run.library_versions[library]
     assert "scipy" in pins
     conda, theirs = read_yaml(directory / "conda.yaml"), read_yaml(REFERENCE / "conda.yaml")
     assert set(conda) == set(theirs) and conda["name"] == theirs["name"] == "mlflow-env"
-    assert f"python={run['library_versions']['python']}" in conda["dependencies"]
+    assert f"python={run.library_versions['python']}" in conda["dependencies"]
     assert [d["pip"] for d in conda["dependencies"] if isinstance(d, dict)] == [lines]
     python_env, theirs = read_yaml(directory / "python_env.yaml"), read_yaml(REFERENCE / "python_env.yaml")
     assert set(python_env) == set(theirs) and python_env["dependencies"] == ["-r requirements.txt"]
-    assert python_env["python"] == run["library_versions"]["python"]
+    assert python_env["python"] == run.library_versions["python"]
 
 
 def test_export_refuses_an_existing_folder_or_one_inside_the_workspace(exported, tmp_path, capsys):

@@ -33,7 +33,7 @@ def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     assert len(stored) == 1
     details = stored[0].details
     assert set(details["per_class"]) == {"0", "1"}
-    assert set(details["features"]) == set(keel.project("loan").schema["features"])
+    assert set(details["features"]) == set(keel.project("loan").schema.features)
     assert details["prediction_drift"]["psi"] >= 0
     assert keel.monitor("loan")["batches"] == []  # evaluated once
 

@@ -1,12 +1,14 @@
 """Every branch of the policy: alert only, retrain and deploy, wait for approval, reject;
 the triggers (alert with back-off, new rows), the adaptive window, and the gate's tests."""
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
 from loop_helpers import batch, cli, drop, make_project
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Column, Project, Schema
 from app.core.domain.errors import KeelError
 from app.core.services import policy
 
@@ -198,8 +200,7 @@ class FixedModel:
 def _gate_project(metric):
     return Project(id=1, name="gate", task="classification", target="y", metric=metric, settings={},
                    created_at="2026-01-01T00:00:00.000+00:00",
-                   schema={"target": "y", "task": "classification", "target_kind": "integer", "features": ["x"],
-                           "columns": [{"name": "x", "kind": "numeric"}]})
+                   schema=Schema("y", "classification", "integer", (Column("x", "numeric"),)))
 
 
 def test_gate_uses_mcnemar_for_accuracy():
@@ -384,17 +385,21 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches(workspace):
     keel.close()
 
 
-def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace):
+@pytest.mark.parametrize("cancellable", [False, True], ids=["in this process", "in a child process"])
+def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, cancellable):
     keel = make_project(workspace, settings={"policy": "alert"})
     drop(keel, "loan", batch(27, rows=600, concept=1.0), "b.csv")
     assert keel.monitor("loan")["decision"] == "alert"  # the drop marks a change at the new batch
-    trained = keel.train("loan")
+    messages = []
+    trained = keel.train("loan", cancel_event=threading.Event() if cancellable else None,
+                         progress=lambda fraction, message: messages.append(message))
+    assert any(message.startswith("choosing the training window") for message in messages)
     params = keel.services.registry.run_params(trained["run_id"])
     assert params["training_window"] == "since change" and params["training_window_rows"] == 600
     scores = params["training_window_scores"]
     assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
     assert scores["since change"] > scores["all"]
-    assert keel.services.registry.run(trained["run_id"])["dataset_versions"] == [2]
+    assert keel.services.registry.run(trained["run_id"]).dataset_versions == (2,)
     keel.close()
 
 

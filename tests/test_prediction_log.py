@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from cli_helpers import cli, loans, snapshot, write_csv
 
 from app.adapters import serving
+from app.core.domain.clock import fixed_clock, iso_utc
 from app.core.services import prediction_log
 from app.core.services.lifecycle import Keel
 
@@ -57,7 +59,7 @@ def records(ws, name="scored", after_id=0) -> list[dict]:
 def last_record_id(ws, name="scored") -> int:
     keel = Keel.open(ws)
     try:
-        return keel.services.registry.prediction_log_summary(keel.project(name).id)["last_id"]
+        return keel.services.registry.prediction_log_summary(keel.project(name).id).last_id
     finally:
         keel.close()
 
@@ -67,8 +69,8 @@ def test_the_id_column_is_never_a_feature_and_logging_defaults_to_full(ws):
     keel = Keel.open(ws)
     try:
         project = keel.project("scored")
-        assert "customer_id" not in project.schema["features"]
-        assert project.settings["id_column"] == "customer_id"
+        assert "customer_id" not in project.schema.features
+        assert project.settings.id_column == "customer_id"
         assert keel.settings("scored").effective_prediction_log() == 1.0
         stored = keel.dataset_frame("scored", 1)
         assert stored["customer_id"].tolist()[:2] == ["c0", "c1"]  # kept in the stored version, for labels
@@ -114,10 +116,10 @@ def test_cli_predict_output_carries_the_ids_and_records_them(ws, tmp_path, capsy
     assert scored["customer_id"].iloc[::2].tolist() == [f"p{i}" for i in range(0, 50, 2)]
     assert scored["customer_id"].nunique() == 50 and scored["customer_id"].notna().all()
     logged = records(ws, after_id=before)
-    assert [r["record_id"] for r in logged] == scored["customer_id"].tolist()
-    assert [r["prediction"] for r in logged] == scored["prediction"].tolist()
-    assert [round(r["probabilities"][1], 9) for r in logged] == scored["proba_1"].round(9).tolist()
-    assert len(logged[0]["inputs"]) == 6 and {r["source"] for r in logged} == {"predict"}
+    assert [r.record_id for r in logged] == scored["customer_id"].tolist()
+    assert [r.prediction for r in logged] == scored["prediction"].tolist()
+    assert [round(r.probabilities[1], 9) for r in logged] == scored["proba_1"].round(9).tolist()
+    assert len(logged[0].inputs) == 6 and {r.source for r in logged} == {"predict"}
 
 
 def test_predict_without_id_column_or_log_adds_no_column(tmp_path, capsys):
@@ -144,10 +146,10 @@ def test_server_returns_given_and_assigned_ids_and_logs_every_answered_row(ws):
     assert with_id["ids"] == ["known-1"] and len(without["ids"]) == 3 and len(set(without["ids"])) == 3
     assert set(without) == {"predictions", "ids"} and headers["X-Keel-Model-Version"] == "1"
     logged = records(ws, after_id=before)
-    assert [r["record_id"] for r in logged] == with_id["ids"] + without["ids"] + mlflow_style["ids"]
-    assert [r["prediction"] for r in logged] == with_id["predictions"] + without["predictions"] + \
+    assert [r.record_id for r in logged] == with_id["ids"] + without["ids"] + mlflow_style["ids"]
+    assert [r.prediction for r in logged] == with_id["predictions"] + without["predictions"] + \
         mlflow_style["predictions"]
-    assert all(len(r["probabilities"]) == 2 for r in logged)  # computed in the writer when not asked for
+    assert all(len(r.probabilities) == 2 for r in logged)  # computed in the writer when not asked for
 
 
 def test_the_log_keeps_its_row_limit(ws, capsys):
@@ -160,8 +162,11 @@ def test_the_log_keeps_its_row_limit(ws, capsys):
                 post(handle.url, {"dataframe_records": rows})
         kept = records(ws)
         assert len(kept) == 40  # the newest 40 of the 150 rows just scored
-        assert kept[-1]["id"] == last_record_id(ws)
-        assert cli(capsys, ws, "status", "scored")[1]["prediction_log"]["rows"] == 40
+        assert kept[-1].id == last_record_id(ws)
+        shown = cli(capsys, ws, "status", "scored")[1]["prediction_log"]
+        assert list(shown) == ["rows", "oldest_at", "newest_at", "share", "max_rows", "max_days"]
+        assert (shown["rows"], shown["max_rows"], shown["share"]) == (40, 40, 1.0)
+        assert shown["oldest_at"] <= shown["newest_at"] == kept[-1].at
     finally:
         assert cli(capsys, ws, "project", "set", "scored", "--prediction-log-rows", "1000000")[0] == 0
 
@@ -170,16 +175,16 @@ def test_pruning_drops_records_older_than_the_age_limit(ws):
     keel = Keel.open(ws)
     try:
         project = keel.project("scored")
-        old, new = prediction_log.iso(0.0), prediction_log.iso(4e9)
+        old, new = iso_utc(0.0), iso_utc(4e9)
         X = pd.DataFrame({"a": [1.0]})
         with keel.services.registry.transaction():
             for at, record_id in ((old, "ancient"), (new, "recent")):
                 keel.services.registry.insert_predictions(prediction_log.encode(
                     project.id, keel.services.registry.model_version(project.id, 1).id, at, [record_id], X, [1], None,
                     "predict"))
-            dropped = keel.services.registry.prune_predictions(project.id, 10**6, prediction_log.cutoff(90))
+            dropped = keel.services.registry.prune_predictions(project.id, 10**6, prediction_log.cutoff(90, time.time()))
         assert dropped >= 1
-        remaining = {r["record_id"] for r in keel.services.registry.predictions(project.id)}
+        remaining = {r.record_id for r in keel.services.registry.predictions(project.id)}
         assert "recent" in remaining and "ancient" not in remaining
     finally:
         keel.close()
@@ -197,7 +202,7 @@ def test_sigterm_on_serve_loses_no_answered_request(ws):
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
     assert process.returncode == 0
-    assert [r["record_id"] for r in records(ws, after_id=before)] == answered
+    assert [r.record_id for r in records(ws, after_id=before)] == answered
 
 
 def test_the_writer_commits_in_the_background_without_being_stopped(ws):
@@ -208,8 +213,8 @@ def test_the_writer_commits_in_the_background_without_being_stopped(ws):
     try:
         project = keel.project("scored")
         loaded = keel.load_production("scored")
-        before = keel.services.registry.prediction_log_summary(project.id)["last_id"]
-        X = pd.DataFrame({name: [0.0] for name in project.schema["features"]})
+        before = keel.services.registry.prediction_log_summary(project.id).last_id
+        X = pd.DataFrame({name: [0.0] for name in project.schema.features})
         X["region"], X["has_mortgage"] = "north", 1.0
         policy = prediction_log.LogPolicy.of(keel.settings("scored"))
         writer.add(project.id, loaded.model_version.id, loaded.model, True, ["background-1"], X, [0], None,
@@ -218,8 +223,36 @@ def test_the_writer_commits_in_the_background_without_being_stopped(ws):
         while not keel.services.registry.predictions(project.id, after_id=before) and time.monotonic() < deadline:
             time.sleep(0.05)
         committed = keel.services.registry.predictions(project.id, after_id=before)
-        assert [r["record_id"] for r in committed] == ["background-1"]
-        assert len(committed[0]["probabilities"]) == 2  # computed by the writer, off the request path
+        assert [r.record_id for r in committed] == ["background-1"]
+        assert len(committed[0].probabilities) == 2  # computed by the writer, off the request path
     finally:
         writer.stop()
         keel.close()
+
+
+def test_the_log_takes_its_time_from_the_workspace_clock(ws, tmp_path):
+    """Records are stamped, and aged out, by the clock Keel is given: predict and the server's writer alike."""
+    later = time.time() + 200 * 86400  # 200 days on: what the other tests logged is past the 90-day limit
+    age_limit = iso_utc(later - 90 * 86400)
+    keel = Keel.open(ws, clock=fixed_clock(later))
+    try:
+        project = keel.project("scored")
+        before = keel.services.registry.predictions(project.id)
+        keel.predict("scored", write_csv(tmp_path / "score.csv", with_ids(loans(3, seed=8), "clock-").drop(
+            columns="default")), tmp_path / "scored.csv")
+        writer = keel.prediction_log_writer()
+        loaded = keel.load_production("scored")
+        X = pd.DataFrame({name: [0.0] for name in project.schema.features})
+        X["region"], X["has_mortgage"] = "north", 1.0
+        writer.add(project.id, loaded.model_version.id, loaded.model, False, ["served-later"], X, [0], None,
+                   prediction_log.LogPolicy.of(keel.settings("scored")))
+        writer.stop()
+        after = keel.services.registry.predictions(project.id)
+    finally:
+        keel.close()
+    newest = before[-1].id if before else 0
+    assert [(r.record_id, r.at) for r in after if r.id > newest] == [
+        ("clock-0", iso_utc(later)), ("clock-1", iso_utc(later)), ("clock-2", iso_utc(later)),
+        ("served-later", iso_utc(later))]
+    assert any(r.at < age_limit for r in before)  # logged on the system's clock by the other tests...
+    assert all(r.at >= age_limit for r in after)  # ...and aged out on the workspace's

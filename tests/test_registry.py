@@ -1,12 +1,13 @@
 """The SQLite registry: pragmas, one connection per thread, migrations, transactions, the audit log."""
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Column, Project, Schema
 from app.core.domain.errors import KeelError, NotFoundError
 from app.core.store import registry as registry_module
 from app.core.store.registry import (
@@ -19,6 +20,9 @@ from app.core.store.registry import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
+ONE_FEATURE = Schema("y", "classification", "integer", (Column("x", "numeric"),))  # a project's smallest schema
+
+
 @pytest.fixture
 def reg(tmp_path):
     registry = Registry(tmp_path / "registry.db")
@@ -28,7 +32,7 @@ def reg(tmp_path):
 
 def add_project(registry: Registry, name: str = "p") -> Project:
     with registry.transaction():
-        registry.insert_project(name, "classification", "y", "accuracy", {"features": ["x"]}, {"preset": "logreg"})
+        registry.insert_project(name, "classification", "y", "accuracy", ONE_FEATURE, {"preset": "logreg"})
     return registry.project(name)
 
 
@@ -111,7 +115,8 @@ def test_migration_from_v1_keeps_rows_and_adds_later_objects(tmp_path):
     conn = sqlite3.connect(path)
     with conn:
         conn.execute("INSERT INTO projects (id, name, task, target, metric, schema_json, settings_json, created_at) "
-                     "VALUES (1, 'legacy', 'classification', 'y', 'accuracy', '{}', '{}', '2026-01-01T00:00:00Z')")
+                     "VALUES (1, 'legacy', 'classification', 'y', 'accuracy', ?, '{}', '2026-01-01T00:00:00Z')",
+                     (json.dumps(ONE_FEATURE.to_dict()),))
         conn.execute("INSERT INTO runs (id, project_id, kind, started_at) VALUES (1, 1, 'train', '2026-01-01T00:00:00Z')")
         conn.executemany("INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (1, 'loss', ?, ?, 't')",
                          [(1.0 / (s + 1), s) for s in range(5)])
@@ -194,7 +199,7 @@ def test_a_failed_transaction_leaves_nothing(reg):
     before = reg.table_counts()
     with pytest.raises(RuntimeError):
         with reg.transaction():
-            project_id = reg.insert_project("p", "classification", "y", "accuracy", {}, {})
+            project_id = reg.insert_project("p", "classification", "y", "accuracy", ONE_FEATURE, {})
             reg.add_event(reg.project("p"), "project_created", "made")
             run_id = reg.insert_run(project_id, "train")
             reg.log_metric(run_id, "accuracy", 0.9)  # inside a caller's transaction: no commit of its own
@@ -224,12 +229,12 @@ def test_a_write_outside_a_transaction_commits_at_once_and_holds_no_lock(reg, tm
     other = Registry(tmp_path / "registry.db")
     try:
         other.conn.execute("PRAGMA busy_timeout = 100")
-        assert other.schedule(project.id)["expression"] == "600"
+        assert other.schedule(project.id).expression == "600"
         with other.transaction():  # would raise "database is locked" if reg still held the lock
             other.upsert_schedule(project.id, "interval", "60")
     finally:
         other.close()
-    assert reg.schedule(project.id)["expression"] == "60"
+    assert reg.schedule(project.id).expression == "60"
 
 
 def test_a_committed_write_is_seen_by_another_connection(reg, tmp_path):
@@ -284,7 +289,7 @@ def test_metrics_params_and_run_round_trip(reg):
     assert reg.run_metrics(run_id) == {"loss": 0.125, "accuracy": 0.9}
     assert reg.run_params(run_id) == {"C": 0.5, "penalty": "l2", "class_weight": None}
     run = reg.run(run_id)
-    assert (run["seed"], run["dataset_versions"], run["library_versions"]) == (7, [1, 2], {"scikit-learn": "1.9"})
+    assert (run.seed, run.dataset_versions, run.library_versions) == (7, (1, 2), {"scikit-learn": "1.9"})
 
 
 def test_table_counts_cover_every_table(reg):
@@ -320,7 +325,8 @@ def test_migration_moves_the_policy_state_out_of_the_audit_log(tmp_path):
     with conn:
         for project_id, name in ((1, "changed"), (2, "quiet")):
             conn.execute("INSERT INTO projects (id, name, task, target, metric, schema_json, settings_json, created_at) "
-                         "VALUES (?, ?, 'classification', 'y', 'accuracy', '{}', '{}', 't')", (project_id, name))
+                         "VALUES (?, ?, 'classification', 'y', 'accuracy', ?, '{}', 't')",
+                         (project_id, name, json.dumps(ONE_FEATURE.to_dict())))
         events = [("change_detected", '{"dataset_version": 4, "rule": "metric_drop"}'),
                   ("retrain_decision", '{"champion_version": 1, "challenger_version": 2, "unseen_rows": 300}'),
                   ("change_detected", '{"dataset_version": 7, "rule": "drift_share"}'),

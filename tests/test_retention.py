@@ -27,6 +27,7 @@ def test_retention_prunes_old_archived_versions_but_never_a_deployed_one(ws, cap
         assert cli(capsys, ws, "archive", "loans", "--version", str(version))[0] == 0
     code, out, _ = cli(capsys, ws, "retention", "--keep-archived", "0", "--apply", "--dry-run")
     assert code == 0 and [v["version"] for v in out["pruned_versions"]] == [3, 4]
+    assert all(list(v) == ["project", "version", "artifact_path"] for v in out["pruned_versions"])
     assert (ws / "artifacts" / "loans" / "v3.skops").exists()
 
     code, out, _ = cli(capsys, ws, "retention", "--keep-archived", "1", "--apply")

@@ -9,6 +9,7 @@ import pytest
 from loop_helpers import cli, make_project
 
 from app.adapters.scheduling import JOB_PREFIX, MonitorScheduler, missed_run
+from app.core.domain.entities import Schedule
 from app.core.domain.errors import BusyError
 from app.core.services.lifecycle import Keel
 from app.frontends import runner
@@ -79,7 +80,7 @@ def test_catch_up_runs_missed_and_never_run_projects_at_start(keel, started):
     mark(keel, "beta", datetime.now(UTC) - timedelta(minutes=1))  # not due yet
     assert scheduler.start() == ["alpha"]
     assert submitted == ["alpha"]
-    assert keel.services.registry.schedule(keel.project("alpha").id)["last_run_at"] > (
+    assert keel.services.registry.schedule(keel.project("alpha").id).last_run_at > (
         datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
@@ -88,17 +89,22 @@ def test_a_project_without_a_production_model_is_not_submitted(keel, started):
     make_project(keel.workspace.root, "gamma", rows=200, deploy=False).close()
     scheduler.start()  # none has run yet: all are due
     assert sorted(submitted) == ["alpha", "beta"]
-    assert keel.services.registry.schedule(keel.project("gamma").id)["last_run_at"] is not None
+    assert keel.services.registry.schedule(keel.project("gamma").id).last_run_at is not None
 
 
 def test_missed_run_rules():
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    assert missed_run({"kind": "interval", "expression": "600", "last_run_at": None}, now)
-    assert missed_run({"kind": "interval", "expression": "600", "last_run_at": "2026-11-26T11:49:00+00:00"}, now)
-    assert not missed_run({"kind": "interval", "expression": "600", "last_run_at": "2026-11-26T11:55:00+00:00"}, now)
+
+    def schedule(kind: str, expression: str, last_run_at: str | None) -> Schedule:
+        return Schedule(project_id=1, project="p", kind=kind, expression=expression, enabled=True,
+                        last_run_at=last_run_at)
+
+    assert missed_run(schedule("interval", "600", None), now)
+    assert missed_run(schedule("interval", "600", "2026-11-26T11:49:00+00:00"), now)
+    assert not missed_run(schedule("interval", "600", "2026-11-26T11:55:00+00:00"), now)
     two_days_ago = (now - timedelta(days=2)).isoformat()
-    assert missed_run({"kind": "cron", "expression": "0 3 * * *", "last_run_at": two_days_ago}, now)
-    assert not missed_run({"kind": "cron", "expression": "0 3 1 1 *", "last_run_at": (now - timedelta(days=2)).isoformat()}, now)
+    assert missed_run(schedule("cron", "0 3 * * *", two_days_ago), now)
+    assert not missed_run(schedule("cron", "0 3 1 1 *", two_days_ago), now)
 
 
 def test_an_interval_job_submits_and_shutdown_stops_it(keel, started):

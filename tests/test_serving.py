@@ -535,7 +535,7 @@ def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
     keel = Keel.open(ws)
     try:
         project_id = keel.project("credit").id
-        before = keel.services.registry.prediction_log_summary(project_id)["last_id"]
+        before = keel.services.registry.prediction_log_summary(project_id).last_id
     finally:
         keel.close()
     with serving.start_server(ws, "credit", sample_rate=1.0) as handle:
@@ -548,9 +548,9 @@ def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
         records = keel.services.registry.predictions(project_id, after_id=before)
     finally:
         keel.close()
-    assert [r["record_id"] for r in records] == answers[0][2]["ids"] + answers[1][2]["ids"]
-    assert [r["prediction"] for r in records] == answers[0][2]["predictions"] + answers[1][2]["predictions"]
-    assert records[-1]["inputs"][4] == "north" and len(records[-1]["probabilities"]) == 2
+    assert [r.record_id for r in records] == answers[0][2]["ids"] + answers[1][2]["ids"]
+    assert [r.prediction for r in records] == answers[0][2]["predictions"] + answers[1][2]["predictions"]
+    assert records[-1].inputs[4] == "north" and len(records[-1].probabilities) == 2
     with pytest.raises(KeelError):
         serving.start_server(ws, "credit", sample_rate=2.0)
 

@@ -15,6 +15,12 @@ from app.core.ml import datasets
 from app.core.services.lifecycle import Keel
 
 FEATURES = ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
+# the keys `monitor --json`, `traffic --json` and `labels --json` show, in their order (a contract: docs/cli.md)
+WINDOW_KEYS = ["window", "started_at", "ended_at", "rows", "model_version", "metric", "value", "labelled_rows",
+               "label_coverage", "estimated_value", "prediction_drift", "probability_drift", "drifted_features",
+               "drift_share"]
+LATE_LABEL_KEYS = ["where", "traffic_window", "dataset_version", "rows", "labelled_rows", "metric", "value",
+                   "labels_dataset_version"]
 
 
 def make_project(root, name: str, **settings) -> None:
@@ -82,6 +88,8 @@ def test_each_cycle_takes_the_traffic_since_the_last_as_one_window(served):
         traffic = window["cycle"]["traffic"]
         assert len(traffic) == 1 and traffic[0]["rows"] == 1000 and window["cycle"]["batches"] == []
         assert traffic[0]["prediction_drift"] is not None and traffic[0]["estimated_value"] is not None
+        assert list(traffic[0]) == WINDOW_KEYS and traffic[0]["model_version"] == 1
+        assert (traffic[0]["value"], traffic[0]["labelled_rows"], traffic[0]["label_coverage"]) == (None, 0, 0.0)
     assert windows[1]["cycle"]["traffic"][0]["window"] == windows[0]["cycle"]["traffic"][0]["window"] + 1
 
 
@@ -101,6 +109,8 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     assert {k: out[k] for k in ("joined", "unknown", "duplicate", "already_labelled")} == {
         "joined": 1500, "unknown": 10, "duplicate": 5, "already_labelled": 0}
     measured = {w["window"]: w for w in out["traffic_windows"]}
+    assert all(list(w) == ["window", "rows", "labelled_rows", "label_coverage", "metric", "value"]
+               for w in out["traffic_windows"])
     for window, accuracy in zip(windows, expected):
         number = window["cycle"]["traffic"][0]["window"]
         assert measured[number]["value"] == pytest.approx(accuracy, abs=1e-12)
@@ -109,6 +119,8 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
 
     code, shown, _ = cli(capsys, ws, "traffic", "shop")
     assert [w["value"] for w in shown["windows"]] == pytest.approx(expected, abs=1e-12)
+    assert list(shown) == ["project", "windows", "batches", "volume", "volume_bucket"]
+    assert all(list(w) == WINDOW_KEYS for w in shown["windows"])
     assert sum(point["rows"] for point in shown["volume"]) == 2000
 
     # the joined rows are a new labelled dataset version, with lineage; nothing stored before changes
@@ -143,6 +155,7 @@ def test_the_next_cycle_evaluates_late_measurements_once_and_never_as_a_batch(se
     cycle = monitor(ws, "shop")
     assert cycle["batches"] == [] and cycle["traffic"] == []
     late = {item["traffic_window"]: item for item in cycle["late_labels"]}
+    assert all(list(item) == LATE_LABEL_KEYS for item in cycle["late_labels"])
     assert sorted(late) == [w["cycle"]["traffic"][0]["window"] for w in windows]
     drifted = late[windows[1]["cycle"]["traffic"][0]["window"]]
     # the drop on the drifted window, found late, is a drop: the same rule as a labelled batch
@@ -217,10 +230,12 @@ def test_late_label_totals_count_only_windows_past_the_delay_below_the_coverage(
     """The late-label rule's query: old unlabelled batches with IDs (newest late measurement)
     and traffic windows under the coverage; batches labelled when monitored, without IDs or
     newer than the delay do not count."""
+    from app.core.domain.entities import Column, Schema
     from app.core.store.registry import Registry
 
     registry = Registry(tmp_path / "registry.db")
-    project = registry.insert_project("p", "classification", "y", "accuracy", {}, {})
+    one_feature = Schema("y", "classification", "integer", (Column("x", "numeric"),))
+    project = registry.insert_project("p", "classification", "y", "accuracy", one_feature, {})
     model = registry.insert_model_version(project_id=project, version=1, artifact_path="m", sha256="0")
     results = {}
     for version, (at, labelled, has_ids) in enumerate([("2026-01-01", 0, True), ("2026-01-02", 0, True),

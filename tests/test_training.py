@@ -56,11 +56,11 @@ def credit():
 
 
 def test_schemas_are_inferred_with_the_right_task_and_kinds(diabetes, iris, credit):
-    assert diabetes[1]["task"] == "regression" and diabetes[1]["target_kind"] == "float"
+    assert diabetes[1].task == "regression" and diabetes[1].target_kind == "float"
     assert datasets.column_kinds(diabetes[1])["sex"] == "categorical"
-    assert iris[1]["task"] == "classification" and iris[1]["target_kind"] == "string"
+    assert iris[1].task == "classification" and iris[1].target_kind == "string"
     kinds = datasets.column_kinds(credit[1])
-    assert (credit[1]["target_kind"], kinds["region"], kinds["has_mortgage"], kinds["income"]) == (
+    assert (credit[1].target_kind, kinds["region"], kinds["has_mortgage"], kinds["income"]) == (
         "integer", "categorical", "boolean", "numeric")
 
 
@@ -73,7 +73,7 @@ def test_every_preset_trains_and_round_trips_through_skops(request, tmp_path, da
     frame, schema = request.getfixturevalue(data)
     result = training.fit_and_evaluate(frame, schema, preset, {}, seed=3)
     expected = {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"} \
-        if schema["task"] == "classification" else {"r2", "rmse", "mae"}
+        if schema.task == "classification" else {"r2", "rmse", "mae"}
     assert set(result.metrics) == expected
     assert all(np.isfinite(v) for v in result.metrics.values())
     assert result.train_rows + result.test_rows == len(frame)
@@ -83,7 +83,7 @@ def test_every_preset_trains_and_round_trips_through_skops(request, tmp_path, da
     loaded = artifacts.load_model(path, digest)  # Keel's allow-list only: no extra types
     X = datasets.to_model_frame(frame, schema)
     np.testing.assert_array_equal(loaded.predict(X), result.pipeline.predict(X))
-    if schema["task"] == "classification":
+    if schema.task == "classification":
         np.testing.assert_allclose(loaded.predict_proba(X), result.pipeline.predict_proba(X))
 
 
@@ -115,7 +115,7 @@ def test_the_holdout_split_is_stratified(credit):
 @pytest.mark.parametrize("data, key", [("credit", "cv_accuracy"), ("diabetes", "cv_r2")])
 def test_k_fold_cross_validation_when_asked(request, data, key):
     frame, schema = request.getfixturevalue(data)
-    preset = "logreg" if schema["task"] == "classification" else "ridge"
+    preset = "logreg" if schema.task == "classification" else "ridge"
     without = training.fit_and_evaluate(frame, schema, preset, {}, seed=0, cv_folds=0)
     assert not any(k.startswith("cv_") for k in without.metrics)
     with_cv = training.fit_and_evaluate(frame, schema, preset, {}, seed=0, cv_folds=3)
@@ -153,9 +153,9 @@ def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
     try:
         run = keel.services.registry.run(trained["run_id"])
         params = keel.services.registry.run_params(trained["run_id"])
-        assert (run["seed"], run["preset"], run["dataset_versions"], run["status"]) == (7, "logreg", [1], "finished")
-        assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run["library_versions"])
-        assert run["seconds"] > 0 and run["finished_at"] >= run["started_at"]
+        assert (run.seed, run.preset, run.dataset_versions, run.status) == (7, "logreg", (1,), "finished")
+        assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run.library_versions)
+        assert run.seconds > 0 and run.finished_at >= run.started_at
         assert (params["C"], params["overrides"], params["seed"], params["preset"]) == (0.5, {"C": 0.5}, 7, "logreg")
         assert params["train_rows"] + params["test_rows"] == 120
         assert keel.services.registry.run_metrics(trained["run_id"]) == trained["metrics"]

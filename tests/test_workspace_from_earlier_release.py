@@ -5,12 +5,15 @@ tests/fixtures/workspace_from_keel_0_1_0.zip was written by that release's CLI: 
 `loans` (logreg, threshold 0.9), datasets v1-v3, models v1-v2 with v2 in production, one
 monitoring cycle on a drifted batch that opened alerts 1 and 2."""
 
+import json
+import sqlite3
 import time
 import zipfile
 from pathlib import Path
 
 from cli_helpers import cli, loans, write_csv
 
+from app.core.domain.settings import ProjectSettings
 from app.core.services import inbox
 from app.core.services.lifecycle import Keel
 
@@ -35,6 +38,11 @@ def test_status_of_a_workspace_from_keel_0_1_0(capsys, tmp_path):
     assert [dataset["rows"] for dataset in status["dataset_versions"]] == [80, 60, 60]
     assert sorted(alert["id"] for alert in status["open_alerts"]) == [1, 2]
     assert status["settings"]["threshold"] == 0.9 and status["settings"]["preset"] == "logreg"
+    # every setting 0.1.0 stored, as stored; the settings added since, with their defaults
+    stored = json.loads(sqlite3.connect(workspace / "registry.db").execute("SELECT settings_json FROM projects")
+                        .fetchone()[0])
+    assert {key: status["settings"][key] for key in stored} == stored
+    assert list(status["settings"]) == list(ProjectSettings().to_dict())
 
     code, history, err = cli(capsys, workspace, "history", "loans")
     assert code == 0, err

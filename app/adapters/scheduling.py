@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from app.core.domain.entities import Schedule
 from app.core.services.lifecycle import Keel
 
 log = logging.getLogger("keel.scheduling")
@@ -51,14 +52,14 @@ def parse_utc(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def missed_run(schedule: dict, now: datetime) -> bool:
+def missed_run(schedule: Schedule, now: datetime) -> bool:
     """True when a run fell due between the last run and now (or there was never one)."""
-    last = parse_utc(schedule.get("last_run_at"))
+    last = parse_utc(schedule.last_run_at)
     if last is None:
         return True
-    if schedule["kind"] == "interval":
-        return now - last >= timedelta(seconds=int(schedule["expression"]))
-    due = make_trigger(schedule["kind"], schedule["expression"]).get_next_fire_time(None, last + timedelta(seconds=1))
+    if schedule.kind == "interval":
+        return now - last >= timedelta(seconds=int(schedule.expression))
+    due = make_trigger(schedule.kind, schedule.expression).get_next_fire_time(None, last + timedelta(seconds=1))
     return due is not None and due <= now
 
 
@@ -117,7 +118,7 @@ class MonitorScheduler:
         return self.scheduler.running
 
     # ----------------------------------------------------------------- jobs
-    def schedules(self) -> list[dict]:
+    def schedules(self) -> list[Schedule]:
         return self.keel.schedules()
 
     def rebuild(self) -> None:
@@ -125,16 +126,16 @@ class MonitorScheduler:
         schedules = self.schedules()
         wanted = set()
         for schedule in schedules:
-            if not schedule["enabled"]:
+            if not schedule.enabled:
                 continue
-            job_id = JOB_PREFIX + schedule["project"]
+            job_id = JOB_PREFIX + schedule.project
             wanted.add(job_id)
             current = self.scheduler.get_job(job_id)
             if current is not None and current.kwargs.get("signature") == _signature(schedule):
                 continue  # unchanged: keep its next run time
-            self.scheduler.add_job(self._fire, make_trigger(schedule["kind"], schedule["expression"]), id=job_id,
-                                   kwargs={"project": schedule["project"], "signature": _signature(schedule)},
-                                   replace_existing=True, name=f"monitor {schedule['project']}")
+            self.scheduler.add_job(self._fire, make_trigger(schedule.kind, schedule.expression), id=job_id,
+                                   kwargs={"project": schedule.project, "signature": _signature(schedule)},
+                                   replace_existing=True, name=f"monitor {schedule.project}")
         for job in self._project_jobs():
             if job.id not in wanted:
                 job.remove()
@@ -153,7 +154,7 @@ class MonitorScheduler:
 
     def catch_up(self, now: datetime | None = None) -> list[str]:
         now = now or datetime.now(UTC)
-        missed = [s["project"] for s in self.schedules() if s["enabled"] and missed_run(s, now)]
+        missed = [s.project for s in self.schedules() if s.enabled and missed_run(s, now)]
         for project in missed:
             self._fire(project)
         return missed
@@ -163,8 +164,8 @@ class MonitorScheduler:
         jobs = {job.id: job for job in self._project_jobs()}
         result = {}
         for schedule in self.schedules():
-            job = jobs.get(JOB_PREFIX + schedule["project"])
-            result[schedule["project"]] = getattr(job, "next_run_time", None) if job is not None else None
+            job = jobs.get(JOB_PREFIX + schedule.project)
+            result[schedule.project] = getattr(job, "next_run_time", None) if job is not None else None
         return result
 
     def _upkeep(self) -> dict:
@@ -181,8 +182,8 @@ class MonitorScheduler:
         queued = []
         try:
             for schedule in self.schedules():
-                project = schedule["project"]
-                if not schedule["enabled"] or not self.keel.inbox_has_waiting_files(project):
+                project = schedule.project
+                if not schedule.enabled or not self.keel.inbox_has_waiting_files(project):
                     continue
                 if self.keel.production_version(project) is None:
                     continue  # as for monitoring: its inbox waits for the first deployment
@@ -203,5 +204,5 @@ class MonitorScheduler:
             log.exception("scheduled monitoring of %s could not be queued", project)
 
 
-def _signature(schedule: dict) -> tuple:
-    return (schedule["project"], schedule["kind"], str(schedule["expression"]), bool(schedule["enabled"]))
+def _signature(schedule: Schedule) -> tuple:
+    return (schedule.project, schedule.kind, str(schedule.expression), bool(schedule.enabled))

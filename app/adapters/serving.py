@@ -34,9 +34,8 @@ from urllib.parse import parse_qs, urlsplit
 from app import __version__
 from app.adapters import serving_protocol as protocol
 from app.adapters.serving_protocol import RequestError
-from app.core.domain.entities import Project
+from app.core.domain.entities import Project, Schema
 from app.core.domain.errors import KeelError
-from app.core.domain.settings import ProjectSettings
 from app.core.services.prediction_log import LogPolicy, PredictionLogWriter, complete_ids
 
 log = logging.getLogger("keel.serving")
@@ -87,7 +86,7 @@ class ServedModel:
     project_id: int
     deployed_at: str
     task: str
-    schema: dict
+    schema: Schema
     model: object
     log_policy: LogPolicy = LogPolicy(0.0, 1, 1.0, None)  # the project's prediction log settings
 
@@ -173,7 +172,7 @@ class ProductionWatcher:
         self._publish(served, f"now serving {served.project} v{served.version}{was}")
 
     def _log_policy(self) -> LogPolicy:
-        settings = ProjectSettings.from_dict(self.keel.project(self.project.name).settings)
+        settings = self.keel.project(self.project.name).settings
         policy = LogPolicy.of(settings)
         return policy if self.log_share is None else dataclasses.replace(policy, share=self.log_share)
 
@@ -476,7 +475,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             probabilities = protocol.parse_flag(query.get("probabilities", []), "probabilities")
             if served is None:
                 raise self._no_model_error()
-            table = protocol.parse_body(body, self.headers.get("Content-Type", ""), served.schema["features"])
+            table = protocol.parse_body(body, self.headers.get("Content-Type", ""), served.schema.features)
             X = protocol.model_frame(table, served.schema)
             self.server.openmp_limit.apply()  # after the model is loaded: its OpenMP runtime is in the process
             payload = protocol.predictions_payload(served.model, served.task, X, probabilities)

@@ -29,6 +29,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.entities import Schema
 from app.core.domain.errors import ValidationError
 
 
@@ -340,7 +341,7 @@ def cell_text(cell) -> str:
     return str(cell)
 
 
-def model_frame(table: RequestTable, schema: dict) -> pd.DataFrame:
+def model_frame(table: RequestTable, schema: Schema) -> pd.DataFrame:
     """The model's input for the request: the fast path when it can vouch for every cell, else clean(strict)."""
     if table.rows == 0:
         raise RequestError("the request holds no rows", 400, "BAD_REQUEST")
@@ -348,7 +349,7 @@ def model_frame(table: RequestTable, schema: dict) -> pd.DataFrame:
     return fast if fast is not None else strict_model_frame(table, schema)
 
 
-def strict_model_frame(table: RequestTable, schema: dict) -> pd.DataFrame:
+def strict_model_frame(table: RequestTable, schema: Schema) -> pd.DataFrame:
     frame = pd.DataFrame({name: [cell_text(c) for c in cells] for name, cells in table.columns.items()},
                          index=pd.RangeIndex(table.rows))
     try:
@@ -358,12 +359,12 @@ def strict_model_frame(table: RequestTable, schema: dict) -> pd.DataFrame:
     return datasets.to_model_frame(batch.frame, schema)
 
 
-def fast_model_frame(table: RequestTable, schema: dict) -> pd.DataFrame | None:
+def fast_model_frame(table: RequestTable, schema: Schema) -> pd.DataFrame | None:
     """The same frame as strict_model_frame, or None when a cell needs clean()'s judgement."""
     converters = {"numeric": _numeric_cells, "boolean": _boolean_cells, "categorical": _categorical_cells}
     columns = {}
-    for column in schema["columns"]:
-        name, convert = column["name"], converters.get(column["kind"])
+    for column in schema.columns:
+        name, convert = column.name, converters.get(column.kind)
         cells = table.columns.get(name)
         if cells is None or convert is None:  # a missing column, or a kind (datetime) only clean() reads
             return None

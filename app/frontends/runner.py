@@ -111,7 +111,7 @@ def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
                            on_sweep=lambda project, result, error: _echo_sweep(echo, project, result, error))
     scheduler = MonitorScheduler(keel, queues.submit, submit_sweep=queues.submit_sweep)
     try:
-        projects = sorted(s["project"] for s in scheduler.schedules() if s["enabled"])
+        projects = sorted(s.project for s in scheduler.schedules() if s.enabled)
         echo(f"Keel runner on {keel.root}: monitoring {len(projects)} project(s) on their schedules. "
              "Ctrl-C to stop.")
         caught_up = scheduler.start()

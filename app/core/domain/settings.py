@@ -43,8 +43,10 @@ def default_metric(task: str) -> str:
     return "accuracy" if task == "classification" else "r2"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProjectSettings:
+    """A project's settings (a change is a new value: dataclasses.replace, then validate)."""
+
     preset: str = "hgb"
     params: dict = field(default_factory=dict)
     metric: str = "accuracy"

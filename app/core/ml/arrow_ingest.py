@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app.core.domain.entities import Schema
 from app.core.ml import row_hashing
 from app.core.ml.cleaning_report import MAX_STORED_CATEGORIES, CleaningReport, ColumnTally, Occurrences
 from app.core.ml.file_checks import (
@@ -62,7 +63,7 @@ class _Column:
     values_at: Callable[[np.ndarray], list]  # the cells at some rows, for an exact comparison
 
 
-def ingest_csv(path: Path, schema: dict, destination: Path, id_column: str | None, report: Progress,
+def ingest_csv(path: Path, schema: Schema, destination: Path, id_column: str | None, report: Progress,
                check_cancel: Callable[[], None]) -> IngestedFile | None:
     """path read whole, validated, cleaned, de-duplicated, hashed and written as Parquet to destination;
     None where the general reader must read it."""
@@ -90,7 +91,7 @@ def ingest_csv(path: Path, schema: dict, destination: Path, id_column: str | Non
     hashes = row_hashing.combine([c.hashes for c in sorted(columns, key=lambda c: c.name)], found.rows_read)
     keep, kept_hashes = _first_of_each_row(hashes, columns)
     found.duplicates = int((~keep).sum())
-    target = next(c for c in columns if c.name == schema["target"])
+    target = next(c for c in columns if c.name == schema.target)
     labelled_rows = int(np.count_nonzero(~target.missing & keep))
     rows = int(keep.sum())
     warnings, summary = found.finish(delimiter_warning(path.name, delimiter), rows, labelled_rows)
@@ -102,21 +103,21 @@ def ingest_csv(path: Path, schema: dict, destination: Path, id_column: str | Non
     return IngestedFile(path.name, rows, labelled_rows, warnings, summary, digest)
 
 
-def _schema_supported(schema: dict) -> bool:
-    return (all(c["kind"] in FEATURE_KINDS for c in schema["columns"]) and schema.get("target_kind") in TARGET_KINDS
-            and not (schema["task"] == "classification" and schema["target_kind"] == "float"))
+def _schema_supported(schema: Schema) -> bool:
+    return (all(c.kind in FEATURE_KINDS for c in schema.columns) and schema.target_kind in TARGET_KINDS
+            and not (schema.task == "classification" and schema.target_kind == "float"))
 
 
 # --------------------------------------------------------------------------- reading
-def _read(path: Path, header: list[str], delimiter: str, schema: dict, id_column: str | None) -> pa.Table | None:
+def _read(path: Path, header: list[str], delimiter: str, schema: Schema, id_column: str | None) -> pa.Table | None:
     import pyarrow as pa
     import pyarrow.csv as arrow_csv
 
     text = pa.dictionary(pa.int32(), pa.string())
-    kinds = {c["name"]: c["kind"] for c in schema["columns"]}
+    kinds = {c.name: c.kind for c in schema.columns}
     types = {name: pa.float64() if kind == "numeric" else text for name, kind in kinds.items()}
-    if schema["target"] in header:
-        types[schema["target"]] = text if schema["target_kind"] == "string" else pa.float64()
+    if schema.target in header:
+        types[schema.target] = text if schema.target_kind == "string" else pa.float64()
     if id_column is not None and id_column in header and id_column not in types:
         types[id_column] = text
     try:
@@ -173,19 +174,19 @@ def _numbers_array(arrow_type: pa.DataType, values: np.ndarray, missing: np.ndar
 
 
 # --------------------------------------------------------------------------- cleaning
-def _clean(table: pa.Table, schema: dict, id_column: str | None, found: CleaningReport) -> list[_Column]:
+def _clean(table: pa.Table, schema: Schema, id_column: str | None, found: CleaningReport) -> list[_Column]:
     """The cleaned columns in the order clean() gives them: features, the ID column, the target."""
     rows = table.num_rows
     columns = []
-    for column in schema["columns"]:
-        name, tally = column["name"], found.columns[column["name"]]
-        if column["kind"] == "numeric":
+    for column in schema.columns:
+        name, tally = column.name, found.columns[column.name]
+        if column.kind == "numeric":
             columns.append(_numeric_feature(name, table.column(name), tally))
         else:
-            known = set(column.get("categories", []))
-            check_unseen = bool(known) and column.get("n_unique", 0) <= MAX_STORED_CATEGORIES
+            known = set(column.categories or ())
+            check_unseen = bool(known) and (column.n_unique or 0) <= MAX_STORED_CATEGORIES
             columns.append(_text_column(name, table.column(name), tally, known if check_unseen else None, tally.unseen))
-    if id_column is not None and id_column in table.column_names and id_column not in schema["features"]:
+    if id_column is not None and id_column in table.column_names and id_column not in schema.features:
         columns.append(_text_column(id_column, table.column(id_column)))
     columns.append(_target(table, schema, found, rows))
     found.rows_read = rows
@@ -219,7 +220,8 @@ def _text_column(name: str, cells: pa.ChunkedArray, tally: ColumnTally | None = 
     arrow-backed strings trim what str.strip() does: tests/test_arrow_ingest.py checks every
     character), a missing token in any case is missing. tally counts a feature's missing cells;
     unseen, the values not in known (where known is given)."""
-    distinct, codes = _dictionary(cells)
+    as_read, codes = _dictionary_array(cells)
+    distinct = as_read.to_pylist()
     stripped = [value.strip() for value in distinct]
     cleaned: list[str | None] = [None if value.lower() in MISSING_TOKENS else value for value in stripped]
     missing_value = np.array([value is None for value in cleaned], dtype=bool)
@@ -231,13 +233,27 @@ def _text_column(name: str, cells: pa.ChunkedArray, tally: ColumnTally | None = 
         if unseen_rows.any():
             first = int(np.flatnonzero(unseen_rows)[0])
             unseen.add_found(int(unseen_rows.sum()), first, repr(cleaned[codes[first]]))
-    return _Column(name, lambda keep: _text_array(cleaned, _kept(codes, keep)), missing, "object", "object", "string",
+    unchanged = all(value is read for value, read in zip(cleaned, distinct, strict=True))  # strip() gives itself
+    stored = _large_strings(as_read) if unchanged else _distinct_array(cleaned)
+    return _Column(name, lambda keep: _taken(stored, _kept(codes, keep)), missing, "object", "object", "string",
                    row_hashing.text_hashes(cleaned, codes), lambda rows: [cleaned[code] for code in codes[rows].tolist()])
 
 
-def _text_array(values: list[str | None], codes: np.ndarray) -> pa.Array:
-    """A large_string array of values[code] for each code (None: missing): the distinct values built
-    from their buffers, then taken row by row (arrow's take: 10 ms a million rows)."""
+def _large_strings(values: pa.Array) -> pa.Array:
+    import pyarrow as pa
+
+    return values.cast(pa.large_string())
+
+
+def _taken(values: pa.Array, codes: np.ndarray) -> pa.Array:
+    """values[code] for each code (arrow's take: 10 ms a million rows)."""
+    import pyarrow as pa
+
+    return values.take(pa.Array.from_buffers(pa.int64(), len(codes), [None, pa.py_buffer(np.ascontiguousarray(codes))]))
+
+
+def _distinct_array(values: list[str | None]) -> pa.Array:
+    """A large_string array of values (None: missing), built from its buffers."""
     import pyarrow as pa
 
     encoded = [b"" if value is None else value.encode("utf-8") for value in values]
@@ -248,7 +264,7 @@ def _text_array(values: list[str | None], codes: np.ndarray) -> pa.Array:
     distinct = pa.Array.from_buffers(pa.large_string(), len(values),
                                      [_bitmap(~missing) if nulls else None, pa.py_buffer(offsets),
                                       pa.py_buffer(b"".join(encoded))], null_count=nulls)
-    return distinct.take(pa.Array.from_buffers(pa.int64(), len(codes), [None, pa.py_buffer(np.ascontiguousarray(codes))]))
+    return distinct
 
 
 def _kept(values: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -257,14 +273,19 @@ def _kept(values: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
 
 def _dictionary(cells: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     """A dictionary-encoded column as (its distinct values, each row's index into them)."""
+    distinct, codes = _dictionary_array(cells)
+    return distinct.to_pylist(), codes
+
+
+def _dictionary_array(cells: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """A dictionary-encoded column as (its distinct values as read, each row's index into them)."""
     cells = cells.unify_dictionaries()
-    distinct = cells.chunk(0).dictionary.to_pylist()
     codes = np.concatenate([_fixed_width(chunk.indices, np.int32) for chunk in cells.chunks])
-    return distinct, codes.astype(np.int64)
+    return cells.chunk(0).dictionary, codes.astype(np.int64)
 
 
-def _target(table: pa.Table, schema: dict, found: CleaningReport, rows: int) -> _Column:
-    name, kind = schema["target"], schema["target_kind"]
+def _target(table: pa.Table, schema: Schema, found: CleaningReport, rows: int) -> _Column:
+    name, kind = schema.target, schema.target_kind
     found.target_present = name in table.column_names
     if kind == "string":
         return _text_target(table, schema, found, rows)
@@ -295,7 +316,7 @@ def _target(table: pa.Table, schema: dict, found: CleaningReport, rows: int) -> 
     return _integer_target(name, numbers, missing, schema, found)
 
 
-def _integer_target(name: str, numbers: np.ndarray, missing: np.ndarray, schema: dict,
+def _integer_target(name: str, numbers: np.ndarray, missing: np.ndarray, schema: Schema,
                     found: CleaningReport) -> _Column:
     import pyarrow as pa
 
@@ -313,8 +334,8 @@ def _integer_target(name: str, numbers: np.ndarray, missing: np.ndarray, schema:
     return column
 
 
-def _text_target(table: pa.Table, schema: dict, found: CleaningReport, rows: int) -> _Column:
-    name = schema["target"]
+def _text_target(table: pa.Table, schema: Schema, found: CleaningReport, rows: int) -> _Column:
+    name = schema.target
     if not found.target_present:
         return _missing_text_target(name, rows)
     cells = table.column(name)
@@ -328,11 +349,11 @@ def _text_target(table: pa.Table, schema: dict, found: CleaningReport, rows: int
     return column
 
 
-def _known_classes(schema: dict, comparable: Callable[[Any], bool]) -> list | None:
+def _known_classes(schema: Schema, comparable: Callable[[Any], bool]) -> list | None:
     """A classifier's known classes (None: nothing to check); values of another type than the target's
     are left to the general reader, which compares them as pandas does."""
-    known = schema.get("classes")
-    if schema["task"] != "classification" or not known:
+    known = schema.classes
+    if schema.task != "classification" or not known:
         return None
     if not all(comparable(k) for k in known):
         raise _NotHere()

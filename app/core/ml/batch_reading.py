@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import Schema
 from app.core.ml import datasets
 
 PIECE_ROWS = 1 << 16
@@ -29,12 +30,12 @@ def pieces(path: Path, columns: list[str] | None = None, piece_rows: int | None 
         yield batch.to_pandas()
 
 
-def rows_within_budget(schema: dict) -> int:
+def rows_within_budget(schema: Schema) -> int:
     """How many rows of this schema the memory budget holds."""
     return max(1, datasets.train_memory_bytes() // datasets.training_bytes_per_row(schema))
 
 
-def sample_share(rows: int, schema: dict) -> float:
+def sample_share(rows: int, schema: Schema) -> float:
     """The share of `rows` that fits the memory budget (1.0: all of them)."""
     return min(1.0, rows_within_budget(schema) / max(1, rows))
 
@@ -43,14 +44,14 @@ def sampling_record(kept: int, rows: int) -> dict:
     return {"sampled_rows": kept, "of_rows": rows, "memory_budget_mb": round(datasets.train_memory_bytes() / 2**20)}
 
 
-def read_within_budget(path: Path, schema: dict, rows: int, seed: int,
+def read_within_budget(path: Path, schema: Schema, rows: int, seed: int,
                        labelled_only: bool = False) -> tuple[pd.DataFrame, dict | None]:
     """The version's rows (labelled_only: its labelled rows), or, when `rows` of them would take more
     than the memory budget, a seeded random share of them read piece by piece; with the sample's
     record (None: every row). The same seed keeps the same rows: a labelled-only read keeps the
     labelled rows of the full read's sample."""
     share = sample_share(rows, schema)
-    target = schema["target"]
+    target = schema.target
     if share >= 1:
         frame = datasets.read_frame(path)
         if labelled_only:

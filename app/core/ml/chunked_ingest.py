@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.core.domain.entities import Schema
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import datasets
 from app.core.ml.file_checks import delimiter_warning
@@ -43,7 +44,7 @@ TIME_UNITS = ["s", "ms", "us", "ns"]  # coarsest first
 GZIP_STREAM_BYTES = 2 << 20  # a compressed file over this is streamed: it may inflate past a chunk many times
 
 
-def ingest_file(path: str | os.PathLike, schema: dict, destination: Path, id_column: str | None = None,
+def ingest_file(path: str | os.PathLike, schema: Schema, destination: Path, id_column: str | None = None,
                 progress: Progress | None = None, cancel_event: threading.Event | None = None,
                 chunk_bytes: int | None = None) -> IngestedFile:
     """Read, validate and clean path against schema, drop duplicate rows, hash the content and write
@@ -73,7 +74,7 @@ def _check_cancel(cancel_event: threading.Event | None) -> None:
         raise Cancelled("ingest cancelled; nothing was stored")
 
 
-def _ingest_whole(path: Path, schema: dict, destination: Path, id_column: str | None, report: Progress,
+def _ingest_whole(path: Path, schema: Schema, destination: Path, id_column: str | None, report: Progress,
                   cancel_event: threading.Event | None) -> IngestedFile:
     report(0.05, f"reading {path.name}")
     raw = datasets.read_table(path, numeric_columns=datasets.numeric_columns(schema))
@@ -117,7 +118,7 @@ class _SeenRows:
         return digest.hexdigest()
 
 
-def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: str | None, report: Progress,
+def _write_chunks(chunks: _Chunks, schema: Schema, destination: Path, id_column: str | None, report: Progress,
                   cancel_event: threading.Event | None) -> IngestedFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -127,7 +128,7 @@ def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: s
     cleaner = datasets.Cleaner(chunks.source, schema, "ingest", id_column=id_column)
     seen, writer, dtypes = _SeenRows(), None, None
     rows = labelled_rows = count = 0
-    target = schema["target"]
+    target = schema.target
     try:
         for frame, row_offset, fraction in chunks:
             _check_cancel(cancel_event)
@@ -167,13 +168,13 @@ def _write_chunks(chunks: _Chunks, schema: dict, destination: Path, id_column: s
     return IngestedFile(chunks.source, rows, labelled_rows, warnings, summary, seen.content_hash(dtypes or []), count)
 
 
-def _decide_for_the_whole_file(chunks: _Chunks, schema: dict, report: Progress,
+def _decide_for_the_whole_file(chunks: _Chunks, schema: Schema, report: Progress,
                                cancel_event: threading.Event | None) -> dict[str, str] | None:
     """What cleaning must decide on the whole file, not chunk by chunk, found in a first pass over it:
     the columns of a ';' file that hold decimal commas (set on chunks), and the time unit of each
     datetime column (the finest its cells need, as pandas gives the whole column; seconds if it is
     empty). None where there is nothing to decide (no ';', no datetime column): no first pass."""
-    datetime_columns = [c["name"] for c in schema["columns"] if c["kind"] == "datetime"]
+    datetime_columns = [c.name for c in schema.columns if c.kind == "datetime"]
     if chunks.delimiter != ";" and not datetime_columns:
         return None
     survey, units = datasets.DecimalCommaSurvey(), {name: "s" for name in datetime_columns}
@@ -419,7 +420,7 @@ class _ParquetChunks(_Chunks):
 
 
 # --------------------------------------------------------------------------- a CSV in chunks
-def _ingest_csv_in_chunks(path: Path, gzipped: bool, schema: dict, destination: Path, id_column: str | None,
+def _ingest_csv_in_chunks(path: Path, gzipped: bool, schema: Schema, destination: Path, id_column: str | None,
                           report: Progress, cancel_event: threading.Event | None, chunk_bytes: int,
                           limit: int) -> IngestedFile:
     head = _head(path, gzipped, limit)
@@ -443,7 +444,7 @@ def _ingest_csv_in_chunks(path: Path, gzipped: bool, schema: dict, destination: 
                                          cancel_event, chunk_bytes, limit)
 
 
-def _ingest_with_reference_reader(path: Path, gzipped: bool, head: bytes, schema: dict, destination: Path,
+def _ingest_with_reference_reader(path: Path, gzipped: bool, head: bytes, schema: Schema, destination: Path,
                                   id_column: str | None, report: Progress, cancel_event: threading.Event | None,
                                   chunk_bytes: int, limit: int) -> IngestedFile:
     source = path.name

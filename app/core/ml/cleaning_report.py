@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.domain.entities import Column, Schema
 from app.core.domain.errors import ValidationError
 
 MAX_STORED_CATEGORIES = 500
@@ -55,11 +56,11 @@ class CleaningReport:
     """What cleaning a file found, column by column, gathered as its rows are cleaned (whole or in
     chunks), and finish(): the warnings and the report for the whole file."""
 
-    def __init__(self, source: str, schema: dict, purpose: str = "ingest", strict: bool = False,
+    def __init__(self, source: str, schema: Schema, purpose: str = "ingest", strict: bool = False,
                  id_column: str | None = None):
         self.source, self.schema, self.purpose, self.strict, self.id_column = source, schema, purpose, strict, id_column
         self.header_warnings: list[str] = []
-        self.columns = {c["name"]: ColumnTally() for c in schema["columns"]}
+        self.columns = {c.name: ColumnTally() for c in schema.columns}
         self.target_unreadable = Occurrences()
         self.unseen_classes = Occurrences()
         self.target_present = False
@@ -71,7 +72,7 @@ class CleaningReport:
 
     def check_columns(self, columns: Iterable) -> None:
         """The header against the schema: a missing feature is an error, extra columns a warning."""
-        source, target, expected = self.source, self.schema["target"], self.schema["features"]
+        source, target, expected = self.source, self.schema.target, self.schema.features
         present = set(columns)
         missing_columns = [c for c in expected if c not in present]
         if missing_columns:
@@ -88,18 +89,18 @@ class CleaningReport:
 
     def finish(self, reader_warnings: list[str], rows: int, labelled_rows: int) -> tuple[list[str], dict]:
         """(warnings, report) for the whole file, once every chunk is cleaned and its duplicates dropped."""
-        source, schema, target = self.source, self.schema, self.schema["target"]
+        source, schema, target = self.source, self.schema, self.schema.target
         if self.target_raw_values and not self.target_read_values:
             raise ValidationError(
                 f"{source}: every row lost in cleaning: no value of target {target!r} could be read "
                 f"(row 1: {self.first_target_cell})"
             )
         warnings = list(reader_warnings) + self.header_warnings
-        for column in schema["columns"]:
+        for column in schema.columns:
             warnings.extend(self._column_warnings(column))
         if self.target_unreadable.count:
             bad = self.target_unreadable
-            warnings.append(f"{source}: target {target!r}: {bad.count} value(s) not readable as {schema['target_kind']} "
+            warnings.append(f"{source}: target {target!r}: {bad.count} value(s) not readable as {schema.target_kind} "
                             f"(first: row {bad.first_row}, {bad.first_cell}); those rows are unlabelled")
         if self.unseen_classes.count:
             unseen = self.unseen_classes
@@ -125,8 +126,8 @@ class CleaningReport:
         }
         return warnings, report
 
-    def _column_warnings(self, column: dict) -> list[str]:
-        source, name, kind, tally = self.source, column["name"], column["kind"], self.columns[column["name"]]
+    def _column_warnings(self, column: Column) -> list[str]:
+        source, name, kind, tally = self.source, column.name, column.kind, self.columns[column.name]
         warnings = []
         if tally.missing == self.rows_read and self.rows_read:
             warnings.append(f"{source}: column {name!r} is empty in this file; it will be imputed (drift will show it)")

@@ -14,7 +14,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.domain.data_files import PARQUET_SUFFIXES as PARQUET_SUFFIXES
+from app.core.domain.entities import Column, Schema
 from app.core.domain.errors import ValidationError
 from app.core.ml.cleaning_report import MAX_STORED_CATEGORIES as MAX_STORED_CATEGORIES
 from app.core.ml.cleaning_report import CleaningReport, ColumnTally
@@ -60,9 +61,10 @@ TYPE_AGREEMENT = 0.95  # share of non-missing cells that must parse for a column
 DEFAULT_TRAIN_MEMORY_MB = 2048
 # A training holds its rows about this many times over at 8 bytes a cell (as read, the train/hold-out
 # split, the model's view of them, the pipeline's and the fit's arrays, the reference rows):
-# bench/train_memory.py measured 670-740 bytes a row for 10 cells (numbers alone or with categories,
-# 1M-10M rows, hgb; 830 at a 2.7M-row sample), 2.1-2.3x the four copies estimated before.
-TRAINING_COPIES = 11
+# bench/train_memory.py measured 670-890 bytes a row for 10 cells (logreg and hgb, numbers alone or
+# with categories, 1M rows unsampled and 2.4M sampled from 10M), 2.1-2.8x the four copies estimated
+# before; twelve (960 bytes) keep the 10M-row hgb training inside the budget.
+TRAINING_COPIES = 12
 
 
 def train_memory_bytes() -> int:
@@ -70,9 +72,9 @@ def train_memory_bytes() -> int:
     return megabytes_setting("KEEL_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB)
 
 
-def training_bytes_per_row(schema: dict) -> int:
+def training_bytes_per_row(schema: Schema) -> int:
     """The estimated memory one training row takes (the features and the target, every copy)."""
-    return 8 * (len(schema["columns"]) + 1) * TRAINING_COPIES
+    return 8 * (len(schema.columns) + 1) * TRAINING_COPIES
 
 
 # --------------------------------------------------------------------------- reading
@@ -451,22 +453,22 @@ def _infer_kind(series: pd.Series) -> str:
     return "categorical"
 
 
-def _describe_column(name: str, series: pd.Series, kind: str) -> dict:
-    missing = _is_missing_raw(series)
-    info = {"name": name, "kind": kind, "missing_rate": round(float(missing.mean()), 4)}
+def _describe_column(name: str, series: pd.Series, kind: str) -> Column:
+    column = Column(name, kind, missing_rate=round(float(_is_missing_raw(series).mean()), 4))
     if kind == "numeric":
-        values, _, _ = _to_numeric(series)
-        if values.notna().any():
-            info.update(min=float(values.min()), max=float(values.max()), mean=float(values.mean()), std=float(values.std(ddof=0)))
+        numbers, _, _ = _to_numeric(series)
+        if numbers.notna().any():
+            return replace(column, minimum=float(numbers.min()), maximum=float(numbers.max()),
+                           mean=float(numbers.mean()), std=float(numbers.std(ddof=0)))
     elif kind == "categorical":
         counts = _as_text(series).dropna().value_counts()
-        info["n_unique"] = int(len(counts))
-        info["categories"] = [str(c) for c in counts.index[:MAX_STORED_CATEGORIES]]
+        return replace(column, n_unique=int(len(counts)),
+                       categories=tuple(str(c) for c in counts.index[:MAX_STORED_CATEGORIES]))
     elif kind == "datetime":
-        values, _ = _to_datetime(series)
-        if values.notna().any():
-            info.update(min=values.min().isoformat(), max=values.max().isoformat())
-    return info
+        stamps, _ = _to_datetime(series)
+        if stamps.notna().any():
+            return replace(column, minimum=stamps.min().isoformat(), maximum=stamps.max().isoformat())
+    return column
 
 
 def guess_task(series: pd.Series) -> str:
@@ -479,7 +481,7 @@ def guess_task(series: pd.Series) -> str:
     return "classification" if integral and values.nunique() <= 20 else "regression"
 
 
-def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column: str | None = None) -> dict:
+def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column: str | None = None) -> Schema:
     """The project's schema, inferred from its first file. The ID column is never a feature."""
     frame = raw.frame
     if target not in frame.columns:
@@ -494,16 +496,8 @@ def infer_schema(raw: RawTable, target: str, task: str | None = None, id_column:
     task = task or guess_task(frame[target])
     if task not in ("classification", "regression"):
         raise ValidationError(f"unknown task {task!r}: use classification or regression")
-    columns = [_describe_column(name, frame[name], _infer_kind(frame[name])) for name in features]
-    target_kind = _infer_target_kind(frame[target], task)
-    schema = {
-        "target": target,
-        "task": task,
-        "target_kind": target_kind,
-        "features": features,
-        "columns": columns,
-    }
-    return schema
+    columns = tuple(_describe_column(name, frame[name], _infer_kind(frame[name])) for name in features)
+    return Schema(target=target, task=task, target_kind=_infer_target_kind(frame[target], task), columns=columns)
 
 
 ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid|ref|reference|number|no)$", re.IGNORECASE)
@@ -536,8 +530,8 @@ def _infer_target_kind(series: pd.Series, task: str) -> str:
     return "string"
 
 
-def column_kinds(schema: dict) -> dict[str, str]:
-    return {c["name"]: c["kind"] for c in schema["columns"]}
+def column_kinds(schema: Schema) -> dict[str, str]:
+    return schema.column_kinds()
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -553,7 +547,7 @@ class CleanBatch:
     row_hashes: np.ndarray | None = None  # each row's hash, as content_hash computes them (None: not yet)
 
 
-def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = False,
+def clean(raw: RawTable, schema: Schema, purpose: str = "ingest", strict: bool = False,
           id_column: str | None = None) -> CleanBatch:
     """Validate a table against the schema and clean it.
 
@@ -572,7 +566,7 @@ def clean(raw: RawTable, schema: dict, purpose: str = "ingest", strict: bool = F
         before = len(result)
         result, row_hashes = drop_duplicate_rows(result)
         cleaner.duplicates += before - len(result)
-    labelled_rows = int(result[schema["target"]].notna().sum())
+    labelled_rows = int(result[schema.target].notna().sum())
     warnings, report = cleaner.finish(raw.warnings, len(result), labelled_rows)
     return CleanBatch(result, raw.source, labelled_rows > 0, len(result), labelled_rows, warnings, report, row_hashes)
 
@@ -585,29 +579,28 @@ class Cleaner(CleaningReport):
     def clean_chunk(self, frame: pd.DataFrame, row_offset: int = 0) -> pd.DataFrame:
         """The chunk's rows cleaned (duplicates kept), features, ID and target."""
         cleaned = {}
-        for column in self.schema["columns"]:
-            name = column["name"]
-            cleaned[name] = self._clean_feature(frame[name], column, row_offset)
+        for column in self.schema.columns:
+            cleaned[column.name] = self._clean_feature(frame[column.name], column, row_offset)
         result = pd.DataFrame(cleaned, index=frame.index, copy=False)  # the columns as they are: no 2-D block copy
         if self.id_column is not None and self.id_column in frame.columns:
             result[self.id_column] = id_text(frame[self.id_column])
-        result[self.schema["target"]] = self._clean_target_chunk(frame, result.index, row_offset)
+        result[self.schema.target] = self._clean_target_chunk(frame, result.index, row_offset)
         self.rows_read += len(frame)
         return result
 
-    def _clean_feature(self, series: pd.Series, column: dict, row_offset: int) -> pd.Series:
-        name, kind, tally = column["name"], column["kind"], self.columns[column["name"]]
+    def _clean_feature(self, series: pd.Series, column: Column, row_offset: int) -> pd.Series:
+        name, kind, tally = column.name, column.kind, self.columns[column.name]
         values = _clean_column(series, kind, self.source, name, tally, row_offset, self.strict)
         missing = values.isna()
         tally.missing += int(missing.sum())
         if kind == "categorical" and self.purpose != "create":
-            known = set(column.get("categories", []))
-            if column.get("n_unique", 0) <= MAX_STORED_CATEGORIES and known:
+            known = set(column.categories or ())
+            if (column.n_unique or 0) <= MAX_STORED_CATEGORIES and known:
                 tally.unseen.add((~missing & ~values.isin(known)).to_numpy(), values, row_offset)
         return values
 
     def _clean_target_chunk(self, frame: pd.DataFrame, index: pd.Index, row_offset: int) -> pd.Series:
-        schema, target = self.schema, self.schema["target"]
+        schema, target = self.schema, self.schema.target
         if self.target_present and not self.rows_read and len(frame):
             self.first_target_cell = cell_repr(frame[target].iloc[0])
         if not self.target_present or _is_missing_raw(frame[target]).all():
@@ -616,8 +609,8 @@ class Cleaner(CleaningReport):
         values, bad = _read_target(frame[target], schema)
         self.target_unreadable.add(bad.to_numpy(), frame[target], row_offset, quote=cell_repr)
         self.target_read_values |= bool(values.notna().any())
-        known = schema.get("classes")
-        if schema["task"] == "classification" and known:
+        known = schema.classes
+        if schema.task == "classification" and known:
             unseen = (values.notna() & ~values.isin(known)).to_numpy()
             if unseen.any():
                 self.unseen_classes.add(unseen, values.astype(object), row_offset)
@@ -668,48 +661,48 @@ def id_text(series: pd.Series) -> pd.Series:
     return text.where(text.notna(), None)
 
 
-def _unseen_classes(values: pd.Series, schema: dict, source: str) -> list[str]:
+def _unseen_classes(values: pd.Series, schema: Schema, source: str) -> list[str]:
     """A label the project has never seen is worth a word: a retrained model will learn a new class."""
-    known = schema.get("classes")
-    if schema["task"] != "classification" or not known:
+    known = schema.classes
+    if schema.task != "classification" or not known:
         return []
     present = values.dropna()
     unseen = present[~present.isin(known)].astype(object)
     if unseen.empty:
         return []
-    return [f"{source}: target {schema['target']!r}: {len(unseen)} row(s) have a class unseen in training "
+    return [f"{source}: target {schema.target!r}: {len(unseen)} row(s) have a class unseen in training "
             f"(first: row {int(unseen.index[0]) + 1}, {unseen.iloc[0]!r}); a retrained model will learn it"]
 
 
-def clean_labels(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
+def clean_labels(series: pd.Series, schema: Schema, source: str) -> tuple[pd.Series, list[str]]:
     """Target values read as the project reads them (missing where unreadable), with the problems found."""
     values, problems = _clean_target(series, schema, source)
     return values, problems + _unseen_classes(values, schema, source)
 
 
-def target_dtype(schema: dict) -> str:
+def target_dtype(schema: Schema) -> str:
     """The pandas dtype of the target column (nullable)."""
     return _target_dtype(schema)
 
 
-def _target_dtype(schema: dict) -> str:
-    return {"integer": "Int64", "float": "Float64", "string": "object"}[schema["target_kind"]]
+def _target_dtype(schema: Schema) -> str:
+    return {"integer": "Int64", "float": "Float64", "string": "object"}[schema.target_kind]
 
 
-def _clean_target(series: pd.Series, schema: dict, source: str) -> tuple[pd.Series, list[str]]:
+def _clean_target(series: pd.Series, schema: Schema, source: str) -> tuple[pd.Series, list[str]]:
     values, bad = _read_target(series, schema)
     problems = []
     if bad.any():
         problems.append(
-            f"{source}: target {schema['target']!r}: {int(bad.sum())} value(s) not readable as {schema['target_kind']} "
+            f"{source}: target {schema.target!r}: {int(bad.sum())} value(s) not readable as {schema.target_kind} "
             f"(first: row {_first_row(bad)}, {cell_repr(series[bad].iloc[0])}); those rows are unlabelled"
         )
     return values, problems
 
 
-def _read_target(series: pd.Series, schema: dict) -> tuple[pd.Series, pd.Series]:
+def _read_target(series: pd.Series, schema: Schema) -> tuple[pd.Series, pd.Series]:
     """-> (the target values, nullable, as the project reads them; mask of cells not readable)."""
-    kind = schema["target_kind"]
+    kind = schema.target_kind
     if kind == "string":
         return _as_text(series).astype(object), pd.Series(False, index=series.index)
     numbers, unreadable, infinite = _to_numeric(series)
@@ -761,22 +754,22 @@ def content_hash(frame: pd.DataFrame, row_hashes: np.ndarray | None = None) -> s
     return digest.hexdigest()
 
 
-def numeric_columns(schema: dict) -> list[str]:
+def numeric_columns(schema: Schema) -> list[str]:
     """The columns a file may deliver as numbers (read_table's numeric_columns)."""
-    columns = [c["name"] for c in schema["columns"] if c["kind"] == "numeric"]
-    return columns + ([schema["target"]] if schema.get("target_kind") in ("integer", "float") else [])
+    columns = [c.name for c in schema.columns if c.kind == "numeric"]
+    return columns + ([schema.target] if schema.numeric_target else [])
 
 
-def to_storage_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
+def to_storage_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Types that round-trip through Parquet unchanged."""
     out = frame.copy(deep=False)  # copy-on-write: the columns replaced below are new, the rest shared
-    for column in schema["columns"]:
-        if column["kind"] == "categorical":
-            out[column["name"]] = out[column["name"]].astype("string")
-    target = schema["target"]
-    out[target] = out[target].astype("string" if schema["target_kind"] == "string" else _target_dtype(schema))
+    for column in schema.columns:
+        if column.kind == "categorical":
+            out[column.name] = out[column.name].astype("string")
+    target, features = schema.target, set(schema.features)
+    out[target] = out[target].astype("string" if schema.target_kind == "string" else _target_dtype(schema))
     for name in out.columns:  # the ID column (never a feature)
-        if name != target and name not in schema["features"]:
+        if name != target and name not in features:
             out[name] = out[name].astype("string")
     return out
 
@@ -833,11 +826,11 @@ def read_labelled_rows(path: Path, target: str, share: float = 1.0, seed: int = 
     return pd.concat(kept, ignore_index=True)
 
 
-def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
+def to_model_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Features as the model sees them: floats for numeric/boolean/datetime, objects with NaN for categories."""
     columns = {}
-    for column in schema["columns"]:
-        name, kind = column["name"], column["kind"]
+    for column in schema.columns:
+        name, kind = column.name, column.kind
         series = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
         if kind == "categorical":
             columns[name] = series.astype(object).where(series.notna(), np.nan)
@@ -849,10 +842,10 @@ def to_model_frame(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def target_array(frame: pd.DataFrame, schema: dict) -> np.ndarray:
-    values = frame[schema["target"]]
-    if schema["target_kind"] == "integer":
+def target_array(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    values = frame[schema.target]
+    if schema.target_kind == "integer":
         return values.astype("int64").to_numpy()
-    if schema["target_kind"] == "float":
+    if schema.target_kind == "float":
         return values.astype(float).to_numpy()
     return values.astype(str).to_numpy(dtype=object)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.domain.entities import Schema
 from app.core.domain.errors import Cancelled
 from app.core.ml.file_checks import check_readable_file, file_kind, max_file_bytes, max_in_memory_bytes
 
@@ -38,7 +39,7 @@ class IngestedFile:
         return self.labelled_rows > 0
 
 
-def ingest_file(path: str | os.PathLike, schema: dict, destination: Path, id_column: str | None = None,
+def ingest_file(path: str | os.PathLike, schema: Schema, destination: Path, id_column: str | None = None,
                 progress: Progress | None = None, cancel_event: threading.Event | None = None) -> IngestedFile:
     """Read, validate and clean path against schema, drop duplicate rows, hash the content and write
     the rows as Parquet to destination (a temporary name: the caller renames it, or removes it on any

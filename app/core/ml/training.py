@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.domain import settings as domain_settings
+from app.core.domain.entities import Schema
 from app.core.domain.errors import ValidationError
 from app.core.ml import datasets
 from app.core.ml.artifacts import Estimator
@@ -60,15 +61,15 @@ def make_estimator(task: str, preset: str, params: dict, seed: int) -> Estimator
     return estimator
 
 
-def make_pipeline(schema: dict, task: str, preset: str, params: dict, seed: int) -> Estimator:
+def make_pipeline(schema: Schema, task: str, preset: str, params: dict, seed: int) -> Estimator:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     kinds = datasets.column_kinds(schema)
-    categorical = [name for name in schema["features"] if kinds[name] == "categorical"]
-    numeric = [name for name in schema["features"] if kinds[name] != "categorical"]
+    categorical = [name for name in schema.features if kinds[name] == "categorical"]
+    numeric = [name for name in schema.features if kinds[name] != "categorical"]
     transformers = []
     if numeric:
         transformers.append((
@@ -120,14 +121,14 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def check_trainable(frame: pd.DataFrame, schema: dict, source: str = "training data") -> None:
-    target = schema["target"]
+def check_trainable(frame: pd.DataFrame, schema: Schema, source: str = "training data") -> None:
+    target = schema.target
     labelled = frame[frame[target].notna()]
     if len(labelled) < datasets.MIN_TRAINING_ROWS:
         raise ValidationError(
             f"{source}: {len(labelled)} labelled row(s); training needs at least {datasets.MIN_TRAINING_ROWS}"
         )
-    if schema["task"] == "classification":
+    if schema.task == "classification":
         classes = labelled[target].unique()
         if len(classes) < 2:
             raise ValidationError(
@@ -154,7 +155,7 @@ def evaluate_pipeline(pipeline: Estimator, task: str, X: pd.DataFrame, y: Values
     return compute_metrics(task, y, predictions)
 
 
-def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
+def fit_and_evaluate(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int,
                      cv_folds: int = 0, progress: Progress | None = None) -> FitResult:
     """Hold-out split, fit, evaluate; optional k-fold CV on the training part. Runs anywhere,
     with native thread pools capped to the cores the machine has left."""
@@ -162,21 +163,21 @@ def fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dic
         return _fit_and_evaluate(frame, schema, preset, params, seed, cv_folds, progress)
 
 
-def fit_window(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int) -> Estimator:
+def fit_window(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int) -> Estimator:
     """A pipeline fitted on all the frame's rows (no hold-out), in this process, with native
     thread pools capped like fit_and_evaluate's: the policy's candidate windows."""
-    pipeline = make_pipeline(schema, schema["task"], preset, params, seed)
+    pipeline = make_pipeline(schema, schema.task, preset, params, seed)
     with capped_native_threads():
         return pipeline.fit(datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema))
 
 
-def _fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
+def _fit_and_evaluate(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int,
                       cv_folds: int, progress: Progress | None) -> FitResult:
     report = progress or (lambda fraction, message: None)
     started = time.perf_counter()
-    task = schema["task"]
+    task = schema.task
     check_trainable(frame, schema)
-    labelled = frame[frame[schema["target"]].notna()]
+    labelled = frame[frame[schema.target].notna()]
     X = datasets.to_model_frame(labelled, schema)
     y = datasets.target_array(labelled, schema)
     X_train, X_test, y_train, y_test = split_holdout(X, y, task, seed)
@@ -206,11 +207,11 @@ def _fit_and_evaluate(frame: pd.DataFrame, schema: dict, preset: str, params: di
     )
 
 
-def _cross_validate(schema: dict, preset: str, params: dict, seed: int, X: pd.DataFrame, y: np.ndarray,
+def _cross_validate(schema: Schema, preset: str, params: dict, seed: int, X: pd.DataFrame, y: np.ndarray,
                     folds: int) -> dict[str, float]:
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
-    task = schema["task"]
+    task = schema.task
     scoring = "accuracy" if task == "classification" else "r2"
     splitter = (StratifiedKFold if task == "classification" else KFold)(n_splits=folds, shuffle=True, random_state=seed)
     scores = cross_val_score(make_pipeline(schema, task, preset, params, seed), X, y, cv=splitter, scoring=scoring)
@@ -218,7 +219,7 @@ def _cross_validate(schema: dict, preset: str, params: dict, seed: int, X: pd.Da
 
 
 # --------------------------------------------------------------------------- cancellable fit
-def _child_fit(queue: ChildQueue, frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int,
+def _child_fit(queue: ChildQueue, frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int,
                cv_folds: int, artifact_tmp: str) -> None:
     """Runs in a spawned child: fit, save the model to artifact_tmp, send back the result."""
     from app.core.ml.childproc import report_failure
@@ -235,7 +236,7 @@ def _child_fit(queue: ChildQueue, frame: pd.DataFrame, schema: dict, preset: str
         report_failure(queue, exc)
 
 
-def fit_cancellable(frame: pd.DataFrame, schema: dict, preset: str, params: dict, seed: int, cv_folds: int,
+def fit_cancellable(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int, cv_folds: int,
                     artifact_tmp: str | Path, cancel_event: threading.Event | None = None,
                     progress: Progress | None = None) -> FitResult:
     """Fit in a spawned child process. Setting cancel_event terminates it within ~0.1 s."""

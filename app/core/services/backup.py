@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.core.domain.entities import DatasetFile, ModelFile
 from app.core.domain.errors import BusyError, KeelError
 from app.core.services.dependencies import WorkspaceDependencies
 from app.core.services.paths import check_output_path
@@ -75,15 +76,15 @@ def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str 
             "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
 
 
-def _tracked_files(models: list[dict], data: list[dict]):
+def _tracked_files(models: list[ModelFile], data: list[DatasetFile]):
     for row in models:
-        if row["pruned_at"]:
+        if row.pruned_at:
             continue
-        yield row["artifact_path"], row["sha256"]
-        yield str(Path(row["artifact_path"]).with_suffix(".reference.parquet")), None
-        yield str(Path(row["artifact_path"]).with_suffix(".drift.npz")), None
-    for row in data:
-        yield row["path"], row["file_sha256"]
+        yield row.artifact_path, row.sha256
+        yield str(Path(row.artifact_path).with_suffix(".reference.parquet")), None
+        yield str(Path(row.artifact_path).with_suffix(".drift.npz")), None
+    for dataset_file in data:
+        yield dataset_file.path, dataset_file.file_sha256
 
 
 def _inbox_files(root: Path, projects: list[str]):

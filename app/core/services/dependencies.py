@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from app.core.domain.clock import utc_now
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.services.cache import BoundedCache
 from app.core.services.project_data import ProjectData
 from app.core.store.registry import Registry
@@ -41,7 +41,7 @@ class Dependencies:
     registry: Registry
     workspace: Workspace  # the files and the locks (project_lock(workspace, name), workspace.project_lock_path)
     data: ProjectData
-    clock: Callable[[], str] = utc_now  # now, as the ISO 8601 UTC text the registry stores
+    clock: Clock = SYSTEM_CLOCK  # now: clock() as the registry stores it, clock.seconds() for file times
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,12 +96,13 @@ class ServiceDependencies:
     workspace: Workspace
     data: ProjectData
     actions: LifecycleActions
+    clock: Clock = SYSTEM_CLOCK
     drift_references: BoundedCache = field(default_factory=lambda: BoundedCache(DRIFT_REFERENCES_KEPT))
     loaded_models: BoundedCache = field(default_factory=lambda: BoundedCache(LOADED_MODELS_KEPT))
 
     @cached_property
     def _reads_and_records(self) -> Dependencies:
-        return Dependencies(registry=self.registry, workspace=self.workspace, data=self.data)
+        return Dependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock)
 
     @property
     def insights(self) -> Dependencies:
@@ -126,7 +127,7 @@ class ServiceDependencies:
     @cached_property
     def inbox(self) -> IngestDependencies:
         """For the inbox and for batches of files added by hand."""
-        return IngestDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+        return IngestDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
                                   ingest=self.actions.ingest)
 
     @property
@@ -136,18 +137,18 @@ class ServiceDependencies:
     @cached_property
     def workspace_upkeep(self) -> WorkspaceDependencies:
         """For backup, bundle, verify and upkeep."""
-        return WorkspaceDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+        return WorkspaceDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
                                      rewrite_production_manifest=self.actions.rewrite_production_manifest)
 
     @cached_property
     def monitoring(self) -> MonitoringDependencies:
-        return MonitoringDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+        return MonitoringDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
                                       drift_references=self.drift_references)
 
     @cached_property
     def policy(self) -> PolicyDependencies:
         actions = self.actions
-        return PolicyDependencies(registry=self.registry, workspace=self.workspace, data=self.data,
+        return PolicyDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
                                   inbox=self.inbox, monitoring=self.monitoring, loaded_models=self.loaded_models,
                                   train=actions.train, deploy=actions.deploy,
                                   deploy_holding_lock=actions.deploy_holding_lock, rollback=actions.rollback)

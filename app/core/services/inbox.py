@@ -33,7 +33,6 @@ import logging
 import os
 import shutil
 import stat
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +181,7 @@ def record_sightings(deps: IngestDependencies, name: str, entries: list[Entry] |
     """Record what a sweep sees at `now`: per file name its size and mtime, and since when they
     have been so (only: record these names, keep the others' records as they are). Returns
     name -> seconds unchanged as seen by the sweeps."""
-    now = time.time() if now is None else now
+    now = deps.clock.seconds() if now is None else now
     if entries is None:
         entries = scan(folders(deps, name)[0], deps.workspace.root)
     path = sightings_path(deps, name)
@@ -266,7 +265,7 @@ def sweep(deps: IngestDependencies, name: str, by: str = "scheduler", rules: Rul
     if not lock.acquire(timeout=lock_timeout):
         raise BusyError(f"the inbox of {name!r} is being swept by another process (lock {lock.path})")
     try:
-        return _sweep(deps, name, by, rules, time.time() if now is None else now)
+        return _sweep(deps, name, by, rules, deps.clock.seconds() if now is None else now)
     finally:
         lock.release()
 

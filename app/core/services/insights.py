@@ -9,7 +9,6 @@ from typing import Any
 from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
-    ProjectSettings,
     drop_from,
     higher_is_better,
     past_threshold,
@@ -57,7 +56,7 @@ def health(deps: Dependencies, name: str, since: str | None = None) -> dict:
 
 def _health(deps: Dependencies, name: str) -> dict:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     metric = project.metric
     deployment, model_version = _production_model_version(deps, project)
     open_alerts = deps.registry.open_alerts(project.id)
@@ -97,7 +96,7 @@ def production_card(deps: Dependencies, name: str) -> dict:
     project = deps.data.project(name)
     deployment, model_version = _production_model_version(deps, project)
     card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
-            "settings": project.settings, "health": health(deps, name),
+            "settings": project.settings.to_dict(), "health": health(deps, name),
             "versions": len(deps.registry.model_versions(project.id)),
             "dataset_versions": len(deps.registry.dataset_versions(project.id)),
             "deployments": len(deps.registry.deployments(project.id)), "production": None, "sparkline": []}
@@ -108,8 +107,8 @@ def production_card(deps: Dependencies, name: str) -> dict:
                               "is_rollback": deployment.is_rollback, "metrics": metrics,
                               "sha256": model_version.sha256, "notes": model_version.notes}
     rows = deps.registry.recent_monitor_values(project.id, SPARKLINE_POINTS)
-    card["sparkline"] = [r["value"] if r["value"] is not None else r["estimated_value"] for r in reversed(rows)
-                         if r["value"] is not None or r["estimated_value"] is not None]
+    card["sparkline"] = [r.value if r.value is not None else r.estimated_value for r in reversed(rows)
+                         if r.value is not None or r.estimated_value is not None]
     return card
 
 
@@ -265,8 +264,8 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     from app.core.ml import batch_reading
 
     project = deps.data.project(name)
-    columns = {c["name"]: c for c in project.schema.get("columns", [])}
-    if feature not in columns:
+    kinds = project.schema.column_kinds()
+    if feature not in kinds:
         raise NotFoundError(f"{name} has no feature column {feature!r}")
     production = deps.data.production_version(name)
     reference = deps.data.reference_frame(name, production) if production is not None else None
@@ -278,7 +277,7 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
            "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
            "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}
-    if columns[feature].get("kind") == "categorical":
+    if kinds[feature] == "categorical":
         ref_counts = ref.dropna().astype(str).value_counts()
         cur_counts = cur.dropna().astype(str).value_counts()
         categories = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index[:TOP_CATEGORIES])
@@ -311,7 +310,7 @@ def version_parameters(deps: Dependencies, model_version: ModelVersion) -> dict:
         return {}
     run = deps.registry.run(model_version.run_id)
     params = deps.registry.run_params(model_version.run_id)
-    return {"preset": run.get("preset"), **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
+    return {"preset": run.preset, **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
 
 
 def differing_parameters(entries: list[dict]) -> list[str]:
@@ -328,7 +327,7 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
     run = deps.registry.run(model_version.run_id) if model_version.run_id else None
     facts = deps.registry.run_params(model_version.run_id) if run and model_version.run_id else {}
     datasets = {d.version: d for d in deps.data.dataset_versions(name)}
-    used = run["dataset_versions"] if run else []
+    used = run.dataset_versions if run else ()
     trained = next((e for e in reversed(deps.registry.events(project.id)) if e.kind in ("model_trained", "model_imported")
                     and (e.details or {}).get("version") == version), None)
     return {
@@ -341,12 +340,12 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
         "parameter_overrides": facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
         "metrics": deps.data.model_metrics(model_version),
         "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
-                     "test_rows": facts.get("test_rows"), "seconds": run.get("seconds") if run else None,
+                     "test_rows": facts.get("test_rows"), "seconds": run.seconds if run else None,
                      "sample": facts.get("training_sample"),
                      "dataset_versions": [{"version": v, "rows": datasets[v].rows,
                                            "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
                                           for v in used if v in datasets]},
-        "library_versions": run["library_versions"] if run else {},
+        "library_versions": run.library_versions if run else {},
         "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
         "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
                          "rollback": d.is_rollback} for d in deps.registry.deployments(project.id) if d.version == version],

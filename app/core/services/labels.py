@@ -23,14 +23,14 @@ import os
 
 import pandas as pd
 
-from app.core.domain.entities import DatasetVersion, Project
+from app.core.domain.entities import DatasetVersion, LabelledPrediction, LoggedPrediction, Project, Schema
 from app.core.domain.errors import KeelError, ValidationError
-from app.core.domain.settings import ProjectSettings
 from app.core.fileio import sha256_file
 from app.core.ml import batch_reading, datasets
 from app.core.ml.childproc import capped_native_threads
 from app.core.services import traffic
 from app.core.services.dependencies import Dependencies
+from app.core.store.registry import Registry
 from app.core.store.workspace import project_lock
 
 log = logging.getLogger("keel.labels")
@@ -38,7 +38,7 @@ log = logging.getLogger("keel.labels")
 
 def add_labels(deps: Dependencies, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     if not settings.id_column:
         raise KeelError(f"project {name!r} has no ID column to join labels on: set one with "
                         f"`keel project set {name} --id-column NAME`")
@@ -62,13 +62,13 @@ def add_labels(deps: Dependencies, name: str, file_path: str | os.PathLike, by: 
 
 
 # --------------------------------------------------------------------------- reading the file
-def _read_labels(raw: datasets.RawTable, schema: dict, id_column: str) -> tuple[pd.Series, pd.Series, int, list]:
+def _read_labels(raw: datasets.RawTable, schema: Schema, id_column: str) -> tuple[pd.Series, pd.Series, int, list]:
     frame = raw.frame
     id_name = next((c for c in (id_column, "id") if c in frame.columns), None)
-    label_name = next((c for c in (schema["target"], "label") if c in frame.columns), None)
+    label_name = next((c for c in (schema.target, "label") if c in frame.columns), None)
     if id_name is None or label_name is None:
         raise ValidationError(f"{raw.source}: a labels file needs the columns id,label (or {id_column},"
-                              f"{schema['target']}); got {', '.join(map(str, frame.columns))}")
+                              f"{schema.target}); got {', '.join(map(str, frame.columns))}")
     ids = datasets.id_text(frame[id_name])
     labels, problems = datasets.clean_labels(frame[label_name], schema, raw.source)
     readable = ids.notna() & labels.notna()
@@ -89,7 +89,7 @@ def _join(deps: Dependencies, project: Project, id_column: str, ids: list[str], 
     already |= labelled_in_batches
     wanted = [i for i in ids if i not in already]
     records = registry.predictions_for_records(project.id, wanted)
-    logged = {r["record_id"] for r in records}
+    logged = {r.record_id for r in records}
     found = [i for i in wanted if i in logged or i in batch_rows]
     counts["already_labelled"] = sum(1 for i in ids if i in already)
     counts["unknown"] = len(wanted) - len(found)
@@ -101,7 +101,7 @@ def _batch_rows(deps: Dependencies, project: Project, id_column: str, ids: set[s
     unlabelled ones, the IDs already labelled there)."""
     import pyarrow.parquet as pq
 
-    target = project.schema["target"]
+    target = project.schema.target
     found: dict[str, tuple[DatasetVersion, pd.Series]] = {}
     labelled: set[str] = set()
     if not ids:
@@ -120,14 +120,14 @@ def _batch_rows(deps: Dependencies, project: Project, id_column: str, ids: set[s
     return {i: v for i, v in found.items() if i not in labelled}, labelled
 
 
-def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: dict, id_column: str) -> pd.DataFrame:
+def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: Schema, id_column: str) -> pd.DataFrame:
     """The joined rows, features as the model saw them (a batch's own row when there is one, else the
     newest logged input), the ID and the label."""
     if not joined["ids"]:
         return pd.DataFrame()
-    newest_record = {}
+    newest_record: dict[str, LoggedPrediction] = {}
     for record in joined["records"]:
-        newest_record[record["record_id"]] = record
+        newest_record[record.record_id] = record
     from_batches = [i for i in joined["ids"] if i in joined["batch_rows"]]
     from_log = [i for i in joined["ids"] if i not in joined["batch_rows"]]
     parts = []
@@ -139,7 +139,7 @@ def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: dict, id_colu
         parts.append(logged.assign(**{id_column: from_log}))
     frame = pd.concat(parts, ignore_index=True)
     frame = traffic.storage_frame(frame, schema)
-    frame[schema["target"]] = pd.Series(labels_by_id.loc[frame[id_column]].to_numpy(),
+    frame[schema.target] = pd.Series(labels_by_id.loc[frame[id_column]].to_numpy(),
                                         dtype=datasets.target_dtype(schema))
     return frame
 
@@ -153,7 +153,7 @@ def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: di
     version = registry.next_number("dataset_versions", project.id)
     parent = registry.dataset_versions(project.id)[-1]
     path = deps.workspace.dataset_dir(project.name) / f"v{version}.parquet"
-    prediction_ids = [r["id"] for r in joined["records"]]
+    prediction_ids = [r.id for r in joined["records"]]
     window_ids = sorted(set(registry.windows_of_predictions(project.id, prediction_ids).values()))
     batch_versions = sorted({joined["batch_rows"][i][0].version for i in joined["ids"] if i in joined["batch_rows"]})
     lineage = {"labels_file": source, "traffic_windows": window_ids, "dataset_versions": batch_versions,
@@ -169,7 +169,7 @@ def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: di
                 parent_id=parent.id,
                 report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
             registry.insert_late_labels([(project.id, record_id, json.dumps(_plain(label)), dataset_id, now)
-                                         for record_id, label in zip(frame[id_column], frame[schema["target"]])])
+                                         for record_id, label in zip(frame[id_column], frame[schema.target])])
             windows = [_measure_window(registry, project, window_id, dataset_id, now) for window_id in window_ids]
             batches = [_measure_batch(deps, project, id_column, batch_version, dataset_id)
                        for batch_version in batch_versions]
@@ -188,15 +188,15 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _measure_window(registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
-    window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
+def _measure_window(registry: Registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
+    window = registry.traffic_window(window_id)
     value, labelled = traffic.measure_window(registry, project, window)
     registry.set_window_measurement(window_id, value, labelled, now)
     registry.insert_late_measurement(project_id=project.id, traffic_window_id=window_id,
-                                     labels_dataset_version_id=dataset_id, at=now, rows=window["rows"],
+                                     labels_dataset_version_id=dataset_id, at=now, rows=window.rows,
                                      labelled_rows=labelled, metric=project.metric, value=value)
-    return {"window": window_id, "rows": window["rows"], "labelled_rows": labelled,
-            "label_coverage": labelled / window["rows"] if window["rows"] else 0.0, "metric": project.metric,
+    return {"window": window_id, "rows": window.rows, "labelled_rows": labelled,
+            "label_coverage": labelled / window.rows if window.rows else 0.0, "metric": project.metric,
             "value": value}
 
 
@@ -219,11 +219,9 @@ def _measure_batch(deps: Dependencies, project: Project, id_column: str, batch_v
         predictions = loaded.model.predict(X)
         probabilities = (loaded.model.predict_proba(X) if project.task == "classification"
                          and hasattr(loaded.model, "predict_proba") else None)
-    rows = [{"prediction": _plain(p), "label": known[str(i)], "probabilities": None}
-            for p, i in zip(predictions, labelled[id_column])]
-    if probabilities is not None:
-        for record, proba in zip(rows, probabilities):
-            record["probabilities"] = [float(p) for p in proba]
+    rows = [LabelledPrediction(prediction=_plain(p), label=known[str(i)],
+                               probabilities=None if probabilities is None else [float(x) for x in probabilities[n]])
+            for n, (p, i) in enumerate(zip(predictions, labelled[id_column]))]
     value = traffic.window_metric(project, rows)
     registry.insert_late_measurement(project_id=project.id, monitor_result_id=result.id,
                                      labels_dataset_version_id=dataset_id, rows=row.rows,

@@ -16,19 +16,22 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.domain.clock import utc_now
+from app.core.domain.clock import SYSTEM_CLOCK, Clock, utc_now
 from app.core.domain.entities import (
     Alert,
+    AlertNotice,
     DatasetVersion,
     Deployment,
     Event,
     ModelVersion,
     MonitorResult,
     Project,
+    Schedule,
+    Schema,
     TrainingData,
 )
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
@@ -98,15 +101,16 @@ class _TrainedModel:
 class Keel:
     """One workspace: its registry and its files."""
 
-    def __init__(self, workspace: Workspace, refresh_manifests: bool = True):
+    def __init__(self, workspace: Workspace, refresh_manifests: bool = True, clock: Clock = SYSTEM_CLOCK):
         """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
-        which reports them as they are)."""
+        which reports them as they are). clock: what the services read as now (a test's fixed one)."""
         self.workspace = workspace
         self._registry = Registry(workspace.registry_path)
         self._data = ProjectData(self._registry, workspace)
+        self._clock = clock
         self.services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
             ingest=self.ingest, train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
-            rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest))
+            rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest), clock=clock)
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
@@ -122,8 +126,9 @@ class Keel:
             log.warning("rewrote the stale production.json of %s from the registry", ", ".join(fixed))
 
     @classmethod
-    def open(cls, workspace_dir: str | os.PathLike | None = None, refresh_manifests: bool = True) -> Keel:
-        return cls(Workspace.open(workspace_dir), refresh_manifests=refresh_manifests)
+    def open(cls, workspace_dir: str | os.PathLike | None = None, refresh_manifests: bool = True,
+             clock: Clock = SYSTEM_CLOCK) -> Keel:
+        return cls(Workspace.open(workspace_dir), refresh_manifests=refresh_manifests, clock=clock)
 
     def close(self) -> None:
         self._registry.close()
@@ -176,14 +181,14 @@ class Keel:
             raise ValidationError(f"{raw.source}: no ID column {id_column!r} "
                                   f"(columns: {', '.join(map(str, raw.frame.columns))})")
         schema = datasets.infer_schema(raw, target, task, id_column=id_column)
-        task = schema["task"]
+        task = schema.task
         merged = {"metric": default_metric(task), **(settings or {})}
         project_settings = ProjectSettings.from_dict(merged).validate(task)
         if project_settings.params:  # refuse a bad --param now, as `project set` does
             training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
         batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
         training.check_trainable(batch.frame, schema, raw.source)
-        schema["classes"] = self._classes(batch.frame, schema)
+        schema = replace(schema, classes=self._classes(batch.frame, schema))
         with self.holding_project_lock(name):
             # again under the lock: another process may have created it since the check above, and
             # writing v1.parquet now would replace that project's data (then delete it on failure)
@@ -202,19 +207,19 @@ class Keel:
                     self._registry.upsert_schedule(project_id, kind, str(expression), project_settings.schedule_enabled)
                     self._registry.add_event(project, "project_created",
                                             f"project {name} created from {raw.source} ({batch.rows} rows, target {target}, {task})",
-                                            by, {"schema_features": schema["features"], "warnings": batch.warnings})
+                                            by, {"schema_features": schema.features, "warnings": batch.warnings})
         for folder in ("inbox", "inbox/processed", "inbox/rejected"):
             (self.workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
         return {"project": name, "task": task, "target": target, "dataset_version": 1, "rows": batch.rows,
-                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema,
+                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema.to_dict(),
                 "settings": project_settings.to_dict()}
 
     @staticmethod
-    def _classes(frame: pd.DataFrame, schema: dict) -> list:
-        if schema["task"] != "classification":
-            return []
-        values = frame[schema["target"]].dropna().unique().tolist()
-        return sorted((v.item() if hasattr(v, "item") else v) for v in values)
+    def _classes(frame: pd.DataFrame, schema: Schema) -> tuple[int | str, ...]:
+        if schema.task != "classification":
+            return ()
+        values = frame[schema.target].dropna().unique().tolist()
+        return tuple(sorted((v.item() if hasattr(v, "item") else v) for v in values))
 
     def project(self, name: str) -> Project:
         return self._registry.project(name)
@@ -226,14 +231,14 @@ class Keel:
         return [project.name for project in self._registry.projects()]
 
     def settings(self, name: str) -> ProjectSettings:
-        return ProjectSettings.from_dict(self.project(name).settings)
+        return self.project(name).settings
 
     def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self.holding_project_lock(name):
             project = self.project(name)
-            current = ProjectSettings.from_dict(project.settings).to_dict()
+            current = project.settings.to_dict()
             updated = self._updated_settings(project, changes, replace_params)
             changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
             with self._registry.transaction():
@@ -254,14 +259,14 @@ class Keel:
     def _updated_settings(self, project: Project, changes: dict, replace_params: bool) -> ProjectSettings:
         from app.core.ml import training
 
-        current = ProjectSettings.from_dict(project.settings).to_dict()
+        current = project.settings.to_dict()
         merged = {**current, **changes}
         if "params" in changes and not replace_params:
             merged["params"] = {**current.get("params", {}), **changes["params"]}
         updated = ProjectSettings.from_dict(merged).validate(project.task)
         self._check_id_column(project, updated.id_column)
         if updated.preset != current["preset"] and "params" not in changes:
-            updated.params = {}
+            updated = replace(updated, params={})
         if updated.params:
             training.make_estimator(project.task, updated.preset, updated.params, updated.seed)
         return updated
@@ -269,11 +274,11 @@ class Keel:
     @staticmethod
     def _check_id_column(project: Project, id_column: str | None) -> None:
         schema = project.schema
-        if id_column is None or id_column == ProjectSettings.from_dict(project.settings).id_column:
+        if id_column is None or id_column == project.settings.id_column:
             return
-        if id_column == schema["target"]:
+        if id_column == schema.target:
             raise KeelError(f"--id-column {id_column!r} is the target of project {project.name!r}")
-        if id_column in schema["features"]:
+        if id_column in schema.features:
             raise KeelError(f"--id-column {id_column!r} is a feature of project {project.name!r}'s models and an "
                             "ID column is never a feature: create a new project with --id-column")
 
@@ -319,7 +324,7 @@ class Keel:
         staged.parent.mkdir(parents=True, exist_ok=True)
         try:
             stored = ingest_file(file_path, project.schema, staged,
-                                 id_column=ProjectSettings.from_dict(project.settings).id_column,
+                                 id_column=project.settings.id_column,
                                  progress=progress, cancel_event=cancel_event)
             return self._store_ingested(project, stored, staged, by, cancel_event)
         finally:
@@ -375,7 +380,7 @@ class Keel:
         project = self.project(name)
         window_params: dict = {}
         if data is None:
-            data, window_params = self._training_data(project)
+            data, window_params = self._training_data(project, cancel_event, lambda f, m: report(0.02 * f, m))
         sample = (f" (a sample of {data.sampling['of_rows']:,}: the training memory budget is "
                   f"{data.sampling['memory_budget_mb']:,} MB)" if data.sampling else "")
         report(0.02, f"preparing {len(data.frame)} rows{sample}")
@@ -395,15 +400,16 @@ class Keel:
         return {"version": training.version, "metrics": trained.result.metrics, "run_id": run_id,
                 "seconds": round(trained.seconds, 3)}
 
-    def _training_data(self, project: Project) -> tuple[TrainingData, dict]:
+    def _training_data(self, project: Project, cancel_event: threading.Event | None = None,
+                       progress: Progress | None = None) -> tuple[TrainingData, dict]:
         """The project's training window. Under --window adaptive with a production model, the
         window the retraining policy would choose now (policy.training_window); the first model,
         with no change detected yet, trains on all rows."""
-        settings = ProjectSettings.from_dict(project.settings)
+        settings = project.settings
         if settings.window == "adaptive" and self._registry.current_deployment(project.id) is not None:
             from app.core.services import policy
 
-            return policy.training_window(self.services.policy, project, settings)
+            return policy.training_window(self.services.policy, project, settings, cancel_event, progress)
         return self.training_data(project.name), {}
 
     def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
@@ -418,7 +424,7 @@ class Keel:
             orphan = model_path.with_name(f"{model_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
             os.replace(model_path, orphan)
             log.warning("%s was not registered (an interrupted train); moved aside to %s", model_path, orphan.name)
-        return _Training(project=project, settings=ProjectSettings.from_dict(project.settings), version=version,
+        return _Training(project=project, settings=project.settings, version=version,
                          data=data, model_path=model_path, by=by, reason=reason, cancel_event=cancel_event,
                          report=report)
 
@@ -455,7 +461,7 @@ class Keel:
         from app.core.ml import datasets
 
         schema, frame, seed = training.project.schema, training.data.frame, training.settings.seed
-        labelled = frame[frame[schema["target"]].notna()].reset_index(drop=True)
+        labelled = frame[frame[schema.target].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
         split = pd.Series("train", index=labelled.index)
         split.iloc[test_positions] = "holdout"
@@ -776,7 +782,7 @@ class Keel:
         from app.core.ml.childproc import capped_native_threads
 
         schema = loaded.project.schema
-        id_column = ProjectSettings.from_dict(loaded.project.settings).id_column
+        id_column = loaded.project.settings.id_column
         batch = datasets.clean(raw, schema, purpose="predict", id_column=id_column)  # the ID: no "extra column"
         X = datasets.to_model_frame(batch.frame, schema)
         with capped_native_threads():
@@ -799,7 +805,7 @@ class Keel:
 
         output_path = check_output_path(self.workspace.root, output_path)
         loaded = self.load_production(name)
-        policy = prediction_log.LogPolicy.of(ProjectSettings.from_dict(loaded.project.settings))
+        policy = prediction_log.LogPolicy.of(loaded.project.settings)
         raw = datasets.read_table(input_path)
         scores, warnings, X = self._score(loaded, raw)
         output_path = Path(output_path)
@@ -827,7 +833,8 @@ class Keel:
             proba_columns = [c for c in scores.columns if c.startswith("proba_")]
             logged = prediction_log.record(self._registry, loaded.project, loaded.model_version.id, ids,
                                            X.reset_index(drop=True), scores["prediction"].tolist(),
-                                           scores[proba_columns].to_numpy() if proba_columns else None)
+                                           scores[proba_columns].to_numpy() if proba_columns else None,
+                                           clock=self._clock)
         with self._registry.transaction():
             self._registry.add_event(loaded.project, "batch_scored",
                                     f"{len(result)} rows of {raw.source} scored with v{loaded.version}"
@@ -860,7 +867,8 @@ class Keel:
                 "dataset_versions": [{"version": d.version, "rows": d.rows, "labelled_rows": d.labelled_rows,
                                       "source": d.source, "created_at": d.created_at} for d in datasets_rows],
                 "last_monitoring": last_result,
-                "open_alerts": [a.headline() for a in self._registry.open_alerts(project.id)], "settings": project.settings,
+                "open_alerts": [a.headline() for a in self._registry.open_alerts(project.id)],
+                "settings": project.settings.to_dict(),
                 "prediction_log": prediction_log.summary(self._registry, project),
                 "versions_total": counts["model_versions"], "dataset_versions_total": counts["dataset_versions"]}
 
@@ -908,11 +916,11 @@ class Keel:
 
         return decision_events(self._registry, self.project(name).id, after_id)
 
-    def schedule(self, name: str) -> dict | None:
+    def schedule(self, name: str) -> Schedule | None:
         return self._registry.schedule(self.project(name).id)
 
-    def schedules(self) -> list[dict]:
-        """Every project's monitoring schedule, with the project's name under "project"."""
+    def schedules(self) -> list[Schedule]:
+        """Every project's monitoring schedule, by project name."""
         return self._registry.schedules()
 
     def record_scheduled_run(self, name: str) -> bool:
@@ -928,13 +936,13 @@ class Keel:
         """The server's prediction log: request threads add, a background thread commits (stop() flushes)."""
         from app.core.services import prediction_log
 
-        return prediction_log.PredictionLogWriter(self._registry)
+        return prediction_log.PredictionLogWriter(self._registry, clock=self._clock)
 
     def alerts(self, name: str) -> list[Alert]:
         return self._registry.alerts(self.project(name).id)
 
-    def open_alerts_after(self, alert_id: int) -> list[dict]:
-        """Open alerts of every project newer than alert_id (id, severity, message, project), oldest first."""
+    def open_alerts_after(self, alert_id: int) -> list[AlertNotice]:
+        """Open alerts of every project newer than alert_id, oldest first."""
         return self._registry.open_alerts_after(alert_id)
 
     def last_alert_id(self) -> int:

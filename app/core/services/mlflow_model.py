@@ -24,6 +24,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.domain.entities import Schema
 from app.core.domain.errors import KeelError
 from app.core.ml import artifacts, datasets
 from app.core.services.dependencies import Dependencies
@@ -39,17 +40,17 @@ PINNED_LIBRARIES = {"scikit-learn": "sklearn", "skops": "skops", "numpy": "numpy
                     "scipy": "scipy"}
 
 
-def signature_inputs(schema: dict) -> list[dict]:
+def signature_inputs(schema: Schema) -> list[dict]:
     """MLflow column specs for the model's input frame (datasets.to_model_frame)."""
     kinds = datasets.column_kinds(schema)
     return [{"type": "string" if kinds[name] == "categorical" else "double", "name": name, "required": True}
-            for name in schema["features"]]
+            for name in schema.features]
 
 
-def signature_outputs(schema: dict) -> list[dict]:
-    if schema["task"] == "regression":
+def signature_outputs(schema: Schema) -> list[dict]:
+    if schema.task == "regression":
         return [{"type": "double", "required": True}]
-    return [{"type": {"integer": "long", "float": "double"}.get(schema["target_kind"], "string"), "required": True}]
+    return [{"type": {"integer": "long", "float": "double"}.get(schema.target_kind, "string"), "required": True}]
 
 
 def pinned_requirements(library_versions: dict) -> list[str]:
@@ -68,7 +69,7 @@ def pinned_requirements(library_versions: dict) -> list[str]:
     return [MLFLOW_REQUIREMENT, *pins]
 
 
-def _example_rows(deps: Dependencies, name: str, version: int, schema: dict) -> dict:
+def _example_rows(deps: Dependencies, name: str, version: int, schema: Schema) -> dict:
     """A few hold-out rows in pandas' split orient; missing values as null (JSON has no NaN)."""
     reference = deps.data.reference_frame(name, version)
     if reference is None:
@@ -82,7 +83,7 @@ def _example_rows(deps: Dependencies, name: str, version: int, schema: dict) -> 
     return {"columns": list(frame.columns), "data": rows}
 
 
-def mlmodel(version_facts: dict, schema: dict, model_bytes: int, python_version: str) -> dict:
+def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str) -> dict:
     """The MLmodel document (MLflow's documented fields, as mlflow.sklearn.save_model writes them)."""
     trusted = version_facts["trusted_types"]
     return {
@@ -139,7 +140,7 @@ def version_facts(deps: Dependencies, name: str, version: int) -> dict:
     return {"project": name, "version": version, "sha256": model_version.sha256,
             "artifact": deps.workspace.root / model_version.artifact_path,
             "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types)),
-            "library_versions": (run or {}).get("library_versions") or {},
+            "library_versions": run.library_versions if run else {},
             "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project.schema}
 
 
@@ -203,9 +204,9 @@ def run_record(deps: Dependencies, name: str, version: int) -> dict:
     registry = deps.registry
     model_version = registry.model_version(project.id, version)
     run = registry.run(model_version.run_id) if model_version.run_id else None
-    params = registry.run_params(run["id"]) if run else {}
+    params = registry.run_params(run.id) if run else {}
     metrics = deps.data.model_metrics(model_version)
-    used = set(run["dataset_versions"]) if run else set()
+    used = set(run.dataset_versions) if run else set()
     lineage = [{"version": d.version, "source": d.source, "rows": d.rows,
                 "labelled_rows": d.labelled_rows, "sha256": d.content_sha256}
                for d in registry.dataset_versions(project.id) if d.version in used]
@@ -214,20 +215,20 @@ def run_record(deps: Dependencies, name: str, version: int) -> dict:
     tags = {
         "keel.project": name, "keel.version": str(version), "keel.sha256": model_version.sha256,
         "keel.task": project.task, "keel.target": project.target, "keel.metric": project.metric,
-        "keel.preset": (run or {}).get("preset") or "", "keel.run_kind": (run or {}).get("kind") or "",
+        "keel.preset": (run.preset if run else None) or "", "keel.run_kind": run.kind if run else "",
         "keel.dataset_versions": ",".join(str(d["version"]) for d in lineage),
         "keel.training_data": json.dumps(lineage)[:MAX_PARAM_CHARS],
         "keel.trained_by": trained.by if trained else "", "keel.trained": trained.message if trained else "",
         "keel.archived": str(model_version.archived).lower(),
-        "keel.library_versions": json.dumps((run or {}).get("library_versions") or {}),
+        "keel.library_versions": json.dumps(run.library_versions if run else {}),
         "mlflow.source.name": "keel", "mlflow.source.type": "LOCAL",
     }
     return {
         "params": {key: _param_text(value) for key, value in sorted(params.items())},
         "metrics": {key: value for key, value in metrics.items() if value is not None and math.isfinite(value)},
         "tags": tags,
-        "start_ms": _millis((run or {}).get("started_at") or model_version.created_at),
-        "end_ms": _millis((run or {}).get("finished_at") or model_version.created_at),
+        "start_ms": _millis((run.started_at if run else None) or model_version.created_at),
+        "end_ms": _millis((run.finished_at if run else None) or model_version.created_at),
         "description": f"Keel project {name}, model v{version} ({project.task}, target {project.target})",
     }
 

@@ -196,7 +196,7 @@ def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progres
 
     cycle = CycleResult(name, deployment.version)
     batches = pending_batches(deps.registry, project.id, deployment)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     if not batches and not traffic.has_work(deps, project, settings):
         return cycle
     loaded = deps.data.load_version(name, deployment.version)
@@ -241,7 +241,7 @@ def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame,
     with capped_native_threads():
         predictions = loaded.model.predict(X)
         proba = loaded.model.predict_proba(X) if has_probabilities(loaded) else None
-    labelled = frame[schema["target"]].notna().to_numpy()
+    labelled = frame[schema.target].notna().to_numpy()
     details: dict = {}
     value = None
     if labelled.any():

@@ -51,6 +51,7 @@ a paired bootstrap for other metrics. A challenger that fails is kept, not deplo
 """
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,8 +62,9 @@ from app.core.domain.errors import BusyError, KeelError, ValidationError
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
-from app.core.ml.childproc import capped_native_threads
+from app.core.ml.childproc import ChildQueue, capped_native_threads, report_failure, run_in_child
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
+from app.core.ml.training import Progress
 from app.core.services.dependencies import PolicyDependencies
 from app.core.services.monitoring import CHANGE_RULES
 from app.core.services.project_data import LoadedModel
@@ -146,7 +148,7 @@ def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None
             ingested = sum(1 for item in swept if item["status"] == "processed")
             raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
                             f"{ingested} inbox file(s) ingested")
-        settings = ProjectSettings.from_dict(project.settings)
+        settings = project.settings
         cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                      alerts=settings.policy != "off")
         outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
@@ -186,7 +188,7 @@ def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress
 
 def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
     project = deps.data.project(name)
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     firing = {rule: message for rule, message in cycle.firing.items() if message}
     if settings.policy == "off":
         return Outcome("none", "policy off: results recorded, no alerts")
@@ -559,7 +561,7 @@ def champion_seen_until(deps: PolicyDependencies, project: Project) -> int:
     if deployment is None:
         raise KeelError(f"project {project.name!r} has no production model yet (deploy a version first)")
     model_version = deps.registry.model_version_by_id(deployment.model_version_id)
-    used = deps.registry.run(model_version.run_id)["dataset_versions"] if model_version.run_id else []
+    used = deps.registry.run(model_version.run_id).dataset_versions if model_version.run_id else ()
     if used:
         return max(used)
     return store.dataset_version_at(deps.registry, project.id, deployment.deployed_at)
@@ -632,15 +634,19 @@ def gate_size(unseen_rows: int) -> int:
     return int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
 
 
-def training_window(deps: PolicyDependencies, project: Project, settings: ProjectSettings) -> tuple[TrainingData, dict]:
+def training_window(deps: PolicyDependencies, project: Project, settings: ProjectSettings,
+                    cancel_event: threading.Event | None = None,
+                    progress: Progress | None = None) -> tuple[TrainingData, dict]:
     """`train` under --window adaptive with a production model: the window the policy would choose
     now (the same candidates, scored the same way on the newest rows: as many as its gate would
-    hold), cut from every labelled row. -> (the rows, the run parameters that name the window)."""
+    hold), cut from every labelled row. -> (the rows, the run parameters that name the window).
+    cancel_event: fit the candidates in a child process that setting the event stops at once."""
     rows, sampling = deps.data.labelled_rows(project.name)
     change_point = adaptive_start(deps, project)
     unseen = unseen_rows(deps, project)
     basis = unseen if unseen >= MIN_GATE_ROWS else int((rows["__version__"] >= (change_point or 0)).sum())
-    window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2))
+    window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2),
+                                   cancel_event=cancel_event, progress=progress)
     frame = window.rows.drop(columns="__version__").reset_index(drop=True)
     used = sorted(int(v) for v in window.rows["__version__"].unique())
     return TrainingData(frame, used, sampled(sampling, len(frame))), {"training_window": window.name, "training_window_rows": len(frame),
@@ -693,13 +699,16 @@ def forced_window(rows: pd.DataFrame, setting) -> Window:
 
 
 def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
-                  selection_rows: int) -> tuple[Window, dict]:
+                  selection_rows: int, cancel_event: threading.Event | None = None,
+                  progress: Progress | None = None) -> tuple[Window, dict]:
     """Adaptive: fit each candidate on the rows before the newest `selection_rows` and score it on them.
     The newest RECENT_WINDOW_ROWS rows are kept unless another window scores better by about a standard
     error or more (a one-sided paired test at WINDOW_SWITCH_P; the best of those, ties: the first, the
     larger window); the window is returned cut from all the rows before the gate. On a selection slice of
     a hundred or two rows the scores of similar windows differ by noise: picking the best point estimate
-    picked a 500-row or a 4,500-row window on a rotating hyperplane about as often as the right one."""
+    picked a 500-row or a 4,500-row window on a rotating hyperplane about as often as the right one.
+    cancel_event: the candidates are fitted in a child process that setting the event stops at once
+    (a user's train: the fits may take minutes and must not hold this process's interpreter)."""
     if settings.window != "adaptive":
         return forced_window(before_gate, settings.window), {"mode": "forced"}
     earlier, selection = before_gate.iloc[:-selection_rows], before_gate.iloc[-selection_rows:]
@@ -712,19 +721,38 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
         since = final("since change")
         chosen = since if MIN_GATE_ROWS <= len(since.rows) else final("all")
         return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+    scored = [w for w in candidates if len(w.rows) >= MIN_GATE_ROWS]
+    if not scored:
+        return final("all"), {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+    default = next((w.name for w in scored if len(w.rows) == RECENT_WINDOW_ROWS), None)
+    if cancel_event is None:
+        scores, p_values = score_windows(scored, selection, default, project, settings, progress)
+    else:
+        scores, p_values = run_in_child(_child_score_windows, (scored, selection, default, project, settings),
+                                        cancel_event=cancel_event, progress=progress, name="window choice",
+                                        cancelled_message="training cancelled; nothing was saved")
+    sign = 1 if higher_is_better(project.metric) else -1
+    eligible = [name for name in scores if default is None or name == default
+                or p_values.get(name, 1.0) < WINDOW_SWITCH_P]
+    best = max(eligible, key=lambda name: sign * scores[name])
+    return final(best), {"mode": "adaptive", "scores": scores, "selection_rows": len(selection),
+                         "default": default, "p_values": p_values}
+
+
+def score_windows(windows: list[Window], selection: pd.DataFrame, default: str | None, project: Project,
+                  settings: ProjectSettings, progress: Progress | None = None) -> tuple[dict, dict]:
+    """Each window's model, fitted on the window's rows, scored on the selection rows; and for each
+    window that beats the default one, the paired test's p-value. -> (scores, p_values)"""
+    report = progress or (lambda fraction, message: None)
     schema, task, metric = project.schema, project.task, project.metric
     X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
     scores, fitted = {}, {}
-    for window in candidates:
-        if len(window.rows) < MIN_GATE_ROWS:
-            continue
+    for done, window in enumerate(windows):
+        report(done / len(windows), f"choosing the training window: fitting {window.description}")
         model = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
         fitted[window.name] = (model, _model_outputs(model, X_selection, task, metric))
         scores[window.name] = metric_value(task, metric, y_selection, fitted[window.name][1], model)
-    if not scores:
-        return final("all"), {"mode": "adaptive", "scores": {}, "selection_rows": 0}
     sign = 1 if higher_is_better(metric) else -1
-    default = next((w.name for w in candidates if w.name in scores and len(w.rows) == RECENT_WINDOW_ROWS), None)
     p_values = {}
     if default is not None:
         for name in scores:
@@ -732,11 +760,17 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
                 (model, outputs), (default_model, default_outputs) = fitted[name], fitted[default]
                 p_values[name] = float(paired_test(task, metric, y_selection, [default_outputs, outputs],
                                                    (default_model, model))["p_value"])
-    eligible = [name for name in scores if default is None or name == default
-                or p_values.get(name, 1.0) < WINDOW_SWITCH_P]
-    best = max(eligible, key=lambda name: sign * scores[name])
-    return final(best), {"mode": "adaptive", "scores": scores, "selection_rows": len(selection),
-                         "default": default, "p_values": p_values}
+    return scores, p_values
+
+
+def _child_score_windows(queue: ChildQueue, windows: list[Window], selection: pd.DataFrame, default: str | None,
+                         project: Project, settings: ProjectSettings) -> None:
+    """score_windows in a spawned child (run_in_child): only the scores and p-values come back."""
+    try:
+        queue.put(("done", score_windows(windows, selection, default, project, settings,
+                                         progress=lambda f, m: queue.put(("progress", f, m)))))
+    except BaseException as exc:  # every failure goes back to the parent as a message
+        report_failure(queue, exc)
 
 
 # --------------------------------------------------------------------------- retrain and gate

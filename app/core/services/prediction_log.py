@@ -23,9 +23,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.clock import SYSTEM_CLOCK, Clock, iso_utc
 from app.core.domain.entities import Project
 from app.core.domain.settings import ProjectSettings
 from app.core.store.registry import Registry
@@ -89,12 +90,9 @@ def sampled_rows(rows: int, share: float) -> list[int] | None:
     return [i for i in range(rows) if random.random() < share]
 
 
-def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-
-
-def cutoff(max_days: float, now: float | None = None) -> str:
-    return iso((now if now is not None else time.time()) - timedelta(days=max_days).total_seconds())
+def cutoff(max_days: float, now: float) -> str:
+    """The time before which records are older than max_days (now: seconds since the epoch)."""
+    return iso_utc(now - timedelta(days=max_days).total_seconds())
 
 
 def encode(project_id: int, model_version_id: int, at: str, ids: list[str], X: pd.DataFrame, predictions: list,
@@ -118,9 +116,9 @@ def _plain(value):
 
 
 def record(registry: Registry, project: Project, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
-           probabilities, source: str = "predict") -> int:
-    """Record scored rows now (sampled by the project's setting), pruning in the same transaction."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
+           probabilities, source: str = "predict", clock: Clock = SYSTEM_CLOCK) -> int:
+    """Record scored rows at clock's now (sampled by the project's setting), pruning in the same transaction."""
+    policy = LogPolicy.of(project.settings)
     chosen = sampled_rows(len(ids), policy.share)
     if chosen == []:
         return 0
@@ -129,18 +127,19 @@ def record(registry: Registry, project: Project, model_version_id: int, ids: lis
         X = X.iloc[chosen]
         predictions = [predictions[i] for i in chosen]
         probabilities = None if probabilities is None else [probabilities[i] for i in chosen]
-    rows = encode(project.id, model_version_id, iso(time.time()), ids, X, predictions, probabilities, source)
+    now = clock.seconds()
+    rows = encode(project.id, model_version_id, iso_utc(now), ids, X, predictions, probabilities, source)
     with registry.transaction():
         registry.insert_predictions(rows)
-        registry.prune_predictions(project.id, policy.max_rows, cutoff(policy.max_days))
+        registry.prune_predictions(project.id, policy.max_rows, cutoff(policy.max_days, now))
     return len(rows)
 
 
 def summary(registry: Registry, project: Project) -> dict:
     """For `status`: how many records the log holds, and its limits."""
-    policy = LogPolicy.of(ProjectSettings.from_dict(project.settings))
+    policy = LogPolicy.of(project.settings)
     found = registry.prediction_log_summary(project.id)
-    return {"rows": found["rows"], "oldest_at": found["oldest_at"], "newest_at": found["newest_at"],
+    return {"rows": found.rows, "oldest_at": found.oldest_at, "newest_at": found.newest_at,
             "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}
 
 
@@ -173,8 +172,9 @@ class PredictionLogWriter:
     """The server's log: add() from request threads (a list append under a lock), commits in a
     background thread every FLUSH_SECONDS, flushes everything on stop()."""
 
-    def __init__(self, registry: Registry, flush_seconds: float = FLUSH_SECONDS):
+    def __init__(self, registry: Registry, flush_seconds: float = FLUSH_SECONDS, clock: Clock = SYSTEM_CLOCK):
         self._registry = registry
+        self._clock = clock  # when a request's rows were scored, and the age limit's now
         self.flush_seconds = flush_seconds
         self.written = 0
         self.lost = 0
@@ -200,7 +200,7 @@ class PredictionLogWriter:
             X = X.iloc[chosen]
             predictions = [predictions[i] for i in chosen]
             probabilities = None if probabilities is None else [probabilities[i] for i in chosen]
-        item = _Pending(project_id, model_version_id, model, wants_probabilities, time.time(), ids, X, predictions,
+        item = _Pending(project_id, model_version_id, model, wants_probabilities, self._clock.seconds(), ids, X, predictions,
                         probabilities, policy)
         with self._guard:
             self._pending.append(item)
@@ -239,7 +239,7 @@ class PredictionLogWriter:
         self._fill_probabilities(items)
         rows = []
         for item in items:
-            rows += encode(item.project_id, item.model_version_id, iso(item.at), item.ids, item.X, item.predictions,
+            rows += encode(item.project_id, item.model_version_id, iso_utc(item.at), item.ids, item.X, item.predictions,
                            item.probabilities, "serve")
         return rows
 
@@ -273,7 +273,8 @@ class PredictionLogWriter:
             # checked often enough that the log never holds more than 1 % over its row limit
             if (always or last is None or now - last >= PRUNE_SECONDS
                     or self._since_prune.get(project_id, 0) >= max(1, policy.max_rows // 100)):
-                self._registry.prune_predictions(project_id, policy.max_rows, cutoff(policy.max_days))
+                self._registry.prune_predictions(project_id, policy.max_rows,
+                                                 cutoff(policy.max_days, self._clock.seconds()))
                 self._last_prune[project_id] = now
                 self._since_prune[project_id] = 0
 

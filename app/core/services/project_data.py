@@ -79,7 +79,7 @@ class ProjectData:
         row = self._registry.dataset_version(project.id, version)
         if row is None:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
-        seed = ProjectSettings.from_dict(project.settings).seed + version
+        seed = project.settings.seed + version
         return batch_reading.read_within_budget(self._workspace.root / row.path, project.schema, row.rows, seed,
                                                 labelled_only)
 
@@ -98,7 +98,7 @@ class ProjectData:
         from app.core.ml import datasets
 
         project = self.project(name)
-        settings = ProjectSettings.from_dict(project.settings)
+        settings = project.settings
         if since_dataset_version is None and settings.window == "adaptive":
             since_dataset_version = read_policy_state(self._registry, project.id).change_point
         chosen = self._training_versions(project, settings, since_dataset_version)
@@ -126,7 +126,7 @@ class ProjectData:
         from app.core.ml import datasets
 
         project = self.project(name)
-        seed = ProjectSettings.from_dict(project.settings).seed
+        seed = project.settings.seed
         chosen = [row for row in self._registry.dataset_versions(project.id) if row.labelled_rows]
         if not chosen:
             raise ValidationError(f"project {name!r} has no labelled data to train on")

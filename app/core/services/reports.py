@@ -15,9 +15,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core.domain.entities import Deployment, Event, MonitorResult, Project
+from app.core.domain.entities import Deployment, Event, MonitorResult, Project, Run
 from app.core.domain.errors import KeelError
-from app.core.domain.settings import ProjectSettings, higher_is_better
+from app.core.domain.settings import higher_is_better
 from app.core.ml.training import PRESET_LABELS
 from app.core.services.dependencies import Dependencies
 
@@ -74,7 +74,7 @@ def model_card(deps: Dependencies, project: Project, version: int) -> dict:
     registry = deps.registry
     model_version = registry.model_version(project.id, version)
     run = registry.run(model_version.run_id) if model_version.run_id else None
-    params = registry.run_params(run["id"]) if run else {}
+    params = registry.run_params(run.id) if run else {}
     metrics = deps.data.model_metrics(model_version)
     compared = insights.compare_versions(deps, project.name, [version])
     scored = compared["versions"][0]
@@ -83,11 +83,11 @@ def model_card(deps: Dependencies, project: Project, version: int) -> dict:
         "version": version, "created_at": model_version.created_at, "task": project.task,
         "target": project.target, "metric": project.metric, "notes": model_version.notes,
         "aliases": list(model_version.aliases), "archived": model_version.archived,
-        "preset": run["preset"] if run else None,
-        "preset_label": PRESET_LABELS.get(run["preset"], run["preset"]) if run else None,
-        "seed": run["seed"] if run else None, "overrides": params.get("overrides") or {},
+        "preset": run.preset if run else None,
+        "preset_label": PRESET_LABELS.get(run.preset, run.preset) if run and run.preset else None,
+        "seed": run.seed if run else None, "overrides": params.get("overrides") or {},
         "parameters": {k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
-        "kind": run["kind"] if run else "unknown", "import_source": params.get("source"),
+        "kind": run.kind if run else "unknown", "import_source": params.get("source"),
         "training": _training_data(deps, project, run, params),
         "trained": _first(events, "model_trained", version) or _first(events, "model_imported", version),
         "metrics": [{"name": k, "value": v, "primary": k == project.metric}
@@ -100,9 +100,9 @@ def model_card(deps: Dependencies, project: Project, version: int) -> dict:
         "gate": [_decision(e) for e in events if e.kind == "retrain_decision"
                  and e.details.get("challenger_version") == version],
         "deployments": _deployments_of(registry.deployments(project.id), version),
-        "library_versions": run["library_versions"] if run else {},
+        "library_versions": run.library_versions if run else {},
         "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
-        "settings": ProjectSettings.from_dict(project.settings).to_dict(),
+        "settings": project.settings.to_dict(),
     }
 
 
@@ -136,14 +136,14 @@ def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
     return stints
 
 
-def _training_data(deps: Dependencies, project: Project, run: dict | None, params: dict) -> dict:
-    used = set(run["dataset_versions"]) if run else set()
+def _training_data(deps: Dependencies, project: Project, run: Run | None, params: dict) -> dict:
+    used = set(run.dataset_versions) if run else set()
     rows = deps.registry.dataset_versions(project.id)
     by_id: dict[int | None, int] = {row.id: row.version for row in rows}
     versions = [{"version": row.version, "rows": row.rows, "labelled_rows": row.labelled_rows,
                  "source": row.source, "created_at": row.created_at, "sha256": row.content_sha256,
                  "parent": by_id.get(row.parent_id)} for row in rows if row.version in used]
-    window = ProjectSettings.from_dict(project.settings).window
+    window = project.settings.window
     return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
             "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
             "holdout_share": params.get("holdout_share"), "cv_folds": params.get("cv_folds"),
@@ -156,7 +156,7 @@ def _in_period(at: str | None, start: str, end: str | None) -> bool:
 
 def monitoring_report(deps: Dependencies, project: Project, start: str, end: str | None) -> dict:
     registry = deps.registry
-    settings = ProjectSettings.from_dict(project.settings)
+    settings = project.settings
     results = [r for r in registry.monitor_results(project.id) if _in_period(r.at, start, end)]
     deployments = registry.deployments(project.id)
     features = _feature_drift(results)

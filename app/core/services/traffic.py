@@ -22,40 +22,50 @@ are older than --label-delay and still below --label-coverage.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import (
+    LabelledPrediction,
+    LateMeasurement,
+    LoggedPrediction,
+    Project,
+    Schema,
+    TrafficWindow,
+)
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.ml import datasets, drift
 from app.core.ml.evaluation import compute_metrics
 from app.core.services.dependencies import Dependencies
+from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.traffic")
 
 
 # --------------------------------------------------------------------------- the log as a model frame
-def model_frame(records: list[dict], schema: dict) -> pd.DataFrame:
+def model_frame(records: list[LoggedPrediction], schema: Schema) -> pd.DataFrame:
     """The logged inputs (in the schema's feature order, as the model saw them) as a model frame."""
     columns = {}
-    for position, column in enumerate(schema["columns"]):
-        cells = [r["inputs"][position] if position < len(r["inputs"]) else None for r in records]
-        if column["kind"] == "categorical":
-            columns[column["name"]] = pd.Series(cells, dtype=object).where(
+    for position, column in enumerate(schema.columns):
+        cells = [r.inputs[position] if position < len(r.inputs) else None for r in records]
+        if column.kind == "categorical":
+            columns[column.name] = pd.Series(cells, dtype=object).where(
                 pd.Series(cells, dtype=object).notna(), np.nan)
         else:
-            columns[column["name"]] = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype(float)
+            columns[column.name] = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype(float)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(records)))
 
 
-def storage_frame(X: pd.DataFrame, schema: dict) -> pd.DataFrame:
+def storage_frame(X: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """A model frame back in the stored dataset's types (datetimes were days since 1970)."""
     out = X.copy()
-    for column in schema["columns"]:
-        if column["kind"] == "datetime":
-            out[column["name"]] = pd.to_datetime(out[column["name"]] * 86400.0, unit="s", utc=True)
+    for column in schema.columns:
+        if column.kind == "datetime":
+            out[column.name] = pd.to_datetime(out[column.name] * 86400.0, unit="s", utc=True)
     return out
 
 
@@ -64,7 +74,7 @@ def has_work(deps: Dependencies, project: Project, settings: ProjectSettings) ->
     """New traffic since the last window, late measurements to evaluate, or windows to check for late labels."""
     registry = deps.registry
     last = registry.last_traffic_window(project.id)
-    if registry.prediction_log_summary(project.id)["last_id"] > (last["last_prediction_id"] if last else 0):
+    if registry.prediction_log_summary(project.id).last_id > (last.last_prediction_id if last else 0):
         return True
     if registry.pending_late_measurements(project.id):
         return True
@@ -78,23 +88,22 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: dri
 
     registry = deps.registry
     last = registry.last_traffic_window(project.id)
-    records = registry.predictions(project.id, after_id=last["last_prediction_id"] if last else 0)
+    records = registry.predictions(project.id, after_id=last.last_prediction_id if last else 0)
     if records:
         window, details, rules = evaluate_window(deps, project, loaded, reference, settings, records)
         with registry.transaction():
             window_id = registry.insert_traffic_window(**window, details={**details, "rules": rules})
-            value, labelled = measure_window(registry, project, {**window, "id": window_id})
+            value, labelled = measure_window(registry, project, registry.traffic_window(window_id))
             if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
                 registry.set_window_measurement(window_id, value, labelled, deps.clock())
-                window.update(value=value, labelled_rows=labelled)
                 rules.update(measured_rules(project.metric, value, settings, training_value,
                                             f"traffic window {window_id}"))
             if alerts:
                 apply_rules(registry, project, rules, f"traffic window {window_id}", None,
                             {"traffic_window": window_id, "prediction_drift": window["prediction_drift"],
                              "estimated_value": window["estimated_value"]}, by, cycle)
-        cycle.traffic.append(public_window({**window, "id": window_id, "model_version": loaded.version,
-                                            "details": details}))
+            stored = registry.traffic_window(window_id)
+        cycle.traffic.append(public_window(stored))
     if alerts and settings.id_column:
         rules = {"labels_late": late_labels_message(deps, project, settings)}
         with registry.transaction():
@@ -102,13 +111,13 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: dri
 
 
 def evaluate_window(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
-                    records: list[dict]) -> tuple[dict, dict, dict]:
+                    records: list[LoggedPrediction]) -> tuple[dict, dict, dict]:
     from app.core.services.monitoring import probability_summary
 
     schema, task, metric = project.schema, project.task, project.metric
     X = model_frame(records, schema)
-    predictions = [r["prediction"] for r in records]
-    details: dict = {"model_versions": sorted({r["model_version_id"] for r in records})}
+    predictions = [r.prediction for r in records]
+    details: dict = {"model_versions": sorted({r.model_version_id for r in records})}
     prediction_stats = (drift.compare_predictions(reference.predictions, predictions, task)
                         if reference.predictions is not None else None)
     probability_stats, estimated = None, None
@@ -123,8 +132,8 @@ def evaluate_window(deps: Dependencies, project: Project, loaded, reference: dri
     details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
                    prediction_shares=_shares(predictions) if task == "classification" else None)
     window = dict(project_id=project.id, model_version_id=loaded.model_version.id,
-                  first_prediction_id=records[0]["id"], last_prediction_id=records[-1]["id"],
-                  started_at=records[0]["at"], ended_at=records[-1]["at"], monitored_at=deps.clock(), rows=len(records),
+                  first_prediction_id=records[0].id, last_prediction_id=records[-1].id,
+                  started_at=records[0].at, ended_at=records[-1].at, monitored_at=deps.clock(), rows=len(records),
                   metric=metric, estimated_value=estimated,
                   drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
                   prediction_drift=prediction_stats["psi"] if prediction_stats else None, drifted_features=drifted)
@@ -152,9 +161,9 @@ def window_rules(window: dict, prediction_stats: dict | None, probability_stats:
     return rules
 
 
-def _probabilities(records: list[dict]) -> np.ndarray | None:
-    rows = [r["probabilities"] for r in records]
-    if not rows or any(p is None for p in rows) or len({len(p) for p in rows}) != 1:
+def _probabilities(records: Sequence[LoggedPrediction | LabelledPrediction]) -> np.ndarray | None:
+    rows = [r.probabilities for r in records if r.probabilities is not None]
+    if not rows or len(rows) != len(records) or len({len(p) for p in rows}) != 1:
         return None
     return np.asarray(rows, dtype=float)
 
@@ -171,39 +180,38 @@ def _finite(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def public_window(window: dict) -> dict:
+def public_window(window: TrafficWindow) -> dict:
     """A traffic window as `monitor --json` and `status` show it."""
-    rows = window["rows"]
-    details = window.get("details") or {}
-    probability = details.get("probability_drift")
-    return {"window": window["id"], "started_at": window["started_at"], "ended_at": window["ended_at"],
-            "rows": rows, "model_version": window.get("model_version"), "metric": window["metric"],
-            "value": window.get("value"), "labelled_rows": window.get("labelled_rows", 0),
-            "label_coverage": (window.get("labelled_rows", 0) / rows) if rows else 0.0,
-            "estimated_value": window["estimated_value"], "prediction_drift": window["prediction_drift"],
+    rows = window.rows
+    probability = window.details.get("probability_drift")
+    return {"window": window.id, "started_at": window.started_at, "ended_at": window.ended_at,
+            "rows": rows, "model_version": window.model_version, "metric": window.metric,
+            "value": window.value, "labelled_rows": window.labelled_rows,
+            "label_coverage": (window.labelled_rows / rows) if rows else 0.0,
+            "estimated_value": window.estimated_value, "prediction_drift": window.prediction_drift,
             "probability_drift": probability["psi"] if probability else None,
-            "drifted_features": window["drifted_features"], "drift_share": window["drift_share"]}
+            "drifted_features": window.drifted_features, "drift_share": window.drift_share}
 
 
 # --------------------------------------------------------------------------- measured metrics
-def window_metric(project: Project, rows: list[dict]) -> float | None:
+def window_metric(project: Project, rows: list[LabelledPrediction]) -> float | None:
     """The project's metric over labelled logged records (prediction, probabilities, label)."""
     if not rows:
         return None
     task, metric = project.task, project.metric
-    y = np.asarray([r["label"] for r in rows])  # ints, floats or strings: numpy's own type, never object
-    predictions = np.asarray([r["prediction"] for r in rows])
+    y = np.asarray([r.label for r in rows])  # ints, floats or strings: numpy's own type, never object
+    predictions = np.asarray([r.prediction for r in rows])
     if task == "regression":
         y, predictions = y.astype(float), predictions.astype(float)
     proba = _probabilities(rows) if task == "classification" else None
-    classes = project.schema.get("classes") or None
+    classes = project.schema.classes or None
     if proba is not None and classes is not None and proba.shape[1] != len(classes):
         proba = None
     value = compute_metrics(task, y, predictions, proba, classes).get(metric)
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def measure_window(registry, project: Project, window: dict) -> tuple[float | None, int]:
+def measure_window(registry: Registry, project: Project, window: TrafficWindow) -> tuple[float | None, int]:
     rows = registry.late_labels_in_window(window)
     return window_metric(project, rows), len(rows)
 
@@ -219,29 +227,30 @@ def evaluate_late_labels(deps: Dependencies, project: Project, settings: Project
     pending = registry.pending_late_measurements(project.id)
     if not pending:
         return
-    newest: dict[tuple, dict] = {}
+    newest: dict[tuple, LateMeasurement] = {}
     labels_versions: dict[tuple, list[int]] = {}
-    for row in pending:
-        key = (row["traffic_window_id"], row["monitor_result_id"])
-        newest[key] = row
-        labels_versions.setdefault(key, []).append(row["labels_dataset_version"])
+    for measurement in pending:
+        assert measurement.labels_dataset_version is not None  # read with every pending measurement
+        key = (measurement.traffic_window_id, measurement.monitor_result_id)
+        newest[key] = measurement
+        labels_versions.setdefault(key, []).append(measurement.labels_dataset_version)
     if settings.id_column:
         cycle.late_windows += late_windows(deps, project, settings.id_column, newest, labels_versions)
     with registry.transaction():
         for row in newest.values():
-            where = (f"traffic window {row['traffic_window_id']}" if row["traffic_window_id"] is not None
-                     else f"dataset v{row['dataset_version']}") + " (labelled late)"
-            rules = measured_rules(row["metric"], row["value"], settings, training_value, where)
-            labels_version = row["labels_dataset_version"]
+            where = (f"traffic window {row.traffic_window_id}" if row.traffic_window_id is not None
+                     else f"dataset v{row.dataset_version}") + " (labelled late)"
+            rules = measured_rules(row.metric, row.value, settings, training_value, where)
+            labels_version = row.labels_dataset_version
             if alerts and rules:
                 apply_rules(registry, project, rules, where, labels_version,
-                            {"late_measurement": row["id"], "value": row["value"],
+                            {"late_measurement": row.id, "value": row.value,
                              "labels_dataset_version": labels_version}, by, cycle)
-            cycle.late_labels.append({"where": where, "traffic_window": row["traffic_window_id"],
-                                      "dataset_version": row["dataset_version"], "rows": row["rows"],
-                                      "labelled_rows": row["labelled_rows"], "metric": row["metric"],
-                                      "value": row["value"], "labels_dataset_version": labels_version})
-        registry.mark_late_measurements_evaluated([row["id"] for row in pending])
+            cycle.late_labels.append({"where": where, "traffic_window": row.traffic_window_id,
+                                      "dataset_version": row.dataset_version, "rows": row.rows,
+                                      "labelled_rows": row.labelled_rows, "metric": row.metric,
+                                      "value": row.value, "labels_dataset_version": labels_version})
+        registry.mark_late_measurements_evaluated([row.id for row in pending])
 
 
 def late_windows(deps: Dependencies, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
@@ -265,20 +274,20 @@ def late_windows(deps: Dependencies, project: Project, id_column: str, newest: d
         rows = pd.concat(parts, ignore_index=True).drop(columns="__id__")
         rows = rows[rows[project.target].notna()].reset_index(drop=True)
         if len(rows):
-            found.append(LateWindow(max(labels_versions[key]), rows, row["traffic_window_id"], row["value"]))
+            found.append(LateWindow(max(labels_versions[key]), rows, row.traffic_window_id, row.value))
     return found
 
 
-def window_record_ids(deps: Dependencies, project: Project, id_column: str, measurement: dict) -> set[str]:
+def window_record_ids(deps: Dependencies, project: Project, id_column: str, measurement: LateMeasurement) -> set[str]:
     """The IDs of the rows a late measurement's window scored."""
     registry = deps.registry
-    if measurement["traffic_window_id"] is not None:
-        window_id = measurement["traffic_window_id"]
-        window = next(w for w in registry.traffic_windows(project.id, after_id=window_id - 1) if w["id"] == window_id)
-        return {str(r["record_id"]) for r in registry.late_labels_in_window(window)}
+    if measurement.traffic_window_id is not None:
+        window = registry.traffic_window(measurement.traffic_window_id)
+        return {str(r.record_id) for r in registry.late_labels_in_window(window)}
     from app.core.ml import batch_reading
 
-    return batch_reading.id_values(deps.data.dataset_path(project.name, measurement["dataset_version"]), id_column)
+    assert measurement.dataset_version is not None  # a batch's measurement names its batch
+    return batch_reading.id_values(deps.data.dataset_path(project.name, measurement.dataset_version), id_column)
 
 
 def measured_rules(metric: str, value: float | None, settings: ProjectSettings, training_value: float | None,
@@ -303,9 +312,9 @@ def measured_rules(metric: str, value: float | None, settings: ProjectSettings, 
 def coverage_rows(deps: Dependencies, project: Project) -> list[dict]:
     """Every window that waits for labels: traffic windows, and unlabelled batches with IDs."""
     registry = deps.registry
-    rows = [{"kind": "traffic", "window": w["id"], "ended_at": w["ended_at"], "rows": w["rows"],
-             "labelled_rows": w["labelled_rows"], "value": w["value"], "metric": w["metric"]}
-            for w in registry.traffic_windows(project.id)]
+    rows: list[dict[str, Any]] = [{"kind": "traffic", "window": w.id, "ended_at": w.ended_at, "rows": w.rows,
+                                   "labelled_rows": w.labelled_rows, "value": w.value, "metric": w.metric}
+                                  for w in registry.traffic_windows(project.id)]
     rows += [{"kind": "batch", "dataset_version": b["dataset_version"], "ended_at": b["at"], "rows": b["rows"],
               "labelled_rows": b["labelled_rows"], "value": b["value"], "metric": b["metric"]}
              for b in registry.batches_awaiting_labels(project.id)]

@@ -123,22 +123,22 @@ def prune(deps: WorkspaceDependencies, keep_archived: int | None = None, inbox_d
 def _prune_versions(deps: WorkspaceDependencies, keep_archived: int, dry_run: bool, by: str) -> list[dict]:
     pruned = []
     for row in maintenance.prunable_model_versions(deps.registry, keep_archived):
-        entry = {"project": row["project"], "version": row["version"], "artifact_path": row["artifact_path"]}
+        entry = {"project": row.project, "version": row.version, "artifact_path": row.artifact_path}
         if dry_run:
             pruned.append(entry)
             continue
-        with project_lock(deps.workspace, row["project"]):
+        with project_lock(deps.workspace, row.project):
             # again under the lock: a deploy or an alias may have claimed it meanwhile
-            still = {r["id"] for r in maintenance.prunable_model_versions(deps.registry, keep_archived)}
-            if row["id"] not in still:
+            still = {r.id for r in maintenance.prunable_model_versions(deps.registry, keep_archived)}
+            if row.id not in still:
                 continue
-            project = deps.registry.project(row["project"])
+            project = deps.registry.project(row.project)
             with deps.registry.transaction():
-                maintenance.mark_pruned(deps.registry, row["id"])
+                maintenance.mark_pruned(deps.registry, row.id)
                 deps.registry.add_event(project, "model_pruned",
-                                        f"v{row['version']} pruned by retention (archived; its file was removed)", by,
-                                        {"version": row["version"], "keep_archived": keep_archived})
-            artifact = deps.workspace.root / row["artifact_path"]
+                                        f"v{row.version} pruned by retention (archived; its file was removed)", by,
+                                        {"version": row.version, "keep_archived": keep_archived})
+            artifact = deps.workspace.root / row.artifact_path
             for path in (artifact, artifact.with_suffix(".reference.parquet"), artifact.with_suffix(".drift.npz")):
                 path.unlink(missing_ok=True)
         pruned.append(entry)

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.core.domain.entities import DatasetFile
 from app.core.fileio import sha256_file
 from app.core.services.dependencies import WorkspaceDependencies
 from app.core.store import maintenance
@@ -67,22 +68,22 @@ def scan(deps: WorkspaceDependencies, quick: bool = False, now: float | None = N
     data = maintenance.dataset_files(registry)
     damaged_models: set[str] = set()
     for row in models:
-        if row["pruned_at"]:
+        if row.pruned_at:
             continue
-        problem = _check_file(root / row["artifact_path"], row["sha256"], quick)
+        problem = _check_file(root / row.artifact_path, row.sha256, quick)
         if problem:
-            damaged_models.add(row["artifact_path"])
-            findings.append(Finding("artifact", row["artifact_path"],
-                                    f"{row['project']} v{row['version']}: model file {problem}", True, None))
-    for row in data:
-        findings += _check_dataset(root, row, quick)
+            damaged_models.add(row.artifact_path)
+            findings.append(Finding("artifact", row.artifact_path,
+                                    f"{row.project} v{row.version}: model file {problem}", True, None))
+    for dataset_file in data:
+        findings += _check_dataset(root, dataset_file, quick)
     findings += _check_production(deps, damaged_models)
-    tracked = {row["artifact_path"] for row in models if not row["pruned_at"]}
+    tracked = {model.artifact_path for model in models if not model.pruned_at}
     tracked |= {str(Path(p).with_suffix(suffix)) for p in tracked for suffix in DERIVED_MODEL_FILES}
-    tracked |= {row["path"] for row in data}
+    tracked |= {dataset_file.path for dataset_file in data}
     findings += _stray_files(root, tracked, now)
     checked = {"projects": len(maintenance.project_names(registry)),
-               "model_files": sum(1 for r in models if not r["pruned_at"]), "dataset_files": len(data),
+               "model_files": sum(1 for r in models if not r.pruned_at), "dataset_files": len(data),
                "hashed": not quick}
     return findings, checked
 
@@ -95,13 +96,13 @@ def _check_file(path: Path, sha256: str | None, quick: bool) -> str | None:
     return None
 
 
-def _check_dataset(root: Path, row: dict, quick: bool) -> list[Finding]:
-    label = f"{row['project']} dataset v{row['version']}"
-    path = root / row["path"]
-    problem = _check_file(path, row["file_sha256"], quick)
+def _check_dataset(root: Path, row: DatasetFile, quick: bool) -> list[Finding]:
+    label = f"{row.project} dataset v{row.version}"
+    path = root / row.path
+    problem = _check_file(path, row.file_sha256, quick)
     if problem:
-        return [Finding("dataset", row["path"], f"{label}: file {problem}", True, None)]
-    if quick or row["file_sha256"]:
+        return [Finding("dataset", row.path, f"{label}: file {problem}", True, None)]
+    if quick or row.file_sha256:
         return []
     # written before hashes were recorded: the Parquet footer and row count must agree with the registry
     try:
@@ -109,33 +110,33 @@ def _check_dataset(root: Path, row: dict, quick: bool) -> list[Finding]:
 
         rows = pq.ParquetFile(path).metadata.num_rows
     except Exception as exc:  # noqa: BLE001 - any failure to read it is the finding
-        return [Finding("dataset", row["path"], f"{label}: not a readable Parquet file ({exc})", True, None)]
-    if rows != row["rows"]:
-        return [Finding("dataset", row["path"], f"{label}: {rows} rows, the registry says {row['rows']}", True, None)]
-    return [Finding("dataset", row["path"], f"{label}: no recorded sha256 yet (file reads whole)", True, "record")]
+        return [Finding("dataset", row.path, f"{label}: not a readable Parquet file ({exc})", True, None)]
+    if rows != row.rows:
+        return [Finding("dataset", row.path, f"{label}: {rows} rows, the registry says {row.rows}", True, None)]
+    return [Finding("dataset", row.path, f"{label}: no recorded sha256 yet (file reads whole)", True, "record")]
 
 
 def _check_production(deps: WorkspaceDependencies, damaged_models: set[str]) -> list[Finding]:
     findings = []
     for pointer in maintenance.production_pointers(deps.registry):
-        name = pointer["project"]
+        name = pointer.project
         manifest_path = deps.workspace.manifest_path(name)
         relative = manifest_path.relative_to(deps.workspace.root).as_posix()
-        if pointer["version"] is None:
+        if pointer.version is None:
             if manifest_path.exists():
                 findings.append(Finding("production", relative, f"{name}: production.json names a model but the "
                                         "registry has no deployment", True, "quarantine"))
             continue
-        if pointer["artifact_path"] in damaged_models:
-            findings.append(Finding("production", pointer["artifact_path"],
-                                    f"{name}: the production model v{pointer['version']} is not intact", True, None))
+        if pointer.artifact_path in damaged_models:
+            findings.append(Finding("production", pointer.artifact_path,
+                                    f"{name}: the production model v{pointer.version} is not intact", True, None))
         manifest = _read_json(manifest_path)
         if manifest is None:
             findings.append(Finding("production", relative, f"{name}: production.json is missing or unreadable "
-                                    f"(production is v{pointer['version']})", True, "rewrite"))
-        elif manifest.get("version") != pointer["version"] or manifest.get("sha256") != pointer["sha256"]:
+                                    f"(production is v{pointer.version})", True, "rewrite"))
+        elif manifest.get("version") != pointer.version or manifest.get("sha256") != pointer.sha256:
             findings.append(Finding("production", relative, f"{name}: production.json names v{manifest.get('version')}, "
-                                    f"the registry v{pointer['version']} (stale)", True, "rewrite"))
+                                    f"the registry v{pointer.version} (stale)", True, "rewrite"))
     return findings
 
 
@@ -216,6 +217,6 @@ def _repair(deps: WorkspaceDependencies, findings: list[Finding]) -> list[dict]:
 
 def _record_dataset_hash(deps: WorkspaceDependencies, relative: str) -> None:
     for row in maintenance.dataset_files(deps.registry):
-        if row["path"] == relative:
+        if row.path == relative:
             with deps.registry.transaction():
-                maintenance.record_dataset_file_hash(deps.registry, row["id"], sha256_file(deps.workspace.root / relative))
+                maintenance.record_dataset_file_hash(deps.registry, row.id, sha256_file(deps.workspace.root / relative))

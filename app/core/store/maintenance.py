@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.domain.clock import utc_now
+from app.core.domain.entities import DatasetFile, ModelFile, ProductionPointer
 from app.core.store.registry import BUSY_TIMEOUT_MS, Registry
 
 
@@ -24,17 +25,26 @@ def foreign_key_problems(registry: Registry) -> list[str]:
     return [f"{table} row {rowid} names a missing {parent} row" for table, rowid, parent, _ in rows]
 
 
-def model_files(registry: Registry) -> list[dict]:
-    """Every model version with its project name: artifact_path, sha256, pruned_at."""
-    return registry.query(
-        "SELECT m.id, p.name AS project, m.version, m.artifact_path, m.sha256, m.pruned_at, m.archived "
-        "FROM model_versions m JOIN projects p ON p.id = m.project_id ORDER BY p.name, m.version")
+_MODEL_FILES = ("SELECT m.id, p.name, m.version, m.artifact_path, m.sha256, m.pruned_at, m.archived "
+                "FROM model_versions m JOIN projects p ON p.id = m.project_id ")
 
 
-def dataset_files(registry: Registry) -> list[dict]:
-    return registry.query(
-        "SELECT d.id, p.name AS project, d.version, d.path, d.file_sha256, d.rows "
+def _model_file(row: tuple) -> ModelFile:
+    model_version_id, project, version, artifact_path, sha256, pruned_at, archived = row
+    return ModelFile(model_version_id, project, version, artifact_path, sha256, pruned_at, bool(archived))
+
+
+def model_files(registry: Registry) -> list[ModelFile]:
+    """Every model version's file, by project name and version."""
+    return [_model_file(row) for row in registry.conn.execute(_MODEL_FILES + "ORDER BY p.name, m.version")]
+
+
+def dataset_files(registry: Registry) -> list[DatasetFile]:
+    """Every dataset version's file, by project name and version."""
+    rows = registry.conn.execute(
+        "SELECT d.id, p.name, d.version, d.path, d.file_sha256, d.rows "
         "FROM dataset_versions d JOIN projects p ON p.id = d.project_id ORDER BY p.name, d.version")
+    return [DatasetFile(*row) for row in rows]
 
 
 def record_dataset_file_hash(registry: Registry, dataset_version_id: int, sha256: str) -> None:
@@ -42,13 +52,13 @@ def record_dataset_file_hash(registry: Registry, dataset_version_id: int, sha256
                           (sha256, dataset_version_id))
 
 
-def production_pointers(registry: Registry) -> list[dict]:
-    """One row per project: its current deployment's version, sha256 and artifact (None: none yet)."""
-    return registry.query(
-        "SELECT p.id AS project_id, p.name AS project, m.version, m.sha256, m.artifact_path, d.deployed_at, "
-        "d.by, d.reason FROM projects p "
+def production_pointers(registry: Registry) -> list[ProductionPointer]:
+    """One per project: its current deployment's version, sha256 and artifact (None: none yet)."""
+    rows = registry.conn.execute(
+        "SELECT p.id, p.name, m.version, m.sha256, m.artifact_path, d.deployed_at, d.by, d.reason FROM projects p "
         "LEFT JOIN deployments d ON d.id = (SELECT MAX(id) FROM deployments WHERE project_id = p.id) "
         "LEFT JOIN model_versions m ON m.id = d.model_version_id ORDER BY p.name")
+    return [ProductionPointer(*row) for row in rows]
 
 
 def project_names(registry: Registry) -> list[str]:
@@ -104,22 +114,20 @@ def replace_database(registry: Registry, source: Path) -> None:
 
 
 # ------------------------------------------------------------------ retention
-def prunable_model_versions(registry: Registry, keep_archived: int) -> list[dict]:
+def prunable_model_versions(registry: Registry, keep_archived: int) -> list[ModelFile]:
     """Archived versions beyond the newest keep_archived of each project, never one that a
     deployment, an alias or the production pointer names, and not already pruned."""
-    rows = registry.query(
-        "SELECT m.id, p.name AS project, m.version, m.artifact_path FROM model_versions m "
-        "JOIN projects p ON p.id = m.project_id "
-        "WHERE m.archived = 1 AND m.pruned_at IS NULL "
+    rows = [_model_file(row) for row in registry.conn.execute(
+        _MODEL_FILES + "WHERE m.archived = 1 AND m.pruned_at IS NULL "
         "AND m.id NOT IN (SELECT model_version_id FROM deployments) "
         "AND m.id NOT IN (SELECT model_version_id FROM model_aliases) "
-        "ORDER BY p.name, m.version")
+        "ORDER BY p.name, m.version")]
     archived_by_project: dict[str, list[dict]] = {}
     for row in registry.query("SELECT p.name AS project, m.id FROM model_versions m JOIN projects p "
                               "ON p.id = m.project_id WHERE m.archived = 1 ORDER BY m.version DESC"):
         archived_by_project.setdefault(row["project"], []).append(row["id"])
     kept = {mv_id for ids in archived_by_project.values() for mv_id in ids[:keep_archived]}
-    return [r for r in rows if r["id"] not in kept]
+    return [row for row in rows if row.id not in kept]
 
 
 def mark_pruned(registry: Registry, model_version_id: int) -> None:

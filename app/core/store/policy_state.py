@@ -18,38 +18,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.domain.clock import utc_now
 
 if TYPE_CHECKING:
-    from app.core.store.registry import Registry  # the registry imports this module's schema
-
-# Registry migration 7: the table, filled from what the audit log held until now.
-POLICY_STATE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS policy_state (
-    project_id INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
-    change_point INTEGER,
-    backoff_champion_version INTEGER,
-    backoff_unseen_rows INTEGER NOT NULL DEFAULT 0,
-    detector_json TEXT NOT NULL DEFAULT '{}',
-    budget_json TEXT NOT NULL DEFAULT '{}',
-    updated_at TEXT NOT NULL
-);
-INSERT OR IGNORE INTO policy_state (project_id, change_point, backoff_champion_version, backoff_unseen_rows, updated_at)
-SELECT p.id,
-    (SELECT json_extract(e.details_json, '$.dataset_version') FROM events e
-     WHERE e.project_id = p.id AND e.kind = 'change_detected' ORDER BY e.id DESC LIMIT 1),
-    (SELECT json_extract(e.details_json, '$.champion_version') FROM events e
-     WHERE e.project_id = p.id AND e.kind = 'retrain_decision' ORDER BY e.id DESC LIMIT 1),
-    COALESCE((SELECT json_extract(e.details_json, '$.unseen_rows') FROM events e
-     WHERE e.project_id = p.id AND e.kind = 'retrain_decision' ORDER BY e.id DESC LIMIT 1), 0),
-    strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-FROM projects p;
-"""
-
-# Registry migration 8: the champion's gate score at the rejection that started a back-off.
-POLICY_BACKOFF_VALUE_SCHEMA = """
-ALTER TABLE policy_state ADD COLUMN backoff_champion_value REAL;
-UPDATE policy_state SET backoff_champion_value = (
-    SELECT json_extract(e.details_json, '$.champion_value') FROM events e
-    WHERE e.project_id = policy_state.project_id AND e.kind = 'retrain_decision' ORDER BY e.id DESC LIMIT 1);
-"""
+    from app.core.store.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -17,283 +17,31 @@ from typing import TYPE_CHECKING, Any
 from app.core.domain.clock import utc_now
 from app.core.domain.entities import (
     Alert,
+    AlertNotice,
     DatasetVersion,
     Deployment,
     Event,
+    LabelledPrediction,
+    LateMeasurement,
+    LoggedPrediction,
     ModelVersion,
+    MonitoredValue,
     MonitorResult,
+    PredictionLogSummary,
     Project,
+    Run,
+    Schedule,
+    Schema,
+    TrafficWindow,
 )
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
-from app.core.store.policy_state import POLICY_BACKOFF_VALUE_SCHEMA, POLICY_STATE_SCHEMA
+from app.core.store.schema import LATEST_SCHEMA_VERSION, MIGRATIONS
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 PLAIN_SQL_VALUES = (str, int, float, bytes, type(None))
-
-SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS schema_version (
-    version INTEGER NOT NULL,
-    applied_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS projects (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    task TEXT NOT NULL CHECK (task IN ('classification', 'regression')),
-    target TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    schema_json TEXT NOT NULL,
-    settings_json TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dataset_versions (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    content_sha256 TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    labelled_rows INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    parent_id INTEGER REFERENCES dataset_versions(id),
-    report_json TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    UNIQUE (project_id, version),
-    UNIQUE (project_id, content_sha256)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    preset TEXT,
-    seed INTEGER,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    seconds REAL,
-    dataset_versions_json TEXT NOT NULL DEFAULT '[]',
-    library_versions_json TEXT NOT NULL DEFAULT '{}',
-    status TEXT NOT NULL DEFAULT 'finished'
-);
-CREATE TABLE IF NOT EXISTS params (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    key TEXT NOT NULL,
-    value TEXT,
-    PRIMARY KEY (run_id, key)
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    key TEXT NOT NULL,
-    value REAL,
-    step INTEGER NOT NULL DEFAULT 0,
-    timestamp TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_run_key ON metrics (run_id, key, step);
-CREATE TABLE IF NOT EXISTS model_versions (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    run_id INTEGER REFERENCES runs(id),
-    artifact_path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    extra_trusted_types_json TEXT NOT NULL DEFAULT '[]',
-    notes TEXT NOT NULL DEFAULT '',
-    archived INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    UNIQUE (project_id, version)
-);
-CREATE TABLE IF NOT EXISTS model_aliases (
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    alias TEXT NOT NULL,
-    model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
-    PRIMARY KEY (project_id, alias)
-);
-CREATE TABLE IF NOT EXISTS deployments (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
-    replaced_deployment_id INTEGER REFERENCES deployments(id),
-    deployed_at TEXT NOT NULL,
-    by TEXT NOT NULL CHECK (by IN ('user', 'policy')),
-    reason TEXT NOT NULL,
-    is_rollback INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS monitor_results (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
-    dataset_version_id INTEGER REFERENCES dataset_versions(id),
-    at TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    labelled_rows INTEGER NOT NULL,
-    metric TEXT NOT NULL,
-    value REAL,
-    estimated_value REAL,
-    drift_share REAL,
-    prediction_drift REAL,
-    drifted_features_json TEXT NOT NULL DEFAULT '[]',
-    details_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    rule TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    opened_at TEXT NOT NULL,
-    message TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged', 'recovered')),
-    closed_at TEXT,
-    details_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER REFERENCES projects(id) ON DELETE SET NULL,
-    project_name TEXT,
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    by TEXT NOT NULL,
-    message TEXT NOT NULL,
-    details_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS schedules (
-    project_id INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN ('interval', 'cron')),
-    expression TEXT NOT NULL,
-    enabled INTEGER NOT NULL DEFAULT 1,
-    last_run_at TEXT
-);
-CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE OF at, kind, by, message, details_json ON events
-BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
-"""
-
-SCHEMA_V2 = """
-CREATE TABLE IF NOT EXISTS served_samples (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
-    at TEXT NOT NULL,
-    inputs_json TEXT NOT NULL,
-    predictions_json TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_project_at ON events (project_id, id);
-CREATE INDEX IF NOT EXISTS monitor_results_project ON monitor_results (project_id, id);
-"""
-
-# v1's trigger left events open to DELETE and to rewriting project_name. The only change
-# allowed is the foreign key's own ON DELETE SET NULL when a project is deleted.
-SCHEMA_V3 = """
-CREATE TRIGGER IF NOT EXISTS events_append_only_owner BEFORE UPDATE OF project_id, project_name ON events
-WHEN NEW.project_id IS NOT NULL OR NEW.project_name IS NOT OLD.project_name
-BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'events is an append-only audit log'); END;
-"""
-
-# Recovery: each dataset file's sha256 (verify, backup), a model file removed by retention
-# (the row stays: the audit log and the monitoring results still name it), workspace-wide
-# settings (scheduled backups, retention).
-SCHEMA_V4 = """
-ALTER TABLE dataset_versions ADD COLUMN file_sha256 TEXT;
-ALTER TABLE model_versions ADD COLUMN pruned_at TEXT;
-CREATE TABLE IF NOT EXISTS workspace_settings (
-    key TEXT PRIMARY KEY,
-    value_json TEXT NOT NULL
-);
-"""
-
-# Indexes for the lookups that grow with history: without the first, finding the batches
-# still to monitor scanned monitor_results once per dataset version (quadratic growth).
-SCHEMA_V5_INDEXES = """
-CREATE INDEX IF NOT EXISTS monitor_results_dataset ON monitor_results (dataset_version_id);
-CREATE INDEX IF NOT EXISTS alerts_project_status ON alerts (project_id, status, id);
-CREATE INDEX IF NOT EXISTS deployments_project ON deployments (project_id, id);
-CREATE INDEX IF NOT EXISTS served_samples_project ON served_samples (project_id, id);
-CREATE INDEX IF NOT EXISTS runs_project ON runs (project_id);
-"""
-
-# The prediction log (what the server and `predict` scored, with an ID per row; it replaces
-# served_samples, which nothing read), late labels joined to it by ID, and traffic windows:
-# the logged traffic between two monitoring cycles, monitored like an unlabelled batch.
-SCHEMA_V6_TRAFFIC = """
-DROP TABLE IF EXISTS served_samples;
-CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
-    at TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    inputs_json TEXT NOT NULL,
-    prediction_json TEXT NOT NULL,
-    probabilities_json TEXT
-);
-CREATE INDEX IF NOT EXISTS predictions_project ON predictions (project_id, id);
-CREATE INDEX IF NOT EXISTS predictions_record ON predictions (project_id, record_id);
-CREATE INDEX IF NOT EXISTS predictions_at ON predictions (project_id, at);
-CREATE TABLE IF NOT EXISTS traffic_windows (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
-    first_prediction_id INTEGER NOT NULL,
-    last_prediction_id INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT NOT NULL,
-    monitored_at TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    metric TEXT NOT NULL,
-    value REAL,
-    labelled_rows INTEGER NOT NULL DEFAULT 0,
-    labels_at TEXT,
-    estimated_value REAL,
-    drift_share REAL,
-    prediction_drift REAL,
-    drifted_features_json TEXT NOT NULL DEFAULT '[]',
-    details_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS traffic_windows_project ON traffic_windows (project_id, id);
-CREATE TABLE IF NOT EXISTS late_labels (
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    record_id TEXT NOT NULL,
-    label_json TEXT NOT NULL,
-    dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id) ON DELETE CASCADE,
-    at TEXT NOT NULL,
-    PRIMARY KEY (project_id, record_id)
-);
-CREATE INDEX IF NOT EXISTS late_labels_version ON late_labels (dataset_version_id);
-CREATE TABLE IF NOT EXISTS late_measurements (
-    id INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    traffic_window_id INTEGER REFERENCES traffic_windows(id) ON DELETE CASCADE,
-    monitor_result_id INTEGER REFERENCES monitor_results(id) ON DELETE CASCADE,
-    labels_dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id) ON DELETE CASCADE,
-    at TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    labelled_rows INTEGER NOT NULL,
-    metric TEXT NOT NULL,
-    value REAL,
-    evaluated INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS late_measurements_project ON late_measurements (project_id, id);
-"""
-
-# What a monitoring cycle reads that grows with history, read through indexes: the batches still
-# waiting for late labels (unlabelled when monitored, with an ID column) and each monitoring
-# result's late measurements, newest last.
-SCHEMA_V9_LABEL_COVERAGE = """
-CREATE INDEX IF NOT EXISTS monitor_results_awaiting_labels ON monitor_results (project_id, at)
-    WHERE labelled_rows = 0 AND json_extract(details_json, '$.has_ids') = 1;
-CREATE INDEX IF NOT EXISTS late_measurements_result ON late_measurements (monitor_result_id, id);
-CREATE INDEX IF NOT EXISTS traffic_windows_ended ON traffic_windows (project_id, ended_at);
-"""
-
-# Each entry takes the schema from version N-1 to N. Never edit a shipped entry: add one.
-MIGRATIONS: list[tuple[int, str]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3), (4, SCHEMA_V4),
-                                   (5, SCHEMA_V5_INDEXES), (6, SCHEMA_V6_TRAFFIC),
-                                   (7, POLICY_STATE_SCHEMA), (8, POLICY_BACKOFF_VALUE_SCHEMA),
-                                   (9, SCHEMA_V9_LABEL_COVERAGE)]
-LATEST_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def _quoted_name(name: str) -> str:
@@ -384,6 +132,15 @@ def _oldest_first(table: str, where: str, newest: int | None) -> str:
 
 def _limited(params: list, newest: int | None) -> list:
     return params if newest is None else [*params, max(newest, 0)]
+
+
+def _logged_prediction(row: tuple) -> LoggedPrediction:
+    """A predictions row (id, model_version_id, at, record_id, inputs_json, prediction_json,
+    probabilities_json[, source]), decoded."""
+    prediction_id, model_version_id, at, record_id, inputs, prediction, probabilities, *source = row
+    return LoggedPrediction(id=prediction_id, model_version_id=model_version_id, at=at, record_id=record_id,
+                            inputs=_loads(inputs, []), prediction=_loads(prediction, None),
+                            probabilities=_loads(probabilities, None), source=source[0] if source else None)
 
 
 def _loads(text: str | None, default: Any) -> Any:
@@ -533,13 +290,13 @@ class Registry:
         return int(row_id)
 
     # ----------------------------------------------------------------- projects
-    def insert_project(self, name: str, task: str, target: str, metric: str, schema: dict, settings: dict) -> int:
+    def insert_project(self, name: str, task: str, target: str, metric: str, schema: Schema, settings: dict) -> int:
         return self._insert_row("projects", dict(
             name=name,
             task=task,
             target=target,
             metric=metric,
-            schema_json=json.dumps(schema),
+            schema_json=json.dumps(schema.to_dict()),
             settings_json=json.dumps(settings),
             created_at=utc_now(),
         ))
@@ -664,7 +421,7 @@ class Registry:
         rows = self.conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,)).fetchall()
         return {key: _loads(value, None) for key, value in rows}
 
-    def runs(self, project_id: int) -> list[dict]:
+    def runs(self, project_id: int) -> list[Run]:
         """The project's runs, newest first, with their final metrics."""
         rows = self.query("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC", (project_id,))
         metrics: dict[int, dict] = {}
@@ -672,21 +429,20 @@ class Registry:
                 "SELECT m.run_id, m.key, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
                 "WHERE r.project_id = ? ORDER BY m.step, m.id", (project_id,)):
             metrics.setdefault(point[0], {})[point[1]] = point[2]
-        return [{**row, "metrics": metrics.get(row["id"], {})} for row in rows]
+        return [Run.from_row(row, metrics.get(row["id"], {})) for row in rows]
 
-    def runs_with_metric(self, project_id: int, key: str, above: float) -> list[dict]:
+    def runs_with_metric(self, project_id: int, key: str, above: float) -> list[Run]:
         """The project's runs whose latest `key` is above a value, newest first."""
-        return self.query(
+        rows = self.query(
             "SELECT r.* FROM runs r WHERE r.project_id = ? AND (SELECT m.value FROM metrics m WHERE m.run_id = r.id "
             "AND m.key = ? ORDER BY m.step DESC, m.id DESC LIMIT 1) > ? ORDER BY r.id DESC", (project_id, key, above))
+        return [Run.from_row(row) for row in rows]
 
-    def run(self, run_id: int) -> dict:
+    def run(self, run_id: int) -> Run:
         row = self.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"unknown run {run_id}")
-        row["dataset_versions"] = _loads(row.pop("dataset_versions_json"), [])
-        row["library_versions"] = _loads(row.pop("library_versions_json"), {})
-        return row
+        return Run.from_row(row)
 
     # ----------------------------------------------------------------- models
     def insert_model_version(self, **fields: Any) -> int:
@@ -806,12 +562,12 @@ class Registry:
         row = self.query_one(self._MONITOR_RESULTS + "WHERE r.project_id = ? ORDER BY r.id DESC LIMIT 1", (project_id,))
         return MonitorResult.from_row(row) if row else None
 
-    def recent_monitor_values(self, project_id: int, limit: int) -> list[dict]:
+    def recent_monitor_values(self, project_id: int, limit: int) -> list[MonitoredValue]:
         """value and estimated_value of the newest `limit` results, newest first."""
-        return self.query(
+        rows = self.conn.execute(
             "SELECT value, estimated_value FROM monitor_results WHERE project_id = ? ORDER BY id DESC LIMIT ?",
-            (project_id, limit),
-        )
+            (project_id, limit))
+        return [MonitoredValue(value, estimated) for value, estimated in rows]
 
     def monitor_results(self, project_id: int, after_id: int = 0) -> list[MonitorResult]:
         rows = self.query(self._MONITOR_RESULTS + "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id", (project_id, after_id))
@@ -837,37 +593,28 @@ class Registry:
                                          (project_id, boundary[0])).rowcount
         return dropped
 
-    def prediction_log_summary(self, project_id: int) -> dict:
-        row = self.conn.execute(
+    def prediction_log_summary(self, project_id: int) -> PredictionLogSummary:
+        rows, oldest_at, newest_at, last_id = self.conn.execute(
             "SELECT COUNT(*), MIN(at), MAX(at), MAX(id) FROM predictions WHERE project_id = ?", (project_id,)).fetchone()
-        return {"rows": row[0], "oldest_at": row[1], "newest_at": row[2], "last_id": row[3] or 0}
+        return PredictionLogSummary(rows, oldest_at, newest_at, last_id or 0)
 
-    def predictions(self, project_id: int, after_id: int = 0, up_to_id: int | None = None) -> list[dict]:
-        """Logged records in id order; inputs, prediction and probabilities decoded."""
-        rows = self.query(
-            "SELECT id, model_version_id, at, record_id, source, inputs_json, prediction_json, probabilities_json "
+    def predictions(self, project_id: int, after_id: int = 0, up_to_id: int | None = None) -> list[LoggedPrediction]:
+        """Logged records in id order."""
+        rows = self.conn.execute(
+            "SELECT id, model_version_id, at, record_id, inputs_json, prediction_json, probabilities_json, source "
             "FROM predictions WHERE project_id = ? AND id > ? AND id <= ? ORDER BY id",
             (project_id, after_id, up_to_id if up_to_id is not None else 2**62))
-        for row in rows:
-            row["inputs"] = _loads(row.pop("inputs_json"), [])
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
-        return rows
+        return [_logged_prediction(row) for row in rows]
 
-    def predictions_for_records(self, project_id: int, record_ids: list[str]) -> list[dict]:
-        """Every logged record of these IDs (an ID scored twice has two), decoded."""
-        found: list[dict] = []
+    def predictions_for_records(self, project_id: int, record_ids: list[str]) -> list[LoggedPrediction]:
+        """Every logged record of these IDs (an ID scored twice has two), in id order per chunk of IDs."""
+        found: list[LoggedPrediction] = []
         for start in range(0, len(record_ids), 500):
             chunk = record_ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            found += self.query(
+            found += [_logged_prediction(row) for row in self.conn.execute(
                 "SELECT id, model_version_id, at, record_id, inputs_json, prediction_json, probabilities_json "
-                f"FROM predictions WHERE project_id = ? AND record_id IN ({marks}) ORDER BY id",
-                (project_id, *chunk))
-        for row in found:
-            row["inputs"] = _loads(row.pop("inputs_json"), [])
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
+                f"FROM predictions WHERE project_id = ? AND record_id IN ({marks}) ORDER BY id", (project_id, *chunk))]
         return found
 
     def predictions_volume(self, project_id: int, bucket_chars: int = 16) -> list[tuple[str, int]]:
@@ -877,24 +624,28 @@ class Registry:
             "GROUP BY bucket ORDER BY bucket", (bucket_chars, project_id)).fetchall()
 
     # ----------------------------------------------------------------- traffic windows
-    def last_traffic_window(self, project_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM traffic_windows WHERE project_id = ? ORDER BY id DESC LIMIT 1",
-                              (project_id,))
+    _TRAFFIC_WINDOWS = ("SELECT w.*, m.version AS model_version FROM traffic_windows w "
+                        "JOIN model_versions m ON m.id = w.model_version_id ")
+
+    def last_traffic_window(self, project_id: int) -> TrafficWindow | None:
+        row = self.query_one(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? ORDER BY w.id DESC LIMIT 1", (project_id,))
+        return TrafficWindow.from_row(row) if row else None
+
+    def traffic_window(self, window_id: int) -> TrafficWindow:
+        row = self.query_one(self._TRAFFIC_WINDOWS + "WHERE w.id = ?", (window_id,))
+        if row is None:
+            raise NotFoundError(f"unknown traffic window {window_id}")
+        return TrafficWindow.from_row(row)
 
     def insert_traffic_window(self, **fields: Any) -> int:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("traffic_windows", fields)
 
-    def traffic_windows(self, project_id: int, after_id: int = 0) -> list[dict]:
-        rows = self.query(
-            "SELECT w.*, m.version AS model_version FROM traffic_windows w "
-            "JOIN model_versions m ON m.id = w.model_version_id WHERE w.project_id = ? AND w.id > ? ORDER BY w.id",
-            (project_id, after_id))
-        for row in rows:
-            row["drifted_features"] = _loads(row.pop("drifted_features_json"), [])
-            row["details"] = _loads(row.pop("details_json"), {})
-        return rows
+    def traffic_windows(self, project_id: int, after_id: int = 0) -> list[TrafficWindow]:
+        rows = self.query(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? AND w.id > ? ORDER BY w.id",
+                          (project_id, after_id))
+        return [TrafficWindow.from_row(row) for row in rows]
 
     def windows_of_predictions(self, project_id: int, prediction_ids: list[int]) -> dict[int, int]:
         """prediction id -> the traffic window that holds it (records not monitored yet have none)."""
@@ -930,18 +681,16 @@ class Registry:
             "INSERT INTO late_labels (project_id, record_id, label_json, dataset_version_id, at) VALUES (?, ?, ?, ?, ?)",
             rows)
 
-    def late_labels_in_window(self, window: dict) -> list[dict]:
-        """(prediction, probabilities, label) of the window's labelled records."""
-        rows = self.query(
+    def late_labels_in_window(self, window: TrafficWindow) -> list[LabelledPrediction]:
+        """The window's logged records that a late label has reached, with their labels."""
+        rows = self.conn.execute(
             "SELECT p.record_id, p.prediction_json, p.probabilities_json, l.label_json FROM predictions p "
             "JOIN late_labels l ON l.project_id = p.project_id AND l.record_id = p.record_id "
             "WHERE p.project_id = ? AND p.id BETWEEN ? AND ? ORDER BY p.id",
-            (window["project_id"], window["first_prediction_id"], window["last_prediction_id"]))
-        for row in rows:
-            row["prediction"] = _loads(row.pop("prediction_json"), None)
-            row["probabilities"] = _loads(row.pop("probabilities_json"), None)
-            row["label"] = _loads(row.pop("label_json"), None)
-        return rows
+            (window.project_id, window.first_prediction_id, window.last_prediction_id))
+        return [LabelledPrediction(prediction=_loads(prediction, None), label=_loads(label, None),
+                                   probabilities=_loads(probabilities, None), record_id=record_id)
+                for record_id, prediction, probabilities, label in rows]
 
     def late_labels_for(self, project_id: int, record_ids: list[str]) -> dict[str, object]:
         found: dict[str, object] = {}
@@ -963,13 +712,14 @@ class Registry:
         fields.setdefault("at", utc_now())
         return self._insert_row("late_measurements", fields)
 
-    def pending_late_measurements(self, project_id: int) -> list[dict]:
-        return self.query(
+    def pending_late_measurements(self, project_id: int) -> list[LateMeasurement]:
+        rows = self.query(
             "SELECT lm.*, d.version AS dataset_version, ld.version AS labels_dataset_version "
             "FROM late_measurements lm LEFT JOIN monitor_results r ON r.id = lm.monitor_result_id "
             "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
             "JOIN dataset_versions ld ON ld.id = lm.labels_dataset_version_id "
             "WHERE lm.project_id = ? AND lm.evaluated = 0 ORDER BY lm.id", (project_id,))
+        return [LateMeasurement.from_row(row) for row in rows]
 
     def mark_late_measurements_evaluated(self, ids: list[int]) -> None:
         self.conn.executemany("UPDATE late_measurements SET evaluated = 1 WHERE id = ?", [(i,) for i in ids])
@@ -1024,13 +774,12 @@ class Registry:
         row = self.conn.execute("SELECT status FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return row[0] if row else None
 
-    def open_alerts_after(self, alert_id: int) -> list[dict]:
+    def open_alerts_after(self, alert_id: int) -> list[AlertNotice]:
         """Open alerts of every project with an id above alert_id, oldest first, with their project's name."""
-        return self.query(
-            "SELECT a.id, a.severity, a.message, p.name AS project FROM alerts a JOIN projects p "
-            "ON p.id = a.project_id WHERE a.status = 'open' AND a.id > ? ORDER BY a.id",
-            (alert_id,),
-        )
+        rows = self.conn.execute(
+            "SELECT a.id, p.name, a.severity, a.message FROM alerts a JOIN projects p "
+            "ON p.id = a.project_id WHERE a.status = 'open' AND a.id > ? ORDER BY a.id", (alert_id,))
+        return [AlertNotice(*row) for row in rows]
 
     def last_alert_id(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
@@ -1081,13 +830,14 @@ class Registry:
                      kind=row["kind"], by=row["by"], message=row["message"], details=_loads(row["details_json"], {}))
 
     # ----------------------------------------------------------------- schedules
-    def schedule(self, project_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM schedules WHERE project_id = ?", (project_id,))
+    _SCHEDULES = "SELECT s.*, p.name AS project FROM schedules s JOIN projects p ON p.id = s.project_id "
 
-    def schedules(self) -> list[dict]:
-        return self.query(
-            "SELECT s.*, p.name AS project FROM schedules s JOIN projects p ON p.id = s.project_id ORDER BY p.name"
-        )
+    def schedule(self, project_id: int) -> Schedule | None:
+        row = self.query_one(self._SCHEDULES + "WHERE s.project_id = ?", (project_id,))
+        return Schedule.from_row(row) if row else None
+
+    def schedules(self) -> list[Schedule]:
+        return [Schedule.from_row(row) for row in self.query(self._SCHEDULES + "ORDER BY p.name")]
 
     def upsert_schedule(self, project_id: int, kind: str, expression: str, enabled: bool = True) -> None:
         self.conn.execute(

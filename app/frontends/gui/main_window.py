@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from app import RESOURCES, __version__
 from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
+from app.core.domain.entities import AlertNotice
 from app.demo import DEMO_PROJECT
 from app.frontends.gui import common, file_dialogs
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
@@ -449,16 +450,16 @@ class MainWindow(QMainWindow):
                 self.project_list.setCurrentItem(item)
                 self.project_list.blockSignals(False)
 
-    def _announce_alerts(self, last_alert_id: int, opened: list[dict]) -> None:
+    def _announce_alerts(self, last_alert_id: int, opened: list[AlertNotice]) -> None:
         """The alerts opened since the last read, once each; those already open at start are shown by
         the list, not announced."""
         if self._last_alert_id is None:
             self._last_alert_id = last_alert_id
             return
-        for row in opened:
-            if row["id"] > self._last_alert_id:
-                self._last_alert_id = row["id"]
-                self.notify("warning", f"New alert on {row['project']}: {row['message']}")
+        for alert in opened:
+            if alert.id > self._last_alert_id:
+                self._last_alert_id = alert.id
+                self.notify("warning", f"New alert on {alert.project}: {alert.message}")
 
     # ------------------------------------------------------------------ actions
     def update_actions(self) -> None:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from app.core.domain.entities import Project
+from app.core.domain.entities import Project, Schema
 from app.core.domain.settings import POLICIES, PRESETS, ProjectSettings, higher_is_better, metrics_for
 from app.frontends.gui.common import BAD_COLOR, muted
 
@@ -126,7 +126,7 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(560)
         self.task = project.task
         self.check = check
-        current = ProjectSettings.from_dict(project.settings)  # its defaults fill any setting not stored
+        current = project.settings  # its defaults fill any setting not stored
         self.original = current.to_dict()
         tabs = QTabWidget()
         tabs.setObjectName("settingsTabs")
@@ -219,7 +219,7 @@ class SettingsDialog(QDialog):
         form.addRow("Test level (alpha)", self.alpha)
         return form
 
-    def _traffic_form(self, current: ProjectSettings, schema: dict) -> QFormLayout:
+    def _traffic_form(self, current: ProjectSettings, schema: Schema) -> QFormLayout:
         self.id_column = QComboBox()
         self.id_column.setObjectName("settingsIdColumn")
         self.id_column.setEditable(True)  # any column of the data that is neither the target nor a feature

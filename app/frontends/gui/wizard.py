@@ -258,17 +258,16 @@ class SchemaPage(QWizardPage):
             return
         self.error.setText("")
         rows = []
-        for column in self.schema["columns"]:
-            if "mean" in column:
-                summary = f"{fmt_number(column['min'])} … {fmt_number(column['max'])}"
-            elif "n_unique" in column:
-                summary = f"{column['n_unique']} distinct"
+        for column in self.schema.columns:
+            if column.mean is not None:
+                summary = f"{fmt_number(column.minimum)} … {fmt_number(column.maximum)}"
+            elif column.n_unique is not None:
+                summary = f"{column.n_unique} distinct"
             else:
                 summary = ""
-            missing = f"{column['missing_rate']:.1%}" if "missing_rate" in column else ""
-            rows.append({"name": column["name"], "kind": column["kind"], "missing": missing,
-                         "summary": summary})
-        rows.append({"name": target, "kind": f"target ({task}, {self.schema['target_kind']})", "missing": "",
+            missing = "" if column.missing_rate is None else f"{column.missing_rate:.1%}"
+            rows.append({"name": column.name, "kind": column.kind, "missing": missing, "summary": summary})
+        rows.append({"name": target, "kind": f"target ({task}, {self.schema.target_kind})", "missing": "",
                      "summary": ""})
         if page.id_column.currentData():
             rows.append({"name": page.id_column.currentData(), "kind": "ID (never a feature)", "missing": "",
@@ -276,7 +275,7 @@ class SchemaPage(QWizardPage):
         self.schema_rows.set_rows(rows)
         self.view.resizeColumnsToContents()
         self.summary.setText(f"<b>{page.name.text()}</b>: predict <b>{target}</b> ({task}) from "
-                             f"{len(self.schema['features'])} feature column(s), {page.preset.currentText()}, "
+                             f"{len(self.schema.features)} feature column(s), {page.preset.currentText()}, "
                              f"metric {page.metric_box.currentData()}.")
 
     def isComplete(self) -> bool:

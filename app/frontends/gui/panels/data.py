@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.domain.entities import Schema
 from app.frontends.gui.common import (
     DataFrameModel,
     RecordsModel,
@@ -108,10 +109,10 @@ class DataPanel(Panel):
         self.report.setPlainText("")
         self.preview_model.set_frame(None)
 
-    def read(self, keel, name: str) -> tuple[dict, list[dict]]:
+    def read(self, keel, name: str) -> tuple[Schema, list[dict]]:
         return keel.project(name).schema, [version.to_dict() for version in keel.dataset_versions(name)]
 
-    def show_data(self, data: tuple[dict, list[dict]]) -> None:
+    def show_data(self, data: tuple[Schema, list[dict]]) -> None:
         schema, rows = data
         by_id = {r["id"]: r["version"] for r in rows}
         for row in rows:
@@ -121,11 +122,11 @@ class DataPanel(Panel):
         self.versions.set_rows(list(reversed(rows)))
         if was_empty:  # later refreshes keep the widths the user may have set
             self.versions_view.resizeColumnsToContents()
-        self.schema.set_rows([{**c, "missing": f"{c['missing_rate']:.1%}" if "missing_rate" in c else ""}
-                              for c in schema.get("columns", [])]
-                             + [{"name": f"{schema['target']} (target)", "kind": schema.get("target_kind", ""),
-                                 "missing": "", "n_unique": len(schema.get("classes", [])),
-                                 "categories": [str(c) for c in schema.get("classes", [])]}])
+        classes = schema.classes or ()
+        self.schema.set_rows([{**c.to_dict(), "missing": "" if c.missing_rate is None else f"{c.missing_rate:.1%}"}
+                              for c in schema.columns]
+                             + [{"name": f"{schema.target} (target)", "kind": schema.target_kind,
+                                 "missing": "", "n_unique": len(classes), "categories": [str(c) for c in classes]}])
         if was_empty:
             self.schema_view.resizeColumnsToContents()
         chosen = selected_records(self.versions_view, self.versions)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.entities import Deployment, Project
+from app.core.domain.entities import Deployment, Project, Schedule
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -325,22 +325,22 @@ class MonitoringPanel(Panel):
         self.controller.save_settings({"schedule": self.schedule_text(),
                                        "schedule_enabled": self.schedule_enabled.isChecked()})
 
-    def _load_schedule(self, project: Project, schedule: dict | None) -> None:
+    def _load_schedule(self, project: Project, schedule: Schedule | None) -> None:
         if schedule is None:
             return
-        self.schedule_enabled.setChecked(bool(schedule["enabled"]))
-        if schedule["kind"] == "cron":
+        self.schedule_enabled.setChecked(bool(schedule.enabled))
+        if schedule.kind == "cron":
             self.schedule_kind.setCurrentIndex(1)
-            self.cron_text.setText(schedule["expression"])
+            self.cron_text.setText(schedule.expression)
         else:
             self.schedule_kind.setCurrentIndex(0)
-            seconds = int(float(schedule["expression"]))
+            seconds = int(float(schedule.expression))
             unit = max(i for i, u in enumerate(UNITS) if seconds % u[2] == 0)
             self.interval_unit.setCurrentIndex(unit)
             self.interval_value.setValue(seconds // UNITS[unit][2])
         parts = []
-        if schedule.get("last_run_at"):
-            parts.append(f"last run {local_time(schedule['last_run_at'])}")
+        if schedule.last_run_at:
+            parts.append(f"last run {local_time(schedule.last_run_at)}")
         next_time = self.controller.next_run_times().get(project.name)
         if next_time is not None:
             parts.append(f"next run {next_time:%Y-%m-%d %H:%M:%S}" if hasattr(next_time, "strftime") else f"next run {next_time}")
@@ -547,8 +547,7 @@ class MonitoringPanel(Panel):
         settings = project.settings
         decisions = data["decisions"]
         signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
-                     settings.get("threshold"),
-                     settings.get("drift_share"), project.metric)
+                     settings.threshold, settings.drift_share, project.metric)
         if signature == getattr(self, "_decorated", None):
             return  # nothing new to draw
         self._decorated = signature
@@ -557,14 +556,14 @@ class MonitoringPanel(Panel):
             self.arrivals = arrivals
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
         self.arrivals = arrivals
-        self._threshold(settings.get("threshold"))
+        self._threshold(settings.threshold)
         self.metric_plot.setLabel("left", project.metric)
         self._markers(lifecycle_markers(arrivals, models, deployments, by_time=self.x_axis == "time"))
         self._tips(project.metric, arrivals)
         shown = self._decision_marks(decisions)
-        self.metric_legend.setText(metric_legend(settings.get("threshold"), bool(models or deployments))
+        self.metric_legend.setText(metric_legend(settings.threshold, bool(models or deployments))
                                    + decision_legend(shown))
-        drift_share = settings.get("drift_share", 0.3)
+        drift_share = settings.drift_share
         self.drift_limit.setPos(drift_share)
         self.drift_legend.setText(legend([(DRIFT, "●", "share drifted"),
                                           (LIMIT, "- -", f"alert above {drift_share:.2f}")]))
