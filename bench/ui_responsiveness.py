@@ -88,6 +88,36 @@ def timed_application(argv):
     return TimedApplication(argv)
 
 
+WORKER_CALL_MS = 5.0
+IMPORT_CALLS = {"exec", "__import__", "import_module", "hasattr", "_call_with_frames_removed"}
+
+
+def watch_worker_calls() -> list[tuple[float, str, str, str]]:
+    """Times each call into C made on the threads started from now on (the job runner's workers):
+    returns the list that will hold (CPU ms, function, where, thread) of those over WORKER_CALL_MS of
+    their thread's CPU. Such a call holds the GIL unless it lets it go: the GUI thread waits meanwhile."""
+    import threading
+
+    slow: list[tuple[float, str, str, str]] = []
+    local = threading.local()
+
+    def profile(frame, event, arg):
+        if event == "c_call":
+            local.__dict__.setdefault("stack", []).append(time.thread_time_ns())
+        elif event in ("c_return", "c_exception") and getattr(local, "stack", None):
+            took = (time.thread_time_ns() - local.stack.pop()) / 1e6
+            name = getattr(arg, "__qualname__", str(arg))
+            # an import runs Python code (which lets the GIL go) inside exec: only an extension module's
+            # own initialisation (exec_dynamic, create_dynamic) counts among the import machinery
+            if took > WORKER_CALL_MS and (name not in IMPORT_CALLS and "importlib" not in frame.f_code.co_filename
+                                          or name.endswith("_dynamic")):
+                where = f"{frame.f_code.co_filename.split('site-packages/')[-1]}:{frame.f_lineno}"
+                slow.append((took, name, where, threading.current_thread().name))
+
+    threading.setprofile(profile)
+    return slow
+
+
 def percentile(values, q):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
@@ -103,6 +133,9 @@ def main() -> int:
     parser.add_argument("--events", action="store_true",
                         help="time every event the GUI thread handles; print the slow ones in the largest gaps")
     parser.add_argument("--no-tabs", action="store_true", help="do not switch panels during the work")
+    parser.add_argument("--worker-calls", action="store_true",
+                        help=f"list the calls into C over {WORKER_CALL_MS:.0f} ms of CPU on worker threads (they hold "
+                             "the GIL unless they release it; slows the workers a little)")
     parser.add_argument("--workspace", default=str(Path(tempfile.gettempdir()) / "keel-bench-ui"))
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
@@ -120,6 +153,7 @@ def main() -> int:
     from app.frontends.gui.controller import Controller
     from app.frontends.gui.main_window import MainWindow
 
+    worker_calls = watch_worker_calls() if args.worker_calls else []
     clock = QElapsedTimer()
     ticks: list[int] = []
     cpu: dict[int, int] = {}  # tick -> the GUI thread's CPU time then (ns)
@@ -249,6 +283,10 @@ def main() -> int:
     if args.verbose:
         for at, what in moments:
             print(f"  {(at - phases['start']) / 1e9:7.2f} s  {what}")
+    if args.worker_calls:
+        print(f"calls into C over {WORKER_CALL_MS:.0f} ms of CPU on worker threads (opening included):")
+        for took, what, where, thread in sorted(worker_calls, reverse=True)[:25]:
+            print(f"  {took:7.1f} ms  {what}  at {where}  [{thread}]")
     print(f"targets: {'met' if result['meets_target'] else 'NOT met'} (platform {result['platform']})")
     write_report("ui_responsiveness", result)
     return 0

@@ -46,9 +46,18 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
     models.compare_button.click()
     qtbot.waitUntil(lambda: models.comparison is not None, timeout=90_000)
     assert [e["version"] for e in models.comparison["versions"]] == [1, 2, 3]
+    models.compare_widget.grab()  # painted, as the user sees it
     chart = models.compare_widget.findChild(PlotWidget, "metricsByVersion")
-    assert chart is not None
+    assert chart is not None and chart.isVisible()
     assert len([i for i in chart.getPlotItem().items if isinstance(i, BarGraphItem)]) == 3
+    # log_loss (lower is better, unbounded) has its own chart and value axis, beside the scores in [0, 1]
+    errors = models.compare_widget.findChild(PlotWidget, "errorsByVersion")
+    assert errors is not None and errors.isVisible()
+    assert [name for _, name in errors.getAxis("bottom")._tickLevels[0]] == ["log_loss"]
+    assert "log_loss" not in [name for _, name in chart.getAxis("bottom")._tickLevels[0]]
+    assert errors.getAxis("left").labelText == "log_loss (lower is better)"
+    assert chart.getAxis("left").labelText == "score (higher is better)"
+    assert len([i for i in errors.getPlotItem().items if isinstance(i, BarGraphItem)]) == 3
     table = models.compare_widget.findChild(QTableView, "parametersTable")
     model = table.model()
     rows = {model.index(r, 0).data(): [model.index(r, c).data() for c in range(model.columnCount())]

@@ -171,3 +171,50 @@ def test_labels_of_markers_close_together_are_staggered_so_they_never_overlap():
     data = [float(x) for x in range(2, 101)]  # a span of ~100 batches
     assert label_heights([1.5, 1.6, 2.5, 50.5] + data, 4) == [LABEL_HIGH, LABEL_LOW, LABEL_HIGH, LABEL_HIGH]
     assert label_heights([1.5, 50.5] + data, 2) == [LABEL_HIGH, LABEL_HIGH]  # far apart: both at the top
+
+
+def test_the_x_axis_choice_is_remembered_across_project_switches_and_restarts(qtbot, backlog_window):
+    from pyqtgraph import DateAxisItem
+
+    from app.frontends.gui.application import settings_store
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.main_window import MainWindow
+
+    window, controller = backlog_window, backlog_window.controller
+    panel = shown_monitoring(qtbot, window)
+    panel.x_axis_choice.setCurrentIndex(panel.x_axis_choice.findData("time"))
+    controller.set_project("")
+    controller.set_project("demo-credit")
+    qtbot.waitUntil(lambda: panel.shows("demo-credit") and panel.up_to_date and len(panel.results) == 9, timeout=20000)
+    panel.flush()
+    assert panel.x_axis == "time" and panel.x_axis_choice.currentData() == "time"
+    assert isinstance(panel.metric_plot.getAxis("bottom"), DateAxisItem)
+
+    restarted = MainWindow(Controller(None, start_scheduler=False), settings_store())  # a new window, as after a restart
+    qtbot.addWidget(restarted)
+    restarted.show()
+    again = restarted.panels["monitoring"]
+    again.prepare_plots()
+    try:
+        qtbot.waitUntil(lambda: again.plots_built, timeout=10000)
+        assert again.x_axis == "time" and again.x_axis_choice.currentData() == "time"
+        assert isinstance(again.metric_plot.getAxis("bottom"), DateAxisItem)
+        assert "ingest time" in again.metric_plot.getAxis("bottom").labelText
+    finally:
+        restarted.close()
+
+
+def test_a_marker_at_the_right_edge_keeps_its_label_inside_the_plot(qtbot, backlog_window):
+    window = backlog_window
+    window.controller.keel.rollback("demo-credit")  # after the latest batch: its marker is the rightmost x
+    window.controller.registry_changed.emit()
+    panel = shown_monitoring(qtbot, window)
+    qtbot.waitUntil(lambda: any("↩v1" in line.label.toPlainText() for line in panel._deployment_lines)
+                    and panel.up_to_date, timeout=20000)
+    panel.metric_plot.grab()  # laid out and painted as on screen
+    view = panel.metric_plot.getPlotItem().getViewBox().sceneBoundingRect()
+    rightmost = max(panel._deployment_lines, key=lambda line: line.value())
+    assert "↩v1" in rightmost.label.toPlainText()
+    for line in panel._deployment_lines:
+        label = line.label.sceneBoundingRect()
+        assert view.left() <= label.left() and label.right() <= view.right(), (line.label.toPlainText(), label, view)

@@ -56,12 +56,14 @@ def wait_idle(qtbot, window) -> None:
 
 
 def test_clicks_and_the_registry_poll_read_the_services_off_the_gui_thread(qtbot, backlog_window, monkeypatch):
+    import app.frontends.gui.controller as controller_module
     from app.frontends.gui.settings_dialog import SettingsDialog
 
     window, controller = backlog_window, backlog_window.controller
     keel = controller.keel
-    fit_in_process = keel.train  # the notice's reads are checked here, not the training's child process
-    monkeypatch.setattr(keel, "train", lambda name, cancel_event=None, **kwargs: fit_in_process(name, **kwargs))
+    # the training runs in a child process (tests/test_gui_main.py); here, the reads around it are checked
+    monkeypatch.setattr(controller_module, "call_in_child", lambda job, workspace, method, *args, takes_cancel_event=False,
+                        **kwargs: getattr(keel, method)(*args, **kwargs))
     wait_idle(qtbot, window)
     notices = []
     controller.notify.connect(lambda level, message: notices.append(message))
@@ -90,7 +92,7 @@ def test_clicks_and_the_registry_poll_read_the_services_off_the_gui_thread(qtbot
             answerer.stop()
         controller.keel = keel
     assert recorder.on_gui_thread == []
-    assert {"project", "check_settings", "set_project", "status", "production_version", "train",
+    assert {"project", "check_settings", "set_project", "status", "production_version",
             "change_stamp"} <= set(recorder.on_workers)
     titles = {title for _, title in answerer.seen}
     assert {"Deploy", "Delete project"} <= titles and any("MLflow" in title for title in titles), titles

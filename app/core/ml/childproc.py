@@ -90,12 +90,15 @@ def report_failure(queue: ChildQueue, exc: BaseException) -> None:
 
 def run_in_child(target: Callable[..., Any], args: tuple, *, cancel_event: threading.Event | None = None,
                  progress: Callable[[float, str], None] | None = None, cancelled_message: str = "cancelled",
-                 name: str | None = None, poll_seconds: float = 0.1) -> Any:
+                 name: str | None = None, poll_seconds: float = 0.1, may_start_children: bool = False) -> Any:
     """target(queue, *args) in a spawned child; returns its result. Setting cancel_event
-    terminates the child within ~poll_seconds and raises Cancelled."""
+    terminates the child within ~poll_seconds and raises Cancelled. may_start_children: the child
+    is not a daemon process (a daemon may not start processes of its own); it ends all the same,
+    as every child here does, when this call returns or is cancelled."""
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
-    child = context.Process(target=_child_main, args=(channel, CHILD_THREADS, target, args), daemon=True, name=name)
+    child = context.Process(target=_child_main, args=(channel, CHILD_THREADS, target, args),
+                            daemon=not may_start_children, name=name)
     child.start()
     try:
         while True:

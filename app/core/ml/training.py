@@ -104,6 +104,8 @@ class FitResult:
     test_rows: int
     classes: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    # those of the process that fitted it (a child's, for a cancellable fit: the caller need not import them)
+    library_versions: dict[str, str] = field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:
@@ -201,6 +203,7 @@ def _fit_and_evaluate(frame: pd.DataFrame, schema: Schema, preset: str, params: 
         test_rows=len(X_test),
         classes=[c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])],
         extra={"test_positions": labelled.index.get_indexer(X_test.index).tolist()},
+        library_versions=library_versions(),
     )
 
 

@@ -576,7 +576,7 @@ class Keel:
             run_id = registry.insert_run(
                 project.id, "train", preset=settings.preset, seed=seed, started_at=trained.started_at,
                 finished_at=utc_now(), seconds=trained.seconds, dataset_versions=used,
-                library_versions=ml.library_versions())
+                library_versions=result.library_versions or ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
                                          "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4),
                                          **({"training_sample": training.data.sampling} if training.data.sampling else {})})

@@ -313,8 +313,11 @@ class Controller(QObject):
         name = self.project
 
         def work(job: Job):
-            result = self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
-                                     reason="retrained from the desktop app")
+            # in a child process: choosing an adaptive window fits candidate models, and that, the
+            # imports it needs and the reading of the rows would hold this process's GIL for long stretches
+            job.report(0.01, "starting the training process")
+            result = call_in_child(job, self.workspace_dir, "train", name, reason="retrained from the desktop app",
+                                   takes_cancel_event=True)
             return {**result, "metric": self.keel.project(name).metric}  # for the notice, read here
 
         def done(result):

@@ -34,7 +34,9 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 # While workers run Python code beside the GUI thread, they hand the GIL back after 1 ms, so
 # the GUI thread waits at most that long for it (Python's default, 5 ms, is a third of a frame).
 WORKER_SWITCH_INTERVAL = 0.001
-GARBAGE_COLLECTION_MS = 250  # how often the GUI thread collects what automatic collection would have
+# how often the GUI thread collects what automatic collection would have: the young objects of 100 ms of
+# every thread's allocations take a few ms (those of 250 ms took up to 16 ms in one turn)
+GARBAGE_COLLECTION_MS = 100
 
 
 @dataclass(eq=False)
@@ -246,15 +248,30 @@ class JobRunner(QObject):
 
 
 # --------------------------------------------------------------------------- work in a child process
-def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict) -> None:
+def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict, takes_cancel_event: bool) -> None:
     """Runs in a spawned child: open the workspace, call one Keel method (or a service's: "policy.monitor"),
-    send the result back."""
+    send the result back. takes_cancel_event: the method gets a cancel_event that the parent's terminate
+    (SIGTERM) sets, so that it stops the way it would in-process (Keel.train: its fit child stopped, its
+    files removed)."""
     from app.core.ml.childproc import report_failure
 
     try:
         import os
 
         os.nice(5)  # background work: the GUI process keeps priority on a busy machine
+        if takes_cancel_event:
+            import multiprocessing
+            import signal
+
+            cancel_event = threading.Event()
+
+            def cancel(signum, frame) -> None:
+                cancel_event.set()
+                for process in multiprocessing.active_children():  # the fit: ended now, whatever this process does
+                    process.terminate()
+
+            signal.signal(signal.SIGTERM, cancel)
+            kwargs = {**kwargs, "cancel_event": cancel_event}
         from app.core.services.lifecycle import Keel
         from app.logs import setup_logging
 
@@ -268,15 +285,18 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
         report_failure(queue, exc)
 
 
-def call_in_child(job: Job, workspace_dir: str, method: str, *args, **kwargs):
+def call_in_child(job: Job, workspace_dir: str, method: str, *args, takes_cancel_event: bool = False, **kwargs):
     """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process; method may name
     one of Keel's services' methods ("inbox.sweep").
 
-    Work that is mostly Python (a monitoring cycle with a policy retrain) holds the GIL for
-    long stretches; in a child process it cannot stall the GUI thread.
+    Work that is mostly Python or long native calls (a monitoring cycle with a policy retrain, the
+    candidate windows a training fits to choose its rows) holds the GIL for long stretches; in a
+    child process it cannot stall the GUI thread. takes_cancel_event: see _child_call (such a method
+    may start a process of its own: Keel.train fits in one).
     """
     from app.core.ml.childproc import run_in_child
 
-    return run_in_child(_child_call, (workspace_dir, method, args, kwargs),
+    return run_in_child(_child_call, (workspace_dir, method, args, kwargs, takes_cancel_event),
+                        may_start_children=takes_cancel_event,
                         cancel_event=job.cancel_event if job.cancellable else None, progress=job.report,
                         name=f"keel-{method}", cancelled_message=f"{job.title}: cancelled")

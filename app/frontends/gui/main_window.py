@@ -245,6 +245,9 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(panel, cls.title)
         right_layout.addWidget(self.tabs, 1)
         self.tabs.currentChanged.connect(self._tab_changed)
+        monitoring = self.panels["monitoring"]
+        monitoring.prefer_x_axis(self.settings.value("monitoring/x_axis", "batch", type=str))
+        monitoring.x_axis_changed.connect(lambda kind: self.settings.setValue("monitoring/x_axis", kind))
         self.job_bar = JobBar()
         self.job_bar.cancel_requested.connect(self.controller.runner.cancel)
         self.job_bar.cancel_requested.connect(lambda job: self._show_job(job))

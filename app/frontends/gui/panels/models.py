@@ -5,6 +5,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -318,35 +319,49 @@ class ModelsPanel(Panel):
 
 
     def _metrics_chart(self, entries: list[dict]):
-        """Each metric across the versions: one group of bars per metric, one colour per version."""
-        from app.frontends.gui.plots import pg, plot_widget
+        """Each metric across the versions: one group of bars per metric, one colour per version. Scores
+        (higher is better, mostly within [0, 1]) and errors (lower is better, unbounded: log_loss, rmse,
+        mae) are on two charts side by side, each with its own labelled value axis."""
+        from app.core.domain.settings import higher_is_better
 
-        lib = pg()
-        def number(value):
-            return value if isinstance(value, (int, float)) and value == value else None  # NaN and None: no bar
-
-        names = sorted({m for e in entries for m, v in e["metrics"].items() if number(v) is not None})
-        plot = plot_widget(title="Metrics by version", height=200)
-        plot.setObjectName("metricsByVersion")
-        width = 0.8 / len(entries)
-        legend_parts = []
-        for index, entry in enumerate(entries):
-            colour = VERSION_COLOURS[index % len(VERSION_COLOURS)]
-            xs = [m + (index - (len(entries) - 1) / 2) * width for m in range(len(names))]
-            heights = [number(entry["metrics"].get(n)) or 0.0 for n in names]
-            plot.addItem(lib.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colour))
-            legend_parts.append(f"<span style='color:{colour}'><b>▬</b></span>&nbsp;v{entry['version']}")
-        plot.getAxis("bottom").setTicks([list(enumerate(names))])
-        plot.setLabel("bottom", "metric (own hold-out rows)")
-        plot.setLabel("left", "value")
+        names = sorted({m for e in entries for m, v in e["metrics"].items() if _number(v) is not None})
+        scores = [n for n in names if higher_is_better(n)]
+        errors = [n for n in names if not higher_is_better(n)]
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(plot)
-        legend = QLabel("&nbsp;&nbsp;&nbsp;".join(legend_parts))
+        charts = QHBoxLayout()
+        if scores:
+            charts.addWidget(self._metric_bars(entries, scores, "Scores by version", "metricsByVersion",
+                                               "score (higher is better)"), 3)
+        if errors:
+            unit = f"{errors[0]} (lower is better)" if len(errors) == 1 else "error (lower is better)"
+            charts.addWidget(self._metric_bars(entries, errors, "Errors by version", "errorsByVersion", unit),
+                             max(1, len(errors)))
+        layout.addLayout(charts)
+        legend = QLabel("&nbsp;&nbsp;&nbsp;".join(
+            f"<span style='color:{VERSION_COLOURS[index % len(VERSION_COLOURS)]}'><b>▬</b></span>&nbsp;v{entry['version']}"
+            for index, entry in enumerate(entries)))
         legend.setObjectName("plotLegend")
         layout.addWidget(legend)
         return holder
+
+    def _metric_bars(self, entries: list[dict], names: list[str], title: str, name: str, value_label: str):
+        from app.frontends.gui.plots import pg, plot_widget
+
+        lib = pg()
+        plot = plot_widget(title=title, height=200)
+        plot.setObjectName(name)
+        width = 0.8 / len(entries)
+        for index, entry in enumerate(entries):
+            colour = VERSION_COLOURS[index % len(VERSION_COLOURS)]
+            xs = [m + (index - (len(entries) - 1) / 2) * width for m in range(len(names))]
+            heights = [_number(entry["metrics"].get(n)) or 0.0 for n in names]
+            plot.addItem(lib.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colour))
+        plot.getAxis("bottom").setTicks([list(enumerate(names))])
+        plot.setLabel("bottom", "metric (own hold-out rows)")
+        plot.setLabel("left", value_label)
+        return plot
 
     def _wide_metrics_table(self, entries: list[dict], key: str = "metrics"):
         names = sorted({m for e in entries for m in (e.get(key) or {})})
@@ -387,6 +402,10 @@ class ModelsPanel(Panel):
         table.setFixedHeight(min(200, 34 + 30 * len(rows)))
         table.resizeColumnsToContents()
         return table
+
+
+def _number(value):
+    return value if isinstance(value, (int, float)) and value == value else None  # NaN and None: no bar
 
 
 def model_section(card: dict, preset_label: str, params: dict) -> tuple[str, str, str]:

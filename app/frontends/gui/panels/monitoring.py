@@ -4,7 +4,7 @@ actual, drift; the schedule editor. Plots update live as results land in the reg
 import re
 from datetime import datetime
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -43,6 +43,7 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection, read_traffic
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
+REVEAL_MS = 1  # on a visit, the plots paint one per event-loop turn, this far apart (a real timer: timers run between)
 MARKER_LABEL_GAP = 0.04  # labels of markers closer than this share of the x span are staggered
 LABEL_HIGH, LABEL_LOW = 0.97, 0.82  # a marker label's place on its line (1 = the top of the plot)
 MARKER_SECONDS = 5.0  # on a date axis, a training and the deployment that followed within seconds share a line
@@ -212,6 +213,7 @@ def scrolling_page(content: QWidget, name: str) -> QScrollArea:
 
 class MonitoringPanel(Panel):
     title = "Monitoring"
+    x_axis_changed = Signal(str)  # the user chose the metric plot's x axis (the window remembers it)
 
     def __init__(self, controller, actions: dict, parent=None):
         super().__init__(controller, parent)
@@ -229,6 +231,10 @@ class MonitoringPanel(Panel):
         self.flush_timer = QTimer(self)
         self.flush_timer.setInterval(FLUSH_MS)
         self.flush_timer.timeout.connect(self.flush)
+        self._unrevealed: list = []  # plots whose painting waits for their turn (see _hold_plot_paints)
+        self.reveal_timer = QTimer(self)
+        self.reveal_timer.setInterval(REVEAL_MS)
+        self.reveal_timer.timeout.connect(self._reveal_next_plot)
         controller.plots_ready.connect(self.prepare_plots)
 
         layout = QVBoxLayout(self)
@@ -370,8 +376,8 @@ class MonitoringPanel(Panel):
         if hasattr(self, "metric_plot"):
             return
         lib = pg()
-        self.metric_plot = plot_widget(title=METRIC_TITLES["batch"], batch_axis=True, height=PLOT_HEIGHT)
-        self.metric_plot.setLabel("bottom", "batch (dataset version, in order of arrival)")
+        self.metric_plot = plot_widget(height=PLOT_HEIGHT)
+        self._use_x_axis(self.x_axis)
         actual = self.metric_plot.plot(pen={"color": MEASURED, "width": 2}, symbol="o", symbolSize=6,
                                        symbolBrush=MEASURED)
         estimated = self.metric_plot.plot(pen={"color": ESTIMATED, "width": 2, "style": Qt.PenStyle.DashLine},
@@ -388,6 +394,7 @@ class MonitoringPanel(Panel):
         self.x_axis_choice.setObjectName("metricXAxis")
         for key, text in X_AXES.items():
             self.x_axis_choice.addItem(text, key)
+        self.x_axis_choice.setCurrentIndex(self.x_axis_choice.findData(self.x_axis))
         self.x_axis_choice.setToolTip("The production metric against the batches in the order they arrived (each "
                                       "batch its own place, even when many were scored at once), or against the time "
                                       "each batch was ingested, on a date axis")
@@ -430,6 +437,7 @@ class MonitoringPanel(Panel):
     def _place_plots(self) -> None:
         self._build_metric_plot()
         self._build_drift_plots()
+        self._hold_plot_paints()
         metric = with_legend(self.metric_plot, self.metric_legend)
         legend_row = QHBoxLayout()
         metric.layout().removeWidget(self.metric_legend)
@@ -448,6 +456,8 @@ class MonitoringPanel(Panel):
         self.plot_grid.setRowStretch(0, 5)
         self.plot_grid.setRowStretch(1, 4)
         self.plots_built = True
+        if self.isVisible():
+            self.reveal_timer.start()
         self._show_plots(bool(self.results))
         if self.results:
             self._decorated = None
@@ -562,13 +572,30 @@ class MonitoringPanel(Panel):
     def metric_x(self, result: dict) -> float:
         return ingest_time_position(result, self.arrivals) if self.x_axis == "time" else batch_position(result)
 
+    def prefer_x_axis(self, kind: str) -> None:
+        """The x axis the user chose last time (an unknown value keeps batch order)."""
+        if kind in X_AXES:
+            if self.plots_built:
+                self.set_x_axis(kind)
+            else:
+                self.x_axis = kind  # the plot is built with it
+
     def set_x_axis(self, kind: str) -> None:
         """The metric plot against batches in arrival order ("batch") or ingest time on a date axis ("time")."""
-        if kind == self.x_axis:
+        if kind == self.x_axis or kind not in X_AXES:
             return
         self.x_axis = kind
         if self.x_axis_choice.currentData() != kind:
             self.x_axis_choice.setCurrentIndex(self.x_axis_choice.findData(kind))
+        self._use_x_axis(kind)
+        self.x_axis_changed.emit(kind)
+        self._replay_metric()
+        self._decorated = None
+        if self._read is not None:
+            self._decorations(self._read)
+        self.metric_plot.getPlotItem().getViewBox().enableAutoRange()
+
+    def _use_x_axis(self, kind: str) -> None:
         from app.frontends.gui.plot_items import apply_palette
         from app.frontends.gui.plots import cache_static_parts, date_axis, metric_batch_axis
 
@@ -581,11 +608,6 @@ class MonitoringPanel(Panel):
         plot.setTitle(METRIC_TITLES[kind])
         apply_palette(plot)
         cache_static_parts(plot)
-        self._replay_metric()
-        self._decorated = None
-        if self._read is not None:
-            self._decorations(self._read)
-        plot.getPlotItem().getViewBox().enableAutoRange()
 
     def _replay_metric(self) -> None:
         for key in ("actual", "estimated"):
@@ -627,8 +649,10 @@ class MonitoringPanel(Panel):
         for (position, text, deployed), height in zip(markers, heights):
             colour = DEPLOYED if deployed else TRAINED
             pen = {"color": colour, "style": Qt.PenStyle.DotLine if deployed else Qt.PenStyle.DashDotLine}
+            # the label stands right of its line, or left of it when the line is right of the view's middle:
+            # a marker near the right edge keeps its label inside the plot, at any zoom
             line = pg().InfiniteLine(pos=position, angle=90, pen=pen, label=marker_label(text),
-                                     labelOpts={"position": height, "anchors": [(0, 0), (0, 0)], "color": colour})
+                                     labelOpts={"position": height, "anchors": [(0, 0), (1, 0)], "color": colour})
             line.setToolTip(text)
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
@@ -749,13 +773,34 @@ class MonitoringPanel(Panel):
         for series in self.series.values():
             series.flush()
 
+    def _hold_plot_paints(self) -> None:
+        """Painting a plot (its axes' ticks, its items' bounds) costs 10-25 ms of this thread; the four at
+        once made one event-loop turn of 50-100 ms on a visit. Each plot keeps its place in the layout
+        but paints in its own turn (_reveal_next_plot)."""
+        plots = [self.metric_plot, self.drift_plot, self.feature_plot, self.distribution_plot]
+        for plot in plots:
+            plot.setUpdatesEnabled(False)
+        self._unrevealed = plots
+
+    def _reveal_next_plot(self) -> None:
+        if self._unrevealed:
+            self._unrevealed.pop(0).setUpdatesEnabled(True)  # paints it in the next turn
+        if not self._unrevealed:
+            self.reveal_timer.stop()
+
     def showEvent(self, event):
+        if self.plots_built:
+            self._hold_plot_paints()
         super().showEvent(event)
         self.flush_timer.start()
+        if self._unrevealed:
+            self.reveal_timer.start()
 
     def hideEvent(self, event):
         self.flush_timer.stop()
+        self.reveal_timer.stop()  # the plots still held wait for the next visit
         super().hideEvent(event)
 
     def stop(self) -> None:
         self.flush_timer.stop()
+        self.reveal_timer.stop()
