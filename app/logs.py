@@ -2,9 +2,12 @@
 
 import logging
 import logging.handlers
+import os
 from pathlib import Path
 
-_configured: set[Path] = set()
+
+def _writes_to(handler: logging.Handler, log_path: Path) -> bool:
+    return isinstance(handler, logging.handlers.RotatingFileHandler) and handler.baseFilename == os.path.abspath(log_path)
 
 
 def setup_logging(log_path: Path) -> logging.Logger:
@@ -12,7 +15,7 @@ def setup_logging(log_path: Path) -> logging.Logger:
     # library warnings (scikit-learn's "a single label was found", say) are diagnostics: the log, not the terminal
     warnings_logger = logging.getLogger("py.warnings")
     log_path = Path(log_path)
-    if log_path in _configured:
+    if any(_writes_to(handler, log_path) for handler in logger.handlers):  # the logger knows where it writes
         return logger
     log_path.parent.mkdir(parents=True, exist_ok=True)
     for owner in (logger, warnings_logger):
@@ -20,7 +23,6 @@ def setup_logging(log_path: Path) -> logging.Logger:
             if isinstance(handler, logging.handlers.RotatingFileHandler):
                 owner.removeHandler(handler)
                 handler.close()
-    _configured.clear()
     handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
     logger.addHandler(handler)
@@ -29,5 +31,4 @@ def setup_logging(log_path: Path) -> logging.Logger:
     warnings_logger.addHandler(handler)
     warnings_logger.propagate = False
     logging.captureWarnings(True)
-    _configured.add(log_path)
     return logger

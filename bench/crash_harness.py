@@ -126,7 +126,6 @@ def arm(point: str, hit: int) -> dict:
 
 
 def child(args) -> int:
-    from app.core.services import backup
     from app.core.services.lifecycle import Keel
 
     count = arm(args.point, args.hit) if args.point != "random" else {"n": 0}
@@ -137,14 +136,14 @@ def child(args) -> int:
         elif args.child == "train":
             keel.train(PROJECT)
         elif args.child == "deploy":
-            versions = keel.services.registry.model_versions(keel.project(PROJECT).id)
+            versions = keel._services.registry.model_versions(keel.project(PROJECT).id)
             keel.deploy(PROJECT, versions[-1].version)
         elif args.child == "rollback":
             keel.rollback(PROJECT)
         elif args.child == "monitor":
-            keel.monitor(PROJECT)
+            keel.policy.monitor(PROJECT)
         elif args.child == "backup":
-            backup.backup(keel.services.workspace_upkeep, args.dest)
+            keel.backup.backup(args.dest)
     except Exception as exc:  # noqa: BLE001 - a refusal (nothing to roll back to) is a normal outcome
         print(f"refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -182,16 +181,15 @@ def lost_rows(before: dict, after: dict) -> dict:
 def check_health(workspace: Path) -> tuple[bool, bool, list]:
     """(healthy at once, healthy after repair, problems left). Checked as if an hour had passed:
     a file the killed process left is then an error to repair, not a writer's work in progress."""
-    from app.core.services import verify
     from app.core.services.lifecycle import Keel
 
     later = time.time() + 3600
     keel = Keel.open(workspace, refresh_manifests=False)  # as `keel verify` opens it: what is on disk
     try:
-        first = verify.verify(keel.services.workspace_upkeep, now=later)
+        first = keel.verifier.verify(now=later)
         if first["healthy"]:
             return True, True, []
-        repaired = verify.verify(keel.services.workspace_upkeep, repair=True, now=later)
+        repaired = keel.verifier.verify(repair=True, now=later)
         return False, repaired["healthy"], [p for p in repaired["problems"] if p["error"]]
     finally:
         keel.close()

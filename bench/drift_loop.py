@@ -67,7 +67,7 @@ def run_keel(shape: Shape, seed: int, folder: Path) -> dict:
         frame.to_csv(path, index=False)
         started = time.perf_counter()
         keel.ingest("bench", path, by="scheduler")
-        result = keel.monitor("bench", by="scheduler")
+        result = keel.policy.monitor("bench", by="scheduler")
         seconds.append(time.perf_counter() - started)
         values.append(result["batches"][0]["value"])
         decisions.append(result["decision"])

@@ -134,7 +134,7 @@ def cycle_reads(workspace: Path) -> dict[str, list[float]]:
 
     keel = Keel.open(workspace)
     try:
-        services = keel.services
+        services = keel._services
         registry = services.registry
         project = registry.project(PROJECT)
         settings = project.settings

@@ -126,7 +126,7 @@ def build_demo(workspace: Path, batches: int):
         path = workspace / "demo" / f"demo-batch-{index + 1:03d}.csv"
         demo_batch(index).to_csv(path, index=False)
         keel.ingest(PROJECT, path, by="scheduler")
-        keel.monitor(PROJECT, by="scheduler")
+        keel.policy.monitor(PROJECT, by="scheduler")
     return keel
 
 
@@ -334,8 +334,8 @@ def reference_timing(python: Path, keel, folder: Path, frame_path: Path, status:
         wait_for(uri + "/health", 180, process)
         models = []
         for entry in status["versions"]:
-            facts = mlflow_model.version_facts(keel.services.mlflow, PROJECT, entry["version"])
-            record = mlflow_model.run_record(keel.services.mlflow, PROJECT, entry["version"])
+            facts = keel.mlflow.version_facts(PROJECT, entry["version"])
+            record = keel.mlflow.run_record(PROJECT, entry["version"])
             models.append({"version": entry["version"], "path": str(facts["artifact"]), "trusted": facts["trusted_types"],
                            "params": record["params"], "metrics": record["metrics"],
                            "requirements": mlflow_model.pinned_requirements(facts["library_versions"])})

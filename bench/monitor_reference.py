@@ -68,7 +68,7 @@ def worker(workspace: Path, mode: str) -> dict:
     step = monitoring.prepare_reference if mode == "prepare" else monitoring.stored_reference
     with PeakMemory() as memory:
         started = time.perf_counter()
-        reference = step(keel.services.monitoring, loaded)
+        reference = step(keel._services.monitoring, loaded)
         seconds = time.perf_counter() - started
     keel.close()
     return {"seconds": seconds, "peak_above_mb": memory.above_mb, "features": len(reference.features),

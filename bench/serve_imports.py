@@ -54,8 +54,8 @@ def saved_model(folder: Path) -> tuple[Path, str]:
         keel.create_project("serve", data, "default", "classification", {"preset": "hgb"})
         keel.train("serve")
         keel.deploy("serve", 1)
-        version = keel.services.registry.model_versions(keel.services.registry.project("serve").id)[0]
-        return keel.workspace.root / version.artifact_path, version.sha256
+        version = keel._services.registry.model_versions(keel._services.registry.project("serve").id)[0]
+        return keel.root / version.artifact_path, version.sha256
     finally:
         keel.close()
 

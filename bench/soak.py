@@ -282,9 +282,9 @@ def report(workspace, counts, samples, warmup, elapsed, left, server_exit, runne
     keel = Keel.open(workspace)
     try:
         project = keel.project(PROJECT)
-        found = sum(d.rows for d in keel.services.registry.dataset_versions(project.id))
-        rejected = sorted(p.name for p in keel.workspace.inbox_dir(PROJECT).joinpath("rejected").iterdir())
-        cycles = len(keel.services.registry.query("SELECT id FROM monitor_results WHERE project_id = ?", (project.id,)))
+        found = sum(d.rows for d in keel._services.registry.dataset_versions(project.id))
+        rejected = sorted(p.name for p in keel.inbox_dir(PROJECT).joinpath("rejected").iterdir())
+        cycles = len(keel._services.registry.query("SELECT id FROM monitor_results WHERE project_id = ?", (project.id,)))
     finally:
         keel.close()
     expected = INITIAL_ROWS + counts.rows_ingested_by_cli + counts.rows_dropped

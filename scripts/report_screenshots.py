@@ -46,19 +46,18 @@ def play_demo(folder: Path) -> None:
             path = folder / "demo" / f"demo-batch-{index + 1:03d}.csv"
             batch.to_csv(path, index=False)
             keel.ingest(DEMO_PROJECT, path, by="scheduler")
-            keel.monitor(DEMO_PROJECT, by="scheduler")
+            keel.policy.monitor(DEMO_PROJECT, by="scheduler")
     finally:
         keel.close()
 
 
 def write_report(workspace: Path, output: Path) -> int:
-    from app.core.services import reports
     from app.core.services.lifecycle import Keel
     from app.demo import DEMO_PROJECT
 
     keel = Keel.open(workspace)
     try:
-        return reports.write_report(keel.services.reports, DEMO_PROJECT, output)["bytes"]
+        return keel.reports.write_report(DEMO_PROJECT, output)["bytes"]
     finally:
         keel.close()
 

@@ -63,7 +63,7 @@ def build_panels_workspace(folder: Path) -> None:
         path = folder / "demo" / f"batch-{index + 1}.csv"
         batch.to_csv(path, index=False)
         keel.ingest(name, path)
-        keel.monitor(name, by="policy")
+        keel.policy.monitor(name, by="policy")
         if index == 4:  # parameters set for the project: the version card marks them over the preset's defaults
             keel.set_project(name, {"params": {"max_depth": 6, "learning_rate": 0.05}})
             trained = keel.train(name, reason="retrained after drift")
@@ -99,16 +99,16 @@ def build_traffic_workspace(folder: Path) -> None:
         rows = prediction_log.encode(project.id, loaded.model_version.id,
                                      iso_utc(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
                                      loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
-        with keel.services.registry.transaction():
-            keel.services.registry.insert_predictions(rows)
+        with keel._services.registry.transaction():
+            keel._services.registry.insert_predictions(rows)
         if hour in (2, 5, 7):
-            keel.monitor(name, by="scheduler")
+            keel.policy.monitor(name, by="scheduler")
     labels = pd.concat([truth[h].sample(frac=share, random_state=h) for h, share in
                         ((0, 0.9), (1, 0.9), (2, 0.85), (3, 0.6), (4, 0.5), (5, 0.4))])
     path = folder / "demo" / "late-labels.csv"
     labels.set_axis(["id", "label"], axis=1).to_csv(path, index=False)
-    keel.add_labels(name, path)
-    keel.monitor(name, by="scheduler")
+    keel.labels.add_labels(name, path)
+    keel.policy.monitor(name, by="scheduler")
     keel.close()
 
 

@@ -81,14 +81,14 @@ def gui_settings(tmp_path, monkeypatch) -> Path:
 
 
 def open_window(qtbot, workspace: Path, read_only: bool = False, wait_project: bool = True,
-                start_scheduler: bool = False):
+                start_scheduler: bool = False, before_close=None):
     from app.frontends.gui.application import settings_store
     from app.frontends.gui.controller import Controller
     from app.frontends.gui.main_window import MainWindow
 
     controller = Controller(str(workspace), read_only=read_only, start_scheduler=start_scheduler)
     window = MainWindow(controller, settings_store())
-    qtbot.addWidget(window)
+    qtbot.addWidget(window, before_close_func=before_close)  # pytest-qt closes it before fixtures end
     window.show()
     with qtbot.waitSignal(controller.keel_ready, timeout=20000):
         controller.open_keel()
@@ -104,10 +104,15 @@ def window(qtbot, demo_workspace, gui_settings, leak_guard, monkeypatch):
 
     errors = []
     monkeypatch.setattr(common, "show_error", lambda parent, message, details="": errors.append((message, details)))
-    win = open_window(qtbot, demo_workspace)
+
+    def quit_without_asking(_window) -> None:
+        # a test that failed with a job running must not leave "Quit anyway?" open: nothing answers it
+        monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+
+    win = open_window(qtbot, demo_workspace, before_close=quit_without_asking)
     win.errors = errors
     yield win
-    monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
+    quit_without_asking(win)
     win.close()
 
 
@@ -128,14 +133,14 @@ def backlog_template(demo_template, tmp_path_factory) -> Path:
             path = files / f"batch-{index:02d}.csv"
             simulator.make_batch(150, seed=100 + index, shift=0.15 * index).to_csv(path, index=False)
             keel.ingest("demo-credit", path)
-        keel.monitor("demo-credit")
+        keel.policy.monitor("demo-credit")
         version = keel.train("demo-credit", reason="test")["version"]
         keel.deploy("demo-credit", version)
         for index in range(6, 9):
             path = files / f"batch-{index:02d}.csv"
             simulator.make_batch(150, seed=100 + index, shift=0.9).to_csv(path, index=False)
             keel.ingest("demo-credit", path)
-        keel.monitor("demo-credit")
+        keel.policy.monitor("demo-credit")
     finally:
         keel.close()
     return folder
@@ -217,7 +222,7 @@ def run_job(qtbot, window, start: Callable, kind: str | None = None, timeout: in
 def commit_from_a_worker(keel, write: Callable) -> None:
     """Runs write(registry) in one transaction on another thread and waits for it: a commit the
     window did not make, as a scheduled monitoring run makes it."""
-    registry = keel.services.registry
+    registry = keel._services.registry
 
     def work():
         with registry.transaction():
@@ -233,7 +238,7 @@ def record_a_monitoring_result(keel, value: float, events: tuple = (), **fields)
     events (add_event's arguments after the project) committed together from another thread;
     fields override the result's other columns."""
     project = keel.project("demo-credit")
-    model_version = keel.services.registry.model_versions(project.id)[0]
+    model_version = keel._services.registry.model_versions(project.id)[0]
     row = dict(project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
                metric="accuracy", value=value, estimated_value=None, drift_share=0.0, drifted_features=[],
                details={}) | fields

@@ -34,7 +34,7 @@ def make_project(workspace: Path, name: str = "loan", rows: int = 800, settings:
 def drop(keel: Keel, name: str, frame, filename: str, settled: bool = True) -> Path:
     """Put a CSV in the project's inbox; settled: seen unchanged by a sweep long enough ago for
     the next sweep to take it."""
-    path = keel.workspace.inbox_dir(name) / filename
+    path = keel.inbox_dir(name) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     if settled:
@@ -46,7 +46,7 @@ def settle(keel: Keel, name: str, *filenames: str) -> None:
     """Record that a sweep saw these inbox files, as they are now, two minutes ago."""
     from app.core.services import inbox
 
-    inbox.record_sightings(keel.services.inbox, name, now=time.time() - 120, only=set(filenames))
+    inbox.record_sightings(keel._services.inbox, name, now=time.time() - 120, only=set(filenames))
 
 
 def batch(index: int, rows: int = 300, concept: float = 0.0, shift: float = 0.0, labelled: bool = True):

@@ -135,7 +135,7 @@ def test_import_refuses_untrusted_types_unless_accepted(capsys, ws, tmp_path):
     assert not set(KNN_TYPES) & set(artifacts.KEEL_TRUSTED_TYPES)
     keel = Keel.open(ws)
     try:
-        record = keel.services.registry.model_version(keel.project("loans").id, 2)
+        record = keel._services.registry.model_version(keel.project("loans").id, 2)
         assert list(record.extra_trusted_types) == KNN_TYPES
         with pytest.raises(IntegrityError, match="untrusted type"):
             artifacts.load_model(ws / record.artifact_path, record.sha256)

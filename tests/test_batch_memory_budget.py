@@ -34,9 +34,9 @@ def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(
         monkeypatch.setattr(datasets, "read_frame", lambda path, rows=None: whole_reads.append((str(path), rows))
                             or read_frame(path, rows))
         drop(keel, "loan", batch(1, rows=600), "big.csv")
-        keel.monitor("loan")
-        result = keel.services.registry.last_monitor_result(project.id)
-        path = str(keel.services.data.dataset_path("loan", result.dataset_version))
+        keel.policy.monitor("loan")
+        result = keel._services.registry.last_monitor_result(project.id)
+        path = str(keel._services.data.dataset_path("loan", result.dataset_version))
         sample = result.details["sample"]
         assert sample["of_rows"] == 600 and 90 < sample["sampled_rows"] < 210 and "memory_budget_mb" in sample
         assert (result.rows, result.labelled_rows) == (600, 600)  # the batch's counts; the sample is in details
@@ -44,7 +44,7 @@ def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(
         assert batch_pieces and max(batch_pieces) <= 50 and sum(batch_pieces) % 600 == 0
         assert (path, None) not in whole_reads  # never read whole
         # the same seeded sample on every read: the policy scores the labelled rows monitoring evaluated
-        again, again_sample = keel.services.data.batch_within_budget("loan", result.dataset_version,
+        again, again_sample = keel._services.data.batch_within_budget("loan", result.dataset_version,
                                                                      labelled_only=True)
         assert again_sample == sample and len(again) == sample["sampled_rows"]
     finally:

@@ -33,8 +33,8 @@ def source(tmp_path_factory):
         keel.train("loans")
         keel.deploy("loans", 2)
         keel.rollback("loans")
-        keel.monitor("loans")
-        for alert in keel.services.registry.open_alerts(keel.project("loans").id)[:1]:
+        keel.policy.monitor("loans")
+        for alert in keel._services.registry.open_alerts(keel.project("loans").id)[:1]:
             keel.acknowledge_alert("loans", alert.id)
     finally:
         keel.close()

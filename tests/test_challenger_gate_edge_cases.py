@@ -50,13 +50,13 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
             keel.train("p")
         keel.deploy("p", 1)
         project = keel.project("p")
-        with keel.services.registry.transaction():  # what policy.decide records for "retrained_waiting"
-            keel.services.registry.set_alias(project.id, "challenger", keel.services.registry.model_version(project.id, 2).id)
-        assert waiting_challenger(keel.services.policy, "p") == 2
+        with keel._services.registry.transaction():  # what policy.decide records for "retrained_waiting"
+            keel._services.registry.set_alias(project.id, "challenger", keel._services.registry.model_version(project.id, 2).id)
+        assert waiting_challenger(keel._services.policy, "p") == 2
         keel.deploy("p", 3)
-        assert waiting_challenger(keel.services.policy, "p") is None
+        assert waiting_challenger(keel._services.policy, "p") is None
         with pytest.raises(KeelError, match="no challenger"):
-            keel.approve("p")
+            keel.policy.approve("p")
         assert keel.production_version("p") == 3
     finally:
         keel.close()

@@ -284,7 +284,7 @@ def test_lineage_each_version_extends_the_previous(capsys, project, tmp_path):
     ingest(capsys, project, write_csv(tmp_path / "b.csv", loans(30, seed=34)))
     keel = Keel.open(project)
     try:
-        rows = keel.services.registry.dataset_versions(keel.project("loans").id)
+        rows = keel._services.registry.dataset_versions(keel.project("loans").id)
     finally:
         keel.close()
     assert [r.version for r in rows] == [1, 2, 3]

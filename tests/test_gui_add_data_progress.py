@@ -30,7 +30,7 @@ def test_add_data_shows_the_reading_in_the_progress_bar_and_cancel_stores_nothin
 
     monkeypatch.setattr(datasets.Cleaner, "clean_chunk", held_at_the_third_chunk)
     keel = window.controller.keel
-    stored_before = sorted(p.name for p in keel.workspace.dataset_dir("demo-credit").iterdir())
+    stored_before = sorted(p.name for p in keel._workspace.dataset_dir("demo-credit").iterdir())
     versions_before = len(keel.dataset_versions("demo-credit"))
     cancelled = []
     window.controller.runner.cancelled.connect(lambda job, *_: cancelled.append(job))
@@ -45,5 +45,5 @@ def test_add_data_shows_the_reading_in_the_progress_bar_and_cancel_stores_nothin
     qtbot.waitUntil(lambda: bool(cancelled), timeout=JOB_TIMEOUT_MS)
     assert cancelled[0].kind == "ingest"
     assert len(keel.dataset_versions("demo-credit")) == versions_before
-    assert sorted(p.name for p in keel.workspace.dataset_dir("demo-credit").iterdir()) == stored_before
+    assert sorted(p.name for p in keel._workspace.dataset_dir("demo-credit").iterdir()) == stored_before
     assert window.errors == []

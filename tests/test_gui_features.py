@@ -33,12 +33,12 @@ def test_alerts_opened_and_recovered_since_the_user_looked_are_counted(qtbot, wi
     window.tabs.setCurrentWidget(window.panels["overview"])
     window.looked_at("demo-credit")  # the user has looked before
     project = keel.project("demo-credit")
-    with keel.services.registry.transaction():
-        first = keel.services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
+    with keel._services.registry.transaction():
+        first = keel._services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
                                            message="accuracy 0.71 below the threshold 0.8")
-        keel.services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
+        keel._services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
                                    message="60% of the features drifted")
-    keel.services.registry.close_alert(first, "recovered")
+    keel._services.registry.close_alert(first, "recovered")
     item = window.project_list.item(0)
     qtbot.waitUntil(lambda: "since you looked: 2 opened, 1 recovered" in window.project_list.item(0).text(),
                     timeout=5000)
@@ -51,17 +51,16 @@ def test_alerts_opened_and_recovered_since_the_user_looked_are_counted(qtbot, wi
 
 def test_health_is_not_green_after_alerts_that_all_recovered(qtbot, window):
     from app.core.domain.clock import utc_now
-    from app.core.services import insights
 
     keel = window.controller.keel
     since = utc_now()
     project = keel.project("demo-credit")
     for _ in range(10):
-        alert = keel.services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold",
+        alert = keel._services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold",
                                            severity="warning", message="accuracy below the threshold")
-        keel.services.registry.close_alert(alert, "recovered")
-    assert insights.health(keel.services.insights, "demo-credit")["state"] == "ok"  # nothing open: green without `since`
-    health = insights.health(keel.services.insights, "demo-credit", since=since)
+        keel._services.registry.close_alert(alert, "recovered")
+    assert keel.insights.health("demo-credit")["state"] == "ok"  # nothing open: green without `since`
+    health = keel.insights.health("demo-credit", since=since)
     assert health["since"] == {"opened": 10, "recovered": 10} and health["state"] == "warning"
 
 

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
+import shiboken6
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog
 
@@ -20,11 +21,13 @@ def test_listing_a_folder_with_a_live_sqlite_database_keeps_its_wal(qtbot, tmp_p
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("CREATE TABLE t (x)")
         connection.execute("INSERT INTO t VALUES (1)")
-        listed = []
+        listed, shown = [], []
 
         def look_then_cancel():
             dialog = QApplication.activeModalWidget()
             assert isinstance(dialog, QFileDialog) and dialog.isVisible()
+            assert isinstance(dialog.iconProvider(), file_dialogs.NameOnlyIconProvider)
+            shown.append(dialog)
             qtbot.waitUntil(lambda: _listed(dialog), timeout=5000)
             listed.append(True)
             dialog.grab()
@@ -41,6 +44,7 @@ def test_listing_a_folder_with_a_live_sqlite_database_keeps_its_wal(qtbot, tmp_p
         QTimer.singleShot(50, look_then_cancel)
         assert file_dialogs.open_file(None, "Pick", str(tmp_path)) == ""
         assert listed
+        assert not shiboken6.isValid(shown[0])  # deleted before its icon provider was let go
         # another process opens and closes the database: it must see this process's connection
         subprocess.run([sys.executable, "-c", f"import sqlite3; c = sqlite3.connect({str(database)!r}); "
                                               "c.execute('SELECT * FROM t').fetchall(); c.close()"], check=True)

@@ -15,33 +15,33 @@ def keel(demo_workspace):
 
 def record(keel, value, estimated=None):
     project = keel.project("demo-credit")
-    deployment = keel.services.registry.current_deployment(project.id)
-    with keel.services.registry.transaction():
-        keel.services.registry.insert_monitor_result(project_id=project.id, model_version_id=deployment.model_version_id,
+    deployment = keel._services.registry.current_deployment(project.id)
+    with keel._services.registry.transaction():
+        keel._services.registry.insert_monitor_result(project_id=project.id, model_version_id=deployment.model_version_id,
                                             rows=100, labelled_rows=100 if value is not None else 0,
                                             metric="accuracy", value=value, estimated_value=estimated)
 
 
 def test_health_follows_threshold_drop_and_alerts(keel):
-    health = insights.health(keel.services.insights, "demo-credit")
+    health = keel.insights.health("demo-credit")
     assert health["state"] == "ok" and health["production_version"] == 1 and health["current_value"] is None
     trained = health["training_value"]
     record(keel, trained - 0.01)
-    assert insights.health(keel.services.insights, "demo-credit")["state"] == "ok"
+    assert keel.insights.health("demo-credit")["state"] == "ok"
     record(keel, None, estimated=trained - 0.08)  # an unlabelled batch: the estimate counts, and says so
-    health = insights.health(keel.services.insights, "demo-credit")
+    health = keel.insights.health("demo-credit")
     assert health["state"] == "warning" and health["current_is_estimate"]
     record(keel, 0.7)  # below the demo's threshold 0.8
-    health = insights.health(keel.services.insights, "demo-credit")
+    health = keel.insights.health("demo-credit")
     assert health["state"] == "alert" and "threshold" in health["reasons"][0]
-    card = insights.production_card(keel.services.insights, "demo-credit")
+    card = keel.insights.production_card("demo-credit")
     assert card["production"]["version"] == 1 and len(card["sparkline"]) == 3
 
 
 def test_compare_versions_gives_confusion_and_importances(keel):
     keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 20}})
     keel.train("demo-credit")
-    result = insights.compare_versions(keel.services.insights, "demo-credit", [1, 2])
+    result = keel.insights.compare_versions("demo-credit", [1, 2])
     hgb, forest = result["versions"]
     assert hgb["importance_kind"] == "permutation"  # HistGradientBoosting has no feature_importances_
     assert forest["importance_kind"] == "impurity"  # summed back from one-hot columns onto input columns
@@ -59,12 +59,12 @@ def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path):
 
     keel.set_project("demo-credit", {"preset": "logreg"})
     keel.train("demo-credit")
-    assert insights.compare_versions(keel.services.insights, "demo-credit", [1, 2])["common"] is None  # nothing new since v2
+    assert keel.insights.compare_versions("demo-credit", [1, 2])["common"] is None  # nothing new since v2
 
     later = make_batch(250, seed=99, concept=1.0)
     later.to_csv(tmp_path / "later.csv", index=False)
     version = keel.ingest("demo-credit", tmp_path / "later.csv")["dataset_version"]
-    result = insights.compare_versions(keel.services.insights, "demo-credit", [1, 2])
+    result = keel.insights.compare_versions("demo-credit", [1, 2])
     assert result["common"] == {"rows": 250, "dataset_versions": [version]}
 
     project = keel.project("demo-credit")

@@ -159,3 +159,14 @@ def test_the_switch_interval_is_short_while_a_runner_is_open(qtbot):
     assert sys.getswitchinterval() == pytest.approx(min(before, WORKER_SWITCH_INTERVAL))  # second is open
     second.shutdown(timeout=1)
     assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_each_runner_numbers_its_own_jobs(qtbot, leak_guard):
+    first, second = JobRunner(), JobRunner()
+    try:
+        jobs = [first.submit("p", "read", "a", lambda job: 1), first.submit("p", "read", "b", lambda job: 2),
+                second.submit("p", "read", "c", lambda job: 3)]
+        assert [job.id for job in jobs] == [1, 2, 1]  # ids a runner's callbacks are keyed by, no process-wide count
+        qtbot.waitUntil(lambda: all(job.state == "done" for job in jobs), timeout=5000)
+    finally:
+        assert first.shutdown(timeout=5) and second.shutdown(timeout=5)

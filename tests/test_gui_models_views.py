@@ -90,7 +90,7 @@ def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot
     text = shown_card(qtbot, models, 2)
     assert models.card["parameter_overrides"] == {} and "no overrides" in text and "(override)" not in text
 
-    run_id = keel.services.registry.model_version(keel.project("demo-credit").id, 1).run_id
-    keel.services.registry.conn.execute("DELETE FROM params WHERE run_id = ? AND key = 'overrides'", (run_id,))  # as if never logged
+    run_id = keel._services.registry.model_version(keel.project("demo-credit").id, 1).run_id
+    keel._services.registry.conn.execute("DELETE FROM params WHERE run_id = ? AND key = 'overrides'", (run_id,))  # as if never logged
     text = shown_card(qtbot, models, 1)
     assert models.card["parameter_overrides"] is None and "was not recorded for this version" in text

@@ -59,14 +59,13 @@ def test_back_up_then_export_and_import_a_project(window, qtbot, tmp_path, monke
     qtbot.waitUntil(bundle_path.exists, timeout=30000)
     qtbot.waitUntil(lambda: not window.controller.busy(), timeout=30000)
 
-    from app.core.services import bundle
 
     other = tmp_path / "other-ws"
     from app.core.services.lifecycle import Keel
 
     keel = Keel.open(other)
     try:
-        assert bundle.import_bundle(keel.services.workspace_upkeep, bundle_path)["project"] == "demo-credit"
+        assert keel.bundle.import_bundle(bundle_path)["project"] == "demo-credit"
     finally:
         keel.close()
     assert not window.errors
@@ -83,11 +82,10 @@ def test_a_failed_import_is_reported(window, qtbot, tmp_path, monkeypatch):
 
 
 def test_restore_from_the_window_replaces_the_workspace(window, qtbot, tmp_path, monkeypatch):
-    from app.core.services import backup
 
     keel = window.controller.keel
     archive = tmp_path / "before.keel-backup"
-    backup.backup(keel.services.workspace_upkeep, archive)
+    keel.backup.backup(archive)
     keel.archive_version("demo-credit", 1, archived=False)  # an event after the backup
     events_before = len(keel.history("demo-credit")["events"])
     monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: str(archive))

@@ -44,7 +44,7 @@ def test_a_new_alert_is_announced_once(qtbot, window, monkeypatch, tmp_path):
     keel.set_project(DEMO_PROJECT, {"threshold": 0.99})  # as another process would: the window polls
     demo_batch(0).to_csv(tmp_path / "batch.csv", index=False)
     keel.ingest(DEMO_PROJECT, tmp_path / "batch.csv")
-    keel.monitor(DEMO_PROJECT)
+    keel.policy.monitor(DEMO_PROJECT)
     opened = keel.open_alerts_after(alerts_before)
     assert opened and all(alert.project == DEMO_PROJECT for alert in opened)
     expected = [f"New alert on {DEMO_PROJECT}: {alert.message}" for alert in opened]

@@ -21,18 +21,18 @@ def keel(workspace):
     keel = make_project(workspace)
     for index in range(3):
         drop(keel, "loan", batch(index), f"b{index}.csv")
-    keel.monitor("loan")
+    keel.policy.monitor("loan")
     yield keel
     keel.close()
 
 
 def _selects_run_by(keel, work) -> list[str]:
     statements: list[str] = []
-    keel.services.registry.conn.set_trace_callback(statements.append)
+    keel._services.registry.conn.set_trace_callback(statements.append)
     try:
         work()
     finally:
-        keel.services.registry.conn.set_trace_callback(None)
+        keel._services.registry.conn.set_trace_callback(None)
     return [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 
 
@@ -60,16 +60,16 @@ def _is_alias_of_growing_table(sql: str, alias: str) -> bool:
 
 def test_the_monitoring_cycle_finds_pending_batches_without_scanning_history(keel):
     drop(keel, "loan", batch(9), "b9.csv")
-    selects = _selects_run_by(keel, lambda: keel.monitor("loan"))
+    selects = _selects_run_by(keel, lambda: keel.policy.monitor("loan"))
     assert any("monitor_results" in s and "NOT EXISTS" in s for s in selects), "the pending-batch lookup ran"
-    assert _history_scans(keel.services.registry.path, selects) == []
+    assert _history_scans(keel._services.registry.path, selects) == []
 
 
 def test_status_history_and_project_list_read_history_through_indexes(keel):
     selects = _selects_run_by(keel, lambda: (keel.status("loan"), keel.status("loan", limit=2), keel.history("loan"),
                                              keel.history("loan", limit=3), keel.list_projects()))
     assert selects
-    assert _history_scans(keel.services.registry.path, selects) == []
+    assert _history_scans(keel._services.registry.path, selects) == []
 
 
 def _steps_to_read_metrics(registry, run_id: int) -> int:
@@ -112,10 +112,10 @@ def test_history_limit_gives_the_newest_events_oldest_first(keel, capsys):
     everything = keel.history("loan")["events"]
     assert len(everything) > 3
     assert keel.history("loan", limit=3)["events"] == everything[-3:]
-    assert main(["--workspace", str(keel.workspace.root), "history", "loan", "--limit", "2", "--json"]) == 0
+    assert main(["--workspace", str(keel.root), "history", "loan", "--limit", "2", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["events"]
     assert [e["id"] for e in shown] == [e["id"] for e in everything[-2:]]
-    assert main(["--workspace", str(keel.workspace.root), "history", "loan", "--limit", "-1"]) == 2
+    assert main(["--workspace", str(keel.root), "history", "loan", "--limit", "-1"]) == 2
     assert "whole number" in capsys.readouterr().err
 
 
@@ -130,7 +130,7 @@ def test_status_limit_lists_the_newest_versions_oldest_first_and_counts_them_all
     assert limited["versions"] == everything["versions"][-1:]
     assert limited["dataset_versions"] == everything["dataset_versions"][-1:]
     assert (limited["versions_total"], limited["dataset_versions_total"]) == (2, 4)
-    assert main(["--workspace", str(keel.workspace.root), "status", "loan", "--limit", "2", "--json"]) == 0
+    assert main(["--workspace", str(keel.root), "status", "loan", "--limit", "2", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [d["version"] for d in shown["dataset_versions"]] == [3, 4] and set(shown) >= set(everything)
 
@@ -170,7 +170,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     grow with archived versions or with labelled results."""
     from app.core.services import policy, traffic
 
-    services = keel.services
+    services = keel._services
     registry = services.registry
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
@@ -192,7 +192,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
 def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived_ones(keel):
     from app.core.services import policy
 
-    services = keel.services
+    services = keel._services
     registry = services.registry
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]

@@ -20,24 +20,24 @@ def keel(workspace):
 
 
 def folder(keel):
-    return keel.workspace.inbox_dir("loan")
+    return keel.inbox_dir("loan")
 
 
 def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel):
     drop(keel, "loan", batch(1), "good.csv")
-    [result] = keel.sweep_inbox("loan")
+    [result] = keel.inbox.sweep("loan")
     assert result["status"] == "processed" and result["dataset_version"] == 2 and result["rows"] == 300
     assert not (folder(keel) / "good.csv").exists()
     assert (folder(keel) / "processed" / "good.csv").exists()
-    assert keel.services.registry.dataset_versions(keel.project("loan").id)[-1].source == "good.csv"
-    assert keel.sweep_inbox("loan") == []
+    assert keel._services.registry.dataset_versions(keel.project("loan").id)[-1].source == "good.csv"
+    assert keel.inbox.sweep("loan") == []
 
 
 def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
     drop(keel, "loan", batch(2).drop(columns=["income"]), "no-income.csv")
     (folder(keel) / "sheet.xlsx").write_bytes(b"PK\x03\x04 not really")
     settle(keel, "loan", "sheet.xlsx")
-    results = {r["file"]: r for r in keel.sweep_inbox("loan")}
+    results = {r["file"]: r for r in keel.inbox.sweep("loan")}
     assert results["no-income.csv"]["status"] == "rejected" and "income" in results["no-income.csv"]["reason"]
     assert results["sheet.xlsx"]["status"] == "rejected" and "unsupported format" in results["sheet.xlsx"]["reason"]
     rejected = folder(keel) / "rejected"
@@ -49,7 +49,7 @@ def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
     assert [a["rule"] for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
     events = [e for e in keel.history("loan")["events"] if e["kind"] == "inbox_rejected"]
     assert {e["details"]["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
-    assert len(keel.services.registry.dataset_versions(keel.project("loan").id)) == 1  # nothing ingested
+    assert len(keel._services.registry.dataset_versions(keel.project("loan").id)) == 1  # nothing ingested
 
 
 def test_a_file_still_being_written_is_not_read(keel):
@@ -59,10 +59,10 @@ def test_a_file_still_being_written_is_not_read(keel):
     partial = folder(keel) / "big.csv.part"
     partial.write_text("income,age\n1,2\n")
     settle(keel, "loan", hidden.name, partial.name)
-    assert keel.sweep_inbox("loan") == []  # the first sweep to see arriving.csv only records it
+    assert keel.inbox.sweep("loan") == []  # the first sweep to see arriving.csv only records it
     assert path.exists() and hidden.exists() and partial.exists()
     settle(keel, "loan", "arriving.csv")  # seen unchanged long enough ago: complete
-    [result] = keel.sweep_inbox("loan")
+    [result] = keel.inbox.sweep("loan")
     assert result["file"] == "arriving.csv" and result["status"] == "processed"
     assert hidden.exists() and partial.exists()
 
@@ -70,9 +70,9 @@ def test_a_file_still_being_written_is_not_read(keel):
 def test_same_content_twice_is_a_duplicate_and_names_never_collide(keel):
     frame = batch(4)
     drop(keel, "loan", frame, "a.csv")
-    keel.sweep_inbox("loan")
+    keel.inbox.sweep("loan")
     drop(keel, "loan", frame, "a.csv")
-    [result] = keel.sweep_inbox("loan")
+    [result] = keel.inbox.sweep("loan")
     assert result["status"] == "duplicate" and result["duplicate_of"] == 2
     processed = sorted(p.name for p in (folder(keel) / "processed").iterdir())
     assert processed == ["a-2.csv", "a.csv"]
@@ -83,7 +83,7 @@ def test_files_are_taken_in_arrival_order(keel):
         path = drop(keel, "loan", batch(10 + index), name, settled=False)
         os.utime(path, (time.time() - 100 + index, time.time() - 100 + index))
     settle(keel, "loan", "zz.csv", "aa.csv")
-    assert [r["file"] for r in keel.sweep_inbox("loan")] == ["zz.csv", "aa.csv"]
+    assert [r["file"] for r in keel.inbox.sweep("loan")] == ["zz.csv", "aa.csv"]
 
 
 def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
@@ -99,7 +99,7 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
     settings = keel.settings(DEMO_PROJECT)
     assert settings.policy == "auto" and settings.window == "adaptive" and settings.schedule == "every 10s"
     assert demo_stream.drop_next_demo_batch(keel)
-    inbox_dir = keel.workspace.inbox_dir(DEMO_PROJECT)
+    inbox_dir = keel.inbox_dir(DEMO_PROJECT)
     assert [p.name for p in inbox_dir.glob("*.csv")] == ["demo-batch-001.csv"]
     dropped = 1
     while demo_stream.drop_next_demo_batch(keel):
@@ -108,12 +108,12 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
     unlabelled = demo_stream.demo_batch(demo_stream.UNLABELLED_EVERY - 1)
     assert "default" not in unlabelled.columns
     settle(keel, DEMO_PROJECT, *[p.name for p in sorted(inbox_dir.glob("*.csv"))[:3]])  # three have arrived completely
-    swept = keel.sweep_inbox(DEMO_PROJECT)
+    swept = keel.inbox.sweep(DEMO_PROJECT)
     assert [r["status"] for r in swept] == ["processed"] * 3
 
     demo_stream.reset_demo(keel)
     assert keel.production_version(DEMO_PROJECT) == 1
-    assert len(keel.services.registry.dataset_versions(keel.project(DEMO_PROJECT).id)) == 1
+    assert len(keel._services.registry.dataset_versions(keel.project(DEMO_PROJECT).id)) == 1
     assert not any(inbox_dir.glob("*.csv")) and not any((inbox_dir / "processed").iterdir())
     assert demo_stream.demo_state(keel)["next"] == 0
     assert demo_stream.drop_next_demo_batch(keel)

@@ -27,11 +27,11 @@ def keel(workspace):
 
 
 def folder(keel):
-    return keel.workspace.inbox_dir("loan")
+    return keel.inbox_dir("loan")
 
 
 def dataset_rows(keel) -> list[int]:
-    return [d.rows for d in keel.services.registry.dataset_versions(keel.project("loan").id)]
+    return [d.rows for d in keel._services.registry.dataset_versions(keel.project("loan").id)]
 
 
 def sha256(path) -> str:
@@ -67,7 +67,7 @@ def test_a_file_written_in_pieces_with_pauses_is_ingested_whole_once(keel):
     taken = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not taken:  # sweeps every 0.1 s, far more often than the pauses
-        taken = [r for r in inbox.sweep(keel.services.inbox, "loan", rules=FAST) if r["status"] != "rejected"]
+        taken = [r for r in keel.inbox.sweep("loan", rules=FAST) if r["status"] != "rejected"]
         time.sleep(0.1)
     writer.join()
     assert done.is_set()
@@ -87,7 +87,7 @@ def test_separate_monitor_processes_count_together(keel, capsys, monkeypatch):
 
     monkeypatch.setenv(inbox.QUIET_ENV, "0.5")
     drop(keel, "loan", batch(2), "b.csv", settled=False)
-    workspace = str(keel.workspace.root)
+    workspace = str(keel.root)
     assert main(["--workspace", workspace, "monitor", "loan", "--once", "--json"]) == 0
     assert '"inbox": []' in capsys.readouterr().out  # the first process only saw it
     assert (folder(keel) / "b.csv").exists()
@@ -102,10 +102,10 @@ def test_a_file_without_a_final_line_break_waits_much_longer(keel):
     text = batch(3, rows=50).to_csv(index=False)
     path.write_text(text[:-1])  # the last line has no line break: a writer may be pausing mid-line
     now = time.time()
-    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now) == []
-    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.0) == []  # quiet, but cut short
+    assert keel.inbox.sweep("loan", rules=FAST, now=now) == []
+    assert keel.inbox.sweep("loan", rules=FAST, now=now + 1.0) == []  # quiet, but cut short
     assert path.read_text() == text[:-1]  # untouched
-    [result] = inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 3.5)  # unchanged for longer: taken as it is
+    [result] = keel.inbox.sweep("loan", rules=FAST, now=now + 3.5)  # unchanged for longer: taken as it is
     assert result["status"] == "processed" and result["rows"] == 50
 
 
@@ -114,11 +114,11 @@ def test_a_file_that_changes_between_sweeps_starts_its_quiet_time_again(keel):
     frame = batch(4, rows=60)
     path.write_text(frame.iloc[:30].to_csv(index=False))
     now = time.time()
-    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now) == []
+    assert keel.inbox.sweep("loan", rules=FAST, now=now) == []
     with open(path, "a") as handle:
         handle.write(frame.iloc[30:].to_csv(index=False, header=False))
-    assert inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.0) == []  # changed since: not quiet yet
-    [result] = inbox.sweep(keel.services.inbox, "loan", rules=FAST, now=now + 1.5)
+    assert keel.inbox.sweep("loan", rules=FAST, now=now + 1.0) == []  # changed since: not quiet yet
+    [result] = keel.inbox.sweep("loan", rules=FAST, now=now + 1.5)
     assert result["rows"] == 60
 
 
@@ -127,7 +127,7 @@ def test_a_sweep_reads_the_time_from_its_clock(keel):
     path = folder(keel) / "timed.csv"
     path.write_text(batch(6, rows=30).to_csv(index=False))
     reading = [1_000_000.0]  # a moment far from the system's clock
-    deps = dataclasses.replace(keel.services.inbox, clock=Clock(lambda: reading[0]))
+    deps = dataclasses.replace(keel._services.inbox, clock=Clock(lambda: reading[0]))
     assert inbox.sweep(deps, "loan", rules=FAST) == []  # first seen
     time.sleep(FAST.quiet_seconds + 0.1)  # the system's clock moves on, the inbox's does not: still not quiet
     assert inbox.sweep(deps, "loan", rules=FAST) == []
@@ -146,7 +146,7 @@ def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_pr
             handle.write(batch(6, rows=5).to_csv(index=False, header=False))
         return real_ingest(*args, **kwargs)
 
-    racing = dataclasses.replace(keel.services.inbox, ingest=ingest_while_the_writer_appends)
+    racing = dataclasses.replace(keel._services.inbox, ingest=ingest_while_the_writer_appends)
     [result] = inbox.sweep(racing, "loan")
     assert result["status"] == "processed" and result["rows"] == 40
     assert (folder(keel) / "processed" / "racing.csv").read_bytes() == original
@@ -164,7 +164,7 @@ def test_a_symlink_to_a_readable_file_outside_is_followed_and_its_target_left_al
     before = target.read_bytes()
     (folder(keel) / "exported.csv").symlink_to(target)
     settle(keel, "loan", "exported.csv")
-    [result] = keel.sweep_inbox("loan")
+    [result] = keel.inbox.sweep("loan")
     assert result["status"] == "processed" and result["rows"] == 30
     processed = folder(keel) / "processed" / "exported.csv"
     assert not processed.is_symlink() and processed.read_bytes() == before
@@ -174,8 +174,8 @@ def test_a_symlink_to_a_readable_file_outside_is_followed_and_its_target_left_al
 
 def test_links_that_cannot_be_followed_and_special_files_are_rejected_with_a_reason(keel, tmp_path):
     links = {
-        "registry.csv": keel.workspace.registry_path,  # Keel's own files are never ingested
-        "dataset.parquet": keel.workspace.dataset_dir("loan") / "v1.parquet",
+        "registry.csv": keel._workspace.registry_path,  # Keel's own files are never ingested
+        "dataset.parquet": keel._workspace.dataset_dir("loan") / "v1.parquet",
         "gone.csv": tmp_path / "does-not-exist.csv",
         "folder.csv": tmp_path,
     }
@@ -183,7 +183,7 @@ def test_links_that_cannot_be_followed_and_special_files_are_rejected_with_a_rea
         (folder(keel) / name).symlink_to(target)
     os.mkfifo(folder(keel) / "pipe.csv")
     settle(keel, "loan", *links, "pipe.csv")
-    results = {r["file"]: r for r in keel.sweep_inbox("loan")}
+    results = {r["file"]: r for r in keel.inbox.sweep("loan")}
     assert set(results) == {*links, "pipe.csv"}
     assert all(r["status"] == "rejected" for r in results.values())
     assert "inside the workspace" in results["registry.csv"]["reason"]
@@ -193,7 +193,7 @@ def test_links_that_cannot_be_followed_and_special_files_are_rejected_with_a_rea
     assert "named pipe" in results["pipe.csv"]["reason"]
     for name in [*links, "pipe.csv"]:
         assert (folder(keel) / "rejected" / f"{name}.reason.txt").exists()
-    assert keel.workspace.registry_path.is_file() and not keel.workspace.registry_path.is_symlink()
+    assert keel._workspace.registry_path.is_file() and not keel._workspace.registry_path.is_symlink()
     assert dataset_rows(keel) == [200]
 
 
@@ -212,7 +212,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("catching up" in line for line in lines):
             time.sleep(0.05)
-        cycles_before = len(keel.services.registry.query("SELECT id FROM monitor_results"))
+        cycles_before = len(keel._services.registry.query("SELECT id FROM monitor_results"))
         drop(keel, "loan", batch(8, rows=80), "arrived.csv", settled=False)
         started = time.monotonic()
         while time.monotonic() < deadline and len(dataset_rows(keel)) < 2:
@@ -224,7 +224,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
     assert dataset_rows(keel)[-1] == 80
     assert waited < 10  # seconds, not the hour of the schedule
     assert any("arrived.csv -> dataset v" in line for line in lines)
-    assert len(keel.services.registry.query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
+    assert len(keel._services.registry.query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
 
 
 def test_the_inbox_thresholds_come_from_the_environment(monkeypatch):

@@ -19,7 +19,7 @@ def test_train_after_an_interrupted_train_left_an_unregistered_model_file(tmp_pa
     keel = Keel.open(tmp_path / "ws")
     try:
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
-        orphan = keel.workspace.artifact_dir("p") / "v1.skops"
+        orphan = keel._workspace.artifact_dir("p") / "v1.skops"
         orphan.parent.mkdir(parents=True)
         orphan.write_bytes(b"half-written by a killed process")
         assert keel.train("p")["version"] == 1
@@ -45,18 +45,18 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
     keel = Keel.open(tmp_path / "ws")
     try:
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
-        dropped = keel.workspace.inbox_dir("p") / "batch.csv"
+        dropped = keel.inbox_dir("p") / "batch.csv"
         loans_csv(dropped, rows=50, seed=5)
-        inbox.record_sightings(keel.services.inbox, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
+        inbox.record_sightings(keel._services.inbox, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
 
         def failing_ingest(*args, **kwargs):
             raise failure
 
-        failing = dataclasses.replace(keel.services.inbox, ingest=failing_ingest)
+        failing = dataclasses.replace(keel._services.inbox, ingest=failing_ingest)
         assert inbox.sweep(failing, "p") == []
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
-        assert keel.services.registry.open_alerts(keel.project("p").id) == []
-        [entry] = inbox.sweep(keel.services.inbox, "p")  # the next sweep takes it
+        assert keel._services.registry.open_alerts(keel.project("p").id) == []
+        [entry] = keel.inbox.sweep("p")  # the next sweep takes it
         assert entry["status"] == "processed"
     finally:
         keel.close()

@@ -1,6 +1,7 @@
 """The front ends (CLI, runner, GUI), the adapters (server, scheduler) and the demo reach the
-store only through the services: no store object taken off a service. No SQL outside the store.
-(import-linter, run by `make test`, forbids importing app.core.store from them.)"""
+store only through the service objects (keel.policy, keel.inbox, ...): no store object and no
+dependency bundle taken off Keel or a service. No SQL outside the store. (import-linter, run by
+`make test`, forbids importing app.core.store and the dependency bundles from them.)"""
 
 import ast
 import re
@@ -9,6 +10,9 @@ from pathlib import Path
 APP = Path(__file__).resolve().parents[1] / "app"
 OUTER_PACKAGES = ("frontends", "adapters", "demo")
 STORE_ATTRIBUTES = {"registry", "_registry", "workspace", "_workspace"}
+# Keel's wiring of the services (its dependency bundles, the shared reads) and a service's own dependencies
+DEPENDENCY_ATTRIBUTES = {"services", "_services", "_data", "_deps", "deps"}
+DEPENDENCY_MODULES = ("app.core.services.dependencies", "app.core.services.project_data")
 SQL = re.compile(r"\b(SELECT\b.+\bFROM|INSERT\s+INTO|UPDATE\b.+\bSET|DELETE\s+FROM)\b", re.DOTALL)
 
 
@@ -22,6 +26,23 @@ def store_attribute_uses(source: str) -> list[int]:
     return sorted(node.lineno for node in ast.walk(ast.parse(source))
                   if isinstance(node, ast.Attribute) and node.attr in STORE_ATTRIBUTES
                   and not (isinstance(node.value, ast.Name) and node.value.id == "args"))
+
+
+def dependency_uses(source: str) -> list[int]:
+    """Lines that take a dependency bundle: Keel's wiring (keel._services, keel.services), a service's
+    dependencies (keel.policy._deps), or an import of the bundles' modules."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in DEPENDENCY_ATTRIBUTES:
+            found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(DEPENDENCY_MODULES):
+            found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "app.core.services" and any(
+                f"app.core.services.{alias.name}".startswith(DEPENDENCY_MODULES) for alias in node.names):
+            found.append(node.lineno)
+        elif isinstance(node, ast.Import) and any(alias.name.startswith(DEPENDENCY_MODULES) for alias in node.names):
+            found.append(node.lineno)
+    return sorted(found)
 
 
 def sql_strings(source: str) -> list[int]:
@@ -38,6 +59,24 @@ def test_no_front_end_adapter_or_demo_takes_the_store_off_a_service():
     uses = [f"{path.relative_to(APP.parent)}:{line}" for path in outer_modules()
             for line in store_attribute_uses(path.read_text())]
     assert uses == []
+
+
+def test_no_front_end_adapter_or_demo_holds_a_dependency_bundle():
+    uses = [f"{path.relative_to(APP.parent)}:{line}" for path in outer_modules()
+            for line in dependency_uses(path.read_text())]
+    assert uses == []
+
+
+def test_the_dependency_check_catches_each_form():
+    leaky = ("from app.core.services import batches\n"
+             "batches.ingest_files(keel.services.batches, name, files)\n"
+             "deps = self.keel._services.policy\n"
+             "keel.policy._deps.registry\n"
+             "from app.core.services.dependencies import Dependencies\n"
+             "from app.core.services import project_data\n"
+             "import app.core.services.dependencies\n"
+             "keel.batches.ingest_files(name, files)\n")
+    assert dependency_uses(leaky) == [2, 3, 4, 5, 6, 7]
 
 
 def test_no_sql_outside_the_store():
@@ -135,13 +174,18 @@ def test_no_service_is_handed_the_lifecycle_service():
 
 
 MODULE_LEVEL_BUILDS_ALLOWED = {"getLogger", "compile", "TypeVar", "timedelta"}
+MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "pop", "popitem", "remove", "discard", "clear"}
 
 
 def module_level_state(source: str) -> list[int]:
-    """Lines that keep state in a module: a `global` statement, or a lower-case module-level name bound to
-    a built object or a container (an UPPER_CASE name is a constant; loggers and compiled patterns are fine)."""
-    found = [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Global)]
-    for node in ast.parse(source).body:
+    """Lines that keep state in a module: a `global` statement; a lower-case module-level name bound to
+    a built object or a container (an UPPER_CASE name is a constant; loggers and compiled patterns are
+    fine); or a module-level container, whatever its name, that the module's code changes (a registry
+    filled at import is state, not a constant)."""
+    tree = ast.parse(source)
+    found = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Global)]
+    containers = set()
+    for node in tree.body:
         if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
             continue
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -150,15 +194,43 @@ def module_level_state(source: str) -> list[int]:
         built = isinstance(value, (ast.Call, ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp))
         if isinstance(value, ast.Call) and _chain(value.func)[:1] and _chain(value.func)[0] in MODULE_LEVEL_BUILDS_ALLOWED:
             built = False
+        if built:
+            containers.update(names)
         if built and any(not name.isupper() for name in names):
             found.append(node.lineno)
-    return sorted(found)
+    found += _changes_to(tree, containers)
+    return sorted(set(found))
 
 
-def test_the_core_adapters_and_demo_keep_no_module_level_state():
-    """Caches and other state belong to the object that owns them (Keel, per workspace), with a bound."""
-    modules = sorted(path for package in ("core", "adapters", "demo") for path in (APP / package).rglob("*.py"))
+def _changes_to(tree: ast.Module, names: set[str]) -> list[int]:
+    """Lines that change one of the module-level `names`: NAME.append(...), NAME[key] = ..., del NAME[key]."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in names):
+            found.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            if any(isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id in names
+                   for t in targets):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_module_keeps_state_at_module_level():
+    """Caches, counters and registries belong to the object that owns them: Keel (per workspace), the
+    main window, the application or the job runner; constants are UPPER_CASE and never changed."""
+    modules = sorted(APP.rglob("*.py"))
+    assert {"main_window.py", "jobs.py", "plots.py", "file_dialogs.py", "logs.py", "cli.py"} <= {p.name for p in modules}
     found = [f"{path.relative_to(APP.parent)}:{line}" for path in modules for line in module_level_state(path.read_text())]
     assert found == []
+
+
+def test_the_module_level_state_check_catches_each_form():
     assert module_level_state("models = ModelCache()\nlog = logging.getLogger('x')\nSIZES = {'a': 1}\n") == [1]
     assert module_level_state("def f():\n    global _cache\n") == [2]
+    assert module_level_state("_ids = itertools.count(1)\n_classes: dict = {}\n") == [1, 2]
+    registry = ("HANDLERS = {}\nEXTENSIONS = []\nLIMITS = {'rows': 5}\n"
+                "def extension(register, handlers):\n    EXTENSIONS.append(register)\n    HANDLERS.update(handlers)\n"
+                "def cap(rows):\n    HANDLERS['x'] = rows\n    return min(rows, LIMITS['rows'])\n")
+    assert module_level_state(registry) == [5, 6, 8]

@@ -50,7 +50,7 @@ def keel_version(workspace: Path):
     keel = Keel.open(workspace)
     try:
         loaded = keel.load_version("loan", 1)
-        run = keel.services.registry.run(loaded.model_version.run_id)
+        run = keel._services.registry.run(loaded.model_version.run_id)
         return loaded, run, keel.reference_frame("loan", 1)
     finally:
         keel.close()

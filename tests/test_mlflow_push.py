@@ -42,7 +42,7 @@ def versions_of(workspace):
     keel = Keel.open(workspace)
     try:
         project = keel.project("loan")
-        return {mv.version: mv for mv in keel.services.registry.model_versions(project.id)}, keel.status("loan")
+        return {mv.version: mv for mv in keel._services.registry.model_versions(project.id)}, keel.status("loan")
     finally:
         keel.close()
 

@@ -21,7 +21,7 @@ def keel(workspace):
 
 def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     drop(keel, "loan", batch(1), "b1.csv")
-    result = keel.monitor("loan")
+    result = keel.policy.monitor("loan")
     assert [b["dataset_version"] for b in result["batches"]] == [2]
     measured = result["batches"][0]
     assert measured["labelled"] and measured["rows"] == 300 and measured["metric"] == "accuracy"
@@ -29,31 +29,31 @@ def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     assert measured["estimated_value"] == pytest.approx(measured["value"], abs=0.08)
     assert measured["drifted_features"] == []
     assert result["decision"] == "none" and result["alerts_opened"] == []
-    stored = keel.services.registry.monitor_results(keel.project("loan").id)
+    stored = keel._services.registry.monitor_results(keel.project("loan").id)
     assert len(stored) == 1
     details = stored[0].details
     assert set(details["per_class"]) == {"0", "1"}
     assert set(details["features"]) == set(keel.project("loan").schema.features)
     assert details["prediction_drift"]["psi"] >= 0
-    assert keel.monitor("loan")["batches"] == []  # evaluated once
+    assert keel.policy.monitor("loan")["batches"] == []  # evaluated once
 
 
 def test_an_unlabelled_batch_gets_drift_and_an_estimate_only(keel):
     drop(keel, "loan", batch(2, labelled=False), "unlabelled.csv")
-    measured = keel.monitor("loan")["batches"][0]
+    measured = keel.policy.monitor("loan")["batches"][0]
     assert not measured["labelled"] and measured["value"] is None
     assert 0.5 < measured["estimated_value"] <= 1.0
 
 
 def test_covariate_shift_opens_one_drift_alert_naming_the_features(keel):
     drop(keel, "loan", batch(3, shift=1.0), "shifted.csv")
-    result = keel.monitor("loan")
+    result = keel.policy.monitor("loan")
     drifted = result["batches"][0]["drifted_features"]
     assert {"income", "age"} <= set(drifted)
     opened = {a["rule"]: a for a in result["alerts_opened"]}
     assert "drift_share" in opened and "income" in opened["drift_share"]["message"]
     drop(keel, "loan", batch(4, shift=1.0), "shifted-again.csv")
-    assert keel.monitor("loan")["alerts_opened"] == []  # still firing: no second alert
+    assert keel.policy.monitor("loan")["alerts_opened"] == []  # still firing: no second alert
     open_rules = [a["rule"] for a in keel.status("loan")["open_alerts"]]
     assert sorted(open_rules) == sorted(opened)
 
@@ -61,19 +61,19 @@ def test_covariate_shift_opens_one_drift_alert_naming_the_features(keel):
 def test_threshold_alert_is_deduplicated_then_recovers(keel):
     keel.set_project("loan", {"threshold": 0.999})
     drop(keel, "loan", batch(5), "a.csv")
-    first = keel.monitor("loan")
+    first = keel.policy.monitor("loan")
     assert [a["rule"] for a in first["alerts_opened"]] == ["metric_threshold"]
     assert first["alerts_opened"][0]["severity"] == "critical"
     assert first["decision"] == "alert"
     drop(keel, "loan", batch(6), "b.csv")
-    second = keel.monitor("loan")
+    second = keel.policy.monitor("loan")
     assert second["alerts_opened"] == [] and second["decision"] == "alert"
     keel.set_project("loan", {"threshold": 0.5})
     drop(keel, "loan", batch(7), "c.csv")
-    third = keel.monitor("loan")
+    third = keel.policy.monitor("loan")
     assert [a["rule"] for a in third["alerts_recovered"]] == ["metric_threshold"]
     assert third["decision"] == "none"
-    alerts = keel.services.registry.alerts(keel.project("loan").id)
+    alerts = keel._services.registry.alerts(keel.project("loan").id)
     assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
     kinds = [e["kind"] for e in keel.history("loan")["events"]]
     assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
@@ -82,19 +82,19 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
 def test_an_acknowledged_alert_reopens_if_the_rule_still_fires(keel):
     keel.set_project("loan", {"threshold": 0.999})
     drop(keel, "loan", batch(8), "a.csv")
-    alert_id = keel.monitor("loan")["alerts_opened"][0]["id"]
+    alert_id = keel.policy.monitor("loan")["alerts_opened"][0]["id"]
     keel.acknowledge_alert("loan", alert_id)
     drop(keel, "loan", batch(9), "b.csv")
-    reopened = keel.monitor("loan")["alerts_opened"]
+    reopened = keel.policy.monitor("loan")["alerts_opened"]
     assert [a["rule"] for a in reopened] == ["metric_threshold"] and reopened[0]["id"] != alert_id
 
 
 def test_an_unlabelled_batch_leaves_measured_alerts_alone_and_checks_the_estimate(keel):
     keel.set_project("loan", {"threshold": 0.999})
     drop(keel, "loan", batch(10), "labelled.csv")
-    keel.monitor("loan")
+    keel.policy.monitor("loan")
     drop(keel, "loan", batch(11, labelled=False), "unlabelled.csv")
-    result = keel.monitor("loan")
+    result = keel.policy.monitor("loan")
     assert result["alerts_recovered"] == []
     assert [a["rule"] for a in result["alerts_opened"]] == ["estimated_threshold"]
     assert {a["rule"] for a in keel.status("loan")["open_alerts"]} == {"metric_threshold", "estimated_threshold"}
@@ -103,7 +103,7 @@ def test_an_unlabelled_batch_leaves_measured_alerts_alone_and_checks_the_estimat
 def test_policy_off_records_results_without_alerts(keel):
     keel.set_project("loan", {"policy": "off", "threshold": 0.999})
     drop(keel, "loan", batch(12, shift=1.0), "a.csv")
-    result = keel.monitor("loan")
+    result = keel.policy.monitor("loan")
     assert len(result["batches"]) == 1 and result["alerts_opened"] == [] and result["decision"] == "none"
     assert keel.status("loan")["open_alerts"] == []
 
@@ -139,7 +139,7 @@ def test_rules_without_data_are_absent():
 
 def test_monitor_json_shape_through_the_cli(keel, capsys):
     drop(keel, "loan", batch(13), "a.csv")
-    code, out = cli(capsys, keel.workspace.root, "monitor", "loan", "--once")
+    code, out = cli(capsys, keel.root, "monitor", "loan", "--once")
     assert code == 0
     assert {"batches", "alerts_opened", "decision", "production_version"} <= set(out)
     assert set(out["batches"][0]) >= {"dataset_version", "rows", "labelled", "metric", "value", "estimated_value",
@@ -152,28 +152,28 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
     keel = make_project(workspace, deploy=False)
     drop(keel, "loan", batch(14), "a.csv")
     with pytest.raises(KeelError, match="no production model"):
-        keel.monitor("loan")
-    assert len(keel.services.registry.dataset_versions(keel.project("loan").id)) == 2  # the inbox was swept
+        keel.policy.monitor("loan")
+    assert len(keel._services.registry.dataset_versions(keel.project("loan").id)) == 2  # the inbox was swept
     code, out = cli(capsys, workspace, "monitor", "loan", "--once")
     assert code == 2 and "no production model" in out["error"]["message"]
     keel.close()
 
 
 def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_reference_rows(keel, monkeypatch):
-    stored = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
+    stored = reference_file.path_for(keel.root / _production(keel).model_version.artifact_path)
     assert stored.is_file()
     monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: pytest.fail("reference rows predicted"))
-    keel.services.drift_references.clear()  # as a new `monitor` process starts
+    keel._services.drift_references.clear()  # as a new `monitor` process starts
     for index in range(2):
         drop(keel, "loan", batch(20 + index), f"r{index}.csv")
-        assert len(keel.monitor("loan")["batches"]) == 1
+        assert len(keel.policy.monitor("loan")["batches"]) == 1
 
 
 def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_reference_rows(keel):
     loaded = _production(keel)
-    path = reference_file.path_for(keel.workspace.root / loaded.model_version.artifact_path)
+    path = reference_file.path_for(keel.root / loaded.model_version.artifact_path)
     stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
-    prepared = monitoring.prepare_reference(keel.services.monitoring, loaded)
+    prepared = monitoring.prepare_reference(keel._services.monitoring, loaded)
     for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
         row = SimpleNamespace(version=9)  # the dataset version the batch would be
         assert (monitoring.evaluate_batch(loaded, stored, frame, row, "accuracy")
@@ -186,17 +186,17 @@ def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_referenc
 
 def test_a_missing_or_damaged_stored_reference_is_prepared_again_and_stored(keel):
     """A workspace of an earlier release has none for its deployed version; a damaged one is not trusted."""
-    path = reference_file.path_for(keel.workspace.root / _production(keel).model_version.artifact_path)
+    path = reference_file.path_for(keel.root / _production(keel).model_version.artifact_path)
     path.unlink()
-    keel.services.drift_references.clear()
+    keel._services.drift_references.clear()
     drop(keel, "loan", batch(40), "a.csv")
-    keel.monitor("loan")
+    keel.policy.monitor("loan")
     assert path.is_file()
     path.write_bytes(path.read_bytes()[:-200])
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is None
-    keel.services.drift_references.clear()
+    keel._services.drift_references.clear()
     drop(keel, "loan", batch(41), "b.csv")
-    assert len(keel.monitor("loan")["batches"]) == 1
+    assert len(keel.policy.monitor("loan")["batches"]) == 1
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is not None
 
 
@@ -218,7 +218,7 @@ def test_monitoring_predicts_with_native_thread_pools_capped_to_the_cores_left(k
     predict = loaded.model.predict
     monkeypatch.setattr(loaded.model, "predict",
                         lambda X: (seen.extend(pool["num_threads"] for pool in threadpool_info()), predict(X))[1])
-    reference = monitoring.reference_for(keel.services.monitoring, loaded)
+    reference = keel.monitoring.reference_for(loaded)
     with threadpool_limits(limits=2):  # as a process outside this test's one-thread fixture starts
         monitoring.evaluate_batch(loaded, reference, batch(50), SimpleNamespace(version=9), "accuracy")
     assert seen and set(seen) == {1}

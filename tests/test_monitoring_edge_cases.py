@@ -38,10 +38,10 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
         new_class.to_csv(tmp_path / "new.csv", index=False)
         ingested = keel.ingest("p", tmp_path / "new.csv")
         assert any("unseen in training" in w for w in ingested["warnings"])
-        result = keel.monitor("p")
+        result = keel.policy.monitor("p")
         [batch] = result["batches"]
         assert batch["dataset_version"] == ingested["dataset_version"] and batch["value"] == 0.0
-        assert keel.monitor("p")["batches"] == []  # evaluated once, not stuck
+        assert keel.policy.monitor("p")["batches"] == []  # evaluated once, not stuck
     finally:
         keel.close()
 
@@ -56,18 +56,18 @@ def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
     try:
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         project = keel.project("p")
-        with keel.services.registry.transaction():
-            alert_id = keel.services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
+        with keel._services.registry.transaction():
+            alert_id = keel._services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
                                                   message="probe")
         keel.acknowledge_alert("p", alert_id)
-        with keel.services.registry.transaction():
-            recovered = keel.services.registry.insert_alert(project_id=project.id, rule="metric_drop", severity="warning",
+        with keel._services.registry.transaction():
+            recovered = keel._services.registry.insert_alert(project_id=project.id, rule="metric_drop", severity="warning",
                                                    message="probe")
-            keel.services.registry.close_alert(recovered, "recovered")
+            keel._services.registry.close_alert(recovered, "recovered")
         for closed in (alert_id, recovered):
             with pytest.raises(KeelError, match="already"):
                 keel.acknowledge_alert("p", closed)
-        acknowledged = [e for e in keel.services.registry.events(project.id) if e.kind == "alert_acknowledged"]
+        acknowledged = [e for e in keel._services.registry.events(project.id) if e.kind == "alert_acknowledged"]
         assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
     finally:
         keel.close()

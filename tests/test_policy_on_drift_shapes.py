@@ -46,7 +46,7 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
     for index, frame in shape.stream(SEED):
         frame.to_csv(tmp_path / f"batch-{index}.csv", index=False)
         keel.ingest("s", tmp_path / f"batch-{index}.csv")
-        result = keel.monitor("s")
+        result = keel.policy.monitor("s")
         keel_values.append(result["batches"][0]["value"])
         decisions.append(result["decision"])
         batch = datasets.clean(datasets.RawTable(frame, "batch"), schema).frame

@@ -49,15 +49,15 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
 
     monkeypatch.setattr(policy, "gate", gate_with_a_deploy_meanwhile)
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
-    result = keel.monitor("loan")
+    result = keel.policy.monitor("loan")
 
     assert result["decision"] == "retrained_rejected" and result["challenger_version"] == 3
     assert result["details"]["accepted"]  # the gate said yes, against v1; production moved to v2 meanwhile
     assert result["production_version"] == 2 and result["challenger_waiting"] is None
     project = keel.project("loan")
-    deployment = keel.services.registry.current_deployment(project.id)
+    deployment = keel._services.registry.current_deployment(project.id)
     assert deployment.by == "user" and deployment.version == 2
-    assert "challenger" not in keel.services.registry.aliases(project.id)
+    assert "challenger" not in keel._services.registry.aliases(project.id)
     [event] = decisions(keel)
     assert event["details"]["decision"] == "retrained_rejected"
     assert event["details"]["champion_version"] == 1 and event["details"]["production_version"] == 2
@@ -75,7 +75,7 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch):
     monkeypatch.setattr(policy, "gate", broken_gate)
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
     with pytest.raises(RuntimeError, match="gate exploded"):
-        keel.monitor("loan")
+        keel.policy.monitor("loan")
 
     [event] = decisions(keel)
     assert event["by"] == "policy" and "gate exploded" in event["message"] and "v2" in event["message"]
@@ -83,12 +83,12 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch):
     assert details["challenger_version"] == 2 and details["champion_version"] == 1
     assert details["decision"] == "retrained_rejected" and "gate exploded" in details["error"]
     assert keel.production_version("loan") == 1
-    assert "challenger" not in keel.services.registry.aliases(keel.project("loan").id)
+    assert "challenger" not in keel._services.registry.aliases(keel.project("loan").id)
 
     # the recorded attempt backs the next firing batch off: no second retrain for a few more rows
     monkeypatch.undo()
     drop(keel, "loan", batch(3, rows=100, concept=1.0), "more-drift.csv")
-    again = keel.monitor("loan")
+    again = keel.policy.monitor("loan")
     assert again["decision"] == "held" and again["details"]["hold"] == "back-off"
     assert [v["version"] for v in keel.status("loan")["versions"]] == [1, 2]
     keel.close()
@@ -98,7 +98,7 @@ def test_a_failing_decision_write_rolls_back_and_is_explained(workspace, monkeyp
     # the deployment and the decision event are one transaction: if the event cannot be written,
     # production stays the champion, and the failure itself is recorded
     keel = make_project(workspace, settings={"policy": "auto", "window": "adaptive"})
-    real_add_event = keel.services.registry.add_event
+    real_add_event = keel._services.registry.add_event
     calls = []
 
     def add_event(project, kind, message, by="user", details=None):
@@ -107,10 +107,10 @@ def test_a_failing_decision_write_rolls_back_and_is_explained(workspace, monkeyp
             raise OSError("disk full")
         return real_add_event(project, kind, message, by, details)
 
-    monkeypatch.setattr(keel.services.registry, "add_event", add_event)
+    monkeypatch.setattr(keel._services.registry, "add_event", add_event)
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
     with pytest.raises(OSError, match="disk full"):
-        keel.monitor("loan")
+        keel.policy.monitor("loan")
     assert calls and "promoted to production" in calls[0]
     assert keel.production_version("loan") == 1
     assert not [e for e in keel.history("loan")["events"] if e["kind"] == "deployed" and e["by"] == "policy"]

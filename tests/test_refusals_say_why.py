@@ -57,8 +57,8 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
                             {"preset": "logreg", "window": "adaptive"})
         make_batch(50, seed=3).drop(columns=["default"]).to_csv(tmp_path / "unlabelled.csv", index=False)
         version = keel.ingest("p", tmp_path / "unlabelled.csv")["dataset_version"]
-        with keel.services.registry.transaction():  # what the policy records for an alert on that batch
-            policy_state.write_policy_state(keel.services.registry, keel.project("p").id,
+        with keel._services.registry.transaction():  # what the policy records for an alert on that batch
+            policy_state.write_policy_state(keel._services.registry, keel.project("p").id,
                                             policy_state.PolicyState(change_point=version))
         with pytest.raises(ValidationError, match=rf"dataset v{version}.*adaptive.*--window all"):
             keel.train("p")

@@ -24,7 +24,7 @@ def monitored(tmp_path_factory):
         path = workspace / f"batch-{index}.csv"
         batch(100 + index, shift=shift).to_csv(path, index=False)
         keel.ingest("loan", path)
-        keel.monitor("loan")
+        keel.policy.monitor("loan")
     keel.close()
     return workspace
 
@@ -32,7 +32,7 @@ def monitored(tmp_path_factory):
 def write(workspace: Path, output: Path, **options) -> tuple[dict, str]:
     keel = Keel.open(workspace)
     try:
-        result = reports.write_report(keel.services.reports, "loan", output, **options)
+        result = keel.reports.write_report("loan", output, **options)
     finally:
         keel.close()
     return result, output.read_text(encoding="utf-8")
@@ -88,9 +88,9 @@ def test_default_report_is_the_production_card_then_its_monitoring(monitored, tm
     assert result["version"] == 1 and result["batches"] == 4 and result["period_end"] is None
     keel = Keel.open(monitored)
     try:
-        model_version = keel.services.registry.model_version(keel.project("loan").id, 1)
-        params = keel.services.registry.run_params(model_version.run_id)
-        deployed_at = keel.services.registry.current_deployment(keel.project("loan").id).deployed_at
+        model_version = keel._services.registry.model_version(keel.project("loan").id, 1)
+        params = keel._services.registry.run_params(model_version.run_id)
+        deployed_at = keel._services.registry.current_deployment(keel.project("loan").id).deployed_at
     finally:
         keel.close()
     assert result["period_start"] == deployed_at
@@ -187,8 +187,8 @@ def test_demo_report_is_under_one_megabyte(workspace, tmp_path):
             path = tmp_path / f"demo-{index}.csv"
             demo_batch(index).to_csv(path, index=False)
             keel.ingest(DEMO_PROJECT, path, by="scheduler")
-            keel.monitor(DEMO_PROJECT, by="scheduler")
-        result = reports.write_report(keel.services.reports, DEMO_PROJECT, tmp_path / "demo.html", since="2000-01-01")
+            keel.policy.monitor(DEMO_PROJECT, by="scheduler")
+        result = keel.reports.write_report(DEMO_PROJECT, tmp_path / "demo.html", since="2000-01-01")
     finally:
         keel.close()
     assert result["batches"] == DEMO_STREAM.batches

@@ -33,7 +33,7 @@ def keel(workspace):
 
 
 def mark(keel, name, at: datetime):
-    keel.services.registry.mark_schedule_run(keel.project(name).id, at.isoformat(timespec="milliseconds"))
+    keel._services.registry.mark_schedule_run(keel.project(name).id, at.isoformat(timespec="milliseconds"))
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_jobs_are_built_from_the_registry_and_rebuilt_on_change(keel, started):
 def test_a_change_from_another_process_is_picked_up_by_the_watch(keel, started):
     scheduler, _ = started
     scheduler.start(catch_up=False)
-    other = Keel.open(keel.workspace.root)  # as another process would: its own connection
+    other = Keel.open(keel.root)  # as another process would: its own connection
     other.set_project("beta", {"schedule": "every 2h"})
     other.close()
     assert wait_for(lambda: scheduler.next_run_times()["beta"] - datetime.now(UTC) > timedelta(hours=1))
@@ -80,16 +80,16 @@ def test_catch_up_runs_missed_and_never_run_projects_at_start(keel, started):
     mark(keel, "beta", datetime.now(UTC) - timedelta(minutes=1))  # not due yet
     assert scheduler.start() == ["alpha"]
     assert submitted == ["alpha"]
-    assert keel.services.registry.schedule(keel.project("alpha").id).last_run_at > (
+    assert keel._services.registry.schedule(keel.project("alpha").id).last_run_at > (
         datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
 def test_a_project_without_a_production_model_is_not_submitted(keel, started):
     scheduler, submitted = started
-    make_project(keel.workspace.root, "gamma", rows=200, deploy=False).close()
+    make_project(keel.root, "gamma", rows=200, deploy=False).close()
     scheduler.start()  # none has run yet: all are due
     assert sorted(submitted) == ["alpha", "beta"]
-    assert keel.services.registry.schedule(keel.project("gamma").id).last_run_at is not None
+    assert keel._services.registry.schedule(keel.project("gamma").id).last_run_at is not None
 
 
 def test_missed_run_rules():
@@ -172,7 +172,7 @@ def test_the_runner_holds_the_workspace_lock_and_stops_cleanly(keel, capsys):
         assert ready.wait(10)
         with pytest.raises(BusyError, match="already in use"):
             runner.acquire_workspace_lock(keel)
-        code, out = cli(capsys, keel.workspace.root, "run")
+        code, out = cli(capsys, keel.root, "run")
         assert code == 2 and "already in use by another Keel" in out["error"]["message"]
     finally:
         stop.set()
@@ -189,7 +189,7 @@ def test_run_as_a_process_stops_cleanly_on_sigterm(keel):
 
     from loop_helpers import ROOT
 
-    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--workspace", str(keel.workspace.root), "run"],
+    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--workspace", str(keel.root), "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = process.stdout.readline()

@@ -1,6 +1,7 @@
-"""Each service is handed its dependencies, wired once per workspace by Keel (Keel.services):
-the lifecycle actions it may call, the shared reads, and caches that belong to the workspace
-and have a bound."""
+"""Each service is an object built once per workspace by Keel (keel.policy, keel.inbox, ...) and
+handed only its dependencies (wired by Keel._services): the lifecycle actions it may call, the
+shared reads, and caches that belong to the workspace and have a bound. A front end holds the
+service objects, never their dependencies or the store."""
 
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from app.core.services.lifecycle import Keel
 def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_it_calls(tmp_path):
     keel = Keel.open(tmp_path / "ws")
     try:
-        services = keel.services
+        services = keel._services
         assert services.policy is services.policy  # built once, then kept
         assert services.policy.inbox is services.inbox and services.policy.monitoring is services.monitoring
         assert services.policy.deploy == keel.deploy and services.policy.rollback == keel.rollback
@@ -22,6 +23,23 @@ def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_i
             assert deps.registry is services.registry and deps.workspace == services.workspace
         assert not hasattr(services.insights, "deploy") and not hasattr(services.inbox, "train")
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
+        assert not hasattr(keel, "workspace") and not hasattr(keel, "services")
+    finally:
+        keel.close()
+
+
+SERVICE_OBJECTS = ("inbox", "batches", "monitoring", "policy", "insights", "traffic", "labels", "reports", "mlflow",
+                   "backup", "bundle", "verifier", "upkeep")
+
+
+def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tmp_path):
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        for name in SERVICE_OBJECTS:
+            service = getattr(keel, name)
+            assert getattr(keel, name) is service, name  # built once per workspace, then kept
+            public = {attribute for attribute in vars(service) if not attribute.startswith("_")}
+            assert public == set(), (name, public)  # its dependencies stay private: no registry, no workspace
     finally:
         keel.close()
 
@@ -29,8 +47,8 @@ def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_i
 def test_two_workspaces_never_share_a_cache(tmp_path):
     first, second = Keel.open(tmp_path / "one"), Keel.open(tmp_path / "two")
     try:
-        assert first.services.loaded_models is not second.services.loaded_models
-        assert first.services.drift_references is not second.services.drift_references
+        assert first._services.loaded_models is not second._services.loaded_models
+        assert first._services.drift_references is not second._services.drift_references
     finally:
         first.close()
         second.close()

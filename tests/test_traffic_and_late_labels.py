@@ -60,7 +60,7 @@ def serve_rows(ws, name: str, frame: pd.DataFrame, ids: list, rows_per_request: 
 def monitor(ws, name: str) -> dict:
     keel = Keel.open(ws)
     try:
-        return keel.monitor(name)
+        return keel.policy.monitor(name)
     finally:
         keel.close()
 
@@ -130,7 +130,7 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     keel = Keel.open(ws)
     try:
         stored = keel.dataset_frame("shop", newest["version"])
-        lineage = keel.services.registry.dataset_versions(keel.project("shop").id)[-1].report["lineage"]
+        lineage = keel._services.registry.dataset_versions(keel.project("shop").id)[-1].report["lineage"]
     finally:
         keel.close()
     assert sorted(stored["customer_id"]) == sorted(i for i, _ in labelled)

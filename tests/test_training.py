@@ -10,7 +10,6 @@ from sklearn.datasets import load_diabetes, load_iris
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import artifacts, datasets, training
-from app.core.services.insights import version_card
 from app.core.services.lifecycle import Keel
 
 
@@ -151,14 +150,14 @@ def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
     assert code == 0, err
     keel = Keel.open(workspace)
     try:
-        run = keel.services.registry.run(trained["run_id"])
-        params = keel.services.registry.run_params(trained["run_id"])
+        run = keel._services.registry.run(trained["run_id"])
+        params = keel._services.registry.run_params(trained["run_id"])
         assert (run.seed, run.preset, run.dataset_versions, run.status) == (7, "logreg", (1,), "finished")
         assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run.library_versions)
         assert run.seconds > 0 and run.finished_at >= run.started_at
         assert (params["C"], params["overrides"], params["seed"], params["preset"]) == (0.5, {"C": 0.5}, 7, "logreg")
         assert params["train_rows"] + params["test_rows"] == 120
-        assert keel.services.registry.run_metrics(trained["run_id"]) == trained["metrics"]
+        assert keel._services.registry.run_metrics(trained["run_id"]) == trained["metrics"]
         model = keel.load_version("loans", 1).model
         assert model.named_steps["model"].C == 0.5
     finally:
@@ -285,7 +284,7 @@ def test_a_training_over_the_memory_budget_samples_its_rows_and_records_it(capsy
         policy_rows, policy_sampling = keel.labelled_rows("loans")  # what a policy challenger chooses from
         assert policy_sampling == data.sampling and list(policy_rows["__version__"].unique()) == [1]
         result = keel.train("loans")
-        card = version_card(keel.services.insights, "loans", result["version"])
+        card = keel.insights.version_card("loans", result["version"])
         assert card["training"]["sample"] == data.sampling
         assert "training_sample" not in card["parameters"]
         monkeypatch.delenv("KEEL_TRAIN_MEMORY_MB")

@@ -60,11 +60,11 @@ def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, m
 
     monkeypatch.setattr(lifecycle, "project_lock", lock_won_by_the_other_process)
     try:
-        stored = winner.workspace.dataset_dir("p") / "v1.parquet"
+        stored = winner._workspace.dataset_dir("p") / "v1.parquet"
         with pytest.raises(KeelError, match="already exists"):
             loser.create_project("p", data, "default", "classification", {"preset": "logreg"})
         assert stored.is_file(), "the winner's dataset file was deleted"
-        assert len(pd.read_parquet(stored)) == winner.services.registry.dataset_versions(winner.project("p").id)[0].rows
+        assert len(pd.read_parquet(stored)) == winner._services.registry.dataset_versions(winner.project("p").id)[0].rows
     finally:
         winner.close()
         loser.close()
@@ -82,7 +82,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
         keel.train("p")
         keel.train("p")
         keel.deploy("p", 1)
-        other_process = FileLock(keel.workspace.project_lock_path("p"))  # a deploy elsewhere holds it
+        other_process = FileLock(keel._workspace.project_lock_path("p"))  # a deploy elsewhere holds it
         assert other_process.try_acquire()
         done = threading.Event()
         worker = threading.Thread(target=lambda: (keel.archive_version("p", 2), done.set()))
@@ -93,7 +93,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
             other_process.release()
         worker.join(10)
         assert done.is_set()
-        assert keel.services.registry.model_version(keel.project("p").id, 2).archived is True
+        assert keel._services.registry.model_version(keel.project("p").id, 2).archived is True
     finally:
         keel.close()
 

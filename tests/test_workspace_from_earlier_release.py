@@ -69,7 +69,7 @@ def test_a_workspace_from_keel_0_1_0_trains_deploys_and_monitors(capsys, tmp_pat
     write_csv(workspace / "projects" / "loans" / "inbox" / "fresh.csv", loans(50, seed=22))
     keel = Keel.open(workspace)
     try:  # the inbox reads only files that sweeps have seen unchanged: record an earlier sighting
-        inbox.record_sightings(keel.services.inbox, "loans", now=time.time() - 120)
+        inbox.record_sightings(keel._services.inbox, "loans", now=time.time() - 120)
     finally:
         keel.close()
     code, monitored, err = cli(capsys, workspace, "monitor", "loans", "--once")

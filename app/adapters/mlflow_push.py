@@ -18,7 +18,6 @@ from pathlib import Path
 
 from app.adapters.mlflow_rest import MlflowRestClient, tags_of
 from app.core.domain.errors import KeelError
-from app.core.services import mlflow_model
 
 PRODUCTION_ALIAS = "production"
 MODEL_ARTIFACT_DIR = "model"
@@ -92,7 +91,7 @@ def _registered_model(client: MlflowRestClient, name: str) -> dict:
 
 def _push_version(keel, client: MlflowRestClient, name: str, experiment: dict, version: int,
                   registered: dict) -> dict:
-    record = mlflow_model.run_record(keel.services.mlflow, name, version)  # registry reads only: a push with nothing to do is quick
+    record = keel.mlflow.run_record(name, version)  # registry reads only: a push with nothing to do is quick
     sha256 = record["tags"]["keel.sha256"]
     run, created = _finished_run(keel, client, name, experiment, version, record)
     model_version = registered.get(str(version))
@@ -122,7 +121,7 @@ def _finished_run(keel, client, name, experiment, version, record) -> tuple[dict
         if run["info"].get("status") == "FINISHED":
             return run, False
         client.delete_run(run["info"]["run_id"])  # left by an interrupted push: made again below
-    facts = mlflow_model.version_facts(keel.services.mlflow, name, version)  # verifies the model file before it leaves
+    facts = keel.mlflow.version_facts(name, version)  # verifies the model file before it leaves
     run = client.create_run(experiment["experiment_id"], f"{name}-v{version}", record["start_ms"],
                             {**record["tags"], "mlflow.note.content": record["description"]})
     run_id = run["info"]["run_id"]
@@ -136,7 +135,7 @@ def _upload_model(keel, client, name, version, facts, run, run_id) -> None:
     root = _artifact_proxy_path(client, run["info"]["artifact_uri"])
     with tempfile.TemporaryDirectory(prefix="keel-mlflow-") as folder:
         directory = Path(folder) / MODEL_ARTIFACT_DIR
-        mlflow_model.write_model_directory(keel.services.mlflow, name, version, directory, {**facts, "mlflow_run_id": run_id})
+        keel.mlflow.write_model_directory(name, version, directory, {**facts, "mlflow_run_id": run_id})
         for path in sorted(directory.iterdir()):
             client.upload(f"{root}/{MODEL_ARTIFACT_DIR}/{path.name}", path.read_bytes())
 

@@ -169,9 +169,8 @@ class MonitorScheduler:
         return result
 
     def _upkeep(self) -> dict:
-        from app.core.services import upkeep
 
-        return upkeep.run_due(self.keel.services.workspace_upkeep)
+        return self.keel.upkeep.run_due()
 
     def _project_jobs(self) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)]
@@ -183,7 +182,7 @@ class MonitorScheduler:
         try:
             for schedule in self.schedules():
                 project = schedule.project
-                if not schedule.enabled or not self.keel.inbox_has_waiting_files(project):
+                if not schedule.enabled or not self.keel.inbox.has_waiting_files(project):
                     continue
                 if self.keel.production_version(project) is None:
                     continue  # as for monitoring: its inbox waits for the first deployment

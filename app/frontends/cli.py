@@ -15,6 +15,7 @@ import traceback
 
 from app.core.domain.errors import Cancelled, KeelError, is_disk_full
 from app.core.domain.settings import parse_param, parse_prediction_log, parse_window
+from app.frontends import recovery_cli, runner, serve_cli
 from app.frontends.exit_codes import INTERRUPTED, USER_FIXABLE, exit_code_for
 
 log = logging.getLogger("keel.cli")
@@ -206,32 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--by", choices=["minute", "hour", "day"], default="hour", dest="bucket",
                          help="request volume per minute, hour (default) or day")
     command("demo", "create the demo project (trained and deployed)")
-    for extend in _EXTENSIONS:
-        extend(commands, command)
+    for extension in EXTENSIONS:
+        extension.register_parser(commands, command)
     return parser
 
 
-# Other modules (monitoring, serving, runner) register their subcommands here.
-_EXTENSIONS = []
-_HANDLERS = {}
-
-
-def extension(register_parser, handlers: dict):
-    _EXTENSIONS.append(register_parser)
-    _HANDLERS.update(handlers)
-
-
-from app.frontends import serve_cli as _serve_cli  # noqa: E402  (light: imports the server only when `serve` runs)
-
-extension(_serve_cli.register_parser, _serve_cli.HANDLERS)
-
-from app.frontends import runner as _runner  # noqa: E402  (monitor, approve, run; the scheduler loads only when `run` runs)
-
-extension(_runner.register_parser, _runner.HANDLERS)
-
-from app.frontends import recovery_cli as _recovery_cli  # noqa: E402  (verify, backup, restore, retention, bundle)
-
-extension(_recovery_cli.register_parser, _recovery_cli.HANDLERS)
+# The modules that add subcommands of their own, each with register_parser(commands, command) and
+# HANDLERS: serve (the server loads only when `serve` runs); monitor, approve, run (the scheduler loads
+# only when `run` runs); verify, backup, restore, retention, bundle.
+EXTENSIONS = (serve_cli, runner, recovery_cli)
 
 
 def _create_demo(keel, args) -> dict:
@@ -258,12 +242,12 @@ def _handlers():
         ("export", None): _export,
         ("report", None): _report,
         ("push", None): _push,
-        ("labels", None): lambda keel, a: keel.add_labels(a.name, a.file),
-        ("traffic", None): lambda keel, a: keel.traffic(a.name, a.bucket),
+        ("labels", None): lambda keel, a: keel.labels.add_labels(a.name, a.file),
+        ("traffic", None): lambda keel, a: keel.traffic.overview(a.name, a.bucket),
         ("archive", None): _archive,
         ("ack", None): lambda keel, a: (keel.acknowledge_alert(a.name, a.alert_id) or {"acknowledged": a.alert_id}),
         ("demo", None): _create_demo,
-        **_HANDLERS,
+        **{key: handler for extension in EXTENSIONS for key, handler in extension.HANDLERS.items()},
     }
 
 
@@ -302,9 +286,8 @@ def _terminal_progress(args):
 
 def _export(keel, args):
     if args.export_format == "mlflow":
-        from app.core.services import mlflow_model
 
-        return mlflow_model.export_mlflow(keel.services.mlflow, args.name, args.version, args.output)
+        return keel.mlflow.export_mlflow(args.name, args.version, args.output)
     return keel.export_model(args.name, args.version, args.output)
 
 
@@ -323,9 +306,8 @@ def _push(keel, args):
 
 
 def _report(keel, args):
-    from app.core.services import reports
 
-    return reports.write_report(keel.services.reports, args.name, args.output, version=args.version, since=args.since)
+    return keel.reports.write_report(args.name, args.output, version=args.version, since=args.since)
 
 
 def _archive(keel, args):
@@ -473,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(log_file)  # before the registry opens, so its failures are logged too
         log.info("command %s", " ".join(argv))
         if args.command == "restore":  # must work when the registry cannot be opened (what a restore is for)
-            keel, result = _recovery_cli.restore_command(root, args)
+            keel, result = recovery_cli.restore_command(root, args)
         else:
             keel = Keel.open(root, refresh_manifests=args.command not in COMMANDS_THAT_REPORT_AS_IS)
             result = handler(keel, args)

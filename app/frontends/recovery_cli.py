@@ -5,9 +5,6 @@ from pathlib import Path
 
 from app.core.domain.errors import KeelError
 from app.core.services import backup as backup_service
-from app.core.services import bundle as bundle_service
-from app.core.services import upkeep
-from app.core.services import verify as verify_service
 
 
 def register_parser(commands, command) -> None:
@@ -47,7 +44,7 @@ def register_parser(commands, command) -> None:
 
 
 def _verify(keel, args):
-    result = verify_service.verify(keel.services.workspace_upkeep, quick=args.quick, repair=args.repair)
+    result = keel.verifier.verify(quick=args.quick, repair=args.repair)
     print(json.dumps(result) if args.json else format_verify(result), flush=True)
     return 0 if result["healthy"] else 1
 
@@ -106,12 +103,12 @@ def _backup(keel, args):
     result = {}
     if args.backup_every is not None or args.keep is not None or args.folder is not None:
         off = (args.backup_every or "").strip().lower() == "off"
-        result["schedule"] = upkeep.set_backup_schedule(keel.services.workspace_upkeep, every=None if off else args.backup_every,
+        result["schedule"] = keel.upkeep.set_backup_schedule(every=None if off else args.backup_every,
                                                         keep=args.keep, folder=args.folder, off=off)
     elif args.destination is None:
-        result["schedule"] = upkeep.backup_schedule(keel.services.workspace_upkeep)
+        result["schedule"] = keel.upkeep.backup_schedule()
     if args.destination is not None:
-        result.update(backup_service.backup(keel.services.workspace_upkeep, args.destination))
+        result.update(keel.backup.backup(args.destination))
     return _print_or_return(args, result, _describe_backup)
 
 
@@ -126,9 +123,9 @@ def restore_command(root, args):
     except IntegrityError:
         set_aside = backup_service.restore_over_damaged_registry(Path(root), args.source, force=args.force)
         keel = Keel.open(root)
-        return keel, _print_or_return(args, backup_service.restore_finished(keel.services.workspace_upkeep, args.source, set_aside),
+        return keel, _print_or_return(args, keel.backup.restore_finished(args.source, set_aside),
                                       _describe_restore)
-    return keel, _print_or_return(args, backup_service.restore(keel.services.workspace_upkeep, args.source, force=args.force),
+    return keel, _print_or_return(args, keel.backup.restore(args.source, force=args.force),
                                   _describe_restore)
 
 
@@ -148,11 +145,11 @@ def _retention(keel, args):
         raise KeelError("--dry-run goes with --apply")
     keep = _count_or_off(args.keep_archived, "--keep-archived")
     days = _count_or_off(args.inbox_days, "--inbox-days", float)
-    settings = (upkeep.set_retention(keel.services.workspace_upkeep, keep, days) if (keep, days) != ("unchanged", "unchanged")
-                else upkeep.retention(keel.services.workspace_upkeep))
+    settings = (keel.upkeep.set_retention(keep, days) if (keep, days) != ("unchanged", "unchanged")
+                else keel.upkeep.retention())
     result = {"retention": settings}
     if args.apply:
-        result.update(upkeep.prune(keel.services.workspace_upkeep, dry_run=args.dry_run))
+        result.update(keel.upkeep.prune(dry_run=args.dry_run))
     return _print_or_return(args, result, _describe_retention)
 
 
@@ -166,9 +163,9 @@ def _describe_bundle(result: dict) -> str:
 
 HANDLERS = {
     ("bundle", "export"): lambda keel, args: _print_or_return(
-        args, bundle_service.export_bundle(keel.services.workspace_upkeep, args.name, args.output), _describe_bundle),
+        args, keel.bundle.export_bundle(args.name, args.output), _describe_bundle),
     ("bundle", "import"): lambda keel, args: _print_or_return(
-        args, bundle_service.import_bundle(keel.services.workspace_upkeep, args.file, args.new_name, args.trust), _describe_bundle),
+        args, keel.bundle.import_bundle(args.file, args.new_name, args.trust), _describe_bundle),
     ("verify", None): _verify,
     ("backup", None): _backup,
     ("restore", None): lambda keel, args: None,  # run by restore_command: it must open the workspace itself

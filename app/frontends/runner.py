@@ -108,9 +108,9 @@ def run(keel, stop_event: threading.Event | None = None, echo=print, ready: thre
 
 def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
     restore = _install_signal_handlers(stop_event)
-    queues = ProjectQueues(lambda project: keel.monitor(project, by="scheduler"),
+    queues = ProjectQueues(lambda project: keel.policy.monitor(project, by="scheduler"),
                            on_result=lambda project, result, error: echo(_describe(project, result, error)),
-                           sweep=lambda project: keel.sweep_inbox(project, by="scheduler"),
+                           sweep=lambda project: keel.inbox.sweep(project, by="scheduler"),
                            on_sweep=lambda project, result, error: _echo_sweep(echo, project, result, error))
     scheduler = MonitorScheduler(keel, queues.submit, submit_sweep=queues.submit_sweep)
     try:
@@ -209,7 +209,7 @@ def register_parser(commands, command) -> None:
 
 
 def _monitor(keel, args):
-    result = keel.monitor(args.name, by="user")
+    result = keel.policy.monitor(args.name, by="user")
     if args.json:
         return result
     print(format_monitor(result), flush=True)
@@ -223,6 +223,6 @@ def _run(keel, args):
 
 HANDLERS = {
     ("monitor", None): _monitor,
-    ("approve", None): lambda keel, args: keel.approve(args.name),
+    ("approve", None): lambda keel, args: keel.policy.approve(args.name),
     ("run", None): _run,
 }

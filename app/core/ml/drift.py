@@ -35,6 +35,12 @@ MISSING = "(missing)"
 
 
 # --------------------------------------------------------------------------- statistics
+def probability_summary(proba: np.ndarray | list) -> np.ndarray:
+    """One number per row: the second class's probability (binary), else the top probability."""
+    proba = np.asarray(proba, dtype=float)
+    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+
+
 def psi(reference_shares: np.ndarray, current_shares: np.ndarray, floor: float = PSI_FLOOR) -> float:
     """Population stability index: sum((cur - ref) * ln(cur / ref)) over matching bins."""
     ref = np.maximum(np.asarray(reference_shares, dtype=float), floor)

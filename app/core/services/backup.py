@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from app.core.domain.entities import DatasetFile, ModelFile
@@ -19,7 +20,7 @@ from app.core.domain.errors import BusyError, KeelError
 from app.core.services.dependencies import WorkspaceDependencies
 from app.core.services.paths import check_output_path
 from app.core.store import maintenance
-from app.core.store.archive import ArchiveReader, write_archive
+from app.core.store.archive import ArchiveReader, ArchiveWriter, write_archive
 from app.core.store.registry import LATEST_SCHEMA_VERSION, Registry
 from app.core.store.workspace import FileLock
 
@@ -40,7 +41,8 @@ def outside_workspace(deps: WorkspaceDependencies, destination: str | os.PathLik
 
 
 # ------------------------------------------------------------------ backup
-def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str = "user", before_manifest=None) -> dict:
+def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str = "user",
+           before_manifest: Callable[[ArchiveWriter], None] | None = None) -> dict:
     destination = outside_workspace(deps, destination, "the backup")
     destination.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -76,7 +78,7 @@ def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str 
             "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
 
 
-def _tracked_files(models: list[ModelFile], data: list[DatasetFile]):
+def _tracked_files(models: list[ModelFile], data: list[DatasetFile]) -> Iterator[tuple[str, str | None]]:
     for row in models:
         if row.pruned_at:
             continue
@@ -87,7 +89,7 @@ def _tracked_files(models: list[ModelFile], data: list[DatasetFile]):
         yield dataset_file.path, dataset_file.file_sha256
 
 
-def _inbox_files(root: Path, projects: list[str]):
+def _inbox_files(root: Path, projects: list[str]) -> Iterator[str]:
     for name in projects:
         inbox = root / "projects" / name / "inbox"
         if not inbox.is_dir():
@@ -97,7 +99,8 @@ def _inbox_files(root: Path, projects: list[str]):
                 yield path.relative_to(root).as_posix()
 
 
-def _add_workspace_file(writer, root: Path, relative: str, warnings: list[str], vanished_ok: bool = False):
+def _add_workspace_file(writer: ArchiveWriter, root: Path, relative: str, warnings: list[str],
+                        vanished_ok: bool = False) -> dict | None:
     try:
         return writer.add_file(relative, root / relative)
     except FileNotFoundError:
@@ -218,3 +221,23 @@ def _move_files_in(staged: Path, root: Path) -> None:
                 destination = root / path.relative_to(staged)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, destination)
+
+
+class BackupService:
+    """The whole workspace in one file, and back (Keel.backup)."""
+
+    def __init__(self, deps: WorkspaceDependencies) -> None:
+        self._deps = deps
+
+    def backup(self, destination: str | os.PathLike, by: str = "user") -> dict:
+        """Write the whole workspace into one file outside it, while the workspace keeps working."""
+        return backup(self._deps, destination, by=by)
+
+    def restore(self, source: str | os.PathLike, force: bool = False, by: str = "user",
+                holding_workspace_lock: bool = False) -> dict:
+        """Replace the workspace's registry and files with a backup's, verified member by member first."""
+        return restore(self._deps, source, force=force, by=by, holding_workspace_lock=holding_workspace_lock)
+
+    def restore_finished(self, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
+        """After restore_over_damaged_registry: manifests from the restored registry, the audit event."""
+        return restore_finished(self._deps, source, set_aside, by=by)

@@ -5,12 +5,13 @@ records the attempt and why."""
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from app.core.domain.data_files import DATA_FILE_SUFFIXES
 from app.core.domain.errors import BusyError, Cancelled, KeelError
-from app.core.services.dependencies import IngestDependencies
+from app.core.services.dependencies import IngestDependencies, Progress
 
 log = logging.getLogger("keel.batches")
 
@@ -33,7 +34,7 @@ def data_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def ingest_files(deps: IngestDependencies, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
-                 progress: Callable[[float, str], None] | None = None, cancel_event=None) -> dict:
+                 progress: Progress | None = None, cancel_event: threading.Event | None = None) -> dict:
     """Ingest each file as its own batch. -> {"added": [...], "already_present": [...], "refused": [...],
     "not_reached": [...]}; a refusal is recorded in the audit log (event `data_refused`)."""
     report = progress or (lambda fraction, message: None)
@@ -86,3 +87,15 @@ def summary(outcome: dict) -> str:
     if outcome.get("not_reached"):
         parts.append(f"{len(outcome['not_reached'])} not reached (cancelled)")
     return ", ".join(parts)
+
+
+class BatchService:
+    """Many files added to a project at once (Keel.batches)."""
+
+    def __init__(self, deps: IngestDependencies) -> None:
+        self._deps = deps
+
+    def ingest_files(self, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
+                     progress: Progress | None = None, cancel_event: threading.Event | None = None) -> dict:
+        """Each file its own batch, in the order given (see ingest_files)."""
+        return ingest_files(self._deps, name, paths, by=by, progress=progress, cancel_event=cancel_event)

@@ -14,6 +14,7 @@ the types the exporter had accepted, which the importer must accept again with
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from app.core.domain.errors import KeelError
@@ -139,7 +140,7 @@ def _check_files(source: Path, rows: dict, staged: Path, trusted: set[str]) -> N
             raise ArchiveError(f"{source.name}: member {member} does not match dataset v{row['version']}'s sha256")
 
 
-def _json_list(text) -> list:
+def _json_list(text: str | None) -> list:
     import json
 
     try:
@@ -188,7 +189,7 @@ def _write_project(deps: WorkspaceDependencies, source: Path, rows: dict, origin
             "dataset_versions": len(rows.get("dataset_versions", []))}
 
 
-def _renamer(original: str, name: str):
+def _renamer(original: str, name: str) -> Callable[[str, dict], dict]:
     def rewrite(table: str, row: dict) -> dict:
         if table == "projects":
             row["name"] = name
@@ -199,3 +200,19 @@ def _renamer(original: str, name: str):
                 row[column] = f"{top}/{name}/{PurePosixPath(row[column]).name}"
         return row
     return rewrite
+
+
+class BundleService:
+    """A project in one file, exported and imported (Keel.bundle)."""
+
+    def __init__(self, deps: WorkspaceDependencies) -> None:
+        self._deps = deps
+
+    def export_bundle(self, name: str, output: str | os.PathLike, by: str = "user") -> dict:
+        """The project's settings, rows and files in one file with a manifest of sha256 hashes."""
+        return export_bundle(self._deps, name, output, by=by)
+
+    def import_bundle(self, source: str | os.PathLike, new_name: str | None = None, trust: list[str] | None = None,
+                      by: str = "user") -> dict:
+        """A bundle as a new project, every hash and model type checked first; all or nothing."""
+        return import_bundle(self._deps, source, new_name=new_name, trust=trust, by=by)

@@ -1,15 +1,16 @@
 """What each service is given (its dependencies, built once per workspace), and where that is wired up.
 
-A service is a module of functions whose first argument is its dependencies: the registry
-(every read and write of the store), the workspace (its files and its locks), the shared
-reads (ProjectData), the clock, and the few lifecycle actions it needs, as callables (the
-policy deploys; the inbox ingests). No service is handed the lifecycle service (Keel) or
-reaches into another service's private functions; tests/test_layer_boundaries.py checks it.
+A service is an object (InboxService, PolicyService, ...) that Keel builds once per workspace and
+hands its dependencies: the registry (every read and write of the store), the workspace (its files
+and its locks), the shared reads (ProjectData), the clock, and the few lifecycle actions it needs,
+as callables (the policy deploys; the inbox ingests). Its methods call its module's functions,
+which take the dependencies first. No service is handed the lifecycle service (Keel) or reaches
+into another service's private functions; tests/test_layer_boundaries.py checks it.
 
-ServiceDependencies, built by Keel for its workspace (Keel.services), makes each service's
-dependencies on first use and keeps them, with the caches they share (bounded). The service
-modules themselves are imported on first use: the policy's and monitoring's load pandas and
-scikit-learn, which read-only commands never need.
+ServiceDependencies, built by Keel for its workspace (Keel._services, private), makes each
+service's dependencies on first use and keeps them, with the caches they share (bounded). The
+service modules themselves are imported on first use: the policy's and monitoring's load pandas
+and scikit-learn, which read-only commands never need.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.core.store.workspace import Workspace
 DRIFT_REFERENCES_KEPT = 8
 LOADED_MODELS_KEPT = 8
 
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 Ingest = Callable[..., dict]  # lifecycle's ingest(name, path, by=...) -> its result
 Train = Callable[..., dict]  # lifecycle's train(name, by=, reason=, data=, progress=) -> {version, run_id, ...}
 Deploy = Callable[..., dict]  # lifecycle's deploy(name, version, by=, reason=)
@@ -86,11 +88,10 @@ class LifecycleActions:
 
 @dataclass
 class ServiceDependencies:
-    """Each service's dependencies for one workspace, made on first use and kept (Keel.services).
+    """Each service's dependencies for one workspace, made on first use and kept (Keel._services).
 
-    Front ends hand these to a service's functions (`backup.backup(keel.services.workspace_upkeep,
-    path)`) and never read their `registry` or `workspace`; tests may use `keel.services.registry`
-    to arrange or check rows directly."""
+    Only Keel hands them out, to the service objects it builds; a front end never holds them
+    (tests may use `keel._services.registry` to arrange or check rows directly)."""
 
     registry: Registry
     workspace: Workspace

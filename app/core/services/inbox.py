@@ -39,7 +39,7 @@ from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
 from app.core.fileio import sha256_file, write_text_atomic
-from app.core.services.dependencies import IngestDependencies
+from app.core.services.dependencies import IngestDependencies, Progress
 from app.core.services.paths import is_inside
 from app.core.store.workspace import FileLock
 
@@ -392,3 +392,20 @@ def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc:
                                        message=message, details={"file": path.name, "reason": reason})
     return {"file": path.name, "status": "rejected", "moved_to": str(destination), "reason": reason,
             "dataset_version": None, "rows": 0, "labelled": False, "warnings": [], "duplicate_of": None}
+
+
+class InboxService:
+    """The project inboxes of one workspace (Keel.inbox)."""
+
+    def __init__(self, deps: IngestDependencies) -> None:
+        self._deps = deps
+
+    def has_waiting_files(self, name: str) -> bool:
+        """Whether the project's inbox holds a file a sweep would look at (cheap: one folder listing)."""
+        return has_waiting_files(self._deps, name)
+
+    def sweep(self, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
+              now: float | None = None, progress: Progress | None = None) -> list[dict]:
+        """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason).
+        progress is accepted for the window's child-process jobs; a sweep reports none."""
+        return sweep(self._deps, name, by=by, rules=rules, lock_timeout=lock_timeout, now=now)

@@ -4,6 +4,7 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
+import threading
 from typing import Any
 
 from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
@@ -13,7 +14,8 @@ from app.core.domain.settings import (
     higher_is_better,
     past_threshold,
 )
-from app.core.services.dependencies import Dependencies
+from app.core.services.dependencies import Dependencies, Progress
+from app.core.services.project_data import LoadedModel
 
 MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
@@ -113,7 +115,7 @@ def production_card(deps: Dependencies, name: str) -> dict:
 
 
 # --------------------------------------------------------------------------- comparing versions
-def _holdout(deps: Dependencies, name: str, version: int, project: Project):
+def _holdout(deps: Dependencies, name: str, version: int, project: Project) -> tuple[Any, Any]:
     from app.core.ml import datasets
 
     reference = deps.data.reference_frame(name, version)
@@ -129,7 +131,7 @@ def _holdout(deps: Dependencies, name: str, version: int, project: Project):
     return datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema)
 
 
-def native_importances(pipeline, features: list[str]) -> dict[str, float] | None:
+def native_importances(pipeline: Any, features: list[str]) -> dict[str, float] | None:
     """The estimator's own importances (trees), summed back onto the input columns; None if it has none."""
     import numpy as np
 
@@ -156,7 +158,7 @@ def native_importances(pipeline, features: list[str]) -> dict[str, float] | None
     return {f: totals.get(f, 0.0) for f in features}
 
 
-def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, float]]:
+def importances(loaded: LoadedModel, X: Any, y: Any, task: str, seed: int = 0) -> tuple[str, dict[str, float]]:
     """(kind, {feature: importance}): native when the estimator has them, else permutation importance."""
     features = list(X.columns)
     native = native_importances(loaded.model, features)
@@ -169,7 +171,8 @@ def importances(loaded, X, y, task: str, seed: int = 0) -> tuple[str, dict[str, 
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def unseen_by_all(deps: Dependencies, project: Project, model_versions: list[ModelVersion]):
+def unseen_by_all(deps: Dependencies, project: Project,
+                  model_versions: list[ModelVersion]) -> tuple[Any, Any, list[int]] | None:
     """Labelled rows ingested after the newest of these models was trained: data none of them
     saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
     from app.core.ml import batch_reading, datasets
@@ -200,7 +203,8 @@ def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> lis
     return rows
 
 
-def compare_versions(deps: Dependencies, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
+def compare_versions(deps: Dependencies, name: str, versions: list[int], progress: Progress | None = None,
+                     cancel_event: threading.Event | None = None) -> dict:
     """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
     arrived after both were trained (when there is any), confusion matrices (classification)
     and feature importances."""
@@ -296,7 +300,7 @@ def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_ve
     return out
 
 
-def _share(count, total: int) -> float:
+def _share(count: float, total: int) -> float:
     return float(count) / total if total else 0.0
 
 
@@ -350,3 +354,35 @@ def version_card(deps: Dependencies, name: str, version: int) -> dict:
         "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
                          "rollback": d.is_rollback} for d in deps.registry.deployments(project.id) if d.version == version],
     }
+
+
+class InsightsService:
+    """The read-only views the window shows (Keel.insights); no store object leaves it."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def health(self, name: str, since: str | None = None) -> dict:
+        """The project's health at a glance; since: also the alerts opened and recovered after that time."""
+        return health(self._deps, name, since=since)
+
+    def alerts_since(self, name: str, since: str) -> dict:
+        """How many alerts opened, and how many recovered by themselves, after `since`."""
+        return alerts_since(self._deps, name, since)
+
+    def production_card(self, name: str) -> dict:
+        """The Overview's production model card."""
+        return production_card(self._deps, name)
+
+    def version_card(self, name: str, version: int) -> dict:
+        """Everything about one model version (the Models tab's card)."""
+        return version_card(self._deps, name, version)
+
+    def compare_versions(self, name: str, versions: list[int], progress: Progress | None = None,
+                         cancel_event: threading.Event | None = None) -> dict:
+        """Model versions side by side: metrics, parameters, metrics on data none was trained on."""
+        return compare_versions(self._deps, name, versions, progress=progress, cancel_event=cancel_event)
+
+    def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> dict:
+        """One feature in the production model's reference vs a batch (the newest by default)."""
+        return feature_distribution(self._deps, name, feature, dataset_version)

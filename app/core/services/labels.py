@@ -184,7 +184,7 @@ def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: di
     return version, windows, [b for b in batches if b is not None]
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
@@ -230,3 +230,14 @@ def _measure_batch(deps: Dependencies, project: Project, id_column: str, batch_v
             "label_coverage": len(rows) / row.rows if row.rows else 0.0, "metric": project.metric,
             "value": value}
 
+
+
+class LabelService:
+    """Labels that arrive after the predictions (Keel.labels, `keel labels`)."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+        """Join a file of id,label rows to earlier predictions and unlabelled rows."""
+        return add_labels(self._deps, name, file_path, by=by)

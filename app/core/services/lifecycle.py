@@ -14,9 +14,10 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ from app.core.fileio import (
     stage_bytes,
     write_text_atomic,
 )
-from app.core.services.dependencies import LifecycleActions, ServiceDependencies
+from app.core.services.dependencies import LifecycleActions, Progress, ServiceDependencies
 from app.core.services.paths import check_output_path, user_output
 from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import NewFiles, Registry
@@ -57,14 +58,25 @@ if TYPE_CHECKING:  # pandas and the ML modules load on first use: read-only comm
     import pandas as pd
 
     from app.core.ml import datasets
+    from app.core.ml.chunked_ingest import IngestedFile
     from app.core.ml.training import FitResult
+    from app.core.services.backup import BackupService
+    from app.core.services.batches import BatchService
+    from app.core.services.bundle import BundleService
+    from app.core.services.inbox import InboxService
+    from app.core.services.insights import InsightsService
+    from app.core.services.labels import LabelService
+    from app.core.services.mlflow_model import MlflowModelService
+    from app.core.services.monitoring import MonitoringService
+    from app.core.services.policy import PolicyService
     from app.core.services.prediction_log import PredictionLogWriter
+    from app.core.services.reports import ReportService
+    from app.core.services.traffic import TrafficService
+    from app.core.services.upkeep import UpkeepService
+    from app.core.services.verify import VerifyService
 
 REFERENCE_TRAIN_ROWS = 20_000
 RECENT_EVENTS = 8
-
-
-Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -99,16 +111,17 @@ class _TrainedModel:
 
 
 class Keel:
-    """One workspace: its registry and its files."""
+    """One workspace: its registry and its files (both private), the lifecycle actions, and the other
+    services, built once and handed only their dependencies (keel.policy, keel.inbox, ...)."""
 
     def __init__(self, workspace: Workspace, refresh_manifests: bool = True, clock: Clock = SYSTEM_CLOCK):
         """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
         which reports them as they are). clock: what the services read as now (a test's fixed one)."""
-        self.workspace = workspace
+        self._workspace = workspace
         self._registry = Registry(workspace.registry_path)
         self._data = ProjectData(self._registry, workspace)
         self._clock = clock
-        self.services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
+        self._services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
             ingest=self.ingest, train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
             rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest), clock=clock)
         if refresh_manifests:
@@ -133,38 +146,121 @@ class Keel:
     def close(self) -> None:
         self._registry.close()
 
+    # ================================================================ the other services
+    # Built once per workspace, each handed only its dependencies (self._services); a front end
+    # calls them (keel.policy.monitor(name)) and never holds their dependencies or the store.
+    # Their modules are imported on first use: the policy's and monitoring's load pandas and
+    # scikit-learn, which read-only commands never need.
+    @cached_property
+    def inbox(self) -> InboxService:
+        from app.core.services.inbox import InboxService
+
+        return InboxService(self._services.inbox)
+
+    @cached_property
+    def batches(self) -> BatchService:
+        from app.core.services.batches import BatchService
+
+        return BatchService(self._services.batches)
+
+    @cached_property
+    def monitoring(self) -> MonitoringService:
+        from app.core.services.monitoring import MonitoringService
+
+        return MonitoringService(self._services.monitoring)
+
+    @cached_property
+    def policy(self) -> PolicyService:
+        from app.core.services.policy import PolicyService
+
+        return PolicyService(self._services.policy)
+
+    @cached_property
+    def insights(self) -> InsightsService:
+        from app.core.services.insights import InsightsService
+
+        return InsightsService(self._services.insights)
+
+    @cached_property
+    def traffic(self) -> TrafficService:
+        from app.core.services.traffic import TrafficService
+
+        return TrafficService(self._services.traffic)
+
+    @cached_property
+    def labels(self) -> LabelService:
+        from app.core.services.labels import LabelService
+
+        return LabelService(self._services.labels)
+
+    @cached_property
+    def reports(self) -> ReportService:
+        from app.core.services.reports import ReportService
+
+        return ReportService(self._services.reports)
+
+    @cached_property
+    def mlflow(self) -> MlflowModelService:
+        from app.core.services.mlflow_model import MlflowModelService
+
+        return MlflowModelService(self._services.mlflow)
+
+    @cached_property
+    def backup(self) -> BackupService:
+        from app.core.services.backup import BackupService
+
+        return BackupService(self._services.workspace_upkeep)
+
+    @cached_property
+    def bundle(self) -> BundleService:
+        from app.core.services.bundle import BundleService
+
+        return BundleService(self._services.workspace_upkeep)
+
+    @cached_property
+    def verifier(self) -> VerifyService:
+        from app.core.services.verify import VerifyService
+
+        return VerifyService(self._services.workspace_upkeep)
+
+    @cached_property
+    def upkeep(self) -> UpkeepService:
+        from app.core.services.upkeep import UpkeepService
+
+        return UpkeepService(self._services.workspace_upkeep)
+
     # ================================================================ the workspace's places
     @property
     def root(self) -> Path:
-        return self.workspace.root
+        return self._workspace.root
 
     @property
     def log_path(self) -> Path:
-        return self.workspace.log_path
+        return self._workspace.log_path
 
     @property
     def demo_dir(self) -> Path:
         """Where the demo keeps its generated data and its stream's state."""
-        return self.workspace.demo_dir
+        return self._workspace.demo_dir
 
     def inbox_dir(self, name: str) -> Path:
         """The folder a project's new files are dropped into (swept by monitoring)."""
-        return self.workspace.inbox_dir(name)
+        return self._workspace.inbox_dir(name)
 
     def discard_project_folder(self, name: str) -> None:
         """Remove projects/<name>/ (its inbox and production manifests), which delete_project leaves to the user."""
-        shutil.rmtree(self.workspace.project_dir(name), ignore_errors=True)
+        shutil.rmtree(self._workspace.project_dir(name), ignore_errors=True)
 
     def change_stamp(self) -> tuple:
         """A value that changes whenever any process commits to the registry (cheap: polled every second)."""
         return self._registry.change_stamp()
 
     @contextmanager
-    def holding_project_lock(self, project: str):
+    def holding_project_lock(self, project: str) -> Iterator[None]:
         """The project's cross-process lock, held for the block: lifecycle work on one project runs one at a
         time across processes. A flock: a block that holds it calls the *_holding_lock methods, never the
         ones that take it again."""
-        with project_lock(self.workspace, project):
+        with project_lock(self._workspace, project):
             yield
 
     # ================================================================ projects
@@ -194,7 +290,7 @@ class Keel:
             # writing v1.parquet now would replace that project's data (then delete it on failure)
             if self._registry.find_project(name) is not None:
                 raise KeelError(f"project {name!r} already exists")
-            dataset_path = self.workspace.dataset_dir(name) / "v1.parquet"
+            dataset_path = self._workspace.dataset_dir(name) / "v1.parquet"
             with self._registry.files_then_rows() as files:
                 datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), files.add(dataset_path))
                 with files.commit():
@@ -209,7 +305,7 @@ class Keel:
                                             f"project {name} created from {raw.source} ({batch.rows} rows, target {target}, {task})",
                                             by, {"schema_features": schema.features, "warnings": batch.warnings})
         for folder in ("inbox", "inbox/processed", "inbox/rejected"):
-            (self.workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
+            (self._workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
         return {"project": name, "task": task, "target": target, "dataset_version": 1, "rows": batch.rows,
                 "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema.to_dict(),
                 "settings": project_settings.to_dict()}
@@ -298,18 +394,19 @@ class Keel:
             with self._registry.transaction():
                 self._registry.add_event(project, "project_deleted", f"project {name} deleted", by)
                 self._registry.delete_project(project.id)
-        for folder in (self.workspace.artifact_dir(name), self.workspace.dataset_dir(name)):
+        for folder in (self._workspace.artifact_dir(name), self._workspace.dataset_dir(name)):
             shutil.rmtree(folder, ignore_errors=True)
         # the production manifests describe deleted versions: a new project of the same name
         # must not inherit them (the inbox is the user's, left alone)
-        manifest = self.workspace.manifest_path(name)
+        manifest = self._workspace.manifest_path(name)
         for path in (manifest, manifest.with_name("production.previous.json")):
             path.unlink(missing_ok=True)
 
     # ================================================================ data
-    def _insert_dataset(self, project, batch, digest, path, version, parent_id, source) -> int:
+    def _insert_dataset(self, project: Project, batch: datasets.CleanBatch | IngestedFile, digest: str, path: Path,
+                        version: int, parent_id: int | None, source: str) -> int:
         return self._registry.insert_dataset_version(
-            project_id=project.id, version=version, path=str(path.relative_to(self.workspace.root)),
+            project_id=project.id, version=version, path=str(path.relative_to(self._workspace.root)),
             content_sha256=digest, file_sha256=sha256_file(path), rows=batch.rows, labelled_rows=batch.labelled_rows,
             source=source, parent_id=parent_id, report=batch.report)
 
@@ -320,7 +417,7 @@ class Keel:
         from app.core.ml.ingest import ingest_file
 
         project = self.project(name)
-        staged = self.workspace.dataset_dir(name) / f".incoming-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
+        staged = self._workspace.dataset_dir(name) / f".incoming-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
         staged.parent.mkdir(parents=True, exist_ok=True)
         try:
             stored = ingest_file(file_path, project.schema, staged,
@@ -330,7 +427,7 @@ class Keel:
         finally:
             staged.unlink(missing_ok=True)
 
-    def _store_ingested(self, project: Project, stored, staged: Path, by: str,
+    def _store_ingested(self, project: Project, stored: IngestedFile, staged: Path, by: str,
                         cancel_event: threading.Event | None) -> dict:
         """The staged Parquet file renamed to the next version, and its rows, under the project lock."""
         with self.holding_project_lock(project.name):
@@ -342,7 +439,7 @@ class Keel:
                         "duplicate_of": existing.version}
             version = self._registry.next_number("dataset_versions", project.id)
             parent_id = self._registry.latest_dataset_version_id(project.id)
-            path = self.workspace.dataset_dir(project.name) / f"v{version}.parquet"
+            path = self._workspace.dataset_dir(project.name) / f"v{version}.parquet"
             with self._registry.files_then_rows() as files:
                 if cancel_event is not None and cancel_event.is_set():
                     raise Cancelled("ingest cancelled; nothing was stored")
@@ -407,16 +504,14 @@ class Keel:
         with no change detected yet, trains on all rows."""
         settings = project.settings
         if settings.window == "adaptive" and self._registry.current_deployment(project.id) is not None:
-            from app.core.services import policy
-
-            return policy.training_window(self.services.policy, project, settings, cancel_event, progress)
+            return self.policy.training_window(project, settings, cancel_event, progress)
         return self.training_data(project.name), {}
 
     def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
                       cancel_event: threading.Event | None, report: Progress) -> _Training:
         """The next version's number and model path (under the project lock)."""
         version = self._registry.next_number("model_versions", project.id)
-        model_path = self.workspace.artifact_dir(project.name) / f"v{version}.skops"
+        model_path = self._workspace.artifact_dir(project.name) / f"v{version}.skops"
         if model_path.exists():
             # no registry row names this version (it is MAX + 1): a file left by a train that was
             # killed between writing it and committing (a GUI cancel terminates the process).
@@ -454,7 +549,7 @@ class Keel:
         return _TrainedModel(result=result, sha256=sha256, started_at=started_at,
                              seconds=time.perf_counter() - started)
 
-    def _write_reference(self, training: _Training, result, path: Path) -> None:
+    def _write_reference(self, training: _Training, result: FitResult, path: Path) -> None:
         """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
         import pandas as pd
 
@@ -488,7 +583,7 @@ class Keel:
             registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
             registry.insert_model_version(
                 project_id=project.id, version=version, run_id=run_id,
-                artifact_path=str(training.model_path.relative_to(self.workspace.root)), sha256=trained.sha256)
+                artifact_path=str(training.model_path.relative_to(self._workspace.root)), sha256=trained.sha256)
             metric = project.metric
             registry.add_event(project, "model_trained",
                                f"v{version} trained ({settings.preset}): {metric} {result.metrics.get(metric, float('nan')):.4f}"
@@ -535,7 +630,7 @@ class Keel:
             raise ValidationError(f"{source.name}: the model cannot score this project's data ({exc})") from None
         with self.holding_project_lock(name):
             version = self._registry.next_number("model_versions", project.id)
-            final_path = self.workspace.artifact_dir(name) / f"v{version}.skops"
+            final_path = self._workspace.artifact_dir(name) / f"v{version}.skops"
             with self._registry.files_then_rows() as files:
                 with atomic_path(final_path) as tmp:
                     shutil.copyfile(source, tmp)
@@ -548,7 +643,7 @@ class Keel:
                     self._registry.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
                     self._registry.insert_model_version(
                         project_id=project.id, version=version, run_id=run_id,
-                        artifact_path=str(final_path.relative_to(self.workspace.root)), sha256=sha256,
+                        artifact_path=str(final_path.relative_to(self._workspace.root)), sha256=sha256,
                         extra_trusted_types=accepted, notes=notes or f"imported from {source.name}")
                     self._registry.add_event(project, "model_imported", f"v{version} imported from {source.name}", by,
                                             {"version": version, "accepted_types": accepted, "metrics": metrics})
@@ -556,11 +651,11 @@ class Keel:
 
     def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
         loaded = self.load_version(name, version)  # verifies hash and types before handing the file out
-        source = self.workspace.root / loaded.model_version.artifact_path
-        destination = check_output_path(self.workspace.root, destination)
+        source = self._workspace.root / loaded.model_version.artifact_path
+        destination = check_output_path(self._workspace.root, destination)
         if destination.is_dir():
             destination = destination / f"{name}-v{version}.skops"
-        with user_output(self.workspace.root, destination) as tmp:
+        with user_output(self._workspace.root, destination) as tmp:
             shutil.copyfile(source, tmp)
         with self._registry.transaction():
             self._registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
@@ -583,7 +678,7 @@ class Keel:
             return self.deploy_holding_lock(name, version, by, reason)
 
     def deploy_holding_lock(self, name: str, version: int, by: str = "user", reason: str = "",
-                       extra_transaction_work=None) -> dict:
+                            extra_transaction_work: Callable[[Project], None] | None = None) -> dict:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
         deployment's transaction, so its writes commit or roll back with it."""
@@ -591,7 +686,7 @@ class Keel:
 
         project = self.project(name)
         model_version = self._registry.model_version(project.id, version)
-        model = artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+        model = artifacts.load_model(self._workspace.root / model_version.artifact_path, model_version.sha256,
                                      model_version.extra_trusted_types)  # never deploy a file that will not load
         current = self._registry.current_deployment(project.id)
         previous_version = current.version if current else None
@@ -621,15 +716,13 @@ class Keel:
         """The production model's drift reference, prepared now and stored beside its model file, so
         that no monitoring cycle predicts the reference rows again. Derived data: a failure here leaves
         the committed deployment alone and monitoring prepares it on its first cycle instead."""
-        from app.core.services import monitoring
-
         try:
-            monitoring.reference_for(self.services.monitoring, loaded)
+            self.monitoring.reference_for(loaded)
         except Exception:  # noqa: BLE001 - the deployment is committed; monitoring retries
             log.warning("drift reference of %s v%s not prepared at deployment", loaded.project.name,
                         loaded.version, exc_info=True)
 
-    def _set_production_aliases(self, project, model_version_id) -> None:
+    def _set_production_aliases(self, project: Project, model_version_id: int) -> None:
         self._registry.set_alias(project.id, "champion", model_version_id)
         # a waiting challenger was gated against the production model of its time: once another
         # model is in production that verdict says nothing, and approving it would deploy a model
@@ -647,7 +740,7 @@ class Keel:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
             model_version = self._registry.model_version_by_id(target.model_version_id)
-            model = artifacts.load_model(self.workspace.root / model_version.artifact_path, model_version.sha256,
+            model = artifacts.load_model(self._workspace.root / model_version.artifact_path, model_version.sha256,
                                          model_version.extra_trusted_types)
             reason = reason or f"rolled back from v{current.version}"
             staged = []
@@ -677,7 +770,7 @@ class Keel:
     def _previous_deployment(self, current: Deployment) -> Deployment | None:
         return self._registry.deployment(current.replaced_deployment_id) if current.replaced_deployment_id else None
 
-    def _rollback_target(self, project, current, to_version):
+    def _rollback_target(self, project: Project, current: Deployment, to_version: int | None) -> Deployment:
         if to_version is None:
             target = self._previous_deployment(current)
             if target is None:
@@ -694,7 +787,7 @@ class Keel:
         with self.holding_project_lock(name):
             self._replace_manifest(self.project(name))
 
-    def _manifest(self, project) -> dict | None:
+    def _manifest(self, project: Project) -> dict | None:
         """What production.json must say: the registry's current deployment (the source of truth)."""
         deployment = self._registry.current_deployment(project.id)
         if deployment is None:
@@ -704,7 +797,7 @@ class Keel:
                 "artifact_path": model_version.artifact_path, "deployed_at": deployment.deployed_at,
                 "by": deployment.by, "reason": deployment.reason}
 
-    def _stage_manifest(self, project) -> list[tuple[Path, Path]]:
+    def _stage_manifest(self, project: Project) -> list[tuple[Path, Path]]:
         """Inside a deployment's transaction, before its commit: the new production.json (and the
         old one as production.previous.json) written to synced temporary files, so that a full disk
         fails the deployment as a whole. _install_manifest renames them after the commit; a process
@@ -712,7 +805,7 @@ class Keel:
         manifest = self._manifest(project)
         if manifest is None:
             return []
-        path = self.workspace.manifest_path(project.name)
+        path = self._workspace.manifest_path(project.name)
         pairs = []
         if path.exists():
             pairs.append((path.with_name("production.previous.json"), path.read_bytes()))
@@ -737,7 +830,7 @@ class Keel:
         for project in self._registry.projects():
             if self._manifest_matches(project):
                 continue
-            lock = FileLock(self.workspace.project_lock_path(project.name))
+            lock = FileLock(self._workspace.project_lock_path(project.name))
             if not lock.try_acquire():
                 continue
             try:
@@ -748,13 +841,13 @@ class Keel:
                 lock.release()
         return fixed
 
-    def _manifest_matches(self, project) -> bool:
+    def _manifest_matches(self, project: Project) -> bool:
         """Whether production.json says what the registry does. With nothing deployed any
         manifest is left alone: a stray one is verify's to quarantine."""
         expected = self._manifest(project)
         if expected is None:
             return True
-        path = self.workspace.manifest_path(project.name)
+        path = self._workspace.manifest_path(project.name)
         try:
             on_disk = json.loads(path.read_text())
         except FileNotFoundError:
@@ -763,10 +856,10 @@ class Keel:
             return False
         return on_disk == expected
 
-    def _replace_manifest(self, project) -> None:
+    def _replace_manifest(self, project: Project) -> None:
         manifest = self._manifest(project)
         if manifest is not None:
-            write_text_atomic(self.workspace.manifest_path(project.name), json.dumps(manifest, indent=2))
+            write_text_atomic(self._workspace.manifest_path(project.name), json.dumps(manifest, indent=2))
 
     # ================================================================ scoring
     def score_frame(self, loaded: LoadedModel, raw: datasets.RawTable) -> tuple[pd.DataFrame, list[str]]:
@@ -803,7 +896,7 @@ class Keel:
         from app.core.ml import datasets
         from app.core.services import prediction_log
 
-        output_path = check_output_path(self.workspace.root, output_path)
+        output_path = check_output_path(self._workspace.root, output_path)
         loaded = self.load_production(name)
         policy = prediction_log.LogPolicy.of(loaded.project.settings)
         raw = datasets.read_table(input_path)
@@ -822,7 +915,7 @@ class Keel:
             assigned = len(ids) if given is None else sum(1 for g in given if g is None)
             inputs[id_column] = ids
         result = pd.concat([inputs, scores.reset_index(drop=True)], axis=1)
-        with user_output(self.workspace.root, output_path) as tmp:
+        with user_output(self._workspace.root, output_path) as tmp:
             if output_path.name.lower().endswith(datasets.PARQUET_SUFFIXES):
                 result.to_parquet(tmp, index=False)
             else:
@@ -975,76 +1068,3 @@ class Keel:
                 raise KeelError(f"alert {alert_id} ({alert.rule}) is already {status}; nothing to acknowledge")
             self._registry.close_alert(alert_id, "acknowledged")
             self._registry.add_event(project, "alert_acknowledged", f"alert {alert_id} ({alert.rule}) acknowledged", by)
-
-    # ================================================================ what the window shows (services/insights.py)
-    def health(self, name: str, since: str | None = None) -> dict:
-        """The project's health at a glance; since: also the alerts opened and recovered after that time."""
-        from app.core.services import insights
-
-        return insights.health(self.services.insights, name, since=since)
-
-    def production_card(self, name: str) -> dict:
-        """The Overview's production model card."""
-        from app.core.services import insights
-
-        return insights.production_card(self.services.insights, name)
-
-    def version_card(self, name: str, version: int) -> dict:
-        """Everything about one model version (the Models tab's card)."""
-        from app.core.services import insights
-
-        return insights.version_card(self.services.insights, name, version)
-
-    def compare_versions(self, name: str, versions: list[int], progress=None, cancel_event=None) -> dict:
-        """Model versions side by side: metrics, parameters, metrics on data none was trained on."""
-        from app.core.services import insights
-
-        return insights.compare_versions(self.services.insights, name, versions, progress=progress,
-                                         cancel_event=cancel_event)
-
-    def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> dict:
-        """One feature in the production model's reference vs a batch (the newest by default)."""
-        from app.core.services import insights
-
-        return insights.feature_distribution(self.services.insights, name, feature, dataset_version)
-
-    # ================================================================ monitoring (services/policy.py, monitoring.py, inbox.py)
-    # These services are imported on first use because they load pandas and scikit-learn, which
-    # read-only commands never need; they do not import this module (an import-linter contract).
-    def inbox_has_waiting_files(self, name: str) -> bool:
-        """Whether the project's inbox holds a file a sweep would look at (cheap: one folder listing)."""
-        from app.core.services import inbox
-
-        return inbox.has_waiting_files(self.services.inbox, name)
-
-    def sweep_inbox(self, name: str, by: str = "scheduler", progress=None) -> list[dict]:
-        """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason).
-        progress is accepted for the window's child-process jobs; a sweep reports none."""
-        from app.core.services import inbox
-
-        return inbox.sweep(self.services.inbox, name, by=by)
-
-    def monitor(self, name: str, by: str = "user", progress=None) -> dict:
-        """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
-        from app.core.services import policy
-
-        return policy.monitor(self.services.policy, name, by=by, progress=progress)
-
-    def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
-        """Join a file of id,label rows to earlier predictions and unlabelled rows (`keel labels`)."""
-        from app.core.services import labels
-
-        return labels.add_labels(self.services.labels, name, file_path, by=by)
-
-    def traffic(self, name: str, bucket: str = "hour") -> dict:
-        """Traffic windows with their label coverage, late-measured batches, request volume over time."""
-        from app.core.services import traffic
-
-        return traffic.overview(self.services.traffic, name, bucket)
-
-    def approve(self, name: str, by: str = "user") -> dict:
-        """Deploy the challenger waiting for approval."""
-        from app.core.services import policy
-
-        return policy.approve(self.services.policy, name, by=by)
-

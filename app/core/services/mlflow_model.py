@@ -233,10 +233,33 @@ def run_record(deps: Dependencies, name: str, version: int) -> dict:
     }
 
 
-def _param_text(value) -> str:
+def _param_text(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:MAX_PARAM_CHARS]
 
 
 def _millis(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+class MlflowModelService:
+    """A Keel model version as an MLflow model and an MLflow run (Keel.mlflow)."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def export_mlflow(self, name: str, version: int, output: str | os.PathLike) -> dict:
+        """`export --format mlflow`: the MLflow model directory of a version, outside the workspace."""
+        return export_mlflow(self._deps, name, version, output)
+
+    def version_facts(self, name: str, version: int) -> dict:
+        """What an MLflow model (and run) says about a version; verifies the model file."""
+        return version_facts(self._deps, name, version)
+
+    def write_model_directory(self, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
+        """The MLflow model directory of a version, written into destination (a new folder)."""
+        return write_model_directory(self._deps, name, version, destination, facts)
+
+    def run_record(self, name: str, version: int) -> dict:
+        """A version as an MLflow run: params, metrics and tags (registry reads only)."""
+        return run_record(self._deps, name, version)

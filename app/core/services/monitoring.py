@@ -19,12 +19,12 @@ no threshold set) leaves its alert as it is.
 """
 
 import logging
-from dataclasses import dataclass, field
+from typing import SupportsFloat
 
 import numpy as np
 import pandas as pd
 
-from app.core.domain.entities import Alert, DatasetVersion, Deployment, Project
+from app.core.domain.entities import DatasetVersion, Deployment, Project
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -33,72 +33,17 @@ from app.core.domain.settings import (
 )
 from app.core.ml import datasets, drift
 from app.core.ml.childproc import capped_native_threads
+from app.core.ml.drift import probability_summary
 from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
-from app.core.services.dependencies import MonitoringDependencies
+from app.core.services.cycle import BatchResult, CycleResult, apply_rules
+from app.core.services.dependencies import MonitoringDependencies, Progress
+from app.core.services.project_data import LoadedModel
+from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.monitoring")
 
-RULE_SEVERITY = {
-    "metric_threshold": "critical",
-    "metric_drop": "warning",
-    "drift_share": "warning",
-    "estimated_threshold": "warning",
-    # served traffic (app/core/services/traffic.py): alerts only, never a retrain by themselves
-    "prediction_drift": "warning",
-    "traffic_drift_share": "warning",
-    "traffic_estimated_threshold": "warning",
-    "labels_late": "warning",
-}
-CHANGE_RULES = ("metric_threshold", "metric_drop", "drift_share")  # an alert of these marks a change point
-
-
-@dataclass
-class BatchResult:
-    dataset_version: int
-    rows: int
-    labelled: bool
-    labelled_rows: int
-    metric: str
-    value: float | None
-    estimated_value: float | None
-    drifted_features: list[str]
-    drift_share: float
-    prediction_drift: float | None
-    rules: dict = field(default_factory=dict)  # rule -> message when firing, "" when fine; absent: no data
-
-    def public(self) -> dict:
-        """The shape of `monitor --json` batches (docs/cli.md, "JSON shapes")."""
-        return {"dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
-                "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
-                "estimated_value": self.estimated_value, "drifted_features": self.drifted_features,
-                "drift_share": self.drift_share, "prediction_drift": self.prediction_drift}
-
-
-@dataclass
-class CycleResult:
-    project: str
-    production_version: int | None
-    batches: list[BatchResult] = field(default_factory=list)
-    alerts_opened: list[dict] = field(default_factory=list)
-    alerts_recovered: list[dict] = field(default_factory=list)
-    firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
-    traffic: list[dict] = field(default_factory=list)  # the traffic window of this cycle, if any (`monitor --json`)
-    late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
-    late_windows: list["LateWindow"] = field(default_factory=list)  # their newly labelled rows, for the policy
-
-
-@dataclass
-class LateWindow:
-    """The rows of one window (a traffic window or an ingested batch) labelled since the last cycle:
-    the policy counts them like a labelled batch, once."""
-    labels_dataset_version: int  # the newest labels version among them: where a change is dated
-    rows: pd.DataFrame  # the joined rows of this window in those labels versions, and no other
-    traffic_window: int | None  # None: an ingested batch (already counted as a batch when it was monitored)
-    value: float | None
-
-
 # --------------------------------------------------------------------------- the drift reference
-def reference_for(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def reference_for(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """The prepared reference of a model, kept in deps.drift_references once read or built. The file's
     sha256 alone is not a key: one skops file imported into two projects has one hash but two
     references (an imported model's reference is its project's training data)."""
@@ -106,7 +51,7 @@ def reference_for(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
     return deps.drift_references.get_or_build(key, lambda: stored_reference(deps, loaded))
 
 
-def stored_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def stored_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """The reference stored beside the model file at deployment; one is prepared and stored now when
     it is missing (a version deployed before Keel stored them) or unusable."""
     from app.core.ml import reference_file
@@ -118,7 +63,7 @@ def stored_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReferen
     return store_reference(deps, loaded)
 
 
-def store_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def store_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """Prepare the model's reference and keep it beside the model file (written to a temporary name,
     then renamed). Only a model with saved reference rows gets a file: an imported model's reference
     is its project's training data of the day, prepared again by each process as before."""
@@ -135,11 +80,11 @@ def store_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReferenc
     return reference
 
 
-def _classes(loaded) -> list | None:
+def _classes(loaded: LoadedModel) -> list | None:
     return list(loaded.model.classes_) if has_probabilities(loaded) else None
 
 
-def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftReference:
+def prepare_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
     """Summaries of the model's reference rows and of its predictions on them (the costly part:
     predicting every reference row), and the label-free estimate calibrated on its hold-out rows."""
     project = loaded.project
@@ -170,22 +115,17 @@ def prepare_reference(deps: MonitoringDependencies, loaded) -> drift.DriftRefere
     return reference
 
 
-def probability_summary(proba) -> np.ndarray:
-    """One number per row: the second class's probability (binary), else the top probability."""
-    proba = np.asarray(proba, dtype=float)
-    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
-
-
-def has_probabilities(loaded) -> bool:
+def has_probabilities(loaded: LoadedModel) -> bool:
     return loaded.project.task == "classification" and hasattr(loaded.model, "predict_proba")
 
 
 # --------------------------------------------------------------------------- the cycle
-def pending_batches(registry, project_id: int, deployment: Deployment) -> list[DatasetVersion]:
+def pending_batches(registry: Registry, project_id: int, deployment: Deployment) -> list[DatasetVersion]:
     return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
 
 
-def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progress=None, alerts: bool = True) -> CycleResult:
+def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progress: Progress | None = None,
+              alerts: bool = True) -> CycleResult:
     """Evaluate every pending batch with the production model; alerts=False records results only."""
     report = progress or (lambda fraction, message: None)
     project = deps.data.project(name)
@@ -233,7 +173,7 @@ def _has_ids(frame: pd.DataFrame, id_column: str | None) -> bool:
     return bool(id_column) and id_column in frame.columns and bool(frame[id_column].notna().any())
 
 
-def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame, row: DatasetVersion,
+def evaluate_batch(loaded: LoadedModel, reference: drift.DriftReference, frame: pd.DataFrame, row: DatasetVersion,
                    metric: str) -> tuple[BatchResult, dict]:
     project = loaded.project
     schema, task = project.schema, project.task
@@ -274,7 +214,7 @@ def evaluate_batch(loaded, reference: drift.DriftReference, frame: pd.DataFrame,
     return result, details
 
 
-def _finite(value) -> float | None:
+def _finite(value: SupportsFloat | None) -> float | None:
     if value is None:
         return None
     value = float(value)
@@ -307,41 +247,12 @@ def check_rules(result: BatchResult, settings: ProjectSettings, training_value: 
     return rules
 
 
-def open_alert_by_rule(registry, project_id: int) -> dict[str, Alert]:
-    return {alert.rule: alert for alert in registry.open_alerts(project_id)}
-
-
-def update_alerts(registry, project: Project, result: BatchResult, by: str, cycle: CycleResult) -> None:
+def update_alerts(registry: Registry, project: Project, result: BatchResult, by: str, cycle: CycleResult) -> None:
     """Open an alert for a rule that fires without one open; close one whose rule holds again."""
     details = {"dataset_version": result.dataset_version, "value": result.value,
                "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
     apply_rules(registry, project, result.rules, f"dataset v{result.dataset_version}", result.dataset_version,
                 details, by, cycle)
-
-
-def apply_rules(registry, project: Project, rules: dict, where: str, dataset_version: int | None, details: dict,
-                by: str, cycle: CycleResult) -> None:
-    """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
-    adaptive training window starts there); None for traffic, which has no rows to train on."""
-    open_alerts = open_alert_by_rule(registry, project.id)
-    for rule, message in rules.items():
-        cycle.firing[rule] = message
-        current = open_alerts.get(rule)
-        if message and current is None:
-            alert_id = registry.insert_alert(project_id=project.id, rule=rule, severity=RULE_SEVERITY[rule],
-                                             message=message, details=details)
-            registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
-                               {"alert_id": alert_id, "rule": rule, **details})
-            if rule in CHANGE_RULES and dataset_version is not None:
-                registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}",
-                                   by, {"dataset_version": dataset_version, "rule": rule})
-            cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
-                                        "message": message, "dataset_version": dataset_version})
-        elif not message and current is not None:
-            registry.close_alert(current.id, "recovered")
-            registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
-                               {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
-            cycle.alerts_recovered.append({"id": current.id, "rule": rule, "dataset_version": dataset_version})
 
 
 def summary(cycle: CycleResult) -> str:
@@ -354,3 +265,19 @@ def summary(cycle: CycleResult) -> str:
         estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""
         parts.append(f"v{batch.dataset_version}: {measured}{estimated}, {len(batch.drifted_features)} drifted")
     return "; ".join(parts)
+
+
+class MonitoringService:
+    """Monitoring cycles and the drift references they compare with (Keel.monitoring)."""
+
+    def __init__(self, deps: MonitoringDependencies) -> None:
+        self._deps = deps
+
+    def reference_for(self, loaded: LoadedModel) -> drift.DriftReference:
+        """The model's prepared drift reference: read from beside its model file, or prepared and kept."""
+        return reference_for(self._deps, loaded)
+
+    def run_cycle(self, name: str, by: str = "user", progress: Progress | None = None,
+                  alerts: bool = True) -> CycleResult:
+        """Evaluate every pending batch with the production model; alerts=False records results only."""
+        return run_cycle(self._deps, name, by=by, progress=progress, alerts=alerts)

@@ -8,6 +8,7 @@ work as usual, atomically (temporary name, then rename).
 """
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def check_output_path(workspace_root: Path, path: str | os.PathLike, what: str =
 
 
 @contextmanager
-def user_output(workspace_root: Path, path: str | os.PathLike):
+def user_output(workspace_root: Path, path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path that replaces `path` on success. Refuses a path inside the
     workspace; a path that cannot be written is the user's to fix (exit 2, naming it)."""
     path = check_output_path(workspace_root, path)

@@ -58,6 +58,7 @@ and the paired test does not show it worse at `alpha`. A challenger that fails i
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,11 +70,11 @@ from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
 from app.core.ml.childproc import ChildQueue, capped_native_threads, report_failure, run_in_child
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
-from app.core.ml.training import Progress
-from app.core.services.dependencies import PolicyDependencies
-from app.core.services.monitoring import CHANGE_RULES
+from app.core.services.cycle import CHANGE_RULES, CycleResult
+from app.core.services.dependencies import PolicyDependencies, Progress
 from app.core.services.project_data import LoadedModel
 from app.core.store import policy_state as store
+from app.core.store.policy_state import PolicyState
 from app.core.store.workspace import FileLock, project_lock
 
 log = logging.getLogger("keel.policy")
@@ -137,7 +138,8 @@ def loaded_model(deps: PolicyDependencies, name: str, version: int) -> LoadedMod
 
 
 # --------------------------------------------------------------------------- the whole cycle
-def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress=None, lock_timeout: float = 600.0) -> dict:
+def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress: Progress | None = None,
+            lock_timeout: float = 600.0) -> dict:
     """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`."""
     from app.core.services import inbox, monitoring
 
@@ -184,14 +186,16 @@ class Observation:
     recent: pd.DataFrame | None = None  # the cycle's labelled rows, newest last (none of the models saw them)
 
 
-def apply(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
+def apply(deps: PolicyDependencies, name: str, cycle: CycleResult, by: str = "user",
+          progress: Progress | None = None) -> Outcome:
     outcome = decide_cycle(deps, name, cycle, by, progress)
     if outcome.decision != "held" and (cycle.batches or cycle.late_windows):
         end_hold_streak(deps, deps.data.project(name), outcome.decision)
     return outcome
 
 
-def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", progress=None) -> Outcome:
+def decide_cycle(deps: PolicyDependencies, name: str, cycle: CycleResult, by: str = "user",
+                 progress: Progress | None = None) -> Outcome:
     project = deps.data.project(name)
     settings = project.settings
     firing = {rule: message for rule, message in cycle.firing.items() if message}
@@ -231,7 +235,7 @@ def decide_cycle(deps: PolicyDependencies, name: str, cycle, by: str = "user", p
 
 
 # --------------------------------------------------------------------------- change points and the detector
-def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Observation:
+def observe(deps: PolicyDependencies, project: Project, cycle: CycleResult, by: str) -> Observation:
     """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
     name = project.name
     state = store.read_policy_state(deps.registry, project.id)
@@ -279,7 +283,7 @@ def observe(deps: PolicyDependencies, project: Project, cycle, by: str) -> Obser
     return observation
 
 
-def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[tuple[int, pd.DataFrame]]:
+def labelled_windows(deps: PolicyDependencies, project: Project, cycle: CycleResult) -> list[tuple[int, pd.DataFrame]]:
     """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
     labelled late (rows the champion never trained on), then the new labelled batches."""
     name = project.name
@@ -295,7 +299,7 @@ def labelled_windows(deps: PolicyDependencies, project: Project, cycle) -> list[
     return found
 
 
-def row_losses(project: Project, model, frame: pd.DataFrame) -> np.ndarray:
+def row_losses(project: Project, model: Any, frame: pd.DataFrame) -> np.ndarray:
     """Per-row loss of a model: 0/1 errors for a classifier, absolute errors for a regressor."""
     schema = project.schema
     with capped_native_threads():
@@ -317,7 +321,8 @@ def earlier_production_versions(deps: PolicyDependencies, project: Project, prod
     return deps.registry.recently_deployed_versions(project.id, production, MAX_RESTORE_CANDIDATES)
 
 
-def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation, fallback: Outcome):
+def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation,
+                fallback: Outcome) -> Outcome | None:
     """Gate each earlier production version against the champion on the cycle's rows; act on the best."""
     project = deps.data.project(name)
     production = deps.data.production_version(name)
@@ -451,7 +456,7 @@ def young_champion_outgrown(deps: PolicyDependencies, project: Project) -> str |
             f"dataset v{change_point}; {newer} newer rows since")
 
 
-def latest_value(cycle) -> float | None:
+def latest_value(cycle: CycleResult) -> float | None:
     """The newest measured value of the cycle: its last labelled batch, else its last window labelled late."""
     measured = ([late.value for late in cycle.late_windows if late.value is not None]
                 + [batch.value for batch in cycle.batches if batch.value is not None])
@@ -502,18 +507,18 @@ def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSet
     return None
 
 
-def budget_share(state) -> float:
+def budget_share(state: PolicyState) -> float:
     """Challengers allowed so far: a quarter of the batches seen (at least BUDGET_FLOOR)."""
     return max(BUDGET_FLOOR, BUDGET_PER_BATCH * state.budget.get("batches", 0))
 
 
-def budget_allows(state) -> bool:
+def budget_allows(state: PolicyState) -> bool:
     """A whole challenger in the token bucket, and one more keeps the challengers within a quarter of the batches."""
     budget = state.budget
     return budget.get("tokens", BUDGET_START) >= 1 and budget.get("retrains", 0) + 1 <= budget_share(state)
 
 
-def cycle_position(cycle) -> int | None:
+def cycle_position(cycle: CycleResult) -> int | None:
     """The dataset version a cycle's decision follows: its last batch, else its newest labels version."""
     if cycle.batches:
         return cycle.batches[-1].dataset_version
@@ -625,7 +630,7 @@ def record_backoff(deps: PolicyDependencies, project: Project, champion_version:
 
 
 # --------------------------------------------------------------------------- the training window
-def split_gate(frame, unseen_rows: int):
+def split_gate(frame: pd.DataFrame, unseen_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training part, gate part): the gate is the newest share of the rows the champion never saw."""
     unseen_rows = min(unseen_rows, len(frame))
     if unseen_rows < MIN_GATE_ROWS:
@@ -697,7 +702,7 @@ def window_named(rows: pd.DataFrame, name: str, change_point: int | None, recent
     return Window("all", f"all {len(rows)} rows", rows)
 
 
-def forced_window(rows: pd.DataFrame, setting) -> Window:
+def forced_window(rows: pd.DataFrame, setting: int | str | None) -> Window:
     if isinstance(setting, int):
         return Window("recent", f"the newest {min(setting, len(rows))} rows (--window {setting})", rows.iloc[-setting:])
     return Window("all", f"all {len(rows)} rows (--window all)", rows)
@@ -779,7 +784,8 @@ def _child_score_windows(queue: ChildQueue, windows: list[Window], selection: pd
 
 
 # --------------------------------------------------------------------------- retrain and gate
-def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], settings: ProjectSettings, progress=None) -> Outcome:
+def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], settings: ProjectSettings,
+                     progress: Progress | None = None) -> Outcome:
     """Choose the window on rows before the gate, test it on the gate rows (a fit of the window
     without them against the champion), and register the challenger: the same window with the gate
     rows, the newest, in it."""
@@ -875,7 +881,7 @@ def decide(deps: PolicyDependencies, name: str, project: Project, settings: Proj
                 message = (f"{numbers}: not promoted, production changed from v{champion_version} to "
                            f"v{production_version} while the challenger was gated; kept as v{version} but not deployed")
 
-        def record(project):
+        def record(project: Project) -> None:
             if decision == "retrained_waiting":
                 deps.registry.set_alias(project.id, "challenger",
                                         deps.registry.model_version(project.id, version).id)
@@ -899,7 +905,8 @@ def gate_rule(deps: PolicyDependencies, project: Project) -> str:
     return "no worse" if store.read_policy_state(deps.registry, project.id).budget.get("drift") else "better"
 
 
-def gate(project: Project, champion, challenger, gate_frame, margin: float, alpha: float, rule: str = "better") -> dict:
+def gate(project: Project, champion: Any, challenger: Any, gate_frame: pd.DataFrame, margin: float, alpha: float,
+         rule: str = "better") -> dict:
     """Score both models on the same rows and test the challenger. rule "better": better by `margin` and
     a one-sided paired test at `alpha` agrees; "no worse": better in the point estimate and the paired
     test in the other direction does not show it worse at `alpha`."""
@@ -923,7 +930,7 @@ def gate(project: Project, champion, challenger, gate_frame, margin: float, alph
     return verdict
 
 
-def paired_test(task: str, metric: str, y, outputs: list, models: tuple) -> dict:
+def paired_test(task: str, metric: str, y: Any, outputs: list, models: tuple) -> dict:
     """One-sided paired test that the second model (outputs[1]) is better than the first."""
     if metric == "accuracy":
         return mcnemar_test(outputs[0] == y, outputs[1] == y)
@@ -936,14 +943,14 @@ def paired_test(task: str, metric: str, y, outputs: list, models: tuple) -> dict
         challenger_metric_fn=lambda y_true, out, _m=metric: _bootstrap_metric(task, _m, y_true, out, second))
 
 
-def _model_outputs(model, X, task: str, metric: str):
+def _model_outputs(model: Any, X: pd.DataFrame, task: str, metric: str) -> np.ndarray:
     with capped_native_threads():
         if metric in ("roc_auc", "log_loss") and task == "classification":
             return model.predict_proba(X)
         return np.asarray(model.predict(X))
 
 
-def metric_value(task: str, metric: str, y, output, model) -> float:
+def metric_value(task: str, metric: str, y: Any, output: np.ndarray, model: Any) -> float:
     """One metric in plain numpy (the bootstrap calls this hundreds of times; sklearn's
     input checks would cost ~1 ms a call). Same values as sklearn.metrics (tested)."""
     y = np.asarray(y)
@@ -990,7 +997,7 @@ def _rank_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[is_positive].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def _bootstrap_metric(task, metric, y_true, output, model) -> float:
+def _bootstrap_metric(task: str, metric: str, y_true: Any, output: np.ndarray, model: Any) -> float:
     try:
         return metric_value(task, metric, y_true, output, model)
     except ValueError:
@@ -1003,3 +1010,29 @@ def approve(deps: PolicyDependencies, name: str, by: str = "user") -> dict:
     if version is None:
         raise KeelError(f"no challenger is waiting for approval in project {name!r}")
     return deps.deploy(name, version, by=by, reason=f"challenger v{version} approved")
+
+
+class PolicyService:
+    """The retraining policy: monitoring cycles acted on, challengers gated and approved (Keel.policy)."""
+
+    def __init__(self, deps: PolicyDependencies) -> None:
+        self._deps = deps
+
+    def monitor(self, name: str, by: str = "user", progress: Progress | None = None,
+                lock_timeout: float = 600.0) -> dict:
+        """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
+        return monitor(self._deps, name, by=by, progress=progress, lock_timeout=lock_timeout)
+
+    def approve(self, name: str, by: str = "user") -> dict:
+        """Deploy the challenger waiting for approval."""
+        return approve(self._deps, name, by=by)
+
+    def training_window(self, project: Project, settings: ProjectSettings,
+                        cancel_event: threading.Event | None = None,
+                        progress: Progress | None = None) -> tuple[TrainingData, dict]:
+        """The rows `train` uses under --window adaptive: the window the policy would choose now."""
+        return training_window(self._deps, project, settings, cancel_event, progress)
+
+    def loaded_model(self, name: str, version: int) -> LoadedModel:
+        """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache."""
+        return loaded_model(self._deps, name, version)

@@ -32,6 +32,7 @@ from app.core.domain.settings import ProjectSettings
 from app.core.store.registry import Registry
 
 if TYPE_CHECKING:  # numpy and pandas load on first use: `status` reads the log's summary without them
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger("keel.prediction_log")
@@ -96,7 +97,7 @@ def cutoff(max_days: float, now: float) -> str:
 
 
 def encode(project_id: int, model_version_id: int, at: str, ids: list[str], X: pd.DataFrame, predictions: list,
-           probabilities, source: str) -> list[tuple]:
+           probabilities: np.ndarray | list | None, source: str) -> list[tuple]:
     """Registry rows (see Registry.insert_predictions) for the scored rows."""
     inputs = X.to_numpy(dtype=object).tolist()
     rows = []
@@ -107,7 +108,7 @@ def encode(project_id: int, model_version_id: int, at: str, ids: list[str], X: p
     return rows
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):  # a numpy scalar
         value = value.item()
     if isinstance(value, float) and value != value:
@@ -116,7 +117,7 @@ def _plain(value):
 
 
 def record(registry: Registry, project: Project, model_version_id: int, ids: list[str], X: pd.DataFrame, predictions: list,
-           probabilities, source: str = "predict", clock: Clock = SYSTEM_CLOCK) -> int:
+           probabilities: np.ndarray | list | None, source: str = "predict", clock: Clock = SYSTEM_CLOCK) -> int:
     """Record scored rows at clock's now (sampled by the project's setting), pruning in the same transaction."""
     policy = LogPolicy.of(project.settings)
     chosen = sampled_rows(len(ids), policy.share)
@@ -164,7 +165,7 @@ class _Pending:
     ids: list[str]
     X: pd.DataFrame
     predictions: list
-    probabilities: object
+    probabilities: np.ndarray | list | None  # filled in on the writer thread when wanted
     policy: LogPolicy
 
 
@@ -190,8 +191,8 @@ class PredictionLogWriter:
         self._thread = threading.Thread(target=self._run, name="keel-prediction-log", daemon=True)
         self._thread.start()
 
-    def add(self, project_id: int, model_version_id: int, model, wants_probabilities: bool, ids: list[str],
-            X: pd.DataFrame, predictions: list, probabilities, policy: LogPolicy) -> None:
+    def add(self, project_id: int, model_version_id: int, model: Any, wants_probabilities: bool, ids: list[str],
+            X: pd.DataFrame, predictions: list, probabilities: np.ndarray | list | None, policy: LogPolicy) -> None:
         chosen = sampled_rows(len(ids), policy.share)
         if chosen == []:
             return

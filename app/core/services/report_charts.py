@@ -4,13 +4,18 @@ global backend and no Qt: safe in the GUI process and off its main thread).
 Text stays text (svg.fonttype "none"): smaller files that print sharply.
 """
 
+from __future__ import annotations
+
 import io
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
 
 MAX_IMPORTANCES = 15
@@ -20,7 +25,7 @@ REFERENCE_COLOUR = "#8a9bb0"
 CURRENT_COLOUR = "#d9822b"
 LINE_COLOUR = "#1f5f99"
 ALERT_COLOUR = "#c23030"
-STYLE: "dict[RcKeyType, Any]" = {  # mypy checks each key is a real rcParam
+STYLE: dict[RcKeyType, Any] = {  # mypy checks each key is a real rcParam
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.size": 9,
@@ -48,13 +53,13 @@ def charts_for(report: dict) -> dict:
     return charts
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _svg(figure, key: str) -> str:
+def _svg(figure: Figure, key: str) -> str:
     """The figure as an <svg> element for inline use: no XML prolog or DOCTYPE, no metadata."""
     import matplotlib
 
@@ -66,11 +71,11 @@ def _svg(figure, key: str) -> str:
     return re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
 
 
-def _styled(draw):
+def _styled(draw: Callable[..., str]) -> Callable[..., str]:
     """Apply the report's style while the figure is built (fonts and grid are read at creation)."""
     import matplotlib
 
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> str:
         with matplotlib.rc_context(STYLE):
             return draw(*args, **kwargs)
 
@@ -146,14 +151,14 @@ def distribution_chart(item: dict) -> str:
     return _svg(figure, f"distribution-{item['name']}")
 
 
-def _numeric_histograms(axes, reference, current, reference_label: str, current_label: str) -> None:
+def _numeric_histograms(axes: Axes, reference: Any, current: Any, reference_label: str, current_label: str) -> None:
     reference = np.asarray(reference, dtype=float)
     current = np.asarray(current, dtype=float)
     reference, current = reference[np.isfinite(reference)], current[np.isfinite(current)]
     edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins=HISTOGRAM_BINS)
-    axes.hist(reference, bins=edges, weights=_shares(reference), color=REFERENCE_COLOUR, alpha=0.6,
+    axes.hist(reference, bins=edges.tolist(), weights=_shares(reference), color=REFERENCE_COLOUR, alpha=0.6,
               label=reference_label)
-    axes.hist(current, bins=edges, weights=_shares(current), histtype="step", linewidth=1.4, color=CURRENT_COLOUR,
+    axes.hist(current, bins=edges.tolist(), weights=_shares(current), histtype="step", linewidth=1.4, color=CURRENT_COLOUR,
               label=current_label)
     axes.set_ylabel("share of rows")
     axes.grid(axis="x", visible=False)
@@ -164,7 +169,7 @@ def _shares(values: np.ndarray) -> np.ndarray:
     return np.full(len(values), 1 / len(values)) if len(values) else values
 
 
-def _category_bars(axes, reference, current, reference_label: str, current_label: str) -> None:
+def _category_bars(axes: Axes, reference: Any, current: Any, reference_label: str, current_label: str) -> None:
     import pandas as pd
 
     reference_shares = pd.Series(reference, dtype=object).fillna("(missing)").astype(str).value_counts(normalize=True)

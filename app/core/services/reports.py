@@ -14,6 +14,7 @@ version from DATE until now.
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from app.core.domain.entities import Deployment, Event, MonitorResult, Project, Run
 from app.core.domain.errors import KeelError
@@ -224,7 +225,7 @@ def _distributions(deps: Dependencies, project: Project, results: list[MonitorRe
     by_dataset = {r.dataset_version: r for r in results}
     frames: dict[tuple, object] = {}
 
-    def values(kind: str, key):
+    def values(kind: str, key: int) -> Any:
         if (kind, key) not in frames:
             if kind == "reference":
                 reference = deps.data.reference_frame(project.name, key)
@@ -266,7 +267,7 @@ def render_report(report: dict) -> str:
                                                              monitoring=report["monitoring"], charts=charts)
 
 
-def _number(value, digits: int = 4) -> str:
+def _number(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "–"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -303,3 +304,19 @@ def write_report(deps: Dependencies, name: str, output: str | os.PathLike, versi
     return {"project": name, "version": card["version"], "output": str(destination), "bytes": len(html),
             "period_start": report["period"]["start"], "period_end": report["period"]["end"],
             "batches": len(monitoring["batches"]) if monitoring else 0}
+
+
+class ReportService:
+    """The one-file HTML report of a model version and its monitoring (Keel.reports)."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def build_report(self, name: str, version: int | None = None, since: str | None = None) -> dict:
+        """Everything the report shows, as plain data."""
+        return build_report(self._deps, name, version=version, since=since)
+
+    def write_report(self, name: str, output: str | os.PathLike, version: int | None = None,
+                     since: str | None = None) -> dict:
+        """Write the report to output (an .html file outside the workspace); record it in the audit log."""
+        return write_report(self._deps, name, output, version=version, since=since)

@@ -39,8 +39,11 @@ from app.core.domain.entities import (
 )
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.ml import datasets, drift
+from app.core.ml.drift import probability_summary
 from app.core.ml.evaluation import compute_metrics
+from app.core.services.cycle import CycleResult, LateWindow, apply_rules
 from app.core.services.dependencies import Dependencies
+from app.core.services.project_data import LoadedModel
 from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.traffic")
@@ -81,11 +84,10 @@ def has_work(deps: Dependencies, project: Project, settings: ProjectSettings) ->
     return bool(settings.id_column)  # label coverage is checked every cycle
 
 
-def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
-                    training_value: float | None, by: str, cycle, alerts: bool) -> None:
+def monitor_traffic(deps: Dependencies, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
+                    settings: ProjectSettings, training_value: float | None, by: str, cycle: CycleResult,
+                    alerts: bool) -> None:
     """Take the traffic logged since the last window as a new window; then check label coverage."""
-    from app.core.services.monitoring import apply_rules
-
     registry = deps.registry
     last = registry.last_traffic_window(project.id)
     records = registry.predictions(project.id, after_id=last.last_prediction_id if last else 0)
@@ -110,10 +112,8 @@ def monitor_traffic(deps: Dependencies, project: Project, loaded, reference: dri
             apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
 
 
-def evaluate_window(deps: Dependencies, project: Project, loaded, reference: drift.DriftReference, settings: ProjectSettings,
-                    records: list[LoggedPrediction]) -> tuple[dict, dict, dict]:
-    from app.core.services.monitoring import probability_summary
-
+def evaluate_window(deps: Dependencies, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
+                    settings: ProjectSettings, records: list[LoggedPrediction]) -> tuple[dict, dict, dict]:
     schema, task, metric = project.schema, project.task, project.metric
     X = model_frame(records, schema)
     predictions = [r.prediction for r in records]
@@ -173,7 +173,7 @@ def _shares(predictions: list) -> dict[str, float]:
     return {str(v): float(c) / len(predictions) for v, c in zip(values, counts)}
 
 
-def _finite(value) -> float | None:
+def _finite(value: Any) -> float | None:
     if value is None:
         return None
     value = float(value)
@@ -219,10 +219,8 @@ def measure_window(registry: Registry, project: Project, window: TrafficWindow) 
 
 # --------------------------------------------------------------------------- late measurements
 def evaluate_late_labels(deps: Dependencies, project: Project, settings: ProjectSettings, training_value: float | None, by: str,
-                         cycle, alerts: bool) -> None:
+                         cycle: CycleResult, alerts: bool) -> None:
     """The measured rules on each window measured late since the last cycle (its newest measurement)."""
-    from app.core.services.monitoring import apply_rules
-
     registry = deps.registry
     pending = registry.pending_late_measurements(project.id)
     if not pending:
@@ -256,8 +254,6 @@ def evaluate_late_labels(deps: Dependencies, project: Project, settings: Project
 def late_windows(deps: Dependencies, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
     """Per window measured late: the rows its pending labels versions joined to it (each labels version
     holds only rows labelled for the first time, so no row is counted twice)."""
-    from app.core.services.monitoring import LateWindow
-
     frames: dict[int, pd.DataFrame] = {}
 
     def labelled(version: int) -> pd.DataFrame:
@@ -347,3 +343,14 @@ def overview(deps: Dependencies, name: str, bucket: str = "hour") -> dict:
     volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project.id, chars)]
     batches = [row for row in coverage_rows(deps, project) if row["kind"] == "batch"]
     return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}
+
+
+class TrafficService:
+    """What the served traffic looked like (Keel.traffic)."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def overview(self, name: str, bucket: str = "hour") -> dict:
+        """Traffic windows with their label coverage, late-measured batches, request volume over time."""
+        return overview(self._deps, name, bucket)

@@ -225,3 +225,38 @@ def run_due(deps: WorkspaceDependencies, now: datetime | None = None) -> dict:
 
 def backup_files(folder: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if SCHEDULED_NAME.match(p.name))
+
+
+class UpkeepService:
+    """Scheduled backups and the retention rules of the workspace (Keel.upkeep)."""
+
+    def __init__(self, deps: WorkspaceDependencies) -> None:
+        self._deps = deps
+
+    def backup_schedule(self) -> dict:
+        return backup_schedule(self._deps)
+
+    def set_backup_schedule(self, every: str | None = None, keep: int | None = None, folder: str | None = None,
+                            off: bool = False) -> dict:
+        return set_backup_schedule(self._deps, every=every, keep=keep, folder=folder, off=off)
+
+    def retention(self) -> dict:
+        return retention(self._deps)
+
+    def set_retention(self, keep_archived: int | None | str = "unchanged",
+                      inbox_days: float | None | str = "unchanged") -> dict:
+        """None turns a rule off; "unchanged" leaves it."""
+        return set_retention(self._deps, keep_archived, inbox_days)
+
+    def prune(self, keep_archived: int | None = None, inbox_days: float | None = None, dry_run: bool = False,
+              by: str = "user", now: float | None = None) -> dict:
+        """Apply the retention rules given (default: the workspace's settings)."""
+        return prune(self._deps, keep_archived=keep_archived, inbox_days=inbox_days, dry_run=dry_run, by=by, now=now)
+
+    def scheduled_backup(self, now: datetime | None = None) -> dict:
+        """One scheduled backup into the configured folder, then the oldest beyond `keep` removed."""
+        return scheduled_backup(self._deps, now)
+
+    def run_due(self, now: datetime | None = None) -> dict:
+        """A due scheduled backup, and the retention rules once a day (failures logged, never raised)."""
+        return run_due(self._deps, now)

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def _stray_files(root: Path, tracked: set[str], now: float) -> list[Finding]:
     return findings
 
 
-def _keel_owned_files(root: Path):
+def _keel_owned_files(root: Path) -> Iterator[Path]:
     """Files Keel writes: the root's own, artifacts/, datasets/, projects/<p>/ and the processed/
     and rejected/ inbox folders — never the inbox drop folder itself (a writer's files)."""
     for entry in os.scandir(root):
@@ -220,3 +221,14 @@ def _record_dataset_hash(deps: WorkspaceDependencies, relative: str) -> None:
         if row.path == relative:
             with deps.registry.transaction():
                 maintenance.record_dataset_file_hash(deps.registry, row.id, sha256_file(deps.workspace.root / relative))
+
+
+class VerifyService:
+    """The workspace checked against its registry, and repaired (Keel.verifier)."""
+
+    def __init__(self, deps: WorkspaceDependencies) -> None:
+        self._deps = deps
+
+    def verify(self, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
+        """Integrity, hashes, manifests, leftovers; repair: fix what can be fixed (see the module doc)."""
+        return verify(self._deps, quick=quick, repair=repair, now=now)

@@ -192,7 +192,7 @@ def configure_process() -> None:
 
 def follow_system_colour_scheme(qt_app) -> None:
     """Light or dark as the system says, switched live: the style's palette for the new scheme
-    (widgets and plots repaint from the palette, see plots.apply_palette)."""
+    (widgets and plots repaint from the palette, see plot_items.apply_palette)."""
     hints = qt_app.styleHints()
     if not hasattr(hints, "colorSchemeChanged"):  # Qt before 6.5
         return

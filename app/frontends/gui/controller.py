@@ -370,7 +370,7 @@ class Controller(QObject):
 
         def work(job: Job):
             job.report(0.1, f"joining {Path(path).name} by ID")
-            return self.keel.add_labels(name, path)
+            return self.keel.labels.add_labels(name, path)
 
         def done(result):
             stored = f"dataset v{result['dataset_version']}" if result["dataset_version"] else "nothing stored"
@@ -399,7 +399,7 @@ class Controller(QObject):
             self.notify.emit("warning" if outcome["refused"] else "info", text)
 
         return self._write("ingest", f"Adding {len(files)} files to {name}",
-                           lambda job: batches.ingest_files(self.keel.services.batches, name, files, progress=job.report,
+                           lambda job: self.keel.batches.ingest_files(name, files, progress=job.report,
                                                             cancel_event=job.cancel_event),
                            on_done=done, cancellable=True)
 
@@ -425,7 +425,7 @@ class Controller(QObject):
         """A monitoring cycle (inbox sweep first). Also what the scheduler submits."""
         def work(job: Job):
             job.report(0.02, "starting the monitoring process")
-            return call_in_child(job, self.workspace_dir, "monitor", name, by=by)
+            return call_in_child(job, self.workspace_dir, "policy.monitor", name, by=by)
 
         def done(result):
             batches = result.get("batches", [])
@@ -441,7 +441,7 @@ class Controller(QObject):
 
     def approve(self) -> Job | None:
         name = self.project
-        return self._write("approve", f"Approving the challenger of {name}", lambda job: self.keel.approve(name),
+        return self._write("approve", f"Approving the challenger of {name}", lambda job: self.keel.policy.approve(name),
                            on_done=lambda r: self.notify.emit("info", f"{name}: v{r['production_version']} deployed."))
 
     def acknowledge(self, alert_id: int) -> Job | None:
@@ -462,19 +462,17 @@ class Controller(QObject):
 
     def export_report(self, destination: str) -> Job:
         """The production model's report (model card, then its monitoring) written to destination."""
-        from app.core.services import reports
 
         name = self.project
         return self.run(name, "export", f"Writing the report of {name}",
-                        lambda job: reports.write_report(self.keel.services.reports, name, destination), project=name,
+                        lambda job: self.keel.reports.write_report(name, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"Report of v{r['version']} written to {r['output']}."))
 
     def export_mlflow(self, version: int, destination: str) -> Job:
-        from app.core.services import mlflow_model
 
         name = self.project
         return self.run(name, "export", f"Exporting v{version} as an MLflow model",
-                        lambda job: mlflow_model.export_mlflow(self.keel.services.mlflow, name, version, destination), project=name,
+                        lambda job: self.keel.mlflow.export_mlflow(name, version, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"v{version} exported as an MLflow model to {r['path']}."))
 
     def push_mlflow(self, tracking_uri: str) -> Job:
@@ -623,7 +621,7 @@ class Controller(QObject):
             return None
 
         def work(job: Job):
-            return call_in_child(job, self.workspace_dir, "sweep_inbox", project_name, by="scheduler")
+            return call_in_child(job, self.workspace_dir, "inbox.sweep", project_name, by="scheduler")
 
         def done(results):
             taken = [r for r in results or [] if r["status"] != "rejected"]

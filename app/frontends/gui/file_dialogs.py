@@ -9,8 +9,10 @@ name types and icons from the file name only. They are Qt's own dialogs on every
 an in-process native dialog may read files too.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QFileInfo
 from PySide6.QtGui import QAbstractFileIconProvider
 from PySide6.QtWidgets import QFileDialog, QFileIconProvider, QWidget
@@ -32,53 +34,52 @@ class NameOnlyIconProvider(QFileIconProvider):
         return f"{suffix.upper()} file" if suffix else "File"
 
 
-_provider: NameOnlyIconProvider | None = None  # shared; a dialog does not own its icon provider
-
-
-def _dialog(parent: QWidget | None, title: str, folder: str, name_filter: str = "") -> QFileDialog:
-    global _provider
-    if _provider is None:
-        _provider = NameOnlyIconProvider()
+def _choose(parent: QWidget | None, title: str, folder: str, name_filter: str = "",
+            configure: Callable[[QFileDialog], None] = lambda dialog: None) -> list[str]:
+    """Show one dialog and return what was chosen ([] when cancelled). The dialog has an icon provider
+    of its own, which Qt does not take ownership of: the dialog, and with it the file system model whose
+    thread asks the provider, is deleted here, before the provider goes (C++'s stack order)."""
+    icons = NameOnlyIconProvider()
     dialog = QFileDialog(parent, title, folder, name_filter)
     dialog.setObjectName("keelFileDialog")
     dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
-    dialog.setIconProvider(_provider)
-    return dialog
-
-
-def _run(dialog: QFileDialog) -> list[str]:
+    dialog.setIconProvider(icons)
+    configure(dialog)
     try:
         return dialog.selectedFiles() if dialog.exec() == QFileDialog.DialogCode.Accepted else []
     finally:
-        dialog.deleteLater()
+        shiboken6.delete(dialog)
+
+
+def _first(chosen: list[str]) -> str:
+    return chosen[0] if chosen else ""
 
 
 def open_files(parent: QWidget | None, title: str, folder: str, name_filter: str = "") -> list[str]:
     """One or more existing files (Ctrl/Shift+click); [] when cancelled."""
-    dialog = _dialog(parent, title, folder, name_filter)
-    dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
-    return _run(dialog)
+    return _choose(parent, title, folder, name_filter,
+                   lambda dialog: dialog.setFileMode(QFileDialog.FileMode.ExistingFiles))
 
 
 def open_file(parent: QWidget | None, title: str, folder: str, name_filter: str = "") -> str:
-    dialog = _dialog(parent, title, folder, name_filter)
-    dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-    chosen = _run(dialog)
-    return chosen[0] if chosen else ""
+    return _first(_choose(parent, title, folder, name_filter,
+                          lambda dialog: dialog.setFileMode(QFileDialog.FileMode.ExistingFile)))
 
 
 def existing_folder(parent: QWidget | None, title: str, folder: str) -> str:
-    dialog = _dialog(parent, title, folder)
-    dialog.setFileMode(QFileDialog.FileMode.Directory)
-    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-    chosen = _run(dialog)
-    return chosen[0] if chosen else ""
+    def folders_only(dialog: QFileDialog) -> None:
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+
+    return _first(_choose(parent, title, folder, configure=folders_only))
 
 
 def save_file(parent: QWidget | None, title: str, suggested: str, name_filter: str = "") -> str:
     path = Path(suggested)
-    dialog = _dialog(parent, title, str(path.parent) if path.is_absolute() else str(Path.home()), name_filter)
-    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-    dialog.selectFile(path.name)
-    chosen = _run(dialog)
-    return chosen[0] if chosen else ""
+
+    def save_as(dialog: QFileDialog) -> None:
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.selectFile(path.name)
+
+    return _first(_choose(parent, title, str(path.parent) if path.is_absolute() else str(Path.home()), name_filter,
+                          save_as))

@@ -37,7 +37,6 @@ WORKER_SWITCH_INTERVAL = 0.001
 # how often the GUI thread collects what automatic collection would have: the young objects of 100 ms of
 # every thread's allocations take a few ms (those of 250 ms took up to 16 ms in one turn)
 GARBAGE_COLLECTION_MS = 100
-_ids = itertools.count(1)
 
 
 @dataclass(eq=False)
@@ -48,7 +47,7 @@ class Job:
     fn: Callable[["Job"], Any]
     project: str | None = None
     cancellable: bool = False
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # numbered by its runner: 1, 2, ...
     state: str = QUEUED
     fraction: float = 0.0
     message: str = ""
@@ -141,6 +140,7 @@ class JobRunner(QObject):
         self._workers: list[threading.Thread] = []  # the threads of this runner's executors
         self._futures: list[Future] = []
         self._jobs: list[Job] = []
+        self._job_numbers = itertools.count(1)
         self._closed = False
         self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         _WhileRunnersAreOpen.runner_started()
@@ -155,7 +155,7 @@ class JobRunner(QObject):
         if self._closed:
             raise RuntimeError("the job runner is shut down")
         job = Job(queue=queue, kind=kind, title=title, fn=fn, project=project, cancellable=cancellable,
-                  announce=announce)
+                  announce=announce, id=next(self._job_numbers))
         job._post = self._event.emit
         self._jobs.append(job)
         executor = self._executors.get(queue)
@@ -249,9 +249,10 @@ class JobRunner(QObject):
 
 # --------------------------------------------------------------------------- work in a child process
 def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict, takes_cancel_event: bool) -> None:
-    """Runs in a spawned child: open the workspace, call one Keel method, send the result back.
-    takes_cancel_event: the method gets a cancel_event that the parent's terminate (SIGTERM) sets, so
-    that it stops the way it would in-process (Keel.train: its fit child stopped, its files removed)."""
+    """Runs in a spawned child: open the workspace, call one Keel method (or a service's: "policy.monitor"),
+    send the result back. takes_cancel_event: the method gets a cancel_event that the parent's terminate
+    (SIGTERM) sets, so that it stops the way it would in-process (Keel.train: its fit child stopped, its
+    files removed)."""
     from app.core.ml.childproc import report_failure
 
     try:
@@ -276,14 +277,17 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
 
         keel = Keel.open(workspace_dir)
         setup_logging(keel.log_path)
-        result = getattr(keel, method)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
+        service, _, action = method.rpartition(".")
+        target = getattr(keel, service) if service else keel
+        result = getattr(target, action)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
         queue.put(("done", result))
     except BaseException as exc:  # every failure goes back to the parent as a message
         report_failure(queue, exc)
 
 
 def call_in_child(job: Job, workspace_dir: str, method: str, *args, takes_cancel_event: bool = False, **kwargs):
-    """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process.
+    """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process; method may name
+    one of Keel's services' methods ("inbox.sweep").
 
     Work that is mostly Python or long native calls (a monitoring cycle with a policy retrain, the
     candidate windows a training fits to choose its rows) holds the GIL for long stretches; in a

@@ -70,7 +70,7 @@ def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -
     healths = []
     for name in names:
         try:
-            healths.append(keel.health(name, since=looked.get(name) or now))
+            healths.append(keel.insights.health(name, since=looked.get(name) or now))
         except Exception:  # e.g. deleted by another process meanwhile: left out of the list
             log.exception("health of %s", name)
     if last_alert_id is None:

@@ -1,18 +1,13 @@
-"""pyqtgraph, imported once the workspace is shown (Controller._import_plotting), in slices."""
+"""pyqtgraph, imported once the workspace is shown (Controller._import_plotting), in slices; the
+classes Keel derives from its own are in plot_items, imported with it."""
 
-import math
 import time
 
 import numpy as np
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication
 
 from app.frontends.gui.common import ACCENT_COLOR
 
-_configured = False
 QT_MODULES = ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets")
-MIN_HINT_HEIGHT = 100  # a plot's preferred height when it was given no minimum
-ANTIALIAS = True  # smooth lines; measured: no cost difference on these small plots
 
 
 def qt_binding_names() -> list[tuple[object, str]]:
@@ -38,45 +33,16 @@ def warm_qt_bindings(pending: list[tuple[object, str]], budget_seconds: float) -
 
 
 def pg():
-    global _configured
-    import pyqtgraph
+    """pyqtgraph, with the window's options set (plot_items sets them once, when it is first imported)."""
+    from app.frontends.gui import plot_items
 
-    if not _configured:
-        palette = QApplication.palette()
-        pyqtgraph.setConfigOptions(antialias=ANTIALIAS, background=palette.color(QPalette.ColorRole.Base),
-                                   foreground=palette.color(QPalette.ColorRole.Text))
-        _configured = True
-    return pyqtgraph
-
-
-_classes: dict = {}
-
-
-def _batch_axis_class():
-    """An x axis of dataset versions: whole numbers only, written v1, v2, …"""
-    if "batch_axis" not in _classes:
-        lib = pg()
-
-        class BatchAxis(lib.AxisItem):
-            def tickValues(self, minVal, maxVal, size):
-                levels = []
-                for spacing, values in super().tickValues(minVal, maxVal, size):
-                    whole = [v for v in values if float(v).is_integer()]
-                    if spacing >= 1 and whole:
-                        levels.append((spacing, whole))
-                if not levels and math.floor(maxVal) >= math.ceil(minVal):
-                    levels = [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
-                return levels
-
-            def tickStrings(self, values, scale, spacing):
-                return [f"v{int(round(v))}" for v in values]
-
-        _classes["batch_axis"] = BatchAxis
-    return _classes["batch_axis"]
+    return plot_items.pyqtgraph
 
 
 def metric_batch_axis():
-    return _batch_axis_class()(orientation="bottom")
+    from app.frontends.gui.plot_items import BatchAxis
+
+    return BatchAxis(orientation="bottom")
 
 
 def date_axis():
@@ -84,65 +50,11 @@ def date_axis():
     return pg().DateAxisItem(orientation="bottom")
 
 
-def _plot_widget_class():
-    """A PlotWidget whose mouse wheel scrolls the page it sits in (a scroll area) unless Ctrl is
-    held or the plot was clicked first: a wheel turned to scroll must not zoom what passes under it."""
-    if "plot_widget" not in _classes:
-        from PySide6.QtCore import QSize, Qt
-        from PySide6.QtWidgets import QAbstractScrollArea, QApplication
-
-        lib = pg()
-
-        class PageFriendlyPlotWidget(lib.PlotWidget):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                self.zoom_armed = False  # set by a click on the plot, cleared when the pointer leaves
-
-            def scroll_area(self):
-                parent = self.parentWidget()
-                while parent is not None and not isinstance(parent, QAbstractScrollArea):
-                    parent = parent.parentWidget()
-                return parent
-
-            def wheelEvent(self, event):
-                ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
-                area = None if ctrl or self.zoom_armed else self.scroll_area()
-                if area is None:
-                    super().wheelEvent(event)
-                    return
-                horizontal = abs(event.angleDelta().x()) > abs(event.angleDelta().y())
-                QApplication.sendEvent(area.horizontalScrollBar() if horizontal else area.verticalScrollBar(), event)
-                event.accept()  # the page scrolled; the plot keeps its range
-
-            def sizeHint(self):
-                # as tall as its minimum: in a scrolling page the layout's preferred height is the
-                # sum of the hints, and QGraphicsView's own hint would make every plot a screen high
-                hint = super().sizeHint()
-                return QSize(hint.width(), max(self.minimumHeight(), MIN_HINT_HEIGHT))
-
-            def mousePressEvent(self, event):
-                self.zoom_armed = True
-                super().mousePressEvent(event)
-
-            def changeEvent(self, event):
-                from PySide6.QtCore import QEvent
-
-                super().changeEvent(event)
-                changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
-                if changed and self.getPlotItem() is not None:  # not while the widget is being built
-                    apply_palette(self)  # light to dark (or back) at once, without a restart
-
-            def leaveEvent(self, event):
-                self.zoom_armed = False
-                super().leaveEvent(event)
-
-        _classes["plot_widget"] = PageFriendlyPlotWidget
-    return _classes["plot_widget"]
-
-
 def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: bool = False, height: int = 0):
-    axis = {"bottom": _batch_axis_class()(orientation="bottom")} if batch_axis else {}
-    widget = _plot_widget_class()(axisItems=axis)
+    from app.frontends.gui.plot_items import PageFriendlyPlotWidget, apply_palette
+
+    axis = {"bottom": metric_batch_axis()} if batch_axis else {}
+    widget = PageFriendlyPlotWidget(axisItems=axis)
     if title:
         widget.setTitle(title)
     for side in ("left", "bottom"):
@@ -157,23 +69,6 @@ def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: b
     if height:
         widget.setMinimumHeight(height)
     return widget
-
-
-def apply_palette(widget) -> None:
-    """Background, axes, tick labels and title in the window's palette (light or dark)."""
-    palette = QApplication.palette()
-    base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
-    pg().setConfigOptions(background=base, foreground=text)  # plots built later match too
-    widget.setBackground(base)
-    item = widget.getPlotItem()
-    for name in ("left", "bottom", "top", "right"):
-        axis = item.getAxis(name)
-        axis.setPen(text)
-        axis.setTextPen(text)
-        if axis.labelText:
-            axis.setLabel(axis.labelText, units=axis.labelUnits, color=text.name())
-    if item.titleLabel.text:
-        item.setTitle(item.titleLabel.text, color=text.name())
 
 
 def cache_static_parts(widget) -> None:

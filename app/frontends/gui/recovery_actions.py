@@ -72,11 +72,10 @@ class RecoveryActions(QObject):
         self._run_verify(quick=False, repair=False, always_report=True)
 
     def _run_verify(self, quick: bool, repair: bool, always_report: bool = False) -> None:
-        from app.core.services import verify
 
         keel = self.controller.keel
         title = "Repairing the workspace" if repair else "Checking the workspace"
-        self.controller.run("verify", "verify", title, lambda job: verify.verify(keel.services.workspace_upkeep, quick=quick, repair=repair),
+        self.controller.run("verify", "verify", title, lambda job: keel.verifier.verify(quick=quick, repair=repair),
                             on_done=lambda result: self._verified(result, always_report or repair))
 
     def _verified(self, result: dict, always_report: bool) -> None:
@@ -116,18 +115,16 @@ class RecoveryActions(QObject):
 
     # ------------------------------------------------------------------ backup / restore
     def backup(self) -> None:
-        from app.core.services import backup
 
         keel = self.controller.keel
         suggested = str(Path.home() / f"{keel.root.name}.keel-backup")
         path = save_path(self.main_window, "Back up the workspace", suggested, "Keel backup (*.keel-backup)")
         if path:
-            self.controller.run("backup", "backup", "Backing up the workspace", lambda job: backup.backup(keel.services.workspace_upkeep, path),
+            self.controller.run("backup", "backup", "Backing up the workspace", lambda job: keel.backup.backup(path),
                                 on_done=lambda r: self.main_window.notify(
                                     "info", f"Backed up {len(r['projects'])} project(s) to {r['path']}."))
 
     def restore(self) -> None:
-        from app.core.services import backup
 
         if not self.controller.can_write():
             self.main_window.notify("warning", "This window is read-only: another Keel window holds the workspace.")
@@ -153,12 +150,11 @@ class RecoveryActions(QObject):
             self.main_window.show_error(f"Restore failed: {message}", details)
 
         self.controller.run("workspace", "restore", "Restoring the workspace",
-                            lambda job: backup.restore(keel.services.workspace_upkeep, path, force=True, holding_workspace_lock=True),
+                            lambda job: keel.backup.restore(path, force=True, holding_workspace_lock=True),
                             on_done=done, on_error=failed)
 
     # ------------------------------------------------------------------ bundles
     def export_project(self) -> None:
-        from app.core.services import bundle
 
         keel, name = self.controller.keel, self.controller.project
         if not name:
@@ -167,18 +163,17 @@ class RecoveryActions(QObject):
         path = save_path(self.main_window, f"Export {name}", str(Path.home() / f"{name}.keel"),
                                       "Keel project (*.keel)")
         if path:
-            self.controller.run(name, "export", f"Exporting {name}", lambda job: bundle.export_bundle(keel.services.workspace_upkeep, name, path),
+            self.controller.run(name, "export", f"Exporting {name}", lambda job: keel.bundle.export_bundle(name, path),
                                 project=name, on_done=lambda r: self.main_window.notify(
                                     "info", f"{name} exported to {r['path']}."))
 
     def import_project(self) -> None:
-        from app.core.services import bundle
 
         keel = self.controller.keel
         path = open_path(self.main_window, "Import a project", str(Path.home()), "Keel project (*.keel)")
         if not path:
             return
         self.controller.run("workspace", "import", f"Importing {Path(path).name}",
-                            lambda job: bundle.import_bundle(keel.services.workspace_upkeep, path),
+                            lambda job: keel.bundle.import_bundle(path),
                             on_done=lambda r: (self.controller.registry_changed.emit(), self.main_window.notify(
                                 "info", f"Project {r['project']} imported from {Path(path).name}.")))

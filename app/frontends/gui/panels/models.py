@@ -198,7 +198,7 @@ class ModelsPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            return keel.version_card(name, version)
+            return keel.insights.version_card(name, version)
 
         def show(card):
             chosen = self.selected()
@@ -260,7 +260,7 @@ class ModelsPanel(Panel):
         self.compare_status.setText(f"Comparing {shown}…")
 
         def work(job):
-            return self.keel.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
+            return self.keel.insights.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
 
         self.controller.run(f"{name}/view", "compare", f"Comparing {shown}", work,
                             project=name, cancellable=True, on_done=self.show_comparison)
@@ -381,7 +381,7 @@ class ModelsPanel(Panel):
         keys = sorted({k for e in entries for k in e.get("params", {})}, key=lambda k: (k not in differing, k))
         table_model = RecordsModel([("Parameter", "parameter"), ("", "differs")] +
                                    [(f"v{e['version']}", f"v{e['version']}") for e in entries], self)
-        table_model.row_colors = lambda r: "#d0342c" if r["differs"] else None
+        table_model.row_colors = lambda r: BAD_COLOR if r["differs"] else None
         table_model.set_rows([{"parameter": k, "differs": "≠" if k in differing else "",
                                **{f"v{e['version']}": fmt_value(e.get("params", {}).get(k)) for e in entries}}
                               for k in keys])

@@ -596,7 +596,8 @@ class MonitoringPanel(Panel):
         self.metric_plot.getPlotItem().getViewBox().enableAutoRange()
 
     def _use_x_axis(self, kind: str) -> None:
-        from app.frontends.gui.plots import apply_palette, cache_static_parts, date_axis, metric_batch_axis
+        from app.frontends.gui.plot_items import apply_palette
+        from app.frontends.gui.plots import cache_static_parts, date_axis, metric_batch_axis
 
         plot = self.metric_plot
         axis = date_axis() if kind == "time" else metric_batch_axis()
@@ -728,7 +729,7 @@ class MonitoringPanel(Panel):
         name, keel = self.project, self.keel
 
         def read(job):
-            return keel.feature_distribution(name, feature)
+            return keel.insights.feature_distribution(name, feature)
 
         def show(distribution):
             if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:

@@ -104,7 +104,7 @@ class OverviewPanel(Panel):
             label.setText("")
 
     def read(self, keel, project: str) -> dict:
-        return {"card": keel.production_card(project),
+        return {"card": keel.insights.production_card(project),
                 "recent": [event.to_dict() for event in keel.recent_events(project)]}
 
     def show_data(self, data: dict) -> None:

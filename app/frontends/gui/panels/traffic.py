@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QVBoxLayout, QWidget
 
-from app.frontends.gui.common import RecordsModel, fmt_value, local_time, make_table, muted
+from app.frontends.gui.common import ACCENT_COLOR, RecordsModel, fmt_value, local_time, make_table, muted
 
 MINUTE_BARS_FOR_SECONDS = 3 * 3600  # traffic spanning longer than this is shown per hour
 HOUR_BARS_FOR_SECONDS = 10 * 86400  # ...and longer than this, per day
@@ -25,14 +25,14 @@ def window_label(row: dict) -> str:
 
 
 def read_traffic(keel, project: str) -> dict:
-    """Keel.traffic with request volume in bars of a minute, or of an hour or a day when the traffic
+    """Keel.traffic.overview with request volume in bars of a minute, or of an hour or a day when the traffic
     spans longer. Runs on a worker (the Monitoring tab's read)."""
-    overview = keel.traffic(project, "minute")
+    overview = keel.traffic.overview(project, "minute")
     if overview["volume"]:
         span = bucket_start(overview["volume"][-1]["at"], "minute") - bucket_start(overview["volume"][0]["at"],
                                                                                  "minute")
         if span > MINUTE_BARS_FOR_SECONDS:
-            overview = keel.traffic(project, "hour" if span <= HOUR_BARS_FOR_SECONDS else "day")
+            overview = keel.traffic.overview(project, "hour" if span <= HOUR_BARS_FOR_SECONDS else "day")
     return overview
 
 
@@ -116,7 +116,7 @@ class TrafficSection(QGroupBox):
         width = {"minute": 60, "hour": 3600, "day": 86400}[bucket] * 0.8
         self.volume_plot.clear()
         self.volume_plot.addItem(pg().BarGraphItem(x=xs, height=[p["rows"] for p in overview["volume"]],
-                                                   width=width, brush="#2d6cdf"))
+                                                   width=width, brush=ACCENT_COLOR))
 
     def clear(self) -> None:
         self.overview = None

@@ -1,0 +1,97 @@
+"""What one monitoring cycle records, and the alert rules it applies: to each ingested batch
+(monitoring.py) and to each window of served traffic (traffic.py), with one open alert per rule
+until it is acknowledged or recovers. Both modules use this one; neither needs the other's."""
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from app.core.domain.entities import Alert, Project
+from app.core.store.registry import Registry
+
+RULE_SEVERITY = {
+    "metric_threshold": "critical",
+    "metric_drop": "warning",
+    "drift_share": "warning",
+    "estimated_threshold": "warning",
+    # served traffic (app/core/services/traffic.py): alerts only, never a retrain by themselves
+    "prediction_drift": "warning",
+    "traffic_drift_share": "warning",
+    "traffic_estimated_threshold": "warning",
+    "labels_late": "warning",
+}
+CHANGE_RULES = ("metric_threshold", "metric_drop", "drift_share")  # an alert of these marks a change point
+
+
+@dataclass
+class BatchResult:
+    dataset_version: int
+    rows: int
+    labelled: bool
+    labelled_rows: int
+    metric: str
+    value: float | None
+    estimated_value: float | None
+    drifted_features: list[str]
+    drift_share: float
+    prediction_drift: float | None
+    rules: dict = field(default_factory=dict)  # rule -> message when firing, "" when fine; absent: no data
+
+    def public(self) -> dict:
+        """The shape of `monitor --json` batches (docs/cli.md, "JSON shapes")."""
+        return {"dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
+                "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
+                "estimated_value": self.estimated_value, "drifted_features": self.drifted_features,
+                "drift_share": self.drift_share, "prediction_drift": self.prediction_drift}
+
+
+@dataclass
+class CycleResult:
+    project: str
+    production_version: int | None
+    batches: list[BatchResult] = field(default_factory=list)
+    alerts_opened: list[dict] = field(default_factory=list)
+    alerts_recovered: list[dict] = field(default_factory=list)
+    firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
+    traffic: list[dict] = field(default_factory=list)  # the traffic window of this cycle, if any (`monitor --json`)
+    late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
+    late_windows: list["LateWindow"] = field(default_factory=list)  # their newly labelled rows, for the policy
+
+
+@dataclass
+class LateWindow:
+    """The rows of one window (a traffic window or an ingested batch) labelled since the last cycle:
+    the policy counts them like a labelled batch, once."""
+    labels_dataset_version: int  # the newest labels version among them: where a change is dated
+    rows: pd.DataFrame  # the joined rows of this window in those labels versions, and no other
+    traffic_window: int | None  # None: an ingested batch (already counted as a batch when it was monitored)
+    value: float | None
+
+
+def open_alert_by_rule(registry: Registry, project_id: int) -> dict[str, Alert]:
+    return {alert.rule: alert for alert in registry.open_alerts(project_id)}
+
+
+def apply_rules(registry: Registry, project: Project, rules: dict, where: str, dataset_version: int | None, details: dict,
+                by: str, cycle: CycleResult) -> None:
+    """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
+    adaptive training window starts there); None for traffic, which has no rows to train on."""
+    open_alerts = open_alert_by_rule(registry, project.id)
+    for rule, message in rules.items():
+        cycle.firing[rule] = message
+        current = open_alerts.get(rule)
+        if message and current is None:
+            alert_id = registry.insert_alert(project_id=project.id, rule=rule, severity=RULE_SEVERITY[rule],
+                                             message=message, details=details)
+            registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
+                               {"alert_id": alert_id, "rule": rule, **details})
+            if rule in CHANGE_RULES and dataset_version is not None:
+                registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}",
+                                   by, {"dataset_version": dataset_version, "rule": rule})
+            cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
+                                        "message": message, "dataset_version": dataset_version})
+        elif not message and current is not None:
+            registry.close_alert(current.id, "recovered")
+            registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
+                               {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
+            cycle.alerts_recovered.append({"id": current.id, "rule": rule, "dataset_version": dataset_version})
