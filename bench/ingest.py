@@ -28,8 +28,9 @@ PEAK_MB_TARGET = 2048  # at any size: ingest reads in chunks
 CHUNK_ROWS = 200_000
 
 
-def write_csv(path: Path, rows: int, seed: int = 7) -> Path:
-    """The benchmark file, written in chunks so that 10M rows need no 10M-row frame."""
+def write_csv(path: Path, rows: int, seed: int = 7, categories: bool = True) -> Path:
+    """The benchmark file, written in chunks so that 10M rows need no 10M-row frame.
+    categories=False: its two category columns as numbers (what the numbers alone cost)."""
     import numpy as np
     import pandas as pd
 
@@ -40,10 +41,11 @@ def write_csv(path: Path, rows: int, seed: int = 7) -> Path:
     with open(tmp, "w") as handle:
         for start in range(0, rows, CHUNK_ROWS):
             n = min(CHUNK_ROWS, rows - start)
-            chunk = pd.DataFrame({f"x{i}": rng.normal(size=n).round(6) for i in range(6)})
+            chunk = pd.DataFrame({f"x{i}": rng.normal(size=n).round(6) for i in range(6 if categories else 8)})
             chunk["count"] = rng.integers(0, 1000, n)
-            chunk["region"] = rng.choice(["north", "south", "east", "west"], n)
-            chunk["plan"] = rng.choice(["basic", "plus", "pro"], n)
+            if categories:
+                chunk["region"] = rng.choice(["north", "south", "east", "west"], n)
+                chunk["plan"] = rng.choice(["basic", "plus", "pro"], n)
             chunk["y"] = (chunk["x0"] + rng.normal(size=n) > 0).astype(int)
             chunk.to_csv(handle, index=False, header=start == 0)
     tmp.rename(path)

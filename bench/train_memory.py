@@ -27,27 +27,6 @@ from harness import ROOT, library_versions, print_table, run_process, write_repo
 from ingest import keel_template, write_csv
 
 UNLIMITED_MB = 1 << 20
-CHUNK_ROWS = 200_000
-
-
-def write_numeric_csv(path: Path, rows: int, seed: int = 7) -> Path:
-    """bench/ingest.py's file with its two category columns as numbers: what the numbers alone cost."""
-    import numpy as np
-    import pandas as pd
-
-    if path.exists():
-        return path
-    rng = np.random.default_rng(seed)
-    tmp = path.with_suffix(".partial")
-    with open(tmp, "w") as handle:
-        for start in range(0, rows, CHUNK_ROWS):
-            n = min(CHUNK_ROWS, rows - start)
-            chunk = pd.DataFrame({f"x{i}": rng.normal(size=n).round(6) for i in range(8)})
-            chunk["count"] = rng.integers(0, 1000, n)
-            chunk["y"] = (chunk["x0"] + rng.normal(size=n) > 0).astype(int)
-            chunk.to_csv(handle, index=False, header=start == 0)
-    tmp.rename(path)
-    return path
 
 
 def main_argv(workspace: Path) -> list[str]:
@@ -131,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="keel-bench-train-memory-") as scratch:
         floor = None
         for rows, budget in sizes:
-            writer = write_numeric_csv if args.numeric_only else write_csv
             data = (Path(args.csv) if args.csv and rows == args.rows
-                    else writer(data_dir / f"{'numeric-' if args.numeric_only else ''}rows-{rows}.csv", rows))
+                    else write_csv(data_dir / f"{'numeric-' if args.numeric_only else ''}rows-{rows}.csv", rows,
+                                   categories=not args.numeric_only))
             template = keel_template(data, data_dir / f"template-{rows}")
             if floor is None:  # the 2,000-row project the templates were created from
                 workspace = Path(scratch) / "floor"
