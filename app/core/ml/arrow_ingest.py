@@ -34,7 +34,7 @@ from app.core.ml.file_checks import (
     csv_layout,
     delimiter_warning,
 )
-from app.core.ml.ingest import IngestedFile, Progress
+from app.core.ml.ingested_file import IngestedFile, Progress
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from app.core.domain.entities import Schema
-from app.core.domain.errors import Cancelled, ValidationError
+from app.core.domain.errors import ValidationError
 from app.core.ml import datasets
 from app.core.ml.file_checks import delimiter_warning
-from app.core.ml.ingest import IngestedFile, Progress
+from app.core.ml.ingested_file import IngestedFile, Progress, check_cancel
 
 # Of CSV text per chunk (Parquet: of decoded rows). pyarrow's reader reads a few chunks ahead, so peak
 # memory follows the chunk: at 10M rows, 16 MB chunks peak at ~0.86 GB, 64 MB ones at ~1.2 GB, same CPU.
@@ -57,7 +57,7 @@ def ingest_file(path: str | os.PathLike, schema: Schema, destination: Path, id_c
     info = datasets.check_readable_file(path, limit)
     kind = datasets.file_kind(path)
     report = progress or (lambda fraction, message: None)
-    _check_cancel(cancel_event)
+    check_cancel(cancel_event)
     if kind == "parquet":
         chunks = _ParquetChunks(path, chunk_bytes, limit)
         if chunks.decoded_bytes <= chunk_bytes:
@@ -69,20 +69,15 @@ def ingest_file(path: str | os.PathLike, schema: Schema, destination: Path, id_c
                                  chunk_bytes, limit)
 
 
-def _check_cancel(cancel_event: threading.Event | None) -> None:
-    if cancel_event is not None and cancel_event.is_set():
-        raise Cancelled("ingest cancelled; nothing was stored")
-
-
 def _ingest_whole(path: Path, schema: Schema, destination: Path, id_column: str | None, report: Progress,
                   cancel_event: threading.Event | None) -> IngestedFile:
     report(0.05, f"reading {path.name}")
     raw = datasets.read_table(path, numeric_columns=datasets.numeric_columns(schema))
-    _check_cancel(cancel_event)
+    check_cancel(cancel_event)
     report(0.5, f"cleaning {raw.source}")
     batch = datasets.clean(raw, schema, purpose="ingest", id_column=id_column)
     digest = datasets.content_hash(batch.frame, batch.row_hashes)
-    _check_cancel(cancel_event)
+    check_cancel(cancel_event)
     report(0.8, f"writing {batch.rows:,} rows")
     datasets.write_parquet(datasets.to_storage_frame(batch.frame, schema), destination)
     _fsync(destination)
@@ -131,7 +126,7 @@ def _write_chunks(chunks: _Chunks, schema: Schema, destination: Path, id_column:
     target = schema.target
     try:
         for frame, row_offset, fraction in chunks:
-            _check_cancel(cancel_event)
+            check_cancel(cancel_event)
             if writer is None:
                 cleaner.check_columns(frame.columns)
             cleaned = cleaner.clean_chunk(frame, row_offset)
@@ -162,7 +157,7 @@ def _write_chunks(chunks: _Chunks, schema: Schema, destination: Path, id_column:
     finally:
         if writer is not None:
             writer.close()
-    _check_cancel(cancel_event)
+    check_cancel(cancel_event)
     _fsync(destination)
     report(1.0, f"{chunks.source} read")
     return IngestedFile(chunks.source, rows, labelled_rows, warnings, summary, seen.content_hash(dtypes or []), count)
@@ -179,7 +174,7 @@ def _decide_for_the_whole_file(chunks: _Chunks, schema: Schema, report: Progress
         return None
     survey, units = datasets.DecimalCommaSurvey(), {name: "s" for name in datetime_columns}
     for frame, _offset, fraction in chunks:
-        _check_cancel(cancel_event)
+        check_cancel(cancel_event)
         if chunks.delimiter == ";":
             survey.add(frame)
         for name in datetime_columns:

@@ -8,35 +8,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.domain.entities import Schema
-from app.core.domain.errors import Cancelled
 from app.core.ml.file_checks import check_readable_file, file_kind, max_file_bytes, max_in_memory_bytes
+from app.core.ml.ingested_file import IngestedFile, Progress, check_cancel
 
 # A CSV file up to this size is read whole (arrow holds about three times the text at its peak);
 # a larger one is read in chunks.
 WHOLE_FILE_BYTES = 256 << 20
-Progress = Callable[[float, str], None]
-
-
-@dataclass
-class IngestedFile:
-    """What a file became: its rows written to Parquet at the destination given, and its summary."""
-
-    source: str
-    rows: int
-    labelled_rows: int
-    warnings: list[str]
-    report: dict
-    content_sha256: str
-    chunks: int = 1
-
-    @property
-    def labelled(self) -> bool:
-        return self.labelled_rows > 0
 
 
 def ingest_file(path: str | os.PathLike, schema: Schema, destination: Path, id_column: str | None = None,
@@ -57,11 +37,6 @@ def ingest_file(path: str | os.PathLike, schema: Schema, destination: Path, id_c
     from app.core.ml import chunked_ingest
 
     return chunked_ingest.ingest_file(path, schema, destination, id_column, progress, cancel_event)
-
-
-def check_cancel(cancel_event: threading.Event | None) -> None:
-    if cancel_event is not None and cancel_event.is_set():
-        raise Cancelled("ingest cancelled; nothing was stored")
 
 
 def _silent(fraction: float, message: str) -> None:
