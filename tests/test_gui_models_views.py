@@ -48,7 +48,8 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
     assert [e["version"] for e in models.comparison["versions"]] == [1, 2, 3]
     models.compare_widget.grab()  # painted, as the user sees it
     chart = models.compare_widget.findChild(PlotWidget, "metricsByVersion")
-    assert chart is not None and chart.isVisible()
+    assert chart is not None
+    qtbot.waitUntil(chart.isVisible, timeout=10_000)  # shown in a later turn of the event loop
     assert len([i for i in chart.getPlotItem().items if isinstance(i, BarGraphItem)]) == 3
     # log_loss (lower is better, unbounded) has its own chart and value axis, beside the scores in [0, 1]
     errors = models.compare_widget.findChild(PlotWidget, "errorsByVersion")

@@ -2,6 +2,7 @@
 actual, drift; the schedule editor. Plots update live as results land in the registry."""
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -221,6 +222,7 @@ class MonitoringPanel(Panel):
         self._last_id = 0
         self.results: list[dict] = []
         self._read: dict | None = None  # what the last read returned (Panel.read on a worker)
+        self._waiting_decorations: list[Callable[[], None]] = []  # plots still to decorate, one per turn
         self.distribution: dict | None = None  # the feature distribution on show
         self.plots_built = False
         self.series = {}
@@ -491,6 +493,7 @@ class MonitoringPanel(Panel):
 
     def clear(self) -> None:
         self._decorated = None
+        self._waiting_decorations = []  # drawn for the project on show before
         self._read = None
         self.arrivals = {}
         self._last_id = 0
@@ -535,14 +538,17 @@ class MonitoringPanel(Panel):
             self.table.resizeColumnsToContents()
         if self.plots_built:
             self._show_plots(bool(self.results))
-            self._decorations(data)  # the points themselves reach the curves on the next flush tick
+            self._decorations(data, in_turns=True)  # the points reach the curves on the next flush tick
         self.traffic.show_traffic(data["traffic"])
         measured = [r for r in self.results if r["value"] is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
                              (f"; last {project.metric} {fmt_value(measured[-1]['value'])}" if measured else ""))
 
-    def _decorations(self, data: dict) -> None:
-        """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift."""
+    def _decorations(self, data: dict, in_turns: bool = False) -> None:
+        """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift.
+        in_turns: one plot per event-loop turn (a refresh while the window is in use): each plot's
+        queued scene update costs 8-11 ms of this thread, and Qt runs the queued ones together, so
+        three plots at once stopped the window for 50 ms. flush() finishes what is still waiting."""
         project, deployments, models = data["project"], data["deployments"], data["models"]
         settings = project.settings
         decisions = data["decisions"]
@@ -556,18 +562,36 @@ class MonitoringPanel(Panel):
             self.arrivals = arrivals
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
         self.arrivals = arrivals
-        self._threshold(settings.threshold)
-        self.metric_plot.setLabel("left", project.metric)
-        self._markers(lifecycle_markers(arrivals, models, deployments, by_time=self.x_axis == "time"))
-        self._tips(project.metric, arrivals)
-        shown = self._decision_marks(decisions)
-        self.metric_legend.setText(metric_legend(settings.threshold, bool(models or deployments))
-                                   + decision_legend(shown))
-        drift_share = settings.drift_share
-        self.drift_limit.setPos(drift_share)
-        self.drift_legend.setText(legend([(DRIFT, "●", "share drifted"),
-                                          (LIMIT, "- -", f"alert above {drift_share:.2f}")]))
-        self._feature_drift()
+
+        def metric_plot() -> None:
+            self._threshold(settings.threshold)
+            self.metric_plot.setLabel("left", project.metric)
+            self._markers(lifecycle_markers(arrivals, models, deployments, by_time=self.x_axis == "time"))
+            self._tips(project.metric, arrivals)
+            shown = self._decision_marks(decisions)
+            self.metric_legend.setText(metric_legend(settings.threshold, bool(models or deployments))
+                                       + decision_legend(shown))
+
+        def drift_plot() -> None:
+            self.drift_limit.setPos(settings.drift_share)
+            self.drift_legend.setText(legend([(DRIFT, "●", "share drifted"),
+                                              (LIMIT, "- -", f"alert above {settings.drift_share:.2f}")]))
+
+        self._waiting_decorations = [metric_plot, drift_plot, self._feature_drift]
+        if in_turns:
+            self._next_decoration()
+        else:
+            self._finish_decorations()
+
+    def _next_decoration(self) -> None:
+        if self._waiting_decorations:
+            self._waiting_decorations.pop(0)()
+        if self._waiting_decorations:
+            QTimer.singleShot(0, self, self._next_decoration)
+
+    def _finish_decorations(self) -> None:
+        while self._waiting_decorations:
+            self._waiting_decorations.pop(0)()
 
     def metric_x(self, result: dict) -> float:
         return ingest_time_position(result, self.arrivals) if self.x_axis == "time" else batch_position(result)
@@ -772,6 +796,7 @@ class MonitoringPanel(Panel):
     def flush(self) -> None:
         for series in self.series.values():
             series.flush()
+        self._finish_decorations()
 
     def _hold_plot_paints(self) -> None:
         """Painting a plot (its axes' ticks, its items' bounds) costs 10-25 ms of this thread; the four at
