@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,6 +47,14 @@ def run_process(argv: Sequence[str], env: dict | None = None, cwd: Path | None =
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, argv[:4]))} exited {process.returncode}: {stderr.strip()[-500:]}")
     return ProcessRun(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def fresh_copy(template: Path, scratch: Path) -> Path:
+    """A copy of a template workspace under scratch, replacing the previous run's: each timed run starts alike."""
+    workspace = scratch / "workspace"
+    shutil.rmtree(workspace, ignore_errors=True)
+    shutil.copytree(template, workspace)
+    return workspace
 
 
 def interleaved(contenders: dict[str, Callable[[], ProcessRun]], repeats: int) -> dict[str, list[ProcessRun]]:

@@ -15,12 +15,11 @@ Prints a table and writes bench/results/ingest.json.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, interleaved, library_versions, print_table, run_process, summary, write_report
+from harness import ROOT, fresh_copy, interleaved, library_versions, print_table, run_process, summary, write_report
 
 TIME_RATIO_TARGET = 2.5
 MEMORY_RATIO_TARGET = 2.0
@@ -67,9 +66,7 @@ def keel_template(data: Path, folder: Path) -> Path:
 
 def keel_ingest(template: Path, data: Path, scratch: Path):
     def run():
-        workspace = scratch / "workspace"
-        shutil.rmtree(workspace, ignore_errors=True)
-        shutil.copytree(template, workspace)
+        workspace = fresh_copy(template, scratch)
         return run_process([sys.executable, str(ROOT / "main.py"), "--workspace", str(workspace), "ingest", "bench",
                             str(data)], cwd=ROOT)
     return run

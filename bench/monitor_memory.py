@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, interleaved, library_versions, print_table, run_process, summary, write_report
+from harness import ROOT, fresh_copy, interleaved, library_versions, print_table, run_process, summary, write_report
 from ingest import write_csv
 
 
@@ -47,10 +46,7 @@ def build(main: Path, data: Path, folder: Path) -> Path:
 
 def monitor_once(main: Path, template: Path, scratch: Path):
     def run():
-        workspace = scratch / "workspace"
-        shutil.rmtree(workspace, ignore_errors=True)
-        shutil.copytree(template, workspace)
-        return run_process(keel(main, workspace, "monitor", "bench", "--once"), cwd=main.parent)
+        return run_process(keel(main, fresh_copy(template, scratch), "monitor", "bench", "--once"), cwd=main.parent)
     return run
 
 
