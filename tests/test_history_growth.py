@@ -168,7 +168,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     """Both ran once per cycle over the whole history (every model version decoded; every
     monitoring result's details decoded): now each is one indexed read whose cost does not
     grow with archived versions or with labelled results."""
-    from app.core.services import policy, traffic
+    from app.core.services import traffic
 
     services = keel._services
     registry = services.registry
@@ -178,7 +178,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     settings = dataclasses.replace(project.settings, id_column="customer_id", label_delay="0s")
 
     def work():
-        policy.earlier_production_versions(services, project, 1)
+        keel.policy.earlier_production_versions(project, 1)
         traffic.late_labels_message(services, project, settings)
 
     _grow_versions_and_results(registry, project.id, first.id, dataset.id, 20, 100)
@@ -190,8 +190,6 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
 
 
 def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived_ones(keel):
-    from app.core.services import policy
-
     services = keel._services
     registry = services.registry
     project = registry.project("loan")
@@ -203,5 +201,5 @@ def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived
                                                          sha256="0", archived=int(version == 4))
         for version in (2, 3, 2, 4, 5, 6, 7, 8, 5, 9):
             registry.insert_deployment(project_id=project.id, model_version_id=ids[version], by="user", reason="t")
-    assert policy.earlier_production_versions(services, project, 9) == [5, 8, 7, 6, 2]  # 4 archived; at most 5
+    assert keel.policy.earlier_production_versions(project, 9) == [5, 8, 7, 6, 2]  # 4 archived; at most 5
     assert registry.recently_deployed_versions(project.id, None, 3) == [9, 5, 8]

@@ -110,12 +110,13 @@ def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace)
     follow_up = keel.policy.monitor("loan")  # enough rows for the gate, but a follow-up waits for 2 unseen batches
     assert follow_up["decision"] == "held" and follow_up["details"]["hold"] == "new rows"
     assert follow_up["details"]["unseen_batches"] == 1 and follow_up["details"]["needed_batches"] == 2
-    deps = keel._services.policy
-    policy.record_momentum(deps, keel.project("loan"), promoted=False, passed_drift_gate=False)
-    assert read_policy_state(keel._services.registry, project_id).budget["drift"]["rejected"] == 1
-    policy.record_momentum(deps, keel.project("loan"), promoted=False, passed_drift_gate=False)
-    assert "drift" not in read_policy_state(keel._services.registry, project_id).budget
-    assert policy.gate_rule(deps, keel.project("loan")) == "better"
+    state = read_policy_state(keel._services.registry, project_id)
+    assert policy.gate_rule(state) == "no worse"
+    once = policy.budget_after_challenger(state.budget, promoted=False, passed_drift_gate=False)
+    assert once["drift"]["rejected"] == 1 and policy.gate_rule(state.but(budget=once)) == "no worse"
+    twice = policy.budget_after_challenger(once, promoted=False, passed_drift_gate=False)
+    assert "drift" not in twice and not twice["momentum"]
+    assert policy.gate_rule(state.but(budget=twice)) == "better"
     keel.close()
 
 

@@ -173,7 +173,10 @@ class Keel:
     def policy(self) -> PolicyService:
         from app.core.services.policy import PolicyService
 
-        return PolicyService(self._services.policy)
+        return PolicyService(registry=self._registry, workspace=self._workspace, data=self._data,
+                             inbox=self.inbox, monitoring=self.monitoring, loaded_models=self._services.loaded_models,
+                             train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
+                             rollback=self.rollback)
 
     @cached_property
     def insights(self) -> InsightsService:
