@@ -2,9 +2,15 @@
 it, with the values a small deterministic lifecycle gives (docs/cli.md, "JSON shapes": keys may be
 added, never removed or renamed). The services hand typed results; these pin what the CLI prints."""
 
+import dataclasses
+import pickle
+
+import pytest
 from cli_helpers import cli, loans, write_csv
 
+from app.core.domain.results import IngestResult, ProjectStatus
 from app.core.domain.settings import ProjectSettings
+from app.core.services.lifecycle import Keel
 
 INGEST_KEYS = ["dataset_version", "rows", "labelled", "labelled_rows", "warnings", "duplicate_of"]
 TRAIN_KEYS = ["version", "metrics", "run_id", "seconds"]
@@ -124,3 +130,22 @@ def test_the_lifecycle_commands_print_the_keys_and_values_they_always_have(capsy
     imported = json_of(capsys, workspace, "import", "loans", str(tmp_path / "m.skops"))
     assert list(imported) == IMPORT_KEYS and (imported["version"], imported["accepted_types"]) == (3, [])
 
+
+
+def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli_shows(capsys, workspace, tmp_path):
+    keel = Keel.open(workspace)
+    try:
+        keel.create_project("loans", write_csv(tmp_path / "initial.csv", loans(120, seed=1)), "default",
+                            settings={"preset": "logreg"})
+        results = {"ingest": keel.ingest("loans", write_csv(tmp_path / "batch.csv", loans(60, seed=2))),
+                   "status": keel.status("loans")}
+    finally:
+        keel.close()
+    assert isinstance(results["ingest"], IngestResult) and isinstance(results["status"], ProjectStatus)
+    assert (results["ingest"].dataset_version, results["ingest"].labelled) == (2, True)
+    assert [d.version for d in results["status"].dataset_versions] == [1, 2]
+    for result in results.values():
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            result.project = "changed"  # type: ignore[misc]
+        assert pickle.loads(pickle.dumps(result)) == result  # crosses the window's child process as it is
+    assert results["status"].to_json() == json_of(capsys, workspace, "status", "loans")
