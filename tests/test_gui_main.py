@@ -364,7 +364,7 @@ def test_a_dropped_file_is_ingested(qtbot, window, tmp_path):
     window.dragEnterEvent(enter)
     assert enter.accepted
     job = run_job(qtbot, window, lambda: window.dropEvent(drop), kind="ingest")
-    assert job.state == "done" and job.result["dataset_version"] == 2
+    assert job.state == "done" and job.result.dataset_version == 2
     data = window.panels["data"]
     window.tabs.setCurrentWidget(data)
     qtbot.waitUntil(lambda: data.up_to_date and bool(data.versions.rows), timeout=5000)

@@ -124,15 +124,15 @@ def test_status_limit_lists_the_newest_versions_oldest_first_and_counts_them_all
 
     keel.train("loan")
     everything = keel.status("loan")
-    assert everything["versions_total"] == len(everything["versions"]) == 2
-    assert everything["dataset_versions_total"] == len(everything["dataset_versions"]) == 4
+    assert everything.versions_total == len(everything.versions) == 2
+    assert everything.dataset_versions_total == len(everything.dataset_versions) == 4
     limited = keel.status("loan", limit=1)
-    assert limited["versions"] == everything["versions"][-1:]
-    assert limited["dataset_versions"] == everything["dataset_versions"][-1:]
-    assert (limited["versions_total"], limited["dataset_versions_total"]) == (2, 4)
+    assert limited.versions == everything.versions[-1:]
+    assert limited.dataset_versions == everything.dataset_versions[-1:]
+    assert (limited.versions_total, limited.dataset_versions_total) == (2, 4)
     assert main(["--workspace", str(keel.root), "status", "loan", "--limit", "2", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert [d["version"] for d in shown["dataset_versions"]] == [3, 4] and set(shown) >= set(everything)
+    assert [d["version"] for d in shown["dataset_versions"]] == [3, 4] and set(shown) >= set(everything.to_json())
 
 
 def _steps(registry, work) -> int:

@@ -14,7 +14,7 @@ from app.core.services import policy
 
 
 def versions(keel, name="loan"):
-    return [v["version"] for v in keel.status(name)["versions"]]
+    return [v.version for v in keel.status(name).versions]
 
 
 def decisions(keel, name="loan"):
@@ -57,7 +57,7 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
     result = keel.policy.monitor("loan")
     assert result["decision"] == "retrained_waiting" and result["production_version"] == 1
     assert result["challenger_waiting"] == 2
-    assert keel.status("loan")["versions"][1]["aliases"] == ["challenger"]
+    assert keel.status("loan").versions[1].aliases == ("challenger",)
     drop(keel, "loan", batch(4, concept=1.0), "more-drift.csv")
     again = keel.policy.monitor("loan")  # a challenger already waits: no second one
     assert again["decision"] == "alert" and versions(keel) == [1, 2]
@@ -76,7 +76,7 @@ def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
     result = keel.policy.monitor("loan")
     assert result["decision"] == "retrained_rejected"
     assert result["production_version"] == 1 and versions(keel) == [1, 2]
-    assert keel.status("loan")["versions"][1]["aliases"] == []
+    assert keel.status("loan").versions[1].aliases == ()
     assert not result["details"]["accepted"]
     assert result["details"]["rule"] == "better"  # a threshold the user set does not start a drift
     with pytest.raises(KeelError, match="no challenger"):
