@@ -60,7 +60,7 @@ def run_keel(shape: Shape, seed: int, folder: Path) -> dict:
     initial = folder / "initial.csv"
     shape.initial(INITIAL_ROWS, seed).to_csv(initial, index=False)
     keel.create_project("bench", initial, shape.target, shape.task, KEEL_SETTINGS)
-    keel.deploy("bench", keel.train("bench")["version"])
+    keel.deploy("bench", keel.train("bench").version)
     values, decisions, signals, alerts, seconds = [], [], [], 0, []
     for index, frame in shape.stream(seed):
         path = folder / f"batch-{index:03d}.csv"

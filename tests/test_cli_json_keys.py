@@ -8,7 +8,7 @@ import pickle
 import pytest
 from cli_helpers import cli, loans, write_csv
 
-from app.core.domain.results import IngestResult, ProjectStatus
+from app.core.domain.results import IngestResult, ProductionChange, ProjectStatus, TrainResult
 from app.core.domain.settings import ProjectSettings
 from app.core.services.lifecycle import Keel
 
@@ -138,12 +138,21 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
         keel.create_project("loans", write_csv(tmp_path / "initial.csv", loans(120, seed=1)), "default",
                             settings={"preset": "logreg"})
         results = {"ingest": keel.ingest("loans", write_csv(tmp_path / "batch.csv", loans(60, seed=2))),
-                   "status": keel.status("loans")}
+                   "train": keel.train("loans")}
+        keel.train("loans")
+        results["deploy"] = keel.deploy("loans", 2)
+        keel.deploy("loans", 1)
+        results["rollback"] = keel.rollback("loans")  # back to v2
+        results["status"] = keel.status("loans")
     finally:
         keel.close()
     assert isinstance(results["ingest"], IngestResult) and isinstance(results["status"], ProjectStatus)
     assert (results["ingest"].dataset_version, results["ingest"].labelled) == (2, True)
+    assert isinstance(results["train"], TrainResult) and (results["train"].version, results["train"].run_id) == (1, 1)
+    assert results["deploy"] == ProductionChange(production_version=2, previous_version=None)
+    assert results["rollback"] == ProductionChange(production_version=2, previous_version=1)
     assert [d.version for d in results["status"].dataset_versions] == [1, 2]
+    assert [(v.version, v.in_production) for v in results["status"].versions] == [(1, False), (2, True)]
     for result in results.values():
         with pytest.raises(dataclasses.FrozenInstanceError):
             result.project = "changed"  # type: ignore[misc]

@@ -33,7 +33,7 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
     keel = Keel.open(tmp_path / "ws")
     try:
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
-        keel.deploy("p", keel.train("p")["version"])
+        keel.deploy("p", keel.train("p").version)
         new_class = make_batch(40, seed=99).assign(default=2)
         new_class.to_csv(tmp_path / "new.csv", index=False)
         ingested = keel.ingest("p", tmp_path / "new.csv")

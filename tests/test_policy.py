@@ -417,12 +417,12 @@ def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, can
     trained = keel.train("loan", cancel_event=threading.Event() if cancellable else None,
                          progress=lambda fraction, message: messages.append(message))
     assert any(message.startswith("choosing the training window") for message in messages)
-    params = keel._services.registry.run_params(trained["run_id"])
+    params = keel._services.registry.run_params(trained.run_id)
     assert params["training_window"] == "since change" and params["training_window_rows"] == 600
     scores = params["training_window_scores"]
     assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
     assert scores["since change"] > scores["all"]
-    assert keel._services.registry.run(trained["run_id"]).dataset_versions == (2,)
+    assert keel._services.registry.run(trained.run_id).dataset_versions == (2,)
     keel.close()
 
 

@@ -36,7 +36,7 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
     initial = shape.initial(initial_rows, SEED)
     initial.to_csv(tmp_path / "initial.csv", index=False)
     keel.create_project("s", tmp_path / "initial.csv", shape.target, shape.task, {"policy": "auto"})
-    keel.deploy("s", keel.train("s")["version"])
+    keel.deploy("s", keel.train("s").version)
     project = keel.project("s")
     schema = project.schema
     clean = datasets.clean(datasets.RawTable(initial, "initial"), schema).frame

@@ -39,7 +39,7 @@ def deploy_from_another_keel(workspace, version):
 @pytest.mark.parametrize("mode", ["auto", "approve"])
 def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(workspace, monkeypatch, mode):
     keel = make_project(workspace, settings={"policy": mode, "window": "adaptive"})
-    assert keel.train("loan")["version"] == 2  # a version the user will deploy meanwhile
+    assert keel.train("loan").version == 2  # a version the user will deploy meanwhile
     real_gate = policy.gate
 
     def gate_with_a_deploy_meanwhile(*args, **kwargs):

@@ -72,6 +72,7 @@ import pandas as pd
 
 from app.core.domain.entities import Project, TrainingData
 from app.core.domain.errors import BusyError, KeelError, ValidationError
+from app.core.domain.results import ProductionChange
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
@@ -508,7 +509,7 @@ class PolicyService:
                 "change_detected": outcome.details.get("change_detected"),
                 "traffic": cycle.traffic, "late_labels": cycle.late_labels}
 
-    def approve(self, name: str, by: str = "user") -> dict:
+    def approve(self, name: str, by: str = "user") -> ProductionChange:
         """Deploy the challenger waiting for approval."""
         version = self.waiting_challenger(name)
         if version is None:
@@ -949,10 +950,10 @@ class PolicyService:
         trained = self._train(name, by="policy", reason=reason, data=data,
                               progress=lambda f, m: report(0.3 + 0.4 * f, m))
         with self._registry.transaction():
-            self._registry.log_params(trained["run_id"], {"training_window": window.name,
+            self._registry.log_params(trained.run_id, {"training_window": window.name,
                                                           "training_window_rows": len(train_part),
                                                           "training_window_scores": choice.get("scores", {})})
-        base = {"champion_version": champion.version, "challenger_version": trained["version"],
+        base = {"champion_version": champion.version, "challenger_version": trained.version,
                 "unseen_rows": unseen, "train_rows": len(train_part), "tested_rows": len(window.rows),
                 "reasons": reasons, "dataset_versions": used,
                 "window": {"chosen": window.name, "description": final.description, **choice}}
