@@ -47,8 +47,8 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
         frame.to_csv(tmp_path / f"batch-{index}.csv", index=False)
         keel.ingest("s", tmp_path / f"batch-{index}.csv")
         result = keel.policy.monitor("s")
-        keel_values.append(result["batches"][0]["value"])
-        decisions.append(result["decision"])
+        keel_values.append(result.batches[0].value)
+        decisions.append(result.decision)
         batch = datasets.clean(datasets.RawTable(frame, "batch"), schema).frame
         X, y = datasets.to_model_frame(batch, schema), datasets.target_array(batch, schema)
         never_values.append(policy.metric_value(shape.task, project.metric, y, never.predict(X), never))

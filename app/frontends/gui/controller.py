@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from app.core.domain.results import IngestResult, ProductionChange, TrainResult
+from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, TrainResult
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
@@ -428,15 +428,13 @@ class Controller(QObject):
             job.report(0.02, "starting the monitoring process")
             return call_in_child(job, self.workspace_dir, "policy.monitor", name, by=by)
 
-        def done(result):
-            batches = result.get("batches", [])
-            opened = result.get("alerts_opened", [])
-            text = f"{name}: monitoring checked {len(batches)} new batch(es)"
-            if opened:
-                text += f"; {len(opened)} alert(s) opened"
+        def done(result: MonitorOutcome):
+            text = f"{name}: monitoring checked {len(result.batches)} new batch(es)"
+            if result.alerts_opened:
+                text += f"; {len(result.alerts_opened)} alert(s) opened"
                 self.notify.emit("warning", text + ".")
-            elif batches or by == "user":
-                self.notify.emit("info", text + f"; decision: {result.get('decision', 'none')}.")
+            elif result.batches or by == "user":
+                self.notify.emit("info", text + f"; decision: {result.decision}.")
 
         return self._write("monitor", f"Monitoring {name}", work, on_done=done, project=name)
 
