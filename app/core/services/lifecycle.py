@@ -30,6 +30,7 @@ from app.core.domain.entities import (
     Event,
     ModelVersion,
     MonitorResult,
+    PolicyDecision,
     Project,
     Schedule,
     Schema,
@@ -1014,8 +1015,8 @@ class Keel:
     def monitor_results(self, name: str, after_id: int = 0) -> list[MonitorResult]:
         return self._registry.monitor_results(self.project(name).id, after_id=after_id)
 
-    def policy_decisions(self, name: str, after_id: int = 0) -> list[dict]:
-        """The retraining policy's decisions: {id, at, kind, message, decision}, oldest first."""
+    def policy_decisions(self, name: str, after_id: int = 0) -> list[PolicyDecision]:
+        """The retraining policy's decisions, oldest first."""
         from app.core.store.policy_state import decision_events
 
         return decision_events(self._registry, self.project(name).id, after_id)
