@@ -17,6 +17,14 @@ stream's batches), scored prequentially from drift + 3 like drift_loop:
 
 --drift-loop names another drift_loop result file (the stream's size, seeds and detections come from
 it); --seeds N replays only its first N seeds.
+
+--noise: how often the adaptive window leaves the newest 2,000 rows on a stream with no change instead
+(loan-stationary, --seeds seeds, default 40: 2,000 initial rows and 10 batches of 300, a false change
+dated at batch 8, the selection slice a gate of 2 batches would hold), under the level of 0.16 per
+candidate the policy used before and under Keel's WINDOW_SWITCH_ALPHA shared by the candidates (one
+choice per seed; both rules read the same p-values).
+
+    .venv/bin/python bench/drift_bound.py --noise
 """
 
 import argparse
@@ -32,8 +40,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from app.core.domain.entities import Schema  # noqa: E402
+from app.core.domain.entities import Project, Schema  # noqa: E402
 from app.core.ml import datasets, training  # noqa: E402
+from app.core.services import policy  # noqa: E402
 from app.demo.streams import Shape, shapes  # noqa: E402
 
 STREAM = "hyperplane"
@@ -61,8 +70,9 @@ def replay(shape: Shape, seed: int, fit_after: set[int], schema: Schema) -> floa
     return float(np.mean(values[shape.drift_at + 3:]))
 
 
-def project_schema(shape: Shape) -> Schema:
-    """The schema Keel infers for the stream (as drift_loop's baselines use it)."""
+def bench_project(shape: Shape) -> Project:
+    """The project Keel creates for the stream: its schema (as drift_loop's baselines use it), metric and
+    default settings."""
     import tempfile
 
     from app.core.services.lifecycle import Keel
@@ -72,9 +82,45 @@ def project_schema(shape: Shape) -> Schema:
         shape.initial(INITIAL_ROWS, 0).to_csv(initial, index=False)
         keel = Keel.open(Path(scratch) / "workspace")
         keel.create_project("bound", initial, shape.target, shape.task, {})
-        schema = keel.project("bound").schema
+        project = keel.project("bound")
         keel.close()
-    return schema
+    return project
+
+
+def project_schema(shape: Shape) -> Schema:
+    return bench_project(shape).schema
+
+
+def window_noise(seeds: int, batches: int = 10) -> dict[str, int]:
+    """Per rule, the choices of the adaptive window that leave the newest rows on a stream with no change."""
+    shape = shapes()["loan-stationary"]
+    project = bench_project(shape)
+    schema = project.schema
+
+    def clean(frame: pd.DataFrame, version: int) -> pd.DataFrame:
+        return datasets.clean(datasets.RawTable(frame, "bench"), schema, purpose="ingest").frame.assign(
+            __version__=version)
+
+    rules = {"0.16 per candidate (before)": lambda p, others: p < 0.16,
+             f"{policy.WINDOW_SWITCH_ALPHA:g} shared by the candidates (now)":
+                 lambda p, others: p < policy.WINDOW_SWITCH_ALPHA / others}
+    switched = dict.fromkeys(rules, 0)
+    for seed in range(101, 101 + seeds):
+        frames = [clean(shape.initial(INITIAL_ROWS, seed), 1)]
+        frames += [clean(frame, index + 2) for index, frame in shape.stream(seed) if index < batches]
+        rows = pd.concat(frames, ignore_index=True)
+        gate = policy.gate_size(2 * shape.batch_rows)
+        _, choice = policy.choose_window(project, project.settings, rows.iloc[:-gate], batches - 1, gate)
+        others = max(1, len(choice["scores"]) - 1)
+        for name, rule in rules.items():
+            switched[name] += any(rule(p, others) for p in choice["p_values"].values())
+        print(f"seed {seed}: p-values of the windows that beat the newest 2,000 rows: "
+              f"{ {name: round(p, 3) for name, p in choice['p_values'].items()} }", flush=True)
+    print(f"\nloan-stationary, {seeds} seeds, no change: choices that leave the newest 2,000 rows")
+    print("| rule | switched |\n|---|---:|")
+    for name, count in switched.items():
+        print(f"| {name} | {count} of {seeds} ({count / seeds:.0%}) |")
+    return switched
 
 
 def schedule(first: int, batches: int) -> set[int]:
@@ -89,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drift-loop", default=str(ROOT / "bench" / "results" / "drift_loop.json"),
                         help="the drift_loop result file read (default bench/results/drift_loop.json)")
-    parser.add_argument("--seeds", type=int, help="replay only the first N seeds")
+    parser.add_argument("--seeds", type=int, help="replay only the first N seeds (--noise: seeds, default 40)")
+    parser.add_argument("--noise", action="store_true",
+                        help="how often the window rule leaves the newest rows on a stream with no change")
     args = parser.parse_args(argv)
+    if args.noise:
+        window_noise(args.seeds or 40)
+        return 0
     stream = json.loads(Path(args.drift_loop).read_text())["streams"][STREAM]
     shape = shapes(batches=stream["shape"]["batches"])[STREAM]
     schema = project_schema(shape)

@@ -310,3 +310,17 @@ def test_a_window_fitted_in_this_process_caps_native_thread_pools(monkeypatch, c
         model = training.fit_window(frame, schema, "hgb", {}, seed=1)
     assert seen and set(seen) == {1}
     assert len(model.predict(datasets.to_model_frame(frame.head(5), schema))) == 5
+
+
+def test_a_refit_on_all_rows_keeps_the_hold_out_metrics_and_the_evaluated_fit_s_probabilities(credit):
+    frame, schema = credit
+    evaluated = training.fit_and_evaluate(frame, schema, "logreg", {}, seed=2)
+    refit = training.fit_and_evaluate(frame, schema, "logreg", {}, seed=2, refit_on_all_rows=True)
+    assert refit.metrics == evaluated.metrics and refit.test_rows == evaluated.test_rows
+    assert refit.train_rows == len(frame) and refit.params["refit_on_all_rows"] is True
+    X, y = datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema)
+    on_all = training.make_pipeline(schema, "classification", "logreg", {}, 2).fit(X, y)
+    np.testing.assert_allclose(refit.pipeline.predict_proba(X), on_all.predict_proba(X))
+    holdout = X.iloc[refit.extra["test_positions"]]
+    np.testing.assert_allclose(refit.extra["holdout_proba"], evaluated.pipeline.predict_proba(holdout))
+    assert refit.extra["holdout_classes"] == refit.classes == [0, 1]
