@@ -21,8 +21,8 @@ it); --seeds N replays only its first N seeds.
 --noise: how often the adaptive window leaves the newest 2,000 rows on a stream with no change instead
 (loan-stationary, --seeds seeds, default 40: 2,000 initial rows and 10 batches of 300, a false change
 dated at batch 8, the selection slice a gate of 2 batches would hold), under the level of 0.16 per
-candidate the policy used before and under Keel's WINDOW_SWITCH_ALPHA shared by the candidates (one
-choice per seed; both rules read the same p-values).
+candidate the policy used before, under Keel's WINDOW_SWITCH_P (0.05 per candidate) and under 0.05
+shared by the candidates (Bonferroni) (one choice per seed; the rules read the same p-values).
 
     .venv/bin/python bench/drift_bound.py --noise
 """
@@ -102,8 +102,8 @@ def window_noise(seeds: int, batches: int = 10) -> dict[str, int]:
             __version__=version)
 
     rules = {"0.16 per candidate (before)": lambda p, others: p < 0.16,
-             f"{policy.WINDOW_SWITCH_ALPHA:g} shared by the candidates (now)":
-                 lambda p, others: p < policy.WINDOW_SWITCH_ALPHA / others}
+             f"{policy.WINDOW_SWITCH_P:g} per candidate (now)": lambda p, others: p < policy.WINDOW_SWITCH_P,
+             "0.05 shared by the candidates": lambda p, others: p < 0.05 / others}
     switched = dict.fromkeys(rules, 0)
     for seed in range(101, 101 + seeds):
         frames = [clean(shape.initial(INITIAL_ROWS, seed), 1)]

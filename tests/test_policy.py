@@ -405,10 +405,10 @@ def test_the_newest_rows_are_kept_unless_another_window_is_clearly_better(worksp
     def rows(concepts):
         return pd.concat([batches[v, c] for v, c in enumerate(concepts, start=1)], ignore_index=True)
 
-    # this seed: all rows 1.5 points better on noise (p 0.125); the level 0.05 is shared by the 2 other windows
+    # this seed: all rows 1.5 points better on noise, p 0.125 (the level of 0.16 used before switched)
     steady, choice = policy.choose_window(project, settings, rows([0.0] * 10), None, 200)
     assert choice["default"] == "recent" and choice["scores"]["all"] > choice["scores"]["recent"]
-    assert choice["switch_p"] == pytest.approx(0.025) and choice["p_values"]["all"] > choice["switch_p"]
+    assert choice["switch_p"] == 0.05 and 0.05 < choice["p_values"]["all"] < 0.16
     assert steady.name == "recent" and len(steady.rows) == 2000
     changed, choice = policy.choose_window(project, settings, rows([0.0] * 8 + [1.0] * 2), 9, 200)
     assert changed.name == "since change" and choice["p_values"]["since change"] < choice["switch_p"]

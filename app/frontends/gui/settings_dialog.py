@@ -53,8 +53,8 @@ SETTING_HELP = {
                            "(CLI: --retrain-after-rows).",
     "Training window": "Which labelled rows a training uses (CLI: --window): all, the newest N, or adaptive "
                        "(of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows: the "
-                       "newest 2,000 unless another scores clearly better (a paired test at 0.05, shared by the "
-                       "candidates) on newer rows none of them saw; the first model trains on all rows).",
+                       "newest 2,000 unless another scores clearly better (a paired test, p < 0.05) on newer rows none "
+                       "of them saw; the first model trains on all rows).",
     "Promotion margin": "How much better than the champion a challenger must score on unseen rows to be "
                         "deployed (CLI: --margin). During a drift (a detected change or a metric drop, until two "
                         "challengers in a row are not better) the fresher challenger is deployed unless it scores "
