@@ -117,10 +117,11 @@ def test_the_drift_bound_replays_the_clairvoyant_schedules(tmp_path, capsys):
     assert load_bench("drift_bound").main(["--drift-loop", str(loop_result)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "2 fits spread evenly" in lines[-4]  # a quarter of 8 batches
-    every_batch, target, from_detection, from_drift, keel = (cell.strip() for cell in lines[-1].strip("| ").split("|"))
+    every_batch, target, from_detection, from_drift, on_80, keel = (
+        cell.strip() for cell in lines[-1].strip("| ").split("|"))
     assert (every_batch, target, keel) == ("0.910", "0.900", "0.900")  # read from the result file
     assert from_detection.endswith("(detected at 4)")  # the first signal at or after the drift
-    assert 0.5 < float(from_detection.split()[0]) <= 1 and 0.5 < float(from_drift) <= 1
+    assert 0.5 < float(from_detection.split()[0]) <= 1 and 0.5 < float(from_drift) <= 1 and 0.5 < float(on_80) <= 1
     assert results_folder_state() == before
 
 
