@@ -324,3 +324,23 @@ def test_a_refit_on_all_rows_keeps_the_hold_out_metrics_and_the_evaluated_fit_s_
     holdout = X.iloc[refit.extra["test_positions"]]
     np.testing.assert_allclose(refit.extra["holdout_proba"], evaluated.pipeline.predict_proba(holdout))
     assert refit.extra["holdout_classes"] == refit.classes == [0, 1]
+
+
+def test_a_regressor_refitted_on_all_rows_keeps_no_hold_out_rows_in_its_reference(capsys, workspace, tmp_path):
+    """No probabilities to keep: its hold-out rows are marked "refit", and nothing calibrates on them."""
+    from app.core.domain.entities import TrainingData
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame.head(150)
+    data = write_csv(tmp_path / "diabetes.csv", frame)
+    assert cli(capsys, workspace, "project", "create", "sugar", "--data", str(data), "--target", "target",
+               "--model", "ridge")[0] == 0
+    keel = Keel.open(workspace)
+    try:
+        rows, versions = keel.training_frame("sugar")
+        trained = keel.train("sugar", data=TrainingData(rows, versions, refit_on_all_rows=True))
+        params = keel._services.registry.run_params(trained["run_id"])
+        assert params["refit_on_all_rows"] and params["train_rows"] == 150 and params["test_rows"] == 30
+        split = keel._services.data.reference_frame("sugar", trained["version"])["__split__"]
+        assert split.value_counts().to_dict() == {"train": 120, "refit": 30}
+    finally:
+        keel.close()

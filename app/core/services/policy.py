@@ -43,7 +43,8 @@ The training window: `all`, the newest N rows, or `adaptive` (the default): cand
 windows (all rows; rows since the latest change; the newest RECENT_WINDOW_ROWS and half as
 many rows) are fitted on the rows before a selection slice and scored on it (the newest
 rows before the gate: prequential); the newest RECENT_WINDOW_ROWS are kept unless another is
-better in a paired test at WINDOW_SWITCH_P, and the window chosen is tested by the gate. `train` makes the same choice (training_window).
+better in a paired test at WINDOW_SWITCH_P, and the window chosen is tested by the gate. `train`
+makes the same choice (training_window).
 
 The gate: the champion and the chosen window fitted without the gate's rows are scored on
 the same recent labelled rows that neither was trained on (the newest third of the rows
@@ -52,7 +53,8 @@ all of them after its own hold-out evaluation (the gate is its test).
 It is promoted only if the tested fit is better by at least `margin` (in the metric's
 direction) and a one-sided paired test at level `alpha` agrees: McNemar for accuracy,
 a paired bootstrap for other metrics; during a drift, unless the paired test shows it worse at
-`alpha` (two challengers in a row not better in the point estimate end the drift). A challenger that fails is kept, not deployed.
+`alpha` (two challengers in a row not better in the point estimate end the drift). A challenger
+that fails is kept, not deployed.
 
 PolicyService holds the rules that read or write the store (the policy state, the audit log); it is
 handed the inbox and monitoring services, whose methods a cycle calls, and the lifecycle actions it
