@@ -156,8 +156,8 @@ def test_during_a_drift_a_tie_is_promoted_and_counts_towards_the_drift_s_end(wor
     keel = make_project(workspace, settings={"policy": "auto"})
     drop(keel, "loan", batch(40, rows=600, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "retrained_deployed" and result["production_version"] == 2
-    assert result["details"]["rule"] == "no worse" and not result["details"]["better_in_point_estimate"]
+    assert result.decision == "retrained_deployed" and result.production_version == 2
+    assert result.details["rule"] == "no worse" and not result.details["better_in_point_estimate"]
     budget = read_policy_state(keel._services.registry, keel.project("loan").id).budget
     assert budget["drift"]["rejected"] == 1 and budget["momentum"]
     keel.close()

@@ -151,7 +151,7 @@ def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
     keel = Keel.open(workspace)
     try:
         run = keel._services.registry.run(trained["run_id"])
-        params = keel._services.registry.run_params(trained["run_id"])
+        params = keel._services.registry.run_params(trained.run_id)
         assert (run.seed, run.preset, run.dataset_versions, run.status) == (7, "logreg", (1,), "finished")
         assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run.library_versions)
         assert run.seconds > 0 and run.finished_at >= run.started_at
@@ -338,9 +338,9 @@ def test_a_regressor_refitted_on_all_rows_keeps_no_hold_out_rows_in_its_referenc
     try:
         rows, versions = keel.training_frame("sugar")
         trained = keel.train("sugar", data=TrainingData(rows, versions, refit_on_all_rows=True))
-        params = keel._services.registry.run_params(trained["run_id"])
+        params = keel._services.registry.run_params(trained.run_id)
         assert params["refit_on_all_rows"] and params["train_rows"] == 150 and params["test_rows"] == 30
-        split = keel._services.data.reference_frame("sugar", trained["version"])["__split__"]
+        split = keel._services.data.reference_frame("sugar", trained.version)["__split__"]
         assert split.value_counts().to_dict() == {"train": 120, "refit": 30}
     finally:
         keel.close()
