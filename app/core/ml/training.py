@@ -179,7 +179,7 @@ def refitted(result: FitResult, frame: pd.DataFrame, schema: Schema, preset: str
     if schema.task == "classification" and hasattr(evaluated, "predict_proba") and test_positions:
         X_test = datasets.to_model_frame(labelled.iloc[test_positions], schema)
         result.extra["holdout_proba"] = np.asarray(evaluated.predict_proba(X_test), dtype=float)
-        result.extra["holdout_classes"] = [c.item() if hasattr(c, "item") else c for c in evaluated.classes_]
+        result.extra["holdout_classes"] = list(result.classes)  # the evaluated fit's
     started = time.perf_counter()
     pipeline = make_pipeline(schema, schema.task, preset, params, seed)
     result.pipeline = pipeline.fit(datasets.to_model_frame(labelled, schema), datasets.target_array(labelled, schema))
