@@ -151,7 +151,7 @@ def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
     keel = Keel.open(workspace)
     try:
         run = keel._services.registry.run(trained["run_id"])
-        params = keel._services.registry.run_params(trained.run_id)
+        params = keel._services.registry.run_params(trained["run_id"])
         assert (run.seed, run.preset, run.dataset_versions, run.status) == (7, "logreg", (1,), "finished")
         assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run.library_versions)
         assert run.seconds > 0 and run.finished_at >= run.started_at
