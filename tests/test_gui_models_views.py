@@ -65,6 +65,10 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
             for r in range(model.rowCount())}
     assert rows["preset"][1] == "≠" and rows["preset"][4] == "logreg"
     assert all(row[1] == "" for key, row in rows.items() if row[2] == row[3] == row[4])
+    metrics = models.compare_widget.findChild(QTableView, "metricsTable")
+    for shown, versions in ((metrics, range(1, 4)), (table, range(2, 5))):  # v1..v3 share the width evenly
+        widths = [shown.columnWidth(column) for column in versions]
+        assert max(widths) - min(widths) <= 1 and min(widths) > shown.columnWidth(0) / 2, widths
     assert window.errors == []
 
 
