@@ -60,3 +60,20 @@ def workspace(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setenv("KEEL_WORKSPACE", str(folder))
     return folder
+
+
+@pytest.fixture
+def store():
+    """store(keel or workspace folder) -> its registry on a connection of its own (tests/store_helpers.py),
+    closed when the test ends."""
+    from store_helpers import open_store
+
+    opened = []
+
+    def open_for(keel_or_root):
+        opened.append(open_store(keel_or_root))
+        return opened[-1]
+
+    yield open_for
+    for registry in opened:
+        registry.close()

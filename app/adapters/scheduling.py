@@ -153,7 +153,7 @@ class MonitorScheduler:
         return True
 
     def catch_up(self, now: datetime | None = None) -> list[str]:
-        now = now or datetime.now(UTC)
+        now = now or self.keel.clock.moment()
         missed = [s.project for s in self.schedules() if s.enabled and missed_run(s, now)]
         for project in missed:
             self._fire(project)

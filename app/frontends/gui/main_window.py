@@ -63,9 +63,7 @@ def dot_icon(color: str) -> QIcon:
 def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -> dict:
     """On a worker: every project's health (alerts counted since the user last looked at it), and
     the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
-    from app.core.domain.clock import utc_now
-
-    now = utc_now()
+    now = keel.clock()
     names = keel.project_names()
     healths = []
     for name in names:
@@ -412,19 +410,22 @@ class MainWindow(QMainWindow):
 
     def looked_at(self, name: str) -> str:
         """When the user last looked at the project's alerts; now, for a project seen the first time."""
-        from app.core.domain.clock import utc_now
-
         stamp = self.settings.value(f"looked/{name}", "", type=str)
         if not stamp:
-            stamp = utc_now()
+            stamp = self._now()
             self.settings.setValue(f"looked/{name}", stamp)
         return stamp
 
     def mark_looked(self, name: str) -> None:
-        from app.core.domain.clock import utc_now
-
         if name:
-            self.settings.setValue(f"looked/{name}", utc_now())
+            self.settings.setValue(f"looked/{name}", self._now())
+
+    def _now(self) -> str:
+        """Now by the open workspace's clock (the system's before one is open)."""
+        from app.core.domain.clock import SYSTEM_CLOCK
+
+        keel = self.controller.keel
+        return (keel.clock if keel is not None else SYSTEM_CLOCK)()
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.panels["alerts"] and self.controller.project:
