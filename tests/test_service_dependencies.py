@@ -1,19 +1,21 @@
 """Each service is an object built once per workspace by Keel (keel.policy, keel.inbox, ...) and
-handed only its dependencies (wired by Keel._services): the lifecycle actions it may call, the
-shared reads, and caches that belong to the workspace and have a bound. A front end holds the
-service objects, never their dependencies or the store."""
+handed only its dependencies (wired by ServiceDependencies, which Keel keeps private): the lifecycle
+actions it may call, the shared reads, and caches that belong to the workspace and have a bound. A
+front end holds the service objects, never their dependencies or the store."""
 
 from types import SimpleNamespace
+
+from store_helpers import service_dependencies
 
 from app.core.services import policy
 from app.core.services.cache import BoundedCache
 from app.core.services.lifecycle import Keel
 
 
-def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_it_calls(tmp_path):
+def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_it_calls(tmp_path, store):
     keel = Keel.open(tmp_path / "ws")
     try:
-        services = keel._services
+        services = service_dependencies(keel, store(keel))  # wired as Keel wires its own
         assert services.policy is services.policy  # built once, then kept
         assert services.policy.inbox is services.inbox and services.policy.monitoring is services.monitoring
         assert services.policy.deploy == keel.deploy and services.policy.rollback == keel.rollback
@@ -21,6 +23,7 @@ def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_i
         assert services.workspace_upkeep.rewrite_production_manifest == keel.rewrite_production_manifest
         for deps in (services.insights, services.inbox, services.monitoring, services.policy, services.workspace_upkeep):
             assert deps.registry is services.registry and deps.workspace == services.workspace
+            assert deps.clock is keel.clock
         assert not hasattr(services.insights, "deploy") and not hasattr(services.inbox, "train")
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
         assert not hasattr(keel, "workspace") and not hasattr(keel, "services")
@@ -44,11 +47,12 @@ def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tm
         keel.close()
 
 
-def test_two_workspaces_never_share_a_cache(tmp_path):
+def test_two_workspaces_never_share_a_cache(tmp_path, store):
     first, second = Keel.open(tmp_path / "one"), Keel.open(tmp_path / "two")
     try:
-        assert first._services.loaded_models is not second._services.loaded_models
-        assert first._services.drift_references is not second._services.drift_references
+        one, two = service_dependencies(first, store(first)), service_dependencies(second, store(second))
+        assert one.loaded_models is not two.loaded_models
+        assert one.drift_references is not two.drift_references
     finally:
         first.close()
         second.close()
