@@ -62,6 +62,8 @@ def _experiment(client: MlflowRestClient, name: str) -> dict:
     if experiment is None:
         client.create_experiment(name, {"keel.project": name})
         experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise KeelError(f"the MLflow server at {client.base} did not create the experiment {name!r}")
     if experiment.get("lifecycle_stage") == "deleted":
         raise KeelError(f"the MLflow experiment {name!r} is deleted on {client.base}: restore it "
                         "(or delete it for good) and push again")

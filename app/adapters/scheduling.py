@@ -90,7 +90,7 @@ class MonitorScheduler:
         self.watch_seconds = watch_seconds
         self.scheduler = BackgroundScheduler(job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS})
-        self._fingerprint = None
+        self._fingerprint: list[tuple] | None = None  # the schedules the jobs were built from
 
     # ----------------------------------------------------------------- lifecycle
     def start(self, catch_up: bool = True) -> list[str]:
@@ -178,7 +178,10 @@ class MonitorScheduler:
     def sweep_waiting_inboxes(self) -> list[str]:
         """Queue a sweep for each monitored project (schedule on, a production model) whose inbox
         holds files; returns those projects. Never blocks on the sweep itself."""
-        queued = []
+        queued: list[str] = []
+        submit_sweep = self.submit_sweep
+        if submit_sweep is None:
+            return queued
         try:
             for schedule in self.schedules():
                 project = schedule.project
@@ -186,7 +189,7 @@ class MonitorScheduler:
                     continue
                 if self.keel.production_version(project) is None:
                     continue  # as for monitoring: its inbox waits for the first deployment
-                self.submit_sweep(project)
+                submit_sweep(project)
                 queued.append(project)
         except Exception:  # noqa: BLE001 - a busy registry: the next tick tries again
             log.exception("could not look at the inboxes")

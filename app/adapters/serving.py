@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from app import __version__
@@ -37,6 +38,9 @@ from app.adapters.serving_protocol import RequestError
 from app.core.domain.entities import Project, Schema
 from app.core.domain.errors import KeelError
 from app.core.services.prediction_log import LogPolicy, PredictionLogWriter, complete_ids
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 log = logging.getLogger("keel.serving")
 
@@ -61,7 +65,7 @@ class OpenMPLimit:
 
     def __init__(self, threads: int | None):
         self.threads = threads
-        self._controller = None
+        self._controller: ThreadpoolController | None = None  # made on first use: importing it costs
         self._local = threading.local()
 
     def apply(self) -> None:

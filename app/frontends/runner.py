@@ -157,6 +157,8 @@ def _describe(project: str, result: dict | None, error: Exception | None) -> str
     stamp = datetime.now().strftime("%H:%M:%S")
     if error is not None:
         return f"{stamp} {project}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    if result is None:  # a queue hands over either a result or an error
+        return f"{stamp} {project}: no result"
     return f"{stamp} {project}: " + format_monitor(result)
 
 

@@ -55,9 +55,10 @@ def serve_command(keel, args) -> None:
             while not handle.wait_ready(0.2):
                 if stop.is_set():
                     return
-            if handle.model_version is None and handle.last_error:
+            failure = handle.last_exception  # set with last_error
+            if handle.model_version is None and failure is not None:
                 raise CommandError(f"cannot serve {args.name}: {handle.last_error}",
-                                   exit_code_for(handle.last_exception))  # an integrity failure is 1
+                                   exit_code_for(failure))  # an integrity failure is 1
             ready.set()
             print(_first_line(handle, want_json), flush=True)
             while not stop.wait(0.5):

@@ -27,7 +27,7 @@ from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
 from app.core.domain.entities import AlertNotice
 from app.demo import DEMO_PROJECT
 from app.frontends.gui import common, file_dialogs
-from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
+from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value, setting_int, setting_text
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
 from app.frontends.gui.panels.activity import ActivityPanel
 from app.frontends.gui.panels.alerts import AlertsPanel
@@ -89,13 +89,13 @@ class MainWindow(QMainWindow):
         self.setObjectName("keelMainWindow")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
-        self._last_alert_id = None
+        self._last_alert_id: int | None = None  # the newest alert announced (None: not read yet)
         self._reading_projects = False  # the project list is being read on a worker
         self._read_projects_again = False
         self._offer_demo = False
         self._closing = False
         self._shown_project = ""
-        self._restoring_project = settings.value("last_project", "", type=str)
+        self._restoring_project = setting_text(settings, "last_project")
         self._update_title()
         self.named_actions = self._make_actions()
         self._make_menus()
@@ -241,10 +241,12 @@ class MainWindow(QMainWindow):
             panel = cls(self.controller, self.named_actions)
             self.panels[cls.title.lower()] = panel
             self.tabs.addTab(panel, cls.title)
+            if isinstance(panel, MonitoringPanel):
+                self.monitoring_panel = panel
         right_layout.addWidget(self.tabs, 1)
         self.tabs.currentChanged.connect(self._tab_changed)
-        monitoring = self.panels["monitoring"]
-        monitoring.prefer_x_axis(self.settings.value("monitoring/x_axis", "batch", type=str))
+        monitoring = self.monitoring_panel
+        monitoring.prefer_x_axis(setting_text(self.settings, "monitoring/x_axis", "batch"))
         monitoring.x_axis_changed.connect(lambda kind: self.settings.setValue("monitoring/x_axis", kind))
         self.job_bar = JobBar()
         self.job_bar.cancel_requested.connect(self.controller.runner.cancel)
@@ -269,9 +271,14 @@ class MainWindow(QMainWindow):
             return None
         tray = QSystemTrayIcon(app_icon(), self)
         tray.setToolTip("Keel")
-        tray.activated.connect(lambda *_: (self.showNormal(), self.raise_(), self.activateWindow()))
+        tray.activated.connect(self._show_from_tray)
         tray.show()
         return tray
+
+    def _show_from_tray(self, *_reason: object) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
 
     def _splitters(self) -> dict[str, QSplitter]:
         found = {"main": self.splitter}
@@ -303,10 +310,10 @@ class MainWindow(QMainWindow):
 
     def _on_keel_ready(self) -> None:
         self._update_title()
-        keel = self.controller.keel
+        keel = self.controller.opened_keel
         self.workspace_label.setText(f"{keel.root}{'  · read-only' if self.controller.read_only else ''}")
         self.statusBar().showMessage("Workspace open", 3000)
-        self.tabs.setCurrentIndex(self.settings.value("last_tab", 0, type=int))
+        self.tabs.setCurrentIndex(setting_int(self.settings, "last_tab"))
         self._offer_demo = True  # the first read of the project list says whether the workspace is empty
         self.refresh_projects()
 
@@ -404,13 +411,13 @@ class MainWindow(QMainWindow):
         """When the user last looked at each project's alerts (its Alerts tab, or leaving the project)."""
         self.settings.beginGroup("looked")
         try:
-            return {name: self.settings.value(name, "", type=str) for name in self.settings.childKeys()}
+            return {name: setting_text(self.settings, name) for name in self.settings.childKeys()}
         finally:
             self.settings.endGroup()
 
     def looked_at(self, name: str) -> str:
         """When the user last looked at the project's alerts; now, for a project seen the first time."""
-        stamp = self.settings.value(f"looked/{name}", "", type=str)
+        stamp = setting_text(self.settings, f"looked/{name}")
         if not stamp:
             stamp = self._now()
             self.settings.setValue(f"looked/{name}", stamp)
@@ -539,7 +546,7 @@ class MainWindow(QMainWindow):
         self.wizard.open()
 
     def _data_folder(self) -> str:
-        folder = self.settings.value("last_data_folder", "", type=str)
+        folder = setting_text(self.settings, "last_data_folder")
         return folder if folder and Path(folder).is_dir() else str(Path.home())
 
     def add_data(self) -> None:
@@ -804,7 +811,7 @@ class MainWindow(QMainWindow):
         self.banner.stop()
         self.job_bar.stop()
         self.statusBar().clearMessage()  # stops the status bar's message timer
-        self.panels["monitoring"].stop()
+        self.monitoring_panel.stop()
         if self.tray is not None:
             self.tray.hide()
         self.controller.shutdown()
