@@ -14,8 +14,12 @@ stream's batches), scored prequentially from drift + 3 like drift_loop:
     that stays quiet on the stationary stream).
 
     .venv/bin/python bench/drift_bound.py    (after bench/drift_loop.py; prints a table)
+
+--drift-loop names another drift_loop result file (the stream's size, seeds and detections come from
+it); --seeds N replays only its first N seeds.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -28,18 +32,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from app.core.domain.entities import Schema  # noqa: E402
 from app.core.ml import datasets, training  # noqa: E402
-from app.core.services import policy  # noqa: E402
-from app.demo.streams import shapes  # noqa: E402
+from app.demo.streams import Shape, shapes  # noqa: E402
 
 STREAM = "hyperplane"
 BUDGET_SHARE = 0.25
 INITIAL_ROWS = WINDOW_ROWS = 2000  # as bench/drift_loop.py
 
 
-def replay(seed: int, fit_after: set[int], schema: dict) -> float:
-    shape = shapes()[STREAM]
-
+def replay(shape: Shape, seed: int, fit_after: set[int], schema: Schema) -> float:
     def clean(frame):
         return datasets.clean(datasets.RawTable(frame, "bench"), schema, purpose="ingest").frame
 
@@ -52,15 +54,14 @@ def replay(seed: int, fit_after: set[int], schema: dict) -> float:
     for index, raw in shape.stream(seed):
         frame = clean(raw)
         predictions = np.asarray(model.predict(datasets.to_model_frame(frame, schema)))
-        values.append(policy.metric_value(shape.task, "accuracy", datasets.target_array(frame, schema),
-                                          predictions, model))
+        values.append(float(np.mean(predictions == datasets.target_array(frame, schema))))  # accuracy
         window = pd.concat([window, frame], ignore_index=True).iloc[-WINDOW_ROWS:]
         if index in fit_after:
             model = fit(window)
     return float(np.mean(values[shape.drift_at + 3:]))
 
 
-def project_schema(shape) -> dict:
+def project_schema(shape: Shape) -> Schema:
     """The schema Keel infers for the stream (as drift_loop's baselines use it)."""
     import tempfile
 
@@ -84,19 +85,23 @@ def schedule(first: int, batches: int) -> set[int]:
     return {int(round(first + step * k)) for k in range(fits) if first + step * k < batches - 1}
 
 
-def main() -> int:
-    results = json.loads((ROOT / "bench" / "results" / "drift_loop.json").read_text())
-    stream = results["streams"][STREAM]
-    shape = shapes()[STREAM]
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drift-loop", default=str(ROOT / "bench" / "results" / "drift_loop.json"),
+                        help="the drift_loop result file read (default bench/results/drift_loop.json)")
+    parser.add_argument("--seeds", type=int, help="replay only the first N seeds")
+    args = parser.parse_args(argv)
+    stream = json.loads(Path(args.drift_loop).read_text())["streams"][STREAM]
+    shape = shapes(batches=stream["shape"]["batches"])[STREAM]
     schema = project_schema(shape)
     rows = []
-    for run in stream["seeds"]:
+    for run in stream["seeds"][:args.seeds]:
         seed, keel = run["seed"], run["strategies"]["keel"]
         detected = min(i for i in keel["signals"] if i >= shape.drift_at)
         rows.append({"seed": seed, "detected": detected, "keel": keel["mean_from_drift_plus_3"],
                      "every batch": run["strategies"]["every batch"]["mean_from_drift_plus_3"],
-                     "from detection": replay(seed, schedule(detected, shape.batches), schema),
-                     "from the drift": replay(seed, schedule(shape.drift_at, shape.batches), schema)})
+                     "from detection": replay(shape, seed, schedule(detected, shape.batches), schema),
+                     "from the drift": replay(shape, seed, schedule(shape.drift_at, shape.batches), schema)})
         print(rows[-1])
     mean = {key: float(np.mean([r[key] for r in rows])) for key in ("keel", "every batch", "from detection",
                                                                       "from the drift")}

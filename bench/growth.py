@@ -129,7 +129,7 @@ def commands(workspace: Path) -> dict:
 def cycle_reads(workspace: Path) -> dict[str, list[float]]:
     """Seconds of the policy's earlier-version lookup plus the late-label rule, in this process; and
     of the reads they made before (every model version, deployment and monitoring result decoded)."""
-    from app.core.services import policy, traffic
+    from app.core.services import traffic
     from app.core.services.lifecycle import Keel
 
     keel = Keel.open(workspace)
@@ -140,7 +140,7 @@ def cycle_reads(workspace: Path) -> dict[str, list[float]]:
         settings = project.settings
 
         def now():
-            policy.earlier_production_versions(services, project, 1)
+            keel.policy.earlier_production_versions(project, 1)
             traffic.late_labels_message(services, project, settings)
 
         def whole():

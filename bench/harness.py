@@ -11,7 +11,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,21 @@ def fresh_copy(template: Path, scratch: Path) -> Path:
     shutil.rmtree(workspace, ignore_errors=True)
     shutil.copytree(template, workspace)
     return workspace
+
+
+@contextmanager
+def keel_services(workspace: Path) -> Iterator:
+    """This checkout's Keel on a workspace, in this process: for the set-up a benchmark does not time
+    (each process started pays ~2 CPU s of imports; set-up need not pay them once a step)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from app.core.services.lifecycle import Keel
+
+    keel = Keel.open(workspace)
+    try:
+        yield keel
+    finally:
+        keel.close()
 
 
 def interleaved(contenders: dict[str, Callable[[], ProcessRun]], repeats: int) -> dict[str, list[ProcessRun]]:

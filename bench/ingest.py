@@ -19,7 +19,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, fresh_copy, interleaved, library_versions, print_table, run_process, summary, write_report
+from harness import (
+    ROOT,
+    fresh_copy,
+    interleaved,
+    keel_services,
+    library_versions,
+    print_table,
+    run_process,
+    summary,
+    write_report,
+)
 
 TIME_RATIO_TARGET = 2.5
 MEMORY_RATIO_TARGET = 2.0
@@ -51,16 +61,21 @@ def write_csv(path: Path, rows: int, seed: int = 7, categories: bool = True) -> 
     return path
 
 
-def keel_template(data: Path, folder: Path) -> Path:
-    """A workspace with project `bench`, created from the first 2,000 rows of data."""
+def first_rows(data: Path, path: Path, rows: int = 2000) -> Path:
+    """The header and the first rows of data, written to path (what the benchmarks' projects are created from)."""
+    with open(data) as source, open(path, "w") as out:
+        for _, line in zip(range(rows + 1), source, strict=False):
+            out.write(line)
+    return path
+
+
+def keel_template(data: Path, folder: Path, preset: str = "logreg") -> Path:
+    """A workspace with project `bench` (that model preset), created from the first 2,000 rows of data."""
     if (folder / "registry.db").exists():
         return folder
-    seed = folder.parent / f"{data.stem}-seed.csv"
-    with open(data) as source, open(seed, "w") as out:
-        for _, line in zip(range(2001), source, strict=False):
-            out.write(line)
-    run_process([sys.executable, str(ROOT / "main.py"), "--workspace", str(folder), "project", "create", "bench",
-                 "--data", str(seed), "--target", "y", "--model", "logreg"], cwd=ROOT)
+    seed = first_rows(data, folder.parent / f"{data.stem}-seed.csv")
+    with keel_services(folder) as keel:
+        keel.create_project("bench", seed, "y", settings={"preset": preset})
     return folder
 
 

@@ -206,7 +206,7 @@ def main() -> int:
         workspace = folder / "workspace"
         keel = build_demo(workspace, batches)
         status = keel.status(PROJECT)
-        print(f"demo project: {len(status['versions'])} version(s), production v{status['production_version']}, "
+        print(f"demo project: {len(status.versions)} version(s), production v{status.production_version}, "
               f"{batches} monitored batch(es)")
 
         port = free_port()

@@ -393,7 +393,7 @@ def logged_rows(workspace: Path) -> int:
     """Rows the keel+log server recorded (its stop flushed them all)."""
     keel = Keel.open(workspace)
     try:
-        return keel.status(PROJECT)["prediction_log"]["rows"]
+        return keel.status(PROJECT).prediction_log.rows
     finally:
         keel.close()
 

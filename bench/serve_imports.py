@@ -24,8 +24,9 @@ from harness import ROOT, interleaved, library_versions, print_table, run_proces
 
 MODEL_MODULES = ("sklearn.pipeline, sklearn.compose, sklearn.preprocessing, sklearn.impute, sklearn.ensemble, "
                  "sklearn.linear_model")
+FLOOR = "python -c pass"
 IMPORTS = {
-    "python -c pass": "pass",
+    FLOOR: "pass",
     "numpy": "import numpy",
     "pandas": "import pandas",
     "scipy.stats": "import scipy.stats",
@@ -82,18 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--starts", type=int, default=5, help="starts of `serve` for the readiness times")
+    parser.add_argument("--imports", nargs="+", choices=list(IMPORTS)[1:], metavar="NAME",
+                        help=f"only these import lines ({', '.join(list(IMPORTS)[1:])}); the interpreter alone "
+                             "and Keel's load of a model are always timed")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="keel-bench-serve-imports-") as tmp:
         path, sha = saved_model(Path(tmp))
         contenders = {name: (lambda code=code: run_process([sys.executable, "-c", code]))
-                      for name, code in IMPORTS.items()}
+                      for name, code in IMPORTS.items() if name == FLOOR or not args.imports or name in args.imports}
         contenders["Keel's load_model (hgb)"] = lambda: run_process(
             [sys.executable, "-c", LOAD.format(root=str(ROOT), path=str(path), sha=sha)])
         runs = interleaved(contenders, args.repeats)
         ready = readiness(Path(tmp) / "workspace", args.starts)
     results = {name: summary(r) for name, r in runs.items()}
-    floor = results["python -c pass"]["cpu_seconds"]
+    floor = results[FLOOR]["cpu_seconds"]
     print_table(["imports", "CPU s", "wall s", "CPU s above python"],
                 [[name, r["cpu_seconds"], r["seconds"], r["cpu_seconds"] - floor] for name, r in results.items()])
     print(f"serve, {args.starts} starts (medians): first answer from /ping {ready['first_answer_s']:.3f} s, "

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, library_versions, print_table, run_process, write_report
+from harness import ROOT, fresh_copy, keel_services, library_versions, print_table, run_process, write_report
 from ingest import keel_template, write_csv
 
 UNLIMITED_MB = 1 << 20
@@ -33,12 +32,10 @@ def main_argv(workspace: Path) -> list[str]:
     return [sys.executable, str(ROOT / "main.py"), "--workspace", str(workspace)]
 
 
-def ingested_workspace(template: Path, data: Path, folder: Path, preset: str) -> Path:
-    workspace = folder / "workspace"
-    shutil.rmtree(workspace, ignore_errors=True)
-    shutil.copytree(template, workspace)
-    run_process([*main_argv(workspace), "project", "set", "bench", "--model", preset], cwd=ROOT)
-    run_process([*main_argv(workspace), "ingest", "bench", str(data)], cwd=ROOT)
+def ingested_workspace(template: Path, data: Path, folder: Path) -> Path:
+    workspace = fresh_copy(template, folder)
+    with keel_services(workspace) as keel:
+        keel.ingest("bench", data)
     return workspace
 
 
@@ -59,7 +56,7 @@ def training_record(workspace: Path) -> dict:
     try:
         project = registry.project("bench")
         run = registry.runs(project.id)[0]  # newest first
-        params = registry.run_params(run["id"])
+        params = registry.run_params(run.id)
         wanted = sum(row.labelled_rows for row in registry.dataset_versions(project.id))
         sample = params.get("training_sample")
         sample = json.loads(sample) if isinstance(sample, str) else sample
@@ -72,9 +69,9 @@ def training_record(workspace: Path) -> dict:
             "estimated_mb": round(rows * per_row / 2**20, 1)}
 
 
-def measure(template: Path, data: Path, folder: Path, budget_mb: int | None, floor_mb: float, preset: str,
+def measure(template: Path, data: Path, folder: Path, budget_mb: int | None, floor_mb: float,
             retrain: bool = False) -> dict:
-    workspace = ingested_workspace(template, data, folder, preset)
+    workspace = ingested_workspace(template, data, folder)
     run = train(workspace, budget_mb)
     record = training_record(workspace)
     above = run.peak_mb - floor_mb
@@ -83,7 +80,8 @@ def measure(template: Path, data: Path, folder: Path, budget_mb: int | None, flo
               "above_floor_mb": round(above, 1), "measured_bytes_per_row": round(above * 2**20 / record["trained_rows"]),
               "measured_over_estimate": round(above / record["estimated_mb"], 2)}
     if retrain:  # with that version in production, `train` chooses among the adaptive window's candidates
-        run_process([*main_argv(workspace), "deploy", "bench", "--version", str(record["model_version"])], cwd=ROOT)
+        with keel_services(workspace) as keel:
+            keel.deploy("bench", record["model_version"])
         again = train(workspace, budget_mb)
         result["retrain"] = {**training_record(workspace), "seconds": round(again.seconds, 2),
                              "peak_mb": round(again.peak_mb, 1), "above_floor_mb": round(again.peak_mb - floor_mb, 1)}
@@ -113,13 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             data = (Path(args.csv) if args.csv and rows == args.rows
                     else write_csv(data_dir / f"{'numeric-' if args.numeric_only else ''}rows-{rows}.csv", rows,
                                    categories=not args.numeric_only))
-            template = keel_template(data, data_dir / f"template-{rows}")
+            template = keel_template(data, data_dir / f"template-{data.stem}-{args.preset}", args.preset)
             if floor is None:  # the 2,000-row project the templates were created from
-                workspace = Path(scratch) / "floor"
-                shutil.copytree(template, workspace)
-                run_process([*main_argv(workspace), "project", "set", "bench", "--model", args.preset], cwd=ROOT)
-                floor = train(workspace, budget).peak_mb
-            results.append({"rows": rows, **measure(template, data, Path(scratch), budget, floor, args.preset,
+                floor = train(fresh_copy(template, Path(scratch)), budget).peak_mb
+            results.append({"rows": rows, **measure(template, data, Path(scratch), budget, floor,
                                                     args.retrain and rows == args.rows)})
     table = [[f"{r['rows']:,}", r["budget_mb"] or "default", f"{r['trained_rows']:,}", r["estimated_mb"],
               r["peak_mb"], r["above_floor_mb"], r["measured_over_estimate"], r["estimated_bytes_per_row"],

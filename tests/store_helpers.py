@@ -23,6 +23,7 @@ from app.core.store.workspace import Workspace
 
 if TYPE_CHECKING:
     from app.core.services.lifecycle import Keel
+    from app.core.services.policy import PolicyService
 
 
 def workspace_of(keel_or_root: Keel | str | os.PathLike) -> Workspace:
@@ -61,3 +62,16 @@ def service_dependencies(keel: Keel, registry: Registry) -> ServiceDependencies:
                                deploy_holding_lock=keel.deploy_holding_lock, rollback=keel.rollback,
                                rewrite_production_manifest=keel.rewrite_production_manifest)
     return ServiceDependencies(registry, workspace, ProjectData(registry, workspace), actions, clock=keel.clock)
+
+
+def policy_service(keel: Keel, registry: Registry) -> PolicyService:
+    """A policy service for keel's workspace on `registry`, wired as Keel wires its own."""
+    from app.core.services.inbox import InboxService
+    from app.core.services.monitoring import MonitoringService
+    from app.core.services.policy import PolicyService
+
+    deps = service_dependencies(keel, registry)
+    return PolicyService(registry=registry, workspace=deps.workspace, data=deps.data, inbox=InboxService(deps.inbox),
+                         monitoring=MonitoringService(deps.monitoring), loaded_models=deps.loaded_models,
+                         train=keel.train, deploy=keel.deploy, deploy_holding_lock=keel.deploy_holding_lock,
+                         rollback=keel.rollback)

@@ -3,22 +3,9 @@
 The reference tools (MLflow, Evidently) live in their own environments and stay out of the tests;
 the real sizes run from bench/ (docs/benchmarks.md has the figures and the commands)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-
-
-def load_bench(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the scripts import their shared harness as a sibling
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench_helpers import load_bench
 
 
 def test_the_ingest_benchmark_ingests_and_reports(tmp_path, capsys):
@@ -100,3 +87,38 @@ def test_the_late_label_count_benchmark_times_both_reads(tmp_path):
     sizes = json.loads(output.read_text())["sizes"]
     assert [s["batches"] for s in sizes] == [5, 20]
     assert all(s["indexed_count_s"] > 0 and s["decode_every_result_s"] > 0 for s in sizes)
+
+
+def test_the_serve_imports_benchmark_times_the_imports_the_load_and_a_start(tmp_path, capsys):
+    from bench_helpers import results_folder_state
+
+    before = results_folder_state()
+    output = tmp_path / "serve_imports.json"
+    assert load_bench("serve_imports").main(["--repeats", "1", "--starts", "1", "--imports", "numpy",
+                                             "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert set(report["results"]) == {"python -c pass", "numpy", "Keel's load_model (hgb)"}
+    assert all(r["seconds"] > 0 and r["cpu_seconds"] > 0 and r["peak_mb"] > 0 for r in report["results"].values())
+    assert 0 < report["serve"]["first_answer_s"] <= report["serve"]["ready_s"] < 60
+    assert "ready (200)" in capsys.readouterr().out
+    assert results_folder_state() == before
+
+
+def test_the_drift_bound_replays_the_clairvoyant_schedules(tmp_path, capsys):
+    """On an 8-batch hyperplane stream (drift at batch 2) and a drift_loop result of that size."""
+    from bench_helpers import results_folder_state
+
+    before = results_folder_state()
+    loop_result = tmp_path / "drift_loop.json"
+    loop_result.write_text(json.dumps({"streams": {"hyperplane": {
+        "shape": {"name": "hyperplane", "batches": 8, "drift_at": 2},
+        "seeds": [{"seed": 101, "strategies": {"keel": {"signals": [1, 4], "mean_from_drift_plus_3": 0.9},
+                                               "every batch": {"mean_from_drift_plus_3": 0.91}}}]}}}))
+    assert load_bench("drift_bound").main(["--drift-loop", str(loop_result)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "2 fits spread evenly" in lines[-4]  # a quarter of 8 batches
+    every_batch, target, from_detection, from_drift, keel = (cell.strip() for cell in lines[-1].strip("| ").split("|"))
+    assert (every_batch, target, keel) == ("0.910", "0.900", "0.900")  # read from the result file
+    assert from_detection.endswith("(detected at 4)")  # the first signal at or after the drift
+    assert 0.5 < float(from_detection.split()[0]) <= 1 and 0.5 < float(from_drift) <= 1
+    assert results_folder_state() == before

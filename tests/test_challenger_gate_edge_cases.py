@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import loans_csv
-from store_helpers import service_dependencies
 
 from app.core.domain.entities import Column, Project, Schema
 
@@ -41,7 +40,6 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
     "waited" the policy would never retrain again)."""
     from app.core.domain.errors import KeelError
     from app.core.services.lifecycle import Keel
-    from app.core.services.policy import waiting_challenger
 
     keel = Keel.open(tmp_path / "ws")
     try:
@@ -53,9 +51,9 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
         project = keel.project("p")
         with store(keel).transaction():  # what policy.decide records for "retrained_waiting"
             store(keel).set_alias(project.id, "challenger", store(keel).model_version(project.id, 2).id)
-        assert waiting_challenger(service_dependencies(keel, store(keel)).policy, "p") == 2
+        assert keel.policy.waiting_challenger("p") == 2
         keel.deploy("p", 3)
-        assert waiting_challenger(service_dependencies(keel, store(keel)).policy, "p") is None
+        assert keel.policy.waiting_challenger("p") is None
         with pytest.raises(KeelError, match="no challenger"):
             keel.policy.approve("p")
         assert keel.production_version("p") == 3

@@ -207,7 +207,7 @@ def test_ingest_reports_progress_through_the_file_and_stores_it_like_the_whole_f
     monkeypatch.setattr(ml_ingest, "WHOLE_FILE_BYTES", 0)  # not read whole by arrow_ingest
     heard = []
     again = keel.ingest("p", path, progress=lambda fraction, message: heard.append(fraction))
-    assert again["duplicate_of"] == whole["dataset_version"]  # the same content hash
+    assert again.duplicate_of == whole.dataset_version  # the same content hash
     assert heard == sorted(heard) and len(heard) > 5 and heard[-1] == 1.0
     assert stored_files(keel) == ["v1.parquet", "v2.parquet"]
 

@@ -64,7 +64,7 @@ def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path):
 
     later = make_batch(250, seed=99, concept=1.0)
     later.to_csv(tmp_path / "later.csv", index=False)
-    version = keel.ingest("demo-credit", tmp_path / "later.csv")["dataset_version"]
+    version = keel.ingest("demo-credit", tmp_path / "later.csv").dataset_version
     result = keel.insights.compare_versions("demo-credit", [1, 2])
     assert result["common"] == {"rows": 250, "dataset_versions": [version]}
 

@@ -1,6 +1,8 @@
 """The main window over the real service layer (pytest-qt, offscreen)."""
 
+import multiprocessing
 import time
+from pathlib import Path
 
 import pytest
 from gui_fixtures import JOB_TIMEOUT_MS, open_window, record_a_monitoring_result, run_job, start_job
@@ -10,6 +12,19 @@ from app.demo.simulator import make_batch
 
 def model_versions(window) -> list[int]:
     return sorted(r["version"] for r in window.panels["models"].table_model.rows)
+
+
+def processes_started_by(pid: int) -> list[int]:
+    """The live processes whose parent is pid (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            after_name = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(after_name[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
 
 
 def test_window_opens_on_the_demo_project(qtbot, window):
@@ -117,6 +132,9 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     job = start_job(qtbot, window, window.named_actions["retrain"].trigger, kind="train")
     assert job.cancellable
     qtbot.waitUntil(lambda: job.message.startswith(busy_with), timeout=JOB_TIMEOUT_MS)
+    # one depth: the training process fits in itself, it starts no process of its own
+    training_process = next(p for p in multiprocessing.active_children() if p.name == "keel-train")
+    assert processes_started_by(training_process.pid) == []
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
     with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
@@ -125,7 +143,8 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     assert time.monotonic() - started < 2.0
     assert blocker.args[0] is job and job.state == "cancelled"
     assert len(store(keel).model_versions(project_id)) == versions_before
-    assert sorted(p.name for p in (keel.root / "artifacts").rglob("*")) == artifacts_before
+    assert sorted(p.name for p in (keel.root / "artifacts").rglob("*")) == artifacts_before  # nor a .partial file
+    assert not training_process.is_alive()
     qtbot.waitUntil(lambda: window.named_actions["retrain"].isEnabled(), timeout=5000)
     assert window.errors == []
 
@@ -345,7 +364,7 @@ def test_a_dropped_file_is_ingested(qtbot, window, tmp_path):
     window.dragEnterEvent(enter)
     assert enter.accepted
     job = run_job(qtbot, window, lambda: window.dropEvent(drop), kind="ingest")
-    assert job.state == "done" and job.result["dataset_version"] == 2
+    assert job.state == "done" and job.result.dataset_version == 2
     data = window.panels["data"]
     window.tabs.setCurrentWidget(data)
     qtbot.waitUntil(lambda: data.up_to_date and bool(data.versions.rows), timeout=5000)

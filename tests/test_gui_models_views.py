@@ -25,7 +25,7 @@ def test_one_version_shows_its_full_card(qtbot, backlog_window):
     qtbot.waitUntil(lambda: models.card is not None and models.card["version"] == 2, timeout=20000)
     card = models.card
     keel = window.controller.keel
-    assert card["sha256"] == keel.status("demo-credit")["versions"][1].get("sha256", card["sha256"])
+    assert card["sha256"] == keel.load_version("demo-credit", 2).model_version.sha256
     used = [d["version"] for d in card["training"]["dataset_versions"]]
     assert used and used[-1] == 7 and set(used) <= set(range(1, 8))  # trained after batch v7 (adaptive window)
     assert "scikit-learn" in card["library_versions"] and card["parameters"]["preset"]

@@ -12,7 +12,7 @@ from unittest import mock
 
 import pytest
 from loop_helpers import batch, drop, make_project
-from store_helpers import service_dependencies
+from store_helpers import policy_service, service_dependencies, workspace_of
 
 from app.core.services.lifecycle import Keel
 from app.core.store import registry as registry_module
@@ -89,19 +89,19 @@ def _is_alias_of_growing_table(sql: str, alias: str) -> bool:
     return any(after == alias and before in GROWING_TABLES for before, after in zip(words, words[1:], strict=False))
 
 
-def test_the_monitoring_cycle_finds_pending_batches_without_scanning_history(keel, store):
+def test_the_monitoring_cycle_finds_pending_batches_without_scanning_history(keel):
     drop(keel, "loan", batch(9), "b9.csv")
     selects = _selects_of_a_new_keel(keel, lambda fresh: fresh.policy.monitor("loan"))
     assert any("monitor_results" in s and "NOT EXISTS" in s for s in selects), "the pending-batch lookup ran"
-    assert _history_scans(store(keel).path, selects) == []
+    assert _history_scans(workspace_of(keel).registry_path, selects) == []
 
 
-def test_status_history_and_project_list_read_history_through_indexes(keel, store):
+def test_status_history_and_project_list_read_history_through_indexes(keel):
     selects = _selects_of_a_new_keel(keel, lambda fresh: (
         fresh.status("loan"), fresh.status("loan", limit=2), fresh.history("loan"), fresh.history("loan", limit=3),
         fresh.list_projects()))
     assert selects
-    assert _history_scans(store(keel).path, selects) == []
+    assert _history_scans(workspace_of(keel).registry_path, selects) == []
 
 
 def _steps_to_read_metrics(registry, run_id: int) -> int:
@@ -156,15 +156,15 @@ def test_status_limit_lists_the_newest_versions_oldest_first_and_counts_them_all
 
     keel.train("loan")
     everything = keel.status("loan")
-    assert everything["versions_total"] == len(everything["versions"]) == 2
-    assert everything["dataset_versions_total"] == len(everything["dataset_versions"]) == 4
+    assert everything.versions_total == len(everything.versions) == 2
+    assert everything.dataset_versions_total == len(everything.dataset_versions) == 4
     limited = keel.status("loan", limit=1)
-    assert limited["versions"] == everything["versions"][-1:]
-    assert limited["dataset_versions"] == everything["dataset_versions"][-1:]
-    assert (limited["versions_total"], limited["dataset_versions_total"]) == (2, 4)
+    assert limited.versions == everything.versions[-1:]
+    assert limited.dataset_versions == everything.dataset_versions[-1:]
+    assert (limited.versions_total, limited.dataset_versions_total) == (2, 4)
     assert main(["--workspace", str(keel.root), "status", "loan", "--limit", "2", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert [d["version"] for d in shown["dataset_versions"]] == [3, 4] and set(shown) >= set(everything)
+    assert [d["version"] for d in shown["dataset_versions"]] == [3, 4] and set(shown) >= set(everything.to_json())
 
 
 def _steps(registry, work) -> int:
@@ -200,17 +200,17 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     """Both ran once per cycle over the whole history (every model version decoded; every
     monitoring result's details decoded): now each is one indexed read whose cost does not
     grow with archived versions or with labelled results."""
-    from app.core.services import policy, traffic
+    from app.core.services import traffic
 
-    registry = store(keel)
-    services = service_dependencies(keel, registry)
+    registry = store(keel)  # the test's own connection: its statements are the ones counted
+    services, policy = service_dependencies(keel, registry), policy_service(keel, registry)
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     dataset = registry.dataset_versions(project.id)[0]
     settings = dataclasses.replace(project.settings, id_column="customer_id", label_delay="0s")
 
     def work():
-        policy.earlier_production_versions(services, project, 1)
+        policy.earlier_production_versions(project, 1)
         traffic.late_labels_message(services, project, settings)
 
     _grow_versions_and_results(registry, project.id, first.id, dataset.id, 20, 100)
@@ -222,10 +222,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
 
 
 def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived_ones(keel, store):
-    from app.core.services import policy
-
     registry = store(keel)
-    services = service_dependencies(keel, registry)
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     ids = {1: first.id}
@@ -235,5 +232,5 @@ def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived
                                                          sha256="0", archived=int(version == 4))
         for version in (2, 3, 2, 4, 5, 6, 7, 8, 5, 9):
             registry.insert_deployment(project_id=project.id, model_version_id=ids[version], by="user", reason="t")
-    assert policy.earlier_production_versions(services, project, 9) == [5, 8, 7, 6, 2]  # 4 archived; at most 5
+    assert keel.policy.earlier_production_versions(project, 9) == [5, 8, 7, 6, 2]  # 4 archived; at most 5
     assert registry.recently_deployed_versions(project.id, None, 3) == [9, 5, 8]

@@ -45,8 +45,8 @@ def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel, store
     reason = (rejected / "no-income.csv.reason.txt").read_text()
     assert "missing feature column" in reason and "'income'" in reason
     assert (rejected / "sheet.xlsx.reason.txt").exists()
-    alerts = keel.status("loan")["open_alerts"]
-    assert [a["rule"] for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
+    alerts = keel.status("loan").open_alerts
+    assert [a.rule for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
     events = [e for e in keel.history("loan")["events"] if e["kind"] == "inbox_rejected"]
     assert {e["details"]["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
     assert len(store(keel).dataset_versions(keel.project("loan").id)) == 1  # nothing ingested

@@ -236,6 +236,80 @@ def test_the_module_level_state_check_catches_each_form():
     assert module_level_state(registry) == [5, 6, 8]
 
 
+def dependency_taking_functions(source: str) -> set[str]:
+    """A service module's functions that take a dependency bundle first (`def sweep(deps, name)`): rules
+    that belong to its service object. Functions that need no dependencies (statistics, shapes) are fine."""
+    return {node.name for node in ast.parse(source).body
+            if isinstance(node, ast.FunctionDef) and node.args.args and node.args.args[0].arg == "deps"}
+
+
+def calls_into_other_services(source: str, taking: dict[str, set[str]]) -> list[str]:
+    """Where a module reaches another service module's dependency-taking function (`monitoring.run_cycle(deps,
+    ...)` or `from app.core.services.inbox import sweep`) instead of calling that service's object.
+    taking: service module -> its dependency-taking functions. -> ["line: module.function"]"""
+    tree = ast.parse(source)
+    aliases = {}  # a local name -> the service module it names
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "app.core.services":
+            aliases |= {alias.asname or alias.name: alias.name for alias in node.names if alias.name in taking}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.core.services."):
+            module = node.module.rsplit(".", 1)[1]
+            found += [f"{node.lineno}: {module}.{alias.name}" for alias in node.names
+                      if alias.name in taking.get(module, ())]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                module = alias.name.rsplit(".", 1)[1] if alias.name.startswith("app.core.services.") else None
+                if module in taking and alias.asname:
+                    aliases[alias.asname] = module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            module = aliases[node.value.id]
+            if node.attr in taking[module]:
+                found.append(f"{node.lineno}: {module}.{node.attr}")
+    return sorted(found, key=lambda entry: int(entry.split(":")[0]))
+
+
+# Service modules not yet turned into objects that own their rules: each still reaches these modules'
+# dependency-taking functions. The policy is done: it calls self._monitoring.run_cycle and self._inbox.sweep.
+NOT_YET_SERVICE_OBJECTS = {
+    "monitoring.py": ["traffic.has_work", "traffic.evaluate_late_labels", "traffic.monitor_traffic"],
+    "reports.py": ["insights.compare_versions"],
+    "upkeep.py": ["backup.backup", "backup.outside_workspace"],
+}
+
+
+def test_each_service_calls_another_through_its_object_never_its_dependency_functions():
+    """A service calls another service's methods (self._monitoring.run_cycle(name)), never the other
+    module's functions that take that service's dependencies."""
+    modules = {path.stem: path.read_text() for path in sorted(SERVICES.glob("*.py"))}
+    taking = {name: functions for name, source in modules.items()
+              if (functions := dependency_taking_functions(source))}
+    found = {}
+    for name, source in modules.items():
+        calls = [call.split(": ")[1] for call in calls_into_other_services(source, taking)
+                 if not call.split(": ")[1].startswith(f"{name}.")]
+        if calls:
+            found[f"{name}.py"] = sorted(set(calls))
+    assert found == {module: sorted(calls) for module, calls in NOT_YET_SERVICE_OBJECTS.items()}
+
+
+def test_the_cross_service_call_check_catches_each_form():
+    taking = {"monitoring": {"run_cycle"}, "inbox": {"sweep"}}
+    leaky = ("from app.core.services import inbox, monitoring\n"
+             "cycle = monitoring.run_cycle(deps.monitoring, name)\n"
+             "from app.core.services.inbox import sweep, Rules\n"
+             "import app.core.services.monitoring as watch\n"
+             "watch.run_cycle(deps, name)\n"
+             "self._monitoring.run_cycle(name)\n"
+             "self._inbox.sweep(name)\n"
+             "rules = inbox.Rules()\n")
+    assert calls_into_other_services(leaky, taking) == ["2: monitoring.run_cycle", "3: inbox.sweep",
+                                                        "5: monitoring.run_cycle"]
+    assert dependency_taking_functions("def sweep(deps, name):\n    pass\ndef gate(project, frame):\n    pass\n") \
+        == {"sweep"}
+
+
 # ------------------------------------------------------------------ the tests themselves
 TESTS = Path(__file__).resolve().parent
 # Keel's private store, files, wiring and shared reads, and a service's private dependencies

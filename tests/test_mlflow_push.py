@@ -70,7 +70,7 @@ def test_push_all_logs_runs_registers_versions_and_uploads_the_models(capsys, wo
         params = {p["key"]: p["value"] for p in run["data"]["params"]}
         assert params["C"] == "1.0" and int(params["test_rows"]) > 0  # logreg's own and Keel's
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-        assert metrics["accuracy"] == pytest.approx(status["versions"][int(version) - 1]["metrics"]["accuracy"])
+        assert metrics["accuracy"] == pytest.approx(status.versions[int(version) - 1].metrics["accuracy"])
         root = run["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
         uploaded = {path.rsplit("/", 1)[1]: data for path, data in server.artifacts.items()
                     if path.startswith(root + "/model/")}

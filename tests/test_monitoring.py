@@ -56,7 +56,7 @@ def test_covariate_shift_opens_one_drift_alert_naming_the_features(keel):
     assert "drift_share" in opened and "income" in opened["drift_share"]["message"]
     drop(keel, "loan", batch(4, shift=1.0), "shifted-again.csv")
     assert keel.policy.monitor("loan")["alerts_opened"] == []  # still firing: no second alert
-    open_rules = [a["rule"] for a in keel.status("loan")["open_alerts"]]
+    open_rules = [a.rule for a in keel.status("loan").open_alerts]
     assert sorted(open_rules) == sorted(opened)
 
 
@@ -99,7 +99,7 @@ def test_an_unlabelled_batch_leaves_measured_alerts_alone_and_checks_the_estimat
     result = keel.policy.monitor("loan")
     assert result["alerts_recovered"] == []
     assert [a["rule"] for a in result["alerts_opened"]] == ["estimated_threshold"]
-    assert {a["rule"] for a in keel.status("loan")["open_alerts"]} == {"metric_threshold", "estimated_threshold"}
+    assert {a.rule for a in keel.status("loan").open_alerts} == {"metric_threshold", "estimated_threshold"}
 
 
 def test_policy_off_records_results_without_alerts(keel):
@@ -107,7 +107,7 @@ def test_policy_off_records_results_without_alerts(keel):
     drop(keel, "loan", batch(12, shift=1.0), "a.csv")
     result = keel.policy.monitor("loan")
     assert len(result["batches"]) == 1 and result["alerts_opened"] == [] and result["decision"] == "none"
-    assert keel.status("loan")["open_alerts"] == []
+    assert keel.status("loan").open_alerts == ()
 
 
 def _result(value, estimated=None, drifted=(), share=0.0, metric="accuracy"):

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from loop_helpers import batch, cli, drop, make_project
-from store_helpers import service_dependencies
 
 from app.core.domain.entities import Column, Project, Schema
 from app.core.domain.errors import KeelError
@@ -15,7 +14,7 @@ from app.core.services import policy
 
 
 def versions(keel, name="loan"):
-    return [v["version"] for v in keel.status(name)["versions"]]
+    return [v.version for v in keel.status(name).versions]
 
 
 def decisions(keel, name="loan"):
@@ -58,7 +57,7 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys, store
     result = keel.policy.monitor("loan")
     assert result["decision"] == "retrained_waiting" and result["production_version"] == 1
     assert result["challenger_waiting"] == 2
-    assert keel.status("loan")["versions"][1]["aliases"] == ["challenger"]
+    assert keel.status("loan").versions[1].aliases == ("challenger",)
     drop(keel, "loan", batch(4, concept=1.0), "more-drift.csv")
     again = keel.policy.monitor("loan")  # a challenger already waits: no second one
     assert again["decision"] == "alert" and versions(keel) == [1, 2]
@@ -77,7 +76,7 @@ def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
     result = keel.policy.monitor("loan")
     assert result["decision"] == "retrained_rejected"
     assert result["production_version"] == 1 and versions(keel) == [1, 2]
-    assert keel.status("loan")["versions"][1]["aliases"] == []
+    assert keel.status("loan").versions[1].aliases == ()
     assert not result["details"]["accepted"]
     assert result["details"]["rule"] == "better"  # a threshold the user set does not start a drift
     with pytest.raises(KeelError, match="no challenger"):
@@ -111,12 +110,13 @@ def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace,
     follow_up = keel.policy.monitor("loan")  # enough rows for the gate, but a follow-up waits for 2 unseen batches
     assert follow_up["decision"] == "held" and follow_up["details"]["hold"] == "new rows"
     assert follow_up["details"]["unseen_batches"] == 1 and follow_up["details"]["needed_batches"] == 2
-    deps = service_dependencies(keel, store(keel)).policy
-    policy.record_momentum(deps, keel.project("loan"), promoted=False, passed_drift_gate=False)
-    assert read_policy_state(store(keel), project_id).budget["drift"]["rejected"] == 1
-    policy.record_momentum(deps, keel.project("loan"), promoted=False, passed_drift_gate=False)
-    assert "drift" not in read_policy_state(store(keel), project_id).budget
-    assert policy.gate_rule(deps, keel.project("loan")) == "better"
+    state = read_policy_state(store(keel), project_id)
+    assert policy.gate_rule(state) == "no worse"
+    once = policy.budget_after_challenger(state.budget, promoted=False, passed_drift_gate=False)
+    assert once["drift"]["rejected"] == 1 and policy.gate_rule(state.but(budget=once)) == "no worse"
+    twice = policy.budget_after_challenger(once, promoted=False, passed_drift_gate=False)
+    assert "drift" not in twice and not twice["momentum"]
+    assert policy.gate_rule(state.but(budget=twice)) == "better"
     keel.close()
 
 

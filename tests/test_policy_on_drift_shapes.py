@@ -52,7 +52,7 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
         batch = datasets.clean(datasets.RawTable(frame, "batch"), schema).frame
         X, y = datasets.to_model_frame(batch, schema), datasets.target_array(batch, schema)
         never_values.append(policy.metric_value(shape.task, project.metric, y, never.predict(X), never))
-    versions = [v["version"] for v in keel.status("s")["versions"]]
+    versions = [v.version for v in keel.status("s").versions]
     keel.close()
     return np.array(keel_values), np.array(never_values), decisions, versions
 

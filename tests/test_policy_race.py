@@ -62,7 +62,7 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     assert event["details"]["decision"] == "retrained_rejected"
     assert event["details"]["champion_version"] == 1 and event["details"]["production_version"] == 2
     assert "production changed from v1 to v2" in event["message"]
-    assert [v["version"] for v in keel.status("loan")["versions"]] == [1, 2, 3]
+    assert [v.version for v in keel.status("loan").versions] == [1, 2, 3]
     keel.close()
 
 
@@ -90,7 +90,7 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch, 
     drop(keel, "loan", batch(3, rows=100, concept=1.0), "more-drift.csv")
     again = keel.policy.monitor("loan")
     assert again["decision"] == "held" and again["details"]["hold"] == "back-off"
-    assert [v["version"] for v in keel.status("loan")["versions"]] == [1, 2]
+    assert [v.version for v in keel.status("loan").versions] == [1, 2]
     keel.close()
 
 

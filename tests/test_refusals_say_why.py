@@ -56,7 +56,7 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path, store):
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification",
                             {"preset": "logreg", "window": "adaptive"})
         make_batch(50, seed=3).drop(columns=["default"]).to_csv(tmp_path / "unlabelled.csv", index=False)
-        version = keel.ingest("p", tmp_path / "unlabelled.csv")["dataset_version"]
+        version = keel.ingest("p", tmp_path / "unlabelled.csv").dataset_version
         with store(keel).transaction():  # what the policy records for an alert on that batch
             policy_state.write_policy_state(store(keel), keel.project("p").id,
                                             policy_state.PolicyState(change_point=version))

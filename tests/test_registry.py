@@ -302,12 +302,11 @@ def test_table_counts_cover_every_table(reg):
 
 def test_the_benchmark_runs_and_writes_its_report(tmp_path, capsys):
     """A smoke run with tiny sizes (figures meaningless): the script must not rot. Not timed."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("registry_bench", ROOT / "bench" / "registry_bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from bench_helpers import load_bench
+
+    bench = load_bench("registry_bench")
     output = tmp_path / "bench.json"
     assert bench.main(["--points", "500", "--single", "50", "--repeats", "1", "--output", str(output)]) == 0
     report = json.loads(output.read_text())

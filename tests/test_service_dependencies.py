@@ -1,32 +1,42 @@
 """Each service is an object built once per workspace by Keel (keel.policy, keel.inbox, ...) and
-handed only its dependencies (wired by ServiceDependencies, which Keel keeps private): the lifecycle
-actions it may call, the shared reads, and caches that belong to the workspace and have a bound. A
-front end holds the service objects, never their dependencies or the store."""
+handed only its dependencies: the lifecycle actions it may call, the shared reads, and caches that
+belong to the workspace and have a bound. A front end holds the service objects, never their
+dependencies or the store. The tests look at the wiring through the service objects themselves."""
 
 from types import SimpleNamespace
 
-from store_helpers import service_dependencies
-
-from app.core.services import policy
 from app.core.services.cache import BoundedCache
+from app.core.services.dependencies import Dependencies
 from app.core.services.lifecycle import Keel
+from app.core.services.policy import PolicyService
 
 
-def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_it_calls(tmp_path, store):
+def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_it_calls(tmp_path):
     keel = Keel.open(tmp_path / "ws")
     try:
-        services = service_dependencies(keel, store(keel))  # wired as Keel wires its own
-        assert services.policy is services.policy  # built once, then kept
-        assert services.policy.inbox is services.inbox and services.policy.monitoring is services.monitoring
-        assert services.policy.deploy == keel.deploy and services.policy.rollback == keel.rollback
-        assert services.inbox.ingest == keel.ingest
-        assert services.workspace_upkeep.rewrite_production_manifest == keel.rewrite_production_manifest
-        for deps in (services.insights, services.inbox, services.monitoring, services.policy, services.workspace_upkeep):
-            assert deps.registry is services.registry and deps.workspace == services.workspace
+        wired = {name: vars(getattr(keel, name))["_deps"] for name in ("insights", "inbox", "monitoring", "backup")}
+        assert wired["inbox"].ingest == keel.ingest
+        assert wired["backup"].rewrite_production_manifest == keel.rewrite_production_manifest
+        for deps in wired.values():
+            assert deps.registry is wired["insights"].registry and deps.workspace == wired["insights"].workspace
             assert deps.clock is keel.clock
-        assert not hasattr(services.insights, "deploy") and not hasattr(services.inbox, "train")
+        assert not hasattr(wired["insights"], "deploy") and not hasattr(wired["inbox"], "train")
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
         assert not hasattr(keel, "workspace") and not hasattr(keel, "services")
+    finally:
+        keel.close()
+
+
+def test_the_policy_is_handed_the_services_it_calls_and_the_lifecycle_actions_it_takes(tmp_path):
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        policy_wiring = vars(keel.policy)
+        assert policy_wiring["_inbox"] is keel.inbox and policy_wiring["_monitoring"] is keel.monitoring
+        assert policy_wiring["_deploy"] == keel.deploy and policy_wiring["_rollback"] == keel.rollback
+        assert policy_wiring["_train"] == keel.train and policy_wiring["_deploy_holding_lock"] == keel.deploy_holding_lock
+        shared = vars(keel.insights)["_deps"]  # what every service reads through
+        assert policy_wiring["_registry"] is shared.registry and policy_wiring["_data"] is shared.data
+        assert isinstance(policy_wiring["_loaded_models"], BoundedCache)
     finally:
         keel.close()
 
@@ -47,12 +57,27 @@ def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tm
         keel.close()
 
 
-def test_two_workspaces_never_share_a_cache(tmp_path, store):
+# Services whose methods still hand a dependency bundle to their module's functions
+PASSING_A_BUNDLE = {"inbox", "batches", "monitoring", "insights", "traffic", "labels", "reports", "mlflow",
+                    "backup", "bundle", "verifier", "upkeep"}
+
+
+def test_a_service_that_owns_its_rules_holds_its_dependencies_one_by_one_not_a_bundle(tmp_path):
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        for name in SERVICE_OBJECTS:
+            bundles = [attribute for attribute, value in vars(getattr(keel, name)).items()
+                       if isinstance(value, Dependencies)]
+            assert bool(bundles) == (name in PASSING_A_BUNDLE), (name, bundles)
+    finally:
+        keel.close()
+
+
+def test_two_workspaces_never_share_a_cache(tmp_path):
     first, second = Keel.open(tmp_path / "one"), Keel.open(tmp_path / "two")
     try:
-        one, two = service_dependencies(first, store(first)), service_dependencies(second, store(second))
-        assert one.loaded_models is not two.loaded_models
-        assert one.drift_references is not two.drift_references
+        assert vars(first.policy)["_loaded_models"] is not vars(second.policy)["_loaded_models"]
+        assert vars(first.monitoring)["_deps"].drift_references is not vars(second.monitoring)["_deps"].drift_references
     finally:
         first.close()
         second.close()
@@ -66,18 +91,20 @@ def test_the_policy_loads_a_model_version_once_and_keeps_a_bounded_number():
         return f"{name} v{version}"
 
     versions = {1: "aa", 2: "bb", 3: "cc"}
-    deps = SimpleNamespace(
-        data=SimpleNamespace(project=lambda name: SimpleNamespace(id=7, name=name), load_version=load_version),
+    cache = BoundedCache(2)
+    service = PolicyService(
         registry=SimpleNamespace(model_version=lambda project_id, version: SimpleNamespace(
             id=version, sha256=versions[version])),
-        loaded_models=BoundedCache(2))
-    assert policy.loaded_model(deps, "p", 1) == policy.loaded_model(deps, "p", 1) == "p v1"
+        data=SimpleNamespace(project=lambda name: SimpleNamespace(id=7, name=name), load_version=load_version),
+        loaded_models=cache, workspace=None, inbox=None, monitoring=None,  # a load needs none of these
+        train=None, deploy=None, deploy_holding_lock=None, rollback=None)
+    assert service.loaded_model("p", 1) == service.loaded_model("p", 1) == "p v1"
     assert loads == [("p", 1)]
-    policy.loaded_model(deps, "p", 2)
-    policy.loaded_model(deps, "p", 3)  # over the bound: v1, the least recently used, goes
-    assert len(deps.loaded_models) == 2
-    policy.loaded_model(deps, "p", 1)
+    service.loaded_model("p", 2)
+    service.loaded_model("p", 3)  # over the bound: v1, the least recently used, goes
+    assert len(cache) == 2
+    service.loaded_model("p", 1)
     assert loads == [("p", 1), ("p", 2), ("p", 3), ("p", 1)]
     versions[3] = "dd"  # a file replaced under the same version id is loaded again, never served stale
-    policy.loaded_model(deps, "p", 3)
+    service.loaded_model("p", 3)
     assert loads[-1] == ("p", 3)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.adapters.mlflow_rest import MlflowRestClient, tags_of
 from app.core.domain.errors import KeelError
+from app.core.domain.results import ProjectStatus
 
 PRODUCTION_ALIAS = "production"
 MODEL_ARTIFACT_DIR = "model"
@@ -27,7 +28,7 @@ READY_TIMEOUT_SECONDS = 60
 def push(keel, name: str, tracking_uri: str, version: int | None = None, all_versions: bool = False,
          client: MlflowRestClient | None = None) -> dict:
     status = keel.status(name)
-    production = status["production_version"]
+    production = status.production_version
     versions = _versions_to_push(status, version, all_versions)
     client = client or MlflowRestClient(tracking_uri)
     experiment = _experiment(client, name)
@@ -40,21 +41,21 @@ def push(keel, name: str, tracking_uri: str, version: int | None = None, all_ver
             "registered_model": name, "versions": pushed, "alias": alias, "added": added}
 
 
-def _versions_to_push(status: dict, version: int | None, all_versions: bool) -> list[int]:
-    known = [v["version"] for v in status["versions"]]
+def _versions_to_push(status: ProjectStatus, version: int | None, all_versions: bool) -> list[int]:
+    known = [v.version for v in status.versions]
     if version is not None and all_versions:
         raise KeelError("give --version N or --all, not both")
     if all_versions:
         if not known:
-            raise KeelError(f"project {status['project']!r} has no model versions yet")
+            raise KeelError(f"project {status.project!r} has no model versions yet")
         return known
     if version is not None:
         if version not in known:
             raise KeelError(f"unknown model version {version} (versions: {known or 'none yet'})")
         return [version]
-    if status["production_version"] is None:
-        raise KeelError(f"project {status['project']!r} has no production model yet: give --version N or --all")
-    return [status["production_version"]]
+    if status.production_version is None:
+        raise KeelError(f"project {status.project!r} has no production model yet: give --version N or --all")
+    return [status.production_version]
 
 
 def _experiment(client: MlflowRestClient, name: str) -> dict:

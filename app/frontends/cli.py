@@ -14,6 +14,7 @@ import sys
 import traceback
 
 from app.core.domain.errors import Cancelled, KeelError, is_disk_full
+from app.core.domain.results import ShownAsJson
 from app.core.domain.settings import parse_param, parse_prediction_log, parse_window
 from app.frontends import recovery_cli, runner, serve_cli
 from app.frontends.exit_codes import INTERRUPTED, USER_FIXABLE, exit_code_for
@@ -461,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             result = handler(keel, args)
         if result is None:
             return 0
+        if isinstance(result, ShownAsJson):  # a service's typed result: its document is what the CLI prints
+            result = result.to_json()
         if isinstance(result, int):  # a handler that printed its own output and chose the exit code
             return result
         print(json.dumps(_finite_or_null(result), default=str, allow_nan=False) if want_json

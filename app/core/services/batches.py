@@ -56,11 +56,11 @@ def ingest_files(deps: IngestDependencies, name: str, paths: Iterable[str | os.P
         except KeelError as exc:
             outcome["refused"].append(record_refusal(deps, name, path, str(exc), by))
             continue
-        if result["duplicate_of"]:
-            outcome["already_present"].append({"file": path.name, "dataset_version": result["duplicate_of"]})
+        if result.duplicate_of:
+            outcome["already_present"].append({"file": path.name, "dataset_version": result.duplicate_of})
         else:
-            outcome["added"].append({"file": path.name, "dataset_version": result["dataset_version"],
-                                     "rows": result["rows"], "warnings": len(result["warnings"])})
+            outcome["added"].append({"file": path.name, "dataset_version": result.dataset_version,
+                                     "rows": result.rows, "warnings": len(result.warnings)})
     report(1.0, "done")
     return outcome
 

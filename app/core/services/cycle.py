@@ -57,6 +57,18 @@ class CycleResult:
     late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
     late_windows: list["LateWindow"] = field(default_factory=list)  # their newly labelled rows, for the policy
 
+    def summary(self) -> str:
+        """One line for the audit log: each traffic window's prediction drift, each batch's metric and drift."""
+        if not self.batches and not self.traffic:
+            return "no new batches"
+        parts = [f"traffic window {w['window']}: {w['rows']} rows, prediction drift {w['prediction_drift']:.3f}"
+                 for w in self.traffic if w.get("prediction_drift") is not None]
+        for batch in self.batches:
+            measured = f"{batch.metric} {batch.value:.4f}" if batch.value is not None else "unlabelled"
+            estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""
+            parts.append(f"v{batch.dataset_version}: {measured}{estimated}, {len(batch.drifted_features)} drifted")
+        return "; ".join(parts)
+
 
 @dataclass
 class LateWindow:

@@ -3,9 +3,11 @@
 A service is an object (InboxService, PolicyService, ...) that Keel builds once per workspace and
 hands its dependencies: the registry (every read and write of the store), the workspace (its files
 and its locks), the shared reads (ProjectData), the clock, and the few lifecycle actions it needs,
-as callables (the policy deploys; the inbox ingests). Its methods call its module's functions,
-which take the dependencies first. No service is handed the lifecycle service (Keel) or reaches
-into another service's private functions; tests/test_layer_boundaries.py checks it.
+as callables (the policy deploys; the inbox ingests). A service that owns its rules (the policy)
+takes each of them as a constructor argument, the other services it calls among them; the
+others still hold a bundle of them (below) and hand it to their module's functions. No service is
+handed the lifecycle service (Keel) or reaches into another service's private functions;
+tests/test_layer_boundaries.py checks it.
 
 ServiceDependencies, built by Keel for its workspace (Keel._services, private), makes each
 service's dependencies on first use and keeps them, with the caches they share (bounded). The
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
+from app.core.domain.results import IngestResult
 from app.core.services.cache import BoundedCache
 from app.core.services.project_data import ProjectData
 from app.core.store.registry import Registry
@@ -29,7 +32,7 @@ DRIFT_REFERENCES_KEPT = 8
 LOADED_MODELS_KEPT = 8
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
-Ingest = Callable[..., dict]  # lifecycle's ingest(name, path, by=...) -> its result
+Ingest = Callable[..., IngestResult]  # lifecycle's ingest(name, path, by=...)
 Train = Callable[..., dict]  # lifecycle's train(name, by=, reason=, data=, progress=) -> {version, run_id, ...}
 Deploy = Callable[..., dict]  # lifecycle's deploy(name, version, by=, reason=)
 DeployHoldingLock = Callable[..., dict]  # the same, for a caller holding the project lock (extra_transaction_work=)
@@ -61,17 +64,6 @@ class WorkspaceDependencies(Dependencies):
 @dataclass(frozen=True, kw_only=True)
 class MonitoringDependencies(Dependencies):
     drift_references: BoundedCache  # prepared drift references, one per model version
-
-
-@dataclass(frozen=True, kw_only=True)
-class PolicyDependencies(Dependencies):
-    inbox: IngestDependencies  # a monitoring cycle sweeps the inbox first
-    monitoring: MonitoringDependencies
-    loaded_models: BoundedCache  # champion and earlier versions, loaded (sha256-checked) once
-    train: Train
-    deploy: Deploy
-    deploy_holding_lock: DeployHoldingLock
-    rollback: Rollback
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,11 +137,3 @@ class ServiceDependencies:
     def monitoring(self) -> MonitoringDependencies:
         return MonitoringDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
                                       drift_references=self.drift_references)
-
-    @cached_property
-    def policy(self) -> PolicyDependencies:
-        actions = self.actions
-        return PolicyDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
-                                  inbox=self.inbox, monitoring=self.monitoring, loaded_models=self.loaded_models,
-                                  train=actions.train, deploy=actions.deploy,
-                                  deploy_holding_lock=actions.deploy_holding_lock, rollback=actions.rollback)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
+from app.core.domain.results import IngestResult
 from app.core.fileio import sha256_file, write_text_atomic
 from app.core.services.dependencies import IngestDependencies, Progress
 from app.core.services.paths import is_inside
@@ -328,11 +329,11 @@ def _take(deps: IngestDependencies, name: str, entry: Entry, taking: Path, proce
     destination = free_name(processed, entry.name)
     os.replace(copy, destination)  # processed/ holds exactly the bytes that were ingested
     _retire_original(deps, name, entry, digest, destination, rejected, ingested, by)
-    status = "duplicate" if ingested.get("duplicate_of") else "processed"
+    status = "duplicate" if ingested.duplicate_of else "processed"
     return {"file": entry.name, "status": status, "moved_to": str(destination),
-            "dataset_version": ingested["dataset_version"], "rows": ingested["rows"],
-            "labelled": ingested["labelled"], "warnings": ingested.get("warnings", []),
-            "duplicate_of": ingested.get("duplicate_of"), "sha256": digest}
+            "dataset_version": ingested.dataset_version, "rows": ingested.rows,
+            "labelled": ingested.labelled, "warnings": list(ingested.warnings),
+            "duplicate_of": ingested.duplicate_of, "sha256": digest}
 
 
 def _copy_and_hash(source: Path, copy: Path) -> tuple[str, int]:
@@ -346,7 +347,7 @@ def _copy_and_hash(source: Path, copy: Path) -> tuple[str, int]:
 
 
 def _retire_original(deps: IngestDependencies, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
-                     ingested: dict, by: str) -> None:
+                     ingested: IngestResult, by: str) -> None:
     """Remove the dropped file (a link: the link only) if it still holds exactly what was ingested."""
     if entry.path != entry.source:
         entry.path.unlink(missing_ok=True)
@@ -358,7 +359,7 @@ def _retire_original(deps: IngestDependencies, name: str, entry: Entry, digest: 
     if unchanged:
         entry.path.unlink(missing_ok=True)
         return
-    version = ingested.get("duplicate_of") or ingested["dataset_version"]
+    version = ingested.duplicate_of or ingested.dataset_version
     reject(deps, name, entry.path, rejected, KeelError(
         f"changed while it was being ingested: its first {entry.size} bytes became dataset v{version} "
         f"({ingested_copy.name} in processed/); this is the whole file as it is now, not ingested"), by)

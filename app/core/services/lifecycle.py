@@ -37,6 +37,13 @@ from app.core.domain.entities import (
 )
 from app.core.domain.errors import Cancelled, KeelError, NotFoundError, ValidationError
 from app.core.domain.project_name import check_project_name
+from app.core.domain.results import (
+    DatasetStatus,
+    IngestResult,
+    LastMonitoring,
+    ProjectStatus,
+    VersionStatus,
+)
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
 from app.core.fileio import (
     atomic_path,
@@ -178,7 +185,10 @@ class Keel:
     def policy(self) -> PolicyService:
         from app.core.services.policy import PolicyService
 
-        return PolicyService(self._services.policy)
+        return PolicyService(registry=self._registry, workspace=self._workspace, data=self._data,
+                             inbox=self.inbox, monitoring=self.monitoring, loaded_models=self._services.loaded_models,
+                             train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
+                             rollback=self.rollback)
 
     @cached_property
     def insights(self) -> InsightsService:
@@ -416,7 +426,7 @@ class Keel:
             source=source, parent_id=parent_id, report=batch.report)
 
     def ingest(self, name: str, file_path: str | os.PathLike, by: str = "user", progress: Progress | None = None,
-               cancel_event: threading.Event | None = None) -> dict:
+               cancel_event: threading.Event | None = None) -> IngestResult:
         """A file becomes the project's next dataset version (any size: ml.ingest). progress hears
         how much of the file is read; setting cancel_event stops it with nothing stored (Cancelled)."""
         from app.core.ml.ingest import ingest_file
@@ -433,15 +443,16 @@ class Keel:
             staged.unlink(missing_ok=True)
 
     def _store_ingested(self, project: Project, stored: IngestedFile, staged: Path, by: str,
-                        cancel_event: threading.Event | None) -> dict:
+                        cancel_event: threading.Event | None) -> IngestResult:
         """The staged Parquet file renamed to the next version, and its rows, under the project lock."""
         with self.holding_project_lock(project.name):
             existing = self._registry.dataset_version_by_hash(project.id, stored.content_sha256)
             if existing:
-                return {"dataset_version": existing.version, "rows": existing.rows,
-                        "labelled": existing.labelled_rows > 0, "labelled_rows": existing.labelled_rows,
-                        "warnings": stored.warnings + [f"{stored.source}: same content as dataset version {existing.version}; nothing stored"],
-                        "duplicate_of": existing.version}
+                return IngestResult(dataset_version=existing.version, rows=existing.rows,
+                                    labelled_rows=existing.labelled_rows,
+                                    warnings=(*stored.warnings, f"{stored.source}: same content as dataset version "
+                                                                f"{existing.version}; nothing stored"),
+                                    duplicate_of=existing.version)
             version = self._registry.next_number("dataset_versions", project.id)
             parent_id = self._registry.latest_dataset_version_id(project.id)
             path = self._workspace.dataset_dir(project.name) / f"v{version}.parquet"
@@ -455,8 +466,8 @@ class Keel:
                                             f"dataset v{version} from {stored.source}: {stored.rows} rows, "
                                             f"{stored.labelled_rows} labelled", by,
                                             {"dataset_version": version, "warnings": stored.warnings})
-        return {"dataset_version": version, "rows": stored.rows, "labelled": stored.labelled,
-                "labelled_rows": stored.labelled_rows, "warnings": stored.warnings, "duplicate_of": None}
+        return IngestResult(dataset_version=version, rows=stored.rows, labelled_rows=stored.labelled_rows,
+                            warnings=tuple(stored.warnings), duplicate_of=None)
 
     def dataset_frame(self, name: str, version: int, rows: int | None = None) -> pd.DataFrame:
         return self._data.dataset_frame(name, version, rows)
@@ -943,33 +954,31 @@ class Keel:
                 "id_column": id_column, "assigned_ids": assigned, "logged_rows": logged}
 
     # ================================================================ reports
-    def status(self, name: str, limit: int | None = None) -> dict:
+    def status(self, name: str, limit: int | None = None) -> ProjectStatus:
         """limit=N: only the newest N model versions and dataset versions (still oldest first);
         versions_total and dataset_versions_total count them all."""
         from app.core.services import prediction_log
 
         project = self.project(name)
         production = self.production_version(name)
-        versions = []
-        for model_version in self._registry.model_versions(project.id, newest=limit):
-            versions.append({"version": model_version.version, "created_at": model_version.created_at,
-                             "metrics": self.model_metrics(model_version), "aliases": list(model_version.aliases),
-                             "in_production": model_version.version == production,
-                             "archived": model_version.archived, "notes": model_version.notes})
-        datasets_rows = self._registry.dataset_versions(project.id, newest=limit)
+        versions = tuple(VersionStatus(version=model_version.version, created_at=model_version.created_at,
+                                       metrics=self.model_metrics(model_version), aliases=model_version.aliases,
+                                       in_production=model_version.version == production,
+                                       archived=model_version.archived, notes=model_version.notes)
+                         for model_version in self._registry.model_versions(project.id, newest=limit))
+        datasets = tuple(DatasetStatus(version=d.version, rows=d.rows, labelled_rows=d.labelled_rows, source=d.source,
+                                       created_at=d.created_at)
+                         for d in self._registry.dataset_versions(project.id, newest=limit))
         counts = self._registry.version_counts(project.id)
         last = self._registry.last_monitor_result(project.id)
-        last_result = None if last is None else {"at": last.at, "metric": last.metric, "value": last.value,
-                                                 "estimated_value": last.estimated_value}
-        return {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
-                "production_version": production, "versions": versions,
-                "dataset_versions": [{"version": d.version, "rows": d.rows, "labelled_rows": d.labelled_rows,
-                                      "source": d.source, "created_at": d.created_at} for d in datasets_rows],
-                "last_monitoring": last_result,
-                "open_alerts": [a.headline() for a in self._registry.open_alerts(project.id)],
-                "settings": project.settings.to_dict(),
-                "prediction_log": prediction_log.summary(self._registry, project),
-                "versions_total": counts["model_versions"], "dataset_versions_total": counts["dataset_versions"]}
+        return ProjectStatus(
+            project=name, task=project.task, target=project.target, metric=project.metric,
+            production_version=production, versions=versions, dataset_versions=datasets,
+            last_monitoring=None if last is None else LastMonitoring(at=last.at, metric=last.metric, value=last.value,
+                                                                     estimated_value=last.estimated_value),
+            open_alerts=tuple(self._registry.open_alerts(project.id)), settings=project.settings,
+            prediction_log=prediction_log.summary(self._registry, project),
+            versions_total=counts["model_versions"], dataset_versions_total=counts["dataset_versions"])
 
     def model_timeline(self, name: str) -> list[dict]:
         """When each model version was made, oldest first: [{version, created_at}], for a timeline's

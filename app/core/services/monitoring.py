@@ -255,18 +255,6 @@ def update_alerts(registry: Registry, project: Project, result: BatchResult, by:
                 details, by, cycle)
 
 
-def summary(cycle: CycleResult) -> str:
-    if not cycle.batches and not cycle.traffic:
-        return "no new batches"
-    parts = [f"traffic window {w['window']}: {w['rows']} rows, prediction drift {w['prediction_drift']:.3f}"
-             for w in cycle.traffic if w.get("prediction_drift") is not None]
-    for batch in cycle.batches:
-        measured = f"{batch.metric} {batch.value:.4f}" if batch.value is not None else "unlabelled"
-        estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""
-        parts.append(f"v{batch.dataset_version}: {measured}{estimated}, {len(batch.drifted_features)} drifted")
-    return "; ".join(parts)
-
-
 class MonitoringService:
     """Monitoring cycles and the drift references they compare with (Keel.monitoring)."""
 

@@ -53,12 +53,19 @@ It is promoted only if the tested fit is better by at least `margin` (in the met
 direction) and a one-sided paired test at level `alpha` agrees: McNemar for accuracy,
 a paired bootstrap for other metrics; during a drift, if it is better in the point estimate
 and the paired test does not show it worse at `alpha`. A challenger that fails is kept, not deployed.
+
+PolicyService holds the rules that read or write the store (the policy state, the audit log); it is
+handed the inbox and monitoring services, whose methods a cycle calls, and the lifecycle actions it
+takes (train, deploy, rollback). The module's functions are the computations that need no store:
+the gate and its paired tests, the candidate windows, the budget.
 """
+
+from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -70,12 +77,18 @@ from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
 from app.core.ml.childproc import ChildQueue, capped_native_threads, report_failure, run_in_child
 from app.core.ml.evaluation import is_better, mcnemar_test, paired_bootstrap_test
+from app.core.services.cache import BoundedCache
 from app.core.services.cycle import CHANGE_RULES, CycleResult
-from app.core.services.dependencies import PolicyDependencies, Progress
-from app.core.services.project_data import LoadedModel
+from app.core.services.dependencies import Deploy, DeployHoldingLock, Progress, Rollback, Train
+from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store import policy_state as store
 from app.core.store.policy_state import PolicyState
-from app.core.store.workspace import FileLock, project_lock
+from app.core.store.registry import Registry
+from app.core.store.workspace import FileLock, Workspace, project_lock
+
+if TYPE_CHECKING:
+    from app.core.services.inbox import InboxService
+    from app.core.services.monitoring import MonitoringService
 
 log = logging.getLogger("keel.policy")
 
@@ -128,175 +141,11 @@ class Outcome:
     challenger_version: int | None = None
 
 
-# --------------------------------------------------------------------------- loaded models, cached
-def loaded_model(deps: PolicyDependencies, name: str, version: int) -> LoadedModel:
-    """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache, keyed by
-    project, version id and hash: a project deleted and created again never gets the old model."""
-    model_version = deps.registry.model_version(deps.data.project(name).id, version)
-    key = (name, model_version.id, model_version.sha256)
-    return deps.loaded_models.get_or_build(key, lambda: deps.data.load_version(name, version))
-
-
-# --------------------------------------------------------------------------- the whole cycle
-def monitor(deps: PolicyDependencies, name: str, by: str = "user", progress: Progress | None = None,
-            lock_timeout: float = 600.0) -> dict:
-    """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`."""
-    from app.core.services import inbox, monitoring
-
-    report = progress or (lambda fraction, message: None)
-    project = deps.data.project(name)
-    report(0.0, "sweeping the inbox")
-    swept = inbox.sweep(deps.inbox, name, by=by)
-    lock = FileLock(deps.workspace.project_lock_path(name, "monitor"))
-    if not lock.acquire(timeout=lock_timeout):
-        raise BusyError(f"project {name!r} is being monitored by another process (lock {lock.path})")
-    try:
-        if deps.registry.current_deployment(project.id) is None:
-            ingested = sum(1 for item in swept if item["status"] == "processed")
-            raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
-                            f"{ingested} inbox file(s) ingested")
-        settings = project.settings
-        cycle = monitoring.run_cycle(deps.monitoring, name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
-                                     alerts=settings.policy != "off")
-        outcome = apply(deps, name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
-        if cycle.batches or cycle.late_labels or outcome.decision != "none":
-            with deps.registry.transaction():
-                deps.registry.add_event(project, "monitored",
-                                        f"{monitoring.summary(cycle)} -> {outcome.decision}"
-                                        + (f": {outcome.message}" if outcome.message else ""),
-                                        by, {"batches": [b.public() for b in cycle.batches],
-                                             "alerts_opened": [a["id"] for a in cycle.alerts_opened],
-                                             "decision": outcome.decision})
-    finally:
-        lock.release()
-    report(1.0, outcome.decision)
-    return {"project": name, "batches": [b.public() for b in cycle.batches],
-            "alerts_opened": cycle.alerts_opened, "alerts_recovered": cycle.alerts_recovered,
-            "decision": outcome.decision, "message": outcome.message,
-            "production_version": deps.data.production_version(name), "challenger_version": outcome.challenger_version,
-            "challenger_waiting": waiting_challenger(deps, name), "inbox": swept, "details": outcome.details,
-            "change_detected": outcome.details.get("change_detected"),
-            "traffic": cycle.traffic, "late_labels": cycle.late_labels}
-
-
 @dataclass
 class Observation:
     """What the policy learned from one cycle's batches about its champion."""
     change: dict | None = None  # the change detector fired: where and with which numbers
     recent: pd.DataFrame | None = None  # the cycle's labelled rows, newest last (none of the models saw them)
-
-
-def apply(deps: PolicyDependencies, name: str, cycle: CycleResult, by: str = "user",
-          progress: Progress | None = None) -> Outcome:
-    outcome = decide_cycle(deps, name, cycle, by, progress)
-    if outcome.decision != "held" and (cycle.batches or cycle.late_windows):
-        end_hold_streak(deps, deps.data.project(name), outcome.decision)
-    return outcome
-
-
-def decide_cycle(deps: PolicyDependencies, name: str, cycle: CycleResult, by: str = "user",
-                 progress: Progress | None = None) -> Outcome:
-    project = deps.data.project(name)
-    settings = project.settings
-    firing = {rule: message for rule, message in cycle.firing.items() if message}
-    if settings.policy == "off":
-        return Outcome("none", "policy off: results recorded, no alerts")
-    observation = observe(deps, project, cycle, by)
-    fallback = Outcome("alert" if firing else "none", "; ".join(firing.values()))
-    if observation.change:
-        fallback.details["change_detected"] = observation.change
-    waiting = waiting_challenger(deps, name)
-    if settings.policy == "approve" and waiting is not None:
-        fallback.message = (fallback.message + "; " if fallback.message else "") + \
-            f"challenger v{waiting} waits for approval"
-        return fallback
-    restored = try_restore(deps, name, settings, observation, fallback)
-    if restored is not None:
-        return restored
-    if settings.policy == "alert":
-        return fallback
-    reasons = retrain_reasons(deps, project, settings, cycle.firing, observation,
-                              tuple(alert["rule"] for alert in cycle.alerts_opened))
-    if not reasons:
-        return fallback
-    new_change = observation.change is not None or any(alert["rule"] in CHANGE_RULES for alert in cycle.alerts_opened)
-    held = hold_reason(deps, project, settings, reasons, latest_value(cycle), new_change)
-    if held is not None:
-        return record_hold(deps, project, reasons, held, fallback, cycle_position(cycle))
-    try:
-        outcome = retrain_and_gate(deps, name, reasons, settings, progress)
-    except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
-        log.info("retrain of %s skipped: %s", name, exc)
-        return Outcome("alert" if firing else "none", f"retrain needed ({', '.join(reasons)}) but skipped: {exc}",
-                       dict(fallback.details))
-    if observation.change:
-        outcome.details["change_detected"] = observation.change
-    return outcome
-
-
-# --------------------------------------------------------------------------- change points and the detector
-def observe(deps: PolicyDependencies, project: Project, cycle: CycleResult, by: str) -> Observation:
-    """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
-    name = project.name
-    state = store.read_policy_state(deps.registry, project.id)
-    champion_version = cycle.production_version
-    detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
-    detector = LossCusum.from_dict(detector_state.get("cusum"))
-    change_point = state.change_point
-    for alert in cycle.alerts_opened:
-        if alert["rule"] in CHANGE_RULES:
-            change_point = alert["dataset_version"]
-    observation = Observation()
-    frames = []
-    labelled = labelled_windows(deps, project, cycle)
-    champion = loaded_model(deps, name, champion_version) if labelled and champion_version else None
-    for label, frame in labelled:
-        frames.append(frame)
-        if champion is None:
-            continue  # no production model: no loss to watch
-        change = detector.update(row_losses(project, champion.model, frame), label)
-        if change is not None:
-            observation.change = change
-            change_point = change["started_at"]
-    if frames:
-        observation.recent = pd.concat(frames, ignore_index=True).iloc[-MAX_GATE_ROWS:].reset_index(drop=True)
-    # a traffic window labelled late counts as a batch; a batch labelled late was counted when it was monitored
-    batches = len(cycle.batches) + sum(1 for late in cycle.late_windows if late.traffic_window is not None)
-    budget = dict(state.budget)
-    budget["batches"] = budget.get("batches", 0) + batches
-    budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * batches)
-    if observation.change or any(alert["rule"] in DRIFT_RULES for alert in cycle.alerts_opened):
-        budget["drift"] = {"since": change_point, "rejected": 0}  # a drift starts (or starts again)
-    new_state = state.but(change_point=change_point, budget=budget,
-                          detector={"champion_version": champion_version, "cusum": detector.to_dict()})
-    with deps.registry.transaction():
-        store.write_policy_state(deps.registry, project.id, new_state)
-        if observation.change:
-            change = observation.change
-            deps.registry.add_event(
-                project, "change_detected",
-                f"change detected from dataset v{change['started_at']} (on v{change['detected_at']}): the loss of "
-                f"v{champion_version} rose from {change['reference_loss']:.4f} to {change['batch_loss']:.4f} "
-                f"(CUSUM {change['statistic']:.2f} > {change['limit']:g})", by,
-                {"dataset_version": change["started_at"], "rule": "change_detector",
-                 "champion_version": champion_version, **change})
-    return observation
-
-
-def labelled_windows(deps: PolicyDependencies, project: Project, cycle: CycleResult) -> list[tuple[int, pd.DataFrame]]:
-    """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
-    labelled late (rows the champion never trained on), then the new labelled batches."""
-    name = project.name
-    found = []
-    if cycle.late_windows and cycle.production_version:
-        seen_until = champion_seen_until(deps, project)
-        found += [(late.labels_dataset_version, late.rows) for late in cycle.late_windows
-                  if late.labels_dataset_version > seen_until]
-    for batch in cycle.batches:
-        if batch.labelled_rows:
-            frame, _sample = deps.data.batch_within_budget(name, batch.dataset_version, labelled_only=True)
-            found.append((batch.dataset_version, frame))  # the monitoring result records a sample
-    return found
 
 
 def row_losses(project: Project, model: Any, frame: pd.DataFrame) -> np.ndarray:
@@ -310,152 +159,6 @@ def row_losses(project: Project, model: Any, frame: pd.DataFrame) -> np.ndarray:
     return np.abs(predictions.astype(float) - y.astype(float))
 
 
-def adaptive_start(deps: PolicyDependencies, project: Project) -> int | None:
-    """The latest detected change (None: no change yet): where the rows since the change start."""
-    return store.read_policy_state(deps.registry, project.id).change_point
-
-
-# --------------------------------------------------------------------------- earlier versions as challengers
-def earlier_production_versions(deps: PolicyDependencies, project: Project, production: int | None) -> list[int]:
-    """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
-    return deps.registry.recently_deployed_versions(project.id, production, MAX_RESTORE_CANDIDATES)
-
-
-def try_restore(deps: PolicyDependencies, name: str, settings: ProjectSettings, observation: Observation,
-                fallback: Outcome) -> Outcome | None:
-    """Gate each earlier production version against the champion on the cycle's rows; act on the best."""
-    project = deps.data.project(name)
-    production = deps.data.production_version(name)
-    candidates = earlier_production_versions(deps, project, production)
-    recent = observation.recent
-    if production is None or not candidates or recent is None or len(recent) < MIN_GATE_ROWS:
-        return None
-    champion = loaded_model(deps, name, production)
-    alpha = settings.alpha / len(candidates)  # Bonferroni: one test per candidate
-    verdicts = []
-    for version in candidates:
-        candidate = loaded_model(deps, name, version)
-        verdict = gate(project, champion.model, candidate.model, recent, settings.margin, alpha)
-        verdicts.append({"version": version, **{k: v for k, v in verdict.items() if k != "test_details"}})
-    accepted = [v for v in verdicts if v["accepted"]]
-    if not accepted:
-        return None
-    sign = 1 if higher_is_better(project.metric) else -1
-    best = max(accepted, key=lambda v: sign * v["challenger_value"])
-    details = {"champion_version": production, "restored_version": best["version"], "candidates": verdicts,
-               "alpha_per_candidate": alpha, **{k: best[k] for k in ("metric", "champion_value", "challenger_value",
-                                                                     "gate_rows", "test", "p_value")},
-               **({"change_detected": observation.change} if observation.change else {})}
-    numbers = (f"earlier v{best['version']} {best['metric']} {best['challenger_value']:.4f} vs champion "
-               f"v{production} {best['champion_value']:.4f} on the {best['gate_rows']} newest rows neither saw "
-               f"({best['test']} p={best['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g} "
-               f"shared by {len(candidates)} earlier version(s))")
-    return act_on_restore(deps, name, project, settings, details, numbers, fallback)
-
-
-def act_on_restore(deps: PolicyDependencies, name: str, project: Project, settings: ProjectSettings, details: dict, numbers: str,
-                   fallback: Outcome) -> Outcome:
-    version = details["restored_version"]
-    if settings.policy == "auto":
-        message = f"{numbers}: restored to production (a policy rollback; nothing was trained)"
-        deps.rollback(name, by="policy", reason=message, to_version=version)
-        decision = "restored"
-    elif settings.policy == "approve":
-        message = f"{numbers}: waits for approval (keel approve {name})"
-        decision = "restore_waiting"
-    else:
-        message = f"{numbers}: an earlier version is better (keel rollback {name} --to {version})"
-        decision = "alert"
-    with deps.registry.transaction():
-        if decision == "restore_waiting":
-            deps.registry.set_alias(project.id, "challenger", deps.registry.model_version(project.id, version).id)
-        if decision == "alert" and not any(a.rule == RESTORE_RULE for a in deps.registry.open_alerts(project.id)):
-            alert_id = deps.registry.insert_alert(project_id=project.id, rule=RESTORE_RULE, severity="warning",
-                                                  message=message, details=details)
-            deps.registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
-                                    {"alert_id": alert_id, "rule": RESTORE_RULE, **details})
-        deps.registry.add_event(project, "restore_decision", message, "policy", {**details, "decision": decision})
-    if decision == "alert":
-        message = "; ".join(filter(None, [fallback.message, message]))
-    return Outcome(decision, message, details, version)
-
-
-# --------------------------------------------------------------------------- triggers, back-off, budget
-def retrain_reasons(deps: PolicyDependencies, project: Project, settings: ProjectSettings, cycle_rules: dict,
-                    observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
-    """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
-    opened_rules: the rules whose alert the cycle opened."""
-    reasons = []
-    alert_rules = [rule for rule in MEASURED_RULES if cycle_rules.get(rule)]
-    measured = any(rule in cycle_rules for rule in MEASURED_RULES)
-    # drift: on every firing batch when nothing was measured; with labels, when its alert opens, and
-    # again while it fires once a rejected challenger's back-off has run out (more rows may show the gain)
-    if cycle_rules.get("drift_share") and (not measured or "drift_share" in opened_rules
-                                           or backoff_run_out(deps, project)):
-        alert_rules.append("drift_share")
-    if alert_rules:
-        reasons.append("alert: " + ", ".join(alert_rules))
-    if observation is not None and observation.change:
-        change = observation.change
-        reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
-                       f"since dataset v{change['started_at']}")
-    measured_now = observation is not None and observation.recent is not None  # the cycle brought labelled rows
-    grown = young_champion_outgrown(deps, project) or (champion_predates_change(deps, project) if measured_now else None)
-    if grown:
-        reasons.append(grown)
-    state = store.read_policy_state(deps.registry, project.id)
-    drift = state.budget.get("drift")
-    if drift and measured_now and not reasons and budget_allows(state):
-        reasons.append(f"a drift since dataset v{drift['since']} may go on: a follow-up challenger (until "
-                       f"{DRIFT_END_REJECTIONS} in a row are not better)")
-    elif state.budget.get("momentum") and budget_allows(state):
-        reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
-    if settings.retrain_after_rows:
-        new_rows = store.labelled_rows_since_last_training(deps.registry, project.id)
-        if new_rows >= settings.retrain_after_rows:
-            reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
-    return reasons
-
-
-def backoff_run_out(deps: PolicyDependencies, project: Project) -> bool:
-    """A challenger of the production model was rejected and the rows it never saw have doubled since."""
-    state = store.read_policy_state(deps.registry, project.id)
-    return (state.backoff_champion_version == deps.data.production_version(project.name)
-            and unseen_rows(deps, project) >= 2 * state.backoff_unseen_rows)
-
-
-def champion_predates_change(deps: PolicyDependencies, project: Project) -> str | None:
-    """The champion was trained before the latest change (an earlier version restored, or every
-    challenger since the change rejected) and rows since the change have arrived: challenge it with
-    them (the back-off spaces the attempts)."""
-    change_point = store.read_policy_state(deps.registry, project.id).change_point
-    if change_point is None or champion_seen_until(deps, project) >= change_point:
-        return None
-    since = store.labelled_rows_from(deps.registry, project.id, change_point)
-    if since < MIN_GATE_ROWS / GATE_SHARE:
-        return None
-    return (f"champion v{deps.data.production_version(project.name)} was trained before the change at "
-            f"dataset v{change_point}; {since} rows since")
-
-
-def young_champion_outgrown(deps: PolicyDependencies, project: Project) -> str | None:
-    """Since the latest change, the champion has seen fewer than RECENT_WINDOW_ROWS rows (it was
-    fitted soon after it) and as many newer ones have arrived since: a challenger on the larger
-    window is likely better. After a change this retrains at about 200, 400, 800... rows."""
-    change_point = store.read_policy_state(deps.registry, project.id).change_point
-    if change_point is None:
-        return None
-    seen_until = champion_seen_until(deps, project)
-    seen_since = store.labelled_rows_between(deps.registry, project.id, change_point, seen_until)
-    if not 0 < seen_since < RECENT_WINDOW_ROWS:
-        return None
-    newer = store.labelled_rows_from(deps.registry, project.id, max(seen_until + 1, change_point))
-    if newer < seen_since:
-        return None
-    return (f"champion v{deps.data.production_version(project.name)} saw {seen_since} rows since the change at "
-            f"dataset v{change_point}; {newer} newer rows since")
-
-
 def latest_value(cycle: CycleResult) -> float | None:
     """The newest measured value of the cycle: its last labelled batch, else its last window labelled late."""
     measured = ([late.value for late in cycle.late_windows if late.value is not None]
@@ -463,50 +166,7 @@ def latest_value(cycle: CycleResult) -> float | None:
     return measured[-1] if measured else None
 
 
-def hold_reason(deps: PolicyDependencies, project: Project, settings: ProjectSettings, reasons: list[str],
-                latest: float | None = None, new_change: bool = False) -> dict | None:
-    """Why a triggered retrain waits (too few new rows for a champion fitted after the latest change,
-    the back-off, the budget), with its numbers; None: go ahead. The back-off ends when the rows the
-    champion never saw have doubled, when the champion scores worse than at the rejected attempt by
-    more than --max-drop (the drift went on), or when the cycle detects a new change."""
-    state = store.read_policy_state(deps.registry, project.id)
-    production = deps.data.production_version(project.name)
-    user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
-    by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
-    unseen = unseen_rows(deps, project)
-    drift = bool(state.budget.get("drift"))
-    gate_rows = DRIFT_FOLLOW_UP_GATE_ROWS if drift else FOLLOW_UP_GATE_ROWS
-    needed = round(gate_rows / GATE_SHARE)
-    follow_up = state.change_point is not None and champion_seen_until(deps, project) >= state.change_point
-    if follow_up and not user_rows:
-        batches = store.labelled_versions_from(deps.registry, project.id,
-                                               gate_start(deps, project, state.change_point))
-        if unseen < needed or (drift and batches < DRIFT_FOLLOW_UP_BATCHES):
-            return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
-                    "unseen_batches": batches, **({"needed_batches": DRIFT_FOLLOW_UP_BATCHES} if drift else {}),
-                    "message": f"champion v{production} was trained after the latest change; a challenger waits "
-                               f"until {needed} rows it never saw give the gate {gate_rows}"
-                               + (f", in {DRIFT_FOLLOW_UP_BATCHES} batches" if drift else "")
-                               + f" (now {unseen} rows in {batches} batch(es))"}
-    then = state.backoff_champion_value
-    worse = (latest is not None and then is not None
-             and drop_from(project.metric, then, latest) > settings.max_drop)
-    if (not by_rows and not worse and not new_change and state.backoff_champion_version == production
-            and unseen < 2 * state.backoff_unseen_rows):
-        return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
-                "champion_version": production,
-                "message": f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
-                           f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})"}
-    if not budget_allows(state):
-        tokens, batches = state.budget.get("tokens", BUDGET_START), state.budget.get("batches", 0)
-        return {"hold": "budget", "budget": round(tokens, 3), "batches": batches,
-                "retrains": state.budget.get("retrains", 0), "allowed": budget_share(state),
-                "message": f"the retrain budget holds {tokens:.2f} of a challenger (one more every "
-                           f"{1 / BUDGET_PER_BATCH:g} batches; {state.budget.get('retrains', 0)} fitted in "
-                           f"{batches} batches, at most {budget_share(state):g})"}
-    return None
-
-
+# --------------------------------------------------------------------------- the budget
 def budget_share(state: PolicyState) -> float:
     """Challengers allowed so far: a quarter of the batches seen (at least BUDGET_FLOOR)."""
     return max(BUDGET_FLOOR, BUDGET_PER_BATCH * state.budget.get("batches", 0))
@@ -518,115 +178,31 @@ def budget_allows(state: PolicyState) -> bool:
     return budget.get("tokens", BUDGET_START) >= 1 and budget.get("retrains", 0) + 1 <= budget_share(state)
 
 
-def cycle_position(cycle: CycleResult) -> int | None:
-    """The dataset version a cycle's decision follows: its last batch, else its newest labels version."""
-    if cycle.batches:
-        return cycle.batches[-1].dataset_version
-    return max((late.labels_dataset_version for late in cycle.late_windows), default=None)
-
-
-def record_hold(deps: PolicyDependencies, project: Project, reasons: list[str], held: dict, fallback: Outcome,
-                position: int | None) -> Outcome:
-    """A hold streak (consecutive held cycles for the same cause) is one `retrain_held` event at its
-    start and one `retrain_hold_ended` at its end; the cycles between only count in the policy state."""
-    message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
-    state = store.read_policy_state(deps.registry, project.id)
-    streak = state.budget.get("hold_streak")
-    with deps.registry.transaction():
-        if streak and streak["hold"] == held["hold"]:
-            streak = {**streak, "batches": streak["batches"] + 1, "until": position}
-        else:
-            if streak:
-                record_hold_end(deps, project, streak, f"held ({held['hold']})")
-            streak = {"hold": held["hold"], "since": position, "until": position, "batches": 1}
-            deps.registry.add_event(project, "retrain_held", message, "policy",
-                                    {**fallback.details, **held, "reasons": reasons, "decision": "held"})
-        store.write_policy_state(deps.registry, project.id,
-                                 state.but(budget={**state.budget, "hold_streak": streak}))
-    details = {**fallback.details, **held, "reasons": reasons, "decision": "held", "hold_streak": streak}
-    return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
-
-
-def end_hold_streak(deps: PolicyDependencies, project: Project, decision: str) -> None:
-    state = store.read_policy_state(deps.registry, project.id)
-    streak = state.budget.get("hold_streak")
-    if not streak:
-        return
-    budget = {k: v for k, v in state.budget.items() if k != "hold_streak"}
-    with deps.registry.transaction():
-        record_hold_end(deps, project, streak, decision)
-        store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
-
-
-def record_hold_end(deps: PolicyDependencies, project: Project, streak: dict, decision: str) -> None:
-    deps.registry.add_event(
-        project, "retrain_hold_ended",
-        f"retrain hold ({streak['hold']}) ended after {streak['batches']} cycle(s) (dataset v{streak['since']} to "
-        f"v{streak['until']}); next decision: {decision}", "policy", {**streak, "next_decision": decision})
-
-
-def champion_seen_until(deps: PolicyDependencies, project: Project) -> int:
-    """The newest dataset version the production model was trained on (or existed when it was deployed)."""
-    deployment = deps.registry.current_deployment(project.id)
-    if deployment is None:
-        raise KeelError(f"project {project.name!r} has no production model yet (deploy a version first)")
-    model_version = deps.registry.model_version_by_id(deployment.model_version_id)
-    used = deps.registry.run(model_version.run_id).dataset_versions if model_version.run_id else ()
-    if used:
-        return max(used)
-    return store.dataset_version_at(deps.registry, project.id, deployment.deployed_at)
-
-
-def gate_start(deps: PolicyDependencies, project: Project, change_point: int | None) -> int:
-    """The first dataset version of the gate's rows: unseen by the champion and, after a change, since it."""
-    return max(champion_seen_until(deps, project) + 1, change_point or 0)
-
-
-def unseen_rows(deps: PolicyDependencies, project: Project) -> int:
-    """Labelled rows that the production model never saw (since the latest change, if one came after it)."""
-    change_point = store.read_policy_state(deps.registry, project.id).change_point
-    return store.labelled_rows_from(deps.registry, project.id, gate_start(deps, project, change_point))
-
-
-def waiting_challenger(deps: PolicyDependencies, name: str) -> int | None:
-    project = deps.data.project(name)
-    model_version_id = deps.registry.aliases(project.id).get("challenger")
-    if model_version_id is None:
-        return None
-    version = deps.registry.model_version_by_id(model_version_id).version
-    return None if version == deps.data.production_version(name) else version
-
-
-def spend_budget(deps: PolicyDependencies, project: Project) -> None:
-    """Every challenger fitted counts, whatever its gate decides."""
-    state = store.read_policy_state(deps.registry, project.id)
-    budget = dict(state.budget)
-    budget["tokens"] = budget.get("tokens", BUDGET_START) - 1
-    budget["retrains"] = budget.get("retrains", 0) + 1
-    with deps.registry.transaction():
-        store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
-
-
-def record_momentum(deps: PolicyDependencies, project: Project, promoted: bool,
-                    passed_drift_gate: bool | None = None) -> None:
-    """A promoted challenger asks for another once the budget allows; a rejected one stops that. During a
-    drift (passed_drift_gate not None), DRIFT_END_REJECTIONS challengers in a row that fail end the drift."""
-    state = store.read_policy_state(deps.registry, project.id)
-    budget = {**state.budget, "momentum": promoted}
+def budget_after_challenger(budget: dict, promoted: bool, passed_drift_gate: bool | None = None) -> dict:
+    """The budget after a challenger's decision: a promoted one asks for another once the budget allows; a
+    rejected one stops that. During a drift (passed_drift_gate not None), DRIFT_END_REJECTIONS challengers in
+    a row that fail end the drift."""
+    budget = {**budget, "momentum": promoted}
     drift = budget.get("drift")
     if drift and passed_drift_gate is not None:
         rejected = 0 if passed_drift_gate else drift.get("rejected", 0) + 1
         budget["drift"] = {**drift, "rejected": rejected}
         if rejected >= DRIFT_END_REJECTIONS:
             budget.pop("drift")
-    store.write_policy_state(deps.registry, project.id, state.but(budget=budget))
+    return budget
 
 
-def record_backoff(deps: PolicyDependencies, project: Project, champion_version: int, unseen: int, champion_value: float | None) -> None:
-    state = store.read_policy_state(deps.registry, project.id)
-    store.write_policy_state(deps.registry, project.id,
-                             state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen,
-                                       backoff_champion_value=champion_value))
+def gate_rule(state: PolicyState) -> str:
+    """"no worse" during a drift (from a detected change until DRIFT_END_REJECTIONS challengers in a
+    row fail), else "better"."""
+    return "no worse" if state.budget.get("drift") else "better"
+
+
+def cycle_position(cycle: CycleResult) -> int | None:
+    """The dataset version a cycle's decision follows: its last batch, else its newest labels version."""
+    if cycle.batches:
+        return cycle.batches[-1].dataset_version
+    return max((late.labels_dataset_version for late in cycle.late_windows), default=None)
 
 
 # --------------------------------------------------------------------------- the training window
@@ -642,25 +218,6 @@ def split_gate(frame: pd.DataFrame, unseen_rows: int) -> tuple[pd.DataFrame, pd.
 
 def gate_size(unseen_rows: int) -> int:
     return int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
-
-
-def training_window(deps: PolicyDependencies, project: Project, settings: ProjectSettings,
-                    cancel_event: threading.Event | None = None,
-                    progress: Progress | None = None) -> tuple[TrainingData, dict]:
-    """`train` under --window adaptive with a production model: the window the policy would choose
-    now (the same candidates, scored the same way on the newest rows: as many as its gate would
-    hold), cut from every labelled row. -> (the rows, the run parameters that name the window).
-    cancel_event: fit the candidates in a child process that setting the event stops at once."""
-    rows, sampling = deps.data.labelled_rows(project.name)
-    change_point = adaptive_start(deps, project)
-    unseen = unseen_rows(deps, project)
-    basis = unseen if unseen >= MIN_GATE_ROWS else int((rows["__version__"] >= (change_point or 0)).sum())
-    window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2),
-                                   cancel_event=cancel_event, progress=progress)
-    frame = window.rows.drop(columns="__version__").reset_index(drop=True)
-    used = sorted(int(v) for v in window.rows["__version__"].unique())
-    return TrainingData(frame, used, sampled(sampling, len(frame))), {"training_window": window.name, "training_window_rows": len(frame),
-                                       "training_window_scores": choice.get("scores", {})}
 
 
 def sampled(sampling: dict | None, rows: int) -> dict | None:
@@ -784,50 +341,6 @@ def _child_score_windows(queue: ChildQueue, windows: list[Window], selection: pd
 
 
 # --------------------------------------------------------------------------- retrain and gate
-def retrain_and_gate(deps: PolicyDependencies, name: str, reasons: list[str], settings: ProjectSettings,
-                     progress: Progress | None = None) -> Outcome:
-    """Choose the window on rows before the gate, test it on the gate rows (a fit of the window
-    without them against the champion), and register the challenger: the same window with the gate
-    rows, the newest, in it."""
-    report = progress or (lambda fraction, message: None)
-    project = deps.data.project(name)
-    schema = project.schema
-    champion = deps.data.load_production(name)
-    rows, sampling = deps.data.labelled_rows(name)
-    change_point = store.read_policy_state(deps.registry, project.id).change_point
-    unseen = int((rows["__version__"] >= gate_start(deps, project, change_point)).sum())
-    before_gate, gate_part = split_gate(rows, unseen)
-    training.check_trainable(before_gate, schema, "the challenger's training rows")
-    spend_budget(deps, project)
-    report(0.0, "choosing the training window")
-    window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
-    training.check_trainable(window.rows, schema, f"the challenger's training window ({window.description})")
-    final = same_window(window, rows, change_point, settings)
-    train_part = final.rows.drop(columns="__version__").reset_index(drop=True)
-    used = sorted(int(v) for v in final.rows["__version__"].unique())
-    reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
-    report(0.3, f"training the challenger on {len(train_part)} rows")
-    trained = deps.train(name, by="policy", reason=reason, data=TrainingData(train_part, used, sampled(sampling, len(train_part))),
-                         progress=lambda f, m: report(0.3 + 0.4 * f, m))
-    with deps.registry.transaction():
-        deps.registry.log_params(trained["run_id"], {"training_window": window.name,
-                                                     "training_window_rows": len(train_part),
-                                                     "training_window_scores": choice.get("scores", {})})
-    base = {"champion_version": champion.version, "challenger_version": trained["version"],
-            "unseen_rows": unseen, "train_rows": len(train_part), "tested_rows": len(window.rows),
-            "reasons": reasons, "dataset_versions": used,
-            "window": {"chosen": window.name, "description": final.description, **choice}}
-    try:
-        report(0.75, f"testing the window without the {len(gate_part)} newest rows on them")
-        tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
-        verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
-                       settings.margin, settings.alpha, gate_rule(deps, project))
-        return decide(deps, name, project, settings, {**base, **verdict})
-    except BaseException as exc:
-        record_gate_failure(deps, project, base, exc)
-        raise
-
-
 def same_window(window: Window, rows: pd.DataFrame, change_point: int | None, settings: ProjectSettings) -> Window:
     """The chosen window, cut again from all the rows (the gate's included)."""
     if settings.window != "adaptive":
@@ -835,76 +348,7 @@ def same_window(window: Window, rows: pd.DataFrame, change_point: int | None, se
     return window_named(rows, window.name, change_point, RECENT_WINDOW_ROWS)
 
 
-def record_gate_failure(deps: PolicyDependencies, project: Project, details: dict, exc: BaseException) -> None:
-    """The challenger is registered but its decision is not: record why, or the audit log has an
-    unexplained version and (no decision to back off from) the next firing batch retrains again."""
-    version = details["challenger_version"]
-    try:
-        if store.last_decided_challenger(deps.registry, project.id) == version:
-            return  # the decision was committed; what failed came after it (the manifest file)
-        error = f"{type(exc).__name__}: {exc}"
-        with deps.registry.transaction():
-            deps.registry.add_event(project, "retrain_decision",
-                                    f"challenger v{version} kept but not deployed: the gate against champion "
-                                    f"v{details['champion_version']} failed ({error})", "policy",
-                                    {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
-            record_backoff(deps, project, details["champion_version"], details["unseen_rows"], None)
-    except Exception:
-        log.exception("could not record the failed gate of challenger v%s in %s", version, project.name)
-
-
-def decide(deps: PolicyDependencies, name: str, project: Project, settings: ProjectSettings, details: dict) -> Outcome:
-    version, champion_version = details["challenger_version"], details["champion_version"]
-    metric = project.metric
-    numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
-               f"{details['challenger_value']:.4f} vs champion v{champion_version} "
-               f"{details['champion_value']:.4f} on the {details['gate_rows']} newest rows, which neither the "
-               f"champion nor the challenger's window without them was trained on "
-               f"({details['test']} p={details['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
-    if details.get("rule") == "no worse":
-        numbers += (f"; during a drift the gate asks for {GATE_RULES['no worse']} "
-                    f"(p worse={details['p_value_worse']:.4g})")
-    if not details["accepted"]:
-        decision, message = "retrained_rejected", f"{numbers}: not better, kept as v{version} but not deployed"
-    elif settings.policy == "auto":
-        decision, message = "retrained_deployed", f"{numbers}: promoted to production"
-    else:
-        decision, message = "retrained_waiting", f"{numbers}: waits for approval (keel approve {name})"
-    # under the project lock (every deploy and rollback takes it): production cannot change between
-    # the check that it is still the champion the challenger was gated against and the decision's write
-    with project_lock(deps.workspace, name):
-        production_version = deps.data.production_version(name)
-        if production_version != champion_version:
-            details = {**details, "production_version": production_version}
-            if decision != "retrained_rejected":
-                decision = "retrained_rejected"
-                message = (f"{numbers}: not promoted, production changed from v{champion_version} to "
-                           f"v{production_version} while the challenger was gated; kept as v{version} but not deployed")
-
-        def record(project: Project) -> None:
-            if decision == "retrained_waiting":
-                deps.registry.set_alias(project.id, "challenger",
-                                        deps.registry.model_version(project.id, version).id)
-            if decision == "retrained_rejected":
-                record_backoff(deps, project, champion_version, details["unseen_rows"], details["champion_value"])
-            record_momentum(deps, project, decision == "retrained_deployed",
-                            decision != "retrained_rejected" if details.get("rule") == "no worse" else None)
-            deps.registry.add_event(project, "retrain_decision", message, "policy", {**details, "decision": decision})
-
-        if decision == "retrained_deployed":  # the deployment and the decision: one transaction
-            deps.deploy_holding_lock(name, version, by="policy", reason=message, extra_transaction_work=record)
-        else:
-            with deps.registry.transaction():
-                record(project)
-    return Outcome(decision, message, details, version)
-
-
-def gate_rule(deps: PolicyDependencies, project: Project) -> str:
-    """"no worse" during a drift (from a detected change until DRIFT_END_REJECTIONS challengers in a
-    row fail), else "better"."""
-    return "no worse" if store.read_policy_state(deps.registry, project.id).budget.get("drift") else "better"
-
-
+# --------------------------------------------------------------------------- the gate
 def gate(project: Project, champion: Any, challenger: Any, gate_frame: pd.DataFrame, margin: float, alpha: float,
          rule: str = "better") -> dict:
     """Score both models on the same rows and test the challenger. rule "better": better by `margin` and
@@ -1004,35 +448,584 @@ def _bootstrap_metric(task: str, metric: str, y_true: Any, output: np.ndarray, m
         return float("nan")
 
 
-# --------------------------------------------------------------------------- approval
-def approve(deps: PolicyDependencies, name: str, by: str = "user") -> dict:
-    version = waiting_challenger(deps, name)
-    if version is None:
-        raise KeelError(f"no challenger is waiting for approval in project {name!r}")
-    return deps.deploy(name, version, by=by, reason=f"challenger v{version} approved")
-
-
 class PolicyService:
-    """The retraining policy: monitoring cycles acted on, challengers gated and approved (Keel.policy)."""
+    """The retraining policy of one workspace (Keel.policy): each monitoring cycle acted on (alert,
+    restore an earlier version, retrain and gate a challenger), challengers approved, the training
+    window chosen. It sweeps the inbox and runs the cycle through those services' objects, and
+    deploys, rolls back and trains through the lifecycle actions it is handed."""
 
-    def __init__(self, deps: PolicyDependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData,
+                 inbox: InboxService, monitoring: MonitoringService, loaded_models: BoundedCache,
+                 train: Train, deploy: Deploy, deploy_holding_lock: DeployHoldingLock, rollback: Rollback) -> None:
+        """loaded_models: the workspace's bounded cache of loaded model versions (champion and earlier ones)."""
+        self._registry = registry
+        self._workspace = workspace
+        self._data = data
+        self._inbox = inbox
+        self._monitoring = monitoring
+        self._loaded_models = loaded_models
+        self._train = train
+        self._deploy = deploy
+        self._deploy_holding_lock = deploy_holding_lock
+        self._rollback = rollback
 
     def monitor(self, name: str, by: str = "user", progress: Progress | None = None,
                 lock_timeout: float = 600.0) -> dict:
-        """Sweep the inbox, then one monitoring cycle with the policy applied (`monitor --once`)."""
-        return monitor(self._deps, name, by=by, progress=progress, lock_timeout=lock_timeout)
+        """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`."""
+        report = progress or (lambda fraction, message: None)
+        project = self._data.project(name)
+        report(0.0, "sweeping the inbox")
+        swept = self._inbox.sweep(name, by=by)
+        lock = FileLock(self._workspace.project_lock_path(name, "monitor"))
+        if not lock.acquire(timeout=lock_timeout):
+            raise BusyError(f"project {name!r} is being monitored by another process (lock {lock.path})")
+        try:
+            if self._registry.current_deployment(project.id) is None:
+                ingested = sum(1 for item in swept if item["status"] == "processed")
+                raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
+                                f"{ingested} inbox file(s) ingested")
+            settings = project.settings
+            cycle = self._monitoring.run_cycle(name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
+                                               alerts=settings.policy != "off")
+            outcome = self._apply(name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
+            if cycle.batches or cycle.late_labels or outcome.decision != "none":
+                with self._registry.transaction():
+                    self._registry.add_event(project, "monitored",
+                                             f"{cycle.summary()} -> {outcome.decision}"
+                                             + (f": {outcome.message}" if outcome.message else ""),
+                                             by, {"batches": [b.public() for b in cycle.batches],
+                                                 "alerts_opened": [a["id"] for a in cycle.alerts_opened],
+                                                 "decision": outcome.decision})
+        finally:
+            lock.release()
+        report(1.0, outcome.decision)
+        return {"project": name, "batches": [b.public() for b in cycle.batches],
+                "alerts_opened": cycle.alerts_opened, "alerts_recovered": cycle.alerts_recovered,
+                "decision": outcome.decision, "message": outcome.message,
+                "production_version": self._data.production_version(name),
+                "challenger_version": outcome.challenger_version,
+                "challenger_waiting": self.waiting_challenger(name), "inbox": swept, "details": outcome.details,
+                "change_detected": outcome.details.get("change_detected"),
+                "traffic": cycle.traffic, "late_labels": cycle.late_labels}
 
     def approve(self, name: str, by: str = "user") -> dict:
         """Deploy the challenger waiting for approval."""
-        return approve(self._deps, name, by=by)
+        version = self.waiting_challenger(name)
+        if version is None:
+            raise KeelError(f"no challenger is waiting for approval in project {name!r}")
+        return self._deploy(name, version, by=by, reason=f"challenger v{version} approved")
+
+    def waiting_challenger(self, name: str) -> int | None:
+        """The challenger waiting for approval; None when none waits or production moved past it."""
+        project = self._data.project(name)
+        model_version_id = self._registry.aliases(project.id).get("challenger")
+        if model_version_id is None:
+            return None
+        version = self._registry.model_version_by_id(model_version_id).version
+        return None if version == self._data.production_version(name) else version
 
     def training_window(self, project: Project, settings: ProjectSettings,
                         cancel_event: threading.Event | None = None,
                         progress: Progress | None = None) -> tuple[TrainingData, dict]:
-        """The rows `train` uses under --window adaptive: the window the policy would choose now."""
-        return training_window(self._deps, project, settings, cancel_event, progress)
+        """`train` under --window adaptive with a production model: the window the policy would choose
+        now (the same candidates, scored the same way on the newest rows: as many as its gate would
+        hold), cut from every labelled row. -> (the rows, the run parameters that name the window).
+        cancel_event: fit the candidates in a child process that setting the event stops at once."""
+        rows, sampling = self._data.labelled_rows(project.name)
+        change_point = self._adaptive_start(project)
+        unseen = self._unseen_rows(project)
+        basis = unseen if unseen >= MIN_GATE_ROWS else int((rows["__version__"] >= (change_point or 0)).sum())
+        window, choice = choose_window(project, settings, rows, change_point, min(gate_size(basis), len(rows) // 2),
+                                       cancel_event=cancel_event, progress=progress)
+        frame = window.rows.drop(columns="__version__").reset_index(drop=True)
+        used = sorted(int(v) for v in window.rows["__version__"].unique())
+        parameters = {"training_window": window.name, "training_window_rows": len(frame),
+                      "training_window_scores": choice.get("scores", {})}
+        return TrainingData(frame, used, sampled(sampling, len(frame))), parameters
+
+    def earlier_production_versions(self, project: Project, production: int | None) -> list[int]:
+        """Distinct earlier production versions, most recently deployed first (archived ones left out)."""
+        return self._registry.recently_deployed_versions(project.id, production, MAX_RESTORE_CANDIDATES)
 
     def loaded_model(self, name: str, version: int) -> LoadedModel:
-        """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache."""
-        return loaded_model(self._deps, name, version)
+        """A model version loaded (sha256-checked) once and kept in the workspace's bounded cache, keyed by
+        project, version id and hash: a project deleted and created again never gets the old model."""
+        model_version = self._registry.model_version(self._data.project(name).id, version)
+        key = (name, model_version.id, model_version.sha256)
+        return self._loaded_models.get_or_build(key, lambda: self._data.load_version(name, version))
+
+    # ------------------------------------------------------------------- the cycle
+    def _apply(self, name: str, cycle: CycleResult, by: str = "user",
+               progress: Progress | None = None) -> Outcome:
+        outcome = self._decide_cycle(name, cycle, by, progress)
+        if outcome.decision != "held" and (cycle.batches or cycle.late_windows):
+            self._end_hold_streak(self._data.project(name), outcome.decision)
+        return outcome
+
+    def _decide_cycle(self, name: str, cycle: CycleResult, by: str = "user",
+                      progress: Progress | None = None) -> Outcome:
+        project = self._data.project(name)
+        settings = project.settings
+        firing = {rule: message for rule, message in cycle.firing.items() if message}
+        if settings.policy == "off":
+            return Outcome("none", "policy off: results recorded, no alerts")
+        observation = self._observe(project, cycle, by)
+        fallback = Outcome("alert" if firing else "none", "; ".join(firing.values()))
+        if observation.change:
+            fallback.details["change_detected"] = observation.change
+        waiting = self.waiting_challenger(name)
+        if settings.policy == "approve" and waiting is not None:
+            fallback.message = (fallback.message + "; " if fallback.message else "") + \
+                f"challenger v{waiting} waits for approval"
+            return fallback
+        restored = self._try_restore(name, settings, observation, fallback)
+        if restored is not None:
+            return restored
+        if settings.policy == "alert":
+            return fallback
+        reasons = self._retrain_reasons(project, settings, cycle.firing, observation,
+                                        tuple(alert["rule"] for alert in cycle.alerts_opened))
+        if not reasons:
+            return fallback
+        new_change = (observation.change is not None
+                      or any(alert["rule"] in CHANGE_RULES for alert in cycle.alerts_opened))
+        held = self._hold_reason(project, settings, reasons, latest_value(cycle), new_change)
+        if held is not None:
+            return self._record_hold(project, reasons, held, fallback, cycle_position(cycle))
+        try:
+            outcome = self._retrain_and_gate(name, reasons, settings, progress)
+        except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
+            log.info("retrain of %s skipped: %s", name, exc)
+            return Outcome("alert" if firing else "none", f"retrain needed ({', '.join(reasons)}) but skipped: {exc}",
+                           dict(fallback.details))
+        if observation.change:
+            outcome.details["change_detected"] = observation.change
+        return outcome
+
+    # ------------------------------------------------------------------- change points and the detector
+    def _observe(self, project: Project, cycle: CycleResult, by: str) -> Observation:
+        """Feed the champion's per-batch losses to the change detector, date changes, count batches."""
+        name = project.name
+        state = store.read_policy_state(self._registry, project.id)
+        champion_version = cycle.production_version
+        detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
+        detector = LossCusum.from_dict(detector_state.get("cusum"))
+        change_point = state.change_point
+        for alert in cycle.alerts_opened:
+            if alert["rule"] in CHANGE_RULES:
+                change_point = alert["dataset_version"]
+        observation = Observation()
+        frames = []
+        labelled = self._labelled_windows(project, cycle)
+        champion = self.loaded_model(name, champion_version) if labelled and champion_version else None
+        for label, frame in labelled:
+            frames.append(frame)
+            if champion is None:
+                continue  # no production model: no loss to watch
+            change = detector.update(row_losses(project, champion.model, frame), label)
+            if change is not None:
+                observation.change = change
+                change_point = change["started_at"]
+        if frames:
+            observation.recent = pd.concat(frames, ignore_index=True).iloc[-MAX_GATE_ROWS:].reset_index(drop=True)
+        # a traffic window labelled late counts as a batch; a batch labelled late was counted when it was monitored
+        batches = len(cycle.batches) + sum(1 for late in cycle.late_windows if late.traffic_window is not None)
+        budget = dict(state.budget)
+        budget["batches"] = budget.get("batches", 0) + batches
+        budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * batches)
+        if observation.change or any(alert["rule"] in DRIFT_RULES for alert in cycle.alerts_opened):
+            budget["drift"] = {"since": change_point, "rejected": 0}  # a drift starts (or starts again)
+        new_state = state.but(change_point=change_point, budget=budget,
+                              detector={"champion_version": champion_version, "cusum": detector.to_dict()})
+        with self._registry.transaction():
+            store.write_policy_state(self._registry, project.id, new_state)
+            if observation.change:
+                change = observation.change
+                self._registry.add_event(
+                    project, "change_detected",
+                    f"change detected from dataset v{change['started_at']} (on v{change['detected_at']}): the loss of "
+                    f"v{champion_version} rose from {change['reference_loss']:.4f} to {change['batch_loss']:.4f} "
+                    f"(CUSUM {change['statistic']:.2f} > {change['limit']:g})", by,
+                    {"dataset_version": change["started_at"], "rule": "change_detector",
+                     "champion_version": champion_version, **change})
+        return observation
+
+    def _labelled_windows(self, project: Project, cycle: CycleResult) -> list[tuple[int, pd.DataFrame]]:
+        """(dataset version, labelled rows) of what the cycle measured, oldest data first: the windows
+        labelled late (rows the champion never trained on), then the new labelled batches."""
+        name = project.name
+        found = []
+        if cycle.late_windows and cycle.production_version:
+            seen_until = self._champion_seen_until(project)
+            found += [(late.labels_dataset_version, late.rows) for late in cycle.late_windows
+                      if late.labels_dataset_version > seen_until]
+        for batch in cycle.batches:
+            if batch.labelled_rows:
+                frame, _sample = self._data.batch_within_budget(name, batch.dataset_version, labelled_only=True)
+                found.append((batch.dataset_version, frame))  # the monitoring result records a sample
+        return found
+
+    def _adaptive_start(self, project: Project) -> int | None:
+        """The latest detected change (None: no change yet): where the rows since the change start."""
+        return store.read_policy_state(self._registry, project.id).change_point
+
+    # ------------------------------------------------------------------- earlier versions as challengers
+    def _try_restore(self, name: str, settings: ProjectSettings, observation: Observation,
+                     fallback: Outcome) -> Outcome | None:
+        """Gate each earlier production version against the champion on the cycle's rows; act on the best."""
+        project = self._data.project(name)
+        production = self._data.production_version(name)
+        candidates = self.earlier_production_versions(project, production)
+        recent = observation.recent
+        if production is None or not candidates or recent is None or len(recent) < MIN_GATE_ROWS:
+            return None
+        champion = self.loaded_model(name, production)
+        alpha = settings.alpha / len(candidates)  # Bonferroni: one test per candidate
+        verdicts = []
+        for version in candidates:
+            candidate = self.loaded_model(name, version)
+            verdict = gate(project, champion.model, candidate.model, recent, settings.margin, alpha)
+            verdicts.append({"version": version, **{k: v for k, v in verdict.items() if k != "test_details"}})
+        accepted = [v for v in verdicts if v["accepted"]]
+        if not accepted:
+            return None
+        sign = 1 if higher_is_better(project.metric) else -1
+        best = max(accepted, key=lambda v: sign * v["challenger_value"])
+        details = {"champion_version": production, "restored_version": best["version"], "candidates": verdicts,
+                   "alpha_per_candidate": alpha, **{k: best[k] for k in ("metric", "champion_value", "challenger_value",
+                                                                         "gate_rows", "test", "p_value")},
+                   **({"change_detected": observation.change} if observation.change else {})}
+        numbers = (f"earlier v{best['version']} {best['metric']} {best['challenger_value']:.4f} vs champion "
+                   f"v{production} {best['champion_value']:.4f} on the {best['gate_rows']} newest rows neither saw "
+                   f"({best['test']} p={best['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g} "
+                   f"shared by {len(candidates)} earlier version(s))")
+        return self._act_on_restore(name, project, settings, details, numbers, fallback)
+
+    def _act_on_restore(self, name: str, project: Project, settings: ProjectSettings, details: dict, numbers: str,
+                        fallback: Outcome) -> Outcome:
+        version = details["restored_version"]
+        if settings.policy == "auto":
+            message = f"{numbers}: restored to production (a policy rollback; nothing was trained)"
+            self._rollback(name, by="policy", reason=message, to_version=version)
+            decision = "restored"
+        elif settings.policy == "approve":
+            message = f"{numbers}: waits for approval (keel approve {name})"
+            decision = "restore_waiting"
+        else:
+            message = f"{numbers}: an earlier version is better (keel rollback {name} --to {version})"
+            decision = "alert"
+        with self._registry.transaction():
+            if decision == "restore_waiting":
+                self._registry.set_alias(project.id, "challenger", self._registry.model_version(project.id, version).id)
+            if decision == "alert" and not any(a.rule == RESTORE_RULE for a in self._registry.open_alerts(project.id)):
+                alert_id = self._registry.insert_alert(project_id=project.id, rule=RESTORE_RULE, severity="warning",
+                                                       message=message, details=details)
+                self._registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
+                                         {"alert_id": alert_id, "rule": RESTORE_RULE, **details})
+            self._registry.add_event(project, "restore_decision", message, "policy", {**details, "decision": decision})
+        if decision == "alert":
+            message = "; ".join(filter(None, [fallback.message, message]))
+        return Outcome(decision, message, details, version)
+
+    # ------------------------------------------------------------------- triggers, back-off, budget
+    def _retrain_reasons(self, project: Project, settings: ProjectSettings, cycle_rules: dict,
+                         observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
+        """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
+        opened_rules: the rules whose alert the cycle opened."""
+        reasons = []
+        alert_rules = [rule for rule in MEASURED_RULES if cycle_rules.get(rule)]
+        measured = any(rule in cycle_rules for rule in MEASURED_RULES)
+        # drift: on every firing batch when nothing was measured; with labels, when its alert opens, and
+        # again while it fires once a rejected challenger's back-off has run out (more rows may show the gain)
+        if cycle_rules.get("drift_share") and (not measured or "drift_share" in opened_rules
+                                               or self._backoff_run_out(project)):
+            alert_rules.append("drift_share")
+        if alert_rules:
+            reasons.append("alert: " + ", ".join(alert_rules))
+        if observation is not None and observation.change:
+            change = observation.change
+            reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
+                           f"since dataset v{change['started_at']}")
+        measured_now = observation is not None and observation.recent is not None  # the cycle brought labelled rows
+        grown = (self._young_champion_outgrown(project)
+                 or (self._champion_predates_change(project) if measured_now else None))
+        if grown:
+            reasons.append(grown)
+        state = store.read_policy_state(self._registry, project.id)
+        drift = state.budget.get("drift")
+        if drift and measured_now and not reasons and budget_allows(state):
+            reasons.append(f"a drift since dataset v{drift['since']} may go on: a follow-up challenger (until "
+                           f"{DRIFT_END_REJECTIONS} in a row are not better)")
+        elif state.budget.get("momentum") and budget_allows(state):
+            reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
+        if settings.retrain_after_rows:
+            new_rows = store.labelled_rows_since_last_training(self._registry, project.id)
+            if new_rows >= settings.retrain_after_rows:
+                reasons.append(f"{new_rows} new labelled rows (retrain after {settings.retrain_after_rows})")
+        return reasons
+
+    def _backoff_run_out(self, project: Project) -> bool:
+        """A challenger of the production model was rejected and the rows it never saw have doubled since."""
+        state = store.read_policy_state(self._registry, project.id)
+        return (state.backoff_champion_version == self._data.production_version(project.name)
+                and self._unseen_rows(project) >= 2 * state.backoff_unseen_rows)
+
+    def _champion_predates_change(self, project: Project) -> str | None:
+        """The champion was trained before the latest change (an earlier version restored, or every
+        challenger since the change rejected) and rows since the change have arrived: challenge it with
+        them (the back-off spaces the attempts)."""
+        change_point = store.read_policy_state(self._registry, project.id).change_point
+        if change_point is None or self._champion_seen_until(project) >= change_point:
+            return None
+        since = store.labelled_rows_from(self._registry, project.id, change_point)
+        if since < MIN_GATE_ROWS / GATE_SHARE:
+            return None
+        return (f"champion v{self._data.production_version(project.name)} was trained before the change at "
+                f"dataset v{change_point}; {since} rows since")
+
+    def _young_champion_outgrown(self, project: Project) -> str | None:
+        """Since the latest change, the champion has seen fewer than RECENT_WINDOW_ROWS rows (it was
+        fitted soon after it) and as many newer ones have arrived since: a challenger on the larger
+        window is likely better. After a change this retrains at about 200, 400, 800... rows."""
+        change_point = store.read_policy_state(self._registry, project.id).change_point
+        if change_point is None:
+            return None
+        seen_until = self._champion_seen_until(project)
+        seen_since = store.labelled_rows_between(self._registry, project.id, change_point, seen_until)
+        if not 0 < seen_since < RECENT_WINDOW_ROWS:
+            return None
+        newer = store.labelled_rows_from(self._registry, project.id, max(seen_until + 1, change_point))
+        if newer < seen_since:
+            return None
+        return (f"champion v{self._data.production_version(project.name)} saw {seen_since} rows since the change at "
+                f"dataset v{change_point}; {newer} newer rows since")
+
+    def _hold_reason(self, project: Project, settings: ProjectSettings, reasons: list[str],
+                     latest: float | None = None, new_change: bool = False) -> dict | None:
+        """Why a triggered retrain waits (too few new rows for a champion fitted after the latest change,
+        the back-off, the budget), with its numbers; None: go ahead. The back-off ends when the rows the
+        champion never saw have doubled, when the champion scores worse than at the rejected attempt by
+        more than --max-drop (the drift went on), or when the cycle detects a new change."""
+        state = store.read_policy_state(self._registry, project.id)
+        production = self._data.production_version(project.name)
+        user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
+        by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
+        unseen = self._unseen_rows(project)
+        drift = bool(state.budget.get("drift"))
+        gate_rows = DRIFT_FOLLOW_UP_GATE_ROWS if drift else FOLLOW_UP_GATE_ROWS
+        needed = round(gate_rows / GATE_SHARE)
+        follow_up = state.change_point is not None and self._champion_seen_until(project) >= state.change_point
+        if follow_up and not user_rows:
+            batches = store.labelled_versions_from(self._registry, project.id,
+                                                   self._gate_start(project, state.change_point))
+            if unseen < needed or (drift and batches < DRIFT_FOLLOW_UP_BATCHES):
+                return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
+                        "unseen_batches": batches, **({"needed_batches": DRIFT_FOLLOW_UP_BATCHES} if drift else {}),
+                        "message": f"champion v{production} was trained after the latest change; a challenger waits "
+                                   f"until {needed} rows it never saw give the gate {gate_rows}"
+                                   + (f", in {DRIFT_FOLLOW_UP_BATCHES} batches" if drift else "")
+                                   + f" (now {unseen} rows in {batches} batch(es))"}
+        then = state.backoff_champion_value
+        worse = (latest is not None and then is not None
+                 and drop_from(project.metric, then, latest) > settings.max_drop)
+        if (not by_rows and not worse and not new_change and state.backoff_champion_version == production
+                and unseen < 2 * state.backoff_unseen_rows):
+            return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
+                    "champion_version": production,
+                    "message": f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
+                               f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})"}
+        if not budget_allows(state):
+            tokens, batches = state.budget.get("tokens", BUDGET_START), state.budget.get("batches", 0)
+            return {"hold": "budget", "budget": round(tokens, 3), "batches": batches,
+                    "retrains": state.budget.get("retrains", 0), "allowed": budget_share(state),
+                    "message": f"the retrain budget holds {tokens:.2f} of a challenger (one more every "
+                               f"{1 / BUDGET_PER_BATCH:g} batches; {state.budget.get('retrains', 0)} fitted in "
+                               f"{batches} batches, at most {budget_share(state):g})"}
+        return None
+
+    def _record_hold(self, project: Project, reasons: list[str], held: dict, fallback: Outcome,
+                     position: int | None) -> Outcome:
+        """A hold streak (consecutive held cycles for the same cause) is one `retrain_held` event at its
+        start and one `retrain_hold_ended` at its end; the cycles between only count in the policy state."""
+        message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
+        state = store.read_policy_state(self._registry, project.id)
+        streak = state.budget.get("hold_streak")
+        with self._registry.transaction():
+            if streak and streak["hold"] == held["hold"]:
+                streak = {**streak, "batches": streak["batches"] + 1, "until": position}
+            else:
+                if streak:
+                    self._record_hold_end(project, streak, f"held ({held['hold']})")
+                streak = {"hold": held["hold"], "since": position, "until": position, "batches": 1}
+                self._registry.add_event(project, "retrain_held", message, "policy",
+                                         {**fallback.details, **held, "reasons": reasons, "decision": "held"})
+            store.write_policy_state(self._registry, project.id,
+                                     state.but(budget={**state.budget, "hold_streak": streak}))
+        details = {**fallback.details, **held, "reasons": reasons, "decision": "held", "hold_streak": streak}
+        return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
+
+    def _end_hold_streak(self, project: Project, decision: str) -> None:
+        state = store.read_policy_state(self._registry, project.id)
+        streak = state.budget.get("hold_streak")
+        if not streak:
+            return
+        budget = {k: v for k, v in state.budget.items() if k != "hold_streak"}
+        with self._registry.transaction():
+            self._record_hold_end(project, streak, decision)
+            store.write_policy_state(self._registry, project.id, state.but(budget=budget))
+
+    def _record_hold_end(self, project: Project, streak: dict, decision: str) -> None:
+        self._registry.add_event(
+            project, "retrain_hold_ended",
+            f"retrain hold ({streak['hold']}) ended after {streak['batches']} cycle(s) (dataset v{streak['since']} to "
+            f"v{streak['until']}); next decision: {decision}", "policy", {**streak, "next_decision": decision})
+
+    def _champion_seen_until(self, project: Project) -> int:
+        """The newest dataset version the production model was trained on (or existed when it was deployed)."""
+        deployment = self._registry.current_deployment(project.id)
+        if deployment is None:
+            raise KeelError(f"project {project.name!r} has no production model yet (deploy a version first)")
+        model_version = self._registry.model_version_by_id(deployment.model_version_id)
+        used = self._registry.run(model_version.run_id).dataset_versions if model_version.run_id else ()
+        if used:
+            return max(used)
+        return store.dataset_version_at(self._registry, project.id, deployment.deployed_at)
+
+    def _gate_start(self, project: Project, change_point: int | None) -> int:
+        """The first dataset version of the gate's rows: unseen by the champion and, after a change, since it."""
+        return max(self._champion_seen_until(project) + 1, change_point or 0)
+
+    def _unseen_rows(self, project: Project) -> int:
+        """Labelled rows that the production model never saw (since the latest change, if one came after it)."""
+        change_point = store.read_policy_state(self._registry, project.id).change_point
+        return store.labelled_rows_from(self._registry, project.id, self._gate_start(project, change_point))
+
+    def _spend_budget(self, project: Project) -> None:
+        """Every challenger fitted counts, whatever its gate decides."""
+        state = store.read_policy_state(self._registry, project.id)
+        budget = dict(state.budget)
+        budget["tokens"] = budget.get("tokens", BUDGET_START) - 1
+        budget["retrains"] = budget.get("retrains", 0) + 1
+        with self._registry.transaction():
+            store.write_policy_state(self._registry, project.id, state.but(budget=budget))
+
+    def _record_momentum(self, project: Project, promoted: bool, passed_drift_gate: bool | None = None) -> None:
+        state = store.read_policy_state(self._registry, project.id)
+        budget = budget_after_challenger(state.budget, promoted, passed_drift_gate)
+        store.write_policy_state(self._registry, project.id, state.but(budget=budget))
+
+    def _record_backoff(self, project: Project, champion_version: int, unseen: int,
+                        champion_value: float | None) -> None:
+        state = store.read_policy_state(self._registry, project.id)
+        store.write_policy_state(self._registry, project.id,
+                                 state.but(backoff_champion_version=champion_version, backoff_unseen_rows=unseen,
+                                           backoff_champion_value=champion_value))
+
+    # ------------------------------------------------------------------- retrain and gate
+    def _retrain_and_gate(self, name: str, reasons: list[str], settings: ProjectSettings,
+                          progress: Progress | None = None) -> Outcome:
+        """Choose the window on rows before the gate, test it on the gate rows (a fit of the window
+        without them against the champion), and register the challenger: the same window with the gate
+        rows, the newest, in it."""
+        report = progress or (lambda fraction, message: None)
+        project = self._data.project(name)
+        schema = project.schema
+        champion = self._data.load_production(name)
+        rows, sampling = self._data.labelled_rows(name)
+        change_point = store.read_policy_state(self._registry, project.id).change_point
+        unseen = int((rows["__version__"] >= self._gate_start(project, change_point)).sum())
+        before_gate, gate_part = split_gate(rows, unseen)
+        training.check_trainable(before_gate, schema, "the challenger's training rows")
+        self._spend_budget(project)
+        report(0.0, "choosing the training window")
+        window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
+        training.check_trainable(window.rows, schema, f"the challenger's training window ({window.description})")
+        final = same_window(window, rows, change_point, settings)
+        train_part = final.rows.drop(columns="__version__").reset_index(drop=True)
+        used = sorted(int(v) for v in final.rows["__version__"].unique())
+        reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
+        report(0.3, f"training the challenger on {len(train_part)} rows")
+        data = TrainingData(train_part, used, sampled(sampling, len(train_part)))
+        trained = self._train(name, by="policy", reason=reason, data=data,
+                              progress=lambda f, m: report(0.3 + 0.4 * f, m))
+        with self._registry.transaction():
+            self._registry.log_params(trained["run_id"], {"training_window": window.name,
+                                                          "training_window_rows": len(train_part),
+                                                          "training_window_scores": choice.get("scores", {})})
+        base = {"champion_version": champion.version, "challenger_version": trained["version"],
+                "unseen_rows": unseen, "train_rows": len(train_part), "tested_rows": len(window.rows),
+                "reasons": reasons, "dataset_versions": used,
+                "window": {"chosen": window.name, "description": final.description, **choice}}
+        try:
+            report(0.75, f"testing the window without the {len(gate_part)} newest rows on them")
+            tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
+            verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
+                           settings.margin, settings.alpha,
+                           gate_rule(store.read_policy_state(self._registry, project.id)))
+            return self._decide(name, project, settings, {**base, **verdict})
+        except BaseException as exc:
+            self._record_gate_failure(project, base, exc)
+            raise
+
+    def _record_gate_failure(self, project: Project, details: dict, exc: BaseException) -> None:
+        """The challenger is registered but its decision is not: record why, or the audit log has an
+        unexplained version and (no decision to back off from) the next firing batch retrains again."""
+        version = details["challenger_version"]
+        try:
+            if store.last_decided_challenger(self._registry, project.id) == version:
+                return  # the decision was committed; what failed came after it (the manifest file)
+            error = f"{type(exc).__name__}: {exc}"
+            with self._registry.transaction():
+                self._registry.add_event(project, "retrain_decision",
+                                         f"challenger v{version} kept but not deployed: the gate against champion "
+                                         f"v{details['champion_version']} failed ({error})", "policy",
+                                         {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
+                self._record_backoff(project, details["champion_version"], details["unseen_rows"], None)
+        except Exception:
+            log.exception("could not record the failed gate of challenger v%s in %s", version, project.name)
+
+    def _decide(self, name: str, project: Project, settings: ProjectSettings, details: dict) -> Outcome:
+        version, champion_version = details["challenger_version"], details["champion_version"]
+        metric = project.metric
+        numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
+                   f"{details['challenger_value']:.4f} vs champion v{champion_version} "
+                   f"{details['champion_value']:.4f} on the {details['gate_rows']} newest rows, which neither the "
+                   f"champion nor the challenger's window without them was trained on "
+                   f"({details['test']} p={details['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
+        if details.get("rule") == "no worse":
+            numbers += (f"; during a drift the gate asks for {GATE_RULES['no worse']} "
+                        f"(p worse={details['p_value_worse']:.4g})")
+        if not details["accepted"]:
+            decision, message = "retrained_rejected", f"{numbers}: not better, kept as v{version} but not deployed"
+        elif settings.policy == "auto":
+            decision, message = "retrained_deployed", f"{numbers}: promoted to production"
+        else:
+            decision, message = "retrained_waiting", f"{numbers}: waits for approval (keel approve {name})"
+        # under the project lock (every deploy and rollback takes it): production cannot change between
+        # the check that it is still the champion the challenger was gated against and the decision's write
+        with project_lock(self._workspace, name):
+            production_version = self._data.production_version(name)
+            if production_version != champion_version:
+                details = {**details, "production_version": production_version}
+                if decision != "retrained_rejected":
+                    decision = "retrained_rejected"
+                    message = (f"{numbers}: not promoted, production changed from v{champion_version} to "
+                               f"v{production_version} while the challenger was gated; kept as v{version} but not deployed")
+
+            def record(project: Project) -> None:
+                if decision == "retrained_waiting":
+                    self._registry.set_alias(project.id, "challenger",
+                                             self._registry.model_version(project.id, version).id)
+                if decision == "retrained_rejected":
+                    self._record_backoff(project, champion_version, details["unseen_rows"], details["champion_value"])
+                self._record_momentum(project, decision == "retrained_deployed",
+                                      decision != "retrained_rejected" if details.get("rule") == "no worse" else None)
+                self._registry.add_event(project, "retrain_decision", message, "policy",
+                                         {**details, "decision": decision})
+
+            if decision == "retrained_deployed":  # the deployment and the decision: one transaction
+                self._deploy_holding_lock(name, version, by="policy", reason=message, extra_transaction_work=record)
+            else:
+                with self._registry.transaction():
+                    record(project)
+        return Outcome(decision, message, details, version)

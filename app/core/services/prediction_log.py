@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock, iso_utc
 from app.core.domain.entities import Project
+from app.core.domain.results import PredictionLogStatus
 from app.core.domain.settings import ProjectSettings
 from app.core.store.registry import Registry
 
@@ -136,12 +137,12 @@ def record(registry: Registry, project: Project, model_version_id: int, ids: lis
     return len(rows)
 
 
-def summary(registry: Registry, project: Project) -> dict:
+def summary(registry: Registry, project: Project) -> PredictionLogStatus:
     """For `status`: how many records the log holds, and its limits."""
     policy = LogPolicy.of(project.settings)
     found = registry.prediction_log_summary(project.id)
-    return {"rows": found.rows, "oldest_at": found.oldest_at, "newest_at": found.newest_at,
-            "share": policy.share, "max_rows": policy.max_rows, "max_days": policy.max_days}
+    return PredictionLogStatus(rows=found.rows, oldest_at=found.oldest_at, newest_at=found.newest_at,
+                               share=policy.share, max_rows=policy.max_rows, max_days=policy.max_days)
 
 
 def _one_openmp_thread() -> None:

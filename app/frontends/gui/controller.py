@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
+from app.core.domain.results import IngestResult
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
@@ -366,12 +367,12 @@ class Controller(QObject):
             job.report(0.0, f"reading {Path(path).name}")
             return self.opened_keel.ingest(name, path, progress=job.report, cancel_event=job.cancel_event)
 
-        def done(result):
-            if result.get("duplicate_of"):
-                self.notify.emit("info", f"{Path(path).name}: same content as dataset v{result['duplicate_of']}; nothing stored.")
+        def done(result: IngestResult):
+            if result.duplicate_of:
+                self.notify.emit("info", f"{Path(path).name}: same content as dataset v{result.duplicate_of}; nothing stored.")
             else:
-                warnings = f" ({len(result['warnings'])} warning(s), see Data)" if result["warnings"] else ""
-                self.notify.emit("info", f"{name}: dataset v{result['dataset_version']} added, {result['rows']} rows{warnings}.")
+                warnings = f" ({len(result.warnings)} warning(s), see Data)" if result.warnings else ""
+                self.notify.emit("info", f"{name}: dataset v{result.dataset_version} added, {result.rows} rows{warnings}.")
 
         return self._write("ingest", f"Adding {Path(path).name} to {name}", work, on_done=done, cancellable=True)
 

@@ -251,27 +251,17 @@ class JobRunner(QObject):
 def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict, takes_cancel_event: bool) -> None:
     """Runs in a spawned child: open the workspace, call one Keel method (or a service's: "policy.monitor"),
     send the result back. takes_cancel_event: the method gets a cancel_event that the parent's terminate
-    (SIGTERM) sets, so that it stops the way it would in-process (Keel.train: its fit child stopped, its
-    files removed)."""
-    from app.core.ml.childproc import report_failure
+    (SIGTERM) sets, and the work it would start in a process of its own (Keel.train's fit, the candidate
+    windows) runs in this one, where the SIGTERM interrupts it (childproc.cancel_on_terminate): it stops
+    the way it would in-process, its files removed, with no second process start."""
+    from app.core.ml.childproc import cancel_on_terminate, report_failure
 
     try:
         import os
 
         os.nice(5)  # background work: the GUI process keeps priority on a busy machine
         if takes_cancel_event:
-            import multiprocessing
-            import signal
-
-            cancel_event = threading.Event()
-
-            def cancel(signum, frame) -> None:
-                cancel_event.set()
-                for process in multiprocessing.active_children():  # the fit: ended now, whatever this process does
-                    process.terminate()
-
-            signal.signal(signal.SIGTERM, cancel)
-            kwargs = {**kwargs, "cancel_event": cancel_event}
+            kwargs = {**kwargs, "cancel_event": cancel_on_terminate()}
         from app.core.services.lifecycle import Keel
         from app.logs import setup_logging
 
@@ -291,12 +281,12 @@ def call_in_child(job: Job, workspace_dir: str, method: str, *args, takes_cancel
 
     Work that is mostly Python or long native calls (a monitoring cycle with a policy retrain, the
     candidate windows a training fits to choose its rows) holds the GIL for long stretches; in a
-    child process it cannot stall the GUI thread. takes_cancel_event: see _child_call (such a method
-    may start a process of its own: Keel.train fits in one).
+    child process it cannot stall the GUI thread. takes_cancel_event: see _child_call (cancelling
+    terminates the child, which then removes what it wrote halfway).
     """
     from app.core.ml.childproc import run_in_child
 
     return run_in_child(_child_call, (workspace_dir, method, args, kwargs, takes_cancel_event),
-                        may_start_children=takes_cancel_event,
+                        may_start_children=takes_cancel_event, clean_up_seconds=5.0 if takes_cancel_event else 2.0,
                         cancel_event=job.cancel_event if job.cancellable else None, progress=job.report,
                         name=f"keel-{method}", cancelled_message=f"{job.title}: cancelled")

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app import RESOURCES, __version__
 from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
 from app.core.domain.entities import AlertNotice
+from app.core.domain.results import ProjectStatus
 from app.demo import DEMO_PROJECT
 from app.frontends.gui import common, file_dialogs
 from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value, setting_int, setting_text
@@ -633,19 +634,19 @@ class MainWindow(QMainWindow):
         self.controller.read_for_click(f"Reading the versions of {name}", lambda keel: keel.status(name),
                                        lambda status: self._choose_version_to_deploy(name, status))
 
-    def _choose_version_to_deploy(self, name: str, status: dict) -> None:
-        metric = status["metric"]
-        choices = [v for v in reversed(status["versions"]) if not v["in_production"] and not v["archived"]]
+    def _choose_version_to_deploy(self, name: str, status: ProjectStatus) -> None:
+        metric = status.metric
+        choices = [v for v in reversed(status.versions) if not v.in_production and not v.archived]
         if not choices:
             self.notify("info", "Every version is either in production or archived: retrain to get a new one.")
             return
-        labels = [f"v{v['version']} — {metric} {fmt_value(v['metrics'].get(metric))} — "
-                  f"{common.local_time(v['created_at'])}" for v in choices]
-        label, ok = QInputDialog.getItem(self, "Deploy", f"Version to put in production for {name} "
-                                         f"(now: {'v' + str(status['production_version']) if status['production_version'] else 'none'}):",
+        labels = [f"v{v.version} — {metric} {fmt_value(v.metrics.get(metric))} — "
+                  f"{common.local_time(v.created_at)}" for v in choices]
+        now = f"v{status.production_version}" if status.production_version else "none"
+        label, ok = QInputDialog.getItem(self, "Deploy", f"Version to put in production for {name} (now: {now}):",
                                          labels, 0, False)
         if ok:
-            self.controller.deploy(choices[labels.index(label)]["version"])
+            self.controller.deploy(choices[labels.index(label)].version)
 
     def rollback(self) -> None:
         name, overview = self.controller.project, self.controller.overview
@@ -666,12 +667,12 @@ class MainWindow(QMainWindow):
         self.controller.read_for_click(f"Reading what {name} holds", lambda keel: keel.status(name),
                                        lambda status: self._confirm_delete(name, status))
 
-    def _confirm_delete(self, name: str, status: dict) -> None:
-        production = status["production_version"]
+    def _confirm_delete(self, name: str, status: ProjectStatus) -> None:
+        production = status.production_version
         warning = (f"v{production} is its production model: deleting the project takes it out of production and the "
                    "scoring server stops answering for it. " if production else "")
         if common.confirm(self, "Delete project", f"Delete project {name}?",
-                          warning + f"{len(status['versions'])} model version(s), {len(status['dataset_versions'])} "
+                          warning + f"{len(status.versions)} model version(s), {len(status.dataset_versions)} "
                           "dataset version(s) and their files are deleted. The audit log keeps a record. "
                           "This cannot be undone.", ok="Delete"):
             self.controller.delete_project(name)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.domain.results import ProjectStatus
 from app.core.domain.settings import metrics_for
 from app.frontends.gui import file_dialogs
 from app.frontends.gui.common import (
@@ -108,13 +109,13 @@ class ModelsPanel(Panel):
             elif layout is not None:
                 _delete_layout(layout)
 
-    def read(self, keel, project: str) -> dict:
+    def read(self, keel, project: str) -> ProjectStatus:
         return keel.status(project)
 
-    def show_data(self, status: dict) -> None:
-        primary = status["metric"]
-        names = [primary] + [m for m in metrics_for(status["task"]) if m != primary]
-        extra = sorted({k for v in status["versions"] for k in v["metrics"]} - set(names))
+    def show_data(self, status: ProjectStatus) -> None:
+        primary = status.metric
+        names = [primary] + [m for m in metrics_for(status.task) if m != primary]
+        extra = sorted({k for v in status.versions for k in v.metrics} - set(names))
         names += extra
         if names != self.metric_names:
             self.metric_names = names
@@ -125,10 +126,10 @@ class ModelsPanel(Panel):
             columns += [("Archived", lambda r: "archived" if r["archived"] else ""), ("Notes", "notes")]
             self.table_model.columns = columns
         self.table_model.row_colors = lambda r: GOOD_COLOR if r["in_production"] else (MUTED_COLOR if r["archived"] else None)
-        self.table_model.set_rows(status["versions"])
+        self.table_model.set_rows([version.to_json() for version in status.versions])  # a table shows named values
         if self.proxy.sortColumn() < 0:
             self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
-        shape = (tuple(names), len(status["versions"]))
+        shape = (tuple(names), len(status.versions))
         if shape != getattr(self, "_sized_for", None):  # sizing scans cells: only when columns or rows changed
             self._sized_for = shape
             self.view.resizeColumnsToContents()
