@@ -39,7 +39,7 @@ INBOX_SWEEP_ENV = "KEEL_INBOX_SWEEP_SECONDS"
 MISFIRE_GRACE_SECONDS = 3600
 
 
-def make_trigger(kind: str, expression: str):
+def make_trigger(kind: str, expression: str) -> IntervalTrigger | CronTrigger:
     if kind == "interval":
         return IntervalTrigger(seconds=int(expression))
     return CronTrigger.from_crontab(expression)
@@ -81,8 +81,8 @@ class MonitorScheduler:
     sweep: every few seconds each monitored project whose inbox holds files gets one, so a finished
     file waits seconds for its ingestion, not a schedule period."""
 
-    def __init__(self, keel: Keel, submit: Callable[[str], None], watch_seconds: float = WATCH_SECONDS,
-                 submit_sweep: Callable[[str], None] | None = None, sweep_seconds: float | None = None):
+    def __init__(self, keel: Keel, submit: Callable[[str], object], watch_seconds: float = WATCH_SECONDS,
+                 submit_sweep: Callable[[str], object] | None = None, sweep_seconds: float | None = None) -> None:
         self.keel = keel
         self.submit = submit
         self.submit_sweep = submit_sweep

@@ -296,7 +296,7 @@ class Controller(QObject):
         def work(job: Job):
             from app.demo.demo_project import create_demo
 
-            return create_demo(self.keel, progress=job.report)
+            return create_demo(self.opened_keel, progress=job.report)
 
         def done(result):
             self.notify.emit("info", f"Demo project {result['project']} is ready: v{result['version']} in production. "
@@ -497,7 +497,7 @@ class Controller(QObject):
                                      f"{result['added']} change(s).")
 
         return self.run(name, "export", f"Pushing {name} to MLflow",
-                        lambda job: mlflow_push.push(self.keel, name, tracking_uri, all_versions=True), project=name,
+                        lambda job: mlflow_push.push(self.opened_keel, name, tracking_uri, all_versions=True), project=name,
                         on_done=done)
 
     def check_model_file(self, path: str, on_done: Callable[[list[str]], Any]) -> Job:
@@ -584,7 +584,7 @@ class Controller(QObject):
         from app.demo import demo_stream  # numpy and pandas: kept off the start-up path
 
         return self.run("demo-stream", "demo_drop", "Dropping a demo batch into the inbox",
-                        lambda job: demo_stream.drop_next_demo_batch(self.keel), project=DEMO_PROJECT, on_done=done)
+                        lambda job: demo_stream.drop_next_demo_batch(self.opened_keel), project=DEMO_PROJECT, on_done=done)
 
     def reset_demo(self) -> Job | None:
         from app.demo import demo_stream
@@ -593,7 +593,7 @@ class Controller(QObject):
             self.notify.emit("info", f"Demo reset: v{result['version']} in production, the stream starts over.")
             self.set_project(result["project"])
 
-        return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.keel, progress=job.report),
+        return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.opened_keel, progress=job.report),
                            on_done=done, project=DEMO_PROJECT)
 
     # ------------------------------------------------------------------ scheduler and server
