@@ -9,6 +9,7 @@ from loop_helpers import batch, drop, make_project
 
 from app.core.services import policy
 from app.core.services.lifecycle import Keel
+from app.core.store.registry import Registry
 
 
 def decisions(keel, name="loan"):
@@ -94,20 +95,20 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch, 
     keel.close()
 
 
-def test_a_failing_decision_write_rolls_back_and_is_explained(workspace, monkeypatch, store):
+def test_a_failing_decision_write_rolls_back_and_is_explained(workspace, monkeypatch):
     # the deployment and the decision event are one transaction: if the event cannot be written,
     # production stays the champion, and the failure itself is recorded
     keel = make_project(workspace, settings={"policy": "auto", "window": "adaptive"})
-    real_add_event = store(keel).add_event
+    real_add_event = Registry.add_event
     calls = []
 
-    def add_event(project, kind, message, by="user", details=None):
+    def add_event(registry, project, kind, message, by="user", details=None):
         if kind == "retrain_decision" and not calls:
             calls.append(message)
             raise OSError("disk full")
-        return real_add_event(project, kind, message, by, details)
+        return real_add_event(registry, project, kind, message, by, details)
 
-    monkeypatch.setattr(store(keel), "add_event", add_event)
+    monkeypatch.setattr(Registry, "add_event", add_event)  # every registry's: the store fails, as a full disk would
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
     with pytest.raises(OSError, match="disk full"):
         keel.policy.monitor("loan")
