@@ -39,7 +39,7 @@ def keel(template, tmp_path):
 
 
 def test_a_training_run_its_version_and_its_event_are_stamped_by_the_clock(keel, store):
-    version = keel.train("loans")["version"]
+    version = keel.train("loans").version
     registry = store(keel)
     model = registry.model_version(keel.project("loans").id, version)
     run = registry.run(model.run_id)
