@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from app.core.domain.entities import DatasetFile, ModelFile
+from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile
 from app.core.domain.errors import BusyError, KeelError
 from app.core.services.dependencies import WorkspaceDependencies
 from app.core.services.paths import check_output_path
@@ -138,13 +138,13 @@ def restore(deps: WorkspaceDependencies, source: str | os.PathLike, force: bool 
                 maintenance.replace_database(deps.registry, staged / REGISTRY_MEMBER)
         finally:
             lock.release()
-    for name in summary["projects"]:
+    for name in summary.projects:
         deps.rewrite_production_manifest(name)
     with deps.registry.transaction():
         deps.registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
-                                {"path": str(source), "projects": summary["projects"],
+                                {"path": str(source), "projects": list(summary.projects),
                                  "replaced": current, "set_aside": str(set_aside) if set_aside else None})
-    return {"restored_from": str(source), "projects": summary["projects"], "replaced": current,
+    return {"restored_from": str(source), "projects": list(summary.projects), "replaced": current,
             "set_aside": str(set_aside) if set_aside else None}
 
 
@@ -191,11 +191,11 @@ def restore_finished(deps: WorkspaceDependencies, source: str | os.PathLike, set
     return {"restored_from": str(source), "projects": projects, "replaced": None, "set_aside": str(set_aside)}
 
 
-def _check_restorable(source: Path, summary: dict) -> None:
-    if not summary["intact"]:
+def _check_restorable(source: Path, summary: DatabaseSummary) -> None:
+    if not summary.intact:
         raise KeelError(f"{source.name}: member {REGISTRY_MEMBER} is not a sound SQLite database")
-    if summary["schema_version"] > LATEST_SCHEMA_VERSION:
-        raise KeelError(f"{source.name} holds registry schema v{summary['schema_version']}, written by a newer Keel "
+    if summary.schema_version > LATEST_SCHEMA_VERSION:
+        raise KeelError(f"{source.name} holds registry schema v{summary.schema_version}, written by a newer Keel "
                         f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to restore it")
 
 
