@@ -137,10 +137,12 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     assert processes_started_by(training_process.pid) == []
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
-    with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
+    # the fit alone takes over 30 s; a cancel that stops it ends within seconds, even on a loaded machine
+    # (under 2 s when idle; 3.2 s was seen with two cores at load 9)
+    with qtbot.waitSignal(window.controller.runner.cancelled, timeout=15000) as blocker:
         started = time.monotonic()
         window.job_bar.cancel_button.click()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 8.0
     assert blocker.args[0] is job and job.state == "cancelled"
     assert len(store(keel).model_versions(project_id)) == versions_before
     assert sorted(p.name for p in (keel.root / "artifacts").rglob("*")) == artifacts_before  # nor a .partial file

@@ -4,7 +4,7 @@ menus and shortcuts, the job bar, in-window and tray notifications."""
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QInputDialog,
@@ -805,7 +805,13 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def _close_when_idle(self) -> None:
+        # busy_changed also comes from inside a finished job's callbacks (one that starts the next read):
+        # closing there would shut the job runner down under the rest of those callbacks
         if self._closing and not self._unfinished_jobs():
+            QTimer.singleShot(0, self._close_if_still_idle)
+
+    def _close_if_still_idle(self) -> None:
+        if self._closing and self.isVisible() and not self._unfinished_jobs():
             self.close()
 
     def shutdown(self) -> None:
