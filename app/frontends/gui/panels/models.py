@@ -89,7 +89,7 @@ class ModelsPanel(Panel):
         self.splitter.addWidget(self.compare_area)
         self.splitter.setSizes([260, 420])
         layout.addWidget(self.splitter, 1)
-        self.comparison = None
+        self.comparison: dict | None = None  # the versions compared on show
         self.card: dict | None = None  # the version card on show
 
     # ------------------------------------------------------------------ table
@@ -105,10 +105,12 @@ class ModelsPanel(Panel):
     def _empty_comparison_area(self) -> None:
         while self.compare_layout.count():
             item = self.compare_layout.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
-            elif item.layout():
-                _delete_layout(item.layout())
+            widget = item.widget() if item is not None else None
+            layout = item.layout() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+            elif layout is not None:
+                _delete_layout(layout)
 
     def read(self, keel, project: str) -> ProjectStatus:
         return keel.status(project)
