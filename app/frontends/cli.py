@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print one JSON document")
         return sub
 
-    def project_command(name, help_text, parent=commands):
+    def project_command(name: str, help_text: str, parent: Any = commands) -> argparse.ArgumentParser:
         """A command on one project, named by its first argument."""
         sub = command(name, help_text, parent)
         sub.add_argument("name")
