@@ -248,7 +248,8 @@ def test_first_run_builds_the_demo_in_the_background(qtbot, tmp_path, gui_settin
         win.tabs.setCurrentWidget(win.panels["overview"])
         qtbot.waitUntil(lambda: win.panels["overview"].version_label.text() == "v1", timeout=5000)
     finally:
-        win.close()
+        win.close()  # deferred while the demo stream's first batch is being taken in: it closes once that ends
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=JOB_TIMEOUT_MS)
 
 
 def test_geometry_and_last_project_are_remembered(qtbot, window, gui_settings):
