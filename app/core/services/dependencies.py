@@ -33,7 +33,7 @@ LOADED_MODELS_KEPT = 8
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 Ingest = Callable[..., IngestResult]  # lifecycle's ingest(name, path, by=...)
-Train = Callable[..., TrainResult]  # lifecycle's train(name, by=, reason=, data=, progress=)
+Train = Callable[..., TrainResult]  # lifecycle's train(name, by=, reason=, data=, progress=, cancel_event=)
 Deploy = Callable[..., ProductionChange]  # lifecycle's deploy(name, version, by=, reason=)
 DeployHoldingLock = Callable[..., ProductionChange]  # the same, for a caller holding the project lock (extra_transaction_work=)
 Rollback = Callable[..., ProductionChange]  # lifecycle's rollback(name, by=, reason=, to_version=)
