@@ -168,10 +168,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     """Both ran once per cycle over the whole history (every model version decoded; every
     monitoring result's details decoded): now each is one indexed read whose cost does not
     grow with archived versions or with labelled results."""
-    from app.core.services import traffic
-
-    services = keel._services
-    registry = services.registry
+    registry = keel._services.registry
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     dataset = registry.dataset_versions(project.id)[0]
@@ -179,7 +176,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
 
     def work():
         keel.policy.earlier_production_versions(project, 1)
-        traffic.late_labels_message(services, project, settings)
+        keel.traffic.late_labels_message(project, settings)
 
     _grow_versions_and_results(registry, project.id, first.id, dataset.id, 20, 100)
     short = _steps(registry, work)

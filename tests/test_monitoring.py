@@ -162,7 +162,7 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
 def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_reference_rows(keel, monkeypatch):
     stored = reference_file.path_for(keel.root / _production(keel).model_version.artifact_path)
     assert stored.is_file()
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: pytest.fail("reference rows predicted"))
+    monkeypatch.setattr(keel.monitoring, "prepare_reference", lambda loaded: pytest.fail("reference rows predicted"))
     keel._services.drift_references.clear()  # as a new `monitor` process starts
     for index in range(2):
         drop(keel, "loan", batch(20 + index), f"r{index}.csv")
@@ -173,7 +173,7 @@ def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_referenc
     loaded = _production(keel)
     path = reference_file.path_for(keel.root / loaded.model_version.artifact_path)
     stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
-    prepared = monitoring.prepare_reference(keel._services.monitoring, loaded)
+    prepared = keel.monitoring.prepare_reference(loaded)
     for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
         row = SimpleNamespace(version=9)  # the dataset version the batch would be
         assert (monitoring.evaluate_batch(loaded, stored, frame, row, "accuracy")

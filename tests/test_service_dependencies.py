@@ -17,7 +17,7 @@ def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_i
         services = keel._services
         assert services.inbox.ingest == keel.ingest
         assert services.workspace_upkeep.rewrite_production_manifest == keel.rewrite_production_manifest
-        for deps in (services.insights, services.inbox, services.monitoring, services.workspace_upkeep):
+        for deps in (services.insights, services.inbox, services.workspace_upkeep):
             assert deps.registry is services.registry and deps.workspace == services.workspace
         assert not hasattr(services.insights, "deploy") and not hasattr(services.inbox, "train")
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
@@ -39,6 +39,18 @@ def test_the_policy_is_handed_the_services_it_calls_and_the_lifecycle_actions_it
         keel.close()
 
 
+def test_monitoring_is_handed_the_traffic_service_and_the_workspaces_drift_references(tmp_path):
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        monitoring_wiring = vars(keel.monitoring)
+        assert monitoring_wiring["_traffic"] is keel.traffic
+        assert monitoring_wiring["_drift_references"] is keel._services.drift_references
+        assert monitoring_wiring["_registry"] is keel._services.registry
+        assert vars(keel.traffic)["_registry"] is keel._services.registry
+    finally:
+        keel.close()
+
+
 SERVICE_OBJECTS = ("inbox", "batches", "monitoring", "policy", "insights", "traffic", "labels", "reports", "mlflow",
                    "backup", "bundle", "verifier", "upkeep")
 
@@ -56,7 +68,7 @@ def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tm
 
 
 # Services whose methods still hand a dependency bundle to their module's functions
-PASSING_A_BUNDLE = {"inbox", "batches", "monitoring", "insights", "traffic", "labels", "reports", "mlflow",
+PASSING_A_BUNDLE = {"inbox", "batches", "insights", "labels", "reports", "mlflow",
                     "backup", "bundle", "verifier", "upkeep"}
 
 

@@ -3,9 +3,9 @@
 A service is an object (InboxService, PolicyService, ...) that Keel builds once per workspace and
 hands its dependencies: the registry (every read and write of the store), the workspace (its files
 and its locks), the shared reads (ProjectData), the clock, and the few lifecycle actions it needs,
-as callables (the policy deploys; the inbox ingests). A service that owns its rules (the policy)
-takes each of them as a constructor argument, the other services it calls among them; the
-others still hold a bundle of them (below) and hand it to their module's functions. No service is
+as callables (the policy deploys; the inbox ingests). A service that owns its rules (the policy,
+monitoring, traffic) takes each of them as a constructor argument, the other services it calls
+among them; the others still hold a bundle of them (below) and hand it to their module's functions. No service is
 handed the lifecycle service (Keel) or reaches into another service's private functions;
 tests/test_layer_boundaries.py checks it.
 
@@ -62,11 +62,6 @@ class WorkspaceDependencies(Dependencies):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MonitoringDependencies(Dependencies):
-    drift_references: BoundedCache  # prepared drift references, one per model version
-
-
-@dataclass(frozen=True, kw_only=True)
 class LifecycleActions:
     """The lifecycle actions the other services may call (Keel's bound methods)."""
 
@@ -102,10 +97,6 @@ class ServiceDependencies:
         return self._reads_and_records
 
     @property
-    def traffic(self) -> Dependencies:
-        return self._reads_and_records
-
-    @property
     def labels(self) -> Dependencies:
         return self._reads_and_records
 
@@ -132,8 +123,3 @@ class ServiceDependencies:
         """For backup, bundle, verify and upkeep."""
         return WorkspaceDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
                                      rewrite_production_manifest=self.actions.rewrite_production_manifest)
-
-    @cached_property
-    def monitoring(self) -> MonitoringDependencies:
-        return MonitoringDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
-                                      drift_references=self.drift_references)

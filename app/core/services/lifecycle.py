@@ -174,7 +174,8 @@ class Keel:
     def monitoring(self) -> MonitoringService:
         from app.core.services.monitoring import MonitoringService
 
-        return MonitoringService(self._services.monitoring)
+        return MonitoringService(registry=self._registry, workspace=self._workspace, data=self._data,
+                                 traffic=self.traffic, drift_references=self._services.drift_references)
 
     @cached_property
     def policy(self) -> PolicyService:
@@ -195,7 +196,7 @@ class Keel:
     def traffic(self) -> TrafficService:
         from app.core.services.traffic import TrafficService
 
-        return TrafficService(self._services.traffic)
+        return TrafficService(registry=self._registry, data=self._data, clock=self._clock)
 
     @cached_property
     def labels(self) -> LabelService:
