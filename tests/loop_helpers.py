@@ -44,9 +44,7 @@ def drop(keel: Keel, name: str, frame, filename: str, settled: bool = True) -> P
 
 def settle(keel: Keel, name: str, *filenames: str) -> None:
     """Record that a sweep saw these inbox files, as they are now, two minutes ago."""
-    from app.core.services import inbox
-
-    inbox.record_sightings(keel._services.inbox, name, now=time.time() - 120, only=set(filenames))
+    keel.inbox.record_sightings(name, now=time.time() - 120, only=set(filenames))
 
 
 def batch(index: int, rows: int = 300, concept: float = 0.0, shift: float = 0.0, labelled: bool = True):

@@ -2,7 +2,6 @@
 is exactly what was ingested, symlinks and special files are followed or rejected with a
 reason (never ignored), and `run` sweeps the inbox every few seconds."""
 
-import dataclasses
 import hashlib
 import os
 import threading
@@ -10,6 +9,7 @@ import time
 
 import pandas as pd
 import pytest
+from cli_helpers import rewired
 from loop_helpers import batch, drop, make_project, settle
 
 from app.core.domain.clock import Clock
@@ -127,12 +127,12 @@ def test_a_sweep_reads_the_time_from_its_clock(keel):
     path = folder(keel) / "timed.csv"
     path.write_text(batch(6, rows=30).to_csv(index=False))
     reading = [1_000_000.0]  # a moment far from the system's clock
-    deps = dataclasses.replace(keel._services.inbox, clock=Clock(lambda: reading[0]))
-    assert inbox.sweep(deps, "loan", rules=FAST) == []  # first seen
+    timed = rewired(keel.inbox, clock=Clock(lambda: reading[0]))
+    assert timed.sweep("loan", rules=FAST) == []  # first seen
     time.sleep(FAST.quiet_seconds + 0.1)  # the system's clock moves on, the inbox's does not: still not quiet
-    assert inbox.sweep(deps, "loan", rules=FAST) == []
+    assert timed.sweep("loan", rules=FAST) == []
     reading[0] += FAST.quiet_seconds + 0.1
-    [result] = inbox.sweep(deps, "loan", rules=FAST)
+    [result] = timed.sweep("loan", rules=FAST)
     assert result["status"] == "processed" and result["rows"] == 30
 
 
@@ -146,8 +146,8 @@ def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_pr
             handle.write(batch(6, rows=5).to_csv(index=False, header=False))
         return real_ingest(*args, **kwargs)
 
-    racing = dataclasses.replace(keel._services.inbox, ingest=ingest_while_the_writer_appends)
-    [result] = inbox.sweep(racing, "loan")
+    racing = rewired(keel.inbox, ingest=ingest_while_the_writer_appends)
+    [result] = racing.sweep("loan")
     assert result["status"] == "processed" and result["rows"] == 40
     assert (folder(keel) / "processed" / "racing.csv").read_bytes() == original
     rejected = folder(keel) / "rejected" / "racing.csv"

@@ -5,7 +5,7 @@ import sqlite3
 import time
 
 import pytest
-from cli_helpers import loans_csv
+from cli_helpers import loans_csv, rewired
 
 from app.core.domain.errors import BusyError
 
@@ -37,9 +37,6 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
     """A locked registry or a full disk while ingesting leaves a valid file in the inbox, with no
     alert and nothing in rejected/ (the file is not the problem); the next sweep takes it."""
 
-    import dataclasses
-
-    from app.core.services import inbox
     from app.core.services.lifecycle import Keel
 
     keel = Keel.open(tmp_path / "ws")
@@ -47,13 +44,13 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         dropped = keel.inbox_dir("p") / "batch.csv"
         loans_csv(dropped, rows=50, seed=5)
-        inbox.record_sightings(keel._services.inbox, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
+        keel.inbox.record_sightings("p", now=time.time() - 120)  # seen unchanged by an earlier sweep
 
         def failing_ingest(*args, **kwargs):
             raise failure
 
-        failing = dataclasses.replace(keel._services.inbox, ingest=failing_ingest)
-        assert inbox.sweep(failing, "p") == []
+        failing = rewired(keel.inbox, ingest=failing_ingest)
+        assert failing.sweep("p") == []
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
         assert keel._services.registry.open_alerts(keel.project("p").id) == []
         [entry] = keel.inbox.sweep("p")  # the next sweep takes it

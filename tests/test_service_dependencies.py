@@ -15,11 +15,10 @@ def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_i
     keel = Keel.open(tmp_path / "ws")
     try:
         services = keel._services
-        assert services.inbox.ingest == keel.ingest
         assert services.workspace_upkeep.rewrite_production_manifest == keel.rewrite_production_manifest
-        for deps in (services.insights, services.inbox, services.workspace_upkeep):
+        for deps in (services.insights, services.workspace_upkeep):
             assert deps.registry is services.registry and deps.workspace == services.workspace
-        assert not hasattr(services.insights, "deploy") and not hasattr(services.inbox, "train")
+        assert not hasattr(services.insights, "deploy")
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
         assert not hasattr(keel, "workspace") and not hasattr(keel, "services")
     finally:
@@ -51,6 +50,18 @@ def test_monitoring_is_handed_the_traffic_service_and_the_workspaces_drift_refer
         keel.close()
 
 
+def test_the_inbox_and_batches_are_handed_keels_ingest_and_the_workspaces_store(tmp_path):
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        for service in (keel.inbox, keel.batches):
+            wiring = vars(service)
+            assert wiring["_ingest"] == keel.ingest and wiring["_registry"] is keel._services.registry
+            assert set(wiring) <= {"_registry", "_workspace", "_data", "_clock", "_ingest"}
+        assert vars(keel.inbox)["_clock"] is keel._services.clock
+    finally:
+        keel.close()
+
+
 SERVICE_OBJECTS = ("inbox", "batches", "monitoring", "policy", "insights", "traffic", "labels", "reports", "mlflow",
                    "backup", "bundle", "verifier", "upkeep")
 
@@ -68,7 +79,7 @@ def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tm
 
 
 # Services whose methods still hand a dependency bundle to their module's functions
-PASSING_A_BUNDLE = {"inbox", "batches", "insights", "labels", "reports", "mlflow",
+PASSING_A_BUNDLE = {"insights", "labels", "reports", "mlflow",
                     "backup", "bundle", "verifier", "upkeep"}
 
 

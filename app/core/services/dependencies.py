@@ -4,7 +4,7 @@ A service is an object (InboxService, PolicyService, ...) that Keel builds once 
 hands its dependencies: the registry (every read and write of the store), the workspace (its files
 and its locks), the shared reads (ProjectData), the clock, and the few lifecycle actions it needs,
 as callables (the policy deploys; the inbox ingests). A service that owns its rules (the policy,
-monitoring, traffic) takes each of them as a constructor argument, the other services it calls
+monitoring, traffic, the inbox, batches) takes each of them as a constructor argument, the other services it calls
 among them; the others still hold a bundle of them (below) and hand it to their module's functions. No service is
 handed the lifecycle service (Keel) or reaches into another service's private functions;
 tests/test_layer_boundaries.py checks it.
@@ -47,11 +47,6 @@ class Dependencies:
     workspace: Workspace  # the files and the locks (project_lock(workspace, name), workspace.project_lock_path)
     data: ProjectData
     clock: Clock = SYSTEM_CLOCK  # now: clock() as the registry stores it, clock.seconds() for file times
-
-
-@dataclass(frozen=True, kw_only=True)
-class IngestDependencies(Dependencies):
-    ingest: Ingest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,16 +102,6 @@ class ServiceDependencies:
     @property
     def mlflow(self) -> Dependencies:
         return self._reads_and_records
-
-    @cached_property
-    def inbox(self) -> IngestDependencies:
-        """For the inbox and for batches of files added by hand."""
-        return IngestDependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock,
-                                  ingest=self.actions.ingest)
-
-    @property
-    def batches(self) -> IngestDependencies:
-        return self.inbox
 
     @cached_property
     def workspace_upkeep(self) -> WorkspaceDependencies:

@@ -162,13 +162,13 @@ class Keel:
     def inbox(self) -> InboxService:
         from app.core.services.inbox import InboxService
 
-        return InboxService(self._services.inbox)
+        return InboxService(registry=self._registry, workspace=self._workspace, clock=self._clock, ingest=self.ingest)
 
     @cached_property
     def batches(self) -> BatchService:
         from app.core.services.batches import BatchService
 
-        return BatchService(self._services.batches)
+        return BatchService(registry=self._registry, data=self._data, ingest=self.ingest)
 
     @cached_property
     def monitoring(self) -> MonitoringService:
