@@ -271,10 +271,9 @@ def calls_into_other_services(source: str, taking: dict[str, set[str]]) -> list[
 
 
 # Service modules not yet turned into objects that own their rules: each still reaches these modules'
-# dependency-taking functions. The policy and monitoring are done: the policy calls self._monitoring.run_cycle,
-# monitoring self._traffic.monitor_traffic.
+# dependency-taking functions (the others call the objects: the policy self._monitoring.run_cycle,
+# monitoring self._traffic.monitor_traffic, reports self._insights.compare_versions).
 NOT_YET_SERVICE_OBJECTS = {
-    "reports.py": ["insights.compare_versions"],
     "upkeep.py": ["backup.backup", "backup.outside_workspace"],
 }
 

@@ -16,9 +16,9 @@ def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_i
     try:
         services = keel._services
         assert services.workspace_upkeep.rewrite_production_manifest == keel.rewrite_production_manifest
-        for deps in (services.insights, services.workspace_upkeep):
-            assert deps.registry is services.registry and deps.workspace == services.workspace
-        assert not hasattr(services.insights, "deploy")
+        deps = services.workspace_upkeep
+        assert deps.registry is services.registry and deps.workspace == services.workspace
+        assert not hasattr(deps, "deploy")
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
         assert not hasattr(keel, "workspace") and not hasattr(keel, "services")
     finally:
@@ -46,6 +46,18 @@ def test_monitoring_is_handed_the_traffic_service_and_the_workspaces_drift_refer
         assert monitoring_wiring["_drift_references"] is keel._services.drift_references
         assert monitoring_wiring["_registry"] is keel._services.registry
         assert vars(keel.traffic)["_registry"] is keel._services.registry
+    finally:
+        keel.close()
+
+
+def test_reports_are_handed_keels_insights_service_and_the_read_services_only_the_store(tmp_path):
+    keel = Keel.open(tmp_path / "ws")
+    try:
+        assert vars(keel.reports)["_insights"] is keel.insights
+        for service in (keel.insights, keel.labels, keel.reports, keel.mlflow):
+            wiring = vars(service)
+            assert wiring["_registry"] is keel._services.registry and wiring["_data"] is keel._services.data
+            assert set(wiring) <= {"_registry", "_workspace", "_data", "_clock", "_insights"}
     finally:
         keel.close()
 
@@ -79,8 +91,7 @@ def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tm
 
 
 # Services whose methods still hand a dependency bundle to their module's functions
-PASSING_A_BUNDLE = {"insights", "labels", "reports", "mlflow",
-                    "backup", "bundle", "verifier", "upkeep"}
+PASSING_A_BUNDLE = {"backup", "bundle", "verifier", "upkeep"}
 
 
 def test_a_service_that_owns_its_rules_holds_its_dependencies_one_by_one_not_a_bundle(tmp_path):

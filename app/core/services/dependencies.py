@@ -3,8 +3,8 @@
 A service is an object (InboxService, PolicyService, ...) that Keel builds once per workspace and
 hands its dependencies: the registry (every read and write of the store), the workspace (its files
 and its locks), the shared reads (ProjectData), the clock, and the few lifecycle actions it needs,
-as callables (the policy deploys; the inbox ingests). A service that owns its rules (the policy,
-monitoring, traffic, the inbox, batches) takes each of them as a constructor argument, the other services it calls
+as callables (the policy deploys; the inbox ingests). A service that owns its rules (all but backup,
+bundle, verify, upkeep) takes each of them as a constructor argument, the other services it calls
 among them; the others still hold a bundle of them (below) and hand it to their module's functions. No service is
 handed the lifecycle service (Keel) or reaches into another service's private functions;
 tests/test_layer_boundaries.py checks it.
@@ -82,26 +82,6 @@ class ServiceDependencies:
     clock: Clock = SYSTEM_CLOCK
     drift_references: BoundedCache = field(default_factory=lambda: BoundedCache(DRIFT_REFERENCES_KEPT))
     loaded_models: BoundedCache = field(default_factory=lambda: BoundedCache(LOADED_MODELS_KEPT))
-
-    @cached_property
-    def _reads_and_records(self) -> Dependencies:
-        return Dependencies(registry=self.registry, workspace=self.workspace, data=self.data, clock=self.clock)
-
-    @property
-    def insights(self) -> Dependencies:
-        return self._reads_and_records
-
-    @property
-    def labels(self) -> Dependencies:
-        return self._reads_and_records
-
-    @property
-    def reports(self) -> Dependencies:
-        return self._reads_and_records
-
-    @property
-    def mlflow(self) -> Dependencies:
-        return self._reads_and_records
 
     @cached_property
     def workspace_upkeep(self) -> WorkspaceDependencies:

@@ -190,7 +190,7 @@ class Keel:
     def insights(self) -> InsightsService:
         from app.core.services.insights import InsightsService
 
-        return InsightsService(self._services.insights)
+        return InsightsService(registry=self._registry, workspace=self._workspace, data=self._data)
 
     @cached_property
     def traffic(self) -> TrafficService:
@@ -202,19 +202,20 @@ class Keel:
     def labels(self) -> LabelService:
         from app.core.services.labels import LabelService
 
-        return LabelService(self._services.labels)
+        return LabelService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock)
 
     @cached_property
     def reports(self) -> ReportService:
         from app.core.services.reports import ReportService
 
-        return ReportService(self._services.reports)
+        return ReportService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock,
+                             insights=self.insights)
 
     @cached_property
     def mlflow(self) -> MlflowModelService:
         from app.core.services.mlflow_model import MlflowModelService
 
-        return MlflowModelService(self._services.mlflow)
+        return MlflowModelService(registry=self._registry, workspace=self._workspace, data=self._data)
 
     @cached_property
     def backup(self) -> BackupService:
