@@ -1,81 +1,89 @@
 """Each service is an object built once per workspace by Keel (keel.policy, keel.inbox, ...) and
-handed only its dependencies (wired by Keel._services): the lifecycle actions it may call, the
-shared reads, and caches that belong to the workspace and have a bound. A front end holds the
-service objects, never their dependencies or the store."""
+handed its dependencies one by one, only those it uses: the workspace's store, shared reads, clock
+and bounded caches (Keel._services), the other service objects it calls and the lifecycle actions
+it takes. A front end holds the service objects, never their dependencies or the store."""
 
 from types import SimpleNamespace
 
+from cli_helpers import rewired
+
 from app.core.services.cache import BoundedCache
-from app.core.services.dependencies import Dependencies
 from app.core.services.lifecycle import Keel
 from app.core.services.policy import PolicyService
 
+SERVICE_OBJECTS = ("inbox", "batches", "monitoring", "policy", "insights", "traffic", "labels", "reports", "mlflow",
+                   "backup", "bundle", "verifier", "upkeep")
+# What each service is handed besides the store, the shared reads and the clock: the other services it
+# calls (Keel's own objects), the lifecycle actions it takes (Keel's bound methods), the workspace's caches
+WIRING = {
+    "inbox": {"ingest"},
+    "batches": {"ingest"},
+    "traffic": set(),
+    "monitoring": {"traffic", "drift_references"},
+    "policy": {"inbox", "monitoring", "loaded_models", "train", "deploy", "deploy_holding_lock", "rollback"},
+    "insights": set(),
+    "labels": set(),
+    "reports": {"insights"},
+    "mlflow": set(),
+    "backup": {"rewrite_production_manifest"},
+    "bundle": {"rewrite_production_manifest"},
+    "verifier": {"rewrite_production_manifest"},
+    "upkeep": {"backup"},
+}
+SHARED = {"registry", "workspace", "data", "clock"}
 
-def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_it_calls(tmp_path):
+
+def wiring_faults(keel, name: str, service, handed: set[str]) -> list[str]:
+    """What is wrong with a service's wiring: a dependency it was not meant to get, or one that is not
+    the workspace's own (Keel's store, reads, clock, service objects, bound lifecycle methods, caches)."""
+    faults = []
+    for attribute, value in vars(service).items():
+        dependency = attribute.lstrip("_")
+        if dependency in SHARED:
+            own = {"registry": keel._services.registry, "workspace": keel._services.workspace,
+                   "data": keel._services.data, "clock": keel._services.clock}[dependency]
+            if value is not own:
+                faults.append(f"{name}.{dependency} is not the workspace's")
+        elif dependency not in handed:
+            faults.append(f"{name} holds {dependency}, which it was not meant to get")
+        elif dependency in SERVICE_OBJECTS:
+            if value is not getattr(keel, dependency):
+                faults.append(f"{name}.{dependency} is not Keel's {dependency} service")
+        elif dependency in ("drift_references", "loaded_models"):
+            if value is not getattr(keel._services, dependency):
+                faults.append(f"{name}.{dependency} is not the workspace's cache")
+        elif getattr(value, "__self__", None) is not keel or value != getattr(keel, dependency):
+            faults.append(f"{name}.{dependency} is not Keel's {dependency}")
+    missing = handed - {attribute.lstrip("_") for attribute in vars(service)}
+    return faults + [f"{name} lacks {dependency}" for dependency in sorted(missing)]
+
+
+def test_each_service_is_handed_the_workspaces_store_and_only_the_services_and_actions_it_calls(tmp_path):
     keel = Keel.open(tmp_path / "ws")
     try:
-        services = keel._services
-        assert services.workspace_upkeep.rewrite_production_manifest == keel.rewrite_production_manifest
-        deps = services.workspace_upkeep
-        assert deps.registry is services.registry and deps.workspace == services.workspace
-        assert not hasattr(deps, "deploy")
+        assert set(WIRING) == set(SERVICE_OBJECTS)
+        for name, handed in WIRING.items():
+            assert wiring_faults(keel, name, getattr(keel, name), handed) == [], name
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
         assert not hasattr(keel, "workspace") and not hasattr(keel, "services")
     finally:
         keel.close()
 
 
-def test_the_policy_is_handed_the_services_it_calls_and_the_lifecycle_actions_it_takes(tmp_path):
-    keel = Keel.open(tmp_path / "ws")
+def test_the_wiring_check_catches_a_foreign_store_a_stray_action_and_a_copy_of_a_service(tmp_path):
+    keel, other = Keel.open(tmp_path / "ws"), Keel.open(tmp_path / "other")
     try:
-        policy_wiring = vars(keel.policy)
-        assert policy_wiring["_inbox"] is keel.inbox and policy_wiring["_monitoring"] is keel.monitoring
-        assert policy_wiring["_deploy"] == keel.deploy and policy_wiring["_rollback"] == keel.rollback
-        assert policy_wiring["_train"] == keel.train and policy_wiring["_deploy_holding_lock"] == keel.deploy_holding_lock
-        assert policy_wiring["_registry"] is keel._services.registry and policy_wiring["_data"] is keel._services.data
-        assert policy_wiring["_loaded_models"] is keel._services.loaded_models
+        assert wiring_faults(keel, "inbox", rewired(keel.inbox, registry=other._services.registry), {"ingest"}) \
+            == ["inbox.registry is not the workspace's"]
+        assert wiring_faults(keel, "inbox", keel.inbox, set()) == ["inbox holds ingest, which it was not meant to get"]
+        assert wiring_faults(keel, "inbox", rewired(keel.inbox, ingest=other.ingest), {"ingest"}) \
+            == ["inbox.ingest is not Keel's ingest"]
+        copy = rewired(keel.policy, monitoring=rewired(keel.monitoring))
+        assert wiring_faults(keel, "policy", copy, WIRING["policy"]) == ["policy.monitoring is not Keel's monitoring service"]
+        assert wiring_faults(keel, "traffic", keel.traffic, {"ingest"}) == ["traffic lacks ingest"]
     finally:
         keel.close()
-
-
-def test_monitoring_is_handed_the_traffic_service_and_the_workspaces_drift_references(tmp_path):
-    keel = Keel.open(tmp_path / "ws")
-    try:
-        monitoring_wiring = vars(keel.monitoring)
-        assert monitoring_wiring["_traffic"] is keel.traffic
-        assert monitoring_wiring["_drift_references"] is keel._services.drift_references
-        assert monitoring_wiring["_registry"] is keel._services.registry
-        assert vars(keel.traffic)["_registry"] is keel._services.registry
-    finally:
-        keel.close()
-
-
-def test_reports_are_handed_keels_insights_service_and_the_read_services_only_the_store(tmp_path):
-    keel = Keel.open(tmp_path / "ws")
-    try:
-        assert vars(keel.reports)["_insights"] is keel.insights
-        for service in (keel.insights, keel.labels, keel.reports, keel.mlflow):
-            wiring = vars(service)
-            assert wiring["_registry"] is keel._services.registry and wiring["_data"] is keel._services.data
-            assert set(wiring) <= {"_registry", "_workspace", "_data", "_clock", "_insights"}
-    finally:
-        keel.close()
-
-
-def test_the_inbox_and_batches_are_handed_keels_ingest_and_the_workspaces_store(tmp_path):
-    keel = Keel.open(tmp_path / "ws")
-    try:
-        for service in (keel.inbox, keel.batches):
-            wiring = vars(service)
-            assert wiring["_ingest"] == keel.ingest and wiring["_registry"] is keel._services.registry
-            assert set(wiring) <= {"_registry", "_workspace", "_data", "_clock", "_ingest"}
-        assert vars(keel.inbox)["_clock"] is keel._services.clock
-    finally:
-        keel.close()
-
-
-SERVICE_OBJECTS = ("inbox", "batches", "monitoring", "policy", "insights", "traffic", "labels", "reports", "mlflow",
-                   "backup", "bundle", "verifier", "upkeep")
+        other.close()
 
 
 def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tmp_path):
@@ -86,21 +94,6 @@ def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tm
             assert getattr(keel, name) is service, name  # built once per workspace, then kept
             public = {attribute for attribute in vars(service) if not attribute.startswith("_")}
             assert public == set(), (name, public)  # its dependencies stay private: no registry, no workspace
-    finally:
-        keel.close()
-
-
-# Services whose methods still hand a dependency bundle to their module's functions
-PASSING_A_BUNDLE = {"backup", "bundle", "verifier", "upkeep"}
-
-
-def test_a_service_that_owns_its_rules_holds_its_dependencies_one_by_one_not_a_bundle(tmp_path):
-    keel = Keel.open(tmp_path / "ws")
-    try:
-        for name in SERVICE_OBJECTS:
-            bundles = [attribute for attribute, value in vars(getattr(keel, name)).items()
-                       if isinstance(value, Dependencies)]
-            assert bool(bundles) == (name in PASSING_A_BUNDLE), (name, bundles)
     finally:
         keel.close()
 

@@ -53,7 +53,7 @@ from app.core.fileio import (
     stage_bytes,
     write_text_atomic,
 )
-from app.core.services.dependencies import LifecycleActions, Progress, ServiceDependencies
+from app.core.services.dependencies import Progress, WorkspaceServices
 from app.core.services.paths import check_output_path, user_output
 from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import NewFiles, Registry
@@ -128,9 +128,7 @@ class Keel:
         self._registry = Registry(workspace.registry_path)
         self._data = ProjectData(self._registry, workspace)
         self._clock = clock
-        self._services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
-            ingest=self.ingest, train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
-            rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest), clock=clock)
+        self._services = WorkspaceServices(self._registry, workspace, self._data, clock)
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
@@ -154,8 +152,10 @@ class Keel:
         self._registry.close()
 
     # ================================================================ the other services
-    # Built once per workspace, each handed only its dependencies (self._services); a front end
-    # calls them (keel.policy.monitor(name)) and never holds their dependencies or the store.
+    # Built once per workspace, each handed only its dependencies, one by one: the store, the files,
+    # the shared reads, the clock and the caches (self._services), the other services it calls and
+    # the lifecycle actions it takes (Keel's bound methods). A front end calls them
+    # (keel.policy.monitor(name)) and never holds their dependencies or the store.
     # Their modules are imported on first use: the policy's and monitoring's load pandas and
     # scikit-learn, which read-only commands never need.
     @cached_property
@@ -221,25 +221,28 @@ class Keel:
     def backup(self) -> BackupService:
         from app.core.services.backup import BackupService
 
-        return BackupService(self._services.workspace_upkeep)
+        return BackupService(registry=self._registry, workspace=self._workspace, clock=self._clock,
+                             rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
     def bundle(self) -> BundleService:
         from app.core.services.bundle import BundleService
 
-        return BundleService(self._services.workspace_upkeep)
+        return BundleService(registry=self._registry, workspace=self._workspace, data=self._data,
+                             rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
     def verifier(self) -> VerifyService:
         from app.core.services.verify import VerifyService
 
-        return VerifyService(self._services.workspace_upkeep)
+        return VerifyService(registry=self._registry, workspace=self._workspace,
+                             rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
     def upkeep(self) -> UpkeepService:
         from app.core.services.upkeep import UpkeepService
 
-        return UpkeepService(self._services.workspace_upkeep)
+        return UpkeepService(registry=self._registry, workspace=self._workspace, clock=self._clock, backup=self.backup)
 
     # ================================================================ the workspace's places
     @property
