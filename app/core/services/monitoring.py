@@ -205,9 +205,9 @@ class MonitoringService:
         return cycle
 
     def reference_for(self, loaded: LoadedModel) -> drift.DriftReference:
-        """The prepared reference of a model, kept in self._drift_references once read or built. The file's
-        sha256 alone is not a key: one skops file imported into two projects has one hash but two
-        references (an imported model's reference is its project's training data)."""
+        """The prepared reference of a model, kept in the workspace's cache once read or built. The
+        file's sha256 alone is not a key: one skops file imported into two projects has one hash but
+        two references (an imported model's reference is its project's training data)."""
         key = (loaded.project.name, loaded.model_version.id, loaded.model_version.sha256)
         return self._drift_references.get_or_build(key, lambda: self.stored_reference(loaded))
 
