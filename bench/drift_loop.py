@@ -60,7 +60,7 @@ def run_keel(shape: Shape, seed: int, folder: Path) -> dict:
     initial = folder / "initial.csv"
     shape.initial(INITIAL_ROWS, seed).to_csv(initial, index=False)
     keel.create_project("bench", initial, shape.target, shape.task, KEEL_SETTINGS)
-    keel.deploy("bench", keel.train("bench")["version"])
+    keel.deploy("bench", keel.train("bench").version)
     values, decisions, signals, alerts, seconds = [], [], [], 0, []
     for index, frame in shape.stream(seed):
         path = folder / f"batch-{index:03d}.csv"
@@ -69,11 +69,11 @@ def run_keel(shape: Shape, seed: int, folder: Path) -> dict:
         keel.ingest("bench", path, by="scheduler")
         result = keel.policy.monitor("bench", by="scheduler")
         seconds.append(time.perf_counter() - started)
-        values.append(result["batches"][0]["value"])
-        decisions.append(result["decision"])
-        opened = [a for a in result["alerts_opened"] if a["rule"] in CHANGE_RULES]
+        values.append(result.batches[0].value)
+        decisions.append(result.decision)
+        opened = [a for a in result.alerts_opened if a.rule in CHANGE_RULES]
         alerts += len(opened)
-        if opened or result.get("change_detected"):
+        if opened or result.change_detected:
             signals.append(index)
     keel.close()
     return {"values": values, "decisions": decisions, "signals": signals, "alerts": alerts,

@@ -65,7 +65,7 @@ def make_workspace(folder: Path, preset: str) -> Path:
     keel = Keel.open(folder / "workspace")
     try:
         keel.create_project(PROJECT, data, "default", settings={"preset": preset})
-        version = keel.train(PROJECT)["version"]
+        version = keel.train(PROJECT).version
         keel.deploy(PROJECT, version)
     finally:
         keel.close()

@@ -67,9 +67,9 @@ def build_panels_workspace(folder: Path) -> None:
         if index == 4:  # parameters set for the project: the version card marks them over the preset's defaults
             keel.set_project(name, {"params": {"max_depth": 6, "learning_rate": 0.05}})
             trained = keel.train(name, reason="retrained after drift")
-            keel.deploy(name, trained["version"], reason="retrained on recent data")
+            keel.deploy(name, trained.version, reason="retrained on recent data")
     trained = keel.train(name, reason="challenger")
-    keel.deploy(name, trained["version"], reason="try the newest model")
+    keel.deploy(name, trained.version, reason="try the newest model")
     keel.rollback(name, reason="the newest model was worse on the latest batch")
     keel.close()
 

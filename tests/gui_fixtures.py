@@ -134,7 +134,7 @@ def backlog_template(demo_template, tmp_path_factory) -> Path:
             simulator.make_batch(150, seed=100 + index, shift=0.15 * index).to_csv(path, index=False)
             keel.ingest("demo-credit", path)
         keel.policy.monitor("demo-credit")
-        version = keel.train("demo-credit", reason="test")["version"]
+        version = keel.train("demo-credit", reason="test").version
         keel.deploy("demo-credit", version)
         for index in range(6, 9):
             path = files / f"batch-{index:02d}.csv"

@@ -27,7 +27,7 @@ def make_project(workspace: Path, name: str = "loan", rows: int = 800, settings:
     keel.create_project(name, data, "default", "classification", {"preset": "logreg", **(settings or {})})
     if deploy:
         trained = keel.train(name)
-        keel.deploy(name, trained["version"])
+        keel.deploy(name, trained.version)
     return keel
 
 

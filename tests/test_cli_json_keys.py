@@ -8,7 +8,7 @@ import pickle
 import pytest
 from cli_helpers import cli, loans, write_csv
 
-from app.core.domain.results import IngestResult, ProjectStatus
+from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, ProjectStatus, TrainResult
 from app.core.domain.settings import ProjectSettings
 from app.core.services.lifecycle import Keel
 
@@ -36,6 +36,9 @@ MONITOR_KEYS = ["project", "batches", "alerts_opened", "alerts_recovered", "deci
                 "change_detected", "traffic", "late_labels"]
 MONITOR_BATCH_KEYS = ["dataset_version", "rows", "labelled", "labelled_rows", "metric", "value", "estimated_value",
                       "drifted_features", "drift_share", "prediction_drift"]
+
+DECISIONS = ("none", "alert", "retrained_waiting", "retrained_deployed", "retrained_rejected", "restored",
+             "restore_waiting", "held")
 
 
 def json_of(capsys, workspace, *args):
@@ -138,12 +141,26 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
         keel.create_project("loans", write_csv(tmp_path / "initial.csv", loans(120, seed=1)), "default",
                             settings={"preset": "logreg"})
         results = {"ingest": keel.ingest("loans", write_csv(tmp_path / "batch.csv", loans(60, seed=2))),
-                   "status": keel.status("loans")}
+                   "train": keel.train("loans")}
+        keel.train("loans")
+        results["deploy"] = keel.deploy("loans", 2)
+        keel.deploy("loans", 1)
+        results["rollback"] = keel.rollback("loans")  # back to v2
+        keel.ingest("loans", write_csv(tmp_path / "later.csv", loans(60, seed=3)))
+        results["monitor"] = keel.policy.monitor("loans")
+        results["status"] = keel.status("loans")
     finally:
         keel.close()
     assert isinstance(results["ingest"], IngestResult) and isinstance(results["status"], ProjectStatus)
     assert (results["ingest"].dataset_version, results["ingest"].labelled) == (2, True)
-    assert [d.version for d in results["status"].dataset_versions] == [1, 2]
+    assert isinstance(results["train"], TrainResult) and (results["train"].version, results["train"].run_id) == (1, 1)
+    assert results["deploy"] == ProductionChange(production_version=2, previous_version=None)
+    assert results["rollback"] == ProductionChange(production_version=2, previous_version=1)
+    assert isinstance(results["monitor"], MonitorOutcome)
+    assert [(b.dataset_version, b.labelled) for b in results["monitor"].batches] == [(3, True)]
+    assert results["monitor"].production_version == 2 and results["monitor"].decision in DECISIONS
+    assert [d.version for d in results["status"].dataset_versions] == [1, 2, 3]
+    assert [(v.version, v.in_production) for v in results["status"].versions] == [(1, False), (2, True)]
     for result in results.values():
         with pytest.raises(dataclasses.FrozenInstanceError):
             result.project = "changed"  # type: ignore[misc]

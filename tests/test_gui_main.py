@@ -413,7 +413,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
         runner.finished.connect(lambda job, result: job.kind == "monitor" and done.append(result))
         # the demo project has never been monitored: the scheduler catches up at start, on the GUI's queue
         qtbot.waitUntil(lambda: bool(done), timeout=JOB_TIMEOUT_MS)
-        assert done[0]["decision"] == "none"  # nothing new in the inbox yet: a cycle that found no batch
+        assert done[0].decision == "none"  # nothing new in the inbox yet: a cycle that found no batch
         project = win.controller.keel.project("demo-credit")
         assert win.controller.keel._services.registry.schedule(project.id).last_run_at is not None
         assert win.controller.next_run_times()["demo-credit"] is not None

@@ -22,7 +22,7 @@ def test_train_after_an_interrupted_train_left_an_unregistered_model_file(tmp_pa
         orphan = keel._workspace.artifact_dir("p") / "v1.skops"
         orphan.parent.mkdir(parents=True)
         orphan.write_bytes(b"half-written by a killed process")
-        assert keel.train("p")["version"] == 1
+        assert keel.train("p").version == 1
         kept = [p for p in orphan.parent.iterdir() if p.name.startswith("v1.skops.orphan-")]
         assert len(kept) == 1 and kept[0].read_bytes() == b"half-written by a killed process"  # never deleted
         keel.load_version("p", 1)  # the registered file is the new model, hash-checked

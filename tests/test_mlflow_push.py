@@ -18,7 +18,7 @@ def template(tmp_path_factory):
     """A project with two trained versions, v2 in production."""
     workspace = tmp_path_factory.mktemp("push") / "workspace"
     keel = make_project(workspace)  # v1 deployed
-    keel.deploy("loan", keel.train("loan")["version"])
+    keel.deploy("loan", keel.train("loan").version)
     keel.close()
     return workspace
 
@@ -131,7 +131,7 @@ def test_another_project_of_the_same_name_is_left_alone(capsys, workspace, serve
     assert push(capsys, workspace, server.uri)[0] == 0
     other = tmp_path / "other"
     keel = make_project(other, rows=400)  # another "loan", trained on other rows
-    keel.deploy("loan", keel.train("loan")["version"])  # its own v2, with another sha256
+    keel.deploy("loan", keel.train("loan").version)  # its own v2, with another sha256
     keel.close()
     before = dict(server.runs)
     code, out = push(capsys, other, server.uri)

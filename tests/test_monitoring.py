@@ -22,38 +22,38 @@ def keel(workspace):
 def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     drop(keel, "loan", batch(1), "b1.csv")
     result = keel.policy.monitor("loan")
-    assert [b["dataset_version"] for b in result["batches"]] == [2]
-    measured = result["batches"][0]
-    assert measured["labelled"] and measured["rows"] == 300 and measured["metric"] == "accuracy"
-    assert 0.85 < measured["value"] <= 1.0
-    assert measured["estimated_value"] == pytest.approx(measured["value"], abs=0.08)
-    assert measured["drifted_features"] == []
-    assert result["decision"] == "none" and result["alerts_opened"] == []
+    assert [b.dataset_version for b in result.batches] == [2]
+    measured = result.batches[0]
+    assert measured.labelled and measured.rows == 300 and measured.metric == "accuracy"
+    assert 0.85 < measured.value <= 1.0
+    assert measured.estimated_value == pytest.approx(measured.value, abs=0.08)
+    assert measured.drifted_features == ()
+    assert result.decision == "none" and result.alerts_opened == ()
     stored = keel._services.registry.monitor_results(keel.project("loan").id)
     assert len(stored) == 1
     details = stored[0].details
     assert set(details["per_class"]) == {"0", "1"}
     assert set(details["features"]) == set(keel.project("loan").schema.features)
     assert details["prediction_drift"]["psi"] >= 0
-    assert keel.policy.monitor("loan")["batches"] == []  # evaluated once
+    assert keel.policy.monitor("loan").batches == ()  # evaluated once
 
 
 def test_an_unlabelled_batch_gets_drift_and_an_estimate_only(keel):
     drop(keel, "loan", batch(2, labelled=False), "unlabelled.csv")
-    measured = keel.policy.monitor("loan")["batches"][0]
-    assert not measured["labelled"] and measured["value"] is None
-    assert 0.5 < measured["estimated_value"] <= 1.0
+    measured = keel.policy.monitor("loan").batches[0]
+    assert not measured.labelled and measured.value is None
+    assert 0.5 < measured.estimated_value <= 1.0
 
 
 def test_covariate_shift_opens_one_drift_alert_naming_the_features(keel):
     drop(keel, "loan", batch(3, shift=1.0), "shifted.csv")
     result = keel.policy.monitor("loan")
-    drifted = result["batches"][0]["drifted_features"]
+    drifted = result.batches[0].drifted_features
     assert {"income", "age"} <= set(drifted)
-    opened = {a["rule"]: a for a in result["alerts_opened"]}
-    assert "drift_share" in opened and "income" in opened["drift_share"]["message"]
+    opened = {a.rule: a for a in result.alerts_opened}
+    assert "drift_share" in opened and "income" in opened["drift_share"].message
     drop(keel, "loan", batch(4, shift=1.0), "shifted-again.csv")
-    assert keel.policy.monitor("loan")["alerts_opened"] == []  # still firing: no second alert
+    assert keel.policy.monitor("loan").alerts_opened == ()  # still firing: no second alert
     open_rules = [a.rule for a in keel.status("loan").open_alerts]
     assert sorted(open_rules) == sorted(opened)
 
@@ -62,17 +62,17 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
     keel.set_project("loan", {"threshold": 0.999})
     drop(keel, "loan", batch(5), "a.csv")
     first = keel.policy.monitor("loan")
-    assert [a["rule"] for a in first["alerts_opened"]] == ["metric_threshold"]
-    assert first["alerts_opened"][0]["severity"] == "critical"
-    assert first["decision"] == "alert"
+    assert [a.rule for a in first.alerts_opened] == ["metric_threshold"]
+    assert first.alerts_opened[0].severity == "critical"
+    assert first.decision == "alert"
     drop(keel, "loan", batch(6), "b.csv")
     second = keel.policy.monitor("loan")
-    assert second["alerts_opened"] == [] and second["decision"] == "alert"
+    assert second.alerts_opened == () and second.decision == "alert"
     keel.set_project("loan", {"threshold": 0.5})
     drop(keel, "loan", batch(7), "c.csv")
     third = keel.policy.monitor("loan")
-    assert [a["rule"] for a in third["alerts_recovered"]] == ["metric_threshold"]
-    assert third["decision"] == "none"
+    assert [a.rule for a in third.alerts_recovered] == ["metric_threshold"]
+    assert third.decision == "none"
     alerts = keel._services.registry.alerts(keel.project("loan").id)
     assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
     kinds = [e["kind"] for e in keel.history("loan")["events"]]
@@ -82,11 +82,11 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
 def test_an_acknowledged_alert_reopens_if_the_rule_still_fires(keel):
     keel.set_project("loan", {"threshold": 0.999})
     drop(keel, "loan", batch(8), "a.csv")
-    alert_id = keel.policy.monitor("loan")["alerts_opened"][0]["id"]
+    alert_id = keel.policy.monitor("loan").alerts_opened[0].id
     keel.acknowledge_alert("loan", alert_id)
     drop(keel, "loan", batch(9), "b.csv")
-    reopened = keel.policy.monitor("loan")["alerts_opened"]
-    assert [a["rule"] for a in reopened] == ["metric_threshold"] and reopened[0]["id"] != alert_id
+    reopened = keel.policy.monitor("loan").alerts_opened
+    assert [a.rule for a in reopened] == ["metric_threshold"] and reopened[0].id != alert_id
 
 
 def test_an_unlabelled_batch_leaves_measured_alerts_alone_and_checks_the_estimate(keel):
@@ -95,8 +95,8 @@ def test_an_unlabelled_batch_leaves_measured_alerts_alone_and_checks_the_estimat
     keel.policy.monitor("loan")
     drop(keel, "loan", batch(11, labelled=False), "unlabelled.csv")
     result = keel.policy.monitor("loan")
-    assert result["alerts_recovered"] == []
-    assert [a["rule"] for a in result["alerts_opened"]] == ["estimated_threshold"]
+    assert result.alerts_recovered == ()
+    assert [a.rule for a in result.alerts_opened] == ["estimated_threshold"]
     assert {a.rule for a in keel.status("loan").open_alerts} == {"metric_threshold", "estimated_threshold"}
 
 
@@ -104,7 +104,7 @@ def test_policy_off_records_results_without_alerts(keel):
     keel.set_project("loan", {"policy": "off", "threshold": 0.999})
     drop(keel, "loan", batch(12, shift=1.0), "a.csv")
     result = keel.policy.monitor("loan")
-    assert len(result["batches"]) == 1 and result["alerts_opened"] == [] and result["decision"] == "none"
+    assert len(result.batches) == 1 and result.alerts_opened == () and result.decision == "none"
     assert keel.status("loan").open_alerts == ()
 
 
@@ -166,7 +166,7 @@ def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_referen
     keel._services.drift_references.clear()  # as a new `monitor` process starts
     for index in range(2):
         drop(keel, "loan", batch(20 + index), f"r{index}.csv")
-        assert len(keel.policy.monitor("loan")["batches"]) == 1
+        assert len(keel.policy.monitor("loan").batches) == 1
 
 
 def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_reference_rows(keel):
@@ -196,7 +196,7 @@ def test_a_missing_or_damaged_stored_reference_is_prepared_again_and_stored(keel
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is None
     keel._services.drift_references.clear()
     drop(keel, "loan", batch(41), "b.csv")
-    assert len(keel.policy.monitor("loan")["batches"]) == 1
+    assert len(keel.policy.monitor("loan").batches) == 1
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is not None
 
 

@@ -34,15 +34,15 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
     keel = Keel.open(tmp_path / "ws")
     try:
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
-        keel.deploy("p", keel.train("p")["version"])
+        keel.deploy("p", keel.train("p").version)
         new_class = make_batch(40, seed=99).assign(default=2)
         new_class.to_csv(tmp_path / "new.csv", index=False)
         ingested = keel.ingest("p", tmp_path / "new.csv")
         assert any("unseen in training" in w for w in ingested.warnings)
         result = keel.policy.monitor("p")
-        [batch] = result["batches"]
-        assert batch["dataset_version"] == ingested.dataset_version and batch["value"] == 0.0
-        assert keel.policy.monitor("p")["batches"] == []  # evaluated once, not stuck
+        [batch] = result.batches
+        assert batch.dataset_version == ingested.dataset_version and batch.value == 0.0
+        assert keel.policy.monitor("p").batches == ()  # evaluated once, not stuck
     finally:
         keel.close()
 

@@ -25,9 +25,9 @@ def test_alert_policy_alerts_and_never_retrains(workspace):
     keel = make_project(workspace, settings={"policy": "alert"})
     drop(keel, "loan", batch(1, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "alert"
-    assert "metric_drop" in {a["rule"] for a in result["alerts_opened"]}
-    assert versions(keel) == [1] and result["production_version"] == 1
+    assert result.decision == "alert"
+    assert "metric_drop" in {a.rule for a in result.alerts_opened}
+    assert versions(keel) == [1] and result.production_version == 1
     keel.close()
 
 
@@ -35,9 +35,9 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "window": "adaptive"})
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "retrained_deployed"
-    assert result["production_version"] == 2 and result["challenger_version"] == 2
-    details = result["details"]
+    assert result.decision == "retrained_deployed"
+    assert result.production_version == 2 and result.challenger_version == 2
+    details = result.details
     assert details["test"] == "mcnemar" and details["p_value"] < 0.05
     assert details["challenger_value"] >= details["champion_value"] + 0.01
     # adaptive: only the new concept; tested without the 100 gate rows, registered with them
@@ -55,12 +55,12 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
     keel = make_project(workspace, settings={"policy": "approve", "window": "adaptive"})
     drop(keel, "loan", batch(3, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "retrained_waiting" and result["production_version"] == 1
-    assert result["challenger_waiting"] == 2
+    assert result.decision == "retrained_waiting" and result.production_version == 1
+    assert result.challenger_waiting == 2
     assert keel.status("loan").versions[1].aliases == ("challenger",)
     drop(keel, "loan", batch(4, concept=1.0), "more-drift.csv")
     again = keel.policy.monitor("loan")  # a challenger already waits: no second one
-    assert again["decision"] == "alert" and versions(keel) == [1, 2]
+    assert again.decision == "alert" and versions(keel) == [1, 2]
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 0 and out == {"production_version": 2, "previous_version": 1}
     assert keel._services.registry.current_deployment(keel.project("loan").id).by == "user"
@@ -74,24 +74,24 @@ def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "threshold": 0.999})
     drop(keel, "loan", batch(5), "same-concept.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "retrained_rejected"
-    assert result["production_version"] == 1 and versions(keel) == [1, 2]
+    assert result.decision == "retrained_rejected"
+    assert result.production_version == 1 and versions(keel) == [1, 2]
     assert keel.status("loan").versions[1].aliases == ()
-    assert not result["details"]["accepted"]
-    assert result["details"]["rule"] == "better"  # a threshold the user set does not start a drift
+    assert not result.details["accepted"]
+    assert result.details["rule"] == "better"  # a threshold the user set does not start a drift
     with pytest.raises(KeelError, match="no challenger"):
         keel.policy.approve("loan")
     # back-off: the same champion is challenged again only once its unseen rows have doubled
     drop(keel, "loan", batch(6, rows=100), "small.csv")
     held = keel.policy.monitor("loan")
-    assert held["decision"] == "held" and versions(keel) == [1, 2]
-    assert held["details"]["hold"] == "back-off" and held["details"]["needed_rows"] == 600
-    assert held["details"]["unseen_rows"] == 400 and "metric_threshold" in held["message"]
+    assert held.decision == "held" and versions(keel) == [1, 2]
+    assert held.details["hold"] == "back-off" and held.details["needed_rows"] == 600
+    assert held.details["unseen_rows"] == 400 and "metric_threshold" in held.message
     drop(keel, "loan", batch(7, rows=250), "enough.csv")
     budget = keel.policy.monitor("loan")  # the rows have doubled, but the budget has 0.75 of a challenger
-    assert budget["decision"] == "held" and budget["details"]["hold"] == "budget" and versions(keel) == [1, 2]
+    assert budget.decision == "held" and budget.details["hold"] == "budget" and versions(keel) == [1, 2]
     drop(keel, "loan", batch(17, rows=100), "more.csv")
-    assert keel.policy.monitor("loan")["decision"] == "retrained_rejected" and versions(keel) == [1, 2, 3]
+    assert keel.policy.monitor("loan").decision == "retrained_rejected" and versions(keel) == [1, 2, 3]
     keel.close()
 
 
@@ -102,14 +102,14 @@ def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace)
     project_id = keel.project("loan").id
     drop(keel, "loan", batch(40, rows=600, concept=1.0), "drift.csv")
     first = keel.policy.monitor("loan")
-    assert "metric_drop" in {a["rule"] for a in first["alerts_opened"]}
-    assert first["decision"] == "retrained_deployed" and first["details"]["rule"] == "no worse"
-    assert "not significantly worse" in first["message"]
+    assert "metric_drop" in {a.rule for a in first.alerts_opened}
+    assert first.decision == "retrained_deployed" and first.details["rule"] == "no worse"
+    assert "not significantly worse" in first.message
     assert read_policy_state(keel._services.registry, project_id).budget["drift"]["rejected"] == 0
     drop(keel, "loan", batch(41, rows=600, concept=1.0), "more.csv")
     follow_up = keel.policy.monitor("loan")  # enough rows for the gate, but a follow-up waits for 2 unseen batches
-    assert follow_up["decision"] == "held" and follow_up["details"]["hold"] == "new rows"
-    assert follow_up["details"]["unseen_batches"] == 1 and follow_up["details"]["needed_batches"] == 2
+    assert follow_up.decision == "held" and follow_up.details["hold"] == "new rows"
+    assert follow_up.details["unseen_batches"] == 1 and follow_up.details["needed_batches"] == 2
     state = read_policy_state(keel._services.registry, project_id)
     assert policy.gate_rule(state) == "no worse"
     once = policy.budget_after_challenger(state.budget, promoted=False, passed_drift_gate=False)
@@ -136,11 +136,11 @@ def test_new_rows_trigger_a_retrain_without_any_alert(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "retrain_after_rows": 500})
     drop(keel, "loan", batch(8), "first.csv")
     first = keel.policy.monitor("loan")
-    assert first["decision"] == "none" and first["alerts_opened"] == []
+    assert first.decision == "none" and first.alerts_opened == ()
     drop(keel, "loan", batch(9), "second.csv")
     second = keel.policy.monitor("loan")
-    assert second["decision"] in ("retrained_rejected", "retrained_deployed")
-    assert "600 new labelled rows" in second["details"]["reasons"][0]
+    assert second.decision in ("retrained_rejected", "retrained_deployed")
+    assert "600 new labelled rows" in second.details["reasons"][0]
     keel.close()
 
 
@@ -148,7 +148,7 @@ def test_too_few_new_labelled_rows_skip_the_retrain_with_a_reason(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "threshold": 0.999})
     drop(keel, "loan", batch(10, rows=25), "tiny.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "alert" and "skipped" in result["message"] and "at least 30" in result["message"]
+    assert result.decision == "alert" and "skipped" in result.message and "at least 30" in result.message
     assert versions(keel) == [1]
     keel.close()
 
@@ -157,7 +157,7 @@ def test_policy_off_does_nothing(workspace):
     keel = make_project(workspace, settings={"policy": "off"})
     drop(keel, "loan", batch(11, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "none" and versions(keel) == [1]
+    assert result.decision == "none" and versions(keel) == [1]
     keel.close()
 
 
@@ -281,7 +281,7 @@ def recurring_project(workspace, policy_name):
     """v1 on concept A, then concept B arrives and v2 (trained on B) is deployed."""
     keel = make_project(workspace, settings={"policy": "auto"})
     drop(keel, "loan", batch(20, rows=400, concept=1.0), "b.csv")
-    assert keel.policy.monitor("loan")["decision"] == "retrained_deployed" and keel.production_version("loan") == 2
+    assert keel.policy.monitor("loan").decision == "retrained_deployed" and keel.production_version("loan") == 2
     keel.set_project("loan", {"policy": policy_name})
     return keel
 
@@ -290,8 +290,8 @@ def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace):
     keel = recurring_project(workspace, "auto")
     drop(keel, "loan", batch(21, rows=400, concept=0.0), "a-again.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "restored" and result["production_version"] == 1
-    details = result["details"]
+    assert result.decision == "restored" and result.production_version == 1
+    details = result.details
     assert details["restored_version"] == 1 and details["champion_version"] == 2 and details["test"] == "mcnemar"
     assert details["challenger_value"] > details["champion_value"] + 0.01 and details["gate_rows"] == 400
     assert versions(keel) == [1, 2]  # nothing was trained
@@ -306,8 +306,8 @@ def test_approve_makes_the_earlier_version_the_waiting_candidate(workspace, caps
     keel = recurring_project(workspace, "approve")
     drop(keel, "loan", batch(22, rows=400, concept=0.0), "a-again.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "restore_waiting" and result["production_version"] == 2
-    assert result["challenger_waiting"] == 1
+    assert result.decision == "restore_waiting" and result.production_version == 2
+    assert result.challenger_waiting == 1
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 0 and out["production_version"] == 1
     keel.close()
@@ -317,7 +317,7 @@ def test_alert_names_the_earlier_version_in_an_alert(workspace):
     keel = recurring_project(workspace, "alert")
     drop(keel, "loan", batch(23, rows=400, concept=0.0), "a-again.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "alert" and result["production_version"] == 2
+    assert result.decision == "alert" and result.production_version == 2
     [alert] = [a for a in keel._services.registry.open_alerts(keel.project("loan").id) if a.rule == policy.RESTORE_RULE]
     assert "earlier v1" in alert.message and "rollback loan --to 1" in alert.message
     keel.close()
@@ -327,7 +327,7 @@ def test_no_earlier_version_is_restored_while_the_new_concept_holds(workspace):
     keel = recurring_project(workspace, "auto")
     drop(keel, "loan", batch(24, rows=400, concept=1.0), "still-b.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] != "restored" and result["production_version"] == 2
+    assert result.decision != "restored" and result.production_version == 2
     assert not [e for e in keel.history("loan")["events"] if e["kind"] == "restore_decision"]
     keel.close()
 
@@ -336,10 +336,10 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
     keel = make_project(workspace, settings={"policy": "auto"})
     drop(keel, "loan", batch(25, rows=600, concept=1.0), "b.csv")
     result = keel.policy.monitor("loan")
-    window = result["details"]["window"]
+    window = result.details["window"]
     assert window["mode"] == "adaptive" and set(window["scores"]) == {"all", "since change"}
     assert window["chosen"] == "since change" and window["scores"]["since change"] > window["scores"]["all"]
-    assert window["selection_rows"] == result["details"]["gate_rows"] == 200
+    assert window["selection_rows"] == result.details["gate_rows"] == 200
     run_id = keel._services.registry.model_version(keel.project("loan").id, 2).run_id
     assert keel._services.registry.run_params(run_id)["training_window"] == "since change"
     keel.close()
@@ -380,7 +380,7 @@ def test_the_chosen_window_is_cut_again_by_its_definition_when_another_window_is
 def test_a_forced_window_fits_one_challenger(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "window": None})
     drop(keel, "loan", batch(26, rows=600, concept=1.0), "b.csv")
-    window = keel.policy.monitor("loan")["details"]["window"]
+    window = keel.policy.monitor("loan").details["window"]
     assert window == {"chosen": "all", "description": "all 1400 rows (--window all)", "mode": "forced"}
     keel.close()
 
@@ -391,10 +391,10 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches(workspace):
     for index in range(8):
         drop(keel, "loan", batch(30 + index, rows=150), f"rows-{index}.csv")
         outcome = keel.policy.monitor("loan")
-        retrained.append(outcome["decision"].startswith("retrained"))
-        holds.append(outcome["details"].get("hold"))
+        retrained.append(outcome.decision.startswith("retrained"))
+        holds.append(outcome.details.get("hold"))
         if not retrained[-1]:
-            assert outcome["decision"] == "held" and outcome["details"]["hold"] in ("budget", "back-off")
+            assert outcome.decision == "held" and outcome.details["hold"] in ("budget", "back-off")
     assert retrained == [True, False, False, True, False, False, False, True]
     # a streak of holds for one cause is recorded once when it starts, and once when it ends
     streaks = sum(1 for i, hold in enumerate(holds) if hold and (i == 0 or holds[i - 1] != hold))
@@ -412,27 +412,27 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches(workspace):
 def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, cancellable):
     keel = make_project(workspace, settings={"policy": "alert"})
     drop(keel, "loan", batch(27, rows=600, concept=1.0), "b.csv")
-    assert keel.policy.monitor("loan")["decision"] == "alert"  # the drop marks a change at the new batch
+    assert keel.policy.monitor("loan").decision == "alert"  # the drop marks a change at the new batch
     messages = []
     trained = keel.train("loan", cancel_event=threading.Event() if cancellable else None,
                          progress=lambda fraction, message: messages.append(message))
     assert any(message.startswith("choosing the training window") for message in messages)
-    params = keel._services.registry.run_params(trained["run_id"])
+    params = keel._services.registry.run_params(trained.run_id)
     assert params["training_window"] == "since change" and params["training_window_rows"] == 600
     scores = params["training_window_scores"]
     assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
     assert scores["since change"] > scores["all"]
-    assert keel._services.registry.run(trained["run_id"]).dataset_versions == (2,)
+    assert keel._services.registry.run(trained.run_id).dataset_versions == (2,)
     keel.close()
 
 
 def test_a_restored_version_from_before_the_change_is_challenged_with_the_rows_since(workspace):
     keel = recurring_project(workspace, "auto")
     drop(keel, "loan", batch(28, rows=400, concept=0.0), "a-again.csv")
-    assert keel.policy.monitor("loan")["decision"] == "restored" and keel.production_version("loan") == 1
-    assert keel.policy.monitor("loan")["decision"] == "none"  # nothing new measured: nothing to challenge with
+    assert keel.policy.monitor("loan").decision == "restored" and keel.production_version("loan") == 1
+    assert keel.policy.monitor("loan").decision == "none"  # nothing new measured: nothing to challenge with
     drop(keel, "loan", batch(29, rows=400, concept=0.0), "a-more.csv")
     result = keel.policy.monitor("loan")
-    assert result["decision"] == "held" and result["details"]["hold"] == "budget"  # one challenger so far, 3 batches
-    assert any("was trained before the change" in reason for reason in result["details"]["reasons"])
+    assert result.decision == "held" and result.details["hold"] == "budget"  # one challenger so far, 3 batches
+    assert any("was trained before the change" in reason for reason in result.details["reasons"])
     keel.close()

@@ -36,7 +36,7 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
     initial = shape.initial(initial_rows, SEED)
     initial.to_csv(tmp_path / "initial.csv", index=False)
     keel.create_project("s", tmp_path / "initial.csv", shape.target, shape.task, {"policy": "auto"})
-    keel.deploy("s", keel.train("s")["version"])
+    keel.deploy("s", keel.train("s").version)
     project = keel.project("s")
     schema = project.schema
     clean = datasets.clean(datasets.RawTable(initial, "initial"), schema).frame
@@ -47,8 +47,8 @@ def replay(tmp_path, shape, initial_rows: int = 1000):
         frame.to_csv(tmp_path / f"batch-{index}.csv", index=False)
         keel.ingest("s", tmp_path / f"batch-{index}.csv")
         result = keel.policy.monitor("s")
-        keel_values.append(result["batches"][0]["value"])
-        decisions.append(result["decision"])
+        keel_values.append(result.batches[0].value)
+        decisions.append(result.decision)
         batch = datasets.clean(datasets.RawTable(frame, "batch"), schema).frame
         X, y = datasets.to_model_frame(batch, schema), datasets.target_array(batch, schema)
         never_values.append(policy.metric_value(shape.task, project.metric, y, never.predict(X), never))

@@ -39,7 +39,7 @@ def deploy_from_another_keel(workspace, version):
 @pytest.mark.parametrize("mode", ["auto", "approve"])
 def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(workspace, monkeypatch, mode):
     keel = make_project(workspace, settings={"policy": mode, "window": "adaptive"})
-    assert keel.train("loan")["version"] == 2  # a version the user will deploy meanwhile
+    assert keel.train("loan").version == 2  # a version the user will deploy meanwhile
     real_gate = policy.gate
 
     def gate_with_a_deploy_meanwhile(*args, **kwargs):
@@ -51,9 +51,9 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
 
-    assert result["decision"] == "retrained_rejected" and result["challenger_version"] == 3
-    assert result["details"]["accepted"]  # the gate said yes, against v1; production moved to v2 meanwhile
-    assert result["production_version"] == 2 and result["challenger_waiting"] is None
+    assert result.decision == "retrained_rejected" and result.challenger_version == 3
+    assert result.details["accepted"]  # the gate said yes, against v1; production moved to v2 meanwhile
+    assert result.production_version == 2 and result.challenger_waiting is None
     project = keel.project("loan")
     deployment = keel._services.registry.current_deployment(project.id)
     assert deployment.by == "user" and deployment.version == 2
@@ -89,7 +89,7 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch):
     monkeypatch.undo()
     drop(keel, "loan", batch(3, rows=100, concept=1.0), "more-drift.csv")
     again = keel.policy.monitor("loan")
-    assert again["decision"] == "held" and again["details"]["hold"] == "back-off"
+    assert again.decision == "held" and again.details["hold"] == "back-off"
     assert [v.version for v in keel.status("loan").versions] == [1, 2]
     keel.close()
 

@@ -118,7 +118,7 @@ def test_report_opens_anywhere_nothing_loaded_from_outside(monitored, tmp_path):
 def test_report_of_a_version_never_deployed_says_so(monitored, tmp_path):
     keel = Keel.open(monitored)
     try:
-        version = keel.train("loan")["version"]
+        version = keel.train("loan").version
     finally:
         keel.close()
     result, html = write(monitored, tmp_path / "v2.html", version=version)

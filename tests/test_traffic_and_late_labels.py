@@ -11,6 +11,7 @@ import pytest
 from cli_helpers import cli, loans, write_csv
 from serving_helpers import FEATURES, ready_server
 
+from app.core.domain.entities import LateLabelTotals
 from app.core.ml import datasets
 from app.core.services.lifecycle import Keel
 
@@ -58,9 +59,10 @@ def serve_rows(ws, name: str, frame: pd.DataFrame, ids: list, rows_per_request: 
 
 
 def monitor(ws, name: str) -> dict:
+    """One monitoring cycle of `name`, as `monitor --json` prints it (these tests pin its keys)."""
     keel = Keel.open(ws)
     try:
-        return keel.policy.monitor(name)
+        return keel.policy.monitor(name).to_json()
     finally:
         keel.close()
 
@@ -256,8 +258,8 @@ def test_late_label_totals_count_only_windows_past_the_delay_below_the_coverage(
     registry.insert_traffic_window(project_id=project, model_version_id=model, first_prediction_id=1,
                                    last_prediction_id=50, started_at="2026-01-01", ended_at="2026-01-05",
                                    monitored_at="2026-01-05", rows=50, metric="accuracy", labelled_rows=5)
-    assert registry.late_label_totals(project, "2026-02-01", 0.5) == {"windows": 2, "rows": 150, "labelled": 5}
-    assert registry.late_label_totals(project, "2026-02-01", 0.9) == {"windows": 3, "rows": 250, "labelled": 85}
-    assert [b["dataset_version"] for b in registry.batches_awaiting_labels(project)] == [1, 2, 5]
-    assert [b["labelled_rows"] for b in registry.batches_awaiting_labels(project)] == [0, 80, 0]
+    assert registry.late_label_totals(project, "2026-02-01", 0.5) == LateLabelTotals(windows=2, rows=150, labelled=5)
+    assert registry.late_label_totals(project, "2026-02-01", 0.9) == LateLabelTotals(windows=3, rows=250, labelled=85)
+    assert [b.dataset_version for b in registry.batches_awaiting_labels(project)] == [1, 2, 5]
+    assert [b.labelled_rows for b in registry.batches_awaiting_labels(project)] == [0, 80, 0]
     registry.close()

@@ -284,7 +284,7 @@ def test_a_training_over_the_memory_budget_samples_its_rows_and_records_it(capsy
         policy_rows, policy_sampling = keel.labelled_rows("loans")  # what a policy challenger chooses from
         assert policy_sampling == data.sampling and list(policy_rows["__version__"].unique()) == [1]
         result = keel.train("loans")
-        card = keel.insights.version_card("loans", result["version"])
+        card = keel.insights.version_card("loans", result.version)
         assert card["training"]["sample"] == data.sampling
         assert "training_sample" not in card["parameters"]
         monkeypatch.delenv("KEEL_TRAIN_MEMORY_MB")

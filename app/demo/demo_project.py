@@ -21,6 +21,6 @@ def create_demo(keel, progress: Callable[[float, str], None] | None = None, name
     report(0.3, "training the first model")
     trained = keel.train(name, reason="demo", progress=lambda f, m: report(0.3 + 0.6 * f, m))
     report(0.95, "deploying")
-    keel.deploy(name, trained["version"], reason="demo: first model")
+    keel.deploy(name, trained.version, reason="demo: first model")
     report(1.0, "demo ready")
-    return {"project": name, "version": trained["version"], "metrics": trained["metrics"]}
+    return {"project": name, "version": trained.version, "metrics": trained.metrics}

@@ -9,11 +9,13 @@ or a deployment is never cut half-way), the scheduler shuts down, the lock is fr
 import logging
 import signal
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_jobs
 from datetime import datetime
 
 from app.core.domain.errors import KeelError
+from app.core.domain.results import MonitorOutcome
 from app.core.services.session import WorkspaceLock
 from app.frontends.signals import stop_on_signal
 
@@ -109,7 +111,7 @@ def run(keel, stop_event: threading.Event | None = None, echo=print, ready: thre
 def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
     restore = _install_signal_handlers(stop_event)
     queues = ProjectQueues(lambda project: keel.policy.monitor(project, by="scheduler"),
-                           on_result=lambda project, result, error: echo(_describe(project, result, error)),
+                           on_result=lambda project, result, error: _echo_monitor(echo, project, result, error),
                            sweep=lambda project: keel.inbox.sweep(project, by="scheduler"),
                            on_sweep=lambda project, result, error: _echo_sweep(echo, project, result, error))
     scheduler = MonitorScheduler(keel, queues.submit, submit_sweep=queues.submit_sweep)
@@ -150,50 +152,58 @@ def _install_signal_handlers(stop_event: threading.Event):
 def _echo_sweep(echo, project: str, result: list | None, error: Exception | None) -> None:
     """An inbox sweep between monitoring cycles: a line per file taken, nothing when none was."""
     if error is not None or result:
-        echo(_describe(project, {"inbox": result or [], "sweep_only": True}, error))
+        echo(_describe(project, "\n".join(format_inbox(result or [])), error))
 
 
-def _describe(project: str, result: dict | None, error: Exception | None) -> str:
+def _echo_monitor(echo, project: str, result: MonitorOutcome | None, error: Exception | None) -> None:
+    echo(_describe(project, "" if result is None else format_monitor(result), error))
+
+
+def _describe(project: str, text: str, error: Exception | None) -> str:
     stamp = datetime.now().strftime("%H:%M:%S")
     if error is not None:
         return f"{stamp} {project}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
-    return f"{stamp} {project}: " + format_monitor(result)
+    return f"{stamp} {project}: " + text
 
 
 # --------------------------------------------------------------------------- CLI commands
-def format_monitor(result: dict) -> str:
+def format_inbox(items: Iterable[dict]) -> list[str]:
+    """A line per file an inbox sweep took or rejected."""
     lines = []
-    for item in result.get("inbox", []):
+    for item in items:
         if item["status"] == "rejected":
             lines.append(f"inbox: {item['file']} rejected: {item['reason']}")
         else:
             lines.append(f"inbox: {item['file']} -> dataset v{item['dataset_version']}"
                          + (f" (same content as v{item['duplicate_of']})" if item.get("duplicate_of") else ""))
-    if result.get("sweep_only"):
-        return "\n".join(lines)
-    for batch in result["batches"]:
-        measured = f"{batch['metric']} {batch['value']:.4f}" if batch["value"] is not None else "no labels"
-        estimated = f", estimated {batch['estimated_value']:.4f}" if batch["estimated_value"] is not None else ""
-        drifted = ", ".join(batch["drifted_features"]) or "none"
-        lines.append(f"dataset v{batch['dataset_version']} ({batch['rows']} rows): {measured}{estimated}; "
+    return lines
+
+
+def format_monitor(result: MonitorOutcome) -> str:
+    lines = format_inbox(result.inbox)
+    for batch in result.batches:
+        measured = f"{batch.metric} {batch.value:.4f}" if batch.value is not None else "no labels"
+        estimated = f", estimated {batch.estimated_value:.4f}" if batch.estimated_value is not None else ""
+        drifted = ", ".join(batch.drifted_features) or "none"
+        lines.append(f"dataset v{batch.dataset_version} ({batch.rows} rows): {measured}{estimated}; "
                      f"drifted: {drifted}")
-    for window in result.get("traffic", []):
+    for window in result.traffic:
         estimated = f", estimated {window['metric']} {window['estimated_value']:.4f}" \
             if window["estimated_value"] is not None else ""
         drift = f"prediction PSI {window['prediction_drift']:.3f}" if window["prediction_drift"] is not None else ""
         lines.append(f"traffic window {window['window']} ({window['rows']} rows): {drift}{estimated}; "
                      f"drifted: {', '.join(window['drifted_features']) or 'none'}")
-    for late in result.get("late_labels", []):
+    for late in result.late_labels:
         measured = f"{late['metric']} {late['value']:.4f}" if late["value"] is not None else "no metric"
         lines.append(f"{late['where']}: {measured} on {late['labelled_rows']} of {late['rows']} rows")
-    for alert in result["alerts_opened"]:
-        lines.append(f"alert {alert['id']} ({alert['severity']}): {alert['message']}")
-    for alert in result.get("alerts_recovered", []):
-        lines.append(f"alert {alert['id']} ({alert['rule']}) recovered")
-    if not result["batches"]:
+    for alert in result.alerts_opened:
+        lines.append(f"alert {alert.id} ({alert.severity}): {alert.message}")
+    for recovered in result.alerts_recovered:
+        lines.append(f"alert {recovered.id} ({recovered.rule}) recovered")
+    if not result.batches:
         lines.append("no new batches to monitor")
-    production = f"v{result['production_version']}" if result["production_version"] else "none"
-    lines.append(f"decision: {result['decision']}" + (f" - {result['message']}" if result.get("message") else "")
+    production = f"v{result.production_version}" if result.production_version else "none"
+    lines.append(f"decision: {result.decision}" + (f" - {result.message}" if result.message else "")
                  + f"; production {production}")
     return "\n".join(lines)
 

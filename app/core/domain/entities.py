@@ -529,3 +529,58 @@ class PredictionLogSummary:
     oldest_at: str | None
     newest_at: str | None
     last_id: int  # 0: none logged yet
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """One decision of the retraining policy (retrain, reject, restore, hold, a hold's end) in the audit log."""
+
+    id: int  # the event's
+    at: str  # UTC, ISO 8601
+    kind: str  # the event's kind: retrain_decision, restore_decision, retrain_held, retrain_hold_ended
+    message: str
+    decision: str | None  # retrained_deployed, restored, held, hold_ended, ...
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PolicyDecision:
+        return cls(id=row["id"], at=row["at"], kind=row["kind"], message=row["message"], decision=row["decision"])
+
+
+@dataclass(frozen=True)
+class BatchAwaitingLabels:
+    """A batch that had no labels when it was monitored but has IDs to join late labels to, with its
+    newest late measurement (labelled_rows 0 and value None without one)."""
+
+    monitor_result_id: int
+    at: str  # when it was monitored (UTC, ISO 8601)
+    rows: int
+    metric: str
+    dataset_version: int | None
+    labelled_rows: int
+    value: float | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> BatchAwaitingLabels:
+        return cls(monitor_result_id=row["id"], at=row["at"], rows=row["rows"], metric=row["metric"],
+                   dataset_version=row["dataset_version"], labelled_rows=row["labelled_rows"] or 0,
+                   value=row["value"])
+
+
+@dataclass(frozen=True)
+class LateLabelTotals:
+    """Windows (traffic windows and batches awaiting labels) whose labels are late: how many, their rows
+    and their labelled rows."""
+
+    windows: int
+    rows: int
+    labelled: int
+
+
+@dataclass(frozen=True)
+class DatabaseSummary:
+    """What a registry file holds, read without opening it as the workspace's (a backup being restored)."""
+
+    schema_version: int
+    projects: tuple[str, ...]
+    intact: bool  # SQLite's integrity check passed
+    error: str | None = None  # why it could not be read (then schema_version 0, no projects)

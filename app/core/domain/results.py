@@ -130,3 +130,110 @@ class ProjectStatus:
                 "open_alerts": [alert.headline() for alert in self.open_alerts],
                 "settings": self.settings.to_dict(), "prediction_log": self.prediction_log.to_json(),
                 "versions_total": self.versions_total, "dataset_versions_total": self.dataset_versions_total}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A version trained and registered: its number, its hold-out metrics, its run, how long the fit took."""
+
+    version: int
+    metrics: dict[str, float]
+    run_id: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "metrics": self.metrics, "run_id": self.run_id, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class ProductionChange:
+    """The production pointer moved (deploy, rollback, approve): the version in production now, and before."""
+
+    production_version: int
+    previous_version: int | None  # None: the project's first production model
+
+    def to_json(self) -> dict[str, Any]:
+        return {"production_version": self.production_version, "previous_version": self.previous_version}
+
+
+@dataclass(frozen=True)
+class MonitoredBatch:
+    """What a monitoring cycle measured on one new batch with the production model."""
+
+    dataset_version: int
+    rows: int
+    labelled: bool
+    labelled_rows: int
+    metric: str
+    value: float | None  # measured on the labelled rows (None: unlabelled)
+    estimated_value: float | None  # the label-free estimate
+    drifted_features: tuple[str, ...]
+    drift_share: float
+    prediction_drift: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
+                "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
+                "estimated_value": self.estimated_value, "drifted_features": list(self.drifted_features),
+                "drift_share": self.drift_share, "prediction_drift": self.prediction_drift}
+
+
+@dataclass(frozen=True)
+class OpenedAlert:
+    """An alert a monitoring cycle opened (dataset_version: the batch it fired on; None: traffic)."""
+
+    id: int
+    rule: str
+    severity: str
+    message: str
+    dataset_version: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "rule": self.rule, "severity": self.severity, "message": self.message,
+                "dataset_version": self.dataset_version}
+
+
+@dataclass(frozen=True)
+class RecoveredAlert:
+    """An open alert a monitoring cycle closed because its rule holds again."""
+
+    id: int
+    rule: str
+    dataset_version: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "rule": self.rule, "dataset_version": self.dataset_version}
+
+
+@dataclass(frozen=True)
+class MonitorOutcome:
+    """`monitor --once`: the inbox sweep, the cycle's batches, traffic window and late labels, the alerts
+    it opened and closed, and the policy's decision with its numbers (details, as the audit log has them)."""
+
+    project: str
+    batches: tuple[MonitoredBatch, ...]
+    alerts_opened: tuple[OpenedAlert, ...]
+    alerts_recovered: tuple[RecoveredAlert, ...]
+    decision: str  # none | alert | retrained_waiting | retrained_deployed | retrained_rejected | restored | ...
+    message: str
+    production_version: int | None  # after the decision
+    challenger_version: int | None  # the challenger this cycle trained, if any
+    challenger_waiting: int | None  # the challenger waiting for approval, if any
+    inbox: tuple[dict, ...]  # the files the sweep took or rejected, as the sweep reports them
+    details: dict  # the decision's numbers: the gate, the window, the hold, the change detected
+    traffic: tuple[dict, ...]  # the traffic window this cycle took, if any
+    late_labels: tuple[dict, ...]  # windows measured late and evaluated in this cycle
+
+    @property
+    def change_detected(self) -> dict | None:
+        """The change detector's finding in this cycle (started_at, detected_at, statistic, ...), if any."""
+        return self.details.get("change_detected")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": self.project, "batches": [batch.to_json() for batch in self.batches],
+                "alerts_opened": [alert.to_json() for alert in self.alerts_opened],
+                "alerts_recovered": [alert.to_json() for alert in self.alerts_recovered],
+                "decision": self.decision, "message": self.message, "production_version": self.production_version,
+                "challenger_version": self.challenger_version, "challenger_waiting": self.challenger_waiting,
+                "inbox": list(self.inbox), "details": self.details, "change_detected": self.change_detected,
+                "traffic": list(self.traffic), "late_labels": list(self.late_labels)}

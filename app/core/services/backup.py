@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from app.core.domain.clock import Clock
-from app.core.domain.entities import DatasetFile, ModelFile
+from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile
 from app.core.domain.errors import BusyError, KeelError
 from app.core.services.dependencies import RewriteProductionManifest
 from app.core.services.paths import check_output_path
@@ -106,11 +106,11 @@ def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: 
     return target
 
 
-def _check_restorable(source: Path, summary: dict) -> None:
-    if not summary["intact"]:
+def _check_restorable(source: Path, summary: DatabaseSummary) -> None:
+    if not summary.intact:
         raise KeelError(f"{source.name}: member {REGISTRY_MEMBER} is not a sound SQLite database")
-    if summary["schema_version"] > LATEST_SCHEMA_VERSION:
-        raise KeelError(f"{source.name} holds registry schema v{summary['schema_version']}, written by a newer Keel "
+    if summary.schema_version > LATEST_SCHEMA_VERSION:
+        raise KeelError(f"{source.name} holds registry schema v{summary.schema_version}, written by a newer Keel "
                         f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to restore it")
 
 
@@ -213,13 +213,13 @@ class BackupService:
                     maintenance.replace_database(self._registry, staged / REGISTRY_MEMBER)
             finally:
                 lock.release()
-        for name in summary["projects"]:
+        for name in summary.projects:
             self._rewrite_production_manifest(name)
         with self._registry.transaction():
             self._registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
-                                     {"path": str(source), "projects": summary["projects"],
+                                     {"path": str(source), "projects": list(summary.projects),
                                       "replaced": current, "set_aside": str(set_aside) if set_aside else None})
-        return {"restored_from": str(source), "projects": summary["projects"], "replaced": current,
+        return {"restored_from": str(source), "projects": list(summary.projects), "replaced": current,
                 "set_aside": str(set_aside) if set_aside else None}
 
     def restore_finished(self, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from app.core.domain.entities import Alert, Project
+from app.core.domain.results import MonitoredBatch, OpenedAlert, RecoveredAlert
 from app.core.store.registry import Registry
 
 RULE_SEVERITY = {
@@ -37,12 +38,12 @@ class BatchResult:
     prediction_drift: float | None
     rules: dict = field(default_factory=dict)  # rule -> message when firing, "" when fine; absent: no data
 
-    def public(self) -> dict:
-        """The shape of `monitor --json` batches (docs/cli.md, "JSON shapes")."""
-        return {"dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
-                "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
-                "estimated_value": self.estimated_value, "drifted_features": self.drifted_features,
-                "drift_share": self.drift_share, "prediction_drift": self.prediction_drift}
+    def monitored(self) -> MonitoredBatch:
+        """What `monitor` reports of the batch (its rules' messages stay in the cycle)."""
+        return MonitoredBatch(dataset_version=self.dataset_version, rows=self.rows, labelled=self.labelled,
+                              labelled_rows=self.labelled_rows, metric=self.metric, value=self.value,
+                              estimated_value=self.estimated_value, drifted_features=tuple(self.drifted_features),
+                              drift_share=self.drift_share, prediction_drift=self.prediction_drift)
 
 
 @dataclass
@@ -50,8 +51,8 @@ class CycleResult:
     project: str
     production_version: int | None
     batches: list[BatchResult] = field(default_factory=list)
-    alerts_opened: list[dict] = field(default_factory=list)
-    alerts_recovered: list[dict] = field(default_factory=list)
+    alerts_opened: list[OpenedAlert] = field(default_factory=list)
+    alerts_recovered: list[RecoveredAlert] = field(default_factory=list)
     firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
     traffic: list[dict] = field(default_factory=list)  # the traffic window of this cycle, if any (`monitor --json`)
     late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
@@ -100,10 +101,10 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
             if rule in CHANGE_RULES and dataset_version is not None:
                 registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}",
                                    by, {"dataset_version": dataset_version, "rule": rule})
-            cycle.alerts_opened.append({"id": alert_id, "rule": rule, "severity": RULE_SEVERITY[rule],
-                                        "message": message, "dataset_version": dataset_version})
+            cycle.alerts_opened.append(OpenedAlert(id=alert_id, rule=rule, severity=RULE_SEVERITY[rule],
+                                                   message=message, dataset_version=dataset_version))
         elif not message and current is not None:
             registry.close_alert(current.id, "recovered")
             registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
                                {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
-            cycle.alerts_recovered.append({"id": current.id, "rule": rule, "dataset_version": dataset_version})
+            cycle.alerts_recovered.append(RecoveredAlert(id=current.id, rule=rule, dataset_version=dataset_version))

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
-from app.core.domain.results import IngestResult
+from app.core.domain.results import IngestResult, ProductionChange, TrainResult
 from app.core.services.cache import BoundedCache
 from app.core.services.project_data import ProjectData
 from app.core.store.registry import Registry
@@ -34,10 +34,10 @@ LOADED_MODELS_KEPT = 8
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 Ingest = Callable[..., IngestResult]  # lifecycle's ingest(name, path, by=...)
-Train = Callable[..., dict]  # lifecycle's train(name, by=, reason=, data=, progress=) -> {version, run_id, ...}
-Deploy = Callable[..., dict]  # lifecycle's deploy(name, version, by=, reason=)
-DeployHoldingLock = Callable[..., dict]  # the same, for a caller holding the project lock (extra_transaction_work=)
-Rollback = Callable[..., dict]  # lifecycle's rollback(name, by=, reason=, to_version=)
+Train = Callable[..., TrainResult]  # lifecycle's train(name, by=, reason=, data=, progress=)
+Deploy = Callable[..., ProductionChange]  # lifecycle's deploy(name, version, by=, reason=)
+DeployHoldingLock = Callable[..., ProductionChange]  # the same, for a caller holding the project lock (extra_transaction_work=)
+Rollback = Callable[..., ProductionChange]  # lifecycle's rollback(name, by=, reason=, to_version=)
 RewriteProductionManifest = Callable[[str], None]  # lifecycle's: a project's production.json again from the registry
 
 

@@ -30,6 +30,7 @@ from app.core.domain.entities import (
     Event,
     ModelVersion,
     MonitorResult,
+    PolicyDecision,
     Project,
     Schedule,
     Schema,
@@ -41,7 +42,9 @@ from app.core.domain.results import (
     DatasetStatus,
     IngestResult,
     LastMonitoring,
+    ProductionChange,
     ProjectStatus,
+    TrainResult,
     VersionStatus,
 )
 from app.core.domain.settings import ProjectSettings, default_metric, parse_schedule
@@ -486,7 +489,7 @@ class Keel:
 
     # ================================================================ training
     def train(self, name: str, by: str = "user", reason: str = "", progress: Progress | None = None,
-              data: TrainingData | None = None, cancel_event: threading.Event | None = None) -> dict:
+              data: TrainingData | None = None, cancel_event: threading.Event | None = None) -> TrainResult:
         """Train a new version. data: rows to train on instead of the project's training window.
         cancel_event: fit in a child process that setting the event stops at once (nothing is saved)."""
         report = progress or _no_progress
@@ -510,8 +513,8 @@ class Keel:
                     with self._registry.transaction():
                         self._registry.log_params(run_id, window_params)
         report(1.0, f"v{training.version} registered")
-        return {"version": training.version, "metrics": trained.result.metrics, "run_id": run_id,
-                "seconds": round(trained.seconds, 3)}
+        return TrainResult(version=training.version, metrics=trained.result.metrics, run_id=run_id,
+                           seconds=round(trained.seconds, 3))
 
     def _training_data(self, project: Project, cancel_event: threading.Event | None = None,
                        progress: Progress | None = None) -> tuple[TrainingData, dict]:
@@ -689,12 +692,12 @@ class Keel:
                                         f"v{version} {'archived' if archived else 'restored'}", by)
 
     # ================================================================ deployment
-    def deploy(self, name: str, version: int, by: str = "user", reason: str = "") -> dict:
+    def deploy(self, name: str, version: int, by: str = "user", reason: str = "") -> ProductionChange:
         with self.holding_project_lock(name):
             return self.deploy_holding_lock(name, version, by, reason)
 
     def deploy_holding_lock(self, name: str, version: int, by: str = "user", reason: str = "",
-                            extra_transaction_work: Callable[[Project], None] | None = None) -> dict:
+                            extra_transaction_work: Callable[[Project], None] | None = None) -> ProductionChange:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
         deployment's transaction, so its writes commit or roll back with it."""
@@ -726,7 +729,7 @@ class Keel:
             raise
         self._install_manifest(staged)
         self._prepare_drift_reference(LoadedModel(project, model_version, model))
-        return {"production_version": version, "previous_version": previous_version}
+        return ProductionChange(production_version=version, previous_version=previous_version)
 
     def _prepare_drift_reference(self, loaded: LoadedModel) -> None:
         """The production model's drift reference, prepared now and stored beside its model file, so
@@ -745,7 +748,7 @@ class Keel:
         # never compared with the current one (a stale challenger also blocked every policy retrain)
         self._registry.set_alias(project.id, "challenger", None)
 
-    def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> dict:
+    def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> ProductionChange:
         """Go back to the previous production model (or to an earlier deployed version)."""
         from app.core.ml import artifacts
 
@@ -775,7 +778,7 @@ class Keel:
                 raise
             self._install_manifest(staged)
         self._prepare_drift_reference(LoadedModel(project, model_version, model))
-        return {"production_version": target.version, "previous_version": current.version}
+        return ProductionChange(production_version=target.version, previous_version=current.version)
 
     def rollback_target(self, name: str) -> Deployment | None:
         """The deployment a plain rollback returns to (None: nothing in production, or only its first model)."""
@@ -1017,8 +1020,8 @@ class Keel:
     def monitor_results(self, name: str, after_id: int = 0) -> list[MonitorResult]:
         return self._registry.monitor_results(self.project(name).id, after_id=after_id)
 
-    def policy_decisions(self, name: str, after_id: int = 0) -> list[dict]:
-        """The retraining policy's decisions: {id, at, kind, message, decision}, oldest first."""
+    def policy_decisions(self, name: str, after_id: int = 0) -> list[PolicyDecision]:
+        """The retraining policy's decisions, oldest first."""
         from app.core.store.policy_state import decision_events
 
         return decision_events(self._registry, self.project(name).id, after_id)

@@ -72,6 +72,7 @@ import pandas as pd
 
 from app.core.domain.entities import Project, TrainingData
 from app.core.domain.errors import BusyError, KeelError, ValidationError
+from app.core.domain.results import MonitorOutcome, ProductionChange
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
 from app.core.ml.change import LossCusum
@@ -470,7 +471,7 @@ class PolicyService:
         self._rollback = rollback
 
     def monitor(self, name: str, by: str = "user", progress: Progress | None = None,
-                lock_timeout: float = 600.0) -> dict:
+                lock_timeout: float = 600.0) -> MonitorOutcome:
         """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`."""
         report = progress or (lambda fraction, message: None)
         project = self._data.project(name)
@@ -493,22 +494,21 @@ class PolicyService:
                     self._registry.add_event(project, "monitored",
                                              f"{cycle.summary()} -> {outcome.decision}"
                                              + (f": {outcome.message}" if outcome.message else ""),
-                                             by, {"batches": [b.public() for b in cycle.batches],
-                                                  "alerts_opened": [a["id"] for a in cycle.alerts_opened],
+                                             by, {"batches": [b.monitored().to_json() for b in cycle.batches],
+                                                  "alerts_opened": [a.id for a in cycle.alerts_opened],
                                                   "decision": outcome.decision})
         finally:
             lock.release()
         report(1.0, outcome.decision)
-        return {"project": name, "batches": [b.public() for b in cycle.batches],
-                "alerts_opened": cycle.alerts_opened, "alerts_recovered": cycle.alerts_recovered,
-                "decision": outcome.decision, "message": outcome.message,
-                "production_version": self._data.production_version(name),
-                "challenger_version": outcome.challenger_version,
-                "challenger_waiting": self.waiting_challenger(name), "inbox": swept, "details": outcome.details,
-                "change_detected": outcome.details.get("change_detected"),
-                "traffic": cycle.traffic, "late_labels": cycle.late_labels}
+        return MonitorOutcome(
+            project=name, batches=tuple(b.monitored() for b in cycle.batches),
+            alerts_opened=tuple(cycle.alerts_opened), alerts_recovered=tuple(cycle.alerts_recovered),
+            decision=outcome.decision, message=outcome.message, production_version=self._data.production_version(name),
+            challenger_version=outcome.challenger_version, challenger_waiting=self.waiting_challenger(name),
+            inbox=tuple(swept), details=outcome.details, traffic=tuple(cycle.traffic),
+            late_labels=tuple(cycle.late_labels))
 
-    def approve(self, name: str, by: str = "user") -> dict:
+    def approve(self, name: str, by: str = "user") -> ProductionChange:
         """Deploy the challenger waiting for approval."""
         version = self.waiting_challenger(name)
         if version is None:
@@ -584,11 +584,11 @@ class PolicyService:
         if settings.policy == "alert":
             return fallback
         reasons = self._retrain_reasons(project, settings, cycle.firing, observation,
-                                        tuple(alert["rule"] for alert in cycle.alerts_opened))
+                                        tuple(alert.rule for alert in cycle.alerts_opened))
         if not reasons:
             return fallback
         new_change = (observation.change is not None
-                      or any(alert["rule"] in CHANGE_RULES for alert in cycle.alerts_opened))
+                      or any(alert.rule in CHANGE_RULES for alert in cycle.alerts_opened))
         held = self._hold_reason(project, settings, reasons, latest_value(cycle), new_change)
         if held is not None:
             return self._record_hold(project, reasons, held, fallback, cycle_position(cycle))
@@ -612,8 +612,8 @@ class PolicyService:
         detector = LossCusum.from_dict(detector_state.get("cusum"))
         change_point = state.change_point
         for alert in cycle.alerts_opened:
-            if alert["rule"] in CHANGE_RULES:
-                change_point = alert["dataset_version"]
+            if alert.rule in CHANGE_RULES:
+                change_point = alert.dataset_version
         observation = Observation()
         frames = []
         labelled = self._labelled_windows(project, cycle)
@@ -633,7 +633,7 @@ class PolicyService:
         budget = dict(state.budget)
         budget["batches"] = budget.get("batches", 0) + batches
         budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * batches)
-        if observation.change or any(alert["rule"] in DRIFT_RULES for alert in cycle.alerts_opened):
+        if observation.change or any(alert.rule in DRIFT_RULES for alert in cycle.alerts_opened):
             budget["drift"] = {"since": change_point, "rejected": 0}  # a drift starts (or starts again)
         new_state = state.but(change_point=change_point, budget=budget,
                               detector={"champion_version": champion_version, "cusum": detector.to_dict()})
@@ -949,10 +949,10 @@ class PolicyService:
         trained = self._train(name, by="policy", reason=reason, data=data,
                               progress=lambda f, m: report(0.3 + 0.4 * f, m))
         with self._registry.transaction():
-            self._registry.log_params(trained["run_id"], {"training_window": window.name,
+            self._registry.log_params(trained.run_id, {"training_window": window.name,
                                                           "training_window_rows": len(train_part),
                                                           "training_window_scores": choice.get("scores", {})})
-        base = {"champion_version": champion.version, "challenger_version": trained["version"],
+        base = {"champion_version": champion.version, "challenger_version": trained.version,
                 "unseen_rows": unseen, "train_rows": len(train_part), "tested_rows": len(window.rows),
                 "reasons": reasons, "dataset_versions": used,
                 "window": {"chosen": window.name, "description": final.description, **choice}}

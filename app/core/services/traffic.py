@@ -324,10 +324,10 @@ class TrafficService:
         now = now or datetime.now(UTC)
         due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
         late = self._registry.late_label_totals(project.id, due_before, settings.label_coverage)
-        if not late["windows"]:
+        if not late.windows:
             return ""
-        rows, labelled = late["rows"], late["labelled"]
-        return (f"labels are late: {late['windows']} window(s) older than {settings.label_delay} have "
+        rows, labelled = late.rows, late.labelled
+        return (f"labels are late: {late.windows} window(s) older than {settings.label_delay} have "
                 f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
                 f"(below {settings.label_coverage:.0%}); send them with `keel labels {project.name} FILE`")
 
@@ -337,8 +337,8 @@ class TrafficService:
         rows: list[dict[str, Any]] = [{"kind": "traffic", "window": w.id, "ended_at": w.ended_at, "rows": w.rows,
                                        "labelled_rows": w.labelled_rows, "value": w.value, "metric": w.metric}
                                       for w in registry.traffic_windows(project.id)]
-        rows += [{"kind": "batch", "dataset_version": b["dataset_version"], "ended_at": b["at"], "rows": b["rows"],
-                  "labelled_rows": b["labelled_rows"], "value": b["value"], "metric": b["metric"]}
+        rows += [{"kind": "batch", "dataset_version": b.dataset_version, "ended_at": b.at, "rows": b.rows,
+                  "labelled_rows": b.labelled_rows, "value": b.value, "metric": b.metric}
                  for b in registry.batches_awaiting_labels(project.id)]
         for row in rows:
             row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.domain.clock import utc_now
-from app.core.domain.entities import DatasetFile, ModelFile, ProductionPointer
+from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile, ProductionPointer
 from app.core.store.registry import BUSY_TIMEOUT_MS, Registry
 
 
@@ -90,16 +90,16 @@ def copy_database(source: Path, destination: Path) -> None:
         src.close()
 
 
-def database_summary(path: Path) -> dict:
+def database_summary(path: Path) -> DatabaseSummary:
     """Schema version and project names of a database file (a backup being restored)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-        projects = [r[0] for r in conn.execute("SELECT name FROM projects ORDER BY name")]
+        projects = tuple(r[0] for r in conn.execute("SELECT name FROM projects ORDER BY name"))
         check = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
-        return {"schema_version": version, "projects": projects, "intact": check == ["ok"]}
+        return DatabaseSummary(schema_version=version, projects=projects, intact=check == ["ok"])
     except sqlite3.DatabaseError as exc:
-        return {"schema_version": 0, "projects": [], "intact": False, "error": str(exc)}
+        return DatabaseSummary(schema_version=0, projects=(), intact=False, error=str(exc))
     finally:
         conn.close()
 

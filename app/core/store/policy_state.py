@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.clock import utc_now
+from app.core.domain.entities import PolicyDecision
 
 if TYPE_CHECKING:
     from app.core.store.registry import Registry
@@ -102,13 +103,14 @@ DECISION_EVENTS = ("retrain_decision", "restore_decision", "retrain_held", "retr
 HOLD_ENDED = "hold_ended"  # the decision of a retrain_hold_ended event (its details name the next decision)
 
 
-def decision_events(registry: "Registry", project_id: int, after_id: int = 0) -> list[dict]:
+def decision_events(registry: "Registry", project_id: int, after_id: int = 0) -> list[PolicyDecision]:
     """The policy's decisions (retrain, reject, restore, hold, the end of a hold) from the audit log, oldest first."""
     marks = ", ".join("?" for _ in DECISION_EVENTS)
-    return registry.query(
+    rows = registry.query(
         f"SELECT id, at, kind, message, CASE kind WHEN 'retrain_hold_ended' THEN '{HOLD_ENDED}' "
         f"ELSE json_extract(details_json, '$.decision') END AS decision FROM events "
         f"WHERE project_id = ? AND id > ? AND kind IN ({marks}) ORDER BY id", (project_id, after_id, *DECISION_EVENTS))
+    return [PolicyDecision.from_row(row) for row in rows]
 
 
 def labelled_rows_between(registry: "Registry", project_id: int, first_version: int, last_version: int) -> int:

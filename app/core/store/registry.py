@@ -18,10 +18,12 @@ from app.core.domain.clock import utc_now
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
+    BatchAwaitingLabels,
     DatasetVersion,
     Deployment,
     Event,
     LabelledPrediction,
+    LateLabelTotals,
     LateMeasurement,
     LoggedPrediction,
     ModelVersion,
@@ -733,15 +735,13 @@ class Registry:
         "WHERE monitor_result_id = r.id) "
         "WHERE r.project_id = ? AND r.labelled_rows = 0 AND json_extract(r.details_json, '$.has_ids') = 1 ")
 
-    def batches_awaiting_labels(self, project_id: int) -> list[dict]:
+    def batches_awaiting_labels(self, project_id: int) -> list[BatchAwaitingLabels]:
         """Batches unlabelled when monitored that have IDs, oldest first, with their newest late
         measurement's labelled_rows (0 without one) and value."""
-        rows = self.query(self._AWAITING_LABELS + "ORDER BY r.id", (project_id,))
-        for row in rows:
-            row["labelled_rows"] = row["labelled_rows"] or 0
-        return rows
+        return [BatchAwaitingLabels.from_row(row) for row in self.query(self._AWAITING_LABELS + "ORDER BY r.id",
+                                                                         (project_id,))]
 
-    def late_label_totals(self, project_id: int, ended_before: str, coverage: float) -> dict[str, int]:
+    def late_label_totals(self, project_id: int, ended_before: str, coverage: float) -> LateLabelTotals:
         """Traffic windows and batches awaiting labels that ended before `ended_before` with less than
         `coverage` of their rows labelled: how many, their rows and their labelled rows."""
         below = "(CASE WHEN rows > 0 THEN labelled * 1.0 / rows ELSE 0.0 END) < ?"
@@ -750,7 +750,7 @@ class Registry:
             "FROM (SELECT rows, labelled_rows AS labelled FROM traffic_windows WHERE project_id = ? AND ended_at < ? "
             f"UNION ALL SELECT rows, COALESCE(labelled_rows, 0) FROM ({self._AWAITING_LABELS} AND r.at < ?)) "
             f"WHERE {below}", (project_id, ended_before, project_id, ended_before, coverage))
-        return row or {"windows": 0, "rows": 0, "labelled": 0}
+        return LateLabelTotals(**row) if row else LateLabelTotals(windows=0, rows=0, labelled=0)
 
     def monitor_result_of_dataset(self, dataset_version_id: int) -> MonitorResult | None:
         row = self.query_one(self._MONITOR_RESULTS + "WHERE r.dataset_version_id = ? ORDER BY r.id LIMIT 1",

@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from app.core.domain.results import IngestResult
+from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, TrainResult
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
@@ -317,23 +317,23 @@ class Controller(QObject):
             # in a child process: choosing an adaptive window fits candidate models, and that, the
             # imports it needs and the reading of the rows would hold this process's GIL for long stretches
             job.report(0.01, "starting the training process")
-            result = call_in_child(job, self.workspace_dir, "train", name, reason="retrained from the desktop app",
-                                   takes_cancel_event=True)
-            return {**result, "metric": self.keel.project(name).metric}  # for the notice, read here
+            trained = call_in_child(job, self.workspace_dir, "train", name, reason="retrained from the desktop app",
+                                    takes_cancel_event=True)
+            return trained, self.keel.project(name).metric  # the metric for the notice, read here
 
-        def done(result):
-            metric = result["metric"]
-            value = result["metrics"].get(metric)
+        def done(outcome: tuple[TrainResult, str]):
+            trained, metric = outcome
+            value = trained.metrics.get(metric)
             shown = f"{value:.4f}" if isinstance(value, float) else "n/a"
-            self.notify.emit("info", f"{name}: v{result['version']} trained ({metric} {shown}). Deploy it from Models.")
+            self.notify.emit("info", f"{name}: v{trained.version} trained ({metric} {shown}). Deploy it from Models.")
 
         return self._write("train", f"Training {name}", work, on_done=done, cancellable=True)
 
     def deploy(self, version: int) -> Job | None:
         name = self.project
 
-        def done(result):
-            self.notify.emit("info", f"{name}: v{result['production_version']} is now in production.")
+        def done(result: ProductionChange):
+            self.notify.emit("info", f"{name}: v{result.production_version} is now in production.")
 
         return self._write("deploy", f"Deploying {name} v{version}",
                            lambda job: self.keel.deploy(name, version, by="user", reason="deployed from the desktop app"),
@@ -342,9 +342,9 @@ class Controller(QObject):
     def rollback(self, to_version: int | None = None) -> Job | None:
         name = self.project
 
-        def done(result):
-            self.notify.emit("info", f"{name}: rolled back from v{result['previous_version']} "
-                                     f"to v{result['production_version']}.")
+        def done(result: ProductionChange):
+            self.notify.emit("info", f"{name}: rolled back from v{result.previous_version} "
+                                     f"to v{result.production_version}.")
 
         return self._write("rollback", f"Rolling back {name}",
                            lambda job: self.keel.rollback(name, to_version=to_version), on_done=done)
@@ -409,12 +409,12 @@ class Controller(QObject):
         def work(job: Job):
             result = self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
                                      reason="first model, from the new-project wizard")
-            job.report(0.97, f"deploying v{result['version']}")
-            self.keel.deploy(name, result["version"], by="user", reason="first model, from the new-project wizard")
+            job.report(0.97, f"deploying v{result.version}")
+            self.keel.deploy(name, result.version, by="user", reason="first model, from the new-project wizard")
             return result
 
-        def done(result):
-            self.notify.emit("info", f"{name}: v{result['version']} trained and in production.")
+        def done(result: TrainResult):
+            self.notify.emit("info", f"{name}: v{result.version} trained and in production.")
 
         return self._write("train", f"Training and deploying the first model of {name}", work, on_done=done,
                            cancellable=True, project=name)
@@ -428,22 +428,20 @@ class Controller(QObject):
             job.report(0.02, "starting the monitoring process")
             return call_in_child(job, self.workspace_dir, "policy.monitor", name, by=by)
 
-        def done(result):
-            batches = result.get("batches", [])
-            opened = result.get("alerts_opened", [])
-            text = f"{name}: monitoring checked {len(batches)} new batch(es)"
-            if opened:
-                text += f"; {len(opened)} alert(s) opened"
+        def done(result: MonitorOutcome):
+            text = f"{name}: monitoring checked {len(result.batches)} new batch(es)"
+            if result.alerts_opened:
+                text += f"; {len(result.alerts_opened)} alert(s) opened"
                 self.notify.emit("warning", text + ".")
-            elif batches or by == "user":
-                self.notify.emit("info", text + f"; decision: {result.get('decision', 'none')}.")
+            elif result.batches or by == "user":
+                self.notify.emit("info", text + f"; decision: {result.decision}.")
 
         return self._write("monitor", f"Monitoring {name}", work, on_done=done, project=name)
 
     def approve(self) -> Job | None:
         name = self.project
         return self._write("approve", f"Approving the challenger of {name}", lambda job: self.keel.policy.approve(name),
-                           on_done=lambda r: self.notify.emit("info", f"{name}: v{r['production_version']} deployed."))
+                           on_done=lambda r: self.notify.emit("info", f"{name}: v{r.production_version} deployed."))
 
     def acknowledge(self, alert_id: int) -> Job | None:
         name = self.project

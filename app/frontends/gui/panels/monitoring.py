@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.entities import Deployment, Project, Schedule
+from app.core.domain.entities import Deployment, PolicyDecision, Project, Schedule
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -681,13 +681,13 @@ class MonitoringPanel(Panel):
             self.metric_plot.addItem(line)
             self._deployment_lines.append(line)
 
-    def _decision_marks(self, decisions: list[dict]) -> set[str]:
+    def _decision_marks(self, decisions: list[PolicyDecision]) -> set[str]:
         """Each policy decision on the measured curve, at the batch it followed; -> the groups shown."""
         measured = [(r["at"], self.metric_x(r), r["value"]) for r in self.results if r["value"] is not None]
         points: dict[str, tuple[list, list]] = {group: ([], []) for group in DECISION_MARKS}
         for event in decisions:
-            before = [(x, y) for at, x, y in measured if at <= event["at"]]
-            group = DECISION_GROUPS.get(event["decision"])
+            before = [(x, y) for at, x, y in measured if at <= event.at]
+            group = DECISION_GROUPS.get(event.decision or "")
             if group and before:
                 points[group][0].append(before[-1][0])
                 points[group][1].append(before[-1][1])
