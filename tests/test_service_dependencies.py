@@ -1,6 +1,6 @@
 """Each service is an object built once per workspace by Keel (keel.policy, keel.inbox, ...) and
 handed its dependencies one by one, only those it uses: the workspace's store, shared reads, clock
-and bounded caches (Keel._services), the other service objects it calls and the lifecycle actions
+and bounded caches, the other service objects it calls and the lifecycle actions
 it takes. A front end holds the service objects, never their dependencies or the store."""
 
 from types import SimpleNamespace
@@ -33,6 +33,14 @@ WIRING = {
 SHARED = {"registry", "workspace", "data", "clock"}
 
 
+def shared_of(keel) -> dict:
+    """The store, files, shared reads and clock of keel's workspace, as the policy holds them (each
+    other service must hold the very same objects) and the clock Keel shows."""
+    policy = vars(keel.policy)
+    return {"registry": policy["_registry"], "workspace": policy["_workspace"], "data": policy["_data"],
+            "clock": keel.clock}
+
+
 def wiring_faults(keel, name: str, service, handed: set[str]) -> list[str]:
     """What is wrong with a service's wiring: a dependency it was not meant to get, or one that is not
     the workspace's own (Keel's store, reads, clock, service objects, bound lifecycle methods, caches)."""
@@ -40,8 +48,7 @@ def wiring_faults(keel, name: str, service, handed: set[str]) -> list[str]:
     for attribute, value in vars(service).items():
         dependency = attribute.lstrip("_")
         if dependency in SHARED:
-            own = {"registry": keel._services.registry, "workspace": keel._services.workspace,
-                   "data": keel._services.data, "clock": keel._services.clock}[dependency]
+            own = shared_of(keel)[dependency]
             if value is not own:
                 faults.append(f"{name}.{dependency} is not the workspace's")
         elif dependency not in handed:
@@ -50,7 +57,8 @@ def wiring_faults(keel, name: str, service, handed: set[str]) -> list[str]:
             if value is not getattr(keel, dependency):
                 faults.append(f"{name}.{dependency} is not Keel's {dependency} service")
         elif dependency in ("drift_references", "loaded_models"):
-            if value is not getattr(keel._services, dependency):
+            holder = {"drift_references": keel.monitoring, "loaded_models": keel.policy}[dependency]
+            if value is not vars(holder)[f"_{dependency}"] or not isinstance(value, BoundedCache):
                 faults.append(f"{name}.{dependency} is not the workspace's cache")
         elif getattr(value, "__self__", None) is not keel or value != getattr(keel, dependency):
             faults.append(f"{name}.{dependency} is not Keel's {dependency}")
@@ -73,7 +81,7 @@ def test_each_service_is_handed_the_workspaces_store_and_only_the_services_and_a
 def test_the_wiring_check_catches_a_foreign_store_a_stray_action_and_a_copy_of_a_service(tmp_path):
     keel, other = Keel.open(tmp_path / "ws"), Keel.open(tmp_path / "other")
     try:
-        assert wiring_faults(keel, "inbox", rewired(keel.inbox, registry=other._services.registry), {"ingest"}) \
+        assert wiring_faults(keel, "inbox", rewired(keel.inbox, registry=vars(other.policy)["_registry"]), {"ingest"}) \
             == ["inbox.registry is not the workspace's"]
         assert wiring_faults(keel, "inbox", keel.inbox, set()) == ["inbox holds ingest, which it was not meant to get"]
         assert wiring_faults(keel, "inbox", rewired(keel.inbox, ingest=other.ingest), {"ingest"}) \
@@ -101,8 +109,8 @@ def test_each_service_object_is_built_once_and_shows_no_dependencies_or_store(tm
 def test_two_workspaces_never_share_a_cache(tmp_path):
     first, second = Keel.open(tmp_path / "one"), Keel.open(tmp_path / "two")
     try:
-        assert first._services.loaded_models is not second._services.loaded_models
-        assert first._services.drift_references is not second._services.drift_references
+        assert vars(first.policy)["_loaded_models"] is not vars(second.policy)["_loaded_models"]
+        assert vars(first.monitoring)["_drift_references"] is not vars(second.monitoring)["_drift_references"]
     finally:
         first.close()
         second.close()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from app.core.domain.clock import Clock
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile
 from app.core.domain.errors import BusyError, KeelError
 from app.core.services.dependencies import RewriteProductionManifest
@@ -74,7 +74,8 @@ def _add_workspace_file(writer: ArchiveWriter, root: Path, relative: str, warnin
 
 
 # ------------------------------------------------------------------ restore
-def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: bool = False) -> Path:
+def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: bool = False,
+                                  clock: Clock = SYSTEM_CLOCK) -> Path:
     """The workspace's registry cannot be opened (damaged): with --force, put the backup's registry
     and files in place of the damaged ones (moved to quarantine/, never deleted). The caller then
     opens the workspace and calls restore_finished()."""
@@ -93,7 +94,7 @@ def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: 
                 for name in reader.names():
                     reader.extract(name, staged / name)
                 _check_restorable(source, maintenance.database_summary(staged / REGISTRY_MEMBER))
-                target = root / "quarantine" / f"replaced-{time.strftime('%Y%m%dT%H%M%S')}"
+                target = root / "quarantine" / f"replaced-{clock.local_stamp()}"
                 target.mkdir(parents=True, exist_ok=True)
                 for name in ("artifacts", "datasets", "projects", REGISTRY_MEMBER, f"{REGISTRY_MEMBER}-wal",
                              f"{REGISTRY_MEMBER}-shm"):
@@ -114,9 +115,9 @@ def _check_restorable(source: Path, summary: DatabaseSummary) -> None:
                         f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to restore it")
 
 
-def _set_aside(root: Path, projects: list[str]) -> Path:
+def _set_aside(root: Path, projects: list[str], clock: Clock) -> Path:
     """Move the replaced workspace's files into quarantine/ (restore --force deletes nothing)."""
-    target = root / "quarantine" / f"replaced-{time.strftime('%Y%m%dT%H%M%S')}"
+    target = root / "quarantine" / f"replaced-{clock.local_stamp()}"
     target.mkdir(parents=True, exist_ok=True)
     for top in ("artifacts", "datasets", "projects"):
         if (root / top).exists():
@@ -141,9 +142,7 @@ def _move_files_in(staged: Path, root: Path) -> None:
 class BackupService:
     """Backups of the whole workspace and restores from them (Keel.backup: `keel backup`, `keel restore`)."""
 
-    def __init__(self, *, registry: Registry, workspace: Workspace, clock: Clock,
-                 rewrite_production_manifest: RewriteProductionManifest) -> None:
-        """rewrite_production_manifest: the lifecycle's, production.json of a project again from the registry."""
+    def __init__(self, *, registry: Registry, workspace: Workspace, clock: Clock, rewrite_production_manifest: RewriteProductionManifest) -> None:
         self._registry = registry
         self._workspace = workspace
         self._clock = clock
@@ -158,7 +157,7 @@ class BackupService:
         with tempfile.TemporaryDirectory(prefix=".keel-backup-", dir=destination.parent) as staging:
             database = Path(staging) / REGISTRY_MEMBER
             maintenance.copy_database(self._workspace.registry_path, database)
-            snapshot = Registry(database)
+            snapshot = Registry(database, clock=self._clock)
             try:
                 models, data = maintenance.model_files(snapshot), maintenance.dataset_files(snapshot)
                 projects = maintenance.project_names(snapshot)
@@ -167,7 +166,7 @@ class BackupService:
             meta = {"workspace": str(self._workspace.root), "schema_version": LATEST_SCHEMA_VERSION,
                     "projects": projects, "created_at": self._clock()}
             try:
-                with write_archive(destination, KIND, meta, before_manifest=before_manifest) as writer:
+                with write_archive(destination, KIND, meta, before_manifest=before_manifest, clock=self._clock) as writer:
                     writer.add_file(REGISTRY_MEMBER, database)
                     for relative, expected in _tracked_files(models, data):
                         entry = _add_workspace_file(writer, self._workspace.root, relative, warnings)
@@ -207,9 +206,9 @@ class BackupService:
                         reader.extract(name, staged / name)
                     summary = maintenance.database_summary(staged / REGISTRY_MEMBER)
                     _check_restorable(source, summary)
-                    set_aside = _set_aside(root, current) if current else None
+                    set_aside = _set_aside(root, current, self._clock) if current else None
                     _move_files_in(staged, root)
-                    Registry(staged / REGISTRY_MEMBER).close()  # brings an older backup up to this Keel's schema
+                    Registry(staged / REGISTRY_MEMBER, clock=self._clock).close()  # brings an older backup up to this Keel's schema
                     maintenance.replace_database(self._registry, staged / REGISTRY_MEMBER)
             finally:
                 lock.release()

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from app.core.domain.clock import Clock
 from app.core.domain.errors import KeelError
 from app.core.fileio import sha256_file
 from app.core.ml import artifacts
@@ -118,12 +119,11 @@ def _renamer(original: str, name: str) -> Callable[[str, dict], dict]:
 class BundleService:
     """A project in one file (Keel.bundle: `keel bundle export|import`)."""
 
-    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData,
-                 rewrite_production_manifest: RewriteProductionManifest) -> None:
-        """rewrite_production_manifest: the lifecycle's, production.json of a project again from the registry."""
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock, rewrite_production_manifest: RewriteProductionManifest) -> None:
         self._registry = registry
         self._workspace = workspace
         self._data = data
+        self._clock = clock
         self._rewrite_production_manifest = rewrite_production_manifest
 
     def export_bundle(self, name: str, output: str | os.PathLike, by: str = "user") -> dict:
@@ -138,7 +138,7 @@ class BundleService:
                     "tables": {table: len(table_rows) for table, table_rows in rows.items()}}
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                with write_archive(output, KIND, meta) as writer:
+                with write_archive(output, KIND, meta, clock=self._clock) as writer:
                     for table, table_rows in rows.items():
                         writer.add_json(f"{ROWS_PREFIX}{table}.json", table_rows)
                     for member, path in files:

@@ -201,7 +201,7 @@ class InsightsService:
             report(index / len(versions), f"scoring v{version}")
             loaded = self._data.load_version(name, version)
             loaded_models.append(loaded)
-            X, y = self._holdout(name, version, project)
+            X, y, evaluated_proba = self._holdout(name, version, project)
             entry = {"version": version, "metrics": self._data.model_metrics(loaded.model_version), "rows": len(X),
                      "confusion": None, "classes": [], "importance_kind": None, "importances": {},
                      "params": self._version_parameters(loaded.model_version)}
@@ -210,7 +210,9 @@ class InsightsService:
                     classes = [c.item() if hasattr(c, "item") else c for c in
                                getattr(loaded.model, "classes_", np.unique(y))]
                     entry["classes"] = [str(c) for c in classes]
-                    entry["confusion"] = confusion(y, loaded.model.predict(X), classes)
+                    predicted = (loaded.model.predict(X) if evaluated_proba is None
+                                 else np.asarray(loaded.model.classes_)[evaluated_proba.argmax(axis=1)])
+                    entry["confusion"] = confusion(y, predicted, classes)
                 entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project.task)
             out["versions"].append(entry)
         self._add_common_metrics(project, loaded_models, out)
@@ -264,9 +266,9 @@ class InsightsService:
         metric = project.metric
         deployment, model_version = self._production_model_version(project)
         open_alerts = self._registry.open_alerts(project.id)
-        result: dict[str, Any] = {"project": name, "metric": metric, "production_version": None,
-                                  "training_value": None, "current_value": None, "current_is_estimate": False,
-                                  "open_alerts": len(open_alerts), "state": "none", "reasons": []}
+        result: dict[str, Any] = {"project": name, "metric": metric, "production_version": None, "training_value": None,
+                                  "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
+                                  "reasons": []}
         if deployment is None or model_version is None:
             result["reasons"].append("no production model yet")
             return result
@@ -302,7 +304,9 @@ class InsightsService:
     def _last_monitor_value(self, project: Project) -> MonitorResult | None:
         return self._registry.last_monitor_result(project.id)
 
-    def _holdout(self, name: str, version: int, project: Project) -> tuple[Any, Any]:
+    def _holdout(self, name: str, version: int, project: Project) -> tuple[Any, Any, Any]:
+        """(X, y, the evaluated fit's probabilities or None) of a version's hold-out rows. A model refitted on
+        all its rows saw them: its confusion matrix comes from the probabilities its evaluated fit gave them."""
         from app.core.ml import datasets
 
         reference = self._data.reference_frame(name, version)
@@ -315,7 +319,8 @@ class InsightsService:
         frame = frame[frame[project.target].notna()]
         if len(frame) > MAX_IMPORTANCE_ROWS:
             frame = frame.sample(MAX_IMPORTANCE_ROWS, random_state=0)
-        return datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema)
+        return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
+                datasets.stored_holdout_proba(frame))
 
     def _unseen_by_all(self, project: Project,
                        model_versions: list[ModelVersion]) -> tuple[Any, Any, list[int]] | None:

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.domain.clock import SYSTEM_CLOCK, Clock, utc_now
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -128,7 +128,7 @@ class Keel:
         """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
         which reports them as they are). clock: what the services read as now (a test's fixed one)."""
         self._workspace = workspace
-        self._registry = Registry(workspace.registry_path)
+        self._registry = Registry(workspace.registry_path, clock=clock)
         self._data = ProjectData(self._registry, workspace)
         self._clock = clock
         self._services = WorkspaceServices(self._registry, workspace, self._data, clock)
@@ -153,6 +153,11 @@ class Keel:
 
     def close(self) -> None:
         self._registry.close()
+
+    @property
+    def clock(self) -> Clock:
+        """Now, as every service of this workspace reads it; a front end stamps its own times with it."""
+        return self._clock
 
     # ================================================================ the other services
     # Built once per workspace, each handed only its dependencies, one by one: the store, the files,
@@ -218,7 +223,7 @@ class Keel:
     def mlflow(self) -> MlflowModelService:
         from app.core.services.mlflow_model import MlflowModelService
 
-        return MlflowModelService(registry=self._registry, workspace=self._workspace, data=self._data)
+        return MlflowModelService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock)
 
     @cached_property
     def backup(self) -> BackupService:
@@ -231,14 +236,14 @@ class Keel:
     def bundle(self) -> BundleService:
         from app.core.services.bundle import BundleService
 
-        return BundleService(registry=self._registry, workspace=self._workspace, data=self._data,
+        return BundleService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock,
                              rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
     def verifier(self) -> VerifyService:
         from app.core.services.verify import VerifyService
 
-        return VerifyService(registry=self._registry, workspace=self._workspace,
+        return VerifyService(registry=self._registry, workspace=self._workspace, clock=self._clock,
                              rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
@@ -535,7 +540,7 @@ class Keel:
             # no registry row names this version (it is MAX + 1): a file left by a train that was
             # killed between writing it and committing (a GUI cancel terminates the process).
             # Refusing here blocked every later train of the project; keep it aside, never delete.
-            orphan = model_path.with_name(f"{model_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+            orphan = model_path.with_name(f"{model_path.name}.orphan-{self._clock.local_stamp()}-{os.getpid()}")
             os.replace(model_path, orphan)
             log.warning("%s was not registered (an interrupted train); moved aside to %s", model_path, orphan.name)
         return _Training(project=project, settings=project.settings, version=version,
@@ -547,18 +552,20 @@ class Keel:
         from app.core.ml import artifacts
         from app.core.ml import training as ml
 
-        started_at, started = utc_now(), time.perf_counter()
+        started_at, started = self._clock(), time.perf_counter()
         settings, schema, frame = training.settings, training.project.schema, training.data.frame
         if training.cancel_event is None:
             result = ml.fit_and_evaluate(frame, schema, settings.preset, settings.params, settings.seed,
-                                         settings.cv_folds, progress=training.report)
+                                         settings.cv_folds, progress=training.report,
+                                         refit_on_all_rows=training.data.refit_on_all_rows)
             sha256 = artifacts.dump_model(result.pipeline, training.model_path)
             files.add(training.model_path)
         else:  # the child writes the model file: a cancel kills it, never a half-written file
             partial = files.add(training.model_path.with_name(f".{training.model_path.name}.{os.getpid()}.partial"))
             result = ml.fit_cancellable(frame, schema, settings.preset, settings.params, settings.seed,
                                         settings.cv_folds, partial, cancel_event=training.cancel_event,
-                                        progress=training.report)
+                                        progress=training.report,
+                                        refit_on_all_rows=training.data.refit_on_all_rows)
             if training.model_path.exists():
                 raise KeelError(f"{training.model_path} already exists; Keel never overwrites a model file")
             os.replace(partial, training.model_path)
@@ -569,7 +576,9 @@ class Keel:
                              seconds=time.perf_counter() - started)
 
     def _write_reference(self, training: _Training, result: FitResult, path: Path) -> None:
-        """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
+        """Training rows (sampled) and hold-out rows: the drift reference and the calibration set. A model
+        refitted on all rows saw its hold-out rows: they keep the evaluated fit's probabilities (the
+        calibration set), or, with none to keep, are marked "refit" (no calibration on them)."""
         import pandas as pd
 
         from app.core.ml import datasets
@@ -577,14 +586,24 @@ class Keel:
         schema, frame, seed = training.project.schema, training.data.frame, training.settings.seed
         labelled = frame[frame[schema.target].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
+        proba = result.extra.get("holdout_proba")
+        refit = bool(result.params.get("refit_on_all_rows"))
+        if refit and result.extra.get("holdout_classes") != result.classes:
+            proba = None  # the refit learned another set of classes: the stored columns would not match
         split = pd.Series("train", index=labelled.index)
-        split.iloc[test_positions] = "holdout"
+        split.iloc[test_positions] = "refit" if refit and proba is None else "holdout"
         reference = labelled.assign(__split__=split.to_numpy())
+        holdout = reference.iloc[test_positions]
+        if refit and proba is not None:
+            holdout = holdout.assign(**{datasets.holdout_proba_column(k): proba[:, k] for k in range(proba.shape[1])})
         train_part = reference[reference["__split__"] == "train"]
         if len(train_part) > REFERENCE_TRAIN_ROWS:
             train_part = train_part.sample(REFERENCE_TRAIN_ROWS, random_state=seed)
-        reference = pd.concat([train_part, reference[reference["__split__"] == "holdout"]], ignore_index=True)
-        datasets.write_frame(datasets.to_storage_frame(reference, schema).assign(__split__=reference["__split__"].to_numpy()), path)
+        reference = pd.concat([train_part, holdout], ignore_index=True)
+        stored = datasets.to_storage_frame(reference, schema)
+        probability_columns = [c for c in reference.columns if datasets.is_holdout_proba_column(c)]
+        stored = stored.assign(**{c: reference[c].astype(float) for c in probability_columns})
+        datasets.write_frame(stored.assign(__split__=reference["__split__"].to_numpy()), path)
 
     def _record_training(self, training: _Training, trained: _TrainedModel, files: NewFiles) -> int:
         from app.core.ml import training as ml
@@ -594,7 +613,7 @@ class Keel:
         with files.commit():
             run_id = registry.insert_run(
                 project.id, "train", preset=settings.preset, seed=seed, started_at=trained.started_at,
-                finished_at=utc_now(), seconds=trained.seconds, dataset_versions=used,
+                finished_at=self._clock(), seconds=trained.seconds, dataset_versions=used,
                 library_versions=result.library_versions or ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
                                          "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4),
@@ -655,8 +674,9 @@ class Keel:
                     shutil.copyfile(source, tmp)
                 sha256 = sha256_file(files.add(final_path))
                 with files.commit():
+                    now = self._clock()
                     run_id = self._registry.insert_run(project.id, "import", preset="imported", seed=None,
-                                                      finished_at=utc_now(), seconds=0.0,
+                                                      started_at=now, finished_at=now, seconds=0.0,
                                                       library_versions=training.library_versions())
                     self._registry.log_params(run_id, {"source": str(source), "accepted_types": accepted})
                     self._registry.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])

@@ -24,6 +24,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.domain.clock import Clock
 from app.core.domain.entities import Schema
 from app.core.domain.errors import KeelError
 from app.core.ml import artifacts, datasets
@@ -71,7 +72,7 @@ def pinned_requirements(library_versions: dict) -> list[str]:
     return [MLFLOW_REQUIREMENT, *pins]
 
 
-def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str) -> dict:
+def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str, created: datetime) -> dict:
     """The MLmodel document (MLflow's documented fields, as mlflow.sklearn.save_model writes them)."""
     trusted = version_facts["trusted_types"]
     return {
@@ -104,7 +105,7 @@ def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_versio
         "signature": {"inputs": json.dumps(signature_inputs(schema)), "outputs": json.dumps(signature_outputs(schema)),
                       "params": None},
         "type_hint_from_example": False,
-        "utc_time_created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "utc_time_created": created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
     }
 
 
@@ -135,10 +136,11 @@ def _millis(iso: str) -> int:
 class MlflowModelService:
     """A Keel model version as an MLflow model and an MLflow run (Keel.mlflow)."""
 
-    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData) -> None:
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock) -> None:
         self._registry = registry
         self._workspace = workspace
         self._data = data
+        self._clock = clock
 
     def export_mlflow(self, name: str, version: int, output: str | os.PathLike) -> dict:
         """`export NAME --version N --format mlflow --output DIR`: DIR must not exist yet, outside the workspace."""
@@ -191,7 +193,7 @@ class MlflowModelService:
             for file_name, text in files.items():
                 (staging / file_name).write_text(text, encoding="utf-8")
             size = sum(p.stat().st_size for p in staging.iterdir())
-            document = mlmodel(facts, schema, size, python_version)
+            document = mlmodel(facts, schema, size, python_version, self._clock.moment())
             (staging / "MLmodel").write_text(yaml.safe_dump(document, default_flow_style=False), encoding="utf-8")
             os.replace(staging, destination)  # the folder appears whole or not at all
         except BaseException:

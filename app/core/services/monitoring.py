@@ -154,9 +154,7 @@ class MonitoringService:
     """Monitoring cycles and the drift references they compare with (Keel.monitoring). A cycle's served
     traffic (its window, the windows measured late, label coverage) is the traffic service's part."""
 
-    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, traffic: TrafficService,
-                 drift_references: BoundedCache) -> None:
-        """drift_references: the workspace's bounded cache of prepared references, one per model version."""
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, traffic: TrafficService, drift_references: BoundedCache) -> None:
         self._registry = registry
         self._workspace = workspace
         self._data = data
@@ -244,10 +242,12 @@ class MonitoringService:
                 drift.NumericReference.build("probability", probability_summary(loaded.model.predict_proba(X_train)))
                 if saved_rows and len(X_train) and hasattr(loaded.model, "predict_proba") else None)
             if has_probabilities(loaded) and len(holdout_rows):
-                X_holdout = datasets.to_model_frame(holdout_rows, schema)
                 y_holdout = datasets.target_array(holdout_rows, schema)
-                reference.estimator = drift.ConfidenceEstimator.fit(
-                    loaded.model.predict_proba(X_holdout), y_holdout, loaded.model.classes_)
+                # a model refitted on all its rows saw them: its evaluated fit's probabilities calibrate it
+                proba = datasets.stored_holdout_proba(holdout_rows)
+                if proba is None:
+                    proba = loaded.model.predict_proba(datasets.to_model_frame(holdout_rows, schema))
+                reference.estimator = drift.ConfidenceEstimator.fit(proba, y_holdout, loaded.model.classes_)
             elif has_probabilities(loaded):
                 reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
         return reference

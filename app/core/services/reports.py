@@ -159,8 +159,7 @@ class ReportService:
     """The one-file HTML report of a model version and its monitoring (Keel.reports); the model card's
     scores come from the insights service."""
 
-    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock,
-                 insights: InsightsService) -> None:
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock, insights: InsightsService) -> None:
         self._registry = registry
         self._workspace = workspace
         self._data = data
@@ -204,6 +203,7 @@ class ReportService:
             "metrics": [{"name": k, "value": v, "primary": k == project.metric}
                         for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))],
             "holdout_rows": params.get("test_rows"), "train_rows": params.get("train_rows"),
+            "refit_on_all_rows": bool(params.get("refit_on_all_rows")),
             "scored_rows": scored["rows"], "classes": scored["classes"], "confusion": scored["confusion"],
             "importance_kind": scored["importance_kind"],
             "importances": sorted(scored["importances"].items(), key=lambda item: -abs(item[1])),

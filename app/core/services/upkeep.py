@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,7 +174,7 @@ class UpkeepService:
         return pruned
 
     def _prune_inbox(self, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
-        cutoff = (time.time() if now is None else now) - inbox_days * 86400
+        cutoff = (self._clock.seconds() if now is None else now) - inbox_days * 86400
         removed = []
         for name in maintenance.project_names(self._registry):
             inbox = self._workspace.inbox_dir(name)
@@ -194,7 +193,7 @@ class UpkeepService:
         schedule = self.backup_schedule()
         folder = Path(schedule["folder"])
         folder.mkdir(parents=True, exist_ok=True)
-        now = now or datetime.now(UTC)
+        now = now or self._clock.moment()
         destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}.keel-backup"
         number = 2
         while destination.exists():
@@ -209,7 +208,7 @@ class UpkeepService:
     def run_due(self, now: datetime | None = None) -> dict:
         """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
         and the retention rules once a day when any is set. Failures are logged, never raised."""
-        now = now or datetime.now(UTC)
+        now = now or self._clock.moment()
         done: dict[str, Any] = {}
         try:
             schedule = self.backup_schedule()

@@ -16,11 +16,11 @@ file whose hash is wrong (restore a backup for those).
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.core.domain.clock import Clock
 from app.core.domain.entities import DatasetFile
 from app.core.fileio import sha256_file
 from app.core.services.dependencies import RewriteProductionManifest
@@ -132,11 +132,10 @@ def _keel_owned_files(root: Path) -> Iterator[Path]:
 class VerifyService:
     """`verify`: is the workspace whole, and repair what can be (Keel.verifier)."""
 
-    def __init__(self, *, registry: Registry, workspace: Workspace,
-                 rewrite_production_manifest: RewriteProductionManifest) -> None:
-        """rewrite_production_manifest: the lifecycle's, production.json of a project again from the registry."""
+    def __init__(self, *, registry: Registry, workspace: Workspace, clock: Clock, rewrite_production_manifest: RewriteProductionManifest) -> None:
         self._registry = registry
         self._workspace = workspace
+        self._clock = clock
         self._rewrite_production_manifest = rewrite_production_manifest
 
     def verify(self, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
@@ -149,7 +148,7 @@ class VerifyService:
                 "checked": checked, "problems": [f.to_dict() for f in findings], "repaired": repaired}
 
     def _scan(self, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
-        now = time.time() if now is None else now
+        now = self._clock.seconds() if now is None else now
         registry, root = self._registry, self._workspace.root
         findings = [Finding("database", "registry.db", f"integrity_check: {line}", True, None)
                     for line in maintenance.integrity_problems(registry)]
@@ -203,7 +202,7 @@ class VerifyService:
 
     def _repair(self, findings: list[Finding]) -> list[dict]:
         root = self._workspace.root
-        quarantine = root / QUARANTINE_DIR / time.strftime("%Y%m%dT%H%M%S")
+        quarantine = root / QUARANTINE_DIR / self._clock.local_stamp()
         done = []
         for finding in findings:
             if not (finding.error and finding.repair and finding.path):
