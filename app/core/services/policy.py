@@ -508,8 +508,8 @@ class PolicyService:
                                              f"{cycle.summary()} -> {outcome.decision}"
                                              + (f": {outcome.message}" if outcome.message else ""),
                                              by, {"batches": [b.monitored().to_json() for b in cycle.batches],
-                                                 "alerts_opened": [a.id for a in cycle.alerts_opened],
-                                                 "decision": outcome.decision})
+                                                  "alerts_opened": [a.id for a in cycle.alerts_opened],
+                                                  "decision": outcome.decision})
         finally:
             lock.release()
         report(1.0, outcome.decision)
