@@ -1,7 +1,7 @@
 """Screenshots of the window on demo workspaces, for docs/ and the README.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
-        [--only panels|traffic] [--out DIR] [--workspace DIR] [--reuse]
+        [--only panels|traffic|policy] [--out DIR] [--workspace DIR] [--reuse]
 
 panels: builds a demo workspace (demo project, a few monitored batches with drift, a retrain,
 a deploy and a rollback), opens the main window at 1024x640 and at 1600x1000, visits each
@@ -13,6 +13,11 @@ traffic: builds a second workspace (the demo project with an ID column, eight ho
 traffic, the last hours from a drifted concept, recorded in the prediction log and monitored as
 three traffic windows, then late labels for most of the first window and part of the second)
 and saves screenshot-traffic.png: the Monitoring tab's served-traffic section.
+
+policy: builds a third workspace (the demo project and the demo stream's 24 batches, each
+monitored under --policy auto: a drift at batch 9, challengers promoted and rejected, retrains
+held by the new-rows rule and the budget, and those holds ending) and saves
+screenshot-monitoring-policy.png: the Monitoring plot with every kind of policy marker.
 
 The PNGs go to docs/ unless --out names another folder; the workspaces are built under
 --workspace (panels) and the same path with "-traffic" appended.
@@ -33,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 DOCS = ROOT / "docs"
 SIZES = ((1024, 640), (1600, 1000))
 PANELS = ("overview", "data", "models", "monitoring", "deployments", "alerts", "activity")
-SHOTS = ("panels", "traffic")
+SHOTS = ("panels", "traffic", "policy")
 
 
 # --------------------------------------------------------------------------- the workspaces
@@ -109,6 +114,19 @@ def build_traffic_workspace(folder: Path) -> None:
     labels.set_axis(["id", "label"], axis=1).to_csv(path, index=False)
     keel.labels.add_labels(name, path)
     keel.policy.monitor(name, by="scheduler")
+    keel.close()
+
+
+def build_policy_workspace(folder: Path) -> None:
+    from app.demo import DEMO_PROJECT
+    from app.demo.demo_stream import DEMO_STREAM, demo_batch
+
+    keel = fresh_demo(folder)
+    for index in range(DEMO_STREAM.batches):
+        path = folder / "demo" / f"batch-{index + 1}.csv"
+        demo_batch(index).to_csv(path, index=False)
+        keel.ingest(DEMO_PROJECT, path)
+        keel.policy.monitor(DEMO_PROJECT, by="scheduler")
     keel.close()
 
 
@@ -249,8 +267,19 @@ def take_traffic(camera: Camera, workspace: Path) -> None:
     camera.grab("traffic")
 
 
-BUILD = {"panels": build_panels_workspace, "traffic": build_traffic_workspace}
-TAKE = {"panels": take_panels, "traffic": take_traffic}
+def take_policy(camera: Camera, workspace: Path) -> None:
+    window = camera.window
+    window.resize(1600, 1000)
+    panel = window.panels["monitoring"]
+    window.tabs.setCurrentWidget(panel)
+    camera.wait(lambda: panel.up_to_date and panel.plots_built and panel.distribution is not None, 30)
+    window.banner.hide()
+    camera.pause(1.0)
+    camera.grab("monitoring-policy")
+
+
+BUILD = {"panels": build_panels_workspace, "traffic": build_traffic_workspace, "policy": build_policy_workspace}
+TAKE = {"panels": take_panels, "traffic": take_traffic, "policy": take_policy}
 
 
 def main() -> int:
@@ -258,7 +287,8 @@ def main() -> int:
     parser.add_argument("--only", choices=SHOTS, help="take one set of screenshots (default: both)")
     parser.add_argument("--out", default=str(DOCS), help="folder the PNGs are saved in (default: docs/)")
     parser.add_argument("--workspace", default=str(Path(tempfile.gettempdir()) / "keel-screenshots"),
-                        help="where the panels' demo workspace is built (the traffic one: the same path + '-traffic')")
+                        help="where the panels' demo workspace is built (the others: the same path + '-traffic', "
+                             "'-policy')")
     parser.add_argument("--reuse", action="store_true", help="do not rebuild a workspace that exists")
     args = parser.parse_args()
     out = Path(args.out)

@@ -68,6 +68,7 @@ DECISION_MARKS = {
     "held": ("retrain held (back-off, budget)", "s", "■", MUTED_COLOR),
     "hold_ended": ("hold ended", "+", "+", MUTED_COLOR),
 }
+DECISION_MARK_SIZES = {"hold_ended": 21}
 DECISION_GROUPS = {"retrained_deployed": "retrain", "retrained_waiting": "retrain", "retrained_rejected": "rejected",
                    "restored": "restored", "restore_waiting": "restored", "held": "held", "hold_ended": "hold_ended"}
 
@@ -396,9 +397,11 @@ class MonitoringPanel(Panel):
                                        symbolBrush=MEASURED)
         estimated = self.metric_plot.plot(pen={"color": ESTIMATED, "width": 2, "style": Qt.PenStyle.DashLine},
                                           symbol="t", symbolSize=6, symbolBrush=ESTIMATED)
-        self.decision_marks = {group: self.metric_plot.plot(pen=None, symbol=symbol, symbolSize=11, symbolBrush=color,
-                                                            symbolPen=color)
+        self.decision_marks = {group: self.metric_plot.plot(pen=None, symbol=symbol, symbolSize=DECISION_MARK_SIZES.get(group, 11),
+                                                            symbolBrush=color, symbolPen=color)
                                for group, (_, symbol, _, color) in DECISION_MARKS.items()}
+        # a hold ends at the cycle of the next decision, on its point: a larger cross behind that decision's mark
+        self.decision_marks["hold_ended"].setZValue(-1)
         self.metric_tips = lib.ScatterPlotItem(size=12, pen=None, brush=(0, 0, 0, 0), hoverable=True,
                                                tip=lambda x, y, data: data)
         self.metric_plot.getPlotItem().getViewBox().addItem(self.metric_tips)  # not a curve: no downsampling
@@ -694,11 +697,14 @@ class MonitoringPanel(Panel):
             self._deployment_lines.append(line)
 
     def _decision_marks(self, decisions: list[PolicyDecision]) -> set[str]:
-        """Each policy decision on the measured curve, at the batch it followed; -> the groups shown."""
-        measured = [(r["at"], self.metric_x(r), r["value"]) for r in self.results if r["value"] is not None]
+        """Each policy decision at the batch it followed: on the measured curve, or on the estimated one
+        for a batch without labels (on the last measured batch, it hid that batch's own decision);
+        -> the groups shown."""
+        plotted = [(r["at"], self.metric_x(r), r["value"] if r["value"] is not None else r["estimated_value"])
+                   for r in self.results if r["value"] is not None or r["estimated_value"] is not None]
         points: dict[str, tuple[list, list]] = {group: ([], []) for group in DECISION_MARKS}
         for event in decisions:
-            before = [(x, y) for at, x, y in measured if at <= event.at]
+            before = [(x, y) for at, x, y in plotted if at <= event.at]
             group = DECISION_GROUPS.get(event.decision or "")
             if group and before:
                 points[group][0].append(before[-1][0])
