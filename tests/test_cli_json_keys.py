@@ -8,7 +8,14 @@ import pickle
 import pytest
 from cli_helpers import cli, loans, write_csv
 
-from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, ProjectStatus, TrainResult
+from app.core.domain.results import (
+    IngestResult,
+    MonitorOutcome,
+    ProductionChange,
+    ProductionOverview,
+    ProjectStatus,
+    TrainResult,
+)
 from app.core.domain.settings import ProjectSettings
 from app.core.services.lifecycle import Keel
 
@@ -149,6 +156,10 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
         keel.ingest("loans", write_csv(tmp_path / "later.csv", loans(60, seed=3)))
         results["monitor"] = keel.policy.monitor("loans")
         results["status"] = keel.status("loans")
+        to_score = write_csv(tmp_path / "to_score.csv", loans(10, seed=4).drop(columns="default"))
+        results["predict"] = keel.predict("loans", to_score, tmp_path / "scored.csv")
+        results["history"] = keel.history("loans", limit=2)
+        results["overview"] = keel.production_overview("loans")
     finally:
         keel.close()
     assert isinstance(results["ingest"], IngestResult) and isinstance(results["status"], ProjectStatus)
@@ -160,9 +171,14 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
     assert [(b.dataset_version, b.labelled) for b in results["monitor"].batches] == [(3, True)]
     assert results["monitor"].production_version == 2 and results["monitor"].decision in DECISIONS
     assert [d.version for d in results["status"].dataset_versions] == [1, 2, 3]
+    assert (results["predict"].rows, results["predict"].version) == (10, 2)
+    assert [event.kind for event in results["history"].events] == ["monitored", "batch_scored"]
+    assert results["overview"] == ProductionOverview(project="loans", production_version=2, deployments=3,
+                                                     rollback_version=None, challenger_waiting=False)
     assert [(v.version, v.in_production) for v in results["status"].versions] == [(1, False), (2, True)]
     for result in results.values():
         with pytest.raises(dataclasses.FrozenInstanceError):
             result.project = "changed"  # type: ignore[misc]
         assert pickle.loads(pickle.dumps(result)) == result  # crosses the window's child process as it is
     assert results["status"].to_json() == json_of(capsys, workspace, "status", "loans")
+    assert results["history"].to_json() == json_of(capsys, workspace, "history", "loans", "--limit", "2")

@@ -47,8 +47,8 @@ def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
     assert (rejected / "sheet.xlsx.reason.txt").exists()
     alerts = keel.status("loan").open_alerts
     assert [a.rule for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
-    events = [e for e in keel.history("loan")["events"] if e["kind"] == "inbox_rejected"]
-    assert {e["details"]["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
+    events = [e for e in keel.history("loan").events if e.kind == "inbox_rejected"]
+    assert {e.details["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
     assert len(keel._services.registry.dataset_versions(keel.project("loan").id)) == 1  # nothing ingested
 
 

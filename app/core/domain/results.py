@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from app.core.domain.entities import Alert
+from app.core.domain.entities import Alert, Event
 from app.core.domain.settings import ProjectSettings
 
 
@@ -237,3 +237,93 @@ class MonitorOutcome:
                 "challenger_version": self.challenger_version, "challenger_waiting": self.challenger_waiting,
                 "inbox": list(self.inbox), "details": self.details, "change_detected": self.change_detected,
                 "traffic": list(self.traffic), "late_labels": list(self.late_labels)}
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """A file scored with the production model: rows written to output, with the IDs and the prediction log."""
+
+    rows: int
+    output: str  # the scored file's path
+    version: int  # the model version that scored it
+    warnings: tuple[str, ...]
+    id_column: str | None  # the output's ID column (None: no IDs)
+    assigned_ids: int  # rows that had no ID and got one from Keel
+    logged_rows: int  # recorded in the prediction log
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "output": self.output, "version": self.version, "warnings": list(self.warnings),
+                "id_column": self.id_column, "assigned_ids": self.assigned_ids, "logged_rows": self.logged_rows}
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    """One project as `project list` shows it."""
+
+    name: str
+    task: str
+    target: str
+    metric: str
+    production_version: int | None
+    open_alerts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "target": self.target, "metric": self.metric,
+                "production_version": self.production_version, "open_alerts": self.open_alerts}
+
+
+@dataclass(frozen=True)
+class History:
+    """`history`: a project's audit log, oldest first (with a limit, its newest N events)."""
+
+    project: str
+    events: tuple[Event, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": self.project,
+                "events": [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message,
+                            "details": e.details} for e in self.events]}
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A version's model file copied out of the workspace."""
+
+    version: int
+    path: str
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "path": self.path, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """A model file trained elsewhere registered as a new version, with its metrics on the project's data."""
+
+    version: int
+    metrics: dict[str, float]
+    accepted_types: tuple[str, ...]  # types outside Keel's list accepted for this version
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "metrics": self.metrics, "accepted_types": list(self.accepted_types)}
+
+
+@dataclass(frozen=True)
+class ProductionOverview:
+    """What the production actions depend on: the version in production, how many deployments there
+    were, the version a rollback returns to, whether a challenger waits for approval."""
+
+    project: str
+    production_version: int | None
+    deployments: int
+    rollback_version: int | None
+    challenger_waiting: bool
+
+
+@dataclass(frozen=True)
+class ModelMark:
+    """When a model version was made (a timeline's marker)."""
+
+    version: int
+    created_at: str  # UTC, ISO 8601

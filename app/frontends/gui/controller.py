@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, TrainResult
+from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, ProductionOverview, TrainResult
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
@@ -54,7 +54,7 @@ class Controller(QObject):
         self.keel = None
         self.project: str = ""
         self.last_ingest_outcome: dict | None = None  # the summary of the last multi-file Add data
-        self.overview: dict | None = None  # Keel.production_overview of the current project, read on a worker
+        self.overview: ProductionOverview | None = None  # of the current project, read on a worker
         self.window_filled: Callable[[], bool] = lambda: True  # the window says when its first view is filled
         self._shut_down = False
         self.runner = JobRunner(self)
@@ -171,13 +171,13 @@ class Controller(QObject):
     def read_overview(self, *_) -> None:
         """Read what the production actions depend on off the GUI thread; overview_changed when it is in."""
         name = self.project
-        if name != (self.overview or {}).get("project"):
+        if self.overview is None or name != self.overview.project:
             self.overview = None
             self.overview_changed.emit()
         if self.keel is None or not name:
             return
 
-        def done(overview: dict) -> None:
+        def done(overview: ProductionOverview) -> None:
             if name == self.project:
                 self.overview = overview
                 self.overview_changed.emit()
@@ -457,7 +457,7 @@ class Controller(QObject):
         name = self.project
         return self.run(name, "export", f"Exporting v{version}",
                         lambda job: self.keel.export_model(name, version, destination), project=name,
-                        on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r['path']}."))
+                        on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r.path}."))
 
     def export_report(self, destination: str) -> Job:
         """The production model's report (model card, then its monitoring) written to destination."""
@@ -501,7 +501,7 @@ class Controller(QObject):
         name = self.project
         return self._write("import", f"Importing {Path(path).name}",
                            lambda job: self.keel.import_model(name, path, accept_types),
-                           on_done=lambda r: self.notify.emit("info", f"{name}: imported as v{r['version']}."))
+                           on_done=lambda r: self.notify.emit("info", f"{name}: imported as v{r.version}."))
 
     def delete_project(self, name: str) -> Job | None:
         def done(_):
