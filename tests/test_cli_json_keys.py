@@ -13,6 +13,7 @@ from app.core.domain.results import (
     MonitorOutcome,
     ProductionChange,
     ProductionOverview,
+    ProjectCreated,
     ProjectStatus,
     TrainResult,
 )
@@ -145,9 +146,9 @@ def test_the_lifecycle_commands_print_the_keys_and_values_they_always_have(capsy
 def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli_shows(capsys, workspace, tmp_path):
     keel = Keel.open(workspace)
     try:
-        keel.create_project("loans", write_csv(tmp_path / "initial.csv", loans(120, seed=1)), "default",
-                            settings={"preset": "logreg"})
-        results = {"ingest": keel.ingest("loans", write_csv(tmp_path / "batch.csv", loans(60, seed=2))),
+        created = keel.create_project("loans", write_csv(tmp_path / "initial.csv", loans(120, seed=1)), "default",
+                                      settings={"preset": "logreg"})
+        results = {"create": created, "ingest": keel.ingest("loans", write_csv(tmp_path / "batch.csv", loans(60, seed=2))),
                    "train": keel.train("loans")}
         keel.train("loans")
         results["deploy"] = keel.deploy("loans", 2)
@@ -162,6 +163,8 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
         results["overview"] = keel.production_overview("loans")
     finally:
         keel.close()
+    assert isinstance(created, ProjectCreated) and (created.dataset_version, created.rows) == (1, 120)
+    assert list(created.to_json()) == PROJECT_CREATE_KEYS and created.schema.target == "default"
     assert isinstance(results["ingest"], IngestResult) and isinstance(results["status"], ProjectStatus)
     assert (results["ingest"].dataset_version, results["ingest"].labelled) == (2, True)
     assert isinstance(results["train"], TrainResult) and (results["train"].version, results["train"].run_id) == (1, 1)

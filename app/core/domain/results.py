@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from app.core.domain.entities import Alert, Event
+from app.core.domain.entities import Alert, Event, Schema
 from app.core.domain.settings import ProjectSettings
 
 
@@ -327,3 +327,23 @@ class ModelMark:
 
     version: int
     created_at: str  # UTC, ISO 8601
+
+
+@dataclass(frozen=True)
+class ProjectCreated:
+    """A project created from its first file: dataset v1, the schema inferred, the settings stored."""
+
+    project: str
+    task: str
+    target: str
+    dataset_version: int
+    rows: int
+    labelled_rows: int
+    warnings: tuple[str, ...]
+    schema: Schema
+    settings: ProjectSettings
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": self.project, "task": self.task, "target": self.target,
+                "dataset_version": self.dataset_version, "rows": self.rows, "labelled_rows": self.labelled_rows,
+                "warnings": list(self.warnings), "schema": self.schema.to_dict(), "settings": self.settings.to_dict()}

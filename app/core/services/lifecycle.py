@@ -49,6 +49,7 @@ from app.core.domain.results import (
     PredictResult,
     ProductionChange,
     ProductionOverview,
+    ProjectCreated,
     ProjectStatus,
     ProjectSummary,
     TrainResult,
@@ -285,7 +286,7 @@ class Keel:
 
     # ================================================================ projects
     def create_project(self, name: str, data_path: str | os.PathLike, target: str, task: str | None = None,
-                       settings: dict | None = None, by: str = "user") -> dict:
+                       settings: dict | None = None, by: str = "user") -> ProjectCreated:
         from app.core.ml import datasets, training
 
         check_project_name(name)
@@ -326,9 +327,9 @@ class Keel:
                                             by, {"schema_features": schema.features, "warnings": batch.warnings})
         for folder in ("inbox", "inbox/processed", "inbox/rejected"):
             (self._workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
-        return {"project": name, "task": task, "target": target, "dataset_version": 1, "rows": batch.rows,
-                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema.to_dict(),
-                "settings": project_settings.to_dict()}
+        return ProjectCreated(project=name, task=task, target=target, dataset_version=1, rows=batch.rows,
+                              labelled_rows=batch.labelled_rows, warnings=tuple(batch.warnings), schema=schema,
+                              settings=project_settings)
 
     @staticmethod
     def _classes(frame: pd.DataFrame, schema: Schema) -> tuple[int | str, ...]:
@@ -349,7 +350,7 @@ class Keel:
     def settings(self, name: str) -> ProjectSettings:
         return self.project(name).settings
 
-    def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
+    def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> ProjectSettings:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self.holding_project_lock(name):
@@ -365,7 +366,7 @@ class Keel:
                     self._registry.add_event(project, "settings_changed",
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
-        return updated.to_dict()
+        return updated
 
     def check_settings(self, name: str, changes: dict, replace_params: bool = False) -> ProjectSettings:
         """The settings set_project would store, checked the same way, without writing anything

@@ -15,7 +15,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, ProductionOverview, TrainResult
+from app.core.domain.results import (
+    IngestResult,
+    MonitorOutcome,
+    ProductionChange,
+    ProductionOverview,
+    ProjectCreated,
+    TrainResult,
+)
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
@@ -302,8 +309,8 @@ class Controller(QObject):
             job.report(0.1, "reading and validating the file")
             return self.keel.create_project(name, path, target, task, settings)
 
-        def done(result):
-            self.notify.emit("info", f"Project {name} created ({result['rows']} rows).")
+        def done(result: ProjectCreated):
+            self.notify.emit("info", f"Project {name} created ({result.rows} rows).")
             self.set_project(name)
             if on_done:
                 on_done(result)
