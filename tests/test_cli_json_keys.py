@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 from cli_helpers import cli, loans, write_csv
+from loop_helpers import batch, drop, make_project
 
 from app.core.domain.results import (
     IngestResult,
@@ -185,3 +186,27 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
         assert pickle.loads(pickle.dumps(result)) == result  # crosses the window's child process as it is
     assert results["status"].to_json() == json_of(capsys, workspace, "status", "loans")
     assert results["history"].to_json() == json_of(capsys, workspace, "history", "loans", "--limit", "2")
+
+
+SWEPT_KEYS = ["file", "status", "moved_to", "dataset_version", "rows", "labelled", "warnings", "duplicate_of", "sha256"]
+REJECTED_KEYS = ["file", "status", "moved_to", "reason", "dataset_version", "rows", "labelled", "warnings",
+                 "duplicate_of"]
+
+
+def test_monitor_lists_the_inbox_files_it_took_and_rejected_under_their_keys(capsys, workspace):
+    keel = make_project(workspace, rows=200, settings={"policy": "off"})
+    try:
+        drop(keel, "loan", batch(1, rows=100), "a-good.csv")
+        drop(keel, "loan", batch(1, rows=100), "b-same.csv")
+        drop(keel, "loan", batch(2, rows=100).drop(columns=["income"]), "c-bad.csv")
+    finally:
+        keel.close()
+    monitored = json_of(capsys, workspace, "monitor", "loan", "--once")
+    assert [(item["file"], item["status"]) for item in monitored["inbox"]] == [
+        ("a-good.csv", "processed"), ("b-same.csv", "duplicate"), ("c-bad.csv", "rejected")]
+    good, same, bad = monitored["inbox"]
+    assert list(good) == list(same) == SWEPT_KEYS and list(bad) == REJECTED_KEYS
+    assert (good["dataset_version"], good["rows"], good["labelled"], good["duplicate_of"]) == (2, 100, True, None)
+    assert (same["dataset_version"], same["duplicate_of"]) == (2, 2) and len(same["sha256"]) == 64
+    assert (bad["dataset_version"], bad["rows"], bad["labelled"], bad["warnings"]) == (None, 0, False, [])
+    assert "income" in bad["reason"] and bad["moved_to"].endswith("c-bad.csv")
