@@ -156,6 +156,7 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
         keel.deploy("loans", 1)
         results["rollback"] = keel.rollback("loans")  # back to v2
         keel.ingest("loans", write_csv(tmp_path / "later.csv", loans(60, seed=3)))
+        drop(keel, "loans", loans(40, seed=5), "dropped.csv")
         results["monitor"] = keel.policy.monitor("loans")
         results["status"] = keel.status("loans")
         to_score = write_csv(tmp_path / "to_score.csv", loans(10, seed=4).drop(columns="default"))
@@ -172,9 +173,10 @@ def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli
     assert results["deploy"] == ProductionChange(production_version=2, previous_version=None)
     assert results["rollback"] == ProductionChange(production_version=2, previous_version=1)
     assert isinstance(results["monitor"], MonitorOutcome)
-    assert [(b.dataset_version, b.labelled) for b in results["monitor"].batches] == [(3, True)]
+    assert [(b.dataset_version, b.labelled) for b in results["monitor"].batches] == [(3, True), (4, True)]
+    assert [(f.file, f.status, f.dataset_version) for f in results["monitor"].inbox] == [("dropped.csv", "processed", 4)]
     assert results["monitor"].production_version == 2 and results["monitor"].decision in DECISIONS
-    assert [d.version for d in results["status"].dataset_versions] == [1, 2, 3]
+    assert [d.version for d in results["status"].dataset_versions] == [1, 2, 3, 4]
     assert (results["predict"].rows, results["predict"].version) == (10, 2)
     assert [event.kind for event in results["history"].events] == ["monitored", "batch_scored"]
     assert results["overview"] == ProductionOverview(project="loans", production_version=2, deployments=3,

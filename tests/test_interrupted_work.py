@@ -57,6 +57,6 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
         assert keel._services.registry.open_alerts(keel.project("p").id) == []
         [entry] = keel.inbox.sweep("p")  # the next sweep takes it
-        assert entry["status"] == "processed"
+        assert entry.status == "processed"
     finally:
         keel.close()

@@ -219,7 +219,7 @@ class MonitorOutcome:
     production_version: int | None  # after the decision
     challenger_version: int | None  # the challenger this cycle trained, if any
     challenger_waiting: int | None  # the challenger waiting for approval, if any
-    inbox: tuple[dict, ...]  # the files the sweep took or rejected, as the sweep reports them
+    inbox: tuple[SweptFile, ...]  # the files the sweep took or rejected
     details: dict  # the decision's numbers: the gate, the window, the hold, the change detected
     traffic: tuple[dict, ...]  # the traffic window this cycle took, if any
     late_labels: tuple[dict, ...]  # windows measured late and evaluated in this cycle
@@ -235,7 +235,7 @@ class MonitorOutcome:
                 "alerts_recovered": [alert.to_json() for alert in self.alerts_recovered],
                 "decision": self.decision, "message": self.message, "production_version": self.production_version,
                 "challenger_version": self.challenger_version, "challenger_waiting": self.challenger_waiting,
-                "inbox": list(self.inbox), "details": self.details, "change_detected": self.change_detected,
+                "inbox": [item.to_json() for item in self.inbox], "details": self.details, "change_detected": self.change_detected,
                 "traffic": list(self.traffic), "late_labels": list(self.late_labels)}
 
 
@@ -347,3 +347,28 @@ class ProjectCreated:
         return {"project": self.project, "task": self.task, "target": self.target,
                 "dataset_version": self.dataset_version, "rows": self.rows, "labelled_rows": self.labelled_rows,
                 "warnings": list(self.warnings), "schema": self.schema.to_dict(), "settings": self.settings.to_dict()}
+
+
+@dataclass(frozen=True)
+class SweptFile:
+    """A file an inbox sweep took (processed, or a duplicate of a version already stored) or rejected."""
+
+    file: str
+    status: str  # processed | duplicate | rejected
+    moved_to: str  # where it is now: processed/ or rejected/
+    dataset_version: int | None  # the version that holds its rows (None: rejected)
+    rows: int
+    labelled: bool
+    warnings: tuple[str, ...]
+    duplicate_of: int | None
+    sha256: str | None = None  # of the bytes taken (None: rejected)
+    reason: str | None = None  # why it was rejected
+
+    def to_json(self) -> dict[str, Any]:
+        if self.status == "rejected":
+            return {"file": self.file, "status": self.status, "moved_to": self.moved_to, "reason": self.reason,
+                    "dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
+                    "warnings": list(self.warnings), "duplicate_of": self.duplicate_of}
+        return {"file": self.file, "status": self.status, "moved_to": self.moved_to,
+                "dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
+                "warnings": list(self.warnings), "duplicate_of": self.duplicate_of, "sha256": self.sha256}

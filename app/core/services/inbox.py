@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
-from app.core.domain.results import IngestResult
+from app.core.domain.results import IngestResult, SweptFile
 from app.core.fileio import sha256_file, write_text_atomic
 from app.core.services.dependencies import IngestDependencies, Progress
 from app.core.services.paths import is_inside
@@ -257,7 +257,7 @@ def _split_name(name: str) -> tuple[str, str]:
 
 
 def sweep(deps: IngestDependencies, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
-          now: float | None = None) -> list[dict]:
+          now: float | None = None) -> list[SweptFile]:
     """Ingest every complete file of the project's inbox; returns one entry per file handled.
     One sweep of a project at a time, across processes (a lock beside the project locks)."""
     deps.registry.project(name)  # an unknown project is refused before touching any folder
@@ -271,7 +271,7 @@ def sweep(deps: IngestDependencies, name: str, by: str = "scheduler", rules: Rul
         lock.release()
 
 
-def _sweep(deps: IngestDependencies, name: str, by: str, rules: Rules, now: float) -> list[dict]:
+def _sweep(deps: IngestDependencies, name: str, by: str, rules: Rules, now: float) -> list[SweptFile]:
     inbox, processed, rejected = folders(deps, name)
     taking = inbox / TAKING_DIR
     shutil.rmtree(taking, ignore_errors=True)  # copies left by a sweep that was killed: their originals are still here
@@ -300,7 +300,7 @@ class _LeaveForLater(Exception):
     """The project or the workspace cannot take a file now (busy, disk full): stop this sweep."""
 
 
-def _take(deps: IngestDependencies, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> dict | None:
+def _take(deps: IngestDependencies, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> SweptFile | None:
     taking.mkdir(exist_ok=True)
     copy = taking / entry.name
     try:
@@ -329,11 +329,10 @@ def _take(deps: IngestDependencies, name: str, entry: Entry, taking: Path, proce
     destination = free_name(processed, entry.name)
     os.replace(copy, destination)  # processed/ holds exactly the bytes that were ingested
     _retire_original(deps, name, entry, digest, destination, rejected, ingested, by)
-    status = "duplicate" if ingested.duplicate_of else "processed"
-    return {"file": entry.name, "status": status, "moved_to": str(destination),
-            "dataset_version": ingested.dataset_version, "rows": ingested.rows,
-            "labelled": ingested.labelled, "warnings": list(ingested.warnings),
-            "duplicate_of": ingested.duplicate_of, "sha256": digest}
+    return SweptFile(file=entry.name, status="duplicate" if ingested.duplicate_of else "processed",
+                     moved_to=str(destination), dataset_version=ingested.dataset_version, rows=ingested.rows,
+                     labelled=ingested.labelled, warnings=ingested.warnings, duplicate_of=ingested.duplicate_of,
+                     sha256=digest)
 
 
 def _copy_and_hash(source: Path, copy: Path) -> tuple[str, int]:
@@ -375,7 +374,7 @@ def _workspace_trouble(exc: Exception) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EIO)
 
 
-def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> dict:
+def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> SweptFile:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if not isinstance(exc, KeelError):
         reason = f"internal error while reading it: {type(exc).__name__}: {reason}"
@@ -391,8 +390,8 @@ def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc:
         if not already_open:  # one open alert for rejected files; each file is in the audit log
             deps.registry.insert_alert(project_id=project.id, rule=REJECTED_RULE, severity="warning",
                                        message=message, details={"file": path.name, "reason": reason})
-    return {"file": path.name, "status": "rejected", "moved_to": str(destination), "reason": reason,
-            "dataset_version": None, "rows": 0, "labelled": False, "warnings": [], "duplicate_of": None}
+    return SweptFile(file=path.name, status="rejected", moved_to=str(destination), dataset_version=None, rows=0,
+                     labelled=False, warnings=(), duplicate_of=None, reason=reason)
 
 
 class InboxService:
@@ -406,7 +405,7 @@ class InboxService:
         return has_waiting_files(self._deps, name)
 
     def sweep(self, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
-              now: float | None = None, progress: Progress | None = None) -> list[dict]:
+              now: float | None = None, progress: Progress | None = None) -> list[SweptFile]:
         """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason).
         progress is accepted for the window's child-process jobs; a sweep reports none."""
         return sweep(self._deps, name, by=by, rules=rules, lock_timeout=lock_timeout, now=now)

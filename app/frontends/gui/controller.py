@@ -21,6 +21,7 @@ from app.core.domain.results import (
     ProductionChange,
     ProductionOverview,
     ProjectCreated,
+    SweptFile,
     TrainResult,
 )
 from app.demo import DEMO_PROJECT
@@ -629,15 +630,15 @@ class Controller(QObject):
         def work(job: Job):
             return call_in_child(job, self.workspace_dir, "inbox.sweep", project_name, by="scheduler")
 
-        def done(results):
-            taken = [r for r in results or [] if r["status"] != "rejected"]
-            rejected = [r for r in results or [] if r["status"] == "rejected"]
+        def done(results: list[SweptFile] | None):
+            taken = [r for r in results or [] if r.status != "rejected"]
+            rejected = [r for r in results or [] if r.status == "rejected"]
             if rejected:
                 self.notify.emit("warning", f"{project_name}: inbox file(s) rejected: "
-                                            + ", ".join(f"{r['file']} ({r['reason']})" for r in rejected))
+                                            + ", ".join(f"{r.file} ({r.reason})" for r in rejected))
             elif taken:
                 self.notify.emit("info", f"{project_name}: " + ", ".join(
-                    f"{r['file']} -> dataset v{r['dataset_version']}" for r in taken) + ".")
+                    f"{r.file} -> dataset v{r.dataset_version}" for r in taken) + ".")
 
         def failed(message, details):  # busy elsewhere, or a full disk: the next tick tries again
             log.warning("inbox sweep of %s: %s", project_name, message)
