@@ -90,7 +90,7 @@ def a_frame_of(filename: str):
 
 
 def test_a_terminate_during_an_import_cancels_the_work_once_the_import_is_done():
-    """Cancelled raised inside importlib could leave the import lock held and the process unable to
+    """Terminated raised inside importlib could leave the import lock held and the process unable to
     end: during an import the signal re-arms itself (SIGALRM) and the work is interrupted after it."""
     import signal
 
@@ -104,7 +104,7 @@ def test_a_terminate_during_an_import_cancels_the_work_once_the_import_is_done()
         on_terminate(signal.SIGTERM, a_frame_of("<frozen importlib._bootstrap>"))  # does not raise
         assert event.is_set() and signal.getitimer(signal.ITIMER_REAL)[0] > 0  # the retry is armed
         signal.setitimer(signal.ITIMER_REAL, 0)
-        with pytest.raises(childproc.Cancelled):
+        with pytest.raises(childproc.Terminated):
             on_terminate(signal.SIGALRM, a_frame_of(__file__))  # the retry, out of the import
         on_terminate(signal.SIGTERM, a_frame_of(__file__))  # once cancelled, a second signal changes nothing
     finally:
@@ -112,3 +112,57 @@ def test_a_terminate_during_an_import_cancels_the_work_once_the_import_is_done()
         for sig, handler in saved.items():
             signal.signal(sig, handler)
         childproc._TerminateCancels.event, childproc._TerminateCancels.interruptible = saved_state
+
+
+def work_that_swallows_exceptions(queue):
+    """Runs where run_in_child puts it: says in which process, then loops the way library code that
+    catches Exception would, until something stops it."""
+    import time
+
+    queue.put(("progress", 0.5, f"working in {os.getpid()}"))
+    while True:
+        try:
+            time.sleep(0.01)
+        except Exception:  # noqa: BLE001 - the point: a cancel must not be an Exception
+            pass
+
+
+def child_whose_terminate_is_its_cancel(queue):
+    from app.core.domain.errors import Cancelled
+
+    cancel_event = childproc.cancel_on_terminate()
+    queue.put(("progress", 0.0, f"child {os.getpid()}"))
+    try:
+        childproc.run_in_child(work_that_swallows_exceptions, (), cancel_event=cancel_event,
+                               progress=lambda fraction, message: queue.put(("progress", fraction, message)))
+    except Cancelled:
+        queue.put(("done", "cancelled"))
+
+
+def test_a_child_whose_terminate_is_its_cancel_does_nested_work_itself_and_stops_it_at_once():
+    import multiprocessing
+    import time
+
+    from app.core.domain.errors import Cancelled
+
+    cancel, messages, errors = threading.Event(), [], []
+
+    def run():
+        try:
+            childproc.run_in_child(child_whose_terminate_is_its_cancel, (), cancel_event=cancel, name="one depth",
+                                   may_start_children=True, progress=lambda fraction, message: messages.append(message))
+        except Cancelled as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not any(m.startswith("working") for m in messages) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [child] = [p for p in multiprocessing.active_children() if p.name == "one depth"]
+    cancel.set()
+    started = time.monotonic()
+    thread.join(10)
+    assert time.monotonic() - started < 2.0 and len(errors) == 1
+    assert messages == [f"child {child.pid}", f"working in {child.pid}"]  # the nested work ran in the child itself
+    assert child.exitcode == 0  # it stopped on its SIGTERM, cleanly; it was not killed
