@@ -372,3 +372,47 @@ class SweptFile:
         return {"file": self.file, "status": self.status, "moved_to": self.moved_to,
                 "dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
                 "warnings": list(self.warnings), "duplicate_of": self.duplicate_of, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class FileAdded:
+    """A file that became a new dataset version."""
+
+    file: str
+    dataset_version: int
+    rows: int
+    warnings: int  # how many
+
+
+@dataclass(frozen=True)
+class FileAlreadyPresent:
+    """A file whose content a dataset version already holds (nothing stored)."""
+
+    file: str
+    dataset_version: int
+
+
+@dataclass(frozen=True)
+class FileRefused:
+    """A file refused (nothing stored; the audit log records why)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FilesIngested:
+    """Several files added at once, each its own batch: what became of each, in the order given."""
+
+    added: tuple[FileAdded, ...]
+    already_present: tuple[FileAlreadyPresent, ...]
+    refused: tuple[FileRefused, ...]
+    not_reached: tuple[str, ...]  # the files a cancel left untouched
+
+    def summary(self) -> str:
+        """'18 added, 1 already present, 1 refused' (and how many were not reached after a cancel)."""
+        parts = [f"{len(self.added)} added", f"{len(self.already_present)} already present",
+                 f"{len(self.refused)} refused"]
+        if self.not_reached:
+            parts.append(f"{len(self.not_reached)} not reached (cancelled)")
+        return ", ".join(parts)

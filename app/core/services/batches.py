@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.core.domain.data_files import DATA_FILE_SUFFIXES
 from app.core.domain.errors import BusyError, Cancelled, KeelError
+from app.core.domain.results import FileAdded, FileAlreadyPresent, FileRefused, FilesIngested
 from app.core.services.dependencies import IngestDependencies, Progress
 
 log = logging.getLogger("keel.batches")
@@ -34,35 +35,38 @@ def data_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def ingest_files(deps: IngestDependencies, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
-                 progress: Progress | None = None, cancel_event: threading.Event | None = None) -> dict:
-    """Ingest each file as its own batch. -> {"added": [...], "already_present": [...], "refused": [...],
-    "not_reached": [...]}; a refusal is recorded in the audit log (event `data_refused`)."""
+                 progress: Progress | None = None, cancel_event: threading.Event | None = None) -> FilesIngested:
+    """Ingest each file as its own batch; a refusal is recorded in the audit log (event `data_refused`)."""
     report = progress or (lambda fraction, message: None)
     files = [Path(p) for p in paths]
-    outcome: dict[str, list] = {"added": [], "already_present": [], "refused": [], "not_reached": []}
+    added: list[FileAdded] = []
+    present: list[FileAlreadyPresent] = []
+    refused: list[FileRefused] = []
+    not_reached: list[str] = []
     for index, path in enumerate(files):
         if cancel_event is not None and cancel_event.is_set():
-            outcome["not_reached"] = [p.name for p in files[index:]]
+            not_reached = [p.name for p in files[index:]]
             break
         report(index / max(1, len(files)), f"{path.name} ({index + 1} of {len(files)})")
         try:
             result = deps.ingest(name, path, by=by, progress=_within(report, index, len(files)),
                                  cancel_event=cancel_event)
         except Cancelled:
-            outcome["not_reached"] = [p.name for p in files[index:]]
+            not_reached = [p.name for p in files[index:]]
             break
         except BusyError:
             raise  # the workspace, not the file: nothing to record against it
         except KeelError as exc:
-            outcome["refused"].append(record_refusal(deps, name, path, str(exc), by))
+            refused.append(record_refusal(deps, name, path, str(exc), by))
             continue
         if result.duplicate_of:
-            outcome["already_present"].append({"file": path.name, "dataset_version": result.duplicate_of})
+            present.append(FileAlreadyPresent(file=path.name, dataset_version=result.duplicate_of))
         else:
-            outcome["added"].append({"file": path.name, "dataset_version": result.dataset_version,
-                                     "rows": result.rows, "warnings": len(result.warnings)})
+            added.append(FileAdded(file=path.name, dataset_version=result.dataset_version, rows=result.rows,
+                                   warnings=len(result.warnings)))
     report(1.0, "done")
-    return outcome
+    return FilesIngested(added=tuple(added), already_present=tuple(present), refused=tuple(refused),
+                         not_reached=tuple(not_reached))
 
 
 def _within(report: Callable[[float, str], None], index: int, count: int) -> Callable[[float, str], None]:
@@ -72,21 +76,12 @@ def _within(report: Callable[[float, str], None], index: int, count: int) -> Cal
     return file_progress
 
 
-def record_refusal(deps: IngestDependencies, name: str, path: Path, error: str, by: str) -> dict:
+def record_refusal(deps: IngestDependencies, name: str, path: Path, error: str, by: str) -> FileRefused:
     reason = error.strip().splitlines()[0] if error.strip() else "refused"
     project = deps.data.project(name)
     deps.registry.add_event(project, REFUSED_EVENT, f"{path.name} refused: {reason}", by,
                             {"file": str(path), "reason": reason})
-    return {"file": path.name, "reason": reason}
-
-
-def summary(outcome: dict) -> str:
-    """'18 added, 1 already present, 1 refused' (and how many were not reached after a cancel)."""
-    parts = [f"{len(outcome['added'])} added", f"{len(outcome['already_present'])} already present",
-             f"{len(outcome['refused'])} refused"]
-    if outcome.get("not_reached"):
-        parts.append(f"{len(outcome['not_reached'])} not reached (cancelled)")
-    return ", ".join(parts)
+    return FileRefused(file=path.name, reason=reason)
 
 
 class BatchService:
@@ -96,6 +91,6 @@ class BatchService:
         self._deps = deps
 
     def ingest_files(self, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
-                     progress: Progress | None = None, cancel_event: threading.Event | None = None) -> dict:
+                     progress: Progress | None = None, cancel_event: threading.Event | None = None) -> FilesIngested:
         """Each file its own batch, in the order given (see ingest_files)."""
         return ingest_files(self._deps, name, paths, by=by, progress=progress, cancel_event=cancel_event)

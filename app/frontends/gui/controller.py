@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from app.core.domain.results import (
+    FilesIngested,
     IngestResult,
     MonitorOutcome,
     ProductionChange,
@@ -61,7 +62,7 @@ class Controller(QObject):
         self.start_scheduler = start_scheduler
         self.keel = None
         self.project: str = ""
-        self.last_ingest_outcome: dict | None = None  # the summary of the last multi-file Add data
+        self.last_ingest_outcome: FilesIngested | None = None  # the last multi-file Add data
         self.overview: ProductionOverview | None = None  # of the current project, read on a worker
         self.window_filled: Callable[[], bool] = lambda: True  # the window says when its first view is filled
         self._shut_down = False
@@ -391,21 +392,19 @@ class Controller(QObject):
 
     def ingest_files(self, paths: list[str]) -> Job | None:
         """Each file its own batch, in the order given, under one progress bar; a summary at the end."""
-        from app.core.services import batches
-
         name = self.project
         files = [str(p) for p in paths]
         if len(files) == 1:
             return self.ingest(files[0])
 
-        def done(outcome):
-            text = f"{name}: {batches.summary(outcome)}."
-            if outcome["refused"]:
-                refused = "; ".join(f"{r['file']}: {r['reason']}" for r in outcome["refused"][:3])
-                more = f" (and {len(outcome['refused']) - 3} more)" if len(outcome["refused"]) > 3 else ""
+        def done(outcome: FilesIngested):
+            text = f"{name}: {outcome.summary()}."
+            if outcome.refused:
+                refused = "; ".join(f"{r.file}: {r.reason}" for r in outcome.refused[:3])
+                more = f" (and {len(outcome.refused) - 3} more)" if len(outcome.refused) > 3 else ""
                 text += f" Refused — {refused}{more}. Each refusal is in Activity."
             self.last_ingest_outcome = outcome
-            self.notify.emit("warning" if outcome["refused"] else "info", text)
+            self.notify.emit("warning" if outcome.refused else "info", text)
 
         return self._write("ingest", f"Adding {len(files)} files to {name}",
                            lambda job: self.keel.batches.ingest_files(name, files, progress=job.report,
