@@ -60,3 +60,22 @@ def workspace(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setenv("KEEL_WORKSPACE", str(folder))
     return folder
+
+
+@pytest.fixture
+def store():
+    """store(keel or workspace folder) -> its registry on a connection of its own (tests/store_helpers.py),
+    one per workspace and clock, closed when the test ends."""
+    from store_helpers import open_store, store_key
+
+    opened = {}
+
+    def open_for(keel_or_root):
+        key = store_key(keel_or_root)
+        if key not in opened:
+            opened[key] = open_store(keel_or_root)
+        return opened[key]
+
+    yield open_for
+    for registry in opened.values():
+        registry.close()

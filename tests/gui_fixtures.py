@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QInputDialog, QMessageBox, QWizard
+from store_helpers import opened_store
 
 GUARD_GRACE_MS = 5000
 JOB_TIMEOUT_MS = 90_000
@@ -222,10 +223,8 @@ def run_job(qtbot, window, start: Callable, kind: str | None = None, timeout: in
 def commit_from_a_worker(keel, write: Callable) -> None:
     """Runs write(registry) in one transaction on another thread and waits for it: a commit the
     window did not make, as a scheduled monitoring run makes it."""
-    registry = keel._services.registry
-
     def work():
-        with registry.transaction():
+        with opened_store(keel) as registry, registry.transaction():
             write(registry)
 
     worker = threading.Thread(target=work)
@@ -238,7 +237,8 @@ def record_a_monitoring_result(keel, value: float, events: tuple = (), **fields)
     events (add_event's arguments after the project) committed together from another thread;
     fields override the result's other columns."""
     project = keel.project("demo-credit")
-    model_version = keel._services.registry.model_versions(project.id)[0]
+    with opened_store(keel) as registry:
+        model_version = registry.model_versions(project.id)[0]
     row = dict(project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
                metric="accuracy", value=value, estimated_value=None, drift_share=0.0, drifted_features=[],
                details={}) | fields

@@ -4,6 +4,8 @@ import json
 import time
 from pathlib import Path
 
+from store_helpers import opened_store, service_dependencies
+
 from app.core.services.lifecycle import Keel
 from app.demo.simulator import initial_training_data, make_batch
 from app.frontends.cli import main
@@ -46,7 +48,9 @@ def settle(keel: Keel, name: str, *filenames: str) -> None:
     """Record that a sweep saw these inbox files, as they are now, two minutes ago."""
     from app.core.services import inbox
 
-    inbox.record_sightings(keel._services.inbox, name, now=time.time() - 120, only=set(filenames))
+    with opened_store(keel) as registry:
+        inbox.record_sightings(service_dependencies(keel, registry).inbox, name, now=time.time() - 120,
+                               only=set(filenames))
 
 
 def batch(index: int, rows: int = 300, concept: float = 0.0, shift: float = 0.0, labelled: bool = True):

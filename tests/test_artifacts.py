@@ -108,7 +108,7 @@ def test_dump_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- trusted types
-def test_import_refuses_untrusted_types_unless_accepted(capsys, ws, tmp_path):
+def test_import_refuses_untrusted_types_unless_accepted(capsys, ws, tmp_path, store):
     X, y = training_data(ws)
     model_path = tmp_path / "knn.skops"
     sio.dump(outside_model(KNeighborsClassifier(n_neighbors=5, algorithm="kd_tree")).fit(X, y), model_path)
@@ -135,7 +135,7 @@ def test_import_refuses_untrusted_types_unless_accepted(capsys, ws, tmp_path):
     assert not set(KNN_TYPES) & set(artifacts.KEEL_TRUSTED_TYPES)
     keel = Keel.open(ws)
     try:
-        record = keel._services.registry.model_version(keel.project("loans").id, 2)
+        record = store(keel).model_version(keel.project("loans").id, 2)
         assert list(record.extra_trusted_types) == KNN_TYPES
         with pytest.raises(IntegrityError, match="untrusted type"):
             artifacts.load_model(ws / record.artifact_path, record.sha256)

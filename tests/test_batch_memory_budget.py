@@ -4,6 +4,7 @@ searches by ID and the newest rows read piece by piece and keep only what they r
 import pandas as pd
 import pytest
 from loop_helpers import batch, drop, make_project
+from store_helpers import service_dependencies
 
 from app.core.ml import batch_reading, datasets
 
@@ -23,7 +24,7 @@ def pieces_read(monkeypatch):
     return read
 
 
-def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(workspace, monkeypatch, pieces_read):
+def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(workspace, monkeypatch, pieces_read, store):
     keel = make_project(workspace, rows=300)
     try:
         project = keel.project("loan")
@@ -35,8 +36,9 @@ def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(
                             or read_frame(path, rows))
         drop(keel, "loan", batch(1, rows=600), "big.csv")
         keel.policy.monitor("loan")
-        result = keel._services.registry.last_monitor_result(project.id)
-        path = str(keel._services.data.dataset_path("loan", result.dataset_version))
+        result = store(keel).last_monitor_result(project.id)
+        data = service_dependencies(keel, store(keel)).data
+        path = str(data.dataset_path("loan", result.dataset_version))
         sample = result.details["sample"]
         assert sample["of_rows"] == 600 and 90 < sample["sampled_rows"] < 210 and "memory_budget_mb" in sample
         assert (result.rows, result.labelled_rows) == (600, 600)  # the batch's counts; the sample is in details
@@ -44,8 +46,7 @@ def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(
         assert batch_pieces and max(batch_pieces) <= 50 and sum(batch_pieces) % 600 == 0
         assert (path, None) not in whole_reads  # never read whole
         # the same seeded sample on every read: the policy scores the labelled rows monitoring evaluated
-        again, again_sample = keel._services.data.batch_within_budget("loan", result.dataset_version,
-                                                                     labelled_only=True)
+        again, again_sample = data.batch_within_budget("loan", result.dataset_version, labelled_only=True)
         assert again_sample == sample and len(again) == sample["sampled_rows"]
     finally:
         keel.close()

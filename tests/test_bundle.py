@@ -12,6 +12,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from store_helpers import opened_store
 
 from app.core.domain.entities import Schema
 from app.core.fileio import sha256_file
@@ -34,7 +35,9 @@ def source(tmp_path_factory):
         keel.deploy("loans", 2)
         keel.rollback("loans")
         keel.policy.monitor("loans")
-        for alert in keel._services.registry.open_alerts(keel.project("loans").id)[:1]:
+        with opened_store(keel) as registry:
+            alerts = registry.open_alerts(keel.project("loans").id)
+        for alert in alerts[:1]:
             keel.acknowledge_alert("loans", alert.id)
     finally:
         keel.close()

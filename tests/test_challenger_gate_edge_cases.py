@@ -34,7 +34,7 @@ def test_gate_when_the_challenger_learned_a_new_class(metric):
     assert verdict["accepted"] and verdict["better_by_margin"]
 
 
-def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_path):
+def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_path, store):
     """Policy approve: challenger v2 waits (gated against v1). The user deploys v3 by hand.
     The wait ends: `approve` must not deploy v2, never compared with v3, over it (and while v2
     "waited" the policy would never retrain again)."""
@@ -49,8 +49,8 @@ def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_
             keel.train("p")
         keel.deploy("p", 1)
         project = keel.project("p")
-        with keel._services.registry.transaction():  # what policy.decide records for "retrained_waiting"
-            keel._services.registry.set_alias(project.id, "challenger", keel._services.registry.model_version(project.id, 2).id)
+        with store(keel).transaction():  # what policy.decide records for "retrained_waiting"
+            store(keel).set_alias(project.id, "challenger", store(keel).model_version(project.id, 2).id)
         assert keel.policy.waiting_challenger("p") == 2
         keel.deploy("p", 3)
         assert keel.policy.waiting_challenger("p") is None

@@ -8,6 +8,7 @@ import threading
 
 import pandas as pd
 import pytest
+from store_helpers import workspace_of
 
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import chunked_ingest, datasets
@@ -161,7 +162,7 @@ def keel(workspace, tmp_path, schema):
 
 
 def stored_files(keel):
-    return sorted(p.name for p in keel._workspace.dataset_dir("p").iterdir())
+    return sorted(p.name for p in workspace_of(keel).dataset_dir("p").iterdir())
 
 
 def test_a_bad_row_in_the_third_chunk_is_refused_naming_its_line_and_nothing_is_written(keel, tmp_path,

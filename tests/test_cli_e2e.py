@@ -304,7 +304,7 @@ def test_a_registry_that_is_not_a_database(capsys, workspace):
 
 
 def test_a_failure_while_opening_the_registry_keeps_the_traceback_off_the_terminal(capsys, workspace, monkeypatch):
-    def broken_init(self, path):
+    def broken_init(self, path, clock=None):
         raise RuntimeError("cannot open")
 
     monkeypatch.setattr(Registry, "__init__", broken_init)

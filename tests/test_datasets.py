@@ -279,12 +279,12 @@ def test_same_content_twice_is_a_no_op_naming_the_version(capsys, project, tmp_p
     assert sorted(p.name for p in (project / "datasets" / "loans").iterdir()) == ["v1.parquet", "v2.parquet"]
 
 
-def test_lineage_each_version_extends_the_previous(capsys, project, tmp_path):
+def test_lineage_each_version_extends_the_previous(capsys, project, tmp_path, store):
     ingest(capsys, project, write_csv(tmp_path / "a.csv", loans(30, seed=33)))
     ingest(capsys, project, write_csv(tmp_path / "b.csv", loans(30, seed=34)))
     keel = Keel.open(project)
     try:
-        rows = keel._services.registry.dataset_versions(keel.project("loans").id)
+        rows = store(keel).dataset_versions(keel.project("loans").id)
     finally:
         keel.close()
     assert [r.version for r in rows] == [1, 2, 3]

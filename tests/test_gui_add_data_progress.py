@@ -4,6 +4,7 @@ nothing stored."""
 import threading
 
 from PySide6.QtCore import Qt
+from store_helpers import workspace_of
 
 from app.core.ml import chunked_ingest, datasets, ingest
 from app.demo.simulator import make_batch
@@ -30,7 +31,7 @@ def test_add_data_shows_the_reading_in_the_progress_bar_and_cancel_stores_nothin
 
     monkeypatch.setattr(datasets.Cleaner, "clean_chunk", held_at_the_third_chunk)
     keel = window.controller.keel
-    stored_before = sorted(p.name for p in keel._workspace.dataset_dir("demo-credit").iterdir())
+    stored_before = sorted(p.name for p in workspace_of(keel).dataset_dir("demo-credit").iterdir())
     versions_before = len(keel.dataset_versions("demo-credit"))
     cancelled = []
     window.controller.runner.cancelled.connect(lambda job, *_: cancelled.append(job))
@@ -45,5 +46,5 @@ def test_add_data_shows_the_reading_in_the_progress_bar_and_cancel_stores_nothin
     qtbot.waitUntil(lambda: bool(cancelled), timeout=JOB_TIMEOUT_MS)
     assert cancelled[0].kind == "ingest"
     assert len(keel.dataset_versions("demo-credit")) == versions_before
-    assert sorted(p.name for p in keel._workspace.dataset_dir("demo-credit").iterdir()) == stored_before
+    assert sorted(p.name for p in workspace_of(keel).dataset_dir("demo-credit").iterdir()) == stored_before
     assert window.errors == []

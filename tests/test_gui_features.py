@@ -28,17 +28,17 @@ def test_the_server_line_names_project_and_version_and_counts_every_answer(qtbot
     assert line.text() == ""
 
 
-def test_alerts_opened_and_recovered_since_the_user_looked_are_counted(qtbot, window):
+def test_alerts_opened_and_recovered_since_the_user_looked_are_counted(qtbot, window, store):
     keel = window.controller.keel
     window.tabs.setCurrentWidget(window.panels["overview"])
     window.looked_at("demo-credit")  # the user has looked before
     project = keel.project("demo-credit")
-    with keel._services.registry.transaction():
-        first = keel._services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
+    with store(keel).transaction():
+        first = store(keel).insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
                                            message="accuracy 0.71 below the threshold 0.8")
-        keel._services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
+        store(keel).insert_alert(project_id=project.id, rule="drift_share", severity="warning",
                                    message="60% of the features drifted")
-    keel._services.registry.close_alert(first, "recovered")
+    store(keel).close_alert(first, "recovered")
     item = window.project_list.item(0)
     qtbot.waitUntil(lambda: "since you looked: 2 opened, 1 recovered" in window.project_list.item(0).text(),
                     timeout=5000)
@@ -49,16 +49,16 @@ def test_alerts_opened_and_recovered_since_the_user_looked_are_counted(qtbot, wi
     assert "1 alert" in window.project_list.item(0).text()  # the one still open stays counted
 
 
-def test_health_is_not_green_after_alerts_that_all_recovered(qtbot, window):
+def test_health_is_not_green_after_alerts_that_all_recovered(qtbot, window, store):
     from app.core.domain.clock import utc_now
 
     keel = window.controller.keel
     since = utc_now()
     project = keel.project("demo-credit")
     for _ in range(10):
-        alert = keel._services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold",
+        alert = store(keel).insert_alert(project_id=project.id, rule="metric_below_threshold",
                                            severity="warning", message="accuracy below the threshold")
-        keel._services.registry.close_alert(alert, "recovered")
+        store(keel).close_alert(alert, "recovered")
     assert keel.insights.health("demo-credit")["state"] == "ok"  # nothing open: green without `since`
     health = keel.insights.health("demo-credit", since=since)
     assert health["since"] == {"opened": 10, "recovered": 10} and health["state"] == "warning"

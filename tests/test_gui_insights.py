@@ -1,6 +1,7 @@
 """app/core/services/insights.py: the rules behind the project list's health and the model comparison (no Qt)."""
 
 import pytest
+from store_helpers import opened_store
 
 from app.core.services import insights
 from app.core.services.lifecycle import Keel
@@ -15,9 +16,9 @@ def keel(demo_workspace):
 
 def record(keel, value, estimated=None):
     project = keel.project("demo-credit")
-    deployment = keel._services.registry.current_deployment(project.id)
-    with keel._services.registry.transaction():
-        keel._services.registry.insert_monitor_result(project_id=project.id, model_version_id=deployment.model_version_id,
+    with opened_store(keel) as registry, registry.transaction():
+        deployment = registry.current_deployment(project.id)
+        registry.insert_monitor_result(project_id=project.id, model_version_id=deployment.model_version_id,
                                             rows=100, labelled_rows=100 if value is not None else 0,
                                             metric="accuracy", value=value, estimated_value=estimated)
 

@@ -118,7 +118,7 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     ("adaptive", "choosing the training window"),  # fitting the candidate windows (a child process)
     (None, "training on"),  # all rows: straight to the fit itself (a child process)
 ], ids=["choosing the window", "fitting"])
-def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path, window_setting, busy_with):
+def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path, window_setting, busy_with, store):
     keel = window.controller.keel
     extra = tmp_path / "more.csv"
     make_batch(3000, seed=11).to_csv(extra, index=False)
@@ -127,7 +127,7 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
                                      "window": window_setting})
     project_id = keel.project("demo-credit").id
     artifacts_before = sorted(p.name for p in (keel.root / "artifacts").rglob("*"))
-    versions_before = len(keel._services.registry.model_versions(project_id))
+    versions_before = len(store(keel).model_versions(project_id))
 
     job = start_job(qtbot, window, window.named_actions["retrain"].trigger, kind="train")
     assert job.cancellable
@@ -137,23 +137,25 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     assert processes_started_by(training_process.pid) == []
     assert not window.named_actions["retrain"].isEnabled()  # no second retrain while one runs
     assert window.job_bar.isVisible() and window.job_bar.cancel_button.isEnabled()
-    with qtbot.waitSignal(window.controller.runner.cancelled, timeout=5000) as blocker:
+    # the fit alone takes over 30 s; a cancel that stops it ends within seconds, even on a loaded machine
+    # (under 2 s when idle; 3.2 s was seen with two cores at load 9)
+    with qtbot.waitSignal(window.controller.runner.cancelled, timeout=15000) as blocker:
         started = time.monotonic()
         window.job_bar.cancel_button.click()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 8.0
     assert blocker.args[0] is job and job.state == "cancelled"
-    assert len(keel._services.registry.model_versions(project_id)) == versions_before
+    assert len(store(keel).model_versions(project_id)) == versions_before
     assert sorted(p.name for p in (keel.root / "artifacts").rglob("*")) == artifacts_before  # nor a .partial file
     assert not training_process.is_alive()
     qtbot.waitUntil(lambda: window.named_actions["retrain"].isEnabled(), timeout=5000)
     assert window.errors == []
 
 
-def test_a_bad_file_shows_the_error_dialog_and_changes_nothing(qtbot, window, tmp_path):
+def test_a_bad_file_shows_the_error_dialog_and_changes_nothing(qtbot, window, tmp_path, store):
     keel = window.controller.keel
     bad = tmp_path / "bad.csv"
     bad.write_text("colour,size\nred,3\nblue,4\n")
-    counts = keel._services.registry.table_counts()
+    counts = store(keel).table_counts()
     files = sorted(str(p) for p in keel.root.rglob("*") if "logs" not in p.parts and "locks" not in p.parts)
     job = run_job(qtbot, window, lambda: window.controller.ingest(str(bad)))
     assert job.state == "failed"
@@ -161,7 +163,7 @@ def test_a_bad_file_shows_the_error_dialog_and_changes_nothing(qtbot, window, tm
     message, details = window.errors[0]
     assert "bad.csv" in message and "missing feature column" in message
     assert "\n" not in message and "Traceback" in details
-    assert keel._services.registry.table_counts() == counts
+    assert store(keel).table_counts() == counts
     assert sorted(str(p) for p in keel.root.rglob("*")
                   if "logs" not in p.parts and "locks" not in p.parts) == files
     assert "Traceback" in (keel.root / "logs" / "keel.log").read_text()
@@ -182,16 +184,16 @@ def test_a_monitoring_result_from_a_worker_appears_on_the_plot(qtbot, window):
     assert panel.table_model.rows[0]["value"] == pytest.approx(0.8123)
 
 
-def test_changes_from_another_process_are_noticed(qtbot, window):
+def test_changes_from_another_process_are_noticed(qtbot, window, store):
     from app.core.services.lifecycle import Keel
 
     other = Keel.open(window.controller.workspace_dir)  # its own connection, as another process would have
     try:
         project = other.project("demo-credit")
-        with other._services.registry.transaction():
-            other._services.registry.insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
+        with store(other).transaction():
+            store(other).insert_alert(project_id=project.id, rule="metric_below_threshold", severity="warning",
                                         message="accuracy 0.71 below the threshold 0.8")
-            other._services.registry.add_event(project, "alert_opened", "accuracy 0.71 below the threshold 0.8", "policy")
+            store(other).add_event(project, "alert_opened", "accuracy 0.71 below the threshold 0.8", "policy")
     finally:
         other.close()
     # the poll (about once a second) notices the other connection's commit and refreshes the list
@@ -258,7 +260,7 @@ def test_a_second_window_on_the_same_workspace_is_read_only(qtbot, demo_workspac
         lock.release()
 
 
-def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch):
+def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch, store):
     import app.frontends.gui.common as common
 
     keel = window.controller.keel
@@ -270,7 +272,7 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
     assert not models.archive_button.isEnabled()  # never the production model
     models.select_version(2)
     run_job(qtbot, window, models.archive_button.click, kind="archive")
-    assert keel._services.registry.model_version(keel.project("demo-credit").id, 2).archived is True
+    assert store(keel).model_version(keel.project("demo-credit").id, 2).archived is True
     exported = tmp_path / "v1.skops"
     job = run_job(qtbot, window, lambda: window.controller.export(1, str(exported)))
     assert job.state == "done" and exported.exists()
@@ -280,7 +282,7 @@ def test_archive_export_and_delete_project(qtbot, window, tmp_path, monkeypatch)
                         asked.append(informative) or True)
     run_job(qtbot, window, window.named_actions["delete_project"].trigger, kind="delete")
     assert "v1 is its production model" in asked[0]
-    assert [p.name for p in keel._services.registry.projects()] == []
+    assert [p.name for p in store(keel).projects()] == []
     qtbot.waitUntil(lambda: window.project_list.count() == 0 and window.controller.project == "", timeout=5000)
 
 
@@ -313,7 +315,7 @@ def test_the_scoring_server_starts_and_stops_from_the_window(qtbot, window):
     assert window.controller.server is None
 
 
-def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeypatch):
+def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeypatch, store):
     from app.frontends.gui.settings_dialog import SettingsDialog
 
     keel = window.controller.keel
@@ -334,7 +336,7 @@ def test_settings_and_schedule_are_saved_through_the_core(qtbot, window, monkeyp
     monitoring.interval_unit.setCurrentIndex(1)  # minutes
     monitoring.schedule_enabled.setChecked(False)
     run_job(qtbot, window, monitoring.save_schedule_button.click, kind="settings")
-    schedule = keel._services.registry.schedule(keel.project("demo-credit").id)
+    schedule = store(keel).schedule(keel.project("demo-credit").id)
     assert (schedule.kind, int(schedule.expression), schedule.enabled) == ("interval", 300, False)
 
     monitoring.schedule_kind.setCurrentIndex(1)
@@ -401,7 +403,7 @@ def test_open_workspace_switches_the_window(qtbot, demo_workspace, tmp_path, gui
 
 
 def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspace, gui_settings, leak_guard,
-                                                              monkeypatch):
+                                                              monkeypatch, store):
     import app.frontends.gui.common as common
 
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
@@ -415,7 +417,7 @@ def test_the_schedule_runs_monitoring_through_the_job_runner(qtbot, demo_workspa
         qtbot.waitUntil(lambda: bool(done), timeout=JOB_TIMEOUT_MS)
         assert done[0].decision == "none"  # nothing new in the inbox yet: a cycle that found no batch
         project = win.controller.keel.project("demo-credit")
-        assert win.controller.keel._services.registry.schedule(project.id).last_run_at is not None
+        assert store(win.controller.keel).schedule(project.id).last_run_at is not None
         assert win.controller.next_run_times()["demo-credit"] is not None
     finally:
         win.close()
@@ -433,7 +435,7 @@ def test_the_demo_stream_drops_batches_into_the_inbox(qtbot, window):
     assert not action.isChecked() and not window.controller.demo_stream_playing()
 
 
-def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, window, tmp_path, monkeypatch):
+def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, window, tmp_path, monkeypatch, store):
     import skops.io as sio
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -456,7 +458,7 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
         asked = []
         monkeypatch.setattr(common, "confirm", lambda parent, title, text, informative="", ok="OK":
                             asked.append(informative) or answer)
-        before = len(keel._services.registry.model_versions(project.id))
+        before = len(store(keel).model_versions(project.id))
         runner = window.controller.runner
         kinds = []
         runner.finished.connect(lambda job, _: kinds.append(job.title if job.kind == "read" else job.kind))
@@ -465,13 +467,13 @@ def test_import_shows_untrusted_types_and_imports_only_when_accepted(qtbot, wind
         qtbot.waitUntil(lambda: "Checking knn.skops" in kinds and bool(asked), timeout=JOB_TIMEOUT_MS)
         if answer:
             qtbot.waitUntil(lambda: "import" in kinds, timeout=JOB_TIMEOUT_MS)
-        return asked, len(keel._services.registry.model_versions(project.id)) - before
+        return asked, len(store(keel).model_versions(project.id)) - before
 
     asked, added = import_with(False)
     assert "sklearn.neighbors._kd_tree.KDTree" in asked[0] and added == 0
     asked, added = import_with(True)
     assert added == 1
-    imported = keel._services.registry.model_version(project.id, 2)
+    imported = store(keel).model_version(project.id, 2)
     assert "sklearn.neighbors._kd_tree.KDTree" in imported.extra_trusted_types
     assert window.errors == []
 

@@ -65,6 +65,10 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
             for r in range(model.rowCount())}
     assert rows["preset"][1] == "≠" and rows["preset"][4] == "logreg"
     assert all(row[1] == "" for key, row in rows.items() if row[2] == row[3] == row[4])
+    metrics = models.compare_widget.findChild(QTableView, "metricsTable")
+    for shown, versions in ((metrics, range(1, 4)), (table, range(2, 5))):  # v1..v3 share the width evenly
+        widths = [shown.columnWidth(column) for column in versions]
+        assert max(widths) - min(widths) <= 1 and min(widths) > shown.columnWidth(0) / 2, widths
     assert window.errors == []
 
 
@@ -76,7 +80,7 @@ def shown_card(qtbot, models, version: int) -> str:
     return cards()[0].text()
 
 
-def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot, backlog_window):
+def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot, backlog_window, store):
     window = backlog_window
     keel = window.controller.keel
     models = models_with_a_logreg_v3(qtbot, window, "a version with an override")
@@ -91,7 +95,7 @@ def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot
     text = shown_card(qtbot, models, 2)
     assert models.card["parameter_overrides"] == {} and "no overrides" in text and "(override)" not in text
 
-    run_id = keel._services.registry.model_version(keel.project("demo-credit").id, 1).run_id
-    keel._services.registry.conn.execute("DELETE FROM params WHERE run_id = ? AND key = 'overrides'", (run_id,))  # as if never logged
+    run_id = store(keel).model_version(keel.project("demo-credit").id, 1).run_id
+    store(keel).conn.execute("DELETE FROM params WHERE run_id = ? AND key = 'overrides'", (run_id,))  # as if never logged
     text = shown_card(qtbot, models, 1)
     assert models.card["parameter_overrides"] is None and "was not recorded for this version" in text

@@ -29,7 +29,7 @@ def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkey
     assert window.errors == []
 
 
-def test_file_menu_exports_the_production_model_for_mlflow(qtbot, window, tmp_path, monkeypatch):
+def test_file_menu_exports_the_production_model_for_mlflow(qtbot, window, tmp_path, monkeypatch, store):
     import app.frontends.gui.file_dialogs as file_dialogs
 
     folder = tmp_path / "demo-mlflow"
@@ -39,7 +39,7 @@ def test_file_menu_exports_the_production_model_for_mlflow(qtbot, window, tmp_pa
     assert job.state == "done"
     assert {"MLmodel", "model.skops", "requirements.txt"} <= {p.name for p in folder.iterdir()}
     keel = window.controller.keel
-    sha256 = keel._services.registry.model_version(keel.project("demo-credit").id, 1).sha256
+    sha256 = store(keel).model_version(keel.project("demo-credit").id, 1).sha256
     assert hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest() == sha256
     assert window.errors == []
 

@@ -8,9 +8,14 @@ pending-batch lookup without an index went from 0.24 s at 1k batches to 5.2 s at
 import dataclasses
 import json
 import sqlite3
+from unittest import mock
 
 import pytest
 from loop_helpers import batch, drop, make_project
+from store_helpers import policy_service, service_dependencies, workspace_of
+
+from app.core.services.lifecycle import Keel
+from app.core.store import registry as registry_module
 
 GROWING_TABLES = ("dataset_versions", "monitor_results", "events", "metrics", "alerts", "served_samples",
                   "deployments", "runs", "model_versions", "params", "model_aliases")
@@ -26,13 +31,39 @@ def keel(workspace):
     keel.close()
 
 
-def _selects_run_by(keel, work) -> list[str]:
+def _selects_run_by(registry, work) -> list[str]:
+    """The SELECTs `work` runs on the registry's connection."""
     statements: list[str] = []
-    keel._services.registry.conn.set_trace_callback(statements.append)
+    registry.conn.set_trace_callback(statements.append)
     try:
         work()
     finally:
-        keel._services.registry.conn.set_trace_callback(None)
+        registry.conn.set_trace_callback(None)
+    return _selects(statements)
+
+
+def _selects_of_a_new_keel(keel, work) -> list[str]:
+    """The SELECTs a new Keel on keel's workspace (another process's, as `keel monitor` opens one)
+    runs for work(that keel): every connection it opens is traced."""
+    statements: list[str] = []
+    connect = registry_module._connect
+
+    def traced(path):
+        conn = connect(path)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    with mock.patch.object(registry_module, "_connect", traced):
+        fresh = Keel.open(keel.root)
+        try:
+            statements.clear()  # opening reads the manifests' state: not the work's
+            work(fresh)
+        finally:
+            fresh.close()
+    return _selects(statements)
+
+
+def _selects(statements: list[str]) -> list[str]:
     return [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 
 
@@ -60,16 +91,17 @@ def _is_alias_of_growing_table(sql: str, alias: str) -> bool:
 
 def test_the_monitoring_cycle_finds_pending_batches_without_scanning_history(keel):
     drop(keel, "loan", batch(9), "b9.csv")
-    selects = _selects_run_by(keel, lambda: keel.policy.monitor("loan"))
+    selects = _selects_of_a_new_keel(keel, lambda fresh: fresh.policy.monitor("loan"))
     assert any("monitor_results" in s and "NOT EXISTS" in s for s in selects), "the pending-batch lookup ran"
-    assert _history_scans(keel._services.registry.path, selects) == []
+    assert _history_scans(workspace_of(keel).registry_path, selects) == []
 
 
 def test_status_history_and_project_list_read_history_through_indexes(keel):
-    selects = _selects_run_by(keel, lambda: (keel.status("loan"), keel.status("loan", limit=2), keel.history("loan"),
-                                             keel.history("loan", limit=3), keel.list_projects()))
+    selects = _selects_of_a_new_keel(keel, lambda fresh: (
+        fresh.status("loan"), fresh.status("loan", limit=2), fresh.history("loan"), fresh.history("loan", limit=3),
+        fresh.list_projects()))
     assert selects
-    assert _history_scans(keel._services.registry.path, selects) == []
+    assert _history_scans(workspace_of(keel).registry_path, selects) == []
 
 
 def _steps_to_read_metrics(registry, run_id: int) -> int:
@@ -164,21 +196,21 @@ def _grow_versions_and_results(registry, project_id: int, model_version_id: int,
                                            metric="accuracy", value=0.9, details={"rules": []})
 
 
-def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_with_a_long_history(keel):
+def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_with_a_long_history(keel, store):
     """Both ran once per cycle over the whole history (every model version decoded; every
     monitoring result's details decoded): now each is one indexed read whose cost does not
     grow with archived versions or with labelled results."""
     from app.core.services import traffic
 
-    services = keel._services
-    registry = services.registry
+    registry = store(keel)  # the test's own connection: its statements are the ones counted
+    services, policy = service_dependencies(keel, registry), policy_service(keel, registry)
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     dataset = registry.dataset_versions(project.id)[0]
     settings = dataclasses.replace(project.settings, id_column="customer_id", label_delay="0s")
 
     def work():
-        keel.policy.earlier_production_versions(project, 1)
+        policy.earlier_production_versions(project, 1)
         traffic.late_labels_message(services, project, settings)
 
     _grow_versions_and_results(registry, project.id, first.id, dataset.id, 20, 100)
@@ -186,12 +218,11 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     _grow_versions_and_results(registry, project.id, first.id, dataset.id, 2_000, 200)
     long = _steps(registry, work)
     assert long <= short + 5, (short, long)
-    assert _history_scans(registry.path, _selects_run_by(keel, work)) == []
+    assert _history_scans(registry.path, _selects_run_by(registry, work)) == []
 
 
-def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived_ones(keel):
-    services = keel._services
-    registry = services.registry
+def test_earlier_production_versions_are_the_latest_deployed_distinct_unarchived_ones(keel, store):
+    registry = store(keel)
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     ids = {1: first.id}

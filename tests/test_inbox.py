@@ -23,17 +23,17 @@ def folder(keel):
     return keel.inbox_dir("loan")
 
 
-def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel):
+def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel, store):
     drop(keel, "loan", batch(1), "good.csv")
     [result] = keel.inbox.sweep("loan")
     assert result.status == "processed" and result.dataset_version == 2 and result.rows == 300
     assert not (folder(keel) / "good.csv").exists()
     assert (folder(keel) / "processed" / "good.csv").exists()
-    assert keel._services.registry.dataset_versions(keel.project("loan").id)[-1].source == "good.csv"
+    assert store(keel).dataset_versions(keel.project("loan").id)[-1].source == "good.csv"
     assert keel.inbox.sweep("loan") == []
 
 
-def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
+def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel, store):
     drop(keel, "loan", batch(2).drop(columns=["income"]), "no-income.csv")
     (folder(keel) / "sheet.xlsx").write_bytes(b"PK\x03\x04 not really")
     settle(keel, "loan", "sheet.xlsx")
@@ -49,7 +49,7 @@ def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel):
     assert [a.rule for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
     events = [e for e in keel.history("loan").events if e.kind == "inbox_rejected"]
     assert {e.details["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
-    assert len(keel._services.registry.dataset_versions(keel.project("loan").id)) == 1  # nothing ingested
+    assert len(store(keel).dataset_versions(keel.project("loan").id)) == 1  # nothing ingested
 
 
 def test_a_file_still_being_written_is_not_read(keel):
@@ -86,7 +86,7 @@ def test_files_are_taken_in_arrival_order(keel):
     assert [r.file for r in keel.inbox.sweep("loan")] == ["zz.csv", "aa.csv"]
 
 
-def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
+def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch, store):
     from functools import partial
 
     from app.demo import simulator
@@ -113,7 +113,7 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch):
 
     demo_stream.reset_demo(keel)
     assert keel.production_version(DEMO_PROJECT) == 1
-    assert len(keel._services.registry.dataset_versions(keel.project(DEMO_PROJECT).id)) == 1
+    assert len(store(keel).dataset_versions(keel.project(DEMO_PROJECT).id)) == 1
     assert not any(inbox_dir.glob("*.csv")) and not any((inbox_dir / "processed").iterdir())
     assert demo_stream.demo_state(keel)["next"] == 0
     assert demo_stream.drop_next_demo_batch(keel)

@@ -11,10 +11,12 @@ import time
 import pandas as pd
 import pytest
 from loop_helpers import batch, drop, make_project, settle
+from store_helpers import opened_store, service_dependencies, workspace_of
 
 from app.core.domain.clock import Clock
 from app.core.services import inbox
 from app.core.services.inbox import Rules
+from app.core.services.lifecycle import Keel
 
 FAST = Rules(quiet_seconds=0.4, unterminated_seconds=3.0)
 
@@ -31,7 +33,8 @@ def folder(keel):
 
 
 def dataset_rows(keel) -> list[int]:
-    return [d.rows for d in keel._services.registry.dataset_versions(keel.project("loan").id)]
+    with opened_store(keel) as registry:
+        return [d.rows for d in registry.dataset_versions(keel.project("loan").id)]
 
 
 def sha256(path) -> str:
@@ -123,20 +126,23 @@ def test_a_file_that_changes_between_sweeps_starts_its_quiet_time_again(keel):
 
 
 def test_a_sweep_reads_the_time_from_its_clock(keel):
-    """Without now=, how long a file has been seen unchanged is measured on the inbox's clock, not the system's."""
+    """Without now=, how long a file has been seen unchanged is measured on the workspace's clock, not the system's."""
     path = folder(keel) / "timed.csv"
     path.write_text(batch(6, rows=30).to_csv(index=False))
     reading = [1_000_000.0]  # a moment far from the system's clock
-    deps = dataclasses.replace(keel._services.inbox, clock=Clock(lambda: reading[0]))
-    assert inbox.sweep(deps, "loan", rules=FAST) == []  # first seen
-    time.sleep(FAST.quiet_seconds + 0.1)  # the system's clock moves on, the inbox's does not: still not quiet
-    assert inbox.sweep(deps, "loan", rules=FAST) == []
-    reading[0] += FAST.quiet_seconds + 0.1
-    [result] = inbox.sweep(deps, "loan", rules=FAST)
+    timed = Keel.open(keel.root, clock=Clock(lambda: reading[0]))
+    try:
+        assert timed.inbox.sweep("loan", rules=FAST) == []  # first seen
+        time.sleep(FAST.quiet_seconds + 0.1)  # the system's clock moves on, the workspace's does not: still not quiet
+        assert timed.inbox.sweep("loan", rules=FAST) == []
+        reading[0] += FAST.quiet_seconds + 0.1
+        [result] = timed.inbox.sweep("loan", rules=FAST)
+    finally:
+        timed.close()
     assert result.status == "processed" and result.rows == 30
 
 
-def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_processed(keel):
+def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_processed(keel, store):
     path = drop(keel, "loan", batch(5, rows=40), "racing.csv")
     original = path.read_bytes()
     real_ingest = keel.ingest
@@ -146,7 +152,7 @@ def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_pr
             handle.write(batch(6, rows=5).to_csv(index=False, header=False))
         return real_ingest(*args, **kwargs)
 
-    racing = dataclasses.replace(keel._services.inbox, ingest=ingest_while_the_writer_appends)
+    racing = dataclasses.replace(service_dependencies(keel, store(keel)).inbox, ingest=ingest_while_the_writer_appends)
     [result] = inbox.sweep(racing, "loan")
     assert result.status == "processed" and result.rows == 40
     assert (folder(keel) / "processed" / "racing.csv").read_bytes() == original
@@ -174,8 +180,8 @@ def test_a_symlink_to_a_readable_file_outside_is_followed_and_its_target_left_al
 
 def test_links_that_cannot_be_followed_and_special_files_are_rejected_with_a_reason(keel, tmp_path):
     links = {
-        "registry.csv": keel._workspace.registry_path,  # Keel's own files are never ingested
-        "dataset.parquet": keel._workspace.dataset_dir("loan") / "v1.parquet",
+        "registry.csv": workspace_of(keel).registry_path,  # Keel's own files are never ingested
+        "dataset.parquet": workspace_of(keel).dataset_dir("loan") / "v1.parquet",
         "gone.csv": tmp_path / "does-not-exist.csv",
         "folder.csv": tmp_path,
     }
@@ -193,12 +199,12 @@ def test_links_that_cannot_be_followed_and_special_files_are_rejected_with_a_rea
     assert "named pipe" in results["pipe.csv"].reason
     for name in [*links, "pipe.csv"]:
         assert (folder(keel) / "rejected" / f"{name}.reason.txt").exists()
-    assert keel._workspace.registry_path.is_file() and not keel._workspace.registry_path.is_symlink()
+    assert workspace_of(keel).registry_path.is_file() and not workspace_of(keel).registry_path.is_symlink()
     assert dataset_rows(keel) == [200]
 
 
 # --------------------------------------------------------------------------- sweeping between cycles
-def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, monkeypatch):
+def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, monkeypatch, store):
     from app.frontends import runner
 
     keel.set_project("loan", {"schedule": "every 1h"})
@@ -212,7 +218,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("catching up" in line for line in lines):
             time.sleep(0.05)
-        cycles_before = len(keel._services.registry.query("SELECT id FROM monitor_results"))
+        cycles_before = len(store(keel).query("SELECT id FROM monitor_results"))
         drop(keel, "loan", batch(8, rows=80), "arrived.csv", settled=False)
         started = time.monotonic()
         while time.monotonic() < deadline and len(dataset_rows(keel)) < 2:
@@ -224,7 +230,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
     assert dataset_rows(keel)[-1] == 80
     assert waited < 10  # seconds, not the hour of the schedule
     assert any("arrived.csv -> dataset v" in line for line in lines)
-    assert len(keel._services.registry.query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
+    assert len(store(keel).query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
 
 
 def test_the_inbox_thresholds_come_from_the_environment(monkeypatch):

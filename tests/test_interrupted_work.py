@@ -6,6 +6,7 @@ import time
 
 import pytest
 from cli_helpers import loans_csv
+from store_helpers import service_dependencies, workspace_of
 
 from app.core.domain.errors import BusyError
 
@@ -19,7 +20,7 @@ def test_train_after_an_interrupted_train_left_an_unregistered_model_file(tmp_pa
     keel = Keel.open(tmp_path / "ws")
     try:
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
-        orphan = keel._workspace.artifact_dir("p") / "v1.skops"
+        orphan = workspace_of(keel).artifact_dir("p") / "v1.skops"
         orphan.parent.mkdir(parents=True)
         orphan.write_bytes(b"half-written by a killed process")
         assert keel.train("p").version == 1
@@ -33,7 +34,7 @@ def test_train_after_an_interrupted_train_left_an_unregistered_model_file(tmp_pa
 @pytest.mark.parametrize("failure", [sqlite3.OperationalError("database is locked"),
                                      BusyError("the registry is busy in another process"),
                                      OSError(28, "No space left on device")])
-def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
+def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure, store):
     """A locked registry or a full disk while ingesting leaves a valid file in the inbox, with no
     alert and nothing in rejected/ (the file is not the problem); the next sweep takes it."""
 
@@ -47,15 +48,16 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure):
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         dropped = keel.inbox_dir("p") / "batch.csv"
         loans_csv(dropped, rows=50, seed=5)
-        inbox.record_sightings(keel._services.inbox, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
+        wired = service_dependencies(keel, store(keel)).inbox
+        inbox.record_sightings(wired, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
 
         def failing_ingest(*args, **kwargs):
             raise failure
 
-        failing = dataclasses.replace(keel._services.inbox, ingest=failing_ingest)
+        failing = dataclasses.replace(wired, ingest=failing_ingest)
         assert inbox.sweep(failing, "p") == []
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
-        assert keel._services.registry.open_alerts(keel.project("p").id) == []
+        assert store(keel).open_alerts(keel.project("p").id) == []
         [entry] = keel.inbox.sweep("p")  # the next sweep takes it
         assert entry.status == "processed"
     finally:

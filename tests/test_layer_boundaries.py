@@ -308,3 +308,33 @@ def test_the_cross_service_call_check_catches_each_form():
                                                         "5: monitoring.run_cycle"]
     assert dependency_taking_functions("def sweep(deps, name):\n    pass\ndef gate(project, frame):\n    pass\n") \
         == {"sweep"}
+
+
+# ------------------------------------------------------------------ the tests themselves
+TESTS = Path(__file__).resolve().parent
+# Keel's private store, files, wiring and shared reads, and a service's private dependencies
+PRIVATE_WIRING = {"_services", "_workspace", "_registry", "_data", "_deps"}
+
+
+def private_wiring_uses(source: str) -> list[int]:
+    """Lines that read Keel's (or a service's) private wiring off an object: keel._services.registry,
+    keel._workspace.dataset_dir(...), keel.policy._deps."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.Attribute) and node.attr in PRIVATE_WIRING)
+
+
+def test_no_test_reaches_keels_private_wiring():
+    """Tests open the workspace's store and wire the services' dependencies in the open
+    (tests/store_helpers.py: the `store` fixture, opened_store, workspace_of, service_dependencies)."""
+    uses = [f"{path.relative_to(TESTS.parent)}:{line}" for path in sorted(TESTS.glob("*.py"))
+            for line in private_wiring_uses(path.read_text())]
+    assert uses == []
+
+
+def test_the_private_wiring_check_catches_each_form():
+    reaching = ("rows = keel._services.registry.dataset_versions(project.id)\n"
+                "folder = window.controller.keel._workspace.dataset_dir('p')\n"
+                "deps = keel.policy._deps\n"
+                "registry = store(keel)\n"
+                "services = 'keel._services'\n")
+    assert private_wiring_uses(reaching) == [1, 2, 3]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from loop_helpers import cli, make_project
+from store_helpers import opened_store
 
 from app.core.ml import datasets
 
@@ -50,7 +51,8 @@ def keel_version(workspace: Path):
     keel = Keel.open(workspace)
     try:
         loaded = keel.load_version("loan", 1)
-        run = keel._services.registry.run(loaded.model_version.run_id)
+        with opened_store(keel) as registry:
+            run = registry.run(loaded.model_version.run_id)
         return loaded, run, keel.reference_frame("loan", 1)
     finally:
         keel.close()

@@ -9,6 +9,7 @@ import yaml
 from cli_helpers import workspace_copy
 from fake_mlflow_server import FakeMlflowServer
 from loop_helpers import cli, make_project
+from store_helpers import opened_store
 
 from app.core.services.lifecycle import Keel
 
@@ -42,7 +43,8 @@ def versions_of(workspace):
     keel = Keel.open(workspace)
     try:
         project = keel.project("loan")
-        return {mv.version: mv for mv in keel._services.registry.model_versions(project.id)}, keel.status("loan")
+        with opened_store(keel) as registry:
+            return {mv.version: mv for mv in registry.model_versions(project.id)}, keel.status("loan")
     finally:
         keel.close()
 

@@ -4,12 +4,14 @@ from types import SimpleNamespace
 
 import pytest
 from loop_helpers import batch, cli, drop, make_project
+from store_helpers import service_dependencies
 
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings
 from app.core.ml import reference_file
 from app.core.ml.datasets import to_model_frame
 from app.core.services import monitoring, policy
+from app.core.services.lifecycle import Keel
 
 
 @pytest.fixture
@@ -19,7 +21,7 @@ def keel(workspace):
     keel.close()
 
 
-def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
+def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel, store):
     drop(keel, "loan", batch(1), "b1.csv")
     result = keel.policy.monitor("loan")
     assert [b.dataset_version for b in result.batches] == [2]
@@ -29,7 +31,7 @@ def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel):
     assert measured.estimated_value == pytest.approx(measured.value, abs=0.08)
     assert measured.drifted_features == ()
     assert result.decision == "none" and result.alerts_opened == ()
-    stored = keel._services.registry.monitor_results(keel.project("loan").id)
+    stored = store(keel).monitor_results(keel.project("loan").id)
     assert len(stored) == 1
     details = stored[0].details
     assert set(details["per_class"]) == {"0", "1"}
@@ -58,7 +60,7 @@ def test_covariate_shift_opens_one_drift_alert_naming_the_features(keel):
     assert sorted(open_rules) == sorted(opened)
 
 
-def test_threshold_alert_is_deduplicated_then_recovers(keel):
+def test_threshold_alert_is_deduplicated_then_recovers(keel, store):
     keel.set_project("loan", {"threshold": 0.999})
     drop(keel, "loan", batch(5), "a.csv")
     first = keel.policy.monitor("loan")
@@ -73,7 +75,7 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel):
     third = keel.policy.monitor("loan")
     assert [a.rule for a in third.alerts_recovered] == ["metric_threshold"]
     assert third.decision == "none"
-    alerts = keel._services.registry.alerts(keel.project("loan").id)
+    alerts = store(keel).alerts(keel.project("loan").id)
     assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
     kinds = [e.kind for e in keel.history("loan").events]
     assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
@@ -148,12 +150,12 @@ def test_monitor_json_shape_through_the_cli(keel, capsys):
     assert out["production_version"] == 1
 
 
-def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace, capsys):
+def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace, capsys, store):
     keel = make_project(workspace, deploy=False)
     drop(keel, "loan", batch(14), "a.csv")
     with pytest.raises(KeelError, match="no production model"):
         keel.policy.monitor("loan")
-    assert len(keel._services.registry.dataset_versions(keel.project("loan").id)) == 2  # the inbox was swept
+    assert len(store(keel).dataset_versions(keel.project("loan").id)) == 2  # the inbox was swept
     code, out = cli(capsys, workspace, "monitor", "loan", "--once")
     assert code == 2 and "no production model" in out["error"]["message"]
     keel.close()
@@ -163,17 +165,25 @@ def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_referen
     stored = reference_file.path_for(keel.root / _production(keel).model_version.artifact_path)
     assert stored.is_file()
     monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: pytest.fail("reference rows predicted"))
-    keel._services.drift_references.clear()  # as a new `monitor` process starts
     for index in range(2):
-        drop(keel, "loan", batch(20 + index), f"r{index}.csv")
-        assert len(keel.policy.monitor("loan").batches) == 1
+        assert len(_monitor_as_a_new_process(keel, batch(20 + index), f"r{index}.csv").batches) == 1
 
 
-def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_reference_rows(keel):
+def _monitor_as_a_new_process(keel, frame, filename: str):
+    """A monitoring cycle of a new `monitor` process on keel's workspace: no drift reference in memory."""
+    fresh = Keel.open(keel.root)
+    try:
+        drop(fresh, "loan", frame, filename)
+        return fresh.policy.monitor("loan")
+    finally:
+        fresh.close()
+
+
+def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_reference_rows(keel, store):
     loaded = _production(keel)
     path = reference_file.path_for(keel.root / loaded.model_version.artifact_path)
     stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
-    prepared = monitoring.prepare_reference(keel._services.monitoring, loaded)
+    prepared = monitoring.prepare_reference(service_dependencies(keel, store(keel)).monitoring, loaded)
     for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
         row = SimpleNamespace(version=9)  # the dataset version the batch would be
         assert (monitoring.evaluate_batch(loaded, stored, frame, row, "accuracy")
@@ -188,15 +198,11 @@ def test_a_missing_or_damaged_stored_reference_is_prepared_again_and_stored(keel
     """A workspace of an earlier release has none for its deployed version; a damaged one is not trusted."""
     path = reference_file.path_for(keel.root / _production(keel).model_version.artifact_path)
     path.unlink()
-    keel._services.drift_references.clear()
-    drop(keel, "loan", batch(40), "a.csv")
-    keel.policy.monitor("loan")
+    _monitor_as_a_new_process(keel, batch(40), "a.csv")
     assert path.is_file()
     path.write_bytes(path.read_bytes()[:-200])
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is None
-    keel._services.drift_references.clear()
-    drop(keel, "loan", batch(41), "b.csv")
-    assert len(keel.policy.monitor("loan").batches) == 1
+    assert len(_monitor_as_a_new_process(keel, batch(41), "b.csv").batches) == 1
     assert reference_file.load(path, _production(keel).model_version.sha256, [0, 1]) is not None
 
 

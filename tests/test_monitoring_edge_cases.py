@@ -46,7 +46,7 @@ def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tm
         keel.close()
 
 
-def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
+def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path, store):
     """An alert that recovered (or was acknowledged) already is refused, and the audit log gets no
     "alert N acknowledged" event for it."""
     from app.core.domain.errors import KeelError
@@ -56,18 +56,18 @@ def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path):
     try:
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         project = keel.project("p")
-        with keel._services.registry.transaction():
-            alert_id = keel._services.registry.insert_alert(project_id=project.id, rule="drift_share", severity="warning",
+        with store(keel).transaction():
+            alert_id = store(keel).insert_alert(project_id=project.id, rule="drift_share", severity="warning",
                                                   message="probe")
         keel.acknowledge_alert("p", alert_id)
-        with keel._services.registry.transaction():
-            recovered = keel._services.registry.insert_alert(project_id=project.id, rule="metric_drop", severity="warning",
+        with store(keel).transaction():
+            recovered = store(keel).insert_alert(project_id=project.id, rule="metric_drop", severity="warning",
                                                    message="probe")
-            keel._services.registry.close_alert(recovered, "recovered")
+            store(keel).close_alert(recovered, "recovered")
         for closed in (alert_id, recovered):
             with pytest.raises(KeelError, match="already"):
                 keel.acknowledge_alert("p", closed)
-        acknowledged = [e for e in keel._services.registry.events(project.id) if e.kind == "alert_acknowledged"]
+        acknowledged = [e for e in store(keel).events(project.id) if e.kind == "alert_acknowledged"]
         assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
     finally:
         keel.close()

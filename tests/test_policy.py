@@ -31,7 +31,7 @@ def test_alert_policy_alerts_and_never_retrains(workspace):
     keel.close()
 
 
-def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
+def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace, store):
     keel = make_project(workspace, settings={"policy": "auto", "window": "adaptive"})
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
@@ -42,16 +42,16 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace):
     assert details["challenger_value"] >= details["champion_value"] + 0.01
     # adaptive: only the new concept; tested without the 100 gate rows, registered with them
     assert details["gate_rows"] == 100 and details["tested_rows"] == 200 and details["train_rows"] == 300
-    run_id = keel._services.registry.model_version(keel.project("loan").id, 2).run_id
-    assert keel._services.registry.run_params(run_id)["training_window_rows"] == 300
-    deployment = keel._services.registry.current_deployment(keel.project("loan").id)
+    run_id = store(keel).model_version(keel.project("loan").id, 2).run_id
+    assert store(keel).run_params(run_id)["training_window_rows"] == 300
+    deployment = store(keel).current_deployment(keel.project("loan").id)
     assert deployment.by == "policy" and "promoted" in deployment.reason
     [event] = decisions(keel)
     assert event.by == "policy" and "p=" in event.message and event.details["decision"] == "retrained_deployed"
     keel.close()
 
 
-def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
+def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys, store):
     keel = make_project(workspace, settings={"policy": "approve", "window": "adaptive"})
     drop(keel, "loan", batch(3, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
@@ -63,7 +63,7 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys):
     assert again.decision == "alert" and versions(keel) == [1, 2]
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 0 and out == {"production_version": 2, "previous_version": 1}
-    assert keel._services.registry.current_deployment(keel.project("loan").id).by == "user"
+    assert store(keel).current_deployment(keel.project("loan").id).by == "user"
     code, out = cli(capsys, workspace, "approve", "loan")
     assert code == 2 and "no challenger is waiting" in out["error"]["message"]
     keel.close()
@@ -95,7 +95,7 @@ def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
     keel.close()
 
 
-def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace):
+def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace, store):
     from app.core.store.policy_state import read_policy_state
 
     keel = make_project(workspace, settings={"policy": "auto"})
@@ -105,12 +105,12 @@ def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace)
     assert "metric_drop" in {a.rule for a in first.alerts_opened}
     assert first.decision == "retrained_deployed" and first.details["rule"] == "no worse"
     assert "not significantly worse" in first.message
-    assert read_policy_state(keel._services.registry, project_id).budget["drift"]["rejected"] == 0
+    assert read_policy_state(store(keel), project_id).budget["drift"]["rejected"] == 0
     drop(keel, "loan", batch(41, rows=600, concept=1.0), "more.csv")
     follow_up = keel.policy.monitor("loan")  # enough rows for the gate, but a follow-up waits for 2 unseen batches
     assert follow_up.decision == "held" and follow_up.details["hold"] == "new rows"
     assert follow_up.details["unseen_batches"] == 1 and follow_up.details["needed_batches"] == 2
-    state = read_policy_state(keel._services.registry, project_id)
+    state = read_policy_state(store(keel), project_id)
     assert policy.gate_rule(state) == "no worse"
     once = policy.budget_after_challenger(state.budget, promoted=False, passed_drift_gate=False)
     assert once["drift"]["rejected"] == 1 and policy.gate_rule(state.but(budget=once)) == "no worse"
@@ -286,7 +286,7 @@ def recurring_project(workspace, policy_name):
     return keel
 
 
-def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace):
+def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace, store):
     keel = recurring_project(workspace, "auto")
     drop(keel, "loan", batch(21, rows=400, concept=0.0), "a-again.csv")
     result = keel.policy.monitor("loan")
@@ -295,7 +295,7 @@ def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace):
     assert details["restored_version"] == 1 and details["champion_version"] == 2 and details["test"] == "mcnemar"
     assert details["challenger_value"] > details["champion_value"] + 0.01 and details["gate_rows"] == 400
     assert versions(keel) == [1, 2]  # nothing was trained
-    deployment = keel._services.registry.current_deployment(keel.project("loan").id)
+    deployment = store(keel).current_deployment(keel.project("loan").id)
     assert deployment.is_rollback and deployment.by == "policy" and "p=" in deployment.reason
     [event] = [e for e in keel.history("loan").events if e.kind == "restore_decision"]
     assert event.details["decision"] == "restored" and event.details["candidates"][0]["version"] == 1
@@ -313,12 +313,12 @@ def test_approve_makes_the_earlier_version_the_waiting_candidate(workspace, caps
     keel.close()
 
 
-def test_alert_names_the_earlier_version_in_an_alert(workspace):
+def test_alert_names_the_earlier_version_in_an_alert(workspace, store):
     keel = recurring_project(workspace, "alert")
     drop(keel, "loan", batch(23, rows=400, concept=0.0), "a-again.csv")
     result = keel.policy.monitor("loan")
     assert result.decision == "alert" and result.production_version == 2
-    [alert] = [a for a in keel._services.registry.open_alerts(keel.project("loan").id) if a.rule == policy.RESTORE_RULE]
+    [alert] = [a for a in store(keel).open_alerts(keel.project("loan").id) if a.rule == policy.RESTORE_RULE]
     assert "earlier v1" in alert.message and "rollback loan --to 1" in alert.message
     keel.close()
 
@@ -332,7 +332,7 @@ def test_no_earlier_version_is_restored_while_the_new_concept_holds(workspace):
     keel.close()
 
 
-def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(workspace):
+def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(workspace, store):
     keel = make_project(workspace, settings={"policy": "auto"})
     drop(keel, "loan", batch(25, rows=600, concept=1.0), "b.csv")
     result = keel.policy.monitor("loan")
@@ -340,8 +340,8 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
     assert window["mode"] == "adaptive" and set(window["scores"]) == {"all", "since change"}
     assert window["chosen"] == "since change" and window["scores"]["since change"] > window["scores"]["all"]
     assert window["selection_rows"] == result.details["gate_rows"] == 200
-    run_id = keel._services.registry.model_version(keel.project("loan").id, 2).run_id
-    assert keel._services.registry.run_params(run_id)["training_window"] == "since change"
+    run_id = store(keel).model_version(keel.project("loan").id, 2).run_id
+    assert store(keel).run_params(run_id)["training_window"] == "since change"
     keel.close()
 
 
@@ -409,7 +409,7 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches(workspace):
 
 
 @pytest.mark.parametrize("cancellable", [False, True], ids=["in this process", "in a child process"])
-def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, cancellable):
+def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, cancellable, store):
     keel = make_project(workspace, settings={"policy": "alert"})
     drop(keel, "loan", batch(27, rows=600, concept=1.0), "b.csv")
     assert keel.policy.monitor("loan").decision == "alert"  # the drop marks a change at the new batch
@@ -417,12 +417,12 @@ def test_train_under_the_adaptive_window_makes_the_policys_choice(workspace, can
     trained = keel.train("loan", cancel_event=threading.Event() if cancellable else None,
                          progress=lambda fraction, message: messages.append(message))
     assert any(message.startswith("choosing the training window") for message in messages)
-    params = keel._services.registry.run_params(trained.run_id)
+    params = store(keel).run_params(trained.run_id)
     assert params["training_window"] == "since change" and params["training_window_rows"] == 600
     scores = params["training_window_scores"]
     assert {"all", "since change"} <= set(scores) and scores["since change"] == max(scores.values())
     assert scores["since change"] > scores["all"]
-    assert keel._services.registry.run(trained.run_id).dataset_versions == (2,)
+    assert store(keel).run(trained.run_id).dataset_versions == (2,)
     keel.close()
 
 

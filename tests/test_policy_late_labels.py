@@ -2,6 +2,7 @@
 detector and score the earlier versions (app/core/services/policy.py, traffic.late_windows)."""
 
 from loop_helpers import batch, drop, make_project
+from store_helpers import opened_store
 
 from app.core.store import policy_state
 
@@ -17,7 +18,8 @@ def add_labels(keel, frame, path):
 
 
 def detector_and_budget(keel):
-    state = policy_state.read_policy_state(keel._services.registry, keel.project("loan").id)
+    with opened_store(keel) as registry:
+        state = policy_state.read_policy_state(registry, keel.project("loan").id)
     return state.detector["cusum"], state.budget
 
 

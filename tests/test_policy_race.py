@@ -9,6 +9,7 @@ from loop_helpers import batch, drop, make_project
 
 from app.core.services import policy
 from app.core.services.lifecycle import Keel
+from app.core.store.registry import Registry
 
 
 def decisions(keel, name="loan"):
@@ -37,7 +38,7 @@ def deploy_from_another_keel(workspace, version):
 
 
 @pytest.mark.parametrize("mode", ["auto", "approve"])
-def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(workspace, monkeypatch, mode):
+def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(workspace, monkeypatch, mode, store):
     keel = make_project(workspace, settings={"policy": mode, "window": "adaptive"})
     assert keel.train("loan").version == 2  # a version the user will deploy meanwhile
     real_gate = policy.gate
@@ -55,9 +56,9 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     assert result.details["accepted"]  # the gate said yes, against v1; production moved to v2 meanwhile
     assert result.production_version == 2 and result.challenger_waiting is None
     project = keel.project("loan")
-    deployment = keel._services.registry.current_deployment(project.id)
+    deployment = store(keel).current_deployment(project.id)
     assert deployment.by == "user" and deployment.version == 2
-    assert "challenger" not in keel._services.registry.aliases(project.id)
+    assert "challenger" not in store(keel).aliases(project.id)
     [event] = decisions(keel)
     assert event.details["decision"] == "retrained_rejected"
     assert event.details["champion_version"] == 1 and event.details["production_version"] == 2
@@ -66,7 +67,7 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     keel.close()
 
 
-def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch):
+def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch, store):
     keel = make_project(workspace, settings={"policy": "auto", "window": "adaptive"})
 
     def broken_gate(*args, **kwargs):
@@ -83,7 +84,7 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch):
     assert details["challenger_version"] == 2 and details["champion_version"] == 1
     assert details["decision"] == "retrained_rejected" and "gate exploded" in details["error"]
     assert keel.production_version("loan") == 1
-    assert "challenger" not in keel._services.registry.aliases(keel.project("loan").id)
+    assert "challenger" not in store(keel).aliases(keel.project("loan").id)
 
     # the recorded attempt backs the next firing batch off: no second retrain for a few more rows
     monkeypatch.undo()
@@ -98,16 +99,16 @@ def test_a_failing_decision_write_rolls_back_and_is_explained(workspace, monkeyp
     # the deployment and the decision event are one transaction: if the event cannot be written,
     # production stays the champion, and the failure itself is recorded
     keel = make_project(workspace, settings={"policy": "auto", "window": "adaptive"})
-    real_add_event = keel._services.registry.add_event
+    real_add_event = Registry.add_event
     calls = []
 
-    def add_event(project, kind, message, by="user", details=None):
+    def add_event(registry, project, kind, message, by="user", details=None):
         if kind == "retrain_decision" and not calls:
             calls.append(message)
             raise OSError("disk full")
-        return real_add_event(project, kind, message, by, details)
+        return real_add_event(registry, project, kind, message, by, details)
 
-    monkeypatch.setattr(keel._services.registry, "add_event", add_event)
+    monkeypatch.setattr(Registry, "add_event", add_event)  # every registry's: the store fails, as a full disk would
     drop(keel, "loan", batch(2, concept=1.0), "drift.csv")
     with pytest.raises(OSError, match="disk full"):
         keel.policy.monitor("loan")

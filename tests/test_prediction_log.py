@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from cli_helpers import cli, loans, snapshot, write_csv
 from serving_helpers import ready_server
+from store_helpers import opened_store
 
 from app.core.domain.clock import fixed_clock, iso_utc
 from app.core.services import prediction_log
@@ -51,7 +52,8 @@ def post(url: str, body: dict) -> tuple[dict, dict]:
 def records(ws, name="scored", after_id=0) -> list[dict]:
     keel = Keel.open(ws)
     try:
-        return keel._services.registry.predictions(keel.project(name).id, after_id=after_id)
+        with opened_store(keel) as registry:
+            return registry.predictions(keel.project(name).id, after_id=after_id)
     finally:
         keel.close()
 
@@ -59,7 +61,8 @@ def records(ws, name="scored", after_id=0) -> list[dict]:
 def last_record_id(ws, name="scored") -> int:
     keel = Keel.open(ws)
     try:
-        return keel._services.registry.prediction_log_summary(keel.project(name).id).last_id
+        with opened_store(keel) as registry:
+            return registry.prediction_log_summary(keel.project(name).id).last_id
     finally:
         keel.close()
 
@@ -169,20 +172,20 @@ def test_the_log_keeps_its_row_limit(ws, capsys):
         assert cli(capsys, ws, "project", "set", "scored", "--prediction-log-rows", "1000000")[0] == 0
 
 
-def test_pruning_drops_records_older_than_the_age_limit(ws):
+def test_pruning_drops_records_older_than_the_age_limit(ws, store):
     keel = Keel.open(ws)
     try:
         project = keel.project("scored")
         old, new = iso_utc(0.0), iso_utc(4e9)
         X = pd.DataFrame({"a": [1.0]})
-        with keel._services.registry.transaction():
+        with store(keel).transaction():
             for at, record_id in ((old, "ancient"), (new, "recent")):
-                keel._services.registry.insert_predictions(prediction_log.encode(
-                    project.id, keel._services.registry.model_version(project.id, 1).id, at, [record_id], X, [1], None,
+                store(keel).insert_predictions(prediction_log.encode(
+                    project.id, store(keel).model_version(project.id, 1).id, at, [record_id], X, [1], None,
                     "predict"))
-            dropped = keel._services.registry.prune_predictions(project.id, 10**6, prediction_log.cutoff(90, time.time()))
+            dropped = store(keel).prune_predictions(project.id, 10**6, prediction_log.cutoff(90, time.time()))
         assert dropped >= 1
-        remaining = {r.record_id for r in keel._services.registry.predictions(project.id)}
+        remaining = {r.record_id for r in store(keel).predictions(project.id)}
         assert "recent" in remaining and "ancient" not in remaining
     finally:
         keel.close()
@@ -203,24 +206,24 @@ def test_sigterm_on_serve_loses_no_answered_request(ws):
     assert [r.record_id for r in records(ws, after_id=before)] == answered
 
 
-def test_the_writer_commits_in_the_background_without_being_stopped(ws):
+def test_the_writer_commits_in_the_background_without_being_stopped(ws, store):
     import time
 
     keel = Keel.open(ws)
-    writer = prediction_log.PredictionLogWriter(keel._services.registry, flush_seconds=0.2)
+    writer = prediction_log.PredictionLogWriter(store(keel), flush_seconds=0.2)
     try:
         project = keel.project("scored")
         loaded = keel.load_production("scored")
-        before = keel._services.registry.prediction_log_summary(project.id).last_id
+        before = store(keel).prediction_log_summary(project.id).last_id
         X = pd.DataFrame({name: [0.0] for name in project.schema.features})
         X["region"], X["has_mortgage"] = "north", 1.0
         policy = prediction_log.LogPolicy.of(keel.settings("scored"))
         writer.add(project.id, loaded.model_version.id, loaded.model, True, ["background-1"], X, [0], None,
                    policy)
         deadline = time.monotonic() + 10  # a crash would lose only what is not committed yet: poll for it
-        while not keel._services.registry.predictions(project.id, after_id=before) and time.monotonic() < deadline:
+        while not store(keel).predictions(project.id, after_id=before) and time.monotonic() < deadline:
             time.sleep(0.05)
-        committed = keel._services.registry.predictions(project.id, after_id=before)
+        committed = store(keel).predictions(project.id, after_id=before)
         assert [r.record_id for r in committed] == ["background-1"]
         assert len(committed[0].probabilities) == 2  # computed by the writer, off the request path
     finally:
@@ -228,14 +231,14 @@ def test_the_writer_commits_in_the_background_without_being_stopped(ws):
         keel.close()
 
 
-def test_the_log_takes_its_time_from_the_workspace_clock(ws, tmp_path):
+def test_the_log_takes_its_time_from_the_workspace_clock(ws, tmp_path, store):
     """Records are stamped, and aged out, by the clock Keel is given: predict and the server's writer alike."""
     later = time.time() + 200 * 86400  # 200 days on: what the other tests logged is past the 90-day limit
     age_limit = iso_utc(later - 90 * 86400)
     keel = Keel.open(ws, clock=fixed_clock(later))
     try:
         project = keel.project("scored")
-        before = keel._services.registry.predictions(project.id)
+        before = store(keel).predictions(project.id)
         keel.predict("scored", write_csv(tmp_path / "score.csv", with_ids(loans(3, seed=8), "clock-").drop(
             columns="default")), tmp_path / "scored.csv")
         writer = keel.prediction_log_writer()
@@ -245,7 +248,7 @@ def test_the_log_takes_its_time_from_the_workspace_clock(ws, tmp_path):
         writer.add(project.id, loaded.model_version.id, loaded.model, False, ["served-later"], X, [0], None,
                    prediction_log.LogPolicy.of(keel.settings("scored")))
         writer.stop()
-        after = keel._services.registry.predictions(project.id)
+        after = store(keel).predictions(project.id)
     finally:
         keel.close()
     newest = before[-1].id if before else 0

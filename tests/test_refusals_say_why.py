@@ -42,7 +42,7 @@ def test_nan_settings_are_refused(tmp_path, capsys, flag):
     assert flag in capsys.readouterr().err
 
 
-def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
+def test_train_refused_by_the_adaptive_window_says_why(tmp_path, store):
     """After a change detected on an unlabelled batch, the adaptive window holds no labelled rows
     yet: `train` names the window and what to do, not "project has no labelled data to train on"
     of a project full of labelled data."""
@@ -57,8 +57,8 @@ def test_train_refused_by_the_adaptive_window_says_why(tmp_path):
                             {"preset": "logreg", "window": "adaptive"})
         make_batch(50, seed=3).drop(columns=["default"]).to_csv(tmp_path / "unlabelled.csv", index=False)
         version = keel.ingest("p", tmp_path / "unlabelled.csv").dataset_version
-        with keel._services.registry.transaction():  # what the policy records for an alert on that batch
-            policy_state.write_policy_state(keel._services.registry, keel.project("p").id,
+        with store(keel).transaction():  # what the policy records for an alert on that batch
+            policy_state.write_policy_state(store(keel), keel.project("p").id,
                                             policy_state.PolicyState(change_point=version))
         with pytest.raises(ValidationError, match=rf"dataset v{version}.*adaptive.*--window all"):
             keel.train("p")

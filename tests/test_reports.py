@@ -83,14 +83,14 @@ def assert_self_contained(html: str) -> None:
     assert "svg" in parser.tags
 
 
-def test_default_report_is_the_production_card_then_its_monitoring(monitored, tmp_path):
+def test_default_report_is_the_production_card_then_its_monitoring(monitored, tmp_path, store):
     result, html = write(monitored, tmp_path / "report.html")
     assert result["version"] == 1 and result["batches"] == 4 and result["period_end"] is None
     keel = Keel.open(monitored)
     try:
-        model_version = keel._services.registry.model_version(keel.project("loan").id, 1)
-        params = keel._services.registry.run_params(model_version.run_id)
-        deployed_at = keel._services.registry.current_deployment(keel.project("loan").id).deployed_at
+        model_version = store(keel).model_version(keel.project("loan").id, 1)
+        params = store(keel).run_params(model_version.run_id)
+        deployed_at = store(keel).current_deployment(keel.project("loan").id).deployed_at
     finally:
         keel.close()
     assert result["period_start"] == deployed_at

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from loop_helpers import cli, make_project
+from store_helpers import opened_store
 
 from app.adapters.scheduling import JOB_PREFIX, MonitorScheduler, missed_run
 from app.core.domain.entities import Schedule
@@ -33,7 +34,8 @@ def keel(workspace):
 
 
 def mark(keel, name, at: datetime):
-    keel._services.registry.mark_schedule_run(keel.project(name).id, at.isoformat(timespec="milliseconds"))
+    with opened_store(keel) as registry:
+        registry.mark_schedule_run(keel.project(name).id, at.isoformat(timespec="milliseconds"))
 
 
 @pytest.fixture
@@ -74,22 +76,22 @@ def test_a_change_from_another_process_is_picked_up_by_the_watch(keel, started):
     assert wait_for(lambda: scheduler.next_run_times()["beta"] - datetime.now(UTC) > timedelta(hours=1))
 
 
-def test_catch_up_runs_missed_and_never_run_projects_at_start(keel, started):
+def test_catch_up_runs_missed_and_never_run_projects_at_start(keel, started, store):
     scheduler, submitted = started
     mark(keel, "alpha", datetime.now(UTC) - timedelta(hours=1))  # every 10m: missed
     mark(keel, "beta", datetime.now(UTC) - timedelta(minutes=1))  # not due yet
     assert scheduler.start() == ["alpha"]
     assert submitted == ["alpha"]
-    assert keel._services.registry.schedule(keel.project("alpha").id).last_run_at > (
+    assert store(keel).schedule(keel.project("alpha").id).last_run_at > (
         datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
-def test_a_project_without_a_production_model_is_not_submitted(keel, started):
+def test_a_project_without_a_production_model_is_not_submitted(keel, started, store):
     scheduler, submitted = started
     make_project(keel.root, "gamma", rows=200, deploy=False).close()
     scheduler.start()  # none has run yet: all are due
     assert sorted(submitted) == ["alpha", "beta"]
-    assert keel._services.registry.schedule(keel.project("gamma").id).last_run_at is not None
+    assert store(keel).schedule(keel.project("gamma").id).last_run_at is not None
 
 
 def test_missed_run_rules():

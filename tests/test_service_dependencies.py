@@ -1,7 +1,7 @@
 """Each service is an object built once per workspace by Keel (keel.policy, keel.inbox, ...) and
-handed only its dependencies (wired by Keel._services): the lifecycle actions it may call, the
-shared reads, and caches that belong to the workspace and have a bound. A front end holds the
-service objects, never their dependencies or the store."""
+handed only its dependencies: the lifecycle actions it may call, the shared reads, and caches that
+belong to the workspace and have a bound. A front end holds the service objects, never their
+dependencies or the store. The tests look at the wiring through the service objects themselves."""
 
 from types import SimpleNamespace
 
@@ -14,12 +14,13 @@ from app.core.services.policy import PolicyService
 def test_each_service_gets_the_workspaces_store_and_only_the_lifecycle_actions_it_calls(tmp_path):
     keel = Keel.open(tmp_path / "ws")
     try:
-        services = keel._services
-        assert services.inbox.ingest == keel.ingest
-        assert services.workspace_upkeep.rewrite_production_manifest == keel.rewrite_production_manifest
-        for deps in (services.insights, services.inbox, services.monitoring, services.workspace_upkeep):
-            assert deps.registry is services.registry and deps.workspace == services.workspace
-        assert not hasattr(services.insights, "deploy") and not hasattr(services.inbox, "train")
+        wired = {name: vars(getattr(keel, name))["_deps"] for name in ("insights", "inbox", "monitoring", "backup")}
+        assert wired["inbox"].ingest == keel.ingest
+        assert wired["backup"].rewrite_production_manifest == keel.rewrite_production_manifest
+        for deps in wired.values():
+            assert deps.registry is wired["insights"].registry and deps.workspace == wired["insights"].workspace
+            assert deps.clock is keel.clock
+        assert not hasattr(wired["insights"], "deploy") and not hasattr(wired["inbox"], "train")
         assert not hasattr(keel, "registry")  # front ends never take the store off Keel
         assert not hasattr(keel, "workspace") and not hasattr(keel, "services")
     finally:
@@ -33,8 +34,9 @@ def test_the_policy_is_handed_the_services_it_calls_and_the_lifecycle_actions_it
         assert policy_wiring["_inbox"] is keel.inbox and policy_wiring["_monitoring"] is keel.monitoring
         assert policy_wiring["_deploy"] == keel.deploy and policy_wiring["_rollback"] == keel.rollback
         assert policy_wiring["_train"] == keel.train and policy_wiring["_deploy_holding_lock"] == keel.deploy_holding_lock
-        assert policy_wiring["_registry"] is keel._services.registry and policy_wiring["_data"] is keel._services.data
-        assert policy_wiring["_loaded_models"] is keel._services.loaded_models
+        shared = vars(keel.insights)["_deps"]  # what every service reads through
+        assert policy_wiring["_registry"] is shared.registry and policy_wiring["_data"] is shared.data
+        assert isinstance(policy_wiring["_loaded_models"], BoundedCache)
     finally:
         keel.close()
 
@@ -74,8 +76,8 @@ def test_a_service_that_owns_its_rules_holds_its_dependencies_one_by_one_not_a_b
 def test_two_workspaces_never_share_a_cache(tmp_path):
     first, second = Keel.open(tmp_path / "one"), Keel.open(tmp_path / "two")
     try:
-        assert first._services.loaded_models is not second._services.loaded_models
-        assert first._services.drift_references is not second._services.drift_references
+        assert vars(first.policy)["_loaded_models"] is not vars(second.policy)["_loaded_models"]
+        assert vars(first.monitoring)["_deps"].drift_references is not vars(second.monitoring)["_deps"].drift_references
     finally:
         first.close()
         second.close()

@@ -438,7 +438,7 @@ def test_a_request_in_flight_finishes_on_the_model_it_started_with(server):
     assert fresh[0] == 200 and fresh[1]["X-Keel-Model-Version"] == "99"
 
 
-def test_a_version_that_fails_its_integrity_check_is_refused_and_the_old_one_kept(ws, capsys):
+def test_a_version_that_fails_its_integrity_check_is_refused_and_the_old_one_kept(ws, capsys, store):
     keel = Keel.open(ws)
     try:
         keel.train("nodeploy")
@@ -447,12 +447,12 @@ def test_a_version_that_fails_its_integrity_check_is_refused_and_the_old_one_kep
         with ready_server(ws, "nodeploy", poll_seconds=0.1) as handle:
             assert handle.model_version == 1
             project = keel.project("nodeploy")
-            v2 = keel._services.registry.model_version(project.id, 2)
+            v2 = store(keel).model_version(project.id, 2)
             # v2 is deployed, but its file no longer matches the registry by the time the server loads it
-            with keel._services.registry.transaction():
-                keel._services.registry.insert_deployment(project_id=project.id, model_version_id=v2.id,
+            with store(keel).transaction():
+                store(keel).insert_deployment(project_id=project.id, model_version_id=v2.id,
                                                 replaced_deployment_id=None, by="user", reason="test", is_rollback=0)
-                keel._services.registry.conn.execute("UPDATE model_versions SET sha256 = ? WHERE id = ?", ("0" * 64, v2.id))
+                store(keel).conn.execute("UPDATE model_versions SET sha256 = ? WHERE id = ?", ("0" * 64, v2.id))
             artifact = ws / "artifacts" / "nodeploy" / "v2.skops"
             assert wait_for(lambda: handle.last_error is not None, 3)
             assert "integrity" in handle.last_error and handle.model_version == 1
@@ -525,11 +525,11 @@ def test_only_loopback_addresses_count_as_local():
 
 
 # --------------------------------------------------------------------------- the prediction log
-def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
+def test_sample_rate_records_served_rows_in_the_prediction_log(ws, store):
     keel = Keel.open(ws)
     try:
         project_id = keel.project("credit").id
-        before = keel._services.registry.prediction_log_summary(project_id).last_id
+        before = store(keel).prediction_log_summary(project_id).last_id
     finally:
         keel.close()
     with ready_server(ws, "credit", sample_rate=1.0) as handle:
@@ -538,7 +538,7 @@ def test_sample_rate_records_served_rows_in_the_prediction_log(ws):
     assert [len(body["ids"]) for _, _, body in answers] == [1, 3]  # no ID column: Keel assigned them
     keel = Keel.open(ws)
     try:
-        records = keel._services.registry.predictions(project_id, after_id=before)
+        records = store(keel).predictions(project_id, after_id=before)
     finally:
         keel.close()
     assert [r.record_id for r in records] == answers[0][2]["ids"] + answers[1][2]["ids"]

@@ -95,7 +95,7 @@ def test_each_cycle_takes_the_traffic_since_the_last_as_one_window(served):
     assert windows[1]["cycle"]["traffic"][0]["window"] == windows[0]["cycle"]["traffic"][0]["window"] + 1
 
 
-def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
+def test_late_labels_give_each_window_its_measured_accuracy(served, capsys, store):
     root, ws, windows = served
     rng = np.random.default_rng(7)
     labelled, expected = [], []
@@ -132,7 +132,7 @@ def test_late_labels_give_each_window_its_measured_accuracy(served, capsys):
     keel = Keel.open(ws)
     try:
         stored = keel.dataset_frame("shop", newest["version"])
-        lineage = keel._services.registry.dataset_versions(keel.project("shop").id)[-1].report["lineage"]
+        lineage = store(keel).dataset_versions(keel.project("shop").id)[-1].report["lineage"]
     finally:
         keel.close()
     assert sorted(stored["customer_id"]) == sorted(i for i, _ in labelled)

@@ -140,7 +140,7 @@ def test_param_overrides_and_unknown_keys(credit):
         training.make_estimator("classification", "hgb", {"max_iter": "many"}, 0)
 
 
-def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
+def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path, store):
     create_project(capsys, workspace, tmp_path, extra=("--model", "logreg", "--param", "C=0.5", "--seed", "7"))
     code, out, err = cli(capsys, workspace, "project", "create", "other", "--data", str(tmp_path / "loans-initial.csv"),
                          "--target", "default", "--model", "logreg", "--param", "n_estimators=3")
@@ -150,14 +150,14 @@ def test_cli_param_is_recorded_with_the_run(capsys, workspace, tmp_path):
     assert code == 0, err
     keel = Keel.open(workspace)
     try:
-        run = keel._services.registry.run(trained["run_id"])
-        params = keel._services.registry.run_params(trained["run_id"])
+        run = store(keel).run(trained["run_id"])
+        params = store(keel).run_params(trained["run_id"])
         assert (run.seed, run.preset, run.dataset_versions, run.status) == (7, "logreg", (1,), "finished")
         assert {"python", "scikit-learn", "numpy", "pandas", "skops"} <= set(run.library_versions)
         assert run.seconds > 0 and run.finished_at >= run.started_at
         assert (params["C"], params["overrides"], params["seed"], params["preset"]) == (0.5, {"C": 0.5}, 7, "logreg")
         assert params["train_rows"] + params["test_rows"] == 120
-        assert keel._services.registry.run_metrics(trained["run_id"]) == trained["metrics"]
+        assert store(keel).run_metrics(trained["run_id"]) == trained["metrics"]
         model = keel.load_version("loans", 1).model
         assert model.named_steps["model"].C == 0.5
     finally:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import pandas as pd
 import pytest
 from cli_helpers import loans_csv
+from store_helpers import workspace_of
 
 from app.core.store.registry import Registry
 
@@ -38,7 +39,7 @@ def test_failed_commit_does_not_leave_the_transaction_open(tmp_path):
 # --------------------------------------------------------------------------- lifecycle
 
 
-def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, monkeypatch):
+def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, monkeypatch, store):
     """Two `project create NAME` at once: the loser passes the existence check and waits for
     the project lock; it must check again under the lock, or it would overwrite the winner's datasets/NAME/v1.parquet, fail on the UNIQUE
     constraint (an internal error, exit 1) and then delete the winner's v1.parquet."""
@@ -60,17 +61,17 @@ def test_create_project_racing_another_creator_leaves_its_data_alone(tmp_path, m
 
     monkeypatch.setattr(lifecycle, "project_lock", lock_won_by_the_other_process)
     try:
-        stored = winner._workspace.dataset_dir("p") / "v1.parquet"
+        stored = workspace_of(winner).dataset_dir("p") / "v1.parquet"
         with pytest.raises(KeelError, match="already exists"):
             loser.create_project("p", data, "default", "classification", {"preset": "logreg"})
         assert stored.is_file(), "the winner's dataset file was deleted"
-        assert len(pd.read_parquet(stored)) == winner._services.registry.dataset_versions(winner.project("p").id)[0].rows
+        assert len(pd.read_parquet(stored)) == store(winner).dataset_versions(winner.project("p").id)[0].rows
     finally:
         winner.close()
         loser.close()
 
 
-def test_archive_waits_for_the_project_lock(tmp_path):
+def test_archive_waits_for_the_project_lock(tmp_path, store):
     """archive checks "not the production model" then writes: without the project lock a deploy
     of that version in another process could land in between (an archived production model)."""
     from app.core.services.lifecycle import Keel
@@ -82,7 +83,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
         keel.train("p")
         keel.train("p")
         keel.deploy("p", 1)
-        other_process = FileLock(keel._workspace.project_lock_path("p"))  # a deploy elsewhere holds it
+        other_process = FileLock(workspace_of(keel).project_lock_path("p"))  # a deploy elsewhere holds it
         assert other_process.try_acquire()
         done = threading.Event()
         worker = threading.Thread(target=lambda: (keel.archive_version("p", 2), done.set()))
@@ -93,7 +94,7 @@ def test_archive_waits_for_the_project_lock(tmp_path):
             other_process.release()
         worker.join(10)
         assert done.is_set()
-        assert keel._services.registry.model_version(keel.project("p").id, 2).archived is True
+        assert store(keel).model_version(keel.project("p").id, 2).archived is True
     finally:
         keel.close()
 

@@ -148,7 +148,7 @@ def _manifest(workspace: Path) -> dict:
     return json.loads((workspace / "projects" / "loans" / "production.json").read_text())
 
 
-def test_a_manifest_left_stale_by_a_killed_deploy_is_rewritten_when_the_workspace_opens(deployed, monkeypatch):
+def test_a_manifest_left_stale_by_a_killed_deploy_is_rewritten_when_the_workspace_opens(deployed, monkeypatch, store):
     keel = Keel.open(deployed)
     monkeypatch.setattr(Keel, "_install_manifest", lambda self, staged: None)  # the process dies right after the commit
     try:
@@ -160,7 +160,7 @@ def test_a_manifest_left_stale_by_a_killed_deploy_is_rewritten_when_the_workspac
     reopened = Keel.open(deployed)
     try:
         manifest = _manifest(deployed)
-        model_version = reopened._services.registry.model_version(reopened.project("loans").id, 2)
+        model_version = store(reopened).model_version(reopened.project("loans").id, 2)
     finally:
         reopened.close()
     assert manifest["version"] == 2 and manifest["sha256"] == model_version.sha256

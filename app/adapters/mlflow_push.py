@@ -11,21 +11,27 @@ version are on the server already adds nothing; a run left unfinished by an inte
 push is deleted and made again. A second push sends only reads.
 """
 
+from __future__ import annotations
+
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.adapters.mlflow_rest import MlflowRestClient, tags_of
 from app.core.domain.errors import KeelError
 from app.core.domain.results import ProjectStatus
+
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
 
 PRODUCTION_ALIAS = "production"
 MODEL_ARTIFACT_DIR = "model"
 READY_TIMEOUT_SECONDS = 60
 
 
-def push(keel, name: str, tracking_uri: str, version: int | None = None, all_versions: bool = False,
+def push(keel: Keel, name: str, tracking_uri: str, version: int | None = None, all_versions: bool = False,
          client: MlflowRestClient | None = None) -> dict:
     status = keel.status(name)
     production = status.production_version
@@ -63,6 +69,8 @@ def _experiment(client: MlflowRestClient, name: str) -> dict:
     if experiment is None:
         client.create_experiment(name, {"keel.project": name})
         experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise KeelError(f"the MLflow server at {client.base} did not create the experiment {name!r}")
     if experiment.get("lifecycle_stage") == "deleted":
         raise KeelError(f"the MLflow experiment {name!r} is deleted on {client.base}: restore it "
                         "(or delete it for good) and push again")
@@ -90,7 +98,7 @@ def _registered_model(client: MlflowRestClient, name: str) -> dict:
     return model
 
 
-def _push_version(keel, client: MlflowRestClient, name: str, experiment: dict, version: int,
+def _push_version(keel: Keel, client: MlflowRestClient, name: str, experiment: dict, version: int,
                   registered: dict) -> dict:
     record = keel.mlflow.run_record(name, version)  # registry reads only: a push with nothing to do is quick
     sha256 = record["tags"]["keel.sha256"]
@@ -112,7 +120,8 @@ def _push_version(keel, client: MlflowRestClient, name: str, experiment: dict, v
             "run_created": created, "model_version_created": model_version_created}
 
 
-def _finished_run(keel, client, name, experiment, version, record) -> tuple[dict, bool]:
+def _finished_run(keel: Keel, client: MlflowRestClient, name: str, experiment: dict, version: int,
+                  record: dict) -> tuple[dict, bool]:
     """The version's finished run on the server, made (with its model uploaded) when missing."""
     existing = client.search_runs(experiment["experiment_id"], {"keel.project": name, "keel.version": str(version)})
     for run in existing:
@@ -132,7 +141,8 @@ def _finished_run(keel, client, name, experiment, version, record) -> tuple[dict
     return run, True
 
 
-def _upload_model(keel, client, name, version, facts, run, run_id) -> None:
+def _upload_model(keel: Keel, client: MlflowRestClient, name: str, version: int, facts: dict, run: dict,
+                  run_id: str) -> None:
     root = _artifact_proxy_path(client, run["info"]["artifact_uri"])
     with tempfile.TemporaryDirectory(prefix="keel-mlflow-") as folder:
         directory = Path(folder) / MODEL_ARTIFACT_DIR

@@ -39,7 +39,7 @@ INBOX_SWEEP_ENV = "KEEL_INBOX_SWEEP_SECONDS"
 MISFIRE_GRACE_SECONDS = 3600
 
 
-def make_trigger(kind: str, expression: str):
+def make_trigger(kind: str, expression: str) -> IntervalTrigger | CronTrigger:
     if kind == "interval":
         return IntervalTrigger(seconds=int(expression))
     return CronTrigger.from_crontab(expression)
@@ -81,8 +81,8 @@ class MonitorScheduler:
     sweep: every few seconds each monitored project whose inbox holds files gets one, so a finished
     file waits seconds for its ingestion, not a schedule period."""
 
-    def __init__(self, keel: Keel, submit: Callable[[str], None], watch_seconds: float = WATCH_SECONDS,
-                 submit_sweep: Callable[[str], None] | None = None, sweep_seconds: float | None = None):
+    def __init__(self, keel: Keel, submit: Callable[[str], object], watch_seconds: float = WATCH_SECONDS,
+                 submit_sweep: Callable[[str], object] | None = None, sweep_seconds: float | None = None) -> None:
         self.keel = keel
         self.submit = submit
         self.submit_sweep = submit_sweep
@@ -90,7 +90,7 @@ class MonitorScheduler:
         self.watch_seconds = watch_seconds
         self.scheduler = BackgroundScheduler(job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS})
-        self._fingerprint = None
+        self._fingerprint: list[tuple] | None = None  # the schedules the jobs were built from
 
     # ----------------------------------------------------------------- lifecycle
     def start(self, catch_up: bool = True) -> list[str]:
@@ -153,7 +153,7 @@ class MonitorScheduler:
         return True
 
     def catch_up(self, now: datetime | None = None) -> list[str]:
-        now = now or datetime.now(UTC)
+        now = now or self.keel.clock.moment()
         missed = [s.project for s in self.schedules() if s.enabled and missed_run(s, now)]
         for project in missed:
             self._fire(project)
@@ -178,7 +178,10 @@ class MonitorScheduler:
     def sweep_waiting_inboxes(self) -> list[str]:
         """Queue a sweep for each monitored project (schedule on, a production model) whose inbox
         holds files; returns those projects. Never blocks on the sweep itself."""
-        queued = []
+        queued: list[str] = []
+        submit_sweep = self.submit_sweep
+        if submit_sweep is None:
+            return queued
         try:
             for schedule in self.schedules():
                 project = schedule.project
@@ -186,7 +189,7 @@ class MonitorScheduler:
                     continue
                 if self.keel.production_version(project) is None:
                     continue  # as for monitoring: its inbox waits for the first deployment
-                self.submit_sweep(project)
+                submit_sweep(project)
                 queued.append(project)
         except Exception:  # noqa: BLE001 - a busy registry: the next tick tries again
             log.exception("could not look at the inboxes")

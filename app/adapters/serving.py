@@ -19,16 +19,21 @@ in flight finishes on the model it started with. A version that fails to load is
 refused and logged; the server keeps answering with the model it had.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import http.server
 import ipaddress
 import json
 import logging
+import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from app import __version__
@@ -38,7 +43,14 @@ from app.core.domain.entities import Project, Schema
 from app.core.domain.errors import KeelError
 from app.core.services.prediction_log import LogPolicy, PredictionLogWriter, complete_ids
 
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
+
+    from app.core.services.lifecycle import Keel
+
 log = logging.getLogger("keel.serving")
+
+OnChange = Callable[["ServedModel | None", str], None]  # (the model now served, what happened)
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 POLL_SECONDS = 0.5
@@ -61,7 +73,7 @@ class OpenMPLimit:
 
     def __init__(self, threads: int | None):
         self.threads = threads
-        self._controller = None
+        self._controller: ThreadpoolController | None = None  # made on first use: importing it costs
         self._local = threading.local()
 
     def apply(self) -> None:
@@ -104,8 +116,8 @@ def is_loopback(host: str) -> bool:
 class ProductionWatcher:
     """Keeps `current` equal to the project's production model, checking every POLL_SECONDS."""
 
-    def __init__(self, keel, project: Project, on_change=None, poll_seconds: float = POLL_SECONDS,
-                 log_share: float | None = None):
+    def __init__(self, keel: Keel, project: Project, on_change: OnChange | None = None,
+                 poll_seconds: float = POLL_SECONDS, log_share: float | None = None) -> None:
         self.keel = keel
         self.log_share = log_share  # overrides the project's prediction_log share (serve --sample-rate)
         self.project = project
@@ -115,7 +127,7 @@ class ProductionWatcher:
         self.last_error: str | None = None
         self.last_exception: Exception | None = None
         self.first_check_done = threading.Event()
-        self._refused_deployment_id = None
+        self._refused_deployment_id: int | None = None  # a deployment whose model failed its checks
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"keel-serve-watch-{project.name}", daemon=True)
 
@@ -245,9 +257,9 @@ class _Server(http.server.ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address, watcher: ProductionWatcher, max_body_bytes: int,
+    def __init__(self, address: tuple[str, int], watcher: ProductionWatcher, max_body_bytes: int,
                  prediction_log: PredictionLogWriter, model_threads: int | None,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS):
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self.watcher = watcher
         self.max_body_bytes = max_body_bytes
         self.prediction_log = prediction_log
@@ -265,7 +277,7 @@ class _Server(http.server.ThreadingHTTPServer):
         self.guard = OriginGuard(address[0], self.server_address[1])
 
     # -- at most max_connections threads: beyond, a 503 from the accepting thread, then close
-    def process_request(self, request, client_address):
+    def process_request(self, request: Any, client_address: Any) -> None:
         with self._active_lock:
             admitted = self._active < self.max_connections
             if admitted:
@@ -281,7 +293,7 @@ class _Server(http.server.ThreadingHTTPServer):
             self._release_slot()
             raise
 
-    def process_request_thread(self, request, client_address):
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -356,7 +368,7 @@ class _Server(http.server.ThreadingHTTPServer):
         for thread in open_now.values():
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def handle_error(self, request, client_address):
+    def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("serving: error on a connection from %s", client_address)
 
 
@@ -373,15 +385,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     timeout = IDLE_CONNECTION_SECONDS
     server: _Server
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.server.track(self.connection, True)
 
-    def send_response(self, code, message=None):
+    def send_response(self, code: int, message: str | None = None) -> None:
         self.server.count_answer()  # every answer, whatever the route or status
         super().send_response(code, message)
 
-    def finish(self):
+    def finish(self) -> None:
         try:
             super().finish()
         finally:
@@ -403,7 +415,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send_error(error, self.server.watcher.current)
         return True
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         if self._refused_as_foreign():
             return
         path, _ = self._route()
@@ -425,7 +437,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send_error(self._not_found(path), served)
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         if self._refused_as_foreign():
             return
         path, query = self._route()
@@ -437,7 +449,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self._invocations(query)
 
-    def _refuse_method(self):
+    def _refuse_method(self) -> None:
         if self._refused_as_foreign():
             return
         self.close_connection = True
@@ -467,7 +479,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return RequestError(message, 503, "NO_PRODUCTION_MODEL")
 
     # ------------------------------------------------------------------ scoring
-    def _invocations(self, query: dict):
+    def _invocations(self, query: dict) -> None:
         served = self.server.watcher.current  # read once: this request uses this model to the end
         body = None
         try:
@@ -564,7 +576,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
         return b"".join(parts)
 
-    def handle_expect_100(self):
+    def handle_expect_100(self) -> bool:
         """Refuse an oversized body before the client sends it (curl sends Expect for large bodies)."""
         try:
             self._declared_length()
@@ -576,7 +588,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return accepted
 
     # ------------------------------------------------------------------ answers
-    def _send_json(self, status: int, payload: dict, served: ServedModel | None, headers: dict | None = None):
+    def _send_json(self, status: int, payload: dict, served: ServedModel | None, headers: dict | None = None) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -589,12 +601,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_error(self, error: RequestError, served: ServedModel | None, headers: dict | None = None):
+    def _send_error(self, error: RequestError, served: ServedModel | None, headers: dict | None = None) -> None:
         self._send_json(error.status, {"error_code": error.error_code, "message": error.message}, served, headers)
         if error.status == 413:
             self._linger()
 
-    def _linger(self):
+    def _linger(self) -> None:
         """Answer first, then discard (not store) what is still arriving, so the client reads the 413
         instead of a connection reset; bounded in time."""
         try:
@@ -611,7 +623,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def send_error(self, code, message=None, explain=None):
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The base class's errors (bad request line, header too long...) as JSON too."""
         self.close_connection = True
         if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
@@ -623,7 +635,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send_json(code, {"error_code": error.error_code, "message": error.message},
                         self.server.watcher.current)
 
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s", self.address_string(), format % args)
 
@@ -632,8 +644,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class ServerHandle:
     """A running server. Thread-safe to read; stop() once."""
 
-    def __init__(self, keel, server: _Server, watcher: ProductionWatcher, prediction_log: PredictionLogWriter,
-                 host: str):
+    def __init__(self, keel: Keel, server: _Server, watcher: ProductionWatcher, prediction_log: PredictionLogWriter,
+                 host: str) -> None:
         self._keel = keel
         self._server = server
         self._watcher = watcher
@@ -696,16 +708,16 @@ class ServerHandle:
         self._keel.close()
         log.info("serving %s: stopped after %d request(s)", self.project, self.request_count)
 
-    def __enter__(self):
+    def __enter__(self) -> ServerHandle:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def start_server(keel_workspace_dir, project: str, host: str = "127.0.0.1", port: int = 0,
+def start_server(keel_workspace_dir: str | os.PathLike | None, project: str, host: str = "127.0.0.1", port: int = 0,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, sample_rate: float | None = None,
-                 on_change=None, poll_seconds: float = POLL_SECONDS,
+                 on_change: OnChange | None = None, poll_seconds: float = POLL_SECONDS,
                  model_threads: int | None = MODEL_THREADS,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS) -> ServerHandle:
     """Start serving `project`'s production model in background threads; return at once.

@@ -144,11 +144,11 @@ class OversizedNumber:
         self.text = text
 
 
-def _integer_or_oversized(text: str):
+def _integer_or_oversized(text: str) -> int | OversizedNumber:
     return OversizedNumber(text) if len(text.lstrip("-")) > FLOAT64_MAX_DIGITS else int(text)
 
 
-def _load_json(body: bytes):
+def _load_json(body: bytes) -> Any:
     if not body.strip():
         raise RequestError("the request body is empty: send a JSON object", 400, "MALFORMED_REQUEST")
     try:
@@ -178,7 +178,7 @@ def _parse_csv(body: bytes) -> RequestTable:
     return RequestTable({str(c): raw.frame[c].tolist() for c in raw.frame.columns}, len(raw.frame))
 
 
-def _parse_format(key: str, value, features: list[str]) -> RequestTable:
+def _parse_format(key: str, value: Any, features: list[str]) -> RequestTable:
     if key == "dataframe_split":
         return _parse_split(value, features)
     if key == "dataframe_records":
@@ -189,7 +189,7 @@ def _parse_format(key: str, value, features: list[str]) -> RequestTable:
     return _parse_tensor_style(key, value, features)
 
 
-def _parse_split(value, features: list[str]) -> RequestTable:
+def _parse_split(value: Any, features: list[str]) -> RequestTable:
     if not isinstance(value, dict):
         raise RequestError(f"dataframe_split must be an object with 'columns' and 'data', got a {_json_type(value)}",
                            400, "MALFORMED_REQUEST")
@@ -210,7 +210,7 @@ def _parse_split(value, features: list[str]) -> RequestTable:
     return _rows_of_lists(value["data"], columns, "dataframe_split 'data'")
 
 
-def _parse_tensor_style(key: str, value, features: list[str]) -> RequestTable:
+def _parse_tensor_style(key: str, value: Any, features: list[str]) -> RequestTable:
     if isinstance(value, dict):  # columns: {"age": [31, 45]} or a single row {"age": 31}
         lists = [v for v in value.values() if isinstance(v, list)]
         if lists and len(lists) == len(value):
@@ -259,7 +259,7 @@ def _records(records: list, key: str) -> RequestTable:
     return RequestTable(columns, len(records))
 
 
-def _rows_of_lists(data, columns: list[str], where: str) -> RequestTable:
+def _rows_of_lists(data: Any, columns: list[str], where: str) -> RequestTable:
     if not isinstance(data, list):
         raise RequestError(f"{where} must be a list of rows, got a {_json_type(data)}", 400, "MALFORMED_REQUEST")
     width = len(columns)
@@ -309,13 +309,13 @@ def _check_encodable(text: str, name: str, index: int) -> None:
                            "(\\ud800-\\udfff), which is not text", 400, "BAD_REQUEST") from None
 
 
-def _number_shown(cell) -> str:
+def _number_shown(cell: Any) -> str:
     text = cell.text if isinstance(cell, OversizedNumber) else (repr(cell) if isinstance(cell, float) else
                                                                 f"an integer of {len(str(abs(cell)))} digits")
     return text if len(text) <= 40 else f"a number of {len(text)} characters"
 
 
-def _json_type(value) -> str:
+def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "JSON object"
     if isinstance(value, list):
@@ -328,7 +328,7 @@ def _json_type(value) -> str:
 
 
 # --------------------------------------------------------------------------- the model's input
-def cell_text(cell) -> str:
+def cell_text(cell: Any) -> str:
     """The text a CSV file would hold for this JSON value."""
     if cell is None:
         return ""
@@ -375,7 +375,7 @@ def fast_model_frame(table: RequestTable, schema: Schema) -> pd.DataFrame | None
     return pd.DataFrame(columns, index=pd.RangeIndex(table.rows), copy=False)
 
 
-def _stripped(cell) -> str | None:
+def _stripped(cell: Any) -> str | None:
     """The cell's text, stripped; None for a missing cell (clean's missing tokens)."""
     text = cell_text(cell).strip()
     return None if text.lower() in datasets.MISSING_TOKENS else text
@@ -439,7 +439,7 @@ def _categorical_cells(cells: list) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- the answer
-def predictions_payload(model, task: str, X: pd.DataFrame, probabilities: bool) -> dict:
+def predictions_payload(model: Any, task: str, X: pd.DataFrame, probabilities: bool) -> dict:  # a fitted pipeline
     if probabilities and (task != "classification" or not hasattr(model, "predict_proba")):
         what = "a regression model" if task != "classification" else f"this {type(model).__name__}"
         raise RequestError(f"probabilities=true: {what} gives no class probabilities", 400, "BAD_REQUEST")
@@ -450,7 +450,7 @@ def predictions_payload(model, task: str, X: pd.DataFrame, probabilities: bool) 
     return payload
 
 
-def _jsonable(values) -> list:
+def _jsonable(values: Any) -> list:
     items = np.asarray(values).tolist()
     return [None if isinstance(v, float) and not math.isfinite(v) else v for v in items]
 

@@ -4,12 +4,13 @@ every layer that writes a file, so it belongs to none of them."""
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
 @contextmanager
-def atomic_path(final_path: Path):
+def atomic_path(final_path: Path) -> Iterator[Path]:
     """Yield a temporary path beside final_path; on success it replaces final_path."""
     final_path = Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)

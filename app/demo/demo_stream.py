@@ -7,22 +7,32 @@ abruptly, so a new user watches monitoring -> alert -> retrain -> redeploy happe
 Every fifth batch comes without labels, to show the label-free estimate.
 """
 
+from __future__ import annotations
+
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.fileio import atomic_path, write_text_atomic
 from app.demo import DEMO_PROJECT
 from app.demo.demo_project import create_demo
 from app.demo.simulator import StreamSpec, concept_and_shift, make_batch
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from app.core.services.lifecycle import Keel
+
 DEMO_STREAM = StreamSpec(kind="abrupt", batches=24, batch_rows=300, drift_at=8, seed=11)
 UNLABELLED_EVERY = 5
 
 
-def _state_path(keel):
+def _state_path(keel: Keel) -> Path:
     return keel.demo_dir / "stream.json"
 
 
-def demo_state(keel, name: str = DEMO_PROJECT) -> dict:
+def demo_state(keel: Keel, name: str = DEMO_PROJECT) -> dict:
     """{"next": index of the next batch, "batches": the stream's length, "project_created_at"}."""
     created_at = _project_created_at(keel, name)
     try:
@@ -35,12 +45,12 @@ def demo_state(keel, name: str = DEMO_PROJECT) -> dict:
     return state
 
 
-def _project_created_at(keel, name: str) -> str | None:
+def _project_created_at(keel: Keel, name: str) -> str | None:
     project = keel.find_project(name)
     return project.created_at if project else None
 
 
-def demo_batch(index: int):
+def demo_batch(index: int) -> pd.DataFrame:
     concept, shift = concept_and_shift(DEMO_STREAM, index)
     batch = make_batch(DEMO_STREAM.batch_rows, seed=DEMO_STREAM.seed * 1000 + index + 1, concept=concept, shift=shift)
     if index % UNLABELLED_EVERY == UNLABELLED_EVERY - 1:
@@ -48,7 +58,7 @@ def demo_batch(index: int):
     return batch
 
 
-def drop_next_demo_batch(keel, name: str = DEMO_PROJECT) -> bool:
+def drop_next_demo_batch(keel: Keel, name: str = DEMO_PROJECT) -> bool:
     """Write the next batch into the demo inbox (atomically); False when the stream is over
     or there is no demo project."""
     state = demo_state(keel, name)
@@ -64,7 +74,7 @@ def drop_next_demo_batch(keel, name: str = DEMO_PROJECT) -> bool:
     return True
 
 
-def reset_demo(keel, name: str = DEMO_PROJECT, progress=None) -> dict:
+def reset_demo(keel: Keel, name: str = DEMO_PROJECT, progress: Callable[[float, str], None] | None = None) -> dict:
     """Delete the demo project with its files and stream, and create it afresh."""
     if _project_created_at(keel, name) is not None:
         keel.delete_project(name, by="user")

@@ -6,6 +6,7 @@ Concept A and concept B weigh the features differently, so a model trained on A
 loses accuracy on B; a covariate shift moves the inputs without changing the concept.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,7 @@ def concept_and_shift(spec: StreamSpec, index: int) -> tuple[float, float]:
     raise ValueError(f"unknown stream kind {spec.kind!r}")
 
 
-def stream(spec: StreamSpec):
+def stream(spec: StreamSpec) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield (index, batch) for the whole stream."""
     for index in range(spec.batches):
         concept, shift = concept_and_shift(spec, index)

@@ -56,14 +56,15 @@ class Shape:
 
 # --------------------------------------------------------------------------- the loan simulator
 def _loan(kind: str) -> Generator:
-    def generate(rng, index, shape, rows):
+    def generate(rng: np.random.Generator, index: int, shape: Shape, rows: int) -> pd.DataFrame:
         seed = int(rng.integers(1 << 31))
-        if not shape.drifted(index):
+        drift_at = shape.drift_at
+        if drift_at is None or index < drift_at:  # not drifted
             return make_batch(rows, seed=seed)
         if kind == "abrupt":
             return make_batch(rows, seed=seed, concept=1.0)
         if kind == "gradual":
-            return make_batch(rows, seed=seed, concept=min(1.0, (index - shape.drift_at + 1) / 6))
+            return make_batch(rows, seed=seed, concept=min(1.0, (index - drift_at + 1) / 6))
         return make_batch(rows, seed=seed, shift=1.0)
     return generate
 
@@ -73,7 +74,7 @@ HYPERPLANE_FEATURES = 10
 HYPERPLANE_DEGREES_PER_BATCH = 3.0
 
 
-def _hyperplane(rng, index, shape, rows):
+def _hyperplane(rng: np.random.Generator, index: int, shape: Shape, rows: int) -> pd.DataFrame:
     base = np.random.default_rng(11)  # the same two directions in every batch of every seed
     first, second = base.normal(size=HYPERPLANE_FEATURES), base.normal(size=HYPERPLANE_FEATURES)
     second -= first * (first @ second) / (first @ first)
@@ -92,8 +93,9 @@ def _hyperplane(rng, index, shape, rows):
 SEA_THETAS = (8.0, 9.5, 7.0)
 
 
-def _sea(rng, index, shape, rows):
-    period = 0 if not shape.drifted(index) else min(2, index // shape.drift_at)
+def _sea(rng: np.random.Generator, index: int, shape: Shape, rows: int) -> pd.DataFrame:
+    drift_at = shape.drift_at
+    period = min(2, index // drift_at) if drift_at is not None and index >= drift_at else 0
     x = rng.random((rows, 3)) * 10
     label = (x[:, 0] + x[:, 1] <= SEA_THETAS[period]).astype(int)
     flip = rng.random(rows) < 0.10
@@ -102,21 +104,21 @@ def _sea(rng, index, shape, rows):
 
 
 # --------------------------------------------------------------------------- Agrawal
-def _agrawal_function_2(a) -> np.ndarray:
+def _agrawal_function_2(a: dict[str, np.ndarray]) -> np.ndarray:
     age, salary = a["age"], a["salary"]
     return (((age < 40) & (salary >= 50_000) & (salary <= 100_000))
             | ((age >= 40) & (age < 60) & (salary >= 75_000) & (salary <= 125_000))
             | ((age >= 60) & (salary >= 25_000) & (salary <= 75_000)))
 
 
-def _agrawal_function_3(a) -> np.ndarray:
+def _agrawal_function_3(a: dict[str, np.ndarray]) -> np.ndarray:
     age, elevel = a["age"], a["elevel"]
     return (((age < 40) & np.isin(elevel, [0, 1]))
             | ((age >= 40) & (age < 60) & np.isin(elevel, [1, 2, 3]))
             | ((age >= 60) & np.isin(elevel, [2, 3, 4])))
 
 
-def _agrawal(rng, index, shape, rows):
+def _agrawal(rng: np.random.Generator, index: int, shape: Shape, rows: int) -> pd.DataFrame:
     salary = rng.uniform(20_000, 150_000, rows)
     attributes = {
         "salary": salary.round(0),
@@ -136,9 +138,9 @@ def _agrawal(rng, index, shape, rows):
 
 
 # --------------------------------------------------------------------------- Friedman, recurring
-def _friedman(rng, index, shape, rows):
+def _friedman(rng: np.random.Generator, index: int, shape: Shape, rows: int) -> pd.DataFrame:
     x = rng.random((rows, 10))
-    swapped = shape.drifted(index) and index < 2 * shape.drift_at
+    swapped = shape.drift_at is not None and shape.drift_at <= index < 2 * shape.drift_at
     a = x[:, 5:10] if swapped else x[:, 0:5]
     y = 10 * np.sin(np.pi * a[:, 0] * a[:, 1]) + 20 * (a[:, 2] - 0.5) ** 2 + 10 * a[:, 3] + 5 * a[:, 4]
     frame = pd.DataFrame(x.round(4), columns=[f"x{k}" for k in range(10)])

@@ -5,6 +5,8 @@ A function, `main(argv) -> int`, so tests call it in-process. Exit codes: 0 done
 document, on failure too.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import logging
@@ -12,12 +14,19 @@ import math
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from app.core.domain.errors import Cancelled, KeelError, is_disk_full
 from app.core.domain.results import ShownAsJson
 from app.core.domain.settings import parse_param, parse_prediction_log, parse_window
 from app.frontends import recovery_cli, runner, serve_cli
 from app.frontends.exit_codes import INTERRUPTED, USER_FIXABLE, exit_code_for
+
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+
+Handler = Callable[["Keel", argparse.Namespace], Any]  # a command: its result (a dict or a typed result)
 
 log = logging.getLogger("keel.cli")
 # Until the workspace log is set up, records go nowhere rather than to logging's
@@ -39,7 +48,7 @@ class UsageError(KeelError):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so --json can report usage errors too."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -78,7 +87,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
                         help="...once this long has passed since the window (7d, 12h; default 7d)")
 
 
-def settings_from_args(args) -> dict:
+def settings_from_args(args: argparse.Namespace) -> dict:
     changes = {}
     for key in ("preset", "metric", "threshold", "max_drop", "drift_share", "policy", "margin", "alpha",
                 "schedule", "cv_folds", "seed", "id_column", "prediction_log_rows", "prediction_log_days",
@@ -127,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", help="workspace folder (default: $KEEL_WORKSPACE, models_store/, or the user data folder)")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    def command(name, help_text, parent=commands):
+    def command(name: str, help_text: str, parent: Any = commands) -> argparse.ArgumentParser:
         sub = parent.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--json", action="store_true", help="print one JSON document")
         return sub
@@ -219,13 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
 EXTENSIONS = (serve_cli, runner, recovery_cli)
 
 
-def _create_demo(keel, args) -> dict:
+def _create_demo(keel: Keel, args: argparse.Namespace) -> dict:
     from app.demo.demo_project import create_demo
 
     return create_demo(keel)
 
 
-def _handlers():
+def _handlers() -> dict[tuple[str, str | None], Handler]:
     return {
         ("project", "create"): lambda keel, a: keel.create_project(a.name, a.data, a.target, a.task, settings_from_args(a)),
         ("project", "set"): lambda keel, a: {"project": a.name, "settings": keel.set_project(
@@ -252,14 +261,14 @@ def _handlers():
     }
 
 
-def _delete_project(keel, args):
+def _delete_project(keel: Keel, args: argparse.Namespace) -> dict:
     if not args.yes:
         raise UsageError(f"deleting {args.name!r} removes its versions, data and history: add --yes to confirm")
     keel.delete_project(args.name)
     return {"deleted": args.name}
 
 
-def _ingest(keel, args) -> dict:
+def _ingest(keel: Keel, args: argparse.Namespace) -> Any:
     show = _terminal_progress(args)
     try:
         return keel.ingest(args.name, args.file, progress=show)
@@ -272,7 +281,7 @@ def _ingest(keel, args) -> dict:
 PROGRESS_WIDTH = 78
 
 
-def _terminal_progress(args):
+def _terminal_progress(args: argparse.Namespace) -> Callable[[float, str], None] | None:
     """A progress line on stderr for a command reading a file, when stderr is a terminal and the
     output is not --json (scripts and pipes hear nothing)."""
     if getattr(args, "json", False) or not sys.stderr.isatty():
@@ -285,14 +294,14 @@ def _terminal_progress(args):
     return show
 
 
-def _export(keel, args):
+def _export(keel: Keel, args: argparse.Namespace) -> Any:
     if args.export_format == "mlflow":
 
         return keel.mlflow.export_mlflow(args.name, args.version, args.output)
     return keel.export_model(args.name, args.version, args.output)
 
 
-def _push(keel, args):
+def _push(keel: Keel, args: argparse.Namespace) -> dict:
     from app.adapters import mlflow_push
     from app.adapters.mlflow_rest import MlflowServerError
     from app.frontends.exit_codes import FAILED, CommandError
@@ -306,18 +315,18 @@ def _push(keel, args):
         raise
 
 
-def _report(keel, args):
+def _report(keel: Keel, args: argparse.Namespace) -> Any:
 
     return keel.reports.write_report(args.name, args.output, version=args.version, since=args.since)
 
 
-def _archive(keel, args):
+def _archive(keel: Keel, args: argparse.Namespace) -> dict:
     keel.archive_version(args.name, args.version, archived=not args.restore)
     return {"version": args.version, "archived": not args.restore}
 
 
 # --------------------------------------------------------------------------- human output
-def _format_human(key, result) -> str:
+def _format_human(key: tuple[str, str | None], result: Any) -> str:
     command = key[0] if key[1] is None else f"{key[0]} {key[1]}"
     if not isinstance(result, dict):
         return str(result)
@@ -417,7 +426,7 @@ def format_traffic(result: dict) -> list[str]:
     return lines
 
 
-def _format_status(result) -> list[str]:
+def _format_status(result: dict) -> list[str]:
     production = f"v{result['production_version']}" if result["production_version"] else "none"
     lines = [f"{result['project']}: {result['task']}, target {result['target']}, metric {result['metric']}, "
              f"production {production}"]
@@ -493,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             keel.close()
 
 
-def _finite_or_null(value):
+def _finite_or_null(value: Any) -> Any:
     """NaN and infinity (an ROC AUC on a one-class hold-out, say) become null: JSON has no NaN."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

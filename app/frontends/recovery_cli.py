@@ -1,13 +1,22 @@
 """CLI commands that keep a workspace whole: verify, backup, restore, retention, bundle."""
 
+from __future__ import annotations
+
+import argparse
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.core.domain.errors import KeelError
 from app.core.services import backup as backup_service
 
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
 
-def register_parser(commands, command) -> None:
+
+def register_parser(commands: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
     verify = command("verify", "check the registry and every file; --repair mends what it safely can")
     verify.add_argument("--quick", action="store_true", help="presence only: skip hashing the files")
     verify.add_argument("--repair", action="store_true",
@@ -43,7 +52,7 @@ def register_parser(commands, command) -> None:
     retention.add_argument("--dry-run", action="store_true", dest="dry_run", help="with --apply: list, remove nothing")
 
 
-def _verify(keel, args):
+def _verify(keel: Keel, args: argparse.Namespace) -> int:
     result = keel.verifier.verify(quick=args.quick, repair=args.repair)
     print(json.dumps(result) if args.json else format_verify(result), flush=True)
     return 0 if result["healthy"] else 1
@@ -63,7 +72,7 @@ def format_verify(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _print_or_return(args, result: dict, describe) -> dict | None:
+def _print_or_return(args: argparse.Namespace, result: dict, describe: Callable[[dict], str]) -> dict | None:
     if args.json:
         return result
     print(describe(result), flush=True)
@@ -99,7 +108,7 @@ def _describe_retention(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _backup(keel, args):
+def _backup(keel: Keel, args: argparse.Namespace) -> dict | None:
     result = {}
     if args.backup_every is not None or args.keep is not None or args.folder is not None:
         off = (args.backup_every or "").strip().lower() == "off"
@@ -112,7 +121,7 @@ def _backup(keel, args):
     return _print_or_return(args, result, _describe_backup)
 
 
-def restore_command(root, args):
+def restore_command(root: str | os.PathLike, args: argparse.Namespace) -> tuple[Keel, dict | None]:
     """-> (the opened Keel, the handler's result). A registry that cannot be opened is replaced
     (with --force) before Keel opens the workspace."""
     from app.core.domain.errors import IntegrityError
@@ -129,7 +138,7 @@ def restore_command(root, args):
                                   _describe_restore)
 
 
-def _count_or_off(text: str | None, flag: str, kind=int):
+def _count_or_off(text: str | None, flag: str, kind: Callable[[str], Any] = int) -> Any:
     if text is None:
         return "unchanged"
     if text.strip().lower() == "off":
@@ -140,7 +149,7 @@ def _count_or_off(text: str | None, flag: str, kind=int):
         raise KeelError(f"{flag} takes a number or 'off', got {text!r}") from None
 
 
-def _retention(keel, args):
+def _retention(keel: Keel, args: argparse.Namespace) -> dict | None:
     if args.dry_run and not args.apply:
         raise KeelError("--dry-run goes with --apply")
     keep = _count_or_off(args.keep_archived, "--keep-archived")

@@ -6,18 +6,29 @@ Ctrl-C or SIGTERM, then stops cleanly: no new jobs, the running ones finish (a f
 or a deployment is never cut half-way), the scheduler shuts down, the lock is freed.
 """
 
+from __future__ import annotations
+
+import argparse
 import logging
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_jobs
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from app.core.domain.errors import KeelError
 from app.core.domain.results import MonitorOutcome, SweptFile
 from app.core.services.session import WorkspaceLock
 from app.frontends.signals import stop_on_signal
+
+if TYPE_CHECKING:
+    from app.adapters.scheduling import MonitorScheduler
+    from app.core.services.lifecycle import Keel
+
+# (project, its result or None, the error or None): how a finished job is reported
+Report = Callable[[str, Any, Exception | None], None]
 
 log = logging.getLogger("keel.runner")
 
@@ -29,7 +40,8 @@ class ProjectQueues:
     A project with a job of the same kind already waiting does not get a second one (the
     scheduler's coalesce, kept across the queue)."""
 
-    def __init__(self, work, on_result=None, sweep=None, on_sweep=None):
+    def __init__(self, work: Callable[[str], Any], on_result: Report | None = None,
+                 sweep: Callable[[str], list] | None = None, on_sweep: Report | None = None) -> None:
         self.work = work  # work(project) -> result: a monitoring cycle
         self.on_result = on_result or (lambda project, result, error: None)
         self.sweep = sweep  # sweep(project) -> list of inbox results
@@ -68,6 +80,8 @@ class ProjectQueues:
         with self._guard:
             self._waiting.discard((project, kind))
         work, report = (self.work, self.on_result) if kind == "monitor" else (self.sweep, self.on_sweep)
+        if work is None:  # no sweep function: submit_sweep queues none
+            return
         try:
             result, error = work(project), None
         except Exception as exc:  # noqa: BLE001 - report and keep the worker alive
@@ -92,11 +106,12 @@ class ProjectQueues:
         wait_for_jobs([job for job in jobs if not job.cancelled()], timeout=timeout)
 
 
-def acquire_workspace_lock(keel) -> WorkspaceLock:
+def acquire_workspace_lock(keel: Keel) -> WorkspaceLock:
     return WorkspaceLock(keel.root).acquire_or_refuse()
 
 
-def run(keel, stop_event: threading.Event | None = None, echo=print, ready: threading.Event | None = None) -> dict:
+def run(keel: Keel, stop_event: threading.Event | None = None, echo: Callable[[str], None] = print,
+        ready: threading.Event | None = None) -> dict:
     """Run the schedules until stop_event is set (or Ctrl-C / SIGTERM in the main thread)."""
     from app.adapters.scheduling import MonitorScheduler
 
@@ -108,7 +123,8 @@ def run(keel, stop_event: threading.Event | None = None, echo=print, ready: thre
         lock.release()
 
 
-def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
+def _run_holding_lock(keel: Keel, stop_event: threading.Event, echo: Callable[[str], None],
+                      ready: threading.Event | None, MonitorScheduler: type[MonitorScheduler]) -> dict:
     restore = _install_signal_handlers(stop_event)
     queues = ProjectQueues(lambda project: keel.policy.monitor(project, by="scheduler"),
                            on_result=lambda project, result, error: _echo_monitor(echo, project, result, error),
@@ -135,27 +151,28 @@ def _run_holding_lock(keel, stop_event, echo, ready, MonitorScheduler) -> dict:
     return {"stopped": True, "projects": projects}
 
 
-def _install_signal_handlers(stop_event: threading.Event):
+def _install_signal_handlers(stop_event: threading.Event) -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
         signal.signal(sig, stop_on_signal(stop_event))
 
-    def restore():
+    def restore() -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
     return restore
 
 
-def _echo_sweep(echo, project: str, result: list[SweptFile] | None, error: Exception | None) -> None:
+def _echo_sweep(echo: Callable[[str], None], project: str, result: list[SweptFile] | None,
+                error: Exception | None) -> None:
     """An inbox sweep between monitoring cycles: a line per file taken, nothing when none was."""
     if error is not None or result:
         echo(_describe(project, "\n".join(format_inbox(result or [])), error))
 
 
-def _echo_monitor(echo, project: str, result: MonitorOutcome | None, error: Exception | None) -> None:
+def _echo_monitor(echo: Callable[[str], None], project: str, result: MonitorOutcome | None, error: Exception | None) -> None:
     echo(_describe(project, "" if result is None else format_monitor(result), error))
 
 
@@ -208,7 +225,7 @@ def format_monitor(result: MonitorOutcome) -> str:
     return "\n".join(lines)
 
 
-def register_parser(commands, command) -> None:
+def register_parser(commands: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
     monitor = command("monitor", "sweep the inbox, then one monitoring cycle with the policy applied")
     monitor.add_argument("name")
     monitor.add_argument("--once", action="store_true", required=True,
@@ -218,7 +235,7 @@ def register_parser(commands, command) -> None:
     command("run", "headless: run the monitoring schedules and inboxes until Ctrl-C")
 
 
-def _monitor(keel, args):
+def _monitor(keel: Keel, args: argparse.Namespace) -> MonitorOutcome | None:
     result = keel.policy.monitor(args.name, by="user")
     if args.json:
         return result
@@ -226,7 +243,7 @@ def _monitor(keel, args):
     return None
 
 
-def _run(keel, args):
+def _run(keel: Keel, args: argparse.Namespace) -> dict | None:
     outcome = run(keel, echo=(lambda line: None) if args.json else (lambda line: print(line, flush=True)))
     return outcome if args.json else None
 

@@ -7,17 +7,26 @@ they pass --port 0), and is printed once the production model is loaded:
     Serving credit (no production model yet) at http://127.0.0.1:5000
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from app.frontends.exit_codes import CommandError, exit_code_for
 from app.frontends.signals import stop_on_signal
 
+if TYPE_CHECKING:
+    from app.adapters.serving import ServedModel, ServerHandle
+    from app.core.services.lifecycle import Keel
 
-def register_parser(commands, command) -> None:
+
+def register_parser(commands: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
     serve = command("serve", "score requests with the production model on 127.0.0.1 (MLflow's protocol)")
     serve.add_argument("name")
     serve.add_argument("--port", type=int, default=5000, help="TCP port (0: any free port; default 5000)")
@@ -32,7 +41,7 @@ def register_parser(commands, command) -> None:
                             "project's --prediction-log setting (0..1)")
 
 
-def serve_command(keel, args) -> None:
+def serve_command(keel: Keel, args: argparse.Namespace) -> None:
     from app.adapters import serving
 
     want_json = bool(getattr(args, "json", False))
@@ -40,7 +49,7 @@ def serve_command(keel, args) -> None:
         print(f"keel: warning: serving on {args.host}: other machines can reach this server, "
               "and it has no authentication", file=sys.stderr, flush=True)
 
-    def announce(served, message):
+    def announce(served: ServedModel | None, message: str) -> None:
         if not want_json and ready.is_set():
             print(message, flush=True)
 
@@ -55,9 +64,10 @@ def serve_command(keel, args) -> None:
             while not handle.wait_ready(0.2):
                 if stop.is_set():
                     return
-            if handle.model_version is None and handle.last_error:
+            failure = handle.last_exception  # set with last_error
+            if handle.model_version is None and failure is not None:
                 raise CommandError(f"cannot serve {args.name}: {handle.last_error}",
-                                   exit_code_for(handle.last_exception))  # an integrity failure is 1
+                                   exit_code_for(failure))  # an integrity failure is 1
             ready.set()
             print(_first_line(handle, want_json), flush=True)
             while not stop.wait(0.5):
@@ -70,7 +80,7 @@ def serve_command(keel, args) -> None:
         print(f"Stopped serving {args.name} after {handle.request_count} request(s)", flush=True)
 
 
-def _first_line(handle, want_json: bool) -> str:
+def _first_line(handle: ServerHandle, want_json: bool) -> str:
     if want_json:
         return json.dumps({"project": handle.project, "version": handle.model_version, "url": handle.url,
                            "port": handle.port})
@@ -79,7 +89,7 @@ def _first_line(handle, want_json: bool) -> str:
 
 
 @contextmanager
-def _stop_on_sigterm(stop: threading.Event):
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
     """SIGTERM sets `stop` (a signal handler can only be set in the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -29,6 +29,14 @@ class Clock:
     def __call__(self) -> str:
         return iso_utc(self.read_seconds())
 
+    def moment(self) -> datetime:
+        """The same moment as an aware UTC datetime (for date arithmetic)."""
+        return datetime.fromtimestamp(self.read_seconds(), UTC)
+
+    def local_stamp(self) -> str:
+        """The same moment in local time as a file name's part (20261130T151200), for files set aside."""
+        return time.strftime("%Y%m%dT%H%M%S", time.localtime(self.read_seconds()))
+
 
 SYSTEM_CLOCK = Clock()
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile
 from app.core.domain.errors import BusyError, KeelError
 from app.core.services.dependencies import WorkspaceDependencies
@@ -50,7 +51,7 @@ def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str 
     with tempfile.TemporaryDirectory(prefix=".keel-backup-", dir=destination.parent) as staging:
         database = Path(staging) / REGISTRY_MEMBER
         maintenance.copy_database(deps.workspace.registry_path, database)
-        snapshot = Registry(database)
+        snapshot = Registry(database, clock=deps.clock)
         try:
             models, data = maintenance.model_files(snapshot), maintenance.dataset_files(snapshot)
             projects = maintenance.project_names(snapshot)
@@ -59,7 +60,7 @@ def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str 
         meta = {"workspace": str(deps.workspace.root), "schema_version": LATEST_SCHEMA_VERSION,
                 "projects": projects, "created_at": deps.clock()}
         try:
-            with write_archive(destination, KIND, meta, before_manifest=before_manifest) as writer:
+            with write_archive(destination, KIND, meta, before_manifest=before_manifest, clock=deps.clock) as writer:
                 writer.add_file(REGISTRY_MEMBER, database)
                 for relative, expected in _tracked_files(models, data):
                     entry = _add_workspace_file(writer, deps.workspace.root, relative, warnings)
@@ -132,9 +133,9 @@ def restore(deps: WorkspaceDependencies, source: str | os.PathLike, force: bool 
                     reader.extract(name, staged / name)
                 summary = maintenance.database_summary(staged / REGISTRY_MEMBER)
                 _check_restorable(source, summary)
-                set_aside = _set_aside(root, current) if current else None
+                set_aside = _set_aside(root, current, deps.clock) if current else None
                 _move_files_in(staged, root)
-                Registry(staged / REGISTRY_MEMBER).close()  # brings an older backup up to this Keel's schema
+                Registry(staged / REGISTRY_MEMBER, clock=deps.clock).close()  # brings an older backup up to this Keel's schema
                 maintenance.replace_database(deps.registry, staged / REGISTRY_MEMBER)
         finally:
             lock.release()
@@ -148,7 +149,8 @@ def restore(deps: WorkspaceDependencies, source: str | os.PathLike, force: bool 
             "set_aside": str(set_aside) if set_aside else None}
 
 
-def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: bool = False) -> Path:
+def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: bool = False,
+                                  clock: Clock = SYSTEM_CLOCK) -> Path:
     """The workspace's registry cannot be opened (damaged): with --force, put the backup's registry
     and files in place of the damaged ones (moved to quarantine/, never deleted). The caller then
     opens the workspace and calls restore_finished()."""
@@ -167,7 +169,7 @@ def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: 
                 for name in reader.names():
                     reader.extract(name, staged / name)
                 _check_restorable(source, maintenance.database_summary(staged / REGISTRY_MEMBER))
-                target = root / "quarantine" / f"replaced-{time.strftime('%Y%m%dT%H%M%S')}"
+                target = root / "quarantine" / f"replaced-{clock.local_stamp()}"
                 target.mkdir(parents=True, exist_ok=True)
                 for name in ("artifacts", "datasets", "projects", REGISTRY_MEMBER, f"{REGISTRY_MEMBER}-wal",
                              f"{REGISTRY_MEMBER}-shm"):
@@ -199,9 +201,9 @@ def _check_restorable(source: Path, summary: DatabaseSummary) -> None:
                         f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to restore it")
 
 
-def _set_aside(root: Path, projects: list[str]) -> Path:
+def _set_aside(root: Path, projects: list[str], clock: Clock) -> Path:
     """Move the replaced workspace's files into quarantine/ (restore --force deletes nothing)."""
-    target = root / "quarantine" / f"replaced-{time.strftime('%Y%m%dT%H%M%S')}"
+    target = root / "quarantine" / f"replaced-{clock.local_stamp()}"
     target.mkdir(parents=True, exist_ok=True)
     for top in ("artifacts", "datasets", "projects"):
         if (root / top).exists():

@@ -43,7 +43,7 @@ def export_bundle(deps: WorkspaceDependencies, name: str, output: str | os.PathL
                 "tables": {table: len(table_rows) for table, table_rows in rows.items()}}
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
-            with write_archive(output, KIND, meta) as writer:
+            with write_archive(output, KIND, meta, clock=deps.clock) as writer:
                 for table, table_rows in rows.items():
                     writer.add_json(f"{ROWS_PREFIX}{table}.json", table_rows)
                 for member, path in files:

@@ -82,8 +82,8 @@ class LifecycleActions:
 class ServiceDependencies:
     """Each service's dependencies for one workspace, made on first use and kept (Keel._services).
 
-    Only Keel hands them out, to the service objects it builds; a front end never holds them
-    (tests may use `keel._services.registry` to arrange or check rows directly)."""
+    Only Keel hands them out, to the service objects it builds; a front end never holds them, and
+    a test wires its own from Keel's public actions (tests/store_helpers.py), never Keel's."""
 
     registry: Registry
     workspace: Workspace

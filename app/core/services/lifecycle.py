@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.domain.clock import SYSTEM_CLOCK, Clock, utc_now
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -136,7 +136,7 @@ class Keel:
         """refresh_manifests: rewrite stale production.json files now (off only for `verify`,
         which reports them as they are). clock: what the services read as now (a test's fixed one)."""
         self._workspace = workspace
-        self._registry = Registry(workspace.registry_path)
+        self._registry = Registry(workspace.registry_path, clock=clock)
         self._data = ProjectData(self._registry, workspace)
         self._clock = clock
         self._services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
@@ -163,6 +163,11 @@ class Keel:
 
     def close(self) -> None:
         self._registry.close()
+
+    @property
+    def clock(self) -> Clock:
+        """Now, as every service of this workspace reads it; a front end stamps its own times with it."""
+        return self._clock
 
     # ================================================================ the other services
     # Built once per workspace, each handed only its dependencies (self._services); a front end
@@ -538,7 +543,7 @@ class Keel:
             # no registry row names this version (it is MAX + 1): a file left by a train that was
             # killed between writing it and committing (a GUI cancel terminates the process).
             # Refusing here blocked every later train of the project; keep it aside, never delete.
-            orphan = model_path.with_name(f"{model_path.name}.orphan-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+            orphan = model_path.with_name(f"{model_path.name}.orphan-{self._clock.local_stamp()}-{os.getpid()}")
             os.replace(model_path, orphan)
             log.warning("%s was not registered (an interrupted train); moved aside to %s", model_path, orphan.name)
         return _Training(project=project, settings=project.settings, version=version,
@@ -550,7 +555,7 @@ class Keel:
         from app.core.ml import artifacts
         from app.core.ml import training as ml
 
-        started_at, started = utc_now(), time.perf_counter()
+        started_at, started = self._clock(), time.perf_counter()
         settings, schema, frame = training.settings, training.project.schema, training.data.frame
         if training.cancel_event is None:
             result = ml.fit_and_evaluate(frame, schema, settings.preset, settings.params, settings.seed,
@@ -597,7 +602,7 @@ class Keel:
         with files.commit():
             run_id = registry.insert_run(
                 project.id, "train", preset=settings.preset, seed=seed, started_at=trained.started_at,
-                finished_at=utc_now(), seconds=trained.seconds, dataset_versions=used,
+                finished_at=self._clock(), seconds=trained.seconds, dataset_versions=used,
                 library_versions=result.library_versions or ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
                                          "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4),
@@ -658,8 +663,9 @@ class Keel:
                     shutil.copyfile(source, tmp)
                 sha256 = sha256_file(files.add(final_path))
                 with files.commit():
+                    now = self._clock()
                     run_id = self._registry.insert_run(project.id, "import", preset="imported", seed=None,
-                                                      finished_at=utc_now(), seconds=0.0,
+                                                      started_at=now, finished_at=now, seconds=0.0,
                                                       library_versions=training.library_versions())
                     self._registry.log_params(run_id, {"source": str(source), "accepted_types": accepted})
                     self._registry.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])

@@ -83,7 +83,7 @@ def _example_rows(deps: Dependencies, name: str, version: int, schema: Schema) -
     return {"columns": list(frame.columns), "data": rows}
 
 
-def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str) -> dict:
+def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str, created: datetime) -> dict:
     """The MLmodel document (MLflow's documented fields, as mlflow.sklearn.save_model writes them)."""
     trusted = version_facts["trusted_types"]
     return {
@@ -116,7 +116,7 @@ def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_versio
         "signature": {"inputs": json.dumps(signature_inputs(schema)), "outputs": json.dumps(signature_outputs(schema)),
                       "params": None},
         "type_hint_from_example": False,
-        "utc_time_created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "utc_time_created": created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
     }
 
 
@@ -164,7 +164,7 @@ def write_model_directory(deps: Dependencies, name: str, version: int, destinati
         for file_name, text in files.items():
             (staging / file_name).write_text(text, encoding="utf-8")
         size = sum(p.stat().st_size for p in staging.iterdir())
-        document = mlmodel(facts, schema, size, python_version)
+        document = mlmodel(facts, schema, size, python_version, deps.clock.moment())
         (staging / "MLmodel").write_text(yaml.safe_dump(document, default_flow_style=False), encoding="utf-8")
         os.replace(staging, destination)  # the folder appears whole or not at all
     except BaseException:

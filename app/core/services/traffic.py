@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -322,7 +322,7 @@ def coverage_rows(deps: Dependencies, project: Project) -> list[dict]:
 def late_labels_message(deps: Dependencies, project: Project, settings: ProjectSettings, now: datetime | None = None) -> str:
     """"" when every window older than --label-delay has at least --label-coverage of its rows labelled.
     Counted by the registry (one indexed query), so a cycle does not read every window it ever made."""
-    now = now or datetime.now(UTC)
+    now = now or deps.clock.moment()
     due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
     late = deps.registry.late_label_totals(project.id, due_before, settings.label_coverage)
     if not late.windows:

@@ -12,7 +12,6 @@ the inbox's processed/ and rejected/ folders older than D days.
 import logging
 import os
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,7 +145,7 @@ def _prune_versions(deps: WorkspaceDependencies, keep_archived: int, dry_run: bo
 
 
 def _prune_inbox(deps: WorkspaceDependencies, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
-    cutoff = (time.time() if now is None else now) - inbox_days * 86400
+    cutoff = (deps.clock.seconds() if now is None else now) - inbox_days * 86400
     removed = []
     for name in maintenance.project_names(deps.registry):
         inbox = deps.workspace.inbox_dir(name)
@@ -176,7 +175,7 @@ def scheduled_backup(deps: WorkspaceDependencies, now: datetime | None = None) -
     schedule = backup_schedule(deps)
     folder = Path(schedule["folder"])
     folder.mkdir(parents=True, exist_ok=True)
-    now = now or datetime.now(UTC)
+    now = now or deps.clock.moment()
     destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}.keel-backup"
     number = 2
     while destination.exists():
@@ -203,7 +202,7 @@ def _keep_newest(folder: Path, keep: int) -> list[str]:
 def run_due(deps: WorkspaceDependencies, now: datetime | None = None) -> dict:
     """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
     and the retention rules once a day when any is set. Failures are logged, never raised."""
-    now = now or datetime.now(UTC)
+    now = now or deps.clock.moment()
     done: dict[str, Any] = {}
     try:
         schedule = backup_schedule(deps)

@@ -16,7 +16,6 @@ file whose hash is wrong (restore a backup for those).
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,7 +58,7 @@ def verify(deps: WorkspaceDependencies, quick: bool = False, repair: bool = Fals
 
 # ------------------------------------------------------------------ scanning
 def scan(deps: WorkspaceDependencies, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
-    now = time.time() if now is None else now
+    now = deps.clock.seconds() if now is None else now
     registry, root = deps.registry, deps.workspace.root
     findings = [Finding("database", "registry.db", f"integrity_check: {line}", True, None)
                 for line in maintenance.integrity_problems(registry)]
@@ -193,7 +192,7 @@ def _keel_owned_files(root: Path) -> Iterator[Path]:
 # ------------------------------------------------------------------ repair
 def _repair(deps: WorkspaceDependencies, findings: list[Finding]) -> list[dict]:
     root = deps.workspace.root
-    quarantine = root / QUARANTINE_DIR / time.strftime("%Y%m%dT%H%M%S")
+    quarantine = root / QUARANTINE_DIR / deps.clock.local_stamp()
     done = []
     for finding in findings:
         if not (finding.error and finding.repair and finding.path):

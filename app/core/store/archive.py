@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from app.core.domain.clock import utc_now
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.errors import KeelError
 from app.core.fileio import atomic_path
 
@@ -41,8 +41,9 @@ def _check_member_name(name: str) -> str:
 class ArchiveWriter:
     """Build an archive at `destination`; nothing appears there unless close() succeeds."""
 
-    def __init__(self, zip_file: zipfile.ZipFile, kind: str, meta: dict | None = None):
+    def __init__(self, zip_file: zipfile.ZipFile, kind: str, meta: dict | None = None, clock: Clock = SYSTEM_CLOCK):
         self._zip = zip_file
+        self._clock = clock  # the manifest's created_at
         self.kind = kind
         self.meta = dict(meta or {})
         self.members: list[dict] = []
@@ -74,20 +75,21 @@ class ArchiveWriter:
 
     def _write_manifest(self) -> None:
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
-                    "created_at": utc_now(), "meta": self.meta, "members": self.members}
+                    "created_at": self._clock(), "meta": self.meta, "members": self.members}
         self._zip.writestr(MANIFEST, json.dumps(manifest, indent=1, default=str))
 
 
 @contextmanager
 def write_archive(destination: Path, kind: str, meta: dict | None = None,
-                  before_manifest: Callable[[ArchiveWriter], None] | None = None) -> Iterator[ArchiveWriter]:
-    """Yield a writer; on a clean exit the manifest is added and the file renamed into place.
-    before_manifest(writer), if given, runs just before the manifest is written."""
+                  before_manifest: Callable[[ArchiveWriter], None] | None = None,
+                  clock: Clock = SYSTEM_CLOCK) -> Iterator[ArchiveWriter]:
+    """Yield a writer; on a clean exit the manifest (created at clock's now) is added and the file
+    renamed into place. before_manifest(writer), if given, runs just before the manifest is written."""
     destination = Path(destination)
     with atomic_path(destination) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
                              allowZip64=True) as zip_file:
-            writer = ArchiveWriter(zip_file, kind, meta)
+            writer = ArchiveWriter(zip_file, kind, meta, clock)
             yield writer
             if before_manifest is not None:
                 before_manifest(writer)

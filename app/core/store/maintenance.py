@@ -5,7 +5,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from app.core.domain.clock import utc_now
 from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile, ProductionPointer
 from app.core.store.registry import BUSY_TIMEOUT_MS, Registry
 
@@ -131,4 +130,4 @@ def prunable_model_versions(registry: Registry, keep_archived: int) -> list[Mode
 
 
 def mark_pruned(registry: Registry, model_version_id: int) -> None:
-    registry.conn.execute("UPDATE model_versions SET pruned_at = ? WHERE id = ?", (utc_now(), model_version_id))
+    registry.conn.execute("UPDATE model_versions SET pruned_at = ? WHERE id = ?", (registry.clock(), model_version_id))

@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from app.core.domain.clock import utc_now
 from app.core.domain.entities import PolicyDecision
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ def write_policy_state(registry: "Registry", project_id: int, state: PolicyState
         "backoff_champion_value = excluded.backoff_champion_value, detector_json = excluded.detector_json, "
         "budget_json = excluded.budget_json, updated_at = excluded.updated_at",
         (project_id, state.change_point, state.backoff_champion_version, state.backoff_unseen_rows,
-         state.backoff_champion_value, json.dumps(state.detector), json.dumps(state.budget), utc_now()))
+         state.backoff_champion_value, json.dumps(state.detector), json.dumps(state.budget), registry.clock()))
 
 
 # --------------------------------------------------------------------------- the policy's reads

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.core.domain.clock import utc_now
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -72,8 +72,8 @@ def current_schema_version(conn: sqlite3.Connection) -> int:
     return row[0] or 0
 
 
-def migrate(path: Path, target_version: int = LATEST_SCHEMA_VERSION) -> int:
-    """Bring the database at path up to target_version, one step per transaction."""
+def migrate(path: Path, target_version: int = LATEST_SCHEMA_VERSION, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Bring the database at path up to target_version, one step per transaction (each stamped at clock's now)."""
     try:
         conn = _connect(path)
     except sqlite3.DatabaseError as exc:
@@ -88,14 +88,14 @@ def migrate(path: Path, target_version: int = LATEST_SCHEMA_VERSION) -> int:
                             f"(this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to open it")
         for step_version, script in MIGRATIONS:
             if version < step_version <= target_version:
-                _apply_step(conn, step_version, script)
+                _apply_step(conn, step_version, script, clock)
                 version = step_version
         return version
     finally:
         conn.close()
 
 
-def _apply_step(conn: sqlite3.Connection, step_version: int, script: str) -> None:
+def _apply_step(conn: sqlite3.Connection, step_version: int, script: str, clock: Clock = SYSTEM_CLOCK) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         # re-read under the write lock: another process starting at the same moment may
@@ -103,7 +103,7 @@ def _apply_step(conn: sqlite3.Connection, step_version: int, script: str) -> Non
         if current_schema_version(conn) < step_version:
             for statement in _split_sql(script):
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (step_version, utc_now()))
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (step_version, clock()))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -167,12 +167,14 @@ class NewFiles:
 
 
 class Registry:
-    """Repository over the registry database. Safe to share across threads."""
+    """Repository over the registry database. Safe to share across threads. A time a write does
+    not name (created_at, at, opened_at, ...) is the clock's now."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK):
         self.path = Path(path)
+        self.clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        migrate(self.path)
+        migrate(self.path, clock=clock)
         self._local = threading.local()
         self._all_connections: list[sqlite3.Connection] = []
         self._connections_guard = threading.Lock()
@@ -300,7 +302,7 @@ class Registry:
             metric=metric,
             schema_json=json.dumps(schema.to_dict()),
             settings_json=json.dumps(settings),
-            created_at=utc_now(),
+            created_at=self.clock(),
         ))
 
     def find_project(self, name: str) -> Project | None:
@@ -333,7 +335,7 @@ class Registry:
         return row.fetchone()[0]
 
     def insert_dataset_version(self, **fields: Any) -> int:
-        fields.setdefault("created_at", utc_now())
+        fields.setdefault("created_at", self.clock())
         fields["report_json"] = json.dumps(fields.pop("report", {}))
         return self._insert_row("dataset_versions", fields)
 
@@ -370,7 +372,7 @@ class Registry:
 
     # ----------------------------------------------------------------- runs
     def insert_run(self, project_id: int, kind: str, **fields: Any) -> int:
-        record = dict(project_id=project_id, kind=kind, started_at=fields.pop("started_at", utc_now()))
+        record = dict(project_id=project_id, kind=kind, started_at=fields.pop("started_at", self.clock()))
         for key in ("dataset_versions", "library_versions"):
             if key in fields:
                 record[f"{key}_json"] = json.dumps(fields.pop(key))
@@ -388,12 +390,12 @@ class Registry:
         one raw execute on an autocommit connection, not Table.insert)."""
         self.conn.execute(
             "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
-            (run_id, key, value, step, timestamp or utc_now()),
+            (run_id, key, value, step, timestamp or self.clock()),
         )
 
     def log_metrics(self, run_id: int, points: Iterable[tuple[str, float, int]], timestamp: str | None = None) -> None:
         """Many (key, value, step) points in one transaction."""
-        stamp = timestamp or utc_now()
+        stamp = timestamp or self.clock()
         with self.transaction():
             self.conn.executemany(
                 "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
@@ -448,7 +450,7 @@ class Registry:
 
     # ----------------------------------------------------------------- models
     def insert_model_version(self, **fields: Any) -> int:
-        fields.setdefault("created_at", utc_now())
+        fields.setdefault("created_at", self.clock())
         fields["extra_trusted_types_json"] = json.dumps(fields.pop("extra_trusted_types", []))
         return self._insert_row("model_versions", fields)
 
@@ -545,12 +547,12 @@ class Registry:
         return found
 
     def insert_deployment(self, **fields: Any) -> int:
-        fields.setdefault("deployed_at", utc_now())
+        fields.setdefault("deployed_at", self.clock())
         return self._insert_row("deployments", fields)
 
     # ----------------------------------------------------------------- monitoring
     def insert_monitor_result(self, **fields: Any) -> int:
-        fields.setdefault("at", utc_now())
+        fields.setdefault("at", self.clock())
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("monitor_results", fields)
@@ -711,7 +713,7 @@ class Registry:
             "SELECT DISTINCT dataset_version_id FROM late_labels WHERE project_id = ?", (project_id,))}
 
     def insert_late_measurement(self, **fields: Any) -> int:
-        fields.setdefault("at", utc_now())
+        fields.setdefault("at", self.clock())
         return self._insert_row("late_measurements", fields)
 
     def pending_late_measurements(self, project_id: int) -> list[LateMeasurement]:
@@ -785,13 +787,13 @@ class Registry:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
 
     def insert_alert(self, **fields: Any) -> int:
-        fields.setdefault("opened_at", utc_now())
+        fields.setdefault("opened_at", self.clock())
         fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
         return self._insert_row("alerts", fields)
 
     def close_alert(self, alert_id: int, status: str) -> None:
         self.conn.execute(
-            "UPDATE alerts SET status = ?, closed_at = ? WHERE id = ? AND status = 'open'", (status, utc_now(), alert_id)
+            "UPDATE alerts SET status = ?, closed_at = ? WHERE id = ? AND status = 'open'", (status, self.clock(), alert_id)
         )
 
     # ----------------------------------------------------------------- events
@@ -801,7 +803,7 @@ class Registry:
         return self._insert_row("events", dict(
             project_id=project.id if project else None,
             project_name=project.name if project else None,
-            at=utc_now(),
+            at=self.clock(),
             kind=kind,
             by=by,
             message=message,
@@ -849,5 +851,5 @@ class Registry:
 
     def mark_schedule_run(self, project_id: int, at: str | None = None) -> None:
         with self.transaction():
-            self.conn.execute("UPDATE schedules SET last_run_at = ? WHERE project_id = ?", (at or utc_now(), project_id))
+            self.conn.execute("UPDATE schedules SET last_run_at = ? WHERE project_id = ?", (at or self.clock(), project_id))
 

@@ -4,17 +4,23 @@ First paint comes before anything heavy: Keel (pandas, the registry) is construc
 on a worker once the window is on screen, and pyqtgraph only when the first plot is built.
 """
 
+import functools
 import logging
 import os
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import RESOURCES
+
+if TYPE_CHECKING:
+    from app.core.services.session import WorkspaceLock
+    from app.frontends.gui.main_window import MainWindow
 
 PROCESS_START = time.time()
 log = logging.getLogger("keel.ui")
@@ -30,7 +36,7 @@ def settings_store() -> QSettings:
 
 def install_excepthook() -> None:
     """An unexpected exception in a slot: logged with its traceback, shown as a message; never a crash."""
-    showing = []
+    showing: list[bool] = []  # an error dialog is open
 
     def hook(kind, value, trace):
         if issubclass(kind, KeyboardInterrupt):
@@ -120,8 +126,8 @@ class Application:
 
     def __init__(self, qt_app: QApplication, start_scheduler: bool = True):
         self.qt_app = qt_app
-        self.main_window = None
-        self.lock = None
+        self.main_window: MainWindow | None = None
+        self.lock: WorkspaceLock | None = None
         self.start_scheduler = start_scheduler
 
     def open(self, workspace: str | None) -> bool:
@@ -164,6 +170,7 @@ class Application:
 NONE_REFERENCE_CUSHION = 1 << 40
 
 
+@functools.cache  # once per process
 def shield_none_refcount() -> None:
     """Work around a PySide6 6.12 reference leak on None (checked on Python 3.11).
 
@@ -174,7 +181,7 @@ def shield_none_refcount() -> None:
     give None a huge reference count once, at start-up, before any other thread exists
     (tests/test_gui_jobs.py::test_none_is_shielded... shows the leak and the cure).
     """
-    if sys.version_info >= (3, 12) or getattr(shield_none_refcount, "done", False):
+    if sys.version_info >= (3, 12):
         return
     import ctypes
 
@@ -183,7 +190,6 @@ def shield_none_refcount() -> None:
     # they are immortal from Python 3.12 on, like None.
     for singleton in (None, True, False):
         ctypes.c_ssize_t.from_address(id(singleton)).value += NONE_REFERENCE_CUSHION
-    shield_none_refcount.done = True
 
 
 def configure_process() -> None:
@@ -205,7 +211,8 @@ def follow_system_colour_scheme(qt_app) -> None:
 
 def run(workspace: str | None = None) -> int:
     configure_process()
-    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    qt_app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     qt_app.setApplicationName("Keel")
     qt_app.setOrganizationName("Keel")
     qt_app.setQuitOnLastWindowClosed(True)

@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
+    QSettings,
     QSortFilterProxyModel,
     Qt,
     QTimer,
@@ -38,6 +39,16 @@ DRIFT_COLOR = "#9b59b6"
 HEALTH_COLORS = {"ok": GOOD_COLOR, "warning": WARNING_COLOR, "alert": BAD_COLOR, "none": MUTED_COLOR}
 
 
+def setting_text(settings: QSettings, key: str, default: str = "") -> str:
+    """A text setting (PySide6's stubs type QSettings.value as `object`, whatever `type=` asks for)."""
+    return str(settings.value(key, default, type=str))
+
+
+def setting_int(settings: QSettings, key: str, default: int = 0) -> int:
+    value = settings.value(key, default, type=int)
+    return value if isinstance(value, int) else default
+
+
 def local_time(iso: str | None) -> str:
     from app.core.domain.clock import to_local_display
 
@@ -54,8 +65,10 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def fmt_number(value: float) -> str:
-    """Readable summary numbers: 156,700 and 0.006, not 1.567e+05."""
+def fmt_number(value: float | str | None) -> str:
+    """Readable summary numbers: 156,700 and 0.006, not 1.567e+05 (a bound stored as text, a date, as it is)."""
+    if value is None or isinstance(value, str):
+        return value or ""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
@@ -95,7 +108,7 @@ class RecordsModel(QAbstractTableModel):
         self._raw: list[list] = []
         self._text: list[list[str]] = []
         self._colors: list = []
-        self._shown_columns = None
+        self._shown_columns: list[tuple[str, Any]] | None = None  # the columns the rows were shown with
         self.row_colors: Callable[[dict], str | None] | None = None
 
     def set_rows(self, rows: list[dict]) -> None:
@@ -257,8 +270,11 @@ def make_table(model, sortable: bool = True, stretch_last: bool = True) -> tuple
 
 
 def selected_records(view: QTableView, model: RecordsModel) -> list[dict]:
-    proxy = view.model()
-    rows = sorted({proxy.mapToSource(i).row() for i in view.selectionModel().selectedRows()})
+    shown = view.model()  # the sorting proxy over `model` (make_table), or the model itself
+    selected = view.selectionModel().selectedRows()
+    if isinstance(shown, QSortFilterProxyModel):
+        selected = [shown.mapToSource(i) for i in selected]
+    rows = sorted({i.row() for i in selected})
     return [model.rows[r] for r in rows if r < len(model.rows)]
 
 

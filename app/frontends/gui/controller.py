@@ -11,7 +11,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
@@ -27,6 +27,10 @@ from app.core.domain.results import (
 )
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
+
+if TYPE_CHECKING:
+    from app.adapters.scheduling import MonitorScheduler
+    from app.core.services.lifecycle import Keel
 
 log = logging.getLogger("keel.ui")
 
@@ -60,7 +64,7 @@ class Controller(QObject):
         self.workspace_dir = workspace_dir
         self.read_only = read_only
         self.start_scheduler = start_scheduler
-        self.keel = None
+        self.keel: Keel | None = None  # set once the workspace is open (keel_ready)
         self.project: str = ""
         self.last_ingest_outcome: FilesIngested | None = None  # the last multi-file Add data
         self.overview: ProductionOverview | None = None  # of the current project, read on a worker
@@ -77,7 +81,7 @@ class Controller(QObject):
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self.poll_registry)
-        self.scheduler = None
+        self.scheduler: MonitorScheduler | None = None
         self.server = None
         self._scheduled.connect(self._scheduled_monitor, Qt.ConnectionType.QueuedConnection)
         self._inbox_waiting.connect(self._sweep_inbox, Qt.ConnectionType.QueuedConnection)
@@ -87,6 +91,13 @@ class Controller(QObject):
         self.project_changed.connect(self.read_overview)
         self.registry_changed.connect(self.read_overview)
         self.keel_ready.connect(self.read_overview)
+
+    @property
+    def opened_keel(self) -> "Keel":
+        """The workspace's Keel, for work started once it is open (the actions are disabled before)."""
+        if self.keel is None:
+            raise RuntimeError("the workspace is not open yet")
+        return self.keel
 
     # ------------------------------------------------------------------ opening / closing
     def open_keel(self) -> None:
@@ -294,7 +305,7 @@ class Controller(QObject):
         def work(job: Job):
             from app.demo.demo_project import create_demo
 
-            return create_demo(self.keel, progress=job.report)
+            return create_demo(self.opened_keel, progress=job.report)
 
         def done(result):
             self.notify.emit("info", f"Demo project {result['project']} is ready: v{result['version']} in production. "
@@ -309,7 +320,7 @@ class Controller(QObject):
                        on_done: Callable | None = None, on_error: Callable | None = None) -> Job | None:
         def work(job: Job):
             job.report(0.1, "reading and validating the file")
-            return self.keel.create_project(name, path, target, task, settings)
+            return self.opened_keel.create_project(name, path, target, task, settings)
 
         def done(result: ProjectCreated):
             self.notify.emit("info", f"Project {name} created ({result.rows} rows).")
@@ -326,9 +337,9 @@ class Controller(QObject):
             # in a child process: choosing an adaptive window fits candidate models, and that, the
             # imports it needs and the reading of the rows would hold this process's GIL for long stretches
             job.report(0.01, "starting the training process")
-            trained = call_in_child(job, self.workspace_dir, "train", name, reason="retrained from the desktop app",
+            trained = call_in_child(job, str(self.opened_keel.root), "train", name, reason="retrained from the desktop app",
                                     takes_cancel_event=True)
-            return trained, self.keel.project(name).metric  # the metric for the notice, read here
+            return trained, self.opened_keel.project(name).metric  # the metric for the notice, read here
 
         def done(outcome: tuple[TrainResult, str]):
             trained, metric = outcome
@@ -345,7 +356,7 @@ class Controller(QObject):
             self.notify.emit("info", f"{name}: v{result.production_version} is now in production.")
 
         return self._write("deploy", f"Deploying {name} v{version}",
-                           lambda job: self.keel.deploy(name, version, by="user", reason="deployed from the desktop app"),
+                           lambda job: self.opened_keel.deploy(name, version, by="user", reason="deployed from the desktop app"),
                            on_done=done)
 
     def rollback(self, to_version: int | None = None) -> Job | None:
@@ -356,14 +367,14 @@ class Controller(QObject):
                                      f"to v{result.production_version}.")
 
         return self._write("rollback", f"Rolling back {name}",
-                           lambda job: self.keel.rollback(name, to_version=to_version), on_done=done)
+                           lambda job: self.opened_keel.rollback(name, to_version=to_version), on_done=done)
 
     def ingest(self, path: str) -> Job | None:
         name = self.project
 
         def work(job: Job):
             job.report(0.0, f"reading {Path(path).name}")
-            return self.keel.ingest(name, path, progress=job.report, cancel_event=job.cancel_event)
+            return self.opened_keel.ingest(name, path, progress=job.report, cancel_event=job.cancel_event)
 
         def done(result: IngestResult):
             if result.duplicate_of:
@@ -380,7 +391,7 @@ class Controller(QObject):
 
         def work(job: Job):
             job.report(0.1, f"joining {Path(path).name} by ID")
-            return self.keel.labels.add_labels(name, path)
+            return self.opened_keel.labels.add_labels(name, path)
 
         def done(result):
             stored = f"dataset v{result['dataset_version']}" if result["dataset_version"] else "nothing stored"
@@ -407,17 +418,17 @@ class Controller(QObject):
             self.notify.emit("warning" if outcome.refused else "info", text)
 
         return self._write("ingest", f"Adding {len(files)} files to {name}",
-                           lambda job: self.keel.batches.ingest_files(name, files, progress=job.report,
+                           lambda job: self.opened_keel.batches.ingest_files(name, files, progress=job.report,
                                                             cancel_event=job.cancel_event),
                            on_done=done, cancellable=True)
 
     def train_and_deploy_first(self, name: str) -> Job | None:
         """A new project's first model: train v1 and put it in production (the wizard's default)."""
         def work(job: Job):
-            result = self.keel.train(name, cancel_event=job.cancel_event, progress=job.report,
+            result = self.opened_keel.train(name, cancel_event=job.cancel_event, progress=job.report,
                                      reason="first model, from the new-project wizard")
             job.report(0.97, f"deploying v{result.version}")
-            self.keel.deploy(name, result.version, by="user", reason="first model, from the new-project wizard")
+            self.opened_keel.deploy(name, result.version, by="user", reason="first model, from the new-project wizard")
             return result
 
         def done(result: TrainResult):
@@ -433,7 +444,7 @@ class Controller(QObject):
         """A monitoring cycle (inbox sweep first). Also what the scheduler submits."""
         def work(job: Job):
             job.report(0.02, "starting the monitoring process")
-            return call_in_child(job, self.workspace_dir, "policy.monitor", name, by=by)
+            return call_in_child(job, str(self.opened_keel.root), "policy.monitor", name, by=by)
 
         def done(result: MonitorOutcome):
             text = f"{name}: monitoring checked {len(result.batches)} new batch(es)"
@@ -447,23 +458,23 @@ class Controller(QObject):
 
     def approve(self) -> Job | None:
         name = self.project
-        return self._write("approve", f"Approving the challenger of {name}", lambda job: self.keel.policy.approve(name),
+        return self._write("approve", f"Approving the challenger of {name}", lambda job: self.opened_keel.policy.approve(name),
                            on_done=lambda r: self.notify.emit("info", f"{name}: v{r.production_version} deployed."))
 
     def acknowledge(self, alert_id: int) -> Job | None:
         name = self.project
         return self._write("acknowledge", f"Acknowledging alert {alert_id}",
-                           lambda job: self.keel.acknowledge_alert(name, alert_id))
+                           lambda job: self.opened_keel.acknowledge_alert(name, alert_id))
 
     def archive(self, version: int, archived: bool = True) -> Job | None:
         name = self.project
         return self._write("archive", f"{'Archiving' if archived else 'Restoring'} v{version}",
-                           lambda job: self.keel.archive_version(name, version, archived))
+                           lambda job: self.opened_keel.archive_version(name, version, archived))
 
     def export(self, version: int, destination: str) -> Job | None:
         name = self.project
         return self.run(name, "export", f"Exporting v{version}",
-                        lambda job: self.keel.export_model(name, version, destination), project=name,
+                        lambda job: self.opened_keel.export_model(name, version, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r.path}."))
 
     def export_report(self, destination: str) -> Job:
@@ -471,14 +482,14 @@ class Controller(QObject):
 
         name = self.project
         return self.run(name, "export", f"Writing the report of {name}",
-                        lambda job: self.keel.reports.write_report(name, destination), project=name,
+                        lambda job: self.opened_keel.reports.write_report(name, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"Report of v{r['version']} written to {r['output']}."))
 
     def export_mlflow(self, version: int, destination: str) -> Job:
 
         name = self.project
         return self.run(name, "export", f"Exporting v{version} as an MLflow model",
-                        lambda job: self.keel.mlflow.export_mlflow(name, version, destination), project=name,
+                        lambda job: self.opened_keel.mlflow.export_mlflow(name, version, destination), project=name,
                         on_done=lambda r: self.notify.emit("info", f"v{version} exported as an MLflow model to {r['path']}."))
 
     def push_mlflow(self, tracking_uri: str) -> Job:
@@ -491,7 +502,7 @@ class Controller(QObject):
                                      f"{result['added']} change(s).")
 
         return self.run(name, "export", f"Pushing {name} to MLflow",
-                        lambda job: mlflow_push.push(self.keel, name, tracking_uri, all_versions=True), project=name,
+                        lambda job: mlflow_push.push(self.opened_keel, name, tracking_uri, all_versions=True), project=name,
                         on_done=done)
 
     def check_model_file(self, path: str, on_done: Callable[[list[str]], Any]) -> Job:
@@ -507,7 +518,7 @@ class Controller(QObject):
     def import_model(self, path: str, accept_types: list[str] | None = None) -> Job | None:
         name = self.project
         return self._write("import", f"Importing {Path(path).name}",
-                           lambda job: self.keel.import_model(name, path, accept_types),
+                           lambda job: self.opened_keel.import_model(name, path, accept_types),
                            on_done=lambda r: self.notify.emit("info", f"{name}: imported as v{r.version}."))
 
     def delete_project(self, name: str) -> Job | None:
@@ -516,7 +527,7 @@ class Controller(QObject):
             if self.project == name:
                 self.set_project("")
 
-        return self._write("delete", f"Deleting {name}", lambda job: self.keel.delete_project(name), on_done=done,
+        return self._write("delete", f"Deleting {name}", lambda job: self.opened_keel.delete_project(name), on_done=done,
                            project=name)
 
     def check_settings(self, name: str, changes: dict, answer: Callable[[str], Any]) -> Job | None:
@@ -545,7 +556,7 @@ class Controller(QObject):
             self.notify.emit("info", f"{name}: settings saved.")
             self._rebuild_scheduler()
 
-        return self._write("settings", f"Saving settings of {name}", lambda job: self.keel.set_project(name, changes, replace_params=True),
+        return self._write("settings", f"Saving settings of {name}", lambda job: self.opened_keel.set_project(name, changes, replace_params=True),
                            on_done=done)
 
     # ------------------------------------------------------------------ the demo stream
@@ -578,7 +589,7 @@ class Controller(QObject):
         from app.demo import demo_stream  # numpy and pandas: kept off the start-up path
 
         return self.run("demo-stream", "demo_drop", "Dropping a demo batch into the inbox",
-                        lambda job: demo_stream.drop_next_demo_batch(self.keel), project=DEMO_PROJECT, on_done=done)
+                        lambda job: demo_stream.drop_next_demo_batch(self.opened_keel), project=DEMO_PROJECT, on_done=done)
 
     def reset_demo(self) -> Job | None:
         from app.demo import demo_stream
@@ -587,7 +598,7 @@ class Controller(QObject):
             self.notify.emit("info", f"Demo reset: v{result['version']} in production, the stream starts over.")
             self.set_project(result["project"])
 
-        return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.keel, progress=job.report),
+        return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.opened_keel, progress=job.report),
                            on_done=done, project=DEMO_PROJECT)
 
     # ------------------------------------------------------------------ scheduler and server
@@ -597,7 +608,8 @@ class Controller(QObject):
         from app.adapters.scheduling import MonitorScheduler
 
         try:
-            self.scheduler = MonitorScheduler(self.keel, self._scheduled_submit, submit_sweep=self._inbox_waiting.emit)
+            self.scheduler = MonitorScheduler(self.opened_keel, self._scheduled_submit,
+                                              submit_sweep=self._inbox_waiting.emit)
             self.scheduler.start()
         except Exception:
             log.exception("the monitoring scheduler did not start")
@@ -627,7 +639,7 @@ class Controller(QObject):
             return None
 
         def work(job: Job):
-            return call_in_child(job, self.workspace_dir, "inbox.sweep", project_name, by="scheduler")
+            return call_in_child(job, str(self.opened_keel.root), "inbox.sweep", project_name, by="scheduler")
 
         def done(results: list[SweptFile] | None):
             taken = [r for r in results or [] if r.status != "rejected"]

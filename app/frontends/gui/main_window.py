@@ -4,7 +4,7 @@ menus and shortcuts, the job bar, in-window and tray notifications."""
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QInputDialog,
@@ -28,7 +28,7 @@ from app.core.domain.entities import AlertNotice
 from app.core.domain.results import ProjectStatus
 from app.demo import DEMO_PROJECT
 from app.frontends.gui import common, file_dialogs
-from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value
+from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value, setting_int, setting_text
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
 from app.frontends.gui.panels.activity import ActivityPanel
 from app.frontends.gui.panels.alerts import AlertsPanel
@@ -64,9 +64,7 @@ def dot_icon(color: str) -> QIcon:
 def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -> dict:
     """On a worker: every project's health (alerts counted since the user last looked at it), and
     the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
-    from app.core.domain.clock import utc_now
-
-    now = utc_now()
+    now = keel.clock()
     names = keel.project_names()
     healths = []
     for name in names:
@@ -92,13 +90,13 @@ class MainWindow(QMainWindow):
         self.setObjectName("keelMainWindow")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
-        self._last_alert_id = None
+        self._last_alert_id: int | None = None  # the newest alert announced (None: not read yet)
         self._reading_projects = False  # the project list is being read on a worker
         self._read_projects_again = False
         self._offer_demo = False
         self._closing = False
         self._shown_project = ""
-        self._restoring_project = settings.value("last_project", "", type=str)
+        self._restoring_project = setting_text(settings, "last_project")
         self._update_title()
         self.named_actions = self._make_actions()
         self._make_menus()
@@ -244,10 +242,12 @@ class MainWindow(QMainWindow):
             panel = cls(self.controller, self.named_actions)
             self.panels[cls.title.lower()] = panel
             self.tabs.addTab(panel, cls.title)
+            if isinstance(panel, MonitoringPanel):
+                self.monitoring_panel = panel
         right_layout.addWidget(self.tabs, 1)
         self.tabs.currentChanged.connect(self._tab_changed)
-        monitoring = self.panels["monitoring"]
-        monitoring.prefer_x_axis(self.settings.value("monitoring/x_axis", "batch", type=str))
+        monitoring = self.monitoring_panel
+        monitoring.prefer_x_axis(setting_text(self.settings, "monitoring/x_axis", "batch"))
         monitoring.x_axis_changed.connect(lambda kind: self.settings.setValue("monitoring/x_axis", kind))
         self.job_bar = JobBar()
         self.job_bar.cancel_requested.connect(self.controller.runner.cancel)
@@ -272,9 +272,14 @@ class MainWindow(QMainWindow):
             return None
         tray = QSystemTrayIcon(app_icon(), self)
         tray.setToolTip("Keel")
-        tray.activated.connect(lambda *_: (self.showNormal(), self.raise_(), self.activateWindow()))
+        tray.activated.connect(self._show_from_tray)
         tray.show()
         return tray
+
+    def _show_from_tray(self, *_reason: object) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
 
     def _splitters(self) -> dict[str, QSplitter]:
         found = {"main": self.splitter}
@@ -306,10 +311,10 @@ class MainWindow(QMainWindow):
 
     def _on_keel_ready(self) -> None:
         self._update_title()
-        keel = self.controller.keel
+        keel = self.controller.opened_keel
         self.workspace_label.setText(f"{keel.root}{'  · read-only' if self.controller.read_only else ''}")
         self.statusBar().showMessage("Workspace open", 3000)
-        self.tabs.setCurrentIndex(self.settings.value("last_tab", 0, type=int))
+        self.tabs.setCurrentIndex(setting_int(self.settings, "last_tab"))
         self._offer_demo = True  # the first read of the project list says whether the workspace is empty
         self.refresh_projects()
 
@@ -407,25 +412,28 @@ class MainWindow(QMainWindow):
         """When the user last looked at each project's alerts (its Alerts tab, or leaving the project)."""
         self.settings.beginGroup("looked")
         try:
-            return {name: self.settings.value(name, "", type=str) for name in self.settings.childKeys()}
+            return {name: setting_text(self.settings, name) for name in self.settings.childKeys()}
         finally:
             self.settings.endGroup()
 
     def looked_at(self, name: str) -> str:
         """When the user last looked at the project's alerts; now, for a project seen the first time."""
-        from app.core.domain.clock import utc_now
-
-        stamp = self.settings.value(f"looked/{name}", "", type=str)
+        stamp = setting_text(self.settings, f"looked/{name}")
         if not stamp:
-            stamp = utc_now()
+            stamp = self._now()
             self.settings.setValue(f"looked/{name}", stamp)
         return stamp
 
     def mark_looked(self, name: str) -> None:
-        from app.core.domain.clock import utc_now
-
         if name:
-            self.settings.setValue(f"looked/{name}", utc_now())
+            self.settings.setValue(f"looked/{name}", self._now())
+
+    def _now(self) -> str:
+        """Now by the open workspace's clock (the system's before one is open)."""
+        from app.core.domain.clock import SYSTEM_CLOCK
+
+        keel = self.controller.keel
+        return (keel.clock if keel is not None else SYSTEM_CLOCK)()
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.panels["alerts"] and self.controller.project:
@@ -539,7 +547,7 @@ class MainWindow(QMainWindow):
         self.wizard.open()
 
     def _data_folder(self) -> str:
-        folder = self.settings.value("last_data_folder", "", type=str)
+        folder = setting_text(self.settings, "last_data_folder")
         return folder if folder and Path(folder).is_dir() else str(Path.home())
 
     def add_data(self) -> None:
@@ -797,14 +805,20 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def _close_when_idle(self) -> None:
+        # busy_changed also comes from inside a finished job's callbacks (one that starts the next read):
+        # closing there would shut the job runner down under the rest of those callbacks
         if self._closing and not self._unfinished_jobs():
+            QTimer.singleShot(0, self._close_if_still_idle)
+
+    def _close_if_still_idle(self) -> None:
+        if self._closing and self.isVisible() and not self._unfinished_jobs():
             self.close()
 
     def shutdown(self) -> None:
         self.banner.stop()
         self.job_bar.stop()
         self.statusBar().clearMessage()  # stops the status bar's message timer
-        self.panels["monitoring"].stop()
+        self.monitoring_panel.stop()
         if self.tray is not None:
             self.tray.hide()
         self.controller.shutdown()

@@ -90,11 +90,12 @@ def _explain(form: QFormLayout) -> None:
     for row in range(form.rowCount()):
         label_item = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
         field_item = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
-        if label_item is None or field_item is None or field_item.widget() is None:
+        label = label_item.widget() if label_item is not None else None
+        field = field_item.widget() if field_item is not None else None
+        if not isinstance(label, QLabel) or field is None:
             continue
-        text = SETTING_HELP[label_item.widget().text()]
-        field = field_item.widget()
-        for widget in [label_item.widget(), field] + field.findChildren(QWidget):
+        text = SETTING_HELP[label.text()]
+        for widget in [label, field, *field.findChildren(QWidget)]:
             widget.setWhatsThis(text)
             widget.setToolTip(text)
 
@@ -227,16 +228,19 @@ class SettingsDialog(QDialog):
         if current.id_column:
             self.id_column.addItem(current.id_column)
         self.id_column.setCurrentText(current.id_column or NO_ID_COLUMN)
-        self.id_column.lineEdit().setPlaceholderText("a column that is neither the target nor a feature")
+        editor = self.id_column.lineEdit()  # there is one: the box is editable
+        if editor is not None:
+            editor.setPlaceholderText("a column that is neither the target nor a feature")
         self.prediction_log = QComboBox()
         self.prediction_log.setObjectName("settingsPredictionLog")
         for text, value in PREDICTION_LOG_CHOICES:
             self.prediction_log.addItem(text, value)
         self.log_share = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.05)
         stored = current.prediction_log
-        shared = stored is not None and stored not in (0.0, 1.0)
+        share = stored if stored is not None and stored not in (0.0, 1.0) else None
+        shared = share is not None
         self.prediction_log.setCurrentIndex(self.prediction_log.findData("share" if shared else stored))
-        self.log_share.setValue(stored if shared else SHARE_OFFERED)
+        self.log_share.setValue(share if share is not None else SHARE_OFFERED)
         self.log_share.setEnabled(shared)
         self.prediction_log.currentIndexChanged.connect(
             lambda _: self.log_share.setEnabled(self.prediction_log.currentData() == "share"))

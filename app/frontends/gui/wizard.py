@@ -2,6 +2,7 @@
 metric and threshold; the inferred schema is shown before anything is created."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,6 +37,10 @@ from app.frontends.gui.common import (
     muted,
 )
 
+if TYPE_CHECKING:
+    from app.core.domain.entities import Schema
+    from app.core.ml.datasets import RawTable
+
 PREVIEW_ROWS = 200
 
 
@@ -63,8 +68,8 @@ class FilePage(QWizardPage):
         view.setModel(self.preview)
         view.setAlternatingRowColors(True)
         layout.addWidget(view, 1)
-        self.raw = None
-        self._loaded_path = None
+        self.raw: RawTable | None = None  # the file as read, once it is
+        self._loaded_path: str | None = None
 
     def browse(self) -> None:
         path = file_dialogs.open_file(self, "Data file", str(Path.home()),
@@ -241,7 +246,7 @@ class SchemaPage(QWizardPage):
         self.train_now.setToolTip("Right after the project is created, train its first model on this file and put "
                                   "it in production, so monitoring and the scoring server work at once")
         layout.addWidget(self.train_now)
-        self.schema = None
+        self.schema: Schema | None = None  # inferred from the file, target and task when the page opens
 
     def initializePage(self) -> None:
         from app.core.domain.errors import KeelError
@@ -251,14 +256,15 @@ class SchemaPage(QWizardPage):
         target, task = page.target.currentText(), page.task.currentText()
         self.schema, self.error_text = None, ""
         try:
-            self.schema = infer_schema(self.wiz.raw, target, task, id_column=page.id_column.currentData())
+            schema = infer_schema(self.wiz.raw, target, task, id_column=page.id_column.currentData())
         except KeelError as exc:
             self.error.setText(str(exc))
             self.schema_rows.set_rows([])
             return
+        self.schema = schema
         self.error.setText("")
         rows = []
-        for column in self.schema.columns:
+        for column in schema.columns:
             if column.mean is not None:
                 summary = f"{fmt_number(column.minimum)} … {fmt_number(column.maximum)}"
             elif column.n_unique is not None:
@@ -267,7 +273,7 @@ class SchemaPage(QWizardPage):
                 summary = ""
             missing = "" if column.missing_rate is None else f"{column.missing_rate:.1%}"
             rows.append({"name": column.name, "kind": column.kind, "missing": missing, "summary": summary})
-        rows.append({"name": target, "kind": f"target ({task}, {self.schema.target_kind})", "missing": "",
+        rows.append({"name": target, "kind": f"target ({task}, {schema.target_kind})", "missing": "",
                      "summary": ""})
         if page.id_column.currentData():
             rows.append({"name": page.id_column.currentData(), "kind": "ID (never a feature)", "missing": "",
@@ -275,7 +281,7 @@ class SchemaPage(QWizardPage):
         self.schema_rows.set_rows(rows)
         self.view.resizeColumnsToContents()
         self.summary.setText(f"<b>{page.name.text()}</b>: predict <b>{target}</b> ({task}) from "
-                             f"{len(self.schema.features)} feature column(s), {page.preset.currentText()}, "
+                             f"{len(schema.features)} feature column(s), {page.preset.currentText()}, "
                              f"metric {page.metric_box.currentData()}.")
 
     def isComplete(self) -> bool:

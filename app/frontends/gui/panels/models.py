@@ -6,10 +6,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -36,6 +38,7 @@ from app.frontends.gui.common import (
 from app.frontends.gui.panels.base import Panel, action_button
 
 VERSION_COLOURS = [ACCENT_COLOR, WARNING_COLOR, GOOD_COLOR, DRIFT_COLOR, BAD_COLOR, MUTED_COLOR]
+ERRORS_CHART_MIN_WIDTH = 250  # its title and axis titles whole when one error metric shares a 1024-px window
 
 
 class ModelsPanel(Panel):
@@ -86,7 +89,7 @@ class ModelsPanel(Panel):
         self.splitter.addWidget(self.compare_area)
         self.splitter.setSizes([260, 420])
         layout.addWidget(self.splitter, 1)
-        self.comparison = None
+        self.comparison: dict | None = None  # the versions compared on show
         self.card: dict | None = None  # the version card on show
 
     # ------------------------------------------------------------------ table
@@ -102,10 +105,12 @@ class ModelsPanel(Panel):
     def _empty_comparison_area(self) -> None:
         while self.compare_layout.count():
             item = self.compare_layout.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
-            elif item.layout():
-                _delete_layout(item.layout())
+            widget = item.widget() if item is not None else None
+            layout = item.layout() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+            elif layout is not None:
+                _delete_layout(layout)
 
     def read(self, keel, project: str) -> ProjectStatus:
         return keel.status(project)
@@ -337,8 +342,9 @@ class ModelsPanel(Panel):
                                                "score (higher is better)"), 3)
         if errors:
             unit = f"{errors[0]} (lower is better)" if len(errors) == 1 else "error (lower is better)"
-            charts.addWidget(self._metric_bars(entries, errors, "Errors by version", "errorsByVersion", unit),
-                             max(1, len(errors)))
+            bars = self._metric_bars(entries, errors, "Errors by version", "errorsByVersion", unit)
+            bars.setMinimumWidth(ERRORS_CHART_MIN_WIDTH)
+            charts.addWidget(bars, max(1, len(errors)))
         layout.addLayout(charts)
         legend = QLabel("&nbsp;&nbsp;&nbsp;".join(
             f"<span style='color:{VERSION_COLOURS[index % len(VERSION_COLOURS)]}'><b>▬</b></span>&nbsp;v{entry['version']}"
@@ -371,8 +377,9 @@ class ModelsPanel(Panel):
         table_model.set_rows([{"metric": n, **{f"v{e['version']}": (e.get(key) or {}).get(n) for e in entries}}
                               for n in names])
         table, _ = make_table(table_model, sortable=False)
+        table.setObjectName("metricsTable" if key == "metrics" else "commonMetricsTable")
         table.setFixedHeight(min(200, 34 + 30 * len(names)))
-        table.resizeColumnsToContents()
+        share_width_among_versions(table, range(1, 1 + len(entries)))
         return table
 
     def _parameters_table(self, entries: list[dict]):
@@ -389,7 +396,7 @@ class ModelsPanel(Panel):
         table, _ = make_table(table_model, sortable=False)
         table.setObjectName("parametersTable")
         table.setFixedHeight(min(260, 34 + 30 * len(keys)))
-        table.resizeColumnsToContents()
+        share_width_among_versions(table, range(2, 2 + len(entries)))
         return table
 
     def _metrics_table(self, entries: list[dict], key: str, metric: str):
@@ -401,8 +408,19 @@ class ModelsPanel(Panel):
         table_model.set_rows(rows)
         table, _ = make_table(table_model, sortable=False)
         table.setFixedHeight(min(200, 34 + 30 * len(rows)))
-        table.resizeColumnsToContents()
+        share_width_among_versions(table, range(1, 3))
         return table
+
+
+def share_width_among_versions(table: QTableView, version_columns: range) -> None:
+    """The version columns share the table's width evenly; the others (metric or parameter name,
+    change, verdict) are as wide as their text. Stretching only the last column left one version
+    wide and the others narrow."""
+    header = table.horizontalHeader()
+    header.setStretchLastSection(False)
+    for column in range(header.count()):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if column in version_columns
+                                    else QHeaderView.ResizeMode.ResizeToContents)
 
 
 def _number(value):

@@ -4,6 +4,7 @@ actual, drift; the schedule editor. Plots update live as results land in the reg
 import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -44,6 +45,9 @@ from app.frontends.gui.common import (
 from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection, read_traffic
 
+if TYPE_CHECKING:
+    from app.frontends.gui.plots import GrowingSeries
+
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
 REVEAL_MS = 1  # on a visit, the plots paint one per event-loop turn, this far apart (a real timer: timers run between)
 MARKER_LABEL_GAP = 0.04  # labels of markers closer than this share of the x span are staggered
@@ -81,7 +85,9 @@ def epoch_seconds(iso: str) -> float:
 def ingest_time_position(result: dict, arrivals: dict[int, str]) -> float:
     """Where a monitoring result stands on a date axis: when its batch was ingested (the
     monitoring time for a result whose batch is unknown)."""
-    return epoch_seconds(arrivals.get(result.get("dataset_version")) or result["at"])
+    version = result.get("dataset_version")
+    arrived = arrivals.get(version) if version is not None else None
+    return epoch_seconds(arrived or result["at"])
 
 
 def lifecycle_markers(arrivals: dict[int, str], models: list[ModelMark], deployments: list[Deployment],
@@ -96,7 +102,7 @@ def lifecycle_markers(arrivals: dict[int, str], models: list[ModelMark], deploym
     def place(iso: str, version: int | None = None) -> float:
         if by_time:
             moment = epoch_seconds(iso)
-            training = trained_at.get(version)
+            training = None if version is None else trained_at.get(version)
             return training if training is not None and 0 <= moment - training <= MARKER_SECONDS else moment
         arrived = [number for number, at in ordered if at <= iso]
         return (arrived[-1] if arrived else 0) + 0.5
@@ -193,13 +199,18 @@ def legend_label() -> QLabel:
 
 
 def with_legend(plot, legend_widget: QLabel) -> QWidget:
+    return legend_column(plot, legend_widget)[0]
+
+
+def legend_column(plot, legend_widget: QLabel) -> tuple[QWidget, QVBoxLayout]:
+    """The plot over its legend, and the column that holds them (to add more under the plot)."""
     holder = QWidget()
     layout = QVBoxLayout(holder)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(0)
     layout.addWidget(plot, 1)
     layout.addWidget(legend_widget)
-    return holder
+    return holder, layout
 
 
 def scrolling_page(content: QWidget, name: str) -> QScrollArea:
@@ -226,9 +237,10 @@ class MonitoringPanel(Panel):
         self._waiting_decorations: list[Callable[[], None]] = []  # plots still to decorate, one per turn
         self.distribution: dict | None = None  # the feature distribution on show
         self.plots_built = False
-        self.series = {}
-        self._deployment_lines = []
-        self._threshold_line = None
+        self.series: dict[str, GrowingSeries] = {}
+        self._deployment_lines: list = []  # pyqtgraph InfiniteLines (pyqtgraph is imported later)
+        self._threshold_line: Any = None  # a pyqtgraph InfiniteLine once a threshold is drawn
+        self._decorated: tuple | None = None  # what the decorations were last drawn for
         self.x_axis = "batch"  # the metric plot's x axis: "batch" (arrival order) or "time" (ingest time)
         self.arrivals: dict[int, str] = {}  # dataset version -> ingest time, as of the last redraw
         self.flush_timer = QTimer(self)
@@ -441,18 +453,18 @@ class MonitoringPanel(Panel):
         self._build_metric_plot()
         self._build_drift_plots()
         self._hold_plot_paints()
-        metric = with_legend(self.metric_plot, self.metric_legend)
+        metric, metric_column = legend_column(self.metric_plot, self.metric_legend)
         legend_row = QHBoxLayout()
-        metric.layout().removeWidget(self.metric_legend)
+        metric_column.removeWidget(self.metric_legend)
         legend_row.addWidget(self.metric_legend, 1)
         legend_row.addWidget(QLabel("x axis:"))
         legend_row.addWidget(self.x_axis_choice, 0, Qt.AlignmentFlag.AlignTop)
-        metric.layout().addLayout(legend_row)
+        metric_column.addLayout(legend_row)
         self.plot_grid.addWidget(metric, 0, 0, 1, 3)
         self.plot_grid.addWidget(with_legend(self.drift_plot, self.drift_legend), 1, 0)
         self.plot_grid.addWidget(with_legend(self.feature_plot, self.feature_legend), 1, 1)
-        distribution = with_legend(self.distribution_plot, self.distribution_legend)
-        distribution.layout().insertWidget(1, self.feature_choice)  # under the plot, above its legend
+        distribution, distribution_column = legend_column(self.distribution_plot, self.distribution_legend)
+        distribution_column.insertWidget(1, self.feature_choice)  # under the plot, above its legend
         self.plot_grid.addWidget(distribution, 1, 2)
         for column in range(3):
             self.plot_grid.setColumnStretch(column, 1)
@@ -555,7 +567,7 @@ class MonitoringPanel(Panel):
         decisions = data["decisions"]
         signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
                      settings.threshold, settings.drift_share, project.metric)
-        if signature == getattr(self, "_decorated", None):
+        if signature == self._decorated:
             return  # nothing new to draw
         self._decorated = signature
         arrivals = data["arrivals"]
@@ -707,7 +719,7 @@ class MonitoringPanel(Panel):
 
         latest = self.results[-1] if self.results else None
         per_feature = feature_drift(latest)
-        if not per_feature:
+        if latest is None or not per_feature:
             clear_plot(self.feature_plot)
             self.feature_plot.setTitle("PSI per feature")
             self.feature_legend.setText("")

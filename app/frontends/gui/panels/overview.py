@@ -159,8 +159,9 @@ class OverviewPanel(Panel):
     def _facts(self, card: dict) -> None:
         while self.facts.count():
             item = self.facts.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         settings = card["settings"]
         facts = [
             ("Model preset", PRESET_LABELS.get(settings.get("preset"), settings.get("preset"))),

@@ -1,0 +1,77 @@
+"""The store of a test's workspace, opened the way any other program may open it, and the
+services' dependencies wired on it.
+
+Tests arrange and check rows in the registry through it (tests may import the store; front ends
+may not), on its own connection, as another process would; a test that calls a service module's
+function, or hands a service a changed dependency, wires the dependencies itself as Keel does,
+from Keel's public lifecycle actions. Keel's own registry and wiring stay private
+(tests/test_layer_boundaries.py checks that no test reaches them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.core.domain.clock import SYSTEM_CLOCK, Clock
+from app.core.services.dependencies import LifecycleActions, ServiceDependencies
+from app.core.services.project_data import ProjectData
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.core.services.policy import PolicyService
+
+
+def workspace_of(keel_or_root: Keel | str | os.PathLike) -> Workspace:
+    """The workspace's files and locks (artifact_dir, dataset_dir, registry_path, ...)."""
+    root = keel_or_root if isinstance(keel_or_root, str | os.PathLike) else keel_or_root.root
+    return Workspace(Path(root))
+
+
+def store_key(keel_or_root: Keel | str | os.PathLike) -> tuple:
+    """What makes two stores the same: the workspace and the clock."""
+    clock = None if isinstance(keel_or_root, str | os.PathLike) else keel_or_root.clock
+    return workspace_of(keel_or_root).registry_path.resolve(), clock
+
+
+def open_store(keel_or_root: Keel | str | os.PathLike) -> Registry:
+    """The workspace's registry on a connection of its own, stamping rows by the Keel's clock;
+    the caller closes it (or uses `opened_store`, or the `store` fixture)."""
+    clock: Clock = SYSTEM_CLOCK if isinstance(keel_or_root, str | os.PathLike) else keel_or_root.clock
+    return Registry(workspace_of(keel_or_root).registry_path, clock=clock)
+
+
+@contextmanager
+def opened_store(keel_or_root: Keel | str | os.PathLike) -> Iterator[Registry]:
+    registry = open_store(keel_or_root)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+def service_dependencies(keel: Keel, registry: Registry) -> ServiceDependencies:
+    """Each service's dependencies for keel's workspace, on `registry` (a test's own store), with
+    keel's clock and keel's lifecycle actions: what Keel wires privately, wired the same way in the open."""
+    workspace = workspace_of(keel)
+    actions = LifecycleActions(ingest=keel.ingest, train=keel.train, deploy=keel.deploy,
+                               deploy_holding_lock=keel.deploy_holding_lock, rollback=keel.rollback,
+                               rewrite_production_manifest=keel.rewrite_production_manifest)
+    return ServiceDependencies(registry, workspace, ProjectData(registry, workspace), actions, clock=keel.clock)
+
+
+def policy_service(keel: Keel, registry: Registry) -> PolicyService:
+    """A policy service for keel's workspace on `registry`, wired as Keel wires its own."""
+    from app.core.services.inbox import InboxService
+    from app.core.services.monitoring import MonitoringService
+    from app.core.services.policy import PolicyService
+
+    deps = service_dependencies(keel, registry)
+    return PolicyService(registry=registry, workspace=deps.workspace, data=deps.data, inbox=InboxService(deps.inbox),
+                         monitoring=MonitoringService(deps.monitoring), loaded_models=deps.loaded_models,
+                         train=keel.train, deploy=keel.deploy, deploy_holding_lock=keel.deploy_holding_lock,
+                         rollback=keel.rollback)
