@@ -117,8 +117,18 @@ def test_the_drift_bound_replays_the_clairvoyant_schedules(tmp_path, capsys):
     assert load_bench("drift_bound").main(["--drift-loop", str(loop_result)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "2 fits spread evenly" in lines[-4]  # a quarter of 8 batches
-    every_batch, target, from_detection, from_drift, keel = (cell.strip() for cell in lines[-1].strip("| ").split("|"))
+    every_batch, target, from_detection, from_drift, on_80, keel = (
+        cell.strip() for cell in lines[-1].strip("| ").split("|"))
     assert (every_batch, target, keel) == ("0.910", "0.900", "0.900")  # read from the result file
     assert from_detection.endswith("(detected at 4)")  # the first signal at or after the drift
-    assert 0.5 < float(from_detection.split()[0]) <= 1 and 0.5 < float(from_drift) <= 1
+    assert 0.5 < float(from_detection.split()[0]) <= 1 and 0.5 < float(from_drift) <= 1 and 0.5 < float(on_80) <= 1
     assert results_folder_state() == before
+
+
+def test_the_drift_bound_counts_the_window_rule_s_switches_on_a_stream_with_no_change(capsys):
+    """One seed, 3 batches: the counts are per rule, and a stricter level never switches more often."""
+    switched = load_bench("drift_bound").window_noise(seeds=1, batches=3)
+    before, now, shared = switched.values()
+    assert list(switched) == ["0.16 per candidate (before)", "0.05 per candidate (now)", "0.05 shared by the candidates"]
+    assert 0 <= shared <= now <= before <= 1
+    assert "| 0.05 per candidate (now) |" in capsys.readouterr().out

@@ -220,3 +220,18 @@ def test_no_output_reaches_into_the_workspace_directly_through_dots_or_a_symlink
         assert code == 2 and "inside the workspace" in out["error"]["message"], (output, out)
         after = sorted(str(p) for p in monitored.rglob("*") if "logs" not in p.parts and "locks" not in p.parts)
         assert after == before, output
+
+
+def test_the_card_of_a_model_refitted_on_all_rows_says_its_hold_out_rows_were_refitted_on(workspace, tmp_path):
+    from app.core.domain.entities import TrainingData
+
+    keel = make_project(workspace)
+    try:
+        rows, versions = keel.training_frame("loan")
+        version = keel.train("loan", data=TrainingData(rows, versions, refit_on_all_rows=True)).version
+    finally:
+        keel.close()
+    _, html = write(workspace, tmp_path / "report.html", version=version)
+    card = html.split('<section id="monitoring">')[0]
+    assert "kept out of training" not in card
+    assert f"the model was then fitted again on all {len(rows):,} rows" in card

@@ -310,3 +310,37 @@ def test_a_window_fitted_in_this_process_caps_native_thread_pools(monkeypatch, c
         model = training.fit_window(frame, schema, "hgb", {}, seed=1)
     assert seen and set(seen) == {1}
     assert len(model.predict(datasets.to_model_frame(frame.head(5), schema))) == 5
+
+
+def test_a_refit_on_all_rows_keeps_the_hold_out_metrics_and_the_evaluated_fit_s_probabilities(credit):
+    frame, schema = credit
+    evaluated = training.fit_and_evaluate(frame, schema, "logreg", {}, seed=2)
+    refit = training.fit_and_evaluate(frame, schema, "logreg", {}, seed=2, refit_on_all_rows=True)
+    assert refit.metrics == evaluated.metrics and refit.test_rows == evaluated.test_rows
+    assert refit.train_rows == len(frame) and refit.params["refit_on_all_rows"] is True
+    X, y = datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema)
+    on_all = training.make_pipeline(schema, "classification", "logreg", {}, 2).fit(X, y)
+    np.testing.assert_allclose(refit.pipeline.predict_proba(X), on_all.predict_proba(X))
+    holdout = X.iloc[refit.extra["test_positions"]]
+    np.testing.assert_allclose(refit.extra["holdout_proba"], evaluated.pipeline.predict_proba(holdout))
+    assert refit.extra["holdout_classes"] == refit.classes == [0, 1]
+
+
+def test_a_regressor_refitted_on_all_rows_keeps_no_hold_out_rows_in_its_reference(capsys, workspace, tmp_path, store):
+    """No probabilities to keep: its hold-out rows are marked "refit", and nothing calibrates on them."""
+    from app.core.domain.entities import TrainingData
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame.head(150)
+    data = write_csv(tmp_path / "diabetes.csv", frame)
+    assert cli(capsys, workspace, "project", "create", "sugar", "--data", str(data), "--target", "target",
+               "--model", "ridge")[0] == 0
+    keel = Keel.open(workspace)
+    try:
+        rows, versions = keel.training_frame("sugar")
+        trained = keel.train("sugar", data=TrainingData(rows, versions, refit_on_all_rows=True))
+        params = store(keel).run_params(trained.run_id)
+        assert params["refit_on_all_rows"] and params["train_rows"] == 150 and params["test_rows"] == 30
+        split = keel.reference_frame("sugar", trained.version)["__split__"]
+        assert split.value_counts().to_dict() == {"train": 120, "refit": 30}
+    finally:
+        keel.close()

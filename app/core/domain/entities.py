@@ -20,6 +20,8 @@ class TrainingData:
     frame: pd.DataFrame
     dataset_versions: list[int]
     sampling: dict | None = None  # how the rows were sampled to fit the training memory budget (None: all rows)
+    # evaluate on a hold-out, then fit the model on every row (a policy challenger: its gate is its test)
+    refit_on_all_rows: bool = False
 
 
 COLUMN_KINDS = ("numeric", "categorical", "boolean", "datetime")

@@ -760,6 +760,26 @@ def numeric_columns(schema: Schema) -> list[str]:
     return columns + ([schema.target] if schema.numeric_target else [])
 
 
+HOLDOUT_PROBA_PREFIX = "__holdout_proba_"
+
+
+def holdout_proba_column(index: int) -> str:
+    """A reference file's column: the probability of class `index` that the evaluated fit of a model
+    refitted on all its rows gave a hold-out row (its calibration; the refitted model saw the row)."""
+    return f"{HOLDOUT_PROBA_PREFIX}{index}__"
+
+
+def is_holdout_proba_column(name: str) -> bool:
+    return name.startswith(HOLDOUT_PROBA_PREFIX)
+
+
+def stored_holdout_proba(frame: pd.DataFrame) -> np.ndarray | None:
+    """The hold-out probabilities a reference file keeps (one column per class, in order), or None."""
+    columns = sorted((c for c in frame.columns if is_holdout_proba_column(c)),
+                     key=lambda c: int(c[len(HOLDOUT_PROBA_PREFIX):-2]))
+    return frame[columns].to_numpy(dtype=float) if columns else None
+
+
 def to_storage_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Types that round-trip through Parquet unchanged."""
     out = frame.copy(deep=False)  # copy-on-write: the columns replaced below are new, the rest shared

@@ -156,11 +156,38 @@ def evaluate_pipeline(pipeline: Estimator, task: str, X: pd.DataFrame, y: Values
 
 
 def fit_and_evaluate(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int,
-                     cv_folds: int = 0, progress: Progress | None = None) -> FitResult:
+                     cv_folds: int = 0, progress: Progress | None = None,
+                     refit_on_all_rows: bool = False) -> FitResult:
     """Hold-out split, fit, evaluate; optional k-fold CV on the training part. Runs anywhere,
-    with native thread pools capped to the cores the machine has left."""
+    with native thread pools capped to the cores the machine has left.
+    refit_on_all_rows: after the evaluation, the model returned is the same pipeline fitted on every
+    row, hold-out included (the metrics then describe the procedure; refitted).
+    """
     with capped_native_threads():
-        return _fit_and_evaluate(frame, schema, preset, params, seed, cv_folds, progress)
+        result = _fit_and_evaluate(frame, schema, preset, params, seed, cv_folds, progress)
+        return refitted(result, frame, schema, preset, params, seed) if refit_on_all_rows else result
+
+
+def refitted(result: FitResult, frame: pd.DataFrame, schema: Schema, preset: str, params: dict,
+             seed: int) -> FitResult:
+    """The evaluated result with its pipeline fitted again on all the labelled rows. What the hold-out
+    rows calibrate (the label-free estimate) is the evaluated fit's probabilities on them, kept in
+    extra["holdout_proba"] with their classes: the refitted model saw those rows."""
+    evaluated = result.pipeline
+    labelled = frame[frame[schema.target].notna()]
+    test_positions = result.extra.get("test_positions", [])
+    if schema.task == "classification" and hasattr(evaluated, "predict_proba") and test_positions:
+        X_test = datasets.to_model_frame(labelled.iloc[test_positions], schema)
+        result.extra["holdout_proba"] = np.asarray(evaluated.predict_proba(X_test), dtype=float)
+        result.extra["holdout_classes"] = list(result.classes)  # the evaluated fit's
+    started = time.perf_counter()
+    pipeline = make_pipeline(schema, schema.task, preset, params, seed)
+    result.pipeline = pipeline.fit(datasets.to_model_frame(labelled, schema), datasets.target_array(labelled, schema))
+    result.fit_seconds += time.perf_counter() - started
+    result.train_rows = len(labelled)
+    result.classes = [c.item() if hasattr(c, "item") else c for c in getattr(result.pipeline, "classes_", [])]
+    result.params = {**result.params, "refit_on_all_rows": True}
+    return result
 
 
 def fit_window(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int) -> Estimator:
@@ -220,7 +247,7 @@ def _cross_validate(schema: Schema, preset: str, params: dict, seed: int, X: pd.
 
 # --------------------------------------------------------------------------- cancellable fit
 def _child_fit(queue: ChildQueue, frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int,
-               cv_folds: int, artifact_tmp: str) -> None:
+               cv_folds: int, artifact_tmp: str, refit_on_all_rows: bool = False) -> None:
     """Runs in a spawned child: fit, save the model to artifact_tmp, send back the result."""
     from app.core.ml.childproc import report_failure
 
@@ -228,7 +255,8 @@ def _child_fit(queue: ChildQueue, frame: pd.DataFrame, schema: Schema, preset: s
         from app.core.ml.artifacts import dump_model
 
         result = fit_and_evaluate(frame, schema, preset, params, seed, cv_folds,
-                                  progress=lambda f, m: queue.put(("progress", f, m)))
+                                  progress=lambda f, m: queue.put(("progress", f, m)),
+                                  refit_on_all_rows=refit_on_all_rows)
         dump_model(result.pipeline, Path(artifact_tmp))
         result.pipeline = None
         queue.put(("done", result))
@@ -238,10 +266,11 @@ def _child_fit(queue: ChildQueue, frame: pd.DataFrame, schema: Schema, preset: s
 
 def fit_cancellable(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int, cv_folds: int,
                     artifact_tmp: str | Path, cancel_event: threading.Event | None = None,
-                    progress: Progress | None = None) -> FitResult:
+                    progress: Progress | None = None, refit_on_all_rows: bool = False) -> FitResult:
     """Fit in a spawned child process. Setting cancel_event terminates it within ~0.1 s."""
     from app.core.ml.childproc import run_in_child
 
-    return run_in_child(_child_fit, (frame, schema, preset, params, seed, cv_folds, str(artifact_tmp)),
+    return run_in_child(_child_fit, (frame, schema, preset, params, seed, cv_folds, str(artifact_tmp),
+                                     refit_on_all_rows),
                         cancel_event=cancel_event, progress=progress, name="training",
                         cancelled_message="training cancelled; nothing was saved")

@@ -115,7 +115,9 @@ def production_card(deps: Dependencies, name: str) -> dict:
 
 
 # --------------------------------------------------------------------------- comparing versions
-def _holdout(deps: Dependencies, name: str, version: int, project: Project) -> tuple[Any, Any]:
+def _holdout(deps: Dependencies, name: str, version: int, project: Project) -> tuple[Any, Any, Any]:
+    """(X, y, the evaluated fit's probabilities or None) of a version's hold-out rows. A model refitted on
+    all its rows saw them: its confusion matrix comes from the probabilities its evaluated fit gave them."""
     from app.core.ml import datasets
 
     reference = deps.data.reference_frame(name, version)
@@ -128,7 +130,8 @@ def _holdout(deps: Dependencies, name: str, version: int, project: Project) -> t
     frame = frame[frame[project.target].notna()]
     if len(frame) > MAX_IMPORTANCE_ROWS:
         frame = frame.sample(MAX_IMPORTANCE_ROWS, random_state=0)
-    return datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema)
+    return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
+            datasets.stored_holdout_proba(frame))
 
 
 def native_importances(pipeline: Any, features: list[str]) -> dict[str, float] | None:
@@ -225,7 +228,7 @@ def compare_versions(deps: Dependencies, name: str, versions: list[int], progres
         report(index / len(versions), f"scoring v{version}")
         loaded = deps.data.load_version(name, version)
         loaded_models.append(loaded)
-        X, y = _holdout(deps, name, version, project)
+        X, y, evaluated_proba = _holdout(deps, name, version, project)
         entry = {"version": version, "metrics": deps.data.model_metrics(loaded.model_version), "rows": len(X),
                  "confusion": None, "classes": [], "importance_kind": None, "importances": {},
                  "params": version_parameters(deps, loaded.model_version)}
@@ -234,7 +237,9 @@ def compare_versions(deps: Dependencies, name: str, versions: list[int], progres
                 classes = [c.item() if hasattr(c, "item") else c for c in
                            getattr(loaded.model, "classes_", np.unique(y))]
                 entry["classes"] = [str(c) for c in classes]
-                entry["confusion"] = confusion(y, loaded.model.predict(X), classes)
+                predicted = (loaded.model.predict(X) if evaluated_proba is None
+                             else np.asarray(loaded.model.classes_)[evaluated_proba.argmax(axis=1)])
+                entry["confusion"] = confusion(y, predicted, classes)
             entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project.task)
         out["versions"].append(entry)
     _add_common_metrics(deps, project, loaded_models, out)

@@ -559,14 +559,16 @@ class Keel:
         settings, schema, frame = training.settings, training.project.schema, training.data.frame
         if training.cancel_event is None:
             result = ml.fit_and_evaluate(frame, schema, settings.preset, settings.params, settings.seed,
-                                         settings.cv_folds, progress=training.report)
+                                         settings.cv_folds, progress=training.report,
+                                         refit_on_all_rows=training.data.refit_on_all_rows)
             sha256 = artifacts.dump_model(result.pipeline, training.model_path)
             files.add(training.model_path)
         else:  # the child writes the model file: a cancel kills it, never a half-written file
             partial = files.add(training.model_path.with_name(f".{training.model_path.name}.{os.getpid()}.partial"))
             result = ml.fit_cancellable(frame, schema, settings.preset, settings.params, settings.seed,
                                         settings.cv_folds, partial, cancel_event=training.cancel_event,
-                                        progress=training.report)
+                                        progress=training.report,
+                                        refit_on_all_rows=training.data.refit_on_all_rows)
             if training.model_path.exists():
                 raise KeelError(f"{training.model_path} already exists; Keel never overwrites a model file")
             os.replace(partial, training.model_path)
@@ -577,7 +579,9 @@ class Keel:
                              seconds=time.perf_counter() - started)
 
     def _write_reference(self, training: _Training, result: FitResult, path: Path) -> None:
-        """Training rows (sampled) and hold-out rows: the drift reference and the calibration set."""
+        """Training rows (sampled) and hold-out rows: the drift reference and the calibration set. A model
+        refitted on all rows saw its hold-out rows: they keep the evaluated fit's probabilities (the
+        calibration set), or, with none to keep, are marked "refit" (no calibration on them)."""
         import pandas as pd
 
         from app.core.ml import datasets
@@ -585,14 +589,24 @@ class Keel:
         schema, frame, seed = training.project.schema, training.data.frame, training.settings.seed
         labelled = frame[frame[schema.target].notna()].reset_index(drop=True)
         test_positions = result.extra.get("test_positions", [])
+        proba = result.extra.get("holdout_proba")
+        refit = bool(result.params.get("refit_on_all_rows"))
+        if refit and result.extra.get("holdout_classes") != result.classes:
+            proba = None  # the refit learned another set of classes: the stored columns would not match
         split = pd.Series("train", index=labelled.index)
-        split.iloc[test_positions] = "holdout"
+        split.iloc[test_positions] = "refit" if refit and proba is None else "holdout"
         reference = labelled.assign(__split__=split.to_numpy())
+        holdout = reference.iloc[test_positions]
+        if refit and proba is not None:
+            holdout = holdout.assign(**{datasets.holdout_proba_column(k): proba[:, k] for k in range(proba.shape[1])})
         train_part = reference[reference["__split__"] == "train"]
         if len(train_part) > REFERENCE_TRAIN_ROWS:
             train_part = train_part.sample(REFERENCE_TRAIN_ROWS, random_state=seed)
-        reference = pd.concat([train_part, reference[reference["__split__"] == "holdout"]], ignore_index=True)
-        datasets.write_frame(datasets.to_storage_frame(reference, schema).assign(__split__=reference["__split__"].to_numpy()), path)
+        reference = pd.concat([train_part, holdout], ignore_index=True)
+        stored = datasets.to_storage_frame(reference, schema)
+        probability_columns = [c for c in reference.columns if datasets.is_holdout_proba_column(c)]
+        stored = stored.assign(**{c: reference[c].astype(float) for c in probability_columns})
+        datasets.write_frame(stored.assign(__split__=reference["__split__"].to_numpy()), path)
 
     def _record_training(self, training: _Training, trained: _TrainedModel, files: NewFiles) -> int:
         from app.core.ml import training as ml

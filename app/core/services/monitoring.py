@@ -106,10 +106,12 @@ def prepare_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drif
             drift.NumericReference.build("probability", probability_summary(loaded.model.predict_proba(X_train)))
             if saved_rows and len(X_train) and hasattr(loaded.model, "predict_proba") else None)
         if has_probabilities(loaded) and len(holdout_rows):
-            X_holdout = datasets.to_model_frame(holdout_rows, schema)
             y_holdout = datasets.target_array(holdout_rows, schema)
-            reference.estimator = drift.ConfidenceEstimator.fit(
-                loaded.model.predict_proba(X_holdout), y_holdout, loaded.model.classes_)
+            # a model refitted on all its rows saw them: its evaluated fit's probabilities calibrate it
+            proba = datasets.stored_holdout_proba(holdout_rows)
+            if proba is None:
+                proba = loaded.model.predict_proba(datasets.to_model_frame(holdout_rows, schema))
+            reference.estimator = drift.ConfidenceEstimator.fit(proba, y_holdout, loaded.model.classes_)
         elif has_probabilities(loaded):
             reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
     return reference

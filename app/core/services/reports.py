@@ -94,6 +94,7 @@ def model_card(deps: Dependencies, project: Project, version: int) -> dict:
         "metrics": [{"name": k, "value": v, "primary": k == project.metric}
                     for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))],
         "holdout_rows": params.get("test_rows"), "train_rows": params.get("train_rows"),
+        "refit_on_all_rows": bool(params.get("refit_on_all_rows")),
         "scored_rows": scored["rows"], "classes": scored["classes"], "confusion": scored["confusion"],
         "importance_kind": scored["importance_kind"],
         "importances": sorted(scored["importances"].items(), key=lambda item: -abs(item[1])),

@@ -53,11 +53,11 @@ SETTING_HELP = {
                            "(CLI: --retrain-after-rows).",
     "Training window": "Which labelled rows a training uses (CLI: --window): all, the newest N, or adaptive "
                        "(of all rows, the rows since the latest change and the newest 2,000 and 1,000 rows: the "
-                       "newest 2,000 unless another scores better by about a standard error on newer rows none of "
-                       "them saw; the first model trains on all rows).",
+                       "newest 2,000 unless another scores clearly better (a paired test, p < 0.05) on newer rows none "
+                       "of them saw; the first model trains on all rows).",
     "Promotion margin": "How much better than the champion a challenger must score on unseen rows to be "
                         "deployed (CLI: --margin). During a drift (a detected change or a metric drop, until two "
-                        "challengers in a row fail) a better score is enough, if the challenger is not "
+                        "challengers in a row are not better) the fresher challenger is deployed unless it scores "
                         "significantly worse.",
     "Test level (alpha)": "The significance level of the paired test a challenger must pass (McNemar for accuracy, "
                           "a paired bootstrap otherwise) (CLI: --alpha). During a drift the same test must not "
