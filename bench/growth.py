@@ -129,19 +129,17 @@ def commands(workspace: Path) -> dict:
 def cycle_reads(workspace: Path) -> dict[str, list[float]]:
     """Seconds of the policy's earlier-version lookup plus the late-label rule, in this process; and
     of the reads they made before (every model version, deployment and monitoring result decoded)."""
-    from app.core.services import traffic
     from app.core.services.lifecycle import Keel
 
     keel = Keel.open(workspace)
     try:
-        services = keel._services
-        registry = services.registry
+        registry = keel._services.registry
         project = registry.project(PROJECT)
         settings = project.settings
 
         def now():
             keel.policy.earlier_production_versions(project, 1)
-            traffic.late_labels_message(services, project, settings)
+            keel.traffic.late_labels_message(project, settings)
 
         def whole():
             registry.model_versions(project.id)

@@ -58,17 +58,16 @@ def build(workspace: Path, rows: int, preset: str) -> dict:
 
 def worker(workspace: Path, mode: str) -> dict:
     sys.path.insert(0, str(ROOT))
-    from app.core.services import monitoring
     from app.core.services.lifecycle import Keel
 
     keel = Keel.open(workspace)
     loaded = keel.load_production(PROJECT)
-    monitoring.prepare_reference  # noqa: B018 - imported before the measurement, as a cycle has
+    monitoring = keel.monitoring  # its module imported before the measurement, as a cycle has
     gc.collect()
     step = monitoring.prepare_reference if mode == "prepare" else monitoring.stored_reference
     with PeakMemory() as memory:
         started = time.perf_counter()
-        reference = step(keel._services.monitoring, loaded)
+        reference = step(loaded)
         seconds = time.perf_counter() - started
     keel.close()
     return {"seconds": seconds, "peak_above_mb": memory.above_mb, "features": len(reference.features),

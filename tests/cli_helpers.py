@@ -113,3 +113,10 @@ def deployed_loans_workspace(root: Path, rows: int, seed: int) -> Path:
     finally:
         keel.close()
     return folder
+
+
+def rewired(service, **changes):
+    """A copy of a service object with some of its dependencies replaced (a failing ingest, a fixed
+    clock): each constructor argument is the service's attribute of the same name."""
+    wiring = {attribute.lstrip("_"): value for attribute, value in vars(service).items()}
+    return type(service)(**{**wiring, **changes})

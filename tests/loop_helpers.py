@@ -4,8 +4,6 @@ import json
 import time
 from pathlib import Path
 
-from store_helpers import opened_store, service_dependencies
-
 from app.core.services.lifecycle import Keel
 from app.demo.simulator import initial_training_data, make_batch
 from app.frontends.cli import main
@@ -46,11 +44,7 @@ def drop(keel: Keel, name: str, frame, filename: str, settled: bool = True) -> P
 
 def settle(keel: Keel, name: str, *filenames: str) -> None:
     """Record that a sweep saw these inbox files, as they are now, two minutes ago."""
-    from app.core.services import inbox
-
-    with opened_store(keel) as registry:
-        inbox.record_sightings(service_dependencies(keel, registry).inbox, name, now=time.time() - 120,
-                               only=set(filenames))
+    keel.inbox.record_sightings(name, now=time.time() - 120, only=set(filenames))
 
 
 def batch(index: int, rows: int = 300, concept: float = 0.0, shift: float = 0.0, labelled: bool = True):

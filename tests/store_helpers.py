@@ -2,9 +2,9 @@
 services' dependencies wired on it.
 
 Tests arrange and check rows in the registry through it (tests may import the store; front ends
-may not), on its own connection, as another process would; a test that calls a service module's
-function, or hands a service a changed dependency, wires the dependencies itself as Keel does,
-from Keel's public lifecycle actions. Keel's own registry and wiring stay private
+may not), on its own connection, as another process would; a test that hands a service a changed
+dependency builds the service itself as Keel does, on its own store, with Keel's public lifecycle
+actions. Keel's own registry and wiring stay private
 (tests/test_layer_boundaries.py checks that no test reaches them)."""
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
-from app.core.services.dependencies import LifecycleActions, ServiceDependencies
+from app.core.services.cache import BoundedCache
+from app.core.services.dependencies import WorkspaceServices
 from app.core.services.project_data import ProjectData
 from app.core.store.registry import Registry
 from app.core.store.workspace import Workspace
 
 if TYPE_CHECKING:
+    from app.core.services.inbox import InboxService
     from app.core.services.lifecycle import Keel
+    from app.core.services.monitoring import MonitoringService
     from app.core.services.policy import PolicyService
+    from app.core.services.traffic import TrafficService
 
 
 def workspace_of(keel_or_root: Keel | str | os.PathLike) -> Workspace:
@@ -54,24 +58,43 @@ def opened_store(keel_or_root: Keel | str | os.PathLike) -> Iterator[Registry]:
         registry.close()
 
 
-def service_dependencies(keel: Keel, registry: Registry) -> ServiceDependencies:
-    """Each service's dependencies for keel's workspace, on `registry` (a test's own store), with
-    keel's clock and keel's lifecycle actions: what Keel wires privately, wired the same way in the open."""
+
+def service_dependencies(keel: Keel, registry: Registry) -> WorkspaceServices:
+    """What the services of keel's workspace share, on `registry` (a test's own store), with keel's clock."""
     workspace = workspace_of(keel)
-    actions = LifecycleActions(ingest=keel.ingest, train=keel.train, deploy=keel.deploy,
-                               deploy_holding_lock=keel.deploy_holding_lock, rollback=keel.rollback,
-                               rewrite_production_manifest=keel.rewrite_production_manifest)
-    return ServiceDependencies(registry, workspace, ProjectData(registry, workspace), actions, clock=keel.clock)
+    return WorkspaceServices(registry, workspace, ProjectData(registry, workspace), keel.clock)
+
+
+def inbox_service(keel: Keel, registry: Registry, **changes: object) -> InboxService:
+    """An inbox service for keel's workspace on `registry`, wired as Keel wires its own (changes: a
+    dependency replaced, such as a failing ingest or a fixed clock)."""
+    from app.core.services.inbox import InboxService
+
+    wiring = {"registry": registry, "workspace": workspace_of(keel), "clock": keel.clock, "ingest": keel.ingest}
+    return InboxService(**{**wiring, **changes})  # type: ignore[arg-type]
+
+
+def traffic_service(keel: Keel, registry: Registry) -> TrafficService:
+    from app.core.services.traffic import TrafficService
+
+    deps = service_dependencies(keel, registry)
+    return TrafficService(registry=registry, data=deps.data, clock=keel.clock)
+
+
+def monitoring_service(keel: Keel, registry: Registry) -> MonitoringService:
+    from app.core.services.monitoring import MonitoringService
+
+    deps = service_dependencies(keel, registry)
+    return MonitoringService(registry=registry, workspace=deps.workspace, data=deps.data,
+                             traffic=traffic_service(keel, registry), drift_references=BoundedCache(8))
 
 
 def policy_service(keel: Keel, registry: Registry) -> PolicyService:
     """A policy service for keel's workspace on `registry`, wired as Keel wires its own."""
-    from app.core.services.inbox import InboxService
-    from app.core.services.monitoring import MonitoringService
     from app.core.services.policy import PolicyService
 
     deps = service_dependencies(keel, registry)
-    return PolicyService(registry=registry, workspace=deps.workspace, data=deps.data, inbox=InboxService(deps.inbox),
-                         monitoring=MonitoringService(deps.monitoring), loaded_models=deps.loaded_models,
-                         train=keel.train, deploy=keel.deploy, deploy_holding_lock=keel.deploy_holding_lock,
-                         rollback=keel.rollback)
+    return PolicyService(registry=registry, workspace=deps.workspace, data=deps.data,
+                         inbox=inbox_service(keel, registry), monitoring=monitoring_service(keel, registry),
+                         loaded_models=BoundedCache(8), train=keel.train, deploy=keel.deploy,
+                         deploy_holding_lock=keel.deploy_holding_lock, rollback=keel.rollback)

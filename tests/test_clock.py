@@ -13,10 +13,9 @@ from cli_helpers import deployed_loans_workspace, workspace_copy
 from store_helpers import workspace_of
 
 from app.core.domain.clock import fixed_clock, iso_utc
-from app.core.services.dependencies import Dependencies
 from app.core.services.lifecycle import Keel
 from app.core.services.project_data import ProjectData
-from app.core.services.traffic import late_labels_message
+from app.core.services.traffic import TrafficService
 from app.core.store import maintenance
 from app.core.store.policy_state import PolicyState, read_policy_state, write_policy_state
 from app.core.store.registry import Registry
@@ -118,9 +117,8 @@ def test_late_labels_are_late_by_the_clock(keel, store):
     settings = keel.settings("loans")  # label delay 7d, coverage 0.5
     for seconds, late in ((SECONDS + 86400, False), (SECONDS + 8 * 86400, True)):
         clock = fixed_clock(seconds)
-        deps = Dependencies(registry=registry, workspace=workspace_of(keel),
-                            data=ProjectData(registry, workspace_of(keel)), clock=clock)
-        assert bool(late_labels_message(deps, project, settings)) is late, seconds
+        traffic = TrafficService(registry=registry, data=ProjectData(registry, workspace_of(keel)), clock=clock)
+        assert bool(traffic.late_labels_message(project, settings)) is late, seconds
 
 
 def test_the_stores_own_stamps_come_from_its_clock(keel, store, tmp_path):

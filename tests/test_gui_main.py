@@ -151,6 +151,30 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     assert window.errors == []
 
 
+def test_cancelling_a_monitoring_run_stops_its_retrain_in_one_process_and_leaves_no_challenger(qtbot, window, tmp_path):
+    keel = window.controller.keel
+    drifted = tmp_path / "drifted.csv"
+    make_batch(600, seed=12, concept=1.0).to_csv(drifted, index=False)
+    keel.ingest("demo-credit", drifted)  # the next cycle's metric falls: the policy retrains
+    keel.set_project("demo-credit", {"preset": "random_forest", "params": {"n_estimators": 3000}, "window": None})
+    artifacts_before = sorted(p.name for p in (keel.root / "artifacts").rglob("*"))
+
+    job = start_job(qtbot, window, window.controller.monitor_now, kind="monitor")
+    assert job.cancellable
+    qtbot.waitUntil(lambda: job.message.startswith("fitting the window"), timeout=JOB_TIMEOUT_MS)
+    monitoring_process = next(p for p in multiprocessing.active_children() if p.name == "keel-policy.monitor")
+    assert processes_started_by(monitoring_process.pid) == []  # the retrain fits in the monitoring process
+    with qtbot.waitSignal(window.controller.runner.cancelled, timeout=10000):
+        started = time.monotonic()
+        window.job_bar.cancel_button.click()
+    assert time.monotonic() - started < 3.0 and job.state == "cancelled"
+    assert not monitoring_process.is_alive()
+    assert [v.version for v in keel.status("demo-credit").versions] == [1]
+    assert sorted(p.name for p in (keel.root / "artifacts").rglob("*")) == artifacts_before
+    assert any(e.kind == "retrain_cancelled" for e in keel.history("demo-credit").events)
+    assert window.errors == []
+
+
 def test_a_bad_file_shows_the_error_dialog_and_changes_nothing(qtbot, window, tmp_path, store):
     keel = window.controller.keel
     bad = tmp_path / "bad.csv"
@@ -226,7 +250,8 @@ def test_first_run_builds_the_demo_in_the_background(qtbot, tmp_path, gui_settin
         win.tabs.setCurrentWidget(win.panels["overview"])
         qtbot.waitUntil(lambda: win.panels["overview"].version_label.text() == "v1", timeout=5000)
     finally:
-        win.close()
+        win.close()  # deferred while the demo stream's first batch is being taken in: it closes once that ends
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=JOB_TIMEOUT_MS)
 
 
 def test_geometry_and_last_project_are_remembered(qtbot, window, gui_settings):

@@ -12,7 +12,7 @@ from unittest import mock
 
 import pytest
 from loop_helpers import batch, drop, make_project
-from store_helpers import policy_service, service_dependencies, workspace_of
+from store_helpers import policy_service, traffic_service, workspace_of
 
 from app.core.services.lifecycle import Keel
 from app.core.store import registry as registry_module
@@ -200,10 +200,8 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
     """Both ran once per cycle over the whole history (every model version decoded; every
     monitoring result's details decoded): now each is one indexed read whose cost does not
     grow with archived versions or with labelled results."""
-    from app.core.services import traffic
-
     registry = store(keel)  # the test's own connection: its statements are the ones counted
-    services, policy = service_dependencies(keel, registry), policy_service(keel, registry)
+    policy, traffic = policy_service(keel, registry), traffic_service(keel, registry)
     project = registry.project("loan")
     first = registry.model_versions(project.id)[0]
     dataset = registry.dataset_versions(project.id)[0]
@@ -211,7 +209,7 @@ def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_wit
 
     def work():
         policy.earlier_production_versions(project, 1)
-        traffic.late_labels_message(services, project, settings)
+        traffic.late_labels_message(project, settings)
 
     _grow_versions_and_results(registry, project.id, first.id, dataset.id, 20, 100)
     short = _steps(registry, work)

@@ -2,7 +2,6 @@
 is exactly what was ingested, symlinks and special files are followed or rejected with a
 reason (never ignored), and `run` sweeps the inbox every few seconds."""
 
-import dataclasses
 import hashlib
 import os
 import threading
@@ -11,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 from loop_helpers import batch, drop, make_project, settle
-from store_helpers import opened_store, service_dependencies, workspace_of
+from store_helpers import inbox_service, opened_store, workspace_of
 
 from app.core.domain.clock import Clock
 from app.core.services import inbox
@@ -152,8 +151,8 @@ def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_pr
             handle.write(batch(6, rows=5).to_csv(index=False, header=False))
         return real_ingest(*args, **kwargs)
 
-    racing = dataclasses.replace(service_dependencies(keel, store(keel)).inbox, ingest=ingest_while_the_writer_appends)
-    [result] = inbox.sweep(racing, "loan")
+    racing = inbox_service(keel, store(keel), ingest=ingest_while_the_writer_appends)
+    [result] = racing.sweep("loan")
     assert result.status == "processed" and result.rows == 40
     assert (folder(keel) / "processed" / "racing.csv").read_bytes() == original
     rejected = folder(keel) / "rejected" / "racing.csv"

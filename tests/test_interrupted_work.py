@@ -6,7 +6,7 @@ import time
 
 import pytest
 from cli_helpers import loans_csv
-from store_helpers import service_dependencies, workspace_of
+from store_helpers import inbox_service, workspace_of
 
 from app.core.domain.errors import BusyError
 
@@ -38,9 +38,6 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure, sto
     """A locked registry or a full disk while ingesting leaves a valid file in the inbox, with no
     alert and nothing in rejected/ (the file is not the problem); the next sweep takes it."""
 
-    import dataclasses
-
-    from app.core.services import inbox
     from app.core.services.lifecycle import Keel
 
     keel = Keel.open(tmp_path / "ws")
@@ -48,14 +45,13 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure, sto
         keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification", {"preset": "logreg"})
         dropped = keel.inbox_dir("p") / "batch.csv"
         loans_csv(dropped, rows=50, seed=5)
-        wired = service_dependencies(keel, store(keel)).inbox
-        inbox.record_sightings(wired, "p", now=time.time() - 120)  # seen unchanged by an earlier sweep
+        keel.inbox.record_sightings("p", now=time.time() - 120)  # seen unchanged by an earlier sweep
 
         def failing_ingest(*args, **kwargs):
             raise failure
 
-        failing = dataclasses.replace(wired, ingest=failing_ingest)
-        assert inbox.sweep(failing, "p") == []
+        failing = inbox_service(keel, store(keel), ingest=failing_ingest)
+        assert failing.sweep("p") == []
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
         assert store(keel).open_alerts(keel.project("p").id) == []
         [entry] = keel.inbox.sweep("p")  # the next sweep takes it

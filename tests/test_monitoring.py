@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 from loop_helpers import batch, cli, drop, make_project
-from store_helpers import service_dependencies
+from store_helpers import monitoring_service
 
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import ProjectSettings
@@ -12,6 +12,7 @@ from app.core.ml import reference_file
 from app.core.ml.datasets import to_model_frame
 from app.core.services import monitoring, policy
 from app.core.services.lifecycle import Keel
+from app.core.services.monitoring import MonitoringService
 
 
 @pytest.fixture
@@ -164,7 +165,8 @@ def test_monitor_without_a_production_model_is_refused_after_the_sweep(workspace
 def test_the_reference_is_stored_at_deployment_and_no_cycle_predicts_the_reference_rows(keel, monkeypatch):
     stored = reference_file.path_for(keel.root / _production(keel).model_version.artifact_path)
     assert stored.is_file()
-    monkeypatch.setattr(monitoring, "prepare_reference", lambda k, loaded: pytest.fail("reference rows predicted"))
+    monkeypatch.setattr(MonitoringService, "prepare_reference",
+                        lambda self, loaded: pytest.fail("reference rows predicted"))
     for index in range(2):
         assert len(_monitor_as_a_new_process(keel, batch(20 + index), f"r{index}.csv").batches) == 1
 
@@ -183,7 +185,7 @@ def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_referenc
     loaded = _production(keel)
     path = reference_file.path_for(keel.root / loaded.model_version.artifact_path)
     stored = reference_file.load(path, loaded.model_version.sha256, loaded.model.classes_)
-    prepared = monitoring.prepare_reference(service_dependencies(keel, store(keel)).monitoring, loaded)
+    prepared = monitoring_service(keel, store(keel)).prepare_reference(loaded)
     for frame in (batch(30), batch(31, shift=1.0, concept=1.0), batch(32).assign(default=None)):
         row = SimpleNamespace(version=9)  # the dataset version the batch would be
         assert (monitoring.evaluate_batch(loaded, stored, frame, row, "accuracy")

@@ -10,17 +10,18 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     alone would give the second project the first project's drift reference."""
     from types import SimpleNamespace
 
-    from app.core.services import monitoring
     from app.core.services.cache import BoundedCache
+    from app.core.services.monitoring import MonitoringService
 
-    monkeypatch.setattr(monitoring, "stored_reference", lambda deps, loaded: ("reference of", loaded.project.name))
-    deps = SimpleNamespace(drift_references=BoundedCache(8))
+    service = MonitoringService(registry=None, workspace=None, data=None, traffic=None,  # a cached read needs none
+                                drift_references=BoundedCache(8))
+    monkeypatch.setattr(service, "stored_reference", lambda loaded: ("reference of", loaded.project.name))
     same_file = "ab" * 32
     first = SimpleNamespace(project=SimpleNamespace(name="a"), model_version=SimpleNamespace(id=1, version=1, sha256=same_file))
     second = SimpleNamespace(project=SimpleNamespace(name="b"), model_version=SimpleNamespace(id=2, version=1, sha256=same_file))
-    assert monitoring.reference_for(deps, first) == ("reference of", "a")
-    assert monitoring.reference_for(deps, second) == ("reference of", "b")
-    assert monitoring.reference_for(deps, first) == ("reference of", "a")
+    assert service.reference_for(first) == ("reference of", "a")
+    assert service.reference_for(second) == ("reference of", "b")
+    assert service.reference_for(first) == ("reference of", "a")
 
 
 def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tmp_path):

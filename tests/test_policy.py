@@ -48,10 +48,10 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace, store, 
     # the gate tested the window on rows it never saw: the challenger is refitted on every row of it, and its
     # evaluated fit's probabilities on its hold-out rows (which the refit saw) calibrate the estimate
     assert params["refit_on_all_rows"] and params["train_rows"] == 300 and params["test_rows"] == 60
-    from store_helpers import service_dependencies
+    from store_helpers import monitoring_service
 
     from app.core.ml import datasets
-    from app.core.services import insights, monitoring
+    from app.core.services import insights
 
     reference = keel.reference_frame("loan", 2)
     holdout = reference[reference["__split__"] == "holdout"]
@@ -59,8 +59,8 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace, store, 
     assert stored.shape == (60, 2) and np.isnan(datasets.stored_holdout_proba(reference)[:-60]).all()
     loaded = keel.load_version("loan", 2)
     assert not np.allclose(stored, loaded.model.predict_proba(datasets.to_model_frame(holdout, loaded.project.schema)))
-    deps = service_dependencies(keel, store(keel)).monitoring
-    np.testing.assert_allclose(monitoring.prepare_reference(deps, loaded).estimator.calibration[0], stored)
+    prepared = monitoring_service(keel, store(keel)).prepare_reference(loaded)
+    np.testing.assert_allclose(prepared.estimator.calibration[0], stored)
     # and the confusion matrix of the Models tab: the evaluated fit's predictions on them, not the refit's
     monkeypatch.setattr(insights, "importances", lambda *args: (None, {}))  # not what this checks, and slow
     [_, compared] = keel.insights.compare_versions("loan", [1, 2])["versions"]

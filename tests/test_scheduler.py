@@ -206,3 +206,42 @@ def test_run_as_a_process_stops_cleanly_on_sigterm(keel):
     assert process.returncode == 0, err
     assert out.rstrip().endswith("Keel runner stopped.")
     runner.acquire_workspace_lock(keel).release()
+
+
+@pytest.mark.parametrize("stopped_in", ["window choice", "window fit", "training"])
+def test_stopping_the_runner_cancels_a_policy_retrain_and_leaves_no_challenger(workspace, monkeypatch, stopped_in):
+    """A retrain fits the candidate windows ("window choice", under --window adaptive), the window it
+    tests against the champion ("window fit"), then the challenger it registers ("training");
+    stopping `keel run` in any of them ends it at once and leaves no challenger."""
+    import multiprocessing
+
+    from loop_helpers import batch, drop
+
+    from app.core.ml import training
+
+    keel = make_project(workspace, "loan", rows=300, settings={"policy": "auto", "window": "adaptive"})
+    keel.set_project("loan", {"preset": "random_forest", "params": {"n_estimators": 5000},  # fits of minutes
+                              "window": "adaptive" if stopped_in == "window choice" else None})  # None: all rows
+    if stopped_in == "training":  # the tested window fitted at once, here: the challenger's fit is the long one
+        monkeypatch.setattr(training, "fit_window_cancellable", lambda frame, schema, preset, params, seed, cancel:
+                            training.fit_window(frame, schema, "logreg", {}, seed))
+    drop(keel, "loan", batch(2, concept=1.0), "drift.csv")  # the runner's catch-up cycle retrains on it
+    files_before = sorted(p.name for p in (workspace / "artifacts").rglob("*"))
+    stop, lines = threading.Event(), []
+    thread = threading.Thread(target=runner.run, args=(keel,), kwargs={"stop_event": stop, "echo": lines.append})
+    thread.start()
+    try:
+        assert wait_for(lambda: any(p.name == stopped_in for p in multiprocessing.active_children()), timeout=60), lines
+    finally:
+        stop.set()
+        started = time.monotonic()
+        thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - started < 5.0
+    assert multiprocessing.active_children() == []
+    assert any("loan: " in line and "cancelled" in line for line in lines) and lines[-1] == "Keel runner stopped.", lines
+    assert [v.version for v in keel.status("loan").versions] == [1]
+    assert sorted(p.name for p in (workspace / "artifacts").rglob("*")) == files_before  # no model, no .partial
+    events = keel.history("loan").events
+    assert [e.kind for e in events if e.kind in ("model_trained", "retrain_decision")] == ["model_trained"]
+    assert any(e.kind == "retrain_cancelled" and e.by == "policy" for e in events)
+    keel.close()

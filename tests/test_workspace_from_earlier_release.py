@@ -12,10 +12,8 @@ import zipfile
 from pathlib import Path
 
 from cli_helpers import cli, loans, write_csv
-from store_helpers import opened_store, service_dependencies
 
 from app.core.domain.settings import ProjectSettings
-from app.core.services import inbox
 from app.core.services.lifecycle import Keel
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace_from_keel_0_1_0.zip"
@@ -70,8 +68,7 @@ def test_a_workspace_from_keel_0_1_0_trains_deploys_and_monitors(capsys, tmp_pat
     write_csv(workspace / "projects" / "loans" / "inbox" / "fresh.csv", loans(50, seed=22))
     keel = Keel.open(workspace)
     try:  # the inbox reads only files that sweeps have seen unchanged: record an earlier sighting
-        with opened_store(keel) as registry:
-            inbox.record_sightings(service_dependencies(keel, registry).inbox, "loans", now=time.time() - 120)
+        keel.inbox.record_sightings("loans", now=time.time() - 120)
     finally:
         keel.close()
     code, monitored, err = cli(capsys, workspace, "monitor", "loans", "--once")

@@ -2,8 +2,10 @@
 
 `run` holds the workspace lock (keel.lock: one writer per workspace, docs/design.md), runs
 the monitoring schedules (app/adapters/scheduling.py) and one serial queue per project until
-Ctrl-C or SIGTERM, then stops cleanly: no new jobs, the running ones finish (a fit
-or a deployment is never cut half-way), the scheduler shuts down, the lock is freed.
+Ctrl-C or SIGTERM, then stops cleanly: no new jobs, a policy retrain under way is cancelled
+(its fits run in child processes that stop at once; no challenger is left half-registered), the
+rest of the running jobs finish (a deployment is never cut half-way), the scheduler shuts down,
+the lock is freed.
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ def run(keel: Keel, stop_event: threading.Event | None = None, echo: Callable[[s
 def _run_holding_lock(keel: Keel, stop_event: threading.Event, echo: Callable[[str], None],
                       ready: threading.Event | None, MonitorScheduler: type[MonitorScheduler]) -> dict:
     restore = _install_signal_handlers(stop_event)
-    queues = ProjectQueues(lambda project: keel.policy.monitor(project, by="scheduler"),
+    # stopping cancels a policy retrain under way: its fits are stopped, nothing of it is saved
+    queues = ProjectQueues(lambda project: keel.policy.monitor(project, by="scheduler", cancel_event=stop_event),
                            on_result=lambda project, result, error: _echo_monitor(echo, project, result, error),
                            sweep=lambda project: keel.inbox.sweep(project, by="scheduler"),
                            on_sweep=lambda project, result, error: _echo_sweep(echo, project, result, error))
@@ -142,7 +145,7 @@ def _run_holding_lock(keel: Keel, stop_event: threading.Event, echo: Callable[[s
             ready.set()
         while not stop_event.wait(0.5):
             pass
-        echo("Stopping: finishing the running jobs...")
+        echo("Stopping: cancelling a retrain under way, finishing the running jobs...")
     finally:
         scheduler.shutdown(wait=True)
         queues.shutdown()

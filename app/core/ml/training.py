@@ -274,3 +274,27 @@ def fit_cancellable(frame: pd.DataFrame, schema: Schema, preset: str, params: di
                                      refit_on_all_rows),
                         cancel_event=cancel_event, progress=progress, name="training",
                         cancelled_message="training cancelled; nothing was saved")
+
+
+def _child_fit_window(queue: ChildQueue, frame: pd.DataFrame, schema: Schema, preset: str, params: dict,
+                      seed: int) -> None:
+    """Runs in a spawned child: fit_window, the fitted pipeline sent back."""
+    from app.core.ml.childproc import report_failure
+
+    try:
+        queue.put(("done", fit_window(frame, schema, preset, params, seed)))
+    except BaseException as exc:  # every failure goes back to the parent as a message
+        report_failure(queue, exc)
+
+
+def fit_window_cancellable(frame: pd.DataFrame, schema: Schema, preset: str, params: dict, seed: int,
+                           cancel_event: threading.Event | None = None) -> Estimator:
+    """fit_window; with a cancel_event, in a spawned child process that setting the event terminates
+    within ~0.1 s (Cancelled). The pipeline comes back pickled over the pipe from this process's own
+    child (no file is read); it is used, never saved."""
+    if cancel_event is None:
+        return fit_window(frame, schema, preset, params, seed)
+    from app.core.ml.childproc import run_in_child
+
+    return run_in_child(_child_fit_window, (frame, schema, preset, params, seed), cancel_event=cancel_event,
+                        name="window fit", cancelled_message="retrain cancelled; nothing was saved")

@@ -18,12 +18,12 @@ from pathlib import Path
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile
 from app.core.domain.errors import BusyError, KeelError
-from app.core.services.dependencies import WorkspaceDependencies
+from app.core.services.dependencies import RewriteProductionManifest
 from app.core.services.paths import check_output_path
 from app.core.store import maintenance
 from app.core.store.archive import ArchiveReader, ArchiveWriter, write_archive
 from app.core.store.registry import LATEST_SCHEMA_VERSION, Registry
-from app.core.store.workspace import FileLock
+from app.core.store.workspace import FileLock, Workspace
 
 log = logging.getLogger("keel.backup")
 
@@ -32,53 +32,16 @@ REGISTRY_MEMBER = "registry.db"
 BACKUP_SUFFIX = ".keel-backup"
 
 
-def outside_workspace(deps: WorkspaceDependencies, destination: str | os.PathLike, what: str = "the output") -> Path:
-    """A path the user named for Keel to write: never inside the workspace (resolved through
+def outside_workspace(root: Path, destination: str | os.PathLike, what: str = "the output") -> Path:
+    """A path the user named for Keel to write: never inside the workspace at root (resolved through
     symlinks and `..`), never a folder."""
-    path = check_output_path(deps.workspace.root, destination, what)
+    path = check_output_path(root, destination, what)
     if path.resolve().is_dir():
         raise KeelError(f"{path}: is a directory; give a file name for {what}")
     return path
 
 
 # ------------------------------------------------------------------ backup
-def backup(deps: WorkspaceDependencies, destination: str | os.PathLike, by: str = "user",
-           before_manifest: Callable[[ArchiveWriter], None] | None = None) -> dict:
-    destination = outside_workspace(deps, destination, "the backup")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    warnings: list[str] = []
-    with tempfile.TemporaryDirectory(prefix=".keel-backup-", dir=destination.parent) as staging:
-        database = Path(staging) / REGISTRY_MEMBER
-        maintenance.copy_database(deps.workspace.registry_path, database)
-        snapshot = Registry(database, clock=deps.clock)
-        try:
-            models, data = maintenance.model_files(snapshot), maintenance.dataset_files(snapshot)
-            projects = maintenance.project_names(snapshot)
-        finally:
-            snapshot.close()
-        meta = {"workspace": str(deps.workspace.root), "schema_version": LATEST_SCHEMA_VERSION,
-                "projects": projects, "created_at": deps.clock()}
-        try:
-            with write_archive(destination, KIND, meta, before_manifest=before_manifest, clock=deps.clock) as writer:
-                writer.add_file(REGISTRY_MEMBER, database)
-                for relative, expected in _tracked_files(models, data):
-                    entry = _add_workspace_file(writer, deps.workspace.root, relative, warnings)
-                    if entry and expected and entry["sha256"] != expected:
-                        warnings.append(f"{relative} does not match its recorded sha256: backed up as it is")
-                for relative in _inbox_files(deps.workspace.root, projects):
-                    _add_workspace_file(writer, deps.workspace.root, relative, warnings, vanished_ok=True)
-                members = len(writer.members)
-        except OSError as exc:
-            raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
-    size = destination.stat().st_size
-    with deps.registry.transaction():
-        deps.registry.add_event(None, "workspace_backed_up", f"workspace backed up to {destination}", by,
-                                {"path": str(destination), "projects": projects, "members": members, "size": size})
-    return {"path": str(destination), "projects": projects, "members": members, "size": size,
-            "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
-
-
 def _tracked_files(models: list[ModelFile], data: list[DatasetFile]) -> Iterator[tuple[str, str | None]]:
     for row in models:
         if row.pruned_at:
@@ -111,44 +74,6 @@ def _add_workspace_file(writer: ArchiveWriter, root: Path, relative: str, warnin
 
 
 # ------------------------------------------------------------------ restore
-def restore(deps: WorkspaceDependencies, source: str | os.PathLike, force: bool = False, by: str = "user",
-            holding_workspace_lock: bool = False) -> dict:
-    """Replace the workspace's registry and files with a backup's, verified member by member first.
-    holding_workspace_lock: the caller (the window) holds keel.lock and has stopped its scheduler."""
-    source = Path(source).expanduser()
-    with ArchiveReader(source, expected_kind=KIND) as reader:
-        reader.verify()  # before anything is written
-        root = deps.workspace.root
-        lock = FileLock(deps.workspace.lock_path)
-        if not holding_workspace_lock and not lock.try_acquire():
-            raise BusyError(f"{root} is in use by the GUI or `keel run` (lock {lock.path}); close it before restoring")
-        try:
-            current = maintenance.project_names(deps.registry)
-            if current and not force:
-                raise KeelError(f"the workspace {root} has projects ({', '.join(current)}); "
-                                "restoring replaces them: add --force (they are kept in quarantine/)")
-            with tempfile.TemporaryDirectory(prefix=".restore-", dir=root) as staging:
-                staged = Path(staging)
-                for name in reader.names():
-                    reader.extract(name, staged / name)
-                summary = maintenance.database_summary(staged / REGISTRY_MEMBER)
-                _check_restorable(source, summary)
-                set_aside = _set_aside(root, current, deps.clock) if current else None
-                _move_files_in(staged, root)
-                Registry(staged / REGISTRY_MEMBER, clock=deps.clock).close()  # brings an older backup up to this Keel's schema
-                maintenance.replace_database(deps.registry, staged / REGISTRY_MEMBER)
-        finally:
-            lock.release()
-    for name in summary.projects:
-        deps.rewrite_production_manifest(name)
-    with deps.registry.transaction():
-        deps.registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
-                                {"path": str(source), "projects": list(summary.projects),
-                                 "replaced": current, "set_aside": str(set_aside) if set_aside else None})
-    return {"restored_from": str(source), "projects": list(summary.projects), "replaced": current,
-            "set_aside": str(set_aside) if set_aside else None}
-
-
 def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: bool = False,
                                   clock: Clock = SYSTEM_CLOCK) -> Path:
     """The workspace's registry cannot be opened (damaged): with --force, put the backup's registry
@@ -180,17 +105,6 @@ def restore_over_damaged_registry(root: Path, source: str | os.PathLike, force: 
         finally:
             lock.release()
     return target
-
-
-def restore_finished(deps: WorkspaceDependencies, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
-    """After restore_over_damaged_registry: manifests from the restored registry, the audit event."""
-    projects = maintenance.project_names(deps.registry)
-    for name in projects:
-        deps.rewrite_production_manifest(name)
-    with deps.registry.transaction():
-        deps.registry.add_event(None, "workspace_restored", f"workspace restored from {source} over a damaged "
-                                "registry", by, {"path": str(source), "projects": projects, "set_aside": str(set_aside)})
-    return {"restored_from": str(source), "projects": projects, "replaced": None, "set_aside": str(set_aside)}
 
 
 def _check_restorable(source: Path, summary: DatabaseSummary) -> None:
@@ -226,20 +140,93 @@ def _move_files_in(staged: Path, root: Path) -> None:
 
 
 class BackupService:
-    """The whole workspace in one file, and back (Keel.backup)."""
+    """Backups of the whole workspace and restores from them (Keel.backup: `keel backup`, `keel restore`)."""
 
-    def __init__(self, deps: WorkspaceDependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, clock: Clock, rewrite_production_manifest: RewriteProductionManifest) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._clock = clock
+        self._rewrite_production_manifest = rewrite_production_manifest
 
-    def backup(self, destination: str | os.PathLike, by: str = "user") -> dict:
-        """Write the whole workspace into one file outside it, while the workspace keeps working."""
-        return backup(self._deps, destination, by=by)
+    def backup(self, destination: str | os.PathLike, by: str = "user",
+               before_manifest: Callable[[ArchiveWriter], None] | None = None) -> dict:
+        destination = outside_workspace(self._workspace.root, destination, "the backup")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        warnings: list[str] = []
+        with tempfile.TemporaryDirectory(prefix=".keel-backup-", dir=destination.parent) as staging:
+            database = Path(staging) / REGISTRY_MEMBER
+            maintenance.copy_database(self._workspace.registry_path, database)
+            snapshot = Registry(database, clock=self._clock)
+            try:
+                models, data = maintenance.model_files(snapshot), maintenance.dataset_files(snapshot)
+                projects = maintenance.project_names(snapshot)
+            finally:
+                snapshot.close()
+            meta = {"workspace": str(self._workspace.root), "schema_version": LATEST_SCHEMA_VERSION,
+                    "projects": projects, "created_at": self._clock()}
+            try:
+                with write_archive(destination, KIND, meta, before_manifest=before_manifest, clock=self._clock) as writer:
+                    writer.add_file(REGISTRY_MEMBER, database)
+                    for relative, expected in _tracked_files(models, data):
+                        entry = _add_workspace_file(writer, self._workspace.root, relative, warnings)
+                        if entry and expected and entry["sha256"] != expected:
+                            warnings.append(f"{relative} does not match its recorded sha256: backed up as it is")
+                    for relative in _inbox_files(self._workspace.root, projects):
+                        _add_workspace_file(writer, self._workspace.root, relative, warnings, vanished_ok=True)
+                    members = len(writer.members)
+            except OSError as exc:
+                raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
+        size = destination.stat().st_size
+        with self._registry.transaction():
+            self._registry.add_event(None, "workspace_backed_up", f"workspace backed up to {destination}", by,
+                                     {"path": str(destination), "projects": projects, "members": members, "size": size})
+        return {"path": str(destination), "projects": projects, "members": members, "size": size,
+                "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
 
     def restore(self, source: str | os.PathLike, force: bool = False, by: str = "user",
                 holding_workspace_lock: bool = False) -> dict:
-        """Replace the workspace's registry and files with a backup's, verified member by member first."""
-        return restore(self._deps, source, force=force, by=by, holding_workspace_lock=holding_workspace_lock)
+        """Replace the workspace's registry and files with a backup's, verified member by member first.
+        holding_workspace_lock: the caller (the window) holds keel.lock and has stopped its scheduler."""
+        source = Path(source).expanduser()
+        with ArchiveReader(source, expected_kind=KIND) as reader:
+            reader.verify()  # before anything is written
+            root = self._workspace.root
+            lock = FileLock(self._workspace.lock_path)
+            if not holding_workspace_lock and not lock.try_acquire():
+                raise BusyError(f"{root} is in use by the GUI or `keel run` (lock {lock.path}); close it before restoring")
+            try:
+                current = maintenance.project_names(self._registry)
+                if current and not force:
+                    raise KeelError(f"the workspace {root} has projects ({', '.join(current)}); "
+                                    "restoring replaces them: add --force (they are kept in quarantine/)")
+                with tempfile.TemporaryDirectory(prefix=".restore-", dir=root) as staging:
+                    staged = Path(staging)
+                    for name in reader.names():
+                        reader.extract(name, staged / name)
+                    summary = maintenance.database_summary(staged / REGISTRY_MEMBER)
+                    _check_restorable(source, summary)
+                    set_aside = _set_aside(root, current, self._clock) if current else None
+                    _move_files_in(staged, root)
+                    Registry(staged / REGISTRY_MEMBER, clock=self._clock).close()  # brings an older backup up to this Keel's schema
+                    maintenance.replace_database(self._registry, staged / REGISTRY_MEMBER)
+            finally:
+                lock.release()
+        for name in summary.projects:
+            self._rewrite_production_manifest(name)
+        with self._registry.transaction():
+            self._registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
+                                     {"path": str(source), "projects": list(summary.projects),
+                                      "replaced": current, "set_aside": str(set_aside) if set_aside else None})
+        return {"restored_from": str(source), "projects": list(summary.projects), "replaced": current,
+                "set_aside": str(set_aside) if set_aside else None}
 
     def restore_finished(self, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
         """After restore_over_damaged_registry: manifests from the restored registry, the audit event."""
-        return restore_finished(self._deps, source, set_aside, by=by)
+        projects = maintenance.project_names(self._registry)
+        for name in projects:
+            self._rewrite_production_manifest(name)
+        with self._registry.transaction():
+            self._registry.add_event(None, "workspace_restored", f"workspace restored from {source} over a damaged "
+                                     "registry", by, {"path": str(source), "projects": projects, "set_aside": str(set_aside)})
+        return {"restored_from": str(source), "projects": projects, "replaced": None, "set_aside": str(set_aside)}

@@ -17,46 +17,20 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from app.core.domain.clock import Clock
 from app.core.domain.errors import KeelError
 from app.core.fileio import sha256_file
 from app.core.ml import artifacts
-from app.core.services.dependencies import WorkspaceDependencies
+from app.core.services.dependencies import RewriteProductionManifest
 from app.core.services.paths import check_output_path
+from app.core.services.project_data import ProjectData
 from app.core.store import project_rows
 from app.core.store.archive import ArchiveError, ArchiveReader, write_archive
-from app.core.store.registry import LATEST_SCHEMA_VERSION
-from app.core.store.workspace import check_project_name, project_lock
+from app.core.store.registry import LATEST_SCHEMA_VERSION, Registry
+from app.core.store.workspace import Workspace, check_project_name, project_lock
 
 KIND = "bundle"
 ROWS_PREFIX = "rows/"
-
-
-def export_bundle(deps: WorkspaceDependencies, name: str, output: str | os.PathLike, by: str = "user") -> dict:
-    output = check_output_path(deps.workspace.root, output)
-    if output.is_dir():
-        raise KeelError(f"{output}: is a directory; give a file name for the bundle")
-    project = deps.data.project(name)
-    with project_lock(deps.workspace, name):  # no train or deploy half-way while the rows are read
-        rows = project_rows.export_rows(deps.registry, project.id)
-        files = _project_files(deps.workspace.root, rows)
-        meta = {"project": name, "schema_version": LATEST_SCHEMA_VERSION,
-                "tables": {table: len(table_rows) for table, table_rows in rows.items()}}
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            with write_archive(output, KIND, meta, clock=deps.clock) as writer:
-                for table, table_rows in rows.items():
-                    writer.add_json(f"{ROWS_PREFIX}{table}.json", table_rows)
-                for member, path in files:
-                    writer.add_file(member, path)
-                members = len(writer.members)
-        except OSError as exc:
-            raise KeelError(f"cannot write {output}: {exc.strerror or exc}") from None
-    with deps.registry.transaction():
-        deps.registry.add_event(project, "project_exported", f"project {name} exported to {output}", by,
-                                {"path": str(output), "members": members})
-    return {"project": name, "path": str(output), "members": members, "size": output.stat().st_size,
-            "model_versions": len(rows.get("model_versions", [])),
-            "dataset_versions": len(rows.get("dataset_versions", []))}
 
 
 def _project_files(root: Path, rows: dict) -> list[tuple[str, Path]]:
@@ -74,27 +48,6 @@ def _project_files(root: Path, rows: dict) -> list[tuple[str, Path]]:
         path = root / row["path"]
         files.append((f"datasets/{path.name}", path))
     return files
-
-
-def import_bundle(deps: WorkspaceDependencies, source: str | os.PathLike, new_name: str | None = None, trust: list[str] | None = None,
-                  by: str = "user") -> dict:
-    source = Path(source).expanduser()
-    with ArchiveReader(source, expected_kind=KIND) as reader:
-        reader.verify()
-        rows = {name[len(ROWS_PREFIX):-len(".json")]: reader.read_json(name)
-                for name in reader.names() if name.startswith(ROWS_PREFIX) and name.endswith(".json")}
-        original = _check_rows(source, reader.meta, rows)
-        name = check_project_name(new_name or original)
-        if project_rows.project_exists(deps.registry, name):
-            raise KeelError(f"project {name!r} already exists in {deps.workspace.root}; import it under another "
-                            f"name with --as NEW_NAME (nothing was written)")
-        with tempfile.TemporaryDirectory(prefix="keel-bundle-") as staging:
-            staged = Path(staging)
-            for member in reader.names():
-                if not member.startswith(ROWS_PREFIX):
-                    reader.extract(member, staged / member)
-            _check_files(source, rows, staged, set(trust or []))
-            return _write_project(deps, source, rows, original, name, staged, by)
 
 
 def _check_rows(source: Path, meta: dict, rows: dict) -> str:
@@ -150,45 +103,6 @@ def _json_list(text: str | None) -> list:
     return value if isinstance(value, list) else []
 
 
-def _write_project(deps: WorkspaceDependencies, source: Path, rows: dict, original: str, name: str, staged: Path, by: str) -> dict:
-    workspace = deps.workspace
-    with project_lock(workspace, name):
-        if project_rows.project_exists(deps.registry, name):
-            raise KeelError(f"project {name!r} already exists; import it under another name with --as NEW_NAME")
-        targets = {"artifacts": workspace.artifact_dir(name), "datasets": workspace.dataset_dir(name)}
-        for folder in targets.values():
-            if folder.exists() and any(folder.iterdir()):
-                raise KeelError(f"{folder} holds files no project owns (run `keel verify --repair`); nothing was written")
-        moved: list[Path] = []
-        try:
-            for top, folder in targets.items():
-                if (staged / top).is_dir():
-                    for path in sorted((staged / top).iterdir()):
-                        folder.mkdir(parents=True, exist_ok=True)
-                        shutil.move(str(path), str(folder / path.name))
-                        moved.append(folder / path.name)
-            with deps.registry.transaction():
-                try:
-                    project_rows.import_rows(deps.registry, rows, _renamer(original, name))
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ArchiveError(f"{source.name}: the project's rows are inconsistent ({exc})") from None
-                project = deps.registry.project(name)
-                deps.registry.add_event(project, "project_imported",
-                                        f"project {name} imported from {source.name}"
-                                        + (f" (exported as {original})" if name != original else ""), by,
-                                        {"path": str(source), "original_name": original})
-        except BaseException:
-            for path in moved:
-                path.unlink(missing_ok=True)
-            raise
-    for inbox_folder in ("inbox", "inbox/processed", "inbox/rejected"):
-        (workspace.project_dir(name) / inbox_folder).mkdir(parents=True, exist_ok=True)
-    deps.rewrite_production_manifest(name)
-    return {"project": name, "imported_from": str(source), "original_name": original,
-            "model_versions": len(rows.get("model_versions", [])),
-            "dataset_versions": len(rows.get("dataset_versions", []))}
-
-
 def _renamer(original: str, name: str) -> Callable[[str, dict], dict]:
     def rewrite(table: str, row: dict) -> dict:
         if table == "projects":
@@ -203,16 +117,96 @@ def _renamer(original: str, name: str) -> Callable[[str, dict], dict]:
 
 
 class BundleService:
-    """A project in one file, exported and imported (Keel.bundle)."""
+    """A project in one file (Keel.bundle: `keel bundle export|import`)."""
 
-    def __init__(self, deps: WorkspaceDependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock, rewrite_production_manifest: RewriteProductionManifest) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._data = data
+        self._clock = clock
+        self._rewrite_production_manifest = rewrite_production_manifest
 
     def export_bundle(self, name: str, output: str | os.PathLike, by: str = "user") -> dict:
-        """The project's settings, rows and files in one file with a manifest of sha256 hashes."""
-        return export_bundle(self._deps, name, output, by=by)
+        output = check_output_path(self._workspace.root, output)
+        if output.is_dir():
+            raise KeelError(f"{output}: is a directory; give a file name for the bundle")
+        project = self._data.project(name)
+        with project_lock(self._workspace, name):  # no train or deploy half-way while the rows are read
+            rows = project_rows.export_rows(self._registry, project.id)
+            files = _project_files(self._workspace.root, rows)
+            meta = {"project": name, "schema_version": LATEST_SCHEMA_VERSION,
+                    "tables": {table: len(table_rows) for table, table_rows in rows.items()}}
+            try:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                with write_archive(output, KIND, meta, clock=self._clock) as writer:
+                    for table, table_rows in rows.items():
+                        writer.add_json(f"{ROWS_PREFIX}{table}.json", table_rows)
+                    for member, path in files:
+                        writer.add_file(member, path)
+                    members = len(writer.members)
+            except OSError as exc:
+                raise KeelError(f"cannot write {output}: {exc.strerror or exc}") from None
+        with self._registry.transaction():
+            self._registry.add_event(project, "project_exported", f"project {name} exported to {output}", by,
+                                     {"path": str(output), "members": members})
+        return {"project": name, "path": str(output), "members": members, "size": output.stat().st_size,
+                "model_versions": len(rows.get("model_versions", [])),
+                "dataset_versions": len(rows.get("dataset_versions", []))}
 
     def import_bundle(self, source: str | os.PathLike, new_name: str | None = None, trust: list[str] | None = None,
                       by: str = "user") -> dict:
-        """A bundle as a new project, every hash and model type checked first; all or nothing."""
-        return import_bundle(self._deps, source, new_name=new_name, trust=trust, by=by)
+        source = Path(source).expanduser()
+        with ArchiveReader(source, expected_kind=KIND) as reader:
+            reader.verify()
+            rows = {name[len(ROWS_PREFIX):-len(".json")]: reader.read_json(name)
+                    for name in reader.names() if name.startswith(ROWS_PREFIX) and name.endswith(".json")}
+            original = _check_rows(source, reader.meta, rows)
+            name = check_project_name(new_name or original)
+            if project_rows.project_exists(self._registry, name):
+                raise KeelError(f"project {name!r} already exists in {self._workspace.root}; import it under another "
+                                f"name with --as NEW_NAME (nothing was written)")
+            with tempfile.TemporaryDirectory(prefix="keel-bundle-") as staging:
+                staged = Path(staging)
+                for member in reader.names():
+                    if not member.startswith(ROWS_PREFIX):
+                        reader.extract(member, staged / member)
+                _check_files(source, rows, staged, set(trust or []))
+                return self._write_project(source, rows, original, name, staged, by)
+
+    def _write_project(self, source: Path, rows: dict, original: str, name: str, staged: Path, by: str) -> dict:
+        workspace = self._workspace
+        with project_lock(workspace, name):
+            if project_rows.project_exists(self._registry, name):
+                raise KeelError(f"project {name!r} already exists; import it under another name with --as NEW_NAME")
+            targets = {"artifacts": workspace.artifact_dir(name), "datasets": workspace.dataset_dir(name)}
+            for folder in targets.values():
+                if folder.exists() and any(folder.iterdir()):
+                    raise KeelError(f"{folder} holds files no project owns (run `keel verify --repair`); nothing was written")
+            moved: list[Path] = []
+            try:
+                for top, folder in targets.items():
+                    if (staged / top).is_dir():
+                        for path in sorted((staged / top).iterdir()):
+                            folder.mkdir(parents=True, exist_ok=True)
+                            shutil.move(str(path), str(folder / path.name))
+                            moved.append(folder / path.name)
+                with self._registry.transaction():
+                    try:
+                        project_rows.import_rows(self._registry, rows, _renamer(original, name))
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise ArchiveError(f"{source.name}: the project's rows are inconsistent ({exc})") from None
+                    project = self._registry.project(name)
+                    self._registry.add_event(project, "project_imported",
+                                             f"project {name} imported from {source.name}"
+                                             + (f" (exported as {original})" if name != original else ""), by,
+                                             {"path": str(source), "original_name": original})
+            except BaseException:
+                for path in moved:
+                    path.unlink(missing_ok=True)
+                raise
+        for inbox_folder in ("inbox", "inbox/processed", "inbox/rejected"):
+            (workspace.project_dir(name) / inbox_folder).mkdir(parents=True, exist_ok=True)
+        self._rewrite_production_manifest(name)
+        return {"project": name, "imported_from": str(source), "original_name": original,
+                "model_versions": len(rows.get("model_versions", [])),
+                "dataset_versions": len(rows.get("dataset_versions", []))}

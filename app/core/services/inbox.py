@@ -37,12 +37,14 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.domain.clock import Clock
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
 from app.core.domain.results import IngestResult, SweptFile
 from app.core.fileio import sha256_file, write_text_atomic
-from app.core.services.dependencies import IngestDependencies, Progress
+from app.core.services.dependencies import Ingest, Progress
 from app.core.services.paths import is_inside
-from app.core.store.workspace import FileLock
+from app.core.store.registry import Registry
+from app.core.store.workspace import FileLock, Workspace
 
 log = logging.getLogger("keel.inbox")
 
@@ -101,25 +103,8 @@ class Entry:
         return [self.size, self.mtime_ns]
 
 
-def folders(deps: IngestDependencies, name: str) -> tuple[Path, Path, Path]:
-    inbox = deps.workspace.inbox_dir(name)
-    processed, rejected = inbox / "processed", inbox / "rejected"
-    for folder in (inbox, processed, rejected):
-        folder.mkdir(parents=True, exist_ok=True)
-    return inbox, processed, rejected
-
-
 def is_candidate_name(name: str) -> bool:
     return not name.startswith(".") and not name.lower().endswith(TEMPORARY_SUFFIXES)
-
-
-def has_waiting_files(deps: IngestDependencies, name: str) -> bool:
-    """Whether the project's inbox holds anything a sweep would look at (cheap: one scandir)."""
-    try:
-        with os.scandir(deps.workspace.inbox_dir(name)) as entries:
-            return any(is_candidate_name(e.name) and not e.is_dir(follow_symlinks=False) for e in entries)
-    except OSError:
-        return False
 
 
 def scan(inbox: Path, workspace_root: Path) -> list[Entry]:
@@ -165,44 +150,12 @@ def _kind(mode: int) -> str:
 
 
 # --------------------------------------------------------------------------- sightings
-def sightings_path(deps: IngestDependencies, name: str) -> Path:
-    return deps.workspace.project_dir(name) / SIGHTINGS_FILE
-
-
 def _read_sightings(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
         return data["files"] if isinstance(data.get("files"), dict) else {}
     except (OSError, ValueError, AttributeError):
         return {}
-
-
-def record_sightings(deps: IngestDependencies, name: str, entries: list[Entry] | None = None, now: float | None = None,
-                     only: set[str] | None = None) -> dict:
-    """Record what a sweep sees at `now`: per file name its size and mtime, and since when they
-    have been so (only: record these names, keep the others' records as they are). Returns
-    name -> seconds unchanged as seen by the sweeps."""
-    now = deps.clock.seconds() if now is None else now
-    if entries is None:
-        entries = scan(folders(deps, name)[0], deps.workspace.root)
-    path = sightings_path(deps, name)
-    before = _read_sightings(path)
-    after, quiet = {}, {}
-    for entry in entries:
-        seen = before.get(entry.name)
-        if only is not None and entry.name not in only:
-            if seen is not None:
-                after[entry.name] = seen
-            continue
-        if isinstance(seen, dict) and seen.get("signature") == entry.signature:
-            since = min(float(seen.get("since", now)), now)
-        else:
-            since = now
-        after[entry.name] = {"signature": entry.signature, "since": since}
-        quiet[entry.name] = now - since
-    if after != before:
-        write_text_atomic(path, json.dumps({"files": after}, indent=1))
-    return quiet
 
 
 def looks_complete(path: Path) -> bool:
@@ -256,83 +209,8 @@ def _split_name(name: str) -> tuple[str, str]:
     return (stem, dot + suffix) if stem else (name, "")
 
 
-def sweep(deps: IngestDependencies, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
-          now: float | None = None) -> list[SweptFile]:
-    """Ingest every complete file of the project's inbox; returns one entry per file handled.
-    One sweep of a project at a time, across processes (a lock beside the project locks)."""
-    deps.registry.project(name)  # an unknown project is refused before touching any folder
-    rules = rules or Rules.from_environment()
-    lock = FileLock(deps.workspace.project_lock_path(name, "inbox"))
-    if not lock.acquire(timeout=lock_timeout):
-        raise BusyError(f"the inbox of {name!r} is being swept by another process (lock {lock.path})")
-    try:
-        return _sweep(deps, name, by, rules, deps.clock.seconds() if now is None else now)
-    finally:
-        lock.release()
-
-
-def _sweep(deps: IngestDependencies, name: str, by: str, rules: Rules, now: float) -> list[SweptFile]:
-    inbox, processed, rejected = folders(deps, name)
-    taking = inbox / TAKING_DIR
-    shutil.rmtree(taking, ignore_errors=True)  # copies left by a sweep that was killed: their originals are still here
-    entries = scan(inbox, deps.workspace.root)
-    quiet = record_sightings(deps, name, entries, now)
-    results = []
-    for entry in entries:
-        if entry.problem:
-            results.append(reject(deps, name, entry.path, rejected, KeelError(entry.problem), by))
-            continue
-        if quiet[entry.name] < rules.quiet_seconds:
-            continue  # not seen unchanged for long enough: perhaps still being written
-        if quiet[entry.name] < rules.unterminated_seconds and not looks_complete(entry.source):
-            continue  # unchanged, but cut short (no final line break): a writer may be pausing
-        try:
-            outcome = _take(deps, name, entry, taking, processed, rejected, by)
-        except _LeaveForLater:
-            break
-        if outcome is not None:
-            results.append(outcome)
-    shutil.rmtree(taking, ignore_errors=True)
-    return results
-
-
 class _LeaveForLater(Exception):
     """The project or the workspace cannot take a file now (busy, disk full): stop this sweep."""
-
-
-def _take(deps: IngestDependencies, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> SweptFile | None:
-    taking.mkdir(exist_ok=True)
-    copy = taking / entry.name
-    try:
-        digest, size = _copy_and_hash(entry.source, copy)
-    except FileNotFoundError:
-        return None  # taken away while we looked
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise _LeaveForLater from None
-        return reject(deps, name, entry.path, rejected, KeelError(f"cannot be read: {exc.strerror or exc}"), by)
-    if size != entry.size:
-        copy.unlink(missing_ok=True)
-        return None  # it changed since the sightings: a later sweep sees it again
-    try:
-        ingested = deps.ingest(name, copy, by=by)
-    except BusyError:
-        log.info("inbox %s: project busy; %s left for the next sweep", name, entry.name)
-        raise _LeaveForLater from None
-    except Exception as exc:  # noqa: BLE001 - every failure of a dropped file is reported the same way
-        if _workspace_trouble(exc):  # the registry or the disk failed, not the file: never reject it for that
-            log.warning("inbox %s: %s left for the next sweep: %s: %s", name, entry.name, type(exc).__name__, exc)
-            raise _LeaveForLater from None
-        if not isinstance(exc, KeelError):
-            log.exception("inbox %s: unexpected failure on %s", name, entry.name)
-        return reject(deps, name, entry.path, rejected, exc, by)
-    destination = free_name(processed, entry.name)
-    os.replace(copy, destination)  # processed/ holds exactly the bytes that were ingested
-    _retire_original(deps, name, entry, digest, destination, rejected, ingested, by)
-    return SweptFile(file=entry.name, status="duplicate" if ingested.duplicate_of else "processed",
-                     moved_to=str(destination), dataset_version=ingested.dataset_version, rows=ingested.rows,
-                     labelled=ingested.labelled, warnings=ingested.warnings, duplicate_of=ingested.duplicate_of,
-                     sha256=digest)
 
 
 def _copy_and_hash(source: Path, copy: Path) -> tuple[str, int]:
@@ -345,25 +223,6 @@ def _copy_and_hash(source: Path, copy: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _retire_original(deps: IngestDependencies, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
-                     ingested: IngestResult, by: str) -> None:
-    """Remove the dropped file (a link: the link only) if it still holds exactly what was ingested."""
-    if entry.path != entry.source:
-        entry.path.unlink(missing_ok=True)
-        return
-    try:
-        unchanged = sha256_file(entry.path) == digest
-    except FileNotFoundError:
-        return
-    if unchanged:
-        entry.path.unlink(missing_ok=True)
-        return
-    version = ingested.duplicate_of or ingested.dataset_version
-    reject(deps, name, entry.path, rejected, KeelError(
-        f"changed while it was being ingested: its first {entry.size} bytes became dataset v{version} "
-        f"({ingested_copy.name} in processed/); this is the whole file as it is now, not ingested"), by)
-
-
 def _workspace_trouble(exc: Exception) -> bool:
     """A locked or failing registry, a full or read-only disk: a passing problem of the workspace."""
     import errno
@@ -374,38 +233,168 @@ def _workspace_trouble(exc: Exception) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EIO)
 
 
-def reject(deps: IngestDependencies, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> SweptFile:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if not isinstance(exc, KeelError):
-        reason = f"internal error while reading it: {type(exc).__name__}: {reason}"
-    destination = free_name(rejected, path.name)
-    os.replace(path, destination)
-    write_text_atomic(destination.with_name(destination.name + ".reason.txt"), reason + "\n")
-    project = deps.registry.project(name)
-    message = f"inbox file {path.name} rejected: {reason}"
-    with deps.registry.transaction():
-        deps.registry.add_event(project, "inbox_rejected", message, by,
-                                {"file": path.name, "moved_to": str(destination), "reason": reason})
-        already_open = any(a.rule == REJECTED_RULE for a in deps.registry.open_alerts(project.id))
-        if not already_open:  # one open alert for rejected files; each file is in the audit log
-            deps.registry.insert_alert(project_id=project.id, rule=REJECTED_RULE, severity="warning",
-                                       message=message, details={"file": path.name, "reason": reason})
-    return SweptFile(file=path.name, status="rejected", moved_to=str(destination), dataset_version=None, rows=0,
-                     labelled=False, warnings=(), duplicate_of=None, reason=reason)
-
-
 class InboxService:
-    """The project inboxes of one workspace (Keel.inbox)."""
+    """The project inboxes of one workspace (Keel.inbox): a sweep ingests each complete file through
+    the lifecycle's ingest, moves it to processed/ or rejected/ (with a reason), and remembers what it
+    saw (the sightings) so that a file is taken once it has stayed unchanged."""
 
-    def __init__(self, deps: IngestDependencies) -> None:
-        self._deps = deps
-
-    def has_waiting_files(self, name: str) -> bool:
-        """Whether the project's inbox holds a file a sweep would look at (cheap: one folder listing)."""
-        return has_waiting_files(self._deps, name)
+    def __init__(self, *, registry: Registry, workspace: Workspace, clock: Clock, ingest: Ingest) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._clock = clock
+        self._ingest = ingest
 
     def sweep(self, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
               now: float | None = None, progress: Progress | None = None) -> list[SweptFile]:
-        """Ingest every complete file in the project's inbox (processed/ or rejected/ with a reason).
+        """Ingest every complete file of the project's inbox; returns one entry per file handled.
+        One sweep of a project at a time, across processes (a lock beside the project locks).
         progress is accepted for the window's child-process jobs; a sweep reports none."""
-        return sweep(self._deps, name, by=by, rules=rules, lock_timeout=lock_timeout, now=now)
+        self._registry.project(name)  # an unknown project is refused before touching any folder
+        rules = rules or Rules.from_environment()
+        lock = FileLock(self._workspace.project_lock_path(name, "inbox"))
+        if not lock.acquire(timeout=lock_timeout):
+            raise BusyError(f"the inbox of {name!r} is being swept by another process (lock {lock.path})")
+        try:
+            return self._sweep(name, by, rules, self._clock.seconds() if now is None else now)
+        finally:
+            lock.release()
+
+    def has_waiting_files(self, name: str) -> bool:
+        """Whether the project's inbox holds anything a sweep would look at (cheap: one scandir)."""
+        try:
+            with os.scandir(self._workspace.inbox_dir(name)) as entries:
+                return any(is_candidate_name(e.name) and not e.is_dir(follow_symlinks=False) for e in entries)
+        except OSError:
+            return False
+
+    def record_sightings(self, name: str, entries: list[Entry] | None = None, now: float | None = None,
+                         only: set[str] | None = None) -> dict:
+        """Record what a sweep sees at `now`: per file name its size and mtime, and since when they
+        have been so (only: record these names, keep the others' records as they are). Returns
+        name -> seconds unchanged as seen by the sweeps."""
+        now = self._clock.seconds() if now is None else now
+        if entries is None:
+            entries = scan(self._folders(name)[0], self._workspace.root)
+        path = self._sightings_path(name)
+        before = _read_sightings(path)
+        after, quiet = {}, {}
+        for entry in entries:
+            seen = before.get(entry.name)
+            if only is not None and entry.name not in only:
+                if seen is not None:
+                    after[entry.name] = seen
+                continue
+            if isinstance(seen, dict) and seen.get("signature") == entry.signature:
+                since = min(float(seen.get("since", now)), now)
+            else:
+                since = now
+            after[entry.name] = {"signature": entry.signature, "since": since}
+            quiet[entry.name] = now - since
+        if after != before:
+            write_text_atomic(path, json.dumps({"files": after}, indent=1))
+        return quiet
+
+    def _sweep(self, name: str, by: str, rules: Rules, now: float) -> list[SweptFile]:
+        inbox, processed, rejected = self._folders(name)
+        taking = inbox / TAKING_DIR
+        shutil.rmtree(taking, ignore_errors=True)  # copies left by a sweep that was killed: their originals are still here
+        entries = scan(inbox, self._workspace.root)
+        quiet = self.record_sightings(name, entries, now)
+        results = []
+        for entry in entries:
+            if entry.problem:
+                results.append(self._reject(name, entry.path, rejected, KeelError(entry.problem), by))
+                continue
+            if quiet[entry.name] < rules.quiet_seconds:
+                continue  # not seen unchanged for long enough: perhaps still being written
+            if quiet[entry.name] < rules.unterminated_seconds and not looks_complete(entry.source):
+                continue  # unchanged, but cut short (no final line break): a writer may be pausing
+            try:
+                outcome = self._take(name, entry, taking, processed, rejected, by)
+            except _LeaveForLater:
+                break
+            if outcome is not None:
+                results.append(outcome)
+        shutil.rmtree(taking, ignore_errors=True)
+        return results
+
+    def _take(self, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> SweptFile | None:
+        taking.mkdir(exist_ok=True)
+        copy = taking / entry.name
+        try:
+            digest, size = _copy_and_hash(entry.source, copy)
+        except FileNotFoundError:
+            return None  # taken away while we looked
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise _LeaveForLater from None
+            return self._reject(name, entry.path, rejected, KeelError(f"cannot be read: {exc.strerror or exc}"), by)
+        if size != entry.size:
+            copy.unlink(missing_ok=True)
+            return None  # it changed since the sightings: a later sweep sees it again
+        try:
+            ingested = self._ingest(name, copy, by=by)
+        except BusyError:
+            log.info("inbox %s: project busy; %s left for the next sweep", name, entry.name)
+            raise _LeaveForLater from None
+        except Exception as exc:  # noqa: BLE001 - every failure of a dropped file is reported the same way
+            if _workspace_trouble(exc):  # the registry or the disk failed, not the file: never reject it for that
+                log.warning("inbox %s: %s left for the next sweep: %s: %s", name, entry.name, type(exc).__name__, exc)
+                raise _LeaveForLater from None
+            if not isinstance(exc, KeelError):
+                log.exception("inbox %s: unexpected failure on %s", name, entry.name)
+            return self._reject(name, entry.path, rejected, exc, by)
+        destination = free_name(processed, entry.name)
+        os.replace(copy, destination)  # processed/ holds exactly the bytes that were ingested
+        self._retire_original(name, entry, digest, destination, rejected, ingested, by)
+        return SweptFile(file=entry.name, status="duplicate" if ingested.duplicate_of else "processed",
+                         moved_to=str(destination), dataset_version=ingested.dataset_version, rows=ingested.rows,
+                         labelled=ingested.labelled, warnings=ingested.warnings, duplicate_of=ingested.duplicate_of,
+                         sha256=digest)
+
+    def _retire_original(self, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
+                         ingested: IngestResult, by: str) -> None:
+        """Remove the dropped file (a link: the link only) if it still holds exactly what was ingested."""
+        if entry.path != entry.source:
+            entry.path.unlink(missing_ok=True)
+            return
+        try:
+            unchanged = sha256_file(entry.path) == digest
+        except FileNotFoundError:
+            return
+        if unchanged:
+            entry.path.unlink(missing_ok=True)
+            return
+        version = ingested.duplicate_of or ingested.dataset_version
+        self._reject(name, entry.path, rejected, KeelError(
+            f"changed while it was being ingested: its first {entry.size} bytes became dataset v{version} "
+            f"({ingested_copy.name} in processed/); this is the whole file as it is now, not ingested"), by)
+
+    def _reject(self, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> SweptFile:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, KeelError):
+            reason = f"internal error while reading it: {type(exc).__name__}: {reason}"
+        destination = free_name(rejected, path.name)
+        os.replace(path, destination)
+        write_text_atomic(destination.with_name(destination.name + ".reason.txt"), reason + "\n")
+        project = self._registry.project(name)
+        message = f"inbox file {path.name} rejected: {reason}"
+        with self._registry.transaction():
+            self._registry.add_event(project, "inbox_rejected", message, by,
+                                     {"file": path.name, "moved_to": str(destination), "reason": reason})
+            already_open = any(a.rule == REJECTED_RULE for a in self._registry.open_alerts(project.id))
+            if not already_open:  # one open alert for rejected files; each file is in the audit log
+                self._registry.insert_alert(project_id=project.id, rule=REJECTED_RULE, severity="warning",
+                                            message=message, details={"file": path.name, "reason": reason})
+        return SweptFile(file=path.name, status="rejected", moved_to=str(destination), dataset_version=None, rows=0,
+                         labelled=False, warnings=(), duplicate_of=None, reason=reason)
+
+    def _folders(self, name: str) -> tuple[Path, Path, Path]:
+        inbox = self._workspace.inbox_dir(name)
+        processed, rejected = inbox / "processed", inbox / "rejected"
+        for folder in (inbox, processed, rejected):
+            folder.mkdir(parents=True, exist_ok=True)
+        return inbox, processed, rejected
+
+    def _sightings_path(self, name: str) -> Path:
+        return self._workspace.project_dir(name) / SIGHTINGS_FILE

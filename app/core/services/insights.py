@@ -14,124 +14,14 @@ from app.core.domain.settings import (
     higher_is_better,
     past_threshold,
 )
-from app.core.services.dependencies import Dependencies, Progress
-from app.core.services.project_data import LoadedModel
+from app.core.services.dependencies import Progress
+from app.core.services.project_data import LoadedModel, ProjectData
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace
 
 MAX_COMMON_ROWS = 5000  # the newest labelled rows neither compared version has seen
 MAX_IMPORTANCE_ROWS = 2000
 SPARKLINE_POINTS = 50
-
-
-def _production_model_version(deps: Dependencies, project: Project) -> tuple[Deployment | None, ModelVersion | None]:
-    deployment = deps.registry.current_deployment(project.id)
-    if deployment is None:
-        return None, None
-    return deployment, deps.registry.model_version_by_id(deployment.model_version_id)
-
-
-def last_monitor_value(deps: Dependencies, project: Project) -> MonitorResult | None:
-    return deps.registry.last_monitor_result(project.id)
-
-
-def alerts_since(deps: Dependencies, name: str, since: str) -> dict:
-    """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
-    a run can open and close ten alerts between two looks, leaving nothing open to see."""
-    rows = deps.registry.alerts(deps.data.project(name).id)
-    return {"opened": sum(1 for a in rows if a.opened_at >= since),
-            "recovered": sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since)}
-
-
-def health(deps: Dependencies, name: str, since: str | None = None) -> dict:
-    """One line of health for the project list: production version, metric now vs at
-    training, open alerts, and a state: none | ok | warning | alert. With `since` (when the
-    user last looked), the alerts opened and recovered since then count too: a project that
-    had alerts is at least `warning` until the user has looked."""
-    result = _health(deps, name)
-    result["since"] = alerts_since(deps, name, since) if since else {"opened": 0, "recovered": 0}
-    opened, recovered = result["since"]["opened"], result["since"]["recovered"]
-    if opened or recovered:
-        result["reasons"].append(f"{opened} alert(s) opened and {recovered} recovered since you last looked")
-        if result["state"] in ("ok", "none") and result["production_version"] is not None:
-            result["state"] = "warning"
-    return result
-
-
-def _health(deps: Dependencies, name: str) -> dict:
-    project = deps.data.project(name)
-    settings = project.settings
-    metric = project.metric
-    deployment, model_version = _production_model_version(deps, project)
-    open_alerts = deps.registry.open_alerts(project.id)
-    result: dict[str, Any] = {"project": name, "metric": metric, "production_version": None, "training_value": None,
-              "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
-              "reasons": []}
-    if deployment is None or model_version is None:
-        result["reasons"].append("no production model yet")
-        return result
-    result["production_version"] = deployment.version
-    result["training_value"] = deps.data.model_metrics(model_version).get(metric)
-    last = last_monitor_value(deps, project)
-    if last is not None and last.model_version_id == model_version.id:
-        if last.value is not None:
-            result["current_value"] = last.value
-        elif last.estimated_value is not None:
-            result["current_value"], result["current_is_estimate"] = last.estimated_value, True
-    state, reasons = "ok", []
-    if open_alerts:
-        state = "alert"
-        reasons.append(f"{len(open_alerts)} open alert(s)")
-    current, trained = result["current_value"], result["training_value"]
-    if current is not None:
-        if settings.threshold is not None and past_threshold(metric, current, settings.threshold):
-            state = "alert"
-            reasons.append(f"{metric} {current:.3f} past the threshold {settings.threshold:g}")
-        elif trained is not None and drop_from(metric, trained, current) > settings.max_drop:
-            state = "alert" if state == "alert" else "warning"
-            reasons.append(f"{metric} dropped from {trained:.3f} to {current:.3f}")
-    result["state"], result["reasons"] = state, reasons
-    return result
-
-
-def production_card(deps: Dependencies, name: str) -> dict:
-    """What the Overview shows: the production model, since when, by whom and why,
-    the metric now vs at training, and the recent monitored values (a sparkline)."""
-    project = deps.data.project(name)
-    deployment, model_version = _production_model_version(deps, project)
-    card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
-            "settings": project.settings.to_dict(), "health": health(deps, name),
-            "versions": len(deps.registry.model_versions(project.id)),
-            "dataset_versions": len(deps.registry.dataset_versions(project.id)),
-            "deployments": len(deps.registry.deployments(project.id)), "production": None, "sparkline": []}
-    if deployment is not None and model_version is not None:
-        metrics = deps.data.model_metrics(model_version)
-        card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
-                              "by": deployment.by, "reason": deployment.reason,
-                              "is_rollback": deployment.is_rollback, "metrics": metrics,
-                              "sha256": model_version.sha256, "notes": model_version.notes}
-    rows = deps.registry.recent_monitor_values(project.id, SPARKLINE_POINTS)
-    card["sparkline"] = [r.value if r.value is not None else r.estimated_value for r in reversed(rows)
-                         if r.value is not None or r.estimated_value is not None]
-    return card
-
-
-# --------------------------------------------------------------------------- comparing versions
-def _holdout(deps: Dependencies, name: str, version: int, project: Project) -> tuple[Any, Any, Any]:
-    """(X, y, the evaluated fit's probabilities or None) of a version's hold-out rows. A model refitted on
-    all its rows saw them: its confusion matrix comes from the probabilities its evaluated fit gave them."""
-    from app.core.ml import datasets
-
-    reference = deps.data.reference_frame(name, version)
-    if reference is None or "__split__" not in reference:
-        frame, _ = deps.data.training_frame(name)
-    else:
-        frame = reference[reference["__split__"] == "holdout"]
-        if frame.empty:
-            frame = reference
-    frame = frame[frame[project.target].notna()]
-    if len(frame) > MAX_IMPORTANCE_ROWS:
-        frame = frame.sample(MAX_IMPORTANCE_ROWS, random_state=0)
-    return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
-            datasets.stored_holdout_proba(frame))
 
 
 def native_importances(pipeline: Any, features: list[str]) -> dict[str, float] | None:
@@ -174,23 +64,6 @@ def importances(loaded: LoadedModel, X: Any, y: Any, task: str, seed: int = 0) -
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def unseen_by_all(deps: Dependencies, project: Project,
-                  model_versions: list[ModelVersion]) -> tuple[Any, Any, list[int]] | None:
-    """Labelled rows ingested after the newest of these models was trained: data none of them
-    saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
-    from app.core.ml import batch_reading, datasets
-
-    newest = max(mv.created_at for mv in model_versions)
-    later = [d for d in deps.registry.dataset_versions(project.id)
-             if d.labelled_rows and d.created_at > newest]
-    if not later:
-        return None
-    target = project.target
-    frame = batch_reading.newest_labelled_rows([deps.workspace.root / d.path for d in later], target, MAX_COMMON_ROWS)
-    return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
-            [d.version for d in later])
-
-
 def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> list[dict]:
     """Rows {metric, a, b, delta, verdict} for two compared versions' metrics (entries[i][key]),
     the primary metric first; the verdict respects whether the metric is better high or low."""
@@ -206,103 +79,8 @@ def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> lis
     return rows
 
 
-def compare_versions(deps: Dependencies, name: str, versions: list[int], progress: Progress | None = None,
-                     cancel_event: threading.Event | None = None) -> dict:
-    """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
-    arrived after both were trained (when there is any), confusion matrices (classification)
-    and feature importances."""
-    import numpy as np
-
-    from app.core.ml.evaluation import confusion
-
-    report = progress or (lambda fraction, message: None)
-    project = deps.data.project(name)
-    out: dict[str, Any] = {"project": name, "task": project.task, "metric": project.metric, "versions": [],
-                           "common": None}
-    loaded_models = []
-    for index, version in enumerate(versions):
-        if cancel_event is not None and cancel_event.is_set():
-            from app.core.domain.errors import Cancelled
-
-            raise Cancelled("comparison cancelled")
-        report(index / len(versions), f"scoring v{version}")
-        loaded = deps.data.load_version(name, version)
-        loaded_models.append(loaded)
-        X, y, evaluated_proba = _holdout(deps, name, version, project)
-        entry = {"version": version, "metrics": deps.data.model_metrics(loaded.model_version), "rows": len(X),
-                 "confusion": None, "classes": [], "importance_kind": None, "importances": {},
-                 "params": version_parameters(deps, loaded.model_version)}
-        if len(X):
-            if project.task == "classification":
-                classes = [c.item() if hasattr(c, "item") else c for c in
-                           getattr(loaded.model, "classes_", np.unique(y))]
-                entry["classes"] = [str(c) for c in classes]
-                predicted = (loaded.model.predict(X) if evaluated_proba is None
-                             else np.asarray(loaded.model.classes_)[evaluated_proba.argmax(axis=1)])
-                entry["confusion"] = confusion(y, predicted, classes)
-            entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project.task)
-        out["versions"].append(entry)
-    _add_common_metrics(deps, project, loaded_models, out)
-    report(1.0, "done")
-    return out
-
-
-def _add_common_metrics(deps: Dependencies, project: Project, loaded_models: list, out: dict) -> None:
-    from app.core.ml.training import evaluate_pipeline
-
-    common = unseen_by_all(deps, project, [loaded.model_version for loaded in loaded_models])
-    if common is None:
-        return
-    X, y, dataset_versions = common
-    out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
-    for entry, loaded in zip(out["versions"], loaded_models):
-        entry["common_metrics"] = evaluate_pipeline(loaded.model, project.task, X, y)
-
-
 DISTRIBUTION_BINS = 20
 TOP_CATEGORIES = 12
-
-
-def feature_distribution(deps: Dependencies, name: str, feature: str, dataset_version: int | None = None) -> dict:
-    """How one feature is distributed in the production model's reference rows and in a batch
-    (the latest by default): shares per bin (numbers, bins shared by both) or per category
-    (the most frequent ones; missing values counted apart). What the drift score summarises."""
-    import numpy as np
-    import pandas as pd
-
-    from app.core.ml import batch_reading
-
-    project = deps.data.project(name)
-    kinds = project.schema.column_kinds()
-    if feature not in kinds:
-        raise NotFoundError(f"{name} has no feature column {feature!r}")
-    production = deps.data.production_version(name)
-    reference = deps.data.reference_frame(name, production) if production is not None else None
-    versions = [d.version for d in deps.data.dataset_versions(name)]
-    batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
-    if reference is None or batch is None:
-        raise NotFoundError(f"{name}: no production model or no batch to compare")
-    ref, cur = reference[feature], batch_reading.column(deps.data.dataset_path(name, batch), feature)
-    out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
-           "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
-           "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}
-    if kinds[feature] == "categorical":
-        ref_counts = ref.dropna().astype(str).value_counts()
-        cur_counts = cur.dropna().astype(str).value_counts()
-        categories = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index[:TOP_CATEGORIES])
-        out.update(kind="categorical", categories=categories,
-                   reference=[_share(ref_counts.get(c, 0), len(ref)) for c in categories],
-                   batch=[_share(cur_counts.get(c, 0), len(cur)) for c in categories])
-        return out
-    ref_values = pd.to_numeric(ref, errors="coerce").dropna().to_numpy(dtype=float)
-    cur_values = pd.to_numeric(cur, errors="coerce").dropna().to_numpy(dtype=float)
-    both = np.concatenate([ref_values, cur_values])
-    low, high = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
-    edges = np.linspace(low, high if high > low else low + 1.0, DISTRIBUTION_BINS + 1)
-    out.update(kind="numeric", edges=edges.tolist(),
-               reference=(np.histogram(ref_values, edges)[0] / max(1, len(ref))).tolist(),
-               batch=(np.histogram(cur_values, edges)[0] / max(1, len(cur))).tolist())
-    return out
 
 
 def _share(count: float, total: int) -> float:
@@ -313,81 +91,268 @@ RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds", "training_sample"
 OVERRIDES_PARAM = "overrides"  # logged by a training: the project's own parameters, over the preset's defaults
 
 
-def version_parameters(deps: Dependencies, model_version: ModelVersion) -> dict:
-    """The preset and the estimator's parameters a version was trained with ({} for an import)."""
-    if not model_version.run_id:
-        return {}
-    run = deps.registry.run(model_version.run_id)
-    params = deps.registry.run_params(model_version.run_id)
-    return {"preset": run.preset, **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}
-
-
 def differing_parameters(entries: list[dict]) -> list[str]:
     """The parameter names whose value is not the same in every compared version."""
     keys = sorted({key for entry in entries for key in entry.get("params", {})})
     return [key for key in keys if len({repr(entry.get("params", {}).get(key)) for entry in entries}) > 1]
 
 
-def version_card(deps: Dependencies, name: str, version: int) -> dict:
-    """Everything about one model version: parameters, metrics, the data it was trained on,
-    library versions, sha256, who trained it and why, and its deployments."""
-    project = deps.data.project(name)
-    model_version = deps.registry.model_version(project.id, version)
-    run = deps.registry.run(model_version.run_id) if model_version.run_id else None
-    facts = deps.registry.run_params(model_version.run_id) if run and model_version.run_id else {}
-    datasets = {d.version: d for d in deps.data.dataset_versions(name)}
-    used = run.dataset_versions if run else ()
-    trained = next((e for e in reversed(deps.registry.events(project.id)) if e.kind in ("model_trained", "model_imported")
-                    and (e.details or {}).get("version") == version), None)
-    return {
-        "project": name, "version": version, "metric": project.metric, "created_at": model_version.created_at,
-        "sha256": model_version.sha256, "aliases": list(model_version.aliases),
-        "archived": model_version.archived, "imported": run is None,
-        "parameters": {k: v for k, v in version_parameters(deps, model_version).items() if k != OVERRIDES_PARAM},
-        # the parameters set for the project on top of the preset's defaults; None: not recorded
-        # (an imported model, or a run that did not log them)
-        "parameter_overrides": facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
-        "metrics": deps.data.model_metrics(model_version),
-        "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
-                     "test_rows": facts.get("test_rows"), "seconds": run.seconds if run else None,
-                     "sample": facts.get("training_sample"),
-                     "dataset_versions": [{"version": v, "rows": datasets[v].rows,
-                                           "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
-                                          for v in used if v in datasets]},
-        "library_versions": run.library_versions if run else {},
-        "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
-        "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
-                         "rollback": d.is_rollback} for d in deps.registry.deployments(project.id) if d.version == version],
-    }
-
-
 class InsightsService:
     """The read-only views the window shows (Keel.insights); no store object leaves it."""
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._data = data
 
     def health(self, name: str, since: str | None = None) -> dict:
-        """The project's health at a glance; since: also the alerts opened and recovered after that time."""
-        return health(self._deps, name, since=since)
+        """One line of health for the project list: production version, metric now vs at
+        training, open alerts, and a state: none | ok | warning | alert. With `since` (when the
+        user last looked), the alerts opened and recovered since then count too: a project that
+        had alerts is at least `warning` until the user has looked."""
+        result = self._health(name)
+        result["since"] = self.alerts_since(name, since) if since else {"opened": 0, "recovered": 0}
+        opened, recovered = result["since"]["opened"], result["since"]["recovered"]
+        if opened or recovered:
+            result["reasons"].append(f"{opened} alert(s) opened and {recovered} recovered since you last looked")
+            if result["state"] in ("ok", "none") and result["production_version"] is not None:
+                result["state"] = "warning"
+        return result
 
     def alerts_since(self, name: str, since: str) -> dict:
-        """How many alerts opened, and how many recovered by themselves, after `since`."""
-        return alerts_since(self._deps, name, since)
+        """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
+        a run can open and close ten alerts between two looks, leaving nothing open to see."""
+        rows = self._registry.alerts(self._data.project(name).id)
+        return {"opened": sum(1 for a in rows if a.opened_at >= since),
+                "recovered": sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since)}
 
     def production_card(self, name: str) -> dict:
-        """The Overview's production model card."""
-        return production_card(self._deps, name)
+        """What the Overview shows: the production model, since when, by whom and why,
+        the metric now vs at training, and the recent monitored values (a sparkline)."""
+        project = self._data.project(name)
+        deployment, model_version = self._production_model_version(project)
+        card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
+                "settings": project.settings.to_dict(), "health": self.health(name),
+                "versions": len(self._registry.model_versions(project.id)),
+                "dataset_versions": len(self._registry.dataset_versions(project.id)),
+                "deployments": len(self._registry.deployments(project.id)), "production": None, "sparkline": []}
+        if deployment is not None and model_version is not None:
+            metrics = self._data.model_metrics(model_version)
+            card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
+                                  "by": deployment.by, "reason": deployment.reason,
+                                  "is_rollback": deployment.is_rollback, "metrics": metrics,
+                                  "sha256": model_version.sha256, "notes": model_version.notes}
+        rows = self._registry.recent_monitor_values(project.id, SPARKLINE_POINTS)
+        card["sparkline"] = [r.value if r.value is not None else r.estimated_value for r in reversed(rows)
+                             if r.value is not None or r.estimated_value is not None]
+        return card
 
     def version_card(self, name: str, version: int) -> dict:
-        """Everything about one model version (the Models tab's card)."""
-        return version_card(self._deps, name, version)
+        """Everything about one model version: parameters, metrics, the data it was trained on,
+        library versions, sha256, who trained it and why, and its deployments."""
+        project = self._data.project(name)
+        model_version = self._registry.model_version(project.id, version)
+        run = self._registry.run(model_version.run_id) if model_version.run_id else None
+        facts = self._registry.run_params(model_version.run_id) if run and model_version.run_id else {}
+        datasets = {d.version: d for d in self._data.dataset_versions(name)}
+        used = run.dataset_versions if run else ()
+        trained = next((e for e in reversed(self._registry.events(project.id)) if e.kind in ("model_trained", "model_imported")
+                        and (e.details or {}).get("version") == version), None)
+        return {
+            "project": name, "version": version, "metric": project.metric, "created_at": model_version.created_at,
+            "sha256": model_version.sha256, "aliases": list(model_version.aliases),
+            "archived": model_version.archived, "imported": run is None,
+            "parameters": {k: v for k, v in self._version_parameters(model_version).items() if k != OVERRIDES_PARAM},
+            # the parameters set for the project on top of the preset's defaults; None: not recorded
+            # (an imported model, or a run that did not log them)
+            "parameter_overrides": facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
+            "metrics": self._data.model_metrics(model_version),
+            "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
+                         "test_rows": facts.get("test_rows"), "seconds": run.seconds if run else None,
+                         "sample": facts.get("training_sample"),
+                         "dataset_versions": [{"version": v, "rows": datasets[v].rows,
+                                               "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
+                                              for v in used if v in datasets]},
+            "library_versions": run.library_versions if run else {},
+            "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
+            "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
+                             "rollback": d.is_rollback} for d in self._registry.deployments(project.id) if d.version == version],
+        }
 
     def compare_versions(self, name: str, versions: list[int], progress: Progress | None = None,
                          cancel_event: threading.Event | None = None) -> dict:
-        """Model versions side by side: metrics, parameters, metrics on data none was trained on."""
-        return compare_versions(self._deps, name, versions, progress=progress, cancel_event=cancel_event)
+        """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
+        arrived after both were trained (when there is any), confusion matrices (classification)
+        and feature importances."""
+        import numpy as np
+
+        from app.core.ml.evaluation import confusion
+
+        report = progress or (lambda fraction, message: None)
+        project = self._data.project(name)
+        out: dict[str, Any] = {"project": name, "task": project.task, "metric": project.metric, "versions": [],
+                               "common": None}
+        loaded_models = []
+        for index, version in enumerate(versions):
+            if cancel_event is not None and cancel_event.is_set():
+                from app.core.domain.errors import Cancelled
+
+                raise Cancelled("comparison cancelled")
+            report(index / len(versions), f"scoring v{version}")
+            loaded = self._data.load_version(name, version)
+            loaded_models.append(loaded)
+            X, y, evaluated_proba = self._holdout(name, version, project)
+            entry = {"version": version, "metrics": self._data.model_metrics(loaded.model_version), "rows": len(X),
+                     "confusion": None, "classes": [], "importance_kind": None, "importances": {},
+                     "params": self._version_parameters(loaded.model_version)}
+            if len(X):
+                if project.task == "classification":
+                    classes = [c.item() if hasattr(c, "item") else c for c in
+                               getattr(loaded.model, "classes_", np.unique(y))]
+                    entry["classes"] = [str(c) for c in classes]
+                    predicted = (loaded.model.predict(X) if evaluated_proba is None
+                                 else np.asarray(loaded.model.classes_)[evaluated_proba.argmax(axis=1)])
+                    entry["confusion"] = confusion(y, predicted, classes)
+                entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project.task)
+            out["versions"].append(entry)
+        self._add_common_metrics(project, loaded_models, out)
+        report(1.0, "done")
+        return out
 
     def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> dict:
-        """One feature in the production model's reference vs a batch (the newest by default)."""
-        return feature_distribution(self._deps, name, feature, dataset_version)
+        """How one feature is distributed in the production model's reference rows and in a batch
+        (the latest by default): shares per bin (numbers, bins shared by both) or per category
+        (the most frequent ones; missing values counted apart). What the drift score summarises."""
+        import numpy as np
+        import pandas as pd
+
+        from app.core.ml import batch_reading
+
+        project = self._data.project(name)
+        kinds = project.schema.column_kinds()
+        if feature not in kinds:
+            raise NotFoundError(f"{name} has no feature column {feature!r}")
+        production = self._data.production_version(name)
+        reference = self._data.reference_frame(name, production) if production is not None else None
+        versions = [d.version for d in self._data.dataset_versions(name)]
+        batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
+        if reference is None or batch is None:
+            raise NotFoundError(f"{name}: no production model or no batch to compare")
+        ref, cur = reference[feature], batch_reading.column(self._data.dataset_path(name, batch), feature)
+        out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
+               "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
+               "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}
+        if kinds[feature] == "categorical":
+            ref_counts = ref.dropna().astype(str).value_counts()
+            cur_counts = cur.dropna().astype(str).value_counts()
+            categories = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index[:TOP_CATEGORIES])
+            out.update(kind="categorical", categories=categories,
+                       reference=[_share(ref_counts.get(c, 0), len(ref)) for c in categories],
+                       batch=[_share(cur_counts.get(c, 0), len(cur)) for c in categories])
+            return out
+        ref_values = pd.to_numeric(ref, errors="coerce").dropna().to_numpy(dtype=float)
+        cur_values = pd.to_numeric(cur, errors="coerce").dropna().to_numpy(dtype=float)
+        both = np.concatenate([ref_values, cur_values])
+        low, high = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
+        edges = np.linspace(low, high if high > low else low + 1.0, DISTRIBUTION_BINS + 1)
+        out.update(kind="numeric", edges=edges.tolist(),
+                   reference=(np.histogram(ref_values, edges)[0] / max(1, len(ref))).tolist(),
+                   batch=(np.histogram(cur_values, edges)[0] / max(1, len(cur))).tolist())
+        return out
+
+    def _health(self, name: str) -> dict:
+        project = self._data.project(name)
+        settings = project.settings
+        metric = project.metric
+        deployment, model_version = self._production_model_version(project)
+        open_alerts = self._registry.open_alerts(project.id)
+        result: dict[str, Any] = {"project": name, "metric": metric, "production_version": None, "training_value": None,
+                                  "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
+                                  "reasons": []}
+        if deployment is None or model_version is None:
+            result["reasons"].append("no production model yet")
+            return result
+        result["production_version"] = deployment.version
+        result["training_value"] = self._data.model_metrics(model_version).get(metric)
+        last = self._last_monitor_value(project)
+        if last is not None and last.model_version_id == model_version.id:
+            if last.value is not None:
+                result["current_value"] = last.value
+            elif last.estimated_value is not None:
+                result["current_value"], result["current_is_estimate"] = last.estimated_value, True
+        state, reasons = "ok", []
+        if open_alerts:
+            state = "alert"
+            reasons.append(f"{len(open_alerts)} open alert(s)")
+        current, trained = result["current_value"], result["training_value"]
+        if current is not None:
+            if settings.threshold is not None and past_threshold(metric, current, settings.threshold):
+                state = "alert"
+                reasons.append(f"{metric} {current:.3f} past the threshold {settings.threshold:g}")
+            elif trained is not None and drop_from(metric, trained, current) > settings.max_drop:
+                state = "alert" if state == "alert" else "warning"
+                reasons.append(f"{metric} dropped from {trained:.3f} to {current:.3f}")
+        result["state"], result["reasons"] = state, reasons
+        return result
+
+    def _production_model_version(self, project: Project) -> tuple[Deployment | None, ModelVersion | None]:
+        deployment = self._registry.current_deployment(project.id)
+        if deployment is None:
+            return None, None
+        return deployment, self._registry.model_version_by_id(deployment.model_version_id)
+
+    def _last_monitor_value(self, project: Project) -> MonitorResult | None:
+        return self._registry.last_monitor_result(project.id)
+
+    def _holdout(self, name: str, version: int, project: Project) -> tuple[Any, Any, Any]:
+        """(X, y, the evaluated fit's probabilities or None) of a version's hold-out rows. A model refitted on
+        all its rows saw them: its confusion matrix comes from the probabilities its evaluated fit gave them."""
+        from app.core.ml import datasets
+
+        reference = self._data.reference_frame(name, version)
+        if reference is None or "__split__" not in reference:
+            frame, _ = self._data.training_frame(name)
+        else:
+            frame = reference[reference["__split__"] == "holdout"]
+            if frame.empty:
+                frame = reference
+        frame = frame[frame[project.target].notna()]
+        if len(frame) > MAX_IMPORTANCE_ROWS:
+            frame = frame.sample(MAX_IMPORTANCE_ROWS, random_state=0)
+        return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
+                datasets.stored_holdout_proba(frame))
+
+    def _unseen_by_all(self, project: Project,
+                       model_versions: list[ModelVersion]) -> tuple[Any, Any, list[int]] | None:
+        """Labelled rows ingested after the newest of these models was trained: data none of them
+        saw, so their metrics on it compare like with like. -> (X, y, dataset versions) or None."""
+        from app.core.ml import batch_reading, datasets
+
+        newest = max(mv.created_at for mv in model_versions)
+        later = [d for d in self._registry.dataset_versions(project.id)
+                 if d.labelled_rows and d.created_at > newest]
+        if not later:
+            return None
+        target = project.target
+        frame = batch_reading.newest_labelled_rows([self._workspace.root / d.path for d in later], target, MAX_COMMON_ROWS)
+        return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
+                [d.version for d in later])
+
+    def _add_common_metrics(self, project: Project, loaded_models: list, out: dict) -> None:
+        from app.core.ml.training import evaluate_pipeline
+
+        common = self._unseen_by_all(project, [loaded.model_version for loaded in loaded_models])
+        if common is None:
+            return
+        X, y, dataset_versions = common
+        out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
+        for entry, loaded in zip(out["versions"], loaded_models):
+            entry["common_metrics"] = evaluate_pipeline(loaded.model, project.task, X, y)
+
+    def _version_parameters(self, model_version: ModelVersion) -> dict:
+        """The preset and the estimator's parameters a version was trained with ({} for an import)."""
+        if not model_version.run_id:
+            return {}
+        run = self._registry.run(model_version.run_id)
+        params = self._registry.run_params(model_version.run_id)
+        return {"preset": run.preset, **{k: v for k, v in sorted(params.items()) if k not in RUN_FACTS}}

@@ -23,45 +23,20 @@ import os
 
 import pandas as pd
 
+from app.core.domain.clock import Clock
 from app.core.domain.entities import DatasetVersion, LabelledPrediction, LoggedPrediction, Project, Schema
 from app.core.domain.errors import KeelError, ValidationError
 from app.core.fileio import sha256_file
 from app.core.ml import batch_reading, datasets
 from app.core.ml.childproc import capped_native_threads
 from app.core.services import traffic
-from app.core.services.dependencies import Dependencies
+from app.core.services.project_data import ProjectData
 from app.core.store.registry import Registry
-from app.core.store.workspace import project_lock
+from app.core.store.workspace import Workspace, project_lock
 
 log = logging.getLogger("keel.labels")
 
 
-def add_labels(deps: Dependencies, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
-    project = deps.data.project(name)
-    settings = project.settings
-    if not settings.id_column:
-        raise KeelError(f"project {name!r} has no ID column to join labels on: set one with "
-                        f"`keel project set {name} --id-column NAME`")
-    schema = project.schema
-    raw = datasets.read_table(file_path)
-    ids, labels, unreadable, warnings = _read_labels(raw, schema, settings.id_column)
-    duplicated = ids.duplicated(keep="first")
-    labels_by_id = pd.Series(labels[~duplicated].to_numpy(), index=ids[~duplicated].to_numpy())
-    counts = {"rows": len(raw.frame), "joined": 0, "unknown": 0, "duplicate": int(duplicated.sum()),
-              "already_labelled": 0, "unreadable": unreadable}
-    with project_lock(deps.workspace, name):
-        joined = _join(deps, project, settings.id_column, labels_by_id.index.tolist(), counts)
-        frame = _labelled_frame(joined, labels_by_id, schema, settings.id_column)
-        counts["joined"] = len(frame)
-        if frame.empty:
-            return {"project": name, **counts, "dataset_version": None, "traffic_windows": [], "batches": [],
-                    "warnings": warnings}
-        version, windows, batches = _store(deps, project, frame, joined, raw.source, counts, by, settings.id_column)
-    return {"project": name, **counts, "dataset_version": version, "traffic_windows": windows, "batches": batches,
-            "warnings": warnings}
-
-
-# --------------------------------------------------------------------------- reading the file
 def _read_labels(raw: datasets.RawTable, schema: Schema, id_column: str) -> tuple[pd.Series, pd.Series, int, list]:
     frame = raw.frame
     id_name = next((c for c in (id_column, "id") if c in frame.columns), None)
@@ -80,46 +55,6 @@ def _read_labels(raw: datasets.RawTable, schema: Schema, id_column: str) -> tupl
 
 
 # --------------------------------------------------------------------------- joining
-def _join(deps: Dependencies, project: Project, id_column: str, ids: list[str], counts: dict) -> dict:
-    """-> {"ids": the IDs joined, "records": their logged records, "batch_rows": id -> (dataset version,
-    stored row) for IDs found unlabelled in ingested batches}."""
-    registry = deps.registry
-    already = registry.labelled_record_ids(project.id, ids)
-    batch_rows, labelled_in_batches = _batch_rows(deps, project, id_column, set(ids) - already)
-    already |= labelled_in_batches
-    wanted = [i for i in ids if i not in already]
-    records = registry.predictions_for_records(project.id, wanted)
-    logged = {r.record_id for r in records}
-    found = [i for i in wanted if i in logged or i in batch_rows]
-    counts["already_labelled"] = sum(1 for i in ids if i in already)
-    counts["unknown"] = len(wanted) - len(found)
-    return {"ids": found, "records": records, "batch_rows": batch_rows}
-
-
-def _batch_rows(deps: Dependencies, project: Project, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
-    """Rows of ingested batches with these IDs: (id -> (dataset version row, its frame row) for the
-    unlabelled ones, the IDs already labelled there)."""
-    import pyarrow.parquet as pq
-
-    target = project.schema.target
-    found: dict[str, tuple[DatasetVersion, pd.Series]] = {}
-    labelled: set[str] = set()
-    if not ids:
-        return found, labelled
-    for version in deps.registry.dataset_versions(project.id):
-        path = deps.workspace.root / version.path
-        if id_column not in pq.read_schema(path).names:
-            continue
-        match = batch_reading.rows_with_ids(path, id_column, ids)  # piece by piece: only the matches stay
-        for _, row in match.iterrows():
-            record_id = str(row[id_column])
-            if pd.notna(row[target]):
-                labelled.add(record_id)
-            else:
-                found[record_id] = (version, row)
-    return {i: v for i, v in found.items() if i not in labelled}, labelled
-
-
 def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: Schema, id_column: str) -> pd.DataFrame:
     """The joined rows, features as the model saw them (a batch's own row when there is one, else the
     newest logged input), the ID and the label."""
@@ -140,50 +75,11 @@ def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: Schema, id_co
     frame = pd.concat(parts, ignore_index=True)
     frame = traffic.storage_frame(frame, schema)
     frame[schema.target] = pd.Series(labels_by_id.loc[frame[id_column]].to_numpy(),
-                                        dtype=datasets.target_dtype(schema))
+                                     dtype=datasets.target_dtype(schema))
     return frame
 
 
 # --------------------------------------------------------------------------- storing and measuring
-def _store(deps: Dependencies, project: Project, frame: pd.DataFrame, joined: dict, source: str, counts: dict,
-           by: str, id_column: str) -> tuple[int, list[dict], list[dict]]:
-    registry, schema = deps.registry, project.schema
-    storage = datasets.to_storage_frame(frame, schema)
-    digest = datasets.content_hash(storage)
-    version = registry.next_number("dataset_versions", project.id)
-    parent = registry.dataset_versions(project.id)[-1]
-    path = deps.workspace.dataset_dir(project.name) / f"v{version}.parquet"
-    prediction_ids = [r.id for r in joined["records"]]
-    window_ids = sorted(set(registry.windows_of_predictions(project.id, prediction_ids).values()))
-    batch_versions = sorted({joined["batch_rows"][i][0].version for i in joined["ids"] if i in joined["batch_rows"]})
-    lineage = {"labels_file": source, "traffic_windows": window_ids, "dataset_versions": batch_versions,
-               "logged_records": len(prediction_ids), **{k: counts[k] for k in ("joined", "unknown", "duplicate",
-                                                                                 "already_labelled", "unreadable")}}
-    datasets.write_frame(storage, path)
-    now = deps.clock()
-    try:
-        with registry.transaction():
-            dataset_id = registry.insert_dataset_version(
-                project_id=project.id, version=version, path=str(path.relative_to(deps.workspace.root)),
-                content_sha256=digest, file_sha256=sha256_file(path), rows=len(storage), labelled_rows=len(storage), source=f"labels: {source}",
-                parent_id=parent.id,
-                report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
-            registry.insert_late_labels([(project.id, record_id, json.dumps(_plain(label)), dataset_id, now)
-                                         for record_id, label in zip(frame[id_column], frame[schema.target])])
-            windows = [_measure_window(registry, project, window_id, dataset_id, now) for window_id in window_ids]
-            batches = [_measure_batch(deps, project, id_column, batch_version, dataset_id)
-                       for batch_version in batch_versions]
-            registry.add_event(project, "labels_added",
-                               f"dataset v{version}: {counts['joined']} late label(s) from {source} joined by ID "
-                               f"({counts['unknown']} unknown, {counts['duplicate']} duplicate, "
-                               f"{counts['already_labelled']} already labelled)", by,
-                               {"dataset_version": version, **lineage})
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return version, windows, [b for b in batches if b is not None]
-
-
 def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
@@ -200,44 +96,141 @@ def _measure_window(registry: Registry, project: Project, window_id: int, datase
             "value": value}
 
 
-def _measure_batch(deps: Dependencies, project: Project, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
-    """The batch's metric over its rows labelled so far, with the model that monitored it."""
-    registry, schema = deps.registry, project.schema
-    row = next(v for v in registry.dataset_versions(project.id) if v.version == batch_version)
-    result = registry.monitor_result_of_dataset(row.id)
-    if result is None:
-        return None  # not monitored yet: the cycle that monitors it has no predictions to compare with
-    path = deps.workspace.root / row.path
-    known: dict[str, object] = {}
-    for piece in batch_reading.pieces(path, columns=[id_column]):  # the IDs first, one column
-        known.update(registry.late_labels_for(project.id, piece[id_column].dropna().astype(str).tolist()))
-    labelled = batch_reading.rows_with_ids(path, id_column, set(known))  # then only the labelled rows
-    model_version = registry.model_version_by_id(result.model_version_id).version
-    loaded = deps.data.load_version(project.name, model_version)
-    X = datasets.to_model_frame(labelled, schema)
-    with capped_native_threads():
-        predictions = loaded.model.predict(X)
-        probabilities = (loaded.model.predict_proba(X) if project.task == "classification"
-                         and hasattr(loaded.model, "predict_proba") else None)
-    rows = [LabelledPrediction(prediction=_plain(p), label=known[str(i)],
-                               probabilities=None if probabilities is None else [float(x) for x in probabilities[n]])
-            for n, (p, i) in enumerate(zip(predictions, labelled[id_column]))]
-    value = traffic.window_metric(project, rows)
-    registry.insert_late_measurement(project_id=project.id, monitor_result_id=result.id,
-                                     labels_dataset_version_id=dataset_id, rows=row.rows,
-                                     labelled_rows=len(rows), metric=project.metric, value=value)
-    return {"dataset_version": batch_version, "rows": row.rows, "labelled_rows": len(rows),
-            "label_coverage": len(rows) / row.rows if row.rows else 0.0, "metric": project.metric,
-            "value": value}
-
-
-
 class LabelService:
     """Labels that arrive after the predictions (Keel.labels, `keel labels`)."""
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._data = data
+        self._clock = clock
 
     def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
-        """Join a file of id,label rows to earlier predictions and unlabelled rows."""
-        return add_labels(self._deps, name, file_path, by=by)
+        project = self._data.project(name)
+        settings = project.settings
+        if not settings.id_column:
+            raise KeelError(f"project {name!r} has no ID column to join labels on: set one with "
+                            f"`keel project set {name} --id-column NAME`")
+        schema = project.schema
+        raw = datasets.read_table(file_path)
+        ids, labels, unreadable, warnings = _read_labels(raw, schema, settings.id_column)
+        duplicated = ids.duplicated(keep="first")
+        labels_by_id = pd.Series(labels[~duplicated].to_numpy(), index=ids[~duplicated].to_numpy())
+        counts = {"rows": len(raw.frame), "joined": 0, "unknown": 0, "duplicate": int(duplicated.sum()),
+                  "already_labelled": 0, "unreadable": unreadable}
+        with project_lock(self._workspace, name):
+            joined = self._join(project, settings.id_column, labels_by_id.index.tolist(), counts)
+            frame = _labelled_frame(joined, labels_by_id, schema, settings.id_column)
+            counts["joined"] = len(frame)
+            if frame.empty:
+                return {"project": name, **counts, "dataset_version": None, "traffic_windows": [], "batches": [],
+                        "warnings": warnings}
+            version, windows, batches = self._store(project, frame, joined, raw.source, counts, by, settings.id_column)
+        return {"project": name, **counts, "dataset_version": version, "traffic_windows": windows, "batches": batches,
+                "warnings": warnings}
+
+    def _join(self, project: Project, id_column: str, ids: list[str], counts: dict) -> dict:
+        """-> {"ids": the IDs joined, "records": their logged records, "batch_rows": id -> (dataset version,
+        stored row) for IDs found unlabelled in ingested batches}."""
+        registry = self._registry
+        already = registry.labelled_record_ids(project.id, ids)
+        batch_rows, labelled_in_batches = self._batch_rows(project, id_column, set(ids) - already)
+        already |= labelled_in_batches
+        wanted = [i for i in ids if i not in already]
+        records = registry.predictions_for_records(project.id, wanted)
+        logged = {r.record_id for r in records}
+        found = [i for i in wanted if i in logged or i in batch_rows]
+        counts["already_labelled"] = sum(1 for i in ids if i in already)
+        counts["unknown"] = len(wanted) - len(found)
+        return {"ids": found, "records": records, "batch_rows": batch_rows}
+
+    def _batch_rows(self, project: Project, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
+        """Rows of ingested batches with these IDs: (id -> (dataset version row, its frame row) for the
+        unlabelled ones, the IDs already labelled there)."""
+        import pyarrow.parquet as pq
+
+        target = project.schema.target
+        found: dict[str, tuple[DatasetVersion, pd.Series]] = {}
+        labelled: set[str] = set()
+        if not ids:
+            return found, labelled
+        for version in self._registry.dataset_versions(project.id):
+            path = self._workspace.root / version.path
+            if id_column not in pq.read_schema(path).names:
+                continue
+            match = batch_reading.rows_with_ids(path, id_column, ids)  # piece by piece: only the matches stay
+            for _, row in match.iterrows():
+                record_id = str(row[id_column])
+                if pd.notna(row[target]):
+                    labelled.add(record_id)
+                else:
+                    found[record_id] = (version, row)
+        return {i: v for i, v in found.items() if i not in labelled}, labelled
+
+    def _store(self, project: Project, frame: pd.DataFrame, joined: dict, source: str, counts: dict,
+               by: str, id_column: str) -> tuple[int, list[dict], list[dict]]:
+        registry, schema = self._registry, project.schema
+        storage = datasets.to_storage_frame(frame, schema)
+        digest = datasets.content_hash(storage)
+        version = registry.next_number("dataset_versions", project.id)
+        parent = registry.dataset_versions(project.id)[-1]
+        path = self._workspace.dataset_dir(project.name) / f"v{version}.parquet"
+        prediction_ids = [r.id for r in joined["records"]]
+        window_ids = sorted(set(registry.windows_of_predictions(project.id, prediction_ids).values()))
+        batch_versions = sorted({joined["batch_rows"][i][0].version for i in joined["ids"] if i in joined["batch_rows"]})
+        lineage = {"labels_file": source, "traffic_windows": window_ids, "dataset_versions": batch_versions,
+                   "logged_records": len(prediction_ids), **{k: counts[k] for k in ("joined", "unknown", "duplicate",
+                                                                                    "already_labelled", "unreadable")}}
+        datasets.write_frame(storage, path)
+        now = self._clock()
+        try:
+            with registry.transaction():
+                dataset_id = registry.insert_dataset_version(
+                    project_id=project.id, version=version, path=str(path.relative_to(self._workspace.root)),
+                    content_sha256=digest, file_sha256=sha256_file(path), rows=len(storage), labelled_rows=len(storage), source=f"labels: {source}",
+                    parent_id=parent.id,
+                    report={"source": source, "rows": len(storage), "labelled_rows": len(storage), "lineage": lineage})
+                registry.insert_late_labels([(project.id, record_id, json.dumps(_plain(label)), dataset_id, now)
+                                             for record_id, label in zip(frame[id_column], frame[schema.target])])
+                windows = [_measure_window(registry, project, window_id, dataset_id, now) for window_id in window_ids]
+                batches = [self._measure_batch(project, id_column, batch_version, dataset_id)
+                           for batch_version in batch_versions]
+                registry.add_event(project, "labels_added",
+                                   f"dataset v{version}: {counts['joined']} late label(s) from {source} joined by ID "
+                                   f"({counts['unknown']} unknown, {counts['duplicate']} duplicate, "
+                                   f"{counts['already_labelled']} already labelled)", by,
+                                   {"dataset_version": version, **lineage})
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return version, windows, [b for b in batches if b is not None]
+
+    def _measure_batch(self, project: Project, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
+        """The batch's metric over its rows labelled so far, with the model that monitored it."""
+        registry, schema = self._registry, project.schema
+        row = next(v for v in registry.dataset_versions(project.id) if v.version == batch_version)
+        result = registry.monitor_result_of_dataset(row.id)
+        if result is None:
+            return None  # not monitored yet: the cycle that monitors it has no predictions to compare with
+        path = self._workspace.root / row.path
+        known: dict[str, object] = {}
+        for piece in batch_reading.pieces(path, columns=[id_column]):  # the IDs first, one column
+            known.update(registry.late_labels_for(project.id, piece[id_column].dropna().astype(str).tolist()))
+        labelled = batch_reading.rows_with_ids(path, id_column, set(known))  # then only the labelled rows
+        model_version = registry.model_version_by_id(result.model_version_id).version
+        loaded = self._data.load_version(project.name, model_version)
+        X = datasets.to_model_frame(labelled, schema)
+        with capped_native_threads():
+            predictions = loaded.model.predict(X)
+            probabilities = (loaded.model.predict_proba(X) if project.task == "classification"
+                             and hasattr(loaded.model, "predict_proba") else None)
+        rows = [LabelledPrediction(prediction=_plain(p), label=known[str(i)],
+                                   probabilities=None if probabilities is None else [float(x) for x in probabilities[n]])
+                for n, (p, i) in enumerate(zip(predictions, labelled[id_column]))]
+        value = traffic.window_metric(project, rows)
+        registry.insert_late_measurement(project_id=project.id, monitor_result_id=result.id,
+                                         labels_dataset_version_id=dataset_id, rows=row.rows,
+                                         labelled_rows=len(rows), metric=project.metric, value=value)
+        return {"dataset_version": batch_version, "rows": row.rows, "labelled_rows": len(rows),
+                "label_coverage": len(rows) / row.rows if row.rows else 0.0, "metric": project.metric,
+                "value": value}

@@ -64,7 +64,7 @@ from app.core.fileio import (
     stage_bytes,
     write_text_atomic,
 )
-from app.core.services.dependencies import LifecycleActions, Progress, ServiceDependencies
+from app.core.services.dependencies import Progress, WorkspaceServices
 from app.core.services.paths import check_output_path, user_output
 from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import NewFiles, Registry
@@ -139,9 +139,7 @@ class Keel:
         self._registry = Registry(workspace.registry_path, clock=clock)
         self._data = ProjectData(self._registry, workspace)
         self._clock = clock
-        self._services = ServiceDependencies(self._registry, workspace, self._data, LifecycleActions(
-            ingest=self.ingest, train=self.train, deploy=self.deploy, deploy_holding_lock=self.deploy_holding_lock,
-            rollback=self.rollback, rewrite_production_manifest=self.rewrite_production_manifest), clock=clock)
+        self._services = WorkspaceServices(self._registry, workspace, self._data, clock)
         if refresh_manifests:
             self._refresh_manifests_on_open()
 
@@ -170,27 +168,30 @@ class Keel:
         return self._clock
 
     # ================================================================ the other services
-    # Built once per workspace, each handed only its dependencies (self._services); a front end
-    # calls them (keel.policy.monitor(name)) and never holds their dependencies or the store.
+    # Built once per workspace, each handed only its dependencies, one by one: the store, the files,
+    # the shared reads, the clock and the caches (self._services), the other services it calls and
+    # the lifecycle actions it takes (Keel's bound methods). A front end calls them
+    # (keel.policy.monitor(name)) and never holds their dependencies or the store.
     # Their modules are imported on first use: the policy's and monitoring's load pandas and
     # scikit-learn, which read-only commands never need.
     @cached_property
     def inbox(self) -> InboxService:
         from app.core.services.inbox import InboxService
 
-        return InboxService(self._services.inbox)
+        return InboxService(registry=self._registry, workspace=self._workspace, clock=self._clock, ingest=self.ingest)
 
     @cached_property
     def batches(self) -> BatchService:
         from app.core.services.batches import BatchService
 
-        return BatchService(self._services.batches)
+        return BatchService(registry=self._registry, data=self._data, ingest=self.ingest)
 
     @cached_property
     def monitoring(self) -> MonitoringService:
         from app.core.services.monitoring import MonitoringService
 
-        return MonitoringService(self._services.monitoring)
+        return MonitoringService(registry=self._registry, workspace=self._workspace, data=self._data,
+                                 traffic=self.traffic, drift_references=self._services.drift_references)
 
     @cached_property
     def policy(self) -> PolicyService:
@@ -205,55 +206,59 @@ class Keel:
     def insights(self) -> InsightsService:
         from app.core.services.insights import InsightsService
 
-        return InsightsService(self._services.insights)
+        return InsightsService(registry=self._registry, workspace=self._workspace, data=self._data)
 
     @cached_property
     def traffic(self) -> TrafficService:
         from app.core.services.traffic import TrafficService
 
-        return TrafficService(self._services.traffic)
+        return TrafficService(registry=self._registry, data=self._data, clock=self._clock)
 
     @cached_property
     def labels(self) -> LabelService:
         from app.core.services.labels import LabelService
 
-        return LabelService(self._services.labels)
+        return LabelService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock)
 
     @cached_property
     def reports(self) -> ReportService:
         from app.core.services.reports import ReportService
 
-        return ReportService(self._services.reports)
+        return ReportService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock,
+                             insights=self.insights)
 
     @cached_property
     def mlflow(self) -> MlflowModelService:
         from app.core.services.mlflow_model import MlflowModelService
 
-        return MlflowModelService(self._services.mlflow)
+        return MlflowModelService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock)
 
     @cached_property
     def backup(self) -> BackupService:
         from app.core.services.backup import BackupService
 
-        return BackupService(self._services.workspace_upkeep)
+        return BackupService(registry=self._registry, workspace=self._workspace, clock=self._clock,
+                             rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
     def bundle(self) -> BundleService:
         from app.core.services.bundle import BundleService
 
-        return BundleService(self._services.workspace_upkeep)
+        return BundleService(registry=self._registry, workspace=self._workspace, data=self._data, clock=self._clock,
+                             rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
     def verifier(self) -> VerifyService:
         from app.core.services.verify import VerifyService
 
-        return VerifyService(self._services.workspace_upkeep)
+        return VerifyService(registry=self._registry, workspace=self._workspace, clock=self._clock,
+                             rewrite_production_manifest=self.rewrite_production_manifest)
 
     @cached_property
     def upkeep(self) -> UpkeepService:
         from app.core.services.upkeep import UpkeepService
 
-        return UpkeepService(self._services.workspace_upkeep)
+        return UpkeepService(registry=self._registry, workspace=self._workspace, clock=self._clock, backup=self.backup)
 
     # ================================================================ the workspace's places
     @property

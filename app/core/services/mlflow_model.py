@@ -24,10 +24,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.domain.clock import Clock
 from app.core.domain.entities import Schema
 from app.core.domain.errors import KeelError
 from app.core.ml import artifacts, datasets
-from app.core.services.dependencies import Dependencies
+from app.core.services.project_data import ProjectData
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace
 
 MODEL_FILE = "model.skops"
 INPUT_EXAMPLE_FILE = "input_example.json"
@@ -67,20 +70,6 @@ def pinned_requirements(library_versions: dict) -> list[str]:
                 version = __import__(module).__version__
         pins.append(f"{distribution}=={version}")
     return [MLFLOW_REQUIREMENT, *pins]
-
-
-def _example_rows(deps: Dependencies, name: str, version: int, schema: Schema) -> dict:
-    """A few hold-out rows in pandas' split orient; missing values as null (JSON has no NaN)."""
-    reference = deps.data.reference_frame(name, version)
-    if reference is None:
-        reference = deps.data.training_frame(name)[0]
-    elif "__split__" in reference:
-        holdout = reference[reference["__split__"] == "holdout"]
-        reference = holdout if len(holdout) else reference
-    frame = datasets.to_model_frame(reference.head(EXAMPLE_ROWS), schema)
-    rows = [[None if isinstance(v, float) and math.isnan(v) else v for v in row]
-            for row in frame.astype(object).itertuples(index=False, name=None)]
-    return {"columns": list(frame.columns), "data": rows}
 
 
 def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str, created: datetime) -> dict:
@@ -132,105 +121,7 @@ def environment_files(requirements: list[str], python_version: str) -> dict[str,
             "python_env.yaml": yaml.safe_dump(python_env, default_flow_style=False, sort_keys=False)}
 
 
-def version_facts(deps: Dependencies, name: str, version: int) -> dict:
-    """What an MLflow model (and an MLflow run) says about a version: identity, trust, lineage."""
-    loaded = deps.data.load_version(name, version)  # checks the hash and the trusted types first
-    model_version = loaded.model_version
-    run = deps.registry.run(model_version.run_id) if model_version.run_id else None
-    return {"project": name, "version": version, "sha256": model_version.sha256,
-            "artifact": deps.workspace.root / model_version.artifact_path,
-            "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types)),
-            "library_versions": run.library_versions if run else {},
-            "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project.schema}
-
-
-def write_model_directory(deps: Dependencies, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
-    """Write the MLflow model directory of a version into destination (a new folder; it must not exist)."""
-    import yaml
-
-    facts = facts or version_facts(deps, name, version)
-    schema = facts["schema"]
-    python_version = facts["library_versions"].get("python") or platform.python_version()
-    requirements = pinned_requirements(facts["library_versions"])
-    example = _example_rows(deps, name, version, schema)
-    staging = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        shutil.copyfile(facts["artifact"], staging / MODEL_FILE)
-        files = environment_files(requirements, python_version)
-        files[INPUT_EXAMPLE_FILE] = json.dumps(example)
-        files[SERVING_INPUT_FILE] = json.dumps({"dataframe_split": example}, indent=2)
-        for file_name, text in files.items():
-            (staging / file_name).write_text(text, encoding="utf-8")
-        size = sum(p.stat().st_size for p in staging.iterdir())
-        document = mlmodel(facts, schema, size, python_version, deps.clock.moment())
-        (staging / "MLmodel").write_text(yaml.safe_dump(document, default_flow_style=False), encoding="utf-8")
-        os.replace(staging, destination)  # the folder appears whole or not at all
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return {"files": sorted(p.name for p in destination.iterdir()), "requirements": requirements}
-
-
-def export_mlflow(deps: Dependencies, name: str, version: int, output: str | os.PathLike) -> dict:
-    """`export NAME --version N --format mlflow --output DIR`: DIR must not exist yet, outside the workspace."""
-    from app.core.services.paths import check_output_path
-
-    destination = check_output_path(deps.workspace.root, output).resolve()
-    if destination.exists():
-        raise KeelError(f"--output {output}: already exists; an MLflow model directory is written to a new folder")
-    if not destination.parent.is_dir():
-        raise KeelError(f"--output {output}: its folder {destination.parent} does not exist")
-    facts = version_facts(deps, name, version)
-    try:
-        written = write_model_directory(deps, name, version, destination, facts)
-    except OSError as exc:
-        raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
-    project = deps.data.project(name)
-    with deps.registry.transaction():
-        deps.registry.add_event(project, "model_exported", f"v{version} exported as an MLflow model to {destination}",
-                                "user", {"version": version, "format": "mlflow", "output": str(destination)})
-    return {"version": version, "path": str(destination), "format": "mlflow", "sha256": facts["sha256"], **written}
-
-
-# --------------------------------------------------------------------------- a version as an MLflow run
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
-
-
-def run_record(deps: Dependencies, name: str, version: int) -> dict:
-    """A version as an MLflow run: params, metrics and tags with Keel's lineage (times in ms)."""
-    project = deps.data.project(name)
-    registry = deps.registry
-    model_version = registry.model_version(project.id, version)
-    run = registry.run(model_version.run_id) if model_version.run_id else None
-    params = registry.run_params(run.id) if run else {}
-    metrics = deps.data.model_metrics(model_version)
-    used = set(run.dataset_versions) if run else set()
-    lineage = [{"version": d.version, "source": d.source, "rows": d.rows,
-                "labelled_rows": d.labelled_rows, "sha256": d.content_sha256}
-               for d in registry.dataset_versions(project.id) if d.version in used]
-    trained = next((e for e in registry.events(project.id)
-                    if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
-    tags = {
-        "keel.project": name, "keel.version": str(version), "keel.sha256": model_version.sha256,
-        "keel.task": project.task, "keel.target": project.target, "keel.metric": project.metric,
-        "keel.preset": (run.preset if run else None) or "", "keel.run_kind": run.kind if run else "",
-        "keel.dataset_versions": ",".join(str(d["version"]) for d in lineage),
-        "keel.training_data": json.dumps(lineage)[:MAX_PARAM_CHARS],
-        "keel.trained_by": trained.by if trained else "", "keel.trained": trained.message if trained else "",
-        "keel.archived": str(model_version.archived).lower(),
-        "keel.library_versions": json.dumps(run.library_versions if run else {}),
-        "mlflow.source.name": "keel", "mlflow.source.type": "LOCAL",
-    }
-    return {
-        "params": {key: _param_text(value) for key, value in sorted(params.items())},
-        "metrics": {key: value for key, value in metrics.items() if value is not None and math.isfinite(value)},
-        "tags": tags,
-        "start_ms": _millis((run.started_at if run else None) or model_version.created_at),
-        "end_ms": _millis((run.finished_at if run else None) or model_version.created_at),
-        "description": f"Keel project {name}, model v{version} ({project.task}, target {project.target})",
-    }
 
 
 def _param_text(value: object) -> str:
@@ -245,21 +136,114 @@ def _millis(iso: str) -> int:
 class MlflowModelService:
     """A Keel model version as an MLflow model and an MLflow run (Keel.mlflow)."""
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._data = data
+        self._clock = clock
 
     def export_mlflow(self, name: str, version: int, output: str | os.PathLike) -> dict:
-        """`export --format mlflow`: the MLflow model directory of a version, outside the workspace."""
-        return export_mlflow(self._deps, name, version, output)
+        """`export NAME --version N --format mlflow --output DIR`: DIR must not exist yet, outside the workspace."""
+        from app.core.services.paths import check_output_path
+
+        destination = check_output_path(self._workspace.root, output).resolve()
+        if destination.exists():
+            raise KeelError(f"--output {output}: already exists; an MLflow model directory is written to a new folder")
+        if not destination.parent.is_dir():
+            raise KeelError(f"--output {output}: its folder {destination.parent} does not exist")
+        facts = self.version_facts(name, version)
+        try:
+            written = self.write_model_directory(name, version, destination, facts)
+        except OSError as exc:
+            raise KeelError(f"cannot write {destination}: {exc.strerror or exc}") from None
+        project = self._data.project(name)
+        with self._registry.transaction():
+            self._registry.add_event(project, "model_exported", f"v{version} exported as an MLflow model to {destination}",
+                                     "user", {"version": version, "format": "mlflow", "output": str(destination)})
+        return {"version": version, "path": str(destination), "format": "mlflow", "sha256": facts["sha256"], **written}
 
     def version_facts(self, name: str, version: int) -> dict:
-        """What an MLflow model (and run) says about a version; verifies the model file."""
-        return version_facts(self._deps, name, version)
+        """What an MLflow model (and an MLflow run) says about a version: identity, trust, lineage."""
+        loaded = self._data.load_version(name, version)  # checks the hash and the trusted types first
+        model_version = loaded.model_version
+        run = self._registry.run(model_version.run_id) if model_version.run_id else None
+        return {"project": name, "version": version, "sha256": model_version.sha256,
+                "artifact": self._workspace.root / model_version.artifact_path,
+                "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types)),
+                "library_versions": run.library_versions if run else {},
+                "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project.schema}
 
     def write_model_directory(self, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
-        """The MLflow model directory of a version, written into destination (a new folder)."""
-        return write_model_directory(self._deps, name, version, destination, facts)
+        """Write the MLflow model directory of a version into destination (a new folder; it must not exist)."""
+        import yaml
+
+        facts = facts or self.version_facts(name, version)
+        schema = facts["schema"]
+        python_version = facts["library_versions"].get("python") or platform.python_version()
+        requirements = pinned_requirements(facts["library_versions"])
+        example = self._example_rows(name, version, schema)
+        staging = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            shutil.copyfile(facts["artifact"], staging / MODEL_FILE)
+            files = environment_files(requirements, python_version)
+            files[INPUT_EXAMPLE_FILE] = json.dumps(example)
+            files[SERVING_INPUT_FILE] = json.dumps({"dataframe_split": example}, indent=2)
+            for file_name, text in files.items():
+                (staging / file_name).write_text(text, encoding="utf-8")
+            size = sum(p.stat().st_size for p in staging.iterdir())
+            document = mlmodel(facts, schema, size, python_version, self._clock.moment())
+            (staging / "MLmodel").write_text(yaml.safe_dump(document, default_flow_style=False), encoding="utf-8")
+            os.replace(staging, destination)  # the folder appears whole or not at all
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return {"files": sorted(p.name for p in destination.iterdir()), "requirements": requirements}
 
     def run_record(self, name: str, version: int) -> dict:
-        """A version as an MLflow run: params, metrics and tags (registry reads only)."""
-        return run_record(self._deps, name, version)
+        """A version as an MLflow run: params, metrics and tags with Keel's lineage (times in ms)."""
+        project = self._data.project(name)
+        registry = self._registry
+        model_version = registry.model_version(project.id, version)
+        run = registry.run(model_version.run_id) if model_version.run_id else None
+        params = registry.run_params(run.id) if run else {}
+        metrics = self._data.model_metrics(model_version)
+        used = set(run.dataset_versions) if run else set()
+        lineage = [{"version": d.version, "source": d.source, "rows": d.rows,
+                    "labelled_rows": d.labelled_rows, "sha256": d.content_sha256}
+                   for d in registry.dataset_versions(project.id) if d.version in used]
+        trained = next((e for e in registry.events(project.id)
+                        if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
+        tags = {
+            "keel.project": name, "keel.version": str(version), "keel.sha256": model_version.sha256,
+            "keel.task": project.task, "keel.target": project.target, "keel.metric": project.metric,
+            "keel.preset": (run.preset if run else None) or "", "keel.run_kind": run.kind if run else "",
+            "keel.dataset_versions": ",".join(str(d["version"]) for d in lineage),
+            "keel.training_data": json.dumps(lineage)[:MAX_PARAM_CHARS],
+            "keel.trained_by": trained.by if trained else "", "keel.trained": trained.message if trained else "",
+            "keel.archived": str(model_version.archived).lower(),
+            "keel.library_versions": json.dumps(run.library_versions if run else {}),
+            "mlflow.source.name": "keel", "mlflow.source.type": "LOCAL",
+        }
+        return {
+            "params": {key: _param_text(value) for key, value in sorted(params.items())},
+            "metrics": {key: value for key, value in metrics.items() if value is not None and math.isfinite(value)},
+            "tags": tags,
+            "start_ms": _millis((run.started_at if run else None) or model_version.created_at),
+            "end_ms": _millis((run.finished_at if run else None) or model_version.created_at),
+            "description": f"Keel project {name}, model v{version} ({project.task}, target {project.target})",
+        }
+
+    def _example_rows(self, name: str, version: int, schema: Schema) -> dict:
+        """A few hold-out rows in pandas' split orient; missing values as null (JSON has no NaN)."""
+        reference = self._data.reference_frame(name, version)
+        if reference is None:
+            reference = self._data.training_frame(name)[0]
+        elif "__split__" in reference:
+            holdout = reference[reference["__split__"] == "holdout"]
+            reference = holdout if len(holdout) else reference
+        frame = datasets.to_model_frame(reference.head(EXAMPLE_ROWS), schema)
+        rows = [[None if isinstance(v, float) and math.isnan(v) else v for v in row]
+                for row in frame.astype(object).itertuples(index=False, name=None)]
+        return {"columns": list(frame.columns), "data": rows}

@@ -18,8 +18,10 @@ A rule without the data to decide (an unlabelled batch for the measured rules,
 no threshold set) leaves its alert as it is.
 """
 
+from __future__ import annotations
+
 import logging
-from typing import SupportsFloat
+from typing import TYPE_CHECKING, SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -35,86 +37,21 @@ from app.core.ml import datasets, drift
 from app.core.ml.childproc import capped_native_threads
 from app.core.ml.drift import probability_summary
 from app.core.ml.evaluation import compute_metrics, confusion, per_class_metrics
+from app.core.services.cache import BoundedCache
 from app.core.services.cycle import BatchResult, CycleResult, apply_rules
-from app.core.services.dependencies import MonitoringDependencies, Progress
-from app.core.services.project_data import LoadedModel
+from app.core.services.dependencies import Progress
+from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from app.core.services.traffic import TrafficService
 
 log = logging.getLogger("keel.monitoring")
 
 # --------------------------------------------------------------------------- the drift reference
-def reference_for(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
-    """The prepared reference of a model, kept in deps.drift_references once read or built. The file's
-    sha256 alone is not a key: one skops file imported into two projects has one hash but two
-    references (an imported model's reference is its project's training data)."""
-    key = (loaded.project.name, loaded.model_version.id, loaded.model_version.sha256)
-    return deps.drift_references.get_or_build(key, lambda: stored_reference(deps, loaded))
-
-
-def stored_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
-    """The reference stored beside the model file at deployment; one is prepared and stored now when
-    it is missing (a version deployed before Keel stored them) or unusable."""
-    from app.core.ml import reference_file
-
-    path = reference_file.path_for(deps.workspace.root / loaded.model_version.artifact_path)
-    found = reference_file.load(path, loaded.model_version.sha256, _classes(loaded))
-    if found is not None:
-        return found
-    return store_reference(deps, loaded)
-
-
-def store_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
-    """Prepare the model's reference and keep it beside the model file (written to a temporary name,
-    then renamed). Only a model with saved reference rows gets a file: an imported model's reference
-    is its project's training data of the day, prepared again by each process as before."""
-    from app.core.ml import reference_file
-
-    reference = prepare_reference(deps, loaded)
-    model_path = deps.workspace.root / loaded.model_version.artifact_path
-    if model_path.with_suffix(".reference.parquet").exists():
-        path = reference_file.path_for(model_path)
-        try:
-            reference_file.save(reference, path, loaded.model_version.sha256)
-        except OSError as exc:  # a read-only or full disk: monitoring goes on with the reference in memory
-            log.warning("drift reference of %s v%s not stored: %s", loaded.project.name, loaded.version, exc)
-    return reference
-
-
 def _classes(loaded: LoadedModel) -> list | None:
     return list(loaded.model.classes_) if has_probabilities(loaded) else None
-
-
-def prepare_reference(deps: MonitoringDependencies, loaded: LoadedModel) -> drift.DriftReference:
-    """Summaries of the model's reference rows and of its predictions on them (the costly part:
-    predicting every reference row), and the label-free estimate calibrated on its hold-out rows."""
-    project = loaded.project
-    schema = project.schema
-    frame = deps.data.reference_frame(project.name, loaded.version)
-    saved_rows = frame is not None
-    if frame is None:  # an imported model has no saved reference: use today's training data
-        frame = deps.data.training_frame(project.name)[0].assign(__split__="train")
-    train_rows = frame[frame["__split__"] == "train"]
-    holdout_rows = frame[frame["__split__"] == "holdout"]
-    X_train = datasets.to_model_frame(train_rows, schema)
-    reference = drift.DriftReference(
-        features=drift.prepare_features(X_train, datasets.column_kinds(schema)), rows=len(train_rows))
-    with capped_native_threads():
-        if len(X_train):
-            reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project.task)
-        # the served probabilities' reference (traffic windows): only from saved reference rows
-        reference.extra["probability"] = (
-            drift.NumericReference.build("probability", probability_summary(loaded.model.predict_proba(X_train)))
-            if saved_rows and len(X_train) and hasattr(loaded.model, "predict_proba") else None)
-        if has_probabilities(loaded) and len(holdout_rows):
-            y_holdout = datasets.target_array(holdout_rows, schema)
-            # a model refitted on all its rows saw them: its evaluated fit's probabilities calibrate it
-            proba = datasets.stored_holdout_proba(holdout_rows)
-            if proba is None:
-                proba = loaded.model.predict_proba(datasets.to_model_frame(holdout_rows, schema))
-            reference.estimator = drift.ConfidenceEstimator.fit(proba, y_holdout, loaded.model.classes_)
-        elif has_probabilities(loaded):
-            reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
-    return reference
 
 
 def has_probabilities(loaded: LoadedModel) -> bool:
@@ -124,50 +61,6 @@ def has_probabilities(loaded: LoadedModel) -> bool:
 # --------------------------------------------------------------------------- the cycle
 def pending_batches(registry: Registry, project_id: int, deployment: Deployment) -> list[DatasetVersion]:
     return registry.unmonitored_dataset_versions(project_id, deployment.deployed_at)
-
-
-def run_cycle(deps: MonitoringDependencies, name: str, by: str = "user", progress: Progress | None = None,
-              alerts: bool = True) -> CycleResult:
-    """Evaluate every pending batch with the production model; alerts=False records results only."""
-    report = progress or (lambda fraction, message: None)
-    project = deps.data.project(name)
-    deployment = deps.registry.current_deployment(project.id)
-    if deployment is None:
-        return CycleResult(name, None)
-    from app.core.services import traffic
-
-    cycle = CycleResult(name, deployment.version)
-    batches = pending_batches(deps.registry, project.id, deployment)
-    settings = project.settings
-    if not batches and not traffic.has_work(deps, project, settings):
-        return cycle
-    loaded = deps.data.load_version(name, deployment.version)
-    reference = reference_for(deps, loaded)
-    training_value = deps.data.model_metrics(loaded.model_version).get(project.metric)
-    # labels that arrived late describe older data than any new batch: evaluated first
-    traffic.evaluate_late_labels(deps, project, settings, training_value, by, cycle, alerts)
-    for index, row in enumerate(batches):
-        report(index / len(batches), f"monitoring dataset v{row.version}")
-        frame, sample = deps.data.batch_within_budget(name, row.version)
-        result, details = evaluate_batch(loaded, reference, frame, row, project.metric)
-        if sample:  # evaluated on a sample that fits the memory budget; the counts are the batch's
-            details["sample"] = sample
-            result.rows, result.labelled_rows = row.rows, row.labelled_rows
-        result.rules = check_rules(result, settings, training_value)
-        with deps.registry.transaction():
-            deps.registry.insert_monitor_result(
-                project_id=project.id, model_version_id=loaded.model_version.id, dataset_version_id=row.id,
-                rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
-                estimated_value=result.estimated_value, drift_share=result.drift_share,
-                prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
-                details={**details, "rules": result.rules, "training_value": training_value,
-                         "has_ids": _has_ids(frame, settings.id_column)})
-            if alerts:
-                update_alerts(deps.registry, project, result, by, cycle)
-        cycle.batches.append(result)
-    traffic.monitor_traffic(deps, project, loaded, reference, settings, training_value, by, cycle, alerts)
-    report(1.0, f"{len(batches)} batch(es) monitored" + (", 1 traffic window" if cycle.traffic else ""))
-    return cycle
 
 
 def _has_ids(frame: pd.DataFrame, id_column: str | None) -> bool:
@@ -258,16 +151,119 @@ def update_alerts(registry: Registry, project: Project, result: BatchResult, by:
 
 
 class MonitoringService:
-    """Monitoring cycles and the drift references they compare with (Keel.monitoring)."""
+    """Monitoring cycles and the drift references they compare with (Keel.monitoring). A cycle's served
+    traffic (its window, the windows measured late, label coverage) is the traffic service's part."""
 
-    def __init__(self, deps: MonitoringDependencies) -> None:
-        self._deps = deps
-
-    def reference_for(self, loaded: LoadedModel) -> drift.DriftReference:
-        """The model's prepared drift reference: read from beside its model file, or prepared and kept."""
-        return reference_for(self._deps, loaded)
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, traffic: TrafficService, drift_references: BoundedCache) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._data = data
+        self._traffic = traffic
+        self._drift_references = drift_references
 
     def run_cycle(self, name: str, by: str = "user", progress: Progress | None = None,
                   alerts: bool = True) -> CycleResult:
         """Evaluate every pending batch with the production model; alerts=False records results only."""
-        return run_cycle(self._deps, name, by=by, progress=progress, alerts=alerts)
+        report = progress or (lambda fraction, message: None)
+        project = self._data.project(name)
+        deployment = self._registry.current_deployment(project.id)
+        if deployment is None:
+            return CycleResult(name, None)
+        cycle = CycleResult(name, deployment.version)
+        batches = pending_batches(self._registry, project.id, deployment)
+        settings = project.settings
+        if not batches and not self._traffic.has_work(project, settings):
+            return cycle
+        loaded = self._data.load_version(name, deployment.version)
+        reference = self.reference_for(loaded)
+        training_value = self._data.model_metrics(loaded.model_version).get(project.metric)
+        # labels that arrived late describe older data than any new batch: evaluated first
+        self._traffic.evaluate_late_labels(project, settings, training_value, by, cycle, alerts)
+        for index, row in enumerate(batches):
+            report(index / len(batches), f"monitoring dataset v{row.version}")
+            frame, sample = self._data.batch_within_budget(name, row.version)
+            result, details = evaluate_batch(loaded, reference, frame, row, project.metric)
+            if sample:  # evaluated on a sample that fits the memory budget; the counts are the batch's
+                details["sample"] = sample
+                result.rows, result.labelled_rows = row.rows, row.labelled_rows
+            result.rules = check_rules(result, settings, training_value)
+            with self._registry.transaction():
+                self._registry.insert_monitor_result(
+                    project_id=project.id, model_version_id=loaded.model_version.id, dataset_version_id=row.id,
+                    rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
+                    estimated_value=result.estimated_value, drift_share=result.drift_share,
+                    prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
+                    details={**details, "rules": result.rules, "training_value": training_value,
+                             "has_ids": _has_ids(frame, settings.id_column)})
+                if alerts:
+                    update_alerts(self._registry, project, result, by, cycle)
+            cycle.batches.append(result)
+        self._traffic.monitor_traffic(project, loaded, reference, settings, training_value, by, cycle, alerts)
+        report(1.0, f"{len(batches)} batch(es) monitored" + (", 1 traffic window" if cycle.traffic else ""))
+        return cycle
+
+    def reference_for(self, loaded: LoadedModel) -> drift.DriftReference:
+        """The prepared reference of a model, kept in the workspace's cache once read or built. The
+        file's sha256 alone is not a key: one skops file imported into two projects has one hash but
+        two references (an imported model's reference is its project's training data)."""
+        key = (loaded.project.name, loaded.model_version.id, loaded.model_version.sha256)
+        return self._drift_references.get_or_build(key, lambda: self.stored_reference(loaded))
+
+    def stored_reference(self, loaded: LoadedModel) -> drift.DriftReference:
+        """The reference stored beside the model file at deployment; one is prepared and stored now when
+        it is missing (a version deployed before Keel stored them) or unusable."""
+        from app.core.ml import reference_file
+
+        path = reference_file.path_for(self._workspace.root / loaded.model_version.artifact_path)
+        found = reference_file.load(path, loaded.model_version.sha256, _classes(loaded))
+        if found is not None:
+            return found
+        return self._store_reference(loaded)
+
+    def prepare_reference(self, loaded: LoadedModel) -> drift.DriftReference:
+        """Summaries of the model's reference rows and of its predictions on them (the costly part:
+        predicting every reference row), and the label-free estimate calibrated on its hold-out rows."""
+        project = loaded.project
+        schema = project.schema
+        frame = self._data.reference_frame(project.name, loaded.version)
+        saved_rows = frame is not None
+        if frame is None:  # an imported model has no saved reference: use today's training data
+            frame = self._data.training_frame(project.name)[0].assign(__split__="train")
+        train_rows = frame[frame["__split__"] == "train"]
+        holdout_rows = frame[frame["__split__"] == "holdout"]
+        X_train = datasets.to_model_frame(train_rows, schema)
+        reference = drift.DriftReference(
+            features=drift.prepare_features(X_train, datasets.column_kinds(schema)), rows=len(train_rows))
+        with capped_native_threads():
+            if len(X_train):
+                reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project.task)
+            # the served probabilities' reference (traffic windows): only from saved reference rows
+            reference.extra["probability"] = (
+                drift.NumericReference.build("probability", probability_summary(loaded.model.predict_proba(X_train)))
+                if saved_rows and len(X_train) and hasattr(loaded.model, "predict_proba") else None)
+            if has_probabilities(loaded) and len(holdout_rows):
+                y_holdout = datasets.target_array(holdout_rows, schema)
+                # a model refitted on all its rows saw them: its evaluated fit's probabilities calibrate it
+                proba = datasets.stored_holdout_proba(holdout_rows)
+                if proba is None:
+                    proba = loaded.model.predict_proba(datasets.to_model_frame(holdout_rows, schema))
+                reference.estimator = drift.ConfidenceEstimator.fit(proba, y_holdout, loaded.model.classes_)
+            elif has_probabilities(loaded):
+                reference.estimator = drift.ConfidenceEstimator(list(loaded.model.classes_), None)
+        return reference
+
+    def _store_reference(self, loaded: LoadedModel) -> drift.DriftReference:
+        """Prepare the model's reference and keep it beside the model file (written to a temporary name,
+        then renamed). Only a model with saved reference rows gets a file: an imported model's reference
+        is its project's training data of the day, prepared again by each process as before."""
+        from app.core.ml import reference_file
+
+        reference = self.prepare_reference(loaded)
+        model_path = self._workspace.root / loaded.model_version.artifact_path
+        if model_path.with_suffix(".reference.parquet").exists():
+            path = reference_file.path_for(model_path)
+            try:
+                reference_file.save(reference, path, loaded.model_version.sha256)
+            except OSError as exc:  # a read-only or full disk: monitoring goes on with the reference in memory
+                log.warning("drift reference of %s v%s not stored: %s", loaded.project.name, loaded.version, exc)
+        return reference

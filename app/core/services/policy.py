@@ -73,7 +73,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.domain.entities import Project, TrainingData
-from app.core.domain.errors import BusyError, KeelError, ValidationError
+from app.core.domain.errors import BusyError, Cancelled, KeelError, ValidationError
 from app.core.domain.results import MonitorOutcome, ProductionChange
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better
 from app.core.ml import datasets, training
@@ -480,8 +480,11 @@ class PolicyService:
         self._rollback = rollback
 
     def monitor(self, name: str, by: str = "user", progress: Progress | None = None,
-                lock_timeout: float = 600.0) -> MonitorOutcome:
-        """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`."""
+                lock_timeout: float = 600.0, cancel_event: threading.Event | None = None) -> MonitorOutcome:
+        """Sweep the inbox, run one monitoring cycle, apply the policy: `monitor --once`.
+        cancel_event: a retrain fits in child processes that setting the event stops at once; the
+        cycle then ends with Cancelled, leaving no challenger behind (no model file, no row of it;
+        the audit log says it was cancelled). The cycle's own results, recorded before, stay."""
         report = progress or (lambda fraction, message: None)
         project = self._data.project(name)
         report(0.0, "sweeping the inbox")
@@ -497,15 +500,16 @@ class PolicyService:
             settings = project.settings
             cycle = self._monitoring.run_cycle(name, by, progress=lambda f, m: report(0.05 + 0.55 * f, m),
                                                alerts=settings.policy != "off")
-            outcome = self._apply(name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m))
+            outcome = self._apply(name, cycle, by, progress=lambda f, m: report(0.6 + 0.4 * f, m),
+                                  cancel_event=cancel_event)
             if cycle.batches or cycle.late_labels or outcome.decision != "none":
                 with self._registry.transaction():
                     self._registry.add_event(project, "monitored",
                                              f"{cycle.summary()} -> {outcome.decision}"
                                              + (f": {outcome.message}" if outcome.message else ""),
                                              by, {"batches": [b.monitored().to_json() for b in cycle.batches],
-                                                 "alerts_opened": [a.id for a in cycle.alerts_opened],
-                                                 "decision": outcome.decision})
+                                                  "alerts_opened": [a.id for a in cycle.alerts_opened],
+                                                  "decision": outcome.decision})
         finally:
             lock.release()
         report(1.0, outcome.decision)
@@ -565,14 +569,14 @@ class PolicyService:
 
     # ------------------------------------------------------------------- the cycle
     def _apply(self, name: str, cycle: CycleResult, by: str = "user",
-               progress: Progress | None = None) -> Outcome:
-        outcome = self._decide_cycle(name, cycle, by, progress)
+               progress: Progress | None = None, cancel_event: threading.Event | None = None) -> Outcome:
+        outcome = self._decide_cycle(name, cycle, by, progress, cancel_event)
         if outcome.decision != "held" and (cycle.batches or cycle.late_windows):
             self._end_hold_streak(self._data.project(name), outcome.decision)
         return outcome
 
     def _decide_cycle(self, name: str, cycle: CycleResult, by: str = "user",
-                      progress: Progress | None = None) -> Outcome:
+                      progress: Progress | None = None, cancel_event: threading.Event | None = None) -> Outcome:
         project = self._data.project(name)
         settings = project.settings
         firing = {rule: message for rule, message in cycle.firing.items() if message}
@@ -602,7 +606,7 @@ class PolicyService:
         if held is not None:
             return self._record_hold(project, reasons, held, fallback, cycle_position(cycle))
         try:
-            outcome = self._retrain_and_gate(name, reasons, settings, progress)
+            outcome = self._retrain_and_gate(name, reasons, settings, progress, cancel_event)
         except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
             log.info("retrain of %s skipped: %s", name, exc)
             return Outcome("alert" if firing else "none", f"retrain needed ({', '.join(reasons)}) but skipped: {exc}",
@@ -932,10 +936,12 @@ class PolicyService:
 
     # ------------------------------------------------------------------- retrain and gate
     def _retrain_and_gate(self, name: str, reasons: list[str], settings: ProjectSettings,
-                          progress: Progress | None = None) -> Outcome:
-        """Choose the window on rows before the gate, test it on the gate rows (a fit of the window
-        without them against the champion), and register the challenger: the same window with the gate
-        rows, the newest, in it."""
+                          progress: Progress | None = None, cancel_event: threading.Event | None = None) -> Outcome:
+        """Choose the window on rows before the gate, fit it without the gate rows (the model the gate
+        tests against the champion), register the challenger: the same window with the gate rows, the
+        newest, in it; then gate and decide. Every fit comes before the challenger is registered, and
+        with a cancel_event each runs in a child process that setting the event stops: a cancelled
+        retrain leaves no challenger, its budget is given back and the audit log says so."""
         report = progress or (lambda fraction, message: None)
         project = self._data.project(name)
         schema = project.schema
@@ -946,18 +952,26 @@ class PolicyService:
         before_gate, gate_part = split_gate(rows, unseen)
         training.check_trainable(before_gate, schema, "the challenger's training rows")
         self._spend_budget(project)
-        report(0.0, "choosing the training window")
-        window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part))
-        training.check_trainable(window.rows, schema, f"the challenger's training window ({window.description})")
-        final = same_window(window, rows, change_point, settings)
-        train_part = final.rows.drop(columns="__version__").reset_index(drop=True)
-        used = sorted(int(v) for v in final.rows["__version__"].unique())
-        reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
-        report(0.3, f"training the challenger on {len(train_part)} rows")
-        # the gate tests the window on rows it never saw; the challenger is refitted on every row of it
-        data = TrainingData(train_part, used, sampled(sampling, len(train_part)), refit_on_all_rows=True)
-        trained = self._train(name, by="policy", reason=reason, data=data,
-                              progress=lambda f, m: report(0.3 + 0.4 * f, m))
+        try:
+            report(0.0, "choosing the training window")
+            window, choice = choose_window(project, settings, before_gate, change_point, len(gate_part),
+                                           cancel_event=cancel_event, progress=lambda f, m: report(0.25 * f, m))
+            training.check_trainable(window.rows, schema, f"the challenger's training window ({window.description})")
+            final = same_window(window, rows, change_point, settings)
+            train_part = final.rows.drop(columns="__version__").reset_index(drop=True)
+            used = sorted(int(v) for v in final.rows["__version__"].unique())
+            report(0.25, f"fitting the window without the {len(gate_part)} newest rows, to test it on them")
+            tested = training.fit_window_cancellable(window.rows, schema, settings.preset, settings.params,
+                                                     settings.seed, cancel_event)
+            reason = f"policy retrain on {final.description}: " + "; ".join(reasons)
+            report(0.4, f"training the challenger on {len(train_part)} rows")
+            # the gate tests the window on rows it never saw; the challenger is refitted on every row of it
+            data = TrainingData(train_part, used, sampled(sampling, len(train_part)), refit_on_all_rows=True)
+            trained = self._train(name, by="policy", reason=reason, data=data, cancel_event=cancel_event,
+                                  progress=lambda f, m: report(0.4 + 0.45 * f, m))
+        except Cancelled:
+            self._record_cancelled_retrain(project, reasons)
+            raise
         with self._registry.transaction():
             self._registry.log_params(trained.run_id, {"training_window": window.name,
                                                           "training_window_rows": len(train_part),
@@ -967,8 +981,7 @@ class PolicyService:
                 "reasons": reasons, "dataset_versions": used,
                 "window": {"chosen": window.name, "description": final.description, **choice}}
         try:
-            report(0.75, f"testing the window without the {len(gate_part)} newest rows on them")
-            tested = training.fit_window(window.rows, schema, settings.preset, settings.params, settings.seed)
+            report(0.9, f"testing the window on the {len(gate_part)} newest rows")
             verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
                            settings.margin, settings.alpha,
                            gate_rule(store.read_policy_state(self._registry, project.id)))
@@ -976,6 +989,19 @@ class PolicyService:
         except BaseException as exc:
             self._record_gate_failure(project, base, exc)
             raise
+
+    def _record_cancelled_retrain(self, project: Project, reasons: list[str]) -> None:
+        """A retrain stopped before its challenger was registered: nothing was fitted for good, so the
+        budget it spent is given back; the audit log says it was cancelled."""
+        state = store.read_policy_state(self._registry, project.id)
+        budget = dict(state.budget)
+        budget["tokens"] = budget.get("tokens", BUDGET_START) + 1
+        budget["retrains"] = max(0, budget.get("retrains", 1) - 1)
+        with self._registry.transaction():
+            store.write_policy_state(self._registry, project.id, state.but(budget=budget))
+            self._registry.add_event(project, "retrain_cancelled",
+                                     f"policy retrain cancelled before its challenger was registered "
+                                     f"({'; '.join(reasons)}); nothing was saved", "policy", {"reasons": reasons})
 
     def _record_gate_failure(self, project: Project, details: dict, exc: BaseException) -> None:
         """The challenger is registered but its decision is not: record why, or the audit log has an

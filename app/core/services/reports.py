@@ -11,16 +11,24 @@ latest time in production (none if it never was). --since DATE: the monitoring o
 version from DATE until now.
 """
 
+from __future__ import annotations
+
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.core.domain.clock import Clock
 from app.core.domain.entities import Deployment, Event, MonitorResult, Project, Run
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import higher_is_better
 from app.core.ml.training import PRESET_LABELS
-from app.core.services.dependencies import Dependencies
+from app.core.services.project_data import ProjectData
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from app.core.services.insights import InsightsService
 
 MAX_DISTRIBUTION_FEATURES = 6  # drifted features whose distributions are drawn
 DECISION_EVENTS = ("deployed", "rolled_back", "retrain_decision", "alert_acknowledged", "change_detected",
@@ -44,21 +52,6 @@ def parse_since(text: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- gathering
-def build_report(deps: Dependencies, name: str, version: int | None = None, since: str | None = None) -> dict:
-    """Everything the report shows, as plain data (since: ISO 8601 UTC, see parse_since)."""
-    project = deps.data.project(name)
-    production = deps.data.production_version(name)
-    if version is None:
-        if production is None:
-            raise KeelError(f"project {name!r} has no production model yet: give --version N")
-        version = production
-    card = model_card(deps, project, version)
-    start, end, period_label = _period(card["deployments"], since, version)
-    monitoring = monitoring_report(deps, project, start, end) if start is not None else None
-    return {"project": name, "generated_at": deps.clock(), "production_version": production, "card": card,
-            "period": {"start": start, "end": end, "label": period_label}, "monitoring": monitoring}
-
-
 def _period(deployments: list[dict], since: str | None, version: int) -> tuple[str | None, str | None, str]:
     if since is not None:
         return since, None, "since the given date"
@@ -67,45 +60,6 @@ def _period(deployments: list[dict], since: str | None, version: int) -> tuple[s
     latest = deployments[-1]
     label = f"while v{version} was in production" if latest["until"] else f"since v{version} was deployed"
     return latest["deployed_at"], latest["until"], label
-
-
-def model_card(deps: Dependencies, project: Project, version: int) -> dict:
-    from app.core.services import insights
-
-    registry = deps.registry
-    model_version = registry.model_version(project.id, version)
-    run = registry.run(model_version.run_id) if model_version.run_id else None
-    params = registry.run_params(run.id) if run else {}
-    metrics = deps.data.model_metrics(model_version)
-    compared = insights.compare_versions(deps, project.name, [version])
-    scored = compared["versions"][0]
-    events = registry.events(project.id)
-    return {
-        "version": version, "created_at": model_version.created_at, "task": project.task,
-        "target": project.target, "metric": project.metric, "notes": model_version.notes,
-        "aliases": list(model_version.aliases), "archived": model_version.archived,
-        "preset": run.preset if run else None,
-        "preset_label": PRESET_LABELS.get(run.preset, run.preset) if run and run.preset else None,
-        "seed": run.seed if run else None, "overrides": params.get("overrides") or {},
-        "parameters": {k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
-        "kind": run.kind if run else "unknown", "import_source": params.get("source"),
-        "training": _training_data(deps, project, run, params),
-        "trained": _first(events, "model_trained", version) or _first(events, "model_imported", version),
-        "metrics": [{"name": k, "value": v, "primary": k == project.metric}
-                    for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))],
-        "holdout_rows": params.get("test_rows"), "train_rows": params.get("train_rows"),
-        "refit_on_all_rows": bool(params.get("refit_on_all_rows")),
-        "scored_rows": scored["rows"], "classes": scored["classes"], "confusion": scored["confusion"],
-        "importance_kind": scored["importance_kind"],
-        "importances": sorted(scored["importances"].items(), key=lambda item: -abs(item[1])),
-        "later_data": compared["common"] and {**compared["common"], "metrics": scored.get("common_metrics", {})},
-        "gate": [_decision(e) for e in events if e.kind == "retrain_decision"
-                 and e.details.get("challenger_version") == version],
-        "deployments": _deployments_of(registry.deployments(project.id), version),
-        "library_versions": run.library_versions if run else {},
-        "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
-        "settings": project.settings.to_dict(),
-    }
 
 
 def _first(events: list[Event], kind: str, version: int) -> dict | None:
@@ -138,47 +92,8 @@ def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
     return stints
 
 
-def _training_data(deps: Dependencies, project: Project, run: Run | None, params: dict) -> dict:
-    used = set(run.dataset_versions) if run else set()
-    rows = deps.registry.dataset_versions(project.id)
-    by_id: dict[int | None, int] = {row.id: row.version for row in rows}
-    versions = [{"version": row.version, "rows": row.rows, "labelled_rows": row.labelled_rows,
-                 "source": row.source, "created_at": row.created_at, "sha256": row.content_sha256,
-                 "parent": by_id.get(row.parent_id)} for row in rows if row.version in used]
-    window = project.settings.window
-    return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
-            "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
-            "holdout_share": params.get("holdout_share"), "cv_folds": params.get("cv_folds"),
-            "window": "all" if window is None else window}
-
-
 def _in_period(at: str | None, start: str, end: str | None) -> bool:
     return at is not None and at >= start and (end is None or at < end)
-
-
-def monitoring_report(deps: Dependencies, project: Project, start: str, end: str | None) -> dict:
-    registry = deps.registry
-    settings = project.settings
-    results = [r for r in registry.monitor_results(project.id) if _in_period(r.at, start, end)]
-    deployments = registry.deployments(project.id)
-    features = _feature_drift(results)
-    alerts = [a for a in registry.alerts(project.id)
-              if a.opened_at < (end or "\uffff") and (a.closed_at is None or a.closed_at >= start)]
-    return {
-        "metric": project.metric, "higher_is_better": higher_is_better(project.metric),
-        "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
-        "batches": [_batch(r) for r in results],
-        "deployments": [{"at": d.deployed_at, "version": d.version, "by": d.by, "reason": d.reason,
-                         "is_rollback": d.is_rollback} for d in deployments
-                        if _in_period(d.deployed_at, start, end)],
-        "training_values": _training_values(deps, project, results),
-        "features": features,
-        "distributions": _distributions(deps, project, results, features),
-        "alerts": [{**a.headline(), "status": a.status, "closed_at": a.closed_at} for a in alerts],
-        "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
-                      for e in registry.events(project.id)
-                      if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)],
-    }
 
 
 def _batch(result: MonitorResult) -> dict:
@@ -187,14 +102,6 @@ def _batch(result: MonitorResult) -> dict:
             "estimated_value": result.estimated_value, "drift_share": result.drift_share,
             "drifted": result.drifted_features,
             "fired": sorted(rule for rule, message in result.details.get("rules", {}).items() if message)}
-
-
-def _training_values(deps: Dependencies, project: Project, results: list[MonitorResult]) -> dict[int, float | None]:
-    values = {}
-    for model_version in {r.model_version for r in results}:
-        row = deps.registry.model_version(project.id, model_version)
-        values[model_version] = deps.data.model_metrics(row).get(project.metric)
-    return values
 
 
 def _feature_drift(results: list[MonitorResult]) -> list[dict]:
@@ -216,42 +123,6 @@ def _feature_drift(results: list[MonitorResult]) -> list[dict]:
     return sorted(rows, key=lambda row: (-len(row["drifted_in"]), row["name"]))
 
 
-def _distributions(deps: Dependencies, project: Project, results: list[MonitorResult],
-                   features: list[dict]) -> list[dict]:
-    """Reference (the monitoring model's training rows) vs current (the latest batch where the
-    feature drifted) values of the drifted features."""
-    from app.core.ml import datasets
-
-    schema = project.schema
-    by_dataset = {r.dataset_version: r for r in results}
-    frames: dict[tuple, object] = {}
-
-    def values(kind: str, key: int) -> Any:
-        if (kind, key) not in frames:
-            if kind == "reference":
-                reference = deps.data.reference_frame(project.name, key)
-                if reference is not None and "__split__" in reference:
-                    reference = reference[reference["__split__"] == "train"]
-                frames[(kind, key)] = None if reference is None else datasets.to_model_frame(reference, schema)
-            else:
-                frames[(kind, key)] = datasets.to_model_frame(deps.data.dataset_frame(project.name, key), schema)
-        return frames[(kind, key)]
-
-    drawn = []
-    for feature in [f for f in features if f["drifted_in"]][:MAX_DISTRIBUTION_FEATURES]:
-        dataset_version = feature["drifted_in"][-1]
-        model_version = by_dataset[dataset_version].model_version
-        reference = values("reference", model_version)
-        if reference is None:
-            continue
-        current = values("batch", dataset_version)
-        drawn.append({"name": feature["name"], "kind": feature["kind"], "model_version": model_version,
-                      "dataset_version": dataset_version, "reference": reference[feature["name"]].to_numpy(),
-                      "current": current[feature["name"]].to_numpy()})
-    return drawn
-
-
-# --------------------------------------------------------------------------- rendering and writing
 def render_report(report: dict) -> str:
     """The report as one self-contained HTML document: inline CSS and SVG, no script, nothing fetched."""
     import jinja2
@@ -284,40 +155,163 @@ def _when(iso: str | None) -> str:
     return to_local_display(iso) if iso else "now"
 
 
-def write_report(deps: Dependencies, name: str, output: str | os.PathLike, version: int | None = None,
-                 since: str | None = None) -> dict:
-    """Write the report to output (an .html file outside the workspace); record it in the audit log."""
-    from app.core.services.paths import check_output_path, user_output
-
-    destination = check_output_path(deps.workspace.root, output).resolve()  # refused before the work
-    if destination.is_dir():
-        raise KeelError(f"--output {output}: is a directory; give a file name such as report.html")
-    report = build_report(deps, name, version, parse_since(since))
-    html = render_report(report).encode("utf-8")
-    with user_output(deps.workspace.root, destination) as tmp:
-        tmp.write_bytes(html)
-    project = deps.data.project(name)
-    card, monitoring = report["card"], report["monitoring"]
-    with deps.registry.transaction():
-        deps.registry.add_event(project, "report_exported", f"report of v{card['version']} written to {destination}",
-                                "user", {"version": card["version"], "since": report["period"]["start"],
-                                         "output": str(destination)})
-    return {"project": name, "version": card["version"], "output": str(destination), "bytes": len(html),
-            "period_start": report["period"]["start"], "period_end": report["period"]["end"],
-            "batches": len(monitoring["batches"]) if monitoring else 0}
-
-
 class ReportService:
-    """The one-file HTML report of a model version and its monitoring (Keel.reports)."""
+    """The one-file HTML report of a model version and its monitoring (Keel.reports); the model card's
+    scores come from the insights service."""
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, data: ProjectData, clock: Clock, insights: InsightsService) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._data = data
+        self._clock = clock
+        self._insights = insights
 
     def build_report(self, name: str, version: int | None = None, since: str | None = None) -> dict:
-        """Everything the report shows, as plain data."""
-        return build_report(self._deps, name, version=version, since=since)
+        """Everything the report shows, as plain data (since: ISO 8601 UTC, see parse_since)."""
+        project = self._data.project(name)
+        production = self._data.production_version(name)
+        if version is None:
+            if production is None:
+                raise KeelError(f"project {name!r} has no production model yet: give --version N")
+            version = production
+        card = self._model_card(project, version)
+        start, end, period_label = _period(card["deployments"], since, version)
+        monitoring = self._monitoring_report(project, start, end) if start is not None else None
+        return {"project": name, "generated_at": self._clock(), "production_version": production, "card": card,
+                "period": {"start": start, "end": end, "label": period_label}, "monitoring": monitoring}
+
+    def _model_card(self, project: Project, version: int) -> dict:
+        registry = self._registry
+        model_version = registry.model_version(project.id, version)
+        run = registry.run(model_version.run_id) if model_version.run_id else None
+        params = registry.run_params(run.id) if run else {}
+        metrics = self._data.model_metrics(model_version)
+        compared = self._insights.compare_versions(project.name, [version])
+        scored = compared["versions"][0]
+        events = registry.events(project.id)
+        return {
+            "version": version, "created_at": model_version.created_at, "task": project.task,
+            "target": project.target, "metric": project.metric, "notes": model_version.notes,
+            "aliases": list(model_version.aliases), "archived": model_version.archived,
+            "preset": run.preset if run else None,
+            "preset_label": PRESET_LABELS.get(run.preset, run.preset) if run and run.preset else None,
+            "seed": run.seed if run else None, "overrides": params.get("overrides") or {},
+            "parameters": {k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
+            "kind": run.kind if run else "unknown", "import_source": params.get("source"),
+            "training": self._training_data(project, run, params),
+            "trained": _first(events, "model_trained", version) or _first(events, "model_imported", version),
+            "metrics": [{"name": k, "value": v, "primary": k == project.metric}
+                        for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))],
+            "holdout_rows": params.get("test_rows"), "train_rows": params.get("train_rows"),
+            "refit_on_all_rows": bool(params.get("refit_on_all_rows")),
+            "scored_rows": scored["rows"], "classes": scored["classes"], "confusion": scored["confusion"],
+            "importance_kind": scored["importance_kind"],
+            "importances": sorted(scored["importances"].items(), key=lambda item: -abs(item[1])),
+            "later_data": compared["common"] and {**compared["common"], "metrics": scored.get("common_metrics", {})},
+            "gate": [_decision(e) for e in events if e.kind == "retrain_decision"
+                     and e.details.get("challenger_version") == version],
+            "deployments": _deployments_of(registry.deployments(project.id), version),
+            "library_versions": run.library_versions if run else {},
+            "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
+            "settings": project.settings.to_dict(),
+        }
+
+    def _training_data(self, project: Project, run: Run | None, params: dict) -> dict:
+        used = set(run.dataset_versions) if run else set()
+        rows = self._registry.dataset_versions(project.id)
+        by_id: dict[int | None, int] = {row.id: row.version for row in rows}
+        versions = [{"version": row.version, "rows": row.rows, "labelled_rows": row.labelled_rows,
+                     "source": row.source, "created_at": row.created_at, "sha256": row.content_sha256,
+                     "parent": by_id.get(row.parent_id)} for row in rows if row.version in used]
+        window = project.settings.window
+        return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
+                "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
+                "holdout_share": params.get("holdout_share"), "cv_folds": params.get("cv_folds"),
+                "window": "all" if window is None else window}
+
+    def _monitoring_report(self, project: Project, start: str, end: str | None) -> dict:
+        registry = self._registry
+        settings = project.settings
+        results = [r for r in registry.monitor_results(project.id) if _in_period(r.at, start, end)]
+        deployments = registry.deployments(project.id)
+        features = _feature_drift(results)
+        alerts = [a for a in registry.alerts(project.id)
+                  if a.opened_at < (end or "\uffff") and (a.closed_at is None or a.closed_at >= start)]
+        return {
+            "metric": project.metric, "higher_is_better": higher_is_better(project.metric),
+            "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
+            "batches": [_batch(r) for r in results],
+            "deployments": [{"at": d.deployed_at, "version": d.version, "by": d.by, "reason": d.reason,
+                             "is_rollback": d.is_rollback} for d in deployments
+                            if _in_period(d.deployed_at, start, end)],
+            "training_values": self._training_values(project, results),
+            "features": features,
+            "distributions": self._distributions(project, results, features),
+            "alerts": [{**a.headline(), "status": a.status, "closed_at": a.closed_at} for a in alerts],
+            "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
+                          for e in registry.events(project.id)
+                          if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)],
+        }
+
+    def _training_values(self, project: Project, results: list[MonitorResult]) -> dict[int, float | None]:
+        values = {}
+        for model_version in {r.model_version for r in results}:
+            row = self._registry.model_version(project.id, model_version)
+            values[model_version] = self._data.model_metrics(row).get(project.metric)
+        return values
+
+    def _distributions(self, project: Project, results: list[MonitorResult],
+                       features: list[dict]) -> list[dict]:
+        """Reference (the monitoring model's training rows) vs current (the latest batch where the
+        feature drifted) values of the drifted features."""
+        from app.core.ml import datasets
+
+        schema = project.schema
+        by_dataset = {r.dataset_version: r for r in results}
+        frames: dict[tuple, object] = {}
+
+        def values(kind: str, key: int) -> Any:
+            if (kind, key) not in frames:
+                if kind == "reference":
+                    reference = self._data.reference_frame(project.name, key)
+                    if reference is not None and "__split__" in reference:
+                        reference = reference[reference["__split__"] == "train"]
+                    frames[(kind, key)] = None if reference is None else datasets.to_model_frame(reference, schema)
+                else:
+                    frames[(kind, key)] = datasets.to_model_frame(self._data.dataset_frame(project.name, key), schema)
+            return frames[(kind, key)]
+
+        drawn = []
+        for feature in [f for f in features if f["drifted_in"]][:MAX_DISTRIBUTION_FEATURES]:
+            dataset_version = feature["drifted_in"][-1]
+            model_version = by_dataset[dataset_version].model_version
+            reference = values("reference", model_version)
+            if reference is None:
+                continue
+            current = values("batch", dataset_version)
+            drawn.append({"name": feature["name"], "kind": feature["kind"], "model_version": model_version,
+                          "dataset_version": dataset_version, "reference": reference[feature["name"]].to_numpy(),
+                          "current": current[feature["name"]].to_numpy()})
+        return drawn
 
     def write_report(self, name: str, output: str | os.PathLike, version: int | None = None,
                      since: str | None = None) -> dict:
         """Write the report to output (an .html file outside the workspace); record it in the audit log."""
-        return write_report(self._deps, name, output, version=version, since=since)
+        from app.core.services.paths import check_output_path, user_output
+
+        destination = check_output_path(self._workspace.root, output).resolve()  # refused before the work
+        if destination.is_dir():
+            raise KeelError(f"--output {output}: is a directory; give a file name such as report.html")
+        report = self.build_report(name, version, parse_since(since))
+        html = render_report(report).encode("utf-8")
+        with user_output(self._workspace.root, destination) as tmp:
+            tmp.write_bytes(html)
+        project = self._data.project(name)
+        card, monitoring = report["card"], report["monitoring"]
+        with self._registry.transaction():
+            self._registry.add_event(project, "report_exported", f"report of v{card['version']} written to {destination}",
+                                     "user", {"version": card["version"], "since": report["period"]["start"],
+                                              "output": str(destination)})
+        return {"project": name, "version": card["version"], "output": str(destination), "bytes": len(html),
+                "period_start": report["period"]["start"], "period_end": report["period"]["end"],
+                "batches": len(monitoring["batches"]) if monitoring else 0}

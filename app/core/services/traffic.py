@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.core.domain.clock import Clock
 from app.core.domain.entities import (
     LabelledPrediction,
     LateMeasurement,
@@ -42,8 +43,7 @@ from app.core.ml import datasets, drift
 from app.core.ml.drift import probability_summary
 from app.core.ml.evaluation import compute_metrics
 from app.core.services.cycle import CycleResult, LateWindow, apply_rules
-from app.core.services.dependencies import Dependencies
-from app.core.services.project_data import LoadedModel
+from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.traffic")
@@ -73,73 +73,6 @@ def storage_frame(X: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- a cycle's work
-def has_work(deps: Dependencies, project: Project, settings: ProjectSettings) -> bool:
-    """New traffic since the last window, late measurements to evaluate, or windows to check for late labels."""
-    registry = deps.registry
-    last = registry.last_traffic_window(project.id)
-    if registry.prediction_log_summary(project.id).last_id > (last.last_prediction_id if last else 0):
-        return True
-    if registry.pending_late_measurements(project.id):
-        return True
-    return bool(settings.id_column)  # label coverage is checked every cycle
-
-
-def monitor_traffic(deps: Dependencies, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
-                    settings: ProjectSettings, training_value: float | None, by: str, cycle: CycleResult,
-                    alerts: bool) -> None:
-    """Take the traffic logged since the last window as a new window; then check label coverage."""
-    registry = deps.registry
-    last = registry.last_traffic_window(project.id)
-    records = registry.predictions(project.id, after_id=last.last_prediction_id if last else 0)
-    if records:
-        window, details, rules = evaluate_window(deps, project, loaded, reference, settings, records)
-        with registry.transaction():
-            window_id = registry.insert_traffic_window(**window, details={**details, "rules": rules})
-            value, labelled = measure_window(registry, project, registry.traffic_window(window_id))
-            if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
-                registry.set_window_measurement(window_id, value, labelled, deps.clock())
-                rules.update(measured_rules(project.metric, value, settings, training_value,
-                                            f"traffic window {window_id}"))
-            if alerts:
-                apply_rules(registry, project, rules, f"traffic window {window_id}", None,
-                            {"traffic_window": window_id, "prediction_drift": window["prediction_drift"],
-                             "estimated_value": window["estimated_value"]}, by, cycle)
-            stored = registry.traffic_window(window_id)
-        cycle.traffic.append(public_window(stored))
-    if alerts and settings.id_column:
-        rules = {"labels_late": late_labels_message(deps, project, settings)}
-        with registry.transaction():
-            apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
-
-
-def evaluate_window(deps: Dependencies, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
-                    settings: ProjectSettings, records: list[LoggedPrediction]) -> tuple[dict, dict, dict]:
-    schema, task, metric = project.schema, project.task, project.metric
-    X = model_frame(records, schema)
-    predictions = [r.prediction for r in records]
-    details: dict = {"model_versions": sorted({r.model_version_id for r in records})}
-    prediction_stats = (drift.compare_predictions(reference.predictions, predictions, task)
-                        if reference.predictions is not None else None)
-    probability_stats, estimated = None, None
-    proba = _probabilities(records)
-    if proba is not None and reference.estimator is not None:
-        estimated = _finite(reference.estimator.estimate(proba, metric))
-        probability_reference = reference.extra.get("probability")  # prepared with the reference
-        if probability_reference is not None:
-            probability_stats = probability_reference.compare(probability_summary(proba))
-    per_feature = drift.compare_features(reference.features, X)
-    drifted = drift.drifted_names(per_feature)
-    details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
-                   prediction_shares=_shares(predictions) if task == "classification" else None)
-    window = dict(project_id=project.id, model_version_id=loaded.model_version.id,
-                  first_prediction_id=records[0].id, last_prediction_id=records[-1].id,
-                  started_at=records[0].at, ended_at=records[-1].at, monitored_at=deps.clock(), rows=len(records),
-                  metric=metric, estimated_value=estimated,
-                  drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
-                  prediction_drift=prediction_stats["psi"] if prediction_stats else None, drifted_features=drifted)
-    return window, details, window_rules(window, prediction_stats, probability_stats, settings)
-
-
 def window_rules(window: dict, prediction_stats: dict | None, probability_stats: dict | None,
                  settings: ProjectSettings) -> dict[str, str]:
     where = f"traffic {window['started_at'][:19]} to {window['ended_at'][:19]} ({window['rows']} rows)"
@@ -216,76 +149,6 @@ def measure_window(registry: Registry, project: Project, window: TrafficWindow) 
     return window_metric(project, rows), len(rows)
 
 
-
-# --------------------------------------------------------------------------- late measurements
-def evaluate_late_labels(deps: Dependencies, project: Project, settings: ProjectSettings, training_value: float | None, by: str,
-                         cycle: CycleResult, alerts: bool) -> None:
-    """The measured rules on each window measured late since the last cycle (its newest measurement)."""
-    registry = deps.registry
-    pending = registry.pending_late_measurements(project.id)
-    if not pending:
-        return
-    newest: dict[tuple, LateMeasurement] = {}
-    labels_versions: dict[tuple, list[int]] = {}
-    for measurement in pending:
-        assert measurement.labels_dataset_version is not None  # read with every pending measurement
-        key = (measurement.traffic_window_id, measurement.monitor_result_id)
-        newest[key] = measurement
-        labels_versions.setdefault(key, []).append(measurement.labels_dataset_version)
-    if settings.id_column:
-        cycle.late_windows += late_windows(deps, project, settings.id_column, newest, labels_versions)
-    with registry.transaction():
-        for row in newest.values():
-            where = (f"traffic window {row.traffic_window_id}" if row.traffic_window_id is not None
-                     else f"dataset v{row.dataset_version}") + " (labelled late)"
-            rules = measured_rules(row.metric, row.value, settings, training_value, where)
-            labels_version = row.labels_dataset_version
-            if alerts and rules:
-                apply_rules(registry, project, rules, where, labels_version,
-                            {"late_measurement": row.id, "value": row.value,
-                             "labels_dataset_version": labels_version}, by, cycle)
-            cycle.late_labels.append({"where": where, "traffic_window": row.traffic_window_id,
-                                      "dataset_version": row.dataset_version, "rows": row.rows,
-                                      "labelled_rows": row.labelled_rows, "metric": row.metric,
-                                      "value": row.value, "labels_dataset_version": labels_version})
-        registry.mark_late_measurements_evaluated([row.id for row in pending])
-
-
-def late_windows(deps: Dependencies, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
-    """Per window measured late: the rows its pending labels versions joined to it (each labels version
-    holds only rows labelled for the first time, so no row is counted twice)."""
-    frames: dict[int, pd.DataFrame] = {}
-
-    def labelled(version: int) -> pd.DataFrame:
-        if version not in frames:
-            frame = deps.data.dataset_frame(project.name, version)
-            frames[version] = frame.assign(__id__=datasets.id_text(frame[id_column]).astype(str))
-        return frames[version]
-
-    found = []
-    for key, row in newest.items():
-        ids = window_record_ids(deps, project, id_column, row)
-        parts = [labelled(v) for v in sorted(set(labels_versions[key]))]
-        parts = [part[part["__id__"].isin(ids)] for part in parts]
-        rows = pd.concat(parts, ignore_index=True).drop(columns="__id__")
-        rows = rows[rows[project.target].notna()].reset_index(drop=True)
-        if len(rows):
-            found.append(LateWindow(max(labels_versions[key]), rows, row.traffic_window_id, row.value))
-    return found
-
-
-def window_record_ids(deps: Dependencies, project: Project, id_column: str, measurement: LateMeasurement) -> set[str]:
-    """The IDs of the rows a late measurement's window scored."""
-    registry = deps.registry
-    if measurement.traffic_window_id is not None:
-        window = registry.traffic_window(measurement.traffic_window_id)
-        return {str(r.record_id) for r in registry.late_labels_in_window(window)}
-    from app.core.ml import batch_reading
-
-    assert measurement.dataset_version is not None  # a batch's measurement names its batch
-    return batch_reading.id_values(deps.data.dataset_path(project.name, measurement.dataset_version), id_column)
-
-
 def measured_rules(metric: str, value: float | None, settings: ProjectSettings, training_value: float | None,
                    where: str) -> dict[str, str]:
     """The measured-metric rules of monitoring.check_rules, for a window measured late."""
@@ -304,53 +167,179 @@ def measured_rules(metric: str, value: float | None, settings: ProjectSettings, 
     return rules
 
 
-# --------------------------------------------------------------------------- label coverage
-def coverage_rows(deps: Dependencies, project: Project) -> list[dict]:
-    """Every window that waits for labels: traffic windows, and unlabelled batches with IDs."""
-    registry = deps.registry
-    rows: list[dict[str, Any]] = [{"kind": "traffic", "window": w.id, "ended_at": w.ended_at, "rows": w.rows,
-                                   "labelled_rows": w.labelled_rows, "value": w.value, "metric": w.metric}
-                                  for w in registry.traffic_windows(project.id)]
-    rows += [{"kind": "batch", "dataset_version": b.dataset_version, "ended_at": b.at, "rows": b.rows,
-              "labelled_rows": b.labelled_rows, "value": b.value, "metric": b.metric}
-             for b in registry.batches_awaiting_labels(project.id)]
-    for row in rows:
-        row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0
-    return rows
-
-
-def late_labels_message(deps: Dependencies, project: Project, settings: ProjectSettings, now: datetime | None = None) -> str:
-    """"" when every window older than --label-delay has at least --label-coverage of its rows labelled.
-    Counted by the registry (one indexed query), so a cycle does not read every window it ever made."""
-    now = now or deps.clock.moment()
-    due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
-    late = deps.registry.late_label_totals(project.id, due_before, settings.label_coverage)
-    if not late.windows:
-        return ""
-    rows, labelled = late.rows, late.labelled
-    return (f"labels are late: {late.windows} window(s) older than {settings.label_delay} have "
-            f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
-            f"(below {settings.label_coverage:.0%}); send them with `keel labels {project.name} FILE`")
-
-
-# --------------------------------------------------------------------------- for the window and `status`
-def overview(deps: Dependencies, name: str, bucket: str = "hour") -> dict:
-    """Traffic windows (with label coverage), late-measured batches, and request volume over time."""
-    project = deps.data.project(name)
-    registry = deps.registry
-    windows = [public_window(w) for w in registry.traffic_windows(project.id)]
-    chars = {"minute": 16, "hour": 13, "day": 10}[bucket]
-    volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project.id, chars)]
-    batches = [row for row in coverage_rows(deps, project) if row["kind"] == "batch"]
-    return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}
-
-
 class TrafficService:
-    """What the served traffic looked like (Keel.traffic)."""
+    """What the served traffic looked like (Keel.traffic), and its part of each monitoring cycle: a new
+    traffic window, the windows measured late, label coverage."""
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, data: ProjectData, clock: Clock) -> None:
+        self._registry = registry
+        self._data = data
+        self._clock = clock
 
     def overview(self, name: str, bucket: str = "hour") -> dict:
-        """Traffic windows with their label coverage, late-measured batches, request volume over time."""
-        return overview(self._deps, name, bucket)
+        """Traffic windows (with label coverage), late-measured batches, and request volume over time."""
+        project = self._data.project(name)
+        registry = self._registry
+        windows = [public_window(w) for w in registry.traffic_windows(project.id)]
+        chars = {"minute": 16, "hour": 13, "day": 10}[bucket]
+        volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project.id, chars)]
+        batches = [row for row in self._coverage_rows(project) if row["kind"] == "batch"]
+        return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}
+
+    # ------------------------------------------------------------------- a cycle's work
+    def has_work(self, project: Project, settings: ProjectSettings) -> bool:
+        """New traffic since the last window, late measurements to evaluate, or windows to check for late labels."""
+        registry = self._registry
+        last = registry.last_traffic_window(project.id)
+        if registry.prediction_log_summary(project.id).last_id > (last.last_prediction_id if last else 0):
+            return True
+        if registry.pending_late_measurements(project.id):
+            return True
+        return bool(settings.id_column)  # label coverage is checked every cycle
+
+    def monitor_traffic(self, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
+                        settings: ProjectSettings, training_value: float | None, by: str, cycle: CycleResult,
+                        alerts: bool) -> None:
+        """Take the traffic logged since the last window as a new window; then check label coverage."""
+        registry = self._registry
+        last = registry.last_traffic_window(project.id)
+        records = registry.predictions(project.id, after_id=last.last_prediction_id if last else 0)
+        if records:
+            window, details, rules = self._evaluate_window(project, loaded, reference, settings, records)
+            with registry.transaction():
+                window_id = registry.insert_traffic_window(**window, details={**details, "rules": rules})
+                value, labelled = measure_window(registry, project, registry.traffic_window(window_id))
+                if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
+                    registry.set_window_measurement(window_id, value, labelled, self._clock())
+                    rules.update(measured_rules(project.metric, value, settings, training_value,
+                                                f"traffic window {window_id}"))
+                if alerts:
+                    apply_rules(registry, project, rules, f"traffic window {window_id}", None,
+                                {"traffic_window": window_id, "prediction_drift": window["prediction_drift"],
+                                 "estimated_value": window["estimated_value"]}, by, cycle)
+                stored = registry.traffic_window(window_id)
+            cycle.traffic.append(public_window(stored))
+        if alerts and settings.id_column:
+            rules = {"labels_late": self.late_labels_message(project, settings)}
+            with registry.transaction():
+                apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
+
+    def _evaluate_window(self, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
+                         settings: ProjectSettings, records: list[LoggedPrediction]) -> tuple[dict, dict, dict]:
+        schema, task, metric = project.schema, project.task, project.metric
+        X = model_frame(records, schema)
+        predictions = [r.prediction for r in records]
+        details: dict = {"model_versions": sorted({r.model_version_id for r in records})}
+        prediction_stats = (drift.compare_predictions(reference.predictions, predictions, task)
+                            if reference.predictions is not None else None)
+        probability_stats, estimated = None, None
+        proba = _probabilities(records)
+        if proba is not None and reference.estimator is not None:
+            estimated = _finite(reference.estimator.estimate(proba, metric))
+            probability_reference = reference.extra.get("probability")  # prepared with the reference
+            if probability_reference is not None:
+                probability_stats = probability_reference.compare(probability_summary(proba))
+        per_feature = drift.compare_features(reference.features, X)
+        drifted = drift.drifted_names(per_feature)
+        details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
+                       prediction_shares=_shares(predictions) if task == "classification" else None)
+        window = dict(project_id=project.id, model_version_id=loaded.model_version.id,
+                      first_prediction_id=records[0].id, last_prediction_id=records[-1].id,
+                      started_at=records[0].at, ended_at=records[-1].at, monitored_at=self._clock(), rows=len(records),
+                      metric=metric, estimated_value=estimated,
+                      drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
+                      prediction_drift=prediction_stats["psi"] if prediction_stats else None, drifted_features=drifted)
+        return window, details, window_rules(window, prediction_stats, probability_stats, settings)
+
+    # ------------------------------------------------------------------- late measurements
+    def evaluate_late_labels(self, project: Project, settings: ProjectSettings, training_value: float | None, by: str,
+                             cycle: CycleResult, alerts: bool) -> None:
+        """The measured rules on each window measured late since the last cycle (its newest measurement)."""
+        registry = self._registry
+        pending = registry.pending_late_measurements(project.id)
+        if not pending:
+            return
+        newest: dict[tuple, LateMeasurement] = {}
+        labels_versions: dict[tuple, list[int]] = {}
+        for measurement in pending:
+            assert measurement.labels_dataset_version is not None  # read with every pending measurement
+            key = (measurement.traffic_window_id, measurement.monitor_result_id)
+            newest[key] = measurement
+            labels_versions.setdefault(key, []).append(measurement.labels_dataset_version)
+        if settings.id_column:
+            cycle.late_windows += self._late_windows(project, settings.id_column, newest, labels_versions)
+        with registry.transaction():
+            for row in newest.values():
+                where = (f"traffic window {row.traffic_window_id}" if row.traffic_window_id is not None
+                         else f"dataset v{row.dataset_version}") + " (labelled late)"
+                rules = measured_rules(row.metric, row.value, settings, training_value, where)
+                labels_version = row.labels_dataset_version
+                if alerts and rules:
+                    apply_rules(registry, project, rules, where, labels_version,
+                                {"late_measurement": row.id, "value": row.value,
+                                 "labels_dataset_version": labels_version}, by, cycle)
+                cycle.late_labels.append({"where": where, "traffic_window": row.traffic_window_id,
+                                          "dataset_version": row.dataset_version, "rows": row.rows,
+                                          "labelled_rows": row.labelled_rows, "metric": row.metric,
+                                          "value": row.value, "labels_dataset_version": labels_version})
+            registry.mark_late_measurements_evaluated([row.id for row in pending])
+
+    def _late_windows(self, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
+        """Per window measured late: the rows its pending labels versions joined to it (each labels version
+        holds only rows labelled for the first time, so no row is counted twice)."""
+        frames: dict[int, pd.DataFrame] = {}
+
+        def labelled(version: int) -> pd.DataFrame:
+            if version not in frames:
+                frame = self._data.dataset_frame(project.name, version)
+                frames[version] = frame.assign(__id__=datasets.id_text(frame[id_column]).astype(str))
+            return frames[version]
+
+        found = []
+        for key, row in newest.items():
+            ids = self._window_record_ids(project, id_column, row)
+            parts = [labelled(v) for v in sorted(set(labels_versions[key]))]
+            parts = [part[part["__id__"].isin(ids)] for part in parts]
+            rows = pd.concat(parts, ignore_index=True).drop(columns="__id__")
+            rows = rows[rows[project.target].notna()].reset_index(drop=True)
+            if len(rows):
+                found.append(LateWindow(max(labels_versions[key]), rows, row.traffic_window_id, row.value))
+        return found
+
+    def _window_record_ids(self, project: Project, id_column: str, measurement: LateMeasurement) -> set[str]:
+        """The IDs of the rows a late measurement's window scored."""
+        registry = self._registry
+        if measurement.traffic_window_id is not None:
+            window = registry.traffic_window(measurement.traffic_window_id)
+            return {str(r.record_id) for r in registry.late_labels_in_window(window)}
+        from app.core.ml import batch_reading
+
+        assert measurement.dataset_version is not None  # a batch's measurement names its batch
+        return batch_reading.id_values(self._data.dataset_path(project.name, measurement.dataset_version), id_column)
+
+    # ------------------------------------------------------------------- label coverage
+    def late_labels_message(self, project: Project, settings: ProjectSettings, now: datetime | None = None) -> str:
+        """"" when every window older than --label-delay has at least --label-coverage of its rows labelled.
+        Counted by the registry (one indexed query), so a cycle does not read every window it ever made."""
+        now = now or self._clock.moment()
+        due_before = (now - timedelta(seconds=settings.label_delay_seconds())).isoformat(timespec="milliseconds")
+        late = self._registry.late_label_totals(project.id, due_before, settings.label_coverage)
+        if not late.windows:
+            return ""
+        rows, labelled = late.rows, late.labelled
+        return (f"labels are late: {late.windows} window(s) older than {settings.label_delay} have "
+                f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
+                f"(below {settings.label_coverage:.0%}); send them with `keel labels {project.name} FILE`")
+
+    def _coverage_rows(self, project: Project) -> list[dict]:
+        """Every window that waits for labels: traffic windows, and unlabelled batches with IDs."""
+        registry = self._registry
+        rows: list[dict[str, Any]] = [{"kind": "traffic", "window": w.id, "ended_at": w.ended_at, "rows": w.rows,
+                                       "labelled_rows": w.labelled_rows, "value": w.value, "metric": w.metric}
+                                      for w in registry.traffic_windows(project.id)]
+        rows += [{"kind": "batch", "dataset_version": b.dataset_version, "ended_at": b.at, "rows": b.rows,
+                  "labelled_rows": b.labelled_rows, "value": b.value, "metric": b.metric}
+                 for b in registry.batches_awaiting_labels(project.id)]
+        for row in rows:
+            row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0
+        return rows

@@ -9,18 +9,24 @@ marked pruned, so the audit log and monitoring history still name it), and files
 the inbox's processed/ and rejected/ folders older than D days.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.core.domain.clock import Clock
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import parse_schedule
-from app.core.services.dependencies import WorkspaceDependencies
 from app.core.store import maintenance
-from app.core.store.workspace import project_lock
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace, project_lock
+
+if TYPE_CHECKING:
+    from app.core.services.backup import BackupService
 
 log = logging.getLogger("keel.upkeep")
 
@@ -33,159 +39,17 @@ SCHEDULED_NAME = re.compile(r"^keel-\d{8}T\d{6}Z(-\d+)?\.keel-backup$")
 
 
 # ------------------------------------------------------------------ settings
-def default_backup_folder(deps: WorkspaceDependencies) -> Path:
-    root = deps.workspace.root
-    return root.parent / f"{root.name}-backups"
-
-
-def backup_schedule(deps: WorkspaceDependencies) -> dict:
-    stored = maintenance.workspace_setting(deps.registry, BACKUP_SETTING, None) or {}
-    return {"enabled": bool(stored.get("every")), "every": stored.get("every"), "keep": stored.get("keep", 7),
-            "folder": stored.get("folder") or str(default_backup_folder(deps)),
-            "last_backup_at": maintenance.workspace_setting(deps.registry, LAST_BACKUP_SETTING)}
-
-
-def set_backup_schedule(deps: WorkspaceDependencies, every: str | None = None, keep: int | None = None, folder: str | None = None,
-                        off: bool = False) -> dict:
-    from app.core.services.backup import outside_workspace
-
-    stored = dict(maintenance.workspace_setting(deps.registry, BACKUP_SETTING, None) or {})
-    if every is not None:
-        kind, _ = parse_schedule(every)
-        if kind != "interval":
-            raise KeelError(f"--schedule for backups takes an interval like 'every 1d', got {every!r}")
-        stored["every"] = every
-    if off:
-        stored["every"] = None
-    if keep is not None:
-        if keep < 1:
-            raise KeelError(f"--keep must be at least 1, got {keep}")
-        stored["keep"] = keep
-    if folder is not None:
-        resolved = Path(folder).expanduser().resolve()
-        outside_workspace(deps, resolved / "probe", "the backup folder")
-        stored["folder"] = str(resolved)
-    with deps.registry.transaction():
-        maintenance.set_workspace_setting(deps.registry, BACKUP_SETTING, stored)
-        deps.registry.add_event(None, "settings_changed", "scheduled backup: " + _describe_backup(stored), "user",
-                                {"scheduled_backup": stored})
-    return backup_schedule(deps)
-
-
 def _describe_backup(stored: dict) -> str:
     if not stored.get("every"):
         return "off"
     return f"{stored['every']}, keep {stored.get('keep', 7)}" + (f", in {stored['folder']}" if stored.get("folder") else "")
 
 
-def retention(deps: WorkspaceDependencies) -> dict:
-    stored = maintenance.workspace_setting(deps.registry, RETENTION_SETTING, None) or {}
-    return {"keep_archived": stored.get("keep_archived"), "inbox_days": stored.get("inbox_days"),
-            "last_applied_at": maintenance.workspace_setting(deps.registry, LAST_RETENTION_SETTING)}
-
-
-def set_retention(deps: WorkspaceDependencies, keep_archived: int | None | str = "unchanged", inbox_days: float | None | str = "unchanged") -> dict:
-    """None turns a rule off; "unchanged" leaves it."""
-    stored = dict(maintenance.workspace_setting(deps.registry, RETENTION_SETTING, None) or {})
-    if keep_archived != "unchanged":
-        if isinstance(keep_archived, int) and keep_archived < 0:
-            raise KeelError(f"--keep-archived must be 0 or more, got {keep_archived}")
-        stored["keep_archived"] = keep_archived
-    if inbox_days != "unchanged":
-        if isinstance(inbox_days, (int, float)) and inbox_days <= 0:
-            raise KeelError(f"--inbox-days must be more than 0, got {inbox_days}")
-        stored["inbox_days"] = inbox_days
-    with deps.registry.transaction():
-        maintenance.set_workspace_setting(deps.registry, RETENTION_SETTING, stored)
-        deps.registry.add_event(None, "settings_changed",
-                                f"retention: keep {stored.get('keep_archived')} archived version(s), inbox files "
-                                f"{stored.get('inbox_days')} day(s)", "user", {"retention": stored})
-    return retention(deps)
-
-
-# ------------------------------------------------------------------ retention
-def prune(deps: WorkspaceDependencies, keep_archived: int | None = None, inbox_days: float | None = None, dry_run: bool = False,
-          by: str = "user", now: float | None = None) -> dict:
-    """Apply the retention rules given (default: the workspace's settings)."""
-    settings = retention(deps)
-    keep_archived = settings["keep_archived"] if keep_archived is None else keep_archived
-    inbox_days = settings["inbox_days"] if inbox_days is None else inbox_days
-    pruned = [] if keep_archived is None else _prune_versions(deps, keep_archived, dry_run, by)
-    removed = [] if inbox_days is None else _prune_inbox(deps, inbox_days, dry_run, now)
-    if not dry_run:
-        with deps.registry.transaction():
-            maintenance.set_workspace_setting(deps.registry, LAST_RETENTION_SETTING, deps.clock())
-    return {"dry_run": dry_run, "keep_archived": keep_archived, "inbox_days": inbox_days,
-            "pruned_versions": pruned, "removed_inbox_files": removed}
-
-
-def _prune_versions(deps: WorkspaceDependencies, keep_archived: int, dry_run: bool, by: str) -> list[dict]:
-    pruned = []
-    for row in maintenance.prunable_model_versions(deps.registry, keep_archived):
-        entry = {"project": row.project, "version": row.version, "artifact_path": row.artifact_path}
-        if dry_run:
-            pruned.append(entry)
-            continue
-        with project_lock(deps.workspace, row.project):
-            # again under the lock: a deploy or an alias may have claimed it meanwhile
-            still = {r.id for r in maintenance.prunable_model_versions(deps.registry, keep_archived)}
-            if row.id not in still:
-                continue
-            project = deps.registry.project(row.project)
-            with deps.registry.transaction():
-                maintenance.mark_pruned(deps.registry, row.id)
-                deps.registry.add_event(project, "model_pruned",
-                                        f"v{row.version} pruned by retention (archived; its file was removed)", by,
-                                        {"version": row.version, "keep_archived": keep_archived})
-            artifact = deps.workspace.root / row.artifact_path
-            for path in (artifact, artifact.with_suffix(".reference.parquet"), artifact.with_suffix(".drift.npz")):
-                path.unlink(missing_ok=True)
-        pruned.append(entry)
-    return pruned
-
-
-def _prune_inbox(deps: WorkspaceDependencies, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
-    cutoff = (deps.clock.seconds() if now is None else now) - inbox_days * 86400
-    removed = []
-    for name in maintenance.project_names(deps.registry):
-        inbox = deps.workspace.inbox_dir(name)
-        for folder in (inbox / "processed", inbox / "rejected"):
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.iterdir()):
-                if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
-                    removed.append(path.relative_to(deps.workspace.root).as_posix())
-                    if not dry_run:
-                        path.unlink(missing_ok=True)
-    return removed
-
-
-# ------------------------------------------------------------------ scheduled backups
 def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def scheduled_backup(deps: WorkspaceDependencies, now: datetime | None = None) -> dict:
-    """One scheduled backup into the configured folder, then the oldest beyond `keep` removed."""
-    from app.core.services.backup import backup
-
-    schedule = backup_schedule(deps)
-    folder = Path(schedule["folder"])
-    folder.mkdir(parents=True, exist_ok=True)
-    now = now or deps.clock.moment()
-    destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}.keel-backup"
-    number = 2
-    while destination.exists():
-        destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}-{number}.keel-backup"
-        number += 1
-    result = backup(deps, destination, by="scheduler")
-    with deps.registry.transaction():
-        maintenance.set_workspace_setting(deps.registry, LAST_BACKUP_SETTING, now.isoformat())
-    result["removed_old_backups"] = _keep_newest(folder, schedule["keep"])
-    return result
 
 
 def _keep_newest(folder: Path, keep: int) -> list[str]:
@@ -199,63 +63,166 @@ def _keep_newest(folder: Path, keep: int) -> list[str]:
     return removed
 
 
-def run_due(deps: WorkspaceDependencies, now: datetime | None = None) -> dict:
-    """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
-    and the retention rules once a day when any is set. Failures are logged, never raised."""
-    now = now or deps.clock.moment()
-    done: dict[str, Any] = {}
-    try:
-        schedule = backup_schedule(deps)
-        if schedule["enabled"]:
-            _, seconds = parse_schedule(schedule["every"])
-            last = _parse_time(schedule["last_backup_at"])
-            if last is None or now - last >= timedelta(seconds=int(seconds)):
-                done["backup"] = scheduled_backup(deps, now)
-        rules = retention(deps)
-        if rules["keep_archived"] is not None or rules["inbox_days"] is not None:
-            last = _parse_time(rules["last_applied_at"])
-            if last is None or now - last >= RETENTION_PERIOD:
-                done["retention"] = prune(deps, by="scheduler")
-    except Exception:  # noqa: BLE001 - upkeep must never stop the scheduler
-        log.exception("workspace upkeep failed")
-        done["failed"] = True
-    return done
-
-
 def backup_files(folder: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if SCHEDULED_NAME.match(p.name))
 
 
 class UpkeepService:
-    """Scheduled backups and the retention rules of the workspace (Keel.upkeep)."""
+    """Workspace upkeep (Keel.upkeep): scheduled backups, made through the backup service, and retention."""
 
-    def __init__(self, deps: WorkspaceDependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, clock: Clock, backup: BackupService) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._clock = clock
+        self._backup = backup
+
+    def _default_backup_folder(self) -> Path:
+        root = self._workspace.root
+        return root.parent / f"{root.name}-backups"
 
     def backup_schedule(self) -> dict:
-        return backup_schedule(self._deps)
+        stored = maintenance.workspace_setting(self._registry, BACKUP_SETTING, None) or {}
+        return {"enabled": bool(stored.get("every")), "every": stored.get("every"), "keep": stored.get("keep", 7),
+                "folder": stored.get("folder") or str(self._default_backup_folder()),
+                "last_backup_at": maintenance.workspace_setting(self._registry, LAST_BACKUP_SETTING)}
 
     def set_backup_schedule(self, every: str | None = None, keep: int | None = None, folder: str | None = None,
                             off: bool = False) -> dict:
-        return set_backup_schedule(self._deps, every=every, keep=keep, folder=folder, off=off)
+        from app.core.services.backup import outside_workspace
+
+        stored = dict(maintenance.workspace_setting(self._registry, BACKUP_SETTING, None) or {})
+        if every is not None:
+            kind, _ = parse_schedule(every)
+            if kind != "interval":
+                raise KeelError(f"--schedule for backups takes an interval like 'every 1d', got {every!r}")
+            stored["every"] = every
+        if off:
+            stored["every"] = None
+        if keep is not None:
+            if keep < 1:
+                raise KeelError(f"--keep must be at least 1, got {keep}")
+            stored["keep"] = keep
+        if folder is not None:
+            resolved = Path(folder).expanduser().resolve()
+            outside_workspace(self._workspace.root, resolved / "probe", "the backup folder")
+            stored["folder"] = str(resolved)
+        with self._registry.transaction():
+            maintenance.set_workspace_setting(self._registry, BACKUP_SETTING, stored)
+            self._registry.add_event(None, "settings_changed", "scheduled backup: " + _describe_backup(stored), "user",
+                                     {"scheduled_backup": stored})
+        return self.backup_schedule()
 
     def retention(self) -> dict:
-        return retention(self._deps)
+        stored = maintenance.workspace_setting(self._registry, RETENTION_SETTING, None) or {}
+        return {"keep_archived": stored.get("keep_archived"), "inbox_days": stored.get("inbox_days"),
+                "last_applied_at": maintenance.workspace_setting(self._registry, LAST_RETENTION_SETTING)}
 
-    def set_retention(self, keep_archived: int | None | str = "unchanged",
-                      inbox_days: float | None | str = "unchanged") -> dict:
+    def set_retention(self, keep_archived: int | None | str = "unchanged", inbox_days: float | None | str = "unchanged") -> dict:
         """None turns a rule off; "unchanged" leaves it."""
-        return set_retention(self._deps, keep_archived, inbox_days)
+        stored = dict(maintenance.workspace_setting(self._registry, RETENTION_SETTING, None) or {})
+        if keep_archived != "unchanged":
+            if isinstance(keep_archived, int) and keep_archived < 0:
+                raise KeelError(f"--keep-archived must be 0 or more, got {keep_archived}")
+            stored["keep_archived"] = keep_archived
+        if inbox_days != "unchanged":
+            if isinstance(inbox_days, (int, float)) and inbox_days <= 0:
+                raise KeelError(f"--inbox-days must be more than 0, got {inbox_days}")
+            stored["inbox_days"] = inbox_days
+        with self._registry.transaction():
+            maintenance.set_workspace_setting(self._registry, RETENTION_SETTING, stored)
+            self._registry.add_event(None, "settings_changed",
+                                     f"retention: keep {stored.get('keep_archived')} archived version(s), inbox files "
+                                     f"{stored.get('inbox_days')} day(s)", "user", {"retention": stored})
+        return self.retention()
 
     def prune(self, keep_archived: int | None = None, inbox_days: float | None = None, dry_run: bool = False,
               by: str = "user", now: float | None = None) -> dict:
         """Apply the retention rules given (default: the workspace's settings)."""
-        return prune(self._deps, keep_archived=keep_archived, inbox_days=inbox_days, dry_run=dry_run, by=by, now=now)
+        settings = self.retention()
+        keep_archived = settings["keep_archived"] if keep_archived is None else keep_archived
+        inbox_days = settings["inbox_days"] if inbox_days is None else inbox_days
+        pruned = [] if keep_archived is None else self._prune_versions(keep_archived, dry_run, by)
+        removed = [] if inbox_days is None else self._prune_inbox(inbox_days, dry_run, now)
+        if not dry_run:
+            with self._registry.transaction():
+                maintenance.set_workspace_setting(self._registry, LAST_RETENTION_SETTING, self._clock())
+        return {"dry_run": dry_run, "keep_archived": keep_archived, "inbox_days": inbox_days,
+                "pruned_versions": pruned, "removed_inbox_files": removed}
+
+    def _prune_versions(self, keep_archived: int, dry_run: bool, by: str) -> list[dict]:
+        pruned = []
+        for row in maintenance.prunable_model_versions(self._registry, keep_archived):
+            entry = {"project": row.project, "version": row.version, "artifact_path": row.artifact_path}
+            if dry_run:
+                pruned.append(entry)
+                continue
+            with project_lock(self._workspace, row.project):
+                # again under the lock: a deploy or an alias may have claimed it meanwhile
+                still = {r.id for r in maintenance.prunable_model_versions(self._registry, keep_archived)}
+                if row.id not in still:
+                    continue
+                project = self._registry.project(row.project)
+                with self._registry.transaction():
+                    maintenance.mark_pruned(self._registry, row.id)
+                    self._registry.add_event(project, "model_pruned",
+                                             f"v{row.version} pruned by retention (archived; its file was removed)", by,
+                                             {"version": row.version, "keep_archived": keep_archived})
+                artifact = self._workspace.root / row.artifact_path
+                for path in (artifact, artifact.with_suffix(".reference.parquet"), artifact.with_suffix(".drift.npz")):
+                    path.unlink(missing_ok=True)
+            pruned.append(entry)
+        return pruned
+
+    def _prune_inbox(self, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
+        cutoff = (self._clock.seconds() if now is None else now) - inbox_days * 86400
+        removed = []
+        for name in maintenance.project_names(self._registry):
+            inbox = self._workspace.inbox_dir(name)
+            for folder in (inbox / "processed", inbox / "rejected"):
+                if not folder.is_dir():
+                    continue
+                for path in sorted(folder.iterdir()):
+                    if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                        removed.append(path.relative_to(self._workspace.root).as_posix())
+                        if not dry_run:
+                            path.unlink(missing_ok=True)
+        return removed
 
     def scheduled_backup(self, now: datetime | None = None) -> dict:
         """One scheduled backup into the configured folder, then the oldest beyond `keep` removed."""
-        return scheduled_backup(self._deps, now)
+        schedule = self.backup_schedule()
+        folder = Path(schedule["folder"])
+        folder.mkdir(parents=True, exist_ok=True)
+        now = now or self._clock.moment()
+        destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}.keel-backup"
+        number = 2
+        while destination.exists():
+            destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}-{number}.keel-backup"
+            number += 1
+        result = self._backup.backup(destination, by="scheduler")
+        with self._registry.transaction():
+            maintenance.set_workspace_setting(self._registry, LAST_BACKUP_SETTING, now.isoformat())
+        result["removed_old_backups"] = _keep_newest(folder, schedule["keep"])
+        return result
 
     def run_due(self, now: datetime | None = None) -> dict:
-        """A due scheduled backup, and the retention rules once a day (failures logged, never raised)."""
-        return run_due(self._deps, now)
+        """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
+        and the retention rules once a day when any is set. Failures are logged, never raised."""
+        now = now or self._clock.moment()
+        done: dict[str, Any] = {}
+        try:
+            schedule = self.backup_schedule()
+            if schedule["enabled"]:
+                _, seconds = parse_schedule(schedule["every"])
+                last = _parse_time(schedule["last_backup_at"])
+                if last is None or now - last >= timedelta(seconds=int(seconds)):
+                    done["backup"] = self.scheduled_backup(now)
+            rules = self.retention()
+            if rules["keep_archived"] is not None or rules["inbox_days"] is not None:
+                last = _parse_time(rules["last_applied_at"])
+                if last is None or now - last >= RETENTION_PERIOD:
+                    done["retention"] = self.prune(by="scheduler")
+        except Exception:  # noqa: BLE001 - upkeep must never stop the scheduler
+            log.exception("workspace upkeep failed")
+            done["failed"] = True
+        return done

@@ -20,10 +20,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.core.domain.clock import Clock
 from app.core.domain.entities import DatasetFile
 from app.core.fileio import sha256_file
-from app.core.services.dependencies import WorkspaceDependencies
+from app.core.services.dependencies import RewriteProductionManifest
 from app.core.store import maintenance
+from app.core.store.registry import Registry
+from app.core.store.workspace import Workspace
 
 YOUNG_SECONDS = 60.0
 QUARANTINE_DIR = "quarantine"
@@ -44,48 +47,6 @@ class Finding:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def verify(deps: WorkspaceDependencies, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
-    findings, checked = scan(deps, quick=quick, now=now)
-    repaired: list[dict] = []
-    if repair and any(f.repair and f.error for f in findings):
-        repaired = _repair(deps, findings)
-        findings, checked = scan(deps, quick=quick, now=now)
-    return {"healthy": not any(f.error for f in findings), "quick": quick, "workspace": str(deps.workspace.root),
-            "checked": checked, "problems": [f.to_dict() for f in findings], "repaired": repaired}
-
-
-# ------------------------------------------------------------------ scanning
-def scan(deps: WorkspaceDependencies, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
-    now = deps.clock.seconds() if now is None else now
-    registry, root = deps.registry, deps.workspace.root
-    findings = [Finding("database", "registry.db", f"integrity_check: {line}", True, None)
-                for line in maintenance.integrity_problems(registry)]
-    findings += [Finding("foreign_keys", "registry.db", line, True, None)
-                 for line in maintenance.foreign_key_problems(registry)]
-    models = maintenance.model_files(registry)
-    data = maintenance.dataset_files(registry)
-    damaged_models: set[str] = set()
-    for row in models:
-        if row.pruned_at:
-            continue
-        problem = _check_file(root / row.artifact_path, row.sha256, quick)
-        if problem:
-            damaged_models.add(row.artifact_path)
-            findings.append(Finding("artifact", row.artifact_path,
-                                    f"{row.project} v{row.version}: model file {problem}", True, None))
-    for dataset_file in data:
-        findings += _check_dataset(root, dataset_file, quick)
-    findings += _check_production(deps, damaged_models)
-    tracked = {model.artifact_path for model in models if not model.pruned_at}
-    tracked |= {str(Path(p).with_suffix(suffix)) for p in tracked for suffix in DERIVED_MODEL_FILES}
-    tracked |= {dataset_file.path for dataset_file in data}
-    findings += _stray_files(root, tracked, now)
-    checked = {"projects": len(maintenance.project_names(registry)),
-               "model_files": sum(1 for r in models if not r.pruned_at), "dataset_files": len(data),
-               "hashed": not quick}
-    return findings, checked
 
 
 def _check_file(path: Path, sha256: str | None, quick: bool) -> str | None:
@@ -114,30 +75,6 @@ def _check_dataset(root: Path, row: DatasetFile, quick: bool) -> list[Finding]:
     if rows != row.rows:
         return [Finding("dataset", row.path, f"{label}: {rows} rows, the registry says {row.rows}", True, None)]
     return [Finding("dataset", row.path, f"{label}: no recorded sha256 yet (file reads whole)", True, "record")]
-
-
-def _check_production(deps: WorkspaceDependencies, damaged_models: set[str]) -> list[Finding]:
-    findings = []
-    for pointer in maintenance.production_pointers(deps.registry):
-        name = pointer.project
-        manifest_path = deps.workspace.manifest_path(name)
-        relative = manifest_path.relative_to(deps.workspace.root).as_posix()
-        if pointer.version is None:
-            if manifest_path.exists():
-                findings.append(Finding("production", relative, f"{name}: production.json names a model but the "
-                                        "registry has no deployment", True, "quarantine"))
-            continue
-        if pointer.artifact_path in damaged_models:
-            findings.append(Finding("production", pointer.artifact_path,
-                                    f"{name}: the production model v{pointer.version} is not intact", True, None))
-        manifest = _read_json(manifest_path)
-        if manifest is None:
-            findings.append(Finding("production", relative, f"{name}: production.json is missing or unreadable "
-                                    f"(production is v{pointer.version})", True, "rewrite"))
-        elif manifest.get("version") != pointer.version or manifest.get("sha256") != pointer.sha256:
-            findings.append(Finding("production", relative, f"{name}: production.json names v{manifest.get('version')}, "
-                                    f"the registry v{pointer.version} (stale)", True, "rewrite"))
-    return findings
 
 
 def _read_json(path: Path) -> dict | None:
@@ -190,44 +127,105 @@ def _keel_owned_files(root: Path) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------ repair
-def _repair(deps: WorkspaceDependencies, findings: list[Finding]) -> list[dict]:
-    root = deps.workspace.root
-    quarantine = root / QUARANTINE_DIR / deps.clock.local_stamp()
-    done = []
-    for finding in findings:
-        if not (finding.error and finding.repair and finding.path):
-            continue  # every repair acts on a file
-        path = root / finding.path
-        if finding.repair == "remove":
-            path.unlink(missing_ok=True)
-        elif finding.repair == "quarantine":
-            if not path.exists():
-                continue
-            target = quarantine / finding.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(path), str(target))
-        elif finding.repair == "rewrite":
-            name = Path(finding.path).parent.name
-            deps.rewrite_production_manifest(name)
-        elif finding.repair == "record":
-            _record_dataset_hash(deps, finding.path)
-        done.append({"path": finding.path, "action": finding.repair, "check": finding.check})
-    return done
-
-
-def _record_dataset_hash(deps: WorkspaceDependencies, relative: str) -> None:
-    for row in maintenance.dataset_files(deps.registry):
-        if row.path == relative:
-            with deps.registry.transaction():
-                maintenance.record_dataset_file_hash(deps.registry, row.id, sha256_file(deps.workspace.root / relative))
 
 
 class VerifyService:
-    """The workspace checked against its registry, and repaired (Keel.verifier)."""
+    """`verify`: is the workspace whole, and repair what can be (Keel.verifier)."""
 
-    def __init__(self, deps: WorkspaceDependencies) -> None:
-        self._deps = deps
+    def __init__(self, *, registry: Registry, workspace: Workspace, clock: Clock, rewrite_production_manifest: RewriteProductionManifest) -> None:
+        self._registry = registry
+        self._workspace = workspace
+        self._clock = clock
+        self._rewrite_production_manifest = rewrite_production_manifest
 
     def verify(self, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
-        """Integrity, hashes, manifests, leftovers; repair: fix what can be fixed (see the module doc)."""
-        return verify(self._deps, quick=quick, repair=repair, now=now)
+        findings, checked = self._scan(quick=quick, now=now)
+        repaired: list[dict] = []
+        if repair and any(f.repair and f.error for f in findings):
+            repaired = self._repair(findings)
+            findings, checked = self._scan(quick=quick, now=now)
+        return {"healthy": not any(f.error for f in findings), "quick": quick, "workspace": str(self._workspace.root),
+                "checked": checked, "problems": [f.to_dict() for f in findings], "repaired": repaired}
+
+    def _scan(self, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
+        now = self._clock.seconds() if now is None else now
+        registry, root = self._registry, self._workspace.root
+        findings = [Finding("database", "registry.db", f"integrity_check: {line}", True, None)
+                    for line in maintenance.integrity_problems(registry)]
+        findings += [Finding("foreign_keys", "registry.db", line, True, None)
+                     for line in maintenance.foreign_key_problems(registry)]
+        models = maintenance.model_files(registry)
+        data = maintenance.dataset_files(registry)
+        damaged_models: set[str] = set()
+        for row in models:
+            if row.pruned_at:
+                continue
+            problem = _check_file(root / row.artifact_path, row.sha256, quick)
+            if problem:
+                damaged_models.add(row.artifact_path)
+                findings.append(Finding("artifact", row.artifact_path,
+                                        f"{row.project} v{row.version}: model file {problem}", True, None))
+        for dataset_file in data:
+            findings += _check_dataset(root, dataset_file, quick)
+        findings += self._check_production(damaged_models)
+        tracked = {model.artifact_path for model in models if not model.pruned_at}
+        tracked |= {str(Path(p).with_suffix(suffix)) for p in tracked for suffix in DERIVED_MODEL_FILES}
+        tracked |= {dataset_file.path for dataset_file in data}
+        findings += _stray_files(root, tracked, now)
+        checked = {"projects": len(maintenance.project_names(registry)),
+                   "model_files": sum(1 for r in models if not r.pruned_at), "dataset_files": len(data),
+                   "hashed": not quick}
+        return findings, checked
+
+    def _check_production(self, damaged_models: set[str]) -> list[Finding]:
+        findings = []
+        for pointer in maintenance.production_pointers(self._registry):
+            name = pointer.project
+            manifest_path = self._workspace.manifest_path(name)
+            relative = manifest_path.relative_to(self._workspace.root).as_posix()
+            if pointer.version is None:
+                if manifest_path.exists():
+                    findings.append(Finding("production", relative, f"{name}: production.json names a model but the "
+                                            "registry has no deployment", True, "quarantine"))
+                continue
+            if pointer.artifact_path in damaged_models:
+                findings.append(Finding("production", pointer.artifact_path,
+                                        f"{name}: the production model v{pointer.version} is not intact", True, None))
+            manifest = _read_json(manifest_path)
+            if manifest is None:
+                findings.append(Finding("production", relative, f"{name}: production.json is missing or unreadable "
+                                        f"(production is v{pointer.version})", True, "rewrite"))
+            elif manifest.get("version") != pointer.version or manifest.get("sha256") != pointer.sha256:
+                findings.append(Finding("production", relative, f"{name}: production.json names v{manifest.get('version')}, "
+                                        f"the registry v{pointer.version} (stale)", True, "rewrite"))
+        return findings
+
+    def _repair(self, findings: list[Finding]) -> list[dict]:
+        root = self._workspace.root
+        quarantine = root / QUARANTINE_DIR / self._clock.local_stamp()
+        done = []
+        for finding in findings:
+            if not (finding.error and finding.repair and finding.path):
+                continue  # every repair acts on a file
+            path = root / finding.path
+            if finding.repair == "remove":
+                path.unlink(missing_ok=True)
+            elif finding.repair == "quarantine":
+                if not path.exists():
+                    continue
+                target = quarantine / finding.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), str(target))
+            elif finding.repair == "rewrite":
+                name = Path(finding.path).parent.name
+                self._rewrite_production_manifest(name)
+            elif finding.repair == "record":
+                self._record_dataset_hash(finding.path)
+            done.append({"path": finding.path, "action": finding.repair, "check": finding.check})
+        return done
+
+    def _record_dataset_hash(self, relative: str) -> None:
+        for row in maintenance.dataset_files(self._registry):
+            if row.path == relative:
+                with self._registry.transaction():
+                    maintenance.record_dataset_file_hash(self._registry, row.id, sha256_file(self._workspace.root / relative))

@@ -288,7 +288,8 @@ class Controller(QObject):
 
     def _on_cancelled(self, job: Job) -> None:
         self._callbacks.pop(job.id, None)
-        self.notify.emit("info", f"{job.title}: cancelled; nothing was saved")
+        saved = "a retrain under way was stopped, none of it saved" if job.kind == "monitor" else "nothing was saved"
+        self.notify.emit("info", f"{job.title}: cancelled; {saved}")
 
     def _write(self, kind: str, title: str, fn: Callable[[Job], Any], on_done=None, cancellable=False,
                project: str | None = None, on_error=None) -> Job | None:
@@ -444,7 +445,9 @@ class Controller(QObject):
         """A monitoring cycle (inbox sweep first). Also what the scheduler submits."""
         def work(job: Job):
             job.report(0.02, "starting the monitoring process")
-            return call_in_child(job, str(self.opened_keel.root), "policy.monitor", name, by=by)
+            # cancellable (Cancel, closing the window): a policy retrain under way stops, none of it saved
+            return call_in_child(job, str(self.opened_keel.root), "policy.monitor", name, by=by,
+                                 takes_cancel_event=True)
 
         def done(result: MonitorOutcome):
             text = f"{name}: monitoring checked {len(result.batches)} new batch(es)"
@@ -454,7 +457,7 @@ class Controller(QObject):
             elif result.batches or by == "user":
                 self.notify.emit("info", text + f"; decision: {result.decision}.")
 
-        return self._write("monitor", f"Monitoring {name}", work, on_done=done, project=name)
+        return self._write("monitor", f"Monitoring {name}", work, on_done=done, project=name, cancellable=True)
 
     def approve(self) -> Job | None:
         name = self.project

@@ -248,6 +248,11 @@ class JobRunner(QObject):
 
 
 # --------------------------------------------------------------------------- work in a child process
+# How long a child whose SIGTERM is its cancel may take to stop: a fit stops at once, other work (the rest
+# of a monitoring cycle, the files of a training) runs on to its end or to the next fit, which it skips
+CANCELLED_CHILD_SECONDS = 60.0
+
+
 def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict, takes_cancel_event: bool) -> None:
     """Runs in a spawned child: open the workspace, call one Keel method (or a service's: "policy.monitor"),
     send the result back. takes_cancel_event: the method gets a cancel_event that the parent's terminate
@@ -261,12 +266,15 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
 
         os.nice(5)  # background work: the GUI process keeps priority on a busy machine
         if takes_cancel_event:
-            kwargs = {**kwargs, "cancel_event": cancel_on_terminate()}
+            cancel_event = cancel_on_terminate()
+            kwargs = {**kwargs, "cancel_event": cancel_event}
         from app.core.services.lifecycle import Keel
         from app.logs import setup_logging
 
         keel = Keel.open(workspace_dir)
         setup_logging(keel.log_path)
+        if takes_cancel_event and cancel_event.is_set():
+            raise Cancelled("cancelled before it started")
         service, _, action = method.rpartition(".")
         target = getattr(keel, service) if service else keel
         result = getattr(target, action)(*args, progress=lambda f, m: queue.put(("progress", f, m)), **kwargs)
@@ -287,6 +295,7 @@ def call_in_child(job: Job, workspace_dir: str, method: str, *args, takes_cancel
     from app.core.ml.childproc import run_in_child
 
     return run_in_child(_child_call, (workspace_dir, method, args, kwargs, takes_cancel_event),
-                        may_start_children=takes_cancel_event, clean_up_seconds=5.0 if takes_cancel_event else 2.0,
+                        may_start_children=takes_cancel_event,
+                        clean_up_seconds=CANCELLED_CHILD_SECONDS if takes_cancel_event else 2.0,
                         cancel_event=job.cancel_event if job.cancellable else None, progress=job.report,
                         name=f"keel-{method}", cancelled_message=f"{job.title}: cancelled")
