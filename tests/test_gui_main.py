@@ -151,7 +151,8 @@ def test_cancel_stops_a_long_training_and_writes_nothing(qtbot, window, tmp_path
     assert window.errors == []
 
 
-def test_cancelling_a_monitoring_run_stops_its_retrain_in_one_process_and_leaves_no_challenger(qtbot, window, tmp_path):
+def test_cancelling_a_monitoring_run_stops_its_retrain_in_one_process_and_leaves_no_challenger(qtbot, window, tmp_path,
+                                                                                                 store):
     keel = window.controller.keel
     drifted = tmp_path / "drifted.csv"
     make_batch(600, seed=12, concept=1.0).to_csv(drifted, index=False)
@@ -171,7 +172,7 @@ def test_cancelling_a_monitoring_run_stops_its_retrain_in_one_process_and_leaves
     assert not monitoring_process.is_alive()
     assert [v.version for v in keel.status("demo-credit").versions] == [1]
     assert sorted(p.name for p in (keel.root / "artifacts").rglob("*")) == artifacts_before
-    assert any(e.kind == "retrain_cancelled" for e in keel.history("demo-credit").events)
+    assert any(e.kind == "retrain_cancelled" for e in store(keel).events(keel.project("demo-credit").id))
     assert window.errors == []
 
 

@@ -101,3 +101,49 @@ def test_clicks_and_the_registry_poll_read_the_services_off_the_gui_thread(qtbot
     assert any(message.startswith("demo-credit: v3 trained (accuracy ") for message in notices), notices
     assert keel.production_version("demo-credit") == 3  # the Deploy dialog's first choice: the version just trained
     assert window.errors == []
+
+
+def test_the_wizard_reads_the_project_names_off_the_gui_thread_and_trains_in_a_child(qtbot, window, tmp_path,
+                                                                                      monkeypatch):
+    import app.frontends.gui.controller as controller_module
+    from app.demo.simulator import make_batch
+    from app.frontends.gui.wizard import NewProjectWizard
+
+    controller, keel = window.controller, window.controller.keel
+    in_children = []
+    real_call_in_child = controller_module.call_in_child
+
+    def recording_call_in_child(job, workspace, method, *args, **kwargs):
+        in_children.append((method, args, kwargs.get("takes_cancel_event"), job.cancellable))
+        return real_call_in_child(job, workspace, method, *args, **kwargs)
+
+    monkeypatch.setattr(controller_module, "call_in_child", recording_call_in_child)
+    data = tmp_path / "demo-credit.csv"  # its name is taken: the wizard suggests another
+    make_batch(300, seed=3).to_csv(data, index=False)
+    wizard = NewProjectWizard(controller, window)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    recorder = RecordingKeel(keel)
+    controller.keel = recorder
+    try:
+        wizard.file_page.path.setText(str(data))
+        wizard.file_page.load()
+        qtbot.waitUntil(lambda: wizard.raw is not None, timeout=20000)
+        wizard.next()
+        name = wizard.target_page.name.text()
+        assert name.startswith("demo-credit") and name != "demo-credit"
+        wizard.target_page.preset.setCurrentIndex(wizard.target_page.preset.findData("logreg"))
+        wizard.next()
+        assert wizard.schema_page.train_now.isChecked()
+        wizard.accept()
+        qtbot.waitUntil(lambda: ("train", (name,), True, True) in in_children, timeout=20000)
+        [training] = [job for job in controller.runner.active_jobs(name) if job.kind == "train"]
+        with qtbot.waitSignal(controller.runner.cancelled, timeout=10000):  # Cancel ends the child
+            controller.runner.cancel(training)
+        wait_idle(qtbot, window)
+    finally:
+        controller.keel = keel
+    assert recorder.on_gui_thread == []
+    assert "project_names" in recorder.on_workers
+    assert keel.project(name) is not None and keel.production_version(name) is None  # created; nothing trained
+    assert window.errors == []

@@ -209,7 +209,8 @@ def test_run_as_a_process_stops_cleanly_on_sigterm(keel):
 
 
 @pytest.mark.parametrize("stopped_in", ["window choice", "window fit", "training"])
-def test_stopping_the_runner_cancels_a_policy_retrain_and_leaves_no_challenger(workspace, monkeypatch, stopped_in):
+def test_stopping_the_runner_cancels_a_policy_retrain_and_leaves_no_challenger(workspace, monkeypatch, store,
+                                                                             stopped_in):
     """A retrain fits the candidate windows ("window choice", under --window adaptive), the window it
     tests against the champion ("window fit"), then the challenger it registers ("training");
     stopping `keel run` in any of them ends it at once and leaves no challenger."""
@@ -241,7 +242,7 @@ def test_stopping_the_runner_cancels_a_policy_retrain_and_leaves_no_challenger(w
     assert any("loan: " in line and "cancelled" in line for line in lines) and lines[-1] == "Keel runner stopped.", lines
     assert [v.version for v in keel.status("loan").versions] == [1]
     assert sorted(p.name for p in (workspace / "artifacts").rglob("*")) == files_before  # no model, no .partial
-    events = keel.history("loan").events
+    events = store(keel).events(keel.project("loan").id)
     assert [e.kind for e in events if e.kind in ("model_trained", "retrain_decision")] == ["model_trained"]
     assert any(e.kind == "retrain_cancelled" and e.by == "policy" for e in events)
     keel.close()

@@ -39,8 +39,13 @@ def untrusted_types(path: Path, extra_trusted: tuple | list = ()) -> list[str]:
         found = sio.get_untrusted_types(file=str(path))
     except Exception as exc:  # a damaged or foreign file: zipfile / json / skops errors
         raise ValidationError(f"{Path(path).name}: not a readable skops model file ({exc})") from None
-    allowed = set(KEEL_TRUSTED_TYPES) | set(extra_trusted)
+    allowed = set(trusted_types(extra_trusted))
     return sorted(t for t in found if t not in allowed)
+
+
+def trusted_types(extra: tuple | list = ()) -> list[str]:
+    """Keel's allow-list plus the types accepted for one version (skops trusts its defaults besides)."""
+    return [*KEEL_TRUSTED_TYPES, *extra]
 
 
 def load_model(path: Path, expected_sha256: str, extra_trusted: tuple | list = ()) -> Estimator:
@@ -60,7 +65,7 @@ def load_model(path: Path, expected_sha256: str, extra_trusted: tuple | list = (
     # skops audits every type against `trusted` while it loads and refuses the file before building
     # anything from an untrusted one, so a separate get_untrusted_types pass would read it twice.
     try:
-        return sio.load(str(path), trusted=list(KEEL_TRUSTED_TYPES) + list(extra_trusted))
+        return sio.load(str(path), trusted=trusted_types(extra_trusted))
     except UntrustedTypesFoundException as exc:
         refused = untrusted_types(path, extra_trusted)
         raise IntegrityError(f"model file {path.name} holds untrusted type(s) {', '.join(refused)}; refusing to load it"
@@ -78,6 +83,6 @@ def load_untrusted_for_import(path: Path, accepted_types: list[str]) -> Estimato
             f"review them and accept each with --trust TYPE to import"
         )
     try:
-        return sio.load(str(path), trusted=list(KEEL_TRUSTED_TYPES) + list(accepted_types))
+        return sio.load(str(path), trusted=trusted_types(accepted_types))
     except Exception as exc:
         raise ValidationError(f"{Path(path).name}: could not be loaded as a skops model ({exc})") from None

@@ -729,35 +729,41 @@ class Keel:
         """deploy() for a caller that already holds the project lock (project_lock is a flock: it
         cannot be taken twice). extra_transaction_work(project), if given, runs inside the
         deployment's transaction, so its writes commit or roll back with it."""
-        from app.core.ml import artifacts
-
-        project = self.project(name)
-        model_version = self._registry.model_version(project.id, version)
-        model = artifacts.load_model(self._workspace.root / model_version.artifact_path, model_version.sha256,
-                                     model_version.extra_trusted_types)  # never deploy a file that will not load
+        loaded = self._data.load_version(name, version)  # never deploy a file that will not load
+        project = loaded.project
         current = self._registry.current_deployment(project.id)
         previous_version = current.version if current else None
         reason = reason or ("deployed by the user" if by == "user" else "deployed by the policy")
+        message = (f"v{version} deployed to production" + (f" (was v{previous_version})" if previous_version else "")
+                   + f": {reason}")
+
+        def record() -> None:
+            self._registry.insert_deployment(project_id=project.id, model_version_id=loaded.model_version.id,
+                                             replaced_deployment_id=current.id if current else None,
+                                             by=by, reason=reason, is_rollback=0)
+            self._registry.add_event(project, "deployed", message, by,
+                                     {"version": version, "previous_version": previous_version})
+            if extra_transaction_work is not None:
+                extra_transaction_work(project)
+
+        self._move_production(loaded, record)
+        self._prepare_drift_reference(loaded)
+        return ProductionChange(production_version=version, previous_version=previous_version)
+
+    def _move_production(self, loaded: LoadedModel, record: Callable[[], None]) -> None:
+        """Make a loaded version the production model in one transaction: the aliases point at it,
+        record() writes the deployment row and its audit event, and production.json is staged, then
+        installed once the rows are committed (discarded if anything fails)."""
         staged = []
         try:
             with self._registry.transaction():
-                self._registry.insert_deployment(project_id=project.id, model_version_id=model_version.id,
-                                                replaced_deployment_id=current.id if current else None,
-                                                by=by, reason=reason, is_rollback=0)
-                self._set_production_aliases(project, model_version.id)
-                self._registry.add_event(project, "deployed",
-                                        f"v{version} deployed to production"
-                                        + (f" (was v{previous_version})" if previous_version else "") + f": {reason}",
-                                        by, {"version": version, "previous_version": previous_version})
-                if extra_transaction_work is not None:
-                    extra_transaction_work(project)
-                staged = self._stage_manifest(project)
+                self._set_production_aliases(loaded.project, loaded.model_version.id)
+                record()
+                staged = self._stage_manifest(loaded.project)
         except BaseException:
             discard_staged(staged)
             raise
         self._install_manifest(staged)
-        self._prepare_drift_reference(LoadedModel(project, model_version, model))
-        return ProductionChange(production_version=version, previous_version=previous_version)
 
     def _prepare_drift_reference(self, loaded: LoadedModel) -> None:
         """The production model's drift reference, prepared now and stored beside its model file, so
@@ -778,34 +784,25 @@ class Keel:
 
     def rollback(self, name: str, by: str = "user", reason: str = "", to_version: int | None = None) -> ProductionChange:
         """Go back to the previous production model (or to an earlier deployed version)."""
-        from app.core.ml import artifacts
-
         with self.holding_project_lock(name):
             project = self.project(name)
             current = self._registry.current_deployment(project.id)
             if current is None:
                 raise KeelError(f"project {name!r} has no production model yet; nothing to roll back")
             target = self._rollback_target(project, current, to_version)
-            model_version = self._registry.model_version_by_id(target.model_version_id)
-            model = artifacts.load_model(self._workspace.root / model_version.artifact_path, model_version.sha256,
-                                         model_version.extra_trusted_types)
+            loaded = self._data.load_version(name, target.version)
             reason = reason or f"rolled back from v{current.version}"
-            staged = []
-            try:
-                with self._registry.transaction():
-                    self._registry.insert_deployment(
-                        project_id=project.id, model_version_id=target.model_version_id,
-                        replaced_deployment_id=target.replaced_deployment_id, by=by, reason=reason, is_rollback=1)
-                    self._set_production_aliases(project, target.model_version_id)
-                    self._registry.add_event(project, "rolled_back",
-                                            f"rolled back from v{current.version} to v{target.version}: {reason}",
-                                            by, {"version": target.version, "previous_version": current.version})
-                    staged = self._stage_manifest(project)
-            except BaseException:
-                discard_staged(staged)
-                raise
-            self._install_manifest(staged)
-        self._prepare_drift_reference(LoadedModel(project, model_version, model))
+
+            def record() -> None:
+                self._registry.insert_deployment(
+                    project_id=project.id, model_version_id=target.model_version_id,
+                    replaced_deployment_id=target.replaced_deployment_id, by=by, reason=reason, is_rollback=1)
+                self._registry.add_event(project, "rolled_back",
+                                         f"rolled back from v{current.version} to v{target.version}: {reason}",
+                                         by, {"version": target.version, "previous_version": current.version})
+
+            self._move_production(loaded, record)
+        self._prepare_drift_reference(loaded)
         return ProductionChange(production_version=target.version, previous_version=current.version)
 
     def rollback_target(self, name: str) -> Deployment | None:

@@ -424,10 +424,12 @@ class Controller(QObject):
                            on_done=done, cancellable=True)
 
     def train_and_deploy_first(self, name: str) -> Job | None:
-        """A new project's first model: train v1 and put it in production (the wizard's default)."""
+        """A new project's first model: train v1 and put it in production (the wizard's default). The
+        training runs in a child process, as Retrain's: Cancel ends it, nothing saved."""
         def work(job: Job):
-            result = self.opened_keel.train(name, cancel_event=job.cancel_event, progress=job.report,
-                                     reason="first model, from the new-project wizard")
+            job.report(0.01, "starting the training process")
+            result = call_in_child(job, str(self.opened_keel.root), "train", name, takes_cancel_event=True,
+                                   reason="first model, from the new-project wizard")
             job.report(0.97, f"deploying v{result.version}")
             self.opened_keel.deploy(name, result.version, by="user", reason="first model, from the new-project wizard")
             return result

@@ -87,12 +87,16 @@ class FilePage(QWizardPage):
         self.completeChanged.emit()
         self.status.setText(f"Reading {Path(path).name}…")
 
+        keel = self.wiz.controller.keel
+
         def read(job):
             from app.core.ml import datasets
 
-            return datasets.read_table(path)
+            # the names taken, for the suggested project name: read here too, never on the GUI thread
+            return datasets.read_table(path), set(keel.project_names()) if keel is not None else set()
 
-        def done(raw):
+        def done(result):
+            raw, taken_names = result
             if self.path.text().strip() != path:
                 return
             self.raw = raw
@@ -100,7 +104,7 @@ class FilePage(QWizardPage):
             warnings = f" · {len(raw.warnings)} warning(s): {raw.warnings[0]}" if raw.warnings else ""
             self.status.setText(f"{raw.source}: {len(raw.frame)} rows × {len(raw.frame.columns)} columns"
                                 f" (first {min(PREVIEW_ROWS, len(raw.frame))} shown){warnings}")
-            self.wiz.file_loaded(raw, path)
+            self.wiz.file_loaded(raw, path, taken_names)
             self.completeChanged.emit()
 
         def failed(message, details):
@@ -157,9 +161,9 @@ class TargetPage(QWizardPage):
         self.target.currentTextChanged.connect(self.target_changed)
         self.task.currentTextChanged.connect(self.task_changed)
 
-    def fill(self, raw, path: str) -> None:
-        keel = self.wiz.controller.keel
-        self.name.setText(suggest_project_name(path, set(keel.project_names()) if keel is not None else set()))
+    def fill(self, raw, path: str, taken_names: set[str]) -> None:
+        """The page for a file just read; taken_names: the workspace's project names (read with the file)."""
+        self.name.setText(suggest_project_name(path, taken_names))
         columns = [str(c) for c in raw.frame.columns]
         self.target.blockSignals(True)
         self.target.clear()
@@ -306,9 +310,9 @@ class NewProjectWizard(QWizard):
         self.setButtonText(QWizard.WizardButton.FinishButton, "Create project")
         self.job = None
 
-    def file_loaded(self, raw, path: str) -> None:
+    def file_loaded(self, raw, path: str, taken_names: set[str]) -> None:
         self.raw, self.path = raw, path
-        self.target_page.fill(raw, path)
+        self.target_page.fill(raw, path, taken_names)
 
     def accept(self) -> None:
         page = self.target_page

@@ -6,9 +6,7 @@ from app.frontends.gui.common import (
     BAD_COLOR,
     MUTED_COLOR,
     WARNING_COLOR,
-    RecordsModel,
     local_time,
-    make_table,
     muted,
     selected_records,
 )
@@ -31,14 +29,11 @@ class AlertsPanel(Panel):
         self.ack_button.clicked.connect(self.acknowledge_selected)
         top.addWidget(self.open_only)
         top.addWidget(self.ack_button)
-        self.table_model = RecordsModel([
+        self.table_model, self.view = self.records_table([
             ("Opened", lambda r: local_time(r["opened_at"])), ("Severity", "severity"), ("Status", "status"),
             ("Rule", "rule"), ("Message", "message"), ("Closed", lambda r: local_time(r.get("closed_at"))),
-        ])
+        ], "alertsTable")
         self.table_model.row_colors = lambda r: SEVERITY_COLORS.get(r["severity"]) if r["status"] == "open" else MUTED_COLOR
-        self.view, _ = make_table(self.table_model)
-        self.view.setObjectName("alertsTable")
-        self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         layout.addWidget(self.view, 1)
         self.empty = muted("No alerts. Monitoring opens one when the metric crosses the threshold, drops too far, "
                            "or too many features drift.")

@@ -5,9 +5,9 @@ import logging
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTableView, QVBoxLayout, QWidget
 
-from app.frontends.gui.common import heading
+from app.frontends.gui.common import RecordsModel, heading, make_table
 
 log = logging.getLogger("keel.ui")
 READS_QUEUE = "tab-reads"  # one worker reads for every tab (and the project list), in turn
@@ -42,6 +42,14 @@ class Panel(QWidget):
         top.addStretch(1)
         layout.addLayout(top)
         return layout, top
+
+    def records_table(self, columns: list, object_name: str) -> tuple[RecordsModel, QTableView]:
+        """A table of records whose selection decides the tab's buttons (update_buttons runs on each change)."""
+        table_model = RecordsModel(columns)
+        view, _ = make_table(table_model)
+        view.setObjectName(object_name)
+        view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
+        return table_model, view
 
     @property
     def keel(self):

@@ -4,11 +4,9 @@ from PySide6.QtWidgets import QPushButton
 
 from app.frontends.gui.common import (
     GOOD_COLOR,
-    RecordsModel,
     confirm,
     fmt_value,
     local_time,
-    make_table,
     muted,
     selected_records,
 )
@@ -25,16 +23,13 @@ class DeploymentsPanel(Panel):
         self.rollback_button.setObjectName("rollbackTo")
         self.rollback_button.clicked.connect(self.rollback_selected)
         top.addWidget(self.rollback_button)
-        self.table_model = RecordsModel([
+        self.table_model, self.view = self.records_table([
             ("When", lambda r: local_time(r["deployed_at"])), ("Version", lambda r: f"v{r['version']}"),
             ("Status", lambda r: "● in production" if r["current"] else ""),
             ("Kind", lambda r: "rollback" if r["is_rollback"] else "deploy"), ("By", "by"),
             ("Metric at training", "training_value"), ("Reason", "reason"),
-        ])
+        ], "deploymentsTable")
         self.table_model.row_colors = lambda r: GOOD_COLOR if r["current"] else None
-        self.view, _ = make_table(self.table_model)
-        self.view.setObjectName("deploymentsTable")
-        self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         layout.addWidget(self.view, 1)
         layout.addWidget(muted("Rolling back makes an earlier version the production model again; nothing is deleted, "
                                "and the rollback itself is recorded here and in Activity."))
