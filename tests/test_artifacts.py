@@ -190,7 +190,7 @@ def test_export_then_import_round_trips(capsys, ws, tmp_path):
         np.testing.assert_array_equal(v1.model.predict_proba(X), v2.model.predict_proba(X))
         assert v2.model_version.sha256 == v1.model_version.sha256
         assert v2.model_version.notes == "imported from loans-v1.skops"
-        kinds = [e["kind"] for e in keel.history("loans")["events"]]
+        kinds = [e.kind for e in keel.history("loans").events]
         assert kinds[-2:] == ["model_exported", "model_imported"]
     finally:
         keel.close()

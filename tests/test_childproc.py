@@ -82,6 +82,38 @@ def test_two_threads_start_children_at_once_and_both_are_capped(environment_writ
     assert environment_writes == []
 
 
+def a_frame_of(filename: str):
+    """A real frame of code compiled as if it came from `filename`."""
+    namespace: dict = {}
+    exec(compile("import sys\ndef here():\n    return sys._getframe()\n", filename, "exec"), namespace)
+    return namespace["here"]()
+
+
+def test_a_terminate_during_an_import_cancels_the_work_once_the_import_is_done():
+    """Terminated raised inside importlib could leave the import lock held and the process unable to
+    end: during an import the signal re-arms itself (SIGALRM) and the work is interrupted after it."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGALRM)}
+    saved_state = (childproc._TerminateCancels.event, childproc._TerminateCancels.interruptible)
+    try:
+        event = childproc.cancel_on_terminate()
+        on_terminate = signal.getsignal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGALRM) is on_terminate
+        childproc._TerminateCancels.interruptible = True
+        on_terminate(signal.SIGTERM, a_frame_of("<frozen importlib._bootstrap>"))  # does not raise
+        assert event.is_set() and signal.getitimer(signal.ITIMER_REAL)[0] > 0  # the retry is armed
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        with pytest.raises(childproc.Terminated):
+            on_terminate(signal.SIGALRM, a_frame_of(__file__))  # the retry, out of the import
+        on_terminate(signal.SIGTERM, a_frame_of(__file__))  # once cancelled, a second signal changes nothing
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        childproc._TerminateCancels.event, childproc._TerminateCancels.interruptible = saved_state
+
+
 def work_that_swallows_exceptions(queue):
     """Runs where run_in_child puts it: says in which process, then loops the way library code that
     catches Exception would, until something stops it."""

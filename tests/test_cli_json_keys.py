@@ -7,8 +7,17 @@ import pickle
 
 import pytest
 from cli_helpers import cli, loans, write_csv
+from loop_helpers import batch, drop, make_project
 
-from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, ProjectStatus, TrainResult
+from app.core.domain.results import (
+    IngestResult,
+    MonitorOutcome,
+    ProductionChange,
+    ProductionOverview,
+    ProjectCreated,
+    ProjectStatus,
+    TrainResult,
+)
 from app.core.domain.settings import ProjectSettings
 from app.core.services.lifecycle import Keel
 
@@ -138,31 +147,68 @@ def test_the_lifecycle_commands_print_the_keys_and_values_they_always_have(capsy
 def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli_shows(capsys, workspace, tmp_path):
     keel = Keel.open(workspace)
     try:
-        keel.create_project("loans", write_csv(tmp_path / "initial.csv", loans(120, seed=1)), "default",
-                            settings={"preset": "logreg"})
-        results = {"ingest": keel.ingest("loans", write_csv(tmp_path / "batch.csv", loans(60, seed=2))),
+        created = keel.create_project("loans", write_csv(tmp_path / "initial.csv", loans(120, seed=1)), "default",
+                                      settings={"preset": "logreg"})
+        results = {"create": created, "ingest": keel.ingest("loans", write_csv(tmp_path / "batch.csv", loans(60, seed=2))),
                    "train": keel.train("loans")}
         keel.train("loans")
         results["deploy"] = keel.deploy("loans", 2)
         keel.deploy("loans", 1)
         results["rollback"] = keel.rollback("loans")  # back to v2
         keel.ingest("loans", write_csv(tmp_path / "later.csv", loans(60, seed=3)))
+        drop(keel, "loans", loans(40, seed=5), "dropped.csv")
         results["monitor"] = keel.policy.monitor("loans")
         results["status"] = keel.status("loans")
+        to_score = write_csv(tmp_path / "to_score.csv", loans(10, seed=4).drop(columns="default"))
+        results["predict"] = keel.predict("loans", to_score, tmp_path / "scored.csv")
+        results["history"] = keel.history("loans", limit=2)
+        results["overview"] = keel.production_overview("loans")
     finally:
         keel.close()
+    assert isinstance(created, ProjectCreated) and (created.dataset_version, created.rows) == (1, 120)
+    assert list(created.to_json()) == PROJECT_CREATE_KEYS and created.schema.target == "default"
     assert isinstance(results["ingest"], IngestResult) and isinstance(results["status"], ProjectStatus)
     assert (results["ingest"].dataset_version, results["ingest"].labelled) == (2, True)
     assert isinstance(results["train"], TrainResult) and (results["train"].version, results["train"].run_id) == (1, 1)
     assert results["deploy"] == ProductionChange(production_version=2, previous_version=None)
     assert results["rollback"] == ProductionChange(production_version=2, previous_version=1)
     assert isinstance(results["monitor"], MonitorOutcome)
-    assert [(b.dataset_version, b.labelled) for b in results["monitor"].batches] == [(3, True)]
+    assert [(b.dataset_version, b.labelled) for b in results["monitor"].batches] == [(3, True), (4, True)]
+    assert [(f.file, f.status, f.dataset_version) for f in results["monitor"].inbox] == [("dropped.csv", "processed", 4)]
     assert results["monitor"].production_version == 2 and results["monitor"].decision in DECISIONS
-    assert [d.version for d in results["status"].dataset_versions] == [1, 2, 3]
+    assert [d.version for d in results["status"].dataset_versions] == [1, 2, 3, 4]
+    assert (results["predict"].rows, results["predict"].version) == (10, 2)
+    assert [event.kind for event in results["history"].events] == ["monitored", "batch_scored"]
+    assert results["overview"] == ProductionOverview(project="loans", production_version=2, deployments=3,
+                                                     rollback_version=None, challenger_waiting=False)
     assert [(v.version, v.in_production) for v in results["status"].versions] == [(1, False), (2, True)]
     for result in results.values():
         with pytest.raises(dataclasses.FrozenInstanceError):
             result.project = "changed"  # type: ignore[misc]
         assert pickle.loads(pickle.dumps(result)) == result  # crosses the window's child process as it is
     assert results["status"].to_json() == json_of(capsys, workspace, "status", "loans")
+    assert results["history"].to_json() == json_of(capsys, workspace, "history", "loans", "--limit", "2")
+
+
+SWEPT_KEYS = ["file", "status", "moved_to", "dataset_version", "rows", "labelled", "warnings", "duplicate_of", "sha256"]
+REJECTED_KEYS = ["file", "status", "moved_to", "reason", "dataset_version", "rows", "labelled", "warnings",
+                 "duplicate_of"]
+
+
+def test_monitor_lists_the_inbox_files_it_took_and_rejected_under_their_keys(capsys, workspace):
+    keel = make_project(workspace, rows=200, settings={"policy": "off"})
+    try:
+        drop(keel, "loan", batch(1, rows=100), "a-good.csv")
+        drop(keel, "loan", batch(1, rows=100), "b-same.csv")
+        drop(keel, "loan", batch(2, rows=100).drop(columns=["income"]), "c-bad.csv")
+    finally:
+        keel.close()
+    monitored = json_of(capsys, workspace, "monitor", "loan", "--once")
+    assert [(item["file"], item["status"]) for item in monitored["inbox"]] == [
+        ("a-good.csv", "processed"), ("b-same.csv", "duplicate"), ("c-bad.csv", "rejected")]
+    good, same, bad = monitored["inbox"]
+    assert list(good) == list(same) == SWEPT_KEYS and list(bad) == REJECTED_KEYS
+    assert (good["dataset_version"], good["rows"], good["labelled"], good["duplicate_of"]) == (2, 100, True, None)
+    assert (same["dataset_version"], same["duplicate_of"]) == (2, 2) and len(same["sha256"]) == 64
+    assert (bad["dataset_version"], bad["rows"], bad["labelled"], bad["warnings"]) == (None, 0, False, [])
+    assert "income" in bad["reason"] and bad["moved_to"].endswith("c-bad.csv")

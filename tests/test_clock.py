@@ -47,8 +47,8 @@ def test_a_training_run_its_version_and_its_event_are_stamped_by_the_clock(keel,
 
 
 def test_an_imported_models_run_is_stamped_by_the_clock(keel, store, tmp_path):
-    exported = keel.export_model("loans", 1, tmp_path / "v1.skops")["path"]
-    version = keel.import_model("loans", exported)["version"]
+    exported = keel.export_model("loans", 1, tmp_path / "v1.skops").path
+    version = keel.import_model("loans", exported).version
     registry = store(keel)
     run = registry.run(registry.model_version(keel.project("loans").id, version).run_id)
     assert (run.kind, run.started_at, run.finished_at) == ("import", NOW, NOW)

@@ -32,9 +32,9 @@ def test_the_window_sweeps_the_inbox_between_monitoring_cycles(qtbot, demo_works
         controller.runner.finished.connect(lambda job, result: job.kind == "inbox" and swept.extend(result))
         versions_before = len(store(keel).dataset_versions(keel.project("demo-credit").id))
         make_batch(120, seed=77).to_csv(keel.inbox_dir("demo-credit") / "arrived.csv", index=False)
-        qtbot.waitUntil(lambda: any(r["file"] == "arrived.csv" for r in swept), timeout=JOB_TIMEOUT_MS)
-        [taken] = [r for r in swept if r["file"] == "arrived.csv"]
-        assert taken["status"] == "processed" and taken["rows"] == 120
+        qtbot.waitUntil(lambda: any(r.file == "arrived.csv" for r in swept), timeout=JOB_TIMEOUT_MS)
+        [taken] = [r for r in swept if r.file == "arrived.csv"]
+        assert taken.status == "processed" and taken.rows == 120
         assert len(store(keel).dataset_versions(keel.project("demo-credit").id)) == versions_before + 1
         assert monitored == []  # no monitoring cycle was needed for it
     finally:

@@ -63,8 +63,8 @@ def test_wizard_to_twenty_monitored_batches(qtbot, window, tmp_path, monkeypatch
     window.named_actions["add_folder"].trigger()
     qtbot.waitUntil(lambda: bool(added), timeout=JOB_TIMEOUT_MS)
     outcome = window.controller.last_ingest_outcome
-    assert (len(outcome["added"]), len(outcome["already_present"]), len(outcome["refused"])) == (20, 0, 0)
-    assert [a["file"] for a in outcome["added"]] == [f"batch-{i}.csv" for i in range(1, 21)]  # name order
+    assert (len(outcome.added), len(outcome.already_present), len(outcome.refused)) == (20, 0, 0)
+    assert [a.file for a in outcome.added] == [f"batch-{i}.csv" for i in range(1, 21)]  # name order
 
     monitored = wait_for_job(qtbot, window, "monitor")
     qtbot.waitUntil(lambda: window.named_actions["monitor"].isEnabled(), timeout=10000)
@@ -101,10 +101,10 @@ def test_a_folder_with_a_bad_file_adds_the_rest_and_records_the_refusal(qtbot, w
     window.named_actions["add_folder"].trigger()
     qtbot.waitUntil(lambda: bool(added), timeout=JOB_TIMEOUT_MS)
     outcome = window.controller.last_ingest_outcome
-    assert [a["file"] for a in outcome["added"]] == ["a-1.csv", "a-10.csv"]
-    assert [a["file"] for a in outcome["already_present"]] == ["a-2.csv"]
-    assert [r["file"] for r in outcome["refused"]] == ["a-3.csv"]
-    assert "missing feature column" in outcome["refused"][0]["reason"]
+    assert [a.file for a in outcome.added] == ["a-1.csv", "a-10.csv"]
+    assert [a.file for a in outcome.already_present] == ["a-2.csv"]
+    assert [r.file for r in outcome.refused] == ["a-3.csv"]
+    assert "missing feature column" in outcome.refused[0].reason
     assert len(keel.dataset_versions("demo-credit")) == versions_before + 2
     assert any("2 added, 1 already present, 1 refused" in message for _, message in window.banner.history)
     activity = window.panels["activity"]

@@ -87,7 +87,7 @@ def test_restore_from_the_window_replaces_the_workspace(window, qtbot, tmp_path,
     archive = tmp_path / "before.keel-backup"
     keel.backup.backup(archive)
     keel.archive_version("demo-credit", 1, archived=False)  # an event after the backup
-    events_before = len(keel.history("demo-credit")["events"])
+    events_before = len(keel.history("demo-credit").events)
     monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: str(archive))
     monkeypatch.setattr(common, "confirm", lambda *a, **k: True)
     qtbot.waitUntil(lambda: not window.controller.busy(), timeout=20000)
@@ -95,6 +95,6 @@ def test_restore_from_the_window_replaces_the_workspace(window, qtbot, tmp_path,
     monkeypatch.setattr(window, "notify", lambda level, message, seconds=10.0: notes.append(message))
     window.named_actions["restore"].trigger()
     qtbot.waitUntil(lambda: any(n.startswith("Restored 1 project") for n in notes), timeout=30000)
-    assert len(keel.history("demo-credit")["events"]) == events_before - 1
+    assert len(keel.history("demo-credit").events) == events_before - 1
     assert list((window.controller.keel.root / "quarantine").rglob("registry.db"))
     assert not window.errors

@@ -21,14 +21,14 @@ def test_the_production_actions_follow_the_registry_read_off_the_gui_thread(qtbo
     controller.read_overview()
     qtbot.waitUntil(lambda: controller.overview is not None and bool(reading_threads), timeout=10000)
     rollback = window.named_actions["rollback"]
-    assert controller.overview["production_version"] == 1
+    assert controller.overview.production_version == 1
     assert not rollback.isEnabled()  # only v1 has ever been in production
 
     keel.set_project(DEMO_PROJECT, {"preset": "logreg"})  # as another process would: the window polls
     keel.train(DEMO_PROJECT)
     keel.deploy(DEMO_PROJECT, 2)
     qtbot.waitUntil(rollback.isEnabled, timeout=10000)
-    assert (controller.overview["production_version"], controller.overview["rollback_version"]) == (2, 1)
+    assert (controller.overview.production_version, controller.overview.rollback_version) == (2, 1)
     assert all(thread is not threading.main_thread() for thread in reading_threads)
     assert window.errors == []
 

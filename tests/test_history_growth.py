@@ -141,12 +141,12 @@ def test_a_runs_latest_metrics_cost_the_same_with_a_long_history(tmp_path):
 def test_history_limit_gives_the_newest_events_oldest_first(keel, capsys):
     from app.frontends.cli import main
 
-    everything = keel.history("loan")["events"]
+    everything = keel.history("loan").events
     assert len(everything) > 3
-    assert keel.history("loan", limit=3)["events"] == everything[-3:]
+    assert keel.history("loan", limit=3).events == everything[-3:]
     assert main(["--workspace", str(keel.root), "history", "loan", "--limit", "2", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["events"]
-    assert [e["id"] for e in shown] == [e["id"] for e in everything[-2:]]
+    assert [e["id"] for e in shown] == [e.id for e in everything[-2:]]
     assert main(["--workspace", str(keel.root), "history", "loan", "--limit", "-1"]) == 2
     assert "whole number" in capsys.readouterr().err
 

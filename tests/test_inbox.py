@@ -26,7 +26,7 @@ def folder(keel):
 def test_a_good_file_becomes_a_dataset_version_and_moves_to_processed(keel, store):
     drop(keel, "loan", batch(1), "good.csv")
     [result] = keel.inbox.sweep("loan")
-    assert result["status"] == "processed" and result["dataset_version"] == 2 and result["rows"] == 300
+    assert result.status == "processed" and result.dataset_version == 2 and result.rows == 300
     assert not (folder(keel) / "good.csv").exists()
     assert (folder(keel) / "processed" / "good.csv").exists()
     assert store(keel).dataset_versions(keel.project("loan").id)[-1].source == "good.csv"
@@ -37,9 +37,9 @@ def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel, store
     drop(keel, "loan", batch(2).drop(columns=["income"]), "no-income.csv")
     (folder(keel) / "sheet.xlsx").write_bytes(b"PK\x03\x04 not really")
     settle(keel, "loan", "sheet.xlsx")
-    results = {r["file"]: r for r in keel.inbox.sweep("loan")}
-    assert results["no-income.csv"]["status"] == "rejected" and "income" in results["no-income.csv"]["reason"]
-    assert results["sheet.xlsx"]["status"] == "rejected" and "unsupported format" in results["sheet.xlsx"]["reason"]
+    results = {r.file: r for r in keel.inbox.sweep("loan")}
+    assert results["no-income.csv"].status == "rejected" and "income" in results["no-income.csv"].reason
+    assert results["sheet.xlsx"].status == "rejected" and "unsupported format" in results["sheet.xlsx"].reason
     rejected = folder(keel) / "rejected"
     assert (rejected / "no-income.csv").exists()
     reason = (rejected / "no-income.csv.reason.txt").read_text()
@@ -47,8 +47,8 @@ def test_a_bad_file_is_rejected_with_a_reason_an_event_and_one_alert(keel, store
     assert (rejected / "sheet.xlsx.reason.txt").exists()
     alerts = keel.status("loan").open_alerts
     assert [a.rule for a in alerts] == ["inbox_rejected"]  # one open alert, not one per file
-    events = [e for e in keel.history("loan")["events"] if e["kind"] == "inbox_rejected"]
-    assert {e["details"]["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
+    events = [e for e in keel.history("loan").events if e.kind == "inbox_rejected"]
+    assert {e.details["file"] for e in events} == {"no-income.csv", "sheet.xlsx"}
     assert len(store(keel).dataset_versions(keel.project("loan").id)) == 1  # nothing ingested
 
 
@@ -63,7 +63,7 @@ def test_a_file_still_being_written_is_not_read(keel):
     assert path.exists() and hidden.exists() and partial.exists()
     settle(keel, "loan", "arriving.csv")  # seen unchanged long enough ago: complete
     [result] = keel.inbox.sweep("loan")
-    assert result["file"] == "arriving.csv" and result["status"] == "processed"
+    assert result.file == "arriving.csv" and result.status == "processed"
     assert hidden.exists() and partial.exists()
 
 
@@ -73,7 +73,7 @@ def test_same_content_twice_is_a_duplicate_and_names_never_collide(keel):
     keel.inbox.sweep("loan")
     drop(keel, "loan", frame, "a.csv")
     [result] = keel.inbox.sweep("loan")
-    assert result["status"] == "duplicate" and result["duplicate_of"] == 2
+    assert result.status == "duplicate" and result.duplicate_of == 2
     processed = sorted(p.name for p in (folder(keel) / "processed").iterdir())
     assert processed == ["a-2.csv", "a.csv"]
 
@@ -83,7 +83,7 @@ def test_files_are_taken_in_arrival_order(keel):
         path = drop(keel, "loan", batch(10 + index), name, settled=False)
         os.utime(path, (time.time() - 100 + index, time.time() - 100 + index))
     settle(keel, "loan", "zz.csv", "aa.csv")
-    assert [r["file"] for r in keel.inbox.sweep("loan")] == ["zz.csv", "aa.csv"]
+    assert [r.file for r in keel.inbox.sweep("loan")] == ["zz.csv", "aa.csv"]
 
 
 def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch, store):
@@ -109,7 +109,7 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch, store
     assert "default" not in unlabelled.columns
     settle(keel, DEMO_PROJECT, *[p.name for p in sorted(inbox_dir.glob("*.csv"))[:3]])  # three have arrived completely
     swept = keel.inbox.sweep(DEMO_PROJECT)
-    assert [r["status"] for r in swept] == ["processed"] * 3
+    assert [r.status for r in swept] == ["processed"] * 3
 
     demo_stream.reset_demo(keel)
     assert keel.production_version(DEMO_PROJECT) == 1

@@ -69,15 +69,15 @@ def test_a_file_written_in_pieces_with_pauses_is_ingested_whole_once(keel):
     taken = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not taken:  # sweeps every 0.1 s, far more often than the pauses
-        taken = [r for r in keel.inbox.sweep("loan", rules=FAST) if r["status"] != "rejected"]
+        taken = [r for r in keel.inbox.sweep("loan", rules=FAST) if r.status != "rejected"]
         time.sleep(0.1)
     writer.join()
     assert done.is_set()
-    assert [r["file"] for r in taken] == ["slow.csv"] and taken[0]["rows"] == 300
+    assert [r.file for r in taken] == ["slow.csv"] and taken[0].rows == 300
     assert dataset_rows(keel) == [200, 300]  # one new version, with every row
     processed = folder(keel) / "processed" / "slow.csv"
     assert processed.read_bytes() == text.encode()  # exactly what was written, and what was ingested
-    assert taken[0]["sha256"] == sha256(processed)
+    assert taken[0].sha256 == sha256(processed)
     stored = keel.dataset_frame("loan", 2)
     assert stored["default"].notna().all()  # the last row kept its label
     assert stored["income"].tolist() == pytest.approx(frame["income"].tolist())
@@ -108,7 +108,7 @@ def test_a_file_without_a_final_line_break_waits_much_longer(keel):
     assert keel.inbox.sweep("loan", rules=FAST, now=now + 1.0) == []  # quiet, but cut short
     assert path.read_text() == text[:-1]  # untouched
     [result] = keel.inbox.sweep("loan", rules=FAST, now=now + 3.5)  # unchanged for longer: taken as it is
-    assert result["status"] == "processed" and result["rows"] == 50
+    assert result.status == "processed" and result.rows == 50
 
 
 def test_a_file_that_changes_between_sweeps_starts_its_quiet_time_again(keel):
@@ -121,7 +121,7 @@ def test_a_file_that_changes_between_sweeps_starts_its_quiet_time_again(keel):
         handle.write(frame.iloc[30:].to_csv(index=False, header=False))
     assert keel.inbox.sweep("loan", rules=FAST, now=now + 1.0) == []  # changed since: not quiet yet
     [result] = keel.inbox.sweep("loan", rules=FAST, now=now + 1.5)
-    assert result["rows"] == 60
+    assert result.rows == 60
 
 
 def test_a_sweep_reads_the_time_from_its_clock(keel):
@@ -138,7 +138,7 @@ def test_a_sweep_reads_the_time_from_its_clock(keel):
         [result] = timed.inbox.sweep("loan", rules=FAST)
     finally:
         timed.close()
-    assert result["status"] == "processed" and result["rows"] == 30
+    assert result.status == "processed" and result.rows == 30
 
 
 def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_processed(keel, store):
@@ -153,7 +153,7 @@ def test_a_file_changed_while_it_is_ingested_is_kept_and_what_was_ingested_is_pr
 
     racing = inbox_service(keel, store(keel), ingest=ingest_while_the_writer_appends)
     [result] = racing.sweep("loan")
-    assert result["status"] == "processed" and result["rows"] == 40
+    assert result.status == "processed" and result.rows == 40
     assert (folder(keel) / "processed" / "racing.csv").read_bytes() == original
     rejected = folder(keel) / "rejected" / "racing.csv"
     assert rejected.exists() and len(rejected.read_bytes()) > len(original)  # nothing lost, nothing silent
@@ -170,7 +170,7 @@ def test_a_symlink_to_a_readable_file_outside_is_followed_and_its_target_left_al
     (folder(keel) / "exported.csv").symlink_to(target)
     settle(keel, "loan", "exported.csv")
     [result] = keel.inbox.sweep("loan")
-    assert result["status"] == "processed" and result["rows"] == 30
+    assert result.status == "processed" and result.rows == 30
     processed = folder(keel) / "processed" / "exported.csv"
     assert not processed.is_symlink() and processed.read_bytes() == before
     assert target.read_bytes() == before
@@ -188,14 +188,14 @@ def test_links_that_cannot_be_followed_and_special_files_are_rejected_with_a_rea
         (folder(keel) / name).symlink_to(target)
     os.mkfifo(folder(keel) / "pipe.csv")
     settle(keel, "loan", *links, "pipe.csv")
-    results = {r["file"]: r for r in keel.inbox.sweep("loan")}
+    results = {r.file: r for r in keel.inbox.sweep("loan")}
     assert set(results) == {*links, "pipe.csv"}
-    assert all(r["status"] == "rejected" for r in results.values())
-    assert "inside the workspace" in results["registry.csv"]["reason"]
-    assert "inside the workspace" in results["dataset.parquet"]["reason"]
-    assert "does not exist" in results["gone.csv"]["reason"]
-    assert "not a regular file (a folder)" in results["folder.csv"]["reason"]
-    assert "named pipe" in results["pipe.csv"]["reason"]
+    assert all(r.status == "rejected" for r in results.values())
+    assert "inside the workspace" in results["registry.csv"].reason
+    assert "inside the workspace" in results["dataset.parquet"].reason
+    assert "does not exist" in results["gone.csv"].reason
+    assert "not a regular file (a folder)" in results["folder.csv"].reason
+    assert "named pipe" in results["pipe.csv"].reason
     for name in [*links, "pipe.csv"]:
         assert (folder(keel) / "rejected" / f"{name}.reason.txt").exists()
     assert workspace_of(keel).registry_path.is_file() and not workspace_of(keel).registry_path.is_symlink()

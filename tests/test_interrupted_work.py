@@ -55,6 +55,6 @@ def test_inbox_keeps_a_good_file_when_the_workspace_fails(tmp_path, failure, sto
         assert dropped.is_file() and not list((dropped.parent / "rejected").iterdir())
         assert store(keel).open_alerts(keel.project("p").id) == []
         [entry] = keel.inbox.sweep("p")  # the next sweep takes it
-        assert entry["status"] == "processed"
+        assert entry.status == "processed"
     finally:
         keel.close()

@@ -78,7 +78,7 @@ def test_threshold_alert_is_deduplicated_then_recovers(keel, store):
     assert third.decision == "none"
     alerts = store(keel).alerts(keel.project("loan").id)
     assert [(a.rule, a.status) for a in alerts] == [("metric_threshold", "recovered")]
-    kinds = [e["kind"] for e in keel.history("loan")["events"]]
+    kinds = [e.kind for e in keel.history("loan").events]
     assert kinds.count("alert_opened") == 1 and kinds.count("alert_recovered") == 1
 
 

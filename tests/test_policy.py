@@ -18,7 +18,7 @@ def versions(keel, name="loan"):
 
 
 def decisions(keel, name="loan"):
-    return [e for e in keel.history(name)["events"] if e["kind"] == "retrain_decision"]
+    return [e for e in keel.history(name).events if e.kind == "retrain_decision"]
 
 
 def test_alert_policy_alerts_and_never_retrains(workspace):
@@ -70,7 +70,7 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace, store, 
     deployment = store(keel).current_deployment(keel.project("loan").id)
     assert deployment.by == "policy" and "promoted" in deployment.reason
     [event] = decisions(keel)
-    assert event["by"] == "policy" and "p=" in event["message"] and event["details"]["decision"] == "retrained_deployed"
+    assert event.by == "policy" and "p=" in event.message and event.details["decision"] == "retrained_deployed"
     keel.close()
 
 
@@ -348,8 +348,8 @@ def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace, s
     assert versions(keel) == [1, 2]  # nothing was trained
     deployment = store(keel).current_deployment(keel.project("loan").id)
     assert deployment.is_rollback and deployment.by == "policy" and "p=" in deployment.reason
-    [event] = [e for e in keel.history("loan")["events"] if e["kind"] == "restore_decision"]
-    assert event["details"]["decision"] == "restored" and event["details"]["candidates"][0]["version"] == 1
+    [event] = [e for e in keel.history("loan").events if e.kind == "restore_decision"]
+    assert event.details["decision"] == "restored" and event.details["candidates"][0]["version"] == 1
     keel.close()
 
 
@@ -379,7 +379,7 @@ def test_no_earlier_version_is_restored_while_the_new_concept_holds(workspace):
     drop(keel, "loan", batch(24, rows=400, concept=1.0), "still-b.csv")
     result = keel.policy.monitor("loan")
     assert result.decision != "restored" and result.production_version == 2
-    assert not [e for e in keel.history("loan")["events"] if e["kind"] == "restore_decision"]
+    assert not [e for e in keel.history("loan").events if e.kind == "restore_decision"]
     keel.close()
 
 
@@ -449,12 +449,12 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches(workspace):
     assert retrained == [True, False, False, True, False, False, False, True]
     # a streak of holds for one cause is recorded once when it starts, and once when it ends
     streaks = sum(1 for i, hold in enumerate(holds) if hold and (i == 0 or holds[i - 1] != hold))
-    kinds = [e["kind"] for e in keel.history("loan")["events"]]
+    kinds = [e.kind for e in keel.history("loan").events]
     open_streak = 1 if holds[-1] else 0  # the last streak goes on
     assert 2 <= streaks < 5 and kinds.count("retrain_held") == streaks
     assert kinds.count("retrain_hold_ended") == streaks - open_streak
-    [ended, *_] = [e for e in keel.history("loan")["events"] if e["kind"] == "retrain_hold_ended"]
-    assert ended["details"]["batches"] >= 1 and ended["details"]["next_decision"] in ("retrained_deployed",
+    [ended, *_] = [e for e in keel.history("loan").events if e.kind == "retrain_hold_ended"]
+    assert ended.details["batches"] >= 1 and ended.details["next_decision"] in ("retrained_deployed",
                                                                                       "retrained_rejected", "held")
     keel.close()
 

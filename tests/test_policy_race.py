@@ -13,7 +13,7 @@ from app.core.store.registry import Registry
 
 
 def decisions(keel, name="loan"):
-    return [e for e in keel.history(name)["events"] if e["kind"] == "retrain_decision"]
+    return [e for e in keel.history(name).events if e.kind == "retrain_decision"]
 
 
 def deploy_from_another_keel(workspace, version):
@@ -60,9 +60,9 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     assert deployment.by == "user" and deployment.version == 2
     assert "challenger" not in store(keel).aliases(project.id)
     [event] = decisions(keel)
-    assert event["details"]["decision"] == "retrained_rejected"
-    assert event["details"]["champion_version"] == 1 and event["details"]["production_version"] == 2
-    assert "production changed from v1 to v2" in event["message"]
+    assert event.details["decision"] == "retrained_rejected"
+    assert event.details["champion_version"] == 1 and event.details["production_version"] == 2
+    assert "production changed from v1 to v2" in event.message
     assert [v.version for v in keel.status("loan").versions] == [1, 2, 3]
     keel.close()
 
@@ -79,8 +79,8 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch, 
         keel.policy.monitor("loan")
 
     [event] = decisions(keel)
-    assert event["by"] == "policy" and "gate exploded" in event["message"] and "v2" in event["message"]
-    details = event["details"]
+    assert event.by == "policy" and "gate exploded" in event.message and "v2" in event.message
+    details = event.details
     assert details["challenger_version"] == 2 and details["champion_version"] == 1
     assert details["decision"] == "retrained_rejected" and "gate exploded" in details["error"]
     assert keel.production_version("loan") == 1
@@ -114,7 +114,7 @@ def test_a_failing_decision_write_rolls_back_and_is_explained(workspace, monkeyp
         keel.policy.monitor("loan")
     assert calls and "promoted to production" in calls[0]
     assert keel.production_version("loan") == 1
-    assert not [e for e in keel.history("loan")["events"] if e["kind"] == "deployed" and e["by"] == "policy"]
+    assert not [e for e in keel.history("loan").events if e.kind == "deployed" and e.by == "policy"]
     [event] = decisions(keel)
-    assert "disk full" in event["message"] and event["details"]["challenger_version"] == 2
+    assert "disk full" in event.message and event.details["challenger_version"] == 2
     keel.close()

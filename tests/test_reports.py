@@ -131,7 +131,7 @@ def test_report_of_an_imported_version_says_where_it_came_from(monitored, tmp_pa
     keel = Keel.open(monitored)
     try:
         keel.export_model("loan", 1, tmp_path / "outside.skops")
-        version = keel.import_model("loan", tmp_path / "outside.skops")["version"]
+        version = keel.import_model("loan", tmp_path / "outside.skops").version
     finally:
         keel.close()
     _, html = write(monitored, tmp_path / "imported.html", version=version)

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.errors import KeelError
-from app.core.domain.results import MonitorOutcome
+from app.core.domain.results import MonitorOutcome, SweptFile
 from app.core.services.session import WorkspaceLock
 from app.frontends.signals import stop_on_signal
 
@@ -168,7 +168,8 @@ def _install_signal_handlers(stop_event: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def _echo_sweep(echo: Callable[[str], None], project: str, result: list | None, error: Exception | None) -> None:
+def _echo_sweep(echo: Callable[[str], None], project: str, result: list[SweptFile] | None,
+                error: Exception | None) -> None:
     """An inbox sweep between monitoring cycles: a line per file taken, nothing when none was."""
     if error is not None or result:
         echo(_describe(project, "\n".join(format_inbox(result or [])), error))
@@ -186,15 +187,15 @@ def _describe(project: str, text: str, error: Exception | None) -> str:
 
 
 # --------------------------------------------------------------------------- CLI commands
-def format_inbox(items: Iterable[dict]) -> list[str]:
+def format_inbox(items: Iterable[SweptFile]) -> list[str]:
     """A line per file an inbox sweep took or rejected."""
     lines = []
     for item in items:
-        if item["status"] == "rejected":
-            lines.append(f"inbox: {item['file']} rejected: {item['reason']}")
+        if item.status == "rejected":
+            lines.append(f"inbox: {item.file} rejected: {item.reason}")
         else:
-            lines.append(f"inbox: {item['file']} -> dataset v{item['dataset_version']}"
-                         + (f" (same content as v{item['duplicate_of']})" if item.get("duplicate_of") else ""))
+            lines.append(f"inbox: {item.file} -> dataset v{item.dataset_version}"
+                         + (f" (same content as v{item.duplicate_of})" if item.duplicate_of else ""))
     return lines
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from app.core.domain.entities import Alert
+from app.core.domain.entities import Alert, Event, Schema
 from app.core.domain.settings import ProjectSettings
 
 
@@ -219,7 +219,7 @@ class MonitorOutcome:
     production_version: int | None  # after the decision
     challenger_version: int | None  # the challenger this cycle trained, if any
     challenger_waiting: int | None  # the challenger waiting for approval, if any
-    inbox: tuple[dict, ...]  # the files the sweep took or rejected, as the sweep reports them
+    inbox: tuple[SweptFile, ...]  # the files the sweep took or rejected
     details: dict  # the decision's numbers: the gate, the window, the hold, the change detected
     traffic: tuple[dict, ...]  # the traffic window this cycle took, if any
     late_labels: tuple[dict, ...]  # windows measured late and evaluated in this cycle
@@ -235,5 +235,184 @@ class MonitorOutcome:
                 "alerts_recovered": [alert.to_json() for alert in self.alerts_recovered],
                 "decision": self.decision, "message": self.message, "production_version": self.production_version,
                 "challenger_version": self.challenger_version, "challenger_waiting": self.challenger_waiting,
-                "inbox": list(self.inbox), "details": self.details, "change_detected": self.change_detected,
+                "inbox": [item.to_json() for item in self.inbox], "details": self.details, "change_detected": self.change_detected,
                 "traffic": list(self.traffic), "late_labels": list(self.late_labels)}
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """A file scored with the production model: rows written to output, with the IDs and the prediction log."""
+
+    rows: int
+    output: str  # the scored file's path
+    version: int  # the model version that scored it
+    warnings: tuple[str, ...]
+    id_column: str | None  # the output's ID column (None: no IDs)
+    assigned_ids: int  # rows that had no ID and got one from Keel
+    logged_rows: int  # recorded in the prediction log
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "output": self.output, "version": self.version, "warnings": list(self.warnings),
+                "id_column": self.id_column, "assigned_ids": self.assigned_ids, "logged_rows": self.logged_rows}
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    """One project as `project list` shows it."""
+
+    name: str
+    task: str
+    target: str
+    metric: str
+    production_version: int | None
+    open_alerts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "target": self.target, "metric": self.metric,
+                "production_version": self.production_version, "open_alerts": self.open_alerts}
+
+
+@dataclass(frozen=True)
+class History:
+    """`history`: a project's audit log, oldest first (with a limit, its newest N events)."""
+
+    project: str
+    events: tuple[Event, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": self.project,
+                "events": [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message,
+                            "details": e.details} for e in self.events]}
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A version's model file copied out of the workspace."""
+
+    version: int
+    path: str
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "path": self.path, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """A model file trained elsewhere registered as a new version, with its metrics on the project's data."""
+
+    version: int
+    metrics: dict[str, float]
+    accepted_types: tuple[str, ...]  # types outside Keel's list accepted for this version
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "metrics": self.metrics, "accepted_types": list(self.accepted_types)}
+
+
+@dataclass(frozen=True)
+class ProductionOverview:
+    """What the production actions depend on: the version in production, how many deployments there
+    were, the version a rollback returns to, whether a challenger waits for approval."""
+
+    project: str
+    production_version: int | None
+    deployments: int
+    rollback_version: int | None
+    challenger_waiting: bool
+
+
+@dataclass(frozen=True)
+class ModelMark:
+    """When a model version was made (a timeline's marker)."""
+
+    version: int
+    created_at: str  # UTC, ISO 8601
+
+
+@dataclass(frozen=True)
+class ProjectCreated:
+    """A project created from its first file: dataset v1, the schema inferred, the settings stored."""
+
+    project: str
+    task: str
+    target: str
+    dataset_version: int
+    rows: int
+    labelled_rows: int
+    warnings: tuple[str, ...]
+    schema: Schema
+    settings: ProjectSettings
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": self.project, "task": self.task, "target": self.target,
+                "dataset_version": self.dataset_version, "rows": self.rows, "labelled_rows": self.labelled_rows,
+                "warnings": list(self.warnings), "schema": self.schema.to_dict(), "settings": self.settings.to_dict()}
+
+
+@dataclass(frozen=True)
+class SweptFile:
+    """A file an inbox sweep took (processed, or a duplicate of a version already stored) or rejected."""
+
+    file: str
+    status: str  # processed | duplicate | rejected
+    moved_to: str  # where it is now: processed/ or rejected/
+    dataset_version: int | None  # the version that holds its rows (None: rejected)
+    rows: int
+    labelled: bool
+    warnings: tuple[str, ...]
+    duplicate_of: int | None
+    sha256: str | None = None  # of the bytes taken (None: rejected)
+    reason: str | None = None  # why it was rejected
+
+    def to_json(self) -> dict[str, Any]:
+        if self.status == "rejected":
+            return {"file": self.file, "status": self.status, "moved_to": self.moved_to, "reason": self.reason,
+                    "dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
+                    "warnings": list(self.warnings), "duplicate_of": self.duplicate_of}
+        return {"file": self.file, "status": self.status, "moved_to": self.moved_to,
+                "dataset_version": self.dataset_version, "rows": self.rows, "labelled": self.labelled,
+                "warnings": list(self.warnings), "duplicate_of": self.duplicate_of, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class FileAdded:
+    """A file that became a new dataset version."""
+
+    file: str
+    dataset_version: int
+    rows: int
+    warnings: int  # how many
+
+
+@dataclass(frozen=True)
+class FileAlreadyPresent:
+    """A file whose content a dataset version already holds (nothing stored)."""
+
+    file: str
+    dataset_version: int
+
+
+@dataclass(frozen=True)
+class FileRefused:
+    """A file refused (nothing stored; the audit log records why)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FilesIngested:
+    """Several files added at once, each its own batch: what became of each, in the order given."""
+
+    added: tuple[FileAdded, ...]
+    already_present: tuple[FileAlreadyPresent, ...]
+    refused: tuple[FileRefused, ...]
+    not_reached: tuple[str, ...]  # the files a cancel left untouched
+
+    def summary(self) -> str:
+        """'18 added, 1 already present, 1 refused' (and how many were not reached after a cancel)."""
+        parts = [f"{len(self.added)} added", f"{len(self.already_present)} already present",
+                 f"{len(self.refused)} refused"]
+        if self.not_reached:
+            parts.append(f"{len(self.not_reached)} not reached (cancelled)")
+        return ", ".join(parts)

@@ -27,6 +27,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from app.core.domain.errors import Cancelled, IntegrityError, KeelError
@@ -129,19 +130,37 @@ def cancel_on_terminate() -> threading.Event:
     thread with this event runs its target here, where SIGTERM interrupts it (Cancelled)."""
     event = threading.Event()
 
-    def on_terminate(signum: int, frame: object) -> None:
-        if event.is_set():
-            return
-        event.set()
-        for process in multiprocessing.active_children():
-            process.terminate()
+    def on_terminate(signum: int, frame: FrameType | None) -> None:
+        if not event.is_set():
+            event.set()
+            for process in multiprocessing.active_children():
+                process.terminate()
         if _TerminateCancels.interruptible:
+            if _inside_an_import(frame):
+                # raised here, Terminated could leave the interpreter's import lock held (the signal
+                # lands in importlib's own lock handling), and the process could then never end:
+                # the work is interrupted a moment later instead, once the import is done
+                signal.setitimer(signal.ITIMER_REAL, IMPORT_RETRY_SECONDS)
+                return
             _TerminateCancels.interruptible = False
             raise Terminated()
 
     signal.signal(signal.SIGTERM, on_terminate)
+    signal.signal(signal.SIGALRM, on_terminate)  # the retry after an import
     _TerminateCancels.event = event
     return event
+
+
+IMPORT_RETRY_SECONDS = 0.02
+
+
+def _inside_an_import(frame: FrameType | None) -> bool:
+    """Whether the interrupted code is in Python's import machinery (importlib's bootstrap)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class _Channel:

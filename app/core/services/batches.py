@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.core.domain.data_files import DATA_FILE_SUFFIXES
 from app.core.domain.errors import BusyError, Cancelled, KeelError
+from app.core.domain.results import FileAdded, FileAlreadyPresent, FileRefused, FilesIngested
 from app.core.services.dependencies import Ingest, Progress
 from app.core.services.project_data import ProjectData
 from app.core.store.registry import Registry
@@ -42,15 +43,6 @@ def _within(report: Callable[[float, str], None], index: int, count: int) -> Cal
     return file_progress
 
 
-def summary(outcome: dict) -> str:
-    """'18 added, 1 already present, 1 refused' (and how many were not reached after a cancel)."""
-    parts = [f"{len(outcome['added'])} added", f"{len(outcome['already_present'])} already present",
-             f"{len(outcome['refused'])} refused"]
-    if outcome.get("not_reached"):
-        parts.append(f"{len(outcome['not_reached'])} not reached (cancelled)")
-    return ", ".join(parts)
-
-
 class BatchService:
     """Many files added to a project at once (Keel.batches), each through the lifecycle's ingest."""
 
@@ -60,39 +52,42 @@ class BatchService:
         self._ingest = ingest
 
     def ingest_files(self, name: str, paths: Iterable[str | os.PathLike], by: str = "user",
-                     progress: Progress | None = None, cancel_event: threading.Event | None = None) -> dict:
-        """Ingest each file as its own batch. -> {"added": [...], "already_present": [...], "refused": [...],
-        "not_reached": [...]}; a refusal is recorded in the audit log (event `data_refused`)."""
+                     progress: Progress | None = None, cancel_event: threading.Event | None = None) -> FilesIngested:
+        """Ingest each file as its own batch; a refusal is recorded in the audit log (event `data_refused`)."""
         report = progress or (lambda fraction, message: None)
         files = [Path(p) for p in paths]
-        outcome: dict[str, list] = {"added": [], "already_present": [], "refused": [], "not_reached": []}
+        added: list[FileAdded] = []
+        present: list[FileAlreadyPresent] = []
+        refused: list[FileRefused] = []
+        not_reached: list[str] = []
         for index, path in enumerate(files):
             if cancel_event is not None and cancel_event.is_set():
-                outcome["not_reached"] = [p.name for p in files[index:]]
+                not_reached = [p.name for p in files[index:]]
                 break
             report(index / max(1, len(files)), f"{path.name} ({index + 1} of {len(files)})")
             try:
                 result = self._ingest(name, path, by=by, progress=_within(report, index, len(files)),
                                       cancel_event=cancel_event)
             except Cancelled:
-                outcome["not_reached"] = [p.name for p in files[index:]]
+                not_reached = [p.name for p in files[index:]]
                 break
             except BusyError:
                 raise  # the workspace, not the file: nothing to record against it
             except KeelError as exc:
-                outcome["refused"].append(self._record_refusal(name, path, str(exc), by))
+                refused.append(self._record_refusal(name, path, str(exc), by))
                 continue
             if result.duplicate_of:
-                outcome["already_present"].append({"file": path.name, "dataset_version": result.duplicate_of})
+                present.append(FileAlreadyPresent(file=path.name, dataset_version=result.duplicate_of))
             else:
-                outcome["added"].append({"file": path.name, "dataset_version": result.dataset_version,
-                                         "rows": result.rows, "warnings": len(result.warnings)})
+                added.append(FileAdded(file=path.name, dataset_version=result.dataset_version, rows=result.rows,
+                                       warnings=len(result.warnings)))
         report(1.0, "done")
-        return outcome
+        return FilesIngested(added=tuple(added), already_present=tuple(present), refused=tuple(refused),
+                             not_reached=tuple(not_reached))
 
-    def _record_refusal(self, name: str, path: Path, error: str, by: str) -> dict:
+    def _record_refusal(self, name: str, path: Path, error: str, by: str) -> FileRefused:
         reason = error.strip().splitlines()[0] if error.strip() else "refused"
         project = self._data.project(name)
         self._registry.add_event(project, REFUSED_EVENT, f"{path.name} refused: {reason}", by,
                                  {"file": str(path), "reason": reason})
-        return {"file": path.name, "reason": reason}
+        return FileRefused(file=path.name, reason=reason)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from app.core.domain.clock import Clock
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
-from app.core.domain.results import IngestResult
+from app.core.domain.results import IngestResult, SweptFile
 from app.core.fileio import sha256_file, write_text_atomic
 from app.core.services.dependencies import Ingest, Progress
 from app.core.services.paths import is_inside
@@ -245,7 +245,7 @@ class InboxService:
         self._ingest = ingest
 
     def sweep(self, name: str, by: str = "scheduler", rules: Rules | None = None, lock_timeout: float = 600.0,
-              now: float | None = None, progress: Progress | None = None) -> list[dict]:
+              now: float | None = None, progress: Progress | None = None) -> list[SweptFile]:
         """Ingest every complete file of the project's inbox; returns one entry per file handled.
         One sweep of a project at a time, across processes (a lock beside the project locks).
         progress is accepted for the window's child-process jobs; a sweep reports none."""
@@ -294,7 +294,7 @@ class InboxService:
             write_text_atomic(path, json.dumps({"files": after}, indent=1))
         return quiet
 
-    def _sweep(self, name: str, by: str, rules: Rules, now: float) -> list[dict]:
+    def _sweep(self, name: str, by: str, rules: Rules, now: float) -> list[SweptFile]:
         inbox, processed, rejected = self._folders(name)
         taking = inbox / TAKING_DIR
         shutil.rmtree(taking, ignore_errors=True)  # copies left by a sweep that was killed: their originals are still here
@@ -318,7 +318,7 @@ class InboxService:
         shutil.rmtree(taking, ignore_errors=True)
         return results
 
-    def _take(self, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> dict | None:
+    def _take(self, name: str, entry: Entry, taking: Path, processed: Path, rejected: Path, by: str) -> SweptFile | None:
         taking.mkdir(exist_ok=True)
         copy = taking / entry.name
         try:
@@ -347,11 +347,10 @@ class InboxService:
         destination = free_name(processed, entry.name)
         os.replace(copy, destination)  # processed/ holds exactly the bytes that were ingested
         self._retire_original(name, entry, digest, destination, rejected, ingested, by)
-        status = "duplicate" if ingested.duplicate_of else "processed"
-        return {"file": entry.name, "status": status, "moved_to": str(destination),
-                "dataset_version": ingested.dataset_version, "rows": ingested.rows,
-                "labelled": ingested.labelled, "warnings": list(ingested.warnings),
-                "duplicate_of": ingested.duplicate_of, "sha256": digest}
+        return SweptFile(file=entry.name, status="duplicate" if ingested.duplicate_of else "processed",
+                         moved_to=str(destination), dataset_version=ingested.dataset_version, rows=ingested.rows,
+                         labelled=ingested.labelled, warnings=ingested.warnings, duplicate_of=ingested.duplicate_of,
+                         sha256=digest)
 
     def _retire_original(self, name: str, entry: Entry, digest: str, ingested_copy: Path, rejected: Path,
                          ingested: IngestResult, by: str) -> None:
@@ -371,7 +370,7 @@ class InboxService:
             f"changed while it was being ingested: its first {entry.size} bytes became dataset v{version} "
             f"({ingested_copy.name} in processed/); this is the whole file as it is now, not ingested"), by)
 
-    def _reject(self, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> dict:
+    def _reject(self, name: str, path: Path, rejected: Path, exc: Exception, by: str) -> SweptFile:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, KeelError):
             reason = f"internal error while reading it: {type(exc).__name__}: {reason}"
@@ -387,8 +386,8 @@ class InboxService:
             if not already_open:  # one open alert for rejected files; each file is in the audit log
                 self._registry.insert_alert(project_id=project.id, rule=REJECTED_RULE, severity="warning",
                                             message=message, details={"file": path.name, "reason": reason})
-        return {"file": path.name, "status": "rejected", "moved_to": str(destination), "reason": reason,
-                "dataset_version": None, "rows": 0, "labelled": False, "warnings": [], "duplicate_of": None}
+        return SweptFile(file=path.name, status="rejected", moved_to=str(destination), dataset_version=None, rows=0,
+                         labelled=False, warnings=(), duplicate_of=None, reason=reason)
 
     def _folders(self, name: str) -> tuple[Path, Path, Path]:
         inbox = self._workspace.inbox_dir(name)

@@ -40,10 +40,18 @@ from app.core.domain.errors import Cancelled, KeelError, NotFoundError, Validati
 from app.core.domain.project_name import check_project_name
 from app.core.domain.results import (
     DatasetStatus,
+    ExportedModel,
+    History,
+    ImportedModel,
     IngestResult,
     LastMonitoring,
+    ModelMark,
+    PredictResult,
     ProductionChange,
+    ProductionOverview,
+    ProjectCreated,
     ProjectStatus,
+    ProjectSummary,
     TrainResult,
     VersionStatus,
 )
@@ -288,7 +296,7 @@ class Keel:
 
     # ================================================================ projects
     def create_project(self, name: str, data_path: str | os.PathLike, target: str, task: str | None = None,
-                       settings: dict | None = None, by: str = "user") -> dict:
+                       settings: dict | None = None, by: str = "user") -> ProjectCreated:
         from app.core.ml import datasets, training
 
         check_project_name(name)
@@ -329,9 +337,9 @@ class Keel:
                                             by, {"schema_features": schema.features, "warnings": batch.warnings})
         for folder in ("inbox", "inbox/processed", "inbox/rejected"):
             (self._workspace.project_dir(name) / folder).mkdir(parents=True, exist_ok=True)
-        return {"project": name, "task": task, "target": target, "dataset_version": 1, "rows": batch.rows,
-                "labelled_rows": batch.labelled_rows, "warnings": batch.warnings, "schema": schema.to_dict(),
-                "settings": project_settings.to_dict()}
+        return ProjectCreated(project=name, task=task, target=target, dataset_version=1, rows=batch.rows,
+                              labelled_rows=batch.labelled_rows, warnings=tuple(batch.warnings), schema=schema,
+                              settings=project_settings)
 
     @staticmethod
     def _classes(frame: pd.DataFrame, schema: Schema) -> tuple[int | str, ...]:
@@ -352,7 +360,7 @@ class Keel:
     def settings(self, name: str) -> ProjectSettings:
         return self.project(name).settings
 
-    def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> dict:
+    def set_project(self, name: str, changes: dict, by: str = "user", replace_params: bool = False) -> ProjectSettings:
         """Change settings. changes["params"] is merged into the preset's current parameters,
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self.holding_project_lock(name):
@@ -368,7 +376,7 @@ class Keel:
                     self._registry.add_event(project, "settings_changed",
                                             "settings changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()),
                                             by, {"changed": changed})
-        return updated.to_dict()
+        return updated
 
     def check_settings(self, name: str, changes: dict, replace_params: bool = False) -> ProjectSettings:
         """The settings set_project would store, checked the same way, without writing anything
@@ -401,14 +409,14 @@ class Keel:
             raise KeelError(f"--id-column {id_column!r} is a feature of project {project.name!r}'s models and an "
                             "ID column is never a feature: create a new project with --id-column")
 
-    def list_projects(self) -> list[dict]:
+    def list_projects(self) -> list[ProjectSummary]:
         result = []
         for project in self._registry.projects():
             deployment = self._registry.current_deployment(project.id)
-            result.append({"name": project.name, "task": project.task, "target": project.target,
-                           "metric": project.metric,
-                           "production_version": deployment.version if deployment else None,
-                           "open_alerts": len(self._registry.open_alerts(project.id))})
+            result.append(ProjectSummary(name=project.name, task=project.task, target=project.target,
+                                         metric=project.metric,
+                                         production_version=deployment.version if deployment else None,
+                                         open_alerts=len(self._registry.open_alerts(project.id))))
         return result
 
     def delete_project(self, name: str, by: str = "user") -> None:
@@ -647,7 +655,7 @@ class Keel:
         return self._data.reference_frame(name, version)
 
     def import_model(self, name: str, file_path: str | os.PathLike, accept_types: list[str] | None = None,
-                     by: str = "user", notes: str = "") -> dict:
+                     by: str = "user", notes: str = "") -> ImportedModel:
         """Register a scikit-learn model trained elsewhere (a skops file) as a new version."""
         from app.core.ml import artifacts, datasets, training
 
@@ -686,9 +694,9 @@ class Keel:
                         extra_trusted_types=accepted, notes=notes or f"imported from {source.name}")
                     self._registry.add_event(project, "model_imported", f"v{version} imported from {source.name}", by,
                                             {"version": version, "accepted_types": accepted, "metrics": metrics})
-        return {"version": version, "metrics": metrics, "accepted_types": accepted}
+        return ImportedModel(version=version, metrics=metrics, accepted_types=tuple(accepted))
 
-    def export_model(self, name: str, version: int, destination: str | os.PathLike) -> dict:
+    def export_model(self, name: str, version: int, destination: str | os.PathLike) -> ExportedModel:
         loaded = self.load_version(name, version)  # verifies hash and types before handing the file out
         source = self._workspace.root / loaded.model_version.artifact_path
         destination = check_output_path(self._workspace.root, destination)
@@ -698,7 +706,7 @@ class Keel:
             shutil.copyfile(source, tmp)
         with self._registry.transaction():
             self._registry.add_event(loaded.project, "model_exported", f"v{version} exported to {destination}", "user")
-        return {"version": version, "path": str(destination), "sha256": loaded.model_version.sha256}
+        return ExportedModel(version=version, path=str(destination), sha256=loaded.model_version.sha256)
 
     def archive_version(self, name: str, version: int, archived: bool = True, by: str = "user") -> None:
         project = self.project(name)
@@ -924,7 +932,7 @@ class Keel:
                 out[f"proba_{label}"] = probabilities[:, index]
         return out, batch.warnings, X
 
-    def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> dict:
+    def predict(self, name: str, input_path: str | os.PathLike, output_path: str | os.PathLike) -> PredictResult:
         """Score a file. With an ID column (or the prediction log on) every output row carries an ID:
         the file's own, or one Keel assigns; the rows are recorded in the prediction log."""
         import pandas as pd
@@ -969,8 +977,8 @@ class Keel:
                                     f"{len(result)} rows of {raw.source} scored with v{loaded.version}"
                                     + (f"; {logged} recorded in the prediction log" if logged else ""), "user",
                                     {"output": str(output_path), "version": loaded.version, "logged_rows": logged})
-        return {"rows": len(result), "output": str(output_path), "version": loaded.version, "warnings": warnings,
-                "id_column": id_column, "assigned_ids": assigned, "logged_rows": logged}
+        return PredictResult(rows=len(result), output=str(output_path), version=loaded.version,
+                             warnings=tuple(warnings), id_column=id_column, assigned_ids=assigned, logged_rows=logged)
 
     # ================================================================ reports
     def status(self, name: str, limit: int | None = None) -> ProjectStatus:
@@ -999,22 +1007,22 @@ class Keel:
             prediction_log=prediction_log.summary(self._registry, project),
             versions_total=counts["model_versions"], dataset_versions_total=counts["dataset_versions"])
 
-    def model_timeline(self, name: str) -> list[dict]:
-        """When each model version was made, oldest first: [{version, created_at}], for a timeline's
-        markers; a light read (status() also gathers metrics, datasets, alerts and the prediction log)."""
-        return [{"version": model.version, "created_at": model.created_at}
+    def model_timeline(self, name: str) -> list[ModelMark]:
+        """When each model version was made, oldest first, for a timeline's markers; a light read
+        (status() also gathers metrics, datasets, alerts and the prediction log)."""
+        return [ModelMark(version=model.version, created_at=model.created_at)
                 for model in self._registry.model_versions(self.project(name).id)]
 
-    def production_overview(self, name: str) -> dict:
+    def production_overview(self, name: str) -> ProductionOverview:
         """What the production actions depend on: the version in production (or None), how many
         deployments there were, the version a rollback returns to, and whether a challenger waits."""
         project = self.project(name)
         current = self._registry.current_deployment(project.id)
         target = self._previous_deployment(current) if current else None
-        return {"project": name, "production_version": current.version if current else None,
-                "deployments": len(self._registry.deployments(project.id)),
-                "rollback_version": target.version if target else None,
-                "challenger_waiting": "challenger" in self._registry.aliases(project.id)}
+        return ProductionOverview(project=name, production_version=current.version if current else None,
+                                  deployments=len(self._registry.deployments(project.id)),
+                                  rollback_version=target.version if target else None,
+                                  challenger_waiting="challenger" in self._registry.aliases(project.id))
 
     def current_deployment(self, name: str) -> Deployment | None:
         return self._registry.current_deployment(self.project(name).id)
@@ -1082,12 +1090,9 @@ class Keel:
     def recent_events(self, name: str, limit: int = RECENT_EVENTS) -> list[Event]:
         return self._registry.recent_events(self.project(name).id, limit)
 
-    def history(self, name: str, limit: int | None = None) -> dict:
+    def history(self, name: str, limit: int | None = None) -> History:
         """The audit log, oldest first; limit=N: its newest N events only."""
-        project = self.project(name)
-        events = [{"id": e.id, "at": e.at, "kind": e.kind, "by": e.by, "message": e.message, "details": e.details}
-                  for e in self._registry.events(project.id, newest=limit)]
-        return {"project": name, "events": events}
+        return History(project=name, events=tuple(self._registry.events(self.project(name).id, newest=limit)))
 
     def acknowledge_alert(self, name: str, alert_id: int, by: str = "user") -> None:
         project = self.project(name)

@@ -494,7 +494,7 @@ class PolicyService:
             raise BusyError(f"project {name!r} is being monitored by another process (lock {lock.path})")
         try:
             if self._registry.current_deployment(project.id) is None:
-                ingested = sum(1 for item in swept if item["status"] == "processed")
+                ingested = sum(1 for item in swept if item.status == "processed")
                 raise KeelError(f"project {name!r} has no production model yet (deploy a version first); "
                                 f"{ingested} inbox file(s) ingested")
             settings = project.settings

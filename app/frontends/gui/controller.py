@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from app.core.domain.results import IngestResult, MonitorOutcome, ProductionChange, TrainResult
+from app.core.domain.results import (
+    FilesIngested,
+    IngestResult,
+    MonitorOutcome,
+    ProductionChange,
+    ProductionOverview,
+    ProjectCreated,
+    SweptFile,
+    TrainResult,
+)
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
@@ -57,8 +66,8 @@ class Controller(QObject):
         self.start_scheduler = start_scheduler
         self.keel: Keel | None = None  # set once the workspace is open (keel_ready)
         self.project: str = ""
-        self.last_ingest_outcome: dict | None = None  # the summary of the last multi-file Add data
-        self.overview: dict | None = None  # Keel.production_overview of the current project, read on a worker
+        self.last_ingest_outcome: FilesIngested | None = None  # the last multi-file Add data
+        self.overview: ProductionOverview | None = None  # of the current project, read on a worker
         self.window_filled: Callable[[], bool] = lambda: True  # the window says when its first view is filled
         self._shut_down = False
         self.runner = JobRunner(self)
@@ -182,13 +191,13 @@ class Controller(QObject):
     def read_overview(self, *_) -> None:
         """Read what the production actions depend on off the GUI thread; overview_changed when it is in."""
         name = self.project
-        if name != (self.overview or {}).get("project"):
+        if self.overview is None or name != self.overview.project:
             self.overview = None
             self.overview_changed.emit()
         if self.keel is None or not name:
             return
 
-        def done(overview: dict) -> None:
+        def done(overview: ProductionOverview) -> None:
             if name == self.project:
                 self.overview = overview
                 self.overview_changed.emit()
@@ -314,8 +323,8 @@ class Controller(QObject):
             job.report(0.1, "reading and validating the file")
             return self.opened_keel.create_project(name, path, target, task, settings)
 
-        def done(result):
-            self.notify.emit("info", f"Project {name} created ({result['rows']} rows).")
+        def done(result: ProjectCreated):
+            self.notify.emit("info", f"Project {name} created ({result.rows} rows).")
             self.set_project(name)
             if on_done:
                 on_done(result)
@@ -395,21 +404,19 @@ class Controller(QObject):
 
     def ingest_files(self, paths: list[str]) -> Job | None:
         """Each file its own batch, in the order given, under one progress bar; a summary at the end."""
-        from app.core.services import batches
-
         name = self.project
         files = [str(p) for p in paths]
         if len(files) == 1:
             return self.ingest(files[0])
 
-        def done(outcome):
-            text = f"{name}: {batches.summary(outcome)}."
-            if outcome["refused"]:
-                refused = "; ".join(f"{r['file']}: {r['reason']}" for r in outcome["refused"][:3])
-                more = f" (and {len(outcome['refused']) - 3} more)" if len(outcome["refused"]) > 3 else ""
+        def done(outcome: FilesIngested):
+            text = f"{name}: {outcome.summary()}."
+            if outcome.refused:
+                refused = "; ".join(f"{r.file}: {r.reason}" for r in outcome.refused[:3])
+                more = f" (and {len(outcome.refused) - 3} more)" if len(outcome.refused) > 3 else ""
                 text += f" Refused — {refused}{more}. Each refusal is in Activity."
             self.last_ingest_outcome = outcome
-            self.notify.emit("warning" if outcome["refused"] else "info", text)
+            self.notify.emit("warning" if outcome.refused else "info", text)
 
         return self._write("ingest", f"Adding {len(files)} files to {name}",
                            lambda job: self.opened_keel.batches.ingest_files(name, files, progress=job.report,
@@ -473,7 +480,7 @@ class Controller(QObject):
         name = self.project
         return self.run(name, "export", f"Exporting v{version}",
                         lambda job: self.opened_keel.export_model(name, version, destination), project=name,
-                        on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r['path']}."))
+                        on_done=lambda r: self.notify.emit("info", f"v{version} exported to {r.path}."))
 
     def export_report(self, destination: str) -> Job:
         """The production model's report (model card, then its monitoring) written to destination."""
@@ -517,7 +524,7 @@ class Controller(QObject):
         name = self.project
         return self._write("import", f"Importing {Path(path).name}",
                            lambda job: self.opened_keel.import_model(name, path, accept_types),
-                           on_done=lambda r: self.notify.emit("info", f"{name}: imported as v{r['version']}."))
+                           on_done=lambda r: self.notify.emit("info", f"{name}: imported as v{r.version}."))
 
     def delete_project(self, name: str) -> Job | None:
         def done(_):
@@ -639,15 +646,15 @@ class Controller(QObject):
         def work(job: Job):
             return call_in_child(job, str(self.opened_keel.root), "inbox.sweep", project_name, by="scheduler")
 
-        def done(results):
-            taken = [r for r in results or [] if r["status"] != "rejected"]
-            rejected = [r for r in results or [] if r["status"] == "rejected"]
+        def done(results: list[SweptFile] | None):
+            taken = [r for r in results or [] if r.status != "rejected"]
+            rejected = [r for r in results or [] if r.status == "rejected"]
             if rejected:
                 self.notify.emit("warning", f"{project_name}: inbox file(s) rejected: "
-                                            + ", ".join(f"{r['file']} ({r['reason']})" for r in rejected))
+                                            + ", ".join(f"{r.file} ({r.reason})" for r in rejected))
             elif taken:
                 self.notify.emit("info", f"{project_name}: " + ", ".join(
-                    f"{r['file']} -> dataset v{r['dataset_version']}" for r in taken) + ".")
+                    f"{r.file} -> dataset v{r.dataset_version}" for r in taken) + ".")
 
         def failed(message, details):  # busy elsewhere, or a full disk: the next tick tries again
             log.warning("inbox sweep of %s: %s", project_name, message)

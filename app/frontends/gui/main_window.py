@@ -324,7 +324,7 @@ class MainWindow(QMainWindow):
         controller = self.controller
         return (controller.keel is not None and self.project_list.count() > 0 and bool(controller.project)
                 and self.panels["overview"].shows(controller.project)
-                and (controller.overview or {}).get("project") == controller.project)
+                and controller.overview is not None and controller.overview.project == controller.project)
 
     def choose_workspace(self) -> None:
         folder = file_dialogs.existing_folder(self, "Open workspace", self.controller.workspace_dir or str(Path.home()))
@@ -490,11 +490,11 @@ class MainWindow(QMainWindow):
         a["delete_project"].setEnabled(can and not c.busy())
         a["retrain"].setEnabled(writable and not c.busy(("train",)))
         a["settings"].setEnabled(writable and not c.busy(("settings",)))
-        overview = c.overview or {}  # read on a worker whenever the project or the registry changes
-        production = overview.get("production_version")
-        deployments = overview.get("deployments", 0)
-        challenger = overview.get("challenger_waiting", False)
-        first_model = c.overview is not None and production is None and deployments == 0
+        overview = c.overview  # read on a worker whenever the project or the registry changes
+        production = overview.production_version if overview else None
+        deployments = overview.deployments if overview else 0
+        challenger = overview.challenger_waiting if overview else False
+        first_model = overview is not None and production is None and deployments == 0
         a["retrain"].setText("&Train" if first_model else "&Retrain")
         a["retrain"].setToolTip(("Train the project's first model" if first_model else "Train a new version") +
                                 " on its training data (a child process; Cancel stops it)")
@@ -650,9 +650,9 @@ class MainWindow(QMainWindow):
 
     def rollback(self) -> None:
         name, overview = self.controller.project, self.controller.overview
-        if overview is None or overview["production_version"] is None:
+        if overview is None or overview.production_version is None:
             return
-        current, previous = overview["production_version"], overview["rollback_version"]
+        current, previous = overview.production_version, overview.rollback_version
         if previous is None:
             self.notify("info", f"v{current} is the first production model of {name}: nothing to roll back to.")
             return

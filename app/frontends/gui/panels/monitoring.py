@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.domain.entities import Deployment, PolicyDecision, Project, Schedule
+from app.core.domain.results import ModelMark
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -90,19 +91,19 @@ def ingest_time_position(result: dict, arrivals: dict[int, str]) -> float:
     return epoch_seconds(arrived or result["at"])
 
 
-def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments: list[Deployment],
+def lifecycle_markers(arrivals: dict[int, str], models: list[ModelMark], deployments: list[Deployment],
                       by_time: bool = False) -> list[tuple[float, str, bool]]:
     """(x, label, is_deployment) for each training and deployment, placed just after the last batch
     that had arrived when it happened, or (by_time) at the time it happened on a date axis, where a
     version deployed within seconds of its training shares the training's place; events at the
     same place share one line and one label."""
     ordered = sorted(arrivals.items())
-    trained_at = {model["version"]: epoch_seconds(model["created_at"]) for model in models}
+    trained_at = {model.version: epoch_seconds(model.created_at) for model in models}
 
     def place(iso: str, version: int | None = None) -> float:
         if by_time:
             moment = epoch_seconds(iso)
-            training = trained_at.get(version)
+            training = None if version is None else trained_at.get(version)
             return training if training is not None and 0 <= moment - training <= MARKER_SECONDS else moment
         arrived = [number for number, at in ordered if at <= iso]
         return (arrived[-1] if arrived else 0) + 0.5
@@ -110,7 +111,7 @@ def lifecycle_markers(arrivals: dict[int, str], models: list[dict], deployments:
     places: dict[float, list[str]] = {}
     deployed_at: set[float] = set()
     for model in models:
-        places.setdefault(place(model["created_at"]), []).append(f"v{model['version']} trained")
+        places.setdefault(place(model.created_at), []).append(f"v{model.version} trained")
     for deployment in deployments:
         position = place(deployment.deployed_at, deployment.version)
         places.setdefault(position, []).append(f"rolled back to v{deployment.version}" if deployment.is_rollback
