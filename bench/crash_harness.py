@@ -136,8 +136,7 @@ def child(args) -> int:
         elif args.child == "train":
             keel.train(PROJECT)
         elif args.child == "deploy":
-            versions = keel._services.registry.model_versions(keel.project(PROJECT).id)
-            keel.deploy(PROJECT, versions[-1].version)
+            keel.deploy(PROJECT, keel.status(PROJECT, limit=1).versions[-1].version)
         elif args.child == "rollback":
             keel.rollback(PROJECT)
         elif args.child == "monitor":

@@ -130,10 +130,12 @@ def cycle_reads(workspace: Path) -> dict[str, list[float]]:
     """Seconds of the policy's earlier-version lookup plus the late-label rule, in this process; and
     of the reads they made before (every model version, deployment and monitoring result decoded)."""
     from app.core.services.lifecycle import Keel
+    from app.core.store.registry import Registry
+    from app.core.store.workspace import Workspace
 
     keel = Keel.open(workspace)
+    registry = Registry(Workspace(workspace).registry_path)  # the reads as they were made before, on the store itself
     try:
-        registry = keel._services.registry
         project = registry.project(PROJECT)
         settings = project.settings
 
@@ -154,6 +156,7 @@ def cycle_reads(workspace: Path) -> dict[str, list[float]]:
                 timings[name].append(time.perf_counter() - started)
         return timings
     finally:
+        registry.close()
         keel.close()
 
 

@@ -55,7 +55,7 @@ def saved_model(folder: Path) -> tuple[Path, str]:
         keel.create_project("serve", data, "default", "classification", {"preset": "hgb"})
         keel.train("serve")
         keel.deploy("serve", 1)
-        version = keel._services.registry.model_versions(keel._services.registry.project("serve").id)[0]
+        version = keel.load_version("serve", 1).model_version
         return keel.root / version.artifact_path, version.sha256
     finally:
         keel.close()

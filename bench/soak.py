@@ -281,10 +281,9 @@ def soak(seconds: float, clients: int, warmup: float, drop_every: float, folder:
 def report(workspace, counts, samples, warmup, elapsed, left, server_exit, runner_exit, seconds, clients) -> dict:
     keel = Keel.open(workspace)
     try:
-        project = keel.project(PROJECT)
-        found = sum(d.rows for d in keel._services.registry.dataset_versions(project.id))
+        found = sum(d.rows for d in keel.dataset_versions(PROJECT))
         rejected = sorted(p.name for p in keel.inbox_dir(PROJECT).joinpath("rejected").iterdir())
-        cycles = len(keel._services.registry.query("SELECT id FROM monitor_results WHERE project_id = ?", (project.id,)))
+        cycles = len(keel.monitor_results(PROJECT))
     finally:
         keel.close()
     expected = INITIAL_ROWS + counts.rows_ingested_by_cli + counts.rows_dropped

@@ -85,6 +85,8 @@ def build_traffic_workspace(folder: Path) -> None:
     from app.core.domain.clock import iso_utc
     from app.core.ml import datasets
     from app.core.services import prediction_log
+    from app.core.store.registry import Registry
+    from app.core.store.workspace import Workspace
     from app.demo import DEMO_PROJECT
     from app.demo.simulator import make_batch
 
@@ -94,6 +96,7 @@ def build_traffic_workspace(folder: Path) -> None:
     loaded = keel.load_production(name)
     project, schema = keel.project(name), loaded.project.schema
     now, truth = time.time(), []
+    store = Registry(Workspace(keel.root).registry_path)  # back-dated rows, as a server would have logged them hours ago
     for hour in range(8):
         concept = 0.0 if hour < 5 else 0.8
         frame = make_batch(150 + 60 * (hour % 3), seed=500 + hour, concept=concept)
@@ -104,10 +107,11 @@ def build_traffic_workspace(folder: Path) -> None:
         rows = prediction_log.encode(project.id, loaded.model_version.id,
                                      iso_utc(now - (8 - hour) * 3600), frame["applicant_id"].tolist(), X,
                                      loaded.model.predict(X).tolist(), loaded.model.predict_proba(X), "serve")
-        with keel._services.registry.transaction():
-            keel._services.registry.insert_predictions(rows)
+        with store.transaction():
+            store.insert_predictions(rows)
         if hour in (2, 5, 7):
             keel.policy.monitor(name, by="scheduler")
+    store.close()
     labels = pd.concat([truth[h].sample(frac=share, random_state=h) for h, share in
                         ((0, 0.9), (1, 0.9), (2, 0.85), (3, 0.6), (4, 0.5), (5, 0.4))])
     path = folder / "demo" / "late-labels.csv"

@@ -330,10 +330,13 @@ def private_wiring_uses(source: str) -> list[int]:
                   if isinstance(node, ast.Attribute) and node.attr in PRIVATE_WIRING)
 
 
-def test_no_test_reaches_keels_private_wiring():
-    """Tests open the workspace's store and wire the services' dependencies in the open
-    (tests/store_helpers.py: the `store` fixture, opened_store, workspace_of, service_dependencies)."""
-    uses = [f"{path.relative_to(TESTS.parent)}:{line}" for path in sorted(TESTS.glob("*.py"))
+def test_no_test_bench_or_script_reaches_keels_private_wiring():
+    """Tests, benchmarks and scripts open the workspace's store and wire the services' dependencies in
+    the open (tests/store_helpers.py: the `store` fixture, opened_store, workspace_of, service_dependencies;
+    a bench or a script opens Registry(Workspace(root).registry_path))."""
+    sources = [*sorted(TESTS.glob("*.py")), *sorted((TESTS.parent / "bench").glob("*.py")),
+               *sorted((TESTS.parent / "scripts").glob("*.py"))]
+    uses = [f"{path.relative_to(TESTS.parent)}:{line}" for path in sources
             for line in private_wiring_uses(path.read_text())]
     assert uses == []
 
