@@ -255,6 +255,14 @@ def test_first_run_builds_the_demo_in_the_background(qtbot, tmp_path, gui_settin
         qtbot.waitUntil(lambda: not win.isVisible(), timeout=JOB_TIMEOUT_MS)
 
 
+def test_a_first_start_fits_the_window_on_a_screen_smaller_than_its_default_size(qtbot, window):
+    available = window.screen().availableGeometry().size()  # 800 x 800 under the offscreen platform
+    assert available.width() < 1280  # smaller than the default size, as a laptop's 1024 x 640 is
+    smallest = window.minimumSizeHint()  # the window shrinks to the screen, or as far as its contents allow
+    assert window.width() <= max(available.width(), smallest.width())
+    assert window.height() <= max(available.height(), smallest.height())
+
+
 def test_geometry_and_last_project_are_remembered(qtbot, window, gui_settings):
     window.tabs.setCurrentIndex(2)
     window.close()

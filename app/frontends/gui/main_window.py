@@ -40,6 +40,7 @@ from app.frontends.gui.panels.monitoring import MonitoringPanel
 from app.frontends.gui.panels.overview import OverviewPanel
 from app.frontends.gui.recovery_actions import RecoveryActions
 
+DEFAULT_SIZE = QSize(1280, 820)  # a first start's window, where the screen has room for it
 log = logging.getLogger("keel.ui")
 
 
@@ -103,7 +104,7 @@ class MainWindow(QMainWindow):
         self.recovery_actions = RecoveryActions(self)  # File: verify, back up, restore, export/import project
         self._make_body()
         self.tray = self._make_tray()
-        self.resize(1280, 820)
+        self.resize(DEFAULT_SIZE.boundedTo(self.screen().availableGeometry().size()))  # a first start on a small screen fits it
         geometry = settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
