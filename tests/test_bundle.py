@@ -147,7 +147,7 @@ def test_a_consistently_rehashed_model_swap_is_refused(source, tmp_path, capsys)
     from app.core.ml import datasets
 
     stored = json.loads(ArchiveReader(bundle).read_bytes("rows/projects.json"))[0]["schema_json"]
-    schema = Schema.from_dict(json.loads(stored))
+    schema = Schema.from_json(json.loads(stored))
     X, y = datasets.to_model_frame(frame, schema), datasets.target_array(frame, schema)
     hostile = tmp_path / "knn.skops"
     preprocess = ColumnTransformer([("n", StandardScaler(), NUMERIC), ("c", OneHotEncoder(handle_unknown="ignore"), ["region"])])

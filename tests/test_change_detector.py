@@ -53,7 +53,7 @@ def test_the_state_survives_a_round_trip_through_a_dict():
     detector = LossCusum()
     for index in range(5):
         detector.update(errors(rng, 0.1, 300), index)
-    copy = LossCusum.from_dict(detector.to_dict())
+    copy = LossCusum.from_json(detector.to_json())
     assert copy == detector
     batch = errors(rng, 0.1, 300)
     assert copy.update(batch, 5) == detector.update(batch, 5) and copy == detector

@@ -67,7 +67,7 @@ def test_the_lifecycle_commands_print_the_keys_and_values_they_always_have(capsy
     assert list(created) == PROJECT_CREATE_KEYS
     assert [created[key] for key in PROJECT_CREATE_KEYS[:7]] == [
         "loans", "classification", "default", 1, 200, 200, []]
-    assert list(created["settings"]) == list(ProjectSettings().to_dict())
+    assert list(created["settings"]) == list(ProjectSettings().to_json())
 
     ingested = json_of(capsys, workspace, "ingest", "loans", str(batch))
     assert ingested == {"dataset_version": 2, "rows": 100, "labelled": True, "labelled_rows": 100, "warnings": [],
@@ -120,7 +120,7 @@ def test_the_lifecycle_commands_print_the_keys_and_values_they_always_have(capsy
     assert status["last_monitoring"]["value"] == monitored["batches"][0]["value"]
     assert [list(alert) for alert in status["open_alerts"]] == [ALERT_HEADLINE_KEYS]
     assert status["open_alerts"][0]["rule"] == "metric_threshold"
-    assert list(status["settings"]) == list(ProjectSettings().to_dict())
+    assert list(status["settings"]) == list(ProjectSettings().to_json())
     assert status["prediction_log"] == {"rows": 0, "oldest_at": None, "newest_at": None, "share": 0.0,
                                         "max_rows": 1_000_000, "max_days": 90.0}
     assert (status["versions_total"], status["dataset_versions_total"]) == (2, 3)

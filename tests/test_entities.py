@@ -81,7 +81,7 @@ def test_model_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_re
 
     versions = earlier_registry.model_versions(project_id)
     assert all(isinstance(v, ModelVersion) for v in versions)
-    assert [v.to_dict() for v in versions] == before and [list(v.to_dict()) for v in versions] == [
+    assert [v.to_json() for v in versions] == before and [list(v.to_json()) for v in versions] == [
         list(row) for row in before]
     v2 = earlier_registry.model_version(project_id, 2)
     assert v2 == versions[1] == earlier_registry.model_version_by_id(v2.id)
@@ -97,7 +97,7 @@ def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry
     assert all(isinstance(a, Alert) for a in alerts) and [a.id for a in alerts] == [1, 2]
     for alert, row in zip(alerts, before):
         row["details"] = json.loads(row.pop("details_json"))
-        assert alert.to_dict() == row  # every column, details decoded
+        assert alert.to_json() == row  # every column, details decoded
         # `status --json` lists open alerts with exactly these keys (docs/cli.md)
         assert list(alert.headline()) == ["id", "rule", "severity", "opened_at", "message"]
     assert earlier_registry.open_alerts(project_id) == [a for a in alerts if a.is_open] == alerts
@@ -113,8 +113,8 @@ def test_deployments_come_back_typed_with_the_keys_their_dicts_had(earlier_regis
                                     "ON m.id = d.model_version_id WHERE d.project_id = ? ORDER BY d.id", project_id)
     deployments = earlier_registry.deployments(project_id)
     assert all(isinstance(d, Deployment) for d in deployments) and [d.version for d in deployments] == [1, 2]
-    assert [d.to_dict() for d in deployments] == before
-    assert [list(d.to_dict()) for d in deployments] == [list(row) for row in before]
+    assert [d.to_json() for d in deployments] == before
+    assert [list(d.to_json()) for d in deployments] == [list(row) for row in before]
     current = earlier_registry.current_deployment(project_id)
     assert current == deployments[-1] and current.replaced_deployment_id == deployments[0].id
     assert earlier_registry.deployment(deployments[0].id) == deployments[0] and current.is_rollback is False
@@ -129,8 +129,8 @@ def test_dataset_versions_come_back_typed_with_the_keys_their_dicts_had(earlier_
         row["report"] = json.loads(row.pop("report_json"))
     versions = earlier_registry.dataset_versions(project_id)
     assert all(isinstance(v, DatasetVersion) for v in versions) and [v.rows for v in versions] == [80, 60, 60]
-    assert [v.to_dict() for v in versions] == before
-    assert [list(v.to_dict()) for v in versions] == [list(row) for row in before]
+    assert [v.to_json() for v in versions] == before
+    assert [list(v.to_json()) for v in versions] == [list(row) for row in before]
     assert earlier_registry.dataset_version(project_id, 2) == versions[1] and versions[1].parent_id == versions[0].id
     assert earlier_registry.dataset_version_by_hash(project_id, versions[2].content_sha256) == versions[2]
     assert all(v.labelled for v in versions) and versions[0].report["rows"] == 80
@@ -149,8 +149,8 @@ def test_monitor_results_come_back_typed_with_the_keys_their_dicts_had(earlier_r
         row["details"] = json.loads(row.pop("details_json"))
     results = earlier_registry.monitor_results(project_id)
     assert all(isinstance(r, MonitorResult) for r in results) and len(results) == len(before) >= 1
-    assert [r.to_dict() for r in results] == before
-    assert [list(r.to_dict()) for r in results] == [list(row) for row in before]
+    assert [r.to_json() for r in results] == before
+    assert [list(r.to_json()) for r in results] == [list(row) for row in before]
     [last] = results[-1:]
     assert earlier_registry.last_monitor_result(project_id) == last
     assert (last.model_version, last.dataset_version) == (2, 3) and last.details["rules"]
@@ -163,12 +163,12 @@ def test_projects_come_back_typed_with_the_keys_their_dicts_had(earlier_registry
     [before] = rows(earlier_registry, "SELECT * FROM projects")
     before["schema"] = json.loads(before.pop("schema_json"))
     stored_settings = json.loads(before.pop("settings_json"))
-    before["settings"] = {**ProjectSettings().to_dict(), **stored_settings}  # the defaults fill what 0.1.0 did not store
+    before["settings"] = {**ProjectSettings().to_json(), **stored_settings}  # the defaults fill what 0.1.0 did not store
     project = earlier_registry.project("loans")
     assert isinstance(project, Project) and earlier_registry.projects() == [project]
-    assert project.to_dict() == before and list(project.to_dict()) == list(before)
+    assert project.to_json() == before and list(project.to_json()) == list(before)
     assert (project.task, project.target, project.metric) == ("classification", "default", "accuracy")
-    assert isinstance(project.settings, ProjectSettings) and project.settings == ProjectSettings.from_dict(stored_settings)
+    assert isinstance(project.settings, ProjectSettings) and project.settings == ProjectSettings.from_json(stored_settings)
     assert (project.settings.threshold, project.settings.preset, project.settings.id_column) == (0.9, "logreg", None)
     assert earlier_registry.find_project("nope") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -181,8 +181,8 @@ def test_the_schema_comes_back_typed_and_is_stored_as_before(earlier_registry):
     [stored] = rows(earlier_registry, "SELECT schema_json FROM projects")
     schema = earlier_registry.project("loans").schema
     assert isinstance(schema, Schema) and all(isinstance(column, Column) for column in schema.columns)
-    assert json.dumps(schema.to_dict()) == stored["schema_json"]  # byte for byte: keys, their order, the values
-    assert Schema.from_dict(json.loads(stored["schema_json"])) == schema
+    assert json.dumps(schema.to_json()) == stored["schema_json"]  # byte for byte: keys, their order, the values
+    assert Schema.from_json(json.loads(stored["schema_json"])) == schema
     assert (schema.target, schema.task, schema.target_kind, schema.classes) == ("default", "classification",
                                                                                "integer", (0, 1))
     assert schema.features == ["income", "age", "debt_ratio", "tenure_months", "region", "has_mortgage"]
@@ -209,7 +209,7 @@ def test_a_schema_whose_features_disagree_with_its_columns_is_refused():
     stored = {"target": "y", "task": "regression", "target_kind": "float", "features": ["a", "b"],
               "columns": [{"name": "b", "kind": "numeric"}, {"name": "a", "kind": "numeric"}]}
     with pytest.raises(ValueError, match="do not match its columns"):
-        Schema.from_dict(stored)
+        Schema.from_json(stored)
 
 
 def test_runs_schedules_and_alert_notices_come_back_typed(earlier_registry):
@@ -227,3 +227,18 @@ def test_runs_schedules_and_alert_notices_come_back_typed(earlier_registry):
     assert earlier_registry.recent_monitor_values(project.id, 5) == [MonitoredValue(last.value, last.estimated_value)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         schedule.enabled = False
+
+
+def test_every_value_that_becomes_json_names_the_conversion_the_same_way():
+    """One name for "this value as a JSON document" across entities, settings and results: to_json
+    (and from_json back), so a reader never wonders whether to_dict means something else."""
+    import inspect
+
+    from app.core.domain import entities, results, settings
+    from app.core.ml import change
+    from app.core.services import verify
+
+    classes = [member for module in (entities, results, settings, change, verify)
+               for _, member in inspect.getmembers(module, inspect.isclass) if member.__module__ == module.__name__]
+    assert not [cls.__qualname__ for cls in classes if hasattr(cls, "to_dict") or hasattr(cls, "from_dict")]
+    assert sum(hasattr(cls, "to_json") for cls in classes) >= 25

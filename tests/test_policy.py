@@ -424,7 +424,7 @@ def test_the_chosen_window_is_cut_again_by_its_definition_when_another_window_is
     rows = pd.DataFrame({"x": np.arange(5000.0), "__version__": np.repeat(np.arange(1, 11), 500)})
     chosen = policy.Window("recent", "the newest 2000 rows", rows.iloc[-2500:-500])
     # with the gate's rows, the 2,000 rows since the change at v7 are as many as the newest 2,000
-    again = policy.same_window(chosen, rows, 7, ProjectSettings.from_dict({}))
+    again = policy.same_window(chosen, rows, 7, ProjectSettings.from_json({}))
     assert again.name == "recent" and len(again.rows) == 2000 and again.rows["x"].iloc[-1] == 4999.0
 
 

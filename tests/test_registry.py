@@ -116,7 +116,7 @@ def test_migration_from_v1_keeps_rows_and_adds_later_objects(tmp_path):
     with conn:
         conn.execute("INSERT INTO projects (id, name, task, target, metric, schema_json, settings_json, created_at) "
                      "VALUES (1, 'legacy', 'classification', 'y', 'accuracy', ?, '{}', '2026-01-01T00:00:00Z')",
-                     (json.dumps(ONE_FEATURE.to_dict()),))
+                     (json.dumps(ONE_FEATURE.to_json()),))
         conn.execute("INSERT INTO runs (id, project_id, kind, started_at) VALUES (1, 1, 'train', '2026-01-01T00:00:00Z')")
         conn.executemany("INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (1, 'loss', ?, ?, 't')",
                          [(1.0 / (s + 1), s) for s in range(5)])
@@ -325,7 +325,7 @@ def test_migration_moves_the_policy_state_out_of_the_audit_log(tmp_path):
         for project_id, name in ((1, "changed"), (2, "quiet")):
             conn.execute("INSERT INTO projects (id, name, task, target, metric, schema_json, settings_json, created_at) "
                          "VALUES (?, ?, 'classification', 'y', 'accuracy', ?, '{}', 't')",
-                         (project_id, name, json.dumps(ONE_FEATURE.to_dict())))
+                         (project_id, name, json.dumps(ONE_FEATURE.to_json())))
         events = [("change_detected", '{"dataset_version": 4, "rule": "metric_drop"}'),
                   ("retrain_decision", '{"champion_version": 1, "challenger_version": 2, "unseen_rows": 300}'),
                   ("change_detected", '{"dataset_version": 7, "rule": "drift_share"}'),

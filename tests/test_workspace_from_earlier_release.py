@@ -41,7 +41,7 @@ def test_status_of_a_workspace_from_keel_0_1_0(capsys, tmp_path):
     stored = json.loads(sqlite3.connect(workspace / "registry.db").execute("SELECT settings_json FROM projects")
                         .fetchone()[0])
     assert {key: status["settings"][key] for key in stored} == stored
-    assert list(status["settings"]) == list(ProjectSettings().to_dict())
+    assert list(status["settings"]) == list(ProjectSettings().to_json())
 
     code, history, err = cli(capsys, workspace, "history", "loans")
     assert code == 0, err

@@ -226,7 +226,7 @@ def _handlers() -> dict[tuple[str, str | None], Handler]:
     return {
         ("project", "create"): lambda keel, a: keel.create_project(a.name, a.data, a.target, a.task, settings_from_args(a)),
         ("project", "set"): lambda keel, a: {"project": a.name, "settings": keel.set_project(
-            a.name, settings_from_args(a), replace_params=a.clear_params).to_dict()},
+            a.name, settings_from_args(a), replace_params=a.clear_params).to_json()},
         ("project", "list"): lambda keel, a: {"projects": [project.to_json() for project in keel.list_projects()]},
         ("project", "delete"): _delete_project,
         ("ingest", None): _ingest,

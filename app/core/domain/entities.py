@@ -43,13 +43,13 @@ class Column:
     categories: tuple[str, ...] | None = None  # categorical: the most frequent values
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Column:
+    def from_json(cls, data: Mapping[str, Any]) -> Column:
         categories = data.get("categories")
         return cls(name=data["name"], kind=data["kind"], missing_rate=data.get("missing_rate"),
                    minimum=data.get("min"), maximum=data.get("max"), mean=data.get("mean"), std=data.get("std"),
                    n_unique=data.get("n_unique"), categories=None if categories is None else tuple(categories))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The column as stored: only the keys it has, in the order Keel has always written them."""
         stored: dict[str, Any] = {"name": self.name, "kind": self.kind, "missing_rate": self.missing_rate,
                                   "min": self.minimum, "max": self.maximum, "mean": self.mean, "std": self.std,
@@ -82,9 +82,9 @@ class Schema:
         return self.target_kind in ("integer", "float")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+    def from_json(cls, data: Mapping[str, Any]) -> Schema:
         """From the stored JSON (schema_json, a bundle): the features are the columns' names."""
-        columns = tuple(Column.from_dict(column) for column in data["columns"])
+        columns = tuple(Column.from_json(column) for column in data["columns"])
         listed = list(data.get("features", [column.name for column in columns]))
         if listed != [column.name for column in columns]:
             raise ValueError(f"the schema's features {listed} do not match its columns")
@@ -92,10 +92,10 @@ class Schema:
         return cls(target=data["target"], task=data["task"], target_kind=data["target_kind"], columns=columns,
                    classes=None if classes is None else tuple(classes))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The schema as stored (schema_json) and shown (`project create --json`), keys in their old order."""
         stored: dict[str, Any] = {"target": self.target, "task": self.task, "target_kind": self.target_kind,
-                                  "features": self.features, "columns": [column.to_dict() for column in self.columns]}
+                                  "features": self.features, "columns": [column.to_json() for column in self.columns]}
         if self.classes is not None:
             stored["classes"] = list(self.classes)
         return stored
@@ -115,7 +115,7 @@ class Event:
     message: str
     details: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_json(self) -> dict:
         """The event at an edge (--json, a table row): every field under its own name."""
         return {"id": self.id, "project_id": self.project_id, "project_name": self.project_name, "at": self.at,
                 "kind": self.kind, "by": self.by, "message": self.message, "details": self.details}
@@ -138,14 +138,14 @@ class Project:
     def from_row(cls, row: Mapping[str, Any]) -> Project:
         """From a projects row (schema_json and settings_json still encoded)."""
         return cls(id=row["id"], name=row["name"], task=row["task"], target=row["target"], metric=row["metric"],
-                   schema=Schema.from_dict(json.loads(row["schema_json"])), settings=ProjectSettings.from_dict(json.loads(row["settings_json"] or "{}")),
+                   schema=Schema.from_json(json.loads(row["schema_json"])), settings=ProjectSettings.from_json(json.loads(row["settings_json"] or "{}")),
                    created_at=row["created_at"])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The project at an edge, under the keys its dict always had."""
         return {"id": self.id, "name": self.name, "task": self.task, "target": self.target, "metric": self.metric,
-                "created_at": self.created_at, "schema": self.schema.to_dict(),
-                "settings": self.settings.to_dict()}
+                "created_at": self.created_at, "schema": self.schema.to_json(),
+                "settings": self.settings.to_json()}
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class ModelVersion:
                    notes=row["notes"], archived=bool(row["archived"]), created_at=row["created_at"],
                    pruned_at=row.get("pruned_at"), aliases=tuple(sorted(aliases)))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The version at an edge, under the keys its dict always had."""
         return {"id": self.id, "project_id": self.project_id, "version": self.version, "run_id": self.run_id,
                 "artifact_path": self.artifact_path, "sha256": self.sha256, "notes": self.notes,
@@ -212,7 +212,7 @@ class Alert:
         return {"id": self.id, "rule": self.rule, "severity": self.severity, "opened_at": self.opened_at,
                 "message": self.message}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """Every column under its own name (details decoded): a table row, a report."""
         return {**self.headline(), "project_id": self.project_id, "status": self.status,
                 "closed_at": self.closed_at, "details": self.details}
@@ -239,7 +239,7 @@ class Deployment:
                    replaced_deployment_id=row["replaced_deployment_id"], deployed_at=row["deployed_at"],
                    by=row["by"], reason=row["reason"], is_rollback=bool(row["is_rollback"]), version=row["version"])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The deployment at an edge (a table row), under the keys its dict always had."""
         return {"id": self.id, "project_id": self.project_id, "model_version_id": self.model_version_id,
                 "replaced_deployment_id": self.replaced_deployment_id, "deployed_at": self.deployed_at,
@@ -275,7 +275,7 @@ class DatasetVersion:
     def labelled(self) -> bool:
         return self.labelled_rows > 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The version at an edge (a table row), under the keys its dict always had."""
         return {"id": self.id, "project_id": self.project_id, "version": self.version, "path": self.path,
                 "content_sha256": self.content_sha256, "rows": self.rows, "labelled_rows": self.labelled_rows,
@@ -316,7 +316,7 @@ class MonitorResult:
                    drifted_features=json.loads(row["drifted_features_json"] or "[]"),
                    details=json.loads(row["details_json"] or "{}"))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The result at an edge (the Monitoring page), under the keys its dict always had."""
         return {"id": self.id, "project_id": self.project_id, "model_version_id": self.model_version_id,
                 "dataset_version_id": self.dataset_version_id, "at": self.at, "rows": self.rows,
@@ -344,7 +344,7 @@ class AlertNotice:
     severity: str
     message: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "severity": self.severity, "message": self.message, "project": self.project}
 
 

@@ -128,7 +128,7 @@ class ProjectStatus:
                 "dataset_versions": [dataset.to_json() for dataset in self.dataset_versions],
                 "last_monitoring": None if self.last_monitoring is None else self.last_monitoring.to_json(),
                 "open_alerts": [alert.headline() for alert in self.open_alerts],
-                "settings": self.settings.to_dict(), "prediction_log": self.prediction_log.to_json(),
+                "settings": self.settings.to_json(), "prediction_log": self.prediction_log.to_json(),
                 "versions_total": self.versions_total, "dataset_versions_total": self.dataset_versions_total}
 
 
@@ -346,7 +346,7 @@ class ProjectCreated:
     def to_json(self) -> dict[str, Any]:
         return {"project": self.project, "task": self.task, "target": self.target,
                 "dataset_version": self.dataset_version, "rows": self.rows, "labelled_rows": self.labelled_rows,
-                "warnings": list(self.warnings), "schema": self.schema.to_dict(), "settings": self.settings.to_dict()}
+                "warnings": list(self.warnings), "schema": self.schema.to_json(), "settings": self.settings.to_json()}
 
 
 @dataclass(frozen=True)

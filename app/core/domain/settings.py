@@ -84,11 +84,11 @@ class ProjectSettings:
     def label_delay_seconds(self) -> int:
         return parse_duration(self.label_delay, "--label-delay")
 
-    def to_dict(self) -> dict:
+    def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ProjectSettings":
+    def from_json(cls, data: dict) -> "ProjectSettings":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -47,11 +47,11 @@ class LossCusum:
     excursion: list = field(default_factory=list)  # (label, z) of the batches since the statistic was 0
     history: list = field(default_factory=list)  # (label, z, statistic) of the batches tested
 
-    def to_dict(self) -> dict:
+    def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "LossCusum":
+    def from_json(cls, data: dict | None) -> "LossCusum":
         data = data or {}
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 

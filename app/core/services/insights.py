@@ -132,7 +132,7 @@ class InsightsService:
         project = self._data.project(name)
         deployment, model_version = self._production_model_version(project)
         card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
-                "settings": project.settings.to_dict(), "health": self.health(name),
+                "settings": project.settings.to_json(), "health": self.health(name),
                 "versions": len(self._registry.model_versions(project.id)),
                 "dataset_versions": len(self._registry.dataset_versions(project.id)),
                 "deployments": len(self._registry.deployments(project.id)), "production": None, "sparkline": []}

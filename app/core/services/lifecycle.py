@@ -310,7 +310,7 @@ class Keel:
         schema = datasets.infer_schema(raw, target, task, id_column=id_column)
         task = schema.task
         merged = {"metric": default_metric(task), **(settings or {})}
-        project_settings = ProjectSettings.from_dict(merged).validate(task)
+        project_settings = ProjectSettings.from_json(merged).validate(task)
         if project_settings.params:  # refuse a bad --param now, as `project set` does
             training.make_estimator(task, project_settings.preset, project_settings.params, project_settings.seed)
         batch = datasets.clean(raw, schema, purpose="create", id_column=id_column)
@@ -326,7 +326,7 @@ class Keel:
                 datasets.write_frame(datasets.to_storage_frame(batch.frame, schema), files.add(dataset_path))
                 with files.commit():
                     project_id = self._registry.insert_project(
-                        name, task, target, project_settings.metric, schema, project_settings.to_dict())
+                        name, task, target, project_settings.metric, schema, project_settings.to_json())
                     project = self._registry.project(name)
                     self._insert_dataset(project, batch, datasets.content_hash(batch.frame, batch.row_hashes), dataset_path, 1, None,
                                         str(Path(data_path).name))
@@ -365,11 +365,11 @@ class Keel:
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self.holding_project_lock(name):
             project = self.project(name)
-            current = project.settings.to_dict()
+            current = project.settings.to_json()
             updated = self._updated_settings(project, changes, replace_params)
-            changed = {k: v for k, v in updated.to_dict().items() if current.get(k) != v}
+            changed = {k: v for k, v in updated.to_json().items() if current.get(k) != v}
             with self._registry.transaction():
-                self._registry.update_project_settings(project.id, updated.to_dict(), updated.metric)
+                self._registry.update_project_settings(project.id, updated.to_json(), updated.metric)
                 kind, expression = parse_schedule(updated.schedule)
                 self._registry.upsert_schedule(project.id, kind, str(expression), updated.schedule_enabled)
                 if changed:
@@ -386,11 +386,11 @@ class Keel:
     def _updated_settings(self, project: Project, changes: dict, replace_params: bool) -> ProjectSettings:
         from app.core.ml import training
 
-        current = project.settings.to_dict()
+        current = project.settings.to_json()
         merged = {**current, **changes}
         if "params" in changes and not replace_params:
             merged["params"] = {**current.get("params", {}), **changes["params"]}
-        updated = ProjectSettings.from_dict(merged).validate(project.task)
+        updated = ProjectSettings.from_json(merged).validate(project.task)
         self._check_id_column(project, updated.id_column)
         if updated.preset != current["preset"] and "params" not in changes:
             updated = replace(updated, params={})

@@ -622,7 +622,7 @@ class PolicyService:
         state = store.read_policy_state(self._registry, project.id)
         champion_version = cycle.production_version
         detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
-        detector = LossCusum.from_dict(detector_state.get("cusum"))
+        detector = LossCusum.from_json(detector_state.get("cusum"))
         change_point = state.change_point
         for alert in cycle.alerts_opened:
             if alert.rule in CHANGE_RULES:
@@ -649,7 +649,7 @@ class PolicyService:
         if observation.change or any(alert.rule in DRIFT_RULES for alert in cycle.alerts_opened):
             budget["drift"] = {"since": change_point, "rejected": 0}  # a drift starts (or starts again)
         new_state = state.but(change_point=change_point, budget=budget,
-                              detector={"champion_version": champion_version, "cusum": detector.to_dict()})
+                              detector={"champion_version": champion_version, "cusum": detector.to_json()})
         with self._registry.transaction():
             store.write_policy_state(self._registry, project.id, new_state)
             if observation.change:

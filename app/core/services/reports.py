@@ -213,7 +213,7 @@ class ReportService:
             "deployments": _deployments_of(registry.deployments(project.id), version),
             "library_versions": run.library_versions if run else {},
             "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
-            "settings": project.settings.to_dict(),
+            "settings": project.settings.to_json(),
         }
 
     def _training_data(self, project: Project, run: Run | None, params: dict) -> dict:

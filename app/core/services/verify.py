@@ -45,7 +45,7 @@ class Finding:
     error: bool  # False: reported only (a young file a writer may still be working on)
     repair: str | None  # what --repair does: remove | quarantine | rewrite | record | None (cannot)
 
-    def to_dict(self) -> dict:
+    def to_json(self) -> dict:
         return asdict(self)
 
 
@@ -145,7 +145,7 @@ class VerifyService:
             repaired = self._repair(findings)
             findings, checked = self._scan(quick=quick, now=now)
         return {"healthy": not any(f.error for f in findings), "quick": quick, "workspace": str(self._workspace.root),
-                "checked": checked, "problems": [f.to_dict() for f in findings], "repaired": repaired}
+                "checked": checked, "problems": [f.to_json() for f in findings], "repaired": repaired}
 
     def _scan(self, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
         now = self._clock.seconds() if now is None else now

@@ -300,7 +300,7 @@ class Registry:
             task=task,
             target=target,
             metric=metric,
-            schema_json=json.dumps(schema.to_dict()),
+            schema_json=json.dumps(schema.to_json()),
             settings_json=json.dumps(settings),
             created_at=self.clock(),
         ))

@@ -128,7 +128,7 @@ class SettingsDialog(QDialog):
         self.task = project.task
         self.check = check
         current = project.settings  # its defaults fill any setting not stored
-        self.original = current.to_dict()
+        self.original = current.to_json()
         tabs = QTabWidget()
         tabs.setObjectName("settingsTabs")
         for title, form in (("Model", self._model_form(current)), ("Alerts and retraining", self._alerts_form(current)),

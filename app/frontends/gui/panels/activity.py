@@ -38,7 +38,7 @@ class ActivityPanel(Panel):
         self.table_model.set_rows([])
 
     def read(self, keel, project: str) -> list[dict]:
-        return [event.to_dict() for event in keel.events(project)]  # a table shows rows of named values
+        return [event.to_json() for event in keel.events(project)]  # a table shows rows of named values
 
     def show_data(self, rows: list[dict]) -> None:
         self.table_model.set_rows(list(reversed(rows)))  # newest first; a header click sorts

@@ -43,7 +43,7 @@ class AlertsPanel(Panel):
         self.table_model.set_rows([])
 
     def read(self, keel, project: str) -> list[dict]:
-        return [alert.to_dict() for alert in keel.alerts(project)]
+        return [alert.to_json() for alert in keel.alerts(project)]
 
     def show_data(self, rows: list[dict]) -> None:
         if self.open_only.isChecked():

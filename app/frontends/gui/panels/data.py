@@ -110,7 +110,7 @@ class DataPanel(Panel):
         self.preview_model.set_frame(None)
 
     def read(self, keel, name: str) -> tuple[Schema, list[dict]]:
-        return keel.project(name).schema, [version.to_dict() for version in keel.dataset_versions(name)]
+        return keel.project(name).schema, [version.to_json() for version in keel.dataset_versions(name)]
 
     def show_data(self, data: tuple[Schema, list[dict]]) -> None:
         schema, rows = data
@@ -123,7 +123,7 @@ class DataPanel(Panel):
         if was_empty:  # later refreshes keep the widths the user may have set
             self.versions_view.resizeColumnsToContents()
         classes = schema.classes or ()
-        self.schema.set_rows([{**c.to_dict(), "missing": "" if c.missing_rate is None else f"{c.missing_rate:.1%}"}
+        self.schema.set_rows([{**c.to_json(), "missing": "" if c.missing_rate is None else f"{c.missing_rate:.1%}"}
                               for c in schema.columns]
                              + [{"name": f"{schema.target} (target)", "kind": schema.target_kind,
                                  "missing": "", "n_unique": len(classes), "categories": [str(c) for c in classes]}])

@@ -40,7 +40,7 @@ class DeploymentsPanel(Panel):
     def read(self, keel, name: str) -> tuple[str, list[dict]]:
         """The project's primary metric, and its deployments (oldest first) with that metric at training."""
         metric = keel.project(name).metric
-        rows = [deployment.to_dict() for deployment in keel.deployments(name)]
+        rows = [deployment.to_json() for deployment in keel.deployments(name)]
         metrics = {}
         for row in rows:
             if row["model_version_id"] not in metrics:

@@ -532,7 +532,7 @@ class MonitoringPanel(Panel):
         yet), and what the plots mark: trainings, deployments, policy decisions, batch arrivals."""
         after_id = self._last_id if self._shown_project == name else 0
         return {"project": keel.project(name), "schedule": keel.schedule(name), "after_id": after_id,
-                "results": [result.to_dict() for result in keel.monitor_results(name, after_id=after_id)],
+                "results": [result.to_json() for result in keel.monitor_results(name, after_id=after_id)],
                 "deployments": keel.deployments(name), "models": keel.model_timeline(name),
                 "decisions": keel.policy_decisions(name),
                 "arrivals": {d.version: d.created_at for d in keel.dataset_versions(name)},

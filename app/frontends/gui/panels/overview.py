@@ -105,7 +105,7 @@ class OverviewPanel(Panel):
 
     def read(self, keel, project: str) -> dict:
         return {"card": keel.insights.production_card(project),
-                "recent": [event.to_dict() for event in keel.recent_events(project)]}
+                "recent": [event.to_json() for event in keel.recent_events(project)]}
 
     def show_data(self, data: dict) -> None:
         card = data["card"]
