@@ -3,7 +3,9 @@
 directory byte for byte (tests/fixtures/mlflow_export_expected, with the values that depend on
 this machine's libraries, the model file and the clock filled in), on disk and as uploaded."""
 
+import dataclasses
 import hashlib
+import pickle
 import re
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +18,8 @@ from cli_helpers import cli
 from fake_mlflow_server import FakeMlflowServer
 from loop_helpers import make_project
 from store_helpers import opened_store
+
+from app.core.services.lifecycle import Keel
 
 EXPECTED = Path(__file__).parent / "fixtures" / "mlflow_export_expected"
 EXPORT_KEYS = ["version", "path", "format", "sha256", "files", "requirements"]
@@ -152,3 +156,32 @@ def check_the_run(run: dict, version: int, facts: tuple, server: FakeMlflowServe
     for name, data in uploaded.items():
         (directory / name).write_bytes(data)
     assert uploaded == expected_files(directory, version, sha256, libraries, run_id=info["run_id"])
+
+
+def test_export_and_push_hand_frozen_typed_results_that_pickle_and_print_as_the_cli_shows(project, tmp_path):
+    from app.adapters import mlflow_push
+    from app.core.domain.handoff import MlflowExport, PushResult, RunRecord, VersionFacts
+
+    workspace, facts = project
+    keel = Keel.open(workspace)
+    try:
+        exported = keel.mlflow.export_mlflow("loan", 1, tmp_path / "loan-v1")
+        record = keel.mlflow.run_record("loan", 2)
+        version_facts = keel.mlflow.version_facts("loan", 2)
+        with FakeMlflowServer() as server:
+            pushed = mlflow_push.push(keel, "loan", server.uri, version=1)
+    finally:
+        keel.close()
+    assert isinstance(exported, MlflowExport) and list(exported.to_json()) == EXPORT_KEYS
+    assert (exported.version, exported.path, exported.sha256) == (1, str(tmp_path / "loan-v1"), facts[1][0])
+    assert exported.directory.files == tuple(MODEL_FILES)
+    assert isinstance(record, RunRecord) and record.sha256 == facts[2][0] and record.tags["keel.version"] == "2"
+    assert isinstance(version_facts, VersionFacts) and version_facts.artifact.is_file()
+    assert version_facts.in_run("abc").mlflow_run_id == "abc" and version_facts.mlflow_run_id is None
+    assert isinstance(pushed, PushResult) and list(pushed.to_json()) == PUSH_KEYS
+    assert [(v.version, v.changed) for v in pushed.versions] == [(1, True)]
+    assert (pushed.alias.keel_version, pushed.alias.model_version, pushed.added) == (2, None, 2)
+    for result in (exported, record, version_facts, pushed):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            result.version = 3  # type: ignore[misc, union-attr]
+        assert pickle.loads(pickle.dumps(result)) == result  # crosses the window's child process as it is
