@@ -63,7 +63,7 @@ def overview(qtbot, window) -> dict:
 def version_card(qtbot, models, version: int) -> str:
     models.select_version(version)
     cards = lambda: models.compare_widget.findChildren(QLabel, "versionCard")  # noqa: E731
-    qtbot.waitUntil(lambda: models.card is not None and models.card["version"] == version and len(cards()) == 1,
+    qtbot.waitUntil(lambda: models.card is not None and models.card.version == version and len(cards()) == 1,
                     timeout=20000)
     return cards()[0].text()
 
@@ -162,3 +162,34 @@ def test_the_insights_documents_keep_their_keys_and_values(demo_workspace):
     if os.environ.get("KEEL_PIN_DOCUMENTS") == "write":
         DOCUMENTS.write_text(json.dumps(documents, indent=1, ensure_ascii=False) + "\n")
     assert documents == json.loads(DOCUMENTS.read_text())
+
+
+def test_the_insights_cards_are_frozen_and_cross_a_process_as_they_are(demo_workspace):
+    import dataclasses
+    import pickle
+
+    import pytest
+
+    from app.core.domain import cards
+    from app.core.services.lifecycle import Keel
+
+    keel = Keel.open(demo_workspace)
+    try:
+        insights = keel.insights
+        shown = [insights.health("demo-credit", since="2000-01-01T00:00:00+00:00"),
+                 insights.alerts_since("demo-credit", "2000-01-01T00:00:00+00:00"),
+                 insights.production_card("demo-credit"), insights.version_card("demo-credit", 1),
+                 insights.compare_versions("demo-credit", [1]),
+                 insights.feature_distribution("demo-credit", "region")]
+    finally:
+        keel.close()
+    expected = [cards.ProjectHealth, cards.AlertsSince, cards.ProductionCard, cards.VersionCard,
+                cards.VersionComparison, cards.FeatureDistribution]
+    assert [type(card) for card in shown] == expected
+    for card in shown:
+        assert pickle.loads(pickle.dumps(card)) == card
+        assert pickle.loads(pickle.dumps(card)).to_json() == card.to_json()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            card.project = "changed"  # type: ignore[misc]
+    comparison = shown[4]
+    assert isinstance(comparison.versions, tuple) and isinstance(comparison.versions[0].confusion[0], tuple)
