@@ -73,8 +73,11 @@ def comparison(qtbot, models, *versions: int) -> dict:
     models.comparison = None
     models.compare_button.click()
     qtbot.waitUntil(lambda: models.comparison is not None, timeout=90_000)
-    tables = [table_cells(t) for t in models.compare_widget.findChildren(QTableView)]
-    texts = [label.text() for label in models.compare_widget.findChildren(QLabel)]
+    shown = [models.compare_layout.itemAt(i).widget() for i in range(models.compare_layout.count())]
+    # what the layout holds now (the card shown before is deleted later, in the event loop)
+    tables = [table_cells(w) for w in shown if isinstance(w, QTableView)]
+    texts = [label.text() for w in shown if w is not None
+             for label in ([w] if isinstance(w, QLabel) else w.findChildren(QLabel))]
     return {"tables": tables, "labels": texts}
 
 
