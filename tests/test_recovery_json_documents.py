@@ -4,13 +4,35 @@ whole: verify (quick and full, a problem found and repaired), backup, the backup
 projects, over a damaged registry) and the demo. Every key in the order it has today, with the values
 a small deterministic workspace gives (docs/cli.md: keys may be added, never removed or renamed)."""
 
+import dataclasses
+import hashlib
 import os
+import pickle
 import re
 import time
 
+import pytest
 from cli_helpers import cli, deployed_loans_workspace
 
-from app.demo import demo_project
+from app.core.domain.upkeep import (
+    ArchiveMember,
+    BackupMade,
+    BackupSchedule,
+    BundleExported,
+    BundleImported,
+    DemoStreamState,
+    FilesChecked,
+    Finding,
+    PruneResult,
+    Repair,
+    Restored,
+    RetentionSettings,
+    UpkeepDone,
+    VerifyReport,
+)
+from app.core.services.lifecycle import Keel
+from app.core.store.archive import ArchiveReader, write_archive
+from app.demo import demo_project, demo_stream
 from app.demo.simulator import make_batch
 
 VERIFY_KEYS = ["healthy", "quick", "workspace", "checked", "problems", "repaired"]
@@ -194,3 +216,65 @@ def test_the_demo_command_prints_its_project_version_and_metrics(tmp_path, capsy
     assert all(isinstance(value, float) for value in created["metrics"].values())
     status = _ok(capsys, tmp_path / "ws", "status", "demo-credit")
     assert status["production_version"] == 1 and status["versions"][0]["metrics"] == created["metrics"]
+
+
+def test_the_services_hand_frozen_typed_results_that_pickle_and_print_as_the_cli_shows(tmp_path, capsys):
+    ws = deployed_loans_workspace(tmp_path, rows=160, seed=3)
+    _aged(ws / "datasets" / "loans" / "v9.parquet", b"rows")
+    keel = Keel.open(ws)
+    try:
+        results = {"found": keel.verifier.verify(quick=True), "repaired": keel.verifier.verify(repair=True),
+                   "backup": keel.backup.backup(tmp_path / "b.keel-backup"),
+                   "schedule": keel.upkeep.set_backup_schedule(every="every 1d", folder=str(tmp_path / "backups")),
+                   "rules": keel.upkeep.set_retention(keep_archived=2),
+                   "prune": keel.upkeep.prune(dry_run=True),
+                   "upkeep": keel.upkeep.run_due(),
+                   "export": keel.bundle.export_bundle("loans", tmp_path / "loans.keel"),
+                   "import": keel.bundle.import_bundle(tmp_path / "loans.keel", new_name="copy"),
+                   "restore": keel.backup.restore(tmp_path / "b.keel-backup", force=True),
+                   "stream": demo_stream.demo_state(keel)}
+    finally:
+        keel.close()
+    assert isinstance(results["found"], VerifyReport) and not results["found"].healthy
+    assert results["found"].errors == (Finding("orphan", "datasets/loans/v9.parquet", "file no registry row names",
+                                               True, "quarantine"),)
+    assert results["repaired"].healthy and results["repaired"].repaired == (
+        Repair("datasets/loans/v9.parquet", "quarantine", "orphan"),)
+    assert results["repaired"].checked == FilesChecked(projects=1, model_files=1, dataset_files=1, hashed=True)
+    assert isinstance(results["backup"], BackupMade) and results["backup"].projects == ("loans",)
+    assert results["schedule"] == BackupSchedule(every="every 1d", keep=7, folder=str(tmp_path / "backups"),
+                                                 last_backup_at=None)
+    assert results["rules"] == RetentionSettings(keep_archived=2, inbox_days=None, last_applied_at=None)
+    assert results["prune"] == PruneResult(dry_run=True, keep_archived=2, inbox_days=None, pruned_versions=(),
+                                           removed_inbox_files=())
+    upkeep_done = results["upkeep"]
+    assert isinstance(upkeep_done, UpkeepDone) and upkeep_done.backup is not None and not upkeep_done.failed
+    assert upkeep_done.retention == PruneResult(dry_run=False, keep_archived=2, inbox_days=None, pruned_versions=(),
+                                                removed_inbox_files=())
+    assert list(upkeep_done.to_json()) == ["backup", "retention"]
+    assert list(upkeep_done.to_json()["backup"]) == [*BACKUP_KEYS, "removed_old_backups"]
+    assert isinstance(results["export"], BundleExported) and results["import"] == BundleImported(
+        project="copy", imported_from=str(tmp_path / "loans.keel"), original_name="loans", model_versions=1,
+        dataset_versions=1)
+    assert isinstance(results["restore"], Restored) and results["restore"].replaced == ("copy", "loans")
+    assert results["stream"] == DemoStreamState(next=0, batches=demo_stream.DEMO_STREAM.batches,
+                                                project_created_at=None)
+    for result in results.values():
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            result.path = "changed"  # type: ignore[union-attr]
+        assert pickle.loads(pickle.dumps(result)) == result  # crosses the window's child process as it is
+    assert results["repaired"].to_json() == {**_ok(capsys, ws, "verify"), "repaired": [
+        {"path": "datasets/loans/v9.parquet", "action": "quarantine", "check": "orphan"}]}
+    assert results["import"].to_json() == _ok(capsys, tmp_path / "other", "bundle", "import",
+                                              str(tmp_path / "loans.keel"), "--as", "copy")
+    assert {"retention": RetentionSettings(keep_archived=None, inbox_days=None, last_applied_at=None).to_json()} == _ok(
+        capsys, ws, "retention"), "the restored workspace's settings are the backup's"
+
+
+def test_an_archive_lists_its_members_as_typed_entries_and_its_manifest_keeps_its_json(tmp_path):
+    with write_archive(tmp_path / "a.keel", "bundle", {"schema_version": 3}) as writer:
+        added = writer.add_bytes("rows/one.json", b"[]")
+    assert added == ArchiveMember(name="rows/one.json", size=2, sha256=hashlib.sha256(b"[]").hexdigest())
+    with ArchiveReader(tmp_path / "a.keel", expected_kind="bundle") as reader:
+        assert reader.entries == {"rows/one.json": added} and reader.schema_version == 3
+        assert reader.manifest["members"] == [{"name": "rows/one.json", "size": 2, "sha256": added.sha256}]
