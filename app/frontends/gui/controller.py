@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from app.adapters.scheduling import MonitorScheduler
     from app.adapters.serving import ServerHandle
     from app.core.domain.handoff import PushResult
+    from app.core.domain.upkeep import DemoCreated
     from app.core.services.lifecycle import Keel
 
 log = logging.getLogger("keel.ui")
@@ -310,12 +311,12 @@ class Controller(QObject):
 
     # ------------------------------------------------------------------ actions
     def create_demo(self) -> Job | None:
-        def work(job: Job):
+        def work(job: Job) -> "DemoCreated":
             from app.demo.demo_project import create_demo
 
             return create_demo(self.opened_keel, progress=job.report)
 
-        def done(result):
+        def done(result: "DemoCreated") -> None:
             self.notify.emit("info", f"Demo project {result.project} is ready: v{result.version} in production. "
                                      "New batches arrive every few seconds (Model > Play demo stream stops them).")
             self.set_project(result.project)
@@ -607,7 +608,7 @@ class Controller(QObject):
     def reset_demo(self) -> Job | None:
         from app.demo import demo_stream
 
-        def done(result):
+        def done(result: "DemoCreated") -> None:
             self.notify.emit("info", f"Demo reset: v{result.version} in production, the stream starts over.")
             self.set_project(result.project)
 
