@@ -400,11 +400,11 @@ class Controller(QObject):
         """Late labels (`keel labels`): joined by ID; the counts reported as one notice."""
         name = self.project
 
-        def work(job: Job):
+        def work(job: Job) -> LabelsAdded:
             job.report(0.1, f"joining {Path(path).name} by ID")
             return self.opened_keel.labels.add_labels(name, path)
 
-        def done(result: LabelsAdded):
+        def done(result: LabelsAdded) -> None:
             stored = f"dataset v{result.dataset_version}" if result.dataset_version else "nothing stored"
             self.notify.emit("info", f"{name}: {result.joined} label(s) joined ({stored}); "
                                      f"{result.unknown} unknown, {result.duplicate} duplicate, "
