@@ -3,6 +3,7 @@ menus and shortcuts, the job bar, in-window and tray notifications."""
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,23 +80,37 @@ def dot_icon(color: str) -> QIcon:
     return QIcon(pixmap)
 
 
-def read_project_list(keel: "Keel", looked: dict[str, str], last_alert_id: int | None) -> dict:
+@dataclass(frozen=True)
+class ProjectList:
+    """The project list as read on a worker: every project's name and health, the projects seen for the
+    first time (with the workspace clock's now), and the alerts to announce."""
+
+    names: list[str]
+    health: list[ProjectHealth]  # of the names still there when read (a project deleted meanwhile is left out)
+    first_seen: list[str]
+    seen_at: str
+    last_alert_id: int
+    new_alerts: list[AlertNotice]
+
+
+def read_project_list(keel: "Keel", looked: dict[str, str], last_alert_id: int | None) -> ProjectList:
     """On a worker: every project's health (alerts counted since the user last looked at it), and
     the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
     now = keel.clock()
     names = keel.project_names()
-    healths = []
+    healths: list[ProjectHealth] = []
     for name in names:
         try:
             healths.append(keel.insights.health(name, since=looked.get(name) or now))
         except Exception:  # e.g. deleted by another process meanwhile: left out of the list
             log.exception("health of %s", name)
+    opened: list[AlertNotice] = []
     if last_alert_id is None:
-        last_alert_id, opened = keel.last_alert_id(), []
+        last_alert_id = keel.last_alert_id()
     else:
         opened = keel.open_alerts_after(last_alert_id)
-    return {"names": names, "health": healths, "first_seen": [n for n in names if not looked.get(n)],
-            "seen_at": now, "last_alert_id": last_alert_id, "new_alerts": opened}
+    return ProjectList(names=names, health=healths, first_seen=[n for n in names if not looked.get(n)],
+                       seen_at=now, last_alert_id=last_alert_id, new_alerts=opened)
 
 
 class MainWindow(QMainWindow):
@@ -370,7 +385,7 @@ class MainWindow(QMainWindow):
                             on_done=lambda data: self._projects_read(keel, data),
                             on_error=lambda message, details: self._projects_read(keel, None, message))
 
-    def _projects_read(self, keel: "Keel", data: dict | None, error: str = "") -> None:
+    def _projects_read(self, keel: "Keel", data: ProjectList | None, error: str = "") -> None:
         self._reading_projects = False
         if keel is self.controller.keel and not self._closing:
             if data is None:
@@ -380,15 +395,15 @@ class MainWindow(QMainWindow):
         if self._read_projects_again:
             self.refresh_projects()
 
-    def _show_projects(self, data: dict) -> None:
-        for name in data["first_seen"]:  # a project seen for the first time: its past is not news
+    def _show_projects(self, data: ProjectList) -> None:
+        for name in data.first_seen:  # a project seen for the first time: its past is not news
             if not self.settings.value(f"looked/{name}", "", type=str):
-                self.settings.setValue(f"looked/{name}", data["seen_at"])
-        names = data["names"]
+                self.settings.setValue(f"looked/{name}", data.seen_at)
+        names = data.names
         current = self.controller.project or self._restoring_project
         self.project_list.blockSignals(True)
         self.project_list.clear()
-        for health in data["health"]:
+        for health in data.health:
             name = health.project
             item = QListWidgetItem(dot_icon(HEALTH_COLORS[health.state]), self._project_line(health))
             item.setData(Qt.ItemDataRole.UserRole, name)
@@ -403,7 +418,7 @@ class MainWindow(QMainWindow):
                 self.project_list.setCurrentRow(0)
         self._restoring_project = ""
         self.controller.set_project(current)
-        self._announce_alerts(data["last_alert_id"], data["new_alerts"])
+        self._announce_alerts(data.last_alert_id, data.new_alerts)
         self.update_actions()
         if self._offer_demo:
             self._offer_demo = False
