@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,6 +48,8 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection, read_traffic
 
 if TYPE_CHECKING:
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.jobs import Job
     from app.frontends.gui.plots import GrowingSeries
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
@@ -177,7 +180,7 @@ def legend(entries: list[tuple[str, str, str]]) -> str:
                                 f"&nbsp;{text}</span>" for color, glyph, text in entries)
 
 
-def metric_legend(threshold, has_markers: bool) -> str:
+def metric_legend(threshold: float | None, has_markers: bool) -> str:
     entries = [(MEASURED, "●", "measured (labelled batches)"), (ESTIMATED, "▲", "estimated (label-free)")]
     if threshold is not None:
         entries.append((LIMIT, "- -", f"threshold {threshold:.3f}"))
@@ -200,11 +203,11 @@ def legend_label() -> QLabel:
     return label
 
 
-def with_legend(plot, legend_widget: QLabel) -> QWidget:
+def with_legend(plot: QWidget, legend_widget: QLabel) -> QWidget:
     return legend_column(plot, legend_widget)[0]
 
 
-def legend_column(plot, legend_widget: QLabel) -> tuple[QWidget, QVBoxLayout]:
+def legend_column(plot: QWidget, legend_widget: QLabel) -> tuple[QWidget, QVBoxLayout]:
     """The plot over its legend, and the column that holds them (to add more under the plot)."""
     holder = QWidget()
     layout = QVBoxLayout(holder)
@@ -230,7 +233,7 @@ class MonitoringPanel(Panel):
     title = "Monitoring"
     x_axis_changed = Signal(str)  # the user chose the metric plot's x axis (the window remembers it)
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         self.named_actions = actions
         self._last_id = 0
@@ -376,7 +379,7 @@ class MonitoringPanel(Panel):
         visit to this tab nor the first result stalls the window."""
         steps = [self._build_metric_plot, self._build_drift_plots, self._place_plots]
 
-        def next_step():
+        def next_step() -> None:
             if self.plots_built or not steps:
                 return
             steps.pop(0)()
@@ -661,7 +664,7 @@ class MonitoringPanel(Panel):
                 self.series["estimated"].append(x, row["estimated_value"])
         self.flush()
 
-    def _threshold(self, threshold) -> None:
+    def _threshold(self, threshold: float | None) -> None:
         from app.frontends.gui.plots import pg
 
         if threshold is None:
@@ -772,10 +775,10 @@ class MonitoringPanel(Panel):
             return
         name, keel = self.project, self.keel
 
-        def read(job):
+        def read(job: "Job") -> FeatureDistribution:
             return keel.insights.feature_distribution(name, feature)
 
-        def show(distribution):
+        def show(distribution: FeatureDistribution) -> None:
             if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:
                 self.draw_distribution(distribution)
 
@@ -833,7 +836,7 @@ class MonitoringPanel(Panel):
         if not self._unrevealed:
             self.reveal_timer.stop()
 
-    def showEvent(self, event):
+    def showEvent(self, event: QShowEvent) -> None:
         if self.plots_built:
             self._hold_plot_paints()
         super().showEvent(event)
@@ -841,7 +844,7 @@ class MonitoringPanel(Panel):
         if self._unrevealed:
             self.reveal_timer.start()
 
-    def hideEvent(self, event):
+    def hideEvent(self, event: QHideEvent) -> None:
         self.flush_timer.stop()
         self.reveal_timer.stop()  # the plots still held wait for the next visit
         super().hideEvent(event)
