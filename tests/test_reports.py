@@ -11,7 +11,6 @@ from app.core.domain.handoff import ReportWritten
 from app.core.services import reports
 from app.core.services.lifecycle import Keel
 from app.demo import DEMO_PROJECT
-from app.demo.demo_project import create_demo
 
 DEMO_REPORT_LIMIT = 1_000_000
 
@@ -177,13 +176,13 @@ def test_project_without_production_model_needs_a_version(workspace, tmp_path, c
     assert code == 2 and "--version" in out["error"]["message"]
 
 
-def test_demo_report_is_under_one_megabyte(workspace, tmp_path):
-    """The demo project with its whole stream monitored (a concept change, alerts, a retrain)."""
+def test_demo_report_is_under_one_megabyte(demo_workspace, tmp_path):
+    """The demo project (built once per test session, gui_fixtures) with its whole stream monitored
+    (a concept change, alerts, retrains)."""
     from app.demo.demo_stream import DEMO_STREAM, demo_batch
 
-    keel = Keel.open(workspace)
+    keel = Keel.open(demo_workspace)
     try:
-        create_demo(keel)
         for index in range(DEMO_STREAM.batches):
             path = tmp_path / f"demo-{index}.csv"
             demo_batch(index).to_csv(path, index=False)
