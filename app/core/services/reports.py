@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.cards import CommonRows, ComparedVersion
 from app.core.domain.clock import Clock
 from app.core.domain.entities import Deployment, Event, MonitorResult, Project, Run
 from app.core.domain.errors import KeelError
@@ -107,20 +108,15 @@ def _deployments_of(deployments: list[Deployment], version: int) -> tuple[Produc
     return tuple(stints)
 
 
-def _matrix(confusion: list[list[int]] | None) -> tuple[tuple[int, ...], ...] | None:
-    return None if confusion is None else tuple(tuple(row) for row in confusion)
-
-
 def _largest_first(importances: dict[str, float]) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(importances.items(), key=lambda item: -abs(item[1])))
 
 
-def _later_data(common: dict | None, scored: dict) -> LaterData | None:
+def _later_data(common: CommonRows | None, scored: ComparedVersion) -> LaterData | None:
     """A version's metrics on the labelled rows that arrived after it was trained (None: none yet)."""
-    if not common:
+    if common is None:
         return None
-    return LaterData(rows=common["rows"], dataset_versions=tuple(common["dataset_versions"]),
-                     metrics=scored.get("common_metrics", {}))
+    return LaterData(rows=common.rows, dataset_versions=common.dataset_versions, metrics=scored.common_metrics or {})
 
 
 def _read_only(values: Any) -> Any:
@@ -228,7 +224,7 @@ class ReportService:
         params = registry.run_params(run.id) if run else {}
         metrics = self._data.model_metrics(model_version)
         compared = self._insights.compare_versions(project.name, [version])  # the scores on its hold-out
-        scored = compared["versions"][0]
+        scored = compared.versions[0]
         events = registry.events(project.id)
         return ModelCard(
             version=version, created_at=model_version.created_at, task=project.task, target=project.target,
@@ -244,9 +240,9 @@ class ReportService:
                           sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))),
             holdout_rows=params.get("test_rows"), train_rows=params.get("train_rows"),
             refit_on_all_rows=bool(params.get("refit_on_all_rows")),
-            scored_rows=scored["rows"], classes=tuple(scored["classes"]), confusion=_matrix(scored["confusion"]),
-            importance_kind=scored["importance_kind"], importances=_largest_first(scored["importances"]),
-            later_data=_later_data(compared["common"], scored),
+            scored_rows=scored.rows, classes=scored.classes, confusion=scored.confusion,
+            importance_kind=scored.importance_kind, importances=_largest_first(scored.importances),
+            later_data=_later_data(compared.common, scored),
             gate=tuple(_decision(e) for e in events
                        if e.kind == "retrain_decision" and e.details.get("challenger_version") == version),
             deployments=_deployments_of(registry.deployments(project.id), version),
