@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
+from app.core.domain.decisions import SamplingRecord
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -496,7 +497,7 @@ class Keel:
         """ProjectData.training_data: the training window, sampled within the training memory budget."""
         return self._data.training_data(name, since_dataset_version)
 
-    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
+    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, SamplingRecord | None]:
         """ProjectData.labelled_rows: every labelled row, sampled within the training memory budget."""
         return self._data.labelled_rows(name)
 
@@ -510,8 +511,8 @@ class Keel:
         window_params: dict = {}
         if data is None:
             data, window_params = self._training_data(project, cancel_event, lambda f, m: report(0.02 * f, m))
-        sample = (f" (a sample of {data.sampling['of_rows']:,}: the training memory budget is "
-                  f"{data.sampling['memory_budget_mb']:,} MB)" if data.sampling else "")
+        sample = (f" (a sample of {data.sampling.of_rows:,}: the training memory budget is "
+                  f"{data.sampling.memory_budget_mb:,} MB)" if data.sampling else "")
         report(0.02, f"preparing {len(data.frame)} rows{sample}")
         with self.holding_project_lock(name):
             training = self._new_training(project, data, by, reason, cancel_event, report)
@@ -625,7 +626,7 @@ class Keel:
                 library_versions=result.library_versions or ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
                                          "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4),
-                                         **({"training_sample": training.data.sampling} if training.data.sampling else {})})
+                                         **({"training_sample": training.data.sampling.to_json()} if training.data.sampling else {})})
             registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
             registry.insert_model_version(
                 project_id=project.id, version=version, run_id=run_id,
