@@ -163,6 +163,20 @@ class WindowChoice:
 
 
 @dataclass(frozen=True)
+class WindowParameters:
+    """The run parameters that name a training window the policy chose: its name, its rows, and the
+    candidates' scores by window name (empty: none scored)."""
+
+    training_window: str
+    training_window_rows: int
+    training_window_scores: dict[str, float]
+
+    def to_json(self) -> JSON:
+        return {"training_window": self.training_window, "training_window_rows": self.training_window_rows,
+                "training_window_scores": self.training_window_scores}
+
+
+@dataclass(frozen=True)
 class ChosenWindow:
     """The training window a challenger was fitted on (name, description) and how it was chosen."""
 

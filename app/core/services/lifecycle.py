@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
-from app.core.domain.decisions import SamplingRecord
+from app.core.domain.decisions import SamplingRecord, WindowParameters
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -508,9 +508,9 @@ class Keel:
         cancel_event: fit in a child process that setting the event stops at once (nothing is saved)."""
         report = progress or _no_progress
         project = self.project(name)
-        window_params: dict = {}
+        window: WindowParameters | None = None
         if data is None:
-            data, window_params = self._training_data(project, cancel_event, lambda f, m: report(0.02 * f, m))
+            data, window = self._training_data(project, cancel_event, lambda f, m: report(0.02 * f, m))
         sample = (f" (a sample of {data.sampling.of_rows:,}: the training memory budget is "
                   f"{data.sampling.memory_budget_mb:,} MB)" if data.sampling else "")
         report(0.02, f"preparing {len(data.frame)} rows{sample}")
@@ -523,22 +523,22 @@ class Keel:
                 if cancel_event is not None and cancel_event.is_set():
                     raise Cancelled("training cancelled; nothing was saved")
                 run_id = self._record_training(training, trained, files)
-                if window_params:
+                if window is not None:
                     with self._registry.transaction():
-                        self._registry.log_params(run_id, window_params)
+                        self._registry.log_params(run_id, window.to_json())
         report(1.0, f"v{training.version} registered")
         return TrainResult(version=training.version, metrics=trained.result.metrics, run_id=run_id,
                            seconds=round(trained.seconds, 3))
 
     def _training_data(self, project: Project, cancel_event: threading.Event | None = None,
-                       progress: Progress | None = None) -> tuple[TrainingData, dict]:
+                       progress: Progress | None = None) -> tuple[TrainingData, WindowParameters | None]:
         """The project's training window. Under --window adaptive with a production model, the
         window the retraining policy would choose now (policy.training_window); the first model,
         with no change detected yet, trains on all rows."""
         settings = project.settings
         if settings.window == "adaptive" and self._registry.current_deployment(project.id) is not None:
             return self.policy.training_window(project, settings, cancel_event, progress)
-        return self.training_data(project.name), {}
+        return self.training_data(project.name), None
 
     def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
                       cancel_event: threading.Event | None, report: Progress) -> _Training:

@@ -94,6 +94,7 @@ from app.core.domain.decisions import (
     RetrainDetails,
     SamplingRecord,
     WindowChoice,
+    WindowParameters,
 )
 from app.core.domain.entities import Project, TrainingData
 from app.core.domain.errors import BusyError, Cancelled, KeelError, ValidationError
@@ -566,7 +567,7 @@ class PolicyService:
 
     def training_window(self, project: Project, settings: ProjectSettings,
                         cancel_event: threading.Event | None = None,
-                        progress: Progress | None = None) -> tuple[TrainingData, dict[str, Any]]:
+                        progress: Progress | None = None) -> tuple[TrainingData, WindowParameters]:
         """`train` under --window adaptive with a production model: the window the policy would choose
         now (the same candidates, scored the same way on the newest rows: as many as its gate would
         hold), cut from every labelled row. -> (the rows, the run parameters that name the window).
@@ -579,8 +580,7 @@ class PolicyService:
                                        cancel_event=cancel_event, progress=progress)
         frame = window.rows.drop(columns="__version__").reset_index(drop=True)
         used = sorted(int(v) for v in window.rows["__version__"].unique())
-        parameters = {"training_window": window.name, "training_window_rows": len(frame),
-                      "training_window_scores": choice.scores}
+        parameters = WindowParameters(window.name, len(frame), choice.scores)
         return TrainingData(frame, used, sampled(sampling, len(frame))), parameters
 
     def earlier_production_versions(self, project: Project, production: int | None) -> list[int]:
@@ -997,9 +997,8 @@ class PolicyService:
             self._record_cancelled_retrain(project, reasons)
             raise
         with self._registry.transaction():
-            self._registry.log_params(trained.run_id, {"training_window": window.name,
-                                                          "training_window_rows": len(train_part),
-                                                          "training_window_scores": choice.scores})
+            self._registry.log_params(trained.run_id,
+                                      WindowParameters(window.name, len(train_part), choice.scores).to_json())
         fit = ChallengerFit(champion_version=champion.version, challenger_version=trained.version, unseen_rows=unseen,
                             train_rows=len(train_part), tested_rows=len(window.rows), reasons=tuple(reasons),
                             dataset_versions=tuple(used), window=ChosenWindow(window.name, final.description, choice))
