@@ -142,3 +142,18 @@ def test_a_restore_prints_and_stores_the_documents_it_always_had(capsys, workspa
     assert [d["decision"] for d in documents] == ["none", "none", "retrained_deployed", "held", "restored"]
     assert documents[4]["details"]["restored_version"] == 1
     assert_same_documents("restored_when_the_concept_returns", documents)
+
+
+def test_the_policy_state_reads_back_every_budget_and_detector_it_stored():
+    from app.core.domain.decisions import DetectorState, RetrainBudget
+
+    pinned = json.loads(GOLDEN.read_text())
+    documents = [document for scenario in pinned.values() for document in scenario]
+    for document in documents:
+        for kind, stored in ((RetrainBudget, document["budget"]), (DetectorState, document["detector"])):
+            assert json.dumps(kind.from_json(stored).to_json()) == json.dumps(stored)  # key for key, in order
+    assert RetrainBudget.from_json({}).to_json() == {} and DetectorState.from_json({}).to_json() == {}
+    # a drift that started after a challenger was fitted came last in the dict the policy wrote: the same
+    # values come back, the keys in the budget's own order
+    later_drift = {"batches": 9, "tokens": 0.5, "retrains": 1, "momentum": False, "drift": {"since": 8, "rejected": 0}}
+    assert RetrainBudget.from_json(later_drift).to_json() == later_drift

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -766,7 +767,7 @@ class PolicyService:
         return Outcome(decision, message, details, version)
 
     # ------------------------------------------------------------------- triggers, back-off, budget
-    def _retrain_reasons(self, project: Project, settings: ProjectSettings, cycle_rules: dict,
+    def _retrain_reasons(self, project: Project, settings: ProjectSettings, cycle_rules: Mapping[str, str],
                          observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
         """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
         opened_rules: the rules whose alert the cycle opened."""
