@@ -201,7 +201,7 @@ def latest_value(cycle: CycleResult) -> float | None:
 
 
 # --------------------------------------------------------------------------- the budget
-def tokens(budget: RetrainBudget) -> float:
+def budget_tokens(budget: RetrainBudget) -> float:
     """The challengers in the token bucket (a new project starts with BUDGET_START)."""
     return BUDGET_START if budget.tokens is None else budget.tokens
 
@@ -214,7 +214,7 @@ def budget_share(state: PolicyState) -> float:
 def budget_allows(state: PolicyState) -> bool:
     """A whole challenger in the token bucket, and one more keeps the challengers within a quarter of the batches."""
     budget = state.budget
-    return tokens(budget) >= 1 and (budget.retrains or 0) + 1 <= budget_share(state)
+    return budget_tokens(budget) >= 1 and (budget.retrains or 0) + 1 <= budget_share(state)
 
 
 def budget_after_challenger(budget: RetrainBudget, promoted: bool,
@@ -671,7 +671,7 @@ class PolicyService:
         # a traffic window labelled late counts as a batch; a batch labelled late was counted when it was monitored
         batches = len(cycle.batches) + sum(1 for late in cycle.late_windows if late.traffic_window is not None)
         budget = replace(state.budget, batches=(state.budget.batches or 0) + batches,
-                         tokens=min(BUDGET_BURST, tokens(state.budget) + BUDGET_PER_BATCH * batches))
+                         tokens=min(BUDGET_BURST, budget_tokens(state.budget) + BUDGET_PER_BATCH * batches))
         if observation.change or any(alert.rule in DRIFT_RULES for alert in cycle.alerts_opened):
             budget = replace(budget, drift=DriftSpell(since=change_point))  # a drift starts (or starts again)
         new_state = state.but(change_point=change_point, budget=budget,
@@ -875,7 +875,7 @@ class PolicyService:
                 message=f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
                         f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})")
         if not budget_allows(state):
-            held, batches, retrains = tokens(state.budget), state.budget.batches or 0, state.budget.retrains or 0
+            held, batches, retrains = budget_tokens(state.budget), state.budget.batches or 0, state.budget.retrains or 0
             return BudgetHold(
                 budget=round(held, 3), batches=batches, retrains=retrains, allowed=budget_share(state),
                 message=f"the retrain budget holds {held:.2f} of a challenger (one more every "
@@ -891,14 +891,15 @@ class PolicyService:
         state = store.read_policy_state(self._registry, project.id)
         streak = state.budget.hold_streak
         with self._registry.transaction():
-            if streak and streak.hold == held.hold:
+            going_on = streak is not None and streak.hold == held.hold
+            if streak is not None and going_on:
                 streak = streak.continued(position)
-                details = HeldDetails(held, tuple(reasons), streak, fallback.details.change_detected)
             else:
-                if streak:
+                if streak is not None:
                     self._record_hold_end(project, streak, f"held ({held.hold})")
                 streak = HoldStreak(hold=held.hold, since=position, until=position, batches=1)
-                details = HeldDetails(held, tuple(reasons), streak, fallback.details.change_detected)
+            details = HeldDetails(held, tuple(reasons), streak, fallback.details.change_detected)
+            if not going_on:
                 self._registry.add_event(project, "retrain_held", message, "policy", details.event_json())
             store.write_policy_state(self._registry, project.id,
                                      state.but(budget=replace(state.budget, hold_streak=streak)))
@@ -943,7 +944,7 @@ class PolicyService:
     def _spend_budget(self, project: Project) -> None:
         """Every challenger fitted counts, whatever its gate decides."""
         state = store.read_policy_state(self._registry, project.id)
-        budget = replace(state.budget, tokens=tokens(state.budget) - 1, retrains=(state.budget.retrains or 0) + 1)
+        budget = replace(state.budget, tokens=budget_tokens(state.budget) - 1, retrains=(state.budget.retrains or 0) + 1)
         with self._registry.transaction():
             store.write_policy_state(self._registry, project.id, state.but(budget=budget))
 
@@ -1018,7 +1019,7 @@ class PolicyService:
         budget it spent is given back; the audit log says it was cancelled."""
         state = store.read_policy_state(self._registry, project.id)
         fitted = 1 if state.budget.retrains is None else state.budget.retrains
-        budget = replace(state.budget, tokens=tokens(state.budget) + 1, retrains=max(0, fitted - 1))
+        budget = replace(state.budget, tokens=budget_tokens(state.budget) + 1, retrains=max(0, fitted - 1))
         with self._registry.transaction():
             store.write_policy_state(self._registry, project.id, state.but(budget=budget))
             self._registry.add_event(project, "retrain_cancelled",
