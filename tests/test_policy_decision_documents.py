@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from loop_helpers import batch, cli, drop, make_project
+from store_helpers import sql_row, sql_rows
 
 from app.core.domain.decisions import ChangeFinding, CycleDetails, HeldDetails, RestoreDetails, RetrainDetails
 
@@ -34,9 +35,9 @@ def rounded(value):
 
 def stored_details(registry, after_id: int) -> tuple[list[dict], int]:
     """The policy's events after `after_id`: kind and details_json (checked to be json.dumps' own text)."""
-    rows = registry.query(f"SELECT id, kind, details_json FROM events WHERE id > ? AND kind IN "
-                          f"({', '.join('?' for _ in POLICY_EVENTS)}) ORDER BY id", (after_id, *POLICY_EVENTS))
-    newest = registry.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")["id"]
+    rows = sql_rows(registry, f"SELECT id, kind, details_json FROM events WHERE id > ? AND kind IN "
+                              f"({', '.join('?' for _ in POLICY_EVENTS)}) ORDER BY id", (after_id, *POLICY_EVENTS))
+    newest = sql_rows(registry, "SELECT COALESCE(MAX(id), 0) AS id FROM events")[0]["id"]
     events = []
     for row in rows:
         details = json.loads(row["details_json"])
@@ -78,7 +79,7 @@ def monitored_documents(capsys, workspace: Path, store, settings: dict, batches:
             drop(keel, "loan", frame, f"batch-{index}.csv")
             out = monitor(capsys, workspace, keel)
             events, seen = stored_details(registry, seen)
-            state = registry.query_one("SELECT budget_json, detector_json FROM policy_state")
+            state = sql_row(registry, "SELECT budget_json, detector_json FROM policy_state")
             documents.append({"decision": out["decision"], "details": rounded(out["details"]),
                               "change_detected": rounded(out["change_detected"]), "events": events,
                               "budget": rounded(json.loads(state["budget_json"])),
