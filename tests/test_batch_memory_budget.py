@@ -39,7 +39,7 @@ def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(
         result = store(keel).last_monitor_result(project.id)
         data = service_dependencies(keel, store(keel)).data
         path = str(data.dataset_path("loan", result.dataset_version))
-        sample = result.details["sample"]
+        sample = result.details.sample
         assert sample["of_rows"] == 600 and 90 < sample["sampled_rows"] < 210 and "memory_budget_mb" in sample
         assert (result.rows, result.labelled_rows) == (600, 600)  # the batch's counts; the sample is in details
         batch_pieces = [rows for read, rows in pieces_read if read == path]

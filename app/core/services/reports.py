@@ -101,22 +101,22 @@ def _batch(result: MonitorResult) -> dict:
             "rows": result.rows, "labelled_rows": result.labelled_rows, "value": result.value,
             "estimated_value": result.estimated_value, "drift_share": result.drift_share,
             "drifted": result.drifted_features,
-            "fired": sorted(rule for rule, message in result.details.get("rules", {}).items() if message)}
+            "fired": result.details.fired()}
 
 
 def _feature_drift(results: list[MonitorResult]) -> list[dict]:
     """Per feature: its statistics on each batch of the period, and how often it drifted."""
     names: list[str] = []
     for result in results:
-        names.extend(n for n in result.details.get("features", {}) if n not in names)
+        names.extend(n for n in result.details.features if n not in names)
     rows = []
     for name in names:
         cells = []
         for result in results:
-            stats = result.details.get("features", {}).get(name)
+            stats = result.details.features.get(name)
             cells.append(None if stats is None else {
-                "dataset_version": result.dataset_version, "psi": stats.get("psi"), "drifted": stats.get("drifted"),
-                "effect": stats.get("wasserstein_norm", stats.get("jensen_shannon")), "kind": stats.get("kind")})
+                "dataset_version": result.dataset_version, "psi": stats.psi, "drifted": stats.drifted,
+                "effect": stats.effect, "kind": stats.kind})
         drifted = [c["dataset_version"] for c in cells if c and c["drifted"]]
         rows.append({"name": name, "cells": cells, "drifted_in": drifted,
                      "kind": next((c["kind"] for c in cells if c), "numeric")})

@@ -99,19 +99,20 @@ def confirm(parent: QWidget | None, title: str, text: str, informative: str = ""
 
 
 class RecordsModel(QAbstractTableModel):
-    """Rows of dicts shown through column specs: (header, key or function(row), tooltip)."""
+    """Rows of dicts, or typed records read through functions, shown through column specs:
+    (header, key or function(row), tooltip)."""
 
     def __init__(self, columns: list[tuple[str, Any]], parent=None):
         super().__init__(parent)
         self.columns = columns
-        self.rows: list[dict] = []
+        self.rows: list[Any] = []  # dicts, or typed records
         self._raw: list[list] = []
         self._text: list[list[str]] = []
         self._colors: list = []
         self._shown_columns: list[tuple[str, Any]] | None = None  # the columns the rows were shown with
         self.row_colors: Callable[[dict], str | None] | None = None
 
-    def set_rows(self, rows: list[dict]) -> None:
+    def set_rows(self, rows: list[Any]) -> None:
         """Show `rows`. When rows keep their identity (an "id" or "version" key) only what changed is
         touched: new rows are inserted, changed rows repainted, so the views keep their selection,
         sort order and scroll position through background refreshes."""
@@ -128,8 +129,11 @@ class RecordsModel(QAbstractTableModel):
         self.endResetModel()
 
     @staticmethod
-    def row_key(record: dict):
-        return record.get("id", record.get("version"))
+    def row_key(record: Any):
+        """A dict's "id" or "version"; a typed record's id attribute (monitoring results)."""
+        if isinstance(record, dict):
+            return record.get("id", record.get("version"))
+        return getattr(record, "id", None)
 
     def _row_values(self, record: dict) -> list:
         return [self._compute(record, spec) for _, spec in self.columns]
