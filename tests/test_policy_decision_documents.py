@@ -1,0 +1,116 @@
+"""The policy's decision documents stay as they were: `monitor --once --json`'s `details` and
+`change_detected` (keys in order, values) and the details the audit log stores for each decision
+(events.details_json, text), for a promoted retrain, a rejected one, its holds (back-off, budget,
+new rows) and a change the detector dated. The documents are pinned in
+tests/fixtures/policy_decision_documents.json (to regenerate them, only when a key is deliberately
+added: KEEL_PIN_DOCUMENTS=write pytest tests/test_policy_decision_documents.py, and review the diff)."""
+
+import json
+import os
+from pathlib import Path
+
+from loop_helpers import batch, cli, drop, make_project
+
+GOLDEN = Path(__file__).parent / "fixtures" / "policy_decision_documents.json"
+POLICY_EVENTS = ("retrain_decision", "restore_decision", "retrain_held", "retrain_hold_ended", "change_detected",
+                 "retrain_cancelled")
+
+
+def rounded(value):
+    """The document with its floats at 9 significant digits (the order of keys kept)."""
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return value
+
+
+def stored_details(registry, after_id: int) -> tuple[list[dict], int]:
+    """The policy's events after `after_id`: kind and details_json (checked to be json.dumps' own text)."""
+    rows = registry.query(f"SELECT id, kind, details_json FROM events WHERE id > ? AND kind IN "
+                          f"({', '.join('?' for _ in POLICY_EVENTS)}) ORDER BY id", (after_id, *POLICY_EVENTS))
+    newest = registry.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")["id"]
+    events = []
+    for row in rows:
+        details = json.loads(row["details_json"])
+        assert json.dumps(details) == row["details_json"]  # the text is json.dumps of the document, in its order
+        events.append({"kind": row["kind"], "details": rounded(details)})
+    return events, newest
+
+
+def monitored_documents(capsys, workspace: Path, store, settings: dict, batches: list,
+                        rows: int = 800) -> list[dict]:
+    """Each cycle's decision, `details`, `change_detected` (monitor --once --json) and the policy's events."""
+    keel = make_project(workspace, rows=rows, settings=settings)
+    registry = store(workspace)
+    documents, seen = [], stored_details(registry, 0)[1]
+    try:
+        for index, frame in enumerate(batches):
+            drop(keel, "loan", frame, f"batch-{index}.csv")
+            code, out = cli(capsys, workspace, "monitor", "loan", "--once")
+            assert code == 0, out
+            events, seen = stored_details(registry, seen)
+            state = registry.query_one("SELECT budget_json, detector_json FROM policy_state")
+            documents.append({"decision": out["decision"], "details": rounded(out["details"]),
+                              "change_detected": rounded(out["change_detected"]), "events": events,
+                              "budget": rounded(json.loads(state["budget_json"])),
+                              "detector": rounded(json.loads(state["detector_json"]))})
+    finally:
+        keel.close()
+    return documents
+
+
+def rejected_and_held(capsys, workspace: Path, store) -> list[dict]:
+    """Stationary data and an unreachable floor: rejected, held (back-off), held (budget), rejected."""
+    return monitored_documents(capsys, workspace, store, {"policy": "auto", "threshold": 0.999},
+                               [batch(5), batch(6, rows=100), batch(7, rows=250), batch(17, rows=100)])
+
+
+def promoted_after_a_detected_change(capsys, workspace: Path, store) -> list[dict]:
+    """Four stationary batches, then a change the detector dates: promoted, then held (new rows)."""
+    concepts = [0.0, 0.0, 0.0, 0.0, 0.6, 0.8]
+    return monitored_documents(capsys, workspace, store, {"policy": "auto"},
+                               [batch(60 + index, rows=300, concept=c) for index, c in enumerate(concepts)], rows=1000)
+
+
+def restored_when_the_concept_returns(capsys, workspace: Path, store) -> list[dict]:
+    """A new concept (promoted, then held), then the old one again: the earlier version is restored."""
+    concepts = [0.0, 0.0, 1.0, 1.0, 0.0]
+    return monitored_documents(capsys, workspace, store, {"policy": "auto"},
+                               [batch(40 + index, rows=400, concept=c) for index, c in enumerate(concepts)], rows=1000)
+
+
+def assert_same_documents(name: str, documents: list[dict]) -> None:
+    pinned = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    if os.environ.get("KEEL_PIN_DOCUMENTS") == "write":
+        GOLDEN.write_text(json.dumps({**pinned, name: documents}, indent=1) + "\n")
+    expected = json.loads(GOLDEN.read_text())[name]
+    assert [d["decision"] for d in documents] == [e["decision"] for e in expected]
+    for document, want in zip(documents, expected):
+        # json.dumps compares the order of the keys as well as the values
+        assert json.dumps(document) == json.dumps(want), document["decision"]
+
+
+def test_a_rejected_retrain_and_its_holds_print_and_store_the_documents_they_always_have(capsys, workspace, store):
+    documents = rejected_and_held(capsys, workspace, store)
+    assert [d["decision"] for d in documents] == ["retrained_rejected", "held", "held", "retrained_rejected"]
+    assert [d["details"].get("hold") for d in documents] == [None, "back-off", "budget", None]
+    assert_same_documents("rejected_and_held", documents)
+
+
+def test_a_promoted_retrain_after_a_detected_change_prints_and_stores_the_documents_it_always_had(capsys, workspace, store):
+    documents = promoted_after_a_detected_change(capsys, workspace, store)
+    assert [d["decision"] for d in documents] == ["none"] * 4 + ["retrained_deployed", "held"]
+    change = documents[4]["change_detected"]
+    assert change is not None and change == documents[4]["details"]["change_detected"]
+    assert [e["kind"] for e in documents[4]["events"]][:2] == ["change_detected", "change_detected"]
+    assert_same_documents("promoted_after_a_detected_change", documents)
+
+
+def test_a_restore_prints_and_stores_the_documents_it_always_had(capsys, workspace, store):
+    documents = restored_when_the_concept_returns(capsys, workspace, store)
+    assert [d["decision"] for d in documents] == ["none", "none", "retrained_deployed", "held", "restored"]
+    assert documents[4]["details"]["restored_version"] == 1
+    assert_same_documents("restored_when_the_concept_returns", documents)
