@@ -114,7 +114,7 @@ def test_policy_off_records_results_without_alerts(keel):
 def _result(value, estimated=None, drifted=(), share=0.0, metric="accuracy"):
     return monitoring.BatchResult(dataset_version=3, rows=100, labelled=value is not None, labelled_rows=100,
                                   metric=metric, value=value, estimated_value=estimated,
-                                  drifted_features=list(drifted), drift_share=share, prediction_drift=None)
+                                  drifted_features=tuple(drifted), drift_share=share, prediction_drift=None)
 
 
 def test_rules_respect_the_metric_direction():

@@ -104,7 +104,7 @@ def evaluate_batch(loaded: LoadedModel, reference: drift.DriftReference, frame: 
     result = BatchResult(
         dataset_version=row.version, rows=len(frame), labelled=bool(labelled.any()),
         labelled_rows=int(labelled.sum()), metric=metric, value=value, estimated_value=estimated,
-        drifted_features=drifted, drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
+        drifted_features=tuple(drifted), drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
         prediction_drift=None if prediction_stats is None else prediction_stats.psi)
     return result, details
 
@@ -184,8 +184,8 @@ class MonitoringService:
             frame, sample = self._data.batch_within_budget(name, row.version)
             result, details = evaluate_batch(loaded, reference, frame, row, project.metric)
             if sample:  # evaluated on a sample that fits the memory budget; the counts are the batch's
-                result.rows, result.labelled_rows = row.rows, row.labelled_rows
-            result.rules = check_rules(result, settings, training_value)
+                result = dataclasses.replace(result, rows=row.rows, labelled_rows=row.labelled_rows)
+            result = dataclasses.replace(result, rules=check_rules(result, settings, training_value))
             details = dataclasses.replace(details, sample=sample or None, rules=dict(result.rules),
                                           training_value=training_value, has_ids=_has_ids(frame, settings.id_column))
             with self._registry.transaction():
