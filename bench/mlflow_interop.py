@@ -336,9 +336,9 @@ def reference_timing(python: Path, keel, folder: Path, frame_path: Path, status:
         for entry in status["versions"]:
             facts = keel.mlflow.version_facts(PROJECT, entry["version"])
             record = keel.mlflow.run_record(PROJECT, entry["version"])
-            models.append({"version": entry["version"], "path": str(facts["artifact"]), "trusted": facts["trusted_types"],
-                           "params": record["params"], "metrics": record["metrics"],
-                           "requirements": mlflow_model.pinned_requirements(facts["library_versions"])})
+            models.append({"version": entry["version"], "path": str(facts.artifact), "trusted": list(facts.trusted_types),
+                           "params": record.params, "metrics": record.metrics,
+                           "requirements": mlflow_model.pinned_requirements(facts.library_versions)})
         script = folder / "mlflow_reference.py"
         script.write_text(MLFLOW_REFERENCE)
         started = time.perf_counter()  # the whole script, from process start, as for `keel push`

@@ -206,7 +206,7 @@ def test_a_monitoring_result_from_a_worker_appears_on_the_plot(qtbot, window):
 
     qtbot.waitUntil(plotted, timeout=10000)
     assert panel.series["estimated"].curve.getData()[1][-1] == pytest.approx(0.83)
-    assert panel.table_model.rows[0].value == pytest.approx(0.8123)
+    assert panel.table_model.rows[0]["value"] == pytest.approx(0.8123)
 
 
 def test_changes_from_another_process_are_noticed(qtbot, window, store):

@@ -26,6 +26,7 @@ def test_file_menu_exports_the_production_report(qtbot, window, tmp_path, monkey
     assert job.state == "done" and asked[0].endswith("demo-credit-report.html")
     html = output.read_text(encoding="utf-8")
     assert "Model card: v1" in html and "since v1 was deployed" in html
+    assert ("info", f"Report of v1 written to {output}.") in window.banner.history
     assert window.errors == []
 
 
@@ -41,6 +42,7 @@ def test_file_menu_exports_the_production_model_for_mlflow(qtbot, window, tmp_pa
     keel = window.controller.keel
     sha256 = store(keel).model_version(keel.project("demo-credit").id, 1).sha256
     assert hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest() == sha256
+    assert ("info", f"v1 exported as an MLflow model to {folder}.") in window.banner.history
     assert window.errors == []
 
 
@@ -55,4 +57,5 @@ def test_file_menu_pushes_every_version_to_an_mlflow_server(qtbot, window, monke
         assert job.state == "done"
         assert [r["info"]["status"] for r in server.active_runs()] == ["FINISHED"]
         assert server.registered["demo-credit"]["aliases"] == [{"alias": "production", "version": "1"}]
+        assert ("info", f"demo-credit: 1 version(s) on {server.uri}, 3 change(s).") in window.banner.history
     assert window.errors == []

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from app.adapters.mlflow_rest import MlflowRestClient, tags_of
 from app.core.domain.errors import KeelError
+from app.core.domain.handoff import ProductionAlias, PushedVersion, PushResult, RunRecord, VersionFacts
 from app.core.domain.results import ProjectStatus
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ READY_TIMEOUT_SECONDS = 60
 
 
 def push(keel: Keel, name: str, tracking_uri: str, version: int | None = None, all_versions: bool = False,
-         client: MlflowRestClient | None = None) -> dict:
+         client: MlflowRestClient | None = None) -> PushResult:
     status = keel.status(name)
     production = status.production_version
     versions = _versions_to_push(status, version, all_versions)
@@ -40,11 +41,11 @@ def push(keel: Keel, name: str, tracking_uri: str, version: int | None = None, a
     experiment = _experiment(client, name)
     _registered_model(client, name)
     registered = {tags_of(mv).get("keel.version"): mv for mv in client.search_model_versions(name)}
-    pushed = [_push_version(keel, client, name, experiment, v, registered) for v in versions]
+    pushed = tuple(_push_version(keel, client, name, experiment, v, registered) for v in versions)
     alias = _production_alias(client, name, production, registered)
-    added = sum(p["run_created"] + p["model_version_created"] for p in pushed) + int(alias["changed"])
-    return {"project": name, "tracking_uri": client.base, "experiment_id": experiment["experiment_id"],
-            "registered_model": name, "versions": pushed, "alias": alias, "added": added}
+    added = sum(p.run_created + p.model_version_created for p in pushed) + int(alias.changed)
+    return PushResult(project=name, tracking_uri=client.base, experiment_id=experiment["experiment_id"],
+                      registered_model=name, versions=pushed, alias=alias, added=added)
 
 
 def _versions_to_push(status: ProjectStatus, version: int | None, all_versions: bool) -> list[int]:
@@ -99,9 +100,9 @@ def _registered_model(client: MlflowRestClient, name: str) -> dict:
 
 
 def _push_version(keel: Keel, client: MlflowRestClient, name: str, experiment: dict, version: int,
-                  registered: dict) -> dict:
+                  registered: dict) -> PushedVersion:
     record = keel.mlflow.run_record(name, version)  # registry reads only: a push with nothing to do is quick
-    sha256 = record["tags"]["keel.sha256"]
+    sha256 = record.sha256
     run, created = _finished_run(keel, client, name, experiment, version, record)
     model_version = registered.get(str(version))
     model_version_created = model_version is None
@@ -109,44 +110,44 @@ def _push_version(keel: Keel, client: MlflowRestClient, name: str, experiment: d
         source = run["info"]["artifact_uri"].rstrip("/") + "/" + MODEL_ARTIFACT_DIR
         model_version = client.create_model_version(
             name, source, run["info"]["run_id"], {"keel.version": str(version), "keel.sha256": sha256},
-            record["description"])
+            record.description)
         model_version = _wait_ready(client, name, model_version)
         registered[str(version)] = model_version
     elif tags_of(model_version).get("keel.sha256") != sha256:
         raise KeelError(f"the registered model {name!r} on {client.base} has another v{version} "
                         f"(sha256 {tags_of(model_version).get('keel.sha256', '?')[:12]}…): a different project "
                         "of the same name; nothing of it was changed")
-    return {"version": version, "run_id": run["info"]["run_id"], "model_version": model_version["version"],
-            "run_created": created, "model_version_created": model_version_created}
+    return PushedVersion(version=version, run_id=run["info"]["run_id"], model_version=model_version["version"],
+                         run_created=created, model_version_created=model_version_created)
 
 
 def _finished_run(keel: Keel, client: MlflowRestClient, name: str, experiment: dict, version: int,
-                  record: dict) -> tuple[dict, bool]:
+                  record: RunRecord) -> tuple[dict, bool]:
     """The version's finished run on the server, made (with its model uploaded) when missing."""
     existing = client.search_runs(experiment["experiment_id"], {"keel.project": name, "keel.version": str(version)})
     for run in existing:
-        if tags_of(run).get("keel.sha256") != record["tags"]["keel.sha256"]:
+        if tags_of(run).get("keel.sha256") != record.sha256:
             raise KeelError(f"the MLflow experiment {name!r} on {client.base} has a run for another v{version} "
                             "(different sha256): a different project of the same name; nothing was pushed")
         if run["info"].get("status") == "FINISHED":
             return run, False
         client.delete_run(run["info"]["run_id"])  # left by an interrupted push: made again below
     facts = keel.mlflow.version_facts(name, version)  # verifies the model file before it leaves
-    run = client.create_run(experiment["experiment_id"], f"{name}-v{version}", record["start_ms"],
-                            {**record["tags"], "mlflow.note.content": record["description"]})
+    run = client.create_run(experiment["experiment_id"], f"{name}-v{version}", record.start_ms,
+                            {**record.tags, "mlflow.note.content": record.description})
     run_id = run["info"]["run_id"]
     _upload_model(keel, client, name, version, facts, run, run_id)
-    client.log_batch(run_id, record["params"], record["metrics"], record["end_ms"])
-    client.finish_run(run_id, record["end_ms"])
+    client.log_batch(run_id, record.params, record.metrics, record.end_ms)
+    client.finish_run(run_id, record.end_ms)
     return run, True
 
 
-def _upload_model(keel: Keel, client: MlflowRestClient, name: str, version: int, facts: dict, run: dict,
+def _upload_model(keel: Keel, client: MlflowRestClient, name: str, version: int, facts: VersionFacts, run: dict,
                   run_id: str) -> None:
     root = _artifact_proxy_path(client, run["info"]["artifact_uri"])
     with tempfile.TemporaryDirectory(prefix="keel-mlflow-") as folder:
         directory = Path(folder) / MODEL_ARTIFACT_DIR
-        keel.mlflow.write_model_directory(name, version, directory, {**facts, "mlflow_run_id": run_id})
+        keel.mlflow.write_model_directory(name, version, directory, facts.in_run(run_id))
         for path in sorted(directory.iterdir()):
             client.upload(f"{root}/{MODEL_ARTIFACT_DIR}/{path.name}", path.read_bytes())
 
@@ -162,14 +163,15 @@ def _wait_ready(client: MlflowRestClient, name: str, model_version: dict) -> dic
     return model_version
 
 
-def _production_alias(client: MlflowRestClient, name: str, production: int | None, registered: dict) -> dict:
+def _production_alias(client: MlflowRestClient, name: str, production: int | None,
+                      registered: dict) -> ProductionAlias:
     """Point the `production` alias at the production version's model version (if it is on the server)."""
     target = registered.get(str(production)) if production is not None else None
     if target is None:
-        return {"alias": PRODUCTION_ALIAS, "keel_version": production, "model_version": None, "changed": False}
+        return ProductionAlias(alias=PRODUCTION_ALIAS, keel_version=production, model_version=None, changed=False)
     current = {a["alias"]: a["version"] for a in (client.get_registered_model(name) or {}).get("aliases", [])}
     changed = current.get(PRODUCTION_ALIAS) != str(target["version"])
     if changed:
         client.set_alias(name, PRODUCTION_ALIAS, str(target["version"]))
-    return {"alias": PRODUCTION_ALIAS, "keel_version": production, "model_version": str(target["version"]),
-            "changed": changed}
+    return ProductionAlias(alias=PRODUCTION_ALIAS, keel_version=production, model_version=str(target["version"]),
+                           changed=changed)

@@ -24,6 +24,7 @@ from app.frontends import recovery_cli, runner, serve_cli
 from app.frontends.exit_codes import INTERRUPTED, USER_FIXABLE, exit_code_for
 
 if TYPE_CHECKING:
+    from app.core.domain.handoff import PushResult
     from app.core.services.lifecycle import Keel
 
 Handler = Callable[["Keel", argparse.Namespace], Any]  # a command: its result (a dict or a typed result)
@@ -289,7 +290,7 @@ def _export(keel: Keel, args: argparse.Namespace) -> Any:
     return keel.export_model(args.name, args.version, args.output)
 
 
-def _push(keel: Keel, args: argparse.Namespace) -> dict:
+def _push(keel: Keel, args: argparse.Namespace) -> PushResult:
     from app.adapters import mlflow_push
     from app.adapters.mlflow_rest import MlflowServerError
     from app.frontends.exit_codes import FAILED, CommandError

@@ -27,6 +27,7 @@ from pathlib import Path
 from app.core.domain.clock import Clock
 from app.core.domain.entities import Schema
 from app.core.domain.errors import KeelError
+from app.core.domain.handoff import MlflowExport, ModelDirectory, RunRecord, VersionFacts
 from app.core.ml import artifacts, datasets
 from app.core.services.project_data import ProjectData
 from app.core.store.registry import Registry
@@ -56,7 +57,7 @@ def signature_outputs(schema: Schema) -> list[dict]:
     return [{"type": {"integer": "long", "float": "double"}.get(schema.target_kind, "string"), "required": True}]
 
 
-def pinned_requirements(library_versions: dict) -> list[str]:
+def pinned_requirements(library_versions: dict[str, str]) -> list[str]:
     """`name==version` for each library the model needs, as the version was trained with."""
     from importlib import metadata
 
@@ -72,9 +73,8 @@ def pinned_requirements(library_versions: dict) -> list[str]:
     return [MLFLOW_REQUIREMENT, *pins]
 
 
-def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_version: str, created: datetime) -> dict:
+def mlmodel(facts: VersionFacts, model_bytes: int, python_version: str, created: datetime) -> dict:
     """The MLmodel document (MLflow's documented fields, as mlflow.sklearn.save_model writes them)."""
-    trusted = version_facts["trusted_types"]
     return {
         "artifact_path": "model",
         "flavors": {
@@ -89,20 +89,21 @@ def mlmodel(version_facts: dict, schema: Schema, model_bytes: int, python_versio
                 "code": None,
                 "pickled_model": MODEL_FILE,  # MLflow's name for the key, whatever the format
                 "serialization_format": "skops",
-                "sklearn_version": version_facts["library_versions"].get("scikit-learn"),
-                "skops_trusted_types": trusted,
+                "sklearn_version": facts.library_versions.get("scikit-learn"),
+                "skops_trusted_types": list(facts.trusted_types),
             },
         },
         "is_signature_from_type_hint": False,
-        "metadata": {"keel_project": version_facts["project"], "keel_version": version_facts["version"],
-                     "keel_sha256": version_facts["sha256"], "keel_model_inputs": "features after Keel's cleaning"},
+        "metadata": {"keel_project": facts.project, "keel_version": facts.version,
+                     "keel_sha256": facts.sha256, "keel_model_inputs": "features after Keel's cleaning"},
         "model_size_bytes": model_bytes,
         "model_id": None,
-        "model_uuid": uuid.uuid5(uuid.NAMESPACE_URL, f"keel:{version_facts['sha256']}").hex,
-        "run_id": version_facts.get("mlflow_run_id"),
+        "model_uuid": uuid.uuid5(uuid.NAMESPACE_URL, f"keel:{facts.sha256}").hex,
+        "run_id": facts.mlflow_run_id,
         "saved_input_example_info": {"artifact_path": INPUT_EXAMPLE_FILE, "pandas_orient": "split",
                                      "serving_input_path": SERVING_INPUT_FILE, "type": "dataframe"},
-        "signature": {"inputs": json.dumps(signature_inputs(schema)), "outputs": json.dumps(signature_outputs(schema)),
+        "signature": {"inputs": json.dumps(signature_inputs(facts.schema)),
+                      "outputs": json.dumps(signature_outputs(facts.schema)),
                       "params": None},
         "type_hint_from_example": False,
         "utc_time_created": created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
@@ -142,7 +143,7 @@ class MlflowModelService:
         self._data = data
         self._clock = clock
 
-    def export_mlflow(self, name: str, version: int, output: str | os.PathLike) -> dict:
+    def export_mlflow(self, name: str, version: int, output: str | os.PathLike) -> MlflowExport:
         """`export NAME --version N --format mlflow --output DIR`: DIR must not exist yet, outside the workspace."""
         from app.core.services.paths import check_output_path
 
@@ -160,48 +161,50 @@ class MlflowModelService:
         with self._registry.transaction():
             self._registry.add_event(project, "model_exported", f"v{version} exported as an MLflow model to {destination}",
                                      "user", {"version": version, "format": "mlflow", "output": str(destination)})
-        return {"version": version, "path": str(destination), "format": "mlflow", "sha256": facts["sha256"], **written}
+        return MlflowExport(version=version, path=str(destination), sha256=facts.sha256, directory=written)
 
-    def version_facts(self, name: str, version: int) -> dict:
+    def version_facts(self, name: str, version: int) -> VersionFacts:
         """What an MLflow model (and an MLflow run) says about a version: identity, trust, lineage."""
         loaded = self._data.load_version(name, version)  # checks the hash and the trusted types first
         model_version = loaded.model_version
         run = self._registry.run(model_version.run_id) if model_version.run_id else None
-        return {"project": name, "version": version, "sha256": model_version.sha256,
-                "artifact": self._workspace.root / model_version.artifact_path,
-                "trusted_types": sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types)),
-                "library_versions": run.library_versions if run else {},
-                "created_at": model_version.created_at, "model": loaded.model, "schema": loaded.project.schema}
+        return VersionFacts(
+            project=name, version=version, sha256=model_version.sha256,
+            artifact=self._workspace.root / model_version.artifact_path,
+            trusted_types=tuple(sorted(set(artifacts.KEEL_TRUSTED_TYPES) | set(model_version.extra_trusted_types))),
+            library_versions=dict(run.library_versions) if run else {}, created_at=model_version.created_at,
+            schema=loaded.project.schema)
 
-    def write_model_directory(self, name: str, version: int, destination: Path, facts: dict | None = None) -> dict:
+    def write_model_directory(self, name: str, version: int, destination: Path,
+                              facts: VersionFacts | None = None) -> ModelDirectory:
         """Write the MLflow model directory of a version into destination (a new folder; it must not exist)."""
         import yaml
 
         facts = facts or self.version_facts(name, version)
-        schema = facts["schema"]
-        python_version = facts["library_versions"].get("python") or platform.python_version()
-        requirements = pinned_requirements(facts["library_versions"])
-        example = self._example_rows(name, version, schema)
+        python_version = facts.library_versions.get("python") or platform.python_version()
+        requirements = pinned_requirements(facts.library_versions)
+        example = self._example_rows(name, version, facts.schema)
         staging = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            shutil.copyfile(facts["artifact"], staging / MODEL_FILE)
+            shutil.copyfile(facts.artifact, staging / MODEL_FILE)
             files = environment_files(requirements, python_version)
             files[INPUT_EXAMPLE_FILE] = json.dumps(example)
             files[SERVING_INPUT_FILE] = json.dumps({"dataframe_split": example}, indent=2)
             for file_name, text in files.items():
                 (staging / file_name).write_text(text, encoding="utf-8")
             size = sum(p.stat().st_size for p in staging.iterdir())
-            document = mlmodel(facts, schema, size, python_version, self._clock.moment())
+            document = mlmodel(facts, size, python_version, self._clock.moment())
             (staging / "MLmodel").write_text(yaml.safe_dump(document, default_flow_style=False), encoding="utf-8")
             os.replace(staging, destination)  # the folder appears whole or not at all
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return {"files": sorted(p.name for p in destination.iterdir()), "requirements": requirements}
+        return ModelDirectory(files=tuple(sorted(p.name for p in destination.iterdir())),
+                              requirements=tuple(requirements))
 
-    def run_record(self, name: str, version: int) -> dict:
+    def run_record(self, name: str, version: int) -> RunRecord:
         """A version as an MLflow run: params, metrics and tags with Keel's lineage (times in ms)."""
         project = self._data.project(name)
         registry = self._registry
@@ -226,14 +229,14 @@ class MlflowModelService:
             "keel.library_versions": json.dumps(run.library_versions if run else {}),
             "mlflow.source.name": "keel", "mlflow.source.type": "LOCAL",
         }
-        return {
-            "params": {key: _param_text(value) for key, value in sorted(params.items())},
-            "metrics": {key: value for key, value in metrics.items() if value is not None and math.isfinite(value)},
-            "tags": tags,
-            "start_ms": _millis((run.started_at if run else None) or model_version.created_at),
-            "end_ms": _millis((run.finished_at if run else None) or model_version.created_at),
-            "description": f"Keel project {name}, model v{version} ({project.task}, target {project.target})",
-        }
+        return RunRecord(
+            params={key: _param_text(value) for key, value in sorted(params.items())},
+            metrics={key: value for key, value in metrics.items() if value is not None and math.isfinite(value)},
+            tags=tags,
+            start_ms=_millis((run.started_at if run else None) or model_version.created_at),
+            end_ms=_millis((run.finished_at if run else None) or model_version.created_at),
+            description=f"Keel project {name}, model v{version} ({project.task}, target {project.target})",
+        )
 
     def _example_rows(self, name: str, version: int, schema: Schema) -> dict:
         """A few hold-out rows in pandas' split orient; missing values as null (JSON has no NaN)."""

@@ -11,9 +11,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import RESOURCES
@@ -38,7 +39,7 @@ def install_excepthook() -> None:
     """An unexpected exception in a slot: logged with its traceback, shown as a message; never a crash."""
     showing: list[bool] = []  # an error dialog is open
 
-    def hook(kind, value, trace):
+    def hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
         if issubclass(kind, KeyboardInterrupt):
             QApplication.quit()
             return
@@ -60,7 +61,7 @@ def install_excepthook() -> None:
     sys.excepthook = hook
 
 
-def acquire_workspace_lock(workspace_root: Path, ask=True):
+def acquire_workspace_lock(workspace_root: Path, ask: bool = True) -> "tuple[WorkspaceLock | None, bool]":
     """-> (lock or None, read_only). A second window on the same workspace is offered read-only or quit."""
     from app.core.services.session import WorkspaceLock
 
@@ -90,7 +91,7 @@ class StartupReport(QObject):
 
     POLL_MS = 5
 
-    def __init__(self, window):
+    def __init__(self, window: "MainWindow") -> None:
         super().__init__(window)
         self.main_window = window
         self.painted = False
@@ -99,17 +100,17 @@ class StartupReport(QObject):
         self._poll.timeout.connect(self._check_shown)
         window.installEventFilter(self)
 
-    def eventFilter(self, watched, event):
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if not self.painted and event.type() == QEvent.Type.Paint:
             self.painted = True
             QTimer.singleShot(0, self._report_paint)
         return False
 
-    def _report_paint(self):
+    def _report_paint(self) -> None:
         print(f"FIRST_PAINT {time.time():.6f}", flush=True)
         self._poll.start()
 
-    def _check_shown(self):
+    def _check_shown(self) -> None:
         if not self.main_window.workspace_shown():
             return
         self._poll.stop()
@@ -124,7 +125,7 @@ class StartupReport(QObject):
 class Application:
     """One window on one workspace; File > Open workspace… swaps it for another."""
 
-    def __init__(self, qt_app: QApplication, start_scheduler: bool = True):
+    def __init__(self, qt_app: QApplication, start_scheduler: bool = True) -> None:
         self.qt_app = qt_app
         self.main_window: MainWindow | None = None
         self.lock: WorkspaceLock | None = None
@@ -196,14 +197,14 @@ def configure_process() -> None:
     shield_none_refcount()  # the job runner sets the switch interval its workers need
 
 
-def follow_system_colour_scheme(qt_app) -> None:
+def follow_system_colour_scheme(qt_app: QApplication) -> None:
     """Light or dark as the system says, switched live: the style's palette for the new scheme
     (widgets and plots repaint from the palette, see plot_items.apply_palette)."""
     hints = qt_app.styleHints()
     if not hasattr(hints, "colorSchemeChanged"):  # Qt before 6.5
         return
 
-    def switch(_scheme=None) -> None:
+    def switch(_scheme: Qt.ColorScheme | None = None) -> None:
         qt_app.setPalette(qt_app.style().standardPalette())
 
     hints.colorSchemeChanged.connect(switch)

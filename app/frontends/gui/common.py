@@ -1,19 +1,22 @@
 """Small shared pieces: item models, formatting, the error dialog, the job bar, the banner."""
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
+    QObject,
+    QPersistentModelIndex,
     QSettings,
     QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QHideEvent, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -28,7 +31,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from app.frontends.gui.jobs import Job
+
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+# One row of a table: a JSON document (a typed result's to_json(), or a few named values) whose
+# values are of mixed kinds (text, numbers, flags, lists): Any, as in every JSON document.
+Record = dict[str, Any]
+# A column: (header, the record's key or a function of the record).
+ColumnSpec = str | Callable[[Record], Any]
+Column = tuple[str, ColumnSpec]
+AnyIndex = QModelIndex | QPersistentModelIndex
 # The palette: every colour the window uses, by what it means.
 GOOD_COLOR = "#2e9d4f"
 WARNING_COLOR = "#d08a00"
@@ -99,20 +114,19 @@ def confirm(parent: QWidget | None, title: str, text: str, informative: str = ""
 
 
 class RecordsModel(QAbstractTableModel):
-    """Rows of dicts, or typed records read through functions, shown through column specs:
-    (header, key or function(row), tooltip)."""
+    """Rows of dicts shown through column specs: (header, key or function(row))."""
 
-    def __init__(self, columns: list[tuple[str, Any]], parent=None):
+    def __init__(self, columns: Sequence[Column], parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.columns = columns
-        self.rows: list[Any] = []  # dicts, or typed records
-        self._raw: list[list] = []
+        self.columns: list[Column] = list(columns)
+        self.rows: list[Record] = []
+        self._raw: list[list[Any]] = []
         self._text: list[list[str]] = []
-        self._colors: list = []
-        self._shown_columns: list[tuple[str, Any]] | None = None  # the columns the rows were shown with
-        self.row_colors: Callable[[dict], str | None] | None = None
+        self._colors: list[str | None] = []
+        self._shown_columns: list[Column] | None = None  # the columns the rows were shown with
+        self.row_colors: Callable[[Record], str | None] | None = None
 
-    def set_rows(self, rows: list[Any]) -> None:
+    def set_rows(self, rows: list[Record]) -> None:
         """Show `rows`. When rows keep their identity (an "id" or "version" key) only what changed is
         touched: new rows are inserted, changed rows repainted, so the views keep their selection,
         sort order and scroll position through background refreshes."""
@@ -129,16 +143,13 @@ class RecordsModel(QAbstractTableModel):
         self.endResetModel()
 
     @staticmethod
-    def row_key(record: Any):
-        """A dict's "id" or "version"; a typed record's id attribute (monitoring results)."""
-        if isinstance(record, dict):
-            return record.get("id", record.get("version"))
-        return getattr(record, "id", None)
+    def row_key(record: Record) -> object:
+        return record.get("id", record.get("version"))
 
-    def _row_values(self, record: dict) -> list:
+    def _row_values(self, record: Record) -> list[Any]:
         return [self._compute(record, spec) for _, spec in self.columns]
 
-    def _update_in_place(self, rows: list[dict]) -> bool:
+    def _update_in_place(self, rows: list[Record]) -> bool:
         old = [self.row_key(r) for r in self.rows]
         new = [self.row_key(r) for r in rows]
         if not old or None in old or None in new or len(set(new)) != len(new):
@@ -176,19 +187,19 @@ class RecordsModel(QAbstractTableModel):
         return True
 
     @staticmethod
-    def _compute(record: dict, spec):
+    def _compute(record: Record, spec: ColumnSpec) -> Any:
         return spec(record) if callable(spec) else record.get(spec)
 
-    def rowCount(self, parent=QModelIndex()):
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.rows)
 
-    def columnCount(self, parent=QModelIndex()):
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.columns)
 
-    def raw(self, row: int, column: int):
+    def raw(self, row: int, column: int) -> Any:
         return self._raw[row][column]
 
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
@@ -205,7 +216,7 @@ class RecordsModel(QAbstractTableModel):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return self.columns[section][0]
         return None
@@ -214,23 +225,23 @@ class RecordsModel(QAbstractTableModel):
 class DataFrameModel(QAbstractTableModel):
     """A read-only view of a DataFrame: cells are read on demand, nothing is copied."""
 
-    def __init__(self, frame=None, parent=None):
+    def __init__(self, frame: "pd.DataFrame | None" = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.frame = frame
 
-    def set_frame(self, frame) -> None:
+    def set_frame(self, frame: "pd.DataFrame | None") -> None:
         self.beginResetModel()
         self.frame = frame
         self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()):
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() or self.frame is None else len(self.frame)
 
-    def columnCount(self, parent=QModelIndex()):
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() or self.frame is None else len(self.frame.columns)
 
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole or self.frame is None:
             return None
         value = self.frame.iat[index.row(), index.column()]
         try:
@@ -242,7 +253,7 @@ class DataFrameModel(QAbstractTableModel):
             return f"{value:.6g}"
         return str(value)
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if role != Qt.ItemDataRole.DisplayRole or self.frame is None:
             return None
         if orientation == Qt.Orientation.Horizontal:
@@ -250,7 +261,7 @@ class DataFrameModel(QAbstractTableModel):
         return str(section + 1)
 
 
-def make_table(model, sortable: bool = True, stretch_last: bool = True) -> tuple[QTableView, QSortFilterProxyModel]:
+def make_table(model: QAbstractTableModel, sortable: bool = True, stretch_last: bool = True) -> tuple[QTableView, QSortFilterProxyModel]:
     proxy = QSortFilterProxyModel()
     proxy.setSourceModel(model)
     proxy.setSortRole(SORT_ROLE)
@@ -273,7 +284,7 @@ def make_table(model, sortable: bool = True, stretch_last: bool = True) -> tuple
     return view, proxy
 
 
-def selected_records(view: QTableView, model: RecordsModel) -> list[dict]:
+def selected_records(view: QTableView, model: RecordsModel) -> list[Record]:
     shown = view.model()  # the sorting proxy over `model` (make_table), or the model itself
     selected = view.selectionModel().selectedRows()
     if isinstance(shown, QSortFilterProxyModel):
@@ -307,10 +318,10 @@ class JobBar(QFrame):
 
     cancel_requested = Signal(object)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.job = None
+        self.job: Job | None = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
         self.label = QLabel()
@@ -329,7 +340,7 @@ class JobBar(QFrame):
         self._clock.timeout.connect(lambda: self.job is not None and self._label(self.job))
         self.hide()
 
-    def _label(self, job) -> None:
+    def _label(self, job: "Job") -> None:
         import time
 
         message = f" — {job.message}" if job.message else ""
@@ -337,14 +348,14 @@ class JobBar(QFrame):
         elapsed = f" · {time.monotonic() - job.started_at:.0f} s" if job.started_at and job.state == "running" else ""
         self.label.setText(f"{job.title}{queued}{message}{elapsed}")
 
-    def hideEvent(self, event):
+    def hideEvent(self, event: QHideEvent) -> None:
         self._clock.stop()
         super().hideEvent(event)
 
     def stop(self) -> None:
         self._clock.stop()
 
-    def show_job(self, job) -> None:
+    def show_job(self, job: "Job | None") -> None:
         if job is None:
             self.job = None
             self.hide()
@@ -369,7 +380,7 @@ class Banner(QFrame):
     """An in-window notification (always shown, tray or not). Given a tab widget as parent, it
     floats over the top of the page, below the tab bar, and takes no room in any layout."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
         if parent is not None:
@@ -415,9 +426,7 @@ class Banner(QFrame):
         self.setGeometry(8, top, width, self.heightForWidth(width) if self.hasHeightForWidth()
                          else self.sizeHint().height())
 
-    def eventFilter(self, watched, event):
-        from PySide6.QtCore import QEvent
-
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.parentWidget() and event.type() == QEvent.Type.Resize and self.isVisible():
             self.place()
         return False
@@ -427,7 +436,7 @@ class Banner(QFrame):
 
 
 class Card(QFrame):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.layout_ = QVBoxLayout(self)
@@ -438,18 +447,18 @@ class Sparkline(QWidget):
     """A small line of recent values with an optional threshold, drawn with QPainter
     (the Overview paints at start-up without importing pyqtgraph)."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.values: list[float] = []
-        self.threshold = None
+        self.threshold: float | None = None
         self.setMinimumHeight(64)
         self.setMaximumHeight(130)
 
-    def set_values(self, values: list[float], threshold=None) -> None:
+    def set_values(self, values: list[float], threshold: float | None = None) -> None:
         self.values, self.threshold = [float(v) for v in values], threshold
         self.update()
 
-    def paintEvent(self, event):
+    def paintEvent(self, event: QPaintEvent) -> None:
         from PySide6.QtCore import QPointF
         from PySide6.QtGui import QPainter, QPen
 
@@ -466,10 +475,10 @@ class Sparkline(QWidget):
         pad = (high - low) * 0.1
         low, high = low - pad, high + pad
 
-        def y(value):
+        def y(value: float) -> float:
             return margin + (high - value) / (high - low) * height
 
-        def x(index):
+        def x(index: int) -> float:
             return margin_left + (index / max(1, len(self.values) - 1)) * width
 
         text = self.palette().color(QPalette.ColorRole.WindowText)

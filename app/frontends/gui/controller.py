@@ -30,6 +30,7 @@ from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
 if TYPE_CHECKING:
     from app.adapters.scheduling import MonitorScheduler
+    from app.core.domain.handoff import PushResult
     from app.core.services.lifecycle import Keel
 
 log = logging.getLogger("keel.ui")
@@ -495,16 +496,16 @@ class Controller(QObject):
         name = self.project
         return self.run(name, "export", f"Exporting v{version} as an MLflow model",
                         lambda job: self.opened_keel.mlflow.export_mlflow(name, version, destination), project=name,
-                        on_done=lambda r: self.notify.emit("info", f"v{version} exported as an MLflow model to {r['path']}."))
+                        on_done=lambda r: self.notify.emit("info", f"v{version} exported as an MLflow model to {r.path}."))
 
     def push_mlflow(self, tracking_uri: str) -> Job:
         from app.adapters import mlflow_push
 
         name = self.project
 
-        def done(result):
-            self.notify.emit("info", f"{name}: {len(result['versions'])} version(s) on {result['tracking_uri']}, "
-                                     f"{result['added']} change(s).")
+        def done(result: "PushResult") -> None:
+            self.notify.emit("info", f"{name}: {len(result.versions)} version(s) on {result.tracking_uri}, "
+                                     f"{result.added} change(s).")
 
         return self.run(name, "export", f"Pushing {name} to MLflow",
                         lambda job: mlflow_push.push(self.opened_keel, name, tracking_uri, all_versions=True), project=name,

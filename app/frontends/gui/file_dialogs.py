@@ -14,14 +14,14 @@ from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QFileInfo
-from PySide6.QtGui import QAbstractFileIconProvider
+from PySide6.QtGui import QAbstractFileIconProvider, QIcon
 from PySide6.QtWidgets import QFileDialog, QFileIconProvider, QWidget
 
 
 class NameOnlyIconProvider(QFileIconProvider):
     """Icons and type names from the path alone: no file is opened to guess its type."""
 
-    def icon(self, target):
+    def icon(self, target: QAbstractFileIconProvider.IconType | QFileInfo) -> QIcon:
         if isinstance(target, QFileInfo):
             kind = QAbstractFileIconProvider.IconType.Folder if target.isDir() else QAbstractFileIconProvider.IconType.File
             return super().icon(kind)

@@ -22,11 +22,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from app.core.domain.errors import Cancelled, KeelError
+
+if TYPE_CHECKING:
+    from app.core.ml.childproc import ChildQueue
 
 log = logging.getLogger("keel.jobs")
 
@@ -253,7 +256,8 @@ class JobRunner(QObject):
 CANCELLED_CHILD_SECONDS = 60.0
 
 
-def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dict, takes_cancel_event: bool) -> None:
+def _child_call(queue: "ChildQueue", workspace_dir: str, method: str, args: tuple[object, ...], kwargs: dict[str, object],
+                takes_cancel_event: bool) -> None:
     """Runs in a spawned child: open the workspace, call one Keel method (or a service's: "policy.monitor"),
     send the result back. takes_cancel_event: the method gets a cancel_event that the parent's terminate
     (SIGTERM) sets, and the work it would start in a process of its own (Keel.train's fit, the candidate
@@ -283,7 +287,8 @@ def _child_call(queue, workspace_dir: str, method: str, args: tuple, kwargs: dic
         report_failure(queue, exc)
 
 
-def call_in_child(job: Job, workspace_dir: str, method: str, *args, takes_cancel_event: bool = False, **kwargs):
+def call_in_child(job: Job, workspace_dir: str, method: str, *args: object, takes_cancel_event: bool = False,
+                  **kwargs: object) -> Any:  # what the method returns: each caller knows which
     """Keel(workspace_dir).<method>(*args, progress=..., **kwargs) in a spawned process; method may name
     one of Keel's services' methods ("inbox.sweep").
 

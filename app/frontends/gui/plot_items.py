@@ -9,7 +9,7 @@ import math
 
 import pyqtgraph
 from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QMouseEvent, QPalette, QWheelEvent
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication
 
 MIN_HINT_HEIGHT = 100  # a plot's preferred height when it was given no minimum
@@ -25,7 +25,7 @@ def _set_options() -> None:
 _set_options()
 
 
-def apply_palette(widget) -> None:
+def apply_palette(widget: pyqtgraph.PlotWidget) -> None:
     """Background, axes, tick labels and title in the window's palette (light or dark)."""
     palette = QApplication.palette()
     base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
@@ -45,8 +45,8 @@ def apply_palette(widget) -> None:
 class BatchAxis(pyqtgraph.AxisItem):
     """An x axis of dataset versions: whole numbers only, written v1, v2, …"""
 
-    def tickValues(self, minVal, maxVal, size):
-        levels = []
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+        levels: list[tuple[float, list[float]]] = []
         for spacing, values in super().tickValues(minVal, maxVal, size):
             whole = [v for v in values if float(v).is_integer()]
             if spacing >= 1 and whole:
@@ -55,7 +55,7 @@ class BatchAxis(pyqtgraph.AxisItem):
             levels = [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
         return levels
 
-    def tickStrings(self, values, scale, spacing):
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         return [f"v{int(round(v))}" for v in values]
 
 
@@ -63,17 +63,19 @@ class PageFriendlyPlotWidget(pyqtgraph.PlotWidget):
     """A PlotWidget whose mouse wheel scrolls the page it sits in (a scroll area) unless Ctrl is
     held or the plot was clicked first: a wheel turned to scroll must not zoom what passes under it."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.zoom_armed = False  # set by a click on the plot, cleared when the pointer leaves
 
-    def scroll_area(self):
+    def scroll_area(self) -> QAbstractScrollArea | None:
         parent = self.parentWidget()
-        while parent is not None and not isinstance(parent, QAbstractScrollArea):
+        while parent is not None:
+            if isinstance(parent, QAbstractScrollArea):
+                return parent
             parent = parent.parentWidget()
-        return parent
+        return None
 
-    def wheelEvent(self, event):
+    def wheelEvent(self, event: QWheelEvent) -> None:
         ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
         area = None if ctrl or self.zoom_armed else self.scroll_area()
         if area is None:
@@ -83,22 +85,22 @@ class PageFriendlyPlotWidget(pyqtgraph.PlotWidget):
         QApplication.sendEvent(area.horizontalScrollBar() if horizontal else area.verticalScrollBar(), event)
         event.accept()  # the page scrolled; the plot keeps its range
 
-    def sizeHint(self):
+    def sizeHint(self) -> QSize:
         # as tall as its minimum: in a scrolling page the layout's preferred height is the
         # sum of the hints, and QGraphicsView's own hint would make every plot a screen high
         hint = super().sizeHint()
         return QSize(hint.width(), max(self.minimumHeight(), MIN_HINT_HEIGHT))
 
-    def mousePressEvent(self, event):
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         self.zoom_armed = True
         super().mousePressEvent(event)
 
-    def changeEvent(self, event):
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
         if changed and self.getPlotItem() is not None:  # not while the widget is being built
             apply_palette(self)  # light to dark (or back) at once, without a restart
 
-    def leaveEvent(self, event):
+    def leaveEvent(self, event: QEvent) -> None:
         self.zoom_armed = False
         super().leaveEvent(event)

@@ -2,10 +2,17 @@
 classes Keel derives from its own are in plot_items, imported with it."""
 
 import time
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.frontends.gui.common import ACCENT_COLOR
+
+if TYPE_CHECKING:  # pyqtgraph ships no type information: its classes name what is passed, mypy sees Any
+    import pyqtgraph
+
+    from app.frontends.gui.plot_items import BatchAxis, PageFriendlyPlotWidget
 
 QT_MODULES = ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets")
 
@@ -32,25 +39,26 @@ def warm_qt_bindings(pending: list[tuple[object, str]], budget_seconds: float) -
     return not pending
 
 
-def pg():
+def pg() -> ModuleType:
     """pyqtgraph, with the window's options set (plot_items sets them once, when it is first imported)."""
     from app.frontends.gui import plot_items
 
     return plot_items.pyqtgraph
 
 
-def metric_batch_axis():
+def metric_batch_axis() -> "BatchAxis":
     from app.frontends.gui.plot_items import BatchAxis
 
     return BatchAxis(orientation="bottom")
 
 
-def date_axis():
+def date_axis() -> "pyqtgraph.DateAxisItem":
     """A bottom axis of dates and times (local time), ticks chosen for the zoom level."""
     return pg().DateAxisItem(orientation="bottom")
 
 
-def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: bool = False, height: int = 0):
+def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: bool = False,
+                height: int = 0) -> "PageFriendlyPlotWidget":
     from app.frontends.gui.plot_items import PageFriendlyPlotWidget, apply_palette
 
     axis = {"bottom": metric_batch_axis()} if batch_axis else {}
@@ -71,7 +79,7 @@ def plot_widget(title: str = "", left: str = "", bottom: str = "", batch_axis: b
     return widget
 
 
-def cache_static_parts(widget) -> None:
+def cache_static_parts(widget: "pyqtgraph.PlotWidget") -> None:
     """Axes and title are repainted from a cached pixmap: switching back to a tab with
     three plots then costs a blit, not a full re-render of every tick label."""
     from PySide6.QtWidgets import QGraphicsItem
@@ -85,7 +93,7 @@ def cache_static_parts(widget) -> None:
 class GrowingSeries:
     """A growing NumPy buffer (amortised doubling) for one curve; the GUI timer calls flush()."""
 
-    def __init__(self, curve):
+    def __init__(self, curve: "pyqtgraph.PlotDataItem") -> None:
         self.curve = curve
         self.xs = np.empty(64)
         self.ys = np.empty(64)
@@ -113,14 +121,14 @@ class GrowingSeries:
         return self.ys[:self.count].copy()
 
 
-def clear_plot(widget) -> None:
+def clear_plot(widget: "pyqtgraph.PlotWidget") -> None:
     """Items and the custom tick labels (feature names) both go: nothing of the last data stays."""
     widget.clear()
     for name in ("left", "bottom"):
         widget.getAxis(name).setTicks(None)
 
 
-def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCENT_COLOR, value_label: str = "") -> None:
+def bar_chart(widget: "pyqtgraph.PlotWidget", labels: list[str], values: list[float], color: str = ACCENT_COLOR, value_label: str = "") -> None:
     """Horizontal bars, largest on top; the left axis is as wide as the longest label."""
     lib = pg()
     clear_plot(widget)
@@ -136,14 +144,14 @@ def bar_chart(widget, labels: list[str], values: list[float], color: str = ACCEN
         widget.setLabel("bottom", value_label)
 
 
-def bar_chart_height(widget, bars: int) -> int:
+def bar_chart_height(widget: "pyqtgraph.PlotWidget", bars: int) -> int:
     """The height a horizontal bar chart needs for each bar's label to stand on its own line:
     a line of text per bar, plus the title and the value axis."""
     line = widget.fontMetrics().height() + 4
     return bars * line + 4 * line
 
 
-def bar_chart_highlight(widget, labels: list[str], values: list[float], highlighted: list[str], color: str) -> None:
+def bar_chart_highlight(widget: "pyqtgraph.PlotWidget", labels: list[str], values: list[float], highlighted: list[str], color: str) -> None:
     """Draws the bars of `highlighted` labels again, in `color`, over a bar_chart of the same data."""
     lib = pg()
     order = list(np.argsort(values))
@@ -151,7 +159,7 @@ def bar_chart_highlight(widget, labels: list[str], values: list[float], highligh
     widget.addItem(lib.BarGraphItem(x0=0, y=[r[0] for r in rows], height=0.7, width=[r[1] for r in rows], brush=color))
 
 
-def heatmap(widget, matrix: list[list[int]], labels: list[str]) -> None:
+def heatmap(widget: "pyqtgraph.PlotWidget", matrix: list[list[int]], labels: list[str]) -> None:
     """A confusion matrix: rows are the true class, columns the predicted class, counts written in."""
     lib = pg()
     clear_plot(widget)

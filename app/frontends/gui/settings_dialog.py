@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -100,7 +101,7 @@ def _explain(form: QFormLayout) -> None:
             widget.setToolTip(text)
 
 
-def _optional_number(spin, checkbox: QCheckBox) -> QWidget:
+def _optional_number(spin: QAbstractSpinBox, checkbox: QCheckBox) -> QWidget:
     holder = QWidget()
     row = QHBoxLayout(holder)
     row.setContentsMargins(0, 0, 0, 0)
@@ -120,7 +121,7 @@ class SettingsDialog(QDialog):
 
     saved = Signal(dict)
 
-    def __init__(self, project: Project, parent=None, check: Check | None = None):
+    def __init__(self, project: Project, parent: QWidget | None = None, check: Check | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Settings of {project.name}")
         self.setObjectName("settingsDialog")

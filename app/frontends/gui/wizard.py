@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableView,
     QVBoxLayout,
+    QWidget,
     QWizard,
     QWizardPage,
 )
@@ -39,13 +40,16 @@ from app.frontends.gui.common import (
 
 if TYPE_CHECKING:
     from app.core.domain.entities import Schema
+    from app.core.domain.results import ProjectCreated
     from app.core.ml.datasets import RawTable
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.jobs import Job
 
 PREVIEW_ROWS = 200
 
 
 class FilePage(QWizardPage):
-    def __init__(self, wizard: "NewProjectWizard"):
+    def __init__(self, wizard: "NewProjectWizard") -> None:
         super().__init__()
         self.wiz = wizard
         self.setTitle("Pick a data file")
@@ -89,13 +93,13 @@ class FilePage(QWizardPage):
 
         keel = self.wiz.controller.keel
 
-        def read(job):
+        def read(job: "Job") -> "tuple[RawTable, set[str]]":
             from app.core.ml import datasets
 
             # the names taken, for the suggested project name: read here too, never on the GUI thread
             return datasets.read_table(path), set(keel.project_names()) if keel is not None else set()
 
-        def done(result):
+        def done(result: "tuple[RawTable, set[str]]") -> None:
             raw, taken_names = result
             if self.path.text().strip() != path:
                 return
@@ -107,7 +111,7 @@ class FilePage(QWizardPage):
             self.wiz.file_loaded(raw, path, taken_names)
             self.completeChanged.emit()
 
-        def failed(message, details):
+        def failed(message: str, details: str) -> None:
             if self.path.text().strip() == path:
                 self._loaded_path = None
                 self.status.setText(f"<span style='color:{BAD_COLOR}'>Cannot use this file: {message}</span>")
@@ -119,7 +123,7 @@ class FilePage(QWizardPage):
 
 
 class TargetPage(QWizardPage):
-    def __init__(self, wizard: "NewProjectWizard"):
+    def __init__(self, wizard: "NewProjectWizard") -> None:
         super().__init__()
         self.wiz = wizard
         self.setTitle("Target and model")
@@ -161,7 +165,7 @@ class TargetPage(QWizardPage):
         self.target.currentTextChanged.connect(self.target_changed)
         self.task.currentTextChanged.connect(self.task_changed)
 
-    def fill(self, raw, path: str, taken_names: set[str]) -> None:
+    def fill(self, raw: "RawTable", path: str, taken_names: set[str]) -> None:
         """The page for a file just read; taken_names: the workspace's project names (read with the file)."""
         self.name.setText(suggest_project_name(path, taken_names))
         columns = [str(c) for c in raw.frame.columns]
@@ -186,15 +190,15 @@ class TargetPage(QWizardPage):
 
         task = guess_task(raw.frame[column])
         self.guess.setText(f"“{column}” looks like a {task} target.")
-        self.suggest_id_column(column)
+        self.suggest_id_column(raw, column)
         self.task.setCurrentText(task)
         self.task_changed(task)
 
-    def suggest_id_column(self, target: str) -> None:
-        """Name the ID-like columns; the choice stays the user's (none by default)."""
+    def suggest_id_column(self, raw: "RawTable", target: str) -> None:
+        """Name the ID-like columns of the file read; the choice stays the user's (none by default)."""
         from app.core.ml.datasets import id_column_candidates
 
-        candidates = id_column_candidates(self.wiz.raw.frame, target)
+        candidates = id_column_candidates(raw.frame, target)
         if candidates:
             self.id_hint.setText(f"“{candidates[0]}” looks like an ID (one value per row, never a feature): "
                                  "choose it to join labels that arrive later to what was scored.")
@@ -217,8 +221,8 @@ class TargetPage(QWizardPage):
     def isComplete(self) -> bool:
         return is_valid_project_name(self.name.text().strip()) and bool(self.target.currentText())
 
-    def settings(self) -> dict:
-        settings = {"preset": self.preset.currentData(), "metric": self.metric_box.currentData()}
+    def settings(self) -> dict[str, str | float]:
+        settings: dict[str, str | float] = {"preset": self.preset.currentData(), "metric": self.metric_box.currentData()}
         if self.id_column.currentData():
             settings["id_column"] = self.id_column.currentData()
         if self.use_threshold.isChecked():
@@ -227,7 +231,7 @@ class TargetPage(QWizardPage):
 
 
 class SchemaPage(QWizardPage):
-    def __init__(self, wizard: "NewProjectWizard"):
+    def __init__(self, wizard: "NewProjectWizard") -> None:
         super().__init__()
         self.wiz = wizard
         self.setTitle("Schema")
@@ -259,8 +263,11 @@ class SchemaPage(QWizardPage):
         page = self.wiz.target_page
         target, task = page.target.currentText(), page.task.currentText()
         self.schema, self.error_text = None, ""
+        raw = self.wiz.raw
+        if raw is None:  # not reached: the file page is complete only once a file is read
+            return
         try:
-            schema = infer_schema(self.wiz.raw, target, task, id_column=page.id_column.currentData())
+            schema = infer_schema(raw, target, task, id_column=page.id_column.currentData())
         except KeelError as exc:
             self.error.setText(str(exc))
             self.schema_rows.set_rows([])
@@ -293,14 +300,14 @@ class SchemaPage(QWizardPage):
 
 
 class NewProjectWizard(QWizard):
-    def __init__(self, controller, parent=None):
+    def __init__(self, controller: "Controller", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.setWindowTitle("New project")
         self.setObjectName("newProjectWizard")
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
         self.setMinimumSize(760, 560)
-        self.raw = None
+        self.raw: RawTable | None = None
         self.path = ""
         self.file_page = FilePage(self)
         self.target_page = TargetPage(self)
@@ -308,9 +315,9 @@ class NewProjectWizard(QWizard):
         for page in (self.file_page, self.target_page, self.schema_page):
             self.addPage(page)
         self.setButtonText(QWizard.WizardButton.FinishButton, "Create project")
-        self.job = None
+        self.job: Job | None = None
 
-    def file_loaded(self, raw, path: str, taken_names: set[str]) -> None:
+    def file_loaded(self, raw: "RawTable", path: str, taken_names: set[str]) -> None:
         self.raw, self.path = raw, path
         self.target_page.fill(raw, path, taken_names)
 
@@ -319,7 +326,7 @@ class NewProjectWizard(QWizard):
         name = page.name.text().strip()
         train_now = self.schema_page.train_now.isChecked()
 
-        def created(_result):
+        def created(_result: "ProjectCreated") -> None:
             if train_now:
                 self.controller.train_and_deploy_first(name)
 

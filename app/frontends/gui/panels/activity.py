@@ -1,18 +1,25 @@
 """Activity: the project's audit log, filterable."""
 
-from PySide6.QtCore import QSortFilterProxyModel
-from PySide6.QtWidgets import QComboBox, QLineEdit
+from typing import TYPE_CHECKING
 
-from app.frontends.gui.common import SORT_ROLE, RecordsModel, local_time, make_table
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QLineEdit, QWidget
+
+from app.frontends.gui.common import SORT_ROLE, Record, RecordsModel, local_time, make_table
 from app.frontends.gui.panels.base import Panel
+
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
 
 ALL_KINDS = "All kinds"
 
 
-class ActivityPanel(Panel):
+class ActivityPanel(Panel[list[Record]]):
     title = "Activity"
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         layout, top = self.page_layout("Activity")
         self.kind = QComboBox()
@@ -37,10 +44,10 @@ class ActivityPanel(Panel):
     def clear(self) -> None:
         self.table_model.set_rows([])
 
-    def read(self, keel, project: str) -> list[dict]:
+    def read(self, keel: "Keel", project: str) -> list[Record]:
         return [event.to_json() for event in keel.events(project)]  # a table shows rows of named values
 
-    def show_data(self, rows: list[dict]) -> None:
+    def show_data(self, rows: list[Record]) -> None:
         self.table_model.set_rows(list(reversed(rows)))  # newest first; a header click sorts
         kinds = sorted({r["kind"] for r in rows})
         current = self.kind.currentText()
@@ -53,7 +60,7 @@ class ActivityPanel(Panel):
         for column in range(3):  # the message column stretches; sizing it would scan long texts
             self.view.resizeColumnToContents(column)
 
-    def _apply_filter(self, *_):
+    def _apply_filter(self, *_: object) -> None:
         changing = hasattr(self.proxy, "beginFilterChange")  # Qt >= 6.9; invalidateFilter() is deprecated there
         if changing:
             self.proxy.beginFilterChange()
@@ -75,8 +82,11 @@ class EventFilter(QSortFilterProxyModel):
     kind = ALL_KINDS
     text = ""
 
-    def filterAcceptsRow(self, source_row, source_parent):
-        record = self.sourceModel().rows[source_row]
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        source = self.sourceModel()
+        if not isinstance(source, RecordsModel):  # not reached: the panel filters its RecordsModel
+            return True
+        record = source.rows[source_row]
         if self.kind not in ("", ALL_KINDS) and record["kind"] != self.kind:
             return False
         return not self.text or self.text in f"{record['kind']} {record['by']} {record['message']}".lower()

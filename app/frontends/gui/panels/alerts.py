@@ -1,24 +1,32 @@
 """Alerts: severity, when, message; acknowledge."""
 
-from PySide6.QtWidgets import QCheckBox, QPushButton
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QCheckBox, QPushButton, QWidget
 
 from app.frontends.gui.common import (
     BAD_COLOR,
     MUTED_COLOR,
     WARNING_COLOR,
+    Record,
     local_time,
     muted,
     selected_records,
 )
 from app.frontends.gui.panels.base import Panel
 
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
+
 SEVERITY_COLORS = {"critical": BAD_COLOR, "error": BAD_COLOR, "warning": WARNING_COLOR, "info": None}
 
 
-class AlertsPanel(Panel):
+class AlertsPanel(Panel[list[Record]]):
     title = "Alerts"
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         layout, top = self.page_layout("Alerts")
         self.open_only = QCheckBox("Open alerts only")
@@ -42,10 +50,10 @@ class AlertsPanel(Panel):
     def clear(self) -> None:
         self.table_model.set_rows([])
 
-    def read(self, keel, project: str) -> list[dict]:
+    def read(self, keel: "Keel", project: str) -> list[Record]:
         return [alert.to_json() for alert in keel.alerts(project)]
 
-    def show_data(self, rows: list[dict]) -> None:
+    def show_data(self, rows: list[Record]) -> None:
         if self.open_only.isChecked():
             rows = [r for r in rows if r["status"] == "open"]
         self.table_model.set_rows(list(reversed(rows)))

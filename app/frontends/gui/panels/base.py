@@ -2,25 +2,32 @@
 its service reads on a worker (Panel.read), the widgets filled on the GUI thread (Panel.show_data)."""
 
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QHideEvent, QShowEvent
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTableView, QVBoxLayout, QWidget
 
-from app.frontends.gui.common import RecordsModel, heading, make_table
+from app.frontends.gui.common import Column, RecordsModel, heading, make_table
+
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
 
 log = logging.getLogger("keel.ui")
 READS_QUEUE = "tab-reads"  # one worker reads for every tab (and the project list), in turn
+PanelData = TypeVar("PanelData")  # what a tab's read returns and its show_data shows
 
 
-class Panel(QWidget):
+class Panel(QWidget, Generic[PanelData]):
     title = ""
 
-    def __init__(self, controller, parent=None):
+    def __init__(self, controller: "Controller", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self._stale = True
-        self._shown_project = None  # the project whose data the widgets hold
+        self._shown_project: str | None = None  # the project whose data the widgets hold
         self._reading = False  # a read of this tab's data is on a worker
         self._read_again = False  # a refresh was asked for while it ran
         # refreshes run in their own event-loop turn, coalesced: a burst of changes costs one refresh,
@@ -43,7 +50,7 @@ class Panel(QWidget):
         layout.addLayout(top)
         return layout, top
 
-    def records_table(self, columns: list, object_name: str) -> tuple[RecordsModel, QTableView]:
+    def records_table(self, columns: Sequence[Column], object_name: str) -> tuple[RecordsModel, QTableView]:
         """A table of records whose selection decides the tab's buttons (update_buttons runs on each change)."""
         table_model = RecordsModel(columns)
         view, _ = make_table(table_model)
@@ -52,7 +59,7 @@ class Panel(QWidget):
         return table_model, view
 
     @property
-    def keel(self):
+    def keel(self) -> "Keel | None":
         return self.controller.keel
 
     @property
@@ -63,7 +70,7 @@ class Panel(QWidget):
         """The widgets hold the project's current data (refreshed since the last change)."""
         return not self._stale and self._shown_project == project
 
-    def mark_stale(self, *_) -> None:
+    def mark_stale(self, *_: object) -> None:
         self._stale = True
         if self.isVisible():
             self._refresh_timer.start()
@@ -72,11 +79,11 @@ class Panel(QWidget):
         if self._stale and self.isVisible():
             self.refresh_now()
 
-    def hideEvent(self, event):
+    def hideEvent(self, event: QHideEvent) -> None:
         self._refresh_timer.stop()
         super().hideEvent(event)
 
-    def showEvent(self, event):
+    def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._stale:
             self.refresh_now()
@@ -108,7 +115,7 @@ class Panel(QWidget):
         """The widgets show the latest read: no refresh pending, no read on a worker."""
         return not self._stale and not self._reading
 
-    def _read_done(self, keel, name: str, data) -> None:
+    def _read_done(self, keel: "Keel", name: str, data: PanelData) -> None:
         self._reading = False
         if keel is self.keel and name == self.project:
             if self._shown_project != name:
@@ -120,7 +127,7 @@ class Panel(QWidget):
             self._stale = True  # read for a project (or workspace) no longer on show
         self._read_again_if_asked()
 
-    def _read_failed(self, keel, name: str, message: str) -> None:
+    def _read_failed(self, keel: "Keel", name: str, message: str) -> None:
         """E.g. the project was deleted by another process: the project list drops it."""
         self._reading = False
         log.warning("reading %s for the %s tab failed: %s", name, self.title, message)
@@ -134,11 +141,11 @@ class Panel(QWidget):
             self._read_again = False
             self.mark_stale()
 
-    def read(self, keel, project: str):
+    def read(self, keel: "Keel", project: str) -> PanelData:
         """On a worker thread: ask the services for what the tab shows. Touches no widget."""
         raise NotImplementedError
 
-    def show_data(self, data) -> None:
+    def show_data(self, data: PanelData) -> None:
         """On the GUI thread: fill the widgets with what read returned."""
         raise NotImplementedError
 
@@ -165,7 +172,7 @@ def action_button(action: QAction, primary: bool = False) -> QPushButton:
 
     button.setCheckable(action.isCheckable())
 
-    def sync():
+    def sync() -> None:
         button.setEnabled(action.isEnabled())
         button.setVisible(action.isVisible())
         if action.isCheckable():

@@ -1,6 +1,9 @@
 """Data: dataset versions, the schema, the last validation report, a preview, Add data…"""
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (
 from app.core.domain.entities import Schema
 from app.frontends.gui.common import (
     DataFrameModel,
+    Record,
     RecordsModel,
     fmt_number,
     make_table,
@@ -22,10 +26,17 @@ from app.frontends.gui.common import (
 )
 from app.frontends.gui.panels.base import Panel, action_button
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.jobs import Job
+
 PREVIEW_ROWS = 100_000  # the view reads cells on demand, so a large preview stays cheap
 
 
-def _column_stats(column: dict) -> str:
+def _column_stats(column: Record) -> str:
     if column.get("kind") == "categorical":
         shown = ", ".join(column.get("categories", [])[:6])
         return f"{column.get('n_unique', '?')} categories: {shown}{'…' if column.get('n_unique', 0) > 6 else ''}"
@@ -36,7 +47,8 @@ def _column_stats(column: dict) -> str:
     return ""
 
 
-def report_text(version: dict) -> str:
+def report_text(version: Record) -> str:
+    """A dataset version's document (DatasetVersion.to_json()) and its ingest report, as text."""
     report = version.get("report") or {}
     lines = [f"Dataset v{version['version']} from {version['source']}",
              f"rows read: {report.get('rows_read', '?')}, kept: {report.get('rows', version['rows'])}, "
@@ -52,10 +64,10 @@ def report_text(version: dict) -> str:
     return "\n".join(lines)
 
 
-class DataPanel(Panel):
+class DataPanel(Panel[tuple[Schema, list[Record]]]):
     title = "Data"
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         layout, top = self.page_layout("Dataset versions")
         top.addWidget(muted("Drop a CSV or Parquet file anywhere on the window to add it."))
@@ -109,10 +121,10 @@ class DataPanel(Panel):
         self.report.setPlainText("")
         self.preview_model.set_frame(None)
 
-    def read(self, keel, name: str) -> tuple[Schema, list[dict]]:
+    def read(self, keel: "Keel", name: str) -> tuple[Schema, list[Record]]:
         return keel.project(name).schema, [version.to_json() for version in keel.dataset_versions(name)]
 
-    def show_data(self, data: tuple[Schema, list[dict]]) -> None:
+    def show_data(self, data: tuple[Schema, list[Record]]) -> None:
         schema, rows = data
         by_id = {r["id"]: r["version"] for r in rows}
         for row in rows:
@@ -134,12 +146,12 @@ class DataPanel(Panel):
             self.report.setPlainText(report_text(chosen[0] if chosen else rows[-1]))
 
     @staticmethod
-    def _local(iso):
+    def _local(iso: str | None) -> str:
         from app.frontends.gui.common import local_time
 
         return local_time(iso)
 
-    def _selection_changed(self, *_):
+    def _selection_changed(self, *_: object) -> None:
         chosen = selected_records(self.versions_view, self.versions)
         if chosen:
             self.report.setPlainText(report_text(chosen[0]))
@@ -150,16 +162,17 @@ class DataPanel(Panel):
 
     def preview_selected(self) -> None:
         chosen = selected_records(self.versions_view, self.versions)
-        if not chosen or self.keel is None:
+        keel = self.keel
+        if not chosen or keel is None:
             return
         version, name = chosen[0]["version"], self.project
         self.preview_status.setText(f"Loading dataset v{version}…")
         self.lower_tabs.setCurrentIndex(2)
 
-        def load(job):
-            return self.keel.dataset_frame(name, version, rows=PREVIEW_ROWS)
+        def load(job: "Job") -> "pd.DataFrame":
+            return keel.dataset_frame(name, version, rows=PREVIEW_ROWS)
 
-        def show(frame):
+        def show(frame: "pd.DataFrame") -> None:
             self.preview_model.set_frame(frame)
             self.preview_view.resizeColumnsToContents()
             self.preview_status.setText(f"Dataset v{version}: {len(frame)} rows × {len(frame.columns)} columns "

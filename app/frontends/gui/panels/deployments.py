@@ -1,9 +1,13 @@
 """Deployments: the history, and one-click rollback to any earlier version."""
 
-from PySide6.QtWidgets import QPushButton
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QPushButton, QWidget
 
 from app.frontends.gui.common import (
     GOOD_COLOR,
+    Record,
     confirm,
     fmt_value,
     local_time,
@@ -12,11 +16,15 @@ from app.frontends.gui.common import (
 )
 from app.frontends.gui.panels.base import Panel
 
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
 
-class DeploymentsPanel(Panel):
+
+class DeploymentsPanel(Panel[tuple[str, list[Record]]]):
     title = "Deployments"
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         layout, top = self.page_layout("Deployment history")
         self.rollback_button = QPushButton("Roll back to selected version…")
@@ -37,11 +45,11 @@ class DeploymentsPanel(Panel):
     def clear(self) -> None:
         self.table_model.set_rows([])
 
-    def read(self, keel, name: str) -> tuple[str, list[dict]]:
+    def read(self, keel: "Keel", name: str) -> tuple[str, list[Record]]:
         """The project's primary metric, and its deployments (oldest first) with that metric at training."""
         metric = keel.project(name).metric
         rows = [deployment.to_json() for deployment in keel.deployments(name)]
-        metrics = {}
+        metrics: dict[int, float | None] = {}  # the metric at training, by model version id
         for row in rows:
             if row["model_version_id"] not in metrics:
                 version = keel.model_version_by_id(row["model_version_id"])
@@ -52,7 +60,7 @@ class DeploymentsPanel(Panel):
             rows[-1]["current"] = True
         return metric, rows
 
-    def show_data(self, data: tuple[str, list[dict]]) -> None:
+    def show_data(self, data: tuple[str, list[Record]]) -> None:
         metric, rows = data
         self.metric_name = metric
         self.table_model.columns[5] = (f"{metric} at training", "training_value")

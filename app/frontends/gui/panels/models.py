@@ -26,6 +26,7 @@ from app.frontends.gui.common import (
     GOOD_COLOR,
     MUTED_COLOR,
     WARNING_COLOR,
+    Column,
     RecordsModel,
     confirm,
     fmt_value,
@@ -122,10 +123,10 @@ class ModelsPanel(Panel):
         names += extra
         if names != self.metric_names:
             self.metric_names = names
-            columns = [("Version", "version"), ("Created", lambda r: local_time(r["created_at"])),
+            columns: list[Column] = [("Version", "version"), ("Created", lambda r: local_time(r["created_at"])),
                        ("In production", lambda r: "● production" if r["in_production"] else ""),
                        ("Aliases", lambda r: ", ".join(r["aliases"]))]
-            columns += [(m, (lambda r, m=m: r["metrics"].get(m))) for m in names]
+            columns += [metric_column(m) for m in names]
             columns += [("Archived", lambda r: "archived" if r["archived"] else ""), ("Notes", "notes")]
             self.table_model.columns = columns
         self.table_model.row_colors = lambda r: GOOD_COLOR if r["in_production"] else (MUTED_COLOR if r["archived"] else None)
@@ -410,6 +411,11 @@ class ModelsPanel(Panel):
         table.setFixedHeight(min(200, 34 + 30 * len(rows)))
         share_width_among_versions(table, range(1, 3))
         return table
+
+
+def metric_column(metric: str) -> Column:
+    """A column of one metric of a version's document."""
+    return metric, lambda record: record["metrics"].get(metric)
 
 
 def share_width_among_versions(table: QTableView, version_columns: range) -> None:

@@ -36,6 +36,7 @@ from app.frontends.gui.common import (
     GOOD_COLOR,
     MUTED_COLOR,
     WARNING_COLOR,
+    Record,
     RecordsModel,
     fmt_value,
     heading,
@@ -169,6 +170,14 @@ def feature_drift(result: MonitorResult | None) -> dict[str, FeatureDrift]:
     return {} if result is None else result.details.features
 
 
+def table_row(result: MonitorResult) -> Record:
+    """A result as a row of the Batches table: its columns, without the details behind them."""
+    return {"id": result.id, "at": result.at, "model_version": result.model_version,
+            "dataset_version": result.dataset_version, "rows": result.rows, "labelled_rows": result.labelled_rows,
+            "value": result.value, "estimated_value": result.estimated_value, "drift_share": result.drift_share,
+            "drifted_features": result.drifted_features}
+
+
 def plotted_value(result: MonitorResult) -> float | None:
     """Where a result stands on the metric plot: its measured value, else its label-free estimate."""
     return result.value if result.value is not None else result.estimated_value
@@ -281,11 +290,10 @@ class MonitoringPanel(Panel):
         lower_layout = QHBoxLayout(lower)
         lower_layout.setContentsMargins(0, 0, 0, 0)
         self.table_model = RecordsModel([
-            ("When", lambda r: local_time(r.at)), ("Model", lambda r: f"v{r.model_version}"),
-            ("Data", lambda r: f"v{r.dataset_version}" if r.dataset_version else ""),
-            ("Rows", lambda r: r.rows), ("Labelled", lambda r: r.labelled_rows), ("Value", lambda r: r.value),
-            ("Estimated", lambda r: r.estimated_value), ("Drift share", lambda r: r.drift_share),
-            ("Drifted features", lambda r: ", ".join(r.drifted_features)),
+            ("When", lambda r: local_time(r["at"])), ("Model", lambda r: f"v{r['model_version']}"),
+            ("Data", lambda r: f"v{r['dataset_version']}" if r.get("dataset_version") else ""),
+            ("Rows", "rows"), ("Labelled", "labelled_rows"), ("Value", "value"), ("Estimated", "estimated_value"),
+            ("Drift share", "drift_share"), ("Drifted features", lambda r: ", ".join(r.get("drifted_features") or [])),
         ])
         self.table, _ = make_table(self.table_model)
         # batches and served traffic share the lower area, one tab each: the page needs no more height
@@ -555,7 +563,7 @@ class MonitoringPanel(Panel):
             self._last_id = new[-1].id
             if self.plots_built:  # otherwise the idle-time build puts them in (_replay)
                 self._append(new)
-            self.table_model.set_rows(list(reversed(self.results)))
+            self.table_model.set_rows([table_row(result) for result in reversed(self.results)])
             self.table.resizeColumnsToContents()
         if self.plots_built:
             self._show_plots(bool(self.results))
