@@ -186,10 +186,10 @@ def check_health(workspace: Path) -> tuple[bool, bool, list]:
     keel = Keel.open(workspace, refresh_manifests=False)  # as `keel verify` opens it: what is on disk
     try:
         first = keel.verifier.verify(now=later)
-        if first["healthy"]:
+        if first.healthy:
             return True, True, []
         repaired = keel.verifier.verify(repair=True, now=later)
-        return False, repaired["healthy"], [p for p in repaired["problems"] if p["error"]]
+        return False, repaired.healthy, [problem.to_json() for problem in repaired.errors]
     finally:
         keel.close()
 

@@ -13,6 +13,7 @@ from cli_helpers import deployed_loans_workspace, workspace_copy
 from store_helpers import workspace_of
 
 from app.core.domain.clock import fixed_clock, iso_utc
+from app.core.domain.upkeep import UpkeepDone
 from app.core.services.lifecycle import Keel
 from app.core.services.project_data import ProjectData
 from app.core.services.traffic import TrafficService
@@ -58,8 +59,8 @@ def test_verify_ages_temporaries_by_the_clock_and_names_the_quarantine_by_it(kee
     temporary = keel.root / "datasets" / "loans" / ".v9.parquet.xyz.tmp"
     temporary.write_bytes(b"left by an interrupted write")
     os.utime(temporary, (SECONDS - 5, SECONDS - 5))  # young by the clock, years old by the machine's
-    problems = keel.verifier.verify()["problems"]
-    assert [(p["check"], p["error"]) for p in problems] == [("temporary", False)]
+    problems = keel.verifier.verify().problems
+    assert [(p.check, p.error) for p in problems] == [("temporary", False)]
 
     orphan = keel.root / "artifacts" / "loans" / "v9.skops"
     orphan.write_bytes(b"no row names it")
@@ -76,18 +77,19 @@ def test_retention_ages_inbox_files_by_the_clock(keel):
         path.write_text("x\n")
         stamp = SECONDS - age_days * 86400
         os.utime(path, (stamp, stamp))
-    assert keel.upkeep.prune(inbox_days=7)["removed_inbox_files"] == ["projects/loans/inbox/processed/old.csv"]
+    assert keel.upkeep.prune(inbox_days=7).removed_inbox_files == ("projects/loans/inbox/processed/old.csv",)
     assert kept.exists() and not old.exists()
 
 
 def test_a_scheduled_backup_is_named_and_recorded_by_the_clock(keel, tmp_path):
     keel.upkeep.set_backup_schedule(every="every 1d", keep=3, folder=str(tmp_path / "backups"))
     done = keel.upkeep.run_due()
-    assert os.path.basename(done["backup"]["path"]) == "keel-20250304T050607Z.keel-backup"
-    assert keel.upkeep.backup_schedule()["last_backup_at"] == CLOCK.moment().isoformat()
-    with zipfile.ZipFile(done["backup"]["path"]) as archive:
+    assert done.backup is not None and done.retention is None and not done.failed
+    assert os.path.basename(done.backup.backup.path) == "keel-20250304T050607Z.keel-backup"
+    assert keel.upkeep.backup_schedule().last_backup_at == CLOCK.moment().isoformat()
+    with zipfile.ZipFile(done.backup.backup.path) as archive:
         assert json.loads(archive.read("manifest.json"))["created_at"] == NOW
-    assert keel.upkeep.run_due() == {}, "a day has not passed by the clock"
+    assert keel.upkeep.run_due() == UpkeepDone(), "a day has not passed by the clock"
 
 
 def test_an_mlflow_model_directory_is_created_at_the_clocks_time(keel, tmp_path):

@@ -21,8 +21,8 @@ def test_the_file_menu_has_the_recovery_entries(window):
 
 def test_a_healthy_workspace_opens_without_a_report(window, qtbot):
     qtbot.waitUntil(lambda: window.recovery_actions.last_verify is not None, timeout=20000)
-    assert window.recovery_actions.last_verify["healthy"]
-    assert window.recovery_actions.last_verify["quick"]
+    assert window.recovery_actions.last_verify.healthy
+    assert window.recovery_actions.last_verify.quick
     assert window.recovery_actions.repair_box is None
 
 
@@ -36,11 +36,11 @@ def test_the_quick_check_reports_an_orphan_and_repairs_it_when_asked(qtbot, demo
     try:
         actions = win.recovery_actions
         qtbot.waitUntil(lambda: actions.repair_box is not None and actions.repair_box.isVisible(), timeout=20000)
-        assert not actions.last_verify["healthy"]
+        assert not actions.last_verify.healthy
         assert "datasets/demo-credit/v99.parquet" in actions.repair_box.informativeText()
         repair = next(b for b in actions.repair_box.buttons() if b.text() == "Repair")
         repair.click()
-        qtbot.waitUntil(lambda: bool(actions.last_verify["healthy"] and actions.last_verify["repaired"]), timeout=20000)
+        qtbot.waitUntil(lambda: bool(actions.last_verify.healthy and actions.last_verify.repaired), timeout=20000)
         assert not orphan.exists()
         assert list((demo_workspace / "quarantine").rglob("v99.parquet"))
     finally:
@@ -65,7 +65,7 @@ def test_back_up_then_export_and_import_a_project(window, qtbot, tmp_path, monke
 
     keel = Keel.open(other)
     try:
-        assert keel.bundle.import_bundle(bundle_path)["project"] == "demo-credit"
+        assert keel.bundle.import_bundle(bundle_path).project == "demo-credit"
     finally:
         keel.close()
     assert not window.errors

@@ -115,6 +115,6 @@ def test_the_demo_stream_is_bounded_and_resettable(workspace, monkeypatch, store
     assert keel.production_version(DEMO_PROJECT) == 1
     assert len(store(keel).dataset_versions(keel.project(DEMO_PROJECT).id)) == 1
     assert not any(inbox_dir.glob("*.csv")) and not any((inbox_dir / "processed").iterdir())
-    assert demo_stream.demo_state(keel)["next"] == 0
+    assert demo_stream.demo_state(keel).next == 0
     assert demo_stream.drop_next_demo_batch(keel)
     keel.close()

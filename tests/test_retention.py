@@ -74,10 +74,10 @@ def test_scheduled_backups_run_when_due_and_keep_the_last_n(ws, tmp_path, capsys
     keel = Keel.open(ws)
     try:
         start = datetime(2026, 1, 1, tzinfo=UTC)
-        assert "backup" in keel.upkeep.run_due(start)
-        assert "backup" not in keel.upkeep.run_due(start + timedelta(minutes=30))
+        assert keel.upkeep.run_due(start).backup is not None
+        assert keel.upkeep.run_due(start + timedelta(minutes=30)).backup is None
         for hours in (1, 2, 3):
-            assert "backup" in keel.upkeep.run_due(start + timedelta(hours=hours))
+            assert keel.upkeep.run_due(start + timedelta(hours=hours)).backup is not None
         names = upkeep.backup_files(folder)
     finally:
         keel.close()

@@ -24,6 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.core.domain.entities import Schedule
+from app.core.domain.upkeep import UpkeepDone
 from app.core.services.lifecycle import Keel
 
 log = logging.getLogger("keel.scheduling")
@@ -168,8 +169,7 @@ class MonitorScheduler:
             result[schedule.project] = getattr(job, "next_run_time", None) if job is not None else None
         return result
 
-    def _upkeep(self) -> dict:
-
+    def _upkeep(self) -> UpkeepDone:
         return self.keel.upkeep.run_due()
 
     def _project_jobs(self) -> list:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from app.core.domain.upkeep import DemoCreated
 from app.core.fileio import atomic_path
 from app.demo import DEMO_PROJECT
 from app.demo.simulator import initial_training_data
@@ -17,7 +18,7 @@ DEMO_SETTINGS = {"preset": "hgb", "schedule": "every 10s", "threshold": 0.8, "po
 INITIAL_DATA_NAME = f"{DEMO_PROJECT}-initial.csv"
 
 
-def create_demo(keel: Keel, progress: Callable[[float, str], None] | None = None, name: str = DEMO_PROJECT) -> dict:
+def create_demo(keel: Keel, progress: Callable[[float, str], None] | None = None, name: str = DEMO_PROJECT) -> DemoCreated:
     report = progress or (lambda fraction, message: None)
     data_path = keel.demo_dir / INITIAL_DATA_NAME
     with atomic_path(data_path) as tmp:
@@ -29,4 +30,4 @@ def create_demo(keel: Keel, progress: Callable[[float, str], None] | None = None
     report(0.95, "deploying")
     keel.deploy(name, trained.version, reason="demo: first model")
     report(1.0, "demo ready")
-    return {"project": name, "version": trained.version, "metrics": trained.metrics}
+    return DemoCreated(project=name, version=trained.version, metrics=trained.metrics)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.core.domain.upkeep import DemoCreated, DemoStreamState
 from app.core.fileio import atomic_path, write_text_atomic
 from app.demo import DEMO_PROJECT
 from app.demo.demo_project import create_demo
@@ -32,17 +34,17 @@ def _state_path(keel: Keel) -> Path:
     return keel.demo_dir / "stream.json"
 
 
-def demo_state(keel: Keel, name: str = DEMO_PROJECT) -> dict:
-    """{"next": index of the next batch, "batches": the stream's length, "project_created_at"}."""
+def demo_state(keel: Keel, name: str = DEMO_PROJECT) -> DemoStreamState:
+    """How far the stream has played for the current demo project (read from its state file)."""
     created_at = _project_created_at(keel, name)
     try:
-        state = json.loads(_state_path(keel).read_text())
+        stored = json.loads(_state_path(keel).read_text())
     except (OSError, ValueError):
-        state = {}
-    if "next" not in state or state.get("project_created_at") != created_at:  # a new demo project: a new stream
-        state = {"next": 0, "project_created_at": created_at}
-    state["batches"] = DEMO_STREAM.batches
-    return state
+        stored = {}
+    played = stored.get("next") if isinstance(stored, dict) and stored.get("project_created_at") == created_at else None
+    # a new demo project (or no readable state): a new stream
+    return DemoStreamState(next=played if isinstance(played, int) else 0, batches=DEMO_STREAM.batches,
+                           project_created_at=created_at)
 
 
 def _project_created_at(keel: Keel, name: str) -> str | None:
@@ -62,19 +64,18 @@ def drop_next_demo_batch(keel: Keel, name: str = DEMO_PROJECT) -> bool:
     """Write the next batch into the demo inbox (atomically); False when the stream is over
     or there is no demo project."""
     state = demo_state(keel, name)
-    if state["project_created_at"] is None or state["next"] >= DEMO_STREAM.batches:
+    if state.project_created_at is None or state.finished:
         return False
-    index = state["next"]
+    index = state.next
     inbox = keel.inbox_dir(name)
     inbox.mkdir(parents=True, exist_ok=True)
     with atomic_path(inbox / f"demo-batch-{index + 1:03d}.csv") as tmp:
         demo_batch(index).to_csv(tmp, index=False)
-    state["next"] = index + 1
-    write_text_atomic(_state_path(keel), json.dumps(state))
+    write_text_atomic(_state_path(keel), json.dumps(replace(state, next=index + 1).to_json()))
     return True
 
 
-def reset_demo(keel: Keel, name: str = DEMO_PROJECT, progress: Callable[[float, str], None] | None = None) -> dict:
+def reset_demo(keel: Keel, name: str = DEMO_PROJECT, progress: Callable[[float, str], None] | None = None) -> DemoCreated:
     """Delete the demo project with its files and stream, and create it afresh."""
     if _project_created_at(keel, name) is not None:
         keel.delete_project(name, by="user")

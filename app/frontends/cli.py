@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from app.core.domain.errors import Cancelled, KeelError, is_disk_full
 from app.core.domain.results import ShownAsJson
 from app.core.domain.settings import parse_param, parse_prediction_log, parse_window
+from app.core.domain.upkeep import DemoCreated
 from app.frontends import recovery_cli, runner, serve_cli
 from app.frontends.exit_codes import INTERRUPTED, USER_FIXABLE, exit_code_for
 
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 EXTENSIONS = (serve_cli, runner, recovery_cli)
 
 
-def _create_demo(keel: Keel, args: argparse.Namespace) -> dict:
+def _create_demo(keel: Keel, args: argparse.Namespace) -> DemoCreated:
     from app.demo.demo_project import create_demo
 
     return create_demo(keel)

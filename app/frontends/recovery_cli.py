@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.errors import KeelError
+from app.core.domain.upkeep import (
+    BackupMade,
+    BackupSchedule,
+    BundleExported,
+    BundleImported,
+    PruneResult,
+    Restored,
+    RetentionSettings,
+    VerifyReport,
+)
 from app.core.services import backup as backup_service
 
 if TYPE_CHECKING:
@@ -53,75 +63,78 @@ def register_parser(commands: argparse._SubParsersAction, command: Callable[...,
 
 
 def _verify(keel: Keel, args: argparse.Namespace) -> int:
-    result = keel.verifier.verify(quick=args.quick, repair=args.repair)
-    print(json.dumps(result) if args.json else format_verify(result), flush=True)
-    return 0 if result["healthy"] else 1
+    report = keel.verifier.verify(quick=args.quick, repair=args.repair)
+    print(json.dumps(report.to_json()) if args.json else format_verify(report), flush=True)
+    return 0 if report.healthy else 1
 
 
-def format_verify(result: dict) -> str:
-    checked = result["checked"]
-    lines = [f"{'Repaired: ' + entry['action'] + ' ' + entry['path']}" for entry in result["repaired"]]
-    for problem in result["problems"]:
-        marker = "error" if problem["error"] else "note"
-        fix = f" [--repair: {problem['repair']}]" if problem["repair"] and problem["error"] else ""
-        lines.append(f"{marker}: {problem['check']}: {problem['path']}: {problem['message']}{fix}")
-    hashed = "hashed" if checked["hashed"] else "presence only (--quick)"
-    verdict = "healthy" if result["healthy"] else "NOT healthy"
-    lines.append(f"Workspace {result['workspace']} is {verdict}: {checked['projects']} project(s), "
-                 f"{checked['model_files']} model file(s), {checked['dataset_files']} dataset file(s) checked, {hashed}")
+def format_verify(report: VerifyReport) -> str:
+    checked = report.checked
+    lines = [f"Repaired: {repair.action} {repair.path}" for repair in report.repaired]
+    for problem in report.problems:
+        marker = "error" if problem.error else "note"
+        fix = f" [--repair: {problem.repair}]" if problem.repair and problem.error else ""
+        lines.append(f"{marker}: {problem.check}: {problem.path}: {problem.message}{fix}")
+    hashed = "hashed" if checked.hashed else "presence only (--quick)"
+    verdict = "healthy" if report.healthy else "NOT healthy"
+    lines.append(f"Workspace {report.workspace_root} is {verdict}: {checked.projects} project(s), "
+                 f"{checked.model_files} model file(s), {checked.dataset_files} dataset file(s) checked, {hashed}")
     return "\n".join(lines)
 
 
-def _print_or_return(args: argparse.Namespace, result: dict, describe: Callable[[dict], str]) -> dict | None:
+def _print_or_return(args: argparse.Namespace, document: dict[str, Any], lines: str) -> dict[str, Any] | None:
+    """The command's JSON document with --json (the caller prints it), else its lines printed here."""
     if args.json:
-        return result
-    print(describe(result), flush=True)
+        return document
+    print(lines, flush=True)
     return None
 
 
-def _describe_backup(result: dict) -> str:
-    lines = [f"warning: {w}" for w in result.get("warnings", [])]
-    if "path" in result:
-        lines.append(f"Backed up {len(result['projects'])} project(s), {result['members']} files, "
-                     f"{result['size'] / 1e6:.1f} MB -> {result['path']}")
-    schedule = result.get("schedule")
+def _describe_backup(made: BackupMade | None, schedule: BackupSchedule | None) -> str:
+    lines = [f"warning: {w}" for w in made.warnings] if made else []
+    if made:
+        lines.append(f"Backed up {len(made.projects)} project(s), {made.members} files, "
+                     f"{made.size / 1e6:.1f} MB -> {made.path}")
     if schedule:
-        lines.append(f"Scheduled backup: {schedule['every']}, keep {schedule['keep']}, in {schedule['folder']}"
-                     if schedule["enabled"] else "Scheduled backup: off")
+        lines.append(f"Scheduled backup: {schedule.every}, keep {schedule.keep}, in {schedule.folder}"
+                     if schedule.enabled else "Scheduled backup: off")
     return "\n".join(lines)
 
 
-def _describe_restore(result: dict) -> str:
-    aside = f"; the replaced files are in {result['set_aside']}" if result["set_aside"] else ""
-    return f"Restored {len(result['projects'])} project(s) from {result['restored_from']}{aside}"
+def _describe_restore(restored: Restored) -> str:
+    aside = f"; the replaced files are in {restored.set_aside}" if restored.set_aside else ""
+    return f"Restored {len(restored.projects)} project(s) from {restored.restored_from}{aside}"
 
 
-def _describe_retention(result: dict) -> str:
-    rules = result["retention"]
-    lines = [f"Retention: keep {rules['keep_archived'] if rules['keep_archived'] is not None else 'all'} archived "
+def _describe_retention(rules: RetentionSettings, pruned: PruneResult | None) -> str:
+    lines = [f"Retention: keep {rules.keep_archived if rules.keep_archived is not None else 'all'} archived "
              f"version(s) per project; inbox files kept "
-             + (f"{rules['inbox_days']:g} day(s)" if rules["inbox_days"] is not None else "forever")]
-    if "pruned_versions" in result:
-        verb = "would remove" if result["dry_run"] else "removed"
-        lines += [f"{verb}: {v['project']} v{v['version']} ({v['artifact_path']})" for v in result["pruned_versions"]]
-        lines += [f"{verb}: {path}" for path in result["removed_inbox_files"]]
+             + (f"{rules.inbox_days:g} day(s)" if rules.inbox_days is not None else "forever")]
+    if pruned is not None:
+        verb = "would remove" if pruned.dry_run else "removed"
+        lines += [f"{verb}: {v.project} v{v.version} ({v.artifact_path})" for v in pruned.pruned_versions]
+        lines += [f"{verb}: {path}" for path in pruned.removed_inbox_files]
     return "\n".join(lines)
 
 
-def _backup(keel: Keel, args: argparse.Namespace) -> dict | None:
-    result = {}
+def _backup(keel: Keel, args: argparse.Namespace) -> dict[str, Any] | None:
+    schedule: BackupSchedule | None = None
     if args.backup_every is not None or args.keep is not None or args.folder is not None:
         off = (args.backup_every or "").strip().lower() == "off"
-        result["schedule"] = keel.upkeep.set_backup_schedule(every=None if off else args.backup_every,
-                                                        keep=args.keep, folder=args.folder, off=off)
+        schedule = keel.upkeep.set_backup_schedule(every=None if off else args.backup_every,
+                                                   keep=args.keep, folder=args.folder, off=off)
     elif args.destination is None:
-        result["schedule"] = keel.upkeep.backup_schedule()
-    if args.destination is not None:
-        result.update(keel.backup.backup(args.destination))
-    return _print_or_return(args, result, _describe_backup)
+        schedule = keel.upkeep.backup_schedule()
+    made = keel.backup.backup(args.destination) if args.destination is not None else None
+    document = ({"schedule": schedule.to_json()} if schedule else {}) | (made.to_json() if made else {})
+    return _print_or_return(args, document, _describe_backup(made, schedule))
 
 
-def restore_command(root: str | os.PathLike, args: argparse.Namespace) -> tuple[Keel, dict | None]:
+def _restored(args: argparse.Namespace, restored: Restored) -> dict[str, Any] | None:
+    return _print_or_return(args, restored.to_json(), _describe_restore(restored))
+
+
+def restore_command(root: str | os.PathLike, args: argparse.Namespace) -> tuple[Keel, dict[str, Any] | None]:
     """-> (the opened Keel, the handler's result). A registry that cannot be opened is replaced
     (with --force) before Keel opens the workspace."""
     from app.core.domain.errors import IntegrityError
@@ -132,10 +145,8 @@ def restore_command(root: str | os.PathLike, args: argparse.Namespace) -> tuple[
     except IntegrityError:
         set_aside = backup_service.restore_over_damaged_registry(Path(root), args.source, force=args.force)
         keel = Keel.open(root)
-        return keel, _print_or_return(args, keel.backup.restore_finished(args.source, set_aside),
-                                      _describe_restore)
-    return keel, _print_or_return(args, keel.backup.restore(args.source, force=args.force),
-                                  _describe_restore)
+        return keel, _restored(args, keel.backup.restore_finished(args.source, set_aside))
+    return keel, _restored(args, keel.backup.restore(args.source, force=args.force))
 
 
 def _count_or_off(text: str | None, flag: str, kind: Callable[[str], Any] = int) -> Any:
@@ -149,32 +160,35 @@ def _count_or_off(text: str | None, flag: str, kind: Callable[[str], Any] = int)
         raise KeelError(f"{flag} takes a number or 'off', got {text!r}") from None
 
 
-def _retention(keel: Keel, args: argparse.Namespace) -> dict | None:
+def _retention(keel: Keel, args: argparse.Namespace) -> dict[str, Any] | None:
     if args.dry_run and not args.apply:
         raise KeelError("--dry-run goes with --apply")
     keep = _count_or_off(args.keep_archived, "--keep-archived")
     days = _count_or_off(args.inbox_days, "--inbox-days", float)
     settings = (keel.upkeep.set_retention(keep, days) if (keep, days) != ("unchanged", "unchanged")
                 else keel.upkeep.retention())
-    result = {"retention": settings}
-    if args.apply:
-        result.update(keel.upkeep.prune(dry_run=args.dry_run))
-    return _print_or_return(args, result, _describe_retention)
+    pruned = keel.upkeep.prune(dry_run=args.dry_run) if args.apply else None
+    document = {"retention": settings.to_json()} | (pruned.to_json() if pruned else {})
+    return _print_or_return(args, document, _describe_retention(settings, pruned))
 
 
-def _describe_bundle(result: dict) -> str:
-    if "imported_from" in result:
-        return (f"Imported project {result['project']} from {result['imported_from']}: "
-                f"{result['model_versions']} model version(s), {result['dataset_versions']} dataset version(s)")
-    return (f"Exported project {result['project']} ({result['model_versions']} model version(s), "
-            f"{result['dataset_versions']} dataset version(s), {result['size'] / 1e6:.1f} MB) -> {result['path']}")
+def _export_bundle(keel: Keel, args: argparse.Namespace) -> dict[str, Any] | None:
+    exported: BundleExported = keel.bundle.export_bundle(args.name, args.output)
+    return _print_or_return(args, exported.to_json(), (
+        f"Exported project {exported.project} ({exported.model_versions} model version(s), "
+        f"{exported.dataset_versions} dataset version(s), {exported.size / 1e6:.1f} MB) -> {exported.path}"))
+
+
+def _import_bundle(keel: Keel, args: argparse.Namespace) -> dict[str, Any] | None:
+    imported: BundleImported = keel.bundle.import_bundle(args.file, args.new_name, args.trust)
+    return _print_or_return(args, imported.to_json(), (
+        f"Imported project {imported.project} from {imported.imported_from}: "
+        f"{imported.model_versions} model version(s), {imported.dataset_versions} dataset version(s)"))
 
 
 HANDLERS = {
-    ("bundle", "export"): lambda keel, args: _print_or_return(
-        args, keel.bundle.export_bundle(args.name, args.output), _describe_bundle),
-    ("bundle", "import"): lambda keel, args: _print_or_return(
-        args, keel.bundle.import_bundle(args.file, args.new_name, args.trust), _describe_bundle),
+    ("bundle", "export"): _export_bundle,
+    ("bundle", "import"): _import_bundle,
     ("verify", None): _verify,
     ("backup", None): _backup,
     ("restore", None): lambda keel, args: None,  # run by restore_command: it must open the workspace itself

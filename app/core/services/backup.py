@@ -18,6 +18,7 @@ from pathlib import Path
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile
 from app.core.domain.errors import BusyError, KeelError
+from app.core.domain.upkeep import ArchiveMember, BackupMade, Restored
 from app.core.services.dependencies import RewriteProductionManifest
 from app.core.services.paths import check_output_path
 from app.core.store import maintenance
@@ -64,7 +65,7 @@ def _inbox_files(root: Path, projects: list[str]) -> Iterator[str]:
 
 
 def _add_workspace_file(writer: ArchiveWriter, root: Path, relative: str, warnings: list[str],
-                        vanished_ok: bool = False) -> dict | None:
+                        vanished_ok: bool = False) -> ArchiveMember | None:
     try:
         return writer.add_file(relative, root / relative)
     except FileNotFoundError:
@@ -149,7 +150,7 @@ class BackupService:
         self._rewrite_production_manifest = rewrite_production_manifest
 
     def backup(self, destination: str | os.PathLike, by: str = "user",
-               before_manifest: Callable[[ArchiveWriter], None] | None = None) -> dict:
+               before_manifest: Callable[[ArchiveWriter], None] | None = None) -> BackupMade:
         destination = outside_workspace(self._workspace.root, destination, "the backup")
         destination.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
@@ -170,7 +171,7 @@ class BackupService:
                     writer.add_file(REGISTRY_MEMBER, database)
                     for relative, expected in _tracked_files(models, data):
                         entry = _add_workspace_file(writer, self._workspace.root, relative, warnings)
-                        if entry and expected and entry["sha256"] != expected:
+                        if entry and expected and entry.sha256 != expected:
                             warnings.append(f"{relative} does not match its recorded sha256: backed up as it is")
                     for relative in _inbox_files(self._workspace.root, projects):
                         _add_workspace_file(writer, self._workspace.root, relative, warnings, vanished_ok=True)
@@ -181,11 +182,11 @@ class BackupService:
         with self._registry.transaction():
             self._registry.add_event(None, "workspace_backed_up", f"workspace backed up to {destination}", by,
                                      {"path": str(destination), "projects": projects, "members": members, "size": size})
-        return {"path": str(destination), "projects": projects, "members": members, "size": size,
-                "seconds": round(time.perf_counter() - started, 3), "warnings": warnings}
+        return BackupMade(path=str(destination), projects=tuple(projects), members=members, size=size,
+                          seconds=round(time.perf_counter() - started, 3), warnings=tuple(warnings))
 
     def restore(self, source: str | os.PathLike, force: bool = False, by: str = "user",
-                holding_workspace_lock: bool = False) -> dict:
+                holding_workspace_lock: bool = False) -> Restored:
         """Replace the workspace's registry and files with a backup's, verified member by member first.
         holding_workspace_lock: the caller (the window) holds keel.lock and has stopped its scheduler."""
         source = Path(source).expanduser()
@@ -218,10 +219,10 @@ class BackupService:
             self._registry.add_event(None, "workspace_restored", f"workspace restored from {source}", by,
                                      {"path": str(source), "projects": list(summary.projects),
                                       "replaced": current, "set_aside": str(set_aside) if set_aside else None})
-        return {"restored_from": str(source), "projects": list(summary.projects), "replaced": current,
-                "set_aside": str(set_aside) if set_aside else None}
+        return Restored(restored_from=str(source), projects=summary.projects, replaced=tuple(current),
+                        set_aside=str(set_aside) if set_aside else None)
 
-    def restore_finished(self, source: str | os.PathLike, set_aside: Path, by: str = "user") -> dict:
+    def restore_finished(self, source: str | os.PathLike, set_aside: Path, by: str = "user") -> Restored:
         """After restore_over_damaged_registry: manifests from the restored registry, the audit event."""
         projects = maintenance.project_names(self._registry)
         for name in projects:
@@ -229,4 +230,4 @@ class BackupService:
         with self._registry.transaction():
             self._registry.add_event(None, "workspace_restored", f"workspace restored from {source} over a damaged "
                                      "registry", by, {"path": str(source), "projects": projects, "set_aside": str(set_aside)})
-        return {"restored_from": str(source), "projects": projects, "replaced": None, "set_aside": str(set_aside)}
+        return Restored(restored_from=str(source), projects=tuple(projects), replaced=None, set_aside=str(set_aside))

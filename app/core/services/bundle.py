@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from app.core.domain.clock import Clock
 from app.core.domain.errors import KeelError
+from app.core.domain.upkeep import BundleExported, BundleImported
 from app.core.fileio import sha256_file
 from app.core.ml import artifacts
 from app.core.services.dependencies import RewriteProductionManifest
@@ -50,9 +51,9 @@ def _project_files(root: Path, rows: dict) -> list[tuple[str, Path]]:
     return files
 
 
-def _check_rows(source: Path, meta: dict, rows: dict) -> str:
-    if meta.get("schema_version", 0) > LATEST_SCHEMA_VERSION:
-        raise ArchiveError(f"{source.name} was written by a newer Keel (registry schema v{meta['schema_version']}, "
+def _check_rows(source: Path, schema_version: int, rows: dict) -> str:
+    if schema_version > LATEST_SCHEMA_VERSION:
+        raise ArchiveError(f"{source.name} was written by a newer Keel (registry schema v{schema_version}, "
                            f"this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to import it")
     projects = rows.get("projects")
     if not isinstance(projects, list) or len(projects) != 1 or not isinstance(projects[0], dict):
@@ -126,7 +127,7 @@ class BundleService:
         self._clock = clock
         self._rewrite_production_manifest = rewrite_production_manifest
 
-    def export_bundle(self, name: str, output: str | os.PathLike, by: str = "user") -> dict:
+    def export_bundle(self, name: str, output: str | os.PathLike, by: str = "user") -> BundleExported:
         output = check_output_path(self._workspace.root, output)
         if output.is_dir():
             raise KeelError(f"{output}: is a directory; give a file name for the bundle")
@@ -149,18 +150,18 @@ class BundleService:
         with self._registry.transaction():
             self._registry.add_event(project, "project_exported", f"project {name} exported to {output}", by,
                                      {"path": str(output), "members": members})
-        return {"project": name, "path": str(output), "members": members, "size": output.stat().st_size,
-                "model_versions": len(rows.get("model_versions", [])),
-                "dataset_versions": len(rows.get("dataset_versions", []))}
+        return BundleExported(project=name, path=str(output), members=members, size=output.stat().st_size,
+                              model_versions=len(rows.get("model_versions", [])),
+                              dataset_versions=len(rows.get("dataset_versions", [])))
 
     def import_bundle(self, source: str | os.PathLike, new_name: str | None = None, trust: list[str] | None = None,
-                      by: str = "user") -> dict:
+                      by: str = "user") -> BundleImported:
         source = Path(source).expanduser()
         with ArchiveReader(source, expected_kind=KIND) as reader:
             reader.verify()
             rows = {name[len(ROWS_PREFIX):-len(".json")]: reader.read_json(name)
                     for name in reader.names() if name.startswith(ROWS_PREFIX) and name.endswith(".json")}
-            original = _check_rows(source, reader.meta, rows)
+            original = _check_rows(source, reader.schema_version, rows)
             name = check_project_name(new_name or original)
             if project_rows.project_exists(self._registry, name):
                 raise KeelError(f"project {name!r} already exists in {self._workspace.root}; import it under another "
@@ -173,7 +174,8 @@ class BundleService:
                 _check_files(source, rows, staged, set(trust or []))
                 return self._write_project(source, rows, original, name, staged, by)
 
-    def _write_project(self, source: Path, rows: dict, original: str, name: str, staged: Path, by: str) -> dict:
+    def _write_project(self, source: Path, rows: dict, original: str, name: str, staged: Path,
+                       by: str) -> BundleImported:
         workspace = self._workspace
         with project_lock(workspace, name):
             if project_rows.project_exists(self._registry, name):
@@ -207,6 +209,6 @@ class BundleService:
         for inbox_folder in ("inbox", "inbox/processed", "inbox/rejected"):
             (workspace.project_dir(name) / inbox_folder).mkdir(parents=True, exist_ok=True)
         self._rewrite_production_manifest(name)
-        return {"project": name, "imported_from": str(source), "original_name": original,
-                "model_versions": len(rows.get("model_versions", [])),
-                "dataset_versions": len(rows.get("dataset_versions", []))}
+        return BundleImported(project=name, imported_from=str(source), original_name=original,
+                              model_versions=len(rows.get("model_versions", [])),
+                              dataset_versions=len(rows.get("dataset_versions", [])))

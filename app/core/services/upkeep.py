@@ -14,13 +14,24 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.core.domain.clock import Clock
 from app.core.domain.errors import KeelError
 from app.core.domain.settings import parse_schedule
+from app.core.domain.upkeep import (
+    BackupSchedule,
+    BackupScheduleSetting,
+    PrunedVersion,
+    PruneResult,
+    RetentionRules,
+    RetentionSettings,
+    ScheduledBackupMade,
+    UpkeepDone,
+)
 from app.core.store import maintenance
 from app.core.store.registry import Registry
 from app.core.store.workspace import Workspace, project_lock
@@ -38,13 +49,6 @@ RETENTION_PERIOD = timedelta(days=1)
 SCHEDULED_NAME = re.compile(r"^keel-\d{8}T\d{6}Z(-\d+)?\.keel-backup$")
 
 
-# ------------------------------------------------------------------ settings
-def _describe_backup(stored: dict) -> str:
-    if not stored.get("every"):
-        return "off"
-    return f"{stored['every']}, keep {stored.get('keep', 7)}" + (f", in {stored['folder']}" if stored.get("folder") else "")
-
-
 def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -52,7 +56,7 @@ def _parse_time(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _keep_newest(folder: Path, keep: int) -> list[str]:
+def _keep_newest(folder: Path, keep: int) -> tuple[str, ...]:
     """Only Keel's own scheduled backup files are ever removed, oldest first."""
     ours = sorted((p for p in folder.iterdir() if p.is_file() and SCHEDULED_NAME.match(p.name)),
                   key=lambda p: (p.stat().st_mtime, p.name))
@@ -60,7 +64,7 @@ def _keep_newest(folder: Path, keep: int) -> list[str]:
     for path in ours[:-keep] if len(ours) > keep else []:
         path.unlink(missing_ok=True)
         removed.append(path.name)
-    return removed
+    return tuple(removed)
 
 
 def backup_files(folder: str | os.PathLike) -> list[str]:
@@ -80,79 +84,86 @@ class UpkeepService:
         root = self._workspace.root
         return root.parent / f"{root.name}-backups"
 
-    def backup_schedule(self) -> dict:
-        stored = maintenance.workspace_setting(self._registry, BACKUP_SETTING, None) or {}
-        return {"enabled": bool(stored.get("every")), "every": stored.get("every"), "keep": stored.get("keep", 7),
-                "folder": stored.get("folder") or str(self._default_backup_folder()),
-                "last_backup_at": maintenance.workspace_setting(self._registry, LAST_BACKUP_SETTING)}
+    def _stored_schedule(self) -> BackupScheduleSetting:
+        return BackupScheduleSetting.from_json(maintenance.workspace_setting(self._registry, BACKUP_SETTING, None))
+
+    def _stored_rules(self) -> RetentionRules:
+        return RetentionRules.from_json(maintenance.workspace_setting(self._registry, RETENTION_SETTING, None))
+
+    def backup_schedule(self) -> BackupSchedule:
+        stored = self._stored_schedule()
+        return BackupSchedule(every=stored.every, keep=stored.keep,
+                              folder=stored.folder or str(self._default_backup_folder()),
+                              last_backup_at=maintenance.workspace_setting(self._registry, LAST_BACKUP_SETTING))
 
     def set_backup_schedule(self, every: str | None = None, keep: int | None = None, folder: str | None = None,
-                            off: bool = False) -> dict:
+                            off: bool = False) -> BackupSchedule:
         from app.core.services.backup import outside_workspace
 
-        stored = dict(maintenance.workspace_setting(self._registry, BACKUP_SETTING, None) or {})
+        stored = self._stored_schedule()
         if every is not None:
             kind, _ = parse_schedule(every)
             if kind != "interval":
                 raise KeelError(f"--schedule for backups takes an interval like 'every 1d', got {every!r}")
-            stored["every"] = every
+            stored = replace(stored, every=every)
         if off:
-            stored["every"] = None
+            stored = replace(stored, every=None)
         if keep is not None:
             if keep < 1:
                 raise KeelError(f"--keep must be at least 1, got {keep}")
-            stored["keep"] = keep
+            stored = replace(stored, keep=keep)
         if folder is not None:
             resolved = Path(folder).expanduser().resolve()
             outside_workspace(self._workspace.root, resolved / "probe", "the backup folder")
-            stored["folder"] = str(resolved)
+            stored = replace(stored, folder=str(resolved))
         with self._registry.transaction():
-            maintenance.set_workspace_setting(self._registry, BACKUP_SETTING, stored)
-            self._registry.add_event(None, "settings_changed", "scheduled backup: " + _describe_backup(stored), "user",
-                                     {"scheduled_backup": stored})
+            maintenance.set_workspace_setting(self._registry, BACKUP_SETTING, stored.to_json())
+            self._registry.add_event(None, "settings_changed", "scheduled backup: " + stored.describe(), "user",
+                                     {"scheduled_backup": stored.to_json()})
         return self.backup_schedule()
 
-    def retention(self) -> dict:
-        stored = maintenance.workspace_setting(self._registry, RETENTION_SETTING, None) or {}
-        return {"keep_archived": stored.get("keep_archived"), "inbox_days": stored.get("inbox_days"),
-                "last_applied_at": maintenance.workspace_setting(self._registry, LAST_RETENTION_SETTING)}
+    def retention(self) -> RetentionSettings:
+        stored = self._stored_rules()
+        return RetentionSettings(keep_archived=stored.keep_archived, inbox_days=stored.inbox_days,
+                                 last_applied_at=maintenance.workspace_setting(self._registry, LAST_RETENTION_SETTING))
 
-    def set_retention(self, keep_archived: int | None | str = "unchanged", inbox_days: float | None | str = "unchanged") -> dict:
+    def set_retention(self, keep_archived: int | None | str = "unchanged",
+                      inbox_days: float | None | str = "unchanged") -> RetentionSettings:
         """None turns a rule off; "unchanged" leaves it."""
-        stored = dict(maintenance.workspace_setting(self._registry, RETENTION_SETTING, None) or {})
-        if keep_archived != "unchanged":
+        stored = self._stored_rules()
+        if not isinstance(keep_archived, str):
             if isinstance(keep_archived, int) and keep_archived < 0:
                 raise KeelError(f"--keep-archived must be 0 or more, got {keep_archived}")
-            stored["keep_archived"] = keep_archived
-        if inbox_days != "unchanged":
+            stored = replace(stored, keep_archived=keep_archived)
+        if not isinstance(inbox_days, str):
             if isinstance(inbox_days, (int, float)) and inbox_days <= 0:
                 raise KeelError(f"--inbox-days must be more than 0, got {inbox_days}")
-            stored["inbox_days"] = inbox_days
+            stored = replace(stored, inbox_days=inbox_days)
         with self._registry.transaction():
-            maintenance.set_workspace_setting(self._registry, RETENTION_SETTING, stored)
+            maintenance.set_workspace_setting(self._registry, RETENTION_SETTING, stored.to_json())
             self._registry.add_event(None, "settings_changed",
-                                     f"retention: keep {stored.get('keep_archived')} archived version(s), inbox files "
-                                     f"{stored.get('inbox_days')} day(s)", "user", {"retention": stored})
+                                     f"retention: keep {stored.keep_archived} archived version(s), inbox files "
+                                     f"{stored.inbox_days} day(s)", "user", {"retention": stored.to_json()})
         return self.retention()
 
     def prune(self, keep_archived: int | None = None, inbox_days: float | None = None, dry_run: bool = False,
-              by: str = "user", now: float | None = None) -> dict:
+              by: str = "user", now: float | None = None) -> PruneResult:
         """Apply the retention rules given (default: the workspace's settings)."""
         settings = self.retention()
-        keep_archived = settings["keep_archived"] if keep_archived is None else keep_archived
-        inbox_days = settings["inbox_days"] if inbox_days is None else inbox_days
-        pruned = [] if keep_archived is None else self._prune_versions(keep_archived, dry_run, by)
-        removed = [] if inbox_days is None else self._prune_inbox(inbox_days, dry_run, now)
+        keep_archived = settings.keep_archived if keep_archived is None else keep_archived
+        inbox_days = settings.inbox_days if inbox_days is None else inbox_days
+        pruned = () if keep_archived is None else self._prune_versions(keep_archived, dry_run, by)
+        removed = () if inbox_days is None else self._prune_inbox(inbox_days, dry_run, now)
         if not dry_run:
             with self._registry.transaction():
                 maintenance.set_workspace_setting(self._registry, LAST_RETENTION_SETTING, self._clock())
-        return {"dry_run": dry_run, "keep_archived": keep_archived, "inbox_days": inbox_days,
-                "pruned_versions": pruned, "removed_inbox_files": removed}
+        return PruneResult(dry_run=dry_run, keep_archived=keep_archived, inbox_days=inbox_days,
+                           pruned_versions=pruned, removed_inbox_files=removed)
 
-    def _prune_versions(self, keep_archived: int, dry_run: bool, by: str) -> list[dict]:
+    def _prune_versions(self, keep_archived: int, dry_run: bool, by: str) -> tuple[PrunedVersion, ...]:
         pruned = []
         for row in maintenance.prunable_model_versions(self._registry, keep_archived):
-            entry = {"project": row.project, "version": row.version, "artifact_path": row.artifact_path}
+            entry = PrunedVersion(project=row.project, version=row.version, artifact_path=row.artifact_path)
             if dry_run:
                 pruned.append(entry)
                 continue
@@ -171,9 +182,9 @@ class UpkeepService:
                 for path in (artifact, artifact.with_suffix(".reference.parquet"), artifact.with_suffix(".drift.npz")):
                     path.unlink(missing_ok=True)
             pruned.append(entry)
-        return pruned
+        return tuple(pruned)
 
-    def _prune_inbox(self, inbox_days: float, dry_run: bool, now: float | None) -> list[str]:
+    def _prune_inbox(self, inbox_days: float, dry_run: bool, now: float | None) -> tuple[str, ...]:
         cutoff = (self._clock.seconds() if now is None else now) - inbox_days * 86400
         removed = []
         for name in maintenance.project_names(self._registry):
@@ -186,12 +197,12 @@ class UpkeepService:
                         removed.append(path.relative_to(self._workspace.root).as_posix())
                         if not dry_run:
                             path.unlink(missing_ok=True)
-        return removed
+        return tuple(removed)
 
-    def scheduled_backup(self, now: datetime | None = None) -> dict:
+    def scheduled_backup(self, now: datetime | None = None) -> ScheduledBackupMade:
         """One scheduled backup into the configured folder, then the oldest beyond `keep` removed."""
         schedule = self.backup_schedule()
-        folder = Path(schedule["folder"])
+        folder = Path(schedule.folder)
         folder.mkdir(parents=True, exist_ok=True)
         now = now or self._clock.moment()
         destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}.keel-backup"
@@ -199,30 +210,30 @@ class UpkeepService:
         while destination.exists():
             destination = folder / f"keel-{now.strftime('%Y%m%dT%H%M%SZ')}-{number}.keel-backup"
             number += 1
-        result = self._backup.backup(destination, by="scheduler")
+        made = self._backup.backup(destination, by="scheduler")
         with self._registry.transaction():
             maintenance.set_workspace_setting(self._registry, LAST_BACKUP_SETTING, now.isoformat())
-        result["removed_old_backups"] = _keep_newest(folder, schedule["keep"])
-        return result
+        return ScheduledBackupMade(backup=made, removed_old_backups=_keep_newest(folder, schedule.keep))
 
-    def run_due(self, now: datetime | None = None) -> dict:
+    def run_due(self, now: datetime | None = None) -> UpkeepDone:
         """The upkeep the window and `keel run` do about once a minute: a due scheduled backup,
         and the retention rules once a day when any is set. Failures are logged, never raised."""
         now = now or self._clock.moment()
-        done: dict[str, Any] = {}
+        backup: ScheduledBackupMade | None = None
+        retention: PruneResult | None = None
         try:
             schedule = self.backup_schedule()
-            if schedule["enabled"]:
-                _, seconds = parse_schedule(schedule["every"])
-                last = _parse_time(schedule["last_backup_at"])
+            if schedule.every:
+                _, seconds = parse_schedule(schedule.every)
+                last = _parse_time(schedule.last_backup_at)
                 if last is None or now - last >= timedelta(seconds=int(seconds)):
-                    done["backup"] = self.scheduled_backup(now)
+                    backup = self.scheduled_backup(now)
             rules = self.retention()
-            if rules["keep_archived"] is not None or rules["inbox_days"] is not None:
-                last = _parse_time(rules["last_applied_at"])
+            if rules.any_rule:
+                last = _parse_time(rules.last_applied_at)
                 if last is None or now - last >= RETENTION_PERIOD:
-                    done["retention"] = self.prune(by="scheduler")
+                    retention = self.prune(by="scheduler")
         except Exception:  # noqa: BLE001 - upkeep must never stop the scheduler
             log.exception("workspace upkeep failed")
-            done["failed"] = True
-        return done
+            return UpkeepDone(backup=backup, retention=retention, failed=True)
+        return UpkeepDone(backup=backup, retention=retention)

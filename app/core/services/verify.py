@@ -17,11 +17,11 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from app.core.domain.clock import Clock
 from app.core.domain.entities import DatasetFile
+from app.core.domain.upkeep import FilesChecked, Finding, Repair, VerifyReport
 from app.core.fileio import sha256_file
 from app.core.services.dependencies import RewriteProductionManifest
 from app.core.store import maintenance
@@ -35,18 +35,6 @@ ORPHAN_MARK = ".orphan-"
 # beside each model file: its reference rows (written with it) and its prepared drift reference
 # (written at deployment, rebuilt by monitoring when missing); neither has a registry row of its own
 DERIVED_MODEL_FILES = (".reference.parquet", ".drift.npz")
-
-
-@dataclass
-class Finding:
-    check: str  # database | foreign_keys | artifact | dataset | production | temporary | orphan
-    path: str | None
-    message: str
-    error: bool  # False: reported only (a young file a writer may still be working on)
-    repair: str | None  # what --repair does: remove | quarantine | rewrite | record | None (cannot)
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def _check_file(path: Path, sha256: str | None, quick: bool) -> str | None:
@@ -138,16 +126,16 @@ class VerifyService:
         self._clock = clock
         self._rewrite_production_manifest = rewrite_production_manifest
 
-    def verify(self, quick: bool = False, repair: bool = False, now: float | None = None) -> dict:
+    def verify(self, quick: bool = False, repair: bool = False, now: float | None = None) -> VerifyReport:
         findings, checked = self._scan(quick=quick, now=now)
-        repaired: list[dict] = []
+        repaired: tuple[Repair, ...] = ()
         if repair and any(f.repair and f.error for f in findings):
             repaired = self._repair(findings)
             findings, checked = self._scan(quick=quick, now=now)
-        return {"healthy": not any(f.error for f in findings), "quick": quick, "workspace": str(self._workspace.root),
-                "checked": checked, "problems": [f.to_json() for f in findings], "repaired": repaired}
+        return VerifyReport(quick=quick, workspace_root=str(self._workspace.root), checked=checked,
+                            problems=tuple(findings), repaired=repaired)
 
-    def _scan(self, quick: bool = False, now: float | None = None) -> tuple[list[Finding], dict]:
+    def _scan(self, quick: bool = False, now: float | None = None) -> tuple[list[Finding], FilesChecked]:
         now = self._clock.seconds() if now is None else now
         registry, root = self._registry, self._workspace.root
         findings = [Finding("database", "registry.db", f"integrity_check: {line}", True, None)
@@ -172,9 +160,9 @@ class VerifyService:
         tracked |= {str(Path(p).with_suffix(suffix)) for p in tracked for suffix in DERIVED_MODEL_FILES}
         tracked |= {dataset_file.path for dataset_file in data}
         findings += _stray_files(root, tracked, now)
-        checked = {"projects": len(maintenance.project_names(registry)),
-                   "model_files": sum(1 for r in models if not r.pruned_at), "dataset_files": len(data),
-                   "hashed": not quick}
+        checked = FilesChecked(projects=len(maintenance.project_names(registry)),
+                               model_files=sum(1 for r in models if not r.pruned_at), dataset_files=len(data),
+                               hashed=not quick)
         return findings, checked
 
     def _check_production(self, damaged_models: set[str]) -> list[Finding]:
@@ -200,7 +188,7 @@ class VerifyService:
                                         f"the registry v{pointer.version} (stale)", True, "rewrite"))
         return findings
 
-    def _repair(self, findings: list[Finding]) -> list[dict]:
+    def _repair(self, findings: list[Finding]) -> tuple[Repair, ...]:
         root = self._workspace.root
         quarantine = root / QUARANTINE_DIR / self._clock.local_stamp()
         done = []
@@ -221,8 +209,8 @@ class VerifyService:
                 self._rewrite_production_manifest(name)
             elif finding.repair == "record":
                 self._record_dataset_hash(finding.path)
-            done.append({"path": finding.path, "action": finding.repair, "check": finding.check})
-        return done
+            done.append(Repair(path=finding.path, action=finding.repair, check=finding.check))
+        return tuple(done)
 
     def _record_dataset_hash(self, relative: str) -> None:
         for row in maintenance.dataset_files(self._registry):

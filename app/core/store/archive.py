@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.errors import KeelError
+from app.core.domain.upkeep import ArchiveMember
 from app.core.fileio import atomic_path
 
 FORMAT = "keel-archive"
@@ -46,14 +47,14 @@ class ArchiveWriter:
         self._clock = clock  # the manifest's created_at
         self.kind = kind
         self.meta = dict(meta or {})
-        self.members: list[dict] = []
+        self.members: list[ArchiveMember] = []
 
-    def add_file(self, name: str, source: Path) -> dict:
+    def add_file(self, name: str, source: Path) -> ArchiveMember:
         """Stream a file in; returns its manifest entry (name, size, sha256)."""
         with open(source, "rb") as handle:
             return self.add_stream(name, handle)
 
-    def add_stream(self, name: str, handle: IO[bytes]) -> dict:
+    def add_stream(self, name: str, handle: IO[bytes]) -> ArchiveMember:
         _check_member_name(name)
         digest, size = hashlib.sha256(), 0
         with self._zip.open(name, "w", force_zip64=True) as out:
@@ -61,21 +62,21 @@ class ArchiveWriter:
                 digest.update(block)
                 out.write(block)
                 size += len(block)
-        entry = {"name": name, "size": size, "sha256": digest.hexdigest()}
+        entry = ArchiveMember(name=name, size=size, sha256=digest.hexdigest())
         self.members.append(entry)
         return entry
 
-    def add_bytes(self, name: str, data: bytes) -> dict:
+    def add_bytes(self, name: str, data: bytes) -> ArchiveMember:
         import io
 
         return self.add_stream(name, io.BytesIO(data))
 
-    def add_json(self, name: str, value: Any) -> dict:
+    def add_json(self, name: str, value: Any) -> ArchiveMember:
         return self.add_bytes(name, json.dumps(value, default=str, allow_nan=True).encode("utf-8"))
 
     def _write_manifest(self) -> None:
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
-                    "created_at": self._clock(), "meta": self.meta, "members": self.members}
+                    "created_at": self._clock(), "meta": self.meta, "members": [member.to_json() for member in self.members]}
         self._zip.writestr(MANIFEST, json.dumps(manifest, indent=1, default=str))
 
 
@@ -116,7 +117,7 @@ class ArchiveReader:
         if expected_kind is not None and self.kind != expected_kind:
             self.close()
             raise ArchiveError(f"{self.path.name} is a Keel {self.kind}, not a {expected_kind}")
-        self.entries = {m["name"]: m for m in self.manifest["members"]}
+        self.entries = {m["name"]: ArchiveMember.from_json(m) for m in self.manifest["members"]}
 
     def _read_manifest(self) -> dict:
         try:
@@ -140,8 +141,15 @@ class ArchiveReader:
         return manifest
 
     @property
-    def meta(self) -> dict:
+    def meta(self) -> dict[str, Any]:
+        """The manifest's `meta` document as the writer put it (its keys depend on the archive's kind)."""
         return self.manifest.get("meta", {})
+
+    @property
+    def schema_version(self) -> int:
+        """The registry schema the archive's writer knew (0: not recorded)."""
+        version = self.meta.get("schema_version", 0)
+        return version if isinstance(version, int) else 0
 
     def names(self) -> list[str]:
         return list(self.entries)
@@ -206,7 +214,7 @@ class ArchiveReader:
 class _CheckedStream:
     """Wraps a zip member: hashes what is read; at the end, compares with the manifest."""
 
-    def __init__(self, raw: IO[bytes], entry: dict, archive_name: str):
+    def __init__(self, raw: IO[bytes], entry: ArchiveMember, archive_name: str):
         self._raw, self._entry, self._archive = raw, entry, archive_name
         self._digest, self._size, self._done = hashlib.sha256(), 0, False
 
@@ -214,11 +222,11 @@ class _CheckedStream:
         try:
             block = self._raw.read(size)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
-            raise ArchiveError(f"{self._archive}: member {self._entry['name']} is damaged ({exc})") from None
+            raise ArchiveError(f"{self._archive}: member {self._entry.name} is damaged ({exc})") from None
         self._digest.update(block)
         self._size += len(block)
-        if self._size > self._entry["size"]:
-            raise ArchiveError(f"{self._archive}: member {self._entry['name']} is damaged (longer than its manifest)")
+        if self._size > self._entry.size:
+            raise ArchiveError(f"{self._archive}: member {self._entry.name} is damaged (longer than its manifest)")
         if not block or size < 0:
             self._finish()
         return block
@@ -227,5 +235,5 @@ class _CheckedStream:
         if self._done:
             return
         self._done = True
-        if self._size != self._entry["size"] or self._digest.hexdigest() != self._entry["sha256"]:
-            raise ArchiveError(f"{self._archive}: member {self._entry['name']} is damaged (sha256 mismatch)")
+        if self._size != self._entry.size or self._digest.hexdigest() != self._entry.sha256:
+            raise ArchiveError(f"{self._archive}: member {self._entry.name} is damaged (sha256 mismatch)")

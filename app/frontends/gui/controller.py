@@ -310,9 +310,9 @@ class Controller(QObject):
             return create_demo(self.opened_keel, progress=job.report)
 
         def done(result):
-            self.notify.emit("info", f"Demo project {result['project']} is ready: v{result['version']} in production. "
+            self.notify.emit("info", f"Demo project {result.project} is ready: v{result.version} in production. "
                                      "New batches arrive every few seconds (Model > Play demo stream stops them).")
-            self.set_project(result["project"])
+            self.set_project(result.project)
             if self.start_scheduler:
                 self.set_demo_stream(True)
 
@@ -601,8 +601,8 @@ class Controller(QObject):
         from app.demo import demo_stream
 
         def done(result):
-            self.notify.emit("info", f"Demo reset: v{result['version']} in production, the stream starts over.")
-            self.set_project(result["project"])
+            self.notify.emit("info", f"Demo reset: v{result.version} in production, the stream starts over.")
+            self.set_project(result.project)
 
         return self._write("demo", "Resetting the demo project", lambda job: demo_stream.reset_demo(self.opened_keel, progress=job.report),
                            on_done=done, project=DEMO_PROJECT)

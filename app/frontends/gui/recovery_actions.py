@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.core.domain.upkeep import Finding, VerifyReport
 from app.frontends.gui import common
 
 
@@ -31,7 +32,7 @@ class RecoveryActions(QObject):
         super().__init__(window)
         self.main_window = window
         self.controller = window.controller
-        self.last_verify: dict | None = None
+        self.last_verify: VerifyReport | None = None
         self.repair_box: QMessageBox | None = None
         self.named_actions = {
             "verify": self._action("&Verify workspace…", self.verify_full,
@@ -78,23 +79,23 @@ class RecoveryActions(QObject):
         self.controller.run("verify", "verify", title, lambda job: keel.verifier.verify(quick=quick, repair=repair),
                             on_done=lambda result: self._verified(result, always_report or repair))
 
-    def _verified(self, result: dict, always_report: bool) -> None:
-        self.last_verify = result
-        errors = [p for p in result["problems"] if p["error"]]
+    def _verified(self, report: VerifyReport, always_report: bool) -> None:
+        self.last_verify = report
+        errors = report.errors
         if not errors:
-            if always_report or result["repaired"]:
-                fixed = f" ({len(result['repaired'])} repaired)" if result["repaired"] else ""
+            if always_report or report.repaired:
+                fixed = f" ({len(report.repaired)} repaired)" if report.repaired else ""
                 self.main_window.notify("info", f"The workspace is healthy{fixed}.")
             return
         self.main_window.notify("warning", f"verify found {len(errors)} problem(s) in the workspace: "
-                                      f"{errors[0]['path']}: {errors[0]['message']}")
-        self._offer_repair(result, errors)
+                                      f"{errors[0].path}: {errors[0].message}")
+        self._offer_repair(report, errors)
 
-    def _offer_repair(self, result: dict, errors: list[dict]) -> None:
-        repairable = [p for p in errors if p["repair"]]
+    def _offer_repair(self, report: VerifyReport, errors: tuple[Finding, ...]) -> None:
+        repairable = [p for p in errors if p.repair]
         box = QMessageBox(QMessageBox.Icon.Warning, "Workspace check",
-                          f"Keel found {len(errors)} problem(s) in {result['workspace']}.", parent=self.main_window)
-        shown = [f"• {p['path']}: {p['message']}" + (f"  [repair: {p['repair']}]" if p["repair"] else "")
+                          f"Keel found {len(errors)} problem(s) in {report.workspace_root}.", parent=self.main_window)
+        shown = [f"• {p.path}: {p.message}" + (f"  [repair: {p.repair}]" if p.repair else "")
                  for p in errors[:12]]
         if len(errors) > len(shown):
             shown.append(f"… and {len(errors) - len(shown)} more (`keel verify` lists them all)")
@@ -108,7 +109,7 @@ class RecoveryActions(QObject):
 
         def clicked(button):
             if repair_button is not None and button is repair_button:
-                self._run_verify(quick=result["quick"], repair=True)
+                self._run_verify(quick=report.quick, repair=True)
         box.buttonClicked.connect(clicked)
         self.repair_box = box
         box.open()
@@ -122,7 +123,7 @@ class RecoveryActions(QObject):
         if path:
             self.controller.run("backup", "backup", "Backing up the workspace", lambda job: keel.backup.backup(path),
                                 on_done=lambda r: self.main_window.notify(
-                                    "info", f"Backed up {len(r['projects'])} project(s) to {r['path']}."))
+                                    "info", f"Backed up {len(r.projects)} project(s) to {r.path}."))
 
     def restore(self) -> None:
 
@@ -143,7 +144,7 @@ class RecoveryActions(QObject):
 
         def done(result):
             self.controller.restart_after_restore()
-            self.main_window.notify("info", f"Restored {len(result['projects'])} project(s) from {Path(path).name}.")
+            self.main_window.notify("info", f"Restored {len(result.projects)} project(s) from {Path(path).name}.")
 
         def failed(message, details):
             self.controller.restart_after_restore()
@@ -165,7 +166,7 @@ class RecoveryActions(QObject):
         if path:
             self.controller.run(name, "export", f"Exporting {name}", lambda job: keel.bundle.export_bundle(name, path),
                                 project=name, on_done=lambda r: self.main_window.notify(
-                                    "info", f"{name} exported to {r['path']}."))
+                                    "info", f"{name} exported to {r.path}."))
 
     def import_project(self) -> None:
 
@@ -176,4 +177,4 @@ class RecoveryActions(QObject):
         self.controller.run("workspace", "import", f"Importing {Path(path).name}",
                             lambda job: keel.bundle.import_bundle(path),
                             on_done=lambda r: (self.controller.registry_changed.emit(), self.main_window.notify(
-                                "info", f"Project {r['project']} imported from {Path(path).name}.")))
+                                "info", f"Project {r.project} imported from {Path(path).name}.")))
