@@ -12,6 +12,7 @@ import yaml
 from cli_helpers import deployed_loans_workspace, workspace_copy
 from store_helpers import workspace_of
 
+from app.core.domain.cards import AlertsSince
 from app.core.domain.clock import fixed_clock, iso_utc
 from app.core.domain.upkeep import UpkeepDone
 from app.core.services.lifecycle import Keel
@@ -162,4 +163,4 @@ def test_the_window_counts_alerts_since_the_user_looked_by_the_workspace_clock(k
         later.close()
     listed = read_project_list(keel, {}, None)  # first seen: "looked" now, by the clock
     assert listed["first_seen"] == ["loans"]
-    assert listed["health"][0]["since"] == {"opened": 1, "recovered": 0}, "opened 10 s after the clock's now"
+    assert listed["health"][0].since == AlertsSince(opened=1, recovered=0), "opened 10 s after the clock's now"

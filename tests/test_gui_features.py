@@ -59,9 +59,10 @@ def test_health_is_not_green_after_alerts_that_all_recovered(qtbot, window, stor
         alert = store(keel).insert_alert(project_id=project.id, rule="metric_below_threshold",
                                            severity="warning", message="accuracy below the threshold")
         store(keel).close_alert(alert, "recovered")
-    assert keel.insights.health("demo-credit")["state"] == "ok"  # nothing open: green without `since`
+    assert keel.insights.health("demo-credit").state == "ok"  # nothing open: green without `since`
     health = keel.insights.health("demo-credit", since=since)
-    assert health["since"] == {"opened": 10, "recovered": 10} and health["state"] == "warning"
+    assert (health.since.opened, health.since.recovered, health.state) == (10, 10, "warning")
+    assert health.reasons[-1] == "10 alert(s) opened and 10 recovered since you last looked"
 
 
 def test_help_lists_every_shortcut_and_shows_the_readme(qtbot, window):

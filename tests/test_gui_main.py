@@ -91,8 +91,8 @@ def test_retrain_deploy_and_roll_back(qtbot, window, monkeypatch):
     models = window.panels["models"]
     models.select_version(1, 2)  # compare: each on its own hold-out, no common data yet
     run_job(qtbot, window, models.compare_selected, kind="compare")
-    assert models.comparison is not None and models.comparison["common"] is None
-    assert [e["version"] for e in models.comparison["versions"]] == [1, 2]
+    assert models.comparison is not None and models.comparison.common is None
+    assert [e.version for e in models.comparison.versions] == [1, 2]
 
     models.select_version(2)
     assert models.deploy_button.isEnabled()

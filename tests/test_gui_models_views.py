@@ -22,16 +22,16 @@ def test_one_version_shows_its_full_card(qtbot, backlog_window):
     window.tabs.setCurrentWidget(models)
     qtbot.waitUntil(lambda: len(models.table_model.rows) == 2, timeout=10000)
     models.select_version(2)
-    qtbot.waitUntil(lambda: models.card is not None and models.card["version"] == 2, timeout=20000)
+    qtbot.waitUntil(lambda: models.card is not None and models.card.version == 2, timeout=20000)
     card = models.card
     keel = window.controller.keel
-    assert card["sha256"] == keel.load_version("demo-credit", 2).model_version.sha256
-    used = [d["version"] for d in card["training"]["dataset_versions"]]
+    assert card.sha256 == keel.load_version("demo-credit", 2).model_version.sha256
+    used = [d.version for d in card.training.dataset_versions]
     assert used and used[-1] == 7 and set(used) <= set(range(1, 8))  # trained after batch v7 (adaptive window)
-    assert "scikit-learn" in card["library_versions"] and card["parameters"]["preset"]
-    assert card["trained_by"] == "user" and card["deployments"] and card["metrics"]["accuracy"] > 0.5
+    assert "scikit-learn" in card.library_versions and card.parameters["preset"]
+    assert card.trained_by == "user" and card.deployments and card.metrics["accuracy"] > 0.5
     text = models.compare_widget.findChild(type(models.hint), "versionCard").text()
-    for shown in (card["sha256"], "scikit-learn", "Deployments", "dataset versions", f"v{used[0]} ("):
+    for shown in (card.sha256, "scikit-learn", "Deployments", "dataset versions", f"v{used[0]} ("):
         assert shown in text
 
 
@@ -45,7 +45,7 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
     assert models.compare_button.isEnabled()
     models.compare_button.click()
     qtbot.waitUntil(lambda: models.comparison is not None, timeout=90_000)
-    assert [e["version"] for e in models.comparison["versions"]] == [1, 2, 3]
+    assert [e.version for e in models.comparison.versions] == [1, 2, 3]
     models.compare_widget.grab()  # painted, as the user sees it
     chart = models.compare_widget.findChild(PlotWidget, "metricsByVersion")
     assert chart is not None
@@ -74,7 +74,7 @@ def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_param
 
 def shown_card(qtbot, models, version: int) -> str:
     models.select_version(version)
-    qtbot.waitUntil(lambda: models.card is not None and models.card["version"] == version, timeout=20000)
+    qtbot.waitUntil(lambda: models.card is not None and models.card.version == version, timeout=20000)
     cards = lambda: models.compare_widget.findChildren(type(models.hint), "versionCard")  # noqa: E731
     qtbot.waitUntil(lambda: len(cards()) == 1, timeout=5000)  # the card shown before is deleted
     return cards()[0].text()
@@ -86,16 +86,16 @@ def test_the_card_marks_the_parameters_set_for_the_project_over_the_preset(qtbot
     models = models_with_a_logreg_v3(qtbot, window, "a version with an override")
 
     text = shown_card(qtbot, models, 3)
-    assert models.card["parameter_overrides"] == {"C": 0.3}
+    assert models.card.parameter_overrides == {"C": 0.3}
     assert "Model: preset " in text and " + 1 override<" in text
     assert "<b><i>C</i></b>" in text and "<b>0.3000</b> (override)" in text
     assert text.count("(override)") == 1  # max_iter and the rest: the preset's defaults, not highlighted
     assert "max_iter" in text
 
     text = shown_card(qtbot, models, 2)
-    assert models.card["parameter_overrides"] == {} and "no overrides" in text and "(override)" not in text
+    assert models.card.parameter_overrides == {} and "no overrides" in text and "(override)" not in text
 
     run_id = store(keel).model_version(keel.project("demo-credit").id, 1).run_id
     store(keel).conn.execute("DELETE FROM params WHERE run_id = ? AND key = 'overrides'", (run_id,))  # as if never logged
     text = shown_card(qtbot, models, 1)
-    assert models.card["parameter_overrides"] is None and "was not recorded for this version" in text
+    assert models.card.parameter_overrides is None and "was not recorded for this version" in text

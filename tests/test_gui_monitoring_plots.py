@@ -112,15 +112,15 @@ def test_a_feature_distribution_shows_how_it_drifted(qtbot, backlog_window):
     shown = panel.distribution
     latest = panel.results[-1]
     psi = {name: stats.psi for name, stats in latest.details.features.items()}
-    assert shown["feature"] == max(psi, key=psi.get) == panel.feature_choice.currentText()  # the most drifted first
-    assert shown["dataset_version"] == latest.dataset_version == 10
-    assert shown["kind"] == "numeric" and len(shown["edges"]) == len(shown["reference"]) + 1
-    assert sum(shown["reference"]) == pytest.approx(1 - shown["missing"]["reference"], abs=1e-9)
-    assert shown["feature"] in panel.distribution_plot.getPlotItem().titleLabel.text
+    assert shown.feature == max(psi, key=psi.get) == panel.feature_choice.currentText()  # the most drifted first
+    assert shown.dataset_version == latest.dataset_version == 10
+    assert shown.kind == "numeric" and len(shown.edges) == len(shown.reference) + 1
+    assert sum(shown.reference) == pytest.approx(1 - shown.missing.reference, abs=1e-9)
+    assert shown.feature in panel.distribution_plot.getPlotItem().titleLabel.text
     assert "training reference rows of v2" in panel.distribution_legend.toolTip()
     panel.feature_choice.setCurrentText("region")  # a category: bars per category
-    qtbot.waitUntil(lambda: panel.distribution["feature"] == "region", timeout=20000)
-    assert panel.distribution["kind"] == "categorical"
+    qtbot.waitUntil(lambda: panel.distribution.feature == "region", timeout=20000)
+    assert panel.distribution.kind == "categorical"
     ticks = [label for level in panel.distribution_plot.getAxis("bottom")._tickLevels for _, label in level]
     assert set(ticks) == {"north", "south", "east", "west"}
     assert panel.distribution_plot.getAxis("bottom").labelText == "region (category)"

@@ -63,10 +63,10 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace, store, 
     np.testing.assert_allclose(prepared.estimator.calibration[0], stored)
     # and the confusion matrix of the Models tab: the evaluated fit's predictions on them, not the refit's
     monkeypatch.setattr(insights, "importances", lambda *args: (None, {}))  # not what this checks, and slow
-    [_, compared] = keel.insights.compare_versions("loan", [1, 2])["versions"]
+    [_, compared] = keel.insights.compare_versions("loan", [1, 2]).versions
     y = datasets.target_array(holdout, loaded.project.schema)
-    assert compared["confusion"] == [[int(((y == t) & (stored.argmax(axis=1) == p)).sum()) for p in (0, 1)]
-                                     for t in (0, 1)]
+    assert compared.confusion == tuple(tuple(int(((y == t) & (stored.argmax(axis=1) == p)).sum()) for p in (0, 1))
+                                       for t in (0, 1))
     deployment = store(keel).current_deployment(keel.project("loan").id)
     assert deployment.by == "policy" and "promoted" in deployment.reason
     [event] = decisions(keel)

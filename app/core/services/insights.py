@@ -4,9 +4,28 @@ production model card, and a side-by-side comparison of model versions.
 The rules (what counts as healthy, which importance to show) live here, not in widgets.
 """
 
+import dataclasses
 import threading
+from collections.abc import Sequence
 from typing import Any
 
+from app.core.domain.cards import (
+    AlertsSince,
+    CommonRows,
+    ComparedVersion,
+    FeatureDistribution,
+    HealthState,
+    MetricChange,
+    MissingShares,
+    ProductionCard,
+    ProductionModel,
+    ProjectHealth,
+    TrainingDataset,
+    TrainingFacts,
+    VersionCard,
+    VersionComparison,
+    VersionDeployment,
+)
 from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
@@ -64,19 +83,25 @@ def importances(loaded: LoadedModel, X: Any, y: Any, task: str, seed: int = 0) -
     return "permutation", {f: float(v) for f, v in zip(features, result.importances_mean)}
 
 
-def metric_comparison(entries: list[dict], key: str, primary_metric: str) -> list[dict]:
-    """Rows {metric, a, b, delta, verdict} for two compared versions' metrics (entries[i][key]),
-    the primary metric first; the verdict respects whether the metric is better high or low."""
+def metric_comparison(entries: Sequence[ComparedVersion], primary_metric: str, *,
+                      on_common_rows: bool = False) -> tuple[MetricChange, ...]:
+    """Each metric of two compared versions (recorded at training, or, on_common_rows, scored on the
+    rows neither saw), the primary metric first; the verdict respects whether the metric is better
+    high or low."""
     first, second = entries
-    names = sorted(set(first[key]) | set(second[key]), key=lambda k: (k != primary_metric, k))
+
+    def scores(entry: ComparedVersion) -> dict[str, float]:
+        return (entry.common_metrics or {}) if on_common_rows else entry.metrics
+
+    names = sorted(set(scores(first)) | set(scores(second)), key=lambda k: (k != primary_metric, k))
     rows = []
     for name in names:
-        a, b = first[key].get(name), second[key].get(name)
+        a, b = scores(first).get(name), scores(second).get(name)
         delta = b - a if isinstance(a, float) and isinstance(b, float) else None
         better = None if delta is None or delta == 0 else ((delta > 0) == higher_is_better(name))
-        verdict = "" if better is None else f"v{(second if better else first)['version']} better"
-        rows.append({"metric": name, "a": a, "b": b, "delta": delta, "verdict": verdict})
-    return rows
+        verdict = "" if better is None else f"v{(second if better else first).version} better"
+        rows.append(MetricChange(metric=name, a=a, b=b, delta=delta, verdict=verdict))
+    return tuple(rows)
 
 
 DISTRIBUTION_BINS = 20
@@ -91,10 +116,10 @@ RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds", "training_sample"
 OVERRIDES_PARAM = "overrides"  # logged by a training: the project's own parameters, over the preset's defaults
 
 
-def differing_parameters(entries: list[dict]) -> list[str]:
+def differing_parameters(entries: Sequence[ComparedVersion]) -> list[str]:
     """The parameter names whose value is not the same in every compared version."""
-    keys = sorted({key for entry in entries for key in entry.get("params", {})})
-    return [key for key in keys if len({repr(entry.get("params", {}).get(key)) for entry in entries}) > 1]
+    keys = sorted({key for entry in entries for key in entry.params})
+    return [key for key in keys if len({repr(entry.params.get(key)) for entry in entries}) > 1]
 
 
 class InsightsService:
@@ -105,49 +130,51 @@ class InsightsService:
         self._workspace = workspace
         self._data = data
 
-    def health(self, name: str, since: str | None = None) -> dict:
+    def health(self, name: str, since: str | None = None) -> ProjectHealth:
         """One line of health for the project list: production version, metric now vs at
         training, open alerts, and a state: none | ok | warning | alert. With `since` (when the
         user last looked), the alerts opened and recovered since then count too: a project that
         had alerts is at least `warning` until the user has looked."""
         result = self._health(name)
-        result["since"] = self.alerts_since(name, since) if since else {"opened": 0, "recovered": 0}
-        opened, recovered = result["since"]["opened"], result["since"]["recovered"]
-        if opened or recovered:
-            result["reasons"].append(f"{opened} alert(s) opened and {recovered} recovered since you last looked")
-            if result["state"] in ("ok", "none") and result["production_version"] is not None:
-                result["state"] = "warning"
-        return result
+        counted = self.alerts_since(name, since) if since else AlertsSince(opened=0, recovered=0)
+        if not (counted.opened or counted.recovered):
+            return dataclasses.replace(result, since=counted)
+        reason = f"{counted.opened} alert(s) opened and {counted.recovered} recovered since you last looked"
+        state = result.state
+        if state in ("ok", "none") and result.production_version is not None:
+            state = "warning"
+        return dataclasses.replace(result, since=counted, state=state, reasons=(*result.reasons, reason))
 
-    def alerts_since(self, name: str, since: str) -> dict:
+    def alerts_since(self, name: str, since: str) -> AlertsSince:
         """How many alerts opened, and how many recovered by themselves, after `since` (UTC ISO time):
         a run can open and close ten alerts between two looks, leaving nothing open to see."""
         rows = self._registry.alerts(self._data.project(name).id)
-        return {"opened": sum(1 for a in rows if a.opened_at >= since),
-                "recovered": sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since)}
+        return AlertsSince(opened=sum(1 for a in rows if a.opened_at >= since),
+                           recovered=sum(1 for a in rows if a.status == "recovered" and (a.closed_at or "") >= since))
 
-    def production_card(self, name: str) -> dict:
+    def production_card(self, name: str) -> ProductionCard:
         """What the Overview shows: the production model, since when, by whom and why,
         the metric now vs at training, and the recent monitored values (a sparkline)."""
         project = self._data.project(name)
         deployment, model_version = self._production_model_version(project)
-        card = {"project": name, "task": project.task, "target": project.target, "metric": project.metric,
-                "settings": project.settings.to_json(), "health": self.health(name),
-                "versions": len(self._registry.model_versions(project.id)),
-                "dataset_versions": len(self._registry.dataset_versions(project.id)),
-                "deployments": len(self._registry.deployments(project.id)), "production": None, "sparkline": []}
+        production = None
         if deployment is not None and model_version is not None:
-            metrics = self._data.model_metrics(model_version)
-            card["production"] = {"version": deployment.version, "deployed_at": deployment.deployed_at,
-                                  "by": deployment.by, "reason": deployment.reason,
-                                  "is_rollback": deployment.is_rollback, "metrics": metrics,
-                                  "sha256": model_version.sha256, "notes": model_version.notes}
+            production = ProductionModel(version=deployment.version, deployed_at=deployment.deployed_at,
+                                         by=deployment.by, reason=deployment.reason,
+                                         is_rollback=deployment.is_rollback,
+                                         metrics=self._data.model_metrics(model_version),
+                                         sha256=model_version.sha256, notes=model_version.notes)
         rows = self._registry.recent_monitor_values(project.id, SPARKLINE_POINTS)
-        card["sparkline"] = [r.value if r.value is not None else r.estimated_value for r in reversed(rows)
-                             if r.value is not None or r.estimated_value is not None]
-        return card
+        measured = (r.value if r.value is not None else r.estimated_value for r in reversed(rows))
+        sparkline = tuple(value for value in measured if value is not None)
+        return ProductionCard(project=name, task=project.task, target=project.target, metric=project.metric,
+                              settings=project.settings, health=self.health(name),
+                              versions=len(self._registry.model_versions(project.id)),
+                              dataset_versions=len(self._registry.dataset_versions(project.id)),
+                              deployments=len(self._registry.deployments(project.id)), production=production,
+                              sparkline=sparkline)
 
-    def version_card(self, name: str, version: int) -> dict:
+    def version_card(self, name: str, version: int) -> VersionCard:
         """Everything about one model version: parameters, metrics, the data it was trained on,
         library versions, sha256, who trained it and why, and its deployments."""
         project = self._data.project(name)
@@ -158,29 +185,27 @@ class InsightsService:
         used = run.dataset_versions if run else ()
         trained = next((e for e in reversed(self._registry.events(project.id)) if e.kind in ("model_trained", "model_imported")
                         and (e.details or {}).get("version") == version), None)
-        return {
-            "project": name, "version": version, "metric": project.metric, "created_at": model_version.created_at,
-            "sha256": model_version.sha256, "aliases": list(model_version.aliases),
-            "archived": model_version.archived, "imported": run is None,
-            "parameters": {k: v for k, v in self._version_parameters(model_version).items() if k != OVERRIDES_PARAM},
-            # the parameters set for the project on top of the preset's defaults; None: not recorded
-            # (an imported model, or a run that did not log them)
-            "parameter_overrides": facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
-            "metrics": self._data.model_metrics(model_version),
-            "training": {"seed": facts.get("seed"), "train_rows": facts.get("train_rows"),
-                         "test_rows": facts.get("test_rows"), "seconds": run.seconds if run else None,
-                         "sample": facts.get("training_sample"),
-                         "dataset_versions": [{"version": v, "rows": datasets[v].rows,
-                                               "labelled_rows": datasets[v].labelled_rows, "source": datasets[v].source}
-                                              for v in used if v in datasets]},
-            "library_versions": run.library_versions if run else {},
-            "trained_by": trained.by if trained else None, "why": trained.message if trained else "",
-            "deployments": [{"at": d.deployed_at, "by": d.by, "reason": d.reason,
-                             "rollback": d.is_rollback} for d in self._registry.deployments(project.id) if d.version == version],
-        }
+        training = TrainingFacts(
+            seed=facts.get("seed"), train_rows=facts.get("train_rows"), test_rows=facts.get("test_rows"),
+            seconds=run.seconds if run else None, sample=facts.get("training_sample"),
+            dataset_versions=tuple(TrainingDataset(version=v, rows=datasets[v].rows,
+                                                   labelled_rows=datasets[v].labelled_rows, source=datasets[v].source)
+                                   for v in used if v in datasets))
+        return VersionCard(
+            project=name, version=version, metric=project.metric, created_at=model_version.created_at,
+            sha256=model_version.sha256, aliases=tuple(model_version.aliases),
+            archived=model_version.archived, imported=run is None,
+            parameters={k: v for k, v in self._version_parameters(model_version).items() if k != OVERRIDES_PARAM},
+            parameter_overrides=facts.get(OVERRIDES_PARAM) if OVERRIDES_PARAM in facts else None,
+            metrics=self._data.model_metrics(model_version), training=training,
+            library_versions=dict(run.library_versions) if run else {},
+            trained_by=trained.by if trained else None, why=trained.message if trained else "",
+            deployments=tuple(VersionDeployment(at=d.deployed_at, by=d.by, reason=d.reason, rollback=d.is_rollback)
+                              for d in self._registry.deployments(project.id) if d.version == version),
+        )
 
     def compare_versions(self, name: str, versions: list[int], progress: Progress | None = None,
-                         cancel_event: threading.Event | None = None) -> dict:
+                         cancel_event: threading.Event | None = None) -> VersionComparison:
         """Side by side: recorded metrics (each on its own hold-out), metrics on labelled data that
         arrived after both were trained (when there is any), confusion matrices (classification)
         and feature importances."""
@@ -190,8 +215,7 @@ class InsightsService:
 
         report = progress or (lambda fraction, message: None)
         project = self._data.project(name)
-        out: dict[str, Any] = {"project": name, "task": project.task, "metric": project.metric, "versions": [],
-                               "common": None}
+        compared: list[ComparedVersion] = []
         loaded_models = []
         for index, version in enumerate(versions):
             if cancel_event is not None and cancel_event.is_set():
@@ -202,24 +226,29 @@ class InsightsService:
             loaded = self._data.load_version(name, version)
             loaded_models.append(loaded)
             X, y, evaluated_proba = self._holdout(name, version, project)
-            entry = {"version": version, "metrics": self._data.model_metrics(loaded.model_version), "rows": len(X),
-                     "confusion": None, "classes": [], "importance_kind": None, "importances": {},
-                     "params": self._version_parameters(loaded.model_version)}
+            entry = ComparedVersion(version=version, metrics=self._data.model_metrics(loaded.model_version),
+                                    rows=len(X), confusion=None, classes=(), importance_kind=None, importances={},
+                                    params=self._version_parameters(loaded.model_version))
             if len(X):
                 if project.task == "classification":
                     classes = [c.item() if hasattr(c, "item") else c for c in
                                getattr(loaded.model, "classes_", np.unique(y))]
-                    entry["classes"] = [str(c) for c in classes]
                     predicted = (loaded.model.predict(X) if evaluated_proba is None
                                  else np.asarray(loaded.model.classes_)[evaluated_proba.argmax(axis=1)])
-                    entry["confusion"] = confusion(y, predicted, classes)
-                entry["importance_kind"], entry["importances"] = importances(loaded, X, y, project.task)
-            out["versions"].append(entry)
-        self._add_common_metrics(project, loaded_models, out)
+                    entry = dataclasses.replace(entry, classes=tuple(str(c) for c in classes),
+                                                confusion=tuple(map(tuple, confusion(y, predicted, classes))))
+                kind, by_feature = importances(loaded, X, y, project.task)
+                entry = dataclasses.replace(entry, importance_kind=kind, importances=by_feature)
+            compared.append(entry)
+        common, common_metrics = self._common_metrics(project, loaded_models)
+        if common is not None:
+            compared = [dataclasses.replace(entry, common_metrics=metrics)
+                        for entry, metrics in zip(compared, common_metrics)]
         report(1.0, "done")
-        return out
+        return VersionComparison(project=name, task=project.task, metric=project.metric, versions=tuple(compared),
+                                 common=common)
 
-    def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> dict:
+    def feature_distribution(self, name: str, feature: str, dataset_version: int | None = None) -> FeatureDistribution:
         """How one feature is distributed in the production model's reference rows and in a batch
         (the latest by default): shares per bin (numbers, bins shared by both) or per category
         (the most frequent ones; missing values counted apart). What the drift score summarises."""
@@ -236,55 +265,56 @@ class InsightsService:
         reference = self._data.reference_frame(name, production) if production is not None else None
         versions = [d.version for d in self._data.dataset_versions(name)]
         batch = dataset_version if dataset_version is not None else (versions[-1] if versions else None)
-        if reference is None or batch is None:
+        if reference is None or batch is None or production is None:
             raise NotFoundError(f"{name}: no production model or no batch to compare")
         ref, cur = reference[feature], batch_reading.column(self._data.dataset_path(name, batch), feature)
-        out = {"project": name, "feature": feature, "dataset_version": batch, "model_version": production,
-               "reference_rows": int(len(ref)), "batch_rows": int(len(cur)),
-               "missing": {"reference": _share(ref.isna().sum(), len(ref)), "batch": _share(cur.isna().sum(), len(cur))}}
+        shown = FeatureDistribution(
+            project=name, feature=feature, dataset_version=batch, model_version=production,
+            reference_rows=int(len(ref)), batch_rows=int(len(cur)),
+            missing=MissingShares(reference=_share(ref.isna().sum(), len(ref)), batch=_share(cur.isna().sum(), len(cur))),
+            kind="numeric", categories=(), edges=(), reference=(), batch=())
         if kinds[feature] == "categorical":
             ref_counts = ref.dropna().astype(str).value_counts()
             cur_counts = cur.dropna().astype(str).value_counts()
-            categories = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index[:TOP_CATEGORIES])
-            out.update(kind="categorical", categories=categories,
-                       reference=[_share(ref_counts.get(c, 0), len(ref)) for c in categories],
-                       batch=[_share(cur_counts.get(c, 0), len(cur)) for c in categories])
-            return out
+            categories = tuple(str(c) for c in
+                               ref_counts.add(cur_counts, fill_value=0).sort_values(ascending=False).index[:TOP_CATEGORIES])
+            return dataclasses.replace(shown, kind="categorical", categories=categories,
+                                       reference=tuple(_share(ref_counts.get(c, 0), len(ref)) for c in categories),
+                                       batch=tuple(_share(cur_counts.get(c, 0), len(cur)) for c in categories))
         ref_values = pd.to_numeric(ref, errors="coerce").dropna().to_numpy(dtype=float)
         cur_values = pd.to_numeric(cur, errors="coerce").dropna().to_numpy(dtype=float)
         both = np.concatenate([ref_values, cur_values])
         low, high = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
         edges = np.linspace(low, high if high > low else low + 1.0, DISTRIBUTION_BINS + 1)
-        out.update(kind="numeric", edges=edges.tolist(),
-                   reference=(np.histogram(ref_values, edges)[0] / max(1, len(ref))).tolist(),
-                   batch=(np.histogram(cur_values, edges)[0] / max(1, len(cur))).tolist())
-        return out
+        return dataclasses.replace(shown, edges=tuple(edges.tolist()),
+                                   reference=tuple((np.histogram(ref_values, edges)[0] / max(1, len(ref))).tolist()),
+                                   batch=tuple((np.histogram(cur_values, edges)[0] / max(1, len(cur))).tolist()))
 
-    def _health(self, name: str) -> dict:
+    def _health(self, name: str) -> ProjectHealth:
+        """The project's health, before the alerts since the user last looked are counted."""
         project = self._data.project(name)
         settings = project.settings
         metric = project.metric
         deployment, model_version = self._production_model_version(project)
         open_alerts = self._registry.open_alerts(project.id)
-        result: dict[str, Any] = {"project": name, "metric": metric, "production_version": None, "training_value": None,
-                                  "current_value": None, "current_is_estimate": False, "open_alerts": len(open_alerts), "state": "none",
-                                  "reasons": []}
+        result = ProjectHealth(project=name, metric=metric, production_version=None, training_value=None,
+                               current_value=None, current_is_estimate=False, open_alerts=len(open_alerts),
+                               state="none", reasons=(), since=AlertsSince(opened=0, recovered=0))
         if deployment is None or model_version is None:
-            result["reasons"].append("no production model yet")
-            return result
-        result["production_version"] = deployment.version
-        result["training_value"] = self._data.model_metrics(model_version).get(metric)
+            return dataclasses.replace(result, reasons=("no production model yet",))
+        trained = self._data.model_metrics(model_version).get(metric)
+        current, is_estimate = None, False
         last = self._last_monitor_value(project)
         if last is not None and last.model_version_id == model_version.id:
             if last.value is not None:
-                result["current_value"] = last.value
+                current = last.value
             elif last.estimated_value is not None:
-                result["current_value"], result["current_is_estimate"] = last.estimated_value, True
-        state, reasons = "ok", []
+                current, is_estimate = last.estimated_value, True
+        state: HealthState = "ok"
+        reasons = []
         if open_alerts:
             state = "alert"
             reasons.append(f"{len(open_alerts)} open alert(s)")
-        current, trained = result["current_value"], result["training_value"]
         if current is not None:
             if settings.threshold is not None and past_threshold(metric, current, settings.threshold):
                 state = "alert"
@@ -292,8 +322,9 @@ class InsightsService:
             elif trained is not None and drop_from(metric, trained, current) > settings.max_drop:
                 state = "alert" if state == "alert" else "warning"
                 reasons.append(f"{metric} dropped from {trained:.3f} to {current:.3f}")
-        result["state"], result["reasons"] = state, reasons
-        return result
+        return dataclasses.replace(result, production_version=deployment.version, training_value=trained,
+                                   current_value=current, current_is_estimate=is_estimate, state=state,
+                                   reasons=tuple(reasons))
 
     def _production_model_version(self, project: Project) -> tuple[Deployment | None, ModelVersion | None]:
         deployment = self._registry.current_deployment(project.id)
@@ -338,16 +369,17 @@ class InsightsService:
         return (datasets.to_model_frame(frame, project.schema), datasets.target_array(frame, project.schema),
                 [d.version for d in later])
 
-    def _add_common_metrics(self, project: Project, loaded_models: list, out: dict) -> None:
+    def _common_metrics(self, project: Project,
+                        loaded_models: list[LoadedModel]) -> tuple[CommonRows | None, list[dict[str, float]]]:
+        """The rows none of the models saw, and each model's metrics on them (None, []: no such rows)."""
         from app.core.ml.training import evaluate_pipeline
 
         common = self._unseen_by_all(project, [loaded.model_version for loaded in loaded_models])
         if common is None:
-            return
+            return None, []
         X, y, dataset_versions = common
-        out["common"] = {"rows": len(X), "dataset_versions": dataset_versions}
-        for entry, loaded in zip(out["versions"], loaded_models):
-            entry["common_metrics"] = evaluate_pipeline(loaded.model, project.task, X, y)
+        return (CommonRows(rows=len(X), dataset_versions=tuple(dataset_versions)),
+                [evaluate_pipeline(loaded.model, project.task, X, y) for loaded in loaded_models])
 
     def _version_parameters(self, model_version: ModelVersion) -> dict:
         """The preset and the estimator's parameters a version was trained with ({} for an import)."""

@@ -186,7 +186,7 @@ class ReportService:
         run = registry.run(model_version.run_id) if model_version.run_id else None
         params = registry.run_params(run.id) if run else {}
         metrics = self._data.model_metrics(model_version)
-        compared = self._insights.compare_versions(project.name, [version])
+        compared = self._insights.compare_versions(project.name, [version]).to_json()
         scored = compared["versions"][0]
         events = registry.events(project.id)
         return {

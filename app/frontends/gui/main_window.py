@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import RESOURCES, __version__
+from app.core.domain.cards import ProjectHealth
 from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
 from app.core.domain.entities import AlertNotice
 from app.core.domain.results import ProjectStatus
@@ -369,10 +370,10 @@ class MainWindow(QMainWindow):
         self.project_list.blockSignals(True)
         self.project_list.clear()
         for health in data["health"]:
-            name = health["project"]
-            item = QListWidgetItem(dot_icon(HEALTH_COLORS[health["state"]]), self._project_line(health))
+            name = health.project
+            item = QListWidgetItem(dot_icon(HEALTH_COLORS[health.state]), self._project_line(health))
             item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setToolTip("; ".join(health["reasons"]) or "healthy")
+            item.setToolTip("; ".join(health.reasons) or "healthy")
             self.project_list.addItem(item)
             if name == current:
                 self.project_list.setCurrentItem(item)
@@ -393,21 +394,21 @@ class MainWindow(QMainWindow):
                 self.controller.create_demo()
 
     @staticmethod
-    def _project_line(health: dict) -> str:
-        if health["production_version"] is None:
+    def _project_line(health: ProjectHealth) -> str:
+        if health.production_version is None:
             detail = "no production model"
         else:
-            now = health["current_value"]
-            detail = f"v{health['production_version']} · {health['metric']} "
-            detail += (f"{fmt_value(now, 3)}{'~' if health['current_is_estimate'] else ''} "
-                       f"(trained {fmt_value(health['training_value'], 3)})" if now is not None
-                       else f"{fmt_value(health['training_value'], 3)} at training")
-        if health["open_alerts"]:
-            detail += f" · {health['open_alerts']} alert{'s' if health['open_alerts'] > 1 else ''}"
-        since = health.get("since") or {}
-        if since.get("opened") or since.get("recovered"):
-            detail += f"\nsince you looked: {since['opened']} opened, {since['recovered']} recovered"
-        return f"{health['project']}\n{detail}"
+            now = health.current_value
+            detail = f"v{health.production_version} · {health.metric} "
+            detail += (f"{fmt_value(now, 3)}{'~' if health.current_is_estimate else ''} "
+                       f"(trained {fmt_value(health.training_value, 3)})" if now is not None
+                       else f"{fmt_value(health.training_value, 3)} at training")
+        if health.open_alerts:
+            detail += f" · {health.open_alerts} alert{'s' if health.open_alerts > 1 else ''}"
+        since = health.since
+        if since.opened or since.recovered:
+            detail += f"\nsince you looked: {since.opened} opened, {since.recovered} recovered"
+        return f"{health.project}\n{detail}"
 
     def _looked_stamps(self) -> dict[str, str]:
         """When the user last looked at each project's alerts (its Alerts tab, or leaving the project)."""

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.domain.cards import ComparedVersion, VersionCard, VersionComparison
 from app.core.domain.results import ProjectStatus
 from app.core.domain.settings import metrics_for
 from app.frontends.gui import file_dialogs
@@ -90,8 +91,8 @@ class ModelsPanel(Panel):
         self.splitter.addWidget(self.compare_area)
         self.splitter.setSizes([260, 420])
         layout.addWidget(self.splitter, 1)
-        self.comparison: dict | None = None  # the versions compared on show
-        self.card: dict | None = None  # the version card on show
+        self.comparison: VersionComparison | None = None  # the versions compared on show
+        self.card: VersionCard | None = None  # the version card on show
 
     # ------------------------------------------------------------------ table
     def clear(self) -> None:
@@ -215,7 +216,7 @@ class ModelsPanel(Panel):
         self.controller.run(f"{name}/view", "read", f"Reading v{version}", read, project=name, on_done=show,
                             on_error=lambda message, details: None)
 
-    def show_card(self, card: dict) -> None:
+    def show_card(self, card: VersionCard) -> None:
         from app.core.domain.settings import PRESET_LABELS
 
         self.card = card
@@ -223,18 +224,18 @@ class ModelsPanel(Panel):
         self._empty_comparison_area()
         self.compare_status = muted("")
         self.compare_layout.addWidget(self.compare_status)
-        title = f"v{card['version']}" + (" (imported)" if card["imported"] else "") + \
-            (" · archived" if card["archived"] else "")
+        title = f"v{card.version}" + (" (imported)" if card.imported else "") + \
+            (" · archived" if card.archived else "")
         self.compare_layout.addWidget(heading(title))
-        params = dict(card["parameters"])
+        params = dict(card.parameters)
         preset = params.pop("preset", None)
-        training = card["training"]
-        data = ", ".join(f"v{d['version']} ({d['labelled_rows']} labelled rows, {d['source']})"
-                         for d in training["dataset_versions"]) or "—"
-        deployments = "<br>".join(f"{local_time(d['at'])} — {'rolled back to' if d['rollback'] else 'deployed'} "
-                                  f"by {d['by']}: {d['reason'] or ''}" for d in card["deployments"]) or "never deployed"
+        training = card.training
+        data = ", ".join(f"v{d.version} ({d.labelled_rows} labelled rows, {d.source})"
+                         for d in training.dataset_versions) or "—"
+        deployments = "<br>".join(f"{local_time(d.at)} — {'rolled back to' if d.rollback else 'deployed'} "
+                                  f"by {d.by}: {d.reason or ''}" for d in card.deployments) or "never deployed"
 
-        sample = training.get("sample")
+        sample = training.sample
         sampled = ([("sampled", f"{sample['sampled_rows']:,} of {sample['of_rows']:,} rows (training memory budget "
                                 f"{sample['memory_budget_mb']:,} MB)")] if sample else [])
 
@@ -242,12 +243,12 @@ class ModelsPanel(Panel):
             return "".join(f"<tr><td style='padding-right:12px'><i>{k}</i></td><td>{v}</td></tr>" for k, v in pairs)
 
         model_title, model_note, model_rows = model_section(card, PRESET_LABELS.get(preset, preset) or "—", params)
-        html = (f"<p>Trained {local_time(card['created_at'])} by {card['trained_by'] or '?'}: {card['why']}</p>"
-                f"<h4>Metrics (own hold-out rows)</h4><table>{rows((k, fmt_value(v)) for k, v in card['metrics'].items())}</table>"
+        html = (f"<p>Trained {local_time(card.created_at)} by {card.trained_by or '?'}: {card.why}</p>"
+                f"<h4>Metrics (own hold-out rows)</h4><table>{rows((k, fmt_value(v)) for k, v in card.metrics.items())}</table>"
                 f"<h4>{model_title}</h4><p><i>{model_note}</i></p><table>{model_rows}{rows(params.items())}</table>"
-                f"<h4>Training data</h4><table>{rows([('dataset versions', data), *sampled, ('rows for training', training['train_rows']), ('hold-out rows', training['test_rows']), ('seed', training['seed']), ('seconds', fmt_value(training['seconds'], 2))])}</table>"
-                f"<h4>Libraries</h4><table>{rows(card['library_versions'].items())}</table>"
-                f"<h4>File</h4><table>{rows([('sha256', card['sha256']), ('aliases', ', '.join(card['aliases']) or '—')])}</table>"
+                f"<h4>Training data</h4><table>{rows([('dataset versions', data), *sampled, ('rows for training', training.train_rows), ('hold-out rows', training.test_rows), ('seed', training.seed), ('seconds', fmt_value(training.seconds, 2))])}</table>"
+                f"<h4>Libraries</h4><table>{rows(card.library_versions.items())}</table>"
+                f"<h4>File</h4><table>{rows([('sha256', card.sha256), ('aliases', ', '.join(card.aliases) or '—')])}</table>"
                 f"<h4>Deployments</h4><p>{deployments}</p>")
         body = QLabel(html)
         body.setObjectName("versionCard")
@@ -272,52 +273,52 @@ class ModelsPanel(Panel):
         self.controller.run(f"{name}/view", "compare", f"Comparing {shown}", work,
                             project=name, cancellable=True, on_done=self.show_comparison)
 
-    def show_comparison(self, comparison: dict) -> None:
+    def show_comparison(self, comparison: VersionComparison) -> None:
         from app.frontends.gui.plots import bar_chart, heatmap, plot_widget
 
         self.comparison = comparison
         self._empty_comparison_area()
         self.compare_status = muted("")
         self.compare_layout.addWidget(self.compare_status)
-        entries = comparison["versions"]
-        metric = comparison["metric"]
-        self.compare_layout.addWidget(heading(" vs ".join(f"v{e['version']}" for e in entries)))
+        entries = comparison.versions
+        metric = comparison.metric
+        self.compare_layout.addWidget(heading(" vs ".join(f"v{e.version}" for e in entries)))
         self.compare_layout.addWidget(muted("Metrics recorded at training, each on its own hold-out rows"))
         if len(entries) == 2:
-            self.compare_layout.addWidget(self._metrics_table(entries, "metrics", metric))
+            self.compare_layout.addWidget(self._metrics_table(entries, metric))
         else:
             self.compare_layout.addWidget(self._metrics_chart(entries))
             self.compare_layout.addWidget(self._wide_metrics_table(entries))
         self.compare_layout.addWidget(muted("Parameters (those that differ in colour)"))
         self.compare_layout.addWidget(self._parameters_table(entries))
-        common = comparison.get("common")
+        common = comparison.common
         if common:
-            shown = ", ".join(f"v{v}" for v in common["dataset_versions"])
-            self.compare_layout.addWidget(muted(f"On the same {common['rows']} labelled rows, which arrived after both "
+            shown = ", ".join(f"v{v}" for v in common.dataset_versions)
+            self.compare_layout.addWidget(muted(f"On the same {common.rows} labelled rows, which arrived after both "
                                                 f"were trained (dataset {shown})"))
             if len(entries) == 2:
-                self.compare_layout.addWidget(self._metrics_table(entries, "common_metrics", metric))
+                self.compare_layout.addWidget(self._metrics_table(entries, metric, on_common_rows=True))
             else:
-                self.compare_layout.addWidget(self._wide_metrics_table(entries, "common_metrics"))
+                self.compare_layout.addWidget(self._wide_metrics_table(entries, on_common_rows=True))
         else:
             self.compare_layout.addWidget(muted("No labelled data has arrived since both were trained: "
                                                 "nothing to score them on side by side yet"))
 
         grid = QGridLayout()
         for column, entry in enumerate(entries):
-            if entry["confusion"] is not None:
-                plot = plot_widget(title=f"v{entry['version']} confusion matrix", height=230)
-                plot.setToolTip(f"Counts on v{entry['version']}'s {entry['rows']} hold-out rows")
-                heatmap(plot, entry["confusion"], entry["classes"])
+            if entry.confusion is not None:
+                plot = plot_widget(title=f"v{entry.version} confusion matrix", height=230)
+                plot.setToolTip(f"Counts on v{entry.version}'s {entry.rows} hold-out rows")
+                heatmap(plot, [list(row) for row in entry.confusion], list(entry.classes))
                 grid.addWidget(plot, 0, column)
-            if entry["importances"]:
-                permutation = entry["importance_kind"] == "permutation"
-                plot = plot_widget(title=f"v{entry['version']} feature importance", height=230)
+            if entry.importances:
+                permutation = entry.importance_kind == "permutation"
+                plot = plot_widget(title=f"v{entry.version} feature importance", height=230)
                 plot.setToolTip(f"Permutation importance: how much {metric} drops when a feature's values are shuffled"
                                 if permutation else "Impurity importance: each feature's share of the trees' splits")
                 unit = f"drop in {metric}" if permutation else "share of splits"
-                labels = list(entry["importances"])
-                bar_chart(plot, labels, [entry["importances"][k] for k in labels], value_label=unit)
+                labels = list(entry.importances)
+                bar_chart(plot, labels, [entry.importances[k] for k in labels], value_label=unit)
                 grid.addWidget(plot, 1, column)
         holder = QWidget()
         holder.setLayout(grid)
@@ -325,13 +326,13 @@ class ModelsPanel(Panel):
         self.compare_layout.addStretch(1)
 
 
-    def _metrics_chart(self, entries: list[dict]):
+    def _metrics_chart(self, entries: tuple[ComparedVersion, ...]):
         """Each metric across the versions: one group of bars per metric, one colour per version. Scores
         (higher is better, mostly within [0, 1]) and errors (lower is better, unbounded: log_loss, rmse,
         mae) are on two charts side by side, each with its own labelled value axis."""
         from app.core.domain.settings import higher_is_better
 
-        names = sorted({m for e in entries for m, v in e["metrics"].items() if _number(v) is not None})
+        names = sorted({m for e in entries for m, v in e.metrics.items() if _number(v) is not None})
         scores = [n for n in names if higher_is_better(n)]
         errors = [n for n in names if not higher_is_better(n)]
         holder = QWidget()
@@ -348,13 +349,14 @@ class ModelsPanel(Panel):
             charts.addWidget(bars, max(1, len(errors)))
         layout.addLayout(charts)
         legend = QLabel("&nbsp;&nbsp;&nbsp;".join(
-            f"<span style='color:{VERSION_COLOURS[index % len(VERSION_COLOURS)]}'><b>▬</b></span>&nbsp;v{entry['version']}"
+            f"<span style='color:{VERSION_COLOURS[index % len(VERSION_COLOURS)]}'><b>▬</b></span>&nbsp;v{entry.version}"
             for index, entry in enumerate(entries)))
         legend.setObjectName("plotLegend")
         layout.addWidget(legend)
         return holder
 
-    def _metric_bars(self, entries: list[dict], names: list[str], title: str, name: str, value_label: str):
+    def _metric_bars(self, entries: tuple[ComparedVersion, ...], names: list[str], title: str, name: str,
+                     value_label: str):
         from app.frontends.gui.plots import pg, plot_widget
 
         lib = pg()
@@ -364,35 +366,38 @@ class ModelsPanel(Panel):
         for index, entry in enumerate(entries):
             colour = VERSION_COLOURS[index % len(VERSION_COLOURS)]
             xs = [m + (index - (len(entries) - 1) / 2) * width for m in range(len(names))]
-            heights = [_number(entry["metrics"].get(n)) or 0.0 for n in names]
+            heights = [_number(entry.metrics.get(n)) or 0.0 for n in names]
             plot.addItem(lib.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colour))
         plot.getAxis("bottom").setTicks([list(enumerate(names))])
         plot.setLabel("bottom", "metric (own hold-out rows)")
         plot.setLabel("left", value_label)
         return plot
 
-    def _wide_metrics_table(self, entries: list[dict], key: str = "metrics"):
-        names = sorted({m for e in entries for m in (e.get(key) or {})})
-        table_model = RecordsModel([("Metric", "metric")] + [(f"v{e['version']}", f"v{e['version']}") for e in entries],
+    def _wide_metrics_table(self, entries: tuple[ComparedVersion, ...], on_common_rows: bool = False):
+        def scores(entry: ComparedVersion) -> dict[str, float]:
+            return (entry.common_metrics or {}) if on_common_rows else entry.metrics
+
+        names = sorted({m for e in entries for m in scores(e)})
+        table_model = RecordsModel([("Metric", "metric")] + [(f"v{e.version}", f"v{e.version}") for e in entries],
                                    self)
-        table_model.set_rows([{"metric": n, **{f"v{e['version']}": (e.get(key) or {}).get(n) for e in entries}}
+        table_model.set_rows([{"metric": n, **{f"v{e.version}": scores(e).get(n) for e in entries}}
                               for n in names])
         table, _ = make_table(table_model, sortable=False)
-        table.setObjectName("metricsTable" if key == "metrics" else "commonMetricsTable")
+        table.setObjectName("commonMetricsTable" if on_common_rows else "metricsTable")
         table.setFixedHeight(min(200, 34 + 30 * len(names)))
         share_width_among_versions(table, range(1, 1 + len(entries)))
         return table
 
-    def _parameters_table(self, entries: list[dict]):
+    def _parameters_table(self, entries: tuple[ComparedVersion, ...]):
         from app.core.services.insights import differing_parameters
 
         differing = set(differing_parameters(entries))
-        keys = sorted({k for e in entries for k in e.get("params", {})}, key=lambda k: (k not in differing, k))
+        keys = sorted({k for e in entries for k in e.params}, key=lambda k: (k not in differing, k))
         table_model = RecordsModel([("Parameter", "parameter"), ("", "differs")] +
-                                   [(f"v{e['version']}", f"v{e['version']}") for e in entries], self)
+                                   [(f"v{e.version}", f"v{e.version}") for e in entries], self)
         table_model.row_colors = lambda r: BAD_COLOR if r["differs"] else None
         table_model.set_rows([{"parameter": k, "differs": "≠" if k in differing else "",
-                               **{f"v{e['version']}": fmt_value(e.get("params", {}).get(k)) for e in entries}}
+                               **{f"v{e.version}": fmt_value(e.params.get(k)) for e in entries}}
                               for k in keys])
         table, _ = make_table(table_model, sortable=False)
         table.setObjectName("parametersTable")
@@ -400,13 +405,13 @@ class ModelsPanel(Panel):
         share_width_among_versions(table, range(2, 2 + len(entries)))
         return table
 
-    def _metrics_table(self, entries: list[dict], key: str, metric: str):
+    def _metrics_table(self, entries: tuple[ComparedVersion, ...], metric: str, on_common_rows: bool = False):
         from app.core.services.insights import metric_comparison
 
-        rows = metric_comparison(entries, key, metric)
-        table_model = RecordsModel([("Metric", "metric"), (f"v{entries[0]['version']}", "a"),
-                                    (f"v{entries[1]['version']}", "b"), ("Change", "delta"), ("", "verdict")], self)
-        table_model.set_rows(rows)
+        rows = metric_comparison(entries, metric, on_common_rows=on_common_rows)
+        table_model = RecordsModel([("Metric", "metric"), (f"v{entries[0].version}", "a"),
+                                    (f"v{entries[1].version}", "b"), ("Change", "delta"), ("", "verdict")], self)
+        table_model.set_rows([row.to_json() for row in rows])  # a table shows named values
         table, _ = make_table(table_model, sortable=False)
         table.setFixedHeight(min(200, 34 + 30 * len(rows)))
         share_width_among_versions(table, range(1, 3))
@@ -433,11 +438,11 @@ def _number(value):
     return value if isinstance(value, (int, float)) and value == value else None  # NaN and None: no bar
 
 
-def model_section(card: dict, preset_label: str, params: dict) -> tuple[str, str, str]:
+def model_section(card: VersionCard, preset_label: str, params: dict) -> tuple[str, str, str]:
     """The card's model heading, a note on where its parameters came from, and the rows of the
     parameters set for the project (highlighted); those rows are taken out of params."""
-    overrides = card.get("parameter_overrides")
-    if card["imported"]:
+    overrides = card.parameter_overrides
+    if card.imported:
         return "Model: imported", "Trained outside Keel: the parameters are as read from the model file.", ""
     if overrides is None:
         return (f"Model: preset {preset_label}", "Which parameters were set for the project and which are the "

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.domain.cards import FeatureDistribution
 from app.core.domain.entities import Deployment, MonitorResult, PolicyDecision, Project, Schedule
 from app.core.domain.measurements import FeatureDrift
 from app.core.domain.results import ModelMark
@@ -249,7 +250,7 @@ class MonitoringPanel(Panel):
         self.results: list[MonitorResult] = []
         self._read: dict | None = None  # what the last read returned (Panel.read on a worker)
         self._waiting_decorations: list[Callable[[], None]] = []  # plots still to decorate, one per turn
-        self.distribution: dict | None = None  # the feature distribution on show
+        self.distribution: FeatureDistribution | None = None  # the feature distribution on show
         self.plots_built = False
         self.series: dict[str, GrowingSeries] = {}
         self._deployment_lines: list = []  # pyqtgraph InfiniteLines (pyqtgraph is imported later)
@@ -792,36 +793,36 @@ class MonitoringPanel(Panel):
         self.controller.run(f"{name}/distribution", "read", f"Reading the distribution of {feature}", read,
                             project=name, on_done=show, on_error=lambda message, details: None)
 
-    def draw_distribution(self, distribution: dict) -> None:
+    def draw_distribution(self, distribution: FeatureDistribution) -> None:
         from app.frontends.gui.plots import clear_plot, pg
 
         self.distribution = distribution
         lib = pg()
         plot = self.distribution_plot
         clear_plot(plot)
-        if distribution["kind"] == "numeric":
-            edges = distribution["edges"]
-            plot.addItem(lib.PlotCurveItem(edges, distribution["reference"], stepMode="center", fillLevel=0,
+        if distribution.kind == "numeric":
+            edges = list(distribution.edges)
+            plot.addItem(lib.PlotCurveItem(edges, list(distribution.reference), stepMode="center", fillLevel=0,
                                            brush=(45, 108, 223, 70), pen={"color": MEASURED, "width": 1.5}))
-            plot.addItem(lib.PlotCurveItem(edges, distribution["batch"], stepMode="center",
+            plot.addItem(lib.PlotCurveItem(edges, list(distribution.batch), stepMode="center",
                                            pen={"color": ESTIMATED, "width": 2}))
-            plot.setLabel("bottom", distribution["feature"])
+            plot.setLabel("bottom", distribution.feature)
         else:
-            categories = distribution["categories"]
+            categories = distribution.categories
             positions = list(range(len(categories)))
-            plot.addItem(lib.BarGraphItem(x=[p - 0.2 for p in positions], height=distribution["reference"], width=0.4,
-                                          brush=MEASURED))
-            plot.addItem(lib.BarGraphItem(x=[p + 0.2 for p in positions], height=distribution["batch"], width=0.4,
+            plot.addItem(lib.BarGraphItem(x=[p - 0.2 for p in positions], height=list(distribution.reference),
+                                          width=0.4, brush=MEASURED))
+            plot.addItem(lib.BarGraphItem(x=[p + 0.2 for p in positions], height=list(distribution.batch), width=0.4,
                                           brush=ESTIMATED))
             plot.getAxis("bottom").setTicks([list(zip(positions, categories))])
-            plot.setLabel("bottom", f"{distribution['feature']} (category)")
-        plot.setTitle(distribution["feature"])  # reference vs the batch: in the legend
+            plot.setLabel("bottom", f"{distribution.feature} (category)")
+        plot.setTitle(distribution.feature)  # reference vs the batch: in the legend
         self.distribution_legend.setText(legend([(MEASURED, "▬", "reference"),
-                                                 (ESTIMATED, "▬", f"batch v{distribution['dataset_version']}")]))
+                                                 (ESTIMATED, "▬", f"batch v{distribution.dataset_version}")]))
         self.distribution_legend.setToolTip(
-            f"Reference: the training reference rows of v{distribution['model_version']} "
-            f"({distribution['reference_rows']} rows); batch v{distribution['dataset_version']}: "
-            f"{distribution['batch_rows']} rows. Shares of rows per bin (numbers) or per category.")
+            f"Reference: the training reference rows of v{distribution.model_version} "
+            f"({distribution.reference_rows} rows); batch v{distribution.dataset_version}: "
+            f"{distribution.batch_rows} rows. Shares of rows per bin (numbers) or per category.")
 
     def flush(self) -> None:
         for series in self.series.values():

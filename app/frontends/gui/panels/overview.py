@@ -3,6 +3,7 @@
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
 
+from app.core.domain.cards import ProductionCard
 from app.core.domain.settings import PRESET_LABELS, higher_is_better
 from app.frontends.gui.common import (
     HEALTH_COLORS,
@@ -108,31 +109,31 @@ class OverviewPanel(Panel):
                 "recent": [event.to_json() for event in keel.recent_events(project)]}
 
     def show_data(self, data: dict) -> None:
-        card = data["card"]
-        health = card["health"]
-        metric = card["metric"]
+        card: ProductionCard = data["card"]
+        health = card.health
+        metric = card.metric
         self.title_label.setText(self.project)
-        self.subtitle.setText(f"{card['task'].capitalize()} of “{card['target']}” · primary metric {metric} "
+        self.subtitle.setText(f"{card.task.capitalize()} of “{card.target}” · primary metric {metric} "
                               f"({'higher' if higher_is_better(metric) else 'lower'} is better)")
-        color = HEALTH_COLORS[health["state"]]
-        self.state_label.setText(f"<span style='color:{color}; font-size:14pt'>●</span> <b>{STATE_TEXT[health['state']]}</b>")
-        production = card["production"]
+        color = HEALTH_COLORS[health.state]
+        self.state_label.setText(f"<span style='color:{color}; font-size:14pt'>●</span> <b>{STATE_TEXT[health.state]}</b>")
+        production = card.production
         if production is None:
             self.version_label.setText("none yet")
             self.deployed_label.setText("Train a version, then deploy it (Models tab or Deploy…).")
             self.metric_label.setText("")
         else:
-            kind = "rolled back" if production["is_rollback"] else "deployed"
-            self.version_label.setText(f"v{production['version']}")
-            self.deployed_label.setText(f"{kind.capitalize()} {local_time(production['deployed_at'])} by "
-                                        f"{production['by']}: {production['reason']}")
-            trained = health["training_value"]
-            current = health["current_value"]
+            kind = "rolled back" if production.is_rollback else "deployed"
+            self.version_label.setText(f"v{production.version}")
+            self.deployed_label.setText(f"{kind.capitalize()} {local_time(production.deployed_at)} by "
+                                        f"{production.by}: {production.reason}")
+            trained = health.training_value
+            current = health.current_value
             now = "not measured yet" if current is None else \
-                f"{fmt_value(current)}{' (estimated, no labels yet)' if health['current_is_estimate'] else ''}"
+                f"{fmt_value(current)}{' (estimated, no labels yet)' if health.current_is_estimate else ''}"
             self.metric_label.setText(f"<b>{metric}</b> now: {now}<br>at training: {fmt_value(trained)}")
-        self.reasons_label.setText("; ".join(health["reasons"]))
-        self._sparkline(card["sparkline"], card["settings"].get("threshold"))
+        self.reasons_label.setText("; ".join(health.reasons))
+        self._sparkline(card.sparkline, card.settings.threshold)
         self._facts(card)
         self.recent.set_rows(data["recent"])
         self.recent_view.resizeColumnsToContents()
@@ -156,23 +157,23 @@ class OverviewPanel(Panel):
         self._server_clock.stop()
         super().hideEvent(event)
 
-    def _facts(self, card: dict) -> None:
+    def _facts(self, card: ProductionCard) -> None:
         while self.facts.count():
             item = self.facts.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
-        settings = card["settings"]
+        settings = card.settings
         facts = [
-            ("Model preset", PRESET_LABELS.get(settings.get("preset"), settings.get("preset"))),
-            ("Model versions", card["versions"]),
-            ("Dataset versions", card["dataset_versions"]),
-            ("Deployments", card["deployments"]),
-            ("Threshold", fmt_value(settings.get("threshold")) or "none"),
-            ("Largest allowed drop", settings.get("max_drop")),
-            ("Policy", settings.get("policy")),
-            ("Schedule", f"{settings.get('schedule')}{'' if settings.get('schedule_enabled', True) else ' (off)'}"),
-            ("Open alerts", card["health"]["open_alerts"]),
+            ("Model preset", PRESET_LABELS.get(settings.preset, settings.preset)),
+            ("Model versions", card.versions),
+            ("Dataset versions", card.dataset_versions),
+            ("Deployments", card.deployments),
+            ("Threshold", fmt_value(settings.threshold) or "none"),
+            ("Largest allowed drop", settings.max_drop),
+            ("Policy", settings.policy),
+            ("Schedule", f"{settings.schedule}{'' if settings.schedule_enabled else ' (off)'}"),
+            ("Open alerts", card.health.open_alerts),
         ]
         for row, (name, value) in enumerate(facts):
             self.facts.addWidget(muted(name), row, 0)
@@ -180,7 +181,7 @@ class OverviewPanel(Panel):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.facts.addWidget(label, row, 1)
 
-    def _sparkline(self, values: list[float], threshold) -> None:
+    def _sparkline(self, values: tuple[float, ...], threshold: float | None) -> None:
         self.spark_empty.setVisible(not values)
         self.sparkline.setVisible(bool(values))
-        self.sparkline.set_values(values, threshold)
+        self.sparkline.set_values(list(values), threshold)
