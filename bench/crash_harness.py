@@ -155,6 +155,7 @@ def child(args) -> int:
 # ====================================================================== the parent
 def committed_state(workspace: Path) -> dict:
     """What is committed: every row id of the registry's tables, and each version's hash."""
+    from app.core.store import maintenance
     from app.core.store.registry import Registry
 
     registry = Registry(workspace / "registry.db")
@@ -164,9 +165,9 @@ def committed_state(workspace: Path) -> dict:
             columns = [r[1] for r in registry.conn.execute(f'PRAGMA table_info("{table}")')]
             key = "id" if "id" in columns else "rowid"
             state[table] = {r[0] for r in registry.conn.execute(f'SELECT {key} FROM "{table}"')}
-        state["model sha256"] = {(r["id"], r["sha256"]) for r in registry.query("SELECT id, sha256 FROM model_versions")}
-        state["dataset sha256"] = {(r["id"], r["content_sha256"])
-                                   for r in registry.query("SELECT id, content_sha256 FROM dataset_versions")}
+        state["model sha256"] = {(model.id, model.sha256) for model in maintenance.model_files(registry)}
+        state["dataset sha256"] = {(dataset.id, dataset.content_sha256) for project in registry.projects()
+                                   for dataset in registry.dataset_versions(project.id)}
         return state
     finally:
         registry.close()

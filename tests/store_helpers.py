@@ -10,7 +10,7 @@ actions. Keel's own registry and wiring stay private
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +40,20 @@ def store_key(keel_or_root: Keel | str | os.PathLike) -> tuple:
     """What makes two stores the same: the workspace and the clock."""
     clock = None if isinstance(keel_or_root, str | os.PathLike) else keel_or_root.clock
     return workspace_of(keel_or_root).registry_path.resolve(), clock
+
+
+def sql_rows(registry: Registry, sql: str, params: Iterable = ()) -> list[dict]:
+    """A test's own SQL on the store's connection, each row a dict by column name: for checking what
+    no named read shows (the store keeps its raw query to itself)."""
+    cursor = registry.conn.execute(sql, tuple(params))
+    columns = [column[0] for column in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def sql_row(registry: Registry, sql: str, params: Iterable = ()) -> dict | None:
+    """The first row of sql_rows (None: no row)."""
+    rows = sql_rows(registry, sql, params)
+    return rows[0] if rows else None
 
 
 def open_store(keel_or_root: Keel | str | os.PathLike) -> Registry:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 from cli_helpers import deployed_loans_workspace, workspace_copy
-from store_helpers import workspace_of
+from store_helpers import sql_rows, workspace_of
 
 from app.core.domain.cards import AlertsSince
 from app.core.domain.clock import fixed_clock, iso_utc
@@ -127,7 +127,7 @@ def test_late_labels_are_late_by_the_clock(keel, store):
 def test_the_stores_own_stamps_come_from_its_clock(keel, store, tmp_path):
     fresh = Registry(tmp_path / "registry.db", clock=CLOCK)
     try:
-        assert {row["applied_at"] for row in fresh.query("SELECT applied_at FROM schema_version")} == {NOW}
+        assert {row["applied_at"] for row in sql_rows(fresh, "SELECT applied_at FROM schema_version")} == {NOW}
     finally:
         fresh.close()
     registry = store(keel)  # stamps by keel's clock
@@ -139,7 +139,7 @@ def test_the_stores_own_stamps_come_from_its_clock(keel, store, tmp_path):
     with registry.transaction():
         write_policy_state(registry, project_id, PolicyState(backoff_unseen_rows=3))
         maintenance.mark_pruned(registry, registry.model_version(project_id, 1).id)
-    assert registry.query_one("SELECT updated_at FROM policy_state")["updated_at"] == NOW
+    assert sql_rows(registry, "SELECT updated_at FROM policy_state")[0]["updated_at"] == NOW
     assert read_policy_state(registry, project_id).backoff_unseen_rows == 3
     assert registry.model_version(project_id, 1).pruned_at == NOW
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import cli, create_project
+from store_helpers import sql_rows
 
 from app.core.domain.entities import (
     Alert,
@@ -43,7 +44,7 @@ def earlier_registry(tmp_path_factory):
 
 
 def rows(registry: Registry, sql: str, *params) -> list[dict]:
-    return registry.query(sql, params)
+    return sql_rows(registry, sql, params)
 
 
 def test_the_audit_log_comes_back_as_immutable_events(capsys, workspace, tmp_path):

@@ -20,7 +20,7 @@ def traffic_workspace(demo_workspace, tmp_path):
         scored = make_batch(200, seed=77).assign(applicant_id=[f"a{i}" for i in range(200)])
         scored.drop(columns="default").to_csv(tmp_path / "to-score.csv", index=False)
         keel.predict("demo-credit", tmp_path / "to-score.csv", tmp_path / "scored.csv")
-        assert keel.policy.monitor("demo-credit").traffic[0]["rows"] == 200
+        assert keel.policy.monitor("demo-credit").traffic[0].rows == 200
     finally:
         keel.close()
     truth = scored[["applicant_id", "default"]].iloc[:100].set_axis(["id", "label"], axis=1)

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 from loop_helpers import batch, drop, make_project, settle
-from store_helpers import inbox_service, opened_store, workspace_of
+from store_helpers import inbox_service, opened_store, sql_rows, workspace_of
 
 from app.core.domain.clock import Clock
 from app.core.services import inbox
@@ -217,7 +217,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("catching up" in line for line in lines):
             time.sleep(0.05)
-        cycles_before = len(store(keel).query("SELECT id FROM monitor_results"))
+        cycles_before = len(sql_rows(store(keel), "SELECT id FROM monitor_results"))
         drop(keel, "loan", batch(8, rows=80), "arrived.csv", settled=False)
         started = time.monotonic()
         while time.monotonic() < deadline and len(dataset_rows(keel)) < 2:
@@ -229,7 +229,7 @@ def test_run_sweeps_the_inbox_every_few_seconds_between_monitoring_cycles(keel, 
     assert dataset_rows(keel)[-1] == 80
     assert waited < 10  # seconds, not the hour of the schedule
     assert any("arrived.csv -> dataset v" in line for line in lines)
-    assert len(store(keel).query("SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
+    assert len(sql_rows(store(keel), "SELECT id FROM monitor_results")) == cycles_before  # no cycle ran for it
 
 
 def test_the_inbox_thresholds_come_from_the_environment(monkeypatch):

@@ -86,6 +86,27 @@ def test_no_sql_outside_the_store():
     assert found == []
 
 
+RAW_QUERY_METHODS = {"_query", "_query_one"}
+
+
+def raw_query_calls(source: str) -> list[int]:
+    """Lines that call the store's raw query (SQL in, dicts out): registry._query(...), ._query_one(...)."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.Attribute) and node.attr in RAW_QUERY_METHODS)
+
+
+def test_only_the_store_runs_its_raw_query():
+    """The rest of the app and the benches read through the store's named reads, which hand out typed values."""
+    from app.core.store.registry import Registry
+
+    store = APP / "core" / "store"
+    modules = [path for path in [*APP.rglob("*.py"), *(APP.parent / "bench").rglob("*.py")] if store not in path.parents]
+    found = [f"{path.relative_to(APP.parent)}:{line}" for path in modules for line in raw_query_calls(path.read_text())]
+    assert found == []
+    assert not hasattr(Registry, "query") and not hasattr(Registry, "query_one")
+    assert raw_query_calls("rows = keel_store._query('SELECT 1')\nrow = registry._query_one(sql)\n") == [1, 2]
+
+
 def test_the_checks_catch_a_store_reach_and_sql():
     leaky = ("name = args.workspace\n"
              "rows = keel.registry.query(\n    'SELECT id FROM projects WHERE name = ?', (name,))\n"

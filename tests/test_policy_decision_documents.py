@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from loop_helpers import batch, cli, drop, make_project
+from store_helpers import sql_row, sql_rows
 
 GOLDEN = Path(__file__).parent / "fixtures" / "policy_decision_documents.json"
 POLICY_EVENTS = ("retrain_decision", "restore_decision", "retrain_held", "retrain_hold_ended", "change_detected",
@@ -29,9 +30,9 @@ def rounded(value):
 
 def stored_details(registry, after_id: int) -> tuple[list[dict], int]:
     """The policy's events after `after_id`: kind and details_json (checked to be json.dumps' own text)."""
-    rows = registry.query(f"SELECT id, kind, details_json FROM events WHERE id > ? AND kind IN "
-                          f"({', '.join('?' for _ in POLICY_EVENTS)}) ORDER BY id", (after_id, *POLICY_EVENTS))
-    newest = registry.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")["id"]
+    rows = sql_rows(registry, f"SELECT id, kind, details_json FROM events WHERE id > ? AND kind IN "
+                              f"({', '.join('?' for _ in POLICY_EVENTS)}) ORDER BY id", (after_id, *POLICY_EVENTS))
+    newest = sql_rows(registry, "SELECT COALESCE(MAX(id), 0) AS id FROM events")[0]["id"]
     events = []
     for row in rows:
         details = json.loads(row["details_json"])
@@ -52,7 +53,7 @@ def monitored_documents(capsys, workspace: Path, store, settings: dict, batches:
             code, out = cli(capsys, workspace, "monitor", "loan", "--once")
             assert code == 0, out
             events, seen = stored_details(registry, seen)
-            state = registry.query_one("SELECT budget_json, detector_json FROM policy_state")
+            state = sql_row(registry, "SELECT budget_json, detector_json FROM policy_state")
             documents.append({"decision": out["decision"], "details": rounded(out["details"]),
                               "change_detected": rounded(out["change_detected"]), "events": events,
                               "budget": rounded(json.loads(state["budget_json"])),

@@ -33,7 +33,7 @@ def test_a_batch_labelled_late_brings_back_the_earlier_version(workspace):
     unlabelled = keel.policy.monitor("loan")
     assert unlabelled.batches[0].labelled is False and unlabelled.production_version == 2
 
-    assert add_labels(keel, concept_a, workspace / "labels.csv")["joined"] == 400
+    assert add_labels(keel, concept_a, workspace / "labels.csv").joined == 400
     result = keel.policy.monitor("loan")
     assert result.batches == () and len(result.late_labels) == 1
     assert result.decision == "restored" and result.production_version == 1

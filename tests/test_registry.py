@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from store_helpers import sql_rows
 
 from app.core.domain.entities import Column, Project, Schema
 from app.core.domain.errors import KeelError, NotFoundError
@@ -129,7 +130,7 @@ def test_migration_from_v1_keeps_rows_and_adds_later_objects(tmp_path):
     reg = Registry(path)
     try:
         assert current_schema_version(reg.conn) == LATEST_SCHEMA_VERSION >= 3
-        versions = [row["version"] for row in reg.query("SELECT version FROM schema_version ORDER BY version")]
+        versions = [row["version"] for row in sql_rows(reg, "SELECT version FROM schema_version ORDER BY version")]
         assert versions == list(range(1, LATEST_SCHEMA_VERSION + 1))
         assert reg.project("legacy").task == "classification"
         assert [v for _, v, _ in reg.metric_history(1, "loss")] == [1.0 / (s + 1) for s in range(5)]
@@ -150,7 +151,7 @@ def test_migrating_twice_is_a_no_op(tmp_path):
     assert migrate(path) == LATEST_SCHEMA_VERSION
     reg = Registry(path)
     try:
-        assert reg.query_one("SELECT COUNT(*) AS n FROM schema_version")["n"] == LATEST_SCHEMA_VERSION
+        assert sql_rows(reg, "SELECT COUNT(*) AS n FROM schema_version")[0]["n"] == LATEST_SCHEMA_VERSION
     finally:
         reg.close()
 

@@ -7,13 +7,25 @@ tests/fixtures/traffic_documents.json holds what this small, seeded lifecycle pr
 before the traffic results were typed (app/core/domain/traffic.py); times are masked (they are the
 moment the test ran)."""
 
+import dataclasses
 import json
+import pickle
 import re
 import sqlite3
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from cli_helpers import cli, loans, write_csv
+
+from app.core.domain.traffic import (
+    LabelsAdded,
+    LateMeasurementEvaluated,
+    MonitoredWindow,
+    TrafficOverview,
+    WindowMeasuredLate,
+)
+from app.core.services.lifecycle import Keel
 
 PINNED = Path(__file__).parent / "fixtures" / "traffic_documents.json"
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\d(T\d\d(:\d\d(:\d\d(\.\d+)?)?)?(\+00:00)?)?")
@@ -79,7 +91,7 @@ def cycle_parts(cycle: dict) -> str:
                        "alerts_opened": cycle["alerts_opened"], "alerts_recovered": cycle["alerts_recovered"]})
 
 
-def test_the_traffic_commands_print_and_store_what_they_always_have(capsys, workspace, tmp_path):
+def test_the_traffic_commands_print_and_store_what_they_always_have_from_typed_results(capsys, workspace, tmp_path):
     documents = traffic_lifecycle(capsys, workspace, tmp_path)
     documents["first_cycle"] = cycle_parts(documents["first_cycle"])
     documents["second_cycle"] = cycle_parts(documents["second_cycle"])
@@ -87,3 +99,49 @@ def test_the_traffic_commands_print_and_store_what_they_always_have(capsys, work
     assert list(documents) == list(pinned)
     for name, document in documents.items():
         assert document == pinned[name], name  # byte for byte: keys, their order, every value
+    typed_results_print_as_the_cli_shows(capsys, workspace, tmp_path)
+
+
+def frozen_and_pickles(result) -> bool:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.rows = 0
+    return pickle.loads(pickle.dumps(result)) == result  # crosses the window's child process as it is
+
+
+def typed_results_print_as_the_cli_shows(capsys, workspace: Path, tmp_path: Path) -> None:
+    """After traffic_lifecycle (two traffic windows, the second, q0..q9, unlabelled): the services'
+    results are frozen, pickle, and their to_json() is what the CLI prints."""
+    keel = Keel.open(workspace)
+    try:
+        overview = keel.traffic.overview("loans")
+        labels = pd.DataFrame({"id": [f"q{i}" for i in range(5)], "label": [0, 1, 0, 1, 0]})
+        added = keel.labels.add_labels("loans", write_csv(tmp_path / "q.csv", labels))
+        cycle = keel.policy.monitor("loans")
+    finally:
+        keel.close()
+    assert isinstance(overview, TrafficOverview) and [w.id for w in overview.windows] == [1, 2]
+    assert all(isinstance(w, MonitoredWindow) for w in overview.windows) and overview.windows[1].label_coverage == 0.0
+    assert (overview.batches[0].dataset_version, overview.batches[0].label_coverage) == (2, 0.75)
+    assert isinstance(added, LabelsAdded) and (added.joined, added.dataset_version, added.batches) == (5, 5, ())
+    assert added.traffic_windows == (WindowMeasuredLate(window=2, rows=10, labelled_rows=5, metric="accuracy",
+                                                        value=added.traffic_windows[0].value),)
+    assert added.traffic_windows[0].label_coverage == 0.5 and added.traffic_windows[0].value is not None
+    assert cycle.late_labels == (LateMeasurementEvaluated(
+        where="traffic window 2 (labelled late)", traffic_window=2, dataset_version=None, rows=10, labelled_rows=5,
+        metric="accuracy", value=added.traffic_windows[0].value, labels_dataset_version=5),)
+    for result in (overview, *overview.windows, *overview.batches, *overview.volume, added, *added.traffic_windows,
+                   *cycle.late_labels):
+        assert frozen_and_pickles(result), result
+    assert pickle.loads(pickle.dumps(cycle)) == cycle
+    code, printed, _ = cli(capsys, workspace, "traffic", "loans")
+    assert code == 0
+    shown = keel_overview_now(workspace)
+    assert printed == shown.to_json() and shown.windows[1].labelled_rows == 5
+
+
+def keel_overview_now(workspace: Path) -> TrafficOverview:
+    keel = Keel.open(workspace)
+    try:
+        return keel.traffic.overview("loans")
+    finally:
+        keel.close()

@@ -208,14 +208,14 @@ def format_monitor(result: MonitorOutcome) -> str:
         lines.append(f"dataset v{batch.dataset_version} ({batch.rows} rows): {measured}{estimated}; "
                      f"drifted: {drifted}")
     for window in result.traffic:
-        estimated = f", estimated {window['metric']} {window['estimated_value']:.4f}" \
-            if window["estimated_value"] is not None else ""
-        drift = f"prediction PSI {window['prediction_drift']:.3f}" if window["prediction_drift"] is not None else ""
-        lines.append(f"traffic window {window['window']} ({window['rows']} rows): {drift}{estimated}; "
-                     f"drifted: {', '.join(window['drifted_features']) or 'none'}")
+        estimated = (f", estimated {window.metric} {window.estimated_value:.4f}"
+                     if window.estimated_value is not None else "")
+        drift = f"prediction PSI {window.prediction_drift:.3f}" if window.prediction_drift is not None else ""
+        lines.append(f"traffic window {window.id} ({window.rows} rows): {drift}{estimated}; "
+                     f"drifted: {', '.join(window.drifted_features) or 'none'}")
     for late in result.late_labels:
-        measured = f"{late['metric']} {late['value']:.4f}" if late["value"] is not None else "no metric"
-        lines.append(f"{late['where']}: {measured} on {late['labelled_rows']} of {late['rows']} rows")
+        measured = f"{late.metric} {late.value:.4f}" if late.value is not None else "no metric"
+        lines.append(f"{late.where}: {measured} on {late.labelled_rows} of {late.rows} rows")
     for alert in result.alerts_opened:
         lines.append(f"alert {alert.id} ({alert.severity}): {alert.message}")
     for recovered in result.alerts_recovered:

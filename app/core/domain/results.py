@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from app.core.domain.entities import Alert, Event, Schema
 from app.core.domain.settings import ProjectSettings
+from app.core.domain.traffic import LateMeasurementEvaluated, MonitoredWindow
 
 
 @runtime_checkable
@@ -221,8 +222,8 @@ class MonitorOutcome:
     challenger_waiting: int | None  # the challenger waiting for approval, if any
     inbox: tuple[SweptFile, ...]  # the files the sweep took or rejected
     details: dict  # the decision's numbers: the gate, the window, the hold, the change detected
-    traffic: tuple[dict, ...]  # the traffic window this cycle took, if any
-    late_labels: tuple[dict, ...]  # windows measured late and evaluated in this cycle
+    traffic: tuple[MonitoredWindow, ...]  # the traffic window this cycle took, if any
+    late_labels: tuple[LateMeasurementEvaluated, ...]  # windows measured late and evaluated in this cycle
 
     @property
     def change_detected(self) -> dict | None:
@@ -236,7 +237,8 @@ class MonitorOutcome:
                 "decision": self.decision, "message": self.message, "production_version": self.production_version,
                 "challenger_version": self.challenger_version, "challenger_waiting": self.challenger_waiting,
                 "inbox": [item.to_json() for item in self.inbox], "details": self.details, "change_detected": self.change_detected,
-                "traffic": list(self.traffic), "late_labels": list(self.late_labels)}
+                "traffic": [window.to_json() for window in self.traffic],
+                "late_labels": [late.to_json() for late in self.late_labels]}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from app.core.domain.entities import Alert, Project
 from app.core.domain.results import MonitoredBatch, OpenedAlert, RecoveredAlert
+from app.core.domain.traffic import LateMeasurementEvaluated, MonitoredWindow
 from app.core.store.registry import Registry
 
 RULE_SEVERITY = {
@@ -57,16 +58,16 @@ class CycleResult:
     alerts_opened: list[OpenedAlert] = field(default_factory=list)
     alerts_recovered: list[RecoveredAlert] = field(default_factory=list)
     firing: dict = field(default_factory=dict)  # rule -> message, as of the last batch that could decide it
-    traffic: list[dict] = field(default_factory=list)  # the traffic window of this cycle, if any (`monitor --json`)
-    late_labels: list[dict] = field(default_factory=list)  # windows measured late, evaluated in this cycle
+    traffic: list[MonitoredWindow] = field(default_factory=list)  # the traffic window of this cycle, if any
+    late_labels: list[LateMeasurementEvaluated] = field(default_factory=list)  # evaluated in this cycle
     late_windows: list["LateWindow"] = field(default_factory=list)  # their newly labelled rows, for the policy
 
     def summary(self) -> str:
         """One line for the audit log: each traffic window's prediction drift, each batch's metric and drift."""
         if not self.batches and not self.traffic:
             return "no new batches"
-        parts = [f"traffic window {w['window']}: {w['rows']} rows, prediction drift {w['prediction_drift']:.3f}"
-                 for w in self.traffic if w.get("prediction_drift") is not None]
+        parts = [f"traffic window {w.id}: {w.rows} rows, prediction drift {w.prediction_drift:.3f}"
+                 for w in self.traffic if w.prediction_drift is not None]
         for batch in self.batches:
             measured = f"{batch.metric} {batch.value:.4f}" if batch.value is not None else "unlabelled"
             estimated = f" (est. {batch.estimated_value:.4f})" if batch.estimated_value is not None else ""

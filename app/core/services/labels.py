@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 
 import pandas as pd
 
 from app.core.domain.clock import Clock
 from app.core.domain.entities import DatasetVersion, LabelledPrediction, LoggedPrediction, Project, Schema
 from app.core.domain.errors import KeelError, ValidationError
+from app.core.domain.traffic import BatchMeasuredLate, LabelsAdded, WindowMeasuredLate
 from app.core.fileio import sha256_file
 from app.core.ml import batch_reading, datasets
 from app.core.ml.childproc import capped_native_threads
@@ -55,19 +57,40 @@ def _read_labels(raw: datasets.RawTable, schema: Schema, id_column: str) -> tupl
 
 
 # --------------------------------------------------------------------------- joining
-def _labelled_frame(joined: dict, labels_by_id: pd.Series, schema: Schema, id_column: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class JoinedIds:
+    """A labels file's IDs joined: those found (in the order given), their logged records, the rows of
+    ingested batches they name (id -> (dataset version, stored row)), and what was counted and left out."""
+
+    ids: list[str]
+    records: list[LoggedPrediction]
+    batch_rows: dict[str, tuple[DatasetVersion, pd.Series]]
+    unknown: int  # IDs found in no prediction and no unlabelled row
+    already_labelled: int
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    """What a labels file held besides its joined rows: every row, repeated IDs, unreadable rows."""
+
+    rows: int
+    duplicate: int
+    unreadable: int
+
+
+def _labelled_frame(joined: JoinedIds, labels_by_id: pd.Series, schema: Schema, id_column: str) -> pd.DataFrame:
     """The joined rows, features as the model saw them (a batch's own row when there is one, else the
     newest logged input), the ID and the label."""
-    if not joined["ids"]:
+    if not joined.ids:
         return pd.DataFrame()
     newest_record: dict[str, LoggedPrediction] = {}
-    for record in joined["records"]:
+    for record in joined.records:
         newest_record[record.record_id] = record
-    from_batches = [i for i in joined["ids"] if i in joined["batch_rows"]]
-    from_log = [i for i in joined["ids"] if i not in joined["batch_rows"]]
+    from_batches = [i for i in joined.ids if i in joined.batch_rows]
+    from_log = [i for i in joined.ids if i not in joined.batch_rows]
     parts = []
     if from_batches:
-        stored = pd.DataFrame([joined["batch_rows"][i][1] for i in from_batches]).reset_index(drop=True)
+        stored = pd.DataFrame([joined.batch_rows[i][1] for i in from_batches]).reset_index(drop=True)
         parts.append(datasets.to_model_frame(stored, schema).assign(**{id_column: from_batches}))
     if from_log:
         logged = traffic.model_frame([newest_record[i] for i in from_log], schema)
@@ -84,16 +107,16 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def _measure_window(registry: Registry, project: Project, window_id: int, dataset_id: int, now: str) -> dict:
+def _measure_window(registry: Registry, project: Project, window_id: int, dataset_id: int,
+                    now: str) -> WindowMeasuredLate:
     window = registry.traffic_window(window_id)
     value, labelled = traffic.measure_window(registry, project, window)
     registry.set_window_measurement(window_id, value, labelled, now)
     registry.insert_late_measurement(project_id=project.id, traffic_window_id=window_id,
                                      labels_dataset_version_id=dataset_id, at=now, rows=window.rows,
                                      labelled_rows=labelled, metric=project.metric, value=value)
-    return {"window": window_id, "rows": window.rows, "labelled_rows": labelled,
-            "label_coverage": labelled / window.rows if window.rows else 0.0, "metric": project.metric,
-            "value": value}
+    return WindowMeasuredLate(window=window_id, rows=window.rows, labelled_rows=labelled, metric=project.metric,
+                              value=value)
 
 
 class LabelService:
@@ -105,7 +128,7 @@ class LabelService:
         self._data = data
         self._clock = clock
 
-    def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> dict:
+    def add_labels(self, name: str, file_path: str | os.PathLike, by: str = "user") -> LabelsAdded:
         project = self._data.project(name)
         settings = project.settings
         if not settings.id_column:
@@ -116,22 +139,21 @@ class LabelService:
         ids, labels, unreadable, warnings = _read_labels(raw, schema, settings.id_column)
         duplicated = ids.duplicated(keep="first")
         labels_by_id = pd.Series(labels[~duplicated].to_numpy(), index=ids[~duplicated].to_numpy())
-        counts = {"rows": len(raw.frame), "joined": 0, "unknown": 0, "duplicate": int(duplicated.sum()),
-                  "already_labelled": 0, "unreadable": unreadable}
+        counts = FileCounts(rows=len(raw.frame), duplicate=int(duplicated.sum()), unreadable=unreadable)
         with project_lock(self._workspace, name):
-            joined = self._join(project, settings.id_column, labels_by_id.index.tolist(), counts)
+            joined = self._join(project, settings.id_column, labels_by_id.index.tolist())
             frame = _labelled_frame(joined, labels_by_id, schema, settings.id_column)
-            counts["joined"] = len(frame)
-            if frame.empty:
-                return {"project": name, **counts, "dataset_version": None, "traffic_windows": [], "batches": [],
-                        "warnings": warnings}
-            version, windows, batches = self._store(project, frame, joined, raw.source, counts, by, settings.id_column)
-        return {"project": name, **counts, "dataset_version": version, "traffic_windows": windows, "batches": batches,
-                "warnings": warnings}
+            stored: tuple[int | None, list[WindowMeasuredLate], list[BatchMeasuredLate]] = (None, [], [])
+            if not frame.empty:
+                stored = self._store(project, frame, joined, raw.source, counts, by, settings.id_column)
+        version, windows, batches = stored
+        return LabelsAdded(project=name, rows=counts.rows, joined=len(frame), unknown=joined.unknown,
+                           duplicate=counts.duplicate, already_labelled=joined.already_labelled,
+                           unreadable=counts.unreadable, dataset_version=version, traffic_windows=tuple(windows),
+                           batches=tuple(batches), warnings=tuple(warnings))
 
-    def _join(self, project: Project, id_column: str, ids: list[str], counts: dict) -> dict:
-        """-> {"ids": the IDs joined, "records": their logged records, "batch_rows": id -> (dataset version,
-        stored row) for IDs found unlabelled in ingested batches}."""
+    def _join(self, project: Project, id_column: str, ids: list[str]) -> JoinedIds:
+        """The IDs found in the prediction log or unlabelled in ingested batches, and not labelled before."""
         registry = self._registry
         already = registry.labelled_record_ids(project.id, ids)
         batch_rows, labelled_in_batches = self._batch_rows(project, id_column, set(ids) - already)
@@ -140,9 +162,8 @@ class LabelService:
         records = registry.predictions_for_records(project.id, wanted)
         logged = {r.record_id for r in records}
         found = [i for i in wanted if i in logged or i in batch_rows]
-        counts["already_labelled"] = sum(1 for i in ids if i in already)
-        counts["unknown"] = len(wanted) - len(found)
-        return {"ids": found, "records": records, "batch_rows": batch_rows}
+        return JoinedIds(ids=found, records=records, batch_rows=batch_rows, unknown=len(wanted) - len(found),
+                         already_labelled=sum(1 for i in ids if i in already))
 
     def _batch_rows(self, project: Project, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
         """Rows of ingested batches with these IDs: (id -> (dataset version row, its frame row) for the
@@ -167,20 +188,21 @@ class LabelService:
                     found[record_id] = (version, row)
         return {i: v for i, v in found.items() if i not in labelled}, labelled
 
-    def _store(self, project: Project, frame: pd.DataFrame, joined: dict, source: str, counts: dict,
-               by: str, id_column: str) -> tuple[int, list[dict], list[dict]]:
+    def _store(self, project: Project, frame: pd.DataFrame, joined: JoinedIds, source: str, counts: FileCounts,
+               by: str, id_column: str) -> tuple[int, list[WindowMeasuredLate], list[BatchMeasuredLate]]:
         registry, schema = self._registry, project.schema
         storage = datasets.to_storage_frame(frame, schema)
         digest = datasets.content_hash(storage)
         version = registry.next_number("dataset_versions", project.id)
         parent = registry.dataset_versions(project.id)[-1]
         path = self._workspace.dataset_dir(project.name) / f"v{version}.parquet"
-        prediction_ids = [r.id for r in joined["records"]]
+        prediction_ids = [r.id for r in joined.records]
         window_ids = sorted(set(registry.windows_of_predictions(project.id, prediction_ids).values()))
-        batch_versions = sorted({joined["batch_rows"][i][0].version for i in joined["ids"] if i in joined["batch_rows"]})
+        batch_versions = sorted({joined.batch_rows[i][0].version for i in joined.ids if i in joined.batch_rows})
         lineage = {"labels_file": source, "traffic_windows": window_ids, "dataset_versions": batch_versions,
-                   "logged_records": len(prediction_ids), **{k: counts[k] for k in ("joined", "unknown", "duplicate",
-                                                                                    "already_labelled", "unreadable")}}
+                   "logged_records": len(prediction_ids), "joined": len(frame), "unknown": joined.unknown,
+                   "duplicate": counts.duplicate, "already_labelled": joined.already_labelled,
+                   "unreadable": counts.unreadable}
         datasets.write_frame(storage, path)
         now = self._clock()
         try:
@@ -196,16 +218,17 @@ class LabelService:
                 batches = [self._measure_batch(project, id_column, batch_version, dataset_id)
                            for batch_version in batch_versions]
                 registry.add_event(project, "labels_added",
-                                   f"dataset v{version}: {counts['joined']} late label(s) from {source} joined by ID "
-                                   f"({counts['unknown']} unknown, {counts['duplicate']} duplicate, "
-                                   f"{counts['already_labelled']} already labelled)", by,
+                                   f"dataset v{version}: {len(frame)} late label(s) from {source} joined by ID "
+                                   f"({joined.unknown} unknown, {counts.duplicate} duplicate, "
+                                   f"{joined.already_labelled} already labelled)", by,
                                    {"dataset_version": version, **lineage})
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         return version, windows, [b for b in batches if b is not None]
 
-    def _measure_batch(self, project: Project, id_column: str, batch_version: int, dataset_id: int) -> dict | None:
+    def _measure_batch(self, project: Project, id_column: str, batch_version: int,
+                       dataset_id: int) -> BatchMeasuredLate | None:
         """The batch's metric over its rows labelled so far, with the model that monitored it."""
         registry, schema = self._registry, project.schema
         row = next(v for v in registry.dataset_versions(project.id) if v.version == batch_version)
@@ -231,6 +254,5 @@ class LabelService:
         registry.insert_late_measurement(project_id=project.id, monitor_result_id=result.id,
                                          labels_dataset_version_id=dataset_id, rows=row.rows,
                                          labelled_rows=len(rows), metric=project.metric, value=value)
-        return {"dataset_version": batch_version, "rows": row.rows, "labelled_rows": len(rows),
-                "label_coverage": len(rows) / row.rows if row.rows else 0.0, "metric": project.metric,
-                "value": value}
+        return BatchMeasuredLate(dataset_version=batch_version, rows=row.rows, labelled_rows=len(rows),
+                                 metric=project.metric, value=value)

@@ -41,6 +41,13 @@ from app.core.domain.entities import (
 )
 from app.core.domain.measurements import FeatureDrift, NumericDrift, WindowDetails
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
+from app.core.domain.traffic import (
+    BatchCoverage,
+    LateMeasurementEvaluated,
+    MonitoredWindow,
+    TrafficOverview,
+    VolumeBar,
+)
 from app.core.ml import datasets, drift
 from app.core.ml.drift import probability_summary
 from app.core.ml.evaluation import compute_metrics
@@ -115,17 +122,15 @@ def _finite(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def public_window(window: TrafficWindow) -> dict:
-    """A traffic window as `monitor --json` and `status` show it."""
-    rows = window.rows
+def public_window(window: TrafficWindow) -> MonitoredWindow:
+    """A stored traffic window as `monitor --json` and `traffic` show it."""
     probability = window.details.probability_drift
-    return {"window": window.id, "started_at": window.started_at, "ended_at": window.ended_at,
-            "rows": rows, "model_version": window.model_version, "metric": window.metric,
-            "value": window.value, "labelled_rows": window.labelled_rows,
-            "label_coverage": (window.labelled_rows / rows) if rows else 0.0,
-            "estimated_value": window.estimated_value, "prediction_drift": window.prediction_drift,
-            "probability_drift": probability.psi if probability else None,
-            "drifted_features": window.drifted_features, "drift_share": window.drift_share}
+    return MonitoredWindow(id=window.id, started_at=window.started_at, ended_at=window.ended_at, rows=window.rows,
+                           model_version=window.model_version, metric=window.metric, value=window.value,
+                           labelled_rows=window.labelled_rows, estimated_value=window.estimated_value,
+                           prediction_drift=window.prediction_drift,
+                           probability_drift=probability.psi if probability else None,
+                           drifted_features=tuple(window.drifted_features), drift_share=window.drift_share)
 
 
 # --------------------------------------------------------------------------- measured metrics
@@ -178,15 +183,18 @@ class TrafficService:
         self._data = data
         self._clock = clock
 
-    def overview(self, name: str, bucket: str = "hour") -> dict:
+    def overview(self, name: str, bucket: str = "hour") -> TrafficOverview:
         """Traffic windows (with label coverage), late-measured batches, and request volume over time."""
         project = self._data.project(name)
         registry = self._registry
-        windows = [public_window(w) for w in registry.traffic_windows(project.id)]
         chars = {"minute": 16, "hour": 13, "day": 10}[bucket]
-        volume = [{"at": at, "rows": rows} for at, rows in registry.predictions_volume(project.id, chars)]
-        batches = [row for row in self._coverage_rows(project) if row["kind"] == "batch"]
-        return {"project": name, "windows": windows, "batches": batches, "volume": volume, "volume_bucket": bucket}
+        return TrafficOverview(
+            project=name, windows=tuple(public_window(w) for w in registry.traffic_windows(project.id)),
+            batches=tuple(BatchCoverage(dataset_version=b.dataset_version, ended_at=b.at, rows=b.rows,
+                                        labelled_rows=b.labelled_rows, value=b.value, metric=b.metric)
+                          for b in registry.batches_awaiting_labels(project.id)),
+            volume=tuple(VolumeBar(at, rows) for at, rows in registry.predictions_volume(project.id, chars)),
+            volume_bucket=bucket)
 
     # ------------------------------------------------------------------- a cycle's work
     def has_work(self, project: Project, settings: ProjectSettings) -> bool:
@@ -280,10 +288,10 @@ class TrafficService:
                     apply_rules(registry, project, rules, where, labels_version,
                                 {"late_measurement": row.id, "value": row.value,
                                  "labels_dataset_version": labels_version}, by, cycle)
-                cycle.late_labels.append({"where": where, "traffic_window": row.traffic_window_id,
-                                          "dataset_version": row.dataset_version, "rows": row.rows,
-                                          "labelled_rows": row.labelled_rows, "metric": row.metric,
-                                          "value": row.value, "labels_dataset_version": labels_version})
+                cycle.late_labels.append(LateMeasurementEvaluated(
+                    where=where, traffic_window=row.traffic_window_id, dataset_version=row.dataset_version,
+                    rows=row.rows, labelled_rows=row.labelled_rows, metric=row.metric, value=row.value,
+                    labels_dataset_version=labels_version))
             registry.mark_late_measurements_evaluated([row.id for row in pending])
 
     def _late_windows(self, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
@@ -332,16 +340,3 @@ class TrafficService:
         return (f"labels are late: {late.windows} window(s) older than {settings.label_delay} have "
                 f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
                 f"(below {settings.label_coverage:.0%}); send them with `keel labels {project.name} FILE`")
-
-    def _coverage_rows(self, project: Project) -> list[dict]:
-        """Every window that waits for labels: traffic windows, and unlabelled batches with IDs."""
-        registry = self._registry
-        rows: list[dict[str, Any]] = [{"kind": "traffic", "window": w.id, "ended_at": w.ended_at, "rows": w.rows,
-                                       "labelled_rows": w.labelled_rows, "value": w.value, "metric": w.metric}
-                                      for w in registry.traffic_windows(project.id)]
-        rows += [{"kind": "batch", "dataset_version": b.dataset_version, "ended_at": b.at, "rows": b.rows,
-                  "labelled_rows": b.labelled_rows, "value": b.value, "metric": b.metric}
-                 for b in registry.batches_awaiting_labels(project.id)]
-        for row in rows:
-            row["label_coverage"] = row["labelled_rows"] / row["rows"] if row["rows"] else 0.0
-        return rows

@@ -61,12 +61,12 @@ def production_pointers(registry: Registry) -> list[ProductionPointer]:
 
 
 def project_names(registry: Registry) -> list[str]:
-    return [r["name"] for r in registry.query("SELECT name FROM projects ORDER BY name")]
+    return [r["name"] for r in registry._query("SELECT name FROM projects ORDER BY name")]
 
 
 # ------------------------------------------------------------------ workspace settings
 def workspace_setting(registry: Registry, key: str, default: Any = None) -> Any:
-    row = registry.query_one("SELECT value_json FROM workspace_settings WHERE key = ?", (key,))
+    row = registry._query_one("SELECT value_json FROM workspace_settings WHERE key = ?", (key,))
     return json.loads(row["value_json"]) if row else default
 
 
@@ -122,7 +122,7 @@ def prunable_model_versions(registry: Registry, keep_archived: int) -> list[Mode
         "AND m.id NOT IN (SELECT model_version_id FROM model_aliases) "
         "ORDER BY p.name, m.version")]
     archived_by_project: dict[str, list[dict]] = {}
-    for row in registry.query("SELECT p.name AS project, m.id FROM model_versions m JOIN projects p "
+    for row in registry._query("SELECT p.name AS project, m.id FROM model_versions m JOIN projects p "
                               "ON p.id = m.project_id WHERE m.archived = 1 ORDER BY m.version DESC"):
         archived_by_project.setdefault(row["project"], []).append(row["id"])
     kept = {mv_id for ids in archived_by_project.values() for mv_id in ids[:keep_archived]}

@@ -35,7 +35,7 @@ class PolicyState:
 
 
 def read_policy_state(registry: "Registry", project_id: int) -> PolicyState:
-    row = registry.query_one("SELECT * FROM policy_state WHERE project_id = ?", (project_id,))
+    row = registry._query_one("SELECT * FROM policy_state WHERE project_id = ?", (project_id,))
     if row is None:
         return PolicyState()
     return PolicyState(change_point=row["change_point"], backoff_champion_version=row["backoff_champion_version"],
@@ -83,7 +83,7 @@ def labelled_versions_from(registry: "Registry", project_id: int, first_version:
 
 
 def labelled_rows_since_last_training(registry: "Registry", project_id: int) -> int:
-    last = registry.query_one("SELECT started_at FROM runs WHERE project_id = ? AND kind = 'train' "
+    last = registry._query_one("SELECT started_at FROM runs WHERE project_id = ? AND kind = 'train' "
                               "ORDER BY id DESC LIMIT 1", (project_id,))
     return int(_one_value(registry, "SELECT COALESCE(SUM(labelled_rows), 0) FROM dataset_versions "
                                     "WHERE project_id = ? AND created_at > ?", project_id,
@@ -92,7 +92,7 @@ def labelled_rows_since_last_training(registry: "Registry", project_id: int) -> 
 
 def last_decided_challenger(registry: "Registry", project_id: int) -> int | None:
     """The challenger version named by the project's latest retrain decision."""
-    row = registry.query_one("SELECT json_extract(details_json, '$.challenger_version') AS version FROM events "
+    row = registry._query_one("SELECT json_extract(details_json, '$.challenger_version') AS version FROM events "
                              "WHERE project_id = ? AND kind = 'retrain_decision' ORDER BY id DESC LIMIT 1",
                              (project_id,))
     return None if row is None else row["version"]
@@ -105,7 +105,7 @@ HOLD_ENDED = "hold_ended"  # the decision of a retrain_hold_ended event (its det
 def decision_events(registry: "Registry", project_id: int, after_id: int = 0) -> list[PolicyDecision]:
     """The policy's decisions (retrain, reject, restore, hold, the end of a hold) from the audit log, oldest first."""
     marks = ", ".join("?" for _ in DECISION_EVENTS)
-    rows = registry.query(
+    rows = registry._query(
         f"SELECT id, at, kind, message, CASE kind WHEN 'retrain_hold_ended' THEN '{HOLD_ENDED}' "
         f"ELSE json_extract(details_json, '$.decision') END AS decision FROM events "
         f"WHERE project_id = ? AND id > ? AND kind IN ({marks}) ORDER BY id", (project_id, after_id, *DECISION_EVENTS))

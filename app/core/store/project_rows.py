@@ -67,17 +67,17 @@ def export_rows(registry: Registry, project_id: int) -> dict[str, list[dict]]:
 
 def _select_project_rows(registry: Registry, table: str, project_id: int, selected: dict[str, set]) -> list[dict]:
     if table == ROOT_TABLE:
-        return registry.query("SELECT * FROM projects WHERE id = ?", (project_id,))
+        return registry._query("SELECT * FROM projects WHERE id = ?", (project_id,))
     keys = _foreign_keys(registry.conn, table)
     if "project_id" in keys and keys["project_id"] == ROOT_TABLE:
-        return registry.query(f'SELECT * FROM "{table}" WHERE project_id = ? ORDER BY rowid', (project_id,))
+        return registry._query(f'SELECT * FROM "{table}" WHERE project_id = ? ORDER BY rowid', (project_id,))
     for column, parent in keys.items():
         if parent in selected:
             ids = sorted(selected[parent])
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
-            return registry.query(f'SELECT * FROM "{table}" WHERE "{column}" IN ({marks}) ORDER BY rowid', ids)
+            return registry._query(f'SELECT * FROM "{table}" WHERE "{column}" IN ({marks}) ORDER BY rowid', ids)
     return []
 
 
@@ -110,4 +110,4 @@ def import_rows(registry: Registry, rows: dict[str, list[dict]],
 
 
 def project_exists(registry: Registry, name: str) -> bool:
-    return registry.query_one("SELECT id FROM projects WHERE name = ?", (name,)) is not None
+    return registry._query_one("SELECT id FROM projects WHERE name = ?", (name,)) is not None

@@ -257,13 +257,15 @@ class Registry:
                 path.unlink(missing_ok=True)
             raise
 
-    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
+    def _query(self, sql: str, params: Iterable = ()) -> list[dict]:
+        """Raw SQL in, rows as dicts out: for the store's own modules (app/core/store) only. Everything
+        outside the store reads through the named reads, which hand out typed values."""
         cursor = self.conn.execute(sql, tuple(params))
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
-    def query_one(self, sql: str, params: Iterable = ()) -> dict | None:
-        rows = self.query(sql, params)
+    def _query_one(self, sql: str, params: Iterable = ()) -> dict | None:
+        rows = self._query(sql, params)
         return rows[0] if rows else None
 
     def change_stamp(self) -> tuple:
@@ -308,7 +310,7 @@ class Registry:
 
     def find_project(self, name: str) -> Project | None:
         """The project called name, or None: the one place that asks whether a project exists."""
-        row = self.query_one("SELECT * FROM projects WHERE name = ?", (name,))
+        row = self._query_one("SELECT * FROM projects WHERE name = ?", (name,))
         return Project.from_row(row) if row else None
 
     def project(self, name: str) -> Project:
@@ -319,7 +321,7 @@ class Registry:
         return project
 
     def projects(self) -> list[Project]:
-        return [Project.from_row(r) for r in self.query("SELECT * FROM projects ORDER BY name")]
+        return [Project.from_row(r) for r in self._query("SELECT * FROM projects ORDER BY name")]
 
     def update_project_settings(self, project_id: int, settings: dict, metric: str) -> None:
         self.conn.execute(
@@ -342,13 +344,13 @@ class Registry:
 
     def dataset_versions(self, project_id: int, newest: int | None = None) -> list[DatasetVersion]:
         """Oldest first; newest=N: only the last N (read from the end of the index)."""
-        rows = self.query(_oldest_first("dataset_versions", "project_id = ?", newest), _limited([project_id], newest))
+        rows = self._query(_oldest_first("dataset_versions", "project_id = ?", newest), _limited([project_id], newest))
         return [DatasetVersion.from_row(row) for row in rows]
 
     def unmonitored_dataset_versions(self, project_id: int, since: str) -> list[DatasetVersion]:
         """Dataset versions created at or after `since` that no monitoring result covers yet. A version
         made of late labels is not a batch: its rows are measured in the windows they label."""
-        rows = self.query(
+        rows = self._query(
             "SELECT * FROM dataset_versions d WHERE d.project_id = ? AND d.created_at >= ? "
             "AND NOT EXISTS (SELECT 1 FROM monitor_results r WHERE r.dataset_version_id = d.id) "
             "AND NOT EXISTS (SELECT 1 FROM late_labels l WHERE l.dataset_version_id = d.id) ORDER BY d.version",
@@ -356,7 +358,7 @@ class Registry:
         return [DatasetVersion.from_row(row) for row in rows]
 
     def dataset_version(self, project_id: int, version: int) -> DatasetVersion | None:
-        row = self.query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?", (project_id, version))
+        row = self._query_one("SELECT * FROM dataset_versions WHERE project_id = ? AND version = ?", (project_id, version))
         return DatasetVersion.from_row(row) if row else None
 
     def latest_dataset_version_id(self, project_id: int) -> int | None:
@@ -366,7 +368,7 @@ class Registry:
         return row[0] if row else None
 
     def dataset_version_by_hash(self, project_id: int, content_sha256: str) -> DatasetVersion | None:
-        row = self.query_one(
+        row = self._query_one(
             "SELECT * FROM dataset_versions WHERE project_id = ? AND content_sha256 = ?", (project_id, content_sha256)
         )
         return DatasetVersion.from_row(row) if row else None
@@ -428,7 +430,7 @@ class Registry:
 
     def runs(self, project_id: int) -> list[Run]:
         """The project's runs, newest first, with their final metrics."""
-        rows = self.query("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC", (project_id,))
+        rows = self._query("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC", (project_id,))
         metrics: dict[int, dict] = {}
         for point in self.conn.execute(
                 "SELECT m.run_id, m.key, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
@@ -438,13 +440,13 @@ class Registry:
 
     def runs_with_metric(self, project_id: int, key: str, above: float) -> list[Run]:
         """The project's runs whose latest `key` is above a value, newest first."""
-        rows = self.query(
+        rows = self._query(
             "SELECT r.* FROM runs r WHERE r.project_id = ? AND (SELECT m.value FROM metrics m WHERE m.run_id = r.id "
             "AND m.key = ? ORDER BY m.step DESC, m.id DESC LIMIT 1) > ? ORDER BY r.id DESC", (project_id, key, above))
         return [Run.from_row(row) for row in rows]
 
     def run(self, run_id: int) -> Run:
-        row = self.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        row = self._query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"unknown run {run_id}")
         return Run.from_row(row)
@@ -460,26 +462,26 @@ class Registry:
         """Oldest first; newest=N: only the last N (read from the end of the index)."""
         where = "project_id = ?" + ("" if include_archived else " AND archived = 0")
         aliases = self.aliases(project_id)
-        rows = self.query(_oldest_first("model_versions", where, newest), _limited([project_id], newest))
+        rows = self._query(_oldest_first("model_versions", where, newest), _limited([project_id], newest))
         return [self._model(row, aliases) for row in rows]
 
     def version_counts(self, project_id: int) -> dict[str, int]:
         """How many model versions and dataset versions the project has."""
         counts = {}
         for table in ("model_versions", "dataset_versions"):
-            row = self.query_one(f"SELECT COUNT(*) AS n FROM {table} WHERE project_id = ?", (project_id,))
+            row = self._query_one(f"SELECT COUNT(*) AS n FROM {table} WHERE project_id = ?", (project_id,))
             counts[table] = row["n"] if row else 0
         return counts
 
     def model_version(self, project_id: int, version: int) -> ModelVersion:
-        row = self.query_one("SELECT * FROM model_versions WHERE project_id = ? AND version = ?", (project_id, version))
+        row = self._query_one("SELECT * FROM model_versions WHERE project_id = ? AND version = ?", (project_id, version))
         if row is None:
-            known = [m["version"] for m in self.query("SELECT version FROM model_versions WHERE project_id = ?", (project_id,))]
+            known = [m["version"] for m in self._query("SELECT version FROM model_versions WHERE project_id = ?", (project_id,))]
             raise NotFoundError(f"unknown model version {version} (versions: {known or 'none yet'})")
         return self._model(row, self.aliases(project_id))
 
     def model_version_by_id(self, model_version_id: int) -> ModelVersion:
-        row = self.query_one("SELECT * FROM model_versions WHERE id = ?", (model_version_id,))
+        row = self._query_one("SELECT * FROM model_versions WHERE id = ?", (model_version_id,))
         if row is None:
             raise NotFoundError(f"unknown model version id {model_version_id}")
         return self._model(row, self.aliases(row["project_id"]))
@@ -507,7 +509,7 @@ class Registry:
 
     # ----------------------------------------------------------------- deployments
     def current_deployment(self, project_id: int) -> Deployment | None:
-        row = self.query_one(
+        row = self._query_one(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.project_id = ? ORDER BY d.id DESC LIMIT 1",
             (project_id,),
@@ -515,7 +517,7 @@ class Registry:
         return Deployment.from_row(row) if row else None
 
     def deployment(self, deployment_id: int) -> Deployment | None:
-        row = self.query_one(
+        row = self._query_one(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.id = ?",
             (deployment_id,),
@@ -523,7 +525,7 @@ class Registry:
         return Deployment.from_row(row) if row else None
 
     def deployments(self, project_id: int) -> list[Deployment]:
-        rows = self.query(
+        rows = self._query(
             "SELECT d.*, m.version AS version FROM deployments d JOIN model_versions m ON m.id = d.model_version_id "
             "WHERE d.project_id = ? ORDER BY d.id",
             (project_id,),
@@ -564,7 +566,7 @@ class Registry:
 
     def last_monitor_result(self, project_id: int) -> MonitorResult | None:
         """The project's newest monitoring result."""
-        row = self.query_one(self._MONITOR_RESULTS + "WHERE r.project_id = ? ORDER BY r.id DESC LIMIT 1", (project_id,))
+        row = self._query_one(self._MONITOR_RESULTS + "WHERE r.project_id = ? ORDER BY r.id DESC LIMIT 1", (project_id,))
         return MonitorResult.from_row(row) if row else None
 
     def recent_monitor_values(self, project_id: int, limit: int) -> list[MonitoredValue]:
@@ -575,7 +577,7 @@ class Registry:
         return [MonitoredValue(value, estimated) for value, estimated in rows]
 
     def monitor_results(self, project_id: int, after_id: int = 0) -> list[MonitorResult]:
-        rows = self.query(self._MONITOR_RESULTS + "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id", (project_id, after_id))
+        rows = self._query(self._MONITOR_RESULTS + "WHERE r.project_id = ? AND r.id > ? ORDER BY r.id", (project_id, after_id))
         return [MonitorResult.from_row(row) for row in rows]
 
     # ----------------------------------------------------------------- prediction log
@@ -633,11 +635,11 @@ class Registry:
                         "JOIN model_versions m ON m.id = w.model_version_id ")
 
     def last_traffic_window(self, project_id: int) -> TrafficWindow | None:
-        row = self.query_one(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? ORDER BY w.id DESC LIMIT 1", (project_id,))
+        row = self._query_one(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? ORDER BY w.id DESC LIMIT 1", (project_id,))
         return TrafficWindow.from_row(row) if row else None
 
     def traffic_window(self, window_id: int) -> TrafficWindow:
-        row = self.query_one(self._TRAFFIC_WINDOWS + "WHERE w.id = ?", (window_id,))
+        row = self._query_one(self._TRAFFIC_WINDOWS + "WHERE w.id = ?", (window_id,))
         if row is None:
             raise NotFoundError(f"unknown traffic window {window_id}")
         return TrafficWindow.from_row(row)
@@ -648,7 +650,7 @@ class Registry:
         return self._insert_row("traffic_windows", fields)
 
     def traffic_windows(self, project_id: int, after_id: int = 0) -> list[TrafficWindow]:
-        rows = self.query(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? AND w.id > ? ORDER BY w.id",
+        rows = self._query(self._TRAFFIC_WINDOWS + "WHERE w.project_id = ? AND w.id > ? ORDER BY w.id",
                           (project_id, after_id))
         return [TrafficWindow.from_row(row) for row in rows]
 
@@ -718,7 +720,7 @@ class Registry:
         return self._insert_row("late_measurements", fields)
 
     def pending_late_measurements(self, project_id: int) -> list[LateMeasurement]:
-        rows = self.query(
+        rows = self._query(
             "SELECT lm.*, d.version AS dataset_version, ld.version AS labels_dataset_version "
             "FROM late_measurements lm LEFT JOIN monitor_results r ON r.id = lm.monitor_result_id "
             "LEFT JOIN dataset_versions d ON d.id = r.dataset_version_id "
@@ -741,14 +743,14 @@ class Registry:
     def batches_awaiting_labels(self, project_id: int) -> list[BatchAwaitingLabels]:
         """Batches unlabelled when monitored that have IDs, oldest first, with their newest late
         measurement's labelled_rows (0 without one) and value."""
-        return [BatchAwaitingLabels.from_row(row) for row in self.query(self._AWAITING_LABELS + "ORDER BY r.id",
+        return [BatchAwaitingLabels.from_row(row) for row in self._query(self._AWAITING_LABELS + "ORDER BY r.id",
                                                                          (project_id,))]
 
     def late_label_totals(self, project_id: int, ended_before: str, coverage: float) -> LateLabelTotals:
         """Traffic windows and batches awaiting labels that ended before `ended_before` with less than
         `coverage` of their rows labelled: how many, their rows and their labelled rows."""
         below = "(CASE WHEN rows > 0 THEN labelled * 1.0 / rows ELSE 0.0 END) < ?"
-        row = self.query_one(
+        row = self._query_one(
             "SELECT COUNT(*) AS windows, COALESCE(SUM(rows), 0) AS rows, COALESCE(SUM(labelled), 0) AS labelled "
             "FROM (SELECT rows, labelled_rows AS labelled FROM traffic_windows WHERE project_id = ? AND ended_at < ? "
             f"UNION ALL SELECT rows, COALESCE(labelled_rows, 0) FROM ({self._AWAITING_LABELS} AND r.at < ?)) "
@@ -756,21 +758,21 @@ class Registry:
         return LateLabelTotals(**row) if row else LateLabelTotals(windows=0, rows=0, labelled=0)
 
     def monitor_result_of_dataset(self, dataset_version_id: int) -> MonitorResult | None:
-        row = self.query_one(self._MONITOR_RESULTS + "WHERE r.dataset_version_id = ? ORDER BY r.id LIMIT 1",
+        row = self._query_one(self._MONITOR_RESULTS + "WHERE r.dataset_version_id = ? ORDER BY r.id LIMIT 1",
                              (dataset_version_id,))
         return MonitorResult.from_row(row) if row else None
 
     # ----------------------------------------------------------------- alerts
     def open_alerts(self, project_id: int) -> list[Alert]:
-        rows = self.query("SELECT * FROM alerts WHERE project_id = ? AND status = 'open' ORDER BY id", (project_id,))
+        rows = self._query("SELECT * FROM alerts WHERE project_id = ? AND status = 'open' ORDER BY id", (project_id,))
         return [Alert.from_row(row) for row in rows]
 
     def alerts(self, project_id: int) -> list[Alert]:
-        return [Alert.from_row(row) for row in self.query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id",
+        return [Alert.from_row(row) for row in self._query("SELECT * FROM alerts WHERE project_id = ? ORDER BY id",
                                                           (project_id,))]
 
     def alert(self, project_id: int, alert_id: int) -> Alert | None:
-        row = self.query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
+        row = self._query_one("SELECT * FROM alerts WHERE id = ? AND project_id = ?", (alert_id, project_id))
         return Alert.from_row(row) if row else None
 
     def alert_status(self, alert_id: int) -> str | None:
@@ -813,7 +815,7 @@ class Registry:
 
     def recent_events(self, project_id: int, limit: int) -> list[Event]:
         """The project's newest events, newest first."""
-        rows = self.query("SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit))
+        rows = self._query("SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit))
         return [self._event(row) for row in rows]
 
     def events(self, project_id: int | None = None, after_id: int = 0, newest: int | None = None) -> list[Event]:
@@ -821,9 +823,9 @@ class Registry:
         where, params = ("id > ?", [after_id]) if project_id is None else ("project_id = ? AND id > ?",
                                                                             [project_id, after_id])
         if newest is None:
-            rows = self.query(f"SELECT * FROM events WHERE {where} ORDER BY id", params)
+            rows = self._query(f"SELECT * FROM events WHERE {where} ORDER BY id", params)
         else:
-            rows = self.query(f"SELECT * FROM (SELECT * FROM events WHERE {where} ORDER BY id DESC LIMIT ?) "
+            rows = self._query(f"SELECT * FROM (SELECT * FROM events WHERE {where} ORDER BY id DESC LIMIT ?) "
                               "ORDER BY id", [*params, max(newest, 0)])
         return [self._event(row) for row in rows]
 
@@ -836,11 +838,11 @@ class Registry:
     _SCHEDULES = "SELECT s.*, p.name AS project FROM schedules s JOIN projects p ON p.id = s.project_id "
 
     def schedule(self, project_id: int) -> Schedule | None:
-        row = self.query_one(self._SCHEDULES + "WHERE s.project_id = ?", (project_id,))
+        row = self._query_one(self._SCHEDULES + "WHERE s.project_id = ?", (project_id,))
         return Schedule.from_row(row) if row else None
 
     def schedules(self) -> list[Schedule]:
-        return [Schedule.from_row(row) for row in self.query(self._SCHEDULES + "ORDER BY p.name")]
+        return [Schedule.from_row(row) for row in self._query(self._SCHEDULES + "ORDER BY p.name")]
 
     def upsert_schedule(self, project_id: int, kind: str, expression: str, enabled: bool = True) -> None:
         self.conn.execute(

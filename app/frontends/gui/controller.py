@@ -25,6 +25,7 @@ from app.core.domain.results import (
     SweptFile,
     TrainResult,
 )
+from app.core.domain.traffic import LabelsAdded
 from app.demo import DEMO_PROJECT
 from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
@@ -395,11 +396,11 @@ class Controller(QObject):
             job.report(0.1, f"joining {Path(path).name} by ID")
             return self.opened_keel.labels.add_labels(name, path)
 
-        def done(result):
-            stored = f"dataset v{result['dataset_version']}" if result["dataset_version"] else "nothing stored"
-            self.notify.emit("info", f"{name}: {result['joined']} label(s) joined ({stored}); "
-                                     f"{result['unknown']} unknown, {result['duplicate']} duplicate, "
-                                     f"{result['already_labelled']} already labelled.")
+        def done(result: LabelsAdded):
+            stored = f"dataset v{result.dataset_version}" if result.dataset_version else "nothing stored"
+            self.notify.emit("info", f"{name}: {result.joined} label(s) joined ({stored}); "
+                                     f"{result.unknown} unknown, {result.duplicate} duplicate, "
+                                     f"{result.already_labelled} already labelled.")
 
         return self._write("labels", f"Adding labels from {Path(path).name} to {name}", work, on_done=done)
 
