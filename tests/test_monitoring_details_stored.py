@@ -40,6 +40,15 @@ def timeless(stored: str) -> str:
     return TIME_OF_DAY.sub("<time>", stored)
 
 
+def stored_rows(workspace: Path, sql: str) -> list[tuple]:
+    """Rows of the workspace's registry, read with plain SQL."""
+    connection = sqlite3.connect(workspace / "registry.db")
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
 def monitoring_cycle(workspace: Path, files: Path) -> dict:
     """A seeded lifecycle: v1 deployed, a labelled batch, a shifted unlabelled one and 40 scored rows
     logged, then one monitoring cycle. -> what it stored (details_json of each batch and of the traffic
@@ -63,12 +72,8 @@ def monitoring_cycle(workspace: Path, files: Path) -> dict:
     run("predict", "loans", "--input", str(write_csv(files / "to_score.csv", scored)),
         "--output", str(files / "scored.csv"))
     monitored = run("monitor", "loans", "--once")
-    connection = sqlite3.connect(workspace / "registry.db")
-    try:
-        batches = [row[0] for row in connection.execute("SELECT details_json FROM monitor_results ORDER BY id")]
-        windows = [timeless(row[0]) for row in connection.execute("SELECT details_json FROM traffic_windows ORDER BY id")]
-    finally:
-        connection.close()
+    batches = [stored for stored, in stored_rows(workspace, "SELECT details_json FROM monitor_results ORDER BY id")]
+    windows = [timeless(stored) for stored, in stored_rows(workspace, "SELECT details_json FROM traffic_windows ORDER BY id")]
     return {"batch_details_json": batches, "traffic_window_details_json": windows,
             "monitor_batches": monitored["batches"]}
 
@@ -97,12 +102,12 @@ def test_the_stored_details_read_back_typed_and_write_the_same_bytes(monitored_w
     registry = Registry(workspace / "registry.db")
     try:
         project = registry.find_project("loans")
-        stored = {row["id"]: row["details_json"] for row in registry.query("SELECT id, details_json FROM monitor_results")}
         labelled, unlabelled = registry.monitor_results(project.id)
         [window] = registry.traffic_windows(project.id)
-        [window_json] = [row["details_json"] for row in registry.query("SELECT details_json FROM traffic_windows")]
     finally:
         registry.close()
+    stored = dict(stored_rows(workspace, "SELECT id, details_json FROM monitor_results"))
+    [(window_json,)] = stored_rows(workspace, "SELECT details_json FROM traffic_windows")
     for result in (labelled, unlabelled):
         assert isinstance(result.details, BatchDetails)
         assert json.dumps(result.details.to_json(), default=float) == stored[result.id]
@@ -134,10 +139,10 @@ def test_the_details_an_earlier_release_stored_read_back_and_write_the_same_byte
         archive.extractall(tmp_path)
     registry = Registry(tmp_path / "registry.db")
     try:
-        [stored] = [row["details_json"] for row in registry.query("SELECT details_json FROM monitor_results")]
         [result] = registry.monitor_results(registry.find_project("loans").id)
     finally:
         registry.close()
+    [(stored,)] = stored_rows(tmp_path, "SELECT details_json FROM monitor_results")
     assert json.dumps(result.details.to_json(), default=float) == stored
     assert result.details.has_ids is None and result.details.training_value == pytest.approx(0.9642857142857143)
     assert result.details.fired() == ["metric_drop", "metric_threshold"]
