@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from app.core.domain.decisions import SamplingRecord
+
 
 @dataclass(frozen=True)
 class ChiSquare:
@@ -152,7 +154,7 @@ class BatchDetails:
     per_class: dict[str, ClassMetrics] | None = None  # classifiers, on a labelled batch
     confusion: Confusion | None = None
     prediction_drift: FeatureDrift | None = None  # the model's predictions against those on its training rows
-    sample: dict[str, int] | None = None  # the batch was measured on a sample that fits the memory budget
+    sample: SamplingRecord | None = None  # the batch was measured on a sample that fits the memory budget
     rules: dict[str, str] = field(default_factory=dict)
     training_value: float | None = None  # the model's metric at training, which metric_drop compares with
     has_ids: bool | None = None  # its rows carry IDs, so late labels can find them (None: not recorded, before 0.2)
@@ -165,7 +167,8 @@ class BatchDetails:
                                                              for name, stats in per_class.items()},
                    confusion=None if confusion is None else Confusion.from_json(confusion),
                    prediction_drift=None if prediction is None else feature_drift_from_json(prediction),
-                   sample=data.get("sample"), rules=dict(data.get("rules") or {}),
+                   sample=None if data.get("sample") is None else SamplingRecord.from_json(data["sample"]),
+                   rules=dict(data.get("rules") or {}),
                    training_value=data.get("training_value"), has_ids=data.get("has_ids"))
 
     def to_json(self) -> dict[str, Any]:
@@ -181,7 +184,7 @@ class BatchDetails:
             stored["prediction_drift"] = self.prediction_drift.to_json()
         stored["features"] = features_to_json(self.features)
         if self.sample is not None:
-            stored["sample"] = self.sample
+            stored["sample"] = self.sample.to_json()
         stored.update(rules=self.rules, training_value=self.training_value)
         if self.has_ids is not None:
             stored["has_ids"] = self.has_ids

@@ -186,7 +186,7 @@ class MonitoringService:
             if sample:  # evaluated on a sample that fits the memory budget; the counts are the batch's
                 result = dataclasses.replace(result, rows=row.rows, labelled_rows=row.labelled_rows)
             result = dataclasses.replace(result, rules=check_rules(result, settings, training_value))
-            details = dataclasses.replace(details, sample=sample or None, rules=dict(result.rules),
+            details = dataclasses.replace(details, sample=sample, rules=dict(result.rules),
                                           training_value=training_value, has_ids=_has_ids(frame, settings.id_column))
             with self._registry.transaction():
                 self._registry.insert_monitor_result(
