@@ -7,6 +7,7 @@ import numpy as np
 from scipy import stats
 
 from app.core.domain.decisions import BootstrapTest, McNemarTest
+from app.core.domain.measurements import ClassMetrics
 from app.core.domain.settings import higher_is_better
 
 # An array-like column (a numpy array, a pandas Series, a list): numpy's ArrayLike also admits
@@ -69,14 +70,15 @@ def confusion(y_true: Values, y_pred: Values, classes: Values) -> list[list[int]
     return confusion_matrix(y_true, y_pred, labels=classes).tolist()
 
 
-def per_class_metrics(y_true: Values, y_pred: Values, classes: Values) -> dict[str, dict[str, float]]:
+def per_class_metrics(y_true: Values, y_pred: Values, classes: Values) -> dict[str, ClassMetrics]:
+    """Each class's precision, recall, F1 and support, by the class's name."""
     from sklearn.metrics import precision_recall_fscore_support
 
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(classes), zero_division=0
     )
     return {
-        str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        str(c): ClassMetrics(precision=float(p), recall=float(r), f1=float(f), support=int(s))
         for c, p, r, f, s in zip(classes, precision, recall, f1, support)
     }
 

@@ -132,24 +132,23 @@ def _batch(result: MonitorResult) -> ReportBatch:
     return ReportBatch(
         at=result.at, dataset_version=result.dataset_version, model_version=result.model_version, rows=result.rows,
         labelled_rows=result.labelled_rows, value=result.value, estimated_value=result.estimated_value,
-        drift_share=result.drift_share, drifted=tuple(result.drifted_features),
-        fired=tuple(sorted(rule for rule, message in result.details.get("rules", {}).items() if message)))
+        drift_share=result.drift_share, drifted=tuple(result.drifted_features), fired=tuple(result.details.fired()))
 
 
 def _drift_cell(result: MonitorResult, feature: str) -> DriftCell | None:
     """A feature's drift statistics on one monitored batch (None: not measured there)."""
-    stats = result.details.get("features", {}).get(feature)
+    stats = result.details.features.get(feature)
     if stats is None:
         return None
-    return DriftCell(dataset_version=result.dataset_version, psi=stats.get("psi"), drifted=stats.get("drifted"),
-                     effect=stats.get("wasserstein_norm", stats.get("jensen_shannon")), kind=stats.get("kind"))
+    return DriftCell(dataset_version=result.dataset_version, psi=stats.psi, drifted=stats.drifted,
+                     effect=stats.effect, kind=stats.kind)
 
 
 def _feature_drift(results: list[MonitorResult]) -> tuple[FeatureDrift, ...]:
     """Per feature: its statistics on each batch of the period, and how often it drifted."""
     names: list[str] = []
     for result in results:
-        names.extend(n for n in result.details.get("features", {}) if n not in names)
+        names.extend(n for n in result.details.features if n not in names)
     rows = []
     for name in names:
         cells = tuple(_drift_cell(result, name) for result in results)

@@ -81,19 +81,20 @@ def dot_icon(color: str) -> QIcon:
 
 
 @dataclass(frozen=True)
-class ProjectList:
-    """The project list as read on a worker: every project's name and health, the projects seen for the
-    first time (with the workspace clock's now), and the alerts to announce."""
+class ProjectListReading:
+    """What the project list shows, read on a worker: the projects, their health (a project that
+    vanished meanwhile is left out), those seen for the first time, when the user looked (now), the
+    newest alert's id and the alerts opened after the last one announced."""
 
-    names: list[str]
-    health: list[ProjectHealth]  # of the names still there when read (a project deleted meanwhile is left out)
-    first_seen: list[str]
-    seen_at: str
+    names: tuple[str, ...]
+    health: tuple[ProjectHealth, ...]
+    first_seen: tuple[str, ...]
+    seen_at: str  # UTC, ISO 8601
     last_alert_id: int
-    new_alerts: list[AlertNotice]
+    new_alerts: tuple[AlertNotice, ...]
 
 
-def read_project_list(keel: "Keel", looked: dict[str, str], last_alert_id: int | None) -> ProjectList:
+def read_project_list(keel: "Keel", looked: dict[str, str], last_alert_id: int | None) -> ProjectListReading:
     """On a worker: every project's health (alerts counted since the user last looked at it), and
     the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
     now = keel.clock()
@@ -104,13 +105,13 @@ def read_project_list(keel: "Keel", looked: dict[str, str], last_alert_id: int |
             healths.append(keel.insights.health(name, since=looked.get(name) or now))
         except Exception:  # e.g. deleted by another process meanwhile: left out of the list
             log.exception("health of %s", name)
-    opened: list[AlertNotice] = []
     if last_alert_id is None:
-        last_alert_id = keel.last_alert_id()
+        last_alert_id, opened = keel.last_alert_id(), []
     else:
         opened = keel.open_alerts_after(last_alert_id)
-    return ProjectList(names=names, health=healths, first_seen=[n for n in names if not looked.get(n)],
-                       seen_at=now, last_alert_id=last_alert_id, new_alerts=opened)
+    return ProjectListReading(names=tuple(names), health=tuple(healths),
+                              first_seen=tuple(n for n in names if not looked.get(n)), seen_at=now,
+                              last_alert_id=last_alert_id, new_alerts=tuple(opened))
 
 
 class MainWindow(QMainWindow):
@@ -385,7 +386,7 @@ class MainWindow(QMainWindow):
                             on_done=lambda data: self._projects_read(keel, data),
                             on_error=lambda message, details: self._projects_read(keel, None, message))
 
-    def _projects_read(self, keel: "Keel", data: ProjectList | None, error: str = "") -> None:
+    def _projects_read(self, keel: "Keel", data: ProjectListReading | None, error: str = "") -> None:
         self._reading_projects = False
         if keel is self.controller.keel and not self._closing:
             if data is None:
@@ -395,7 +396,7 @@ class MainWindow(QMainWindow):
         if self._read_projects_again:
             self.refresh_projects()
 
-    def _show_projects(self, data: ProjectList) -> None:
+    def _show_projects(self, data: ProjectListReading) -> None:
         for name in data.first_seen:  # a project seen for the first time: its past is not news
             if not self.settings.value(f"looked/{name}", "", type=str):
                 self.settings.setValue(f"looked/{name}", data.seen_at)
@@ -495,7 +496,7 @@ class MainWindow(QMainWindow):
                 self.project_list.setCurrentItem(item)
                 self.project_list.blockSignals(False)
 
-    def _announce_alerts(self, last_alert_id: int, opened: list[AlertNotice]) -> None:
+    def _announce_alerts(self, last_alert_id: int, opened: tuple[AlertNotice, ...]) -> None:
         """The alerts opened since the last read, once each; those already open at start are shown by
         the list, not announced."""
         if self._last_alert_id is None:
