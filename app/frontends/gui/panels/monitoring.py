@@ -3,6 +3,7 @@ actual, drift; the schedule editor. Plots update live as results land in the reg
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from app.core.domain.cards import FeatureDistribution
 from app.core.domain.entities import Deployment, MonitorResult, PolicyDecision, Project, Schedule
 from app.core.domain.measurements import FeatureDrift
 from app.core.domain.results import ModelMark
+from app.core.domain.traffic import TrafficOverview
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -50,6 +52,7 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection, read_traffic
 
 if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
     from app.frontends.gui.controller import Controller
     from app.frontends.gui.jobs import Job
     from app.frontends.gui.plots import GrowingSeries
@@ -242,7 +245,22 @@ def scrolling_page(content: QWidget, name: str) -> QScrollArea:
     return page
 
 
-class MonitoringPanel(Panel):
+@dataclass(frozen=True)
+class MonitoringPage:
+    """What the Monitoring tab reads on a worker: the results after `after_id` and what the plots mark."""
+
+    project: Project
+    schedule: Schedule | None
+    after_id: int  # the results are those after this id (0: all of them)
+    results: list[MonitorResult]
+    deployments: list[Deployment]
+    models: list[ModelMark]
+    decisions: list[PolicyDecision]
+    arrivals: dict[int, str]  # dataset version -> its ingest time
+    traffic: TrafficOverview
+
+
+class MonitoringPanel(Panel[MonitoringPage]):
     title = "Monitoring"
     x_axis_changed = Signal(str)  # the user chose the metric plot's x axis (the window remembers it)
 
@@ -251,7 +269,7 @@ class MonitoringPanel(Panel):
         self.named_actions = actions
         self._last_id = 0
         self.results: list[MonitorResult] = []
-        self._read: dict | None = None  # what the last read returned (Panel.read on a worker)
+        self._read: MonitoringPage | None = None  # what the last read returned (Panel.read on a worker)
         self._waiting_decorations: list[Callable[[], None]] = []  # plots still to decorate, one per turn
         self.distribution: FeatureDistribution | None = None  # the feature distribution on show
         self.plots_built = False
@@ -544,24 +562,24 @@ class MonitoringPanel(Panel):
             self.metric_tips.clear()
             self._remove_markers()
 
-    def read(self, keel, name: str) -> dict:
+    def read(self, keel: "Keel", name: str) -> MonitoringPage:
         """On a worker: the results after the last one on show (all of them for a project not on show
         yet), and what the plots mark: trainings, deployments, policy decisions, batch arrivals."""
         after_id = self._last_id if self._shown_project == name else 0
-        return {"project": keel.project(name), "schedule": keel.schedule(name), "after_id": after_id,
-                "results": keel.monitor_results(name, after_id=after_id),
-                "deployments": keel.deployments(name), "models": keel.model_timeline(name),
-                "decisions": keel.policy_decisions(name),
-                "arrivals": {d.version: d.created_at for d in keel.dataset_versions(name)},
-                "traffic": read_traffic(keel, name)}
+        return MonitoringPage(project=keel.project(name), schedule=keel.schedule(name), after_id=after_id,
+                              results=keel.monitor_results(name, after_id=after_id),
+                              deployments=keel.deployments(name), models=keel.model_timeline(name),
+                              decisions=keel.policy_decisions(name),
+                              arrivals={d.version: d.created_at for d in keel.dataset_versions(name)},
+                              traffic=read_traffic(keel, name))
 
-    def show_data(self, data: dict) -> None:
-        project = data["project"]
+    def show_data(self, data: MonitoringPage) -> None:
+        project = data.project
         self._read = data
-        self._load_schedule(project, data["schedule"])
-        if data["after_id"] > self._last_id:  # cleared since the read began: the earlier results are missing
+        self._load_schedule(project, data.schedule)
+        if data.after_id > self._last_id:  # cleared since the read began: the earlier results are missing
             self._stale = True
-        new = [r for r in data["results"] if r.id > self._last_id]
+        new = [r for r in data.results if r.id > self._last_id]
         if new and not self._stale:
             self.results.extend(new)
             self._last_id = new[-1].id
@@ -572,25 +590,25 @@ class MonitoringPanel(Panel):
         if self.plots_built:
             self._show_plots(bool(self.results))
             self._decorations(data, in_turns=True)  # the points reach the curves on the next flush tick
-        self.traffic.show_traffic(data["traffic"])
+        self.traffic.show_traffic(data.traffic)
         measured = [r for r in self.results if r.value is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
                              (f"; last {project.metric} {fmt_value(measured[-1].value)}" if measured else ""))
 
-    def _decorations(self, data: dict, in_turns: bool = False) -> None:
+    def _decorations(self, data: MonitoringPage, in_turns: bool = False) -> None:
         """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift.
         in_turns: one plot per event-loop turn (a refresh while the window is in use): each plot's
         queued scene update costs 8-11 ms of this thread, and Qt runs the queued ones together, so
         three plots at once stopped the window for 50 ms. flush() finishes what is still waiting."""
-        project, deployments, models = data["project"], data["deployments"], data["models"]
+        project, deployments, models = data.project, data.deployments, data.models
         settings = project.settings
-        decisions = data["decisions"]
+        decisions = data.decisions
         signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
                      settings.threshold, settings.drift_share, project.metric)
         if signature == self._decorated:
             return  # nothing new to draw
         self._decorated = signature
-        arrivals = data["arrivals"]
+        arrivals = data.arrivals
         if self.x_axis == "time" and arrivals != self.arrivals:
             self.arrivals = arrivals
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
