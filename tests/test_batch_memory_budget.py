@@ -47,7 +47,7 @@ def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(
         assert (path, None) not in whole_reads  # never read whole
         # the same seeded sample on every read: the policy scores the labelled rows monitoring evaluated
         again, again_sample = data.batch_within_budget("loan", result.dataset_version, labelled_only=True)
-        assert again_sample == sample and len(again) == sample["sampled_rows"]
+        assert again_sample.to_json() == sample and len(again) == again_sample.sampled_rows
     finally:
         keel.close()
 

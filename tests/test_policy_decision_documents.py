@@ -5,12 +5,17 @@ new rows) and a change the detector dated. The documents are pinned in
 tests/fixtures/policy_decision_documents.json (to regenerate them, only when a key is deliberately
 added: KEEL_PIN_DOCUMENTS=write pytest tests/test_policy_decision_documents.py, and review the diff)."""
 
+import dataclasses
 import json
 import os
+import pickle
 from pathlib import Path
 
+import pytest
 from loop_helpers import batch, cli, drop, make_project
 from store_helpers import sql_row, sql_rows
+
+from app.core.domain.decisions import ChangeFinding, CycleDetails, HeldDetails, RestoreDetails, RetrainDetails
 
 GOLDEN = Path(__file__).parent / "fixtures" / "policy_decision_documents.json"
 POLICY_EVENTS = ("retrain_decision", "restore_decision", "retrain_held", "retrain_hold_ended", "change_detected",
@@ -41,8 +46,30 @@ def stored_details(registry, after_id: int) -> tuple[list[dict], int]:
     return events, newest
 
 
-def monitored_documents(capsys, workspace: Path, store, settings: dict, batches: list,
-                        rows: int = 800) -> list[dict]:
+def through_the_cli(capsys, workspace: Path, keel) -> dict:
+    code, out = cli(capsys, workspace, "monitor", "loan", "--once")
+    assert code == 0, out
+    return out
+
+
+def through_the_service(capsys, workspace: Path, keel) -> dict:
+    """The typed outcome (frozen, pickles, details of a decision's own type) and its document."""
+    outcome = keel.policy.monitor("loan")
+    assert isinstance(outcome.details, EXPECTED_DETAILS[outcome.decision])
+    assert outcome.change_detected is None or isinstance(outcome.change_detected, ChangeFinding)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.details.change_detected = None  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(outcome)) == outcome  # crosses the window's child process as it is
+    return json.loads(json.dumps(outcome.to_json()))
+
+
+EXPECTED_DETAILS = {"none": CycleDetails, "alert": CycleDetails, "held": HeldDetails, "retrained_rejected": RetrainDetails,
+                    "retrained_deployed": RetrainDetails, "retrained_waiting": RetrainDetails,
+                    "restored": RestoreDetails, "restore_waiting": RestoreDetails}
+
+
+def monitored_documents(capsys, workspace: Path, store, settings: dict, batches: list, rows: int = 800,
+                        monitor=through_the_cli) -> list[dict]:
     """Each cycle's decision, `details`, `change_detected` (monitor --once --json) and the policy's events."""
     keel = make_project(workspace, rows=rows, settings=settings)
     registry = store(workspace)
@@ -50,8 +77,7 @@ def monitored_documents(capsys, workspace: Path, store, settings: dict, batches:
     try:
         for index, frame in enumerate(batches):
             drop(keel, "loan", frame, f"batch-{index}.csv")
-            code, out = cli(capsys, workspace, "monitor", "loan", "--once")
-            assert code == 0, out
+            out = monitor(capsys, workspace, keel)
             events, seen = stored_details(registry, seen)
             state = sql_row(registry, "SELECT budget_json, detector_json FROM policy_state")
             documents.append({"decision": out["decision"], "details": rounded(out["details"]),
@@ -64,9 +90,11 @@ def monitored_documents(capsys, workspace: Path, store, settings: dict, batches:
 
 
 def rejected_and_held(capsys, workspace: Path, store) -> list[dict]:
-    """Stationary data and an unreachable floor: rejected, held (back-off), held (budget), rejected."""
+    """Stationary data and an unreachable floor: rejected, held (back-off), held (budget), rejected. (The
+    policy service's typed outcomes: their to_json() is what `monitor --once --json` prints.)"""
     return monitored_documents(capsys, workspace, store, {"policy": "auto", "threshold": 0.999},
-                               [batch(5), batch(6, rows=100), batch(7, rows=250), batch(17, rows=100)])
+                               [batch(5), batch(6, rows=100), batch(7, rows=250), batch(17, rows=100)],
+                               monitor=through_the_service)
 
 
 def promoted_after_a_detected_change(capsys, workspace: Path, store) -> list[dict]:
@@ -94,7 +122,7 @@ def assert_same_documents(name: str, documents: list[dict]) -> None:
         assert json.dumps(document) == json.dumps(want), document["decision"]
 
 
-def test_a_rejected_retrain_and_its_holds_print_and_store_the_documents_they_always_have(capsys, workspace, store):
+def test_a_rejected_retrain_and_its_holds_come_typed_and_print_and_store_the_documents_they_always_have(capsys, workspace, store):
     documents = rejected_and_held(capsys, workspace, store)
     assert [d["decision"] for d in documents] == ["retrained_rejected", "held", "held", "retrained_rejected"]
     assert [d["details"].get("hold") for d in documents] == [None, "back-off", "budget", None]
@@ -115,3 +143,18 @@ def test_a_restore_prints_and_stores_the_documents_it_always_had(capsys, workspa
     assert [d["decision"] for d in documents] == ["none", "none", "retrained_deployed", "held", "restored"]
     assert documents[4]["details"]["restored_version"] == 1
     assert_same_documents("restored_when_the_concept_returns", documents)
+
+
+def test_the_policy_state_reads_back_every_budget_and_detector_it_stored():
+    from app.core.domain.decisions import DetectorState, RetrainBudget
+
+    pinned = json.loads(GOLDEN.read_text())
+    documents = [document for scenario in pinned.values() for document in scenario]
+    for document in documents:
+        for kind, stored in ((RetrainBudget, document["budget"]), (DetectorState, document["detector"])):
+            assert json.dumps(kind.from_json(stored).to_json()) == json.dumps(stored)  # key for key, in order
+    assert RetrainBudget.from_json({}).to_json() == {} and DetectorState.from_json({}).to_json() == {}
+    # a drift that started after a challenger was fitted came last in the dict the policy wrote: the same
+    # values come back, the keys in the budget's own order
+    later_drift = {"batches": 9, "tokens": 0.5, "retrains": 1, "momentum": False, "drift": {"since": 8, "rejected": 0}}
+    assert RetrainBudget.from_json(later_drift).to_json() == later_drift

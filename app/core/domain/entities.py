@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.decisions import SamplingRecord
 from app.core.domain.settings import ProjectSettings
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ class TrainingData:
 
     frame: pd.DataFrame
     dataset_versions: list[int]
-    sampling: dict | None = None  # how the rows were sampled to fit the training memory budget (None: all rows)
+    sampling: SamplingRecord | None = None  # how the rows were sampled to fit the training memory budget (None: all)
     # evaluate on a hold-out, then fit the model on every row (a policy challenger: its gate is its test)
     refit_on_all_rows: bool = False
 

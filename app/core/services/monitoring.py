@@ -184,7 +184,7 @@ class MonitoringService:
             frame, sample = self._data.batch_within_budget(name, row.version)
             result, details = evaluate_batch(loaded, reference, frame, row, project.metric)
             if sample:  # evaluated on a sample that fits the memory budget; the counts are the batch's
-                details["sample"] = sample
+                details["sample"] = sample.to_json()
                 result.rows, result.labelled_rows = row.rows, row.labelled_rows
             result.rules = check_rules(result, settings, training_value)
             with self._registry.transaction():
