@@ -54,6 +54,7 @@ from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.traffic")
+MeasuredWhat = tuple[int | None, int | None]  # a late measurement's (traffic window id, monitoring result id)
 
 
 # --------------------------------------------------------------------------- the log as a model frame
@@ -267,8 +268,8 @@ class TrafficService:
         pending = registry.pending_late_measurements(project.id)
         if not pending:
             return
-        newest: dict[tuple, LateMeasurement] = {}
-        labels_versions: dict[tuple, list[int]] = {}
+        newest: dict[MeasuredWhat, LateMeasurement] = {}
+        labels_versions: dict[MeasuredWhat, list[int]] = {}
         for measurement in pending:
             assert measurement.labels_dataset_version is not None  # read with every pending measurement
             key = (measurement.traffic_window_id, measurement.monitor_result_id)
@@ -292,7 +293,8 @@ class TrafficService:
                     labels_dataset_version=labels_version))
             registry.mark_late_measurements_evaluated([row.id for row in pending])
 
-    def _late_windows(self, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
+    def _late_windows(self, project: Project, id_column: str, newest: dict[MeasuredWhat, LateMeasurement],
+                      labels_versions: dict[MeasuredWhat, list[int]]) -> list[LateWindow]:
         """Per window measured late: the rows its pending labels versions joined to it (each labels version
         holds only rows labelled for the first time, so no row is counted twice)."""
         frames: dict[int, pd.DataFrame] = {}
