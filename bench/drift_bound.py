@@ -117,11 +117,11 @@ def window_noise(seeds: int, batches: int = 10) -> dict[str, int]:
         rows = pd.concat(frames, ignore_index=True)
         gate = policy.gate_size(2 * shape.batch_rows)
         _, choice = policy.choose_window(project, project.settings, rows.iloc[:-gate], batches - 1, gate)
-        others = max(1, len(choice["scores"]) - 1)
+        others = max(1, len(choice.scores) - 1)
         for name, rule in rules.items():
-            switched[name] += any(rule(p, others) for p in choice["p_values"].values())
+            switched[name] += any(rule(p, others) for p in choice.p_values.values())
         print(f"seed {seed}: p-values of the windows that beat the newest 2,000 rows: "
-              f"{ {name: round(p, 3) for name, p in choice['p_values'].items()} }", flush=True)
+              f"{ {name: round(p, 3) for name, p in choice.p_values.items()} }", flush=True)
     print(f"\nloan-stationary, {seeds} seeds, no change: choices that leave the newest 2,000 rows")
     print("| rule | switched |\n|---|---:|")
     for name, count in switched.items():

@@ -227,10 +227,10 @@ def time_drift(rows: int = 100_000, reference_rows: int = 20_000, repeats: int =
         started = time.perf_counter()
         naive_result = naive_drift(reference, current, categorical)
         naive_times.append(time.perf_counter() - started)
-    agreement = max(abs(keel_result[n]["wasserstein_norm"] - naive_result[n]["wasserstein_norm"])
+    agreement = max(abs(keel_result[n].wasserstein_norm - naive_result[n]["wasserstein_norm"])
                     for n in reference.columns if n not in categorical)
-    ks_agreement = max(abs(keel_result[n]["ks"] - naive_result[n]["ks"]) for n in reference.columns if n not in categorical)
-    js_agreement = max(abs(keel_result[n]["jensen_shannon"] - naive_result[n]["js"]) for n in categorical)
+    ks_agreement = max(abs(keel_result[n].ks - naive_result[n]["ks"]) for n in reference.columns if n not in categorical)
+    js_agreement = max(abs(keel_result[n].jensen_shannon - naive_result[n]["js"]) for n in categorical)
     return {"rows": rows, "columns": reference.shape[1], "reference_rows": reference_rows,
             "prepare_seconds": prepare_seconds, "keel_seconds": float(np.min(keel_times)),
             "keel_median_seconds": float(np.median(keel_times)), "keel_cpu_seconds": float(np.min(keel_cpu)),

@@ -73,6 +73,7 @@ def grow(workspace: Path, batches: int, versions: int, points: int, id_column: b
     """Add `batches` monitored dataset versions and `versions` model versions with `points` metric points.
     id_column: the batches wait for late labels, and every fifth version is deployed once (then v1 again)."""
     from app.core.domain.clock import utc_now
+    from app.core.domain.measurements import BatchDetails
     from app.core.store.registry import Registry
 
     registry = Registry(workspace / "registry.db")
@@ -93,7 +94,7 @@ def grow(workspace: Path, batches: int, versions: int, points: int, id_column: b
                     project_id=project.id, model_version_id=first_model.id, dataset_version_id=dataset_id,
                     rows=300, labelled_rows=0 if id_column else 300, metric="accuracy",
                     value=None if id_column else 0.9, estimated_value=0.9, drift_share=0.0, prediction_drift=0.0,
-                    drifted_features=[], details={"rules": [], **({"has_ids": True} if id_column else {})})
+                    drifted_features=[], details=BatchDetails(has_ids=True if id_column else None))
                 registry.add_event(project, "dataset_ingested", f"dataset v{version}: 300 rows", "user")
             next_model = registry.next_number("model_versions", project.id)
             per_version = max(1, points // max(versions, 1))

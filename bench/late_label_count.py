@@ -34,6 +34,7 @@ def median_seconds(work, repeats: int = 11) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from app.core.domain.entities import Column, Schema
+    from app.core.domain.measurements import BatchDetails, NumericDrift
     from app.core.store.registry import Registry
 
     parser = argparse.ArgumentParser()
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         project = registry.insert_project("p", "classification", "y", "accuracy",
                                           Schema("y", "classification", "integer", (Column("x", "numeric"),)), {})
         model = registry.insert_model_version(project_id=project, version=1, artifact_path="m", sha256="0")
-        details = {"has_ids": True, "rules": [], "features": {f"f{i}": {"psi": 0.1, "p": 0.5} for i in range(10)}}
+        stats = NumericDrift(psi=0.1, missing_share=0.0, chi2=1.0, chi2_pvalue=0.5, wasserstein=0.1,
+                             wasserstein_norm=0.01, ks=0.05, ks_pvalue=0.5, drifted=False)
+        details = BatchDetails(features={f"f{i}": stats for i in range(10)}, has_ids=True)
         held = 0
         for size in sorted(args.sizes):
             with registry.transaction():
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             held = size
             now = median_seconds(lambda: registry.late_label_totals(project, "2026-02-01", 0.5))
             before = median_seconds(lambda: [r for r in registry.monitor_results(project)
-                                             if r.labelled_rows == 0 and r.details.get("has_ids")], 5)
+                                             if r.labelled_rows == 0 and r.details.has_ids], 5)
             rows.append({"batches": size, "indexed_count_s": now, "decode_every_result_s": before})
         registry.close()
     print_table(["batches late", "indexed count ms", "decode every result ms", "ratio"],

@@ -57,7 +57,7 @@ def write_report(workspace: Path, output: Path) -> int:
 
     keel = Keel.open(workspace)
     try:
-        return keel.reports.write_report(DEMO_PROJECT, output)["bytes"]
+        return keel.reports.write_report(DEMO_PROJECT, output).bytes
     finally:
         keel.close()
 

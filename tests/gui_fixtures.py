@@ -240,8 +240,7 @@ def record_a_monitoring_result(keel, value: float, events: tuple = (), **fields)
     with opened_store(keel) as registry:
         model_version = registry.model_versions(project.id)[0]
     row = dict(project_id=project.id, model_version_id=model_version.id, rows=300, labelled_rows=300,
-               metric="accuracy", value=value, estimated_value=None, drift_share=0.0, drifted_features=[],
-               details={}) | fields
+               metric="accuracy", value=value, estimated_value=None, drift_share=0.0, drifted_features=[]) | fields
 
     def write(registry):
         registry.insert_monitor_result(**row)

@@ -39,15 +39,15 @@ def test_a_batch_over_the_memory_budget_is_monitored_on_a_sample_read_in_pieces(
         result = store(keel).last_monitor_result(project.id)
         data = service_dependencies(keel, store(keel)).data
         path = str(data.dataset_path("loan", result.dataset_version))
-        sample = result.details["sample"]
-        assert sample["of_rows"] == 600 and 90 < sample["sampled_rows"] < 210 and "memory_budget_mb" in sample
+        sample = result.details.sample
+        assert sample.of_rows == 600 and 90 < sample.sampled_rows < 210  # (the test sets a budget under 1 MB)
         assert (result.rows, result.labelled_rows) == (600, 600)  # the batch's counts; the sample is in details
         batch_pieces = [rows for read, rows in pieces_read if read == path]
         assert batch_pieces and max(batch_pieces) <= 50 and sum(batch_pieces) % 600 == 0
         assert (path, None) not in whole_reads  # never read whole
         # the same seeded sample on every read: the policy scores the labelled rows monitoring evaluated
         again, again_sample = data.batch_within_budget("loan", result.dataset_version, labelled_only=True)
-        assert again_sample == sample and len(again) == sample["sampled_rows"]
+        assert again_sample == sample and len(again) == sample.sampled_rows
     finally:
         keel.close()
 

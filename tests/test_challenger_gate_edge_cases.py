@@ -30,8 +30,8 @@ def test_gate_when_the_challenger_learned_a_new_class(metric):
                       created_at="2026-01-01T00:00:00.000+00:00")
     gate_frame = pd.DataFrame({"x": x[:120], "y": pd.array(three_classes[:120], dtype="Int64")})
     verdict = policy.gate(project, champion, challenger, gate_frame, 0.01, 0.05)
-    assert verdict["test"] == "paired_bootstrap"
-    assert verdict["accepted"] and verdict["better_by_margin"]
+    assert verdict.test == "paired_bootstrap"
+    assert verdict.accepted and verdict.better_by_margin
 
 
 def test_a_deploy_ends_the_wait_of_a_challenger_gated_against_another_model(tmp_path, store):

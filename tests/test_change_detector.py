@@ -42,8 +42,8 @@ def test_an_abrupt_change_is_dated_to_its_first_batch_and_the_detector_starts_ag
     for index in range(6):
         assert detector.update(steady, index) is None
     change = detector.update(errors(rng, 0.30, 300), 6)
-    assert change["started_at"] == 6 and change["detected_at"] == 6
-    assert change["batch_loss"] > 0.25 and change["reference_loss"] < 0.08 and change["statistic"] > change["limit"]
+    assert change.started_at == 6 and change.detected_at == 6
+    assert change.batch_loss > 0.25 and change.reference_loss < 0.08 and change.statistic > change.limit
     assert detector.batches == 0 and detector.reference_rows == 0  # the new regime builds a new reference
     assert all(detector.update(errors(rng, 0.30, 300), index) is None for index in range(7, 12))
 

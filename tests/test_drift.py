@@ -58,7 +58,7 @@ def test_numeric_reference_bins_are_reference_deciles():
     assert np.allclose(reference.counts[:-1], 100)  # ten equal bins, then the missing bin
     assert reference.counts[-1] == 0
     same = reference.compare(values)
-    assert same["psi"] == 0.0 and same["wasserstein"] == 0.0 and same["ks"] == 0.0 and not same["drifted"]
+    assert same.psi == 0.0 and same.wasserstein == 0.0 and same.ks == 0.0 and not same.drifted
 
 
 def test_a_shift_by_one_spread_gives_normalised_wasserstein_one():
@@ -66,9 +66,9 @@ def test_a_shift_by_one_spread_gives_normalised_wasserstein_one():
     values = rng.normal(10, 2, 5000)
     reference = drift.NumericReference.build("x", values)
     result = reference.compare(values + np.std(values))
-    assert result["wasserstein_norm"] == pytest.approx(1.0, rel=1e-9)
-    assert result["drifted"]
-    assert result["psi"] > drift.PSI_LIMIT
+    assert result.wasserstein_norm == pytest.approx(1.0, rel=1e-9)
+    assert result.drifted
+    assert result.psi > drift.PSI_LIMIT
 
 
 def test_missing_values_have_their_own_bin():
@@ -78,17 +78,17 @@ def test_missing_values_have_their_own_bin():
     half_missing = values.copy()
     half_missing[::2] = np.nan
     result = reference.compare(half_missing)
-    assert result["missing_share"] == pytest.approx(0.5)
-    assert result["psi"] > 1  # the missing bin went from 0 to half the rows
-    assert result["drifted"]
+    assert result.missing_share == pytest.approx(0.5)
+    assert result.psi > 1  # the missing bin went from 0 to half the rows
+    assert result.drifted
 
 
 def test_small_noisy_batch_is_not_drift_but_a_real_shift_is():
     rng = np.random.default_rng(7)
     reference = drift.NumericReference.build("x", rng.lognormal(10, 0.45, 4000))
-    stationary = [reference.compare(rng.lognormal(10, 0.45, 300))["drifted"] for _ in range(40)]
+    stationary = [reference.compare(rng.lognormal(10, 0.45, 300)).drifted for _ in range(40)]
     assert sum(stationary) <= 1  # effect sizes alone would flag several of these small batches
-    assert reference.compare(rng.lognormal(10.5, 0.45, 300))["drifted"]
+    assert reference.compare(rng.lognormal(10.5, 0.45, 300)).drifted
 
 
 def test_categorical_statistics_equal_scipy():
@@ -97,15 +97,15 @@ def test_categorical_statistics_equal_scipy():
     result = reference.compare(np.array(current, dtype=object))
     ref_counts = np.array([50, 30, 20, 0, 0], dtype=float)
     cur_counts = np.array([20, 30, 30, 10, 10], dtype=float)
-    assert result["jensen_shannon"] == pytest.approx(
+    assert result.jensen_shannon == pytest.approx(
         jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum(), base=2), rel=1e-12)
-    assert result["psi"] == pytest.approx(drift.psi(ref_counts / 100, cur_counts / 100), rel=1e-12)
+    assert result.psi == pytest.approx(drift.psi(ref_counts / 100, cur_counts / 100), rel=1e-12)
     chi2 = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
-    assert result["chi2"] == pytest.approx(chi2.statistic, rel=1e-12)
-    assert result["chi2_pvalue"] == pytest.approx(chi2.pvalue, rel=1e-9)
-    assert set(result["unseen_categories"]) == {"d", drift.MISSING}
-    assert result["missing_share"] == pytest.approx(0.1)
-    assert result["drifted"]
+    assert result.chi2 == pytest.approx(chi2.statistic, rel=1e-12)
+    assert result.chi2_pvalue == pytest.approx(chi2.pvalue, rel=1e-9)
+    assert set(result.unseen_categories) == {"d", drift.MISSING}
+    assert result.missing_share == pytest.approx(0.1)
+    assert result.drifted
 
 
 def test_booleans_are_compared_as_categories():

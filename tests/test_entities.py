@@ -154,7 +154,7 @@ def test_monitor_results_come_back_typed_with_the_keys_their_dicts_had(earlier_r
     assert [list(r.to_json()) for r in results] == [list(row) for row in before]
     [last] = results[-1:]
     assert earlier_registry.last_monitor_result(project_id) == last
-    assert (last.model_version, last.dataset_version) == (2, 3) and last.details["rules"]
+    assert (last.model_version, last.dataset_version) == (2, 3) and last.details.rules
     assert earlier_registry.monitor_result_of_dataset(last.dataset_version_id) == last
     with pytest.raises(dataclasses.FrozenInstanceError):
         last.value = 1.0

@@ -55,9 +55,11 @@ def test_compare_versions_gives_confusion_and_importances(keel):
         assert sum(map(sum, entry.confusion)) == entry.rows > 0
 
 
-def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path):
+def test_compare_versions_scores_both_on_data_neither_has_seen(keel, tmp_path, monkeypatch):
     from app.core.ml import datasets, training
     from app.demo.simulator import make_batch
+
+    monkeypatch.setattr(insights, "importances", lambda *args: (None, {}))  # not what this checks, and slow
 
     keel.set_project("demo-credit", {"preset": "logreg"})
     keel.train("demo-credit")

@@ -23,11 +23,11 @@ def curve_points(series) -> list[tuple[float, float]]:
 
 def test_each_batch_of_a_backlog_stands_at_its_own_place(qtbot, backlog_window):
     panel = shown_monitoring(qtbot, backlog_window)
-    results = [r for r in panel.results if r["value"] is not None]
+    results = [r for r in panel.results if r.value is not None]
     assert len(results) == 9
     points = curve_points(panel.series["actual"])
-    assert [x for x, _ in points] == [float(r["dataset_version"]) for r in results] == [float(v) for v in range(2, 11)]
-    assert [y for _, y in points] == pytest.approx([r["value"] for r in results])
+    assert [x for x, _ in points] == [float(r.dataset_version) for r in results] == [float(v) for v in range(2, 11)]
+    assert [y for _, y in points] == pytest.approx([r.value for r in results])
     axis = panel.metric_plot.getAxis("bottom")
     assert "dataset version" in axis.labelText
     ticks = [value for _, values in axis.tickValues(1.5, 10.5, 600) for value in values]
@@ -111,9 +111,9 @@ def test_a_feature_distribution_shows_how_it_drifted(qtbot, backlog_window):
     qtbot.waitUntil(lambda: panel.distribution is not None, timeout=20000)
     shown = panel.distribution
     latest = panel.results[-1]
-    psi = {name: stats["psi"] for name, stats in latest["details"]["features"].items()}
+    psi = {name: stats.psi for name, stats in latest.details.features.items()}
     assert shown.feature == max(psi, key=psi.get) == panel.feature_choice.currentText()  # the most drifted first
-    assert shown.dataset_version == latest["dataset_version"] == 10
+    assert shown.dataset_version == latest.dataset_version == 10
     assert shown.kind == "numeric" and len(shown.edges) == len(shown.reference) + 1
     assert sum(shown.reference) == pytest.approx(1 - shown.missing.reference, abs=1e-9)
     assert shown.feature in panel.distribution_plot.getPlotItem().titleLabel.text
@@ -136,14 +136,14 @@ def test_the_metric_plot_switches_to_ingest_time_on_a_date_axis_and_back(qtbot, 
     keel = backlog_window.controller.keel
     ingested = {d.version: datetime.fromisoformat(d.created_at).timestamp()
                 for d in keel.dataset_versions("demo-credit")}
-    results = [r for r in panel.results if r["value"] is not None]
+    results = [r for r in panel.results if r.value is not None]
 
     panel.x_axis_choice.setCurrentIndex(panel.x_axis_choice.findData("time"))
     panel.flush()
     axis = panel.metric_plot.getAxis("bottom")
     assert isinstance(axis, DateAxisItem) and "ingest time" in axis.labelText
     assert [x for x, _ in curve_points(panel.series["actual"])] == pytest.approx(
-        [ingested[r["dataset_version"]] for r in results])
+        [ingested[r.dataset_version] for r in results])
     panel.metric_plot.grab()  # paints the date axis (it measures its labels while painting)
     spacing, values = axis.tickValues(min(ingested.values()) - 60, max(ingested.values()) + 60, 600)[-1]
     assert all(":" in text for text in axis.tickStrings(values, 1, spacing))  # times of day, not batches
@@ -155,13 +155,13 @@ def test_the_metric_plot_switches_to_ingest_time_on_a_date_axis_and_back(qtbot, 
     assert ingested[7] < at("v2 trained") <= at("v2 deployed") < ingested[8]  # between the two runs, on the clock
     assert at("v1 deployed") < ingested[2]
     tips = panel.metric_tips.data
-    assert list(tips["x"]) == pytest.approx([ingested[r["dataset_version"]] for r in results])
+    assert list(tips["x"]) == pytest.approx([ingested[r.dataset_version] for r in results])
 
     panel.x_axis_choice.setCurrentIndex(panel.x_axis_choice.findData("batch"))
     panel.flush()
     axis = panel.metric_plot.getAxis("bottom")
     assert not isinstance(axis, DateAxisItem) and axis.tickStrings([2.0], 1, 1) == ["v2"]
-    assert [x for x, _ in curve_points(panel.series["actual"])] == [float(r["dataset_version"]) for r in results]
+    assert [x for x, _ in curve_points(panel.series["actual"])] == [float(r.dataset_version) for r in results]
     assert {round(line.value(), 1) for line in panel._deployment_lines} >= {1.5, 7.5}
 
 

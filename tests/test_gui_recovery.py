@@ -4,7 +4,9 @@ the repair; File > Back up…, Restore…, Export project…, Import project… 
 import os
 import time
 
+from cli_helpers import deployed_loans_workspace
 from gui_fixtures import open_window
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 import app.frontends.gui.common as common
@@ -97,4 +99,39 @@ def test_restore_from_the_window_replaces_the_workspace(window, qtbot, tmp_path,
     qtbot.waitUntil(lambda: any(n.startswith("Restored 1 project") for n in notes), timeout=30000)
     assert len(keel.history("demo-credit").events) == events_before - 1
     assert list((window.controller.keel.root / "quarantine").rglob("registry.db"))
+    assert not window.errors
+
+
+def test_the_recovery_actions_show_what_verify_backup_export_and_import_did(window, qtbot, tmp_path, monkeypatch):
+    shown: list[str] = []
+    window.statusBar().messageChanged.connect(lambda message: shown.append(message) if message else None)
+    qtbot.waitUntil(lambda: window.recovery_actions.last_verify is not None and not window.controller.busy(),
+                    timeout=20000)
+
+    window.named_actions["verify"].trigger()
+    qtbot.waitUntil(lambda: "The workspace is healthy." in shown, timeout=30000)
+    assert window.recovery_actions.last_verify.checked.hashed
+
+    backup_path, bundle_path = tmp_path / "ws.keel-backup", tmp_path / "demo.keel"
+    saves = iter([str(backup_path), str(bundle_path)])
+    monkeypatch.setattr(recovery_actions, "save_path", lambda *a, **k: next(saves))
+    window.named_actions["backup"].trigger()
+    qtbot.waitUntil(lambda: f"Backed up 1 project(s) to {backup_path}." in shown, timeout=30000)
+    window.named_actions["export_project"].trigger()
+    qtbot.waitUntil(lambda: f"demo-credit exported to {bundle_path}." in shown, timeout=30000)
+
+    from app.core.services.lifecycle import Keel
+
+    other = Keel.open(deployed_loans_workspace(tmp_path / "other", rows=120, seed=3))
+    try:
+        loans_bundle = other.bundle.export_bundle("loans", tmp_path / "loans.keel")
+    finally:
+        other.close()
+    monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: loans_bundle.path)
+    window.named_actions["import_project"].trigger()
+    qtbot.waitUntil(lambda: "Project loans imported from loans.keel." in shown, timeout=30000)
+    listed = lambda: [window.project_list.item(i).data(Qt.ItemDataRole.UserRole)  # noqa: E731
+                      for i in range(window.project_list.count())]
+    qtbot.waitUntil(lambda: "loans" in listed(), timeout=20000)
+    qtbot.waitUntil(lambda: not window.controller.busy(), timeout=20000)
     assert not window.errors

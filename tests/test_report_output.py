@@ -3,15 +3,19 @@
 replaced (tests/fixtures/report_expected/, with each model file's sha256 and the library
 versions of this machine filled in); and `report --json` keeps its keys in order."""
 
+import dataclasses
+import pickle
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helpers import cli
 from loop_helpers import batch
 from store_helpers import opened_store
 
 from app.core.domain.clock import Clock
+from app.core.domain.handoff import MetricValue, Report, ReportWritten
 from app.core.services.lifecycle import Keel
 from app.demo.simulator import initial_training_data
 
@@ -77,12 +81,16 @@ def project(tmp_path_factory):
 
 
 def written_report(workspace: Path, now: SteppedClock, output: Path, **options) -> dict:
+    """Write a report on the stepped clock; -> the typed result's document (what `report --json` prints)."""
     keel = Keel.open(workspace, clock=now.clock())
     try:
         result = keel.reports.write_report("loan", output, **options)
     finally:
         keel.close()
-    return result if isinstance(result, dict) else result.to_json()
+    assert isinstance(result, ReportWritten) and pickle.loads(pickle.dumps(result)) == result
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.bytes = 0  # type: ignore[misc]
+    return result.to_json()
 
 
 def facts_of(workspace: Path, version: int) -> dict[str, str]:
@@ -128,3 +136,27 @@ def test_report_json_keeps_its_keys_and_values(project, tmp_path, capsys):
     assert printed == {"project": "loan", "version": 1, "output": str(output), "bytes": output.stat().st_size,
                        "period_start": "2026-09-21T14:15:20.000+00:00", "period_end": "2026-09-21T15:16:20.000+00:00",
                        "batches": 0}
+
+
+def test_build_report_hands_a_frozen_typed_report_that_pickles(project, utc_local_time):
+    workspace, now = project
+    keel = Keel.open(workspace, clock=now.clock())
+    try:
+        report = keel.reports.build_report("loan")
+    finally:
+        keel.close()
+    assert isinstance(report, Report) and (report.card.version, report.production_version) == (2, 2)
+    assert report.period.label == "since v2 was deployed" and report.monitoring is not None
+    assert [batch.dataset_version for batch in report.monitoring.batches] == [2, 3, 4]
+    assert report.card.gate[0].decision == "retrained_deployed" and report.card.gate[0].champion_version == 1
+    assert report.card.metrics[0] == MetricValue(name="accuracy", value=report.card.metrics[0].value, primary=True)
+    drawn = report.monitoring.distributions
+    assert drawn and not drawn[0].reference.flags.writeable and not drawn[0].current.flags.writeable
+    for value in (report, report.card, report.monitoring, report.monitoring.batches[0], drawn[0]):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.project = "changed"  # type: ignore[misc, union-attr]
+    again = pickle.loads(pickle.dumps(report))  # crosses the window's child process as it is
+    assert again == report
+    for copied, item in zip(again.monitoring.distributions, drawn, strict=True):  # the values, left out of ==
+        np.testing.assert_array_equal(copied.reference, item.reference)
+        np.testing.assert_array_equal(copied.current, item.current)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from loop_helpers import batch, cli, make_project
 
+from app.core.domain.handoff import ReportWritten
 from app.core.services import reports
 from app.core.services.lifecycle import Keel
 from app.demo import DEMO_PROJECT
-from app.demo.demo_project import create_demo
 
 DEMO_REPORT_LIMIT = 1_000_000
 
@@ -29,7 +29,7 @@ def monitored(tmp_path_factory):
     return workspace
 
 
-def write(workspace: Path, output: Path, **options) -> tuple[dict, str]:
+def write(workspace: Path, output: Path, **options) -> tuple[ReportWritten, str]:
     keel = Keel.open(workspace)
     try:
         result = keel.reports.write_report("loan", output, **options)
@@ -85,7 +85,7 @@ def assert_self_contained(html: str) -> None:
 
 def test_default_report_is_the_production_card_then_its_monitoring(monitored, tmp_path, store):
     result, html = write(monitored, tmp_path / "report.html")
-    assert result["version"] == 1 and result["batches"] == 4 and result["period_end"] is None
+    assert result.version == 1 and result.batches == 4 and result.period_end is None
     keel = Keel.open(monitored)
     try:
         model_version = store(keel).model_version(keel.project("loan").id, 1)
@@ -93,7 +93,7 @@ def test_default_report_is_the_production_card_then_its_monitoring(monitored, tm
         deployed_at = store(keel).current_deployment(keel.project("loan").id).deployed_at
     finally:
         keel.close()
-    assert result["period_start"] == deployed_at
+    assert result.period_start == deployed_at
     card, monitoring = html.split('<section id="monitoring">')
     assert "Model card: v1" in card and "Logistic regression" in card and "<code>default</code>" in card
     assert f"{params['test_rows']:,} labelled rows kept out of training" in card
@@ -122,7 +122,7 @@ def test_report_of_a_version_never_deployed_says_so(monitored, tmp_path):
     finally:
         keel.close()
     result, html = write(monitored, tmp_path / "v2.html", version=version)
-    assert result["version"] == version and result["period_start"] is None and result["batches"] == 0
+    assert result.version == version and result.period_start is None and result.batches == 0
     assert f"v{version} was never in production" in html and "Never deployed." in html
     assert_self_contained(html)
 
@@ -142,7 +142,7 @@ def test_report_of_an_imported_version_says_where_it_came_from(monitored, tmp_pa
 
 def test_report_since_a_date_covers_every_version_monitored_since(monitored, tmp_path):
     result, html = write(monitored, tmp_path / "since.html", since="2000-01-01")
-    assert result["batches"] == 4 and result["period_start"] == reports.parse_since("2000-01-01")
+    assert result.batches == 4 and result.period_start == reports.parse_since("2000-01-01")
     assert "since the given date" in html.lower()
 
 
@@ -176,13 +176,13 @@ def test_project_without_production_model_needs_a_version(workspace, tmp_path, c
     assert code == 2 and "--version" in out["error"]["message"]
 
 
-def test_demo_report_is_under_one_megabyte(workspace, tmp_path):
-    """The demo project with its whole stream monitored (a concept change, alerts, a retrain)."""
+def test_demo_report_is_under_one_megabyte(demo_workspace, tmp_path):
+    """The demo project (built once per test session, gui_fixtures) with its whole stream monitored
+    (a concept change, alerts, retrains)."""
     from app.demo.demo_stream import DEMO_STREAM, demo_batch
 
-    keel = Keel.open(workspace)
+    keel = Keel.open(demo_workspace)
     try:
-        create_demo(keel)
         for index in range(DEMO_STREAM.batches):
             path = tmp_path / f"demo-{index}.csv"
             demo_batch(index).to_csv(path, index=False)
@@ -191,8 +191,8 @@ def test_demo_report_is_under_one_megabyte(workspace, tmp_path):
         result = keel.reports.write_report(DEMO_PROJECT, tmp_path / "demo.html", since="2000-01-01")
     finally:
         keel.close()
-    assert result["batches"] == DEMO_STREAM.batches
-    assert 20_000 < result["bytes"] <= DEMO_REPORT_LIMIT
+    assert result.batches == DEMO_STREAM.batches
+    assert 20_000 < result.bytes <= DEMO_REPORT_LIMIT
     assert_self_contained((tmp_path / "demo.html").read_text(encoding="utf-8"))
 
 

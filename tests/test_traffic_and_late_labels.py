@@ -12,6 +12,7 @@ from cli_helpers import cli, loans, write_csv
 from serving_helpers import FEATURES, ready_server
 
 from app.core.domain.entities import LateLabelTotals
+from app.core.domain.measurements import BatchDetails
 from app.core.ml import datasets
 from app.core.services.lifecycle import Keel
 
@@ -248,7 +249,7 @@ def test_late_label_totals_count_only_windows_past_the_delay_below_the_coverage(
                                                   rows=100, labelled_rows=labelled, source="s", report={})
         results[version] = (dataset, registry.insert_monitor_result(
             project_id=project, model_version_id=model, dataset_version_id=dataset, at=at, rows=100,
-            labelled_rows=labelled, metric="accuracy", details={"has_ids": has_ids}))
+            labelled_rows=labelled, metric="accuracy", details=BatchDetails(has_ids=has_ids)))
     labels = registry.insert_dataset_version(project_id=project, version=9, path="l", content_sha256="l", rows=0,
                                              labelled_rows=0, source="labels", report={})
     for labelled in (10, 80):  # the newest measurement counts: batch 2 is 80 % labelled

@@ -8,6 +8,7 @@ import pytest
 from cli_helpers import cli, create_project, loans, write_csv
 from sklearn.datasets import load_diabetes, load_iris
 
+from app.core.domain.decisions import SamplingRecord
 from app.core.domain.errors import Cancelled, ValidationError
 from app.core.ml import artifacts, datasets, training
 from app.core.services.lifecycle import Keel
@@ -279,13 +280,13 @@ def test_a_training_over_the_memory_budget_samples_its_rows_and_records_it(capsy
         monkeypatch.setenv("KEEL_TRAIN_MEMORY_MB", str(100 * per_row / 2**20))  # room for 100 of the 400 rows
         data = keel.training_data("loans")
         assert 60 < len(data.frame) < 140 and data.frame["default"].notna().all()
-        assert data.sampling == {"sampled_rows": len(data.frame), "of_rows": 400, "memory_budget_mb": 0}
+        assert data.sampling == SamplingRecord(sampled_rows=len(data.frame), of_rows=400, memory_budget_mb=0)
         assert keel.training_data("loans").frame.equals(data.frame)  # seeded: the same sample each time
         policy_rows, policy_sampling = keel.labelled_rows("loans")  # what a policy challenger chooses from
         assert policy_sampling == data.sampling and list(policy_rows["__version__"].unique()) == [1]
         result = keel.train("loans")
         card = keel.insights.version_card("loans", result.version)
-        assert card.training.sample == data.sampling
+        assert card.training.sample == data.sampling.to_json()  # as the run logged it
         assert "training_sample" not in card.parameters
         monkeypatch.delenv("KEEL_TRAIN_MEMORY_MB")
         assert keel.training_data("loans").sampling is None and len(keel.training_data("loans").frame) == 400

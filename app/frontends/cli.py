@@ -25,7 +25,7 @@ from app.frontends import recovery_cli, runner, serve_cli
 from app.frontends.exit_codes import INTERRUPTED, USER_FIXABLE, exit_code_for
 
 if TYPE_CHECKING:
-    from app.core.domain.handoff import PushResult
+    from app.core.domain.handoff import PushResult, ReportWritten
     from app.core.services.lifecycle import Keel
 
 Handler = Callable[["Keel", argparse.Namespace], Any]  # a command: its result (a dict or a typed result)
@@ -305,7 +305,7 @@ def _push(keel: Keel, args: argparse.Namespace) -> PushResult:
         raise
 
 
-def _report(keel: Keel, args: argparse.Namespace) -> Any:
+def _report(keel: Keel, args: argparse.Namespace) -> ReportWritten:
 
     return keel.reports.write_report(args.name, args.output, version=args.version, since=args.since)
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.decisions import SamplingRecord
+from app.core.domain.measurements import BatchDetails, WindowDetails
 from app.core.domain.settings import ProjectSettings
 
 if TYPE_CHECKING:
@@ -19,7 +21,7 @@ class TrainingData:
 
     frame: pd.DataFrame
     dataset_versions: list[int]
-    sampling: dict | None = None  # how the rows were sampled to fit the training memory budget (None: all rows)
+    sampling: SamplingRecord | None = None  # how the rows were sampled to fit the training memory budget (None: all)
     # evaluate on a hold-out, then fit the model on every row (a policy challenger: its gate is its test)
     refit_on_all_rows: bool = False
 
@@ -302,7 +304,7 @@ class MonitorResult:
     model_version: int  # the model version's number
     dataset_version: int | None  # the dataset version's number
     drifted_features: list[str] = field(default_factory=list)
-    details: dict = field(default_factory=dict)  # per-feature drift, per-class metrics, the rules' messages...
+    details: BatchDetails = field(default_factory=BatchDetails)  # per-feature drift, per-class metrics, the rules...
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> MonitorResult:
@@ -314,17 +316,17 @@ class MonitorResult:
                    prediction_drift=row["prediction_drift"], model_version=row["model_version"],
                    dataset_version=row["dataset_version"],
                    drifted_features=json.loads(row["drifted_features_json"] or "[]"),
-                   details=json.loads(row["details_json"] or "{}"))
+                   details=BatchDetails.from_json(json.loads(row["details_json"] or "{}")))
 
     def to_json(self) -> dict[str, Any]:
-        """The result at an edge (the Monitoring page), under the keys its dict always had."""
+        """The result at an edge (a table row, a report), under the keys its dict always had."""
         return {"id": self.id, "project_id": self.project_id, "model_version_id": self.model_version_id,
                 "dataset_version_id": self.dataset_version_id, "at": self.at, "rows": self.rows,
                 "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
                 "estimated_value": self.estimated_value, "drift_share": self.drift_share,
                 "prediction_drift": self.prediction_drift, "model_version": self.model_version,
                 "dataset_version": self.dataset_version, "drifted_features": self.drifted_features,
-                "details": self.details}
+                "details": self.details.to_json()}
 
 
 @dataclass(frozen=True)
@@ -416,7 +418,7 @@ class TrafficWindow:
     drift_share: float | None
     prediction_drift: float | None
     drifted_features: list[str] = field(default_factory=list)
-    details: dict = field(default_factory=dict)
+    details: WindowDetails = field(default_factory=WindowDetails)  # per-feature drift, prediction drift, the rules...
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TrafficWindow:
@@ -429,7 +431,7 @@ class TrafficWindow:
                    estimated_value=row["estimated_value"], drift_share=row["drift_share"],
                    prediction_drift=row["prediction_drift"],
                    drifted_features=json.loads(row["drifted_features_json"] or "[]"),
-                   details=json.loads(row["details_json"] or "{}"))
+                   details=WindowDetails.from_json(json.loads(row["details_json"] or "{}")))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from app.core.domain.decisions import ChangeFinding, DecisionDetails
 from app.core.domain.entities import Alert, Event, Schema
 from app.core.domain.settings import ProjectSettings
 from app.core.domain.traffic import LateMeasurementEvaluated, MonitoredWindow
@@ -221,14 +222,14 @@ class MonitorOutcome:
     challenger_version: int | None  # the challenger this cycle trained, if any
     challenger_waiting: int | None  # the challenger waiting for approval, if any
     inbox: tuple[SweptFile, ...]  # the files the sweep took or rejected
-    details: dict  # the decision's numbers: the gate, the window, the hold, the change detected
+    details: DecisionDetails  # the decision's numbers: the gate, the window, the hold, the change detected
     traffic: tuple[MonitoredWindow, ...]  # the traffic window this cycle took, if any
     late_labels: tuple[LateMeasurementEvaluated, ...]  # windows measured late and evaluated in this cycle
 
     @property
-    def change_detected(self) -> dict | None:
+    def change_detected(self) -> ChangeFinding | None:
         """The change detector's finding in this cycle (started_at, detected_at, statistic, ...), if any."""
-        return self.details.get("change_detected")
+        return self.details.change_detected
 
     def to_json(self) -> dict[str, Any]:
         return {"project": self.project, "batches": [batch.to_json() for batch in self.batches],
@@ -236,7 +237,8 @@ class MonitorOutcome:
                 "alerts_recovered": [alert.to_json() for alert in self.alerts_recovered],
                 "decision": self.decision, "message": self.message, "production_version": self.production_version,
                 "challenger_version": self.challenger_version, "challenger_waiting": self.challenger_waiting,
-                "inbox": [item.to_json() for item in self.inbox], "details": self.details, "change_detected": self.change_detected,
+                "inbox": [item.to_json() for item in self.inbox], "details": self.details.to_json(),
+                "change_detected": self.change_detected.to_json() if self.change_detected else None,
                 "traffic": [window.to_json() for window in self.traffic],
                 "late_labels": [late.to_json() for late in self.late_labels]}
 

@@ -4,7 +4,7 @@ A version can hold millions of rows. What monitors, scores or searches it holds 
 rows the training memory budget allows ($KEEL_TRAIN_MEMORY_MB, estimated as a training's rows
 are: datasets.training_bytes_per_row): a version over it is read piece by piece and a seeded
 random share of its rows is kept (the same share of the same rows on every read), and the
-caller records the sample ({"sampled_rows", "of_rows", "memory_budget_mb"}, as a training does).
+caller records the sample (a SamplingRecord, as a training does).
 Searches by ID and the newest rows read piece by piece and keep only what they return.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.core.domain.decisions import SamplingRecord
 from app.core.domain.entities import Schema
 from app.core.ml import datasets
 
@@ -40,12 +41,13 @@ def sample_share(rows: int, schema: Schema) -> float:
     return min(1.0, rows_within_budget(schema) / max(1, rows))
 
 
-def sampling_record(kept: int, rows: int) -> dict:
-    return {"sampled_rows": kept, "of_rows": rows, "memory_budget_mb": round(datasets.train_memory_bytes() / 2**20)}
+def sampling_record(kept: int, rows: int) -> SamplingRecord:
+    """`kept` of `rows` rows, sampled to fit the training memory budget."""
+    return SamplingRecord(sampled_rows=kept, of_rows=rows, memory_budget_mb=round(datasets.train_memory_bytes() / 2**20))
 
 
 def read_within_budget(path: Path, schema: Schema, rows: int, seed: int,
-                       labelled_only: bool = False) -> tuple[pd.DataFrame, dict | None]:
+                       labelled_only: bool = False) -> tuple[pd.DataFrame, SamplingRecord | None]:
     """The version's rows (labelled_only: its labelled rows), or, when `rows` of them would take more
     than the memory budget, a seeded random share of them read piece by piece; with the sample's
     record (None: every row). The same seed keeps the same rows: a labelled-only read keeps the

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.domain.decisions import ChangeFinding
 from app.core.ml.evaluation import Values
 
 REFERENCE_BATCHES = 3
@@ -55,7 +56,7 @@ class LossCusum:
         data = data or {}
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
-    def update(self, losses: Values, label: Any) -> dict | None:
+    def update(self, losses: Values, label: Any) -> ChangeFinding | None:
         """Add one batch of per-row losses; -> the change (where it started, its numbers) or None."""
         losses = np.asarray(losses, dtype=float)
         losses = losses[np.isfinite(losses)]
@@ -71,7 +72,7 @@ class LossCusum:
         self.reference_square_sum += float(np.square(losses).sum())
         return None
 
-    def _test(self, losses: np.ndarray, label: Any) -> dict | None:
+    def _test(self, losses: np.ndarray, label: Any) -> ChangeFinding | None:
         mean = self.reference_sum / self.reference_rows
         variance = max(self.reference_square_sum / self.reference_rows - mean * mean, MIN_VARIANCE)
         z = (float(losses.mean()) - mean) / np.sqrt(variance / len(losses) + variance / self.reference_rows)
@@ -84,10 +85,10 @@ class LossCusum:
             return None
         largest = max(z for _, z in self.excursion)
         started_at = next(at for at, z in self.excursion if z >= largest / 2)
-        change = {"started_at": started_at, "detected_at": label, "statistic": round(self.statistic, 3),
-                  "limit": self.limit, "allowance": self.allowance, "reference_loss": round(mean, 6),
-                  "batch_loss": round(float(losses.mean()), 6), "reference_rows": self.reference_rows,
-                  "excursion_started_at": self.excursion_start}
+        change = ChangeFinding(started_at=started_at, detected_at=label, statistic=round(self.statistic, 3),
+                               limit=self.limit, allowance=self.allowance, reference_loss=round(mean, 6),
+                               batch_loss=round(float(losses.mean()), 6), reference_rows=self.reference_rows,
+                               excursion_started_at=self.excursion_start)
         # the reference described the loss before the change: start again from the next batch
         self._restart()
         return change

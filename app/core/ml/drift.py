@@ -14,15 +14,16 @@ KS or binned chi-square p < 0.001 (numeric), chi-square p < 0.001 (categorical).
 """
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from app.core.domain.measurements import CategoricalDrift, ChiSquare, FeatureDrift, NumericDrift
 from app.core.ml.evaluation import Values
 
 PSI_BINS = 10
@@ -111,25 +112,24 @@ class NumericReference:
         spread = float(np.std(present)) if len(present) else 0.0
         return cls(name, present, edges, counts, spread)
 
-    def compare(self, values: Values) -> dict:
+    def compare(self, values: Values) -> NumericDrift:
         values = np.sort(np.asarray(values, dtype=float))  # NaN sorts last
         missing = int(np.isnan(values).sum()) if len(values) and np.isnan(values[-1]) else 0
         present = values[:len(values) - missing]
         counts = _bin_counts(present, self.edges, missing)
-        result: dict[str, Any] = {"kind": "numeric", "psi": psi(_shares(self.counts), _shares(counts)),
-                  "missing_share": missing / len(values) if len(values) else 0.0}
-        result.update(chi_square(self.counts, counts))
+        stability = psi(_shares(self.counts), _shares(counts))
+        test = chi_square(self.counts, counts)
+        wasserstein = wasserstein_norm = ks = ks_p = None
         if len(present) and len(self.sorted_values):
             wasserstein, ks = cdf_distances(self.sorted_values, present)
-            result.update(wasserstein=wasserstein, wasserstein_norm=_normalise(wasserstein, self.spread),
-                          ks=ks, ks_pvalue=ks_pvalue(ks, len(self.sorted_values), len(present)))
-        else:
-            result.update(wasserstein=None, wasserstein_norm=None, ks=None, ks_pvalue=None)
-        large = result["psi"] > PSI_LIMIT or (result["wasserstein_norm"] or 0.0) > WASSERSTEIN_LIMIT
-        beyond_noise = min(result["ks_pvalue"] if result["ks_pvalue"] is not None else 1.0,
-                           result["chi2_pvalue"]) < NOISE_P_VALUE
-        result["drifted"] = bool(large and beyond_noise)
-        return result
+            wasserstein_norm = _normalise(wasserstein, self.spread)
+            ks_p = ks_pvalue(ks, len(self.sorted_values), len(present))
+        large = stability > PSI_LIMIT or (wasserstein_norm or 0.0) > WASSERSTEIN_LIMIT
+        beyond_noise = min(ks_p if ks_p is not None else 1.0, test.chi2_pvalue) < NOISE_P_VALUE
+        return NumericDrift(psi=stability, missing_share=missing / len(values) if len(values) else 0.0,
+                            chi2=test.chi2, chi2_pvalue=test.chi2_pvalue, wasserstein=wasserstein,
+                            wasserstein_norm=wasserstein_norm, ks=ks, ks_pvalue=ks_p,
+                            drifted=bool(large and beyond_noise))
 
 
 def _bin_counts(sorted_present: np.ndarray, edges: np.ndarray, missing: int) -> np.ndarray:
@@ -153,14 +153,14 @@ def _normalise(distance: float, spread: float) -> float:
 @dataclass
 class CategoricalReference:
     name: str
-    counts: dict  # category -> rows, with MISSING for missing values
+    counts: dict[str, int]  # category -> rows, with MISSING for missing values
     kind: str = "categorical"
 
     @classmethod
     def build(cls, name: str, values: Values) -> "CategoricalReference":
         return cls(name, category_counts(values))
 
-    def compare(self, values: Values) -> dict:
+    def compare(self, values: Values) -> CategoricalDrift:
         current = category_counts(values)
         categories = list(self.counts) + [c for c in current if c not in self.counts]
         ref = np.array([self.counts.get(c, 0) for c in categories], dtype=float)
@@ -168,16 +168,17 @@ class CategoricalReference:
         ref_shares = ref / ref.sum() if ref.sum() else ref
         cur_shares = cur / cur.sum() if cur.sum() else cur
         js = float(jensenshannon(ref_shares, cur_shares, base=2)) if ref.sum() and cur.sum() else 0.0
-        result: dict[str, Any] = {"kind": "categorical", "psi": psi(ref_shares, cur_shares), "jensen_shannon": js,
-                  "missing_share": current.get(MISSING, 0) / cur.sum() if cur.sum() else 0.0,
-                  "unseen_categories": [c for c in current if c not in self.counts][:20]}
-        result.update(chi_square(ref, cur))
-        result["drifted"] = bool((result["psi"] > PSI_LIMIT or js > JS_LIMIT)
-                                 and result["chi2_pvalue"] < NOISE_P_VALUE)
-        return result
+        stability = psi(ref_shares, cur_shares)
+        test = chi_square(ref, cur)
+        return CategoricalDrift(
+            psi=stability, jensen_shannon=js, missing_share=current.get(MISSING, 0) / cur.sum() if cur.sum() else 0.0,
+            unseen_categories=tuple([c for c in current if c not in self.counts][:20]), chi2=test.chi2,
+            chi2_pvalue=test.chi2_pvalue,
+            drifted=bool((stability > PSI_LIMIT or js > JS_LIMIT) and test.chi2_pvalue < NOISE_P_VALUE))
 
 
-def category_counts(values: Values) -> dict:
+def category_counts(values: Values) -> dict[str, int]:
+    """Rows per category (as text), MISSING counting the missing values: a mapping of one value type."""
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     counts = np.bincount(codes + 1, minlength=len(uniques) + 1)  # slot 0: the missing values
     result: dict[str, int] = {}
@@ -188,28 +189,33 @@ def category_counts(values: Values) -> dict:
     return result
 
 
-def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> dict:
+def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> ChiSquare:
     """Chi-square test of homogeneity on the 2 x categories table of counts."""
     table = np.vstack([reference_counts, current_counts])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
-        return {"chi2": 0.0, "chi2_pvalue": 1.0}
+        return ChiSquare(chi2=0.0, chi2_pvalue=1.0)
     result = stats.chi2_contingency(table, correction=False)
-    return {"chi2": float(result.statistic), "chi2_pvalue": float(result.pvalue)}
+    return ChiSquare(chi2=float(result.statistic), chi2_pvalue=float(result.pvalue))
+
+
+FeatureReference = NumericReference | CategoricalReference
 
 
 @dataclass
 class DriftReference:
     """Everything a batch is compared with, prepared once per model."""
 
-    features: dict  # name -> NumericReference | CategoricalReference
-    predictions: "NumericReference | CategoricalReference | None" = None  # the model's predictions on the training rows
+    features: dict[str, FeatureReference]  # by feature name, in the schema's order
+    predictions: FeatureReference | None = None  # the model's predictions on the training rows
     estimator: "ConfidenceEstimator | None" = None  # None: regression, or no probabilities
     rows: int = 0
-    extra: dict = field(default_factory=dict)
+    # the second class's (binary) or the top probability on the training rows: served traffic's
+    # probabilities are compared with it (None: no probabilities, or no saved reference rows)
+    probability: NumericReference | None = None
 
 
-def prepare_features(model_frame: pd.DataFrame, kinds: dict[str, str]) -> dict:
+def prepare_features(model_frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, FeatureReference]:
     """Summaries of each feature column. kinds: name -> schema kind; booleans count as categories
     (a Wasserstein distance over 0/1 values normalised by their spread is not a useful effect size)."""
     return {name: (CategoricalReference if kinds.get(name) in ("categorical", "boolean") else NumericReference).build(
@@ -219,30 +225,33 @@ def prepare_features(model_frame: pd.DataFrame, kinds: dict[str, str]) -> dict:
 PARALLEL_MIN_ROWS = 50_000  # below this a thread pool costs more than it saves
 
 
-def compare_features(features: dict, model_frame: pd.DataFrame) -> dict[str, dict]:
+def compare_features(features: Mapping[str, FeatureReference], model_frame: pd.DataFrame) -> dict[str, FeatureDrift]:
     """Each feature against its reference. Large batches use a few threads: numpy's sorts,
     which dominate the cost, release the GIL."""
     workers = min(4, os.cpu_count() or 1)
     if len(model_frame) < PARALLEL_MIN_ROWS or workers < 2:
         return {name: reference.compare(model_frame[name].to_numpy()) for name, reference in features.items()}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(reference.compare, model_frame[name].to_numpy())
+        futures = {name: pool.submit(_compare, reference, model_frame[name].to_numpy())
                    for name, reference in features.items()}
         return {name: future.result() for name, future in futures.items()}
 
 
-def drifted_names(per_feature: dict[str, dict]) -> list[str]:
-    return [name for name, result in per_feature.items() if result["drifted"]]
+def _compare(reference: FeatureReference, values: Values) -> FeatureDrift:
+    return reference.compare(values)
 
 
-def prediction_reference(predictions: Values, task: str) -> "NumericReference | CategoricalReference":
+def drifted_names(per_feature: Mapping[str, FeatureDrift]) -> list[str]:
+    return [name for name, result in per_feature.items() if result.drifted]
+
+
+def prediction_reference(predictions: Values, task: str) -> FeatureReference:
     if task == "classification":
         return CategoricalReference.build("prediction", np.asarray(predictions).astype(str))
     return NumericReference.build("prediction", predictions)
 
 
-def compare_predictions(reference: "NumericReference | CategoricalReference", predictions: Values,
-                        task: str) -> dict:
+def compare_predictions(reference: FeatureReference, predictions: Values, task: str) -> FeatureDrift:
     if task == "classification":
         return reference.compare(np.asarray(predictions).astype(str))
     return reference.compare(predictions)

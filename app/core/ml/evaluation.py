@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from app.core.domain.decisions import BootstrapTest, McNemarTest
+from app.core.domain.measurements import ClassMetrics
 from app.core.domain.settings import higher_is_better
 
 # An array-like column (a numpy array, a pandas Series, a list): numpy's ArrayLike also admits
@@ -68,14 +70,15 @@ def confusion(y_true: Values, y_pred: Values, classes: Values) -> list[list[int]
     return confusion_matrix(y_true, y_pred, labels=classes).tolist()
 
 
-def per_class_metrics(y_true: Values, y_pred: Values, classes: Values) -> dict[str, dict[str, float]]:
+def per_class_metrics(y_true: Values, y_pred: Values, classes: Values) -> dict[str, ClassMetrics]:
+    """Each class's precision, recall, F1 and support, by the class's name."""
     from sklearn.metrics import precision_recall_fscore_support
 
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(classes), zero_division=0
     )
     return {
-        str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        str(c): ClassMetrics(precision=float(p), recall=float(r), f1=float(f), support=int(s))
         for c, p, r, f, s in zip(classes, precision, recall, f1, support)
     }
 
@@ -89,7 +92,7 @@ def is_better(metric: str, candidate: float, reference: float, margin: float = 0
     return candidate <= reference - margin
 
 
-def mcnemar_test(champion_correct: Values, challenger_correct: Values) -> dict:
+def mcnemar_test(champion_correct: Values, challenger_correct: Values) -> McNemarTest:
     """Exact McNemar test on paired correctness (one-sided: challenger better)."""
     champion_correct = np.asarray(champion_correct, dtype=bool)
     challenger_correct = np.asarray(challenger_correct, dtype=bool)
@@ -100,12 +103,12 @@ def mcnemar_test(champion_correct: Values, challenger_correct: Values) -> dict:
         p_value = 1.0
     else:
         p_value = float(stats.binomtest(only_challenger, discordant, 0.5, alternative="greater").pvalue)
-    return {"test": "mcnemar", "only_challenger_right": only_challenger, "only_champion_right": only_champion, "p_value": p_value}
+    return McNemarTest(only_challenger_right=only_challenger, only_champion_right=only_champion, p_value=p_value)
 
 
 def paired_bootstrap_test(metric_fn: MetricFunction, y_true: Values, champion_pred: Values,
                           challenger_pred: Values, higher_better: bool, n_boot: int = 1000, seed: int = 0,
-                          challenger_metric_fn: MetricFunction | None = None) -> dict:
+                          challenger_metric_fn: MetricFunction | None = None) -> BootstrapTest:
     """One-sided paired bootstrap: share of resamples where the challenger is not better.
     challenger_metric_fn: for the challenger's outputs when they need other reading than the
     champion's (probability columns of a different class set); default metric_fn."""
@@ -120,7 +123,7 @@ def paired_bootstrap_test(metric_fn: MetricFunction, y_true: Values, champion_pr
         diff = challenger_fn(y_true[index], _take(challenger_pred, index)) - metric_fn(y_true[index], _take(champion_pred, index))
         if (diff <= 0) if higher_better else (diff >= 0):
             not_better += 1
-    return {"test": "paired_bootstrap", "observed_difference": float(observed), "p_value": (not_better + 1) / (n_boot + 1)}
+    return BootstrapTest(observed_difference=float(observed), p_value=(not_better + 1) / (n_boot + 1))
 
 
 def _take(values: Values, index: np.ndarray) -> np.ndarray:

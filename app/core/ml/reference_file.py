@@ -37,7 +37,7 @@ def save(reference: drift.DriftReference, path: Path, model_sha256: str) -> None
         "format": FORMAT, "model_sha256": model_sha256, "rows": reference.rows,
         "features": [_put(arrays, f"feature{index}", summary) for index, summary in enumerate(reference.features.values())],
         "predictions": _put(arrays, "predictions", reference.predictions),
-        "probability": _put(arrays, "probability", reference.extra.get("probability")),
+        "probability": _put(arrays, "probability", reference.probability),
         "estimator": _put_estimator(arrays, reference.estimator),
     }
     arrays["description"] = np.frombuffer(json.dumps(description).encode("utf-8"), dtype=np.uint8)
@@ -64,7 +64,8 @@ def _reference(arrays: dict, description: dict, classes: list | None) -> drift.D
     reference = drift.DriftReference(features={summary.name: summary for summary in features},
                                      rows=description["rows"])
     reference.predictions = _get(arrays, description["predictions"])
-    reference.extra["probability"] = _get(arrays, description["probability"])
+    probability = _get(arrays, description["probability"])
+    reference.probability = probability if isinstance(probability, drift.NumericReference) else None
     reference.estimator = _get_estimator(arrays, description["estimator"], classes)
     return reference
 

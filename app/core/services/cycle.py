@@ -25,8 +25,11 @@ RULE_SEVERITY = {
 CHANGE_RULES = ("metric_threshold", "metric_drop", "drift_share")  # an alert of these marks a change point
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchResult:
+    """What one monitoring cycle found on one batch: its metric, estimate and drift, and each alert
+    rule's message (rule -> message, "" when it holds; absent: no data to decide)."""
+
     dataset_version: int
     rows: int
     labelled: bool
@@ -34,16 +37,16 @@ class BatchResult:
     metric: str
     value: float | None
     estimated_value: float | None
-    drifted_features: list[str]
+    drifted_features: tuple[str, ...]
     drift_share: float
     prediction_drift: float | None
-    rules: dict = field(default_factory=dict)  # rule -> message when firing, "" when fine; absent: no data
+    rules: dict[str, str] = field(default_factory=dict)
 
     def monitored(self) -> MonitoredBatch:
         """What `monitor` reports of the batch (its rules' messages stay in the cycle)."""
         return MonitoredBatch(dataset_version=self.dataset_version, rows=self.rows, labelled=self.labelled,
                               labelled_rows=self.labelled_rows, metric=self.metric, value=self.value,
-                              estimated_value=self.estimated_value, drifted_features=tuple(self.drifted_features),
+                              estimated_value=self.estimated_value, drifted_features=self.drifted_features,
                               drift_share=self.drift_share, prediction_drift=self.prediction_drift)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
+from app.core.domain.decisions import SamplingRecord, WindowParameters
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -496,7 +497,7 @@ class Keel:
         """ProjectData.training_data: the training window, sampled within the training memory budget."""
         return self._data.training_data(name, since_dataset_version)
 
-    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
+    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, SamplingRecord | None]:
         """ProjectData.labelled_rows: every labelled row, sampled within the training memory budget."""
         return self._data.labelled_rows(name)
 
@@ -507,11 +508,11 @@ class Keel:
         cancel_event: fit in a child process that setting the event stops at once (nothing is saved)."""
         report = progress or _no_progress
         project = self.project(name)
-        window_params: dict = {}
+        window: WindowParameters | None = None
         if data is None:
-            data, window_params = self._training_data(project, cancel_event, lambda f, m: report(0.02 * f, m))
-        sample = (f" (a sample of {data.sampling['of_rows']:,}: the training memory budget is "
-                  f"{data.sampling['memory_budget_mb']:,} MB)" if data.sampling else "")
+            data, window = self._training_data(project, cancel_event, lambda f, m: report(0.02 * f, m))
+        sample = (f" (a sample of {data.sampling.of_rows:,}: the training memory budget is "
+                  f"{data.sampling.memory_budget_mb:,} MB)" if data.sampling else "")
         report(0.02, f"preparing {len(data.frame)} rows{sample}")
         with self.holding_project_lock(name):
             training = self._new_training(project, data, by, reason, cancel_event, report)
@@ -522,22 +523,22 @@ class Keel:
                 if cancel_event is not None and cancel_event.is_set():
                     raise Cancelled("training cancelled; nothing was saved")
                 run_id = self._record_training(training, trained, files)
-                if window_params:
+                if window is not None:
                     with self._registry.transaction():
-                        self._registry.log_params(run_id, window_params)
+                        self._registry.log_params(run_id, window.to_json())
         report(1.0, f"v{training.version} registered")
         return TrainResult(version=training.version, metrics=trained.result.metrics, run_id=run_id,
                            seconds=round(trained.seconds, 3))
 
     def _training_data(self, project: Project, cancel_event: threading.Event | None = None,
-                       progress: Progress | None = None) -> tuple[TrainingData, dict]:
+                       progress: Progress | None = None) -> tuple[TrainingData, WindowParameters | None]:
         """The project's training window. Under --window adaptive with a production model, the
         window the retraining policy would choose now (policy.training_window); the first model,
         with no change detected yet, trains on all rows."""
         settings = project.settings
         if settings.window == "adaptive" and self._registry.current_deployment(project.id) is not None:
             return self.policy.training_window(project, settings, cancel_event, progress)
-        return self.training_data(project.name), {}
+        return self.training_data(project.name), None
 
     def _new_training(self, project: Project, data: TrainingData, by: str, reason: str,
                       cancel_event: threading.Event | None, report: Progress) -> _Training:
@@ -625,7 +626,7 @@ class Keel:
                 library_versions=result.library_versions or ml.library_versions())
             registry.log_params(run_id, {**result.params, "seed": seed, "train_rows": result.train_rows,
                                          "test_rows": result.test_rows, "fit_seconds": round(result.fit_seconds, 4),
-                                         **({"training_sample": training.data.sampling} if training.data.sampling else {})})
+                                         **({"training_sample": training.data.sampling.to_json()} if training.data.sampling else {})})
             registry.log_metrics(run_id, [(k, v, 0) for k, v in result.metrics.items()])
             registry.insert_model_version(
                 project_id=project.id, version=version, run_id=run_id,

@@ -20,6 +20,7 @@ no threshold set) leaves its alert as it is.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, SupportsFloat
 
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.domain.entities import DatasetVersion, Deployment, Project
+from app.core.domain.measurements import BatchDetails, Confusion
 from app.core.domain.settings import (
     ProjectSettings,
     drop_from,
@@ -69,7 +71,9 @@ def _has_ids(frame: pd.DataFrame, id_column: str | None) -> bool:
 
 
 def evaluate_batch(loaded: LoadedModel, reference: drift.DriftReference, frame: pd.DataFrame, row: DatasetVersion,
-                   metric: str) -> tuple[BatchResult, dict]:
+                   metric: str) -> tuple[BatchResult, BatchDetails]:
+    """The batch's result (what `monitor` reports) and its details (what is stored beside it); the
+    details' rules, training value and ID flag are the cycle's to fill in."""
     project = loaded.project
     schema, task = project.schema, project.task
     X = datasets.to_model_frame(frame, schema)
@@ -77,35 +81,31 @@ def evaluate_batch(loaded: LoadedModel, reference: drift.DriftReference, frame: 
         predictions = loaded.model.predict(X)
         proba = loaded.model.predict_proba(X) if has_probabilities(loaded) else None
     labelled = frame[schema.target].notna().to_numpy()
-    details: dict = {}
-    value = None
+    metrics, per_class, confusion_matrix, value = None, None, None, None
     if labelled.any():
         y = datasets.target_array(frame[labelled], schema)
         metrics = compute_metrics(task, y, predictions[labelled], None if proba is None else proba[labelled],
                                   getattr(loaded.model, "classes_", None))
-        details["metrics"] = metrics
         value = _finite(metrics.get(metric))
         if task == "classification":
             classes = list(loaded.model.classes_)
-            details["per_class"] = per_class_metrics(y, predictions[labelled], classes)
-            details["confusion"] = {"classes": [str(c) for c in classes],
-                                    "matrix": confusion(y, predictions[labelled], classes)}
+            per_class = per_class_metrics(y, predictions[labelled], classes)
+            confusion_matrix = Confusion(classes=tuple(str(c) for c in classes), matrix=tuple(
+                tuple(row) for row in confusion(y, predictions[labelled], classes)))
     estimated = None
     if reference.estimator is not None and proba is not None:
         estimated = _finite(reference.estimator.estimate(proba, metric))
     per_feature = drift.compare_features(reference.features, X)
     drifted = drift.drifted_names(per_feature)
-    prediction_drift = None
-    if reference.predictions is not None:
-        prediction_stats = drift.compare_predictions(reference.predictions, predictions, task)
-        details["prediction_drift"] = prediction_stats
-        prediction_drift = prediction_stats["psi"]
-    details["features"] = per_feature
+    prediction_stats = (drift.compare_predictions(reference.predictions, predictions, task)
+                        if reference.predictions is not None else None)
+    details = BatchDetails(features=per_feature, metrics=metrics, per_class=per_class, confusion=confusion_matrix,
+                           prediction_drift=prediction_stats)
     result = BatchResult(
         dataset_version=row.version, rows=len(frame), labelled=bool(labelled.any()),
         labelled_rows=int(labelled.sum()), metric=metric, value=value, estimated_value=estimated,
-        drifted_features=drifted, drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
-        prediction_drift=prediction_drift)
+        drifted_features=tuple(drifted), drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
+        prediction_drift=None if prediction_stats is None else prediction_stats.psi)
     return result, details
 
 
@@ -184,17 +184,17 @@ class MonitoringService:
             frame, sample = self._data.batch_within_budget(name, row.version)
             result, details = evaluate_batch(loaded, reference, frame, row, project.metric)
             if sample:  # evaluated on a sample that fits the memory budget; the counts are the batch's
-                details["sample"] = sample
-                result.rows, result.labelled_rows = row.rows, row.labelled_rows
-            result.rules = check_rules(result, settings, training_value)
+                result = dataclasses.replace(result, rows=row.rows, labelled_rows=row.labelled_rows)
+            result = dataclasses.replace(result, rules=check_rules(result, settings, training_value))
+            details = dataclasses.replace(details, sample=sample, rules=dict(result.rules),
+                                          training_value=training_value, has_ids=_has_ids(frame, settings.id_column))
             with self._registry.transaction():
                 self._registry.insert_monitor_result(
                     project_id=project.id, model_version_id=loaded.model_version.id, dataset_version_id=row.id,
                     rows=result.rows, labelled_rows=result.labelled_rows, metric=result.metric, value=result.value,
                     estimated_value=result.estimated_value, drift_share=result.drift_share,
                     prediction_drift=result.prediction_drift, drifted_features=result.drifted_features,
-                    details={**details, "rules": result.rules, "training_value": training_value,
-                             "has_ids": _has_ids(frame, settings.id_column)})
+                    details=details)
                 if alerts:
                     update_alerts(self._registry, project, result, by, cycle)
             cycle.batches.append(result)
@@ -238,7 +238,7 @@ class MonitoringService:
             if len(X_train):
                 reference.predictions = drift.prediction_reference(loaded.model.predict(X_train), project.task)
             # the served probabilities' reference (traffic windows): only from saved reference rows
-            reference.extra["probability"] = (
+            reference.probability = (
                 drift.NumericReference.build("probability", probability_summary(loaded.model.predict_proba(X_train)))
                 if saved_rows and len(X_train) and hasattr(loaded.model, "predict_proba") else None)
             if has_probabilities(loaded) and len(holdout_rows):

@@ -66,12 +66,37 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from app.core.domain.decisions import (
+    BackoffHold,
+    BudgetHold,
+    ChallengerFit,
+    ChangeFinding,
+    ChosenWindow,
+    CycleDetails,
+    DecisionDetails,
+    DetectorState,
+    DriftSpell,
+    GateVerdict,
+    HeldDetails,
+    Hold,
+    HoldStreak,
+    NewRowsHold,
+    PairedTest,
+    RestoreCandidate,
+    RestoreDetails,
+    RetrainBudget,
+    RetrainDetails,
+    SamplingRecord,
+    WindowChoice,
+    WindowParameters,
+)
 from app.core.domain.entities import Project, TrainingData
 from app.core.domain.errors import BusyError, Cancelled, KeelError, ValidationError
 from app.core.domain.results import MonitorOutcome, ProductionChange
@@ -146,14 +171,14 @@ DECISIONS = ("none", "alert", "retrained_waiting", "retrained_deployed", "retrai
 class Outcome:
     decision: str
     message: str = ""
-    details: dict = field(default_factory=dict)
+    details: DecisionDetails = field(default_factory=CycleDetails)
     challenger_version: int | None = None
 
 
 @dataclass
 class Observation:
     """What the policy learned from one cycle's batches about its champion."""
-    change: dict | None = None  # the change detector fired: where and with which numbers
+    change: ChangeFinding | None = None  # the change detector fired: where and with which numbers
     recent: pd.DataFrame | None = None  # the cycle's labelled rows, newest last (none of the models saw them)
 
 
@@ -176,35 +201,39 @@ def latest_value(cycle: CycleResult) -> float | None:
 
 
 # --------------------------------------------------------------------------- the budget
+def budget_tokens(budget: RetrainBudget) -> float:
+    """The challengers in the token bucket (a new project starts with BUDGET_START)."""
+    return BUDGET_START if budget.tokens is None else budget.tokens
+
+
 def budget_share(state: PolicyState) -> float:
     """Challengers allowed so far: a quarter of the batches seen (at least BUDGET_FLOOR)."""
-    return max(BUDGET_FLOOR, BUDGET_PER_BATCH * state.budget.get("batches", 0))
+    return max(BUDGET_FLOOR, BUDGET_PER_BATCH * (state.budget.batches or 0))
 
 
 def budget_allows(state: PolicyState) -> bool:
     """A whole challenger in the token bucket, and one more keeps the challengers within a quarter of the batches."""
     budget = state.budget
-    return budget.get("tokens", BUDGET_START) >= 1 and budget.get("retrains", 0) + 1 <= budget_share(state)
+    return budget_tokens(budget) >= 1 and (budget.retrains or 0) + 1 <= budget_share(state)
 
 
-def budget_after_challenger(budget: dict, promoted: bool, passed_drift_gate: bool | None = None) -> dict:
+def budget_after_challenger(budget: RetrainBudget, promoted: bool,
+                            passed_drift_gate: bool | None = None) -> RetrainBudget:
     """The budget after a challenger's decision: a promoted one asks for another once the budget allows; a
     rejected one stops that. During a drift (passed_drift_gate not None), DRIFT_END_REJECTIONS challengers in
     a row that fail end the drift."""
-    budget = {**budget, "momentum": promoted}
-    drift = budget.get("drift")
+    budget = replace(budget, momentum=promoted)
+    drift = budget.drift
     if drift and passed_drift_gate is not None:
-        rejected = 0 if passed_drift_gate else drift.get("rejected", 0) + 1
-        budget["drift"] = {**drift, "rejected": rejected}
-        if rejected >= DRIFT_END_REJECTIONS:
-            budget.pop("drift")
+        rejected = 0 if passed_drift_gate else drift.rejected + 1
+        budget = replace(budget, drift=None if rejected >= DRIFT_END_REJECTIONS else replace(drift, rejected=rejected))
     return budget
 
 
 def gate_rule(state: PolicyState) -> str:
     """"no worse" during a drift (from a detected change until DRIFT_END_REJECTIONS challengers in a
     row fail), else "better"."""
-    return "no worse" if state.budget.get("drift") else "better"
+    return "no worse" if state.budget.drift else "better"
 
 
 def cycle_position(cycle: CycleResult) -> int | None:
@@ -229,9 +258,9 @@ def gate_size(unseen_rows: int) -> int:
     return int(min(MAX_GATE_ROWS, max(MIN_GATE_ROWS, round(unseen_rows * GATE_SHARE))))
 
 
-def sampled(sampling: dict | None, rows: int) -> dict | None:
+def sampled(sampling: SamplingRecord | None, rows: int) -> SamplingRecord | None:
     """A sample of the labelled rows (ProjectData.labelled_rows), of which a training takes rows."""
-    return None if sampling is None else {**sampling, "sampled_rows": rows}
+    return None if sampling is None else sampling.with_rows(rows)
 
 
 @dataclass
@@ -276,7 +305,7 @@ def forced_window(rows: pd.DataFrame, setting: int | str | None) -> Window:
 
 def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.DataFrame, change_point: int | None,
                   selection_rows: int, cancel_event: threading.Event | None = None,
-                  progress: Progress | None = None) -> tuple[Window, dict]:
+                  progress: Progress | None = None) -> tuple[Window, WindowChoice]:
     """Adaptive: fit each candidate on the rows before the newest `selection_rows` and score it on them.
     The newest RECENT_WINDOW_ROWS rows are kept unless another window scores better in a one-sided
     paired test at WINDOW_SWITCH_P (the best of those, ties: the first, the larger window); the window
@@ -286,7 +315,7 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
     cancel_event: the candidates are fitted in a child process that setting the event stops at once
     (a user's train: the fits may take minutes and must not hold this process's interpreter)."""
     if settings.window != "adaptive":
-        return forced_window(before_gate, settings.window), {"mode": "forced"}
+        return forced_window(before_gate, settings.window), WindowChoice("forced")
     earlier, selection = before_gate.iloc[:-selection_rows], before_gate.iloc[-selection_rows:]
     candidates = candidate_windows(earlier, change_point, RECENT_WINDOW_ROWS)
 
@@ -296,10 +325,10 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
     if len(selection) < MIN_GATE_ROWS or len(candidates) == 1:
         since = final("since change")
         chosen = since if MIN_GATE_ROWS <= len(since.rows) else final("all")
-        return chosen, {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+        return chosen, WindowChoice("adaptive")
     scored = [w for w in candidates if len(w.rows) >= MIN_GATE_ROWS]
     if not scored:
-        return final("all"), {"mode": "adaptive", "scores": {}, "selection_rows": 0}
+        return final("all"), WindowChoice("adaptive")
     default = next((w.name for w in scored if len(w.rows) == RECENT_WINDOW_ROWS), None)
     if cancel_event is None:
         scores, p_values = score_windows(scored, selection, default, project, settings, progress)
@@ -311,14 +340,15 @@ def choose_window(project: Project, settings: ProjectSettings, before_gate: pd.D
     eligible = [name for name in scores if default is None or name == default
                 or p_values.get(name, 1.0) < WINDOW_SWITCH_P]
     best = max(eligible, key=lambda name: sign * scores[name])
-    return final(best), {"mode": "adaptive", "scores": scores, "selection_rows": len(selection),
-                         "default": default, "p_values": p_values, "switch_p": WINDOW_SWITCH_P}
+    return final(best), WindowChoice("adaptive", scores, len(selection), scored=True, default=default,
+                                     p_values=p_values, switch_p=WINDOW_SWITCH_P)
 
 
 def score_windows(windows: list[Window], selection: pd.DataFrame, default: str | None, project: Project,
-                  settings: ProjectSettings, progress: Progress | None = None) -> tuple[dict, dict]:
+                  settings: ProjectSettings, progress: Progress | None = None,
+                  ) -> tuple[dict[str, float], dict[str, float]]:
     """Each window's model, fitted on the window's rows, scored on the selection rows; and for each
-    window that beats the default one, the paired test's p-value. -> (scores, p_values)"""
+    window that beats the default one, the paired test's p-value. -> (scores, p_values), by window name"""
     report = progress or (lambda fraction, message: None)
     schema, task, metric = project.schema, project.task, project.metric
     X_selection, y_selection = datasets.to_model_frame(selection, schema), datasets.target_array(selection, schema)
@@ -335,7 +365,7 @@ def score_windows(windows: list[Window], selection: pd.DataFrame, default: str |
             if name != default and sign * scores[name] > sign * scores[default]:
                 (model, outputs), (default_model, default_outputs) = fitted[name], fitted[default]
                 p_values[name] = float(paired_test(task, metric, y_selection, [default_outputs, outputs],
-                                                   (default_model, model))["p_value"])
+                                                   (default_model, model)).p_value)
     return scores, p_values
 
 
@@ -359,7 +389,7 @@ def same_window(window: Window, rows: pd.DataFrame, change_point: int | None, se
 
 # --------------------------------------------------------------------------- the gate
 def gate(project: Project, champion: Any, challenger: Any, gate_frame: pd.DataFrame, margin: float, alpha: float,
-         rule: str = "better") -> dict:
+         rule: str = "better") -> GateVerdict:
     """Score both models on the same rows and test the challenger. rule "better": better by `margin` and
     a one-sided paired test at `alpha` agrees; "no worse": the paired test in the other direction does not
     show it worse at `alpha` (whether it is better in the point estimate is recorded: it decides when a
@@ -372,19 +402,18 @@ def gate(project: Project, champion: Any, challenger: Any, gate_frame: pd.DataFr
     values = [metric_value(task, metric, y, out, model) for out, model in zip(outputs, models)]
     test = paired_test(task, metric, y, outputs, models)
     better = is_better(metric, values[1], values[0], margin)
-    verdict = {"metric": metric, "champion_value": values[0], "challenger_value": values[1],
-               "gate_rows": int(len(y)), "test": test["test"], "p_value": float(test["p_value"]),
-               "test_details": test, "better_by_margin": bool(better), "rule": rule,
-               "accepted": bool(better and test["p_value"] < alpha)}
+    verdict = GateVerdict(metric=metric, champion_value=values[0], challenger_value=values[1], gate_rows=int(len(y)),
+                          paired=test, better_by_margin=bool(better), rule=rule,
+                          accepted=bool(better and test.p_value < alpha))
     if rule == "no worse":
         worse = paired_test(task, metric, y, outputs[::-1], models[::-1])  # H1: the champion is better
         point_better = is_better(metric, values[1], values[0]) and values[1] != values[0]
-        verdict.update({"p_value_worse": float(worse["p_value"]), "better_in_point_estimate": bool(point_better),
-                        "accepted": bool(worse["p_value"] >= alpha)})
+        verdict = replace(verdict, p_value_worse=float(worse.p_value), better_in_point_estimate=bool(point_better),
+                          accepted=bool(worse.p_value >= alpha))
     return verdict
 
 
-def paired_test(task: str, metric: str, y: Any, outputs: list, models: tuple) -> dict:
+def paired_test(task: str, metric: str, y: Any, outputs: list, models: tuple) -> PairedTest:
     """One-sided paired test that the second model (outputs[1]) is better than the first."""
     if metric == "accuracy":
         return mcnemar_test(outputs[0] == y, outputs[1] == y)
@@ -539,7 +568,7 @@ class PolicyService:
 
     def training_window(self, project: Project, settings: ProjectSettings,
                         cancel_event: threading.Event | None = None,
-                        progress: Progress | None = None) -> tuple[TrainingData, dict]:
+                        progress: Progress | None = None) -> tuple[TrainingData, WindowParameters]:
         """`train` under --window adaptive with a production model: the window the policy would choose
         now (the same candidates, scored the same way on the newest rows: as many as its gate would
         hold), cut from every labelled row. -> (the rows, the run parameters that name the window).
@@ -552,8 +581,7 @@ class PolicyService:
                                        cancel_event=cancel_event, progress=progress)
         frame = window.rows.drop(columns="__version__").reset_index(drop=True)
         used = sorted(int(v) for v in window.rows["__version__"].unique())
-        parameters = {"training_window": window.name, "training_window_rows": len(frame),
-                      "training_window_scores": choice.get("scores", {})}
+        parameters = WindowParameters(window.name, len(frame), choice.scores)
         return TrainingData(frame, used, sampled(sampling, len(frame))), parameters
 
     def earlier_production_versions(self, project: Project, production: int | None) -> list[int]:
@@ -583,9 +611,8 @@ class PolicyService:
         if settings.policy == "off":
             return Outcome("none", "policy off: results recorded, no alerts")
         observation = self._observe(project, cycle, by)
-        fallback = Outcome("alert" if firing else "none", "; ".join(firing.values()))
-        if observation.change:
-            fallback.details["change_detected"] = observation.change
+        fallback = Outcome("alert" if firing else "none", "; ".join(firing.values()),
+                           CycleDetails(change_detected=observation.change))
         waiting = self.waiting_challenger(name)
         if settings.policy == "approve" and waiting is not None:
             fallback.message = (fallback.message + "; " if fallback.message else "") + \
@@ -610,9 +637,9 @@ class PolicyService:
         except ValidationError as exc:  # not enough (or not the right) data yet: say so, try again later
             log.info("retrain of %s skipped: %s", name, exc)
             return Outcome("alert" if firing else "none", f"retrain needed ({', '.join(reasons)}) but skipped: {exc}",
-                           dict(fallback.details))
-        if observation.change:
-            outcome.details["change_detected"] = observation.change
+                           fallback.details)
+        if observation.change and isinstance(outcome.details, RetrainDetails):
+            outcome.details = replace(outcome.details, change_detected=observation.change)
         return outcome
 
     # ------------------------------------------------------------------- change points and the detector
@@ -621,8 +648,8 @@ class PolicyService:
         name = project.name
         state = store.read_policy_state(self._registry, project.id)
         champion_version = cycle.production_version
-        detector_state = state.detector if state.detector.get("champion_version") == champion_version else {}
-        detector = LossCusum.from_json(detector_state.get("cusum"))
+        detector = LossCusum.from_json(state.detector.cusum if state.detector.champion_version == champion_version
+                                       else None)
         change_point = state.change_point
         for alert in cycle.alerts_opened:
             if alert.rule in CHANGE_RULES:
@@ -638,29 +665,28 @@ class PolicyService:
             change = detector.update(row_losses(project, champion.model, frame), label)
             if change is not None:
                 observation.change = change
-                change_point = change["started_at"]
+                change_point = change.started_at
         if frames:
             observation.recent = pd.concat(frames, ignore_index=True).iloc[-MAX_GATE_ROWS:].reset_index(drop=True)
         # a traffic window labelled late counts as a batch; a batch labelled late was counted when it was monitored
         batches = len(cycle.batches) + sum(1 for late in cycle.late_windows if late.traffic_window is not None)
-        budget = dict(state.budget)
-        budget["batches"] = budget.get("batches", 0) + batches
-        budget["tokens"] = min(BUDGET_BURST, budget.get("tokens", BUDGET_START) + BUDGET_PER_BATCH * batches)
+        budget = replace(state.budget, batches=(state.budget.batches or 0) + batches,
+                         tokens=min(BUDGET_BURST, budget_tokens(state.budget) + BUDGET_PER_BATCH * batches))
         if observation.change or any(alert.rule in DRIFT_RULES for alert in cycle.alerts_opened):
-            budget["drift"] = {"since": change_point, "rejected": 0}  # a drift starts (or starts again)
+            budget = replace(budget, drift=DriftSpell(since=change_point))  # a drift starts (or starts again)
         new_state = state.but(change_point=change_point, budget=budget,
-                              detector={"champion_version": champion_version, "cusum": detector.to_json()})
+                              detector=DetectorState(champion_version, detector.to_json()))
         with self._registry.transaction():
             store.write_policy_state(self._registry, project.id, new_state)
             if observation.change:
                 change = observation.change
                 self._registry.add_event(
                     project, "change_detected",
-                    f"change detected from dataset v{change['started_at']} (on v{change['detected_at']}): the loss of "
-                    f"v{champion_version} rose from {change['reference_loss']:.4f} to {change['batch_loss']:.4f} "
-                    f"(CUSUM {change['statistic']:.2f} > {change['limit']:g})", by,
-                    {"dataset_version": change["started_at"], "rule": "change_detector",
-                     "champion_version": champion_version, **change})
+                    f"change detected from dataset v{change.started_at} (on v{change.detected_at}): the loss of "
+                    f"v{champion_version} rose from {change.reference_loss:.4f} to {change.batch_loss:.4f} "
+                    f"(CUSUM {change.statistic:.2f} > {change.limit:g})", by,
+                    {"dataset_version": change.started_at, "rule": "change_detector",
+                     "champion_version": champion_version, **change.to_json()})
         return observation
 
     def _labelled_windows(self, project: Project, cycle: CycleResult) -> list[tuple[int, pd.DataFrame]]:
@@ -697,26 +723,25 @@ class PolicyService:
         verdicts = []
         for version in candidates:
             candidate = self.loaded_model(name, version)
-            verdict = gate(project, champion.model, candidate.model, recent, settings.margin, alpha)
-            verdicts.append({"version": version, **{k: v for k, v in verdict.items() if k != "test_details"}})
-        accepted = [v for v in verdicts if v["accepted"]]
+            verdicts.append(RestoreCandidate(version, gate(project, champion.model, candidate.model, recent,
+                                                           settings.margin, alpha)))
+        accepted = [v for v in verdicts if v.verdict.accepted]
         if not accepted:
             return None
         sign = 1 if higher_is_better(project.metric) else -1
-        best = max(accepted, key=lambda v: sign * v["challenger_value"])
-        details = {"champion_version": production, "restored_version": best["version"], "candidates": verdicts,
-                   "alpha_per_candidate": alpha, **{k: best[k] for k in ("metric", "champion_value", "challenger_value",
-                                                                         "gate_rows", "test", "p_value")},
-                   **({"change_detected": observation.change} if observation.change else {})}
-        numbers = (f"earlier v{best['version']} {best['metric']} {best['challenger_value']:.4f} vs champion "
-                   f"v{production} {best['champion_value']:.4f} on the {best['gate_rows']} newest rows neither saw "
-                   f"({best['test']} p={best['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g} "
+        best = max(accepted, key=lambda v: sign * v.verdict.challenger_value)
+        details = RestoreDetails(champion_version=production, candidates=tuple(verdicts), best=best,
+                                 alpha_per_candidate=alpha, change_detected=observation.change)
+        verdict = best.verdict
+        numbers = (f"earlier v{best.version} {verdict.metric} {verdict.challenger_value:.4f} vs champion "
+                   f"v{production} {verdict.champion_value:.4f} on the {verdict.gate_rows} newest rows neither saw "
+                   f"({verdict.test} p={verdict.p_value:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g} "
                    f"shared by {len(candidates)} earlier version(s))")
         return self._act_on_restore(name, project, settings, details, numbers, fallback)
 
-    def _act_on_restore(self, name: str, project: Project, settings: ProjectSettings, details: dict, numbers: str,
-                        fallback: Outcome) -> Outcome:
-        version = details["restored_version"]
+    def _act_on_restore(self, name: str, project: Project, settings: ProjectSettings, details: RestoreDetails,
+                        numbers: str, fallback: Outcome) -> Outcome:
+        version = details.restored_version
         if settings.policy == "auto":
             message = f"{numbers}: restored to production (a policy rollback; nothing was trained)"
             self._rollback(name, by="policy", reason=message, to_version=version)
@@ -732,16 +757,17 @@ class PolicyService:
                 self._registry.set_alias(project.id, "challenger", self._registry.model_version(project.id, version).id)
             if decision == "alert" and not any(a.rule == RESTORE_RULE for a in self._registry.open_alerts(project.id)):
                 alert_id = self._registry.insert_alert(project_id=project.id, rule=RESTORE_RULE, severity="warning",
-                                                       message=message, details=details)
+                                                       message=message, details=details.to_json())
                 self._registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
-                                         {"alert_id": alert_id, "rule": RESTORE_RULE, **details})
-            self._registry.add_event(project, "restore_decision", message, "policy", {**details, "decision": decision})
+                                         {"alert_id": alert_id, "rule": RESTORE_RULE, **details.to_json()})
+            self._registry.add_event(project, "restore_decision", message, "policy",
+                                     {**details.to_json(), "decision": decision})
         if decision == "alert":
             message = "; ".join(filter(None, [fallback.message, message]))
         return Outcome(decision, message, details, version)
 
     # ------------------------------------------------------------------- triggers, back-off, budget
-    def _retrain_reasons(self, project: Project, settings: ProjectSettings, cycle_rules: dict,
+    def _retrain_reasons(self, project: Project, settings: ProjectSettings, cycle_rules: Mapping[str, str],
                          observation: Observation | None = None, opened_rules: tuple[str, ...] = ()) -> list[str]:
         """cycle_rules: rule -> message ("" when it held) for the rules the cycle could decide;
         opened_rules: the rules whose alert the cycle opened."""
@@ -757,19 +783,19 @@ class PolicyService:
             reasons.append("alert: " + ", ".join(alert_rules))
         if observation is not None and observation.change:
             change = observation.change
-            reasons.append(f"change detector: loss {change['reference_loss']:.4f} -> {change['batch_loss']:.4f} "
-                           f"since dataset v{change['started_at']}")
+            reasons.append(f"change detector: loss {change.reference_loss:.4f} -> {change.batch_loss:.4f} "
+                           f"since dataset v{change.started_at}")
         measured_now = observation is not None and observation.recent is not None  # the cycle brought labelled rows
         grown = (self._young_champion_outgrown(project)
                  or (self._champion_predates_change(project) if measured_now else None))
         if grown:
             reasons.append(grown)
         state = store.read_policy_state(self._registry, project.id)
-        drift = state.budget.get("drift")
+        drift = state.budget.drift
         if drift and measured_now and not reasons and budget_allows(state):
-            reasons.append(f"a drift since dataset v{drift['since']} may go on: a follow-up challenger (until "
+            reasons.append(f"a drift since dataset v{drift.since} may go on: a follow-up challenger (until "
                            f"{DRIFT_END_REJECTIONS} in a row are not better)")
-        elif state.budget.get("momentum") and budget_allows(state):
+        elif state.budget.momentum and budget_allows(state):
             reasons.append("the last challenger was promoted: the drift may go on (until a challenger is rejected)")
         if settings.retrain_after_rows:
             new_rows = store.labelled_rows_since_last_training(self._registry, project.id)
@@ -814,7 +840,7 @@ class PolicyService:
                 f"dataset v{change_point}; {newer} newer rows since")
 
     def _hold_reason(self, project: Project, settings: ProjectSettings, reasons: list[str],
-                     latest: float | None = None, new_change: bool = False) -> dict | None:
+                     latest: float | None = None, new_change: bool = False) -> Hold | None:
         """Why a triggered retrain waits (too few new rows for a champion fitted after the latest change,
         the back-off, the budget), with its numbers; None: go ahead. The back-off ends when the rows the
         champion never saw have doubled, when the champion scores worse than at the rejected attempt by
@@ -824,7 +850,7 @@ class PolicyService:
         user_rows = any("new labelled rows" in reason for reason in reasons)  # --retrain-after-rows is exempt
         by_rows = user_rows or all("newer rows since" in reason for reason in reasons)
         unseen = self._unseen_rows(project)
-        drift = bool(state.budget.get("drift"))
+        drift = bool(state.budget.drift)
         gate_rows = DRIFT_FOLLOW_UP_GATE_ROWS if drift else FOLLOW_UP_GATE_ROWS
         needed = round(gate_rows / GATE_SHARE)
         follow_up = state.change_point is not None and self._champion_seen_until(project) >= state.change_point
@@ -832,66 +858,68 @@ class PolicyService:
             batches = store.labelled_versions_from(self._registry, project.id,
                                                    self._gate_start(project, state.change_point))
             if unseen < needed or (drift and batches < DRIFT_FOLLOW_UP_BATCHES):
-                return {"hold": "new rows", "unseen_rows": unseen, "needed_rows": needed, "champion_version": production,
-                        "unseen_batches": batches, **({"needed_batches": DRIFT_FOLLOW_UP_BATCHES} if drift else {}),
-                        "message": f"champion v{production} was trained after the latest change; a challenger waits "
-                                   f"until {needed} rows it never saw give the gate {gate_rows}"
-                                   + (f", in {DRIFT_FOLLOW_UP_BATCHES} batches" if drift else "")
-                                   + f" (now {unseen} rows in {batches} batch(es))"}
+                return NewRowsHold(
+                    unseen_rows=unseen, needed_rows=needed, champion_version=production, unseen_batches=batches,
+                    needed_batches=DRIFT_FOLLOW_UP_BATCHES if drift else None,
+                    message=f"champion v{production} was trained after the latest change; a challenger waits "
+                            f"until {needed} rows it never saw give the gate {gate_rows}"
+                            + (f", in {DRIFT_FOLLOW_UP_BATCHES} batches" if drift else "")
+                            + f" (now {unseen} rows in {batches} batch(es))")
         then = state.backoff_champion_value
         worse = (latest is not None and then is not None
                  and drop_from(project.metric, then, latest) > settings.max_drop)
         if (not by_rows and not worse and not new_change and state.backoff_champion_version == production
                 and unseen < 2 * state.backoff_unseen_rows):
-            return {"hold": "back-off", "unseen_rows": unseen, "needed_rows": 2 * state.backoff_unseen_rows,
-                    "champion_version": production,
-                    "message": f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
-                               f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})"}
+            return BackoffHold(
+                unseen_rows=unseen, needed_rows=2 * state.backoff_unseen_rows, champion_version=production,
+                message=f"a challenger of v{production} was rejected with {state.backoff_unseen_rows} unseen rows; "
+                        f"the next waits for {2 * state.backoff_unseen_rows} (now {unseen})")
         if not budget_allows(state):
-            tokens, batches = state.budget.get("tokens", BUDGET_START), state.budget.get("batches", 0)
-            return {"hold": "budget", "budget": round(tokens, 3), "batches": batches,
-                    "retrains": state.budget.get("retrains", 0), "allowed": budget_share(state),
-                    "message": f"the retrain budget holds {tokens:.2f} of a challenger (one more every "
-                               f"{1 / BUDGET_PER_BATCH:g} batches; {state.budget.get('retrains', 0)} fitted in "
-                               f"{batches} batches, at most {budget_share(state):g})"}
+            held, batches, retrains = budget_tokens(state.budget), state.budget.batches or 0, state.budget.retrains or 0
+            return BudgetHold(
+                budget=round(held, 3), batches=batches, retrains=retrains, allowed=budget_share(state),
+                message=f"the retrain budget holds {held:.2f} of a challenger (one more every "
+                        f"{1 / BUDGET_PER_BATCH:g} batches; {retrains} fitted in "
+                        f"{batches} batches, at most {budget_share(state):g})")
         return None
 
-    def _record_hold(self, project: Project, reasons: list[str], held: dict, fallback: Outcome,
+    def _record_hold(self, project: Project, reasons: list[str], held: Hold, fallback: Outcome,
                      position: int | None) -> Outcome:
         """A hold streak (consecutive held cycles for the same cause) is one `retrain_held` event at its
         start and one `retrain_hold_ended` at its end; the cycles between only count in the policy state."""
-        message = f"retrain held ({held['hold']}): {held['message']}; triggered by {'; '.join(reasons)}"
+        message = f"retrain held ({held.hold}): {held.message}; triggered by {'; '.join(reasons)}"
         state = store.read_policy_state(self._registry, project.id)
-        streak = state.budget.get("hold_streak")
+        streak = state.budget.hold_streak
         with self._registry.transaction():
-            if streak and streak["hold"] == held["hold"]:
-                streak = {**streak, "batches": streak["batches"] + 1, "until": position}
+            going_on = streak is not None and streak.hold == held.hold
+            if streak is not None and going_on:
+                streak = streak.continued(position)
             else:
-                if streak:
-                    self._record_hold_end(project, streak, f"held ({held['hold']})")
-                streak = {"hold": held["hold"], "since": position, "until": position, "batches": 1}
-                self._registry.add_event(project, "retrain_held", message, "policy",
-                                         {**fallback.details, **held, "reasons": reasons, "decision": "held"})
+                if streak is not None:
+                    self._record_hold_end(project, streak, f"held ({held.hold})")
+                streak = HoldStreak(hold=held.hold, since=position, until=position, batches=1)
+            details = HeldDetails(held, tuple(reasons), streak, fallback.details.change_detected)
+            if not going_on:
+                self._registry.add_event(project, "retrain_held", message, "policy", details.event_json())
             store.write_policy_state(self._registry, project.id,
-                                     state.but(budget={**state.budget, "hold_streak": streak}))
-        details = {**fallback.details, **held, "reasons": reasons, "decision": "held", "hold_streak": streak}
+                                     state.but(budget=replace(state.budget, hold_streak=streak)))
         return Outcome("held", "; ".join(filter(None, [fallback.message, message])), details)
 
     def _end_hold_streak(self, project: Project, decision: str) -> None:
         state = store.read_policy_state(self._registry, project.id)
-        streak = state.budget.get("hold_streak")
+        streak = state.budget.hold_streak
         if not streak:
             return
-        budget = {k: v for k, v in state.budget.items() if k != "hold_streak"}
         with self._registry.transaction():
             self._record_hold_end(project, streak, decision)
-            store.write_policy_state(self._registry, project.id, state.but(budget=budget))
+            store.write_policy_state(self._registry, project.id,
+                                     state.but(budget=replace(state.budget, hold_streak=None)))
 
-    def _record_hold_end(self, project: Project, streak: dict, decision: str) -> None:
+    def _record_hold_end(self, project: Project, streak: HoldStreak, decision: str) -> None:
         self._registry.add_event(
             project, "retrain_hold_ended",
-            f"retrain hold ({streak['hold']}) ended after {streak['batches']} cycle(s) (dataset v{streak['since']} to "
-            f"v{streak['until']}); next decision: {decision}", "policy", {**streak, "next_decision": decision})
+            f"retrain hold ({streak.hold}) ended after {streak.batches} cycle(s) (dataset v{streak.since} to "
+            f"v{streak.until}); next decision: {decision}", "policy", {**streak.to_json(), "next_decision": decision})
 
     def _champion_seen_until(self, project: Project) -> int:
         """The newest dataset version the production model was trained on (or existed when it was deployed)."""
@@ -916,9 +944,7 @@ class PolicyService:
     def _spend_budget(self, project: Project) -> None:
         """Every challenger fitted counts, whatever its gate decides."""
         state = store.read_policy_state(self._registry, project.id)
-        budget = dict(state.budget)
-        budget["tokens"] = budget.get("tokens", BUDGET_START) - 1
-        budget["retrains"] = budget.get("retrains", 0) + 1
+        budget = replace(state.budget, tokens=budget_tokens(state.budget) - 1, retrains=(state.budget.retrains or 0) + 1)
         with self._registry.transaction():
             store.write_policy_state(self._registry, project.id, state.but(budget=budget))
 
@@ -973,40 +999,37 @@ class PolicyService:
             self._record_cancelled_retrain(project, reasons)
             raise
         with self._registry.transaction():
-            self._registry.log_params(trained.run_id, {"training_window": window.name,
-                                                          "training_window_rows": len(train_part),
-                                                          "training_window_scores": choice.get("scores", {})})
-        base = {"champion_version": champion.version, "challenger_version": trained.version,
-                "unseen_rows": unseen, "train_rows": len(train_part), "tested_rows": len(window.rows),
-                "reasons": reasons, "dataset_versions": used,
-                "window": {"chosen": window.name, "description": final.description, **choice}}
+            self._registry.log_params(trained.run_id,
+                                      WindowParameters(window.name, len(train_part), choice.scores).to_json())
+        fit = ChallengerFit(champion_version=champion.version, challenger_version=trained.version, unseen_rows=unseen,
+                            train_rows=len(train_part), tested_rows=len(window.rows), reasons=tuple(reasons),
+                            dataset_versions=tuple(used), window=ChosenWindow(window.name, final.description, choice))
         try:
             report(0.9, f"testing the window on the {len(gate_part)} newest rows")
             verdict = gate(project, champion.model, tested, gate_part.drop(columns="__version__"),
                            settings.margin, settings.alpha,
                            gate_rule(store.read_policy_state(self._registry, project.id)))
-            return self._decide(name, project, settings, {**base, **verdict})
+            return self._decide(name, project, settings, RetrainDetails(fit, verdict))
         except BaseException as exc:
-            self._record_gate_failure(project, base, exc)
+            self._record_gate_failure(project, fit, exc)
             raise
 
     def _record_cancelled_retrain(self, project: Project, reasons: list[str]) -> None:
         """A retrain stopped before its challenger was registered: nothing was fitted for good, so the
         budget it spent is given back; the audit log says it was cancelled."""
         state = store.read_policy_state(self._registry, project.id)
-        budget = dict(state.budget)
-        budget["tokens"] = budget.get("tokens", BUDGET_START) + 1
-        budget["retrains"] = max(0, budget.get("retrains", 1) - 1)
+        fitted = 1 if state.budget.retrains is None else state.budget.retrains
+        budget = replace(state.budget, tokens=budget_tokens(state.budget) + 1, retrains=max(0, fitted - 1))
         with self._registry.transaction():
             store.write_policy_state(self._registry, project.id, state.but(budget=budget))
             self._registry.add_event(project, "retrain_cancelled",
                                      f"policy retrain cancelled before its challenger was registered "
                                      f"({'; '.join(reasons)}); nothing was saved", "policy", {"reasons": reasons})
 
-    def _record_gate_failure(self, project: Project, details: dict, exc: BaseException) -> None:
+    def _record_gate_failure(self, project: Project, fit: ChallengerFit, exc: BaseException) -> None:
         """The challenger is registered but its decision is not: record why, or the audit log has an
         unexplained version and (no decision to back off from) the next firing batch retrains again."""
-        version = details["challenger_version"]
+        version = fit.challenger_version
         try:
             if store.last_decided_challenger(self._registry, project.id) == version:
                 return  # the decision was committed; what failed came after it (the manifest file)
@@ -1014,24 +1037,25 @@ class PolicyService:
             with self._registry.transaction():
                 self._registry.add_event(project, "retrain_decision",
                                          f"challenger v{version} kept but not deployed: the gate against champion "
-                                         f"v{details['champion_version']} failed ({error})", "policy",
-                                         {**details, "accepted": False, "error": error, "decision": "retrained_rejected"})
-                self._record_backoff(project, details["champion_version"], details["unseen_rows"], None)
+                                         f"v{fit.champion_version} failed ({error})", "policy",
+                                         {**fit.to_json(), "accepted": False, "error": error,
+                                          "decision": "retrained_rejected"})
+                self._record_backoff(project, fit.champion_version, fit.unseen_rows, None)
         except Exception:
             log.exception("could not record the failed gate of challenger v%s in %s", version, project.name)
 
-    def _decide(self, name: str, project: Project, settings: ProjectSettings, details: dict) -> Outcome:
-        version, champion_version = details["challenger_version"], details["champion_version"]
-        metric = project.metric
-        numbers = (f"challenger v{version} ({details['window']['description']}) {metric} "
-                   f"{details['challenger_value']:.4f} vs champion v{champion_version} "
-                   f"{details['champion_value']:.4f} on the {details['gate_rows']} newest rows, which neither the "
+    def _decide(self, name: str, project: Project, settings: ProjectSettings, details: RetrainDetails) -> Outcome:
+        version, champion_version = details.challenger_version, details.champion_version
+        verdict = details.verdict
+        numbers = (f"challenger v{version} ({details.fit.window.description}) {project.metric} "
+                   f"{verdict.challenger_value:.4f} vs champion v{champion_version} "
+                   f"{verdict.champion_value:.4f} on the {verdict.gate_rows} newest rows, which neither the "
                    f"champion nor the challenger's window without them was trained on "
-                   f"({details['test']} p={details['p_value']:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
-        if details.get("rule") == "no worse":
+                   f"({verdict.test} p={verdict.p_value:.4g}, margin {settings.margin:g}, alpha {settings.alpha:g})")
+        if verdict.rule == "no worse":
             numbers += (f"; during a drift the gate asks for {GATE_RULES['no worse']} "
-                        f"(p worse={details['p_value_worse']:.4g})")
-        if not details["accepted"]:
+                        f"(p worse={verdict.p_value_worse:.4g})")
+        if not verdict.accepted:
             decision, message = "retrained_rejected", f"{numbers}: not better, kept as v{version} but not deployed"
         elif settings.policy == "auto":
             decision, message = "retrained_deployed", f"{numbers}: promoted to production"
@@ -1042,7 +1066,7 @@ class PolicyService:
         with project_lock(self._workspace, name):
             production_version = self._data.production_version(name)
             if production_version != champion_version:
-                details = {**details, "production_version": production_version}
+                details = replace(details, production_changed=True, production_version=production_version)
                 if decision != "retrained_rejected":
                     decision = "retrained_rejected"
                     message = (f"{numbers}: not promoted, production changed from v{champion_version} to "
@@ -1053,12 +1077,11 @@ class PolicyService:
                     self._registry.set_alias(project.id, "challenger",
                                              self._registry.model_version(project.id, version).id)
                 if decision == "retrained_rejected":
-                    self._record_backoff(project, champion_version, details["unseen_rows"], details["champion_value"])
+                    self._record_backoff(project, champion_version, details.fit.unseen_rows, verdict.champion_value)
                 self._record_momentum(project, decision == "retrained_deployed",
-                                      bool(details.get("better_in_point_estimate"))
-                                      if details.get("rule") == "no worse" else None)
+                                      bool(verdict.better_in_point_estimate) if verdict.rule == "no worse" else None)
                 self._registry.add_event(project, "retrain_decision", message, "policy",
-                                         {**details, "decision": decision})
+                                         {**details.to_json(), "decision": decision})
 
             if decision == "retrained_deployed":  # the deployment and the decision: one transaction
                 self._deploy_holding_lock(name, version, by="policy", reason=message, extra_transaction_work=record)

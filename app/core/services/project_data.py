@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.decisions import SamplingRecord
 from app.core.domain.entities import DatasetVersion, ModelVersion, Project, TrainingData
 from app.core.domain.errors import KeelError, NotFoundError, ValidationError
 from app.core.domain.settings import ProjectSettings
@@ -69,7 +70,8 @@ class ProjectData:
             raise NotFoundError(f"unknown dataset version {version} of project {name!r}")
         return self._workspace.root / row.path
 
-    def batch_within_budget(self, name: str, version: int, labelled_only: bool = False) -> tuple[pd.DataFrame, dict | None]:
+    def batch_within_budget(self, name: str, version: int,
+                            labelled_only: bool = False) -> tuple[pd.DataFrame, SamplingRecord | None]:
         """A dataset version's rows (labelled_only: its labelled rows), or a seeded sample of them read piece
         by piece where they would take more than the memory budget; with the sample's record (None: all).
         Monitoring and the policy's scoring of one batch keep the same rows."""
@@ -114,11 +116,11 @@ class ProjectData:
             newest = settings.window if share >= 1 else int(settings.window * share)
             if len(combined) > newest:
                 combined = combined.iloc[-newest:].reset_index(drop=True)
-        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
-                                            "memory_budget_mb": round(budget / 2**20)}
+        sampling = None if share >= 1 else SamplingRecord(len(combined), of_rows=wanted,
+                                                          memory_budget_mb=round(budget / 2**20))
         return TrainingData(combined, [row.version for row in chosen], sampling)
 
-    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, dict | None]:
+    def labelled_rows(self, name: str) -> tuple[pd.DataFrame, SamplingRecord | None]:
         """Every labelled row of the project, oldest first, with its dataset version in `__version__`,
         and how they were sampled to fit the training memory budget (None: all of them)."""
         import pandas as pd
@@ -137,8 +139,8 @@ class ProjectData:
                                               seed + row.version).assign(__version__=row.version)
                   for row in chosen]
         combined = pd.concat(frames, ignore_index=True)
-        sampling = None if share >= 1 else {"sampled_rows": len(combined), "of_rows": wanted,
-                                            "memory_budget_mb": round(budget / 2**20)}
+        sampling = None if share >= 1 else SamplingRecord(len(combined), of_rows=wanted,
+                                                          memory_budget_mb=round(budget / 2**20))
         return combined, sampling
 
     def _training_versions(self, project: Project, settings: ProjectSettings,

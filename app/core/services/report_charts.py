@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from app.core.domain.handoff import FeatureValues, MonitoringReport, Report, ReportBatch, ReportCharts
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
+
+    from app.core.domain.entities import Deployment
 
 MAX_IMPORTANCES = 15
 MAX_CATEGORIES = 12
@@ -39,18 +43,12 @@ STYLE: dict[RcKeyType, Any] = {  # mypy checks each key is a real rcParam
 }
 
 
-def charts_for(report: dict) -> dict:
-    """{"importances": svg | None, "metric": svg | None, "distributions": {feature: svg}}."""
-    card, monitoring = report["card"], report["monitoring"]
-    distributions: dict[str, str] = {}
-    charts: dict[str, Any] = {"importances": None, "metric": None, "distributions": distributions}
-    if card["importances"]:
-        charts["importances"] = importance_chart(card["importances"], card["importance_kind"])
-    if monitoring and monitoring["batches"]:
-        charts["metric"] = metric_chart(monitoring)
-    for item in (monitoring or {}).get("distributions", []):
-        distributions[item["name"]] = distribution_chart(item)
-    return charts
+def charts_for(report: Report) -> ReportCharts:
+    card, monitoring = report.card, report.monitoring
+    return ReportCharts(
+        importances=importance_chart(card.importances, card.importance_kind) if card.importances else None,
+        metric=metric_chart(monitoring) if monitoring and monitoring.batches else None,
+        distributions={item.name: distribution_chart(item) for item in (monitoring.distributions if monitoring else ())})
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -83,7 +81,7 @@ def _styled(draw: Callable[..., str]) -> Callable[..., str]:
 
 
 @_styled
-def importance_chart(importances: list[tuple[str, float]], kind: str | None) -> str:
+def importance_chart(importances: Sequence[tuple[str, float]], kind: str | None) -> str:
     shown = importances[:MAX_IMPORTANCES][::-1]
     figure = _figure(6.4, 0.3 * len(shown) + 0.8)
     axes = figure.add_subplot()
@@ -95,31 +93,31 @@ def importance_chart(importances: list[tuple[str, float]], kind: str | None) -> 
 
 
 @_styled
-def metric_chart(monitoring: dict) -> str:
+def metric_chart(monitoring: MonitoringReport) -> str:
     """The metric of each batch in monitoring order (one step per batch, so batches monitored
     seconds apart stay readable), the threshold, and the deployments between batches."""
-    batches = monitoring["batches"]
-    metric = monitoring["metric"]
+    batches = monitoring.batches
+    metric = monitoring.metric
     figure = _figure(7.6, 3.0)
     axes = figure.add_subplot()
     positions = np.arange(len(batches))
-    measured = [(x, b["value"]) for x, b in zip(positions, batches) if b["value"] is not None]
-    estimated = [(x, b["estimated_value"]) for x, b in zip(positions, batches) if b["estimated_value"] is not None]
+    measured = [(x, b.value) for x, b in zip(positions, batches) if b.value is not None]
+    estimated = [(x, b.estimated_value) for x, b in zip(positions, batches) if b.estimated_value is not None]
     if measured:
         axes.plot(*zip(*measured), marker="o", markersize=4, color=LINE_COLOUR, label=f"{metric} (measured)")
     if estimated:
         axes.plot(*zip(*estimated), marker="o", markersize=4, markerfacecolor="white", linestyle="--",
                   linewidth=0.8, color=LINE_COLOUR, alpha=0.7, label=f"{metric} (estimated, label-free)")
-    if monitoring["threshold"] is not None:
-        axes.axhline(monitoring["threshold"], color=ALERT_COLOUR, linestyle=":", linewidth=1.2,
-                     label=f"threshold {monitoring['threshold']:g}")
-    marks = _deployment_marks(batches, monitoring["deployments"])
+    if monitoring.threshold is not None:
+        axes.axhline(monitoring.threshold, color=ALERT_COLOUR, linestyle=":", linewidth=1.2,
+                     label=f"threshold {monitoring.threshold:g}")
+    marks = _deployment_marks(batches, monitoring.deployments)
     for position, labels in marks.items():
         axes.axvline(position, color="#52606d", linewidth=0.8, linestyle="-.")
         axes.annotate(", ".join(labels), (position, 1.0), xycoords=("data", "axes fraction"), rotation=90,
                       va="top", ha="right", fontsize=7.5, color="#52606d")
     step = max(1, len(batches) // 16)
-    axes.set_xticks(positions[::step], [f"v{b['dataset_version']}" for b in batches][::step])
+    axes.set_xticks(positions[::step], [f"v{b.dataset_version}" for b in batches][::step])
     axes.set_xlim(min([-0.5, *marks]) - 0.5, max([len(batches) - 1, *marks]) + 0.5)
     axes.set_xlabel("dataset version, in monitoring order")
     axes.set_ylabel(metric)
@@ -127,28 +125,28 @@ def metric_chart(monitoring: dict) -> str:
     return _svg(figure, "metric")
 
 
-def _deployment_marks(batches: list[dict], deployments: list[dict]) -> dict[float, list[str]]:
+def _deployment_marks(batches: Sequence[ReportBatch], deployments: Sequence[Deployment]) -> dict[float, list[str]]:
     """x position -> labels: a deployment sits just before the first batch monitored after it."""
     marks: dict[float, list[str]] = {}
     for deployment in deployments:
-        before = sum(1 for b in batches if b["at"] < deployment["at"])
-        label = ("rollback to " if deployment["is_rollback"] else "deploy ") + f"v{deployment['version']}"
+        before = sum(1 for b in batches if b.at < deployment.deployed_at)
+        label = ("rollback to " if deployment.is_rollback else "deploy ") + f"v{deployment.version}"
         marks.setdefault(before - 0.5, []).append(label)
     return marks
 
 
 @_styled
-def distribution_chart(item: dict) -> str:
+def distribution_chart(item: FeatureValues) -> str:
     figure = _figure(3.6, 2.2)
     axes = figure.add_subplot()
-    reference_label = f"reference (v{item['model_version']} training rows)"
-    current_label = f"dataset v{item['dataset_version']}"
-    if item["kind"] == "numeric":
-        _numeric_histograms(axes, item["reference"], item["current"], reference_label, current_label)
+    reference_label = f"reference (v{item.model_version} training rows)"
+    current_label = f"dataset v{item.dataset_version}"
+    if item.kind == "numeric":
+        _numeric_histograms(axes, item.reference, item.current, reference_label, current_label)
     else:
-        _category_bars(axes, item["reference"], item["current"], reference_label, current_label)
+        _category_bars(axes, item.reference, item.current, reference_label, current_label)
     axes.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2)
-    return _svg(figure, f"distribution-{item['name']}")
+    return _svg(figure, f"distribution-{item.name}")
 
 
 def _numeric_histograms(axes: Axes, reference: Any, current: Any, reference_label: str, current_label: str) -> None:

@@ -1,7 +1,7 @@
 """Reports a person can open anywhere: one self-contained HTML file holding a version's model
 card followed by the monitoring of a period.
 
-`build_report` gathers the facts (plain data, no markup); `render_report` turns them into
+`build_report` gathers the facts (a typed Report, no markup); `render_report` turns them into
 HTML with a Jinja2 template and matplotlib SVG charts (app/core/services/report_charts.py);
 `write_report` does both and writes the file atomically, outside the workspace.
 
@@ -18,9 +18,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.cards import CommonRows, ComparedVersion
 from app.core.domain.clock import Clock
 from app.core.domain.entities import Deployment, Event, MonitorResult, Project, Run
 from app.core.domain.errors import KeelError
+from app.core.domain.handoff import (
+    DriftCell,
+    FeatureDrift,
+    FeatureValues,
+    GateDecision,
+    LaterData,
+    MetricValue,
+    ModelCard,
+    MonitoringReport,
+    ProductionStint,
+    Report,
+    ReportBatch,
+    ReportPeriod,
+    ReportWritten,
+    TrainingDataset,
+    TrainingSummary,
+)
 from app.core.domain.settings import higher_is_better
 from app.core.ml.training import PRESET_LABELS
 from app.core.services.project_data import ProjectData
@@ -52,78 +70,96 @@ def parse_since(text: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- gathering
-def _period(deployments: list[dict], since: str | None, version: int) -> tuple[str | None, str | None, str]:
+def _period(stints: tuple[ProductionStint, ...], since: str | None, version: int) -> ReportPeriod:
     if since is not None:
-        return since, None, "since the given date"
-    if not deployments:
-        return None, None, f"v{version} was never in production: no monitoring to report"
-    latest = deployments[-1]
-    label = f"while v{version} was in production" if latest["until"] else f"since v{version} was deployed"
-    return latest["deployed_at"], latest["until"], label
+        return ReportPeriod(start=since, end=None, label="since the given date")
+    if not stints:
+        return ReportPeriod(start=None, end=None, label=f"v{version} was never in production: no monitoring to report")
+    latest = stints[-1]
+    label = f"while v{version} was in production" if latest.until else f"since v{version} was deployed"
+    return ReportPeriod(start=latest.deployed_at, end=latest.until, label=label)
 
 
-def _first(events: list[Event], kind: str, version: int) -> dict | None:
-    for event in events:
-        if event.kind == kind and event.details.get("version") == version:
-            return {"at": event.at, "by": event.by, "message": event.message}
-    return None
+def _first(events: list[Event], kind: str, version: int) -> Event | None:
+    return next((e for e in events if e.kind == kind and e.details.get("version") == version), None)
 
 
-def _decision(event: Event) -> dict:
+def _decision(event: Event) -> GateDecision:
+    """A gate decision from its audit-log line (the details the policy recorded)."""
     details = event.details
-    return {"at": event.at, "by": event.by, "message": event.message,
-            "decision": details.get("decision", ""), "champion_version": details.get("champion_version"),
-            "champion_value": details.get("champion_value"), "challenger_value": details.get("challenger_value"),
-            "gate_rows": details.get("gate_rows"), "test": details.get("test"), "p_value": details.get("p_value"),
-            "accepted": details.get("accepted")}
+    return GateDecision(
+        at=event.at, by=event.by, message=event.message, decision=details.get("decision", ""),
+        champion_version=details.get("champion_version"), champion_value=details.get("champion_value"),
+        challenger_value=details.get("challenger_value"), gate_rows=details.get("gate_rows"),
+        test=details.get("test"), p_value=details.get("p_value"), accepted=details.get("accepted"))
 
 
-def _deployments_of(deployments: list[Deployment], version: int) -> list[dict]:
+def _deployments_of(deployments: list[Deployment], version: int) -> tuple[ProductionStint, ...]:
     """The times this version went into production, each with when it was replaced (None: still there)."""
     stints = []
     for index, deployment in enumerate(deployments):
         if deployment.version != version:
             continue
         following = deployments[index + 1] if index + 1 < len(deployments) else None
-        stints.append({"deployed_at": deployment.deployed_at, "by": deployment.by,
-                       "reason": deployment.reason, "is_rollback": deployment.is_rollback,
-                       "until": following.deployed_at if following else None,
-                       "replaced_by": following.version if following else None})
-    return stints
+        stints.append(ProductionStint(deployed_at=deployment.deployed_at, by=deployment.by, reason=deployment.reason,
+                                      is_rollback=deployment.is_rollback,
+                                      until=following.deployed_at if following else None,
+                                      replaced_by=following.version if following else None))
+    return tuple(stints)
+
+
+def _largest_first(importances: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(importances.items(), key=lambda item: -abs(item[1])))
+
+
+def _later_data(common: CommonRows | None, scored: ComparedVersion) -> LaterData | None:
+    """A version's metrics on the labelled rows that arrived after it was trained (None: none yet)."""
+    if common is None:
+        return None
+    return LaterData(rows=common.rows, dataset_versions=common.dataset_versions, metrics=scored.common_metrics or {})
+
+
+def _read_only(values: Any) -> Any:
+    values.flags.writeable = False
+    return values
 
 
 def _in_period(at: str | None, start: str, end: str | None) -> bool:
     return at is not None and at >= start and (end is None or at < end)
 
 
-def _batch(result: MonitorResult) -> dict:
-    return {"at": result.at, "dataset_version": result.dataset_version, "model_version": result.model_version,
-            "rows": result.rows, "labelled_rows": result.labelled_rows, "value": result.value,
-            "estimated_value": result.estimated_value, "drift_share": result.drift_share,
-            "drifted": result.drifted_features,
-            "fired": sorted(rule for rule, message in result.details.get("rules", {}).items() if message)}
+def _batch(result: MonitorResult) -> ReportBatch:
+    return ReportBatch(
+        at=result.at, dataset_version=result.dataset_version, model_version=result.model_version, rows=result.rows,
+        labelled_rows=result.labelled_rows, value=result.value, estimated_value=result.estimated_value,
+        drift_share=result.drift_share, drifted=tuple(result.drifted_features), fired=tuple(result.details.fired()))
 
 
-def _feature_drift(results: list[MonitorResult]) -> list[dict]:
+def _drift_cell(result: MonitorResult, feature: str) -> DriftCell | None:
+    """A feature's drift statistics on one monitored batch (None: not measured there)."""
+    stats = result.details.features.get(feature)
+    if stats is None:
+        return None
+    return DriftCell(dataset_version=result.dataset_version, psi=stats.psi, drifted=stats.drifted,
+                     effect=stats.effect, kind=stats.kind)
+
+
+def _feature_drift(results: list[MonitorResult]) -> tuple[FeatureDrift, ...]:
     """Per feature: its statistics on each batch of the period, and how often it drifted."""
     names: list[str] = []
     for result in results:
-        names.extend(n for n in result.details.get("features", {}) if n not in names)
+        names.extend(n for n in result.details.features if n not in names)
     rows = []
     for name in names:
-        cells = []
-        for result in results:
-            stats = result.details.get("features", {}).get(name)
-            cells.append(None if stats is None else {
-                "dataset_version": result.dataset_version, "psi": stats.get("psi"), "drifted": stats.get("drifted"),
-                "effect": stats.get("wasserstein_norm", stats.get("jensen_shannon")), "kind": stats.get("kind")})
-        drifted = [c["dataset_version"] for c in cells if c and c["drifted"]]
-        rows.append({"name": name, "cells": cells, "drifted_in": drifted,
-                     "kind": next((c["kind"] for c in cells if c), "numeric")})
-    return sorted(rows, key=lambda row: (-len(row["drifted_in"]), row["name"]))
+        cells = tuple(_drift_cell(result, name) for result in results)
+        measured = [cell for cell in cells if cell is not None]
+        rows.append(FeatureDrift(name=name, cells=cells,
+                                 drifted_in=tuple(cell.dataset_version for cell in measured if cell.drifted),
+                                 kind=next((cell.kind for cell in measured), "numeric")))
+    return tuple(sorted(rows, key=lambda row: (-len(row.drifted_in), row.name)))
 
 
-def render_report(report: dict) -> str:
+def render_report(report: Report) -> str:
     """The report as one self-contained HTML document: inline CSS and SVG, no script, nothing fetched."""
     import jinja2
 
@@ -135,8 +171,8 @@ def render_report(report: dict) -> str:
         trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(number=_number, when=_when, short_hash=lambda text: (text or "")[:12])
     charts = report_charts.charts_for(report)
-    return environment.get_template("report.html.j2").render(report=report, card=report["card"],
-                                                             monitoring=report["monitoring"], charts=charts)
+    return environment.get_template("report.html.j2").render(report=report, card=report.card,
+                                                             monitoring=report.monitoring, charts=charts)
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -166,8 +202,8 @@ class ReportService:
         self._clock = clock
         self._insights = insights
 
-    def build_report(self, name: str, version: int | None = None, since: str | None = None) -> dict:
-        """Everything the report shows, as plain data (since: ISO 8601 UTC, see parse_since)."""
+    def build_report(self, name: str, version: int | None = None, since: str | None = None) -> Report:
+        """Everything the report shows, as data (since: ISO 8601 UTC, see parse_since)."""
         project = self._data.project(name)
         production = self._data.production_version(name)
         if version is None:
@@ -175,61 +211,58 @@ class ReportService:
                 raise KeelError(f"project {name!r} has no production model yet: give --version N")
             version = production
         card = self._model_card(project, version)
-        start, end, period_label = _period(card["deployments"], since, version)
-        monitoring = self._monitoring_report(project, start, end) if start is not None else None
-        return {"project": name, "generated_at": self._clock(), "production_version": production, "card": card,
-                "period": {"start": start, "end": end, "label": period_label}, "monitoring": monitoring}
+        period = _period(card.deployments, since, version)
+        monitoring = self._monitoring_report(project, period.start, period.end) if period.start is not None else None
+        return Report(project=name, generated_at=self._clock(), production_version=production, card=card,
+                      period=period, monitoring=monitoring)
 
-    def _model_card(self, project: Project, version: int) -> dict:
+    def _model_card(self, project: Project, version: int) -> ModelCard:
         registry = self._registry
         model_version = registry.model_version(project.id, version)
         run = registry.run(model_version.run_id) if model_version.run_id else None
         params = registry.run_params(run.id) if run else {}
         metrics = self._data.model_metrics(model_version)
-        compared = self._insights.compare_versions(project.name, [version]).to_json()
-        scored = compared["versions"][0]
+        compared = self._insights.compare_versions(project.name, [version])  # the scores on its hold-out
+        scored = compared.versions[0]
         events = registry.events(project.id)
-        return {
-            "version": version, "created_at": model_version.created_at, "task": project.task,
-            "target": project.target, "metric": project.metric, "notes": model_version.notes,
-            "aliases": list(model_version.aliases), "archived": model_version.archived,
-            "preset": run.preset if run else None,
-            "preset_label": PRESET_LABELS.get(run.preset, run.preset) if run and run.preset else None,
-            "seed": run.seed if run else None, "overrides": params.get("overrides") or {},
-            "parameters": {k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
-            "kind": run.kind if run else "unknown", "import_source": params.get("source"),
-            "training": self._training_data(project, run, params),
-            "trained": _first(events, "model_trained", version) or _first(events, "model_imported", version),
-            "metrics": [{"name": k, "value": v, "primary": k == project.metric}
-                        for k, v in sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))],
-            "holdout_rows": params.get("test_rows"), "train_rows": params.get("train_rows"),
-            "refit_on_all_rows": bool(params.get("refit_on_all_rows")),
-            "scored_rows": scored["rows"], "classes": scored["classes"], "confusion": scored["confusion"],
-            "importance_kind": scored["importance_kind"],
-            "importances": sorted(scored["importances"].items(), key=lambda item: -abs(item[1])),
-            "later_data": compared["common"] and {**compared["common"], "metrics": scored.get("common_metrics", {})},
-            "gate": [_decision(e) for e in events if e.kind == "retrain_decision"
-                     and e.details.get("challenger_version") == version],
-            "deployments": _deployments_of(registry.deployments(project.id), version),
-            "library_versions": run.library_versions if run else {},
-            "sha256": model_version.sha256, "artifact": Path(model_version.artifact_path).name,
-            "settings": project.settings.to_json(),
-        }
+        return ModelCard(
+            version=version, created_at=model_version.created_at, task=project.task, target=project.target,
+            metric=project.metric, notes=model_version.notes, aliases=tuple(model_version.aliases),
+            archived=model_version.archived, preset=run.preset if run else None,
+            preset_label=PRESET_LABELS.get(run.preset, run.preset) if run and run.preset else None,
+            seed=run.seed if run else None, overrides=params.get("overrides") or {},
+            parameters={k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
+            kind=run.kind if run else "unknown", import_source=params.get("source"),
+            training=self._training_data(project, run, params),
+            trained=_first(events, "model_trained", version) or _first(events, "model_imported", version),
+            metrics=tuple(MetricValue(name=k, value=v, primary=k == project.metric) for k, v in
+                          sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))),
+            holdout_rows=params.get("test_rows"), train_rows=params.get("train_rows"),
+            refit_on_all_rows=bool(params.get("refit_on_all_rows")),
+            scored_rows=scored.rows, classes=scored.classes, confusion=scored.confusion,
+            importance_kind=scored.importance_kind, importances=_largest_first(scored.importances),
+            later_data=_later_data(compared.common, scored),
+            gate=tuple(_decision(e) for e in events
+                       if e.kind == "retrain_decision" and e.details.get("challenger_version") == version),
+            deployments=_deployments_of(registry.deployments(project.id), version),
+            library_versions=dict(run.library_versions) if run else {},
+            sha256=model_version.sha256, artifact=Path(model_version.artifact_path).name, settings=project.settings)
 
-    def _training_data(self, project: Project, run: Run | None, params: dict) -> dict:
+    def _training_data(self, project: Project, run: Run | None, params: dict) -> TrainingSummary:
         used = set(run.dataset_versions) if run else set()
         rows = self._registry.dataset_versions(project.id)
         by_id: dict[int | None, int] = {row.id: row.version for row in rows}
-        versions = [{"version": row.version, "rows": row.rows, "labelled_rows": row.labelled_rows,
-                     "source": row.source, "created_at": row.created_at, "sha256": row.content_sha256,
-                     "parent": by_id.get(row.parent_id)} for row in rows if row.version in used]
         window = project.settings.window
-        return {"dataset_versions": versions, "rows_available": sum(v["labelled_rows"] for v in versions),
-                "train_rows": params.get("train_rows"), "holdout_rows": params.get("test_rows"),
-                "holdout_share": params.get("holdout_share"), "cv_folds": params.get("cv_folds"),
-                "window": "all" if window is None else window}
+        return TrainingSummary(
+            dataset_versions=tuple(TrainingDataset(version=row.version, rows=row.rows, labelled_rows=row.labelled_rows,
+                                                   source=row.source, created_at=row.created_at,
+                                                   sha256=row.content_sha256, parent=by_id.get(row.parent_id))
+                                   for row in rows if row.version in used),
+            train_rows=params.get("train_rows"), holdout_rows=params.get("test_rows"),
+            holdout_share=params.get("holdout_share"), cv_folds=params.get("cv_folds"),
+            window="all" if window is None else window)
 
-    def _monitoring_report(self, project: Project, start: str, end: str | None) -> dict:
+    def _monitoring_report(self, project: Project, start: str, end: str | None) -> MonitoringReport:
         registry = self._registry
         settings = project.settings
         results = [r for r in registry.monitor_results(project.id) if _in_period(r.at, start, end)]
@@ -237,21 +270,15 @@ class ReportService:
         features = _feature_drift(results)
         alerts = [a for a in registry.alerts(project.id)
                   if a.opened_at < (end or "\uffff") and (a.closed_at is None or a.closed_at >= start)]
-        return {
-            "metric": project.metric, "higher_is_better": higher_is_better(project.metric),
-            "threshold": settings.threshold, "max_drop": settings.max_drop, "drift_share_limit": settings.drift_share,
-            "batches": [_batch(r) for r in results],
-            "deployments": [{"at": d.deployed_at, "version": d.version, "by": d.by, "reason": d.reason,
-                             "is_rollback": d.is_rollback} for d in deployments
-                            if _in_period(d.deployed_at, start, end)],
-            "training_values": self._training_values(project, results),
-            "features": features,
-            "distributions": self._distributions(project, results, features),
-            "alerts": [{**a.headline(), "status": a.status, "closed_at": a.closed_at} for a in alerts],
-            "decisions": [{"at": e.at, "kind": e.kind, "by": e.by, "message": e.message}
-                          for e in registry.events(project.id)
-                          if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)],
-        }
+        return MonitoringReport(
+            metric=project.metric, higher_is_better=higher_is_better(project.metric), threshold=settings.threshold,
+            max_drop=settings.max_drop, drift_share_limit=settings.drift_share,
+            batches=tuple(_batch(r) for r in results),
+            deployments=tuple(d for d in deployments if _in_period(d.deployed_at, start, end)),
+            training_values=self._training_values(project, results), features=features,
+            distributions=self._distributions(project, results, features), alerts=tuple(alerts),
+            decisions=tuple(e for e in registry.events(project.id)
+                            if e.kind in DECISION_EVENTS and _in_period(e.at, start, end)))
 
     def _training_values(self, project: Project, results: list[MonitorResult]) -> dict[int, float | None]:
         values = {}
@@ -261,7 +288,7 @@ class ReportService:
         return values
 
     def _distributions(self, project: Project, results: list[MonitorResult],
-                       features: list[dict]) -> list[dict]:
+                       features: tuple[FeatureDrift, ...]) -> tuple[FeatureValues, ...]:
         """Reference (the monitoring model's training rows) vs current (the latest batch where the
         feature drifted) values of the drifted features."""
         from app.core.ml import datasets
@@ -282,20 +309,21 @@ class ReportService:
             return frames[(kind, key)]
 
         drawn = []
-        for feature in [f for f in features if f["drifted_in"]][:MAX_DISTRIBUTION_FEATURES]:
-            dataset_version = feature["drifted_in"][-1]
+        for feature in [f for f in features if f.drifted_in][:MAX_DISTRIBUTION_FEATURES]:
+            dataset_version = feature.drifted_in[-1]
             model_version = by_dataset[dataset_version].model_version
             reference = values("reference", model_version)
-            if reference is None:
+            if reference is None or dataset_version is None:
                 continue
             current = values("batch", dataset_version)
-            drawn.append({"name": feature["name"], "kind": feature["kind"], "model_version": model_version,
-                          "dataset_version": dataset_version, "reference": reference[feature["name"]].to_numpy(),
-                          "current": current[feature["name"]].to_numpy()})
-        return drawn
+            drawn.append(FeatureValues(name=feature.name, kind=feature.kind, model_version=model_version,
+                                       dataset_version=dataset_version,
+                                       reference=_read_only(reference[feature.name].to_numpy()),
+                                       current=_read_only(current[feature.name].to_numpy())))
+        return tuple(drawn)
 
     def write_report(self, name: str, output: str | os.PathLike, version: int | None = None,
-                     since: str | None = None) -> dict:
+                     since: str | None = None) -> ReportWritten:
         """Write the report to output (an .html file outside the workspace); record it in the audit log."""
         from app.core.services.paths import check_output_path, user_output
 
@@ -307,11 +335,10 @@ class ReportService:
         with user_output(self._workspace.root, destination) as tmp:
             tmp.write_bytes(html)
         project = self._data.project(name)
-        card, monitoring = report["card"], report["monitoring"]
+        version, period = report.card.version, report.period
         with self._registry.transaction():
-            self._registry.add_event(project, "report_exported", f"report of v{card['version']} written to {destination}",
-                                     "user", {"version": card["version"], "since": report["period"]["start"],
-                                              "output": str(destination)})
-        return {"project": name, "version": card["version"], "output": str(destination), "bytes": len(html),
-                "period_start": report["period"]["start"], "period_end": report["period"]["end"],
-                "batches": len(monitoring["batches"]) if monitoring else 0}
+            self._registry.add_event(project, "report_exported", f"report of v{version} written to {destination}",
+                                     "user", {"version": version, "since": period.start, "output": str(destination)})
+        return ReportWritten(project=name, version=version, output=str(destination), bytes=len(html),
+                             period_start=period.start, period_end=period.end,
+                             batches=len(report.monitoring.batches) if report.monitoring else 0)

@@ -21,6 +21,7 @@ are older than --label-delay and still below --label-coverage.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from app.core.domain.entities import (
     Schema,
     TrafficWindow,
 )
+from app.core.domain.measurements import FeatureDrift, NumericDrift, WindowDetails
 from app.core.domain.settings import ProjectSettings, drop_from, higher_is_better, past_threshold
 from app.core.domain.traffic import (
     BatchCoverage,
@@ -81,15 +83,15 @@ def storage_frame(X: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- a cycle's work
-def window_rules(window: dict, prediction_stats: dict | None, probability_stats: dict | None,
+def window_rules(window: dict, prediction_stats: FeatureDrift | None, probability_stats: NumericDrift | None,
                  settings: ProjectSettings) -> dict[str, str]:
     where = f"traffic {window['started_at'][:19]} to {window['ended_at'][:19]} ({window['rows']} rows)"
     rules = {}
     moved = [name for name, stats in (("predictions", prediction_stats), ("probabilities", probability_stats))
-             if stats is not None and stats["drifted"]]
+             if stats is not None and stats.drifted]
     if prediction_stats is not None:
         rules["prediction_drift"] = (f"the distribution of {' and '.join(moved)} moved on {where} "
-                                     f"(prediction PSI {prediction_stats['psi']:.3f})" if moved else "")
+                                     f"(prediction PSI {prediction_stats.psi:.3f})" if moved else "")
     share = window["drift_share"]
     rules["traffic_drift_share"] = (f"{len(window['drifted_features'])} drifted feature(s) on {where} "
                                     f"({share:.0%} > {settings.drift_share:.0%}): "
@@ -123,12 +125,12 @@ def _finite(value: Any) -> float | None:
 
 def public_window(window: TrafficWindow) -> MonitoredWindow:
     """A stored traffic window as `monitor --json` and `traffic` show it."""
-    probability = window.details.get("probability_drift")
+    probability = window.details.probability_drift
     return MonitoredWindow(id=window.id, started_at=window.started_at, ended_at=window.ended_at, rows=window.rows,
                            model_version=window.model_version, metric=window.metric, value=window.value,
                            labelled_rows=window.labelled_rows, estimated_value=window.estimated_value,
                            prediction_drift=window.prediction_drift,
-                           probability_drift=probability["psi"] if probability else None,
+                           probability_drift=probability.psi if probability else None,
                            drifted_features=tuple(window.drifted_features), drift_share=window.drift_share)
 
 
@@ -216,7 +218,7 @@ class TrafficService:
         if records:
             window, details, rules = self._evaluate_window(project, loaded, reference, settings, records)
             with registry.transaction():
-                window_id = registry.insert_traffic_window(**window, details={**details, "rules": rules})
+                window_id = registry.insert_traffic_window(**window, details=dataclasses.replace(details, rules=dict(rules)))
                 value, labelled = measure_window(registry, project, registry.traffic_window(window_id))
                 if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
                     registry.set_window_measurement(window_id, value, labelled, self._clock())
@@ -234,30 +236,30 @@ class TrafficService:
                 apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
 
     def _evaluate_window(self, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
-                         settings: ProjectSettings, records: list[LoggedPrediction]) -> tuple[dict, dict, dict]:
+                         settings: ProjectSettings, records: list[LoggedPrediction]) -> tuple[dict, WindowDetails, dict]:
         schema, task, metric = project.schema, project.task, project.metric
         X = model_frame(records, schema)
         predictions = [r.prediction for r in records]
-        details: dict = {"model_versions": sorted({r.model_version_id for r in records})}
         prediction_stats = (drift.compare_predictions(reference.predictions, predictions, task)
                             if reference.predictions is not None else None)
         probability_stats, estimated = None, None
         proba = _probabilities(records)
         if proba is not None and reference.estimator is not None:
             estimated = _finite(reference.estimator.estimate(proba, metric))
-            probability_reference = reference.extra.get("probability")  # prepared with the reference
+            probability_reference = reference.probability  # prepared with the reference
             if probability_reference is not None:
                 probability_stats = probability_reference.compare(probability_summary(proba))
         per_feature = drift.compare_features(reference.features, X)
         drifted = drift.drifted_names(per_feature)
-        details.update(features=per_feature, prediction_drift=prediction_stats, probability_drift=probability_stats,
-                       prediction_shares=_shares(predictions) if task == "classification" else None)
+        details = WindowDetails(model_versions=tuple(sorted({r.model_version_id for r in records})), features=per_feature,
+                                prediction_drift=prediction_stats, probability_drift=probability_stats,
+                                prediction_shares=_shares(predictions) if task == "classification" else None)
         window = dict(project_id=project.id, model_version_id=loaded.model_version.id,
                       first_prediction_id=records[0].id, last_prediction_id=records[-1].id,
                       started_at=records[0].at, ended_at=records[-1].at, monitored_at=self._clock(), rows=len(records),
                       metric=metric, estimated_value=estimated,
                       drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
-                      prediction_drift=prediction_stats["psi"] if prediction_stats else None, drifted_features=drifted)
+                      prediction_drift=prediction_stats.psi if prediction_stats else None, drifted_features=drifted)
         return window, details, window_rules(window, prediction_stats, probability_stats, settings)
 
     # ------------------------------------------------------------------- late measurements

@@ -7,14 +7,17 @@
                               against that champion waits until they have doubled) ...
     backoff_champion_value    ... or until the champion is clearly worse than it scored then
     detector_json             the change detector's running statistics, for one champion
-    budget_json               labelled batches seen and the batch counts at which a challenger
-                              was fitted (the retrain budget)
+                              (decisions.DetectorState's document)
+    budget_json               the retrain budget (labelled batches seen, the token bucket, the
+                              challengers fitted, the drift under way, the hold streak):
+                              decisions.RetrainBudget's document
 """
 
 import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.decisions import DetectorState, RetrainBudget
 from app.core.domain.entities import PolicyDecision
 
 if TYPE_CHECKING:
@@ -27,8 +30,8 @@ class PolicyState:
     backoff_champion_version: int | None = None
     backoff_unseen_rows: int = 0
     backoff_champion_value: float | None = None
-    detector: dict = field(default_factory=dict)
-    budget: dict = field(default_factory=dict)
+    detector: DetectorState = field(default_factory=DetectorState)
+    budget: RetrainBudget = field(default_factory=RetrainBudget)
 
     def but(self, **changes: Any) -> "PolicyState":
         return replace(self, **changes)
@@ -39,9 +42,9 @@ def read_policy_state(registry: "Registry", project_id: int) -> PolicyState:
     if row is None:
         return PolicyState()
     return PolicyState(change_point=row["change_point"], backoff_champion_version=row["backoff_champion_version"],
-                       backoff_unseen_rows=row["backoff_unseen_rows"],
-                       backoff_champion_value=row["backoff_champion_value"], detector=json.loads(row["detector_json"]),
-                       budget=json.loads(row["budget_json"]))
+                       backoff_unseen_rows=row["backoff_unseen_rows"], backoff_champion_value=row["backoff_champion_value"],
+                       detector=DetectorState.from_json(json.loads(row["detector_json"])),
+                       budget=RetrainBudget.from_json(json.loads(row["budget_json"])))
 
 
 def write_policy_state(registry: "Registry", project_id: int, state: PolicyState) -> None:
@@ -55,7 +58,8 @@ def write_policy_state(registry: "Registry", project_id: int, state: PolicyState
         "backoff_champion_value = excluded.backoff_champion_value, detector_json = excluded.detector_json, "
         "budget_json = excluded.budget_json, updated_at = excluded.updated_at",
         (project_id, state.change_point, state.backoff_champion_version, state.backoff_unseen_rows,
-         state.backoff_champion_value, json.dumps(state.detector), json.dumps(state.budget), registry.clock()))
+         state.backoff_champion_value, json.dumps(state.detector.to_json()),
+         json.dumps(state.budget.to_json()), registry.clock()))
 
 
 # --------------------------------------------------------------------------- the policy's reads

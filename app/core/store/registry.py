@@ -37,6 +37,7 @@ from app.core.domain.entities import (
     TrafficWindow,
 )
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
+from app.core.domain.measurements import BatchDetails, WindowDetails
 from app.core.store.schema import LATEST_SCHEMA_VERSION, MIGRATIONS
 
 if TYPE_CHECKING:
@@ -553,10 +554,10 @@ class Registry:
         return self._insert_row("deployments", fields)
 
     # ----------------------------------------------------------------- monitoring
-    def insert_monitor_result(self, **fields: Any) -> int:
+    def insert_monitor_result(self, *, details: BatchDetails = BatchDetails(), **fields: Any) -> int:
         fields.setdefault("at", self.clock())
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
-        fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
+        fields["details_json"] = json.dumps(details.to_json(), default=float)
         return self._insert_row("monitor_results", fields)
 
     _MONITOR_RESULTS = ("SELECT r.*, m.version AS model_version, d.version AS dataset_version FROM monitor_results r "
@@ -643,9 +644,9 @@ class Registry:
             raise NotFoundError(f"unknown traffic window {window_id}")
         return TrafficWindow.from_row(row)
 
-    def insert_traffic_window(self, **fields: Any) -> int:
+    def insert_traffic_window(self, *, details: WindowDetails = WindowDetails(), **fields: Any) -> int:
         fields["drifted_features_json"] = json.dumps(fields.pop("drifted_features", []))
-        fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
+        fields["details_json"] = json.dumps(details.to_json(), default=float)
         return self._insert_row("traffic_windows", fields)
 
     def traffic_windows(self, project_id: int, after_id: int = 0) -> list[TrafficWindow]:

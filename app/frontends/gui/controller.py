@@ -490,7 +490,7 @@ class Controller(QObject):
         name = self.project
         return self.run(name, "export", f"Writing the report of {name}",
                         lambda job: self.opened_keel.reports.write_report(name, destination), project=name,
-                        on_done=lambda r: self.notify.emit("info", f"Report of v{r['version']} written to {r['output']}."))
+                        on_done=lambda r: self.notify.emit("info", f"Report of v{r.version} written to {r.output}."))
 
     def export_mlflow(self, version: int, destination: str) -> Job:
 

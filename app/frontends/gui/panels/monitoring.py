@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.domain.cards import FeatureDistribution
-from app.core.domain.entities import Deployment, PolicyDecision, Project, Schedule
+from app.core.domain.entities import Deployment, MonitorResult, PolicyDecision, Project, Schedule
+from app.core.domain.measurements import FeatureDrift
 from app.core.domain.results import ModelMark
 from app.frontends.gui.common import (
     ACCENT_COLOR,
@@ -36,6 +37,7 @@ from app.frontends.gui.common import (
     GOOD_COLOR,
     MUTED_COLOR,
     WARNING_COLOR,
+    Record,
     RecordsModel,
     fmt_value,
     heading,
@@ -75,21 +77,21 @@ DECISION_GROUPS = {"retrained_deployed": "retrain", "retrained_waiting": "retrai
                    "restored": "restored", "restore_waiting": "restored", "held": "held", "hold_ended": "hold_ended"}
 
 
-def batch_position(result: dict) -> float:
+def batch_position(result: MonitorResult) -> float:
     """Where a monitoring result stands on the x axis: its batch (dataset version), in arrival order."""
-    return float(result.get("dataset_version") or 0)
+    return float(result.dataset_version or 0)
 
 
 def epoch_seconds(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def ingest_time_position(result: dict, arrivals: dict[int, str]) -> float:
+def ingest_time_position(result: MonitorResult, arrivals: dict[int, str]) -> float:
     """Where a monitoring result stands on a date axis: when its batch was ingested (the
     monitoring time for a result whose batch is unknown)."""
-    version = result.get("dataset_version")
+    version = result.dataset_version
     arrived = arrivals.get(version) if version is not None else None
-    return epoch_seconds(arrived or result["at"])
+    return epoch_seconds(arrived or result.at)
 
 
 def lifecycle_markers(arrivals: dict[int, str], models: list[ModelMark], deployments: list[Deployment],
@@ -153,22 +155,33 @@ def _compact(texts: list[str]) -> list[str]:
     return ([f"{', '.join(trained)} trained"] if trained else []) + others
 
 
-def point_tip(result: dict, metric: str, arrivals: dict[int, str]) -> str:
-    batch = result.get("dataset_version")
+def point_tip(result: MonitorResult, metric: str, arrivals: dict[int, str]) -> str:
+    batch = result.dataset_version
     lines = [f"batch v{batch}, arrived {local_time(arrivals.get(batch))}" if batch else "batch"]
-    if result["value"] is not None:
-        lines.append(f"{metric} {fmt_value(result['value'])} on {result['labelled_rows']} labelled rows")
-    if result["estimated_value"] is not None:
-        lines.append(f"estimated {metric} {fmt_value(result['estimated_value'])} (label-free)")
-    lines.append(f"scored by model v{result['model_version']} at {local_time(result['at'])}")
+    if result.value is not None:
+        lines.append(f"{metric} {fmt_value(result.value)} on {result.labelled_rows} labelled rows")
+    if result.estimated_value is not None:
+        lines.append(f"estimated {metric} {fmt_value(result.estimated_value)} (label-free)")
+    lines.append(f"scored by model v{result.model_version} at {local_time(result.at)}")
     return "\n".join(lines)
 
 
-def feature_drift(result: dict | None) -> dict[str, dict]:
-    """Per-feature drift of one monitoring result: {feature: {"psi": float, "drifted": bool}}."""
-    block = ((result or {}).get("details") or {}).get("features") or {}
-    return {name: {"psi": float(stats["psi"]), "drifted": bool(stats.get("drifted"))}
-            for name, stats in block.items() if isinstance(stats, dict) and isinstance(stats.get("psi"), (int, float))}
+def feature_drift(result: MonitorResult | None) -> dict[str, FeatureDrift]:
+    """Per-feature drift of one monitoring result (none: no result yet), by feature name."""
+    return {} if result is None else result.details.features
+
+
+def table_row(result: MonitorResult) -> Record:
+    """A result as a row of the Batches table: its columns, without the details behind them."""
+    return {"id": result.id, "at": result.at, "model_version": result.model_version,
+            "dataset_version": result.dataset_version, "rows": result.rows, "labelled_rows": result.labelled_rows,
+            "value": result.value, "estimated_value": result.estimated_value, "drift_share": result.drift_share,
+            "drifted_features": result.drifted_features}
+
+
+def plotted_value(result: MonitorResult) -> float | None:
+    """Where a result stands on the metric plot: its measured value, else its label-free estimate."""
+    return result.value if result.value is not None else result.estimated_value
 
 
 def legend(entries: list[tuple[str, str, str]]) -> str:
@@ -234,7 +247,7 @@ class MonitoringPanel(Panel):
         super().__init__(controller, parent)
         self.named_actions = actions
         self._last_id = 0
-        self.results: list[dict] = []
+        self.results: list[MonitorResult] = []
         self._read: dict | None = None  # what the last read returned (Panel.read on a worker)
         self._waiting_decorations: list[Callable[[], None]] = []  # plots still to decorate, one per turn
         self.distribution: FeatureDistribution | None = None  # the feature distribution on show
@@ -497,15 +510,15 @@ class MonitoringPanel(Panel):
         if self._read is not None:
             self._decorations(self._read)
 
-    def _append(self, rows: list[dict]) -> None:
+    def _append(self, rows: list[MonitorResult]) -> None:
         for row in rows:
             x = self.metric_x(row)
-            if row["value"] is not None:
-                self.series["actual"].append(x, row["value"])
-            if row["estimated_value"] is not None:
-                self.series["estimated"].append(x, row["estimated_value"])
-            if row["drift_share"] is not None:
-                self.series["drift"].append(batch_position(row), row["drift_share"])
+            if row.value is not None:
+                self.series["actual"].append(x, row.value)
+            if row.estimated_value is not None:
+                self.series["estimated"].append(x, row.estimated_value)
+            if row.drift_share is not None:
+                self.series["drift"].append(batch_position(row), row.drift_share)
         self._tips_dirty = True
 
     def clear(self) -> None:
@@ -533,7 +546,7 @@ class MonitoringPanel(Panel):
         yet), and what the plots mark: trainings, deployments, policy decisions, batch arrivals."""
         after_id = self._last_id if self._shown_project == name else 0
         return {"project": keel.project(name), "schedule": keel.schedule(name), "after_id": after_id,
-                "results": [result.to_json() for result in keel.monitor_results(name, after_id=after_id)],
+                "results": keel.monitor_results(name, after_id=after_id),
                 "deployments": keel.deployments(name), "models": keel.model_timeline(name),
                 "decisions": keel.policy_decisions(name),
                 "arrivals": {d.version: d.created_at for d in keel.dataset_versions(name)},
@@ -545,21 +558,21 @@ class MonitoringPanel(Panel):
         self._load_schedule(project, data["schedule"])
         if data["after_id"] > self._last_id:  # cleared since the read began: the earlier results are missing
             self._stale = True
-        new = [r for r in data["results"] if r["id"] > self._last_id]
+        new = [r for r in data["results"] if r.id > self._last_id]
         if new and not self._stale:
             self.results.extend(new)
-            self._last_id = new[-1]["id"]
+            self._last_id = new[-1].id
             if self.plots_built:  # otherwise the idle-time build puts them in (_replay)
                 self._append(new)
-            self.table_model.set_rows(list(reversed(self.results)))
+            self.table_model.set_rows([table_row(result) for result in reversed(self.results)])
             self.table.resizeColumnsToContents()
         if self.plots_built:
             self._show_plots(bool(self.results))
             self._decorations(data, in_turns=True)  # the points reach the curves on the next flush tick
         self.traffic.show_traffic(data["traffic"])
-        measured = [r for r in self.results if r["value"] is not None]
+        measured = [r for r in self.results if r.value is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
-                             (f"; last {project.metric} {fmt_value(measured[-1]['value'])}" if measured else ""))
+                             (f"; last {project.metric} {fmt_value(measured[-1].value)}" if measured else ""))
 
     def _decorations(self, data: dict, in_turns: bool = False) -> None:
         """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift.
@@ -610,7 +623,7 @@ class MonitoringPanel(Panel):
         while self._waiting_decorations:
             self._waiting_decorations.pop(0)()
 
-    def metric_x(self, result: dict) -> float:
+    def metric_x(self, result: MonitorResult) -> float:
         return ingest_time_position(result, self.arrivals) if self.x_axis == "time" else batch_position(result)
 
     def prefer_x_axis(self, kind: str) -> None:
@@ -655,10 +668,10 @@ class MonitoringPanel(Panel):
             self.series[key].clear()
         for row in self.results:
             x = self.metric_x(row)
-            if row["value"] is not None:
-                self.series["actual"].append(x, row["value"])
-            if row["estimated_value"] is not None:
-                self.series["estimated"].append(x, row["estimated_value"])
+            if row.value is not None:
+                self.series["actual"].append(x, row.value)
+            if row.estimated_value is not None:
+                self.series["estimated"].append(x, row.estimated_value)
         self.flush()
 
     def _threshold(self, threshold) -> None:
@@ -702,8 +715,7 @@ class MonitoringPanel(Panel):
         """Each policy decision at the batch it followed: on the measured curve, or on the estimated one
         for a batch without labels (on the last measured batch, it hid that batch's own decision);
         -> the groups shown."""
-        plotted = [(r["at"], self.metric_x(r), r["value"] if r["value"] is not None else r["estimated_value"])
-                   for r in self.results if r["value"] is not None or r["estimated_value"] is not None]
+        plotted = [(r.at, self.metric_x(r), y) for r in self.results if (y := plotted_value(r)) is not None]
         points: dict[str, tuple[list, list]] = {group: ([], []) for group in DECISION_MARKS}
         for event in decisions:
             before = [(x, y) for at, x, y in plotted if at <= event.at]
@@ -716,8 +728,7 @@ class MonitoringPanel(Panel):
         return {group for group, (xs, _) in points.items() if xs}
 
     def _tips(self, metric: str, arrivals: dict[int, str]) -> None:
-        points = [(self.metric_x(r), r["value"] if r["value"] is not None else r["estimated_value"], r)
-                  for r in self.results if r["value"] is not None or r["estimated_value"] is not None]
+        points = [(self.metric_x(r), y, r) for r in self.results if (y := plotted_value(r)) is not None]
         self.metric_tips.setData(x=[p[0] for p in points], y=[p[1] for p in points],
                                  data=[point_tip(r, metric, arrivals) for _, _, r in points])
 
@@ -732,16 +743,16 @@ class MonitoringPanel(Panel):
             self.feature_legend.setText("")
             return
         names = list(per_feature)
-        bar_chart(self.feature_plot, names, [per_feature[n]["psi"] for n in names], color=DRIFT, value_label="PSI")
+        bar_chart(self.feature_plot, names, [per_feature[n].psi for n in names], color=DRIFT, value_label="PSI")
         self.feature_plot.setMinimumHeight(max(PLOT_HEIGHT, bar_chart_height(self.feature_plot, len(names))))
-        drifted = [n for n in names if per_feature[n]["drifted"]]
+        drifted = [n for n in names if per_feature[n].drifted]
         if drifted:
             from app.frontends.gui.plots import bar_chart_highlight
 
-            bar_chart_highlight(self.feature_plot, names, [per_feature[n]["psi"] for n in names], drifted, LIMIT)
-        batch = latest.get("dataset_version")
+            bar_chart_highlight(self.feature_plot, names, [per_feature[n].psi for n in names], drifted, LIMIT)
+        batch = latest.dataset_version
         self.feature_plot.setTitle("PSI per feature")
-        by_drift = sorted(names, key=lambda n: -per_feature[n]["psi"])
+        by_drift = sorted(names, key=lambda n: -per_feature[n].psi)
         if [self.feature_choice.itemText(i) for i in range(self.feature_choice.count())] != by_drift:
             chosen = self.feature_choice.currentText()
             self.feature_choice.blockSignals(True)
