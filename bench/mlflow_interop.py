@@ -118,10 +118,11 @@ def ensure_mlflow(venv: Path) -> Path:
 
 def build_demo(workspace: Path, batches: int):
     from app.core.services.lifecycle import Keel
+    from app.demo.demo_project import create_demo
     from app.demo.demo_stream import demo_batch
 
     keel = Keel.open(workspace)
-    keel.create_demo()
+    create_demo(keel)
     for index in range(batches):
         path = workspace / "demo" / f"demo-batch-{index + 1:03d}.csv"
         demo_batch(index).to_csv(path, index=False)

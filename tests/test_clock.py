@@ -162,5 +162,5 @@ def test_the_window_counts_alerts_since_the_user_looked_by_the_workspace_clock(k
     finally:
         later.close()
     listed = read_project_list(keel, {}, None)  # first seen: "looked" now, by the clock
-    assert listed["first_seen"] == ["loans"]
-    assert listed["health"][0].since == AlertsSince(opened=1, recovered=0), "opened 10 s after the clock's now"
+    assert listed.first_seen == ("loans",)
+    assert listed.health[0].since == AlertsSince(opened=1, recovered=0), "opened 10 s after the clock's now"

@@ -94,32 +94,6 @@ def test_approve_policy_waits_then_one_approval_deploys(workspace, capsys, store
     keel.close()
 
 
-def test_a_challenger_that_is_not_better_is_kept_but_not_deployed(workspace):
-    # stationary data and an unreachable floor: the alert fires, but no challenger can beat the champion
-    keel = make_project(workspace, settings={"policy": "auto", "threshold": 0.999})
-    drop(keel, "loan", batch(5), "same-concept.csv")
-    result = keel.policy.monitor("loan")
-    assert result.decision == "retrained_rejected"
-    assert result.production_version == 1 and versions(keel) == [1, 2]
-    assert keel.status("loan").versions[1].aliases == ()
-    assert not result.details.verdict.accepted
-    assert result.details.verdict.rule == "better"  # a threshold the user set does not start a drift
-    with pytest.raises(KeelError, match="no challenger"):
-        keel.policy.approve("loan")
-    # back-off: the same champion is challenged again only once its unseen rows have doubled
-    drop(keel, "loan", batch(6, rows=100), "small.csv")
-    held = keel.policy.monitor("loan")
-    assert held.decision == "held" and versions(keel) == [1, 2]
-    assert held.details.hold.hold == "back-off" and held.details.hold.needed_rows == 600
-    assert held.details.hold.unseen_rows == 400 and "metric_threshold" in held.message
-    drop(keel, "loan", batch(7, rows=250), "enough.csv")
-    budget = keel.policy.monitor("loan")  # the rows have doubled, but the budget has 0.75 of a challenger
-    assert budget.decision == "held" and budget.details.hold.hold == "budget" and versions(keel) == [1, 2]
-    drop(keel, "loan", batch(17, rows=100), "more.csv")
-    assert keel.policy.monitor("loan").decision == "retrained_rejected" and versions(keel) == [1, 2, 3]
-    keel.close()
-
-
 def test_a_metric_drop_starts_a_drift_that_two_failed_challengers_end(workspace, store):
     from app.core.store.policy_state import read_policy_state
 

@@ -16,6 +16,7 @@ from loop_helpers import batch, cli, drop, make_project
 from store_helpers import sql_row, sql_rows
 
 from app.core.domain.decisions import ChangeFinding, CycleDetails, HeldDetails, RestoreDetails, RetrainDetails
+from app.core.domain.errors import KeelError
 
 GOLDEN = Path(__file__).parent / "fixtures" / "policy_decision_documents.json"
 POLICY_EVENTS = ("retrain_decision", "restore_decision", "retrain_held", "retrain_hold_ended", "change_detected",
@@ -69,8 +70,9 @@ EXPECTED_DETAILS = {"none": CycleDetails, "alert": CycleDetails, "held": HeldDet
 
 
 def monitored_documents(capsys, workspace: Path, store, settings: dict, batches: list, rows: int = 800,
-                        monitor=through_the_cli) -> list[dict]:
-    """Each cycle's decision, `details`, `change_detected` (monitor --once --json) and the policy's events."""
+                        monitor=through_the_cli, after_cycle=None) -> list[dict]:
+    """Each cycle's decision, `details`, `change_detected` (monitor --once --json) and the policy's events.
+    after_cycle(keel, index, document): checks of the workspace after each cycle."""
     keel = make_project(workspace, rows=rows, settings=settings)
     registry = store(workspace)
     documents, seen = [], stored_details(registry, 0)[1]
@@ -84,31 +86,27 @@ def monitored_documents(capsys, workspace: Path, store, settings: dict, batches:
                               "change_detected": rounded(out["change_detected"]), "events": events,
                               "budget": rounded(json.loads(state["budget_json"])),
                               "detector": rounded(json.loads(state["detector_json"]))})
+            if after_cycle is not None:
+                after_cycle(keel, index, out)
     finally:
         keel.close()
     return documents
 
 
-def rejected_and_held(capsys, workspace: Path, store) -> list[dict]:
+def rejected_and_held(capsys, workspace: Path, store, after_cycle=None) -> list[dict]:
     """Stationary data and an unreachable floor: rejected, held (back-off), held (budget), rejected. (The
     policy service's typed outcomes: their to_json() is what `monitor --once --json` prints.)"""
     return monitored_documents(capsys, workspace, store, {"policy": "auto", "threshold": 0.999},
                                [batch(5), batch(6, rows=100), batch(7, rows=250), batch(17, rows=100)],
-                               monitor=through_the_service)
+                               monitor=through_the_service, after_cycle=after_cycle)
 
 
 def promoted_after_a_detected_change(capsys, workspace: Path, store) -> list[dict]:
-    """Four stationary batches, then a change the detector dates: promoted, then held (new rows)."""
-    concepts = [0.0, 0.0, 0.0, 0.0, 0.6, 0.8]
+    """Four stationary batches, then a change the detector dates: promoted, held (new rows), a follow-up
+    promoted; then the old concept again: the first version is restored."""
+    concepts = [0.0, 0.0, 0.0, 0.0, 0.6, 0.8, 0.0, 0.0]
     return monitored_documents(capsys, workspace, store, {"policy": "auto"},
                                [batch(60 + index, rows=300, concept=c) for index, c in enumerate(concepts)], rows=1000)
-
-
-def restored_when_the_concept_returns(capsys, workspace: Path, store) -> list[dict]:
-    """A new concept (promoted, then held), then the old one again: the earlier version is restored."""
-    concepts = [0.0, 0.0, 1.0, 1.0, 0.0]
-    return monitored_documents(capsys, workspace, store, {"policy": "auto"},
-                               [batch(40 + index, rows=400, concept=c) for index, c in enumerate(concepts)], rows=1000)
 
 
 def assert_same_documents(name: str, documents: list[dict]) -> None:
@@ -122,27 +120,37 @@ def assert_same_documents(name: str, documents: list[dict]) -> None:
         assert json.dumps(document) == json.dumps(want), document["decision"]
 
 
-def test_a_rejected_retrain_and_its_holds_come_typed_and_print_and_store_the_documents_they_always_have(capsys, workspace, store):
-    documents = rejected_and_held(capsys, workspace, store)
+def test_a_challenger_that_is_not_better_is_kept_but_not_deployed_and_its_holds_are_documented_as_always(
+        capsys, workspace, store):
+    def after_cycle(keel, index, document):
+        # rejected: kept as v2, not deployed, not waiting; the same champion is challenged again only once
+        # its unseen rows have doubled (back-off) and the budget has a challenger; then v3, rejected too
+        assert [v.version for v in keel.status("loan").versions] == [[1, 2], [1, 2], [1, 2], [1, 2, 3]][index]
+        assert document["production_version"] == 1 and keel.status("loan").versions[1].aliases == ()
+        if index == 0:
+            with pytest.raises(KeelError, match="no challenger"):
+                keel.policy.approve("loan")
+        if index == 1:
+            assert "metric_threshold" in document["message"]
+
+    documents = rejected_and_held(capsys, workspace, store, after_cycle)
     assert [d["decision"] for d in documents] == ["retrained_rejected", "held", "held", "retrained_rejected"]
+    assert not documents[0]["details"]["accepted"]
+    assert documents[0]["details"]["rule"] == "better"  # a threshold the user set does not start a drift
     assert [d["details"].get("hold") for d in documents] == [None, "back-off", "budget", None]
     assert_same_documents("rejected_and_held", documents)
 
 
-def test_a_promoted_retrain_after_a_detected_change_prints_and_stores_the_documents_it_always_had(capsys, workspace, store):
+def test_a_detected_change_its_retrains_and_a_restore_print_and_store_the_documents_they_always_had(
+        capsys, workspace, store):
     documents = promoted_after_a_detected_change(capsys, workspace, store)
-    assert [d["decision"] for d in documents] == ["none"] * 4 + ["retrained_deployed", "held"]
+    assert [d["decision"] for d in documents] == ["none"] * 4 + ["retrained_deployed", "held", "retrained_deployed",
+                                                                   "restored"]
     change = documents[4]["change_detected"]
     assert change is not None and change == documents[4]["details"]["change_detected"]
     assert [e["kind"] for e in documents[4]["events"]][:2] == ["change_detected", "change_detected"]
+    assert documents[7]["details"]["restored_version"] == 1
     assert_same_documents("promoted_after_a_detected_change", documents)
-
-
-def test_a_restore_prints_and_stores_the_documents_it_always_had(capsys, workspace, store):
-    documents = restored_when_the_concept_returns(capsys, workspace, store)
-    assert [d["decision"] for d in documents] == ["none", "none", "retrained_deployed", "held", "restored"]
-    assert documents[4]["details"]["restored_version"] == 1
-    assert_same_documents("restored_when_the_concept_returns", documents)
 
 
 def test_the_policy_state_reads_back_every_budget_and_detector_it_stored():

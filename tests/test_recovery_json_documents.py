@@ -6,6 +6,7 @@ a small deterministic workspace gives (docs/cli.md: keys may be added, never rem
 
 import dataclasses
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -13,11 +14,13 @@ import time
 
 import pytest
 from cli_helpers import cli, deployed_loans_workspace
+from store_helpers import opened_store
 
 from app.core.domain.upkeep import (
     ArchiveMember,
     BackupMade,
     BackupSchedule,
+    BackupScheduleSetting,
     BundleExported,
     BundleImported,
     DemoStreamState,
@@ -26,11 +29,13 @@ from app.core.domain.upkeep import (
     PruneResult,
     Repair,
     Restored,
+    RetentionRules,
     RetentionSettings,
     UpkeepDone,
     VerifyReport,
 )
 from app.core.services.lifecycle import Keel
+from app.core.store import maintenance
 from app.core.store.archive import ArchiveReader, write_archive
 from app.demo import demo_project, demo_stream
 from app.demo.simulator import make_batch
@@ -278,3 +283,21 @@ def test_an_archive_lists_its_members_as_typed_entries_and_its_manifest_keeps_it
     with ArchiveReader(tmp_path / "a.keel", expected_kind="bundle") as reader:
         assert reader.entries == {"rows/one.json": added} and reader.schema_version == 3
         assert reader.manifest["members"] == [{"name": "rows/one.json", "size": 2, "sha256": added.sha256}]
+
+
+def test_the_backup_schedule_and_retention_rules_an_earlier_keel_stored_read_back_typed(tmp_path, capsys):
+    ws = tmp_path / "ws"
+    _ok(capsys, ws, "retention")  # creates the workspace
+    with opened_store(ws) as registry:  # as an earlier Keel stored them: only the keys it was given
+        registry.conn.execute("INSERT INTO workspace_settings (key, value_json) VALUES "
+                              "('scheduled_backup', '{\"every\": \"every 2h\"}'), ('retention', '{\"inbox_days\": 3}')")
+        assert maintenance.scheduled_backup(registry) == BackupScheduleSetting(every="every 2h", keep=7, folder=None)
+        assert maintenance.retention_rules(registry) == RetentionRules(keep_archived=None, inbox_days=3)
+    assert _ok(capsys, ws, "backup") == {"schedule": {"enabled": True, "every": "every 2h", "keep": 7,
+                                                      "folder": str(tmp_path / "ws-backups"), "last_backup_at": None}}
+    assert _ok(capsys, ws, "retention") == {"retention": {"keep_archived": None, "inbox_days": 3,
+                                                          "last_applied_at": None}}
+    _ok(capsys, ws, "backup", "--keep", "2")
+    with opened_store(ws) as registry:
+        stored = dict(registry.conn.execute("SELECT key, value_json FROM workspace_settings"))
+    assert json.loads(stored["scheduled_backup"]) == {"every": "every 2h", "keep": 2, "folder": None}

@@ -15,7 +15,7 @@ from loop_helpers import batch
 from store_helpers import opened_store
 
 from app.core.domain.clock import Clock
-from app.core.domain.handoff import MetricValue, Report
+from app.core.domain.handoff import MetricValue, Report, ReportWritten
 from app.core.services.lifecycle import Keel
 from app.demo.simulator import initial_training_data
 
@@ -81,11 +81,15 @@ def project(tmp_path_factory):
 
 
 def written_report(workspace: Path, now: SteppedClock, output: Path, **options) -> dict:
+    """Write a report on the stepped clock; -> the typed result's document (what `report --json` prints)."""
     keel = Keel.open(workspace, clock=now.clock())
     try:
         result = keel.reports.write_report("loan", output, **options)
     finally:
         keel.close()
+    assert isinstance(result, ReportWritten) and pickle.loads(pickle.dumps(result)) == result
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.bytes = 0  # type: ignore[misc]
     return result.to_json()
 
 

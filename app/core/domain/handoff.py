@@ -342,6 +342,16 @@ class Report:
 
 
 @dataclass(frozen=True)
+class ReportCharts:
+    """The report's charts as inline SVG: None where there is nothing to draw. distributions maps
+    a drifted feature's name to its chart."""
+
+    importances: str | None
+    metric: str | None
+    distributions: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ReportWritten:
     """`report`: the HTML file written and what it covers."""
 

@@ -27,6 +27,7 @@ from app.core.services.paths import check_output_path
 from app.core.services.project_data import ProjectData
 from app.core.store import project_rows
 from app.core.store.archive import ArchiveError, ArchiveReader, write_archive
+from app.core.store.project_rows import TableRows
 from app.core.store.registry import LATEST_SCHEMA_VERSION, Registry
 from app.core.store.workspace import Workspace, check_project_name, project_lock
 
@@ -34,7 +35,7 @@ KIND = "bundle"
 ROWS_PREFIX = "rows/"
 
 
-def _project_files(root: Path, rows: dict) -> list[tuple[str, Path]]:
+def _project_files(root: Path, rows: TableRows) -> list[tuple[str, Path]]:
     """(member name, workspace file) for every model, drift reference and dataset file."""
     files = []
     for row in rows.get("model_versions", []):
@@ -51,7 +52,7 @@ def _project_files(root: Path, rows: dict) -> list[tuple[str, Path]]:
     return files
 
 
-def _check_rows(source: Path, schema_version: int, rows: dict) -> str:
+def _check_rows(source: Path, schema_version: int, rows: TableRows) -> str:
     if schema_version > LATEST_SCHEMA_VERSION:
         raise ArchiveError(f"{source.name} was written by a newer Keel (registry schema v{schema_version}, "
                            f"this one knows up to v{LATEST_SCHEMA_VERSION}); upgrade Keel to import it")
@@ -64,7 +65,7 @@ def _check_rows(source: Path, schema_version: int, rows: dict) -> str:
     return str(projects[0].get("name"))
 
 
-def _check_files(source: Path, rows: dict, staged: Path, trusted: set[str]) -> None:
+def _check_files(source: Path, rows: TableRows, staged: Path, trusted: set[str]) -> None:
     """Each model row's file is in the bundle, matches its sha256, and holds trusted types only."""
     for row in rows.get("model_versions", []):
         if row.get("pruned_at"):
@@ -174,7 +175,7 @@ class BundleService:
                 _check_files(source, rows, staged, set(trust or []))
                 return self._write_project(source, rows, original, name, staged, by)
 
-    def _write_project(self, source: Path, rows: dict, original: str, name: str, staged: Path,
+    def _write_project(self, source: Path, rows: TableRows, original: str, name: str, staged: Path,
                        by: str) -> BundleImported:
         workspace = self._workspace
         with project_lock(workspace, name):

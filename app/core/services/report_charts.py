@@ -9,10 +9,11 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from app.core.domain.handoff import FeatureValues, MonitoringReport, Report, ReportBatch, ReportCharts
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
     from app.core.domain.entities import Deployment
-    from app.core.domain.handoff import FeatureValues, MonitoringReport, Report, ReportBatch
 
 MAX_IMPORTANCES = 15
 MAX_CATEGORIES = 12
@@ -41,16 +41,6 @@ STYLE: dict[RcKeyType, Any] = {  # mypy checks each key is a real rcParam
     "axes.edgecolor": "#9aa5b1",
     "axes.titlesize": 10,
 }
-
-
-@dataclass(frozen=True)
-class ReportCharts:
-    """The report's charts as inline SVG: None where there is nothing to draw. distributions maps
-    a drifted feature's name to its chart."""
-
-    importances: str | None
-    metric: str | None
-    distributions: dict[str, str]
 
 
 def charts_for(report: Report) -> ReportCharts:

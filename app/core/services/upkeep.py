@@ -24,10 +24,8 @@ from app.core.domain.errors import KeelError
 from app.core.domain.settings import parse_schedule
 from app.core.domain.upkeep import (
     BackupSchedule,
-    BackupScheduleSetting,
     PrunedVersion,
     PruneResult,
-    RetentionRules,
     RetentionSettings,
     ScheduledBackupMade,
     UpkeepDone,
@@ -41,10 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("keel.upkeep")
 
-BACKUP_SETTING = "scheduled_backup"
-RETENTION_SETTING = "retention"
-LAST_BACKUP_SETTING = "last_scheduled_backup_at"
-LAST_RETENTION_SETTING = "last_retention_at"
 RETENTION_PERIOD = timedelta(days=1)
 SCHEDULED_NAME = re.compile(r"^keel-\d{8}T\d{6}Z(-\d+)?\.keel-backup$")
 
@@ -84,23 +78,17 @@ class UpkeepService:
         root = self._workspace.root
         return root.parent / f"{root.name}-backups"
 
-    def _stored_schedule(self) -> BackupScheduleSetting:
-        return BackupScheduleSetting.from_json(maintenance.workspace_setting(self._registry, BACKUP_SETTING, None))
-
-    def _stored_rules(self) -> RetentionRules:
-        return RetentionRules.from_json(maintenance.workspace_setting(self._registry, RETENTION_SETTING, None))
-
     def backup_schedule(self) -> BackupSchedule:
-        stored = self._stored_schedule()
+        stored = maintenance.scheduled_backup(self._registry)
         return BackupSchedule(every=stored.every, keep=stored.keep,
                               folder=stored.folder or str(self._default_backup_folder()),
-                              last_backup_at=maintenance.workspace_setting(self._registry, LAST_BACKUP_SETTING))
+                              last_backup_at=maintenance.last_scheduled_backup_at(self._registry))
 
     def set_backup_schedule(self, every: str | None = None, keep: int | None = None, folder: str | None = None,
                             off: bool = False) -> BackupSchedule:
         from app.core.services.backup import outside_workspace
 
-        stored = self._stored_schedule()
+        stored = maintenance.scheduled_backup(self._registry)
         if every is not None:
             kind, _ = parse_schedule(every)
             if kind != "interval":
@@ -117,20 +105,20 @@ class UpkeepService:
             outside_workspace(self._workspace.root, resolved / "probe", "the backup folder")
             stored = replace(stored, folder=str(resolved))
         with self._registry.transaction():
-            maintenance.set_workspace_setting(self._registry, BACKUP_SETTING, stored.to_json())
+            maintenance.set_scheduled_backup(self._registry, stored)
             self._registry.add_event(None, "settings_changed", "scheduled backup: " + stored.describe(), "user",
                                      {"scheduled_backup": stored.to_json()})
         return self.backup_schedule()
 
     def retention(self) -> RetentionSettings:
-        stored = self._stored_rules()
+        stored = maintenance.retention_rules(self._registry)
         return RetentionSettings(keep_archived=stored.keep_archived, inbox_days=stored.inbox_days,
-                                 last_applied_at=maintenance.workspace_setting(self._registry, LAST_RETENTION_SETTING))
+                                 last_applied_at=maintenance.last_retention_at(self._registry))
 
     def set_retention(self, keep_archived: int | None | str = "unchanged",
                       inbox_days: float | None | str = "unchanged") -> RetentionSettings:
         """None turns a rule off; "unchanged" leaves it."""
-        stored = self._stored_rules()
+        stored = maintenance.retention_rules(self._registry)
         if not isinstance(keep_archived, str):
             if isinstance(keep_archived, int) and keep_archived < 0:
                 raise KeelError(f"--keep-archived must be 0 or more, got {keep_archived}")
@@ -140,7 +128,7 @@ class UpkeepService:
                 raise KeelError(f"--inbox-days must be more than 0, got {inbox_days}")
             stored = replace(stored, inbox_days=inbox_days)
         with self._registry.transaction():
-            maintenance.set_workspace_setting(self._registry, RETENTION_SETTING, stored.to_json())
+            maintenance.set_retention_rules(self._registry, stored)
             self._registry.add_event(None, "settings_changed",
                                      f"retention: keep {stored.keep_archived} archived version(s), inbox files "
                                      f"{stored.inbox_days} day(s)", "user", {"retention": stored.to_json()})
@@ -156,7 +144,7 @@ class UpkeepService:
         removed = () if inbox_days is None else self._prune_inbox(inbox_days, dry_run, now)
         if not dry_run:
             with self._registry.transaction():
-                maintenance.set_workspace_setting(self._registry, LAST_RETENTION_SETTING, self._clock())
+                maintenance.set_last_retention_at(self._registry, self._clock())
         return PruneResult(dry_run=dry_run, keep_archived=keep_archived, inbox_days=inbox_days,
                            pruned_versions=pruned, removed_inbox_files=removed)
 
@@ -212,7 +200,7 @@ class UpkeepService:
             number += 1
         made = self._backup.backup(destination, by="scheduler")
         with self._registry.transaction():
-            maintenance.set_workspace_setting(self._registry, LAST_BACKUP_SETTING, now.isoformat())
+            maintenance.set_last_scheduled_backup_at(self._registry, now.isoformat())
         return ScheduledBackupMade(backup=made, removed_old_backups=_keep_newest(folder, schedule.keep))
 
     def run_due(self, now: datetime | None = None) -> UpkeepDone:

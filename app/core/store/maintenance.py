@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.domain.entities import DatabaseSummary, DatasetFile, ModelFile, ProductionPointer
+from app.core.domain.upkeep import BackupScheduleSetting, RetentionRules
 from app.core.store.registry import BUSY_TIMEOUT_MS, Registry
 
 
@@ -65,15 +66,58 @@ def project_names(registry: Registry) -> list[str]:
 
 
 # ------------------------------------------------------------------ workspace settings
-def workspace_setting(registry: Registry, key: str, default: Any = None) -> Any:
+# each a JSON value in the workspace_settings table, under its key
+SCHEDULED_BACKUP = "scheduled_backup"
+LAST_SCHEDULED_BACKUP_AT = "last_scheduled_backup_at"
+RETENTION = "retention"
+LAST_RETENTION_AT = "last_retention_at"
+
+
+def _workspace_setting(registry: Registry, key: str) -> Any:
     row = registry._query_one("SELECT value_json FROM workspace_settings WHERE key = ?", (key,))
-    return json.loads(row["value_json"]) if row else default
+    return json.loads(row["value_json"]) if row else None
 
 
-def set_workspace_setting(registry: Registry, key: str, value: Any) -> None:
+def _set_workspace_setting(registry: Registry, key: str, value: Any) -> None:
     registry.conn.execute(
         "INSERT INTO workspace_settings (key, value_json) VALUES (?, ?) "
         "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json", (key, json.dumps(value)))
+
+
+def scheduled_backup(registry: Registry) -> BackupScheduleSetting:
+    """The scheduled backup as set (off when never set)."""
+    return BackupScheduleSetting.from_json(_workspace_setting(registry, SCHEDULED_BACKUP))
+
+
+def set_scheduled_backup(registry: Registry, setting: BackupScheduleSetting) -> None:
+    _set_workspace_setting(registry, SCHEDULED_BACKUP, setting.to_json())
+
+
+def last_scheduled_backup_at(registry: Registry) -> str | None:
+    """When the last scheduled backup was made (ISO 8601; None: never)."""
+    return _workspace_setting(registry, LAST_SCHEDULED_BACKUP_AT)
+
+
+def set_last_scheduled_backup_at(registry: Registry, at: str) -> None:
+    _set_workspace_setting(registry, LAST_SCHEDULED_BACKUP_AT, at)
+
+
+def retention_rules(registry: Registry) -> RetentionRules:
+    """The retention rules as set (both off when never set)."""
+    return RetentionRules.from_json(_workspace_setting(registry, RETENTION))
+
+
+def set_retention_rules(registry: Registry, rules: RetentionRules) -> None:
+    _set_workspace_setting(registry, RETENTION, rules.to_json())
+
+
+def last_retention_at(registry: Registry) -> str | None:
+    """When retention was last applied (ISO 8601; None: never)."""
+    return _workspace_setting(registry, LAST_RETENTION_AT)
+
+
+def set_last_retention_at(registry: Registry, at: str) -> None:
+    _set_workspace_setting(registry, LAST_RETENTION_AT, at)
 
 
 # ------------------------------------------------------------------ backup and restore of the database

@@ -11,10 +11,15 @@ deployment a rollback replaced) is always inserted before it.
 import sqlite3
 from collections.abc import Callable
 from graphlib import TopologicalSorter
+from typing import Any
 
 from app.core.store.registry import Registry
 
 ROOT_TABLE = "projects"
+TableRows = dict[str, list[dict[str, Any]]]
+"""A project's rows as a bundle carries them (its rows/<table>.json members): table name -> that table's
+rows, each a mapping of column name -> stored value. A file format, generic over every table (a table a
+later migration adds comes along unchanged), so it stays a mapping rather than a type per table."""
 
 
 def _foreign_keys(conn: sqlite3.Connection, table: str) -> dict[str, str]:
@@ -45,7 +50,7 @@ def project_tables(conn: sqlite3.Connection) -> list[str]:
     return list(TopologicalSorter(graph).static_order())
 
 
-def export_rows(registry: Registry, project_id: int) -> dict[str, list[dict]]:
+def export_rows(registry: Registry, project_id: int) -> TableRows:
     """Every row of one project, read in one snapshot (a deferred read transaction)."""
     conn = registry.conn
     tables = project_tables(conn)
@@ -81,7 +86,7 @@ def _select_project_rows(registry: Registry, table: str, project_id: int, select
     return []
 
 
-def import_rows(registry: Registry, rows: dict[str, list[dict]],
+def import_rows(registry: Registry, rows: TableRows,
                 rewrite: Callable[[str, dict], dict]) -> int:
     """Insert a project's rows with new ids (inside the caller's transaction); returns the new
     project id. rewrite(table, row) may change a row before it is inserted (names, paths)."""

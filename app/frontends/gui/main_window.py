@@ -2,6 +2,7 @@
 menus and shortcuts, the job bar, in-window and tray notifications."""
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
@@ -63,7 +64,21 @@ def dot_icon(color: str) -> QIcon:
     return QIcon(pixmap)
 
 
-def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -> dict:
+@dataclass(frozen=True)
+class ProjectListReading:
+    """What the project list shows, read on a worker: the projects, their health (a project that
+    vanished meanwhile is left out), those seen for the first time, when the user looked (now), the
+    newest alert's id and the alerts opened after the last one announced."""
+
+    names: tuple[str, ...]
+    health: tuple[ProjectHealth, ...]
+    first_seen: tuple[str, ...]
+    seen_at: str  # UTC, ISO 8601
+    last_alert_id: int
+    new_alerts: tuple[AlertNotice, ...]
+
+
+def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -> ProjectListReading:
     """On a worker: every project's health (alerts counted since the user last looked at it), and
     the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
     now = keel.clock()
@@ -78,8 +93,9 @@ def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -
         last_alert_id, opened = keel.last_alert_id(), []
     else:
         opened = keel.open_alerts_after(last_alert_id)
-    return {"names": names, "health": healths, "first_seen": [n for n in names if not looked.get(n)],
-            "seen_at": now, "last_alert_id": last_alert_id, "new_alerts": opened}
+    return ProjectListReading(names=tuple(names), health=tuple(healths),
+                              first_seen=tuple(n for n in names if not looked.get(n)), seen_at=now,
+                              last_alert_id=last_alert_id, new_alerts=tuple(opened))
 
 
 class MainWindow(QMainWindow):
@@ -351,7 +367,7 @@ class MainWindow(QMainWindow):
                             on_done=lambda data: self._projects_read(keel, data),
                             on_error=lambda message, details: self._projects_read(keel, None, message))
 
-    def _projects_read(self, keel, data: dict | None, error: str = "") -> None:
+    def _projects_read(self, keel, data: ProjectListReading | None, error: str = "") -> None:
         self._reading_projects = False
         if keel is self.controller.keel and not self._closing:
             if data is None:
@@ -361,15 +377,15 @@ class MainWindow(QMainWindow):
         if self._read_projects_again:
             self.refresh_projects()
 
-    def _show_projects(self, data: dict) -> None:
-        for name in data["first_seen"]:  # a project seen for the first time: its past is not news
+    def _show_projects(self, data: ProjectListReading) -> None:
+        for name in data.first_seen:  # a project seen for the first time: its past is not news
             if not self.settings.value(f"looked/{name}", "", type=str):
-                self.settings.setValue(f"looked/{name}", data["seen_at"])
-        names = data["names"]
+                self.settings.setValue(f"looked/{name}", data.seen_at)
+        names = data.names
         current = self.controller.project or self._restoring_project
         self.project_list.blockSignals(True)
         self.project_list.clear()
-        for health in data["health"]:
+        for health in data.health:
             name = health.project
             item = QListWidgetItem(dot_icon(HEALTH_COLORS[health.state]), self._project_line(health))
             item.setData(Qt.ItemDataRole.UserRole, name)
@@ -384,7 +400,7 @@ class MainWindow(QMainWindow):
                 self.project_list.setCurrentRow(0)
         self._restoring_project = ""
         self.controller.set_project(current)
-        self._announce_alerts(data["last_alert_id"], data["new_alerts"])
+        self._announce_alerts(data.last_alert_id, data.new_alerts)
         self.update_actions()
         if self._offer_demo:
             self._offer_demo = False
@@ -461,7 +477,7 @@ class MainWindow(QMainWindow):
                 self.project_list.setCurrentItem(item)
                 self.project_list.blockSignals(False)
 
-    def _announce_alerts(self, last_alert_id: int, opened: list[AlertNotice]) -> None:
+    def _announce_alerts(self, last_alert_id: int, opened: tuple[AlertNotice, ...]) -> None:
         """The alerts opened since the last read, once each; those already open at start are shown by
         the list, not announced."""
         if self._last_alert_id is None:
