@@ -39,7 +39,8 @@ from app.core.store.workspace import Workspace, project_lock
 log = logging.getLogger("keel.labels")
 
 
-def _read_labels(raw: datasets.RawTable, schema: Schema, id_column: str) -> tuple[pd.Series, pd.Series, int, list]:
+def _read_labels(raw: datasets.RawTable, schema: Schema,
+                 id_column: str) -> tuple[pd.Series, pd.Series, int, list[str]]:
     frame = raw.frame
     id_name = next((c for c in (id_column, "id") if c in frame.columns), None)
     label_name = next((c for c in (schema.target, "label") if c in frame.columns), None)
@@ -165,7 +166,8 @@ class LabelService:
         return JoinedIds(ids=found, records=records, batch_rows=batch_rows, unknown=len(wanted) - len(found),
                          already_labelled=sum(1 for i in ids if i in already))
 
-    def _batch_rows(self, project: Project, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
+    def _batch_rows(self, project: Project, id_column: str,
+                    ids: set[str]) -> tuple[dict[str, tuple[DatasetVersion, pd.Series]], set[str]]:
         """Rows of ingested batches with these IDs: (id -> (dataset version row, its frame row) for the
         unlabelled ones, the IDs already labelled there)."""
         import pyarrow.parquet as pq
