@@ -24,10 +24,12 @@ def test_drift_reference_cache_is_per_project_not_per_file_hash(monkeypatch, tmp
     assert service.reference_for(first) == ("reference of", "a")
 
 
+@pytest.mark.filterwarnings("error::UserWarning")
 def test_monitoring_a_labelled_batch_made_only_of_a_class_the_model_never_saw(tmp_path):
     """A small labelled batch whose every label is new (ingest accepts it with a warning): the
-    cycle records its result (accuracy 0) and the batch is evaluated once; a failure before the
-    record would fail every later cycle on the same pending batch."""
+    cycle records its result (accuracy 0) and the batch is evaluated once, without scikit-learn's
+    warnings about the unseen class reaching the log; a failure before the record would fail every
+    later cycle on the same pending batch."""
     from app.core.services.lifecycle import Keel
     from app.demo.simulator import make_batch
 

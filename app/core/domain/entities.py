@@ -581,6 +581,14 @@ class LateLabelTotals:
 
 
 @dataclass(frozen=True)
+class VersionCounts:
+    """How many model versions and dataset versions a project has (archived ones included)."""
+
+    model_versions: int
+    dataset_versions: int
+
+
+@dataclass(frozen=True)
 class DatabaseSummary:
     """What a registry file holds, read without opening it as the workspace's (a backup being restored)."""
 

@@ -1006,7 +1006,7 @@ class Keel:
                                                                      estimated_value=last.estimated_value),
             open_alerts=tuple(self._registry.open_alerts(project.id)), settings=project.settings,
             prediction_log=prediction_log.summary(self._registry, project),
-            versions_total=counts["model_versions"], dataset_versions_total=counts["dataset_versions"])
+            versions_total=counts.model_versions, dataset_versions_total=counts.dataset_versions)
 
     def model_timeline(self, name: str) -> list[ModelMark]:
         """When each model version was made, oldest first, for a timeline's markers; a light read

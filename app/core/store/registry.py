@@ -35,6 +35,7 @@ from app.core.domain.entities import (
     Schedule,
     Schema,
     TrafficWindow,
+    VersionCounts,
 )
 from app.core.domain.errors import BusyError, IntegrityError, KeelError, NotFoundError
 from app.core.domain.measurements import BatchDetails, WindowDetails
@@ -424,7 +425,9 @@ class Registry:
             {"run": run_id}).fetchall()
         return {key: value for key, value in rows}
 
-    def run_params(self, run_id: int) -> dict:
+    def run_params(self, run_id: int) -> dict[str, Any]:
+        """The run's params by name, as MLflow keeps them: the estimator's parameters and Keel's own
+        facts (seed, train_rows, the training window...), each value of whatever JSON kind it was logged as."""
         rows = self.conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,)).fetchall()
         return {key: _loads(value, None) for key, value in rows}
 
@@ -465,13 +468,12 @@ class Registry:
         rows = self._query(_oldest_first("model_versions", where, newest), _limited([project_id], newest))
         return [self._model(row, aliases) for row in rows]
 
-    def version_counts(self, project_id: int) -> dict[str, int]:
+    def version_counts(self, project_id: int) -> VersionCounts:
         """How many model versions and dataset versions the project has."""
-        counts = {}
-        for table in ("model_versions", "dataset_versions"):
-            row = self._query_one(f"SELECT COUNT(*) AS n FROM {table} WHERE project_id = ?", (project_id,))
-            counts[table] = row["n"] if row else 0
-        return counts
+        def count(table: str) -> int:
+            return self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE project_id = ?", (project_id,)).fetchone()[0]
+
+        return VersionCounts(model_versions=count("model_versions"), dataset_versions=count("dataset_versions"))
 
     def model_version(self, project_id: int, version: int) -> ModelVersion:
         row = self._query_one("SELECT * FROM model_versions WHERE project_id = ? AND version = ?", (project_id, version))
