@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.core.domain.results import ProjectStatus  # noqa: E402  (after the path is set)
+
 RESULTS = ROOT / "bench" / "results" / "mlflow_interop.json"
 PROJECT = "demo-credit"
 
@@ -226,15 +228,15 @@ def main() -> int:
         print(f"keel push --all (the whole command, from process start): {len(first['versions'])} version(s), "
               f"{first['added']} change(s) in {push_seconds:.2f} s; again: {second['added']} change(s) in "
               f"{second_seconds:.2f} s")
-        checks["first push registers every version"] = len(first["versions"]) == len(status["versions"])
+        checks["first push registers every version"] = len(first["versions"]) == len(status.versions)
         checks["second push adds nothing"] = second["added"] == 0
 
         export_dir = folder / "exported-production"
-        keel_cli(workspace, "export", PROJECT, "--version", str(status["production_version"]), "--format", "mlflow",
+        keel_cli(workspace, "export", PROJECT, "--version", str(status.production_version), "--format", "mlflow",
                  "--output", str(export_dir))
         from app.core.ml import datasets
 
-        loaded = keel.load_version(PROJECT, status["production_version"])
+        loaded = keel.load_version(PROJECT, status.production_version)
         frame = datasets.to_model_frame(keel.dataset_frame(PROJECT, batches + 1), loaded.project.schema)
         frame_path = folder / "frame.parquet"
         frame.to_parquet(frame_path)
@@ -260,7 +262,7 @@ def main() -> int:
         reference = None if args.smoke else reference_timing(python, keel, folder, frame_path, status)
         if reference is not None:
             print(f"reference, MLflow's own client (a script: log_model skops + register the same "
-                  f"{len(status['versions'])} models, from process start) on a second server: {reference:.2f} s; "
+                  f"{len(status.versions)} models, from process start) on a second server: {reference:.2f} s; "
                   f"keel push: {push_seconds:.2f} s (ratio {push_seconds / reference:.2f})")
         keel.close()
         write_results(status, batches, seen, first, second, push_seconds, second_seconds, reference, served, checks)
@@ -274,7 +276,7 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def report_mlflow_side(seen: dict, status: dict, expected: list, checks: dict) -> None:
+def report_mlflow_side(seen: dict, status: ProjectStatus, expected: list, checks: dict) -> None:
     print(f"MLflow {seen['mlflow_version']} client reads back: experiment {seen['experiment']['id']} "
           f"(artifacts at {seen['experiment']['artifact_location']}), {len(seen['runs'])} run(s), "
           f"{len(seen['model_versions'])} model version(s), alias production -> version "
@@ -291,7 +293,7 @@ def report_mlflow_side(seen: dict, status: dict, expected: list, checks: dict) -
     checks["model sources are on the server (mlflow-artifacts)"] = all(
         v["source"].startswith("mlflow-artifacts:") for v in seen["model_versions"])
     checks["production alias names Keel's production version"] = \
-        seen["production"]["keel_version"] == str(status["production_version"])
+        seen["production"]["keel_version"] == str(status.production_version)
     checks["pyfunc flavors of the registered model"] = seen["registered_flavors"] == ["python_function", "sklearn"]
     checks["models:/NAME@production predicts what Keel predicts"] = seen["predictions_registered"] == expected
     checks["pyfunc.load_model(exported DIR) predicts what Keel predicts"] = seen["predictions_exported"] == expected
@@ -334,10 +336,10 @@ def reference_timing(python: Path, keel, folder: Path, frame_path: Path, status:
         uri = f"http://127.0.0.1:{port}"
         wait_for(uri + "/health", 180, process)
         models = []
-        for entry in status["versions"]:
-            facts = keel.mlflow.version_facts(PROJECT, entry["version"])
-            record = keel.mlflow.run_record(PROJECT, entry["version"])
-            models.append({"version": entry["version"], "path": str(facts.artifact), "trusted": list(facts.trusted_types),
+        for entry in status.versions:
+            facts = keel.mlflow.version_facts(PROJECT, entry.version)
+            record = keel.mlflow.run_record(PROJECT, entry.version)
+            models.append({"version": entry.version, "path": str(facts.artifact), "trusted": list(facts.trusted_types),
                            "params": record.params, "metrics": record.metrics,
                            "requirements": mlflow_model.pinned_requirements(facts.library_versions)})
         script = folder / "mlflow_reference.py"
@@ -356,7 +358,7 @@ def write_results(status, batches, seen, first, second, push_seconds, second_sec
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "when": datetime.now(UTC).isoformat(timespec="seconds"), "mlflow_version": seen["mlflow_version"],
-        "keel_versions": len(status["versions"]), "monitored_batches": batches,
+        "keel_versions": len(status.versions), "monitored_batches": batches,
         "push_seconds": round(push_seconds, 3), "push_changes": first["added"],
         "second_push_seconds": round(second_seconds, 3), "second_push_changes": second["added"],
         "mlflow_client_reference_seconds": None if reference is None else round(reference, 3),

@@ -303,7 +303,7 @@ class MonitorResult:
     prediction_drift: float | None
     model_version: int  # the model version's number
     dataset_version: int | None  # the dataset version's number
-    drifted_features: list[str] = field(default_factory=list)
+    drifted_features: tuple[str, ...] = ()
     details: BatchDetails = field(default_factory=BatchDetails)  # per-feature drift, per-class metrics, the rules...
 
     @classmethod
@@ -315,7 +315,7 @@ class MonitorResult:
                    estimated_value=row["estimated_value"], drift_share=row["drift_share"],
                    prediction_drift=row["prediction_drift"], model_version=row["model_version"],
                    dataset_version=row["dataset_version"],
-                   drifted_features=json.loads(row["drifted_features_json"] or "[]"),
+                   drifted_features=tuple(json.loads(row["drifted_features_json"] or "[]")),
                    details=BatchDetails.from_json(json.loads(row["details_json"] or "{}")))
 
     def to_json(self) -> dict[str, Any]:
@@ -325,7 +325,7 @@ class MonitorResult:
                 "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
                 "estimated_value": self.estimated_value, "drift_share": self.drift_share,
                 "prediction_drift": self.prediction_drift, "model_version": self.model_version,
-                "dataset_version": self.dataset_version, "drifted_features": self.drifted_features,
+                "dataset_version": self.dataset_version, "drifted_features": list(self.drifted_features),
                 "details": self.details.to_json()}
 
 
@@ -417,7 +417,7 @@ class TrafficWindow:
     estimated_value: float | None
     drift_share: float | None
     prediction_drift: float | None
-    drifted_features: list[str] = field(default_factory=list)
+    drifted_features: tuple[str, ...] = ()
     details: WindowDetails = field(default_factory=WindowDetails)  # per-feature drift, prediction drift, the rules...
 
     @classmethod
@@ -430,7 +430,7 @@ class TrafficWindow:
                    value=row["value"], labelled_rows=row["labelled_rows"], labels_at=row["labels_at"],
                    estimated_value=row["estimated_value"], drift_share=row["drift_share"],
                    prediction_drift=row["prediction_drift"],
-                   drifted_features=json.loads(row["drifted_features_json"] or "[]"),
+                   drifted_features=tuple(json.loads(row["drifted_features_json"] or "[]")),
                    details=WindowDetails.from_json(json.loads(row["details_json"] or "{}")))
 
 

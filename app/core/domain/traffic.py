@@ -179,3 +179,27 @@ class LateMeasurementEvaluated:
         return {"where": self.where, "traffic_window": self.traffic_window, "dataset_version": self.dataset_version,
                 "rows": self.rows, "labelled_rows": self.labelled_rows, "metric": self.metric, "value": self.value,
                 "labels_dataset_version": self.labels_dataset_version}
+
+
+@dataclass(frozen=True)
+class NewTrafficWindow:
+    """A traffic window measured by a cycle, before it is stored: its traffic_windows row, without
+    the details (stored beside it) and the measured metric (set when labels arrive)."""
+
+    project_id: int
+    model_version_id: int
+    first_prediction_id: int
+    last_prediction_id: int
+    started_at: str  # the first record's time (UTC, ISO 8601)
+    ended_at: str  # the last record's
+    monitored_at: str
+    rows: int
+    metric: str
+    estimated_value: float | None
+    drift_share: float
+    prediction_drift: float | None
+    drifted_features: tuple[str, ...]
+
+    def where(self) -> str:
+        """How an alert names it: 'traffic 2026-11-30T07:12:03 to 2026-11-30T08:00:41 (400 rows)'."""
+        return f"traffic {self.started_at[:19]} to {self.ended_at[:19]} ({self.rows} rows)"

@@ -165,7 +165,8 @@ class LabelService:
         return JoinedIds(ids=found, records=records, batch_rows=batch_rows, unknown=len(wanted) - len(found),
                          already_labelled=sum(1 for i in ids if i in already))
 
-    def _batch_rows(self, project: Project, id_column: str, ids: set[str]) -> tuple[dict, set[str]]:
+    def _batch_rows(self, project: Project, id_column: str,
+                    ids: set[str]) -> tuple[dict[str, tuple[DatasetVersion, pd.Series]], set[str]]:
         """Rows of ingested batches with these IDs: (id -> (dataset version row, its frame row) for the
         unlabelled ones, the IDs already labelled there)."""
         import pyarrow.parquet as pq

@@ -45,6 +45,7 @@ from app.core.domain.traffic import (
     BatchCoverage,
     LateMeasurementEvaluated,
     MonitoredWindow,
+    NewTrafficWindow,
     TrafficOverview,
     VolumeBar,
 )
@@ -56,6 +57,7 @@ from app.core.services.project_data import LoadedModel, ProjectData
 from app.core.store.registry import Registry
 
 log = logging.getLogger("keel.traffic")
+MeasuredWhat = tuple[int | None, int | None]  # a late measurement's (traffic window id, monitoring result id)
 
 
 # --------------------------------------------------------------------------- the log as a model frame
@@ -82,20 +84,21 @@ def storage_frame(X: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- a cycle's work
-def window_rules(window: dict, prediction_stats: FeatureDrift | None, probability_stats: NumericDrift | None,
-                 settings: ProjectSettings) -> dict[str, str]:
-    where = f"traffic {window['started_at'][:19]} to {window['ended_at'][:19]} ({window['rows']} rows)"
+def window_rules(window: NewTrafficWindow, prediction_stats: FeatureDrift | None,
+                 probability_stats: NumericDrift | None, settings: ProjectSettings) -> dict[str, str]:
+    """The traffic rules on a new window: rule -> message ("" when it holds; absent: no data to decide)."""
+    where = window.where()
     rules = {}
     moved = [name for name, stats in (("predictions", prediction_stats), ("probabilities", probability_stats))
              if stats is not None and stats.drifted]
     if prediction_stats is not None:
         rules["prediction_drift"] = (f"the distribution of {' and '.join(moved)} moved on {where} "
                                      f"(prediction PSI {prediction_stats.psi:.3f})" if moved else "")
-    share = window["drift_share"]
-    rules["traffic_drift_share"] = (f"{len(window['drifted_features'])} drifted feature(s) on {where} "
+    share, drifted = window.drift_share, window.drifted_features
+    rules["traffic_drift_share"] = (f"{len(drifted)} drifted feature(s) on {where} "
                                     f"({share:.0%} > {settings.drift_share:.0%}): "
-                                    f"{', '.join(window['drifted_features'])}" if share > settings.drift_share else "")
-    estimate, metric = window["estimated_value"], window["metric"]
+                                    f"{', '.join(drifted)}" if share > settings.drift_share else "")
+    estimate, metric = window.estimated_value, window.metric
     if estimate is not None and settings.threshold is not None:
         rules["traffic_estimated_threshold"] = (
             f"estimated {metric} {estimate:.4f} on {where} is past {settings.threshold:g} (a label-free estimate)"
@@ -217,7 +220,8 @@ class TrafficService:
         if records:
             window, details, rules = self._evaluate_window(project, loaded, reference, settings, records)
             with registry.transaction():
-                window_id = registry.insert_traffic_window(**window, details=dataclasses.replace(details, rules=dict(rules)))
+                window_id = registry.insert_traffic_window(**dataclasses.asdict(window),
+                                                           details=dataclasses.replace(details, rules=dict(rules)))
                 value, labelled = measure_window(registry, project, registry.traffic_window(window_id))
                 if labelled:  # labels that came before the cycle that made the window (rows logged since the last one)
                     registry.set_window_measurement(window_id, value, labelled, self._clock())
@@ -225,8 +229,8 @@ class TrafficService:
                                                 f"traffic window {window_id}"))
                 if alerts:
                     apply_rules(registry, project, rules, f"traffic window {window_id}", None,
-                                {"traffic_window": window_id, "prediction_drift": window["prediction_drift"],
-                                 "estimated_value": window["estimated_value"]}, by, cycle)
+                                {"traffic_window": window_id, "prediction_drift": window.prediction_drift,
+                                 "estimated_value": window.estimated_value}, by, cycle)
                 stored = registry.traffic_window(window_id)
             cycle.traffic.append(public_window(stored))
         if alerts and settings.id_column:
@@ -235,7 +239,8 @@ class TrafficService:
                 apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
 
     def _evaluate_window(self, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
-                         settings: ProjectSettings, records: list[LoggedPrediction]) -> tuple[dict, WindowDetails, dict]:
+                         settings: ProjectSettings,
+                         records: list[LoggedPrediction]) -> tuple[NewTrafficWindow, WindowDetails, dict[str, str]]:
         schema, task, metric = project.schema, project.task, project.metric
         X = model_frame(records, schema)
         predictions = [r.prediction for r in records]
@@ -253,12 +258,12 @@ class TrafficService:
         details = WindowDetails(model_versions=tuple(sorted({r.model_version_id for r in records})), features=per_feature,
                                 prediction_drift=prediction_stats, probability_drift=probability_stats,
                                 prediction_shares=_shares(predictions) if task == "classification" else None)
-        window = dict(project_id=project.id, model_version_id=loaded.model_version.id,
-                      first_prediction_id=records[0].id, last_prediction_id=records[-1].id,
-                      started_at=records[0].at, ended_at=records[-1].at, monitored_at=self._clock(), rows=len(records),
-                      metric=metric, estimated_value=estimated,
-                      drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
-                      prediction_drift=prediction_stats.psi if prediction_stats else None, drifted_features=drifted)
+        window = NewTrafficWindow(
+            project_id=project.id, model_version_id=loaded.model_version.id, first_prediction_id=records[0].id,
+            last_prediction_id=records[-1].id, started_at=records[0].at, ended_at=records[-1].at,
+            monitored_at=self._clock(), rows=len(records), metric=metric, estimated_value=estimated,
+            drift_share=len(drifted) / len(per_feature) if per_feature else 0.0,
+            prediction_drift=prediction_stats.psi if prediction_stats else None, drifted_features=tuple(drifted))
         return window, details, window_rules(window, prediction_stats, probability_stats, settings)
 
     # ------------------------------------------------------------------- late measurements
@@ -269,8 +274,8 @@ class TrafficService:
         pending = registry.pending_late_measurements(project.id)
         if not pending:
             return
-        newest: dict[tuple, LateMeasurement] = {}
-        labels_versions: dict[tuple, list[int]] = {}
+        newest: dict[MeasuredWhat, LateMeasurement] = {}
+        labels_versions: dict[MeasuredWhat, list[int]] = {}
         for measurement in pending:
             assert measurement.labels_dataset_version is not None  # read with every pending measurement
             key = (measurement.traffic_window_id, measurement.monitor_result_id)
@@ -294,7 +299,8 @@ class TrafficService:
                     labels_dataset_version=labels_version))
             registry.mark_late_measurements_evaluated([row.id for row in pending])
 
-    def _late_windows(self, project: Project, id_column: str, newest: dict, labels_versions: dict) -> list:
+    def _late_windows(self, project: Project, id_column: str, newest: dict[MeasuredWhat, LateMeasurement],
+                      labels_versions: dict[MeasuredWhat, list[int]]) -> list[LateWindow]:
         """Per window measured late: the rows its pending labels versions joined to it (each labels version
         holds only rows labelled for the first time, so no row is counted twice)."""
         frames: dict[int, pd.DataFrame] = {}
