@@ -1,6 +1,9 @@
 """Models: one selected version shows its full card; two or more are compared, each metric
 across versions as a chart and the parameters side by side with the differences marked."""
 
+from dataclasses import replace
+
+from app.core.domain.decisions import SamplingRecord
 
 
 def models_with_a_logreg_v3(qtbot, window, reason: str):
@@ -33,6 +36,13 @@ def test_one_version_shows_its_full_card(qtbot, backlog_window):
     text = models.compare_widget.findChild(type(models.hint), "versionCard").text()
     for shown in (card.sha256, "scikit-learn", "Deployments", "dataset versions", f"v{used[0]} ("):
         assert shown in text
+    assert card.training.sample is None and "sampled" not in text  # every row fitted
+
+    sampled = SamplingRecord(sampled_rows=1_200, of_rows=48_000, memory_budget_mb=64)
+    models.show_card(replace(card, training=replace(card.training, sample=sampled)))
+    cards = lambda: models.compare_widget.findChildren(type(models.hint), "versionCard")  # noqa: E731
+    qtbot.waitUntil(lambda: len(cards()) == 1, timeout=5000)  # the card shown before is deleted
+    assert "1,200 of 48,000 rows (training memory budget 64 MB)" in cards()[0].text()
 
 
 def test_three_versions_are_compared_with_a_metric_chart_and_the_differing_parameters(qtbot, backlog_window):

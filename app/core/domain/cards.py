@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.core.domain.decisions import SamplingRecord
 from app.core.domain.settings import ProjectSettings
 
 HealthState = Literal["none", "ok", "warning", "alert"]
@@ -117,14 +118,12 @@ class TrainingFacts:
     train_rows: int | None
     test_rows: int | None  # the hold-out rows
     seconds: float | None
-    # the training's sample when its rows were over the memory budget, as the run logged it:
-    # sampled_rows, of_rows, memory_budget_mb (all whole numbers); None: every row
-    sample: dict[str, int] | None
+    sample: SamplingRecord | None  # the rows kept when they were over the memory budget; None: every row
     dataset_versions: tuple[TrainingDataset, ...]
 
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "train_rows": self.train_rows, "test_rows": self.test_rows,
-                "seconds": self.seconds, "sample": self.sample,
+                "seconds": self.seconds, "sample": None if self.sample is None else self.sample.to_json(),
                 "dataset_versions": [d.to_json() for d in self.dataset_versions]}
 
 

@@ -26,6 +26,7 @@ from app.core.domain.cards import (
     VersionComparison,
     VersionDeployment,
 )
+from app.core.domain.decisions import SamplingRecord
 from app.core.domain.entities import Deployment, ModelVersion, MonitorResult, Project
 from app.core.domain.errors import NotFoundError
 from app.core.domain.settings import (
@@ -116,6 +117,12 @@ RUN_FACTS = ("seed", "train_rows", "test_rows", "fit_seconds", "training_sample"
 OVERRIDES_PARAM = "overrides"  # logged by a training: the project's own parameters, over the preset's defaults
 
 
+def sampling_of(run_facts: dict[str, Any]) -> SamplingRecord | None:
+    """The training's sample as its run logged it (training_sample); None: it fitted every row."""
+    logged = run_facts.get("training_sample")
+    return None if logged is None else SamplingRecord.from_json(logged)
+
+
 def differing_parameters(entries: Sequence[ComparedVersion]) -> list[str]:
     """The parameter names whose value is not the same in every compared version."""
     keys = sorted({key for entry in entries for key in entry.params})
@@ -187,7 +194,7 @@ class InsightsService:
                         and (e.details or {}).get("version") == version), None)
         training = TrainingFacts(
             seed=facts.get("seed"), train_rows=facts.get("train_rows"), test_rows=facts.get("test_rows"),
-            seconds=run.seconds if run else None, sample=facts.get("training_sample"),
+            seconds=run.seconds if run else None, sample=sampling_of(facts),
             dataset_versions=tuple(TrainingDataset(version=v, rows=datasets[v].rows,
                                                    labelled_rows=datasets[v].labelled_rows, source=datasets[v].source)
                                    for v in used if v in datasets))

@@ -366,9 +366,8 @@ class Keel:
         or replaces them as a whole with replace_params (how a parameter is removed)."""
         with self.holding_project_lock(name):
             project = self.project(name)
-            current = project.settings.to_json()
             updated = self._updated_settings(project, changes, replace_params)
-            changed = {k: v for k, v in updated.to_json().items() if current.get(k) != v}
+            changed = {k: v for k, v in updated.to_json().items() if getattr(project.settings, k) != v}
             with self._registry.transaction():
                 self._registry.update_project_settings(project.id, updated.to_json(), updated.metric)
                 kind, expression = parse_schedule(updated.schedule)
@@ -387,13 +386,13 @@ class Keel:
     def _updated_settings(self, project: Project, changes: dict, replace_params: bool) -> ProjectSettings:
         from app.core.ml import training
 
-        current = project.settings.to_json()
-        merged = {**current, **changes}
+        current = project.settings
+        merged = {**current.to_json(), **changes}  # changes: named settings, as `project set` and the dialog give them
         if "params" in changes and not replace_params:
-            merged["params"] = {**current.get("params", {}), **changes["params"]}
+            merged["params"] = {**current.params, **changes["params"]}
         updated = ProjectSettings.from_json(merged).validate(project.task)
         self._check_id_column(project, updated.id_column)
-        if updated.preset != current["preset"] and "params" not in changes:
+        if updated.preset != current.preset and "params" not in changes:
             updated = replace(updated, params={})
         if updated.params:
             training.make_estimator(project.task, updated.preset, updated.params, updated.seed)

@@ -129,7 +129,7 @@ class SettingsDialog(QDialog):
         self.task = project.task
         self.check = check
         current = project.settings  # its defaults fill any setting not stored
-        self.original = current.to_json()
+        self.original = current
         tabs = QTabWidget()
         tabs.setObjectName("settingsTabs")
         for title, form in (("Model", self._model_form(current)), ("Alerts and retraining", self._alerts_form(current)),
@@ -298,7 +298,7 @@ class SettingsDialog(QDialog):
     def changes(self) -> dict:
         """Only what the user changed (parameters, when changed, replace the old ones as a whole)."""
         values = self.values()
-        return {k: v for k, v in values.items() if self.original.get(k) != v}
+        return {k: v for k, v in values.items() if getattr(self.original, k) != v}
 
     def accept(self) -> None:
         """Save only what the core accepts: on a bad value the dialog stays open and says what and where."""

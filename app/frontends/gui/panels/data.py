@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.entities import Schema
+from app.core.domain.entities import DatasetVersion, Schema
 from app.frontends.gui.common import (
     DataFrameModel,
     Record,
@@ -64,7 +64,7 @@ def report_text(version: Record) -> str:
     return "\n".join(lines)
 
 
-class DataPanel(Panel[tuple[Schema, list[Record]]]):
+class DataPanel(Panel[tuple[Schema, list[DatasetVersion]]]):
     title = "Data"
 
     def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
@@ -121,15 +121,14 @@ class DataPanel(Panel[tuple[Schema, list[Record]]]):
         self.report.setPlainText("")
         self.preview_model.set_frame(None)
 
-    def read(self, keel: "Keel", name: str) -> tuple[Schema, list[Record]]:
-        return keel.project(name).schema, [version.to_json() for version in keel.dataset_versions(name)]
+    def read(self, keel: "Keel", name: str) -> tuple[Schema, list[DatasetVersion]]:
+        return keel.project(name).schema, keel.dataset_versions(name)
 
-    def show_data(self, data: tuple[Schema, list[Record]]) -> None:
-        schema, rows = data
-        by_id = {r["id"]: r["version"] for r in rows}
-        for row in rows:
-            row["parent_version"] = by_id.get(row["parent_id"])
-            row["created_local"] = self._local(row["created_at"])
+    def show_data(self, data: tuple[Schema, list[DatasetVersion]]) -> None:
+        schema, versions = data
+        by_id: dict[int | None, int] = {version.id: version.version for version in versions}
+        rows = [{**version.to_json(), "parent_version": by_id.get(version.parent_id),  # a table row
+                 "created_local": self._local(version.created_at)} for version in versions]
         was_empty = not self.versions.rows
         self.versions.set_rows(list(reversed(rows)))
         if was_empty:  # later refreshes keep the widths the user may have set

@@ -48,17 +48,15 @@ class DeploymentsPanel(Panel[tuple[str, list[Record]]]):
     def read(self, keel: "Keel", name: str) -> tuple[str, list[Record]]:
         """The project's primary metric, and its deployments (oldest first) with that metric at training."""
         metric = keel.project(name).metric
-        rows = [deployment.to_json() for deployment in keel.deployments(name)]
+        deployments = keel.deployments(name)
         metrics: dict[int, float | None] = {}  # the metric at training, by model version id
-        for row in rows:
-            if row["model_version_id"] not in metrics:
-                version = keel.model_version_by_id(row["model_version_id"])
-                metrics[row["model_version_id"]] = keel.model_metrics(version).get(metric)
-            row["training_value"] = metrics[row["model_version_id"]]
-            row["current"] = False
-        if rows:
-            rows[-1]["current"] = True
-        return metric, rows
+        for deployment in deployments:
+            if deployment.model_version_id not in metrics:
+                version = keel.model_version_by_id(deployment.model_version_id)
+                metrics[deployment.model_version_id] = keel.model_metrics(version).get(metric)
+        last = len(deployments) - 1
+        return metric, [{**deployment.to_json(), "training_value": metrics[deployment.model_version_id],  # a table row
+                         "current": index == last} for index, deployment in enumerate(deployments)]
 
     def show_data(self, data: tuple[str, list[Record]]) -> None:
         metric, rows = data

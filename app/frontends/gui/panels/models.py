@@ -249,8 +249,8 @@ class ModelsPanel(Panel[ProjectStatus]):
                                   f"by {d.by}: {d.reason or ''}" for d in card.deployments) or "never deployed"
 
         sample = training.sample
-        sampled = ([("sampled", f"{sample['sampled_rows']:,} of {sample['of_rows']:,} rows (training memory budget "
-                                f"{sample['memory_budget_mb']:,} MB)")] if sample else [])
+        sampled = ([("sampled", f"{sample.sampled_rows:,} of {sample.of_rows:,} rows (training memory budget "
+                                f"{sample.memory_budget_mb:,} MB)")] if sample else [])
 
         def rows(pairs: Iterable[tuple[str, object]]) -> str:
             return "".join(f"<tr><td style='padding-right:12px'><i>{k}</i></td><td>{v}</td></tr>" for k, v in pairs)
