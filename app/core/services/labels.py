@@ -39,7 +39,8 @@ from app.core.store.workspace import Workspace, project_lock
 log = logging.getLogger("keel.labels")
 
 
-def _read_labels(raw: datasets.RawTable, schema: Schema, id_column: str) -> tuple[pd.Series, pd.Series, int, list]:
+def _read_labels(raw: datasets.RawTable, schema: Schema,
+                 id_column: str) -> tuple[pd.Series, pd.Series, int, list[str]]:
     frame = raw.frame
     id_name = next((c for c in (id_column, "id") if c in frame.columns), None)
     label_name = next((c for c in (schema.target, "label") if c in frame.columns), None)

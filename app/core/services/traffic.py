@@ -161,7 +161,8 @@ def measure_window(registry: Registry, project: Project, window: TrafficWindow) 
 
 def measured_rules(metric: str, value: float | None, settings: ProjectSettings, training_value: float | None,
                    where: str) -> dict[str, str]:
-    """The measured-metric rules of monitoring.check_rules, for a window measured late."""
+    """The measured-metric rules of monitoring.check_rules, for a window measured late: rule -> message
+    ("" when it holds; none without a value)."""
     if value is None:
         return {}
     rules = {}
