@@ -94,6 +94,7 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
     """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
     adaptive training window starts there); None for traffic, which has no rows to train on."""
     open_alerts = open_alert_by_rule(registry, project.id)
+    change_rules: list[str] = []  # the change rules that opened an alert here: one change, however many
     for rule, message in rules.items():
         cycle.firing[rule] = message
         current = open_alerts.get(rule)
@@ -103,8 +104,7 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
             registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
                                {"alert_id": alert_id, "rule": rule, **details})
             if rule in CHANGE_RULES and dataset_version is not None:
-                registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}",
-                                   by, {"dataset_version": dataset_version, "rule": rule})
+                change_rules.append(rule)
             cycle.alerts_opened.append(OpenedAlert(id=alert_id, rule=rule, severity=RULE_SEVERITY[rule],
                                                    message=message, dataset_version=dataset_version))
         elif not message and current is not None:
@@ -112,3 +112,6 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
             registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
                                {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
             cycle.alerts_recovered.append(RecoveredAlert(id=current.id, rule=rule, dataset_version=dataset_version))
+    if change_rules:
+        registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}", by,
+                           {"dataset_version": dataset_version, "rule": change_rules[0], "rules": change_rules})
