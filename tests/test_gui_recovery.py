@@ -135,3 +135,26 @@ def test_the_recovery_actions_show_what_verify_backup_export_and_import_did(wind
     qtbot.waitUntil(lambda: "loans" in listed(), timeout=20000)
     qtbot.waitUntil(lambda: not window.controller.busy(), timeout=20000)
     assert not window.errors
+
+
+def test_the_recovery_entries_wait_while_the_workspace_opens(qtbot, demo_workspace, gui_settings, leak_guard,
+                                                             monkeypatch):
+    """Before Keel is constructed (it opens on a worker after the first paint) the entries ask for no
+    file and start no job: the window says the workspace is still opening (they used to fail on None)."""
+    from app.frontends.gui.application import settings_store
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.main_window import MainWindow
+
+    errors, asked = [], []
+    monkeypatch.setattr(common, "show_error", lambda *a, **k: errors.append(a))
+    monkeypatch.setattr(recovery_actions, "save_path", lambda *a, **k: asked.append(a) or "")
+    monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: asked.append(a) or "")
+    controller = Controller(str(demo_workspace), start_scheduler=False)
+    window = MainWindow(controller, settings_store())
+    qtbot.addWidget(window)
+    window.show()
+    for key in ("backup", "verify", "import_project"):
+        window.named_actions[key].trigger()
+    assert not asked and not errors and not controller.runner.active_jobs()
+    opening = "The workspace is still opening: try again in a moment."
+    assert [message for _, message in window.banner.history] == [opening] * 3

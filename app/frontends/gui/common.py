@@ -70,7 +70,7 @@ def local_time(iso: str | None) -> str:
     return to_local_display(iso) if iso else ""
 
 
-def fmt_value(value: Any, digits: int = 4) -> str:
+def fmt_value(value: object, digits: int = 4) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -120,7 +120,7 @@ class RecordsModel(QAbstractTableModel):
         super().__init__(parent)
         self.columns: list[Column] = list(columns)
         self.rows: list[Record] = []
-        self._raw: list[list[Any]] = []
+        self._raw: list[list[object]] = []
         self._text: list[list[str]] = []
         self._colors: list[str | None] = []
         self._shown_columns: list[Column] | None = None  # the columns the rows were shown with
@@ -146,7 +146,7 @@ class RecordsModel(QAbstractTableModel):
     def row_key(record: Record) -> object:
         return record.get("id", record.get("version"))
 
-    def _row_values(self, record: Record) -> list[Any]:
+    def _row_values(self, record: Record) -> list[object]:
         return [self._compute(record, spec) for _, spec in self.columns]
 
     def _update_in_place(self, rows: list[Record]) -> bool:
@@ -178,16 +178,16 @@ class RecordsModel(QAbstractTableModel):
             at = 0 if first == added else len(old)
             fresh = rows[:added] if first == added else rows[len(old):]
             self.beginInsertRows(QModelIndex(), at, at + added - 1)
-            values = [self._row_values(record) for record in fresh]
+            fresh_values = [self._row_values(record) for record in fresh]
             self.rows[at:at] = fresh
-            self._raw[at:at] = values
-            self._text[at:at] = [[fmt_value(v) for v in row] for row in values]
+            self._raw[at:at] = fresh_values
+            self._text[at:at] = [[fmt_value(v) for v in row] for row in fresh_values]
             self._colors[at:at] = [self.row_colors(r) if self.row_colors else None for r in fresh]
             self.endInsertRows()
         return True
 
     @staticmethod
-    def _compute(record: Record, spec: ColumnSpec) -> Any:
+    def _compute(record: Record, spec: ColumnSpec) -> object:
         return spec(record) if callable(spec) else record.get(spec)
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
@@ -196,10 +196,10 @@ class RecordsModel(QAbstractTableModel):
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.columns)
 
-    def raw(self, row: int, column: int) -> Any:
+    def raw(self, row: int, column: int) -> object:
         return self._raw[row][column]
 
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
@@ -216,7 +216,7 @@ class RecordsModel(QAbstractTableModel):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return self.columns[section][0]
         return None

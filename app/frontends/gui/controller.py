@@ -10,8 +10,9 @@ import gc
 import importlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
@@ -31,7 +32,9 @@ from app.frontends.gui.jobs import Job, JobRunner, call_in_child
 
 if TYPE_CHECKING:
     from app.adapters.scheduling import MonitorScheduler
+    from app.adapters.serving import ServerHandle
     from app.core.domain.handoff import PushResult
+    from app.core.domain.upkeep import DemoCreated
     from app.core.services.lifecycle import Keel
 
 log = logging.getLogger("keel.ui")
@@ -45,6 +48,8 @@ CLICK_READS_QUEUE = "click-reads"  # what a click needs before it can show a dia
 PLOT_WARM_SLICE_SECONDS = 0.004  # the GUI thread's share of each event-loop turn while pyqtgraph loads
 DEMO_BATCH_MS = 6000  # one demo batch every 6 s; the demo project monitors every 10 s
 STARTUP_CHECK_MS, STARTUP_DEFERRALS = 50, 40  # start-up work waits for the filled window, up to 2 s
+Result = TypeVar("Result")  # what a job's function returns, and its on_done is given
+ErrorCallback = Callable[[str, str], object]  # on_error(one-line message, details)
 
 
 class Controller(QObject):
@@ -61,7 +66,7 @@ class Controller(QObject):
     _inbox_waiting = Signal(str)  # scheduler thread -> GUI thread: a project's inbox holds files
 
     def __init__(self, workspace_dir: str | None, read_only: bool = False, parent: QObject | None = None,
-                 start_scheduler: bool = True):
+                 start_scheduler: bool = True) -> None:
         super().__init__(parent)
         self.workspace_dir = workspace_dir
         self.read_only = read_only
@@ -77,14 +82,15 @@ class Controller(QObject):
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.busy_changed.connect(self.jobs_changed)
-        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
-        self._stamp = None
+        # each job's on_done and on_error; a job's result is of its own type (run ties the two together)
+        self._callbacks: dict[int, tuple[Callable[[Any], object] | None, ErrorCallback | None]] = {}
+        self._stamp: tuple[object, ...] | None = None  # the registry's change stamp when last read
         self._polling = False  # a read of the change stamp is on a worker
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self.poll_registry)
         self.scheduler: MonitorScheduler | None = None
-        self.server = None
+        self.server: ServerHandle | None = None
         self._scheduled.connect(self._scheduled_monitor, Qt.ConnectionType.QueuedConnection)
         self._inbox_waiting.connect(self._sweep_inbox, Qt.ConnectionType.QueuedConnection)
         self._demo_timer = QTimer(self)
@@ -104,7 +110,7 @@ class Controller(QObject):
     # ------------------------------------------------------------------ opening / closing
     def open_keel(self) -> None:
         """Construct Keel (imports pandas and the registry) on a worker; keel_ready fires on the GUI thread."""
-        def load(job: Job):
+        def load(job: Job) -> "tuple[Keel, tuple[object, ...]]":
             from app.core.services.lifecycle import Keel
 
             keel = Keel.open(self.workspace_dir)
@@ -112,7 +118,7 @@ class Controller(QObject):
 
         self.run("workspace", "open", "Opening the workspace", load, on_done=self._keel_loaded)
 
-    def _keel_loaded(self, opened) -> None:
+    def _keel_loaded(self, opened: "tuple[Keel, tuple[object, ...]]") -> None:
         from app.logs import setup_logging
 
         keel, self._stamp = opened
@@ -190,7 +196,7 @@ class Controller(QObject):
             self.project = name or ""
             self.project_changed.emit(self.project)
 
-    def read_overview(self, *_) -> None:
+    def read_overview(self, *_: object) -> None:
         """Read what the production actions depend on off the GUI thread; overview_changed when it is in."""
         name = self.project
         if self.overview is None or name != self.overview.project:
@@ -234,7 +240,7 @@ class Controller(QObject):
         keel = self.keel
         self._polling = True
 
-        def done(stamp) -> None:
+        def done(stamp: tuple[object, ...]) -> None:
             self._polling = False
             if keel is not self.keel or stamp == self._stamp:
                 return
@@ -249,7 +255,7 @@ class Controller(QObject):
         self.run(POLL_QUEUE, "read", "Checking the registry for changes", lambda job: keel.change_stamp(),
                  on_done=done, on_error=failed, announce=False)
 
-    def read_for_click(self, title: str, read: Callable[[Any], Any], then: Callable[[Any], Any]) -> Job | None:
+    def read_for_click(self, title: str, read: "Callable[[Keel], Result]", then: Callable[[Result], object]) -> Job | None:
         """What a click needs before it can show anything (a dialog's choices, a confirmation's counts),
         read on a worker: read(keel) there, then(result) on the GUI thread, unless the workspace or the
         project changed meanwhile (the answer would be about something no longer on show)."""
@@ -257,22 +263,22 @@ class Controller(QObject):
         if keel is None:
             return None
 
-        def done(result) -> None:
+        def done(result: Result) -> None:
             if keel is self.keel and name == self.project:
                 then(result)
 
         return self.run(CLICK_READS_QUEUE, "read", title, lambda job: read(keel), project=name or None, on_done=done)
 
     # ------------------------------------------------------------------ jobs
-    def run(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
-            cancellable: bool = False, on_done: Callable | None = None, on_error: Callable | None = None,
-            announce: bool = True) -> Job:
+    def run(self, queue: str, kind: str, title: str, fn: Callable[[Job], Result], project: str | None = None,
+            cancellable: bool = False, on_done: Callable[[Result], object] | None = None,
+            on_error: ErrorCallback | None = None, announce: bool = True) -> Job:
         """A job; announce=False: one the window need not redraw for (jobs_changed is not emitted)."""
         job = self.runner.submit(queue, kind, title, fn, project=project, cancellable=cancellable, announce=announce)
         self._callbacks[job.id] = (on_done, on_error)
         return job
 
-    def _on_finished(self, job: Job, result) -> None:
+    def _on_finished(self, job: Job, result: object) -> None:
         on_done, _ = self._callbacks.pop(job.id, (None, None))
         if on_done is not None:
             on_done(result)
@@ -293,8 +299,9 @@ class Controller(QObject):
         saved = "a retrain under way was stopped, none of it saved" if job.kind == "monitor" else "nothing was saved"
         self.notify.emit("info", f"{job.title}: cancelled; {saved}")
 
-    def _write(self, kind: str, title: str, fn: Callable[[Job], Any], on_done=None, cancellable=False,
-               project: str | None = None, on_error=None) -> Job | None:
+    def _write(self, kind: str, title: str, fn: Callable[[Job], Result],
+               on_done: Callable[[Result], object] | None = None, cancellable: bool = False,
+               project: str | None = None, on_error: ErrorCallback | None = None) -> Job | None:
         """A job that changes the workspace: refused in read-only mode, serial per project."""
         if not self.can_write():
             self.notify.emit("warning", "This window is read-only: another Keel window holds the workspace.")
@@ -305,12 +312,12 @@ class Controller(QObject):
 
     # ------------------------------------------------------------------ actions
     def create_demo(self) -> Job | None:
-        def work(job: Job):
+        def work(job: Job) -> "DemoCreated":
             from app.demo.demo_project import create_demo
 
             return create_demo(self.opened_keel, progress=job.report)
 
-        def done(result):
+        def done(result: "DemoCreated") -> None:
             self.notify.emit("info", f"Demo project {result.project} is ready: v{result.version} in production. "
                                      "New batches arrive every few seconds (Model > Play demo stream stops them).")
             self.set_project(result.project)
@@ -320,12 +327,13 @@ class Controller(QObject):
         return self._write("demo", "Building the demo project", work, on_done=done, project="")
 
     def create_project(self, name: str, path: str, target: str, task: str, settings: dict,
-                       on_done: Callable | None = None, on_error: Callable | None = None) -> Job | None:
-        def work(job: Job):
+                       on_done: Callable[[ProjectCreated], object] | None = None,
+                       on_error: ErrorCallback | None = None) -> Job | None:
+        def work(job: Job) -> ProjectCreated:
             job.report(0.1, "reading and validating the file")
             return self.opened_keel.create_project(name, path, target, task, settings)
 
-        def done(result: ProjectCreated):
+        def done(result: ProjectCreated) -> None:
             self.notify.emit("info", f"Project {name} created ({result.rows} rows).")
             self.set_project(name)
             if on_done:
@@ -336,15 +344,15 @@ class Controller(QObject):
     def retrain(self) -> Job | None:
         name = self.project
 
-        def work(job: Job):
+        def work(job: Job) -> tuple[TrainResult, str]:
             # in a child process: choosing an adaptive window fits candidate models, and that, the
             # imports it needs and the reading of the rows would hold this process's GIL for long stretches
             job.report(0.01, "starting the training process")
-            trained = call_in_child(job, str(self.opened_keel.root), "train", name, reason="retrained from the desktop app",
-                                    takes_cancel_event=True)
+            trained: TrainResult = call_in_child(job, str(self.opened_keel.root), "train", name,
+                                                 reason="retrained from the desktop app", takes_cancel_event=True)
             return trained, self.opened_keel.project(name).metric  # the metric for the notice, read here
 
-        def done(outcome: tuple[TrainResult, str]):
+        def done(outcome: tuple[TrainResult, str]) -> None:
             trained, metric = outcome
             value = trained.metrics.get(metric)
             shown = f"{value:.4f}" if isinstance(value, float) else "n/a"
@@ -355,7 +363,7 @@ class Controller(QObject):
     def deploy(self, version: int) -> Job | None:
         name = self.project
 
-        def done(result: ProductionChange):
+        def done(result: ProductionChange) -> None:
             self.notify.emit("info", f"{name}: v{result.production_version} is now in production.")
 
         return self._write("deploy", f"Deploying {name} v{version}",
@@ -365,7 +373,7 @@ class Controller(QObject):
     def rollback(self, to_version: int | None = None) -> Job | None:
         name = self.project
 
-        def done(result: ProductionChange):
+        def done(result: ProductionChange) -> None:
             self.notify.emit("info", f"{name}: rolled back from v{result.previous_version} "
                                      f"to v{result.production_version}.")
 
@@ -375,11 +383,11 @@ class Controller(QObject):
     def ingest(self, path: str) -> Job | None:
         name = self.project
 
-        def work(job: Job):
+        def work(job: Job) -> IngestResult:
             job.report(0.0, f"reading {Path(path).name}")
             return self.opened_keel.ingest(name, path, progress=job.report, cancel_event=job.cancel_event)
 
-        def done(result: IngestResult):
+        def done(result: IngestResult) -> None:
             if result.duplicate_of:
                 self.notify.emit("info", f"{Path(path).name}: same content as dataset v{result.duplicate_of}; nothing stored.")
             else:
@@ -392,11 +400,11 @@ class Controller(QObject):
         """Late labels (`keel labels`): joined by ID; the counts reported as one notice."""
         name = self.project
 
-        def work(job: Job):
+        def work(job: Job) -> LabelsAdded:
             job.report(0.1, f"joining {Path(path).name} by ID")
             return self.opened_keel.labels.add_labels(name, path)
 
-        def done(result: LabelsAdded):
+        def done(result: LabelsAdded) -> None:
             stored = f"dataset v{result.dataset_version}" if result.dataset_version else "nothing stored"
             self.notify.emit("info", f"{name}: {result.joined} label(s) joined ({stored}); "
                                      f"{result.unknown} unknown, {result.duplicate} duplicate, "
@@ -411,7 +419,7 @@ class Controller(QObject):
         if len(files) == 1:
             return self.ingest(files[0])
 
-        def done(outcome: FilesIngested):
+        def done(outcome: FilesIngested) -> None:
             text = f"{name}: {outcome.summary()}."
             if outcome.refused:
                 refused = "; ".join(f"{r.file}: {r.reason}" for r in outcome.refused[:3])
@@ -428,15 +436,15 @@ class Controller(QObject):
     def train_and_deploy_first(self, name: str) -> Job | None:
         """A new project's first model: train v1 and put it in production (the wizard's default). The
         training runs in a child process, as Retrain's: Cancel ends it, nothing saved."""
-        def work(job: Job):
+        def work(job: Job) -> TrainResult:
             job.report(0.01, "starting the training process")
-            result = call_in_child(job, str(self.opened_keel.root), "train", name, takes_cancel_event=True,
-                                   reason="first model, from the new-project wizard")
+            result: TrainResult = call_in_child(job, str(self.opened_keel.root), "train", name, takes_cancel_event=True,
+                                                reason="first model, from the new-project wizard")
             job.report(0.97, f"deploying v{result.version}")
             self.opened_keel.deploy(name, result.version, by="user", reason="first model, from the new-project wizard")
             return result
 
-        def done(result: TrainResult):
+        def done(result: TrainResult) -> None:
             self.notify.emit("info", f"{name}: v{result.version} trained and in production.")
 
         return self._write("train", f"Training and deploying the first model of {name}", work, on_done=done,
@@ -447,13 +455,13 @@ class Controller(QObject):
 
     def monitor(self, name: str, by: str = "user") -> Job | None:
         """A monitoring cycle (inbox sweep first). Also what the scheduler submits."""
-        def work(job: Job):
+        def work(job: Job) -> MonitorOutcome:
             job.report(0.02, "starting the monitoring process")
             # cancellable (Cancel, closing the window): a policy retrain under way stops, none of it saved
             return call_in_child(job, str(self.opened_keel.root), "policy.monitor", name, by=by,
                                  takes_cancel_event=True)
 
-        def done(result: MonitorOutcome):
+        def done(result: MonitorOutcome) -> None:
             text = f"{name}: monitoring checked {len(result.batches)} new batch(es)"
             if result.alerts_opened:
                 text += f"; {len(result.alerts_opened)} alert(s) opened"
@@ -512,7 +520,7 @@ class Controller(QObject):
                         lambda job: mlflow_push.push(self.opened_keel, name, tracking_uri, all_versions=True), project=name,
                         on_done=done)
 
-    def check_model_file(self, path: str, on_done: Callable[[list[str]], Any]) -> Job:
+    def check_model_file(self, path: str, on_done: Callable[[list[str]], object]) -> Job:
         """The types in a model file outside Keel's trusted list (read on a worker: skops is slow to import)."""
         def work(job: Job) -> list[str]:
             from app.core.ml.artifacts import untrusted_types
@@ -529,7 +537,7 @@ class Controller(QObject):
                            on_done=lambda r: self.notify.emit("info", f"{name}: imported as v{r.version}."))
 
     def delete_project(self, name: str) -> Job | None:
-        def done(_):
+        def done(_: None) -> None:
             self.notify.emit("info", f"Project {name} deleted.")
             if self.project == name:
                 self.set_project("")
@@ -537,7 +545,7 @@ class Controller(QObject):
         return self._write("delete", f"Deleting {name}", lambda job: self.opened_keel.delete_project(name), on_done=done,
                            project=name)
 
-    def check_settings(self, name: str, changes: dict, answer: Callable[[str], Any]) -> Job | None:
+    def check_settings(self, name: str, changes: dict, answer: Callable[[str], object]) -> Job | None:
         """The core's check of a settings change, on a worker: answer("") when it passes, else
         answer(what is wrong), on the GUI thread."""
         from app.core.domain.errors import KeelError
@@ -559,7 +567,7 @@ class Controller(QObject):
     def save_settings(self, changes: dict) -> Job | None:
         name = self.project
 
-        def done(_):
+        def done(_: object) -> None:
             self.notify.emit("info", f"{name}: settings saved.")
             self._rebuild_scheduler()
 
@@ -588,7 +596,7 @@ class Controller(QObject):
         if self.runner.is_busy(DEMO_PROJECT, ("demo_drop",)):
             return None
 
-        def done(dropped):
+        def done(dropped: bool) -> None:
             if not dropped:
                 self.set_demo_stream(False)
                 self.notify.emit("info", "The demo stream has played all its batches. Model > Reset demo replays it.")
@@ -601,7 +609,7 @@ class Controller(QObject):
     def reset_demo(self) -> Job | None:
         from app.demo import demo_stream
 
-        def done(result):
+        def done(result: "DemoCreated") -> None:
             self.notify.emit("info", f"Demo reset: v{result.version} in production, the stream starts over.")
             self.set_project(result.project)
 
@@ -645,10 +653,12 @@ class Controller(QObject):
         if self.runner.is_busy(project_name, ("monitor", "inbox")):
             return None
 
-        def work(job: Job):
-            return call_in_child(job, str(self.opened_keel.root), "inbox.sweep", project_name, by="scheduler")
+        def work(job: Job) -> list[SweptFile] | None:
+            swept: list[SweptFile] | None = call_in_child(job, str(self.opened_keel.root), "inbox.sweep", project_name,
+                                                          by="scheduler")
+            return swept
 
-        def done(results: list[SweptFile] | None):
+        def done(results: list[SweptFile] | None) -> None:
             taken = [r for r in results or [] if r.status != "rejected"]
             rejected = [r for r in results or [] if r.status == "rejected"]
             if rejected:
@@ -658,7 +668,7 @@ class Controller(QObject):
                 self.notify.emit("info", f"{project_name}: " + ", ".join(
                     f"{r.file} -> dataset v{r.dataset_version}" for r in taken) + ".")
 
-        def failed(message, details):  # busy elsewhere, or a full disk: the next tick tries again
+        def failed(message: str, details: str) -> None:  # busy elsewhere, or a full disk: the next tick tries again
             log.warning("inbox sweep of %s: %s", project_name, message)
 
         return self._write("inbox", f"Inbox of {project_name}", work, on_done=done, project=project_name,
@@ -671,7 +681,7 @@ class Controller(QObject):
             except Exception:
                 log.exception("scheduler rebuild failed")
 
-    def next_run_times(self) -> dict:
+    def next_run_times(self) -> dict[str, datetime | None]:
         if self.scheduler is None:
             return {}
         try:
@@ -686,10 +696,10 @@ class Controller(QObject):
         name = self.project
         self.stop_server()
 
-        def work(job: Job):
+        def work(job: Job) -> "ServerHandle":
             return start_server(self.workspace_dir, name)
 
-        def done(handle):
+        def done(handle: "ServerHandle") -> None:
             self.server = handle
             self.notify.emit("info", f"Serving {name} at {handle.url}")
             self.registry_changed.emit()

@@ -47,14 +47,14 @@ class Job:
     queue: str
     kind: str
     title: str
-    fn: Callable[["Job"], Any]
+    fn: Callable[["Job"], object]
     project: str | None = None
     cancellable: bool = False
     id: int = 0  # numbered by its runner: 1, 2, ...
     state: str = QUEUED
     fraction: float = 0.0
     message: str = ""
-    result: Any = None
+    result: object = None  # what fn returned (its caller, Controller.run, knows its type)
     error: str = ""
     details: str = ""
     cancel_event: threading.Event = field(default_factory=threading.Event)
@@ -153,7 +153,7 @@ class JobRunner(QObject):
         self._garbage_clock.start()
 
     # ---------------------------------------------------------------- public API
-    def submit(self, queue: str, kind: str, title: str, fn: Callable[[Job], Any], project: str | None = None,
+    def submit(self, queue: str, kind: str, title: str, fn: Callable[[Job], object], project: str | None = None,
                cancellable: bool = False, announce: bool = True) -> Job:
         if self._closed:
             raise RuntimeError("the job runner is shut down")
@@ -223,7 +223,7 @@ class JobRunner(QObject):
 
     # ---------------------------------------------------------------- GUI side
     @Slot(object, str, object)
-    def _dispatch(self, job: Job, what: str, payload: Any) -> None:
+    def _dispatch(self, job: Job, what: str, payload: Any) -> None:  # payload: by `what` (see _run)
         if self._closed:  # shut down: the window that asked for this result is gone
             job.state = what if what != "progress" else job.state
             return

@@ -2,11 +2,23 @@
 menus and shortcuts, the job bar, in-window and tray notifications."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
@@ -26,7 +38,7 @@ from PySide6.QtWidgets import (
 from app import RESOURCES, __version__
 from app.core.domain.cards import ProjectHealth
 from app.core.domain.data_files import DATA_FILE_SUFFIXES, file_dialog_filter
-from app.core.domain.entities import AlertNotice
+from app.core.domain.entities import AlertNotice, Project
 from app.core.domain.results import ProjectStatus
 from app.demo import DEMO_PROJECT
 from app.frontends.gui import common, file_dialogs
@@ -34,13 +46,17 @@ from app.frontends.gui.common import HEALTH_COLORS, Banner, JobBar, fmt_value, s
 from app.frontends.gui.controller import DEPLOY_KINDS, WRITE_KINDS, Controller
 from app.frontends.gui.panels.activity import ActivityPanel
 from app.frontends.gui.panels.alerts import AlertsPanel
-from app.frontends.gui.panels.base import READS_QUEUE
+from app.frontends.gui.panels.base import READS_QUEUE, Panel
 from app.frontends.gui.panels.data import DataPanel
 from app.frontends.gui.panels.deployments import DeploymentsPanel
 from app.frontends.gui.panels.models import ModelsPanel
 from app.frontends.gui.panels.monitoring import MonitoringPanel
 from app.frontends.gui.panels.overview import OverviewPanel
 from app.frontends.gui.recovery_actions import RecoveryActions
+
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.jobs import Job
 
 DEFAULT_SIZE = QSize(1280, 820)  # a first start's window, where the screen has room for it
 log = logging.getLogger("keel.ui")
@@ -78,12 +94,12 @@ class ProjectListReading:
     new_alerts: tuple[AlertNotice, ...]
 
 
-def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -> ProjectListReading:
+def read_project_list(keel: "Keel", looked: dict[str, str], last_alert_id: int | None) -> ProjectListReading:
     """On a worker: every project's health (alerts counted since the user last looked at it), and
     the alerts opened after last_alert_id (or the last alert's id, when None: nothing to announce)."""
     now = keel.clock()
     names = keel.project_names()
-    healths = []
+    healths: list[ProjectHealth] = []
     for name in names:
         try:
             healths.append(keel.insights.health(name, since=looked.get(name) or now))
@@ -101,7 +117,7 @@ def read_project_list(keel, looked: dict[str, str], last_alert_id: int | None) -
 class MainWindow(QMainWindow):
     open_workspace_requested = Signal(str)
 
-    def __init__(self, controller: Controller, settings: QSettings, parent=None):
+    def __init__(self, controller: Controller, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.settings = settings
@@ -141,7 +157,8 @@ class MainWindow(QMainWindow):
         self.update_actions()
 
     # ------------------------------------------------------------------ building
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+    def _action(self, text: str, slot: Callable[[], object] | Callable[[bool], object], shortcut: str | QKeySequence.StandardKey | None = None,
+                tip: str = "") -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -255,13 +272,15 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("panels")
         self.tabs.setDocumentMode(True)
-        self.panels = {}
+        self.panels: dict[str, Panel[Any]] = {}  # by lower-case title; each tab shows data of its own type
         for cls in (OverviewPanel, DataPanel, ModelsPanel, MonitoringPanel, DeploymentsPanel, AlertsPanel, ActivityPanel):
             panel = cls(self.controller, self.named_actions)
             self.panels[cls.title.lower()] = panel
             self.tabs.addTab(panel, cls.title)
             if isinstance(panel, MonitoringPanel):
                 self.monitoring_panel = panel
+            if isinstance(panel, OverviewPanel):
+                self.overview_panel = panel
         right_layout.addWidget(self.tabs, 1)
         self.tabs.currentChanged.connect(self._tab_changed)
         monitoring = self.monitoring_panel
@@ -367,7 +386,7 @@ class MainWindow(QMainWindow):
                             on_done=lambda data: self._projects_read(keel, data),
                             on_error=lambda message, details: self._projects_read(keel, None, message))
 
-    def _projects_read(self, keel, data: ProjectListReading | None, error: str = "") -> None:
+    def _projects_read(self, keel: "Keel", data: ProjectListReading | None, error: str = "") -> None:
         self._reading_projects = False
         if keel is self.controller.keel and not self._closing:
             if data is None:
@@ -458,7 +477,7 @@ class MainWindow(QMainWindow):
             self.mark_looked(self.controller.project)
             self.refresh_projects()
 
-    def _project_clicked(self, item, _previous=None) -> None:
+    def _project_clicked(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
         if item is not None:
             self.controller.set_project(item.data(Qt.ItemDataRole.UserRole))
 
@@ -538,14 +557,14 @@ class MainWindow(QMainWindow):
         a["reset_demo"].setVisible(is_demo)
         a["cancel"].setEnabled(bool(c.runner.active_jobs()))
 
-    def _current_job(self):
+    def _current_job(self) -> "Job | None":
         jobs = [j for j in self.controller.runner.active_jobs() if j.kind not in ("read", "open")]
         for job in jobs:
             if job.state == "running" and job.project in (self.controller.project, None):
                 return job
         return next((j for j in jobs if j.state == "running"), jobs[0] if jobs else None)
 
-    def _show_job(self, job) -> None:
+    def _show_job(self, job: "Job") -> None:
         self.job_bar.show_job(self._current_job())
 
     def _show_current_job(self) -> None:
@@ -700,7 +719,7 @@ class MainWindow(QMainWindow):
         self.controller.read_for_click(f"Reading the settings of {name}", lambda keel: keel.project(name),
                                        lambda project: self._open_settings(name, project))
 
-    def _open_settings(self, name: str, project) -> None:
+    def _open_settings(self, name: str, project: Project) -> None:
         """The dialog, window-modal; Save asks the core to check the changes on a worker first."""
         from app.frontends.gui.settings_dialog import SettingsDialog
 
@@ -719,7 +738,7 @@ class MainWindow(QMainWindow):
     def toggle_server(self) -> None:
         if self.controller.server is not None:
             self.controller.stop_server()
-            self.panels["overview"].show_server()
+            self.overview_panel.show_server()
             self.notify("info", "Scoring server stopped.")
             self.update_actions()
         else:
@@ -745,7 +764,7 @@ class MainWindow(QMainWindow):
         import PySide6
         from PySide6.QtCore import qVersion
 
-        def version(package):
+        def version(package: str) -> str:
             try:
                 return metadata.version(package)
             except metadata.PackageNotFoundError:
@@ -773,13 +792,13 @@ class MainWindow(QMainWindow):
         common.show_error(self, message, details)
 
     # ------------------------------------------------------------------ drag and drop
-    def dragEnterEvent(self, event):
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
         if urls and all(u.isLocalFile() and (u.toLocalFile().lower().endswith(DATA_FILE_SUFFIXES)
                                              or Path(u.toLocalFile()).is_dir()) for u in urls):
             event.acceptProposedAction()
 
-    def dropEvent(self, event):
+    def dropEvent(self, event: QDropEvent) -> None:
         """Dropped files and folders (their data files, in name order): each file its own batch."""
         from app.core.services.batches import data_files
 
@@ -795,10 +814,10 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     # ------------------------------------------------------------------ closing
-    def _unfinished_jobs(self) -> list:
+    def _unfinished_jobs(self) -> "list[Job]":
         return [j for j in self.controller.runner.active_jobs() if j.kind in WRITE_KINDS]
 
-    def closeEvent(self, event):
+    def closeEvent(self, event: QCloseEvent) -> None:
         running = self._unfinished_jobs()
         if running:
             if not self._closing:

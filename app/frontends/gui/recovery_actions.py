@@ -5,30 +5,36 @@ the window says what it found and offers the repair. Every action is a job of th
 controller (off the GUI thread); the services do the work.
 """
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMenu, QMessageBox, QWidget
 
-from app.core.domain.upkeep import Finding, VerifyReport
+from app.core.domain.upkeep import BundleImported, Finding, Restored, VerifyReport
 from app.frontends.gui import common
 
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.main_window import MainWindow
 
-def save_path(parent, title: str, suggested: str, name_filter: str) -> str:
+
+def save_path(parent: QWidget | None, title: str, suggested: str, name_filter: str) -> str:
     """A file name to write ("" when cancelled); tests patch this function."""
     path, _ = QFileDialog.getSaveFileName(parent, title, suggested, name_filter)
     return path
 
 
-def open_path(parent, title: str, folder: str, name_filter: str) -> str:
+def open_path(parent: QWidget | None, title: str, folder: str, name_filter: str) -> str:
     """A file to read ("" when cancelled); tests patch this function."""
     path, _ = QFileDialog.getOpenFileName(parent, title, folder, name_filter)
     return path
 
 
 class RecoveryActions(QObject):
-    def __init__(self, window):
+    def __init__(self, window: "MainWindow") -> None:
         super().__init__(window)
         self.main_window = window
         self.controller = window.controller
@@ -48,7 +54,7 @@ class RecoveryActions(QObject):
         # keel_ready comes after the first paint (the workspace opens on a worker): the check runs on one too
         self.controller.keel_ready.connect(self.verify_quick)
 
-    def _action(self, text: str, slot, tip: str) -> QAction:
+    def _action(self, text: str, slot: Callable[[], object], tip: str) -> QAction:
         action = QAction(text, self.main_window)
         action.setToolTip(tip)
         action.triggered.connect(slot)
@@ -57,6 +63,8 @@ class RecoveryActions(QObject):
     def _add_to_file_menu(self) -> None:
         quit_action = self.main_window.named_actions["quit"]
         file_menu = self.main_window.menuBar().actions()[0].menu()
+        if not isinstance(file_menu, QMenu):  # Qt types QAction.menu() as a QObject
+            raise RuntimeError("the window's first menu is not File")
         for key in ("export_project", "import_project", None, "backup", "restore", "verify", None):
             if key is None:
                 file_menu.insertSeparator(quit_action)
@@ -72,9 +80,17 @@ class RecoveryActions(QObject):
     def verify_full(self) -> None:
         self._run_verify(quick=False, repair=False, always_report=True)
 
-    def _run_verify(self, quick: bool, repair: bool, always_report: bool = False) -> None:
-
+    def _opened_keel(self) -> "Keel | None":
+        """The workspace's Keel; None, said in the window, while the workspace is still opening."""
         keel = self.controller.keel
+        if keel is None:
+            self.main_window.notify("info", "The workspace is still opening: try again in a moment.")
+        return keel
+
+    def _run_verify(self, quick: bool, repair: bool, always_report: bool = False) -> None:
+        keel = self._opened_keel()
+        if keel is None:
+            return
         title = "Repairing the workspace" if repair else "Checking the workspace"
         self.controller.run("verify", "verify", title, lambda job: keel.verifier.verify(quick=quick, repair=repair),
                             on_done=lambda result: self._verified(result, always_report or repair))
@@ -107,7 +123,7 @@ class RecoveryActions(QObject):
         box.addButton(QMessageBox.StandardButton.Close)
         box.setObjectName("verifyReport")
 
-        def clicked(button):
+        def clicked(button: QAbstractButton) -> None:
             if repair_button is not None and button is repair_button:
                 self._run_verify(quick=report.quick, repair=True)
         box.buttonClicked.connect(clicked)
@@ -116,8 +132,9 @@ class RecoveryActions(QObject):
 
     # ------------------------------------------------------------------ backup / restore
     def backup(self) -> None:
-
-        keel = self.controller.keel
+        keel = self._opened_keel()
+        if keel is None:
+            return
         suggested = str(Path.home() / f"{keel.root.name}.keel-backup")
         path = save_path(self.main_window, "Back up the workspace", suggested, "Keel backup (*.keel-backup)")
         if path:
@@ -126,14 +143,13 @@ class RecoveryActions(QObject):
                                     "info", f"Backed up {len(r.projects)} project(s) to {r.path}."))
 
     def restore(self) -> None:
-
         if not self.controller.can_write():
             self.main_window.notify("warning", "This window is read-only: another Keel window holds the workspace.")
             return
         if self.controller.busy():
             self.main_window.notify("warning", "Wait for the running jobs to finish before restoring.")
             return
-        keel = self.controller.keel
+        keel = self.controller.opened_keel  # can_write: the workspace is open
         path = open_path(self.main_window, "Restore a backup", str(Path.home()), "Keel backup (*.keel-backup)")
         if not path or not common.confirm(
                 self.main_window, "Restore this backup?", f"Replace the workspace {keel.root} with {Path(path).name}?",
@@ -142,11 +158,11 @@ class RecoveryActions(QObject):
             return
         self.controller.stop_scheduler()
 
-        def done(result):
+        def done(result: Restored) -> None:
             self.controller.restart_after_restore()
             self.main_window.notify("info", f"Restored {len(result.projects)} project(s) from {Path(path).name}.")
 
-        def failed(message, details):
+        def failed(message: str, details: str) -> None:
             self.controller.restart_after_restore()
             self.main_window.show_error(f"Restore failed: {message}", details)
 
@@ -156,10 +172,12 @@ class RecoveryActions(QObject):
 
     # ------------------------------------------------------------------ bundles
     def export_project(self) -> None:
-
-        keel, name = self.controller.keel, self.controller.project
+        name = self.controller.project
         if not name:
             self.main_window.notify("info", "Select a project to export.")
+            return
+        keel = self._opened_keel()
+        if keel is None:
             return
         path = save_path(self.main_window, f"Export {name}", str(Path.home() / f"{name}.keel"),
                                       "Keel project (*.keel)")
@@ -169,12 +187,16 @@ class RecoveryActions(QObject):
                                     "info", f"{name} exported to {r.path}."))
 
     def import_project(self) -> None:
-
-        keel = self.controller.keel
+        keel = self._opened_keel()
+        if keel is None:
+            return
         path = open_path(self.main_window, "Import a project", str(Path.home()), "Keel project (*.keel)")
         if not path:
             return
+
+        def done(result: BundleImported) -> None:
+            self.controller.registry_changed.emit()
+            self.main_window.notify("info", f"Project {result.project} imported from {Path(path).name}.")
+
         self.controller.run("workspace", "import", f"Importing {Path(path).name}",
-                            lambda job: keel.bundle.import_bundle(path),
-                            on_done=lambda r: (self.controller.registry_changed.emit(), self.main_window.notify(
-                                "info", f"Project {r.project} imported from {Path(path).name}.")))
+                            lambda job: keel.bundle.import_bundle(path), on_done=done)

@@ -1,13 +1,17 @@
 """Models: the registry, sortable, and a side-by-side comparison of two versions."""
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLayout,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -39,14 +43,21 @@ from app.frontends.gui.common import (
 )
 from app.frontends.gui.panels.base import Panel, action_button
 
+if TYPE_CHECKING:
+    import pyqtgraph
+
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.jobs import Job
+
 VERSION_COLOURS = [ACCENT_COLOR, WARNING_COLOR, GOOD_COLOR, DRIFT_COLOR, BAD_COLOR, MUTED_COLOR]
 ERRORS_CHART_MIN_WIDTH = 250  # its title and axis titles whole when one error metric shares a 1024-px window
 
 
-class ModelsPanel(Panel):
+class ModelsPanel(Panel[ProjectStatus]):
     title = "Models"
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         self.metric_names: list[str] = []
         layout, top = self.page_layout("Model registry")
@@ -114,7 +125,7 @@ class ModelsPanel(Panel):
             elif layout is not None:
                 _delete_layout(layout)
 
-    def read(self, keel, project: str) -> ProjectStatus:
+    def read(self, keel: "Keel", project: str) -> ProjectStatus:
         return keel.status(project)
 
     def show_data(self, status: ProjectStatus) -> None:
@@ -196,7 +207,7 @@ class ModelsPanel(Panel):
             self.controller.export(version, path)
 
     # ------------------------------------------------------------------ one version's card
-    def _selection_changed(self, *_) -> None:
+    def _selection_changed(self, *_: object) -> None:
         self.update_buttons()
         chosen = self.selected()
         if len(chosen) == 1 and self.keel is not None:
@@ -204,11 +215,13 @@ class ModelsPanel(Panel):
 
     def read_card(self, version: int) -> None:
         name, keel = self.project, self.keel
+        if keel is None:  # the workspace is still opening
+            return
 
-        def read(job):
+        def read(job: "Job") -> VersionCard:
             return keel.insights.version_card(name, version)
 
-        def show(card):
+        def show(card: VersionCard) -> None:
             chosen = self.selected()
             if name == self.project and len(chosen) == 1 and chosen[0]["version"] == version:
                 self.show_card(card)
@@ -239,7 +252,7 @@ class ModelsPanel(Panel):
         sampled = ([("sampled", f"{sample.sampled_rows:,} of {sample.of_rows:,} rows (training memory budget "
                                 f"{sample.memory_budget_mb:,} MB)")] if sample else [])
 
-        def rows(pairs):
+        def rows(pairs: Iterable[tuple[str, object]]) -> str:
             return "".join(f"<tr><td style='padding-right:12px'><i>{k}</i></td><td>{v}</td></tr>" for k, v in pairs)
 
         model_title, model_note, model_rows = model_section(card, PRESET_LABELS.get(preset, preset) or "—", params)
@@ -263,12 +276,14 @@ class ModelsPanel(Panel):
         if len(chosen) < 2:
             return
         versions = sorted(r["version"] for r in chosen)
-        name = self.project
+        name, keel = self.project, self.keel
+        if keel is None:  # the workspace is still opening
+            return
         shown = ", ".join(f"v{v}" for v in versions)
         self.compare_status.setText(f"Comparing {shown}…")
 
-        def work(job):
-            return self.keel.insights.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
+        def work(job: "Job") -> VersionComparison:
+            return keel.insights.compare_versions(name, versions, progress=job.report, cancel_event=job.cancel_event)
 
         self.controller.run(f"{name}/view", "compare", f"Comparing {shown}", work,
                             project=name, cancellable=True, on_done=self.show_comparison)
@@ -326,7 +341,7 @@ class ModelsPanel(Panel):
         self.compare_layout.addStretch(1)
 
 
-    def _metrics_chart(self, entries: tuple[ComparedVersion, ...]):
+    def _metrics_chart(self, entries: tuple[ComparedVersion, ...]) -> QWidget:
         """Each metric across the versions: one group of bars per metric, one colour per version. Scores
         (higher is better, mostly within [0, 1]) and errors (lower is better, unbounded: log_loss, rmse,
         mae) are on two charts side by side, each with its own labelled value axis."""
@@ -356,7 +371,7 @@ class ModelsPanel(Panel):
         return holder
 
     def _metric_bars(self, entries: tuple[ComparedVersion, ...], names: list[str], title: str, name: str,
-                     value_label: str):
+                     value_label: str) -> "pyqtgraph.PlotWidget":
         from app.frontends.gui.plots import pg, plot_widget
 
         lib = pg()
@@ -373,7 +388,7 @@ class ModelsPanel(Panel):
         plot.setLabel("left", value_label)
         return plot
 
-    def _wide_metrics_table(self, entries: tuple[ComparedVersion, ...], on_common_rows: bool = False):
+    def _wide_metrics_table(self, entries: tuple[ComparedVersion, ...], on_common_rows: bool = False) -> QTableView:
         def scores(entry: ComparedVersion) -> dict[str, float]:
             return (entry.common_metrics or {}) if on_common_rows else entry.metrics
 
@@ -388,7 +403,7 @@ class ModelsPanel(Panel):
         share_width_among_versions(table, range(1, 1 + len(entries)))
         return table
 
-    def _parameters_table(self, entries: tuple[ComparedVersion, ...]):
+    def _parameters_table(self, entries: tuple[ComparedVersion, ...]) -> QTableView:
         from app.core.services.insights import differing_parameters
 
         differing = set(differing_parameters(entries))
@@ -405,7 +420,8 @@ class ModelsPanel(Panel):
         share_width_among_versions(table, range(2, 2 + len(entries)))
         return table
 
-    def _metrics_table(self, entries: tuple[ComparedVersion, ...], metric: str, on_common_rows: bool = False):
+    def _metrics_table(self, entries: tuple[ComparedVersion, ...], metric: str,
+                       on_common_rows: bool = False) -> QTableView:
         from app.core.services.insights import metric_comparison
 
         rows = metric_comparison(entries, metric, on_common_rows=on_common_rows)
@@ -434,11 +450,11 @@ def share_width_among_versions(table: QTableView, version_columns: range) -> Non
                                     else QHeaderView.ResizeMode.ResizeToContents)
 
 
-def _number(value):
+def _number(value: object) -> float | None:
     return value if isinstance(value, (int, float)) and value == value else None  # NaN and None: no bar
 
 
-def model_section(card: VersionCard, preset_label: str, params: dict) -> tuple[str, str, str]:
+def model_section(card: VersionCard, preset_label: str, params: dict[str, Any]) -> tuple[str, str, str]:
     """The card's model heading, a note on where its parameters came from, and the rows of the
     parameters set for the project (highlighted); those rows are taken out of params."""
     overrides = card.parameter_overrides
@@ -461,10 +477,13 @@ def model_section(card: VersionCard, preset_label: str, params: dict) -> tuple[s
             "defaults.", highlighted)
 
 
-def _delete_layout(layout) -> None:
+def _delete_layout(layout: QLayout) -> None:
     while layout.count():
         item = layout.takeAt(0)
-        if item.widget():
-            item.widget().deleteLater()
-        elif item.layout():
-            _delete_layout(item.layout())
+        if item is None:  # not reached while count() > 0
+            break
+        widget, inner = item.widget(), item.layout()
+        if widget is not None:
+            widget.deleteLater()
+        elif inner is not None:
+            _delete_layout(inner)

@@ -3,10 +3,12 @@ actual, drift; the schedule editor. Plots update live as results land in the reg
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +32,7 @@ from app.core.domain.cards import FeatureDistribution
 from app.core.domain.entities import Deployment, MonitorResult, PolicyDecision, Project, Schedule
 from app.core.domain.measurements import FeatureDrift
 from app.core.domain.results import ModelMark
+from app.core.domain.traffic import TrafficOverview
 from app.frontends.gui.common import (
     ACCENT_COLOR,
     BAD_COLOR,
@@ -49,6 +52,9 @@ from app.frontends.gui.panels.base import Panel, action_button
 from app.frontends.gui.panels.traffic import TrafficSection, read_traffic
 
 if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
+    from app.frontends.gui.jobs import Job
     from app.frontends.gui.plots import GrowingSeries
 
 FLUSH_MS = 100  # plots redraw at most 10 times a second, only when new points arrived
@@ -190,7 +196,7 @@ def legend(entries: list[tuple[str, str, str]]) -> str:
                                 f"&nbsp;{text}</span>" for color, glyph, text in entries)
 
 
-def metric_legend(threshold, has_markers: bool) -> str:
+def metric_legend(threshold: float | None, has_markers: bool) -> str:
     entries = [(MEASURED, "●", "measured (labelled batches)"), (ESTIMATED, "▲", "estimated (label-free)")]
     if threshold is not None:
         entries.append((LIMIT, "- -", f"threshold {threshold:.3f}"))
@@ -213,11 +219,11 @@ def legend_label() -> QLabel:
     return label
 
 
-def with_legend(plot, legend_widget: QLabel) -> QWidget:
+def with_legend(plot: QWidget, legend_widget: QLabel) -> QWidget:
     return legend_column(plot, legend_widget)[0]
 
 
-def legend_column(plot, legend_widget: QLabel) -> tuple[QWidget, QVBoxLayout]:
+def legend_column(plot: QWidget, legend_widget: QLabel) -> tuple[QWidget, QVBoxLayout]:
     """The plot over its legend, and the column that holds them (to add more under the plot)."""
     holder = QWidget()
     layout = QVBoxLayout(holder)
@@ -239,16 +245,31 @@ def scrolling_page(content: QWidget, name: str) -> QScrollArea:
     return page
 
 
-class MonitoringPanel(Panel):
+@dataclass(frozen=True)
+class MonitoringPage:
+    """What the Monitoring tab reads on a worker: the results after `after_id` and what the plots mark."""
+
+    project: Project
+    schedule: Schedule | None
+    after_id: int  # the results are those after this id (0: all of them)
+    results: list[MonitorResult]
+    deployments: list[Deployment]
+    models: list[ModelMark]
+    decisions: list[PolicyDecision]
+    arrivals: dict[int, str]  # dataset version -> its ingest time
+    traffic: TrafficOverview
+
+
+class MonitoringPanel(Panel[MonitoringPage]):
     title = "Monitoring"
     x_axis_changed = Signal(str)  # the user chose the metric plot's x axis (the window remembers it)
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         self.named_actions = actions
         self._last_id = 0
         self.results: list[MonitorResult] = []
-        self._read: dict | None = None  # what the last read returned (Panel.read on a worker)
+        self._read: MonitoringPage | None = None  # what the last read returned (Panel.read on a worker)
         self._waiting_decorations: list[Callable[[], None]] = []  # plots still to decorate, one per turn
         self.distribution: FeatureDistribution | None = None  # the feature distribution on show
         self.plots_built = False
@@ -389,7 +410,7 @@ class MonitoringPanel(Panel):
         visit to this tab nor the first result stalls the window."""
         steps = [self._build_metric_plot, self._build_drift_plots, self._place_plots]
 
-        def next_step():
+        def next_step() -> None:
             if self.plots_built or not steps:
                 return
             steps.pop(0)()
@@ -537,24 +558,24 @@ class MonitoringPanel(Panel):
             self.metric_tips.clear()
             self._remove_markers()
 
-    def read(self, keel, name: str) -> dict:
+    def read(self, keel: "Keel", name: str) -> MonitoringPage:
         """On a worker: the results after the last one on show (all of them for a project not on show
         yet), and what the plots mark: trainings, deployments, policy decisions, batch arrivals."""
         after_id = self._last_id if self._shown_project == name else 0
-        return {"project": keel.project(name), "schedule": keel.schedule(name), "after_id": after_id,
-                "results": keel.monitor_results(name, after_id=after_id),
-                "deployments": keel.deployments(name), "models": keel.model_timeline(name),
-                "decisions": keel.policy_decisions(name),
-                "arrivals": {d.version: d.created_at for d in keel.dataset_versions(name)},
-                "traffic": read_traffic(keel, name)}
+        return MonitoringPage(project=keel.project(name), schedule=keel.schedule(name), after_id=after_id,
+                              results=keel.monitor_results(name, after_id=after_id),
+                              deployments=keel.deployments(name), models=keel.model_timeline(name),
+                              decisions=keel.policy_decisions(name),
+                              arrivals={d.version: d.created_at for d in keel.dataset_versions(name)},
+                              traffic=read_traffic(keel, name))
 
-    def show_data(self, data: dict) -> None:
-        project = data["project"]
+    def show_data(self, data: MonitoringPage) -> None:
+        project = data.project
         self._read = data
-        self._load_schedule(project, data["schedule"])
-        if data["after_id"] > self._last_id:  # cleared since the read began: the earlier results are missing
+        self._load_schedule(project, data.schedule)
+        if data.after_id > self._last_id:  # cleared since the read began: the earlier results are missing
             self._stale = True
-        new = [r for r in data["results"] if r.id > self._last_id]
+        new = [r for r in data.results if r.id > self._last_id]
         if new and not self._stale:
             self.results.extend(new)
             self._last_id = new[-1].id
@@ -565,25 +586,25 @@ class MonitoringPanel(Panel):
         if self.plots_built:
             self._show_plots(bool(self.results))
             self._decorations(data, in_turns=True)  # the points reach the curves on the next flush tick
-        self.traffic.show_traffic(data["traffic"])
+        self.traffic.show_traffic(data.traffic)
         measured = [r for r in self.results if r.value is not None]
         self.summary.setText(f"{len(self.results)} cycle(s) recorded" +
                              (f"; last {project.metric} {fmt_value(measured[-1].value)}" if measured else ""))
 
-    def _decorations(self, data: dict, in_turns: bool = False) -> None:
+    def _decorations(self, data: MonitoringPage, in_turns: bool = False) -> None:
         """Threshold, drift limit, training and deployment markers, point tooltips, per-feature drift.
         in_turns: one plot per event-loop turn (a refresh while the window is in use): each plot's
         queued scene update costs 8-11 ms of this thread, and Qt runs the queued ones together, so
         three plots at once stopped the window for 50 ms. flush() finishes what is still waiting."""
-        project, deployments, models = data["project"], data["deployments"], data["models"]
+        project, deployments, models = data.project, data.deployments, data.models
         settings = project.settings
-        decisions = data["decisions"]
+        decisions = data.decisions
         signature = (project.name, len(self.results), len(deployments), len(models), len(decisions),
                      settings.threshold, settings.drift_share, project.metric)
         if signature == self._decorated:
             return  # nothing new to draw
         self._decorated = signature
-        arrivals = data["arrivals"]
+        arrivals = data.arrivals
         if self.x_axis == "time" and arrivals != self.arrivals:
             self.arrivals = arrivals
             self._replay_metric()  # points appended before their batch's ingest time was known move to it
@@ -674,7 +695,7 @@ class MonitoringPanel(Panel):
         if row.estimated_value is not None:
             self.series["estimated"].append(x, row.estimated_value)
 
-    def _threshold(self, threshold) -> None:
+    def _threshold(self, threshold: float | None) -> None:
         from app.frontends.gui.plots import pg
 
         if threshold is None:
@@ -783,10 +804,10 @@ class MonitoringPanel(Panel):
             return
         name, keel = self.project, self.keel
 
-        def read(job):
+        def read(job: "Job") -> FeatureDistribution:
             return keel.insights.feature_distribution(name, feature)
 
-        def show(distribution):
+        def show(distribution: FeatureDistribution) -> None:
             if name == self.project and feature == self.feature_choice.currentText() and self.plots_built:
                 self.draw_distribution(distribution)
 
@@ -844,7 +865,7 @@ class MonitoringPanel(Panel):
         if not self._unrevealed:
             self.reveal_timer.stop()
 
-    def showEvent(self, event):
+    def showEvent(self, event: QShowEvent) -> None:
         if self.plots_built:
             self._hold_plot_paints()
         super().showEvent(event)
@@ -852,7 +873,7 @@ class MonitoringPanel(Panel):
         if self._unrevealed:
             self.reveal_timer.start()
 
-    def hideEvent(self, event):
+    def hideEvent(self, event: QHideEvent) -> None:
         self.flush_timer.stop()
         self.reveal_timer.stop()  # the plots still held wait for the next visit
         super().hideEvent(event)

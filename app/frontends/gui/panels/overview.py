@@ -1,13 +1,18 @@
 """Overview: the production model card and the big actions."""
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtGui import QAction, QHideEvent
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.core.domain.cards import ProductionCard
 from app.core.domain.settings import PRESET_LABELS, higher_is_better
 from app.frontends.gui.common import (
     HEALTH_COLORS,
     Card,
+    Record,
     RecordsModel,
     Sparkline,
     fmt_value,
@@ -18,13 +23,25 @@ from app.frontends.gui.common import (
 )
 from app.frontends.gui.panels.base import Panel, action_button
 
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.controller import Controller
+
 STATE_TEXT = {"ok": "Healthy", "warning": "Degrading", "alert": "Needs attention", "none": "No production model"}
 
 
-class OverviewPanel(Panel):
+@dataclass(frozen=True)
+class OverviewPage:
+    """What the Overview shows of a project: its production card and its recent events (table rows)."""
+
+    card: ProductionCard
+    recent: list[Record]
+
+
+class OverviewPanel(Panel[OverviewPage]):
     title = "Overview"
 
-    def __init__(self, controller, actions: dict, parent=None):
+    def __init__(self, controller: "Controller", actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         self.named_actions = actions
         layout = QVBoxLayout(self)
@@ -104,12 +121,12 @@ class OverviewPanel(Panel):
         for label in (self.state_label, self.deployed_label, self.metric_label, self.reasons_label):
             label.setText("")
 
-    def read(self, keel, project: str) -> dict:
-        return {"card": keel.insights.production_card(project),
-                "recent": [event.to_json() for event in keel.recent_events(project)]}
+    def read(self, keel: "Keel", project: str) -> OverviewPage:
+        return OverviewPage(card=keel.insights.production_card(project),
+                            recent=[event.to_json() for event in keel.recent_events(project)])
 
-    def show_data(self, data: dict) -> None:
-        card: ProductionCard = data["card"]
+    def show_data(self, data: OverviewPage) -> None:
+        card = data.card
         health = card.health
         metric = card.metric
         self.title_label.setText(self.project)
@@ -135,7 +152,7 @@ class OverviewPanel(Panel):
         self.reasons_label.setText("; ".join(health.reasons))
         self._sparkline(card.sparkline, card.settings.threshold)
         self._facts(card)
-        self.recent.set_rows(data["recent"])
+        self.recent.set_rows(data.recent)
         self.recent_view.resizeColumnsToContents()
         self.show_server()
 
@@ -153,7 +170,7 @@ class OverviewPanel(Panel):
         if self.isVisible() and not self._server_clock.isActive():
             self._server_clock.start()
 
-    def hideEvent(self, event):
+    def hideEvent(self, event: QHideEvent) -> None:
         self._server_clock.stop()
         super().hideEvent(event)
 

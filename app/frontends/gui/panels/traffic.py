@@ -3,11 +3,17 @@ windows (and unlabelled batches with IDs) with their label coverage and measured
 which fills in when labels arrive (Keel.traffic; labels are added from File > Add labels…)."""
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from app.core.domain.traffic import BatchCoverage, MonitoredWindow, TrafficOverview
 from app.frontends.gui.common import ACCENT_COLOR, Record, RecordsModel, fmt_value, local_time, make_table, muted
+
+if TYPE_CHECKING:
+    from app.core.services.lifecycle import Keel
+    from app.frontends.gui.plot_items import PageFriendlyPlotWidget
 
 MINUTE_BARS_FOR_SECONDS = 3 * 3600  # traffic spanning longer than this is shown per hour
 HOUR_BARS_FOR_SECONDS = 10 * 86400  # ...and longer than this, per day
@@ -31,7 +37,7 @@ def table_row(row: MonitoredWindow | BatchCoverage) -> Record:
             "drifted_features": ", ".join(window.drifted_features) if window else ""}
 
 
-def read_traffic(keel, project: str) -> TrafficOverview:
+def read_traffic(keel: "Keel", project: str) -> TrafficOverview:
     """Keel.traffic.overview with request volume in bars of a minute, or of an hour or a day when the traffic
     spans longer. Runs on a worker (the Monitoring tab's read)."""
     overview = keel.traffic.overview(project, "minute")
@@ -46,11 +52,11 @@ class TrafficSection(QGroupBox):
     """plots_ready: the controller's signal that pyqtgraph is imported (on a worker); the volume
     plot is drawn only after it, never by importing pyqtgraph here while the worker does."""
 
-    def __init__(self, plots_ready, parent=None):
+    def __init__(self, plots_ready: SignalInstance, parent: QWidget | None = None) -> None:
         super().__init__("Served traffic and late labels", parent)
         self.setObjectName("trafficSection")
         self.overview: TrafficOverview | None = None
-        self.volume_plot = None
+        self.volume_plot: PageFriendlyPlotWidget | None = None
         self.plots_allowed = False
         plots_ready.connect(self.allow_plots)
         # a tab of the Monitoring page's lower area, which scrolls it when the window is short
