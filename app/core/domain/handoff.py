@@ -142,8 +142,9 @@ class ReportPeriod:
 
 
 @dataclass(frozen=True)
-class TrainingDataset:
-    """A dataset version a model was trained on."""
+class LineageDataset:
+    """A dataset version a model was trained on, as the report's lineage shows it: the version card's
+    cards.TrainingDataset and when it was added, its content hash and its parent."""
 
     version: int
     rows: int
@@ -158,7 +159,7 @@ class TrainingDataset:
 class TrainingSummary:
     """What a version was trained on, and how its rows were split."""
 
-    dataset_versions: tuple[TrainingDataset, ...]
+    dataset_versions: tuple[LineageDataset, ...]
     train_rows: int | None
     holdout_rows: int | None
     holdout_share: float | None

@@ -28,6 +28,7 @@ from app.core.domain.handoff import (
     FeatureValues,
     GateDecision,
     LaterData,
+    LineageDataset,
     MetricValue,
     ModelCard,
     MonitoringReport,
@@ -36,7 +37,6 @@ from app.core.domain.handoff import (
     ReportBatch,
     ReportPeriod,
     ReportWritten,
-    TrainingDataset,
     TrainingSummary,
 )
 from app.core.domain.settings import higher_is_better
@@ -254,9 +254,9 @@ class ReportService:
         by_id: dict[int | None, int] = {row.id: row.version for row in rows}
         window = project.settings.window
         return TrainingSummary(
-            dataset_versions=tuple(TrainingDataset(version=row.version, rows=row.rows, labelled_rows=row.labelled_rows,
-                                                   source=row.source, created_at=row.created_at,
-                                                   sha256=row.content_sha256, parent=by_id.get(row.parent_id))
+            dataset_versions=tuple(LineageDataset(version=row.version, rows=row.rows, labelled_rows=row.labelled_rows,
+                                                  source=row.source, created_at=row.created_at,
+                                                  sha256=row.content_sha256, parent=by_id.get(row.parent_id))
                                    for row in rows if row.version in used),
             train_rows=params.get("train_rows"), holdout_rows=params.get("test_rows"),
             holdout_share=params.get("holdout_share"), cv_folds=params.get("cv_folds"),
