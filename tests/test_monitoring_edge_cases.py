@@ -74,3 +74,27 @@ def test_acknowledging_a_closed_alert_writes_no_acknowledged_event(tmp_path, sto
         assert [e.message.split()[1] for e in acknowledged] == [str(alert_id)]
     finally:
         keel.close()
+
+
+def test_two_change_rules_firing_on_one_batch_mark_one_change(tmp_path, store):
+    """A batch that both drops below the threshold and drifts opens two alerts but is one change:
+    the audit log (and the report's decisions) get one change_detected event naming both rules."""
+    from app.core.services.cycle import CycleResult, apply_rules
+    from app.core.services.lifecycle import Keel
+
+    workspace = tmp_path / "ws"
+    keel = Keel.open(workspace)
+    try:
+        keel.create_project("p", loans_csv(tmp_path / "loans.csv"), "default", "classification")
+    finally:
+        keel.close()
+    registry = store(workspace)
+    project = registry.project("p")
+    cycle = CycleResult(project="p", production_version=None)
+    rules = {"metric_threshold": "accuracy 0.61 below 0.80", "metric_drop": "", "drift_share": "60% of features drifted"}
+    with registry.transaction():
+        apply_rules(registry, project, rules, "dataset v2", 2, {}, "test", cycle)
+    [change] = [event for event in registry.events(project.id) if event.kind == "change_detected"]
+    assert change.message == "change detected at dataset v2"
+    assert change.details == {"dataset_version": 2, "rule": "metric_threshold", "rules": ["metric_threshold", "drift_share"]}
+    assert [alert.rule for alert in cycle.alerts_opened] == ["metric_threshold", "drift_share"]

@@ -96,6 +96,7 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
     adaptive training window starts there); None for traffic, which has no rows to train on.
     evidence: what an opened alert records (None: nothing)."""
     open_alerts = open_alert_by_rule(registry, project.id)
+    change_rules: list[str] = []  # the change rules that opened an alert here: one change, however many
     for rule, message in rules.items():
         cycle.firing[rule] = message
         current = open_alerts.get(rule)
@@ -105,8 +106,7 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
             registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
                                {"alert_id": alert_id, "rule": rule, **evidence_json(evidence)})
             if rule in CHANGE_RULES and dataset_version is not None:
-                registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}",
-                                   by, {"dataset_version": dataset_version, "rule": rule})
+                change_rules.append(rule)
             cycle.alerts_opened.append(OpenedAlert(id=alert_id, rule=rule, severity=RULE_SEVERITY[rule],
                                                    message=message, dataset_version=dataset_version))
         elif not message and current is not None:
@@ -114,3 +114,6 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
             registry.add_event(project, "alert_recovered", f"alert {current.id} ({rule}) recovered on {where}", by,
                                {"alert_id": current.id, "rule": rule, "dataset_version": dataset_version})
             cycle.alerts_recovered.append(RecoveredAlert(id=current.id, rule=rule, dataset_version=dataset_version))
+    if change_rules:
+        registry.add_event(project, "change_detected", f"change detected at dataset v{dataset_version}", by,
+                           {"dataset_version": dataset_version, "rule": change_rules[0], "rules": change_rules})

@@ -512,11 +512,7 @@ class MonitoringPanel(Panel):
 
     def _append(self, rows: list[MonitorResult]) -> None:
         for row in rows:
-            x = self.metric_x(row)
-            if row.value is not None:
-                self.series["actual"].append(x, row.value)
-            if row.estimated_value is not None:
-                self.series["estimated"].append(x, row.estimated_value)
+            self._append_metric(row)
             if row.drift_share is not None:
                 self.series["drift"].append(batch_position(row), row.drift_share)
         self._tips_dirty = True
@@ -667,12 +663,16 @@ class MonitoringPanel(Panel):
         for key in ("actual", "estimated"):
             self.series[key].clear()
         for row in self.results:
-            x = self.metric_x(row)
-            if row.value is not None:
-                self.series["actual"].append(x, row.value)
-            if row.estimated_value is not None:
-                self.series["estimated"].append(x, row.estimated_value)
+            self._append_metric(row)
         self.flush()
+
+    def _append_metric(self, row: MonitorResult) -> None:
+        """A result's measured and estimated metric, where the metric plot's axis puts it."""
+        x = self.metric_x(row)
+        if row.value is not None:
+            self.series["actual"].append(x, row.value)
+        if row.estimated_value is not None:
+            self.series["estimated"].append(x, row.estimated_value)
 
     def _threshold(self, threshold) -> None:
         from app.frontends.gui.plots import pg
