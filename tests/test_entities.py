@@ -9,6 +9,7 @@ import pytest
 from cli_helpers import cli, create_project
 from store_helpers import sql_rows
 
+from app.core.domain.alert_evidence import BatchEvidence
 from app.core.domain.entities import (
     Alert,
     AlertNotice,
@@ -103,7 +104,8 @@ def test_alerts_come_back_typed_and_keep_the_keys_of_every_edge(earlier_registry
         assert list(alert.headline()) == ["id", "rule", "severity", "opened_at", "message"]
     assert earlier_registry.open_alerts(project_id) == [a for a in alerts if a.is_open] == alerts
     assert earlier_registry.alert(project_id, 2) == alerts[1] and earlier_registry.alert(project_id, 99) is None
-    assert alerts[0].details["dataset_version"] == 3
+    assert alerts[0].details == BatchEvidence(dataset_version=3, value=0.6, estimated_value=0.8477832802990566,
+                                              drifted_features=())
     with pytest.raises(dataclasses.FrozenInstanceError):
         alerts[0].status = "acknowledged"
 

@@ -74,8 +74,11 @@ def monitoring_cycle(workspace: Path, files: Path) -> dict:
     monitored = run("monitor", "loans", "--once")
     batches = [stored for stored, in stored_rows(workspace, "SELECT details_json FROM monitor_results ORDER BY id")]
     windows = [timeless(stored) for stored, in stored_rows(workspace, "SELECT details_json FROM traffic_windows ORDER BY id")]
+    alerts = [f"{rule}: {stored}" for rule, stored in stored_rows(workspace, "SELECT rule, details_json FROM alerts ORDER BY id")]
+    opened = [stored for stored, in stored_rows(
+        workspace, "SELECT details_json FROM events WHERE kind = 'alert_opened' ORDER BY id")]
     return {"batch_details_json": batches, "traffic_window_details_json": windows,
-            "monitor_batches": monitored["batches"]}
+            "monitor_batches": monitored["batches"], "alert_details_json": alerts, "alert_opened_details_json": opened}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,25 @@ def test_a_monitoring_cycle_stores_and_prints_what_it_always_has(monitored_works
         assert stored == expected  # byte for byte: keys, their order, every value
     assert cycle["traffic_window_details_json"] == pinned["traffic_window_details_json"]
     assert json.dumps(cycle["monitor_batches"]) == json.dumps(pinned["monitor_batches"])
+
+
+def test_the_alerts_a_cycle_opens_store_their_evidence_as_they_always_have(monitored_workspace):
+    """A batch's alerts and a traffic window's: each alerts row's details_json and its alert_opened
+    event's, byte for byte; Alert.to_json() (what the Alerts tab lists) shows the stored document."""
+    pinned = json.loads(PINNED.read_text(encoding="utf-8"))
+    workspace, cycle = monitored_workspace
+    assert cycle["alert_details_json"] == pinned["alert_details_json"]
+    assert cycle["alert_opened_details_json"] == pinned["alert_opened_details_json"]
+    assert {line.split(":")[0] for line in cycle["alert_details_json"]} == {
+        "metric_threshold", "drift_share", "estimated_threshold", "traffic_estimated_threshold"}
+    registry = Registry(workspace / "registry.db")
+    try:
+        alerts = registry.alerts(registry.find_project("loans").id)
+    finally:
+        registry.close()
+    stored = dict(stored_rows(workspace, "SELECT id, details_json FROM alerts"))
+    assert [json.dumps(alert.to_json()["details"]) for alert in alerts] == [stored[alert.id] for alert in alerts]
+    assert all(pickle.loads(pickle.dumps(alert)) == alert for alert in alerts)
 
 
 def test_the_stored_details_read_back_typed_and_write_the_same_bytes(monitored_workspace):
@@ -140,8 +162,11 @@ def test_the_details_an_earlier_release_stored_read_back_and_write_the_same_byte
     registry = Registry(tmp_path / "registry.db")
     try:
         [result] = registry.monitor_results(registry.find_project("loans").id)
+        alerts = registry.alerts(registry.find_project("loans").id)
     finally:
         registry.close()
+    stored_alerts = dict(stored_rows(tmp_path, "SELECT id, details_json FROM alerts"))
+    assert len(alerts) == 2 and [json.dumps(a.to_json()["details"]) for a in alerts] == [stored_alerts[a.id] for a in alerts]
     [(stored,)] = stored_rows(tmp_path, "SELECT details_json FROM monitor_results")
     assert json.dumps(result.details.to_json(), default=float) == stored
     assert result.details.has_ids is None and result.details.training_value == pytest.approx(0.9642857142857143)

@@ -93,7 +93,7 @@ def test_two_change_rules_firing_on_one_batch_mark_one_change(tmp_path, store):
     cycle = CycleResult(project="p", production_version=None)
     rules = {"metric_threshold": "accuracy 0.61 below 0.80", "metric_drop": "", "drift_share": "60% of features drifted"}
     with registry.transaction():
-        apply_rules(registry, project, rules, "dataset v2", 2, {}, "test", cycle)
+        apply_rules(registry, project, rules, "dataset v2", 2, None, "test", cycle)
     [change] = [event for event in registry.events(project.id) if event.kind == "change_detected"]
     assert change.message == "change detected at dataset v2"
     assert change.details == {"dataset_version": 2, "rule": "metric_threshold", "rules": ["metric_threshold", "drift_share"]}

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.alert_evidence import AlertEvidence, alert_evidence_from_json, evidence_json
 from app.core.domain.decisions import SamplingRecord
 from app.core.domain.measurements import BatchDetails, WindowDetails
 from app.core.domain.settings import ProjectSettings
@@ -196,14 +197,15 @@ class Alert:
     message: str
     status: str  # open | acknowledged | recovered
     closed_at: str | None
-    details: dict = field(default_factory=dict)
+    details: AlertEvidence | None = None  # what opened it (None: nothing recorded, as for label coverage)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Alert:
         """From an alerts row (details_json still encoded)."""
         return cls(id=row["id"], project_id=row["project_id"], rule=row["rule"], severity=row["severity"],
                    opened_at=row["opened_at"], message=row["message"], status=row["status"],
-                   closed_at=row["closed_at"], details=json.loads(row["details_json"] or "{}"))
+                   closed_at=row["closed_at"],
+                   details=alert_evidence_from_json(json.loads(row["details_json"] or "{}")))
 
     @property
     def is_open(self) -> bool:
@@ -217,7 +219,7 @@ class Alert:
     def to_json(self) -> dict[str, Any]:
         """Every column under its own name (details decoded): a table row, a report."""
         return {**self.headline(), "project_id": self.project_id, "status": self.status,
-                "closed_at": self.closed_at, "details": self.details}
+                "closed_at": self.closed_at, "details": evidence_json(self.details)}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from app.core.domain.alert_evidence import AlertEvidence, evidence_json
 from app.core.domain.entities import Alert, Project
 from app.core.domain.results import MonitoredBatch, OpenedAlert, RecoveredAlert
 from app.core.domain.traffic import LateMeasurementEvaluated, MonitoredWindow
@@ -89,10 +90,11 @@ def open_alert_by_rule(registry: Registry, project_id: int) -> dict[str, Alert]:
     return {alert.rule: alert for alert in registry.open_alerts(project_id)}
 
 
-def apply_rules(registry: Registry, project: Project, rules: dict, where: str, dataset_version: int | None, details: dict,
-                by: str, cycle: CycleResult) -> None:
+def apply_rules(registry: Registry, project: Project, rules: dict, where: str, dataset_version: int | None,
+                evidence: AlertEvidence | None, by: str, cycle: CycleResult) -> None:
     """rules: rule -> message ("" when it holds). dataset_version: where a change is marked (the
-    adaptive training window starts there); None for traffic, which has no rows to train on."""
+    adaptive training window starts there); None for traffic, which has no rows to train on.
+    evidence: what an opened alert records (None: nothing)."""
     open_alerts = open_alert_by_rule(registry, project.id)
     change_rules: list[str] = []  # the change rules that opened an alert here: one change, however many
     for rule, message in rules.items():
@@ -100,9 +102,9 @@ def apply_rules(registry: Registry, project: Project, rules: dict, where: str, d
         current = open_alerts.get(rule)
         if message and current is None:
             alert_id = registry.insert_alert(project_id=project.id, rule=rule, severity=RULE_SEVERITY[rule],
-                                             message=message, details=details)
+                                             message=message, details=evidence)
             registry.add_event(project, "alert_opened", f"alert {alert_id} ({RULE_SEVERITY[rule]}): {message}", by,
-                               {"alert_id": alert_id, "rule": rule, **details})
+                               {"alert_id": alert_id, "rule": rule, **evidence_json(evidence)})
             if rule in CHANGE_RULES and dataset_version is not None:
                 change_rules.append(rule)
             cycle.alerts_opened.append(OpenedAlert(id=alert_id, rule=rule, severity=RULE_SEVERITY[rule],

@@ -37,6 +37,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.domain.alert_evidence import RejectedFileEvidence
 from app.core.domain.clock import Clock
 from app.core.domain.errors import BusyError, KeelError, is_disk_full
 from app.core.domain.results import IngestResult, SweptFile
@@ -385,7 +386,7 @@ class InboxService:
             already_open = any(a.rule == REJECTED_RULE for a in self._registry.open_alerts(project.id))
             if not already_open:  # one open alert for rejected files; each file is in the audit log
                 self._registry.insert_alert(project_id=project.id, rule=REJECTED_RULE, severity="warning",
-                                            message=message, details={"file": path.name, "reason": reason})
+                                            message=message, details=RejectedFileEvidence(file=path.name, reason=reason))
         return SweptFile(file=path.name, status="rejected", moved_to=str(destination), dataset_version=None, rows=0,
                          labelled=False, warnings=(), duplicate_of=None, reason=reason)
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, SupportsFloat
 import numpy as np
 import pandas as pd
 
+from app.core.domain.alert_evidence import BatchEvidence
 from app.core.domain.entities import DatasetVersion, Deployment, Project
 from app.core.domain.measurements import BatchDetails, Confusion
 from app.core.domain.settings import (
@@ -144,10 +145,10 @@ def check_rules(result: BatchResult, settings: ProjectSettings, training_value: 
 
 def update_alerts(registry: Registry, project: Project, result: BatchResult, by: str, cycle: CycleResult) -> None:
     """Open an alert for a rule that fires without one open; close one whose rule holds again."""
-    details = {"dataset_version": result.dataset_version, "value": result.value,
-               "estimated_value": result.estimated_value, "drifted_features": result.drifted_features}
+    evidence = BatchEvidence(dataset_version=result.dataset_version, value=result.value,
+                             estimated_value=result.estimated_value, drifted_features=tuple(result.drifted_features))
     apply_rules(registry, project, result.rules, f"dataset v{result.dataset_version}", result.dataset_version,
-                details, by, cycle)
+                evidence, by, cycle)
 
 
 class MonitoringService:

@@ -757,7 +757,7 @@ class PolicyService:
                 self._registry.set_alias(project.id, "challenger", self._registry.model_version(project.id, version).id)
             if decision == "alert" and not any(a.rule == RESTORE_RULE for a in self._registry.open_alerts(project.id)):
                 alert_id = self._registry.insert_alert(project_id=project.id, rule=RESTORE_RULE, severity="warning",
-                                                       message=message, details=details.to_json())
+                                                       message=message, details=details)
                 self._registry.add_event(project, "alert_opened", f"alert {alert_id} (warning): {message}", "policy",
                                          {"alert_id": alert_id, "rule": RESTORE_RULE, **details.to_json()})
             self._registry.add_event(project, "restore_decision", message, "policy",

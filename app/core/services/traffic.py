@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.core.domain.alert_evidence import LateMeasurementEvidence, TrafficWindowEvidence
 from app.core.domain.clock import Clock
 from app.core.domain.entities import (
     LabelledPrediction,
@@ -230,14 +231,15 @@ class TrafficService:
                                                 f"traffic window {window_id}"))
                 if alerts:
                     apply_rules(registry, project, rules, f"traffic window {window_id}", None,
-                                {"traffic_window": window_id, "prediction_drift": window.prediction_drift,
-                                 "estimated_value": window.estimated_value}, by, cycle)
+                                TrafficWindowEvidence(traffic_window=window_id,
+                                                      prediction_drift=window.prediction_drift,
+                                                      estimated_value=window.estimated_value), by, cycle)
                 stored = registry.traffic_window(window_id)
             cycle.traffic.append(public_window(stored))
         if alerts and settings.id_column:
             rules = {"labels_late": self.late_labels_message(project, settings)}
             with registry.transaction():
-                apply_rules(registry, project, rules, "label coverage", None, {}, by, cycle)
+                apply_rules(registry, project, rules, "label coverage", None, None, by, cycle)
 
     def _evaluate_window(self, project: Project, loaded: LoadedModel, reference: drift.DriftReference,
                          settings: ProjectSettings,
@@ -292,8 +294,8 @@ class TrafficService:
                 labels_version = row.labels_dataset_version
                 if alerts and rules:
                     apply_rules(registry, project, rules, where, labels_version,
-                                {"late_measurement": row.id, "value": row.value,
-                                 "labels_dataset_version": labels_version}, by, cycle)
+                                LateMeasurementEvidence(late_measurement=row.id, value=row.value,
+                                                        labels_dataset_version=labels_version), by, cycle)
                 cycle.late_labels.append(LateMeasurementEvaluated(
                     where=where, traffic_window=row.traffic_window_id, dataset_version=row.dataset_version,
                     rows=row.rows, labelled_rows=row.labelled_rows, metric=row.metric, value=row.value,

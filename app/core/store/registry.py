@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.core.domain.alert_evidence import StoredEvidence, evidence_json
 from app.core.domain.clock import SYSTEM_CLOCK, Clock
 from app.core.domain.entities import (
     Alert,
@@ -791,9 +792,10 @@ class Registry:
     def last_alert_id(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
 
-    def insert_alert(self, **fields: Any) -> int:
+    def insert_alert(self, *, details: StoredEvidence | None = None, **fields: Any) -> int:
+        """details: what opened the alert (stored as its to_json(); None: nothing)."""
         fields.setdefault("opened_at", self.clock())
-        fields["details_json"] = json.dumps(fields.pop("details", {}), default=float)
+        fields["details_json"] = json.dumps(evidence_json(details), default=float)
         return self._insert_row("alerts", fields)
 
     def close_alert(self, alert_id: int, status: str) -> None:
