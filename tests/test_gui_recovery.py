@@ -158,3 +158,22 @@ def test_the_recovery_entries_wait_while_the_workspace_opens(qtbot, demo_workspa
     assert not asked and not errors and not controller.runner.active_jobs()
     opening = "The workspace is still opening: try again in a moment."
     assert [message for _, message in window.banner.history] == [opening] * 3
+
+
+def test_a_read_only_window_refuses_to_import_restore_or_repair(qtbot, demo_workspace, monkeypatch):
+    """Another window holds the workspace: import, restore and repair would write to it, so they ask
+    for no file and start no job; the window says why."""
+    asked = []
+    monkeypatch.setattr(recovery_actions, "open_path", lambda *a, **k: asked.append(a) or "")
+    window = open_window(qtbot, demo_workspace, read_only=True)
+    try:
+        qtbot.waitUntil(lambda: not window.controller.runner.active_jobs(), timeout=20000)  # the check at opening
+        window.banner.history.clear()
+        for key in ("import_project", "restore"):
+            window.named_actions[key].trigger()
+        window.recovery_actions._run_verify(quick=True, repair=True)  # what the report's Repair button runs
+        assert not asked and not window.controller.runner.active_jobs()
+        refused = "This window is read-only: another Keel window holds the workspace."
+        assert [message for _, message in window.banner.history] == [refused] * 3
+    finally:
+        window.close()

@@ -87,8 +87,17 @@ class RecoveryActions(QObject):
             self.main_window.notify("info", "The workspace is still opening: try again in a moment.")
         return keel
 
-    def _run_verify(self, quick: bool, repair: bool, always_report: bool = False) -> None:
+    def _writable_keel(self) -> "Keel | None":
+        """The workspace's Keel for an action that writes to it; None, said in the window, while the
+        workspace is still opening or when this window is read-only."""
         keel = self._opened_keel()
+        if keel is not None and self.controller.read_only:
+            self.main_window.notify("warning", "This window is read-only: another Keel window holds the workspace.")
+            return None
+        return keel
+
+    def _run_verify(self, quick: bool, repair: bool, always_report: bool = False) -> None:
+        keel = self._writable_keel() if repair else self._opened_keel()
         if keel is None:
             return
         title = "Repairing the workspace" if repair else "Checking the workspace"
@@ -143,13 +152,12 @@ class RecoveryActions(QObject):
                                     "info", f"Backed up {len(r.projects)} project(s) to {r.path}."))
 
     def restore(self) -> None:
-        if not self.controller.can_write():
-            self.main_window.notify("warning", "This window is read-only: another Keel window holds the workspace.")
+        keel = self._writable_keel()
+        if keel is None:
             return
         if self.controller.busy():
             self.main_window.notify("warning", "Wait for the running jobs to finish before restoring.")
             return
-        keel = self.controller.opened_keel  # can_write: the workspace is open
         path = open_path(self.main_window, "Restore a backup", str(Path.home()), "Keel backup (*.keel-backup)")
         if not path or not common.confirm(
                 self.main_window, "Restore this backup?", f"Replace the workspace {keel.root} with {Path(path).name}?",
@@ -187,7 +195,7 @@ class RecoveryActions(QObject):
                                     "info", f"{name} exported to {r.path}."))
 
     def import_project(self) -> None:
-        keel = self._opened_keel()
+        keel = self._writable_keel()
         if keel is None:
             return
         path = open_path(self.main_window, "Import a project", str(Path.home()), "Keel project (*.keel)")
