@@ -49,6 +49,7 @@ from app.core.domain.traffic import (
     NewTrafficWindow,
     TrafficOverview,
     VolumeBar,
+    coverage,
 )
 from app.core.ml import datasets, drift
 from app.core.ml.drift import probability_summary
@@ -347,5 +348,5 @@ class TrafficService:
             return ""
         rows, labelled = late.rows, late.labelled
         return (f"labels are late: {late.windows} window(s) older than {settings.label_delay} have "
-                f"{labelled / rows if rows else 0:.0%} of their {rows} rows labelled "
+                f"{coverage(labelled, rows):.0%} of their {rows} rows labelled "
                 f"(below {settings.label_coverage:.0%}); send them with `keel labels {project.name} FILE`")

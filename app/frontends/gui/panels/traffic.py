@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QVBoxLayout, QWidget
 
-from app.core.domain.traffic import BatchCoverage, MonitoredWindow, TrafficOverview
+from app.core.domain.traffic import BatchCoverage, MonitoredWindow, TrafficOverview, coverage
 from app.frontends.gui.common import ACCENT_COLOR, Record, RecordsModel, fmt_value, local_time, make_table, muted
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class TrafficSection(QGroupBox):
         if overview.windows or scored:
             self.summary.setText(
                 f"{scored:,} row(s) in the prediction log; {len(overview.windows)} traffic window(s), "
-                f"{labelled:,} of their {windowed:,} rows labelled ({labelled / windowed if windowed else 0:.0%}). "
+                f"{labelled:,} of their {windowed:,} rows labelled ({coverage(labelled, windowed):.0%}). "
                 f"Last measured: {self._last_measured(overview)}")
         self._draw_volume(overview)
 
