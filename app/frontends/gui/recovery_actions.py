@@ -7,18 +7,32 @@ controller (off the GUI thread); the services do the work.
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMainWindow, QMenu, QMenuBar, QMessageBox, QWidget
 
 from app.core.domain.upkeep import BundleImported, Finding, Restored, VerifyReport
 from app.frontends.gui import common
+from app.frontends.gui.controller import Controller
 
 if TYPE_CHECKING:
     from app.core.services.lifecycle import Keel
-    from app.frontends.gui.main_window import MainWindow
+
+
+@runtime_checkable
+class RecoveryHost(Protocol):
+    """What the entries use of the main window (which imports this module, so it is not imported here)."""
+
+    controller: Controller
+    named_actions: dict[str, QAction]
+
+    def notify(self, level: str, message: str, seconds: float = 10.0) -> None: ...
+
+    def show_error(self, message: str, details: str = "") -> None: ...
+
+    def menuBar(self) -> QMenuBar: ...
 
 
 def save_path(parent: QWidget | None, title: str, suggested: str, name_filter: str) -> str:
@@ -34,7 +48,9 @@ def open_path(parent: QWidget | None, title: str, folder: str, name_filter: str)
 
 
 class RecoveryActions(QObject):
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: QMainWindow) -> None:
+        if not isinstance(window, RecoveryHost):
+            raise TypeError("the recovery entries belong to Keel's main window")
         super().__init__(window)
         self.main_window = window
         self.controller = window.controller
