@@ -245,3 +245,14 @@ def test_every_value_that_becomes_json_names_the_conversion_the_same_way():
                for _, member in inspect.getmembers(module, inspect.isclass) if member.__module__ == module.__name__]
     assert not [cls.__qualname__ for cls in classes if hasattr(cls, "to_dict") or hasattr(cls, "from_dict")]
     assert sum(hasattr(cls, "to_json") for cls in classes) >= 25
+
+
+def test_the_event_that_made_a_version_is_read_from_the_audit_log(earlier_registry):
+    """Trained or imported: the event that made version N (a version card, the report and the MLflow run
+    record all name it), found by the store; none for a version that does not exist."""
+    project = earlier_registry.projects()[0]
+    versions = [model_version.version for model_version in earlier_registry.model_versions(project.id)]
+    for version in versions:
+        made = earlier_registry.version_created_event(project.id, version)
+        assert made is not None and made.kind in ("model_trained", "model_imported") and made.details["version"] == version
+    assert earlier_registry.version_created_event(project.id, max(versions) + 1) is None

@@ -190,8 +190,7 @@ class InsightsService:
         facts = self._registry.run_params(model_version.run_id) if run and model_version.run_id else {}
         datasets = {d.version: d for d in self._data.dataset_versions(name)}
         used = run.dataset_versions if run else ()
-        trained = next((e for e in reversed(self._registry.events(project.id)) if e.kind in ("model_trained", "model_imported")
-                        and (e.details or {}).get("version") == version), None)
+        trained = self._registry.version_created_event(project.id, version)
         training = TrainingFacts(
             seed=facts.get("seed"), train_rows=facts.get("train_rows"), test_rows=facts.get("test_rows"),
             seconds=run.seconds if run else None, sample=sampling_of(facts),

@@ -216,8 +216,7 @@ class MlflowModelService:
         lineage = [{"version": d.version, "source": d.source, "rows": d.rows,
                     "labelled_rows": d.labelled_rows, "sha256": d.content_sha256}
                    for d in registry.dataset_versions(project.id) if d.version in used]
-        trained = next((e for e in registry.events(project.id)
-                        if e.kind in ("model_trained", "model_imported") and e.details.get("version") == version), None)
+        trained = registry.version_created_event(project.id, version)
         tags = {
             "keel.project": name, "keel.version": str(version), "keel.sha256": model_version.sha256,
             "keel.task": project.task, "keel.target": project.target, "keel.metric": project.metric,

@@ -80,10 +80,6 @@ def _period(stints: tuple[ProductionStint, ...], since: str | None, version: int
     return ReportPeriod(start=latest.deployed_at, end=latest.until, label=label)
 
 
-def _first(events: list[Event], kind: str, version: int) -> Event | None:
-    return next((e for e in events if e.kind == kind and e.details.get("version") == version), None)
-
-
 def _decision(event: Event) -> GateDecision:
     """A gate decision from its audit-log line (the details the policy recorded)."""
     details = event.details
@@ -234,7 +230,7 @@ class ReportService:
             parameters={k: v for k, v in sorted(params.items()) if k not in BOOKKEEPING_PARAMS},
             kind=run.kind if run else "unknown", import_source=params.get("source"),
             training=self._training_data(project, run, params),
-            trained=_first(events, "model_trained", version) or _first(events, "model_imported", version),
+            trained=self._registry.version_created_event(project.id, version),
             metrics=tuple(MetricValue(name=k, value=v, primary=k == project.metric) for k, v in
                           sorted(metrics.items(), key=lambda item: (item[0] != project.metric, item[0]))),
             holdout_rows=params.get("test_rows"), train_rows=params.get("train_rows"),

@@ -833,6 +833,14 @@ class Registry:
                               "ORDER BY id", [*params, max(newest, 0)])
         return [self._event(row) for row in rows]
 
+    def version_created_event(self, project_id: int, version: int) -> Event | None:
+        """The event that made a model version (trained or imported), the first if ever there were two:
+        found by SQLite, not by loading the project's whole audit log; None for a version without one."""
+        row = self._query_one(
+            "SELECT * FROM events WHERE project_id = ? AND kind IN ('model_trained', 'model_imported') "
+            "AND json_extract(details_json, '$.version') = ? ORDER BY id LIMIT 1", (project_id, version))
+        return self._event(row) if row else None
+
     @staticmethod
     def _event(row: dict) -> Event:
         return Event(id=row["id"], project_id=row["project_id"], project_name=row["project_name"], at=row["at"],
