@@ -8,6 +8,8 @@ from gui_fixtures import run_job
 
 
 def test_the_server_line_names_project_and_version_and_counts_every_answer(qtbot, window):
+    # enabled once the window has read the production model (a read job): a trigger before does nothing
+    qtbot.waitUntil(lambda: window.named_actions["serve"].isEnabled(), timeout=20000)
     job = run_job(qtbot, window, window.named_actions["serve"].trigger, kind="serve")
     assert job.state == "done", job.error
     server = window.controller.server
